@@ -1,0 +1,108 @@
+/**
+ * The Backend is the only layer that loops over numbers. Ops (src/tensor)
+ * decide shapes and record gradients; a backend fills typed arrays.
+ *
+ * The `js` backend is the readable reference that runs everywhere (Node and
+ * browsers). A faster backend (native SIMD, WebGPU) implements the same
+ * entry points and is tested against `js`. The fused entry points —
+ * attention, cross-entropy, AdamW — exist so that such a backend can avoid
+ * materialising intermediates; `js` implements them plainly.
+ */
+
+/** C = alpha·op(A)·op(B) (+ C when accumulate), for `batch` independent matrices. */
+export interface GemmArgs {
+  transA: boolean;
+  transB: boolean;
+  M: number;
+  N: number;
+  K: number;
+  a: Float32Array;
+  aOffset: number;
+  /** Row stride of A as stored (elements between consecutive stored rows). */
+  lda: number;
+  b: Float32Array;
+  bOffset: number;
+  ldb: number;
+  c: Float32Array;
+  cOffset: number;
+  ldc: number;
+  alpha: number;
+  /** Add into C instead of overwriting it (used to accumulate gradients). */
+  accumulate: boolean;
+  batch: number;
+  /** Offsets between consecutive matrices of the batch; 0 reuses the same matrix. */
+  strideA: number;
+  strideB: number;
+  strideC: number;
+}
+
+/** Shapes for attention over x laid out as [B, T, nHead·headDim] (heads side by side). */
+export interface AttentionDims {
+  B: number;
+  T: number;
+  nHead: number;
+  headDim: number;
+  causal: boolean;
+  scale: number;
+}
+
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count, for bias correction. */
+  step: number;
+}
+
+export type UnaryOp = 'exp' | 'log' | 'relu' | 'gelu' | 'tanh' | 'neg' | 'sqrt';
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
+
+export interface Backend {
+  readonly name: string;
+
+  gemm(args: GemmArgs): void;
+
+  /** out = a ∘ b with NumPy broadcasting; shapes already aligned to out's rank. */
+  binary(op: BinaryOp, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], out: Float32Array, outShape: number[]): void;
+  /** Sum `src` (shape srcShape) down to `dst` (shape dstShape, same rank, 1 where reduced), adding into dst. */
+  reduceSumTo(src: Float32Array, srcShape: number[], dst: Float32Array, dstShape: number[]): void;
+  unary(op: UnaryOp, x: Float32Array, out: Float32Array): void;
+  /** dx += dy · f'(x) (given x and y = f(x)). */
+  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+
+  softmaxForward(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void;
+
+  layerNormForward(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+  layerNormBackward(x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dWeight: Float32Array | null, dBias: Float32Array | null, rows: number, cols: number): void;
+
+  embeddingForward(weight: Float32Array, ids: Int32Array, out: Float32Array, dim: number): void;
+  embeddingBackward(dOut: Float32Array, ids: Int32Array, dWeight: Float32Array, dim: number): void;
+
+  /**
+   * Fused scaled-dot-product attention. `probs` ([B, nHead, T, T]) receives the
+   * attention weights for the backward pass (a backend may recompute instead).
+   */
+  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, probs: Float32Array, d: AttentionDims): void;
+  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, probs: Float32Array, dOut: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims): void;
+
+  /**
+   * Fused log-softmax + negative log-likelihood. Writes each row's log-sum-exp
+   * into `lse` and returns the summed loss and the number of counted rows
+   * (rows whose target equals ignoreIndex are skipped).
+   */
+  crossEntropyForward(logits: Float32Array, targets: Int32Array, lse: Float32Array, rows: number, vocab: number, ignoreIndex: number): { sum: number; count: number };
+  /** dLogits += scale · (softmax − onehot(target)) for counted rows. */
+  crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dLogits: Float32Array, rows: number, vocab: number, ignoreIndex: number, scale: number): void;
+
+  /** mask[i] = keep ? 1/(1−p) : 0, drawn from `random`; out = x·mask. */
+  dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, random: () => number): void;
+
+  /** One decoupled-weight-decay Adam step on one parameter tensor, in place. */
+  adamwStep(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, h: AdamWHyper): void;
+  /** Σ g² over one gradient tensor (double precision accumulation). */
+  sumSquares(x: Float32Array): number;
+  scaleInPlace(x: Float32Array, s: number): void;
+}

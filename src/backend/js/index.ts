@@ -1,0 +1,34 @@
+import type { Backend } from '../backend.js';
+import { adamwStep, scaleInPlace, sumSquares } from './adamw.js';
+import { attentionBackward, attentionForward } from './attention.js';
+import { crossEntropyBackward, crossEntropyForward } from './cross_entropy.js';
+import { dropoutForward } from './dropout.js';
+import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
+import { embeddingBackward, embeddingForward } from './embedding.js';
+import { gemm } from './gemm.js';
+import { layerNormBackward, layerNormForward } from './layernorm.js';
+import { softmaxBackward, softmaxForward } from './softmax.js';
+
+/** The pure-TypeScript reference backend: runs anywhere, and is the oracle for faster ones. */
+export const jsBackend: Backend = {
+  name: 'js',
+  gemm,
+  binary,
+  reduceSumTo,
+  unary,
+  unaryBackward,
+  softmaxForward,
+  softmaxBackward,
+  layerNormForward,
+  layerNormBackward,
+  embeddingForward,
+  embeddingBackward,
+  attentionForward,
+  attentionBackward,
+  crossEntropyForward,
+  crossEntropyBackward,
+  dropoutForward,
+  adamwStep,
+  sumSquares,
+  scaleInPlace,
+};

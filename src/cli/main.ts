@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { UserError } from '../io/errors.js';
+import { demoCommand } from './demo.js';
+import { referenceCommand } from './reference.js';
+import { sampleCommand } from './sample.js';
+import { trainCommand } from './train.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('attn')
+  .description('transformers from scratch in TypeScript: train, sample and check GPT models')
+  .version(pkg.version)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+for (const cmd of [trainCommand(), sampleCommand(), referenceCommand(), demoCommand()]) {
+  program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
+}
+
+try {
+  program.parse();
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // Commander has already printed its message (or the help/version text).
+    process.exitCode = e.exitCode;
+  } else if (e instanceof UserError) {
+    process.stderr.write(`attn: error: ${e.message}\n`);
+    process.exitCode = 1;
+  } else {
+    throw e;
+  }
+}

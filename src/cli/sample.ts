@@ -1,0 +1,69 @@
+import { Command } from 'commander';
+import { generate } from '../generate/generate.js';
+import { UserError } from '../io/errors.js';
+import { loadModel } from '../io/model_dir.js';
+import { int, num } from './flags.js';
+
+export interface SampleCliOptions {
+  model: string;
+  prompt?: string;
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed: number;
+  greedy?: boolean;
+}
+
+/** Load a model directory and stream a continuation of the prompt to `write`. */
+export function runSample(o: SampleCliOptions, write: (s: string) => void): void {
+  if (o.temperature < 0) throw new UserError('--temperature must be ≥ 0');
+  if (o.topK !== undefined && o.topK < 1) throw new UserError('--top-k must be ≥ 1');
+  if (o.topP !== undefined && (o.topP <= 0 || o.topP > 1)) throw new UserError('--top-p must be in (0, 1]');
+  if (o.maxNewTokens < 0) throw new UserError('--max-new-tokens must be ≥ 0');
+  const { model, tokenizer } = loadModel(o.model);
+  if (!tokenizer) throw new UserError(`${o.model} has no tokenizer.json, so a text prompt cannot be encoded`);
+  // With no prompt, start from a newline (as nanoGPT does) or, failing that, the first token.
+  const prompt = o.prompt ?? '\n';
+  let ids: Int32Array;
+  try {
+    ids = prompt === '\n' && !safeEncode(tokenizer.encode.bind(tokenizer), prompt) ? Int32Array.of(0) : tokenizer.encode(prompt);
+  } catch (e) {
+    throw new UserError(`--prompt: ${(e as Error).message}`);
+  }
+  if (ids.length === 0) ids = Int32Array.of(0);
+  write(tokenizer.decode(ids));
+  const stream = generate(model, ids, {
+    maxNewTokens: o.maxNewTokens,
+    temperature: o.temperature,
+    seed: o.seed,
+    ...(o.topK !== undefined ? { topK: o.topK } : {}),
+    ...(o.topP !== undefined ? { topP: o.topP } : {}),
+    ...(o.greedy ? { greedy: true } : {}),
+  });
+  for (const id of stream) write(tokenizer.decode([id]));
+  write('\n');
+}
+
+function safeEncode(encode: (s: string) => Int32Array, s: string): boolean {
+  try {
+    encode(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function sampleCommand(): Command {
+  return new Command('sample')
+    .description('generate text from a trained model, streamed to stdout')
+    .requiredOption('--model <dir>', 'model directory (from attn train)')
+    .option('--prompt <text>', 'text to continue (default: a newline)')
+    .option('--max-new-tokens <n>', 'tokens to generate', int, 500)
+    .option('--temperature <t>', 'sampling temperature; 0 = greedy', num, 0.8)
+    .option('--top-k <k>', 'sample only among the k most likely tokens', int, 200)
+    .option('--top-p <p>', 'nucleus sampling: smallest set of tokens with total probability ≥ p', num)
+    .option('--seed <n>', 'random seed', int, 1337)
+    .option('--greedy', 'always take the most likely token')
+    .action((opts: SampleCliOptions) => runSample(opts, (s) => process.stdout.write(s)));
+}

@@ -1,0 +1,123 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { UserError } from '../io/errors.js';
+import { parseTrainOptions, type TrainOptionsInput } from '../train/options.js';
+import { train, type TrainSummary } from '../train/trainer.js';
+import { fablesCorpus } from '../data/fables.js';
+import { int, num } from './flags.js';
+import { Progress } from './progress.js';
+import { readTextFile } from './read_text.js';
+
+/** Flag table: [flag, options key, parser, help]. Defaults come from TrainOptionsSchema. */
+const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, string]> = [
+  ['--n-layer <n>', 'nLayer', int, 'transformer blocks (default 4)'],
+  ['--n-head <n>', 'nHead', int, 'attention heads per block (default 4)'],
+  ['--n-embd <n>', 'nEmbd', int, 'embedding width; divisible by --n-head (default 128)'],
+  ['--block-size <n>', 'blockSize', int, 'context length in tokens (default 64)'],
+  ['--dropout <p>', 'dropout', num, 'dropout probability (default 0)'],
+  ['--batch-size <n>', 'batchSize', int, 'sequences per micro-batch (default 12)'],
+  ['--grad-accum <n>', 'gradAccum', int, 'micro-batches per optimizer step (default 1)'],
+  ['--max-iters <n>', 'maxIters', int, 'optimizer steps (default 2000)'],
+  ['--lr <x>', 'lr', num, 'peak learning rate (default 1e-3)'],
+  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default 1e-4)'],
+  ['--warmup-iters <n>', 'warmupIters', int, 'linear warm-up steps (default 100)'],
+  ['--lr-decay-iters <n>', 'lrDecayIters', int, 'steps of cosine decay (default: --max-iters)'],
+  ['--beta1 <x>', 'beta1', num, 'AdamW β1 (default 0.9)'],
+  ['--beta2 <x>', 'beta2', num, 'AdamW β2 (default 0.99)'],
+  ['--weight-decay <x>', 'weightDecay', num, 'AdamW decoupled weight decay on 2-D weights (default 0.1)'],
+  ['--grad-clip <x>', 'gradClip', num, 'clip the global gradient norm to this; 0 disables (default 1.0)'],
+  ['--eval-interval <n>', 'evalInterval', int, 'evaluate and checkpoint every n steps (default 250)'],
+  ['--eval-iters <n>', 'evalIters', int, 'batches per split in each evaluation (default 20)'],
+  ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 10)'],
+  ['--seed <n>', 'seed', int, 'random seed for initialisation, batches and dropout (default 1337)'],
+];
+
+export interface TrainCliResult {
+  summary: TrainSummary;
+  out: string;
+}
+
+/** Refuse to replace a directory that is not an attn checkpoint: it may hold the user's files. */
+function checkOutDir(out: string): void {
+  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
+    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
+  }
+}
+
+const BUILTIN = 'builtin:fables';
+
+/** The text to train on: --builtin, --data, or (resuming without --data) the checkpoint's own. */
+function resolveText(args: { data?: string; resume?: string; builtin?: boolean }): { text: string; dataPath: string } {
+  if (args.builtin) return { text: fablesCorpus(), dataPath: BUILTIN };
+  if (args.data) return { text: readTextFile(args.data), dataPath: args.data };
+  const statePath = join(args.resume!, 'trainer.json');
+  let path: unknown;
+  try {
+    path = (JSON.parse(readFileSync(statePath, 'utf8')) as { data?: { path?: unknown } }).data?.path;
+  } catch {
+    throw new UserError(`--resume ${args.resume}: cannot read ${statePath}; pass --data FILE`);
+  }
+  if (typeof path !== 'string') throw new UserError(`${statePath} does not record the training data; pass --data FILE`);
+  return path === BUILTIN ? { text: fablesCorpus(), dataPath: BUILTIN } : { text: readTextFile(path), dataPath: path };
+}
+
+export function runTraining(args: { data?: string; out: string; resume?: string; builtin?: boolean }, raw: TrainOptionsInput): TrainCliResult {
+  let options;
+  try {
+    options = parseTrainOptions(raw);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  const { text, dataPath } = resolveText(args);
+  checkOutDir(args.out);
+  const progress = new Progress(options.logInterval);
+  const summary = train(
+    { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}) },
+    {
+      onStart: (i) =>
+        progress.line(
+          `${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'training'}: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ` +
+            `${i.trainTokens} train / ${i.valTokens} val tokens, backend js`,
+        ),
+      onStep: (s) => progress.step(s),
+      onEval: (e) => progress.eval(e),
+      onCheckpoint: (c) => progress.line(`saved checkpoint at step ${c.step} to ${c.dir}`),
+    },
+  );
+  return { summary, out: args.out };
+}
+
+export function trainCommand(): Command {
+  const cmd = new Command('train')
+    .description('train a character-level GPT on a UTF-8 text file (nanoGPT\'s CPU recipe by default)')
+    .option('--data <file>', 'training text (UTF-8); 90% trains, 10% validates')
+    .option('--builtin', 'train on the built-in generated fables corpus instead of --data')
+    .option('--out <dir>', 'checkpoint directory', 'out')
+    .option('--resume <dir>', 'continue training from this checkpoint (writes back to it unless --out is given)')
+    .option('--bias', 'use biases in Linear and LayerNorm layers (nanoGPT recipe: off)')
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['js']).default('js'));
+  for (const [flag, , parse, help] of HYPER) cmd.option(flag, help, parse);
+  cmd.action((opts: Record<string, unknown>) => {
+    if (!opts.data && !opts.builtin && !opts.resume) throw new UserError('train needs --data FILE (or --builtin, or --resume DIR)');
+    const raw: Record<string, unknown> = {};
+    for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
+    if (opts.bias) raw.bias = true;
+    if (opts.resume) {
+      const ignored = Object.keys(raw).filter((k) => k !== 'maxIters');
+      if (ignored.length) process.stderr.write(`note: on --resume only --max-iters applies; the checkpoint's settings are kept (ignoring ${ignored.join(', ')})\n`);
+    }
+    const out = cmd.getOptionValueSource('out') === 'cli' || !opts.resume ? (opts.out as string) : (opts.resume as string);
+    const { summary } = runTraining(
+      {
+        ...(opts.data ? { data: opts.data as string } : {}),
+        builtin: Boolean(opts.builtin),
+        out,
+        ...(opts.resume ? { resume: opts.resume as string } : {}),
+      },
+      raw as TrainOptionsInput,
+    );
+    process.stdout.write(JSON.stringify(summary) + '\n');
+  });
+  return cmd;
+}

@@ -1,0 +1,73 @@
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+const MARKER = '.complete';
+
+function writeFileDurable(path: string, data: Uint8Array | string): void {
+  const fd = openSync(path, 'w');
+  try {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Some platforms cannot fsync a directory; the renames are still atomic.
+  }
+}
+
+/**
+ * Replace directory `dir` with `files` so that a crash at any moment leaves
+ * either the old complete directory or the new complete one — never a mix of
+ * files from two checkpoints. The new files are written and fsynced in a
+ * sibling folder, then swapped in with two renames; recoverDir() finishes an
+ * interrupted swap.
+ */
+export function writeDirAtomic(dir: string, files: Record<string, Uint8Array | string>): void {
+  const parent = dirname(dir);
+  mkdirSync(parent, { recursive: true });
+  const tmp = join(parent, `${basename(dir)}.tmp-${process.pid}`);
+  const old = join(parent, `${basename(dir)}.old-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  for (const [name, data] of Object.entries(files)) writeFileDurable(join(tmp, name), data);
+  writeFileDurable(join(tmp, MARKER), '');
+  fsyncDir(tmp);
+  if (existsSync(dir)) renameSync(dir, old);
+  renameSync(tmp, dir);
+  fsyncDir(parent);
+  rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * If a process died between the two renames of writeDirAtomic, `dir` is
+ * missing but a complete sibling exists: move it back into place.
+ */
+export function recoverDir(dir: string): void {
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  if (!existsSync(parent)) return;
+  const base = basename(dir);
+  const siblings = readdirSync(parent).filter((n) => n.startsWith(`${base}.tmp-`) || n.startsWith(`${base}.old-`));
+  // Prefer a finished new checkpoint over the old one.
+  siblings.sort((a, b) => Number(b.includes('.tmp-')) - Number(a.includes('.tmp-')));
+  for (const name of siblings) {
+    const candidate = join(parent, name);
+    if (existsSync(join(candidate, MARKER))) {
+      renameSync(candidate, dir);
+      return;
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import { Block } from '../nn/block.js';
+import { Dropout } from '../nn/dropout.js';
+import { Embedding } from '../nn/embedding.js';
+import { LayerNorm } from '../nn/layernorm.js';
+import { Module } from '../nn/module.js';
+import { crossEntropy } from '../tensor/ops/cross_entropy.js';
+import { add } from '../tensor/ops/elementwise.js';
+import { linear } from '../tensor/ops/linear.js';
+import { reshape, slice } from '../tensor/ops/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../util/rng.js';
+import type { GPTConfig } from './gpt_config.js';
+
+export interface GPTOutput {
+  /** [B, T, vocab] scores for the next token at every position. */
+  logits: Tensor;
+  /** Mean cross-entropy against the targets, when targets were given. */
+  loss: Tensor | null;
+}
+
+/**
+ * The GPT decoder: token embedding + position embedding, N blocks, a final
+ * LayerNorm, and an output head that reuses the token embedding matrix
+ * ("weight tying": the same vectors read tokens in and score them out).
+ */
+export class GPT extends Module {
+  wte: Embedding;
+  wpe: Embedding;
+  drop: Dropout;
+  h: Block[];
+  ln_f: LayerNorm;
+  readonly config: GPTConfig;
+  /** Drives initialisation, then dropout; saved with training state so resuming is exact. */
+  readonly rng: Rng;
+
+  constructor(config: GPTConfig, rng: Rng = new Rng(1337)) {
+    super();
+    this.config = config;
+    this.rng = rng;
+    this.wte = new Embedding(config.vocab_size, config.n_embd, { std: 0.02, rng });
+    this.wpe = new Embedding(config.block_size, config.n_embd, { std: 0.02, rng });
+    this.drop = new Dropout(config.dropout, rng);
+    this.h = Array.from({ length: config.n_layer }, () => new Block(config, rng));
+    this.ln_f = new LayerNorm(config.n_embd, { bias: config.bias, eps: config.layer_norm_epsilon });
+  }
+
+  /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
+  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array): GPTOutput {
+    const x = this.hidden(ids, [B, T]);
+    const logits = linear(x, this.wte.weight); // tied output head
+    const loss = targets ? crossEntropy(logits, targets) : null;
+    return { logits, loss };
+  }
+
+  /** Scores for the token after the last position only: sampling needs nothing else. */
+  nextTokenLogits(ids: Int32Array, [B, T]: [number, number]): Tensor {
+    const x = slice(this.hidden(ids, [B, T]), 1, T - 1, T);
+    return reshape(linear(x, this.wte.weight), [B, this.config.vocab_size]);
+  }
+
+  private hidden(ids: Int32Array, [B, T]: [number, number]): Tensor {
+    if (T > this.config.block_size) throw new Error(`sequence of ${T} tokens exceeds block_size ${this.config.block_size}`);
+    if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
+    // Position vectors [1, T, C] broadcast over the batch: the same "where am I" signal for every row.
+    const positions = Int32Array.from({ length: T }, (_, i) => i);
+    let x = add(this.wte.forward(ids, [B, T]), this.wpe.forward(positions, [1, T]));
+    x = this.drop.forward(x);
+    for (const block of this.h) x = block.forward(x);
+    return this.ln_f.forward(x);
+  }
+}

@@ -1,0 +1,49 @@
+import { scaledDotProductAttention } from '../tensor/ops/attention.js';
+import { split } from '../tensor/ops/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Rng } from '../util/rng.js';
+import { Dropout } from './dropout.js';
+import { Linear } from './linear.js';
+import { Module } from './module.js';
+
+export interface AttentionConfig {
+  n_embd: number;
+  n_head: number;
+  n_layer: number;
+  dropout: number;
+  bias: boolean;
+}
+
+/**
+ * Multi-head causal self-attention. Each position makes a query ("what am I
+ * looking for"), a key ("what do I contain") and a value ("what I pass on");
+ * a position's output is the value average weighted by softmax(q·k/√d) over
+ * itself and earlier positions. Several heads do this in parallel on slices
+ * of the vector, and c_proj mixes their results back together.
+ */
+export class CausalSelfAttention extends Module {
+  c_attn: Linear;
+  c_proj: Linear;
+  attn_dropout: Dropout;
+  resid_dropout: Dropout;
+  readonly nHead: number;
+
+  constructor(cfg: AttentionConfig, rng: Rng) {
+    super();
+    this.nHead = cfg.n_head;
+    // q, k and v come from one projection of width 3C, as in GPT-2's checkpoints.
+    this.c_attn = new Linear(cfg.n_embd, 3 * cfg.n_embd, { bias: cfg.bias, std: 0.02, rng });
+    // GPT-2 scales residual projections by 1/√(2·layers) so the residual stream's variance does not grow with depth.
+    this.c_proj = new Linear(cfg.n_embd, cfg.n_embd, { bias: cfg.bias, std: 0.02 / Math.sqrt(2 * cfg.n_layer), rng });
+    this.attn_dropout = new Dropout(cfg.dropout, rng);
+    this.resid_dropout = new Dropout(cfg.dropout, rng);
+  }
+
+  forward(x: Tensor): Tensor {
+    const [q, k, v] = split(this.c_attn.forward(x), 3, -1) as [Tensor, Tensor, Tensor];
+    // The fused kernel does not drop individual attention weights (nanoGPT does);
+    // dropping its output instead regularises the same path at no extra memory.
+    const y = this.attn_dropout.forward(scaledDotProductAttention(q, k, v, this.nHead, { causal: true }));
+    return this.resid_dropout.forward(this.c_proj.forward(y));
+  }
+}

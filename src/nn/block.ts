@@ -1,0 +1,32 @@
+import { add } from '../tensor/ops/elementwise.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Rng } from '../util/rng.js';
+import { CausalSelfAttention, type AttentionConfig } from './attention.js';
+import { LayerNorm } from './layernorm.js';
+import { MLP } from './mlp.js';
+import { Module } from './module.js';
+
+/**
+ * One transformer block, pre-norm (GPT-2): x + attn(ln(x)), then x + mlp(ln(x)).
+ * The residual additions give gradients a direct path through every layer.
+ */
+export class Block extends Module {
+  ln_1: LayerNorm;
+  attn: CausalSelfAttention;
+  ln_2: LayerNorm;
+  mlp: MLP;
+
+  constructor(cfg: AttentionConfig & { layer_norm_epsilon: number }, rng: Rng) {
+    super();
+    this.ln_1 = new LayerNorm(cfg.n_embd, { bias: cfg.bias, eps: cfg.layer_norm_epsilon });
+    this.attn = new CausalSelfAttention(cfg, rng);
+    this.ln_2 = new LayerNorm(cfg.n_embd, { bias: cfg.bias, eps: cfg.layer_norm_epsilon });
+    this.mlp = new MLP(cfg, rng);
+  }
+
+  forward(x: Tensor): Tensor {
+    x = add(x, this.attn.forward(this.ln_1.forward(x)));
+    x = add(x, this.mlp.forward(this.ln_2.forward(x)));
+    return x;
+  }
+}

@@ -1,0 +1,21 @@
+import { linear } from '../tensor/ops/linear.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Rng } from '../util/rng.js';
+import { constantParameter, normalParameter } from './init.js';
+import { Module, type Parameter } from './module.js';
+
+/** y = x·Wᵀ + b: every output is a weighted sum of every input (the article's "neurons"). */
+export class Linear extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+
+  constructor(inFeatures: number, outFeatures: number, opts: { bias: boolean; std: number; rng: Rng }) {
+    super();
+    this.weight = normalParameter([outFeatures, inFeatures], opts.std, opts.rng);
+    this.bias = opts.bias ? constantParameter([outFeatures], 0) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}

@@ -1,0 +1,122 @@
+import { join } from 'node:path';
+
+import { generate } from '../generate/generate.js';
+import { transpose2d, isConv1DWeight } from '../io/hf_gpt2.js';
+import { UserError } from '../io/errors.js';
+import { loadModel } from '../io/model_dir.js';
+import { readSafetensors, type TensorEntry } from '../io/safetensors.js';
+import { AdamW } from '../optim/adamw.js';
+import { backward } from '../tensor/autograd.js';
+
+
+/** Tolerances from shared/reference/README.md. */
+export const TOLERANCE = { logits: 1e-4, loss: 1e-4, gradAbs: 1e-5, gradRel: 1e-3 };
+
+export interface GroupResult {
+  group: string;
+  /** Worst absolute error, and the tensor where it occurred. */
+  worstAbs: number;
+  worstAt: string;
+  pass: boolean;
+}
+
+export interface ReferenceReport {
+  groups: GroupResult[];
+  pass: boolean;
+}
+
+function toInt32(t: TensorEntry | undefined, name: string): Int32Array {
+  if (!t) throw new UserError(`expected.safetensors has no ${name}`);
+  return Int32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
+}
+
+function floats(t: TensorEntry | undefined, name: string): Float32Array {
+  if (!t || !(t.data instanceof Float32Array)) throw new UserError(`expected.safetensors has no float tensor ${name}`);
+  return t.data;
+}
+
+/** Worst error of `got` against `want`; an element passes within abs OR rel tolerance. */
+function compare(got: Float32Array, want: Float32Array, abs: number, rel: number): { worst: number; pass: boolean } {
+  if (got.length !== want.length) return { worst: Infinity, pass: false };
+  let worst = 0;
+  let pass = true;
+  for (let i = 0; i < got.length; i++) {
+    const e = Math.abs(got[i]! - want[i]!);
+    if (!(e <= worst)) worst = e; // also catches NaN
+    if (!(e <= abs || e <= rel * Math.abs(want[i]!))) pass = false;
+  }
+  return { worst, pass };
+}
+
+/**
+ * Check attn against PyTorch's numbers for a Hugging Face GPT-2 directory:
+ * logits and loss of a forward pass, every gradient, one AdamW step, and a
+ * greedy continuation (file format: shared/reference/README.md).
+ */
+export function runReferenceCheck(dir: string): ReferenceReport {
+  const { model } = loadModel(dir);
+  const expected = readSafetensors(join(dir, 'expected.safetensors')).tensors;
+  const ids = toInt32(expected.get('input_ids'), 'input_ids');
+  const targets = toInt32(expected.get('targets'), 'targets');
+  const [B, T] = expected.get('input_ids')!.shape as [number, number];
+  const groups: GroupResult[] = [];
+  const add = (group: string, at: string, r: { worst: number; pass: boolean }): void => {
+    const g = groups.find((x) => x.group === group);
+    if (!g) groups.push({ group, worstAbs: r.worst, worstAt: at, pass: r.pass });
+    else {
+      if (!(r.worst <= g.worstAbs)) {
+        g.worstAbs = r.worst;
+        g.worstAt = at;
+      }
+      g.pass &&= r.pass;
+    }
+  };
+
+  // Forward and loss, in training mode as PyTorch computed the gradients (dropout is 0).
+  model.train();
+  const { logits, loss } = model.forward(ids, [B, T], targets);
+  add('logits', 'logits', compare(logits.data, floats(expected.get('logits'), 'logits'), TOLERANCE.logits, 0));
+  add('loss', 'loss', compare(loss!.data, floats(expected.get('loss'), 'loss'), TOLERANCE.loss, 0));
+
+  // Gradients of every weight (the reference names them in Hugging Face layout).
+  backward(loss!);
+  const params = new Map(model.namedParameters());
+  const hfLayout = (name: string, data: Float32Array, shape: number[]): Float32Array =>
+    isConv1DWeight(name) ? transpose2d(data, shape[0]!, shape[1]!) : data;
+  for (const [key, t] of expected) {
+    if (!key.startsWith('grad.')) continue;
+    const name = key.slice(5).replace(/^transformer\./, '');
+    const p = params.get(name);
+    if (!p) throw new UserError(`expected.safetensors has ${key} but the model has no parameter ${name}`);
+    add('gradients', name, compare(hfLayout(name, p.ensureGrad(), p.shape), floats(t, key), TOLERANCE.gradAbs, TOLERANCE.gradRel));
+  }
+
+  // One AdamW step "from these gradients" (the reference's own): this checks the
+  // optimizer alone. Stepping from our gradients instead would amplify float
+  // noise where the true gradient is 0 (the key biases: softmax ignores a
+  // constant shift), because Adam divides the gradient by its own magnitude.
+  for (const [key, t] of expected) {
+    if (!key.startsWith('grad.')) continue;
+    const name = key.slice(5).replace(/^transformer\./, '');
+    const p = params.get(name)!;
+    const g = floats(t, key);
+    p.grad = isConv1DWeight(name) ? transpose2d(g, p.shape[1]!, p.shape[0]!) : Float32Array.from(g);
+  }
+  new AdamW([...params], { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }).update();
+  for (const [key, t] of expected) {
+    if (!key.startsWith('after.')) continue;
+    const name = key.slice(6).replace(/^transformer\./, '');
+    const p = params.get(name);
+    if (!p) throw new UserError(`expected.safetensors has ${key} but the model has no parameter ${name}`);
+    add('adamw', name, compare(hfLayout(name, p.data, p.shape), floats(t, key), TOLERANCE.gradAbs, TOLERANCE.gradRel));
+  }
+
+  // Greedy continuation, from the weights as loaded (reload: the step above changed them).
+  const fresh = loadModel(dir).model;
+  const prompt = toInt32(expected.get('greedy.prompt'), 'greedy.prompt');
+  const want = toInt32(expected.get('greedy.ids'), 'greedy.ids');
+  const got = Int32Array.from(generate(fresh, prompt, { maxNewTokens: want.length, greedy: true }));
+  const mismatches = got.reduce((n, id, i) => n + (id === want[i] ? 0 : 1), 0);
+  groups.push({ group: 'greedy', worstAbs: mismatches, worstAt: `${mismatches} of ${want.length} ids differ`, pass: mismatches === 0 });
+  return { groups, pass: groups.every((g) => g.pass) };
+}

@@ -1,0 +1,81 @@
+import { Tensor, type GradFn } from './tensor.js';
+
+let gradEnabled = true;
+
+/** Whether new ops record how they were computed. Off during evaluation and sampling. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Run f without building a graph: faster and uses less memory when no backward follows. */
+export function noGrad<T>(f: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return f();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/**
+ * Wrap an op's result: attach the backward function only when some input
+ * needs a gradient, so inference builds no graph at all.
+ */
+export function record(out: Tensor, inputs: Tensor[], name: string, backward: () => void): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.gradFn = { inputs, backward, name } satisfies GradFn;
+  }
+  return out;
+}
+
+/**
+ * Backpropagate from `root` (normally a scalar loss): visit every tensor that
+ * contributed to it in reverse topological order, so a tensor's gradient is
+ * complete before it is passed on to its inputs. Leaf tensors (parameters)
+ * keep their accumulated .grad; the graph is released afterwards.
+ */
+export function backward(root: Tensor, seed?: Float32Array): void {
+  if (!root.requiresGrad) throw new Error('backward() on a tensor that does not require grad');
+  const order = topologicalOrder(root);
+  const g = root.ensureGrad();
+  if (seed) g.set(seed);
+  else if (root.size === 1) g[0] = g[0]! + 1;
+  else throw new Error(`backward() from a non-scalar tensor [${root.shape}] needs a seed gradient`);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i]!;
+    if (t.gradFn && t.grad) t.gradFn.backward();
+  }
+  for (const t of order) {
+    if (t.gradFn) {
+      t.gradFn = null;
+      t.grad = null; // intermediate gradients are not needed after the pass
+    }
+  }
+}
+
+/** Depth-first post-order without recursion (deep graphs would overflow the stack). */
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: Array<[Tensor, number]> = [[root, 0]];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const inputs = t.gradFn?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1] = i + 1;
+      const child = inputs[i]!;
+      if (child.requiresGrad && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  return order;
+}

@@ -1,0 +1,13 @@
+export { Tensor, numel, sameShape, type Shape, type GradFn } from './tensor.js';
+export { backward, noGrad, isGradEnabled } from './autograd.js';
+export { matmul, type MatmulOptions } from './ops/matmul.js';
+export { linear } from './ops/linear.js';
+export { add, sub, mul, div, scale, exp, log, relu, tanh, sqrt, neg, gelu, broadcastShape } from './ops/elementwise.js';
+export { sum, mean } from './ops/reduce.js';
+export { reshape, transpose, slice, concat, split } from './ops/shape.js';
+export { softmax } from './ops/softmax.js';
+export { crossEntropy, type CrossEntropyOptions } from './ops/cross_entropy.js';
+export { embedding } from './ops/embedding.js';
+export { layerNorm } from './ops/layernorm.js';
+export { dropout } from './ops/dropout.js';
+export { scaledDotProductAttention, type AttentionOptions } from './ops/attention.js';

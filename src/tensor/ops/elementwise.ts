@@ -1,0 +1,107 @@
+import { backend } from '../../backend/index.js';
+import type { BinaryOp, UnaryOp } from '../../backend/backend.js';
+import { record } from '../autograd.js';
+import { Tensor, sameShape, type Shape } from '../tensor.js';
+
+/** NumPy broadcasting: align shapes on the right; sizes must match or be 1. */
+export function broadcastShape(a: Shape, b: Shape): Shape {
+  const rank = Math.max(a.length, b.length);
+  const out: Shape = [];
+  for (let i = 0; i < rank; i++) {
+    const x = a[a.length - rank + i] ?? 1;
+    const y = b[b.length - rank + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) throw new Error(`cannot broadcast [${a}] with [${b}]`);
+    out.push(Math.max(x, y));
+  }
+  return out;
+}
+
+function padTo(shape: Shape, rank: number): Shape {
+  return [...new Array<number>(rank - shape.length).fill(1), ...shape];
+}
+
+/** The gradient w.r.t. a broadcast input is the output gradient summed over the broadcast axes. */
+function accumulateReduced(grad: Float32Array, outShape: Shape, t: Tensor): void {
+  if (!t.requiresGrad) return;
+  const g = t.ensureGrad();
+  if (sameShape(t.shape, outShape)) {
+    for (let i = 0; i < g.length; i++) g[i] = g[i]! + grad[i]!;
+  } else {
+    backend().reduceSumTo(grad, outShape, g, padTo(t.shape, outShape.length));
+  }
+}
+
+function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  const shape = broadcastShape(a.shape, b.shape);
+  const out = Tensor.zeros(shape);
+  const be = backend();
+  be.binary(op, a.data, padTo(a.shape, shape.length), b.data, padTo(b.shape, shape.length), out.data, shape);
+  return record(out, [a, b], op, () => {
+    const dy = out.grad!;
+    const tmp = new Float32Array(dy.length);
+    const full = (x: Tensor) => padTo(x.shape, shape.length);
+    switch (op) {
+      case 'add':
+        accumulateReduced(dy, shape, a);
+        accumulateReduced(dy, shape, b);
+        break;
+      case 'sub':
+        accumulateReduced(dy, shape, a);
+        if (b.requiresGrad) {
+          be.unary('neg', dy, tmp);
+          accumulateReduced(tmp, shape, b);
+        }
+        break;
+      case 'mul':
+        if (a.requiresGrad) {
+          be.binary('mul', dy, shape, b.data, full(b), tmp, shape);
+          accumulateReduced(tmp, shape, a);
+        }
+        if (b.requiresGrad) {
+          be.binary('mul', dy, shape, a.data, full(a), tmp, shape);
+          accumulateReduced(tmp, shape, b);
+        }
+        break;
+      case 'div':
+        // d(a/b)/da = 1/b ; d(a/b)/db = −(a/b)/b
+        if (a.requiresGrad) {
+          be.binary('div', dy, shape, b.data, full(b), tmp, shape);
+          accumulateReduced(tmp, shape, a);
+        }
+        if (b.requiresGrad) {
+          be.binary('mul', dy, shape, out.data, shape, tmp, shape);
+          be.binary('div', tmp, shape, b.data, full(b), tmp, shape);
+          be.unary('neg', tmp, tmp);
+          accumulateReduced(tmp, shape, b);
+        }
+        break;
+    }
+  });
+}
+
+export const add = (a: Tensor, b: Tensor): Tensor => binaryOp('add', a, b);
+export const sub = (a: Tensor, b: Tensor): Tensor => binaryOp('sub', a, b);
+export const mul = (a: Tensor, b: Tensor): Tensor => binaryOp('mul', a, b);
+export const div = (a: Tensor, b: Tensor): Tensor => binaryOp('div', a, b);
+
+/** Multiply by a constant (no gradient flows to the constant). */
+export function scale(x: Tensor, s: number): Tensor {
+  return mul(x, Tensor.from([s]));
+}
+
+function unaryOp(op: UnaryOp, x: Tensor): Tensor {
+  const out = Tensor.zeros(x.shape);
+  backend().unary(op, x.data, out.data);
+  return record(out, [x], op, () => {
+    backend().unaryBackward(op, x.data, out.data, out.grad!, x.ensureGrad());
+  });
+}
+
+export const exp = (x: Tensor): Tensor => unaryOp('exp', x);
+export const log = (x: Tensor): Tensor => unaryOp('log', x);
+export const relu = (x: Tensor): Tensor => unaryOp('relu', x);
+export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x);
+export const sqrt = (x: Tensor): Tensor => unaryOp('sqrt', x);
+export const neg = (x: Tensor): Tensor => unaryOp('neg', x);
+/** GELU, tanh approximation (GPT-2's "gelu_new"). */
+export const gelu = (x: Tensor): Tensor => unaryOp('gelu', x);

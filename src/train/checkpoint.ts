@@ -1,0 +1,80 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { recoverDir, writeDirAtomic } from '../io/atomic.js';
+import { UserError } from '../io/errors.js';
+import { loadModel, modelFiles } from '../io/model_dir.js';
+import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from '../io/safetensors.js';
+import type { GPT } from '../models/gpt.js';
+import type { AdamW } from '../optim/adamw.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { RngState } from '../util/rng.js';
+import type { TrainOptions } from './options.js';
+
+/** Everything besides weights that resuming needs to continue exactly. */
+export interface TrainerState {
+  step: number;
+  options: TrainOptions;
+  data: { path: string; sha256: string; tokens: number };
+  rng: { batch: { s: RngState; spare: number | null }; model: { s: RngState; spare: number | null } };
+  history: Array<{ step: number; train_loss: number; val_loss: number }>;
+  seconds: number;
+  tokens: number;
+}
+
+/** Write model, tokenizer, optimizer moments and trainer state as one atomic directory. */
+export function saveCheckpoint(dir: string, model: GPT, tokenizer: Tokenizer, opt: AdamW, state: TrainerState): void {
+  const moments = new Map<string, TensorEntry>();
+  for (const [name, p] of opt.params) {
+    moments.set(`exp_avg.${name}`, { dtype: 'F32', shape: p.shape, data: opt.m.get(name)! });
+    moments.set(`exp_avg_sq.${name}`, { dtype: 'F32', shape: p.shape, data: opt.v.get(name)! });
+  }
+  writeDirAtomic(dir, {
+    ...modelFiles(model, tokenizer),
+    'optimizer.safetensors': serializeSafetensors(moments, { step: String(opt.step) }),
+    'trainer.json': JSON.stringify(state, null, 2) + '\n',
+  });
+}
+
+export interface LoadedCheckpoint {
+  model: GPT;
+  tokenizer: Tokenizer;
+  state: TrainerState;
+  moments: Map<string, TensorEntry>;
+  optimizerStep: number;
+}
+
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  recoverDir(dir);
+  const { model, tokenizer, source } = loadModel(dir);
+  if (source !== 'attn' || !tokenizer) throw new UserError(`${dir} is not an attn training checkpoint (no tokenizer.json)`);
+  const statePath = join(dir, 'trainer.json');
+  const optPath = join(dir, 'optimizer.safetensors');
+  if (!existsSync(statePath) || !existsSync(optPath)) throw new UserError(`${dir} has no trainer.json/optimizer.safetensors: it holds a model but no training state to resume`);
+  let state: TrainerState;
+  try {
+    state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainerState;
+  } catch (e) {
+    throw new UserError(`${statePath}: ${(e as Error).message}`);
+  }
+  try {
+    const file = readSafetensors(optPath);
+    return { model, tokenizer, state, moments: file.tensors, optimizerStep: Number(file.metadata.step ?? state.step) };
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+/** Put saved Adam moments back into a fresh optimizer, checking every shape. */
+export function restoreOptimizer(opt: AdamW, moments: Map<string, TensorEntry>, step: number, source: string): void {
+  for (const [name, p] of opt.params) {
+    for (const [prefix, target] of [['exp_avg', opt.m], ['exp_avg_sq', opt.v]] as const) {
+      const t = moments.get(`${prefix}.${name}`);
+      if (!t || !(t.data instanceof Float32Array) || t.data.length !== p.size) {
+        throw new UserError(`${source}: optimizer state ${prefix}.${name} is missing or has the wrong size`);
+      }
+      target.get(name)!.set(t.data);
+    }
+  }
+  opt.step = step;
+}

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+
+/**
+ * Every training hyperparameter, with nanoGPT's shakespeare-char CPU recipe
+ * as the defaults (4 layers, 4 heads, 128 dims, context 64, batch 12, 2000 steps).
+ */
+export const TrainOptionsSchema = z
+  .object({
+    nLayer: z.number().int().positive().default(4),
+    nHead: z.number().int().positive().default(4),
+    nEmbd: z.number().int().positive().default(128),
+    blockSize: z.number().int().positive().default(64),
+    dropout: z.number().min(0).lt(1).default(0),
+    bias: z.boolean().default(false),
+    batchSize: z.number().int().positive().default(12),
+    gradAccum: z.number().int().positive().default(1),
+    maxIters: z.number().int().nonnegative().default(2000),
+    lr: z.number().positive().finite().default(1e-3),
+    minLr: z.number().nonnegative().finite().default(1e-4),
+    warmupIters: z.number().int().nonnegative().default(100),
+    /** Steps over which the cosine decays; defaults to maxIters. */
+    lrDecayIters: z.number().int().nonnegative().optional(),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.99),
+    eps: z.number().positive().default(1e-8),
+    weightDecay: z.number().nonnegative().default(0.1),
+    gradClip: z.number().nonnegative().default(1.0),
+    evalInterval: z.number().int().positive().default(250),
+    evalIters: z.number().int().positive().default(20),
+    logInterval: z.number().int().positive().default(10),
+    seed: z.number().int().nonnegative().default(1337),
+  })
+  .refine((o) => o.nEmbd % o.nHead === 0, { message: 'n_embd must be divisible by n_head', path: ['nEmbd'] })
+  .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] });
+
+export type TrainOptions = z.infer<typeof TrainOptionsSchema>;
+export type TrainOptionsInput = z.input<typeof TrainOptionsSchema>;
+
+export function parseTrainOptions(raw: TrainOptionsInput): TrainOptions {
+  const r = TrainOptionsSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const flag = issue.path.length ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ` : '';
+    throw new Error(`${flag}${issue.message}`);
+  }
+  return r.data;
+}

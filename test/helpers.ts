@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { backward } from '../src/tensor/autograd.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { Rng } from '../src/util/rng.js';
+
+/** Tests run from the repository root (npm test); shared/ sits beside it in development and CI. */
+export const SHARED = resolve(process.cwd(), '..', 'shared');
+export const REFERENCE_DIR = resolve(SHARED, 'reference', 'gpt2-tiny');
+export const SHAKESPEARE = resolve(SHARED, 'data', 'tinyshakespeare.txt');
+export const hasShared = (p: string): boolean => existsSync(p);
+
+export function randn(shape: number[], rng: Rng, std = 1, requiresGrad = true): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const t = new Tensor(new Float32Array(n), shape, requiresGrad);
+  for (let i = 0; i < n; i++) t.data[i] = rng.normal() * std;
+  return t;
+}
+
+/**
+ * Finite-difference gradient check. The scalar probed is Σ out ⊙ R for a fixed
+ * random R (so every output element matters), summed in double precision.
+ * Central differences with step eps; in float32 the noise of a difference is
+ * about 1e-7·|out|·√n / eps, hence the stated tolerances: an element passes
+ * when |analytic − numeric| ≤ atol + rtol·|numeric|.
+ */
+export function gradCheck(
+  f: () => Tensor,
+  inputs: Tensor[],
+  { eps = 3e-3, atol = 2e-3, rtol = 2e-2, seed = 7 }: { eps?: number; atol?: number; rtol?: number; seed?: number } = {},
+): void {
+  const out0 = f();
+  const rng = new Rng(seed);
+  const R = Float32Array.from({ length: out0.size }, () => rng.normal());
+  const probe = (): number => {
+    const o = f();
+    let s = 0;
+    for (let i = 0; i < o.size; i++) s += o.data[i]! * R[i]!;
+    return s;
+  };
+  for (const x of inputs) x.grad = null;
+  backward(out0, R);
+  for (const [k, x] of inputs.entries()) {
+    const analytic = x.grad ?? new Float32Array(x.size);
+    for (let i = 0; i < x.size; i++) {
+      const orig = x.data[i]!;
+      x.data[i] = orig + eps;
+      const up = probe();
+      x.data[i] = orig - eps;
+      const down = probe();
+      x.data[i] = orig;
+      const numeric = (up - down) / (2 * eps);
+      const err = Math.abs(analytic[i]! - numeric);
+      assert.ok(err <= atol + rtol * Math.abs(numeric), `input ${k} element ${i}: analytic ${analytic[i]} vs numeric ${numeric}`);
+    }
+  }
+}
+
+export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, msg = ''): void {
+  assert.equal(got.length, want.length, `${msg} length`);
+  for (let i = 0; i < got.length; i++) {
+    assert.ok(Math.abs(got[i]! - want[i]!) <= atol, `${msg} element ${i}: ${got[i]} vs ${want[i]} (atol ${atol})`);
+  }
+}
