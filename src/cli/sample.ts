@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { generate } from '../generate/generate.js';
 import { UserError } from '../io/errors.js';
 import { loadModel } from '../io/model_dir.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { int, num } from './flags.js';
 
 export interface SampleCliOptions {
@@ -23,11 +24,9 @@ export function runSample(o: SampleCliOptions, write: (s: string) => void): void
   if (o.maxNewTokens < 0) throw new UserError('--max-new-tokens must be ≥ 0');
   const { model, tokenizer } = loadModel(o.model);
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer.json, so a text prompt cannot be encoded`);
-  // With no prompt, start from a newline (as nanoGPT does) or, failing that, the first token.
-  const prompt = o.prompt ?? '\n';
   let ids: Int32Array;
   try {
-    ids = prompt === '\n' && !safeEncode(tokenizer.encode.bind(tokenizer), prompt) ? Int32Array.of(0) : tokenizer.encode(prompt);
+    ids = tokenizer.encode(o.prompt ?? startText(tokenizer));
   } catch (e) {
     throw new UserError(`--prompt: ${(e as Error).message}`);
   }
@@ -45,12 +44,13 @@ export function runSample(o: SampleCliOptions, write: (s: string) => void): void
   write('\n');
 }
 
-function safeEncode(encode: (s: string) => Int32Array, s: string): boolean {
+/** With no prompt, start from a newline as nanoGPT does — or, if the vocabulary has none, from token 0. */
+function startText(tokenizer: Tokenizer): string {
   try {
-    encode(s);
-    return true;
+    tokenizer.encode('\n');
+    return '\n';
   } catch {
-    return false;
+    return tokenizer.decode([0]);
   }
 }
 

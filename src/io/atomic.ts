@@ -3,7 +3,21 @@ import { basename, dirname, join } from 'node:path';
 
 const MARKER = '.complete';
 
-function writeFileDurable(path: string, data: Uint8Array | string): void {
+/** Replace one file atomically: write a temp sibling, fsync, rename over the target. */
+export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    writeFileDurable(tmp, data);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(dirname(path));
+}
+
+/** Write and fsync: the bytes are on disk before anything is renamed over them. */
+export function writeFileDurable(path: string, data: Uint8Array | string): void {
   const fd = openSync(path, 'w');
   try {
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
@@ -15,7 +29,8 @@ function writeFileDurable(path: string, data: Uint8Array | string): void {
   }
 }
 
-function fsyncDir(dir: string): void {
+/** Make renames in `dir` durable; best effort (not every platform can fsync a directory). */
+export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r');
     try {

@@ -5,16 +5,8 @@
  * Layout: u64 little-endian header length N, N bytes of UTF-8 JSON header,
  * then one raw little-endian byte buffer that the header indexes into.
  */
-import {
-  closeSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
 
 /** The dtypes this project needs; anything else is rejected rather than guessed at. */
 export type DType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64';
@@ -451,46 +443,15 @@ export function serializeSafetensors(tensors: TensorCollection, metadata?: Recor
   return out;
 }
 
-/** Best effort: makes the rename itself durable on POSIX; unsupported on some platforms, hence ignored. */
-function fsyncDirectory(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Directory fsync is not available everywhere (e.g. Windows); the data itself is already synced.
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let written = 0;
-  while (written < bytes.length) {
-    written += writeSync(fd, bytes, written, bytes.length - written);
-  }
-}
-
 /**
  * Writes atomically (temp file, fsync, rename) so a crash or a concurrent
  * reader never observes a half-written checkpoint.
  */
 export function writeSafetensors(path: string, tensors: TensorCollection, metadata?: Record<string, string>): void {
   const bytes = serializeSafetensors(tensors, metadata); // validate before touching the disk
-  const tmp = `${path}.tmp-${process.pid}`;
   try {
-    const fd = openSync(tmp, 'w');
-    try {
-      writeAll(fd, bytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileAtomic(path, bytes);
   } catch (err) {
-    rmSync(tmp, { force: true });
     throw new SafetensorsError(`cannot write ${path}: ${(err as Error).message}`);
   }
-  fsyncDirectory(dirname(path));
 }
