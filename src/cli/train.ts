@@ -25,6 +25,7 @@ const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, stri
   ['--lr-decay-iters <n>', 'lrDecayIters', int, 'steps of cosine decay (default: --max-iters)'],
   ['--beta1 <x>', 'beta1', num, 'AdamW β1 (default 0.9)'],
   ['--beta2 <x>', 'beta2', num, 'AdamW β2 (default 0.99)'],
+  ['--eps <x>', 'eps', num, 'AdamW ε in the denominator (default 1e-8)'],
   ['--weight-decay <x>', 'weightDecay', num, 'AdamW decoupled weight decay on 2-D weights (default 0.1)'],
   ['--grad-clip <x>', 'gradClip', num, 'clip the global gradient norm to this; 0 disables (default 1.0)'],
   ['--eval-interval <n>', 'evalInterval', int, 'evaluate and checkpoint every n steps (default 250)'],
