@@ -56,6 +56,9 @@ export interface AdamWHyper {
   step: number;
 }
 
+/** Opaque state from attentionForward to attentionBackward of the same backend. */
+export type AttentionSaved = unknown;
+
 export type UnaryOp = 'exp' | 'log' | 'relu' | 'gelu' | 'tanh' | 'neg' | 'sqrt';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 
@@ -82,11 +85,12 @@ export interface Backend {
   embeddingBackward(dOut: Float32Array, ids: Int32Array, dWeight: Float32Array, dim: number): void;
 
   /**
-   * Fused scaled-dot-product attention. `probs` ([B, nHead, T, T]) receives the
-   * attention weights for the backward pass (a backend may recompute instead).
+   * Fused scaled-dot-product attention. Returns whatever the backend keeps for
+   * the backward pass: the js backend keeps the T×T weights, a fused backend
+   * only each row's log-sum-exp and recomputes the weights.
    */
-  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, probs: Float32Array, d: AttentionDims): void;
-  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, probs: Float32Array, dOut: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims): void;
+  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved;
+  attentionBackward(saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dOut: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims): void;
 
   /**
    * Fused log-softmax + negative log-likelihood. Writes each row's log-sum-exp

@@ -2,9 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../io/errors.js';
+import { benchCommand, benchWorkerCommand } from './bench.js';
 import { demoCommand } from './demo.js';
 import { referenceCommand } from './reference.js';
 import { sampleCommand } from './sample.js';
+import { tokenizeCommand, tokenizerCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -15,9 +17,11 @@ const program = new Command('attn')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), referenceCommand(), demoCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
+
+program.addCommand(benchWorkerCommand(), { hidden: true });
 
 try {
   program.parse();

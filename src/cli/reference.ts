@@ -1,11 +1,13 @@
 import { Command } from 'commander';
 import { runReferenceCheck, TOLERANCE } from '../reference/check.js';
+import { useBackend, withBackendFlags } from './backend_flags.js';
 
 export function referenceCommand(): Command {
-  return new Command('reference')
+  return withBackendFlags(new Command('reference'))
     .description('check logits, loss, gradients, one AdamW step and greedy ids against PyTorch\'s numbers in DIR/expected.safetensors')
     .argument('<dir>', 'Hugging Face GPT-2 layout directory with expected.safetensors')
-    .action((dir: string) => {
+    .action((dir: string, opts: { backend?: string; threads?: number }) => {
+      console.log(`backend: ${useBackend(opts).description}`);
       const report = runReferenceCheck(dir);
       const limits: Record<string, string> = {
         logits: `≤ ${TOLERANCE.logits} abs`,

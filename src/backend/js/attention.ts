@@ -1,4 +1,4 @@
-import type { AttentionDims, GemmArgs } from '../backend.js';
+import type { AttentionDims, AttentionSaved, GemmArgs } from '../backend.js';
 import { gemm } from './gemm.js';
 import { softmaxRow } from './softmax.js';
 
@@ -8,8 +8,9 @@ import { softmaxRow } from './softmax.js';
  * head h occupying columns h·hd … h·hd+hd−1, so heads are read with a row
  * stride of C and never copied out.
  */
-export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, probs: Float32Array, d: AttentionDims): void {
+export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved {
   const { B, T, nHead, headDim, causal, scale } = d;
+  const probs = new Float32Array(B * nHead * T * T); // kept for the backward pass
   const C = nHead * headDim;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nHead; h++) {
@@ -25,14 +26,16 @@ export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Arr
       gemm(mm(false, false, T, headDim, T, probs, p, T, v, x, C, out, x, C, 1, false));
     }
   }
+  return probs;
 }
 
 export function attentionBackward(
-  q: Float32Array, k: Float32Array, v: Float32Array, probs: Float32Array, dOut: Float32Array,
+  saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, _out: Float32Array, dOut: Float32Array,
   dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims,
 ): void {
   const { B, T, nHead, headDim, scale } = d;
   const C = nHead * headDim;
+  const probs = saved as Float32Array;
   const dP = new Float32Array(T * T);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nHead; h++) {

@@ -44,7 +44,7 @@ export function binary(op: BinaryOp, a: Float32Array, aShape: number[], b: Float
 }
 
 /** True when `shape` (after dropping leading 1s) equals the trailing dims of `outShape`. */
-function isSuffix(shape: number[], outShape: number[]): boolean {
+export function isSuffix(shape: number[], outShape: number[]): boolean {
   let d = 0;
   while (d < shape.length && shape[d] === 1) d++;
   const tail = shape.slice(d);

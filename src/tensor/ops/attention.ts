@@ -24,10 +24,9 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, nHead
   const headDim = C / nHead;
   const dims = { B, T, nHead, headDim, causal: opts.causal, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
   const out = Tensor.zeros(q.shape);
-  const probs = new Float32Array(B * nHead * T * T);
   const be = backend();
-  be.attentionForward(q.data, k.data, v.data, out.data, probs, dims);
+  const saved = be.attentionForward(q.data, k.data, v.data, out.data, dims);
   return record(out, [q, k, v], 'attention', () => {
-    be.attentionBackward(q.data, k.data, v.data, probs, out.grad!, q.ensureGrad(), k.ensureGrad(), v.ensureGrad(), dims);
+    be.attentionBackward(saved, q.data, k.data, v.data, out.data, out.grad!, q.ensureGrad(), k.ensureGrad(), v.ensureGrad(), dims);
   });
 }

@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "attn_native",
+      "sources": [
+        "native/src/addon.cc",
+        "native/src/cpu.cc",
+        "native/src/threadpool.cc",
+        "native/src/gemm.cc",
+        "native/src/gemm_portable.cc",
+        "native/src/gemm_avx2.cc",
+        "native/src/gemm_avx512.cc",
+        "native/src/kernels.cc",
+        "native/src/attention.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-O3", "-std=c++17", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "-pthread"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++1y"],
+      "ldflags": ["-pthread"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17"] }
+    }
+  ]
+}

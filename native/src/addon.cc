@@ -1,0 +1,184 @@
+// N-API bindings: unpack typed arrays and numbers, call a kernel. No logic here.
+#include <napi.h>
+
+#include "cpu.h"
+#include "gemm.h"
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace {
+
+float* F(const Napi::CallbackInfo& info, int i) {
+  if (info[i].IsNull() || info[i].IsUndefined()) return nullptr;
+  return info[i].As<Napi::Float32Array>().Data();
+}
+const int32_t* I32(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Int32Array>().Data(); }
+long L(const Napi::CallbackInfo& info, int i) { return (long)info[i].As<Napi::Number>().Int64Value(); }
+int I(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().Int32Value(); }
+float R(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().FloatValue(); }
+bool B(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Boolean>().Value(); }
+
+// gemm(transA, transB, M, N, K, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, alpha, accumulate, batch, sA, sB, sC)
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  attn::Gemm g;
+  g.transA = B(info, 0); g.transB = B(info, 1);
+  g.M = I(info, 2); g.N = I(info, 3); g.K = I(info, 4);
+  g.a = F(info, 5) + L(info, 6); g.lda = L(info, 7);
+  g.b = F(info, 8) + L(info, 9); g.ldb = L(info, 10);
+  g.c = F(info, 11) + L(info, 12); g.ldc = L(info, 13);
+  g.alpha = R(info, 14); g.accumulate = B(info, 15);
+  g.batch = I(info, 16); g.strideA = L(info, 17); g.strideB = L(info, 18); g.strideC = L(info, 19);
+  attn::gemm(g);
+  return info.Env().Undefined();
+}
+
+Napi::Value LayerNormForward(const Napi::CallbackInfo& info) {
+  attn::layernorm_forward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), I(info, 6), I(info, 7), R(info, 8));
+  return info.Env().Undefined();
+}
+
+Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
+  attn::layernorm_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), F(info, 6), F(info, 7), I(info, 8), I(info, 9));
+  return info.Env().Undefined();
+}
+
+Napi::Value GeluForward(const Napi::CallbackInfo& info) {
+  auto x = info[0].As<Napi::Float32Array>();
+  attn::gelu_forward(x.Data(), F(info, 1), (long)x.ElementLength());
+  return info.Env().Undefined();
+}
+
+Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
+  auto x = info[0].As<Napi::Float32Array>();
+  attn::gelu_backward(x.Data(), F(info, 1), F(info, 2), (long)x.ElementLength());
+  return info.Env().Undefined();
+}
+
+Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
+  attn::softmax_forward(F(info, 0), F(info, 1), I(info, 2), I(info, 3));
+  return info.Env().Undefined();
+}
+
+// Returns [sum, count].
+Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
+  int count = 0;
+  double sum = attn::cross_entropy_forward(F(info, 0), I32(info, 1), F(info, 2), I(info, 3), I(info, 4), I(info, 5), &count);
+  auto out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), sum));
+  out.Set(1u, Napi::Number::New(info.Env(), count));
+  return out;
+}
+
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
+  attn::cross_entropy_backward(F(info, 0), I32(info, 1), F(info, 2), F(info, 3), I(info, 4), I(info, 5), I(info, 6), R(info, 7));
+  return info.Env().Undefined();
+}
+
+Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
+  auto ids = info[1].As<Napi::Int32Array>();
+  attn::embedding_forward(F(info, 0), ids.Data(), F(info, 2), (int)ids.ElementLength(), I(info, 3));
+  return info.Env().Undefined();
+}
+
+Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
+  auto ids = info[1].As<Napi::Int32Array>();
+  attn::embedding_backward(F(info, 0), ids.Data(), F(info, 2), (int)ids.ElementLength(), I(info, 3));
+  return info.Env().Undefined();
+}
+
+attn::AttnDims Dims(const Napi::CallbackInfo& info, int i) {
+  return attn::AttnDims{I(info, i), I(info, i + 1), I(info, i + 2), I(info, i + 3), B(info, i + 4), R(info, i + 5)};
+}
+
+// attentionForward(q, k, v, out, lse, B, T, H, D, causal, scale)
+Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
+  attn::attention_forward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), Dims(info, 5));
+  return info.Env().Undefined();
+}
+
+// attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, B, T, H, D, causal, scale)
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  attn::attention_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), F(info, 6), F(info, 7), F(info, 8), Dims(info, 9));
+  return info.Env().Undefined();
+}
+
+// adamw(p, g, m, v, lr, beta1, beta2, eps, wd, step)
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  auto p = info[0].As<Napi::Float32Array>();
+  attn::adamw_step(p.Data(), F(info, 1), F(info, 2), F(info, 3), (long)p.ElementLength(), R(info, 4), R(info, 5), R(info, 6), R(info, 7), R(info, 8), I(info, 9));
+  return info.Env().Undefined();
+}
+
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  auto x = info[0].As<Napi::Float32Array>();
+  return Napi::Number::New(info.Env(), attn::sum_squares(x.Data(), (long)x.ElementLength()));
+}
+
+Napi::Value ScaleInPlace(const Napi::CallbackInfo& info) {
+  auto x = info[0].As<Napi::Float32Array>();
+  attn::scale_inplace(x.Data(), (long)x.ElementLength(), R(info, 1));
+  return info.Env().Undefined();
+}
+
+Napi::Value AddRows(const Napi::CallbackInfo& info) {
+  attn::add_rows(F(info, 0), F(info, 1), F(info, 2), L(info, 3), L(info, 4));
+  return info.Env().Undefined();
+}
+
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  auto out = info[2].As<Napi::Float32Array>();
+  attn::add(F(info, 0), F(info, 1), out.Data(), (long)out.ElementLength());
+  return info.Env().Undefined();
+}
+
+Napi::Value ColSumAdd(const Napi::CallbackInfo& info) {
+  attn::col_sum_add(F(info, 0), L(info, 1), L(info, 2), F(info, 3));
+  return info.Env().Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  attn::set_threads(I(info, 0));
+  return info.Env().Undefined();
+}
+
+Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), attn::pool().size()); }
+
+// isa() -> current name; setIsa(name) -> false if the CPU cannot run it.
+Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), attn::isa_name(attn::current_isa())); }
+Napi::Value DetectedIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), attn::isa_name(attn::detected_isa())); }
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  std::string name = info[0].As<Napi::String>();
+  attn::Isa isa = name == "avx512" ? attn::Isa::Avx512 : name == "avx2" ? attn::Isa::Avx2 : attn::Isa::Portable;
+  return Napi::Boolean::New(info.Env(), attn::set_isa(isa));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("layerNormForward", Napi::Function::New(env, LayerNormForward));
+  exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward));
+  exports.Set("geluForward", Napi::Function::New(env, GeluForward));
+  exports.Set("geluBackward", Napi::Function::New(env, GeluBackward));
+  exports.Set("softmaxForward", Napi::Function::New(env, SoftmaxForward));
+  exports.Set("crossEntropyForward", Napi::Function::New(env, CrossEntropyForward));
+  exports.Set("crossEntropyBackward", Napi::Function::New(env, CrossEntropyBackward));
+  exports.Set("embeddingForward", Napi::Function::New(env, EmbeddingForward));
+  exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
+  exports.Set("attentionForward", Napi::Function::New(env, AttentionForward));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
+  exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("scaleInPlace", Napi::Function::New(env, ScaleInPlace));
+  exports.Set("addRows", Napi::Function::New(env, AddRows));
+  exports.Set("add", Napi::Function::New(env, Add));
+  exports.Set("colSumAdd", Napi::Function::New(env, ColSumAdd));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("threads", Napi::Function::New(env, Threads));
+  exports.Set("isa", Napi::Function::New(env, GetIsa));
+  exports.Set("detectedIsa", Napi::Function::New(env, DetectedIsa));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(attn_native, Init)

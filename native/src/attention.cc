@@ -1,0 +1,120 @@
+// Fused causal attention, flash-attention style. For each (batch, head) and
+// each block of BR query rows, the scores against all keys that block may see
+// are computed with the GEMM micro-kernels, turned into softmax weights in
+// place, and multiplied into the output. Only a BR×T tile exists at a time —
+// never the T×T matrix — and the backward pass recomputes the weights from
+// each row's saved log-sum-exp instead of storing them.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "gemm.h"
+#include "kernels.h"
+#include "simd_math.h"
+#include "threadpool.h"
+
+namespace attn {
+
+constexpr int BR = 64;  // query rows per block
+
+// One (b, h) slice of a [B, T, H·D] tensor: rows of length D, row stride C.
+struct Head {
+  long base;
+  int C;
+  const float* row(const float* t, int i) const { return t + base + (long)i * C; }
+  float* row(float* t, int i) const { return t + base + (long)i * C; }
+};
+
+// C[m×n] (ldc) = alpha·op(A)·op(B) (+C), single-threaded (we are inside a pool task).
+static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, const float* b, long ldb,
+               float* c, long ldc, float alpha, bool acc) {
+  Gemm g{tA, tB, m, n, k, a, lda, b, ldb, c, ldc, alpha, acc, 1, 0, 0, 0};
+  gemm_serial(g);
+}
+
+// s[r][j] ← exp(s[r][j] − z_r) for the visible keys, 0 for the masked ones.
+ATTN_CLONES static void exp_rows(float* s, int rows, int cols, int i0, bool causal, const float* z) {
+  for (int r = 0; r < rows; r++) {
+    float* row = s + (long)r * cols;
+    const int visible = causal ? std::min(cols, i0 + r + 1) : cols;
+    const float zr = z[r];
+    for (int j = 0; j < visible; j++) row[j] = fast_exp(row[j] - zr);
+    for (int j = visible; j < cols; j++) row[j] = 0.f;
+  }
+}
+
+static void forward_head(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d, int task,
+                         std::vector<float>& s) {
+  const Head h{(long)(task / d.H) * d.T * d.H * d.D + (long)(task % d.H) * d.D, d.H * d.D};
+  float* L = lse + (long)task * d.T;
+  for (int i0 = 0; i0 < d.T; i0 += BR) {
+    const int rows = std::min(BR, d.T - i0);
+    const int keys = d.causal ? i0 + rows : d.T;  // a causal block sees keys up to its last row
+    s.resize((size_t)rows * keys);
+    mm(false, true, rows, keys, d.D, h.row(q, i0), h.C, h.row(k, 0), h.C, s.data(), keys, d.scale, false);
+    float mx[BR];
+    for (int r = 0; r < rows; r++) {
+      const int visible = d.causal ? i0 + r + 1 : keys;
+      float m = -INFINITY;
+      for (int j = 0; j < visible; j++) m = std::max(m, s[(size_t)r * keys + j]);
+      mx[r] = m;
+    }
+    exp_rows(s.data(), rows, keys, i0, d.causal, mx);
+    mm(false, false, rows, d.D, keys, s.data(), keys, h.row(v, 0), h.C, h.row(out, i0), h.C, 1.f, false);
+    for (int r = 0; r < rows; r++) {
+      double sum = 0;
+      for (int j = 0; j < keys; j++) sum += s[(size_t)r * keys + j];
+      const float inv = (float)(1.0 / sum);
+      float* o = h.row(out, i0 + r);
+      for (int e = 0; e < d.D; e++) o[e] *= inv;
+      L[i0 + r] = mx[r] + (float)std::log(sum);
+    }
+  }
+}
+
+void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d) {
+  pool().run(d.B * d.H, [&](int task, int) {
+    thread_local std::vector<float> s;
+    forward_head(q, k, v, out, lse, d, task, s);
+  });
+}
+
+static void backward_head(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                          float* dq, float* dk, float* dv, const AttnDims& d, int task, std::vector<float>& p, std::vector<float>& dp) {
+  const Head h{(long)(task / d.H) * d.T * d.H * d.D + (long)(task % d.H) * d.D, d.H * d.D};
+  const float* L = lse + (long)task * d.T;
+  for (int i0 = 0; i0 < d.T; i0 += BR) {
+    const int rows = std::min(BR, d.T - i0);
+    const int keys = d.causal ? i0 + rows : d.T;
+    p.resize((size_t)rows * keys);
+    dp.resize((size_t)rows * keys);
+    // P: the weights, recomputed from the scores and the saved log-sum-exp.
+    mm(false, true, rows, keys, d.D, h.row(q, i0), h.C, h.row(k, 0), h.C, p.data(), keys, d.scale, false);
+    exp_rows(p.data(), rows, keys, i0, d.causal, L + i0);
+    // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P⊙dP); Σ_j P⊙dP equals dO·O for each row.
+    mm(false, true, rows, keys, d.D, h.row(dout, i0), h.C, h.row(v, 0), h.C, dp.data(), keys, 1.f, false);
+    for (int r = 0; r < rows; r++) {
+      const float* g = h.row(dout, i0 + r);
+      const float* o = h.row(out, i0 + r);
+      float D = 0;
+      for (int e = 0; e < d.D; e++) D += g[e] * o[e];
+      float* dpr = dp.data() + (size_t)r * keys;
+      const float* pr = p.data() + (size_t)r * keys;
+      for (int j = 0; j < keys; j++) dpr[j] = pr[j] * (dpr[j] - D);
+    }
+    mm(false, false, rows, d.D, keys, dp.data(), keys, h.row(k, 0), h.C, h.row(dq, i0), h.C, d.scale, true);  // dQ += dS·K
+    mm(true, false, keys, d.D, rows, dp.data(), keys, h.row(q, i0), h.C, h.row(dk, 0), h.C, d.scale, true);   // dK += dSᵀ·Q
+    mm(true, false, keys, d.D, rows, p.data(), keys, h.row(dout, i0), h.C, h.row(dv, 0), h.C, 1.f, true);     // dV += Pᵀ·dO
+  }
+}
+
+void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                        float* dq, float* dk, float* dv, const AttnDims& d) {
+  // Each (batch, head) touches only its own slices of dq, dk and dv: no races between tasks.
+  pool().run(d.B * d.H, [&](int task, int) {
+    thread_local std::vector<float> p, dp;
+    backward_head(q, k, v, out, lse, dout, dq, dk, dv, d, task, p, dp);
+  });
+}
+
+}  // namespace attn

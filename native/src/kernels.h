@@ -1,0 +1,36 @@
+// Fused and element-wise kernels besides GEMM. Each mirrors a function of the
+// js backend (src/backend/js/*.ts), which is its reference in tests.
+#pragma once
+#include <cstdint>
+
+namespace attn {
+
+void layernorm_forward(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd, int rows, int cols, float eps);
+void layernorm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw, float* db, int rows, int cols);
+
+void gelu_forward(const float* x, float* out, long n);
+void gelu_backward(const float* x, const float* dy, float* dx, long n);
+
+void softmax_forward(const float* x, float* out, int rows, int cols);
+
+// Returns the summed loss; *count receives the number of rows not ignored.
+double cross_entropy_forward(const float* logits, const int32_t* targets, float* lse, int rows, int vocab, int ignore, int* count);
+void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* dlogits, int rows, int vocab, int ignore, float scale);
+
+void embedding_forward(const float* w, const int32_t* ids, float* out, int n, int dim);
+void embedding_backward(const float* dout, const int32_t* ids, float* dw, int n, int dim);
+
+struct AttnDims { int B, T, H, D; bool causal; float scale; };
+// Row-by-row online softmax: keeps only each row's log-sum-exp (lse, [B,H,T]) for backward, never a T×T matrix.
+void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d);
+void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                        float* dq, float* dk, float* dv, const AttnDims& d);
+
+void adamw_step(float* p, const float* g, float* m, float* v, long n, float lr, float beta1, float beta2, float eps, float wd, int step);
+double sum_squares(const float* x, long n);
+void scale_inplace(float* x, long n, float s);
+void add(const float* a, const float* b, float* out, long n);
+void col_sum_add(const float* src, long rows, long cols, float* dst);  // dst[j] += Σ_r src[r][j]
+void add_rows(const float* a, const float* b, float* out, long rows, long cols);  // out = a + b (b broadcast over rows)
+
+}  // namespace attn

@@ -1,0 +1,86 @@
+#include "threadpool.h"
+
+#include <cstdlib>
+#include <memory>
+
+namespace attn {
+
+ThreadPool::ThreadPool(int threads) {
+  for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::drain(int thread) {
+  for (int t = next_.fetch_add(1); t < tasks_; t = next_.fetch_add(1)) (*job_)(t, thread);
+}
+
+void ThreadPool::run(int tasks, const std::function<void(int, int)>& fn) {
+  if (tasks <= 0) return;
+  if (workers_.empty() || tasks == 1) {
+    for (int t = 0; t < tasks; t++) fn(t, 0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = &fn;
+    tasks_ = tasks;
+    next_.store(0);
+    busy_ = static_cast<int>(workers_.size());
+    generation_++;
+  }
+  wake_.notify_all();
+  drain(0);
+  std::unique_lock<std::mutex> lock(mu_);
+  done_.wait(lock, [this] { return busy_ == 0; });
+  job_ = nullptr;
+}
+
+void ThreadPool::worker(int id) {
+  long seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+    }
+    drain(id);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--busy_ == 0) done_.notify_one();
+    }
+  }
+}
+
+int default_threads() {
+  if (const char* env = std::getenv("ATTN_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc > 0 ? static_cast<int>(hc) : 1;
+}
+
+static std::unique_ptr<ThreadPool> g_pool;
+
+ThreadPool& pool() {
+  if (!g_pool) g_pool = std::make_unique<ThreadPool>(default_threads());
+  return *g_pool;
+}
+
+void set_threads(int n) {
+  if (n < 1) n = 1;
+  if (g_pool && g_pool->size() == n) return;
+  g_pool.reset();
+  g_pool = std::make_unique<ThreadPool>(n);
+}
+
+}  // namespace attn

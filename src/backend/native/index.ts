@@ -1,0 +1,101 @@
+import { createRequire } from 'node:module';
+import type { AttentionDims, Backend } from '../backend.js';
+import { isSuffix } from '../js/elementwise.js';
+import { jsBackend } from '../js/index.js';
+
+/** The compiled addon (native/src/addon.cc). */
+interface Addon {
+  gemm(...args: unknown[]): void;
+  layerNormForward(...args: unknown[]): void;
+  layerNormBackward(...args: unknown[]): void;
+  geluForward(x: Float32Array, out: Float32Array): void;
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  softmaxForward(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  crossEntropyForward(logits: Float32Array, targets: Int32Array, lse: Float32Array, rows: number, vocab: number, ignore: number): [number, number];
+  crossEntropyBackward(...args: unknown[]): void;
+  embeddingForward(w: Float32Array, ids: Int32Array, out: Float32Array, dim: number): void;
+  embeddingBackward(d: Float32Array, ids: Int32Array, dw: Float32Array, dim: number): void;
+  attentionForward(...args: unknown[]): void;
+  attentionBackward(...args: unknown[]): void;
+  adamw(...args: unknown[]): void;
+  sumSquares(x: Float32Array): number;
+  scaleInPlace(x: Float32Array, s: number): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  addRows(a: Float32Array, b: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  colSumAdd(src: Float32Array, rows: number, cols: number, dst: Float32Array): void;
+  setThreads(n: number): void;
+  threads(): number;
+  isa(): string;
+  detectedIsa(): string;
+  setIsa(name: string): boolean;
+}
+
+let addon: Addon | null = null;
+let loadError: string | null = null;
+
+/** Load build/Release/attn_native.node (built by node-gyp during npm install); null if it is not there. */
+export function loadAddon(): Addon | null {
+  if (addon || loadError) return addon;
+  try {
+    const require = createRequire(import.meta.url);
+    // dist/src/backend/native/index.js → repository root
+    addon = require('../../../../build/Release/attn_native.node') as Addon;
+  } catch (e) {
+    loadError = (e as Error).message.split('\n')[0] ?? 'unknown error';
+  }
+  return addon;
+}
+
+export function nativeLoadError(): string | null {
+  return loadError;
+}
+
+const dimsArgs = (d: AttentionDims) => [d.B, d.T, d.nHead, d.headDim, d.causal, d.scale] as const;
+
+/**
+ * The native backend: C++ kernels with SIMD (AVX-512, AVX2+FMA or portable,
+ * chosen at run time) on a persistent thread pool. Ops it does not accelerate
+ * fall through to the js backend.
+ */
+export function createNativeBackend(a: Addon): Backend {
+  return {
+    ...jsBackend,
+    name: 'native',
+    gemm: (g) =>
+      a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC),
+    binary: (op, x, xShape, y, yShape, out, outShape) => {
+      // The additions of a training step (residuals, biases) natively; the rest in js.
+      if (op === 'add' && x.length === out.length) {
+        if (y.length === out.length) return a.add(x, y, out);
+        if (isSuffix(yShape, outShape)) return a.addRows(x, y, out, out.length / y.length, y.length);
+      }
+      jsBackend.binary(op, x, xShape, y, yShape, out, outShape);
+    },
+    reduceSumTo: (src, srcShape, dst, dstShape) => {
+      if (dst.length > 1 && src.length % dst.length === 0 && isSuffix(dstShape, srcShape)) return a.colSumAdd(src, src.length / dst.length, dst.length, dst);
+      jsBackend.reduceSumTo(src, srcShape, dst, dstShape);
+    },
+    unary: (op, x, out) => (op === 'gelu' ? a.geluForward(x, out) : jsBackend.unary(op, x, out)),
+    unaryBackward: (op, x, y, dy, dx) => (op === 'gelu' ? a.geluBackward(x, dy, dx) : jsBackend.unaryBackward(op, x, y, dy, dx)),
+    softmaxForward: (x, out, rows, cols) => a.softmaxForward(x, out, rows, cols),
+    layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNormForward(x, w, b, out, mean, rstd, rows, cols, eps),
+    layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols),
+    embeddingForward: (w, ids, out, dim) => a.embeddingForward(w, ids, out, dim),
+    embeddingBackward: (d, ids, dw, dim) => a.embeddingBackward(d, ids, dw, dim),
+    attentionForward: (q, k, v, out, d) => {
+      const lse = new Float32Array(d.B * d.nHead * d.T);
+      a.attentionForward(q, k, v, out, lse, ...dimsArgs(d));
+      return lse;
+    },
+    attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, d) =>
+      a.attentionBackward(q, k, v, out, saved as Float32Array, dOut, dq, dk, dv, ...dimsArgs(d)),
+    crossEntropyForward: (logits, targets, lse, rows, vocab, ignore) => {
+      const [sum, count] = a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore);
+      return { sum, count };
+    },
+    crossEntropyBackward: (logits, targets, lse, d, rows, vocab, ignore, scale) => a.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, scale),
+    adamwStep: (p, g, m, v, h) => a.adamw(p, g, m, v, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.step),
+    sumSquares: (x) => a.sumSquares(x),
+    scaleInPlace: (x, s) => a.scaleInPlace(x, s),
+  };
+}

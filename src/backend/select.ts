@@ -1,0 +1,33 @@
+import { UserError } from '../io/errors.js';
+import type { Backend } from './backend.js';
+import { registerBackend, setBackend } from './index.js';
+import { createNativeBackend, loadAddon, nativeLoadError } from './native/index.js';
+
+export type BackendChoice = 'auto' | 'js' | 'native';
+
+let warned = false;
+
+/**
+ * Pick the compute backend (Node only; browsers use js). 'auto' takes native
+ * when the addon was built and says once on stderr when it falls back to js.
+ * `threads` sizes the native thread pool (default: ATTN_THREADS or all cores).
+ */
+export function selectBackend(choice: BackendChoice = 'auto', threads?: number): Backend {
+  if (choice === 'js') return setBackend('js');
+  const addon = loadAddon();
+  if (!addon) {
+    if (choice === 'native') throw new UserError(`the native backend is not available (${nativeLoadError()}); run \`npm run build:native\` or use --backend js`);
+    if (!warned) process.stderr.write(`attn: native backend unavailable (${nativeLoadError()}); using the js backend\n`);
+    warned = true;
+    return setBackend('js');
+  }
+  if (threads !== undefined) addon.setThreads(threads);
+  registerBackend(createNativeBackend(addon));
+  return setBackend('native');
+}
+
+/** A one-line description for logs: "native (avx2, 2 threads)" or "js". */
+export function describeBackend(b: Backend): string {
+  const addon = b.name === 'native' ? loadAddon() : null;
+  return addon ? `native (${addon.isa()}, ${addon.threads()} threads)` : b.name;
+}

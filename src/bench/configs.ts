@@ -1,0 +1,16 @@
+import type { GPTConfigInput } from '../models/gpt_config.js';
+
+/** The benchmark shapes of shared/DESIGN.md: small, medium and GPT-2-sized training. */
+export const BENCH_CONFIGS: Record<string, { model: GPTConfigInput; batch: number }> = {
+  S: { model: { n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, vocab_size: 65, bias: true, dropout: 0 }, batch: 12 },
+  M: { model: { n_layer: 6, n_head: 6, n_embd: 384, block_size: 256, vocab_size: 65, bias: true, dropout: 0 }, batch: 16 },
+  G: { model: { n_layer: 12, n_head: 12, n_embd: 768, block_size: 256, vocab_size: 50257, bias: true, dropout: 0 }, batch: 4 },
+};
+
+export const GEMM_SIZES = [128, 384, 768, 1024, 2048];
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}

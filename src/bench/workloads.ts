@@ -1,0 +1,60 @@
+import { backend } from '../backend/index.js';
+import { GPT } from '../models/gpt.js';
+import { parseGPTConfig } from '../models/gpt_config.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { backward } from '../tensor/autograd.js';
+import { Rng } from '../util/rng.js';
+import { BENCH_CONFIGS, median } from './configs.js';
+
+export type Row = Record<string, string | number | boolean | null>;
+
+/**
+ * One full training step (forward, backward, clip, AdamW) on random tokens,
+ * repeated; the median step after `warmup` steps gives tokens/s.
+ */
+export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
+  const c = BENCH_CONFIGS[config];
+  if (!c) throw new Error(`unknown config ${config}`);
+  const cfg = parseGPTConfig(c.model);
+  const model = new GPT(cfg, new Rng(1));
+  const opt = new AdamW(model.namedParameters(), { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+  const rng = new Rng(2);
+  const n = c.batch * cfg.block_size;
+  const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+  const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+  const params = model.parameters();
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    model.zeroGrad();
+    const { loss } = model.forward(x, [c.batch, cfg.block_size], y);
+    backward(loss!);
+    clipGradNorm(params, 1);
+    opt.update();
+    if (i >= warmup) times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  return { workload: 'train', config, tokens_per_s: (n / ms) * 1000, step_ms: ms, params: model.numParameters() };
+}
+
+/** C = A·B for square n×n float32 matrices; GFLOP/s from the median of `reps`. */
+export function benchGemm(n: number, reps: number): Row {
+  const rng = new Rng(3);
+  const a = Float32Array.from({ length: n * n }, () => rng.random());
+  const b = Float32Array.from({ length: n * n }, () => rng.random());
+  const c = new Float32Array(n * n);
+  const g = {
+    transA: false, transB: false, M: n, N: n, K: n, a, aOffset: 0, lda: n, b, bOffset: 0, ldb: n,
+    c, cOffset: 0, ldc: n, alpha: 1, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0,
+  };
+  const be = backend();
+  be.gemm(g);
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    be.gemm(g);
+    times.push(performance.now() - t0);
+  }
+  return { workload: 'gemm', n, gflops: (2 * n ** 3) / (median(times) / 1000) / 1e9 };
+}

@@ -1,0 +1,109 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+import { loadAddon } from '../backend/native/index.js';
+import { BENCH_CONFIGS, GEMM_SIZES } from '../bench/configs.js';
+import { runTorch, torchUnavailable } from '../bench/torch.js';
+import { benchGemm, benchTrainStep, type Row } from '../bench/workloads.js';
+import { UserError } from '../io/errors.js';
+import { useBackend } from './backend_flags.js';
+import { int } from './flags.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+interface BenchOptions {
+  config?: string;
+  workloads: string;
+  threads?: number;
+  backend: string;
+  steps: number;
+  json?: boolean;
+  torch: boolean;
+}
+
+/**
+ * Each attn measurement runs in a fresh child process, so that thread pools,
+ * JIT state and peak memory (max RSS) belong to that workload alone.
+ */
+function runWorker(workload: string, arg: string, threads: number, backendName: string, steps: number): Row {
+  const r = spawnSync(process.execPath, [MAIN, 'bench-worker', workload, arg, '--threads', String(threads), '--backend', backendName, '--steps', String(steps)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  if (r.status !== 0) throw new Error(`bench worker failed: ${(r.stderr || '').trim().split('\n').at(-1)}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Row;
+}
+
+const metric = (r: Row): number => Number(r.tokens_per_s ?? r.gflops ?? 0);
+const best = (rows: Row[]): Row | undefined => rows.reduce<Row | undefined>((b, r) => (!b || metric(r) > metric(b) ? r : b), undefined);
+
+function describe(r: Row): string {
+  const what = r.workload === 'train' ? `train ${r.config}` : `gemm n=${r.n}`;
+  const value = r.workload === 'train' ? `${Math.round(Number(r.tokens_per_s))} tok/s` : `${Number(r.gflops).toFixed(1)} GFLOP/s`;
+  const rss = r.max_rss_mb !== undefined ? `, peak RSS ${Math.round(Number(r.max_rss_mb))} MB` : '';
+  return `${what.padEnd(12)} ${value.padStart(16)} (${r.impl}, ${r.backend ? `${r.backend}, ` : ''}${r.threads} thread${r.threads === 1 ? '' : 's'}${rss})`;
+}
+
+function runBench(o: BenchOptions): void {
+  const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
+  for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M or G)`);
+  const kinds = o.workloads.split(',').map((w) => w.trim());
+  for (const k of kinds) if (!['train', 'gemm'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm)`);
+  const backendName = useBackend({ backend: o.backend }).backend.name;
+  const cores = loadAddon()?.threads() ?? 1;
+  const attnThreads = o.threads !== undefined ? [o.threads] : backendName === 'native' ? [...new Set([1, cores])] : [1];
+  const noTorch = o.torch ? torchUnavailable() : 'disabled by --no-torch';
+  const log = (s: string) => (o.json ? undefined : console.log(s));
+  const emit = (r: Row) => (o.json ? console.log(JSON.stringify(r)) : undefined);
+  log(`attn bench: backend ${backendName}, threads ${attnThreads.join('/')}; PyTorch ${noTorch ? `skipped (${noTorch})` : 'at 1 and 2 threads'}`);
+
+  const jobs: Array<[string, string]> = [
+    ...(kinds.includes('train') ? configs.map((c): [string, string] => ['train', c]) : []),
+    ...(kinds.includes('gemm') ? GEMM_SIZES.map((n): [string, string] => ['gemm', String(n)]) : []),
+  ];
+  for (const [workload, arg] of jobs) {
+    const steps = workload === 'train' ? (arg === 'S' ? o.steps * 3 : arg === 'M' ? o.steps : Math.max(3, o.steps >> 1)) : o.steps * 2;
+    const mine = attnThreads.map((t) => ({ ...runWorker(workload, arg, t, backendName, steps), impl: 'attn' }));
+    mine.forEach(emit);
+    const theirs = noTorch ? [] : [1, 2].flatMap((t) => runTorch([`${workload}:${arg}`], t, steps));
+    theirs.forEach(emit);
+    const a = best(mine)!;
+    const p = best(theirs);
+    log(describe(a));
+    if (p) {
+      log(describe(p));
+      const ratio = metric(a) / metric(p);
+      log(`${''.padEnd(12)} ${`${ratio.toFixed(2)}×`.padStart(16)} attn / PyTorch, best settings each`);
+      emit({ workload, [workload === 'train' ? 'config' : 'n']: workload === 'train' ? arg : Number(arg), ratio_vs_pytorch: ratio });
+    }
+  }
+}
+
+export function benchCommand(): Command {
+  return new Command('bench')
+    .description('time training steps (configs S, M, G) and GEMM, beside PyTorch when /usr/bin/python3 has torch')
+    .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
+    .option('--workloads <list>', 'train, gemm', 'train,gemm')
+    .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'js', 'native']).default('auto'))
+    .option('--steps <n>', 'timed repetitions per workload (after warm-up)', int, 5)
+    .option('--json', 'one JSON line per measurement')
+    .option('--no-torch', 'skip the PyTorch reference')
+    .action((o: BenchOptions) => runBench(o));
+}
+
+/** Hidden: one measurement in this process (spawned by bench). */
+export function benchWorkerCommand(): Command {
+  return new Command('bench-worker')
+    .argument('<workload>')
+    .argument('<arg>')
+    .requiredOption('--threads <n>', 'threads', int)
+    .requiredOption('--backend <name>', 'backend')
+    .requiredOption('--steps <n>', 'steps', int)
+    .action((workload: string, arg: string, o: { threads: number; backend: string; steps: number }) => {
+      const { backend: be } = useBackend({ backend: o.backend, threads: o.threads });
+      const row = workload === 'train' ? benchTrainStep(arg, o.steps) : benchGemm(Number(arg), o.steps);
+      const rss = process.resourceUsage().maxRSS / 1024;
+      console.log(JSON.stringify({ ...row, backend: be.name, threads: o.threads, max_rss_mb: rss }));
+    });
+}
