@@ -12,7 +12,11 @@ export { MLP } from './nn/mlp.js';
 export { Block } from './nn/block.js';
 export { GPT, type GPTOutput } from './models/gpt.js';
 export { GPTConfigSchema, parseGPTConfig, type GPTConfig, type GPTConfigInput } from './models/gpt_config.js';
-export { CharTokenizer, tokenizerFromJSON, type Tokenizer } from './tokenizers/index.js';
+export {
+  CharTokenizer, WordTokenizer, BPETokenizer, trainBPE, tokenizerFromJSON, loadTokenizerFile, loadDirTokenizer, buildTokenizer, streamDecoder,
+  bpeFromGPT2Files, bpeFromHFTokenizer, bpeFromRanks, PATTERNS,
+  type Tokenizer, type EncodeOptions, type SpecialSet, type BPETrainOptions, type TokenizerKind,
+} from './tokenizers/index.js';
 export { AdamW, type AdamWOptions } from './optim/adamw.js';
 export { learningRate, type ScheduleOptions } from './optim/schedule.js';
 export { clipGradNorm } from './optim/clip.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CharTokenizer, tokenizerFromJSON } from '../src/tokenizers/index.js';
+import fc from 'fast-check';
+import { CharTokenizer, tokenizerFromJSON, WordTokenizer } from '../src/tokenizers/index.js';
 
 describe('character tokenizer', () => {
   it('round-trips text, including characters outside the BMP', () => {
@@ -22,7 +23,66 @@ describe('character tokenizer', () => {
     assert.deepEqual(Array.from(back.encode('cab')), Array.from(tok.encode('cab')));
     assert.throws(() => tok.encode('abd'), /"d" is not in the tokenizer's vocabulary/);
     assert.throws(() => tok.decode([7]), /outside the vocabulary/);
-    assert.throws(() => tokenizerFromJSON({ type: 'bpe' }), /unsupported tokenizer type "bpe"/);
+    assert.throws(() => tokenizerFromJSON({ type: 'bpe2' }), /unsupported tokenizer type "bpe2"/);
     assert.throws(() => tokenizerFromJSON({ type: 'char', chars: ['ab'] }), /single characters/);
+    assert.throws(() => tokenizerFromJSON({ type: 'char', chars: ['a', 'a'] }), /duplicate/);
+  });
+
+  it('round-trips any string of its own characters (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }), (s) => {
+        const tok = CharTokenizer.fromText(s);
+        assert.equal(tok.decode(tok.encode(s)), s);
+        const back = tokenizerFromJSON(JSON.parse(JSON.stringify(tok.toJSON())));
+        assert.deepEqual(back.encode(s), tok.encode(s));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('word tokenizer', () => {
+  it('splits on whitespace and punctuation, keeping spacing so decoding is exact', () => {
+    const text = "The cat's hat.  The cats\tsat!\n";
+    const tok = WordTokenizer.fromText(text, 100);
+    const pieces = Array.from(tok.encode(text), (id) => tok.words[id]);
+    assert.deepEqual(pieces, ['The', ' ', 'cat', "'", 's', ' ', 'hat', '.', '  ', 'The', ' ', 'cats', '\t', 'sat', '!', '\n']);
+    assert.equal(tok.decode(tok.encode(text)), text);
+  });
+
+  it('caps the vocabulary by frequency and maps other words to <unk> (id 0)', () => {
+    const tok = WordTokenizer.fromText('b b b a a c', 3); // words by count: ' ' (5), b (3); then a, c cut
+    assert.deepEqual(tok.words, ['<unk>', ' ', 'b']);
+    assert.equal(tok.vocabSize, 3);
+    assert.equal(tok.decode(tok.encode('b a zebra')), 'b <unk> <unk>');
+    assert.equal(tok.specialTokens.get('<unk>'), 0);
+  });
+
+  it('breaks frequency ties by string order, so the vocabulary does not depend on text order', () => {
+    assert.deepEqual(WordTokenizer.fromText('y x', 10).words, WordTokenizer.fromText('x y', 10).words);
+  });
+
+  it('round-trips text made of known words, and saves and loads (property)', () => {
+    const word = fc.constantFrom('cat', 'cats', 'sat', 'on', 'the', 'mat', 'naïve', '日本', '🙂', 'x_1', '42');
+    const sep = fc.constantFrom(' ', '  ', '\n', ', ', '. ', '!', "'");
+    fc.assert(
+      fc.property(fc.array(fc.tuple(word, sep), { minLength: 1, maxLength: 30 }), (parts) => {
+        const text = parts.map(([w, s]) => w + s).join('');
+        const tok = WordTokenizer.fromText(text, 1000);
+        assert.equal(tok.decode(tok.encode(text)), text);
+        const back = tokenizerFromJSON(JSON.parse(JSON.stringify(tok.toJSON())));
+        assert.deepEqual(back.encode(text), tok.encode(text));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('rejects bad sizes, ids and files clearly', () => {
+    assert.throws(() => WordTokenizer.fromText('a b', 1), /vocab size 1 is too small/);
+    const tok = WordTokenizer.fromText('a b', 10);
+    assert.throws(() => tok.decode([99]), /token id 99 is outside the vocabulary of 4/); // <unk>, a, ' ', b
+    assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['a'] }, 'w.json'), /w.json: the first word must be <unk>/);
+    assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['<unk>', 'a', 'a'] }), /appears twice/);
+    assert.throws(() => tokenizerFromJSON({ type: 'word', words: 'abc' }), /"words" must be an array/);
   });
 });

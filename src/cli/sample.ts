@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { generate } from '../generate/generate.js';
 import { UserError } from '../io/errors.js';
 import { loadModel } from '../io/model_dir.js';
-import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { streamDecoder, type Tokenizer } from '../tokenizers/tokenizer.js';
+import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 
 export interface SampleCliOptions {
@@ -14,6 +15,8 @@ export interface SampleCliOptions {
   topP?: number;
   seed: number;
   greedy?: boolean;
+  backend?: string;
+  threads?: number;
 }
 
 /** Load a model directory and stream a continuation of the prompt to `write`. */
@@ -22,16 +25,19 @@ export function runSample(o: SampleCliOptions, write: (s: string) => void): void
   if (o.topK !== undefined && o.topK < 1) throw new UserError('--top-k must be ≥ 1');
   if (o.topP !== undefined && (o.topP <= 0 || o.topP > 1)) throw new UserError('--top-p must be in (0, 1]');
   if (o.maxNewTokens < 0) throw new UserError('--max-new-tokens must be ≥ 0');
+  useBackend(o);
   const { model, tokenizer } = loadModel(o.model);
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer.json, so a text prompt cannot be encoded`);
   let ids: Int32Array;
   try {
-    ids = tokenizer.encode(o.prompt ?? startText(tokenizer));
+    // A special token typed in the prompt (e.g. <|endoftext|>) means the token.
+    ids = tokenizer.encode(o.prompt ?? startText(tokenizer), { allowedSpecial: 'all' });
   } catch (e) {
     throw new UserError(`--prompt: ${(e as Error).message}`);
   }
   if (ids.length === 0) ids = Int32Array.of(0);
-  write(tokenizer.decode(ids));
+  const decode = streamDecoder(tokenizer); // byte-level tokens may cut a character in two
+  for (const id of ids) write(decode(id));
   const stream = generate(model, ids, {
     maxNewTokens: o.maxNewTokens,
     temperature: o.temperature,
@@ -40,7 +46,7 @@ export function runSample(o: SampleCliOptions, write: (s: string) => void): void
     ...(o.topP !== undefined ? { topP: o.topP } : {}),
     ...(o.greedy ? { greedy: true } : {}),
   });
-  for (const id of stream) write(tokenizer.decode([id]));
+  for (const id of stream) write(decode(id));
   write('\n');
 }
 
@@ -55,7 +61,7 @@ function startText(tokenizer: Tokenizer): string {
 }
 
 export function sampleCommand(): Command {
-  return new Command('sample')
+  return withBackendFlags(new Command('sample'))
     .description('generate text from a trained model, streamed to stdout')
     .requiredOption('--model <dir>', 'model directory (from attn train)')
     .option('--prompt <text>', 'text to continue (default: a newline)')

@@ -5,9 +5,11 @@ import { UserError } from '../io/errors.js';
 import { parseTrainOptions, type TrainOptionsInput } from '../train/options.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { fablesCorpus } from '../data/fables.js';
+import { withBackendFlags, useBackend } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { Progress } from './progress.js';
 import { readTextFile } from './read_text.js';
+import { tokenizerProgress } from './tokenize.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from TrainOptionsSchema. */
 const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, string]> = [
@@ -32,6 +34,7 @@ const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, stri
   ['--eval-iters <n>', 'evalIters', int, 'batches per split in each evaluation (default 20)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 10)'],
   ['--seed <n>', 'seed', int, 'random seed for initialisation, batches and dropout (default 1337)'],
+  ['--vocab-size <n>', 'vocabSize', int, 'tokenizer vocabulary: the cap for word (default 4096), the target for bpe (default 512)'],
 ];
 
 export interface TrainCliResult {
@@ -63,7 +66,10 @@ function resolveText(args: { data?: string; resume?: string; builtin?: boolean }
   return path === BUILTIN ? { text: fablesCorpus(), dataPath: BUILTIN } : { text: readTextFile(path), dataPath: path };
 }
 
-export function runTraining(args: { data?: string; out: string; resume?: string; builtin?: boolean }, raw: TrainOptionsInput): TrainCliResult {
+export function runTraining(
+  args: { data?: string; out: string; resume?: string; builtin?: boolean; backend?: string; threads?: number },
+  raw: TrainOptionsInput,
+): TrainCliResult {
   let options;
   try {
     options = parseTrainOptions(raw);
@@ -72,6 +78,7 @@ export function runTraining(args: { data?: string; out: string; resume?: string;
   }
   const { text, dataPath } = resolveText(args);
   checkOutDir(args.out);
+  const { description } = useBackend(args);
   const progress = new Progress(options.logInterval);
   const summary = train(
     { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}) },
@@ -79,11 +86,12 @@ export function runTraining(args: { data?: string; out: string; resume?: string;
       onStart: (i) =>
         progress.line(
           `${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'training'}: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ` +
-            `${i.trainTokens} train / ${i.valTokens} val tokens, backend js`,
+            `${i.trainTokens} train / ${i.valTokens} val tokens, backend ${description}`,
         ),
       onStep: (s) => progress.step(s),
       onEval: (e) => progress.eval(e),
       onCheckpoint: (c) => progress.line(`saved checkpoint at step ${c.step} to ${c.dir}`),
+      onTokenizerProgress: tokenizerProgress(`training ${options.tokenizer} tokenizer`),
     },
   );
   return { summary, out: args.out };
@@ -91,19 +99,21 @@ export function runTraining(args: { data?: string; out: string; resume?: string;
 
 export function trainCommand(): Command {
   const cmd = new Command('train')
-    .description('train a character-level GPT on a UTF-8 text file (nanoGPT\'s CPU recipe by default)')
+    .description('train a GPT on a UTF-8 text file (character tokens and nanoGPT\'s CPU recipe by default)')
     .option('--data <file>', 'training text (UTF-8); 90% trains, 10% validates')
     .option('--builtin', 'train on the built-in generated fables corpus instead of --data')
     .option('--out <dir>', 'checkpoint directory', 'out')
     .option('--resume <dir>', 'continue training from this checkpoint (writes back to it unless --out is given)')
     .option('--bias', 'use biases in Linear and LayerNorm layers (nanoGPT recipe: off)')
-    .addOption(new Option('--backend <name>', 'compute backend').choices(['js']).default('js'));
+    .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']));
+  withBackendFlags(cmd);
   for (const [flag, , parse, help] of HYPER) cmd.option(flag, help, parse);
   cmd.action((opts: Record<string, unknown>) => {
     if (!opts.data && !opts.builtin && !opts.resume) throw new UserError('train needs --data FILE (or --builtin, or --resume DIR)');
     const raw: Record<string, unknown> = {};
     for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
     if (opts.bias) raw.bias = true;
+    if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
     if (opts.resume) {
       const ignored = Object.keys(raw).filter((k) => k !== 'maxIters');
       if (ignored.length) process.stderr.write(`note: on --resume only --max-iters applies; the checkpoint's settings are kept (ignoring ${ignored.join(', ')})\n`);
@@ -113,6 +123,8 @@ export function trainCommand(): Command {
       {
         ...(opts.data ? { data: opts.data as string } : {}),
         builtin: Boolean(opts.builtin),
+        backend: opts.backend as string,
+        ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}),
         out,
         ...(opts.resume ? { resume: opts.resume as string } : {}),
       },

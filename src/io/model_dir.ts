@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig, type GPTConfig } from '../models/gpt_config.js';
-import { tokenizerFromJSON, type Tokenizer } from '../tokenizers/index.js';
+import { loadDirTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
 import { recoverDir } from './atomic.js';
 import { UserError } from './errors.js';
@@ -84,17 +84,10 @@ export function loadModel(dir: string): LoadedModel {
   const model = new GPT(config, new Rng(0));
   assignWeights(model, weights, weightsPath);
   model.eval();
-  const tokPath = join(dir, 'tokenizer.json');
-  let tokenizer: Tokenizer | null = null;
-  if (source === 'attn' && existsSync(tokPath)) {
-    try {
-      tokenizer = tokenizerFromJSON(readJSON(tokPath), tokPath);
-    } catch (e) {
-      throw new UserError((e as Error).message);
-    }
-    if (tokenizer.vocabSize > config.vocab_size) {
-      throw new UserError(`${tokPath}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`);
-    }
+  // Ours saves tokenizer.json; a Hugging Face GPT-2 directory has tokenizer.json or vocab.json + merges.txt.
+  const tokenizer = loadDirTokenizer(dir);
+  if (tokenizer && tokenizer.vocabSize > config.vocab_size) {
+    throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`);
   }
   return { model, tokenizer, config, source };
 }

@@ -1,3 +1,4 @@
+import { UserError } from '../io/errors.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /**
@@ -8,13 +9,14 @@ import type { Tokenizer } from './tokenizer.js';
 export class CharTokenizer implements Tokenizer {
   readonly type = 'char';
   readonly chars: string[];
+  readonly specialTokens: ReadonlyMap<string, number> = new Map();
   private readonly index: Map<string, number>;
 
   constructor(chars: string[]) {
-    if (chars.length === 0) throw new Error('a character tokenizer needs at least one character');
+    if (chars.length === 0) throw new UserError('a character tokenizer needs at least one character');
     this.chars = chars;
     this.index = new Map(chars.map((c, i) => [c, i]));
-    if (this.index.size !== chars.length) throw new Error('character tokenizer has duplicate characters');
+    if (this.index.size !== chars.length) throw new UserError('character tokenizer has duplicate characters');
   }
 
   static fromText(text: string): CharTokenizer {
@@ -30,7 +32,7 @@ export class CharTokenizer implements Tokenizer {
     const ids = new Int32Array(cps.length);
     for (let i = 0; i < cps.length; i++) {
       const id = this.index.get(cps[i]!);
-      if (id === undefined) throw new Error(`character ${JSON.stringify(cps[i])} is not in the tokenizer's vocabulary`);
+      if (id === undefined) throw new UserError(`character ${JSON.stringify(cps[i])} is not in the tokenizer's vocabulary`);
       ids[i] = id;
     }
     return ids;
@@ -40,7 +42,7 @@ export class CharTokenizer implements Tokenizer {
     let s = '';
     for (let i = 0; i < ids.length; i++) {
       const c = this.chars[ids[i]!];
-      if (c === undefined) throw new Error(`token id ${ids[i]} is outside the vocabulary of ${this.chars.length}`);
+      if (c === undefined) throw new UserError(`token id ${ids[i]} is outside the vocabulary of ${this.chars.length}`);
       s += c;
     }
     return s;

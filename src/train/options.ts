@@ -29,9 +29,14 @@ export const TrainOptionsSchema = z
     evalIters: z.number().int().positive().default(20),
     logInterval: z.number().int().positive().default(10),
     seed: z.number().int().nonnegative().default(1337),
+    /** How text becomes tokens: characters, words, or byte-level BPE trained on the data. */
+    tokenizer: z.enum(['char', 'word', 'bpe']).default('char'),
+    /** Vocabulary size for word (a cap) and bpe (the target); char takes every character. */
+    vocabSize: z.number().int().positive().optional(),
   })
   .refine((o) => o.nEmbd % o.nHead === 0, { message: 'n_embd must be divisible by n_head', path: ['nEmbd'] })
-  .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] });
+  .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
+  .refine((o) => o.tokenizer !== 'char' || o.vocabSize === undefined, { message: 'applies to --tokenizer word and bpe only (a char vocabulary is every character of the text)', path: ['vocabSize'] });
 
 export type TrainOptions = z.infer<typeof TrainOptionsSchema>;
 export type TrainOptionsInput = z.input<typeof TrainOptionsSchema>;

@@ -6,7 +6,7 @@ import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { learningRate } from '../optim/schedule.js';
 import { backward } from '../tensor/autograd.js';
-import { CharTokenizer } from '../tokenizers/char.js';
+import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { loadCheckpoint, restoreOptimizer, saveCheckpoint, type TrainerState } from './checkpoint.js';
@@ -36,6 +36,8 @@ export interface TrainEvents {
   onStep?(info: StepInfo): void;
   onEval?(info: EvalInfo): void;
   onCheckpoint?(info: { step: number; dir: string }): void;
+  /** Progress of training the tokenizer (BPE merges done of total) before the model. */
+  onTokenizerProgress?(done: number, total: number): void;
 }
 
 export interface TrainSummary {
@@ -67,10 +69,11 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex
  * evalInterval steps and at the end.
  */
 export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
-  const setup = run.resume ? resumeSetup(run) : freshSetup(run);
+  const setup = run.resume ? resumeSetup(run) : freshSetup(run, events);
   const { model, tokenizer, opt, batchRng, state } = setup;
   const o = state.options;
-  const data = new TokenDataset(tokenizer.encode(run.text), o.blockSize);
+  // Special tokens in the training text (e.g. <|endoftext|> between documents) mean themselves.
+  const data = new TokenDataset(tokenizer.encode(run.text, { allowedSpecial: 'all' }), o.blockSize);
   state.data.tokens = data.train.length + data.val.length;
   const params = model.parameters();
   const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: o.warmupIters, decayIters: o.lrDecayIters ?? o.maxIters };
@@ -153,9 +156,9 @@ function newOptimizer(model: GPT, o: TrainOptions): AdamW {
   return new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
 }
 
-function freshSetup(run: TrainRun): Setup {
+function freshSetup(run: TrainRun, events: TrainEvents): Setup {
   const o = run.options;
-  const tokenizer = CharTokenizer.fromText(run.text);
+  const tokenizer = buildTokenizer(o.tokenizer, run.text, o.vocabSize, events.onTokenizerProgress);
   const config = parseGPTConfig({
     n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, block_size: o.blockSize,
     vocab_size: tokenizer.vocabSize, dropout: o.dropout, bias: o.bias,

@@ -1,0 +1,145 @@
+import { Command, Option } from 'commander';
+import { writeFileAtomic } from '../io/atomic.js';
+import { UserError } from '../io/errors.js';
+import { BPETokenizer } from '../tokenizers/bpe.js';
+import { trainBPE } from '../tokenizers/bpe_train.js';
+import { loadDirTokenizer, loadTokenizerFile } from '../tokenizers/index.js';
+import { PATTERNS } from '../tokenizers/pretokenize.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { WordTokenizer } from '../tokenizers/word.js';
+import { int } from './flags.js';
+import { readTextFile } from './read_text.js';
+
+/** A progress bar on stderr for tokenizer training: redrawn on a terminal, a few lines otherwise. */
+export function tokenizerProgress(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {
+  let lastTenth = -1;
+  return (done, total) => {
+    const width = 24;
+    const filled = Math.round((width * done) / Math.max(1, total));
+    const text = `${label}: ${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${done}/${total} merges`;
+    if (stream.isTTY) stream.write(`\r\x1b[2K${text}${done === total ? '\n' : ''}`);
+    else if (Math.floor((10 * done) / total) > lastTenth) {
+      lastTenth = Math.floor((10 * done) / total);
+      stream.write(text + '\n');
+    }
+  };
+}
+
+/** A token as text to show: control characters escaped, bytes of a cut character in hex. */
+function showToken(tokenizer: Tokenizer, id: number): string {
+  if (tokenizer instanceof BPETokenizer) {
+    const bytes = tokenizer.tokenBytes(id);
+    try {
+      return escape(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes));
+    } catch {
+      return `<${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ')}>`;
+    }
+  }
+  return escape(tokenizer.decode([id]));
+}
+
+const escape = (s: string): string => s.replace(/[\u0000-\u001f\u007f|\\]/g, (c) => ({ '\n': '\\n', '\t': '\\t', '\r': '\\r', '|': '\\|', '\\': '\\\\' })[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
+function chooseTokenizer(o: { model?: string; tokenizer?: string }): Tokenizer {
+  if (o.model && o.tokenizer) throw new UserError('give --model or --tokenizer, not both');
+  if (o.tokenizer) return loadTokenizerFile(o.tokenizer);
+  if (o.model) {
+    const t = loadDirTokenizer(o.model);
+    if (!t) throw new UserError(`${o.model} has no tokenizer (tokenizer.json, or vocab.json + merges.txt)`);
+    return t;
+  }
+  throw new UserError('tokenize needs --model DIR or --tokenizer FILE');
+}
+
+/** Ids written as a JSON array or separated by spaces/commas. */
+function parseIds(input: string): number[] {
+  const parts = input.replace(/^\s*\[|\]\s*$/g, '').split(/[\s,]+/).filter(Boolean);
+  return parts.map((p) => {
+    if (!/^-?\d+$/.test(p)) throw new UserError(`--decode: ${JSON.stringify(p)} is not a token id`);
+    return Number(p);
+  });
+}
+
+export interface TokenizeCliOptions {
+  model?: string;
+  tokenizer?: string;
+  file?: string;
+  json?: boolean;
+  decode?: boolean;
+}
+
+/**
+ * Encode text and print its ids and where the token boundaries fall (with
+ * json, only the ids); or, with decode, turn ids back into text.
+ */
+export function runTokenize(o: TokenizeCliOptions, text: string | undefined, write: (s: string) => void): void {
+  if ((text === undefined) === (o.file === undefined)) throw new UserError('give the text to tokenize as an argument or with --file F (one of them)');
+  const tokenizer = chooseTokenizer(o);
+  const input = o.file !== undefined ? readTextFile(o.file) : text!;
+  if (o.decode) {
+    write(tokenizer.decode(parseIds(input)) + '\n');
+    return;
+  }
+  const ids = tokenizer.encode(input, { allowedSpecial: 'all' });
+  if (o.json) {
+    write(JSON.stringify(Array.from(ids)) + '\n');
+    return;
+  }
+  write(`${ids.length} tokens (${tokenizer.type}, vocabulary ${tokenizer.vocabSize})\n`);
+  write(Array.from(ids).join(' ') + '\n');
+  write(Array.from(ids, (id) => showToken(tokenizer, id)).join('|') + '\n');
+}
+
+export function tokenizeCommand(): Command {
+  return new Command('tokenize')
+    .description('encode text and show its token ids and token boundaries ("|"; \\n is a newline, <e6 97> bytes of a cut character)')
+    .argument('[text]', 'the text to encode')
+    .option('--model <dir>', 'use the tokenizer of this model directory')
+    .option('--tokenizer <file>', 'a tokenizer.json: attn\'s own or a Hugging Face byte-level BPE one')
+    .option('--file <f>', 'encode this UTF-8 file instead of the argument')
+    .option('--json', 'print only the ids, as a JSON array')
+    .option('--decode', 'the input is token ids (a JSON array or separated by spaces): print their text')
+    .action((text: string | undefined, opts: TokenizeCliOptions) => runTokenize(opts, text, (s) => process.stdout.write(s)));
+}
+
+interface TrainTokenizerOptions {
+  data: string;
+  vocabSize: number;
+  out: string;
+  type: 'bpe' | 'word';
+  pattern: string;
+  special: string[];
+}
+
+/** Learn a tokenizer from a text file and save it as our tokenizer.json. */
+export function runTokenizerTrain(o: TrainTokenizerOptions): Record<string, unknown> {
+  const text = readTextFile(o.data);
+  const t0 = performance.now();
+  const tokenizer =
+    o.type === 'word'
+      ? WordTokenizer.fromText(text, o.vocabSize)
+      : trainBPE(text, { vocabSize: o.vocabSize, pattern: o.pattern, specialTokens: o.special, onProgress: tokenizerProgress('training BPE') });
+  const seconds = (performance.now() - t0) / 1000;
+  writeFileAtomic(o.out, JSON.stringify(tokenizer.toJSON()) + '\n');
+  return { type: tokenizer.type, vocab_size: tokenizer.vocabSize, seconds: Number(seconds.toFixed(3)), out: o.out };
+}
+
+export function tokenizerCommand(): Command {
+  const cmd = new Command('tokenizer').description('tokenizer tools');
+  cmd.addCommand(
+    new Command('train')
+      .description('learn a byte-level BPE (or word) vocabulary from a text file; prints a JSON summary')
+      .requiredOption('--data <file>', 'training text (UTF-8)')
+      .requiredOption('--vocab-size <n>', 'vocabulary size, special tokens included (bpe: at least 256 + specials)', int)
+      .requiredOption('--out <file>', 'where to write tokenizer.json')
+      .addOption(new Option('--type <kind>', 'tokenizer kind').choices(['bpe', 'word']).default('bpe'))
+      .addOption(new Option('--pattern <name>', 'pre-tokenizer regex: GPT-2\'s or GPT-4\'s (cl100k)').choices(Object.keys(PATTERNS)).default('gpt2'))
+      .option('--special <token...>', 'special tokens to reserve', ['<|endoftext|>'])
+      .action((opts: TrainTokenizerOptions) => {
+        process.stdout.write(JSON.stringify(runTokenizerTrain(opts)) + '\n');
+      })
+      .exitOverride()
+      .showHelpAfterError('(run with --help for usage)'),
+  );
+  return cmd;
+}
