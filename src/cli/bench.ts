@@ -1,11 +1,15 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { loadAddon } from '../backend/native/index.js';
 import { BENCH_CONFIGS, GEMM_SIZES } from '../bench/configs.js';
 import { runTorch, torchUnavailable } from '../bench/torch.js';
 import { benchGemm, benchTrainStep, type Row } from '../bench/workloads.js';
+import { benchTokenizers } from '../bench/tokenizers.js';
+import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../io/errors.js';
+import { readTextFile } from './read_text.js';
 import { useBackend } from './backend_flags.js';
 import { int } from './flags.js';
 
@@ -19,7 +23,10 @@ interface BenchOptions {
   steps: number;
   json?: boolean;
   torch: boolean;
+  text?: string;
 }
+
+const SHAKESPEARE = '../shared/data/tinyshakespeare.txt';
 
 /**
  * Each attn measurement runs in a fresh child process, so that thread pools,
@@ -44,11 +51,11 @@ function describe(r: Row): string {
   return `${what.padEnd(12)} ${value.padStart(16)} (${r.impl}, ${r.backend ? `${r.backend}, ` : ''}${r.threads} thread${r.threads === 1 ? '' : 's'}${rss})`;
 }
 
-function runBench(o: BenchOptions): void {
+async function runBench(o: BenchOptions): Promise<void> {
   const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
   for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M or G)`);
   const kinds = o.workloads.split(',').map((w) => w.trim());
-  for (const k of kinds) if (!['train', 'gemm'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm)`);
+  for (const k of kinds) if (!['train', 'gemm', 'tokenizers'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, tokenizers)`);
   const backendName = useBackend({ backend: o.backend }).backend.name;
   const cores = loadAddon()?.threads() ?? 1;
   const attnThreads = o.threads !== undefined ? [o.threads] : backendName === 'native' ? [...new Set([1, cores])] : [1];
@@ -77,13 +84,27 @@ function runBench(o: BenchOptions): void {
       emit({ workload, [workload === 'train' ? 'config' : 'n']: workload === 'train' ? arg : Number(arg), ratio_vs_pytorch: ratio });
     }
   }
+  if (kinds.includes('tokenizers')) await tokenizerBench(o, log, emit);
+}
+
+/** GPT-2 BPE encode throughput against tiktoken (WASM) and js-tiktoken, and BPE training time. */
+async function tokenizerBench(o: BenchOptions, log: (s: string) => void, emit: (r: Row) => void): Promise<void> {
+  const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
+  const text = path ? readTextFile(path) : fablesCorpus(1_000_000);
+  log(`tokenizers on ${path ?? 'the built-in fables corpus (1 MB)'}:`);
+  for (const r of await benchTokenizers({ text, repeats: Math.max(3, o.steps) })) {
+    emit(r as Row);
+    if (r.workload === 'bpe-train') log(`  BPE training to vocab ${r.vocab_size}: ${Number(r.seconds).toFixed(2)} s`);
+    else log(`  encode ${String(r.impl).padEnd(12)} ${Number(r.mb_per_s).toFixed(1).padStart(6)} MB/s`);
+  }
 }
 
 export function benchCommand(): Command {
   return new Command('bench')
     .description('time training steps (configs S, M, G) and GEMM, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
-    .option('--workloads <list>', 'train, gemm', 'train,gemm')
+    .option('--workloads <list>', 'train, gemm, tokenizers', 'train,gemm,tokenizers')
+    .option('--text <file>', 'text for the tokenizer workload (default: ../shared/data/tinyshakespeare.txt, else built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'js', 'native']).default('auto'))
     .option('--steps <n>', 'timed repetitions per workload (after warm-up)', int, 5)

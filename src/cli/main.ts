@@ -24,7 +24,7 @@ for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizer
 program.addCommand(benchWorkerCommand(), { hidden: true });
 
 try {
-  program.parse();
+  await program.parseAsync();
 } catch (e) {
   if (e instanceof CommanderError) {
     // Commander has already printed its message (or the help/version text).
