@@ -1,3 +1,4 @@
+import { giveBack } from './buffer_pool.js';
 import { Tensor, type GradFn } from './tensor.js';
 
 let gradEnabled = true;
@@ -50,7 +51,9 @@ export function backward(root: Tensor, seed?: Float32Array): void {
   for (const t of order) {
     if (t.gradFn) {
       t.gradFn = null;
-      t.grad = null; // intermediate gradients are not needed after the pass
+      // Intermediate gradients are not needed after the pass: recycle them.
+      if (t.grad) giveBack(t.grad);
+      t.grad = null;
     }
   }
 }

@@ -1,3 +1,5 @@
+import { takeZeroed } from './buffer_pool.js';
+
 /**
  * A Tensor is a flat Float32Array plus a shape (row-major), and — when it was
  * computed from tensors that need gradients — a record of how: its inputs and
@@ -52,7 +54,7 @@ export class Tensor {
 
   /** The gradient buffer, created as zeros on first use (gradients accumulate). */
   ensureGrad(): Float32Array {
-    if (!this.grad) this.grad = new Float32Array(this.data.length);
+    if (!this.grad) this.grad = takeZeroed(this.data.length);
     return this.grad;
   }
 

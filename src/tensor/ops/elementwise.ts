@@ -25,7 +25,7 @@ function accumulateReduced(grad: Float32Array, outShape: Shape, t: Tensor): void
   if (!t.requiresGrad) return;
   const g = t.ensureGrad();
   if (sameShape(t.shape, outShape)) {
-    for (let i = 0; i < g.length; i++) g[i] = g[i]! + grad[i]!;
+    backend().binary('add', g, outShape, grad, outShape, g, outShape);
   } else {
     backend().reduceSumTo(grad, outShape, g, padTo(t.shape, outShape.length));
   }

@@ -1,3 +1,4 @@
+import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
 import { Tensor, numel, type Shape } from '../tensor.js';
 
@@ -10,8 +11,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   const out = new Tensor(x.data, resolved);
   return record(out, [x], 'reshape', () => {
     const g = x.ensureGrad();
-    const dy = out.grad!;
-    for (let i = 0; i < g.length; i++) g[i] = g[i]! + dy[i]!;
+    backend().binary('add', g, resolved, out.grad!, resolved, g, resolved);
   });
 }
 
