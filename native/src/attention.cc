@@ -10,7 +10,7 @@
 
 #include "gemm.h"
 #include "kernels.h"
-#include "simd_math.h"
+#include "vec.h"
 #include "threadpool.h"
 
 namespace attn {
@@ -32,17 +32,6 @@ static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, 
   gemm_serial(g);
 }
 
-// s[r][j] ← exp(s[r][j] − z_r) for the visible keys, 0 for the masked ones.
-ATTN_CLONES static void exp_rows(float* s, int rows, int cols, int i0, bool causal, const float* z) {
-  for (int r = 0; r < rows; r++) {
-    float* row = s + (long)r * cols;
-    const int visible = causal ? std::min(cols, i0 + r + 1) : cols;
-    const float zr = z[r];
-    for (int j = 0; j < visible; j++) row[j] = fast_exp(row[j] - zr);
-    for (int j = visible; j < cols; j++) row[j] = 0.f;
-  }
-}
-
 static void forward_head(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d, int task,
                          std::vector<float>& s) {
   const Head h{(long)(task / d.H) * d.T * d.H * d.D + (long)(task % d.H) * d.D, d.H * d.D};
@@ -59,7 +48,7 @@ static void forward_head(const float* q, const float* k, const float* v, float* 
       for (int j = 0; j < visible; j++) m = std::max(m, s[(size_t)r * keys + j]);
       mx[r] = m;
     }
-    exp_rows(s.data(), rows, keys, i0, d.causal, mx);
+    vec().exp_rows(s.data(), rows, keys, i0, d.causal, mx);
     mm(false, false, rows, d.D, keys, s.data(), keys, h.row(v, 0), h.C, h.row(out, i0), h.C, 1.f, false);
     for (int r = 0; r < rows; r++) {
       double sum = 0;
@@ -90,7 +79,7 @@ static void backward_head(const float* q, const float* k, const float* v, const 
     dp.resize((size_t)rows * keys);
     // P: the weights, recomputed from the scores and the saved log-sum-exp.
     mm(false, true, rows, keys, d.D, h.row(q, i0), h.C, h.row(k, 0), h.C, p.data(), keys, d.scale, false);
-    exp_rows(p.data(), rows, keys, i0, d.causal, L + i0);
+    vec().exp_rows(p.data(), rows, keys, i0, d.causal, L + i0);
     // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P⊙dP); Σ_j P⊙dP equals dO·O for each row.
     mm(false, true, rows, keys, d.D, h.row(dout, i0), h.C, h.row(v, 0), h.C, dp.data(), keys, 1.f, false);
     for (int r = 0; r < rows; r++) {

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "simd_math.h"
+#include "vec.h"
 #include "threadpool.h"
 
 namespace attn {
@@ -81,30 +81,12 @@ void layernorm_backward(const float* x, const float* w, const float* mean, const
   }
 }
 
-static const float kGeluC = 0.7978845608028654f;  // √(2/π)
-
-ATTN_CLONES static void gelu_forward_range(const float* __restrict x, float* __restrict out, long lo, long hi) {
-  for (long i = lo; i < hi; i++) {
-    const float v = x[i];
-    out[i] = 0.5f * v * (1.f + fast_tanh(kGeluC * (v + 0.044715f * v * v * v)));
-  }
-}
-
 void gelu_forward(const float* x, float* out, long n) {
-  parallel_range(n, 1 << 14, [&](long lo, long hi) { gelu_forward_range(x, out, lo, hi); });
-}
-
-ATTN_CLONES static void gelu_backward_range(const float* __restrict x, const float* __restrict dy, float* __restrict dx, long lo, long hi) {
-  for (long i = lo; i < hi; i++) {
-    const float v = x[i];
-    const float t = fast_tanh(kGeluC * (v + 0.044715f * v * v * v));
-    const float du = kGeluC * (1.f + 3.f * 0.044715f * v * v);
-    dx[i] += dy[i] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
-  }
+  parallel_range(n, 1 << 14, [&](long lo, long hi) { vec().gelu_forward(x, out, lo, hi); });
 }
 
 void gelu_backward(const float* x, const float* dy, float* dx, long n) {
-  parallel_range(n, 1 << 14, [&](long lo, long hi) { gelu_backward_range(x, dy, dx, lo, hi); });
+  parallel_range(n, 1 << 14, [&](long lo, long hi) { vec().gelu_backward(x, dy, dx, lo, hi); });
 }
 
 void softmax_forward(const float* x, float* out, int rows, int cols) {
@@ -201,24 +183,15 @@ void scale_inplace(float* x, long n, float s) {
   for (long i = 0; i < n; i++) x[i] *= s;
 }
 
-ATTN_CLONES static void add_range(const float* a, const float* b, float* out, long lo, long hi) {
-  for (long i = lo; i < hi; i++) out[i] = a[i] + b[i];
-}
-
 void add(const float* a, const float* b, float* out, long n) {
-  parallel_range(n, 1 << 15, [&](long lo, long hi) { add_range(a, b, out, lo, hi); });
-}
-
-ATTN_CLONES static void col_sum_range(const float* src, long rows, long cols, float* dst, long c0, long c1) {
-  for (long r = 0; r < rows; r++)
-    for (long j = c0; j < c1; j++) dst[j] += src[r * cols + j];
+  parallel_range(n, 1 << 15, [&](long lo, long hi) { vec().add(a, b, out, lo, hi); });
 }
 
 void col_sum_add(const float* src, long rows, long cols, float* dst) {
   // Split by columns so that threads never add into the same dst element.
   const long chunks = cols >= 256 ? std::min<long>(pool().size(), cols / 128) : 1;
-  if (chunks <= 1) { col_sum_range(src, rows, cols, dst, 0, cols); return; }
-  pool().run((int)chunks, [&](int c, int) { col_sum_range(src, rows, cols, dst, cols * c / chunks, cols * (c + 1) / chunks); });
+  if (chunks <= 1) { vec().col_sum(src, rows, cols, dst, 0, cols); return; }
+  pool().run((int)chunks, [&](int c, int) { vec().col_sum(src, rows, cols, dst, cols * c / chunks, cols * (c + 1) / chunks); });
 }
 
 void add_rows(const float* a, const float* b, float* out, long rows, long cols) {
