@@ -17,7 +17,7 @@ function naive(g: GemmArgs): Float32Array {
           s += a * b;
         }
         const o = g.cOffset + p * g.strideC + i * g.ldc + j;
-        c[o] = g.accumulate ? c[o]! + g.alpha * s : g.alpha * s;
+        c[o] = (g.accumulate ? c[o]! + g.alpha * s : g.alpha * s) + (g.bias ? g.bias[j]! : 0);
       }
     }
   }
@@ -48,6 +48,7 @@ describe('js GEMM against the triple loop', () => {
                 c: rand(1 + batch * M * ldc), cOffset: 1, ldc,
                 alpha: K % 2 ? 0.5 : 1, accumulate: N % 2 === 1,
                 batch, strideA: aRows * lda, strideB: shareB ? 0 : bRows * ldb, strideC: M * ldc,
+                bias: K === 7 ? rand(N) : null, // a fused bias on some shapes
               };
               const want = naive(g);
               gemm(g);

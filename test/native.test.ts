@@ -47,6 +47,7 @@ for (const isa of isas.length ? isas : ['none']) {
             const g: Omit<GemmArgs, 'c'> = {
               transA, transB, M, N, K, a: rand(3 + batch * aSize), aOffset: 3, lda, b: rand(bSize), bOffset: 0, ldb,
               cOffset: 0, ldc: N + 2, alpha: 0.75, accumulate: (M + N) % 2 === 0, batch, strideA: aSize, strideB: 0, strideC: M * (N + 2),
+              bias: transB ? rand(N) : null,
             };
             const c0 = rand(batch * M * (N + 2));
             const [cj, cn] = bothBackends((b) => {

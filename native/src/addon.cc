@@ -18,7 +18,7 @@ int I(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>()
 float R(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().FloatValue(); }
 bool B(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Boolean>().Value(); }
 
-// gemm(transA, transB, M, N, K, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, alpha, accumulate, batch, sA, sB, sC)
+// gemm(transA, transB, M, N, K, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, alpha, accumulate, batch, sA, sB, sC, bias)
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   attn::Gemm g;
   g.transA = B(info, 0); g.transB = B(info, 1);
@@ -28,6 +28,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   g.c = F(info, 11) + L(info, 12); g.ldc = L(info, 13);
   g.alpha = R(info, 14); g.accumulate = B(info, 15);
   g.batch = I(info, 16); g.strideA = L(info, 17); g.strideB = L(info, 18); g.strideC = L(info, 19);
+  g.bias = info.Length() > 20 ? F(info, 20) : nullptr;
   attn::gemm(g);
   return info.Env().Undefined();
 }

@@ -28,7 +28,7 @@ struct Head {
 // C[m×n] (ldc) = alpha·op(A)·op(B) (+C), single-threaded (we are inside a pool task).
 static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, const float* b, long ldb,
                float* c, long ldc, float alpha, bool acc) {
-  Gemm g{tA, tB, m, n, k, a, lda, b, ldb, c, ldc, alpha, acc, 1, 0, 0, 0};
+  Gemm g{tA, tB, m, n, k, a, lda, b, ldb, c, ldc, alpha, acc, 1, 0, 0, 0, nullptr};
   gemm_serial(g);
 }
 

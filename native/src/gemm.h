@@ -14,6 +14,7 @@ struct Gemm {
   bool accumulate;
   int batch;
   long strideA, strideB, strideC;
+  const float* bias = nullptr;  // optional, length N: added to every row of every C
 };
 
 void gemm(const Gemm& g);

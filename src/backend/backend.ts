@@ -34,6 +34,8 @@ export interface GemmArgs {
   strideA: number;
   strideB: number;
   strideC: number;
+  /** Optional length-N vector added to every row of C (a Linear layer's bias, fused). */
+  bias?: Float32Array | null;
 }
 
 /** Shapes for attention over x laid out as [B, T, nHead·headDim] (heads side by side). */

@@ -55,7 +55,13 @@ export function gemm(g: GemmArgs): void {
         );
       }
     }
+    if (g.bias) addBias(g.c, cOff, g.ldc, M, N, g.bias);
   }
+}
+
+/** C[i][j] += bias[j]: the reference for the native kernel's fused bias. */
+function addBias(C: Float32Array, off: number, ldc: number, M: number, N: number, bias: Float32Array): void {
+  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) C[off + i * ldc + j] = C[off + i * ldc + j]! + bias[j]!;
 }
 
 /** Tile shape of the micro-kernel: MR rows of op(A) by NR columns of op(B). */

@@ -62,7 +62,7 @@ export function createNativeBackend(a: Addon): Backend {
     ...jsBackend,
     name: 'native',
     gemm: (g) =>
-      a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC),
+      a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC, g.bias ?? null),
     binary: (op, x, xShape, y, yShape, out, outShape) => {
       // The additions of a training step (residuals, biases) natively; the rest in js.
       if (op === 'add' && x.length === out.length) {

@@ -17,9 +17,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   be.gemm({
     transA: false, transB: true, M: rows, N: outF, K: inF, a: x.data, aOffset: 0, lda: inF,
     b: weight.data, bOffset: 0, ldb: inF, c: out.data, cOffset: 0, ldc: outF, alpha: 1, accumulate: false,
-    batch: 1, strideA: 0, strideB: 0, strideC: 0,
+    batch: 1, strideA: 0, strideB: 0, strideC: 0, bias: bias?.data ?? null,
   });
-  if (bias) be.binary('add', out.data, [rows, outF], bias.data, [1, outF], out.data, [rows, outF]);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, inputs, 'linear', () => {
     const dy = out.grad!;
