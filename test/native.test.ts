@@ -33,10 +33,17 @@ function bothBackends<T>(f: (b: Backend) => T): [T, T] {
 // Every kernel on every instruction-set path this CPU can run (portable always).
 for (const isa of isas.length ? isas : ['none']) {
   describe(`native kernels agree with the js reference (${isa} path)`, { skip }, () => {
-  before(() => assert.ok(addon!.setIsa(isa)));
-  {
+    before(() => assert.ok(addon!.setIsa(isa)));
+
     it('GEMM, all transposes, odd sizes, batches', () => {
-      for (const [M, N, K] of [[1, 1, 1], [7, 33, 129], [33, 7, 5], [129, 65, 300], [64, 64, 32], [200, 130, 70]] as const) {
+      for (const [M, N, K] of [
+        [1, 1, 1],
+        [7, 33, 129],
+        [33, 7, 5],
+        [129, 65, 300],
+        [64, 64, 32],
+        [200, 130, 70],
+      ] as const) {
         for (const transA of [false, true]) {
           for (const transB of [false, true]) {
             const batch = 2;
@@ -45,8 +52,25 @@ for (const isa of isas.length ? isas : ['none']) {
             const aSize = (transA ? K : M) * lda;
             const bSize = (transB ? N : K) * ldb;
             const g: Omit<GemmArgs, 'c'> = {
-              transA, transB, M, N, K, a: rand(3 + batch * aSize), aOffset: 3, lda, b: rand(bSize), bOffset: 0, ldb,
-              cOffset: 0, ldc: N + 2, alpha: 0.75, accumulate: (M + N) % 2 === 0, batch, strideA: aSize, strideB: 0, strideC: M * (N + 2),
+              transA,
+              transB,
+              M,
+              N,
+              K,
+              a: rand(3 + batch * aSize),
+              aOffset: 3,
+              lda,
+              b: rand(bSize),
+              bOffset: 0,
+              ldb,
+              cOffset: 0,
+              ldc: N + 2,
+              alpha: 0.75,
+              accumulate: (M + N) % 2 === 0,
+              batch,
+              strideA: aSize,
+              strideB: 0,
+              strideC: M * (N + 2),
               bias: transB ? rand(N) : null,
             };
             const c0 = rand(batch * M * (N + 2));
@@ -60,95 +84,120 @@ for (const isa of isas.length ? isas : ['none']) {
         }
       }
     });
-  }
 
-  it('layer norm, GELU, softmax, cross-entropy, embedding, AdamW', () => {
-    const rows = 37, cols = 129;
-    const x = rand(rows * cols), w = rand(cols), bias = rand(cols), dy = rand(rows * cols);
-    const [lj, ln] = bothBackends((b) => {
-      const out = new Float32Array(rows * cols), mean = new Float32Array(rows), rstd = new Float32Array(rows);
-      b.layerNormForward(x, w, bias, out, mean, rstd, rows, cols, 1e-5);
-      const dx = new Float32Array(rows * cols), dw = new Float32Array(cols), db = new Float32Array(cols);
-      b.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols);
-      return [out, dx, dw, db];
-    });
-    lj.forEach((t, i) => assertClose(ln[i]!, t, 1e-4, `layernorm ${i}`));
+    it('layer norm, GELU, softmax, cross-entropy, embedding, AdamW', () => {
+      const rows = 37,
+        cols = 129;
+      const x = rand(rows * cols),
+        w = rand(cols),
+        bias = rand(cols),
+        dy = rand(rows * cols);
+      const [lj, ln] = bothBackends((b) => {
+        const out = new Float32Array(rows * cols),
+          mean = new Float32Array(rows),
+          rstd = new Float32Array(rows);
+        b.layerNormForward(x, w, bias, out, mean, rstd, rows, cols, 1e-5);
+        const dx = new Float32Array(rows * cols),
+          dw = new Float32Array(cols),
+          db = new Float32Array(cols);
+        b.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols);
+        return [out, dx, dw, db];
+      });
+      lj.forEach((t, i) => assertClose(ln[i]!, t, 1e-4, `layernorm ${i}`));
 
-    const [gj, gn] = bothBackends((b) => {
-      const y = new Float32Array(x.length), dx = new Float32Array(x.length);
-      b.unary('gelu', x, y);
-      b.unaryBackward('gelu', x, y, dy, dx);
-      const s = new Float32Array(x.length);
-      b.softmaxForward(x, s, rows, cols);
-      return [y, dx, s];
-    });
-    gj.forEach((t, i) => assertClose(gn[i]!, t, 1e-5, `gelu/softmax ${i}`));
+      const [gj, gn] = bothBackends((b) => {
+        const y = new Float32Array(x.length),
+          dx = new Float32Array(x.length);
+        b.unary('gelu', x, y);
+        b.unaryBackward('gelu', x, y, dy, dx);
+        const s = new Float32Array(x.length);
+        b.softmaxForward(x, s, rows, cols);
+        return [y, dx, s];
+      });
+      gj.forEach((t, i) => assertClose(gn[i]!, t, 1e-5, `gelu/softmax ${i}`));
 
-    const targets = Int32Array.from({ length: rows }, (_, i) => (i % 5 === 0 ? -1 : (i * 7) % cols));
-    const [cj, cn] = bothBackends((b) => {
-      const lse = new Float32Array(rows);
-      const { sum, count } = b.crossEntropyForward(x, targets, lse, rows, cols, -1);
-      const d = new Float32Array(x.length);
-      b.crossEntropyBackward(x, targets, lse, d, rows, cols, -1, 0.1);
-      return { sum, count, lse, d };
-    });
-    assert.equal(cn.count, cj.count);
-    assert.ok(Math.abs(cn.sum - cj.sum) < 1e-3, `CE sum ${cn.sum} vs ${cj.sum}`);
-    assertClose(cn.lse, cj.lse, 1e-4, 'lse');
-    assertClose(cn.d, cj.d, 1e-6, 'dlogits');
+      const targets = Int32Array.from({ length: rows }, (_, i) => (i % 5 === 0 ? -1 : (i * 7) % cols));
+      const [cj, cn] = bothBackends((b) => {
+        const lse = new Float32Array(rows);
+        const { sum, count } = b.crossEntropyForward(x, targets, lse, rows, cols, -1);
+        const d = new Float32Array(x.length);
+        b.crossEntropyBackward(x, targets, lse, d, rows, cols, -1, 0.1);
+        return { sum, count, lse, d };
+      });
+      assert.equal(cn.count, cj.count);
+      assert.ok(Math.abs(cn.sum - cj.sum) < 1e-3, `CE sum ${cn.sum} vs ${cj.sum}`);
+      assertClose(cn.lse, cj.lse, 1e-4, 'lse');
+      assertClose(cn.d, cj.d, 1e-6, 'dlogits');
 
-    const ids = Int32Array.of(3, 0, 3, 36, 3);
-    const [ej, en] = bothBackends((b) => {
-      const out = new Float32Array(ids.length * cols), dw = new Float32Array(rows * cols);
-      b.embeddingForward(x, ids, out, cols);
-      b.embeddingBackward(dy.subarray(0, ids.length * cols), ids, dw, cols);
-      return [out, dw];
-    });
-    ej.forEach((t, i) => assertClose(en[i]!, t, 1e-6, `embedding ${i}`));
+      const ids = Int32Array.of(3, 0, 3, 36, 3);
+      const [ej, en] = bothBackends((b) => {
+        const out = new Float32Array(ids.length * cols),
+          dw = new Float32Array(rows * cols);
+        b.embeddingForward(x, ids, out, cols);
+        b.embeddingBackward(dy.subarray(0, ids.length * cols), ids, dw, cols);
+        return [out, dw];
+      });
+      ej.forEach((t, i) => assertClose(en[i]!, t, 1e-6, `embedding ${i}`));
 
-    const [aj, an] = bothBackends((b) => {
-      const p = Float32Array.from(x);
-      const m0 = new Float32Array(x.length).fill(0.01), v0 = new Float32Array(x.length).fill(0.02);
-      b.adamwStep(p, dy, m0, v0, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3 });
-      return [p, m0, v0, Float32Array.of(b.sumSquares(dy))];
+      const [aj, an] = bothBackends((b) => {
+        const p = Float32Array.from(x);
+        const m0 = new Float32Array(x.length).fill(0.01),
+          v0 = new Float32Array(x.length).fill(0.02);
+        b.adamwStep(p, dy, m0, v0, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3 });
+        return [p, m0, v0, Float32Array.of(b.sumSquares(dy))];
+      });
+      aj.forEach((t, i) => assertClose(an[i]!, t, i === 3 ? 1e-2 : 1e-6, `adamw ${i}`));
     });
-    aj.forEach((t, i) => assertClose(an[i]!, t, i === 3 ? 1e-2 : 1e-6, `adamw ${i}`));
-  });
 
-  it('residual and bias additions, bias-gradient column sums', () => {
-    const rows = 45, cols = 300;
-    const x = rand(rows * cols), y = rand(rows * cols), bias = rand(cols);
-    const [j, n] = bothBackends((b) => {
-      const same = new Float32Array(rows * cols), rowAdd = new Float32Array(rows * cols), colSum = rand(cols).fill(0.5);
-      b.binary('add', x, [rows, cols], y, [rows, cols], same, [rows, cols]);
-      b.binary('add', x, [rows, cols], bias, [1, cols], rowAdd, [rows, cols]);
-      b.reduceSumTo(x, [rows, cols], colSum, [1, cols]);
-      return [same, rowAdd, colSum];
+    it('residual and bias additions, bias-gradient column sums', () => {
+      const rows = 45,
+        cols = 300;
+      const x = rand(rows * cols),
+        y = rand(rows * cols),
+        bias = rand(cols);
+      const [j, n] = bothBackends((b) => {
+        const same = new Float32Array(rows * cols),
+          rowAdd = new Float32Array(rows * cols),
+          colSum = rand(cols).fill(0.5);
+        b.binary('add', x, [rows, cols], y, [rows, cols], same, [rows, cols]);
+        b.binary('add', x, [rows, cols], bias, [1, cols], rowAdd, [rows, cols]);
+        b.reduceSumTo(x, [rows, cols], colSum, [1, cols]);
+        return [same, rowAdd, colSum];
+      });
+      j.forEach((t, i) => assertClose(n[i]!, t, 1e-4, `add ${i}`));
     });
-    j.forEach((t, i) => assertClose(n[i]!, t, 1e-4, `add ${i}`));
-  });
 
-  for (const causal of [true, false]) {
-    it(`fused attention forward and backward (causal: ${causal})`, () => {
-      for (const [B, T, H, D] of [[2, 7, 3, 5], [1, 33, 2, 16], [1, 1, 1, 1]] as const) {
-        const n = B * T * H * D;
-        const q = rand(n), k = rand(n), v = rand(n), dOut = rand(n);
-        const dims = { B, T, nHead: H, headDim: D, causal, scale: 1 / Math.sqrt(D) };
-        const [j, nat] = bothBackends((b) => {
-          const out = new Float32Array(n), dq = new Float32Array(n), dk = new Float32Array(n), dv = new Float32Array(n);
-          const saved = b.attentionForward(q, k, v, out, dims);
-          b.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, dims);
-          return [out, dq, dk, dv];
-        });
-        j.forEach((t, i) => assertClose(nat[i]!, t, 1e-5, `attention B${B} T${T} H${H} D${D} tensor ${i}`));
-      }
-    });
-  }
+    for (const causal of [true, false]) {
+      it(`fused attention forward and backward (causal: ${causal})`, () => {
+        for (const [B, T, H, D] of [
+          [2, 7, 3, 5],
+          [1, 33, 2, 16],
+          [1, 1, 1, 1],
+        ] as const) {
+          const n = B * T * H * D;
+          const q = rand(n),
+            k = rand(n),
+            v = rand(n),
+            dOut = rand(n);
+          const dims = { B, T, nHead: H, headDim: D, causal, scale: 1 / Math.sqrt(D) };
+          const [j, nat] = bothBackends((b) => {
+            const out = new Float32Array(n),
+              dq = new Float32Array(n),
+              dk = new Float32Array(n),
+              dv = new Float32Array(n);
+            const saved = b.attentionForward(q, k, v, out, dims);
+            b.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, dims);
+            return [out, dq, dk, dv];
+          });
+          j.forEach((t, i) => assertClose(nat[i]!, t, 1e-5, `attention B${B} T${T} H${H} D${D} tensor ${i}`));
+        }
+      });
+    }
   });
 }
 
 describe('the whole model on the native backend', { skip }, () => {
-  it('a training step gives the js backend\'s loss and gradients', () => {
+  it("a training step gives the js backend's loss and gradients", () => {
     const cfg = parseGPTConfig({ n_layer: 2, n_head: 2, n_embd: 24, block_size: 16, vocab_size: 29, dropout: 0, bias: true });
     const ids = Int32Array.from({ length: 32 }, (_, i) => (i * 5) % 29);
     const tg = Int32Array.from({ length: 32 }, (_, i) => (i * 5 + 3) % 29);
@@ -174,4 +223,3 @@ describe('the whole model on the native backend', { skip }, () => {
     }
   });
 });
-
