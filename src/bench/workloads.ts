@@ -29,7 +29,7 @@ export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
     const t0 = performance.now();
     model.zeroGrad();
     const { loss } = model.forward(x, [c.batch, cfg.block_size], y);
-    backward(loss!);
+    backward(loss!, undefined, { freeActivations: true });
     clipGradNorm(params, 1);
     opt.update();
     if (i >= warmup) times.push(performance.now() - t0);

@@ -37,7 +37,16 @@ export function record(out: Tensor, inputs: Tensor[], name: string, backward: ()
  * complete before it is passed on to its inputs. Leaf tensors (parameters)
  * keep their accumulated .grad; the graph is released afterwards.
  */
-export function backward(root: Tensor, seed?: Float32Array): void {
+export interface BackwardOptions {
+  /**
+   * Also recycle the forward pass's intermediate values (every computed
+   * tensor's data). Only for callers that keep none of them afterwards — a
+   * training step that has already read its loss.
+   */
+  freeActivations?: boolean;
+}
+
+export function backward(root: Tensor, seed?: Float32Array, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) throw new Error('backward() on a tensor that does not require grad');
   const order = topologicalOrder(root);
   const g = root.ensureGrad();
@@ -48,14 +57,19 @@ export function backward(root: Tensor, seed?: Float32Array): void {
     const t = order[i]!;
     if (t.gradFn && t.grad) t.gradFn.backward();
   }
+  // Leaves (parameters, inputs) own their data; reshape outputs may share it.
+  const kept = new Set(order.filter((t) => !t.gradFn).map((t) => t.data));
+  const freed = new Set<Float32Array>();
   for (const t of order) {
     if (t.gradFn) {
       t.gradFn = null;
       // Intermediate gradients are not needed after the pass: recycle them.
       if (t.grad) giveBack(t.grad);
       t.grad = null;
+      if (opts.freeActivations && !kept.has(t.data) && !freed.has(t.data)) freed.add(t.data);
     }
   }
+  for (const buf of freed) giveBack(buf);
 }
 
 /** Depth-first post-order without recursion (deep graphs would overflow the stack). */

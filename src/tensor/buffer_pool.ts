@@ -1,8 +1,8 @@
 /**
- * Recycles gradient buffers between training steps. Every step needs the
- * same set of intermediate gradients; allocating them anew each time makes
- * the garbage collector and the page-zeroing of fresh memory a visible share
- * of a fast step. Buffers come back zeroed.
+ * Recycles activation and gradient buffers between training steps. Every
+ * step needs the same set of intermediate arrays; allocating them anew each
+ * time makes the garbage collector and the page-zeroing of fresh memory a
+ * visible share of a fast step. Buffers come back zeroed.
  */
 const free = new Map<number, Float32Array[]>();
 const MAX_PER_SIZE = 256;

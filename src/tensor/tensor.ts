@@ -31,7 +31,7 @@ export class Tensor {
   }
 
   static zeros(shape: Shape, requiresGrad = false): Tensor {
-    return new Tensor(new Float32Array(numel(shape)), shape, requiresGrad);
+    return new Tensor(takeZeroed(numel(shape)), shape, requiresGrad);
   }
 
   static from(values: ArrayLike<number>, shape?: Shape, requiresGrad = false): Tensor {
