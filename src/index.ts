@@ -34,3 +34,4 @@ export * from './io/safetensors.js';
 export { runReferenceCheck, type ReferenceReport, type GroupResult } from './reference/check.js';
 export { fablesCorpus } from './data/fables.js';
 export { Rng, type RngState } from './util/rng.js';
+export { planModel, formatPlan, type ModelPlan, type PlanConfig, type PlanOptions } from './plan/index.js';

@@ -4,10 +4,12 @@ import { Command, CommanderError } from 'commander';
 import { UserError } from '../io/errors.js';
 import { benchCommand, benchWorkerCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { planCommand } from './plan.js';
 import { referenceCommand } from './reference.js';
 import { sampleCommand } from './sample.js';
 import { tokenizeCommand, tokenizerCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
+import { webCommand } from './web.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -21,6 +23,8 @@ for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizer
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 
+program.addCommand(planCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
+program.addCommand(webCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
 program.addCommand(benchWorkerCommand(), { hidden: true });
 
 try {
