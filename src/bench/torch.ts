@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { UserError } from '../io/errors.js';
 import type { Row } from './workloads.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -22,6 +23,6 @@ export function runTorch(workloads: string[], threads: number, steps: number): R
     env,
     maxBuffer: 1 << 20,
   });
-  if (r.status !== 0) throw new Error(`PyTorch reference failed: ${(r.stderr || '').trim().split('\n').at(-1)}`);
+  if (r.status !== 0) throw new UserError(`PyTorch reference failed: ${(r.stderr || '').trim().split('\n').at(-1)}`);
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
 }
