@@ -1,6 +1,6 @@
 """PyTorch reference for `attn bench`: the same workloads, timed the same way.
 
-Usage: python3 torch_reference.py --threads N --workloads train:S,train:M,gemm:768 [--steps K]
+Usage: python3 torch_reference.py --threads N --workloads train:S,train:M,gemm:768,decode:124M,prefill:124M [--steps K]
 Prints one JSON line per workload. The GPT here is a minimal nanoGPT-shaped
 model (pre-norm blocks, tied head, GELU tanh, causal attention via
 scaled_dot_product_attention when available), trained with AdamW exactly as
@@ -71,6 +71,82 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
+# Inference shapes for decode/prefill: GPT-2 124M (random weights) and config S.
+DECODE = {
+    "124M": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab=50257),
+    "S": CONFIGS["S"],
+}
+
+
+def cached_attn(block, x, kv):
+    """Attention of the new positions x against the cache kv = [k, v] (each [B, H, past, D]), which it extends."""
+    B, T, C = x.shape
+    q, k, v = block.c_attn(x).split(C, dim=2)
+    q, k, v = (t.view(B, T, block.n_head, C // block.n_head).transpose(1, 2) for t in (q, k, v))
+    if kv[0] is not None:
+        k = torch.cat([kv[0], k], dim=2)
+        v = torch.cat([kv[1], v], dim=2)
+    kv[0], kv[1] = k, v
+    # A first pass (prefill) is causal; a single new token may see every cached position.
+    if hasattr(F, "scaled_dot_product_attention"):
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
+    else:  # torch < 2.0
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
+        if T > 1:
+            S = k.size(2)
+            mask = torch.ones(T, S, dtype=torch.bool).tril(S - T)
+            att = att.masked_fill(~mask, float("-inf"))
+        y = att.softmax(-1) @ v
+    return block.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+@torch.inference_mode()
+def cached_forward(model, idx, cache, past):
+    """Run new tokens idx [B, T] at positions past…past+T−1; returns the next-token logits of the last one."""
+    T = idx.size(1)
+    x = model.wte(idx) + model.wpe(torch.arange(past, past + T))
+    for b, kv in zip(model.h, cache):
+        x = x + cached_attn(b, b.ln_1(x), kv)
+        x = x + b.mlp_proj(F.gelu(b.c_fc(b.ln_2(x)), approximate="tanh"))
+    return model.ln_f(x[:, -1]) @ model.wte.weight.t()
+
+
+def decode(name, steps, prompt=16):
+    """Batch-1 greedy decoding with the KV cache after a 16-token prompt: median time per token."""
+    c = DECODE[name]
+    torch.manual_seed(0)
+    model = GPT(c).eval()
+    n = min(steps + 2, c["block_size"] - prompt)
+    cache = [[None, None] for _ in model.h]
+    idx = torch.randint(c["vocab"], (1, prompt))
+    nxt = cached_forward(model, idx, cache, 0).argmax(-1, keepdim=True)
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        nxt = cached_forward(model, nxt, cache, prompt + i).argmax(-1, keepdim=True)
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)
+    return {"workload": "decode", "config": name, "dtype": "fp32", "tokens_per_s": 1 / dt, "step_ms": dt * 1000, "prompt": prompt}
+
+
+def prefill(name, steps, T=256):
+    """One T-token prompt into an empty cache: median time."""
+    c = DECODE[name]
+    torch.manual_seed(0)
+    model = GPT(c).eval()
+    idx = torch.randint(c["vocab"], (1, T))
+    times = []
+    for i in range(steps + 1):
+        cache = [[None, None] for _ in model.h]
+        t0 = time.perf_counter()
+        cached_forward(model, idx, cache, 0)
+        if i >= 1:
+            times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)
+    return {"workload": "prefill", "config": name, "dtype": "fp32", "tokens_per_s": T / dt, "step_ms": dt * 1000, "prompt": T}
+
+
 def train(name, steps):
     c = CONFIGS[name]
     torch.manual_seed(0)
@@ -116,7 +192,14 @@ def main():
     torch.set_num_threads(a.threads)
     for w in a.workloads.split(","):
         kind, arg = w.split(":")
-        row = train(arg, a.steps) if kind == "train" else gemm(int(arg), max(3, a.steps))
+        if kind == "train":
+            row = train(arg, a.steps)
+        elif kind == "decode":
+            row = decode(arg, a.steps)
+        elif kind == "prefill":
+            row = prefill(arg, a.steps)
+        else:
+            row = gemm(int(arg), max(3, a.steps))
         row.update(impl="pytorch", threads=a.threads, torch=torch.__version__, max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(json.dumps(row), flush=True)
 

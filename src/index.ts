@@ -25,8 +25,15 @@ export { train, DivergedError, type TrainRun, type TrainEvents, type TrainSummar
 export { parseTrainOptions, TrainOptionsSchema, type TrainOptions, type TrainOptionsInput } from './train/options.js';
 export { estimateLoss } from './train/evaluate.js';
 export { saveCheckpoint, loadCheckpoint, type TrainerState } from './train/checkpoint.js';
-export { generate, type GenerateOptions } from './generate/generate.js';
-export { sampleToken, argmax, type SamplingOptions } from './generate/sampling.js';
+export { generate, generateBatch, BatchDecoder, type GenerateOptions } from './generate/engine.js';
+export { streamText, generateText, type TextGenerateOptions, type TextChunk } from './generate/stream.js';
+export { KVCache } from './generate/kv_cache.js';
+export { StopStrings } from './generate/stop_strings.js';
+export { sampleToken, argmax, penalizeRepeats, checkSamplingOptions, type SamplingOptions } from './generate/sampling.js';
+export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';
+export { quantizeModel, quantizeRows, dequantizeRows, dropInt8, isQuantized } from './nn/int8.js';
+export { hfFiles, hfConfig, hfTensors, gpt2TokenizerFiles } from './io/hf_export.js';
+export { pullModel, type PullOptions } from './io/hf_pull.js';
 export { loadModel, modelFiles, type LoadedModel } from './io/model_dir.js';
 export { writeDirAtomic } from './io/atomic.js';
 export { UserError } from './io/errors.js';

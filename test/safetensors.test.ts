@@ -71,11 +71,13 @@ function sampleData(dtype: DType, count: number): TensorEntry['data'] {
       return Int32Array.from({ length: count }, (_, i) => (i % 2 ? -1 : 1) * (i * 1000003 + 7));
     case 'I64':
       return BigInt64Array.from({ length: count }, (_, i) => BigInt(i) * -(2n ** 40n) + 9007199254740993n);
+    case 'I8':
+      return Int8Array.from({ length: count }, (_, i) => (i % 2 ? -1 : 1) * ((i * 37) % 128));
   }
 }
 
 test('round trip for every dtype with shapes [], [0] and [3,1,2]', () => {
-  const dtypes: DType[] = ['F32', 'F16', 'BF16', 'I32', 'I64'];
+  const dtypes: DType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'I8'];
   const shapes = [[], [0], [3, 1, 2]];
   const input = new Map<string, TensorEntry>();
   for (const dtype of dtypes) {

@@ -3,6 +3,7 @@
 
 #include "cpu.h"
 #include "gemm.h"
+#include "gemv.h"
 #include "kernels.h"
 #include "threadpool.h"
 
@@ -104,6 +105,30 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
 }
 
 // adamw(p, g, m, v, lr, beta1, beta2, eps, wd, step)
+// linear(x, w, bias|null, y, M, N, K): y = x·Wᵀ + bias, W [N, K] row-major: the common GEMM of a
+// Linear layer with 7 arguments instead of 21 (decoding calls it dozens of times per token).
+Napi::Value Linear(const Napi::CallbackInfo& info) {
+  const int M = I(info, 4), N = I(info, 5), K = I(info, 6);
+  attn::Gemm g{false, true, M, N, K, F(info, 0), K, F(info, 1), K, F(info, 3), N, 1.f, false, 1, 0, 0, 0, F(info, 2)};
+  attn::gemm(g);
+  return info.Env().Undefined();
+}
+
+// attentionCached(q, kc, vc, out, start, B, Tq, past, cap, H, D, scale)
+Napi::Value AttentionCached(const Napi::CallbackInfo& info) {
+  attn::KvDims d{I(info, 5), I(info, 6), I(info, 7), I(info, 8), I(info, 9), I(info, 10), R(info, 11)};
+  attn::attention_cached(F(info, 0), F(info, 1), F(info, 2), F(info, 3), I32(info, 4), d);
+  return info.Env().Undefined();
+}
+
+// linearInt8(x, M, K, w (Int8Array [N, K]), scale, bias|null, y, N): y = (x·Wᵀ)∘scale + bias
+Napi::Value LinearInt8(const Napi::CallbackInfo& info) {
+  const int M = I(info, 1), K = I(info, 2), N = I(info, 7);
+  const int8_t* w = info[3].As<Napi::Int8Array>().Data();
+  attn::gemv(attn::Gemv<int8_t>{M, N, K, F(info, 0), K, w, K, F(info, 4), F(info, 5), F(info, 6), N, 1.f, false});
+  return info.Env().Undefined();
+}
+
 Napi::Value AdamW(const Napi::CallbackInfo& info) {
   auto p = info[0].As<Napi::Float32Array>();
   attn::adamw_step(p.Data(), F(info, 1), F(info, 2), F(info, 3), (long)p.ElementLength(), R(info, 4), R(info, 5), R(info, 6), R(info, 7), R(info, 8), I(info, 9));
@@ -166,6 +191,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
   exports.Set("attentionForward", Napi::Function::New(env, AttentionForward));
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
+  exports.Set("linear", Napi::Function::New(env, Linear));
+  exports.Set("attentionCached", Napi::Function::New(env, AttentionCached));
+  exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   exports.Set("scaleInPlace", Napi::Function::New(env, ScaleInPlace));

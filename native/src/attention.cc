@@ -106,4 +106,100 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   });
 }
 
+// Attention of new queries against a KV cache (generation). q, out: [B, Tq, H·D];
+// kc, vc: [B, cap, H·D]. Query t of row b sits at cache slot past + t and sees
+// slots start[b] … past + t: left padding before start[b] is invisible. The
+// same block structure as forward_head, with key 0 at slot start[b].
+static void cached_head(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
+                        int task, std::vector<float>& s) {
+  const int b = task / d.H, hd = task % d.H, C = d.H * d.D;
+  const long qbase = (long)b * d.Tq * C + (long)hd * d.D;
+  const int s0 = std::min(start[b], d.past + d.Tq);
+  const long kbase = ((long)b * d.cap + s0) * C + (long)hd * d.D;
+  for (int i0 = 0; i0 < d.Tq; i0 += BR) {
+    const int rows = std::min(BR, d.Tq - i0);
+    const int shift = d.past + i0 - s0;                  // query row r sees relative keys j ≤ shift + r
+    const int keys = std::max(0, shift + rows);
+    float* o0 = out + qbase + (long)i0 * C;
+    if (keys == 0) {
+      for (int r = 0; r < rows; r++) std::fill(o0 + (long)r * C, o0 + (long)r * C + d.D, 0.f);
+      continue;
+    }
+    s.resize((size_t)rows * keys);
+    mm(false, true, rows, keys, d.D, q + qbase + (long)i0 * C, C, kc + kbase, C, s.data(), keys, d.scale, false);
+    float mx[BR];
+    for (int r = 0; r < rows; r++) {
+      const int visible = std::min(keys, shift + r + 1);
+      float m = visible > 0 ? -INFINITY : 0.f;
+      for (int j = 0; j < visible; j++) m = std::max(m, s[(size_t)r * keys + j]);
+      mx[r] = m;
+    }
+    if (shift >= 0) vec().exp_rows(s.data(), rows, keys, shift, true, mx);
+    else
+      for (int r = 0; r < rows; r++) {  // rows before start: only some see any key
+        const int visible = std::max(0, std::min(keys, shift + r + 1));
+        vec().exp_rows(s.data() + (size_t)r * keys, 1, keys, visible - 1, true, mx + r);
+      }
+    mm(false, false, rows, d.D, keys, s.data(), keys, vc + kbase, C, o0, C, 1.f, false);
+    for (int r = 0; r < rows; r++) {
+      double sum = 0;
+      for (int j = 0; j < keys; j++) sum += s[(size_t)r * keys + j];
+      const float inv = sum > 0 ? (float)(1.0 / sum) : 0.f;
+      float* o = o0 + (long)r * C;
+      for (int e = 0; e < d.D; e++) o[e] *= inv;
+    }
+  }
+}
+
+// Decoding (one new query per row): plain loops over the cached keys, which
+// for a single query are cheaper than setting up GEMM tiles.
+static void cached_query(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
+                         int task, std::vector<float>& w) {
+  const int b = task / d.H, hd = task % d.H, C = d.H * d.D;
+  const int first = std::max(0, start[b]), last = d.past;  // Tq == 1: the query sits at slot past
+  const float* qr = q + (long)b * C + (long)hd * d.D;
+  float* o = out + (long)b * C + (long)hd * d.D;
+  std::fill(o, o + d.D, 0.f);
+  if (first > last) return;
+  w.resize(last - first + 1);
+  float mx = -INFINITY;
+  for (int j = first; j <= last; j++) {
+    const float* kr = kc + ((long)b * d.cap + j) * C + (long)hd * d.D;
+    float s = 0.f;
+    for (int e = 0; e < d.D; e++) s += qr[e] * kr[e];
+    s *= d.scale;
+    w[j - first] = s;
+    mx = std::max(mx, s);
+  }
+  double sum = 0;
+  for (int j = first; j <= last; j++) sum += (w[j - first] = std::exp(w[j - first] - mx));
+  const float inv = (float)(1.0 / sum);
+  for (int j = first; j <= last; j++) {
+    const float p = w[j - first] * inv;
+    const float* vr = vc + ((long)b * d.cap + j) * C + (long)hd * d.D;
+    for (int e = 0; e < d.D; e++) o[e] += p * vr[e];
+  }
+}
+
+void attention_cached(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d) {
+  if (d.Tq == 1) {
+    const double work = (double)d.B * d.H * (d.past + 1) * d.D;
+    auto task = [&](int t, int) {
+      thread_local std::vector<float> w;
+      cached_query(q, kc, vc, out, start, d, t, w);
+    };
+    if (work < 1 << 18) for (int t = 0; t < d.B * d.H; t++) task(t, 0);
+    else pool().run(d.B * d.H, task);
+    return;
+  }
+  const double work = (double)d.B * d.H * d.Tq * (d.past + d.Tq) * d.D;
+  auto task = [&](int t, int) {
+    thread_local std::vector<float> s;
+    cached_head(q, kc, vc, out, start, d, t, s);
+  };
+  // Decoding a small model: waking the pool costs more than the work.
+  if (work < 1 << 18) for (int t = 0; t < d.B * d.H; t++) task(t, 0);
+  else pool().run(d.B * d.H, task);
+}
+
 }  // namespace attn

@@ -1,6 +1,10 @@
 #include "gemm.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "cpu.h"
+#include "gemv.h"
 #include "threadpool.h"
 
 namespace attn {
@@ -13,7 +17,63 @@ static void dispatch(const Gemm& g, int threads) {
   }
 }
 
-void gemm(const Gemm& g) { dispatch(g, pool().size()); }
+template <class W>
+static void dispatch_gemv(const Gemv<W>& g, int threads) {
+  switch (current_isa()) {
+    case Isa::Avx512: avx512::gemv(g, threads); break;
+    case Isa::Avx2: avx2::gemv(g, threads); break;
+    default: portable::gemv(g, threads); break;
+  }
+}
+
+// Slices of at most GEMV_MAX_M activation rows (each slice reads the weights once).
+template <class W>
+static void gemv_slices(Gemv<W> g) {
+  const int M = g.M;
+  for (int m0 = 0; m0 < M; m0 += GEMV_MAX_M) {
+    Gemv<W> s = g;
+    s.M = std::min(GEMV_MAX_M, M - m0);
+    s.x = g.x + (long)m0 * g.ldx;
+    s.y = g.y + (long)m0 * g.ldy;
+    dispatch_gemv(s, pool().size());
+  }
+}
+
+void gemv(const Gemv<float>& g) { gemv_slices(g); }
+
+// Many rows (a prompt's prefill) would re-read the int8 weights once per
+// GEMV_MAX_M rows; instead widen NB weight rows at a time to fp32 and hand
+// them to the blocked GEMM, which is compute-bound there.
+void gemv(const Gemv<int8_t>& g) {
+  if (g.M <= 4 * GEMV_MAX_M) return gemv_slices(g);
+  constexpr int NB = 256;
+  thread_local std::vector<float> wf, sb;
+  wf.resize((size_t)NB * g.K);
+  for (int n0 = 0; n0 < g.N; n0 += NB) {
+    const int nb = std::min(NB, g.N - n0);
+    for (int r = 0; r < nb; r++) {
+      const int8_t* src = g.w + (long)(n0 + r) * g.ldw;
+      const float s = g.scale[n0 + r] * g.alpha;
+      float* dst = wf.data() + (size_t)r * g.K;
+      for (int k = 0; k < g.K; k++) dst[k] = s * (float)src[k];
+    }
+    Gemm m{false, true, g.M, nb, g.K, g.x, g.ldx, wf.data(), g.K, g.y + n0, g.ldy, 1.f, g.accumulate, 1, 0, 0, 0,
+           g.bias ? g.bias + n0 : nullptr};
+    dispatch(m, pool().size());
+  }
+}
+
+// A Linear layer on a few rows (x·Wᵀ with W [N, K], as in decoding) is a GEMV:
+// it streams W once instead of packing it first.
+static bool is_gemv(const Gemm& g) { return g.batch == 1 && !g.transA && g.transB && g.M <= GEMV_MAX_M && g.K > 0; }
+
+void gemm(const Gemm& g) {
+  if (is_gemv(g)) {
+    gemv(Gemv<float>{g.M, g.N, g.K, g.a, g.lda, g.b, g.ldb, nullptr, g.bias, g.c, g.ldc, g.alpha, g.accumulate});
+    return;
+  }
+  dispatch(g, pool().size());
+}
 void gemm_serial(const Gemm& g) { dispatch(g, 1); }
 
 }  // namespace attn

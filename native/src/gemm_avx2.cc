@@ -1,9 +1,11 @@
 // AVX2 + FMA: 8-float vectors, a 6×16 tile (12 accumulators of the 16 ymm registers).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "gemm.h"
+#include "gemv.h"
 #include "threadpool.h"
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
@@ -17,7 +19,10 @@ static inline vf load(const float* p) { return (vf)_mm256_loadu_ps(p); }
 static inline void store(float* p, vf v) { _mm256_storeu_ps(p, (__m256)v); }
 static inline vf splat(float x) { return (vf)_mm256_set1_ps(x); }
 #include "gemm_impl.inc"
+#include "gemv_impl.inc"
 }}  // namespace attn::avx2
 #else
-namespace attn { namespace avx2 { void gemm(const Gemm& g, int threads) { portable::gemm(g, threads); } } }
+namespace attn { namespace avx2 { void gemm(const Gemm& g, int threads) { portable::gemm(g, threads); }
+void gemv(const Gemv<float>& g, int threads) { portable::gemv(g, threads); }
+void gemv(const Gemv<int8_t>& g, int threads) { portable::gemv(g, threads); } } }
 #endif

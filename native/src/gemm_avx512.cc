@@ -1,9 +1,11 @@
 // AVX-512: 16-float vectors, an 8×32 tile (16 accumulators of the 32 zmm registers).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "gemm.h"
+#include "gemv.h"
 #include "threadpool.h"
 #if defined(__x86_64__)
 #pragma GCC target("avx512f,avx512vl,fma")
@@ -17,7 +19,10 @@ static inline vf load(const float* p) { return (vf)_mm512_loadu_ps(p); }
 static inline void store(float* p, vf v) { _mm512_storeu_ps(p, (__m512)v); }
 static inline vf splat(float x) { return (vf)_mm512_set1_ps(x); }
 #include "gemm_impl.inc"
+#include "gemv_impl.inc"
 }}  // namespace attn::avx512
 #else
-namespace attn { namespace avx512 { void gemm(const Gemm& g, int threads) { portable::gemm(g, threads); } } }
+namespace attn { namespace avx512 { void gemm(const Gemm& g, int threads) { portable::gemm(g, threads); }
+void gemv(const Gemv<float>& g, int threads) { portable::gemv(g, threads); }
+void gemv(const Gemv<int8_t>& g, int threads) { portable::gemv(g, threads); } } }
 #endif

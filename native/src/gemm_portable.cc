@@ -1,9 +1,11 @@
 // Any CPU: 4-float vectors (SSE2 on x86-64, NEON on ARM via the compiler), a 4×8 tile.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "gemm.h"
+#include "gemv.h"
 #include "threadpool.h"
 namespace attn { namespace portable {
 #define VEC_BYTES 16
@@ -14,4 +16,5 @@ static inline vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof v); retu
 static inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 static inline vf splat(float x) { return vf{x, x, x, x}; }
 #include "gemm_impl.inc"
+#include "gemv_impl.inc"
 }}  // namespace attn::portable

@@ -26,6 +26,10 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
                         float* dq, float* dk, float* dv, const AttnDims& d);
 
+struct KvDims { int B, Tq, past, cap, H, D; float scale; };
+// New queries [B, Tq, H·D] against a KV cache [B, cap, H·D]: query t of row b sees cache slots start[b] … past + t.
+void attention_cached(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d);
+
 void adamw_step(float* p, const float* g, float* m, float* v, long n, float lr, float beta1, float beta2, float eps, float wd, int step);
 double sum_squares(const float* x, long n);
 void scale_inplace(float* x, long n, float s);

@@ -2,8 +2,24 @@
 
 #include <cstdlib>
 #include <memory>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace attn {
+
+// Waking a sleeping thread (futex) costs tens of microseconds on a virtual
+// machine — as much as a decode step's small matrix products. So a thread
+// that just finished a job, and the caller waiting for workers, first spin
+// for a few tens of microseconds before sleeping: back-to-back jobs (a
+// decode step runs dozens) then start without a wake-up.
+static constexpr int kSpin = 2000;
+
+static inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
 
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker(i); });
@@ -38,14 +54,16 @@ void ThreadPool::run(int tasks, const std::function<void(int, int)>& fn) {
   }
   wake_.notify_all();
   drain(0);
+  for (int i = 0; i < kSpin && busy_.load(std::memory_order_acquire) != 0; i++) cpu_relax();
   std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [this] { return busy_ == 0; });
+  done_.wait(lock, [this] { return busy_.load() == 0; });
   job_ = nullptr;
 }
 
 void ThreadPool::worker(int id) {
   long seen = 0;
   for (;;) {
+    for (int i = 0; i < kSpin && generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed); i++) cpu_relax();
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });

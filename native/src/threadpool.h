@@ -29,9 +29,9 @@ class ThreadPool {
   const std::function<void(int, int)>* job_ = nullptr;
   int tasks_ = 0;
   std::atomic<int> next_{0};
-  int busy_ = 0;
-  long generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> busy_{0};
+  std::atomic<long> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // The process-wide pool, sized by set_threads() (default: ATTN_THREADS or the core count).

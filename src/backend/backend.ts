@@ -48,6 +48,17 @@ export interface AttentionDims {
   scale: number;
 }
 
+/** Shapes for attention of Tq new queries [B, Tq, C] against a KV cache [B, cap, C] holding `past` earlier positions. */
+export interface KvAttentionDims {
+  B: number;
+  Tq: number;
+  past: number;
+  cap: number;
+  nHead: number;
+  headDim: number;
+  scale: number;
+}
+
 export interface AdamWHyper {
   lr: number;
   beta1: number;
@@ -93,6 +104,16 @@ export interface Backend {
    */
   attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved;
   attentionBackward(saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dOut: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims): void;
+
+  /**
+   * Attention of new queries against a KV cache (generation): query t of row b
+   * is at slot past + t and sees slots start[b] … past + t (left padding before
+   * start[b] is masked out).
+   */
+  attentionCached(q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, start: Int32Array, d: KvAttentionDims): void;
+
+  /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
+  linearInt8(x: Float32Array, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
 
   /**
    * Fused log-softmax + negative log-likelihood. Writes each row's log-sum-exp

@@ -4,6 +4,10 @@ import { Command, CommanderError } from 'commander';
 import { UserError } from '../io/errors.js';
 import { benchCommand, benchWorkerCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
+import { pullCommand } from './pull.js';
+import { quantizeCommand } from './quantize.js';
 import { planCommand } from './plan.js';
 import { referenceCommand } from './reference.js';
 import { sampleCommand } from './sample.js';
@@ -19,7 +23,7 @@ const program = new Command('attn')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), quantizeCommand(), pullCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import { generate } from '../generate/generate.js';
+import { streamText } from '../generate/stream.js';
 import { UserError } from '../io/errors.js';
 import { loadModel } from '../io/model_dir.js';
-import { streamDecoder, type Tokenizer } from '../tokenizers/tokenizer.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 
@@ -13,40 +13,54 @@ export interface SampleCliOptions {
   temperature: number;
   topK?: number;
   topP?: number;
+  repetitionPenalty?: number;
+  stop?: string[];
   seed: number;
   greedy?: boolean;
+  cache?: boolean;
+  strictContext?: boolean;
   backend?: string;
   threads?: number;
 }
 
-/** Load a model directory and stream a continuation of the prompt to `write`. */
-export function runSample(o: SampleCliOptions, write: (s: string) => void): void {
+/** Flag-named checks, so the message says which flag to fix. */
+function checkFlags(o: SampleCliOptions): void {
   if (o.temperature < 0) throw new UserError('--temperature must be ≥ 0');
   if (o.topK !== undefined && o.topK < 1) throw new UserError('--top-k must be ≥ 1');
   if (o.topP !== undefined && (o.topP <= 0 || o.topP > 1)) throw new UserError('--top-p must be in (0, 1]');
+  if (o.repetitionPenalty !== undefined && o.repetitionPenalty <= 0) throw new UserError('--repetition-penalty must be > 0');
   if (o.maxNewTokens < 0) throw new UserError('--max-new-tokens must be ≥ 0');
+  if (o.stop?.some((s) => s === '')) throw new UserError('--stop must not be empty');
+}
+
+/** Load a model directory and stream a continuation of the prompt to `write` as it is generated. */
+export async function runSample(o: SampleCliOptions, write: (s: string) => void, warn: (s: string) => void = () => {}): Promise<void> {
+  checkFlags(o);
   useBackend(o);
   const { model, tokenizer } = loadModel(o.model);
-  if (!tokenizer) throw new UserError(`${o.model} has no tokenizer.json, so a text prompt cannot be encoded`);
-  let ids: Int32Array;
+  if (!tokenizer) throw new UserError(`${o.model} has no tokenizer (tokenizer.json, or vocab.json + merges.txt), so a text prompt cannot be encoded`);
+  let prompt = o.prompt ?? startText(tokenizer);
   try {
     // A special token typed in the prompt (e.g. <|endoftext|>) means the token.
-    ids = tokenizer.encode(o.prompt ?? startText(tokenizer), { allowedSpecial: 'all' });
+    if (tokenizer.encode(prompt, { allowedSpecial: 'all' }).length === 0) prompt = tokenizer.decode([0]);
   } catch (e) {
     throw new UserError(`--prompt: ${(e as Error).message}`);
   }
-  if (ids.length === 0) ids = Int32Array.of(0);
-  const decode = streamDecoder(tokenizer); // byte-level tokens may cut a character in two
-  for (const id of ids) write(decode(id));
-  const stream = generate(model, ids, {
+  write(prompt);
+  const chunks = streamText(model, tokenizer, prompt, {
     maxNewTokens: o.maxNewTokens,
     temperature: o.temperature,
     seed: o.seed,
+    cache: o.cache !== false,
+    longPrompt: o.strictContext ? 'error' : 'crop',
+    onWarning: warn,
     ...(o.topK !== undefined ? { topK: o.topK } : {}),
     ...(o.topP !== undefined ? { topP: o.topP } : {}),
+    ...(o.repetitionPenalty !== undefined ? { repetitionPenalty: o.repetitionPenalty } : {}),
+    ...(o.stop?.length ? { stop: o.stop } : {}),
     ...(o.greedy ? { greedy: true } : {}),
   });
-  for (const id of stream) write(decode(id));
+  for await (const c of chunks) write(c.text);
   write('\n');
 }
 
@@ -60,16 +74,22 @@ function startText(tokenizer: Tokenizer): string {
   }
 }
 
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
 export function sampleCommand(): Command {
   return withBackendFlags(new Command('sample'))
-    .description('generate text from a trained model, streamed to stdout')
-    .requiredOption('--model <dir>', 'model directory (from attn train)')
+    .description('generate text from a model directory (ours or a Hugging Face GPT-2), streamed to stdout')
+    .requiredOption('--model <dir>', 'model directory (from attn train, or a Hugging Face GPT-2 download)')
     .option('--prompt <text>', 'text to continue (default: a newline)')
     .option('--max-new-tokens <n>', 'tokens to generate', int, 500)
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', num, 0.8)
     .option('--top-k <k>', 'sample only among the k most likely tokens', int, 200)
     .option('--top-p <p>', 'nucleus sampling: smallest set of tokens with total probability ≥ p', num)
+    .option('--repetition-penalty <x>', 'divide logits of tokens already seen by x (> 1 discourages repeats)', num)
+    .option('--stop <text>', 'stop when the generated text contains this (repeatable)', collect)
     .option('--seed <n>', 'random seed', int, 1337)
     .option('--greedy', 'always take the most likely token')
-    .action((opts: SampleCliOptions) => runSample(opts, (s) => process.stdout.write(s)));
+    .option('--no-cache', 'recompute the whole context every step instead of using the KV cache (slow; for checking)')
+    .option('--strict-context', 'error when the prompt is longer than the context instead of keeping its end')
+    .action((opts: SampleCliOptions) => runSample(opts, (s) => process.stdout.write(s), (s) => process.stderr.write(`warning: ${s}\n`)));
 }

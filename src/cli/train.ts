@@ -67,7 +67,7 @@ function resolveText(args: { data?: string; resume?: string; builtin?: boolean }
 }
 
 export function runTraining(
-  args: { data?: string; out: string; resume?: string; builtin?: boolean; backend?: string; threads?: number },
+  args: { data?: string; out: string; resume?: string; init?: string; builtin?: boolean; backend?: string; threads?: number },
   raw: TrainOptionsInput,
 ): TrainCliResult {
   let options;
@@ -81,7 +81,7 @@ export function runTraining(
   const { description } = useBackend(args);
   const progress = new Progress(options.logInterval);
   const summary = train(
-    { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}) },
+    { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}), ...(args.init ? { init: args.init } : {}) },
     {
       onStart: (i) =>
         progress.line(
@@ -104,6 +104,7 @@ export function trainCommand(): Command {
     .option('--builtin', 'train on the built-in generated fables corpus instead of --data')
     .option('--out <dir>', 'checkpoint directory', 'out')
     .option('--resume <dir>', 'continue training from this checkpoint (writes back to it unless --out is given)')
+    .option('--init <dir>', 'fine-tune: start from this model\'s weights and tokenizer (ours or a Hugging Face GPT-2) instead of random ones')
     .option('--bias', 'use biases in Linear and LayerNorm layers (nanoGPT recipe: off)')
     .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']));
   withBackendFlags(cmd);
@@ -114,6 +115,11 @@ export function trainCommand(): Command {
     for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
     if (opts.bias) raw.bias = true;
     if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
+    if (opts.init && opts.resume) throw new UserError('--init and --resume exclude each other: --resume continues its own run');
+    if (opts.init) {
+      const ignored = ['nLayer', 'nHead', 'nEmbd', 'vocabSize'].filter((k) => raw[k] !== undefined);
+      if (opts.tokenizer || opts.bias || ignored.length) process.stderr.write(`note: --init takes the model's sizes and tokenizer from ${String(opts.init)}; ignoring ${[...ignored, ...(opts.tokenizer ? ['tokenizer'] : []), ...(opts.bias ? ['bias'] : [])].join(', ')}\n`);
+    }
     if (opts.resume) {
       const ignored = Object.keys(raw).filter((k) => k !== 'maxIters');
       if (ignored.length) process.stderr.write(`note: on --resume only --max-iters applies; the checkpoint's settings are kept (ignoring ${ignored.join(', ')})\n`);
@@ -127,6 +133,7 @@ export function trainCommand(): Command {
         ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}),
         out,
         ...(opts.resume ? { resume: opts.resume as string } : {}),
+        ...(opts.init ? { init: opts.init as string } : {}),
       },
       raw as TrainOptionsInput,
     );

@@ -1,7 +1,8 @@
+import { UserError } from '../io/errors.js';
 import type { Rng } from '../util/rng.js';
 
 export interface SamplingOptions {
-  /** Divide logits by T: < 1 sharpens the distribution, > 1 flattens it. */
+  /** Divide logits by T: < 1 sharpens the distribution, > 1 flattens it. 0 means greedy. */
   temperature?: number;
   /** Keep only the k most likely tokens. */
   topK?: number;
@@ -9,6 +10,23 @@ export interface SamplingOptions {
   topP?: number;
   /** Always take the most likely token (ignores the options above). */
   greedy?: boolean;
+  /**
+   * Discourage tokens already in the context (CTRL, Keskar et al. 2019, as in
+   * Hugging Face): their logits are divided by this when positive and
+   * multiplied by it when negative. 1 = off.
+   */
+  repetitionPenalty?: number;
+}
+
+/** Reject parameters that have no meaning, with a message naming the option. */
+export function checkSamplingOptions(o: SamplingOptions): void {
+  const bad = (what: string) => {
+    throw new UserError(what);
+  };
+  if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature))) bad(`temperature must be a finite number ≥ 0 (got ${o.temperature})`);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 1)) bad(`top-k must be an integer ≥ 1 (got ${o.topK})`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad(`top-p must be in (0, 1] (got ${o.topP})`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty))) bad(`repetition penalty must be a finite number > 0 (got ${o.repetitionPenalty})`);
 }
 
 /** Index of the largest value; the first one on ties, as torch.argmax. */
@@ -18,16 +36,66 @@ export function argmax(x: ArrayLike<number>): number {
   return best;
 }
 
+/** Apply the repetition penalty to `logits` in place for every distinct id in `context`. */
+export function penalizeRepeats(logits: Float32Array, context: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const id of new Set(context)) {
+    const l = logits[id]!;
+    logits[id] = l > 0 ? l / penalty : l * penalty;
+  }
+}
+
+/** The k-th largest value of x (1-based), by quickselect on a copy: O(n), no full sort. */
+function kthLargest(x: Float32Array, k: number): number {
+  const a = Float32Array.from(x);
+  let lo = 0;
+  let hi = a.length - 1;
+  const want = k - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! > pivot) i++;
+      while (a[j]! < pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i++] = a[j]!;
+        a[j--] = t;
+      }
+    }
+    if (want <= j) hi = j;
+    else if (want >= i) lo = i;
+    else return a[want]!;
+  }
+  return a[want]!;
+}
+
+/**
+ * Token ids worth considering, most likely first (ties: lower id first): at
+ * most topK of them, and none whose probability is below e^-40 of the best
+ * (their total mass is far below float precision), so a 50k vocabulary is
+ * not sorted in full on every step.
+ */
+function candidates(logits: Float32Array, t: number, topK: number | undefined): number[] {
+  const max = logits[argmax(logits)]!;
+  let threshold = max - 40 * t;
+  if (topK !== undefined && topK < logits.length) threshold = Math.max(threshold, kthLargest(logits, topK));
+  const ids: number[] = [];
+  for (let i = 0; i < logits.length; i++) if (logits[i]! >= threshold) ids.push(i);
+  ids.sort((a, b) => logits[b]! - logits[a]! || a - b);
+  if (topK !== undefined && ids.length > topK) ids.length = topK;
+  return ids;
+}
+
 /** Choose the next token id from one row of logits. */
 export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): number {
   if (opts.greedy || opts.temperature === 0) return argmax(logits);
   const t = opts.temperature ?? 1;
-  const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!);
-  let keep = order.length;
-  if (opts.topK !== undefined && opts.topK > 0) keep = Math.min(keep, opts.topK);
+  const order = candidates(logits, t, opts.topK !== undefined && opts.topK > 0 ? opts.topK : undefined);
   // Softmax over the candidates, largest first so the max is order[0].
   const max = logits[order[0]!]!;
-  const probs = order.slice(0, keep).map((i) => Math.exp((logits[i]! - max) / t));
+  const probs = order.map((i) => Math.exp((logits[i]! - max) / t));
   let total = probs.reduce((a, b) => a + b, 0);
   if (opts.topP !== undefined && opts.topP < 1) {
     let cum = 0;

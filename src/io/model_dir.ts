@@ -2,14 +2,22 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig, type GPTConfig } from '../models/gpt_config.js';
-import { loadDirTokenizer, type Tokenizer } from '../tokenizers/index.js';
+import { loadDirTokenizer, loadTokenizerFile, type Tokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
+import { dequantizeRows, isQuantized, namedLinears } from '../nn/int8.js';
+import type { Int8Weight } from '../tensor/ops/linear_int8.js';
 import { recoverDir } from './atomic.js';
 import { UserError } from './errors.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
 
 export const MODEL_FORMAT = 'attn';
+/** config.json's "quantization" for int8 weight-only models (see nn/int8.ts). */
+export const INT8_QUANTIZATION = { method: 'int8-weight-only', granularity: 'per-output-channel', activations: 'fp32' };
+/** Written by `attn export --to hf` when the tokenizer has no GPT-2 file form (char, word, non-GPT-2 BPE). */
+export const ATTN_TOKENIZER_FILE = 'attn_tokenizer.json';
+
+type Weights = Map<string, { shape: number[]; data: Float32Array | Int32Array | BigInt64Array | Int8Array }>;
 
 export interface LoadedModel {
   model: GPT;
@@ -29,8 +37,18 @@ function readJSON(path: string): unknown {
 
 /** The files that describe a model, as bytes/strings ready for writeDirAtomic. */
 export function modelFiles(model: GPT, tokenizer: Tokenizer | null): Record<string, Uint8Array | string> {
-  const config = { format: MODEL_FORMAT, model_type: 'attn-gpt', ...model.config };
-  const tensors = new Map<string, TensorEntry>(model.namedParameters().map(([n, p]) => [n, { dtype: 'F32', shape: p.shape, data: p.data }]));
+  const quantized = isQuantized(model);
+  const config = { format: MODEL_FORMAT, model_type: 'attn-gpt', ...model.config, ...(quantized ? { quantization: INT8_QUANTIZATION } : {}) };
+  const int8 = int8Weights(model);
+  const tensors = new Map<string, TensorEntry>();
+  for (const [n, p] of model.namedParameters()) {
+    const q = int8.get(n);
+    if (!q) tensors.set(n, { dtype: 'F32', shape: p.shape, data: p.data });
+    else {
+      tensors.set(n, { dtype: 'I8', shape: p.shape, data: q.data });
+      tensors.set(`${n}.scale`, { dtype: 'F32', shape: [q.shape[0]], data: q.scale });
+    }
+  }
   const files: Record<string, Uint8Array | string> = {
     'config.json': JSON.stringify(config, null, 2) + '\n',
     'model.safetensors': serializeSafetensors(tensors, { format: MODEL_FORMAT }),
@@ -62,7 +80,7 @@ export function loadModel(dir: string): LoadedModel {
   }
 
   let config: GPTConfig;
-  let weights: Map<string, { shape: number[]; data: Float32Array | Int32Array | BigInt64Array }>;
+  let weights: Weights;
   let source: LoadedModel['source'];
   if (raw.model_type === 'gpt2') {
     config = configFromHF(raw, configPath);
@@ -85,23 +103,55 @@ export function loadModel(dir: string): LoadedModel {
   assignWeights(model, weights, weightsPath);
   model.eval();
   // Ours saves tokenizer.json; a Hugging Face GPT-2 directory has tokenizer.json or vocab.json + merges.txt.
-  const tokenizer = loadDirTokenizer(dir);
+  let tokenizer = loadDirTokenizer(dir);
+  if (!tokenizer && existsSync(join(dir, ATTN_TOKENIZER_FILE))) tokenizer = loadTokenizerFile(join(dir, ATTN_TOKENIZER_FILE));
   if (tokenizer && tokenizer.vocabSize > config.vocab_size) {
     throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`);
   }
   return { model, tokenizer, config, source };
 }
 
-function assignWeights(model: GPT, weights: Map<string, { shape: number[]; data: Float32Array | Int32Array | BigInt64Array }>, source: string): void {
+/** Parameter name → int8 weight, for the matrices a quantized model holds in int8. */
+function int8Weights(model: GPT): Map<string, Int8Weight> {
+  const out = new Map<string, Int8Weight>();
+  for (const [name, lin] of namedLinears(model)) if (lin.int8) out.set(`${name}.weight`, lin.int8);
+  if (model.headInt8) out.set('wte.weight', model.headInt8);
+  return out;
+}
+
+/** Attach an int8 weight to the Linear (or the tied head) that owns parameter `name`. */
+function attachInt8(model: GPT, name: string, q: Int8Weight): void {
+  if (name === 'wte.weight') model.headInt8 = q;
+  else {
+    const lin = namedLinears(model).find(([n]) => `${n}.weight` === name);
+    if (!lin) throw new UserError(`tensor ${name} is int8 but is not a Linear layer's weight`);
+    lin[1].int8 = q;
+  }
+}
+
+function assignWeights(model: GPT, weights: Weights, source: string): void {
   const params = model.namedParameters();
+  const scales = new Set<string>();
   for (const [name, p] of params) {
     const w = weights.get(name);
     if (!w) throw new UserError(`${source}: missing tensor ${name}`);
     if (w.shape.join() !== p.shape.join()) throw new UserError(`${source}: tensor ${name} has shape [${w.shape}] but the config needs [${p.shape}]`);
+    if (w.data instanceof Int8Array) {
+      // int8 weights: the fp32 parameter holds their dequantized values, so every path computes with the same numbers.
+      const scale = weights.get(`${name}.scale`);
+      if (!scale || !(scale.data instanceof Float32Array) || scale.shape.join() !== String(p.shape[0])) {
+        throw new UserError(`${source}: int8 tensor ${name} needs a float tensor ${name}.scale of shape [${p.shape[0]}]`);
+      }
+      const q: Int8Weight = { shape: [p.shape[0]!, p.shape[1]!], data: w.data, scale: scale.data };
+      attachInt8(model, name, q);
+      dequantizeRows(q, p.data);
+      scales.add(`${name}.scale`);
+      continue;
+    }
     if (!(w.data instanceof Float32Array)) throw new UserError(`${source}: tensor ${name} is not a float tensor`);
     p.data.set(w.data);
   }
-  const known = new Set(params.map(([n]) => n));
+  const known = new Set([...params.map(([n]) => n), ...scales]);
   const extra = [...weights.keys()].filter((n) => !known.has(n));
   if (extra.length) throw new UserError(`${source}: unexpected tensor ${extra[0]}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''} for this config`);
 }

@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 
 /** The dtypes this project needs; anything else is rejected rather than guessed at. */
-export type DType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64';
+export type DType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'I8';
 
 /** Array type a dtype decodes to: half floats widen to float32 so callers get one float type. */
-export type TensorData = Float32Array | Int32Array | BigInt64Array;
+export type TensorData = Float32Array | Int32Array | BigInt64Array | Int8Array;
 
 /** One decoded tensor. `data` is row-major and owns its memory (never a view of the file). */
 export interface TensorEntry {
@@ -42,7 +42,7 @@ export class SafetensorsError extends Error {
   }
 }
 
-const DTYPE_SIZE: Record<DType, number> = { F32: 4, F16: 2, BF16: 2, I32: 4, I64: 8 };
+const DTYPE_SIZE: Record<DType, number> = { F32: 4, F16: 2, BF16: 2, I32: 4, I64: 8, I8: 1 };
 const SUPPORTED = Object.keys(DTYPE_SIZE).join(', ');
 /** Same cap as the reference implementation: guards against allocating for garbage lengths. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -304,6 +304,8 @@ function decodeData(view: DataView, start: number, entry: HeaderEntry): TensorDa
       for (let i = 0; i < count; i++) out[i] = view.getBigInt64(at + 8 * i, true);
       return out;
     }
+    case 'I8': // int8 weights of a quantized model
+      return new Int8Array(view.buffer.slice(view.byteOffset + at, view.byteOffset + at + count));
   }
 }
 
@@ -349,7 +351,8 @@ export function readSafetensors(path: string): SafetensorsFile {
 // ---------------------------------------------------------------------------
 
 /** Which typed array each dtype must be written from; a mismatch is almost always a caller bug. */
-function expectedArray(dtype: DType): typeof Float32Array | typeof Int32Array | typeof BigInt64Array {
+function expectedArray(dtype: DType): typeof Float32Array | typeof Int32Array | typeof BigInt64Array | typeof Int8Array {
+  if (dtype === 'I8') return Int8Array;
   if (dtype === 'I32') return Int32Array;
   if (dtype === 'I64') return BigInt64Array;
   return Float32Array;
@@ -394,6 +397,9 @@ function encodeData(view: DataView, at: number, t: TensorInput): void {
       return;
     case 'I64':
       for (let i = 0; i < n; i++) view.setBigInt64(at + 8 * i, data[i] as bigint, true);
+      return;
+    case 'I8':
+      for (let i = 0; i < n; i++) view.setInt8(at + i, data[i] as number);
       return;
   }
 }

@@ -6,10 +6,21 @@ import { Module } from '../nn/module.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { add } from '../tensor/ops/elementwise.js';
 import { linear } from '../tensor/ops/linear.js';
+import type { KVLayer } from '../tensor/ops/attention.js';
+import { linearInt8, type Int8Weight } from '../tensor/ops/linear_int8.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
+import { isGradEnabled } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { GPTConfig } from './gpt_config.js';
+
+/** What forwardCached needs from a KV cache (src/generate/kv_cache.ts). */
+export interface KVCacheLike {
+  layers: KVLayer[];
+  length: number;
+  position(row: number, slot: number): number;
+  advance(n: number): void;
+}
 
 export interface GPTOutput {
   /** [B, T, vocab] scores for the next token at every position. */
@@ -30,6 +41,8 @@ export class GPT extends Module {
   h: Block[];
   ln_f: LayerNorm;
   readonly config: GPTConfig;
+  /** The output head quantized to int8 (nn/int8.ts), used for inference when set. */
+  headInt8: Int8Weight | null = null;
   /** Drives initialisation, then dropout; saved with training state so resuming is exact. */
   readonly rng: Rng;
 
@@ -47,7 +60,7 @@ export class GPT extends Module {
   /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
   forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array): GPTOutput {
     const x = this.hidden(ids, [B, T]);
-    const logits = linear(x, this.wte.weight); // tied output head
+    const logits = this.head(x);
     const loss = targets ? crossEntropy(logits, targets) : null;
     return { logits, loss };
   }
@@ -55,7 +68,30 @@ export class GPT extends Module {
   /** Scores for the token after the last position only: sampling needs nothing else. */
   nextTokenLogits(ids: Int32Array, [B, T]: [number, number]): Tensor {
     const x = slice(this.hidden(ids, [B, T]), 1, T - 1, T);
-    return reshape(linear(x, this.wte.weight), [B, this.config.vocab_size]);
+    return reshape(this.head(x), [B, this.config.vocab_size]);
+  }
+
+  /**
+   * Generation with a KV cache: run T new tokens per row (the prompt, then one
+   * at a time) at the cache's next slots, reading earlier positions' keys and
+   * values from it and appending the new ones. Returns [B, vocab] scores for
+   * the token after each row's last new position.
+   */
+  forwardCached(ids: Int32Array, [B, T]: [number, number], cache: KVCacheLike): Tensor {
+    if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
+    const positions = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = cache.position(b, cache.length + t);
+    let x = add(this.wte.forward(ids, [B, T]), this.wpe.forward(positions, [B, T]));
+    this.h.forEach((block, i) => (x = block.forwardCached(x, cache.layers[i]!)));
+    cache.advance(T);
+    x = this.ln_f.forward(T === 1 ? x : slice(x, 1, T - 1, T));
+    return reshape(this.head(x), [B, this.config.vocab_size]);
+  }
+
+  /** Scores over the vocabulary from final hidden states: the tied embedding matrix, int8 when quantized. */
+  private head(x: Tensor): Tensor {
+    if (this.headInt8 && !isGradEnabled()) return linearInt8(x, this.headInt8);
+    return linear(x, this.wte.weight); // tied output head
   }
 
   private hidden(ids: Int32Array, [B, T]: [number, number]): Tensor {

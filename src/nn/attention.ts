@@ -1,4 +1,4 @@
-import { scaledDotProductAttention } from '../tensor/ops/attention.js';
+import { cachedAttention, scaledDotProductAttention, type KVLayer } from '../tensor/ops/attention.js';
 import { split } from '../tensor/ops/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -45,5 +45,11 @@ export class CausalSelfAttention extends Module {
     // dropping its output instead regularises the same path at no extra memory.
     const y = this.attn_dropout.forward(scaledDotProductAttention(q, k, v, this.nHead, { causal: true }));
     return this.resid_dropout.forward(this.c_proj.forward(y));
+  }
+
+  /** Generation: the same layer for new positions only, keys and values of earlier ones read from `kv`. */
+  forwardCached(x: Tensor, kv: KVLayer): Tensor {
+    const [q, k, v] = split(this.c_attn.forward(x), 3, -1) as [Tensor, Tensor, Tensor];
+    return this.c_proj.forward(cachedAttention(q, k, v, this.nHead, kv));
   }
 }

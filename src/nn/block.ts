@@ -1,3 +1,4 @@
+import type { KVLayer } from '../tensor/ops/attention.js';
 import { add } from '../tensor/ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -28,5 +29,11 @@ export class Block extends Module {
     x = add(x, this.attn.forward(this.ln_1.forward(x)));
     x = add(x, this.mlp.forward(this.ln_2.forward(x)));
     return x;
+  }
+
+  /** The same block for new positions during generation, attending through the KV cache. */
+  forwardCached(x: Tensor, kv: KVLayer): Tensor {
+    x = add(x, this.attn.forwardCached(this.ln_1.forward(x), kv));
+    return add(x, this.mlp.forward(this.ln_2.forward(x)));
   }
 }

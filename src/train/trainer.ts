@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { UserError } from '../io/errors.js';
+import { loadModel } from '../io/model_dir.js';
+import { dropInt8 } from '../nn/int8.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
@@ -56,6 +58,12 @@ export interface TrainRun {
   out?: string;
   /** Continue from this checkpoint directory instead of starting fresh. */
   resume?: string;
+  /**
+   * Start from the weights and tokenizer of this model directory (ours, a
+   * quantized one, or a Hugging Face GPT-2) instead of random ones: fine-tuning.
+   * The model's sizes come from it; the options' training settings apply.
+   */
+  init?: string;
 }
 
 /** Thrown when the loss stops being a number; the last good checkpoint is kept. */
@@ -69,7 +77,7 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex
  * evalInterval steps and at the end.
  */
 export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
-  const setup = run.resume ? resumeSetup(run) : freshSetup(run, events);
+  const setup = run.resume ? resumeSetup(run) : run.init ? initSetup(run) : freshSetup(run, events);
   const { model, tokenizer, opt, batchRng, state } = setup;
   const o = state.options;
   // Special tokens in the training text (e.g. <|endoftext|> between documents) mean themselves.
@@ -110,7 +118,7 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
       const { loss } = model.forward(x, [o.batchSize, o.blockSize], y);
       lossSum += loss!.item();
       // Scale so that accumulated gradients are the mean over micro-batches.
-      backward(loss!, Float32Array.of(1 / o.gradAccum));
+      backward(loss!, Float32Array.of(1 / o.gradAccum), { freeActivations: true });
     }
     lastLoss = lossSum / o.gradAccum;
     if (!Number.isFinite(lastLoss)) diverged(state.step, run.out);
@@ -154,6 +162,34 @@ interface Setup {
 
 function newOptimizer(model: GPT, o: TrainOptions): AdamW {
   return new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
+}
+
+/** Fine-tuning: the loaded model and its tokenizer; the options are made to describe them. */
+function initSetup(run: TrainRun): Setup {
+  const { model, tokenizer } = loadModel(run.init!);
+  if (!tokenizer) throw new UserError(`--init ${run.init}: the model has no tokenizer to encode the training text with`);
+  dropInt8(model); // training updates the fp32 weights (they hold the dequantized values)
+  const c = model.config;
+  const o: TrainOptions = {
+    ...run.options,
+    nLayer: c.n_layer, nHead: c.n_head, nEmbd: c.n_embd, bias: c.bias,
+    blockSize: Math.min(run.options.blockSize, c.block_size),
+    tokenizer: tokenizer.type === 'char' || tokenizer.type === 'word' ? tokenizer.type : 'bpe',
+  };
+  delete (o as { vocabSize?: number }).vocabSize;
+  model.rng.setState(new Rng(o.seed).getState());
+  model.train();
+  const batchRng = new Rng(o.seed + 100);
+  const state: TrainerState = {
+    step: 0,
+    options: o,
+    data: { path: run.dataPath, sha256: sha256(run.text), tokens: 0 },
+    rng: { batch: batchRng.getState(), model: model.rng.getState() },
+    history: [],
+    seconds: 0,
+    tokens: 0,
+  };
+  return { model, tokenizer, opt: newOptimizer(model, o), batchRng, state };
 }
 
 function freshSetup(run: TrainRun, events: TrainEvents): Setup {

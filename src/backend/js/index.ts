@@ -1,11 +1,13 @@
 import type { Backend } from '../backend.js';
 import { adamwStep, scaleInPlace, sumSquares } from './adamw.js';
 import { attentionBackward, attentionForward } from './attention.js';
+import { attentionCached } from './attention_cached.js';
 import { crossEntropyBackward, crossEntropyForward } from './cross_entropy.js';
 import { dropoutForward } from './dropout.js';
 import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
 import { embeddingBackward, embeddingForward } from './embedding.js';
 import { gemm } from './gemm.js';
+import { linearInt8 } from './int8.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
 
@@ -25,6 +27,8 @@ export const jsBackend: Backend = {
   embeddingBackward,
   attentionForward,
   attentionBackward,
+  attentionCached,
+  linearInt8,
   crossEntropyForward,
   crossEntropyBackward,
   dropoutForward,

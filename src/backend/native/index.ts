@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { AttentionDims, Backend } from '../backend.js';
+import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
 
@@ -17,6 +17,9 @@ interface Addon {
   embeddingBackward(d: Float32Array, ids: Int32Array, dw: Float32Array, dim: number): void;
   attentionForward(...args: unknown[]): void;
   attentionBackward(...args: unknown[]): void;
+  attentionCached(...args: unknown[]): void;
+  linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
+  linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
   adamw(...args: unknown[]): void;
   sumSquares(x: Float32Array): number;
   scaleInPlace(x: Float32Array, s: number): void;
@@ -50,6 +53,12 @@ export function nativeLoadError(): string | null {
   return loadError;
 }
 
+/** y = x·Wᵀ (+ bias) on whole, contiguous arrays: a Linear layer's forward, sent with fewer arguments. */
+function isPlainLinear(g: GemmArgs): boolean {
+  return !g.transA && g.transB && g.batch === 1 && g.alpha === 1 && !g.accumulate && g.aOffset === 0 && g.bOffset === 0 && g.cOffset === 0 &&
+    g.lda === g.K && g.ldb === g.K && g.ldc === g.N;
+}
+
 const dimsArgs = (d: AttentionDims) => [d.B, d.T, d.nHead, d.headDim, d.causal, d.scale] as const;
 
 /**
@@ -62,7 +71,7 @@ export function createNativeBackend(a: Addon): Backend {
     ...jsBackend,
     name: 'native',
     gemm: (g) =>
-      a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC, g.bias ?? null),
+      isPlainLinear(g) ? a.linear(g.a, g.b, g.bias ?? null, g.c, g.M, g.N, g.K) : a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC, g.bias ?? null),
     binary: (op, x, xShape, y, yShape, out, outShape) => {
       // The additions of a training step (residuals, biases) natively; the rest in js.
       if (op === 'add' && x.length === out.length) {
@@ -89,6 +98,8 @@ export function createNativeBackend(a: Addon): Backend {
     },
     attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, d) =>
       a.attentionBackward(q, k, v, out, saved as Float32Array, dOut, dq, dk, dv, ...dimsArgs(d)),
+    attentionCached: (q, kc, vc, out, start, d) => a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.headDim, d.scale),
+    linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
     crossEntropyForward: (logits, targets, lse, rows, vocab, ignore) => {
       const [sum, count] = a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore);
       return { sum, count };

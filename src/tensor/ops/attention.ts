@@ -1,5 +1,5 @@
 import { backend } from '../../backend/index.js';
-import { record } from '../autograd.js';
+import { noGrad, record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 
 export interface AttentionOptions {
@@ -29,4 +29,37 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, nHead
   return record(out, [q, k, v], 'attention', () => {
     be.attentionBackward(saved, q.data, k.data, v.data, out.data, out.grad!, q.ensureGrad(), k.ensureGrad(), v.ensureGrad(), dims);
   });
+}
+
+/** One layer's slice of a KV cache: keys and values [B, cap, C] of the positions seen so far. */
+export interface KVLayer {
+  k: Float32Array;
+  v: Float32Array;
+  /** Slots per row. */
+  cap: number;
+  /** Slots already filled (equal for every row: prompts are left-padded to one length). */
+  past: number;
+  /** First real (non-padding) slot of each row. */
+  start: Int32Array;
+}
+
+/**
+ * Attention for generation: store the new keys and values in the cache, then
+ * let each new query attend to every cached position of its row up to itself.
+ * q, k, v are [B, Tq, C] for the Tq new positions. Inference only (no graph).
+ * A first pass without padding is plain causal attention and uses the fused
+ * kernel; later passes (and padded prompts) read the cache.
+ */
+export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, nHead: number, kv: KVLayer): Tensor {
+  const [B, Tq, C] = q.shape as [number, number, number];
+  if (kv.past + Tq > kv.cap) throw new Error(`KV cache overflow: ${kv.past} + ${Tq} positions > capacity ${kv.cap}`);
+  for (let b = 0; b < B; b++) {
+    kv.k.set(k.data.subarray(b * Tq * C, (b + 1) * Tq * C), (b * kv.cap + kv.past) * C);
+    kv.v.set(v.data.subarray(b * Tq * C, (b + 1) * Tq * C), (b * kv.cap + kv.past) * C);
+  }
+  if (kv.past === 0 && kv.start.every((s) => s === 0)) return noGrad(() => scaledDotProductAttention(q, k, v, nHead, { causal: true }));
+  const headDim = C / nHead;
+  const out = Tensor.zeros(q.shape);
+  backend().attentionCached(q.data, kv.k, kv.v, out.data, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead, headDim, scale: 1 / Math.sqrt(headDim) });
+  return out;
 }

@@ -1,0 +1,41 @@
+import type { KvAttentionDims } from '../backend.js';
+
+/**
+ * Attention of new queries against a KV cache, one query at a time: the
+ * reference for the native kernel. q and out are [B, Tq, C]; kCache and
+ * vCache are [B, cap, C] (heads side by side, as everywhere). Query t of row b
+ * sits at cache slot past + t and sees slots start[b] … past + t: causal, and
+ * blind to the left padding before start[b]. A query that sees nothing (a pad
+ * position itself) outputs zeros.
+ */
+export function attentionCached(
+  q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, start: Int32Array, d: KvAttentionDims,
+): void {
+  const { B, Tq, past, cap, nHead, headDim, scale } = d;
+  const C = nHead * headDim;
+  const w = new Float64Array(past + Tq);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < Tq; t++) {
+      const first = start[b]!;
+      const last = past + t; // inclusive
+      for (let h = 0; h < nHead; h++) {
+        const qo = (b * Tq + t) * C + h * headDim;
+        let max = -Infinity;
+        for (let j = first; j <= last; j++) {
+          const ko = (b * cap + j) * C + h * headDim;
+          let s = 0;
+          for (let e = 0; e < headDim; e++) s += q[qo + e]! * kCache[ko + e]!;
+          w[j] = s * scale;
+          if (w[j]! > max) max = w[j]!;
+        }
+        let sum = 0;
+        for (let j = first; j <= last; j++) sum += w[j] = Math.exp(w[j]! - max);
+        for (let e = 0; e < headDim; e++) {
+          let acc = 0;
+          for (let j = first; j <= last; j++) acc += w[j]! * vCache[(b * cap + j) * C + h * headDim + e]!;
+          out[qo + e] = sum > 0 ? acc / sum : 0;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import { Command } from 'commander';
+import { pullModel } from '../io/hf_pull.js';
+import { checkOutDir } from './export.js';
+
+export function pullCommand(): Command {
+  return new Command('pull')
+    .description('download a GPT-2 model from the Hugging Face hub (needs a network; everything else in attn works offline)')
+    .argument('<name>', 'repository, e.g. openai-community/gpt2 or openai-community/gpt2-medium')
+    .requiredOption('--out <dir>', 'directory to write')
+    .option('--revision <rev>', 'branch, tag or commit', 'main')
+    .option('--endpoint <url>', 'hub address (default: $HF_ENDPOINT or https://huggingface.co)')
+    .action(async (name: string, o: { out: string; revision: string; endpoint?: string }) => {
+      checkOutDir(o.out);
+      let last = 0;
+      const files = await pullModel({
+        name, out: o.out, revision: o.revision, ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+        onProgress: (file, bytes, total) => {
+          const now = Date.now();
+          if (now - last < 500 && bytes !== total) return;
+          last = now;
+          process.stderr.write(`\r${file}: ${(bytes / 1e6).toFixed(1)}${total ? ` / ${(total / 1e6).toFixed(1)}` : ''} MB   `);
+        },
+      });
+      process.stderr.write('\n');
+      process.stdout.write(`wrote ${o.out}: ${files.join(', ')}\n`);
+    });
+}

@@ -1,0 +1,28 @@
+import { Command } from 'commander';
+import { writeDirAtomic } from '../io/atomic.js';
+import { UserError } from '../io/errors.js';
+import { loadModel, modelFiles } from '../io/model_dir.js';
+import { isQuantized, quantizeModel } from '../nn/int8.js';
+import { checkOutDir } from './export.js';
+
+/** Quantize a model's matrices to int8 (per output channel) and save it as an attn model directory. */
+export function runQuantize(o: { model: string; out: string }): { params: number; bytes: number } {
+  checkOutDir(o.out);
+  const { model, tokenizer } = loadModel(o.model);
+  if (isQuantized(model)) throw new UserError(`${o.model} is already quantized`);
+  quantizeModel(model);
+  const files = modelFiles(model, tokenizer);
+  writeDirAtomic(o.out, files);
+  return { params: model.numParameters(), bytes: (files['model.safetensors'] as Uint8Array).length };
+}
+
+export function quantizeCommand(): Command {
+  return new Command('quantize')
+    .description('int8 weight-only quantization (per-output-channel scales; activations stay fp32)')
+    .requiredOption('--model <dir>', 'model directory (ours or a Hugging Face GPT-2)')
+    .requiredOption('--out <dir>', 'directory for the quantized model')
+    .action((o: { model: string; out: string }) => {
+      const r = runQuantize(o);
+      process.stdout.write(`wrote ${o.out}: ${(r.params / 1e6).toFixed(2)}M parameters, ${(r.bytes / 1e6).toFixed(1)} MB\n`);
+    });
+}

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { GemmArgs } from '../src/backend/backend.js';
+import { jsBackend } from '../src/backend/js/index.js';
+import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
+import { quantizeRows, dequantizeRows } from '../src/nn/int8.js';
+import { Rng } from '../src/util/rng.js';
+import { assertClose } from './helpers.js';
+
+const addon = loadAddon();
+const skip = addon ? false : 'native addon not built (npm run build:native): native decode kernel tests skipped';
+const native = addon ? createNativeBackend(addon) : null;
+const rng = new Rng(21);
+const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+const isas = addon ? [...new Set(['portable', addon.detectedIsa()])] : ['none'];
+after(() => addon?.setIsa(addon.detectedIsa()));
+
+for (const isa of isas) {
+  describe(`native decode kernels agree with the js reference (${isa} path)`, { skip }, () => {
+    before(() => assert.ok(addon!.setIsa(isa)));
+
+    it('GEMV: a few rows times Wᵀ (the decode path of gemm), with bias, alpha, accumulate, odd sizes, threads', () => {
+      for (const [M, N, K] of [[1, 1, 1], [1, 37, 19], [2, 130, 64], [3, 5, 200], [4, 1030, 300], [1, 3000, 768]] as const) {
+        for (const accumulate of [false, true]) {
+          const lda = K + 3;
+          const ldc = N + 1;
+          const g: Omit<GemmArgs, 'c'> = {
+            transA: false, transB: true, M, N, K, a: rand(M * lda), aOffset: 0, lda, b: rand(N * K + 2), bOffset: 2, ldb: K,
+            cOffset: 1, ldc, alpha: accumulate ? 0.5 : 1, accumulate, batch: 1, strideA: 0, strideB: 0, strideC: 0, bias: rand(N),
+          };
+          const c0 = rand(1 + M * ldc);
+          const want = Float32Array.from(c0);
+          const got = Float32Array.from(c0);
+          jsBackend.gemm({ ...g, c: want });
+          native!.gemm({ ...g, c: got });
+          assertClose(got, want, 1e-4 * Math.sqrt(K), `M=${M} N=${N} K=${K} acc=${accumulate}`);
+        }
+      }
+    });
+
+    it('int8 linear: per-channel scales, bias, few rows (GEMV) and many rows (widened GEMM)', () => {
+      for (const [rows, N, K] of [[1, 1, 3], [1, 77, 40], [2, 300, 128], [4, 513, 96], [40, 260, 64]] as const) {
+        const w = quantizeRows(rand(N * K), N, K);
+        const x = rand(rows * K);
+        for (const bias of [null, rand(N)]) {
+          const want = new Float32Array(rows * N);
+          const got = new Float32Array(rows * N);
+          jsBackend.linearInt8(x, rows, K, w.data, w.scale, bias, want, N);
+          native!.linearInt8(x, rows, K, w.data, w.scale, bias, got, N);
+          assertClose(got, want, 1e-4 * Math.sqrt(K), `rows=${rows} N=${N} K=${K}`);
+        }
+        // And the js twin is the fp32 product with the dequantized weights.
+        const deq = dequantizeRows(w, new Float32Array(N * K));
+        const viaF32 = new Float32Array(rows * N);
+        jsBackend.gemm({ transA: false, transB: true, M: rows, N, K, a: x, aOffset: 0, lda: K, b: deq, bOffset: 0, ldb: K, c: viaF32, cOffset: 0, ldc: N, alpha: 1, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0 });
+        const plain = new Float32Array(rows * N);
+        jsBackend.linearInt8(x, rows, K, w.data, w.scale, null, plain, N);
+        assertClose(plain, viaF32, 1e-4 * Math.sqrt(K), 'int8 vs dequantized fp32');
+      }
+    });
+
+    it('attention against a KV cache: decode and padded prefill', () => {
+      for (const [B, Tq, past, cap, H, D] of [[1, 1, 5, 8, 2, 4], [3, 1, 9, 16, 4, 8], [2, 6, 0, 8, 2, 16], [2, 70, 3, 80, 1, 8], [1, 3, 4, 7, 3, 5]] as const) {
+        const C = H * D;
+        const q = rand(B * Tq * C);
+        const kc = rand(B * cap * C);
+        const vc = rand(B * cap * C);
+        const start = Int32Array.from({ length: B }, (_, b) => Math.min(b * 2, past + Tq - 1));
+        if (B > 1 && Tq > 2) start[B - 1] = past + 2; // queries before start see nothing
+        const d = { B, Tq, past, cap, nHead: H, headDim: D, scale: 1 / Math.sqrt(D) };
+        const want = new Float32Array(B * Tq * C);
+        const got = new Float32Array(B * Tq * C);
+        jsBackend.attentionCached(q, kc, vc, want, start, d);
+        native!.attentionCached(q, kc, vc, got, start, d);
+        assertClose(got, want, 2e-5, `B=${B} Tq=${Tq} past=${past}`);
+      }
+    });
+  });
+}
