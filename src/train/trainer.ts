@@ -179,6 +179,11 @@ function initSetup(run: TrainRun): Setup {
   delete (o as { vocabSize?: number }).vocabSize;
   model.rng.setState(new Rng(o.seed).getState());
   model.train();
+  return startFrom(run, o, model, tokenizer);
+}
+
+/** Step-0 training state for a model that is about to be trained (fresh or from --init). */
+function startFrom(run: TrainRun, o: TrainOptions, model: GPT, tokenizer: Tokenizer): Setup {
   const batchRng = new Rng(o.seed + 100);
   const state: TrainerState = {
     step: 0,
@@ -199,18 +204,7 @@ function freshSetup(run: TrainRun, events: TrainEvents): Setup {
     n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, block_size: o.blockSize,
     vocab_size: tokenizer.vocabSize, dropout: o.dropout, bias: o.bias,
   });
-  const model = new GPT(config, new Rng(o.seed));
-  const batchRng = new Rng(o.seed + 100);
-  const state: TrainerState = {
-    step: 0,
-    options: o,
-    data: { path: run.dataPath, sha256: sha256(run.text), tokens: 0 },
-    rng: { batch: batchRng.getState(), model: model.rng.getState() },
-    history: [],
-    seconds: 0,
-    tokens: 0,
-  };
-  return { model, tokenizer, opt: newOptimizer(model, o), batchRng, state };
+  return startFrom(run, o, new GPT(config, new Rng(o.seed)), tokenizer);
 }
 
 function resumeSetup(run: TrainRun): Setup {
