@@ -105,7 +105,7 @@ async function tokenizerBench(o: BenchOptions, log: (s: string) => void, emit: (
 
 export function benchCommand(): Command {
   return new Command('bench')
-    .description('time training steps (configs S, M, G) and GEMM, beside PyTorch when /usr/bin/python3 has torch')
+    .description('time training (configs S, M, G), GEMM, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
     .option('--workloads <list>', 'train, gemm, tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M)', 'train,gemm,tokenizers,decode,prefill')
     .option('--text <file>', 'text for the tokenizer workload (default: ../shared/data/tinyshakespeare.txt, else built-in fables)')

@@ -25,7 +25,7 @@ export function runExport(o: { model: string; to: string; out: string }): string
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description('write a model as a Hugging Face GPT-2 directory (GPT2LMHeadModel.from_pretrained loads it)')
+    .description('write a model as a Hugging Face GPT-2 directory (the layout GPT2LMHeadModel.from_pretrained expects)')
     .requiredOption('--model <dir>', 'model directory to export')
     .addOption(new Option('--to <format>', 'target layout').choices(['hf']).default('hf'))
     .requiredOption('--out <dir>', 'directory to write')
