@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
+import { registerBackend, setBackend } from '../src/backend/index.js';
+import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { EncoderLayer } from '../src/nn/encoder_layer.js';
 import { MultiHeadAttention } from '../src/nn/multihead_attention.js';
 import { sinusoidalTable } from '../src/nn/positional.js';
-import { noGrad } from '../src/tensor/autograd.js';
+import { backward, noGrad } from '../src/tensor/autograd.js';
 import { scaledDotProductAttention } from '../src/tensor/ops/attention.js';
 import { maskedAttention } from '../src/tensor/ops/masked_attention.js';
 import { rope } from '../src/tensor/ops/rope.js';
@@ -96,5 +98,27 @@ describe('encoder layer', () => {
     const x = randn([1, 2, 4], rng);
     const mem = randn([1, 3, 4], rng);
     gradCheck(() => mha.forward(x, mem), [x, mem]);
+  });
+});
+
+describe('masked attention on the native backend', () => {
+  const addon = loadAddon();
+  const skip = addon ? false : 'native addon not built: skipped';
+  after(() => setBackend('js'));
+
+  it('matches the js backend, forward and gradients', { skip }, () => {
+    registerBackend(createNativeBackend(addon!));
+    const run = (name: string) => {
+      setBackend(name);
+      const rng = new Rng(21);
+      const [q, k, v] = [randn([3, 5, 12], rng), randn([3, 9, 12], rng), randn([3, 9, 12], rng)];
+      const pad = Uint8Array.from({ length: 27 }, (_, i) => (i % 9 > 6 ? 1 : 0));
+      const out = maskedAttention(q, k, v, 3, { keyPadding: pad }).out;
+      backward(out, Float32Array.from({ length: out.size }, () => rng.normal()));
+      return [out.data, q.grad!, k.grad!, v.grad!];
+    };
+    const js = run('js');
+    const native = run('native');
+    js.forEach((want, i) => assertClose(native[i]!, want, 1e-5, `tensor ${i}`));
   });
 });
