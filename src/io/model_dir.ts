@@ -57,6 +57,13 @@ export function modelFiles(model: GPT, tokenizer: Tokenizer | null): Record<stri
   return files;
 }
 
+/** attn's other architectures: loadModel names them instead of failing on their tensors. */
+const OTHER_MODEL_KINDS: Record<string, { what: string; command: string }> = {
+  'transformer-seq2seq': { what: 'an encoder–decoder (seq2seq) translation model', command: 'attn translate --model DIR TEXT' },
+  vit: { what: 'a ViT image classifier', command: 'attn vit eval --model DIR --data DIR' },
+  embedder: { what: 'a sentence embedder', command: 'attn embed --model DIR TEXT' },
+};
+
 /**
  * Load a model directory: ours (config.json with "format": "attn") or a
  * Hugging Face GPT-2 one (config.json with "model_type": "gpt2", Conv1D
@@ -69,6 +76,8 @@ export function loadModel(dir: string): LoadedModel {
   if (!existsSync(configPath)) throw new UserError(`${dir} has no config.json: not a model directory`);
   const raw = readJSON(configPath) as Record<string, unknown>;
   if (typeof raw !== 'object' || raw === null) throw new UserError(`${configPath}: expected a JSON object`);
+  const other = OTHER_MODEL_KINDS[String(raw.model_type)];
+  if (other) throw new UserError(`${dir} holds ${other.what}, not a GPT language model: use \`${other.command}\``);
   const weightsPath = join(dir, 'model.safetensors');
   if (!existsSync(weightsPath)) throw new UserError(`${dir} has no model.safetensors`);
   let tensors: Map<string, TensorEntry>;
