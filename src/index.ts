@@ -42,3 +42,17 @@ export { runReferenceCheck, type ReferenceReport, type GroupResult } from './ref
 export { fablesCorpus } from './data/fables.js';
 export { Rng, type RngState } from './util/rng.js';
 export { planModel, formatPlan, type ModelPlan, type PlanConfig, type PlanOptions } from './plan/index.js';
+export { MultiHeadAttention, type MultiHeadAttentionConfig, type AttendOptions } from './nn/multihead_attention.js';
+export { EncoderLayer, addAndNorm, type EncoderLayerConfig, type NormPlacement } from './nn/encoder_layer.js';
+export { FeedForward, type FeedForwardConfig, type Activation } from './nn/feed_forward.js';
+export { PositionalEncoding, sinusoidalTable, type PositionEncoding } from './nn/positional.js';
+export { ViT, type ViTOutput } from './models/vit.js';
+export { parseViTConfig, ViTConfigSchema, numPatches, type ViTConfig } from './models/vit_config.js';
+export { patchify } from './models/patchify.js';
+export { parseIdx, readIdx, readIdxImages } from './data/idx.js';
+export { readImageFolder, readPngFiles } from './data/image_folder.js';
+export { loadImageDataset, type ImageDataset } from './data/image_dataset.js';
+export { ImageSet, normalizedBatch, pixelStats } from './data/image_set.js';
+export { trainViT, evaluateViT, predictViT } from './train/vit_trainer.js';
+export { parseViTTrainOptions, type ViTTrainOptions } from './train/vit_options.js';
+export { loadViT, vitFiles } from './io/vit_dir.js';

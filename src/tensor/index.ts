@@ -11,3 +11,6 @@ export { embedding } from './ops/embedding.js';
 export { layerNorm } from './ops/layernorm.js';
 export { dropout } from './ops/dropout.js';
 export { scaledDotProductAttention, type AttentionOptions } from './ops/attention.js';
+export { abs } from './ops/abs.js';
+export { maskedAttention, type MaskedAttentionOptions, type MaskedAttentionResult } from './ops/masked_attention.js';
+export { rope } from './ops/rope.js';

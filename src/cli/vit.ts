@@ -1,0 +1,166 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { loadImageDataset } from '../data/image_dataset.js';
+import { readPngFiles } from '../data/image_folder.js';
+import type { ImageSet } from '../data/image_set.js';
+import { UserError } from '../io/errors.js';
+import { loadViT } from '../io/vit_dir.js';
+import type { ViT } from '../models/vit.js';
+import { parseViTTrainOptions, type ViTTrainOptionsInput } from '../train/vit_options.js';
+import { evaluateViT, predictViT, trainViT, type ViTStepInfo, type ViTTrainSummary } from '../train/vit_trainer.js';
+import { useBackend, withBackendFlags } from './backend_flags.js';
+import { int, num } from './flags.js';
+
+/** Flag table: [flag, options key, parser, help]. Defaults come from ViTTrainOptionsSchema. */
+const HYPER: Array<[string, keyof ViTTrainOptionsInput, (v: string) => number, string]> = [
+  ['--epochs <n>', 'epochs', int, 'passes over the training images (default 5)'],
+  ['--max-steps <n>', 'maxSteps', int, 'stop after this many steps, even mid-epoch'],
+  ['--batch-size <n>', 'batchSize', int, 'images per step (default 128)'],
+  ['--lr <x>', 'lr', num, 'peak learning rate (default 2e-3)'],
+  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default 1e-5)'],
+  ['--warmup-steps <n>', 'warmupSteps', int, 'linear warm-up steps (default 200)'],
+  ['--weight-decay <x>', 'weightDecay', num, 'AdamW decoupled weight decay on matrices (default 0.05)'],
+  ['--grad-clip <x>', 'gradClip', num, 'clip the global gradient norm; 0 disables (default 1.0)'],
+  ['--patch <n>', 'patch', int, 'patch side in pixels; must divide the image sides (default 7)'],
+  ['--d-model <n>', 'dModel', int, 'width of each patch\'s vector (default 64)'],
+  ['--layers <n>', 'layers', int, 'encoder layers (default 4)'],
+  ['--heads <n>', 'heads', int, 'attention heads; divide --d-model (default 4)'],
+  ['--d-ff <n>', 'dFf', int, 'feed-forward width (default 2 × --d-model)'],
+  ['--dropout <p>', 'dropout', num, 'dropout probability (default 0)'],
+  ['--held-out <f>', 'heldOut', num, 'test fraction of a PNG folder without train/ and test/ (default 0.1)'],
+  ['--log-interval <n>', 'logInterval', int, 'steps between progress lines (default 50)'],
+  ['--seed <n>', 'seed', int, 'random seed for initialisation and shuffling (default 1337)'],
+];
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  const sec = Math.round(s % 60);
+  return m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
+}
+
+const stepLine = (s: ViTStepInfo): string =>
+  `epoch ${s.epoch} step ${s.step}/${s.maxSteps} loss ${s.loss.toFixed(4)} acc ${(100 * s.accuracy).toFixed(1)}% ` +
+  `lr ${s.lr.toExponential(2)} ${Math.round(s.imagesPerSecond)} img/s ETA ${formatSeconds(s.eta)}`;
+
+/** Patch sides that divide an image of height × width (1 and the whole image left out: neither is a useful "word"). */
+function patchSizes(height: number, width: number): number[] {
+  const out: number[] = [];
+  for (let p = 2; p < Math.min(height, width); p++) if (height % p === 0 && width % p === 0) out.push(p);
+  return out.length ? out : [1];
+}
+
+/** Refuse to replace a directory that is not a model directory: it may hold the user's files. */
+function checkOutDir(out: string): void {
+  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
+    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
+  }
+}
+
+export function runViTTraining(args: { data: string; out: string; backend?: string; threads?: number }, raw: ViTTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): ViTTrainSummary {
+  let options;
+  try {
+    options = parseViTTrainOptions(raw);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  checkOutDir(args.out);
+  const { description } = useBackend(args);
+  const data = loadImageDataset(args.data, { heldOut: options.heldOut, seed: options.seed });
+  const { train } = data;
+  if (train.classes.length < 2) throw new UserError(`--data ${args.data}: found ${train.classes.length} class (${train.classes.join(', ')}); a classifier needs at least 2`);
+  if (train.height % options.patch !== 0 || train.width % options.patch !== 0) {
+    throw new UserError(`--patch ${options.patch} does not divide the ${train.width}×${train.height} images of ${args.data} (patch sizes that do: ${patchSizes(train.height, train.width).join(', ')})`);
+  }
+  return trainViT({ data, dataPath: args.data, options, out: args.out }, {
+    onStart: (i) => log(
+      `training ViT: ${(i.params / 1e6).toFixed(3)}M parameters, ${i.config.image_width}×${i.config.image_height}×${i.config.channels} images → ` +
+      `${i.config.image_height / i.config.patch_size}×${i.config.image_width / i.config.patch_size} patches of ${i.config.patch_size}×${i.config.patch_size}, ` +
+      `${i.config.num_classes} classes; ${i.train} train / ${i.test} test images (${data.source}); ${i.maxSteps} steps; backend ${description}`,
+    ),
+    onStep: (s) => log(stepLine(s)),
+    onEval: (e) => log(`epoch ${e.epoch} (step ${e.step}): test loss ${e.testLoss.toFixed(4)}, test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`),
+    onCheckpoint: (c) => log(`saved model at step ${c.step} to ${c.dir}`),
+  });
+}
+
+/** Relabel a set's classes into the model's class order, by name. */
+function alignClasses(set: ImageSet, model: ViT, source: string): ImageSet {
+  const names = model.config.labels;
+  const map = set.classes.map((c) => names.indexOf(c));
+  const missing = set.classes.find((_, i) => map[i] === -1);
+  if (missing !== undefined) throw new UserError(`${source}: class "${missing}" is not one the model knows (${names.join(', ')})`);
+  return { ...set, labels: Int32Array.from(set.labels, (l) => map[l]!), classes: names };
+}
+
+/**
+ * The held-out fraction and seed the model was trained with (trainer.json),
+ * so that a PNG folder without train/ and test/ is split the same way and
+ * evaluation sees only images that training did not.
+ */
+function heldOutSplit(modelDir: string): { heldOut: number; seed: number } {
+  const defaults = parseViTTrainOptions({});
+  try {
+    const t = JSON.parse(readFileSync(join(modelDir, 'trainer.json'), 'utf8')) as { options?: { heldOut?: number; seed?: number } };
+    return { heldOut: t.options?.heldOut ?? defaults.heldOut, seed: t.options?.seed ?? defaults.seed };
+  } catch {
+    return { heldOut: defaults.heldOut, seed: defaults.seed };
+  }
+}
+
+export function runViTEval(o: { model: string; data: string; backend?: string; threads?: number }): { accuracy: number; loss: number; images: number } {
+  useBackend(o);
+  const model = loadViT(o.model);
+  const c = model.config;
+  const { test } = loadImageDataset(o.data, heldOutSplit(o.model));
+  if (test.height !== c.image_height || test.width !== c.image_width || test.channels !== c.channels) {
+    throw new UserError(`--data ${o.data}: images are ${test.width}×${test.height}×${test.channels} but the model takes ${c.image_width}×${c.image_height}×${c.channels}`);
+  }
+  const r = evaluateViT(model, alignClasses(test, model, o.data));
+  return { ...r, images: test.count };
+}
+
+export function vitCommand(): Command {
+  const vit = new Command('vit').description('Vision Transformer image classifier: train, evaluate, predict');
+
+  const train = withBackendFlags(new Command('train'))
+    .description('train a ViT on IDX files (MNIST, Fashion-MNIST) or PNG class folders')
+    .requiredOption('--data <dir>', 'IDX files (train-*/t10k-*), or PNG folders: train/ and test/, or class subfolders')
+    .option('--out <dir>', 'model directory, saved after every epoch', 'out-vit');
+  for (const [flag, , parse, help] of HYPER) train.option(flag, help, parse);
+  train.action((opts: Record<string, unknown>) => {
+    const raw: Record<string, unknown> = {};
+    for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
+    const summary = runViTTraining(
+      { data: opts.data as string, out: opts.out as string, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}) },
+      raw as ViTTrainOptionsInput,
+    );
+    process.stdout.write(JSON.stringify(summary) + '\n');
+  });
+
+  const evaluate = withBackendFlags(new Command('eval'))
+    .description('test-set accuracy of a ViT model')
+    .requiredOption('--model <dir>', 'ViT model directory (from attn vit train)')
+    .requiredOption('--data <dir>', 'dataset directory, as for train (its test split is scored)')
+    .action((o: { model: string; data: string; backend?: string; threads?: number }) => {
+      process.stdout.write(JSON.stringify(runViTEval(o)) + '\n');
+    });
+
+  const predict = withBackendFlags(new Command('predict'))
+    .description('classify PNG images')
+    .requiredOption('--model <dir>', 'ViT model directory (from attn vit train)')
+    .argument('<images...>', 'PNG files of the model\'s image size')
+    .action((images: string[], o: { model: string; backend?: string; threads?: number }) => {
+      useBackend(o);
+      const model = loadViT(o.model);
+      const c = model.config;
+      const set = readPngFiles(images, { height: c.image_height, width: c.image_width, channels: c.channels });
+      predictViT(model, set).forEach((p, i) => {
+        process.stdout.write(`${images[i]}\t${c.labels[p.label]}\t${p.probabilities[p.label]!.toFixed(3)}\n`);
+      });
+    });
+
+  for (const sub of [train, evaluate, predict]) vit.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
+  return vit;
+}

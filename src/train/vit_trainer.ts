@@ -1,0 +1,202 @@
+import { writeDirAtomic } from '../io/atomic.js';
+import { UserError } from '../io/errors.js';
+import { vitFiles } from '../io/vit_dir.js';
+import type { ImageDataset } from '../data/image_dataset.js';
+import { imageSize, normalizedBatch, pixelStats, shuffled, type ImageSet } from '../data/image_set.js';
+import { ViT } from '../models/vit.js';
+import { parseViTConfig, type ViTConfig } from '../models/vit_config.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { learningRate } from '../optim/schedule.js';
+import { backward, noGrad } from '../tensor/autograd.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../util/rng.js';
+import { DivergedError } from './trainer.js';
+import type { ViTTrainOptions } from './vit_options.js';
+
+export interface ViTStepInfo {
+  step: number;
+  maxSteps: number;
+  epoch: number;
+  /** Mean loss and accuracy over the training batches since the last report. */
+  loss: number;
+  accuracy: number;
+  lr: number;
+  imagesPerSecond: number;
+  /** Seconds left at the current pace (training steps only). */
+  eta: number;
+}
+
+export interface ViTEvalInfo {
+  epoch: number;
+  step: number;
+  testLoss: number;
+  testAccuracy: number;
+}
+
+export interface ViTTrainEvents {
+  onStart?(info: { params: number; train: number; test: number; maxSteps: number; config: ViTConfig }): void;
+  onStep?(info: ViTStepInfo): void;
+  onEval?(info: ViTEvalInfo): void;
+  onCheckpoint?(info: { step: number; dir: string }): void;
+}
+
+export interface ViTTrainSummary {
+  epochs: number;
+  steps: number;
+  test_accuracy: number;
+  test_loss: number;
+  /** Wall time of the training steps, and of the whole run including evaluation and saving. */
+  train_seconds: number;
+  seconds: number;
+  images_per_s: number;
+}
+
+export interface ViTRun {
+  data: ImageDataset;
+  dataPath: string;
+  options: ViTTrainOptions;
+  out?: string;
+}
+
+/** A fresh ViT sized by the options, for images shaped like `train`, standardising with its statistics. */
+export function vitForData(train: ImageSet, o: ViTTrainOptions): ViT {
+  const { mean, std } = pixelStats(train);
+  const config = parseViTConfig({
+    image_height: train.height, image_width: train.width, channels: train.channels, patch_size: o.patch,
+    d_model: o.dModel, n_layer: o.layers, n_head: o.heads, d_ff: o.dFf ?? 2 * o.dModel, dropout: o.dropout,
+    num_classes: train.classes.length, labels: train.classes, pixel_mean: mean, pixel_std: std,
+  }, 'ViT');
+  return new ViT(config, new Rng(o.seed));
+}
+
+/** Standardised images at `indices` as the model's input tensor [n, H, W, C]. */
+export function imageBatch(model: ViT, set: ImageSet, indices: ArrayLike<number>): Tensor {
+  const c = model.config;
+  return new Tensor(normalizedBatch(set, indices, c.pixel_mean, c.pixel_std), [indices.length, set.height, set.width, set.channels]);
+}
+
+/** Index of the largest score in each row of [rows, classes] logits. */
+export function argmaxRows(logits: Float32Array, classes: number): Int32Array {
+  const out = new Int32Array(logits.length / classes);
+  for (let r = 0; r < out.length; r++) {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if (logits[r * classes + k]! > logits[r * classes + best]!) best = k;
+    out[r] = best;
+  }
+  return out;
+}
+
+const correct = (pred: Int32Array, labels: Int32Array): number => pred.reduce((n, p, i) => n + (p === labels[i] ? 1 : 0), 0);
+
+/** Test-set accuracy and mean loss, in batches, without a graph. */
+export function evaluateViT(model: ViT, set: ImageSet, batchSize = 500): { accuracy: number; loss: number } {
+  const wasTraining = model.training;
+  model.eval();
+  let right = 0;
+  let lossSum = 0;
+  noGrad(() => {
+    for (let start = 0; start < set.count; start += batchSize) {
+      const idx = Int32Array.from({ length: Math.min(batchSize, set.count - start) }, (_, i) => start + i);
+      const labels = set.labels.subarray(start, start + idx.length);
+      const { logits, loss } = model.forward(imageBatch(model, set, idx), labels);
+      lossSum += loss!.item() * idx.length;
+      right += correct(argmaxRows(logits.data, model.config.num_classes), labels);
+    }
+  });
+  model.train(wasTraining);
+  return { accuracy: right / set.count, loss: lossSum / set.count };
+}
+
+/** Class predictions (and softmax probabilities) for every image of a set. */
+export function predictViT(model: ViT, set: ImageSet): Array<{ label: number; probabilities: number[] }> {
+  const k = model.config.num_classes;
+  const logits = noGrad(() => model.eval().forward(imageBatch(model, set, Int32Array.from({ length: set.count }, (_, i) => i))).logits.data);
+  return Array.from({ length: set.count }, (_, r) => {
+    const row = logits.subarray(r * k, (r + 1) * k);
+    const max = Math.max(...row);
+    const e = Array.from(row, (v) => Math.exp(v - max));
+    const z = e.reduce((a, b) => a + b, 0);
+    return { label: argmaxRows(row, k)[0]!, probabilities: e.map((v) => v / z) };
+  });
+}
+
+/**
+ * Train a ViT classifier: shuffled mini-batches each epoch, cross-entropy,
+ * gradient clipping, AdamW with warm-up and cosine decay over all steps.
+ * After every epoch: evaluate on the test set and save the model atomically.
+ */
+export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSummary {
+  const t0 = performance.now();
+  const o = run.options;
+  const { train, test } = run.data;
+  if (imageSize(train) === 0 || train.count === 0) throw new UserError('no training images');
+  const model = vitForData(train, o);
+  const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
+  const params = model.parameters();
+  const stepsPerEpoch = Math.ceil(train.count / o.batchSize);
+  const maxSteps = Math.min(o.epochs * stepsPerEpoch, o.maxSteps ?? Infinity);
+  const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: Math.min(o.warmupSteps, Math.floor(maxSteps / 5)), decayIters: maxSteps };
+  const rng = new Rng(o.seed + 1);
+  events.onStart?.({ params: model.numParameters(), train: train.count, test: test.count, maxSteps, config: model.config });
+
+  let step = 0;
+  let trainSeconds = 0;
+  let imagesSeen = 0;
+  let window = { loss: 0, right: 0, images: 0, seconds: 0 };
+  let last: ViTEvalInfo | null = null;
+  const history: ViTEvalInfo[] = [];
+  model.train();
+  for (let epoch = 1; epoch <= o.epochs && step < maxSteps; epoch++) {
+    const order = shuffled(train.count, rng);
+    for (let start = 0; start < train.count && step < maxSteps; start += o.batchSize) {
+      const ts = performance.now();
+      const idx = order.subarray(start, Math.min(start + o.batchSize, train.count));
+      const labels = Int32Array.from(idx, (i) => train.labels[i]!);
+      const lr = learningRate(step, schedule);
+      model.zeroGrad();
+      const { logits, loss } = model.forward(imageBatch(model, train, idx), labels);
+      const lossValue = loss!.item();
+      if (!Number.isFinite(lossValue)) throw new DivergedError(`training diverged: loss is not finite at step ${step + 1} (try a lower --lr)`);
+      const right = correct(argmaxRows(logits.data, model.config.num_classes), labels);
+      backward(loss!, undefined, { freeActivations: true });
+      clipGradNorm(params, o.gradClip);
+      opt.update(lr);
+      step++;
+      const dt = (performance.now() - ts) / 1000;
+      trainSeconds += dt;
+      imagesSeen += idx.length;
+      window = { loss: window.loss + lossValue * idx.length, right: window.right + right, images: window.images + idx.length, seconds: window.seconds + dt };
+      if (step % o.logInterval === 0 || step === maxSteps) {
+        events.onStep?.({
+          step, maxSteps, epoch, lr,
+          loss: window.loss / window.images,
+          accuracy: window.right / window.images,
+          imagesPerSecond: window.images / window.seconds,
+          eta: ((maxSteps - step) * trainSeconds) / step,
+        });
+        window = { loss: 0, right: 0, images: 0, seconds: 0 };
+      }
+    }
+    const r = evaluateViT(model, test);
+    last = { epoch, step, testLoss: r.loss, testAccuracy: r.accuracy };
+    history.push(last);
+    events.onEval?.(last);
+    if (run.out) {
+      writeDirAtomic(run.out, {
+        ...vitFiles(model),
+        'trainer.json': JSON.stringify({ data: run.dataPath, options: o, step, epoch, history, train_seconds: trainSeconds }, null, 2) + '\n',
+      });
+      events.onCheckpoint?.({ step, dir: run.out });
+    }
+  }
+  return {
+    epochs: last?.epoch ?? 0,
+    steps: step,
+    test_accuracy: last?.testAccuracy ?? NaN,
+    test_loss: last?.testLoss ?? NaN,
+    train_seconds: trainSeconds,
+    seconds: (performance.now() - t0) / 1000,
+    images_per_s: imagesSeen / Math.max(trainSeconds, 1e-9),
+  };
+}
