@@ -14,3 +14,5 @@ export { scaledDotProductAttention, type AttentionOptions } from './ops/attentio
 export { abs } from './ops/abs.js';
 export { maskedAttention, type MaskedAttentionOptions, type MaskedAttentionResult } from './ops/masked_attention.js';
 export { rope } from './ops/rope.js';
+export { meanPool } from './ops/mean_pool.js';
+export { l2Normalize } from './ops/l2_normalize.js';

@@ -1,0 +1,219 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { evaluateRecall, reportDims } from '../eval/recall.js';
+import { loadEmbedder } from '../io/embedder_dir.js';
+import { UserError } from '../io/errors.js';
+import { checkDim, embedTexts } from '../models/embed_texts.js';
+import { distinctKeys } from '../data/positive_pairs.js';
+import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedder_options.js';
+import { trainEmbedder } from '../train/embedder_trainer.js';
+import { useBackend, withBackendFlags } from './backend_flags.js';
+import { describeSpec, FABLES, loadPairs, type PairSpec } from './embed_pairs.js';
+import { int, num } from './flags.js';
+import { Progress } from './progress.js';
+
+/** "32,64,128" → [32, 64, 128]. */
+export function dimList(value: string): number[] {
+  const dims = value.split(',').map((s) => s.trim());
+  if (dims.some((d) => !/^\d+$/.test(d) || Number(d) < 1)) throw new InvalidArgumentError(`"${value}" is not a comma-separated list of positive integers.`);
+  return dims.map(Number);
+}
+
+/**
+ * --matryoshka: a prefix list, or "none" for plain full-dimension training.
+ * (Commander turns a parser's null into "", so "none" stays a string until the options are built.)
+ */
+function prefixList(value: string): number[] | 'none' {
+  return value.trim().toLowerCase() === 'none' ? 'none' : dimList(value);
+}
+
+/** Flag table: [flag, options key, parser, help]. Defaults come from EmbedderOptionsSchema. */
+const HYPER: Array<[string, keyof EmbedderOptionsInput, (v: string) => unknown, string]> = [
+  ['--layers <n>', 'layers', int, 'encoder layers (default 2)'],
+  ['--d-model <n>', 'dModel', int, 'embedding width = the full embedding dimension (default 128)'],
+  ['--heads <n>', 'heads', int, 'attention heads; divides --d-model (default 4)'],
+  ['--max-len <n>', 'maxLen', int, 'longest input in tokens; longer texts are cut (default 64)'],
+  ['--dropout <p>', 'dropout', num, 'dropout probability (default 0)'],
+  ['--matryoshka <list>', 'matryoshka', prefixList, 'nested prefix sizes trained together, e.g. 16,32,64 (the full size is always added), or "none" for plain training (default: d/8, d/4, d/2)'],
+  ['--temperature <t>', 'temperature', num, 'InfoNCE temperature (default 0.05)'],
+  ['--batch-size <n>', 'batchSize', int, 'pairs per step; the others in a batch are the negatives (default 64)'],
+  ['--steps <n>', 'steps', int, 'optimizer steps (default 1000)'],
+  ['--lr <x>', 'lr', num, 'peak learning rate (default 1e-3)'],
+  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default 1e-4)'],
+  ['--warmup-steps <n>', 'warmupSteps', int, 'linear warm-up steps (default 50)'],
+  ['--weight-decay <x>', 'weightDecay', num, 'AdamW weight decay on 2-D weights (default 0.01)'],
+  ['--grad-clip <x>', 'gradClip', num, 'clip the global gradient norm; 0 disables (default 1)'],
+  ['--eval-interval <n>', 'evalInterval', int, 'measure held-out recall@1 and checkpoint every n steps (default 250)'],
+  ['--eval-pairs <n>', 'evalPairs', int, 'held-out pairs ranked by recall@1 (default 500)'],
+  ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 10)'],
+  ['--seed <n>', 'seed', int, 'random seed for initialisation and batches (default 1337)'],
+  ['--vocab-size <n>', 'vocabSize', int, 'tokenizer vocabulary (word: cap, default 4096; bpe: target, default 512)'],
+];
+
+interface DataFlags {
+  data?: string;
+  task?: string;
+  pairs?: number;
+  dataSeed: number;
+  passageWords: number;
+  windowWords: number;
+}
+
+function pairSpec(o: DataFlags): PairSpec {
+  if (o.data && o.task) throw new UserError('give --data FILE or --task, not both');
+  const task = o.data ? 'passages' : (o.task ?? 'templates');
+  if (task === 'templates') return { task, pairs: o.pairs ?? 20_000, seed: o.dataSeed };
+  return { task: 'passages', file: o.data ?? FABLES, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords, windowWords: o.windowWords };
+}
+
+function withDataFlags(cmd: Command): Command {
+  return cmd
+    .option('--data <file>', 'any UTF-8 text: two windows of the same passage are a positive pair')
+    .addOption(new Option('--task <name>', 'built-in pairs: paraphrase templates, or passages of the built-in fables').choices(['templates', 'fables']))
+    .option('--pairs <n>', 'pairs to generate (default 20000); 10% of meanings/passages are held out', int)
+    .option('--data-seed <n>', 'seed of the pair generator', int, 1)
+    .option('--passage-words <n>', 'words per passage (--data, --task fables)', int, 64)
+    .option('--window-words <n>', 'words per window; two windows per pair (--data, --task fables)', int, 24);
+}
+
+/** Refuse to replace a directory that is not a model directory: it may hold the user's files. */
+function checkOutDir(out: string): void {
+  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
+    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
+  }
+}
+
+function recallTable(recall: Map<number, number>, full: number, pairs: number): string {
+  const rows = [...recall].map(([d, r]) => `${d === full ? `${d} (full)` : d}\t${r.toFixed(3)}`);
+  return `dim\trecall@1 (${pairs} held-out pairs, chance ${(1 / pairs).toFixed(3)})\n${rows.join('\n')}\n`;
+}
+
+export function runEmbedTrain(opts: Record<string, unknown>, log: (s: string) => void = (s) => process.stderr.write(s)): { recall: Map<number, number>; seconds: number; table: string } {
+  if (!opts.out) throw new UserError('embed train needs --out DIR');
+  const raw: Record<string, unknown> = {};
+  for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
+  if (raw.matryoshka === 'none') raw.matryoshka = null;
+  if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
+  if (opts.symmetric === false) raw.symmetric = false;
+  let options;
+  try {
+    options = parseEmbedderOptions(raw as EmbedderOptionsInput);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  const spec = pairSpec(opts as unknown as DataFlags);
+  const out = String(opts.out);
+  checkOutDir(out);
+  const { description } = useBackend(opts);
+  const { train, heldOut } = loadPairs(spec);
+  const progress = new Progress(options.logInterval, process.stderr);
+  const summary = trainEmbedder(
+    { train, heldOut, pairs: spec, options, out },
+    {
+      onStart: (i) => progress.line(`training embedder: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ${i.trainPairs} train pairs / ${i.evalPairs} held out (${describeSpec(spec)}), prefixes ${i.dims.join(',')}, backend ${description}`),
+      onStep: (s) => progress.step(s),
+      onEval: (e) => progress.line(`eval step ${e.step}: loss ${e.loss.toFixed(4)}, recall@1 ${[...e.recall].map(([d, r]) => `${d}:${r.toFixed(3)}`).join(' ')}`),
+      onCheckpoint: (c) => progress.line(`saved ${c.dir} at step ${c.step}`),
+    },
+  );
+  log(`trained ${summary.step} steps in ${summary.seconds.toFixed(1)} s\n`);
+  return { recall: summary.recall, seconds: summary.seconds, table: recallTable(summary.recall, summary.model.config.d_model, distinctKeys(heldOut, options.evalPairs).length) };
+}
+
+interface TrainingRecord {
+  pairs: PairSpec;
+  evalPairs?: number;
+}
+
+/** How a model was trained (its pairs, its held-out size), from its training.json. */
+function trainingRecord(dir: string): TrainingRecord {
+  try {
+    const record = JSON.parse(readFileSync(join(dir, 'training.json'), 'utf8')) as { pairs?: PairSpec; options?: { evalPairs?: number } };
+    if (record.pairs && typeof record.pairs === 'object') return { pairs: record.pairs, evalPairs: record.options?.evalPairs };
+  } catch {
+    // handled below
+  }
+  throw new UserError(`${dir}/training.json does not record the training pairs; pass --data FILE or --task templates`);
+}
+
+export function runEmbedEval(opts: Record<string, unknown>): string {
+  useBackend(opts);
+  const dir = String(opts.model);
+  const { model, tokenizer } = loadEmbedder(dir);
+  const given = Boolean(opts.data || opts.task);
+  const record = given ? null : trainingRecord(dir);
+  const spec = record?.pairs ?? pairSpec(opts as unknown as DataFlags);
+  const full = model.config.d_model;
+  const dims = (opts.dims as number[] | undefined) ?? reportDims(full, model.config.matryoshka_dims);
+  for (const d of dims) checkDim(model, d);
+  const pairs = distinctKeys(loadPairs(spec).heldOut, (opts.evalPairs as number | undefined) ?? record?.evalPairs ?? 500);
+  return recallTable(evaluateRecall(model, tokenizer, pairs, dims), full, pairs.length);
+}
+
+const sig = (x: number): number => Number(x.toPrecision(7));
+
+export function runEmbedText(texts: string[], opts: { model: string; dim?: number; format?: string; backend?: string; threads?: number }): string {
+  if (texts.length === 0) throw new UserError('give at least one TEXT to embed');
+  useBackend(opts);
+  const { model, tokenizer } = loadEmbedder(opts.model);
+  const dim = opts.dim ?? model.config.d_model;
+  if (opts.dim !== undefined) {
+    try {
+      checkDim(model, dim);
+    } catch (e) {
+      throw new UserError(`--dim ${opts.dim}: ${(e as Error).message}`);
+    }
+  }
+  const vectors = embedTexts(model, tokenizer, texts, dim);
+  if (opts.format === 'tsv') return texts.map((t, i) => `${t.replace(/[\t\r\n]+/g, ' ')}\t${Array.from(vectors[i]!, sig).join('\t')}\n`).join('');
+  return texts.map((t, i) => JSON.stringify({ text: t, dim, embedding: Array.from(vectors[i]!, sig) }) + '\n').join('');
+}
+
+const finish = (c: Command): Command => c.exitOverride().showHelpAfterError('(run with --help for usage)');
+
+/**
+ * `attn embed`: `train`, `eval`, and `text` — the default, so
+ * `attn embed --model DIR "some text"` embeds without naming it.
+ */
+export function embedCommand(): Command {
+  const cmd = new Command('embed')
+    .description('sentence embeddings: train an encoder with Matryoshka contrastive loss, evaluate recall@1, embed texts')
+    .addHelpText('after', '\n`text` is the default: `attn embed --model DIR [--dim N] TEXT…` is `attn embed text --model DIR [--dim N] TEXT…`.\nSee docs/embedder.md.');
+
+  const train = withBackendFlags(withDataFlags(new Command('train')))
+    .description('train an embedder on generated paraphrase pairs (default) or passage windows of a text; prints held-out recall@1 per prefix')
+    .requiredOption('--out <dir>', 'model directory to write (config.json, model.safetensors, tokenizer.json, training.json)')
+    .addOption(new Option('--positions <kind>', 'position encoding (default learned)').choices(['learned', 'sinusoidal', 'rope']))
+    .addOption(new Option('--tokenizer <kind>', 'tokens (default word)').choices(['char', 'word', 'bpe']))
+    .option('--no-symmetric', 'score anchors → positives only (default: both directions)');
+  for (const [flag, , parse, help] of HYPER) train.option(flag, help, parse as (v: string, p: unknown) => unknown);
+  train.action((opts: Record<string, unknown>) => {
+    const { table } = runEmbedTrain(opts);
+    process.stdout.write(table);
+  });
+
+  const evaluate = withBackendFlags(withDataFlags(new Command('eval')))
+    .description('held-out recall@1 of an embedder at each prefix dimension (the pairs it was trained with unless --data/--task)')
+    .requiredOption('--model <dir>', 'embedder directory')
+    .option('--dims <list>', 'prefix dimensions to score (default: the trained prefixes and halvings of the full size)', dimList)
+    .option('--eval-pairs <n>', 'held-out pairs to rank (default: as in training, else 500)', int)
+    .action((opts: Record<string, unknown>) => {
+      process.stdout.write(runEmbedEval(opts));
+    });
+
+  const text = withBackendFlags(new Command('text'))
+    .description('print unit-length embeddings of TEXT… (JSON lines; or --format tsv)')
+    .argument('[text...]', 'texts to embed')
+    .requiredOption('--model <dir>', 'embedder directory')
+    .option('--dim <n>', 'use the first N components, re-normalised (a Matryoshka prefix; default: all)', int)
+    .addOption(new Option('--format <kind>', 'output format').choices(['jsonl', 'tsv']).default('jsonl'))
+    .action((texts: string[], opts: { model: string; dim?: number; format?: string; backend?: string; threads?: number }) => {
+      process.stdout.write(runEmbedText(texts, opts));
+    });
+
+  cmd.addCommand(finish(train));
+  cmd.addCommand(finish(evaluate));
+  cmd.addCommand(finish(text), { isDefault: true });
+  return cmd;
+}

@@ -1,0 +1,65 @@
+import { UserError } from '../io/errors.js';
+import { noGrad } from '../tensor/autograd.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { Embedder } from './embedder.js';
+import { padBatch } from './pad_batch.js';
+
+/** Texts per forward pass: bounds memory while keeping the matrix products large. */
+const CHUNK = 64;
+
+/** A prefix size the model can give: any 1..d_model (the trained prefixes are the best ones). */
+export function checkDim(model: Embedder, dim: number): void {
+  const { d_model, matryoshka_dims } = model.config;
+  if (!Number.isInteger(dim) || dim < 1 || dim > d_model) {
+    throw new UserError(`dimension ${dim} is not available: this embedder gives 1..${d_model} dimensions (trained prefixes: ${matryoshka_dims.join(', ')})`);
+  }
+}
+
+/**
+ * The un-normalised full embeddings of `texts`, [N·d_model] row-major, in
+ * evaluation mode and without a graph. Texts longer than max_len are cut.
+ */
+export function pooledEmbeddings(model: Embedder, tokenizer: Tokenizer, texts: readonly string[]): Float32Array {
+  if (texts.length === 0) throw new UserError('no texts to embed');
+  const seqs = texts.map((t, i) => {
+    const ids = tokenizer.encode(t);
+    if (ids.length === 0) throw new UserError(`text ${i + 1} is empty: there is nothing to embed`);
+    return ids;
+  });
+  const C = model.config.d_model;
+  const out = new Float32Array(texts.length * C);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    noGrad(() => {
+      for (let s = 0; s < seqs.length; s += CHUNK) {
+        const b = padBatch(seqs.slice(s, s + CHUNK), model.config.max_len);
+        out.set(model.forward(b.ids, [b.B, b.T], b.padding).data, s * C);
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  return out;
+}
+
+/** The first `dim` components of row `i` of [N·full] vectors, scaled to unit length. */
+export function normalizedPrefix(vectors: Float32Array, i: number, full: number, dim: number): Float32Array {
+  const v = vectors.slice(i * full, i * full + dim);
+  let sq = 0;
+  for (const x of v) sq += x * x;
+  const n = Math.max(Math.sqrt(sq), 1e-12);
+  for (let k = 0; k < dim; k++) v[k] = v[k]! / n;
+  return v;
+}
+
+/**
+ * Sentence embeddings for serving and the CLI: one unit-length Float32Array
+ * of `dim` components (default: all d_model) per text, in order. The vector
+ * is the Matryoshka prefix, re-normalised after cutting.
+ */
+export function embedTexts(model: Embedder, tokenizer: Tokenizer, texts: readonly string[], dim: number = model.config.d_model): Float32Array[] {
+  checkDim(model, dim);
+  const pooled = pooledEmbeddings(model, tokenizer, texts);
+  return texts.map((_, i) => normalizedPrefix(pooled, i, model.config.d_model, dim));
+}

@@ -1,0 +1,45 @@
+import { Embedding } from '../nn/embedding.js';
+import { EncoderLayer } from '../nn/encoder_layer.js';
+import { LayerNorm } from '../nn/layernorm.js';
+import { Module } from '../nn/module.js';
+import { PositionalEncoding } from '../nn/positional.js';
+import { meanPool } from '../tensor/ops/mean_pool.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../util/rng.js';
+import type { EmbedderConfig } from './embedder_config.js';
+
+/**
+ * A sentence embedder: token embedding + positions, N bidirectional encoder
+ * layers (pre-norm, padding masked), a final LayerNorm, and the mean of the
+ * real positions' vectors as the sentence's embedding. Trained so that any
+ * prefix of that vector (config.matryoshka_dims) is an embedding too.
+ */
+export class Embedder extends Module {
+  tok: Embedding;
+  pos: PositionalEncoding;
+  layers: EncoderLayer[];
+  ln_f: LayerNorm;
+  readonly config: EmbedderConfig;
+
+  constructor(config: EmbedderConfig, rng: Rng = new Rng(1337)) {
+    super();
+    this.config = config;
+    const c = config;
+    this.tok = new Embedding(c.vocab_size, c.d_model, { std: 0.02, rng });
+    this.pos = new PositionalEncoding(c.positions, c.max_len, c.d_model, rng);
+    const layer = { d_model: c.d_model, n_head: c.n_head, d_ff: c.d_ff, dropout: c.dropout, norm: 'pre' as const, activation: c.activation, rope: c.positions === 'rope' };
+    this.layers = Array.from({ length: c.n_layer }, () => new EncoderLayer(layer, rng));
+    this.ln_f = new LayerNorm(c.d_model, { bias: true });
+  }
+
+  /**
+   * ids: B·T token ids (row-major); padding: B·T flags, 1 = padding (neither
+   * attended to nor pooled). Returns [B, d_model] un-normalised embeddings.
+   */
+  forward(ids: Int32Array, [B, T]: [number, number], padding?: Uint8Array): Tensor {
+    if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
+    let x = this.pos.forward(this.tok.forward(ids, [B, T]));
+    for (const layer of this.layers) x = layer.forward(x, padding);
+    return meanPool(this.ln_f.forward(x), padding);
+  }
+}

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+
+/** Every size of an Embedder, as data. `model_type` in config.json is "embedder". */
+export const EmbedderConfigSchema = z
+  .object({
+    vocab_size: z.number().int().positive(),
+    d_model: z.number().int().positive(),
+    n_layer: z.number().int().positive(),
+    n_head: z.number().int().positive(),
+    /** Feed-forward width; 4·d_model when left out. */
+    d_ff: z.number().int().positive().optional(),
+    /** Longest input in tokens; longer texts are cut to this. */
+    max_len: z.number().int().positive().default(64),
+    positions: z.enum(['learned', 'sinusoidal', 'rope']).default('learned'),
+    activation: z.enum(['relu', 'gelu']).default('gelu'),
+    dropout: z.number().min(0).lt(1).default(0),
+    /**
+     * The nested prefix sizes trained as embeddings, ascending, ending with
+     * d_model. [d_model] alone is plain (non-Matryoshka) training.
+     */
+    matryoshka_dims: z.array(z.number().int().positive()).nonempty().optional(),
+  })
+  .refine((c) => c.d_model % c.n_head === 0, { message: 'd_model must be divisible by n_head', path: ['n_head'] })
+  .refine((c) => !c.matryoshka_dims || c.matryoshka_dims.every((d, i, a) => d <= c.d_model && (i === 0 || d > a[i - 1]!)), {
+    message: 'must be ascending and at most d_model',
+    path: ['matryoshka_dims'],
+  })
+  .transform((c) => ({ ...c, d_ff: c.d_ff ?? 4 * c.d_model, matryoshka_dims: withFull(c.matryoshka_dims ?? [], c.d_model) }));
+
+/** The full embedding is always one of the trained prefixes. */
+function withFull(dims: number[], full: number): number[] {
+  return dims[dims.length - 1] === full ? dims : [...dims, full];
+}
+
+export type EmbedderConfig = z.infer<typeof EmbedderConfigSchema>;
+export type EmbedderConfigInput = z.input<typeof EmbedderConfigSchema>;
+
+/** Validate a config, turning zod's report into one readable line. */
+export function parseEmbedderConfig(raw: unknown, source = 'config'): EmbedderConfig {
+  const r = EmbedderConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+    throw new Error(`${source}: ${where}${issue.message}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,50 @@
+import { crossEntropy } from '../tensor/ops/cross_entropy.js';
+import { add, scale } from '../tensor/ops/elementwise.js';
+import { l2Normalize } from '../tensor/ops/l2_normalize.js';
+import { matmul } from '../tensor/ops/matmul.js';
+import { slice, transpose } from '../tensor/ops/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface ContrastiveOptions {
+  /** Softmax temperature τ: cosine similarities are divided by it (small τ = sharp). */
+  temperature: number;
+  /** Also score each positive against every anchor (the transposed matrix), averaging both directions. */
+  symmetric: boolean;
+}
+
+/**
+ * InfoNCE with in-batch negatives: anchors [B, D] and positives [B, D], row i
+ * of each a matching pair. Every other positive in the batch is a negative
+ * for anchor i, so the loss is a B-way classification whose right answer is
+ * the diagonal of the cosine-similarity matrix.
+ */
+export function infoNCE(anchors: Tensor, positives: Tensor, o: ContrastiveOptions): Tensor {
+  const B = anchors.shape[0]!;
+  const diagonal = Int32Array.from({ length: B }, (_, i) => i);
+  const logits = scale(matmul(l2Normalize(anchors), l2Normalize(positives), { transB: true }), 1 / o.temperature);
+  const forward = crossEntropy(logits, diagonal);
+  if (!o.symmetric) return forward;
+  return scale(add(forward, crossEntropy(transpose(logits, 0, 1), diagonal)), 0.5);
+}
+
+export interface MatryoshkaLoss {
+  loss: Tensor;
+  /** The InfoNCE value at each prefix dimension, in the order of `dims`. */
+  perDim: number[];
+}
+
+/**
+ * Matryoshka representation learning (Kusupati et al. 2022): the same
+ * InfoNCE applied to the first d components of the embeddings for each d in
+ * `dims`, summed. Every prefix is trained to be an embedding on its own, so
+ * the first components come to carry the most information.
+ */
+export function matryoshkaInfoNCE(anchors: Tensor, positives: Tensor, dims: readonly number[], o: ContrastiveOptions): MatryoshkaLoss {
+  const full = anchors.shape[1]!;
+  const terms = dims.map((d) => {
+    if (d < 1 || d > full) throw new Error(`prefix dimension ${d} outside 1..${full}`);
+    return d === full ? infoNCE(anchors, positives, o) : infoNCE(slice(anchors, 1, 0, d), slice(positives, 1, 0, d), o);
+  });
+  const loss = terms.slice(1).reduce((sum, t) => add(sum, t), terms[0]!);
+  return { loss, perDim: terms.map((t) => t.item()) };
+}

@@ -1,0 +1,167 @@
+import { distinctKeys, groupOf, type Pair } from '../data/positive_pairs.js';
+import { evaluateRecall, reportDims } from '../eval/recall.js';
+import { saveEmbedder } from '../io/embedder_dir.js';
+import { UserError } from '../io/errors.js';
+import { Embedder } from '../models/embedder.js';
+import { parseEmbedderConfig } from '../models/embedder_config.js';
+import { padBatch } from '../models/pad_batch.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { learningRate } from '../optim/schedule.js';
+import { backward } from '../tensor/autograd.js';
+import { slice } from '../tensor/ops/shape.js';
+import { buildTokenizer } from '../tokenizers/index.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { Rng } from '../util/rng.js';
+import { matryoshkaInfoNCE } from './contrastive.js';
+import { trainedPrefixes, type EmbedderOptions } from './embedder_options.js';
+import type { StepInfo } from './trainer.js';
+
+export interface EmbedderRun {
+  train: readonly Pair[];
+  heldOut: readonly Pair[];
+  /** How the pairs were made, recorded in training.json as "pairs" (so an evaluation can rebuild the held-out split). */
+  pairs?: unknown;
+  options: EmbedderOptions;
+  /** Checkpoint directory, written at every evaluation and at the end. */
+  out?: string;
+}
+
+export interface RecallInfo {
+  step: number;
+  /** Mean training loss since the previous evaluation. */
+  loss: number;
+  /** Held-out recall@1 by prefix dimension. */
+  recall: Map<number, number>;
+}
+
+export interface EmbedderEvents {
+  onStart?(info: { params: number; vocabSize: number; trainPairs: number; evalPairs: number; dims: number[] }): void;
+  onStep?(info: StepInfo): void;
+  onEval?(info: RecallInfo): void;
+  onCheckpoint?(info: { step: number; dir: string }): void;
+}
+
+export interface EmbedderSummary {
+  model: Embedder;
+  tokenizer: Tokenizer;
+  step: number;
+  recall: Map<number, number>;
+  seconds: number;
+}
+
+/**
+ * Contrastive training of an Embedder: each step embeds B anchors and their
+ * B positives in one forward pass, sums InfoNCE over the Matryoshka prefixes,
+ * and takes an AdamW step on the warm-up + cosine schedule. Held-out recall@1
+ * at every reported prefix is measured every evalInterval steps.
+ */
+export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): EmbedderSummary {
+  const o = run.options;
+  const { model, tokenizer } = buildModel(run);
+  const dims = model.config.matryoshka_dims;
+  const evalSet = distinctKeys(run.heldOut, o.evalPairs);
+  if (evalSet.length < 2) throw new UserError(`only ${evalSet.length} distinct held-out pair: recall needs at least 2`);
+  const reported = reportDims(model.config.d_model, dims);
+  const encoded = run.train.map((p) => [tokenizer.encode(p.anchor), tokenizer.encode(p.positive)] as const);
+  const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: o.weightDecay });
+  const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: o.warmupSteps, decayIters: o.steps };
+  const batchRng = new Rng(o.seed + 100);
+  const groups = groupIndex(run.train);
+  const params = model.parameters();
+  const history: Array<{ step: number; loss: number; recall: Record<string, number> }> = [];
+  events.onStart?.({ params: model.numParameters(), vocabSize: tokenizer.vocabSize, trainPairs: run.train.length, evalPairs: evalSet.length, dims: reported });
+
+  let step = 0;
+  let seconds = 0;
+  let tokens = 0;
+  let lossSum = 0;
+  let lossCount = 0;
+  let recall = new Map<number, number>();
+  const evaluate = (): void => {
+    recall = evaluateRecall(model, tokenizer, evalSet, reported);
+    const loss = lossCount ? lossSum / lossCount : NaN;
+    lossSum = lossCount = 0;
+    history.push({ step, loss, recall: Object.fromEntries(recall) });
+    events.onEval?.({ step, loss, recall });
+    if (run.out) {
+      const record = { model_type: 'embedder', pairs: run.pairs ?? null, options: o, step, seconds, history };
+      saveEmbedder(run.out, model, tokenizer, { 'training.json': JSON.stringify(record, null, 2) + '\n' });
+      events.onCheckpoint?.({ step, dir: run.out });
+    }
+  };
+
+  model.train();
+  while (step < o.steps) {
+    const t0 = performance.now();
+    const lr = learningRate(step, schedule);
+    const rows = sampleBatch(run.train, groups, Math.min(o.batchSize, run.train.length), batchRng);
+    const batch = padBatch([...rows.map((i) => encoded[i]![0]), ...rows.map((i) => encoded[i]![1])], model.config.max_len);
+    const B = rows.length;
+    model.zeroGrad();
+    const emb = model.forward(batch.ids, [2 * B, batch.T], batch.padding);
+    const { loss, perDim } = matryoshkaInfoNCE(slice(emb, 0, 0, B), slice(emb, 0, B, 2 * B), dims, o);
+    const value = loss.item();
+    if (!Number.isFinite(value)) throw new UserError(`training diverged: loss is not finite at step ${step + 1} (try a lower --lr)`);
+    backward(loss, undefined, { freeActivations: true });
+    const gradNorm = clipGradNorm(params, o.gradClip);
+    opt.update(lr);
+    step++;
+    // Report the loss per prefix (mean over prefixes) so runs with and without Matryoshka read alike.
+    lossSum += value / perDim.length;
+    lossCount++;
+    seconds += (performance.now() - t0) / 1000;
+    tokens += batch.padding.reduce((n, f) => n + (f ? 0 : 1), 0);
+    events.onStep?.({ step, maxIters: o.steps, loss: value / perDim.length, lr, gradNorm, tokensPerSecond: tokens / seconds, eta: ((o.steps - step) * seconds) / step });
+    if (step % o.evalInterval === 0 || step === o.steps) evaluate();
+  }
+  if (step === 0) evaluate();
+  return { model, tokenizer, step, recall, seconds };
+}
+
+/** A fresh model and a tokenizer learned from the pairs' text (vocabulary only: no labels are used). */
+function buildModel(run: EmbedderRun): { model: Embedder; tokenizer: Tokenizer } {
+  const o = run.options;
+  const text = [...run.train, ...run.heldOut].map((p) => `${p.anchor}\n${p.positive}\n`).join('');
+  const tokenizer = buildTokenizer(o.tokenizer, text, o.vocabSize);
+  let config;
+  try {
+    config = parseEmbedderConfig({
+      vocab_size: tokenizer.vocabSize, d_model: o.dModel, n_layer: o.layers, n_head: o.heads, max_len: o.maxLen,
+      positions: o.positions, dropout: o.dropout, matryoshka_dims: trainedPrefixes(o),
+    });
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  return { model: new Embedder(config, new Rng(o.seed)), tokenizer };
+}
+
+/** Pair indices by group, so a batch can take a meaning together with its near misses. */
+function groupIndex(pairs: readonly Pair[]): number[][] {
+  const groups = new Map<string, number[]>();
+  pairs.forEach((p, i) => {
+    const g = groupOf(p);
+    const list = groups.get(g);
+    if (list) list.push(i);
+    else groups.set(g, [i]);
+  });
+  return [...groups.values()];
+}
+
+/**
+ * About B training pairs: whole groups drawn at random (their members are
+ * each other's hard negatives), never two pairs with the same key — a second
+ * pair of the same meaning would be a "negative" that is really a positive.
+ */
+function sampleBatch(pairs: readonly Pair[], groups: readonly number[][], B: number, rng: Rng): number[] {
+  const rows: number[] = [];
+  const keys = new Set<string>();
+  for (let tries = 0; rows.length < B && tries < B * 20; tries++) {
+    for (const i of groups[rng.int(groups.length)]!) {
+      if (rows.length >= B || keys.has(pairs[i]!.key)) continue;
+      keys.add(pairs[i]!.key);
+      rows.push(i);
+    }
+  }
+  return rows;
+}
