@@ -7,6 +7,7 @@ import { CharTokenizer } from './char.js';
 import { bpeFromGPT2Files } from './gpt2_files.js';
 import { bpeFromHFTokenizer } from './hf_tokenizer.js';
 import type { Tokenizer } from './tokenizer.js';
+import { PieceTokenizer } from './piece.js';
 import { WordTokenizer } from './word.js';
 
 export type { Tokenizer, EncodeOptions, SpecialSet } from './tokenizer.js';
@@ -39,6 +40,7 @@ export function tokenizerFromJSON(raw: unknown, source = 'tokenizer.json'): Toke
   }
   if (o.type === 'word') return WordTokenizer.fromJSON(o, source);
   if (o.type === 'bpe') return BPETokenizer.fromJSON(o, source);
+  if (o.type === 'piece') return PieceTokenizer.fromJSON(o, source);
   if (o.type === undefined && 'model' in o) return bpeFromHFTokenizer(o, source);
   throw new UserError(`${source}: unsupported tokenizer type ${JSON.stringify(o.type)} (supported: char, word, bpe, or a Hugging Face tokenizer.json)`);
 }

@@ -1,0 +1,85 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TaskSource } from '../data/seq2seq_task.js';
+import { Transformer } from '../models/transformer.js';
+import { parseTransformerConfig, type TransformerConfig } from '../models/transformer_config.js';
+import { PieceTokenizer } from '../tokenizers/piece.js';
+import { Rng } from '../util/rng.js';
+import { recoverDir, writeDirAtomic } from './atomic.js';
+import { UserError } from './errors.js';
+import { readSafetensors, SafetensorsError, serializeSafetensors, type TensorEntry } from './safetensors.js';
+
+/** config.json's model_type for encoder–decoder checkpoints (GPT checkpoints say "attn-gpt"). */
+export const SEQ2SEQ_MODEL_TYPE = 'transformer-seq2seq';
+
+export interface Seq2SeqModel {
+  model: Transformer;
+  tokenizer: PieceTokenizer;
+  task: TaskSource;
+}
+
+/** Write config.json, model.safetensors, tokenizer.json (and any extra files) as one atomic directory. */
+export function saveSeq2Seq(dir: string, m: Seq2SeqModel, extra: Record<string, string> = {}): void {
+  const config = { format: 'attn', model_type: SEQ2SEQ_MODEL_TYPE, ...m.model.config, task: m.task };
+  const tensors = new Map<string, TensorEntry>();
+  for (const [name, p] of m.model.namedParameters()) tensors.set(name, { dtype: 'F32', shape: p.shape, data: p.data });
+  writeDirAtomic(dir, {
+    'config.json': JSON.stringify(config, null, 2) + '\n',
+    'model.safetensors': serializeSafetensors(tensors, { format: 'attn' }),
+    'tokenizer.json': JSON.stringify(m.tokenizer.toJSON()) + '\n',
+    ...extra,
+  });
+}
+
+function readJSON(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new UserError(`${path} is missing`);
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch (e) {
+    throw new UserError(`${path}: invalid JSON: ${(e as Error).message}`);
+  }
+  throw new UserError(`${path}: expected a JSON object`);
+}
+
+/** Load a directory written by saveSeq2Seq; any missing, extra or mis-shaped tensor is an error. */
+export function loadSeq2Seq(dir: string): Seq2SeqModel {
+  recoverDir(dir);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model directory ${dir} does not exist`);
+  const raw = readJSON(join(dir, 'config.json'));
+  if (raw.model_type !== SEQ2SEQ_MODEL_TYPE) {
+    throw new UserError(`${dir} is not a translation model (model_type ${JSON.stringify(raw.model_type ?? null)}; expected "${SEQ2SEQ_MODEL_TYPE}" from attn seq2seq train)`);
+  }
+  let config: TransformerConfig;
+  try {
+    config = parseTransformerConfig(raw, join(dir, 'config.json'));
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  const tokenizer = PieceTokenizer.fromJSON(readJSON(join(dir, 'tokenizer.json')), join(dir, 'tokenizer.json'));
+  if (tokenizer.vocabSize !== config.vocab_size) throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
+  const model = new Transformer(config, new Rng(0));
+  assignWeights(model, join(dir, 'model.safetensors'));
+  model.eval();
+  return { model, tokenizer, task: raw.task as TaskSource };
+}
+
+function assignWeights(model: Transformer, path: string): void {
+  let tensors: Map<string, TensorEntry>;
+  try {
+    tensors = readSafetensors(path).tensors;
+  } catch (e) {
+    if (e instanceof SafetensorsError || (e as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError((e as Error).message);
+    throw e;
+  }
+  const params = model.namedParameters();
+  for (const [name, p] of params) {
+    const w = tensors.get(name);
+    if (!w) throw new UserError(`${path}: missing tensor ${name}`);
+    if (w.shape.join() !== p.shape.join()) throw new UserError(`${path}: tensor ${name} has shape [${w.shape}] but the config needs [${p.shape}]`);
+    if (!(w.data instanceof Float32Array)) throw new UserError(`${path}: tensor ${name} is not F32`);
+    p.data.set(w.data);
+  }
+  const extra = [...tensors.keys()].filter((n) => !params.some(([m]) => m === n));
+  if (extra.length) throw new UserError(`${path}: unexpected tensor ${extra[0]}`);
+}

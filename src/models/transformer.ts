@@ -1,0 +1,147 @@
+import { DecoderLayer } from '../nn/decoder_layer.js';
+import { Dropout } from '../nn/dropout.js';
+import { Embedding } from '../nn/embedding.js';
+import { EncoderLayer } from '../nn/encoder_layer.js';
+import { LayerNorm } from '../nn/layernorm.js';
+import { Linear } from '../nn/linear.js';
+import { Module } from '../nn/module.js';
+import { PositionalEncoding } from '../nn/positional.js';
+import { crossEntropy } from '../tensor/ops/cross_entropy.js';
+import { scale } from '../tensor/ops/elementwise.js';
+import { labelSmoothedCrossEntropy } from '../tensor/ops/label_smoothing.js';
+import { linear } from '../tensor/ops/linear.js';
+import { reshape, slice } from '../tensor/ops/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../util/rng.js';
+import type { TransformerConfig } from './transformer_config.js';
+
+/** B rows of T token ids (row-major), padded at the end with the config's pad_id. */
+export interface Tokens {
+  ids: Int32Array;
+  shape: [number, number];
+}
+
+/** What the encoder hands to every decoder layer: its output and which source positions are padding. */
+export interface Encoded {
+  memory: Tensor;
+  /** B·Ts flags, 1 = padding; undefined when no row is padded. */
+  padding: Uint8Array | undefined;
+}
+
+export interface Seq2SeqOutput {
+  /** [B, Tt, vocab] scores for the next target token at every position. */
+  logits: Tensor;
+  loss: Tensor | null;
+}
+
+/**
+ * The encoder–decoder Transformer of "Attention Is All You Need": the encoder
+ * reads the whole source at once; the decoder writes the target one token at a
+ * time, each layer attending to its own past (causal self-attention) and to
+ * the encoder's output (cross-attention).
+ */
+export class Transformer extends Module {
+  src_embed: Embedding;
+  /** null when the source embedding is shared with the target. */
+  tgt_embed: Embedding | null;
+  src_pos: PositionalEncoding;
+  tgt_pos: PositionalEncoding;
+  drop: Dropout;
+  encoder: EncoderLayer[];
+  decoder: DecoderLayer[];
+  /** Pre-norm leaves the residual stream unnormalised, so each stack ends with a LayerNorm. */
+  enc_norm: LayerNorm | null;
+  dec_norm: LayerNorm | null;
+  /** null when the output projection is tied to the target embedding. */
+  out_proj: Linear | null;
+  readonly config: TransformerConfig;
+  readonly rng: Rng;
+
+  constructor(config: TransformerConfig, rng: Rng = new Rng(1337)) {
+    super();
+    this.config = config;
+    this.rng = rng;
+    const c = config;
+    // std d^-½: after the √d scaling the token vectors have unit size, like the sinusoids added to them.
+    const embed = (): Embedding => new Embedding(c.vocab_size, c.d_model, { std: 1 / Math.sqrt(c.d_model), rng });
+    this.src_embed = embed();
+    this.tgt_embed = c.share_embeddings ? null : embed();
+    this.src_pos = new PositionalEncoding(c.positions, c.max_length, c.d_model, rng);
+    this.tgt_pos = new PositionalEncoding(c.positions, c.max_length, c.d_model, rng);
+    this.drop = new Dropout(c.dropout, rng);
+    const layer = { d_model: c.d_model, n_head: c.n_head, d_ff: c.d_ff, dropout: c.dropout, norm: c.norm, activation: c.activation, bias: c.bias, rope: c.positions === 'rope' };
+    this.encoder = Array.from({ length: c.n_encoder_layers }, () => new EncoderLayer(layer, rng));
+    this.decoder = Array.from({ length: c.n_decoder_layers }, () => new DecoderLayer(layer, rng));
+    const ln = (): LayerNorm | null => (c.norm === 'pre' ? new LayerNorm(c.d_model, { bias: c.bias }) : null);
+    this.enc_norm = ln();
+    this.dec_norm = ln();
+    this.out_proj = c.tie_output ? null : new Linear(c.d_model, c.vocab_size, { bias: false, std: 1 / Math.sqrt(c.d_model), rng });
+  }
+
+  /** Teacher forcing: the decoder reads the true target shifted right (tgtIn) and predicts `targets`. */
+  forward(src: Tokens, tgtIn: Tokens, targets?: Int32Array, opts: { labelSmoothing?: number } = {}): Seq2SeqOutput {
+    const logits = this.decode(this.encode(src), tgtIn);
+    if (!targets) return { logits, loss: null };
+    const ls = opts.labelSmoothing ?? 0;
+    const ignoreIndex = this.config.pad_id;
+    const loss = ls > 0 ? labelSmoothedCrossEntropy(logits, targets, { smoothing: ls, ignoreIndex }) : crossEntropy(logits, targets, { ignoreIndex });
+    return { logits, loss };
+  }
+
+  /** Run the encoder once; its output serves every decoder layer and every decoding step. */
+  encode(src: Tokens): Encoded {
+    const padding = this.paddingMask(src);
+    let x = this.embed(this.src_embed, this.src_pos, src);
+    for (const layer of this.encoder) x = layer.forward(x, padding);
+    return { memory: this.enc_norm ? this.enc_norm.forward(x) : x, padding };
+  }
+
+  /** Scores [B, Tt, vocab] for the token after each target position. keepWeights keeps cross-attention weights. */
+  decode(enc: Encoded, tgt: Tokens, opts: { keepWeights?: boolean } = {}): Tensor {
+    const tgtPadding = this.paddingMask(tgt);
+    let x = this.embed(this.tgt_embed ?? this.src_embed, this.tgt_pos, tgt);
+    for (const layer of this.decoder) x = layer.forward(x, enc.memory, { tgtPadding, srcPadding: enc.padding, keepWeights: opts.keepWeights });
+    if (this.dec_norm) x = this.dec_norm.forward(x);
+    return this.out_proj ? this.out_proj.forward(x) : linear(x, (this.tgt_embed ?? this.src_embed).weight);
+  }
+
+  /**
+   * Inference: scores [B, vocab] for the token after the last of each row's
+   * prefix (all rows the same length). The prefix is re-read from the start
+   * each step — no key/value cache: translations here are a few dozen tokens.
+   */
+  decodeStep(enc: Encoded, prefix: Tokens): Tensor {
+    const [B, T] = prefix.shape;
+    const logits = this.decode(enc, prefix);
+    return reshape(T === 1 ? logits : slice(logits, 1, T - 1, T), [B, this.config.vocab_size]);
+  }
+
+  /** The last decoder layer's cross-attention from the last decode with keepWeights: [B, heads, Tt, Ts]. */
+  crossAttention(): Float32Array | null {
+    return this.decoder[this.decoder.length - 1]!.cross_attn.lastWeights;
+  }
+
+  /** Token vectors scaled by √d_model (the paper, §3.4), plus positions, then dropout. */
+  private embed(table: Embedding, pos: PositionalEncoding, t: Tokens): Tensor {
+    return this.drop.forward(pos.forward(scale(table.forward(t.ids, t.shape), Math.sqrt(this.config.d_model))));
+  }
+
+  private paddingMask(t: Tokens): Uint8Array | undefined {
+    const pad = this.config.pad_id;
+    if (!t.ids.includes(pad)) return undefined;
+    return Uint8Array.from(t.ids, (id) => (id === pad ? 1 : 0));
+  }
+}
+
+/** The encoder output for a selection of rows (beam hypotheses share their source's memory). */
+export function encodedRows(enc: Encoded, rows: ArrayLike<number>): Encoded {
+  const [, Ts, C] = enc.memory.shape as [number, number, number];
+  const memory = new Tensor(new Float32Array(rows.length * Ts * C), [rows.length, Ts, C]);
+  const padding = enc.padding ? new Uint8Array(rows.length * Ts) : undefined;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    memory.data.set(enc.memory.data.subarray(r * Ts * C, (r + 1) * Ts * C), i * Ts * C);
+    padding?.set(enc.padding!.subarray(r * Ts, (r + 1) * Ts), i * Ts);
+  }
+  return { memory, padding };
+}

@@ -1,0 +1,113 @@
+import type { Seq2SeqTask } from '../data/seq2seq_task.js';
+import { saveSeq2Seq } from '../io/seq2seq_dir.js';
+import { DivergedError, type StepInfo } from './trainer.js';
+import { Transformer } from '../models/transformer.js';
+import { parseTransformerConfig } from '../models/transformer_config.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { learningRate } from '../optim/schedule.js';
+import { backward } from '../tensor/autograd.js';
+import { PAD, PieceTokenizer } from '../tokenizers/piece.js';
+import { Rng } from '../util/rng.js';
+import { makeBatch } from './seq2seq_batch.js';
+import { exactMatch, type ExactMatch } from './seq2seq_eval.js';
+import type { Seq2SeqOptions } from './seq2seq_options.js';
+
+export interface Seq2SeqEvalInfo extends ExactMatch {
+  step: number;
+}
+
+export interface Seq2SeqEvents {
+  onStart?(info: { params: number; vocabSize: number; maxLength: number; steps: number }): void;
+  onStep?(info: StepInfo): void;
+  onEval?(info: Seq2SeqEvalInfo): void;
+  onCheckpoint?(info: { step: number; dir: string }): void;
+}
+
+export interface Seq2SeqSummary {
+  step: number;
+  loss: number;
+  /** Exact match on the held-out pairs at the end (greedy decoding). */
+  exact_match: number;
+  eval_pairs: number;
+  tokens_per_s: number;
+  seconds: number;
+}
+
+export interface Seq2SeqRun {
+  task: Seq2SeqTask;
+  options: Seq2SeqOptions;
+  /** Checkpoint directory, written at each evaluation and at the end. */
+  out?: string;
+}
+
+/** The tokenizer and model a run starts from. */
+export function buildSeq2Seq(task: Seq2SeqTask, o: Seq2SeqOptions): { model: Transformer; tokenizer: PieceTokenizer } {
+  const tokenizer = PieceTokenizer.fromTexts(task.texts(), task.pieces);
+  // Room for the longest text plus BOS/EOS, and for numbers or sentences a little longer than any seen.
+  const longest = Math.max(...task.texts().map((t) => tokenizer.encode(t).length));
+  const config = parseTransformerConfig({
+    vocab_size: tokenizer.vocabSize, pad_id: PAD,
+    n_encoder_layers: o.layers, n_decoder_layers: o.layers, d_model: o.dModel, n_head: o.heads, d_ff: o.dFf,
+    dropout: o.dropout, norm: o.norm, activation: o.activation, positions: o.positions,
+    share_embeddings: o.shareEmbeddings, max_length: Math.max(64, 2 * longest + 2),
+  });
+  return { model: new Transformer(config, new Rng(o.seed)), tokenizer };
+}
+
+/**
+ * Train with teacher forcing: each step draws a batch of pairs, pads it,
+ * and minimises the (label-smoothed) cross-entropy of every target token
+ * given the source and the true target before it; AdamW with warm-up and
+ * cosine decay, gradient clipping. Every evalInterval steps it translates
+ * the held-out pairs and saves a checkpoint.
+ */
+export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2SeqSummary {
+  const o = run.options;
+  const { model, tokenizer } = buildSeq2Seq(run.task, o);
+  const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-9, weightDecay: o.weightDecay });
+  const params = model.parameters();
+  const rng = new Rng(o.seed + 100);
+  const heldOut = run.task.heldOut(o.evalSize);
+  const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: o.warmup, decayIters: o.steps };
+  const history: Array<{ step: number; loss: number; exact_match?: number }> = [];
+  events.onStart?.({ params: model.numParameters(), vocabSize: tokenizer.vocabSize, maxLength: model.config.max_length, steps: o.steps });
+
+  let step = 0;
+  let loss = NaN;
+  let seconds = 0;
+  let tokens = 0;
+  let last: Seq2SeqEvalInfo | null = null;
+  const evaluate = (): Seq2SeqEvalInfo => {
+    last = { step, ...exactMatch(model, tokenizer, heldOut) };
+    history.push({ step, loss, exact_match: last.accuracy });
+    events.onEval?.(last);
+    if (run.out) {
+      const trainer = { step, options: o, seconds, history };
+      saveSeq2Seq(run.out, { model, tokenizer, task: run.task.source }, { 'trainer.json': JSON.stringify(trainer, null, 2) + '\n' });
+      events.onCheckpoint?.({ step, dir: run.out });
+    }
+    return last;
+  };
+
+  model.train();
+  while (step < o.steps) {
+    const t0 = performance.now();
+    const lr = learningRate(step, schedule);
+    const batch = makeBatch(tokenizer, run.task.sample(rng, o.batchSize), model.config.max_length);
+    model.zeroGrad();
+    const out = model.forward(batch.src, batch.tgtIn, batch.targets, { labelSmoothing: o.labelSmoothing });
+    loss = out.loss!.item();
+    if (!Number.isFinite(loss)) throw new DivergedError(`training diverged: loss is not finite at step ${step + 1} (try a lower --lr)${run.out && last ? `; the checkpoint of step ${(last as Seq2SeqEvalInfo).step} is kept in ${run.out}` : ''}`);
+    backward(out.loss!, undefined, { freeActivations: true });
+    const gradNorm = clipGradNorm(params, o.gradClip);
+    opt.update(lr);
+    step++;
+    seconds += (performance.now() - t0) / 1000;
+    tokens += batch.tokens;
+    events.onStep?.({ step, maxIters: o.steps, loss, lr, gradNorm, tokensPerSecond: tokens / seconds, eta: ((o.steps - step) * seconds) / step });
+    if (step % o.evalInterval === 0 || step === o.steps) evaluate();
+  }
+  const final: Seq2SeqEvalInfo = last && (last as Seq2SeqEvalInfo).step === step ? last : evaluate();
+  return { step, loss, exact_match: final.accuracy, eval_pairs: final.total, tokens_per_s: seconds ? tokens / seconds : 0, seconds };
+}
