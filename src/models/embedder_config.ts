@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseConfig } from '../util/validate.js';
 
 /** Every size of an Embedder, as data. `model_type` in config.json is "embedder". */
 export const EmbedderConfigSchema = z
@@ -37,11 +38,5 @@ export type EmbedderConfigInput = z.input<typeof EmbedderConfigSchema>;
 
 /** Validate a config, turning zod's report into one readable line. */
 export function parseEmbedderConfig(raw: unknown, source = 'config'): EmbedderConfig {
-  const r = EmbedderConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
-    throw new Error(`${source}: ${where}${issue.message}`);
-  }
-  return r.data;
+  return parseConfig(EmbedderConfigSchema, raw, source);
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseConfig } from '../util/validate.js';
 
 /** Every size of a GPT, as data (nanoGPT's GPTConfig). */
 export const GPTConfigSchema = z
@@ -20,11 +21,5 @@ export type GPTConfigInput = z.input<typeof GPTConfigSchema>;
 
 /** Validate a config, turning zod's report into one readable line. */
 export function parseGPTConfig(raw: unknown, source = 'config'): GPTConfig {
-  const r = GPTConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
-    throw new Error(`${source}: ${where}${issue.message}`);
-  }
-  return r.data;
+  return parseConfig(GPTConfigSchema, raw, source);
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseConfig } from '../util/validate.js';
 
 /** Every size and choice of the encoder–decoder Transformer, as data. Defaults: the paper's choices at a small size. */
 export const TransformerConfigSchema = z
@@ -32,11 +33,5 @@ export type TransformerConfigInput = z.input<typeof TransformerConfigSchema>;
 
 /** Validate a config, turning zod's report into one readable line. */
 export function parseTransformerConfig(raw: unknown, source = 'config'): TransformerConfig {
-  const r = TransformerConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
-    throw new Error(`${source}: ${where}${issue.message}`);
-  }
-  return r.data;
+  return parseConfig(TransformerConfigSchema, raw, source);
 }

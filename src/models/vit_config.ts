@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseConfig } from '../util/validate.js';
 
 /** Every size of a ViT, as data. */
 export const ViTConfigSchema = z
@@ -33,13 +34,7 @@ export type ViTConfigInput = z.input<typeof ViTConfigSchema>;
 
 /** Validate a config, turning zod's report into one readable line. */
 export function parseViTConfig(raw: unknown, source = 'config'): ViTConfig {
-  const r = ViTConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
-    throw new Error(`${source}: ${where}${issue.message}`);
-  }
-  return r.data;
+  return parseConfig(ViTConfigSchema, raw, source);
 }
 
 /** Number of patches the image is cut into (the sequence length, before the class token). */

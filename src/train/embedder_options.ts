@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseFlags } from '../util/validate.js';
 
 /** Every setting of an embedder training run, with defaults sized for a 2-core CPU. */
 export const EmbedderOptionsSchema = z
@@ -50,11 +51,5 @@ export type EmbedderOptionsInput = z.input<typeof EmbedderOptionsSchema>;
 
 /** Validate options; the message names the flag to fix. */
 export function parseEmbedderOptions(raw: EmbedderOptionsInput): EmbedderOptions {
-  const r = EmbedderOptionsSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const flag = issue.path.length ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ` : '';
-    throw new Error(`${flag}${issue.message}`);
-  }
-  return r.data;
+  return parseFlags(EmbedderOptionsSchema, raw);
 }

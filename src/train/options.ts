@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseFlags } from '../util/validate.js';
 
 /**
  * Every training hyperparameter, with nanoGPT's shakespeare-char CPU recipe
@@ -42,11 +43,5 @@ export type TrainOptions = z.infer<typeof TrainOptionsSchema>;
 export type TrainOptionsInput = z.input<typeof TrainOptionsSchema>;
 
 export function parseTrainOptions(raw: TrainOptionsInput): TrainOptions {
-  const r = TrainOptionsSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const flag = issue.path.length ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ` : '';
-    throw new Error(`${flag}${issue.message}`);
-  }
-  return r.data;
+  return parseFlags(TrainOptionsSchema, raw);
 }

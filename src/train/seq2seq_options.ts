@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { UserError } from '../io/errors.js';
+import { parseFlags } from '../util/validate.js';
 
 /**
  * Everything `attn seq2seq train` can set. The defaults are the recipe that
@@ -43,11 +43,5 @@ export type Seq2SeqOptionsInput = z.input<typeof Seq2SeqOptionsSchema>;
 
 /** Validate options; a bad value is one line naming its flag. */
 export function parseSeq2SeqOptions(raw: Seq2SeqOptionsInput): Seq2SeqOptions {
-  const r = Seq2SeqOptionsSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const flag = issue.path.length ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ` : '';
-    throw new UserError(`${flag}${issue.message}`);
-  }
-  return r.data;
+  return parseFlags(Seq2SeqOptionsSchema, raw);
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseFlags } from '../util/validate.js';
 
 /**
  * ViT training hyperparameters. The defaults are a small ViT (7×7 patches,
@@ -38,11 +39,5 @@ export type ViTTrainOptionsInput = z.input<typeof ViTTrainOptionsSchema>;
 
 /** Validate, naming the offending flag in the one-line message. */
 export function parseViTTrainOptions(raw: ViTTrainOptionsInput): ViTTrainOptions {
-  const r = ViTTrainOptionsSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const flag = issue.path.length ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ` : '';
-    throw new Error(`${flag}${issue.message}`);
-  }
-  return r.data;
+  return parseFlags(ViTTrainOptionsSchema, raw);
 }
