@@ -7,7 +7,8 @@ import { Rng } from '../util/rng.js';
 import { recoverDir, writeDirAtomic } from './atomic.js';
 import { UserError } from './errors.js';
 import { MODEL_FORMAT } from './model_dir.js';
-import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
+import { serializeSafetensors, type TensorEntry } from './safetensors.js';
+import { loadModuleWeights } from './module_weights.js';
 
 export const EMBEDDER_TYPE = 'embedder';
 
@@ -53,7 +54,7 @@ export function loadEmbedder(dir: string): LoadedEmbedder {
   if (!tokenizer) throw new UserError(`${dir} has no tokenizer.json`);
   if (tokenizer.vocabSize > config.vocab_size) throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`);
   const model = new Embedder(config, new Rng(0));
-  assignWeights(model, readWeights(join(dir, 'model.safetensors')), join(dir, 'model.safetensors'));
+  loadModuleWeights(model, join(dir, 'model.safetensors'));
   model.eval();
   return { model, tokenizer, config };
 }
@@ -69,27 +70,3 @@ function readConfig(path: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
-function readWeights(path: string): Map<string, TensorEntry> {
-  if (!existsSync(path)) throw new UserError(`${path} does not exist`);
-  try {
-    return readSafetensors(path).tensors;
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new UserError(e.message);
-    throw e;
-  }
-}
-
-/** Copy tensors into the model's parameters; a missing, extra or mis-shaped tensor is an error. */
-function assignWeights(model: Embedder, weights: Map<string, TensorEntry>, source: string): void {
-  const params = model.namedParameters();
-  for (const [name, p] of params) {
-    const w = weights.get(name);
-    if (!w) throw new UserError(`${source}: missing tensor ${name}`);
-    if (w.shape.join() !== p.shape.join()) throw new UserError(`${source}: tensor ${name} has shape [${w.shape}] but the config needs [${p.shape}]`);
-    if (!(w.data instanceof Float32Array)) throw new UserError(`${source}: tensor ${name} is not a float32 tensor`);
-    p.data.set(w.data);
-  }
-  const known = new Set(params.map(([n]) => n));
-  const extra = [...weights.keys()].filter((n) => !known.has(n));
-  if (extra.length) throw new UserError(`${source}: unexpected tensor ${extra[0]}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''} for this config`);
-}

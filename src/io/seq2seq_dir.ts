@@ -7,7 +7,8 @@ import { PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
 import { recoverDir, writeDirAtomic } from './atomic.js';
 import { UserError } from './errors.js';
-import { readSafetensors, SafetensorsError, serializeSafetensors, type TensorEntry } from './safetensors.js';
+import { serializeSafetensors, type TensorEntry } from './safetensors.js';
+import { loadModuleWeights } from './module_weights.js';
 
 /** config.json's model_type for encoder–decoder checkpoints (GPT checkpoints say "attn-gpt"). */
 export const SEQ2SEQ_MODEL_TYPE = 'transformer-seq2seq';
@@ -59,27 +60,8 @@ export function loadSeq2Seq(dir: string): Seq2SeqModel {
   const tokenizer = PieceTokenizer.fromJSON(readJSON(join(dir, 'tokenizer.json')), join(dir, 'tokenizer.json'));
   if (tokenizer.vocabSize !== config.vocab_size) throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
   const model = new Transformer(config, new Rng(0));
-  assignWeights(model, join(dir, 'model.safetensors'));
+  loadModuleWeights(model, join(dir, 'model.safetensors'));
   model.eval();
   return { model, tokenizer, task: raw.task as TaskSource };
 }
 
-function assignWeights(model: Transformer, path: string): void {
-  let tensors: Map<string, TensorEntry>;
-  try {
-    tensors = readSafetensors(path).tensors;
-  } catch (e) {
-    if (e instanceof SafetensorsError || (e as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError((e as Error).message);
-    throw e;
-  }
-  const params = model.namedParameters();
-  for (const [name, p] of params) {
-    const w = tensors.get(name);
-    if (!w) throw new UserError(`${path}: missing tensor ${name}`);
-    if (w.shape.join() !== p.shape.join()) throw new UserError(`${path}: tensor ${name} has shape [${w.shape}] but the config needs [${p.shape}]`);
-    if (!(w.data instanceof Float32Array)) throw new UserError(`${path}: tensor ${name} is not F32`);
-    p.data.set(w.data);
-  }
-  const extra = [...tensors.keys()].filter((n) => !params.some(([m]) => m === n));
-  if (extra.length) throw new UserError(`${path}: unexpected tensor ${extra[0]}`);
-}

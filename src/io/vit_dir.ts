@@ -6,7 +6,8 @@ import { Rng } from '../util/rng.js';
 import { recoverDir } from './atomic.js';
 import { UserError } from './errors.js';
 import { MODEL_FORMAT } from './model_dir.js';
-import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
+import { serializeSafetensors, type TensorEntry } from './safetensors.js';
+import { loadModuleWeights } from './module_weights.js';
 
 export const VIT_MODEL_TYPE = 'vit';
 
@@ -42,26 +43,6 @@ export function loadViT(dir: string): ViT {
   } catch (e) {
     throw new UserError((e as Error).message);
   }
-  const weightsPath = join(dir, 'model.safetensors');
-  if (!existsSync(weightsPath)) throw new UserError(`${dir} has no model.safetensors`);
-  let tensors: Map<string, TensorEntry>;
-  try {
-    tensors = readSafetensors(weightsPath).tensors;
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new UserError(e.message);
-    throw e;
-  }
-  const params = model.namedParameters();
-  for (const [name, p] of params) {
-    const t = tensors.get(name);
-    if (!t) throw new UserError(`${weightsPath}: missing tensor ${name}`);
-    if (!(t.data instanceof Float32Array) || t.shape.join() !== p.shape.join()) {
-      throw new UserError(`${weightsPath}: tensor ${name} has shape [${t.shape}] but the config needs float [${p.shape}]`);
-    }
-    p.data.set(t.data);
-  }
-  const known = new Set(params.map(([n]) => n));
-  const extra = [...tensors.keys()].find((n) => !known.has(n));
-  if (extra) throw new UserError(`${weightsPath}: unexpected tensor ${extra} for this config`);
+  loadModuleWeights(model, join(dir, 'model.safetensors'));
   return model.eval();
 }
