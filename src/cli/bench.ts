@@ -8,6 +8,7 @@ import { runTorch, torchUnavailable } from '../bench/torch.js';
 import { benchGemm, benchTrainStep, type Row } from '../bench/workloads.js';
 import { benchTokenizers } from '../bench/tokenizers.js';
 import { benchDecode, benchPrefill, DECODE_JOBS } from '../bench/decode.js';
+import { benchServeCommand } from './bench_serve.js';
 import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../io/errors.js';
 import { readTextFile } from './read_text.js';
@@ -114,6 +115,7 @@ export function benchCommand(): Command {
     .option('--steps <n>', 'timed repetitions per workload (after warm-up)', int, 5)
     .option('--json', 'one JSON line per measurement')
     .option('--no-torch', 'skip the PyTorch reference')
+    .addCommand(benchServeCommand())
     .action((o: BenchOptions) => runBench(o));
 }
 

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { UserError } from '../io/errors.js';
 import { benchCommand, benchWorkerCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { embedCommand } from './embed.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { pullCommand } from './pull.js';
@@ -11,8 +12,11 @@ import { quantizeCommand } from './quantize.js';
 import { planCommand } from './plan.js';
 import { referenceCommand } from './reference.js';
 import { sampleCommand } from './sample.js';
+import { seq2seqCommand, translateCommand } from './seq2seq.js';
+import { serveCommand } from './serve.js';
 import { tokenizeCommand, tokenizerCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
+import { vitCommand } from './vit.js';
 import { webCommand } from './web.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -23,7 +27,7 @@ const program = new Command('attn')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), quantizeCommand(), pullCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

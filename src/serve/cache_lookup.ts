@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import type { ServeContext } from './context.js';
+import type { CachedResponse } from './contracts.js';
+import type { CompletionJob } from './completion_job.js';
+import { meanPooledEmbedding } from './embedding.js';
+import type { RequestState } from './request_state.js';
+import { cacheThreshold } from './semantic_cache.js';
+import type { ServedModel } from './served_model.js';
+
+/** Where a response will be stored once it has passed its check. */
+export interface CacheKey {
+  /** The cache's "model": the model's name and a digest of the settings that shape the answer. */
+  model: string;
+  embedding: Float32Array;
+}
+
+/**
+ * Entries are kept per model *and* per generation settings: a prompt answered
+ * with max_tokens 10, or cut at a stop string, is not the answer to the same
+ * prompt with other settings. The cache sees `model#digest`.
+ */
+export function cacheNamespace(model: string, job: CompletionJob): string {
+  const settings = [job.maxTokens, job.stop, job.responseFormat?.type ?? 'text', job.temperature, job.topP, job.topK, job.repetitionPenalty];
+  return `${model}#${createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * Whether a job may use the semantic cache: one prompt, one choice, text (not
+ * token ids), and greedy — a sampled request wants a fresh sample, unless it
+ * (metadata.cache: true) or the config (cache.include_sampled) says otherwise.
+ */
+export function cacheable(ctx: ServeContext, job: CompletionJob): boolean {
+  if (!ctx.cache || job.prompts.length !== 1 || job.n !== 1 || typeof job.prompts[0] !== 'string') return false;
+  return job.cache ?? (job.temperature === 0 || ctx.config.cache.include_sampled);
+}
+
+/**
+ * Embed the prompt (mean-pooled hidden states of the embedder model: the
+ * request's own model unless --embedder names another; a prompt longer than
+ * its context keeps its end) and look it up for this model at the task's
+ * threshold. null when the cache does not apply; a failing cache (e.g. Redis
+ * away) is a miss, logged, never a failed request.
+ */
+export async function lookupCache(ctx: ServeContext, served: ServedModel, job: CompletionJob, st: RequestState): Promise<{ key: CacheKey; hit: CachedResponse | null } | null> {
+  if (!cacheable(ctx, job)) return null;
+  const embedder = ctx.embedder ?? served;
+  let ids: Int32Array;
+  try {
+    ids = embedder.tokenizer.encode(job.prompts[0] as string, { disallowedSpecial: [] });
+  } catch {
+    return null; // text the embedder cannot encode: no cache for it
+  }
+  if (ids.length === 0) return null;
+  const key = { model: cacheNamespace(served.name, job), embedding: meanPooledEmbedding(embedder.model, ids.slice(-embedder.model.config.block_size)) };
+  try {
+    const found = await ctx.cache!.lookup(key.model, key.embedding, cacheThreshold(ctx.config.cache, st.task));
+    (found ? ctx.metrics.cacheHits : ctx.metrics.cacheMisses).inc({ model: served.name });
+    if (found) st.log.debug({ similarity: found.similarity }, 'semantic cache hit');
+    return { key, hit: found?.response ?? null };
+  } catch (e) {
+    st.log.warn({ err: (e as Error).message }, 'semantic cache lookup failed; generating');
+    ctx.metrics.cacheMisses.inc({ model: served.name });
+    return { key, hit: null };
+  }
+}
+
+export async function storeInCache(ctx: ServeContext, key: CacheKey, response: CachedResponse, st: RequestState): Promise<void> {
+  try {
+    await ctx.cache!.store(key.model, key.embedding, response);
+  } catch (e) {
+    st.log.warn({ err: (e as Error).message }, 'semantic cache store failed');
+  }
+}

@@ -1,0 +1,241 @@
+import { randomInt } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { chatJob, completionJob, encodePrompt, sequenceParams, type CompletionJob } from './completion_job.js';
+import type { ServeContext } from './context.js';
+import type { CachedResponse, Usage } from './contracts.js';
+import { ApiError, invalidParam, modelNotFound } from './errors.js';
+import { sendJson } from './http_io.js';
+import { chunkBody, completionBody, usageOf, type Dialect, type ResponseHead } from './openai_format.js';
+import { ChatRequestSchema, CompletionRequestSchema } from './request_schemas.js';
+import type { RequestState } from './request_state.js';
+import { runTiers } from './router.js';
+import { lookupCache, storeInCache, type CacheKey } from './cache_lookup.js';
+import type { ServedModel } from './served_model.js';
+import type { FinishReason } from './sequence.js';
+import { SseWriter } from './sse.js';
+import { TextGeneration } from './text_generation.js';
+import { validate } from './validation.js';
+
+interface Choice {
+  text: string;
+  finishReason: string;
+}
+
+/** One model's answer to a job: from generation or from the semantic cache. */
+interface Attempt {
+  model: string;
+  choices: Choice[];
+  usage: Usage;
+  cached: boolean;
+  cacheKey: CacheKey | null;
+}
+
+/** Where streamed text goes, one choice at a time. */
+interface StreamSink {
+  text(choice: number, piece: string): void;
+}
+
+/**
+ * POST /v1/completions and /v1/chat/completions: validate, pick the model
+ * (`auto` → the router's tiers), try the semantic cache, generate through the
+ * model's continuous-batching scheduler, check the response (escalating to
+ * the next tier when it fails), account for it, and answer — as one JSON
+ * object or as a stream of OpenAI chunks. Returns the HTTP status.
+ */
+export async function handleCompletion(ctx: ServeContext, st: RequestState, body: unknown, res: ServerResponse, dialect: Dialect): Promise<number> {
+  const job = dialect.kind === 'chat' ? chatJob(validate(ChatRequestSchema, body)) : completionJob(validate(CompletionRequestSchema, body));
+  if (job.task !== undefined) st.task = job.task;
+  st.stream = job.stream;
+  st.prompt = (body as Record<string, unknown>)[dialect.kind === 'chat' ? 'messages' : 'prompt'];
+  const tiers = resolveTiers(ctx, job, st.task);
+  // Streamed text cannot be taken back, so a streamed request stays on its first tier.
+  const route = job.stream ? tiers.slice(0, 1) : tiers;
+  const baseSeed = job.seed ?? randomInt(2 ** 31);
+  // Validate against the first tier now, so that a bad prompt is a 400 before any stream opens.
+  prepare(ctx, job, route[0]!, baseSeed);
+  const head: ResponseHead = { id: st.id, created: Math.floor(Date.now() / 1000), model: route[0]!.name };
+  const stream = job.stream ? new ChunkStream(res, dialect, head, job) : null;
+  const outcome = await runTiers(
+    route.map((m) => m.name),
+    (name) => attempt(ctx, job, ctx.models.get(name)!, baseSeed, st, stream),
+    (a) => ctx.router.checkResponse(a.choices[0]!.text, job.responseFormat),
+    (from, to, reason) => {
+      ctx.metrics.escalations.inc({ from, to });
+      st.log.info({ from, to, reason }, 'escalating to the next tier');
+    },
+  ).catch((e: unknown) => {
+    // A generation that ended early still used the model: its tokens are accounted for.
+    if (st.spent) account(ctx, st, { model: st.spent.model, choices: [], usage: st.spent.usage, cached: false, cacheKey: null }, 0);
+    throw e;
+  });
+  const a = outcome.result;
+  if (outcome.check.ok && a.cacheKey) await storeInCache(ctx, a.cacheKey, cachedResponse(a), st);
+  account(ctx, st, a, outcome.escalations);
+  if (stream) {
+    stream.finish(a.choices, a.usage);
+    return 200;
+  }
+  sendJson(res, 200, completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), responseHeaders(st, a));
+  return 200;
+}
+
+/** The served models to try, in order: one for a named model, the router's tiers for "auto". */
+function resolveTiers(ctx: ServeContext, job: CompletionJob, task: string): ServedModel[] {
+  if (job.model !== 'auto') {
+    const m = ctx.models.get(job.model);
+    if (!m) throw modelNotFound(job.model);
+    return [m];
+  }
+  const first = ctx.models.get(ctx.config.routing.tiers[0] ?? '');
+  if (!first) throw invalidParam('model', 'model "auto" needs routing tiers: start attn serve with a --config whose routing.tiers names served models');
+  const promptTokens = job.prompts.reduce((n, _, i) => Math.max(n, encodePrompt(first, job, i).length), 0);
+  return ctx.router.tiers({ task, promptTokens }).map((name) => ctx.models.get(name)!);
+}
+
+function prepare(ctx: ServeContext, job: CompletionJob, served: ServedModel, baseSeed: number) {
+  const prompts = job.prompts.map((_, i) => encodePrompt(served, job, i));
+  const params = Array.from({ length: prompts.length * job.n }, (_, c) => sequenceParams(job, served, ctx.limits, c, baseSeed));
+  return { prompts, params };
+}
+
+async function attempt(ctx: ServeContext, job: CompletionJob, served: ServedModel, baseSeed: number, st: RequestState, sink: StreamSink | null): Promise<Attempt> {
+  const { prompts, params } = prepare(ctx, job, served, baseSeed);
+  const promptTokens = prompts.reduce((n, p) => n + p.length, 0);
+  st.model = served.name;
+  const lookup = await lookupCache(ctx, served, job, st);
+  if (lookup?.hit) {
+    const r = lookup.hit;
+    st.markFirstToken();
+    sink?.text(0, r.text);
+    return { model: served.name, choices: [{ text: r.text, finishReason: r.finish_reason }], usage: usageOf(promptTokens, r.usage.completion_tokens), cached: true, cacheKey: null };
+  }
+  const results = await generateAll(served, prompts, params, job.n, st, sink);
+  const completion = results.reduce((n, r) => n + r.completionTokens, 0);
+  return {
+    model: served.name,
+    choices: results.map((r) => ({ text: r.text, finishReason: r.finishReason })),
+    usage: usageOf(promptTokens, completion),
+    cached: false,
+    cacheKey: lookup?.key ?? null,
+  };
+}
+
+/** Every choice at once (they join the batch together); fails as a whole if one fails. */
+async function generateAll(served: ServedModel, prompts: Int32Array[], params: ReturnType<typeof prepare>['params'], n: number, st: RequestState, sink: StreamSink | null) {
+  const gens: TextGeneration[] = [];
+  try {
+    params.forEach((p, c) => {
+      gens.push(new TextGeneration(served.scheduler, served.tokenizer, prompts[Math.floor(c / n)]!, p, (piece) => {
+        st.markFirstToken();
+        sink?.text(c, piece);
+      }));
+    });
+  } catch (e) {
+    for (const g of gens) g.cancel('cancelled');
+    throw e;
+  }
+  const stop = st.onCancel((reason) => gens.forEach((g) => g.cancel(reason)));
+  try {
+    const results = await Promise.all(gens.map((g) => g.result));
+    const early = results.find((r) => r.finishReason !== 'stop' && r.finishReason !== 'length');
+    if (early) {
+      const prompt = prompts.reduce((n, p) => n + p.length, 0);
+      st.spent = { model: served.name, usage: usageOf(prompt, results.reduce((n, r) => n + r.completionTokens, 0)) };
+      throw endedEarly(early.finishReason, early.error);
+    }
+    return results;
+  } finally {
+    stop();
+  }
+}
+
+function endedEarly(reason: FinishReason, error?: Error): ApiError {
+  switch (reason) {
+    case 'timeout':
+      return new ApiError(504, 'The request took longer than the server allows (see --request-timeout) and was stopped', 'timeout_error', null, 'timeout');
+    case 'shutdown':
+      return new ApiError(503, 'The server is shutting down; the request was stopped', 'server_error', null, 'shutting_down');
+    case 'cancelled':
+      return new ApiError(499, 'The client closed the connection', 'invalid_request_error', null, 'client_closed');
+    default:
+      return new ApiError(500, `Generation failed: ${error?.message ?? 'unknown error'}`, 'server_error', null, 'generation_failed');
+  }
+}
+
+function cachedResponse(a: Attempt): CachedResponse {
+  const c = a.choices[0]!;
+  return { text: c.text, finish_reason: c.finishReason, usage: a.usage };
+}
+
+/** Cost, metrics and the request's log fields, once the answer is known. */
+function account(ctx: ServeContext, st: RequestState, a: Attempt, escalations: number): void {
+  st.model = a.model;
+  st.usage = a.usage;
+  st.cached = a.cached;
+  st.escalations = escalations;
+  st.cost = ctx.ledger.record({ id: st.id, model: a.model, task: st.task, usage: a.usage, cached: a.cached, escalations });
+  ctx.recentTasks.set(st.id, st.task);
+  const m = ctx.metrics;
+  m.tokensIn.inc({ model: a.model }, a.usage.prompt_tokens);
+  if (!a.cached) m.tokensOut.inc({ model: a.model }, a.usage.completion_tokens);
+  m.cost.inc({ model: a.model, task: m.taskLabel(st.task) }, st.cost);
+  if (st.ttftMs !== undefined) m.ttft.observe({ model: a.model }, st.ttftMs / 1000);
+}
+
+function responseHeaders(st: RequestState, a: Attempt): Record<string, string> {
+  return { 'x-attn-model': a.model, 'x-attn-cache': a.cached ? 'hit' : 'miss', 'x-attn-escalations': String(st.escalations ?? 0) };
+}
+
+/**
+ * A streamed answer: the SSE response opens with the first text, each piece
+ * is a chunk for its choice; at the end every choice gets its finish_reason,
+ * the last of those chunks carries `usage`, and with
+ * stream_options.include_usage a final chunk with no choices carries it too,
+ * as OpenAI sends it. Errors after the stream opened become an error event.
+ */
+class ChunkStream implements StreamSink {
+  private readonly sse: SseWriter;
+  private readonly started = new Set<number>();
+  private opened = false;
+
+  constructor(
+    res: ServerResponse,
+    private readonly dialect: Dialect,
+    private readonly head: ResponseHead,
+    private readonly job: CompletionJob,
+  ) {
+    this.sse = new SseWriter(res);
+  }
+
+  private open(): void {
+    if (this.opened) return;
+    this.opened = true;
+    this.sse.open();
+  }
+
+  text(choice: number, piece: string): void {
+    this.open();
+    const first = !this.started.has(choice);
+    this.started.add(choice);
+    this.sse.send(chunkBody(this.dialect, this.head, [this.dialect.chunkChoice(choice, piece, null, first)]));
+  }
+
+  finish(choices: Choice[], usage: Usage): void {
+    this.open();
+    choices.forEach((c, i) => {
+      const last = i === choices.length - 1;
+      this.sse.send(chunkBody(this.dialect, this.head, [this.dialect.chunkChoice(i, '', c.finishReason, !this.started.has(i))], last ? usage : undefined));
+    });
+    if (this.job.includeUsage) this.sse.send(chunkBody(this.dialect, this.head, [], usage));
+    this.sse.done();
+  }
+}
+
+/** Errors of a streamed request after its stream opened cannot change the status: they end the stream. */
+export function failOpenStream(res: ServerResponse, e: ApiError): boolean {
+  if (!res.headersSent || !(res.getHeader('content-type') ?? '').toString().startsWith('text/event-stream')) return false;
+  const sse = new SseWriter(res);
+  sse.send(e.toJSON());
+  sse.done();
+  return true;
+}

@@ -1,0 +1,50 @@
+import type { Logger } from 'pino';
+import type { ServeConfig } from './config.js';
+import type { Ledger, SemanticCache } from './contracts.js';
+import type { ServeMetrics } from './metrics.js';
+import type { TieredRouter } from './router.js';
+import type { RecentTasks } from './recent_tasks.js';
+import type { ServedModel } from './served_model.js';
+
+/** What protects the server from its clients; every limit has a flag in `attn serve`. */
+export interface ServeLimits {
+  /** Largest request body, bytes (413 beyond). */
+  maxBodyBytes: number;
+  /** max_tokens when a request gives none. */
+  defaultMaxTokens: number;
+  /** Largest max_tokens accepted (400 beyond). */
+  maxTokensCap: number;
+  /** Sequences decoding together per model. */
+  maxBatch: number;
+  /** Sequences waiting per model before 429. */
+  maxQueue: number;
+  /** A request still running after this long ends with 504 (or an error event when streaming). */
+  requestTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: ServeLimits = {
+  maxBodyBytes: 1 << 20,
+  defaultMaxTokens: 256,
+  maxTokensCap: 4096,
+  maxBatch: 64,
+  maxQueue: 256,
+  requestTimeoutMs: 120_000,
+};
+
+/** Everything a request handler needs, built once by the server. */
+export interface ServeContext {
+  models: ReadonlyMap<string, ServedModel>;
+  limits: ServeLimits;
+  config: ServeConfig;
+  ledger: Ledger;
+  /** null when the semantic cache is off. */
+  cache: SemanticCache | null;
+  router: TieredRouter;
+  metrics: ServeMetrics;
+  logger: Logger;
+  logPrompts: boolean;
+  /** The model whose mean-pooled hidden states key the semantic cache; null: each request's own model. */
+  embedder: ServedModel | null;
+  /** Task type of recent request ids, for counting feedback by task. */
+  recentTasks: RecentTasks;
+}

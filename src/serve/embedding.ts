@@ -1,0 +1,30 @@
+import type { GPT } from '../models/gpt.js';
+import { noGrad } from '../tensor/autograd.js';
+import { add } from '../tensor/ops/elementwise.js';
+
+/**
+ * A text embedding from a GPT: the final hidden states (after the last
+ * LayerNorm, the vectors the output head reads) of every token, averaged over
+ * the tokens and scaled to length 1 (L2), so that the dot product of two
+ * embeddings is their cosine similarity. A decoder was not trained for this;
+ * it is the usual baseline, good enough to find near-identical prompts for a
+ * semantic cache. `ids` must fit the context (1 … block_size tokens).
+ */
+export function meanPooledEmbedding(model: GPT, ids: Int32Array): Float32Array {
+  const T = ids.length;
+  if (T === 0 || T > model.config.block_size) throw new Error(`embedding needs 1 … ${model.config.block_size} tokens, got ${T}`);
+  const C = model.config.n_embd;
+  const hidden = noGrad(() => {
+    const positions = Int32Array.from({ length: T }, (_, i) => i);
+    let x = add(model.wte.forward(ids, [1, T]), model.wpe.forward(positions, [1, T]));
+    for (const block of model.h) x = block.forward(x);
+    return model.ln_f.forward(x).data;
+  });
+  const out = new Float32Array(C);
+  for (let t = 0; t < T; t++) for (let c = 0; c < C; c++) out[c] = out[c]! + hidden[t * C + c]!;
+  let norm = 0;
+  for (let c = 0; c < C; c++) norm += out[c]! * out[c]!;
+  const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+  for (let c = 0; c < C; c++) out[c] = out[c]! * scale;
+  return out;
+}

@@ -1,0 +1,84 @@
+import type { KVCache } from '../generate/kv_cache.js';
+import { penalizeRepeats, sampleToken, type SamplingOptions } from '../generate/sampling.js';
+import { Rng } from '../util/rng.js';
+
+/** Why a sequence ended: OpenAI's reasons, plus the ways a server ends one early. */
+export type FinishReason = 'stop' | 'length' | 'cancelled' | 'timeout' | 'shutdown' | 'error';
+
+export interface SequenceParams extends SamplingOptions {
+  /** Most tokens to generate (≥ 1); the context may end the sequence sooner. */
+  maxTokens: number;
+  seed: number;
+  /** Ids that end the sequence when sampled (not emitted), e.g. <|endoftext|>. */
+  stopTokens?: readonly number[];
+}
+
+export interface SequenceEvents {
+  onToken(id: number): void;
+  /** Called exactly once. */
+  onFinish(reason: FinishReason, error?: Error): void;
+}
+
+/**
+ * One request's generation as the scheduler sees it: its prompt, its own KV
+ * cache (one row, sized to what it can use), its own sampling parameters and
+ * random generator. It ends when it samples a stop token, reaches maxTokens,
+ * fills the model's context (no sliding window while serving: positions are
+ * absolute), or is finished from outside (stop string, disconnect, timeout).
+ */
+export class Sequence {
+  /** Prompt then generated ids: the context a repetition penalty looks at. */
+  readonly tokens: number[];
+  readonly promptTokens: number;
+  generated = 0;
+  cache: KVCache | null = null;
+  finishReason: FinishReason | null = null;
+  private readonly rng: Rng;
+  private readonly stop: ReadonlySet<number>;
+
+  constructor(
+    prompt: ArrayLike<number>,
+    readonly params: SequenceParams,
+    private readonly events: SequenceEvents,
+  ) {
+    this.tokens = Array.from(prompt);
+    this.promptTokens = this.tokens.length;
+    this.rng = new Rng(params.seed);
+    this.stop = new Set(params.stopTokens ?? []);
+  }
+
+  get done(): boolean {
+    return this.finishReason !== null;
+  }
+
+  /** The last id, to be fed at the next decode step. */
+  get last(): number {
+    return this.tokens[this.tokens.length - 1]!;
+  }
+
+  /** Positions the cache needs: the prompt plus every generated token but the last (which is never fed). */
+  get cacheSize(): number {
+    return this.promptTokens + this.params.maxTokens - 1;
+  }
+
+  /** Choose the next token from this row's scores (edited in place by the repetition penalty). */
+  accept(logits: Float32Array): void {
+    if (this.done) return;
+    const p = this.params.repetitionPenalty;
+    if (p !== undefined && p !== 1) penalizeRepeats(logits, this.tokens, p);
+    const id = sampleToken(logits, this.params, this.rng);
+    if (this.stop.has(id)) return this.finish('stop');
+    this.tokens.push(id);
+    this.generated++;
+    this.events.onToken(id);
+    if (this.done) return; // the listener finished it (a stop string)
+    if (this.generated >= this.params.maxTokens || this.cache!.free === 0) this.finish('length');
+  }
+
+  /** End the sequence (idempotent); the scheduler drops it before its next step and takes its cache back. */
+  finish(reason: FinishReason, error?: Error): void {
+    if (this.done) return;
+    this.finishReason = reason;
+    this.events.onFinish(reason, error);
+  }
+}

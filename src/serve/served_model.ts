@@ -1,0 +1,55 @@
+import { basename, resolve } from 'node:path';
+import { UserError } from '../io/errors.js';
+import { loadModel } from '../io/model_dir.js';
+import type { GPT } from '../models/gpt.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { Scheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
+
+/** A model as the server holds it: loaded once, with its tokenizer and its own scheduler. */
+export interface ServedModel {
+  name: string;
+  model: GPT;
+  tokenizer: Tokenizer;
+  scheduler: Scheduler;
+  /** Ids that end a generation when sampled: the tokenizer's <|endoftext|>, if it has one. */
+  stopTokens: number[];
+  /** Unix seconds, for GET /v1/models. */
+  created: number;
+}
+
+/** `--model DIR` or `--model NAME=DIR`: the name defaults to the directory's base name. */
+export function parseModelSpec(spec: string): { name: string; dir: string } {
+  const eq = spec.indexOf('=');
+  const [name, dir] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [basename(resolve(spec)), spec];
+  if (dir === '') throw new UserError(`--model ${spec}: no directory after "="`);
+  if (!/^[A-Za-z0-9_.:/-]+$/.test(name)) throw new UserError(`--model ${spec}: the name "${name}" may only use letters, digits and _.:/-`);
+  if (name === 'auto') throw new UserError('--model: "auto" is reserved for tiered routing; give the model another name (NAME=DIR)');
+  return { name, dir };
+}
+
+export function serveModel(name: string, model: GPT, tokenizer: Tokenizer, opts: SchedulerOptions, stats?: (name: string) => SchedulerStats): ServedModel {
+  if (tokenizer.vocabSize > model.config.vocab_size) throw new UserError(`model ${name}: its tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab_size}`);
+  const eot = tokenizer.specialTokens.get('<|endoftext|>');
+  return {
+    name,
+    model,
+    tokenizer,
+    scheduler: new Scheduler(model, opts, stats?.(name)),
+    stopTokens: eot === undefined ? [] : [eot],
+    created: Math.floor(Date.now() / 1000),
+  };
+}
+
+/** Load every `--model` spec; names must be unique. */
+export function loadServedModels(specs: readonly string[], opts: SchedulerOptions, stats?: (name: string) => SchedulerStats): Map<string, ServedModel> {
+  if (specs.length === 0) throw new UserError('attn serve needs at least one --model DIR');
+  const out = new Map<string, ServedModel>();
+  for (const spec of specs) {
+    const { name, dir } = parseModelSpec(spec);
+    if (out.has(name)) throw new UserError(`--model: two models are named "${name}"; name them with NAME=DIR`);
+    const { model, tokenizer } = loadModel(dir);
+    if (!tokenizer) throw new UserError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): text cannot be served`);
+    out.set(name, serveModel(name, model, tokenizer, opts, stats));
+  }
+  return out;
+}

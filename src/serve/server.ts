@@ -1,0 +1,246 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { UserError } from '../io/errors.js';
+import type { GPT } from '../models/gpt.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { ApiKeys } from './auth.js';
+import { handleFeedback, handleHealth, handleLedger, handleMetrics, handleModel, handleModels } from './basic_routes.js';
+import { handleCompletion, failOpenStream } from './completions.js';
+import { checkConfigModels, defaultServeConfig, type ServeConfig } from './config.js';
+import { DEFAULT_LIMITS, type ServeContext, type ServeLimits } from './context.js';
+import type { Ledger, SemanticCache } from './contracts.js';
+import { createLedger } from './economics.js';
+import { handleEmbeddings } from './embeddings.js';
+import { ApiError } from './errors.js';
+import { readJsonBody, sendError } from './http_io.js';
+import { createLogger, newTraceContext, requestLogFields } from './logging.js';
+import { createServeMetrics, type ServeMetrics } from './metrics.js';
+import { CHAT_DIALECT, TEXT_DIALECT } from './openai_format.js';
+import { RecentTasks } from './recent_tasks.js';
+import { RequestState } from './request_state.js';
+import { createRouter } from './router.js';
+import { createSemanticCache } from './semantic_cache.js';
+import { loadServedModels, serveModel, type ServedModel } from './served_model.js';
+
+/** A model to serve: a `--model` spec (`DIR` or `NAME=DIR`), or one already in memory. */
+export type ModelSource = string | { name: string; model: GPT; tokenizer: Tokenizer };
+
+export interface ServeOptions {
+  models: readonly ModelSource[];
+  /** Default 127.0.0.1: loopback only. */
+  host?: string;
+  /** Default 8000; 0 picks a free port (see AttnServer.url). */
+  port?: number;
+  limits?: Partial<ServeLimits>;
+  /** Prices, cache and routing (config.ts); default: all free, in-memory cache, the models in order as tiers. */
+  config?: ServeConfig;
+  apiKeys?: readonly string[];
+  logger?: Logger;
+  logPrompts?: boolean;
+  /** Name of the served model that embeds prompts for the semantic cache (default: each request's own model). */
+  embedder?: string;
+  /** Override the ledger / the cache the config asks for (tests, embedding attn in another server). */
+  ledger?: Ledger;
+  cache?: SemanticCache | null;
+  metrics?: ServeMetrics;
+}
+
+export interface AttnServer {
+  /** http://host:port — the base URL of the OpenAI-style API is `${url}/v1`. */
+  url: string;
+  port: number;
+  http: Server;
+  context: ServeContext;
+  /**
+   * Graceful shutdown: stop accepting, let running requests finish for up to
+   * `deadlineMs` (default 10 s), then cancel what is left, close connections
+   * and the cache. Resolves when everything is closed.
+   */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+type Handler = (ctx: ServeContext, st: RequestState, body: unknown, res: ServerResponse) => Promise<number> | number;
+
+interface Route {
+  name: string;
+  method: 'GET' | 'POST';
+  /** Requests whose ids prefix the response id (feedback refers to them). */
+  idPrefix: string;
+  handle: Handler;
+}
+
+const ROUTES: Record<string, Route> = {
+  '/v1/completions': { name: 'completions', method: 'POST', idPrefix: TEXT_DIALECT.idPrefix, handle: (c, s, b, r) => handleCompletion(c, s, b, r, TEXT_DIALECT) },
+  '/v1/chat/completions': { name: 'chat', method: 'POST', idPrefix: CHAT_DIALECT.idPrefix, handle: (c, s, b, r) => handleCompletion(c, s, b, r, CHAT_DIALECT) },
+  '/v1/embeddings': { name: 'embeddings', method: 'POST', idPrefix: 'emb-', handle: handleEmbeddings },
+  '/v1/feedback': { name: 'feedback', method: 'POST', idPrefix: 'req-', handle: handleFeedback },
+  '/v1/models': { name: 'models', method: 'GET', idPrefix: 'req-', handle: (c, _s, _b, r) => handleModels(c, r) },
+  '/v1/ledger': { name: 'ledger', method: 'GET', idPrefix: 'req-', handle: (c, _s, _b, r) => handleLedger(c, r) },
+  '/metrics': { name: 'metrics', method: 'GET', idPrefix: 'req-', handle: (c, _s, _b, r) => handleMetrics(c, r) },
+};
+
+const TASK = /^[\w.:/-]{1,64}$/;
+
+function buildContext(opts: ServeOptions, models: Map<string, ServedModel>, metrics: ServeMetrics, logger: Logger): ServeContext {
+  const names = [...models.keys()];
+  const config = opts.config ?? defaultServeConfig(names);
+  checkConfigModels(config, names);
+  let embedder: ServedModel | null = null;
+  if (opts.embedder !== undefined) {
+    embedder = models.get(opts.embedder) ?? null;
+    if (!embedder) throw new UserError(`--embedder ${opts.embedder}: not a served model (served: ${names.join(', ')})`);
+  }
+  return {
+    models,
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    config,
+    ledger: opts.ledger ?? createLedger(config.prices, { defaultPrice: config.default_price }),
+    cache: opts.cache !== undefined ? opts.cache : createSemanticCache(config.cache),
+    router: createRouter(config.routing),
+    metrics,
+    logger,
+    logPrompts: opts.logPrompts ?? false,
+    embedder,
+    recentTasks: new RecentTasks(),
+  };
+}
+
+/** Start `attn serve`'s HTTP server; resolves once it listens. */
+export async function startServer(opts: ServeOptions): Promise<AttnServer> {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  checkLimits(limits);
+  const metrics = opts.metrics ?? createServeMetrics();
+  const logger = opts.logger ?? createLogger({ logPrompts: opts.logPrompts ?? false });
+  const schedOpts = { maxBatch: limits.maxBatch, maxQueue: limits.maxQueue };
+  const stats = (name: string) => ({
+    onStep: (batch: number) => metrics.batchSize.set({ model: name }, batch),
+    onQueue: (depth: number) => metrics.queueDepth.set({ model: name }, depth),
+  });
+  const specs = opts.models.filter((m): m is string => typeof m === 'string');
+  const models = specs.length > 0 ? loadServedModels(specs, schedOpts, stats) : new Map<string, ServedModel>();
+  for (const m of opts.models) {
+    if (typeof m === 'string') continue;
+    if (models.has(m.name)) throw new UserError(`--model: two models are named "${m.name}"`);
+    models.set(m.name, serveModel(m.name, m.model, m.tokenizer, schedOpts, stats));
+  }
+  if (models.size === 0) throw new UserError('attn serve needs at least one --model DIR');
+  const ctx = buildContext(opts, models, metrics, logger);
+  if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
+
+  const keys = new ApiKeys(opts.apiKeys ?? []);
+  const inflight = new Set<RequestState>();
+  let closing = false;
+  const http = createServer((req, res) => void serveRequest(ctx, keys, req, res, inflight, () => closing));
+  // Keep-alive connections idle longer than the client's pool would otherwise see resets.
+  http.keepAliveTimeout = 65_000;
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((ok, fail) => {
+    http.once('error', (e: NodeJS.ErrnoException) => fail(e.code === 'EADDRINUSE' ? new UserError(`port ${opts.port} is in use: pick another with --port (0 = any free port)`) : e));
+    http.listen(opts.port ?? 8000, host, () => ok());
+  });
+  const { port } = http.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ url, models: [...models.keys()], api_keys: keys.enabled }, 'attn serve listening');
+
+  let closed: Promise<void> | null = null;
+  const close = (deadlineMs = 10_000): Promise<void> =>
+    (closed ??= (async () => {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      const drained = Promise.all([...models.values()].map((m) => m.scheduler.drain()));
+      const timer = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), deadlineMs).unref());
+      if ((await Promise.race([drained, timer])) === 'late') {
+        logger.warn({ requests: inflight.size }, 'shutdown deadline reached: cancelling what is still running');
+        for (const st of inflight) st.cancel('shutdown');
+        for (const m of models.values()) m.scheduler.cancelAll('shutdown');
+        await drained;
+      }
+      // Let the handlers write their last bytes, then drop whatever connections remain.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      http.closeAllConnections();
+      await stopped;
+      await ctx.cache?.close();
+      logger.info('attn serve stopped');
+    })());
+  return { url, port, http, context: ctx, close };
+}
+
+function checkLimits(l: ServeLimits): void {
+  const positive: Array<keyof ServeLimits> = ['maxBodyBytes', 'defaultMaxTokens', 'maxTokensCap', 'maxBatch', 'requestTimeoutMs'];
+  for (const k of positive) if (!(Number.isInteger(l[k]) && l[k] > 0)) throw new UserError(`serve limit ${k} must be a positive integer (got ${l[k]})`);
+  if (!(Number.isInteger(l.maxQueue) && l.maxQueue >= 0)) throw new UserError(`serve limit maxQueue must be an integer ≥ 0 (got ${l.maxQueue})`);
+  if (l.defaultMaxTokens > l.maxTokensCap) throw new UserError(`the default max_tokens (${l.defaultMaxTokens}) exceeds the cap (${l.maxTokensCap})`);
+}
+
+function modelId(path: string): string {
+  try {
+    return decodeURIComponent(path.slice('/v1/models/'.length));
+  } catch {
+    throw new ApiError(400, `Invalid model id in ${path}`, 'invalid_request_error', 'model', null);
+  }
+}
+
+const newId = (prefix: string): string => `${prefix}${randomBytes(12).toString('base64url')}`;
+
+/** One HTTP request, start to end: auth, routing, body, handler, errors, metrics and its log line. */
+async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessage, res: ServerResponse, inflight: Set<RequestState>, closing: () => boolean): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0]!;
+  const modelPath = path.startsWith('/v1/models/') ? path : null;
+  const route: Route | undefined = Object.hasOwn(ROUTES, path) ? ROUTES[path] : modelPath ? { name: 'model', method: 'GET', idPrefix: 'req-', handle: (c, _s, _b, r) => handleModel(c, r, modelId(modelPath)) } : undefined;
+  const trace = newTraceContext(req.headers.traceparent as string | undefined);
+  const id = newId(route?.idPrefix ?? 'req-');
+  const st = new RequestState(id, trace, 'default', route?.name ?? (path === '/health' ? 'health' : 'unknown'), ctx.logger.child({ request_id: id, trace_id: trace.traceId }));
+  res.setHeader('x-request-id', st.id);
+  res.setHeader('traceparent', trace.traceparent);
+  inflight.add(st);
+  const timeout = setTimeout(() => st.cancel('timeout'), ctx.limits.requestTimeoutMs);
+  timeout.unref();
+  res.on('close', () => {
+    if (!res.writableFinished) st.cancel('cancelled');
+  });
+  let status = 500;
+  try {
+    if (path === '/health' && req.method === 'GET') status = handleHealth(ctx, res, closing());
+    else {
+      if (!route) throw new ApiError(404, `Unknown route ${req.method} ${path}`, 'invalid_request_error', null, 'not_found');
+      if (req.method !== route.method) throw new ApiError(405, `${path} takes ${route.method}, not ${req.method}`, 'invalid_request_error', null, 'method_not_allowed', { allow: route.method });
+      keys.check(req);
+      if (closing()) throw new ApiError(503, 'The server is shutting down', 'server_error', null, 'shutting_down');
+      const task = req.headers['x-attn-task'];
+      if (typeof task === 'string') {
+        if (!TASK.test(task)) throw new ApiError(400, 'The x-attn-task header must be 1–64 letters, digits or _.:/-', 'invalid_request_error', null, 'invalid_task');
+        st.task = task;
+      }
+      const body = route.method === 'POST' ? await readJsonBody(req, ctx.limits.maxBodyBytes) : undefined;
+      status = await route.handle(ctx, st, body, res);
+    }
+  } catch (e) {
+    status = answerError(st, res, e);
+  } finally {
+    clearTimeout(timeout);
+    inflight.delete(st);
+    finishRequest(ctx, st, status);
+  }
+}
+
+function answerError(st: RequestState, res: ServerResponse, e: unknown): number {
+  if (st.ended === 'cancelled' || res.destroyed) return 499; // the client is gone: nobody to answer
+  const err = e instanceof ApiError ? e : new ApiError(500, 'Internal server error (the server log has the details)', 'server_error', null, 'internal_error');
+  if (!(e instanceof ApiError)) st.log.error({ err: e }, 'request failed');
+  if (!failOpenStream(res, err)) sendError(res, err);
+  return err.status;
+}
+
+function finishRequest(ctx: ServeContext, st: RequestState, status: number): void {
+  const latencyMs = st.elapsedMs;
+  ctx.metrics.requests.inc({ route: st.route, model: st.model ?? '', status: String(status) });
+  if (st.model && (st.route === 'completions' || st.route === 'chat') && status === 200) ctx.metrics.latency.observe({ model: st.model }, latencyMs / 1000);
+  if (st.route === 'metrics' || st.route === 'health') return; // scrapes and probes would drown the log
+  const fields = requestLogFields({ requestId: st.id, trace: st.trace, route: st.route, model: st.model, task: st.task, status, stream: st.stream, usage: st.usage, cost: st.cost, cached: st.cached, escalations: st.escalations, ttftMs: st.ttftMs, latencyMs, prompt: st.prompt }, ctx.logPrompts);
+  // The root logger: the fields already hold the request and trace ids the child logger would add again.
+  if (status >= 500 && status !== 503) ctx.logger.error(fields, 'request');
+  else ctx.logger.info(fields, 'request');
+}
