@@ -19,8 +19,8 @@ for (const isa of isas) {
   describe(`native decode kernels agree with the js reference (${isa} path)`, { skip }, () => {
     before(() => assert.ok(addon!.setIsa(isa)));
 
-    it('GEMV: a few rows times Wᵀ (the decode path of gemm), with bias, alpha, accumulate, odd sizes, threads', () => {
-      for (const [M, N, K] of [[1, 1, 1], [1, 37, 19], [2, 130, 64], [3, 5, 200], [4, 1030, 300], [1, 3000, 768]] as const) {
+    it('GEMV: up to 16 rows times Wᵀ (the decode path of gemm; past 4 rows in cache blocks), with bias, alpha, accumulate, odd sizes, threads', () => {
+      for (const [M, N, K] of [[1, 1, 1], [1, 37, 19], [2, 130, 64], [3, 5, 200], [4, 1030, 300], [1, 3000, 768], [5, 41, 33], [8, 1030, 129], [13, 7, 300], [16, 2050, 96]] as const) {
         for (const accumulate of [false, true]) {
           const lda = K + 3;
           const ldc = N + 1;
@@ -39,7 +39,7 @@ for (const isa of isas) {
     });
 
     it('int8 linear: per-channel scales, bias, few rows (GEMV) and many rows (widened GEMM)', () => {
-      for (const [rows, N, K] of [[1, 1, 3], [1, 77, 40], [2, 300, 128], [4, 513, 96], [40, 260, 64]] as const) {
+      for (const [rows, N, K] of [[1, 1, 3], [1, 77, 40], [2, 300, 128], [4, 513, 96], [7, 1030, 64], [16, 300, 200], [40, 260, 64]] as const) {
         const w = quantizeRows(rand(N * K), N, K);
         const x = rand(rows * K);
         for (const bias of [null, rand(N)]) {

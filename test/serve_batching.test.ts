@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
-import { batchPrefill } from '../src/generate/batch_prefill.js';
-import { batchStep } from '../src/generate/batch_step.js';
+import { batchForward, batchStep } from '../src/generate/batch_step.js';
 import { generate } from '../src/generate/engine.js';
 import { KVCache } from '../src/generate/kv_cache.js';
 import { noGrad } from '../src/tensor/autograd.js';
@@ -78,22 +77,26 @@ for (const name of backends) {
       assert.equal(s.batchSize, 0);
     });
 
-    it('prompts prefilled together fill each cache as a prefill alone does', () => {
+    it('prompts joining a decode step fill each cache as a prefill alone does (ragged rows)', () => {
       setBackend(name);
       const m = tinyGPT();
       const prompts = randomPrompts(4, 96, 9).map((p) => Int32Array.from(p));
-      const together = prompts.map((p) => new KVCache(m.config, 1, p.length + 2));
-      const logits = batchPrefill(m, prompts, together);
-      prompts.forEach((p, b) => {
-        const alone = new KVCache(m.config, 1, p.length + 2);
-        assertClose(logits.subarray(b * 96, (b + 1) * 96), noGrad(() => m.forwardCached(p, [1, p.length], alone)).data, 2e-5, `row ${b} logits`);
-        assert.equal(together[b]!.length, p.length);
+      // Sequence 0 is already decoding (one new token); the others join with their whole prompts.
+      const solo = prompts.map((p) => new KVCache(m.config, 1, p.length + 3));
+      const mixed = prompts.map((p) => new KVCache(m.config, 1, p.length + 3));
+      noGrad(() => [solo[0]!, mixed[0]!].forEach((c) => m.forwardCached(prompts[0]!, [1, prompts[0]!.length], c)));
+      const chunks = [Int32Array.of(5), ...prompts.slice(1)];
+      const logits = batchForward(m, chunks, mixed);
+      chunks.forEach((chunk, b) => {
+        const want = noGrad(() => m.forwardCached(chunk, [1, chunk.length], solo[b]!)).data;
+        assertClose(logits.subarray(b * 96, (b + 1) * 96), want, 2e-5, `sequence ${b} logits`);
+        assert.equal(mixed[b]!.length, solo[b]!.length);
         const next = Int32Array.of(7);
-        assertClose(batchStep(m, next, [together[b]!]), noGrad(() => m.forwardCached(next, [1, 1], alone)).data, 2e-5, `row ${b} next step`);
+        assertClose(batchStep(m, next, [mixed[b]!]), noGrad(() => m.forwardCached(next, [1, 1], solo[b]!)).data, 2e-5, `sequence ${b} next step`);
       });
     });
 
-    it('requests arriving at once (prefilled together) give the engine\'s ids too', async () => {
+    it('requests arriving at once (prefilled in one step) give the engine\'s ids too', async () => {
       setBackend(name);
       const m = tinyGPT();
       const prompts = randomPrompts(10, 96, 11);

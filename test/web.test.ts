@@ -69,7 +69,7 @@ describe('playground session (web/lib, what the worker runs)', () => {
     // Σ_j w_ij v_j through c_proj must equal the attention layer of block 0.
     const m = s.model;
     noGrad(() => {
-      const x = add(m.wte.forward(ids, [1, T]), m.wpe.forward(Int32Array.from({ length: T }, (_, i) => i), [1, T]));
+      const x = m.embed(ids, [1, T], Int32Array.from({ length: T }, (_, i) => i));
       const h = m.h[0]!.ln_1.forward(x);
       const qkv = m.h[0]!.attn.c_attn.forward(h).data;
       const y = new Float32Array(T * C);

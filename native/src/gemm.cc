@@ -42,10 +42,10 @@ static void gemv_slices(Gemv<W> g) {
 void gemv(const Gemv<float>& g) { gemv_slices(g); }
 
 // Many rows (a prompt's prefill) would re-read the int8 weights once per
-// GEMV_MAX_M rows; instead widen NB weight rows at a time to fp32 and hand
+// GEMV_MAX_M rows and run out of cache; instead widen NB weight rows at a time to fp32 and hand
 // them to the blocked GEMM, which is compute-bound there.
 void gemv(const Gemv<int8_t>& g) {
-  if (g.M <= 4 * GEMV_MAX_M) return gemv_slices(g);
+  if (g.M <= GEMV_MAX_M) return gemv_slices(g);
   constexpr int NB = 256;
   thread_local std::vector<float> wf, sb;
   wf.resize((size_t)NB * g.K);

@@ -1,12 +1,16 @@
 // y = alpha·scale∘(x·Wᵀ) (+ y) (+ bias) for a few activation rows x ([M, K],
-// M ≤ GEMV_MAX_M) against weight rows W ([N, K]): decoding's products. W is
+// M ≤ GEMV_MAX_M: one per sequence of a decoding batch) against weight rows
+// W ([N, K]): decoding's products, reading W from memory once. W is
 // fp32 (scale null) or int8 with one scale per row. See gemv_impl.inc.
 #pragma once
 #include <cstdint>
 
 namespace attn {
 
-constexpr int GEMV_MAX_M = 4;
+constexpr int GEMV_MAX_M = 16;
+// Activation rows whose sums fit in registers at once; more rows are run in
+// groups of this many over weight rows already brought into cache.
+constexpr int GEMV_REG_M = 4;
 
 template <class W>
 struct Gemv {

@@ -106,7 +106,8 @@ export function trainCommand(): Command {
     .option('--resume <dir>', 'continue training from this checkpoint (writes back to it unless --out is given)')
     .option('--init <dir>', 'fine-tune: start from this model\'s weights and tokenizer (ours or a Hugging Face GPT-2) instead of random ones')
     .option('--bias', 'use biases in Linear and LayerNorm layers (nanoGPT recipe: off)')
-    .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']));
+    .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']))
+    .addOption(new Option('--positions <kind>', 'position information: learned vectors added to the input (GPT-2), or rope (rotated queries and keys)').choices(['learned', 'rope']));
   withBackendFlags(cmd);
   for (const [flag, , parse, help] of HYPER) cmd.option(flag, help, parse);
   cmd.action((opts: Record<string, unknown>) => {
@@ -115,9 +116,10 @@ export function trainCommand(): Command {
     for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
     if (opts.bias) raw.bias = true;
     if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
+    if (opts.positions) raw.positions = opts.positions;
     if (opts.init && opts.resume) throw new UserError('--init and --resume exclude each other: --resume continues its own run');
     if (opts.init) {
-      const ignored = ['nLayer', 'nHead', 'nEmbd', 'vocabSize'].filter((k) => raw[k] !== undefined);
+      const ignored = ['nLayer', 'nHead', 'nEmbd', 'vocabSize', 'positions'].filter((k) => raw[k] !== undefined);
       if (opts.tokenizer || opts.bias || ignored.length) process.stderr.write(`note: --init takes the model's sizes and tokenizer from ${String(opts.init)}; ignoring ${[...ignored, ...(opts.tokenizer ? ['tokenizer'] : []), ...(opts.bias ? ['bias'] : [])].join(', ')}\n`);
     }
     if (opts.resume) {

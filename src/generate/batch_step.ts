@@ -3,6 +3,7 @@ import type { Linear } from '../nn/linear.js';
 import { cachedAttention, type KVLayer } from '../tensor/ops/attention.js';
 import { add, gelu } from '../tensor/ops/elementwise.js';
 import { linearInt8 } from '../tensor/ops/linear_int8.js';
+import { rope } from '../tensor/ops/rope.js';
 import { split } from '../tensor/ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -10,43 +11,66 @@ import type { KVCache } from './kv_cache.js';
 import { skinnyLinear } from './skinny_linear.js';
 
 /**
- * One decoding step for sequences that do not share a clock (continuous
- * batching): row b feeds one new token at its own position and attends
- * through its own single-row KV cache, so rows can join and leave the batch
- * between steps. Everything that works on each position alone — embeddings,
- * LayerNorms, the projections, the MLP and the output head — runs on all
- * rows at once, because there the cost is reading the weights and one
- * [B, C] product reads them once for every row. Only attention, whose
- * cost is each row's own cache, runs row by row.
+ * One forward pass for sequences that do not share a clock (continuous
+ * batching). Sequence s feeds `chunks[s]` new tokens — one while it decodes,
+ * its whole prompt when it has just joined — at its own positions, through
+ * its own single-row KV cache, so sequences join and leave between steps and
+ * a newcomer's prefill rides along with everyone else's decode step instead
+ * of stalling it. Everything that works on each position alone — embeddings,
+ * LayerNorms, the projections, the MLP — runs on all the new tokens at once
+ * as one [1, rows, C] batch, because there the cost is reading the weights,
+ * and one product reads them once for every row. Only attention, whose cost
+ * is each sequence's own cache, runs sequence by sequence.
  *
- * Equivalent, row for row, to `model.forwardCached(ids[b], [1, 1], caches[b])`
- * (dropout is skipped: this is inference).
- * Returns [B, vocab] scores for each row's next token.
+ * Equivalent, sequence for sequence, to `model.forwardCached(chunks[s], [1, n], caches[s])`
+ * (dropout is skipped: this is inference). Returns [sequences, vocab]
+ * scores for the token after each sequence's last new token.
  */
-export function batchStep(model: GPT, ids: Int32Array, caches: readonly KVCache[]): Float32Array {
-  const B = ids.length;
-  if (caches.length !== B) throw new Error(`batchStep: ${B} tokens but ${caches.length} caches`);
-  for (const c of caches) {
-    if (c.batch !== 1) throw new Error('batchStep: every sequence needs its own single-row KV cache');
-    if (c.free < 1) throw new Error('batchStep: a KV cache is full');
-  }
+export function batchForward(model: GPT, chunks: readonly Int32Array[], caches: readonly KVCache[]): Float32Array {
+  const S = chunks.length;
+  if (caches.length !== S) throw new Error(`batchForward: ${S} sequences but ${caches.length} caches`);
+  chunks.forEach((chunk, s) => {
+    const c = caches[s]!;
+    if (c.batch !== 1) throw new Error('batchForward: every sequence needs its own single-row KV cache');
+    if (chunk.length === 0 || c.free < chunk.length) throw new Error(`batchForward: sequence ${s} feeds ${chunk.length} tokens into a cache with ${c.free} free slots`);
+  });
+  const offsets = rowOffsets(chunks);
+  const rows = offsets[S]!;
   return noGrad(() => {
-    const positions = Int32Array.from(caches, (c) => c.position(0, c.length));
-    let x = add(model.wte.forward(ids, [B, 1]), model.wpe.forward(positions, [B, 1]));
+    const ids = new Int32Array(rows);
+    const positions = new Int32Array(rows);
+    chunks.forEach((chunk, s) => {
+      ids.set(chunk, offsets[s]);
+      for (let t = 0; t < chunk.length; t++) positions[offsets[s]! + t] = caches[s]!.position(0, caches[s]!.length + t);
+    });
+    let x = model.embed(ids, [1, rows], positions);
     model.h.forEach((block, i) => {
       const attn = block.attn;
-      const [q, k, v] = split(project(attn.c_attn, block.ln_1.forward(x)), 3, -1) as [Tensor, Tensor, Tensor];
-      const y = attentionPerRow(q, k, v, attn.nHead, caches.map((c) => c.layers[i]!));
+      let [q, k, v] = split(project(attn.c_attn, block.ln_1.forward(x)), 3, -1) as [Tensor, Tensor, Tensor];
+      if (attn.rope) [q, k] = [rope(q, attn.nHead, positions), rope(k, attn.nHead, positions)];
+      const y = attentionPerSequence(q, k, v, attn.nHead, offsets, caches.map((c) => c.layers[i]!));
       x = add(x, project(attn.c_proj, y));
       const mlp = block.mlp;
       x = add(x, project(mlp.c_proj, gelu(project(mlp.c_fc, block.ln_2.forward(x)))));
     });
-    for (const c of caches) c.advance(1);
-    x = model.ln_f.forward(x);
+    chunks.forEach((chunk, s) => caches[s]!.advance(chunk.length));
+    x = model.ln_f.forward(lastRows(x, offsets));
     // The tied output head, int8 when the model is quantized (as GPT.head).
     const logits = model.headInt8 ? linearInt8(x, model.headInt8) : skinnyLinear(x, model.wte.weight, null);
     return logits.data;
   });
+}
+
+/** One decoding step: one new token per sequence. */
+export function batchStep(model: GPT, ids: Int32Array, caches: readonly KVCache[]): Float32Array {
+  return batchForward(model, Array.from(ids, (id) => Int32Array.of(id)), caches);
+}
+
+/** offsets[s] = the first row of sequence s; offsets[S] = all rows. */
+function rowOffsets(chunks: readonly Int32Array[]): Int32Array {
+  const offsets = new Int32Array(chunks.length + 1);
+  chunks.forEach((c, s) => (offsets[s + 1] = offsets[s]! + c.length));
+  return offsets;
 }
 
 /** A Linear layer on the batch's rows: its int8 kernel when quantized, else the fastest fp32 product for few rows. */
@@ -54,13 +78,21 @@ function project(lin: Linear, x: Tensor): Tensor {
   return lin.int8 ? lin.forward(x) : skinnyLinear(x, lin.weight, lin.bias);
 }
 
-/** q, k, v [B, 1, C]: each row attends to its own cache (B=1 views, no copies in). */
-function attentionPerRow(q: Tensor, k: Tensor, v: Tensor, nHead: number, layers: readonly KVLayer[]): Tensor {
-  const [B, , C] = q.shape as [number, number, number];
-  const out = Tensor.zeros([B, 1, C]);
-  const row = (t: Tensor, b: number) => new Tensor(t.data.subarray(b * C, (b + 1) * C), [1, 1, C]);
-  for (let b = 0; b < B; b++) {
-    out.data.set(cachedAttention(row(q, b), row(k, b), row(v, b), nHead, layers[b]!).data, b * C);
-  }
+/** q, k, v [1, rows, C]: each sequence's rows attend to its own cache (views, no copies in). */
+function attentionPerSequence(q: Tensor, k: Tensor, v: Tensor, nHead: number, offsets: Int32Array, layers: readonly KVLayer[]): Tensor {
+  const C = q.shape[2]!;
+  const out = Tensor.zeros(q.shape);
+  const rows = (t: Tensor, s: number) => new Tensor(t.data.subarray(offsets[s]! * C, offsets[s + 1]! * C), [1, offsets[s + 1]! - offsets[s]!, C]);
+  layers.forEach((layer, s) => out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), nHead, layer).data, offsets[s]! * C));
+  return out;
+}
+
+/** [S, C]: the hidden state of each sequence's last new token (only those are scored). */
+function lastRows(x: Tensor, offsets: Int32Array): Tensor {
+  const C = x.shape[2]!;
+  const S = offsets.length - 1;
+  if (offsets[S] === S) return new Tensor(x.data, [S, C]); // one token each: already in place
+  const out = Tensor.zeros([S, C]);
+  for (let s = 0; s < S; s++) out.data.set(x.data.subarray((offsets[s + 1]! - 1) * C, offsets[s + 1]! * C), s * C);
   return out;
 }

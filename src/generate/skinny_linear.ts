@@ -1,23 +1,24 @@
 import { backend } from '../backend/index.js';
-import type { GemmArgs } from '../backend/backend.js';
 import { linear } from '../tensor/ops/linear.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /**
  * y = x·Wᵀ + b for a few rows (a continuous batch: one row per sequence),
- * inference only. The backend has two good products for this and neither
- * wins everywhere: its GEMV streams W once for up to 4 rows (memory-bound,
- * so 16 rows read W four times), and its blocked GEMM packs W into panels
- * first (compute-bound, but the packing costs about as much as a GEMV).
- * Computing (W·xᵀ)ᵀ instead puts W on the side the GEMM packs block by block
- * into cache, and often beats both for 8 rows or more. Which is fastest
- * depends on the shape, the CPU and its caches, so each (shape, batch size
- * class) times every candidate on its first real calls and keeps the best.
- * All candidates compute the same product; only the summation order differs.
+ * inference only. Up to GEMV_ROWS rows the backend's GEMV reads W from
+ * memory once for all of them, which wins. Past that, two products compete
+ * and neither wins everywhere: the blocked GEMM packs W into panels first
+ * (compute-bound, but the packing costs about as much as a GEMV), and
+ * computing (W·xᵀ)ᵀ instead puts W on the side the GEMM packs block by block
+ * into cache. Which is faster depends on the shape, the CPU and its caches,
+ * so each (shape, batch size class) times both on its first real calls and
+ * keeps the better. Both compute the same product; only the summation order
+ * differs.
  */
-type Strategy = 'gemm' | 'gemv4' | 'transposed';
+const GEMV_ROWS = 16; // the native backend's GEMV_MAX_M
 
-const STRATEGIES: Strategy[] = ['gemm', 'gemv4', 'transposed'];
+type Strategy = 'gemm' | 'transposed';
+
+const STRATEGIES: Strategy[] = ['gemm', 'transposed'];
 /** Timed calls per strategy before choosing (the minimum is kept: robust to a busy machine). */
 const TRIALS = 2;
 
@@ -29,13 +30,13 @@ interface Tuning {
 
 const tunings = new Map<string, Tuning>();
 
-/** Batch sizes in classes 5–8, 9–16, 17–32, …: the best strategy changes slowly with the row count. */
+/** Batch sizes in classes 17–32, 33–64, …: the best strategy changes slowly with the row count. */
 const sizeClass = (rows: number): number => 2 ** Math.ceil(Math.log2(rows));
 
 export function skinnyLinear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   const [N, K] = weight.shape as [number, number];
   const rows = x.size / K;
-  if (rows <= 4) return linear(x, weight, bias); // the GEMV path, one pass over W
+  if (rows <= GEMV_ROWS) return linear(x, weight, bias); // the GEMV path, one pass over W
   const key = `${N}x${K}@${sizeClass(rows)}`;
   let t = tunings.get(key);
   if (!t) tunings.set(key, (t = { best: null, times: new Map(), calls: 0 }));
@@ -56,13 +57,6 @@ function run(s: Strategy, x: Tensor, weight: Tensor, bias: Tensor | null, rows: 
   if (s === 'gemm') return linear(x, weight, bias);
   const out = Tensor.zeros([...x.shape.slice(0, -1), N]);
   const be = backend();
-  if (s === 'gemv4') {
-    for (let r = 0; r < rows; r += 4) {
-      const args: GemmArgs = { ...BASE, transA: false, transB: true, M: Math.min(4, rows - r), N, K, a: x.data, aOffset: r * K, lda: K, b: weight.data, ldb: K, c: out.data, cOffset: r * N, ldc: N, bias: bias?.data ?? null };
-      be.gemm(args);
-    }
-    return out;
-  }
   // (W·xᵀ) is [N, rows]: transpose it into place and add the bias on the way.
   const t = new Float32Array(N * rows);
   be.gemm({ ...BASE, transA: false, transB: true, M: N, N: rows, K, a: weight.data, lda: K, b: x.data, ldb: K, c: t, ldc: rows, bias: null });

@@ -5,6 +5,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { isConv1DWeight, transpose2d } from './hf_gpt2.js';
 import { ATTN_TOKENIZER_FILE } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
+import { UserError } from './errors.js';
 
 /**
  * A Hugging Face GPT-2 directory for a model trained (or loaded) in attn:
@@ -15,6 +16,7 @@ import { serializeSafetensors, type TensorEntry } from './safetensors.js';
  * safetensors metadata must say format "pt".
  */
 export function hfFiles(model: GPT, tokenizer: Tokenizer | null): { files: Record<string, Uint8Array | string>; notes: string[] } {
+  if (model.config.position_encoding === 'rope') throw new UserError("this model uses RoPE; GPT-2's format has learned position vectors only, so it cannot be exported to it");
   const notes: string[] = [];
   const files: Record<string, Uint8Array | string> = {
     'config.json': JSON.stringify(hfConfig(model, tokenizer), null, 2) + '\n',

@@ -36,7 +36,8 @@ export interface GPTOutput {
  */
 export class GPT extends Module {
   wte: Embedding;
-  wpe: Embedding;
+  /** Learned position vectors; null with RoPE, which rotates queries and keys instead. */
+  wpe: Embedding | null;
   drop: Dropout;
   h: Block[];
   ln_f: LayerNorm;
@@ -51,7 +52,7 @@ export class GPT extends Module {
     this.config = config;
     this.rng = rng;
     this.wte = new Embedding(config.vocab_size, config.n_embd, { std: 0.02, rng });
-    this.wpe = new Embedding(config.block_size, config.n_embd, { std: 0.02, rng });
+    this.wpe = config.position_encoding === 'rope' ? null : new Embedding(config.block_size, config.n_embd, { std: 0.02, rng });
     this.drop = new Dropout(config.dropout, rng);
     this.h = Array.from({ length: config.n_layer }, () => new Block(config, rng));
     this.ln_f = new LayerNorm(config.n_embd, { bias: config.bias, eps: config.layer_norm_epsilon });
@@ -81,11 +82,21 @@ export class GPT extends Module {
     if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
     const positions = new Int32Array(B * T);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = cache.position(b, cache.length + t);
-    let x = add(this.wte.forward(ids, [B, T]), this.wpe.forward(positions, [B, T]));
-    this.h.forEach((block, i) => (x = block.forwardCached(x, cache.layers[i]!)));
+    let x = this.embed(ids, [B, T], positions);
+    this.h.forEach((block, i) => (x = block.forwardCached(x, cache.layers[i]!, positions)));
     cache.advance(T);
     x = this.ln_f.forward(T === 1 ? x : slice(x, 1, T - 1, T));
     return reshape(this.head(x), [B, this.config.vocab_size]);
+  }
+
+  /**
+   * Token vectors, plus position vectors when they are learned. positions has
+   * T entries (the same "where am I" signal broadcast over the rows) or B·T.
+   */
+  embed(ids: Int32Array, [B, T]: [number, number], positions: Int32Array): Tensor {
+    const tokens = this.wte.forward(ids, [B, T]);
+    if (!this.wpe) return tokens;
+    return add(tokens, this.wpe.forward(positions, positions.length === T ? [1, T] : [B, T]));
   }
 
   /** Scores over the vocabulary from final hidden states: the tied embedding matrix, int8 when quantized. */
@@ -97,11 +108,10 @@ export class GPT extends Module {
   private hidden(ids: Int32Array, [B, T]: [number, number]): Tensor {
     if (T > this.config.block_size) throw new Error(`sequence of ${T} tokens exceeds block_size ${this.config.block_size}`);
     if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
-    // Position vectors [1, T, C] broadcast over the batch: the same "where am I" signal for every row.
     const positions = Int32Array.from({ length: T }, (_, i) => i);
-    let x = add(this.wte.forward(ids, [B, T]), this.wpe.forward(positions, [1, T]));
+    let x = this.embed(ids, [B, T], positions);
     x = this.drop.forward(x);
-    for (const block of this.h) x = block.forward(x);
+    for (const block of this.h) x = block.forward(x, positions);
     return this.ln_f.forward(x);
   }
 }

@@ -13,8 +13,11 @@ export const GPTConfigSchema = z
     /** Biases in Linear and LayerNorm layers (GPT-2 has them; nanoGPT's recipe drops them). */
     bias: z.boolean().default(true),
     layer_norm_epsilon: z.number().positive().default(1e-5),
+    /** "learned": a trained vector per position added to the input (GPT-2); "rope": queries and keys rotated by position (ops/rope.ts). */
+    position_encoding: z.enum(['learned', 'rope']).default('learned'),
   })
-  .refine((c) => c.n_embd % c.n_head === 0, { message: 'n_embd must be divisible by n_head' });
+  .refine((c) => c.n_embd % c.n_head === 0, { message: 'n_embd must be divisible by n_head' })
+  .refine((c) => c.position_encoding !== 'rope' || (c.n_embd / c.n_head) % 2 === 0, { message: 'rope needs an even head size (n_embd / n_head)' });
 
 export type GPTConfig = z.infer<typeof GPTConfigSchema>;
 export type GPTConfigInput = z.input<typeof GPTConfigSchema>;

@@ -1,4 +1,5 @@
 import { cachedAttention, scaledDotProductAttention, type KVLayer } from '../tensor/ops/attention.js';
+import { rope } from '../tensor/ops/rope.js';
 import { split } from '../tensor/ops/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -12,6 +13,7 @@ export interface AttentionConfig {
   n_layer: number;
   dropout: number;
   bias: boolean;
+  position_encoding?: 'learned' | 'rope';
 }
 
 /**
@@ -27,10 +29,13 @@ export class CausalSelfAttention extends Module {
   attn_dropout: Dropout;
   resid_dropout: Dropout;
   readonly nHead: number;
+  /** Rotate queries and keys by position (RoPE) instead of adding position vectors to the input. */
+  readonly rope: boolean;
 
   constructor(cfg: AttentionConfig, rng: Rng) {
     super();
     this.nHead = cfg.n_head;
+    this.rope = cfg.position_encoding === 'rope';
     // q, k and v come from one projection of width 3C, as in GPT-2's checkpoints.
     this.c_attn = new Linear(cfg.n_embd, 3 * cfg.n_embd, { bias: cfg.bias, std: 0.02, rng });
     // GPT-2 scales residual projections by 1/√(2·layers) so the residual stream's variance does not grow with depth.
@@ -39,8 +44,9 @@ export class CausalSelfAttention extends Module {
     this.resid_dropout = new Dropout(cfg.dropout, rng);
   }
 
-  forward(x: Tensor): Tensor {
-    const [q, k, v] = split(this.c_attn.forward(x), 3, -1) as [Tensor, Tensor, Tensor];
+  /** positions: T (shared by the rows) or B·T entries; needed only by RoPE (default 0 … T−1). */
+  forward(x: Tensor, positions?: Int32Array): Tensor {
+    const [q, k, v] = this.qkv(x, positions);
     // The fused kernel does not drop individual attention weights (nanoGPT does);
     // dropping its output instead regularises the same path at no extra memory.
     const y = this.attn_dropout.forward(scaledDotProductAttention(q, k, v, this.nHead, { causal: true }));
@@ -48,8 +54,14 @@ export class CausalSelfAttention extends Module {
   }
 
   /** Generation: the same layer for new positions only, keys and values of earlier ones read from `kv`. */
-  forwardCached(x: Tensor, kv: KVLayer): Tensor {
-    const [q, k, v] = split(this.c_attn.forward(x), 3, -1) as [Tensor, Tensor, Tensor];
+  forwardCached(x: Tensor, kv: KVLayer, positions?: Int32Array): Tensor {
+    const [q, k, v] = this.qkv(x, positions);
     return this.c_proj.forward(cachedAttention(q, k, v, this.nHead, kv));
+  }
+
+  /** Queries, keys and values of x, the queries and keys rotated to their positions under RoPE. */
+  qkv(x: Tensor, positions?: Int32Array): [Tensor, Tensor, Tensor] {
+    const [q, k, v] = split(this.c_attn.forward(x), 3, -1) as [Tensor, Tensor, Tensor];
+    return this.rope ? [rope(q, this.nHead, positions), rope(k, this.nHead, positions), v] : [q, k, v];
   }
 }

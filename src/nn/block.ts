@@ -25,15 +25,16 @@ export class Block extends Module {
     this.mlp = new MLP(cfg, rng);
   }
 
-  forward(x: Tensor): Tensor {
-    x = add(x, this.attn.forward(this.ln_1.forward(x)));
+  /** positions: only RoPE attention reads them (see CausalSelfAttention). */
+  forward(x: Tensor, positions?: Int32Array): Tensor {
+    x = add(x, this.attn.forward(this.ln_1.forward(x), positions));
     x = add(x, this.mlp.forward(this.ln_2.forward(x)));
     return x;
   }
 
   /** The same block for new positions during generation, attending through the KV cache. */
-  forwardCached(x: Tensor, kv: KVLayer): Tensor {
-    x = add(x, this.attn.forwardCached(this.ln_1.forward(x), kv));
+  forwardCached(x: Tensor, kv: KVLayer, positions?: Int32Array): Tensor {
+    x = add(x, this.attn.forwardCached(this.ln_1.forward(x), kv, positions));
     return add(x, this.mlp.forward(this.ln_2.forward(x)));
   }
 }

@@ -11,7 +11,7 @@ import type { GPTConfig } from '../models/gpt_config.js';
  */
 
 /** The sizes a plan needs (a GPTConfig has them all). */
-export type PlanConfig = Pick<GPTConfig, 'n_layer' | 'n_head' | 'n_embd' | 'block_size' | 'vocab_size' | 'bias'> & { dropout?: number };
+export type PlanConfig = Pick<GPTConfig, 'n_layer' | 'n_head' | 'n_embd' | 'block_size' | 'vocab_size' | 'bias'> & { dropout?: number; position_encoding?: GPTConfig['position_encoding'] };
 
 export interface PlanOptions {
   /** Sequences per training step, for activation memory (default 1). */
@@ -152,7 +152,7 @@ export function planModel(config: PlanConfig, opts: PlanOptions = {}): ModelPlan
     total: L * perBlock.total,
   };
   const tokenEmbedding = V * d;
-  const positionEmbedding = T * d;
+  const positionEmbedding = config.position_encoding === 'rope' ? 0 : T * d; // RoPE has no position table
   const finalLayerNorm = d + b * d;
   const total = tokenEmbedding + positionEmbedding + blocks.total + finalLayerNorm;
   const matmul = L * 12 * d * d + V * d;

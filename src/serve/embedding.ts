@@ -1,6 +1,5 @@
 import type { GPT } from '../models/gpt.js';
 import { noGrad } from '../tensor/autograd.js';
-import { add } from '../tensor/ops/elementwise.js';
 
 /**
  * A text embedding from a GPT: the final hidden states (after the last
@@ -16,8 +15,8 @@ export function meanPooledEmbedding(model: GPT, ids: Int32Array): Float32Array {
   const C = model.config.n_embd;
   const hidden = noGrad(() => {
     const positions = Int32Array.from({ length: T }, (_, i) => i);
-    let x = add(model.wte.forward(ids, [1, T]), model.wpe.forward(positions, [1, T]));
-    for (const block of model.h) x = block.forward(x);
+    let x = model.embed(ids, [1, T], positions);
+    for (const block of model.h) x = block.forward(x, positions);
     return model.ln_f.forward(x).data;
   });
   const out = new Float32Array(C);

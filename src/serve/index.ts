@@ -14,6 +14,6 @@ export { meanPooledEmbedding } from './embedding.js';
 export { loadServedModels, parseModelSpec, serveModel, type ServedModel } from './served_model.js';
 export { ApiError } from './errors.js';
 export { ApiKeys, apiKeysFrom } from './auth.js';
-export { batchStep } from '../generate/batch_step.js';
+export { batchForward, batchStep } from '../generate/batch_step.js';
 export type { CachedResponse, Ledger, LedgerReport, Price, RequestRecord, RouteRequest, Router, SemanticCache, TaskReport, Usage } from './contracts.js';
 export * from './modules.js';

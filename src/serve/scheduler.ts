@@ -1,5 +1,4 @@
-import { batchPrefill } from '../generate/batch_prefill.js';
-import { batchStep } from '../generate/batch_step.js';
+import { batchForward } from '../generate/batch_step.js';
 import type { GPT } from '../models/gpt.js';
 import { ApiError } from './errors.js';
 import { KVCachePool } from './kv_cache_pool.js';
@@ -10,7 +9,7 @@ export interface SchedulerOptions {
   maxBatch: number;
   /** Most sequences waiting to join; one more is refused (429). */
   maxQueue: number;
-  /** Prompt tokens, padding included, prefilled together between two decode steps (at least one prompt), so joining never stalls the batch for long. */
+  /** Prompt tokens that may join one step (at least one prompt), so a burst of newcomers never makes a step long. */
   prefillBudget?: number;
 }
 
@@ -25,11 +24,13 @@ const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Continuous batching for one model. Requests wait in a bounded queue; between
- * decode steps the scheduler drops finished sequences, prefills newcomers
- * (each alone, into its own cache) and then runs one step for everyone
- * running, each row with its own position, cache and sampling parameters
- * (batch_step.ts). It yields to the event loop after every step so that HTTP
- * keeps flowing: new requests arrive and disconnects are noticed there.
+ * steps the scheduler drops finished sequences and admits newcomers, then
+ * runs one forward pass for everyone: a token for each running sequence and
+ * the whole prompt of each newcomer (its prefill), each with its own
+ * positions, cache and sampling parameters (batch_step.ts). Folding prefill
+ * into the step means a joining request never stalls the others for a step
+ * of its own. The loop yields to the event loop after every step so that
+ * HTTP keeps flowing: new requests arrive and disconnects are noticed there.
  */
 export class Scheduler {
   private waiting: Sequence[] = [];
@@ -83,8 +84,7 @@ export class Scheduler {
     this.looping = true;
     try {
       while (this.sweep()) {
-        this.admit();
-        this.decode();
+        this.step(this.admit());
         await nextTick();
       }
     } finally {
@@ -108,51 +108,37 @@ export class Scheduler {
     return this.waiting.length + this.running.length > 0;
   }
 
-  /**
-   * Prefill newcomers while there is room in the batch, all in one pass
-   * (batch_prefill.ts) as long as their padded tokens fit this round's budget.
-   */
-  private admit(): void {
+  /** Newcomers that fit in the batch and in this step's prompt-token budget, each given its cache. */
+  private admit(): Sequence[] {
     const budget = this.opts.prefillBudget ?? 512;
     const group: Sequence[] = [];
-    let longest = 0;
+    let tokens = 0;
     while (this.waiting.length > 0 && this.running.length + group.length < this.opts.maxBatch) {
       const next = this.waiting[0]!;
-      const padded = (group.length + 1) * Math.max(longest, next.promptTokens);
-      if (group.length > 0 && padded > budget) break;
+      if (group.length > 0 && tokens + next.promptTokens > budget) break;
       this.waiting.shift();
       if (next.done) continue;
+      next.cache = this.caches.take(Math.min(this.model.config.block_size, Math.max(next.cacheSize, next.promptTokens)));
       group.push(next);
-      longest = Math.max(longest, next.promptTokens);
+      tokens += next.promptTokens;
     }
     this.stats.onQueue?.(this.waiting.length);
-    if (group.length === 0) return;
-    this.guard(group, () => {
-      const caches = group.map((s) => (s.cache = this.caches.take(Math.min(this.model.config.block_size, Math.max(s.cacheSize, s.promptTokens)))));
-      const logits = batchPrefill(this.model, group.map((s) => Int32Array.from(s.tokens)), caches);
-      const V = this.model.config.vocab_size;
-      group.forEach((s, b) => s.accept(logits.subarray(b * V, (b + 1) * V)));
-    });
-    for (const s of group) {
-      if (!s.done) this.running.push(s);
-      else if (s.cache) {
-        this.caches.give(s.cache);
-        s.cache = null;
-      }
-    }
+    return group;
   }
 
-  /** One token for every running sequence that has not ended. */
-  private decode(): void {
-    const rows = this.running.filter((s) => !s.done);
+  /** One forward pass: the next token of every running sequence, and the prompt of every newcomer. */
+  private step(joining: Sequence[]): void {
+    const decoding = this.running.filter((s) => !s.done);
+    const rows = [...decoding, ...joining];
     if (rows.length === 0) return;
     const t0 = performance.now();
     this.guard(rows, () => {
-      const ids = Int32Array.from(rows, (s) => s.last);
-      const logits = batchStep(this.model, ids, rows.map((s) => s.cache!));
+      const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
+      const logits = batchForward(this.model, chunks, rows.map((s) => s.cache!));
       const V = this.model.config.vocab_size;
       rows.forEach((s, b) => s.accept(logits.subarray(b * V, (b + 1) * V)));
     });
+    this.running.push(...joining);
     this.stats.onStep?.(rows.length, performance.now() - t0);
   }
 

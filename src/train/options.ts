@@ -13,6 +13,7 @@ export const TrainOptionsSchema = z
     blockSize: z.number().int().positive().default(64),
     dropout: z.number().min(0).lt(1).default(0),
     bias: z.boolean().default(false),
+    positions: z.enum(['learned', 'rope']).default('learned'),
     batchSize: z.number().int().positive().default(12),
     gradAccum: z.number().int().positive().default(1),
     maxIters: z.number().int().nonnegative().default(2000),

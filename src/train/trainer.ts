@@ -202,7 +202,7 @@ function freshSetup(run: TrainRun, events: TrainEvents): Setup {
   const tokenizer = buildTokenizer(o.tokenizer, run.text, o.vocabSize, events.onTokenizerProgress);
   const config = parseGPTConfig({
     n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, block_size: o.blockSize,
-    vocab_size: tokenizer.vocabSize, dropout: o.dropout, bias: o.bias,
+    vocab_size: tokenizer.vocabSize, dropout: o.dropout, bias: o.bias, position_encoding: o.positions,
   });
   return startFrom(run, o, new GPT(config, new Rng(o.seed)), tokenizer);
 }

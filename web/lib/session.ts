@@ -11,7 +11,6 @@ import { AdamW } from '../../src/optim/adamw.js';
 import { clipGradNorm } from '../../src/optim/clip.js';
 import { learningRate } from '../../src/optim/schedule.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
-import { add } from '../../src/tensor/ops/elementwise.js';
 import { BPETokenizer } from '../../src/tokenizers/bpe.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
@@ -221,16 +220,20 @@ export class Session {
     this.model.eval();
     noGrad(() => {
       const m = this.model;
-      let x = add(m.wte.forward(ctx, [1, T]), m.wpe.forward(Int32Array.from({ length: T }, (_, i) => i), [1, T]));
+      const positions = Int32Array.from({ length: T }, (_, i) => i);
+      let x = m.embed(ctx, [1, T], positions);
       m.h.forEach((block, l) => {
-        const qkv = block.attn.c_attn.forward(block.ln_1.forward(x)).data; // [T, 3C]: q | k | v
+        // q and k as attention sees them (rotated under RoPE), each [T, C].
+        const [qt, kt] = block.attn.qkv(block.ln_1.forward(x), positions);
+        const q = qt.data;
+        const k = kt.data;
         for (let h = 0; h < H; h++) {
           for (let i = 0; i < T; i++) {
             const row = ((l * H + h) * T + i) * T;
             let max = -Infinity;
             for (let j = 0; j <= i; j++) {
               let s = 0;
-              for (let c = 0; c < hd; c++) s += qkv[i * 3 * C + h * hd + c]! * qkv[j * 3 * C + C + h * hd + c]!;
+              for (let c = 0; c < hd; c++) s += q[i * C + h * hd + c]! * k[j * C + h * hd + c]!;
               s /= Math.sqrt(hd);
               weights[row + j] = s;
               if (s > max) max = s;
@@ -240,7 +243,7 @@ export class Session {
             for (let j = 0; j <= i; j++) weights[row + j]! /= z;
           }
         }
-        x = block.forward(x);
+        x = block.forward(x, positions);
       });
     });
     return { tokens: Array.from(ctx, (id) => this.tokenizer.decode([id])), nLayer: L, nHead: H, weights };

@@ -9,7 +9,8 @@ import { Tensor } from '../tensor.js';
  * relative positions without any learned table.
  *
  * x is [B, T, nHead·headDim]; positions gives each of the T slots its
- * position (default 0 … T−1). A rotation's inverse is the rotation by −angle,
+ * position (default 0 … T−1), or each of the B·T rows its own (left-padded
+ * batches, continuous batching). A rotation's inverse is the rotation by −angle,
  * which is the whole backward pass.
  */
 export function rope(x: Tensor, nHead: number, positions?: ArrayLike<number>, base = 10000): Tensor {
@@ -18,7 +19,7 @@ export function rope(x: Tensor, nHead: number, positions?: ArrayLike<number>, ba
   const D = C / nHead;
   if (!Number.isInteger(D) || D % 2 !== 0) throw new Error(`rope needs an even head size; ${C} channels over ${nHead} heads gives ${C / nHead}`);
   const pos = positions ?? Int32Array.from({ length: T }, (_, i) => i);
-  if (pos.length !== T) throw new Error(`rope: ${pos.length} positions for ${T} slots`);
+  if (pos.length !== T && pos.length !== B * T) throw new Error(`rope: ${pos.length} positions for ${B}×${T} slots`);
   const { cos, sin } = ropeAngles(pos, D, base);
   const out = Tensor.zeros(x.shape);
   rotate(x.data, out.data, cos, sin, B, T, nHead, D, 1);
@@ -27,7 +28,7 @@ export function rope(x: Tensor, nHead: number, positions?: ArrayLike<number>, ba
   });
 }
 
-/** cos and sin of p·θᵢ for every slot and pair: [T, D/2] each. */
+/** cos and sin of p·θᵢ for every position given and pair: [positions, D/2] each. */
 function ropeAngles(pos: ArrayLike<number>, D: number, base: number): { cos: Float32Array; sin: Float32Array } {
   const half = D / 2;
   const cos = new Float32Array(pos.length * half);
@@ -49,9 +50,10 @@ function rotate(src: Float32Array, dst: Float32Array, cos: Float32Array, sin: Fl
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < H; h++) {
         const o = ((b * T + t) * H + h) * D;
+        const a = (cos.length === T * half ? t : b * T + t) * half; // shared or per-row positions
         for (let i = 0; i < half; i++) {
-          const c = cos[t * half + i]!;
-          const s = direction * sin[t * half + i]!;
+          const c = cos[a + i]!;
+          const s = direction * sin[a + i]!;
           const x0 = src[o + 2 * i]!;
           const x1 = src[o + 2 * i + 1]!;
           const y0 = x0 * c - x1 * s;
