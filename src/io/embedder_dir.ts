@@ -9,6 +9,7 @@ import { UserError } from './errors.js';
 import { MODEL_FORMAT } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
+import { withoutInit } from '../nn/init.js';
 
 export const EMBEDDER_TYPE = 'embedder';
 
@@ -53,7 +54,7 @@ export function loadEmbedder(dir: string): LoadedEmbedder {
   const tokenizer = loadDirTokenizer(dir);
   if (!tokenizer) throw new UserError(`${dir} has no tokenizer.json`);
   if (tokenizer.vocabSize > config.vocab_size) throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`);
-  const model = new Embedder(config, new Rng(0));
+  const model = withoutInit(() => new Embedder(config, new Rng(0)));
   loadModuleWeights(model, join(dir, 'model.safetensors'));
   model.eval();
   return { model, tokenizer, config };

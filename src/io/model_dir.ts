@@ -10,6 +10,7 @@ import { recoverDir } from './atomic.js';
 import { UserError } from './errors.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
+import { withoutInit } from '../nn/init.js';
 
 export const MODEL_FORMAT = 'attn';
 /** config.json's "quantization" for int8 weight-only models (see nn/int8.ts). */
@@ -108,7 +109,7 @@ export function loadModel(dir: string): LoadedModel {
     throw new UserError(`${configPath}: architecture "${String(arch)}" is not supported (attn loads its own GPT checkpoints and Hugging Face "gpt2" models)`);
   }
 
-  const model = new GPT(config, new Rng(0));
+  const model = withoutInit(() => new GPT(config, new Rng(0))); // every weight is assigned below
   assignWeights(model, weights, weightsPath);
   model.eval();
   // Ours saves tokenizer.json; a Hugging Face GPT-2 directory has tokenizer.json or vocab.json + merges.txt.

@@ -9,6 +9,7 @@ import { recoverDir, writeDirAtomic } from './atomic.js';
 import { UserError } from './errors.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
+import { withoutInit } from '../nn/init.js';
 
 /** config.json's model_type for encoder–decoder checkpoints (GPT checkpoints say "attn-gpt"). */
 export const SEQ2SEQ_MODEL_TYPE = 'transformer-seq2seq';
@@ -59,7 +60,7 @@ export function loadSeq2Seq(dir: string): Seq2SeqModel {
   }
   const tokenizer = PieceTokenizer.fromJSON(readJSON(join(dir, 'tokenizer.json')), join(dir, 'tokenizer.json'));
   if (tokenizer.vocabSize !== config.vocab_size) throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
-  const model = new Transformer(config, new Rng(0));
+  const model = withoutInit(() => new Transformer(config, new Rng(0)));
   loadModuleWeights(model, join(dir, 'model.safetensors'));
   model.eval();
   return { model, tokenizer, task: raw.task as TaskSource };

@@ -8,6 +8,7 @@ import { UserError } from './errors.js';
 import { MODEL_FORMAT } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
+import { withoutInit } from '../nn/init.js';
 
 export const VIT_MODEL_TYPE = 'vit';
 
@@ -39,7 +40,7 @@ export function loadViT(dir: string): ViT {
   }
   let model: ViT;
   try {
-    model = new ViT(parseViTConfig(raw, configPath), new Rng(0));
+    model = withoutInit(() => new ViT(parseViTConfig(raw, configPath), new Rng(0)));
   } catch (e) {
     throw new UserError((e as Error).message);
   }
