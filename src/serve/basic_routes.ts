@@ -14,14 +14,14 @@ function modelObject(id: string, created: number, owner = 'attn'): object {
 
 /** GET /v1/models: the served models, and "auto" when routing has tiers. */
 export function handleModels(ctx: ServeContext, res: ServerResponse): number {
-  const data = [...ctx.models.values()].map((m) => modelObject(m.name, m.created));
+  const data = [...ctx.models.values(), ...ctx.embedders.values()].map((m) => modelObject(m.name, m.created));
   if (ctx.config.routing.tiers.length > 0) data.push(modelObject('auto', data.length > 0 ? Math.min(...[...ctx.models.values()].map((m) => m.created)) : 0, 'attn-router'));
   sendJson(res, 200, { object: 'list', data });
   return 200;
 }
 
 export function handleModel(ctx: ServeContext, res: ServerResponse, id: string): number {
-  const m = ctx.models.get(id);
+  const m = ctx.models.get(id) ?? ctx.embedders.get(id);
   if (!m) throw modelNotFound(id);
   sendJson(res, 200, modelObject(m.name, m.created));
   return 200;

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
+import { embedTexts } from '../models/embed_texts.js';
 import type { ServeContext } from './context.js';
 import type { CachedResponse } from './contracts.js';
 import type { CompletionJob } from './completion_job.js';
 import { meanPooledEmbedding } from './embedding.js';
 import type { RequestState } from './request_state.js';
 import { cacheThreshold } from './semantic_cache.js';
-import type { ServedModel } from './served_model.js';
+import type { ServedEmbedder, ServedModel } from './served_model.js';
 
 /** Where a response will be stored once it has passed its check. */
 export interface CacheKey {
@@ -35,23 +36,39 @@ export function cacheable(ctx: ServeContext, job: CompletionJob): boolean {
 }
 
 /**
- * Embed the prompt (mean-pooled hidden states of the embedder model: the
- * request's own model unless --embedder names another; a prompt longer than
- * its context keeps its end) and look it up for this model at the task's
+ * The prompt's embedding for the cache: from a sentence embedder when
+ * --embedder names one (models/embed_texts.ts), else the mean-pooled hidden
+ * states of a language model (the request's own unless --embedder names
+ * another; a prompt longer than its context keeps its end). null when the
+ * text cannot be encoded: no cache for it.
+ */
+function promptEmbedding(embedder: ServedModel | ServedEmbedder, text: string): Float32Array | null {
+  if ('scheduler' in embedder) {
+    let ids: Int32Array;
+    try {
+      ids = embedder.tokenizer.encode(text, { disallowedSpecial: [] });
+    } catch {
+      return null;
+    }
+    return ids.length === 0 ? null : meanPooledEmbedding(embedder.model, ids.slice(-embedder.model.config.block_size));
+  }
+  try {
+    return text.length === 0 ? null : embedTexts(embedder.model, embedder.tokenizer, [text])[0]!;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Embed the prompt (promptEmbedding) and look it up for this model at the task's
  * threshold. null when the cache does not apply; a failing cache (e.g. Redis
  * away) is a miss, logged, never a failed request.
  */
 export async function lookupCache(ctx: ServeContext, served: ServedModel, job: CompletionJob, st: RequestState): Promise<{ key: CacheKey; hit: CachedResponse | null } | null> {
   if (!cacheable(ctx, job)) return null;
-  const embedder = ctx.embedder ?? served;
-  let ids: Int32Array;
-  try {
-    ids = embedder.tokenizer.encode(job.prompts[0] as string, { disallowedSpecial: [] });
-  } catch {
-    return null; // text the embedder cannot encode: no cache for it
-  }
-  if (ids.length === 0) return null;
-  const key = { model: cacheNamespace(served.name, job), embedding: meanPooledEmbedding(embedder.model, ids.slice(-embedder.model.config.block_size)) };
+  const embedding = promptEmbedding(ctx.embedder ?? served, job.prompts[0] as string);
+  if (!embedding) return null;
+  const key = { model: cacheNamespace(served.name, job), embedding };
   try {
     const found = await ctx.cache!.lookup(key.model, key.embedding, cacheThreshold(ctx.config.cache, st.task));
     (found ? ctx.metrics.cacheHits : ctx.metrics.cacheMisses).inc({ model: served.name });

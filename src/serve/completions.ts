@@ -83,6 +83,7 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
 function resolveTiers(ctx: ServeContext, job: CompletionJob, task: string): ServedModel[] {
   if (job.model !== 'auto') {
     const m = ctx.models.get(job.model);
+    if (!m && ctx.embedders.has(job.model)) throw invalidParam('model', `model ${job.model} is a sentence embedder: it serves /v1/embeddings only`);
     if (!m) throw modelNotFound(job.model);
     return [m];
   }

@@ -4,7 +4,7 @@ import type { Ledger, SemanticCache } from './contracts.js';
 import type { ServeMetrics } from './metrics.js';
 import type { TieredRouter } from './router.js';
 import type { RecentTasks } from './recent_tasks.js';
-import type { ServedModel } from './served_model.js';
+import type { ServedEmbedder, ServedModel } from './served_model.js';
 
 /** What protects the server from its clients; every limit has a flag in `attn serve`. */
 export interface ServeLimits {
@@ -34,6 +34,8 @@ export const DEFAULT_LIMITS: ServeLimits = {
 /** Everything a request handler needs, built once by the server. */
 export interface ServeContext {
   models: ReadonlyMap<string, ServedModel>;
+  /** Embedder models: /v1/embeddings only. */
+  embedders: ReadonlyMap<string, ServedEmbedder>;
   limits: ServeLimits;
   config: ServeConfig;
   ledger: Ledger;
@@ -43,8 +45,8 @@ export interface ServeContext {
   metrics: ServeMetrics;
   logger: Logger;
   logPrompts: boolean;
-  /** The model whose mean-pooled hidden states key the semantic cache; null: each request's own model. */
-  embedder: ServedModel | null;
+  /** What embeds prompts for the semantic cache: a served sentence embedder, or a language model's mean-pooled hidden states; null: each request's own model. */
+  embedder: ServedModel | ServedEmbedder | null;
   /** Task type of recent request ids, for counting feedback by task. */
   recentTasks: RecentTasks;
 }

@@ -6,7 +6,8 @@ import { sendJson } from './http_io.js';
 import { usageOf } from './openai_format.js';
 import { EmbeddingRequestSchema, type EmbeddingRequest } from './request_schemas.js';
 import type { RequestState } from './request_state.js';
-import type { ServedModel } from './served_model.js';
+import { embedTexts } from '../models/embed_texts.js';
+import type { ServedEmbedder, ServedModel } from './served_model.js';
 import { validate } from './validation.js';
 
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -46,28 +47,52 @@ const base64 = (v: Float32Array): string => Buffer.from(v.buffer, v.byteOffset, 
  */
 export async function handleEmbeddings(ctx: ServeContext, st: RequestState, body: unknown, res: ServerResponse): Promise<number> {
   const r = validate(EmbeddingRequestSchema, body);
+  st.prompt = r.input;
+  const embedder = ctx.embedders.get(r.model);
+  if (embedder) return sendEmbeddings(ctx, st, r, res, embedder.name, embedderVectors(embedder, r));
   const served = ctx.models.get(r.model);
   if (!served) throw modelNotFound(r.model);
   st.model = served.name;
-  st.prompt = r.input;
   const dim = served.model.config.n_embd;
   if (r.dimensions != null && r.dimensions !== dim) throw invalidParam('dimensions', `Invalid 'dimensions': model ${served.name} gives ${dim}-dimensional embeddings (got ${r.dimensions})`);
   const list = inputs(r);
   const encoded = list.map((x, i) => encode(served, x, list.length > 1 ? `input[${i}]` : 'input'));
-  const data: object[] = [];
-  for (const [index, ids] of encoded.entries()) {
+  const vectors: Array<{ v: Float32Array; tokens: number }> = [];
+  for (const ids of encoded) {
     if (st.ended) throw new ApiError(499, 'The client closed the connection', 'invalid_request_error', null, 'client_closed');
-    const v = meanPooledEmbedding(served.model, ids);
-    data.push({ object: 'embedding', index, embedding: r.encoding_format === 'base64' ? base64(v) : Array.from(v) });
+    vectors.push({ v: meanPooledEmbedding(served.model, ids), tokens: ids.length });
     await nextTick(); // let decode steps and other requests run between inputs
   }
-  const tokens = encoded.reduce((n, ids) => n + ids.length, 0);
+  return sendEmbeddings(ctx, st, r, res, served.name, vectors);
+}
+
+/**
+ * A sentence embedder's vectors: the first `dimensions` components of each
+ * text's embedding, re-normalised (its Matryoshka prefixes are trained to
+ * work alone; OpenAI's `dimensions` means the same shortening).
+ */
+function embedderVectors(e: ServedEmbedder, r: EmbeddingRequest): Array<{ v: Float32Array; tokens: number }> {
+  const full = e.model.config.d_model;
+  const dim = r.dimensions ?? full;
+  if (dim < 1 || dim > full) throw invalidParam('dimensions', `Invalid 'dimensions': model ${e.name} gives 1 … ${full} dimensions (got ${dim})`);
+  const texts = inputs(r).map((x, i) => {
+    if (typeof x !== 'string' || x.length === 0) throw invalidParam(inputs(r).length > 1 ? `input[${i}]` : 'input', `Invalid 'input': model ${e.name} embeds non-empty text, not token ids`);
+    return x;
+  });
+  const vs = embedTexts(e.model, e.tokenizer, texts, dim);
+  return vs.map((v, i) => ({ v, tokens: e.tokenizer.encode(texts[i]!).length }));
+}
+
+function sendEmbeddings(ctx: ServeContext, st: RequestState, r: EmbeddingRequest, res: ServerResponse, model: string, vectors: Array<{ v: Float32Array; tokens: number }>): number {
+  st.model = model;
+  const data = vectors.map(({ v }, index) => ({ object: 'embedding', index, embedding: r.encoding_format === 'base64' ? base64(v) : Array.from(v) }));
+  const tokens = vectors.reduce((n, x) => n + x.tokens, 0);
   const usage = usageOf(tokens, 0);
   st.usage = usage;
-  st.cost = ctx.ledger.record({ id: st.id, model: served.name, task: st.task, usage, cached: false, escalations: 0 });
+  st.cost = ctx.ledger.record({ id: st.id, model, task: st.task, usage, cached: false, escalations: 0 });
   ctx.recentTasks.set(st.id, st.task);
-  ctx.metrics.tokensIn.inc({ model: served.name }, tokens);
-  ctx.metrics.cost.inc({ model: served.name, task: ctx.metrics.taskLabel(st.task) }, st.cost);
-  sendJson(res, 200, { object: 'list', data, model: served.name, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  ctx.metrics.tokensIn.inc({ model }, tokens);
+  ctx.metrics.cost.inc({ model, task: ctx.metrics.taskLabel(st.task) }, st.cost);
+  sendJson(res, 200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
   return 200;
 }

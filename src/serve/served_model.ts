@@ -1,6 +1,9 @@
-import { basename, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { loadEmbedder } from '../io/embedder_dir.js';
 import { UserError } from '../io/errors.js';
 import { loadModel } from '../io/model_dir.js';
+import type { Embedder } from '../models/embedder.js';
 import type { GPT } from '../models/gpt.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Scheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
@@ -14,6 +17,14 @@ export interface ServedModel {
   /** Ids that end a generation when sampled: the tokenizer's <|endoftext|>, if it has one. */
   stopTokens: number[];
   /** Unix seconds, for GET /v1/models. */
+  created: number;
+}
+
+/** A sentence embedder (models/embedder.ts): served on /v1/embeddings only, any Matryoshka prefix as `dimensions`. */
+export interface ServedEmbedder {
+  name: string;
+  model: Embedder;
+  tokenizer: Tokenizer;
   created: number;
 }
 
@@ -40,16 +51,35 @@ export function serveModel(name: string, model: GPT, tokenizer: Tokenizer, opts:
   };
 }
 
-/** Load every `--model` spec; names must be unique. */
-export function loadServedModels(specs: readonly string[], opts: SchedulerOptions, stats?: (name: string) => SchedulerStats): Map<string, ServedModel> {
+/** Load every `--model` spec — language models, and embedders (config.json model_type "embedder"); names must be unique. */
+export function loadServedModels(
+  specs: readonly string[],
+  opts: SchedulerOptions,
+  stats?: (name: string) => SchedulerStats,
+): { models: Map<string, ServedModel>; embedders: Map<string, ServedEmbedder> } {
   if (specs.length === 0) throw new UserError('attn serve needs at least one --model DIR');
-  const out = new Map<string, ServedModel>();
+  const models = new Map<string, ServedModel>();
+  const embedders = new Map<string, ServedEmbedder>();
   for (const spec of specs) {
     const { name, dir } = parseModelSpec(spec);
-    if (out.has(name)) throw new UserError(`--model: two models are named "${name}"; name them with NAME=DIR`);
+    if (models.has(name) || embedders.has(name)) throw new UserError(`--model: two models are named "${name}"; name them with NAME=DIR`);
+    if (isEmbedderDir(dir)) {
+      const { model, tokenizer } = loadEmbedder(dir);
+      embedders.set(name, { name, model, tokenizer, created: Math.floor(Date.now() / 1000) });
+      continue;
+    }
     const { model, tokenizer } = loadModel(dir);
     if (!tokenizer) throw new UserError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): text cannot be served`);
-    out.set(name, serveModel(name, model, tokenizer, opts, stats));
+    models.set(name, serveModel(name, model, tokenizer, opts, stats));
   }
-  return out;
+  return { models, embedders };
+}
+
+function isEmbedderDir(dir: string): boolean {
+  try {
+    const path = join(dir, 'config.json');
+    return existsSync(path) && (JSON.parse(readFileSync(path, 'utf8')) as { model_type?: unknown }).model_type === 'embedder';
+  } catch {
+    return false; // unreadable: loadModel says what is wrong
+  }
 }

@@ -22,7 +22,7 @@ import { RecentTasks } from './recent_tasks.js';
 import { RequestState } from './request_state.js';
 import { createRouter } from './router.js';
 import { createSemanticCache } from './semantic_cache.js';
-import { loadServedModels, serveModel, type ServedModel } from './served_model.js';
+import { loadServedModels, serveModel, type ServedModel, type ServedEmbedder } from './served_model.js';
 
 /** A model to serve: a `--model` spec (`DIR` or `NAME=DIR`), or one already in memory. */
 export type ModelSource = string | { name: string; model: GPT; tokenizer: Tokenizer };
@@ -83,17 +83,18 @@ const ROUTES: Record<string, Route> = {
 
 const TASK = /^[\w.:/-]{1,64}$/;
 
-function buildContext(opts: ServeOptions, models: Map<string, ServedModel>, metrics: ServeMetrics, logger: Logger): ServeContext {
+function buildContext(opts: ServeOptions, models: Map<string, ServedModel>, embedders: Map<string, ServedEmbedder>, metrics: ServeMetrics, logger: Logger): ServeContext {
   const names = [...models.keys()];
   const config = opts.config ?? defaultServeConfig(names);
   checkConfigModels(config, names);
-  let embedder: ServedModel | null = null;
+  let embedder: ServedModel | ServedEmbedder | null = null;
   if (opts.embedder !== undefined) {
-    embedder = models.get(opts.embedder) ?? null;
-    if (!embedder) throw new UserError(`--embedder ${opts.embedder}: not a served model (served: ${names.join(', ')})`);
+    embedder = models.get(opts.embedder) ?? embedders.get(opts.embedder) ?? null;
+    if (!embedder) throw new UserError(`--embedder ${opts.embedder}: not a served model (served: ${[...names, ...embedders.keys()].join(', ')})`);
   }
   return {
     models,
+    embedders,
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     config,
     ledger: opts.ledger ?? createLedger(config.prices, { defaultPrice: config.default_price }),
@@ -119,14 +120,14 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
     onQueue: (depth: number) => metrics.queueDepth.set({ model: name }, depth),
   });
   const specs = opts.models.filter((m): m is string => typeof m === 'string');
-  const models = specs.length > 0 ? loadServedModels(specs, schedOpts, stats) : new Map<string, ServedModel>();
+  const { models, embedders } = specs.length > 0 ? loadServedModels(specs, schedOpts, stats) : { models: new Map<string, ServedModel>(), embedders: new Map<string, ServedEmbedder>() };
   for (const m of opts.models) {
     if (typeof m === 'string') continue;
-    if (models.has(m.name)) throw new UserError(`--model: two models are named "${m.name}"`);
+    if (models.has(m.name) || embedders.has(m.name)) throw new UserError(`--model: two models are named "${m.name}"`);
     models.set(m.name, serveModel(m.name, m.model, m.tokenizer, schedOpts, stats));
   }
-  if (models.size === 0) throw new UserError('attn serve needs at least one --model DIR');
-  const ctx = buildContext(opts, models, metrics, logger);
+  if (models.size + embedders.size === 0) throw new UserError('attn serve needs at least one --model DIR');
+  const ctx = buildContext(opts, models, embedders, metrics, logger);
   if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
 
   const keys = new ApiKeys(opts.apiKeys ?? []);
