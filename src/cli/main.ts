@@ -22,7 +22,7 @@ import { webCommand } from './web.js';
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('attn')
-  .description('transformers from scratch in TypeScript: train, sample and check GPT models')
+  .description('transformers from scratch in TypeScript: GPT, encoder–decoder, ViT and sentence embedders — train, sample, translate, classify, embed, serve, and check against PyTorch')
   .version(pkg.version)
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
