@@ -166,6 +166,9 @@ static void cached_query(const float* q, const float* kc, const float* vc, float
   for (int j = first; j <= last; j++) {
     const float* kr = kc + ((long)b * d.cap + j) * C + (long)hd * d.D;
     float s = 0.f;
+    // Without the pragma the sum is one serial chain of adds (IEEE order); with it
+    // the compiler keeps several partial sums in vector lanes (4–8× faster at D = 64).
+#pragma omp simd reduction(+ : s)
     for (int e = 0; e < d.D; e++) s += qr[e] * kr[e];
     s *= d.scale;
     w[j - first] = s;
