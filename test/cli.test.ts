@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -28,6 +28,13 @@ function assertUserError(r: { code: number; stderr: string }, pattern: RegExp): 
   assert.match(r.stderr, pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }
+
+describe('the attn command', () => {
+  it('is executable, so `npx attn` works in a fresh clone (npm run build sets the mode)', () => {
+    assert.ok(statSync(resolve('dist/src/cli/main.js')).mode & 0o100, 'dist/src/cli/main.js is not executable');
+    assert.match(readFileSync(resolve('dist/src/cli/main.js'), 'utf8'), /^#!\/usr\/bin\/env node/);
+  });
+});
 
 describe('attn train and sample, end to end', () => {
   it('trains, checkpoints, prints a JSON summary, and samples', () => {
