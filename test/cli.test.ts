@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fablesCorpus } from '../src/data/fables.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
+import { runAttn, assertUserError } from './helpers.js';
 
 const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
 const work = mkdtempSync(join(tmpdir(), 'attn-cli-'));
@@ -17,17 +18,7 @@ writeFileSync(corpus, fablesCorpus(30_000));
 /** A model small enough that a CLI run takes about a second. */
 const TINY = ['--n-layer', '1', '--n-head', '2', '--n-embd', '16', '--block-size', '16', '--batch-size', '4', '--eval-iters', '2', '--warmup-iters', '5', '--log-interval', '5'];
 
-function attn(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: work });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** A user error: non-zero exit, one line on stderr matching `pattern`, no stack trace. */
-function assertUserError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, 'exit code');
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
+const attn = (args: string[]) => runAttn(args, work);
 
 describe('the attn command', () => {
   it('is executable, so `npx attn` works in a fresh clone (npm run build sets the mode)', () => {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fablesCorpus } from '../src/data/fables.js';
 import { passagePairs } from '../src/data/passage_pairs.js';
@@ -24,7 +23,7 @@ import { infoNCE, matryoshkaInfoNCE } from '../src/train/contrastive.js';
 import { parseEmbedderOptions } from '../src/train/embedder_options.js';
 import { trainEmbedder } from '../src/train/embedder_trainer.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, gradCheck, randn } from './helpers.js';
+import { assertClose, gradCheck, randn, runAttn } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'attn-embed-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -171,11 +170,7 @@ describe('training', () => {
 });
 
 describe('attn embed CLI', () => {
-  const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
-  const attn = (args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, 'embed', ...args], { encoding: 'utf8', cwd: work });
-    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-  };
+  const attn = (args: string[]) => runAttn(['embed', ...args], work);
 
   it('trains without Matryoshka, evaluates, embeds (JSON lines and TSV), and rejects bad input in one line', () => {
     const out = join(work, 'cli');

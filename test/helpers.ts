@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { backward } from '../src/tensor/autograd.js';
@@ -10,6 +11,27 @@ export const SHARED = resolve(process.cwd(), '..', 'shared');
 export const REFERENCE_DIR = resolve(SHARED, 'reference', 'gpt2-tiny');
 export const SHAKESPEARE = resolve(SHARED, 'data', 'tinyshakespeare.txt');
 export const hasShared = (p: string): boolean => existsSync(p);
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
+
+/** Run the built attn command in `cwd`, as a user would. */
+export function runAttn(args: string[], cwd: string): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A user error: non-zero exit, `pattern` on stderr, no stack trace. */
+export function assertUserError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.notEqual(r.code, 0, 'exit code');
+  assert.match(r.stderr, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+}
 
 export function randn(shape: number[], rng: Rng, std = 1, requiresGrad = true): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

@@ -23,23 +23,14 @@ import { CharTokenizer } from '../src/tokenizers/char.js';
 import { trainBPE } from '../src/tokenizers/bpe_train.js';
 import type { Tokenizer } from '../src/tokenizers/tokenizer.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, hasShared, REFERENCE_DIR } from './helpers.js';
+import { REFERENCE_DIR, assertClose, assertUserError, hasShared, runAttn } from './helpers.js';
 
 const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
 const work = mkdtempSync(join(tmpdir(), 'attn-hfio-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 setBackend('js');
 
-function attn(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: work });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertUserError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, 'exit code');
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
+const attn = (args: string[]) => runAttn(args, work);
 
 const text = fablesCorpus(20_000);
 const torchSkip = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0 ? false : '/usr/bin/python3 cannot import torch and numpy: PyTorch check skipped';

@@ -1,28 +1,22 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { formatBytes, formatCount, formatFlops } from '../src/plan/format.js';
 import { planModel } from '../src/plan/plan.js';
 import { Rng } from '../src/util/rng.js';
+import { runAttn, assertUserError } from './helpers.js';
 
-const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
 const work = mkdtempSync(join(tmpdir(), 'attn-plan-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function attn(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: work });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const attn = (args: string[]) => runAttn(args, work);
 
-function assertUserError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, 'exit code');
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assertUserError(r, pattern);
   assert.ok(r.stderr.trim().split('\n').length <= 2, `one line (plus the --help hint): ${r.stderr}`);
 }
 
@@ -195,14 +189,14 @@ describe('attn plan (CLI)', () => {
   });
 
   it('bad input: one clear line', () => {
-    assertUserError(attn(['plan', '--n-layer', '12', '--n-head', '5', '--n-embd', '768', '--block-size', '1024', '--vocab-size', '50257']), /n_embd \(768\) must be divisible by n_head \(5\)/);
-    assertUserError(attn(['plan', '--n-layer', '12', '--n-head', '12', '--n-embd', '768', '--vocab-size', '50257']), /missing --block-size/);
-    assertUserError(attn(['plan', ...GPT2_FLAGS.slice(0, 8), '--vocab-size', 'lots']), /"lots" is not a number/);
-    assertUserError(attn(['plan', ...GPT2_FLAGS, '--n-layer', '0']), /--n-layer must be a positive integer/);
-    assertUserError(attn(['plan', '--model', join(work, 'nowhere')]), /does not exist/);
+    assertOneLineError(attn(['plan', '--n-layer', '12', '--n-head', '5', '--n-embd', '768', '--block-size', '1024', '--vocab-size', '50257']), /n_embd \(768\) must be divisible by n_head \(5\)/);
+    assertOneLineError(attn(['plan', '--n-layer', '12', '--n-head', '12', '--n-embd', '768', '--vocab-size', '50257']), /missing --block-size/);
+    assertOneLineError(attn(['plan', ...GPT2_FLAGS.slice(0, 8), '--vocab-size', 'lots']), /"lots" is not a number/);
+    assertOneLineError(attn(['plan', ...GPT2_FLAGS, '--n-layer', '0']), /--n-layer must be a positive integer/);
+    assertOneLineError(attn(['plan', '--model', join(work, 'nowhere')]), /does not exist/);
     const bad = join(work, 'bad');
     mkdirSync(bad);
     writeFileSync(join(bad, 'config.json'), JSON.stringify({ model_type: 'llama' }));
-    assertUserError(attn(['plan', '--model', bad]), /architecture "llama" is not supported/);
+    assertOneLineError(attn(['plan', '--model', bad]), /architecture "llama" is not supported/);
   });
 });

@@ -9,7 +9,6 @@ import { fablesCorpus } from '../src/data/fables.js';
 import { loadModel, modelFiles } from '../src/io/model_dir.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { noGrad } from '../src/tensor/autograd.js';
-import { add } from '../src/tensor/ops/elementwise.js';
 import { decodeSafetensors, encodeSafetensors } from '../web/lib/safetensors.js';
 import { Session } from '../web/lib/session.js';
 
