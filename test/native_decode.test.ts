@@ -60,7 +60,7 @@ for (const isa of isas) {
     });
 
     it('attention against a KV cache: decode and padded prefill', () => {
-      for (const [B, Tq, past, cap, H, D] of [[1, 1, 5, 8, 2, 4], [3, 1, 9, 16, 4, 8], [2, 6, 0, 8, 2, 16], [2, 70, 3, 80, 1, 8], [1, 3, 4, 7, 3, 5]] as const) {
+      for (const [B, Tq, past, cap, H, D] of [[1, 1, 5, 8, 2, 4], [3, 1, 9, 16, 4, 8], [4, 1, 200, 256, 4, 16], [2, 6, 0, 8, 2, 16], [2, 70, 3, 80, 1, 8], [1, 3, 4, 7, 3, 5]] as const) {
         const C = H * D;
         const q = rand(B * Tq * C);
         const kc = rand(B * cap * C);
