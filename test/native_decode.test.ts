@@ -19,8 +19,8 @@ for (const isa of isas) {
   describe(`native decode kernels agree with the js reference (${isa} path)`, { skip }, () => {
     before(() => assert.ok(addon!.setIsa(isa)));
 
-    it('GEMV: up to 16 rows times Wᵀ (the decode path of gemm; past 4 rows in cache blocks), with bias, alpha, accumulate, odd sizes, threads', () => {
-      for (const [M, N, K] of [[1, 1, 1], [1, 37, 19], [2, 130, 64], [3, 5, 200], [4, 1030, 300], [1, 3000, 768], [5, 41, 33], [8, 1030, 129], [13, 7, 300], [16, 2050, 96]] as const) {
+    it('GEMV: up to 256 rows times Wᵀ (the decode path of gemm; past 4 rows the wide kernel), with bias, alpha, accumulate, odd sizes, threads', () => {
+      for (const [M, N, K] of [[1, 1, 1], [1, 37, 19], [2, 130, 64], [3, 5, 200], [4, 1030, 300], [1, 3000, 768], [5, 41, 33], [8, 1030, 129], [13, 7, 300], [16, 2050, 96], [17, 61, 45], [24, 700, 65], [31, 13, 7], [32, 1031, 130], [33, 50, 20], [100, 67, 50], [256, 300, 33], [300, 40, 17]] as const) {
         for (const accumulate of [false, true]) {
           const lda = K + 3;
           const ldc = N + 1;
@@ -39,7 +39,7 @@ for (const isa of isas) {
     });
 
     it('int8 linear: per-channel scales, bias, few rows (GEMV) and many rows (widened GEMM)', () => {
-      for (const [rows, N, K] of [[1, 1, 3], [1, 77, 40], [2, 300, 128], [4, 513, 96], [7, 1030, 64], [16, 300, 200], [40, 260, 64]] as const) {
+      for (const [rows, N, K] of [[1, 1, 3], [1, 77, 40], [2, 300, 128], [4, 513, 96], [7, 1030, 64], [16, 300, 200], [27, 1030, 33], [32, 64, 70], [40, 260, 64], [257, 30, 20]] as const) {
         const w = quantizeRows(rand(N * K), N, K);
         const x = rand(rows * K);
         for (const bias of [null, rand(N)]) {
@@ -73,6 +73,26 @@ for (const isa of isas) {
         jsBackend.attentionCached(q, kc, vc, want, start, d);
         native!.attentionCached(q, kc, vc, got, start, d);
         assertClose(got, want, 2e-5, `B=${B} Tq=${Tq} past=${past}`);
+      }
+    });
+
+    it('ragged attention: several sequences with caches of their own, in one call (few and many heads×positions: serial and threaded)', () => {
+      for (const [H, D, pasts] of [[2, 4, [3, 0, 7]], [4, 32, [300, 250, 17, 299, 280, 301]]] as const) {
+        const C = H * D;
+        const seqs = pasts.map((past, i) => {
+          const Tq = i % 3 === 1 ? 3 : 1; // decode rows and a joining prompt
+          const cap = past + Tq + 2;
+          return { k: rand(cap * C), v: rand(cap * C), cap, past, start: Math.min(i, past), offset: 0, Tq };
+        });
+        let rows = 0;
+        for (const s of seqs) [s.offset, rows] = [rows, rows + s.Tq];
+        const q = rand(rows * C);
+        const d = { nHead: H, headDim: D, scale: 1 / Math.sqrt(D) };
+        const want = new Float32Array(rows * C);
+        const got = new Float32Array(rows * C);
+        jsBackend.attentionCachedRagged(q, want, seqs, d);
+        native!.attentionCachedRagged(q, got, seqs, d);
+        assertClose(got, want, 2e-5, `H=${H} pasts=${pasts.join(',')}`);
       }
     });
   });

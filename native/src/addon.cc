@@ -121,6 +121,21 @@ Napi::Value AttentionCached(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// attentionCachedRagged(q, out, ks (Float32Array[]), vs (Float32Array[]), meta (Int32Array [S, 5]:
+// cap, past, start, offset, Tq), H, D, scale)
+Napi::Value AttentionCachedRagged(const Napi::CallbackInfo& info) {
+  const Napi::Array ks = info[2].As<Napi::Array>(), vs = info[3].As<Napi::Array>();
+  const int32_t* meta = I32(info, 4);
+  const int S = (int)ks.Length();
+  std::vector<attn::RaggedSeq> seqs(S);
+  for (int i = 0; i < S; i++) {
+    const int32_t* m = meta + 5 * i;
+    seqs[i] = {ks.Get(i).As<Napi::Float32Array>().Data(), vs.Get(i).As<Napi::Float32Array>().Data(), m[0], m[1], m[2], m[3], m[4]};
+  }
+  attn::attention_cached_ragged(F(info, 0), F(info, 1), seqs.data(), S, I(info, 5), I(info, 6), R(info, 7));
+  return info.Env().Undefined();
+}
+
 // linearInt8(x, M, K, w (Int8Array [N, K]), scale, bias|null, y, N): y = (x·Wᵀ)∘scale + bias
 Napi::Value LinearInt8(const Napi::CallbackInfo& info) {
   const int M = I(info, 1), K = I(info, 2), N = I(info, 7);
@@ -193,6 +208,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
   exports.Set("linear", Napi::Function::New(env, Linear));
   exports.Set("attentionCached", Napi::Function::New(env, AttentionCached));
+  exports.Set("attentionCachedRagged", Napi::Function::New(env, AttentionCachedRagged));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));

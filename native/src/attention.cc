@@ -194,8 +194,10 @@ void attention_cached(const float* q, const float* kc, const float* vc, float* o
       cached_query(q, kc, vc, out, start, d, t, w);
     };
     // Each step reads every cached key and value (8·work bytes) from memory, where
-    // the cache rarely stays: past ~128 KB two threads stream it faster than one.
-    if (work < 1 << 14) for (int t = 0; t < d.B * d.H; t++) task(t, 0);
+    // the cache rarely stays: past ~1 MB two threads stream it faster than one
+    // (below that, waking the pool — once per sequence and layer in a continuous
+    // batch — costs more than it saves).
+    if (work < 1 << 17) for (int t = 0; t < d.B * d.H; t++) task(t, 0);
     else pool().run(d.B * d.H, task);
     return;
   }
@@ -207,6 +209,24 @@ void attention_cached(const float* q, const float* kc, const float* vc, float* o
   // Decoding a small model: waking the pool costs more than the work.
   if (work < 1 << 18) for (int t = 0; t < d.B * d.H; t++) task(t, 0);
   else pool().run(d.B * d.H, task);
+}
+
+void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, int S, int H, int D, float scale) {
+  const long C = (long)H * D;
+  double work = 0;
+  for (int i = 0; i < S; i++) work += (double)H * seqs[i].Tq * (seqs[i].past + seqs[i].Tq) * D;
+  auto task = [&](int t, int) {
+    const RaggedSeq& s = seqs[t / H];
+    const KvDims d{1, s.Tq, s.past, s.cap, H, D, scale};
+    const int32_t start = s.start;
+    const float* qs = q + s.offset * C;
+    float* os = out + s.offset * C;
+    thread_local std::vector<float> scratch;
+    if (s.Tq == 1) cached_query(qs, s.k, s.v, os, &start, d, t % H, scratch);
+    else cached_head(qs, s.k, s.v, os, &start, d, t % H, scratch);
+  };
+  if (work < 1 << 17) for (int t = 0; t < S * H; t++) task(t, 0);
+  else pool().run(S * H, task);
 }
 
 }  // namespace attn

@@ -29,6 +29,10 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
 struct KvDims { int B, Tq, past, cap, H, D; float scale; };
 // New queries [B, Tq, H·D] against a KV cache [B, cap, H·D]: query t of row b sees cache slots start[b] … past + t.
 void attention_cached(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d);
+// Several sequences, each with a one-row cache of its own (a continuous batch): q and out
+// are [rows, H·D], sequence s owning rows offset … offset + Tq − 1. One pool run for all heads.
+struct RaggedSeq { const float* k; const float* v; int cap, past, start, offset, Tq; };
+void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, int S, int H, int D, float scale);
 
 void adamw_step(float* p, const float* g, float* m, float* v, long n, float lr, float beta1, float beta2, float eps, float wd, int step);
 double sum_squares(const float* x, long n);

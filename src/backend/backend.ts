@@ -59,6 +59,23 @@ export interface KvAttentionDims {
   scale: number;
 }
 
+/** One sequence of attentionCachedRagged: its single-row cache and where its new rows sit. */
+export interface RaggedKvSequence {
+  k: Float32Array;
+  v: Float32Array;
+  cap: number;
+  past: number;
+  start: number;
+  offset: number;
+  Tq: number;
+}
+
+export interface RaggedKvDims {
+  nHead: number;
+  headDim: number;
+  scale: number;
+}
+
 export interface AdamWHyper {
   lr: number;
   beta1: number;
@@ -111,6 +128,13 @@ export interface Backend {
    * start[b] is masked out).
    */
   attentionCached(q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, start: Int32Array, d: KvAttentionDims): void;
+
+  /**
+   * attentionCached for several sequences with caches of their own (a
+   * continuous batch) in one call, so their heads share the threads: q and out
+   * are [rows, C] with sequence s at rows offset … offset + Tq − 1.
+   */
+  attentionCachedRagged(q: Float32Array, out: Float32Array, seqs: readonly RaggedKvSequence[], d: RaggedKvDims): void;
 
   /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
   linearInt8(x: Float32Array, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;

@@ -1,14 +1,15 @@
+import { backend } from '../backend/index.js';
+import type { RaggedKvSequence } from '../backend/backend.js';
 import type { GPT } from '../models/gpt.js';
-import type { Linear } from '../nn/linear.js';
 import { cachedAttention, type KVLayer } from '../tensor/ops/attention.js';
 import { add, gelu } from '../tensor/ops/elementwise.js';
+import { linear } from '../tensor/ops/linear.js';
 import { linearInt8 } from '../tensor/ops/linear_int8.js';
 import { rope } from '../tensor/ops/rope.js';
 import { split } from '../tensor/ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from './kv_cache.js';
-import { skinnyLinear } from './skinny_linear.js';
 
 /**
  * One forward pass for sequences that do not share a clock (continuous
@@ -19,7 +20,8 @@ import { skinnyLinear } from './skinny_linear.js';
  * of stalling it. Everything that works on each position alone — embeddings,
  * LayerNorms, the projections, the MLP — runs on all the new tokens at once
  * as one [1, rows, C] batch, because there the cost is reading the weights,
- * and one product reads them once for every row. Only attention, whose cost
+ * and one product reads them once for every row (the native backend's
+ * skinny products, native/src/gemv_impl.inc, up to 256 rows). Only attention, whose cost
  * is each sequence's own cache, runs sequence by sequence.
  *
  * Equivalent, sequence for sequence, to `model.forwardCached(chunks[s], [1, n], caches[s])`
@@ -46,17 +48,17 @@ export function batchForward(model: GPT, chunks: readonly Int32Array[], caches: 
     let x = model.embed(ids, [1, rows], positions);
     model.h.forEach((block, i) => {
       const attn = block.attn;
-      let [q, k, v] = split(project(attn.c_attn, block.ln_1.forward(x)), 3, -1) as [Tensor, Tensor, Tensor];
+      let [q, k, v] = split(attn.c_attn.forward(block.ln_1.forward(x)), 3, -1) as [Tensor, Tensor, Tensor];
       if (attn.rope) [q, k] = [rope(q, attn.nHead, positions), rope(k, attn.nHead, positions)];
       const y = attentionPerSequence(q, k, v, attn.nHead, offsets, caches.map((c) => c.layers[i]!));
-      x = add(x, project(attn.c_proj, y));
+      x = add(x, attn.c_proj.forward(y));
       const mlp = block.mlp;
-      x = add(x, project(mlp.c_proj, gelu(project(mlp.c_fc, block.ln_2.forward(x)))));
+      x = add(x, mlp.c_proj.forward(gelu(mlp.c_fc.forward(block.ln_2.forward(x)))));
     });
     chunks.forEach((chunk, s) => caches[s]!.advance(chunk.length));
     x = model.ln_f.forward(lastRows(x, offsets));
     // The tied output head, int8 when the model is quantized (as GPT.head).
-    const logits = model.headInt8 ? linearInt8(x, model.headInt8) : skinnyLinear(x, model.wte.weight, null);
+    const logits = model.headInt8 ? linearInt8(x, model.headInt8) : linear(x, model.wte.weight);
     return logits.data;
   });
 }
@@ -73,17 +75,28 @@ function rowOffsets(chunks: readonly Int32Array[]): Int32Array {
   return offsets;
 }
 
-/** A Linear layer on the batch's rows: its int8 kernel when quantized, else the fastest fp32 product for few rows. */
-function project(lin: Linear, x: Tensor): Tensor {
-  return lin.int8 ? lin.forward(x) : skinnyLinear(x, lin.weight, lin.bias);
-}
-
-/** q, k, v [1, rows, C]: each sequence's rows attend to its own cache (views, no copies in). */
+/**
+ * q, k, v [1, rows, C]: each sequence's rows attend to its own cache. The new
+ * keys and values are stored first; then one backend call runs every
+ * sequence's heads together (they share the threads). A newcomer's first
+ * pass is plain causal attention and takes the fused kernel, as in
+ * cachedAttention, so batched and single-request outputs stay identical.
+ */
 function attentionPerSequence(q: Tensor, k: Tensor, v: Tensor, nHead: number, offsets: Int32Array, layers: readonly KVLayer[]): Tensor {
   const C = q.shape[2]!;
   const out = Tensor.zeros(q.shape);
   const rows = (t: Tensor, s: number) => new Tensor(t.data.subarray(offsets[s]! * C, offsets[s + 1]! * C), [1, offsets[s + 1]! - offsets[s]!, C]);
-  layers.forEach((layer, s) => out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), nHead, layer).data, offsets[s]! * C));
+  const cached: RaggedKvSequence[] = [];
+  layers.forEach((layer, s) => {
+    const [offset, Tq] = [offsets[s]!, offsets[s + 1]! - offsets[s]!];
+    if (layer.past === 0 && layer.start[0] === 0) return out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), nHead, layer).data, offset * C);
+    if (layer.past + Tq > layer.cap) throw new Error(`KV cache overflow: ${layer.past} + ${Tq} positions > capacity ${layer.cap}`);
+    layer.k.set(rows(k, s).data, layer.past * C);
+    layer.v.set(rows(v, s).data, layer.past * C);
+    cached.push({ k: layer.k, v: layer.v, cap: layer.cap, past: layer.past, start: layer.start[0]!, offset, Tq });
+  });
+  const headDim = C / nHead;
+  if (cached.length > 0) backend().attentionCachedRagged(q.data, out.data, cached, { nHead, headDim, scale: 1 / Math.sqrt(headDim) });
   return out;
 }
 

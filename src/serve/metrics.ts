@@ -9,6 +9,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60];
+/** Forward passes take milliseconds to a few hundred. */
+export const STEP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1];
 /** Task types beyond this many get the label "(other)": the task comes from clients, and every label value is a series. */
 export const MAX_TASK_LABELS = 100;
 
@@ -30,6 +32,8 @@ export interface ServeMetrics {
   escalations: Counter<'from' | 'to'>;
   queueDepth: Gauge<'model'>;
   batchSize: Gauge<'model'>;
+  stepSeconds: Histogram<'model'>;
+  stepSequences: Counter<'model'>;
   feedback: Counter<'task' | 'outcome'>;
 }
 
@@ -61,6 +65,9 @@ export function createServeMetrics(): ServeMetrics {
     escalations: new Counter({ name: 'attn_escalations_total', help: 'Tiered-routing retries on a larger model after a failed response check', labelNames: ['from', 'to'], registers }),
     queueDepth: new Gauge({ name: 'attn_queue_depth', help: 'Requests waiting to join the running batch', labelNames: ['model'], registers }),
     batchSize: new Gauge({ name: 'attn_running_batch_size', help: 'Sequences in the running decode batch', labelNames: ['model'], registers }),
+    // Step time against sequences per step is the batching curve: how much a step slows as the batch grows.
+    stepSeconds: new Histogram({ name: 'attn_step_seconds', help: 'Duration of one forward pass of the running batch (decode plus joining prefills)', labelNames: ['model'], buckets: STEP_BUCKETS, registers }),
+    stepSequences: new Counter({ name: 'attn_step_sequences_total', help: 'Sequences served by forward passes, summed over passes (divide by the step count for the mean batch)', labelNames: ['model'], registers }),
     feedback: new Counter({ name: 'attn_feedback_total', help: 'POST /v1/feedback reports by task type and outcome (success or failure)', labelNames: ['task', 'outcome'], registers }),
   };
 }

@@ -116,7 +116,11 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
   const logger = opts.logger ?? createLogger({ logPrompts: opts.logPrompts ?? false });
   const schedOpts = { maxBatch: limits.maxBatch, maxQueue: limits.maxQueue };
   const stats = (name: string) => ({
-    onStep: (batch: number) => metrics.batchSize.set({ model: name }, batch),
+    onStep: (batch: number, ms: number) => {
+      metrics.batchSize.set({ model: name }, batch);
+      metrics.stepSeconds.observe({ model: name }, ms / 1000);
+      metrics.stepSequences.inc({ model: name }, batch);
+    },
     onQueue: (depth: number) => metrics.queueDepth.set({ model: name }, depth),
   });
   const specs = opts.models.filter((m): m is string => typeof m === 'string');

@@ -1,4 +1,4 @@
-import type { KvAttentionDims } from '../backend.js';
+import type { KvAttentionDims, RaggedKvDims, RaggedKvSequence } from '../backend.js';
 
 /**
  * Attention of new queries against a KV cache, one query at a time: the
@@ -37,5 +37,14 @@ export function attentionCached(
         }
       }
     }
+  }
+}
+
+/** Several sequences, each with its own single-row cache: attentionCached on each one's rows. */
+export function attentionCachedRagged(q: Float32Array, out: Float32Array, seqs: readonly RaggedKvSequence[], d: RaggedKvDims): void {
+  const C = d.nHead * d.headDim;
+  for (const s of seqs) {
+    const rows = (a: Float32Array) => a.subarray(s.offset * C, (s.offset + s.Tq) * C);
+    attentionCached(rows(q), s.k, s.v, rows(out), Int32Array.of(s.start), { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d });
   }
 }

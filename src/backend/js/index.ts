@@ -1,7 +1,7 @@
 import type { Backend } from '../backend.js';
 import { adamwStep, scaleInPlace, sumSquares } from './adamw.js';
 import { attentionBackward, attentionForward } from './attention.js';
-import { attentionCached } from './attention_cached.js';
+import { attentionCached, attentionCachedRagged } from './attention_cached.js';
 import { crossEntropyBackward, crossEntropyForward } from './cross_entropy.js';
 import { dropoutForward } from './dropout.js';
 import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
@@ -28,6 +28,7 @@ export const jsBackend: Backend = {
   attentionForward,
   attentionBackward,
   attentionCached,
+  attentionCachedRagged,
   linearInt8,
   crossEntropyForward,
   crossEntropyBackward,

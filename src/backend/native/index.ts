@@ -18,6 +18,7 @@ interface Addon {
   attentionForward(...args: unknown[]): void;
   attentionBackward(...args: unknown[]): void;
   attentionCached(...args: unknown[]): void;
+  attentionCachedRagged(q: Float32Array, out: Float32Array, ks: Float32Array[], vs: Float32Array[], meta: Int32Array, H: number, D: number, scale: number): void;
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
   adamw(...args: unknown[]): void;
@@ -99,6 +100,11 @@ export function createNativeBackend(a: Addon): Backend {
     attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, d) =>
       a.attentionBackward(q, k, v, out, saved as Float32Array, dOut, dq, dk, dv, ...dimsArgs(d)),
     attentionCached: (q, kc, vc, out, start, d) => a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.headDim, d.scale),
+    attentionCachedRagged: (q, out, seqs, d) => {
+      const meta = new Int32Array(seqs.length * 5);
+      seqs.forEach((s, i) => meta.set([s.cap, s.past, s.start, s.offset, s.Tq], i * 5));
+      a.attentionCachedRagged(q, out, seqs.map((s) => s.k), seqs.map((s) => s.v), meta, d.nHead, d.headDim, d.scale);
+    },
     linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
     crossEntropyForward: (logits, targets, lse, rows, vocab, ignore) => {
       const [sum, count] = a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore);
