@@ -152,53 +152,75 @@ static void cached_head(const float* q, const float* kc, const float* vc, float*
 }
 
 // Decoding (one new query per row): plain loops over the cached keys, which
-// for a single query are cheaper than setting up GEMM tiles.
+// for a single query are cheaper than setting up GEMM tiles. Heads h0 … h1 − 1
+// of row b go together, key by key: each cached key and value row is then read
+// as one contiguous run (a row holds every head side by side) instead of a
+// 256-byte piece per head at a 3 KB stride, which the prefetchers do not follow.
 static void cached_query(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
-                         int task, std::vector<float>& w) {
-  const int b = task / d.H, hd = task % d.H, C = d.H * d.D;
+                         int b, int h0, int h1, std::vector<float>& w) {
+  const long C = (long)d.H * d.D;
   const int first = std::max(0, start[b]), last = d.past;  // Tq == 1: the query sits at slot past
-  const float* qr = q + (long)b * C + (long)hd * d.D;
-  float* o = out + (long)b * C + (long)hd * d.D;
-  std::fill(o, o + d.D, 0.f);
-  if (first > last) return;
-  w.resize(last - first + 1);
-  float mx = -INFINITY;
-  for (int j = first; j <= last; j++) {
-    const float* kr = kc + ((long)b * d.cap + j) * C + (long)hd * d.D;
-    float s = 0.f;
-    // Without the pragma the sum is one serial chain of adds (IEEE order); with it
-    // the compiler keeps several partial sums in vector lanes (4–8× faster at D = 64).
+  const int n = last - first + 1, D = d.D;
+  const float* qr = q + b * C;
+  float* o = out + b * C;
+  std::fill(o + h0 * D, o + h1 * D, 0.f);
+  if (n <= 0) return;
+  w.resize((size_t)(h1 - h0) * n);
+  for (int j = 0; j < n; j++) {
+    const float* kr = kc + ((long)b * d.cap + first + j) * C;
+    for (int h = h0; h < h1; h++) {
+      float s = 0.f;
+      // Without the pragma the sum is one serial chain of adds (IEEE order); with it
+      // the compiler keeps several partial sums in vector lanes (4–8× faster at D = 64).
 #pragma omp simd reduction(+ : s)
-    for (int e = 0; e < d.D; e++) s += qr[e] * kr[e];
-    s *= d.scale;
-    w[j - first] = s;
-    mx = std::max(mx, s);
+      for (int e = 0; e < D; e++) s += qr[h * D + e] * kr[h * D + e];
+      w[(size_t)(h - h0) * n + j] = s * d.scale;
+    }
   }
-  const int n = last - first + 1;
-  vec().exp_rows(w.data(), 1, n, 0, false, &mx);  // the same exp as the other attention paths
-  double sum = 0;
-  for (int j = 0; j < n; j++) sum += w[j];
-  const float inv = (float)(1.0 / sum);
-  for (int j = first; j <= last; j++) {
-    const float p = w[j - first] * inv;
-    const float* vr = vc + ((long)b * d.cap + j) * C + (long)hd * d.D;
-    for (int e = 0; e < d.D; e++) o[e] += p * vr[e];
+  float inv[64];  // heads per task (at most H; checked by the caller)
+  for (int h = h0; h < h1; h++) {
+    float* wh = w.data() + (size_t)(h - h0) * n;
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) mx = std::max(mx, wh[j]);
+    vec().exp_rows(wh, 1, n, 0, false, &mx);  // the same exp as the other attention paths
+    double sum = 0;
+    for (int j = 0; j < n; j++) sum += wh[j];
+    inv[h - h0] = (float)(1.0 / sum);
   }
+  for (int j = 0; j < n; j++) {
+    const float* vr = vc + ((long)b * d.cap + first + j) * C;
+    for (int h = h0; h < h1; h++) {
+      const float p = w[(size_t)(h - h0) * n + j] * inv[h - h0];
+      float* oh = o + h * D;
+      const float* vh = vr + h * D;
+#pragma omp simd
+      for (int e = 0; e < D; e++) oh[e] += p * vh[e];
+    }
+  }
+}
+
+// Heads per decode task: all of a row's when there are rows enough to share the
+// threads, else groups of at most 64 (inv[] above) splitting the heads evenly.
+static int head_groups(int rows, int H) {
+  const int threads = pool().size();
+  int g = rows >= threads ? 1 : std::min(H, (threads + rows - 1) / rows);
+  while ((H + g - 1) / g > 64) g++;
+  return g;
 }
 
 void attention_cached(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d) {
   if (d.Tq == 1) {
     const double work = (double)d.B * d.H * (d.past + 1) * d.D;
+    // Each step reads every cached key and value (8·work bytes) from memory, where
+    // the cache rarely stays: past ~1 MB two threads stream it faster than one.
+    const int g = work < 1 << 17 ? 1 : head_groups(d.B, d.H), per = (d.H + g - 1) / g;
     auto task = [&](int t, int) {
       thread_local std::vector<float> w;
-      cached_query(q, kc, vc, out, start, d, t, w);
+      const int h0 = (t % g) * per;
+      cached_query(q, kc, vc, out, start, d, t / g, h0, std::min(d.H, h0 + per), w);
     };
-    // Each step reads every cached key and value (8·work bytes) from memory, where
-    // the cache rarely stays: past ~1 MB two threads stream it faster than one
-    // (below that, waking the pool — once per sequence and layer in a continuous
-    // batch — costs more than it saves).
-    if (work < 1 << 17) for (int t = 0; t < d.B * d.H; t++) task(t, 0);
-    else pool().run(d.B * d.H, task);
+    if (work < 1 << 17) for (int t = 0; t < d.B * g; t++) task(t, 0);
+    else pool().run(d.B * g, task);
     return;
   }
   const double work = (double)d.B * d.H * d.Tq * (d.past + d.Tq) * d.D;
@@ -215,15 +237,18 @@ void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, 
   const long C = (long)H * D;
   double work = 0;
   for (int i = 0; i < S; i++) work += (double)H * seqs[i].Tq * (seqs[i].past + seqs[i].Tq) * D;
+  // Prompts (Tq > 1) go head by head; a decoding sequence's heads go in groups (see cached_query).
+  const int g = work < 1 << 17 ? 1 : head_groups(S, H), per = (H + g - 1) / g;
   auto task = [&](int t, int) {
     const RaggedSeq& s = seqs[t / H];
+    const int part = t % H;
     const KvDims d{1, s.Tq, s.past, s.cap, H, D, scale};
     const int32_t start = s.start;
     const float* qs = q + s.offset * C;
     float* os = out + s.offset * C;
     thread_local std::vector<float> scratch;
-    if (s.Tq == 1) cached_query(qs, s.k, s.v, os, &start, d, t % H, scratch);
-    else cached_head(qs, s.k, s.v, os, &start, d, t % H, scratch);
+    if (s.Tq > 1) return cached_head(qs, s.k, s.v, os, &start, d, part, scratch);
+    if (part < g) cached_query(qs, s.k, s.v, os, &start, d, 0, part * per, std::min(H, (part + 1) * per), scratch);
   };
   if (work < 1 << 17) for (int t = 0; t < S * H; t++) task(t, 0);
   else pool().run(S * H, task);

@@ -1,7 +1,6 @@
 // AVX2 + FMA: 8-float vectors, a 6×16 tile (12 accumulators of the 16 ymm registers).
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 

@@ -1,7 +1,6 @@
 // AVX-512: 16-float vectors, an 8×32 tile (16 accumulators of the 32 zmm registers).
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 

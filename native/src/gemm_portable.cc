@@ -1,7 +1,6 @@
 // Any CPU: 4-float vectors (SSE2 on x86-64, NEON on ARM via the compiler), a 4×8 tile.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
