@@ -8,6 +8,7 @@ import { linearInt8 } from '../tensor/ops/linear_int8.js';
 import { rope } from '../tensor/ops/rope.js';
 import { split } from '../tensor/ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
+import { withScratch } from '../tensor/buffer_pool.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from './kv_cache.js';
 
@@ -38,7 +39,8 @@ export function batchForward(model: GPT, chunks: readonly Int32Array[], caches: 
   });
   const offsets = rowOffsets(chunks);
   const rows = offsets[S]!;
-  return noGrad(() => {
+  // Every intermediate array of the pass is recycled at its end (only the scores are returned).
+  return noGrad(() => withScratch(() => {
     const ids = new Int32Array(rows);
     const positions = new Int32Array(rows);
     chunks.forEach((chunk, s) => {
@@ -60,7 +62,7 @@ export function batchForward(model: GPT, chunks: readonly Int32Array[], caches: 
     // The tied output head, int8 when the model is quantized (as GPT.head).
     const logits = model.headInt8 ? linearInt8(x, model.headInt8) : linear(x, model.wte.weight);
     return logits.data;
-  });
+  }));
 }
 
 /** One decoding step: one new token per sequence. */

@@ -1,5 +1,6 @@
 import { batchForward } from '../generate/batch_step.js';
 import type { GPT } from '../models/gpt.js';
+import { withScratch } from '../tensor/buffer_pool.js';
 import { ApiError } from './errors.js';
 import { KVCachePool } from './kv_cache_pool.js';
 import type { FinishReason, Sequence } from './sequence.js';
@@ -134,9 +135,12 @@ export class Scheduler {
     const t0 = performance.now();
     this.guard(rows, () => {
       const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
-      const logits = batchForward(this.model, chunks, rows.map((s) => s.cache!));
-      const V = this.model.config.vocab_size;
-      rows.forEach((s, b) => s.accept(logits.subarray(b * V, (b + 1) * V)));
+      // The scores are read here and nowhere else: their array is recycled for the next step.
+      withScratch(() => {
+        const logits = batchForward(this.model, chunks, rows.map((s) => s.cache!));
+        const V = this.model.config.vocab_size;
+        rows.forEach((s, b) => s.accept(logits.subarray(b * V, (b + 1) * V)));
+      });
     });
     this.running.push(...joining);
     this.stats.onStep?.(rows.length, performance.now() - t0);
