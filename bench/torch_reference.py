@@ -1,6 +1,6 @@
 """PyTorch reference for `attn bench`: the same workloads, timed the same way.
 
-Usage: python3 torch_reference.py --threads N --workloads train:S,train:M,gemm:768,decode:124M,prefill:124M [--steps K]
+Usage: python3 torch_reference.py --threads N --workloads train:S,train:M,gemm:768,skinny:16,decode:124M,prefill:124M [--steps K]
 Prints one JSON line per workload. The GPT here is a minimal nanoGPT-shaped
 model (pre-norm blocks, tied head, GELU tanh, causal attention via
 scaled_dot_product_attention when available), trained with AdamW exactly as
@@ -184,6 +184,20 @@ def gemm(n, reps):
     return {"workload": "gemm", "n": n, "gflops": 2 * n**3 / statistics.median(times) / 1e9}
 
 
+def skinny(rows, reps):
+    """x @ W.T for rows × 768 against GPT-2 124M's c_attn [2304, 768], eight weight copies in turn."""
+    x = torch.rand(rows, 768) - 0.5
+    ws = [torch.rand(2304, 768) - 0.5 for _ in range(8)]
+    times = []
+    with torch.inference_mode():
+        for r in range(reps + len(ws)):
+            t0 = time.perf_counter()
+            torch.nn.functional.linear(x, ws[r % len(ws)])
+            if r >= len(ws):
+                times.append(time.perf_counter() - t0)
+    return {"workload": "skinny", "rows": rows, "gflops": 2 * rows * 2304 * 768 / statistics.median(times) / 1e9}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=1)
@@ -199,6 +213,8 @@ def main():
             row = decode(arg, a.steps)
         elif kind == "prefill":
             row = prefill(arg, a.steps)
+        elif kind == "skinny":
+            row = skinny(int(arg), max(3, a.steps))
         else:
             row = gemm(int(arg), max(3, a.steps))
         row.update(impl="pytorch", threads=a.threads, torch=torch.__version__, max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

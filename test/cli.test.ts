@@ -80,6 +80,17 @@ describe('attn train and sample, end to end', () => {
   });
 });
 
+describe('attn bench', () => {
+  it('times the skinny products (decoding\'s x·Wᵀ) for every row count, and names an unknown workload', () => {
+    const r = runAttn(['bench', '--workloads', 'skinny', '--steps', '1', '--threads', '1', '--no-torch', '--json'], work);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { workload: string; rows: number; gflops: number });
+    assert.deepEqual(rows.map((x) => x.rows), [1, 4, 16, 64, 256]);
+    for (const x of rows) assert.ok(x.workload === 'skinny' && x.gflops > 0, JSON.stringify(x));
+    assertUserError(runAttn(['bench', '--workloads', 'skinny,warp', '--no-torch'], work), /unknown workload "warp"/);
+  });
+});
+
 describe('bad input gets one clear line and a non-zero exit', () => {
   it('missing, empty and too-short data files', () => {
     assertUserError(attn(['train', '--data', join(work, 'nope.txt'), '--out', join(work, 'x')]), /cannot read data file .*nope\.txt: no such file/);

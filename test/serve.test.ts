@@ -200,9 +200,14 @@ describe('serve: economics, cache, routing, observability', () => {
     assert.match(r.headers.get('traceparent')!, new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
     assert.match(r.headers.get('x-request-id')!, /^req-/);
     const m = await metricsText(s);
-    for (const name of ['attn_requests_total', 'attn_time_to_first_token_seconds_bucket', 'attn_request_duration_seconds_bucket', 'attn_prompt_tokens_total', 'attn_completion_tokens_total', 'attn_cost_total', 'attn_queue_depth', 'attn_running_batch_size', 'process_resident_memory_bytes']) {
+    for (const name of ['attn_requests_total', 'attn_time_to_first_token_seconds_bucket', 'attn_request_duration_seconds_bucket', 'attn_prompt_tokens_total', 'attn_completion_tokens_total', 'attn_cost_total', 'attn_queue_depth', 'attn_running_batch_size', 'attn_step_seconds_bucket', 'attn_step_sequences_total', 'process_resident_memory_bytes']) {
       assert.ok(m.includes(name), name);
     }
+    // Earlier tests in this suite generated: every step served at least one sequence, and each counted.
+    const value = (re: RegExp) => Number(re.exec(m)?.[1] ?? NaN);
+    const steps = value(/attn_step_seconds_count\{model="small"\} (\d+)/);
+    const served = value(/attn_step_sequences_total\{model="small"\} (\d+)/);
+    assert.ok(steps > 0 && served >= steps, `steps ${steps}, sequences ${served}`);
     const health = (await (await fetch(`${s.url}/health`)).json()) as any;
     assert.equal(health.status, 'ok');
   });

@@ -8,6 +8,8 @@ export const BENCH_CONFIGS: Record<string, { model: GPTConfigInput; batch: numbe
 };
 
 export const GEMM_SIZES = [128, 384, 768, 1024, 2048];
+/** Activation rows for the skinny-product workload: one decoding sequence, a few, a batch, a prompt. */
+export const SKINNY_ROWS = [1, 4, 16, 64, 256];
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -58,3 +58,28 @@ export function benchGemm(n: number, reps: number): Row {
   }
   return { workload: 'gemm', n, gflops: (2 * n ** 3) / (median(times) / 1000) / 1e9 };
 }
+
+/**
+ * y = x·Wᵀ for `rows` activation rows against GPT-2 124M's c_attn weight
+ * [2304, 768]: a decoding step's product. Eight weight copies are used in
+ * turn (56 MB) so that, as in decoding, the weights come from memory and not
+ * from the cache. GFLOP/s from the median of `reps`.
+ */
+export function benchSkinny(rows: number, reps: number): Row {
+  const [N, K] = [2304, 768];
+  const rng = new Rng(4);
+  const x = Float32Array.from({ length: rows * K }, () => rng.random() - 0.5);
+  const ws = Array.from({ length: 8 }, () => Float32Array.from({ length: N * K }, () => rng.random() - 0.5));
+  const y = new Float32Array(rows * N);
+  const be = backend();
+  const times: number[] = [];
+  for (let r = 0; r < reps + ws.length; r++) {
+    const t0 = performance.now();
+    be.gemm({
+      transA: false, transB: true, M: rows, N, K, a: x, aOffset: 0, lda: K, b: ws[r % ws.length]!, bOffset: 0, ldb: K,
+      c: y, cOffset: 0, ldc: N, alpha: 1, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0,
+    });
+    if (r >= ws.length) times.push(performance.now() - t0); // the first pass over the copies is warm-up
+  }
+  return { workload: 'skinny', rows, gflops: (2 * rows * N * K) / (median(times) / 1000) / 1e9 };
+}

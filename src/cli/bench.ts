@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { loadAddon } from '../backend/native/index.js';
-import { BENCH_CONFIGS, GEMM_SIZES } from '../bench/configs.js';
+import { BENCH_CONFIGS, GEMM_SIZES, SKINNY_ROWS } from '../bench/configs.js';
 import { runTorch, torchUnavailable } from '../bench/torch.js';
-import { benchGemm, benchTrainStep, type Row } from '../bench/workloads.js';
+import { benchGemm, benchSkinny, benchTrainStep, type Row } from '../bench/workloads.js';
 import { benchTokenizers } from '../bench/tokenizers.js';
 import { benchDecode, benchPrefill, DECODE_JOBS } from '../bench/decode.js';
 import { benchServeCommand } from './bench_serve.js';
@@ -47,8 +47,8 @@ const metric = (r: Row): number => Number(r.tokens_per_s ?? r.gflops ?? 0);
 const best = (rows: Row[]): Row | undefined => rows.reduce<Row | undefined>((b, r) => (!b || metric(r) > metric(b) ? r : b), undefined);
 
 function describe(r: Row): string {
-  const what = r.workload === 'gemm' ? `gemm n=${r.n}` : r.workload === 'train' ? `train ${r.config}` : `${r.workload} ${r.config}${r.dtype === 'int8' ? ' int8' : ''}`;
-  const value = r.workload === 'gemm' ? `${Number(r.gflops).toFixed(1)} GFLOP/s` : `${Math.round(Number(r.tokens_per_s))} tok/s`;
+  const what = r.workload === 'gemm' ? `gemm n=${r.n}` : r.workload === 'skinny' ? `x·Wᵀ ${r.rows}×768·768×2304` : r.workload === 'train' ? `train ${r.config}` : `${r.workload} ${r.config}${r.dtype === 'int8' ? ' int8' : ''}`;
+  const value = r.gflops !== undefined ? `${Number(r.gflops).toFixed(1)} GFLOP/s` : `${Math.round(Number(r.tokens_per_s))} tok/s`;
   const rss = r.max_rss_mb !== undefined ? `, peak RSS ${Math.round(Number(r.max_rss_mb))} MB` : '';
   return `${what.padEnd(12)} ${value.padStart(16)} (${r.impl}, ${r.backend ? `${r.backend}, ` : ''}${r.threads} thread${r.threads === 1 ? '' : 's'}${rss})`;
 }
@@ -57,7 +57,7 @@ async function runBench(o: BenchOptions): Promise<void> {
   const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
   for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M or G)`);
   const kinds = o.workloads.split(',').map((w) => w.trim());
-  for (const k of kinds) if (!['train', 'gemm', 'tokenizers', 'decode', 'prefill'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, tokenizers, decode, prefill)`);
+  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill)`);
   const backendName = useBackend({ backend: o.backend }).backend.name;
   const cores = loadAddon()?.threads() ?? 1;
   const attnThreads = o.threads !== undefined ? [o.threads] : backendName === 'native' ? [...new Set([1, cores])] : [1];
@@ -69,10 +69,11 @@ async function runBench(o: BenchOptions): Promise<void> {
   const jobs: Array<[string, string]> = [
     ...(kinds.includes('train') ? configs.map((c): [string, string] => ['train', c]) : []),
     ...(kinds.includes('gemm') ? GEMM_SIZES.map((n): [string, string] => ['gemm', String(n)]) : []),
+    ...(kinds.includes('skinny') ? SKINNY_ROWS.map((n): [string, string] => ['skinny', String(n)]) : []),
     ...DECODE_JOBS.filter(([w]) => kinds.includes(w)),
   ];
   for (const [workload, arg] of jobs) {
-    const steps = workload === 'train' ? (arg === 'S' ? o.steps * 3 : arg === 'M' ? o.steps : Math.max(3, o.steps >> 1)) : workload === 'decode' ? o.steps * 8 : o.steps * 2;
+    const steps = workload === 'train' ? (arg === 'S' ? o.steps * 3 : arg === 'M' ? o.steps : Math.max(3, o.steps >> 1)) : workload === 'decode' ? o.steps * 8 : workload === 'skinny' ? o.steps * 4 : o.steps * 2;
     const mine = attnThreads.map((t) => ({ ...runWorker(workload, arg, t, backendName, steps), impl: 'attn' }));
     mine.forEach(emit);
     // The PyTorch reference has no int8 path: int8 rows are compared with its fp32 decoding.
@@ -86,7 +87,8 @@ async function runBench(o: BenchOptions): Promise<void> {
       log(describe(p));
       const ratio = metric(a) / metric(p);
       log(`${''.padEnd(12)} ${`${ratio.toFixed(2)}×`.padStart(16)} attn / PyTorch, best settings each`);
-      emit({ workload, [workload === 'gemm' ? 'n' : 'config']: workload === 'gemm' ? Number(arg) : arg, ratio_vs_pytorch: ratio });
+      const key = workload === 'gemm' ? 'n' : workload === 'skinny' ? 'rows' : 'config';
+      emit({ workload, [key]: key === 'config' ? arg : Number(arg), ratio_vs_pytorch: ratio });
     }
   }
   if (kinds.includes('tokenizers')) await tokenizerBench(o, log, emit);
@@ -106,9 +108,9 @@ async function tokenizerBench(o: BenchOptions, log: (s: string) => void, emit: (
 
 export function benchCommand(): Command {
   return new Command('bench')
-    .description('time training (configs S, M, G), GEMM, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
+    .description('time training (configs S, M, G), GEMM, skinny products, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
-    .option('--workloads <list>', 'train, gemm, tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M)', 'train,gemm,tokenizers,decode,prefill')
+    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M)', 'train,gemm,skinny,tokenizers,decode,prefill')
     .option('--text <file>', 'text for the tokenizer workload (default: ../shared/data/tinyshakespeare.txt, else built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'js', 'native']).default('auto'))
@@ -133,6 +135,7 @@ export function benchWorkerCommand(): Command {
         workload === 'train' ? benchTrainStep(arg, o.steps)
         : workload === 'decode' ? benchDecode(arg, o.steps)
         : workload === 'prefill' ? benchPrefill(arg, o.steps)
+        : workload === 'skinny' ? benchSkinny(Number(arg), o.steps)
         : benchGemm(Number(arg), o.steps);
       const rss = process.resourceUsage().maxRSS / 1024;
       console.log(JSON.stringify({ ...row, backend: be.name, threads: o.threads, max_rss_mb: rss }));
