@@ -31,15 +31,25 @@ const SCRATCH_BYTES = 64 * 2 ** 20;
 let scratchPooled = 0;
 let scratch: Float32Array[] | null = null;
 
+/*
+ * A batch's row count changes from step to step, so buffers are pooled by
+ * capacity class (8 per doubling: at most 1/8 wasted) and handed out as views
+ * of the length asked for; exact sizes would rarely meet again.
+ */
+function capacityFor(n: number): number {
+  const step = 2 ** Math.max(4, Math.floor(Math.log2(n)) - 3);
+  return Math.ceil(n / step) * step;
+}
+
 function takeScratch(n: number, taken: Float32Array[]): Float32Array {
-  const buf = scratchFree.get(n)?.pop();
+  const cap = capacityFor(n);
+  let buf = scratchFree.get(cap)?.pop();
   if (buf) {
     scratchPooled -= buf.byteLength;
-    buf.fill(0);
-  }
-  const out = buf ?? new Float32Array(n);
-  taken.push(out);
-  return out;
+    buf.fill(0, 0, n);
+  } else buf = new Float32Array(cap);
+  taken.push(buf);
+  return buf.length === n ? buf : buf.subarray(0, n);
 }
 
 function keepScratch(buf: Float32Array): void {
