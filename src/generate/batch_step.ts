@@ -1,7 +1,7 @@
 import { backend } from '../backend/index.js';
 import type { RaggedKvSequence } from '../backend/backend.js';
 import type { GPT } from '../models/gpt.js';
-import { cachedAttention, type KVLayer } from '../tensor/ops/attention.js';
+import { cachedAttention, isFirstUnpaddedPass, storeKeysValues, type KVLayer } from '../tensor/ops/attention.js';
 import { add, gelu } from '../tensor/ops/elementwise.js';
 import { linear } from '../tensor/ops/linear.js';
 import { linearInt8 } from '../tensor/ops/linear_int8.js';
@@ -91,10 +91,8 @@ function attentionPerSequence(q: Tensor, k: Tensor, v: Tensor, nHead: number, of
   const cached: RaggedKvSequence[] = [];
   layers.forEach((layer, s) => {
     const [offset, Tq] = [offsets[s]!, offsets[s + 1]! - offsets[s]!];
-    if (layer.past === 0 && layer.start[0] === 0) return out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), nHead, layer).data, offset * C);
-    if (layer.past + Tq > layer.cap) throw new Error(`KV cache overflow: ${layer.past} + ${Tq} positions > capacity ${layer.cap}`);
-    layer.k.set(rows(k, s).data, layer.past * C);
-    layer.v.set(rows(v, s).data, layer.past * C);
+    if (isFirstUnpaddedPass(layer)) return out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), nHead, layer).data, offset * C);
+    storeKeysValues(rows(k, s), rows(v, s), layer);
     cached.push({ k: layer.k, v: layer.v, cap: layer.cap, past: layer.past, start: layer.start[0]!, offset, Tq });
   });
   const headDim = C / nHead;

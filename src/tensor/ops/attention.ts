@@ -52,14 +52,25 @@ export interface KVLayer {
  */
 export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, nHead: number, kv: KVLayer): Tensor {
   const [B, Tq, C] = q.shape as [number, number, number];
+  storeKeysValues(k, v, kv);
+  if (isFirstUnpaddedPass(kv)) return noGrad(() => scaledDotProductAttention(q, k, v, nHead, { causal: true }));
+  const headDim = C / nHead;
+  const out = Tensor.zeros(q.shape);
+  backend().attentionCached(q.data, kv.k, kv.v, out.data, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead, headDim, scale: 1 / Math.sqrt(headDim) });
+  return out;
+}
+
+/** Write the new keys and values k, v [B, Tq, C] into the cache after its `past` filled slots. */
+export function storeKeysValues(k: Tensor, v: Tensor, kv: KVLayer): void {
+  const [B, Tq, C] = k.shape as [number, number, number];
   if (kv.past + Tq > kv.cap) throw new Error(`KV cache overflow: ${kv.past} + ${Tq} positions > capacity ${kv.cap}`);
   for (let b = 0; b < B; b++) {
     kv.k.set(k.data.subarray(b * Tq * C, (b + 1) * Tq * C), (b * kv.cap + kv.past) * C);
     kv.v.set(v.data.subarray(b * Tq * C, (b + 1) * Tq * C), (b * kv.cap + kv.past) * C);
   }
-  if (kv.past === 0 && kv.start.every((s) => s === 0)) return noGrad(() => scaledDotProductAttention(q, k, v, nHead, { causal: true }));
-  const headDim = C / nHead;
-  const out = Tensor.zeros(q.shape);
-  backend().attentionCached(q.data, kv.k, kv.v, out.data, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead, headDim, scale: 1 / Math.sqrt(headDim) });
-  return out;
+}
+
+/** A cache's first pass without left padding: plain causal attention over the new positions. */
+export function isFirstUnpaddedPass(kv: KVLayer): boolean {
+  return kv.past === 0 && kv.start.every((s) => s === 0);
 }
