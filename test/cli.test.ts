@@ -89,6 +89,13 @@ describe('attn bench', () => {
     for (const x of rows) assert.ok(x.workload === 'skinny' && x.gflops > 0, JSON.stringify(x));
     assertUserError(runAttn(['bench', '--workloads', 'skinny,warp', '--no-torch'], work), /unknown workload "warp"/);
   });
+
+  it('skips the recipe workload with a message when there is no corpus, and rejects bad seeds', () => {
+    const r = runAttn(['bench', '--workloads', 'recipe', '--no-torch'], work);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /recipe: skipped \(.*tinyshakespeare\.txt not found; pass --text FILE\)/);
+    assertUserError(runAttn(['bench', '--workloads', 'recipe', '--seeds', '1,x', '--no-torch'], work), /--seeds: expected non-negative integers/);
+  });
 });
 
 describe('bad input gets one clear line and a non-zero exit', () => {

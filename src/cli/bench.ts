@@ -8,6 +8,7 @@ import { runTorch, torchUnavailable } from '../bench/torch.js';
 import { benchGemm, benchSkinny, benchTrainStep, type Row } from '../bench/workloads.js';
 import { benchTokenizers } from '../bench/tokenizers.js';
 import { benchDecode, benchPrefill, DECODE_JOBS } from '../bench/decode.js';
+import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
 import { benchServeCommand } from './bench_serve.js';
 import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../io/errors.js';
@@ -26,6 +27,7 @@ interface BenchOptions {
   json?: boolean;
   torch: boolean;
   text?: string;
+  seeds: string;
 }
 
 const SHAKESPEARE = '../shared/data/tinyshakespeare.txt';
@@ -34,8 +36,8 @@ const SHAKESPEARE = '../shared/data/tinyshakespeare.txt';
  * Each attn measurement runs in a fresh child process, so that thread pools,
  * JIT state and peak memory (max RSS) belong to that workload alone.
  */
-function runWorker(workload: string, arg: string, threads: number, backendName: string, steps: number): Row {
-  const r = spawnSync(process.execPath, [MAIN, 'bench-worker', workload, arg, '--threads', String(threads), '--backend', backendName, '--steps', String(steps)], {
+function runWorker(workload: string, arg: string, threads: number, backendName: string, steps: number, extra: string[] = []): Row {
+  const r = spawnSync(process.execPath, [MAIN, 'bench-worker', workload, arg, '--threads', String(threads), '--backend', backendName, '--steps', String(steps), ...extra], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
@@ -57,7 +59,9 @@ async function runBench(o: BenchOptions): Promise<void> {
   const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
   for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M or G)`);
   const kinds = o.workloads.split(',').map((w) => w.trim());
-  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill)`);
+  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe)`);
+  const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
+  if (seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new UserError(`--seeds: expected non-negative integers separated by commas (got "${o.seeds}")`);
   const backendName = useBackend({ backend: o.backend }).backend.name;
   const cores = loadAddon()?.threads() ?? 1;
   const attnThreads = o.threads !== undefined ? [o.threads] : backendName === 'native' ? [...new Set([1, cores])] : [1];
@@ -92,6 +96,33 @@ async function runBench(o: BenchOptions): Promise<void> {
     }
   }
   if (kinds.includes('tokenizers')) await tokenizerBench(o, log, emit);
+  if (kinds.includes('recipe')) recipeBench(o, seeds, backendName, o.threads ?? Math.max(...attnThreads), noTorch, log, emit);
+}
+
+/**
+ * nanoGPT's CPU recipe end to end, per seed: attn (its best thread count) and
+ * PyTorch at 1 thread, its faster setting for this small model (see train S).
+ */
+function recipeBench(o: BenchOptions, seeds: number[], backendName: string, threads: number, noTorch: string | null, log: (s: string) => void, emit: (r: Row) => void): void {
+  const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
+  if (!path) return log(`recipe: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
+  log(`recipe: nanoGPT's shakespeare-char CPU recipe (2000 steps) on ${path}, seeds ${seeds.join(', ')}; a few minutes per seed and side`);
+  const rows: Row[] = [];
+  for (const seed of seeds) {
+    const mine: Row = { ...runWorker('recipe', String(seed), threads, backendName, 0, ['--text', path]), impl: 'attn' };
+    const theirs = noTorch ? [] : [runTorchRecipe(path, seed, 1)];
+    for (const r of [mine, ...theirs]) {
+      rows.push(r);
+      emit(r);
+      log(describeRecipe(r));
+    }
+  }
+  for (const impl of ['attn', 'pytorch']) {
+    const mine = rows.filter((r) => r.impl === impl);
+    if (mine.length < 2) continue;
+    const mean = (k: string) => mine.reduce((s, r) => s + Number(r[k]), 0) / mine.length;
+    log(`recipe ${impl} mean of ${mine.length} seeds: val ${mean('val_estimate').toFixed(4)} (20 batches), ${mean('val_full').toFixed(4)} (whole split), ${mean('seconds').toFixed(0)} s`);
+  }
 }
 
 /** GPT-2 BPE encode throughput against tiktoken (WASM) and js-tiktoken, and BPE training time. */
@@ -110,13 +141,14 @@ export function benchCommand(): Command {
   return new Command('bench')
     .description('time training (configs S, M, G), GEMM, skinny products, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
-    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M)', 'train,gemm,skinny,tokenizers,decode,prefill')
-    .option('--text <file>', 'text for the tokenizer workload (default: ../shared/data/tinyshakespeare.txt, else built-in fables)')
+    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
+    .option('--text <file>', 'text for the tokenizer and recipe workloads (default: ../shared/data/tinyshakespeare.txt; tokenizers fall back to built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'js', 'native']).default('auto'))
     .option('--steps <n>', 'timed repetitions per workload (after warm-up)', int, 5)
     .option('--json', 'one JSON line per measurement')
     .option('--no-torch', 'skip the PyTorch reference')
+    .option('--seeds <list>', 'seeds for the recipe workload, e.g. 1337,1,2', '1337')
     .addCommand(benchServeCommand())
     .action((o: BenchOptions) => runBench(o));
 }
@@ -129,13 +161,15 @@ export function benchWorkerCommand(): Command {
     .requiredOption('--threads <n>', 'threads', int)
     .requiredOption('--backend <name>', 'backend')
     .requiredOption('--steps <n>', 'steps', int)
-    .action((workload: string, arg: string, o: { threads: number; backend: string; steps: number }) => {
+    .option('--text <file>', 'training text (recipe)')
+    .action((workload: string, arg: string, o: { threads: number; backend: string; steps: number; text?: string }) => {
       const { backend: be } = useBackend({ backend: o.backend, threads: o.threads });
       const row =
         workload === 'train' ? benchTrainStep(arg, o.steps)
         : workload === 'decode' ? benchDecode(arg, o.steps)
         : workload === 'prefill' ? benchPrefill(arg, o.steps)
         : workload === 'skinny' ? benchSkinny(Number(arg), o.steps)
+        : workload === 'recipe' ? benchRecipe(o.text ?? SHAKESPEARE, Number(arg))
         : benchGemm(Number(arg), o.steps);
       const rss = process.resourceUsage().maxRSS / 1024;
       console.log(JSON.stringify({ ...row, backend: be.name, threads: o.threads, max_rss_mb: rss }));

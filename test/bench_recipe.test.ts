@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setBackend } from '../src/backend/index.js';
+import { selectBackend } from '../src/backend/select.js';
+import { benchRecipe, runTorchRecipe } from '../src/bench/recipe.js';
+import { torchUnavailable } from '../src/bench/torch.js';
+import { fablesCorpus } from '../src/data/fables.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'attn-recipe-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+// The native backend when it is built, as `attn bench` would use: the js one takes a minute here.
+selectBackend('auto');
+after(() => setBackend('js'));
+const text = join(dir, 'fables.txt');
+writeFileSync(text, fablesCorpus(60_000));
+
+describe('the recipe workload (nanoGPT\'s CPU recipe, shortened here)', () => {
+  it('trains, then scores the whole validation split beside the 20-batch estimate', () => {
+    const r = benchRecipe(text, 5, { maxIters: 30, evalInterval: 15 });
+    assert.equal(r.workload, 'recipe');
+    const est = Number(r.val_estimate);
+    const full = Number(r.val_full);
+    // 30 steps from ln(vocab) ≈ 3.7: learning has started, and both measures see the same model.
+    assert.ok(est < 3.5 && full < 3.5, JSON.stringify(r));
+    assert.ok(Math.abs(est - full) < 0.3, `estimate ${est} and whole split ${full} should be close`);
+    assert.ok(Number(r.seconds) > 0);
+  });
+
+  const noTorch = torchUnavailable();
+  it('runs the PyTorch twin when torch is present', { skip: noTorch ? `PyTorch reference skipped: ${noTorch}` : false }, () => {
+    const r = runTorchRecipe(text, 5, 1, 30);
+    assert.equal(r.impl, 'pytorch');
+    assert.ok(Number(r.val_full) < 3.5 && Number(r.val_estimate) < 3.5, JSON.stringify(r));
+  });
+});
