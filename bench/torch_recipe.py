@@ -24,58 +24,24 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from torch_reference import GPT
 
 
-class Block(nn.Module):
-    def __init__(self, d, n_head):
-        super().__init__()
-        self.n_head = n_head
-        self.ln_1 = nn.LayerNorm(d)
-        self.c_attn = nn.Linear(d, 3 * d, bias=False)
-        self.c_proj = nn.Linear(d, d, bias=False)
-        self.ln_2 = nn.LayerNorm(d)
-        self.c_fc = nn.Linear(d, 4 * d, bias=False)
-        self.mlp_proj = nn.Linear(4 * d, d, bias=False)
-
-    def attn(self, x):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-        mask = torch.ones(T, T, dtype=torch.bool).tril()
-        y = att.masked_fill(~mask, float("-inf")).softmax(-1) @ v
-        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
-
-
-class GPT(nn.Module):
-    def __init__(self, vocab, block_size, n_layer=4, n_head=4, d=128):
-        super().__init__()
-        self.wte = nn.Embedding(vocab, d)
-        self.wpe = nn.Embedding(block_size, d)
-        self.h = nn.ModuleList(Block(d, n_head) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(d)
-        for name, p in self.named_parameters():
-            if p.dim() >= 2:
-                std = 0.02 / math.sqrt(2 * n_layer) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
-                nn.init.normal_(p, 0.0, std)
-        # nanoGPT's LayerNorm has no bias (PyTorch 1.13's cannot drop it): hold it at zero, untrained.
-        for m in self.modules():
-            if isinstance(m, nn.LayerNorm) and m.bias is not None:
-                nn.init.zeros_(m.bias)
-                m.bias.requires_grad_(False)
-
-    def forward(self, idx, targets):
-        T = idx.size(1)
-        x = self.wte(idx) + self.wpe(torch.arange(T))
-        for b in self.h:
-            x = b(x)
-        logits = self.ln_f(x) @ self.wte.weight.t()
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+def nanogpt(vocab, block_size):
+    """nanoGPT's model for the recipe: torch_reference's GPT without biases, exact GELU, nanoGPT's init."""
+    n_layer = 4
+    model = GPT(dict(n_layer=n_layer, n_head=4, n_embd=128, block_size=block_size, vocab=vocab, bias=False, gelu="none"))
+    for name, p in model.named_parameters():
+        if p.dim() >= 2:
+            std = 0.02 / math.sqrt(2 * n_layer) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
+            nn.init.normal_(p, 0.0, std)
+    # nanoGPT's LayerNorm has no bias (PyTorch 1.13's cannot drop it): hold it at zero, untrained.
+    for m in model.modules():
+        if isinstance(m, nn.LayerNorm):
+            nn.init.zeros_(m.bias)
+            m.bias.requires_grad_(False)
+    return model
 
 
 def lr_at(it, lr=1e-3, min_lr=1e-4, warmup=100, decay=2000):
@@ -110,7 +76,7 @@ def main():
         ix = torch.randint(len(data) - T, (B,))
         return torch.stack([data[i:i + T] for i in ix]), torch.stack([data[i + 1:i + 1 + T] for i in ix])
 
-    model = GPT(len(chars), T)
+    model = nanogpt(len(chars), T)
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
