@@ -106,7 +106,7 @@ async function runBench(o: BenchOptions): Promise<void> {
 function recipeBench(o: BenchOptions, seeds: number[], backendName: string, threads: number, noTorch: string | null, log: (s: string) => void, emit: (r: Row) => void): void {
   const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
   if (!path) return log(`recipe: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
-  log(`recipe: nanoGPT's shakespeare-char CPU recipe (2000 steps) on ${path}, seeds ${seeds.join(', ')}; a few minutes per seed and side`);
+  log(`recipe: nanoGPT's shakespeare-char CPU recipe (2000 steps) on ${path}, seeds ${seeds.join(', ')}; attn at ${threads} thread${threads === 1 ? '' : 's'}${noTorch ? '' : ', PyTorch at 1'}; a few minutes per seed and side`);
   const rows: Row[] = [];
   for (const seed of seeds) {
     const mine: Row = { ...runWorker('recipe', String(seed), threads, backendName, 0, ['--text', path]), impl: 'attn' };

@@ -2,17 +2,31 @@
  * Recycles activation and gradient buffers between training steps. Every
  * step needs the same set of intermediate arrays; allocating them anew each
  * time makes the garbage collector and the page-zeroing of fresh memory a
- * visible share of a fast step. Buffers come back zeroed.
+ * visible share of a fast step. Buffers come back zeroed, unless taken for
+ * an output that will be overwritten in full.
  */
 const free = new Map<number, Float32Array[]>();
 const MAX_PER_SIZE = 256;
 
 export function takeZeroed(n: number): Float32Array {
-  if (scratch && n > SMALL) return takeScratch(n, scratch);
+  return take(n, true);
+}
+
+/**
+ * A buffer whose old values may remain: only for an output that its kernel
+ * overwrites in full (a product without accumulation, an elementwise result).
+ * Zeroing such buffers was a tenth of a small training step.
+ */
+export function takeUninitialized(n: number): Float32Array {
+  return take(n, false);
+}
+
+function take(n: number, zero: boolean): Float32Array {
+  if (scratch && n > SMALL) return takeScratch(n, scratch, zero);
   const list = free.get(n);
   const buf = list?.pop();
   if (buf) {
-    buf.fill(0);
+    if (zero) buf.fill(0);
     return buf;
   }
   return n <= SMALL ? carve(n) : new Float32Array(n);
@@ -41,12 +55,12 @@ function capacityFor(n: number): number {
   return Math.ceil(n / step) * step;
 }
 
-function takeScratch(n: number, taken: Float32Array[]): Float32Array {
+function takeScratch(n: number, taken: Float32Array[], zero: boolean): Float32Array {
   const cap = capacityFor(n);
   let buf = scratchFree.get(cap)?.pop();
   if (buf) {
     scratchPooled -= buf.byteLength;
-    buf.fill(0, 0, n);
+    if (zero) buf.fill(0, 0, n);
   } else buf = new Float32Array(cap);
   taken.push(buf);
   return buf.length === n ? buf : buf.subarray(0, n);

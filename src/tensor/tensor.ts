@@ -1,4 +1,4 @@
-import { takeZeroed } from './buffer_pool.js';
+import { takeUninitialized, takeZeroed } from './buffer_pool.js';
 
 /**
  * A Tensor is a flat Float32Array plus a shape (row-major), and — when it was
@@ -32,6 +32,14 @@ export class Tensor {
 
   static zeros(shape: Shape, requiresGrad = false): Tensor {
     return new Tensor(takeZeroed(numel(shape)), shape, requiresGrad);
+  }
+
+  /**
+   * A tensor whose values are whatever its recycled buffer held: for an op's
+   * output that its kernel overwrites in full, where zeroing is wasted work.
+   */
+  static empty(shape: Shape, requiresGrad = false): Tensor {
+    return new Tensor(takeUninitialized(numel(shape)), shape, requiresGrad);
   }
 
   static from(values: ArrayLike<number>, shape?: Shape, requiresGrad = false): Tensor {

@@ -23,7 +23,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, nHead
   if (C % nHead !== 0) throw new Error(`attention: ${C} channels do not split into ${nHead} heads`);
   const headDim = C / nHead;
   const dims = { B, T, nHead, headDim, causal: opts.causal, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
-  const out = Tensor.zeros(q.shape);
+  const out = Tensor.empty(q.shape);
   const be = backend();
   const saved = be.attentionForward(q.data, k.data, v.data, out.data, dims);
   return record(out, [q, k, v], 'attention', () => {

@@ -33,7 +33,7 @@ function accumulateReduced(grad: Float32Array, outShape: Shape, t: Tensor): void
 
 function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShape(a.shape, b.shape);
-  const out = Tensor.zeros(shape);
+  const out = Tensor.empty(shape);
   const be = backend();
   be.binary(op, a.data, padTo(a.shape, shape.length), b.data, padTo(b.shape, shape.length), out.data, shape);
   return record(out, [a, b], op, () => {
@@ -90,7 +90,7 @@ export function scale(x: Tensor, s: number): Tensor {
 }
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape);
   backend().unary(op, x.data, out.data);
   return record(out, [x], op, () => {
     backend().unaryBackward(op, x.data, out.data, out.grad!, x.ensureGrad());

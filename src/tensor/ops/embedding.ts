@@ -8,7 +8,7 @@ export function embedding(weight: Tensor, ids: Int32Array, idsShape: Shape = [id
   for (const id of ids) {
     if (id < 0 || id >= vocab || !Number.isInteger(id)) throw new Error(`embedding: id ${id} outside table of ${vocab} rows`);
   }
-  const out = Tensor.zeros([...idsShape, dim]);
+  const out = Tensor.empty([...idsShape, dim]);
   backend().embeddingForward(weight.data, ids, out.data, dim);
   return record(out, [weight], 'embedding', () => {
     backend().embeddingBackward(out.grad!, ids, weight.ensureGrad(), dim);

@@ -6,7 +6,7 @@ import { Tensor } from '../tensor.js';
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
   const cols = x.shape[x.rank - 1]!;
   const rows = x.size / cols;
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   const be = backend();

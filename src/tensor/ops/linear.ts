@@ -12,7 +12,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const outF = weight.shape[0]!;
   if (x.shape[x.rank - 1] !== inF) throw new Error(`linear: input [${x.shape}] does not match weight [${weight.shape}]`);
   const rows = x.size / inF;
-  const out = Tensor.zeros([...x.shape.slice(0, -1), outF]);
+  const out = Tensor.empty([...x.shape.slice(0, -1), outF]);
   const be = backend();
   be.gemm({
     transA: false, transB: true, M: rows, N: outF, K: inF, a: x.data, aOffset: 0, lda: inF,

@@ -30,7 +30,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (!shared && b.shape.slice(0, -2).join() !== batchShape.join()) {
     throw new Error(`matmul batch dims differ: [${a.shape}] and [${b.shape}]`);
   }
-  const out = Tensor.zeros([...batchShape, M, N]);
+  const out = Tensor.empty([...batchShape, M, N]);
   const base = { a: a.data, b: b.data, c: out.data, aOffset: 0, bOffset: 0, cOffset: 0, alpha: 1, accumulate: false };
   backend().gemm({
     ...base, transA, transB, M, N, K, lda: aC, ldb: bC, ldc: N,

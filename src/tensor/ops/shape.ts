@@ -49,7 +49,7 @@ export function transpose(x: Tensor, d0: number, d1: number): Tensor {
   const perm = x.shape.map((_, i) => i);
   perm[a] = b;
   perm[b] = a;
-  const out = Tensor.zeros(perm.map((p) => x.shape[p]!));
+  const out = Tensor.empty(perm.map((p) => x.shape[p]!));
   permuteData(x.data, x.shape, perm, out.data, false);
   return record(out, [x], 'transpose', () => {
     // A swap is its own inverse.
@@ -82,7 +82,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   if (start < 0 || end > x.shape[a]! || start > end) throw new Error(`slice ${start}:${end} out of range for axis of size ${x.shape[a]}`);
   const shape = [...x.shape];
   shape[a] = end - start;
-  const out = Tensor.zeros(shape);
+  const out = Tensor.empty(shape);
   copyAlongAxis(x.data, x.shape, start, out.data, shape, 0, end - start, a, false);
   return record(out, [x], 'slice', () => {
     copyAlongAxis(out.grad!, shape, 0, x.ensureGrad(), x.shape, start, end - start, a, true);
@@ -96,7 +96,7 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   const a = axis < 0 ? axis + first.rank : axis;
   const shape = [...first.shape];
   shape[a] = xs.reduce((s, t) => s + t.shape[a]!, 0);
-  const out = Tensor.zeros(shape);
+  const out = Tensor.empty(shape);
   let at = 0;
   const starts: number[] = [];
   for (const t of xs) {

@@ -6,7 +6,7 @@ import { Tensor } from '../tensor.js';
 export function softmax(x: Tensor): Tensor {
   const cols = x.shape[x.rank - 1]!;
   const rows = x.size / cols;
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape);
   backend().softmaxForward(x.data, out.data, rows, cols);
   return record(out, [x], 'softmax', () => {
     backend().softmaxBackward(out.data, out.grad!, x.ensureGrad(), rows, cols);
