@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { takeZeroed, withScratch } from '../src/tensor/buffer_pool.js';
+import { after, describe, it } from 'node:test';
+import { registerBackend, setBackend } from '../src/backend/index.js';
+import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
+import { GPT } from '../src/models/gpt.js';
+import { parseGPTConfig } from '../src/models/gpt_config.js';
+import { backward } from '../src/tensor/autograd.js';
+import { fillPooled, takeZeroed, withScratch } from '../src/tensor/buffer_pool.js';
+import { Rng } from '../src/util/rng.js';
 
 describe('scratch scopes recycle an inference pass\'s buffers', () => {
   it('gives back what a scope took, zeroed on reuse, but never the array its result lives in', () => {
@@ -36,5 +42,32 @@ describe('scratch scopes recycle an inference pass\'s buffers', () => {
     });
     const next = withScratch(() => takeZeroed(n - 100)); // another row count, the same capacity class
     assert.equal(next.buffer, inner!.buffer, 'the inner result was recycled by the outer scope');
+  });
+});
+
+describe('outputs taken uninitialized (Tensor.empty) are overwritten in full', () => {
+  const addon = loadAddon();
+  if (addon) registerBackend(createNativeBackend(addon));
+  after(() => setBackend('js'));
+  for (const name of addon ? ['js', 'native'] : ['js']) it(`a training step gives the same loss and gradients when every pooled buffer holds NaN (${name} backend)`, () => {
+    setBackend(name);
+    // Big enough that activations (2·16 rows × 64…256) come from the pool, not the small-buffer slabs.
+    const config = parseGPTConfig({ n_layer: 2, n_head: 2, n_embd: 64, block_size: 16, vocab_size: 40, bias: true, dropout: 0 });
+    const rng = new Rng(3);
+    const ids = Int32Array.from({ length: 2 * 16 }, () => rng.int(40));
+    const targets = Int32Array.from({ length: 2 * 16 }, () => rng.int(40));
+    const step = (): { loss: number; grads: Float32Array[] } => {
+      const model = new GPT(config, new Rng(9));
+      const { loss } = model.forward(ids, [2, 16], targets);
+      backward(loss!, undefined, { freeActivations: true });
+      return { loss: loss!.item(), grads: model.parameters().map((p) => Float32Array.from(p.grad!)) };
+    };
+    const clean = step();
+    // The first step's activations are back in the pool now: poison them, then step again.
+    fillPooled(NaN);
+    const poisoned = step();
+    assert.ok(Number.isFinite(poisoned.loss), 'no NaN leaked into the loss');
+    assert.equal(poisoned.loss, clean.loss);
+    poisoned.grads.forEach((g, i) => assert.deepEqual(g, clean.grads[i], `gradient ${i}`));
   });
 });

@@ -130,3 +130,12 @@ export function giveBack(buf: Float32Array): void {
   if (!list) free.set(buf.length, (list = []));
   if (list.length < MAX_PER_SIZE) list.push(buf);
 }
+
+/**
+ * For tests: overwrite every buffer waiting in the pools with `value` (NaN,
+ * say), so an op whose kernel leaves part of an uninitialized output
+ * unwritten gives a visibly wrong result instead of a stale right one.
+ */
+export function fillPooled(value: number): void {
+  for (const list of [...free.values(), ...scratchFree.values()]) for (const buf of list) buf.fill(value);
+}
