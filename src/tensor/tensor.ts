@@ -66,6 +66,17 @@ export class Tensor {
     return this.grad;
   }
 
+  /**
+   * Where a backward step puts its contribution to this gradient: the first
+   * contribution overwrites a fresh buffer (accumulate false, no zeroing
+   * pass); later ones add into it. For kernels that can do either.
+   */
+  gradSink(): { grad: Float32Array; accumulate: boolean } {
+    if (this.grad) return { grad: this.grad, accumulate: true };
+    this.grad = takeUninitialized(this.data.length);
+    return { grad: this.grad, accumulate: false };
+  }
+
   zeroGrad(): void {
     if (this.grad) this.grad.fill(0);
   }

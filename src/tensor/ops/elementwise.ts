@@ -23,10 +23,12 @@ function padTo(shape: Shape, rank: number): Shape {
 /** The gradient w.r.t. a broadcast input is the output gradient summed over the broadcast axes. */
 function accumulateReduced(grad: Float32Array, outShape: Shape, t: Tensor): void {
   if (!t.requiresGrad) return;
-  const g = t.ensureGrad();
   if (sameShape(t.shape, outShape)) {
-    backend().binary('add', g, outShape, grad, outShape, g, outShape);
+    const sink = t.gradSink();
+    if (sink.accumulate) backend().binary('add', sink.grad, outShape, grad, outShape, sink.grad, outShape);
+    else sink.grad.set(grad);
   } else {
+    const g = t.ensureGrad();
     backend().reduceSumTo(grad, outShape, g, padTo(t.shape, outShape.length));
   }
 }
@@ -38,7 +40,8 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   be.binary(op, a.data, padTo(a.shape, shape.length), b.data, padTo(b.shape, shape.length), out.data, shape);
   return record(out, [a, b], op, () => {
     const dy = out.grad!;
-    const tmp = new Float32Array(dy.length);
+    let scratch: Float32Array | null = null;
+    const tmp = () => (scratch ??= new Float32Array(dy.length)); // add needs none
     const full = (x: Tensor) => padTo(x.shape, shape.length);
     switch (op) {
       case 'add':
@@ -48,31 +51,31 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
       case 'sub':
         accumulateReduced(dy, shape, a);
         if (b.requiresGrad) {
-          be.unary('neg', dy, tmp);
-          accumulateReduced(tmp, shape, b);
+          be.unary('neg', dy, tmp());
+          accumulateReduced(tmp(), shape, b);
         }
         break;
       case 'mul':
         if (a.requiresGrad) {
-          be.binary('mul', dy, shape, b.data, full(b), tmp, shape);
-          accumulateReduced(tmp, shape, a);
+          be.binary('mul', dy, shape, b.data, full(b), tmp(), shape);
+          accumulateReduced(tmp(), shape, a);
         }
         if (b.requiresGrad) {
-          be.binary('mul', dy, shape, a.data, full(a), tmp, shape);
-          accumulateReduced(tmp, shape, b);
+          be.binary('mul', dy, shape, a.data, full(a), tmp(), shape);
+          accumulateReduced(tmp(), shape, b);
         }
         break;
       case 'div':
         // d(a/b)/da = 1/b ; d(a/b)/db = −(a/b)/b
         if (a.requiresGrad) {
-          be.binary('div', dy, shape, b.data, full(b), tmp, shape);
-          accumulateReduced(tmp, shape, a);
+          be.binary('div', dy, shape, b.data, full(b), tmp(), shape);
+          accumulateReduced(tmp(), shape, a);
         }
         if (b.requiresGrad) {
-          be.binary('mul', dy, shape, out.data, shape, tmp, shape);
-          be.binary('div', tmp, shape, b.data, full(b), tmp, shape);
-          be.unary('neg', tmp, tmp);
-          accumulateReduced(tmp, shape, b);
+          be.binary('mul', dy, shape, out.data, shape, tmp(), shape);
+          be.binary('div', tmp(), shape, b.data, full(b), tmp(), shape);
+          be.unary('neg', tmp(), tmp());
+          accumulateReduced(tmp(), shape, b);
         }
         break;
     }

@@ -25,7 +25,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     const common = { aOffset: 0, bOffset: 0, cOffset: 0, alpha: 1, accumulate: true, batch: 1, strideA: 0, strideB: 0, strideC: 0 };
     if (x.requiresGrad) {
       // dx = dy·W
-      be.gemm({ ...common, transA: false, transB: false, M: rows, N: inF, K: outF, a: dy, lda: outF, b: weight.data, ldb: inF, c: x.ensureGrad(), ldc: inF });
+      const dx = x.gradSink();
+      be.gemm({ ...common, accumulate: dx.accumulate, transA: false, transB: false, M: rows, N: inF, K: outF, a: dy, lda: outF, b: weight.data, ldb: inF, c: dx.grad, ldc: inF });
     }
     if (weight.requiresGrad) {
       // dW = dyᵀ·x
