@@ -40,7 +40,8 @@ Napi::Value LayerNormForward(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
-  attn::layernorm_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), F(info, 6), F(info, 7), I(info, 8), I(info, 9));
+  attn::layernorm_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), F(info, 6), F(info, 7), I(info, 8), I(info, 9),
+                          B(info, 10));
   return info.Env().Undefined();
 }
 
@@ -52,7 +53,7 @@ Napi::Value GeluForward(const Napi::CallbackInfo& info) {
 
 Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
   auto x = info[0].As<Napi::Float32Array>();
-  attn::gelu_backward(x.Data(), F(info, 1), F(info, 2), (long)x.ElementLength());
+  attn::gelu_backward(x.Data(), F(info, 1), F(info, 2), (long)x.ElementLength(), B(info, 3));
   return info.Env().Undefined();
 }
 
@@ -72,7 +73,7 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
-  attn::cross_entropy_backward(F(info, 0), I32(info, 1), F(info, 2), F(info, 3), I(info, 4), I(info, 5), I(info, 6), R(info, 7));
+  attn::cross_entropy_backward(F(info, 0), I32(info, 1), F(info, 2), F(info, 3), I(info, 4), I(info, 5), I(info, 6), R(info, 7), B(info, 8));
   return info.Env().Undefined();
 }
 

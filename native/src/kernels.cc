@@ -23,55 +23,25 @@ static void parallel_range(long n, long grain, F&& fn) {
   });
 }
 
+// The loops themselves live in vec_impl.inc, compiled once per instruction set;
+// this file splits the work across the pool and combines partial results.
+
 void layernorm_forward(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd, int rows, int cols, float eps) {
-  parallel_range(rows, 64, [&](long lo, long hi) {
-    for (long r = lo; r < hi; r++) {
-      const float* xr = x + r * cols;
-      double m = 0;
-      for (int j = 0; j < cols; j++) m += xr[j];
-      m /= cols;
-      double var = 0;
-      for (int j = 0; j < cols; j++) { double d = xr[j] - m; var += d * d; }
-      var /= cols;
-      const float s = (float)(1.0 / std::sqrt(var + eps));
-      const float mf = (float)m;
-      mean[r] = mf;
-      rstd[r] = s;
-      float* o = out + r * cols;
-      for (int j = 0; j < cols; j++) o[j] = (xr[j] - mf) * s * (w ? w[j] : 1.f) + (b ? b[j] : 0.f);
-    }
-  });
+  const VecKernels& k = vec();
+  parallel_range(rows, 64, [&](long lo, long hi) { k.layernorm_forward(x, w, b, out, mean, rstd, lo, hi, cols, eps); });
 }
 
-void layernorm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw, float* db, int rows, int cols) {
-  // dx rows are independent; dw/db sum over rows, so each thread keeps its own partial sums.
+void layernorm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw,
+                        float* db, int rows, int cols, bool acc) {
+  // dx rows are independent; dw/db sum over rows, so each chunk keeps its own partial sums.
   const int threads = pool().size();
-  std::vector<float> part((size_t)threads * 2 * cols, 0.f);
   const long chunks = std::max(1L, std::min<long>(threads, rows / 64));
+  std::vector<float> part((size_t)chunks * 2 * cols, 0.f);
+  const VecKernels& k = vec();
   auto body = [&](int c, int) {
     const long lo = (long)rows * c / chunks, hi = (long)rows * (c + 1) / chunks;
     float* pw = part.data() + (size_t)c * 2 * cols;
-    float* pb = pw + cols;
-    for (long r = lo; r < hi; r++) {
-      const float* xr = x + r * cols;
-      const float* g = dy + r * cols;
-      const float m = mean[r], s = rstd[r];
-      double gm = 0, gnm = 0;
-      for (int j = 0; j < cols; j++) {
-        const float n = (xr[j] - m) * s;
-        const float gj = g[j] * (w ? w[j] : 1.f);
-        gm += gj;
-        gnm += gj * n;
-        pw[j] += g[j] * n;
-        pb[j] += g[j];
-      }
-      const float gmf = (float)(gm / cols), gnmf = (float)(gnm / cols);
-      float* d = dx + r * cols;
-      for (int j = 0; j < cols; j++) {
-        const float n = (xr[j] - m) * s;
-        d[j] += s * (g[j] * (w ? w[j] : 1.f) - gmf - n * gnmf);
-      }
-    }
+    k.layernorm_backward(x, w, mean, rstd, dy, dx, pw, pw + cols, lo, hi, cols, acc);
   };
   if (chunks == 1) body(0, 0); else pool().run((int)chunks, body);
   for (long c = 0; c < chunks; c++) {
@@ -82,48 +52,29 @@ void layernorm_backward(const float* x, const float* w, const float* mean, const
 }
 
 void gelu_forward(const float* x, float* out, long n) {
-  parallel_range(n, 1 << 14, [&](long lo, long hi) { vec().gelu_forward(x, out, lo, hi); });
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 14, [&](long lo, long hi) { k.gelu_forward(x, out, lo, hi); });
 }
 
-void gelu_backward(const float* x, const float* dy, float* dx, long n) {
-  parallel_range(n, 1 << 14, [&](long lo, long hi) { vec().gelu_backward(x, dy, dx, lo, hi); });
+void gelu_backward(const float* x, const float* dy, float* dx, long n, bool acc) {
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 14, [&](long lo, long hi) { k.gelu_backward(x, dy, dx, lo, hi, acc); });
 }
 
 void softmax_forward(const float* x, float* out, int rows, int cols) {
-  parallel_range(rows, 32, [&](long lo, long hi) {
-    for (long r = lo; r < hi; r++) {
-      const float* xr = x + r * cols;
-      float* o = out + r * cols;
-      float mx = -INFINITY;
-      for (int j = 0; j < cols; j++) mx = std::max(mx, xr[j]);
-      if (mx == -INFINITY) { std::fill(o, o + cols, 0.f); continue; }
-      double sum = 0;
-      for (int j = 0; j < cols; j++) { o[j] = std::exp(xr[j] - mx); sum += o[j]; }
-      const float inv = (float)(1.0 / sum);
-      for (int j = 0; j < cols; j++) o[j] *= inv;
-    }
-  });
+  const VecKernels& k = vec();
+  parallel_range(rows, std::max(1, 8192 / std::max(1, cols)), [&](long lo, long hi) { k.softmax_rows(x, out, lo, hi, cols); });
 }
 
 double cross_entropy_forward(const float* logits, const int32_t* targets, float* lse, int rows, int vocab, int ignore, int* count) {
   const int threads = pool().size();
-  std::vector<double> sums(threads, 0.0);
-  std::vector<int> counts(threads, 0);
-  const long chunks = std::max(1L, std::min<long>(threads, rows / 16));
+  const long chunks = std::max(1L, std::min<long>(threads, (long)rows * vocab / 8192));
+  std::vector<double> sums(chunks, 0.0);
+  std::vector<int> counts(chunks, 0);
+  const VecKernels& k = vec();
   auto body = [&](int c, int) {
     const long lo = (long)rows * c / chunks, hi = (long)rows * (c + 1) / chunks;
-    for (long r = lo; r < hi; r++) {
-      const float* l = logits + r * vocab;
-      float mx = -INFINITY;
-      for (int j = 0; j < vocab; j++) mx = std::max(mx, l[j]);
-      double s = 0;
-      for (int j = 0; j < vocab; j++) s += std::exp((double)l[j] - mx);
-      const double z = mx + std::log(s);
-      lse[r] = (float)z;
-      if (targets[r] == ignore) continue;
-      sums[c] += z - l[targets[r]];
-      counts[c]++;
-    }
+    sums[c] = k.cross_entropy_forward(logits, targets, lse, lo, hi, vocab, ignore, &counts[c]);
   };
   if (chunks == 1) body(0, 0); else pool().run((int)chunks, body);
   double sum = 0;
@@ -132,18 +83,11 @@ double cross_entropy_forward(const float* logits, const int32_t* targets, float*
   return sum;
 }
 
-void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* dlogits, int rows, int vocab, int ignore, float scale) {
-  parallel_range(rows, 16, [&](long lo, long hi) {
-    for (long r = lo; r < hi; r++) {
-      const int t = targets[r];
-      if (t == ignore) continue;
-      const float* l = logits + r * vocab;
-      float* d = dlogits + r * vocab;
-      const float z = lse[r];
-      for (int j = 0; j < vocab; j++) d[j] += scale * std::exp(l[j] - z);
-      d[t] -= scale;
-    }
-  });
+void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* dlogits, int rows, int vocab, int ignore,
+                            float scale, bool acc) {
+  const VecKernels& k = vec();
+  parallel_range(rows, std::max(1, 8192 / std::max(1, vocab)),
+                 [&](long lo, long hi) { k.cross_entropy_backward(logits, targets, lse, dlogits, lo, hi, vocab, ignore, scale, acc); });
 }
 
 void embedding_forward(const float* w, const int32_t* ids, float* out, int n, int dim) {
@@ -161,26 +105,25 @@ void embedding_backward(const float* dout, const int32_t* ids, float* dw, int n,
 
 void adamw_step(float* p, const float* g, float* m, float* v, long n, float lr, float beta1, float beta2, float eps, float wd, int step) {
   const double bc1 = 1 - std::pow((double)beta1, step), bc2 = 1 - std::pow((double)beta2, step);
-  const float stepSize = (float)(lr / bc1), bc2Sqrt = (float)std::sqrt(bc2), decay = 1.f - lr * wd;
-  parallel_range(n, 1 << 14, [&](long lo, long hi) {
-    for (long i = lo; i < hi; i++) {
-      const float gi = g[i];
-      m[i] = beta1 * m[i] + (1 - beta1) * gi;
-      v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
-      const float denom = std::sqrt(v[i]) / bc2Sqrt + eps;
-      p[i] = p[i] * decay - stepSize * (m[i] / denom);
-    }
-  });
+  const AdamConsts c{beta1, beta2, eps, (float)(lr / bc1), (float)std::sqrt(bc2), 1.f - lr * wd};
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 15, [&](long lo, long hi) { k.adamw(p, g, m, v, lo, hi, c); });
 }
 
 double sum_squares(const float* x, long n) {
+  const VecKernels& k = vec();
+  const long chunks = std::max(1L, std::min<long>(pool().size(), n / (1 << 16)));
+  if (chunks == 1) return k.sum_squares(x, 0, n);
+  std::vector<double> part(chunks, 0.0);
+  pool().run((int)chunks, [&](int c, int) { part[c] = k.sum_squares(x, n * c / chunks, n * (c + 1) / chunks); });
   double s = 0;
-  for (long i = 0; i < n; i++) s += (double)x[i] * x[i];
+  for (double p : part) s += p;
   return s;
 }
 
 void scale_inplace(float* x, long n, float s) {
-  for (long i = 0; i < n; i++) x[i] *= s;
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 16, [&](long lo, long hi) { k.scale(x, lo, hi, s); });
 }
 
 void add(const float* a, const float* b, float* out, long n) {
@@ -188,17 +131,26 @@ void add(const float* a, const float* b, float* out, long n) {
 }
 
 void col_sum_add(const float* src, long rows, long cols, float* dst) {
-  // Split by columns so that threads never add into the same dst element.
-  const long chunks = cols >= 256 ? std::min<long>(pool().size(), cols / 128) : 1;
-  if (chunks <= 1) { vec().col_sum(src, rows, cols, dst, 0, cols); return; }
-  pool().run((int)chunks, [&](int c, int) { vec().col_sum(src, rows, cols, dst, cols * c / chunks, cols * (c + 1) / chunks); });
+  const VecKernels& k = vec();
+  const int threads = pool().size();
+  if (threads == 1 || rows * cols < (1 << 15)) { k.col_sum(src, rows, cols, dst, 0, cols); return; }
+  if (cols >= 256) {  // wide rows: split by columns, so that threads never add into the same dst element
+    const long chunks = std::min<long>(threads, cols / 128);
+    pool().run((int)chunks, [&](int c, int) { k.col_sum(src, rows, cols, dst, cols * c / chunks, cols * (c + 1) / chunks); });
+    return;
+  }
+  // narrow rows (a bias of 128): split by rows into partial sums, then add those
+  std::vector<float> part((size_t)threads * cols, 0.f);
+  pool().run(threads, [&](int c, int) {
+    const long lo = rows * c / threads, hi = rows * (c + 1) / threads;
+    k.col_sum(src + lo * cols, hi - lo, cols, part.data() + (size_t)c * cols, 0, cols);
+  });
+  for (int c = 0; c < threads; c++) k.add(dst, part.data() + (size_t)c * cols, dst, 0, cols);
 }
 
 void add_rows(const float* a, const float* b, float* out, long rows, long cols) {
-  parallel_range(rows, 64, [&](long lo, long hi) {
-    for (long r = lo; r < hi; r++)
-      for (long j = 0; j < cols; j++) out[r * cols + j] = a[r * cols + j] + b[j];
-  });
+  const VecKernels& k = vec();
+  parallel_range(rows, std::max(1L, 8192 / std::max(1L, cols)), [&](long lo, long hi) { k.add_rows(a, b, out, lo, hi, cols); });
 }
 
 }  // namespace attn

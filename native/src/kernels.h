@@ -6,16 +6,18 @@
 namespace attn {
 
 void layernorm_forward(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd, int rows, int cols, float eps);
-void layernorm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw, float* db, int rows, int cols);
+void layernorm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw, float* db, int rows, int cols,
+                        bool acc);
 
 void gelu_forward(const float* x, float* out, long n);
-void gelu_backward(const float* x, const float* dy, float* dx, long n);
+void gelu_backward(const float* x, const float* dy, float* dx, long n, bool acc);
 
 void softmax_forward(const float* x, float* out, int rows, int cols);
 
 // Returns the summed loss; *count receives the number of rows not ignored.
 double cross_entropy_forward(const float* logits, const int32_t* targets, float* lse, int rows, int vocab, int ignore, int* count);
-void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* dlogits, int rows, int vocab, int ignore, float scale);
+void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* dlogits, int rows, int vocab, int ignore, float scale,
+                            bool acc);
 
 void embedding_forward(const float* w, const int32_t* ids, float* out, int n, int dim);
 void embedding_backward(const float* dout, const int32_t* ids, float* dw, int n, int dim);

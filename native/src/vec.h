@@ -1,16 +1,35 @@
 // Vectorised element-wise loops, one copy per instruction set, chosen at run
 // time with the GEMM's ISA (cpu.h).
 #pragma once
+#include <cstdint>
 
 namespace attn {
 
+// AdamW's per-step constants: bias corrections folded into the step size and the denominator.
+struct AdamConsts { float beta1, beta2, eps, stepSize, bc2Sqrt, decay; };
+
+// Kernels over an index range [lo, hi) (elements or rows), so callers can split work across threads.
+// `acc`: add into the output (a gradient that already holds a contribution) instead of overwriting it.
 struct VecKernels {
   void (*gelu_forward)(const float* x, float* out, long lo, long hi);
-  void (*gelu_backward)(const float* x, const float* dy, float* dx, long lo, long hi);  // dx += dy·gelu'(x)
+  void (*gelu_backward)(const float* x, const float* dy, float* dx, long lo, long hi, bool acc);  // dx (+)= dy·gelu'(x)
   void (*add)(const float* a, const float* b, float* out, long lo, long hi);
   void (*col_sum)(const float* src, long rows, long cols, float* dst, long c0, long c1);  // dst[j] += Σ_r src[r][j]
   // s[r][j] ← exp(s[r][j] − z[r]) for keys a causal row i0 + r may see, 0 for the rest.
   void (*exp_rows)(float* s, int rows, int cols, int i0, bool causal, const float* z);
+  void (*add_rows)(const float* a, const float* b, float* out, long lo, long hi, long cols);  // out = a + b, b one row
+  void (*layernorm_forward)(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd, long lo, long hi,
+                            int cols, float eps);
+  void (*layernorm_backward)(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx,
+                             float* pw, float* pb, long lo, long hi, int cols, bool acc);
+  void (*softmax_rows)(const float* x, float* out, long lo, long hi, int cols);
+  double (*cross_entropy_forward)(const float* logits, const int32_t* targets, float* lse, long lo, long hi, int vocab, int ignore,
+                                  int* count);
+  void (*cross_entropy_backward)(const float* logits, const int32_t* targets, const float* lse, float* d, long lo, long hi, int vocab,
+                                 int ignore, float scale, bool acc);
+  void (*adamw)(float* p, const float* g, float* m, float* v, long lo, long hi, const AdamConsts& c);
+  double (*sum_squares)(const float* x, long lo, long hi);
+  void (*scale)(float* x, long lo, long hi, float s);
 };
 
 const VecKernels& vec();

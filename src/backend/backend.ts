@@ -102,14 +102,18 @@ export interface Backend {
   /** Sum `src` (shape srcShape) down to `dst` (shape dstShape, same rank, 1 where reduced), adding into dst. */
   reduceSumTo(src: Float32Array, srcShape: number[], dst: Float32Array, dstShape: number[]): void;
   unary(op: UnaryOp, x: Float32Array, out: Float32Array): void;
-  /** dx += dy · f'(x) (given x and y = f(x)). */
-  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /**
+   * dx += dy · f'(x) (given x and y = f(x)); with accumulate false, dx = dy · f'(x)
+   * (a gradient's first contribution, written over whatever dx held).
+   */
+  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void;
 
   softmaxForward(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void;
 
   layerNormForward(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
-  layerNormBackward(x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dWeight: Float32Array | null, dBias: Float32Array | null, rows: number, cols: number): void;
+  /** dx += (or, accumulate false, =) the input gradient; dWeight and dBias always accumulate. */
+  layerNormBackward(x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dWeight: Float32Array | null, dBias: Float32Array | null, rows: number, cols: number, accumulate: boolean): void;
 
   embeddingForward(weight: Float32Array, ids: Int32Array, out: Float32Array, dim: number): void;
   embeddingBackward(dOut: Float32Array, ids: Int32Array, dWeight: Float32Array, dim: number): void;
@@ -145,8 +149,8 @@ export interface Backend {
    * (rows whose target equals ignoreIndex are skipped).
    */
   crossEntropyForward(logits: Float32Array, targets: Int32Array, lse: Float32Array, rows: number, vocab: number, ignoreIndex: number): { sum: number; count: number };
-  /** dLogits += scale · (softmax − onehot(target)) for counted rows. */
-  crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dLogits: Float32Array, rows: number, vocab: number, ignoreIndex: number, scale: number): void;
+  /** dLogits += scale · (softmax − onehot(target)) for counted rows; accumulate false overwrites (ignored rows become 0). */
+  crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dLogits: Float32Array, rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean): void;
 
   /** mask[i] = keep ? 1/(1−p) : 0, drawn from `random`; out = x·mask. */
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, random: () => number): void;

@@ -27,8 +27,9 @@ export function crossEntropyForward(
 /** d loss / d logits = softmax − onehot(target), times the upstream scale. */
 export function crossEntropyBackward(
   logits: Float32Array, targets: Int32Array, lse: Float32Array, dLogits: Float32Array,
-  rows: number, vocab: number, ignoreIndex: number, scale: number,
+  rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean,
 ): void {
+  if (!accumulate) dLogits.fill(0, 0, rows * vocab);
   for (let r = 0; r < rows; r++) {
     const t = targets[r]!;
     if (t === ignoreIndex) continue;

@@ -110,8 +110,9 @@ export function unary(op: UnaryOp, x: Float32Array, out: Float32Array): void {
   }
 }
 
-export function unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+export function unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void {
   const n = x.length;
+  if (!accumulate) dx.fill(0);
   switch (op) {
     case 'exp': for (let i = 0; i < n; i++) dx[i] = dx[i]! + dy[i]! * y[i]!; break;
     case 'log': for (let i = 0; i < n; i++) dx[i] = dx[i]! + dy[i]! / x[i]!; break;

@@ -33,8 +33,9 @@ export function layerNormForward(
  */
 export function layerNormBackward(
   x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array, dy: Float32Array,
-  dx: Float32Array, dWeight: Float32Array | null, dBias: Float32Array | null, rows: number, cols: number,
+  dx: Float32Array, dWeight: Float32Array | null, dBias: Float32Array | null, rows: number, cols: number, accumulate: boolean,
 ): void {
+  if (!accumulate) dx.fill(0, 0, rows * cols);
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     const m = mean[r]!;

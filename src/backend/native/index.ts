@@ -9,7 +9,7 @@ interface Addon {
   layerNormForward(...args: unknown[]): void;
   layerNormBackward(...args: unknown[]): void;
   geluForward(x: Float32Array, out: Float32Array): void;
-  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void;
   softmaxForward(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   crossEntropyForward(logits: Float32Array, targets: Int32Array, lse: Float32Array, rows: number, vocab: number, ignore: number): [number, number];
   crossEntropyBackward(...args: unknown[]): void;
@@ -86,10 +86,10 @@ export function createNativeBackend(a: Addon): Backend {
       jsBackend.reduceSumTo(src, srcShape, dst, dstShape);
     },
     unary: (op, x, out) => (op === 'gelu' ? a.geluForward(x, out) : jsBackend.unary(op, x, out)),
-    unaryBackward: (op, x, y, dy, dx) => (op === 'gelu' ? a.geluBackward(x, dy, dx) : jsBackend.unaryBackward(op, x, y, dy, dx)),
+    unaryBackward: (op, x, y, dy, dx, acc) => (op === 'gelu' ? a.geluBackward(x, dy, dx, acc) : jsBackend.unaryBackward(op, x, y, dy, dx, acc)),
     softmaxForward: (x, out, rows, cols) => a.softmaxForward(x, out, rows, cols),
     layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNormForward(x, w, b, out, mean, rstd, rows, cols, eps),
-    layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols),
+    layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc),
     embeddingForward: (w, ids, out, dim) => a.embeddingForward(w, ids, out, dim),
     embeddingBackward: (d, ids, dw, dim) => a.embeddingBackward(d, ids, dw, dim),
     attentionForward: (q, k, v, out, d) => {
@@ -110,7 +110,7 @@ export function createNativeBackend(a: Addon): Backend {
       const [sum, count] = a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore);
       return { sum, count };
     },
-    crossEntropyBackward: (logits, targets, lse, d, rows, vocab, ignore, scale) => a.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, scale),
+    crossEntropyBackward: (logits, targets, lse, d, rows, vocab, ignore, scale, acc) => a.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, scale, acc),
     adamwStep: (p, g, m, v, h) => a.adamw(p, g, m, v, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.step),
     sumSquares: (x) => a.sumSquares(x),
     scaleInPlace: (x, s) => a.scaleInPlace(x, s),

@@ -25,6 +25,7 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, opts: CrossEnt
   const out = Tensor.from([count > 0 ? sum / count : 0], []);
   return record(out, [logits], 'crossEntropy', () => {
     if (count === 0) return;
-    be.crossEntropyBackward(logits.data, targets, lse, logits.ensureGrad(), rows, vocab, ignoreIndex, out.grad![0]! / count);
+    const d = logits.gradSink();
+    be.crossEntropyBackward(logits.data, targets, lse, d.grad, rows, vocab, ignoreIndex, out.grad![0]! / count, d.accumulate);
   });
 }

@@ -96,7 +96,8 @@ function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const out = Tensor.empty(x.shape);
   backend().unary(op, x.data, out.data);
   return record(out, [x], op, () => {
-    backend().unaryBackward(op, x.data, out.data, out.grad!, x.ensureGrad());
+    const dx = x.gradSink();
+    backend().unaryBackward(op, x.data, out.data, out.grad!, dx.grad, dx.accumulate);
   });
 }
 

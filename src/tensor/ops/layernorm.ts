@@ -13,9 +13,9 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   be.layerNormForward(x.data, weight?.data ?? null, bias?.data ?? null, out.data, mean, rstd, rows, cols, eps);
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return record(out, inputs, 'layerNorm', () => {
-    const dx = x.requiresGrad ? x.ensureGrad() : new Float32Array(x.size);
+    const dx = x.requiresGrad ? x.gradSink() : { grad: new Float32Array(x.size), accumulate: false };
     const dW = weight?.requiresGrad ? weight.ensureGrad() : null;
     const dB = bias?.requiresGrad ? bias.ensureGrad() : null;
-    be.layerNormBackward(x.data, weight?.data ?? null, mean, rstd, out.grad!, dx, dW, dB, rows, cols);
+    be.layerNormBackward(x.data, weight?.data ?? null, mean, rstd, out.grad!, dx.grad, dW, dB, rows, cols, dx.accumulate);
   });
 }
