@@ -44,6 +44,8 @@ for (const isa of isas.length ? isas : ['none']) {
         [129, 65, 300],
         [64, 64, 32],
         [200, 130, 70],
+        [5, 300, 400], // fewer row blocks than threads: B's panels are split between the threads
+        [128, 96, 64],
       ] as const) {
         for (const transA of [false, true]) {
           for (const transB of [false, true]) {
