@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Rng } from '../src/util/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { add, backward, concat, matmul, scale, scaledDotProductAttention, slice, softmax, sum, mul, transpose } from '../src/tensor/index.js';
+import { add, backward, concat, matmul, packedAttention, scale, scaledDotProductAttention, slice, softmax, split, sum, mul, transpose } from '../src/tensor/index.js';
 import { assertClose, randn } from './helpers.js';
 
 /** Attention spelled out op by op, as the article draws it: scores, mask, softmax, weighted sum. */
@@ -38,6 +38,22 @@ describe('fused attention equals the composed ops', () => {
       [q, k, v].forEach((t, i) => assertClose(t.grad!, grads1[i]!, 1e-5, `grad ${'qkv'[i]}`));
     });
   }
+
+  it('packed attention (q, k, v read in place from one [B, T, 3C] tensor) equals split + attention, values and gradients', () => {
+    const rng = new Rng(5);
+    const qkv = randn([2, 9, 24], rng);
+    const R = randn([2, 9, 8], rng, 1, false);
+    const packed = packedAttention(qkv, 2, { causal: true });
+    // used twice, so the second backward contribution adds into the first
+    backward(sum(mul(add(packed, packed), R)));
+    const g1 = Float32Array.from(qkv.grad!);
+    qkv.grad = null;
+    const [q, k, v] = split(qkv, 3, -1) as [Tensor, Tensor, Tensor];
+    const plain = scaledDotProductAttention(q, k, v, 2, { causal: true });
+    backward(sum(mul(add(plain, plain), R)));
+    assertClose(packed.data, plain.data, 1e-6, 'output');
+    assertClose(g1, qkv.grad!, 1e-6, 'gradient');
+  });
 
   it('a causal position ignores the future', () => {
     const rng = new Rng(4);

@@ -175,27 +175,47 @@ for (const isa of isas.length ? isas : ['none']) {
 
     for (const causal of [true, false]) {
       it(`fused attention forward and backward (causal: ${causal})`, () => {
+        // T = 130 spans three query blocks of the native kernel.
         for (const [B, T, H, D] of [
           [2, 7, 3, 5],
           [1, 33, 2, 16],
           [1, 1, 1, 1],
+          [1, 130, 2, 8],
         ] as const) {
           const n = B * T * H * D;
           const q = rand(n),
             k = rand(n),
             v = rand(n),
-            dOut = rand(n);
+            dOut = rand(n),
+            junk = rand(n);
           const dims = { B, T, nHead: H, headDim: D, causal, scale: 1 / Math.sqrt(D) };
-          const [j, nat] = bothBackends((b) => {
+          for (const accumulate of [true, false]) {
+            const [j, nat] = bothBackends((b) => {
+              const out = new Float32Array(n),
+                dq = Float32Array.from(junk),
+                dk = Float32Array.from(junk),
+                dv = Float32Array.from(junk);
+              const saved = b.attentionForward(q, k, v, out, dims);
+              b.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, dims, accumulate);
+              return [out, dq, dk, dv];
+            });
+            j.forEach((t, i) => assertClose(nat[i]!, t, 1e-5, `attention B${B} T${T} H${H} D${D} tensor ${i} accumulate ${accumulate}`));
+          }
+
+          // q, k and v side by side in one [B, T, 3C] array (c_attn's output), read with a row stride of 3C.
+          const C = H * D;
+          const qkv = new Float32Array(3 * n);
+          for (let r = 0; r < B * T; r++) [q, k, v].forEach((t, part) => qkv.set(t.subarray(r * C, (r + 1) * C), r * 3 * C + part * C));
+          const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(2 * C)] as const;
+          const packed = { ...dims, stride: 3 * C };
+          const [pj, pn] = bothBackends((b) => {
             const out = new Float32Array(n),
-              dq = new Float32Array(n),
-              dk = new Float32Array(n),
-              dv = new Float32Array(n);
-            const saved = b.attentionForward(q, k, v, out, dims);
-            b.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, dims);
-            return [out, dq, dk, dv];
+              dqkv = rand(3 * n);
+            const saved = b.attentionForward(...parts(qkv), out, packed);
+            b.attentionBackward(saved, ...parts(qkv), out, dOut, ...parts(dqkv), packed, false);
+            return [out, dqkv];
           });
-          j.forEach((t, i) => assertClose(nat[i]!, t, 1e-5, `attention B${B} T${T} H${H} D${D} tensor ${i}`));
+          pj.forEach((t, i) => assertClose(pn[i]!, t, 1e-5, `packed attention B${B} T${T} H${H} D${D} tensor ${i}`));
         }
       });
     }

@@ -90,18 +90,19 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
 }
 
 attn::AttnDims Dims(const Napi::CallbackInfo& info, int i) {
-  return attn::AttnDims{I(info, i), I(info, i + 1), I(info, i + 2), I(info, i + 3), B(info, i + 4), R(info, i + 5)};
+  return attn::AttnDims{I(info, i), I(info, i + 1), I(info, i + 2), I(info, i + 3), B(info, i + 4), R(info, i + 5), I(info, i + 6)};
 }
 
-// attentionForward(q, k, v, out, lse, B, T, H, D, causal, scale)
+// attentionForward(q, k, v, out, lse, B, T, H, D, causal, scale, stride)
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   attn::attention_forward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), Dims(info, 5));
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, B, T, H, D, causal, scale)
+// attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, B, T, H, D, causal, scale, stride, accumulate)
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
-  attn::attention_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), F(info, 6), F(info, 7), F(info, 8), Dims(info, 9));
+  attn::attention_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), F(info, 6), F(info, 7), F(info, 8), Dims(info, 9),
+                           B(info, 16));
   return info.Env().Undefined();
 }
 

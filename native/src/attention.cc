@@ -17,13 +17,24 @@ namespace attn {
 
 constexpr int BR = 64;  // query rows per block
 
-// One (b, h) slice of a [B, T, H·D] tensor: rows of length D, row stride C.
+// One (b, h) slice of a [B, T, ·] tensor: rows of length D, row stride ld.
 struct Head {
   long base;
-  int C;
-  const float* row(const float* t, int i) const { return t + base + (long)i * C; }
-  float* row(float* t, int i) const { return t + base + (long)i * C; }
+  long ld;
+  const float* row(const float* t, int i) const { return t + base + (long)i * ld; }
+  float* row(float* t, int i) const { return t + base + (long)i * ld; }
 };
+
+// Head `task` (= b·H + h) of q, k, v and their gradients (row stride d.stride: they may
+// sit side by side in one [B, T, 3C] array) and of out and dout (row stride C).
+static Head inputs(const AttnDims& d, int task) {
+  const long ld = d.stride ? d.stride : (long)d.H * d.D;
+  return Head{(long)(task / d.H) * d.T * ld + (long)(task % d.H) * d.D, ld};
+}
+static Head outputs(const AttnDims& d, int task) {
+  const long C = (long)d.H * d.D;
+  return Head{(long)(task / d.H) * d.T * C + (long)(task % d.H) * d.D, C};
+}
 
 // C[m×n] (ldc) = alpha·op(A)·op(B) (+C), single-threaded (we are inside a pool task).
 static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, const float* b, long ldb,
@@ -34,30 +45,15 @@ static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, 
 
 static void forward_head(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d, int task,
                          std::vector<float>& s) {
-  const Head h{(long)(task / d.H) * d.T * d.H * d.D + (long)(task % d.H) * d.D, d.H * d.D};
+  const Head in = inputs(d, task), io = outputs(d, task);
   float* L = lse + (long)task * d.T;
   for (int i0 = 0; i0 < d.T; i0 += BR) {
     const int rows = std::min(BR, d.T - i0);
     const int keys = d.causal ? i0 + rows : d.T;  // a causal block sees keys up to its last row
     s.resize((size_t)rows * keys);
-    mm(false, true, rows, keys, d.D, h.row(q, i0), h.C, h.row(k, 0), h.C, s.data(), keys, d.scale, false);
-    float mx[BR];
-    for (int r = 0; r < rows; r++) {
-      const int visible = d.causal ? i0 + r + 1 : keys;
-      float m = -INFINITY;
-      for (int j = 0; j < visible; j++) m = std::max(m, s[(size_t)r * keys + j]);
-      mx[r] = m;
-    }
-    vec().exp_rows(s.data(), rows, keys, i0, d.causal, mx);
-    mm(false, false, rows, d.D, keys, s.data(), keys, h.row(v, 0), h.C, h.row(out, i0), h.C, 1.f, false);
-    for (int r = 0; r < rows; r++) {
-      double sum = 0;
-      for (int j = 0; j < keys; j++) sum += s[(size_t)r * keys + j];
-      const float inv = (float)(1.0 / sum);
-      float* o = h.row(out, i0 + r);
-      for (int e = 0; e < d.D; e++) o[e] *= inv;
-      L[i0 + r] = mx[r] + (float)std::log(sum);
-    }
+    mm(false, true, rows, keys, d.D, in.row(q, i0), in.ld, in.row(k, 0), in.ld, s.data(), keys, d.scale, false);
+    vec().softmax_tile(s.data(), rows, keys, i0, d.causal, L + i0);
+    mm(false, false, rows, d.D, keys, s.data(), keys, in.row(v, 0), in.ld, io.row(out, i0), io.ld, 1.f, false);
   }
 }
 
@@ -69,40 +65,36 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
 }
 
 static void backward_head(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
-                          float* dq, float* dk, float* dv, const AttnDims& d, int task, std::vector<float>& p, std::vector<float>& dp) {
-  const Head h{(long)(task / d.H) * d.T * d.H * d.D + (long)(task % d.H) * d.D, d.H * d.D};
+                          float* dq, float* dk, float* dv, const AttnDims& d, bool acc, int task, std::vector<float>& p,
+                          std::vector<float>& dp) {
+  const Head in = inputs(d, task), io = outputs(d, task);
   const float* L = lse + (long)task * d.T;
+  if (!acc)  // a first contribution: this head's slices of dq, dk, dv start from zero
+    for (int i = 0; i < d.T; i++)
+      for (float* g : {in.row(dq, i), in.row(dk, i), in.row(dv, i)}) std::fill(g, g + d.D, 0.f);
   for (int i0 = 0; i0 < d.T; i0 += BR) {
     const int rows = std::min(BR, d.T - i0);
     const int keys = d.causal ? i0 + rows : d.T;
     p.resize((size_t)rows * keys);
     dp.resize((size_t)rows * keys);
     // P: the weights, recomputed from the scores and the saved log-sum-exp.
-    mm(false, true, rows, keys, d.D, h.row(q, i0), h.C, h.row(k, 0), h.C, p.data(), keys, d.scale, false);
+    mm(false, true, rows, keys, d.D, in.row(q, i0), in.ld, in.row(k, 0), in.ld, p.data(), keys, d.scale, false);
     vec().exp_rows(p.data(), rows, keys, i0, d.causal, L + i0);
-    // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P⊙dP); Σ_j P⊙dP equals dO·O for each row.
-    mm(false, true, rows, keys, d.D, h.row(dout, i0), h.C, h.row(v, 0), h.C, dp.data(), keys, 1.f, false);
-    for (int r = 0; r < rows; r++) {
-      const float* g = h.row(dout, i0 + r);
-      const float* o = h.row(out, i0 + r);
-      float D = 0;
-      for (int e = 0; e < d.D; e++) D += g[e] * o[e];
-      float* dpr = dp.data() + (size_t)r * keys;
-      const float* pr = p.data() + (size_t)r * keys;
-      for (int j = 0; j < keys; j++) dpr[j] = pr[j] * (dpr[j] - D);
-    }
-    mm(false, false, rows, d.D, keys, dp.data(), keys, h.row(k, 0), h.C, h.row(dq, i0), h.C, d.scale, true);  // dQ += dS·K
-    mm(true, false, keys, d.D, rows, dp.data(), keys, h.row(q, i0), h.C, h.row(dk, 0), h.C, d.scale, true);   // dK += dSᵀ·Q
-    mm(true, false, keys, d.D, rows, p.data(), keys, h.row(dout, i0), h.C, h.row(dv, 0), h.C, 1.f, true);     // dV += Pᵀ·dO
+    // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P⊙dP).
+    mm(false, true, rows, keys, d.D, io.row(dout, i0), io.ld, in.row(v, 0), in.ld, dp.data(), keys, 1.f, false);
+    vec().softmax_tile_backward(p.data(), dp.data(), rows, keys, io.row(dout, i0), io.row(out, i0), io.ld, d.D);
+    mm(false, false, rows, d.D, keys, dp.data(), keys, in.row(k, 0), in.ld, in.row(dq, i0), in.ld, d.scale, true);  // dQ += dS·K
+    mm(true, false, keys, d.D, rows, dp.data(), keys, in.row(q, i0), in.ld, in.row(dk, 0), in.ld, d.scale, true);   // dK += dSᵀ·Q
+    mm(true, false, keys, d.D, rows, p.data(), keys, io.row(dout, i0), io.ld, in.row(dv, 0), in.ld, 1.f, true);     // dV += Pᵀ·dO
   }
 }
 
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
-                        float* dq, float* dk, float* dv, const AttnDims& d) {
+                        float* dq, float* dk, float* dv, const AttnDims& d, bool acc) {
   // Each (batch, head) touches only its own slices of dq, dk and dv: no races between tasks.
   pool().run(d.B * d.H, [&](int task, int) {
     thread_local std::vector<float> p, dp;
-    backward_head(q, k, v, out, lse, dout, dq, dk, dv, d, task, p, dp);
+    backward_head(q, k, v, out, lse, dout, dq, dk, dv, d, acc, task, p, dp);
   });
 }
 

@@ -22,11 +22,14 @@ void cross_entropy_backward(const float* logits, const int32_t* targets, const f
 void embedding_forward(const float* w, const int32_t* ids, float* out, int n, int dim);
 void embedding_backward(const float* dout, const int32_t* ids, float* dw, int n, int dim);
 
-struct AttnDims { int B, T, H, D; bool causal; float scale; };
-// Row-by-row online softmax: keeps only each row's log-sum-exp (lse, [B,H,T]) for backward, never a T×T matrix.
+// stride: row stride of q, k, v and their gradients (0: H·D; 3·H·D when they sit side by side
+// in c_attn's output). out and dout are [B, T, H·D].
+struct AttnDims { int B, T, H, D; bool causal; float scale; int stride; };
+// Keeps only each row's log-sum-exp (lse, [B,H,T]) for backward, never a T×T matrix.
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d);
+// acc: add into dq, dk, dv; else overwrite them.
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
-                        float* dq, float* dk, float* dv, const AttnDims& d);
+                        float* dq, float* dk, float* dv, const AttnDims& d, bool acc);
 
 struct KvDims { int B, Tq, past, cap, H, D; float scale; };
 // New queries [B, Tq, H·D] against a KV cache [B, cap, H·D]: query t of row b sees cache slots start[b] … past + t.

@@ -30,6 +30,9 @@ struct VecKernels {
   void (*adamw)(float* p, const float* g, float* m, float* v, long lo, long hi, const AdamConsts& c);
   double (*sum_squares)(const float* x, long lo, long hi);
   void (*scale)(float* x, long lo, long hi, float s);
+  // Attention tiles (attention.cc): softmax in place with each row's log-sum-exp, and its backward.
+  void (*softmax_tile)(float* s, int rows, int cols, int i0, bool causal, float* lse);
+  void (*softmax_tile_backward)(const float* p, float* dp, int rows, int cols, const float* dout, const float* out, long ld, int D);
 };
 
 const VecKernels& vec();

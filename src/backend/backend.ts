@@ -46,6 +46,12 @@ export interface AttentionDims {
   headDim: number;
   causal: boolean;
   scale: number;
+  /**
+   * Row stride of q, k, v and of their gradients, when it is not nHead·headDim:
+   * 3·C when they are read in place from one [B, T, 3C] projection. out and
+   * dOut are always [B, T, C].
+   */
+  stride?: number;
 }
 
 /** Shapes for attention of Tq new queries [B, Tq, C] against a KV cache [B, cap, C] holding `past` earlier positions. */
@@ -124,7 +130,8 @@ export interface Backend {
    * only each row's log-sum-exp and recomputes the weights.
    */
   attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved;
-  attentionBackward(saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dOut: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims): void;
+  /** dq, dk, dv += their gradients (accumulate), or = them. */
+  attentionBackward(saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dOut: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims, accumulate: boolean): void;
 
   /**
    * Attention of new queries against a KV cache (generation): query t of row b

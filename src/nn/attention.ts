@@ -1,4 +1,4 @@
-import { cachedAttention, scaledDotProductAttention, type KVLayer } from '../tensor/ops/attention.js';
+import { cachedAttention, packedAttention, scaledDotProductAttention, type KVLayer } from '../tensor/ops/attention.js';
 import { rope } from '../tensor/ops/rope.js';
 import { split } from '../tensor/ops/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -46,11 +46,14 @@ export class CausalSelfAttention extends Module {
 
   /** positions: T (shared by the rows) or B·T entries; needed only by RoPE (default 0 … T−1). */
   forward(x: Tensor, positions?: Int32Array): Tensor {
-    const [q, k, v] = this.qkv(x, positions);
+    // Without RoPE, q, k and v are read in place from c_attn's output (packedAttention):
+    // the same as splitting it, without copying.
+    const y = this.rope
+      ? scaledDotProductAttention(...this.qkv(x, positions), this.nHead, { causal: true })
+      : packedAttention(this.c_attn.forward(x), this.nHead, { causal: true });
     // The fused kernel does not drop individual attention weights (nanoGPT does);
     // dropping its output instead regularises the same path at no extra memory.
-    const y = this.attn_dropout.forward(scaledDotProductAttention(q, k, v, this.nHead, { causal: true }));
-    return this.resid_dropout.forward(this.c_proj.forward(y));
+    return this.resid_dropout.forward(this.c_proj.forward(this.attn_dropout.forward(y)));
   }
 
   /** Generation: the same layer for new positions only, keys and values of earlier ones read from `kv`. */

@@ -10,7 +10,7 @@ export { crossEntropy, type CrossEntropyOptions } from './ops/cross_entropy.js';
 export { embedding } from './ops/embedding.js';
 export { layerNorm } from './ops/layernorm.js';
 export { dropout } from './ops/dropout.js';
-export { scaledDotProductAttention, type AttentionOptions } from './ops/attention.js';
+export { scaledDotProductAttention, packedAttention, type AttentionOptions } from './ops/attention.js';
 export { abs } from './ops/abs.js';
 export { maskedAttention, type MaskedAttentionOptions, type MaskedAttentionResult } from './ops/masked_attention.js';
 export { rope } from './ops/rope.js';

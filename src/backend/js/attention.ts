@@ -4,26 +4,28 @@ import { softmaxRow } from './softmax.js';
 
 /**
  * Scaled dot-product attention, head by head: S = q·kᵀ·scale, mask the
- * future (causal), P = softmax(S), out = P·v. q, k and v are [B, T, C] with
+ * future (causal), P = softmax(S), out = P·v. q, k and v are [B, T, ·] with
  * head h occupying columns h·hd … h·hd+hd−1, so heads are read with a row
- * stride of C and never copied out.
+ * stride (C, or d.stride) and never copied out.
  */
 export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved {
   const { B, T, nHead, headDim, causal, scale } = d;
   const probs = new Float32Array(B * nHead * T * T); // kept for the backward pass
   const C = nHead * headDim;
+  const ld = d.stride ?? C;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nHead; h++) {
-      const x = b * T * C + h * headDim;
+      const x = b * T * ld + h * headDim; // this head in q, k, v
+      const o = b * T * C + h * headDim; // and in out
       const p = (b * nHead + h) * T * T;
-      gemm(mm(false, true, T, T, headDim, q, x, C, k, x, C, probs, p, T, scale, false));
+      gemm(mm(false, true, T, T, headDim, q, x, ld, k, x, ld, probs, p, T, scale, false));
       for (let i = 0; i < T; i++) {
         const row = p + i * T;
         const visible = causal ? i + 1 : T;
         softmaxRow(probs, probs, row, visible);
         for (let j = visible; j < T; j++) probs[row + j] = 0;
       }
-      gemm(mm(false, false, T, headDim, T, probs, p, T, v, x, C, out, x, C, 1, false));
+      gemm(mm(false, false, T, headDim, T, probs, p, T, v, x, ld, out, o, C, 1, false));
     }
   }
   return probs;
@@ -31,26 +33,28 @@ export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Arr
 
 export function attentionBackward(
   saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, _out: Float32Array, dOut: Float32Array,
-  dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims,
+  dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims, accumulate: boolean,
 ): void {
   const { B, T, nHead, headDim, scale } = d;
   const C = nHead * headDim;
+  const ld = d.stride ?? C;
   const probs = saved as Float32Array;
   const dP = new Float32Array(T * T);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nHead; h++) {
-      const x = b * T * C + h * headDim;
+      const x = b * T * ld + h * headDim;
+      const o = b * T * C + h * headDim;
       const p = (b * nHead + h) * T * T;
-      gemm(mm(false, true, T, T, headDim, dOut, x, C, v, x, C, dP, 0, T, 1, false)); // dP = dOut·vᵀ
-      gemm(mm(true, false, T, headDim, T, probs, p, T, dOut, x, C, dv, x, C, 1, true)); // dv += Pᵀ·dOut
+      gemm(mm(false, true, T, T, headDim, dOut, o, C, v, x, ld, dP, 0, T, 1, false)); // dP = dOut·vᵀ
+      gemm(mm(true, false, T, headDim, T, probs, p, T, dOut, o, C, dv, x, ld, 1, accumulate)); // dv (+)= Pᵀ·dOut
       // Softmax backward in place: dS = P ⊙ (dP − Σ_j dP⊙P). Masked entries have P = 0.
       for (let i = 0; i < T; i++) {
         let dot = 0;
         for (let j = 0; j < T; j++) dot += dP[i * T + j]! * probs[p + i * T + j]!;
         for (let j = 0; j < T; j++) dP[i * T + j] = probs[p + i * T + j]! * (dP[i * T + j]! - dot);
       }
-      gemm(mm(false, false, T, headDim, T, dP, 0, T, k, x, C, dq, x, C, scale, true)); // dq += dS·k
-      gemm(mm(true, false, T, headDim, T, dP, 0, T, q, x, C, dk, x, C, scale, true)); // dk += dSᵀ·q
+      gemm(mm(false, false, T, headDim, T, dP, 0, T, k, x, ld, dq, x, ld, scale, accumulate)); // dq (+)= dS·k
+      gemm(mm(true, false, T, headDim, T, dP, 0, T, q, x, ld, dk, x, ld, scale, accumulate)); // dk (+)= dSᵀ·q
     }
   }
 }

@@ -60,7 +60,7 @@ function isPlainLinear(g: GemmArgs): boolean {
     g.lda === g.K && g.ldb === g.K && g.ldc === g.N;
 }
 
-const dimsArgs = (d: AttentionDims) => [d.B, d.T, d.nHead, d.headDim, d.causal, d.scale] as const;
+const dimsArgs = (d: AttentionDims) => [d.B, d.T, d.nHead, d.headDim, d.causal, d.scale, d.stride ?? 0] as const;
 
 /**
  * The native backend: C++ kernels with SIMD (AVX-512, AVX2+FMA or portable,
@@ -97,8 +97,8 @@ export function createNativeBackend(a: Addon): Backend {
       a.attentionForward(q, k, v, out, lse, ...dimsArgs(d));
       return lse;
     },
-    attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, d) =>
-      a.attentionBackward(q, k, v, out, saved as Float32Array, dOut, dq, dk, dv, ...dimsArgs(d)),
+    attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, d, acc) =>
+      a.attentionBackward(q, k, v, out, saved as Float32Array, dOut, dq, dk, dv, ...dimsArgs(d), acc),
     attentionCached: (q, kc, vc, out, start, d) => a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.headDim, d.scale),
     attentionCachedRagged: (q, out, seqs, d) => {
       const meta = new Int32Array(seqs.length * 5);

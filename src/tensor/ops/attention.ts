@@ -27,7 +27,33 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, nHead
   const be = backend();
   const saved = be.attentionForward(q.data, k.data, v.data, out.data, dims);
   return record(out, [q, k, v], 'attention', () => {
-    be.attentionBackward(saved, q.data, k.data, v.data, out.data, out.grad!, q.ensureGrad(), k.ensureGrad(), v.ensureGrad(), dims);
+    // The kernel may overwrite fresh gradients only when q, k and v are three tensors (not x, x, x) without one yet.
+    const fresh = q !== k && k !== v && q !== v && !q.grad && !k.grad && !v.grad;
+    const [dq, dk, dv] = [q, k, v].map((t) => (fresh ? t.gradSink().grad : t.ensureGrad())) as [Float32Array, Float32Array, Float32Array];
+    be.attentionBackward(saved, q.data, k.data, v.data, out.data, out.grad!, dq, dk, dv, dims, !fresh);
+  });
+}
+
+/**
+ * The same attention read in place from one projection: qkv [B, T, 3C] holds
+ * each position's query, key and value side by side, as GPT-2's c_attn makes
+ * them. Equal to splitting qkv into q, k, v and calling
+ * scaledDotProductAttention, without copying the three parts out (and their
+ * gradients back in): the kernel reads them with a row stride of 3C.
+ */
+export function packedAttention(qkv: Tensor, nHead: number, opts: AttentionOptions): Tensor {
+  const [B, T, C3] = qkv.shape as [number, number, number];
+  if (qkv.rank !== 3 || C3 % (3 * nHead) !== 0) throw new Error(`packed attention expects [B, T, 3·C] with C a multiple of ${nHead} heads; got [${qkv.shape}]`);
+  const C = C3 / 3;
+  const headDim = C / nHead;
+  const dims = { B, T, nHead, headDim, causal: opts.causal, scale: opts.scale ?? 1 / Math.sqrt(headDim), stride: C3 };
+  const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(2 * C)] as const; // q, k, v: the same rows, offset
+  const out = Tensor.empty([B, T, C]);
+  const be = backend();
+  const saved = be.attentionForward(...parts(qkv.data), out.data, dims);
+  return record(out, [qkv], 'attention', () => {
+    const g = qkv.gradSink();
+    be.attentionBackward(saved, ...parts(qkv.data), out.data, out.grad!, ...parts(g.grad), dims, g.accumulate);
   });
 }
 
