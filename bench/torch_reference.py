@@ -219,7 +219,8 @@ def main():
             row = skinny(int(arg), max(3, a.steps))
         else:
             row = gemm(int(arg), max(3, a.steps))
-        row.update(impl="pytorch", threads=a.threads, torch=torch.__version__, max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        # GEMM's reference is NumPy's a @ b (OpenBLAS through Debian's libblas), as the goal is stated.
+        row.update(impl="numpy" if kind == "gemm" else "pytorch", threads=a.threads, torch=torch.__version__, max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(json.dumps(row), flush=True)
 
 

@@ -28,6 +28,20 @@ describe('optimizer pieces', () => {
     assert.ok(Math.abs(a.grad[0]! - 0.3) < 1e-7, 'small gradients are left alone');
   });
 
+  it('clips gradients that live in an arena (joined into one view) exactly like separate arrays', () => {
+    const mk = () => [new Parameter(new Float32Array(3), [3]), new Parameter(new Float32Array(4), [2, 2]), new Parameter(new Float32Array(2), [2])];
+    const grads = [Float32Array.of(1, -2, 3), Float32Array.of(0.5, 4, -1, 2), Float32Array.of(-3, 1)];
+    const loose = mk();
+    loose.forEach((p, i) => (p.grad = Float32Array.from(grads[i]!)));
+    const packed = mk();
+    const opt = new AdamW(packed.map((p, i): [string, Parameter] => [`p${i}`, p]), { lr: 0, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 });
+    packed.forEach((p, i) => p.grad!.set(grads[i]!));
+    assert.equal(clipGradNorm(packed, 2), clipGradNorm(loose, 2));
+    packed.forEach((p, i) => assert.deepEqual(Array.from(p.grad!), Array.from(loose[i]!.grad!)));
+    opt.zeroGrad();
+    assert.ok(packed.every((p) => p.grad!.every((g) => g === 0)), 'zeroGrad clears the arena');
+  });
+
   it('AdamW matches a hand computation, with decay on matrices only', () => {
     const w = new Parameter(Float32Array.of(1, -2, 0.5, 3), [2, 2]);
     const b = new Parameter(Float32Array.of(1), [1]);

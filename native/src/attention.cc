@@ -43,49 +43,68 @@ static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, 
   gemm_serial(g);
 }
 
+// One head's keys (or values), rows 0 … T − 1, transposed to [D, T]: q·kᵀ then reads
+// kᵀ by rows, as gemm_small wants its right-hand operand. Once per head and pass.
+static void transpose_head(const Head& in, const float* t, int T, int D, std::vector<float>& out) {
+  out.resize((size_t)D * T);
+  for (int j = 0; j < T; j++) {
+    const float* r = in.row(t, j);
+    for (int e = 0; e < D; e++) out[(size_t)e * T + j] = r[e];
+  }
+}
+
+// The tiles of a head are small and already in cache, so their products go to
+// gemm_small, which reads operands in place instead of packing them.
 static void forward_head(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d, int task,
-                         std::vector<float>& s) {
+                         std::vector<float>& s, std::vector<float>& kt) {
   const Head in = inputs(d, task), io = outputs(d, task);
   float* L = lse + (long)task * d.T;
+  transpose_head(in, k, d.T, d.D, kt);
   for (int i0 = 0; i0 < d.T; i0 += BR) {
     const int rows = std::min(BR, d.T - i0);
     const int keys = d.causal ? i0 + rows : d.T;  // a causal block sees keys up to its last row
     s.resize((size_t)rows * keys);
-    mm(false, true, rows, keys, d.D, in.row(q, i0), in.ld, in.row(k, 0), in.ld, s.data(), keys, d.scale, false);
-    vec().softmax_tile(s.data(), rows, keys, i0, d.causal, L + i0);
-    mm(false, false, rows, d.D, keys, s.data(), keys, in.row(v, 0), in.ld, io.row(out, i0), io.ld, 1.f, false);
+    gemm_small(rows, keys, d.D, in.row(q, i0), in.ld, 1, kt.data(), d.T, s.data(), keys, d.scale, false);  // S = Q·Kᵀ·scale
+    vec().softmax_tile(s.data(), rows, keys, i0, d.causal, L + i0);                                        // P = softmax(S)
+    gemm_small(rows, d.D, keys, s.data(), keys, 1, in.row(v, 0), in.ld, io.row(out, i0), io.ld, 1.f, false);  // O = P·V
   }
 }
 
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d) {
   pool().run(d.B * d.H, [&](int task, int) {
-    thread_local std::vector<float> s;
-    forward_head(q, k, v, out, lse, d, task, s);
+    thread_local std::vector<float> s, kt;
+    forward_head(q, k, v, out, lse, d, task, s, kt);
   });
 }
 
+struct BackwardScratch { std::vector<float> p, dp, kt, vt; };
+
 static void backward_head(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
-                          float* dq, float* dk, float* dv, const AttnDims& d, bool acc, int task, std::vector<float>& p,
-                          std::vector<float>& dp) {
+                          float* dq, float* dk, float* dv, const AttnDims& d, bool acc, int task, BackwardScratch& w) {
   const Head in = inputs(d, task), io = outputs(d, task);
   const float* L = lse + (long)task * d.T;
   if (!acc)  // a first contribution: this head's slices of dq, dk, dv start from zero
     for (int i = 0; i < d.T; i++)
       for (float* g : {in.row(dq, i), in.row(dk, i), in.row(dv, i)}) std::fill(g, g + d.D, 0.f);
+  transpose_head(in, k, d.T, d.D, w.kt);
+  transpose_head(in, v, d.T, d.D, w.vt);
   for (int i0 = 0; i0 < d.T; i0 += BR) {
     const int rows = std::min(BR, d.T - i0);
     const int keys = d.causal ? i0 + rows : d.T;
-    p.resize((size_t)rows * keys);
-    dp.resize((size_t)rows * keys);
+    w.p.resize((size_t)rows * keys);
+    w.dp.resize((size_t)rows * keys);
+    float* p = w.p.data();
+    float* dp = w.dp.data();
     // P: the weights, recomputed from the scores and the saved log-sum-exp.
-    mm(false, true, rows, keys, d.D, in.row(q, i0), in.ld, in.row(k, 0), in.ld, p.data(), keys, d.scale, false);
-    vec().exp_rows(p.data(), rows, keys, i0, d.causal, L + i0);
+    gemm_small(rows, keys, d.D, in.row(q, i0), in.ld, 1, w.kt.data(), d.T, p, keys, d.scale, false);
+    vec().exp_rows(p, rows, keys, i0, d.causal, L + i0);
     // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P⊙dP).
-    mm(false, true, rows, keys, d.D, io.row(dout, i0), io.ld, in.row(v, 0), in.ld, dp.data(), keys, 1.f, false);
-    vec().softmax_tile_backward(p.data(), dp.data(), rows, keys, io.row(dout, i0), io.row(out, i0), io.ld, d.D);
-    mm(false, false, rows, d.D, keys, dp.data(), keys, in.row(k, 0), in.ld, in.row(dq, i0), in.ld, d.scale, true);  // dQ += dS·K
-    mm(true, false, keys, d.D, rows, dp.data(), keys, in.row(q, i0), in.ld, in.row(dk, 0), in.ld, d.scale, true);   // dK += dSᵀ·Q
-    mm(true, false, keys, d.D, rows, p.data(), keys, io.row(dout, i0), io.ld, in.row(dv, 0), in.ld, 1.f, true);     // dV += Pᵀ·dO
+    gemm_small(rows, keys, d.D, io.row(dout, i0), io.ld, 1, w.vt.data(), d.T, dp, keys, 1.f, false);
+    vec().softmax_tile_backward(p, dp, rows, keys, io.row(dout, i0), io.row(out, i0), io.ld, d.D);
+    // dQ += dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO (a transposed tile is read with swapped strides).
+    gemm_small(rows, d.D, keys, dp, keys, 1, in.row(k, 0), in.ld, in.row(dq, i0), in.ld, d.scale, true);
+    gemm_small(keys, d.D, rows, dp, 1, keys, in.row(q, i0), in.ld, in.row(dk, 0), in.ld, d.scale, true);
+    gemm_small(keys, d.D, rows, p, 1, keys, io.row(dout, i0), io.ld, in.row(dv, 0), in.ld, 1.f, true);
   }
 }
 
@@ -93,8 +112,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                         float* dq, float* dk, float* dv, const AttnDims& d, bool acc) {
   // Each (batch, head) touches only its own slices of dq, dk and dv: no races between tasks.
   pool().run(d.B * d.H, [&](int task, int) {
-    thread_local std::vector<float> p, dp;
-    backward_head(q, k, v, out, lse, dout, dq, dk, dv, d, acc, task, p, dp);
+    thread_local BackwardScratch w;
+    backward_head(q, k, v, out, lse, dout, dq, dk, dv, d, acc, task, w);
   });
 }
 

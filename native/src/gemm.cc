@@ -76,4 +76,13 @@ void gemm(const Gemm& g) {
 }
 void gemm_serial(const Gemm& g) { dispatch(g, 1); }
 
+void gemm_small(int m, int n, int k, const float* a, long ars, long acs, const float* b, long ldb, float* c, long ldc, float alpha,
+                bool add) {
+  switch (current_isa()) {
+    case Isa::Avx512: return avx512::gemm_small(m, n, k, a, ars, acs, b, ldb, c, ldc, alpha, add);
+    case Isa::Avx2: return avx2::gemm_small(m, n, k, a, ars, acs, b, ldb, c, ldc, alpha, add);
+    default: return portable::gemm_small(m, n, k, a, ars, acs, b, ldb, c, ldc, alpha, add);
+  }
+}
+
 }  // namespace attn

@@ -21,9 +21,18 @@ void gemm(const Gemm& g);
 // Single-threaded, for callers that already run on the pool (nested pool runs would deadlock).
 void gemm_serial(const Gemm& g);
 
+// C[m×n] (ldc) = alpha·A·B (+ C when add) for small operands already in cache, single-threaded
+// and without packing: A's element (i, k) at a[i·ars + k·acs] (any layout), B row-major (ldb).
+void gemm_small(int m, int n, int k, const float* a, long ars, long acs, const float* b, long ldb, float* c, long ldc, float alpha,
+                bool add);
+
 // One implementation per instruction set (gemm_<isa>.cc), all from gemm_impl.inc.
-namespace portable { void gemm(const Gemm& g, int threads); }
-namespace avx2 { void gemm(const Gemm& g, int threads); }
-namespace avx512 { void gemm(const Gemm& g, int threads); }
+#define ATTN_GEMM_ISA_DECLS                                                                                                 \
+  void gemm(const Gemm& g, int threads);                                                                                   \
+  void gemm_small(int m, int n, int k, const float* a, long ars, long acs, const float* b, long ldb, float* c, long ldc, \
+                  float alpha, bool add);
+namespace portable { ATTN_GEMM_ISA_DECLS }
+namespace avx2 { ATTN_GEMM_ISA_DECLS }
+namespace avx512 { ATTN_GEMM_ISA_DECLS }
 
 }  // namespace attn

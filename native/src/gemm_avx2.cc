@@ -23,6 +23,8 @@ static inline vf splat(float x) { return (vf)_mm256_set1_ps(x); }
 }}  // namespace attn::avx2
 #else
 namespace attn { namespace avx2 { void gemm(const Gemm& g, int threads) { portable::gemm(g, threads); }
+void gemm_small(int m, int n, int k, const float* a, long ars, long acs, const float* b, long ldb, float* c, long ldc, float alpha,
+                bool add) { portable::gemm_small(m, n, k, a, ars, acs, b, ldb, c, ldc, alpha, add); }
 void gemv(const Gemv<float>& g, int threads) { portable::gemv(g, threads); }
 void gemv(const Gemv<int8_t>& g, int threads) { portable::gemv(g, threads); } } }
 #endif

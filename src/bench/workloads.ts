@@ -27,7 +27,7 @@ export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
   const times: number[] = [];
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
-    model.zeroGrad();
+    opt.zeroGrad();
     const { loss } = model.forward(x, [c.batch, cfg.block_size], y);
     backward(loss!, undefined, { freeActivations: true });
     clipGradNorm(params, 1);

@@ -77,7 +77,7 @@ async function runBench(o: BenchOptions): Promise<void> {
     ...DECODE_JOBS.filter(([w]) => kinds.includes(w)),
   ];
   for (const [workload, arg] of jobs) {
-    const steps = workload === 'train' ? (arg === 'S' ? o.steps * 3 : arg === 'M' ? o.steps : Math.max(3, o.steps >> 1)) : workload === 'decode' ? o.steps * 8 : workload === 'skinny' ? o.steps * 4 : o.steps * 2;
+    const steps = workload === 'train' ? (arg === 'S' ? o.steps * 8 : arg === 'M' ? o.steps : Math.max(3, o.steps >> 1)) : workload === 'decode' ? o.steps * 8 : workload === 'skinny' ? o.steps * 4 : o.steps * 2;
     const mine = attnThreads.map((t) => ({ ...runWorker(workload, arg, t, backendName, steps), impl: 'attn' }));
     mine.forEach(emit);
     // The PyTorch reference has no int8 path: int8 rows are compared with its fp32 decoding.
@@ -90,9 +90,9 @@ async function runBench(o: BenchOptions): Promise<void> {
     if (p) {
       log(describe(p));
       const ratio = metric(a) / metric(p);
-      log(`${''.padEnd(12)} ${`${ratio.toFixed(2)}×`.padStart(16)} attn / PyTorch, best settings each`);
+      log(`${''.padEnd(12)} ${`${ratio.toFixed(2)}×`.padStart(16)} attn / ${p.impl === 'numpy' ? 'NumPy (OpenBLAS)' : 'PyTorch'}, best settings each`);
       const key = workload === 'gemm' ? 'n' : workload === 'skinny' ? 'rows' : 'config';
-      emit({ workload, [key]: key === 'config' ? arg : Number(arg), ratio_vs_pytorch: ratio });
+      emit({ workload, [key]: key === 'config' ? arg : Number(arg), reference: p.impl, ratio_vs_reference: ratio });
     }
   }
   if (kinds.includes('tokenizers')) await tokenizerBench(o, log, emit);

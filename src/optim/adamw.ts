@@ -37,6 +37,11 @@ export class AdamW {
     this.v = new Map(params.map(([n, p]) => [n, view(this.vAll, n, p.size)]));
   }
 
+  /** Zero every gradient: one pass over the arena (PyTorch's optimizer.zero_grad()). */
+  zeroGrad(): void {
+    this.arena.grad.fill(0);
+  }
+
   /** Apply one update with learning rate `lr` (the schedule's value for this step). */
   update(lr = this.options.lr): void {
     this.step++;

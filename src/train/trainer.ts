@@ -111,7 +111,7 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
   while (state.step < o.maxIters) {
     const t0 = performance.now();
     const lr = learningRate(state.step, schedule);
-    model.zeroGrad();
+    opt.zeroGrad();
     let lossSum = 0;
     for (let micro = 0; micro < o.gradAccum; micro++) {
       const { x, y } = data.batch('train', o.batchSize, batchRng);
