@@ -34,8 +34,8 @@ export const DECODE_JOBS: Array<[string, string]> = [
 /**
  * Batch-1 greedy decoding with the KV cache after a 16-token prompt: the
  * median time of one step (forward of one token + argmax), over `steps`
- * steps after the prefill and two warm-up steps, in a second pass after an
- * untimed one.
+ * steps after the prefill and two warm-up steps, in a pass after three
+ * untimed ones.
  */
 export function benchDecode(arg: string, steps: number): Row {
   const { model, int8, config } = buildModel(arg);
@@ -45,9 +45,10 @@ export function benchDecode(arg: string, steps: number): Row {
   const cache = new KVCache(model.config, 1, PROMPT + n);
   const prompt = Int32Array.from({ length: PROMPT }, () => rng.int(V));
   const times: number[] = [];
-  // The first pass is untimed: it warms the JIT and the allocator, so the
-  // figure is a server's steady state rather than a fresh process's first tokens.
-  for (const timed of [false, true]) {
+  // The first passes are untimed: they warm the JIT (one pass of a small model is
+  // too short for V8 to finish optimising) and the allocator, so the figure is a
+  // server's steady state rather than a fresh process's first tokens.
+  for (const timed of [false, false, false, true]) {
     cache.reset();
     noGrad(() => {
       let next = argmax(model.forwardCached(prompt, [1, PROMPT], cache).data);
