@@ -1,7 +1,7 @@
 """nanoGPT's shakespeare-char CPU recipe in PyTorch: the reference for
 `attn bench --workloads recipe` and for `attn train`'s defaults.
 
-Usage: python3 torch_recipe.py --data tinyshakespeare.txt [--seed N] [--threads N] [--iters 2000]
+Usage: python3 torch_recipe.py --data tinyshakespeare.txt [--seed N] [--threads N] [--iters 2000] [--gelu none|tanh]
 
 The settings are nanoGPT's (train.py with config/train_shakespeare_char.py
 and the README's CPU overrides): 4 layers, 4 heads, 128 dimensions, context
@@ -11,7 +11,8 @@ decay 0.1 on tensors of rank ≥ 2), 100 warm-up steps then cosine decay to
 random batches of each split every 250 steps. The model is nanoGPT's:
 pre-norm blocks, exact GELU, the output head tied to the token embedding,
 weights drawn from N(0, 0.02) with the residual projections scaled by
-1/sqrt(2·n_layer).
+1/sqrt(2·n_layer). `--gelu tanh` swaps in GPT-2's tanh approximation, which
+attn's GPT uses: the one known difference between the two recipes.
 
 Prints one JSON line: the final estimates, the loss over the whole
 validation split (non-overlapping windows of the context, as `attn eval
@@ -28,10 +29,10 @@ import torch.nn as nn
 from torch_reference import GPT
 
 
-def nanogpt(vocab, block_size):
+def nanogpt(vocab, block_size, gelu="none"):
     """nanoGPT's model for the recipe: torch_reference's GPT without biases, exact GELU, nanoGPT's init."""
     n_layer = 4
-    model = GPT(dict(n_layer=n_layer, n_head=4, n_embd=128, block_size=block_size, vocab=vocab, bias=False, gelu="none"))
+    model = GPT(dict(n_layer=n_layer, n_head=4, n_embd=128, block_size=block_size, vocab=vocab, bias=False, gelu=gelu))
     for name, p in model.named_parameters():
         if p.dim() >= 2:
             std = 0.02 / math.sqrt(2 * n_layer) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
@@ -59,6 +60,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iters", type=int, default=2000)
+    ap.add_argument("--gelu", choices=["none", "tanh"], default="none")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -76,7 +78,7 @@ def main():
         ix = torch.randint(len(data) - T, (B,))
         return torch.stack([data[i:i + T] for i in ix]), torch.stack([data[i + 1:i + 1 + T] for i in ix])
 
-    model = nanogpt(len(chars), T)
+    model = nanogpt(len(chars), T, a.gelu)
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
@@ -114,7 +116,7 @@ def main():
             x = x[: len(y)]
             total += model(x[None], y[None]).item() * len(y)
             count += len(y)
-    print(json.dumps({"workload": "recipe", "impl": "pytorch", "seed": a.seed, "threads": a.threads, "val_estimate": est["val"],
+    print(json.dumps({"workload": "recipe", "impl": "pytorch", "gelu": a.gelu, "seed": a.seed, "threads": a.threads, "val_estimate": est["val"],
                       "train_estimate": est["train"], "val_full": total / count, "seconds": seconds}))
 
 

@@ -1,3 +1,4 @@
+import { jsBackend } from '../src/backend/js/index.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GPT } from '../src/models/gpt.js';
@@ -65,6 +66,26 @@ describe('GPT model', () => {
     assert.notDeepEqual(Array.from(a), Array.from(b));
     m.eval();
     assert.deepEqual(Array.from(m.forward(ids, [1, 3]).logits.data), Array.from(m.forward(ids, [1, 3]).logits.data));
+  });
+
+  it('dropout zeroes a fraction p of values, a different set for each seed, and keeps the mean', () => {
+    const n = 200_000;
+    const x = new Float32Array(n).fill(1);
+    for (const p of [0.1, 0.5]) {
+      const masks = [1, 2].map((seed) => {
+        const out = new Float32Array(n),
+          mask = new Float32Array(n);
+        jsBackend.dropoutForward(x, out, mask, p, seed);
+        return out;
+      });
+      const dropped = masks[0]!.filter((v) => v === 0).length / n;
+      // binomial standard deviation √(p(1−p)/n) ≤ 0.0012: allow five of them
+      assert.ok(Math.abs(dropped - p) < 0.006, `p ${p}: dropped ${dropped}`);
+      const mean = masks[0]!.reduce((s, v) => s + v, 0) / n;
+      assert.ok(Math.abs(mean - 1) < 0.02, `p ${p}: mean ${mean}`);
+      const same = masks[0]!.filter((v, i) => (v === 0) === (masks[1]![i] === 0)).length / n;
+      assert.ok(same < 1 - p * (1 - p), `p ${p}: seeds 1 and 2 agree on ${same} of the decisions`); // independent: p² + (1−p)²
+    }
   });
 
   it('refuses sequences longer than block_size', () => {

@@ -156,6 +156,27 @@ for (const isa of isas.length ? isas : ['none']) {
       aj.forEach((t, i) => assertClose(an[i]!, t, i === 3 ? 1e-6 * t[0]! : 1e-6, `adamw ${i}`));
     });
 
+    it('dropout: the same counter-based mask as js from the same seed, forward and backward', () => {
+      for (const [n, p, seed] of [[1000, 0.1, 7], [100_003, 0.5, 4_000_000_000], [70_001, 0.25, 0]] as const) {
+        const x = rand(n),
+          dy = rand(n),
+          junk = rand(n);
+        for (const accumulate of [true, false]) {
+          const [j, nat] = bothBackends((b) => {
+            const out = new Float32Array(n),
+              mask = new Float32Array(n),
+              dx = Float32Array.from(junk);
+            b.dropoutForward(x, out, mask, p, seed);
+            b.dropoutBackward(dy, mask, dx, accumulate);
+            return [out, mask, dx];
+          });
+          // The mask and output exactly; dx to rounding (the native add may be a fused multiply-add).
+          [0, 1].forEach((i) => assert.deepEqual(nat[i], j[i], `dropout n ${n} p ${p} tensor ${i}`));
+          assertClose(nat[2]!, j[2]!, 1e-6, `dropout backward n ${n} p ${p} accumulate ${accumulate}`);
+        }
+      }
+    });
+
     // Narrow rows (a 128-wide bias over many rows) take the split-by-rows column sum.
     for (const [rows, cols] of [[45, 300], [301, 128]] as const) it(`residual and bias additions, bias-gradient column sums (${rows}×${cols})`, () => {
       const x = rand(rows * cols),

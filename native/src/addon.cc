@@ -168,6 +168,21 @@ Napi::Value AddRows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// dropoutForward(x, out, mask, p, seed)
+Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
+  auto x = info[0].As<Napi::Float32Array>();
+  attn::dropout_forward(x.Data(), F(info, 1), F(info, 2), (long)x.ElementLength(), info[3].As<Napi::Number>().DoubleValue(),
+                        info[4].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
+}
+
+// dropoutBackward(dOut, mask, dx, accumulate)
+Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {
+  auto dy = info[0].As<Napi::Float32Array>();
+  attn::dropout_backward(dy.Data(), F(info, 1), F(info, 2), (long)dy.ElementLength(), B(info, 3));
+  return info.Env().Undefined();
+}
+
 Napi::Value Add(const Napi::CallbackInfo& info) {
   auto out = info[2].As<Napi::Float32Array>();
   attn::add(F(info, 0), F(info, 1), out.Data(), (long)out.ElementLength());
@@ -213,6 +228,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionCachedRagged", Napi::Function::New(env, AttentionCachedRagged));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("dropoutForward", Napi::Function::New(env, DropoutForward));
+  exports.Set("dropoutBackward", Napi::Function::New(env, DropoutBackward));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   exports.Set("scaleInPlace", Napi::Function::New(env, ScaleInPlace));
   exports.Set("addRows", Napi::Function::New(env, AddRows));

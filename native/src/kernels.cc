@@ -103,6 +103,18 @@ void embedding_backward(const float* dout, const int32_t* ids, float* dw, int n,
   }
 }
 
+void dropout_forward(const float* x, float* out, float* mask, long n, double p, uint32_t seed) {
+  const uint32_t threshold = (uint32_t)std::min(4294967295.0, std::floor(p * 4294967296.0));
+  const float keep = (float)(1.0 / (1.0 - p));
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 15, [&](long lo, long hi) { k.dropout_forward(x, out, mask, lo, hi, seed, threshold, keep); });
+}
+
+void dropout_backward(const float* dy, const float* mask, float* dx, long n, bool acc) {
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 15, [&](long lo, long hi) { k.dropout_backward(dy, mask, dx, lo, hi, acc); });
+}
+
 void adamw_step(float* p, const float* g, float* m, float* v, long n, float lr, float beta1, float beta2, float eps, float wd, int step) {
   const double bc1 = 1 - std::pow((double)beta1, step), bc2 = 1 - std::pow((double)beta2, step);
   const AdamConsts c{beta1, beta2, eps, (float)(lr / bc1), (float)std::sqrt(bc2), 1.f - lr * wd};

@@ -39,6 +39,9 @@ void attention_cached(const float* q, const float* kc, const float* vc, float* o
 struct RaggedSeq { const float* k; const float* v; int cap, past, start, offset, Tq; };
 void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, int S, int H, int D, float scale);
 
+// Dropout with the js backend's counter-based mask (see VecKernels::dropout_forward).
+void dropout_forward(const float* x, float* out, float* mask, long n, double p, uint32_t seed);
+void dropout_backward(const float* dy, const float* mask, float* dx, long n, bool acc);
 void adamw_step(float* p, const float* g, float* m, float* v, long n, float lr, float beta1, float beta2, float eps, float wd, int step);
 double sum_squares(const float* x, long n);
 void scale_inplace(float* x, long n, float s);

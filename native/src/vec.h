@@ -30,6 +30,10 @@ struct VecKernels {
   void (*adamw)(float* p, const float* g, float* m, float* v, long lo, long hi, const AdamConsts& c);
   double (*sum_squares)(const float* x, long lo, long hi);
   void (*scale)(float* x, long lo, long hi, float s);
+  // Dropout with a counter-based mask (the js backend's dropBits): element i is dropped when
+  // its hash of (seed, i) is below threshold; mask gets 0 or keep, out = x·mask.
+  void (*dropout_forward)(const float* x, float* out, float* mask, long lo, long hi, uint32_t seed, uint32_t threshold, float keep);
+  void (*dropout_backward)(const float* dy, const float* mask, float* dx, long lo, long hi, bool acc);
   // Attention tiles (attention.cc): softmax in place with each row's log-sum-exp, and its backward.
   void (*softmax_tile)(float* s, int rows, int cols, int i0, bool causal, float* lse);
   void (*softmax_tile_backward)(const float* p, float* dp, int rows, int cols, const float* dout, const float* out, long ld, int D);

@@ -159,8 +159,14 @@ export interface Backend {
   /** dLogits += scale · (softmax − onehot(target)) for counted rows; accumulate false overwrites (ignored rows become 0). */
   crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dLogits: Float32Array, rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean): void;
 
-  /** mask[i] = keep ? 1/(1−p) : 0, drawn from `random`; out = x·mask. */
-  dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, random: () => number): void;
+  /**
+   * mask[i] = 0 with probability p, else 1/(1−p); out = x·mask. The decisions
+   * come from a counter-based hash of (seed, i) (js/dropout.ts), so every
+   * backend draws the same mask from the same seed.
+   */
+  dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
+  /** dx += dOut·mask (accumulate), or dx = dOut·mask. */
+  dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
 
   /** One decoupled-weight-decay Adam step on one parameter tensor, in place. */
   adamwStep(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, h: AdamWHyper): void;

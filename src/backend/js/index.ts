@@ -3,7 +3,7 @@ import { adamwStep, scaleInPlace, sumSquares } from './adamw.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import { attentionCached, attentionCachedRagged } from './attention_cached.js';
 import { crossEntropyBackward, crossEntropyForward } from './cross_entropy.js';
-import { dropoutForward } from './dropout.js';
+import { dropoutBackward, dropoutForward } from './dropout.js';
 import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
 import { embeddingBackward, embeddingForward } from './embedding.js';
 import { gemm } from './gemm.js';
@@ -33,6 +33,7 @@ export const jsBackend: Backend = {
   crossEntropyForward,
   crossEntropyBackward,
   dropoutForward,
+  dropoutBackward,
   adamwStep,
   sumSquares,
   scaleInPlace,

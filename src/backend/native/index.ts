@@ -22,6 +22,8 @@ interface Addon {
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
   adamw(...args: unknown[]): void;
+  dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
+  dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
   sumSquares(x: Float32Array): number;
   scaleInPlace(x: Float32Array, s: number): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
@@ -111,6 +113,8 @@ export function createNativeBackend(a: Addon): Backend {
       return { sum, count };
     },
     crossEntropyBackward: (logits, targets, lse, d, rows, vocab, ignore, scale, acc) => a.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, scale, acc),
+    dropoutForward: (x, out, mask, p, seed) => a.dropoutForward(x, out, mask, p, seed),
+    dropoutBackward: (dOut, mask, dx, acc) => a.dropoutBackward(dOut, mask, dx, acc),
     adamwStep: (p, g, m, v, h) => a.adamw(p, g, m, v, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.step),
     sumSquares: (x) => a.sumSquares(x),
     scaleInPlace: (x, s) => a.scaleInPlace(x, s),

@@ -7,12 +7,12 @@ import { Tensor } from '../tensor.js';
 export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tensor {
   if (!training || p === 0) return x;
   if (p < 0 || p >= 1) throw new Error(`dropout probability must be in [0, 1), got ${p}`);
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape);
   const mask = new Float32Array(x.size);
-  backend().dropoutForward(x.data, out.data, mask, p, () => rng.random());
+  // One draw from the model's generator seeds the whole mask (so resuming a run replays it exactly).
+  backend().dropoutForward(x.data, out.data, mask, p, rng.nextUint32());
   return record(out, [x], 'dropout', () => {
-    backend().binary('mul', out.grad!, out.shape, mask, out.shape, mask, out.shape);
-    const g = x.ensureGrad();
-    for (let i = 0; i < g.length; i++) g[i] = g[i]! + mask[i]!;
+    const dx = x.gradSink();
+    backend().dropoutBackward(out.grad!, mask, dx.grad, dx.accumulate);
   });
 }
