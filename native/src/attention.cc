@@ -1,7 +1,8 @@
 // Fused causal attention, flash-attention style. For each (batch, head) and
 // each block of BR query rows, the scores against all keys that block may see
-// are computed with the GEMM micro-kernels, turned into softmax weights in
-// place, and multiplied into the output. Only a BR×T tile exists at a time —
+// are computed with the GEMM's register tile (gemm_small, which reads the
+// head's rows in place), turned into softmax weights in place, and multiplied
+// into the output. Only a BR×T tile exists at a time —
 // never the T×T matrix — and the backward pass recomputes the weights from
 // each row's saved log-sum-exp instead of storing them.
 #include <algorithm>

@@ -6,8 +6,8 @@ import { runTraining } from './train.js';
 
 /**
  * The demo's model, sized to take about half a minute: the nanoGPT recipe's
- * shape (4 layers, 128 dims) on the native backend, a quarter of it on the js
- * one, which is some fifty times slower.
+ * shape (4 layers, 128 dims) on the native backend, a smaller one on the js
+ * backend, which is some fifty times slower.
  */
 const SIZES = {
   native: { nLayer: 4, nHead: 4, nEmbd: 128, maxIters: 1500 },

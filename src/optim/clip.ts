@@ -25,7 +25,11 @@ export function clipGradNorm(params: Parameter[], maxNorm: number): number {
  */
 function joinNeighbours(views: Float32Array[]): Float32Array[] {
   const byBuffer = new Map<ArrayBufferLike, Float32Array[]>();
-  for (const v of views) byBuffer.set(v.buffer, [...(byBuffer.get(v.buffer) ?? []), v]);
+  for (const v of views) {
+    const group = byBuffer.get(v.buffer);
+    if (group) group.push(v);
+    else byBuffer.set(v.buffer, [v]);
+  }
   const out: Float32Array[] = [];
   for (const group of byBuffer.values()) {
     group.sort((a, b) => a.byteOffset - b.byteOffset);
