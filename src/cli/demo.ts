@@ -7,7 +7,7 @@ import { runTraining } from './train.js';
 /**
  * The demo's model, sized to take about half a minute: the nanoGPT recipe's
  * shape (4 layers, 128 dims) on the native backend, a smaller one on the js
- * backend, which is some fifty times slower.
+ * backend, which is fifty to a hundred times slower.
  */
 const SIZES = {
   native: { nLayer: 4, nHead: 4, nEmbd: 128, maxIters: 1500 },
