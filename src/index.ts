@@ -36,7 +36,7 @@ export { hfFiles, hfConfig, hfTensors, gpt2TokenizerFiles } from './io/hf_export
 export { pullModel, type PullOptions } from './io/hf_pull.js';
 export { loadModel, modelFiles, type LoadedModel } from './io/model_dir.js';
 export { writeDirAtomic } from './io/atomic.js';
-export { UserError } from './io/errors.js';
+export { UserError } from './util/errors.js';
 export * from './io/safetensors.js';
 export { runReferenceCheck, type ReferenceReport, type GroupResult } from './reference/check.js';
 export { fablesCorpus } from './data/fables.js';
@@ -81,5 +81,5 @@ export { numbersTask, pairsTask, type Seq2SeqTask } from './data/seq2seq_task.js
 export { trainSeq2Seq, buildSeq2Seq } from './train/seq2seq_trainer.js';
 export { parseSeq2SeqOptions } from './train/seq2seq_options.js';
 export { exactMatch } from './train/seq2seq_eval.js';
-export { makeBatch } from './train/seq2seq_batch.js';
+export { makeBatch } from './models/seq2seq_batch.js';
 export { saveSeq2Seq, loadSeq2Seq, SEQ2SEQ_MODEL_TYPE } from './io/seq2seq_dir.js';

@@ -9,7 +9,7 @@ import { groupOf, splitPairs } from '../src/data/positive_pairs.js';
 import { templatePairs } from '../src/data/template_pairs.js';
 import { recallAtOne } from '../src/eval/recall.js';
 import { loadEmbedder, saveEmbedder } from '../src/io/embedder_dir.js';
-import { UserError } from '../src/io/errors.js';
+import { UserError } from '../src/util/errors.js';
 import { embedTexts } from '../src/models/embed_texts.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';

@@ -7,7 +7,7 @@ import { KVCache } from '../src/generate/kv_cache.js';
 import { argmax, penalizeRepeats, sampleToken } from '../src/generate/sampling.js';
 import { StopStrings } from '../src/generate/stop_strings.js';
 import { generateText, streamText } from '../src/generate/stream.js';
-import { UserError } from '../src/io/errors.js';
+import { UserError } from '../src/util/errors.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { noGrad } from '../src/tensor/autograd.js';

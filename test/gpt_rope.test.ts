@@ -8,7 +8,7 @@ import { fablesCorpus } from '../src/data/fables.js';
 import { batchForward } from '../src/generate/batch_step.js';
 import { generateBatch } from '../src/generate/engine.js';
 import { KVCache } from '../src/generate/kv_cache.js';
-import { UserError } from '../src/io/errors.js';
+import { UserError } from '../src/util/errors.js';
 import { hfFiles } from '../src/io/hf_export.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';

@@ -11,7 +11,7 @@ import { runQuantize } from '../src/cli/quantize.js';
 import { fablesCorpus } from '../src/data/fables.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { writeDirAtomic } from '../src/io/atomic.js';
-import { UserError } from '../src/io/errors.js';
+import { UserError } from '../src/util/errors.js';
 import { pullModel } from '../src/io/hf_pull.js';
 import { loadModel, modelFiles } from '../src/io/model_dir.js';
 import { readSafetensors } from '../src/io/safetensors.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { UserError } from '../src/io/errors.js';
+import { UserError } from '../src/util/errors.js';
 import { loadModel } from '../src/io/model_dir.js';
 
 describe('loadModel names attn architectures that are not GPTs', () => {

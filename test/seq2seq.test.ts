@@ -18,7 +18,7 @@ import { crossEntropy } from '../src/tensor/ops/cross_entropy.js';
 import { labelSmoothedCrossEntropy } from '../src/tensor/ops/label_smoothing.js';
 import { slice } from '../src/tensor/ops/shape.js';
 import type { PieceTokenizer } from '../src/tokenizers/piece.js';
-import { makeBatch } from '../src/train/seq2seq_batch.js';
+import { makeBatch } from '../src/models/seq2seq_batch.js';
 import { parseSeq2SeqOptions } from '../src/train/seq2seq_options.js';
 import { buildSeq2Seq, trainSeq2Seq } from '../src/train/seq2seq_trainer.js';
 import { Rng } from '../src/util/rng.js';

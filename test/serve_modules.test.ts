@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
-import { UserError } from '../src/io/errors.js';
+import { UserError } from '../src/util/errors.js';
 import type { CachedResponse, RequestRecord } from '../src/serve/contracts.js';
 import {
   MemorySemanticCache,

@@ -10,7 +10,7 @@ import { runViTEval, runViTTraining } from '../src/cli/vit.js';
 import { loadImageDataset } from '../src/data/image_dataset.js';
 import { readImageFolder, readPngFiles } from '../src/data/image_folder.js';
 import { parseIdx, readIdxImages } from '../src/data/idx.js';
-import { UserError } from '../src/io/errors.js';
+import { UserError } from '../src/util/errors.js';
 import { loadViT } from '../src/io/vit_dir.js';
 import { patchify } from '../src/models/patchify.js';
 import { ViT } from '../src/models/vit.js';

@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import type { Backend } from './backend.js';
 import { registerBackend, setBackend } from './index.js';
 import { createNativeBackend, loadAddon, nativeLoadError } from './native/index.js';

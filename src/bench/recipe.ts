@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { perplexity } from '../eval/perplexity.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
 import { parseTrainOptions } from '../train/options.js';
 import { train } from '../train/trainer.js';
-import { readTextFile } from '../cli/read_text.js';
+import { readTextFile } from '../io/read_text.js';
 import type { Row } from './workloads.js';
 
 const PYTHON = '/usr/bin/python3';

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import type { Row } from './workloads.js';
 
 const PYTHON = '/usr/bin/python3';

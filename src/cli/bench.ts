@@ -11,8 +11,8 @@ import { benchDecode, benchPrefill, DECODE_JOBS } from '../bench/decode.js';
 import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
 import { benchServeCommand } from './bench_serve.js';
 import { fablesCorpus } from '../data/fables.js';
-import { UserError } from '../io/errors.js';
-import { readTextFile } from './read_text.js';
+import { UserError } from '../util/errors.js';
+import { readTextFile } from '../io/read_text.js';
 import { useBackend } from './backend_flags.js';
 import { int } from './flags.js';
 

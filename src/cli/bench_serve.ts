@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { benchServe } from '../bench/serve.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { int } from './flags.js';
 
 interface BenchServeCliOptions {

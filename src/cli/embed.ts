@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { evaluateRecall, reportDims } from '../eval/recall.js';
 import { loadEmbedder } from '../io/embedder_dir.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { checkDim, embedTexts } from '../models/embed_texts.js';
 import { distinctKeys } from '../data/positive_pairs.js';
 import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedder_options.js';

@@ -2,7 +2,7 @@ import { fablesCorpus } from '../data/fables.js';
 import { passagePairs } from '../data/passage_pairs.js';
 import { splitPairs, type PairSplit } from '../data/positive_pairs.js';
 import { templatePairs } from '../data/template_pairs.js';
-import { readTextFile } from './read_text.js';
+import { readTextFile } from '../io/read_text.js';
 
 /** Fraction of the groups (meanings, passages) held out for recall@1. */
 const HELD_OUT = 0.1;

@@ -1,10 +1,10 @@
 import { Command, Option } from 'commander';
 import { perplexity } from '../eval/perplexity.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int } from './flags.js';
-import { readTextFile } from './read_text.js';
+import { readTextFile } from '../io/read_text.js';
 
 export interface EvalCliOptions {
   model: string;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { benchCommand, benchWorkerCommand } from './bench.js';
 import { demoCommand } from './demo.js';
 import { embedCommand } from './embed.js';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { configFromHF } from '../io/hf_gpt2.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { formatPlan } from '../plan/format.js';

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { writeDirAtomic } from '../io/atomic.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel, modelFiles } from '../io/model_dir.js';
 import { isQuantized, quantizeModel } from '../nn/int8.js';
 import { checkOutDir } from './export.js';

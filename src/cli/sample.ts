@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { streamText } from '../generate/stream.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';

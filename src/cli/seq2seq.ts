@@ -6,7 +6,7 @@ import { parsePairsTSV } from '../data/translation_pairs.js';
 import { crossAttentionMap, meanOverHeads } from '../generate/cross_attention.js';
 import { translate } from '../generate/translate.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadSeq2Seq } from '../io/seq2seq_dir.js';
 import { exactMatch } from '../train/seq2seq_eval.js';
 import { parseSeq2SeqOptions, type Seq2SeqOptionsInput } from '../train/seq2seq_options.js';
@@ -15,7 +15,7 @@ import { attentionHtml, attentionText } from './attention_view.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { Progress } from './progress.js';
-import { readTextFile } from './read_text.js';
+import { readTextFile } from '../io/read_text.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from Seq2SeqOptionsSchema. */
 const HYPER: Array<[string, keyof Seq2SeqOptionsInput, (v: string) => number, string]> = [

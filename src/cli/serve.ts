@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { apiKeysFrom } from '../serve/auth.js';
 import { loadServeConfig, parseServeConfig, type ServeConfig } from '../serve/config.js';
 import { DEFAULT_LIMITS } from '../serve/context.js';

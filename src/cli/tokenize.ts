@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { writeFileAtomic } from '../io/atomic.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { BPETokenizer } from '../tokenizers/bpe.js';
 import { trainBPE } from '../tokenizers/bpe_train.js';
 import { loadDirTokenizer, loadTokenizerFile } from '../tokenizers/index.js';
@@ -8,7 +8,7 @@ import { PATTERNS } from '../tokenizers/pretokenize.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { WordTokenizer } from '../tokenizers/word.js';
 import { int } from './flags.js';
-import { readTextFile } from './read_text.js';
+import { readTextFile } from '../io/read_text.js';
 
 /** A progress bar on stderr for tokenizer training: redrawn on a terminal, a few lines otherwise. */
 export function tokenizerProgress(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {

@@ -1,14 +1,14 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { parseTrainOptions, type TrainOptionsInput } from '../train/options.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { fablesCorpus } from '../data/fables.js';
 import { withBackendFlags, useBackend } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { Progress } from './progress.js';
-import { readTextFile } from './read_text.js';
+import { readTextFile } from '../io/read_text.js';
 import { tokenizerProgress } from './tokenize.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from TrainOptionsSchema. */

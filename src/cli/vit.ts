@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { loadImageDataset } from '../data/image_dataset.js';
 import { readPngFiles } from '../data/image_folder.js';
 import type { ImageSet } from '../data/image_set.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadViT } from '../io/vit_dir.js';
 import type { ViT } from '../models/vit.js';
 import { parseViTTrainOptions, type ViTTrainOptionsInput } from '../train/vit_options.js';

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { int } from './flags.js';
 
 /** Where `npm run build:web` puts the playground: dist/playground in the package root. */

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import type { ImageSet } from './image_set.js';
 
 /** One IDX array: its dimensions and its bytes (attn reads the unsigned-byte type only, which MNIST uses). */

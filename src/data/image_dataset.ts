@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { readIdxImages } from './idx.js';
 import { classFolders, readImageFolder } from './image_folder.js';

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import type { ImageSet } from './image_set.js';
 
 interface Decoded {

@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { Pair } from './positive_pairs.js';
 

@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 
 /** Two texts that mean the same (or come from the same passage): a positive pair. */
 export interface Pair {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 
 /** One translation example: a source text and its target text. */
 export interface TranslationPair {

@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import type { GPT } from '../models/gpt.js';
 import { noGrad } from '../tensor/autograd.js';
 

@@ -1,7 +1,7 @@
 import type { Transformer } from '../models/transformer.js';
 import { noGrad } from '../tensor/autograd.js';
 import { BOS, EOS, type PieceTokenizer } from '../tokenizers/piece.js';
-import { encodeSource, padRows } from '../train/seq2seq_batch.js';
+import { encodeSource, padRows } from '../models/seq2seq_batch.js';
 
 /** Which source tokens each output token looked at: weights[head][row][col], rows sum to 1. */
 export interface CrossAttentionMap {

@@ -2,7 +2,7 @@ import { beamSearch, greedyDecode, modelLogProbs, type Hypothesis } from '../mod
 import type { Transformer } from '../models/transformer.js';
 import { noGrad } from '../tensor/autograd.js';
 import { BOS, EOS, type PieceTokenizer } from '../tokenizers/piece.js';
-import { encodeSource, padRows } from '../train/seq2seq_batch.js';
+import { encodeSource, padRows } from '../models/seq2seq_batch.js';
 
 export interface TranslateOptions {
   /** 1 = greedy. */

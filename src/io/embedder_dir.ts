@@ -5,7 +5,7 @@ import { parseEmbedderConfig, type EmbedderConfig } from '../models/embedder_con
 import { loadDirTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
 import { recoverDir, writeDirAtomic } from './atomic.js';
-import { UserError } from './errors.js';
+import { UserError } from '../util/errors.js';
 import { MODEL_FORMAT } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';

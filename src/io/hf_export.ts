@@ -5,7 +5,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { isConv1DWeight, transpose2d } from './hf_gpt2.js';
 import { ATTN_TOKENIZER_FILE } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
-import { UserError } from './errors.js';
+import { UserError } from '../util/errors.js';
 
 /**
  * A Hugging Face GPT-2 directory for a model trained (or loaded) in attn:

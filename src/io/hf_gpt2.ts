@@ -1,7 +1,7 @@
 import type { GPTConfig } from '../models/gpt_config.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import type { TensorEntry } from './safetensors.js';
-import { UserError } from './errors.js';
+import { UserError } from '../util/errors.js';
 
 /** The tanh-approximated GELU that attn implements, under the names Hugging Face uses for it. */
 const TANH_GELU = new Set(['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast']);

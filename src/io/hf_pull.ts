@@ -3,7 +3,7 @@ import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { basename, dirname, join } from 'node:path';
 import { fsyncDir } from './atomic.js';
-import { UserError } from './errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel } from './model_dir.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';

@@ -7,7 +7,7 @@ import { Rng } from '../util/rng.js';
 import { dequantizeRows, isQuantized, namedLinears } from '../nn/int8.js';
 import type { Int8Weight } from '../tensor/ops/linear_int8.js';
 import { recoverDir } from './atomic.js';
-import { UserError } from './errors.js';
+import { UserError } from '../util/errors.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
 import { withoutInit } from '../nn/init.js';

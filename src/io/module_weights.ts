@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Module } from '../nn/module.js';
-import { UserError } from './errors.js';
+import { UserError } from '../util/errors.js';
 import { readSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
 
 /** The tensors of a safetensors file; a missing or corrupt file is a UserError. */

@@ -6,7 +6,7 @@ import { parseTransformerConfig, type TransformerConfig } from '../models/transf
 import { PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
 import { recoverDir, writeDirAtomic } from './atomic.js';
-import { UserError } from './errors.js';
+import { UserError } from '../util/errors.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
 import { withoutInit } from '../nn/init.js';

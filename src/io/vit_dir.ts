@@ -4,7 +4,7 @@ import { ViT } from '../models/vit.js';
 import { parseViTConfig } from '../models/vit_config.js';
 import { Rng } from '../util/rng.js';
 import { recoverDir } from './atomic.js';
-import { UserError } from './errors.js';
+import { UserError } from '../util/errors.js';
 import { MODEL_FORMAT } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';

@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { Embedder } from './embedder.js';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 
 import { generate } from '../generate/generate.js';
 import { transpose2d, isConv1DWeight } from '../io/hf_gpt2.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
 import { readSafetensors, type TensorEntry } from '../io/safetensors.js';
 import { AdamW } from '../optim/adamw.js';

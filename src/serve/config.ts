@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 
 /**
  * The serve config file (`attn serve --config serve.json`): prices, the

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import type { CachedResponse, SemanticCache } from './contracts.js';
 import type { CacheSettings } from './config.js';
 

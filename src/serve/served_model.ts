@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { loadEmbedder } from '../io/embedder_dir.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
 import type { Embedder } from '../models/embedder.js';
 import type { GPT } from '../models/gpt.js';

@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { IdBuffer } from './id_buffer.js';
 import { NO_MERGE, PairTable } from './pair_table.js';
 import { patternName, splitterFor, type Splitter } from './pretokenize.js';

@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import type { BPETokenizer } from './bpe.js';
 import { bpeFromVocabAndMerges } from './gpt2_files.js';
 import { CONTRACTIONS_ANY_CASE, PATTERNS } from './pretokenize.js';

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { BPETokenizer } from './bpe.js';
 import { trainBPE } from './bpe_train.js';
 import { CharTokenizer } from './char.js';

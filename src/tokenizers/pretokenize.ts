@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { scanGPT2 } from './gpt2_scan.js';
 
 /** `'s 't 're 've 'm 'll 'd` in any case: JavaScript (Node 20) has no inline `(?i:…)`. */

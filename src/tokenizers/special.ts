@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import type { EncodeOptions, SpecialSet } from './tokenizer.js';
 
 /** A piece of text to encode: ordinary text, or one special token's id. */

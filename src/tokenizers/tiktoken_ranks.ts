@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { BPETokenizer, type Merge } from './bpe.js';
 
 /**

@@ -1,4 +1,4 @@
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { IdBuffer } from './id_buffer.js';
 import { splitSpecial } from './special.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { recoverDir, writeDirAtomic } from '../io/atomic.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel, modelFiles } from '../io/model_dir.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from '../io/safetensors.js';
 import type { GPT } from '../models/gpt.js';

@@ -1,7 +1,7 @@
 import { distinctKeys, groupOf, type Pair } from '../data/positive_pairs.js';
 import { evaluateRecall, reportDims } from '../eval/recall.js';
 import { saveEmbedder } from '../io/embedder_dir.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { Embedder } from '../models/embedder.js';
 import { parseEmbedderConfig } from '../models/embedder_config.js';
 import { padBatch } from '../models/pad_batch.js';

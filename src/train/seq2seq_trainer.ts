@@ -9,7 +9,7 @@ import { learningRate } from '../optim/schedule.js';
 import { backward } from '../tensor/autograd.js';
 import { PAD, PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
-import { makeBatch } from './seq2seq_batch.js';
+import { makeBatch } from '../models/seq2seq_batch.js';
 import { exactMatch, type ExactMatch } from './seq2seq_eval.js';
 import type { Seq2SeqOptions } from './seq2seq_options.js';
 

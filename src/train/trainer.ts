@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
 import { dropInt8 } from '../nn/int8.js';
 import { GPT } from '../models/gpt.js';

@@ -1,5 +1,5 @@
 import { writeDirAtomic } from '../io/atomic.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 import { vitFiles } from '../io/vit_dir.js';
 import type { ImageDataset } from '../data/image_dataset.js';
 import { imageSize, normalizedBatch, pixelStats, shuffled, type ImageSet } from '../data/image_set.js';

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { UserError } from '../io/errors.js';
+import { UserError } from './errors.js';
 
 /**
  * Validate with a zod schema, turning zod's report into one readable line

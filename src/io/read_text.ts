@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 
 /** Read a UTF-8 training text, with one clear error for each way it can be unusable. */
 export function readTextFile(path: string): string {

@@ -1,7 +1,7 @@
 import type { TranslationPair } from '../data/translation_pairs.js';
-import type { Tokens } from '../models/transformer.js';
+import type { Tokens } from './transformer.js';
 import { BOS, EOS, PAD, type PieceTokenizer } from '../tokenizers/piece.js';
-import { UserError } from '../io/errors.js';
+import { UserError } from '../util/errors.js';
 
 /** One padded batch for teacher forcing. */
 export interface Seq2SeqBatch {
