@@ -175,6 +175,28 @@ describe('serve: economics, cache, routing, observability', () => {
     assert.match(await metricsText(s), /attn_escalations_total\{from="small",to="large"\} 1/);
   });
 
+  it('an escalated request pays for the failed cheaper attempt too (ledger and metrics)', async () => {
+    const ledger = async () => (await (await fetch(`${s.url}/v1/ledger`)).json()) as any;
+    const promptTokens = async (model: string) => Number((await metricsText(s)).match(new RegExp(`^attn_prompt_tokens_total\\{model="${model}"\\} (\\d+)`, 'm'))?.[1] ?? 0);
+    const before = await ledger();
+    const smallBefore = before.by_model.find((m: any) => m.model === 'small') ?? { requests: 0, prompt_tokens: 0, completion_tokens: 0, cost: 0 };
+    const metricBefore = await promptTokens('small');
+    const r = await postJson(`${s.url}/v1/completions`, { model: 'auto', prompt: 'Escalate me', max_tokens: 4, temperature: 0, response_format: { type: 'json_object' }, metadata: { task: 'extract-json' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-attn-escalations'), '1');
+    const after = await ledger();
+    const small = after.by_model.find((m: any) => m.model === 'small');
+    // The small tier generated 4 tokens for the 11-token prompt, failed the JSON check and was paid for.
+    assert.deepEqual([small.requests - smallBefore.requests, small.prompt_tokens - smallBefore.prompt_tokens, small.completion_tokens - smallBefore.completion_tokens], [1, 11, 4]);
+    assert.equal(small.cost - smallBefore.cost, 11 * 1 + 4 * 2);
+    assert.equal((await promptTokens('small')) - metricBefore, 11);
+    // The task's cost is both attempts (small: 11·1 + 4·2; large: 11·10 + 4·20), and it is still one request.
+    const task = after.by_task.find((t: any) => t.task === 'extract-json');
+    assert.deepEqual([task.requests, task.cost], [1, 19 + 190]);
+    assert.equal(after.requests - before.requests, 1);
+    assert.deepEqual(r.json.usage, { prompt_tokens: 11, completion_tokens: 4, total_tokens: 15 }, 'usage is the answer\'s own');
+  });
+
   it('feedback marks requests; the report gives cost per successful task', async () => {
     const a = await postJson(`${s.url}/v1/completions`, { model: 'small', prompt: 'abc', max_tokens: 2, temperature: 1 }, { 'x-attn-task': 'summary' });
     const b = await postJson(`${s.url}/v1/completions`, { model: 'small', prompt: 'abd', max_tokens: 2, temperature: 1, metadata: { task: 'summary' } });

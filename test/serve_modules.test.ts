@@ -143,6 +143,17 @@ describe('ledger', () => {
     assert.deepEqual(r.by_model.map((m) => [m.model, m.requests]), [['big', 1], ['small', 4]]);
   });
 
+  test('an escalated request pays for every tier it tried, and counts once for its task', () => {
+    const l = createLedger(prices);
+    const cost = l.record(rec('x', { model: 'big', usage: usage(3, 7), escalations: 1, escalated: [{ model: 'small', usage: usage(3, 5), cached: false }] }));
+    close(cost, (3 * 1 + 5 * 2 + 3 * 10 + 7 * 30) / 1e6);
+    close(l.costOf({ model: 'small', usage: usage(3, 5), cached: false }), (3 * 1 + 5 * 2) / 1e6);
+    const r = l.report();
+    assert.deepEqual(r.by_model.map((m) => [m.model, m.requests, m.prompt_tokens, m.completion_tokens]), [['big', 1, 3, 7], ['small', 1, 3, 5]]);
+    assert.deepEqual([r.requests, r.by_task[0]!.requests], [1, 1]);
+    close(r.cost, cost);
+  });
+
   test('a second feedback for the same id replaces the first', () => {
     const l = createLedger(prices);
     l.record(rec('a'));

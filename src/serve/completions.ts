@@ -55,22 +55,28 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
   prepare(ctx, job, route[0]!, baseSeed);
   const head: ResponseHead = { id: st.id, created: Math.floor(Date.now() / 1000), model: route[0]!.name };
   const stream = job.stream ? new ChunkStream(res, dialect, head, job) : null;
+  // Every finished attempt, in tier order: those before the answer failed their check but were paid for.
+  const tried: Attempt[] = [];
   const outcome = await runTiers(
     route.map((m) => m.name),
-    (name) => attempt(ctx, job, ctx.models.get(name)!, baseSeed, st, stream),
+    async (name) => {
+      const a = await attempt(ctx, job, ctx.models.get(name)!, baseSeed, st, stream);
+      tried.push(a);
+      return a;
+    },
     (a) => ctx.router.checkResponse(a.choices[0]!.text, job.responseFormat),
     (from, to, reason) => {
       ctx.metrics.escalations.inc({ from, to });
       st.log.info({ from, to, reason }, 'escalating to the next tier');
     },
   ).catch((e: unknown) => {
-    // A generation that ended early still used the model: its tokens are accounted for.
-    if (st.spent) account(ctx, st, { model: st.spent.model, choices: [], usage: st.spent.usage, cached: false, cacheKey: null }, 0);
+    // A generation that ended early still used the model: its tokens (and the tiers tried before it) are accounted for.
+    if (st.spent) account(ctx, st, { model: st.spent.model, choices: [], usage: st.spent.usage, cached: false, cacheKey: null }, tried);
     throw e;
   });
   const a = outcome.result;
   if (outcome.check.ok && a.cacheKey) await storeInCache(ctx, a.cacheKey, cachedResponse(a), st);
-  account(ctx, st, a, outcome.escalations);
+  account(ctx, st, a, tried.slice(0, outcome.escalations));
   if (stream) {
     stream.finish(a.choices, a.usage);
     return 200;
@@ -168,18 +174,27 @@ function cachedResponse(a: Attempt): CachedResponse {
   return { text: c.text, finish_reason: c.finishReason, usage: a.usage };
 }
 
-/** Cost, metrics and the request's log fields, once the answer is known. */
-function account(ctx: ServeContext, st: RequestState, a: Attempt, escalations: number): void {
+/**
+ * Cost, metrics and the request's log fields, once the answer is known.
+ * `escalated` are the attempts on cheaper tiers that failed their check
+ * before `a`: they were paid for, so the ledger and the token and cost
+ * counters count them under their own models.
+ */
+function account(ctx: ServeContext, st: RequestState, a: Attempt, escalated: Attempt[]): void {
   st.model = a.model;
   st.usage = a.usage;
   st.cached = a.cached;
-  st.escalations = escalations;
-  st.cost = ctx.ledger.record({ id: st.id, model: a.model, task: st.task, usage: a.usage, cached: a.cached, escalations });
+  st.escalations = escalated.length;
+  const attempts = escalated.map(({ model, usage, cached }) => ({ model, usage, cached }));
+  st.cost = ctx.ledger.record({ id: st.id, model: a.model, task: st.task, usage: a.usage, cached: a.cached, escalations: escalated.length, escalated: attempts });
   ctx.recentTasks.set(st.id, st.task);
   const m = ctx.metrics;
-  m.tokensIn.inc({ model: a.model }, a.usage.prompt_tokens);
-  if (!a.cached) m.tokensOut.inc({ model: a.model }, a.usage.completion_tokens);
-  m.cost.inc({ model: a.model, task: m.taskLabel(st.task) }, st.cost);
+  const task = m.taskLabel(st.task);
+  for (const e of [...attempts, a]) {
+    m.tokensIn.inc({ model: e.model }, e.usage.prompt_tokens);
+    if (!e.cached) m.tokensOut.inc({ model: e.model }, e.usage.completion_tokens);
+    m.cost.inc({ model: e.model, task }, ctx.ledger.costOf(e));
+  }
   if (st.ttftMs !== undefined) m.ttft.observe({ model: a.model }, st.ttftMs / 1000);
 }
 

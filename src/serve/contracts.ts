@@ -29,12 +29,27 @@ export interface RequestRecord {
   cached: boolean;
   /** Times this request moved up a tier (tiered routing). */
   escalations: number;
+  /**
+   * The attempts on cheaper tiers whose responses failed their check, before
+   * the one answered (`model`, `usage`, `cached` above): their tokens were
+   * spent, so they are paid for. Absent or empty without escalation.
+   */
+  escalated?: AttemptRecord[];
+}
+
+/** One model's attempt at a request: what it cost to try. */
+export interface AttemptRecord {
+  model: string;
+  usage: Usage;
+  cached: boolean;
 }
 
 /** Cost accounting: cost per request, per task type, and per successful task. */
 export interface Ledger {
-  /** Records the request and returns its cost. */
+  /** Records the request and returns its cost (every attempt's, escalated ones included). */
   record(r: RequestRecord): number;
+  /** What one attempt costs at this ledger's prices (the cost metric splits a request by model with it). */
+  costOf(a: AttemptRecord): number;
   /** `POST /v1/feedback`: false when the id is unknown. */
   feedback(id: string, success: boolean): boolean;
   report(): LedgerReport;

@@ -1,9 +1,11 @@
-import type { Ledger, LedgerReport, Price, RequestRecord, TaskReport, Usage } from './contracts.js';
+import type { AttemptRecord, Ledger, LedgerReport, Price, RequestRecord, TaskReport, Usage } from './contracts.js';
 
 /**
  * Token economics: what each request cost, and what a *successful* task
  * costs — the total spent on a task type (failed attempts included, since
  * they were paid for) over the number of its requests marked successful.
+ * A request that escalated pays for every tier it tried, not only the one
+ * that answered.
  */
 
 export const FREE: Price = { input_per_million: 0, output_per_million: 0 };
@@ -61,6 +63,8 @@ export function createLedger(prices: Record<string, Price>, opts: LedgerOptions 
 
   const priceOf = (model: string): Price => (Object.hasOwn(prices, model) ? prices[model]! : defaultPrice);
 
+  const costOf = (a: AttemptRecord): number => requestCost(a.usage, priceOf(a.model), a.cached);
+
   function taskTotals(task: string): TaskTotals {
     const name = tasks.has(task) || tasks.size < maxTasks ? task : OTHER_TASK;
     let t = tasks.get(name);
@@ -82,18 +86,26 @@ export function createLedger(prices: Record<string, Price>, opts: LedgerOptions 
 
   return {
     record(r: RequestRecord): number {
-      const cost = requestCost(r.usage, priceOf(r.model), r.cached);
+      // Every attempt was paid for: the escalated ones on cheaper tiers, then the answer.
+      // Each is one request of its model; the task counts the request once, at its whole cost.
+      let cost = 0;
+      for (const a of [...(r.escalated ?? []), r]) {
+        const c = costOf(a);
+        const m = modelTotals(a.model);
+        m.requests++;
+        m.prompt_tokens += a.usage.prompt_tokens;
+        m.completion_tokens += a.cached ? 0 : a.usage.completion_tokens;
+        m.cost += c;
+        cost += c;
+      }
       const t = taskTotals(r.task);
       t.requests++;
       t.cost += cost;
-      const m = modelTotals(r.model);
-      m.requests++;
-      m.prompt_tokens += r.usage.prompt_tokens;
-      m.completion_tokens += r.cached ? 0 : r.usage.completion_tokens;
-      m.cost += cost;
       remember(r.id, { task: tasks.has(r.task) ? r.task : OTHER_TASK, success: null });
       return cost;
     },
+
+    costOf,
 
     feedback(id: string, success: boolean): boolean {
       const r = recent.get(id);
