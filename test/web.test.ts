@@ -7,9 +7,8 @@ import { after, describe, it } from 'node:test';
 import { servePlayground } from '../src/cli/web.js';
 import { fablesCorpus } from '../src/data/fables.js';
 import { loadModel, modelFiles } from '../src/io/model_dir.js';
-import { parseSafetensors } from '../src/io/safetensors.js';
 import { noGrad } from '../src/tensor/autograd.js';
-import { decodeSafetensors, encodeSafetensors } from '../web/lib/safetensors.js';
+import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors_codec.js';
 import { Session } from '../web/lib/session.js';
 
 const work = mkdtempSync(join(tmpdir(), 'attn-web-'));
@@ -108,11 +107,12 @@ describe('playground session (web/lib, what the worker runs)', () => {
   });
 
   it('safetensors round trip, and clear errors', () => {
-    const t = new Map([['a', { shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 0, 1e-8, -7]) }]]);
-    const bytes = encodeSafetensors(t, { format: 'attn' });
+    // The page uses the one pure codec (src/io/safetensors_codec.ts), the same bytes the CLI writes.
+    const t = new Map([['a', { dtype: 'F32' as const, shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 0, 1e-8, -7]) }]]);
+    const bytes = serializeSafetensors(t, { format: 'attn' });
     assert.equal(parseSafetensors(bytes).tensors.get('a')!.shape.join(), '2,3');
-    assert.deepEqual(decodeSafetensors(bytes).get('a')!.data, t.get('a')!.data);
-    assert.throws(() => decodeSafetensors(new Uint8Array(3)), /too short/);
+    assert.deepEqual(parseSafetensors(bytes).tensors.get('a')!.data, t.get('a')!.data);
+    assert.throws(() => parseSafetensors(new Uint8Array(3)), /shorter than 8 bytes/);
     assert.throws(() => Session.fromFiles({ 'config.json': '{}', 'model.safetensors': bytes, 'tokenizer.json': '{}' }), /not an attn model config/);
     assert.throws(() => Session.forText(text, { ...SIZES, n_head: 3 }, TRAIN), /divisible/);
   });

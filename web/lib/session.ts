@@ -18,7 +18,7 @@ import { WordTokenizer } from '../../src/tokenizers/word.js';
 import { TokenDataset } from '../../src/train/data.js';
 import { estimateLoss } from '../../src/train/evaluate.js';
 import { Rng } from '../../src/util/rng.js';
-import { decodeSafetensors, encodeSafetensors, type F32Tensor } from './safetensors.js';
+import { parseSafetensors, serializeSafetensors, type TensorEntry } from '../../src/io/safetensors_codec.js';
 
 export interface ModelSizes {
   n_layer: number;
@@ -125,12 +125,13 @@ export class Session {
     const tokenizer = tokenizerFromJSONText(files['tokenizer.json']);
     if (tokenizer.vocabSize > config.vocab_size) throw new Error(`tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
     const model = new GPT(config, new Rng(train.seed));
-    const tensors = decodeSafetensors(files['model.safetensors']);
+    const tensors = parseSafetensors(files['model.safetensors'], 'model.safetensors').tensors;
     const params = model.namedParameters();
     for (const [name, p] of params) {
       const t = tensors.get(name);
       if (!t) throw new Error(`model.safetensors has no tensor ${name}`);
       if (t.shape.join() !== p.shape.join()) throw new Error(`tensor ${name} has shape [${t.shape}] but the config needs [${p.shape}]`);
+      if (!(t.data instanceof Float32Array)) throw new Error(`tensor ${name} has dtype ${t.dtype}; the page reads F32, F16 and BF16`);
       p.data.set(t.data);
     }
     if (tensors.size !== params.length) throw new Error(`model.safetensors has ${tensors.size - params.length} unexpected tensors`);
@@ -251,12 +252,12 @@ export class Session {
 
   /** The model directory's files, byte for byte what `attn train` writes for the same weights. */
   toFiles(): ModelFiles {
-    const tensors = new Map<string, F32Tensor>();
-    for (const [name, p] of this.model.namedParameters()) tensors.set(name, { shape: p.shape, data: p.data });
+    const tensors = new Map<string, TensorEntry>();
+    for (const [name, p] of this.model.namedParameters()) tensors.set(name, { dtype: 'F32', shape: p.shape, data: p.data });
     const config = { format: 'attn', model_type: 'attn-gpt', ...this.config };
     return {
       'config.json': JSON.stringify(config, null, 2) + '\n',
-      'model.safetensors': encodeSafetensors(tensors, { format: 'attn' }),
+      'model.safetensors': serializeSafetensors(tensors, { format: 'attn' }),
       'tokenizer.json': JSON.stringify(this.tokenizer.toJSON()) + '\n',
     };
   }
