@@ -6,6 +6,7 @@ import { loadDirTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
 import { recoverDir, writeDirAtomic } from './atomic.js';
 import { UserError } from '../util/errors.js';
+import { checkConfigSizes } from './config_limits.js';
 import { MODEL_FORMAT } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
@@ -45,6 +46,7 @@ export function loadEmbedder(dir: string): LoadedEmbedder {
   if (raw.model_type !== EMBEDDER_TYPE) {
     throw new UserError(`${dir} is not an embedder (its config.json says model_type ${JSON.stringify(raw.model_type ?? null)}); train one with \`attn embed train\``);
   }
+  checkConfigSizes(raw, configPath, join(dir, 'model.safetensors'));
   let config: EmbedderConfig;
   try {
     config = parseEmbedderConfig(raw, configPath);

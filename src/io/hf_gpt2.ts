@@ -2,12 +2,14 @@ import type { GPTConfig } from '../models/gpt_config.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import type { TensorEntry } from './safetensors.js';
 import { UserError } from '../util/errors.js';
+import { checkConfigSizes } from './config_limits.js';
 
 /** The tanh-approximated GELU that attn implements, under the names Hugging Face uses for it. */
 const TANH_GELU = new Set(['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast']);
 
 /** Map a Hugging Face GPT-2 config.json onto our config. */
 export function configFromHF(hf: Record<string, unknown>, source: string): GPTConfig {
+  checkConfigSizes(hf, source); // the limits; loadModel has checked them against the weights already
   const act = (hf.activation_function as string | undefined) ?? 'gelu_new';
   if (!TANH_GELU.has(act)) throw new UserError(`${source}: activation_function "${act}" is not supported (attn implements the tanh GELU, "gelu_new")`);
   if (hf.tie_word_embeddings === false) throw new UserError(`${source}: untied output heads (tie_word_embeddings: false) are not supported yet`);

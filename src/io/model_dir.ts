@@ -8,6 +8,7 @@ import { dequantizeRows, isQuantized, namedLinears } from '../nn/int8.js';
 import type { Int8Weight } from '../tensor/ops/linear_int8.js';
 import { recoverDir } from './atomic.js';
 import { UserError } from '../util/errors.js';
+import { checkConfigSizes } from './config_limits.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
 import { withoutInit } from '../nn/init.js';
@@ -79,6 +80,7 @@ export function loadModel(dir: string): LoadedModel {
   if (typeof raw !== 'object' || raw === null) throw new UserError(`${configPath}: expected a JSON object`);
   const other = OTHER_MODEL_KINDS[String(raw.model_type)];
   if (other) throw new UserError(`${dir} holds ${other.what}, not a GPT language model: use \`${other.command}\``);
+  checkConfigSizes(raw, configPath, join(dir, 'model.safetensors'));
   const weightsPath = join(dir, 'model.safetensors');
   if (!existsSync(weightsPath)) throw new UserError(`${dir} has no model.safetensors`);
   let tensors: Map<string, TensorEntry>;

@@ -7,6 +7,7 @@ import { PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
 import { recoverDir, writeDirAtomic } from './atomic.js';
 import { UserError } from '../util/errors.js';
+import { checkConfigSizes } from './config_limits.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
 import { withoutInit } from '../nn/init.js';
@@ -52,6 +53,7 @@ export function loadSeq2Seq(dir: string): Seq2SeqModel {
   if (raw.model_type !== SEQ2SEQ_MODEL_TYPE) {
     throw new UserError(`${dir} is not a translation model (model_type ${JSON.stringify(raw.model_type ?? null)}; expected "${SEQ2SEQ_MODEL_TYPE}" from attn seq2seq train)`);
   }
+  checkConfigSizes(raw, join(dir, 'config.json'), join(dir, 'model.safetensors'));
   let config: TransformerConfig;
   try {
     config = parseTransformerConfig(raw, join(dir, 'config.json'));

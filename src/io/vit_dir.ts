@@ -5,6 +5,7 @@ import { parseViTConfig } from '../models/vit_config.js';
 import { Rng } from '../util/rng.js';
 import { recoverDir } from './atomic.js';
 import { UserError } from '../util/errors.js';
+import { checkConfigSizes } from './config_limits.js';
 import { MODEL_FORMAT } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
@@ -38,6 +39,7 @@ export function loadViT(dir: string): ViT {
   if (raw?.model_type !== VIT_MODEL_TYPE) {
     throw new UserError(`${dir} is not a ViT model (config.json model_type is ${JSON.stringify(raw?.model_type ?? null)}); train one with \`attn vit train\``);
   }
+  checkConfigSizes(raw, configPath, join(dir, 'model.safetensors'));
   let model: ViT;
   try {
     model = withoutInit(() => new ViT(parseViTConfig(raw, configPath), new Rng(0)));
