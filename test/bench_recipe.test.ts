@@ -8,6 +8,7 @@ import { selectBackend } from '../src/backend/select.js';
 import { benchRecipe, runTorchRecipe } from '../src/bench/recipe.js';
 import { torchUnavailable } from '../src/bench/torch.js';
 import { fablesCorpus } from '../src/data/fables.js';
+import { referenceSkip } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attn-recipe-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,7 +31,7 @@ describe('the recipe workload (nanoGPT\'s CPU recipe, shortened here)', () => {
   });
 
   const noTorch = torchUnavailable();
-  it('runs the PyTorch twin when torch is present', { skip: noTorch ? `PyTorch reference skipped: ${noTorch}` : false }, () => {
+  it('runs the PyTorch twin when torch is present', { skip: referenceSkip(noTorch && `PyTorch reference skipped: ${noTorch}`) }, () => {
     const r = runTorchRecipe(text, 5, 1, 30);
     assert.equal(r.impl, 'pytorch');
     assert.ok(Number(r.val_full) < 3.5 && Number(r.val_estimate) < 3.5, JSON.stringify(r));

@@ -12,6 +12,25 @@ export const REFERENCE_DIR = resolve(SHARED, 'reference', 'gpt2-tiny');
 export const SHAKESPEARE = resolve(SHARED, 'data', 'tinyshakespeare.txt');
 export const hasShared = (p: string): boolean => existsSync(p);
 
+/**
+ * The skip reason of a test that checks attn against PyTorch (its numbers in
+ * ../shared/reference, or torch itself), as `{ skip }` takes it. Elsewhere a
+ * missing piece skips with this message; with ATTN_REQUIRE_REFERENCE=1 (CI,
+ * as ATTN_REQUIRE_BROWSER and ATTN_REQUIRE_REDIS do) it fails the test file
+ * instead, so a lost reference cannot pass unnoticed.
+ */
+export function referenceSkip(missing: string | false | null): string | false {
+  if (!missing) return false;
+  if (process.env.ATTN_REQUIRE_REFERENCE === '1') throw new Error(`ATTN_REQUIRE_REFERENCE=1 but ${missing}`);
+  return missing;
+}
+
+/** Why /usr/bin/python3 cannot run the PyTorch checks, or false when it can. */
+export function torchMissing(): string | false {
+  const r = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { encoding: 'utf8' });
+  return r.status === 0 ? false : '/usr/bin/python3 cannot import torch and numpy (apt-get install python3-torch python3-numpy)';
+}
+
 export interface CliResult {
   code: number;
   stdout: string;

@@ -6,9 +6,9 @@ import { describe, it } from 'node:test';
 import { loadModel } from '../src/io/model_dir.js';
 import { readSafetensors, writeSafetensors, type TensorEntry } from '../src/io/safetensors.js';
 import { noGrad } from '../src/tensor/autograd.js';
-import { hasShared, REFERENCE_DIR } from './helpers.js';
+import { hasShared, REFERENCE_DIR, referenceSkip } from './helpers.js';
 
-const skip = hasShared(REFERENCE_DIR) ? false : `../shared/reference/gpt2-tiny is absent (${REFERENCE_DIR}): skipped`;
+const skip = referenceSkip(!hasShared(REFERENCE_DIR) && `../shared/reference/gpt2-tiny is absent (${REFERENCE_DIR}): skipped`);
 const ids = Int32Array.of(14, 78, 3, 1, 76, 77, 6, 37);
 
 /** Copy the reference model, rewriting its weights with `edit`. */

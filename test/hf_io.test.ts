@@ -23,7 +23,7 @@ import { CharTokenizer } from '../src/tokenizers/char.js';
 import { trainBPE } from '../src/tokenizers/bpe_train.js';
 import type { Tokenizer } from '../src/tokenizers/tokenizer.js';
 import { Rng } from '../src/util/rng.js';
-import { REFERENCE_DIR, assertClose, assertUserError, hasShared, runAttn } from './helpers.js';
+import { REFERENCE_DIR, assertClose, assertUserError, hasShared, referenceSkip, runAttn, torchMissing } from './helpers.js';
 
 const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
 const work = mkdtempSync(join(tmpdir(), 'attn-hfio-'));
@@ -33,7 +33,7 @@ setBackend('js');
 const attn = (args: string[]) => runAttn(args, work);
 
 const text = fablesCorpus(20_000);
-const torchSkip = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0 ? false : '/usr/bin/python3 cannot import torch and numpy: PyTorch check skipped';
+const torchSkip = referenceSkip(torchMissing());
 
 /** A saved random model of ours, with or without biases. */
 function savedModel(name: string, tokenizer: Tokenizer, bias: boolean, blockSize = 32): string {
@@ -93,7 +93,7 @@ describe('export to Hugging Face GPT-2 layout', () => {
     assertClose(logits(loadModel(src).model, ids), theirs, 1e-4, 'attn vs PyTorch');
   });
 
-  it('round trip of the GPT-2 reference model is exact', { skip: hasShared(REFERENCE_DIR) ? false : 'reference dir absent' }, () => {
+  it('round trip of the GPT-2 reference model is exact', { skip: referenceSkip(!hasShared(REFERENCE_DIR) && 'reference dir absent') }, () => {
     const out = join(work, 'ref-export');
     runExport({ model: REFERENCE_DIR, to: 'hf', out });
     const a = loadModel(REFERENCE_DIR).model;

@@ -6,9 +6,9 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { runReferenceCheck } from '../src/reference/check.js';
-import { hasShared, REFERENCE_DIR } from './helpers.js';
+import { hasShared, REFERENCE_DIR, referenceSkip } from './helpers.js';
 
-const skip = hasShared(REFERENCE_DIR) ? false : `../shared/reference/gpt2-tiny is absent (${REFERENCE_DIR}): PyTorch reference check skipped`;
+const skip = referenceSkip(!hasShared(REFERENCE_DIR) && `../shared/reference/gpt2-tiny is absent (${REFERENCE_DIR}): PyTorch reference check skipped`);
 
 describe('agreement with PyTorch (shared/reference)', () => {
   it('npm run reference passes on gpt2-tiny', { skip }, () => {

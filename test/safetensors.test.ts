@@ -18,6 +18,7 @@ import {
   type DType,
   type TensorEntry,
 } from '../src/io/safetensors.js';
+import { referenceSkip } from './helpers.js';
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -487,7 +488,7 @@ function referencePath(): string | undefined {
 test('parses the PyTorch-exported gpt2-tiny checkpoint', (t) => {
   const path = referencePath();
   if (path === undefined) {
-    t.skip('reference checkpoint ../shared/reference/gpt2-tiny/model.safetensors absent');
+    t.skip(referenceSkip('reference checkpoint ../shared/reference/gpt2-tiny/model.safetensors absent') || undefined);
     return;
   }
   const file = readSafetensors(path);

@@ -9,7 +9,7 @@ import { gpt2FromJsTiktoken } from '../src/bench/tokenizers.js';
 import { loadModel } from '../src/io/model_dir.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { BPETokenizer, bpeFromGPT2Files, bytesToUnicode, loadDirTokenizer, loadTokenizerFile, trainBPE, type Tokenizer } from '../src/tokenizers/index.js';
-import { hasShared, REFERENCE_DIR, SHAKESPEARE } from './helpers.js';
+import { hasShared, REFERENCE_DIR, referenceSkip, SHAKESPEARE } from './helpers.js';
 
 /**
  * GPT-2 exactness. js-tiktoken (a dev dependency) is the oracle: its ids for
@@ -134,7 +134,7 @@ describe('GPT-2 tokenizer loaded from its files', () => {
   });
 });
 
-describe('Hugging Face GPT-2 model directories carry their tokenizer', { skip: hasShared(REFERENCE_DIR) ? false : `${REFERENCE_DIR} is absent: skipped` }, () => {
+describe('Hugging Face GPT-2 model directories carry their tokenizer', { skip: referenceSkip(!hasShared(REFERENCE_DIR) && `${REFERENCE_DIR} is absent: skipped`) }, () => {
   it('loadModel returns the GPT-2 tokenizer, and refuses one larger than the model vocabulary', () => {
     const dir = join(work, 'hf-model');
     cpSync(REFERENCE_DIR, dir, { recursive: true });
