@@ -277,8 +277,8 @@ for (const isa of isas.length ? isas : ['none']) {
 }
 
 describe('the whole model on the native backend', { skip }, () => {
-  it("a training step gives the js backend's loss and gradients", () => {
-    const cfg = parseGPTConfig({ n_layer: 2, n_head: 2, n_embd: 24, block_size: 16, vocab_size: 29, dropout: 0, bias: true });
+  for (const dropout of [0, 0.2]) it(`a training step gives the js backend's loss and gradients (dropout ${dropout}: the same attention-weight and residual masks)`, () => {
+    const cfg = parseGPTConfig({ n_layer: 2, n_head: 2, n_embd: 24, block_size: 16, vocab_size: 29, dropout, bias: true });
     const ids = Int32Array.from({ length: 32 }, (_, i) => (i * 5) % 29);
     const tg = Int32Array.from({ length: 32 }, (_, i) => (i * 5 + 3) % 29);
     const [j, n] = (['js', 'native'] as const).map((name) => {

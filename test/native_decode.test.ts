@@ -61,7 +61,7 @@ for (const isa of isas) {
 
     it('attention against a KV cache: decode and padded prefill, grouped-query and multi-query caches', () => {
       for (const [B, Tq, past, cap, H, Hkv, D] of [[1, 1, 5, 8, 2, 2, 4], [3, 1, 9, 16, 4, 4, 8], [4, 1, 200, 256, 4, 4, 16], [2, 6, 0, 8, 2, 2, 16], [2, 70, 3, 80, 1, 1, 8], [1, 3, 4, 7, 3, 3, 5],
-        [3, 1, 9, 16, 4, 2, 8], [4, 1, 200, 256, 6, 2, 16], [2, 70, 3, 80, 4, 1, 8], [1, 3, 4, 7, 6, 3, 5], [1, 1, 300, 310, 8, 1, 32]] as const) {
+        [3, 1, 9, 16, 4, 2, 8], [4, 1, 200, 256, 6, 2, 16], [2, 70, 3, 80, 4, 1, 8], [1, 3, 4, 7, 6, 3, 5], [1, 1, 300, 310, 8, 1, 32], [2, 1, 600, 610, 8, 2, 32]] as const) {
         const C = H * D;
         const q = rand(B * Tq * C);
         const kc = rand(B * cap * Hkv * D); // the cache holds only the key/value heads
