@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Rng } from '../src/util/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { add, backward, concat, matmul, packedAttention, scale, scaledDotProductAttention, slice, softmax, split, sum, mul, transpose } from '../src/tensor/index.js';
+import { add, backward, concat, matmul, packedAttention, scale, attention, slice, softmax, split, sum, mul, transpose } from '../src/tensor/index.js';
 import { assertClose, randn } from './helpers.js';
 
 /** Attention spelled out op by op, as the article draws it: scores, mask, softmax, weighted sum. */
@@ -28,7 +28,7 @@ describe('fused attention equals the composed ops', () => {
       const mk = () => [randn([2, 7, 8], rng), randn([2, 7, 8], rng), randn([2, 7, 8], rng)] as const;
       const [q, k, v] = mk();
       const R = randn([2, 7, 8], rng, 1, false);
-      const fused = scaledDotProductAttention(q, k, v, 2, { causal });
+      const fused = attention(q, k, v, { nHead: 2, causal });
       backward(sum(mul(fused, R)));
       const grads1 = [q, k, v].map((t) => Float32Array.from(t.grad!));
       for (const t of [q, k, v]) t.grad = null;
@@ -43,13 +43,13 @@ describe('fused attention equals the composed ops', () => {
     const rng = new Rng(5);
     const qkv = randn([2, 9, 24], rng);
     const R = randn([2, 9, 8], rng, 1, false);
-    const packed = packedAttention(qkv, 2, { causal: true });
+    const packed = packedAttention(qkv, { nHead: 2, causal: true });
     // used twice, so the second backward contribution adds into the first
     backward(sum(mul(add(packed, packed), R)));
     const g1 = Float32Array.from(qkv.grad!);
     qkv.grad = null;
     const [q, k, v] = split(qkv, 3, -1) as [Tensor, Tensor, Tensor];
-    const plain = scaledDotProductAttention(q, k, v, 2, { causal: true });
+    const plain = attention(q, k, v, { nHead: 2, causal: true });
     backward(sum(mul(add(plain, plain), R)));
     assertClose(packed.data, plain.data, 1e-6, 'output');
     assertClose(g1, qkv.grad!, 1e-6, 'gradient');
@@ -60,9 +60,9 @@ describe('fused attention equals the composed ops', () => {
     const q = randn([1, 4, 4], rng, 1, false);
     const k = randn([1, 4, 4], rng, 1, false);
     const v = randn([1, 4, 4], rng, 1, false);
-    const a = scaledDotProductAttention(q, k, v, 1, { causal: true });
+    const a = attention(q, k, v, { nHead: 1, causal: true });
     v.data[3 * 4] += 10; // change the last position's value
-    const b = scaledDotProductAttention(q, k, v, 1, { causal: true });
+    const b = attention(q, k, v, { nHead: 1, causal: true });
     assert.deepEqual(Array.from(a.data.subarray(0, 12)), Array.from(b.data.subarray(0, 12)));
     assert.notEqual(a.data[12], b.data[12]);
   });

@@ -6,8 +6,7 @@ import { EncoderLayer } from '../src/nn/encoder_layer.js';
 import { MultiHeadAttention } from '../src/nn/multihead_attention.js';
 import { sinusoidalTable } from '../src/nn/positional.js';
 import { backward, noGrad } from '../src/tensor/autograd.js';
-import { scaledDotProductAttention } from '../src/tensor/ops/attention.js';
-import { maskedAttention } from '../src/tensor/ops/masked_attention.js';
+import { attention, attentionWeights } from '../src/tensor/ops/attention.js';
 import { rope } from '../src/tensor/ops/rope.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/rng.js';
@@ -16,11 +15,11 @@ import { assertClose, gradCheck, randn } from './helpers.js';
 describe('masked (cross-)attention', () => {
   const rng = new Rng(5);
 
-  it('equals the fused kernel when nothing is masked, causal or not', () => {
+  it('an all-zero padding mask (the general masking path) equals no mask, causal or not', () => {
     const [q, k, v] = [randn([2, 7, 8], rng), randn([2, 7, 8], rng), randn([2, 7, 8], rng)];
     for (const causal of [false, true]) {
-      const fused = noGrad(() => scaledDotProductAttention(q, k, v, 2, { causal }));
-      const masked = noGrad(() => maskedAttention(q, k, v, 2, { causal }).out);
+      const fused = noGrad(() => attention(q, k, v, { nHead: 2, causal }));
+      const masked = noGrad(() => attention(q, k, v, { nHead: 2, causal, keyPadding: new Uint8Array(14) }));
       assertClose(masked.data, fused.data, 1e-5, `causal=${causal}`);
     }
   });
@@ -30,12 +29,12 @@ describe('masked (cross-)attention', () => {
     const k = randn([1, 5, 4], rng);
     const v = randn([1, 5, 4], rng);
     const pad = Uint8Array.from([0, 0, 0, 1, 1]);
-    const full = noGrad(() => maskedAttention(q, k, v, 1, { keyPadding: pad, keepWeights: true }));
-    const short = noGrad(() => maskedAttention(q, new Tensor(k.data.slice(0, 12), [1, 3, 4]), new Tensor(v.data.slice(0, 12), [1, 3, 4]), 1));
-    assertClose(full.out.data, short.out.data, 1e-6);
+    const full = { out: noGrad(() => attention(q, k, v, { nHead: 1, keyPadding: pad })), weights: attentionWeights(q, k, { nHead: 1, keyPadding: pad }) };
+    const short = noGrad(() => attention(q, new Tensor(k.data.slice(0, 12), [1, 3, 4]), new Tensor(v.data.slice(0, 12), [1, 3, 4]), { nHead: 1 }));
+    assertClose(full.out.data, short.data, 1e-6);
     for (let i = 0; i < 3; i++) {
       assert.equal(full.weights![i * 5 + 3], 0);
-      const rowSum = full.weights!.subarray(i * 5, i * 5 + 5).reduce((a, b) => a + b, 0);
+      const rowSum = full.weights.subarray(i * 5, i * 5 + 5).reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(rowSum - 1) < 1e-6, `row ${i} sums to ${rowSum}`);
     }
   });
@@ -45,9 +44,9 @@ describe('masked (cross-)attention', () => {
     const k = randn([2, 4, 6], rng);
     const v = randn([2, 4, 6], rng);
     const pad = Uint8Array.from([0, 0, 0, 1, 0, 0, 1, 1]);
-    gradCheck(() => maskedAttention(q, k, v, 2, { keyPadding: pad }).out, [q, k, v]);
+    gradCheck(() => attention(q, k, v, { nHead: 2, keyPadding: pad }), [q, k, v]);
     const [a, b, c] = [randn([1, 5, 4], rng), randn([1, 5, 4], rng), randn([1, 5, 4], rng)];
-    gradCheck(() => maskedAttention(a, b, c, 2, { causal: true, keyPadding: Uint8Array.from([1, 0, 0, 0, 0]) }).out, [a, b, c]);
+    gradCheck(() => attention(a, b, c, { nHead: 2, causal: true, keyPadding: Uint8Array.from([1, 0, 0, 0, 0]) }), [a, b, c]);
   });
 });
 
@@ -113,7 +112,7 @@ describe('masked attention on the native backend', () => {
       const rng = new Rng(21);
       const [q, k, v] = [randn([3, 5, 12], rng), randn([3, 9, 12], rng), randn([3, 9, 12], rng)];
       const pad = Uint8Array.from({ length: 27 }, (_, i) => (i % 9 > 6 ? 1 : 0));
-      const out = maskedAttention(q, k, v, 3, { keyPadding: pad }).out;
+      const out = attention(q, k, v, { nHead: 3, keyPadding: pad });
       backward(out, Float32Array.from({ length: out.size }, () => rng.normal()));
       return [out.data, q.grad!, k.grad!, v.grad!];
     };

@@ -3,7 +3,7 @@ import { Rng } from '../src/util/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import {
   add, concat, crossEntropy, div, dropout, embedding, exp, gelu, layerNorm, linear, log, matmul, mean,
-  mul, relu, reshape, scaledDotProductAttention, slice, softmax, split, sub, sum, tanh, transpose,
+  mul, relu, reshape, attention, slice, softmax, split, sub, sum, tanh, transpose,
 } from '../src/tensor/index.js';
 import { gradCheck, randn } from './helpers.js';
 
@@ -117,8 +117,8 @@ describe('finite-difference gradient checks for every op', () => {
     const q = randn([2, 5, 6], rng);
     const k = randn([2, 5, 6], rng);
     const v = randn([2, 5, 6], rng);
-    gradCheck(() => scaledDotProductAttention(q, k, v, 2, { causal: true }), [q, k, v]);
-    gradCheck(() => scaledDotProductAttention(q, k, v, 3, { causal: false }), [q, k, v]);
+    gradCheck(() => attention(q, k, v, { nHead: 2, causal: true }), [q, k, v]);
+    gradCheck(() => attention(q, k, v, { nHead: 3, causal: false }), [q, k, v]);
   });
 });
 

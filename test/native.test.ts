@@ -194,58 +194,91 @@ for (const isa of isas.length ? isas : ['none']) {
       j.forEach((t, i) => assertClose(n[i]!, t, 1e-4, `add ${i}`));
     });
 
+    // T = 130 spans three query tiles of the native kernel; Tq ≠ Tk both ways (the causal
+    // diagonal shifts; with Tq > Tk the first queries see no key); grouped (2 and 3 query heads
+    // per key/value head) and multi-query heads; B·nKvHead from 1 to 6 pool tasks.
+    const shapes = [
+      // B, Tq, Tk, H, Hkv, D
+      [2, 7, 7, 3, 3, 5],
+      [1, 33, 33, 2, 2, 16],
+      [1, 1, 1, 1, 1, 1],
+      [1, 130, 130, 2, 2, 8],
+      [2, 9, 20, 4, 2, 8],
+      [2, 70, 5, 6, 2, 4],
+      [3, 66, 130, 4, 1, 8],
+    ] as const;
     for (const causal of [true, false]) {
-      it(`fused attention forward and backward (causal: ${causal})`, () => {
-        // T = 130 spans three query blocks of the native kernel.
-        for (const [B, T, H, D] of [
-          [2, 7, 3, 5],
-          [1, 33, 2, 16],
-          [1, 1, 1, 1],
-          [1, 130, 2, 8],
-        ] as const) {
-          const n = B * T * H * D;
-          const q = rand(n),
-            k = rand(n),
-            v = rand(n),
-            dOut = rand(n),
-            junk = rand(n);
-          const dims = { B, T, nHead: H, headDim: D, causal, scale: 1 / Math.sqrt(D) };
-          for (const accumulate of [true, false]) {
-            const [j, nat] = bothBackends((b) => {
-              const out = new Float32Array(n),
-                dq = Float32Array.from(junk),
-                dk = Float32Array.from(junk),
-                dv = Float32Array.from(junk);
-              const saved = b.attentionForward(q, k, v, out, dims);
-              b.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, dims, accumulate);
-              return [out, dq, dk, dv];
+      for (const variant of ['plain', 'padded', 'dropout'] as const) {
+        it(`fused attention forward and backward (causal: ${causal}, ${variant}; self, cross, grouped, packed)`, () => {
+          for (const [B, Tq, Tk, H, Hkv, D] of shapes) {
+            const [C, Ckv] = [H * D, Hkv * D];
+            const q = rand(B * Tq * C),
+              k = rand(B * Tk * Ckv),
+              v = rand(B * Tk * Ckv),
+              dOut = rand(B * Tq * C);
+            // Padding hides a scattered set of keys, and key 0 of row 0 (so its causal first query sees nothing).
+            const keyPadding = variant === 'padded' ? Uint8Array.from({ length: B * Tk }, (_, i) => (i === 0 || i % 5 === 3 ? 1 : 0)) : null;
+            const dropout = variant === 'dropout' ? { p: 0.3, seed: 0xdeadbeef } : null;
+            const dims = { B, Tq, Tk, nHead: H, nKvHead: Hkv, headDim: D, causal, scale: 1 / Math.sqrt(D), keyPadding, dropout };
+            const name = `B${B} Tq${Tq} Tk${Tk} H${H}/${Hkv} D${D}`;
+            for (const accumulate of [true, false]) {
+              const [j, nat] = bothBackends((b) => {
+                const out = new Float32Array(B * Tq * C),
+                  dq = rand(q.length),
+                  dk = rand(k.length),
+                  dv = rand(v.length);
+                [dq, dk, dv].forEach((t) => t.fill(0.25)); // the same starting values on both backends
+                const saved = b.attentionForward(q, k, v, out, dims);
+                b.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, dims, accumulate);
+                return [out, dq, dk, dv];
+              });
+              // With dropout, one mask bit that differed would move an output by ~1/Tk·|v|: far past this tolerance.
+              j.forEach((t, i) => assertClose(nat[i]!, t, 2e-5, `attention ${name} tensor ${i} accumulate ${accumulate}`));
+            }
+            if (Tq !== Tk) continue;
+            // q, k and v side by side in one [B, T, (H + 2·Hkv)·D] array (c_attn's output), read with that row stride.
+            const W = C + 2 * Ckv;
+            const qkv = new Float32Array(B * Tq * W);
+            for (let r = 0; r < B * Tq; r++) {
+              qkv.set(q.subarray(r * C, (r + 1) * C), r * W);
+              qkv.set(k.subarray(r * Ckv, (r + 1) * Ckv), r * W + C);
+              qkv.set(v.subarray(r * Ckv, (r + 1) * Ckv), r * W + C + Ckv);
+            }
+            const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(C + Ckv)] as const;
+            const packed = { ...dims, qStride: W, kvStride: W };
+            const junk = rand(qkv.length);
+            const [pj, pn] = bothBackends((b) => {
+              const out = new Float32Array(B * Tq * C),
+                dqkv = Float32Array.from(junk);
+              const saved = b.attentionForward(...parts(qkv), out, packed);
+              b.attentionBackward(saved, ...parts(qkv), out, dOut, ...parts(dqkv), packed, false);
+              return [out, dqkv];
             });
-            j.forEach((t, i) => assertClose(nat[i]!, t, 1e-5, `attention B${B} T${T} H${H} D${D} tensor ${i} accumulate ${accumulate}`));
+            pj.forEach((t, i) => assertClose(pn[i]!, t, 2e-5, `packed attention ${name} tensor ${i}`));
           }
-
-          // q, k and v side by side in one [B, T, 3C] array (c_attn's output), read with a row stride of 3C.
-          const C = H * D;
-          const qkv = new Float32Array(3 * n);
-          for (let r = 0; r < B * T; r++) [q, k, v].forEach((t, part) => qkv.set(t.subarray(r * C, (r + 1) * C), r * 3 * C + part * C));
-          const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(2 * C)] as const;
-          const packed = { ...dims, stride: 3 * C };
-          const [pj, pn] = bothBackends((b) => {
-            const out = new Float32Array(n),
-              dqkv = rand(3 * n);
-            const saved = b.attentionForward(...parts(qkv), out, packed);
-            b.attentionBackward(saved, ...parts(qkv), out, dOut, ...parts(dqkv), packed, false);
-            return [out, dqkv];
-          });
-          pj.forEach((t, i) => assertClose(pn[i]!, t, 1e-5, `packed attention B${B} T${T} H${H} D${D} tensor ${i}`));
-        }
-      });
+        });
+      }
     }
+
+    it('attention dropout draws its mask from the shared hash: a different seed or p changes the output', () => {
+      const [B, T, H, D] = [1, 20, 2, 4];
+      const [q, k, v] = [rand(B * T * H * D), rand(B * T * H * D), rand(B * T * H * D)];
+      const run = (dropout: { p: number; seed: number } | null) => {
+        const out = new Float32Array(q.length);
+        native!.attentionForward(q, k, v, out, { B, Tq: T, Tk: T, nHead: H, nKvHead: H, headDim: D, causal: true, scale: 0.5, dropout });
+        return out;
+      };
+      const plain = run(null);
+      assert.deepEqual(run({ p: 0, seed: 7 }), plain);
+      assert.notDeepEqual(run({ p: 0.5, seed: 7 }), plain);
+      assert.notDeepEqual(run({ p: 0.5, seed: 8 }), run({ p: 0.5, seed: 7 }));
+    });
   });
 }
 
 describe('the whole model on the native backend', { skip }, () => {
-  it("a training step gives the js backend's loss and gradients", () => {
-    const cfg = parseGPTConfig({ n_layer: 2, n_head: 2, n_embd: 24, block_size: 16, vocab_size: 29, dropout: 0, bias: true });
+  for (const dropout of [0, 0.2]) it(`a training step gives the js backend's loss and gradients (dropout ${dropout}: the same attention-weight and residual masks)`, () => {
+    const cfg = parseGPTConfig({ n_layer: 2, n_head: 2, n_embd: 24, block_size: 16, vocab_size: 29, dropout, bias: true });
     const ids = Int32Array.from({ length: 32 }, (_, i) => (i * 5) % 29);
     const tg = Int32Array.from({ length: 32 }, (_, i) => (i * 5 + 3) % 29);
     const [j, n] = (['js', 'native'] as const).map((name) => {

@@ -59,40 +59,41 @@ for (const isa of isas) {
       }
     });
 
-    it('attention against a KV cache: decode and padded prefill', () => {
-      for (const [B, Tq, past, cap, H, D] of [[1, 1, 5, 8, 2, 4], [3, 1, 9, 16, 4, 8], [4, 1, 200, 256, 4, 16], [2, 6, 0, 8, 2, 16], [2, 70, 3, 80, 1, 8], [1, 3, 4, 7, 3, 5]] as const) {
+    it('attention against a KV cache: decode and padded prefill, grouped-query and multi-query caches', () => {
+      for (const [B, Tq, past, cap, H, Hkv, D] of [[1, 1, 5, 8, 2, 2, 4], [3, 1, 9, 16, 4, 4, 8], [4, 1, 200, 256, 4, 4, 16], [2, 6, 0, 8, 2, 2, 16], [2, 70, 3, 80, 1, 1, 8], [1, 3, 4, 7, 3, 3, 5],
+        [3, 1, 9, 16, 4, 2, 8], [4, 1, 200, 256, 6, 2, 16], [2, 70, 3, 80, 4, 1, 8], [1, 3, 4, 7, 6, 3, 5], [1, 1, 300, 310, 8, 1, 32], [2, 1, 600, 610, 8, 2, 32]] as const) {
         const C = H * D;
         const q = rand(B * Tq * C);
-        const kc = rand(B * cap * C);
-        const vc = rand(B * cap * C);
+        const kc = rand(B * cap * Hkv * D); // the cache holds only the key/value heads
+        const vc = rand(B * cap * Hkv * D);
         const start = Int32Array.from({ length: B }, (_, b) => Math.min(b * 2, past + Tq - 1));
         if (B > 1 && Tq > 2) start[B - 1] = past + 2; // queries before start see nothing
-        const d = { B, Tq, past, cap, nHead: H, headDim: D, scale: 1 / Math.sqrt(D) };
+        const d = { B, Tq, past, cap, nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D) };
         const want = new Float32Array(B * Tq * C);
         const got = new Float32Array(B * Tq * C);
         jsBackend.attentionCached(q, kc, vc, want, start, d);
         native!.attentionCached(q, kc, vc, got, start, d);
-        assertClose(got, want, 2e-5, `B=${B} Tq=${Tq} past=${past}`);
+        assertClose(got, want, 2e-5, `B=${B} Tq=${Tq} past=${past} H=${H}/${Hkv}`);
       }
     });
 
     it('ragged attention: several sequences with caches of their own, in one call (few and many heads×positions: serial and threaded)', () => {
-      for (const [H, D, pasts] of [[2, 4, [3, 0, 7]], [4, 32, [300, 250, 17, 299, 280, 301]]] as const) {
+      for (const [H, Hkv, D, pasts] of [[2, 2, 4, [3, 0, 7]], [4, 4, 32, [300, 250, 17, 299, 280, 301]], [4, 2, 4, [3, 0, 7]], [6, 1, 32, [300, 250, 17, 299, 280, 301]]] as const) {
         const C = H * D;
         const seqs = pasts.map((past, i) => {
           const Tq = i % 3 === 1 ? 3 : 1; // decode rows and a joining prompt
           const cap = past + Tq + 2;
-          return { k: rand(cap * C), v: rand(cap * C), cap, past, start: Math.min(i, past), offset: 0, Tq };
+          return { k: rand(cap * Hkv * D), v: rand(cap * Hkv * D), cap, past, start: Math.min(i, past), offset: 0, Tq };
         });
         let rows = 0;
         for (const s of seqs) [s.offset, rows] = [rows, rows + s.Tq];
         const q = rand(rows * C);
-        const d = { nHead: H, headDim: D, scale: 1 / Math.sqrt(D) };
+        const d = { nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D) };
         const want = new Float32Array(rows * C);
         const got = new Float32Array(rows * C);
         jsBackend.attentionCachedRagged(q, want, seqs, d);
         native!.attentionCachedRagged(q, got, seqs, d);
-        assertClose(got, want, 2e-5, `H=${H} pasts=${pasts.join(',')}`);
+        assertClose(got, want, 2e-5, `H=${H}/${Hkv} pasts=${pasts.join(',')}`);
       }
     });
   });

@@ -89,20 +89,25 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Attention's 13 dims arguments from i on: B, Tq, Tk, H, Hkv, D, causal, scale, qStride, kvStride,
+// keyPadding (Uint8Array [B·Tk] or null), dropout p (0: none), dropout seed.
 attn::AttnDims Dims(const Napi::CallbackInfo& info, int i) {
-  return attn::AttnDims{I(info, i), I(info, i + 1), I(info, i + 2), I(info, i + 3), B(info, i + 4), R(info, i + 5), I(info, i + 6)};
+  const uint8_t* pad = info[i + 10].IsNull() ? nullptr : info[i + 10].As<Napi::Uint8Array>().Data();
+  return attn::AttnDims{I(info, i),     I(info, i + 1), I(info, i + 2), I(info, i + 3), I(info, i + 4),
+                        I(info, i + 5), B(info, i + 6), R(info, i + 7), L(info, i + 8), L(info, i + 9),
+                        pad,            info[i + 11].As<Napi::Number>().DoubleValue(), info[i + 12].As<Napi::Number>().Uint32Value()};
 }
 
-// attentionForward(q, k, v, out, lse, B, T, H, D, causal, scale, stride)
+// attentionForward(q, k, v, out, lse, ...dims)
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   attn::attention_forward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), Dims(info, 5));
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, B, T, H, D, causal, scale, stride, accumulate)
+// attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, ...dims, accumulate)
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   attn::attention_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), F(info, 6), F(info, 7), F(info, 8), Dims(info, 9),
-                           B(info, 16));
+                           B(info, 22));
   return info.Env().Undefined();
 }
 
@@ -116,15 +121,15 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// attentionCached(q, kc, vc, out, start, B, Tq, past, cap, H, D, scale)
+// attentionCached(q, kc, vc, out, start, B, Tq, past, cap, H, Hkv, D, scale)
 Napi::Value AttentionCached(const Napi::CallbackInfo& info) {
-  attn::KvDims d{I(info, 5), I(info, 6), I(info, 7), I(info, 8), I(info, 9), I(info, 10), R(info, 11)};
+  attn::KvDims d{I(info, 5), I(info, 6), I(info, 7), I(info, 8), I(info, 9), I(info, 10), I(info, 11), R(info, 12)};
   attn::attention_cached(F(info, 0), F(info, 1), F(info, 2), F(info, 3), I32(info, 4), d);
   return info.Env().Undefined();
 }
 
 // attentionCachedRagged(q, out, ks (Float32Array[]), vs (Float32Array[]), meta (Int32Array [S, 5]:
-// cap, past, start, offset, Tq), H, D, scale)
+// cap, past, start, offset, Tq), H, Hkv, D, scale)
 Napi::Value AttentionCachedRagged(const Napi::CallbackInfo& info) {
   const Napi::Array ks = info[2].As<Napi::Array>(), vs = info[3].As<Napi::Array>();
   const int32_t* meta = I32(info, 4);
@@ -134,7 +139,7 @@ Napi::Value AttentionCachedRagged(const Napi::CallbackInfo& info) {
     const int32_t* m = meta + 5 * i;
     seqs[i] = {ks.Get(i).As<Napi::Float32Array>().Data(), vs.Get(i).As<Napi::Float32Array>().Data(), m[0], m[1], m[2], m[3], m[4]};
   }
-  attn::attention_cached_ragged(F(info, 0), F(info, 1), seqs.data(), S, I(info, 5), I(info, 6), R(info, 7));
+  attn::attention_cached_ragged(F(info, 0), F(info, 1), seqs.data(), S, I(info, 5), I(info, 6), I(info, 7), R(info, 8));
   return info.Env().Undefined();
 }
 

@@ -1,14 +1,19 @@
-// Fused causal attention, flash-attention style. For each (batch, head) and
-// each block of BR query rows, the scores against all keys that block may see
-// are computed with the GEMM's register tile (gemm_small, which reads the
-// head's rows in place), turned into softmax weights in place, and multiplied
-// into the output. Only a BR×T tile exists at a time —
-// never the T×T matrix — and the backward pass recomputes the weights from
-// each row's saved log-sum-exp instead of storing them.
+// Fused attention, flash-attention style. For each (batch, key/value head),
+// each query head that reads it, and each block of TILE_ROWS query rows, the
+// scores against all keys that block may see are computed with the GEMM's
+// register tile (gemm_small, which reads the heads' rows in place), turned
+// into softmax weights in place, and multiplied into the output. Only a
+// TILE_ROWS×Tk tile exists at a time — never the Tq×Tk matrix — and the
+// backward pass recomputes the weights from each row's saved log-sum-exp
+// instead of storing them. Dropout on the weights is recomputed the same way,
+// from the counter-based hash (drop_bits.h), never stored.
+//
+// The plain-loop reference is src/backend/js/attention.ts; tests compare the two.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "drop_bits.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "vec.h"
@@ -16,25 +21,200 @@
 
 namespace attn {
 
-constexpr int BR = 64;  // query rows per block
+// Query rows per tile. Not re-measured for this change: 64 rows of scores (64×T floats,
+// 256 KB at T = 1024) stay in L2 beside one head's keys, and it is the value the
+// fused kernel was tuned and benchmarked with when it was written (commit a2a301d).
+constexpr int TILE_ROWS = 64;
+// Decode attention (one new query per row) runs on the pool above this many
+// multiply-adds (B·H·positions·D), i.e. past ~1 MB of cached keys and values read per
+// step: measured in commit bb80163 (decode bench, 124M model): below it waking the
+// pool costs more than the work, above it two threads stream the cache faster than one.
+constexpr double DECODE_THREADED_WORK = 1 << 17;
+// Cached prompt attention (Tq > 1 new queries) runs on the pool above this many
+// multiply-adds (B·H·Tq·positions·D). Not measured: twice the decode threshold,
+// chosen when the cached kernel was written (commit 4456f09).
+constexpr double PREFILL_THREADED_WORK = 1 << 18;
+// Most query heads one decode task handles together (the size of its inv[] buffer).
+// Not a tuning knob: any group size gives the same result.
+constexpr int MAX_HEADS_PER_DECODE_TASK = 64;
 
-// One (b, h) slice of a [B, T, ·] tensor: rows of length D, row stride ld.
-struct Head {
-  long base;
-  long ld;
-  const float* row(const float* t, int i) const { return t + base + (long)i * ld; }
-  float* row(float* t, int i) const { return t + base + (long)i * ld; }
+// Where things sit: head h of query row i of batch row b, and so on.
+struct Layout {
+  const AttnDims& d;
+  long C, qs, kvs;
+  int group;  // query heads per key/value head
+  explicit Layout(const AttnDims& dims)
+      : d(dims), C((long)dims.H * dims.D), qs(dims.qStride ? dims.qStride : (long)dims.H * dims.D),
+        kvs(dims.kvStride ? dims.kvStride : (long)dims.Hkv * dims.D), group(dims.H / dims.Hkv) {}
+  long q(int b, int i, int h) const { return ((long)b * d.Tq + i) * qs + (long)h * d.D; }   // q, dq
+  long kv(int b, int j, int g) const { return ((long)b * d.Tk + j) * kvs + (long)g * d.D; }  // k, v, dk, dv
+  long o(int b, int i, int h) const { return ((long)b * d.Tq + i) * C + (long)h * d.D; }     // out, dout
+  // Keys a tile of query rows i0 … i0 + rows − 1 may see: 0 … keys − 1 (causal: up to its last row's diagonal).
+  int keys(int i0, int rows) const { return d.causal ? std::clamp(i0 + rows + d.Tk - d.Tq, 0, d.Tk) : d.Tk; }
 };
 
-// Head `task` (= b·H + h) of q, k, v and their gradients (row stride d.stride: they may
-// sit side by side in one [B, T, 3C] array) and of out and dout (row stride C).
-static Head inputs(const AttnDims& d, int task) {
-  const long ld = d.stride ? d.stride : (long)d.H * d.D;
-  return Head{(long)(task / d.H) * d.T * ld + (long)(task % d.H) * d.D, ld};
+// One key/value head's keys (or values), rows 0 … Tk − 1, transposed to [D, Tk]: q·kᵀ then
+// reads kᵀ by rows, as gemm_small wants its right-hand operand. Once per key/value head and
+// pass, shared by all the query heads of its group (never once per query head).
+static void transpose_head(const float* t, long ld, int Tk, int D, std::vector<float>& out) {
+  out.resize((size_t)D * Tk);
+  for (int j = 0; j < Tk; j++)
+    for (int e = 0; e < D; e++) out[(size_t)e * Tk + j] = t[(long)j * ld + e];
 }
-static Head outputs(const AttnDims& d, int task) {
-  const long C = (long)d.H * d.D;
-  return Head{(long)(task / d.H) * d.T * C + (long)(task % d.H) * d.D, C};
+
+// Whether a tile needs the general masks: key padding, or causal rows that may see no key
+// (Tq > Tk). Otherwise the vectorised kernels below handle the causal diagonal themselves.
+static bool general_mask(const AttnDims& d, int first) { return d.pad || (d.causal && first < 0); }
+
+// Scores → softmax weights in place for tile rows r = 0 … rows − 1, row r seeing keys
+// j ≤ first + r (causal) that are not padding; each row's log-sum-exp goes to lse
+// (−∞ for a row that sees no key, whose weights are all 0).
+static void softmax_tile(float* s, int rows, int cols, int first, const AttnDims& d, const uint8_t* pad, float* lse) {
+  if (!general_mask(d, first)) return vec().softmax_tile(s, rows, cols, first, d.causal, lse);
+  for (int r = 0; r < rows; r++) {
+    float* row = s + (long)r * cols;
+    const int visible = d.causal ? std::clamp(first + r + 1, 0, cols) : cols;
+    float mx = -INFINITY;
+    for (int j = 0; j < visible; j++)
+      if (!pad || !pad[j]) mx = std::max(mx, row[j]);
+    if (mx == -INFINITY) {
+      std::fill(row, row + cols, 0.f);
+      lse[r] = -INFINITY;
+      continue;
+    }
+    vec().exp_rows(row, 1, cols, visible - 1, true, &mx);  // the same exp as the fast path
+    float sum = 0.f;
+    for (int j = 0; j < visible; j++) sum += (pad && pad[j]) ? (row[j] = 0.f) : row[j];
+    const float inv = 1.f / sum;
+    for (int j = 0; j < visible; j++) row[j] *= inv;
+    lse[r] = mx + std::log(sum);
+  }
+}
+
+// The backward pass's recomputation: s ← exp(s − lse) under the same masks as softmax_tile.
+static void exp_tile(float* s, int rows, int cols, int first, const AttnDims& d, const uint8_t* pad, const float* lse) {
+  if (!general_mask(d, first)) return vec().exp_rows(s, rows, cols, first, d.causal, lse);
+  for (int r = 0; r < rows; r++) {
+    float* row = s + (long)r * cols;
+    const int visible = d.causal ? std::clamp(first + r + 1, 0, cols) : cols;
+    if (lse[r] == -INFINITY) {
+      std::fill(row, row + cols, 0.f);
+      continue;
+    }
+    vec().exp_rows(row, 1, cols, visible - 1, true, lse + r);
+    if (pad)
+      for (int j = 0; j < visible; j++)
+        if (pad[j]) row[j] = 0.f;
+  }
+}
+
+// Dropout on a tile of weights p of head h, query rows i0 …: kept[r][j] = p[r][j]·mask, the
+// mask drawn at index ((b·H + h)·Tq + i)·Tk + j (as js/attention.ts dropFactor). With dp
+// given (the backward pass), dp[r][j] is multiplied by the same mask.
+static void dropout_tile(const float* p, float* kept, float* dp, int rows, int cols, const AttnDims& d, int b, int h, int i0) {
+  const uint32_t threshold = drop_threshold(d.dropP);
+  const float keep = (float)(1.0 / (1.0 - d.dropP));
+  for (int r = 0; r < rows; r++) {
+    const long base = (((long)b * d.H + h) * d.Tq + i0 + r) * d.Tk;
+    for (int j = 0; j < cols; j++) {
+      const float m = drop_bits(d.seed, (uint32_t)(base + j)) < threshold ? 0.f : keep;
+      kept[(long)r * cols + j] = p[(long)r * cols + j] * m;
+      if (dp) dp[(long)r * cols + j] *= m;
+    }
+  }
+}
+
+struct ForwardScratch { std::vector<float> s, kt; };
+
+// Task (b, g): every query head of key/value head g in batch row b.
+static void forward_group(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d, int task,
+                          ForwardScratch& w) {
+  const Layout at(d);
+  const int b = task / d.Hkv, g = task % d.Hkv;
+  const uint8_t* pad = d.pad ? d.pad + (long)b * d.Tk : nullptr;
+  transpose_head(k + at.kv(b, 0, g), at.kvs, d.Tk, d.D, w.kt);
+  for (int h = g * at.group; h < (g + 1) * at.group; h++) {
+    float* L = lse + ((long)b * d.H + h) * d.Tq;
+    for (int i0 = 0; i0 < d.Tq; i0 += TILE_ROWS) {
+      const int rows = std::min(TILE_ROWS, d.Tq - i0), keys = at.keys(i0, rows);
+      float* o = out + at.o(b, i0, h);
+      if (keys == 0) {  // no row of this tile sees a key: zeros
+        for (int r = 0; r < rows; r++) std::fill(o + r * at.C, o + r * at.C + d.D, 0.f);
+        std::fill(L + i0, L + i0 + rows, -INFINITY);
+        continue;
+      }
+      w.s.resize((size_t)rows * keys);
+      float* s = w.s.data();
+      gemm_small(rows, keys, d.D, q + at.q(b, i0, h), at.qs, 1, w.kt.data(), d.Tk, s, keys, d.scale, false);  // S = Q·Kᵀ·scale
+      softmax_tile(s, rows, keys, i0 + d.Tk - d.Tq, d, pad, L + i0);                                           // P = softmax(S)
+      if (d.dropP > 0) dropout_tile(s, s, nullptr, rows, keys, d, b, h, i0);                                 // P ← P∘mask
+      gemm_small(rows, d.D, keys, s, keys, 1, v + at.kv(b, 0, g), at.kvs, o, at.C, 1.f, false);               // O = P·V
+    }
+  }
+}
+
+void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d) {
+  pool().run(d.B * d.Hkv, [&](int task, int) {
+    thread_local ForwardScratch w;
+    forward_group(q, k, v, out, lse, d, task, w);
+  });
+}
+
+struct BackwardScratch { std::vector<float> p, dp, kept, kt, vt; };
+
+static void backward_group(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                           float* dq, float* dk, float* dv, const AttnDims& d, bool acc, int task, BackwardScratch& w) {
+  const Layout at(d);
+  const int b = task / d.Hkv, g = task % d.Hkv;
+  const uint8_t* pad = d.pad ? d.pad + (long)b * d.Tk : nullptr;
+  if (!acc) {  // a first contribution: this task's slices of dq, dk, dv start from zero
+    for (int i = 0; i < d.Tq; i++) std::fill(dq + at.q(b, i, g * at.group), dq + at.q(b, i, g * at.group) + (long)at.group * d.D, 0.f);
+    for (int j = 0; j < d.Tk; j++)
+      for (float* t : {dk, dv}) std::fill(t + at.kv(b, j, g), t + at.kv(b, j, g) + d.D, 0.f);
+  }
+  const float *kh = k + at.kv(b, 0, g), *vh = v + at.kv(b, 0, g);
+  float *dkh = dk + at.kv(b, 0, g), *dvh = dv + at.kv(b, 0, g);
+  transpose_head(kh, at.kvs, d.Tk, d.D, w.kt);
+  transpose_head(vh, at.kvs, d.Tk, d.D, w.vt);
+  for (int h = g * at.group; h < (g + 1) * at.group; h++) {
+    const float* L = lse + ((long)b * d.H + h) * d.Tq;
+    for (int i0 = 0; i0 < d.Tq; i0 += TILE_ROWS) {
+      const int rows = std::min(TILE_ROWS, d.Tq - i0), keys = at.keys(i0, rows);
+      if (keys == 0) continue;  // these rows saw nothing: no gradient
+      w.p.resize((size_t)rows * keys);
+      w.dp.resize((size_t)rows * keys);
+      float* p = w.p.data();
+      float* dp = w.dp.data();
+      const float *qi = q + at.q(b, i0, h), *oi = out + at.o(b, i0, h), *dOi = dout + at.o(b, i0, h);
+      // P: the weights, recomputed from the scores and the saved log-sum-exp.
+      gemm_small(rows, keys, d.D, qi, at.qs, 1, w.kt.data(), d.Tk, p, keys, d.scale, false);
+      exp_tile(p, rows, keys, i0 + d.Tk - d.Tq, d, pad, L + i0);
+      // dP = dO·Vᵀ (through the dropout mask), then dS = P ⊙ (dP − Dᵢ) with Dᵢ = dOᵢ·Oᵢ, which
+      // still equals Σⱼ Pᵢⱼ·dPᵢⱼ with dropout, O being the dropped weights times V.
+      gemm_small(rows, keys, d.D, dOi, at.C, 1, w.vt.data(), d.Tk, dp, keys, 1.f, false);
+      const float* kept = p;  // the weights V saw
+      if (d.dropP > 0) {
+        w.kept.resize((size_t)rows * keys);
+        dropout_tile(p, w.kept.data(), dp, rows, keys, d, b, h, i0);
+        kept = w.kept.data();
+      }
+      vec().softmax_tile_backward(p, dp, rows, keys, dOi, oi, at.C, d.D);
+      // dQ += dS·K, dK += dSᵀ·Q, dV += P_keptᵀ·dO (a transposed tile is read with swapped strides).
+      gemm_small(rows, d.D, keys, dp, keys, 1, kh, at.kvs, dq + at.q(b, i0, h), at.qs, d.scale, true);
+      gemm_small(keys, d.D, rows, dp, 1, keys, qi, at.qs, dkh, at.kvs, d.scale, true);
+      gemm_small(keys, d.D, rows, kept, 1, keys, dOi, at.C, dvh, at.kvs, 1.f, true);
+    }
+  }
+}
+
+void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                        float* dq, float* dk, float* dv, const AttnDims& d, bool acc) {
+  // Each (batch row, key/value head) task touches only its own slices of dq, dk and dv (its
+  // query heads', and the key/value head they share): no races between tasks.
+  pool().run(d.B * d.Hkv, [&](int task, int) {
+    thread_local BackwardScratch w;
+    backward_group(q, k, v, out, lse, dout, dq, dk, dv, d, acc, task, w);
+  });
 }
 
 // C[m×n] (ldc) = alpha·op(A)·op(B) (+C), single-threaded (we are inside a pool task).
@@ -44,92 +224,19 @@ static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, 
   gemm_serial(g);
 }
 
-// One head's keys (or values), rows 0 … T − 1, transposed to [D, T]: q·kᵀ then reads
-// kᵀ by rows, as gemm_small wants its right-hand operand. Once per head and pass.
-static void transpose_head(const Head& in, const float* t, int T, int D, std::vector<float>& out) {
-  out.resize((size_t)D * T);
-  for (int j = 0; j < T; j++) {
-    const float* r = in.row(t, j);
-    for (int e = 0; e < D; e++) out[(size_t)e * T + j] = r[e];
-  }
-}
-
-// The tiles of a head are small and already in cache, so their products go to
-// gemm_small, which reads operands in place instead of packing them.
-static void forward_head(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d, int task,
-                         std::vector<float>& s, std::vector<float>& kt) {
-  const Head in = inputs(d, task), io = outputs(d, task);
-  float* L = lse + (long)task * d.T;
-  transpose_head(in, k, d.T, d.D, kt);
-  for (int i0 = 0; i0 < d.T; i0 += BR) {
-    const int rows = std::min(BR, d.T - i0);
-    const int keys = d.causal ? i0 + rows : d.T;  // a causal block sees keys up to its last row
-    s.resize((size_t)rows * keys);
-    gemm_small(rows, keys, d.D, in.row(q, i0), in.ld, 1, kt.data(), d.T, s.data(), keys, d.scale, false);  // S = Q·Kᵀ·scale
-    vec().softmax_tile(s.data(), rows, keys, i0, d.causal, L + i0);                                        // P = softmax(S)
-    gemm_small(rows, d.D, keys, s.data(), keys, 1, in.row(v, 0), in.ld, io.row(out, i0), io.ld, 1.f, false);  // O = P·V
-  }
-}
-
-void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d) {
-  pool().run(d.B * d.H, [&](int task, int) {
-    thread_local std::vector<float> s, kt;
-    forward_head(q, k, v, out, lse, d, task, s, kt);
-  });
-}
-
-struct BackwardScratch { std::vector<float> p, dp, kt, vt; };
-
-static void backward_head(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
-                          float* dq, float* dk, float* dv, const AttnDims& d, bool acc, int task, BackwardScratch& w) {
-  const Head in = inputs(d, task), io = outputs(d, task);
-  const float* L = lse + (long)task * d.T;
-  if (!acc)  // a first contribution: this head's slices of dq, dk, dv start from zero
-    for (int i = 0; i < d.T; i++)
-      for (float* g : {in.row(dq, i), in.row(dk, i), in.row(dv, i)}) std::fill(g, g + d.D, 0.f);
-  transpose_head(in, k, d.T, d.D, w.kt);
-  transpose_head(in, v, d.T, d.D, w.vt);
-  for (int i0 = 0; i0 < d.T; i0 += BR) {
-    const int rows = std::min(BR, d.T - i0);
-    const int keys = d.causal ? i0 + rows : d.T;
-    w.p.resize((size_t)rows * keys);
-    w.dp.resize((size_t)rows * keys);
-    float* p = w.p.data();
-    float* dp = w.dp.data();
-    // P: the weights, recomputed from the scores and the saved log-sum-exp.
-    gemm_small(rows, keys, d.D, in.row(q, i0), in.ld, 1, w.kt.data(), d.T, p, keys, d.scale, false);
-    vec().exp_rows(p, rows, keys, i0, d.causal, L + i0);
-    // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P⊙dP).
-    gemm_small(rows, keys, d.D, io.row(dout, i0), io.ld, 1, w.vt.data(), d.T, dp, keys, 1.f, false);
-    vec().softmax_tile_backward(p, dp, rows, keys, io.row(dout, i0), io.row(out, i0), io.ld, d.D);
-    // dQ += dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO (a transposed tile is read with swapped strides).
-    gemm_small(rows, d.D, keys, dp, keys, 1, in.row(k, 0), in.ld, in.row(dq, i0), in.ld, d.scale, true);
-    gemm_small(keys, d.D, rows, dp, 1, keys, in.row(q, i0), in.ld, in.row(dk, 0), in.ld, d.scale, true);
-    gemm_small(keys, d.D, rows, p, 1, keys, io.row(dout, i0), io.ld, in.row(dv, 0), in.ld, 1.f, true);
-  }
-}
-
-void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
-                        float* dq, float* dk, float* dv, const AttnDims& d, bool acc) {
-  // Each (batch, head) touches only its own slices of dq, dk and dv: no races between tasks.
-  pool().run(d.B * d.H, [&](int task, int) {
-    thread_local BackwardScratch w;
-    backward_head(q, k, v, out, lse, dout, dq, dk, dv, d, acc, task, w);
-  });
-}
-
 // Attention of new queries against a KV cache (generation). q, out: [B, Tq, H·D];
-// kc, vc: [B, cap, H·D]. Query t of row b sits at cache slot past + t and sees
-// slots start[b] … past + t: left padding before start[b] is invisible. The
-// same block structure as forward_head, with key 0 at slot start[b].
+// kc, vc: [B, cap, Hkv·D], query head h reading cache head h / (H / Hkv). Query t of
+// row b sits at cache slot past + t and sees slots start[b] … past + t: left padding
+// before start[b] is invisible. The same block structure as forward_group, with key 0
+// at slot start[b].
 static void cached_head(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
                         int task, std::vector<float>& s) {
-  const int b = task / d.H, hd = task % d.H, C = d.H * d.D;
+  const int b = task / d.H, hd = task % d.H, C = d.H * d.D, Ckv = d.Hkv * d.D;
   const long qbase = (long)b * d.Tq * C + (long)hd * d.D;
   const int s0 = std::min(start[b], d.past + d.Tq);
-  const long kbase = ((long)b * d.cap + s0) * C + (long)hd * d.D;
-  for (int i0 = 0; i0 < d.Tq; i0 += BR) {
-    const int rows = std::min(BR, d.Tq - i0);
+  const long kbase = ((long)b * d.cap + s0) * Ckv + (long)(hd / (d.H / d.Hkv)) * d.D;
+  for (int i0 = 0; i0 < d.Tq; i0 += TILE_ROWS) {
+    const int rows = std::min(TILE_ROWS, d.Tq - i0);
     const int shift = d.past + i0 - s0;                  // query row r sees relative keys j ≤ shift + r
     const int keys = std::max(0, shift + rows);
     float* o0 = out + qbase + (long)i0 * C;
@@ -138,8 +245,8 @@ static void cached_head(const float* q, const float* kc, const float* vc, float*
       continue;
     }
     s.resize((size_t)rows * keys);
-    mm(false, true, rows, keys, d.D, q + qbase + (long)i0 * C, C, kc + kbase, C, s.data(), keys, d.scale, false);
-    float mx[BR];
+    mm(false, true, rows, keys, d.D, q + qbase + (long)i0 * C, C, kc + kbase, Ckv, s.data(), keys, d.scale, false);
+    float mx[TILE_ROWS];
     for (int r = 0; r < rows; r++) {
       const int visible = std::min(keys, shift + r + 1);
       float m = visible > 0 ? -INFINITY : 0.f;
@@ -152,7 +259,7 @@ static void cached_head(const float* q, const float* kc, const float* vc, float*
         const int visible = std::max(0, std::min(keys, shift + r + 1));
         vec().exp_rows(s.data() + (size_t)r * keys, 1, keys, visible - 1, true, mx + r);
       }
-    mm(false, false, rows, d.D, keys, s.data(), keys, vc + kbase, C, o0, C, 1.f, false);
+    mm(false, false, rows, d.D, keys, s.data(), keys, vc + kbase, Ckv, o0, C, 1.f, false);
     for (int r = 0; r < rows; r++) {
       double sum = 0;
       for (int j = 0; j < keys; j++) sum += s[(size_t)r * keys + j];
@@ -168,28 +275,29 @@ static void cached_head(const float* q, const float* kc, const float* vc, float*
 // of row b go together, key by key: each cached key and value row is then read
 // as one contiguous run (a row holds every head side by side) instead of a
 // 256-byte piece per head at a 3 KB stride, which the prefetchers do not follow.
+// Query head h reads cache head h / group in place.
 static void cached_query(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
                          int b, int h0, int h1, std::vector<float>& w) {
-  const long C = (long)d.H * d.D;
+  const long C = (long)d.H * d.D, Ckv = (long)d.Hkv * d.D;
   const int first = std::max(0, start[b]), last = d.past;  // Tq == 1: the query sits at slot past
-  const int n = last - first + 1, D = d.D;
+  const int n = last - first + 1, D = d.D, group = d.H / d.Hkv;
   const float* qr = q + b * C;
   float* o = out + b * C;
   std::fill(o + h0 * D, o + h1 * D, 0.f);
   if (n <= 0) return;
   w.resize((size_t)(h1 - h0) * n);
   for (int j = 0; j < n; j++) {
-    const float* kr = kc + ((long)b * d.cap + first + j) * C;
+    const float* kr = kc + ((long)b * d.cap + first + j) * Ckv;
     for (int h = h0; h < h1; h++) {
       float s = 0.f;
       // Without the pragma the sum is one serial chain of adds (IEEE order); with it
       // the compiler keeps several partial sums in vector lanes (4–8× faster at D = 64).
 #pragma omp simd reduction(+ : s)
-      for (int e = 0; e < D; e++) s += qr[h * D + e] * kr[h * D + e];
+      for (int e = 0; e < D; e++) s += qr[h * D + e] * kr[h / group * D + e];
       w[(size_t)(h - h0) * n + j] = s * d.scale;
     }
   }
-  float inv[64];  // heads per task (at most H; checked by the caller)
+  float inv[MAX_HEADS_PER_DECODE_TASK];  // heads per task (checked by head_groups)
   for (int h = h0; h < h1; h++) {
     float* wh = w.data() + (size_t)(h - h0) * n;
     float mx = -INFINITY;
@@ -200,11 +308,11 @@ static void cached_query(const float* q, const float* kc, const float* vc, float
     inv[h - h0] = (float)(1.0 / sum);
   }
   for (int j = 0; j < n; j++) {
-    const float* vr = vc + ((long)b * d.cap + first + j) * C;
+    const float* vr = vc + ((long)b * d.cap + first + j) * Ckv;
     for (int h = h0; h < h1; h++) {
       const float p = w[(size_t)(h - h0) * n + j] * inv[h - h0];
       float* oh = o + h * D;
-      const float* vh = vr + h * D;
+      const float* vh = vr + h / group * D;
 #pragma omp simd
       for (int e = 0; e < D; e++) oh[e] += p * vh[e];
     }
@@ -212,11 +320,11 @@ static void cached_query(const float* q, const float* kc, const float* vc, float
 }
 
 // Heads per decode task: all of a row's when there are rows enough to share the
-// threads, else groups of at most 64 (inv[] above) splitting the heads evenly.
+// threads, else groups of at most MAX_HEADS_PER_DECODE_TASK splitting the heads evenly.
 static int head_groups(int rows, int H) {
   const int threads = pool().size();
   int g = rows >= threads ? 1 : std::min(H, (threads + rows - 1) / rows);
-  while ((H + g - 1) / g > 64) g++;
+  while ((H + g - 1) / g > MAX_HEADS_PER_DECODE_TASK) g++;
   return g;
 }
 
@@ -225,13 +333,14 @@ void attention_cached(const float* q, const float* kc, const float* vc, float* o
     const double work = (double)d.B * d.H * (d.past + 1) * d.D;
     // Each step reads every cached key and value (8·work bytes) from memory, where
     // the cache rarely stays: past ~1 MB two threads stream it faster than one.
-    const int g = work < 1 << 17 ? 1 : head_groups(d.B, d.H), per = (d.H + g - 1) / g;
+    const bool threaded = work >= DECODE_THREADED_WORK;
+    const int g = threaded ? head_groups(d.B, d.H) : 1, per = (d.H + g - 1) / g;
     auto task = [&](int t, int) {
       thread_local std::vector<float> w;
       const int h0 = (t % g) * per;
       cached_query(q, kc, vc, out, start, d, t / g, h0, std::min(d.H, h0 + per), w);
     };
-    if (work < 1 << 17) for (int t = 0; t < d.B * g; t++) task(t, 0);
+    if (!threaded) for (int t = 0; t < d.B * g; t++) task(t, 0);
     else pool().run(d.B * g, task);
     return;
   }
@@ -241,20 +350,21 @@ void attention_cached(const float* q, const float* kc, const float* vc, float* o
     cached_head(q, kc, vc, out, start, d, t, s);
   };
   // Decoding a small model: waking the pool costs more than the work.
-  if (work < 1 << 18) for (int t = 0; t < d.B * d.H; t++) task(t, 0);
+  if (work < PREFILL_THREADED_WORK) for (int t = 0; t < d.B * d.H; t++) task(t, 0);
   else pool().run(d.B * d.H, task);
 }
 
-void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, int S, int H, int D, float scale) {
+void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, int S, int H, int Hkv, int D, float scale) {
   const long C = (long)H * D;
   double work = 0;
   for (int i = 0; i < S; i++) work += (double)H * seqs[i].Tq * (seqs[i].past + seqs[i].Tq) * D;
   // Prompts (Tq > 1) go head by head; a decoding sequence's heads go in groups (see cached_query).
-  const int g = work < 1 << 17 ? 1 : head_groups(S, H), per = (H + g - 1) / g;
+  const bool threaded = work >= DECODE_THREADED_WORK;
+  const int g = threaded ? head_groups(S, H) : 1, per = (H + g - 1) / g;
   auto task = [&](int t, int) {
     const RaggedSeq& s = seqs[t / H];
     const int part = t % H;
-    const KvDims d{1, s.Tq, s.past, s.cap, H, D, scale};
+    const KvDims d{1, s.Tq, s.past, s.cap, H, Hkv, D, scale};
     const int32_t start = s.start;
     const float* qs = q + s.offset * C;
     float* os = out + s.offset * C;
@@ -262,7 +372,7 @@ void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, 
     if (s.Tq > 1) return cached_head(qs, s.k, s.v, os, &start, d, part, scratch);
     if (part < g) cached_query(qs, s.k, s.v, os, &start, d, 0, part * per, std::min(H, (part + 1) * per), scratch);
   };
-  if (work < 1 << 17) for (int t = 0; t < S * H; t++) task(t, 0);
+  if (!threaded) for (int t = 0; t < S * H; t++) task(t, 0);
   else pool().run(S * H, task);
 }
 

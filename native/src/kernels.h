@@ -22,22 +22,33 @@ void cross_entropy_backward(const float* logits, const int32_t* targets, const f
 void embedding_forward(const float* w, const int32_t* ids, float* out, int n, int dim);
 void embedding_backward(const float* dout, const int32_t* ids, float* dw, int n, int dim);
 
-// stride: row stride of q, k, v and their gradients (0: H·D; 3·H·D when they sit side by side
-// in c_attn's output). out and dout are [B, T, H·D].
-struct AttnDims { int B, T, H, D; bool causal; float scale; int stride; };
-// Keeps only each row's log-sum-exp (lse, [B,H,T]) for backward, never a T×T matrix.
+// Attention of Tq queries [B, Tq, ·] (H heads of D channels, row stride qStride; out and dout
+// are [B, Tq, H·D]) against Tk keys and values [B, Tk, ·] (Hkv heads, row stride kvStride).
+// Query head h reads key/value head h / (H / Hkv) in place (grouped-query attention).
+// causal: query i sees keys j ≤ i + Tk − Tq. pad: B·Tk flags (1 = key hidden) or null.
+// dropP > 0: dropout on the probabilities, mask of (b, h, i, j) = drop_bits(seed, ((b·H + h)·Tq + i)·Tk + j).
+struct AttnDims {
+  int B, Tq, Tk, H, Hkv, D;
+  bool causal;
+  float scale;
+  long qStride, kvStride;
+  const uint8_t* pad;
+  double dropP;
+  uint32_t seed;
+};
+// Keeps only each row's log-sum-exp (lse, [B,H,Tq]) for backward, never a Tq×Tk matrix.
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d);
 // acc: add into dq, dk, dv; else overwrite them.
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
                         float* dq, float* dk, float* dv, const AttnDims& d, bool acc);
 
-struct KvDims { int B, Tq, past, cap, H, D; float scale; };
-// New queries [B, Tq, H·D] against a KV cache [B, cap, H·D]: query t of row b sees cache slots start[b] … past + t.
+struct KvDims { int B, Tq, past, cap, H, Hkv, D; float scale; };
+// New queries [B, Tq, H·D] against a KV cache [B, cap, Hkv·D]: query t of row b sees cache slots start[b] … past + t.
 void attention_cached(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d);
 // Several sequences, each with a one-row cache of its own (a continuous batch): q and out
 // are [rows, H·D], sequence s owning rows offset … offset + Tq − 1. One pool run for all heads.
 struct RaggedSeq { const float* k; const float* v; int cap, past, start, offset, Tq; };
-void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, int S, int H, int D, float scale);
+void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, int S, int H, int Hkv, int D, float scale);
 
 // Dropout with the js backend's counter-based mask (see VecKernels::dropout_forward).
 void dropout_forward(const float* x, float* out, float* mask, long n, double p, uint32_t seed);

@@ -38,29 +38,51 @@ export interface GemmArgs {
   bias?: Float32Array | null;
 }
 
-/** Shapes for attention over x laid out as [B, T, nHead·headDim] (heads side by side). */
+/**
+ * Shapes for attention of Tq queries against Tk keys and values, heads side by
+ * side in each row: q [B, Tq, nHead·headDim], k and v [B, Tk, nKvHead·headDim].
+ */
 export interface AttentionDims {
   B: number;
-  T: number;
+  /** Query positions. */
+  Tq: number;
+  /** Key/value positions (Tq for self-attention). */
+  Tk: number;
   nHead: number;
+  /**
+   * Key/value heads; divides nHead. Query head h reads key/value head
+   * floor(h / (nHead / nKvHead)) in place (grouped-query attention; 1 = multi-query).
+   */
+  nKvHead: number;
   headDim: number;
+  /** Query i sees keys j ≤ i + (Tk − Tq) (the last query sees every key). */
   causal: boolean;
   scale: number;
+  /** Row stride of q and dq (default nHead·headDim): (nHead + 2·nKvHead)·headDim when read in place from one packed projection. */
+  qStride?: number;
+  /** Row stride of k, v, dk and dv (default nKvHead·headDim). */
+  kvStride?: number;
+  /** B·Tk flags, 1 = this key is hidden from every query of its row (padding). */
+  keyPadding?: Uint8Array | null;
   /**
-   * Row stride of q, k, v and of their gradients, when it is not nHead·headDim:
-   * 3·C when they are read in place from one [B, T, 3C] projection. out and
-   * dOut are always [B, T, C].
+   * Dropout on the attention probabilities (GPT-2's attn_dropout). The mask of
+   * probability (b, h, i, j) is dropBits(seed, ((b·nHead + h)·Tq + i)·Tk + j)
+   * (js/dropout.ts), recomputed by the backward pass, never stored.
    */
-  stride?: number;
+  dropout?: { p: number; seed: number } | null;
 }
 
-/** Shapes for attention of Tq new queries [B, Tq, C] against a KV cache [B, cap, C] holding `past` earlier positions. */
+/**
+ * Shapes for attention of Tq new queries [B, Tq, nHead·headDim] against a KV
+ * cache [B, cap, nKvHead·headDim] holding `past` earlier positions.
+ */
 export interface KvAttentionDims {
   B: number;
   Tq: number;
   past: number;
   cap: number;
   nHead: number;
+  nKvHead: number;
   headDim: number;
   scale: number;
 }
@@ -78,6 +100,7 @@ export interface RaggedKvSequence {
 
 export interface RaggedKvDims {
   nHead: number;
+  nKvHead: number;
   headDim: number;
   scale: number;
 }
@@ -125,9 +148,10 @@ export interface Backend {
   embeddingBackward(dOut: Float32Array, ids: Int32Array, dWeight: Float32Array, dim: number): void;
 
   /**
-   * Fused scaled-dot-product attention. Returns whatever the backend keeps for
-   * the backward pass: the js backend keeps the T×T weights, a fused backend
-   * only each row's log-sum-exp and recomputes the weights.
+   * Fused scaled-dot-product attention; out is [B, Tq, nHead·headDim]
+   * contiguous. A query that sees no key outputs zeros. Returns whatever the
+   * backend keeps for the backward pass: the js backend keeps the Tq×Tk
+   * weights, a fused backend only each row's log-sum-exp and recomputes them.
    */
   attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved;
   /** dq, dk, dv += their gradients (accumulate), or = them. */

@@ -86,17 +86,21 @@ function rowOffsets(chunks: readonly Int32Array[]): Int32Array {
  */
 function attentionPerSequence(q: Tensor, k: Tensor, v: Tensor, nHead: number, offsets: Int32Array, layers: readonly KVLayer[]): Tensor {
   const C = q.shape[2]!;
+  const headDim = C / nHead;
+  const nKvHead = k.shape[2]! / headDim; // grouped-query caches hold fewer key/value heads
   const out = Tensor.zeros(q.shape);
-  const rows = (t: Tensor, s: number) => new Tensor(t.data.subarray(offsets[s]! * C, offsets[s + 1]! * C), [1, offsets[s + 1]! - offsets[s]!, C]);
+  const rows = (t: Tensor, s: number) => {
+    const w = t.shape[2]!;
+    return new Tensor(t.data.subarray(offsets[s]! * w, offsets[s + 1]! * w), [1, offsets[s + 1]! - offsets[s]!, w]);
+  };
   const cached: RaggedKvSequence[] = [];
   layers.forEach((layer, s) => {
     const [offset, Tq] = [offsets[s]!, offsets[s + 1]! - offsets[s]!];
-    if (isFirstUnpaddedPass(layer)) return out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), nHead, layer).data, offset * C);
+    if (isFirstUnpaddedPass(layer)) return out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), layer, { nHead, nKvHead }).data, offset * C);
     storeKeysValues(rows(k, s), rows(v, s), layer);
     cached.push({ k: layer.k, v: layer.v, cap: layer.cap, past: layer.past, start: layer.start[0]!, offset, Tq });
   });
-  const headDim = C / nHead;
-  if (cached.length > 0) backend().attentionCachedRagged(q.data, out.data, cached, { nHead, headDim, scale: 1 / Math.sqrt(headDim) });
+  if (cached.length > 0) backend().attentionCachedRagged(q.data, out.data, cached, { nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim) });
   return out;
 }
 

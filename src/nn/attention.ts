@@ -1,4 +1,4 @@
-import { cachedAttention, packedAttention, scaledDotProductAttention, type KVLayer } from '../tensor/ops/attention.js';
+import { attention, cachedAttention, packedAttention, type AttentionOptions, type KVLayer } from '../tensor/ops/attention.js';
 import { rope } from '../tensor/ops/rope.js';
 import { split } from '../tensor/ops/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -26,11 +26,13 @@ export interface AttentionConfig {
 export class CausalSelfAttention extends Module {
   c_attn: Linear;
   c_proj: Linear;
-  attn_dropout: Dropout;
+  /** Dropout on the attention weights (GPT-2's attn_dropout), applied inside the attention op while training. */
+  readonly attnDropout: number;
   resid_dropout: Dropout;
   readonly nHead: number;
   /** Rotate queries and keys by position (RoPE) instead of adding position vectors to the input. */
   readonly rope: boolean;
+  private readonly rng: Rng;
 
   constructor(cfg: AttentionConfig, rng: Rng) {
     super();
@@ -40,7 +42,8 @@ export class CausalSelfAttention extends Module {
     this.c_attn = new Linear(cfg.n_embd, 3 * cfg.n_embd, { bias: cfg.bias, std: 0.02, rng });
     // GPT-2 scales residual projections by 1/√(2·layers) so the residual stream's variance does not grow with depth.
     this.c_proj = new Linear(cfg.n_embd, cfg.n_embd, { bias: cfg.bias, std: 0.02 / Math.sqrt(2 * cfg.n_layer), rng });
-    this.attn_dropout = new Dropout(cfg.dropout, rng);
+    this.attnDropout = cfg.dropout;
+    this.rng = rng;
     this.resid_dropout = new Dropout(cfg.dropout, rng);
   }
 
@@ -48,18 +51,17 @@ export class CausalSelfAttention extends Module {
   forward(x: Tensor, positions?: Int32Array): Tensor {
     // Without RoPE, q, k and v are read in place from c_attn's output (packedAttention):
     // the same as splitting it, without copying.
-    const y = this.rope
-      ? scaledDotProductAttention(...this.qkv(x, positions), this.nHead, { causal: true })
-      : packedAttention(this.c_attn.forward(x), this.nHead, { causal: true });
-    // The fused kernel does not drop individual attention weights (nanoGPT does);
-    // dropping its output instead regularises the same path at no extra memory.
-    return this.resid_dropout.forward(this.c_proj.forward(this.attn_dropout.forward(y)));
+    // As in nanoGPT, dropout (while training) zeroes individual attention weights; the
+    // kernels recompute its mask in the backward pass instead of storing it.
+    const o: AttentionOptions = { nHead: this.nHead, causal: true, dropout: this.training && this.attnDropout > 0 ? { p: this.attnDropout, rng: this.rng } : null };
+    const y = this.rope ? attention(...this.qkv(x, positions), o) : packedAttention(this.c_attn.forward(x), o);
+    return this.resid_dropout.forward(this.c_proj.forward(y));
   }
 
   /** Generation: the same layer for new positions only, keys and values of earlier ones read from `kv`. */
   forwardCached(x: Tensor, kv: KVLayer, positions?: Int32Array): Tensor {
     const [q, k, v] = this.qkv(x, positions);
-    return this.c_proj.forward(cachedAttention(q, k, v, this.nHead, kv));
+    return this.c_proj.forward(cachedAttention(q, k, v, kv, { nHead: this.nHead }));
   }
 
   /** Queries, keys and values of x, the queries and keys rotated to their positions under RoPE. */

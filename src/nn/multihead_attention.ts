@@ -1,5 +1,5 @@
-import { scaledDotProductAttention } from '../tensor/ops/attention.js';
-import { maskedAttention } from '../tensor/ops/masked_attention.js';
+import { attention, attentionWeights } from '../tensor/ops/attention.js';
+import { noGrad } from '../tensor/autograd.js';
 import { rope } from '../tensor/ops/rope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -70,13 +70,9 @@ export class MultiHeadAttention extends Module {
   }
 
   private attend(q: Tensor, k: Tensor, v: Tensor, self: boolean, opts: AttendOptions): Tensor {
-    // Without a mask to apply or weights to keep, self-attention can use the backend's fused kernel.
-    if (self && !opts.keyPadding && !opts.keepWeights) {
-      this.lastWeights = null;
-      return scaledDotProductAttention(q, k, v, this.nHead, { causal: this.causal });
-    }
-    const { out, weights } = maskedAttention(q, k, v, this.nHead, { causal: this.causal, keyPadding: opts.keyPadding, keepWeights: opts.keepWeights });
-    this.lastWeights = weights;
-    return out;
+    // Self or cross, padded or not: one fused op. The weights are recomputed for display only when asked.
+    const o = { nHead: this.nHead, causal: this.causal, keyPadding: opts.keyPadding };
+    this.lastWeights = opts.keepWeights ? noGrad(() => attentionWeights(q, k, o)) : null;
+    return attention(q, k, v, o);
   }
 }

@@ -11,6 +11,7 @@ import { AdamW } from '../../src/optim/adamw.js';
 import { clipGradNorm } from '../../src/optim/clip.js';
 import { learningRate } from '../../src/optim/schedule.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
+import { attentionWeights } from '../../src/tensor/ops/attention.js';
 import { BPETokenizer } from '../../src/tokenizers/bpe.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
@@ -216,7 +217,6 @@ export class Session {
     if (T === 0) throw new Error('the prompt is empty');
     const ctx = ids.subarray(ids.length - T);
     const { n_layer: L, n_head: H, n_embd: C } = this.config;
-    const hd = C / H;
     const weights = new Float32Array(L * H * T * T);
     this.model.eval();
     noGrad(() => {
@@ -224,26 +224,9 @@ export class Session {
       const positions = Int32Array.from({ length: T }, (_, i) => i);
       let x = m.embed(ctx, [1, T], positions);
       m.h.forEach((block, l) => {
-        // q and k as attention sees them (rotated under RoPE), each [T, C].
-        const [qt, kt] = block.attn.qkv(block.ln_1.forward(x), positions);
-        const q = qt.data;
-        const k = kt.data;
-        for (let h = 0; h < H; h++) {
-          for (let i = 0; i < T; i++) {
-            const row = ((l * H + h) * T + i) * T;
-            let max = -Infinity;
-            for (let j = 0; j <= i; j++) {
-              let s = 0;
-              for (let c = 0; c < hd; c++) s += q[i * C + h * hd + c]! * k[j * C + h * hd + c]!;
-              s /= Math.sqrt(hd);
-              weights[row + j] = s;
-              if (s > max) max = s;
-            }
-            let z = 0;
-            for (let j = 0; j <= i; j++) z += weights[row + j] = Math.exp(weights[row + j]! - max);
-            for (let j = 0; j <= i; j++) weights[row + j]! /= z;
-          }
-        }
+        // q and k as attention sees them (rotated under RoPE), each [1, T, C].
+        const [q, k] = block.attn.qkv(block.ln_1.forward(x), positions);
+        weights.set(attentionWeights(q, k, { nHead: H, causal: true }), l * H * T * T);
         x = block.forward(x, positions);
       });
     });

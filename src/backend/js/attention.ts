@@ -1,68 +1,154 @@
-import type { AttentionDims, AttentionSaved, GemmArgs } from '../backend.js';
-import { gemm } from './gemm.js';
-import { softmaxRow } from './softmax.js';
+import type { AttentionDims, AttentionSaved } from '../backend.js';
+import { dropBits, dropThreshold } from './dropout.js';
 
-/**
- * Scaled dot-product attention, head by head: S = q·kᵀ·scale, mask the
- * future (causal), P = softmax(S), out = P·v. q, k and v are [B, T, ·] with
- * head h occupying columns h·hd … h·hd+hd−1, so heads are read with a row
- * stride (C, or d.stride) and never copied out.
+/*
+ * Scaled dot-product attention as plain loops, the reference every faster
+ * kernel is tested against. Names follow the article:
+ *
+ *   scores  s[i][j] = q_i · k_j · scale          (scale = 1/√d by default)
+ *   weights p[i][j] = softmax over the keys j that query i may see
+ *   output  o_i     = Σ_j p[i][j] · v_j
+ *
+ * Indices: b batch row, h query head, g its key/value head, i query
+ * position, j key position, e one of the headDim channels of a head. Heads sit
+ * side by side in each row, so head h of query i of row b starts at
+ * (b·Tq + i)·qStride + h·headDim; keys and values likewise with kvStride.
+ * Several query heads may share one key/value head (grouped-query attention):
+ * they read it in place, nothing is copied per query head.
  */
-export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved {
-  const { B, T, nHead, headDim, causal, scale } = d;
-  const probs = new Float32Array(B * nHead * T * T); // kept for the backward pass
-  const C = nHead * headDim;
-  const ld = d.stride ?? C;
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < nHead; h++) {
-      const x = b * T * ld + h * headDim; // this head in q, k, v
-      const o = b * T * C + h * headDim; // and in out
-      const p = (b * nHead + h) * T * T;
-      gemm(mm(false, true, T, T, headDim, q, x, ld, k, x, ld, probs, p, T, scale, false));
-      for (let i = 0; i < T; i++) {
-        const row = p + i * T;
-        const visible = causal ? i + 1 : T;
-        softmaxRow(probs, probs, row, visible);
-        for (let j = visible; j < T; j++) probs[row + j] = 0;
-      }
-      gemm(mm(false, false, T, headDim, T, probs, p, T, v, x, ld, out, o, C, 1, false));
-    }
-  }
-  return probs;
+
+/** The key/value head query head h reads: heads come in nHead/nKvHead groups. */
+export function kvHeadOf(d: AttentionDims, h: number): number {
+  return Math.floor(h / (d.nHead / d.nKvHead));
 }
 
+/** Whether query i of row b may look at key j: causal (nothing later than itself) and not padding. */
+export function canSee(d: AttentionDims, b: number, i: number, j: number): boolean {
+  if (d.causal && j > i + (d.Tk - d.Tq)) return false;
+  return !(d.keyPadding && d.keyPadding[b * d.Tk + j]);
+}
+
+/**
+ * The dropout factor of weight (b, h, i, j): 0 with probability p, else 1/(1−p),
+ * drawn from the counter-based hash at the weight's index, so the backward
+ * pass (and the native kernel) recompute the same mask without storing it.
+ */
+export function dropFactor(d: AttentionDims, b: number, h: number, i: number, j: number): number {
+  if (!d.dropout || d.dropout.p === 0) return 1;
+  const index = ((b * d.nHead + h) * d.Tq + i) * d.Tk + j;
+  return dropBits(d.dropout.seed, index) < dropThreshold(d.dropout.p) ? 0 : Math.fround(1 / (1 - d.dropout.p));
+}
+
+/**
+ * The attention weights [B, nHead, Tq, Tk] (after the masks, before dropout):
+ * p[i][j] = softmax_j(q_i·k_j·scale) over the keys query i sees, 0 for the
+ * others; a query that sees no key gets a row of zeros.
+ */
+export function attentionWeights(q: Float32Array, k: Float32Array, d: AttentionDims): Float32Array {
+  const { B, Tq, Tk, nHead, headDim: D, scale } = d;
+  const qs = d.qStride ?? nHead * D;
+  const ks = d.kvStride ?? d.nKvHead * D;
+  const p = new Float32Array(B * nHead * Tq * Tk);
+  const s = new Float64Array(Tk);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHead; h++) {
+      const g = kvHeadOf(d, h);
+      for (let i = 0; i < Tq; i++) {
+        // scores, and their maximum (subtracted before exp so that it cannot overflow)
+        let max = -Infinity;
+        for (let j = 0; j < Tk; j++) {
+          if (!canSee(d, b, i, j)) continue;
+          let dot = 0;
+          for (let e = 0; e < D; e++) dot += q[(b * Tq + i) * qs + h * D + e]! * k[(b * Tk + j) * ks + g * D + e]!;
+          s[j] = dot * scale;
+          if (s[j]! > max) max = s[j]!;
+        }
+        if (max === -Infinity) continue; // sees nothing: the row stays 0
+        let sum = 0;
+        for (let j = 0; j < Tk; j++) if (canSee(d, b, i, j)) sum += s[j] = Math.exp(s[j]! - max);
+        const row = ((b * nHead + h) * Tq + i) * Tk;
+        for (let j = 0; j < Tk; j++) p[row + j] = canSee(d, b, i, j) ? s[j]! / sum : 0;
+      }
+    }
+  }
+  return p;
+}
+
+/** o_i = Σ_j dropout(p[i][j])·v_j for every head; keeps p for the backward pass. */
+export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved {
+  const { B, Tq, Tk, nHead, headDim: D } = d;
+  const C = nHead * D;
+  const ks = d.kvStride ?? d.nKvHead * D;
+  const p = attentionWeights(q, k, d);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHead; h++) {
+      const g = kvHeadOf(d, h);
+      for (let i = 0; i < Tq; i++) {
+        const row = ((b * nHead + h) * Tq + i) * Tk;
+        const o = new Float64Array(D);
+        for (let j = 0; j < Tk; j++) {
+          const w = p[row + j]! * dropFactor(d, b, h, i, j);
+          for (let e = 0; e < D; e++) o[e] += w * v[(b * Tk + j) * ks + g * D + e]!;
+        }
+        out.set(o, (b * Tq + i) * C + h * D);
+      }
+    }
+  }
+  return p;
+}
+
+/**
+ * The same loops backwards. With dp[j] = dO_i·v_j (through the dropout mask):
+ *   dv_j += dropout(p[i][j])·dO_i
+ *   ds[j] = p[i][j]·(dp[j] − Σ_j' p[i][j']·dp[j'])     (softmax backward)
+ *   dq_i += scale·Σ_j ds[j]·k_j,   dk_j += scale·ds[j]·q_i
+ * dq, dk, dv are added into (accumulate) or overwritten.
+ */
 export function attentionBackward(
   saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, _out: Float32Array, dOut: Float32Array,
   dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims, accumulate: boolean,
 ): void {
-  const { B, T, nHead, headDim, scale } = d;
-  const C = nHead * headDim;
-  const ld = d.stride ?? C;
-  const probs = saved as Float32Array;
-  const dP = new Float32Array(T * T);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < nHead; h++) {
-      const x = b * T * ld + h * headDim;
-      const o = b * T * C + h * headDim;
-      const p = (b * nHead + h) * T * T;
-      gemm(mm(false, true, T, T, headDim, dOut, o, C, v, x, ld, dP, 0, T, 1, false)); // dP = dOut·vᵀ
-      gemm(mm(true, false, T, headDim, T, probs, p, T, dOut, o, C, dv, x, ld, 1, accumulate)); // dv (+)= Pᵀ·dOut
-      // Softmax backward in place: dS = P ⊙ (dP − Σ_j dP⊙P). Masked entries have P = 0.
-      for (let i = 0; i < T; i++) {
-        let dot = 0;
-        for (let j = 0; j < T; j++) dot += dP[i * T + j]! * probs[p + i * T + j]!;
-        for (let j = 0; j < T; j++) dP[i * T + j] = probs[p + i * T + j]! * (dP[i * T + j]! - dot);
-      }
-      gemm(mm(false, false, T, headDim, T, dP, 0, T, k, x, ld, dq, x, ld, scale, accumulate)); // dq (+)= dS·k
-      gemm(mm(true, false, T, headDim, T, dP, 0, T, q, x, ld, dk, x, ld, scale, accumulate)); // dk (+)= dSᵀ·q
+  const { B, Tq, Tk, nHead, nKvHead, headDim: D, scale } = d;
+  const C = nHead * D;
+  const qs = d.qStride ?? C;
+  const ks = d.kvStride ?? nKvHead * D;
+  const p = saved as Float32Array;
+  if (!accumulate) {
+    // Only this op's columns of each row: with strides, q, k and v share rows with other data.
+    for (let r = 0; r < B * Tq; r++) dq.fill(0, r * qs, r * qs + C);
+    for (let r = 0; r < B * Tk; r++) {
+      dk.fill(0, r * ks, r * ks + nKvHead * D);
+      dv.fill(0, r * ks, r * ks + nKvHead * D);
     }
   }
-}
-
-function mm(
-  transA: boolean, transB: boolean, M: number, N: number, K: number,
-  a: Float32Array, aOffset: number, lda: number, b: Float32Array, bOffset: number, ldb: number,
-  c: Float32Array, cOffset: number, ldc: number, alpha: number, accumulate: boolean,
-): GemmArgs {
-  return { transA, transB, M, N, K, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, alpha, accumulate, batch: 1, strideA: 0, strideB: 0, strideC: 0 };
+  const dp = new Float64Array(Tk);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHead; h++) {
+      const g = kvHeadOf(d, h);
+      for (let i = 0; i < Tq; i++) {
+        const row = ((b * nHead + h) * Tq + i) * Tk;
+        const qi = (b * Tq + i) * qs + h * D;
+        const dOi = (b * Tq + i) * C + h * D;
+        let sum = 0; // Σ_j p[i][j]·dp[j]
+        for (let j = 0; j < Tk; j++) {
+          const kj = (b * Tk + j) * ks + g * D;
+          const m = dropFactor(d, b, h, i, j);
+          let dot = 0;
+          for (let e = 0; e < D; e++) dot += dOut[dOi + e]! * v[kj + e]!;
+          dp[j] = dot * m;
+          sum += p[row + j]! * dp[j]!;
+          for (let e = 0; e < D; e++) dv[kj + e] += p[row + j]! * m * dOut[dOi + e]!;
+        }
+        for (let j = 0; j < Tk; j++) {
+          const ds = p[row + j]! * (dp[j]! - sum);
+          if (ds === 0) continue;
+          const kj = (b * Tk + j) * ks + g * D;
+          for (let e = 0; e < D; e++) {
+            dq[qi + e] += scale * ds * k[kj + e]!;
+            dk[kj + e] += scale * ds * q[qi + e]!;
+          }
+        }
+      }
+    }
+  }
 }

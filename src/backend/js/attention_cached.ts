@@ -2,8 +2,10 @@ import type { KvAttentionDims, RaggedKvDims, RaggedKvSequence } from '../backend
 
 /**
  * Attention of new queries against a KV cache, one query at a time: the
- * reference for the native kernel. q and out are [B, Tq, C]; kCache and
- * vCache are [B, cap, C] (heads side by side, as everywhere). Query t of row b
+ * reference for the native kernel. q and out are [B, Tq, nHead·headDim];
+ * kCache and vCache are [B, cap, nKvHead·headDim] (heads side by side, as
+ * everywhere; query head h reads cache head h / (nHead/nKvHead), so a
+ * grouped-query cache is nHead/nKvHead times smaller). Query t of row b
  * sits at cache slot past + t and sees slots start[b] … past + t: causal, and
  * blind to the left padding before start[b]. A query that sees nothing (a pad
  * position itself) outputs zeros.
@@ -11,8 +13,10 @@ import type { KvAttentionDims, RaggedKvDims, RaggedKvSequence } from '../backend
 export function attentionCached(
   q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, start: Int32Array, d: KvAttentionDims,
 ): void {
-  const { B, Tq, past, cap, nHead, headDim, scale } = d;
+  const { B, Tq, past, cap, nHead, nKvHead, headDim, scale } = d;
   const C = nHead * headDim;
+  const Ckv = nKvHead * headDim;
+  const group = nHead / nKvHead;
   const w = new Float64Array(past + Tq);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < Tq; t++) {
@@ -20,9 +24,10 @@ export function attentionCached(
       const last = past + t; // inclusive
       for (let h = 0; h < nHead; h++) {
         const qo = (b * Tq + t) * C + h * headDim;
+        const g = Math.floor(h / group) * headDim; // this head's keys and values in a cache row
         let max = -Infinity;
         for (let j = first; j <= last; j++) {
-          const ko = (b * cap + j) * C + h * headDim;
+          const ko = (b * cap + j) * Ckv + g;
           let s = 0;
           for (let e = 0; e < headDim; e++) s += q[qo + e]! * kCache[ko + e]!;
           w[j] = s * scale;
@@ -32,7 +37,7 @@ export function attentionCached(
         for (let j = first; j <= last; j++) sum += w[j] = Math.exp(w[j]! - max);
         for (let e = 0; e < headDim; e++) {
           let acc = 0;
-          for (let j = first; j <= last; j++) acc += w[j]! * vCache[(b * cap + j) * C + h * headDim + e]!;
+          for (let j = first; j <= last; j++) acc += w[j]! * vCache[(b * cap + j) * Ckv + g + e]!;
           out[qo + e] = sum > 0 ? acc / sum : 0;
         }
       }

@@ -18,7 +18,7 @@ interface Addon {
   attentionForward(...args: unknown[]): void;
   attentionBackward(...args: unknown[]): void;
   attentionCached(...args: unknown[]): void;
-  attentionCachedRagged(q: Float32Array, out: Float32Array, ks: Float32Array[], vs: Float32Array[], meta: Int32Array, H: number, D: number, scale: number): void;
+  attentionCachedRagged(q: Float32Array, out: Float32Array, ks: Float32Array[], vs: Float32Array[], meta: Int32Array, H: number, Hkv: number, D: number, scale: number): void;
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
   adamw(...args: unknown[]): void;
@@ -62,7 +62,9 @@ function isPlainLinear(g: GemmArgs): boolean {
     g.lda === g.K && g.ldb === g.K && g.ldc === g.N;
 }
 
-const dimsArgs = (d: AttentionDims) => [d.B, d.T, d.nHead, d.headDim, d.causal, d.scale, d.stride ?? 0] as const;
+/** The 13 trailing arguments of the addon's attention calls (native/src/addon.cc, Dims). */
+const dimsArgs = (d: AttentionDims) =>
+  [d.B, d.Tq, d.Tk, d.nHead, d.nKvHead, d.headDim, d.causal, d.scale, d.qStride ?? 0, d.kvStride ?? 0, d.keyPadding ?? null, d.dropout?.p ?? 0, (d.dropout?.seed ?? 0) >>> 0] as const;
 
 /**
  * The native backend: C++ kernels with SIMD (AVX-512, AVX2+FMA or portable,
@@ -95,17 +97,17 @@ export function createNativeBackend(a: Addon): Backend {
     embeddingForward: (w, ids, out, dim) => a.embeddingForward(w, ids, out, dim),
     embeddingBackward: (d, ids, dw, dim) => a.embeddingBackward(d, ids, dw, dim),
     attentionForward: (q, k, v, out, d) => {
-      const lse = new Float32Array(d.B * d.nHead * d.T);
+      const lse = new Float32Array(d.B * d.nHead * d.Tq);
       a.attentionForward(q, k, v, out, lse, ...dimsArgs(d));
       return lse;
     },
     attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, d, acc) =>
       a.attentionBackward(q, k, v, out, saved as Float32Array, dOut, dq, dk, dv, ...dimsArgs(d), acc),
-    attentionCached: (q, kc, vc, out, start, d) => a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.headDim, d.scale),
+    attentionCached: (q, kc, vc, out, start, d) => a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.nKvHead, d.headDim, d.scale),
     attentionCachedRagged: (q, out, seqs, d) => {
       const meta = new Int32Array(seqs.length * 5);
       seqs.forEach((s, i) => meta.set([s.cap, s.past, s.start, s.offset, s.Tq], i * 5));
-      a.attentionCachedRagged(q, out, seqs.map((s) => s.k), seqs.map((s) => s.v), meta, d.nHead, d.headDim, d.scale);
+      a.attentionCachedRagged(q, out, seqs.map((s) => s.k), seqs.map((s) => s.v), meta, d.nHead, d.nKvHead, d.headDim, d.scale);
     },
     linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
     crossEntropyForward: (logits, targets, lse, rows, vocab, ignore) => {

@@ -1,63 +1,111 @@
+import type { AttentionDims } from '../../backend/backend.js';
 import { backend } from '../../backend/index.js';
+import { attentionWeights as weightsReference } from '../../backend/js/attention.js';
+import type { Rng } from '../../util/rng.js';
 import { noGrad, record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 
 export interface AttentionOptions {
-  /** Each position may only look at itself and earlier positions. */
-  causal: boolean;
+  nHead: number;
+  /** Key/value heads (default nHead); fewer shares each among nHead/nKvHead query heads (grouped-query; 1 = multi-query). */
+  nKvHead?: number;
+  /** Query i sees keys j ≤ i + (Tk − Tq): itself and earlier positions in self-attention. */
+  causal?: boolean;
+  /** B·Tk flags, 1 where a key is padding: no query attends to it. */
+  keyPadding?: Uint8Array;
+  /** Attention-probability dropout; pass only while training. The op draws the seed from rng. */
+  dropout?: { p: number; rng: Rng } | null;
   /** Defaults to 1/√headDim, which keeps the scores' variance near 1. */
   scale?: number;
 }
 
 /**
- * softmax(q·kᵀ/√d)·v for every head, as one fused op. q, k, v are [B, T, C]
- * with C = nHead·headDim. The same result can be composed from matmul,
- * softmax and a mask (see test/attention.test.ts); fusing lets a backend skip
- * storing the T×T scores.
+ * The backend's dims for queries [B, Tq, nHead·D] against keys [B, Tk, nKvHead·D]
+ * (qWidth and kvWidth: the widths of their heads together). Draws the dropout
+ * seed, so call it once per forward.
  */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, nHead: number, opts: AttentionOptions): Tensor {
-  if (q.rank !== 3 || q.shape.join() !== k.shape.join() || q.shape.join() !== v.shape.join()) {
-    throw new Error(`attention expects q, k, v of equal shape [B, T, C]; got [${q.shape}], [${k.shape}], [${v.shape}]`);
+function attentionDims(B: number, Tq: number, Tk: number, qWidth: number, kvWidth: number, o: AttentionOptions): AttentionDims {
+  const nHead = o.nHead;
+  const nKvHead = o.nKvHead ?? nHead;
+  if (!(nHead > 0 && nKvHead > 0 && nHead % nKvHead === 0)) throw new Error(`attention: ${nKvHead} key/value heads do not divide ${nHead} query heads`);
+  if (qWidth % nHead !== 0) throw new Error(`attention: ${qWidth} query channels do not split into ${nHead} heads`);
+  const headDim = qWidth / nHead;
+  if (kvWidth !== nKvHead * headDim) throw new Error(`attention: keys and values have ${kvWidth} channels, expected ${nKvHead} heads × ${headDim}`);
+  if (o.keyPadding && o.keyPadding.length !== B * Tk) throw new Error(`key padding mask has ${o.keyPadding.length} flags, expected ${B}×${Tk}`);
+  const p = o.dropout?.p ?? 0;
+  if (!(p >= 0 && p < 1)) throw new Error(`attention dropout must be in [0, 1), got ${p}`);
+  return {
+    B, Tq, Tk, nHead, nKvHead, headDim,
+    causal: o.causal ?? false,
+    scale: o.scale ?? 1 / Math.sqrt(headDim),
+    keyPadding: o.keyPadding ?? null,
+    // One draw from the model's generator seeds the whole mask (so resuming a run replays it exactly).
+    dropout: p > 0 ? { p, seed: o.dropout!.rng.nextUint32() } : null,
+  };
+}
+
+/**
+ * softmax(q·kᵀ·scale)·v for every head, as one fused op. q [B, Tq, nHead·D],
+ * k and v [B, Tk, nKvHead·D] → [B, Tq, nHead·D]. Self-attention (k, v from the
+ * same positions as q), causal, cross-attention (Tq ≠ Tk), padded keys and
+ * grouped-query heads are all this one op. The same result can be composed
+ * from matmul, softmax and a mask (test/attention.test.ts); fusing lets a
+ * backend skip storing the Tq×Tk weights.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor {
+  if (q.rank !== 3 || k.rank !== 3 || k.shape.join() !== v.shape.join() || q.shape[0] !== k.shape[0]) {
+    throw new Error(`attention expects q [B, Tq, ·] and k, v [B, Tk, ·]; got [${q.shape}], [${k.shape}], [${v.shape}]`);
   }
-  const [B, T, C] = q.shape as [number, number, number];
-  if (C % nHead !== 0) throw new Error(`attention: ${C} channels do not split into ${nHead} heads`);
-  const headDim = C / nHead;
-  const dims = { B, T, nHead, headDim, causal: opts.causal, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
-  const out = Tensor.empty(q.shape);
+  const [B, Tq, C] = q.shape as [number, number, number];
+  const d = attentionDims(B, Tq, k.shape[1]!, C, k.shape[2]!, o);
+  const out = Tensor.empty([B, Tq, C]);
   const be = backend();
-  const saved = be.attentionForward(q.data, k.data, v.data, out.data, dims);
+  const saved = be.attentionForward(q.data, k.data, v.data, out.data, d);
   return record(out, [q, k, v], 'attention', () => {
     // The kernel may overwrite fresh gradients only when q, k and v are three tensors (not x, x, x) without one yet.
     const fresh = q !== k && k !== v && q !== v && !q.grad && !k.grad && !v.grad;
     const [dq, dk, dv] = [q, k, v].map((t) => (fresh ? t.gradSink().grad : t.ensureGrad())) as [Float32Array, Float32Array, Float32Array];
-    be.attentionBackward(saved, q.data, k.data, v.data, out.data, out.grad!, dq, dk, dv, dims, !fresh);
+    be.attentionBackward(saved, q.data, k.data, v.data, out.data, out.grad!, dq, dk, dv, d, !fresh);
   });
 }
 
 /**
- * The same attention read in place from one projection: qkv [B, T, 3C] holds
- * each position's query, key and value side by side, as GPT-2's c_attn makes
- * them. Equal to splitting qkv into q, k, v and calling
- * scaledDotProductAttention, without copying the three parts out (and their
- * gradients back in): the kernel reads them with a row stride of 3C.
+ * Self-attention read in place from one projection: qkv [B, T, (nHead + 2·nKvHead)·D]
+ * holds each position's query, key and value side by side, as GPT-2's c_attn
+ * makes them. Equal to splitting qkv and calling attention(), without copying
+ * the three parts out (or their gradients back in): the kernel reads them with
+ * a row stride of the whole width.
  */
-export function packedAttention(qkv: Tensor, nHead: number, opts: AttentionOptions): Tensor {
-  const [B, T, C3] = qkv.shape as [number, number, number];
-  if (qkv.rank !== 3 || C3 % (3 * nHead) !== 0) throw new Error(`packed attention expects [B, T, 3·C] with C a multiple of ${nHead} heads; got [${qkv.shape}]`);
-  const C = C3 / 3;
-  const headDim = C / nHead;
-  const dims = { B, T, nHead, headDim, causal: opts.causal, scale: opts.scale ?? 1 / Math.sqrt(headDim), stride: C3 };
-  const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(2 * C)] as const; // q, k, v: the same rows, offset
+export function packedAttention(qkv: Tensor, o: AttentionOptions): Tensor {
+  const nKvHead = o.nKvHead ?? o.nHead;
+  const [B, T, W] = qkv.shape as [number, number, number];
+  const heads = o.nHead + 2 * nKvHead;
+  if (qkv.rank !== 3 || W % heads !== 0) throw new Error(`packed attention expects [B, T, (nHead + 2·nKvHead)·headDim] with ${heads} heads; got [${qkv.shape}]`);
+  const headDim = W / heads;
+  const [C, Ckv] = [o.nHead * headDim, nKvHead * headDim];
+  const d = { ...attentionDims(B, T, T, C, Ckv, o), qStride: W, kvStride: W };
+  const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(C + Ckv)] as const; // q, k, v: the same rows, offset
   const out = Tensor.empty([B, T, C]);
   const be = backend();
-  const saved = be.attentionForward(...parts(qkv.data), out.data, dims);
+  const saved = be.attentionForward(...parts(qkv.data), out.data, d);
   return record(out, [qkv], 'attention', () => {
     const g = qkv.gradSink();
-    be.attentionBackward(saved, ...parts(qkv.data), out.data, out.grad!, ...parts(g.grad), dims, g.accumulate);
+    be.attentionBackward(saved, ...parts(qkv.data), out.data, out.grad!, ...parts(g.grad), d, g.accumulate);
   });
 }
 
-/** One layer's slice of a KV cache: keys and values [B, cap, C] of the positions seen so far. */
+/**
+ * The attention weights [B, nHead, Tq, Tk] of q against k (after the masks,
+ * before dropout), computed by the js reference's loops: for display
+ * (--show-attention, the playground's maps); no graph.
+ */
+export function attentionWeights(q: Tensor, k: Tensor, o: AttentionOptions): Float32Array {
+  const [B, Tq, C] = q.shape as [number, number, number];
+  const d = attentionDims(B, Tq, k.shape[1]!, C, k.shape[2]!, { ...o, dropout: null });
+  return weightsReference(q.data, k.data, d);
+}
+
+/** One layer's slice of a KV cache: keys and values [B, cap, nKvHead·headDim] of the positions seen so far. */
 export interface KVLayer {
   k: Float32Array;
   v: Float32Array;
@@ -72,21 +120,23 @@ export interface KVLayer {
 /**
  * Attention for generation: store the new keys and values in the cache, then
  * let each new query attend to every cached position of its row up to itself.
- * q, k, v are [B, Tq, C] for the Tq new positions. Inference only (no graph).
- * A first pass without padding is plain causal attention and uses the fused
- * kernel; later passes (and padded prompts) read the cache.
+ * q is [B, Tq, nHead·D], k and v [B, Tq, nKvHead·D] for the Tq new positions.
+ * Inference only (no graph). A first pass without padding is plain causal
+ * attention and uses the fused kernel; later passes (and padded prompts) read
+ * the cache.
  */
-export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, nHead: number, kv: KVLayer): Tensor {
+export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, kv: KVLayer, o: { nHead: number; nKvHead?: number }): Tensor {
   const [B, Tq, C] = q.shape as [number, number, number];
+  const nKvHead = o.nKvHead ?? o.nHead;
   storeKeysValues(k, v, kv);
-  if (isFirstUnpaddedPass(kv)) return noGrad(() => scaledDotProductAttention(q, k, v, nHead, { causal: true }));
-  const headDim = C / nHead;
+  if (isFirstUnpaddedPass(kv)) return noGrad(() => attention(q, k, v, { nHead: o.nHead, nKvHead, causal: true }));
+  const headDim = C / o.nHead;
   const out = Tensor.zeros(q.shape);
-  backend().attentionCached(q.data, kv.k, kv.v, out.data, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead, headDim, scale: 1 / Math.sqrt(headDim) });
+  backend().attentionCached(q.data, kv.k, kv.v, out.data, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim) });
   return out;
 }
 
-/** Write the new keys and values k, v [B, Tq, C] into the cache after its `past` filled slots. */
+/** Write the new keys and values k, v [B, Tq, nKvHead·D] into the cache after its `past` filled slots. */
 export function storeKeysValues(k: Tensor, v: Tensor, kv: KVLayer): void {
   const [B, Tq, C] = k.shape as [number, number, number];
   if (kv.past + Tq > kv.cap) throw new Error(`KV cache overflow: ${kv.past} + ${Tq} positions > capacity ${kv.cap}`);
