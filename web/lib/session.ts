@@ -11,6 +11,8 @@ import { AdamW } from '../../src/optim/adamw.js';
 import { clipGradNorm } from '../../src/optim/clip.js';
 import { learningRate } from '../../src/optim/schedule.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
+// PROVISIONAL import path: at merge this becomes '../../src/tensor/ops/attention.js' (see attention_adapter.ts).
+import { attention, attentionWeights } from '../../src/tensor/ops/attention_adapter.js';
 import { BPETokenizer } from '../../src/tokenizers/bpe.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
@@ -207,45 +209,26 @@ export class Session {
 
   /**
    * Every layer's and head's attention weights over the prompt: softmax(q·kᵀ/√d_head)
-   * with the causal mask (position i sees j ≤ i), computed from the model's own
-   * ln_1 and c_attn projections, block by block, exactly as the forward pass does.
+   * with the causal mask (position i sees j ≤ i), taken from the model's own
+   * forward pass: each layer's attention runs through an `attend` that also
+   * keeps the probabilities of the queries and keys it is given (rotated under RoPE).
    */
   attention(ids: Int32Array): AttentionMaps {
     const T = Math.min(ids.length, this.config.block_size);
     if (T === 0) throw new Error('the prompt is empty');
     const ctx = ids.subarray(ids.length - T);
-    const { n_layer: L, n_head: H, n_embd: C } = this.config;
-    const hd = C / H;
+    const { n_layer: L, n_head: H } = this.config;
     const weights = new Float32Array(L * H * T * T);
     this.model.eval();
-    noGrad(() => {
-      const m = this.model;
-      const positions = Int32Array.from({ length: T }, (_, i) => i);
-      let x = m.embed(ctx, [1, T], positions);
-      m.h.forEach((block, l) => {
-        // q and k as attention sees them (rotated under RoPE), each [T, C].
-        const [qt, kt] = block.attn.qkv(block.ln_1.forward(x), positions);
-        const q = qt.data;
-        const k = kt.data;
-        for (let h = 0; h < H; h++) {
-          for (let i = 0; i < T; i++) {
-            const row = ((l * H + h) * T + i) * T;
-            let max = -Infinity;
-            for (let j = 0; j <= i; j++) {
-              let s = 0;
-              for (let c = 0; c < hd; c++) s += q[i * C + h * hd + c]! * k[j * C + h * hd + c]!;
-              s /= Math.sqrt(hd);
-              weights[row + j] = s;
-              if (s > max) max = s;
-            }
-            let z = 0;
-            for (let j = 0; j <= i; j++) z += weights[row + j] = Math.exp(weights[row + j]! - max);
-            for (let j = 0; j <= i; j++) weights[row + j]! /= z;
-          }
-        }
-        x = block.forward(x, positions);
-      });
-    });
+    noGrad(() =>
+      this.model.forward(ctx, [1, T], undefined, {
+        last: true,
+        attend: (layer, q, k, v, o) => {
+          weights.set(attentionWeights(q, k, o), layer * H * T * T);
+          return attention(q, k, v, o);
+        },
+      }),
+    );
     return { tokens: Array.from(ctx, (id) => this.tokenizer.decode([id])), nLayer: L, nHead: H, weights };
   }
 
