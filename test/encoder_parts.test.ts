@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import { registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { EncoderLayer } from '../src/nn/encoder_layer.js';
-import { MultiHeadAttention } from '../src/nn/multihead_attention.js';
+import { MultiHeadAttention } from '../src/nn/attention.js';
 import { sinusoidalTable } from '../src/nn/positional.js';
 import { backward, noGrad } from '../src/tensor/autograd.js';
 import { attention, attentionWeights } from '../src/tensor/ops/attention.js';
@@ -96,7 +96,7 @@ describe('encoder layer', () => {
     const mha = new MultiHeadAttention({ d_model: 4, n_head: 2, dropout: 0 }, rng);
     const x = randn([1, 2, 4], rng);
     const mem = randn([1, 3, 4], rng);
-    gradCheck(() => mha.forward(x, mem), [x, mem]);
+    gradCheck(() => mha.forward(x, { memory: mem }), [x, mem]);
   });
 });
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { forwardCached } from '../src/generate/cached_forward.js';
 import { registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { BatchDecoder, generate, generateBatch } from '../src/generate/engine.js';
@@ -49,11 +50,11 @@ for (const name of backends) {
       const ids = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
       const cache = new KVCache(m.config, 1, 16);
       noGrad(() => {
-        let got = m.forwardCached(Int32Array.from(ids.slice(0, 4)), [1, 4], cache);
+        let got = forwardCached(m, Int32Array.from(ids.slice(0, 4)), [1, 4], cache);
         for (let t = 4; t <= ids.length; t++) {
           const want = m.nextTokenLogits(Int32Array.from(ids.slice(0, t)), [1, t]);
           assertClose(got.data, want.data, 2e-5, `step ${t}`);
-          if (t < ids.length) got = m.forwardCached(Int32Array.of(ids[t]!), [1, 1], cache);
+          if (t < ids.length) got = forwardCached(m, Int32Array.of(ids[t]!), [1, 1], cache);
         }
       });
     });

@@ -17,7 +17,8 @@ import { loadModel, modelFiles } from '../src/io/model_dir.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
-import { dropInt8, isQuantized, quantizeModel } from '../src/nn/int8.js';
+import { dequantize, isQuantized, quantize, QuantizedLinear } from '../src/nn/quantized_linear.js';
+import type { Linear } from '../src/nn/linear.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
 import { trainBPE } from '../src/tokenizers/bpe_train.js';
@@ -117,7 +118,7 @@ describe('int8 quantization', () => {
     assert.ok(isQuantized(q));
     const ids = Array.from(chars.encode('The fox'));
     const viaInt8 = logits(q, ids);
-    dropInt8(q); // the same weights, dequantized, through the fp32 kernels
+    dequantize(q); // the same weights, dequantized, through the fp32 kernels
     assertClose(viaInt8, logits(q, ids), 1e-5, 'int8 kernels vs dequantized fp32');
     const orig = logits(loadModel(src).model, ids);
     const maxDiff = Math.max(...orig.map((v, i) => Math.abs(v - viaInt8[i]!)));
@@ -125,11 +126,11 @@ describe('int8 quantization', () => {
     assert.throws(() => runQuantize({ model: out, out: join(work, 'q2') }), /already quantized/);
   });
 
-  it('quantizeModel rounds each row to its own scale', () => {
+  it('quantize rounds each row to its own scale', () => {
     const m = loadModel(savedModel('q-rows', chars, false)).model;
-    const w = Float32Array.from(m.h[0]!.mlp.c_proj.weight.data);
-    quantizeModel(m);
-    const q = m.h[0]!.mlp.c_proj.int8!;
+    const w = Float32Array.from((m.h[0]!.mlp.c_proj as Linear).weight.data);
+    quantize(m);
+    const q = (m.h[0]!.mlp.c_proj as QuantizedLinear).weight;
     const [rows, cols] = q.shape;
     for (let r = 0; r < rows; r++) {
       let max = 0;

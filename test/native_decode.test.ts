@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { GemmArgs } from '../src/backend/backend.js';
 import { jsBackend } from '../src/backend/js/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
-import { quantizeRows, dequantizeRows } from '../src/nn/int8.js';
+import { quantizeRows, dequantizeRows } from '../src/nn/quantized_linear.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose } from './helpers.js';
 

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Linear } from '../src/nn/linear.js';
 import { attentionText } from '../src/cli/attention_view.js';
 import type { Seq2SeqTask } from '../src/data/seq2seq_task.js';
 import { parsePairsTSV, type TranslationPair } from '../src/data/translation_pairs.js';
@@ -65,7 +66,7 @@ describe('decoder layer', () => {
       const x = randn([2, 3, 4], rng);
       const memory = randn([2, 4, 4], rng);
       const masks = { tgtPadding: Uint8Array.from([0, 0, 0, 0, 0, 1]), srcPadding: Uint8Array.from([0, 0, 0, 1, 0, 0, 1, 1]) };
-      gradCheck(() => layer.forward(x, memory, masks), [x, memory, layer.cross_attn.k_proj.weight, layer.self_attn.q_proj.weight, layer.ff.fc1.weight]);
+      gradCheck(() => layer.forward(x, memory, masks), [x, memory, (layer.cross_attn.k_proj as Linear).weight, (layer.self_attn.q_proj as Linear).weight, (layer.ff.fc1 as Linear).weight]);
     });
   }
 

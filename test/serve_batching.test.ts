@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { forwardCached } from '../src/generate/cached_forward.js';
 import { registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { batchForward, batchStep } from '../src/generate/batch_step.js';
@@ -45,12 +46,12 @@ for (const name of backends) {
       const prompts = randomPrompts(5, 96);
       const solo = prompts.map(() => new KVCache(m.config, 1, 40));
       const batched = prompts.map(() => new KVCache(m.config, 1, 40));
-      noGrad(() => prompts.forEach((p, b) => [solo[b]!, batched[b]!].forEach((c) => m.forwardCached(Int32Array.from(p), [1, p.length], c))));
+      noGrad(() => prompts.forEach((p, b) => [solo[b]!, batched[b]!].forEach((c) => forwardCached(m, Int32Array.from(p), [1, p.length], c))));
       for (let step = 0; step < 3; step++) {
         const next = Int32Array.from(prompts, (_, b) => (b * 13 + step) % 96);
         const got = batchStep(m, next, batched);
         next.forEach((id, b) => {
-          const want = noGrad(() => m.forwardCached(Int32Array.of(id), [1, 1], solo[b]!)).data;
+          const want = noGrad(() => forwardCached(m, Int32Array.of(id), [1, 1], solo[b]!)).data;
           assertClose(got.subarray(b * 96, (b + 1) * 96), want, 2e-5, `step ${step} row ${b}`);
         });
       }
@@ -84,15 +85,15 @@ for (const name of backends) {
       // Sequence 0 is already decoding (one new token); the others join with their whole prompts.
       const solo = prompts.map((p) => new KVCache(m.config, 1, p.length + 3));
       const mixed = prompts.map((p) => new KVCache(m.config, 1, p.length + 3));
-      noGrad(() => [solo[0]!, mixed[0]!].forEach((c) => m.forwardCached(prompts[0]!, [1, prompts[0]!.length], c)));
+      noGrad(() => [solo[0]!, mixed[0]!].forEach((c) => forwardCached(m, prompts[0]!, [1, prompts[0]!.length], c)));
       const chunks = [Int32Array.of(5), ...prompts.slice(1)];
       const logits = batchForward(m, chunks, mixed);
       chunks.forEach((chunk, b) => {
-        const want = noGrad(() => m.forwardCached(chunk, [1, chunk.length], solo[b]!)).data;
+        const want = noGrad(() => forwardCached(m, chunk, [1, chunk.length], solo[b]!)).data;
         assertClose(logits.subarray(b * 96, (b + 1) * 96), want, 2e-5, `sequence ${b} logits`);
         assert.equal(mixed[b]!.length, solo[b]!.length);
         const next = Int32Array.of(7);
-        assertClose(batchStep(m, next, [mixed[b]!]), noGrad(() => m.forwardCached(next, [1, 1], solo[b]!)).data, 2e-5, `sequence ${b} next step`);
+        assertClose(batchStep(m, next, [mixed[b]!]), noGrad(() => forwardCached(m, next, [1, 1], solo[b]!)).data, 2e-5, `sequence ${b} next step`);
       });
     });
 

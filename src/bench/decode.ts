@@ -1,8 +1,9 @@
+import { forwardCached } from '../generate/cached_forward.js';
 import { KVCache } from '../generate/kv_cache.js';
 import { argmax } from '../generate/sampling.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig, type GPTConfigInput } from '../models/gpt_config.js';
-import { quantizeModel } from '../nn/int8.js';
+import { quantize } from '../nn/quantized_linear.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
 import { BENCH_CONFIGS, median } from './configs.js';
@@ -20,7 +21,7 @@ function buildModel(arg: string): { model: GPT; int8: boolean; config: string } 
   const shape = DECODE_CONFIGS[config];
   if (!shape || (q !== undefined && q !== 'int8')) throw new Error(`unknown decode config ${arg}`);
   const model = new GPT(parseGPTConfig(shape), new Rng(1)).eval();
-  if (q === 'int8') quantizeModel(model);
+  if (q === 'int8') quantize(model);
   return { model, int8: q === 'int8', config };
 }
 
@@ -51,10 +52,10 @@ export function benchDecode(arg: string, steps: number): Row {
   for (const timed of [false, false, false, true]) {
     cache.reset();
     noGrad(() => {
-      let next = argmax(model.forwardCached(prompt, [1, PROMPT], cache).data);
+      let next = argmax(forwardCached(model, prompt, [1, PROMPT], cache).data);
       for (let i = 0; i < n; i++) {
         const t0 = performance.now();
-        next = argmax(model.forwardCached(Int32Array.of(next), [1, 1], cache).data);
+        next = argmax(forwardCached(model, Int32Array.of(next), [1, 1], cache).data);
         if (timed && i >= 2) times.push(performance.now() - t0);
       }
     });
@@ -74,7 +75,7 @@ export function benchPrefill(arg: string, steps: number, T = 256): Row {
     for (let i = 0; i < steps + 1; i++) {
       cache.reset();
       const t0 = performance.now();
-      model.forwardCached(prompt, [1, T], cache);
+      forwardCached(model, prompt, [1, T], cache);
       if (i >= 1) times.push(performance.now() - t0);
     }
   });

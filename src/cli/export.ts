@@ -5,6 +5,7 @@ import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { hfFiles } from '../io/hf_export.js';
 import { loadModel } from '../io/model_dir.js';
+import { dequantize } from '../nn/quantized_linear.js';
 
 /** Refuse to replace a directory that does not look like a model: it may hold the user's files. */
 export function checkOutDir(out: string, flag = '--out'): void {
@@ -18,6 +19,7 @@ export function runExport(o: { model: string; to: string; out: string }): string
   if (o.to !== 'hf') throw new UserError(`--to ${o.to}: only "hf" (Hugging Face GPT-2 layout) is supported`);
   checkOutDir(o.out);
   const { model, tokenizer } = loadModel(o.model);
+  dequantize(model); // GPT-2's format holds fp32 matrices: an int8 model exports its dequantized weights
   const { files, notes } = hfFiles(model, tokenizer);
   writeDirAtomic(o.out, files);
   return notes;

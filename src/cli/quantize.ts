@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { loadModel, modelFiles } from '../io/model_dir.js';
-import { isQuantized, quantizeModel } from '../nn/int8.js';
+import { isQuantized, quantize } from '../nn/quantized_linear.js';
 import { checkOutDir } from './export.js';
 
 /** Quantize a model's matrices to int8 (per output channel) and save it as an attn model directory. */
@@ -10,10 +10,11 @@ export function runQuantize(o: { model: string; out: string }): { params: number
   checkOutDir(o.out);
   const { model, tokenizer } = loadModel(o.model);
   if (isQuantized(model)) throw new UserError(`${o.model} is already quantized`);
-  quantizeModel(model);
+  const params = model.numParameters();
+  quantize(model); // every Linear (and the tied head) becomes a QuantizedLinear
   const files = modelFiles(model, tokenizer);
   writeDirAtomic(o.out, files);
-  return { params: model.numParameters(), bytes: (files['model.safetensors'] as Uint8Array).length };
+  return { params, bytes: (files['model.safetensors'] as Uint8Array).length };
 }
 
 export function quantizeCommand(): Command {

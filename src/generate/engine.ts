@@ -2,6 +2,7 @@ import { UserError } from '../util/errors.js';
 import type { GPT } from '../models/gpt.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
+import { forwardCached } from './cached_forward.js';
 import { KVCache } from './kv_cache.js';
 import { checkSamplingOptions, penalizeRepeats, sampleToken, type SamplingOptions } from './sampling.js';
 
@@ -113,7 +114,7 @@ export class BatchDecoder {
       return this.prefill(this.sequences.map((s) => s.slice(-Math.min(window, this.cache!.capacity))));
     }
     const last = Int32Array.from(this.sequences, (s) => s[s.length - 1]!);
-    return this.model.forwardCached(last, [last.length, 1], this.cache).data;
+    return forwardCached(this.model, last, [last.length, 1], this.cache).data;
   }
 
   /** Run whole (left-padded) rows through an emptied cache. */
@@ -122,7 +123,7 @@ export class BatchDecoder {
     const ids = new Int32Array(rows.length * T); // padding is token 0, never attended to
     rows.forEach((r, b) => ids.set(r, b * T + T - r.length));
     this.cache!.reset(rows.map((r) => T - r.length));
-    return this.model.forwardCached(ids, [rows.length, T], this.cache!).data;
+    return forwardCached(this.model, ids, [rows.length, T], this.cache!).data;
   }
 }
 

@@ -1,11 +1,31 @@
-import type { GPTConfig } from '../models/gpt_config.js';
-import type { KVLayer } from '../tensor/ops/attention.js';
+/** One layer's slice of a KV cache: keys and values [B, cap, nKvHead·headDim] of the positions seen so far. */
+export interface KVLayer {
+  k: Float32Array;
+  v: Float32Array;
+  /** Slots per row. */
+  cap: number;
+  /** Slots already filled (equal for every row: prompts are left-padded to one length). */
+  past: number;
+  /** First real (non-padding) slot of each row. */
+  start: Int32Array;
+}
+
+/** The sizes a cache needs from a decoder's config (the GPT's; a grouped-query model adds n_kv_head). */
+export interface KVCacheShape {
+  n_layer: number;
+  n_embd: number;
+  n_head: number;
+  /** Key/value heads (default n_head): the cache shrinks by n_head / n_kv_head. */
+  n_kv_head?: number;
+  block_size: number;
+}
 
 /**
  * Keys and values of every position already processed, per layer, so that
  * generating the next token runs the model on that one token instead of the
- * whole context again ("KV cache"). Layout per layer: [batch, capacity, C],
- * heads side by side as in the activations.
+ * whole context again ("KV cache"). Layout per layer: [batch, capacity,
+ * nKvHead·headDim], heads side by side as in the activations. The attention
+ * that reads and writes it is generate/cached_attention.ts.
  *
  * Rows of a batch share one clock: prompts of different lengths are
  * left-padded to the same length, and `start[b]` marks row b's first real
@@ -19,12 +39,13 @@ export class KVCache {
   /** Slots filled so far, the same for every row. */
   length = 0;
 
-  constructor(config: GPTConfig, batch: number, capacity: number = config.block_size) {
+  constructor(config: KVCacheShape, batch: number, capacity: number = config.block_size) {
     if (capacity > config.block_size) throw new Error(`KV cache of ${capacity} positions exceeds block_size ${config.block_size}`);
     this.batch = batch;
     this.capacity = capacity;
     this.start = new Int32Array(batch);
-    const size = batch * capacity * config.n_embd;
+    const width = (config.n_embd / config.n_head) * (config.n_kv_head ?? config.n_head);
+    const size = batch * capacity * width;
     this.layers = Array.from({ length: config.n_layer }, () => ({ k: new Float32Array(size), v: new Float32Array(size), cap: capacity, past: 0, start: this.start }));
   }
 

@@ -4,17 +4,19 @@ import { GPT } from '../models/gpt.js';
 import { parseGPTConfig, type GPTConfig } from '../models/gpt_config.js';
 import { loadDirTokenizer, loadTokenizerFile, type Tokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
-import { dequantizeRows, isQuantized, namedLinears } from '../nn/int8.js';
-import type { Int8Weight } from '../tensor/ops/linear_int8.js';
+import { Linear } from '../nn/linear.js';
+import { dequantizeRows, isQuantized, QuantizedLinear, type QuantizedWeight } from '../nn/quantized_linear.js';
+import { TiedLinear } from '../nn/tied_linear.js';
+import { Tensor } from '../tensor/tensor.js';
 import { recoverDir } from './atomic.js';
 import { UserError } from '../util/errors.js';
 import { checkConfigSizes } from './config_limits.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
-import { withoutInit } from '../nn/init.js';
+import { withoutAllocation } from '../nn/init.js';
 
 export const MODEL_FORMAT = 'attn';
-/** config.json's "quantization" for int8 weight-only models (see nn/int8.ts). */
+/** config.json's "quantization" for int8 weight-only models (see nn/quantized_linear.ts). */
 export const INT8_QUANTIZATION = { method: 'int8-weight-only', granularity: 'per-output-channel', activations: 'fp32' };
 /** Written by `attn export --to hf` when the tokenizer has no GPT-2 file form (char, word, non-GPT-2 BPE). */
 export const ATTN_TOKENIZER_FILE = 'attn_tokenizer.json';
@@ -37,19 +39,28 @@ function readJSON(path: string): unknown {
   }
 }
 
-/** The files that describe a model, as bytes/strings ready for writeDirAtomic. */
+/**
+ * The files that describe a model, as bytes/strings ready for writeDirAtomic.
+ * A quantized model's QuantizedLinears are saved as int8 `NAME.weight` with
+ * fp32 `NAME.weight.scale` (and `NAME.bias`); its tied head as int8 `wte.weight`
+ * (the table the embedding lookups dequantize on loading).
+ */
 export function modelFiles(model: GPT, tokenizer: Tokenizer | null): Record<string, Uint8Array | string> {
   const quantized = isQuantized(model);
   const config = { format: MODEL_FORMAT, model_type: 'attn-gpt', ...model.config, ...(quantized ? { quantization: INT8_QUANTIZATION } : {}) };
-  const int8 = int8Weights(model);
   const tensors = new Map<string, TensorEntry>();
+  const int8 = (name: string, q: QuantizedWeight): void => {
+    tensors.set(name, { dtype: 'I8', shape: q.shape, data: q.data });
+    tensors.set(`${name}.scale`, { dtype: 'F32', shape: [q.shape[0]], data: q.scale });
+  };
   for (const [n, p] of model.namedParameters()) {
-    const q = int8.get(n);
-    if (!q) tensors.set(n, { dtype: 'F32', shape: p.shape, data: p.data });
-    else {
-      tensors.set(n, { dtype: 'I8', shape: p.shape, data: q.data });
-      tensors.set(`${n}.scale`, { dtype: 'F32', shape: [q.shape[0]], data: q.scale });
-    }
+    if (n === 'wte.weight' && model.lm_head instanceof QuantizedLinear) int8(n, model.lm_head.weight);
+    else tensors.set(n, { dtype: 'F32', shape: p.shape, data: p.data });
+  }
+  for (const [name, layer] of model.namedModules()) {
+    if (!(layer instanceof QuantizedLinear) || layer.tiedHead) continue;
+    int8(`${name}.weight`, layer.weight);
+    if (layer.bias) tensors.set(`${name}.bias`, { dtype: 'F32', shape: layer.bias.shape, data: layer.bias.data });
   }
   const files: Record<string, Uint8Array | string> = {
     'config.json': JSON.stringify(config, null, 2) + '\n',
@@ -111,7 +122,9 @@ export function loadModel(dir: string): LoadedModel {
     throw new UserError(`${configPath}: architecture "${String(arch)}" is not supported (attn loads its own GPT checkpoints and Hugging Face "gpt2" models)`);
   }
 
-  const model = withoutInit(() => new GPT(config, new Rng(0))); // every weight is assigned below
+  // Parameters without values (nothing allocated): each gets the file's array, or its Linear is
+  // replaced by a QuantizedLinear, so an int8 model never holds fp32 copies of its matrices.
+  const model = withoutAllocation(() => new GPT(config, new Rng(0)));
   assignWeights(model, weights, weightsPath);
   model.eval();
   // Ours saves tokenizer.json; a Hugging Face GPT-2 directory has tokenizer.json or vocab.json + merges.txt.
@@ -123,47 +136,56 @@ export function loadModel(dir: string): LoadedModel {
   return { model, tokenizer, config, source };
 }
 
-/** Parameter name → int8 weight, for the matrices a quantized model holds in int8. */
-function int8Weights(model: GPT): Map<string, Int8Weight> {
-  const out = new Map<string, Int8Weight>();
-  for (const [name, lin] of namedLinears(model)) if (lin.int8) out.set(`${name}.weight`, lin.int8);
-  if (model.headInt8) out.set('wte.weight', model.headInt8);
-  return out;
-}
-
-/** Attach an int8 weight to the Linear (or the tied head) that owns parameter `name`. */
-function attachInt8(model: GPT, name: string, q: Int8Weight): void {
-  if (name === 'wte.weight') model.headInt8 = q;
-  else {
-    const lin = namedLinears(model).find(([n]) => `${n}.weight` === name);
-    if (!lin) throw new UserError(`tensor ${name} is int8 but is not a Linear layer's weight`);
-    lin[1].int8 = q;
+/** The int8 weight stored as `name` (with its `name.scale`), checked against the shape the model needs. */
+function int8Weight(weights: Weights, name: string, shape: number[], source: string): QuantizedWeight {
+  const w = weights.get(name)!;
+  if (w.shape.join() !== shape.join()) throw new UserError(`${source}: tensor ${name} has shape [${w.shape}] but the config needs [${shape}]`);
+  const scale = weights.get(`${name}.scale`);
+  if (!scale || !(scale.data instanceof Float32Array) || scale.shape.join() !== String(shape[0])) {
+    throw new UserError(`${source}: int8 tensor ${name} needs a float tensor ${name}.scale of shape [${shape[0]}]`);
   }
+  return { format: 'int8-rows', shape: [shape[0]!, shape[1]!], data: w.data as Int8Array, scale: scale.data };
 }
 
+/**
+ * Give every parameter its tensor from the file. An int8 matrix replaces its
+ * Linear with a QuantizedLinear (keeping the fp32 bias); int8 `wte.weight` is
+ * the quantized tied head, and the embedding lookups get its dequantized values.
+ */
 function assignWeights(model: GPT, weights: Weights, source: string): void {
-  const params = model.namedParameters();
-  const scales = new Set<string>();
-  for (const [name, p] of params) {
-    const w = weights.get(name);
+  const used = new Set<string>();
+  const take = (name: string) => (used.add(name), weights.get(name));
+  const linears = new Map(model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear));
+  for (const [name, w] of weights) {
+    if (!(w.data instanceof Int8Array)) continue;
+    if (name === 'wte.weight') {
+      const q = int8Weight(weights, name, model.wte.weight.shape, source);
+      model.wte.weight.data = dequantizeRows(q);
+      model.lm_head = new QuantizedLinear(q, null, model.lm_head instanceof TiedLinear ? model.lm_head : null);
+    } else {
+      const layer = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : '';
+      const lin = linears.get(layer);
+      if (!lin) throw new UserError(`${source}: tensor ${name} is int8 but is not a Linear layer's weight`);
+      const q = int8Weight(weights, name, lin.weight.shape, source);
+      let bias: Tensor | null = null;
+      if (lin.bias) {
+        const b = take(`${layer}.bias`);
+        if (!b) throw new UserError(`${source}: missing tensor ${layer}.bias`);
+        if (!(b.data instanceof Float32Array) || b.shape.join() !== lin.bias.shape.join()) throw new UserError(`${source}: tensor ${layer}.bias must be a float tensor of shape [${lin.bias.shape}]`);
+        bias = new Tensor(b.data, lin.bias.shape);
+      }
+      model.replaceModule(layer, new QuantizedLinear(q, bias));
+    }
+    used.add(name).add(`${name}.scale`);
+  }
+  for (const [name, p] of model.namedParameters()) {
+    if (used.has(name)) continue;
+    const w = take(name);
     if (!w) throw new UserError(`${source}: missing tensor ${name}`);
     if (w.shape.join() !== p.shape.join()) throw new UserError(`${source}: tensor ${name} has shape [${w.shape}] but the config needs [${p.shape}]`);
-    if (w.data instanceof Int8Array) {
-      // int8 weights: the fp32 parameter holds their dequantized values, so every path computes with the same numbers.
-      const scale = weights.get(`${name}.scale`);
-      if (!scale || !(scale.data instanceof Float32Array) || scale.shape.join() !== String(p.shape[0])) {
-        throw new UserError(`${source}: int8 tensor ${name} needs a float tensor ${name}.scale of shape [${p.shape[0]}]`);
-      }
-      const q: Int8Weight = { shape: [p.shape[0]!, p.shape[1]!], data: w.data, scale: scale.data };
-      attachInt8(model, name, q);
-      dequantizeRows(q, p.data);
-      scales.add(`${name}.scale`);
-      continue;
-    }
     if (!(w.data instanceof Float32Array)) throw new UserError(`${source}: tensor ${name} is not a float tensor`);
-    p.data.set(w.data);
+    p.data = w.data; // the array read from the file becomes the parameter's (no second copy)
   }
-  const known = new Set([...params.map(([n]) => n), ...scales]);
-  const extra = [...weights.keys()].filter((n) => !known.has(n));
+  const extra = [...weights.keys()].filter((n) => !used.has(n));
   if (extra.length) throw new UserError(`${source}: unexpected tensor ${extra[0]}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''} for this config`);
 }

@@ -1,29 +1,34 @@
+import type { Attend } from '../nn/attention.js';
 import { Block } from '../nn/block.js';
 import { Dropout } from '../nn/dropout.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm } from '../nn/layernorm.js';
 import { Module } from '../nn/module.js';
+import type { QuantizedLinear } from '../nn/quantized_linear.js';
+import { TiedLinear } from '../nn/tied_linear.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { add } from '../tensor/ops/elementwise.js';
-import { linear } from '../tensor/ops/linear.js';
-import type { KVLayer } from '../tensor/ops/attention.js';
-import { linearInt8, type Int8Weight } from '../tensor/ops/linear_int8.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
-import { isGradEnabled } from '../tensor/autograd.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { GPTConfig } from './gpt_config.js';
+import type { AttentionOptions } from '../tensor/ops/attention.js';
 
-/** What forwardCached needs from a KV cache (src/generate/kv_cache.ts). */
-export interface KVCacheLike {
-  layers: KVLayer[];
-  length: number;
-  position(row: number, slot: number): number;
-  advance(n: number): void;
+/** Replaces the attention op of layer `layer` (q, k, v after projection and rotation): how generate/ reads its KV cache. */
+export type LayerAttend = (layer: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions) => Tensor;
+
+export interface ForwardOptions {
+  /** Position of each slot: T entries shared by the rows or B·T (default 0 … T−1). */
+  positions?: Int32Array;
+  attend?: LayerAttend;
+  /** Score only each row's last position: logits [B, vocab] (sampling needs nothing else). */
+  last?: boolean;
+  /** Score only these slots (indices into the B·T positions): logits [rows, vocab]. Inference only. */
+  rows?: Int32Array;
 }
 
 export interface GPTOutput {
-  /** [B, T, vocab] scores for the next token at every position. */
+  /** [B, T, vocab] scores for the next token at every position ([B, vocab] with `last`, [rows, vocab] with `rows`). */
   logits: Tensor;
   /** Mean cross-entropy against the targets, when targets were given. */
   loss: Tensor | null;
@@ -41,9 +46,9 @@ export class GPT extends Module {
   drop: Dropout;
   h: Block[];
   ln_f: LayerNorm;
+  /** The output head: wte's matrix (tied), or its own int8 copy once quantized (nn/quantized_linear.ts). */
+  lm_head: TiedLinear | QuantizedLinear;
   readonly config: GPTConfig;
-  /** The output head quantized to int8 (nn/int8.ts), used for inference when set. */
-  headInt8: Int8Weight | null = null;
   /** Drives initialisation, then dropout; saved with training state so resuming is exact. */
   readonly rng: Rng;
 
@@ -56,37 +61,42 @@ export class GPT extends Module {
     this.drop = new Dropout(config.dropout, rng);
     this.h = Array.from({ length: config.n_layer }, () => new Block(config, rng));
     this.ln_f = new LayerNorm(config.n_embd, { bias: config.bias, eps: config.layer_norm_epsilon });
+    this.lm_head = new TiedLinear(() => this.wte.weight);
   }
 
   /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
-  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array): GPTOutput {
-    const x = this.hidden(ids, [B, T]);
-    const logits = this.head(x);
+  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): GPTOutput {
+    const logits = this.lm_head.forward(this.hidden(ids, [B, T], opts));
     const loss = targets ? crossEntropy(logits, targets) : null;
     return { logits, loss };
   }
 
-  /** Scores for the token after the last position only: sampling needs nothing else. */
+  /** Scores [B, vocab] for the token after each row's last position. */
   nextTokenLogits(ids: Int32Array, [B, T]: [number, number]): Tensor {
-    const x = slice(this.hidden(ids, [B, T]), 1, T - 1, T);
-    return reshape(this.head(x), [B, this.config.vocab_size]);
+    return this.forward(ids, [B, T], undefined, { last: true }).logits;
   }
 
   /**
-   * Generation with a KV cache: run T new tokens per row (the prompt, then one
-   * at a time) at the cache's next slots, reading earlier positions' keys and
-   * values from it and appending the new ones. Returns [B, vocab] scores for
-   * the token after each row's last new position.
+   * The final hidden states (after ln_f: what the head reads), [B, T, C], or
+   * only the positions `last` / `rows` select. The one forward path: training,
+   * sampling and cached generation (whose `attend` reads the KV cache) all come here.
    */
-  forwardCached(ids: Int32Array, [B, T]: [number, number], cache: KVCacheLike): Tensor {
+  hidden(ids: Int32Array, [B, T]: [number, number], opts: ForwardOptions = {}): Tensor {
     if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
-    const positions = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = cache.position(b, cache.length + t);
-    let x = this.embed(ids, [B, T], positions);
-    this.h.forEach((block, i) => (x = block.forwardCached(x, cache.layers[i]!, positions)));
-    cache.advance(T);
-    x = this.ln_f.forward(T === 1 ? x : slice(x, 1, T - 1, T));
-    return reshape(this.head(x), [B, this.config.vocab_size]);
+    // Given positions may come from several sequences side by side (continuous batching): each must fit the context.
+    if (!opts.positions && T > this.config.block_size) throw new Error(`sequence of ${T} tokens exceeds block_size ${this.config.block_size}`);
+    const positions = opts.positions ?? Int32Array.from({ length: T }, (_, i) => i);
+    if (positions.length !== T && positions.length !== B * T) throw new Error(`${positions.length} positions for ${B}×${T} tokens`);
+    if (opts.positions && positions.some((p) => p < 0 || p >= this.config.block_size)) throw new Error(`a position is outside the context of ${this.config.block_size}`);
+    let x = this.drop.forward(this.embed(ids, [B, T], positions));
+    this.h.forEach((block, i) => {
+      const attend: Attend | undefined = opts.attend && ((q, k, v, o) => opts.attend!(i, q, k, v, o));
+      x = block.forward(x, { positions, attend });
+    });
+    // The final norm works on each position alone: run it only where scores are wanted.
+    if (opts.rows) x = selectRows(x, opts.rows);
+    else if (opts.last) x = reshape(T === 1 ? x : slice(x, 1, T - 1, T), [B, this.config.n_embd]);
+    return this.ln_f.forward(x);
   }
 
   /**
@@ -98,20 +108,17 @@ export class GPT extends Module {
     if (!this.wpe) return tokens;
     return add(tokens, this.wpe.forward(positions, positions.length === T ? [1, T] : [B, T]));
   }
+}
 
-  /** Scores over the vocabulary from final hidden states: the tied embedding matrix, int8 when quantized. */
-  private head(x: Tensor): Tensor {
-    if (this.headInt8 && !isGradEnabled()) return linearInt8(x, this.headInt8);
-    return linear(x, this.wte.weight); // tied output head
-  }
-
-  private hidden(ids: Int32Array, [B, T]: [number, number]): Tensor {
-    if (T > this.config.block_size) throw new Error(`sequence of ${T} tokens exceeds block_size ${this.config.block_size}`);
-    if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
-    const positions = Int32Array.from({ length: T }, (_, i) => i);
-    let x = this.embed(ids, [B, T], positions);
-    x = this.drop.forward(x);
-    for (const block of this.h) x = block.forward(x, positions);
-    return this.ln_f.forward(x);
-  }
+/** [B, T, C] → [rows, C]: the vectors at the given flat positions (a copy; records no gradient). */
+function selectRows(x: Tensor, rows: Int32Array): Tensor {
+  const C = x.shape[2]!;
+  const n = x.size / C;
+  if (rows.length === n && rows.every((r, i) => r === i)) return reshape(x, [n, C]); // every slot, in order
+  const out = Tensor.zeros([rows.length, C]);
+  rows.forEach((r, i) => {
+    if (!(r >= 0 && r < n)) throw new Error(`row ${r} is outside the ${n} positions`);
+    out.data.set(x.data.subarray(r * C, (r + 1) * C), i * C);
+  });
+  return out;
 }

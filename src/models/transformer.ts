@@ -11,6 +11,8 @@ import { scale } from '../tensor/ops/elementwise.js';
 import { labelSmoothedCrossEntropy } from '../tensor/ops/label_smoothing.js';
 import { linear } from '../tensor/ops/linear.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
+
+import { attention, attentionWeights, type AttentionOptions } from '../tensor/ops/attention.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { TransformerConfig } from './transformer_config.js';
@@ -56,6 +58,8 @@ export class Transformer extends Module {
   out_proj: Linear | null;
   readonly config: TransformerConfig;
   readonly rng: Rng;
+  /** The last decoder layer's cross-attention weights from the last decode with keepWeights. */
+  private lastCrossWeights: Float32Array | null = null;
 
   constructor(config: TransformerConfig, rng: Rng = new Rng(1337)) {
     super();
@@ -100,7 +104,15 @@ export class Transformer extends Module {
   decode(enc: Encoded, tgt: Tokens, opts: { keepWeights?: boolean } = {}): Tensor {
     const tgtPadding = this.paddingMask(tgt);
     let x = this.embed(this.tgt_embed ?? this.src_embed, this.tgt_pos, tgt);
-    for (const layer of this.decoder) x = layer.forward(x, enc.memory, { tgtPadding, srcPadding: enc.padding, keepWeights: opts.keepWeights });
+    // To keep the weights, the last layer's cross-attention runs through an `attend` that also computes them.
+    const keep = (q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor => {
+      this.lastCrossWeights = attentionWeights(q, k, o);
+      return attention(q, k, v, o);
+    };
+    const last = this.decoder.length - 1;
+    this.decoder.forEach((layer, i) => {
+      x = layer.forward(x, enc.memory, { tgtPadding, srcPadding: enc.padding, crossAttend: opts.keepWeights && i === last ? keep : undefined });
+    });
     if (this.dec_norm) x = this.dec_norm.forward(x);
     return this.out_proj ? this.out_proj.forward(x) : linear(x, (this.tgt_embed ?? this.src_embed).weight);
   }
@@ -118,7 +130,7 @@ export class Transformer extends Module {
 
   /** The last decoder layer's cross-attention from the last decode with keepWeights: [B, heads, Tt, Ts]. */
   crossAttention(): Float32Array | null {
-    return this.decoder[this.decoder.length - 1]!.cross_attn.lastWeights;
+    return this.lastCrossWeights;
   }
 
   /** Token vectors scaled by √d_model (the paper, §3.4), plus positions, then dropout. */

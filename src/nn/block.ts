@@ -1,14 +1,13 @@
-import type { KVLayer } from '../tensor/ops/attention.js';
-import { add } from '../tensor/ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
-import { CausalSelfAttention, type AttentionConfig } from './attention.js';
+import { CausalSelfAttention, type AttentionCall, type AttentionConfig } from './attention.js';
+import { MLP } from './feed_forward.js';
 import { LayerNorm } from './layernorm.js';
-import { MLP } from './mlp.js';
 import { Module } from './module.js';
+import { residual } from './residual.js';
 
 /**
- * One transformer block, pre-norm (GPT-2): x + attn(ln(x)), then x + mlp(ln(x)).
+ * One GPT-2 transformer block, pre-norm: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
  * The residual additions give gradients a direct path through every layer.
  */
 export class Block extends Module {
@@ -25,16 +24,9 @@ export class Block extends Module {
     this.mlp = new MLP(cfg, rng);
   }
 
-  /** positions: only RoPE attention reads them (see CausalSelfAttention). */
-  forward(x: Tensor, positions?: Int32Array): Tensor {
-    x = add(x, this.attn.forward(this.ln_1.forward(x), positions));
-    x = add(x, this.mlp.forward(this.ln_2.forward(x)));
-    return x;
-  }
-
-  /** The same block for new positions during generation, attending through the KV cache. */
-  forwardCached(x: Tensor, kv: KVLayer, positions?: Int32Array): Tensor {
-    x = add(x, this.attn.forwardCached(this.ln_1.forward(x), kv, positions));
-    return add(x, this.mlp.forward(this.ln_2.forward(x)));
+  /** call: positions for RoPE, and an `attend` that replaces the attention op (KV-cached generation). */
+  forward(x: Tensor, call: AttentionCall = {}): Tensor {
+    x = residual(x, this.ln_1, 'pre', (h) => this.attn.forward(h, call));
+    return residual(x, this.ln_2, 'pre', (h) => this.mlp.forward(h));
   }
 }

@@ -1,11 +1,11 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
-import { Dropout } from './dropout.js';
-import { addAndNorm, type EncoderLayerConfig, type NormPlacement } from './encoder_layer.js';
+import { MultiHeadAttention, type Attend } from './attention.js';
+import type { EncoderLayerConfig } from './encoder_layer.js';
 import { FeedForward } from './feed_forward.js';
 import { LayerNorm } from './layernorm.js';
-import { MultiHeadAttention } from './multihead_attention.js';
 import { Module } from './module.js';
+import { residual, type NormPlacement } from './residual.js';
 
 export type DecoderLayerConfig = EncoderLayerConfig;
 
@@ -14,8 +14,8 @@ export interface DecoderMasks {
   tgtPadding?: Uint8Array;
   /** B·Ts flags, 1 where a source position (of memory) is padding. */
   srcPadding?: Uint8Array;
-  /** Keep the cross-attention weights in cross_attn.lastWeights. */
-  keepWeights?: boolean;
+  /** Replaces the cross-attention op (e.g. to keep its weights for display). */
+  crossAttend?: Attend;
 }
 
 /**
@@ -31,7 +31,6 @@ export class DecoderLayer extends Module {
   norm2: LayerNorm;
   ff: FeedForward;
   norm3: LayerNorm;
-  dropout: Dropout;
   readonly norm: NormPlacement;
 
   constructor(cfg: DecoderLayerConfig, rng: Rng) {
@@ -45,15 +44,13 @@ export class DecoderLayer extends Module {
     this.norm2 = ln();
     this.ff = new FeedForward(cfg, rng);
     this.norm3 = ln();
-    this.dropout = new Dropout(cfg.dropout, rng);
     this.norm = cfg.norm;
   }
 
   /** x [B, Tt, C] (target so far), memory [B, Ts, C] (the encoder's output, the same for every layer). */
   forward(x: Tensor, memory: Tensor, masks: DecoderMasks = {}): Tensor {
-    const drop = (t: Tensor): Tensor => this.dropout.forward(t);
-    x = addAndNorm(x, this.norm1, this.norm, (h) => drop(this.self_attn.forward(h, h, { keyPadding: masks.tgtPadding })));
-    x = addAndNorm(x, this.norm2, this.norm, (h) => drop(this.cross_attn.forward(h, memory, { keyPadding: masks.srcPadding, keepWeights: masks.keepWeights })));
-    return addAndNorm(x, this.norm3, this.norm, (h) => drop(this.ff.forward(h)));
+    x = residual(x, this.norm1, this.norm, (h) => this.self_attn.forward(h, { keyPadding: masks.tgtPadding }));
+    x = residual(x, this.norm2, this.norm, (h) => this.cross_attn.forward(h, { memory, keyPadding: masks.srcPadding, attend: masks.crossAttend }));
+    return residual(x, this.norm3, this.norm, (h) => this.ff.forward(h));
   }
 }

@@ -1,11 +1,87 @@
-import { gelu, relu } from '../tensor/ops/elementwise.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { add, gelu, mul, relu, scale, tanh } from '../tensor/ops/elementwise.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { Dropout } from './dropout.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
+import type { LinearLayer } from './quantized_linear.js';
 
-export type Activation = 'relu' | 'gelu';
+export type Activation = 'relu' | 'gelu' | 'silu';
+
+/**
+ * PROVISIONAL: silu(x) = x·sigmoid(x) = x·(1 + tanh(x/2))/2, composed from
+ * existing ops until the `silu` op (with its kernels) lands in
+ * tensor/ops/elementwise.ts; then import that one and delete this.
+ */
+function silu(x: Tensor): Tensor {
+  return mul(x, scale(add(tanh(scale(x, 0.5)), Tensor.from([1])), 0.5));
+}
+
+export function activate(x: Tensor, a: Activation): Tensor {
+  return a === 'relu' ? relu(x) : a === 'gelu' ? gelu(x) : silu(x);
+}
+
+/** The parts a feed-forward computes with: up (and gate, when gated) widen, down projects back. */
+export interface FeedForwardParts {
+  up: LinearLayer;
+  gate: LinearLayer | null;
+  down: LinearLayer;
+}
+
+/**
+ * The position-wise feed-forward of a block: widen, activation, project back
+ * — each position on its own. Gated (SwiGLU, Llama): down(act(gate(x)) ∘ up(x)),
+ * where the gate decides per channel how much of up(x) passes. This class is
+ * the computation; subclasses name the layers as checkpoints do: MLP (GPT-2:
+ * c_fc, c_proj), FeedForward (fc1, fc2), GatedFeedForward (gate_proj, up_proj, down_proj).
+ */
+export abstract class FeedForwardLayer extends Module {
+  /** Dropout on the output, before it joins the residual stream. */
+  dropout: Dropout;
+  /** Dropout on the widened activations (the Transformer paper's), or null. */
+  hidden_dropout: Dropout | null;
+  readonly activation: Activation;
+
+  constructor(o: { activation: Activation; dropout: number; hiddenDropout?: number }, rng: Rng) {
+    super();
+    this.activation = o.activation;
+    this.dropout = new Dropout(o.dropout, rng);
+    this.hidden_dropout = o.hiddenDropout ? new Dropout(o.hiddenDropout, rng) : null;
+  }
+
+  protected abstract get parts(): FeedForwardParts;
+
+  forward(x: Tensor): Tensor {
+    const { up, gate, down } = this.parts;
+    let h = gate ? mul(activate(gate.forward(x), this.activation), up.forward(x)) : activate(up.forward(x), this.activation);
+    if (this.hidden_dropout) h = this.hidden_dropout.forward(h);
+    return this.dropout.forward(down.forward(h));
+  }
+}
+
+/** The GPT's sizes, as its config names them. */
+export interface MLPConfig {
+  n_embd: number;
+  n_layer: number;
+  dropout: number;
+  bias: boolean;
+}
+
+/** GPT-2's feed-forward: widen 4× (c_fc), GELU, project back (c_proj). */
+export class MLP extends FeedForwardLayer {
+  c_fc: LinearLayer;
+  c_proj: LinearLayer;
+
+  constructor(cfg: MLPConfig, rng: Rng) {
+    super({ activation: 'gelu', dropout: cfg.dropout }, rng);
+    this.c_fc = new Linear(cfg.n_embd, 4 * cfg.n_embd, { bias: cfg.bias, std: 0.02, rng });
+    this.c_proj = new Linear(4 * cfg.n_embd, cfg.n_embd, { bias: cfg.bias, std: 0.02 / Math.sqrt(2 * cfg.n_layer), rng });
+  }
+
+  protected get parts(): FeedForwardParts {
+    return { up: this.c_fc, gate: null, down: this.c_proj };
+  }
+}
 
 export interface FeedForwardConfig {
   d_model: number;
@@ -15,24 +91,49 @@ export interface FeedForwardConfig {
   bias?: boolean;
 }
 
-/** Position-wise feed-forward: widen to d_ff, ReLU (the paper) or GELU (GPT, ViT), project back. */
-export class FeedForward extends Module {
-  fc1: Linear;
-  fc2: Linear;
-  dropout: Dropout;
-  readonly activation: Activation;
+/** The Transformer paper's feed-forward: fc1 to d_ff, ReLU (or GELU: ViT), dropout, fc2 back. */
+export class FeedForward extends FeedForwardLayer {
+  fc1: LinearLayer;
+  fc2: LinearLayer;
 
   constructor(cfg: FeedForwardConfig, rng: Rng) {
-    super();
+    super({ activation: cfg.activation, dropout: cfg.dropout, hiddenDropout: cfg.dropout }, rng);
     const std = Math.sqrt(1 / cfg.d_model);
     this.fc1 = new Linear(cfg.d_model, cfg.d_ff, { bias: cfg.bias ?? true, std, rng });
     this.fc2 = new Linear(cfg.d_ff, cfg.d_model, { bias: cfg.bias ?? true, std: Math.sqrt(1 / cfg.d_ff), rng });
-    this.dropout = new Dropout(cfg.dropout, rng);
-    this.activation = cfg.activation;
   }
 
-  forward(x: Tensor): Tensor {
-    const h = this.fc1.forward(x);
-    return this.fc2.forward(this.dropout.forward(this.activation === 'relu' ? relu(h) : gelu(h)));
+  protected get parts(): FeedForwardParts {
+    return { up: this.fc1, gate: null, down: this.fc2 };
+  }
+}
+
+export interface GatedFeedForwardConfig {
+  d_model: number;
+  d_ff: number;
+  activation?: Activation;
+  bias?: boolean;
+  dropout?: number;
+  /** std of the initial weights of gate/up, and of down. */
+  std: number;
+  downStd?: number;
+}
+
+/** SwiGLU (Llama, Qwen, Mistral): down_proj(silu(gate_proj(x)) ∘ up_proj(x)). */
+export class GatedFeedForward extends FeedForwardLayer {
+  gate_proj: LinearLayer;
+  up_proj: LinearLayer;
+  down_proj: LinearLayer;
+
+  constructor(cfg: GatedFeedForwardConfig, rng: Rng) {
+    super({ activation: cfg.activation ?? 'silu', dropout: cfg.dropout ?? 0 }, rng);
+    const bias = cfg.bias ?? false;
+    this.gate_proj = new Linear(cfg.d_model, cfg.d_ff, { bias, std: cfg.std, rng });
+    this.up_proj = new Linear(cfg.d_model, cfg.d_ff, { bias, std: cfg.std, rng });
+    this.down_proj = new Linear(cfg.d_ff, cfg.d_model, { bias, std: cfg.downStd ?? cfg.std, rng });
+  }
+
+  protected get parts(): FeedForwardParts {
+    return { up: this.up_proj, gate: this.gate_proj, down: this.down_proj };
   }
 }

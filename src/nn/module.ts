@@ -5,6 +5,17 @@ export class Parameter extends Tensor {
   constructor(data: Float32Array, shape: Shape) {
     super(data, shape, true);
   }
+
+  /**
+   * A parameter of the given shape with no values yet (nothing allocated):
+   * for a model about to be loaded, whose loader assigns `data` to every
+   * parameter, or replaces its layer (int8 weights never need an fp32 matrix).
+   */
+  static placeholder(shape: Shape): Parameter {
+    const p = new Parameter(new Float32Array(0), [0]);
+    (p as { shape: Shape }).shape = [...shape];
+    return p;
+  }
 }
 
 /**
@@ -33,6 +44,26 @@ export abstract class Module {
 
   parameters(): Parameter[] {
     return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Every sub-module (this one first, named ""), with its dotted name: "h.0.attn.c_attn". */
+  namedModules(prefix = ''): Array<[string, Module]> {
+    const out: Array<[string, Module]> = [[prefix.replace(/\.$/, ''), this]];
+    for (const [key, value] of Object.entries(this)) {
+      if (value instanceof Module) out.push(...value.namedModules(`${prefix}${key}.`));
+      else if (Array.isArray(value)) value.forEach((m, i) => m instanceof Module && out.push(...m.namedModules(`${prefix}${key}.${i}.`)));
+    }
+    return out;
+  }
+
+  /** Put `layer` where the sub-module named `path` ("h.0.mlp.c_fc") is: how quantization swaps layers. */
+  replaceModule(path: string, layer: Module): void {
+    const keys = path.split('.');
+    let owner: Record<string, unknown> = this as unknown as Record<string, unknown>;
+    for (const key of keys.slice(0, -1)) owner = owner[key] as Record<string, unknown>;
+    const last = keys[keys.length - 1]!;
+    if (!(owner?.[last] instanceof Module)) throw new Error(`no sub-module ${path}`);
+    owner[last] = layer;
   }
 
   children(): Module[] {

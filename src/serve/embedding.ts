@@ -13,12 +13,7 @@ export function meanPooledEmbedding(model: GPT, ids: Int32Array): Float32Array {
   const T = ids.length;
   if (T === 0 || T > model.config.block_size) throw new Error(`embedding needs 1 … ${model.config.block_size} tokens, got ${T}`);
   const C = model.config.n_embd;
-  const hidden = noGrad(() => {
-    const positions = Int32Array.from({ length: T }, (_, i) => i);
-    let x = model.embed(ids, [1, T], positions);
-    for (const block of model.h) x = block.forward(x, positions);
-    return model.ln_f.forward(x).data;
-  });
+  const hidden = noGrad(() => model.hidden(ids, [1, T]).data);
   const out = new Float32Array(C);
   for (let t = 0; t < T; t++) for (let c = 0; c < C; c++) out[c] = out[c]! + hidden[t * C + c]!;
   let norm = 0;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
-import { dropInt8 } from '../nn/int8.js';
+import { dequantize } from '../nn/quantized_linear.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
@@ -168,7 +168,7 @@ function newOptimizer(model: GPT, o: TrainOptions): AdamW {
 function initSetup(run: TrainRun): Setup {
   const { model, tokenizer } = loadModel(run.init!);
   if (!tokenizer) throw new UserError(`--init ${run.init}: the model has no tokenizer to encode the training text with`);
-  dropInt8(model); // training updates the fp32 weights (they hold the dequantized values)
+  dequantize(model); // an int8 model trains as fp32 Linears holding its dequantized weights
   const c = model.config;
   const o: TrainOptions = {
     ...run.options,

@@ -11,7 +11,8 @@ import { AdamW } from '../../src/optim/adamw.js';
 import { clipGradNorm } from '../../src/optim/clip.js';
 import { learningRate } from '../../src/optim/schedule.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
-import { attentionWeights } from '../../src/tensor/ops/attention.js';
+
+import { attention, attentionWeights } from '../../src/tensor/ops/attention.js';
 import { BPETokenizer } from '../../src/tokenizers/bpe.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
@@ -209,27 +210,26 @@ export class Session {
 
   /**
    * Every layer's and head's attention weights over the prompt: softmax(q·kᵀ/√d_head)
-   * with the causal mask (position i sees j ≤ i), computed from the model's own
-   * ln_1 and c_attn projections, block by block, exactly as the forward pass does.
+   * with the causal mask (position i sees j ≤ i), taken from the model's own
+   * forward pass: each layer's attention runs through an `attend` that also
+   * keeps the probabilities of the queries and keys it is given (rotated under RoPE).
    */
   attention(ids: Int32Array): AttentionMaps {
     const T = Math.min(ids.length, this.config.block_size);
     if (T === 0) throw new Error('the prompt is empty');
     const ctx = ids.subarray(ids.length - T);
-    const { n_layer: L, n_head: H, n_embd: C } = this.config;
+    const { n_layer: L, n_head: H } = this.config;
     const weights = new Float32Array(L * H * T * T);
     this.model.eval();
-    noGrad(() => {
-      const m = this.model;
-      const positions = Int32Array.from({ length: T }, (_, i) => i);
-      let x = m.embed(ctx, [1, T], positions);
-      m.h.forEach((block, l) => {
-        // q and k as attention sees them (rotated under RoPE), each [1, T, C].
-        const [q, k] = block.attn.qkv(block.ln_1.forward(x), positions);
-        weights.set(attentionWeights(q, k, { nHead: H, causal: true }), l * H * T * T);
-        x = block.forward(x, positions);
-      });
-    });
+    noGrad(() =>
+      this.model.forward(ctx, [1, T], undefined, {
+        last: true,
+        attend: (layer, q, k, v, o) => {
+          weights.set(attentionWeights(q, k, o), layer * H * T * T);
+          return attention(q, k, v, o);
+        },
+      }),
+    );
     return { tokens: Array.from(ctx, (id) => this.tokenizer.decode([id])), nLayer: L, nHead: H, weights };
   }
 

@@ -2,7 +2,7 @@ import type { AttentionDims } from '../../backend/backend.js';
 import { backend } from '../../backend/index.js';
 import { attentionWeights as weightsReference } from '../../backend/js/attention.js';
 import type { Rng } from '../../util/rng.js';
-import { noGrad, record } from '../autograd.js';
+import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 
 export interface AttentionOptions {
@@ -103,50 +103,4 @@ export function attentionWeights(q: Tensor, k: Tensor, o: AttentionOptions): Flo
   const [B, Tq, C] = q.shape as [number, number, number];
   const d = attentionDims(B, Tq, k.shape[1]!, C, k.shape[2]!, { ...o, dropout: null });
   return weightsReference(q.data, k.data, d);
-}
-
-/** One layer's slice of a KV cache: keys and values [B, cap, nKvHead·headDim] of the positions seen so far. */
-export interface KVLayer {
-  k: Float32Array;
-  v: Float32Array;
-  /** Slots per row. */
-  cap: number;
-  /** Slots already filled (equal for every row: prompts are left-padded to one length). */
-  past: number;
-  /** First real (non-padding) slot of each row. */
-  start: Int32Array;
-}
-
-/**
- * Attention for generation: store the new keys and values in the cache, then
- * let each new query attend to every cached position of its row up to itself.
- * q is [B, Tq, nHead·D], k and v [B, Tq, nKvHead·D] for the Tq new positions.
- * Inference only (no graph). A first pass without padding is plain causal
- * attention and uses the fused kernel; later passes (and padded prompts) read
- * the cache.
- */
-export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, kv: KVLayer, o: { nHead: number; nKvHead?: number }): Tensor {
-  const [B, Tq, C] = q.shape as [number, number, number];
-  const nKvHead = o.nKvHead ?? o.nHead;
-  storeKeysValues(k, v, kv);
-  if (isFirstUnpaddedPass(kv)) return noGrad(() => attention(q, k, v, { nHead: o.nHead, nKvHead, causal: true }));
-  const headDim = C / o.nHead;
-  const out = Tensor.zeros(q.shape);
-  backend().attentionCached(q.data, kv.k, kv.v, out.data, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim) });
-  return out;
-}
-
-/** Write the new keys and values k, v [B, Tq, nKvHead·D] into the cache after its `past` filled slots. */
-export function storeKeysValues(k: Tensor, v: Tensor, kv: KVLayer): void {
-  const [B, Tq, C] = k.shape as [number, number, number];
-  if (kv.past + Tq > kv.cap) throw new Error(`KV cache overflow: ${kv.past} + ${Tq} positions > capacity ${kv.cap}`);
-  for (let b = 0; b < B; b++) {
-    kv.k.set(k.data.subarray(b * Tq * C, (b + 1) * Tq * C), (b * kv.cap + kv.past) * C);
-    kv.v.set(v.data.subarray(b * Tq * C, (b + 1) * Tq * C), (b * kv.cap + kv.past) * C);
-  }
-}
-
-/** A cache's first pass without left padding: plain causal attention over the new positions. */
-export function isFirstUnpaddedPass(kv: KVLayer): boolean {
-  return kv.past === 0 && kv.start.every((s) => s === 0);
 }

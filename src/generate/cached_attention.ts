@@ -1,0 +1,70 @@
+import { backend } from '../backend/index.js';
+import type { RaggedKvSequence } from '../backend/backend.js';
+import { attention, type AttentionOptions } from '../tensor/ops/attention.js';
+import { noGrad } from '../tensor/autograd.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { KVLayer } from './kv_cache.js';
+
+/**
+ * Attention for generation, given to the model's forward as its `attend`:
+ * store the new keys and values in the cache, then let each new query attend
+ * to every cached position of its row up to itself. q is [B, Tq, nHead·D],
+ * k and v [B, Tq, nKvHead·D] for the Tq new positions. Inference only (no
+ * graph). A first pass without padding is plain causal attention and uses the
+ * fused kernel; later passes (and padded prompts) read the cache.
+ */
+export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, kv: KVLayer, o: AttentionOptions): Tensor {
+  const [B, Tq, C] = q.shape as [number, number, number];
+  storeKeysValues(k, v, kv);
+  if (isFirstUnpaddedPass(kv)) return noGrad(() => attention(q, k, v, { nHead: o.nHead, nKvHead: o.nKvHead, causal: true }));
+  const headDim = C / o.nHead;
+  const out = Tensor.zeros(q.shape);
+  backend().attentionCached(q.data, kv.k, kv.v, out.data, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead: o.nHead, nKvHead: o.nKvHead ?? o.nHead, headDim, scale: 1 / Math.sqrt(headDim) });
+  return out;
+}
+
+/**
+ * The same for a continuous batch (generate/batch_step.ts): q, k, v are
+ * [1, rows, ·], sequence s at rows offsets[s] … offsets[s+1] − 1, each with
+ * its own single-row cache. The new keys and values are stored first; then
+ * one backend call runs every sequence's heads together (they share the
+ * threads). A newcomer's first pass is plain causal attention, as above, so
+ * batched and single-request outputs stay identical.
+ */
+export function raggedCachedAttention(q: Tensor, k: Tensor, v: Tensor, offsets: Int32Array, layers: readonly KVLayer[], o: AttentionOptions): Tensor {
+  const C = q.shape[2]!;
+  const Ck = k.shape[2]!;
+  const out = Tensor.zeros(q.shape);
+  const rows = (t: Tensor, s: number) => {
+    const w = t.shape[2]!;
+    return new Tensor(t.data.subarray(offsets[s]! * w, offsets[s + 1]! * w), [1, offsets[s + 1]! - offsets[s]!, w]);
+  };
+  const cached: RaggedKvSequence[] = [];
+  layers.forEach((layer, s) => {
+    const [offset, Tq] = [offsets[s]!, offsets[s + 1]! - offsets[s]!];
+    if (isFirstUnpaddedPass(layer)) return out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), layer, o).data, offset * C);
+    storeKeysValues(rows(k, s), rows(v, s), layer);
+    cached.push({ k: layer.k, v: layer.v, cap: layer.cap, past: layer.past, start: layer.start[0]!, offset, Tq });
+  });
+  if (cached.length > 0) {
+    const nKvHead = o.nKvHead ?? o.nHead;
+    const headDim = Ck / nKvHead;
+    backend().attentionCachedRagged(q.data, out.data, cached, { nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim) });
+  }
+  return out;
+}
+
+/** Write the new keys and values k, v [B, Tq, W] into the cache after its `past` filled slots. */
+export function storeKeysValues(k: Tensor, v: Tensor, kv: KVLayer): void {
+  const [B, Tq, W] = k.shape as [number, number, number];
+  if (kv.past + Tq > kv.cap) throw new Error(`KV cache overflow: ${kv.past} + ${Tq} positions > capacity ${kv.cap}`);
+  for (let b = 0; b < B; b++) {
+    kv.k.set(k.data.subarray(b * Tq * W, (b + 1) * Tq * W), (b * kv.cap + kv.past) * W);
+    kv.v.set(v.data.subarray(b * Tq * W, (b + 1) * Tq * W), (b * kv.cap + kv.past) * W);
+  }
+}
+
+/** A cache's first pass without left padding: plain causal attention over the new positions. */
+export function isFirstUnpaddedPass(kv: KVLayer): boolean {
+  return kv.past === 0 && kv.start.every((s) => s === 0);
+}

@@ -1,0 +1,26 @@
+import type { GPT } from '../models/gpt.js';
+import { reshape } from '../tensor/ops/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { cachedAttention } from './cached_attention.js';
+import type { KVCache } from './kv_cache.js';
+
+/**
+ * Generation with a KV cache: run T new tokens per row (the prompt, then one
+ * at a time) at the cache's next slots, through the model's one forward pass
+ * with an `attend` that stores each layer's new keys and values and reads the
+ * earlier ones from the cache. Returns [B, vocab] scores for the token after
+ * each row's last new position.
+ */
+export function forwardCached(model: GPT, ids: Int32Array, [B, T]: [number, number], cache: KVCache): Tensor {
+  if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
+  if (B !== cache.batch) throw new Error(`${B} rows for a KV cache of ${cache.batch}`);
+  const positions = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = cache.position(b, cache.length + t);
+  const { logits } = model.forward(ids, [B, T], undefined, {
+    positions,
+    last: true,
+    attend: (layer, q, k, v, o) => cachedAttention(q, k, v, cache.layers[layer]!, o),
+  });
+  cache.advance(T);
+  return reshape(logits, [B, model.config.vocab_size]);
+}
