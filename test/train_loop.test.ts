@@ -101,19 +101,16 @@ function toyRun(badStep: number) {
     opt,
     objective,
     maxSteps: 10,
-    schedule: () => 0.1,
+    schedule: { lr: 0.1, minLr: 0.1, warmupIters: 0, decayIters: 10 },
     gradClip: 1,
     nextBatches: (step: number) => [step + 1 === badStep ? Float32Array.of(Infinity, 1) : Float32Array.of(1, -1)],
     size: () => 2,
-    evaluateAt: (step: number) => step % 3 === 0,
+    evalInterval: 3,
     evaluate: (step: number) => {
       evaluated.push(step);
       return [objective.loss(Float32Array.of(1, -1)).item()];
     },
-    checkpoint: (step: number) => {
-      saved.push({ step, w: Array.from(w.data) });
-      return '/ckpt';
-    },
+    checkpoint: { dir: '/ckpt', save: (step: number) => saved.push({ step, w: Array.from(w.data) }) },
     onStep: (p: LoopStep) => steps.push(p),
   };
   return { w, opt, loop, saved, evaluated, steps };

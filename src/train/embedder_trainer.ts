@@ -6,14 +6,13 @@ import { Embedder } from '../models/embedder.js';
 import { parseEmbedderConfig } from '../models/embedder_config.js';
 import { padBatch, type PaddedBatch } from '../models/pad_batch.js';
 import { AdamW } from '../optim/adamw.js';
-import { learningRate } from '../optim/schedule.js';
 import { slice } from '../tensor/ops/shape.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { matryoshkaInfoNCE } from './contrastive.js';
 import { trainedPrefixes, type EmbedderOptions } from './embedder_options.js';
-import { runTraining, tokenStepInfo, type StepInfo } from './loop.js';
+import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 
 export interface EmbedderRun {
@@ -34,12 +33,7 @@ export interface RecallInfo {
   recall: Map<number, number>;
 }
 
-export interface EmbedderEvents {
-  onStart?(info: { params: number; vocabSize: number; trainPairs: number; evalPairs: number; dims: number[] }): void;
-  onStep?(info: StepInfo): void;
-  onEval?(info: RecallInfo): void;
-  onCheckpoint?(info: { step: number; dir: string }): void;
-}
+export type EmbedderEvents = TrainingEvents<{ params: number; vocabSize: number; trainPairs: number; evalPairs: number; dims: number[] }, RecallInfo>;
 
 export interface EmbedderSummary {
   model: Embedder;
@@ -87,14 +81,14 @@ export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): Em
     opt,
     objective,
     maxSteps: o.steps,
-    schedule: (step) => learningRate(step, schedule),
+    schedule,
     gradClip: o.gradClip,
     nextBatches: () => {
       const rows = sampleBatch(run.train, groups, Math.min(o.batchSize, run.train.length), batchRng);
       return [padBatch([...rows.map((i) => encoded[i]![0]), ...rows.map((i) => encoded[i]![1])], model.config.max_len)];
     },
     size: (b) => b.padding.reduce((n, f) => n + (f ? 0 : 1), 0),
-    evaluateAt: (step) => step % o.evalInterval === 0,
+    evalInterval: o.evalInterval,
     evaluate: (step) => {
       recall = evaluateRecall(model, tokenizer, evalSet, reported);
       const loss = lossCount ? lossSum / lossCount : NaN;
@@ -103,13 +97,15 @@ export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): Em
       events.onEval?.({ step, loss, recall });
     },
     checkpoint: run.out
-      ? (step) => {
-          const record = { model_type: 'embedder', pairs: run.pairs ?? null, options: o, step, seconds, history };
-          saveEmbedder(run.out!, model, tokenizer, { 'training.json': JSON.stringify(record, null, 2) + '\n' });
-          events.onCheckpoint?.({ step, dir: run.out! });
-          return run.out;
+      ? {
+          dir: run.out,
+          save: (step) => {
+            const record = { model_type: 'embedder', pairs: run.pairs ?? null, options: o, step, seconds, history };
+            saveEmbedder(run.out!, model, tokenizer, { 'training.json': JSON.stringify(record, null, 2) + '\n' });
+          },
         }
       : undefined,
+    onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
       // Report the loss per prefix (mean over prefixes) so runs with and without Matryoshka read alike.
       const loss = p.loss / dims.length;

@@ -15,6 +15,7 @@
  * *before* anything is saved, so the last good checkpoint survives.
  */
 import type { AdamW } from '../optim/adamw.js';
+import { learningRate, type ScheduleOptions } from '../optim/schedule.js';
 import { UserError } from '../util/errors.js';
 import { trainStep, type Objective } from './step.js';
 
@@ -51,6 +52,18 @@ export interface StepInfo {
   eta: number;
 }
 
+/**
+ * What a trainer tells its caller (a CLI progress bar, the playground): the
+ * same four moments for every trainer, with the trainer's own start, step and
+ * evaluation records.
+ */
+export interface TrainingEvents<Start, Eval, Step = StepInfo> {
+  onStart?(info: Start): void;
+  onStep?(info: Step): void;
+  onEval?(info: Eval): void;
+  onCheckpoint?(info: { step: number; dir: string }): void;
+}
+
 export const tokenStepInfo = (p: LoopStep): StepInfo => ({
   step: p.step, maxIters: p.maxSteps, loss: p.loss, lr: p.lr, gradNorm: p.gradNorm, tokensPerSecond: p.itemsPerSecond, eta: p.eta,
 });
@@ -61,26 +74,27 @@ export interface TrainingLoop<B> {
   /** Steps already taken (0 for a fresh run, the checkpoint's step on resume). */
   step0?: number;
   maxSteps: number;
-  /** Learning rate of the step that starts after `step` steps. */
-  schedule(step: number): number;
+  /** The learning-rate schedule (warm-up, then cosine decay), read at each step. */
+  schedule: ScheduleOptions;
   /** Clip the global gradient norm to this; 0 disables. */
   gradClip: number;
   /** The data source: the micro-batches (one, or gradAccum) of the step after `step` steps. */
   nextBatches(step: number): B[];
   /** Tokens or examples in one micro-batch, for throughput. */
   size(batch: B): number;
-  /** Whether to evaluate and checkpoint after `step` steps (the final step always is). */
-  evaluateAt(step: number): boolean;
+  /** Evaluate and checkpoint every this many steps (an epoch's, for epoch-based runs) and after the final one. */
+  evalInterval: number;
   /**
    * Measure held-out quality after `step` steps. Returns the losses it
    * measured, if any: the NaN guard checks them before anything is saved.
    */
   evaluate(step: number): readonly number[] | void;
-  /** Save a checkpoint after `step` steps; returns the directory written (named when training diverges). */
-  checkpoint?(step: number): string | undefined;
+  /** Where and how to save a checkpoint after `step` steps (atomically: a failed save keeps the last one). */
+  checkpoint?: { dir: string; save(step: number): void };
   /** Where the last good checkpoint is before this call saves one (the directory resumed from). */
   savedIn?: string;
   onStep?(p: LoopStep): void;
+  onCheckpoint?(info: { step: number; dir: string }): void;
 }
 
 export interface LoopResult {
@@ -113,12 +127,16 @@ export function runTraining<B>(l: TrainingLoop<B>): LoopResult {
     const losses = l.evaluate(step) ?? [];
     if (losses.some((v) => !Number.isFinite(v))) throw diverged(`in the evaluation after step ${step}`, savedIn);
     evaluatedAt = step;
-    if (save && l.checkpoint) savedIn = l.checkpoint(step) ?? savedIn;
+    if (save && l.checkpoint) {
+      l.checkpoint.save(step);
+      savedIn = l.checkpoint.dir;
+      l.onCheckpoint?.({ step, dir: savedIn });
+    }
   };
 
   while (step < l.maxSteps) {
     const t0 = performance.now();
-    const lr = l.schedule(step);
+    const lr = learningRate(step, l.schedule);
     const batches = l.nextBatches(step);
     const r = trainStep(l.opt, l.objective, batches, { lr, gradClip: l.gradClip });
     if (!Number.isFinite(r.loss)) throw diverged(`at step ${step + 1}`, savedIn);
@@ -130,7 +148,7 @@ export function runTraining<B>(l: TrainingLoop<B>): LoopResult {
     items += n;
     const taken = step - step0;
     l.onStep?.({ step, maxSteps: l.maxSteps, loss, lr, gradNorm: r.gradNorm, items: n, seconds: dt, itemsPerSecond: items / seconds, eta: ((l.maxSteps - step) * seconds) / taken });
-    if (step === l.maxSteps || l.evaluateAt(step)) evaluateAndSave(true);
+    if (step % l.evalInterval === 0 || step === l.maxSteps) evaluateAndSave(true);
   }
   if (evaluatedAt !== step) evaluateAndSave(step0 === 0);
   return { step, steps: step - step0, loss, seconds, items };

@@ -1,11 +1,10 @@
 import type { Seq2SeqTask } from '../data/seq2seq_task.js';
 import { saveSeq2Seq } from '../io/seq2seq_dir.js';
-import { runTraining, tokenStepInfo, type StepInfo } from './loop.js';
+import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 import { Transformer } from '../models/transformer.js';
 import { parseTransformerConfig } from '../models/transformer_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { learningRate } from '../optim/schedule.js';
 import { PAD, PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
 import { makeBatch, type Seq2SeqBatch } from '../models/seq2seq_batch.js';
@@ -16,12 +15,7 @@ export interface Seq2SeqEvalInfo extends ExactMatch {
   step: number;
 }
 
-export interface Seq2SeqEvents {
-  onStart?(info: { params: number; vocabSize: number; maxLength: number; steps: number }): void;
-  onStep?(info: StepInfo): void;
-  onEval?(info: Seq2SeqEvalInfo): void;
-  onCheckpoint?(info: { step: number; dir: string }): void;
-}
+export type Seq2SeqEvents = TrainingEvents<{ params: number; vocabSize: number; maxLength: number; steps: number }, Seq2SeqEvalInfo>;
 
 export interface Seq2SeqSummary {
   step: number;
@@ -82,24 +76,26 @@ export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2S
     opt,
     objective,
     maxSteps: o.steps,
-    schedule: (step) => learningRate(step, schedule),
+    schedule,
     gradClip: o.gradClip,
     nextBatches: () => [makeBatch(tokenizer, run.task.sample(rng, o.batchSize), model.config.max_length)],
     size: (b) => b.tokens,
-    evaluateAt: (step) => step % o.evalInterval === 0,
+    evalInterval: o.evalInterval,
     evaluate: (step) => {
       last = { step, ...exactMatch(model, tokenizer, heldOut) };
       history.push({ step, loss, exact_match: last.accuracy });
       events.onEval?.(last);
     },
     checkpoint: run.out
-      ? (step) => {
-          const trainer = { step, options: o, seconds, history };
-          saveSeq2Seq(run.out!, { model, tokenizer, task: run.task.source }, { 'trainer.json': JSON.stringify(trainer, null, 2) + '\n' });
-          events.onCheckpoint?.({ step, dir: run.out! });
-          return run.out;
+      ? {
+          dir: run.out,
+          save: (step) => {
+            const trainer = { step, options: o, seconds, history };
+            saveSeq2Seq(run.out!, { model, tokenizer, task: run.task.source }, { 'trainer.json': JSON.stringify(trainer, null, 2) + '\n' });
+          },
         }
       : undefined,
+    onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
       loss = p.loss;
       seconds += p.seconds;

@@ -5,14 +5,13 @@ import { dropInt8 } from '../nn/int8.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { learningRate } from '../optim/schedule.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { loadCheckpoint, restoreOptimizer, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { TokenDataset } from './data.js';
 import { estimateLoss } from './evaluate.js';
-import { runTraining, tokenStepInfo, type StepInfo } from './loop.js';
+import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
 import { nextTokenObjective } from './next_token.js';
 import type { TrainOptions } from './options.js';
 
@@ -22,11 +21,7 @@ export interface EvalInfo {
   valLoss: number;
 }
 
-export interface TrainEvents {
-  onStart?(info: { params: number; resumedFrom: number; maxIters: number; vocabSize: number; trainTokens: number; valTokens: number }): void;
-  onStep?(info: StepInfo): void;
-  onEval?(info: EvalInfo): void;
-  onCheckpoint?(info: { step: number; dir: string }): void;
+export interface TrainEvents extends TrainingEvents<{ params: number; resumedFrom: number; maxIters: number; vocabSize: number; trainTokens: number; valTokens: number }, EvalInfo> {
   /** Progress of training the tokenizer (BPE merges done of total) before the model. */
   onTokenizerProgress?(done: number, total: number): void;
 }
@@ -79,11 +74,11 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
     objective: nextTokenObjective(model, o.blockSize),
     step0: state.step,
     maxSteps: o.maxIters,
-    schedule: (step) => learningRate(step, schedule),
+    schedule,
     gradClip: o.gradClip,
     nextBatches: () => Array.from({ length: o.gradAccum }, () => data.batch('train', o.batchSize, batchRng)),
     size: (b) => b.x.length,
-    evaluateAt: (step) => step % o.evalInterval === 0,
+    evalInterval: o.evalInterval,
     evaluate: (step) => {
       const r = estimateLoss(model, data, o.batchSize, o.evalIters, o.seed);
       last = { step, trainLoss: r.train, valLoss: r.val };
@@ -92,14 +87,16 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
       return [r.train, r.val];
     },
     checkpoint: run.out
-      ? (step) => {
-          state.rng = { batch: batchRng.getState(), model: model.rng.getState() };
-          saveCheckpoint(run.out!, model, tokenizer, opt, state);
-          events.onCheckpoint?.({ step, dir: run.out! });
-          return run.out;
+      ? {
+          dir: run.out,
+          save: () => {
+            state.rng = { batch: batchRng.getState(), model: model.rng.getState() };
+            saveCheckpoint(run.out!, model, tokenizer, opt, state);
+          },
         }
       : undefined,
     savedIn: run.resume,
+    onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
       state.step = p.step;
       state.seconds += p.seconds;

@@ -6,11 +6,10 @@ import { imageSize, normalizedBatch, pixelStats, shuffled, type ImageSet } from 
 import { ViT } from '../models/vit.js';
 import { parseViTConfig, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { learningRate } from '../optim/schedule.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
-import { runTraining } from './loop.js';
+import { runTraining, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
 
@@ -34,12 +33,7 @@ export interface ViTEvalInfo {
   testAccuracy: number;
 }
 
-export interface ViTTrainEvents {
-  onStart?(info: { params: number; train: number; test: number; maxSteps: number; config: ViTConfig }): void;
-  onStep?(info: ViTStepInfo): void;
-  onEval?(info: ViTEvalInfo): void;
-  onCheckpoint?(info: { step: number; dir: string }): void;
-}
+export type ViTTrainEvents = TrainingEvents<{ params: number; train: number; test: number; maxSteps: number; config: ViTConfig }, ViTEvalInfo, ViTStepInfo>;
 
 export interface ViTTrainSummary {
   epochs: number;
@@ -166,11 +160,11 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
     opt,
     objective,
     maxSteps,
-    schedule: (step) => learningRate(step, schedule),
+    schedule,
     gradClip: o.gradClip,
     nextBatches,
     size: (b) => b.idx.length,
-    evaluateAt: (step) => step % stepsPerEpoch === 0,
+    evalInterval: stepsPerEpoch,
     evaluate: (step) => {
       const r = evaluateViT(model, test);
       last = { epoch: epochOf(step), step, testLoss: r.loss, testAccuracy: r.accuracy };
@@ -178,13 +172,15 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
       events.onEval?.(last);
     },
     checkpoint: run.out
-      ? (step) => {
-          const record = { data: run.dataPath, options: o, step, epoch: epochOf(step), history, train_seconds: trainSeconds };
-          writeDirAtomic(run.out!, { ...vitFiles(model), 'trainer.json': JSON.stringify(record, null, 2) + '\n' });
-          events.onCheckpoint?.({ step, dir: run.out! });
-          return run.out;
+      ? {
+          dir: run.out,
+          save: (step) => {
+            const record = { data: run.dataPath, options: o, step, epoch: epochOf(step), history, train_seconds: trainSeconds };
+            writeDirAtomic(run.out!, { ...vitFiles(model), 'trainer.json': JSON.stringify(record, null, 2) + '\n' });
+          },
         }
       : undefined,
+    onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
       trainSeconds += p.seconds;
       window = { loss: window.loss + p.loss * p.items, right: window.right, images: window.images + p.items, seconds: window.seconds + p.seconds };
