@@ -24,6 +24,7 @@ export { TokenDataset, type Batch } from './train/data.js';
 export { train, type TrainRun, type TrainEvents, type TrainSummary, type EvalInfo } from './train/trainer.js';
 export { runTraining, DivergedError, type TrainingLoop, type TrainingEvents, type LoopStep, type LoopResult, type StepInfo } from './train/loop.js';
 export { trainStep, type Objective, type StepSettings, type StepResult } from './train/step.js';
+export { nextTokenObjective } from './train/next_token.js';
 export { parseTrainOptions, TrainOptionsSchema, type TrainOptions, type TrainOptionsInput } from './train/options.js';
 export { estimateLoss } from './train/evaluate.js';
 export { saveCheckpoint, loadCheckpoint, type TrainerState } from './train/checkpoint.js';
