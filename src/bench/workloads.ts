@@ -2,16 +2,16 @@ import { backend } from '../backend/index.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/clip.js';
-import { backward } from '../tensor/autograd.js';
+import { nextTokenObjective } from '../train/next_token.js';
+import { trainStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { BENCH_CONFIGS, median } from './configs.js';
 
 export type Row = Record<string, string | number | boolean | null>;
 
 /**
- * One full training step (forward, backward, clip, AdamW) on random tokens,
- * repeated; the median step after `warmup` steps gives tokens/s.
+ * One full training step (forward, backward, clip, AdamW: the trainers'
+ * own trainStep) on random tokens, repeated; the median step after `warmup` steps gives tokens/s.
  */
 export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
   const c = BENCH_CONFIGS[config];
@@ -23,15 +23,11 @@ export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
   const n = c.batch * cfg.block_size;
   const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
   const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
-  const params = model.parameters();
+  const objective = nextTokenObjective(model, cfg.block_size);
   const times: number[] = [];
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
-    opt.zeroGrad();
-    const { loss } = model.forward(x, [c.batch, cfg.block_size], y);
-    backward(loss!, undefined, { freeActivations: true });
-    clipGradNorm(params, 1);
-    opt.update();
+    trainStep(opt, objective, [{ x, y }], { lr: 1e-3, gradClip: 1 });
     if (i >= warmup) times.push(performance.now() - t0);
   }
   const ms = median(times);

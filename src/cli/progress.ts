@@ -1,4 +1,5 @@
-import type { EvalInfo, StepInfo } from '../train/trainer.js';
+import type { StepInfo } from '../train/loop.js';
+import type { EvalInfo } from '../train/trainer.js';
 
 function formatSeconds(s: number): string {
   if (!Number.isFinite(s)) return '?';

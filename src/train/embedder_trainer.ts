@@ -4,18 +4,16 @@ import { saveEmbedder } from '../io/embedder_dir.js';
 import { UserError } from '../util/errors.js';
 import { Embedder } from '../models/embedder.js';
 import { parseEmbedderConfig } from '../models/embedder_config.js';
-import { padBatch } from '../models/pad_batch.js';
+import { padBatch, type PaddedBatch } from '../models/pad_batch.js';
 import { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/clip.js';
-import { learningRate } from '../optim/schedule.js';
-import { backward } from '../tensor/autograd.js';
 import { slice } from '../tensor/ops/shape.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { matryoshkaInfoNCE } from './contrastive.js';
 import { trainedPrefixes, type EmbedderOptions } from './embedder_options.js';
-import type { StepInfo } from './trainer.js';
+import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
+import type { Objective } from './step.js';
 
 export interface EmbedderRun {
   train: readonly Pair[];
@@ -35,12 +33,7 @@ export interface RecallInfo {
   recall: Map<number, number>;
 }
 
-export interface EmbedderEvents {
-  onStart?(info: { params: number; vocabSize: number; trainPairs: number; evalPairs: number; dims: number[] }): void;
-  onStep?(info: StepInfo): void;
-  onEval?(info: RecallInfo): void;
-  onCheckpoint?(info: { step: number; dir: string }): void;
-}
+export type EmbedderEvents = TrainingEvents<{ params: number; vocabSize: number; trainPairs: number; evalPairs: number; dims: number[] }, RecallInfo>;
 
 export interface EmbedderSummary {
   model: Embedder;
@@ -68,55 +61,61 @@ export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): Em
   const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: o.warmupSteps, decayIters: o.steps };
   const batchRng = new Rng(o.seed + 100);
   const groups = groupIndex(run.train);
-  const params = model.parameters();
   const history: Array<{ step: number; loss: number; recall: Record<string, number> }> = [];
   events.onStart?.({ params: model.numParameters(), vocabSize: tokenizer.vocabSize, trainPairs: run.train.length, evalPairs: evalSet.length, dims: reported });
 
-  let step = 0;
   let seconds = 0;
-  let tokens = 0;
   let lossSum = 0;
   let lossCount = 0;
   let recall = new Map<number, number>();
-  const evaluate = (): void => {
-    recall = evaluateRecall(model, tokenizer, evalSet, reported);
-    const loss = lossCount ? lossSum / lossCount : NaN;
-    lossSum = lossCount = 0;
-    history.push({ step, loss, recall: Object.fromEntries(recall) });
-    events.onEval?.({ step, loss, recall });
-    if (run.out) {
-      const record = { model_type: 'embedder', pairs: run.pairs ?? null, options: o, step, seconds, history };
-      saveEmbedder(run.out, model, tokenizer, { 'training.json': JSON.stringify(record, null, 2) + '\n' });
-      events.onCheckpoint?.({ step, dir: run.out });
-    }
+  // A batch is B anchors then their B positives, embedded in one forward pass.
+  const objective: Objective<PaddedBatch> = {
+    loss: (batch) => {
+      const B = batch.B / 2;
+      const emb = model.forward(batch.ids, [batch.B, batch.T], batch.padding);
+      return matryoshkaInfoNCE(slice(emb, 0, 0, B), slice(emb, 0, B, 2 * B), dims, o).loss;
+    },
   };
-
   model.train();
-  while (step < o.steps) {
-    const t0 = performance.now();
-    const lr = learningRate(step, schedule);
-    const rows = sampleBatch(run.train, groups, Math.min(o.batchSize, run.train.length), batchRng);
-    const batch = padBatch([...rows.map((i) => encoded[i]![0]), ...rows.map((i) => encoded[i]![1])], model.config.max_len);
-    const B = rows.length;
-    model.zeroGrad();
-    const emb = model.forward(batch.ids, [2 * B, batch.T], batch.padding);
-    const { loss, perDim } = matryoshkaInfoNCE(slice(emb, 0, 0, B), slice(emb, 0, B, 2 * B), dims, o);
-    const value = loss.item();
-    if (!Number.isFinite(value)) throw new UserError(`training diverged: loss is not finite at step ${step + 1} (try a lower --lr)`);
-    backward(loss, undefined, { freeActivations: true });
-    const gradNorm = clipGradNorm(params, o.gradClip);
-    opt.update(lr);
-    step++;
-    // Report the loss per prefix (mean over prefixes) so runs with and without Matryoshka read alike.
-    lossSum += value / perDim.length;
-    lossCount++;
-    seconds += (performance.now() - t0) / 1000;
-    tokens += batch.padding.reduce((n, f) => n + (f ? 0 : 1), 0);
-    events.onStep?.({ step, maxIters: o.steps, loss: value / perDim.length, lr, gradNorm, tokensPerSecond: tokens / seconds, eta: ((o.steps - step) * seconds) / step });
-    if (step % o.evalInterval === 0 || step === o.steps) evaluate();
-  }
-  if (step === 0) evaluate();
-  return { model, tokenizer, step, recall, seconds };
+  const result = runTraining({
+    opt,
+    objective,
+    maxSteps: o.steps,
+    schedule,
+    gradClip: o.gradClip,
+    nextBatches: () => {
+      const rows = sampleBatch(run.train, groups, Math.min(o.batchSize, run.train.length), batchRng);
+      return [padBatch([...rows.map((i) => encoded[i]![0]), ...rows.map((i) => encoded[i]![1])], model.config.max_len)];
+    },
+    size: (b) => b.padding.reduce((n, f) => n + (f ? 0 : 1), 0),
+    evalInterval: o.evalInterval,
+    evaluate: (step) => {
+      recall = evaluateRecall(model, tokenizer, evalSet, reported);
+      const loss = lossCount ? lossSum / lossCount : NaN;
+      lossSum = lossCount = 0;
+      history.push({ step, loss, recall: Object.fromEntries(recall) });
+      events.onEval?.({ step, loss, recall });
+    },
+    checkpoint: run.out
+      ? {
+          dir: run.out,
+          save: (step) => {
+            const record = { model_type: 'embedder', pairs: run.pairs ?? null, options: o, step, seconds, history };
+            saveEmbedder(run.out!, model, tokenizer, { 'training.json': JSON.stringify(record, null, 2) + '\n' });
+          },
+        }
+      : undefined,
+    onCheckpoint: events.onCheckpoint,
+    onStep: (p) => {
+      // Report the loss per prefix (mean over prefixes) so runs with and without Matryoshka read alike.
+      const loss = p.loss / dims.length;
+      lossSum += loss;
+      lossCount++;
+      seconds += p.seconds;
+      events.onStep?.(tokenStepInfo({ ...p, loss }));
+    },
+  });
+  return { model, tokenizer, step: result.step, recall, seconds };
 }
 
 /** A fresh model and a tokenizer learned from the pairs' text (vocabulary only: no labels are used). */

@@ -1,15 +1,13 @@
 import type { Seq2SeqTask } from '../data/seq2seq_task.js';
 import { saveSeq2Seq } from '../io/seq2seq_dir.js';
-import { DivergedError, type StepInfo } from './trainer.js';
+import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
+import type { Objective } from './step.js';
 import { Transformer } from '../models/transformer.js';
 import { parseTransformerConfig } from '../models/transformer_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/clip.js';
-import { learningRate } from '../optim/schedule.js';
-import { backward } from '../tensor/autograd.js';
 import { PAD, PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
-import { makeBatch } from '../models/seq2seq_batch.js';
+import { makeBatch, type Seq2SeqBatch } from '../models/seq2seq_batch.js';
 import { exactMatch, type ExactMatch } from './seq2seq_eval.js';
 import type { Seq2SeqOptions } from './seq2seq_options.js';
 
@@ -17,12 +15,7 @@ export interface Seq2SeqEvalInfo extends ExactMatch {
   step: number;
 }
 
-export interface Seq2SeqEvents {
-  onStart?(info: { params: number; vocabSize: number; maxLength: number; steps: number }): void;
-  onStep?(info: StepInfo): void;
-  onEval?(info: Seq2SeqEvalInfo): void;
-  onCheckpoint?(info: { step: number; dir: string }): void;
-}
+export type Seq2SeqEvents = TrainingEvents<{ params: number; vocabSize: number; maxLength: number; steps: number }, Seq2SeqEvalInfo>;
 
 export interface Seq2SeqSummary {
   step: number;
@@ -66,48 +59,49 @@ export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2S
   const o = run.options;
   const { model, tokenizer } = buildSeq2Seq(run.task, o);
   const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-9, weightDecay: o.weightDecay });
-  const params = model.parameters();
   const rng = new Rng(o.seed + 100);
   const heldOut = run.task.heldOut(o.evalSize);
   const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: o.warmup, decayIters: o.steps };
   const history: Array<{ step: number; loss: number; exact_match?: number }> = [];
   events.onStart?.({ params: model.numParameters(), vocabSize: tokenizer.vocabSize, maxLength: model.config.max_length, steps: o.steps });
 
-  let step = 0;
   let loss = NaN;
   let seconds = 0;
-  let tokens = 0;
   let last: Seq2SeqEvalInfo | null = null;
-  const evaluate = (): Seq2SeqEvalInfo => {
-    last = { step, ...exactMatch(model, tokenizer, heldOut) };
-    history.push({ step, loss, exact_match: last.accuracy });
-    events.onEval?.(last);
-    if (run.out) {
-      const trainer = { step, options: o, seconds, history };
-      saveSeq2Seq(run.out, { model, tokenizer, task: run.task.source }, { 'trainer.json': JSON.stringify(trainer, null, 2) + '\n' });
-      events.onCheckpoint?.({ step, dir: run.out });
-    }
-    return last;
+  const objective: Objective<Seq2SeqBatch> = {
+    loss: (b) => model.forward(b.src, b.tgtIn, b.targets, { labelSmoothing: o.labelSmoothing }).loss!,
   };
-
   model.train();
-  while (step < o.steps) {
-    const t0 = performance.now();
-    const lr = learningRate(step, schedule);
-    const batch = makeBatch(tokenizer, run.task.sample(rng, o.batchSize), model.config.max_length);
-    model.zeroGrad();
-    const out = model.forward(batch.src, batch.tgtIn, batch.targets, { labelSmoothing: o.labelSmoothing });
-    loss = out.loss!.item();
-    if (!Number.isFinite(loss)) throw new DivergedError(`training diverged: loss is not finite at step ${step + 1} (try a lower --lr)${run.out && last ? `; the checkpoint of step ${(last as Seq2SeqEvalInfo).step} is kept in ${run.out}` : ''}`);
-    backward(out.loss!, undefined, { freeActivations: true });
-    const gradNorm = clipGradNorm(params, o.gradClip);
-    opt.update(lr);
-    step++;
-    seconds += (performance.now() - t0) / 1000;
-    tokens += batch.tokens;
-    events.onStep?.({ step, maxIters: o.steps, loss, lr, gradNorm, tokensPerSecond: tokens / seconds, eta: ((o.steps - step) * seconds) / step });
-    if (step % o.evalInterval === 0 || step === o.steps) evaluate();
-  }
-  const final: Seq2SeqEvalInfo = last && (last as Seq2SeqEvalInfo).step === step ? last : evaluate();
-  return { step, loss, exact_match: final.accuracy, eval_pairs: final.total, tokens_per_s: seconds ? tokens / seconds : 0, seconds };
+  const result = runTraining({
+    opt,
+    objective,
+    maxSteps: o.steps,
+    schedule,
+    gradClip: o.gradClip,
+    nextBatches: () => [makeBatch(tokenizer, run.task.sample(rng, o.batchSize), model.config.max_length)],
+    size: (b) => b.tokens,
+    evalInterval: o.evalInterval,
+    evaluate: (step) => {
+      last = { step, ...exactMatch(model, tokenizer, heldOut) };
+      history.push({ step, loss, exact_match: last.accuracy });
+      events.onEval?.(last);
+    },
+    checkpoint: run.out
+      ? {
+          dir: run.out,
+          save: (step) => {
+            const trainer = { step, options: o, seconds, history };
+            saveSeq2Seq(run.out!, { model, tokenizer, task: run.task.source }, { 'trainer.json': JSON.stringify(trainer, null, 2) + '\n' });
+          },
+        }
+      : undefined,
+    onCheckpoint: events.onCheckpoint,
+    onStep: (p) => {
+      loss = p.loss;
+      seconds += p.seconds;
+      events.onStep?.(tokenStepInfo(p));
+    },
+  });
+  const final = last! as Seq2SeqEvalInfo;
+  return { step: result.step, loss: result.loss, exact_match: final.accuracy, eval_pairs: final.total, tokens_per_s: result.seconds ? result.items / result.seconds : 0, seconds: result.seconds };
 }

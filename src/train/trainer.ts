@@ -5,27 +5,15 @@ import { dequantize } from '../nn/quantized_linear.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/clip.js';
-import { learningRate } from '../optim/schedule.js';
-import { backward } from '../tensor/autograd.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { loadCheckpoint, restoreOptimizer, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { TokenDataset } from './data.js';
 import { estimateLoss } from './evaluate.js';
+import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
+import { nextTokenObjective } from './next_token.js';
 import type { TrainOptions } from './options.js';
-
-export interface StepInfo {
-  step: number;
-  maxIters: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  tokensPerSecond: number;
-  /** Seconds left at the current pace. */
-  eta: number;
-}
 
 export interface EvalInfo {
   step: number;
@@ -33,11 +21,7 @@ export interface EvalInfo {
   valLoss: number;
 }
 
-export interface TrainEvents {
-  onStart?(info: { params: number; resumedFrom: number; maxIters: number; vocabSize: number; trainTokens: number; valTokens: number }): void;
-  onStep?(info: StepInfo): void;
-  onEval?(info: EvalInfo): void;
-  onCheckpoint?(info: { step: number; dir: string }): void;
+export interface TrainEvents extends TrainingEvents<{ params: number; resumedFrom: number; maxIters: number; vocabSize: number; trainTokens: number; valTokens: number }, EvalInfo> {
   /** Progress of training the tokenizer (BPE merges done of total) before the model. */
   onTokenizerProgress?(done: number, total: number): void;
 }
@@ -66,15 +50,12 @@ export interface TrainRun {
   init?: string;
 }
 
-/** Thrown when the loss stops being a number; the last good checkpoint is kept. */
-export class DivergedError extends UserError {}
-
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /**
- * Train a GPT on `run.text`: sample batches, forward, backward, clip, AdamW,
- * with the learning-rate schedule; evaluate and checkpoint every
- * evalInterval steps and at the end.
+ * Train a GPT on `run.text`: next-token prediction on random windows of the
+ * text (gradAccum micro-batches per step), through the shared loop — which
+ * evaluates and checkpoints every evalInterval steps and at the end.
  */
 export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
   const setup = run.resume ? resumeSetup(run) : run.init ? initSetup(run) : freshSetup(run, events);
@@ -83,73 +64,54 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
   // Special tokens in the training text (e.g. <|endoftext|> between documents) mean themselves.
   const data = new TokenDataset(tokenizer.encode(run.text, { allowedSpecial: 'all' }), o.blockSize);
   state.data.tokens = data.train.length + data.val.length;
-  const params = model.parameters();
   const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: o.warmupIters, decayIters: o.lrDecayIters ?? o.maxIters };
-  const tokensPerStep = o.batchSize * o.blockSize * o.gradAccum;
   events.onStart?.({ params: model.numParameters(), resumedFrom: state.step, maxIters: o.maxIters, vocabSize: tokenizer.vocabSize, trainTokens: data.train.length, valTokens: data.val.length });
 
-  let lastLoss = NaN;
   let last: EvalInfo | null = null;
-  let stepSeconds = 0;
-  let stepsTimed = 0;
-  const evaluate = (): EvalInfo => {
-    const r = estimateLoss(model, data, o.batchSize, o.evalIters, o.seed);
-    last = { step: state.step, trainLoss: r.train, valLoss: r.val };
-    if (!Number.isFinite(r.train) || !Number.isFinite(r.val)) diverged(state.step, run.out);
-    state.history.push({ step: state.step, train_loss: r.train, val_loss: r.val });
-    events.onEval?.(last);
-    return last;
-  };
-  const checkpoint = (): void => {
-    if (!run.out) return;
-    state.rng = { batch: batchRng.getState(), model: model.rng.getState() };
-    saveCheckpoint(run.out, model, tokenizer, opt, state);
-    events.onCheckpoint?.({ step: state.step, dir: run.out });
-  };
-
   model.train();
-  while (state.step < o.maxIters) {
-    const t0 = performance.now();
-    const lr = learningRate(state.step, schedule);
-    opt.zeroGrad();
-    let lossSum = 0;
-    for (let micro = 0; micro < o.gradAccum; micro++) {
-      const { x, y } = data.batch('train', o.batchSize, batchRng);
-      const { loss } = model.forward(x, [o.batchSize, o.blockSize], y);
-      lossSum += loss!.item();
-      // Scale so that accumulated gradients are the mean over micro-batches.
-      backward(loss!, Float32Array.of(1 / o.gradAccum), { freeActivations: true });
-    }
-    lastLoss = lossSum / o.gradAccum;
-    if (!Number.isFinite(lastLoss)) diverged(state.step, run.out);
-    const gradNorm = clipGradNorm(params, o.gradClip);
-    opt.update(lr);
-    state.step++;
-    const dt = (performance.now() - t0) / 1000;
-    state.seconds += dt;
-    state.tokens += tokensPerStep;
-    stepSeconds += dt;
-    stepsTimed++;
-    const tokensPerSecond = (stepsTimed * tokensPerStep) / stepSeconds;
-    events.onStep?.({ step: state.step, maxIters: o.maxIters, loss: lastLoss, lr, gradNorm, tokensPerSecond, eta: ((o.maxIters - state.step) * stepSeconds) / stepsTimed });
-    if (state.step % o.evalInterval === 0 || state.step === o.maxIters) {
-      evaluate();
-      checkpoint();
-    }
-  }
-  const final: EvalInfo = last && (last as EvalInfo).step === state.step ? last : evaluate();
+  const result = runTraining({
+    opt,
+    objective: nextTokenObjective(model, o.blockSize),
+    step0: state.step,
+    maxSteps: o.maxIters,
+    schedule,
+    gradClip: o.gradClip,
+    nextBatches: () => Array.from({ length: o.gradAccum }, () => data.batch('train', o.batchSize, batchRng)),
+    size: (b) => b.x.length,
+    evalInterval: o.evalInterval,
+    evaluate: (step) => {
+      const r = estimateLoss(model, data, o.batchSize, o.evalIters, o.seed);
+      last = { step, trainLoss: r.train, valLoss: r.val };
+      state.history.push({ step, train_loss: r.train, val_loss: r.val });
+      events.onEval?.(last);
+      return [r.train, r.val];
+    },
+    checkpoint: run.out
+      ? {
+          dir: run.out,
+          save: () => {
+            state.rng = { batch: batchRng.getState(), model: model.rng.getState() };
+            saveCheckpoint(run.out!, model, tokenizer, opt, state);
+          },
+        }
+      : undefined,
+    savedIn: run.resume,
+    onCheckpoint: events.onCheckpoint,
+    onStep: (p) => {
+      state.step = p.step;
+      state.seconds += p.seconds;
+      state.tokens += p.items;
+      events.onStep?.(tokenStepInfo(p));
+    },
+  });
+  const final = last as EvalInfo | null;
   return {
-    step: state.step,
-    train_loss: final.trainLoss,
-    val_loss: final.valLoss,
-    tokens_per_s: stepsTimed ? (stepsTimed * tokensPerStep) / stepSeconds : 0,
+    step: result.step,
+    train_loss: final?.trainLoss ?? NaN,
+    val_loss: final?.valLoss ?? NaN,
+    tokens_per_s: result.steps ? result.items / result.seconds : 0,
     seconds: state.seconds,
   };
-}
-
-function diverged(step: number, out: string | undefined): never {
-  const kept = out ? ` The last good checkpoint is kept in ${out}.` : '';
-  throw new DivergedError(`training diverged: loss is not finite at step ${step + 1} (try a lower --lr).${kept}`);
 }
 
 interface Setup {

@@ -6,12 +6,11 @@ import { imageSize, normalizedBatch, pixelStats, shuffled, type ImageSet } from 
 import { ViT } from '../models/vit.js';
 import { parseViTConfig, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/clip.js';
-import { learningRate } from '../optim/schedule.js';
-import { backward, noGrad } from '../tensor/autograd.js';
+import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
-import { DivergedError } from './trainer.js';
+import { runTraining, type TrainingEvents } from './loop.js';
+import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
 
 export interface ViTStepInfo {
@@ -34,12 +33,7 @@ export interface ViTEvalInfo {
   testAccuracy: number;
 }
 
-export interface ViTTrainEvents {
-  onStart?(info: { params: number; train: number; test: number; maxSteps: number; config: ViTConfig }): void;
-  onStep?(info: ViTStepInfo): void;
-  onEval?(info: ViTEvalInfo): void;
-  onCheckpoint?(info: { step: number; dir: string }): void;
-}
+export type ViTTrainEvents = TrainingEvents<{ params: number; train: number; test: number; maxSteps: number; config: ViTConfig }, ViTEvalInfo, ViTStepInfo>;
 
 export interface ViTTrainSummary {
   epochs: number;
@@ -132,71 +126,90 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
   const { train, test } = run.data;
   if (imageSize(train) === 0 || train.count === 0) throw new UserError('no training images');
   const model = vitForData(train, o);
+  let trainSeconds = 0;
   const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
-  const params = model.parameters();
   const stepsPerEpoch = Math.ceil(train.count / o.batchSize);
   const maxSteps = Math.min(o.epochs * stepsPerEpoch, o.maxSteps ?? Infinity);
   const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: Math.min(o.warmupSteps, Math.floor(maxSteps / 5)), decayIters: maxSteps };
   const rng = new Rng(o.seed + 1);
+  const epochOf = (step: number): number => Math.max(1, Math.ceil(step / stepsPerEpoch));
   events.onStart?.({ params: model.numParameters(), train: train.count, test: test.count, maxSteps, config: model.config });
 
-  let step = 0;
-  let trainSeconds = 0;
-  let imagesSeen = 0;
+  // The data source: a fresh shuffle at the start of each epoch, then consecutive slices of it.
+  let order: Int32Array = new Int32Array(0);
+  const nextBatches = (step: number): ImageBatch[] => {
+    if (step % stepsPerEpoch === 0) order = shuffled(train.count, rng);
+    const start = (step % stepsPerEpoch) * o.batchSize;
+    const idx = order.subarray(start, Math.min(start + o.batchSize, train.count));
+    return [{ idx, labels: Int32Array.from(idx, (i) => train.labels[i]!) }];
+  };
+  // Cross-entropy of the class scores; counting the right answers on the way for the progress line.
   let window = { loss: 0, right: 0, images: 0, seconds: 0 };
+  const objective: Objective<ImageBatch> = {
+    loss: ({ idx, labels }) => {
+      const { logits, loss } = model.forward(imageBatch(model, train, idx), labels);
+      window.right += correct(argmaxRows(logits.data, model.config.num_classes), labels);
+      return loss!;
+    },
+  };
+
   let last: ViTEvalInfo | null = null;
   const history: ViTEvalInfo[] = [];
   model.train();
-  for (let epoch = 1; epoch <= o.epochs && step < maxSteps; epoch++) {
-    const order = shuffled(train.count, rng);
-    for (let start = 0; start < train.count && step < maxSteps; start += o.batchSize) {
-      const ts = performance.now();
-      const idx = order.subarray(start, Math.min(start + o.batchSize, train.count));
-      const labels = Int32Array.from(idx, (i) => train.labels[i]!);
-      const lr = learningRate(step, schedule);
-      model.zeroGrad();
-      const { logits, loss } = model.forward(imageBatch(model, train, idx), labels);
-      const lossValue = loss!.item();
-      if (!Number.isFinite(lossValue)) throw new DivergedError(`training diverged: loss is not finite at step ${step + 1} (try a lower --lr)`);
-      const right = correct(argmaxRows(logits.data, model.config.num_classes), labels);
-      backward(loss!, undefined, { freeActivations: true });
-      clipGradNorm(params, o.gradClip);
-      opt.update(lr);
-      step++;
-      const dt = (performance.now() - ts) / 1000;
-      trainSeconds += dt;
-      imagesSeen += idx.length;
-      window = { loss: window.loss + lossValue * idx.length, right: window.right + right, images: window.images + idx.length, seconds: window.seconds + dt };
-      if (step % o.logInterval === 0 || step === maxSteps) {
+  const result = runTraining({
+    opt,
+    objective,
+    maxSteps,
+    schedule,
+    gradClip: o.gradClip,
+    nextBatches,
+    size: (b) => b.idx.length,
+    evalInterval: stepsPerEpoch,
+    evaluate: (step) => {
+      const r = evaluateViT(model, test);
+      last = { epoch: epochOf(step), step, testLoss: r.loss, testAccuracy: r.accuracy };
+      history.push(last);
+      events.onEval?.(last);
+    },
+    checkpoint: run.out
+      ? {
+          dir: run.out,
+          save: (step) => {
+            const record = { data: run.dataPath, options: o, step, epoch: epochOf(step), history, train_seconds: trainSeconds };
+            writeDirAtomic(run.out!, { ...vitFiles(model), 'trainer.json': JSON.stringify(record, null, 2) + '\n' });
+          },
+        }
+      : undefined,
+    onCheckpoint: events.onCheckpoint,
+    onStep: (p) => {
+      trainSeconds += p.seconds;
+      window = { loss: window.loss + p.loss * p.items, right: window.right, images: window.images + p.items, seconds: window.seconds + p.seconds };
+      if (p.step % o.logInterval === 0 || p.step === maxSteps) {
         events.onStep?.({
-          step, maxSteps, epoch, lr,
+          step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr,
           loss: window.loss / window.images,
           accuracy: window.right / window.images,
           imagesPerSecond: window.images / window.seconds,
-          eta: ((maxSteps - step) * trainSeconds) / step,
+          eta: p.eta,
         });
         window = { loss: 0, right: 0, images: 0, seconds: 0 };
       }
-    }
-    const r = evaluateViT(model, test);
-    last = { epoch, step, testLoss: r.loss, testAccuracy: r.accuracy };
-    history.push(last);
-    events.onEval?.(last);
-    if (run.out) {
-      writeDirAtomic(run.out, {
-        ...vitFiles(model),
-        'trainer.json': JSON.stringify({ data: run.dataPath, options: o, step, epoch, history, train_seconds: trainSeconds }, null, 2) + '\n',
-      });
-      events.onCheckpoint?.({ step, dir: run.out });
-    }
-  }
+    },
+  });
+  const final = last as ViTEvalInfo | null;
   return {
-    epochs: last?.epoch ?? 0,
-    steps: step,
-    test_accuracy: last?.testAccuracy ?? NaN,
-    test_loss: last?.testLoss ?? NaN,
-    train_seconds: trainSeconds,
+    epochs: final?.epoch ?? 0,
+    steps: result.step,
+    test_accuracy: final?.testAccuracy ?? NaN,
+    test_loss: final?.testLoss ?? NaN,
+    train_seconds: result.seconds,
     seconds: (performance.now() - t0) / 1000,
-    images_per_s: imagesSeen / Math.max(trainSeconds, 1e-9),
+    images_per_s: result.items / Math.max(result.seconds, 1e-9),
   };
+}
+
+/** One step's images: their indices in the training set and their labels. */
+interface ImageBatch {
+  idx: Int32Array;
+  labels: Int32Array;
 }

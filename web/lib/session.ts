@@ -8,17 +8,17 @@
 import { GPT } from '../../src/models/gpt.js';
 import { parseGPTConfig, type GPTConfig } from '../../src/models/gpt_config.js';
 import { AdamW } from '../../src/optim/adamw.js';
-import { clipGradNorm } from '../../src/optim/clip.js';
 import { learningRate } from '../../src/optim/schedule.js';
-import { backward, noGrad } from '../../src/tensor/autograd.js';
-
+import { noGrad } from '../../src/tensor/autograd.js';
 import { attention, attentionWeights } from '../../src/tensor/ops/attention.js';
 import { BPETokenizer } from '../../src/tokenizers/bpe.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
 import { WordTokenizer } from '../../src/tokenizers/word.js';
-import { TokenDataset } from '../../src/train/data.js';
+import { TokenDataset, type Batch } from '../../src/train/data.js';
 import { estimateLoss } from '../../src/train/evaluate.js';
+import { nextTokenObjective } from '../../src/train/next_token.js';
+import { trainStep, type Objective } from '../../src/train/step.js';
 import { Rng } from '../../src/util/rng.js';
 import { parseSafetensors, serializeSafetensors, type TensorEntry } from '../../src/io/safetensors_codec.js';
 
@@ -91,6 +91,7 @@ export class Session {
   data: TokenDataset | null = null;
   step = 0;
   private opt: AdamW;
+  private objective: Objective<Batch>;
   private batchRng: Rng;
   private sampleRng: Rng;
 
@@ -99,6 +100,7 @@ export class Session {
     this.tokenizer = tokenizer;
     this.config = model.config;
     this.opt = new AdamW(model.namedParameters(), { lr: train.lr, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+    this.objective = nextTokenObjective(model, model.config.block_size);
     this.batchRng = new Rng(train.seed + 1);
     this.sampleRng = new Rng(train.seed + 2);
   }
@@ -149,21 +151,15 @@ export class Session {
     return this.train.batchSize * this.config.block_size;
   }
 
-  /** One AdamW step on a random batch (warm-up + cosine schedule, gradient clip 1). */
+  /** One AdamW step on a random batch (warm-up + cosine schedule, gradient clip 1): the CLI's step, one at a time. */
   trainStep(): StepResult {
     if (!this.data) throw new Error('no training text');
     const { batchSize, lr, warmupIters, maxIters } = this.train;
-    const T = this.config.block_size;
     this.model.train();
-    this.model.zeroGrad();
-    const { x, y } = this.data.batch('train', batchSize, this.batchRng);
-    const { loss } = this.model.forward(x, [batchSize, T], y);
-    const value = loss!.item();
-    backward(loss!, undefined, { freeActivations: true });
-    clipGradNorm(this.model.parameters(), 1);
-    this.opt.update(learningRate(this.step, { lr, minLr: lr / 10, warmupIters, decayIters: maxIters }));
+    const batch = this.data.batch('train', batchSize, this.batchRng);
+    const r = trainStep(this.opt, this.objective, [batch], { lr: learningRate(this.step, { lr, minLr: lr / 10, warmupIters, decayIters: maxIters }), gradClip: 1 });
     this.step++;
-    return { step: this.step, loss: value, tokens: batchSize * T };
+    return { step: this.step, loss: r.loss, tokens: batch.x.length };
   }
 
   /** Mean loss on fixed batches of each split. */

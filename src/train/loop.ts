@@ -1,0 +1,160 @@
+/**
+ * The training loop — one for every trainer (GPT, ViT, seq2seq, embedder, and
+ * whatever objective comes next).
+ *
+ * A trainer is three things handed to runTraining:
+ *   - an Objective (step.ts): a batch → a scalar loss;
+ *   - a data source: nextBatches(step), the micro-batches of each step;
+ *   - loop settings: how many steps, the learning-rate schedule, when to
+ *     evaluate, and how to evaluate and save.
+ *
+ * The loop owns what every run needs and no trainer should copy: the steps
+ * themselves (trainStep), timing, throughput and ETA, evaluation and
+ * checkpoints at the trainer's intervals, resuming from step0, and the NaN
+ * guard — a loss that stops being a number stops the run with DivergedError
+ * *before* anything is saved, so the last good checkpoint survives.
+ */
+import type { AdamW } from '../optim/adamw.js';
+import { learningRate, type ScheduleOptions } from '../optim/schedule.js';
+import { UserError } from '../util/errors.js';
+import { trainStep, type Objective } from './step.js';
+
+/** Thrown when the loss stops being a number; the last good checkpoint is kept. */
+export class DivergedError extends UserError {}
+
+/** Progress after one step, for progress bars and logs. */
+export interface LoopStep {
+  /** Steps done (1-based after the first step) and the step the run stops at. */
+  step: number;
+  maxSteps: number;
+  /** Mean loss of this step's micro-batches, and the step's learning rate and pre-clip gradient norm. */
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Tokens or examples in this step (the data source's `size`) and its wall time. */
+  items: number;
+  seconds: number;
+  /** Items per second over the steps of this call (not counting steps before a resume). */
+  itemsPerSecond: number;
+  /** Seconds left at this call's pace. */
+  eta: number;
+}
+
+/** The progress event of the token-counting trainers (GPT, seq2seq, embedder). */
+export interface StepInfo {
+  step: number;
+  maxIters: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  /** Seconds left at the current pace. */
+  eta: number;
+}
+
+/**
+ * What a trainer tells its caller (a CLI progress bar, the playground): the
+ * same four moments for every trainer, with the trainer's own start, step and
+ * evaluation records.
+ */
+export interface TrainingEvents<Start, Eval, Step = StepInfo> {
+  onStart?(info: Start): void;
+  onStep?(info: Step): void;
+  onEval?(info: Eval): void;
+  onCheckpoint?(info: { step: number; dir: string }): void;
+}
+
+export const tokenStepInfo = (p: LoopStep): StepInfo => ({
+  step: p.step, maxIters: p.maxSteps, loss: p.loss, lr: p.lr, gradNorm: p.gradNorm, tokensPerSecond: p.itemsPerSecond, eta: p.eta,
+});
+
+export interface TrainingLoop<B> {
+  opt: AdamW;
+  objective: Objective<B>;
+  /** Steps already taken (0 for a fresh run, the checkpoint's step on resume). */
+  step0?: number;
+  maxSteps: number;
+  /** The learning-rate schedule (warm-up, then cosine decay), read at each step. */
+  schedule: ScheduleOptions;
+  /** Clip the global gradient norm to this; 0 disables. */
+  gradClip: number;
+  /** The data source: the micro-batches (one, or gradAccum) of the step after `step` steps. */
+  nextBatches(step: number): B[];
+  /** Tokens or examples in one micro-batch, for throughput. */
+  size(batch: B): number;
+  /** Evaluate and checkpoint every this many steps (an epoch's, for epoch-based runs) and after the final one. */
+  evalInterval: number;
+  /**
+   * Measure held-out quality after `step` steps. Returns the losses it
+   * measured, if any: the NaN guard checks them before anything is saved.
+   */
+  evaluate(step: number): readonly number[] | void;
+  /** Where and how to save a checkpoint after `step` steps (atomically: a failed save keeps the last one). */
+  checkpoint?: { dir: string; save(step: number): void };
+  /** Where the last good checkpoint is before this call saves one (the directory resumed from). */
+  savedIn?: string;
+  onStep?(p: LoopStep): void;
+  onCheckpoint?(info: { step: number; dir: string }): void;
+}
+
+export interface LoopResult {
+  /** Steps done in all (including those before a resume), and in this call. */
+  step: number;
+  steps: number;
+  /** The last step's loss (NaN if no step ran). */
+  loss: number;
+  /** Wall time of this call's steps (evaluation and saving excluded) and their items. */
+  seconds: number;
+  items: number;
+}
+
+/**
+ * Run steps step0+1 … maxSteps. After each, report progress; at the
+ * trainer's evaluation points evaluate, then checkpoint. When no step runs
+ * (resumed at the end, or zero steps asked for) it still evaluates once so
+ * the summary has numbers, and saves only a run that did not resume (a
+ * resumed one has nothing new to save).
+ */
+export function runTraining<B>(l: TrainingLoop<B>): LoopResult {
+  const step0 = l.step0 ?? 0;
+  let step = step0;
+  let savedIn = l.savedIn;
+  let loss = NaN;
+  let seconds = 0;
+  let items = 0;
+  let evaluatedAt = -1;
+  const evaluateAndSave = (save: boolean): void => {
+    const losses = l.evaluate(step) ?? [];
+    if (losses.some((v) => !Number.isFinite(v))) throw diverged(`in the evaluation after step ${step}`, savedIn);
+    evaluatedAt = step;
+    if (save && l.checkpoint) {
+      l.checkpoint.save(step);
+      savedIn = l.checkpoint.dir;
+      l.onCheckpoint?.({ step, dir: savedIn });
+    }
+  };
+
+  while (step < l.maxSteps) {
+    const t0 = performance.now();
+    const lr = learningRate(step, l.schedule);
+    const batches = l.nextBatches(step);
+    const r = trainStep(l.opt, l.objective, batches, { lr, gradClip: l.gradClip });
+    if (!Number.isFinite(r.loss)) throw diverged(`at step ${step + 1}`, savedIn);
+    step++;
+    const dt = (performance.now() - t0) / 1000;
+    const n = batches.reduce((sum, b) => sum + l.size(b), 0);
+    loss = r.loss;
+    seconds += dt;
+    items += n;
+    const taken = step - step0;
+    l.onStep?.({ step, maxSteps: l.maxSteps, loss, lr, gradNorm: r.gradNorm, items: n, seconds: dt, itemsPerSecond: items / seconds, eta: ((l.maxSteps - step) * seconds) / taken });
+    if (step % l.evalInterval === 0 || step === l.maxSteps) evaluateAndSave(true);
+  }
+  if (evaluatedAt !== step) evaluateAndSave(step0 === 0);
+  return { step, steps: step - step0, loss, seconds, items };
+}
+
+function diverged(where: string, savedIn: string | undefined): DivergedError {
+  const kept = savedIn ? ` The last good checkpoint is kept in ${savedIn}.` : '';
+  return new DivergedError(`training diverged: loss is not finite ${where} (try a lower --lr).${kept}`);
+}
