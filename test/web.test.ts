@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { servePlayground } from '../src/cli/web.js';
 import { fablesCorpus } from '../src/data/fables.js';
-import { loadModel, modelFiles } from '../src/io/model_dir.js';
+import { loadGPT, modelFiles } from '../src/io/model_dir.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { decodeSafetensors, encodeSafetensors } from '../web/lib/safetensors.js';
@@ -99,7 +99,7 @@ describe('playground session (web/lib, what the worker runs)', () => {
     assert.equal(files['tokenizer.json'], cli['tokenizer.json']);
     // the CLI loads what the page saves
     for (const [name, content] of Object.entries(files)) writeFileSync(join(work, name), content);
-    const loaded = loadModel(work);
+    const loaded = loadGPT(work);
     assert.deepEqual(loaded.model.wte.weight.data, s.model.wte.weight.data);
     // and the page loads it back, weights and all
     const again = Session.fromFiles(files, TRAIN);

@@ -19,7 +19,7 @@ export class KVCache {
   /** Slots filled so far, the same for every row. */
   length = 0;
 
-  constructor(config: GPTConfig, batch: number, capacity: number = config.block_size) {
+  constructor(config: Pick<GPTConfig, 'n_layer' | 'n_embd' | 'block_size'>, batch: number, capacity: number = config.block_size) {
     if (capacity > config.block_size) throw new Error(`KV cache of ${capacity} positions exceeds block_size ${config.block_size}`);
     this.batch = batch;
     this.capacity = capacity;
