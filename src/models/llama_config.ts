@@ -139,6 +139,9 @@ export function llamaConfigFromHF(hf: Record<string, unknown>, source: string): 
     const arch = (Array.isArray(hf.architectures) ? hf.architectures[0] : undefined) ?? hf.model_type ?? 'unknown';
     throw new UserError(`${source}: architecture "${String(arch)}" is not supported (attn knows ${Object.keys(HF_LLAMA_ARCHITECTURES).join(', ')} and gpt2)`);
   }
+  for (const key of ['num_hidden_layers', 'num_attention_heads', 'hidden_size', 'intermediate_size', 'vocab_size']) {
+    if (typeof hf[key] !== 'number') throw new UserError(`${source}: ${key} is ${hf[key] === undefined ? 'missing' : `not a number (${JSON.stringify(hf[key])})`}`);
+  }
   const act = hf.hidden_act ?? 'silu';
   if (act !== 'silu') throw new UserError(`${source}: hidden_act "${String(act)}" is not supported (attn's Llama MLP uses silu)`);
   const heads = hf.num_attention_heads as number;
