@@ -6,11 +6,15 @@ export { Module, Parameter } from './nn/module.js';
 export { Linear } from './nn/linear.js';
 export { Embedding } from './nn/embedding.js';
 export { LayerNorm } from './nn/layernorm.js';
+export { RMSNorm } from './nn/rmsnorm.js';
 export { Dropout } from './nn/dropout.js';
 export { CausalSelfAttention, type AttentionConfig } from './nn/attention.js';
 export { MLP } from './nn/mlp.js';
 export { Block } from './nn/block.js';
 export { GPT, type GPTOutput } from './models/gpt.js';
+export { Llama } from './models/llama.js';
+export type { CausalLM, CausalLMOutput } from './models/causal_lm.js';
+export { LlamaConfigSchema, parseLlamaConfig, llamaConfigFromHF, type LlamaConfig, type LlamaConfigInput } from './models/llama_config.js';
 export { GPTConfigSchema, parseGPTConfig, type GPTConfig, type GPTConfigInput } from './models/gpt_config.js';
 export {
   CharTokenizer, WordTokenizer, BPETokenizer, trainBPE, tokenizerFromJSON, loadTokenizerFile, loadDirTokenizer, buildTokenizer, streamDecoder,
@@ -41,7 +45,7 @@ export * from './io/safetensors.js';
 export { runReferenceCheck, type ReferenceReport, type GroupResult } from './reference/check.js';
 export { fablesCorpus } from './data/fables.js';
 export { Rng, type RngState } from './util/rng.js';
-export { planModel, formatPlan, type ModelPlan, type PlanConfig, type PlanOptions } from './plan/index.js';
+export { planModel, formatPlan, type ModelPlan, type PlanConfig, type PlanOptions, planLlama, formatLlamaPlan, type LlamaPlan } from './plan/index.js';
 export { MultiHeadAttention, type MultiHeadAttentionConfig, type AttendOptions } from './nn/multihead_attention.js';
 export { EncoderLayer, addAndNorm, type EncoderLayerConfig, type NormPlacement } from './nn/encoder_layer.js';
 export { FeedForward, type FeedForwardConfig, type Activation } from './nn/feed_forward.js';
