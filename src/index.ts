@@ -6,12 +6,16 @@ export { Module, Parameter } from './nn/module.js';
 export { Linear } from './nn/linear.js';
 export { Embedding } from './nn/embedding.js';
 export { LayerNorm } from './nn/layernorm.js';
+export { RMSNorm } from './nn/rmsnorm.js';
 export { Dropout } from './nn/dropout.js';
 export { AttentionLayer, CausalSelfAttention, MultiHeadAttention, interleavedRope, type AttentionConfig, type MultiHeadAttentionConfig, type AttentionCall, type Attend, type PositionRotation } from './nn/attention.js';
 export { FeedForwardLayer, MLP, FeedForward, GatedFeedForward, type FeedForwardConfig, type Activation } from './nn/feed_forward.js';
 export { residual, type Norm, type NormPlacement } from './nn/residual.js';
 export { Block } from './nn/block.js';
 export { GPT, type GPTOutput } from './models/gpt.js';
+export { Llama } from './models/llama.js';
+export type { CausalLM, CausalLMOutput } from './models/causal_lm.js';
+export { LlamaConfigSchema, parseLlamaConfig, llamaConfigFromHF, type LlamaConfig, type LlamaConfigInput } from './models/llama_config.js';
 export { GPTConfigSchema, parseGPTConfig, type GPTConfig, type GPTConfigInput } from './models/gpt_config.js';
 export {
   CharTokenizer, WordTokenizer, BPETokenizer, trainBPE, tokenizerFromJSON, loadTokenizerFile, loadDirTokenizer, buildTokenizer, streamDecoder,
@@ -48,7 +52,7 @@ export * from './io/safetensors.js';
 export { runReferenceCheck, type ReferenceReport, type GroupResult } from './reference/check.js';
 export { fablesCorpus } from './data/fables.js';
 export { Rng, type RngState } from './util/rng.js';
-export { planModel, formatPlan, type ModelPlan, type PlanConfig, type PlanOptions } from './plan/index.js';
+export { planModel, formatPlan, type ModelPlan, type PlanConfig, type PlanOptions, planLlama, formatLlamaPlan, type LlamaPlan } from './plan/index.js';
 export { EncoderLayer, type EncoderLayerConfig } from './nn/encoder_layer.js';
 export { PositionalEncoding, sinusoidalTable, type PositionEncoding } from './nn/positional.js';
 export { ViT, type ViTOutput } from './models/vit.js';

@@ -3,7 +3,7 @@ import { Rng } from '../src/util/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import {
   add, concat, crossEntropy, div, dropout, embedding, exp, gelu, layerNorm, linear, log, matmul, mean,
-  mul, relu, reshape, attention, slice, softmax, split, sub, sum, tanh, transpose,
+  mul, relu, reshape, rmsNorm, silu, attention, slice, softmax, split, sub, sum, tanh, transpose,
 } from '../src/tensor/index.js';
 import { gradCheck, randn } from './helpers.js';
 
@@ -69,11 +69,12 @@ describe('finite-difference gradient checks for every op', () => {
     gradCheck(() => split(x, 2, -1)[1]!, [x]);
   });
 
-  it('exp, log, relu, tanh, gelu', () => {
+  it('exp, log, relu, tanh, gelu, silu', () => {
     const x = randn([10], rng);
     gradCheck(() => exp(x), [x]);
     gradCheck(() => tanh(x), [x]);
     gradCheck(() => gelu(x), [x]);
+    gradCheck(() => silu(x), [x]);
     // Keep relu's inputs away from its kink at 0, and log's inputs positive.
     const away = new Tensor(Float32Array.from(x.data, (v) => (v >= 0 ? v + 0.1 : v - 0.1)), [10], true);
     gradCheck(() => relu(away), [away]);
@@ -106,6 +107,13 @@ describe('finite-difference gradient checks for every op', () => {
     const b = randn([6], rng);
     gradCheck(() => layerNorm(x, w, b), [x, w, b]);
     gradCheck(() => layerNorm(x, null, null), [x]);
+  });
+
+  it('RMS norm with and without a weight', () => {
+    const x = randn([4, 6], rng, 2);
+    const w = randn([6], rng);
+    gradCheck(() => rmsNorm(x, w, 1e-5), [x, w]);
+    gradCheck(() => rmsNorm(x, null), [x]);
   });
 
   it('dropout (same seeded mask at every probe)', () => {

@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadModel } from '../src/io/model_dir.js';
+import { loadGPT } from '../src/io/model_dir.js';
 import { readSafetensors, writeSafetensors, type TensorEntry } from '../src/io/safetensors.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { hasShared, REFERENCE_DIR, referenceSkip } from './helpers.js';
@@ -21,7 +21,7 @@ function variant(edit: (t: Map<string, TensorEntry>) => Map<string, TensorEntry>
   return dir;
 }
 
-const logitsOf = (dir: string): Float32Array => noGrad(() => loadModel(dir).model.forward(ids, [1, 8]).logits.data);
+const logitsOf = (dir: string): Float32Array => noGrad(() => loadGPT(dir).model.forward(ids, [1, 8]).logits.data);
 
 describe('Hugging Face GPT-2 directories', { skip }, () => {
   const base = logitsOf(REFERENCE_DIR);
@@ -55,7 +55,7 @@ describe('Hugging Face GPT-2 directories', { skip }, () => {
       [variant((t) => t, (c) => ({ ...c, activation_function: 'relu' })), /activation_function "relu" is not supported/],
     ];
     for (const [dir, pattern] of cases) {
-      assert.throws(() => loadModel(dir), pattern);
+      assert.throws(() => loadGPT(dir), pattern);
       rmSync(dir, { recursive: true });
     }
   });

@@ -13,7 +13,7 @@ import { perplexity } from '../src/eval/perplexity.js';
 import { writeDirAtomic } from '../src/io/atomic.js';
 import { UserError } from '../src/util/errors.js';
 import { pullModel } from '../src/io/hf_pull.js';
-import { loadModel, modelFiles } from '../src/io/model_dir.js';
+import { loadGPT, modelFiles } from '../src/io/model_dir.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
@@ -59,8 +59,8 @@ describe('export to Hugging Face GPT-2 layout', () => {
       const src = savedModel(`m-${tokName}`, tok, bias);
       const out = join(work, `hf-${tokName}`);
       const notes = runExport({ model: src, to: 'hf', out });
-      const a = loadModel(src);
-      const b = loadModel(out);
+      const a = loadGPT(src);
+      const b = loadGPT(out);
       assert.equal(b.source, 'hf-gpt2');
       const ids = Array.from(tok.encode('The fox and the crow'));
       assert.deepEqual(logits(b.model, ids), logits(a.model, ids));
@@ -91,14 +91,14 @@ describe('export to Hugging Face GPT-2 layout', () => {
     const r = spawnSync('/usr/bin/python3', [resolve(process.cwd(), 'test/python/gpt2_logits.py'), out, ...ids.map(String)], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const theirs = (JSON.parse(r.stdout) as number[][]).flat();
-    assertClose(logits(loadModel(src).model, ids), theirs, 1e-4, 'attn vs PyTorch');
+    assertClose(logits(loadGPT(src).model, ids), theirs, 1e-4, 'attn vs PyTorch');
   });
 
   it('round trip of the GPT-2 reference model is exact', { skip: referenceSkip(!hasShared(REFERENCE_DIR) && 'reference dir absent') }, () => {
     const out = join(work, 'ref-export');
     runExport({ model: REFERENCE_DIR, to: 'hf', out });
-    const a = loadModel(REFERENCE_DIR).model;
-    const b = loadModel(out).model;
+    const a = loadGPT(REFERENCE_DIR).model;
+    const b = loadGPT(out).model;
     const ids = [1, 5, 9, 2, 7, 3];
     assert.deepEqual(logits(b, ids), logits(a, ids));
   });
@@ -114,20 +114,20 @@ describe('int8 quantization', () => {
     assert.equal(file.tensors.get('h.0.mlp.c_fc.weight')!.dtype, 'I8');
     assert.deepEqual(file.tensors.get('h.0.mlp.c_fc.weight.scale')!.shape, [64]);
     assert.equal(file.tensors.get('wpe.weight')!.dtype, 'F32');
-    const q = loadModel(out).model;
+    const q = loadGPT(out).model;
     assert.ok(isQuantized(q));
     const ids = Array.from(chars.encode('The fox'));
     const viaInt8 = logits(q, ids);
     dequantize(q); // the same weights, dequantized, through the fp32 kernels
     assertClose(viaInt8, logits(q, ids), 1e-5, 'int8 kernels vs dequantized fp32');
-    const orig = logits(loadModel(src).model, ids);
+    const orig = logits(loadGPT(src).model, ids);
     const maxDiff = Math.max(...orig.map((v, i) => Math.abs(v - viaInt8[i]!)));
     assert.ok(maxDiff > 0 && maxDiff < 0.05, `quantization error ${maxDiff}`);
     assert.throws(() => runQuantize({ model: out, out: join(work, 'q2') }), /already quantized/);
   });
 
   it('quantize rounds each row to its own scale', () => {
-    const m = loadModel(savedModel('q-rows', chars, false)).model;
+    const m = loadGPT(savedModel('q-rows', chars, false)).model;
     const w = Float32Array.from((m.h[0]!.mlp.c_proj as Linear).weight.data);
     quantize(m);
     const q = (m.h[0]!.mlp.c_proj as QuantizedLinear).weight;
@@ -143,7 +143,7 @@ describe('int8 quantization', () => {
 
 describe('perplexity', () => {
   it('non-overlapping windows score every token once, as a direct computation does', () => {
-    const m = loadModel(savedModel('ppl', chars, true, 16)).model;
+    const m = loadGPT(savedModel('ppl', chars, true, 16)).model;
     const ids = chars.encode(text.slice(0, 97)); // 96 targets: six full windows of 16
     const r = perplexity(m, ids, { batchSize: 3 });
     assert.equal(r.tokens, ids.length - 1);
@@ -183,11 +183,11 @@ describe('fine-tuning with train --init', () => {
     const out = join(work, 'init-out');
     const r = attn(['train', '--init', hf, '--data', 'ft.txt', '--out', out, '--max-iters', '3', '--block-size', '16', '--batch-size', '2', '--eval-iters', '1', '--warmup-iters', '1', '--backend', 'js']);
     assert.equal(r.code, 0, r.stderr);
-    const tuned = loadModel(out);
-    assert.deepEqual(tuned.config, { ...loadModel(hf).config });
+    const tuned = loadGPT(out);
+    assert.deepEqual(tuned.config, { ...loadGPT(hf).config });
     assert.deepEqual(tuned.tokenizer!.encode(text.slice(0, 300)), bpe.encode(text.slice(0, 300)));
     // Three small steps from the pretrained weights: close to them, not equal, nowhere near a random init.
-    const a = loadModel(src).model.h[0]!.mlp.c_fc.weight.data;
+    const a = loadGPT(src).model.h[0]!.mlp.c_fc.weight.data;
     const b = tuned.model.h[0]!.mlp.c_fc.weight.data;
     let d = 0;
     for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
@@ -237,7 +237,7 @@ describe('attn pull from a local hub', () => {
     const files = await pullModel({ name: 'me/tiny', out, endpoint });
     assert.deepEqual(files.sort(), ['config.json', 'merges.txt', 'model.safetensors', 'tokenizer_config.json', 'vocab.json']);
     const ids = [1, 2, 3, 4];
-    assert.deepEqual(logits(loadModel(out).model, ids), logits(loadModel(join(repo, 'me', 'tiny')).model, ids));
+    assert.deepEqual(logits(loadGPT(out).model, ids), logits(loadGPT(join(repo, 'me', 'tiny')).model, ids));
     // Asynchronously: the server answering the child runs in this process.
     const child = spawn(process.execPath, [CLI, 'pull', 'me/tiny', '--out', 'pulled-cli', '--endpoint', endpoint], { cwd: work });
     let stderr = '';

@@ -89,7 +89,7 @@ for (const isa of isas.length ? isas : ['none']) {
     });
 
     // The larger shape is split across threads (partial sums combined) on a multi-core machine.
-    for (const [rows, cols] of [[37, 129], [600, 257]] as const) it(`layer norm, GELU, softmax, cross-entropy, embedding, AdamW (${rows}×${cols})`, () => {
+    for (const [rows, cols] of [[37, 129], [600, 257]] as const) it(`layer norm, RMS norm, GELU, SiLU, softmax, cross-entropy, embedding, AdamW (${rows}×${cols})`, () => {
       const x = rand(rows * cols),
         w = rand(cols),
         bias = rand(cols),
@@ -109,6 +109,31 @@ for (const isa of isas.length ? isas : ['none']) {
           return [out, dx, dw, db];
         });
         lj.forEach((t, i) => assertClose(ln[i]!, t, 1e-4, `layernorm ${i} accumulate ${accumulate}`));
+
+        const [rj, rn] = bothBackends((b) => {
+          const out = new Float32Array(rows * cols),
+            rstd = new Float32Array(rows);
+          b.rmsNormForward(x, w, out, rstd, rows, cols, 1e-5);
+          const dx = Float32Array.from(junk),
+            dw = Float32Array.from(w); // dW accumulates: start from non-zero values
+          b.rmsNormBackward(x, w, rstd, dy, dx, dw, rows, cols, accumulate);
+          const out0 = new Float32Array(rows * cols),
+            dx0 = Float32Array.from(junk);
+          b.rmsNormForward(x, null, out0, rstd, rows, cols, 1e-6);
+          b.rmsNormBackward(x, null, rstd, dy, dx0, null, rows, cols, accumulate);
+          return [out, rstd, dx, dw, out0, dx0];
+        });
+        rj.forEach((t, i) => assertClose(rn[i]!, t, 1e-4, `rmsnorm ${i} accumulate ${accumulate}`));
+
+        const [sj, sn] = bothBackends((b) => {
+          const xs = Float32Array.from(x, (v, i) => (i % 97 === 0 ? v * 40 : v)); // some large |x|: σ saturates
+          const y = new Float32Array(x.length),
+            dx = Float32Array.from(junk);
+          b.unary('silu', xs, y);
+          b.unaryBackward('silu', xs, y, dy, dx, accumulate);
+          return [y, dx];
+        });
+        sj.forEach((t, i) => assertClose(sn[i]!, t, 1e-5, `silu ${i} accumulate ${accumulate}`));
 
         const [gj, gn] = bothBackends((b) => {
           const y = new Float32Array(x.length),

@@ -7,7 +7,7 @@ import { setBackend } from '../src/backend/index.js';
 import { forwardCached } from '../src/generate/cached_forward.js';
 import { KVCache } from '../src/generate/kv_cache.js';
 import { writeDirAtomic } from '../src/io/atomic.js';
-import { loadModel, modelFiles } from '../src/io/model_dir.js';
+import { loadModel, loadGPT, modelFiles } from '../src/io/model_dir.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { Linear } from '../src/nn/linear.js';
@@ -81,7 +81,7 @@ describe('QuantizedLinear', () => {
     quantize(m);
     const dir = join(work, 'int8');
     writeDirAtomic(dir, modelFiles(m, tokenizer));
-    const loaded = loadModel(dir).model;
+    const loaded = loadGPT(dir).model;
     assert.ok(isQuantized(loaded));
     for (const [name, layer] of m.namedModules()) {
       if (!(layer instanceof QuantizedLinear)) continue;
@@ -103,7 +103,7 @@ describe('QuantizedLinear', () => {
     const m = new GPT(config, new Rng(6)).eval();
     const dir = join(work, 'fp32');
     writeDirAtomic(dir, modelFiles(m, tokenizer));
-    const loaded = loadModel(dir).model;
+    const loaded = loadGPT(dir).model;
     assert.ok(!isQuantized(loaded));
     assertClose(logits(loaded, [2, 3]), logits(m, [2, 3]), 0, 'same logits');
     for (const [name, p] of loaded.namedParameters()) assert.equal(p.size, p.shape.reduce((a, b) => a * b, 1), name);

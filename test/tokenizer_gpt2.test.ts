@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { getEncoding, type Tiktoken } from 'js-tiktoken';
 import { gpt2FromJsTiktoken } from '../src/bench/tokenizers.js';
-import { loadModel } from '../src/io/model_dir.js';
+import { loadGPT } from '../src/io/model_dir.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { BPETokenizer, bpeFromGPT2Files, bytesToUnicode, loadDirTokenizer, loadTokenizerFile, trainBPE, type Tokenizer } from '../src/tokenizers/index.js';
 import { hasShared, REFERENCE_DIR, referenceSkip, SHAKESPEARE } from './helpers.js';
@@ -139,7 +139,7 @@ describe('Hugging Face GPT-2 model directories carry their tokenizer', { skip: r
     const dir = join(work, 'hf-model');
     cpSync(REFERENCE_DIR, dir, { recursive: true });
     cpSync(join(work, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-    assert.throws(() => loadModel(dir), /tokenizer has 50257 tokens but the model's vocab_size is 101/);
+    assert.throws(() => loadGPT(dir), /tokenizer has 50257 tokens but the model's vocab_size is 101/);
     // Widen the reference model's embedding to GPT-2's 50257 rows.
     const f = readSafetensors(join(dir, 'model.safetensors'));
     const wteName = [...f.tensors.keys()].find((n) => n.endsWith('wte.weight'))!;
@@ -150,7 +150,7 @@ describe('Hugging Face GPT-2 model directories carry their tokenizer', { skip: r
     writeSafetensors(join(dir, 'model.safetensors'), f.tensors, f.metadata);
     const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, vocab_size: 50257 }));
-    const { tokenizer, source } = loadModel(dir);
+    const { tokenizer, source } = loadGPT(dir);
     assert.equal(source, 'hf-gpt2');
     assert.deepEqual(Array.from(tokenizer!.encode('Hello world')), oracle.encode('Hello world'));
   });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { servePlayground } from '../src/cli/web.js';
 import { fablesCorpus } from '../src/data/fables.js';
-import { loadModel, modelFiles } from '../src/io/model_dir.js';
+import { loadGPT, modelFiles } from '../src/io/model_dir.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors_codec.js';
 import { Session } from '../web/lib/session.js';
@@ -98,7 +98,7 @@ describe('playground session (web/lib, what the worker runs)', () => {
     assert.equal(files['tokenizer.json'], cli['tokenizer.json']);
     // the CLI loads what the page saves
     for (const [name, content] of Object.entries(files)) writeFileSync(join(work, name), content);
-    const loaded = loadModel(work);
+    const loaded = loadGPT(work);
     assert.deepEqual(loaded.model.wte.weight.data, s.model.wte.weight.data);
     // and the page loads it back, weights and all
     const again = Session.fromFiles(files, TRAIN);

@@ -45,6 +45,28 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value RmsNormForward(const Napi::CallbackInfo& info) {
+  attn::rmsnorm_forward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), I(info, 4), I(info, 5), R(info, 6));
+  return info.Env().Undefined();
+}
+
+Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
+  attn::rmsnorm_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), I(info, 6), I(info, 7), B(info, 8));
+  return info.Env().Undefined();
+}
+
+Napi::Value SiluForward(const Napi::CallbackInfo& info) {
+  auto x = info[0].As<Napi::Float32Array>();
+  attn::silu_forward(x.Data(), F(info, 1), (long)x.ElementLength());
+  return info.Env().Undefined();
+}
+
+Napi::Value SiluBackward(const Napi::CallbackInfo& info) {
+  auto x = info[0].As<Napi::Float32Array>();
+  attn::silu_backward(x.Data(), F(info, 1), F(info, 2), (long)x.ElementLength(), B(info, 3));
+  return info.Env().Undefined();
+}
+
 Napi::Value GeluForward(const Napi::CallbackInfo& info) {
   auto x = info[0].As<Napi::Float32Array>();
   attn::gelu_forward(x.Data(), F(info, 1), (long)x.ElementLength());
@@ -219,6 +241,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("layerNormForward", Napi::Function::New(env, LayerNormForward));
   exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward));
+  exports.Set("rmsNormForward", Napi::Function::New(env, RmsNormForward));
+  exports.Set("rmsNormBackward", Napi::Function::New(env, RmsNormBackward));
+  exports.Set("siluForward", Napi::Function::New(env, SiluForward));
+  exports.Set("siluBackward", Napi::Function::New(env, SiluBackward));
   exports.Set("geluForward", Napi::Function::New(env, GeluForward));
   exports.Set("geluBackward", Napi::Function::New(env, GeluBackward));
   exports.Set("softmaxForward", Napi::Function::New(env, SoftmaxForward));

@@ -51,6 +51,37 @@ void layernorm_backward(const float* x, const float* w, const float* mean, const
   }
 }
 
+void rmsnorm_forward(const float* x, const float* w, float* out, float* rstd, int rows, int cols, float eps) {
+  const VecKernels& k = vec();
+  parallel_range(rows, 64, [&](long lo, long hi) { k.rmsnorm_forward(x, w, out, rstd, lo, hi, cols, eps); });
+}
+
+void rmsnorm_backward(const float* x, const float* w, const float* rstd, const float* dy, float* dx, float* dw, int rows, int cols, bool acc) {
+  // As layernorm_backward: dx rows are independent, dw sums over rows in per-chunk partial sums.
+  const int threads = pool().size();
+  const long chunks = std::max(1L, std::min<long>(threads, rows / 64));
+  std::vector<float> part((size_t)chunks * cols, 0.f);
+  const VecKernels& k = vec();
+  auto body = [&](int c, int) {
+    const long lo = (long)rows * c / chunks, hi = (long)rows * (c + 1) / chunks;
+    k.rmsnorm_backward(x, w, rstd, dy, dx, part.data() + (size_t)c * cols, lo, hi, cols, acc);
+  };
+  if (chunks == 1) body(0, 0); else pool().run((int)chunks, body);
+  if (dw)
+    for (long c = 0; c < chunks; c++)
+      for (int j = 0; j < cols; j++) dw[j] += part[(size_t)c * cols + j];
+}
+
+void silu_forward(const float* x, float* out, long n) {
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 14, [&](long lo, long hi) { k.silu_forward(x, out, lo, hi); });
+}
+
+void silu_backward(const float* x, const float* dy, float* dx, long n, bool acc) {
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 14, [&](long lo, long hi) { k.silu_backward(x, dy, dx, lo, hi, acc); });
+}
+
 void gelu_forward(const float* x, float* out, long n) {
   const VecKernels& k = vec();
   parallel_range(n, 1 << 14, [&](long lo, long hi) { k.gelu_forward(x, out, lo, hi); });

@@ -9,6 +9,12 @@ void layernorm_forward(const float* x, const float* w, const float* b, float* ou
 void layernorm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw, float* db, int rows, int cols,
                         bool acc);
 
+void rmsnorm_forward(const float* x, const float* w, float* out, float* rstd, int rows, int cols, float eps);
+void rmsnorm_backward(const float* x, const float* w, const float* rstd, const float* dy, float* dx, float* dw, int rows, int cols, bool acc);
+
+void silu_forward(const float* x, float* out, long n);
+void silu_backward(const float* x, const float* dy, float* dx, long n, bool acc);
+
 void gelu_forward(const float* x, float* out, long n);
 void gelu_backward(const float* x, const float* dy, float* dx, long n, bool acc);
 

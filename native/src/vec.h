@@ -37,6 +37,13 @@ struct VecKernels {
   // Attention tiles (attention.cc): softmax in place with each row's log-sum-exp, and its backward.
   void (*softmax_tile)(float* s, int rows, int cols, int i0, bool causal, float* lse);
   void (*softmax_tile_backward)(const float* p, float* dp, int rows, int cols, const float* dout, const float* out, long ld, int D);
+  // RMSNorm (Llama): out = w·x·rstd with rstd = 1/√(mean(x²) + eps); backward writes this chunk's dW sums to pw.
+  void (*rmsnorm_forward)(const float* x, const float* w, float* out, float* rstd, long lo, long hi, int cols, float eps);
+  void (*rmsnorm_backward)(const float* x, const float* w, const float* rstd, const float* dy, float* dx, float* pw, long lo, long hi,
+                           int cols, bool acc);
+  // SiLU x·σ(x) (the SwiGLU gate) and dx (+)= dy·silu'(x).
+  void (*silu_forward)(const float* x, float* out, long lo, long hi);
+  void (*silu_backward)(const float* x, const float* dy, float* dx, long lo, long hi, bool acc);
 };
 
 const VecKernels& vec();

@@ -118,7 +118,8 @@ export interface AdamWHyper {
 /** Opaque state from attentionForward to attentionBackward of the same backend. */
 export type AttentionSaved = unknown;
 
-export type UnaryOp = 'exp' | 'log' | 'relu' | 'gelu' | 'tanh' | 'neg' | 'sqrt';
+/** silu: x·σ(x), the SwiGLU MLP's gate (Llama). */
+export type UnaryOp = 'exp' | 'log' | 'relu' | 'gelu' | 'silu' | 'tanh' | 'neg' | 'sqrt';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 
 export interface Backend {
@@ -143,6 +144,11 @@ export interface Backend {
   layerNormForward(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
   /** dx += (or, accumulate false, =) the input gradient; dWeight and dBias always accumulate. */
   layerNormBackward(x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dWeight: Float32Array | null, dBias: Float32Array | null, rows: number, cols: number, accumulate: boolean): void;
+
+  /** RMSNorm: out = w·x/√(mean(x²) + eps) per row; rstd receives each row's 1/√(mean(x²) + eps). */
+  rmsNormForward(x: Float32Array, weight: Float32Array | null, out: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+  /** dx += (or, accumulate false, =) the input gradient; dWeight always accumulates. */
+  rmsNormBackward(x: Float32Array, weight: Float32Array | null, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dWeight: Float32Array | null, rows: number, cols: number, accumulate: boolean): void;
 
   embeddingForward(weight: Float32Array, ids: Int32Array, out: Float32Array, dim: number): void;
   embeddingBackward(dOut: Float32Array, ids: Int32Array, dWeight: Float32Array, dim: number): void;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { perplexity } from '../eval/perplexity.js';
 import { UserError } from '../util/errors.js';
-import { loadModel } from '../io/model_dir.js';
+import { loadGPT } from '../io/model_dir.js';
 import { parseTrainOptions } from '../train/options.js';
 import { train } from '../train/trainer.js';
 import { readTextFile } from '../io/read_text.js';
@@ -28,7 +28,7 @@ export function benchRecipe(textPath: string, seed: number, overrides: { maxIter
     const t0 = performance.now();
     const summary = train({ text, dataPath: textPath, options: parseTrainOptions({ seed, ...overrides }), out });
     const seconds = (performance.now() - t0) / 1000;
-    const { model, tokenizer } = loadModel(out);
+    const { model, tokenizer } = loadGPT(out, 'attn bench');
     const ids = tokenizer!.encode(text);
     const val = ids.subarray(Math.floor(ids.length * 0.9)); // attn train's split
     const full = perplexity(model, val, { batchSize: 16 }).loss;

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { hfFiles } from '../io/hf_export.js';
-import { loadModel } from '../io/model_dir.js';
+import { loadGPT } from '../io/model_dir.js';
 import { dequantize } from '../nn/quantized_linear.js';
 
 /** Refuse to replace a directory that does not look like a model: it may hold the user's files. */
@@ -18,7 +18,7 @@ export function checkOutDir(out: string, flag = '--out'): void {
 export function runExport(o: { model: string; to: string; out: string }): string[] {
   if (o.to !== 'hf') throw new UserError(`--to ${o.to}: only "hf" (Hugging Face GPT-2 layout) is supported`);
   checkOutDir(o.out);
-  const { model, tokenizer } = loadModel(o.model);
+  const { model, tokenizer } = loadGPT(o.model, 'attn export');
   dequantize(model); // GPT-2's format holds fp32 matrices: an int8 model exports its dequantized weights
   const { files, notes } = hfFiles(model, tokenizer);
   writeDirAtomic(o.out, files);

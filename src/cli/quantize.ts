@@ -1,14 +1,14 @@
 import { Command } from 'commander';
 import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
-import { loadModel, modelFiles } from '../io/model_dir.js';
+import { loadGPT, modelFiles } from '../io/model_dir.js';
 import { isQuantized, quantize } from '../nn/quantized_linear.js';
 import { checkOutDir } from './export.js';
 
 /** Quantize a model's matrices to int8 (per output channel) and save it as an attn model directory. */
 export function runQuantize(o: { model: string; out: string }): { params: number; bytes: number } {
   checkOutDir(o.out);
-  const { model, tokenizer } = loadModel(o.model);
+  const { model, tokenizer } = loadGPT(o.model, 'attn quantize');
   if (isQuantized(model)) throw new UserError(`${o.model} is already quantized`);
   const params = model.numParameters();
   quantize(model); // every Linear (and the tied head) becomes a QuantizedLinear

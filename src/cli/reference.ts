@@ -5,7 +5,7 @@ import { useBackend, withBackendFlags } from './backend_flags.js';
 export function referenceCommand(): Command {
   return withBackendFlags(new Command('reference'))
     .description('check logits, loss, gradients, one AdamW step and greedy ids against PyTorch\'s numbers in DIR/expected.safetensors')
-    .argument('<dir>', 'Hugging Face GPT-2 layout directory with expected.safetensors')
+    .argument('<dir>', 'Hugging Face GPT-2, Llama or Qwen2 directory with expected.safetensors')
     .action((dir: string, opts: { backend?: string; threads?: number }) => {
       console.log(`backend: ${useBackend(opts).description}`);
       const report = runReferenceCheck(dir);

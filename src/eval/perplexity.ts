@@ -1,5 +1,5 @@
 import { UserError } from '../util/errors.js';
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 
 export interface PerplexityOptions {
@@ -29,7 +29,7 @@ export interface PerplexityResult {
  * tokens before it in its window. Every token after the first is scored
  * exactly once.
  */
-export function perplexity(model: GPT, ids: Int32Array, opts: PerplexityOptions = {}): PerplexityResult {
+export function perplexity(model: CausalLM, ids: Int32Array, opts: PerplexityOptions = {}): PerplexityResult {
   const T = opts.window ?? model.config.block_size;
   const stride = opts.stride ?? T;
   const batch = opts.batchSize ?? 4;

@@ -17,6 +17,8 @@ export interface KVCacheShape {
   n_head: number;
   /** Key/value heads (default n_head): the cache shrinks by n_head / n_kv_head. */
   n_kv_head?: number;
+  /** Width of one head (default n_embd / n_head). */
+  head_dim?: number;
   block_size: number;
 }
 
@@ -44,7 +46,7 @@ export class KVCache {
     this.batch = batch;
     this.capacity = capacity;
     this.start = new Int32Array(batch);
-    const width = (config.n_embd / config.n_head) * (config.n_kv_head ?? config.n_head);
+    const width = (config.head_dim ?? config.n_embd / config.n_head) * (config.n_kv_head ?? config.n_head);
     const size = batch * capacity * width;
     this.layers = Array.from({ length: config.n_layer }, () => ({ k: new Float32Array(size), v: new Float32Array(size), cap: capacity, past: 0, start: this.start }));
   }

@@ -1,4 +1,4 @@
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { streamDecoder, type Tokenizer } from '../tokenizers/tokenizer.js';
 import { BatchDecoder, type GenerateOptions } from './engine.js';
 import { StopStrings } from './stop_strings.js';
@@ -24,7 +24,7 @@ export interface TextChunk {
  * iterator of chunks, yielding to the event loop between steps so a server
  * or UI stays responsive. Prompts are encoded with special tokens allowed.
  */
-export async function* streamText(model: GPT, tokenizer: Tokenizer, prompts: string | readonly string[], opts: TextGenerateOptions): AsyncGenerator<TextChunk> {
+export async function* streamText(model: CausalLM, tokenizer: Tokenizer, prompts: string | readonly string[], opts: TextGenerateOptions): AsyncGenerator<TextChunk> {
   const texts = typeof prompts === 'string' ? [prompts] : prompts;
   const ids = texts.map((t) => tokenizer.encode(t, { allowedSpecial: 'all' }));
   const wasTraining = model.training;
@@ -62,7 +62,7 @@ export async function* streamText(model: GPT, tokenizer: Tokenizer, prompts: str
 }
 
 /** Complete continuations (generated text only) of each prompt. */
-export async function generateText(model: GPT, tokenizer: Tokenizer, prompts: string | readonly string[], opts: TextGenerateOptions): Promise<string[]> {
+export async function generateText(model: CausalLM, tokenizer: Tokenizer, prompts: string | readonly string[], opts: TextGenerateOptions): Promise<string[]> {
   const n = typeof prompts === 'string' ? 1 : prompts.length;
   const out = Array.from({ length: n }, () => '');
   for await (const c of streamText(model, tokenizer, prompts, opts)) out[c.row] += c.text;

@@ -12,6 +12,9 @@ import { recoverDir } from './atomic.js';
 import { UserError } from '../util/errors.js';
 import { checkConfigSizes } from './config_limits.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
+import { loadHFLlama } from './hf_llama.js';
+import type { Llama } from '../models/llama.js';
+import { hfLlamaFamily, type LlamaConfig } from '../models/llama_config.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
 import { withoutAllocation } from '../nn/init.js';
 
@@ -23,13 +26,23 @@ export const ATTN_TOKENIZER_FILE = 'attn_tokenizer.json';
 
 type Weights = Map<string, { shape: number[]; data: Float32Array | Int32Array | BigInt64Array | Int8Array }>;
 
-export interface LoadedModel {
+export interface LoadedGPT {
   model: GPT;
   tokenizer: Tokenizer | null;
   config: GPTConfig;
   /** Where the weights came from: our own checkpoint or a Hugging Face GPT-2 directory. */
   source: 'attn' | 'hf-gpt2';
 }
+
+/** A Hugging Face Llama, Qwen2 or Mistral directory (io/hf_llama.ts). */
+export interface LoadedLlama {
+  model: Llama;
+  tokenizer: Tokenizer | null;
+  config: LlamaConfig;
+  source: 'hf-llama';
+}
+
+export type LoadedModel = LoadedGPT | LoadedLlama;
 
 function readJSON(path: string): unknown {
   try {
@@ -91,6 +104,10 @@ export function loadModel(dir: string): LoadedModel {
   if (typeof raw !== 'object' || raw === null) throw new UserError(`${configPath}: expected a JSON object`);
   const other = OTHER_MODEL_KINDS[String(raw.model_type)];
   if (other) throw new UserError(`${dir} holds ${other.what}, not a GPT language model: use \`${other.command}\``);
+  if (hfLlamaFamily(raw)) {
+    const { model, config } = loadHFLlama(dir, raw, configPath);
+    return { model, tokenizer: dirTokenizer(dir, config.vocab_size), config, source: 'hf-llama' };
+  }
   checkConfigSizes(raw, configPath, join(dir, 'model.safetensors'));
   const weightsPath = join(dir, 'model.safetensors');
   if (!existsSync(weightsPath)) throw new UserError(`${dir} has no model.safetensors`);
@@ -119,7 +136,7 @@ export function loadModel(dir: string): LoadedModel {
     source = 'attn';
   } else {
     const arch = raw.model_type ?? (Array.isArray(raw.architectures) ? raw.architectures[0] : undefined) ?? 'unknown';
-    throw new UserError(`${configPath}: architecture "${String(arch)}" is not supported (attn loads its own GPT checkpoints and Hugging Face "gpt2" models)`);
+    throw new UserError(`${configPath}: architecture "${String(arch)}" is not supported (attn loads its own GPT checkpoints and Hugging Face gpt2, LlamaForCausalLM, Qwen2ForCausalLM and MistralForCausalLM models)`);
   }
 
   // Parameters without values (nothing allocated): each gets the file's array, or its Linear is
@@ -127,13 +144,24 @@ export function loadModel(dir: string): LoadedModel {
   const model = withoutAllocation(() => new GPT(config, new Rng(0)));
   assignWeights(model, weights, weightsPath);
   model.eval();
-  // Ours saves tokenizer.json; a Hugging Face GPT-2 directory has tokenizer.json or vocab.json + merges.txt.
+  return { model, tokenizer: dirTokenizer(dir, config.vocab_size), config, source };
+}
+
+/** loadModel for the commands that work on GPTs only so far: any other family is a UserError naming the command. */
+export function loadGPT(dir: string, command = 'this command'): LoadedGPT {
+  const loaded = loadModel(dir);
+  if (loaded.source === 'hf-llama') throw new UserError(`${dir} holds a Llama-family model, which ${command} does not support yet (attn sample, attn eval and npm run reference do)`);
+  return loaded;
+}
+
+/** Ours saves tokenizer.json; a Hugging Face directory has tokenizer.json or vocab.json + merges.txt. */
+function dirTokenizer(dir: string, vocabSize: number): Tokenizer | null {
   let tokenizer = loadDirTokenizer(dir);
   if (!tokenizer && existsSync(join(dir, ATTN_TOKENIZER_FILE))) tokenizer = loadTokenizerFile(join(dir, ATTN_TOKENIZER_FILE));
-  if (tokenizer && tokenizer.vocabSize > config.vocab_size) {
-    throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`);
+  if (tokenizer && tokenizer.vocabSize > vocabSize) {
+    throw new UserError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${vocabSize}`);
   }
-  return { model, tokenizer, config, source };
+  return tokenizer;
 }
 
 /** The int8 weight stored as `name` (with its `name.scale`), checked against the shape the model needs. */

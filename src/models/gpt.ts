@@ -12,20 +12,9 @@ import { reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { GPTConfig } from './gpt_config.js';
-import type { AttentionOptions } from '../tensor/ops/attention.js';
+import { scoredPositions, type CausalLM, type ForwardOptions } from './causal_lm.js';
 
-/** Replaces the attention op of layer `layer` (q, k, v after projection and rotation): how generate/ reads its KV cache. */
-export type LayerAttend = (layer: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions) => Tensor;
-
-export interface ForwardOptions {
-  /** Position of each slot: T entries shared by the rows or B·T (default 0 … T−1). */
-  positions?: Int32Array;
-  attend?: LayerAttend;
-  /** Score only each row's last position: logits [B, vocab] (sampling needs nothing else). */
-  last?: boolean;
-  /** Score only these slots (indices into the B·T positions): logits [rows, vocab]. Inference only. */
-  rows?: Int32Array;
-}
+export type { ForwardOptions, LayerAttend } from './causal_lm.js';
 
 export interface GPTOutput {
   /** [B, T, vocab] scores for the next token at every position ([B, vocab] with `last`, [rows, vocab] with `rows`). */
@@ -39,7 +28,7 @@ export interface GPTOutput {
  * LayerNorm, and an output head that reuses the token embedding matrix
  * ("weight tying": the same vectors read tokens in and score them out).
  */
-export class GPT extends Module {
+export class GPT extends Module implements CausalLM {
   wte: Embedding;
   /** Learned position vectors; null with RoPE, which rotates queries and keys instead. */
   wpe: Embedding | null;
@@ -94,9 +83,7 @@ export class GPT extends Module {
       x = block.forward(x, { positions, attend });
     });
     // The final norm works on each position alone: run it only where scores are wanted.
-    if (opts.rows) x = selectRows(x, opts.rows);
-    else if (opts.last) x = reshape(T === 1 ? x : slice(x, 1, T - 1, T), [B, this.config.n_embd]);
-    return this.ln_f.forward(x);
+    return this.ln_f.forward(scoredPositions(x, [B, T], opts));
   }
 
   /**
@@ -108,17 +95,4 @@ export class GPT extends Module {
     if (!this.wpe) return tokens;
     return add(tokens, this.wpe.forward(positions, positions.length === T ? [1, T] : [B, T]));
   }
-}
-
-/** [B, T, C] → [rows, C]: the vectors at the given flat positions (a copy; records no gradient). */
-function selectRows(x: Tensor, rows: Int32Array): Tensor {
-  const C = x.shape[2]!;
-  const n = x.size / C;
-  if (rows.length === n && rows.every((r, i) => r === i)) return reshape(x, [n, C]); // every slot, in order
-  const out = Tensor.zeros([rows.length, C]);
-  rows.forEach((r, i) => {
-    if (!(r >= 0 && r < n)) throw new Error(`row ${r} is outside the ${n} positions`);
-    out.data.set(x.data.subarray(r * C, (r + 1) * C), i * C);
-  });
-  return out;
 }

@@ -1,6 +1,6 @@
 
 import { attention, packedAttention, type AttentionOptions } from '../tensor/ops/attention.js';
-import { rope } from '../tensor/ops/rope.js';
+import { rope, type RopeOptions } from '../tensor/ops/rope.js';
 import { slice } from '../tensor/ops/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -21,6 +21,11 @@ export interface PositionRotation {
 
 /** RoPE with interleaved channel pairs (2i, 2i+1), base 10000: attn's `--positions rope` (ops/rope.ts). */
 export const interleavedRope: PositionRotation = { rotate: (x, heads, positions) => rope(x, heads, positions) };
+
+/** RoPE with other options: Hugging Face's rotate_half layout, rope_theta, scaled frequencies (the Llama family). */
+export function ropeRotation(options: RopeOptions): PositionRotation {
+  return { rotate: (x, heads, positions) => rope(x, heads, positions, options) };
+}
 
 /**
  * Replaces the attention op for one call: q, k, v after the projections and

@@ -49,7 +49,10 @@ function compare(got: Float32Array, want: Float32Array, abs: number, rel: number
 }
 
 /**
- * Check attn against PyTorch's numbers for a Hugging Face GPT-2 directory:
+ * Check attn against PyTorch's numbers for a Hugging Face GPT-2 or
+ * Llama-family directory (whatever loadModel reads; a Llama names its
+ * parameters as the checkpoint does, so only GPT-2's Conv1D weights need
+ * re-laying out):
  * logits and loss of a forward pass, every gradient, one AdamW step, and a
  * greedy continuation (file format: shared/reference/README.md).
  */

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { loadEmbedder } from '../io/embedder_dir.js';
 import { UserError } from '../util/errors.js';
-import { loadModel } from '../io/model_dir.js';
+import { loadGPT } from '../io/model_dir.js';
 import type { Embedder } from '../models/embedder.js';
 import type { GPT } from '../models/gpt.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -68,7 +68,7 @@ export function loadServedModels(
       embedders.set(name, { name, model, tokenizer, created: Math.floor(Date.now() / 1000) });
       continue;
     }
-    const { model, tokenizer } = loadModel(dir);
+    const { model, tokenizer } = loadGPT(dir, 'attn serve');
     if (!tokenizer) throw new UserError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): text cannot be served`);
     models.set(name, serveModel(name, model, tokenizer, opts, stats));
   }

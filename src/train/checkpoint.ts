@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { recoverDir, writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
-import { loadModel, modelFiles } from '../io/model_dir.js';
+import { loadGPT, modelFiles } from '../io/model_dir.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from '../io/safetensors.js';
 import type { GPT } from '../models/gpt.js';
 import type { AdamW } from '../optim/adamw.js';
@@ -45,7 +45,7 @@ export interface LoadedCheckpoint {
 
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   recoverDir(dir);
-  const { model, tokenizer, source } = loadModel(dir);
+  const { model, tokenizer, source } = loadGPT(dir, 'attn train');
   if (source !== 'attn' || !tokenizer) throw new UserError(`${dir} is not an attn training checkpoint (no tokenizer.json)`);
   const statePath = join(dir, 'trainer.json');
   const optPath = join(dir, 'optimizer.safetensors');

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { UserError } from '../util/errors.js';
-import { loadModel } from '../io/model_dir.js';
+import { loadGPT } from '../io/model_dir.js';
 import { dequantize } from '../nn/quantized_linear.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
@@ -128,7 +128,7 @@ function newOptimizer(model: GPT, o: TrainOptions): AdamW {
 
 /** Fine-tuning: the loaded model and its tokenizer; the options are made to describe them. */
 function initSetup(run: TrainRun): Setup {
-  const { model, tokenizer } = loadModel(run.init!);
+  const { model, tokenizer } = loadGPT(run.init!, 'attn train --init');
   if (!tokenizer) throw new UserError(`--init ${run.init}: the model has no tokenizer to encode the training text with`);
   dequantize(model); // an int8 model trains as fp32 Linears holding its dequantized weights
   const c = model.config;

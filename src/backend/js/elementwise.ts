@@ -100,6 +100,7 @@ export function unary(op: UnaryOp, x: Float32Array, out: Float32Array): void {
     case 'tanh': for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]!); break;
     case 'neg': for (let i = 0; i < n; i++) out[i] = -x[i]!; break;
     case 'sqrt': for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]!); break;
+    case 'silu': for (let i = 0; i < n; i++) out[i] = x[i]! / (1 + Math.exp(-x[i]!)); break;
     case 'gelu':
       // GPT-2's tanh approximation of x·Φ(x).
       for (let i = 0; i < n; i++) {
@@ -120,6 +121,13 @@ export function unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy:
     case 'tanh': for (let i = 0; i < n; i++) dx[i] = dx[i]! + dy[i]! * (1 - y[i]! * y[i]!); break;
     case 'neg': for (let i = 0; i < n; i++) dx[i] = dx[i]! - dy[i]!; break;
     case 'sqrt': for (let i = 0; i < n; i++) dx[i] = dx[i]! + dy[i]! * 0.5 / y[i]!; break;
+    case 'silu':
+      // d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).
+      for (let i = 0; i < n; i++) {
+        const sg = 1 / (1 + Math.exp(-x[i]!));
+        dx[i] = dx[i]! + dy[i]! * sg * (1 + x[i]! * (1 - sg));
+      }
+      break;
     case 'gelu':
       for (let i = 0; i < n; i++) {
         const v = x[i]!;

@@ -9,6 +9,7 @@ import { embeddingBackward, embeddingForward } from './embedding.js';
 import { gemm } from './gemm.js';
 import { linearInt8 } from './int8.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
+import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
 
 /** The pure-TypeScript reference backend: runs anywhere, and is the oracle for faster ones. */
@@ -23,6 +24,8 @@ export const jsBackend: Backend = {
   softmaxBackward,
   layerNormForward,
   layerNormBackward,
+  rmsNormForward,
+  rmsNormBackward,
   embeddingForward,
   embeddingBackward,
   attentionForward,

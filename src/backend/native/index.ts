@@ -8,6 +8,10 @@ interface Addon {
   gemm(...args: unknown[]): void;
   layerNormForward(...args: unknown[]): void;
   layerNormBackward(...args: unknown[]): void;
+  rmsNormForward(x: Float32Array, w: Float32Array | null, out: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+  rmsNormBackward(x: Float32Array, w: Float32Array | null, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dw: Float32Array | null, rows: number, cols: number, accumulate: boolean): void;
+  siluForward(x: Float32Array, out: Float32Array): void;
+  siluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void;
   geluForward(x: Float32Array, out: Float32Array): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void;
   softmaxForward(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
@@ -89,11 +93,21 @@ export function createNativeBackend(a: Addon): Backend {
       if (dst.length > 1 && src.length % dst.length === 0 && isSuffix(dstShape, srcShape)) return a.colSumAdd(src, src.length / dst.length, dst.length, dst);
       jsBackend.reduceSumTo(src, srcShape, dst, dstShape);
     },
-    unary: (op, x, out) => (op === 'gelu' ? a.geluForward(x, out) : jsBackend.unary(op, x, out)),
-    unaryBackward: (op, x, y, dy, dx, acc) => (op === 'gelu' ? a.geluBackward(x, dy, dx, acc) : jsBackend.unaryBackward(op, x, y, dy, dx, acc)),
+    unary: (op, x, out) => {
+      if (op === 'gelu') return a.geluForward(x, out);
+      if (op === 'silu') return a.siluForward(x, out);
+      jsBackend.unary(op, x, out);
+    },
+    unaryBackward: (op, x, y, dy, dx, acc) => {
+      if (op === 'gelu') return a.geluBackward(x, dy, dx, acc);
+      if (op === 'silu') return a.siluBackward(x, dy, dx, acc);
+      jsBackend.unaryBackward(op, x, y, dy, dx, acc);
+    },
     softmaxForward: (x, out, rows, cols) => a.softmaxForward(x, out, rows, cols),
     layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNormForward(x, w, b, out, mean, rstd, rows, cols, eps),
     layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc),
+    rmsNormForward: (x, w, out, rstd, rows, cols, eps) => a.rmsNormForward(x, w, out, rstd, rows, cols, eps),
+    rmsNormBackward: (x, w, rstd, dy, dx, dw, rows, cols, acc) => a.rmsNormBackward(x, w, rstd, dy, dx, dw, rows, cols, acc),
     embeddingForward: (w, ids, out, dim) => a.embeddingForward(w, ids, out, dim),
     embeddingBackward: (d, ids, dw, dim) => a.embeddingBackward(d, ids, dw, dim),
     attentionForward: (q, k, v, out, d) => {

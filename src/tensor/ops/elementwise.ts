@@ -107,5 +107,7 @@ export const relu = (x: Tensor): Tensor => unaryOp('relu', x);
 export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x);
 export const sqrt = (x: Tensor): Tensor => unaryOp('sqrt', x);
 export const neg = (x: Tensor): Tensor => unaryOp('neg', x);
+/** SiLU (swish), x·σ(x): the gate of Llama's SwiGLU MLP. */
+export const silu = (x: Tensor): Tensor => unaryOp('silu', x);
 /** GELU, tanh approximation (GPT-2's "gelu_new"). */
 export const gelu = (x: Tensor): Tensor => unaryOp('gelu', x);

@@ -1,0 +1,77 @@
+import type { Module } from '../nn/module.js';
+import type { AttentionOptions } from '../tensor/ops/attention.js';
+import { reshape, slice } from '../tensor/ops/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/** Replaces the attention op of layer `layer` (q, k, v after projection and rotation): how generate/ reads its KV cache. */
+export type LayerAttend = (layer: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions) => Tensor;
+
+export interface ForwardOptions {
+  /** Position of each slot: T entries shared by the rows or B·T (default 0 … T−1). */
+  positions?: Int32Array;
+  attend?: LayerAttend;
+  /** Score only each row's last position: logits [B, vocab] (sampling needs nothing else). */
+  last?: boolean;
+  /** Score only these slots (indices into the B·T positions): logits [rows, vocab]. Inference only. */
+  rows?: Int32Array;
+}
+
+export interface CausalLMOutput {
+  /** [B, T, vocab] scores for the next token at every position ([B, vocab] with `last`, [rows, vocab] with `rows`). */
+  logits: Tensor;
+  /** Mean cross-entropy against the targets, when targets were given. */
+  loss: Tensor | null;
+}
+
+/** The sizes generation needs: the KV cache's shape and the vocabulary. */
+export interface CausalLMConfig {
+  n_layer: number;
+  n_embd: number;
+  n_head: number;
+  /** Key/value heads (grouped-query attention); default n_head. */
+  n_kv_head?: number;
+  /** Width of one head; default n_embd / n_head. */
+  head_dim?: number;
+  block_size: number;
+  vocab_size: number;
+}
+
+/**
+ * What generation, evaluation, serving and the reference check need from a
+ * decoder language model, whichever family it is (the GPT, the Llama
+ * family): one forward pass, which KV-cached decoding drives through
+ * `attend` (src/generate/cached_forward.ts).
+ */
+export interface CausalLM extends Module {
+  readonly config: CausalLMConfig;
+  readonly rng: { getState(): unknown };
+  /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
+  forward(ids: Int32Array, shape: [number, number], targets?: Int32Array, opts?: ForwardOptions): CausalLMOutput;
+  /** [B, vocab] scores for the token after each row's last position. */
+  nextTokenLogits(ids: Int32Array, shape: [number, number]): Tensor;
+}
+
+/**
+ * The hidden states [B, T, C] cut to the positions that will be scored:
+ * all of them, each row's last ([B, C]) or the chosen `rows` ([rows, C]).
+ * The final norm and the head work on each position alone, so they run only there.
+ */
+export function scoredPositions(x: Tensor, [B, T]: [number, number], opts: ForwardOptions): Tensor {
+  const C = x.shape[2]!;
+  if (opts.rows) return selectRows(x, opts.rows);
+  if (opts.last) return reshape(T === 1 ? x : slice(x, 1, T - 1, T), [B, C]);
+  return x;
+}
+
+/** [B, T, C] → [rows, C]: the vectors at the given flat positions (a copy; records no gradient). */
+function selectRows(x: Tensor, rows: Int32Array): Tensor {
+  const C = x.shape[2]!;
+  const n = x.size / C;
+  if (rows.length === n && rows.every((r, i) => r === i)) return reshape(x, [n, C]); // every slot, in order
+  const out = Tensor.zeros([rows.length, C]);
+  rows.forEach((r, i) => {
+    if (!(r >= 0 && r < n)) throw new Error(`row ${r} is outside the ${n} positions`);
+    out.data.set(x.data.subarray(r * C, (r + 1) * C), i * C);
+  });
+  return out;
+}
