@@ -11,7 +11,7 @@ import { saveEmbedder } from '../src/io/embedder_dir.js';
 import { modelFiles } from '../src/io/model_dir.js';
 import { lookupCache } from '../src/serve/cache_lookup.js';
 import { completionJob } from '../src/serve/completion_job.js';
-import { meanPooledEmbedding } from '../src/serve/embedding.js';
+import { meanPooledEmbedding } from '../src/serve/pooled_embedding.js';
 import { newTraceContext } from '../src/serve/logging.js';
 import { RequestState } from '../src/serve/request_state.js';
 import { CompletionRequestSchema } from '../src/serve/request_schemas.js';

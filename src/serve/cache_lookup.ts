@@ -3,7 +3,7 @@ import { embedTexts } from '../models/embed_texts.js';
 import type { ServeContext } from './context.js';
 import type { CachedResponse } from './contracts.js';
 import type { CompletionJob } from './completion_job.js';
-import { meanPooledEmbedding } from './embedding.js';
+import { meanPooledEmbedding } from './pooled_embedding.js';
 import type { RequestState } from './request_state.js';
 import { cacheThreshold } from './semantic_cache.js';
 import type { ServedEmbedder, ServedModel } from './served_model.js';

@@ -12,7 +12,7 @@ import { checkConfigModels, defaultServeConfig, type ServeConfig } from './confi
 import { DEFAULT_LIMITS, type ServeContext, type ServeLimits } from './context.js';
 import type { Ledger, SemanticCache } from './contracts.js';
 import { createLedger } from './economics.js';
-import { handleEmbeddings } from './embeddings.js';
+import { handleEmbeddings } from './embeddings_route.js';
 import { ApiError } from './errors.js';
 import { readJsonBody, sendError } from './http_io.js';
 import { createLogger, newTraceContext, requestLogFields } from './logging.js';
