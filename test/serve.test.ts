@@ -138,6 +138,8 @@ describe('serve: economics, cache, routing, observability', () => {
       configInput: {
         prices: { small: { input_per_million: 1e6, output_per_million: 2e6 }, large: { input_per_million: 1e7, output_per_million: 2e7 } },
         routing: { tiers: ['small', 'large'], rules: [{ task: 'code', start: 'large' }] },
+        // No sentence embedder here: the cache keys on the requesting GPT's pooled states, which must be asked for.
+        cache: { allow_gpt_embeddings: true },
       },
     });
   });

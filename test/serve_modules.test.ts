@@ -26,7 +26,7 @@ import {
   requestLogFields,
   runTiers,
   OTHER_TASK,
-} from '../src/serve/modules.js';
+} from '../src/serve/seam_implementations.js';
 
 const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
 const rec = (id: string, over: Partial<RequestRecord> = {}): RequestRecord => ({

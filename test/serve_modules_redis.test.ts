@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { CachedResponse } from '../src/serve/contracts.js';
-import { RedisSemanticCache, createSemanticCache, parseServeConfig } from '../src/serve/modules.js';
+import { RedisSemanticCache, createSemanticCache, parseServeConfig } from '../src/serve/seam_implementations.js';
 
 const URL = process.env.ATTN_TEST_REDIS_URL;
 const skip = URL ? false : 'ATTN_TEST_REDIS_URL is not set (start a redis-server and point it there to run the Redis cache tests)';

@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import { setBackend } from '../src/backend/index.js';
 import { generate } from '../src/generate/engine.js';
 import { renderChat } from '../src/serve/chat_template.js';
-import { meanPooledEmbedding } from '../src/serve/embedding.js';
+import { meanPooledEmbedding } from '../src/serve/pooled_embedding.js';
 import type { AttnServer } from '../src/serve/server.js';
 import { assertClose } from './helpers.js';
 import { startTiny, tinyGPT, tinyTokenizer } from './serve_fixture.js';

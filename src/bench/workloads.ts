@@ -1,4 +1,5 @@
 import { backend } from '../backend/index.js';
+import { gemmArgs, mat, matT } from '../backend/gemm_args.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
@@ -40,10 +41,7 @@ export function benchGemm(n: number, reps: number): Row {
   const a = Float32Array.from({ length: n * n }, () => rng.random());
   const b = Float32Array.from({ length: n * n }, () => rng.random());
   const c = new Float32Array(n * n);
-  const g = {
-    transA: false, transB: false, M: n, N: n, K: n, a, aOffset: 0, lda: n, b, bOffset: 0, ldb: n,
-    c, cOffset: 0, ldc: n, alpha: 1, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0,
-  };
+  const g = gemmArgs({ M: n, N: n, K: n }, mat(c, n), mat(a, n), mat(b, n)); // C = A·B
   const be = backend();
   be.gemm(g);
   const times: number[] = [];
@@ -71,10 +69,7 @@ export function benchSkinny(rows: number, reps: number): Row {
   const times: number[] = [];
   for (let r = 0; r < reps + ws.length; r++) {
     const t0 = performance.now();
-    be.gemm({
-      transA: false, transB: true, M: rows, N, K, a: x, aOffset: 0, lda: K, b: ws[r % ws.length]!, bOffset: 0, ldb: K,
-      c: y, cOffset: 0, ldc: N, alpha: 1, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0,
-    });
+    be.gemm(gemmArgs({ M: rows, N, K }, mat(y, N), mat(x, K), matT(ws[r % ws.length]!, K))); // y = x·Wᵀ
     if (r >= ws.length) times.push(performance.now() - t0); // the first pass over the copies is warm-up
   }
   return { workload: 'skinny', rows, gflops: (2 * rows * N * K) / (median(times) / 1000) / 1e9 };

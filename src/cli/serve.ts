@@ -105,7 +105,7 @@ export function serveCommand(): Command {
     .option('--config <file>', 'serve config JSON: prices, semantic cache, routing tiers (docs/serve.md)')
     .option('--cache <url>', 'semantic cache in Redis at this redis:// URL (default: in memory)')
     .option('--no-cache', 'turn the semantic cache off')
-    .option('--embedder <name>', 'served model that embeds prompts for the semantic cache: a sentence embedder, or a language model\'s mean-pooled hidden states (default: each request\'s model)')
+    .option('--embedder <name>', 'served model that embeds prompts for the semantic cache (default: the first served sentence embedder; a language model\'s pooled hidden states need cache.allow_gpt_embeddings in --config)')
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" (repeatable; also ATTN_API_KEYS, comma-separated)', collect)
     .option('--max-body-bytes <n>', 'largest request body (413 beyond)', int, d.maxBodyBytes)
     .option('--max-tokens <n>', 'max_tokens when a request gives none', int, d.defaultMaxTokens)

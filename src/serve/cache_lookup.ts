@@ -3,7 +3,7 @@ import { embedTexts } from '../models/embed_texts.js';
 import type { ServeContext } from './context.js';
 import type { CachedResponse } from './contracts.js';
 import type { CompletionJob } from './completion_job.js';
-import { meanPooledEmbedding } from './embedding.js';
+import { meanPooledEmbedding } from './pooled_embedding.js';
 import type { RequestState } from './request_state.js';
 import { cacheThreshold } from './semantic_cache.js';
 import type { ServedEmbedder, ServedModel } from './served_model.js';
@@ -36,11 +36,12 @@ export function cacheable(ctx: ServeContext, job: CompletionJob): boolean {
 }
 
 /**
- * The prompt's embedding for the cache: from a sentence embedder when
- * --embedder names one (models/embed_texts.ts), else the mean-pooled hidden
- * states of a language model (the request's own unless --embedder names
- * another; a prompt longer than its context keeps its end). null when the
- * text cannot be encoded: no cache for it.
+ * The prompt's embedding for the cache: from a sentence embedder (a served
+ * one by default, or the one --embedder names; models/embed_texts.ts), else —
+ * only with cache.allow_gpt_embeddings — the mean-pooled hidden states of a
+ * language model (the request's own unless --embedder names another; a
+ * prompt longer than its context keeps its end). null when the text cannot
+ * be encoded: no cache for it.
  */
 function promptEmbedding(embedder: ServedModel | ServedEmbedder, text: string): Float32Array | null {
   if ('scheduler' in embedder) {
@@ -62,11 +63,15 @@ function promptEmbedding(embedder: ServedModel | ServedEmbedder, text: string): 
 /**
  * Embed the prompt (promptEmbedding) and look it up for this model at the task's
  * threshold. null when the cache does not apply; a failing cache (e.g. Redis
- * away) is a miss, logged, never a failed request.
+ * away) is a miss, logged, never a failed request. The embedding is a forward
+ * pass, so it runs in the model's scheduler between two decode steps (not
+ * here in the handler, where several long prompts would stall every open
+ * stream for all of them at once).
  */
 export async function lookupCache(ctx: ServeContext, served: ServedModel, job: CompletionJob, st: RequestState): Promise<{ key: CacheKey; hit: CachedResponse | null } | null> {
   if (!cacheable(ctx, job)) return null;
-  const embedding = promptEmbedding(ctx.embedder ?? served, job.prompts[0] as string);
+  const text = job.prompts[0] as string;
+  const embedding = await served.scheduler.betweenSteps(() => promptEmbedding(ctx.embedder ?? served, text));
   if (!embedding) return null;
   const key = { model: cacheNamespace(served.name, job), embedding };
   try {

@@ -36,6 +36,13 @@ export const CacheSettingsSchema = z
     namespace: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _.:- only').default('attn:cache'),
     /** Sampled requests (temperature > 0) are not cached unless this is on (or the request asks). */
     include_sampled: z.boolean().default(false),
+    /**
+     * Let a language model's mean-pooled hidden states key the cache when no
+     * sentence embedder is served. Off by default: a GPT's pooled states do not
+     * separate meanings, so unrelated prompts can be served each other's
+     * answers; without an embedder and without this, the cache stays off.
+     */
+    allow_gpt_embeddings: z.boolean().default(false),
   })
   .strict();
 

@@ -45,7 +45,12 @@ export interface ServeContext {
   metrics: ServeMetrics;
   logger: Logger;
   logPrompts: boolean;
-  /** What embeds prompts for the semantic cache: a served sentence embedder, or a language model's mean-pooled hidden states; null: each request's own model. */
+  /**
+   * What embeds prompts for the semantic cache: a served sentence embedder
+   * (the default when one is served), or — only with
+   * cache.allow_gpt_embeddings — a language model's mean-pooled hidden
+   * states; null: each request's own model (also only with that flag).
+   */
   embedder: ServedModel | ServedEmbedder | null;
   /** Task type of recent request ids, for counting feedback by task. */
   recentTasks: RecentTasks;

@@ -39,6 +39,8 @@ export class Scheduler {
   private looping = false;
   private closed = false;
   private idle: Array<() => void> = [];
+  /** Work that is not decoding (embedding a prompt for the cache): one piece between two steps. */
+  private chores: Array<() => void> = [];
   private readonly caches: KVCachePool;
 
   constructor(
@@ -69,6 +71,26 @@ export class Scheduler {
     if (!this.looping) void this.loop();
   }
 
+  /**
+   * Run `work` in this model's loop, between two decode steps, and resolve
+   * with its result. The loop does one such piece per step, so however many
+   * requests arrive with work of this kind (a long prompt to embed for the
+   * semantic cache), the sequences already streaming get a token between
+   * each, instead of waiting for all of them in the request handlers.
+   */
+  betweenSteps<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.chores.push(() => {
+        try {
+          resolve(work());
+        } catch (e) {
+          reject(e);
+        }
+      });
+      if (!this.looping) void this.loop();
+    });
+  }
+
   /** Refuse new work; resolves when everything queued or running has ended. */
   drain(): Promise<void> {
     this.closed = true;
@@ -84,8 +106,9 @@ export class Scheduler {
   private async loop(): Promise<void> {
     this.looping = true;
     try {
-      while (this.sweep()) {
+      while (this.sweep() || this.chores.length > 0) {
         this.step(this.admit());
+        this.chores.shift()?.();
         await nextTick();
       }
     } finally {

@@ -12,7 +12,7 @@ import { checkConfigModels, defaultServeConfig, type ServeConfig } from './confi
 import { DEFAULT_LIMITS, type ServeContext, type ServeLimits } from './context.js';
 import type { Ledger, SemanticCache } from './contracts.js';
 import { createLedger } from './economics.js';
-import { handleEmbeddings } from './embeddings.js';
+import { handleEmbeddings } from './embeddings_route.js';
 import { ApiError } from './errors.js';
 import { readJsonBody, sendError } from './http_io.js';
 import { createLogger, newTraceContext, requestLogFields } from './logging.js';
@@ -87,10 +87,12 @@ function buildContext(opts: ServeOptions, models: Map<string, ServedModel>, embe
   const names = [...models.keys()];
   const config = opts.config ?? defaultServeConfig(names);
   checkConfigModels(config, names);
-  let embedder: ServedModel | ServedEmbedder | null = null;
-  if (opts.embedder !== undefined) {
-    embedder = models.get(opts.embedder) ?? embedders.get(opts.embedder) ?? null;
-    if (!embedder) throw new UserError(`--embedder ${opts.embedder}: not a served model (served: ${[...names, ...embedders.keys()].join(', ')})`);
+  let cache = opts.cache !== undefined ? opts.cache : createSemanticCache(config.cache);
+  const embedder = cacheEmbedder(opts, config, models, embedders);
+  if (cache && embedder === 'none') {
+    logger.warn('semantic cache off: no sentence embedder is served (--model NAME=DIR of one trained with `attn embed train`), and a language model\'s pooled hidden states would serve unrelated prompts each other\'s answers (set cache.allow_gpt_embeddings to use them anyway)');
+    void cache.close();
+    cache = null;
   }
   return {
     models,
@@ -98,14 +100,36 @@ function buildContext(opts: ServeOptions, models: Map<string, ServedModel>, embe
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     config,
     ledger: opts.ledger ?? createLedger(config.prices, { defaultPrice: config.default_price }),
-    cache: opts.cache !== undefined ? opts.cache : createSemanticCache(config.cache),
+    cache,
     router: createRouter(config.routing),
     metrics,
     logger,
     logPrompts: opts.logPrompts ?? false,
-    embedder,
+    embedder: embedder === 'none' ? null : embedder,
     recentTasks: new RecentTasks(),
   };
+}
+
+/**
+ * What keys the semantic cache: the served model --embedder names, else the
+ * first served sentence embedder, else (with cache.allow_gpt_embeddings)
+ * null for each request's own language model; 'none' when nothing may. A
+ * language model named by --embedder needs the flag too: its pooled hidden
+ * states do not separate meanings.
+ */
+function cacheEmbedder(opts: ServeOptions, config: ServeConfig, models: Map<string, ServedModel>, embedders: Map<string, ServedEmbedder>): ServedModel | ServedEmbedder | null | 'none' {
+  const allowGPT = config.cache.allow_gpt_embeddings;
+  if (opts.embedder !== undefined) {
+    const named = models.get(opts.embedder) ?? embedders.get(opts.embedder);
+    if (!named) throw new UserError(`--embedder ${opts.embedder}: not a served model (served: ${[...models.keys(), ...embedders.keys()].join(', ')})`);
+    if ('scheduler' in named && !allowGPT) {
+      throw new UserError(`--embedder ${opts.embedder} is a language model: its pooled hidden states do not separate meanings; serve a sentence embedder, or set cache.allow_gpt_embeddings: true in the serve config`);
+    }
+    return named;
+  }
+  const first = embedders.values().next();
+  if (!first.done) return first.value;
+  return allowGPT ? null : 'none';
 }
 
 /** Start `attn serve`'s HTTP server; resolves once it listens. */

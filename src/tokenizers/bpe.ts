@@ -80,7 +80,7 @@ export class BPETokenizer implements Tokenizer {
     });
   }
 
-  /** BPE on one piece: its bytes, then lowest-rank merges until none applies. */
+  /** BPE on one piece: its bytes, then lowest-rank merges until none applies (incrementally; bpe_naive.ts is the plain loop it is checked against). */
   private encodePiece(piece: string): Int32Array {
     if (this.scratchBytes.length < piece.length * 3) this.growScratch(piece.length * 3);
     const n = utf8.encodeInto(piece, this.scratchBytes).written; // lone surrogates become U+FFFD

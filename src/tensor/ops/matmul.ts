@@ -1,5 +1,5 @@
 import { backend } from '../../backend/index.js';
-import type { GemmArgs } from '../../backend/backend.js';
+import { gemmArgs, mat, type Matrix } from '../../backend/gemm_args.js';
 import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 
@@ -31,27 +31,32 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     throw new Error(`matmul batch dims differ: [${a.shape}] and [${b.shape}]`);
   }
   const out = Tensor.empty([...batchShape, M, N]);
-  const base = { a: a.data, b: b.data, c: out.data, aOffset: 0, bOffset: 0, cOffset: 0, alpha: 1, accumulate: false };
-  backend().gemm({
-    ...base, transA, transB, M, N, K, lda: aC, ldb: bC, ldc: N,
-    batch, strideA: aR * aC, strideB: shared ? 0 : bR * bC, strideC: M * N,
-  });
+  // Each operand as stored, `stride` apart in the batch (0: one B shared by every entry); `t` reads it transposed.
+  const A = (data: Float32Array, t: boolean): Matrix => ({ data, ld: aC, offset: 0, stride: aR * aC, transposed: t });
+  const B = (data: Float32Array, t: boolean): Matrix => ({ data, ld: bC, offset: 0, stride: shared ? 0 : bR * bC, transposed: t });
+  const dims = (m: number, n: number, k: number) => ({ M: m, N: n, K: k });
+  // C = op(A)·op(B)
+  backend().gemm(gemmArgs(dims(M, N, K), mat(out.data, N, { stride: M * N }), A(a.data, transA), B(b.data, transB), { batch }));
   return record(out, [a, b], 'matmul', () => {
     const dC = out.grad!;
-    const common = { aOffset: 0, bOffset: 0, cOffset: 0, alpha: 1, accumulate: true };
+    const dCAs = (t: boolean): Matrix => ({ ...mat(dC, N, { stride: M * N }), transposed: t });
     if (a.requiresGrad) {
-      // dA = dC·op(B)ᵀ, or (for a stored transposed) op(B)·dCᵀ.
-      const g: GemmArgs = transA
-        ? { ...common, transA: transB, transB: true, M: K, N: M, K: N, a: b.data, lda: bC, b: dC, ldb: N, c: a.ensureGrad(), ldc: aC, batch, strideA: shared ? 0 : bR * bC, strideB: M * N, strideC: aR * aC }
-        : { ...common, transA: false, transB: !transB, M, N: K, K: N, a: dC, lda: N, b: b.data, ldb: bC, c: a.ensureGrad(), ldc: aC, batch, strideA: M * N, strideB: shared ? 0 : bR * bC, strideC: aR * aC };
-      backend().gemm(g);
+      // dA += dC·op(B)ᵀ, or (for a stored transposed) op(B)·dCᵀ.
+      const dA = A(a.ensureGrad(), false);
+      backend().gemm(
+        transA
+          ? gemmArgs(dims(K, M, N), dA, B(b.data, transB), dCAs(true), { batch, accumulate: true })
+          : gemmArgs(dims(M, K, N), dA, dCAs(false), B(b.data, !transB), { batch, accumulate: true }),
+      );
     }
     if (b.requiresGrad) {
-      // dB = op(A)ᵀ·dC, or (for b stored transposed) dCᵀ·op(A). A shared B sums over the batch.
-      const g: GemmArgs = transB
-        ? { ...common, transA: true, transB: transA, M: N, N: K, K: M, a: dC, lda: N, b: a.data, ldb: aC, c: b.ensureGrad(), ldc: bC, batch, strideA: M * N, strideB: aR * aC, strideC: shared ? 0 : bR * bC }
-        : { ...common, transA: !transA, transB: false, M: K, N, K: M, a: a.data, lda: aC, b: dC, ldb: N, c: b.ensureGrad(), ldc: bC, batch, strideA: aR * aC, strideB: M * N, strideC: shared ? 0 : bR * bC };
-      backend().gemm(g);
+      // dB += op(A)ᵀ·dC, or (for b stored transposed) dCᵀ·op(A). A shared B sums over the batch.
+      const dB = B(b.ensureGrad(), false);
+      backend().gemm(
+        transB
+          ? gemmArgs(dims(N, K, M), dB, dCAs(true), A(a.data, transA), { batch, accumulate: true })
+          : gemmArgs(dims(K, N, M), dB, A(a.data, !transA), dCAs(false), { batch, accumulate: true }),
+      );
     }
   });
 }

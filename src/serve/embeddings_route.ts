@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ServeContext } from './context.js';
 import { ApiError, invalidParam, modelNotFound } from './errors.js';
-import { meanPooledEmbedding } from './embedding.js';
+import { meanPooledEmbedding } from './pooled_embedding.js';
 import { sendJson } from './http_io.js';
 import { usageOf } from './openai_format.js';
 import { EmbeddingRequestSchema, type EmbeddingRequest } from './request_schemas.js';
@@ -42,7 +42,7 @@ const base64 = (v: Float32Array): string => Buffer.from(v.buffer, v.byteOffset, 
 
 /**
  * POST /v1/embeddings: each input's mean-pooled, L2-normalized final hidden
- * states (embedding.ts), as floats or as base64 of little-endian float32 (the
+ * states (pooled_embedding.ts), as floats or as base64 of little-endian float32 (the
  * openai client asks for base64 by default and decodes it).
  */
 export async function handleEmbeddings(ctx: ServeContext, st: RequestState, body: unknown, res: ServerResponse): Promise<number> {

@@ -1,0 +1,71 @@
+import type { GemmArgs } from './backend.js';
+
+/**
+ * A small builder for the backend's GEMM record, so that an op reads like
+ * its formula: `gemmArgs({ M, N, K }, mat(y, N), mat(x, K), matT(w, K))` is
+ * "y = x·wᵀ", instead of nineteen named fields. The record itself
+ * (backend.ts's GemmArgs) stays what the backends take.
+ */
+
+/** One matrix operand as stored: row-major `data` with row stride `ld`, read as is or transposed. */
+export interface Matrix {
+  data: Float32Array;
+  /** Elements between consecutive stored rows. */
+  ld: number;
+  /** Where the (first) matrix starts in `data`. */
+  offset: number;
+  /** In a batched product, elements between consecutive matrices; 0: the same matrix for every entry. */
+  stride: number;
+  /** Read as its transpose: op(M) = Mᵀ. */
+  transposed: boolean;
+}
+
+export interface Placement {
+  offset?: number;
+  stride?: number;
+}
+
+/** The matrix as stored. */
+export const mat = (data: Float32Array, ld: number, at: Placement = {}): Matrix => ({ data, ld, offset: at.offset ?? 0, stride: at.stride ?? 0, transposed: false });
+
+/** The matrix read transposed (its stored rows are the columns of op(M)). */
+export const matT = (data: Float32Array, ld: number, at: Placement = {}): Matrix => ({ ...mat(data, ld, at), transposed: true });
+
+export interface GemmOptions {
+  /** C = alpha·op(A)·op(B); 1 by default. */
+  alpha?: number;
+  /** Add into C instead of overwriting it (gradients accumulate). */
+  accumulate?: boolean;
+  /** Matrices in the batch (each operand's `stride` apart); 1 by default. */
+  batch?: number;
+  /** A length-N vector added to every row of C. */
+  bias?: Float32Array | null;
+}
+
+/** C (M×N) = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), op(A) M×K and op(B) K×N. */
+export function gemmArgs(dims: { M: number; N: number; K: number }, c: Matrix, a: Matrix, b: Matrix, o: GemmOptions = {}): GemmArgs {
+  if (c.transposed) throw new Error('gemmArgs: the output C is written as stored, not transposed');
+  return {
+    transA: a.transposed,
+    transB: b.transposed,
+    M: dims.M,
+    N: dims.N,
+    K: dims.K,
+    a: a.data,
+    aOffset: a.offset,
+    lda: a.ld,
+    b: b.data,
+    bOffset: b.offset,
+    ldb: b.ld,
+    c: c.data,
+    cOffset: c.offset,
+    ldc: c.ld,
+    alpha: o.alpha ?? 1,
+    accumulate: o.accumulate ?? false,
+    batch: o.batch ?? 1,
+    strideA: a.stride,
+    strideB: b.stride,
+    strideC: c.stride,
+    bias: o.bias ?? null,
+  };
+}
