@@ -21,9 +21,9 @@
 
 namespace attn {
 
-// Query rows per tile. Not re-measured for this change: 64 rows of scores (64×T floats,
-// 256 KB at T = 1024) stay in L2 beside one head's keys, and it is the value the
-// fused kernel was tuned and benchmarked with when it was written (commit a2a301d).
+// Query rows per tile. Not measured: the value the fused kernel was written with (commit
+// a2a301d, which records no sweep). The reasoning: a tile of scores is TILE_ROWS×Tk floats
+// (256 KB at Tk = 1024), which should stay in L2 beside the head's transposed keys.
 constexpr int TILE_ROWS = 64;
 // Decode attention (one new query per row) runs on the pool above this many
 // multiply-adds (B·H·positions·D), i.e. past ~1 MB of cached keys and values read per
