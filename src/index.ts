@@ -12,6 +12,7 @@ export { FeedForwardLayer, MLP, FeedForward, GatedFeedForward, type FeedForwardC
 export { residual, type Norm, type NormPlacement } from './nn/residual.js';
 export { Block } from './nn/block.js';
 export { GPT, type GPTOutput } from './models/gpt.js';
+export type { CausalLM, CausalLMConfig, ForwardOptions, LayerAttend, LMOutput } from './models/causal_lm.js';
 export { GPTConfigSchema, parseGPTConfig, type GPTConfig, type GPTConfigInput } from './models/gpt_config.js';
 export {
   CharTokenizer, WordTokenizer, BPETokenizer, trainBPE, tokenizerFromJSON, loadTokenizerFile, loadDirTokenizer, buildTokenizer, streamDecoder,

@@ -1,4 +1,4 @@
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { raggedCachedAttention } from './cached_attention.js';
@@ -22,7 +22,7 @@ import type { KVCache } from './kv_cache.js';
  * (the model must be in eval mode: this is inference). Returns [sequences, vocab]
  * scores for the token after each sequence's last new token.
  */
-export function batchForward(model: GPT, chunks: readonly Int32Array[], caches: readonly KVCache[]): Float32Array {
+export function batchForward(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[]): Float32Array {
   const S = chunks.length;
   if (caches.length !== S) throw new Error(`batchForward: ${S} sequences but ${caches.length} caches`);
   chunks.forEach((chunk, s) => {
@@ -53,7 +53,7 @@ export function batchForward(model: GPT, chunks: readonly Int32Array[], caches: 
 }
 
 /** One decoding step: one new token per sequence. */
-export function batchStep(model: GPT, ids: Int32Array, caches: readonly KVCache[]): Float32Array {
+export function batchStep(model: CausalLM, ids: Int32Array, caches: readonly KVCache[]): Float32Array {
   return batchForward(model, Array.from(ids, (id) => Int32Array.of(id)), caches);
 }
 

@@ -1,4 +1,4 @@
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { reshape } from '../tensor/ops/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { cachedAttention } from './cached_attention.js';
@@ -11,7 +11,7 @@ import type { KVCache } from './kv_cache.js';
  * earlier ones from the cache. Returns [B, vocab] scores for the token after
  * each row's last new position.
  */
-export function forwardCached(model: GPT, ids: Int32Array, [B, T]: [number, number], cache: KVCache): Tensor {
+export function forwardCached(model: CausalLM, ids: Int32Array, [B, T]: [number, number], cache: KVCache): Tensor {
   if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
   if (B !== cache.batch) throw new Error(`${B} rows for a KV cache of ${cache.batch}`);
   const positions = new Int32Array(B * T);

@@ -1,5 +1,5 @@
 import { UserError } from '../util/errors.js';
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
 import { forwardCached } from './cached_forward.js';
@@ -37,7 +37,7 @@ export class BatchDecoder {
   private started = false;
 
   constructor(
-    private readonly model: GPT,
+    private readonly model: CausalLM,
     prompts: ReadonlyArray<ArrayLike<number>>,
     private readonly opts: GenerateOptions,
   ) {
@@ -132,12 +132,12 @@ export class BatchDecoder {
  * before it (with a KV cache unless opts.cache is false). The model sees at
  * most its last block_size tokens: the sliding context window of the article.
  */
-export function* generate(model: GPT, prompt: ArrayLike<number>, opts: GenerateOptions): Generator<number> {
+export function* generate(model: CausalLM, prompt: ArrayLike<number>, opts: GenerateOptions): Generator<number> {
   for (const ids of generateBatch(model, [prompt], opts)) if (ids[0] !== null) yield ids[0]!;
 }
 
 /** Several prompts at once: yields, per step, the new id of every row (null once a row has finished). */
-export function* generateBatch(model: GPT, prompts: ReadonlyArray<ArrayLike<number>>, opts: GenerateOptions): Generator<Array<number | null>> {
+export function* generateBatch(model: CausalLM, prompts: ReadonlyArray<ArrayLike<number>>, opts: GenerateOptions): Generator<Array<number | null>> {
   const wasTraining = model.training;
   model.eval();
   try {

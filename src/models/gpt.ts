@@ -12,34 +12,14 @@ import { reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { GPTConfig } from './gpt_config.js';
-import type { AttentionOptions } from '../tensor/ops/attention_adapter.js';
-
-/** Replaces the attention op of layer `layer` (q, k, v after projection and rotation): how generate/ reads its KV cache. */
-export type LayerAttend = (layer: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions) => Tensor;
-
-export interface ForwardOptions {
-  /** Position of each slot: T entries shared by the rows or B·T (default 0 … T−1). */
-  positions?: Int32Array;
-  attend?: LayerAttend;
-  /** Score only each row's last position: logits [B, vocab] (sampling needs nothing else). */
-  last?: boolean;
-  /** Score only these slots (indices into the B·T positions): logits [rows, vocab]. Inference only. */
-  rows?: Int32Array;
-}
-
-export interface GPTOutput {
-  /** [B, T, vocab] scores for the next token at every position ([B, vocab] with `last`, [rows, vocab] with `rows`). */
-  logits: Tensor;
-  /** Mean cross-entropy against the targets, when targets were given. */
-  loss: Tensor | null;
-}
+import type { CausalLM, ForwardOptions, LMOutput } from './causal_lm.js';
 
 /**
  * The GPT decoder: token embedding + position embedding, N blocks, a final
  * LayerNorm, and an output head that reuses the token embedding matrix
  * ("weight tying": the same vectors read tokens in and score them out).
  */
-export class GPT extends Module {
+export class GPT extends Module implements CausalLM {
   wte: Embedding;
   /** Learned position vectors; null with RoPE, which rotates queries and keys instead. */
   wpe: Embedding | null;
@@ -65,7 +45,7 @@ export class GPT extends Module {
   }
 
   /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
-  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): GPTOutput {
+  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): LMOutput {
     const logits = this.lm_head.forward(this.hidden(ids, [B, T], opts));
     const loss = targets ? crossEntropy(logits, targets) : null;
     return { logits, loss };
@@ -122,3 +102,6 @@ function selectRows(x: Tensor, rows: Int32Array): Tensor {
   });
   return out;
 }
+
+/** The GPT's output: scores, and the loss when targets were given. */
+export type GPTOutput = LMOutput;
