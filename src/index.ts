@@ -14,7 +14,7 @@ export { residual, type Norm, type NormPlacement } from './nn/residual.js';
 export { Block } from './nn/block.js';
 export { GPT, type GPTOutput } from './models/gpt.js';
 export { Llama } from './models/llama.js';
-export type { CausalLM, CausalLMOutput } from './models/causal_lm.js';
+export type { CausalLM, CausalLMOutput, CausalLMConfig, ForwardOptions, LayerAttend } from './models/causal_lm.js';
 export { LlamaConfigSchema, parseLlamaConfig, llamaConfigFromHF, type LlamaConfig, type LlamaConfigInput } from './models/llama_config.js';
 export { GPTConfigSchema, parseGPTConfig, type GPTConfig, type GPTConfigInput } from './models/gpt_config.js';
 export {

@@ -73,6 +73,22 @@ describe('nn layers', () => {
     });
   }
 
+  it('attention dropout drops probabilities (as nanoGPT), only while training', () => {
+    const rng = new Rng(7);
+    const attn = new CausalSelfAttention({ n_embd: 8, n_head: 2, n_layer: 1, dropout: 0.5, bias: false }, rng);
+    const x = randn([1, 6, 8], rng, 1, false);
+    const seen: Array<number | null> = [];
+    const spy = (q: Tensor, k: Tensor, v: Tensor, o: Parameters<typeof attention>[3]) => (seen.push(o.dropout?.p ?? null), attention(q, k, v, { ...o, dropout: null }));
+    attn.forward(x, { attend: spy });
+    attn.eval().forward(x, { attend: spy });
+    assert.deepEqual(seen, [0.5, null]);
+    // With every value 1, an output is the sum of the kept probabilities over 1 − p: dropping the
+    // probabilities gives sums other than 0 and 2, which dropping outputs never would.
+    const ones = new Tensor(new Float32Array(6 * 8).fill(1), [1, 6, 8]);
+    const out = noGrad(() => attention(x, x, ones, { nHead: 2, causal: true, dropout: { p: 0.5, rng: new Rng(8) } }));
+    assert.ok(out.data.some((v) => Math.abs(v) > 1e-6 && Math.abs(v - 2) > 1e-6), 'probabilities dropped');
+  });
+
   it('a rotation needs self-attention', () => {
     const mha = new MultiHeadAttention({ d_model: 4, n_head: 2, dropout: 0, rope: true }, new Rng(6));
     assert.throws(() => mha.forward(new Tensor(new Float32Array(8), [1, 2, 4]), { memory: new Tensor(new Float32Array(12), [1, 3, 4]) }), /self-attention only/);
