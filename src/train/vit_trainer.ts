@@ -126,7 +126,6 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
   const { train, test } = run.data;
   if (imageSize(train) === 0 || train.count === 0) throw new UserError('no training images');
   const model = vitForData(train, o);
-  let trainSeconds = 0;
   const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
   const stepsPerEpoch = Math.ceil(train.count / o.batchSize);
   const maxSteps = Math.min(o.epochs * stepsPerEpoch, o.maxSteps ?? Infinity);
@@ -155,6 +154,7 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
 
   let last: ViTEvalInfo | null = null;
   const history: ViTEvalInfo[] = [];
+  let trainSeconds = 0;
   model.train();
   const result = runTraining({
     opt,
@@ -170,6 +170,7 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
       last = { epoch: epochOf(step), step, testLoss: r.loss, testAccuracy: r.accuracy };
       history.push(last);
       events.onEval?.(last);
+      return [r.loss];
     },
     checkpoint: run.out
       ? {
@@ -183,7 +184,9 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
     onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
       trainSeconds += p.seconds;
-      window = { loss: window.loss + p.loss * p.items, right: window.right, images: window.images + p.items, seconds: window.seconds + p.seconds };
+      window.loss += p.loss * p.items;
+      window.images += p.items;
+      window.seconds += p.seconds;
       if (p.step % o.logInterval === 0 || p.step === maxSteps) {
         events.onStep?.({
           step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr,
