@@ -38,20 +38,32 @@ export class HFBpeModel {
     for (const key of ['continuing_subword_prefix', 'end_of_word_suffix']) if (model[key]) bad(`model.${key} is not supported`);
     if (typeof model.dropout === 'number' && model.dropout > 0) bad('model.dropout is not supported (it makes encoding random)');
     this.vocab = new Map();
-    for (const [token, id] of Object.entries(model.vocab as Json)) {
+    const vocab = model.vocab as Json;
+    for (const token in vocab) {
+      const id = vocab[token];
       if (!Number.isInteger(id) || (id as number) < 0) bad(`model.vocab[${JSON.stringify(token)}] is not a token id`);
       this.vocab.set(token, id as number);
     }
-    const idOf = (token: string, rank: number): number => {
-      const id = this.vocab.get(token);
-      return id ?? bad(`merge ${rank}: ${JSON.stringify(token)} is not in the vocabulary`);
-    };
-    const merges = (model.merges as unknown[]).map((m, rank): [number, number, number] => {
-      const pair = typeof m === 'string' ? splitMergeLine(m) : m;
-      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return bad(`model.merges[${rank}] is not a pair of tokens`);
-      const [a, b] = pair as [string, string];
-      return [idOf(a, rank), idOf(b, rank), idOf(a + b, rank)];
-    });
+    // 280 000 merges for Llama 3, 515 000 for Gemma: one pass, no arrays in between.
+    const list = model.merges as unknown[];
+    const merges = new Array<[number, number, number]>(list.length);
+    for (let rank = 0; rank < list.length; rank++) {
+      const m = list[rank];
+      let a: unknown, b: unknown;
+      if (typeof m === 'string') {
+        const at = m.indexOf(' ');
+        if (at > 0 && m.indexOf(' ', at + 1) < 0) [a, b] = [m.slice(0, at), m.slice(at + 1)];
+      } else if (Array.isArray(m) && m.length === 2) [a, b] = m;
+      if (typeof a !== 'string' || typeof b !== 'string' || a === '' || b === '') throw new UserError(`${source}: model.merges[${rank}] is not a pair of tokens`);
+      const left = this.vocab.get(a);
+      const right = this.vocab.get(b);
+      const merged = this.vocab.get(a + b);
+      if (left === undefined || right === undefined || merged === undefined) {
+        const missing = left === undefined ? a : right === undefined ? b : a + b;
+        throw new UserError(`${source}: merge ${rank}: ${JSON.stringify(missing)} is not in the vocabulary`);
+      }
+      merges[rank] = [left, right, merged];
+    }
     this.table = new PairTable(merges);
     this.ignoreMerges = model.ignore_merges === true;
     this.fuseUnk = model.fuse_unk === true;
@@ -120,6 +132,3 @@ export class HFBpeModel {
 /** A character outside the vocabulary, as a negative unit that never merges (−1 and −2 are taken). */
 const outside = (cp: number): number => -16 - cp;
 const insideOf = (unit: number): number => -16 - unit;
-
-/** "a b" → [a, b]. Older files write merges this way (their tokens never contain a space). */
-const splitMergeLine = (line: string): string[] => line.split(' ');
