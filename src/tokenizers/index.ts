@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { BPETokenizer } from './bpe.js';
 import { trainBPE } from './bpe_train.js';
@@ -75,7 +75,8 @@ export function loadTokenizerFile(path: string): Tokenizer {
     if (!t) throw new UserError(`${path} is a directory without a tokenizer (tokenizer.json, or vocab.json + merges.txt)`);
     return t;
   }
-  return tokenizerFromJSON(readJSONFile(path), path);
+  // A Hugging Face tokenizer.json may have its tokenizer_config.json beside it.
+  return tokenizerFromJSON(readJSONFile(path), path, readTokenizerConfig(dirname(path)));
 }
 
 /** tokenizer_config.json beside a tokenizer.json, or {} if there is none. */
