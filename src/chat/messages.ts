@@ -2,12 +2,11 @@ import { UserError } from '../util/errors.js';
 
 /**
  * One chat message. `content` is text; other fields a template may read
- * (tool_calls, name, tool_call_id) are passed through as they are.
+ * (tool_calls, name, tool_call_id) are passed through to it as they are.
  */
 export interface ChatMessage {
   role: string;
   content: string;
-  [field: string]: unknown;
 }
 
 /** Check that `raw` is an array of {role, content} with string role and content: one clear line otherwise. */
@@ -19,6 +18,6 @@ export function parseChatMessages(raw: unknown, source: string): ChatMessage[] {
     const o = m as Record<string, unknown>;
     if (typeof o.role !== 'string' || o.role === '') throw new UserError(`${source}: message ${i} needs a "role" string (system, user, assistant, …)`);
     if (typeof o.content !== 'string') throw new UserError(`${source}: message ${i} needs a "content" string`);
-    return o as ChatMessage;
+    return o as unknown as ChatMessage;
   });
 }
