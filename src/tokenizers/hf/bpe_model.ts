@@ -39,7 +39,9 @@ export class HFBpeModel {
     if (typeof model.dropout === 'number' && model.dropout > 0) bad('model.dropout is not supported (it makes encoding random)');
     this.vocab = new Map();
     const vocab = model.vocab as Json;
-    for (const token in vocab) {
+    const keys = Object.keys(vocab);
+    for (let i = 0; i < keys.length; i++) {
+      const token = keys[i]!;
       const id = vocab[token];
       if (!Number.isInteger(id) || (id as number) < 0) bad(`model.vocab[${JSON.stringify(token)}] is not a token id`);
       this.vocab.set(token, id as number);

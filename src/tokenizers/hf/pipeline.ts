@@ -12,7 +12,7 @@ type Json = Record<string, unknown>;
 
 const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
 
-const setOf = (s: SpecialSet | undefined, fallback: 'all' | 'none', all: () => Iterable<string>): ReadonlySet<string> | 'all' => {
+const setOf = (s: SpecialSet | undefined, fallback: 'all' | 'none'): ReadonlySet<string> | 'all' => {
   if (s === undefined) return fallback === 'all' ? 'all' : new Set();
   return s === 'all' ? 'all' : new Set(s);
 };
@@ -46,6 +46,7 @@ export class HFTokenizer implements Tokenizer {
   private readonly wrapping: Wrapping;
   private readonly added: AddedToken[];
   private readonly addedContents: Set<string>;
+  private readonly addedIds: Map<string, number>;
   private readonly rawMatcher: AddedTokenMatcher;
   private readonly normalizedMatcher: AddedTokenMatcher;
   /** Token string of every id (added tokens included). */
@@ -65,6 +66,7 @@ export class HFTokenizer implements Tokenizer {
     this.decoder = decoderFrom(raw.decoder, source);
     this.added = parseAddedTokens(raw.added_tokens, source);
     this.addedContents = new Set(this.added.map((t) => t.content));
+    this.addedIds = new Map(this.added.map((t) => [t.content, t.id]));
     // Tokens matched in raw text, and those matched after normalization (by their normalized spelling).
     const normalizer = this.normalizer;
     this.rawMatcher = new AddedTokenMatcher(this.added.filter((t) => !t.normalized || !normalizer));
@@ -72,7 +74,10 @@ export class HFTokenizer implements Tokenizer {
       this.added.filter((t) => t.normalized && normalizer),
       (t) => normalizer!(t.content),
     );
-    this.tokens = [];
+    let size = 0;
+    for (const id of this.model.vocab.values()) size = Math.max(size, id + 1);
+    for (const t of this.added) size = Math.max(size, t.id + 1);
+    this.tokens = new Array<string>(size);
     for (const [token, id] of this.model.vocab) this.tokens[id] = token;
     for (const t of this.added) this.tokens[t.id] = t.content;
     this.vocabSize = this.tokens.length;
@@ -82,7 +87,7 @@ export class HFTokenizer implements Tokenizer {
 
   /** The id of a token string (vocabulary or added), if it has one. */
   tokenToId(token: string): number | undefined {
-    return this.added.find((t) => t.content === token)?.id ?? this.model.vocab.get(token);
+    return this.addedIds.get(token) ?? this.model.vocab.get(token);
   }
 
   /** The token string of an id, as the vocabulary spells it. */
@@ -97,8 +102,8 @@ export class HFTokenizer implements Tokenizer {
    * writes its own.
    */
   encode(text: string, options: EncodeOptions = {}): Int32Array {
-    const allowed = setOf(options.allowedSpecial, 'none', () => this.specialTokens.keys());
-    const disallowed = setOf(options.disallowedSpecial, 'all', () => this.specialTokens.keys());
+    const allowed = setOf(options.allowedSpecial, 'none');
+    const disallowed = setOf(options.disallowedSpecial, 'all');
     const accept = (t: AddedToken): boolean => {
       if (!t.special || has(allowed, t.content)) return true;
       if (has(disallowed, t.content)) {

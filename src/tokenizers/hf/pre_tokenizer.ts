@@ -18,10 +18,15 @@ const SUPPORTED = 'ByteLevel, Split, Sequence, Digits, Metaspace, Whitespace, Wh
 export function preTokenizerFrom(config: unknown, source: string): PreTokenizer | null {
   if (config === null || config === undefined) return null;
   const c = config as Json;
+  // Apply f to every piece; a loop, not flatMap: this runs once per word of the text.
   const each =
     (f: (piece: string, section: number) => string[]): PreTokenizer =>
-    (pieces, section) =>
-      pieces.flatMap((p) => f(p, section));
+    (pieces, section) => {
+      if (pieces.length === 1) return f(pieces[0]!, section);
+      const out: string[] = [];
+      for (const p of pieces) for (const q of f(p, section)) out.push(q);
+      return out;
+    };
   switch (c.type) {
     case 'ByteLevel':
       return each(byteLevel(c));
@@ -65,10 +70,14 @@ const gpt2Split = regexSplitter(PATTERNS.gpt2);
 function byteLevel(c: Json): (piece: string) => string[] {
   const addPrefixSpace = c.add_prefix_space === true;
   const useRegex = c.use_regex !== false;
-  const utf8 = new TextEncoder();
   const spell = (text: string): string => {
     let s = '';
-    for (const b of utf8.encode(text)) s += BYTE_TO_UNICODE[b];
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c < 0x80) s += BYTE_TO_UNICODE[c];
+      else s += spellUtf8(text, i);
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && isLowSurrogate(text.charCodeAt(i + 1))) i++;
+    }
     return s;
   };
   return (piece) => {
@@ -78,6 +87,20 @@ function byteLevel(c: Json): (piece: string) => string[] {
     gpt2Split(piece, (start, end) => out.push(spell(piece.slice(start, end))));
     return out;
   };
+}
+
+const isLowSurrogate = (c: number): boolean => c >= 0xdc00 && c <= 0xdfff;
+
+/** The byte stand-ins of the UTF-8 bytes of the (non-ASCII) code point at i; a lone surrogate is U+FFFD, as TextEncoder writes it. */
+function spellUtf8(text: string, i: number): string {
+  let cp = text.charCodeAt(i);
+  if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < text.length && isLowSurrogate(text.charCodeAt(i + 1))) {
+    cp = ((cp - 0xd800) << 10) + (text.charCodeAt(i + 1) - 0xdc00) + 0x10000;
+  } else if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
+  const b = BYTE_TO_UNICODE;
+  if (cp < 0x800) return b[0xc0 | (cp >> 6)]! + b[0x80 | (cp & 63)]!;
+  if (cp < 0x10000) return b[0xe0 | (cp >> 12)]! + b[0x80 | ((cp >> 6) & 63)]! + b[0x80 | (cp & 63)]!;
+  return b[0xf0 | (cp >> 18)]! + b[0x80 | ((cp >> 12) & 63)]! + b[0x80 | ((cp >> 6) & 63)]! + b[0x80 | (cp & 63)]!;
 }
 
 /**
@@ -109,6 +132,7 @@ const BEHAVIORS = ['Isolated', 'Removed', 'MergedWithPrevious', 'MergedWithNext'
  * between them.
  */
 export function splitBy(text: string, re: RegExp, behavior: string, invert: boolean): string[] {
+  if (behavior === 'Isolated') return isolate(text, re); // the common case (Llama 3, Qwen), without the bookkeeping
   const parts: Array<{ text: string; match: boolean }> = [];
   let last = 0;
   re.lastIndex = 0;
@@ -151,5 +175,23 @@ export function splitBy(text: string, re: RegExp, behavior: string, invert: bool
         break;
     }
   }
+  return out;
+}
+
+/** Split with behavior Isolated: every match and every stretch between matches is a piece. */
+function isolate(text: string, re: RegExp): string[] {
+  const out: string[] = [];
+  let last = 0;
+  re.lastIndex = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    if (m[0].length === 0) {
+      re.lastIndex += 1;
+      continue;
+    }
+    if (m.index > last) out.push(text.slice(last, m.index));
+    out.push(m[0]);
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) out.push(text.slice(last));
   return out;
 }
