@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Tokenizer as HFReference } from '@huggingface/tokenizers';
+import { splitBy } from '../src/tokenizers/hf/pre_tokenizer.js';
 import { HFTokenizer, loadTokenizerFile, streamDecoder } from '../src/tokenizers/index.js';
 import { REAL_TOKENIZER_PACKAGES, REAL_TOKENIZERS, realTokenizerDir } from './real_tokenizers.js';
 import { refereesOrSkip } from './referees.js';
@@ -113,6 +114,59 @@ describe('Hugging Face tokenizer.json: hand-made files', () => {
     const whole = Array.from(t.encode(words));
     const wordByWord = words.split(' ').flatMap((w) => Array.from(t.encode(w)));
     assert.deepEqual(whole, wordByWord);
+  });
+
+  it('added tokens: lstrip and rstrip take the spaces beside them, single_word only matches whole words, normalized ones match after normalizing', () => {
+    const o = tiny();
+    o.added_tokens.push(
+      { id: 265, content: '<sep>', special: true, normalized: false, lstrip: true, rstrip: true },
+      { id: 266, content: 'hh', special: false, normalized: false, single_word: true },
+    );
+    o.model.vocab = { ...o.model.vocab, '<sep>': 265, hh: 266 };
+    const t = loadTokenizerFile(save(o, 'added.json'));
+    // "hi  <sep>  hi": the spaces around <sep> are gone, so the second "hi" is a new section ("▁hi").
+    assert.deepEqual(Array.from(t.encode('hi  <sep>  hi', { allowedSpecial: 'all' })), [262, 265, 262]);
+    assert.deepEqual(Array.from(t.encode('hh')), [266]);
+    assert.deepEqual(Array.from(t.encode('hhi')), [261, 259, 260]); // "hh" inside a word is not the added token
+    // A normalized added token is matched in the normalized text: "TT" lowercased is "tt".
+    const n = tiny();
+    n.normalizer = { type: 'Lowercase' };
+    n.pre_tokenizer = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always' };
+    n.added_tokens.push({ id: 265, content: 'tt', special: false, normalized: true });
+    n.model.vocab = { ...n.model.vocab, tt: 265 };
+    assert.deepEqual(Array.from(loadTokenizerFile(save(n, 'normalized.json')).encode('Hi TT')), [262, 258, 265]);
+  });
+
+  it('without a post-processor, tokenizer_config.json\'s add_bos_token says whether BOS is added', () => {
+    const o = tiny();
+    o.post_processor = null;
+    const dir = mkdtempSync(join(work, 'bos-'));
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(o));
+    assert.deepEqual(Array.from(loadTokenizerFile(dir).encode('hi', { addSpecialTokens: true })), [262]);
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: true, bos_token: { content: '<s>' } }));
+    assert.deepEqual(Array.from(loadTokenizerFile(dir).encode('hi', { addSpecialTokens: true })), [1, 262]);
+    assert.deepEqual(Array.from(loadTokenizerFile(join(dir, 'tokenizer.json')).encode('hi', { addSpecialTokens: true })), [1, 262], 'the config beside a tokenizer.json is read too');
+  });
+
+  it('Split behaviors cut text as the tokenizers library does', () => {
+    const cut = (behavior: string, invert = false): string[] => splitBy('a--b-c', /-/gu, behavior, invert);
+    assert.deepEqual(cut('Isolated'), ['a', '-', '-', 'b', '-', 'c']);
+    assert.deepEqual(cut('Removed'), ['a', 'b', 'c']);
+    assert.deepEqual(cut('MergedWithPrevious'), ['a-', '-', 'b-', 'c']);
+    assert.deepEqual(cut('MergedWithNext'), ['a', '-', '-b', '-c']);
+    assert.deepEqual(cut('Contiguous'), ['a', '--', 'b', '-', 'c']);
+    assert.deepEqual(splitBy('ab12cd3', /\d+/gu, 'Removed', true), ['12', '3']);
+  });
+
+  it('Metaspace and Digits pre-tokenizers', () => {
+    const o = tiny();
+    o.normalizer = null;
+    o.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: true }, { type: 'Digits', individual_digits: true }] };
+    o.model.vocab = { ...o.model.vocab, 1: 268, 2: 269 };
+    const t = loadTokenizerFile(save(o, 'meta.json'));
+    assert.deepEqual(Array.from(t.encode('hi hi')), [262, 262]);
+    assert.deepEqual(Array.from(t.encode('hi<s>hi', { allowedSpecial: 'all' })), [262, 1, 259, 260], 'prepend_scheme "first": no "▁" after a special token');
+    assert.deepEqual(Array.from(t.encode('12')), [258, 268, 269]);
   });
 
   it('names the unsupported feature: model, normalizer, pre-tokenizer, decoder, post-processor', () => {

@@ -29,8 +29,9 @@ export function tokenizerProgress(label: string, stream: NodeJS.WriteStream = pr
 
 /** A token as text to show: control characters escaped, bytes of a cut character in hex. */
 function showToken(tokenizer: Tokenizer, id: number): string {
-  if (tokenizer instanceof BPETokenizer) {
-    const bytes = tokenizer.tokenBytes(id);
+  // Byte-level tokens (GPT-2's, Llama 3's, a SentencePiece <0xNN>) may hold part of a character.
+  if (tokenizer instanceof BPETokenizer || tokenizer.decodeBytes) {
+    const bytes = tokenizer instanceof BPETokenizer ? tokenizer.tokenBytes(id) : tokenizer.decodeBytes!([id]);
     try {
       return escape(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes));
     } catch {
