@@ -125,8 +125,16 @@ describe('GPT-2 tokenizer loaded from its files', () => {
       loadTokenizerFile(hfPath);
     };
     assert.throws(() => tryHF((o) => (o.model.type = 'WordPiece')), /model type "WordPiece" is not supported/);
-    assert.throws(() => tryHF((o) => (o.pre_tokenizer.add_prefix_space = true)), /add_prefix_space is not supported/);
-    assert.throws(() => tryHF((o) => (o.normalizer = { type: 'NFC' })), /normalizers are not supported/);
+    // A prefix space or a normalizer is no longer refused: such files load through the full Hugging Face pipeline.
+    const loadHF = (patch: (o: Record<string, any>) => void): Tokenizer => {
+      tryHF(patch);
+      return loadTokenizerFile(hfPath);
+    };
+    const plain = loadTokenizerFile(join(work, 'tokenizer.json'));
+    const prefixed = loadHF((o) => (o.pre_tokenizer.add_prefix_space = true));
+    assert.equal(prefixed.type, 'hf');
+    assert.deepEqual(prefixed.encode('hello world'), plain.encode(' hello world'));
+    assert.deepEqual(loadHF((o) => (o.normalizer = { type: 'NFC' })).encode('cafe\u0301'), plain.encode('caf\u00e9'));
     assert.throws(() => tryHF((o) => (o.model.merges = o.model.merges.slice(0, 1000))), /do not match/);
     assert.throws(() => tryHF((o) => (o.added_tokens = [])), /"<\|endoftext\|>" \(id 50256\) is neither/);
     writeFileSync(hfPath, '{"model": ');

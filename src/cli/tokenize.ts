@@ -9,6 +9,8 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { WordTokenizer } from '../tokenizers/word.js';
 import { int } from './flags.js';
 import { readTextFile } from '../io/read_text.js';
+import { chatTemplateOf } from '../chat/for_tokenizer.js';
+import { parseChatMessages } from '../chat/messages.js';
 
 /** A progress bar on stderr for tokenizer training: redrawn on a terminal, a few lines otherwise. */
 export function tokenizerProgress(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {
@@ -27,8 +29,9 @@ export function tokenizerProgress(label: string, stream: NodeJS.WriteStream = pr
 
 /** A token as text to show: control characters escaped, bytes of a cut character in hex. */
 function showToken(tokenizer: Tokenizer, id: number): string {
-  if (tokenizer instanceof BPETokenizer) {
-    const bytes = tokenizer.tokenBytes(id);
+  // Byte-level tokens (GPT-2's, Llama 3's, a SentencePiece <0xNN>) may hold part of a character.
+  if (tokenizer instanceof BPETokenizer || tokenizer.decodeBytes) {
+    const bytes = tokenizer instanceof BPETokenizer ? tokenizer.tokenBytes(id) : tokenizer.decodeBytes!([id]);
     try {
       return escape(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes));
     } catch {
@@ -66,6 +69,8 @@ export interface TokenizeCliOptions {
   file?: string;
   json?: boolean;
   decode?: boolean;
+  /** A JSON file of chat messages, rendered with the tokenizer's chat template. */
+  chat?: string;
 }
 
 /**
@@ -73,6 +78,11 @@ export interface TokenizeCliOptions {
  * json, only the ids); or, with decode, turn ids back into text.
  */
 export function runTokenize(o: TokenizeCliOptions, text: string | undefined, write: (s: string) => void): void {
+  if (o.chat !== undefined) {
+    if (text !== undefined || o.file !== undefined || o.decode) throw new UserError('--chat takes the messages from its file: give no text, --file or --decode with it');
+    runTokenizeChat(o, o.chat, write);
+    return;
+  }
   if ((text === undefined) === (o.file === undefined)) throw new UserError('give the text to tokenize as an argument or with --file F (one of them)');
   const tokenizer = chooseTokenizer(o);
   const input = o.file !== undefined ? readTextFile(o.file) : text!;
@@ -90,15 +100,38 @@ export function runTokenize(o: TokenizeCliOptions, text: string | undefined, wri
   write(Array.from(ids, (id) => showToken(tokenizer, id)).join('|') + '\n');
 }
 
+/**
+ * Render a messages file with the tokenizer's chat template (ChatML when it
+ * has none), ready for the assistant's reply, and encode it: special tokens
+ * the template writes are encoded as themselves, and nothing is added around
+ * the text (the template writes its own BOS).
+ */
+function runTokenizeChat(o: TokenizeCliOptions, messagesFile: string, write: (s: string) => void): void {
+  const tokenizer = chooseTokenizer(o);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readTextFile(messagesFile));
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${messagesFile}: invalid JSON: ${(e as Error).message}`);
+  }
+  const messages = parseChatMessages(raw, messagesFile);
+  const text = chatTemplateOf(tokenizer).render(messages, { addGenerationPrompt: true });
+  const ids = Array.from(tokenizer.encode(text, { allowedSpecial: 'all' }));
+  if (o.json) write(JSON.stringify({ text, ids }) + '\n');
+  else write(`${text}\n${ids.join(' ')}\n`);
+}
+
 export function tokenizeCommand(): Command {
   return new Command('tokenize')
     .description('encode text and show its token ids and token boundaries ("|"; \\n is a newline, <e6 97> bytes of a cut character)')
     .argument('[text]', 'the text to encode')
     .option('--model <dir>', 'use the tokenizer of this model directory')
-    .option('--tokenizer <file>', 'a tokenizer.json: attn\'s own or a Hugging Face byte-level BPE one')
+    .option('--tokenizer <path>', 'a tokenizer.json (attn\'s own or Hugging Face\'s), or a directory holding tokenizer.json + tokenizer_config.json')
     .option('--file <f>', 'encode this UTF-8 file instead of the argument')
-    .option('--json', 'print only the ids, as a JSON array')
+    .option('--json', 'print only the ids, as a JSON array (with --chat: {"text", "ids"})')
     .option('--decode', 'the input is token ids (a JSON array or separated by spaces): print their text')
+    .option('--chat <messages.json>', 'render these chat messages ([{"role", "content"}, …]) with the tokenizer\'s chat template; print the prompt text, then its ids')
     .action((text: string | undefined, opts: TokenizeCliOptions) => runTokenize(opts, text, (s) => process.stdout.write(s)));
 }
 

@@ -1,4 +1,5 @@
-import { CHAT_STOP_SEQUENCES, renderChat } from './chat_template.js';
+import { UserError } from '../util/errors.js';
+import { CHAT_STOP_SEQUENCES, renderChat, type ChatMessage } from './chat_template.js';
 import type { ServeLimits } from './context.js';
 import { ApiError, invalidParam } from './errors.js';
 import type { ChatRequest, CompletionRequest } from './request_schemas.js';
@@ -16,6 +17,11 @@ export interface CompletionJob {
   prompts: Array<string | number[]>;
   /** Where prompt errors point: "prompt" or "messages". */
   promptParam: string;
+  /**
+   * A chat's messages. `prompts` holds them in attn's plain transcript; a
+   * model with its own chat template renders them itself (encodePrompt).
+   */
+  messages?: ChatMessage[];
   n: number;
   maxTokens: number | null;
   temperature: number;
@@ -76,7 +82,7 @@ export function completionJob(r: CompletionRequest): CompletionJob {
 export function chatJob(r: ChatRequest): CompletionJob {
   const text = (c: ChatRequest['messages'][number]['content']): string => (typeof c === 'string' ? c : (c ?? []).map((part: { text: string }) => part.text).join(''));
   const messages = r.messages.map((m) => ({ role: m.role, content: text(m.content) }));
-  return check({ ...common(r, CHAT_STOP_SEQUENCES), prompts: [renderChat(messages)], promptParam: 'messages' });
+  return check({ ...common(r, []), prompts: [renderChat(messages)], promptParam: 'messages', messages });
 }
 
 function check(job: CompletionJob): CompletionJob {
@@ -91,7 +97,17 @@ export function encodePrompt(served: ServedModel, job: CompletionJob, index: num
   const param = job.prompts.length > 1 ? `${job.promptParam}[${index}]` : job.promptParam;
   const V = served.model.config.vocab_size;
   let ids: Int32Array;
-  if (typeof prompt === 'string') {
+  if (job.messages && served.chatTemplate) {
+    let text: string;
+    try {
+      text = served.chatTemplate.render(job.messages, { addGenerationPrompt: true });
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      throw invalidParam(param, `Invalid '${param}': model ${served.name}: ${e.message}`);
+    }
+    // The template's own special tokens (<|im_start|>, <|eot_id|>, BOS) are control tokens here.
+    ids = served.tokenizer.encode(text, { allowedSpecial: 'all' });
+  } else if (typeof prompt === 'string') {
     try {
       // Special tokens typed by a client are text, not control tokens.
       ids = served.tokenizer.encode(prompt, { disallowedSpecial: [] });
@@ -126,7 +142,16 @@ export function sequenceParams(job: CompletionJob, served: ServedModel, limits: 
     ...(job.topP !== undefined ? { topP: job.topP } : {}),
     ...(job.topK !== undefined ? { topK: job.topK } : {}),
     ...(job.repetitionPenalty !== undefined ? { repetitionPenalty: job.repetitionPenalty } : {}),
-    stopTokens: served.stopTokens,
-    stop: job.stop,
+    ...chatStops(job, served),
   };
+}
+
+/**
+ * What ends a chat reply: the model's end-of-turn tokens when its own template
+ * rendered the chat; with attn's plain transcript, the next "\nuser:" line.
+ */
+function chatStops(job: CompletionJob, served: ServedModel): { stopTokens: number[]; stop: string[] } {
+  if (!job.messages) return { stopTokens: served.stopTokens, stop: job.stop };
+  if (served.chatTemplate) return { stopTokens: [...new Set([...served.stopTokens, ...(served.chatStopTokens ?? [])])], stop: job.stop };
+  return { stopTokens: served.stopTokens, stop: [...job.stop, ...CHAT_STOP_SEQUENCES] };
 }

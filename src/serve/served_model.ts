@@ -6,6 +6,9 @@ import { loadGPT } from '../io/model_dir.js';
 import type { Embedder } from '../models/embedder.js';
 import type { GPT } from '../models/gpt.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { ChatTemplate } from '../chat/template.js';
+import { stopTokenIds } from '../chat/for_tokenizer.js';
+import { modelChatTemplate } from './chat_template.js';
 import { Scheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
 
 /** A model as the server holds it: loaded once, with its tokenizer and its own scheduler. */
@@ -16,6 +19,10 @@ export interface ServedModel {
   scheduler: Scheduler;
   /** Ids that end a generation when sampled: the tokenizer's <|endoftext|>, if it has one. */
   stopTokens: number[];
+  /** The model's own chat template (its tokenizer_config.json's), if it has one. */
+  chatTemplate?: ChatTemplate | null;
+  /** Ids that end the assistant's turn in that template (<|eot_id|>, <|im_end|>, <end_of_turn>, its eos). */
+  chatStopTokens?: number[];
   /** Unix seconds, for GET /v1/models. */
   created: number;
 }
@@ -41,12 +48,15 @@ export function parseModelSpec(spec: string): { name: string; dir: string } {
 export function serveModel(name: string, model: GPT, tokenizer: Tokenizer, opts: SchedulerOptions, stats?: (name: string) => SchedulerStats): ServedModel {
   if (tokenizer.vocabSize > model.config.vocab_size) throw new UserError(`model ${name}: its tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab_size}`);
   const eot = tokenizer.specialTokens.get('<|endoftext|>');
+  const chatTemplate = modelChatTemplate(tokenizer, name);
   return {
     name,
     model,
     tokenizer,
     scheduler: new Scheduler(model, opts, stats?.(name)),
     stopTokens: eot === undefined ? [] : [eot],
+    chatTemplate,
+    chatStopTokens: chatTemplate ? stopTokenIds(chatTemplate, tokenizer) : [],
     created: Math.floor(Date.now() / 1000),
   };
 }

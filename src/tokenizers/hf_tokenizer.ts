@@ -40,6 +40,27 @@ export function bpeFromHFTokenizer(raw: Json, source: string): BPETokenizer {
   return bpeFromVocabAndMerges(m.vocab as Json, merges, { pattern: preTokenizerPattern(raw.pre_tokenizer, bad), added, source });
 }
 
+/**
+ * Whether a tokenizer.json is GPT-2's kind, which bpeFromHFTokenizer loads
+ * into attn's own BPETokenizer: byte-level BPE, no normalizer, a ByteLevel
+ * pre-tokenizer (alone, or after one Split) without a prefix space, nothing
+ * added around the text. Other files need the full HFTokenizer pipeline.
+ */
+export function isPlainByteLevel(raw: Json): boolean {
+  const m = raw.model;
+  if (!isObject(m) || m.type !== 'BPE' || m.ignore_merges || m.byte_fallback || raw.normalizer) return false;
+  const post = raw.post_processor;
+  if (post !== null && post !== undefined && !(isObject(post) && post.type === 'ByteLevel')) return false;
+  const dec = raw.decoder;
+  if (dec !== null && dec !== undefined && !(isObject(dec) && dec.type === 'ByteLevel')) return false;
+  const pre = raw.pre_tokenizer;
+  if (!isObject(pre)) return false;
+  if (pre.type === 'ByteLevel') return !pre.add_prefix_space && pre.use_regex !== false;
+  if (pre.type !== 'Sequence' || !Array.isArray(pre.pretokenizers) || pre.pretokenizers.length !== 2) return false;
+  const [split, level] = pre.pretokenizers as Json[];
+  return split?.type === 'Split' && isObject(split.pattern) && typeof split.pattern.Regex === 'string' && split.behavior === 'Isolated' && !split.invert && level?.type === 'ByteLevel' && level.use_regex === false && !level.add_prefix_space;
+}
+
 /** The regex a byte-level pre-tokenizer splits with. */
 function preTokenizerPattern(pre: unknown, bad: (what: string) => never): string {
   const byteLevel = (p: Json): void => {

@@ -1,11 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { BPETokenizer } from './bpe.js';
 import { trainBPE } from './bpe_train.js';
 import { CharTokenizer } from './char.js';
 import { bpeFromGPT2Files } from './gpt2_files.js';
-import { bpeFromHFTokenizer } from './hf_tokenizer.js';
+import { bpeFromHFTokenizer, isPlainByteLevel } from './hf_tokenizer.js';
+import { HFTokenizer } from './hf/pipeline.js';
 import type { Tokenizer } from './tokenizer.js';
 import { PieceTokenizer } from './piece.js';
 import { WordTokenizer } from './word.js';
@@ -18,6 +19,7 @@ export { BPETokenizer, type BPEParts, type Merge } from './bpe.js';
 export { trainBPE, type BPETrainOptions } from './bpe_train.js';
 export { bpeFromGPT2Files, bpeFromVocabAndMerges } from './gpt2_files.js';
 export { bpeFromHFTokenizer } from './hf_tokenizer.js';
+export { HFTokenizer } from './hf/pipeline.js';
 export { bpeFromRanks, parseTiktokenFile } from './tiktoken_ranks.js';
 export { PATTERNS, type PatternName } from './pretokenize.js';
 export { BYTE_TO_UNICODE, bytesToUnicode, unicodeToBytes } from './bytes.js';
@@ -27,9 +29,12 @@ export type TokenizerKind = (typeof TOKENIZER_KINDS)[number];
 
 /**
  * Rebuild a tokenizer from its saved JSON: ours (toJSON's object, with a
- * "type") or a Hugging Face tokenizer.json (with a "model").
+ * "type") or a Hugging Face tokenizer.json (with a "model"), whose
+ * tokenizer_config.json, if any, is `config`. GPT-2's plain byte-level files
+ * load as attn's own BPETokenizer; everything else Hugging Face ships (Llama,
+ * Qwen, Gemma) runs through the full HFTokenizer pipeline.
  */
-export function tokenizerFromJSON(raw: unknown, source = 'tokenizer.json'): Tokenizer {
+export function tokenizerFromJSON(raw: unknown, source = 'tokenizer.json', config: Record<string, unknown> = {}): Tokenizer {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${source}: expected a JSON object`);
   const o = raw as Record<string, unknown>;
   if (o.type === 'char') {
@@ -41,7 +46,7 @@ export function tokenizerFromJSON(raw: unknown, source = 'tokenizer.json'): Toke
   if (o.type === 'word') return WordTokenizer.fromJSON(o, source);
   if (o.type === 'bpe') return BPETokenizer.fromJSON(o, source);
   if (o.type === 'piece') return PieceTokenizer.fromJSON(o, source);
-  if (o.type === undefined && 'model' in o) return bpeFromHFTokenizer(o, source);
+  if (o.type === undefined && 'model' in o) return isPlainByteLevel(o) ? bpeFromHFTokenizer(o, source) : new HFTokenizer(o, config, source);
   throw new UserError(`${source}: unsupported tokenizer type ${JSON.stringify(o.type)} (supported: char, word, bpe, or a Hugging Face tokenizer.json)`);
 }
 
@@ -60,9 +65,27 @@ function readJSONFile(path: string): unknown {
   }
 }
 
-/** A tokenizer file: our tokenizer.json or a Hugging Face one. */
+/**
+ * A tokenizer file (our tokenizer.json or a Hugging Face one), or a directory
+ * holding tokenizer.json (+ tokenizer_config.json), as Hugging Face ships them.
+ */
 export function loadTokenizerFile(path: string): Tokenizer {
-  return tokenizerFromJSON(readJSONFile(path), path);
+  if (existsSync(path) && statSync(path).isDirectory()) {
+    const t = loadDirTokenizer(path);
+    if (!t) throw new UserError(`${path} is a directory without a tokenizer (tokenizer.json, or vocab.json + merges.txt)`);
+    return t;
+  }
+  // A Hugging Face tokenizer.json may have its tokenizer_config.json beside it.
+  return tokenizerFromJSON(readJSONFile(path), path, readTokenizerConfig(dirname(path)));
+}
+
+/** tokenizer_config.json beside a tokenizer.json, or {} if there is none. */
+export function readTokenizerConfig(dir: string): Record<string, unknown> {
+  const path = join(dir, 'tokenizer_config.json');
+  if (!existsSync(path)) return {};
+  const raw = readJSONFile(path);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${path}: expected a JSON object`);
+  return raw as Record<string, unknown>;
 }
 
 /**
@@ -72,7 +95,7 @@ export function loadTokenizerFile(path: string): Tokenizer {
  */
 export function loadDirTokenizer(dir: string): Tokenizer | null {
   const json = join(dir, 'tokenizer.json');
-  if (existsSync(json)) return loadTokenizerFile(json);
+  if (existsSync(json)) return tokenizerFromJSON(readJSONFile(json), json, readTokenizerConfig(dir));
   for (const [vocab, merges] of [['vocab.json', 'merges.txt'], ['encoder.json', 'vocab.bpe']] as const) {
     const v = join(dir, vocab);
     const m = join(dir, merges);

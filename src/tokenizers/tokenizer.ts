@@ -15,6 +15,12 @@ export type SpecialSet = 'all' | ReadonlySet<string> | readonly string[];
 export interface EncodeOptions {
   allowedSpecial?: SpecialSet;
   disallowedSpecial?: SpecialSet;
+  /**
+   * Add the tokens the tokenizer puts around every text (Llama's BOS), as
+   * Hugging Face's encode does by default. Only Hugging Face tokenizer.json
+   * files define any; off unless asked, since chat templates write their own.
+   */
+  addSpecialTokens?: boolean;
 }
 
 /** Turns text into integer ids and back; saved as tokenizer.json beside the model. */
