@@ -106,14 +106,14 @@ describe('block quantization in ggml layouts', () => {
     assert.equal(y[1], 0.5 * 3 * -32);
   });
 
-  it('quantize → dequantize stays within half a step of every value (plus the f16 rounding of d, up to 127·d·2⁻¹¹)', () => {
+  it('quantize → dequantize error: half a step plus the f16 rounding of d (q8_0); q4_0 up to one step where +8 is clamped to 7', () => {
     const x = rand(8 * 64);
     for (const type of ['q8_0', 'q4_0'] as const) {
       const q = quantizeMatrix(type, x, 8, 64);
       const y = dequantizeMatrix(q);
       for (let b = 0; b < x.length / 32; b++) {
         const d = halfToFloat(new DataView(q.data.buffer).getUint16(b * QUANT_BLOCKS[type].bytes, true));
-        for (let j = 0; j < 32; j++) assert.ok(Math.abs(y[b * 32 + j]! - x[b * 32 + j]!) <= Math.abs(d) * (0.5 + 128 / 2048) + 1e-6, `${type} ${b} ${j}`);
+        for (let j = 0; j < 32; j++) assert.ok(Math.abs(y[b * 32 + j]! - x[b * 32 + j]!) <= Math.abs(d) * (type === 'q8_0' ? 0.5 + 128 / 2048 : 1 + 8 / 2048) + 1e-6, `${type} ${b} ${j}`);
       }
     }
   });
