@@ -109,11 +109,11 @@ async function runBench(o: BenchOptions): Promise<void> {
  */
 function quantBench(o: BenchOptions, threads: number[], log: (s: string) => void, emit: (r: Row) => void): void {
   const addon = loadAddon();
-  const bandwidth = measureBandwidth();
-  emit({ workload: 'quant', measure: 'memory_read_bandwidth', gb_per_s: bandwidth });
-  log(`quant: memory read bandwidth ${bandwidth.toFixed(1)} GB/s (memcmp of two 128 MB buffers, 1 thread)`);
   for (const t of threads) {
     addon?.setThreads(t);
+    const { gbPerS: bandwidth, how } = measureBandwidth();
+    emit({ workload: 'quant', measure: 'memory_read_bandwidth', gb_per_s: bandwidth, how, threads: t });
+    log(`quant: memory read bandwidth ${bandwidth.toFixed(1)} GB/s (${how}, ${t} thread${t === 1 ? '' : 's'})`);
     for (const rows of QUANT_ROWS) {
       for (const [K, N] of QUANT_SHAPES) {
         const cells: string[] = [];
