@@ -11,8 +11,9 @@ namespace attn {
 
 // Activation rows → 8-bit blocks: d = max|x| / 127, q = roundf(x / d), the
 // same float steps as the js twin (quantizeActivations), so both multiply the
-// same integers. K floats per row: cheap beside reading N·K weights.
-static void quantize_acts(const float* x, int M, int K, int8_t* q, float* d, int32_t* sum) {
+// same integers; corr: −offset × each 4 values' sum. K floats per row: cheap
+// beside reading N·K weights.
+static void quantize_acts(const float* x, int M, int K, int offset, int8_t* q, float* d, int32_t* corr) {
   const long blocks = (long)M * (K / 32);
   for (long b = 0; b < blocks; b++) {
     const float* xb = x + b * 32;
@@ -20,14 +21,12 @@ static void quantize_acts(const float* x, int M, int K, int8_t* q, float* d, int
     for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(xb[j]));
     const float db = amax / 127.f;
     const float id = db != 0.f ? 1.f / db : 0.f;
-    int32_t s = 0;
-    for (int j = 0; j < 32; j++) {
-      const int8_t v = (int8_t)std::roundf(xb[j] * id);
-      q[b * 32 + j] = v;
-      s += v;
+    for (int j = 0; j < 32; j++) q[b * 32 + j] = (int8_t)std::roundf(xb[j] * id);
+    for (int l = 0; l < 8; l++) {
+      const int8_t* g = q + b * 32 + 4 * l;
+      corr[b * 8 + l] = -offset * (g[0] + g[1] + g[2] + g[3]);
     }
     d[b] = db;
-    sum[b] = s;
   }
 }
 
@@ -57,9 +56,9 @@ void linear_quantized(const QuantLinear& g) {
   if (g.type == QUANT_Q8_0 || g.type == QUANT_Q4_0) {
     q.resize((size_t)g.M * g.K);
     d.resize((size_t)g.M * a.blocks);
-    s.resize((size_t)g.M * a.blocks);
-    quantize_acts(g.x, g.M, g.K, q.data(), d.data(), s.data());
-    a.q = q.data(); a.d = d.data(); a.sum = s.data();
+    s.resize((size_t)g.M * a.blocks * 8);
+    quantize_acts(g.x, g.M, g.K, g.type == QUANT_Q8_0 ? 128 : 8, q.data(), d.data(), s.data());
+    a.q = q.data(); a.d = d.data(); a.corr = s.data();
   }
   const QuantRowsFn fn = rows_fn();
   // Small products take less time than waking a pool thread (as in gemv_impl.inc).

@@ -20,11 +20,13 @@ struct QuantLinear {
   float* y;
 };
 
-// The activations as 8-bit blocks of 32: q, one scale d per block, and each block's Σq.
+// The activations as 8-bit blocks of 32: q, one scale d per block, and for
+// each block 8 int32 lanes corr[l] = −o·Σ q[4l … 4l+3], o the offset that
+// makes the weight type's bytes unsigned (see quant_impl.inc).
 struct QuantActs {
   const int8_t* q;
   const float* d;
-  const int32_t* sum;
+  const int32_t* corr;
   int blocks;  // per row: K / 32
 };
 
