@@ -13,7 +13,7 @@ namespace attn {
 // same float steps as the js twin (quantizeActivations), so both multiply the
 // same integers; corr: −offset × each 4 values' sum. K floats per row: cheap
 // beside reading N·K weights.
-static void quantize_acts(const float* x, int M, int K, int offset, int8_t* q, float* d, int32_t* corr) {
+static void quantize_acts(const float* x, int M, int K, int offset, int8_t* q, float* d, float* d8, int32_t* corr) {
   const long blocks = (long)M * (K / 32);
   for (long b = 0; b < blocks; b++) {
     const float* xb = x + b * 32;
@@ -27,6 +27,7 @@ static void quantize_acts(const float* x, int M, int K, int offset, int8_t* q, f
       corr[b * 8 + l] = -offset * (g[0] + g[1] + g[2] + g[3]);
     }
     d[b] = db;
+    for (int l = 0; l < 8; l++) d8[b * 8 + l] = db;
   }
 }
 
@@ -50,15 +51,16 @@ static QuantRowsFn rows_fn() {
 
 void linear_quantized(const QuantLinear& g) {
   thread_local std::vector<int8_t> q;
-  thread_local std::vector<float> d;
+  thread_local std::vector<float> d, d8;
   thread_local std::vector<int32_t> s;
-  QuantActs a{nullptr, nullptr, nullptr, g.K / 32};
+  QuantActs a{nullptr, nullptr, nullptr, nullptr, g.K / 32};
   if (g.type == QUANT_Q8_0 || g.type == QUANT_Q4_0) {
     q.resize((size_t)g.M * g.K);
     d.resize((size_t)g.M * a.blocks);
+    d8.resize((size_t)g.M * a.blocks * 8);
     s.resize((size_t)g.M * a.blocks * 8);
-    quantize_acts(g.x, g.M, g.K, g.type == QUANT_Q8_0 ? 128 : 8, q.data(), d.data(), s.data());
-    a.q = q.data(); a.d = d.data(); a.corr = s.data();
+    quantize_acts(g.x, g.M, g.K, g.type == QUANT_Q8_0 ? 128 : 8, q.data(), d.data(), d8.data(), s.data());
+    a.q = q.data(); a.d = d.data(); a.d8 = d8.data(); a.corr = s.data();
   }
   const QuantRowsFn fn = rows_fn();
   // Small products take less time than waking a pool thread (as in gemv_impl.inc).

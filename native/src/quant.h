@@ -26,6 +26,7 @@ struct QuantLinear {
 struct QuantActs {
   const int8_t* q;
   const float* d;
+  const float* d8;  // each block's d repeated 8 times (one per int32 lane)
   const int32_t* corr;
   int blocks;  // per row: K / 32
 };
