@@ -174,3 +174,15 @@ describe('native block-quantized kernels agree with the js twin', { skip }, () =
     });
   }
 });
+
+describe('quant bench workload', () => {
+  it('times each type and counts the weight bytes each call reads', async () => {
+    const { benchQuant } = await import('../src/bench/quant.js');
+    const bytes: Record<string, number> = { f32: 32 * 64 * 4, int8: 32 * 64 + 32 * 4, q8_0: 32 * 2 * 34, q4_0: 32 * 2 * 18 };
+    for (const type of ['f32', 'int8', 'q8_0', 'q4_0'] as const) {
+      const r = benchQuant(64, 32, type, 2, 2);
+      assert.equal(r.weight_mb, bytes[type]! / 2 ** 20, type);
+      assert.ok(Number(r.ms) > 0 && Number(r.gflops) > 0 && r.shape === '64x32' && r.rows === 2, type);
+    }
+  });
+});
