@@ -5,6 +5,7 @@
 #include "gemm.h"
 #include "gemv.h"
 #include "kernels.h"
+#include "quant.h"
 #include "threadpool.h"
 
 namespace {
@@ -173,6 +174,14 @@ Napi::Value LinearInt8(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// linearQuantized(x, M, type (ggml's number), w (Uint8Array of blocks), N, K, bias|null, y): y = x·Wᵀ + bias
+Napi::Value LinearQuantized(const Napi::CallbackInfo& info) {
+  auto w = info[3].As<Napi::Uint8Array>();
+  attn::QuantLinear g{I(info, 2), I(info, 1), I(info, 4), I(info, 5), F(info, 0), w.Data(), F(info, 6), F(info, 7)};
+  attn::linear_quantized(g);
+  return info.Env().Undefined();
+}
+
 Napi::Value AdamW(const Napi::CallbackInfo& info) {
   auto p = info[0].As<Napi::Float32Array>();
   attn::adamw_step(p.Data(), F(info, 1), F(info, 2), F(info, 3), (long)p.ElementLength(), R(info, 4), R(info, 5), R(info, 6), R(info, 7), R(info, 8), I(info, 9));
@@ -258,6 +267,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionCached", Napi::Function::New(env, AttentionCached));
   exports.Set("attentionCachedRagged", Napi::Function::New(env, AttentionCachedRagged));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
+  exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("dropoutForward", Napi::Function::New(env, DropoutForward));
   exports.Set("dropoutBackward", Napi::Function::New(env, DropoutBackward));

@@ -1,3 +1,5 @@
+import type { QuantizedMatrix } from './quantized_matrix.js';
+
 /**
  * The Backend is the only layer that loops over numbers. Ops (src/tensor)
  * decide shapes and record gradients; a backend fills typed arrays.
@@ -179,6 +181,9 @@ export interface Backend {
 
   /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
   linearInt8(x: Float32Array, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
+
+  /** out[rows, N] = x[rows, K]·Wᵀ + bias, W block-quantized in ggml's layouts (q8_0, q4_0, q4_k, q6_k), read as stored. */
+  linearQuantized(x: Float32Array, rows: number, w: QuantizedMatrix, bias: Float32Array | null, out: Float32Array): void;
 
   /**
    * Fused log-softmax + negative log-likelihood. Writes each row's log-sum-exp

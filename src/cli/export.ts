@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { writeDirAtomic } from '../io/atomic.js';
@@ -6,6 +6,8 @@ import { UserError } from '../util/errors.js';
 import { hfFiles } from '../io/hf_export.js';
 import { loadGPT } from '../io/model_dir.js';
 import { dequantize } from '../nn/quantized_linear.js';
+import { gpt2ToGGUF, type GGUFExportType } from '../io/gguf_gpt2.js';
+import { writeGGUF } from '../io/gguf_write.js';
 
 /** Refuse to replace a directory that does not look like a model: it may hold the user's files. */
 export function checkOutDir(out: string, flag = '--out'): void {
@@ -14,9 +16,22 @@ export function checkOutDir(out: string, flag = '--out'): void {
   }
 }
 
-/** Write a model directory in Hugging Face GPT-2 layout; returns notes for the user. */
-export function runExport(o: { model: string; to: string; out: string }): string[] {
-  if (o.to !== 'hf') throw new UserError(`--to ${o.to}: only "hf" (Hugging Face GPT-2 layout) is supported`);
+const GGUF_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
+
+/** Write a model as a Hugging Face GPT-2 directory or a GGUF file; returns notes for the user. */
+export function runExport(o: { model: string; to: string; out: string; type?: string }): string[] {
+  if (o.to === 'gguf') {
+    const type = (o.type ?? 'f32') as GGUFExportType;
+    if (!GGUF_TYPES.includes(type)) throw new UserError(`--type ${o.type}: GGUF export writes ${GGUF_TYPES.join(', ')}`);
+    if (existsSync(o.out) && statSync(o.out).isDirectory()) throw new UserError(`--out ${o.out} is a directory; give a file name (FILE.gguf)`);
+    const { model, tokenizer } = loadGPT(o.model, 'attn export');
+    dequantize(model);
+    const { metadata, tensors, notes } = gpt2ToGGUF(model, tokenizer, type);
+    writeGGUF(o.out, metadata, tensors);
+    return notes;
+  }
+  if (o.to !== 'hf') throw new UserError(`--to ${o.to}: "hf" (Hugging Face GPT-2 layout) or "gguf" (llama.cpp)`);
+  if (o.type !== undefined) throw new UserError('--type applies to --to gguf only');
   checkOutDir(o.out);
   const { model, tokenizer } = loadGPT(o.model, 'attn export');
   dequantize(model); // GPT-2's format holds fp32 matrices: an int8 model exports its dequantized weights
@@ -27,11 +42,12 @@ export function runExport(o: { model: string; to: string; out: string }): string
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description('write a model as a Hugging Face GPT-2 directory (the layout GPT2LMHeadModel.from_pretrained expects)')
+    .description('write a model as a Hugging Face GPT-2 directory (the layout GPT2LMHeadModel.from_pretrained expects) or a GGUF file for llama.cpp')
     .requiredOption('--model <dir>', 'model directory to export')
-    .addOption(new Option('--to <format>', 'target layout').choices(['hf']).default('hf'))
-    .requiredOption('--out <dir>', 'directory to write')
-    .action((o: { model: string; to: string; out: string }) => {
+    .addOption(new Option('--to <format>', 'target layout').choices(['hf', 'gguf']).default('hf'))
+    .addOption(new Option('--type <type>', 'GGUF tensor type for the weight matrices (--to gguf)').choices([...GGUF_TYPES]))
+    .requiredOption('--out <path>', 'directory to write (hf) or file (gguf)')
+    .action((o: { model: string; to: string; out: string; type?: string }) => {
       for (const n of runExport(o)) process.stderr.write(`note: ${n}\n`);
       process.stdout.write(`wrote ${o.out}\n`);
     });

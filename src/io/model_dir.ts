@@ -16,7 +16,9 @@ import { loadHFLlama } from './hf_llama.js';
 import type { Llama } from '../models/llama.js';
 import { hfLlamaFamily, type LlamaConfig } from '../models/llama_config.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
-import { withoutAllocation } from '../nn/init.js';
+import { withoutAllocation, withoutInit } from '../nn/init.js';
+import type { QuantizedMatrix } from '../backend/quantized_matrix.js';
+import { loadGGUFGPT2 } from './gguf_gpt2.js';
 
 export const MODEL_FORMAT = 'attn';
 /** config.json's "quantization" for int8 weight-only models (see nn/quantized_linear.ts). */
@@ -30,8 +32,10 @@ export interface LoadedGPT {
   model: GPT;
   tokenizer: Tokenizer | null;
   config: GPTConfig;
-  /** Where the weights came from: our own checkpoint or a Hugging Face GPT-2 directory. */
-  source: 'attn' | 'hf-gpt2';
+  /** Where the weights came from: our own checkpoint, a Hugging Face GPT-2 directory or a GGUF file. */
+  source: 'attn' | 'hf-gpt2' | 'gguf';
+  /** A GGUF file's block-quantized matrices as stored, by parameter name (the parameters hold their dequantized values). */
+  quantized?: Map<string, QuantizedMatrix>;
 }
 
 /** A Hugging Face Llama, Qwen2 or Mistral directory (io/hf_llama.ts). */
@@ -93,9 +97,14 @@ const OTHER_MODEL_KINDS: Record<string, { what: string; command: string }> = {
 /**
  * Load a model directory: ours (config.json with "format": "attn") or a
  * Hugging Face GPT-2 one (config.json with "model_type": "gpt2", Conv1D
- * weights). Any missing, extra or mis-shaped tensor is an error.
+ * weights), or a GGUF file (FILE.gguf, architecture "gpt2": io/gguf_gpt2.ts).
+ * Any missing, extra or mis-shaped tensor is an error.
  */
 export function loadModel(dir: string): LoadedModel {
+  if (/\.gguf$/i.test(dir) && existsSync(dir) && statSync(dir).isFile()) {
+    const g = loadGGUFGPT2(dir);
+    return { model: g.model, tokenizer: g.tokenizer, config: g.config, source: 'gguf', quantized: g.quantized };
+  }
   recoverDir(dir);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model directory ${dir} does not exist`);
   const configPath = join(dir, 'config.json');

@@ -8,6 +8,7 @@ import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
 import { embeddingBackward, embeddingForward } from './embedding.js';
 import { gemm } from './gemm.js';
 import { linearInt8 } from './int8.js';
+import { linearQuantized } from './quantized.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
@@ -33,6 +34,7 @@ export const jsBackend: Backend = {
   attentionCached,
   attentionCachedRagged,
   linearInt8,
+  linearQuantized,
   crossEntropyForward,
   crossEntropyBackward,
   dropoutForward,

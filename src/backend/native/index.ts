@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
+import { GGML_TYPE, quantRowBytes } from '../quantized_matrix.js';
 
 /** The compiled addon (native/src/addon.cc). */
 interface Addon {
@@ -25,6 +26,7 @@ interface Addon {
   attentionCachedRagged(q: Float32Array, out: Float32Array, ks: Float32Array[], vs: Float32Array[], meta: Int32Array, H: number, Hkv: number, D: number, scale: number): void;
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
+  linearQuantized(x: Float32Array, M: number, type: number, w: Uint8Array, N: number, K: number, bias: Float32Array | null, y: Float32Array): void;
   adamw(...args: unknown[]): void;
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
   dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
@@ -124,6 +126,11 @@ export function createNativeBackend(a: Addon): Backend {
       a.attentionCachedRagged(q, out, seqs.map((s) => s.k), seqs.map((s) => s.v), meta, d.nHead, d.nKvHead, d.headDim, d.scale);
     },
     linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
+    linearQuantized: (x, rows, w, bias, out) => {
+      quantRowBytes(w.type, w.cols); // checks cols against the block size
+      if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`linearQuantized: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
+      a.linearQuantized(x, rows, GGML_TYPE[w.type], w.data, w.rows, w.cols, bias, out);
+    },
     crossEntropyForward: (logits, targets, lse, rows, vocab, ignore) => {
       const [sum, count] = a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore);
       return { sum, count };

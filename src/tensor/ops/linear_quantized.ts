@@ -1,0 +1,19 @@
+import { backend } from '../../backend/index.js';
+import type { QuantizedMatrix } from '../../backend/quantized_matrix.js';
+import { Tensor } from '../tensor.js';
+
+export type { QuantizedMatrix } from '../../backend/quantized_matrix.js';
+
+/**
+ * y = x·Wᵀ + b with W block-quantized (a GGUF tensor as stored: q8_0, q4_0,
+ * q4_k, q6_k). Inference only: it records no gradient.
+ */
+export function linearQuantized(x: Tensor, w: QuantizedMatrix, bias: Tensor | null = null): Tensor {
+  const K = w.cols;
+  if (x.shape[x.rank - 1] !== K) throw new Error(`linearQuantized: input [${x.shape}] does not match weight [${w.rows}, ${w.cols}]`);
+  if (bias && bias.size !== w.rows) throw new Error(`linearQuantized: bias of ${bias.size} values for ${w.rows} outputs`);
+  const rows = x.size / K;
+  const out = Tensor.zeros([...x.shape.slice(0, -1), w.rows]);
+  backend().linearQuantized(x.data, rows, w, bias?.data ?? null, out.data);
+  return out;
+}
