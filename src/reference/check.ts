@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 
-import { generate } from '../generate/generate.js';
+import { generate } from '../generate/engine.js';
 import { transpose2d, isConv1DWeight } from '../io/hf_gpt2.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
