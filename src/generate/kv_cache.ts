@@ -1,3 +1,4 @@
+import type { CausalLMConfig } from '../models/causal_lm.js';
 /** One layer's slice of a KV cache: keys and values [B, cap, nKvHead·headDim] of the positions seen so far. */
 export interface KVLayer {
   k: Float32Array;
@@ -10,17 +11,8 @@ export interface KVLayer {
   start: Int32Array;
 }
 
-/** The sizes a cache needs from a decoder's config (the GPT's; a grouped-query model adds n_kv_head). */
-export interface KVCacheShape {
-  n_layer: number;
-  n_embd: number;
-  n_head: number;
-  /** Key/value heads (default n_head): the cache shrinks by n_head / n_kv_head. */
-  n_kv_head?: number;
-  /** Width of one head (default n_embd / n_head). */
-  head_dim?: number;
-  block_size: number;
-}
+/** The sizes a cache needs from a decoder's config: layers, heads (n_kv_head shrinks the cache by n_head / n_kv_head), context. */
+export type KVCacheShape = Omit<CausalLMConfig, 'vocab_size'>;
 
 /**
  * Keys and values of every position already processed, per layer, so that

@@ -75,3 +75,17 @@ function selectRows(x: Tensor, rows: Int32Array): Tensor {
   });
   return out;
 }
+
+/**
+ * The position of every slot, checked: given ones (T shared by the rows, or
+ * B·T; several sequences side by side in continuous batching) must each fit
+ * the context; default 0 … T−1.
+ */
+export function slotPositions(ids: Int32Array, [B, T]: [number, number], opts: ForwardOptions, blockSize: number): Int32Array {
+  if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
+  if (!opts.positions && T > blockSize) throw new Error(`sequence of ${T} tokens exceeds block_size ${blockSize}`);
+  const positions = opts.positions ?? Int32Array.from({ length: T }, (_, i) => i);
+  if (positions.length !== T && positions.length !== B * T) throw new Error(`${positions.length} positions for ${B}×${T} tokens`);
+  if (opts.positions && positions.some((p) => p < 0 || p >= blockSize)) throw new Error(`a position is outside the context of ${blockSize}`);
+  return positions;
+}

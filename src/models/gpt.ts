@@ -12,7 +12,7 @@ import { reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { GPTConfig } from './gpt_config.js';
-import { scoredPositions, type CausalLM, type ForwardOptions } from './causal_lm.js';
+import { scoredPositions, slotPositions, type CausalLM, type ForwardOptions } from './causal_lm.js';
 
 export type { ForwardOptions, LayerAttend } from './causal_lm.js';
 
@@ -71,12 +71,7 @@ export class GPT extends Module implements CausalLM {
    * sampling and cached generation (whose `attend` reads the KV cache) all come here.
    */
   hidden(ids: Int32Array, [B, T]: [number, number], opts: ForwardOptions = {}): Tensor {
-    if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
-    // Given positions may come from several sequences side by side (continuous batching): each must fit the context.
-    if (!opts.positions && T > this.config.block_size) throw new Error(`sequence of ${T} tokens exceeds block_size ${this.config.block_size}`);
-    const positions = opts.positions ?? Int32Array.from({ length: T }, (_, i) => i);
-    if (positions.length !== T && positions.length !== B * T) throw new Error(`${positions.length} positions for ${B}×${T} tokens`);
-    if (opts.positions && positions.some((p) => p < 0 || p >= this.config.block_size)) throw new Error(`a position is outside the context of ${this.config.block_size}`);
+    const positions = slotPositions(ids, [B, T], opts, this.config.block_size);
     let x = this.drop.forward(this.embed(ids, [B, T], positions));
     this.h.forEach((block, i) => {
       const attend: Attend | undefined = opts.attend && ((q, k, v, o) => opts.attend!(i, q, k, v, o));

@@ -10,7 +10,7 @@ import { TiedLinear } from '../nn/tied_linear.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
-import { scoredPositions, type CausalLM, type CausalLMOutput, type ForwardOptions } from './causal_lm.js';
+import { scoredPositions, slotPositions, type CausalLM, type CausalLMOutput, type ForwardOptions } from './causal_lm.js';
 import type { LlamaConfig } from './llama_config.js';
 
 /** Hugging Face's initializer_range: every weight matrix starts as N(0, 0.02²). */
@@ -124,10 +124,7 @@ export class Llama extends Module implements CausalLM {
 
   /** The final hidden states (after the last RMSNorm), for the positions `opts` selects. */
   hidden(ids: Int32Array, [B, T]: [number, number], opts: ForwardOptions = {}): Tensor {
-    if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
-    if (!opts.positions && T > this.config.block_size) throw new Error(`sequence of ${T} tokens exceeds block_size ${this.config.block_size}`);
-    const positions = opts.positions ?? Int32Array.from({ length: T }, (_, i) => i);
-    if (positions.length !== T && positions.length !== B * T) throw new Error(`${positions.length} positions for ${B}×${T} tokens`);
+    const positions = slotPositions(ids, [B, T], opts, this.config.block_size);
     let x = this.model.embed_tokens.forward(ids, [B, T]);
     this.model.layers.forEach((layer, i) => {
       const attend = opts.attend && ((q: Tensor, k: Tensor, v: Tensor, o: Parameters<NonNullable<ForwardOptions['attend']>>[4]) => opts.attend!(i, q, k, v, o));
