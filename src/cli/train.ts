@@ -99,7 +99,7 @@ export function runTraining(
 
 export function trainCommand(): Command {
   const cmd = new Command('train')
-    .description('train a GPT on a UTF-8 text file (character tokens and nanoGPT\'s CPU recipe by default)')
+    .description('train a GPT (or, with --arch llama, a Llama-family model) on a UTF-8 text file (character tokens and nanoGPT\'s CPU recipe by default)')
     .option('--data <file>', 'training text (UTF-8); 90% trains, 10% validates')
     .option('--builtin', 'train on the built-in generated fables corpus instead of --data')
     .option('--out <dir>', 'checkpoint directory', 'out')
@@ -107,7 +107,9 @@ export function trainCommand(): Command {
     .option('--init <dir>', 'fine-tune: start from this model\'s weights and tokenizer (ours or a Hugging Face GPT-2) instead of random ones')
     .option('--bias', 'use biases in Linear and LayerNorm layers (nanoGPT recipe: off)')
     .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']))
-    .addOption(new Option('--positions <kind>', 'position information: learned vectors added to the input (GPT-2), or rope (rotated queries and keys)').choices(['learned', 'rope']));
+    .addOption(new Option('--positions <kind>', 'position information: learned vectors added to the input (GPT-2), or rope (rotated queries and keys)').choices(['learned', 'rope']))
+    .addOption(new Option('--arch <family>', 'model family: gpt (GPT-2 blocks) or llama (RMSNorm, rotary positions, grouped-query attention, SwiGLU)').choices(['gpt', 'llama']))
+    .option('--n-kv-head <n>', '--arch llama: key/value heads for grouped-query attention (default: --n-head)', (v: string) => Number(v));
   withBackendFlags(cmd);
   for (const [flag, , parse, help] of HYPER) cmd.option(flag, help, parse);
   cmd.action((opts: Record<string, unknown>) => {
@@ -117,6 +119,10 @@ export function trainCommand(): Command {
     if (opts.bias) raw.bias = true;
     if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
     if (opts.positions) raw.positions = opts.positions;
+    if (opts.arch) raw.arch = opts.arch;
+    if (opts.nKvHead !== undefined) raw.nKvHead = opts.nKvHead;
+    if (raw.arch === 'llama' && (opts.positions || opts.bias)) throw new UserError('--positions and --bias describe the GPT; --arch llama always uses rotary positions and no biases');
+    if (raw.nKvHead !== undefined && raw.arch !== 'llama') throw new UserError('--n-kv-head applies to --arch llama');
     if (opts.init && opts.resume) throw new UserError('--init and --resume exclude each other: --resume continues its own run');
     if (opts.init) {
       const ignored = ['nLayer', 'nHead', 'nEmbd', 'vocabSize', 'positions'].filter((k) => raw[k] !== undefined);

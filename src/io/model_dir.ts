@@ -13,14 +13,17 @@ import { UserError } from '../util/errors.js';
 import { checkConfigSizes } from './config_limits.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
 import { loadHFLlama } from './hf_llama.js';
-import type { Llama } from '../models/llama.js';
-import { hfLlamaFamily, type LlamaConfig } from '../models/llama_config.js';
+import type { CausalLM } from '../models/causal_lm.js';
+import { Llama } from '../models/llama.js';
+import { hfLlamaFamily, parseLlamaConfig, type LlamaConfig } from '../models/llama_config.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
 import { withoutAllocation, withoutInit } from '../nn/init.js';
 import type { QuantizedMatrix } from '../backend/quantized_matrix.js';
 import { loadGGUFGPT2 } from './gguf_gpt2.js';
 
 export const MODEL_FORMAT = 'attn';
+/** config.json's model_type for a Llama-family model attn trained. */
+export const LLAMA_MODEL_TYPE = 'attn-llama';
 /** config.json's "quantization" for int8 weight-only models (see nn/quantized_linear.ts). */
 export const INT8_QUANTIZATION = { method: 'int8-weight-only', granularity: 'per-output-channel', activations: 'fp32' };
 /** Written by `attn export --to hf` when the tokenizer has no GPT-2 file form (char, word, non-GPT-2 BPE). */
@@ -38,12 +41,12 @@ export interface LoadedGPT {
   quantized?: Map<string, QuantizedMatrix>;
 }
 
-/** A Hugging Face Llama, Qwen2 or Mistral directory (io/hf_llama.ts). */
+/** A Hugging Face Llama, Qwen2 or Mistral directory (io/hf_llama.ts), or one attn trained (`attn train --arch llama`). */
 export interface LoadedLlama {
   model: Llama;
   tokenizer: Tokenizer | null;
   config: LlamaConfig;
-  source: 'hf-llama';
+  source: 'hf-llama' | 'attn';
 }
 
 export type LoadedModel = LoadedGPT | LoadedLlama;
@@ -62,16 +65,16 @@ function readJSON(path: string): unknown {
  * fp32 `NAME.weight.scale` (and `NAME.bias`); its tied head as int8 `wte.weight`
  * (the table the embedding lookups dequantize on loading).
  */
-export function modelFiles(model: GPT, tokenizer: Tokenizer | null): Record<string, Uint8Array | string> {
+export function modelFiles(model: CausalLM, tokenizer: Tokenizer | null): Record<string, Uint8Array | string> {
   const quantized = isQuantized(model);
-  const config = { format: MODEL_FORMAT, model_type: 'attn-gpt', ...model.config, ...(quantized ? { quantization: INT8_QUANTIZATION } : {}) };
+  const config = { format: MODEL_FORMAT, model_type: model instanceof Llama ? LLAMA_MODEL_TYPE : 'attn-gpt', ...model.config, ...(quantized ? { quantization: INT8_QUANTIZATION } : {}) };
   const tensors = new Map<string, TensorEntry>();
   const int8 = (name: string, q: QuantizedWeight): void => {
     tensors.set(name, { dtype: 'I8', shape: q.shape, data: q.data });
     tensors.set(`${name}.scale`, { dtype: 'F32', shape: [q.shape[0]], data: q.scale });
   };
   for (const [n, p] of model.namedParameters()) {
-    if (n === 'wte.weight' && model.lm_head instanceof QuantizedLinear) int8(n, model.lm_head.weight);
+    if (n === 'wte.weight' && model instanceof GPT && model.lm_head instanceof QuantizedLinear) int8(n, model.lm_head.weight);
     else tensors.set(n, { dtype: 'F32', shape: p.shape, data: p.data });
   }
   for (const [name, layer] of model.namedModules()) {
@@ -128,6 +131,18 @@ export function loadModel(dir: string): LoadedModel {
     throw e;
   }
 
+  if (raw.format === MODEL_FORMAT && raw.model_type === LLAMA_MODEL_TYPE) {
+    let config: LlamaConfig;
+    try {
+      config = parseLlamaConfig(raw, configPath);
+    } catch (e) {
+      throw new UserError((e as Error).message);
+    }
+    const model = withoutAllocation(() => new Llama(config, new Rng(0)));
+    assignWeights(model, tensors, weightsPath);
+    model.eval();
+    return { model, tokenizer: dirTokenizer(dir, config.vocab_size), config, source: 'attn' };
+  }
   let config: GPTConfig;
   let weights: Weights;
   let source: LoadedModel['source'];
@@ -159,8 +174,8 @@ export function loadModel(dir: string): LoadedModel {
 /** loadModel for the commands that work on GPTs only so far: any other family is a UserError naming the command. */
 export function loadGPT(dir: string, command = 'this command'): LoadedGPT {
   const loaded = loadModel(dir);
-  if (loaded.source === 'hf-llama') throw new UserError(`${dir} holds a Llama-family model, which ${command} does not support yet (attn sample, attn eval and npm run reference do)`);
-  return loaded;
+  if (!(loaded.model instanceof GPT)) throw new UserError(`${dir} holds a Llama-family model, which ${command} does not support yet (attn sample, attn eval and npm run reference do)`);
+  return loaded as LoadedGPT;
 }
 
 /** Ours saves tokenizer.json; a Hugging Face directory has tokenizer.json or vocab.json + merges.txt. */
@@ -189,13 +204,13 @@ function int8Weight(weights: Weights, name: string, shape: number[], source: str
  * Linear with a QuantizedLinear (keeping the fp32 bias); int8 `wte.weight` is
  * the quantized tied head, and the embedding lookups get its dequantized values.
  */
-function assignWeights(model: GPT, weights: Weights, source: string): void {
+function assignWeights(model: GPT | Llama, weights: Weights, source: string): void {
   const used = new Set<string>();
   const take = (name: string) => (used.add(name), weights.get(name));
   const linears = new Map(model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear));
   for (const [name, w] of weights) {
     if (!(w.data instanceof Int8Array)) continue;
-    if (name === 'wte.weight') {
+    if (name === 'wte.weight' && model instanceof GPT) {
       const q = int8Weight(weights, name, model.wte.weight.shape, source);
       model.wte.weight.data = dequantizeRows(q);
       model.lm_head = new QuantizedLinear(q, null, model.lm_head instanceof TiedLinear ? model.lm_head : null);

@@ -2,6 +2,7 @@ import type { Module } from '../nn/module.js';
 import type { AttentionOptions } from '../tensor/ops/attention.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import type { Rng } from '../util/rng.js';
 
 /** Replaces the attention op of layer `layer` (q, k, v after projection and rotation): how generate/ reads its KV cache. */
 export type LayerAttend = (layer: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions) => Tensor;
@@ -44,7 +45,7 @@ export interface CausalLMConfig {
  */
 export interface CausalLM extends Module {
   readonly config: CausalLMConfig;
-  readonly rng: { getState(): unknown };
+  readonly rng: Rng;
   /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
   forward(ids: Int32Array, shape: [number, number], targets?: Int32Array, opts?: ForwardOptions): CausalLMOutput;
   /** [B, vocab] scores for the token after each row's last position. */

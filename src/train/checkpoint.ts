@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { recoverDir, writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
-import { loadGPT, modelFiles } from '../io/model_dir.js';
+import { loadModel, modelFiles } from '../io/model_dir.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from '../io/safetensors.js';
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
+import type { Rng } from '../util/rng.js';
 import type { AdamW } from '../optim/adamw.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { RngState } from '../util/rng.js';
@@ -22,7 +23,7 @@ export interface TrainerState {
 }
 
 /** Write model, tokenizer, optimizer moments and trainer state as one atomic directory. */
-export function saveCheckpoint(dir: string, model: GPT, tokenizer: Tokenizer, opt: AdamW, state: TrainerState): void {
+export function saveCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState): void {
   const moments = new Map<string, TensorEntry>();
   for (const [name, p] of opt.params) {
     moments.set(`exp_avg.${name}`, { dtype: 'F32', shape: p.shape, data: opt.m.get(name)! });
@@ -36,7 +37,7 @@ export function saveCheckpoint(dir: string, model: GPT, tokenizer: Tokenizer, op
 }
 
 export interface LoadedCheckpoint {
-  model: GPT;
+  model: CausalLM & { readonly rng: Rng };
   tokenizer: Tokenizer;
   state: TrainerState;
   moments: Map<string, TensorEntry>;
@@ -45,7 +46,7 @@ export interface LoadedCheckpoint {
 
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   recoverDir(dir);
-  const { model, tokenizer, source } = loadGPT(dir, 'attn train');
+  const { model, tokenizer, source } = loadModel(dir);
   if (source !== 'attn' || !tokenizer) throw new UserError(`${dir} is not an attn training checkpoint (no tokenizer.json)`);
   const statePath = join(dir, 'trainer.json');
   const optPath = join(dir, 'optimizer.safetensors');

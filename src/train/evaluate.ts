@@ -1,4 +1,4 @@
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
 import type { TokenDataset } from './data.js';
@@ -13,7 +13,7 @@ export interface EvalResult {
  * seed, so every evaluation sees the same windows: changes between evals are
  * the model's, not sampling noise — and training's own RNG is left untouched.
  */
-export function estimateLoss(model: GPT, data: TokenDataset, batchSize: number, iters: number, seed: number): EvalResult {
+export function estimateLoss(model: CausalLM, data: TokenDataset, batchSize: number, iters: number, seed: number): EvalResult {
   const wasTraining = model.training;
   model.eval();
   const result = { train: 0, val: 0 };

@@ -1,4 +1,4 @@
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import type { Batch } from './data.js';
 import type { Objective } from './step.js';
 
@@ -7,6 +7,6 @@ import type { Objective } from './step.js';
  * predicting every next token of B windows of `blockSize` tokens (the targets
  * are the inputs shifted by one; see TokenDataset).
  */
-export function nextTokenObjective(model: GPT, blockSize: number): Objective<Batch> {
+export function nextTokenObjective(model: CausalLM, blockSize: number): Objective<Batch> {
   return { loss: ({ x, y }) => model.forward(x, [x.length / blockSize, blockSize], y).loss! };
 }

@@ -14,6 +14,10 @@ export const TrainOptionsSchema = z
     dropout: z.number().min(0).lt(1).default(0),
     bias: z.boolean().default(false),
     positions: z.enum(['learned', 'rope']).default('learned'),
+    /** Model family: the GPT (GPT-2's blocks) or the Llama family (RMSNorm, RoPE, grouped-query attention, SwiGLU). */
+    arch: z.enum(['gpt', 'llama']).default('gpt'),
+    /** Llama only: key/value heads (grouped-query attention); default n_head. */
+    nKvHead: z.number().int().positive().optional(),
     batchSize: z.number().int().positive().default(12),
     gradAccum: z.number().int().positive().default(1),
     maxIters: z.number().int().nonnegative().default(2000),
@@ -37,6 +41,7 @@ export const TrainOptionsSchema = z
     vocabSize: z.number().int().positive().optional(),
   })
   .refine((o) => o.nEmbd % o.nHead === 0, { message: 'n_embd must be divisible by n_head', path: ['nEmbd'] })
+  .refine((o) => o.nKvHead === undefined || o.nHead % o.nKvHead === 0, { message: 'n_head must be a multiple of n_kv_head', path: ['nKvHead'] })
   .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
   .refine((o) => o.tokenizer !== 'char' || o.vocabSize === undefined, { message: 'applies to --tokenizer word and bpe only (a char vocabulary is every character of the text)', path: ['vocabSize'] });
 

@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import { UserError } from '../util/errors.js';
 import { loadGPT } from '../io/model_dir.js';
 import { dequantize } from '../nn/quantized_linear.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { GPT } from '../models/gpt.js';
+import { Llama } from '../models/llama.js';
+import { parseLlamaConfig } from '../models/llama_config.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { buildTokenizer } from '../tokenizers/index.js';
@@ -115,14 +118,14 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
 }
 
 interface Setup {
-  model: GPT;
+  model: CausalLM & { readonly rng: Rng };
   tokenizer: Tokenizer;
   opt: AdamW;
   batchRng: Rng;
   state: TrainerState;
 }
 
-function newOptimizer(model: GPT, o: TrainOptions): AdamW {
+function newOptimizer(model: CausalLM, o: TrainOptions): AdamW {
   return new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
 }
 
@@ -145,7 +148,7 @@ function initSetup(run: TrainRun): Setup {
 }
 
 /** Step-0 training state for a model that is about to be trained (fresh or from --init). */
-function startFrom(run: TrainRun, o: TrainOptions, model: GPT, tokenizer: Tokenizer): Setup {
+function startFrom(run: TrainRun, o: TrainOptions, model: CausalLM & { readonly rng: Rng }, tokenizer: Tokenizer): Setup {
   const batchRng = new Rng(o.seed + 100);
   const state: TrainerState = {
     step: 0,
@@ -162,11 +165,25 @@ function startFrom(run: TrainRun, o: TrainOptions, model: GPT, tokenizer: Tokeni
 function freshSetup(run: TrainRun, events: TrainEvents): Setup {
   const o = run.options;
   const tokenizer = buildTokenizer(o.tokenizer, run.text, o.vocabSize, events.onTokenizerProgress);
+  if (o.arch === 'llama') return startFrom(run, o, new Llama(llamaConfig(o, tokenizer.vocabSize), new Rng(o.seed)), tokenizer);
   const config = parseGPTConfig({
     n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, block_size: o.blockSize,
     vocab_size: tokenizer.vocabSize, dropout: o.dropout, bias: o.bias, position_encoding: o.positions,
   });
   return startFrom(run, o, new GPT(config, new Rng(o.seed)), tokenizer);
+}
+
+/**
+ * A Llama-family model of the options' sizes: the SwiGLU width is Llama's
+ * 8/3·n_embd (the gate makes three matrices cost what GPT's two of 4·n_embd
+ * do), rounded up to a multiple of 32; the head tied to the embedding.
+ */
+function llamaConfig(o: TrainOptions, vocabSize: number) {
+  return parseLlamaConfig({
+    n_layer: o.nLayer, n_head: o.nHead, n_kv_head: o.nKvHead ?? o.nHead, n_embd: o.nEmbd, head_dim: o.nEmbd / o.nHead,
+    intermediate_size: Math.ceil((8 * o.nEmbd) / 3 / 32) * 32, vocab_size: vocabSize, block_size: o.blockSize,
+    dropout: o.dropout, tie_word_embeddings: true,
+  }, 'train options');
 }
 
 function resumeSetup(run: TrainRun): Setup {
