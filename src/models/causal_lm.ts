@@ -1,4 +1,5 @@
-import type { Module } from '../nn/module.js';
+import { Module } from '../nn/module.js';
+import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import type { AttentionOptions } from '../tensor/ops/attention.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -89,4 +90,30 @@ export function slotPositions(ids: Int32Array, [B, T]: [number, number], opts: F
   if (positions.length !== T && positions.length !== B * T) throw new Error(`${positions.length} positions for ${B}×${T} tokens`);
   if (opts.positions && positions.some((p) => p < 0 || p >= blockSize)) throw new Error(`a position is outside the context of ${blockSize}`);
   return positions;
+}
+
+/**
+ * What every decoder family shares around its own `hidden` pass: the head
+ * over the final hidden states, the loss, and the last position's scores.
+ * A family (models/gpt.ts, models/llama.ts) supplies its parts and `hidden`.
+ */
+export abstract class DecoderLM extends Module implements CausalLM {
+  abstract readonly config: CausalLMConfig;
+  abstract readonly rng: Rng;
+  /** The output head: scores over the vocabulary from final hidden states. */
+  abstract lm_head: { forward(x: Tensor): Tensor };
+  /** The final hidden states (after the last norm: what the head reads) of the positions `opts` selects. */
+  abstract hidden(ids: Int32Array, shape: [number, number], opts?: ForwardOptions): Tensor;
+
+  /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
+  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): CausalLMOutput {
+    const logits = this.lm_head.forward(this.hidden(ids, [B, T], opts));
+    const loss = targets ? crossEntropy(logits, targets) : null;
+    return { logits, loss };
+  }
+
+  /** Scores [B, vocab] for the token after each row's last position. */
+  nextTokenLogits(ids: Int32Array, [B, T]: [number, number]): Tensor {
+    return this.forward(ids, [B, T], undefined, { last: true }).logits;
+  }
 }

@@ -3,16 +3,14 @@ import { Block } from '../nn/block.js';
 import { Dropout } from '../nn/dropout.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm } from '../nn/layernorm.js';
-import { Module } from '../nn/module.js';
 import type { QuantizedLinear } from '../nn/quantized_linear.js';
 import { TiedLinear } from '../nn/tied_linear.js';
-import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { add } from '../tensor/ops/elementwise.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { GPTConfig } from './gpt_config.js';
-import { scoredPositions, slotPositions, type CausalLM, type ForwardOptions } from './causal_lm.js';
+import { DecoderLM, scoredPositions, slotPositions, type ForwardOptions } from './causal_lm.js';
 
 export type { ForwardOptions, LayerAttend } from './causal_lm.js';
 
@@ -28,7 +26,7 @@ export interface GPTOutput {
  * LayerNorm, and an output head that reuses the token embedding matrix
  * ("weight tying": the same vectors read tokens in and score them out).
  */
-export class GPT extends Module implements CausalLM {
+export class GPT extends DecoderLM {
   wte: Embedding;
   /** Learned position vectors; null with RoPE, which rotates queries and keys instead. */
   wpe: Embedding | null;
@@ -51,18 +49,6 @@ export class GPT extends Module implements CausalLM {
     this.h = Array.from({ length: config.n_layer }, () => new Block(config, rng));
     this.ln_f = new LayerNorm(config.n_embd, { bias: config.bias, eps: config.layer_norm_epsilon });
     this.lm_head = new TiedLinear(() => this.wte.weight);
-  }
-
-  /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
-  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): GPTOutput {
-    const logits = this.lm_head.forward(this.hidden(ids, [B, T], opts));
-    const loss = targets ? crossEntropy(logits, targets) : null;
-    return { logits, loss };
-  }
-
-  /** Scores [B, vocab] for the token after each row's last position. */
-  nextTokenLogits(ids: Int32Array, [B, T]: [number, number]): Tensor {
-    return this.forward(ids, [B, T], undefined, { last: true }).logits;
   }
 
   /**

@@ -7,10 +7,9 @@ import type { LinearLayer } from '../nn/quantized_linear.js';
 import { residual } from '../nn/residual.js';
 import { RMSNorm } from '../nn/rmsnorm.js';
 import { TiedLinear } from '../nn/tied_linear.js';
-import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
-import { scoredPositions, slotPositions, type CausalLM, type CausalLMOutput, type ForwardOptions } from './causal_lm.js';
+import { DecoderLM, scoredPositions, slotPositions, type ForwardOptions } from './causal_lm.js';
 import type { LlamaConfig } from './llama_config.js';
 
 /** Hugging Face's initializer_range: every weight matrix starts as N(0, 0.02²). */
@@ -94,7 +93,7 @@ export class LlamaModel extends Module {
  * the checkpoint's (`model.layers.0.self_attn.q_proj.weight`). It differs from
  * models/gpt.ts only in its parts: the layers are the same shared ones.
  */
-export class Llama extends Module implements CausalLM {
+export class Llama extends DecoderLM {
   model: LlamaModel;
   /** The output head: its own matrix, or the embedding's when tied. */
   lm_head: LinearLayer | TiedLinear;
@@ -110,16 +109,6 @@ export class Llama extends Module implements CausalLM {
     this.lm_head = config.tie_word_embeddings
       ? new TiedLinear(() => this.model.embed_tokens.weight)
       : new Linear(config.n_embd, config.vocab_size, { bias: false, std: INIT_STD, rng });
-  }
-
-  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): CausalLMOutput {
-    const logits = this.lm_head.forward(this.hidden(ids, [B, T], opts));
-    const loss = targets ? crossEntropy(logits, targets) : null;
-    return { logits, loss };
-  }
-
-  nextTokenLogits(ids: Int32Array, [B, T]: [number, number]): Tensor {
-    return this.forward(ids, [B, T], undefined, { last: true }).logits;
   }
 
   /** The final hidden states (after the last RMSNorm), for the positions `opts` selects. */
