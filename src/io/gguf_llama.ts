@@ -210,12 +210,25 @@ function llama3FromFactors(factors: Float32Array, headDim: number, base: number,
     const b = a * mx - my;
     scaling = { rope_type: 'llama3', factor, original_max_position_embeddings: Math.round(a / b), low_freq_factor: 1, high_freq_factor: 1 + 1 / b };
   } else {
-    // No blend to measure: any boundary between the last kept and the first stretched wavelength reproduces it.
+    // One blended frequency or none: any boundaries between the last kept and the first
+    // stretched wavelength that give it its divisor reproduce the file (checked below).
     const kept = [...factors.keys()].filter((i) => near(factors[i]!, 1)).map((i) => wavelength[i]!);
     const stretched = [...factors.keys()].filter((i) => near(factors[i]!, factor)).map((i) => wavelength[i]!);
-    const hi = Math.max(0, ...kept);
-    const lo = Math.min(...stretched);
-    scaling = { rope_type: 'llama3', factor, original_max_position_embeddings: Math.ceil((hi + lo) / 2), low_freq_factor: 1, high_freq_factor: ((hi + lo) / 2) / hi };
+    const wk = Math.max(1e-9, ...kept);
+    const ws = Math.min(...stretched);
+    if (blend.length === 1) {
+      const w0 = wavelength[blend[0]!]!;
+      const s0 = (1 / factors[blend[0]!]! - 1 / factor) / (1 - 1 / factor);
+      // With low_freq_factor 1, s = (old/w − 1)/(high − 1); put the kept boundary old/high halfway
+      // between the last kept wavelength and w0, which fixes old (rounded: it is a context length).
+      const r = (wk + w0) / 2 / w0;
+      const eps = r > s0 ? (1 - r) / (r / s0 - 1) : 1;
+      const old = Math.round(Math.min(w0 * (1 + eps), Number.isFinite(ws) ? (w0 + ws) / 2 : Infinity));
+      scaling = { rope_type: 'llama3', factor, original_max_position_embeddings: old, low_freq_factor: 1, high_freq_factor: 1 + (old / w0 - 1) / s0 };
+    } else {
+      const old = Math.floor(Number.isFinite(ws) ? ws / 1.001 : 2 * wk);
+      scaling = { rope_type: 'llama3', factor, original_max_position_embeddings: old, low_freq_factor: 1, high_freq_factor: Math.max(1.0001, old / wk / 1.001) };
+    }
   }
   const again = ropeFrequencies(headDim, base, scaling).invFreq;
   if (!plain.every((f, i) => Math.abs(f / again[i]! - factors[i]!) <= 1e-4 * factors[i]!)) {
