@@ -1,14 +1,12 @@
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig, type GPTConfig } from '../models/gpt_config.js';
 import { withoutInit } from '../nn/init.js';
-import { BPETokenizer } from '../tokenizers/bpe.js';
-import { bytesToUnicode } from '../tokenizers/bytes.js';
-import { bpeFromVocabAndMerges } from '../tokenizers/gpt2_files.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { quantizeMatrix, type QuantizedMatrix } from '../backend/quantized_matrix.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
 import { ggufValue, readGGUF, tensorAsQuantized, tensorToFloat32, type GGUFFile, type GGUFTensorType, type GGUFValue } from './gguf.js';
+import { tokenizerFromGGUF, tokenizerToGGUF } from './gguf_tokenizer.js';
 import type { GGUFTensorOut } from './gguf_write.js';
 import { f32ToF16 } from './safetensors.js';
 
@@ -48,10 +46,6 @@ export type GGUFExportType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 /** llama.cpp's general.file_type (LlamaFileType): what most tensors are. */
 export const FILE_TYPE: Record<GGUFExportType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
 
-// llama.cpp's token types (tokenizer.ggml.token_type).
-const TOKEN_NORMAL = 1;
-const TOKEN_CONTROL = 3;
-const TOKEN_UNUSED = 5;
 
 const u32 = (value: number): GGUFValue => ({ type: 'uint32', value });
 const str = (value: string): GGUFValue => ({ type: 'string', value });
@@ -76,39 +70,6 @@ export function tensorOut(name: string, shape: number[], data: Float32Array, typ
   return { name, dims, type: t, data: q.data };
 }
 
-/**
- * Tokenizer metadata for a byte-level BPE with GPT-2's pre-splitting
- * (tokenizer.ggml.model "gpt2"): every token spelt in GPT-2's byte↔unicode
- * alphabet, in id order, special tokens marked as control tokens, and the
- * merges as "left right". Ids past the tokenizer's (a padded vocabulary) are unused tokens.
- */
-function tokenizerMetadata(tokenizer: BPETokenizer, vocabSize: number): Map<string, GGUFValue> {
-  const tokens: string[] = [];
-  const types: number[] = [];
-  const special = new Map([...tokenizer.specialTokens].map(([s, id]) => [id, s]));
-  for (let id = 0; id < vocabSize; id++) {
-    const s = special.get(id);
-    if (s !== undefined) { tokens.push(s); types.push(TOKEN_CONTROL); }
-    else if (id < tokenizer.vocabSize) { tokens.push(bytesToUnicode(tokenizer.decodeBytes([id]))); types.push(TOKEN_NORMAL); }
-    else { tokens.push(`[PAD${id}]`); types.push(TOKEN_UNUSED); }
-  }
-  const spell = (id: number) => tokens[id]!;
-  const m = new Map<string, GGUFValue>([
-    ['tokenizer.ggml.model', str('gpt2')],
-    ['tokenizer.ggml.pre', str('gpt-2')],
-    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tokens }],
-    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'int32', value: types }],
-    ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: tokenizer.merges.map(([l, r]) => `${spell(l)} ${spell(r)}`) }],
-    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: false }],
-  ]);
-  const eot = tokenizer.specialTokens.get('<|endoftext|>');
-  if (eot !== undefined) {
-    m.set('tokenizer.ggml.bos_token_id', u32(eot));
-    m.set('tokenizer.ggml.eos_token_id', u32(eot));
-  }
-  return m;
-}
-
 /** The metadata and tensors of a GGUF file (architecture "gpt2") for one of attn's GPT models. */
 export function gpt2ToGGUF(model: GPT, tokenizer: Tokenizer | null, type: GGUFExportType): { metadata: Map<string, GGUFValue>; tensors: GGUFTensorOut[]; notes: string[] } {
   const c = model.config;
@@ -126,9 +87,9 @@ export function gpt2ToGGUF(model: GPT, tokenizer: Tokenizer | null, type: GGUFEx
     ['gpt2.attention.layer_norm_epsilon', { type: 'float32', value: c.layer_norm_epsilon }],
   ]);
   if (type === 'q8_0' || type === 'q4_0') metadata.set('general.quantization_version', u32(2));
-  if (tokenizer instanceof BPETokenizer && tokenizer.pattern === 'gpt2') {
-    for (const [k, v] of tokenizerMetadata(tokenizer, c.vocab_size)) metadata.set(k, v);
-  } else notes.push(tokenizer ? `the ${tokenizer.type} tokenizer has no GGUF "gpt2" form; the file has no tokenizer (llama.cpp needs one to run it)` : 'the model has no tokenizer; the file has none');
+  const tok = tokenizerToGGUF(tokenizer, c.vocab_size);
+  for (const [k, v] of tok.metadata) metadata.set(k, v);
+  notes.push(...tok.notes);
 
   const tensors: GGUFTensorOut[] = [];
   const params = new Map(model.namedParameters());
@@ -169,32 +130,6 @@ function need(file: GGUFFile, key: string, source: string): number {
   const v = ggufValue(file, key);
   if (typeof v !== 'number' && typeof v !== 'bigint') throw new UserError(`${source}: metadata ${key} is missing or not a number`);
   return Number(v);
-}
-
-/** A byte-level BPE from tokenizer.ggml.* (model "gpt2"); null if the file has no tokenizer. */
-function tokenizerFromGGUF(file: GGUFFile, source: string): Tokenizer | null {
-  const model = ggufValue(file, 'tokenizer.ggml.model');
-  if (model === undefined) return null;
-  if (model !== 'gpt2') throw new UserError(`${source}: tokenizer.ggml.model "${String(model)}" is not supported here (attn reads "gpt2" byte-level BPE)`);
-  const tokens = ggufValue(file, 'tokenizer.ggml.tokens');
-  const merges = ggufValue(file, 'tokenizer.ggml.merges');
-  const types = ggufValue(file, 'tokenizer.ggml.token_type');
-  if (!Array.isArray(tokens) || !Array.isArray(merges)) throw new UserError(`${source}: tokenizer.ggml.tokens and tokenizer.ggml.merges must be string arrays`);
-  const vocab: Record<string, number> = {};
-  const added = new Map<string, number>();
-  tokens.forEach((t, id) => {
-    const type = Array.isArray(types) ? Number(types[id]) : TOKEN_NORMAL;
-    if (type === TOKEN_UNUSED) return;
-    vocab[String(t)] = id;
-    if (type === TOKEN_CONTROL) added.set(String(t), id);
-  });
-  const pairs = merges.map((m, i) => {
-    const s = String(m);
-    const sp = s.indexOf(' ');
-    if (sp <= 0) throw new UserError(`${source}: merge ${i} ${JSON.stringify(s)} is not "left right"`);
-    return [s.slice(0, sp), s.slice(sp + 1)] as const;
-  });
-  return bpeFromVocabAndMerges(vocab, pairs, { pattern: 'gpt2', added, source: `${source} (tokenizer)` });
 }
 
 /**

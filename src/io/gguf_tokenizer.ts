@@ -117,7 +117,8 @@ export function tokenizerJSONFromGGUF(file: GGUFFile, source: string): { tokeniz
   let tokenizer: Json;
   let addBos: boolean;
   if (model === 'gpt2') {
-    const name = String(ggufValue(file, 'tokenizer.ggml.pre') ?? 'default');
+    // Files written before llama.cpp named pre-tokenizers (2024) have none: GPT-2's is what they meant.
+    const name = String(ggufValue(file, 'tokenizer.ggml.pre') ?? 'gpt-2');
     const pre = PRE_TOKENIZERS[PRE_ALIASES[name] ?? name];
     if (!pre) throw new UserError(`${source}: tokenizer.ggml.pre "${name}" is not supported (attn knows ${Object.keys(PRE_TOKENIZERS).join(', ')})`);
     const merges = stringArray(file, 'tokenizer.ggml.merges', source);
