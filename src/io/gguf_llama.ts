@@ -303,7 +303,10 @@ export function loadGGUFLlama(path: string, file: GGUFFile = readGGUF(path)): Lo
     const want = [...p.shape].reverse();
     if (t.dims.join() !== want.join()) throw new UserError(`${path}: tensor ${gname} has dims [${t.dims}] but the config needs [${want}]`);
     const rotated = permute && isRotated(name);
-    if (t.type === 'f32' || t.type === 'f16' || t.type === 'bf16') {
+    if (t.type === 'f32' && !rotated && t.bytes.byteOffset % 4 === 0) {
+      // The file's own bytes become the parameter (no second copy of an F32 model).
+      p.data = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);
+    } else if (t.type === 'f32' || t.type === 'f16' || t.type === 'bf16') {
       const data = tensorToFloat32(t);
       p.data = rotated ? permuteRopeRows(data, p.shape[1] ?? 1, head_dim, 'from-gguf') : data;
     } else {
