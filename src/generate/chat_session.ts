@@ -99,6 +99,7 @@ export class ChatSession {
     for (;;) {
       const text = this.template.render(messages, { addGenerationPrompt: true });
       const length = this.tokenizer.encode(text, { allowedSpecial: 'all' }).length;
+      if (length === 0) throw new UserError('the chat template renders this conversation as an empty prompt');
       const fits = length + this.opts.maxTokens <= context;
       const droppable = messages.length - head - 1; // every turn before the new message
       if (fits || droppable <= 0) {
