@@ -124,7 +124,7 @@ describe('attn quantize with a Llama-family model', () => {
 });
 
 describe('attn train --init with a Llama-family model', () => {
-  it('fine-tunes it as a Llama, saved as attn-llama with its tokenizer files; --resume continues', () => {
+  it('fine-tunes it as a Llama, saved as attn-llama with its tokenizer files; --resume continues; eval and chat use it', () => {
     const src = join(work, 'ft-src');
     writeHFLlamaDir(src, tinyLlama({ tie_word_embeddings: false }), chatTokenizerFiles());
     writeFileSync(join(work, 'ft.txt'), 'The quick brown fox jumps over the lazy dog. '.repeat(40));
@@ -148,6 +148,10 @@ describe('attn train --init with a Llama-family model', () => {
     const resumed = attn(['train', '--resume', out, '--data', 'ft.txt', '--max-iters', '4']);
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.equal(JSON.parse(readFileSync(join(out, 'trainer.json'), 'utf8')).step, 4);
+    const evaluated = attn(['eval', '--model', out, '--data', 'ft.txt', '--json']);
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    const scored = JSON.parse(evaluated.stdout) as { loss: number; tokens: number };
+    assert.ok(Number.isFinite(scored.loss) && scored.loss > 0 && scored.tokens > 1000, evaluated.stdout);
     const chat = chatCli(['--model', out, '--max-tokens', '3'], 'Hello\n');
     assert.equal(chat.code, 0, chat.stderr);
     assert.doesNotMatch(chat.stderr, /no chat template/);
