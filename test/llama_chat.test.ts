@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -80,6 +80,15 @@ describe('ChatSession: a conversation in the model\'s chat template', () => {
     const before = [...session.messages];
     await assert.rejects(collect(session.send('x'.repeat(200))), (e: unknown) => e instanceof UserError && /does not fit the model's context of 96 tokens/.test(e.message));
     assert.deepEqual(session.messages, before);
+    // Asking for replies longer than half the context keeps half of it free, not all of it (the history would never fit).
+    const greedy: string[] = [];
+    const chatml = new ChatTemplate(undefined, {}); // ChatML without a default system message
+    const long = new ChatSession(small, tokenizer!, { maxTokens: 500, temperature: 0, template: chatml, onWarning: (w) => greedy.push(w) });
+    assert.match(greedy[0]!, /max tokens 500 is more than half the model's context of 96: older turns are dropped to keep 48 tokens free/);
+    await collect(long.send('Hi'));
+    await collect(long.send('Hi'));
+    assert.equal(long.messages.length, 4, 'two short exchanges fit in 96 − 48 tokens');
+    assert.equal(greedy.length, 1, greedy.join('\n'));
   });
 
   it('a template that fails to render is a UserError with the template\'s own message', async () => {
@@ -125,6 +134,10 @@ describe('attn chat', () => {
     const r = chatCli(['--model', failing, '--system', 'S', '--max-tokens', '2', '--temperature', '0'], 'Hello\n');
     assert.equal(r.code, 0, r.stderr);
     assertUserError(chatCli(['--model', join(work, 'absent')], ''), /does not exist/);
+    const phi = scriptedDir('phi', 'x');
+    const cfg = JSON.parse(readFileSync(join(phi, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(phi, 'config.json'), JSON.stringify({ ...cfg, model_type: 'phi3', architectures: ['Phi3ForCausalLM'] }));
+    assertUserError(chatCli(['--model', phi], 'Hello\n'), /architecture "phi3" is not supported \(attn loads .*LlamaForCausalLM, Qwen2ForCausalLM and MistralForCausalLM/);
     assertUserError(chatCli(['--model', noTokenizer, '--top-p', '2'], ''), /--top-p must be in \(0, 1\]/);
     const help = runAttn(['chat', '--help'], work);
     assert.equal(help.code, 0);

@@ -32,6 +32,7 @@ export class ChatSession {
   readonly template: ChatTemplate;
   /** Ids that end a reply: the template's end-of-turn tokens and the tokenizer's end of text. */
   readonly stopTokens: readonly number[];
+  private readonly reserve: number;
   private history: ChatMessage[] = [];
   private turns = 0;
 
@@ -41,6 +42,10 @@ export class ChatSession {
     private readonly opts: ChatSessionOptions,
   ) {
     if (!(Number.isInteger(opts.maxTokens) && opts.maxTokens >= 1)) throw new UserError(`max tokens must be an integer ≥ 1 (got ${opts.maxTokens})`);
+    const context = model.config.block_size;
+    // Room kept free for each reply: maxTokens, but never more than half the context, or no history would ever fit.
+    this.reserve = Math.min(opts.maxTokens, Math.floor(context / 2));
+    if (this.reserve < opts.maxTokens) opts.onWarning?.(`max tokens ${opts.maxTokens} is more than half the model's context of ${context}: older turns are dropped to keep ${this.reserve} tokens free for each reply, and a reply gets what the conversation leaves`);
     this.template = opts.template ?? chatTemplateOf(tokenizer);
     this.stopTokens = [...new Set([...stopTokenIds(this.template, tokenizer), ...endOfTextIds(tokenizer)])];
     this.reset();
@@ -67,7 +72,7 @@ export class ChatSession {
     const messages = [...this.history, { role: 'user', content: text }];
     const { prompt, kept } = this.fit(messages);
     const budget = Math.min(this.opts.maxTokens, this.model.config.block_size - prompt.length);
-    if (budget < this.opts.maxTokens) this.opts.onWarning?.(`the conversation leaves room for only ${budget} tokens of reply (--max-tokens ${this.opts.maxTokens})`);
+    if (budget < this.reserve) this.opts.onWarning?.(`the message leaves room for only ${budget} tokens of reply`);
     let reply = '';
     const { system: _s, maxTokens: _m, template: _t, onWarning: _w, seed, ...sampling } = this.opts;
     for await (const chunk of streamText(this.model, this.tokenizer, prompt.text, {
@@ -90,7 +95,8 @@ export class ChatSession {
   /**
    * The prompt for `messages` (with the generation prompt), dropping the
    * oldest turns after the system message until it leaves room for a reply
-   * of maxTokens (or, with nothing left to drop, for at least one token).
+   * (maxTokens, at most half the context; with nothing left to drop, at
+   * least one token).
    */
   private fit(messages: ChatMessage[]): { prompt: { text: string; length: number }; kept: ChatMessage[] } {
     const context = this.model.config.block_size;
@@ -100,7 +106,7 @@ export class ChatSession {
       const text = this.template.render(messages, { addGenerationPrompt: true });
       const length = this.tokenizer.encode(text, { allowedSpecial: 'all' }).length;
       if (length === 0) throw new UserError('the chat template renders this conversation as an empty prompt');
-      const fits = length + this.opts.maxTokens <= context;
+      const fits = length + this.reserve <= context;
       const droppable = messages.length - head - 1; // every turn before the new message
       if (fits || droppable <= 0) {
         if (length >= context) {
