@@ -5,13 +5,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
+import type { ChatMessage } from '../src/chat/messages.js';
 import { ChatTemplate } from '../src/chat/template.js';
+import { generateText } from '../src/generate/stream.js';
 import { runChat } from '../src/cli/chat.js';
 import { ChatSession } from '../src/generate/chat_session.js';
 import { loadModel } from '../src/io/model_dir.js';
 import { UserError } from '../src/util/errors.js';
 import { assertUserError, runAttn } from './helpers.js';
-import { CHATML_TEMPLATE, chatTokenizerFiles, END_OF_TEXT, IM_END, scriptedLlama, writeHFLlamaDir } from './llama_fixture.js';
+import { CHATML_TEMPLATE, chatTokenizerFiles, END_OF_TEXT, IM_END, scriptedLlama, tinyLlama, writeHFLlamaDir } from './llama_fixture.js';
 
 const work = mkdtempSync(join(tmpdir(), 'attn-llama-chat-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -54,6 +56,23 @@ describe('ChatSession: a conversation in the model\'s chat template', () => {
     assert.equal(session.messages.length, 5);
     session.reset();
     assert.deepEqual(session.messages, [{ role: 'system', content: 'Be brief.' }]);
+  });
+
+  it('keeps the KV cache between turns: only the new tokens run, and the replies are those of a fresh run', async () => {
+    const random = tinyLlama({ block_size: 256 }, 11);
+    const opts = { maxTokens: 6, temperature: 0.9, topP: 0.95, seed: 3, system: 'Be brief.' };
+    const session = new ChatSession(random, tokenizer!, opts);
+    const history: ChatMessage[] = [{ role: 'system', content: 'Be brief.' }];
+    for (const [turn, text] of ['Hello', 'Tell me a story', 'Why?'].entries()) {
+      const got = (await collect(session.send(text))).join('');
+      history.push({ role: 'user', content: text });
+      const prompt = session.template.render(history, { addGenerationPrompt: true });
+      const [want] = await generateText(random, tokenizer!, prompt, { maxNewTokens: 6, temperature: 0.9, topP: 0.95, seed: 3 + turn, stopTokens: session.stopTokens, stop: session.template.stopTokens });
+      assert.equal(got, want, `turn ${turn}`);
+      history.push({ role: 'assistant', content: got });
+      if (turn > 0) assert.ok(session.reusedTokens > 20, `turn ${turn} reused ${session.reusedTokens} cached tokens`);
+    }
+    assert.deepEqual(session.messages, history);
   });
 
   it('without an end-of-turn token the reply ends at --max-tokens', async () => {
