@@ -35,6 +35,7 @@ export { estimateLoss } from './train/evaluate.js';
 export { saveCheckpoint, loadCheckpoint, type TrainerState } from './train/checkpoint.js';
 export { generate, generateBatch, BatchDecoder, type GenerateOptions } from './generate/engine.js';
 export { streamText, generateText, type TextGenerateOptions, type TextChunk } from './generate/stream.js';
+export { ChatSession, type ChatSessionOptions } from './generate/chat_session.js';
 export { KVCache, type KVLayer, type KVCacheShape } from './generate/kv_cache.js';
 export { forwardCached } from './generate/cached_forward.js';
 export { cachedAttention } from './generate/cached_attention.js';

@@ -19,3 +19,23 @@ export function stopTokenIds(template: ChatTemplate, tokenizer: Tokenizer): numb
   }
   return ids;
 }
+
+/**
+ * The ids that end a text (not a chat turn): GPT-2's <|endoftext|> and the
+ * eos_token of a Hugging Face tokenizer_config.json (</s>, <|end_of_text|>),
+ * where the tokenizer has them as tokens. Plain completions stop there.
+ */
+export function endOfTextIds(tokenizer: Tokenizer): number[] {
+  const names = ['<|endoftext|>'];
+  if (tokenizer instanceof HFTokenizer) {
+    const eos = tokenizer.config.eos_token;
+    const content = typeof eos === 'string' ? eos : eos && typeof eos === 'object' ? (eos as { content?: unknown }).content : undefined;
+    if (typeof content === 'string') names.push(content);
+  }
+  const ids: number[] = [];
+  for (const t of names) {
+    const id = tokenizer instanceof HFTokenizer ? tokenizer.tokenToId(t) : tokenizer.specialTokens.get(t);
+    if (id !== undefined && !ids.includes(id)) ids.push(id);
+  }
+  return ids;
+}

@@ -43,7 +43,7 @@ export function runEval(o: EvalCliOptions): { loss: number; perplexity: number; 
 export function evalCommand(): Command {
   return withBackendFlags(new Command('eval'))
     .description('loss and perplexity of a model on a text file')
-    .requiredOption('--model <dir>', 'model directory (ours, quantized, or a Hugging Face GPT-2)')
+    .requiredOption('--model <dir>', 'model directory (ours, quantized, or a Hugging Face GPT-2, Llama, Qwen2 or Mistral)')
     .requiredOption('--data <file>', 'UTF-8 text to score')
     .addOption(new Option('--split <part>', 'score all of the text, or the train/val part attn train would use (first 90% / last 10% of tokens)').choices(['all', 'train', 'val']).default('all'))
     .option('--window <n>', 'tokens of context per window (default: the model\'s block size)', int)

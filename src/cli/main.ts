@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../util/errors.js';
 import { benchCommand, benchWorkerCommand } from './bench.js';
+import { chatCommand } from './chat.js';
 import { demoCommand } from './demo.js';
 import { embedCommand } from './embed.js';
 import { evalCommand } from './eval.js';
@@ -27,7 +28,7 @@ const program = new Command('attn')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

@@ -4,8 +4,8 @@ import { checkOutDir } from './export.js';
 
 export function pullCommand(): Command {
   return new Command('pull')
-    .description('download a GPT-2 model from the Hugging Face hub (needs a network; everything else in attn works offline)')
-    .argument('<name>', 'repository, e.g. openai-community/gpt2 or openai-community/gpt2-medium')
+    .description('download a GPT-2 or Llama-family model (Llama, Qwen2, Mistral; safetensors, sharded or not) from the Hugging Face hub (needs a network; everything else in attn works offline)')
+    .argument('<name>', 'repository, e.g. openai-community/gpt2, HuggingFaceTB/SmolLM2-135M-Instruct or Qwen/Qwen2.5-0.5B-Instruct')
     .requiredOption('--out <dir>', 'directory to write')
     .option('--revision <rev>', 'branch, tag or commit', 'main')
     .option('--endpoint <url>', 'hub address (default: $HF_ENDPOINT or https://huggingface.co)')
@@ -22,6 +22,7 @@ export function pullCommand(): Command {
         },
       });
       process.stderr.write('\n');
+      if (!files.some((f) => f === 'tokenizer.json' || f === 'vocab.json')) process.stderr.write(`note: ${name} has no tokenizer.json: attn can run the model on token ids, but not on text\n`);
       process.stdout.write(`wrote ${o.out}: ${files.join(', ')}\n`);
     });
 }

@@ -1,14 +1,14 @@
 import { Command } from 'commander';
 import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
-import { loadGPT, modelFiles } from '../io/model_dir.js';
+import { loadModel, modelFiles } from '../io/model_dir.js';
 import { isQuantized, quantize } from '../nn/quantized_linear.js';
 import { checkOutDir } from './export.js';
 
 /** Quantize a model's matrices to int8 (per output channel) and save it as an attn model directory. */
 export function runQuantize(o: { model: string; out: string }): { params: number; bytes: number } {
   checkOutDir(o.out);
-  const { model, tokenizer } = loadGPT(o.model, 'attn quantize');
+  const { model, tokenizer } = loadModel(o.model);
   if (isQuantized(model)) throw new UserError(`${o.model} is already quantized`);
   const params = model.numParameters();
   quantize(model); // every Linear (and the tied head) becomes a QuantizedLinear
@@ -20,7 +20,7 @@ export function runQuantize(o: { model: string; out: string }): { params: number
 export function quantizeCommand(): Command {
   return new Command('quantize')
     .description('int8 weight-only quantization (per-output-channel scales; activations stay fp32)')
-    .requiredOption('--model <dir>', 'model directory (ours or a Hugging Face GPT-2)')
+    .requiredOption('--model <dir>', 'model directory: ours (GPT or Llama family), a Hugging Face GPT-2, Llama, Qwen2 or Mistral')
     .requiredOption('--out <dir>', 'directory for the quantized model')
     .action((o: { model: string; out: string }) => {
       const r = runQuantize(o);

@@ -78,8 +78,8 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function sampleCommand(): Command {
   return withBackendFlags(new Command('sample'))
-    .description('generate text from a model directory (ours or a Hugging Face GPT-2), streamed to stdout')
-    .requiredOption('--model <dir>', 'model directory (from attn train, or a Hugging Face GPT-2 download)')
+    .description('generate text from a model directory (ours, or a Hugging Face GPT-2 or Llama-family one), streamed to stdout')
+    .requiredOption('--model <dir>', 'model directory (from attn train, or a Hugging Face GPT-2, Llama, Qwen2 or Mistral download), or a .gguf file')
     .option('--prompt <text>', 'text to continue (default: a newline)')
     .option('--max-new-tokens <n>', 'tokens to generate', int, 500)
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', num, 0.8)

@@ -99,7 +99,7 @@ export function serveCommand(): Command {
   const d = DEFAULT_LIMITS;
   return withBackendFlags(new Command('serve'))
     .description('serve models over HTTP with an OpenAI-compatible API (completions, chat, embeddings), continuous batching, metrics and cost accounting')
-    .option('--model <dir>', 'model directory to serve, DIR or NAME=DIR (repeatable; the name defaults to the directory name)', collect)
+    .option('--model <dir>', 'model directory to serve (a GPT, Llama, Qwen2 or Mistral; ours or Hugging Face\'s), DIR or NAME=DIR (repeatable; the name defaults to the directory name)', collect)
     .option('--host <host>', 'address to bind (loopback by default; 0.0.0.0 exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free port; the URL is printed)', int, 8000)
     .option('--config <file>', 'serve config JSON: prices, semantic cache, routing tiers (docs/serve.md)')

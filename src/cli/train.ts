@@ -104,7 +104,7 @@ export function trainCommand(): Command {
     .option('--builtin', 'train on the built-in generated fables corpus instead of --data')
     .option('--out <dir>', 'checkpoint directory', 'out')
     .option('--resume <dir>', 'continue training from this checkpoint (writes back to it unless --out is given)')
-    .option('--init <dir>', 'fine-tune: start from this model\'s weights and tokenizer (ours or a Hugging Face GPT-2) instead of random ones')
+    .option('--init <dir>', 'fine-tune: start from this model\'s weights and tokenizer (ours, or a Hugging Face GPT-2, Llama, Qwen2 or Mistral directory) instead of random ones')
     .option('--bias', 'use biases in Linear and LayerNorm layers (nanoGPT recipe: off)')
     .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']))
     .addOption(new Option('--positions <kind>', 'position information: learned vectors added to the input (GPT-2), or rope (rotated queries and keys)').choices(['learned', 'rope']))
@@ -125,8 +125,8 @@ export function trainCommand(): Command {
     if (raw.nKvHead !== undefined && raw.arch !== 'llama') throw new UserError('--n-kv-head applies to --arch llama');
     if (opts.init && opts.resume) throw new UserError('--init and --resume exclude each other: --resume continues its own run');
     if (opts.init) {
-      const ignored = ['nLayer', 'nHead', 'nEmbd', 'vocabSize', 'positions'].filter((k) => raw[k] !== undefined);
-      if (opts.tokenizer || opts.bias || ignored.length) process.stderr.write(`note: --init takes the model's sizes and tokenizer from ${String(opts.init)}; ignoring ${[...ignored, ...(opts.tokenizer ? ['tokenizer'] : []), ...(opts.bias ? ['bias'] : [])].join(', ')}\n`);
+      const ignored = ['nLayer', 'nHead', 'nEmbd', 'vocabSize', 'positions', 'arch', 'nKvHead'].filter((k) => raw[k] !== undefined);
+      if (opts.tokenizer || opts.bias || ignored.length) process.stderr.write(`note: --init takes the model's family, sizes and tokenizer from ${String(opts.init)}; ignoring ${[...ignored, ...(opts.tokenizer ? ['tokenizer'] : []), ...(opts.bias ? ['bias'] : [])].join(', ')}\n`);
     }
     if (opts.resume) {
       const ignored = Object.keys(raw).filter((k) => k !== 'maxIters');

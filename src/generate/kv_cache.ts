@@ -51,6 +51,16 @@ export class KVCache {
     for (const l of this.layers) l.past = 0;
   }
 
+  /**
+   * Forget every slot from `n` on, keeping the first n (a chat whose next
+   * prompt shares only its first n tokens with what the cache holds).
+   */
+  truncate(n: number): void {
+    if (!(Number.isInteger(n) && n >= 0 && n <= this.length)) throw new Error(`cannot truncate a KV cache of ${this.length} slots to ${n}`);
+    this.length = n;
+    for (const l of this.layers) l.past = n;
+  }
+
   /** Record that `n` more slots were written by every layer. */
   advance(n: number): void {
     this.length += n;

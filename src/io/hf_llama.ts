@@ -40,8 +40,8 @@ function readShard(path: string): Map<string, TensorEntry> {
 
 /**
  * Every tensor of a Hugging Face directory, from model.safetensors or from
- * the shards its index names. Each shard must exist and hold the tensors the
- * index assigns to it.
+ * the shards its index names. Each shard must exist and hold exactly the
+ * tensors the index assigns to it.
  */
 export function readHFWeights(dir: string): { tensors: Map<string, TensorEntry>; source: string } {
   const indexPath = join(dir, INDEX_FILE);
@@ -75,6 +75,10 @@ export function readHFWeights(dir: string): { tensors: Map<string, TensorEntry>;
       if (!t) throw new UserError(`${join(dir, shard)}: has no tensor ${name}, which ${INDEX_FILE} places there`);
       tensors.set(name, t);
     }
+    // A tensor the index does not place in this shard means the files and the index are from different checkpoints.
+    const listed = new Set(names);
+    const stray = [...held.keys()].find((n) => !listed.has(n));
+    if (stray !== undefined) throw new UserError(`${join(dir, shard)}: holds tensor ${stray}, which ${INDEX_FILE} does not place there`);
   }
   return { tensors, source: indexPath };
 }

@@ -1,19 +1,23 @@
-import { createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, closeSync, renameSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { basename, dirname, join } from 'node:path';
 import { fsyncDir } from './atomic.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from './model_dir.js';
+import { HF_LLAMA_ARCHITECTURES, hfLlamaFamily } from '../models/llama_config.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
-/** Files of a GPT-2 repository: the first two must exist; tokenizers come in either form. */
-const REQUIRED = ['config.json', 'model.safetensors'];
-const OPTIONAL = ['tokenizer.json', 'vocab.json', 'merges.txt', 'tokenizer_config.json', 'generation_config.json'];
+const INDEX_FILE = 'model.safetensors.index.json';
+/** Tokenizer and generation files, fetched when the repository has them: GPT-2's come in either form. */
+const TOKENIZER_FILES: Record<'gpt2' | 'llama', string[]> = {
+  gpt2: ['tokenizer.json', 'vocab.json', 'merges.txt', 'tokenizer_config.json', 'generation_config.json'],
+  llama: ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'],
+};
 
 export interface PullOptions {
-  /** Repository name on the hub, e.g. "openai-community/gpt2". */
+  /** Repository name on the hub, e.g. "openai-community/gpt2" or "HuggingFaceTB/SmolLM2-135M-Instruct". */
   name: string;
   out: string;
   /** Hub address (default: $HF_ENDPOINT or https://huggingface.co). Tests point it at a local server. */
@@ -23,10 +27,14 @@ export interface PullOptions {
 }
 
 /**
- * Download a Hugging Face GPT-2 repository (weights as safetensors, config,
- * tokenizer files) into `out`, the one command of attn that uses the network.
- * Files land in a temporary sibling directory, which is checked by loading
- * it as a model and then renamed into place, so `out` is never half-written.
+ * Download a Hugging Face repository of a model attn runs — GPT-2, or the
+ * Llama family (LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM) —
+ * into `out`, the one command of attn that uses the network. config.json
+ * comes first and decides: another architecture is refused before any weight
+ * is fetched. Weights are model.safetensors, or the shards that
+ * model.safetensors.index.json names; then the tokenizer files. Files land in
+ * a temporary sibling directory, which is checked by loading it as a model
+ * and then renamed into place, so `out` is never half-written.
  */
 export async function pullModel(o: PullOptions): Promise<string[]> {
   if (!/^\w[\w.-]*(\/\w[\w.-]*)?$/.test(o.name)) throw new UserError(`"${o.name}" is not a Hugging Face repository name (like openai-community/gpt2)`);
@@ -36,14 +44,24 @@ export async function pullModel(o: PullOptions): Promise<string[]> {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const got: string[] = [];
+  const fetchFile = async (file: string): Promise<boolean> => {
+    const ok = await download(base + file, join(tmp, file), (n, total) => o.onProgress?.(file, n, total));
+    if (ok) got.push(file);
+    return ok;
+  };
   try {
-    for (const file of [...REQUIRED, ...OPTIONAL]) {
-      const ok = await download(base + file, join(tmp, file), (n, total) => o.onProgress?.(file, n, total));
-      if (ok) got.push(file);
-      else if (REQUIRED.includes(file)) throw new UserError(`${o.name}: ${file} not found at ${endpoint} (attn needs safetensors weights of a GPT-2 model)`);
+    if (!(await fetchFile('config.json'))) throw new UserError(`${o.name}: config.json not found at ${endpoint} (is the name right? attn pulls GPT-2 and Llama-family models)`);
+    const family = familyOf(join(tmp, 'config.json'), o.name);
+    const weights = await weightFiles(fetchFile, tmp, o.name, endpoint);
+    for (const file of weights) {
+      if (await fetchFile(file)) continue;
+      throw new UserError(file === 'model.safetensors'
+        ? `${o.name}: neither model.safetensors nor ${INDEX_FILE} found at ${endpoint} (attn reads safetensors weights, not pytorch_model.bin)`
+        : `${o.name}: shard ${file}, named by ${INDEX_FILE}, not found at ${endpoint}`);
     }
+    for (const file of TOKENIZER_FILES[family]) await fetchFile(file);
     fsyncDir(tmp);
-    loadModel(tmp); // refuses other architectures, bad shapes and missing tokenizers' mismatches before anything is replaced
+    loadModel(tmp); // refuses bad shapes, shards that disagree with the index and mismatched tokenizers before anything is replaced
     if (existsSync(o.out)) rmSync(o.out, { recursive: true });
     renameSync(tmp, o.out);
     fsyncDir(dirname(o.out));
@@ -51,6 +69,47 @@ export async function pullModel(o: PullOptions): Promise<string[]> {
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** Which kind of repository config.json describes; any other architecture is refused here, before the weights. */
+function familyOf(path: string, name: string): 'gpt2' | 'llama' {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${name}: config.json is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${name}: config.json is not a JSON object`);
+  const config = raw as Record<string, unknown>;
+  if (config.model_type === 'gpt2') return 'gpt2';
+  if (hfLlamaFamily(config)) return 'llama';
+  const arch = config.model_type ?? (Array.isArray(config.architectures) ? config.architectures[0] : undefined) ?? 'unknown';
+  throw new UserError(`${name}: architecture "${String(arch)}" is not supported (attn pulls gpt2, ${Object.keys(HF_LLAMA_ARCHITECTURES).join(', ')} models)`);
+}
+
+/**
+ * The weight files to fetch: the shards model.safetensors.index.json names
+ * (each once, in order), or model.safetensors when there is no index.
+ * A shard name must be a plain file name: it becomes a path in `out`.
+ */
+async function weightFiles(fetchFile: (file: string) => Promise<boolean>, tmp: string, name: string, endpoint: string): Promise<string[]> {
+  if (!(await fetchFile(INDEX_FILE))) return ['model.safetensors'];
+  let index: { weight_map?: unknown };
+  try {
+    index = JSON.parse(readFileSync(join(tmp, INDEX_FILE), 'utf8')) as { weight_map?: unknown };
+  } catch (e) {
+    throw new UserError(`${name}: ${INDEX_FILE} is not valid JSON: ${(e as Error).message}`);
+  }
+  const map = index.weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new UserError(`${name}: ${INDEX_FILE} has no "weight_map" object`);
+  const shards = [...new Set(Object.values(map as Record<string, unknown>))];
+  for (const shard of shards) {
+    if (typeof shard !== 'string' || !/^[\w.-]+\.safetensors$/.test(shard) || shard.startsWith('.')) {
+      throw new UserError(`${name}: ${INDEX_FILE} names ${JSON.stringify(shard)}, not a .safetensors file name (at ${endpoint})`);
+    }
+  }
+  if (shards.length === 0) throw new UserError(`${name}: ${INDEX_FILE} names no shards`);
+  return shards as string[];
 }
 
 function request(url: string): Promise<IncomingMessage> {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig, type GPTConfig } from '../models/gpt_config.js';
-import { loadDirTokenizer, loadTokenizerFile, type Tokenizer } from '../tokenizers/index.js';
+import { HFTokenizer, loadDirTokenizer, loadTokenizerFile, type Tokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
 import { Linear } from '../nn/linear.js';
 import { dequantizeRows, isQuantized, QuantizedLinear, type QuantizedWeight } from '../nn/quantized_linear.js';
@@ -13,7 +13,7 @@ import { UserError } from '../util/errors.js';
 import { checkConfigSizes } from './config_limits.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
 import { loadHFLlama } from './hf_llama.js';
-import type { CausalLM } from '../models/causal_lm.js';
+import { DecoderLM, type CausalLM } from '../models/causal_lm.js';
 import { Llama } from '../models/llama.js';
 import { hfLlamaFamily, parseLlamaConfig, type LlamaConfig } from '../models/llama_config.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEntry } from './safetensors.js';
@@ -66,8 +66,12 @@ function readJSON(path: string): unknown {
 /**
  * The files that describe a model, as bytes/strings ready for writeDirAtomic.
  * A quantized model's QuantizedLinears are saved as int8 `NAME.weight` with
- * fp32 `NAME.weight.scale` (and `NAME.bias`); its tied head as int8 `wte.weight`
- * (the table the embedding lookups dequantize on loading).
+ * fp32 `NAME.weight.scale` (and `NAME.bias`); its tied head as the int8
+ * embedding table it shares (`wte.weight`, `model.embed_tokens.weight`),
+ * which the embedding lookups dequantize on loading. A Hugging Face
+ * tokenizer keeps its tokenizer.json and its tokenizer_config.json (chat
+ * template, bos/eos, add_bos_token), so a fine-tuned or quantized copy of
+ * a chat model still chats in its own format.
  */
 export function modelFiles(model: CausalLM, tokenizer: Tokenizer | null): Record<string, Uint8Array | string> {
   const quantized = isQuantized(model);
@@ -77,8 +81,10 @@ export function modelFiles(model: CausalLM, tokenizer: Tokenizer | null): Record
     tensors.set(name, { dtype: 'I8', shape: q.shape, data: q.data });
     tensors.set(`${name}.scale`, { dtype: 'F32', shape: [q.shape[0]], data: q.scale });
   };
+  const head = model instanceof DecoderLM ? model.lm_head : null;
+  const tiedTable = head instanceof QuantizedLinear && head.tiedHead ? head.tiedHead().weight : null;
   for (const [n, p] of model.namedParameters()) {
-    if (n === 'wte.weight' && model instanceof GPT && model.lm_head instanceof QuantizedLinear) int8(n, model.lm_head.weight);
+    if (p === tiedTable) int8(n, (head as QuantizedLinear).weight);
     else tensors.set(n, { dtype: 'F32', shape: p.shape, data: p.data });
   }
   for (const [name, layer] of model.namedModules()) {
@@ -91,6 +97,7 @@ export function modelFiles(model: CausalLM, tokenizer: Tokenizer | null): Record
     'model.safetensors': serializeSafetensors(tensors, { format: MODEL_FORMAT }),
   };
   if (tokenizer) files['tokenizer.json'] = JSON.stringify(tokenizer.toJSON()) + '\n';
+  if (tokenizer instanceof HFTokenizer && Object.keys(tokenizer.config).length > 0) files['tokenizer_config.json'] = JSON.stringify(tokenizer.config, null, 2) + '\n';
   return files;
 }
 
@@ -187,10 +194,10 @@ function loadGGUFModel(path: string): LoadedModel {
   throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported (attn loads ${['gpt2', ...LLAMA_GGUF_ARCHITECTURES].join(', ')})`);
 }
 
-/** loadModel for the commands that work on GPTs only so far: any other family is a UserError naming the command. */
+/** loadModel for the commands that work on GPTs only so far (export, bench's recipe): any other family is a UserError naming the command. */
 export function loadGPT(dir: string, command = 'this command'): LoadedGPT {
   const loaded = loadModel(dir);
-  if (!(loaded.model instanceof GPT)) throw new UserError(`${dir} holds a Llama-family model, which ${command} does not support yet (attn sample, attn eval and npm run reference do)`);
+  if (!(loaded.model instanceof GPT)) throw new UserError(`${dir} holds a Llama-family model, which ${command} does not support yet (attn sample, chat, serve, eval, quantize, train --init and npm run reference do)`);
   return loaded as LoadedGPT;
 }
 
@@ -224,12 +231,16 @@ function assignWeights(model: GPT | Llama, weights: Weights, source: string): vo
   const used = new Set<string>();
   const take = (name: string) => (used.add(name), weights.get(name));
   const linears = new Map(model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear));
+  const params = new Map(model.namedParameters());
+  const tied = model.lm_head instanceof TiedLinear ? model.lm_head : null;
   for (const [name, w] of weights) {
     if (!(w.data instanceof Int8Array)) continue;
-    if (name === 'wte.weight' && model instanceof GPT) {
-      const q = int8Weight(weights, name, model.wte.weight.shape, source);
-      model.wte.weight.data = dequantizeRows(q);
-      model.lm_head = new QuantizedLinear(q, null, model.lm_head instanceof TiedLinear ? model.lm_head : null);
+    const table = params.get(name);
+    if (tied && table && table === tied.weight) {
+      // The embedding table the head is tied to: the head multiplies by the int8 rows, lookups read them dequantized.
+      const q = int8Weight(weights, name, table.shape, source);
+      table.data = dequantizeRows(q);
+      model.lm_head = new QuantizedLinear(q, null, tied);
     } else {
       const layer = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : '';
       const lin = linears.get(layer);

@@ -1,5 +1,4 @@
-import { KVCache } from '../generate/kv_cache.js';
-import type { GPTConfig } from '../models/gpt_config.js';
+import { KVCache, type KVCacheShape } from '../generate/kv_cache.js';
 
 /** Capacities are rounded up to this many positions, so caches of similar requests can be reused. */
 const GRANULE = 32;
@@ -16,7 +15,7 @@ export class KVCachePool {
   private kept = 0;
 
   constructor(
-    private readonly config: GPTConfig,
+    private readonly config: KVCacheShape,
     private readonly max: number,
   ) {}
 

@@ -1,15 +1,15 @@
-import type { GPT } from '../models/gpt.js';
+import type { DecoderLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 
 /**
- * A text embedding from a GPT: the final hidden states (after the last
- * LayerNorm, the vectors the output head reads) of every token, averaged over
+ * A text embedding from a decoder language model (GPT, Llama family): the final hidden states (after the last
+ * norm, the vectors the output head reads) of every token, averaged over
  * the tokens and scaled to length 1 (L2), so that the dot product of two
  * embeddings is their cosine similarity. A decoder was not trained for this;
  * it is the usual baseline, good enough to find near-identical prompts for a
  * semantic cache. `ids` must fit the context (1 … block_size tokens).
  */
-export function meanPooledEmbedding(model: GPT, ids: Int32Array): Float32Array {
+export function meanPooledEmbedding(model: DecoderLM, ids: Int32Array): Float32Array {
   const T = ids.length;
   if (T === 0 || T > model.config.block_size) throw new Error(`embedding needs 1 … ${model.config.block_size} tokens, got ${T}`);
   const C = model.config.n_embd;

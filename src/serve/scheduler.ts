@@ -1,5 +1,5 @@
 import { batchForward } from '../generate/batch_step.js';
-import type { GPT } from '../models/gpt.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { ApiError } from './errors.js';
 import { KVCachePool } from './kv_cache_pool.js';
@@ -44,7 +44,7 @@ export class Scheduler {
   private readonly caches: KVCachePool;
 
   constructor(
-    private readonly model: GPT,
+    private readonly model: CausalLM,
     private readonly opts: SchedulerOptions,
     private readonly stats: SchedulerStats = {},
   ) {

@@ -2,22 +2,23 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { loadEmbedder } from '../io/embedder_dir.js';
 import { UserError } from '../util/errors.js';
-import { loadGPT } from '../io/model_dir.js';
+import { loadModel } from '../io/model_dir.js';
 import type { Embedder } from '../models/embedder.js';
-import type { GPT } from '../models/gpt.js';
+import type { DecoderLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { ChatTemplate } from '../chat/template.js';
-import { stopTokenIds } from '../chat/for_tokenizer.js';
+import { endOfTextIds, stopTokenIds } from '../chat/for_tokenizer.js';
 import { modelChatTemplate } from './chat_template.js';
 import { Scheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
 
 /** A model as the server holds it: loaded once, with its tokenizer and its own scheduler. */
 export interface ServedModel {
   name: string;
-  model: GPT;
+  /** A GPT or a Llama-family decoder: anything with a forward pass over a KV cache and final hidden states. */
+  model: DecoderLM;
   tokenizer: Tokenizer;
   scheduler: Scheduler;
-  /** Ids that end a generation when sampled: the tokenizer's <|endoftext|>, if it has one. */
+  /** Ids that end a generation when sampled: the tokenizer's <|endoftext|> and its eos_token, if it has them. */
   stopTokens: number[];
   /** The model's own chat template (its tokenizer_config.json's), if it has one. */
   chatTemplate?: ChatTemplate | null;
@@ -45,16 +46,15 @@ export function parseModelSpec(spec: string): { name: string; dir: string } {
   return { name, dir };
 }
 
-export function serveModel(name: string, model: GPT, tokenizer: Tokenizer, opts: SchedulerOptions, stats?: (name: string) => SchedulerStats): ServedModel {
+export function serveModel(name: string, model: DecoderLM, tokenizer: Tokenizer, opts: SchedulerOptions, stats?: (name: string) => SchedulerStats): ServedModel {
   if (tokenizer.vocabSize > model.config.vocab_size) throw new UserError(`model ${name}: its tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab_size}`);
-  const eot = tokenizer.specialTokens.get('<|endoftext|>');
   const chatTemplate = modelChatTemplate(tokenizer, name);
   return {
     name,
     model,
     tokenizer,
     scheduler: new Scheduler(model, opts, stats?.(name)),
-    stopTokens: eot === undefined ? [] : [eot],
+    stopTokens: endOfTextIds(tokenizer),
     chatTemplate,
     chatStopTokens: chatTemplate ? stopTokenIds(chatTemplate, tokenizer) : [],
     created: Math.floor(Date.now() / 1000),
@@ -78,7 +78,7 @@ export function loadServedModels(
       embedders.set(name, { name, model, tokenizer, created: Math.floor(Date.now() / 1000) });
       continue;
     }
-    const { model, tokenizer } = loadGPT(dir, 'attn serve');
+    const { model, tokenizer } = loadModel(dir); // a GPT or a Llama-family model, ours or Hugging Face's
     if (!tokenizer) throw new UserError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): text cannot be served`);
     models.set(name, serveModel(name, model, tokenizer, opts, stats));
   }

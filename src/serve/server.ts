@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { UserError } from '../util/errors.js';
-import type { GPT } from '../models/gpt.js';
+import type { DecoderLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { ApiKeys } from './auth.js';
 import { handleFeedback, handleHealth, handleLedger, handleMetrics, handleModel, handleModels } from './basic_routes.js';
@@ -25,7 +25,7 @@ import { createSemanticCache } from './semantic_cache.js';
 import { loadServedModels, serveModel, type ServedModel, type ServedEmbedder } from './served_model.js';
 
 /** A model to serve: a `--model` spec (`DIR` or `NAME=DIR`), or one already in memory. */
-export type ModelSource = string | { name: string; model: GPT; tokenizer: Tokenizer };
+export type ModelSource = string | { name: string; model: DecoderLM; tokenizer: Tokenizer };
 
 export interface ServeOptions {
   models: readonly ModelSource[];

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { UserError } from '../util/errors.js';
-import { loadGPT } from '../io/model_dir.js';
+import { loadModel } from '../io/model_dir.js';
 import { dequantize } from '../nn/quantized_linear.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { GPT } from '../models/gpt.js';
@@ -47,8 +47,9 @@ export interface TrainRun {
   resume?: string;
   /**
    * Start from the weights and tokenizer of this model directory (ours, a
-   * quantized one, or a Hugging Face GPT-2) instead of random ones: fine-tuning.
-   * The model's sizes come from it; the options' training settings apply.
+   * quantized one, a Hugging Face GPT-2 or Llama/Qwen2/Mistral) instead of
+   * random ones: fine-tuning. The model's family and sizes come from it; the
+   * options' training settings apply.
    */
   init?: string;
 }
@@ -129,18 +130,25 @@ function newOptimizer(model: CausalLM, o: TrainOptions): AdamW {
   return new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
 }
 
-/** Fine-tuning: the loaded model and its tokenizer; the options are made to describe them. */
+/**
+ * Fine-tuning: the loaded model and its tokenizer; the options are made to
+ * describe them. A Llama-family model stays one (saved as attn-llama, with
+ * its Hugging Face tokenizer files), whatever --arch says.
+ */
 function initSetup(run: TrainRun): Setup {
-  const { model, tokenizer } = loadGPT(run.init!, 'attn train --init');
+  const { model, tokenizer } = loadModel(run.init!);
   if (!tokenizer) throw new UserError(`--init ${run.init}: the model has no tokenizer to encode the training text with`);
   dequantize(model); // an int8 model trains as fp32 Linears holding its dequantized weights
   const c = model.config;
+  const family = model instanceof Llama ? { arch: 'llama' as const, nKvHead: model.config.n_kv_head, bias: false } : { arch: 'gpt' as const, bias: (model as GPT).config.bias };
   const o: TrainOptions = {
     ...run.options,
-    nLayer: c.n_layer, nHead: c.n_head, nEmbd: c.n_embd, bias: c.bias,
+    ...family,
+    nLayer: c.n_layer, nHead: c.n_head, nEmbd: c.n_embd,
     blockSize: Math.min(run.options.blockSize, c.block_size),
     tokenizer: tokenizer.type === 'char' || tokenizer.type === 'word' ? tokenizer.type : 'bpe',
   };
+  if (o.arch === 'gpt') delete o.nKvHead;
   delete (o as { vocabSize?: number }).vocabSize;
   model.rng.setState(new Rng(o.seed).getState());
   model.train();
