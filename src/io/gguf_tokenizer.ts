@@ -230,14 +230,8 @@ function addsSpacePrefix(raw: Json): boolean {
   return isObject(pre) && pre.type === 'Metaspace' && pre.prepend_scheme !== 'never' && pre.add_prefix_space !== false;
 }
 
-interface Spelled {
-  tokens: string[];
-  types: number[];
-  notes: string[];
-}
-
 /** Every id below vocabSize spelt, with its type; ids the tokenizer lacks (a padded vocabulary) are unused tokens. */
-function spellAll(vocabSize: number, spell: (id: number) => { token: string; type: number } | undefined): Spelled {
+function spellAll(vocabSize: number, spell: (id: number) => { token: string; type: number } | undefined): { tokens: string[]; types: number[] } {
   const tokens: string[] = [];
   const types: number[] = [];
   for (let id = 0; id < vocabSize; id++) {
@@ -245,7 +239,7 @@ function spellAll(vocabSize: number, spell: (id: number) => { token: string; typ
     tokens.push(s?.token ?? `[PAD${id}]`);
     types.push(s?.type ?? TOKEN_TYPE.unused);
   }
-  return { tokens, types, notes: [] };
+  return { tokens, types };
 }
 
 /** Metadata for attn's own byte-level BPE (GPT-2's pre-splitting). */
