@@ -2,10 +2,9 @@ import { chatTemplateOf, endOfTextIds, stopTokenIds } from '../chat/for_tokenize
 import type { ChatMessage } from '../chat/messages.js';
 import type { ChatTemplate } from '../chat/template.js';
 import type { CausalLM } from '../models/causal_lm.js';
-import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 import { noGrad } from '../tensor/autograd.js';
-import { streamDecoder } from '../tokenizers/tokenizer.js';
+import { streamDecoder, type Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { forwardCached } from './cached_forward.js';
 import { KVCache } from './kv_cache.js';
