@@ -10,6 +10,7 @@ import { parseGGUF, readGGUF, tensorAsQuantized, tensorToFloat32, type GGUFValue
 import { serializeGGUF, writeGGUF, type GGUFTensorOut } from '../src/io/gguf_write.js';
 import { loadModel, modelFiles } from '../src/io/model_dir.js';
 import { GPT } from '../src/models/gpt.js';
+import { Llama } from '../src/models/llama.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { buildTokenizer } from '../src/tokenizers/index.js';
@@ -108,7 +109,7 @@ describe('GPT-2 export to GGUF and back', () => {
   const modelDir = join(dir, 'model');
   writeDirAtomic(modelDir, modelFiles(model, tokenizer));
   const ids = tokenizer.encode('the lazy fox saves nine');
-  const logits = (m: GPT) => noGrad(() => m.forward(ids, [1, ids.length]).logits.data);
+  const logits = (m: GPT | Llama) => noGrad(() => m.forward(ids, [1, ids.length]).logits.data);
   const want = logits(model);
 
   for (const [type, tol] of [['f32', 0], ['f16', 2e-3], ['q8_0', 0.05], ['q4_0', 0.5]] as const) {
@@ -127,6 +128,7 @@ describe('GPT-2 export to GGUF and back', () => {
       assert.equal(file.tensors.get('position_embd.weight')!.type, 'f32');
       const loaded = loadModel(path);
       assert.equal(loaded.source, 'gguf');
+      assert.ok(loaded.model instanceof GPT);
       assert.deepEqual(loaded.config, model.config);
       assertClose(logits(loaded.model), want, tol || 0, type);
       if (type === 'f32') assert.deepEqual(logits(loaded.model), want);

@@ -4,7 +4,9 @@ import { Command, Option } from 'commander';
 import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { hfFiles } from '../io/hf_export.js';
-import { loadGPT } from '../io/model_dir.js';
+import { loadGPT, loadModel } from '../io/model_dir.js';
+import { Llama } from '../models/llama.js';
+import { llamaToGGUF } from '../io/gguf_llama.js';
 import { dequantize } from '../nn/quantized_linear.js';
 import { gpt2ToGGUF, type GGUFExportType } from '../io/gguf_gpt2.js';
 import { writeGGUF } from '../io/gguf_write.js';
@@ -18,15 +20,15 @@ export function checkOutDir(out: string, flag = '--out'): void {
 
 const GGUF_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
 
-/** Write a model as a Hugging Face GPT-2 directory or a GGUF file; returns notes for the user. */
+/** Write a model as a Hugging Face GPT-2 directory, or a GGUF file (a GPT as llama.cpp's "gpt2", a Llama-family model as "llama" or "qwen2"); returns notes for the user. */
 export function runExport(o: { model: string; to: string; out: string; type?: string }): string[] {
   if (o.to === 'gguf') {
     const type = (o.type ?? 'f32') as GGUFExportType;
     if (!GGUF_TYPES.includes(type)) throw new UserError(`--type ${o.type}: GGUF export writes ${GGUF_TYPES.join(', ')}`);
     if (existsSync(o.out) && statSync(o.out).isDirectory()) throw new UserError(`--out ${o.out} is a directory; give a file name (FILE.gguf)`);
-    const { model, tokenizer } = loadGPT(o.model, 'attn export');
-    dequantize(model);
-    const { metadata, tensors, notes } = gpt2ToGGUF(model, tokenizer, type);
+    const { model, tokenizer } = loadModel(o.model);
+    dequantize(model); // GGUF's own block types replace attn's int8 rows
+    const { metadata, tensors, notes } = model instanceof Llama ? llamaToGGUF(model, tokenizer, type) : gpt2ToGGUF(model, tokenizer, type);
     writeGGUF(o.out, metadata, tensors);
     return notes;
   }
@@ -42,7 +44,7 @@ export function runExport(o: { model: string; to: string; out: string; type?: st
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description('write a model as a Hugging Face GPT-2 directory (the layout GPT2LMHeadModel.from_pretrained expects) or a GGUF file for llama.cpp')
+    .description('write a model as a Hugging Face GPT-2 directory (the layout GPT2LMHeadModel.from_pretrained expects) or a GGUF file for llama.cpp (GPTs as "gpt2"; Llama, Qwen2 and Mistral models, attn-llama or Hugging Face, as "llama"/"qwen2" with their tokenizer and chat template)')
     .requiredOption('--model <dir>', 'model directory to export')
     .addOption(new Option('--to <format>', 'target layout').choices(['hf', 'gguf']).default('hf'))
     .addOption(new Option('--type <type>', 'GGUF tensor type for the weight matrices (--to gguf)').choices([...GGUF_TYPES]))

@@ -47,7 +47,7 @@ export function ggufName(name: string): string {
 
 export type GGUFExportType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 /** llama.cpp's general.file_type (LlamaFileType): what most tensors are. */
-const FILE_TYPE: Record<GGUFExportType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
+export const FILE_TYPE: Record<GGUFExportType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
 
 // llama.cpp's token types (tokenizer.ggml.token_type).
 const TOKEN_NORMAL = 1;
@@ -64,7 +64,7 @@ function f16Bytes(data: Float32Array): Uint8Array {
 }
 
 /** One tensor in the file's type: 1-D tensors and position vectors stay F32 (as llama.cpp's converter keeps them). */
-function tensorOut(name: string, shape: number[], data: Float32Array, type: GGUFExportType, notes: string[]): GGUFTensorOut {
+export function tensorOut(name: string, shape: number[], data: Float32Array, type: GGUFExportType, notes: string[]): GGUFTensorOut {
   const dims = [...shape].reverse();
   let t: GGUFTensorType = shape.length < 2 || name === 'position_embd.weight' ? 'f32' : type;
   if ((t === 'q8_0' || t === 'q4_0') && dims[0]! % 32 !== 0) {
@@ -158,7 +158,7 @@ export interface LoadedGGUFModel {
 }
 
 /** The shortest decimal that is the same float32 (the file's 9.99999974e-6 is the 1e-5 the model was trained with). */
-function shortestFloat32(v: number): number {
+export function shortestFloat32(v: number): number {
   for (let p = 1; p < 9; p++) {
     const d = Number(v.toPrecision(p));
     if (Math.fround(d) === v) return d;
@@ -211,8 +211,7 @@ function tokenizerFromGGUF(file: GGUFFile, source: string): Tokenizer | null {
  * tensors are converted to fp32; quantized ones are kept as stored (returned
  * in `quantized`) and dequantized into the fp32 parameters.
  */
-export function loadGGUFGPT2(path: string): LoadedGGUFModel {
-  const file = readGGUF(path);
+export function loadGGUFGPT2(path: string, file: GGUFFile = readGGUF(path)): LoadedGGUFModel {
   const arch = ggufValue(file, 'general.architecture');
   if (arch !== 'gpt2') throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported here (attn loads "gpt2" GGUF files)`);
   const n_embd = need(file, 'gpt2.embedding_length', path);

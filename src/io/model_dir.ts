@@ -21,6 +21,8 @@ import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEnt
 import { withoutAllocation, withoutInit } from '../nn/init.js';
 import type { QuantizedMatrix } from '../backend/quantized_matrix.js';
 import { loadGGUFGPT2 } from './gguf_gpt2.js';
+import { ggufValue, readGGUF } from './gguf.js';
+import { LLAMA_GGUF_ARCHITECTURES, loadGGUFLlama } from './gguf_llama.js';
 
 export const MODEL_FORMAT = 'attn';
 /** config.json's model_type for a Llama-family model attn trained. */
@@ -47,7 +49,9 @@ export interface LoadedLlama {
   model: Llama;
   tokenizer: Tokenizer | null;
   config: LlamaConfig;
-  source: 'hf-llama' | 'attn';
+  source: 'hf-llama' | 'attn' | 'gguf';
+  /** A GGUF file's block-quantized matrices as stored (Hugging Face row order), by parameter name (the parameters hold their dequantized values). */
+  quantized?: Map<string, QuantizedMatrix>;
 }
 
 export type LoadedModel = LoadedGPT | LoadedLlama;
@@ -106,10 +110,7 @@ const OTHER_MODEL_KINDS: Record<string, { what: string; command: string }> = {
  * Any missing, extra or mis-shaped tensor is an error.
  */
 export function loadModel(dir: string): LoadedModel {
-  if (/\.gguf$/i.test(dir) && existsSync(dir) && statSync(dir).isFile()) {
-    const g = loadGGUFGPT2(dir);
-    return { model: g.model, tokenizer: g.tokenizer, config: g.config, source: 'gguf', quantized: g.quantized };
-  }
+  if (/\.gguf$/i.test(dir) && existsSync(dir) && statSync(dir).isFile()) return loadGGUFModel(dir);
   recoverDir(dir);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model directory ${dir} does not exist`);
   const configPath = join(dir, 'config.json');
@@ -171,6 +172,21 @@ export function loadModel(dir: string): LoadedModel {
   assignWeights(model, weights, weightsPath);
   model.eval();
   return { model, tokenizer: dirTokenizer(dir, config.vocab_size), config, source };
+}
+
+/** A GGUF file, by its general.architecture: gpt2 (io/gguf_gpt2.ts), llama or qwen2 (io/gguf_llama.ts). */
+function loadGGUFModel(path: string): LoadedModel {
+  const file = readGGUF(path);
+  const arch = ggufValue(file, 'general.architecture');
+  if (arch === 'gpt2') {
+    const g = loadGGUFGPT2(path, file);
+    return { model: g.model, tokenizer: g.tokenizer, config: g.config, source: 'gguf', quantized: g.quantized };
+  }
+  if ((LLAMA_GGUF_ARCHITECTURES as readonly unknown[]).includes(arch)) {
+    const g = loadGGUFLlama(path, file);
+    return { model: g.model, tokenizer: g.tokenizer, config: g.config, source: 'gguf', quantized: g.quantized };
+  }
+  throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported (attn loads ${['gpt2', ...LLAMA_GGUF_ARCHITECTURES].join(', ')})`);
 }
 
 /** loadModel for the commands that work on GPTs only so far: any other family is a UserError naming the command. */
