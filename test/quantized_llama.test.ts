@@ -7,7 +7,9 @@ import { backend, registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { dequantizeMatrix } from '../src/backend/quantized_matrix.js';
 import { generateBatch } from '../src/generate/engine.js';
+import { LLAMA_BENCH_SHAPES, runLlamaWorker, weightBytesPerToken } from '../src/bench/llama.js';
 import { gpt2ToGGUF } from '../src/io/gguf_gpt2.js';
+import { llamaToGGUF } from '../src/io/gguf_llama.js';
 import { writeGGUF } from '../src/io/gguf_write.js';
 import { loadModel } from '../src/io/model_dir.js';
 import { GPT } from '../src/models/gpt.js';
@@ -137,4 +139,31 @@ describe('a quantized GGUF GPT loads without fp32 copies of its matrices', () =>
       assert.equal(backend().name, 'js');
     });
   }
+});
+
+describe('attn bench --workloads llama (pieces)', () => {
+  it('weight bytes per decoded token count every matrix once, the untied embedding not at all', () => {
+    // SmolLM2-135M (tied): 30 × (576·576·2 + 576·192·2 + 3·576·1536) + 49152·576 = 134.5M values.
+    assert.equal(weightBytesPerToken(LLAMA_BENCH_SHAPES['smollm2-135m']!, 'f32'), (30 * (576 * 576 * 2 + 576 * 192 * 2 + 3 * 576 * 1536) + 49152 * 576) * 4);
+    assert.equal(weightBytesPerToken(LLAMA_BENCH_SHAPES['smollm2-135m']!, 'q4_0') / weightBytesPerToken(LLAMA_BENCH_SHAPES['smollm2-135m']!, 'f32'), 18 / 32 / 4);
+  });
+
+  it('the worker loads a GGUF file in its own process and times decode and prefill', { skip: native ? false : 'native addon not built' }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attn-llamabench-'));
+    try {
+      const m = new Llama(config({ block_size: 512 }), new Rng(3));
+      const file = join(dir, 'tiny-q4_0.gguf');
+      const { metadata, tensors } = llamaToGGUF(m, null, 'q4_0');
+      writeGGUF(file, metadata, tensors);
+      const r = runLlamaWorker({ impl: 'attn', file, threads: 1, decodeSteps: 4, prefillReps: 1, profile: true });
+      for (const k of ['decode_tokens_per_s', 'prefill_tokens_per_s', 'decode_tokens_per_cpu_s', 'max_rss_mb'] as const) assert.ok(Number.isFinite(r[k]) && r[k] > 0, `${k} ${r[k]}`);
+      // The profile charges each op its own time: the parts add up to the step.
+      const p = r.profile!;
+      const parts = Object.entries(p).filter(([k]) => k !== 'step').reduce((s, [, v]) => s + v, 0);
+      assert.ok(Math.abs(parts - p.step!) < 1e-6 * Math.max(1, p.step!) + 1e-9, `${parts} vs ${p.step}`);
+      assert.ok(p.down_proj! > 0 && p.lm_head! > 0 && p.RMSNorm! > 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
