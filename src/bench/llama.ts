@@ -148,7 +148,7 @@ export function benchLlama(o: LlamaBenchOptions): void {
                 decode_tokens_per_cpu_s: r.decode_tokens_per_cpu_s, prefill_tokens_per_cpu_s: r.prefill_tokens_per_cpu_s,
                 weight_bytes_per_token: bytes, decode_weight_gb_per_s: (bytes * r.decode_tokens_per_s) / 1e9,
                 bandwidth_fraction: bestBandwidth ? (bytes * r.decode_tokens_per_s) / 1e9 / bestBandwidth : null,
-                peak_rss_mb: r.max_rss_mb, file_mb: fileMb, rss_over_file: r.max_rss_mb / fileMb, load_s: r.load_s,
+                peak_rss_mb: r.max_rss_mb, decode_peak_rss_mb: r.decode_max_rss_mb, file_mb: fileMb, rss_over_file: r.max_rss_mb / fileMb, decode_rss_over_file: r.decode_max_rss_mb / fileMb, load_s: r.load_s,
               };
               o.emit(row);
               for (const k of ['decode_tokens_per_s', 'prefill_tokens_per_s'] as const) {
@@ -162,7 +162,7 @@ export function benchLlama(o: LlamaBenchOptions): void {
           const d = best.get(`${impl}:decode_tokens_per_s`);
           const p = best.get(`${impl}:prefill_tokens_per_s`);
           if (!d || !p) return null;
-          return { d, p, text: `${impl.padEnd(9)} decode ${Number(d.decode_tokens_per_s).toFixed(1).padStart(6)} tok/s (${d.threads}t) prefill ${Number(p.prefill_tokens_per_s).toFixed(0).padStart(5)} tok/s (${p.threads}t) peak RSS ${Number(d.peak_rss_mb).toFixed(0)} MB (${Number(d.rss_over_file).toFixed(2)}× file); per CPU-second: decode ${Number(d.decode_tokens_per_cpu_s).toFixed(1)}, prefill ${Number(p.prefill_tokens_per_cpu_s).toFixed(0)}` };
+          return { d, p, text: `${impl.padEnd(9)} decode ${Number(d.decode_tokens_per_s).toFixed(1).padStart(6)} tok/s (${d.threads}t) prefill ${Number(p.prefill_tokens_per_s).toFixed(0).padStart(5)} tok/s (${p.threads}t) peak RSS decoding ${Number(d.decode_peak_rss_mb).toFixed(0)} MB (${Number(d.decode_rss_over_file).toFixed(2)}× file), with prefill ${Number(d.peak_rss_mb).toFixed(0)} MB; per CPU-second: decode ${Number(d.decode_tokens_per_cpu_s).toFixed(1)}, prefill ${Number(p.prefill_tokens_per_cpu_s).toFixed(0)}` };
         };
         const a = line('attn');
         const c = line('llama.cpp');

@@ -12,9 +12,17 @@ import { noGrad } from '../tensor/autograd.js';
  * anything else by its class (RMSNorm, LlamaAttention: RoPE, the cache and
  * the attention itself; GatedFeedForward: SiLU × up; LlamaDecoderLayer: the
  * residual adds). The model as a whole is charged what no module claims
- * (the final norm's caller, argmax…). Milliseconds per step, median-free
- * mean over `steps` steps; the wrappers are removed afterwards.
+ * (the final norm's caller, argmax…). Milliseconds of CPU time (the
+ * process's, all threads) per step, the mean over `steps` steps: on a shared
+ * machine wall time would charge an op for the time the process spent
+ * descheduled. The wrappers are removed afterwards.
  */
+/** CPU time of this process so far, in milliseconds. */
+function now(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+}
+
 export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, steps = 16): Record<string, number> {
   const totals = new Map<string, number>();
   const stack: number[] = []; // time taken by children of each open call
@@ -24,11 +32,11 @@ export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, 
     const original = own.forward;
     own.forward = function (this: unknown, ...args: unknown[]) {
       stack.push(0);
-      const t0 = performance.now();
+      const t0 = now();
       try {
         return original.apply(this, args);
       } finally {
-        const dt = performance.now() - t0;
+        const dt = now() - t0;
         const children = stack.pop()!;
         totals.set(key, (totals.get(key) ?? 0) + dt - children);
         if (stack.length) stack[stack.length - 1]! += dt;
@@ -49,9 +57,9 @@ export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, 
       let next = argmax(forwardCached(model, Int32Array.from({ length: 16 }, (_, i) => (i * 31) % vocab), [1, 16], cache).data);
       totals.clear();
       for (let i = 0; i < steps; i++) {
-        const t0 = performance.now();
+        const t0 = now();
         next = argmax(forwardCached(model, Int32Array.of(next), [1, 1], cache).data);
-        total += performance.now() - t0;
+        total += now() - t0;
       }
     });
   } finally {

@@ -7,6 +7,7 @@
  *
  *   node llama_worker.js '{"impl":"attn"|"llama.cpp","file":…,"threads":…,"decodeSteps":…,"prefillReps":…,"llamaCpp":DIR?}'
  */
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { selectBackend } from '../backend/select.js';
@@ -39,6 +40,8 @@ export interface WorkerResult {
   prefill_tokens_per_s: number;
   load_s: number;
   max_rss_mb: number;
+  /** Peak RSS after loading and decoding, before the 256-token prefill (whose activations are larger). */
+  decode_max_rss_mb: number;
   /**
    * Tokens per second of CPU time (all threads): on a shared machine a
    * process is often descheduled, and at 1 thread this is the rate it would
@@ -47,6 +50,21 @@ export interface WorkerResult {
   decode_tokens_per_cpu_s: number;
   prefill_tokens_per_cpu_s: number;
   profile?: Record<string, number>;
+}
+
+/**
+ * This process's peak resident memory (VmHWM), in MB. Not getrusage's
+ * maxRSS: Linux carries that across exec, so a worker would report its
+ * parent's peak (the parent holds the fp32 model it exported).
+ */
+function peakRssMb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) / 1024;
+  } catch {
+    // not Linux: fall through
+  }
+  return process.resourceUsage().maxRSS / 1024;
 }
 
 const cpuSeconds = (since: NodeJS.CpuUsage): number => {
@@ -82,6 +100,7 @@ function runAttn(a: WorkerArgs): WorkerResult {
       if (timed) decodeCpu = cpuSeconds(c0);
     });
   }
+  const decode_max_rss_mb = peakRssMb();
   const prefill: number[] = [];
   const ids = Int32Array.from(prompt(PREFILL, V, 2));
   let prefillCpu = 0;
@@ -94,7 +113,7 @@ function runAttn(a: WorkerArgs): WorkerResult {
   }
   const profile = a.profile ? decodeOpProfile(model, cache, V) : undefined;
   return {
-    decode_tokens_per_s: 1000 / median(decode), prefill_tokens_per_s: (PREFILL * 1000) / median(prefill), load_s, max_rss_mb: process.resourceUsage().maxRSS / 1024,
+    decode_tokens_per_s: 1000 / median(decode), prefill_tokens_per_s: (PREFILL * 1000) / median(prefill), load_s, max_rss_mb: peakRssMb(), decode_max_rss_mb,
     decode_tokens_per_cpu_s: a.decodeSteps / decodeCpu, prefill_tokens_per_cpu_s: (PREFILL * a.prefillReps) / prefillCpu, ...(profile ? { profile } : {}),
   };
 }
@@ -124,6 +143,7 @@ async function runLlamaCpp(a: WorkerArgs): Promise<WorkerResult> {
     }
     if (timed) decodeCpu = cpuSeconds(c0);
   }
+  const decode_max_rss_mb = peakRssMb();
   const prefill: number[] = [];
   const ids = prompt(PREFILL, V, 2);
   let prefillCpu = 0;
@@ -137,7 +157,7 @@ async function runLlamaCpp(a: WorkerArgs): Promise<WorkerResult> {
   await ctx.dispose();
   await model.dispose();
   return {
-    decode_tokens_per_s: 1000 / median(decode), prefill_tokens_per_s: (PREFILL * 1000) / median(prefill), load_s, max_rss_mb: process.resourceUsage().maxRSS / 1024,
+    decode_tokens_per_s: 1000 / median(decode), prefill_tokens_per_s: (PREFILL * 1000) / median(prefill), load_s, max_rss_mb: peakRssMb(), decode_max_rss_mb,
     decode_tokens_per_cpu_s: a.decodeSteps / decodeCpu, prefill_tokens_per_cpu_s: (PREFILL * a.prefillReps) / prefillCpu,
   };
 }
