@@ -157,7 +157,7 @@ describe('native block-quantized kernels agree with the js twin', { skip }, () =
         addon!.setThreads(threads);
         for (const type of ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const) {
           const E = QUANT_BLOCKS[type].elements;
-          for (const [rows, N, blocks] of [[1, 1, 1], [1, 37, 3], [2, 130, 5], [3, 17, 1], [1, 1030, 24], [5, 700, 9], [17, 33, 2], [64, 300, 7]] as const) {
+          for (const [rows, N, blocks] of [[1, 1, 1], [1, 37, 3], [2, 130, 5], [3, 17, 1], [1, 1030, 24], [5, 700, 9], [17, 33, 2], [64, 300, 7], [70, 45, 3], [130, 7, 4]] as const) {
             const K = blocks * E;
             const w = type.endsWith('_k') ? randomMatrix(type, N, K) : quantizeMatrix(type as 'q8_0' | 'q4_0', rand(N * K), N, K);
             const x = rand(rows * K);

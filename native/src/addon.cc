@@ -6,6 +6,7 @@
 #include "gemv.h"
 #include "kernels.h"
 #include "quant.h"
+#include "stream_read.h"
 #include "threadpool.h"
 
 namespace {
@@ -182,6 +183,12 @@ Napi::Value LinearQuantized(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// streamRead(bytes): reads every byte once on the pool's threads (memory bandwidth probe); returns their XOR fold.
+Napi::Value StreamRead(const Napi::CallbackInfo& info) {
+  auto b = info[0].As<Napi::Uint8Array>();
+  return Napi::Number::New(info.Env(), (double)(attn::stream_read(b.Data(), (long)b.ByteLength()) & 0xffffffffu));
+}
+
 Napi::Value AdamW(const Napi::CallbackInfo& info) {
   auto p = info[0].As<Napi::Float32Array>();
   attn::adamw_step(p.Data(), F(info, 1), F(info, 2), F(info, 3), (long)p.ElementLength(), R(info, 4), R(info, 5), R(info, 6), R(info, 7), R(info, 8), I(info, 9));
@@ -268,6 +275,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionCachedRagged", Napi::Function::New(env, AttentionCachedRagged));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
   exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
+  exports.Set("streamRead", Napi::Function::New(env, StreamRead));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("dropoutForward", Napi::Function::New(env, DropoutForward));
   exports.Set("dropoutBackward", Napi::Function::New(env, DropoutBackward));

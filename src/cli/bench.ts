@@ -10,6 +10,7 @@ import { benchTokenizers } from '../bench/tokenizers.js';
 import { benchDecode, benchPrefill, DECODE_JOBS } from '../bench/decode.js';
 import { benchQuant, measureBandwidth, QUANT_ROWS, QUANT_SHAPES, QUANT_TYPES } from '../bench/quant.js';
 import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
+import { benchLlama, LLAMA_BENCH_SHAPES, LLAMA_BENCH_TYPES, type LlamaBenchType } from '../bench/llama.js';
 import { benchServeCommand } from './bench_serve.js';
 import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../util/errors.js';
@@ -29,6 +30,10 @@ interface BenchOptions {
   torch: boolean;
   text?: string;
   seeds: string;
+  llamaShapes?: string;
+  llamaTypes?: string;
+  rounds: number;
+  profile: boolean;
 }
 
 const SHAKESPEARE = '../shared/data/tinyshakespeare.txt';
@@ -60,7 +65,11 @@ async function runBench(o: BenchOptions): Promise<void> {
   const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
   for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M or G)`);
   const kinds = o.workloads.split(',').map((w) => w.trim());
-  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant)`);
+  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama)`);
+  const llamaShapes = (o.llamaShapes ?? Object.keys(LLAMA_BENCH_SHAPES).join(',')).split(',').map((s) => s.trim());
+  for (const s of llamaShapes) if (!LLAMA_BENCH_SHAPES[s]) throw new UserError(`--llama-shapes: unknown shape "${s}" (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')})`);
+  const llamaTypes = (o.llamaTypes ?? LLAMA_BENCH_TYPES.join(',')).split(',').map((s) => s.trim());
+  for (const t of llamaTypes) if (!(LLAMA_BENCH_TYPES as readonly string[]).includes(t)) throw new UserError(`--llama-types: unknown type "${t}" (${LLAMA_BENCH_TYPES.join(', ')})`);
   const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
   if (seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new UserError(`--seeds: expected non-negative integers separated by commas (got "${o.seeds}")`);
   const backendName = useBackend({ backend: o.backend }).backend.name;
@@ -98,6 +107,11 @@ async function runBench(o: BenchOptions): Promise<void> {
   }
   if (kinds.includes('tokenizers')) await tokenizerBench(o, log, emit);
   if (kinds.includes('quant')) quantBench(o, attnThreads, log, emit);
+  if (kinds.includes('llama')) {
+    // llama.cpp's referee figures are best of 1 and 2 threads: attn gets the same two settings.
+    const threads = o.threads !== undefined ? [o.threads] : [...new Set([1, Math.max(2, cores)])];
+    benchLlama({ shapes: llamaShapes, types: llamaTypes as LlamaBenchType[], threads, decodeSteps: o.steps * 8, prefillReps: Math.max(1, o.steps >> 1), rounds: o.rounds, profile: o.profile, log, emit });
+  }
   if (kinds.includes('recipe')) recipeBench(o, seeds, backendName, o.threads ?? Math.max(...attnThreads), noTorch, log, emit);
 }
 
@@ -171,7 +185,7 @@ export function benchCommand(): Command {
   return new Command('bench')
     .description('time training (configs S, M, G), GEMM, skinny products, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
-    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
+    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
     .option('--text <file>', 'text for the tokenizer and recipe workloads (default: ../shared/data/tinyshakespeare.txt; tokenizers fall back to built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'js', 'native']).default('auto'))
@@ -179,6 +193,10 @@ export function benchCommand(): Command {
     .option('--json', 'one JSON line per measurement')
     .option('--no-torch', 'skip the PyTorch reference')
     .option('--seeds <list>', 'seeds for the recipe workload, e.g. 1337,1,2', '1337')
+    .option('--llama-shapes <list>', `llama workload: shapes (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')}; default all)`)
+    .option('--llama-types <list>', `llama workload: GGUF types (${LLAMA_BENCH_TYPES.join(', ')}; default all)`)
+    .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts)', int, 1)
+    .option('--profile', 'llama workload: also time each op of one attn q4_0 decode step')
     .addCommand(benchServeCommand())
     .action((o: BenchOptions) => runBench(o));
 }

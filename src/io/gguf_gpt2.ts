@@ -1,11 +1,12 @@
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig, type GPTConfig } from '../models/gpt_config.js';
-import { withoutInit } from '../nn/init.js';
+import { useQuantizedMatrices } from '../nn/block_quantized.js';
+import { withoutAllocation } from '../nn/init.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { quantizeMatrix, type QuantizedMatrix } from '../backend/quantized_matrix.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
-import { ggufValue, readGGUF, tensorAsQuantized, tensorToFloat32, type GGUFFile, type GGUFTensorType, type GGUFValue } from './gguf.js';
+import { ggufValue, readGGUF, tensorAsQuantized, tensorToFloat32, type GGUFFile, type GGUFTensor, type GGUFTensorType, type GGUFValue } from './gguf.js';
 import { tokenizerFromGGUF, tokenizerToGGUF } from './gguf_tokenizer.js';
 import type { GGUFTensorOut } from './gguf_write.js';
 import { f32ToF16 } from './safetensors.js';
@@ -110,9 +111,9 @@ export interface LoadedGGUFModel {
   config: GPTConfig;
   /**
    * The block-quantized weight matrices as the file stores them (views into
-   * the file's buffer), by attn parameter name, for a quantized Linear. The
-   * model's fp32 parameters hold their dequantized values too, so the model
-   * runs as it is.
+   * the file's buffer), by attn parameter name. The model's layers hold them
+   * as they are (BlockQuantizedLinear, QuantizedEmbedding: nn/block_quantized.ts);
+   * no fp32 copy exists until `dequantize(model)`.
    */
   quantized: Map<string, QuantizedMatrix>;
 }
@@ -124,6 +125,14 @@ export function shortestFloat32(v: number): number {
     if (Math.fround(d) === v) return d;
   }
   return v;
+}
+
+/** Same values: the same bytes when the types agree, else the same dequantized floats. */
+function sameTensor(a: GGUFTensor, b: GGUFTensor): boolean {
+  if (a.type === b.type) return a.bytes.length === b.bytes.length && a.bytes.every((v, i) => v === b.bytes[i]);
+  const x = tensorToFloat32(a);
+  const y = tensorToFloat32(b);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
 }
 
 function need(file: GGUFFile, key: string, source: string): number {
@@ -159,7 +168,7 @@ export function loadGGUFGPT2(path: string, file: GGUFFile = readGGUF(path)): Loa
   } catch (e) {
     throw new UserError((e as Error).message);
   }
-  const model = withoutInit(() => new GPT(config, new Rng(0))); // every weight is assigned below
+  const model = withoutAllocation(() => new GPT(config, new Rng(0))); // every weight is assigned or replaced below
   const quantized = new Map<string, QuantizedMatrix>();
   const used = new Set<string>();
   for (const [name, p] of model.namedParameters()) {
@@ -169,18 +178,15 @@ export function loadGGUFGPT2(path: string, file: GGUFFile = readGGUF(path)): Loa
     const want = [...p.shape].reverse();
     if (t.dims.join() !== want.join()) throw new UserError(`${path}: tensor ${gname} has dims [${t.dims}] but the config needs [${want}]`);
     if (t.type !== 'f32' && t.type !== 'f16' && t.type !== 'bf16') quantized.set(name, tensorAsQuantized(t));
-    p.data.set(tensorToFloat32(t));
+    else p.data = tensorToFloat32(t);
     used.add(gname);
   }
   // An untied output head would be ignored silently: refuse it unless it equals the embedding (llama.cpp writes it for tied models too).
   const extra = [...file.tensors.keys()].filter((n) => !used.has(n) && n !== 'output.weight');
   if (extra.length) throw new UserError(`${path}: unexpected tensor ${extra[0]}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''} for a gpt2 model`);
   const out = file.tensors.get('output.weight');
-  if (out) {
-    const head = tensorToFloat32(out);
-    const wte = model.wte.weight.data;
-    if (head.length !== wte.length || head.some((v, i) => v !== wte[i])) throw new UserError(`${path}: output.weight differs from token_embd.weight; attn's GPT ties its output head to the embedding`);
-  }
+  if (out && !sameTensor(out, emb)) throw new UserError(`${path}: output.weight differs from token_embd.weight; attn's GPT ties its output head to the embedding`);
+  useQuantizedMatrices(model, quantized);
   model.eval();
   const tokenizer = tokenizerFromGGUF(file, path);
   if (tokenizer && tokenizer.vocabSize > config.vocab_size) throw new UserError(`${path}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${config.vocab_size}`);

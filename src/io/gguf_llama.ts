@@ -1,6 +1,7 @@
 import { dequantizeMatrix, quantRowBytes, type QuantizedMatrix } from '../backend/quantized_matrix.js';
 import { Llama } from '../models/llama.js';
 import { parseLlamaConfig, type LlamaConfig } from '../models/llama_config.js';
+import { useQuantizedMatrices } from '../nn/block_quantized.js';
 import { withoutAllocation } from '../nn/init.js';
 import { ropeFrequencies, type RopeScaling } from '../tensor/ops/rope.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -177,8 +178,8 @@ export interface LoadedGGUFLlama {
   /**
    * The block-quantized matrices by attn parameter name, in Hugging Face's
    * row order (Q and K of a "llama" file reordered: a copy; the others are
-   * views into the file's buffer). The fp32 parameters hold their
-   * dequantized values too, so the model runs as it is.
+   * views into the file's buffer). The model's layers hold them as they are
+   * (nn/block_quantized.ts); no fp32 copy exists until `dequantize(model)`.
    */
   quantized: Map<string, QuantizedMatrix>;
 }
@@ -240,7 +241,7 @@ function llama3FromFactors(factors: Float32Array, headDim: number, base: number,
 /**
  * Load a GGUF file of architecture "llama" or "qwen2" as attn's Llama. F32,
  * F16 and BF16 tensors become fp32; quantized ones are kept as stored
- * (returned in `quantized`) and dequantized into the fp32 parameters.
+ * (returned in `quantized`) and multiplied as they are.
  */
 export function loadGGUFLlama(path: string, file: GGUFFile = readGGUF(path)): LoadedGGUFLlama {
   const arch = ggufValue(file, 'general.architecture');
@@ -312,13 +313,13 @@ export function loadGGUFLlama(path: string, file: GGUFFile = readGGUF(path)): Lo
     } else {
       let q = tensorAsQuantized(t);
       if (rotated) q = { ...q, data: permuteRopeRows(q.data, quantRowBytes(q.type, q.cols), head_dim, 'from-gguf') };
-      quantized.set(name, q);
-      p.data = dequantizeMatrix(q);
+      quantized.set(name, q); // multiplied as stored: useQuantizedMatrices below
     }
     used.add(gname);
   }
   const extra = [...file.tensors.keys()].filter((n) => !used.has(n));
   if (extra.length) throw new UserError(`${path}: unexpected tensor ${extra[0]}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''} for a ${architecture} model`);
+  useQuantizedMatrices(model, quantized);
   model.eval();
   const tokenizer = tokenizerFromGGUF(file, path);
   if (tokenizer && tokenizer.vocabSize > config.vocab_size) throw new UserError(`${path}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${config.vocab_size}`);

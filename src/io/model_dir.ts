@@ -7,6 +7,7 @@ import { Rng } from '../util/rng.js';
 import { Linear } from '../nn/linear.js';
 import { dequantizeRows, isQuantized, QuantizedLinear, type QuantizedWeight } from '../nn/quantized_linear.js';
 import { TiedLinear } from '../nn/tied_linear.js';
+import { hasBlockQuantized } from '../nn/block_quantized.js';
 import { Tensor } from '../tensor/tensor.js';
 import { recoverDir } from './atomic.js';
 import { UserError } from '../util/errors.js';
@@ -39,7 +40,7 @@ export interface LoadedGPT {
   config: GPTConfig;
   /** Where the weights came from: our own checkpoint, a Hugging Face GPT-2 directory or a GGUF file. */
   source: 'attn' | 'hf-gpt2' | 'gguf';
-  /** A GGUF file's block-quantized matrices as stored, by parameter name (the parameters hold their dequantized values). */
+  /** A GGUF file's block-quantized matrices as stored, by parameter name (the model's layers multiply them as they are: nn/block_quantized.ts). */
   quantized?: Map<string, QuantizedMatrix>;
 }
 
@@ -74,6 +75,7 @@ function readJSON(path: string): unknown {
  * a chat model still chats in its own format.
  */
 export function modelFiles(model: CausalLM, tokenizer: Tokenizer | null): Record<string, Uint8Array | string> {
+  if (hasBlockQuantized(model)) throw new UserError('this model holds GGUF block-quantized matrices, which an attn directory does not store: dequantize it first (attn export does)');
   const quantized = isQuantized(model);
   const config = { format: MODEL_FORMAT, model_type: model instanceof Llama ? LLAMA_MODEL_TYPE : 'attn-gpt', ...model.config, ...(quantized ? { quantization: INT8_QUANTIZATION } : {}) };
   const tensors = new Map<string, TensorEntry>();

@@ -1,5 +1,6 @@
 import { linearInt8, type Int8Weight } from '../tensor/ops/linear_int8.js';
 import { Tensor } from '../tensor/tensor.js';
+import { dequantizeBlocks, hasBlockQuantized } from './block_quantized.js';
 import { Linear } from './linear.js';
 import { Module, Parameter } from './module.js';
 import { TiedLinear } from './tied_linear.js';
@@ -12,7 +13,11 @@ import { TiedLinear } from './tied_linear.js';
  */
 export type QuantizedWeight = { format: 'int8-rows' } & Int8Weight;
 
-/** Any layer y = x·Wᵀ + b: fp32 (trainable) or quantized (inference). */
+/**
+ * Any layer y = x·Wᵀ + b: fp32 (trainable) or quantized (inference). (A GGUF
+ * model's BlockQuantizedLinears take these places too, at load time only:
+ * nn/block_quantized.ts's useQuantizedMatrices.)
+ */
 export type LinearLayer = Linear | QuantizedLinear;
 
 /**
@@ -103,8 +108,12 @@ export function quantize(model: Module): void {
   }
 }
 
-/** The reverse, for fine-tuning a quantized model: every QuantizedLinear becomes a Linear holding its dequantized weights. */
+/**
+ * The reverse, for fine-tuning a quantized model: every QuantizedLinear (and
+ * every GGUF block-quantized layer) becomes a Linear holding its dequantized weights.
+ */
 export function dequantize(model: Module): void {
+  dequantizeBlocks(model);
   for (const [name, layer] of model.namedModules()) {
     if (!(layer instanceof QuantizedLinear)) continue;
     if (layer.tiedHead) {
@@ -119,5 +128,5 @@ export function dequantize(model: Module): void {
 }
 
 export function isQuantized(model: Module): boolean {
-  return model.namedModules().some(([, m]) => m instanceof QuantizedLinear);
+  return hasBlockQuantized(model) || model.namedModules().some(([, m]) => m instanceof QuantizedLinear);
 }

@@ -27,6 +27,8 @@ interface Addon {
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
   linearQuantized(x: Float32Array, M: number, type: number, w: Uint8Array, N: number, K: number, bias: Float32Array | null, y: Float32Array): void;
+  /** Reads every byte once on the pool's threads (a memory bandwidth probe); returns their XOR fold. */
+  streamRead(bytes: Uint8Array): number;
   adamw(...args: unknown[]): void;
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
   dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;

@@ -1,0 +1,188 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../backend/native/index.js';
+import { llamaToGGUF } from '../io/gguf_llama.js';
+import { writeGGUF } from '../io/gguf_write.js';
+import { Llama } from '../models/llama.js';
+import { parseLlamaConfig, type LlamaConfigInput } from '../models/llama_config.js';
+import { buildTokenizer } from '../tokenizers/index.js';
+import { Rng } from '../util/rng.js';
+import type { WorkerArgs, WorkerResult } from './llama_worker.js';
+import type { Row } from './workloads.js';
+
+/**
+ * `attn bench --workloads llama`: Llama-family inference beside llama.cpp on
+ * the same GGUF file. For each shape (random weights: speed does not depend
+ * on their values) and type, the model is exported once with attn's GGUF
+ * writer, then each implementation loads that file in a fresh process at 1
+ * and 2 threads, interleaved (attn, llama.cpp, attn, …) so that a noisy
+ * neighbour hurts both alike, and the best of each is reported: batch-1
+ * decode tokens/s after a 16-token prompt, prefill tokens/s of a 256-token
+ * prompt, peak RSS against the file size, and for attn the weight bytes read
+ * per decoded token against the memory bandwidth measured in the same run.
+ */
+
+export const LLAMA_BENCH_SHAPES: Record<string, LlamaConfigInput> = {
+  'smollm2-135m': { n_layer: 30, n_embd: 576, n_head: 9, n_kv_head: 3, head_dim: 64, intermediate_size: 1536, vocab_size: 49152, block_size: 2048, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true },
+  'tinyllama-1.1b': { n_layer: 22, n_embd: 2048, n_head: 32, n_kv_head: 4, head_dim: 64, intermediate_size: 5632, vocab_size: 32000, block_size: 2048, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false },
+};
+export const LLAMA_BENCH_TYPES = ['f32', 'q8_0', 'q4_0'] as const;
+export type LlamaBenchType = (typeof LLAMA_BENCH_TYPES)[number];
+
+/** Node 20 holds at most 4 GiB in one typed array, and GGUF files are read (and written) as one buffer. */
+const MAX_FILE_BYTES = 2 ** 32 - 1;
+
+const WORKER = fileURLToPath(new URL('./llama_worker.js', import.meta.url));
+export const LLAMA_CPP = { pkg: 'node-llama-cpp', version: '3.21.1' };
+
+/**
+ * node-llama-cpp's folder in the referees' layout (<repo>/.referees/node-llama-cpp@3.21.1/,
+ * shared with test/referees.ts), installed there on first use; null with the reason when it cannot be.
+ */
+export function llamaCppPackage(root = process.cwd()): { dir: string } | { why: string } {
+  const prefix = resolve(root, '.referees', `${LLAMA_CPP.pkg}@${LLAMA_CPP.version}`);
+  const dir = join(prefix, 'node_modules', LLAMA_CPP.pkg);
+  if (existsSync(join(dir, 'package.json'))) return { dir };
+  mkdirSync(prefix, { recursive: true });
+  const r = spawnSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-audit', '--no-fund', `${LLAMA_CPP.pkg}@${LLAMA_CPP.version}`], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status === 0 && existsSync(join(dir, 'package.json'))) return { dir };
+  return { why: `cannot install ${LLAMA_CPP.pkg}@${LLAMA_CPP.version} into ${prefix} (offline?): ${(r.stderr || r.error?.message || '').trim().split('\n').at(-1)}` };
+}
+
+/** Weight bytes a decode step reads: every matrix once (the token embedding only one row, unless it is the tied head). */
+export function weightBytesPerToken(shape: LlamaConfigInput, type: LlamaBenchType): number {
+  const c = parseLlamaConfig(shape);
+  const perValue = type === 'f32' ? 4 : type === 'q8_0' ? 34 / 32 : 18 / 32;
+  const kv = c.n_kv_head * c.head_dim;
+  const layer = c.n_embd * (c.n_head * c.head_dim) * 2 + c.n_embd * kv * 2 + 3 * c.n_embd * c.intermediate_size;
+  return (c.n_layer * layer + c.vocab_size * c.n_embd) * perValue;
+}
+
+/** Memory read bandwidth (GB/s): the native streaming-read kernel over 512 MB, best of 5 after one warm-up pass. */
+export function streamBandwidth(threads: number): number | null {
+  const addon = loadAddon();
+  if (!addon) return null;
+  addon.setThreads(threads);
+  const buf = new Uint8Array(512 << 20).fill(1);
+  let best = Infinity;
+  for (let r = 0; r < 6; r++) {
+    const t0 = performance.now();
+    addon.streamRead(buf);
+    if (r > 0) best = Math.min(best, performance.now() - t0);
+  }
+  return buf.length / (best / 1000) / 1e9;
+}
+
+export function runLlamaWorker(args: WorkerArgs): WorkerResult {
+  // node-llama-cpp: calls arriving from different libuv threads make its 2-thread decode 2.5–3.7× slower; one libuv thread avoids it.
+  const env = { ...process.env, ...(args.impl === 'llama.cpp' ? { UV_THREADPOOL_SIZE: '1' } : {}) };
+  const r = spawnSync(process.execPath, [WORKER, JSON.stringify(args)], { encoding: 'utf8', env, maxBuffer: 1 << 22, timeout: 1_800_000 });
+  if (r.status !== 0) throw new Error(`${args.impl} on ${args.file}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-3).join(' ')}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as WorkerResult;
+}
+
+export interface LlamaBenchOptions {
+  shapes: string[];
+  types: LlamaBenchType[];
+  threads: number[];
+  decodeSteps: number;
+  prefillReps: number;
+  /** Rounds of (attn, llama.cpp) per thread count; the best round counts. */
+  rounds: number;
+  /** Time each op of an attn decode step (q4_0 only). */
+  profile: boolean;
+  log: (s: string) => void;
+  emit: (r: Row) => void;
+}
+
+/** A random-weight model of `shape` written as GGUF files of each type into `dir` (then dropped). */
+function writeFiles(shapeName: string, types: LlamaBenchType[], dir: string, log: (s: string) => void): Map<LlamaBenchType, string> {
+  const shape = LLAMA_BENCH_SHAPES[shapeName]!;
+  const files = new Map<LlamaBenchType, string>();
+  const todo = types.filter((t) => weightBytesPerToken(shape, t) < MAX_FILE_BYTES);
+  for (const t of types.filter((x) => !todo.includes(x))) log(`llama ${shapeName} ${t}: skipped (the file would pass 4 GiB, more than Node 20 holds in one buffer: io/gguf.ts reads a file as one buffer)`);
+  if (!todo.length) return files;
+  const t0 = performance.now();
+  const model = new Llama(parseLlamaConfig(shape), new Rng(1)).eval();
+  const tokenizer = buildTokenizer('bpe', 'the quick brown fox jumps over the lazy dog. '.repeat(20), 300);
+  for (const type of todo) {
+    const path = join(dir, `${shapeName}-${type}.gguf`);
+    const { metadata, tensors } = llamaToGGUF(model, tokenizer, type, shapeName);
+    writeGGUF(path, metadata, tensors);
+    files.set(type, path);
+  }
+  log(`llama ${shapeName}: wrote ${todo.join(', ')} GGUF files in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  return files;
+}
+
+export function benchLlama(o: LlamaBenchOptions): void {
+  const cpp = llamaCppPackage();
+  if ('why' in cpp) o.log(`llama: llama.cpp skipped (${cpp.why}); attn alone`);
+  const bandwidth = new Map(o.threads.map((t) => [t, streamBandwidth(t)]));
+  for (const [t, gb] of bandwidth) {
+    o.emit({ workload: 'llama', measure: 'memory_read_bandwidth', gb_per_s: gb, how: 'native streaming read of 512 MB', threads: t });
+    o.log(`llama: memory read bandwidth ${gb?.toFixed(1)} GB/s (native streaming read, ${t} thread${t === 1 ? '' : 's'})`);
+  }
+  const bestBandwidth = Math.max(...[...bandwidth.values()].map((x) => x ?? 0));
+  for (const shapeName of o.shapes) {
+    const shape = LLAMA_BENCH_SHAPES[shapeName];
+    if (!shape) throw new Error(`unknown llama shape ${shapeName}`);
+    const dir = mkdtempSync(join(tmpdir(), 'attn-bench-llama-'));
+    try {
+      const files = writeFiles(shapeName, o.types, dir, o.log);
+      for (const [type, file] of files) {
+        const fileMb = statSync(file).size / 2 ** 20;
+        const impls: Array<'attn' | 'llama.cpp'> = ['attn', ...('dir' in cpp ? (['llama.cpp'] as const) : [])];
+        const best = new Map<string, Row>();
+        for (const threads of o.threads) {
+          for (let round = 0; round < o.rounds; round++) {
+            for (const impl of impls) {
+              const r = runLlamaWorker({ impl, file, threads, decodeSteps: o.decodeSteps, prefillReps: o.prefillReps, llamaCpp: 'dir' in cpp ? cpp.dir : undefined });
+              const bytes = weightBytesPerToken(shape, type);
+              const row: Row = {
+                workload: 'llama', shape: shapeName, type, impl, threads, round,
+                decode_tokens_per_s: r.decode_tokens_per_s, prefill_tokens_per_s: r.prefill_tokens_per_s,
+                decode_tokens_per_cpu_s: r.decode_tokens_per_cpu_s, prefill_tokens_per_cpu_s: r.prefill_tokens_per_cpu_s,
+                weight_bytes_per_token: bytes, decode_weight_gb_per_s: (bytes * r.decode_tokens_per_s) / 1e9,
+                bandwidth_fraction: bestBandwidth ? (bytes * r.decode_tokens_per_s) / 1e9 / bestBandwidth : null,
+                peak_rss_mb: r.max_rss_mb, decode_peak_rss_mb: r.decode_max_rss_mb, file_mb: fileMb, rss_over_file: r.max_rss_mb / fileMb, decode_rss_over_file: r.decode_max_rss_mb / fileMb, load_s: r.load_s,
+              };
+              o.emit(row);
+              for (const k of ['decode_tokens_per_s', 'prefill_tokens_per_s'] as const) {
+                const key = `${impl}:${k}`;
+                if (!best.has(key) || Number(best.get(key)![k]) < Number(row[k])) best.set(key, row);
+              }
+            }
+          }
+        }
+        const line = (impl: string) => {
+          const d = best.get(`${impl}:decode_tokens_per_s`);
+          const p = best.get(`${impl}:prefill_tokens_per_s`);
+          if (!d || !p) return null;
+          return { d, p, text: `${impl.padEnd(9)} decode ${Number(d.decode_tokens_per_s).toFixed(1).padStart(6)} tok/s (${d.threads}t) prefill ${Number(p.prefill_tokens_per_s).toFixed(0).padStart(5)} tok/s (${p.threads}t) peak RSS decoding ${Number(d.decode_peak_rss_mb).toFixed(0)} MB (${Number(d.decode_rss_over_file).toFixed(2)}× file), with prefill ${Number(d.peak_rss_mb).toFixed(0)} MB; per CPU-second: decode ${Number(d.decode_tokens_per_cpu_s).toFixed(1)}, prefill ${Number(p.prefill_tokens_per_cpu_s).toFixed(0)}` };
+        };
+        const a = line('attn');
+        const c = line('llama.cpp');
+        o.log(`llama ${shapeName} ${type} (${fileMb.toFixed(0)} MB):`);
+        if (a) o.log(`  ${a.text}; weights ${Number(a.d.decode_weight_gb_per_s).toFixed(1)} GB/s = ${(Number(a.d.bandwidth_fraction) * 100).toFixed(0)} % of measured bandwidth`);
+        if (c) o.log(`  ${c.text}`);
+        if (a && c) {
+          const ratio = { decode: Number(a.d.decode_tokens_per_s) / Number(c.d.decode_tokens_per_s), prefill: Number(a.p.prefill_tokens_per_s) / Number(c.p.prefill_tokens_per_s) };
+          o.log(`  attn / llama.cpp: decode ${ratio.decode.toFixed(2)}×, prefill ${ratio.prefill.toFixed(2)}× (best settings each)`);
+          o.emit({ workload: 'llama', shape: shapeName, type, reference: 'llama.cpp', decode_ratio: ratio.decode, prefill_ratio: ratio.prefill, best: true });
+        }
+        if (o.profile && type === 'q4_0' && a) {
+          const r = runLlamaWorker({ impl: 'attn', file, threads: Number(a.d.threads), decodeSteps: 8, prefillReps: 0, profile: true });
+          const prof = r.profile!;
+          o.emit({ workload: 'llama', shape: shapeName, type, impl: 'attn', threads: Number(a.d.threads), measure: 'decode_step_ms_by_op', ...prof });
+          o.log(`  one attn decode step, ms by op: ${Object.entries(prof).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import { forwardCached } from '../generate/cached_forward.js';
+import type { KVCache } from '../generate/kv_cache.js';
+import { argmax } from '../generate/sampling.js';
+import type { CausalLM } from '../models/causal_lm.js';
+import type { Module } from '../nn/module.js';
+import { noGrad } from '../tensor/autograd.js';
+
+/**
+ * Where one decode step's time goes: every module's forward is wrapped with a
+ * timer that charges it its own time (its sub-modules' time is theirs), keyed
+ * by what it is — a projection by its name (q_proj, down_proj, lm_head…),
+ * anything else by its class (RMSNorm, LlamaAttention: RoPE, the cache and
+ * the attention itself; GatedFeedForward: SiLU × up; LlamaDecoderLayer: the
+ * residual adds). The model as a whole is charged what no module claims
+ * (the final norm's caller, argmax…). Milliseconds of CPU time (the
+ * process's, all threads) per step, the mean over `steps` steps: on a shared
+ * machine wall time would charge an op for the time the process spent
+ * descheduled. The wrappers are removed afterwards.
+ */
+/** CPU time of this process so far, in milliseconds. */
+function now(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+}
+
+export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, steps = 16): Record<string, number> {
+  const totals = new Map<string, number>();
+  const stack: number[] = []; // time taken by children of each open call
+  const restore: Array<() => void> = [];
+  const wrap = (m: Module, key: string) => {
+    const own = m as unknown as { forward: (...args: unknown[]) => unknown };
+    const original = own.forward;
+    own.forward = function (this: unknown, ...args: unknown[]) {
+      stack.push(0);
+      const t0 = now();
+      try {
+        return original.apply(this, args);
+      } finally {
+        const dt = now() - t0;
+        const children = stack.pop()!;
+        totals.set(key, (totals.get(key) ?? 0) + dt - children);
+        if (stack.length) stack[stack.length - 1]! += dt;
+      }
+    };
+    restore.push(() => { own.forward = original; });
+  };
+  for (const [path, m] of model.namedModules()) {
+    if (m === model) continue;
+    const cls = m.constructor.name;
+    const leaf = path.split('.').at(-1)!;
+    wrap(m, /Linear$/.test(cls) ? leaf : cls);
+  }
+  let total = 0;
+  try {
+    noGrad(() => {
+      cache.reset();
+      let next = argmax(forwardCached(model, Int32Array.from({ length: 16 }, (_, i) => (i * 31) % vocab), [1, 16], cache).data);
+      totals.clear();
+      for (let i = 0; i < steps; i++) {
+        const t0 = now();
+        next = argmax(forwardCached(model, Int32Array.of(next), [1, 1], cache).data);
+        total += now() - t0;
+      }
+    });
+  } finally {
+    restore.forEach((r) => r());
+  }
+  const out: Record<string, number> = {};
+  let claimed = 0;
+  for (const [k, v] of [...totals].sort((a, b) => b[1] - a[1])) { out[k] = v / steps; claimed += v; }
+  out.other = (total - claimed) / steps;
+  out.step = total / steps;
+  return out;
+}
