@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
@@ -8,6 +8,7 @@ import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { Llama } from '../src/models/llama.js';
 import { parseLlamaConfig } from '../src/models/llama_config.js';
+import { loadModel } from '../src/io/model_dir.js';
 import { loadAdapter, readAdapter, saveAdapter } from '../src/io/peft.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { addLoRA, LoRALinear, loraLayers, loraParameters, mergeLoRA, withoutLoRA } from '../src/nn/lora.js';
@@ -18,7 +19,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { dpoLoss, negLogSigmoid, responseMask, sequenceLogProbs } from '../src/train/dpo.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, gradCheck, hasShared, REFERENCE_DIR, referenceSkip, SHARED } from './helpers.js';
+import { assertClose, assertUserError, gradCheck, hasShared, REFERENCE_DIR, referenceSkip, runAttn, SHARED } from './helpers.js';
 
 const LORA_DIR = resolve(SHARED, 'reference', 'gpt2-tiny-lora');
 const skip = referenceSkip(!hasShared(LORA_DIR) && `../shared/reference/gpt2-tiny-lora is absent (${LORA_DIR}): LoRA reference check skipped`);
@@ -205,6 +206,34 @@ describe('agreement with PyTorch: LoRA and DPO (shared/reference/gpt2-tiny-lora)
       const cli = spawnSync(process.execPath, [resolve('dist/src/cli/main.js'), 'reference', REFERENCE_DIR, '--lora', dir], { encoding: 'utf8' });
       assert.equal(cli.status, 1, cli.stdout + cli.stderr);
       assert.match(cli.stdout, /FAIL merged/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('attn merge', () => {
+  it('writes the merged model (Hugging Face layout for an HF base) whose logits are the adapter\'s; bad bases are one-line errors', { skip }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attn-merge-'));
+    try {
+      const out = join(dir, 'merged');
+      const r = runAttn(['merge', '--model', REFERENCE_DIR, '--adapter', LORA_DIR, '--out', out], dir);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /merged 4 layers .*Hugging Face GPT-2 layout/);
+      const weights = readSafetensors(join(out, 'model.safetensors')).tensors;
+      const expected = readSafetensors(join(LORA_DIR, 'expected.safetensors')).tensors;
+      assertClose(weights.get('h.1.mlp.c_fc.weight')!.data as Float32Array, expected.get('merged.h.1.mlp.c_fc.weight')!.data as Float32Array, 1e-5);
+      const { model } = loadModel(out);
+      const ids = Int32Array.from(expected.get('input_ids')!.data as BigInt64Array, Number);
+      assertClose(noGrad(() => model.forward(ids, [2, 12]).logits.data), expected.get('lora.logits')!.data as Float32Array, 1e-4);
+      // An adapter made for another family, or a directory that is no adapter.
+      const llamaAdapter = join(dir, 'llama-adapter');
+      const llama = tinyLlama();
+      addLoRA(llama, { r: 2, alpha: 2, targets: ['q_proj'] });
+      saveAdapter(llama, llamaAdapter);
+      assertUserError(runAttn(['merge', '--model', REFERENCE_DIR, '--adapter', llamaAdapter, '--out', join(dir, 'x')], dir), /is for a Llama-family model, but the base is a GPT-2 model/);
+      assertUserError(runAttn(['merge', '--model', REFERENCE_DIR, '--adapter', join(dir, 'nope'), '--out', join(dir, 'x')], dir), /has no adapter_config.json/);
+      assert.ok(!existsSync(join(dir, 'x')));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
