@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { GPT } from '../models/gpt.js';
 import type { Module } from '../nn/module.js';
 import { addLoRA, loraLayers } from '../nn/lora.js';
-import { Linear } from '../nn/linear.js';
+import { linearShape } from '../nn/lora_bank.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { writeDirAtomic } from './atomic.js';
@@ -120,9 +120,11 @@ export function readAdapter(dir: string, model: Module): LoRAAdapter {
   const layers = new Map<string, LayerAdapter>();
   for (const [layer, { A, B }] of found) {
     const base = modules.get(layer);
-    if (!(base instanceof Linear)) throw new UserError(`${weightsPath}: the adapter has ${prefix}${layer}, which is not a linear layer of the base model`);
+    // A Linear, or (serving) an int8 one or one already holding other adapters: its shape is what must fit.
+    const shape = base && linearShape(base);
+    if (!shape) throw new UserError(`${weightsPath}: the adapter has ${prefix}${layer}, which is not a linear layer of the base model`);
     if (!A || !B) throw new UserError(`${weightsPath}: ${prefix}${layer} has lora_${A ? 'B' : 'A'}.weight missing`);
-    const [outF, inF] = base.weight.shape as [number, number];
+    const [outF, inF] = shape;
     if (A.shape.join() !== [r, inF].join()) throw new UserError(`${weightsPath}: ${prefix}${layer}.lora_A.weight has shape [${A.shape}] but this base needs [${r},${inF}] (r ${r}): the adapter was made for another base`);
     if (B.shape.join() !== [outF, r].join()) throw new UserError(`${weightsPath}: ${prefix}${layer}.lora_B.weight has shape [${B.shape}] but this base needs [${outF},${r}] (r ${r}): the adapter was made for another base`);
     if (!(A.data instanceof Float32Array) || !(B.data instanceof Float32Array)) throw new UserError(`${weightsPath}: ${prefix}${layer}: LoRA tensors must be float`);
