@@ -15,11 +15,14 @@ import { addLoRA, LoRALinear, loraLayers, loraParameters, mergeLoRA, withoutLoRA
 import { AdamW } from '../src/optim/adamw.js';
 import { runLoRAReferenceCheck } from '../src/reference/lora_check.js';
 import { backward, noGrad } from '../src/tensor/autograd.js';
+import { add, scale } from '../src/tensor/ops/elementwise.js';
+import { linear } from '../src/tensor/ops/linear.js';
+import { loraLinear } from '../src/tensor/ops/lora_linear.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { dpoLoss, negLogSigmoid, responseMask, sequenceLogProbs } from '../src/train/dpo.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, assertUserError, gradCheck, hasShared, REFERENCE_DIR, referenceSkip, runAttn, SHARED } from './helpers.js';
+import { assertClose, assertUserError, gradCheck, hasShared, randn, REFERENCE_DIR, referenceSkip, runAttn, SHARED } from './helpers.js';
 
 const LORA_DIR = resolve(SHARED, 'reference', 'gpt2-tiny-lora');
 const skip = referenceSkip(!hasShared(LORA_DIR) && `../shared/reference/gpt2-tiny-lora is absent (${LORA_DIR}): LoRA reference check skipped`);
@@ -69,6 +72,22 @@ describe('LoRA adapters', () => {
     const m = tinyGPT();
     addLoRA(m, { r: 2, alpha: 4, targets: ['c_fc'] });
     assert.throws(() => addLoRA(m, { r: 2, alpha: 4, targets: ['c_attn'] }), /already has LoRA adapters/);
+  });
+
+  it('the fused op: gradients of x, W, b, A, B (and a separate adapter input) match finite differences', () => {
+    const rng = new Rng(11);
+    const x = randn([2, 3, 5], rng);
+    const W = randn([4, 5], rng);
+    const b = randn([4], rng);
+    const A = randn([2, 5], rng);
+    const B = randn([4, 2], rng);
+    gradCheck(() => loraLinear(x, W, b, x, A, B, 1.5), [x, W, b, A, B]);
+    const u = randn([2, 3, 5], rng);
+    gradCheck(() => loraLinear(x, W, null, u, A, B, 0.5), [x, W, u, A, B]);
+    // The same values as composing it from linear products.
+    const y = loraLinear(x, W, b, x, A, B, 1.5);
+    const want = add(linear(x, W, b), scale(linear(linear(x, A), B), 1.5));
+    assertClose(y.data, want.data, 1e-5);
   });
 
   it('gradients of the adapters match finite differences (GPT with dropout off, Llama q_proj/v_proj)', () => {

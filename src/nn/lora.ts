@@ -1,5 +1,5 @@
-import { add, scale } from '../tensor/ops/elementwise.js';
 import { linear } from '../tensor/ops/linear.js';
+import { loraLinear } from '../tensor/ops/lora_linear.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
@@ -65,11 +65,10 @@ export class LoRALinear extends Linear {
   }
 
   override forward(x: Tensor): Tensor {
-    const y = linear(x, this.weight, this.bias);
-    if (!this.enabled) return y;
-    // The scale is applied to the narrow [rows, r] intermediate, not to the [rows, out] result: r ≪ out.
-    const down = scale(this.lora_A.forward(this.lora_dropout.forward(x)), this.scaling);
-    return add(y, this.lora_B.forward(down));
+    if (!this.enabled) return linear(x, this.weight, this.bias);
+    // One op (tensor/ops/lora_linear.ts): the adapter's product is added into the base's output as it
+    // is computed, so no extra [rows, out] tensors are kept for backward.
+    return loraLinear(x, this.weight, this.bias, this.lora_dropout.forward(x), this.lora_A.weight, this.lora_B.weight, this.scaling);
   }
 
   /** ΔW = scaling·B·A as a [out, in] matrix (what merging adds to the weight). */
