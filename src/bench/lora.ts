@@ -1,14 +1,18 @@
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
-import { addLoRA, loraParameters } from '../nn/lora.js';
+import { saveAdapter } from '../io/peft.js';
+import { withoutAllocation } from '../nn/init.js';
+import { addLoRA, loraLayers, loraParameters } from '../nn/lora.js';
 import { AdamW } from '../optim/adamw.js';
 import { nextTokenObjective } from '../train/next_token.js';
 import { trainStep } from '../train/step.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { BENCH_CONFIGS, median } from './configs.js';
+import { DECODE_CONFIGS } from './decode.js';
 import type { Row } from './workloads.js';
 
 /** Issue #16's LoRA shape: GPT-2 124M (config G: ctx 256, batch 4), rank 8 on c_attn and c_fc. */
@@ -61,4 +65,24 @@ export function runTorchLoRA(mode: LoRAMode, threads: number, steps: number): Ro
   const r = spawnSync(PYTHON, [TWIN, '--threads', String(threads), '--mode', mode, '--steps', String(steps)], { encoding: 'utf8', env, maxBuffer: 1 << 20 });
   if (r.status !== 0) throw new UserError(`PyTorch LoRA twin failed: ${(r.stderr || '').trim().split('\n').at(-1)}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Row;
+}
+
+/**
+ * `n` LoRA adapters (LORA_BENCH's rank and targets, random A and B) for a
+ * GPT of a DECODE_CONFIGS shape, written in PEFT's layout under `root`: the
+ * serve benchmark's adapters. Returns their directories.
+ */
+export function writeBenchAdapters(config: string, root: string, n: number): string[] {
+  const shape = DECODE_CONFIGS[config];
+  if (!shape) throw new Error(`unknown model shape ${config}`);
+  return Array.from({ length: n }, (_, i) => {
+    // A base with no weights allocated: adapters only need its layers' shapes.
+    const model = withoutAllocation(() => new GPT(parseGPTConfig(shape), new Rng(0)));
+    addLoRA(model, { r: LORA_BENCH.r, alpha: LORA_BENCH.alpha, targets: [...LORA_BENCH.targets], rng: new Rng(10 + i) });
+    const rng = new Rng(100 + i);
+    for (const [, l] of loraLayers(model)) for (let k = 0; k < l.lora_B.weight.size; k++) l.lora_B.weight.data[k] = rng.normal() * 0.01;
+    const dir = join(root, `a${i}`);
+    saveAdapter(model, dir);
+    return dir;
+  });
 }
