@@ -4,6 +4,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { registerBackend, setBackend } from '../src/backend/index.js';
+import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { Llama } from '../src/models/llama.js';
@@ -24,6 +26,7 @@ import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, assertUserError, gradCheck, hasShared, randn, REFERENCE_DIR, referenceSkip, runAttn, SHARED } from './helpers.js';
 
+const addon = loadAddon();
 const LORA_DIR = resolve(SHARED, 'reference', 'gpt2-tiny-lora');
 const skip = referenceSkip(!hasShared(LORA_DIR) && `../shared/reference/gpt2-tiny-lora is absent (${LORA_DIR}): LoRA reference check skipped`);
 
@@ -88,6 +91,27 @@ describe('LoRA adapters', () => {
     const y = loraLinear(x, W, b, x, A, B, 1.5);
     const want = add(linear(x, W, b), scale(linear(linear(x, A), B), 1.5));
     assertClose(y.data, want.data, 1e-5);
+  });
+
+  it('the native backend computes the fused op as the js reference does (forward and every gradient)', { skip: addon ? false : 'native addon not built' }, () => {
+    registerBackend(createNativeBackend(addon!));
+    const run = (name: string) => {
+      setBackend(name);
+      const rng = new Rng(12);
+      const ts = [randn([3, 7, 40], rng), randn([24, 40], rng), randn([24], rng), randn([3, 7, 40], rng), randn([4, 40], rng), randn([24, 4], rng)];
+      const [x, W, b, u, A, B] = ts as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+      const y = loraLinear(x, W, b, u, A, B, 2);
+      const out = y.data.slice();
+      backward(y, Float32Array.from({ length: y.size }, (_, i) => Math.sin(i)));
+      return [out, ...ts.map((t) => t.grad!.slice())];
+    };
+    try {
+      const want = run('js');
+      const got = run('native');
+      got.forEach((g, i) => assertClose(g, want[i]!, 1e-4, `tensor ${i}`));
+    } finally {
+      setBackend('js');
+    }
   });
 
   it('gradients of the adapters match finite differences (GPT with dropout off, Llama q_proj/v_proj)', () => {

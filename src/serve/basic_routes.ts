@@ -24,7 +24,7 @@ export function handleModels(ctx: ServeContext, res: ServerResponse): number {
 export function handleModel(ctx: ServeContext, res: ServerResponse, id: string): number {
   const m = ctx.models.get(id) ?? ctx.embedders.get(id);
   if (!m) throw modelNotFound(id);
-  sendJson(res, 200, modelObject(m.name, m.created));
+  sendJson(res, 200, modelObject(m.name, m.created, 'attn', 'adapter' in m ? m.adapter?.base : undefined));
   return 200;
 }
 
