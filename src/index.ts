@@ -44,6 +44,10 @@ export { sampleToken, argmax, penalizeRepeats, checkSamplingOptions, type Sampli
 export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';
 export { QuantizedLinear, quantize, dequantize, quantizeRows, dequantizeRows, isQuantized, type QuantizedWeight, type LinearLayer } from './nn/quantized_linear.js';
 export { TiedLinear } from './nn/tied_linear.js';
+export { LoRALinear, addLoRA, loraLayers, loraParameters, mergeLoRA, withoutLoRA, type LoRAOptions } from './nn/lora.js';
+export { LoRABank, MultiLoRALinear, AdapterRouting } from './nn/lora_bank.js';
+export { saveAdapter, loadAdapter, readAdapter, adapterFiles, type LoRAAdapter } from './io/peft.js';
+export { sequenceLogProbs, dpoLoss, responseMask, negLogSigmoid, type ResponseBatch, type DPOResult } from './train/dpo.js';
 export { hfFiles, hfConfig, hfTensors, gpt2TokenizerFiles } from './io/hf_export.js';
 export { pullModel, type PullOptions } from './io/hf_pull.js';
 export { loadModel, modelFiles, type LoadedModel } from './io/model_dir.js';

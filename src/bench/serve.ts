@@ -10,7 +10,9 @@ import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { Rng } from '../util/rng.js';
+import { median } from './configs.js';
 import { DECODE_CONFIGS } from './decode.js';
+import { LORA_BENCH, writeBenchAdapters } from './lora.js';
 import type { Row } from './workloads.js';
 
 const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -35,6 +37,8 @@ export interface ServeBenchOptions {
   backend?: string;
   /** Seconds between resident-memory samples (from the server's /metrics). */
   rssEvery: number;
+  /** Also serve this many LoRA adapters over the model (bench/lora.ts) and measure streams spread over them. */
+  adapters?: number;
   log: (line: string) => void;
 }
 
@@ -52,8 +56,9 @@ export function writeBenchModel(config: string, dir: string): void {
 }
 
 /** `attn serve` in a child process (so its memory is its own); resolves with its URL. */
-function spawnServer(dir: string, o: ServeBenchOptions, maxBatch: number): Promise<{ child: ChildProcess; url: string }> {
+function spawnServer(dir: string, o: ServeBenchOptions, maxBatch: number, adapterDirs: string[] = []): Promise<{ child: ChildProcess; url: string }> {
   const args = [MAIN, 'serve', '--model', `bench=${dir}`, '--port', '0', '--no-cache', '--max-batch', String(maxBatch), '--max-queue', '4096', '--log-level', 'warn'];
+  adapterDirs.forEach((a, i) => args.push('--adapter', `a${i}=${a}`));
   if (o.threads !== undefined) args.push('--threads', String(o.threads));
   if (o.backend !== undefined) args.push('--backend', o.backend);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -135,13 +140,14 @@ async function residentMB(url: string): Promise<number> {
   return m ? Number(m[1]) / 2 ** 20 : NaN;
 }
 
-async function measure(url: string, model: string, streams: number, o: ServeBenchOptions, vocab: number): Promise<Row> {
+/** `streams` clients against `models` (client i asks models[i % models.length]). */
+async function measure(url: string, models: string[], streams: number, o: ServeBenchOptions, vocab: number): Promise<Row> {
   const stats: StreamStats = { tokens: 0, requests: 0, errors: 0, ttftMs: [] };
   const rss: number[] = [];
   const start = performance.now() + o.warmup * 1000;
   const window = { from: start, to: start + o.seconds * 1000 };
   const rng = new Rng(streams);
-  const clients = Promise.all(Array.from({ length: streams }, (_, i) => client(url, model, o, window, new Rng(rng.int(1e9) + i), stats, vocab)));
+  const clients = Promise.all(Array.from({ length: streams }, (_, i) => client(url, models[i % models.length]!, o, window, new Rng(rng.int(1e9) + i), stats, vocab)));
   await new Promise((r) => setTimeout(r, o.warmup * 1000));
   rss.push(await residentMB(url));
   const sampler = setInterval(() => void residentMB(url).then((mb) => rss.push(mb), () => undefined), o.rssEvery * 1000);
@@ -180,6 +186,7 @@ export async function benchServe(o: ServeBenchOptions): Promise<Row[]> {
   let child: ChildProcess | null = null;
   let url = o.url;
   let vocab = 50257;
+  let adapterDirs: string[] = [];
   try {
     if (!url) {
       let modelDir = o.modelDir;
@@ -190,14 +197,38 @@ export async function benchServe(o: ServeBenchOptions): Promise<Row[]> {
         writeBenchModel(o.config, modelDir);
       }
       vocab = parseGPTConfig(DECODE_CONFIGS[o.config] ?? {}).vocab_size;
-      ({ child, url } = await spawnServer(modelDir, o, Math.max(...o.streams)));
+      if (o.adapters) {
+        dir ??= mkdtempSync(join(tmpdir(), 'attn-bench-serve-'));
+        adapterDirs = writeBenchAdapters(o.config, join(dir, 'adapters'), o.adapters);
+        o.log(`${o.adapters} LoRA adapters (r ${LORA_BENCH.r} on ${LORA_BENCH.targets.join(', ')}) over it`);
+      }
+      ({ child, url } = await spawnServer(modelDir, o, Math.max(...o.streams), adapterDirs));
       o.log(`attn serve at ${url}`);
     }
     const rows: Row[] = [];
     for (const n of o.streams) {
-      const row = await measure(url, o.model ?? 'bench', n, o, vocab);
+      const row = await measure(url, [o.model ?? 'bench'], n, o, vocab);
       rows.push({ ...row, config: o.config, prompt: o.promptTokens, max_tokens: o.maxTokens });
       o.log(describe(row));
+      if (adapterDirs.length === 0) continue;
+      // The same streams spread over the adapters, in the same server (one batch mixes them all),
+      // interleaved with more base-only rounds: the ratio is of medians, as load on the machine drifts.
+      const base = [Number(row.tokens_per_s)];
+      const mixed: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        if (round > 0) {
+          const again = await measure(url, [o.model ?? 'bench'], n, o, vocab);
+          base.push(Number(again.tokens_per_s));
+          o.log(describe(again));
+        }
+        const m = await measure(url, adapterDirs.map((_, i) => `a${i}`), n, o, vocab);
+        mixed.push(Number(m.tokens_per_s));
+        rows.push({ ...m, adapters: adapterDirs.length, config: o.config, prompt: o.promptTokens, max_tokens: o.maxTokens });
+        o.log(`${describe(m)}  [over ${adapterDirs.length} adapters]`);
+      }
+      const ratio = median(mixed) / median(base);
+      rows.push({ workload: 'serve', measure: 'adapters_vs_base', streams: n, adapters: adapterDirs.length, base_tokens_per_s: median(base), adapters_tokens_per_s: median(mixed), ratio_vs_base: ratio });
+      o.log(`${String(n).padStart(3)} streams over ${adapterDirs.length} adapters: ${(ratio * 100).toFixed(0)}% of the base alone's tokens/s (medians of 3 interleaved rounds each)`);
     }
     return rows;
   } finally {

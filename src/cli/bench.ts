@@ -11,6 +11,7 @@ import { benchDecode, benchPrefill, DECODE_JOBS } from '../bench/decode.js';
 import { benchQuant, measureBandwidth, QUANT_ROWS, QUANT_SHAPES, QUANT_TYPES } from '../bench/quant.js';
 import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
 import { benchLlama, LLAMA_BENCH_SHAPES, LLAMA_BENCH_TYPES, type LlamaBenchType } from '../bench/llama.js';
+import { benchLoRAStep, LORA_BENCH, LORA_MODES, runTorchLoRA, type LoRAMode } from '../bench/lora.js';
 import { benchServeCommand } from './bench_serve.js';
 import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../util/errors.js';
@@ -65,7 +66,7 @@ async function runBench(o: BenchOptions): Promise<void> {
   const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
   for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M or G)`);
   const kinds = o.workloads.split(',').map((w) => w.trim());
-  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama)`);
+  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama', 'lora'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama, lora)`);
   const llamaShapes = (o.llamaShapes ?? Object.keys(LLAMA_BENCH_SHAPES).join(',')).split(',').map((s) => s.trim());
   for (const s of llamaShapes) if (!LLAMA_BENCH_SHAPES[s]) throw new UserError(`--llama-shapes: unknown shape "${s}" (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')})`);
   const llamaTypes = (o.llamaTypes ?? LLAMA_BENCH_TYPES.join(',')).split(',').map((s) => s.trim());
@@ -112,6 +113,7 @@ async function runBench(o: BenchOptions): Promise<void> {
     const threads = o.threads !== undefined ? [o.threads] : [...new Set([1, Math.max(2, cores)])];
     benchLlama({ shapes: llamaShapes, types: llamaTypes as LlamaBenchType[], threads, decodeSteps: o.steps * 8, prefillReps: Math.max(1, o.steps >> 1), rounds: o.rounds, profile: o.profile, log, emit });
   }
+  if (kinds.includes('lora')) loraBench(o, attnThreads, backendName, noTorch, log, emit);
   if (kinds.includes('recipe')) recipeBench(o, seeds, backendName, o.threads ?? Math.max(...attnThreads), noTorch, log, emit);
 }
 
@@ -141,6 +143,40 @@ function quantBench(o: BenchOptions, threads: number[], log: (s: string) => void
       }
     }
   }
+}
+
+/**
+ * LoRA against full fine-tuning on the GPT-2 124M shape (bench/lora.ts),
+ * each mode in its own child process (peak RSS is per process), attn at its
+ * best thread count; then the PyTorch twin's LoRA step at 1 and 2 threads.
+ */
+function loraBench(o: BenchOptions, threads: number[], backendName: string, noTorch: string | null, log: (s: string) => void, emit: (r: Row) => void): void {
+  const steps = Math.max(3, o.steps >> 1);
+  log(`lora: GPT-2 124M shape (ctx 256, batch 4), r ${LORA_BENCH.r} on ${LORA_BENCH.targets.join(', ')}, against full fine-tuning; ${steps} timed steps each`);
+  const mine = new Map<LoRAMode, Row>();
+  for (const mode of LORA_MODES) {
+    const rows = threads.map((t) => ({ ...runWorker('lora', mode, t, backendName, steps), impl: 'attn' }));
+    rows.forEach(emit);
+    const b = best(rows)!;
+    mine.set(mode, b);
+    log(`lora ${mode.padEnd(4)} ${`${Math.round(metric(b))} tok/s`.padStart(12)}  peak RSS ${Math.round(Number(b.max_rss_mb))} MB  (attn, ${b.threads} thread${b.threads === 1 ? '' : 's'}; ${Number(b.trainable_params).toLocaleString('en')} trainable)`);
+  }
+  const [full, lora] = [mine.get('full')!, mine.get('lora')!];
+  const speedup = metric(lora) / metric(full);
+  const rss = Number(lora.max_rss_mb) / Number(full.max_rss_mb);
+  log(`lora / full: ${speedup.toFixed(2)}× tokens/s, ${(rss * 100).toFixed(0)}% peak RSS  [goals ≥ 1.3×, ≤ 50%]`);
+  const summary: Row = { workload: 'lora', measure: 'lora_vs_full', speedup, rss_fraction: rss };
+  if (!noTorch) {
+    const theirs = [1, 2].map((t) => runTorchLoRA('lora', t, steps));
+    theirs.forEach(emit);
+    const p = best(theirs)!;
+    const ratio = metric(lora) / metric(p);
+    log(`lora torch ${`${Math.round(metric(p))} tok/s`.padStart(12)}  peak RSS ${Math.round(Number(p.max_rss_mb))} MB  (PyTorch ${p.torch}, ${p.threads} thread${p.threads === 1 ? '' : 's'})`);
+    log(`lora attn / PyTorch: ${ratio.toFixed(2)}×  [goal ≥ 2×]`);
+    summary.reference = 'pytorch';
+    summary.ratio_vs_reference = ratio;
+  }
+  emit(summary);
 }
 
 /**
@@ -185,7 +221,7 @@ export function benchCommand(): Command {
   return new Command('bench')
     .description('time training (configs S, M, G), GEMM, skinny products, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
-    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
+    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list), lora (LoRA r 8 against full fine-tuning on the GPT-2 124M shape: tokens/s and peak RSS, and a PyTorch LoRA twin; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
     .option('--text <file>', 'text for the tokenizer and recipe workloads (default: ../shared/data/tinyshakespeare.txt; tokenizers fall back to built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'js', 'native']).default('auto'))
@@ -214,6 +250,7 @@ export function benchWorkerCommand(): Command {
       const { backend: be } = useBackend({ backend: o.backend, threads: o.threads });
       const row =
         workload === 'train' ? benchTrainStep(arg, o.steps)
+        : workload === 'lora' ? benchLoRAStep(arg as LoRAMode, o.steps)
         : workload === 'decode' ? benchDecode(arg, o.steps)
         : workload === 'prefill' ? benchPrefill(arg, o.steps)
         : workload === 'skinny' ? benchSkinny(Number(arg), o.steps)

@@ -17,6 +17,7 @@ interface BenchServeCliOptions {
   threads?: number;
   backend?: string;
   rssEvery: number;
+  adapters?: number;
   json?: boolean;
 }
 
@@ -35,6 +36,7 @@ export function benchServeCommand(): Command {
     .option('--name <model>', 'with --url: the model name to request', 'bench')
     .option('--prompt-tokens <n>', 'prompt length of each request', int, 16)
     .option('--max-tokens <n>', 'tokens generated per request', int, 64)
+    .option('--adapters <n>', 'also serve n LoRA adapters (r 8 on c_attn, c_fc) over the model and measure each stream count spread over them, beside the base alone', int)
     .option('--rss-every <s>', 'seconds between samples of the server\'s resident memory', int, 5)
     .action(async (_o: unknown, cmd: Command) => {
       const o = cmd.optsWithGlobals<BenchServeCliOptions>();
@@ -52,6 +54,7 @@ export function benchServeCommand(): Command {
         maxTokens: o.maxTokens,
         ...(o.backend !== undefined ? { backend: o.backend } : {}),
         rssEvery: o.rssEvery,
+        ...(o.adapters ? { adapters: o.adapters } : {}),
         ...(o.model !== undefined ? { modelDir: o.model } : {}),
         ...(o.url !== undefined ? { url: o.url, model: o.name } : {}),
         ...(o.threads !== undefined ? { threads: o.threads } : {}),

@@ -14,6 +14,7 @@ import { int } from './flags.js';
 
 interface ServeCliOptions {
   model?: string[];
+  adapter?: string[];
   host: string;
   port: number;
   config?: string;
@@ -56,6 +57,7 @@ async function runServe(o: ServeCliOptions): Promise<void> {
   const logger = createLogger({ level: o.logLevel as pino.Level, logPrompts: o.logPrompts ?? false, destination: pino.destination(2) });
   const server = await startServer({
     models: o.model,
+    ...(o.adapter ? { adapters: o.adapter } : {}),
     host: o.host,
     port: o.port,
     config: serveConfig(o, names),
@@ -100,6 +102,7 @@ export function serveCommand(): Command {
   return withBackendFlags(new Command('serve'))
     .description('serve models over HTTP with an OpenAI-compatible API (completions, chat, embeddings), continuous batching, metrics and cost accounting')
     .option('--model <dir>', 'model directory to serve (a GPT, Llama, Qwen2 or Mistral; ours or Hugging Face\'s), DIR or NAME=DIR (repeatable; the name defaults to the directory name)', collect)
+    .option('--adapter <spec>', 'LoRA adapter (PEFT directory) served over a --model: NAME=DIR, or NAME@BASE=DIR with several models (repeatable; requests choose it by model name, all share one batch)', collect)
     .option('--host <host>', 'address to bind (loopback by default; 0.0.0.0 exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free port; the URL is printed)', int, 8000)
     .option('--config <file>', 'serve config JSON: prices, semantic cache, routing tiers (docs/serve.md)')

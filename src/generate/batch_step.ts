@@ -1,4 +1,5 @@
 import type { CausalLM } from '../models/causal_lm.js';
+import { LoRABank } from '../nn/lora_bank.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { raggedCachedAttention } from './cached_attention.js';
@@ -20,9 +21,11 @@ import type { KVCache } from './kv_cache.js';
  *
  * Equivalent, sequence for sequence, to `forwardCached(model, chunks[s], [1, n], caches[s])`
  * (the model must be in eval mode: this is inference). Returns [sequences, vocab]
- * scores for the token after each sequence's last new token.
+ * scores for the token after each sequence's last new token. `adapters[s]`,
+ * if given, is the LoRA adapter of sequence s in the model's bank
+ * (nn/lora_bank.ts; −1: the base alone).
  */
-export function batchForward(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[]): Float32Array {
+export function batchForward(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[], adapters?: ArrayLike<number>): Float32Array {
   const S = chunks.length;
   if (caches.length !== S) throw new Error(`batchForward: ${S} sequences but ${caches.length} caches`);
   chunks.forEach((chunk, s) => {
@@ -30,6 +33,7 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
     if (c.batch !== 1) throw new Error('batchForward: every sequence needs its own single-row KV cache');
     if (chunk.length === 0 || c.free < chunk.length) throw new Error(`batchForward: sequence ${s} feeds ${chunk.length} tokens into a cache with ${c.free} free slots`);
   });
+  if (adapters && adapters.length !== S) throw new Error(`batchForward: ${S} sequences but ${adapters.length} adapter ids`);
   const offsets = rowOffsets(chunks);
   const rows = offsets[S]!;
   // Every intermediate array of the pass is recycled at its end (only the scores are returned).
@@ -42,11 +46,15 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
     });
     // Only each sequence's last new token is scored.
     const last = Int32Array.from({ length: S }, (_, s) => offsets[s + 1]! - 1);
-    const { logits } = model.forward(ids, [1, rows], undefined, {
+    const forward = () => model.forward(ids, [1, rows], undefined, {
       positions,
       rows: last,
       attend: (layer, q, k, v, o) => raggedCachedAttention(q, k, v, offsets, caches.map((c) => c.layers[layer]!), o),
     });
+    // Sequences that name a LoRA adapter (serving many over one base): each of their rows gets its own.
+    const bank = adapters ? LoRABank.find(model) : null;
+    if (adapters && !bank) throw new Error('batchForward: adapter ids given for a model with no adapters');
+    const { logits } = bank ? bank.run(rowAdapters(adapters!, offsets), forward) : forward();
     chunks.forEach((chunk, s) => caches[s]!.advance(chunk.length));
     return logits.data;
   }));
@@ -55,6 +63,13 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
 /** One decoding step: one new token per sequence. */
 export function batchStep(model: CausalLM, ids: Int32Array, caches: readonly KVCache[]): Float32Array {
   return batchForward(model, Array.from(ids, (id) => Int32Array.of(id)), caches);
+}
+
+/** The adapter of every row: each sequence's, repeated over its new tokens. */
+function rowAdapters(adapters: ArrayLike<number>, offsets: Int32Array): Int32Array {
+  const out = new Int32Array(offsets[offsets.length - 1]!);
+  for (let s = 0; s + 1 < offsets.length; s++) out.fill(adapters[s]!, offsets[s], offsets[s + 1]);
+  return out;
 }
 
 /** offsets[s] = the first row of sequence s; offsets[S] = all rows. */

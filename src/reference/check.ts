@@ -25,18 +25,18 @@ export interface ReferenceReport {
   pass: boolean;
 }
 
-function toInt32(t: TensorEntry | undefined, name: string): Int32Array {
+export function toInt32(t: TensorEntry | undefined, name: string): Int32Array {
   if (!t) throw new UserError(`expected.safetensors has no ${name}`);
   return Int32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
 }
 
-function floats(t: TensorEntry | undefined, name: string): Float32Array {
+export function floats(t: TensorEntry | undefined, name: string): Float32Array {
   if (!t || !(t.data instanceof Float32Array)) throw new UserError(`expected.safetensors has no float tensor ${name}`);
   return t.data;
 }
 
 /** Worst error of `got` against `want`; an element passes within abs OR rel tolerance. */
-function compare(got: Float32Array, want: Float32Array, abs: number, rel: number): { worst: number; pass: boolean } {
+export function compare(got: Float32Array, want: Float32Array, abs: number, rel: number): { worst: number; pass: boolean } {
   if (got.length !== want.length) return { worst: Infinity, pass: false };
   let worst = 0;
   let pass = true;
@@ -46,6 +46,21 @@ function compare(got: Float32Array, want: Float32Array, abs: number, rel: number
     if (!(e <= abs || e <= rel * Math.abs(want[i]!))) pass = false;
   }
   return { worst, pass };
+}
+
+/** add(group, tensor, comparison): keep each group's worst error and where it was; a group passes if all its tensors do. */
+export function groupAdder(groups: GroupResult[]): (group: string, at: string, r: { worst: number; pass: boolean }) => void {
+  return (group, at, r) => {
+    const g = groups.find((x) => x.group === group);
+    if (!g) groups.push({ group, worstAbs: r.worst, worstAt: at, pass: r.pass });
+    else {
+      if (!(r.worst <= g.worstAbs)) {
+        g.worstAbs = r.worst;
+        g.worstAt = at;
+      }
+      g.pass &&= r.pass;
+    }
+  };
 }
 
 /**
@@ -63,17 +78,7 @@ export function runReferenceCheck(dir: string): ReferenceReport {
   const targets = toInt32(expected.get('targets'), 'targets');
   const [B, T] = expected.get('input_ids')!.shape as [number, number];
   const groups: GroupResult[] = [];
-  const add = (group: string, at: string, r: { worst: number; pass: boolean }): void => {
-    const g = groups.find((x) => x.group === group);
-    if (!g) groups.push({ group, worstAbs: r.worst, worstAt: at, pass: r.pass });
-    else {
-      if (!(r.worst <= g.worstAbs)) {
-        g.worstAbs = r.worst;
-        g.worstAt = at;
-      }
-      g.pass &&= r.pass;
-    }
-  };
+  const add = groupAdder(groups);
 
   // Forward and loss, in training mode as PyTorch computed the gradients (dropout is 0).
   model.train();

@@ -8,13 +8,14 @@ import { validate } from './validation.js';
 
 /** The small routes: model list, health, metrics, feedback and the ledger report. */
 
-function modelObject(id: string, created: number, owner = 'attn'): object {
-  return { id, object: 'model', created, owned_by: owner };
+function modelObject(id: string, created: number, owner = 'attn', parent?: string): object {
+  return { id, object: 'model', created, owned_by: owner, ...(parent ? { parent } : {}) };
 }
 
 /** GET /v1/models: the served models, and "auto" when routing has tiers. */
 export function handleModels(ctx: ServeContext, res: ServerResponse): number {
-  const data = [...ctx.models.values(), ...ctx.embedders.values()].map((m) => modelObject(m.name, m.created));
+  // A LoRA adapter names its base as `parent` (as vLLM lists adapters).
+  const data = [...ctx.models.values(), ...ctx.embedders.values()].map((m) => modelObject(m.name, m.created, 'attn', 'adapter' in m ? m.adapter?.base : undefined));
   if (ctx.config.routing.tiers.length > 0) data.push(modelObject('auto', data.length > 0 ? Math.min(...[...ctx.models.values()].map((m) => m.created)) : 0, 'attn-router'));
   sendJson(res, 200, { object: 'list', data });
   return 200;
@@ -23,7 +24,7 @@ export function handleModels(ctx: ServeContext, res: ServerResponse): number {
 export function handleModel(ctx: ServeContext, res: ServerResponse, id: string): number {
   const m = ctx.models.get(id) ?? ctx.embedders.get(id);
   if (!m) throw modelNotFound(id);
-  sendJson(res, 200, modelObject(m.name, m.created));
+  sendJson(res, 200, modelObject(m.name, m.created, 'attn', 'adapter' in m ? m.adapter?.base : undefined));
   return 200;
 }
 

@@ -143,6 +143,7 @@ export function sequenceParams(job: CompletionJob, served: ServedModel, limits: 
     ...(job.topK !== undefined ? { topK: job.topK } : {}),
     ...(job.repetitionPenalty !== undefined ? { repetitionPenalty: job.repetitionPenalty } : {}),
     ...chatStops(job, served),
+    ...(served.adapter ? { adapter: served.adapter.id } : {}),
   };
 }
 

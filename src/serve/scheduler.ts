@@ -160,7 +160,8 @@ export class Scheduler {
       const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
       // The scores are read here and nowhere else: their array is recycled for the next step.
       withScratch(() => {
-        const logits = batchForward(this.model, chunks, rows.map((s) => s.cache!));
+        const adapters = rows.some((s) => s.params.adapter !== undefined) ? rows.map((s) => s.params.adapter ?? -1) : undefined;
+        const logits = batchForward(this.model, chunks, rows.map((s) => s.cache!), adapters);
         const V = this.model.config.vocab_size;
         rows.forEach((s, b) => s.accept(logits.subarray(b * V, (b + 1) * V)));
       });

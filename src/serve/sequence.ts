@@ -11,6 +11,8 @@ export interface SequenceParams extends SamplingOptions {
   seed: number;
   /** Ids that end the sequence when sampled (not emitted), e.g. <|endoftext|>. */
   stopTokens?: readonly number[];
+  /** The LoRA adapter this sequence runs with (its id in the model's bank, nn/lora_bank.ts); absent: the base. */
+  adapter?: number;
 }
 
 export interface SequenceEvents {

@@ -26,6 +26,8 @@ export interface ServedModel {
   chatStopTokens?: number[];
   /** Unix seconds, for GET /v1/models. */
   created: number;
+  /** A LoRA adapter served over another model (serve/adapters.ts): the base's name and the adapter's id in its bank. */
+  adapter?: { base: string; id: number };
 }
 
 /** A sentence embedder (models/embedder.ts): served on /v1/embeddings only, any Matryoshka prefix as `dimensions`. */

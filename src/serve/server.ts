@@ -22,6 +22,7 @@ import { RecentTasks } from './recent_tasks.js';
 import { RequestState } from './request_state.js';
 import { createRouter } from './router.js';
 import { createSemanticCache } from './semantic_cache.js';
+import { loadServedAdapters } from './adapters.js';
 import { loadServedModels, serveModel, type ServedModel, type ServedEmbedder } from './served_model.js';
 
 /** A model to serve: a `--model` spec (`DIR` or `NAME=DIR`), or one already in memory. */
@@ -39,6 +40,8 @@ export interface ServeOptions {
   apiKeys?: readonly string[];
   logger?: Logger;
   logPrompts?: boolean;
+  /** LoRA adapters over the served models: `NAME=DIR` or `NAME@BASE=DIR` (serve/adapters.ts). */
+  adapters?: readonly string[];
   /** Name of the served model that embeds prompts for the semantic cache (default: each request's own model). */
   embedder?: string;
   /** Override the ledger / the cache the config asks for (tests, embedding attn in another server). */
@@ -155,6 +158,7 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
     models.set(m.name, serveModel(m.name, m.model, m.tokenizer, schedOpts, stats));
   }
   if (models.size + embedders.size === 0) throw new UserError('attn serve needs at least one --model DIR');
+  if (opts.adapters?.length) loadServedAdapters(opts.adapters, models, embedders);
   const ctx = buildContext(opts, models, embedders, metrics, logger);
   if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
 

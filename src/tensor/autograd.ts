@@ -55,7 +55,14 @@ export function backward(root: Tensor, seed?: Float32Array, opts: BackwardOption
   else throw new Error(`backward() from a non-scalar tensor [${root.shape}] needs a seed gradient`);
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i]!;
-    if (t.gradFn && t.grad) t.gradFn.backward();
+    if (t.gradFn && t.grad) {
+      t.gradFn.backward();
+      // Every consumer of t came later in the forward pass and has already pushed its gradient
+      // into t, so t's gradient is spent: recycle it now, not after the pass, so that the
+      // intermediate gradients of a whole network are never all alive at once.
+      giveBack(t.grad);
+      t.grad = null;
+    }
   }
   // Leaves (parameters, inputs) own their data; reshape outputs may share it.
   const kept = new Set(order.filter((t) => !t.gradFn).map((t) => t.data));
