@@ -16,6 +16,8 @@ import { sampleCommand } from './sample.js';
 import { seq2seqCommand, translateCommand } from './seq2seq.js';
 import { serveCommand } from './serve.js';
 import { sftCommand } from './sft.js';
+import { rewardCommand } from './reward.js';
+import { dpoCommand } from './dpo.js';
 import { tokenizeCommand, tokenizerCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
 import { vitCommand } from './vit.js';
@@ -31,7 +33,7 @@ const program = new Command('attn')
   .enablePositionalOptions()
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

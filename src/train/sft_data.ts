@@ -146,3 +146,28 @@ export function lengthBatches(examples: readonly ChatExample[], batchSize: numbe
   for (let i = 0; i < sorted.length; i += batchSize) out.push(sorted.slice(i, i + batchSize));
   return out;
 }
+
+/** A preference row as two one-turn conversations: the prompt with the chosen reply, and with the rejected one. */
+export interface PreferenceExample {
+  row: number;
+  chosen: ChatExample;
+  rejected: ChatExample;
+}
+
+/**
+ * Encode `{prompt, chosen, rejected}` for the reward model and DPO: each
+ * answer as the assistant's reply to the prompt, rendered with the chat
+ * template; the mask marks the reply's tokens (what DPO scores).
+ */
+export function encodePreference(template: ChatTemplate, tokenizer: Tokenizer, p: { row: number; prompt: string; chosen: string; rejected: string }): PreferenceExample {
+  const turn = (reply: string): ChatMessage[] => [
+    { role: 'user', content: p.prompt },
+    { role: 'assistant', content: reply },
+  ];
+  return { row: p.row, chosen: encodeConversation(template, tokenizer, turn(p.chosen), p.row), rejected: encodeConversation(template, tokenizer, turn(p.rejected), p.row) };
+}
+
+/** The texts of a preference row as the template renders them (for growing a vocabulary to fit). */
+export function preferenceTexts(template: ChatTemplate, p: { prompt: string; chosen: string; rejected: string }): string[] {
+  return [p.chosen, p.rejected].map((reply) => template.render([{ role: 'user', content: p.prompt }, { role: 'assistant', content: reply }]));
+}
