@@ -18,6 +18,7 @@ import { serveCommand } from './serve.js';
 import { sftCommand } from './sft.js';
 import { rewardCommand } from './reward.js';
 import { dpoCommand } from './dpo.js';
+import { alignCommand } from './align.js';
 import { tokenizeCommand, tokenizerCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
 import { vitCommand } from './vit.js';
@@ -33,7 +34,7 @@ const program = new Command('attn')
   .enablePositionalOptions()
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand(), alignCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 
