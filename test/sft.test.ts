@@ -122,7 +122,8 @@ describe('attn sft (CLI)', () => {
   writeFileSync(data, instructionRows(instructions(40, 5)));
   const base = join(tmp, 'base');
   saveTinyBase(base, 'The fox has a bone. What is 1 plus 2? 1 + 2 = 3.\n');
-  const common = ['--data', data, '--batch-size', '4', '--lr', '1e-3', '--warmup-iters', '1', '--eval-interval', '2', '--log-interval', '1'];
+  // A flat learning rate after warm-up: a run cut short at --max-iters 2 and resumed to 4 then follows the same schedule as one run to 4.
+  const common = ['--data', data, '--batch-size', '4', '--lr', '1e-3', '--min-lr', '1e-3', '--warmup-iters', '1', '--eval-interval', '2', '--log-interval', '1'];
 
   it('trains, checkpoints, and --resume continues exactly', () => {
     const whole = runAttn(['sft', '--init', base, '--out', join(tmp, 'whole'), '--max-iters', '4', ...common], tmp);
