@@ -28,13 +28,13 @@ import { runTraining } from './train.js';
  */
 const RECIPES = {
   full: {
-    base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 192, batchSize: 12, maxIters: 800, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 400, evalIters: 5 },
-    instructions: 3000, sft: { maxIters: 1200, batchSize: 16, lr: 1e-3, warmupIters: 50, evalInterval: 400 },
+    base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 800, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 400, evalIters: 5 },
+    instructions: 3000, sft: { maxIters: 2000, batchSize: 16, lr: 2e-3, warmupIters: 100, evalInterval: 1000 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
     dpo: { maxIters: 150, batchSize: 8, lr: 2e-4, warmupIters: 10, evalInterval: 150 }, beta: 0.1,
   },
   quick: {
-    base: { nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 192, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
+    base: { nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
     instructions: 60, sft: { maxIters: 10, batchSize: 8, lr: 1e-3, warmupIters: 2, evalInterval: 10 },
     pairs: 40, reward: { maxIters: 5, batchSize: 4, lr: 3e-4, evalInterval: 5 },
     dpo: { maxIters: 5, batchSize: 4, lr: 2e-4, warmupIters: 1, evalInterval: 5 }, beta: 0.1,

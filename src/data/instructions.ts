@@ -122,4 +122,4 @@ export function outOfScopeRequest(rng: Rng): string {
 }
 
 /** The polite refusal the preference data prefers for out-of-scope requests. */
-export const REFUSAL = 'Sorry, I can only help with sums, words and short stories.';
+export const REFUSAL = 'Sorry, I can only do sums, words and stories.';
