@@ -1,10 +1,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readTextFile } from '../io/read_text.js';
 import { Command } from 'commander';
 import { chatTemplateOf } from '../chat/for_tokenizer.js';
 import type { ChatMessage } from '../chat/messages.js';
 import { alignCorpus, instructionRows, instructions, REFUSAL } from '../data/instructions.js';
-import { readChatRows } from '../data/instructions_file.js';
+import { parseChatRows } from '../data/instructions_file.js';
 import { preferencePairs, preferenceRows, type PreferencePair } from '../data/preferences.js';
 import { loadModel } from '../io/model_dir.js';
 import type { DecoderLM } from '../models/causal_lm.js';
@@ -54,7 +55,7 @@ export interface AlignResult {
 function heldOutConversations(sftDir: string, dataPath: string): ChatMessage[][] {
   const state = JSON.parse(readFileSync(join(sftDir, SFT_STATE_FILE), 'utf8')) as SftState;
   const held = new Set(state.heldOut);
-  return readChatRows(dataPath).filter((r) => held.has(r.row)).map((r) => r.messages);
+  return parseChatRows(readTextFile(dataPath), dataPath).filter((r) => held.has(r.row)).map((r) => r.messages);
 }
 
 /** Fraction of prompts whose greedy reply is exactly the preferred one. */

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { readPreferenceRows } from '../data/preferences_file.js';
+import { parsePreferenceRows } from '../data/preferences_file.js';
 import { readTextFile } from '../io/read_text.js';
 import { dpo, DPO_STATE_FILE, dpoEvaluate, referenceLogProbs, type DpoState } from '../train/dpo_trainer.js';
 import { encodePreferences } from '../train/reward_trainer.js';
@@ -28,7 +28,7 @@ export interface DpoCliArgs {
 export function runDpo(a: DpoCliArgs, opts: Record<string, unknown>) {
   const options = fineTuneOptionsFrom(opts);
   const lora = a.resume ? undefined : loraFrom(opts);
-  const rows = readPreferenceRows(a.data);
+  const rows = parsePreferenceRows(readTextFile(a.data), a.data);
   checkOutDir(a.out);
   const { description } = useBackend(a);
   const progress = new Progress(options.logInterval);
@@ -84,7 +84,7 @@ export function dpoCommand(): Command {
       const state = existsSync(statePath) ? (JSON.parse(readFileSync(statePath, 'utf8')) as DpoState) : null;
       const refDir = o.ref ?? state?.init;
       if (!refDir) throw new UserError(`${o.model} has no dpo.json naming its reference: pass --ref DIR`);
-      const rows = readPreferenceRows(o.data);
+      const rows = parsePreferenceRows(readTextFile(o.data), o.data);
       const { model, tokenizer } = loadDecoder(o.model, '--model');
       const reference = loadDecoder(refDir, '--ref');
       let picked = rows;

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { readPreferenceRows } from '../data/preferences_file.js';
+import { parsePreferenceRows } from '../data/preferences_file.js';
 import { readTextFile } from '../io/read_text.js';
 import { noGrad } from '../tensor/autograd.js';
 import { encodePreferences, pairScores, trainRewardModel } from '../train/reward_trainer.js';
@@ -25,7 +25,7 @@ export interface RewardCliArgs {
 export function runRewardTrain(a: RewardCliArgs, opts: Record<string, unknown>) {
   const options = fineTuneOptionsFrom(opts);
   const lora = a.resume ? undefined : loraFrom(opts);
-  const rows = readPreferenceRows(a.data);
+  const rows = parsePreferenceRows(readTextFile(a.data), a.data);
   checkOutDir(a.out);
   const { description } = useBackend(a);
   const progress = new Progress(options.logInterval);
@@ -78,7 +78,7 @@ export function rewardCommand(): Command {
         process.stdout.write(JSON.stringify({ score: noGrad(() => model.scores([e.ids]).data[0]) }) + '\n');
         return;
       }
-      const pairs = encodePreferences(tokenizer, readPreferenceRows(o.data), model.body.config.block_size, o.data);
+      const pairs = encodePreferences(tokenizer, parsePreferenceRows(readTextFile(o.data), o.data), model.body.config.block_size, o.data);
       let right = 0;
       noGrad(() => {
         for (let i = 0; i < pairs.length; i += 16) {

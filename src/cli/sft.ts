@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { readChatRows } from '../data/instructions_file.js';
+import { parseChatRows } from '../data/instructions_file.js';
 import { readTextFile } from '../io/read_text.js';
 import type { LoopStep } from '../train/loop.js';
 import { sft, SFT_STATE_FILE, type LoRASettings, type SftState, type SftSummary } from '../train/sft.js';
@@ -87,7 +87,7 @@ export interface SftCliArgs {
 
 /** `attn sft`: the library call behind the command (also used by `attn align demo`). */
 export function runSft(a: SftCliArgs, options: ReturnType<typeof parseFineTuneOptions>): SftSummary {
-  const rows = readChatRows(a.data);
+  const rows = parseChatRows(readTextFile(a.data), a.data);
   checkOutDir(a.out);
   const { description } = useBackend(a);
   const progress = new Progress(options.logInterval);
@@ -112,7 +112,7 @@ export function runSft(a: SftCliArgs, options: ReturnType<typeof parseFineTuneOp
 }
 
 /** The held-out rows of an `attn sft` run (as its sft.json records them), or the split the flags describe. */
-function heldOutRows(model: string, rows: ReturnType<typeof readChatRows>, all: boolean, valFraction: number, seed: number) {
+function heldOutRows(model: string, rows: ReturnType<typeof parseChatRows>, all: boolean, valFraction: number, seed: number) {
   if (all) return rows;
   const statePath = join(model, SFT_STATE_FILE);
   if (existsSync(statePath)) {
@@ -126,7 +126,7 @@ function heldOutRows(model: string, rows: ReturnType<typeof readChatRows>, all: 
 
 export async function runSftEval(a: { model: string; data: string; all?: boolean; show?: number; valFraction?: number; seed?: number; backend?: string; threads?: number }): Promise<{ exact: number; rows: number }> {
   useBackend(a);
-  const rows = readChatRows(a.data);
+  const rows = parseChatRows(readTextFile(a.data), a.data);
   const { model, tokenizer } = loadDecoder(a.model, '--model');
   const picked = heldOutRows(a.model, rows, Boolean(a.all), a.valFraction ?? 0.1, a.seed ?? 1337);
   const { rate, checks } = await exactMatch(model, tokenizer, picked.map((r) => r.messages));

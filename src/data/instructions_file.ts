@@ -9,7 +9,6 @@
  * row number (1-based, as an editor shows it) before any training starts.
  */
 import type { ChatMessage } from '../chat/messages.js';
-import { readTextFile } from '../io/read_text.js';
 import { UserError } from '../util/errors.js';
 
 /** The roles a conversation may use; the loss is taken on `assistant` turns only. */
@@ -67,7 +66,7 @@ export function parseChatRow(value: unknown, row: number, source: string): ChatR
   return { row, messages };
 }
 
-/** Read and check a whole instruction file. */
-export function readChatRows(path: string): ChatRow[] {
-  return parseJsonLines(readTextFile(path), path).map(({ row, value }) => parseChatRow(value, row, path));
+/** Check a whole instruction file's text (`source` names it in messages). */
+export function parseChatRows(text: string, source: string): ChatRow[] {
+  return parseJsonLines(text, source).map(({ row, value }) => parseChatRow(value, row, source));
 }

@@ -3,7 +3,6 @@
  * row, `{"prompt": "…", "chosen": "…", "rejected": "…"}` — two answers to
  * one prompt, the first preferred by whoever labelled it.
  */
-import { readTextFile } from '../io/read_text.js';
 import { UserError } from '../util/errors.js';
 import { parseJsonLines } from './instructions_file.js';
 
@@ -26,6 +25,7 @@ export function parsePreferenceRow(value: unknown, row: number, source: string):
   return { row, prompt: o.prompt as string, chosen: o.chosen as string, rejected: o.rejected as string };
 }
 
-export function readPreferenceRows(path: string): PreferenceRow[] {
-  return parseJsonLines(readTextFile(path), path).map(({ row, value }) => parsePreferenceRow(value, row, path));
+/** Check a whole preference file's text (`source` names it in messages). */
+export function parsePreferenceRows(text: string, source: string): PreferenceRow[] {
+  return parseJsonLines(text, source).map(({ row, value }) => parsePreferenceRow(value, row, source));
 }
