@@ -12,7 +12,7 @@ import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { backward } from '../src/tensor/autograd.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
-import { implicitRewardLoss, responseBatch } from '../src/train/dpo_trainer.js';
+import { chosenNll, implicitRewardLoss, responseBatch } from '../src/train/dpo_trainer.js';
 import { encodePreference } from '../src/train/sft_data.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, assertUserError, runAttn } from './helpers.js';
@@ -32,6 +32,21 @@ describe('DPO trainer parts', () => {
     // d/d log π(c) of −log σ(β·Δ) at Δ = 0 is −β/2, averaged over 2 pairs.
     assertClose(Array.from(pc.grad!), [-0.025, -0.025], 1e-7);
     assertClose(Array.from(pr.grad!), [0.025, 0.025], 1e-7);
+  });
+
+  it('the NLL term (RPO) is the chosen replies\' mean per-token negative log-likelihood', () => {
+    const tok = CharTokenizer.fromText(ALPHABET);
+    const pairs = [
+      encodePreference(chatml, tok, { row: 1, prompt: 'Hi', chosen: 'yes', rejected: 'no' }),
+      encodePreference(chatml, tok, { row: 2, prompt: 'Hi', chosen: 'a longer one', rejected: 'no' }),
+    ];
+    const n = pairs.map((p) => p.chosen.mask.reduce((s, m) => s + m, 0));
+    assert.deepEqual(n, [3 + 11, 12 + 11]); // the reply and "<|im_end|>\n"
+    const lp = new Tensor(Float32Array.of(-7, -46), [2], true);
+    const nll = chosenNll(lp, pairs);
+    assertClose([nll.item()], [(7 / n[0]! + 46 / n[1]!) / 2], 1e-6);
+    backward(nll);
+    assertClose(Array.from(lp.grad!), [-1 / n[0]! / 2, -1 / n[1]! / 2], 1e-7);
   });
 
   it('lays out [chosen…, rejected…] with a mask on the reply tokens only', () => {
@@ -82,6 +97,7 @@ describe('attn dpo (CLI)', () => {
     writeFileSync(same, '{"prompt":"a","chosen":"x","rejected":"y"}\n\n{"prompt":"b","chosen":"z","rejected":"z"}\n');
     assertUserError(runAttn(['dpo', '--init', base, '--data', same, '--out', join(tmp, 'x')], tmp), /row 3: "chosen" and "rejected" are the same answer/);
     assertUserError(runAttn(['dpo', '--init', base, '--data', prefs, '--out', join(tmp, 'x'), '--beta', '0'], tmp), /--beta must be a positive number/);
+    assertUserError(runAttn(['dpo', '--init', base, '--data', prefs, '--out', join(tmp, 'x'), '--nll-weight', '-1'], tmp), /--nll-weight must be ≥ 0/);
     assertUserError(runAttn(['dpo', '--init', base, '--data', prefs, '--out', join(tmp, 'x'), '--lora-r', '2', '--lora-targets', 'nope'], tmp), /LoRA target "nope" names no linear layer/);
   });
 });

@@ -19,6 +19,7 @@ export interface DpoCliArgs {
   data: string;
   out: string;
   beta: number;
+  nllWeight?: number;
   backend?: string;
   threads?: number;
   quiet?: boolean;
@@ -36,7 +37,7 @@ export function runDpo(a: DpoCliArgs, opts: Record<string, unknown>) {
     if (!a.quiet) progress.line(s);
   };
   return dpo(
-    { rows, dataPath: a.data, dataText: readTextFile(a.data), options, beta: a.beta, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(lora ? { lora } : {}) },
+    { rows, dataPath: a.data, dataText: readTextFile(a.data), options, beta: a.beta, nllWeight: a.nllWeight ?? 0, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(lora ? { lora } : {}) },
     {
       onStart: (i) => say(`${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'DPO'}: ${(i.params / 1e6).toFixed(2)}M parameters (${(i.trainable / 1e6).toFixed(3)}M trained), ${i.trainRows} train / ${i.valRows} held-out pairs, β ${a.beta}, backend ${description}`),
       onStep: (p) => {
@@ -58,14 +59,15 @@ export function dpoCommand(): Command {
     .option('--resume <dir>', 'continue this checkpoint')
     .option('--data <file>', 'JSON Lines preference rows')
     .option('--out <dir>', 'checkpoint directory', 'dpo-out')
-    .option('--beta <x>', 'β: how far the policy may move from the reference (larger: stays closer)', num, 0.1);
+    .option('--beta <x>', 'β: how far the policy may move from the reference (larger: stays closer)', num, 0.1)
+    .option('--nll-weight <x>', 'add this times the chosen replies\' per-token NLL to the loss (RPO); 0 is plain DPO', num, 0);
   withFineTuneFlags(withLoRAFlags(withBackendFlags(cmd)));
   cmd.action((opts: Record<string, unknown>) => {
     if (!opts.data) throw new UserError('dpo needs --data FILE.jsonl');
     if (!opts.init === !opts.resume) throw new UserError('dpo needs --init DIR or --resume DIR, not both');
     const out = cmd.getOptionValueSource('out') === 'cli' || !opts.resume ? (opts.out as string) : (opts.resume as string);
     const summary = runDpo(
-      { ...(opts.init ? { init: opts.init as string } : {}), ...(opts.resume ? { resume: opts.resume as string } : {}), data: opts.data as string, out, beta: opts.beta as number, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}) },
+      { ...(opts.init ? { init: opts.init as string } : {}), ...(opts.resume ? { resume: opts.resume as string } : {}), data: opts.data as string, out, beta: opts.beta as number, nllWeight: opts.nllWeight as number, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}) },
       opts,
     );
     process.stdout.write(JSON.stringify(summary) + '\n');

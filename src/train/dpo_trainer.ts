@@ -22,7 +22,8 @@ import type { DecoderLM } from '../models/causal_lm.js';
 import { padBatch } from '../models/pad_batch.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError } from '../io/safetensors.js';
 import { noGrad } from '../tensor/autograd.js';
-import { scale, sub } from '../tensor/ops/elementwise.js';
+import { add, mul, scale, sub } from '../tensor/ops/elementwise.js';
+import { sum } from '../tensor/ops/reduce.js';
 import { slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -44,6 +45,7 @@ export interface DpoState {
   kind: 'dpo';
   step: number;
   beta: number;
+  nllWeight: number;
   options: FineTuneOptions;
   lora: LoRASettings | null;
   /** The model DPO started from (the reference). */
@@ -61,6 +63,14 @@ export interface DpoRun {
   dataText: string;
   options: FineTuneOptions;
   beta: number;
+  /**
+   * Weight of an extra term: the chosen replies' mean negative log-likelihood
+   * per token (RPO, Pang et al. 2024). 0 is plain DPO. DPO alone can satisfy
+   * its loss by pushing the rejected reply down while the chosen one stays
+   * improbable — the margin grows, the model's greedy reply does not change;
+   * the NLL term also pulls the chosen reply up.
+   */
+  nllWeight?: number;
   init?: string;
   resume?: string;
   out?: string;
@@ -129,6 +139,12 @@ export function referenceLogProbs(model: DecoderLM, pairs: readonly PreferenceEx
  */
 export function implicitRewardLoss(policyChosen: Tensor, policyRejected: Tensor, refChosen: Tensor, refRejected: Tensor, beta: number): Tensor {
   return bradleyTerryLoss(scale(sub(policyChosen, refChosen), beta), scale(sub(policyRejected, refRejected), beta));
+}
+
+/** Mean over pairs of −log π(chosen) / (its reply tokens): the NLL term of RPO. */
+export function chosenNll(policyChosen: Tensor, pairs: readonly PreferenceExample[]): Tensor {
+  const perToken = Tensor.from(pairs.map((p) => -1 / Math.max(1, p.chosen.mask.reduce((n, m) => n + m, 0)) / pairs.length), [pairs.length]);
+  return sum(mul(policyChosen, perToken));
 }
 
 function refTensors(ref: Map<number, [number, number]>, pairs: readonly PreferenceExample[]): { chosen: Tensor; rejected: Tensor } {
@@ -204,6 +220,7 @@ export function dpoPolicy(init: string, rows: readonly PreferenceRow[]): { model
 export function dpo(run: DpoRun, events: DpoEvents = {}): { step: number; train_loss: number; val_loss: number; val_accuracy: number; val_margin: number; seconds: number } {
   if (!run.init === !run.resume) throw new Error('dpo: exactly one of init and resume');
   if (!(run.beta > 0 && Number.isFinite(run.beta))) throw new UserError(`--beta must be a positive number (got ${run.beta})`);
+  if (!((run.nllWeight ?? 0) >= 0)) throw new UserError(`--nll-weight must be ≥ 0 (got ${run.nllWeight})`);
   let state: DpoState;
   let model: DecoderLM;
   let tokenizer: Tokenizer;
@@ -221,7 +238,7 @@ export function dpo(run: DpoRun, events: DpoEvents = {}): { step: number; train_
     if (run.lora) applyLoRA(model, run.lora, run.options.seed);
     const split = heldOutSplit(run.rows.length, run.options.valFraction, run.options.seed);
     state = {
-      kind: 'dpo', step: 0, beta: run.beta, options: run.options, lora: run.lora ?? null, init: run.init!,
+      kind: 'dpo', step: 0, beta: run.beta, nllWeight: run.nllWeight ?? 0, options: run.options, lora: run.lora ?? null, init: run.init!,
       data: { path: run.dataPath, sha256: sha256(run.dataText), rows: run.rows.length },
       heldOut: split.val.map((i) => run.rows[i]!.row),
       rng: { batch: new Rng(run.options.seed + 100).getState(), model: model.rng.getState() },
@@ -231,6 +248,7 @@ export function dpo(run: DpoRun, events: DpoEvents = {}): { step: number; train_
   }
   const o = state.options;
   const beta = state.beta;
+  const nllWeight = state.nllWeight ?? 0;
   const held = new Set(state.heldOut);
   const pairs = encodePreferences(tokenizer, run.rows, model.config.block_size, run.dataPath);
   // The reference: the policy before its first update, evaluated once on every pair.
@@ -253,7 +271,8 @@ export function dpo(run: DpoRun, events: DpoEvents = {}): { step: number; train_
         const pol = pairLogProbs(model, batch);
         const r = refTensors(ref, batch);
         const d = dpoLoss(pol.chosen, pol.rejected, r.chosen, r.rejected, beta);
-        const loss = implicitRewardLoss(pol.chosen, pol.rejected, r.chosen, r.rejected, beta);
+        let loss = implicitRewardLoss(pol.chosen, pol.rejected, r.chosen, r.rejected, beta);
+        if (nllWeight > 0) loss = add(loss, scale(chosenNll(pol.chosen, batch), nllWeight));
         stepStats.right += d.accuracy.item() * batch.length;
         stepStats.n += batch.length;
         for (const m of d.margins.data) stepStats.margin += m;
