@@ -32,13 +32,13 @@ const RECIPES = {
     base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 800, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 400, evalIters: 5 },
     instructions: 3000, sft: { maxIters: 2000, batchSize: 16, lr: 2e-3, warmupIters: 100, evalInterval: 1000 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
-    dpo: { maxIters: 150, batchSize: 8, lr: 2e-4, warmupIters: 10, evalInterval: 150 }, beta: 0.1,
+    dpo: { maxIters: 120, batchSize: 8, lr: 2e-4, warmupIters: 10, evalInterval: 120 }, beta: 0.1, nllWeight: 1,
   },
   quick: {
     base: { nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
     instructions: 60, sft: { maxIters: 10, batchSize: 8, lr: 1e-3, warmupIters: 2, evalInterval: 10 },
     pairs: 40, reward: { maxIters: 5, batchSize: 4, lr: 3e-4, evalInterval: 5 },
-    dpo: { maxIters: 5, batchSize: 4, lr: 2e-4, warmupIters: 1, evalInterval: 5 }, beta: 0.1,
+    dpo: { maxIters: 5, batchSize: 4, lr: 2e-4, warmupIters: 1, evalInterval: 5 }, beta: 0.1, nllWeight: 1,
   },
 };
 
@@ -115,8 +115,8 @@ export async function alignDemo(o: { out: string; quick?: boolean; seed?: number
   log('4/5 reward model (Bradley–Terry) on the pairs');
   const rm = runRewardTrain({ init: path('sft'), data: path('prefs.jsonl'), out: path('reward'), ...backend, ...quiet }, { ...r.reward, seed, logInterval: 100_000 });
 
-  log(`5/5 DPO (β ${r.beta}) from the SFT model`);
-  runDpo({ init: path('sft'), data: path('prefs.jsonl'), out: path('dpo'), beta: r.beta, ...backend, ...quiet }, { ...r.dpo, seed, logInterval: 100_000 });
+  log(`5/5 DPO (β ${r.beta}, NLL weight ${r.nllWeight}) from the SFT model`);
+  runDpo({ init: path('sft'), data: path('prefs.jsonl'), out: path('dpo'), beta: r.beta, nllWeight: r.nllWeight, ...backend, ...quiet }, { ...r.dpo, seed, logInterval: 100_000 });
   const dpoState = JSON.parse(readFileSync(join(path('dpo'), DPO_STATE_FILE), 'utf8')) as DpoState;
   const heldRows = new Set(dpoState.heldOut);
   const heldPairs = pairs.filter((_, i) => heldRows.has(i + 1));
