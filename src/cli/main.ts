@@ -16,6 +16,10 @@ import { referenceCommand } from './reference.js';
 import { sampleCommand } from './sample.js';
 import { seq2seqCommand, translateCommand } from './seq2seq.js';
 import { serveCommand } from './serve.js';
+import { sftCommand } from './sft.js';
+import { rewardCommand } from './reward.js';
+import { dpoCommand } from './dpo.js';
+import { alignCommand } from './align.js';
 import { tokenizeCommand, tokenizerCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
 import { vitCommand } from './vit.js';
@@ -27,9 +31,11 @@ const program = new Command('attn')
   .description('transformers from scratch in TypeScript: GPT, encoder–decoder, ViT and sentence embedders — train, sample, translate, classify, embed, serve, and check against PyTorch')
   .version(pkg.version)
   .showHelpAfterError('(run with --help for usage)')
+  // Options after a command name belong to that command, so `attn sft eval --data F` reaches eval, not sft.
+  .enablePositionalOptions()
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand(), alignCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

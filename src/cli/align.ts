@@ -1,0 +1,143 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readTextFile } from '../io/read_text.js';
+import { Command } from 'commander';
+import { chatTemplateOf } from '../chat/for_tokenizer.js';
+import type { ChatMessage } from '../chat/messages.js';
+import { alignCorpus, instructionRows, instructions, REFUSAL } from '../data/instructions.js';
+import { parseChatRows } from '../data/instructions_file.js';
+import { preferencePairs, preferenceRows, type PreferencePair } from '../data/preferences.js';
+import { loadModel } from '../io/model_dir.js';
+import type { DecoderLM } from '../models/causal_lm.js';
+import { DPO_STATE_FILE, type DpoState } from '../train/dpo_trainer.js';
+import { SFT_STATE_FILE, type SftState } from '../train/sft.js';
+import { loadDecoder } from '../train/sft_checkpoint.js';
+import { chatReplies, exactMatch } from '../train/sft_eval.js';
+import { chatVocabulary, CHATML_MARKERS } from '../train/sft_vocabulary.js';
+import { parseFineTuneOptions } from '../train/sft_options.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { useBackend, withBackendFlags } from './backend_flags.js';
+import { runDpo } from './dpo.js';
+import { int } from './flags.js';
+import { runRewardTrain } from './reward.js';
+import { runSft } from './sft.js';
+import { runTraining } from './train.js';
+
+/**
+ * The recipe's sizes: the full demonstration (a few minutes on two cores with
+ * the native backend) and --quick, which only checks that every stage runs.
+ */
+const RECIPES = {
+  full: {
+    base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 800, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 400, evalIters: 5 },
+    instructions: 3000, sft: { maxIters: 2000, batchSize: 16, lr: 2e-3, warmupIters: 100, evalInterval: 1000 },
+    pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
+    dpo: { maxIters: 120, batchSize: 8, lr: 2e-4, warmupIters: 10, evalInterval: 120 }, beta: 0.1, nllWeight: 1,
+  },
+  quick: {
+    base: { nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
+    instructions: 60, sft: { maxIters: 10, batchSize: 8, lr: 1e-3, warmupIters: 2, evalInterval: 10 },
+    pairs: 40, reward: { maxIters: 5, batchSize: 4, lr: 3e-4, evalInterval: 5 },
+    dpo: { maxIters: 5, batchSize: 4, lr: 2e-4, warmupIters: 1, evalInterval: 5 }, beta: 0.1, nllWeight: 1,
+  },
+};
+
+export interface AlignResult {
+  base_exact: number;
+  sft_exact: number;
+  sft_preferred: number;
+  dpo_preferred: number;
+  reward_accuracy: number;
+  seconds: number;
+}
+
+/** The held-out conversations of an `attn sft` run. */
+function heldOutConversations(sftDir: string, dataPath: string): ChatMessage[][] {
+  const state = JSON.parse(readFileSync(join(sftDir, SFT_STATE_FILE), 'utf8')) as SftState;
+  const held = new Set(state.heldOut);
+  return parseChatRows(readTextFile(dataPath), dataPath).filter((r) => held.has(r.row)).map((r) => r.messages);
+}
+
+/** Fraction of prompts whose greedy reply is exactly the preferred one. */
+async function preferredRate(model: DecoderLM, tokenizer: Tokenizer, pairs: readonly PreferencePair[]): Promise<number> {
+  const template = chatTemplateOf(tokenizer);
+  const prompts = pairs.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true }));
+  const longest = Math.max(...pairs.map((p) => tokenizer.encode(p.chosen, { allowedSpecial: 'all' }).length));
+  const replies = await chatReplies(model, tokenizer, prompts, longest + 8);
+  return replies.filter((r, i) => r === pairs[i]!.chosen).length / Math.max(1, pairs.length);
+}
+
+/**
+ * The whole path from nothing: generated corpus → base model (attn train) →
+ * SFT on generated instructions → preference pairs (the SFT model's own
+ * replies to out-of-scope requests as the rejected answers) → reward model
+ * and DPO. Every stage is the same library call its command makes.
+ */
+export async function alignDemo(o: { out: string; quick?: boolean; seed?: number; backend?: string; threads?: number }, log: (s: string) => void): Promise<AlignResult> {
+  const t0 = performance.now();
+  const r = o.quick ? RECIPES.quick : RECIPES.full;
+  const seed = o.seed ?? 1337;
+  const backend = { backend: o.backend ?? 'auto', ...(o.threads !== undefined ? { threads: o.threads } : {}) };
+  const { description } = useBackend(backend);
+  mkdirSync(o.out, { recursive: true });
+  const path = (name: string): string => join(o.out, name);
+  const quiet = { quiet: true };
+
+  log(`1/5 pretraining a base model on a generated corpus (backend ${description})`);
+  writeFileSync(path('corpus.txt'), alignCorpus(o.quick ? 20_000 : 200_000, seed));
+  runTraining({ data: path('corpus.txt'), out: path('base'), ...backend }, { ...r.base, seed, logInterval: 100_000 });
+
+  log('2/5 supervised fine-tuning on generated instructions (arithmetic, copying, reversing, capitals, questions on a story)');
+  writeFileSync(path('sft.jsonl'), instructionRows(instructions(r.instructions, seed)));
+  const sftOpts = { ...r.sft, seed, logInterval: 100_000 };
+  runSft({ init: path('base'), data: path('sft.jsonl'), out: path('sft'), ...backend, ...quiet }, parseFineTuneOptions(sftOpts));
+  const held = heldOutConversations(path('sft'), path('sft.jsonl'));
+  const sft = loadDecoder(path('sft'), '--model');
+  const sftExact = (await exactMatch(sft.model, sft.tokenizer, held)).rate;
+  // The base model measured the same way: its vocabulary grown for the chat markers as SFT grows it.
+  const base = loadModel(path('base'));
+  const baseTemplate = chatTemplateOf(base.tokenizer!);
+  const baseChat = chatVocabulary(base.model, base.tokenizer!, held.map((m) => baseTemplate.render(m)), CHATML_MARKERS);
+  const baseExact = (await exactMatch(baseChat.model, baseChat.tokenizer, held)).rate;
+  log(`   held-out exact match: base ${baseExact.toFixed(3)}, SFT ${sftExact.toFixed(3)}`);
+
+  log('3/5 preference pairs: polite refusal of out-of-scope requests (rejected: what the SFT model replied)');
+  const pairs = preferencePairs(r.pairs, seed + 1);
+  const template = chatTemplateOf(sft.tokenizer);
+  const outOfScope = pairs.filter((p) => !p.inScope);
+  const replies = await chatReplies(sft.model, sft.tokenizer, outOfScope.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true })), 48);
+  outOfScope.forEach((p, i) => {
+    const reply = replies[i]!;
+    if (reply !== REFUSAL && reply !== '' && !reply.includes('<|')) p.rejected = reply;
+  });
+  writeFileSync(path('prefs.jsonl'), preferenceRows(pairs));
+
+  log('4/5 reward model (Bradley–Terry) on the pairs');
+  const rm = runRewardTrain({ init: path('sft'), data: path('prefs.jsonl'), out: path('reward'), ...backend, ...quiet }, { ...r.reward, seed, logInterval: 100_000 });
+
+  log(`5/5 DPO (β ${r.beta}, NLL weight ${r.nllWeight}) from the SFT model`);
+  runDpo({ init: path('sft'), data: path('prefs.jsonl'), out: path('dpo'), beta: r.beta, nllWeight: r.nllWeight, ...backend, ...quiet }, { ...r.dpo, seed, logInterval: 100_000 });
+  const dpoState = JSON.parse(readFileSync(join(path('dpo'), DPO_STATE_FILE), 'utf8')) as DpoState;
+  const heldRows = new Set(dpoState.heldOut);
+  const heldPairs = pairs.filter((_, i) => heldRows.has(i + 1));
+  const dpoModel = loadDecoder(path('dpo'), '--model');
+  const sftPreferred = await preferredRate(sft.model, sft.tokenizer, heldPairs);
+  const dpoPreferred = await preferredRate(dpoModel.model, dpoModel.tokenizer, heldPairs);
+  log(`   held-out preferred replies: SFT ${sftPreferred.toFixed(3)}, DPO ${dpoPreferred.toFixed(3)}; reward model accuracy ${rm.val_accuracy.toFixed(3)}`);
+  return { base_exact: baseExact, sft_exact: sftExact, sft_preferred: sftPreferred, dpo_preferred: dpoPreferred, reward_accuracy: rm.val_accuracy, seconds: (performance.now() - t0) / 1000 };
+}
+
+export function alignCommand(): Command {
+  const align = new Command('align').description('the alignment path: pretraining → SFT → reward model and DPO');
+  const demo = withBackendFlags(new Command('demo'))
+    .description('run the whole path offline on generated data (a few minutes with the native backend) and print one JSON line {"base_exact", "sft_exact", "sft_preferred", "dpo_preferred", "reward_accuracy", "seconds"}')
+    .option('--out <dir>', 'where the data and every model are saved', 'attn-align')
+    .option('--quick', 'tiny models and few steps: checks that every stage runs (seconds), not the goals')
+    .option('--seed <n>', 'random seed', int, 1337)
+    .action(async (o: { out: string; quick?: boolean; seed: number; backend?: string; threads?: number }) => {
+      const result = await alignDemo(o, (s) => process.stderr.write(s + '\n'));
+      process.stdout.write(JSON.stringify(result) + '\n');
+    });
+  align.addCommand(demo.exitOverride().showHelpAfterError('(run with --help for usage)'));
+  return align;
+}

@@ -1,0 +1,125 @@
+/**
+ * Generated instructions for the offline alignment demonstration
+ * (`attn align demo`): small tasks with one right answer each, so that
+ * exact match measures whether a model follows them.
+ *
+ *   arithmetic   "What is 7 minus 2?"                    → "7 - 2 = 5"
+ *   copy         "Repeat the word hare."                 → "hare"
+ *   reverse      "Spell lamb backwards."                 → "bmal"
+ *   capitals     "Write owl in capitals."                → "OWL"
+ *   story        "The fox has a bone. The owl has some grain.
+ *                 What does the owl have?"               → "some grain"
+ *
+ * The words are the fables' (data/fables.ts), so a model pretrained on the
+ * demo's corpus knows them. Also here: that corpus (the fables plus plain
+ * sentences stating the same kinds of facts — knowledge without the chat
+ * format) and the out-of-scope requests a polite assistant should decline.
+ */
+import { fablesCorpus } from './fables.js';
+import { Rng } from '../util/rng.js';
+
+export const WORDS = ['fox', 'crow', 'hare', 'lion', 'mouse', 'wolf', 'lamb', 'owl', 'ant', 'goat', 'dog', 'cat', 'frog', 'stork', 'bone', 'grain', 'well', 'hill', 'road', 'farm', 'oak', 'egg', 'coat', 'jug'];
+const ANIMALS = ['fox', 'crow', 'hare', 'lion', 'mouse', 'wolf', 'lamb', 'owl', 'ant', 'goat', 'dog', 'cat', 'frog', 'stork'];
+const THINGS = ['a bone', 'some grain', 'a golden egg', 'a warm coat', 'a jug', 'a red apple', 'a basket', 'some cheese', 'a bell', 'a map'];
+
+export type InstructionKind = 'arithmetic' | 'copy' | 'reverse' | 'capitals' | 'story';
+export const INSTRUCTION_KINDS: readonly InstructionKind[] = ['arithmetic', 'copy', 'reverse', 'capitals', 'story'];
+
+export interface Instruction {
+  kind: InstructionKind;
+  prompt: string;
+  answer: string;
+}
+
+const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)]!;
+
+/** One instruction of the given kind. */
+export function instruction(kind: InstructionKind, rng: Rng): Instruction {
+  switch (kind) {
+    case 'arithmetic': {
+      const a = rng.int(10);
+      const b = rng.int(10);
+      if (rng.random() < 0.5 || a < b) return { kind, prompt: `What is ${a} plus ${b}?`, answer: `${a} + ${b} = ${a + b}` };
+      return { kind, prompt: `What is ${a} minus ${b}?`, answer: `${a} - ${b} = ${a - b}` };
+    }
+    case 'copy': {
+      const w = pick(rng, WORDS);
+      return { kind, prompt: `Repeat the word ${w}.`, answer: w };
+    }
+    case 'reverse': {
+      const w = pick(rng, WORDS);
+      return { kind, prompt: `Spell ${w} backwards.`, answer: [...w].reverse().join('') };
+    }
+    case 'capitals': {
+      const w = pick(rng, WORDS);
+      return { kind, prompt: `Write ${w} in capitals.`, answer: w.toUpperCase() };
+    }
+    case 'story': {
+      const a = pick(rng, ANIMALS);
+      let b = pick(rng, ANIMALS);
+      while (b === a) b = pick(rng, ANIMALS);
+      const ta = pick(rng, THINGS);
+      let tb = pick(rng, THINGS);
+      while (tb === ta) tb = pick(rng, THINGS);
+      const asked = rng.random() < 0.5;
+      return { kind, prompt: `The ${a} has ${ta}. The ${b} has ${tb}. What does the ${asked ? a : b} have?`, answer: asked ? ta : tb };
+    }
+  }
+}
+
+/** n instructions, the kinds in turn, from a fixed seed. */
+export function instructions(n: number, seed = 1): Instruction[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, (_, i) => instruction(INSTRUCTION_KINDS[i % INSTRUCTION_KINDS.length]!, rng));
+}
+
+/** As JSON Lines rows in the chat shape `attn sft` reads. */
+export function instructionRows(list: readonly Instruction[]): string {
+  return list.map((x) => JSON.stringify({ messages: [{ role: 'user', content: x.prompt }, { role: 'assistant', content: x.answer }] })).join('\n') + '\n';
+}
+
+/**
+ * The pretraining text: the fables, and plain sentences with the facts the
+ * tasks use (sums, spellings, who has what) — what a base model "knows"
+ * before it is taught to answer in turns. No chat markers, no questions.
+ */
+export function alignCorpus(chars = 200_000, seed = 3): string {
+  const rng = new Rng(seed);
+  const facts: string[] = [];
+  let length = 0;
+  while (length < chars / 2) {
+    const w = pick(rng, WORDS);
+    const a = rng.int(10);
+    const b = rng.int(10);
+    const [x, y] = [pick(rng, ANIMALS), pick(rng, THINGS)];
+    const line = pick(rng, [
+      `${a} + ${b} = ${a + b}.`,
+      `${Math.max(a, b)} - ${Math.min(a, b)} = ${Math.max(a, b) - Math.min(a, b)}.`,
+      `The word ${w} backwards is ${[...w].reverse().join('')}.`,
+      `The word ${w} in capitals is ${w.toUpperCase()}.`,
+      `The ${x} has ${y}.`,
+    ]);
+    facts.push(line);
+    length += line.length + 1;
+  }
+  return fablesCorpus(chars / 2, seed) + '\n' + facts.join('\n') + '\n';
+}
+
+/** Requests outside what the demo assistant does: it should decline them politely. */
+export function outOfScopeRequest(rng: Rng): string {
+  const w = pick(rng, ANIMALS);
+  return pick(rng, [
+    `Write a poem about the ${w}.`,
+    `Tell me a joke about the ${w}.`,
+    `What will the weather be tomorrow?`,
+    `Book a table for ${1 + rng.int(8)} people.`,
+    `Translate ${w} into French.`,
+    `Who will win the next game?`,
+    `Sing a song about the ${w}.`,
+    `Draw a picture of the ${w}.`,
+    `What is the price of ${pick(rng, THINGS)}?`,
+  ]);
+}
+
+/** The polite refusal the preference data prefers for out-of-scope requests. */
+export const REFUSAL = 'Sorry, I can only do sums, words and stories.';

@@ -1,0 +1,223 @@
+/**
+ * Supervised fine-tuning: from a model that continues text to one that
+ * answers. The pretrained model reads conversations rendered with its chat
+ * template and learns, by the same next-token cross-entropy as pretraining,
+ * to write the assistant's turns — and only those (sft_data.ts masks the
+ * rest out of the loss).
+ *
+ * The loop is `attn train`'s (runTraining): progress, evaluation on the
+ * held-out rows, atomic checkpoints, exact --resume and the NaN guard. With
+ * LoRA the base weights are frozen and only the adapters train
+ * (nn/lora.ts); the checkpoint then holds the base and the adapter in PEFT's
+ * layout side by side.
+ */
+import { createHash } from 'node:crypto';
+import { chatTemplateOf } from '../chat/for_tokenizer.js';
+import type { ChatTemplate } from '../chat/template.js';
+import type { ChatRow } from '../data/instructions_file.js';
+import type { DecoderLM } from '../models/causal_lm.js';
+import { Llama } from '../models/llama.js';
+import type { Parameter } from '../nn/module.js';
+import { addLoRA, loraLayers, loraParameters } from '../nn/lora.js';
+import { AdamW } from '../optim/adamw.js';
+import { noGrad } from '../tensor/autograd.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { UserError } from '../util/errors.js';
+import { Rng, type RngState } from '../util/rng.js';
+import { runTraining, type LoopStep, type TrainingEvents } from './loop.js';
+import { loadDecoder, readTrainerState, restoreMoments, saveFineTuneCheckpoint } from './sft_checkpoint.js';
+import { encodeConversation, heldOutSplit, lengthBatches, sftBatch, type ChatExample, type SftBatch } from './sft_data.js';
+import { fineTuneSchedule, type FineTuneOptions } from './sft_options.js';
+import { chatVocabulary, CHATML_MARKERS } from './sft_vocabulary.js';
+import type { Objective } from './step.js';
+
+/** LoRA settings of a fine-tuning run (the --lora-* flags). */
+export interface LoRASettings {
+  r: number;
+  alpha: number;
+  /** Linear names to adapt; default c_attn,c_fc (GPT) or q_proj,v_proj (Llama family). */
+  targets?: string[];
+  dropout: number;
+}
+
+/** What an SFT checkpoint records besides weights (sft.json). */
+export interface SftState {
+  kind: 'sft';
+  step: number;
+  options: FineTuneOptions;
+  lora: LoRASettings | null;
+  data: { path: string; sha256: string; rows: number };
+  /** The held-out rows (1-based row numbers), so `attn sft eval` scores the same ones. */
+  heldOut: number[];
+  rng: { batch: { s: RngState; spare: number | null }; model: { s: RngState; spare: number | null } };
+  history: Array<{ step: number; val_loss: number }>;
+  seconds: number;
+  tokens: number;
+}
+
+export const SFT_STATE_FILE = 'sft.json';
+
+export interface SftRun {
+  rows: ChatRow[];
+  /** Where the rows came from (recorded, and checked on resume). */
+  dataPath: string;
+  dataText: string;
+  options: FineTuneOptions;
+  /** Start from this model directory … */
+  init?: string;
+  /** … or continue this checkpoint. */
+  resume?: string;
+  out?: string;
+  lora?: LoRASettings;
+}
+
+export interface SftEval {
+  step: number;
+  valLoss: number;
+}
+
+export interface SftEvents extends TrainingEvents<{ params: number; trainable: number; trainRows: number; valRows: number; resumedFrom: number; added: string[]; lora: string[] }, SftEval, LoopStep> {}
+
+export interface SftSummary {
+  step: number;
+  train_loss: number;
+  val_loss: number;
+  tokens_per_s: number;
+  seconds: number;
+}
+
+/** The parameters a run trains: the adapters when the model has LoRA layers, else every weight. */
+export function trainableParameters(model: DecoderLM): Array<[string, Parameter]> {
+  return loraLayers(model).length ? loraParameters(model) : model.namedParameters();
+}
+
+/** Put LoRA adapters on the model (a target naming no layer is a UserError from addLoRA). */
+export function applyLoRA(model: DecoderLM, lora: LoRASettings, seed: number): string[] {
+  const targets = lora.targets ?? (model instanceof Llama ? ['q_proj', 'v_proj'] : ['c_attn', 'c_fc']);
+  return addLoRA(model, { r: lora.r, alpha: lora.alpha, targets, dropout: lora.dropout, rng: new Rng(seed + 200) });
+}
+
+export function newFineTuneOptimizer(model: DecoderLM, o: FineTuneOptions): AdamW {
+  return new AdamW(trainableParameters(model), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** The masked next-token loss of a padded batch: cross-entropy over assistant tokens only (targets −1 elsewhere). */
+export function sftObjective(model: DecoderLM): Objective<SftBatch> {
+  return { loss: (b) => model.forward(b.x, [b.B, b.T], b.y).loss! };
+}
+
+/** Mean loss per learned token over all `batches` (no gradients). */
+export function sftLoss(model: DecoderLM, batches: readonly SftBatch[]): number {
+  const wasTraining = model.training;
+  model.eval();
+  let sum = 0;
+  let tokens = 0;
+  noGrad(() => {
+    for (const b of batches) {
+      if (b.tokens === 0) continue;
+      sum += model.forward(b.x, [b.B, b.T], b.y).loss!.item() * b.tokens;
+      tokens += b.tokens;
+    }
+  });
+  model.train(wasTraining);
+  return tokens ? sum / tokens : NaN;
+}
+
+/** Encode rows with the template, refusing any longer than the model's context. */
+export function encodeRows(template: ChatTemplate, tokenizer: Tokenizer, rows: readonly ChatRow[], blockSize: number, source: string): ChatExample[] {
+  return rows.map((r) => {
+    const e = encodeConversation(template, tokenizer, r.messages, r.row);
+    if (e.ids.length > blockSize + 1) throw new UserError(`${source}: row ${r.row} is ${e.ids.length} tokens once rendered, longer than the model's context of ${blockSize}`);
+    return e;
+  });
+}
+
+/** Fine-tune on conversations. */
+export function sft(run: SftRun, events: SftEvents = {}): SftSummary {
+  if (!run.init === !run.resume) throw new Error('sft: exactly one of init and resume');
+  let state: SftState;
+  let model: DecoderLM;
+  let tokenizer: Tokenizer;
+  let added: string[] = [];
+  const template = (t: Tokenizer): ChatTemplate => chatTemplateOf(t);
+  if (run.resume) {
+    state = readTrainerState<SftState>(run.resume, SFT_STATE_FILE, 'attn sft');
+    if (state.data.sha256 !== sha256(run.dataText)) throw new UserError(`--resume ${run.resume}: the data differs from the one this checkpoint was trained on (${state.data.path})`);
+    state.options = { ...state.options, maxIters: run.options.maxIters };
+    ({ model, tokenizer } = loadDecoder(run.resume, '--resume', { keepAdapter: true }));
+    model.rng.setState(state.rng.model);
+  } else {
+    const loaded = loadDecoder(run.init!, '--init');
+    const t0 = template(loaded.tokenizer);
+    const texts = run.rows.map((r) => t0.render(r.messages));
+    ({ model, tokenizer, added } = chatVocabulary(loaded.model, loaded.tokenizer, texts, t0.isDefault ? CHATML_MARKERS : []));
+    model.rng.setState(new Rng(run.options.seed).getState());
+    if (run.lora) applyLoRA(model, run.lora, run.options.seed);
+    const split = heldOutSplit(run.rows.length, run.options.valFraction, run.options.seed);
+    state = {
+      kind: 'sft', step: 0, options: run.options, lora: run.lora ?? null,
+      data: { path: run.dataPath, sha256: sha256(run.dataText), rows: run.rows.length },
+      heldOut: split.val.map((i) => run.rows[i]!.row),
+      rng: { batch: new Rng(run.options.seed + 100).getState(), model: model.rng.getState() },
+      history: [], seconds: 0, tokens: 0,
+    };
+  }
+  const o = state.options;
+  const chat = template(tokenizer);
+  const held = new Set(state.heldOut);
+  const examples = encodeRows(chat, tokenizer, run.rows, model.config.block_size, run.dataPath);
+  const train = examples.filter((e) => !held.has(e.row));
+  const val = examples.filter((e) => held.has(e.row));
+  if (train.length === 0) throw new UserError(`${run.dataPath}: no rows left to train on after holding out ${val.length}`);
+  const trainBatches = lengthBatches(train, o.batchSize).map(sftBatch);
+  const valBatches = lengthBatches(val, o.batchSize).map(sftBatch);
+  const batchRng = new Rng();
+  batchRng.setState(state.rng.batch);
+  const opt = newFineTuneOptimizer(model, o);
+  if (run.resume) restoreMoments(opt, run.resume);
+
+  events.onStart?.({
+    params: model.numParameters(), trainable: opt.params.reduce((n, [, p]) => n + p.size, 0), trainRows: train.length, valRows: val.length,
+    resumedFrom: state.step, added, lora: loraLayers(model).map(([n]) => n),
+  });
+  let last: SftEval | null = null;
+  model.train();
+  const result = runTraining({
+    opt,
+    objective: sftObjective(model),
+    step0: state.step,
+    maxSteps: o.maxIters,
+    schedule: fineTuneSchedule(o),
+    gradClip: o.gradClip,
+    nextBatches: () => Array.from({ length: o.gradAccum }, () => trainBatches[batchRng.int(trainBatches.length)]!),
+    size: (b) => b.tokens,
+    evalInterval: o.evalInterval,
+    evaluate: (step) => {
+      last = { step, valLoss: sftLoss(model, valBatches) };
+      state.history.push({ step, val_loss: last.valLoss });
+      events.onEval?.(last);
+      return [last.valLoss];
+    },
+    checkpoint: run.out
+      ? {
+          dir: run.out,
+          save: () => {
+            state.rng = { batch: batchRng.getState(), model: model.rng.getState() };
+            saveFineTuneCheckpoint(run.out!, model, tokenizer, opt, SFT_STATE_FILE, state);
+          },
+        }
+      : undefined,
+    savedIn: run.resume,
+    onCheckpoint: events.onCheckpoint,
+    onStep: (p) => {
+      state.step = p.step;
+      state.seconds += p.seconds;
+      state.tokens += p.items;
+      events.onStep?.(p);
+    },
+  });
+  const final = last as SftEval | null;
+  return { step: result.step, train_loss: result.loss, val_loss: final?.valLoss ?? NaN, tokens_per_s: result.steps ? result.items / result.seconds : 0, seconds: state.seconds };
+}
