@@ -9,6 +9,7 @@ import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { pullCommand } from './pull.js';
 import { quantizeCommand } from './quantize.js';
+import { ragCommand } from './rag.js';
 import { planCommand } from './plan.js';
 import { referenceCommand } from './reference.js';
 import { sampleCommand } from './sample.js';
@@ -27,7 +28,7 @@ const program = new Command('attn')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), quantizeCommand(), pullCommand(), embedCommand(), ragCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 
