@@ -44,8 +44,17 @@ export function contentHash(text: string, chunk: ChunkOptions, embedder: TextEmb
 }
 
 export async function indexFiles(store: RetrievalStore, embedder: TextEmbedder, paths: readonly string[], o: IndexOptions): Promise<IndexReport> {
-  embedder.checkStore(store.info, 'store');
   const files = listFiles(paths);
+  return indexDocuments(store, embedder, files.map((f) => () => readDocument(f)), o);
+}
+
+/**
+ * Index documents given as thunks (each read only when its turn comes, so a
+ * large directory is not held in memory at once). `attn serve` passes texts
+ * uploaded to a vector store here directly.
+ */
+export async function indexDocuments(store: RetrievalStore, embedder: TextEmbedder, files: ReadonlyArray<() => Document | Skipped>, o: IndexOptions): Promise<IndexReport> {
+  embedder.checkStore(store.info, 'store');
   const batchSize = o.batch ?? 256;
   const report: IndexReport = { files: files.length, indexed: 0, unchanged: 0, skipped: [], chunks: 0, seconds: 0, chunksPerSecond: 0 };
   const t0 = performance.now();
@@ -69,8 +78,8 @@ export async function indexFiles(store: RetrievalStore, embedder: TextEmbedder, 
     pendingChunks = 0;
   };
 
-  for (const path of files) {
-    const doc = readDocument(path);
+  for (const read of files) {
+    const doc = read();
     done++;
     if (isSkipped(doc)) {
       report.skipped.push(doc);
