@@ -125,11 +125,11 @@ describe('rag: fusion, rerank and metrics', () => {
     const results = ['alpha beta gamma', 'delta epsilon', 'zeta eta theta iota kappa lambda mu nu xi omicron'].map((t, i) => ({ chunk: { ...chunk(`f${i}#0`), text: t }, score: 1 - i / 10, rank: i + 1 }));
     const all = buildGroundedPrompt('what?', results, words, 1000);
     assert.deepEqual(all.sources.map((s) => s.id), ['f0#0', 'f1#0', 'f2#0']);
-    assert.match(all.prompt, /\[1\] \(f0, characters 0–1\)\nalpha beta gamma[\s\S]*\[3\][\s\S]*Question: what\?\nAnswer:$/);
+    assert.match(all.prompt, /\[1\] \(f0, characters 0-1\)\nalpha beta gamma[\s\S]*\[3\][\s\S]*Question: what\?\nAnswer:$/);
     const some = buildGroundedPrompt('what?', results, words, all.tokens - 5);
     assert.deepEqual(some.sources.map((s) => s.id), ['f0#0', 'f1#0']);
     assert.ok(some.tokens <= all.tokens - 5);
-    const cut = buildGroundedPrompt('what?', results, words, words(`${all.prompt.split('\n\n')[0]} [1] (f0, characters 0–1) alpha Question: what? Answer:`));
+    const cut = buildGroundedPrompt('what?', results, words, words(`${all.prompt.split('\n\n')[0]} [1] (f0, characters 0-1) alpha Question: what? Answer:`));
     assert.deepEqual(cut.sources.map((s) => s.id), ['f0#0']);
     assert.match(cut.prompt, /\nalpha\n/);
   });

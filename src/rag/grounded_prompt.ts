@@ -28,7 +28,7 @@ export interface GroundedPrompt {
 
 export const INSTRUCTION = 'Answer the question using only the numbered passages below. Cite the passages you use as [n].';
 
-const passage = (n: number, r: Retrieved, text: string) => `[${n}] (${r.chunk.source}, characters ${r.chunk.start}–${r.chunk.end})\n${text}`;
+const passage = (n: number, r: Retrieved, text: string) => `[${n}] (${r.chunk.source}, characters ${r.chunk.start}-${r.chunk.end})\n${text}`;
 
 /**
  * `budget`: tokens the whole prompt may take (context length − the answer's

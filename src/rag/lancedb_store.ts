@@ -198,6 +198,11 @@ export class LanceDBStore implements RetrievalStore {
     await this.table.optimize();
   }
 
+  /** The table's version: one more after each commit (tests use it to see that a replace is one commit). */
+  version(): Promise<number> {
+    return this.table.version();
+  }
+
   close(): void {
     this.table.close();
     this.db.close();
