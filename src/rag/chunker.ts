@@ -23,8 +23,12 @@ interface Unit extends Span {
 /** Sentences as units; a sentence longer than a chunk is cut at word boundaries. */
 function units(text: string, count: (s: string) => number, max: number): Unit[] {
   const out: Unit[] = [];
+  let prevEnd = 0;
   for (const s of sentences(text)) {
-    const tokens = count(text.slice(s.start, s.end));
+    // Counted with the white space before it: some tokenizers (the word one) make tokens of it, and
+    // the chunk's text includes it, so the sum of its units' counts does not undercount the chunk.
+    const tokens = count(text.slice(out.length === 0 ? s.start : prevEnd, s.end));
+    prevEnd = s.end;
     if (tokens <= max) {
       out.push({ ...s, tokens });
       continue;

@@ -61,6 +61,8 @@ export async function indexDocuments(store: RetrievalStore, embedder: TextEmbedd
   let pending: Array<{ doc: Document; hash: string; chunks: Chunk[] }> = [];
   let pendingChunks = 0;
   let done = 0;
+  // Every file's recorded hash in one scan, rather than one query per file.
+  const known = new Map((await store.files()).map((f) => [f.source, f.fileHash]));
 
   const flush = async () => {
     if (pending.length === 0) return;
@@ -87,7 +89,7 @@ export async function indexDocuments(store: RetrievalStore, embedder: TextEmbedd
       continue;
     }
     const hash = contentHash(doc.text, o.chunk, embedder);
-    if ((await store.fileHash(doc.source)) === hash) {
+    if (known.get(doc.source) === hash) {
       report.unchanged++;
     } else {
       const chunks = chunkDocument(doc.source, doc.text, (s) => embedder.countTokens(s), o.chunk);
