@@ -34,10 +34,10 @@ export interface IndexReport {
   chunksPerSecond: number;
 }
 
-/** The hash that decides "unchanged": the text, how it is chunked, and which embedder. */
+/** The hash that decides "unchanged": the text, how it is chunked, and which embedder (its weights too). */
 export function contentHash(text: string, chunk: ChunkOptions, embedder: TextEmbedder): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ chunk, embedder: embedder.model.config }));
+  h.update(JSON.stringify({ chunk, embedder: embedder.fingerprint() }));
   h.update('\0');
   h.update(text);
   return h.digest('hex').slice(0, 32);

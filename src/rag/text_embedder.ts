@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { loadEmbedder } from '../io/embedder_dir.js';
 import { normalizedPrefix, pooledEmbeddings } from '../models/embed_texts.js';
 import type { Embedder } from '../models/embedder.js';
@@ -39,6 +40,26 @@ export class TextEmbedder {
   get prefixDim(): number {
     const dims = [...this.model.config.matryoshka_dims].sort((a, b) => a - b);
     return dims.find((d) => d >= this.dim / 4) ?? this.dim;
+  }
+
+  private print?: string;
+
+  /**
+   * What identifies the model's vectors: a hash of its configuration and
+   * weights. A file indexed by another model (even one of the same shape,
+   * retrained) is not "unchanged".
+   */
+  fingerprint(): string {
+    if (this.print === undefined) {
+      const h = createHash('sha256');
+      h.update(JSON.stringify(this.model.config));
+      for (const [name, p] of this.model.namedParameters()) {
+        h.update(name);
+        h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
+      }
+      this.print = h.digest('hex').slice(0, 16);
+    }
+    return this.print;
   }
 
   countTokens(text: string): number {
