@@ -24,6 +24,8 @@ export interface BenchOptions {
   out?: string;
   chunks: number;
   queries: number;
+  /** Build the HNSW index on the prefix column (experimental: its recall was found broken, see docs/rag.md). */
+  ann?: boolean;
   log?: (s: string) => void;
 }
 
@@ -81,8 +83,8 @@ export async function* runRagBench(o: BenchOptions): AsyncGenerator<Record<strin
       }
       log('\n');
       const built = performance.now();
-      // The ANN (HNSW) index on the prefix column: what makes the first stage cheaper than a scan.
-      await store.optimize({ ann: true });
+      // With --ann, an HNSW index on the prefix column makes the first stage cheaper than a scan.
+      await store.optimize({ ann: o.ann ?? false });
       const count = await store.count();
       yield { workload: 'rag_build', chunks: count, seconds: r3((built - t0) / 1000), index_seconds: r3((performance.now() - built) / 1000) };
 

@@ -191,7 +191,9 @@ export class LanceDBStore implements RetrievalStore {
     await this.table.createIndex('text', { config: lancedb.Index.fts(), replace: true });
     const rows = await this.table.countRows();
     // An ANN index needs enough rows to train its partitions; below that, exact search is fast anyway.
-    if (opts.ann && rows >= 4096) {
+    // An existing ANN index is kept: optimize() below adds the new rows to it (rebuilding takes minutes at 100 000 rows).
+    const hasAnn = (await this.table.listIndices()).some((i) => i.columns.includes('prefix'));
+    if (opts.ann && rows >= 4096 && !hasAnn) {
       await this.table.createIndex('prefix', { config: lancedb.Index.hnswSq({ distanceType: 'dot' }), replace: true });
     }
     // Compacts the small fragments each commit adds; old versions stay for LanceDB's default week, so a reader mid-query keeps its files.
