@@ -52,6 +52,7 @@ const HYPER: Array<[string, keyof EmbedderOptionsInput, (v: string) => unknown, 
 ];
 
 interface DataFlags {
+  corpus?: string[];
   data?: string;
   task?: string;
   pairs?: number;
@@ -61,7 +62,8 @@ interface DataFlags {
 }
 
 function pairSpec(o: DataFlags): PairSpec {
-  if (o.data && o.task) throw new UserError('give --data FILE or --task, not both');
+  if ([o.data, o.task, o.corpus].filter((x) => x !== undefined).length > 1) throw new UserError('give one of --data FILE, --corpus FILES… or --task');
+  if (o.corpus) return { task: 'corpus', files: o.corpus, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords };
   const task = o.data ? 'passages' : (o.task ?? 'templates');
   if (task === 'templates') return { task, pairs: o.pairs ?? 20_000, seed: o.dataSeed };
   return { task: 'passages', file: o.data ?? FABLES, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords, windowWords: o.windowWords };
@@ -70,10 +72,11 @@ function pairSpec(o: DataFlags): PairSpec {
 function withDataFlags(cmd: Command): Command {
   return cmd
     .option('--data <file>', 'any UTF-8 text: two windows of the same passage are a positive pair')
+    .option('--corpus <paths...>', 'your documents (files or directories, as `attn rag index` reads them): inverse cloze pairs, a sentence and the rest of its passage')
     .addOption(new Option('--task <name>', 'built-in pairs: paraphrase templates, or passages of the built-in fables').choices(['templates', 'fables']))
     .option('--pairs <n>', 'pairs to generate (default 20000); 10% of meanings/passages are held out', int)
     .option('--data-seed <n>', 'seed of the pair generator', int, 1)
-    .option('--passage-words <n>', 'words per passage (--data, --task fables)', int, 64)
+    .option('--passage-words <n>', 'words per passage (--data, --corpus, --task fables)', int, 64)
     .option('--window-words <n>', 'words per window; two windows per pair (--data, --task fables)', int, 24);
 }
 
@@ -141,7 +144,7 @@ export function runEmbedEval(opts: Record<string, unknown>): string {
   useBackend(opts);
   const dir = String(opts.model);
   const { model, tokenizer } = loadEmbedder(dir);
-  const given = Boolean(opts.data || opts.task);
+  const given = Boolean(opts.data || opts.task || opts.corpus);
   const record = given ? null : trainingRecord(dir);
   const spec = record?.pairs ?? pairSpec(opts as unknown as DataFlags);
   const full = model.config.d_model;

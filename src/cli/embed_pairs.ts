@@ -3,6 +3,9 @@ import { passagePairs } from '../data/passage_pairs.js';
 import { splitPairs, type PairSplit } from '../data/positive_pairs.js';
 import { templatePairs } from '../data/template_pairs.js';
 import { readTextFile } from '../io/read_text.js';
+import { inverseClozePairs } from '../data/inverse_cloze.js';
+import { isSkipped, listFiles, readDocument } from '../rag/documents.js';
+import { UserError } from '../util/errors.js';
 
 /** Fraction of the groups (meanings, passages) held out for recall@1. */
 const HELD_OUT = 0.1;
@@ -13,17 +16,36 @@ const HELD_OUT = 0.1;
  */
 export type PairSpec =
   | { task: 'templates'; pairs: number; seed: number }
-  | { task: 'passages'; file: string; pairs: number; seed: number; passageWords: number; windowWords: number };
+  | { task: 'passages'; file: string; pairs: number; seed: number; passageWords: number; windowWords: number }
+  | { task: 'corpus'; files: string[]; pairs: number; seed: number; passageWords: number };
 
 /** The built-in fables corpus stands in for a file named this. */
 export const FABLES = 'builtin:fables';
 
 export function loadPairs(spec: PairSpec): PairSplit {
   if (spec.task === 'templates') return splitPairs(templatePairs(spec.pairs, spec.seed), HELD_OUT);
+  if (spec.task === 'corpus') return splitPairs(corpusPairs(spec), HELD_OUT);
   const text = spec.file === FABLES ? fablesCorpus(400_000) : readTextFile(spec.file);
   return splitPairs(passagePairs(text, { count: spec.pairs, seed: spec.seed, passageWords: spec.passageWords, windowWords: spec.windowWords }), HELD_OUT);
 }
 
+/** Inverse-cloze pairs from the user's documents (the files `attn rag index` would read; unreadable ones are skipped with a message). */
+function corpusPairs(spec: Extract<PairSpec, { task: 'corpus' }>) {
+  const texts: string[] = [];
+  for (const path of listFiles(spec.files)) {
+    const doc = readDocument(path);
+    if (isSkipped(doc)) process.stderr.write(`skipping ${doc.source}: ${doc.reason}\n`);
+    else texts.push(doc.text);
+  }
+  if (texts.length === 0) throw new UserError(`--corpus: no readable text among ${spec.files.join(', ')}`);
+  try {
+    return inverseClozePairs(texts, { passageWords: spec.passageWords, count: spec.pairs, seed: spec.seed });
+  } catch (e) {
+    throw new UserError(`--corpus: ${(e as Error).message}`);
+  }
+}
+
 export function describeSpec(spec: PairSpec): string {
+  if (spec.task === 'corpus') return `inverse cloze pairs of ${spec.files.length === 1 ? spec.files[0] : `${spec.files.length} paths`}`;
   return spec.task === 'templates' ? 'generated paraphrase templates' : `passage windows of ${spec.file}`;
 }

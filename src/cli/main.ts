@@ -11,6 +11,7 @@ import { exportCommand } from './export.js';
 import { mergeCommand } from './merge.js';
 import { pullCommand } from './pull.js';
 import { quantizeCommand } from './quantize.js';
+import { ragCommand } from './rag.js';
 import { planCommand } from './plan.js';
 import { referenceCommand } from './reference.js';
 import { sampleCommand } from './sample.js';
@@ -35,7 +36,7 @@ const program = new Command('attn')
   .enablePositionalOptions()
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand(), alignCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), ragCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand(), alignCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

@@ -15,6 +15,8 @@ import { int } from './flags.js';
 interface ServeCliOptions {
   model?: string[];
   adapter?: string[];
+  vectorStore?: string[];
+  vectorStoreRoot?: string;
   host: string;
   port: number;
   config?: string;
@@ -65,6 +67,7 @@ async function runServe(o: ServeCliOptions): Promise<void> {
     logger,
     logPrompts: o.logPrompts ?? false,
     ...(o.embedder !== undefined ? { embedder: o.embedder } : {}),
+    vectorStores: { stores: o.vectorStore ?? [], ...(o.vectorStoreRoot ? { root: o.vectorStoreRoot } : {}) },
     limits: {
       maxBodyBytes: o.maxBodyBytes,
       defaultMaxTokens: o.maxTokens,
@@ -103,6 +106,8 @@ export function serveCommand(): Command {
     .description('serve models over HTTP with an OpenAI-compatible API (completions, chat, embeddings), continuous batching, metrics and cost accounting')
     .option('--model <dir>', 'model directory to serve (a GPT, Llama, Qwen2 or Mistral; ours or Hugging Face\'s), DIR or NAME=DIR (repeatable; the name defaults to the directory name)', collect)
     .option('--adapter <spec>', 'LoRA adapter (PEFT directory) served over a --model: NAME=DIR, or NAME@BASE=DIR with several models (repeatable; requests choose it by model name, all share one batch)', collect)
+    .option('--vector-store <spec>', 'a store made by `attn rag index`, served as NAME=DIR on /v1/vector_stores/NAME and for chat retrieval (repeatable; see docs/rag.md)', collect)
+    .option('--vector-store-root <dir>', 'directory for stores created with POST /v1/vector_stores (its existing stores are served too)')
     .option('--host <host>', 'address to bind (loopback by default; 0.0.0.0 exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free port; the URL is printed)', int, 8000)
     .option('--config <file>', 'serve config JSON: prices, semantic cache, routing tiers (docs/serve.md)')

@@ -13,6 +13,7 @@ import { lookupCache, storeInCache, type CacheKey } from './cache_lookup.js';
 import type { ServedModel } from './served_model.js';
 import type { FinishReason } from './sequence.js';
 import { SseWriter } from './sse.js';
+import { retrievalFields } from './retrieval_chat.js';
 import { TextGeneration } from './text_generation.js';
 import { validate } from './validation.js';
 
@@ -81,7 +82,7 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
     stream.finish(a.choices, a.usage);
     return 200;
   }
-  sendJson(res, 200, completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), responseHeaders(st, a));
+  sendJson(res, 200, { ...completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), ...retrievalFields(st) }, responseHeaders(st, a));
   return 200;
 }
 

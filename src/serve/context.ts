@@ -5,6 +5,7 @@ import type { ServeMetrics } from './metrics.js';
 import type { TieredRouter } from './router.js';
 import type { RecentTasks } from './recent_tasks.js';
 import type { ServedEmbedder, ServedModel } from './served_model.js';
+import type { VectorStores } from './vector_stores.js';
 
 /** What protects the server from its clients; every limit has a flag in `attn serve`. */
 export interface ServeLimits {
@@ -54,4 +55,6 @@ export interface ServeContext {
   embedder: ServedModel | ServedEmbedder | null;
   /** Task type of recent request ids, for counting feedback by task. */
   recentTasks: RecentTasks;
+  /** Vector stores for /v1/vector_stores and retrieval in chat (absent: none served). */
+  vectorStores?: VectorStores | null;
 }

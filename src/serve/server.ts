@@ -23,7 +23,10 @@ import { RequestState } from './request_state.js';
 import { createRouter } from './router.js';
 import { createSemanticCache } from './semantic_cache.js';
 import { loadServedAdapters } from './adapters.js';
-import { loadServedModels, serveModel, type ServedModel, type ServedEmbedder } from './served_model.js';
+import { loadServedModels, parseModelSpec, serveModel, type ServedModel, type ServedEmbedder } from './served_model.js';
+import { withRetrieval } from './retrieval_chat.js';
+import { handleVectorStores } from './vector_store_routes.js';
+import { VectorStores, type VectorStoreOptions } from './vector_stores.js';
 
 /** A model to serve: a `--model` spec (`DIR` or `NAME=DIR`), or one already in memory. */
 export type ModelSource = string | { name: string; model: DecoderLM; tokenizer: Tokenizer };
@@ -48,6 +51,8 @@ export interface ServeOptions {
   ledger?: Ledger;
   cache?: SemanticCache | null;
   metrics?: ServeMetrics;
+  /** Vector stores to serve (`--vector-store NAME=DIR`, `--vector-store-root DIR`). */
+  vectorStores?: VectorStoreOptions;
 }
 
 export interface AttnServer {
@@ -76,7 +81,7 @@ interface Route {
 
 const ROUTES: Record<string, Route> = {
   '/v1/completions': { name: 'completions', method: 'POST', idPrefix: TEXT_DIALECT.idPrefix, handle: (c, s, b, r) => handleCompletion(c, s, b, r, TEXT_DIALECT) },
-  '/v1/chat/completions': { name: 'chat', method: 'POST', idPrefix: CHAT_DIALECT.idPrefix, handle: (c, s, b, r) => handleCompletion(c, s, b, r, CHAT_DIALECT) },
+  '/v1/chat/completions': { name: 'chat', method: 'POST', idPrefix: CHAT_DIALECT.idPrefix, handle: async (c, s, b, r) => handleCompletion(c, s, await withRetrieval(c, s, b, r), r, CHAT_DIALECT) },
   '/v1/embeddings': { name: 'embeddings', method: 'POST', idPrefix: 'emb-', handle: handleEmbeddings },
   '/v1/feedback': { name: 'feedback', method: 'POST', idPrefix: 'req-', handle: handleFeedback },
   '/v1/models': { name: 'models', method: 'GET', idPrefix: 'req-', handle: (c, _s, _b, r) => handleModels(c, r) },
@@ -160,6 +165,10 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
   if (models.size + embedders.size === 0) throw new UserError('attn serve needs at least one --model DIR');
   if (opts.adapters?.length) loadServedAdapters(opts.adapters, models, embedders);
   const ctx = buildContext(opts, models, embedders, metrics, logger);
+  if (opts.vectorStores && (opts.vectorStores.root || opts.vectorStores.stores?.length)) {
+    const dirs = new Map(specs.map(parseModelSpec).map(({ name, dir }) => [name, dir] as const));
+    ctx.vectorStores = await VectorStores.create(opts.vectorStores, embedders, dirs);
+  }
   if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
 
   const keys = new ApiKeys(opts.apiKeys ?? []);
@@ -196,6 +205,7 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
       http.closeAllConnections();
       await stopped;
       await ctx.cache?.close();
+      ctx.vectorStores?.close();
       logger.info('attn serve stopped');
     })());
   return { url, port, http, context: ctx, close };
@@ -222,7 +232,13 @@ const newId = (prefix: string): string => `${prefix}${randomBytes(12).toString('
 async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessage, res: ServerResponse, inflight: Set<RequestState>, closing: () => boolean): Promise<void> {
   const path = (req.url ?? '/').split('?')[0]!;
   const modelPath = path.startsWith('/v1/models/') ? path : null;
-  const route: Route | undefined = Object.hasOwn(ROUTES, path) ? ROUTES[path] : modelPath ? { name: 'model', method: 'GET', idPrefix: 'req-', handle: (c, _s, _b, r) => handleModel(c, r, modelId(modelPath)) } : undefined;
+  const route: Route | undefined = Object.hasOwn(ROUTES, path)
+    ? ROUTES[path]
+    : modelPath
+      ? { name: 'model', method: 'GET', idPrefix: 'req-', handle: (c, _s, _b, r) => handleModel(c, r, modelId(modelPath)) }
+      : path === '/v1/vector_stores' || path.startsWith('/v1/vector_stores/')
+        ? { name: 'vector_stores', method: req.method === 'POST' ? 'POST' : 'GET', idPrefix: 'req-', handle: (c, s, b, r) => handleVectorStores(c, s, req.method ?? 'GET', path, b, r) }
+        : undefined;
   const trace = newTraceContext(req.headers.traceparent as string | undefined);
   const id = newId(route?.idPrefix ?? 'req-');
   const st = new RequestState(id, trace, 'default', route?.name ?? (path === '/health' ? 'health' : 'unknown'), ctx.logger.child({ request_id: id, trace_id: trace.traceId }));

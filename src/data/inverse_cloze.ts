@@ -1,0 +1,67 @@
+import { Rng } from '../util/rng.js';
+import type { Pair } from './positive_pairs.js';
+import { sentences } from './sentences.js';
+
+/**
+ * The inverse cloze task (Lee, Chang & Toutanova 2019): pairs for training a
+ * retriever from unlabelled documents. A passage is cut out of a document; one
+ * of its sentences becomes the "query", and the passage without that
+ * sentence the positive — so the model learns to find the passage a
+ * sentence belongs to from its context, much as a question must find the
+ * passage that answers it. Other passages in the batch are the negatives.
+ * In a fraction of pairs (`keepRate`, 10% in the paper) the sentence stays in
+ * its passage, so word overlap is still worth something.
+ */
+
+export interface InverseClozeOptions {
+  /** Most words per passage (passages are whole sentences of one document). */
+  passageWords: number;
+  /** Pairs to draw; each draws a random passage and sentence. */
+  count: number;
+  seed: number;
+  keepRate?: number;
+}
+
+interface Passage {
+  doc: number;
+  sentences: string[];
+}
+
+/** Passages of whole sentences, at most passageWords words, never crossing documents. */
+export function passagesOf(docs: readonly string[], passageWords: number): Passage[] {
+  const out: Passage[] = [];
+  docs.forEach((text, doc) => {
+    let cur: string[] = [];
+    let words = 0;
+    for (const s of sentences(text)) {
+      const sentence = text.slice(s.start, s.end).replace(/\s+/g, ' ');
+      const n = sentence.split(' ').length;
+      if (cur.length > 0 && words + n > passageWords) {
+        out.push({ doc, sentences: cur });
+        cur = [];
+        words = 0;
+      }
+      cur.push(sentence);
+      words += n;
+    }
+    if (cur.length > 0) out.push({ doc, sentences: cur });
+  });
+  return out;
+}
+
+export function inverseClozePairs(docs: readonly string[], o: InverseClozeOptions): Pair[] {
+  const passages = passagesOf(docs, o.passageWords).filter((p) => p.sentences.length >= 2);
+  if (passages.length < 2) throw new Error(`the corpus has ${passages.length} passages of two or more sentences: the inverse cloze task needs at least 2`);
+  const keep = o.keepRate ?? 0.1;
+  const rng = new Rng(o.seed);
+  const pairs: Pair[] = [];
+  for (let i = 0; i < o.count; i++) {
+    const p = i < passages.length ? i : rng.int(passages.length);
+    const { sentences: ss, doc } = passages[p]!;
+    const s = rng.int(ss.length);
+    const rest = rng.random() < keep ? ss : ss.filter((_, j) => j !== s);
+    // Keyed by passage: two pairs from one passage are never each other's negatives; a document is one group.
+    pairs.push({ anchor: ss[s]!, positive: rest.join(' '), key: `passage ${p}`, group: `doc ${doc}` });
+  }
+  return pairs;
+}

@@ -1,0 +1,212 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as lancedb from '@lancedb/lancedb';
+import { Field, FixedSizeList, Float32, Int32, Schema, Utf8 } from 'apache-arrow';
+import { writeFileAtomic } from '../io/atomic.js';
+import { UserError } from '../util/errors.js';
+import type { Chunk, Hit, IndexedFile, RetrievalStore, StoreInfo, StoredChunk } from './store.js';
+
+/**
+ * The default store: LanceDB, an embedded columnar database in one
+ * directory. One table, `chunks`, holds each chunk's text, place, file hash,
+ * the Matryoshka prefix of its vector (the column the first dense stage
+ * searches) and the full vector (the rerank's). Every write is a new table
+ * version, so several `attn serve` replicas can read the same directory
+ * while one indexer writes it. attn's own description of the store — its
+ * dimensions and its embedder — sits beside it in attn-store.json.
+ */
+
+export const STORE_META = 'attn-store.json';
+const FORMAT = 'attn-rag-store';
+const TABLE = 'chunks';
+
+interface MetaFile extends StoreInfo {
+  format: string;
+  version: number;
+}
+
+const vectorType = (n: number) => new FixedSizeList(n, new Field('item', new Float32(), true));
+
+function schemaOf(info: StoreInfo): Schema {
+  return new Schema([
+    new Field('id', new Utf8(), false),
+    new Field('source', new Utf8(), false),
+    new Field('file_hash', new Utf8(), false),
+    new Field('ordinal', new Int32(), false),
+    new Field('start', new Int32(), false),
+    new Field('end', new Int32(), false),
+    new Field('tokens', new Int32(), false),
+    new Field('text', new Utf8(), false),
+    new Field('prefix', vectorType(info.prefixDim), false),
+    new Field('vector', vectorType(info.dim), false),
+  ]);
+}
+
+/** SQL string literal for LanceDB's filters: single quotes doubled. */
+const sqlString = (s: string): string => `'${s.replaceAll("'", "''")}'`;
+
+/** The first `n` components of a unit vector, scaled back to unit length. */
+export function unitPrefix(v: Float32Array, n: number): Float32Array {
+  const p = v.slice(0, n);
+  let sq = 0;
+  for (const x of p) sq += x * x;
+  const norm = Math.max(Math.sqrt(sq), 1e-12);
+  for (let i = 0; i < n; i++) p[i] = p[i]! / norm;
+  return p;
+}
+
+const CHUNK_COLUMNS = ['id', 'source', 'ordinal', 'start', 'end', 'tokens', 'text'];
+
+function chunkOf(row: Record<string, unknown>): Chunk {
+  return {
+    id: row.id as string,
+    source: row.source as string,
+    ordinal: row.ordinal as number,
+    start: row.start as number,
+    end: row.end as number,
+    tokens: row.tokens as number,
+    text: row.text as string,
+  };
+}
+
+const floats = (v: unknown): Float32Array => (v as { toArray(): Float32Array }).toArray();
+
+function readMeta(dir: string): MetaFile {
+  const path = join(dir, STORE_META);
+  let meta: MetaFile;
+  try {
+    meta = JSON.parse(readFileSync(path, 'utf8')) as MetaFile;
+  } catch (e) {
+    throw new UserError(`store ${dir} cannot be opened: ${path} is ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `unreadable (${(e as Error).message})`}`);
+  }
+  if (meta.format !== FORMAT || !Number.isInteger(meta.dim) || !Number.isInteger(meta.prefixDim)) throw new UserError(`store ${dir} cannot be opened: ${path} is not an attn store description`);
+  return meta;
+}
+
+export class LanceDBStore implements RetrievalStore {
+  private constructor(
+    readonly dir: string,
+    readonly info: StoreInfo,
+    private readonly db: lancedb.Connection,
+    private readonly table: lancedb.Table,
+  ) {}
+
+  /** Open an existing store; every way it can be missing or broken is one UserError naming it. */
+  static async open(dir: string): Promise<LanceDBStore> {
+    if (!existsSync(dir)) throw new UserError(`store ${dir} does not exist: create it with \`attn rag index --store ${dir} --embedder DIR FILES…\``);
+    if (!statSync(dir).isDirectory()) throw new UserError(`store ${dir} cannot be opened: it is not a directory`);
+    const meta = readMeta(dir);
+    try {
+      const db = await lancedb.connect(dir);
+      const table = await db.openTable(TABLE);
+      return new LanceDBStore(dir, { dim: meta.dim, prefixDim: meta.prefixDim, embedder: meta.embedder }, db, table);
+    } catch (e) {
+      throw new UserError(`store ${dir} cannot be opened: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+
+  /** Open `dir`, or create an empty store there with `info` (the directory must be new or empty). */
+  static async openOrCreate(dir: string, info: StoreInfo): Promise<LanceDBStore> {
+    if (existsSync(join(dir, STORE_META))) return LanceDBStore.open(dir);
+    if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) {
+      throw new UserError(`store ${dir} exists and is not an attn store (no ${STORE_META}); choose another path`);
+    }
+    mkdirSync(dir, { recursive: true });
+    const db = await lancedb.connect(dir);
+    const table = await db.createEmptyTable(TABLE, schemaOf(info), { mode: 'overwrite' });
+    // The description is written last: a store without it was never finished, and is refused above.
+    const meta: MetaFile = { format: FORMAT, version: 1, ...info };
+    writeFileAtomic(join(dir, STORE_META), JSON.stringify(meta, null, 2) + '\n');
+    return new LanceDBStore(dir, info, db, table);
+  }
+
+  async fileHash(source: string): Promise<string | undefined> {
+    const rows = await this.table.query().where(`source = ${sqlString(source)}`).select(['file_hash']).limit(1).toArray();
+    return rows[0]?.file_hash as string | undefined;
+  }
+
+  async replaceFiles(files: ReadonlyArray<{ source: string; chunks: readonly StoredChunk[] }>): Promise<void> {
+    if (files.length === 0) return;
+    const where = `source IN (${files.map((f) => sqlString(f.source)).join(', ')})`;
+    const rows = files.flatMap(({ source, chunks }) =>
+      chunks.map((c) => {
+        if (c.source !== source) throw new Error(`chunk ${c.id} belongs to ${c.source}, not ${source}`);
+        if (c.vector.length !== this.info.dim) throw new UserError(`chunk ${c.id} has a ${c.vector.length}-dimensional vector but store ${this.dir} holds ${this.info.dim}-dimensional ones`);
+        return {
+          id: c.id, source: c.source, file_hash: c.fileHash, ordinal: c.ordinal, start: c.start, end: c.end, tokens: c.tokens, text: c.text,
+          prefix: unitPrefix(c.vector, this.info.prefixDim), vector: c.vector,
+        };
+      }),
+    );
+    if (rows.length === 0) {
+      await this.table.delete(where);
+      return;
+    }
+    // One merge-insert is one commit (one new table version): the files' new
+    // chunks are inserted or updated, and their old chunks that are not among
+    // them deleted, together. A delete followed by an add would be two
+    // versions, and a reader (or a crash) between them would see the file gone.
+    await this.table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().whenNotMatchedBySourceDelete({ where }).execute(rows);
+  }
+
+  async files(): Promise<IndexedFile[]> {
+    const rows = await this.table.query().select(['source', 'file_hash']).toArray();
+    const bySource = new Map<string, IndexedFile>();
+    for (const r of rows) {
+      const f = bySource.get(r.source as string);
+      if (f) f.chunks++;
+      else bySource.set(r.source as string, { source: r.source as string, fileHash: r.file_hash as string, chunks: 1 });
+    }
+    return [...bySource.values()].sort((a, b) => a.source.localeCompare(b.source));
+  }
+
+  count(): Promise<number> {
+    return this.table.countRows();
+  }
+
+  async keywordSearch(query: string, k: number): Promise<Hit[]> {
+    const rows = await this.table.search(query, 'fts', 'text').select([...CHUNK_COLUMNS, '_score']).limit(k).toArray();
+    return rows.map((r) => ({ chunk: chunkOf(r), score: r._score as number }));
+  }
+
+  async prefixSearch(prefix: Float32Array, k: number): Promise<Hit[]> {
+    if (prefix.length !== this.info.prefixDim) throw new Error(`prefix of ${prefix.length} components, store's prefix column has ${this.info.prefixDim}`);
+    return this.vectorSearch('prefix', prefix, k, false);
+  }
+
+  async fullSearch(vector: Float32Array, k: number): Promise<Hit[]> {
+    if (vector.length !== this.info.dim) throw new UserError(`a ${vector.length}-dimensional query vector for a store of ${this.info.dim}-dimensional vectors`);
+    return this.vectorSearch('vector', vector, k, true);
+  }
+
+  /** Dot product = cosine on unit vectors; LanceDB's "dot" distance is 1 − dot, turned back into a similarity. */
+  private async vectorSearch(column: string, q: Float32Array, k: number, exact: boolean): Promise<Hit[]> {
+    let search = this.table.vectorSearch(q).column(column).distanceType('dot').limit(k).select([...CHUNK_COLUMNS, 'vector', '_distance']);
+    if (exact) search = search.bypassVectorIndex();
+    const rows = await search.toArray();
+    return rows.map((r) => ({ chunk: chunkOf(r), score: 1 - (r._distance as number), vector: floats(r.vector) }));
+  }
+
+  async optimize(opts: { ann?: boolean } = {}): Promise<void> {
+    await this.table.createIndex('text', { config: lancedb.Index.fts(), replace: true });
+    const rows = await this.table.countRows();
+    // An ANN index needs enough rows to train its partitions; below that, exact search is fast anyway.
+    // An existing ANN index is kept: optimize() below adds the new rows to it (rebuilding takes minutes at 100 000 rows).
+    const hasAnn = (await this.table.listIndices()).some((i) => i.columns.includes('prefix'));
+    if (opts.ann && rows >= 4096 && !hasAnn) {
+      await this.table.createIndex('prefix', { config: lancedb.Index.hnswSq({ distanceType: 'dot' }), replace: true });
+    }
+    // Compacts the small fragments each commit adds; old versions stay for LanceDB's default week, so a reader mid-query keeps its files.
+    await this.table.optimize();
+  }
+
+  /** The table's version: one more after each commit (tests use it to see that a replace is one commit). */
+  version(): Promise<number> {
+    return this.table.version();
+  }
+
+  close(): void {
+    this.table.close();
+    this.db.close();
+  }
+}

@@ -1,0 +1,37 @@
+import { resolve } from 'node:path';
+import { LanceDBStore } from './lancedb_store.js';
+import type { StoreInfo } from './store.js';
+import { TextEmbedder } from './text_embedder.js';
+import { Retriever } from './retriever.js';
+
+/**
+ * Opening a store for search: the store, and the embedder that made its
+ * vectors (the one recorded in it, unless another of the same dimension is
+ * named). The one place that picks the implementation: a server-based store
+ * would be chosen here by the form of the STORE argument.
+ */
+export async function openRetriever(storeDir: string, embedderDir?: string): Promise<Retriever> {
+  const store = await LanceDBStore.open(storeDir);
+  try {
+    const embedder = TextEmbedder.load(embedderDir ?? store.info.embedder);
+    embedder.checkStore(store.info, storeDir);
+    return new Retriever(store, embedder);
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+}
+
+/** Open the store for indexing with `embedder`, creating it (with the embedder's dimensions) when new. */
+export async function openForIndexing(storeDir: string, embedder: TextEmbedder): Promise<LanceDBStore> {
+  // The embedder's absolute path, so that the store opens from any working directory.
+  const info: StoreInfo = { dim: embedder.dim, prefixDim: embedder.prefixDim, embedder: resolve(embedder.dir) };
+  const store = await LanceDBStore.openOrCreate(storeDir, info);
+  try {
+    embedder.checkStore(store.info, storeDir);
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  return store;
+}

@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import { loadEmbedder } from '../io/embedder_dir.js';
+import { normalizedPrefix, pooledEmbeddings } from '../models/embed_texts.js';
+import type { Embedder } from '../models/embedder.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { UserError } from '../util/errors.js';
+import type { StoreInfo } from './store.js';
+
+/**
+ * An attn embedder as retrieval uses it: unit-length full vectors for
+ * chunks and queries, and its tokenizer's count for chunking.
+ */
+export class TextEmbedder {
+  constructor(
+    readonly model: Embedder,
+    readonly tokenizer: Tokenizer,
+    /** The directory it was loaded from, recorded in the store. */
+    readonly dir: string,
+  ) {}
+
+  static load(dir: string): TextEmbedder {
+    const { model, tokenizer } = loadEmbedder(dir);
+    return new TextEmbedder(model, tokenizer, dir);
+  }
+
+  get dim(): number {
+    return this.model.config.d_model;
+  }
+
+  get maxLen(): number {
+    return this.model.config.max_len;
+  }
+
+  /**
+   * The prefix the first dense stage searches: the smallest trained
+   * Matryoshka prefix of at least a quarter of the vector (small enough to be
+   * fast, large enough to find the candidates), or the full vector when the
+   * model was trained without prefixes.
+   */
+  get prefixDim(): number {
+    const dims = [...this.model.config.matryoshka_dims].sort((a, b) => a - b);
+    return dims.find((d) => d >= this.dim / 4) ?? this.dim;
+  }
+
+  private print?: string;
+
+  /**
+   * What identifies the model's vectors: a hash of its configuration and
+   * weights. A file indexed by another model (even one of the same shape,
+   * retrained) is not "unchanged".
+   */
+  fingerprint(): string {
+    if (this.print === undefined) {
+      const h = createHash('sha256');
+      h.update(JSON.stringify(this.model.config));
+      for (const [name, p] of this.model.namedParameters()) {
+        h.update(name);
+        h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
+      }
+      this.print = h.digest('hex').slice(0, 16);
+    }
+    return this.print;
+  }
+
+  countTokens(text: string): number {
+    return this.tokenizer.encode(text).length;
+  }
+
+  /**
+   * Unit-length full vectors, one per text, in order. The model runs on
+   * batches of texts padded to the longest in the batch, so texts go in
+   * sorted by length: similar lengths batch together and little is padding.
+   */
+  embed(texts: readonly string[]): Float32Array[] {
+    const lengths = texts.map((t) => t.length);
+    const order = texts.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]!);
+    const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!));
+    const out = new Array<Float32Array>(texts.length);
+    order.forEach((i, j) => (out[i] = normalizedPrefix(pooled, j, this.dim, this.dim)));
+    return out;
+  }
+
+  embedQuery(query: string): Float32Array {
+    if (query.trim() === '') throw new UserError('the query is empty: give the question to search for');
+    if (this.tokenizer.encode(query).length === 0) throw new UserError(`the query "${query}" has no tokens this embedder knows`);
+    return this.embed([query])[0]!;
+  }
+
+  /** Refuse a store whose vectors another kind of embedder made. */
+  checkStore(info: StoreInfo, store: string): void {
+    if (info.dim !== this.dim) {
+      throw new UserError(`embedder ${this.dir} gives ${this.dim}-dimensional vectors but store ${store} holds ${info.dim}-dimensional ones (it was indexed with ${info.embedder}); use that embedder or a new store`);
+    }
+  }
+}

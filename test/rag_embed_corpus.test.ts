@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { runEmbedEval, runEmbedTrain } from '../src/cli/embed.js';
+import { factCorpus } from '../src/data/fact_corpus.js';
+
+describe('attn embed train --corpus (inverse cloze task)', () => {
+  it('trains on the documents alone, records the corpus, and evaluates from the record', () => {
+    const work = mkdtempSync(join(tmpdir(), 'attn-ict-'));
+    try {
+      const corpus = join(work, 'docs');
+      mkdirSync(corpus);
+      for (const d of factCorpus({ towns: 40, questionsPerTown: 1, seed: 4 }).documents) writeFileSync(join(corpus, d.file), d.text);
+      writeFileSync(join(corpus, 'blob.txt'), Buffer.from([1, 0, 2]));
+      const out = join(work, 'emb');
+      const logged: string[] = [];
+      const { recall } = runEmbedTrain({ out, corpus: [corpus], pairs: 400, dataSeed: 1, passageWords: 40, windowWords: 24, steps: 4, dModel: 16, heads: 2, layers: 1, batchSize: 8, evalInterval: 4, evalPairs: 8, logInterval: 100 }, (s) => logged.push(s));
+      assert.ok(recall.size > 0);
+      const record = JSON.parse(readFileSync(join(out, 'training.json'), 'utf8'));
+      assert.deepEqual(record.pairs, { task: 'corpus', files: [corpus], pairs: 400, seed: 1, passageWords: 40 });
+      assert.match(runEmbedEval({ model: out }), /recall@1 \(\d+ held-out pairs/);
+      assert.throws(() => runEmbedTrain({ out: join(work, 'x'), corpus: [corpus], task: 'templates', dataSeed: 1, passageWords: 40, windowWords: 24 }), /give one of --data FILE, --corpus FILES… or --task/);
+      assert.throws(() => runEmbedTrain({ out: join(work, 'y'), corpus: [join(work, 'missing')], dataSeed: 1, passageWords: 40, windowWords: 24 }), /missing: no such file or directory/);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});

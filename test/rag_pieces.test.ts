@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { factCorpus } from '../src/data/fact_corpus.js';
+import { inverseClozePairs } from '../src/data/inverse_cloze.js';
+import { paragraphs, sentences } from '../src/data/sentences.js';
+import { chunkText } from '../src/rag/chunker.js';
+import { htmlToText, isSkipped, listFiles, readDocument } from '../src/rag/documents.js';
+import { ndcgAt, recallAt, reciprocalRank } from '../src/rag/evaluate.js';
+import { reciprocalRankFusion } from '../src/rag/fusion.js';
+import { buildGroundedPrompt } from '../src/rag/grounded_prompt.js';
+import type { Chunk } from '../src/rag/store.js';
+import { rerankFullVector } from '../src/rag/two_stage.js';
+
+const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
+
+describe('rag: sentences and chunking', () => {
+  const text = 'The first town was old. It had a bridge! Did it have walls?\n\nA second paragraph starts here. It is short.\n\n\nThird one.';
+
+  it('finds paragraphs and sentences with exact offsets', () => {
+    assert.deepEqual(paragraphs(text).map((p) => text.slice(p.start, p.end)), ['The first town was old. It had a bridge! Did it have walls?', 'A second paragraph starts here. It is short.', 'Third one.']);
+    const s = sentences(text);
+    assert.deepEqual(s.map((x) => text.slice(x.start, x.end)), ['The first town was old.', 'It had a bridge!', 'Did it have walls?', 'A second paragraph starts here.', 'It is short.', 'Third one.']);
+    assert.deepEqual(s.map((x) => x.paragraph), [0, 0, 0, 1, 1, 2]);
+  });
+
+  it('packs whole sentences up to the budget, cites offsets, overlaps only inside a cut paragraph', () => {
+    const para = Array.from({ length: 12 }, (_, i) => `Sentence number ${i} has six words.`).join(' ');
+    const doc = `${para}\n\nShort closing paragraph here.`;
+    const chunks = chunkText(doc, words, { maxTokens: 20, overlapTokens: 6 });
+    for (const c of chunks) {
+      assert.ok(c.tokens <= 20, `chunk ${c.ordinal} has ${c.tokens} tokens`);
+      assert.equal(doc.slice(c.start, c.end), c.text);
+      assert.match(c.text, /^Sentence|^Short/);
+      assert.match(c.text, /\.$/);
+    }
+    // Inside the long paragraph consecutive chunks share one sentence (6 words ≤ overlap).
+    assert.ok(chunks[1]!.start < chunks[0]!.end, 'the second chunk repeats the end of the first');
+    // Every sentence is in some chunk.
+    for (let i = 0; i < 12; i++) assert.ok(chunks.some((c) => c.text.includes(`number ${i} `)), `sentence ${i} is indexed`);
+    const last = chunks[chunks.length - 1]!;
+    assert.ok(last.text.endsWith('Short closing paragraph here.'));
+    assert.deepEqual(chunks.map((c) => c.ordinal), chunks.map((_, i) => i));
+  });
+
+  it('cuts a sentence longer than a chunk at word boundaries', () => {
+    const long = Array.from({ length: 50 }, (_, i) => `w${i}`).join(' ') + '.';
+    const chunks = chunkText(long, words, { maxTokens: 16, overlapTokens: 0 });
+    assert.ok(chunks.length >= 4);
+    for (const c of chunks) assert.ok(c.tokens <= 16);
+    assert.equal(chunks.map((c) => c.text).join(' '), long);
+  });
+});
+
+describe('rag: reading documents', () => {
+  it('strips HTML to paragraphs of visible text', () => {
+    const t = htmlToText('<html><head><style>p{}</style><script>var x = "<p>";</script><title>T</title></head><body><h1>Head</h1><p>One &amp; two&nbsp;three.</p><!-- note --><div>Four<br>five &#x41;</div></body></html>');
+    assert.equal(t, 'T\n\nHead\n\nOne & two three.\n\nFour\nfive A');
+  });
+
+  it('walks directories for text files, and skips binary and non-UTF-8 files by name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attn-rag-docs-'));
+    try {
+      mkdirSync(join(dir, 'sub'));
+      writeFileSync(join(dir, 'a.md'), '# A\n\nText.');
+      writeFileSync(join(dir, 'sub', 'b.txt'), 'More text.');
+      writeFileSync(join(dir, 'sub', 'image.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 1]));
+      writeFileSync(join(dir, 'bin.txt'), Buffer.from([0x41, 0, 0x42]));
+      writeFileSync(join(dir, 'latin1.txt'), Buffer.from([0x63, 0x61, 0x66, 0xe9]));
+      const files = listFiles([dir]);
+      assert.deepEqual(files.map((f) => f.slice(dir.length + 1)).sort(), ['a.md', 'bin.txt', 'latin1.txt', 'sub/b.txt']);
+      const docs = files.map(readDocument);
+      const skipped = docs.filter(isSkipped);
+      assert.deepEqual(skipped.map((s) => [s.source.slice(dir.length + 1), s.reason]).sort(), [['bin.txt', 'binary file'], ['latin1.txt', 'not UTF-8 text']]);
+      assert.throws(() => listFiles([join(dir, 'missing')]), /no such file or directory/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+const chunk = (id: string, source = id.split('#')[0]!): Chunk => ({ id, source, ordinal: 0, start: 0, end: 1, text: id, tokens: 1 });
+
+describe('rag: fusion, rerank and metrics', () => {
+  it('Reciprocal Rank Fusion sums 1/(k + rank) and prefers items both lists rank well', () => {
+    const fused = reciprocalRankFusion([['a', 'b', 'c'], ['c', 'b', 'd']], (x) => x, 60);
+    // c: ranks 3 and 1 → 1/63 + 1/61 just beats b: ranks 2 and 2 → 2/62.
+    assert.deepEqual(fused.map((f) => f.item), ['c', 'b', 'a', 'd']);
+    assert.ok(Math.abs(fused[0]!.score - (1 / 63 + 1 / 61)) < 1e-12);
+    assert.ok(Math.abs(fused[1]!.score - 2 / 62) < 1e-12);
+    assert.deepEqual(fused[2]!.ranks, [1, undefined]);
+    // With k = 60 two third places beat one first place; with k = 0 the first place wins.
+    const lists = [['a', 'x', 'b'], ['d', 'y', 'b']];
+    assert.equal(reciprocalRankFusion(lists, (x) => x, 60)[0]!.item, 'b');
+    assert.equal(reciprocalRankFusion(lists, (x) => x, 0)[0]!.item, 'a');
+  });
+
+  it('reranks candidates by the full vector', () => {
+    const q = Float32Array.from([0.6, 0.8]);
+    const hits = [
+      { chunk: chunk('x#0'), score: 0.9, vector: Float32Array.from([1, 0]) },
+      { chunk: chunk('y#0'), score: 0.8, vector: Float32Array.from([0, 1]) },
+      { chunk: chunk('z#0'), score: 0.7, vector: Float32Array.from([0.6, 0.8]) },
+    ];
+    const r = rerankFullVector(q, hits, 2);
+    assert.deepEqual(r.map((h) => h.chunk.id), ['z#0', 'y#0']);
+    assert.ok(Math.abs(r[0]!.score - 1) < 1e-6);
+  });
+
+  it('recall@k, MRR and nDCG count each relevant item once, by chunk id or source', () => {
+    const ranked = [chunk('a#0'), chunk('b#0'), chunk('b#1', 'b'), chunk('c#0')];
+    assert.equal(recallAt(ranked, ['b', 'c'], 2), 0.5);
+    assert.equal(recallAt(ranked, ['b', 'c'], 10), 1);
+    assert.equal(reciprocalRank(ranked, ['c']), 1 / 4);
+    assert.equal(reciprocalRank(ranked, ['zzz']), 0);
+    // b at rank 2 and c at rank 4 (b's second chunk at rank 3 does not count again).
+    const want = (1 / Math.log2(3) + 1 / Math.log2(5)) / (1 + 1 / Math.log2(3));
+    assert.ok(Math.abs(ndcgAt(ranked, ['b', 'c#0'], 10) - want) < 1e-12);
+    assert.equal(ndcgAt(ranked, ['a'], 10), 1);
+  });
+
+  it('a grounded prompt takes passages in rank order while they fit, and lists exactly those', () => {
+    const results = ['alpha beta gamma', 'delta epsilon', 'zeta eta theta iota kappa lambda mu nu xi omicron'].map((t, i) => ({ chunk: { ...chunk(`f${i}#0`), text: t }, score: 1 - i / 10, rank: i + 1 }));
+    const all = buildGroundedPrompt('what?', results, words, 1000);
+    assert.deepEqual(all.sources.map((s) => s.id), ['f0#0', 'f1#0', 'f2#0']);
+    assert.match(all.prompt, /\[1\] \(f0, characters 0-1\)\nalpha beta gamma[\s\S]*\[3\][\s\S]*Question: what\?\nAnswer:$/);
+    const some = buildGroundedPrompt('what?', results, words, all.tokens - 5);
+    assert.deepEqual(some.sources.map((s) => s.id), ['f0#0', 'f1#0']);
+    assert.ok(some.tokens <= all.tokens - 5);
+    const cut = buildGroundedPrompt('what?', results, words, words(`${all.prompt.split('\n\n')[0]} [1] (f0, characters 0-1) alpha Question: what? Answer:`));
+    assert.deepEqual(cut.sources.map((s) => s.id), ['f0#0']);
+    assert.match(cut.prompt, /\nalpha\n/);
+  });
+});
+
+describe('rag: generated data', () => {
+  it('the fact corpus is deterministic, and each question is answered by its document', () => {
+    const a = factCorpus({ towns: 20, questionsPerTown: 3, seed: 5 });
+    assert.deepEqual(a, factCorpus({ towns: 20, questionsPerTown: 3, seed: 5 }));
+    assert.equal(a.documents.length, 20);
+    assert.equal(a.questions.length, 60);
+    const byFile = new Map(a.documents.map((d) => [d.file, d.text]));
+    for (const q of a.questions) assert.ok(byFile.get(q.file)!.toLowerCase().includes(q.answer.toLowerCase()), `${q.file} answers "${q.query}" with ${q.answer}`);
+    assert.ok(a.questions.some((q) => !q.query.toLowerCase().includes(q.file.replace('.md', ''))), 'some questions do not name the town');
+  });
+
+  it('inverse cloze pairs: a sentence, and its passage without it (mostly)', () => {
+    const docs = factCorpus({ towns: 10, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const pairs = inverseClozePairs(docs, { passageWords: 40, count: 200, seed: 1, keepRate: 0.1 });
+    assert.equal(pairs.length, 200);
+    const removed = pairs.filter((p) => !p.positive.includes(p.anchor)).length;
+    assert.ok(removed > 150 && removed < 200, `${removed} of 200 positives lack their sentence`);
+    for (const p of pairs) assert.match(p.key, /^passage \d+$/);
+  });
+});

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runRagAsk, runRagEval, runRagQuery } from '../src/cli/rag.js';
+import { factCorpus } from '../src/data/fact_corpus.js';
+import { saveEmbedder } from '../src/io/embedder_dir.js';
+import { Embedder } from '../src/models/embedder.js';
+import { parseEmbedderConfig } from '../src/models/embedder_config.js';
+import { indexFiles } from '../src/rag/indexer.js';
+import { LanceDBStore } from '../src/rag/lancedb_store.js';
+import { openForIndexing, openRetriever } from '../src/rag/open_store.js';
+import { TextEmbedder } from '../src/rag/text_embedder.js';
+import { WordTokenizer } from '../src/tokenizers/word.js';
+import { Rng } from '../src/util/rng.js';
+import { writeDirAtomic } from '../src/io/atomic.js';
+import { modelFiles } from '../src/io/model_dir.js';
+import { tinyGPT, tinyTokenizer } from './serve_fixture.js';
+
+const chunkOpts = { maxTokens: 32, overlapTokens: 4 };
+
+describe('rag: indexing into LanceDB and searching it', () => {
+  const work = mkdtempSync(join(tmpdir(), 'attn-rag-store-'));
+  const corpus = join(work, 'corpus');
+  const storeDir = join(work, 'store');
+  const { documents, questions } = factCorpus({ towns: 12, questionsPerTown: 2, seed: 3 });
+  const embDir = join(work, 'emb');
+  let store: LanceDBStore;
+  let embedder: TextEmbedder;
+  const log: string[] = [];
+
+  before(async () => {
+    mkdirSync(corpus);
+    for (const d of documents) writeFileSync(join(corpus, d.file), d.text);
+    writeFileSync(join(corpus, 'broken.txt'), Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x00, 0x00]));
+    const tok = WordTokenizer.fromText(documents.map((d) => d.text).join('\n') + questions.map((q) => q.query).join('\n'), 2048);
+    const model = new Embedder(parseEmbedderConfig({ vocab_size: tok.vocabSize, d_model: 16, n_layer: 1, n_head: 2, max_len: 64, matryoshka_dims: [4, 8] }), new Rng(1)).eval();
+    saveEmbedder(embDir, model, tok);
+    embedder = TextEmbedder.load(embDir);
+    store = await openForIndexing(storeDir, embedder);
+  });
+  after(() => {
+    store?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('indexes a directory, skipping a binary file with a message naming it', async () => {
+    const r = await indexFiles(store, embedder, [corpus], { chunk: chunkOpts, onSkip: (s) => log.push(`skipping ${s.source}: ${s.reason}`) });
+    assert.equal(r.files, 13);
+    assert.equal(r.indexed, 12);
+    assert.deepEqual(log, [`skipping ${join(corpus, 'broken.txt')}: binary file`]);
+    assert.equal(await store.count(), r.chunks);
+    assert.ok(r.chunks > 12, 'documents longer than a chunk are cut');
+    assert.equal(store.info.prefixDim, 4);
+    const files = await store.files();
+    assert.equal(files.length, 12);
+    assert.equal(files.reduce((n, f) => n + f.chunks, 0), r.chunks);
+  });
+
+  it('searches by keywords, by meaning (two-stage), and both (RRF)', async () => {
+    const retriever = await openRetriever(storeDir);
+    try {
+      const town = documents[4]!;
+      const name = town.text.split('\n')[0]!.slice(2);
+      const bm25 = (await retriever.search(name, { mode: 'bm25', k: 3 })).results;
+      assert.equal(bm25[0]!.chunk.source, join(corpus, town.file), 'the town\'s name finds its document first');
+      // A chunk's own text is nearest to itself: the prefix stage must keep it, the full rerank put it first.
+      const [c] = (await retriever.search(name, { mode: 'bm25', k: 1 })).results;
+      const dense = (await retriever.search(c!.chunk.text, { mode: 'dense', k: 5 })).results;
+      assert.equal(dense[0]!.chunk.id, c!.chunk.id);
+      assert.ok(Math.abs(dense[0]!.score - 1) < 1e-5);
+      for (let i = 1; i < dense.length; i++) assert.ok(dense[i]!.score <= dense[i - 1]!.score);
+      const { results, timing } = await retriever.search(c!.chunk.text, { mode: 'hybrid', k: 4 });
+      assert.equal(results.length, 4);
+      assert.equal(results[0]!.chunk.id, c!.chunk.id, 'first in both lists, first when fused');
+      assert.ok(Math.abs(results[0]!.score - 2 / 61) < 1e-9);
+      assert.ok(timing.embedMs > 0 && timing.totalMs >= timing.embedMs);
+      await assert.rejects(retriever.search('   ', { mode: 'dense' }), /query is empty/);
+      await assert.rejects(retriever.search('', { mode: 'bm25' }), /query is empty/);
+      assert.match(await runRagQuery(name, { store: storeDir, mode: 'bm25', k: 2 }), new RegExp(`^1\\. ${join(corpus, town.file)} \\[\\d+–\\d+\\] score`));
+    } finally {
+      retriever.store.close();
+    }
+  });
+
+  it('skips unchanged files; a changed file replaces its chunks in one commit', async () => {
+    const again = await indexFiles(store, embedder, [corpus], { chunk: chunkOpts });
+    assert.equal(again.indexed, 0);
+    assert.equal(again.unchanged, 12);
+    const path = join(corpus, documents[0]!.file);
+    const before = (await store.files()).find((f) => f.source === path)!;
+    writeFileSync(path, 'A short new text. Nothing else.');
+    const v0 = await store.version();
+    const r = await indexFiles(store, embedder, [corpus], { chunk: chunkOpts });
+    assert.equal(r.indexed, 1);
+    assert.equal(r.unchanged, 11);
+    const afterFile = (await store.files()).find((f) => f.source === path)!;
+    assert.equal(afterFile.chunks, 1);
+    assert.notEqual(afterFile.fileHash, before.fileHash);
+    const hits = (await openRetriever(storeDir).then(async (rt) => {
+      try {
+        return (await rt.search('short new text', { mode: 'bm25', k: 20 })).results;
+      } finally {
+        rt.store.close();
+      }
+    })).filter((h) => h.chunk.source === path);
+    assert.deepEqual(hits.map((h) => h.chunk.id), [`${path}#0`], 'the old chunks #1… are gone');
+    assert.ok((await store.version()) > v0);
+  });
+
+  it('nothing half-written: a replace is one commit, and a failing one changes nothing', async () => {
+    const path = join(corpus, documents[1]!.file);
+    const old = (await store.files()).find((f) => f.source === path)!;
+    const text = readFileSync(path, 'utf8');
+    const vectors = embedder.embed([text.slice(0, 40), text.slice(40, 80)]);
+    const mk = (i: number, vector: Float32Array) => ({ id: `${path}#${i}`, source: path, ordinal: i, start: i * 40, end: i * 40 + 40, text: text.slice(i * 40, i * 40 + 40), tokens: 8, fileHash: 'h2', vector });
+    const v0 = await store.version();
+    await store.replaceFiles([{ source: path, chunks: [mk(0, vectors[0]!), mk(1, vectors[1]!)] }]);
+    assert.equal(await store.version(), v0 + 1, 'inserting the new chunks and deleting the old is one version');
+    assert.equal((await store.files()).find((f) => f.source === path)!.chunks, 2);
+    assert.ok(old.chunks > 2);
+    // A bad chunk (wrong dimension) fails the whole write before anything is committed.
+    await assert.rejects(store.replaceFiles([{ source: path, chunks: [mk(0, vectors[0]!), mk(1, new Float32Array(3))] }]), /3-dimensional vector/);
+    assert.equal(await store.version(), v0 + 1);
+    assert.equal((await store.fileHash(path)), 'h2');
+  });
+
+  it('refuses an embedder of another dimension, a missing or broken store, and an empty queries file', async () => {
+    const tok = WordTokenizer.fromText('a b c', 16);
+    const other = new Embedder(parseEmbedderConfig({ vocab_size: tok.vocabSize, d_model: 8, n_layer: 1, n_head: 2, matryoshka_dims: [4] }), new Rng(2));
+    saveEmbedder(join(work, 'emb8'), other, tok);
+    await assert.rejects(openForIndexing(storeDir, TextEmbedder.load(join(work, 'emb8'))), /gives 8-dimensional vectors but store .* holds 16-dimensional ones/);
+    await assert.rejects(openRetriever(storeDir, join(work, 'emb8')), /8-dimensional/);
+    await assert.rejects(openRetriever(join(work, 'nope')), /store .*nope does not exist/);
+    writeFileSync(join(work, 'file-store'), 'x');
+    await assert.rejects(openRetriever(join(work, 'file-store')), /cannot be opened: it is not a directory/);
+    mkdirSync(join(work, 'empty-store'));
+    await assert.rejects(openRetriever(join(work, 'empty-store')), /cannot be opened: .*attn-store.json is missing/);
+    writeFileSync(join(work, 'not-a-store-file.txt'), 'x');
+    await assert.rejects(openForIndexing(corpus, embedder), /exists and is not an attn store/);
+    writeFileSync(join(work, 'q-empty.jsonl'), '\n');
+    await assert.rejects(runRagEval({ store: storeDir, queries: join(work, 'q-empty.jsonl'), modes: ['bm25'] }), /holds no queries/);
+    writeFileSync(join(work, 'q-bad.jsonl'), '{"query": "x"}\n');
+    await assert.rejects(runRagEval({ store: storeDir, queries: join(work, 'q-bad.jsonl'), modes: ['bm25'] }), /q-bad.jsonl:1: "relevant"/);
+  });
+
+  it('attn rag eval --json: one line per mode with the issue\'s keys', async () => {
+    const q = join(work, 'queries.jsonl');
+    writeFileSync(q, questions.map((x) => JSON.stringify({ query: x.query, relevant: [join(corpus, x.file)] })).join('\n'));
+    const lines = (await runRagEval({ store: storeDir, queries: q, modes: ['bm25', 'dense', 'hybrid'], json: true })).trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.mode), ['bm25', 'dense', 'hybrid']);
+    for (const l of lines) {
+      assert.deepEqual(Object.keys(l), ['mode', 'recall@10', 'mrr', 'ndcg@10', 'queries']);
+      assert.equal(l.queries, questions.length);
+      for (const k of ['recall@10', 'mrr', 'ndcg@10']) assert.ok(l[k] >= 0 && l[k] <= 1);
+    }
+    // Keywords find most towns in a 12-document corpus (an untrained dense model need not).
+    assert.ok(lines[0].mrr > 0.5, `bm25 MRR ${lines[0].mrr}`);
+  });
+
+  it('attn rag ask answers from the passages that fit and lists their sources', async () => {
+    const lm = join(work, 'lm');
+    writeDirAtomic(lm, modelFiles(tinyGPT(3, 320), tinyTokenizer()));
+    const out = await runRagAsk(documents[2]!.text.split('\n')[0]!.slice(2), { store: storeDir, model: lm, mode: 'bm25', k: 3, maxNewTokens: 4, temperature: 0, seed: 1 });
+    const [, sources] = out.split('\n\nSources:\n');
+    const lines = sources!.trim().split('\n');
+    // A 320-character context less 4 for the answer holds the best passage and maybe one more, not all three.
+    assert.ok(lines.length >= 1 && lines.length < 3, sources);
+    lines.forEach((l, i) => assert.match(l, new RegExp(`^\\[${i + 1}\\] ${work}/corpus/\\w+\\.md characters \\d+–\\d+ \\(.*#\\d+\\)$`)));
+    assert.ok(lines[0]!.includes(documents[2]!.file));
+  });
+});
