@@ -1,0 +1,148 @@
+import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { advanceAll, advance, startState, StringFrame, type ParseStack } from './json_automaton.js';
+import { anyObject, minBytes, type GrammarNode } from './json_grammar.js';
+import { compileJsonSchema, type SchemaOptions } from './json_schema.js';
+import { tokenTrieFor, type TokenTrie, type TrieNode } from './token_trie.js';
+
+/**
+ * What the sampler should do with a row of scores after masking: sample
+ * from them; end the row (the document is finished, nothing may follow);
+ * or give up (no token of the vocabulary can continue the document).
+ */
+export type MaskVerdict = 'sample' | 'finished' | 'stuck';
+
+/**
+ * A grammar bound to a vocabulary: the shareable part of constrained
+ * decoding (compile once, use for every row and request). Each generated
+ * document gets its own `start()`.
+ */
+export class JsonConstraint {
+  /** Scratch for the mask: stamp[id] === generation marks id allowed (no clearing between steps). */
+  private readonly stamp: Int32Array;
+  private generation = 0;
+
+  constructor(
+    readonly grammar: GrammarNode,
+    readonly trie: TokenTrie,
+    /** End-of-text / end-of-turn ids: allowed once the document is whole. */
+    readonly stopTokens: readonly number[] = [],
+  ) {
+    this.stamp = new Int32Array(trie.tokenBytes.length);
+  }
+
+  /** A JSON Schema (SchemaError when a keyword is not supported) for a tokenizer and a model's vocabulary. */
+  static fromSchema(schema: unknown, tokenizer: Tokenizer, vocabSize: number, stopTokens: readonly number[] = [], opts: SchemaOptions = {}): JsonConstraint {
+    return new JsonConstraint(compileJsonSchema(schema, opts), tokenTrieFor(tokenizer, vocabSize), stopTokens);
+  }
+
+  /** `{"type": "json_object"}`: any JSON object. */
+  static anyObject(tokenizer: Tokenizer, vocabSize: number, stopTokens: readonly number[] = []): JsonConstraint {
+    return new JsonConstraint(anyObject(), tokenTrieFor(tokenizer, vocabSize), stopTokens);
+  }
+
+  /** Bytes of the shortest document: generation needs at least this many tokens (one byte each at worst). */
+  get minBytes(): number {
+    return minBytes(this.grammar);
+  }
+
+  start(): ConstrainedDocument {
+    return new ConstrainedDocument(this, startState(this.grammar));
+  }
+
+  /**
+   * Mark the allowed tokens of `state` (walking the trie once from it) and
+   * return a fresh generation number: allowed ids have stamp === it.
+   * `limit`: bytes the document may still need after this token — a token
+   * that leaves more than that unwritable in the tokens left is not allowed.
+   */
+  markAllowed(state: ParseStack, limit: number): { stamp: Int32Array; generation: number; count: number } {
+    const gen = ++this.generation;
+    const stamp = this.stamp;
+    const order = this.trie.order;
+    let count = 0;
+    const walk = (node: TrieNode, s: ParseStack): void => {
+      // Inside a string every plain character keeps the string open and its
+      // shortest completion as short: plain subtrees that fit are allowed whole.
+      const room = s.top instanceof StringFrame && s.minBytes <= limit ? s.top.room : -1;
+      const kids = node.kids;
+      for (let i = 0; i < kids.length; i++) {
+        const k = kids[i]!;
+        if (k.plain && k.height <= room) {
+          for (let j = k.lo; j < k.hi; j++) stamp[order[j]!] = gen;
+          count += k.hi - k.lo;
+          continue;
+        }
+        const next = advance(s, node.bytes[i]!);
+        if (!next) continue;
+        if (k.ends.length > 0 && next.minBytes <= limit) {
+          for (const id of k.ends) stamp[id] = gen;
+          count += k.ends.length;
+        }
+        if (k.kids.length > 0) walk(k, next);
+      }
+    };
+    walk(this.trie.root, state);
+    if (state.complete) {
+      for (const id of this.stopTokens) stamp[id] = gen;
+      count += this.stopTokens.length;
+    }
+    return { stamp, generation: gen, count };
+  }
+}
+
+/** One document being generated under a JsonConstraint. */
+export class ConstrainedDocument {
+  constructor(
+    readonly constraint: JsonConstraint,
+    private state: ParseStack,
+  ) {}
+
+  /** The text so far is a whole document (it may still continue, as a top-level number may). */
+  get complete(): boolean {
+    return this.state.complete;
+  }
+
+  /** Nothing more may be written. */
+  get finished(): boolean {
+    return this.state.finished;
+  }
+
+  /** Fewest bytes that complete the document. */
+  get minBytesLeft(): number {
+    return this.state.minBytes;
+  }
+
+  /**
+   * The allowed token ids, ascending (for tests and tools; the sampler uses mask).
+   * `remaining`: tokens that may still be generated, this one included.
+   */
+  allowed(remaining = Infinity): number[] {
+    const { stamp, generation } = this.constraint.markAllowed(this.state, remaining - 1);
+    const out: number[] = [];
+    for (let i = 0; i < stamp.length; i++) if (stamp[i] === generation) out.push(i);
+    return out;
+  }
+
+  /**
+   * Set the score of every token that cannot continue the document to
+   * −∞ (in place). A finished document needs no token: the row ends.
+   */
+  mask(logits: Float32Array, remaining = Infinity): MaskVerdict {
+    if (this.state.finished) return 'finished';
+    const { stamp, generation, count } = this.constraint.markAllowed(this.state, remaining - 1);
+    if (count === 0) return this.state.complete ? 'finished' : 'stuck';
+    const n = Math.min(logits.length, stamp.length);
+    for (let i = 0; i < n; i++) if (stamp[i] !== generation) logits[i] = -Infinity;
+    for (let i = n; i < logits.length; i++) logits[i] = -Infinity;
+    return 'sample';
+  }
+
+  /** Move past a generated token; stop tokens end the document and change nothing. An id the mask did not allow throws. */
+  accept(id: number): void {
+    if (this.constraint.stopTokens.includes(id)) return;
+    const bytes = this.constraint.trie.tokenBytes[id];
+    const next = bytes && bytes.length > 0 ? advanceAll(this.state, bytes) : null;
+    if (!next) throw new Error(`constrained decoding: token ${id} cannot continue the document`);
+    this.state = next;
+  }
+}
