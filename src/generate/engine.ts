@@ -111,7 +111,7 @@ export class BatchDecoder {
       }
       doc?.accept(id);
       seq.push(id);
-      if (++this.generated[b]! >= this.opts.maxNewTokens) this.done[b] = true;
+      if (++this.generated[b]! >= this.opts.maxNewTokens || doc?.finished) this.done[b] = true;
       return id;
     });
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from '../util/errors.js';
+import { StructuredOutputsSchema } from './response_format.js';
 
 /**
  * The serve config file (`attn serve --config serve.json`): prices, the
@@ -88,6 +89,8 @@ export const ServeConfigSchema = z
     default_price: PriceSchema.default({ input_per_million: 0, output_per_million: 0 }),
     cache: CacheSettingsSchema.default({}),
     routing: RoutingSchema.default({}),
+    /** Constrained decoding for response_format and tool calls (response_format.ts). */
+    structured_outputs: StructuredOutputsSchema.default({}),
   })
   .strict();
 

@@ -46,7 +46,16 @@ export class JsonConstraint {
   }
 
   start(): ConstrainedDocument {
-    return new ConstrainedDocument(this, startState(this.grammar));
+    return new ConstrainedDocument(this, startState(this.grammar), false);
+  }
+
+  /**
+   * A document that may also not be one: the first token either begins it
+   * (then the rest is constrained) or is any token that cannot begin it
+   * (then the text is free). A tool call under tool_choice "auto" is one.
+   */
+  startOptional(): ConstrainedDocument {
+    return new ConstrainedDocument(this, startState(this.grammar), true);
   }
 
   /**
@@ -92,9 +101,14 @@ export class JsonConstraint {
 
 /** One document being generated under a JsonConstraint. */
 export class ConstrainedDocument {
+  /** An optional document whose first token did not begin it: the text is free. */
+  free = false;
+
   constructor(
     readonly constraint: JsonConstraint,
     private state: ParseStack,
+    /** Still before the first token of an optional document. */
+    private optional: boolean,
   ) {}
 
   /** The text so far is a whole document (it may still continue, as a top-level number may). */
@@ -128,6 +142,8 @@ export class ConstrainedDocument {
    * −∞ (in place). A finished document needs no token: the row ends.
    */
   mask(logits: Float32Array, remaining = Infinity): MaskVerdict {
+    if (this.free) return 'sample';
+    if (this.optional) return this.maskOptional(logits, remaining);
     if (this.state.finished) return 'finished';
     const { stamp, generation, count } = this.constraint.markAllowed(this.state, remaining - 1);
     if (count === 0) return this.state.complete ? 'finished' : 'stuck';
@@ -137,11 +153,31 @@ export class ConstrainedDocument {
     return 'sample';
   }
 
+  /**
+   * Before an optional document: any token that cannot begin it is free
+   * text; of those that can, only the ones after which the document still
+   * fits in the tokens left.
+   */
+  private maskOptional(logits: Float32Array, remaining: number): MaskVerdict {
+    const begins = this.allowed(Infinity);
+    if (remaining === Infinity) return 'sample';
+    const fits = new Set(this.allowed(remaining));
+    for (const id of begins) if (!fits.has(id)) logits[id] = -Infinity;
+    return 'sample';
+  }
+
   /** Move past a generated token; stop tokens end the document and change nothing. An id the mask did not allow throws. */
   accept(id: number): void {
-    if (this.constraint.stopTokens.includes(id)) return;
+    if (this.free || this.constraint.stopTokens.includes(id)) return;
     const bytes = this.constraint.trie.tokenBytes[id];
     const next = bytes && bytes.length > 0 ? advanceAll(this.state, bytes) : null;
+    if (this.optional) {
+      this.optional = false;
+      if (!next) {
+        this.free = true;
+        return;
+      }
+    }
     if (!next) throw new Error(`constrained decoding: token ${id} cannot continue the document`);
     this.state = next;
   }
