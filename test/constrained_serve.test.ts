@@ -59,7 +59,7 @@ describe('serve: response_format by constrained decoding', () => {
     for (const [i, schema] of schemas.entries()) {
       const r = await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: `{`, max_tokens: 40 + (i % 4) * 40, temperature: 1, seed: i, response_format: { type: 'json_schema', json_schema: { name: `s${i}`, schema } } });
       if (r.status === 400) {
-        assert.match(r.json.error.message, /too few for the shortest valid answer/, JSON.stringify(r.json));
+        assert.match(r.json.error.message, /are too few for the shortest valid answer/, JSON.stringify(r.json));
         continue;
       }
       assert.equal(r.status, 200, JSON.stringify(r.json));

@@ -113,7 +113,7 @@ function resolveTiers(ctx: ServeContext, job: CompletionJob, task: string): Serv
 
 function prepare(ctx: ServeContext, job: CompletionJob, served: ServedModel, baseSeed: number) {
   const prompts = job.prompts.map((_, i) => encodePrompt(served, job, i));
-  const params = Array.from({ length: prompts.length * job.n }, (_, c) => constrainParams(ctx, job, served, sequenceParams(job, served, ctx.limits, c, baseSeed)));
+  const params = Array.from({ length: prompts.length * job.n }, (_, c) => constrainParams(ctx, job, served, sequenceParams(job, served, ctx.limits, c, baseSeed), prompts[Math.floor(c / job.n)]!.length));
   return { prompts, params };
 }
 

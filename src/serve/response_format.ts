@@ -69,8 +69,8 @@ export function constraintFor(output: OutputGrammar | null, served: ServedModel,
   return new JsonConstraint(output.grammar, tokenTrieFor(served.tokenizer, served.model.config.vocab_size), stopTokens);
 }
 
-/** 400 when max_tokens cannot hold the shortest document (one token per byte at worst). */
-export function checkRoom(constraint: JsonConstraint | null, optional: boolean, maxTokens: number): void {
-  if (!constraint || optional || constraint.minBytes <= maxTokens) return;
-  throw invalidParam('max_tokens', `Invalid 'max_tokens': ${maxTokens} is too few for the shortest valid answer (${constraint.minBytes} tokens at worst)`);
+/** 400 when the tokens the answer may use (max_tokens, or what the context leaves) cannot hold the shortest document (one token per byte at worst). */
+export function checkRoom(constraint: JsonConstraint | null, optional: boolean, tokens: number): void {
+  if (!constraint || optional || constraint.minBytes <= tokens) return;
+  throw invalidParam('max_tokens', `Invalid 'max_tokens': ${tokens} tokens (max_tokens, or what the context leaves after the prompt) are too few for the shortest valid answer (${constraint.minBytes} tokens at worst)`);
 }

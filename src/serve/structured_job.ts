@@ -28,11 +28,12 @@ export function planStructuredOutput(job: CompletionJob): void {
   if (job.tools || job.responseFormat?.type === 'json_schema') job.cache = false;
 }
 
-/** A choice's sampling parameters with the answer's grammar bound to this model's vocabulary (400 when max_tokens is too small for it). */
-export function constrainParams<P extends SequenceParams>(ctx: ServeContext, job: CompletionJob, served: ServedModel, params: P): P {
+/** A choice's sampling parameters with the answer's grammar bound to this model's vocabulary (400 when max_tokens or the context left is too small for it). */
+export function constrainParams<P extends SequenceParams>(ctx: ServeContext, job: CompletionJob, served: ServedModel, params: P, promptTokens: number): P {
   const c = constraintFor(job.output ?? null, served, params.stopTokens ?? [], ctx.config.structured_outputs);
   if (!c) return params;
-  checkRoom(c, job.output!.optional, params.maxTokens);
+  // The answer ends at max_tokens or when the context is full, whichever comes first.
+  checkRoom(c, job.output!.optional, Math.min(params.maxTokens, served.model.config.block_size - promptTokens));
   return { ...params, constraint: c, constraintOptional: job.output!.optional };
 }
 

@@ -13,7 +13,7 @@ import { calledName, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, writtenCall, type ToolDefi
  * attn's plain transcript (chat_template.ts), and templates that know no
  * tools, get them as text, in this documented format:
  *
- *     system: Tools you can call — answer <tool_call>{"name": …, "arguments": {…}}</tool_call> to call one: [{"name":"get_weather",…}]
+ *     system: Tools you can call - answer <tool_call>{"name": ..., "arguments": {...}}</tool_call> to call one: [{"name":"get_weather",…}]
  *     user: Weather in Paris?
  *     assistant: <tool_call>{"name":"get_weather","arguments":{"city":"Paris"}}</tool_call>
  *     tool: {"tool_call_id":"call_1","name":"get_weather","content":"22 C"}
@@ -26,7 +26,7 @@ import { calledName, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, writtenCall, type ToolDefi
 /** The system line that lists the tools. */
 export function toolsInstruction(tools: readonly ToolDefinition[]): string {
   const list = tools.map((t) => ({ name: t.function.name, ...(t.function.description ? { description: t.function.description } : {}), parameters: t.function.parameters ?? { type: 'object', properties: {} } }));
-  return `Tools you can call — answer ${TOOL_CALL_OPEN}{"name": …, "arguments": {…}}${TOOL_CALL_CLOSE} to call one: ${JSON.stringify(list)}`;
+  return `Tools you can call - answer ${TOOL_CALL_OPEN}{"name": ..., "arguments": {...}}${TOOL_CALL_CLOSE} to call one: ${JSON.stringify(list)}`;
 }
 
 /** The messages as plain text turns: calls written out, results as JSON, the tool list as a system message after the leading ones. */
