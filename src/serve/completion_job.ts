@@ -7,6 +7,7 @@ import type { ResponseFormat } from './router.js';
 import type { ServedModel } from './served_model.js';
 import type { SequenceParams } from './sequence.js';
 import type { OutputGrammar } from './response_format.js';
+import type { ContextReport } from './context_budget.js';
 import { checkToolMessages, parseTools, type ToolMessageFields, type ToolSetup } from './tools.js';
 import { forTemplate, messagesAsText } from './tools_prompt.js';
 
@@ -29,6 +30,8 @@ export interface CompletionJob {
   tools?: ToolSetup | null;
   /** What the answer must be (response_format or a tool call), set by the handler; null for free text. */
   output?: OutputGrammar | null;
+  /** What the context budget cut from the chat (context_budget.ts), reported as the response's `attn.context`. */
+  contextCut?: ContextReport | null;
   n: number;
   maxTokens: number | null;
   temperature: number;

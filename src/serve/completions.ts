@@ -19,6 +19,7 @@ import { callIdOf, constrainParams, countCheckFailure, countConstrained, planStr
 import { structuredMetrics } from './structured_metrics.js';
 import type { ToolCall } from './tools.js';
 import { ToolCallStream } from './tools_stream.js';
+import { countContextCut, fitChatToBudget } from './context_budget_step.js';
 
 interface Choice {
   text: string;
@@ -52,6 +53,7 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
   const job = dialect.kind === 'chat' ? chatJob(validate(ChatRequestSchema, body)) : completionJob(validate(CompletionRequestSchema, body));
   if (job.task !== undefined) st.task = job.task;
   planStructuredOutput(job);
+  job.contextCut = await fitChatToBudget(ctx, job);
   st.stream = job.stream;
   st.prompt = (body as Record<string, unknown>)[dialect.kind === 'chat' ? 'messages' : 'prompt'];
   const tiers = resolveTiers(ctx, job, st.task);
@@ -83,17 +85,19 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
     },
   ).catch((e: unknown) => {
     // A generation that ended early still used the model: its tokens (and the tiers tried before it) are accounted for.
-    if (st.spent) account(ctx, st, { model: st.spent.model, choices: [], usage: st.spent.usage, cached: false, cacheKey: null }, tried);
+    if (st.spent) account(ctx, st, { model: st.spent.model, choices: [], usage: st.spent.usage, cached: false, cacheKey: null }, tried, job.contextCut?.tokens_saved);
     throw e;
   });
   const a = outcome.result;
   if (outcome.check.ok && a.cacheKey) await storeInCache(ctx, a.cacheKey, cachedResponse(a), st);
-  account(ctx, st, a, tried.slice(0, outcome.escalations));
+  account(ctx, st, a, tried.slice(0, outcome.escalations), job.contextCut?.tokens_saved);
+  countContextCut(ctx, job);
+  const extension = job.contextCut ? { attn: { context: job.contextCut } } : {};
   if (stream) {
-    stream.finish(a.choices, a.usage);
+    stream.finish(a.choices, a.usage, extension);
     return 200;
   }
-  sendJson(res, 200, completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), responseHeaders(st, a));
+  sendJson(res, 200, { ...completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), ...extension }, responseHeaders(st, a));
   return 200;
 }
 
@@ -196,13 +200,13 @@ function cachedResponse(a: Attempt): CachedResponse {
  * before `a`: they were paid for, so the ledger and the token and cost
  * counters count them under their own models.
  */
-function account(ctx: ServeContext, st: RequestState, a: Attempt, escalated: Attempt[]): void {
+function account(ctx: ServeContext, st: RequestState, a: Attempt, escalated: Attempt[], contextTokensSaved = 0): void {
   st.model = a.model;
   st.usage = a.usage;
   st.cached = a.cached;
   st.escalations = escalated.length;
   const attempts = escalated.map(({ model, usage, cached }) => ({ model, usage, cached }));
-  st.cost = ctx.ledger.record({ id: st.id, model: a.model, task: st.task, usage: a.usage, cached: a.cached, escalations: escalated.length, escalated: attempts });
+  st.cost = ctx.ledger.record({ id: st.id, model: a.model, task: st.task, usage: a.usage, cached: a.cached, escalations: escalated.length, escalated: attempts, ...(contextTokensSaved > 0 ? { context_tokens_saved: contextTokensSaved } : {}) });
   ctx.recentTasks.set(st.id, st.task);
   const m = ctx.metrics;
   const task = m.taskLabel(st.task);
@@ -276,14 +280,15 @@ class ChunkStream implements StreamSink {
     this.sse.send(chunkBody(this.dialect, this.head, [this.dialect.chunkChoice(choice, piece, null, first)]));
   }
 
-  finish(choices: Choice[], usage: Usage): void {
+  /** `extension`: attn's own fields (attn.context), on the chunks that carry usage. */
+  finish(choices: Choice[], usage: Usage, extension: object = {}): void {
     for (const t of this.tools.values()) t.end();
     this.open();
     choices.forEach((c, i) => {
       const last = i === choices.length - 1;
-      this.sse.send(chunkBody(this.dialect, this.head, [this.dialect.chunkChoice(i, '', c.finishReason, !this.started.has(i))], last ? usage : undefined));
+      this.sse.send({ ...chunkBody(this.dialect, this.head, [this.dialect.chunkChoice(i, '', c.finishReason, !this.started.has(i))], last ? usage : undefined), ...(last ? extension : {}) });
     });
-    if (this.job.includeUsage) this.sse.send(chunkBody(this.dialect, this.head, [], usage));
+    if (this.job.includeUsage) this.sse.send({ ...chunkBody(this.dialect, this.head, [], usage), ...extension });
     this.sse.done();
   }
 }
