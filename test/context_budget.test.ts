@@ -106,13 +106,20 @@ describe('context budgets', () => {
     const big = await postJson(`${s.url}/v1/chat/completions`, { model: 'tiny', messages: longChat(1, 'S'.repeat(300)), max_tokens: 8 });
     assert.equal(big.status, 400);
     assert.equal(big.json.error.code, 'context_length_exceeded');
-    assert.match(big.json.error.message, /The system prompt alone has \d+ tokens, but model tiny's context budget is 248 tokens/);
+    assert.match(big.json.error.message, /The system prompt alone has \d+ tokens, but model tiny's context budget is 255 tokens \(its context is 256\)/);
     const lastTurn = await postJson(`${s.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'q'.repeat(300) }], max_tokens: 8 });
     assert.equal(lastTurn.status, 400);
     assert.match(lastTurn.json.error.message, /The last turn of the conversation needs \d+ tokens/);
     const off = await postJson(`${s.url}/v1/chat/completions`, { model: 'sum', messages: longChat(12), max_tokens: 8 });
     assert.equal(off.status, 400);
     assert.equal(off.json.error.code, 'context_length_exceeded');
+  });
+
+  it('the reserve for the answer is a wish: a single turn that fits the context is served as it is', async () => {
+    const r = await postJson(`${s.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'q'.repeat(230) }], max_tokens: 64, temperature: 0 });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.attn, undefined);
+    assert.equal(r.json.choices[0].finish_reason, 'length');
   });
 
   it('the config names served models and a summarizer for "summarize"', async () => {

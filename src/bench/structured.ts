@@ -73,16 +73,22 @@ export async function benchMaskCost(steps: number, rounds = 3): Promise<Row | nu
       for (let i = 0; i < steps; i++) {
         const s0 = performance.now();
         const logits = forwardCached(model, Int32Array.of(next), [1, 1], cache).data;
+        let ms = performance.now() - s0;
         if (withMask) {
           if (doc.finished) doc = constraint.start();
           const m0 = performance.now();
           doc.mask(logits);
+          const m1 = performance.now();
+          // Untimed: the random choice among the allowed tokens stands in for a trained model's.
           for (let j = 0; j < logits.length; j++) if (logits[j] !== -Infinity) logits[j] = rng.random();
+          const a0 = performance.now();
           next = argmax(logits);
           doc.accept(next);
-          if (timed) masks.push(performance.now() - m0);
+          const cost = m1 - m0 + performance.now() - a0;
+          ms += cost;
+          if (timed) masks.push(cost);
         } else next = argmax(logits);
-        if (timed) (withMask ? constrained : plain).push(performance.now() - s0);
+        if (timed) (withMask ? constrained : plain).push(ms);
       }
     });
   run(false, false);
@@ -101,6 +107,8 @@ export async function benchMaskCost(steps: number, rounds = 3): Promise<Row | nu
     tokens_per_s_plain: 1000 / plainMs,
     tokens_per_s_constrained: 1000 / constrainedMs,
     mask_ms_median: median(masks),
+    /** The mask's share of a plain decoding step: the figure the goal (≤ 10 %) is about, robust to machine load shared by both. */
+    mask_fraction_of_step: median(masks) / plainMs,
     mask_ms_mean: masks.reduce((a, b) => a + b, 0) / masks.length,
     overhead_fraction: 1 - plainMs / constrainedMs,
     trie_build_ms: trieMs,
@@ -188,7 +196,7 @@ export async function structuredBench(steps: number, log: (s: string) => void, e
   if (!cost) log('structured: mask cost skipped (js-tiktoken, for the GPT-2 vocabulary, is not installed)');
   else {
     emit(cost);
-    log(`structured mask cost, 124M batch-1 decode: ${Number(cost.tokens_per_s_plain).toFixed(1)} tokens/s plain, ${Number(cost.tokens_per_s_constrained).toFixed(1)} constrained (${(100 * Number(cost.overhead_fraction)).toFixed(1)} % slower); mask ${Number(cost.mask_ms_median).toFixed(3)} ms median per token`);
+    log(`structured mask cost, 124M batch-1 decode: ${Number(cost.tokens_per_s_plain).toFixed(1)} tokens/s plain, ${Number(cost.tokens_per_s_constrained).toFixed(1)} constrained (${(100 * Number(cost.overhead_fraction)).toFixed(1)} % slower); mask and accept ${Number(cost.mask_ms_median).toFixed(3)} ms median per token = ${(100 * Number(cost.mask_fraction_of_step)).toFixed(1)} % of a plain step`);
   }
   for (const [label, stepsTrained] of [['random', 0], ['trained-30', 30]] as const) {
     const { model, tokenizer } = trainedModel(stepsTrained);

@@ -21,8 +21,11 @@ import { forTemplate, messagesAsText } from './tools_prompt.js';
  *    messages at the start and the last turn always stay. With
  *    `strategy: "summarize"` the dropped turns are replaced by a summary
  *    that `summarizer` (a served model) writes, cached by their content.
- * 3. If even the system messages do not fit, or the last turn does not
- *    fit beside them, the request is a 400 that says so.
+ * 3. If even the system messages do not fit the hard limit
+ *    (`max_prompt_tokens`, else the context), or the last turn does not
+ *    fit beside them, the request is a 400 that says so. The reserve for
+ *    the answer is a wish: a chat that cannot be cut to leave it, but fits
+ *    the context, is served with less room for the answer.
  *
  * The budget is `max_prompt_tokens`, else the context minus `reserve_tokens`
  * (default: the request's max_tokens, at most a quarter of the context),
@@ -131,6 +134,8 @@ export async function fitContext(ctx: ServeContext, job: CompletionJob, served: 
   const maxTokens = job.maxTokens ?? ctx.limits.defaultMaxTokens;
   const reserve = policy.reserve_tokens ?? Math.min(maxTokens, Math.floor(context / 4));
   const budget = Math.min(policy.max_prompt_tokens ?? context - reserve, context - 1);
+  // What must not be exceeded: a configured max_prompt_tokens; else the context (one token left for the answer).
+  const hard = policy.max_prompt_tokens !== undefined ? budget : context - 1;
   const original = promptTokens(served, job.messages, job);
   let messages = capToolResults(served, job.messages, policy.max_tool_tokens);
   const capped = messages.filter((m, i) => m !== job.messages![i]).length;
@@ -145,8 +150,8 @@ export async function fitContext(ctx: ServeContext, job: CompletionJob, served: 
     const starts = turnStarts(messages, lead);
     const system = messages.slice(0, lead);
     const systemTokens = promptTokens(served, system.length > 0 ? system : [], job);
-    if (system.length > 0 && systemTokens > budget) {
-      throw exceeded(`The system prompt alone has ${systemTokens} tokens, but model ${served.name}'s context budget is ${budget} tokens (context ${context} − ${context - budget} kept for the answer): shorten it or raise context_budget.max_prompt_tokens`);
+    if (system.length > 0 && systemTokens > hard) {
+      throw exceeded(`The system prompt alone has ${systemTokens} tokens, but model ${served.name}'s context budget is ${hard} tokens${policy.max_prompt_tokens !== undefined ? ' (context_budget max_prompt_tokens)' : ` (its context is ${context})`}: shorten it`);
     }
     // Drop turns from the oldest until the rest fits; the last turn always stays.
     let fitted: ToolMessageFields[] | null = null;
@@ -169,8 +174,16 @@ export async function fitContext(ctx: ServeContext, job: CompletionJob, served: 
       }
     }
     if (!fitted) {
-      const last = [...system, ...messages.slice(starts[starts.length - 1] ?? lead)];
-      throw exceeded(`The last turn of the conversation needs ${promptTokens(served, last, job)} tokens with the system prompt, but model ${served.name}'s context budget is ${budget} tokens: shorten the last message${policy.max_tool_tokens === undefined ? ' or set context_budget.max_tool_tokens' : ''}`);
+      // Nothing fits the budget: the reserve for the answer gives way before the conversation does.
+      const lastStart = starts[starts.length - 1] ?? lead;
+      const minimal = [...system, ...messages.slice(lastStart)];
+      const minimalTokens = promptTokens(served, minimal, job);
+      if (minimalTokens > hard) {
+        throw exceeded(`The last turn of the conversation needs ${minimalTokens} tokens with the system prompt, but model ${served.name}'s context budget is ${hard} tokens: shorten the last message${policy.max_tool_tokens === undefined ? ' or set context_budget.max_tool_tokens' : ''}`);
+      }
+      if (tokens <= hard && capped === 0) return null; // it fits the context as it is; only the answer's room is short
+      fitted = tokens <= hard ? messages : minimal;
+      dropped = messages.length - fitted.length;
     }
     messages = fitted;
     tokens = promptTokens(served, messages, job);
