@@ -81,11 +81,12 @@ describe('token mask over a trie', () => {
   /** Every token checked alone: the reference the trie walk must equal. */
   function bruteForce(c: JsonConstraint, state: ParseStack, remaining: number): number[] {
     const out: number[] = [];
-    c.trie.tokenBytes.forEach((bytes, id) => {
-      if (bytes.length === 0) return;
+    for (let id = 0; id < c.trie.vocabSize; id++) {
+      const bytes = c.trie.bytesOf(id);
+      if (bytes.length === 0) continue;
       const s = advanceAll(state, bytes);
       if (s && s.minBytes <= remaining - 1) out.push(id);
-    });
+    }
     if (state.complete) out.push(...c.stopTokens);
     return out.sort((a, b) => a - b);
   }

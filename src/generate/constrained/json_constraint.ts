@@ -2,7 +2,7 @@ import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { advanceAll, advance, startState, StringFrame, type ParseStack } from './json_automaton.js';
 import { anyObject, minBytes, type GrammarNode } from './json_grammar.js';
 import { compileJsonSchema, type SchemaOptions } from './json_schema.js';
-import { tokenTrieFor, type TokenTrie, type TrieNode } from './token_trie.js';
+import { tokenTrieFor, type TokenTrie } from './token_trie.js';
 
 /**
  * What the sampler should do with a row of scores after masking: sample
@@ -27,7 +27,7 @@ export class JsonConstraint {
     /** End-of-text / end-of-turn ids: allowed once the document is whole. */
     readonly stopTokens: readonly number[] = [],
   ) {
-    this.stamp = new Int32Array(trie.tokenBytes.length);
+    this.stamp = new Int32Array(trie.vocabSize);
   }
 
   /** A JSON Schema (SchemaError when a keyword is not supported) for a tokenizer and a model's vocabulary. */
@@ -67,30 +67,29 @@ export class JsonConstraint {
   markAllowed(state: ParseStack, limit: number): { stamp: Int32Array; generation: number; count: number } {
     const gen = ++this.generation;
     const stamp = this.stamp;
-    const order = this.trie.order;
+    const { order, childStart, edgeByte, edgeNode, endStart, endIds, lo, hi, plain, height } = this.trie;
     let count = 0;
-    const walk = (node: TrieNode, s: ParseStack): void => {
+    const walk = (node: number, s: ParseStack): void => {
       // Inside a string every plain character keeps the string open and its
       // shortest completion as short: plain subtrees that fit are allowed whole.
       const room = s.top instanceof StringFrame && s.minBytes <= limit ? s.top.room : -1;
-      const kids = node.kids;
-      for (let i = 0; i < kids.length; i++) {
-        const k = kids[i]!;
-        if (k.plain && k.height <= room) {
-          for (let j = k.lo; j < k.hi; j++) stamp[order[j]!] = gen;
-          count += k.hi - k.lo;
+      for (let e = childStart[node]!; e < childStart[node + 1]!; e++) {
+        const k = edgeNode[e]!;
+        if (plain[k] === 1 && height[k]! <= room) {
+          for (let j = lo[k]!; j < hi[k]!; j++) stamp[order[j]!] = gen;
+          count += hi[k]! - lo[k]!;
           continue;
         }
-        const next = advance(s, node.bytes[i]!);
+        const next = advance(s, edgeByte[e]!);
         if (!next) continue;
-        if (k.ends.length > 0 && next.minBytes <= limit) {
-          for (const id of k.ends) stamp[id] = gen;
-          count += k.ends.length;
+        if (endStart[k + 1]! > endStart[k]! && next.minBytes <= limit) {
+          for (let j = endStart[k]!; j < endStart[k + 1]!; j++) stamp[endIds[j]!] = gen;
+          count += endStart[k + 1]! - endStart[k]!;
         }
-        if (k.kids.length > 0) walk(k, next);
+        if (childStart[k + 1]! > childStart[k]!) walk(k, next);
       }
     };
-    walk(this.trie.root, state);
+    walk(0, state);
     if (state.complete) {
       for (const id of this.stopTokens) stamp[id] = gen;
       count += this.stopTokens.length;
@@ -169,7 +168,7 @@ export class ConstrainedDocument {
   /** Move past a generated token; stop tokens end the document and change nothing. An id the mask did not allow throws. */
   accept(id: number): void {
     if (this.free || this.constraint.stopTokens.includes(id)) return;
-    const bytes = this.constraint.trie.tokenBytes[id];
+    const bytes = id >= 0 && id < this.constraint.trie.vocabSize ? this.constraint.trie.bytesOf(id) : null;
     const next = bytes && bytes.length > 0 ? advanceAll(this.state, bytes) : null;
     if (this.optional) {
       this.optional = false;
