@@ -140,6 +140,8 @@ describe('serve: economics, cache, routing, observability', () => {
         routing: { tiers: ['small', 'large'], rules: [{ task: 'code', start: 'large' }] },
         // No sentence embedder here: the cache keys on the requesting GPT's pooled states, which must be asked for.
         cache: { allow_gpt_embeddings: true },
+        // The escalation below is for models that sample JSON freely (constrained decoding is tested in test/constrained_serve.test.ts).
+        structured_outputs: { constrained_decoding: false },
       },
     });
   });

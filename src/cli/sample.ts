@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { JsonConstraint } from '../generate/constrained/json_constraint.js';
 import { streamText } from '../generate/stream.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
@@ -21,6 +23,8 @@ export interface SampleCliOptions {
   strictContext?: boolean;
   backend?: string;
   threads?: number;
+  jsonSchema?: string;
+  jsonObject?: boolean;
 }
 
 /** Flag-named checks, so the message says which flag to fix. */
@@ -46,6 +50,7 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
   } catch (e) {
     throw new UserError(`--prompt: ${(e as Error).message}`);
   }
+  const constrained = constraintOf(o, tokenizer, model.config.vocab_size);
   write(prompt);
   const chunks = streamText(model, tokenizer, prompt, {
     maxNewTokens: o.maxNewTokens,
@@ -59,9 +64,36 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
     ...(o.repetitionPenalty !== undefined ? { repetitionPenalty: o.repetitionPenalty } : {}),
     ...(o.stop?.length ? { stop: o.stop } : {}),
     ...(o.greedy ? { greedy: true } : {}),
+    ...constrained,
   });
   for await (const c of chunks) write(c.text);
   write('\n');
+}
+
+/**
+ * --json-schema FILE / --json-object: constrained decoding, so the output is
+ * one JSON document of the schema; it ends at <|endoftext|> or when the
+ * document is finished.
+ */
+function constraintOf(o: SampleCliOptions, tokenizer: Tokenizer, vocabSize: number): { constraint?: JsonConstraint; stopTokens?: number[] } {
+  if (o.jsonSchema !== undefined && o.jsonObject) throw new UserError('--json-schema and --json-object: give one of them');
+  const eot = tokenizer.specialTokens.get('<|endoftext|>');
+  const stopTokens = eot === undefined ? [] : [eot];
+  if (o.jsonObject) return { constraint: JsonConstraint.anyObject(tokenizer, vocabSize, stopTokens), stopTokens };
+  if (o.jsonSchema === undefined) return {};
+  let schema: unknown;
+  try {
+    schema = JSON.parse(readFileSync(o.jsonSchema, 'utf8'));
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new UserError(`--json-schema ${o.jsonSchema}: ${e instanceof SyntaxError ? `invalid JSON: ${why}` : `cannot read it (${why})`}`);
+  }
+  try {
+    return { constraint: JsonConstraint.fromSchema(schema, tokenizer, vocabSize, stopTokens), stopTokens };
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`--json-schema ${o.jsonSchema}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** With no prompt, start from a newline as nanoGPT does — or, if the vocabulary has none, from token 0. */
@@ -90,6 +122,8 @@ export function sampleCommand(): Command {
     .option('--seed <n>', 'random seed', int, 1337)
     .option('--greedy', 'always take the most likely token')
     .option('--no-cache', 'recompute the whole context every step instead of using the KV cache (slow; for checking)')
+    .option('--json-schema <file>', 'constrained decoding: the output is one JSON document valid under this JSON Schema (docs/structured_outputs.md)')
+    .option('--json-object', 'constrained decoding: the output is one JSON object')
     .option('--strict-context', 'error when the prompt is longer than the context instead of keeping its end')
     .action((opts: SampleCliOptions) => runSample(opts, (s) => process.stdout.write(s), (s) => process.stderr.write(`warning: ${s}\n`)));
 }

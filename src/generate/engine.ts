@@ -3,6 +3,7 @@ import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
 import { forwardCached } from './cached_forward.js';
+import type { ConstrainedDocument, JsonConstraint } from './constrained/json_constraint.js';
 import { KVCache } from './kv_cache.js';
 import { checkSamplingOptions, penalizeRepeats, sampleToken, type SamplingOptions } from './sampling.js';
 
@@ -17,6 +18,12 @@ export interface GenerateOptions extends SamplingOptions {
   /** A prompt longer than the model's context: keep its last block_size − 1 tokens with a warning (default), or throw. */
   longPrompt?: 'crop' | 'error';
   onWarning?: (message: string) => void;
+  /**
+   * Constrained decoding: every row writes one document of this grammar
+   * (a JSON Schema compiled by JsonConstraint.fromSchema), closed before
+   * maxNewTokens runs out; the row ends when the document is finished.
+   */
+  constraint?: JsonConstraint;
 }
 
 /**
@@ -34,6 +41,7 @@ export class BatchDecoder {
   private readonly cache: KVCache | null;
   private readonly rngs: Rng[];
   private readonly stop: ReadonlySet<number>;
+  private readonly documents: ConstrainedDocument[] | null;
   private started = false;
 
   constructor(
@@ -52,6 +60,10 @@ export class BatchDecoder {
     this.done = this.sequences.map(() => opts.maxNewTokens === 0);
     this.rngs = this.sequences.map((_, b) => new Rng((opts.seed ?? 1337) + b));
     this.stop = new Set(opts.stopTokens ?? []);
+    this.documents = opts.constraint ? this.sequences.map(() => opts.constraint!.start()) : null;
+    if (opts.constraint && opts.constraint.minBytes > opts.maxNewTokens && opts.maxNewTokens > 0) {
+      throw new UserError(`max new tokens ${opts.maxNewTokens} is too few for the shortest document of the schema (${opts.constraint.minBytes} bytes; count one token per byte)`);
+    }
     const longest = Math.max(...this.sequences.map((s) => s.length));
     this.cache = opts.cache === false ? null : new KVCache(model.config, this.sequences.length, Math.min(window, longest + opts.maxNewTokens));
   }
@@ -85,13 +97,21 @@ export class BatchDecoder {
       if (this.done[b]) return null;
       const row = logits.subarray(b * V, (b + 1) * V);
       if (this.opts.repetitionPenalty !== undefined && this.opts.repetitionPenalty !== 1) penalizeRepeats(row, seq, this.opts.repetitionPenalty);
+      const doc = this.documents?.[b];
+      const verdict = doc?.mask(row, this.opts.maxNewTokens - this.generated[b]!);
+      if (verdict === 'stuck') throw new Error('constrained decoding: no token of the vocabulary can continue the document');
+      if (verdict === 'finished') {
+        this.done[b] = true;
+        return null;
+      }
       const id = sampleToken(row, this.opts, this.rngs[b]!);
       if (this.stop.has(id)) {
         this.done[b] = true;
         return null;
       }
+      doc?.accept(id);
       seq.push(id);
-      if (++this.generated[b]! >= this.opts.maxNewTokens) this.done[b] = true;
+      if (++this.generated[b]! >= this.opts.maxNewTokens || doc?.finished) this.done[b] = true;
       return id;
     });
   }

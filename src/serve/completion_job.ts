@@ -1,11 +1,15 @@
 import { UserError } from '../util/errors.js';
-import { CHAT_STOP_SEQUENCES, renderChat, type ChatMessage } from './chat_template.js';
+import { CHAT_STOP_SEQUENCES, renderChat } from './chat_template.js';
 import type { ServeLimits } from './context.js';
 import { ApiError, invalidParam } from './errors.js';
 import type { ChatRequest, CompletionRequest } from './request_schemas.js';
 import type { ResponseFormat } from './router.js';
 import type { ServedModel } from './served_model.js';
 import type { SequenceParams } from './sequence.js';
+import type { OutputGrammar } from './response_format.js';
+import type { ContextReport } from './context_budget.js';
+import { checkToolMessages, parseTools, type ToolMessageFields, type ToolSetup } from './tools.js';
+import { forTemplate, messagesAsText } from './tools_prompt.js';
 
 /** Most choices one request may ask for (prompts × n). */
 export const MAX_CHOICES = 16;
@@ -21,7 +25,13 @@ export interface CompletionJob {
    * A chat's messages. `prompts` holds them in attn's plain transcript; a
    * model with its own chat template renders them itself (encodePrompt).
    */
-  messages?: ChatMessage[];
+  messages?: ToolMessageFields[];
+  /** The request's tools and tool_choice (tools.ts); null without tools. */
+  tools?: ToolSetup | null;
+  /** What the answer must be (response_format or a tool call), set by the handler; null for free text. */
+  output?: OutputGrammar | null;
+  /** What the context budget cut from the chat (context_budget.ts), reported as the response's `attn.context`. */
+  contextCut?: ContextReport | null;
   n: number;
   maxTokens: number | null;
   temperature: number;
@@ -81,8 +91,15 @@ export function completionJob(r: CompletionRequest): CompletionJob {
 
 export function chatJob(r: ChatRequest): CompletionJob {
   const text = (c: ChatRequest['messages'][number]['content']): string => (typeof c === 'string' ? c : (c ?? []).map((part: { text: string }) => part.text).join(''));
-  const messages = r.messages.map((m) => ({ role: m.role, content: text(m.content) }));
-  return check({ ...common(r, []), prompts: [renderChat(messages)], promptParam: 'messages', messages });
+  const messages: ToolMessageFields[] = r.messages.map((m) => ({
+    role: m.role,
+    content: m.content == null && m.tool_calls?.length ? null : text(m.content),
+    ...(m.tool_calls?.length ? { tool_calls: m.tool_calls } : {}),
+    ...(m.tool_call_id != null ? { tool_call_id: m.tool_call_id } : {}),
+  }));
+  checkToolMessages(messages);
+  const tools = parseTools(r.tools, r.tool_choice);
+  return check({ ...common(r, []), prompts: [renderChat(messagesAsText(messages, tools?.definitions ?? null))], promptParam: 'messages', messages, tools });
 }
 
 function check(job: CompletionJob): CompletionJob {
@@ -100,7 +117,8 @@ export function encodePrompt(served: ServedModel, job: CompletionJob, index: num
   if (job.messages && served.chatTemplate) {
     let text: string;
     try {
-      text = served.chatTemplate.render(job.messages, { addGenerationPrompt: true });
+      const shaped = forTemplate(served.chatTemplate, job.messages, job.tools?.definitions ?? null);
+      text = served.chatTemplate.render(shaped.messages, { addGenerationPrompt: true, ...(shaped.tools ? { tools: shaped.tools } : {}) });
     } catch (e) {
       if (!(e instanceof UserError)) throw e;
       throw invalidParam(param, `Invalid '${param}': model ${served.name}: ${e.message}`);

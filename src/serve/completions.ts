@@ -16,10 +16,17 @@ import { SseWriter } from './sse.js';
 import { retrievalFields } from './retrieval_chat.js';
 import { TextGeneration } from './text_generation.js';
 import { validate } from './validation.js';
+import { callIdOf, constrainParams, countCheckFailure, countConstrained, planStructuredOutput, readToolCall, streamsToolCalls } from './structured_job.js';
+import { structuredMetrics } from './structured_metrics.js';
+import type { ToolCall } from './tools.js';
+import { ToolCallStream } from './tools_stream.js';
+import { countContextCut, fitChatToBudget } from './context_budget_step.js';
 
 interface Choice {
   text: string;
   finishReason: string;
+  /** The answer was a tool call (tools.ts). */
+  toolCalls?: ToolCall[];
 }
 
 /** One model's answer to a job: from generation or from the semantic cache. */
@@ -46,6 +53,8 @@ interface StreamSink {
 export async function handleCompletion(ctx: ServeContext, st: RequestState, body: unknown, res: ServerResponse, dialect: Dialect): Promise<number> {
   const job = dialect.kind === 'chat' ? chatJob(validate(ChatRequestSchema, body)) : completionJob(validate(CompletionRequestSchema, body));
   if (job.task !== undefined) st.task = job.task;
+  planStructuredOutput(job);
+  job.contextCut = await fitChatToBudget(ctx, job);
   st.stream = job.stream;
   st.prompt = (body as Record<string, unknown>)[dialect.kind === 'chat' ? 'messages' : 'prompt'];
   const tiers = resolveTiers(ctx, job, st.task);
@@ -55,7 +64,7 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
   // Validate against the first tier now, so that a bad prompt is a 400 before any stream opens.
   prepare(ctx, job, route[0]!, baseSeed);
   const head: ResponseHead = { id: st.id, created: Math.floor(Date.now() / 1000), model: route[0]!.name };
-  const stream = job.stream ? new ChunkStream(res, dialect, head, job) : null;
+  const stream = job.stream ? new ChunkStream(res, dialect, head, job, st.id) : null;
   // Every finished attempt, in tier order: those before the answer failed their check but were paid for.
   const tried: Attempt[] = [];
   const outcome = await runTiers(
@@ -65,24 +74,31 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
       tried.push(a);
       return a;
     },
-    (a) => ctx.router.checkResponse(a.choices[0]!.text, job.responseFormat),
+    (a) => {
+      // A tool call answers the request whatever response_format says about text.
+      const c = a.choices[0]!.toolCalls ? { ok: true } : ctx.router.checkResponse(a.choices[0]!.text, job.responseFormat);
+      countCheckFailure(ctx, job, a.model, c.ok);
+      return c;
+    },
     (from, to, reason) => {
       ctx.metrics.escalations.inc({ from, to });
       st.log.info({ from, to, reason }, 'escalating to the next tier');
     },
   ).catch((e: unknown) => {
     // A generation that ended early still used the model: its tokens (and the tiers tried before it) are accounted for.
-    if (st.spent) account(ctx, st, { model: st.spent.model, choices: [], usage: st.spent.usage, cached: false, cacheKey: null }, tried);
+    if (st.spent) account(ctx, st, { model: st.spent.model, choices: [], usage: st.spent.usage, cached: false, cacheKey: null }, tried, job.contextCut?.tokens_saved);
     throw e;
   });
   const a = outcome.result;
   if (outcome.check.ok && a.cacheKey) await storeInCache(ctx, a.cacheKey, cachedResponse(a), st);
-  account(ctx, st, a, tried.slice(0, outcome.escalations));
+  account(ctx, st, a, tried.slice(0, outcome.escalations), job.contextCut?.tokens_saved);
+  countContextCut(ctx, job);
+  const extension = job.contextCut ? { attn: { context: job.contextCut } } : {};
   if (stream) {
-    stream.finish(a.choices, a.usage);
+    stream.finish(a.choices, a.usage, extension);
     return 200;
   }
-  sendJson(res, 200, { ...completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), ...retrievalFields(st) }, responseHeaders(st, a));
+  sendJson(res, 200, { ...completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), ...retrievalFields(st), ...extension }, responseHeaders(st, a));
   return 200;
 }
 
@@ -102,7 +118,7 @@ function resolveTiers(ctx: ServeContext, job: CompletionJob, task: string): Serv
 
 function prepare(ctx: ServeContext, job: CompletionJob, served: ServedModel, baseSeed: number) {
   const prompts = job.prompts.map((_, i) => encodePrompt(served, job, i));
-  const params = Array.from({ length: prompts.length * job.n }, (_, c) => sequenceParams(job, served, ctx.limits, c, baseSeed));
+  const params = Array.from({ length: prompts.length * job.n }, (_, c) => constrainParams(ctx, job, served, sequenceParams(job, served, ctx.limits, c, baseSeed), prompts[Math.floor(c / job.n)]!.length));
   return { prompts, params };
 }
 
@@ -117,11 +133,15 @@ async function attempt(ctx: ServeContext, job: CompletionJob, served: ServedMode
     sink?.text(0, r.text);
     return { model: served.name, choices: [{ text: r.text, finishReason: r.finish_reason }], usage: usageOf(promptTokens, r.usage.completion_tokens), cached: true, cacheKey: null };
   }
+  if (params[0]?.constraint) countConstrained(ctx, job, served.name, params.length);
   const results = await generateAll(served, prompts, params, job.n, st, sink);
   const completion = results.reduce((n, r) => n + r.completionTokens, 0);
+  const choices = results.map((r, c) => ({ text: r.text, ...readToolCall(job, st.id, c, r.text, r.finishReason) }));
+  const calls = choices.filter((c) => c.toolCalls).length;
+  if (calls > 0) structuredMetrics(ctx.metrics.registry).toolCalls.inc({ model: served.name }, calls);
   return {
     model: served.name,
-    choices: results.map((r) => ({ text: r.text, finishReason: r.finishReason })),
+    choices,
     usage: usageOf(promptTokens, completion),
     cached: false,
     cacheKey: lookup?.key ?? null,
@@ -181,13 +201,13 @@ function cachedResponse(a: Attempt): CachedResponse {
  * before `a`: they were paid for, so the ledger and the token and cost
  * counters count them under their own models.
  */
-function account(ctx: ServeContext, st: RequestState, a: Attempt, escalated: Attempt[]): void {
+function account(ctx: ServeContext, st: RequestState, a: Attempt, escalated: Attempt[], contextTokensSaved = 0): void {
   st.model = a.model;
   st.usage = a.usage;
   st.cached = a.cached;
   st.escalations = escalated.length;
   const attempts = escalated.map(({ model, usage, cached }) => ({ model, usage, cached }));
-  st.cost = ctx.ledger.record({ id: st.id, model: a.model, task: st.task, usage: a.usage, cached: a.cached, escalations: escalated.length, escalated: attempts });
+  st.cost = ctx.ledger.record({ id: st.id, model: a.model, task: st.task, usage: a.usage, cached: a.cached, escalations: escalated.length, escalated: attempts, ...(contextTokensSaved > 0 ? { context_tokens_saved: contextTokensSaved } : {}) });
   ctx.recentTasks.set(st.id, st.task);
   const m = ctx.metrics;
   const task = m.taskLabel(st.task);
@@ -214,14 +234,37 @@ class ChunkStream implements StreamSink {
   private readonly sse: SseWriter;
   private readonly started = new Set<number>();
   private opened = false;
+  /** Per choice, when the request has tools: the parser that turns its text into content or tool_calls deltas. */
+  private readonly tools = new Map<number, ToolCallStream>();
 
   constructor(
     res: ServerResponse,
     private readonly dialect: Dialect,
     private readonly head: ResponseHead,
     private readonly job: CompletionJob,
+    private readonly requestId: string,
   ) {
     this.sse = new SseWriter(res);
+  }
+
+  /** A chat delta of one choice (the first carries the role, as OpenAI's does). */
+  private delta(choice: number, delta: Record<string, unknown>): void {
+    this.open();
+    const first = !this.started.has(choice);
+    this.started.add(choice);
+    this.sse.send(chunkBody(this.dialect, this.head, [{ index: choice, delta: first ? { role: 'assistant', content: null, ...delta } : delta, logprobs: null, finish_reason: null }]));
+  }
+
+  private toolStream(choice: number): ToolCallStream {
+    let t = this.tools.get(choice);
+    if (!t) {
+      t = new ToolCallStream(callIdOf(this.requestId, choice), {
+        content: (text) => this.delta(choice, { content: text }),
+        toolCall: (d) => this.delta(choice, { tool_calls: [d] }),
+      });
+      this.tools.set(choice, t);
+    }
+    return t;
   }
 
   private open(): void {
@@ -231,19 +274,22 @@ class ChunkStream implements StreamSink {
   }
 
   text(choice: number, piece: string): void {
+    if (this.dialect.kind === 'chat' && streamsToolCalls(this.job)) return this.toolStream(choice).push(piece);
     this.open();
     const first = !this.started.has(choice);
     this.started.add(choice);
     this.sse.send(chunkBody(this.dialect, this.head, [this.dialect.chunkChoice(choice, piece, null, first)]));
   }
 
-  finish(choices: Choice[], usage: Usage): void {
+  /** `extension`: attn's own fields (attn.context), on the chunks that carry usage. */
+  finish(choices: Choice[], usage: Usage, extension: object = {}): void {
+    for (const t of this.tools.values()) t.end();
     this.open();
     choices.forEach((c, i) => {
       const last = i === choices.length - 1;
-      this.sse.send(chunkBody(this.dialect, this.head, [this.dialect.chunkChoice(i, '', c.finishReason, !this.started.has(i))], last ? usage : undefined));
+      this.sse.send({ ...chunkBody(this.dialect, this.head, [this.dialect.chunkChoice(i, '', c.finishReason, !this.started.has(i))], last ? usage : undefined), ...(last ? extension : {}) });
     });
-    if (this.job.includeUsage) this.sse.send(chunkBody(this.dialect, this.head, [], usage));
+    if (this.job.includeUsage) this.sse.send({ ...chunkBody(this.dialect, this.head, [], usage), ...extension });
     this.sse.done();
   }
 }

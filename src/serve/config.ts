@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from '../util/errors.js';
+import { StructuredOutputsSchema } from './response_format.js';
+import { checkContextBudgetModels, ContextBudgetSchema } from './context_budget.js';
 
 /**
  * The serve config file (`attn serve --config serve.json`): prices, the
@@ -88,6 +90,10 @@ export const ServeConfigSchema = z
     default_price: PriceSchema.default({ input_per_million: 0, output_per_million: 0 }),
     cache: CacheSettingsSchema.default({}),
     routing: RoutingSchema.default({}),
+    /** Constrained decoding for response_format and tool calls (response_format.ts). */
+    structured_outputs: StructuredOutputsSchema.default({}),
+    /** Per-model policies that fit long chats into the context (context_budget.ts). */
+    context_budget: ContextBudgetSchema.default({}),
   })
   .strict();
 
@@ -144,6 +150,7 @@ export function checkConfigModels(config: ServeConfig, servedModels: string[]): 
   const tiers = config.routing.tiers;
   const i = tiers.findIndex((t) => !served.has(t));
   if (i >= 0) throw new UserError(`serve config: routing.tiers[${i}]: "${tiers[i]}" is not a served model (served: ${servedModels.join(', ')})`);
+  checkContextBudgetModels(config.context_budget, servedModels);
 }
 
 /** The price of a model: its entry in the table, else the default. */

@@ -35,6 +35,8 @@ export interface RequestRecord {
    * spent, so they are paid for. Absent or empty without escalation.
    */
   escalated?: AttemptRecord[];
+  /** Prompt tokens the context budget removed before generation (context_budget.ts). */
+  context_tokens_saved?: number;
 }
 
 /** One model's attempt at a request: what it cost to try. */
@@ -73,6 +75,8 @@ export interface LedgerReport {
   cost_per_successful_task: number | null;
   by_task: TaskReport[];
   by_model: Array<{ model: string; requests: number; prompt_tokens: number; completion_tokens: number; cost: number }>;
+  /** Prompt tokens the context budget removed, over all requests (they were not paid for). */
+  context_tokens_saved: number;
 }
 
 /** A cached response: the text and the usage the original request reported. */

@@ -60,6 +60,7 @@ export function createLedger(prices: Record<string, Price>, opts: LedgerOptions 
   const recent = new Map<string, Remembered>();
   const tasks = new Map<string, TaskTotals>();
   const models = new Map<string, ModelTotals>();
+  let contextTokensSaved = 0;
 
   const priceOf = (model: string): Price => (Object.hasOwn(prices, model) ? prices[model]! : defaultPrice);
 
@@ -98,6 +99,7 @@ export function createLedger(prices: Record<string, Price>, opts: LedgerOptions 
         m.cost += c;
         cost += c;
       }
+      contextTokensSaved += r.context_tokens_saved ?? 0;
       const t = taskTotals(r.task);
       t.requests++;
       t.cost += cost;
@@ -139,6 +141,7 @@ export function createLedger(prices: Record<string, Price>, opts: LedgerOptions 
         cost_per_successful_task: perUnit(cost, successes),
         by_task,
         by_model,
+        context_tokens_saved: contextTokensSaved,
       };
     },
   };

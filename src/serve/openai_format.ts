@@ -11,7 +11,8 @@ export interface Dialect {
   idPrefix: string;
   object: string;
   chunkObject: string;
-  choice(index: number, text: string, finishReason: string): object;
+  /** A whole choice; a chat answer that is a tool call has `toolCalls` and no content. */
+  choice(index: number, text: string, finishReason: string, toolCalls?: readonly object[]): object;
   /** A stream chunk's choice; `first` marks the first chunk of the choice (chat announces the role there). */
   chunkChoice(index: number, text: string, finishReason: string | null, first: boolean): object;
 }
@@ -30,7 +31,12 @@ export const CHAT_DIALECT: Dialect = {
   idPrefix: 'chatcmpl-',
   object: 'chat.completion',
   chunkObject: 'chat.completion.chunk',
-  choice: (index, text, finishReason) => ({ index, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finishReason }),
+  choice: (index, text, finishReason, toolCalls) => ({
+    index,
+    message: toolCalls?.length ? { role: 'assistant', content: null, tool_calls: toolCalls, refusal: null } : { role: 'assistant', content: text, refusal: null },
+    logprobs: null,
+    finish_reason: finishReason,
+  }),
   chunkChoice: (index, text, finishReason, first) => ({
     index,
     delta: first ? { role: 'assistant', content: text } : finishReason !== null && text === '' ? {} : { content: text },
@@ -45,14 +51,14 @@ export interface ResponseHead {
   model: string;
 }
 
-export function completionBody(d: Dialect, head: ResponseHead, choices: Array<{ text: string; finishReason: string }>, usage: Usage): object {
+export function completionBody(d: Dialect, head: ResponseHead, choices: Array<{ text: string; finishReason: string; toolCalls?: readonly object[] }>, usage: Usage): object {
   return {
     id: head.id,
     object: d.object,
     created: head.created,
     model: head.model,
     system_fingerprint: null,
-    choices: choices.map((c, i) => d.choice(i, c.text, c.finishReason)),
+    choices: choices.map((c, i) => d.choice(i, c.text, c.finishReason, c.toolCalls)),
     usage,
   };
 }

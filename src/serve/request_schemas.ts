@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ToolCallSchema, ToolChoiceSchema, ToolSchema } from './tools.js';
 
 /**
  * The request bodies the server accepts, as OpenAI defines them, plus attn's
@@ -63,6 +64,9 @@ export const ChatMessageSchema = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool'], { errorMap: () => ({ message: 'must be "system", "developer", "user", "assistant" or "tool"' }) }),
   content: oneOf('must be a string or an array of text parts', z.string(), z.array(textPart)).nullish(),
   name: z.string().nullish(),
+  /** An assistant message's calls, and a tool message's answer to one (tools.ts). */
+  tool_calls: z.array(ToolCallSchema).nullish(),
+  tool_call_id: z.string().nullish(),
 });
 
 export const ChatRequestSchema = z.object({
@@ -70,7 +74,10 @@ export const ChatRequestSchema = z.object({
   messages: z.array(ChatMessageSchema, { required_error: 'is required', invalid_type_error: 'must be an array of messages' }).min(1, 'must hold at least one message').max(256),
   /** The newer name of max_tokens for chat. */
   max_completion_tokens: z.number().int().min(1).nullish(),
-  tools: unsupported('no tool calls', (v) => Array.isArray(v) && v.length === 0),
+  tools: z.array(ToolSchema).max(128).nullish(),
+  tool_choice: ToolChoiceSchema.nullish(),
+  /** Accepted; an answer makes at most one call. */
+  parallel_tool_calls: z.boolean().nullish(),
 });
 
 export const EmbeddingRequestSchema = z.object({

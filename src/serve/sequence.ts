@@ -1,3 +1,4 @@
+import type { ConstrainedDocument, JsonConstraint } from '../generate/constrained/json_constraint.js';
 import type { KVCache } from '../generate/kv_cache.js';
 import { penalizeRepeats, sampleToken, type SamplingOptions } from '../generate/sampling.js';
 import { Rng } from '../util/rng.js';
@@ -13,6 +14,10 @@ export interface SequenceParams extends SamplingOptions {
   stopTokens?: readonly number[];
   /** The LoRA adapter this sequence runs with (its id in the model's bank, nn/lora_bank.ts); absent: the base. */
   adapter?: number;
+  /** Constrained decoding (response_format, tool calls): the text is one document of this grammar. */
+  constraint?: JsonConstraint;
+  /** The document may also not be written: the first token chooses (a tool call under tool_choice "auto"). */
+  constraintOptional?: boolean;
 }
 
 export interface SequenceEvents {
@@ -37,6 +42,7 @@ export class Sequence {
   finishReason: FinishReason | null = null;
   private readonly rng: Rng;
   private readonly stop: ReadonlySet<number>;
+  private readonly document: ConstrainedDocument | null;
 
   constructor(
     prompt: ArrayLike<number>,
@@ -47,6 +53,8 @@ export class Sequence {
     this.promptTokens = this.tokens.length;
     this.rng = new Rng(params.seed);
     this.stop = new Set(params.stopTokens ?? []);
+    const c = params.constraint;
+    this.document = c ? (params.constraintOptional ? c.startOptional() : c.start()) : null;
   }
 
   get done(): boolean {
@@ -68,12 +76,21 @@ export class Sequence {
     if (this.done) return;
     const p = this.params.repetitionPenalty;
     if (p !== undefined && p !== 1) penalizeRepeats(logits, this.tokens, p);
+    if (this.document) {
+      // Tokens left, this one included: max_tokens, and the cache (it ends the sequence when full).
+      const left = Math.min(this.params.maxTokens - this.generated, this.cache!.free + 1);
+      const verdict = this.document.mask(logits, left);
+      if (verdict === 'finished') return this.finish('stop');
+      if (verdict === 'stuck') return this.finish('error', new Error('constrained decoding: no token of the vocabulary can continue the document'));
+    }
     const id = sampleToken(logits, this.params, this.rng);
     if (this.stop.has(id)) return this.finish('stop');
+    this.document?.accept(id);
     this.tokens.push(id);
     this.generated++;
     this.events.onToken(id);
     if (this.done) return; // the listener finished it (a stop string)
+    if (this.document?.finished) return this.finish('stop'); // the document is whole: nothing may follow
     if (this.generated >= this.params.maxTokens || this.cache!.free === 0) this.finish('length');
   }
 
