@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from '../util/errors.js';
+import { FleetSchema, GuardrailsSchema, JudgeSchema, TracingSchema } from './ops_config.js';
 
 /**
  * The serve config file (`attn serve --config serve.json`): prices, the
@@ -88,6 +89,11 @@ export const ServeConfigSchema = z
     default_price: PriceSchema.default({ input_per_million: 0, output_per_million: 0 }),
     cache: CacheSettingsSchema.default({}),
     routing: RoutingSchema.default({}),
+    /** Operations (ops_config.ts): each absent = off. */
+    guardrails: GuardrailsSchema.optional(),
+    fleet: FleetSchema.optional(),
+    tracing: TracingSchema.optional(),
+    judge: JudgeSchema.optional(),
   })
   .strict();
 

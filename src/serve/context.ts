@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ServeConfig } from './config.js';
 import type { Ledger, SemanticCache } from './contracts.js';
 import type { ServeMetrics } from './metrics.js';
+import type { Ops } from './ops.js';
 import type { TieredRouter } from './router.js';
 import type { RecentTasks } from './recent_tasks.js';
 import type { ServedEmbedder, ServedModel } from './served_model.js';
@@ -54,4 +55,6 @@ export interface ServeContext {
   embedder: ServedModel | ServedEmbedder | null;
   /** Task type of recent request ids, for counting feedback by task. */
   recentTasks: RecentTasks;
+  /** Guardrails, the fleet's shared state, traces, live judging (ops.ts); absent in contexts built without a server. */
+  ops?: Ops;
 }

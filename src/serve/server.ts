@@ -17,6 +17,8 @@ import { ApiError } from './errors.js';
 import { readJsonBody, sendError } from './http_io.js';
 import { createLogger, newTraceContext, requestLogFields } from './logging.js';
 import { createServeMetrics, type ServeMetrics } from './metrics.js';
+import { clientOf } from './guardrails/guardrails.js';
+import { Ops } from './ops.js';
 import { CHAT_DIALECT, TEXT_DIALECT } from './openai_format.js';
 import { RecentTasks } from './recent_tasks.js';
 import { RequestState } from './request_state.js';
@@ -156,6 +158,9 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
   }
   if (models.size + embedders.size === 0) throw new UserError('attn serve needs at least one --model DIR');
   const ctx = buildContext(opts, models, embedders, metrics, logger);
+  const ops = await Ops.create(ctx.config, metrics.registry, logger, (t) => metrics.taskLabel(t), () => ctx.ledger, `${opts.host ?? '127.0.0.1'}:${opts.port ?? 8000}`);
+  ctx.ops = ops;
+  ctx.ledger = ops.wrapLedger(ctx.ledger);
   if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
 
   const keys = new ApiKeys(opts.apiKeys ?? []);
@@ -192,6 +197,7 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
       http.closeAllConnections();
       await stopped;
       await ctx.cache?.close();
+      await ops.close();
       logger.info('attn serve stopped');
     })());
   return { url, port, http, context: ctx, close };
@@ -224,6 +230,7 @@ async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessa
   const st = new RequestState(id, trace, 'default', route?.name ?? (path === '/health' ? 'health' : 'unknown'), ctx.logger.child({ request_id: id, trace_id: trace.traceId }));
   res.setHeader('x-request-id', st.id);
   res.setHeader('traceparent', trace.traceparent);
+  if (ctx.ops?.shared) res.setHeader('x-attn-replica', ctx.ops.replica);
   inflight.add(st);
   const timeout = setTimeout(() => st.cancel('timeout'), ctx.limits.requestTimeoutMs);
   timeout.unref();
@@ -237,6 +244,7 @@ async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessa
       if (!route) throw new ApiError(404, `Unknown route ${req.method} ${path}`, 'invalid_request_error', null, 'not_found');
       if (req.method !== route.method) throw new ApiError(405, `${path} takes ${route.method}, not ${req.method}`, 'invalid_request_error', null, 'method_not_allowed', { allow: route.method });
       keys.check(req);
+      ctx.ops?.request(st, clientOf(req));
       if (closing()) throw new ApiError(503, 'The server is shutting down', 'server_error', null, 'shutting_down');
       const task = req.headers['x-attn-task'];
       if (typeof task === 'string') {
@@ -268,7 +276,8 @@ function finishRequest(ctx: ServeContext, st: RequestState, status: number): voi
   ctx.metrics.requests.inc({ route: st.route, model: st.model ?? '', status: String(status) });
   if (st.model && (st.route === 'completions' || st.route === 'chat') && status === 200) ctx.metrics.latency.observe({ model: st.model }, latencyMs / 1000);
   if (st.route === 'metrics' || st.route === 'health') return; // scrapes and probes would drown the log
-  const fields = requestLogFields({ requestId: st.id, trace: st.trace, route: st.route, model: st.model, task: st.task, status, stream: st.stream, usage: st.usage, cost: st.cost, cached: st.cached, escalations: st.escalations, ttftMs: st.ttftMs, latencyMs, prompt: st.prompt }, ctx.logPrompts);
+  void ctx.ops?.finish(st, status, `attn ${st.route}`);
+  const fields = { ...requestLogFields({ requestId: st.id, trace: st.trace, route: st.route, model: st.model, task: st.task, status, stream: st.stream, usage: st.usage, cost: st.cost, cached: st.cached, escalations: st.escalations, ttftMs: st.ttftMs, latencyMs, prompt: st.prompt }, ctx.logPrompts), ...ctx.ops?.logFields(st) };
   // The root logger: the fields already hold the request and trace ids the child logger would add again.
   if (status >= 500 && status !== 503) ctx.logger.error(fields, 'request');
   else ctx.logger.info(fields, 'request');
