@@ -11,7 +11,7 @@ import { chat, type ChatTarget } from './openai_client.js';
 export const JUDGE_SYSTEM = 'You are a strict, fair grader. You grade one answer against a rubric and reply with your reasoning in one or two sentences, then a final line of the form "Score: N" where N is an integer from 1 (worst) to 10 (best).';
 
 export function judgePrompt(rubric: string, question: string, answer: string, reference?: string): string {
-  return [`Rubric: ${rubric}`, `Question or task:\n${question}`, ...(reference !== undefined ? [`Reference answer:\n${reference}`] : []), `Answer to grade:\n${answer}`, 'Grade the answer. End with "Score: N" (1–10).'].join('\n\n');
+  return [`Rubric: ${rubric}`, `Question or task:\n${question}`, ...(reference !== undefined ? [`Reference answer:\n${reference}`] : []), `Answer to grade:\n${answer}`, 'Grade the answer. End with "Score: N" (1-10).'].join('\n\n');
 }
 
 const SHAPES: RegExp[] = [
