@@ -6,9 +6,12 @@ import type { SharedState, RedisClient } from './shared_state.js';
  * The cost ledger of a fleet: each replica keeps its own ledger (GET
  * /v1/ledger reports that replica) and adds what it records to totals in
  * Redis, which `attn serve --report --fleet URL` reads for the whole fleet.
- * Increments are batched and flushed every `flushMs` and at shutdown; if
- * Redis is unreachable they are kept and sent when it answers again, so the
- * fleet totals catch up instead of losing what was served meanwhile.
+ * Each request's increments are sent as soon as it is recorded (before its
+ * response goes out, so a replica killed a moment later has already
+ * counted what it answered); increments recorded while a send is under way
+ * go together in the next. If Redis is unreachable they are kept, retried
+ * every `flushMs`, and sent when it answers again, so the fleet totals catch
+ * up instead of losing what was served meanwhile.
  *
  * Redis layout under namespace N:
  *   N:ledger:tasks / N:ledger:models   sets of the names seen
@@ -58,6 +61,7 @@ export class FleetLedger implements Ledger {
     add(this.pending, 'replicas', this.replica, 1);
     this.outcomes.set(r.id, { task: r.task, success: null });
     if (this.outcomes.size > this.maxRemembered) this.outcomes.delete(this.outcomes.keys().next().value!);
+    void this.flush();
     return cost;
   }
 
@@ -72,6 +76,7 @@ export class FleetLedger implements Ledger {
       if (o.success === false) add(this.pending, key, 'failures', -1);
       add(this.pending, key, success ? 'successes' : 'failures', 1);
       o.success = success;
+      void this.flush();
     }
     return true;
   }
@@ -104,10 +109,13 @@ export class FleetLedger implements Ledger {
       )
       .then((sent) => {
         if (!sent) for (const [key, fields] of batch) for (const [f, n] of fields) add(this.pending, key, f, n);
+        return sent;
       })
       .catch((e: Error) => this.logger.error({ err: e.message }, 'fleet ledger flush failed'))
-      .finally(() => {
+      .then((sent) => {
         this.flushing = null;
+        // What was recorded meanwhile goes now (while Redis is away, the timer retries instead).
+        if (sent === true && this.pending.size > 0) void this.flush();
       });
     return this.flushing;
   }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ServeConfig } from './config.js';
@@ -44,7 +45,7 @@ export class Ops {
   ) {}
 
   /** Connects to the fleet's Redis when one is configured (a bad URL fails here, at start-up). */
-  static async create(config: ServeConfig, registry: Registry, logger: Logger, taskLabel: (t: string) => string, ledger: () => Ledger, replica: string): Promise<Ops> {
+  static async create(config: ServeConfig, registry: Registry, logger: Logger, taskLabel: (t: string) => string, ledger: () => Ledger, replica = `${hostname()}:${process.pid}`): Promise<Ops> {
     const metrics = createOpsMetrics(registry);
     let shared: SharedState | null = null;
     if (config.fleet) {

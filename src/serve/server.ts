@@ -158,7 +158,7 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
   }
   if (models.size + embedders.size === 0) throw new UserError('attn serve needs at least one --model DIR');
   const ctx = buildContext(opts, models, embedders, metrics, logger);
-  const ops = await Ops.create(ctx.config, metrics.registry, logger, (t) => metrics.taskLabel(t), () => ctx.ledger, `${opts.host ?? '127.0.0.1'}:${opts.port ?? 8000}`);
+  const ops = await Ops.create(ctx.config, metrics.registry, logger, (t) => metrics.taskLabel(t), () => ctx.ledger);
   ctx.ops = ops;
   ctx.ledger = ops.wrapLedger(ctx.ledger);
   if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
