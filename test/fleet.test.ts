@@ -40,7 +40,7 @@ describe('fleet: two replicas behind nginx', { skip }, () => {
     const redis = await startRedis();
     const config = join(root, 'serve.json');
     writeFileSync(config, JSON.stringify({ fleet: { redis_url: redis.url, namespace: 'fleet-test' } }));
-    const replicas = [await startReplica(`tiny=${model.dir}`, config), await startReplica(`tiny=${model.dir}`, config)];
+    const replicas = [await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js']), await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js'])];
     const nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
     try {
       const seen = new Set<string>();

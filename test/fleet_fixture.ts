@@ -1,140 +1,18 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
-import { nginxConfig } from '../src/serve/nginx_conf.js';
+import { NGINX_BIN, REDIS_BIN } from '../src/bench/fleet_processes.js';
 
 /**
- * Processes for the fleet tests: a private redis-server and nginx on spare
- * loopback ports, and `attn serve` replicas as child processes (so one can
- * be SIGKILLed). Each test skips with a message when a binary is missing,
- * and fails instead under ATTN_REQUIRE_REDIS=1 / ATTN_REQUIRE_NGINX=1 (CI).
+ * The fleet tests' switches: each test skips with a message when
+ * redis-server or nginx is missing, and fails instead under
+ * ATTN_REQUIRE_REDIS=1 / ATTN_REQUIRE_NGINX=1 (CI). The processes
+ * themselves come from src/bench/fleet_processes.ts, which the fleet
+ * benchmark uses too.
  */
+export { freePort, NGINX_BIN, REDIS_BIN, startNginx, startRedis, startReplica } from '../src/bench/fleet_processes.js';
 
-export const REDIS_BIN = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find(existsSync);
-export const NGINX_BIN = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find(existsSync);
-
-export function skipUnless(bin: string | undefined, name: string, requireVar: string): string | false {
+export function skipUnless(bin: string | undefined, name: 'redis-server' | 'nginx', requireVar: string): string | false {
   if (bin) return false;
-  const why = `${name} is not installed (apt-get install ${name === 'redis-server' ? 'redis-server' : 'nginx'} to run the fleet tests)`;
+  const why = `${name} is not installed (apt-get install ${name} to run the fleet tests)`;
   if (process.env[requireVar] === '1') throw new Error(`${requireVar}=1 but ${why}`);
   return why;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function stopped(p: ChildProcess): Promise<void> {
-  return p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r()));
-}
-
-export interface RedisProcess {
-  url: string;
-  port: number;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-}
-
-/** A redis-server of our own (it can be stopped and started again on the same port). */
-export async function startRedis(): Promise<RedisProcess> {
-  const port = await freePort();
-  let proc: ChildProcess | null = null;
-  const ping = () => Promise.resolve(spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout?.trim() === 'PONG');
-  const start = async () => {
-    proc = spawn(REDIS_BIN!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    await waitUntil(ping, 10_000, 'redis-server');
-  };
-  await start();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    start,
-    async stop() {
-      if (!proc) return;
-      proc.kill('SIGKILL');
-      await stopped(proc);
-      proc = null;
-    },
-  };
-}
-
-export interface Replica {
-  port: number;
-  proc: ChildProcess;
-  stderr: string[];
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-const CLI = join(process.cwd(), 'dist/src/cli/main.js');
-
-export async function startReplica(modelSpec: string, configPath: string, extra: string[] = []): Promise<Replica> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [CLI, 'serve', '--model', modelSpec, '--port', String(port), '--config', configPath, '--log-level', 'warn', '--backend', 'js', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const stderr: string[] = [];
-  proc.stderr!.on('data', (b: Buffer) => stderr.push(b.toString()));
-  await waitUntil(async () => {
-    if (proc.exitCode !== null) throw new Error(`attn serve exited: ${stderr.join('')}`);
-    return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
-  }, 30_000, `replica on port ${port}`).catch((e: Error) => {
-    proc.kill('SIGKILL');
-    throw new Error(`${e.message}: ${stderr.join('')}`);
-  });
-  return {
-    port,
-    proc,
-    stderr,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill(signal);
-      await stopped(proc);
-    },
-  };
-}
-
-export interface Nginx {
-  url: string;
-  stop(): Promise<void>;
-  errorLog(): string;
-}
-
-export async function startNginx(dir: string, upstreams: readonly string[]): Promise<Nginx> {
-  const port = await freePort();
-  mkdirSync(dir, { recursive: true });
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, nginxConfig({ listen: `127.0.0.1:${port}`, upstreams, prefix: dir, asRoot: process.getuid?.() === 0 }));
-  const proc = spawn(NGINX_BIN!, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const stderr: string[] = [];
-  proc.stderr!.on('data', (b: Buffer) => stderr.push(b.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => {
-    if (proc.exitCode !== null) throw new Error(`nginx exited: ${stderr.join('')}`);
-    return (await fetch(`${url}/health`)).status < 500;
-  }, 10_000, 'nginx').catch((e: Error) => {
-    proc.kill('SIGKILL');
-    throw e;
-  });
-  return {
-    url,
-    errorLog: () => (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : ''),
-    async stop() {
-      proc.kill('SIGQUIT');
-      await stopped(proc);
-    },
-  };
-}

@@ -11,6 +11,7 @@ import { benchDecode, benchPrefill, DECODE_JOBS } from '../bench/decode.js';
 import { benchQuant, measureBandwidth, QUANT_ROWS, QUANT_SHAPES, QUANT_TYPES } from '../bench/quant.js';
 import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
 import { benchServeCommand } from './bench_serve.js';
+import { benchFleetCommand } from './bench_fleet.js';
 import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../util/errors.js';
 import { readTextFile } from '../io/read_text.js';
@@ -180,6 +181,7 @@ export function benchCommand(): Command {
     .option('--no-torch', 'skip the PyTorch reference')
     .option('--seeds <list>', 'seeds for the recipe workload, e.g. 1337,1,2', '1337')
     .addCommand(benchServeCommand())
+    .addCommand(benchFleetCommand())
     .action((o: BenchOptions) => runBench(o));
 }
 
