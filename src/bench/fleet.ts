@@ -118,8 +118,9 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
     nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
     o.log(`fleet: ${o.replicas} replicas behind nginx, ${o.clients} clients for ${o.seconds} s, replica 0 SIGKILLed at ${o.killAt} s`);
     let killedAt = Infinity;
+    // "After the kill" starts when the process is known dead (its exit), not when the signal was sent.
+    replicas[0]!.proc.once('exit', () => (killedAt = performance.now()));
     const kill = o.killAt < o.seconds ? setTimeout(() => {
-      killedAt = performance.now();
       replicas[0]!.proc.kill('SIGKILL');
       o.log(`  SIGKILL replica on port ${replicas[0]!.port}`);
     }, o.killAt * 1000) : null;

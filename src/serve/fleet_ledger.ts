@@ -33,7 +33,7 @@ export class FleetLedger implements Ledger {
   private pending: Deltas = new Map();
   private readonly outcomes = new Map<string, { task: string; success: boolean | null }>();
   private readonly timer: NodeJS.Timeout;
-  private flushing: Promise<void> | null = null;
+  private readonly sending = new Set<Promise<void>>();
 
   constructor(
     private readonly inner: Ledger,
@@ -85,13 +85,16 @@ export class FleetLedger implements Ledger {
     return this.inner.report();
   }
 
-  /** Sends the increments gathered so far; keeps them if Redis does not take them. */
+  /**
+   * Sends the increments gathered so far in one MULTI; keeps them for the
+   * next try if Redis does not take them. Sends may overlap (increments
+   * commute), so a request's increments never wait behind another's.
+   */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
     if (this.pending.size === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = new Map();
-    this.flushing = this.shared
+    const sending = this.shared
       .run(
         'fleet ledger',
         async (c) => {
@@ -107,22 +110,22 @@ export class FleetLedger implements Ledger {
         },
         () => false,
       )
-      .then((sent) => {
-        if (!sent) for (const [key, fields] of batch) for (const [f, n] of fields) add(this.pending, key, f, n);
-        return sent;
+      .catch((e: Error) => {
+        this.logger.error({ err: e.message }, 'fleet ledger update failed');
+        return false;
       })
-      .catch((e: Error) => this.logger.error({ err: e.message }, 'fleet ledger flush failed'))
       .then((sent) => {
-        this.flushing = null;
-        // What was recorded meanwhile goes now (while Redis is away, the timer retries instead).
-        if (sent === true && this.pending.size > 0) void this.flush();
-      });
-    return this.flushing;
+        // Not taken: back into the pending increments, for the timer's next try.
+        if (!sent) for (const [key, fields] of batch) for (const [f, n] of fields) add(this.pending, key, f, n);
+      })
+      .finally(() => this.sending.delete(sending));
+    this.sending.add(sending);
+    return sending;
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.flushing;
+    await Promise.all([...this.sending]);
     await this.flush();
   }
 }
