@@ -158,10 +158,10 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
   }
   if (models.size + embedders.size === 0) throw new UserError('attn serve needs at least one --model DIR');
   const ctx = buildContext(opts, models, embedders, metrics, logger);
+  if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
   const ops = await Ops.create(ctx.config, metrics.registry, logger, (t) => metrics.taskLabel(t), () => ctx.ledger);
   ctx.ops = ops;
   ctx.ledger = ops.wrapLedger(ctx.ledger);
-  if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
 
   const keys = new ApiKeys(opts.apiKeys ?? []);
   const inflight = new Set<RequestState>();
@@ -173,6 +173,11 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
   await new Promise<void>((ok, fail) => {
     http.once('error', (e: NodeJS.ErrnoException) => fail(e.code === 'EADDRINUSE' ? new UserError(`port ${opts.port} is in use: pick another with --port (0 = any free port)`) : e));
     http.listen(opts.port ?? 8000, host, () => ok());
+  }).catch(async (e: unknown) => {
+    // Not listening: let go of Redis and the exporter, or the process would stay alive.
+    await ops.close();
+    await ctx.cache?.close();
+    throw e;
   });
   const { port } = http.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
