@@ -81,6 +81,7 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
   afterCompletion(ctx, st, a.choices);
   if (outcome.check.ok && a.cacheKey) await storeInCache(ctx, a.cacheKey, cachedResponse(a), st);
   account(ctx, st, a, tried.slice(0, outcome.escalations));
+  await ctx.ops?.recorded(st.id);
   if (stream) {
     redacting.finish();
     stream.finish(a.choices, a.usage);

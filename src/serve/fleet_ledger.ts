@@ -6,10 +6,10 @@ import type { SharedState, RedisClient } from './shared_state.js';
  * The cost ledger of a fleet: each replica keeps its own ledger (GET
  * /v1/ledger reports that replica) and adds what it records to totals in
  * Redis, which `attn serve --report --fleet URL` reads for the whole fleet.
- * Each request's increments are sent as soon as it is recorded (before its
- * response goes out, so a replica killed a moment later has already
- * counted what it answered); increments recorded while a send is under way
- * go together in the next. If Redis is unreachable they are kept, retried
+ * Each request's increments are sent as soon as it is recorded, and the
+ * server waits for Redis to take them (settled(), at most a moment) before
+ * the response's last bytes go out: a replica killed right after answering
+ * has already counted what it answered. If Redis is unreachable they are kept, retried
  * every `flushMs`, and sent when it answers again, so the fleet totals catch
  * up instead of losing what was served meanwhile.
  *
@@ -34,6 +34,8 @@ export class FleetLedger implements Ledger {
   private readonly outcomes = new Map<string, { task: string; success: boolean | null }>();
   private readonly timer: NodeJS.Timeout;
   private readonly sending = new Set<Promise<void>>();
+  /** The send carrying each recent request's increments, until it is done. */
+  private readonly sends = new Map<string, Promise<void>>();
 
   constructor(
     private readonly inner: Ledger,
@@ -61,7 +63,9 @@ export class FleetLedger implements Ledger {
     add(this.pending, 'replicas', this.replica, 1);
     this.outcomes.set(r.id, { task: r.task, success: null });
     if (this.outcomes.size > this.maxRemembered) this.outcomes.delete(this.outcomes.keys().next().value!);
-    void this.flush();
+    const sent = this.flush();
+    this.sends.set(r.id, sent);
+    void sent.finally(() => this.sends.delete(r.id));
     return cost;
   }
 
@@ -83,6 +87,11 @@ export class FleetLedger implements Ledger {
 
   report(): LedgerReport {
     return this.inner.report();
+  }
+
+  /** Resolves once the request's increments reached Redis (or were kept for later because it is away). */
+  settled(id: string): Promise<void> {
+    return this.sends.get(id) ?? Promise.resolve();
   }
 
   /**

@@ -65,6 +65,17 @@ export class Ops {
     return this.fleetLedger;
   }
 
+  /**
+   * Waits (at most `ms`) until the fleet ledger has the request: completions
+   * call this between accounting and sending the answer's last bytes.
+   */
+  async recorded(id: string, ms = 500): Promise<void> {
+    if (!this.fleetLedger) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.fleetLedger.settled(id), new Promise<void>((ok) => (timer = setTimeout(ok, ms)))]);
+    clearTimeout(timer);
+  }
+
   request(st: RequestState, client = 'anonymous'): OpsRequest {
     let r = this.requests.get(st);
     if (!r) this.requests.set(st, (r = { client, decisions: {}, stages: [], reserved: 0 }));
