@@ -14,6 +14,7 @@ import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js'
 import { benchLlama, LLAMA_BENCH_SHAPES, LLAMA_BENCH_TYPES, type LlamaBenchType } from '../bench/llama.js';
 import { benchLoRAStep, LORA_BENCH, LORA_MODES, runTorchLoRA, type LoRAMode } from '../bench/lora.js';
 import { benchServeCommand } from './bench_serve.js';
+import { benchFleetCommand } from './bench_fleet.js';
 import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../util/errors.js';
 import { readTextFile } from '../io/read_text.js';
@@ -237,6 +238,7 @@ export function benchCommand(): Command {
     .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts)', int, 1)
     .option('--profile', 'llama workload: also time each op of one attn q4_0 decode step')
     .addCommand(benchServeCommand())
+    .addCommand(benchFleetCommand())
     .action((o: BenchOptions) => runBench(o));
 }
 

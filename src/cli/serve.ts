@@ -5,6 +5,7 @@ import { apiKeysFrom } from '../serve/auth.js';
 import { loadServeConfig, parseServeConfig, type ServeConfig } from '../serve/config.js';
 import { DEFAULT_LIMITS } from '../serve/context.js';
 import { formatReport } from '../serve/economics.js';
+import { printFleetReport } from '../serve/fleet_report.js';
 import type { LedgerReport } from '../serve/contracts.js';
 import { createLogger } from '../serve/logging.js';
 import { parseModelSpec } from '../serve/served_model.js';
@@ -35,6 +36,8 @@ interface ServeCliOptions {
   logLevel: string;
   report?: boolean;
   url: string;
+  fleet?: string;
+  namespace?: string;
   json?: boolean;
   backend?: string;
   threads?: number;
@@ -51,6 +54,7 @@ function serveConfig(o: ServeCliOptions, names: string[]): ServeConfig {
 }
 
 async function runServe(o: ServeCliOptions): Promise<void> {
+  if (o.report && (o.fleet || (o.config && loadServeConfig(o.config).fleet))) return printFleetReport(o.fleet ?? loadServeConfig(o.config!).fleet!.redis_url, o.namespace ?? (o.config ? loadServeConfig(o.config).fleet?.namespace : undefined) ?? 'attn', o.json ?? false);
   if (o.report) return printReport(o);
   if (!o.model?.length) throw new UserError('attn serve needs at least one --model DIR (or --report to print a running server\'s costs)');
   if (o.port < 0 || o.port > 65535) throw new UserError(`--port must be 0–65535, got ${o.port}`);
@@ -127,5 +131,7 @@ export function serveCommand(): Command {
     .option('--report', 'print the cost report of the server running at --url, then exit')
     .option('--url <url>', 'with --report: the server', 'http://127.0.0.1:8000')
     .option('--json', 'with --report: the report as JSON')
+    .option('--fleet <redis-url>', 'with --report: the whole fleet\'s report, from the Redis its replicas share (also taken from --config\'s fleet section)')
+    .option('--namespace <ns>', 'with --report --fleet: the fleet\'s key prefix (default: attn)')
     .action((o: ServeCliOptions) => runServe(o));
 }

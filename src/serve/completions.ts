@@ -21,6 +21,7 @@ import { structuredMetrics } from './structured_metrics.js';
 import type { ToolCall } from './tools.js';
 import { ToolCallStream } from './tools_stream.js';
 import { countContextCut, fitChatToBudget } from './context_budget_step.js';
+import { afterCompletion, beforeCompletion, redactingSink } from './completion_ops.js';
 
 interface Choice {
   text: string;
@@ -63,14 +64,16 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
   const baseSeed = job.seed ?? randomInt(2 ** 31);
   // Validate against the first tier now, so that a bad prompt is a 400 before any stream opens.
   prepare(ctx, job, route[0]!, baseSeed);
+  await beforeCompletion(ctx, st, job, route[0]!);
   const head: ResponseHead = { id: st.id, created: Math.floor(Date.now() / 1000), model: route[0]!.name };
   const stream = job.stream ? new ChunkStream(res, dialect, head, job, st.id) : null;
+  const redacting = redactingSink(ctx, st, stream);
   // Every finished attempt, in tier order: those before the answer failed their check but were paid for.
   const tried: Attempt[] = [];
   const outcome = await runTiers(
     route.map((m) => m.name),
     async (name) => {
-      const a = await attempt(ctx, job, ctx.models.get(name)!, baseSeed, st, stream);
+      const a = await attempt(ctx, job, ctx.models.get(name)!, baseSeed, st, redacting.sink);
       tried.push(a);
       return a;
     },
@@ -90,11 +93,14 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
     throw e;
   });
   const a = outcome.result;
+  afterCompletion(ctx, st, a.choices);
   if (outcome.check.ok && a.cacheKey) await storeInCache(ctx, a.cacheKey, cachedResponse(a), st);
   account(ctx, st, a, tried.slice(0, outcome.escalations), job.contextCut?.tokens_saved);
+  await ctx.ops?.recorded(st.id);
   countContextCut(ctx, job);
   const extension = job.contextCut ? { attn: { context: job.contextCut } } : {};
   if (stream) {
+    redacting.finish();
     stream.finish(a.choices, a.usage, extension);
     return 200;
   }
@@ -126,7 +132,9 @@ async function attempt(ctx: ServeContext, job: CompletionJob, served: ServedMode
   const { prompts, params } = prepare(ctx, job, served, baseSeed);
   const promptTokens = prompts.reduce((n, p) => n + p.length, 0);
   st.model = served.name;
+  const lookupStart = performance.now();
   const lookup = await lookupCache(ctx, served, job, st);
+  if (lookup) ctx.ops?.stage(st, 'cache_lookup', lookupStart, performance.now(), { 'attn.cache_hit': lookup.hit !== undefined && lookup.hit !== null });
   if (lookup?.hit) {
     const r = lookup.hit;
     st.markFirstToken();
@@ -134,7 +142,7 @@ async function attempt(ctx: ServeContext, job: CompletionJob, served: ServedMode
     return { model: served.name, choices: [{ text: r.text, finishReason: r.finish_reason }], usage: usageOf(promptTokens, r.usage.completion_tokens), cached: true, cacheKey: null };
   }
   if (params[0]?.constraint) countConstrained(ctx, job, served.name, params.length);
-  const results = await generateAll(served, prompts, params, job.n, st, sink);
+  const results = await generateAll(ctx, served, prompts, params, job.n, st, sink);
   const completion = results.reduce((n, r) => n + r.completionTokens, 0);
   const choices = results.map((r, c) => ({ text: r.text, ...readToolCall(job, st.id, c, r.text, r.finishReason) }));
   const calls = choices.filter((c) => c.toolCalls).length;
@@ -149,7 +157,7 @@ async function attempt(ctx: ServeContext, job: CompletionJob, served: ServedMode
 }
 
 /** Every choice at once (they join the batch together); fails as a whole if one fails. */
-async function generateAll(served: ServedModel, prompts: Int32Array[], params: ReturnType<typeof prepare>['params'], n: number, st: RequestState, sink: StreamSink | null) {
+async function generateAll(ctx: ServeContext, served: ServedModel, prompts: Int32Array[], params: ReturnType<typeof prepare>['params'], n: number, st: RequestState, sink: StreamSink | null) {
   const gens: TextGeneration[] = [];
   try {
     params.forEach((p, c) => {
@@ -165,6 +173,7 @@ async function generateAll(served: ServedModel, prompts: Int32Array[], params: R
   const stop = st.onCancel((reason) => gens.forEach((g) => g.cancel(reason)));
   try {
     const results = await Promise.all(gens.map((g) => g.result));
+    recordGenerationStages(ctx, st, gens[0]!, results);
     const early = results.find((r) => r.finishReason !== 'stop' && r.finishReason !== 'length');
     if (early) {
       const prompt = prompts.reduce((n, p) => n + p.length, 0);
@@ -301,4 +310,21 @@ export function failOpenStream(res: ServerResponse, e: ApiError): boolean {
   sse.send(e.toJSON());
   sse.done();
   return true;
+}
+
+/**
+ * The first choice's queue, prefill and decode stages (all choices of a
+ * request join the batch together). Prefill runs in the step that admits
+ * the sequence, so it ends with the first token.
+ */
+function recordGenerationStages(ctx: ServeContext, st: RequestState, g: TextGeneration, results: Array<{ promptTokens: number; completionTokens: number }>): void {
+  const ops = ctx.ops;
+  if (!ops) return;
+  const t = g.times;
+  const end = t.finished ?? performance.now();
+  const admitted = t.admitted ?? end;
+  const first = t.firstToken ?? end;
+  ops.stage(st, 'queue', t.submitted, admitted);
+  ops.stage(st, 'prefill', admitted, first, { 'attn.prompt_tokens': results.reduce((n, r) => n + r.promptTokens, 0) });
+  ops.stage(st, 'decode', first, end, { 'attn.completion_tokens': results.reduce((n, r) => n + r.completionTokens, 0) });
 }

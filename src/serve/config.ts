@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { UserError } from '../util/errors.js';
 import { StructuredOutputsSchema } from './response_format.js';
 import { checkContextBudgetModels, ContextBudgetSchema } from './context_budget.js';
+import { FleetSchema, GuardrailsSchema, JudgeSchema, TracingSchema } from './ops_config.js';
 
 /**
  * The serve config file (`attn serve --config serve.json`): prices, the
@@ -94,6 +95,11 @@ export const ServeConfigSchema = z
     structured_outputs: StructuredOutputsSchema.default({}),
     /** Per-model policies that fit long chats into the context (context_budget.ts). */
     context_budget: ContextBudgetSchema.default({}),
+    /** Operations (ops_config.ts): each absent = off. */
+    guardrails: GuardrailsSchema.optional(),
+    fleet: FleetSchema.optional(),
+    tracing: TracingSchema.optional(),
+    judge: JudgeSchema.optional(),
   })
   .strict();
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ServeConfig } from './config.js';
 import type { Ledger, SemanticCache } from './contracts.js';
 import type { ServeMetrics } from './metrics.js';
+import type { Ops } from './ops.js';
 import type { TieredRouter } from './router.js';
 import type { RecentTasks } from './recent_tasks.js';
 import type { ServedEmbedder, ServedModel } from './served_model.js';
@@ -57,4 +58,6 @@ export interface ServeContext {
   recentTasks: RecentTasks;
   /** Vector stores for /v1/vector_stores and retrieval in chat (absent: none served). */
   vectorStores?: VectorStores | null;
+  /** Guardrails, the fleet's shared state, traces, live judging (ops.ts); absent in contexts built without a server. */
+  ops?: Ops;
 }

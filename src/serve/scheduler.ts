@@ -142,6 +142,7 @@ export class Scheduler {
       if (group.length > 0 && tokens + next.promptTokens > budget) break;
       this.waiting.shift();
       if (next.done) continue;
+      next.admittedAt = performance.now();
       next.cache = this.caches.take(Math.min(this.model.config.block_size, Math.max(next.cacheSize, next.promptTokens)));
       group.push(next);
       tokens += next.promptTokens;

@@ -40,6 +40,8 @@ export class Sequence {
   generated = 0;
   cache: KVCache | null = null;
   finishReason: FinishReason | null = null;
+  /** performance.now() when the scheduler admitted it into the running batch (its prefill step). */
+  admittedAt?: number;
   private readonly rng: Rng;
   private readonly stop: ReadonlySet<number>;
   private readonly document: ConstrainedDocument | null;

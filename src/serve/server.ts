@@ -17,6 +17,8 @@ import { ApiError } from './errors.js';
 import { readJsonBody, sendError } from './http_io.js';
 import { createLogger, newTraceContext, requestLogFields } from './logging.js';
 import { createServeMetrics, type ServeMetrics } from './metrics.js';
+import { clientOf } from './guardrails/guardrails.js';
+import { Ops } from './ops.js';
 import { CHAT_DIALECT, TEXT_DIALECT } from './openai_format.js';
 import { RecentTasks } from './recent_tasks.js';
 import { RequestState } from './request_state.js';
@@ -170,6 +172,9 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
     ctx.vectorStores = await VectorStores.create(opts.vectorStores, embedders, dirs);
   }
   if (ctx.cache && 'ready' in ctx.cache && typeof ctx.cache.ready === 'function') await (ctx.cache.ready as () => Promise<void>)();
+  const ops = await Ops.create(ctx.config, metrics.registry, logger, (t) => metrics.taskLabel(t), () => ctx.ledger);
+  ctx.ops = ops;
+  ctx.ledger = ops.wrapLedger(ctx.ledger);
 
   const keys = new ApiKeys(opts.apiKeys ?? []);
   const inflight = new Set<RequestState>();
@@ -181,6 +186,11 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
   await new Promise<void>((ok, fail) => {
     http.once('error', (e: NodeJS.ErrnoException) => fail(e.code === 'EADDRINUSE' ? new UserError(`port ${opts.port} is in use: pick another with --port (0 = any free port)`) : e));
     http.listen(opts.port ?? 8000, host, () => ok());
+  }).catch(async (e: unknown) => {
+    // Not listening: let go of Redis and the exporter, or the process would stay alive.
+    await ops.close();
+    await ctx.cache?.close();
+    throw e;
   });
   const { port } = http.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -206,6 +216,7 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
       await stopped;
       await ctx.cache?.close();
       ctx.vectorStores?.close();
+      await ops.close();
       logger.info('attn serve stopped');
     })());
   return { url, port, http, context: ctx, close };
@@ -244,6 +255,7 @@ async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessa
   const st = new RequestState(id, trace, 'default', route?.name ?? (path === '/health' ? 'health' : 'unknown'), ctx.logger.child({ request_id: id, trace_id: trace.traceId }));
   res.setHeader('x-request-id', st.id);
   res.setHeader('traceparent', trace.traceparent);
+  if (ctx.ops?.shared) res.setHeader('x-attn-replica', ctx.ops.replica);
   inflight.add(st);
   const timeout = setTimeout(() => st.cancel('timeout'), ctx.limits.requestTimeoutMs);
   timeout.unref();
@@ -257,6 +269,7 @@ async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessa
       if (!route) throw new ApiError(404, `Unknown route ${req.method} ${path}`, 'invalid_request_error', null, 'not_found');
       if (req.method !== route.method) throw new ApiError(405, `${path} takes ${route.method}, not ${req.method}`, 'invalid_request_error', null, 'method_not_allowed', { allow: route.method });
       keys.check(req);
+      ctx.ops?.request(st, clientOf(req));
       if (closing()) throw new ApiError(503, 'The server is shutting down', 'server_error', null, 'shutting_down');
       const task = req.headers['x-attn-task'];
       if (typeof task === 'string') {
@@ -288,7 +301,8 @@ function finishRequest(ctx: ServeContext, st: RequestState, status: number): voi
   ctx.metrics.requests.inc({ route: st.route, model: st.model ?? '', status: String(status) });
   if (st.model && (st.route === 'completions' || st.route === 'chat') && status === 200) ctx.metrics.latency.observe({ model: st.model }, latencyMs / 1000);
   if (st.route === 'metrics' || st.route === 'health') return; // scrapes and probes would drown the log
-  const fields = requestLogFields({ requestId: st.id, trace: st.trace, route: st.route, model: st.model, task: st.task, status, stream: st.stream, usage: st.usage, cost: st.cost, cached: st.cached, escalations: st.escalations, ttftMs: st.ttftMs, latencyMs, prompt: st.prompt }, ctx.logPrompts);
+  void ctx.ops?.finish(st, status, `attn ${st.route}`);
+  const fields = { ...requestLogFields({ requestId: st.id, trace: st.trace, route: st.route, model: st.model, task: st.task, status, stream: st.stream, usage: st.usage, cost: st.cost, cached: st.cached, escalations: st.escalations, ttftMs: st.ttftMs, latencyMs, prompt: st.prompt }, ctx.logPrompts), ...ctx.ops?.logFields(st) };
   // The root logger: the fields already hold the request and trace ids the child logger would add again.
   if (status >= 500 && status !== 503) ctx.logger.error(fields, 'request');
   else ctx.logger.info(fields, 'request');

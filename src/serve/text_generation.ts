@@ -19,6 +19,8 @@ export interface TextResult {
  */
 export class TextGeneration {
   readonly result: Promise<TextResult>;
+  /** performance.now() when it was submitted, joined the batch, produced its first token, ended (the request's stage spans). */
+  readonly times: { submitted: number; admitted?: number; firstToken?: number; finished?: number } = { submitted: performance.now() };
   private readonly sequence: Sequence;
   private text = '';
 
@@ -34,10 +36,16 @@ export class TextGeneration {
     };
     this.sequence = new Sequence(prompt, params, {
       onToken: (id) => {
+        if (this.times.firstToken === undefined) {
+          this.times.firstToken = performance.now();
+          this.times.admitted = this.sequence.admittedAt;
+        }
         emit(stops.push(decode(id)));
         if (stops.stopped) this.sequence.finish('stop');
       },
       onFinish: (reason, error) => {
+        this.times.finished = performance.now();
+        this.times.admitted ??= this.sequence.admittedAt;
         if (reason === 'stop' || reason === 'length') emit(stops.flush());
         settle({ text: this.text, finishReason: reason, promptTokens: prompt.length, completionTokens: this.sequence.generated, ...(error ? { error } : {}) });
       },

@@ -1,0 +1,162 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from 'redis';
+import { fleetReport } from '../serve/fleet_ledger.js';
+import type { RedisClient } from '../serve/shared_state.js';
+import { Rng } from '../util/rng.js';
+import { DECODE_CONFIGS } from './decode.js';
+import { startNginx, startRedis, startReplica, type Replica } from './fleet_processes.js';
+import { writeBenchModel } from './serve.js';
+
+/**
+ * The fleet goal, measured: replicas of `attn serve` behind nginx, sharing a
+ * redis-server; N concurrent streaming clients for a fixed time; one replica
+ * SIGKILLed part-way. First a baseline: the same clients against one replica
+ * directly. Reported: throughput before the kill against the baseline, every
+ * request that failed (split into those cut by the kill while they ran on
+ * the killed replica, and those *started after* the kill, which must be
+ * none), and the fleet ledger's request count against the clients' own.
+ */
+
+export interface FleetBenchOptions {
+  replicas: number;
+  clients: number;
+  seconds: number;
+  /** Seconds into the fleet run when replica 0 is SIGKILLed (≥ seconds: never). */
+  killAt: number;
+  baselineSeconds: number;
+  promptTokens: number;
+  maxTokens: number;
+  config: string;
+  modelDir?: string;
+  threads?: number;
+  backend?: string;
+  log: (line: string) => void;
+}
+
+interface RequestLog {
+  start: number;
+  end: number;
+  ok: boolean;
+  tokens: number;
+  error?: string;
+}
+
+/** Streamed completions back to back until the deadline; a request under way at the deadline is finished, not abandoned. */
+async function client(url: string, o: FleetBenchOptions, until: number, rng: Rng, vocab: number, out: RequestLog[]): Promise<void> {
+  while (performance.now() < until) {
+    const prompt = Array.from({ length: o.promptTokens }, () => String.fromCodePoint(0x100 + rng.int(vocab))).join('');
+    const start = performance.now();
+    let tokens = 0;
+    try {
+      const res = await fetch(`${url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-attn-task': 'fleet-bench' },
+        body: JSON.stringify({ model: 'bench', prompt, max_tokens: o.maxTokens, temperature: 0, stream: true }),
+      });
+      if (res.status !== 200 || !res.body) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      const text = await res.text(); // tokens arrive as SSE chunks; this bench counts them at the end
+      if (!text.endsWith('data: [DONE]\n\n')) throw new Error('the stream ended without [DONE]');
+      for (const event of text.split('\n\n')) {
+        if (!event.startsWith('data: {')) continue;
+        const chunk = JSON.parse(event.slice(6)) as { error?: { message: string }; choices: Array<{ finish_reason: string | null }> };
+        if (chunk.error) throw new Error(chunk.error.message);
+        if (chunk.choices[0] && chunk.choices[0].finish_reason === null) tokens++;
+      }
+      out.push({ start, end: performance.now(), ok: true, tokens });
+    } catch (e) {
+      out.push({ start, end: performance.now(), ok: false, tokens, error: (e as Error).message });
+    }
+  }
+}
+
+async function load(url: string, o: FleetBenchOptions, seconds: number, vocab: number): Promise<{ log: RequestLog[]; t0: number }> {
+  const log: RequestLog[] = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: o.clients }, (_, i) => client(url, o, t0 + seconds * 1000, new Rng(1000 + i), vocab, log)));
+  return { log, t0 };
+}
+
+/**
+ * Tokens per second over [from, to): each successful request's tokens are
+ * spread evenly over its own duration, so a window counts the part of a
+ * long generation that fell inside it rather than all or nothing.
+ */
+function rate(log: RequestLog[], from: number, to: number): number {
+  let tokens = 0;
+  for (const r of log) {
+    if (!r.ok) continue;
+    const overlap = Math.min(to, r.end) - Math.max(from, r.start);
+    if (overlap > 0) tokens += (r.tokens * overlap) / Math.max(1e-9, r.end - r.start);
+  }
+  return tokens / ((to - from) / 1000);
+}
+
+export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, unknown>> {
+  const root = mkdtempSync(join(tmpdir(), 'attn-fleet-bench-'));
+  const redis = await startRedis();
+  const replicas: Replica[] = [];
+  let nginx: Awaited<ReturnType<typeof startNginx>> | null = null;
+  const client$ = createClient({ url: redis.url }) as unknown as RedisClient;
+  try {
+    const modelDir = o.modelDir ?? join(root, 'model');
+    if (!o.modelDir) writeBenchModel(o.config, modelDir);
+    const vocab = o.modelDir ? 64 : DECODE_CONFIGS[o.config]!.vocab_size!;
+    const config = join(root, 'serve.json');
+    writeFileSync(config, JSON.stringify({ fleet: { redis_url: redis.url, namespace: 'bench' } }));
+    const extra = ['--no-cache', '--max-queue', '4096', ...(o.threads !== undefined ? ['--threads', String(o.threads)] : []), ...(o.backend ? ['--backend', o.backend] : [])];
+    for (let i = 0; i < o.replicas; i++) replicas.push(await startReplica(`bench=${modelDir}`, config, extra));
+    await client$.connect();
+
+    o.log(`baseline: ${o.clients} streaming clients against one replica for ${o.baselineSeconds} s`);
+    const base = await load(`http://127.0.0.1:${replicas[0]!.port}`, o, o.baselineSeconds, vocab);
+    const warm = Math.min(5, o.baselineSeconds / 4) * 1000; // the first seconds fill the batch
+    const baseline = rate(base.log, base.t0 + warm, base.t0 + o.baselineSeconds * 1000);
+    const ledgerBefore = (await fleetReport(client$, 'bench')).requests;
+
+    nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
+    o.log(`fleet: ${o.replicas} replicas behind nginx, ${o.clients} clients for ${o.seconds} s, replica 0 SIGKILLed at ${o.killAt} s`);
+    let killedAt = Infinity;
+    // "After the kill" starts when the process is known dead (its exit), not when the signal was sent.
+    replicas[0]!.proc.once('exit', () => (killedAt = performance.now()));
+    const kill = o.killAt < o.seconds ? setTimeout(() => {
+      replicas[0]!.proc.kill('SIGKILL');
+      o.log(`  SIGKILL replica on port ${replicas[0]!.port}`);
+    }, o.killAt * 1000) : null;
+    const run = await load(nginx.url, o, o.seconds, vocab);
+    if (kill) clearTimeout(kill);
+    await new Promise((r) => setTimeout(r, 500)); // the survivors' last ledger writes
+    const ledger = (await fleetReport(client$, 'bench')).requests - ledgerBefore;
+
+    const ok = run.log.filter((r) => r.ok).length;
+    const failed = run.log.filter((r) => !r.ok);
+    const afterKill = failed.filter((r) => r.start >= killedAt);
+    const before = rate(run.log, run.t0 + warm, Math.min(killedAt, run.t0 + o.seconds * 1000));
+    const after = Number.isFinite(killedAt) ? rate(run.log, killedAt + 1000, run.t0 + o.seconds * 1000) : null;
+    return {
+      workload: 'fleet',
+      config: o.modelDir ? 'model-dir' : o.config,
+      replicas: o.replicas,
+      clients: o.clients,
+      seconds: o.seconds,
+      baseline_tokens_per_s: Math.round(baseline),
+      fleet_tokens_per_s_before_kill: Math.round(before),
+      speedup_before_kill: before / baseline,
+      fleet_tokens_per_s_after_kill: after === null ? null : Math.round(after),
+      requests_ok: ok,
+      requests_failed: failed.length,
+      failed_in_flight_at_kill: failed.length - afterKill.length,
+      failed_started_after_kill: afterKill.length,
+      failure_examples: failed.slice(0, 3).map((r) => r.error),
+      ledger_requests: ledger,
+      ledger_matches_clients: ledger === ok,
+    };
+  } finally {
+    await nginx?.stop();
+    for (const r of replicas) await r.stop();
+    await client$.close().catch(() => {});
+    await redis.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}

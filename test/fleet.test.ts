@@ -1,0 +1,74 @@
+/**
+ * A fleet on loopback: two `attn serve` processes behind a real nginx,
+ * sharing a private redis-server. Both replicas answer; after one is
+ * SIGKILLed every request is still answered (nginx sends what it could not
+ * deliver to the other); `attn serve --report --fleet` counts exactly the
+ * answers the client received. Skips without nginx or redis-server, fails
+ * under ATTN_REQUIRE_NGINX=1 / ATTN_REQUIRE_REDIS=1 (CI).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { NGINX_BIN, REDIS_BIN, skipUnless, startNginx, startRedis, startReplica } from './fleet_fixture.js';
+import { tinyModelDir } from './serve_fixture.js';
+
+const skip = skipUnless(REDIS_BIN, 'redis-server', 'ATTN_REQUIRE_REDIS') || skipUnless(NGINX_BIN, 'nginx', 'ATTN_REQUIRE_NGINX');
+const CLI = join(process.cwd(), 'dist/src/cli/main.js');
+
+/** One request through the balancer; streamed ones are read to [DONE]. Resolves with the replica that answered. */
+async function ask(url: string, i: number): Promise<string> {
+  const stream = i % 2 === 0;
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-attn-task': 'fleet' },
+    body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: `Question ${i}` }], max_tokens: 4, stream }),
+  });
+  const body = await res.text();
+  assert.equal(res.status, 200, body);
+  if (stream) assert.match(body, /data: \[DONE\]\n\n$/);
+  else assert.equal(JSON.parse(body).object, 'chat.completion');
+  return res.headers.get('x-attn-replica') ?? '?';
+}
+
+describe('fleet: two replicas behind nginx', { skip }, () => {
+  it('both serve; after one is SIGKILLed every request is still answered; the fleet ledger counts every answer', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'attn-fleet-'));
+    const model = tinyModelDir('tiny');
+    const redis = await startRedis();
+    const config = join(root, 'serve.json');
+    writeFileSync(config, JSON.stringify({ fleet: { redis_url: redis.url, namespace: 'fleet-test' } }));
+    const replicas = [await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js']), await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js'])];
+    const nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
+    try {
+      const seen = new Set<string>();
+      let answered = 0;
+      const batch = async (from: number, n: number) => {
+        for (let i = from; i < from + n; i += 4) {
+          for (const replica of await Promise.all([0, 1, 2, 3].map((k) => ask(nginx.url, i + k)))) seen.add(replica);
+          answered += 4;
+        }
+      };
+      await batch(0, 16);
+      assert.equal(seen.size, 2, `both replicas answered (${[...seen].join(', ')})`);
+      await replicas[0]!.stop('SIGKILL');
+      seen.clear();
+      await batch(16, 16);
+      assert.equal(seen.size, 1, 'the survivor answered everything');
+      const report = await new Promise<{ requests: number; by_replica: Array<{ requests: number }> }>((resolve, reject) =>
+        execFile(process.execPath, [CLI, 'serve', '--report', '--config', config, '--json'], { encoding: 'utf8' }, (err, out, errOut) => (err ? reject(new Error(errOut)) : resolve(JSON.parse(out)))),
+      );
+      assert.equal(report.requests, answered);
+      assert.equal(report.by_replica.length, 2);
+      assert.equal(report.by_replica.reduce((s, r) => s + r.requests, 0), answered);
+    } finally {
+      await nginx.stop();
+      for (const r of replicas) await r.stop();
+      await redis.stop();
+      model.cleanup();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
