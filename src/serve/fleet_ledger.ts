@@ -61,6 +61,7 @@ export class FleetLedger implements Ledger {
     add(this.pending, `task:${r.task}`, 'requests', 1);
     add(this.pending, `task:${r.task}`, 'cost', cost);
     add(this.pending, 'replicas', this.replica, 1);
+    if (r.context_tokens_saved) add(this.pending, 'totals', 'context_tokens_saved', r.context_tokens_saved);
     this.outcomes.set(r.id, { task: r.task, success: null });
     if (this.outcomes.size > this.maxRemembered) this.outcomes.delete(this.outcomes.keys().next().value!);
     const sent = this.flush();
@@ -144,7 +145,7 @@ const num = (h: Record<string, string>, f: string): number => Number(h[f] ?? 0);
 /** The whole fleet's ledger, read from Redis: the report `attn serve --report --fleet` prints, plus requests per replica. */
 export async function fleetReport(client: RedisClient, namespace: string): Promise<LedgerReport & { by_replica: Array<{ replica: string; requests: number }> }> {
   const k = (...p: string[]) => [namespace, 'ledger', ...p].join(':');
-  const [tasks, models, replicas] = await Promise.all([client.sMembers(k('tasks')), client.sMembers(k('models')), client.hGetAll(k('replicas'))]);
+  const [tasks, models, replicas, totals] = await Promise.all([client.sMembers(k('tasks')), client.sMembers(k('models')), client.hGetAll(k('replicas')), client.hGetAll(k('totals'))]);
   const by_task: TaskReport[] = [];
   for (const task of tasks.sort()) {
     const h = await client.hGetAll(k('task', task));
@@ -168,6 +169,7 @@ export async function fleetReport(client: RedisClient, namespace: string): Promi
     cost_per_successful_task: successes > 0 ? cost / successes : null,
     by_task,
     by_model,
+    context_tokens_saved: num(totals, 'context_tokens_saved'),
     by_replica: Object.entries(replicas).map(([replica, n]) => ({ replica, requests: Number(n) })).sort((a, b) => a.replica.localeCompare(b.replica)),
   };
 }
