@@ -18,6 +18,7 @@ import { AdamW } from '../src/optim/adamw.js';
 import { runLoRAReferenceCheck } from '../src/reference/lora_check.js';
 import { backward, noGrad } from '../src/tensor/autograd.js';
 import { add, scale } from '../src/tensor/ops/elementwise.js';
+import { sum } from '../src/tensor/ops/reduce.js';
 import { linear } from '../src/tensor/ops/linear.js';
 import { loraLinear } from '../src/tensor/ops/lora_linear.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -224,6 +225,12 @@ describe('DPO math', () => {
     gradCheck(() => dpoLoss(pc, pr, rc, rr, 0.5).loss, [pc, pr]);
     // −log σ(z) stays finite far from 0.
     assertClose(negLogSigmoid(Tensor.from([-200, 200, 0])).data, [200, 0, Math.LN2], 1e-4);
+    // Its gradient is −σ(−z) everywhere, z = 0 included, where every DPO pair starts
+    // (a relu-kinked form gave 0 there, and DPO never moved off its reference).
+    const z = Tensor.from([-3, -0.5, 0, 0.5, 3]);
+    z.requiresGrad = true;
+    backward(sum(negLogSigmoid(z)));
+    assertClose(z.grad!, [-3, -0.5, 0, 0.5, 3].map((v) => -1 / (1 + Math.exp(v))), 1e-6);
   });
 });
 

@@ -17,7 +17,7 @@
 import type { CausalLM } from '../models/causal_lm.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { abs } from '../tensor/ops/abs.js';
-import { add, exp, log, neg, relu, scale, sub } from '../tensor/ops/elementwise.js';
+import { add, exp, log, neg, scale, sub } from '../tensor/ops/elementwise.js';
 import { mean } from '../tensor/ops/reduce.js';
 import { concat, reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -110,10 +110,14 @@ export function dpoLoss(policyChosen: Tensor, policyRejected: Tensor, refChosen:
 }
 
 /**
- * −log σ(z) = log(1 + e^(−z)), written as max(−z, 0) + log(1 + e^(−|z|)) so
- * that no exponential overflows for large |z| (PyTorch's logsigmoid does the same).
+ * −log σ(z) = log(1 + e^(−z)), written as (|z| − z)/2 + log(1 + e^(−|z|)) so
+ * that no exponential overflows for large |z| (PyTorch's logsigmoid does the
+ * same). (|z| − z)/2 is max(−z, 0), but spelled with |z| its gradient at z = 0
+ * is the true −½ (with |z|'s gradient 0 there), where relu's kink would give 0
+ * — and every DPO pair starts at z = 0, since the policy begins as its own reference.
  */
 export function negLogSigmoid(z: Tensor): Tensor {
   const one = Tensor.from([1]);
-  return add(relu(neg(z)), log(add(one, exp(neg(abs(z))))));
+  const a = abs(z);
+  return add(scale(sub(a, z), 0.5), log(add(one, exp(neg(a)))));
 }
