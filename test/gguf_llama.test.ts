@@ -12,6 +12,7 @@ import { tokenizerFromGGUF, tokenizerToGGUF } from '../src/io/gguf_tokenizer.js'
 import { serializeGGUF, writeGGUF, type GGUFTensorOut } from '../src/io/gguf_write.js';
 import { loadModel, modelFiles } from '../src/io/model_dir.js';
 import { serializeSafetensors } from '../src/io/safetensors.js';
+import { BlockQuantizedLinear } from '../src/nn/block_quantized.js';
 import { Llama } from '../src/models/llama.js';
 import { parseLlamaConfig, type LlamaConfigInput } from '../src/models/llama_config.js';
 import { noGrad } from '../src/tensor/autograd.js';
@@ -122,10 +123,13 @@ describe('Llama-family export to GGUF and back', () => {
         const matrices = 7 * 2 + 1 + (arch === 'llama' ? 1 : 0);
         assert.equal(q.size, type.startsWith('q') ? matrices : 0);
         if (type.startsWith('q')) {
-          // The quantized Q is in Hugging Face's row order: it dequantizes to the parameter the model runs with.
+          // The quantized Q is in Hugging Face's row order, and it is the matrix the model runs with
+          // (a block-quantized layer: no fp32 copy of the weight is kept).
           const name = 'model.layers.1.self_attn.q_proj.weight';
-          const p = new Map(loaded.model.namedParameters()).get(name)!;
-          assert.deepEqual(dequantizeMatrix(q.get(name)!), p.data);
+          assert.equal(new Map(loaded.model.namedParameters()).get(name), undefined, 'no fp32 copy of a quantized matrix');
+          const layer = new Map(loaded.model.namedModules()).get('model.layers.1.self_attn.q_proj');
+          assert.ok(layer instanceof BlockQuantizedLinear, 'q_proj runs on the stored blocks');
+          assert.deepEqual(dequantizeMatrix(layer.matrix), dequantizeMatrix(q.get(name)!));
           assert.equal(q.get(name)!.type, type);
         }
       });
