@@ -10,8 +10,8 @@ import { heldOutSplit } from '../train/sft_data.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
-import { Progress } from './progress.js';
-import { checkOutDir, fineTuneOptionsFrom, loraFrom, stepInfo, withFineTuneFlags, withLoRAFlags } from './sft.js';
+import { startFineTuneRun } from './fine_tune_run.js';
+import { fineTuneOptionsFrom, loraFrom, stepInfo, withFineTuneFlags, withLoRAFlags } from './sft.js';
 
 export interface DpoCliArgs {
   init?: string;
@@ -29,15 +29,9 @@ export interface DpoCliArgs {
 export function runDpo(a: DpoCliArgs, opts: Record<string, unknown>) {
   const options = fineTuneOptionsFrom(opts);
   const lora = a.resume ? undefined : loraFrom(opts);
-  const rows = parsePreferenceRows(readTextFile(a.data), a.data);
-  checkOutDir(a.out);
-  const { description } = useBackend(a);
-  const progress = new Progress(options.logInterval);
-  const say = (s: string): void => {
-    if (!a.quiet) progress.line(s);
-  };
+  const { dataText, rows, description, progress, say } = startFineTuneRun(a, options.logInterval, parsePreferenceRows);
   return dpo(
-    { rows, dataPath: a.data, dataText: readTextFile(a.data), options, beta: a.beta, nllWeight: a.nllWeight ?? 0, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(lora ? { lora } : {}) },
+    { rows, dataPath: a.data, dataText, options, beta: a.beta, nllWeight: a.nllWeight ?? 0, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(lora ? { lora } : {}) },
     {
       onStart: (i) => say(`${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'DPO'}: ${(i.params / 1e6).toFixed(2)}M parameters (${(i.trainable / 1e6).toFixed(3)}M trained), ${i.trainRows} train / ${i.valRows} held-out pairs, β ${a.beta}, backend ${description}`),
       onStep: (p) => {

@@ -8,8 +8,8 @@ import { chatTemplateOf } from '../chat/for_tokenizer.js';
 import { encodeConversation } from '../train/sft_data.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { checkOutDir, fineTuneOptionsFrom, loraFrom, stepInfo, withFineTuneFlags, withLoRAFlags } from './sft.js';
-import { Progress } from './progress.js';
+import { fineTuneOptionsFrom, loraFrom, stepInfo, withFineTuneFlags, withLoRAFlags } from './sft.js';
+import { startFineTuneRun } from './fine_tune_run.js';
 
 export interface RewardCliArgs {
   init?: string;
@@ -25,15 +25,9 @@ export interface RewardCliArgs {
 export function runRewardTrain(a: RewardCliArgs, opts: Record<string, unknown>) {
   const options = fineTuneOptionsFrom(opts);
   const lora = a.resume ? undefined : loraFrom(opts);
-  const rows = parsePreferenceRows(readTextFile(a.data), a.data);
-  checkOutDir(a.out);
-  const { description } = useBackend(a);
-  const progress = new Progress(options.logInterval);
-  const say = (s: string): void => {
-    if (!a.quiet) progress.line(s);
-  };
+  const { dataText, rows, description, progress, say } = startFineTuneRun(a, options.logInterval, parsePreferenceRows);
   return trainRewardModel(
-    { rows, dataPath: a.data, dataText: readTextFile(a.data), options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(lora ? { lora } : {}) },
+    { rows, dataPath: a.data, dataText, options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(lora ? { lora } : {}) },
     {
       onStart: (i) => say(`${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'training a reward model'}: ${(i.params / 1e6).toFixed(2)}M parameters (${(i.trainable / 1e6).toFixed(3)}M trained), ${i.trainRows} train / ${i.valRows} held-out pairs, backend ${description}`),
       onStep: (p) => {

@@ -12,7 +12,7 @@ import { parseFineTuneOptions, type FineTuneOptionsInput } from '../train/sft_op
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
-import { Progress } from './progress.js';
+import { startFineTuneRun } from './fine_tune_run.js';
 
 /** Flag table of the fine-tuning trainers (sft, reward train, dpo): [flag, options key, parser, help]. */
 export const FINE_TUNE_FLAGS: Array<[string, keyof FineTuneOptionsInput, (v: string) => number, string]> = [
@@ -87,15 +87,9 @@ export interface SftCliArgs {
 
 /** `attn sft`: the library call behind the command (also used by `attn align demo`). */
 export function runSft(a: SftCliArgs, options: ReturnType<typeof parseFineTuneOptions>): SftSummary {
-  const rows = parseChatRows(readTextFile(a.data), a.data);
-  checkOutDir(a.out);
-  const { description } = useBackend(a);
-  const progress = new Progress(options.logInterval);
-  const say = (s: string): void => {
-    if (!a.quiet) progress.line(s);
-  };
+  const { dataText, rows, description, progress, say } = startFineTuneRun(a, options.logInterval, parseChatRows);
   return sft(
-    { rows, dataPath: a.data, dataText: readTextFile(a.data), options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(a.lora ? { lora: a.lora } : {}) },
+    { rows, dataPath: a.data, dataText, options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(a.lora ? { lora: a.lora } : {}) },
     {
       onStart: (i) => {
         say(`${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'fine-tuning'}: ${(i.params / 1e6).toFixed(2)}M parameters (${(i.trainable / 1e6).toFixed(3)}M trained), ${i.trainRows} train / ${i.valRows} held-out rows, backend ${description}`);

@@ -1,0 +1,26 @@
+import { readTextFile } from '../io/read_text.js';
+import { useBackend } from './backend_flags.js';
+import { Progress } from './progress.js';
+import { checkOutDir } from './sft.js';
+
+/**
+ * What `attn sft`, `attn reward train` and `attn dpo` do before they train:
+ * read the data file once (its text is also recorded for --resume), parse
+ * its rows, check --out, choose the backend, and make the progress printer
+ * that --quiet silences.
+ */
+export function startFineTuneRun<Row>(
+  a: { data: string; out: string; quiet?: boolean; backend?: string; threads?: number },
+  logInterval: number,
+  parseRows: (text: string, source: string) => Row[],
+) {
+  const dataText = readTextFile(a.data);
+  const rows = parseRows(dataText, a.data);
+  checkOutDir(a.out);
+  const { description } = useBackend(a);
+  const progress = new Progress(logInterval);
+  const say = (s: string): void => {
+    if (!a.quiet) progress.line(s);
+  };
+  return { dataText, rows, description, progress, say };
+}
