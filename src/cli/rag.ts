@@ -120,7 +120,7 @@ export function ragCommand(): Command {
     .option('--chunk-tokens <n>', 'most tokens per chunk (default: min(256, the embedder\'s max_len))', int)
     .option('--overlap-tokens <n>', 'tokens of a cut paragraph repeated in the next chunk (default: chunk-tokens / 8)', int)
     .option('--batch <n>', 'chunks embedded and committed together', int, 256)
-    .option('--ann', 'also build an HNSW index on the prefix vectors (experimental: its recall was found broken, see docs/rag.md; exact search otherwise)')
+    .option('--ann', 'also build an HNSW index on the prefix vectors (stores of 4096+ chunks; the first dense stage then walks the graph instead of scanning; exact search otherwise)')
     .action(async (files: string[], o: IndexFlags) => {
       process.stdout.write(await runRagIndex(files, o));
     });
@@ -187,7 +187,7 @@ export function ragCommand(): Command {
     .option('--out <dir>', 'where to build the bench store (default: a temporary directory, removed after)')
     .option('--chunks <n>', 'chunks in the large store', int, 100_000)
     .option('--queries <n>', 'timed queries per measurement', int, 200)
-    .option('--ann', 'build an HNSW index on the prefix column (experimental: see docs/rag.md)')
+    .option('--ann', 'build an HNSW index on the prefix column of the large store (two-stage search then walks the graph)')
     .action(async (o: { embedder: string; out?: string; chunks: number; queries: number; ann?: boolean; backend?: string; threads?: number }) => {
       useBackend(o);
       for await (const line of runRagBench({ embedder: o.embedder, out: o.out, chunks: o.chunks, queries: o.queries, ann: o.ann, log: err })) process.stdout.write(JSON.stringify(line) + '\n');

@@ -16,7 +16,8 @@ import { TextEmbedder } from './text_embedder.js';
  *   index        chunks/s of `attn rag index` (read, chunk, embed, commit) on 1 000 files
  *   hybrid_query latency of a hybrid query over `chunks` chunks, query embedding included
  *   two_stage    Matryoshka prefix search + full rerank vs exact full-dimension search:
- *                time per search (embedding excluded: it is the same for both) and recall@10 against the exact top 10
+ *                time per search (embedding excluded: it is the same for both), the share of the
+ *                exact top 10 found, and each search's recall@10 of the question's own document
  */
 
 export interface BenchOptions {
@@ -24,7 +25,7 @@ export interface BenchOptions {
   out?: string;
   chunks: number;
   queries: number;
-  /** Build the HNSW index on the prefix column (experimental: its recall was found broken, see docs/rag.md). */
+  /** Build the HNSW index on the prefix column, so the first dense stage is a graph search rather than a scan. */
   ann?: boolean;
   log?: (s: string) => void;
 }
@@ -89,7 +90,8 @@ export async function* runRagBench(o: BenchOptions): AsyncGenerator<Record<strin
       yield { workload: 'rag_build', chunks: count, seconds: r3((built - t0) / 1000), index_seconds: r3((performance.now() - built) / 1000) };
 
       const retriever = new Retriever(store, embedder);
-      const questions = big.questions.slice(0, o.queries + 10).map((q) => q.query);
+      const asked = big.questions.slice(0, o.queries + 10);
+      const questions = asked.map((q) => q.query);
       // 3. Hybrid queries, query embedding included; the first 10 warm caches and are not timed.
       const hybrid: number[] = [];
       for (const [i, q] of questions.entries()) {
@@ -105,6 +107,9 @@ export async function* runRagBench(o: BenchOptions): AsyncGenerator<Record<strin
         const full: number[] = [];
         const twoStage: number[] = [];
         let overlap = 0;
+        // Recall@10 of each search against the question's own document: the quality the speed-up must keep.
+        let foundFull = 0;
+        let foundTwo = 0;
         for (const [i, q] of questions.entries()) {
           const v = embedder.embedQuery(q);
           const t1 = performance.now();
@@ -117,12 +122,16 @@ export async function* runRagBench(o: BenchOptions): AsyncGenerator<Record<strin
           twoStage.push(t3 - t2);
           const ids = new Set(exact.map((h) => h.chunk.id));
           overlap += fast.filter((h) => ids.has(h.chunk.id)).length / Math.max(1, exact.length);
+          const relevant = asked[i]!.file;
+          if (exact.some((h) => h.chunk.source === relevant)) foundFull++;
+          if (fast.some((h) => h.chunk.source === relevant)) foundTwo++;
         }
         const p50Full = quantile(full, 0.5);
         const p50Two = quantile(twoStage, 0.5);
         yield {
           workload: 'rag_two_stage', chunks: count, dim: store.info.dim, prefix_dim: store.info.prefixDim, candidates: depth, queries: full.length,
           full_p50_ms: r3(p50Full), two_stage_p50_ms: r3(p50Two), speedup: r3(p50Full / p50Two), recall_at_10_vs_exact: r3(overlap / full.length),
+          ann: o.ann ?? false, full_recall_at_10: r3(foundFull / full.length), two_stage_recall_at_10: r3(foundTwo / full.length),
         };
       }
     } finally {

@@ -55,6 +55,14 @@ export function unitPrefix(v: Float32Array, n: number): Float32Array {
   return p;
 }
 
+/** IVF partitions an ANN query visits (LanceDB's default is 20); more: better recall, slower. */
+export const ANN_PROBES = 20;
+/** HNSW's search breadth (candidates kept while walking the graph) and how many times k candidates are re-scored with the unquantised vectors. */
+export const ANN_EF = 64;
+export const ANN_REFINE = 4;
+/** The prefix column's HNSW-SQ index, cosine distance. */
+const ANN_INDEX = 'prefix_hnsw_cosine';
+
 const CHUNK_COLUMNS = ['id', 'source', 'ordinal', 'start', 'end', 'tokens', 'text'];
 
 function chunkOf(row: Record<string, unknown>): Chunk {
@@ -179,10 +187,19 @@ export class LanceDBStore implements RetrievalStore {
     return this.vectorSearch('vector', vector, k, true);
   }
 
-  /** Dot product = cosine on unit vectors; LanceDB's "dot" distance is 1 − dot, turned back into a similarity. */
+  /**
+   * Every stored vector and every query is unit length, so cosine similarity
+   * is the dot product and ranks exactly as it does. LanceDB's cosine
+   * distance (1 − cosine) is asked for rather than its "dot" distance: the
+   * HNSW-SQ index built with "dot" returns unrelated neighbours (distances
+   * such as −6.7 on unit vectors: its scalar-quantised dot scores are not
+   * comparable), while with cosine it finds the exact top 10 (see the ANN
+   * test in test/rag_store.test.ts).
+   */
   private async vectorSearch(column: string, q: Float32Array, k: number, exact: boolean): Promise<Hit[]> {
-    let search = this.table.vectorSearch(q).column(column).distanceType('dot').limit(k).select([...CHUNK_COLUMNS, 'vector', '_distance']);
+    let search = this.table.vectorSearch(q).column(column).distanceType('cosine').limit(k).select([...CHUNK_COLUMNS, 'vector', '_distance']);
     if (exact) search = search.bypassVectorIndex();
+    else search = search.nprobes(ANN_PROBES).ef(ANN_EF).refineFactor(ANN_REFINE);
     const rows = await search.toArray();
     return rows.map((r) => ({ chunk: chunkOf(r), score: 1 - (r._distance as number), vector: floats(r.vector) }));
   }
@@ -192,12 +209,21 @@ export class LanceDBStore implements RetrievalStore {
     const rows = await this.table.countRows();
     // An ANN index needs enough rows to train its partitions; below that, exact search is fast anyway.
     // An existing ANN index is kept: optimize() below adds the new rows to it (rebuilding takes minutes at 100 000 rows).
-    const hasAnn = (await this.table.listIndices()).some((i) => i.columns.includes('prefix'));
+    // The index's name records its distance: a store indexed before the cosine fix has a "dot" index under
+    // LanceDB's default name, which is rebuilt rather than kept.
+    const prefixIndices = (await this.table.listIndices()).filter((i) => i.columns.includes('prefix'));
+    for (const i of prefixIndices) if (i.name !== ANN_INDEX) await this.table.dropIndex(i.name);
+    const hasAnn = prefixIndices.some((i) => i.name === ANN_INDEX);
     if (opts.ann && rows >= 4096 && !hasAnn) {
-      await this.table.createIndex('prefix', { config: lancedb.Index.hnswSq({ distanceType: 'dot' }), replace: true });
+      await this.table.createIndex('prefix', { config: lancedb.Index.hnswSq({ distanceType: 'cosine' }), replace: true, name: ANN_INDEX });
     }
     // Compacts the small fragments each commit adds; old versions stay for LanceDB's default week, so a reader mid-query keeps its files.
     await this.table.optimize();
+  }
+
+  /** Names of the table's indices (the tests check which ANN index a store has). */
+  async listIndexNames(): Promise<string[]> {
+    return (await this.table.listIndices()).map((i) => i.name);
   }
 
   /** The table's version: one more after each commit (tests use it to see that a replace is one commit). */
