@@ -126,6 +126,25 @@ describe('rag: indexing into LanceDB and searching it', () => {
     assert.equal((await store.fileHash(path)), 'h2');
   });
 
+  it('a commit failing while the next batch embeds stops the run with its error (no crash, earlier batches kept)', async () => {
+    const dir = join(work, 'failing-store');
+    const real = await openForIndexing(dir, embedder);
+    let calls = 0;
+    // The real store, with its second commit made to fail (as a full disk would).
+    const failing = Object.create(real) as typeof real;
+    failing.replaceFiles = async (files) => {
+      if (++calls === 2) throw new Error('disk full (injected)');
+      return real.replaceFiles(files);
+    };
+    try {
+      await assert.rejects(indexFiles(failing, embedder, [corpus], { chunk: chunkOpts, batch: 4 }), /disk full \(injected\)/);
+      assert.ok(calls >= 2);
+      assert.ok((await real.count()) > 0, 'the first batch stays committed');
+    } finally {
+      real.close();
+    }
+  });
+
   it('refuses an embedder of another dimension, a missing or broken store, and an empty queries file', async () => {
     const tok = WordTokenizer.fromText('a b c', 16);
     const other = new Embedder(parseEmbedderConfig({ vocab_size: tok.vocabSize, d_model: 8, n_layer: 1, n_head: 2, matryoshka_dims: [4] }), new Rng(2));

@@ -64,20 +64,32 @@ export async function indexDocuments(store: RetrievalStore, embedder: TextEmbedd
   // Every file's recorded hash in one scan, rather than one query per file.
   const known = new Map((await store.files()).map((f) => [f.source, f.fileHash]));
 
+  // Embedding runs on this thread; LanceDB commits on its own. So a batch's
+  // commit is left running while the next batch is chunked and embedded, and
+  // awaited before the next commit starts: commits stay one at a time and in
+  // order, and a failed one stops the run at the next batch.
+  let committing: Promise<void> = Promise.resolve();
   const flush = async () => {
     if (pending.length === 0) return;
-    const all = pending.flatMap((p) => p.chunks);
+    const batch = pending;
+    pending = [];
+    pendingChunks = 0;
+    const all = batch.flatMap((p) => p.chunks);
     const vectors = all.length > 0 ? embedder.embed(all.map((c) => c.text)) : [];
     let at = 0;
-    const writes = pending.map((p) => ({
+    const writes = batch.map((p) => ({
       source: p.doc.source,
       chunks: p.chunks.map((c): StoredChunk => ({ ...c, fileHash: p.hash, vector: vectors[at++]! })),
     }));
-    await store.replaceFiles(writes);
-    report.indexed += pending.length;
-    report.chunks += all.length;
-    pending = [];
-    pendingChunks = 0;
+    await committing;
+    const commit = store.replaceFiles(writes).then(() => {
+      report.indexed += batch.length;
+      report.chunks += all.length;
+    });
+    // Marked handled now: a commit failing while the next batch embeds must not crash the process
+    // as an unhandled rejection; the `await committing` above or below rethrows it.
+    commit.catch(() => {});
+    committing = commit;
   };
 
   for (const read of files) {
@@ -100,6 +112,7 @@ export async function indexDocuments(store: RetrievalStore, embedder: TextEmbedd
     o.onProgress?.({ files: done, totalFiles: files.length, chunks: report.chunks + pendingChunks });
   }
   await flush();
+  await committing;
   const tIndexed = performance.now();
   if (report.indexed > 0) await store.optimize({ ann: o.ann });
   report.seconds = (performance.now() - t0) / 1000;

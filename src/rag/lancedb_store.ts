@@ -58,6 +58,7 @@ export function unitPrefix(v: Float32Array, n: number): Float32Array {
 /** IVF partitions an ANN query visits (LanceDB's default is 20); more: better recall, slower. */
 export const ANN_PROBES = 20;
 /** HNSW's search breadth (candidates kept while walking the graph) and how many times k candidates are re-scored with the unquantised vectors. */
+/** (ef is raised to k × the refine factor when more are asked for: HNSW needs ef ≥ the candidates it returns.) */
 export const ANN_EF = 64;
 export const ANN_REFINE = 4;
 /** The prefix column's HNSW-SQ index, cosine distance. */
@@ -199,7 +200,7 @@ export class LanceDBStore implements RetrievalStore {
   private async vectorSearch(column: string, q: Float32Array, k: number, exact: boolean): Promise<Hit[]> {
     let search = this.table.vectorSearch(q).column(column).distanceType('cosine').limit(k).select([...CHUNK_COLUMNS, 'vector', '_distance']);
     if (exact) search = search.bypassVectorIndex();
-    else search = search.nprobes(ANN_PROBES).ef(ANN_EF).refineFactor(ANN_REFINE);
+    else search = search.nprobes(ANN_PROBES).ef(Math.max(ANN_EF, k * ANN_REFINE)).refineFactor(ANN_REFINE);
     const rows = await search.toArray();
     return rows.map((r) => ({ chunk: chunkOf(r), score: 1 - (r._distance as number), vector: floats(r.vector) }));
   }
