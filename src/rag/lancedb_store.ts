@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import * as lancedb from '@lancedb/lancedb';
+import type * as LanceDB from '@lancedb/lancedb';
 import { Field, FixedSizeList, Float32, Int32, Schema, Utf8 } from 'apache-arrow';
 import { writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
@@ -18,6 +18,14 @@ import type { Chunk, Hit, IndexedFile, RetrievalStore, StoreInfo, StoredChunk } 
 
 export const STORE_META = 'attn-store.json';
 const FORMAT = 'attn-rag-store';
+
+/**
+ * LanceDB is loaded when a store is first opened, not when this module is:
+ * its native library is 155 MB, and every `attn` command (and `import`
+ * of the library) would otherwise load it, retrieval or not.
+ */
+let loaded: Promise<typeof LanceDB> | undefined;
+const lanceDB = (): Promise<typeof LanceDB> => (loaded ??= import('@lancedb/lancedb'));
 const TABLE = 'chunks';
 
 interface MetaFile extends StoreInfo {
@@ -96,8 +104,8 @@ export class LanceDBStore implements RetrievalStore {
   private constructor(
     readonly dir: string,
     readonly info: StoreInfo,
-    private readonly db: lancedb.Connection,
-    private readonly table: lancedb.Table,
+    private readonly db: LanceDB.Connection,
+    private readonly table: LanceDB.Table,
   ) {}
 
   /** Open an existing store; every way it can be missing or broken is one UserError naming it. */
@@ -106,7 +114,7 @@ export class LanceDBStore implements RetrievalStore {
     if (!statSync(dir).isDirectory()) throw new UserError(`store ${dir} cannot be opened: it is not a directory`);
     const meta = readMeta(dir);
     try {
-      const db = await lancedb.connect(dir);
+      const db = await (await lanceDB()).connect(dir);
       const table = await db.openTable(TABLE);
       return new LanceDBStore(dir, { dim: meta.dim, prefixDim: meta.prefixDim, embedder: meta.embedder }, db, table);
     } catch (e) {
@@ -121,7 +129,7 @@ export class LanceDBStore implements RetrievalStore {
       throw new UserError(`store ${dir} exists and is not an attn store (no ${STORE_META}); choose another path`);
     }
     mkdirSync(dir, { recursive: true });
-    const db = await lancedb.connect(dir);
+    const db = await (await lanceDB()).connect(dir);
     const table = await db.createEmptyTable(TABLE, schemaOf(info), { mode: 'overwrite' });
     // The description is written last: a store without it was never finished, and is refused above.
     const meta: MetaFile = { format: FORMAT, version: 1, ...info };
@@ -206,6 +214,7 @@ export class LanceDBStore implements RetrievalStore {
   }
 
   async optimize(opts: { ann?: boolean } = {}): Promise<void> {
+    const lancedb = await lanceDB();
     await this.table.createIndex('text', { config: lancedb.Index.fts(), replace: true });
     const rows = await this.table.countRows();
     // An ANN index needs enough rows to train its partitions; below that, exact search is fast anyway.
