@@ -108,8 +108,7 @@ export class GpuContext {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly poolKey = new WeakMap<GPUBuffer, string>();
-  /** A 16-byte buffer bound where a kernel's optional input is absent. */
-  private dummyBuffer: GPUBuffer | null = null;
+  private readonly dummies: GPUBuffer[] = [];
 
   /**
    * Dawn's instance and adapter, held for the device's lifetime: in Node,
@@ -304,19 +303,20 @@ export class GpuContext {
     this.pending++;
   }
 
-  /** A 16-byte buffer to bind where an optional input (a bias, a padding mask) is absent. */
-  dummy(): GPUBuffer {
-    this.dummyBuffer ??= this.device.createBuffer({ size: 16, usage: STORAGE_USAGE });
-    return this.dummyBuffer;
+  /** The 16-byte buffer bound at slot `i` where an optional input or output (a bias, a padding mask) is absent: one per slot, as two writable bindings may not share a buffer. */
+  private dummy(i: number): GPUBuffer {
+    while (this.dummies.length <= i) this.dummies.push(this.device.createBuffer({ size: 16, usage: STORAGE_USAGE }));
+    return this.dummies[i]!;
   }
 
   /**
-   * Record one compute dispatch: `buffers[i]` at binding i, `params` packed
+   * Record one compute dispatch: `buffers[i]` at binding i (null: an absent
+   * optional operand, which the kernel must not touch), `params` packed
    * into a uniform struct at the last binding, `groups` workgroups. An input
    * that is also an output of the same dispatch (in-place calls) is read from
    * a copy, since WebGPU forbids binding one buffer both ways in a dispatch.
    */
-  dispatch(k: KernelSource, buffers: readonly GPUBuffer[], params: readonly Param[], groups: readonly [number, number?, number?]): void {
+  dispatch(k: KernelSource, buffers: readonly (GPUBuffer | null | undefined)[], params: readonly Param[], groups: readonly [number, number?, number?]): void {
     if (buffers.length !== k.bindings.length) throw new Error(`${k.name}: ${buffers.length} buffers for ${k.bindings.length} bindings`);
     const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;
     const [gx, gy = 1, gz = 1] = groups;
@@ -325,9 +325,11 @@ export class GpuContext {
       throw new UserError(`${k.name}: ${gx}×${gy}×${gz} workgroups is over this device's maxComputeWorkgroupsPerDimension (${maxGroups})`);
     }
     const pipeline = this.pipeline(k);
-    const bound = this.resolveAliases(k, buffers);
-    const uniform = this.take(Math.max(16, params.length * 4), UNIFORM_USAGE);
-    const data = new ArrayBuffer(Math.max(16, params.length * 4));
+    const bound = this.resolveAliases(k, buffers.map((b, i) => b ?? this.dummy(i)));
+    // A struct holding vec4s is 16-byte aligned, so its size rounds up to 16 bytes.
+    const bytes = Math.max(16, Math.ceil((params.length * 4) / 16) * 16);
+    const uniform = this.take(bytes, UNIFORM_USAGE);
+    const data = new ArrayBuffer(bytes);
     const asU = new Uint32Array(data);
     const asI = new Int32Array(data);
     const asF = new Float32Array(data);
@@ -357,7 +359,7 @@ export class GpuContext {
       written.add(b);
     });
     return buffers.map((b, i) => {
-      if (k.bindings[i] === 'rw' || !written.has(b) || b === this.dummyBuffer) return b;
+      if (k.bindings[i] === 'rw' || !written.has(b)) return b;
       const copy = this.buffer(b.size);
       this.commands().copyBufferToBuffer(b, 0, copy, 0, b.size);
       this.releasedSinceFlush.push(copy);
@@ -394,6 +396,7 @@ export class GpuContext {
   /** Free every pooled buffer and the device; the context is unusable afterwards. */
   destroy(): void {
     for (const list of this.free.values()) for (const b of list) b.destroy();
+    for (const b of this.dummies) b.destroy();
     this.free.clear();
     this.device.destroy();
   }

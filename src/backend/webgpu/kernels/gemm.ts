@@ -181,7 +181,7 @@ export function gemm(ctx: GpuContext, g: GpuGemmArgs): void {
   const wb = w(vecB);
   ctx.dispatch(
     source({ vecA, vecB, tile }),
-    [g.a, g.b, g.bias ?? ctx.dummy(), g.c],
+    [g.a, g.b, g.bias, g.c],
     [
       u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(g.ldc),
       u32(g.aOffset / wa), u32(g.bOffset / wb), u32(g.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(g.strideC),
