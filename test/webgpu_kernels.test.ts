@@ -5,6 +5,8 @@ import { jsBackend } from '../src/backend/js/index.js';
 import { GpuContext, type GpuSpan, span } from '../src/backend/webgpu/device.js';
 import type { AttentionDims } from '../src/backend/backend.js';
 import { attentionBackward, attentionForward } from '../src/backend/webgpu/kernels/attention.js';
+import { attentionCached } from '../src/backend/webgpu/kernels/attention_cached.js';
+import { linearInt8 } from '../src/backend/webgpu/kernels/int8.js';
 import { adamwStep } from '../src/backend/webgpu/kernels/adamw.js';
 import { crossEntropyBackward, crossEntropyForward } from '../src/backend/webgpu/kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from '../src/backend/webgpu/kernels/dropout.js';
@@ -398,6 +400,35 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
         assertNear(await down(dkg), dk, 1e-3, 1e-4, `attention backward dk ${tag}`);
         assertNear(await down(dvg), dv, 1e-3, 1e-4, `attention backward dv ${tag}`);
       }
+    }
+  });
+
+  it('cached decode attention (left padding, GQA) and the int8 matrix product', async () => {
+    const d = { B: 2, Tq: 2, past: 45, cap: 50, nHead: 4, nKvHead: 2, headDim: 16, scale: 0.25 };
+    const q = rand(d.B * d.Tq * d.nHead * d.headDim);
+    const kc = rand(d.B * d.cap * d.nKvHead * d.headDim);
+    const vc = rand(kc.length);
+    const start = Int32Array.of(0, 3);
+    const out = new Float32Array(q.length);
+    jsBackend.attentionCached(q, kc, vc, out, start, d);
+    const outG = up(new Float32Array(q.length));
+    attentionCached(ctx, up(q), up(kc), up(vc), outG, up(start), d);
+    assertNear(await down(outG), out, 1e-4, 1e-5, 'attentionCached');
+
+    const [rows, K, N] = [2, 37, 5];
+    const x = rand(rows * K);
+    const w = Int8Array.from({ length: N * K }, () => rng.int(255) - 127);
+    const scale = rand(N, 0.01);
+    const bias = rand(N);
+    for (const withBias of [true, false]) {
+      const want = new Float32Array(rows * N);
+      jsBackend.linearInt8(x, rows, K, w, scale, withBias ? bias : null, want, N);
+      // The int8 bytes as stored, after 8 bytes of something else, in whole u32 words.
+      const bytes = new Int8Array(Math.ceil((w.length + 8) / 4) * 4);
+      bytes.set(w, 8);
+      const outI = up(new Float32Array(rows * N));
+      linearInt8(ctx, up(x), rows, K, ctx.upload(new Uint32Array(bytes.buffer)), 8, up(scale), withBias ? up(bias) : null, outI, N);
+      assertNear(await down(outI), want, 1e-5, 1e-5, `linearInt8 bias ${withBias}`);
     }
   });
 });
