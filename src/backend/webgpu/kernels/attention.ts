@@ -67,6 +67,23 @@ fn keyEnd(i0: u32) -> u32 {
 const LOWEST: f32 = -0x1.fffffep+127f;
 `;
 
+/** WGSL: the workgroup copies keys j0 … j0 + BK − 1 of KV head g into Ks and Vs (zeros past Tk). */
+function loadKvTile(BK: number, D: number): string {
+  return /* wgsl */ `for (var t = lid; t < ${BK * D}u; t += ${BLOCK}u) {
+      let j = j0 + t / ${D}u;
+      var kv = 0.0;
+      var vv = 0.0;
+      if (j < p.Tk) {
+        let at = (b * p.Tk + j) * p.ks + g * ${D}u + t % ${D}u;
+        kv = k[p.kOff + at];
+        vv = v[p.vOff + at];
+      }
+      Ks[t] = kv;
+      Vs[t] = vv;
+    }
+    workgroupBarrier();`;
+}
+
 function params(d: GpuAttentionDims, offsets: { q: number; k: number; v: number; o: number; d: number; lse: number; dx: number; dv: number }, accumulate: boolean) {
   const C = d.nHead * d.headDim;
   const drop = d.dropout && d.dropout.p > 0 ? d.dropout : null;
@@ -120,20 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var l = 0.0;
   let end = keyEnd(i0);
   for (var j0 = 0u; j0 < end; j0 += ${BK}u) {
-    // The workgroup copies keys j0 … j0 + ${BK - 1} of KV head g into workgroup memory.
-    for (var t = lid; t < ${BK * D}u; t += ${BLOCK}u) {
-      let j = j0 + t / ${D}u;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < p.Tk) {
-        let at = (b * p.Tk + j) * p.ks + g * ${D}u + t % ${D}u;
-        kv = k[p.kOff + at];
-        vv = v[p.vOff + at];
-      }
-      Ks[t] = kv;
-      Vs[t] = vv;
-    }
-    workgroupBarrier();
+    ${loadKvTile(BK, D)}
     if (live) {
       for (var jj = 0u; jj < ${BK}u; jj++) {
         let j = j0 + jj;
@@ -251,19 +255,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let end = keyEnd(i0);
   for (var j0 = 0u; j0 < end; j0 += ${BK}u) {
-    for (var t = lid; t < ${BK * D}u; t += ${BLOCK}u) {
-      let j = j0 + t / ${D}u;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < p.Tk) {
-        let at = (b * p.Tk + j) * p.ks + g * ${D}u + t % ${D}u;
-        kv = k[p.kOff + at];
-        vv = v[p.vOff + at];
-      }
-      Ks[t] = kv;
-      Vs[t] = vv;
-    }
-    workgroupBarrier();
+    ${loadKvTile(BK, D)}
     if (live && L > LOWEST) {
       for (var jj = 0u; jj < ${BK}u; jj++) {
         let j = j0 + jj;

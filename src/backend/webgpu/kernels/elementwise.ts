@@ -1,4 +1,5 @@
 import type { BinaryOp, UnaryOp } from '../../backend.js';
+import { broadcastStrides } from '../../js/elementwise.js';
 import { f32, type GpuContext, type GpuSpan, type KernelSource, type Param, u32 } from '../device.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 
@@ -117,18 +118,6 @@ const DIM = /* wgsl */ `fn at(v: array<vec4<u32>, ${MAX_RANK / 4}>, d: u32) -> u
 function padded(values: readonly number[], fill: number): Param[] {
   if (values.length > MAX_RANK) throw new Error(`webgpu elementwise: rank ${values.length} is over ${MAX_RANK}`);
   return [...new Array<number>(MAX_RANK - values.length).fill(fill), ...values].map(u32);
-}
-
-/** Row-major strides with 0 where a dimension of size 1 is broadcast (js/elementwise.ts's broadcastStrides). */
-function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
-  const strides = new Array<number>(outShape.length).fill(0);
-  let s = 1;
-  for (let d = outShape.length - 1; d >= 0; d--) {
-    const size = shape[d]!;
-    strides[d] = size === 1 && outShape[d] !== 1 ? 0 : s;
-    s *= size;
-  }
-  return strides;
 }
 
 const BINARY: KernelSource = {
