@@ -1,0 +1,436 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type { GemmArgs } from '../src/backend/backend.js';
+import { jsBackend } from '../src/backend/js/index.js';
+import { GpuContext, type GpuSpan, span } from '../src/backend/webgpu/device.js';
+import type { AttentionDims } from '../src/backend/backend.js';
+import { attentionBackward, attentionForward } from '../src/backend/webgpu/kernels/attention.js';
+import { attentionCached } from '../src/backend/webgpu/kernels/attention_cached.js';
+import { linearInt8 } from '../src/backend/webgpu/kernels/int8.js';
+import { adamwStep } from '../src/backend/webgpu/kernels/adamw.js';
+import { crossEntropyBackward, crossEntropyForward } from '../src/backend/webgpu/kernels/cross_entropy.js';
+import { dropoutBackward, dropoutForward } from '../src/backend/webgpu/kernels/dropout.js';
+import { embeddingBackward, embeddingForward } from '../src/backend/webgpu/kernels/embedding.js';
+import { clipFactor, scaleByDevice, sumSquares } from '../src/backend/webgpu/kernels/grad_norm.js';
+import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
+import { gemm } from '../src/backend/webgpu/kernels/gemm.js';
+import { layerNormBackward, layerNormForward } from '../src/backend/webgpu/kernels/layernorm.js';
+import { rmsNormBackward, rmsNormForward } from '../src/backend/webgpu/kernels/rmsnorm.js';
+import { softmaxBackward, softmaxForward } from '../src/backend/webgpu/kernels/softmax.js';
+import { UserError } from '../src/util/errors.js';
+import { Rng } from '../src/util/rng.js';
+
+/*
+ * Every WebGPU kernel against the js backend (the oracle), on random inputs
+ * with sizes that are not multiples of the kernels' tiles. Without a GPU, run
+ * it on SwiftShader (a Vulkan implementation on the CPU that Debian's chromium
+ * ships): VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json. With no
+ * adapter the tests skip with a message, unless ATTN_REQUIRE_WEBGPU=1 (CI),
+ * where they fail.
+ */
+
+async function openContext(): Promise<{ ctx: GpuContext | null; why: string }> {
+  try {
+    return { ctx: await GpuContext.create(), why: '' };
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    if (process.env.ATTN_REQUIRE_WEBGPU === '1') throw new Error(`ATTN_REQUIRE_WEBGPU=1 but ${e.message}`);
+    return { ctx: null, why: `WebGPU kernel tests skipped: ${e.message}` };
+  }
+}
+
+const { ctx: maybeCtx, why } = await openContext();
+const skip = maybeCtx ? false : why;
+const ctx = maybeCtx!;
+after(() => maybeCtx?.destroy());
+
+const rng = new Rng(17);
+const rand = (n: number, std = 1) => Float32Array.from({ length: n }, () => rng.normal() * std);
+
+/** `data` on the GPU, starting at element `at` of its buffer (odd offsets test the kernels' offset handling). */
+function up(data: Float32Array | Int32Array | Uint32Array, at = 3): GpuSpan {
+  const Ctor = data.constructor as new (n: number) => typeof data;
+  const padded = new Ctor(data.length + at + 1);
+  padded.set(data as never, at);
+  return span(ctx.upload(padded), at, data.length);
+}
+
+const down = (s: GpuSpan) => ctx.read(s.buffer, s.offset, s.length);
+
+/** Worst |got − want| / (atol + rtol·|want|) must be ≤ 1. */
+function assertNear(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < got.length; i++) {
+    const r = Math.abs(got[i]! - want[i]!) / (atol + rtol * Math.abs(want[i]!));
+    if (!(r <= worst)) {
+      worst = r;
+      at = i;
+    }
+  }
+  assert.ok(worst <= 1, `${what}: element ${at} is ${got[at]} vs ${want[at]} (rtol ${rtol}, atol ${atol})`);
+}
+
+describe('GpuContext', { skip }, () => {
+  it('pools buffers by size class, reusing them only after the work that used them is submitted', () => {
+    const a = ctx.buffer(1000);
+    ctx.release(a);
+    assert.notEqual(ctx.buffer(1000), a, 'handed out again before a flush');
+    ctx.flush();
+    assert.equal(ctx.buffer(990), a, 'same size class after the flush');
+  });
+
+  it('an allocation over the device limits is a UserError naming the limit', () => {
+    assert.throws(() => ctx.buffer(ctx.limits.maxBufferSize + 4), (e: Error) => e instanceof UserError && /maxBufferSize|maxStorageBufferBindingSize/.test(e.message));
+  });
+
+  it('a lost device is a UserError on the next call', async () => {
+    const other = await GpuContext.create();
+    other.destroy();
+    await new Promise((r) => setTimeout(r, 50)); // the lost promise resolves on a later tick
+    assert.throws(() => other.upload(new Float32Array(4)), (e: Error) => e instanceof UserError && /device was lost/.test(e.message));
+  });
+});
+
+describe('WebGPU kernels agree with the js reference', { skip }, () => {
+  it('GEMM: transposes, odd sizes, offsets, strides, batches (stride 0 = reuse), alpha, accumulate, bias', async () => {
+    const cases: [number, number, number][] = [
+      [1, 1, 1], [7, 33, 129], [33, 7, 5], [65, 130, 64], [64, 64, 32], [1, 96, 40], [8, 8, 4], [520, 516, 12],
+    ];
+    for (const [M, N, K] of cases) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          // The 128×128-block kernel (M, N ≥ 512) is slow on SwiftShader: two of its four transposes.
+          if (M >= 512 && transA !== transB) continue;
+          // The second and fourth combinations use padded rows and offsets that break 16-byte alignment.
+          const pad = (transA ? 1 : 0) + (transB ? 0 : 1);
+          const lda = (transA ? M : K) + pad;
+          const ldb = (transB ? K : N) + pad;
+          const ldc = N + 3;
+          const batch = 2;
+          const aSize = (transA ? K : M) * lda;
+          const bSize = (transB ? N : K) * ldb;
+          const cSize = M * ldc;
+          const strideA = aSize + pad;
+          const strideB = transA ? 0 : bSize; // 0: both batch entries share B
+          const strideC = cSize + 1;
+          const aOffset = pad;
+          const bOffset = 2 * pad;
+          const cOffset = 1;
+          const a = rand(aOffset + strideA * batch);
+          const b = rand(bOffset + bSize * batch);
+          const c0 = rand(cOffset + strideC * batch);
+          const bias = rand(N + 2);
+          const accumulate = transB;
+          const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = {
+            transA, transB, M, N, K, aOffset, lda, bOffset, ldb, cOffset, ldc, alpha: 0.75, accumulate, batch, strideA, strideB, strideC,
+          };
+          const want = c0.slice();
+          jsBackend.gemm({ ...args, a, b, c: want, bias: transA ? bias.subarray(2) : null });
+          const ga = ctx.upload(a);
+          const gb = ctx.upload(b);
+          const gc = ctx.upload(c0);
+          const gbias = ctx.upload(bias);
+          gemm(ctx, { ...args, a: ga, b: gb, c: gc, bias: transA ? gbias : null, biasOffset: 2 });
+          const got = await ctx.read(gc, 0, c0.length);
+          assertNear(got, want, 1e-5 * Math.sqrt(K), 1e-5 * Math.sqrt(K), `gemm ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+          for (const buf of [ga, gb, gc, gbias]) ctx.release(buf);
+        }
+      }
+    }
+  });
+
+  it('unary ops forward and backward (accumulate and overwrite), binary ops with broadcasting, reduceSumTo, scale', async () => {
+    const n = 1001;
+    const x = rand(n, 2);
+    const xs = up(x);
+    for (const op of ['exp', 'log', 'relu', 'gelu', 'silu', 'tanh', 'neg', 'sqrt'] as const) {
+      const xin = op === 'log' || op === 'sqrt' ? x.map(Math.abs) : x;
+      const xg = op === 'log' || op === 'sqrt' ? up(xin) : xs;
+      const y = new Float32Array(n);
+      jsBackend.unary(op, xin, y);
+      const yg = up(new Float32Array(n), 1);
+      unary(ctx, op, xg, yg);
+      assertNear(await down(yg), y, 2e-6, 1e-6, `unary ${op}`);
+      const dy = rand(n);
+      const dx0 = rand(n);
+      for (const accumulate of [true, false]) {
+        const dx = dx0.slice();
+        jsBackend.unaryBackward(op, xin, y, dy, dx, accumulate);
+        const dxg = up(dx0);
+        unaryBackward(ctx, op, xg, up(y), up(dy), dxg, accumulate);
+        assertNear(await down(dxg), dx, 2e-6, 1e-5, `unaryBackward ${op} accumulate ${accumulate}`);
+      }
+    }
+    const shapes: [number[], number[], number[]][] = [
+      [[3, 5, 7], [3, 5, 7], [3, 5, 7]],
+      [[3, 5, 7], [1, 1, 7], [3, 5, 7]],
+      [[3, 1, 7], [1, 5, 1], [3, 5, 7]],
+      [[2, 3, 4, 5], [2, 1, 4, 1], [2, 3, 4, 5]],
+    ];
+    for (const [aShape, bShape, outShape] of shapes) {
+      const size = (s: number[]) => s.reduce((p, q) => p * q, 1);
+      const a = rand(size(aShape));
+      const b = rand(size(bShape)).map((v) => v + Math.sign(v) * 0.5);
+      for (const op of ['add', 'sub', 'mul', 'div'] as const) {
+        const want = new Float32Array(size(outShape));
+        jsBackend.binary(op, a, aShape, b, bShape, want, outShape);
+        const out = up(new Float32Array(want.length));
+        binary(ctx, op, up(a), aShape, up(b), bShape, out, outShape);
+        assertNear(await down(out), want, 1e-6, 1e-6, `binary ${op} ${aShape}∘${bShape}`);
+      }
+      // The sum that undoes the broadcast of b.
+      const src = rand(size(outShape));
+      const dst0 = rand(size(bShape));
+      const want = dst0.slice();
+      jsBackend.reduceSumTo(src, outShape, want, bShape);
+      const dst = up(dst0);
+      reduceSumTo(ctx, up(src), outShape, dst, bShape);
+      assertNear(await down(dst), want, 1e-5, 1e-5, `reduceSumTo ${outShape}→${bShape}`);
+    }
+    const sx = up(x);
+    scaleInPlace(ctx, sx, 0.3);
+    const want = x.slice();
+    jsBackend.scaleInPlace(want, 0.3);
+    assertNear(await down(sx), want, 1e-6, 0, 'scaleInPlace');
+  });
+
+  it('softmax forward and backward (odd widths, a fully masked row)', async () => {
+    for (const [rows, cols] of [[3, 1], [5, 300], [2, 1000]] as const) {
+      const x = rand(rows * cols, 3);
+      x.fill(-Infinity, 0, cols); // row 0 sees nothing: zeros, not NaN
+      const y = new Float32Array(rows * cols);
+      jsBackend.softmaxForward(x, y, rows, cols);
+      const yg = up(new Float32Array(rows * cols));
+      softmaxForward(ctx, up(x), yg, rows, cols);
+      assertNear(await down(yg), y, 1e-5, 1e-7, `softmax ${rows}×${cols}`);
+      const dy = rand(rows * cols);
+      const dx = rand(rows * cols);
+      const dxg = up(dx);
+      jsBackend.softmaxBackward(y, dy, dx, rows, cols);
+      softmaxBackward(ctx, up(y), up(dy), dxg, rows, cols);
+      assertNear(await down(dxg), dx, 1e-5, 1e-6, `softmaxBackward ${rows}×${cols}`);
+    }
+  });
+
+  it('LayerNorm and RMSNorm forward and backward, with and without weight and bias', async () => {
+    for (const [rows, cols] of [[7, 33], [3, 700]] as const) {
+      const x = rand(rows * cols, 2).map((v) => v + 1.5);
+      const w = rand(cols);
+      const b = rand(cols);
+      const dy = rand(rows * cols);
+      const dx0 = rand(rows * cols);
+      for (const affine of [true, false]) {
+        for (const accumulate of [true, false]) {
+          const weight = affine ? w : null;
+          const out = new Float32Array(rows * cols);
+          const mean = new Float32Array(rows);
+          const rstd = new Float32Array(rows);
+          jsBackend.layerNormForward(x, weight, affine ? b : null, out, mean, rstd, rows, cols, 1e-5);
+          const [outG, meanG, rstdG] = [up(out.map(() => 0)), up(mean.map(() => 0)), up(rstd.map(() => 0))];
+          const xg = up(x);
+          const wg = affine ? up(w) : null;
+          layerNormForward(ctx, xg, wg, affine ? up(b) : null, outG, meanG, rstdG, rows, cols, 1e-5);
+          const tag = `${rows}×${cols} affine ${affine}`;
+          assertNear(await down(outG), out, 1e-5, 1e-5, `layerNorm ${tag}`);
+          assertNear(await down(meanG), mean, 1e-5, 1e-6, `layerNorm mean ${tag}`);
+          assertNear(await down(rstdG), rstd, 1e-5, 1e-6, `layerNorm rstd ${tag}`);
+          const dx = dx0.slice();
+          const dW = affine ? w.map((v) => v * 0.1) : null;
+          const dB = affine ? b.map((v) => v * 0.1) : null;
+          const dWg = dW ? up(dW) : null;
+          const dBg = dB ? span(ctx.upload(dB), 0, cols) : null;
+          const dxg = up(dx);
+          layerNormBackward(ctx, xg, wg, meanG, rstdG, up(dy), dxg, dWg, dBg, rows, cols, accumulate);
+          jsBackend.layerNormBackward(x, weight, mean, rstd, dy, dx, dW, dB, rows, cols, accumulate);
+          assertNear(await down(dxg), dx, 1e-4, 1e-5, `layerNormBackward dx ${tag} accumulate ${accumulate}`);
+          if (dWg) assertNear(await down(dWg), dW!, 1e-4, 1e-5, `layerNormBackward dWeight ${tag}`);
+          if (dBg) assertNear(await down(dBg), dB!, 1e-4, 1e-5, `layerNormBackward dBias ${tag}`);
+
+          jsBackend.rmsNormForward(x, weight, out, rstd, rows, cols, 1e-6);
+          rmsNormForward(ctx, xg, wg, outG, rstdG, rows, cols, 1e-6);
+          assertNear(await down(outG), out, 1e-5, 1e-5, `rmsNorm ${tag}`);
+          assertNear(await down(rstdG), rstd, 1e-5, 1e-6, `rmsNorm rstd ${tag}`);
+          const rdx = dx0.slice();
+          const rdW = affine ? w.map((v) => v * 0.1) : null;
+          const rdWg = rdW ? up(rdW) : null;
+          const rdxg = up(rdx);
+          rmsNormBackward(ctx, xg, wg, rstdG, up(dy), rdxg, rdWg, rows, cols, accumulate);
+          jsBackend.rmsNormBackward(x, weight, rstd, dy, rdx, rdW, rows, cols, accumulate);
+          assertNear(await down(rdxg), rdx, 1e-4, 1e-5, `rmsNormBackward dx ${tag} accumulate ${accumulate}`);
+          if (rdWg) assertNear(await down(rdWg), rdW!, 1e-4, 1e-5, `rmsNormBackward dWeight ${tag}`);
+        }
+      }
+    }
+  });
+
+  it('embedding forward, and a deterministic backward bit-identical to js (repeated tokens)', async () => {
+    const [vocab, dim, n] = [11, 37, 50];
+    const weight = rand(vocab * dim);
+    const ids = Int32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 4 : rng.int(vocab)));
+    const out = new Float32Array(n * dim);
+    jsBackend.embeddingForward(weight, ids, out, dim);
+    const outG = up(new Float32Array(n * dim));
+    const idsG = up(ids);
+    embeddingForward(ctx, up(weight), idsG, outG, dim);
+    assert.deepEqual(await down(outG), out, 'embeddingForward');
+    const dOut = rand(n * dim);
+    const dW = rand(vocab * dim);
+    const dWg = up(dW);
+    embeddingBackward(ctx, up(dOut), idsG, dWg, dim);
+    jsBackend.embeddingBackward(dOut, ids, dW, dim);
+    assert.deepEqual(await down(dWg), dW, 'embeddingBackward');
+  });
+
+  it('dropout: the same mask as js from the same seed, bit for bit; backward', async () => {
+    const n = 5000;
+    const x = rand(n);
+    for (const [p, seed] of [[0.1, 7], [0.5, 0xfffffff0], [0.9, 123456]] as const) {
+      const out = new Float32Array(n);
+      const mask = new Float32Array(n);
+      jsBackend.dropoutForward(x, out, mask, p, seed);
+      const [outG, maskG] = [up(new Float32Array(n)), up(new Float32Array(n))];
+      const xg = up(x);
+      dropoutForward(ctx, xg, outG, maskG, p, seed);
+      assert.deepEqual(await down(maskG), mask, `dropout mask p ${p}`);
+      assert.deepEqual(await down(outG), out, `dropout out p ${p}`);
+      const dOut = rand(n);
+      const dx = rand(n);
+      const dxg = up(dx);
+      dropoutBackward(ctx, up(dOut), maskG, dxg, true);
+      jsBackend.dropoutBackward(dOut, mask, dx, true);
+      assertNear(await down(dxg), dx, 1e-6, 1e-7, `dropoutBackward p ${p}`);
+    }
+  });
+
+  it('fused cross-entropy forward (loss sum and count kept on the device, ignore index) and backward', async () => {
+    const [rows, vocab, ignore] = [9, 301, -100];
+    const logits = rand(rows * vocab, 3);
+    const targets = Int32Array.from({ length: rows }, (_, r) => (r === 4 ? ignore : (r * 37) % vocab));
+    const lse = new Float32Array(rows);
+    const { sum, count } = jsBackend.crossEntropyForward(logits, targets, lse, rows, vocab, ignore);
+    const [lg, tg, lseG, result] = [up(logits), up(targets), up(new Float32Array(rows)), up(new Float32Array(2))];
+    crossEntropyForward(ctx, lg, tg, lseG, result, rows, vocab, ignore);
+    assertNear(await down(lseG), lse, 1e-6, 1e-6, 'cross-entropy lse');
+    assertNear(await down(result), [sum, count], 1e-5, 1e-5, 'cross-entropy [sum, count]');
+    for (const accumulate of [true, false]) {
+      const d = rand(rows * vocab);
+      const dg = up(d);
+      jsBackend.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, 0.125, accumulate);
+      crossEntropyBackward(ctx, lg, tg, lseG, dg, rows, vocab, ignore, 0.125, accumulate);
+      assertNear(await down(dg), d, 1e-5, 1e-6, `cross-entropy backward accumulate ${accumulate}`);
+    }
+  });
+
+  it('AdamW step, and gradient clipping with the norm and the factor kept on the device', async () => {
+    const n = 3001;
+    const [param, grad, m, v] = [rand(n), rand(n), rand(n, 0.1), rand(n, 0.01).map(Math.abs)];
+    const h = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3 };
+    const gp = [up(param), up(grad), up(m), up(v)] as const;
+    adamwStep(ctx, ...gp, h);
+    jsBackend.adamwStep(param, grad, m, v, h);
+    assertNear(await down(gp[0]), param, 1e-5, 1e-6, 'adamw param');
+    assertNear(await down(gp[2]), m, 1e-5, 1e-7, 'adamw m');
+    assertNear(await down(gp[3]), v, 1e-5, 1e-8, 'adamw v');
+
+    const grads = [rand(70000), rand(33)];
+    const stats = up(new Float32Array(3));
+    const gg = grads.map((g) => up(g));
+    gg.forEach((g, i) => sumSquares(ctx, g, stats, i > 0));
+    const sq = grads.reduce((s, g) => s + jsBackend.sumSquares(g), 0);
+    const maxNorm = Math.sqrt(sq) / 2;
+    clipFactor(ctx, stats, maxNorm);
+    for (const g of gg) scaleByDevice(ctx, g, span(stats.buffer, stats.offset + 2, 1));
+    const norm = Math.sqrt(sq);
+    assertNear(await down(stats), [sq, norm, maxNorm / (norm + 1e-6)], 1e-5, 0, 'Σg², norm, clip factor');
+    for (const [i, g] of grads.entries()) {
+      jsBackend.scaleInPlace(g, maxNorm / (norm + 1e-6));
+      assertNear(await down(gg[i]!), g, 1e-5, 1e-7, `clipped gradient ${i}`);
+    }
+  });
+
+  it('flash attention forward and backward: causal Tq≠Tk, key padding, grouped KV heads, packed strides, dropout, accumulate', async () => {
+    const cases: (Omit<AttentionDims, 'scale'> & { packed?: boolean; accumulate: boolean })[] = [
+      { B: 2, Tq: 5, Tk: 5, nHead: 2, nKvHead: 2, headDim: 8, causal: true, accumulate: false },
+      { B: 1, Tq: 3, Tk: 70, nHead: 4, nKvHead: 2, headDim: 16, causal: true, accumulate: true }, // decode-like: Tq < Tk, GQA
+      { B: 2, Tq: 67, Tk: 67, nHead: 2, nKvHead: 1, headDim: 8, causal: true, packed: true, accumulate: false, dropout: { p: 0.2, seed: 99 } },
+      { B: 2, Tq: 6, Tk: 9, nHead: 2, nKvHead: 2, headDim: 4, causal: false, accumulate: true, keyPadding: Uint8Array.from({ length: 18 }, (_, i) => (i === 0 || i === 10 || i === 17 ? 1 : 0)) },
+    ];
+    for (const c of cases) {
+      const d: AttentionDims = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+      const C = d.nHead * d.headDim;
+      const Ckv = d.nKvHead * d.headDim;
+      if (c.packed) {
+        d.qStride = C + 2 * Ckv;
+        d.kvStride = C + 2 * Ckv;
+      }
+      const qs = d.qStride ?? C;
+      const ks = d.kvStride ?? Ckv;
+      // Packed: q, k and v are views at column offsets 0, C, C + Ckv of one [B·T, C + 2·Ckv] buffer.
+      const qkv = c.packed ? rand(d.B * d.Tq * qs) : null;
+      const q = qkv ?? rand(d.B * d.Tq * qs);
+      const k = qkv ? qkv.subarray(C) : rand(d.B * d.Tk * ks);
+      const v = qkv ? qkv.subarray(C + Ckv) : rand(d.B * d.Tk * ks);
+      const out = new Float32Array(d.B * d.Tq * C);
+      const saved = jsBackend.attentionForward(q, k, v, out, d);
+      const gd = { ...d, keyPadding: d.keyPadding ? up(Uint32Array.from(d.keyPadding)) : null };
+      const qkvG = qkv ? up(qkv) : null;
+      const qg = qkvG ?? up(q);
+      const kg = qkvG ? span(qkvG.buffer, qkvG.offset + C, k.length) : up(k);
+      const vg = qkvG ? span(qkvG.buffer, qkvG.offset + C + Ckv, v.length) : up(v);
+      const outG = up(new Float32Array(out.length));
+      const lse = up(new Float32Array(d.B * d.nHead * d.Tq));
+      attentionForward(ctx, qg, kg, vg, outG, lse, gd);
+      const tag = JSON.stringify({ ...c, keyPadding: !!c.keyPadding });
+      assertNear(await down(outG), out, 1e-4, 1e-5, `attention forward ${tag}`);
+
+      const dOut = rand(out.length);
+      const dqkv = c.packed ? rand(qkv!.length) : null;
+      const dq = dqkv ?? rand(q.length);
+      const dk = dqkv ? dqkv.subarray(C) : rand(k.length);
+      const dv = dqkv ? dqkv.subarray(C + Ckv) : rand(v.length);
+      const dqkvG = dqkv ? up(dqkv) : null;
+      const dqg = dqkvG ?? up(dq);
+      const dkg = dqkvG ? span(dqkvG.buffer, dqkvG.offset + C, dk.length) : up(dk);
+      const dvg = dqkvG ? span(dqkvG.buffer, dqkvG.offset + C + Ckv, dv.length) : up(dv);
+      jsBackend.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, d, c.accumulate);
+      attentionBackward(ctx, lse, qg, kg, vg, outG, up(dOut), dqg, dkg, dvg, gd, c.accumulate);
+      if (dqkvG) assertNear(await down(dqkvG), dqkv!, 1e-3, 1e-4, `attention backward dqkv ${tag}`);
+      else {
+        assertNear(await down(dqg), dq, 1e-3, 1e-4, `attention backward dq ${tag}`);
+        assertNear(await down(dkg), dk, 1e-3, 1e-4, `attention backward dk ${tag}`);
+        assertNear(await down(dvg), dv, 1e-3, 1e-4, `attention backward dv ${tag}`);
+      }
+    }
+  });
+
+  it('cached decode attention (left padding, GQA) and the int8 matrix product', async () => {
+    const d = { B: 2, Tq: 2, past: 45, cap: 50, nHead: 4, nKvHead: 2, headDim: 16, scale: 0.25 };
+    const q = rand(d.B * d.Tq * d.nHead * d.headDim);
+    const kc = rand(d.B * d.cap * d.nKvHead * d.headDim);
+    const vc = rand(kc.length);
+    const start = Int32Array.of(0, 3);
+    const out = new Float32Array(q.length);
+    jsBackend.attentionCached(q, kc, vc, out, start, d);
+    const outG = up(new Float32Array(q.length));
+    attentionCached(ctx, up(q), up(kc), up(vc), outG, up(start), d);
+    assertNear(await down(outG), out, 1e-4, 1e-5, 'attentionCached');
+
+    const [rows, K, N] = [2, 37, 5];
+    const x = rand(rows * K);
+    const w = Int8Array.from({ length: N * K }, () => rng.int(255) - 127);
+    const scale = rand(N, 0.01);
+    const bias = rand(N);
+    for (const withBias of [true, false]) {
+      const want = new Float32Array(rows * N);
+      jsBackend.linearInt8(x, rows, K, w, scale, withBias ? bias : null, want, N);
+      // The int8 bytes as stored, after 8 bytes of something else, in whole u32 words.
+      const bytes = new Int8Array(Math.ceil((w.length + 8) / 4) * 4);
+      bytes.set(w, 8);
+      const outI = up(new Float32Array(rows * N));
+      linearInt8(ctx, up(x), rows, K, ctx.upload(new Uint32Array(bytes.buffer)), 8, up(scale), withBias ? up(bias) : null, outI, N);
+      assertNear(await down(outI), want, 1e-5, 1e-5, `linearInt8 bias ${withBias}`);
+    }
+  });
+});
