@@ -1,0 +1,403 @@
+/// <reference types="@webgpu/types" />
+import { UserError } from '../../util/errors.js';
+
+/**
+ * GpuContext: everything the WebGPU kernels share, so that a kernel file is
+ * only its WGSL and the few lines that launch it.
+ *
+ * - One GPUDevice, with its limits raised to what the adapter allows (a model's
+ *   weights need large storage buffers; GEMM tiles need workgroup memory).
+ * - A buffer pool. Creating GPU buffers is slow and training makes the same
+ *   sizes every step, so released buffers go to free lists by size class and
+ *   are handed out again — but only after the work that used them has been
+ *   submitted (`flush`), because the queue then orders any later write after
+ *   that work.
+ * - A pipeline cache keyed by WGSL source and entry point: each kernel variant
+ *   is compiled once.
+ * - ONE command encoder that kernels append compute passes to. Nothing waits:
+ *   `flush()` submits what was recorded, and `read()` is the one place that
+ *   awaits (the loss at a log step, the logits row being sampled).
+ * - Errors a user can cause (no adapter, a buffer over the device's limits, a
+ *   lost device) become one-line `UserError`s naming the cause.
+ */
+
+// WebGPU's flag values, spelled out so that Node needs no globals from the `webgpu` package.
+export const BufferUsage = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128 } as const;
+const MAP_MODE_READ = 1;
+const SHADER_STAGE_COMPUTE = 4;
+
+/** Usage of every pooled storage buffer: read and written by kernels, uploaded to, read back from. */
+const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
+const UNIFORM_USAGE = BufferUsage.UNIFORM | BufferUsage.COPY_DST;
+const READBACK_USAGE = BufferUsage.MAP_READ | BufferUsage.COPY_DST;
+
+/** A range of 4-byte elements (f32, i32 or u32) in a GPU buffer: what a typed array is to the js backend. */
+export interface GpuSpan {
+  buffer: GPUBuffer;
+  /** First element (not byte). */
+  offset: number;
+  /** Elements. */
+  length: number;
+}
+
+/** The whole buffer (or its elements from `offset`) as a span. */
+export function span(buffer: GPUBuffer, offset = 0, length = buffer.size / 4 - offset): GpuSpan {
+  return { buffer, offset, length };
+}
+
+/** How a kernel's shader declares one binding. */
+export type BindingKind = 'read' | 'rw';
+
+/** One uniform field, in the order the shader's params struct declares it: u32, i32 or f32. */
+export type Param = ['u' | 'i' | 'f', number];
+export const u32 = (v: number): Param => ['u', v];
+export const i32 = (v: number): Param => ['i', v];
+export const f32 = (v: number): Param => ['f', v];
+
+/** A compute shader and the storage bindings it declares (binding i in group 0; the params struct comes last). */
+export interface KernelSource {
+  /** Shown in error messages. */
+  name: string;
+  code: string;
+  entry?: string;
+  bindings: readonly BindingKind[];
+}
+
+export interface GpuContextOptions {
+  /** A GPU object to use (the browser's navigator.gpu, or one made by the `webgpu` package); found automatically otherwise. */
+  gpu?: GPU;
+  powerPreference?: GPUPowerPreference;
+}
+
+const SWIFTSHADER_HINT = 'on a machine without a GPU set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (Debian chromium ships SwiftShader)';
+
+/** The GPU entry point: navigator.gpu in a browser, Dawn's through the optional `webgpu` package in Node. */
+async function findGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  // A variable specifier: bundlers leave the optional Node package alone, and its absence is a runtime matter.
+  const name = 'webgpu';
+  let mod: { create: (flags: string[]) => GPU };
+  try {
+    mod = (await import(name)) as typeof mod;
+  } catch (e) {
+    throw new UserError(`WebGPU is not available: the optional package 'webgpu' did not load (${(e as Error).message.split('\n')[0]})`);
+  }
+  return mod.create([]);
+}
+
+/** Round a byte size up to its pool size class: multiples of a quarter of the size's power of two (≤ 25 % waste), at least 256. */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(256, Math.ceil(bytes));
+  const quarter = 2 ** Math.max(6, Math.floor(Math.log2(b)) - 2);
+  return Math.ceil(b / quarter) * quarter;
+}
+
+export class GpuContext {
+  readonly device: GPUDevice;
+  /** The adapter's description (vendor, architecture, device), for benchmark records. */
+  readonly adapterName: string;
+  private lostReason: string | null = null;
+  private firstError: string | null = null;
+  private encoder: GPUCommandEncoder | null = null;
+  /** Compute passes recorded since the last flush. */
+  private pending = 0;
+  private readonly free = new Map<string, GPUBuffer[]>();
+  /** Released since the last flush: free again once that work is submitted. */
+  private releasedSinceFlush: GPUBuffer[] = [];
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
+  private readonly poolKey = new WeakMap<GPUBuffer, string>();
+  private readonly dummies: GPUBuffer[] = [];
+
+  /**
+   * Dawn's instance and adapter, held for the device's lifetime: in Node,
+   * letting the garbage collector take them aborts the process.
+   */
+  private readonly keepAlive: unknown[];
+
+  private constructor(device: GPUDevice, adapterName: string, keepAlive: unknown[]) {
+    this.device = device;
+    this.keepAlive = keepAlive;
+    this.adapterName = adapterName;
+    void device.lost.then((info) => {
+      this.lostReason = info.message || info.reason || 'unknown reason';
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      if (this.firstError === null) this.firstError = `${err.constructor?.name ?? 'GPUError'}: ${err.message.split('\n')[0]}`;
+    });
+  }
+
+  /** Find an adapter, open a device with the adapter's full limits. Throws a UserError naming why it cannot. */
+  static async create(opts: GpuContextOptions = {}): Promise<GpuContext> {
+    const gpu = opts.gpu ?? (await findGpu());
+    const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new UserError(`no WebGPU adapter found (${SWIFTSHADER_HINT})`);
+    const want = [
+      'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize',
+      'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
+      'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage',
+    ] as const;
+    const requiredLimits: Record<string, number> = {};
+    for (const k of want) requiredLimits[k] = adapter.limits[k];
+    let device: GPUDevice;
+    try {
+      device = await adapter.requestDevice({ requiredLimits });
+    } catch (e) {
+      throw new UserError(`the WebGPU adapter refused a device (${(e as Error).message.split('\n')[0]})`);
+    }
+    const info = adapter.info;
+    const name = info ? [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') : '';
+    return new GpuContext(device, name || 'unknown adapter', [gpu, adapter]);
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** Throw if the device is lost or an earlier call left a GPU error: everything after would be wrong silently. */
+  check(): void {
+    if (this.lostReason !== null) throw new UserError(`the WebGPU device was lost (${this.lostReason}); restart from the last checkpoint`);
+    if (this.firstError !== null) {
+      const e = this.firstError;
+      this.firstError = null;
+      if (e.startsWith('GPUOutOfMemoryError')) throw new UserError(`the GPU ran out of memory (${e})`);
+      throw new Error(`WebGPU error: ${e}`);
+    }
+  }
+
+  // ---- buffers ----
+
+  private take(bytes: number, usage: number): GPUBuffer {
+    this.check();
+    const size = sizeClass(bytes);
+    if (usage & BufferUsage.STORAGE && size > this.limits.maxStorageBufferBindingSize) {
+      throw new UserError(`a GPU buffer of ${bytes} bytes is over this device's maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize} bytes)`);
+    }
+    if (size > this.limits.maxBufferSize) {
+      throw new UserError(`a GPU buffer of ${bytes} bytes is over this device's maxBufferSize (${this.limits.maxBufferSize} bytes)`);
+    }
+    const key = `${usage}:${size}`;
+    const list = this.free.get(key);
+    const reused = list?.pop();
+    if (reused) return reused;
+    const buffer = this.device.createBuffer({ size, usage });
+    this.poolKey.set(buffer, key);
+    return buffer;
+  }
+
+  /** A storage buffer of at least `bytes` bytes, contents undefined (a reused buffer keeps old values). */
+  buffer(bytes: number): GPUBuffer {
+    return this.take(bytes, STORAGE_USAGE);
+  }
+
+  /** A storage buffer holding at least `elements` zeroed 4-byte elements. */
+  zeros(elements: number): GPUBuffer {
+    const b = this.buffer(elements * 4);
+    this.commands().clearBuffer(b);
+    return b;
+  }
+
+  /** Give a pooled buffer back. Work already recorded may still use it: it is handed out again only after the next flush. */
+  release(buffer: GPUBuffer): void {
+    if (!this.poolKey.has(buffer)) throw new Error('GpuContext.release: not a pooled buffer');
+    this.releasedSinceFlush.push(buffer);
+  }
+
+  /** A new storage buffer holding `data`. */
+  upload(data: Float32Array | Uint32Array | Int32Array): GPUBuffer {
+    const b = this.buffer(data.byteLength);
+    this.device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+    return b;
+  }
+
+  /**
+   * Write `data` into an existing buffer at element `offset`. Recorded work is
+   * submitted first: a queue write would otherwise land before kernels that
+   * were recorded earlier and still have to read the old contents.
+   */
+  write(buffer: GPUBuffer, offset: number, data: Float32Array | Uint32Array | Int32Array): void {
+    this.check();
+    if (this.pending > 0) this.flush();
+    this.device.queue.writeBuffer(buffer, offset * 4, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copy `length` elements between buffers, in order with the recorded kernels. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, length: number): void {
+    this.commands().copyBufferToBuffer(src, srcOffset * 4, dst, dstOffset * 4, length * 4);
+    this.pending++;
+  }
+
+  /** Read `length` float32 elements from element `offset` (submits what is recorded, then waits for it). */
+  async read(buffer: GPUBuffer, offset = 0, length = buffer.size / 4 - offset): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(buffer, offset * 4, length * 4));
+  }
+
+  /** As read, for int32 contents. */
+  async readI32(buffer: GPUBuffer, offset = 0, length = buffer.size / 4 - offset): Promise<Int32Array> {
+    return new Int32Array(await this.readBytes(buffer, offset * 4, length * 4));
+  }
+
+  private async readBytes(buffer: GPUBuffer, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
+    const staging = this.take(bytes, READBACK_USAGE);
+    // copyBufferToBuffer moves multiples of 4 bytes; our elements are 4 bytes.
+    this.commands().copyBufferToBuffer(buffer, byteOffset, staging, 0, bytes);
+    this.pending++;
+    this.flush();
+    try {
+      await staging.mapAsync(MAP_MODE_READ, 0, bytes);
+    } catch (e) {
+      this.check();
+      throw new Error(`WebGPU read failed: ${(e as Error).message.split('\n')[0]}`);
+    }
+    const out = staging.getMappedRange(0, bytes).slice(0);
+    staging.unmap();
+    this.toFree(staging);
+    this.check();
+    return out;
+  }
+
+  // ---- pipelines and dispatch ----
+
+  private layout(kinds: readonly BindingKind[]): GPUBindGroupLayout {
+    const key = kinds.join(',');
+    let layout = this.layouts.get(key);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = kinds.map((k, i) => ({
+        binding: i,
+        visibility: SHADER_STAGE_COMPUTE,
+        buffer: { type: k === 'read' ? 'read-only-storage' : 'storage' },
+      }));
+      entries.push({ binding: kinds.length, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'uniform' } });
+      layout = this.device.createBindGroupLayout({ entries });
+      this.layouts.set(key, layout);
+    }
+    return layout;
+  }
+
+  /** The compiled pipeline of a kernel, from the cache (keyed by WGSL and entry point). */
+  pipeline(k: KernelSource): GPUComputePipeline {
+    const entry = k.entry ?? 'main';
+    const key = `${entry}\n${k.code}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: k.code, label: k.name });
+      const layout = this.device.createPipelineLayout({ bindGroupLayouts: [this.layout(k.bindings)] });
+      p = this.device.createComputePipeline({ layout, compute: { module, entryPoint: entry }, label: k.name });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** The encoder that recorded work goes to (created on demand; submitted by flush). */
+  commands(): GPUCommandEncoder {
+    this.check();
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  /** Record custom work on the shared encoder (a kernel that needs several passes, a copy). */
+  encode(f: (encoder: GPUCommandEncoder) => void): void {
+    f(this.commands());
+    this.pending++;
+  }
+
+  /** The 16-byte buffer bound at slot `i` where an optional input or output (a bias, a padding mask) is absent: one per slot, as two writable bindings may not share a buffer. */
+  private dummy(i: number): GPUBuffer {
+    while (this.dummies.length <= i) this.dummies.push(this.device.createBuffer({ size: 16, usage: STORAGE_USAGE }));
+    return this.dummies[i]!;
+  }
+
+  /**
+   * Record one compute dispatch: `buffers[i]` at binding i (null: an absent
+   * optional operand, which the kernel must not touch), `params` packed
+   * into a uniform struct at the last binding, `groups` workgroups. An input
+   * that is also an output of the same dispatch (in-place calls) is read from
+   * a copy, since WebGPU forbids binding one buffer both ways in a dispatch.
+   */
+  dispatch(k: KernelSource, buffers: readonly (GPUBuffer | null | undefined)[], params: readonly Param[], groups: readonly [number, number?, number?]): void {
+    if (buffers.length !== k.bindings.length) throw new Error(`${k.name}: ${buffers.length} buffers for ${k.bindings.length} bindings`);
+    const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;
+    const [gx, gy = 1, gz = 1] = groups;
+    if (gx === 0 || gy === 0 || gz === 0) return; // nothing to do
+    if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
+      throw new UserError(`${k.name}: ${gx}×${gy}×${gz} workgroups is over this device's maxComputeWorkgroupsPerDimension (${maxGroups})`);
+    }
+    const pipeline = this.pipeline(k);
+    const bound = this.resolveAliases(k, buffers.map((b, i) => b ?? this.dummy(i)));
+    // A struct holding vec4s is 16-byte aligned, so its size rounds up to 16 bytes.
+    const bytes = Math.max(16, Math.ceil((params.length * 4) / 16) * 16);
+    const uniform = this.take(bytes, UNIFORM_USAGE);
+    const data = new ArrayBuffer(bytes);
+    const asU = new Uint32Array(data);
+    const asI = new Int32Array(data);
+    const asF = new Float32Array(data);
+    params.forEach(([t, v], i) => {
+      if (t === 'u') asU[i] = v;
+      else if (t === 'i') asI[i] = v;
+      else asF[i] = v;
+    });
+    this.device.queue.writeBuffer(uniform, 0, data);
+    const entries: GPUBindGroupEntry[] = bound.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+    entries.push({ binding: bound.length, resource: { buffer: uniform, size: data.byteLength } });
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.commands().beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    pass.end();
+    this.pending++;
+    this.releasedSinceFlush.push(uniform);
+  }
+
+  private resolveAliases(k: KernelSource, buffers: readonly GPUBuffer[]): GPUBuffer[] {
+    const written = new Set<GPUBuffer>();
+    buffers.forEach((b, i) => {
+      if (k.bindings[i] !== 'rw') return;
+      if (written.has(b)) throw new Error(`${k.name}: one buffer bound to two outputs of the same dispatch`);
+      written.add(b);
+    });
+    return buffers.map((b, i) => {
+      if (k.bindings[i] === 'rw' || !written.has(b)) return b;
+      const copy = this.buffer(b.size);
+      this.commands().copyBufferToBuffer(b, 0, copy, 0, b.size);
+      this.releasedSinceFlush.push(copy);
+      return copy;
+    });
+  }
+
+  /** Submit everything recorded; buffers released before now become reusable. */
+  flush(): void {
+    this.check();
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+    }
+    this.pending = 0;
+    for (const b of this.releasedSinceFlush) this.toFree(b);
+    this.releasedSinceFlush = [];
+  }
+
+  private toFree(b: GPUBuffer): void {
+    const key = this.poolKey.get(b)!;
+    const list = this.free.get(key);
+    if (list) list.push(b);
+    else this.free.set(key, [b]);
+  }
+
+  /** Submit and wait until the GPU has finished everything (for timing). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.check();
+  }
+
+  /** Free every pooled buffer and the device; the context is unusable afterwards. */
+  destroy(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    for (const b of this.dummies) b.destroy();
+    this.free.clear();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,152 @@
+import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { FLAT_INDEX, grid, WG } from './grid.js';
+import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
+
+/**
+ * LayerNorm forward and backward with js/layernorm.ts's formulas: the mean,
+ * then the biased variance from a second pass over (x − mean) (not
+ * E[x²] − mean², which cancels badly), s = 1/√(var + eps); mean and s are
+ * saved per row. Backward, with n = (x − mean)·s and g = dy·w:
+ * dx = s·(g − mean(g) − n·mean(g·n)), one workgroup per row. dWeight and dBias
+ * sum over rows: a second kernel, one invocation per column walking the rows
+ * in order, so the result is deterministic (no float atomics in WGSL).
+ */
+
+const LAYOUT = /* wgsl */ `
+struct Params { rows: u32, cols: u32, eps: f32, hasWeight: u32, hasBias: u32, accumulate: u32,
+  xOff: u32, wOff: u32, bOff: u32, outOff: u32, statOff: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+fn w(j: u32) -> f32 { if (p.hasWeight != 0u) { return weight[p.wOff + j]; } return 1.0; }
+${FLAT_INDEX}
+`;
+
+const FORWARD: KernelSource = {
+  name: 'layerNormForward',
+  bindings: ['read', 'read', 'read', 'rw', 'rw', 'rw'],
+  code: /* wgsl */ `
+${LAYOUT.replace('@binding(2) var<uniform>', '@binding(6) var<uniform>')}
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
+${WORKGROUP_REDUCE}
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = flatGroup(wid, nwg);
+  if (r >= p.rows) { return; }
+  let xo = p.xOff + r * p.cols;
+  var s = 0.0;
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { s += x[xo + j]; }
+  let m = reduceSum(s, lid) / f32(p.cols);
+  var v = 0.0;
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { let d = x[xo + j] - m; v += d * d; }
+  let rs = 1.0 / sqrt(reduceSum(v, lid) / f32(p.cols) + p.eps);
+  if (lid == 0u) { mean[p.statOff + r] = m; rstd[p.statOff + r] = rs; }
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) {
+    var y = (x[xo + j] - m) * rs * w(j);
+    if (p.hasBias != 0u) { y += bias[p.bOff + j]; }
+    out[p.outOff + r * p.cols + j] = y;
+  }
+}`,
+};
+
+/** out = (x − mean)·rstd·weight + bias per row of `cols`; mean and rstd (at element `statOffset` of their spans) receive each row's statistics. */
+export function layerNormForward(
+  ctx: GpuContext, x: GpuSpan, weight: GpuSpan | null, bias: GpuSpan | null, out: GpuSpan,
+  mean: GpuSpan, rstd: GpuSpan, rows: number, cols: number, eps: number,
+): void {
+  if (mean.offset !== rstd.offset) throw new Error('webgpu layerNormForward: mean and rstd must start at the same element of their buffers');
+  ctx.dispatch(
+    FORWARD,
+    [x.buffer, weight?.buffer, bias?.buffer, out.buffer, mean.buffer, rstd.buffer],
+    [
+      u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(bias ? 1 : 0), u32(0),
+      u32(x.offset), u32(weight?.offset ?? 0), u32(bias?.offset ?? 0), u32(out.offset), u32(mean.offset),
+    ],
+    grid(ctx, rows, 1),
+  );
+}
+
+/** Backward: bindings 0 x, 1 weight, 2 mean, 3 rstd, 4 dy, 5 dx, 6 dWeight, 7 dBias; entry `rows` (dx) and `cols` (dWeight, dBias). */
+const BACKWARD_CODE = /* wgsl */ `
+${LAYOUT.replace('@binding(2) var<uniform>', '@binding(8) var<uniform>')}
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dWeight: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dBias: array<f32>;
+${WORKGROUP_REDUCE}
+// p.outOff is dy's and dx's offset pair: dy at p.outOff, dx at p.bOff (the bias slot is free in backward).
+@compute @workgroup_size(${ROW_WG})
+fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = flatGroup(wid, nwg);
+  if (r >= p.rows) { return; }
+  let o = r * p.cols;
+  let m = mean[p.statOff + r];
+  let s = rstd[p.statOff + r];
+  var gs = 0.0;
+  var gns = 0.0;
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) {
+    let n = (x[p.xOff + o + j] - m) * s;
+    let g = dy[p.outOff + o + j] * w(j);
+    gs += g;
+    gns += g * n;
+  }
+  let gMean = reduceSum(gs, lid) / f32(p.cols);
+  let gnMean = reduceSum(gns, lid) / f32(p.cols);
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) {
+    let n = (x[p.xOff + o + j] - m) * s;
+    let g = dy[p.outOff + o + j] * w(j);
+    var d = s * (g - gMean - n * gnMean);
+    let i = p.bOff + o + j;
+    if (p.accumulate != 0u) { d += dx[i]; }
+    dx[i] = d;
+  }
+}
+
+@compute @workgroup_size(${WG})
+fn cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let j = flat(gid, nwg);
+  if (j >= p.cols) { return; }
+  var dw = 0.0;
+  var db = 0.0;
+  if (p.hasWeight != 0u) { dw = dWeight[p.wOff + j]; }
+  if (p.hasBias != 0u) { db = dBias[j]; }
+  for (var r = 0u; r < p.rows; r++) {
+    let n = (x[p.xOff + r * p.cols + j] - mean[p.statOff + r]) * rstd[p.statOff + r];
+    let g = dy[p.outOff + r * p.cols + j];
+    dw += g * n;
+    db += g;
+  }
+  if (p.hasWeight != 0u) { dWeight[p.wOff + j] = dw; }
+  if (p.hasBias != 0u) { dBias[j] = db; }
+}`;
+
+const BINDINGS = ['read', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw'] as const;
+const BACKWARD_ROWS: KernelSource = { name: 'layerNormBackward', entry: 'rows', code: BACKWARD_CODE, bindings: BINDINGS };
+const BACKWARD_COLS: KernelSource = { name: 'layerNormBackwardParams', entry: 'cols', code: BACKWARD_CODE, bindings: BINDINGS };
+
+/**
+ * dx += (or, accumulate false, =) the input gradient; dWeight and dBias always
+ * accumulate. dWeight's span gives the weight's offset too (they are laid out
+ * alike); dBias must start at element 0 of its buffer.
+ */
+export function layerNormBackward(
+  ctx: GpuContext, x: GpuSpan, weight: GpuSpan | null, mean: GpuSpan, rstd: GpuSpan, dy: GpuSpan, dx: GpuSpan,
+  dWeight: GpuSpan | null, dBias: GpuSpan | null, rows: number, cols: number, accumulate: boolean,
+): void {
+  if (mean.offset !== rstd.offset) throw new Error('webgpu layerNormBackward: mean and rstd must start at the same element of their buffers');
+  if (weight && dWeight && weight.offset !== dWeight.offset) throw new Error('webgpu layerNormBackward: weight and dWeight must start at the same element');
+  if (dBias && dBias.offset !== 0) throw new Error('webgpu layerNormBackward: dBias must start at element 0 of its buffer');
+  const hasWeight = weight !== null;
+  const buffers = [x.buffer, weight?.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer, dWeight?.buffer, dBias?.buffer];
+  const params = (hw: boolean, hb: boolean) => [
+    u32(rows), u32(cols), f32(0), u32(hw ? 1 : 0), u32(hb ? 1 : 0), u32(accumulate ? 1 : 0),
+    u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dx.offset), u32(dy.offset), u32(mean.offset),
+  ];
+  ctx.dispatch(BACKWARD_ROWS, buffers, params(hasWeight, false), grid(ctx, rows, 1));
+  if (dWeight || dBias) ctx.dispatch(BACKWARD_COLS, buffers, params(dWeight !== null, dBias !== null), grid(ctx, cols));
+}

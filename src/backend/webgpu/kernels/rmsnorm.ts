@@ -1,0 +1,95 @@
+import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { FLAT_INDEX, grid, WG } from './grid.js';
+import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
+
+/**
+ * RMSNorm (Llama) with js/rmsnorm.ts's formulas: s = 1/√(mean(x²) + eps),
+ * out = x·s·w, s saved per row. Backward, with n = x·s and g = dy·w:
+ * dx = s·(g − n·mean(g·n)), one workgroup per row; dWeight += Σ_rows dy·n in a
+ * second kernel, one invocation per column walking the rows in order
+ * (deterministic; WGSL has no float atomics).
+ */
+
+const CODE = /* wgsl */ `
+struct Params { rows: u32, cols: u32, eps: f32, hasWeight: u32, accumulate: u32,
+  xOff: u32, wOff: u32, yOff: u32, dxOff: u32, statOff: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;   // out (forward) or dy (backward)
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dWeight: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+${FLAT_INDEX}
+${WORKGROUP_REDUCE}
+fn w(j: u32) -> f32 { if (p.hasWeight != 0u) { return weight[p.wOff + j]; } return 1.0; }
+
+@compute @workgroup_size(${ROW_WG})
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = flatGroup(wid, nwg);
+  if (r >= p.rows) { return; }
+  let xo = p.xOff + r * p.cols;
+  var ss = 0.0;
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { ss += x[xo + j] * x[xo + j]; }
+  let s = 1.0 / sqrt(reduceSum(ss, lid) / f32(p.cols) + p.eps);
+  if (lid == 0u) { rstd[p.statOff + r] = s; }
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { y[p.yOff + r * p.cols + j] = x[xo + j] * s * w(j); }
+}
+
+@compute @workgroup_size(${ROW_WG})
+fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = flatGroup(wid, nwg);
+  if (r >= p.rows) { return; }
+  let o = r * p.cols;
+  let s = rstd[p.statOff + r];
+  var gns = 0.0;
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { gns += y[p.yOff + o + j] * w(j) * x[p.xOff + o + j] * s; }
+  let gnMean = reduceSum(gns, lid) / f32(p.cols);
+  for (var j = lid; j < p.cols; j += ${ROW_WG}u) {
+    let n = x[p.xOff + o + j] * s;
+    var d = s * (y[p.yOff + o + j] * w(j) - n * gnMean);
+    let i = p.dxOff + o + j;
+    if (p.accumulate != 0u) { d += dx[i]; }
+    dx[i] = d;
+  }
+}
+
+@compute @workgroup_size(${WG})
+fn cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let j = flat(gid, nwg);
+  if (j >= p.cols) { return; }
+  var dw = dWeight[p.wOff + j];
+  for (var r = 0u; r < p.rows; r++) { dw += y[p.yOff + r * p.cols + j] * x[p.xOff + r * p.cols + j] * rstd[p.statOff + r]; }
+  dWeight[p.wOff + j] = dw;
+}`;
+
+const BINDINGS = ['read', 'read', 'rw', 'rw', 'rw', 'rw'] as const;
+const FORWARD: KernelSource = { name: 'rmsNormForward', entry: 'forward', code: CODE, bindings: BINDINGS };
+const BACKWARD_ROWS: KernelSource = { name: 'rmsNormBackward', entry: 'rows', code: CODE, bindings: BINDINGS };
+const BACKWARD_COLS: KernelSource = { name: 'rmsNormBackwardWeight', entry: 'cols', code: CODE, bindings: BINDINGS };
+
+/** out = w·x/√(mean(x²) + eps) per row; rstd receives each row's 1/√(mean(x²) + eps). */
+export function rmsNormForward(ctx: GpuContext, x: GpuSpan, weight: GpuSpan | null, out: GpuSpan, rstd: GpuSpan, rows: number, cols: number, eps: number): void {
+  ctx.dispatch(
+    FORWARD,
+    [x.buffer, weight?.buffer, rstd.buffer, out.buffer, null, null],
+    [u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(0), u32(x.offset), u32(weight?.offset ?? 0), u32(out.offset), u32(0), u32(rstd.offset)],
+    grid(ctx, rows, 1),
+  );
+}
+
+/** dx += (or, accumulate false, =) the input gradient; dWeight (laid out as weight, same offset) always accumulates. */
+export function rmsNormBackward(
+  ctx: GpuContext, x: GpuSpan, weight: GpuSpan | null, rstd: GpuSpan, dy: GpuSpan, dx: GpuSpan,
+  dWeight: GpuSpan | null, rows: number, cols: number, accumulate: boolean,
+): void {
+  if (weight && dWeight && weight.offset !== dWeight.offset) throw new Error('webgpu rmsNormBackward: weight and dWeight must start at the same element');
+  // dy is bound read-write only because forward's output shares its slot; backward never writes it.
+  const buffers = [x.buffer, weight?.buffer, rstd.buffer, dy.buffer, dx.buffer, dWeight?.buffer];
+  const params = [
+    u32(rows), u32(cols), f32(0), u32(weight ? 1 : 0), u32(accumulate ? 1 : 0),
+    u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dy.offset), u32(dx.offset), u32(rstd.offset),
+  ];
+  ctx.dispatch(BACKWARD_ROWS, buffers, params, grid(ctx, rows, 1));
+  if (dWeight) ctx.dispatch(BACKWARD_COLS, buffers, params, grid(ctx, cols));
+}

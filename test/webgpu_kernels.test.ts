@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type { GemmArgs } from '../src/backend/backend.js';
+import { jsBackend } from '../src/backend/js/index.js';
+import { GpuContext, type GpuSpan, span } from '../src/backend/webgpu/device.js';
+import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
+import { gemm } from '../src/backend/webgpu/kernels/gemm.js';
+import { layerNormBackward, layerNormForward } from '../src/backend/webgpu/kernels/layernorm.js';
+import { rmsNormBackward, rmsNormForward } from '../src/backend/webgpu/kernels/rmsnorm.js';
+import { softmaxBackward, softmaxForward } from '../src/backend/webgpu/kernels/softmax.js';
+import { UserError } from '../src/util/errors.js';
+import { Rng } from '../src/util/rng.js';
+
+/*
+ * Every WebGPU kernel against the js backend (the oracle), on random inputs
+ * with sizes that are not multiples of the kernels' tiles. Without a GPU, run
+ * it on SwiftShader (a Vulkan implementation on the CPU that Debian's chromium
+ * ships): VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json. With no
+ * adapter the tests skip with a message, unless ATTN_REQUIRE_WEBGPU=1 (CI),
+ * where they fail.
+ */
+
+async function openContext(): Promise<{ ctx: GpuContext | null; why: string }> {
+  try {
+    return { ctx: await GpuContext.create(), why: '' };
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    if (process.env.ATTN_REQUIRE_WEBGPU === '1') throw new Error(`ATTN_REQUIRE_WEBGPU=1 but ${e.message}`);
+    return { ctx: null, why: `WebGPU kernel tests skipped: ${e.message}` };
+  }
+}
+
+const { ctx: maybeCtx, why } = await openContext();
+const skip = maybeCtx ? false : why;
+const ctx = maybeCtx!;
+after(() => maybeCtx?.destroy());
+
+const rng = new Rng(17);
+const rand = (n: number, std = 1) => Float32Array.from({ length: n }, () => rng.normal() * std);
+
+/** `data` on the GPU, starting at element `at` of its buffer (odd offsets test the kernels' offset handling). */
+function up(data: Float32Array | Int32Array | Uint32Array, at = 3): GpuSpan {
+  const Ctor = data.constructor as new (n: number) => typeof data;
+  const padded = new Ctor(data.length + at + 1);
+  padded.set(data as never, at);
+  return span(ctx.upload(padded), at, data.length);
+}
+
+const down = (s: GpuSpan) => ctx.read(s.buffer, s.offset, s.length);
+
+/** Worst |got − want| / (atol + rtol·|want|) must be ≤ 1. */
+function assertNear(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < got.length; i++) {
+    const r = Math.abs(got[i]! - want[i]!) / (atol + rtol * Math.abs(want[i]!));
+    if (!(r <= worst)) {
+      worst = r;
+      at = i;
+    }
+  }
+  assert.ok(worst <= 1, `${what}: element ${at} is ${got[at]} vs ${want[at]} (rtol ${rtol}, atol ${atol})`);
+}
+
+describe('GpuContext', { skip }, () => {
+  it('pools buffers by size class, reusing them only after the work that used them is submitted', () => {
+    const a = ctx.buffer(1000);
+    ctx.release(a);
+    assert.notEqual(ctx.buffer(1000), a, 'handed out again before a flush');
+    ctx.flush();
+    assert.equal(ctx.buffer(990), a, 'same size class after the flush');
+  });
+
+  it('an allocation over the device limits is a UserError naming the limit', () => {
+    assert.throws(() => ctx.buffer(ctx.limits.maxBufferSize + 4), (e: Error) => e instanceof UserError && /maxBufferSize|maxStorageBufferBindingSize/.test(e.message));
+  });
+
+  it('a lost device is a UserError on the next call', async () => {
+    const other = await GpuContext.create();
+    other.destroy();
+    await new Promise((r) => setTimeout(r, 50)); // the lost promise resolves on a later tick
+    assert.throws(() => other.upload(new Float32Array(4)), (e: Error) => e instanceof UserError && /device was lost/.test(e.message));
+  });
+});
+
+describe('WebGPU kernels agree with the js reference', { skip }, () => {
+  it('GEMM: transposes, odd sizes, offsets, strides, batches (stride 0 = reuse), alpha, accumulate, bias', async () => {
+    const cases: [number, number, number][] = [
+      [1, 1, 1], [7, 33, 129], [33, 7, 5], [65, 130, 64], [64, 64, 32], [1, 96, 40], [8, 8, 4], [520, 516, 12],
+    ];
+    for (const [M, N, K] of cases) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          // The second and fourth combinations use padded rows and offsets that break 16-byte alignment.
+          const pad = (transA ? 1 : 0) + (transB ? 0 : 1);
+          const lda = (transA ? M : K) + pad;
+          const ldb = (transB ? K : N) + pad;
+          const ldc = N + 3;
+          const batch = 2;
+          const aSize = (transA ? K : M) * lda;
+          const bSize = (transB ? N : K) * ldb;
+          const cSize = M * ldc;
+          const strideA = aSize + pad;
+          const strideB = transA ? 0 : bSize; // 0: both batch entries share B
+          const strideC = cSize + 1;
+          const aOffset = pad;
+          const bOffset = 2 * pad;
+          const cOffset = 1;
+          const a = rand(aOffset + strideA * batch);
+          const b = rand(bOffset + bSize * batch);
+          const c0 = rand(cOffset + strideC * batch);
+          const bias = rand(N + 2);
+          const accumulate = transB;
+          const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = {
+            transA, transB, M, N, K, aOffset, lda, bOffset, ldb, cOffset, ldc, alpha: 0.75, accumulate, batch, strideA, strideB, strideC,
+          };
+          const want = c0.slice();
+          jsBackend.gemm({ ...args, a, b, c: want, bias: transA ? bias.subarray(2) : null });
+          const ga = ctx.upload(a);
+          const gb = ctx.upload(b);
+          const gc = ctx.upload(c0);
+          const gbias = ctx.upload(bias);
+          gemm(ctx, { ...args, a: ga, b: gb, c: gc, bias: transA ? gbias : null, biasOffset: 2 });
+          const got = await ctx.read(gc, 0, c0.length);
+          assertNear(got, want, 1e-5 * Math.sqrt(K), 1e-5 * Math.sqrt(K), `gemm ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+          for (const buf of [ga, gb, gc, gbias]) ctx.release(buf);
+        }
+      }
+    }
+  });
+
+  it('unary ops forward and backward (accumulate and overwrite), binary ops with broadcasting, reduceSumTo, scale', async () => {
+    const n = 1001;
+    const x = rand(n, 2);
+    const xs = up(x);
+    for (const op of ['exp', 'log', 'relu', 'gelu', 'silu', 'tanh', 'neg', 'sqrt'] as const) {
+      const xin = op === 'log' || op === 'sqrt' ? x.map(Math.abs) : x;
+      const xg = op === 'log' || op === 'sqrt' ? up(xin) : xs;
+      const y = new Float32Array(n);
+      jsBackend.unary(op, xin, y);
+      const yg = up(new Float32Array(n), 1);
+      unary(ctx, op, xg, yg);
+      assertNear(await down(yg), y, 2e-6, 1e-6, `unary ${op}`);
+      const dy = rand(n);
+      const dx0 = rand(n);
+      for (const accumulate of [true, false]) {
+        const dx = dx0.slice();
+        jsBackend.unaryBackward(op, xin, y, dy, dx, accumulate);
+        const dxg = up(dx0);
+        unaryBackward(ctx, op, xg, up(y), up(dy), dxg, accumulate);
+        assertNear(await down(dxg), dx, 2e-6, 1e-5, `unaryBackward ${op} accumulate ${accumulate}`);
+      }
+    }
+    const shapes: [number[], number[], number[]][] = [
+      [[3, 5, 7], [3, 5, 7], [3, 5, 7]],
+      [[3, 5, 7], [1, 1, 7], [3, 5, 7]],
+      [[3, 1, 7], [1, 5, 1], [3, 5, 7]],
+      [[2, 3, 4, 5], [2, 1, 4, 1], [2, 3, 4, 5]],
+    ];
+    for (const [aShape, bShape, outShape] of shapes) {
+      const size = (s: number[]) => s.reduce((p, q) => p * q, 1);
+      const a = rand(size(aShape));
+      const b = rand(size(bShape)).map((v) => v + Math.sign(v) * 0.5);
+      for (const op of ['add', 'sub', 'mul', 'div'] as const) {
+        const want = new Float32Array(size(outShape));
+        jsBackend.binary(op, a, aShape, b, bShape, want, outShape);
+        const out = up(new Float32Array(want.length));
+        binary(ctx, op, up(a), aShape, up(b), bShape, out, outShape);
+        assertNear(await down(out), want, 1e-6, 1e-6, `binary ${op} ${aShape}∘${bShape}`);
+      }
+      // The sum that undoes the broadcast of b.
+      const src = rand(size(outShape));
+      const dst0 = rand(size(bShape));
+      const want = dst0.slice();
+      jsBackend.reduceSumTo(src, outShape, want, bShape);
+      const dst = up(dst0);
+      reduceSumTo(ctx, up(src), outShape, dst, bShape);
+      assertNear(await down(dst), want, 1e-5, 1e-5, `reduceSumTo ${outShape}→${bShape}`);
+    }
+    const sx = up(x);
+    scaleInPlace(ctx, sx, 0.3);
+    const want = x.slice();
+    jsBackend.scaleInPlace(want, 0.3);
+    assertNear(await down(sx), want, 1e-6, 0, 'scaleInPlace');
+  });
+
+  it('softmax forward and backward (odd widths, a fully masked row)', async () => {
+    for (const [rows, cols] of [[3, 1], [5, 300], [2, 1000]] as const) {
+      const x = rand(rows * cols, 3);
+      x.fill(-Infinity, 0, cols); // row 0 sees nothing: zeros, not NaN
+      const y = new Float32Array(rows * cols);
+      jsBackend.softmaxForward(x, y, rows, cols);
+      const yg = up(new Float32Array(rows * cols));
+      softmaxForward(ctx, up(x), yg, rows, cols);
+      assertNear(await down(yg), y, 1e-5, 1e-7, `softmax ${rows}×${cols}`);
+      const dy = rand(rows * cols);
+      const dx = rand(rows * cols);
+      const dxg = up(dx);
+      jsBackend.softmaxBackward(y, dy, dx, rows, cols);
+      softmaxBackward(ctx, up(y), up(dy), dxg, rows, cols);
+      assertNear(await down(dxg), dx, 1e-5, 1e-6, `softmaxBackward ${rows}×${cols}`);
+    }
+  });
+
+  it('LayerNorm and RMSNorm forward and backward, with and without weight and bias', async () => {
+    for (const [rows, cols] of [[7, 33], [3, 700]] as const) {
+      const x = rand(rows * cols, 2).map((v) => v + 1.5);
+      const w = rand(cols);
+      const b = rand(cols);
+      const dy = rand(rows * cols);
+      const dx0 = rand(rows * cols);
+      for (const affine of [true, false]) {
+        for (const accumulate of [true, false]) {
+          const weight = affine ? w : null;
+          const out = new Float32Array(rows * cols);
+          const mean = new Float32Array(rows);
+          const rstd = new Float32Array(rows);
+          jsBackend.layerNormForward(x, weight, affine ? b : null, out, mean, rstd, rows, cols, 1e-5);
+          const [outG, meanG, rstdG] = [up(out.map(() => 0)), up(mean.map(() => 0)), up(rstd.map(() => 0))];
+          const xg = up(x);
+          const wg = affine ? up(w) : null;
+          layerNormForward(ctx, xg, wg, affine ? up(b) : null, outG, meanG, rstdG, rows, cols, 1e-5);
+          const tag = `${rows}×${cols} affine ${affine}`;
+          assertNear(await down(outG), out, 1e-5, 1e-5, `layerNorm ${tag}`);
+          assertNear(await down(meanG), mean, 1e-5, 1e-6, `layerNorm mean ${tag}`);
+          assertNear(await down(rstdG), rstd, 1e-5, 1e-6, `layerNorm rstd ${tag}`);
+          const dx = dx0.slice();
+          const dW = affine ? w.map((v) => v * 0.1) : null;
+          const dB = affine ? b.map((v) => v * 0.1) : null;
+          const dWg = dW ? up(dW) : null;
+          const dBg = dB ? span(ctx.upload(dB), 0, cols) : null;
+          const dxg = up(dx);
+          layerNormBackward(ctx, xg, wg, meanG, rstdG, up(dy), dxg, dWg, dBg, rows, cols, accumulate);
+          jsBackend.layerNormBackward(x, weight, mean, rstd, dy, dx, dW, dB, rows, cols, accumulate);
+          assertNear(await down(dxg), dx, 1e-4, 1e-5, `layerNormBackward dx ${tag} accumulate ${accumulate}`);
+          if (dWg) assertNear(await down(dWg), dW!, 1e-4, 1e-5, `layerNormBackward dWeight ${tag}`);
+          if (dBg) assertNear(await down(dBg), dB!, 1e-4, 1e-5, `layerNormBackward dBias ${tag}`);
+
+          jsBackend.rmsNormForward(x, weight, out, rstd, rows, cols, 1e-6);
+          rmsNormForward(ctx, xg, wg, outG, rstdG, rows, cols, 1e-6);
+          assertNear(await down(outG), out, 1e-5, 1e-5, `rmsNorm ${tag}`);
+          assertNear(await down(rstdG), rstd, 1e-5, 1e-6, `rmsNorm rstd ${tag}`);
+          const rdx = dx0.slice();
+          const rdW = affine ? w.map((v) => v * 0.1) : null;
+          const rdWg = rdW ? up(rdW) : null;
+          const rdxg = up(rdx);
+          rmsNormBackward(ctx, xg, wg, rstdG, up(dy), rdxg, rdWg, rows, cols, accumulate);
+          jsBackend.rmsNormBackward(x, weight, rstd, dy, rdx, rdW, rows, cols, accumulate);
+          assertNear(await down(rdxg), rdx, 1e-4, 1e-5, `rmsNormBackward dx ${tag} accumulate ${accumulate}`);
+          if (rdWg) assertNear(await down(rdWg), rdW!, 1e-4, 1e-5, `rmsNormBackward dWeight ${tag}`);
+        }
+      }
+    }
+  });
+});
