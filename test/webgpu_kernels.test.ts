@@ -3,6 +3,11 @@ import { after, describe, it } from 'node:test';
 import type { GemmArgs } from '../src/backend/backend.js';
 import { jsBackend } from '../src/backend/js/index.js';
 import { GpuContext, type GpuSpan, span } from '../src/backend/webgpu/device.js';
+import { adamwStep } from '../src/backend/webgpu/kernels/adamw.js';
+import { crossEntropyBackward, crossEntropyForward } from '../src/backend/webgpu/kernels/cross_entropy.js';
+import { dropoutBackward, dropoutForward } from '../src/backend/webgpu/kernels/dropout.js';
+import { embeddingBackward, embeddingForward } from '../src/backend/webgpu/kernels/embedding.js';
+import { clipFactor, scaleByDevice, sumSquares } from '../src/backend/webgpu/kernels/grad_norm.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
 import { gemm } from '../src/backend/webgpu/kernels/gemm.js';
 import { layerNormBackward, layerNormForward } from '../src/backend/webgpu/kernels/layernorm.js';
@@ -251,6 +256,91 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
           if (rdWg) assertNear(await down(rdWg), rdW!, 1e-4, 1e-5, `rmsNormBackward dWeight ${tag}`);
         }
       }
+    }
+  });
+
+  it('embedding forward, and a deterministic backward bit-identical to js (repeated tokens)', async () => {
+    const [vocab, dim, n] = [11, 37, 50];
+    const weight = rand(vocab * dim);
+    const ids = Int32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 4 : rng.int(vocab)));
+    const out = new Float32Array(n * dim);
+    jsBackend.embeddingForward(weight, ids, out, dim);
+    const outG = up(new Float32Array(n * dim));
+    const idsG = up(ids);
+    embeddingForward(ctx, up(weight), idsG, outG, dim);
+    assert.deepEqual(await down(outG), out, 'embeddingForward');
+    const dOut = rand(n * dim);
+    const dW = rand(vocab * dim);
+    const dWg = up(dW);
+    embeddingBackward(ctx, up(dOut), idsG, dWg, dim);
+    jsBackend.embeddingBackward(dOut, ids, dW, dim);
+    assert.deepEqual(await down(dWg), dW, 'embeddingBackward');
+  });
+
+  it('dropout: the same mask as js from the same seed, bit for bit; backward', async () => {
+    const n = 5000;
+    const x = rand(n);
+    for (const [p, seed] of [[0.1, 7], [0.5, 0xfffffff0], [0.9, 123456]] as const) {
+      const out = new Float32Array(n);
+      const mask = new Float32Array(n);
+      jsBackend.dropoutForward(x, out, mask, p, seed);
+      const [outG, maskG] = [up(new Float32Array(n)), up(new Float32Array(n))];
+      const xg = up(x);
+      dropoutForward(ctx, xg, outG, maskG, p, seed);
+      assert.deepEqual(await down(maskG), mask, `dropout mask p ${p}`);
+      assert.deepEqual(await down(outG), out, `dropout out p ${p}`);
+      const dOut = rand(n);
+      const dx = rand(n);
+      const dxg = up(dx);
+      dropoutBackward(ctx, up(dOut), maskG, dxg, true);
+      jsBackend.dropoutBackward(dOut, mask, dx, true);
+      assertNear(await down(dxg), dx, 1e-6, 1e-7, `dropoutBackward p ${p}`);
+    }
+  });
+
+  it('fused cross-entropy forward (loss sum and count kept on the device, ignore index) and backward', async () => {
+    const [rows, vocab, ignore] = [9, 301, -100];
+    const logits = rand(rows * vocab, 3);
+    const targets = Int32Array.from({ length: rows }, (_, r) => (r === 4 ? ignore : (r * 37) % vocab));
+    const lse = new Float32Array(rows);
+    const { sum, count } = jsBackend.crossEntropyForward(logits, targets, lse, rows, vocab, ignore);
+    const [lg, tg, lseG, result] = [up(logits), up(targets), up(new Float32Array(rows)), up(new Float32Array(2))];
+    crossEntropyForward(ctx, lg, tg, lseG, result, rows, vocab, ignore);
+    assertNear(await down(lseG), lse, 1e-6, 1e-6, 'cross-entropy lse');
+    assertNear(await down(result), [sum, count], 1e-5, 1e-5, 'cross-entropy [sum, count]');
+    for (const accumulate of [true, false]) {
+      const d = rand(rows * vocab);
+      const dg = up(d);
+      jsBackend.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, 0.125, accumulate);
+      crossEntropyBackward(ctx, lg, tg, lseG, dg, rows, vocab, ignore, 0.125, accumulate);
+      assertNear(await down(dg), d, 1e-5, 1e-6, `cross-entropy backward accumulate ${accumulate}`);
+    }
+  });
+
+  it('AdamW step, and gradient clipping with the norm and the factor kept on the device', async () => {
+    const n = 3001;
+    const [param, grad, m, v] = [rand(n), rand(n), rand(n, 0.1), rand(n, 0.01).map(Math.abs)];
+    const h = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3 };
+    const gp = [up(param), up(grad), up(m), up(v)] as const;
+    adamwStep(ctx, ...gp, h);
+    jsBackend.adamwStep(param, grad, m, v, h);
+    assertNear(await down(gp[0]), param, 1e-5, 1e-6, 'adamw param');
+    assertNear(await down(gp[2]), m, 1e-5, 1e-7, 'adamw m');
+    assertNear(await down(gp[3]), v, 1e-5, 1e-8, 'adamw v');
+
+    const grads = [rand(70000), rand(33)];
+    const stats = up(new Float32Array(3));
+    const gg = grads.map((g) => up(g));
+    gg.forEach((g, i) => sumSquares(ctx, g, stats, i > 0));
+    const sq = grads.reduce((s, g) => s + jsBackend.sumSquares(g), 0);
+    const maxNorm = Math.sqrt(sq) / 2;
+    clipFactor(ctx, stats, maxNorm);
+    for (const g of gg) scaleByDevice(ctx, g, span(stats.buffer, stats.offset + 2, 1));
+    const norm = Math.sqrt(sq);
+    assertNear(await down(stats), [sq, norm, maxNorm / (norm + 1e-6)], 1e-5, 0, 'Σg², norm, clip factor');
+    for (const [i, g] of grads.entries()) {
+      jsBackend.scaleInPlace(g, maxNorm / (norm + 1e-6));
+      assertNear(await down(gg[i]!), g, 1e-5, 1e-7, `clipped gradient ${i}`);
     }
   });
 });
