@@ -2,7 +2,12 @@ import { UserError } from '../../util/errors.js';
 import type { Backend } from '../backend.js';
 import type { DeviceArray, DeviceMemory } from '../storage.js';
 import type { GpuContext } from './device.js';
+import { adamwStep } from './kernels/adamw.js';
+import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entropy.js';
+import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from './kernels/elementwise.js';
+import { embeddingBackward, embeddingForward } from './kernels/embedding.js';
+import { sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
 import { layerNormBackward, layerNormForward } from './kernels/layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './kernels/rmsnorm.js';
@@ -79,8 +84,19 @@ function deviceMemory(ctx: GpuContext): DeviceMemory<GpuArray> {
   };
 }
 
+/** Host integers (token ids, targets) for one call: uploaded, used, released once the call's work is submitted. */
+function withInts<T>(ctx: GpuContext, ints: Int32Array, f: (span: GpuArray) => T): T {
+  const buffer = ctx.upload(ints.length ? ints : Int32Array.of(0));
+  try {
+    return f(arrayOf(buffer, 0, ints.length, true));
+  } finally {
+    ctx.release(buffer);
+  }
+}
+
 /** The Backend over one GpuContext. */
 export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
+  const scratch = (n: number) => arrayOf(ctx.buffer(Math.max(4, n * 4)), 0, n, true);
   return {
     name: WEBGPU,
     device: deviceMemory(ctx),
@@ -115,19 +131,42 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       rmsNormBackward(ctx, gpu(x, 'rmsNorm'), w && gpu(w, 'rmsNorm'), gpu(rstd, 'rmsNorm'), gpu(dy, 'rmsNorm'), gpu(dx, 'rmsNorm'), dW && gpu(dW, 'rmsNorm'), rows, cols, acc),
     scaleInPlace: (x, s) => scaleInPlace(ctx, gpu(x, 'scaleInPlace'), s),
 
-    embeddingForward: () => unsupported('embeddingForward'),
-    embeddingBackward: () => unsupported('embeddingBackward'),
+    embeddingForward: (w, ids, out, dim) => withInts(ctx, ids, (i) => embeddingForward(ctx, gpu(w, 'embedding'), i, gpu(out, 'embedding'), dim)),
+    embeddingBackward: (dOut, ids, dW, dim) => withInts(ctx, ids, (i) => embeddingBackward(ctx, gpu(dOut, 'embedding'), i, gpu(dW, 'embedding'), dim)),
+    crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) =>
+      withInts(ctx, targets, (t) => {
+        // The kernel leaves [sum, count] on the device; the loss is scale·sum (the op passes 1/count).
+        const result = scratch(2);
+        crossEntropyForward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), result, rows, vocab, ignore);
+        ctx.copy(result.buffer, 0, gpu(loss, 'crossEntropy').buffer, loss.offset, 1);
+        scaleInPlace(ctx, loss, scale);
+        ctx.release(result.buffer);
+      }),
+    crossEntropyBackward: (logits, targets, lse, dLoss, dLogits, rows, vocab, ignore, scale, acc) =>
+      withInts(ctx, targets, (t) => {
+        // The kernel takes its scale as a number; the loss's own gradient dLoss stays on the device, so it multiplies after.
+        const shape = [rows, vocab];
+        const into = acc ? scratch(rows * vocab) : gpu(dLogits, 'crossEntropy');
+        crossEntropyBackward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), into, rows, vocab, ignore, scale, false);
+        binary(ctx, 'mul', into, shape, gpu(dLoss, 'crossEntropy'), [1, 1], into, shape);
+        if (acc) {
+          binary(ctx, 'add', dLogits, shape, into, shape, dLogits, shape);
+          ctx.release(into.buffer);
+        }
+      }),
+    dropoutForward: (x, out, mask, p, seed) => dropoutForward(ctx, gpu(x, 'dropout'), gpu(out, 'dropout'), gpu(mask, 'dropout'), p, seed),
+    dropoutBackward: (dOut, mask, dx, acc) => dropoutBackward(ctx, gpu(dOut, 'dropout'), gpu(mask, 'dropout'), gpu(dx, 'dropout'), acc),
+    adamwStep: (p, g, m, v, h) => adamwStep(ctx, gpu(p, 'adamw'), gpu(g, 'adamw'), gpu(m, 'adamw'), gpu(v, 'adamw'), h),
+    sumSquares: (xs, out) => {
+      if (xs.length === 0) deviceMemory(ctx).fill(out, 0);
+      xs.forEach((x, i) => sumSquares(ctx, gpu(x, 'sumSquares'), gpu(out, 'sumSquares'), i > 0));
+    },
+
     attentionForward: () => unsupported('attentionForward'),
     attentionBackward: () => unsupported('attentionBackward'),
     attentionCached: () => unsupported('attentionCached'),
     attentionCachedRagged: () => unsupported('attentionCachedRagged'),
     linearInt8: () => unsupported('linearInt8'),
     linearQuantized: () => unsupported('linearQuantized (GGUF block formats)'),
-    crossEntropyForward: () => unsupported('crossEntropyForward'),
-    crossEntropyBackward: () => unsupported('crossEntropyBackward'),
-    dropoutForward: () => unsupported('dropoutForward'),
-    dropoutBackward: () => unsupported('dropoutBackward'),
-    adamwStep: () => unsupported('adamwStep'),
-    sumSquares: () => unsupported('sumSquares'),
   };
 }
