@@ -6,6 +6,8 @@ import { jsBackend } from '../src/backend/js/index.js';
 import { sumSquares as jsSumSquares } from '../src/backend/js/adamw.js';
 import { crossEntropyBackward as jsCrossEntropyBackward, crossEntropyForward as jsCrossEntropyForward } from '../src/backend/js/cross_entropy.js';
 import { GpuContext, type GpuSpan, span } from '../src/backend/webgpu/device.js';
+import type { AttentionDims } from '../src/backend/backend.js';
+import { attentionBackward, attentionForward } from '../src/backend/webgpu/kernels/attention.js';
 import { adamwStep } from '../src/backend/webgpu/kernels/adamw.js';
 import { crossEntropyBackward, crossEntropyForward } from '../src/backend/webgpu/kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from '../src/backend/webgpu/kernels/dropout.js';
@@ -344,6 +346,61 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     for (const [i, g] of grads.entries()) {
       jsBackend.scaleInPlace(g, maxNorm / (norm + 1e-6));
       assertNear(await down(gg[i]!), g, 1e-5, 1e-7, `clipped gradient ${i}`);
+    }
+  });
+
+  it('flash attention forward and backward: causal Tq≠Tk, key padding, grouped KV heads, packed strides, dropout, accumulate', async () => {
+    const cases: (Omit<AttentionDims, 'scale'> & { packed?: boolean; accumulate: boolean })[] = [
+      { B: 2, Tq: 5, Tk: 5, nHead: 2, nKvHead: 2, headDim: 8, causal: true, accumulate: false },
+      { B: 1, Tq: 3, Tk: 70, nHead: 4, nKvHead: 2, headDim: 16, causal: true, accumulate: true }, // decode-like: Tq < Tk, GQA
+      { B: 2, Tq: 67, Tk: 67, nHead: 2, nKvHead: 1, headDim: 8, causal: true, packed: true, accumulate: false, dropout: { p: 0.2, seed: 99 } },
+      { B: 2, Tq: 6, Tk: 9, nHead: 2, nKvHead: 2, headDim: 4, causal: false, accumulate: true, keyPadding: Uint8Array.from({ length: 18 }, (_, i) => (i === 0 || i === 10 || i === 17 ? 1 : 0)) },
+    ];
+    for (const c of cases) {
+      const d: AttentionDims = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+      const C = d.nHead * d.headDim;
+      const Ckv = d.nKvHead * d.headDim;
+      if (c.packed) {
+        d.qStride = C + 2 * Ckv;
+        d.kvStride = C + 2 * Ckv;
+      }
+      const qs = d.qStride ?? C;
+      const ks = d.kvStride ?? Ckv;
+      // Packed: q, k and v are views at column offsets 0, C, C + Ckv of one [B·T, C + 2·Ckv] buffer.
+      const qkv = c.packed ? rand(d.B * d.Tq * qs) : null;
+      const q = qkv ?? rand(d.B * d.Tq * qs);
+      const k = qkv ? qkv.subarray(C) : rand(d.B * d.Tk * ks);
+      const v = qkv ? qkv.subarray(C + Ckv) : rand(d.B * d.Tk * ks);
+      const out = new Float32Array(d.B * d.Tq * C);
+      const saved = jsBackend.attentionForward(q, k, v, out, d);
+      const gd = { ...d, keyPadding: d.keyPadding ? up(Uint32Array.from(d.keyPadding)) : null };
+      const qkvG = qkv ? up(qkv) : null;
+      const qg = qkvG ?? up(q);
+      const kg = qkvG ? span(qkvG.buffer, qkvG.offset + C, k.length) : up(k);
+      const vg = qkvG ? span(qkvG.buffer, qkvG.offset + C + Ckv, v.length) : up(v);
+      const outG = up(new Float32Array(out.length));
+      const lse = up(new Float32Array(d.B * d.nHead * d.Tq));
+      attentionForward(ctx, qg, kg, vg, outG, lse, gd);
+      const tag = JSON.stringify({ ...c, keyPadding: !!c.keyPadding });
+      assertNear(await down(outG), out, 1e-4, 1e-5, `attention forward ${tag}`);
+
+      const dOut = rand(out.length);
+      const dqkv = c.packed ? rand(qkv!.length) : null;
+      const dq = dqkv ?? rand(q.length);
+      const dk = dqkv ? dqkv.subarray(C) : rand(k.length);
+      const dv = dqkv ? dqkv.subarray(C + Ckv) : rand(v.length);
+      const dqkvG = dqkv ? up(dqkv) : null;
+      const dqg = dqkvG ?? up(dq);
+      const dkg = dqkvG ? span(dqkvG.buffer, dqkvG.offset + C, dk.length) : up(dk);
+      const dvg = dqkvG ? span(dqkvG.buffer, dqkvG.offset + C + Ckv, dv.length) : up(dv);
+      jsBackend.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, d, c.accumulate);
+      attentionBackward(ctx, lse, qg, kg, vg, outG, up(dOut), dqg, dkg, dvg, gd, c.accumulate);
+      if (dqkvG) assertNear(await down(dqkvG), dqkv!, 1e-3, 1e-4, `attention backward dqkv ${tag}`);
+      else {
+        assertNear(await down(dqg), dq, 1e-3, 1e-4, `attention backward dq ${tag}`);
+        assertNear(await down(dkg), dk, 1e-3, 1e-4, `attention backward dk ${tag}`);
+        assertNear(await down(dvg), dv, 1e-3, 1e-4, `attention backward dv ${tag}`);
+      }
     }
   });
 });

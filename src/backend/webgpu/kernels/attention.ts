@@ -1,0 +1,447 @@
+import type { AttentionDims } from '../../backend.js';
+import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { DROP_BITS, dropThreshold } from './dropout.js';
+import { FLAT_INDEX, grid, WG } from './grid.js';
+
+/**
+ * Fused ("flash") attention forward and backward for the whole AttentionDims
+ * contract (js/attention.ts is the reference): causal with Tq ≠ Tk, key
+ * padding, grouped KV heads, packed q/k/v row strides, dropout on the
+ * weights with js's counter-based mask.
+ *
+ * Forward: a workgroup takes 64 queries of one (batch row, head), one query
+ * per invocation. It walks the keys in tiles that the workgroup copies into
+ * workgroup memory together (each K/V row read from memory once per 64
+ * queries), and keeps for its query only a running maximum m, a running sum
+ * l of exp(s − m) and the output accumulated so far, rescaled whenever m
+ * grows ("online softmax"). The Tq×Tk weights never exist; the log-sum-exp
+ * m + log l of each query is saved for the backward pass.
+ *
+ * Backward recomputes the weights p = exp(s − lse) tile by tile. With
+ * Dᵢ = dOᵢ·Oᵢ (= Σⱼ pᵢⱼ·dpᵢⱼ, the softmax-backward term, dropout included):
+ *   dpᵢⱼ = (dOᵢ·vⱼ)·maskᵢⱼ,  dsᵢⱼ = pᵢⱼ·(dpᵢⱼ − Dᵢ)
+ *   dqᵢ = scale·Σⱼ dsᵢⱼ·kⱼ             (one invocation per query)
+ *   dkⱼ = scale·Σᵢ dsᵢⱼ·qᵢ, dvⱼ = Σᵢ pᵢⱼ·maskᵢⱼ·dOᵢ   (one invocation per key,
+ *   looping over the query heads that share its KV head)
+ * Every sum is owned by one invocation: deterministic, and no float atomics.
+ */
+
+/** GPU form of AttentionDims: the padding flags are a span of u32 (one per key, B·Tk). */
+export interface GpuAttentionDims extends Omit<AttentionDims, 'keyPadding'> {
+  keyPadding?: GpuSpan | null;
+}
+
+/** Queries (forward, dq) or keys (dk/dv) per workgroup. */
+const BLOCK = 64;
+
+/** Rows of the tile the workgroup shares: two [rows, headDim] tiles in at most 16 KB of workgroup memory. */
+const tileRows = (D: number) => Math.max(1, Math.min(32, Math.floor(2048 / D)));
+
+/** Uniform fields shared by the three kernels; offsets are in elements. */
+const PARAMS = /* wgsl */ `
+struct Params {
+  B: u32, Tq: u32, Tk: u32, nHead: u32, group: u32, qs: u32, ks: u32, causal: u32, scale: f32,
+  hasPad: u32, hasDrop: u32, seed: u32, threshold: u32, keep: f32,
+  qOff: u32, kOff: u32, vOff: u32, oOff: u32, dOff: u32, padOff: u32, lseOff: u32, dxOff: u32, dvOff: u32, accumulate: u32,
+}`;
+
+/** WGSL helpers: whether query i of row b sees key j, and the dropout factor of weight (b, h, i, j). */
+const MASKS = /* wgsl */ `
+fn visible(b: u32, i: u32, j: u32) -> bool {
+  if (p.causal != 0u && i32(j) > i32(i) + i32(p.Tk) - i32(p.Tq)) { return false; }
+  if (p.hasPad != 0u && pad[p.padOff + b * p.Tk + j] != 0u) { return false; }
+  return true;
+}
+${DROP_BITS}
+fn dropFactor(b: u32, h: u32, i: u32, j: u32) -> f32 {
+  if (p.hasDrop == 0u) { return 1.0; }
+  let index = ((b * p.nHead + h) * p.Tq + i) * p.Tk + j;
+  return select(p.keep, 0.0, dropBits(p.seed, index) < p.threshold);
+}
+/** The last key any query of the block starting at i0 may see, plus one. */
+fn keyEnd(i0: u32) -> u32 {
+  if (p.causal == 0u) { return p.Tk; }
+  let last = i32(min(i0 + ${BLOCK}u, p.Tq)) - 1 + i32(p.Tk) - i32(p.Tq);
+  return u32(clamp(last + 1, 0, i32(p.Tk)));
+}
+const LOWEST: f32 = -0x1.fffffep+127f;
+`;
+
+function params(d: GpuAttentionDims, offsets: { q: number; k: number; v: number; o: number; d: number; lse: number; dx: number; dv: number }, accumulate: boolean) {
+  const C = d.nHead * d.headDim;
+  const drop = d.dropout && d.dropout.p > 0 ? d.dropout : null;
+  return [
+    u32(d.B), u32(d.Tq), u32(d.Tk), u32(d.nHead), u32(d.nHead / d.nKvHead), u32(d.qStride ?? C), u32(d.kvStride ?? d.nKvHead * d.headDim),
+    u32(d.causal ? 1 : 0), f32(d.scale), u32(d.keyPadding ? 1 : 0), u32(drop ? 1 : 0), u32(drop ? drop.seed >>> 0 : 0),
+    u32(drop ? dropThreshold(drop.p) : 0), f32(drop ? 1 / (1 - drop.p) : 1),
+    u32(offsets.q), u32(offsets.k), u32(offsets.v), u32(offsets.o), u32(offsets.d), u32(d.keyPadding?.offset ?? 0), u32(offsets.lse),
+    u32(offsets.dx), u32(offsets.dv), u32(accumulate ? 1 : 0),
+  ];
+}
+
+const forwardSources = new Map<number, KernelSource>();
+
+function forwardSource(D: number): KernelSource {
+  let s = forwardSources.get(D);
+  if (s) return s;
+  const BK = tileRows(D);
+  s = {
+    name: `attentionForward_d${D}`,
+    bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
+    code: /* wgsl */ `
+${PARAMS}
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read> pad: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+${MASKS}
+var<workgroup> Ks: array<f32, ${BK * D}>;
+var<workgroup> Vs: array<f32, ${BK * D}>;
+
+@compute @workgroup_size(${BLOCK})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let bh = wid.y;
+  let b = bh / p.nHead;
+  let h = bh % p.nHead;
+  let g = h / p.group;
+  let i0 = wid.x * ${BLOCK}u;
+  let i = i0 + lid;
+  let live = i < p.Tq;
+  var qr: array<f32, ${D}>;
+  var o: array<f32, ${D}>;
+  if (live) {
+    let qo = p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u;
+    for (var e = 0u; e < ${D}u; e++) { qr[e] = q[qo + e]; }
+  }
+  var m = LOWEST;
+  var l = 0.0;
+  let end = keyEnd(i0);
+  for (var j0 = 0u; j0 < end; j0 += ${BK}u) {
+    // The workgroup copies keys j0 … j0 + ${BK - 1} of KV head g into workgroup memory.
+    for (var t = lid; t < ${BK * D}u; t += ${BLOCK}u) {
+      let j = j0 + t / ${D}u;
+      var kv = 0.0;
+      var vv = 0.0;
+      if (j < p.Tk) {
+        let at = (b * p.Tk + j) * p.ks + g * ${D}u + t % ${D}u;
+        kv = k[p.kOff + at];
+        vv = v[p.vOff + at];
+      }
+      Ks[t] = kv;
+      Vs[t] = vv;
+    }
+    workgroupBarrier();
+    if (live) {
+      for (var jj = 0u; jj < ${BK}u; jj++) {
+        let j = j0 + jj;
+        if (j >= end || !visible(b, i, j)) { continue; }
+        var s = 0.0;
+        for (var e = 0u; e < ${D}u; e++) { s = fma(qr[e], Ks[jj * ${D}u + e], s); }
+        s *= p.scale;
+        let mNew = max(m, s);
+        let corr = exp(m - mNew);
+        let w = exp(s - mNew);
+        l = l * corr + w;
+        let wd = w * dropFactor(b, h, i, j);
+        for (var e = 0u; e < ${D}u; e++) { o[e] = o[e] * corr + wd * Vs[jj * ${D}u + e]; }
+        m = mNew;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (!live) { return; }
+  let oo = p.oOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u;
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  for (var e = 0u; e < ${D}u; e++) { out[oo + e] = o[e] * inv; }
+  // A query that sees no key keeps lse = LOWEST: the backward pass then gives it no gradient.
+  lse[p.lseOff + bh * p.Tq + i] = select(LOWEST, m + log(l), l > 0.0);
+}`,
+  };
+  forwardSources.set(D, s);
+  return s;
+}
+
+/**
+ * out [B, Tq, nHead·headDim] = attention of q against k, v; lse [B, nHead, Tq]
+ * receives each query's log-sum-exp (what the backward pass needs).
+ */
+export function attentionForward(ctx: GpuContext, q: GpuSpan, k: GpuSpan, v: GpuSpan, out: GpuSpan, lse: GpuSpan, d: GpuAttentionDims): void {
+  ctx.dispatch(
+    forwardSource(d.headDim),
+    [q.buffer, k.buffer, v.buffer, d.keyPadding?.buffer, out.buffer, lse.buffer],
+    params(d, { q: q.offset, k: k.offset, v: v.offset, o: out.offset, d: 0, lse: lse.offset, dx: 0, dv: 0 }, false),
+    [Math.ceil(d.Tq / BLOCK), d.B * d.nHead],
+  );
+}
+
+/** Dᵢ = dOᵢ·Oᵢ per (b, h, i), into stats after the copied lse (stats = [lse | D]). */
+const ROW_DOT: KernelSource = {
+  name: 'attentionBackwardRowDot',
+  bindings: ['read', 'read', 'rw'],
+  code: /* wgsl */ `
+struct Dims { n: u32, Tq: u32, nHead: u32, D: u32, oOff: u32, dOff: u32, statsN: u32 }
+@group(0) @binding(0) var<storage, read> out: array<f32>;
+@group(0) @binding(1) var<storage, read> dOut: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(3) var<uniform> p: Dims;
+${FLAT_INDEX}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = flat(gid, nwg); // (b·nHead + h)·Tq + i
+  if (r >= p.n) { return; }
+  let i = r % p.Tq;
+  let bh = r / p.Tq;
+  let b = bh / p.nHead;
+  let h = bh % p.nHead;
+  let at = (b * p.Tq + i) * p.nHead * p.D + h * p.D;
+  var s = 0.0;
+  for (var e = 0u; e < p.D; e++) { s = fma(dOut[p.dOff + at + e], out[p.oOff + at + e], s); }
+  stats[p.statsN + r] = s;
+}`,
+};
+
+const dqSources = new Map<number, KernelSource>();
+
+/** dq: one invocation per query, K/V tiles shared by the workgroup. Bindings: q k v dOut stats pad dq. */
+function dqSource(D: number): KernelSource {
+  let s = dqSources.get(D);
+  if (s) return s;
+  const BK = tileRows(D);
+  s = {
+    name: `attentionBackwardDq_d${D}`,
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
+    code: /* wgsl */ `
+${PARAMS}
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read> dOut: array<f32>;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> pad: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;
+${MASKS}
+var<workgroup> Ks: array<f32, ${BK * D}>;
+var<workgroup> Vs: array<f32, ${BK * D}>;
+
+@compute @workgroup_size(${BLOCK})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let bh = wid.y;
+  let b = bh / p.nHead;
+  let h = bh % p.nHead;
+  let g = h / p.group;
+  let i0 = wid.x * ${BLOCK}u;
+  let i = i0 + lid;
+  let live = i < p.Tq;
+  let n = p.B * p.nHead * p.Tq;
+  var qr: array<f32, ${D}>;
+  var dor: array<f32, ${D}>;
+  var acc: array<f32, ${D}>;
+  var L = LOWEST;
+  var Di = 0.0;
+  if (live) {
+    let qo = p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u;
+    let go = p.dOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u;
+    for (var e = 0u; e < ${D}u; e++) { qr[e] = q[qo + e]; dor[e] = dOut[go + e]; }
+    L = stats[p.lseOff + bh * p.Tq + i];
+    Di = stats[n + bh * p.Tq + i];
+  }
+  let end = keyEnd(i0);
+  for (var j0 = 0u; j0 < end; j0 += ${BK}u) {
+    for (var t = lid; t < ${BK * D}u; t += ${BLOCK}u) {
+      let j = j0 + t / ${D}u;
+      var kv = 0.0;
+      var vv = 0.0;
+      if (j < p.Tk) {
+        let at = (b * p.Tk + j) * p.ks + g * ${D}u + t % ${D}u;
+        kv = k[p.kOff + at];
+        vv = v[p.vOff + at];
+      }
+      Ks[t] = kv;
+      Vs[t] = vv;
+    }
+    workgroupBarrier();
+    if (live && L > LOWEST) {
+      for (var jj = 0u; jj < ${BK}u; jj++) {
+        let j = j0 + jj;
+        if (j >= end || !visible(b, i, j)) { continue; }
+        var s = 0.0;
+        var dp = 0.0;
+        for (var e = 0u; e < ${D}u; e++) {
+          s = fma(qr[e], Ks[jj * ${D}u + e], s);
+          dp = fma(dor[e], Vs[jj * ${D}u + e], dp);
+        }
+        let pr = exp(s * p.scale - L);
+        let ds = pr * (dp * dropFactor(b, h, i, j) - Di);
+        for (var e = 0u; e < ${D}u; e++) { acc[e] = fma(ds, Ks[jj * ${D}u + e], acc[e]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (!live) { return; }
+  let qo = p.dxOff + (b * p.Tq + i) * p.qs + h * ${D}u;
+  for (var e = 0u; e < ${D}u; e++) {
+    var x = p.scale * acc[e];
+    if (p.accumulate != 0u) { x += dq[qo + e]; }
+    dq[qo + e] = x;
+  }
+}`,
+  };
+  dqSources.set(D, s);
+  return s;
+}
+
+const dkvSources = new Map<string, KernelSource>();
+
+/**
+ * dk, dv: one invocation per key of one KV head, looping over the query heads
+ * of its group and over tiles of queries (q, dO, lse, D shared by the
+ * workgroup). `shared`: dk and dv live in one buffer (a packed qkv gradient),
+ * bound once, since WebGPU forbids two writable bindings of one buffer.
+ * Bindings: q k v dOut stats pad dk dv.
+ */
+function dkvSource(D: number, shared: boolean): KernelSource {
+  const key = `${D}${shared}`;
+  let s = dkvSources.get(key);
+  if (s) return s;
+  const BQ = tileRows(D);
+  s = {
+    name: `attentionBackwardDkv_d${D}${shared ? '_packed' : ''}`,
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw'],
+    code: /* wgsl */ `
+${PARAMS}
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read> dOut: array<f32>;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> pad: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dvBuf: array<f32>;
+@group(0) @binding(8) var<uniform> p: Params;
+${MASKS}
+var<workgroup> Qs: array<f32, ${BQ * D}>;
+var<workgroup> Gs: array<f32, ${BQ * D}>;
+var<workgroup> Ls: array<f32, ${BQ}>;
+var<workgroup> Ds: array<f32, ${BQ}>;
+
+fn writeDv(at: u32, x: f32) {
+  ${shared ? 'if (p.accumulate != 0u) { dk[at] = dk[at] + x; } else { dk[at] = x; }' : 'if (p.accumulate != 0u) { dvBuf[at] = dvBuf[at] + x; } else { dvBuf[at] = x; }'}
+}
+
+@compute @workgroup_size(${BLOCK})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let nKv = p.nHead / p.group;
+  let b = wid.y / nKv;
+  let g = wid.y % nKv;
+  let j = wid.x * ${BLOCK}u + lid;
+  let live = j < p.Tk;
+  let n = p.B * p.nHead * p.Tq;
+  var kr: array<f32, ${D}>;
+  var vr: array<f32, ${D}>;
+  var dkr: array<f32, ${D}>;
+  var dvr: array<f32, ${D}>;
+  var keyVisible = live;
+  if (live) {
+    let at = (b * p.Tk + j) * p.ks + g * ${D}u;
+    for (var e = 0u; e < ${D}u; e++) { kr[e] = k[p.kOff + at + e]; vr[e] = v[p.vOff + at + e]; }
+    if (p.hasPad != 0u && pad[p.padOff + b * p.Tk + j] != 0u) { keyVisible = false; }
+  }
+  // Causal: the first query that sees key j (for the block's first key) is j − (Tk − Tq).
+  var iStart = 0u;
+  if (p.causal != 0u) { iStart = u32(clamp(i32(wid.x * ${BLOCK}u) - (i32(p.Tk) - i32(p.Tq)), 0, i32(p.Tq))); }
+  iStart = iStart - iStart % ${BQ}u;
+  for (var h = g * p.group; h < (g + 1u) * p.group; h++) {
+    let bh = b * p.nHead + h;
+    for (var i0 = iStart; i0 < p.Tq; i0 += ${BQ}u) {
+      for (var t = lid; t < ${BQ * D}u; t += ${BLOCK}u) {
+        let i = i0 + t / ${D}u;
+        var qv = 0.0;
+        var gv = 0.0;
+        if (i < p.Tq) {
+          qv = q[p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u + t % ${D}u];
+          gv = dOut[p.dOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u + t % ${D}u];
+        }
+        Qs[t] = qv;
+        Gs[t] = gv;
+      }
+      for (var t = lid; t < ${BQ}u; t += ${BLOCK}u) {
+        let i = i0 + t;
+        var lv = LOWEST;
+        var dv = 0.0;
+        if (i < p.Tq) { lv = stats[p.lseOff + bh * p.Tq + i]; dv = stats[n + bh * p.Tq + i]; }
+        Ls[t] = lv;
+        Ds[t] = dv;
+      }
+      workgroupBarrier();
+      if (keyVisible) {
+        for (var ii = 0u; ii < ${BQ}u; ii++) {
+          let i = i0 + ii;
+          if (i >= p.Tq || Ls[ii] <= LOWEST) { continue; }
+          if (p.causal != 0u && i32(j) > i32(i) + i32(p.Tk) - i32(p.Tq)) { continue; }
+          var s = 0.0;
+          var dp = 0.0;
+          for (var e = 0u; e < ${D}u; e++) {
+            s = fma(Qs[ii * ${D}u + e], kr[e], s);
+            dp = fma(Gs[ii * ${D}u + e], vr[e], dp);
+          }
+          let pr = exp(s * p.scale - Ls[ii]);
+          let m = dropFactor(b, h, i, j);
+          let ds = pr * (dp * m - Ds[ii]);
+          let pm = pr * m;
+          for (var e = 0u; e < ${D}u; e++) {
+            dkr[e] = fma(ds, Qs[ii * ${D}u + e], dkr[e]);
+            dvr[e] = fma(pm, Gs[ii * ${D}u + e], dvr[e]);
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  if (!live) { return; }
+  let at = (b * p.Tk + j) * p.ks + g * ${D}u;
+  for (var e = 0u; e < ${D}u; e++) {
+    let ko = p.dxOff + at + e;
+    var x = p.scale * dkr[e];
+    if (p.accumulate != 0u) { x += dk[ko]; }
+    dk[ko] = x;
+    writeDv(p.dvOff + at + e, dvr[e]);
+  }
+}`,
+  };
+  dkvSources.set(key, s);
+  return s;
+}
+
+/**
+ * dq, dk, dv += (accumulate) or = their gradients, from the forward's q, k,
+ * v, out and lse and the output gradient dOut [B, Tq, nHead·headDim].
+ */
+export function attentionBackward(
+  ctx: GpuContext, lse: GpuSpan, q: GpuSpan, k: GpuSpan, v: GpuSpan, out: GpuSpan, dOut: GpuSpan,
+  dq: GpuSpan, dk: GpuSpan, dv: GpuSpan, d: GpuAttentionDims, accumulate: boolean,
+): void {
+  const D = d.headDim;
+  const n = d.B * d.nHead * d.Tq;
+  if (n === 0) return;
+  // stats = [lse | D]: one binding for both, so that each kernel stays within 8 storage buffers.
+  const stats = ctx.buffer(2 * n * 4);
+  ctx.copy(lse.buffer, lse.offset, stats, 0, n);
+  ctx.dispatch(ROW_DOT, [out.buffer, dOut.buffer, stats], [u32(n), u32(d.Tq), u32(d.nHead), u32(D), u32(out.offset), u32(dOut.offset), u32(n)], grid(ctx, n));
+  const base = { q: q.offset, k: k.offset, v: v.offset, o: out.offset, d: dOut.offset, lse: 0 };
+  const pad = d.keyPadding?.buffer;
+  ctx.dispatch(
+    dqSource(D), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dq.buffer],
+    params(d, { ...base, dx: dq.offset, dv: 0 }, accumulate), [Math.ceil(d.Tq / BLOCK), d.B * d.nHead],
+  );
+  const shared = dk.buffer === dv.buffer;
+  ctx.dispatch(
+    dkvSource(D, shared), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dk.buffer, shared ? null : dv.buffer],
+    params(d, { ...base, dx: dk.offset, dv: dv.offset }, accumulate), [Math.ceil(d.Tk / BLOCK), d.B * d.nKvHead],
+  );
+  ctx.release(stats);
+}
+
