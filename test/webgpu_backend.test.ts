@@ -4,6 +4,8 @@ import { setBackend } from '../src/backend/index.js';
 import { selectBackendAsync } from '../src/backend/select.js';
 import { DeviceValuesError } from '../src/backend/storage.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
+import { GPT } from '../src/models/gpt.js';
+import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { Dropout } from '../src/nn/dropout.js';
 import { Embedding } from '../src/nn/embedding.js';
 import { LayerNorm } from '../src/nn/layernorm.js';
@@ -101,6 +103,26 @@ describe('webgpu backend', { skip }, () => {
     for (const [name, p] of model.namedParameters()) {
       assertNear(await readGrad(p), want.get(name)!.grad!, 1e-4, 1e-5, `gradient of ${name}`);
     }
+    setBackend('js');
+  });
+
+  it('a full training step of a small GPT (dropout on): the loss and every gradient as js (rtol 1e-3, atol 1e-5)', async () => {
+    const cfg = parseGPTConfig({ n_layer: 2, n_head: 2, n_embd: 32, block_size: 16, vocab_size: VOCAB, bias: true, dropout: 0.1 });
+    const [B, T] = [2, 16];
+    const { x, y } = batch(3, B * T);
+    setBackend('js');
+    const ref = new GPT(cfg, new Rng(4));
+    const refLoss = ref.forward(x, [B, T], y).loss!;
+    backward(refLoss);
+
+    await selectBackendAsync('webgpu');
+    const model = new GPT(cfg, new Rng(4));
+    moveToBackend(model);
+    const loss = model.forward(x, [B, T], y).loss!;
+    backward(loss);
+    assertNear(await loss.read(), [refLoss.item()], 1e-5, 1e-6, 'loss');
+    const want = new Map(ref.namedParameters());
+    for (const [name, p] of model.namedParameters()) assertNear(await readGrad(p), want.get(name)!.grad!, 1e-3, 1e-5, `gradient of ${name}`);
     setBackend('js');
   });
 

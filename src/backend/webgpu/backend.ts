@@ -3,6 +3,7 @@ import type { Backend } from '../backend.js';
 import type { DeviceArray, DeviceMemory } from '../storage.js';
 import type { GpuContext } from './device.js';
 import { adamwStep } from './kernels/adamw.js';
+import { attentionBackward, attentionForward, type GpuAttentionDims } from './kernels/attention.js';
 import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from './kernels/elementwise.js';
@@ -94,6 +95,12 @@ function withInts<T>(ctx: GpuContext, ints: Int32Array, f: (span: GpuArray) => T
   }
 }
 
+/** What attentionForward keeps for attentionBackward. */
+interface AttentionSaved {
+  lse: GpuArray;
+  dims: GpuAttentionDims;
+}
+
 /** The Backend over one GpuContext. */
 export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
   const scratch = (n: number) => arrayOf(ctx.buffer(Math.max(4, n * 4)), 0, n, true);
@@ -162,8 +169,21 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       xs.forEach((x, i) => sumSquares(ctx, gpu(x, 'sumSquares'), gpu(out, 'sumSquares'), i > 0));
     },
 
-    attentionForward: () => unsupported('attentionForward'),
-    attentionBackward: () => unsupported('attentionBackward'),
+    attentionForward: (q, k, v, out, d): AttentionSaved => {
+      // Saved for the backward: each row's log-sum-exp (the weights are recomputed) and the padding flags on the device.
+      const lse = scratch(d.B * d.nHead * d.Tq);
+      const padding = d.keyPadding ? ctx.upload(Uint32Array.from(d.keyPadding)) : null;
+      const dims: GpuAttentionDims = { ...d, keyPadding: padding && arrayOf(padding, 0, d.keyPadding!.length, true) };
+      attentionForward(ctx, gpu(q, 'attention'), gpu(k, 'attention'), gpu(v, 'attention'), gpu(out, 'attention'), lse, dims);
+      return { lse, dims };
+    },
+    attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, _d, acc) => {
+      const { lse, dims } = saved as AttentionSaved;
+      attentionBackward(ctx, lse, gpu(q, 'attention'), gpu(k, 'attention'), gpu(v, 'attention'), gpu(out, 'attention'), gpu(dOut, 'attention'),
+        gpu(dq, 'attention'), gpu(dk, 'attention'), gpu(dv, 'attention'), dims, acc);
+      ctx.release(lse.buffer);
+      if (dims.keyPadding) ctx.release(dims.keyPadding.buffer);
+    },
     attentionCached: () => unsupported('attentionCached'),
     attentionCachedRagged: () => unsupported('attentionCachedRagged'),
     linearInt8: () => unsupported('linearInt8'),
