@@ -19,6 +19,7 @@ import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../util/errors.js';
 import { readTextFile } from '../io/read_text.js';
 import { benchWebGpu } from '../bench/webgpu.js';
+import { envBackendChoice } from '../backend/select.js';
 import { useBackend } from './backend_flags.js';
 import { int } from './flags.js';
 
@@ -76,7 +77,7 @@ async function runBench(o: BenchOptions): Promise<void> {
   for (const t of llamaTypes) if (!(LLAMA_BENCH_TYPES as readonly string[]).includes(t)) throw new UserError(`--llama-types: unknown type "${t}" (${LLAMA_BENCH_TYPES.join(', ')})`);
   const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
   if (seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new UserError(`--seeds: expected non-negative integers separated by commas (got "${o.seeds}")`);
-  if (o.backend === 'webgpu') {
+  if ((o.backend === 'auto' ? envBackendChoice() : o.backend) === 'webgpu') {
     await benchWebGpu({ configs, steps: o.steps, gemmSizes: [1024, 2048, 4096] }, (r) => console.log(o.json ? JSON.stringify(r) : Object.entries(r).map(([k, v]) => `${k}=${v}`).join(' ')));
     return;
   }
