@@ -15,10 +15,9 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import CONFIGS, DECODE, GPT, cached_attn  # noqa: E402
+from torch_reference import CONFIGS, DECODE, GPT, cached_forward  # noqa: E402
 
 DEV = "cuda"
 
@@ -45,16 +44,6 @@ def train(name, steps):
             times.append(time.perf_counter() - t0)
     dt = statistics.median(times)
     return {"workload": "train", "config": name, "tokens_per_s": B * T / dt, "step_ms": dt * 1000}
-
-
-@torch.inference_mode()
-def cached_forward(model, idx, cache, past):
-    T = idx.size(1)
-    x = model.wte(idx) + model.wpe(torch.arange(past, past + T, device=idx.device))
-    for b, kv in zip(model.h, cache):
-        x = x + cached_attn(b, b.ln_1(x), kv)
-        x = x + b.mlp_proj(F.gelu(b.c_fc(b.ln_2(x)), approximate="tanh"))
-    return model.ln_f(x[:, -1]) @ model.wte.weight.t()
 
 
 def decode(name, steps, prompt=16):

@@ -8,15 +8,13 @@ import { argmax } from '../generate/sampling.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { moveToBackend } from '../nn/placement.js';
-import { AdamW } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
-import { nextTokenObjective } from '../train/next_token.js';
 import { trainStepAsync } from '../train/step.js';
 import { Rng } from '../util/rng.js';
-import { BENCH_CONFIGS, median } from './configs.js';
+import { median } from './configs.js';
 import { DECODE_CONFIGS } from './decode.js';
-import type { Row } from './workloads.js';
+import { trainBenchSetup, type Row } from './workloads.js';
 
 /**
  * `attn bench --backend webgpu`: the GPU's figures, in this process (one
@@ -47,20 +45,12 @@ export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSiz
 }
 
 async function trainSteps(config: string, steps: number): Promise<Row> {
-  const c = BENCH_CONFIGS[config]!;
-  const cfg = parseGPTConfig(c.model);
-  const model = new GPT(cfg, new Rng(1));
-  const opt = new AdamW(model.namedParameters(), { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
-  const rng = new Rng(2);
-  const n = c.batch * cfg.block_size;
-  const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
-  const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
-  const objective = nextTokenObjective(model, cfg.block_size);
+  const { model, opt, objective, batch, n } = trainBenchSetup(config);
   const times: number[] = [];
   let loss = NaN;
   for (let i = 0; i < 2 + steps; i++) {
     const t0 = performance.now();
-    loss = (await trainStepAsync(opt, objective, [{ x, y }], { lr: 1e-3, gradClip: 1 })).loss;
+    loss = (await trainStepAsync(opt, objective, [batch], { lr: 1e-3, gradClip: 1 })).loss;
     if (i >= 2) times.push(performance.now() - t0);
   }
   const ms = median(times);
