@@ -106,7 +106,7 @@ def cached_attn(block, x, kv):
 def cached_forward(model, idx, cache, past):
     """Run new tokens idx [B, T] at positions past…past+T−1; returns the next-token logits of the last one."""
     T = idx.size(1)
-    x = model.wte(idx) + model.wpe(torch.arange(past, past + T))
+    x = model.wte(idx) + model.wpe(torch.arange(past, past + T, device=idx.device))
     for b, kv in zip(model.h, cache):
         x = x + cached_attn(b, b.ln_1(x), kv)
         x = x + b.mlp_proj(F.gelu(b.c_fc(b.ln_2(x)), approximate="tanh"))

@@ -5,7 +5,7 @@ import { Rng } from '../src/util/rng.js';
 import { assertClose } from './helpers.js';
 
 /** The textbook triple loop: the definition the tiled kernel must reproduce. */
-function naive(g: GemmArgs): Float32Array {
+function naive(g: GemmArgs<Float32Array>): Float32Array {
   const c = Float32Array.from(g.c);
   for (let p = 0; p < g.batch; p++) {
     for (let i = 0; i < g.M; i++) {
@@ -41,7 +41,7 @@ describe('js GEMM against the triple loop', () => {
               const ldc = N + 3;
               const aRows = transA ? K : M;
               const bRows = transB ? N : K;
-              const g: GemmArgs = {
+              const g: GemmArgs<Float32Array> = {
                 transA, transB, M, N, K,
                 a: rand(5 + batch * aRows * lda), aOffset: 5, lda,
                 b: rand(2 + batch * bRows * ldb), bOffset: 2, ldb,

@@ -24,7 +24,7 @@ for (const isa of isas) {
         for (const accumulate of [false, true]) {
           const lda = K + 3;
           const ldc = N + 1;
-          const g: Omit<GemmArgs, 'c'> = {
+          const g: Omit<GemmArgs<Float32Array>, 'c'> = {
             transA: false, transB: true, M, N, K, a: rand(M * lda), aOffset: 0, lda, b: rand(N * K + 2), bOffset: 2, ldb: K,
             cOffset: 1, ldc, alpha: accumulate ? 0.5 : 1, accumulate, batch: 1, strideA: 0, strideB: 0, strideC: 0, bias: rand(N),
           };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Storage } from '../src/backend/storage.js';
 import { describe, it } from 'node:test';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
@@ -25,7 +26,8 @@ function randomBatch(rows: number, rng: Rng): Batch {
   return { x, y };
 }
 const rowsOf = (b: Batch, from: number, to: number): Batch => ({ x: b.x.slice(from * T, to * T), y: b.y.slice(from * T, to * T) });
-const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+// Host backends: the arenas are Float32Arrays.
+const maxDiff = (a: Storage, b: Storage) => (a as Float32Array).reduce((m, v, i) => Math.max(m, Math.abs(v - (b as Float32Array)[i]!)), 0);
 
 describe('trainStep', () => {
   it('with gradAccum 2 equals two half-batches averaged by hand, and one batch twice the size', () => {
@@ -48,10 +50,10 @@ describe('trainStep', () => {
       const loss = b.forward(h.x, [2, T], h.y).loss!;
       losses.push(loss.item());
       backward(loss);
-      grads.push(optB.arena.grad.slice());
+      grads.push((optB.arena.grad as Float32Array).slice());
     }
     const mean = grads[0]!.map((g, i) => (g + grads[1]![i]!) / 2);
-    optB.arena.grad.set(mean);
+    (optB.arena.grad as Float32Array).set(mean);
     const norm = Math.sqrt(mean.reduce((s, g) => s + g * g, 0));
     optB.update(lr);
 
@@ -72,7 +74,7 @@ describe('trainStep', () => {
   it('moves the weights only when the loss is finite', () => {
     const model = tinyGPT();
     const opt = adamw(model);
-    const before = opt.arena.data.slice();
+    const before = (opt.arena.data as Float32Array).slice();
     const nan: Objective<Batch> = { loss: (b) => mul(nextTokenObjective(model, T).loss(b), Tensor.from([NaN])) };
     const r = trainStep(opt, nan, [randomBatch(2, new Rng(3))], { lr: 1e-2, gradClip: 1 });
     assert.ok(Number.isNaN(r.loss) && Number.isNaN(r.gradNorm));

@@ -1,31 +1,52 @@
 import type { QuantizedMatrix } from './quantized_matrix.js';
+import type { DeviceMemory, Storage } from './storage.js';
 
 /**
  * The Backend is the only layer that loops over numbers. Ops (src/tensor)
- * decide shapes and record gradients; a backend fills typed arrays.
+ * decide shapes and record gradients; a backend fills the storage they hand it.
  *
  * The `js` backend is the readable reference that runs everywhere (Node and
  * browsers). A faster backend (native SIMD, WebGPU) implements the same
  * entry points and is tested against `js`. The fused entry points —
  * attention, cross-entropy, AdamW — exist so that such a backend can avoid
  * materialising intermediates; `js` implements them plainly.
+ *
+ * Storage contract (storage.ts). Every float buffer an entry point takes is
+ * a Storage: the backend's own kind of memory, `F`.
+ *   - Host backends (js, native) are Backend<Float32Array>: tensors hold
+ *     plain typed arrays, exactly as before — no copies, no indirection, and
+ *     `tensor.data` / `tensor.grad` index them directly. They have no
+ *     `device` member.
+ *   - A device backend (webgpu) is Backend<DeviceArray>: it allocates,
+ *     copies and frees through its `device` member, queues every entry point
+ *     without waiting, and gives values back only through the asynchronous
+ *     `device.read` (`await tensor.read()`). Reading `tensor.data` of a
+ *     device tensor throws DeviceValuesError naming the way out.
+ *   - Nothing an entry point returns is a value computed on the device: the
+ *     loss is written into a one-element storage (crossEntropyForward), the
+ *     squared gradient norm too (sumSquares). So a training step queues its
+ *     whole forward, backward, clip and AdamW, and the only waits are where a
+ *     person or a program needs a number: the loss at a log step, the logits
+ *     row being sampled, a checkpoint being saved, an evaluation.
+ *   - Small host inputs (token ids, targets, padding flags, int8 weights) stay
+ *     typed arrays; a device backend uploads them itself.
+ * Entry points a backend cannot run throw "not supported on NAME: X".
  */
-
 /** C = alpha·op(A)·op(B) (+ C when accumulate), for `batch` independent matrices. */
-export interface GemmArgs {
+export interface GemmArgs<F = Storage> {
   transA: boolean;
   transB: boolean;
   M: number;
   N: number;
   K: number;
-  a: Float32Array;
+  a: F;
   aOffset: number;
   /** Row stride of A as stored (elements between consecutive stored rows). */
   lda: number;
-  b: Float32Array;
+  b: F;
   bOffset: number;
   ldb: number;
-  c: Float32Array;
+  c: F;
   cOffset: number;
   ldc: number;
   alpha: number;
@@ -37,7 +58,7 @@ export interface GemmArgs {
   strideB: number;
   strideC: number;
   /** Optional length-N vector added to every row of C (a Linear layer's bias, fused). */
-  bias?: Float32Array | null;
+  bias?: F | null;
 }
 
 /**
@@ -90,9 +111,9 @@ export interface KvAttentionDims {
 }
 
 /** One sequence of attentionCachedRagged: its single-row cache and where its new rows sit. */
-export interface RaggedKvSequence {
-  k: Float32Array;
-  v: Float32Array;
+export interface RaggedKvSequence<F = Storage> {
+  k: F;
+  v: F;
   cap: number;
   past: number;
   start: number;
@@ -124,36 +145,36 @@ export type AttentionSaved = unknown;
 export type UnaryOp = 'exp' | 'log' | 'relu' | 'gelu' | 'silu' | 'tanh' | 'neg' | 'sqrt';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 
-export interface Backend {
+export interface Backend<F = Storage> {
   readonly name: string;
 
-  gemm(args: GemmArgs): void;
+  gemm(args: GemmArgs<F>): void;
 
   /** out = a ∘ b with NumPy broadcasting; shapes already aligned to out's rank. */
-  binary(op: BinaryOp, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], out: Float32Array, outShape: number[]): void;
+  binary(op: BinaryOp, a: F, aShape: number[], b: F, bShape: number[], out: F, outShape: number[]): void;
   /** Sum `src` (shape srcShape) down to `dst` (shape dstShape, same rank, 1 where reduced), adding into dst. */
-  reduceSumTo(src: Float32Array, srcShape: number[], dst: Float32Array, dstShape: number[]): void;
-  unary(op: UnaryOp, x: Float32Array, out: Float32Array): void;
+  reduceSumTo(src: F, srcShape: number[], dst: F, dstShape: number[]): void;
+  unary(op: UnaryOp, x: F, out: F): void;
   /**
    * dx += dy · f'(x) (given x and y = f(x)); with accumulate false, dx = dy · f'(x)
    * (a gradient's first contribution, written over whatever dx held).
    */
-  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void;
+  unaryBackward(op: UnaryOp, x: F, y: F, dy: F, dx: F, accumulate: boolean): void;
 
-  softmaxForward(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
-  softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void;
+  softmaxForward(x: F, out: F, rows: number, cols: number): void;
+  softmaxBackward(y: F, dy: F, dx: F, rows: number, cols: number): void;
 
-  layerNormForward(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+  layerNormForward(x: F, weight: F | null, bias: F | null, out: F, mean: F, rstd: F, rows: number, cols: number, eps: number): void;
   /** dx += (or, accumulate false, =) the input gradient; dWeight and dBias always accumulate. */
-  layerNormBackward(x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dWeight: Float32Array | null, dBias: Float32Array | null, rows: number, cols: number, accumulate: boolean): void;
+  layerNormBackward(x: F, weight: F | null, mean: F, rstd: F, dy: F, dx: F, dWeight: F | null, dBias: F | null, rows: number, cols: number, accumulate: boolean): void;
 
   /** RMSNorm: out = w·x/√(mean(x²) + eps) per row; rstd receives each row's 1/√(mean(x²) + eps). */
-  rmsNormForward(x: Float32Array, weight: Float32Array | null, out: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+  rmsNormForward(x: F, weight: F | null, out: F, rstd: F, rows: number, cols: number, eps: number): void;
   /** dx += (or, accumulate false, =) the input gradient; dWeight always accumulates. */
-  rmsNormBackward(x: Float32Array, weight: Float32Array | null, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dWeight: Float32Array | null, rows: number, cols: number, accumulate: boolean): void;
+  rmsNormBackward(x: F, weight: F | null, rstd: F, dy: F, dx: F, dWeight: F | null, rows: number, cols: number, accumulate: boolean): void;
 
-  embeddingForward(weight: Float32Array, ids: Int32Array, out: Float32Array, dim: number): void;
-  embeddingBackward(dOut: Float32Array, ids: Int32Array, dWeight: Float32Array, dim: number): void;
+  embeddingForward(weight: F, ids: Int32Array, out: F, dim: number): void;
+  embeddingBackward(dOut: F, ids: Int32Array, dWeight: F, dim: number): void;
 
   /**
    * Fused scaled-dot-product attention; out is [B, Tq, nHead·headDim]
@@ -161,51 +182,67 @@ export interface Backend {
    * backend keeps for the backward pass: the js backend keeps the Tq×Tk
    * weights, a fused backend only each row's log-sum-exp and recomputes them.
    */
-  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, d: AttentionDims): AttentionSaved;
+  attentionForward(q: F, k: F, v: F, out: F, d: AttentionDims): AttentionSaved;
   /** dq, dk, dv += their gradients (accumulate), or = them. */
-  attentionBackward(saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dOut: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims, accumulate: boolean): void;
+  attentionBackward(saved: AttentionSaved, q: F, k: F, v: F, out: F, dOut: F, dq: F, dk: F, dv: F, d: AttentionDims, accumulate: boolean): void;
 
   /**
    * Attention of new queries against a KV cache (generation): query t of row b
    * is at slot past + t and sees slots start[b] … past + t (left padding before
    * start[b] is masked out).
    */
-  attentionCached(q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, start: Int32Array, d: KvAttentionDims): void;
+  attentionCached(q: F, kCache: F, vCache: F, out: F, start: Int32Array, d: KvAttentionDims): void;
 
   /**
    * attentionCached for several sequences with caches of their own (a
    * continuous batch) in one call, so their heads share the threads: q and out
    * are [rows, C] with sequence s at rows offset … offset + Tq − 1.
    */
-  attentionCachedRagged(q: Float32Array, out: Float32Array, seqs: readonly RaggedKvSequence[], d: RaggedKvDims): void;
+  attentionCachedRagged(q: F, out: F, seqs: readonly RaggedKvSequence<F>[], d: RaggedKvDims): void;
 
   /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
-  linearInt8(x: Float32Array, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
+  linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number): void;
 
   /** out[rows, N] = x[rows, K]·Wᵀ + bias, W block-quantized in ggml's layouts (q8_0, q4_0, q4_k, q6_k), read as stored. */
-  linearQuantized(x: Float32Array, rows: number, w: QuantizedMatrix, bias: Float32Array | null, out: Float32Array): void;
+  linearQuantized(x: F, rows: number, w: QuantizedMatrix, bias: F | null, out: F): void;
 
   /**
    * Fused log-softmax + negative log-likelihood. Writes each row's log-sum-exp
-   * into `lse` and returns the summed loss and the number of counted rows
-   * (rows whose target equals ignoreIndex are skipped).
+   * into `lse` and scale · (the summed loss of the counted rows) into loss[0]
+   * (rows whose target equals ignoreIndex are skipped; the caller, who knows
+   * the targets, passes 1/count to get the mean). The loss stays where the
+   * backend keeps its values: a device backend does not wait to return it.
    */
-  crossEntropyForward(logits: Float32Array, targets: Int32Array, lse: Float32Array, rows: number, vocab: number, ignoreIndex: number): { sum: number; count: number };
-  /** dLogits += scale · (softmax − onehot(target)) for counted rows; accumulate false overwrites (ignored rows become 0). */
-  crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dLogits: Float32Array, rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean): void;
+  crossEntropyForward(logits: F, targets: Int32Array, lse: F, loss: F, rows: number, vocab: number, ignoreIndex: number, scale: number): void;
+  /**
+   * dLogits += dLoss[0] · scale · (softmax − onehot(target)) for counted rows;
+   * accumulate false overwrites (ignored rows become 0). dLoss is the loss's
+   * own one-element gradient, read by the kernel where it lies.
+   */
+  crossEntropyBackward(logits: F, targets: Int32Array, lse: F, dLoss: F, dLogits: F, rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean): void;
 
   /**
    * mask[i] = 0 with probability p, else 1/(1−p); out = x·mask. The decisions
    * come from a counter-based hash of (seed, i) (js/dropout.ts), so every
    * backend draws the same mask from the same seed.
    */
-  dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
+  dropoutForward(x: F, out: F, mask: F, p: number, seed: number): void;
   /** dx += dOut·mask (accumulate), or dx = dOut·mask. */
-  dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
+  dropoutBackward(dOut: F, mask: F, dx: F, accumulate: boolean): void;
 
   /** One decoupled-weight-decay Adam step on one parameter tensor, in place. */
-  adamwStep(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, h: AdamWHyper): void;
-  /** Σ g² over one gradient tensor (double precision accumulation). */
-  sumSquares(x: Float32Array): number;
-  scaleInPlace(x: Float32Array, s: number): void;
+  adamwStep(param: F, grad: F, m: F, v: F, h: AdamWHyper): void;
+  /**
+   * out[0] = Σ over every array of Σ x² (gradient clipping's squared global
+   * norm; double precision accumulation on the host). One call for all the
+   * gradients, and the result stays with the backend until someone reads it.
+   */
+  sumSquares(xs: readonly F[], out: F): void;
+  scaleInPlace(x: F, s: number): void;
+
+  /**
+   * The memory of a device backend (absent on host backends, whose storage is
+   * a Float32Array the tensor layer manages itself: see storage.ts).
+   */
+  readonly device?: DeviceMemory<F>;
 }

@@ -1,4 +1,5 @@
 import type { GemmArgs } from './backend.js';
+import type { Storage } from './storage.js';
 
 /**
  * A small builder for the backend's GEMM record, so that an op reads like
@@ -8,8 +9,8 @@ import type { GemmArgs } from './backend.js';
  */
 
 /** One matrix operand as stored: row-major `data` with row stride `ld`, read as is or transposed. */
-export interface Matrix {
-  data: Float32Array;
+export interface Matrix<F extends Storage = Storage> {
+  data: F;
   /** Elements between consecutive stored rows. */
   ld: number;
   /** Where the (first) matrix starts in `data`. */
@@ -26,12 +27,12 @@ export interface Placement {
 }
 
 /** The matrix as stored. */
-export const mat = (data: Float32Array, ld: number, at: Placement = {}): Matrix => ({ data, ld, offset: at.offset ?? 0, stride: at.stride ?? 0, transposed: false });
+export const mat = <F extends Storage>(data: F, ld: number, at: Placement = {}): Matrix<F> => ({ data, ld, offset: at.offset ?? 0, stride: at.stride ?? 0, transposed: false });
 
 /** The matrix read transposed (its stored rows are the columns of op(M)). */
-export const matT = (data: Float32Array, ld: number, at: Placement = {}): Matrix => ({ ...mat(data, ld, at), transposed: true });
+export const matT = <F extends Storage>(data: F, ld: number, at: Placement = {}): Matrix<F> => ({ ...mat(data, ld, at), transposed: true });
 
-export interface GemmOptions {
+export interface GemmOptions<F extends Storage = Storage> {
   /** C = alpha·op(A)·op(B); 1 by default. */
   alpha?: number;
   /** Add into C instead of overwriting it (gradients accumulate). */
@@ -39,11 +40,11 @@ export interface GemmOptions {
   /** Matrices in the batch (each operand's `stride` apart); 1 by default. */
   batch?: number;
   /** A length-N vector added to every row of C. */
-  bias?: Float32Array | null;
+  bias?: F | null;
 }
 
 /** C (M×N) = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), op(A) M×K and op(B) K×N. */
-export function gemmArgs(dims: { M: number; N: number; K: number }, c: Matrix, a: Matrix, b: Matrix, o: GemmOptions = {}): GemmArgs {
+export function gemmArgs<F extends Storage>(dims: { M: number; N: number; K: number }, c: Matrix<F>, a: Matrix<F>, b: Matrix<F>, o: GemmOptions<F> = {}): GemmArgs<F> {
   if (c.transposed) throw new Error('gemmArgs: the output C is written as stored, not transposed');
   return {
     transA: a.transposed,

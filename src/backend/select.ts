@@ -2,8 +2,29 @@ import { UserError } from '../util/errors.js';
 import type { Backend } from './backend.js';
 import { registerBackend, setBackend } from './index.js';
 import { createNativeBackend, loadAddon, nativeLoadError } from './native/index.js';
+import { openedWebGpu, openWebGpu } from './webgpu/index.js';
 
-export type BackendChoice = 'auto' | 'js' | 'native';
+export type BackendChoice = 'auto' | 'js' | 'native' | 'webgpu';
+
+/** The backend named by ATTN_BACKEND, when set (the CLI's --backend wins over it). */
+export function envBackendChoice(): BackendChoice | undefined {
+  const v = process.env.ATTN_BACKEND;
+  if (v === undefined || v === '') return undefined;
+  if (v === 'auto' || v === 'js' || v === 'native' || v === 'webgpu') return v;
+  throw new UserError(`ATTN_BACKEND=${v} is not a backend (auto, js, native or webgpu)`);
+}
+
+/**
+ * Open a backend that needs asynchronous setup (webgpu: an adapter and a
+ * device) and make it current; the others as selectBackend. Throws UserError
+ * with one line when the GPU is not there.
+ */
+export async function selectBackendAsync(choice: BackendChoice = envBackendChoice() ?? 'auto', threads?: number): Promise<Backend> {
+  if (choice !== 'webgpu') return selectBackend(choice, threads);
+  const { backend } = await openWebGpu();
+  registerBackend(backend);
+  return setBackend('webgpu');
+}
 
 let warned = false;
 
@@ -14,6 +35,10 @@ let warned = false;
  */
 export function selectBackend(choice: BackendChoice = 'auto', threads?: number): Backend {
   if (choice === 'js') return setBackend('js');
+  if (choice === 'webgpu') {
+    if (!openedWebGpu()) throw new UserError('the webgpu backend needs its device opened first (selectBackendAsync)');
+    return setBackend('webgpu');
+  }
   const addon = loadAddon();
   if (!addon) {
     if (choice === 'native') throw new UserError(`the native backend is not available (${nativeLoadError()}); run \`npm run build:native\` or use --backend js`);
@@ -28,6 +53,7 @@ export function selectBackend(choice: BackendChoice = 'auto', threads?: number):
 
 /** A one-line description for logs: "native (avx2, 2 threads)" or "js". */
 export function describeBackend(b: Backend): string {
+  if (b.name === 'webgpu') return `webgpu (${openedWebGpu()?.adapterName ?? 'no device'})`;
   const addon = b.name === 'native' ? loadAddon() : null;
   return addon ? `native (${addon.isa()}, ${addon.threads()} threads)` : b.name;
 }

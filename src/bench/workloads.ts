@@ -15,6 +15,19 @@ export type Row = Record<string, string | number | boolean | null>;
  * own trainStep) on random tokens, repeated; the median step after `warmup` steps gives tokens/s.
  */
 export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
+  const { model, opt, objective, batch, n } = trainBenchSetup(config);
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    trainStep(opt, objective, [batch], { lr: 1e-3, gradClip: 1 });
+    if (i >= warmup) times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  return { workload: 'train', config, tokens_per_s: (n / ms) * 1000, step_ms: ms, params: model.numParameters() };
+}
+
+/** A bench config's GPT, its AdamW, the next-token objective and one batch of n random tokens (every backend's train bench). */
+export function trainBenchSetup(config: string) {
   const c = BENCH_CONFIGS[config];
   if (!c) throw new Error(`unknown config ${config}`);
   const cfg = parseGPTConfig(c.model);
@@ -24,15 +37,7 @@ export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
   const n = c.batch * cfg.block_size;
   const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
   const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
-  const objective = nextTokenObjective(model, cfg.block_size);
-  const times: number[] = [];
-  for (let i = 0; i < warmup + steps; i++) {
-    const t0 = performance.now();
-    trainStep(opt, objective, [{ x, y }], { lr: 1e-3, gradClip: 1 });
-    if (i >= warmup) times.push(performance.now() - t0);
-  }
-  const ms = median(times);
-  return { workload: 'train', config, tokens_per_s: (n / ms) * 1000, step_ms: ms, params: model.numParameters() };
+  return { model, opt, objective: nextTokenObjective(model, cfg.block_size), batch: { x, y }, n };
 }
 
 /** C = A·B for square n×n float32 matrices; GFLOP/s from the median of `reps`. */

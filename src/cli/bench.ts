@@ -18,6 +18,8 @@ import { benchFleetCommand } from './bench_fleet.js';
 import { fablesCorpus } from '../data/fables.js';
 import { UserError } from '../util/errors.js';
 import { readTextFile } from '../io/read_text.js';
+import { benchWebGpu } from '../bench/webgpu.js';
+import { envBackendChoice } from '../backend/select.js';
 import { useBackend } from './backend_flags.js';
 import { int } from './flags.js';
 
@@ -75,6 +77,10 @@ async function runBench(o: BenchOptions): Promise<void> {
   for (const t of llamaTypes) if (!(LLAMA_BENCH_TYPES as readonly string[]).includes(t)) throw new UserError(`--llama-types: unknown type "${t}" (${LLAMA_BENCH_TYPES.join(', ')})`);
   const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
   if (seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new UserError(`--seeds: expected non-negative integers separated by commas (got "${o.seeds}")`);
+  if ((o.backend === 'auto' ? envBackendChoice() : o.backend) === 'webgpu') {
+    await benchWebGpu({ configs, steps: o.steps, gemmSizes: [1024, 2048, 4096] }, (r) => console.log(o.json ? JSON.stringify(r) : Object.entries(r).map(([k, v]) => `${k}=${v}`).join(' ')));
+    return;
+  }
   const backendName = useBackend({ backend: o.backend }).backend.name;
   const cores = loadAddon()?.threads() ?? 1;
   const attnThreads = o.threads !== undefined ? [o.threads] : backendName === 'native' ? [...new Set([1, cores])] : [1];
@@ -227,7 +233,7 @@ export function benchCommand(): Command {
     .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list), lora (LoRA r 8 against full fine-tuning on the GPT-2 124M shape: tokens/s and peak RSS, and a PyTorch LoRA twin; not in the default list), structured (issue #18\'s goals: 500 json_schema requests validated by ajv from a random and a 30-step model, and the constrained-decoding mask\'s cost at 124M; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
     .option('--text <file>', 'text for the tokenizer and recipe workloads (default: ../shared/data/tinyshakespeare.txt; tokenizers fall back to built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
-    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'js', 'native']).default('auto'))
+    .addOption(new Option('--backend <name>', 'compute backend (webgpu: train M and G, 124M decode and GEMM on the GPU, in one process)').choices(['auto', 'js', 'native', 'webgpu']).default('auto'))
     .option('--steps <n>', 'timed repetitions per workload (after warm-up)', int, 5)
     .option('--json', 'one JSON line per measurement')
     .option('--no-torch', 'skip the PyTorch reference')

@@ -1,5 +1,7 @@
 import { backend } from '../backend/index.js';
+import { isHost, type Storage } from '../backend/storage.js';
 import { ParameterArena } from '../nn/arena.js';
+import { allocStorage, fillStorage, viewStorage } from '../tensor/tensor.js';
 import type { Parameter } from '../nn/module.js';
 
 export interface AdamWOptions {
@@ -20,26 +22,41 @@ export interface AdamWOptions {
 export class AdamW {
   readonly params: Array<[string, Parameter]>;
   readonly arena: ParameterArena;
-  /** First and second moment estimates, laid out like the arena; per-parameter views by name. */
-  readonly m: Map<string, Float32Array>;
-  readonly v: Map<string, Float32Array>;
-  private readonly mAll: Float32Array;
-  private readonly vAll: Float32Array;
+  /** First and second moment estimates, laid out like the arena, in the backend's storage. */
+  readonly mAll: Storage;
+  readonly vAll: Storage;
   step = 0;
 
   constructor(params: Array<[string, Parameter]>, public options: AdamWOptions) {
     this.params = params;
     this.arena = new ParameterArena(params);
-    this.mAll = new Float32Array(this.arena.data.length);
-    this.vAll = new Float32Array(this.arena.data.length);
-    const view = (all: Float32Array, name: string, size: number) => all.subarray(this.arena.offsets.get(name)!, this.arena.offsets.get(name)! + size);
-    this.m = new Map(params.map(([n, p]) => [n, view(this.mAll, n, p.size)]));
-    this.v = new Map(params.map(([n, p]) => [n, view(this.vAll, n, p.size)]));
+    this.mAll = allocStorage(this.arena.data.length, true);
+    this.vAll = allocStorage(this.arena.data.length, true);
+  }
+
+  /** Per-parameter views of the first moments by name (host arrays: throws on a device backend until read). */
+  get m(): Map<string, Float32Array> {
+    return (this.mViews ??= this.views(this.mAll));
+  }
+
+  get v(): Map<string, Float32Array> {
+    return (this.vViews ??= this.views(this.vAll));
+  }
+
+  private mViews?: Map<string, Float32Array>;
+  private vViews?: Map<string, Float32Array>;
+
+  private views(all: Storage): Map<string, Float32Array> {
+    return new Map(this.params.map(([n, p]) => {
+      const view = viewStorage(all, this.arena.offsets.get(n)!, p.size);
+      if (!isHost(view)) throw new Error('AdamW moments live on the device: read them with readState() first');
+      return [n, view];
+    }));
   }
 
   /** Zero every gradient: one pass over the arena (PyTorch's optimizer.zero_grad()). */
   zeroGrad(): void {
-    this.arena.grad.fill(0);
+    fillStorage(this.arena.grad, 0);
   }
 
   /** Apply one update with learning rate `lr` (the schedule's value for this step). */
@@ -47,10 +64,11 @@ export class AdamW {
     this.step++;
     const be = backend();
     const { data, grad, decayed, undecayed } = this.arena;
+    const span = (s: Storage, b: number, e: number) => viewStorage(s, b, e - b);
     const spans: Array<[[number, number], number]> = [[decayed, this.options.weightDecay], [undecayed, 0]];
     for (const [[b, e], weightDecay] of spans) {
       if (e <= b) continue;
-      be.adamwStep(data.subarray(b, e), grad.subarray(b, e), this.mAll.subarray(b, e), this.vAll.subarray(b, e), {
+      be.adamwStep(span(data, b, e), span(grad, b, e), span(this.mAll, b, e), span(this.vAll, b, e), {
         lr,
         beta1: this.options.beta1,
         beta2: this.options.beta2,

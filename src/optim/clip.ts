@@ -1,21 +1,34 @@
 import { backend } from '../backend/index.js';
+import { DeviceValuesError, isHost, type Storage } from '../backend/storage.js';
 import type { Parameter } from '../nn/module.js';
+import { allocStorage } from '../tensor/tensor.js';
 
 /**
  * Rescale all gradients together so their global L2 norm is at most maxNorm:
  * one bad batch cannot throw the weights far. Returns the norm before clipping.
+ * Host backends only (it returns the norm at once); a training step on any
+ * backend queues the norm with squaredNorm and clips with clipToNorm.
  */
 export function clipGradNorm(params: Parameter[], maxNorm: number): number {
-  const be = backend();
   const grads = joinNeighbours(params.flatMap((p) => (p.grad ? [p.grad] : [])));
-  let sq = 0;
-  for (const g of grads) sq += be.sumSquares(g);
-  const norm = Math.sqrt(sq);
-  if (maxNorm > 0 && norm > maxNorm) {
-    const s = maxNorm / (norm + 1e-6);
-    for (const g of grads) be.scaleInPlace(g, s);
-  }
+  const sq = squaredNorm(grads);
+  if (!isHost(sq)) throw new DeviceValuesError(backend().name, 'clipGradNorm');
+  const norm = Math.sqrt(sq[0]!);
+  clipToNorm(grads, norm, maxNorm);
   return norm;
+}
+
+/** Σ g² over every array, as a one-element storage of the current backend (queued, not read). */
+export function squaredNorm(grads: readonly Storage[], out: Storage = allocStorage(1, false)): Storage {
+  backend().sumSquares(grads, out);
+  return out;
+}
+
+/** Scale the gradients by maxNorm/norm when their norm is over maxNorm (0 disables). */
+export function clipToNorm(grads: readonly Storage[], norm: number, maxNorm: number): void {
+  if (!(maxNorm > 0 && norm > maxNorm)) return;
+  const s = maxNorm / (norm + 1e-6);
+  for (const g of grads) backend().scaleInPlace(g, s);
 }
 
 /**

@@ -1,5 +1,5 @@
-import { giveBack } from './buffer_pool.js';
-import { Tensor, type GradFn } from './tensor.js';
+import type { Storage } from '../backend/storage.js';
+import { Tensor, fillStorage, releaseStorage, toBackend, copyStorage, type GradFn } from './tensor.js';
 
 let gradEnabled = true;
 
@@ -49,34 +49,35 @@ export interface BackwardOptions {
 export function backward(root: Tensor, seed?: Float32Array, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) throw new Error('backward() on a tensor that does not require grad');
   const order = topologicalOrder(root);
-  const g = root.ensureGrad();
-  if (seed) g.set(seed);
-  else if (root.size === 1) g[0] = g[0]! + 1;
-  else throw new Error(`backward() from a non-scalar tensor [${root.shape}] needs a seed gradient`);
+  if (!seed && root.size !== 1) throw new Error(`backward() from a non-scalar tensor [${root.shape}] needs a seed gradient`);
+  // d root / d root: the seed (1 for a scalar loss), where the backend keeps values.
+  const g = root.ensureGradStorage();
+  if (seed) copyStorage(toBackend(seed), 0, g, 0, seed.length);
+  else fillStorage(g, 1);
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i]!;
-    if (t.gradFn && t.grad) {
+    if (t.gradFn && t.gradStorage) {
       t.gradFn.backward();
       // Every consumer of t came later in the forward pass and has already pushed its gradient
       // into t, so t's gradient is spent: recycle it now, not after the pass, so that the
       // intermediate gradients of a whole network are never all alive at once.
-      giveBack(t.grad);
-      t.grad = null;
+      releaseStorage(t.gradStorage);
+      t.gradStorage = null;
     }
   }
   // Leaves (parameters, inputs) own their data; reshape outputs may share it.
-  const kept = new Set(order.filter((t) => !t.gradFn).map((t) => t.data));
-  const freed = new Set<Float32Array>();
+  const kept = new Set(order.filter((t) => !t.gradFn).map((t) => t.storage));
+  const freed = new Set<Storage>();
   for (const t of order) {
     if (t.gradFn) {
       t.gradFn = null;
       // Intermediate gradients are not needed after the pass: recycle them.
-      if (t.grad) giveBack(t.grad);
-      t.grad = null;
-      if (opts.freeActivations && !kept.has(t.data) && !freed.has(t.data)) freed.add(t.data);
+      if (t.gradStorage) releaseStorage(t.gradStorage);
+      t.gradStorage = null;
+      if (opts.freeActivations && !kept.has(t.storage) && !freed.has(t.storage)) freed.add(t.storage);
     }
   }
-  for (const buf of freed) giveBack(buf);
+  for (const buf of freed) releaseStorage(buf);
 }
 
 /** Depth-first post-order without recursion (deep graphs would overflow the stack). */

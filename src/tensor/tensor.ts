@@ -1,10 +1,18 @@
-import { takeUninitialized, takeZeroed } from './buffer_pool.js';
+import { backend } from '../backend/index.js';
+import { DeviceValuesError, isHost, type Storage } from '../backend/storage.js';
+import { giveBack, takeUninitialized, takeZeroed } from './buffer_pool.js';
 
 /**
- * A Tensor is a flat Float32Array plus a shape (row-major), and — when it was
- * computed from tensors that need gradients — a record of how: its inputs and
- * a function that pushes its gradient back to them. Following those records
- * from the loss backwards is reverse-mode automatic differentiation.
+ * A Tensor is a flat array of values plus a shape (row-major), and — when it
+ * was computed from tensors that need gradients — a record of how: its inputs
+ * and a function that pushes its gradient back to them. Following those
+ * records from the loss backwards is reverse-mode automatic differentiation.
+ *
+ * The values are a Storage (backend/storage.ts): on a host backend a
+ * Float32Array, which `data` and `grad` give out directly; on a device
+ * backend the backend's handle, which ops pass along untouched and which
+ * `await read()` brings to the host. Ops use `storage` and `gradStorage`;
+ * code that indexes values uses `data` and `grad` (host tensors only).
  */
 export type Shape = number[];
 
@@ -16,22 +24,48 @@ export interface GradFn {
 }
 
 export class Tensor {
-  data: Float32Array;
+  /** The values, where the backend that made them keeps them. */
+  storage: Storage;
   readonly shape: Shape;
-  grad: Float32Array | null = null;
+  /** The gradient, like storage; null until a backward pass reaches this tensor. */
+  gradStorage: Storage | null = null;
   requiresGrad: boolean;
   gradFn: GradFn | null = null;
 
-  constructor(data: Float32Array, shape: Shape, requiresGrad = false) {
+  constructor(data: Storage, shape: Shape, requiresGrad = false) {
     const n = numel(shape);
     if (data.length !== n) throw new Error(`tensor data has ${data.length} values but shape [${shape}] needs ${n}`);
-    this.data = data;
+    this.storage = data;
     this.shape = [...shape];
     this.requiresGrad = requiresGrad;
   }
 
+  /** The values as a host array (throws DeviceValuesError on a device tensor: use `await read()`). */
+  get data(): Float32Array {
+    return hostArray(this.storage, 'tensor.data');
+  }
+
+  set data(values: Storage) {
+    this.storage = values;
+  }
+
+  /** The gradient as a host array, or null (throws on a device tensor's gradient). */
+  get grad(): Float32Array | null {
+    return this.gradStorage && hostArray(this.gradStorage, 'tensor.grad');
+  }
+
+  set grad(values: Storage | null) {
+    this.gradStorage = values;
+  }
+
+  /** The values on the host, wherever they live (waits for the device's queued work). */
+  async read(): Promise<Float32Array> {
+    return readStorage(this.storage);
+  }
+
+  /** Zeros, in the current backend's storage. */
   static zeros(shape: Shape, requiresGrad = false): Tensor {
-    return new Tensor(takeZeroed(numel(shape)), shape, requiresGrad);
+    return new Tensor(allocStorage(numel(shape), true), shape, requiresGrad);
   }
 
   /**
@@ -39,15 +73,16 @@ export class Tensor {
    * output that its kernel overwrites in full, where zeroing is wasted work.
    */
   static empty(shape: Shape, requiresGrad = false): Tensor {
-    return new Tensor(takeUninitialized(numel(shape)), shape, requiresGrad);
+    return new Tensor(allocStorage(numel(shape), false), shape, requiresGrad);
   }
 
+  /** Values from the host, in the current backend's storage (uploaded to a device backend). */
   static from(values: ArrayLike<number>, shape?: Shape, requiresGrad = false): Tensor {
-    return new Tensor(Float32Array.from(values), shape ?? [values.length], requiresGrad);
+    return new Tensor(toBackend(Float32Array.from(values)), shape ?? [values.length], requiresGrad);
   }
 
   get size(): number {
-    return this.data.length;
+    return this.storage.length;
   }
 
   get rank(): number {
@@ -56,14 +91,18 @@ export class Tensor {
 
   /** The single value of a one-element tensor. */
   item(): number {
-    if (this.data.length !== 1) throw new Error(`item() needs one element, tensor has shape [${this.shape}]`);
-    return this.data[0]!;
+    if (this.size !== 1) throw new Error(`item() needs one element, tensor has shape [${this.shape}]`);
+    return hostArray(this.storage, 'item()')[0]!;
   }
 
-  /** The gradient buffer, created as zeros on first use (gradients accumulate). */
+  /** The gradient as a host array, created as zeros on first use (gradients accumulate). */
   ensureGrad(): Float32Array {
-    if (!this.grad) this.grad = takeZeroed(this.data.length);
-    return this.grad;
+    return hostArray(this.ensureGradStorage(), 'tensor.ensureGrad()');
+  }
+
+  /** The gradient's storage, created as zeros on first use: what ops accumulate into. */
+  ensureGradStorage(): Storage {
+    return (this.gradStorage ??= allocStorage(this.size, true));
   }
 
   /**
@@ -71,20 +110,83 @@ export class Tensor {
    * contribution overwrites a fresh buffer (accumulate false, no zeroing
    * pass); later ones add into it. For kernels that can do either.
    */
-  gradSink(): { grad: Float32Array; accumulate: boolean } {
-    if (this.grad) return { grad: this.grad, accumulate: true };
-    this.grad = takeUninitialized(this.data.length);
-    return { grad: this.grad, accumulate: false };
+  gradSink(): { grad: Storage; accumulate: boolean } {
+    if (this.gradStorage) return { grad: this.gradStorage, accumulate: true };
+    this.gradStorage = allocStorage(this.size, false);
+    return { grad: this.gradStorage, accumulate: false };
   }
 
   zeroGrad(): void {
-    if (this.grad) this.grad.fill(0);
+    if (this.gradStorage) fillStorage(this.gradStorage, 0);
   }
 
   /** A tensor sharing this data but cut from the graph. */
   detach(): Tensor {
-    return new Tensor(this.data, this.shape);
+    return new Tensor(this.storage, this.shape);
   }
+}
+
+/*
+ * Storage through the current backend. A host backend has no `device`: its
+ * arrays come from the buffer pool and are used in place, as they always
+ * were. A device backend allocates, fills and frees its own memory.
+ */
+
+/** n floats in the current backend's storage; zeroed, or left as recycled (for outputs written in full). */
+export function allocStorage(n: number, zeroed: boolean): Storage {
+  const device = backend().device;
+  if (device) return device.alloc(n, zeroed);
+  return zeroed ? takeZeroed(n) : takeUninitialized(n);
+}
+
+/** Give storage nobody references any more back for reuse. */
+export function releaseStorage(s: Storage): void {
+  if (isHost(s)) giveBack(s);
+  else backend().device?.release(s);
+}
+
+/**
+ * Values in the current backend's storage: the same storage when it already
+ * is (every host array on a host backend), an upload of host values to a
+ * device backend.
+ */
+export function toBackend(values: Storage): Storage {
+  const device = backend().device;
+  return device && isHost(values) ? device.upload(values) : values;
+}
+
+export function fillStorage(s: Storage, value: number): void {
+  if (isHost(s)) s.fill(value);
+  else deviceOf(s).fill(s, value);
+}
+
+/** dst[dstOffset …] = src[srcOffset …], n values, in either kind of storage (both the same kind). */
+export function copyStorage(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, n: number): void {
+  if (isHost(src) && isHost(dst)) dst.set(src.subarray(srcOffset, srcOffset + n), dstOffset);
+  else deviceOf(dst).copy(src, srcOffset, dst, dstOffset, n);
+}
+
+/** Values begin … begin + length, sharing memory. */
+export function viewStorage(s: Storage, begin: number, length: number): Storage {
+  return isHost(s) ? s.subarray(begin, begin + length) : deviceOf(s).view(s, begin, length);
+}
+
+export async function readStorage(s: Storage): Promise<Float32Array> {
+  return isHost(s) ? s : deviceOf(s).read(s);
+}
+
+function hostArray(s: Storage, what: string): Float32Array {
+  if (isHost(s)) return s;
+  throw new DeviceValuesError((s as { backend: string }).backend, what);
+}
+
+/** The device memory a handle belongs to: the current backend's (one device backend runs at a time). */
+function deviceOf(s: Storage): NonNullable<ReturnType<typeof backend>['device']> {
+  const be = backend();
+  if (!be.device || be.name !== (s as { backend: string }).backend) {
+    throw new Error(`storage of the ${(s as { backend: string }).backend} backend used while the current backend is ${be.name}`);
+  }
+  return be.device;
 }
 
 export function numel(shape: Shape): number {

@@ -17,10 +17,12 @@
  * The loop around it (evaluation, checkpoints, resume, the NaN guard,
  * progress) is runTraining in loop.ts.
  */
+import { backend } from '../backend/index.js';
+import { DeviceValuesError, isHost, type Storage } from '../backend/storage.js';
 import type { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/clip.js';
+import { clipToNorm, squaredNorm } from '../optim/clip.js';
 import { backward } from '../tensor/autograd.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { allocStorage, copyStorage, readStorage, viewStorage, type Tensor } from '../tensor/tensor.js';
 
 /** What a training run minimises: a batch in, a scalar loss out. */
 export interface Objective<B> {
@@ -51,21 +53,51 @@ export interface StepResult {
  * optimizer's parameters. When the loss is not finite the weights and the
  * optimizer state are left untouched (the step is not taken), so whoever
  * drives the loop can stop with the last good weights intact.
+ *
+ * On a host backend. A device backend runs the same step with
+ * trainStepAsync, which waits for the device once, for the step's numbers.
  */
 export function trainStep<B>(opt: AdamW, objective: Objective<B>, batches: readonly B[], s: StepSettings): StepResult {
+  const numbers = queueGradients(opt, objective, batches);
+  if (!isHost(numbers)) throw new DeviceValuesError(backend().name, 'trainStep (use trainStepAsync)');
+  return update(opt, numbers, batches.length, s);
+}
+
+/** trainStep on any backend: forward, backward and the gradient norm queued, one read, then clip and AdamW queued. */
+export async function trainStepAsync<B>(opt: AdamW, objective: Objective<B>, batches: readonly B[], s: StepSettings): Promise<StepResult> {
+  const numbers = queueGradients(opt, objective, batches);
+  return update(opt, await readStorage(numbers), batches.length, s);
+}
+
+/**
+ * Zero the gradients, then forward and backward every micro-batch. Returns
+ * the numbers the rest of the step depends on, in the backend's storage and
+ * not yet read: each micro-batch's loss, then the squared global gradient norm.
+ */
+function queueGradients<B>(opt: AdamW, objective: Objective<B>, batches: readonly B[]): Storage {
   if (batches.length === 0) throw new Error('trainStep needs at least one micro-batch');
+  const n = batches.length;
   opt.zeroGrad();
   // The same seed for every micro-batch: d(mean of n losses)/d(loss_i) = 1/n.
-  const seed = Float32Array.of(1 / batches.length);
-  let sum = 0;
-  for (const batch of batches) {
+  const seed = Float32Array.of(1 / n);
+  const numbers = allocStorage(n + 1, false);
+  batches.forEach((batch, i) => {
     const loss = objective.loss(batch);
-    sum += loss.item();
+    copyStorage(loss.storage, 0, numbers, i, 1);
     backward(loss, seed, { freeActivations: true });
-  }
-  const loss = sum / batches.length;
+  });
+  squaredNorm([opt.arena.grad], viewStorage(numbers, n, 1));
+  return numbers;
+}
+
+/** Given the step's numbers: stop on a loss that is not finite, else clip and update. */
+function update(opt: AdamW, numbers: Float32Array, n: number, s: StepSettings): StepResult {
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += numbers[i]!;
+  const loss = sum / n;
   if (!Number.isFinite(loss)) return { loss, gradNorm: NaN };
-  const gradNorm = clipGradNorm(opt.params.map(([, p]) => p), s.gradClip);
+  const gradNorm = Math.sqrt(numbers[n]!);
+  clipToNorm([opt.arena.grad], gradNorm, s.gradClip);
   opt.update(s.lr);
   return { loss, gradNorm };
 }

@@ -46,7 +46,7 @@ export function attentionCached(
 }
 
 /** Several sequences, each with its own single-row cache: attentionCached on each one's rows. */
-export function attentionCachedRagged(q: Float32Array, out: Float32Array, seqs: readonly RaggedKvSequence[], d: RaggedKvDims): void {
+export function attentionCachedRagged(q: Float32Array, out: Float32Array, seqs: readonly RaggedKvSequence<Float32Array>[], d: RaggedKvDims): void {
   const C = d.nHead * d.headDim;
   for (const s of seqs) {
     const rows = (a: Float32Array) => a.subarray(s.offset * C, (s.offset + s.Tq) * C);

@@ -26,7 +26,7 @@ import type { GemmArgs } from '../backend.js';
  * Each dot product is summed in double precision and rounded to float32 once.
  * Together this is about 1.3× the speed of a strided 4×4 tile kernel.
  */
-export function gemm(g: GemmArgs): void {
+export function gemm(g: GemmArgs<Float32Array>): void {
   const { M, N, K } = g;
   // Element (i, k) of op(A) is at a[i·ars + k·acs]; (k, j) of op(B) at b[k·brs + j·bcs].
   const ars = g.transA ? 1 : g.lda;

@@ -14,7 +14,7 @@ import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
 
 /** The pure-TypeScript reference backend: runs anywhere, and is the oracle for faster ones. */
-export const jsBackend: Backend = {
+export const jsBackend: Backend<Float32Array> = {
   name: 'js',
   gemm,
   binary,
@@ -35,11 +35,18 @@ export const jsBackend: Backend = {
   attentionCachedRagged,
   linearInt8,
   linearQuantized,
-  crossEntropyForward,
-  crossEntropyBackward,
+  crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
+    loss[0] = scale * crossEntropyForward(logits, targets, lse, rows, vocab, ignore).sum;
+  },
+  crossEntropyBackward: (logits, targets, lse, dLoss, dLogits, rows, vocab, ignore, scale, acc) =>
+    crossEntropyBackward(logits, targets, lse, dLogits, rows, vocab, ignore, dLoss[0]! * scale, acc),
   dropoutForward,
   dropoutBackward,
   adamwStep,
-  sumSquares,
+  sumSquares: (xs, out) => {
+    let sq = 0;
+    for (const x of xs) sq += sumSquares(x);
+    out[0] = sq;
+  },
   scaleInPlace,
 };

@@ -65,7 +65,7 @@ export function nativeLoadError(): string | null {
 }
 
 /** y = x·Wᵀ (+ bias) on whole, contiguous arrays: a Linear layer's forward, sent with fewer arguments. */
-function isPlainLinear(g: GemmArgs): boolean {
+function isPlainLinear(g: GemmArgs<Float32Array>): boolean {
   return !g.transA && g.transB && g.batch === 1 && g.alpha === 1 && !g.accumulate && g.aOffset === 0 && g.bOffset === 0 && g.cOffset === 0 &&
     g.lda === g.K && g.ldb === g.K && g.ldc === g.N;
 }
@@ -79,7 +79,7 @@ const dimsArgs = (d: AttentionDims) =>
  * chosen at run time) on a persistent thread pool. Ops it does not accelerate
  * fall through to the js backend.
  */
-export function createNativeBackend(a: Addon): Backend {
+export function createNativeBackend(a: Addon): Backend<Float32Array> {
   return {
     ...jsBackend,
     name: 'native',
@@ -133,15 +133,18 @@ export function createNativeBackend(a: Addon): Backend {
       if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`linearQuantized: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
       a.linearQuantized(x, rows, GGML_TYPE[w.type], w.data, w.rows, w.cols, bias, out);
     },
-    crossEntropyForward: (logits, targets, lse, rows, vocab, ignore) => {
-      const [sum, count] = a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore);
-      return { sum, count };
+    crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
+      loss[0] = scale * a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore)[0];
     },
-    crossEntropyBackward: (logits, targets, lse, d, rows, vocab, ignore, scale, acc) => a.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, scale, acc),
+    crossEntropyBackward: (logits, targets, lse, dLoss, d, rows, vocab, ignore, scale, acc) => a.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, dLoss[0]! * scale, acc),
     dropoutForward: (x, out, mask, p, seed) => a.dropoutForward(x, out, mask, p, seed),
     dropoutBackward: (dOut, mask, dx, acc) => a.dropoutBackward(dOut, mask, dx, acc),
     adamwStep: (p, g, m, v, h) => a.adamw(p, g, m, v, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.step),
-    sumSquares: (x) => a.sumSquares(x),
+    sumSquares: (xs, out) => {
+      let sq = 0;
+      for (const x of xs) sq += a.sumSquares(x);
+      out[0] = sq;
+    },
     scaleInPlace: (x, s) => a.scaleInPlace(x, s),
   };
 }

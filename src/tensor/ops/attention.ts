@@ -3,7 +3,8 @@ import { backend } from '../../backend/index.js';
 import { attentionWeights as weightsReference } from '../../backend/js/attention.js';
 import type { Rng } from '../../util/rng.js';
 import { record } from '../autograd.js';
-import { Tensor } from '../tensor.js';
+import type { Storage } from '../../backend/storage.js';
+import { Tensor, viewStorage } from '../tensor.js';
 
 export interface AttentionOptions {
   nHead: number;
@@ -60,12 +61,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   const d = attentionDims(B, Tq, k.shape[1]!, C, k.shape[2]!, o);
   const out = Tensor.empty([B, Tq, C]);
   const be = backend();
-  const saved = be.attentionForward(q.data, k.data, v.data, out.data, d);
+  const saved = be.attentionForward(q.storage, k.storage, v.storage, out.storage, d);
   return record(out, [q, k, v], 'attention', () => {
     // The kernel may overwrite fresh gradients only when q, k and v are three tensors (not x, x, x) without one yet.
-    const fresh = q !== k && k !== v && q !== v && !q.grad && !k.grad && !v.grad;
-    const [dq, dk, dv] = [q, k, v].map((t) => (fresh ? t.gradSink().grad : t.ensureGrad())) as [Float32Array, Float32Array, Float32Array];
-    be.attentionBackward(saved, q.data, k.data, v.data, out.data, out.grad!, dq, dk, dv, d, !fresh);
+    const fresh = q !== k && k !== v && q !== v && !q.gradStorage && !k.gradStorage && !v.gradStorage;
+    const [dq, dk, dv] = [q, k, v].map((t) => (fresh ? t.gradSink().grad : t.ensureGradStorage())) as [Storage, Storage, Storage];
+    be.attentionBackward(saved, q.storage, k.storage, v.storage, out.storage, out.gradStorage!, dq, dk, dv, d, !fresh);
   });
 }
 
@@ -84,13 +85,13 @@ export function packedAttention(qkv: Tensor, o: AttentionOptions): Tensor {
   const headDim = W / heads;
   const [C, Ckv] = [o.nHead * headDim, nKvHead * headDim];
   const d = { ...attentionDims(B, T, T, C, Ckv, o), qStride: W, kvStride: W };
-  const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(C + Ckv)] as const; // q, k, v: the same rows, offset
+  const parts = (a: Storage) => [a, viewStorage(a, C, a.length - C), viewStorage(a, C + Ckv, a.length - C - Ckv)] as const; // q, k, v: the same rows, offset
   const out = Tensor.empty([B, T, C]);
   const be = backend();
-  const saved = be.attentionForward(...parts(qkv.data), out.data, d);
+  const saved = be.attentionForward(...parts(qkv.storage), out.storage, d);
   return record(out, [qkv], 'attention', () => {
     const g = qkv.gradSink();
-    be.attentionBackward(saved, ...parts(qkv.data), out.data, out.grad!, ...parts(g.grad), d, g.accumulate);
+    be.attentionBackward(saved, ...parts(qkv.storage), out.storage, out.gradStorage!, ...parts(g.grad), d, g.accumulate);
   });
 }
 

@@ -1,6 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, allocStorage } from '../tensor.js';
 
 export interface CrossEntropyOptions {
   /** Targets equal to this are skipped (padding). Default −1. */
@@ -16,16 +16,20 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, opts: CrossEnt
   const vocab = logits.shape[logits.rank - 1]!;
   const rows = logits.size / vocab;
   if (targets.length !== rows) throw new Error(`crossEntropy: ${targets.length} targets for ${rows} rows of logits`);
+  let count = 0;
   for (const t of targets) {
-    if (t !== ignoreIndex && (t < 0 || t >= vocab)) throw new Error(`crossEntropy: target ${t} outside vocabulary of ${vocab}`);
+    if (t === ignoreIndex) continue;
+    if (t < 0 || t >= vocab) throw new Error(`crossEntropy: target ${t} outside vocabulary of ${vocab}`);
+    count++;
   }
-  const lse = new Float32Array(rows);
+  const lse = allocStorage(rows, false);
   const be = backend();
-  const { sum, count } = be.crossEntropyForward(logits.data, targets, lse, rows, vocab, ignoreIndex);
-  const out = Tensor.from([count > 0 ? sum / count : 0], []);
+  // The mean over counted rows (0 when every row is ignored), written where the backend keeps values.
+  const out = Tensor.empty([]);
+  be.crossEntropyForward(logits.storage, targets, lse, out.storage, rows, vocab, ignoreIndex, count > 0 ? 1 / count : 0);
   return record(out, [logits], 'crossEntropy', () => {
     if (count === 0) return;
     const d = logits.gradSink();
-    be.crossEntropyBackward(logits.data, targets, lse, d.grad, rows, vocab, ignoreIndex, out.grad![0]! / count, d.accumulate);
+    be.crossEntropyBackward(logits.storage, targets, lse, out.gradStorage!, d.grad, rows, vocab, ignoreIndex, 1 / count, d.accumulate);
   });
 }

@@ -1,7 +1,8 @@
 import { backend } from '../../backend/index.js';
 import type { BinaryOp, UnaryOp } from '../../backend/backend.js';
 import { record } from '../autograd.js';
-import { Tensor, sameShape, type Shape } from '../tensor.js';
+import type { Storage } from '../../backend/storage.js';
+import { Tensor, allocStorage, copyStorage, releaseStorage, sameShape, type Shape } from '../tensor.js';
 
 /** NumPy broadcasting: align shapes on the right; sizes must match or be 1. */
 export function broadcastShape(a: Shape, b: Shape): Shape {
@@ -21,14 +22,14 @@ function padTo(shape: Shape, rank: number): Shape {
 }
 
 /** The gradient w.r.t. a broadcast input is the output gradient summed over the broadcast axes. */
-function accumulateReduced(grad: Float32Array, outShape: Shape, t: Tensor): void {
+function accumulateReduced(grad: Storage, outShape: Shape, t: Tensor): void {
   if (!t.requiresGrad) return;
   if (sameShape(t.shape, outShape)) {
     const sink = t.gradSink();
     if (sink.accumulate) backend().binary('add', sink.grad, outShape, grad, outShape, sink.grad, outShape);
-    else sink.grad.set(grad);
+    else copyStorage(grad, 0, sink.grad, 0, grad.length);
   } else {
-    const g = t.ensureGrad();
+    const g = t.ensureGradStorage();
     backend().reduceSumTo(grad, outShape, g, padTo(t.shape, outShape.length));
   }
 }
@@ -37,11 +38,11 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShape(a.shape, b.shape);
   const out = Tensor.empty(shape);
   const be = backend();
-  be.binary(op, a.data, padTo(a.shape, shape.length), b.data, padTo(b.shape, shape.length), out.data, shape);
+  be.binary(op, a.storage, padTo(a.shape, shape.length), b.storage, padTo(b.shape, shape.length), out.storage, shape);
   return record(out, [a, b], op, () => {
-    const dy = out.grad!;
-    let scratch: Float32Array | null = null;
-    const tmp = () => (scratch ??= new Float32Array(dy.length)); // add needs none
+    const dy = out.gradStorage!;
+    let scratch: Storage | null = null;
+    const tmp = () => (scratch ??= allocStorage(dy.length, false)); // add needs none
     const full = (x: Tensor) => padTo(x.shape, shape.length);
     switch (op) {
       case 'add':
@@ -57,28 +58,29 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
         break;
       case 'mul':
         if (a.requiresGrad) {
-          be.binary('mul', dy, shape, b.data, full(b), tmp(), shape);
+          be.binary('mul', dy, shape, b.storage, full(b), tmp(), shape);
           accumulateReduced(tmp(), shape, a);
         }
         if (b.requiresGrad) {
-          be.binary('mul', dy, shape, a.data, full(a), tmp(), shape);
+          be.binary('mul', dy, shape, a.storage, full(a), tmp(), shape);
           accumulateReduced(tmp(), shape, b);
         }
         break;
       case 'div':
         // d(a/b)/da = 1/b ; d(a/b)/db = −(a/b)/b
         if (a.requiresGrad) {
-          be.binary('div', dy, shape, b.data, full(b), tmp(), shape);
+          be.binary('div', dy, shape, b.storage, full(b), tmp(), shape);
           accumulateReduced(tmp(), shape, a);
         }
         if (b.requiresGrad) {
-          be.binary('mul', dy, shape, out.data, shape, tmp(), shape);
-          be.binary('div', tmp(), shape, b.data, full(b), tmp(), shape);
+          be.binary('mul', dy, shape, out.storage, shape, tmp(), shape);
+          be.binary('div', tmp(), shape, b.storage, full(b), tmp(), shape);
           be.unary('neg', tmp(), tmp());
           accumulateReduced(tmp(), shape, b);
         }
         break;
     }
+    if (scratch) releaseStorage(scratch);
   });
 }
 
@@ -94,10 +96,10 @@ export function scale(x: Tensor, s: number): Tensor {
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const out = Tensor.empty(x.shape);
-  backend().unary(op, x.data, out.data);
+  backend().unary(op, x.storage, out.storage);
   return record(out, [x], op, () => {
     const dx = x.gradSink();
-    backend().unaryBackward(op, x.data, out.data, out.grad!, dx.grad, dx.accumulate);
+    backend().unaryBackward(op, x.storage, out.storage, out.gradStorage!, dx.grad, dx.accumulate);
   });
 }
 

@@ -9,8 +9,8 @@ export function embedding(weight: Tensor, ids: Int32Array, idsShape: Shape = [id
     if (id < 0 || id >= vocab || !Number.isInteger(id)) throw new Error(`embedding: id ${id} outside table of ${vocab} rows`);
   }
   const out = Tensor.empty([...idsShape, dim]);
-  backend().embeddingForward(weight.data, ids, out.data, dim);
+  backend().embeddingForward(weight.storage, ids, out.storage, dim);
   return record(out, [weight], 'embedding', () => {
-    backend().embeddingBackward(out.grad!, ids, weight.ensureGrad(), dim);
+    backend().embeddingBackward(out.gradStorage!, ids, weight.ensureGradStorage(), dim);
   });
 }

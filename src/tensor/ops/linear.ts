@@ -16,19 +16,19 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const out = Tensor.empty([...x.shape.slice(0, -1), outF]);
   const be = backend();
   // y = x·Wᵀ + b
-  be.gemm(gemmArgs({ M: rows, N: outF, K: inF }, mat(out.data, outF), mat(x.data, inF), matT(weight.data, inF), { bias: bias?.data ?? null }));
+  be.gemm(gemmArgs({ M: rows, N: outF, K: inF }, mat(out.storage, outF), mat(x.storage, inF), matT(weight.storage, inF), { bias: bias?.storage ?? null }));
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, inputs, 'linear', () => {
-    const dy = out.grad!;
+    const dy = out.gradStorage!;
     if (x.requiresGrad) {
       // dx = dy·W
       const dx = x.gradSink();
-      be.gemm(gemmArgs({ M: rows, N: inF, K: outF }, mat(dx.grad, inF), mat(dy, outF), mat(weight.data, inF), { accumulate: dx.accumulate }));
+      be.gemm(gemmArgs({ M: rows, N: inF, K: outF }, mat(dx.grad, inF), mat(dy, outF), mat(weight.storage, inF), { accumulate: dx.accumulate }));
     }
     if (weight.requiresGrad) {
       // dW += dyᵀ·x
-      be.gemm(gemmArgs({ M: outF, N: inF, K: rows }, mat(weight.ensureGrad(), inF), matT(dy, outF), mat(x.data, inF), { accumulate: true }));
+      be.gemm(gemmArgs({ M: outF, N: inF, K: rows }, mat(weight.ensureGradStorage(), inF), matT(dy, outF), mat(x.storage, inF), { accumulate: true }));
     }
-    if (bias?.requiresGrad) be.reduceSumTo(dy, [rows, outF], bias.ensureGrad(), [1, outF]);
+    if (bias?.requiresGrad) be.reduceSumTo(dy, [rows, outF], bias.ensureGradStorage(), [1, outF]);
   });
 }

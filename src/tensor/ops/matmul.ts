@@ -1,6 +1,7 @@
 import { backend } from '../../backend/index.js';
 import { gemmArgs, mat, type Matrix } from '../../backend/gemm_args.js';
 import { record } from '../autograd.js';
+import type { Storage } from '../../backend/storage.js';
 import { Tensor } from '../tensor.js';
 
 export interface MatmulOptions {
@@ -32,30 +33,30 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const out = Tensor.empty([...batchShape, M, N]);
   // Each operand as stored, `stride` apart in the batch (0: one B shared by every entry); `t` reads it transposed.
-  const A = (data: Float32Array, t: boolean): Matrix => ({ data, ld: aC, offset: 0, stride: aR * aC, transposed: t });
-  const B = (data: Float32Array, t: boolean): Matrix => ({ data, ld: bC, offset: 0, stride: shared ? 0 : bR * bC, transposed: t });
+  const A = (data: Storage, t: boolean): Matrix => ({ data, ld: aC, offset: 0, stride: aR * aC, transposed: t });
+  const B = (data: Storage, t: boolean): Matrix => ({ data, ld: bC, offset: 0, stride: shared ? 0 : bR * bC, transposed: t });
   const dims = (m: number, n: number, k: number) => ({ M: m, N: n, K: k });
   // C = op(A)·op(B)
-  backend().gemm(gemmArgs(dims(M, N, K), mat(out.data, N, { stride: M * N }), A(a.data, transA), B(b.data, transB), { batch }));
+  backend().gemm(gemmArgs(dims(M, N, K), mat(out.storage, N, { stride: M * N }), A(a.storage, transA), B(b.storage, transB), { batch }));
   return record(out, [a, b], 'matmul', () => {
-    const dC = out.grad!;
+    const dC = out.gradStorage!;
     const dCAs = (t: boolean): Matrix => ({ ...mat(dC, N, { stride: M * N }), transposed: t });
     if (a.requiresGrad) {
       // dA += dC·op(B)ᵀ, or (for a stored transposed) op(B)·dCᵀ.
-      const dA = A(a.ensureGrad(), false);
+      const dA = A(a.ensureGradStorage(), false);
       backend().gemm(
         transA
-          ? gemmArgs(dims(K, M, N), dA, B(b.data, transB), dCAs(true), { batch, accumulate: true })
-          : gemmArgs(dims(M, K, N), dA, dCAs(false), B(b.data, !transB), { batch, accumulate: true }),
+          ? gemmArgs(dims(K, M, N), dA, B(b.storage, transB), dCAs(true), { batch, accumulate: true })
+          : gemmArgs(dims(M, K, N), dA, dCAs(false), B(b.storage, !transB), { batch, accumulate: true }),
       );
     }
     if (b.requiresGrad) {
       // dB += op(A)ᵀ·dC, or (for b stored transposed) dCᵀ·op(A). A shared B sums over the batch.
-      const dB = B(b.ensureGrad(), false);
+      const dB = B(b.ensureGradStorage(), false);
       backend().gemm(
         transB
-          ? gemmArgs(dims(N, K, M), dB, dCAs(true), A(a.data, transA), { batch, accumulate: true })
-          : gemmArgs(dims(K, N, M), dB, A(a.data, !transA), dCAs(false), { batch, accumulate: true }),
+          ? gemmArgs(dims(N, K, M), dB, dCAs(true), A(a.storage, transA), { batch, accumulate: true })
+          : gemmArgs(dims(K, N, M), dB, A(a.storage, !transA), dCAs(false), { batch, accumulate: true }),
       );
     }
   });

@@ -1,6 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, allocStorage } from '../tensor.js';
 
 /**
  * RMSNorm over the last axis: w · x / √(mean(x²) + eps) (Llama's norm: no
@@ -11,12 +11,12 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   if (weight && weight.size !== cols) throw new Error(`rmsNorm: weight of ${weight.size} values for rows of ${cols}`);
   const rows = x.size / cols;
   const out = Tensor.empty(x.shape);
-  const rstd = new Float32Array(rows);
+  const rstd = allocStorage(rows, false);
   const be = backend();
-  be.rmsNormForward(x.data, weight?.data ?? null, out.data, rstd, rows, cols, eps);
+  be.rmsNormForward(x.storage, weight?.storage ?? null, out.storage, rstd, rows, cols, eps);
   return record(out, weight ? [x, weight] : [x], 'rmsNorm', () => {
-    const dx = x.requiresGrad ? x.gradSink() : { grad: new Float32Array(x.size), accumulate: false };
-    const dW = weight?.requiresGrad ? weight.ensureGrad() : null;
-    be.rmsNormBackward(x.data, weight?.data ?? null, rstd, out.grad!, dx.grad, dW, rows, cols, dx.accumulate);
+    const dx = x.requiresGrad ? x.gradSink() : { grad: allocStorage(x.size, false), accumulate: false };
+    const dW = weight?.requiresGrad ? weight.ensureGradStorage() : null;
+    be.rmsNormBackward(x.storage, weight?.storage ?? null, rstd, out.gradStorage!, dx.grad, dW, rows, cols, dx.accumulate);
   });
 }

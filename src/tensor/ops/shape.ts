@@ -8,10 +8,10 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   const resolved = shape.map((s) => (s === -1 ? x.size / known : s));
   if (numel(resolved) !== x.size) throw new Error(`cannot reshape [${x.shape}] to [${shape}]`);
   // Shares storage with x: reshaping never copies.
-  const out = new Tensor(x.data, resolved);
+  const out = new Tensor(x.storage, resolved);
   return record(out, [x], 'reshape', () => {
-    const g = x.ensureGrad();
-    backend().binary('add', g, resolved, out.grad!, resolved, g, resolved);
+    const g = x.ensureGradStorage();
+    backend().binary('add', g, resolved, out.gradStorage!, resolved, g, resolved);
   });
 }
 

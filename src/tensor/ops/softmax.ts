@@ -7,8 +7,8 @@ export function softmax(x: Tensor): Tensor {
   const cols = x.shape[x.rank - 1]!;
   const rows = x.size / cols;
   const out = Tensor.empty(x.shape);
-  backend().softmaxForward(x.data, out.data, rows, cols);
+  backend().softmaxForward(x.storage, out.storage, rows, cols);
   return record(out, [x], 'softmax', () => {
-    backend().softmaxBackward(out.data, out.grad!, x.ensureGrad(), rows, cols);
+    backend().softmaxBackward(out.storage, out.gradStorage!, x.ensureGradStorage(), rows, cols);
   });
 }

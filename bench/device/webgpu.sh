@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU check of issue #17, for a machine with an NVIDIA GPU (run from the repository root, with
+# node_modules/webgpu and dist/ present, python3 with CUDA torch). Writes JSON lines to $OUT/
+# (default ./bench-out): webgpu.jsonl (attn bench --backend webgpu), torch_cuda.jsonl (the PyTorch
+# eager CUDA FP32 twins), and each part's stderr. Each part has its own timeout; the whole stays
+# under 6 minutes. A part that fails or times out leaves its partial lines and the others still run.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT="${OUT:-./bench-out}"
+mkdir -p "$OUT"
+STEPS="${STEPS:-5}"
+echo "== adapter" | tee "$OUT/summary.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$OUT/summary.txt" || true
+# Dawn's adapter, first: if this fails, nothing after it can use the GPU.
+timeout 60 node --input-type=module -e "
+  const { GpuContext } = await import('./dist/src/backend/webgpu/device.js');
+  const ctx = await GpuContext.create();
+  console.log(JSON.stringify({ workload: 'adapter', backend: 'webgpu', adapter: ctx.adapterName, max_buffer_bytes: ctx.limits.maxBufferSize }));
+  ctx.destroy();
+" 2> "$OUT/adapter.stderr" | tee "$OUT/adapter.jsonl" | tee -a "$OUT/summary.txt"
+echo "adapter rc=${PIPESTATUS[0]}" | tee -a "$OUT/summary.txt"
+
+echo "== attn bench --backend webgpu (train M, G; decode 124M; GEMM 1024-4096)" | tee -a "$OUT/summary.txt"
+timeout 180 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps "$STEPS" --json \
+  > "$OUT/webgpu.jsonl" 2> "$OUT/webgpu.stderr"
+echo "webgpu rc=$?" | tee -a "$OUT/summary.txt"
+cat "$OUT/webgpu.jsonl" | tee -a "$OUT/summary.txt"
+
+echo "== PyTorch eager CUDA FP32 twins" | tee -a "$OUT/summary.txt"
+timeout 100 python3 bench/torch_cuda.py --steps "$STEPS" > "$OUT/torch_cuda.jsonl" 2> "$OUT/torch_cuda.stderr"
+echo "torch_cuda rc=$?" | tee -a "$OUT/summary.txt"
+cat "$OUT/torch_cuda.jsonl" | tee -a "$OUT/summary.txt"

@@ -1,0 +1,192 @@
+import { UserError } from '../../util/errors.js';
+import type { Backend } from '../backend.js';
+import type { DeviceArray, DeviceMemory } from '../storage.js';
+import type { GpuContext } from './device.js';
+import { adamwStep } from './kernels/adamw.js';
+import { attentionBackward, attentionForward, type GpuAttentionDims } from './kernels/attention.js';
+import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entropy.js';
+import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
+import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from './kernels/elementwise.js';
+import { embeddingBackward, embeddingForward } from './kernels/embedding.js';
+import { sumSquares } from './kernels/grad_norm.js';
+import { gemm } from './kernels/gemm.js';
+import { layerNormBackward, layerNormForward } from './kernels/layernorm.js';
+import { rmsNormBackward, rmsNormForward } from './kernels/rmsnorm.js';
+import { softmaxBackward, softmaxForward } from './kernels/softmax.js';
+
+/**
+ * The WebGPU backend: the Backend contract (backend.ts) over a GpuContext
+ * (device.ts) and the WGSL kernels (kernels/). Tensors hold GpuArrays —
+ * ranges of pooled GPU buffers — and every entry point only records work on
+ * the context's command encoder; nothing waits for the GPU except
+ * `device.read` and `device.sync` (the loss of a log step, a sampled row, a
+ * checkpoint). An entry point with no kernel yet throws "not supported on
+ * webgpu: X" rather than computing on the host behind the caller's back.
+ */
+
+/** A tensor's values on the GPU: a span of a pooled buffer, marked with the backend that can use it. */
+export interface GpuArray extends DeviceArray {
+  readonly backend: 'webgpu';
+  readonly buffer: GPUBuffer;
+  /** First element (not byte) in the buffer. */
+  readonly offset: number;
+  /** Allocated by this backend (not a view of another array): only these go back to the pool. */
+  readonly owned: boolean;
+}
+
+export const WEBGPU = 'webgpu';
+
+const arrayOf = (buffer: GPUBuffer, offset: number, length: number, owned: boolean): GpuArray => ({ backend: WEBGPU, buffer, offset, length, owned });
+
+/** A span the kernels can take, or one clear line when a host array or another backend's storage arrives. */
+function gpu(x: GpuArray | Float32Array, what: string): GpuArray {
+  if (x instanceof Float32Array) {
+    throw new Error(`webgpu ${what}: got a host Float32Array; tensors used on webgpu must live on the device (moveToBackend(model) after building or loading it)`);
+  }
+  if (x.backend !== WEBGPU) throw new Error(`webgpu ${what}: got storage of the ${String(x.backend)} backend`);
+  return x;
+}
+
+function unsupported(what: string): never {
+  throw new UserError(`not supported on webgpu: ${what} (no WebGPU kernel yet)`);
+}
+
+/** The device memory: allocation through the context's pool, copies recorded in order with the kernels. */
+function deviceMemory(ctx: GpuContext): DeviceMemory<GpuArray> {
+  return {
+    alloc(n, zeroed) {
+      const bytes = Math.max(4, n * 4);
+      return arrayOf(zeroed ? ctx.zeros(Math.max(1, n)) : ctx.buffer(bytes), 0, n, true);
+    },
+    release(s) {
+      if (s.owned) ctx.release(s.buffer);
+    },
+    upload(values) {
+      return arrayOf(values.length ? ctx.upload(values) : ctx.buffer(4), 0, values.length, true);
+    },
+    write(s, values) {
+      if (values.length > s.length) throw new Error(`webgpu write: ${values.length} values into ${s.length}`);
+      ctx.write(s.buffer, s.offset, values);
+    },
+    copy(src, srcOffset, dst, dstOffset, n) {
+      if (n > 0) ctx.copy(gpu(src, 'copy').buffer, src.offset + srcOffset, gpu(dst, 'copy').buffer, dst.offset + dstOffset, n);
+    },
+    fill(s, value) {
+      if (s.length === 0) return;
+      if (value === 0) ctx.encode((e) => e.clearBuffer(s.buffer, s.offset * 4, s.length * 4));
+      else ctx.write(s.buffer, s.offset, new Float32Array(s.length).fill(value));
+    },
+    view(s, begin, length) {
+      if (begin < 0 || begin + length > s.length) throw new Error(`webgpu view ${begin}+${length} outside ${s.length} values`);
+      return arrayOf(s.buffer, s.offset + begin, length, false);
+    },
+    read: (s) => ctx.read(s.buffer, s.offset, s.length),
+    sync: () => ctx.sync(),
+  };
+}
+
+/** Host integers (token ids, targets) for one call: uploaded, used, released once the call's work is submitted. */
+function withInts<T>(ctx: GpuContext, ints: Int32Array, f: (span: GpuArray) => T): T {
+  const buffer = ctx.upload(ints.length ? ints : Int32Array.of(0));
+  try {
+    return f(arrayOf(buffer, 0, ints.length, true));
+  } finally {
+    ctx.release(buffer);
+  }
+}
+
+/** What attentionForward keeps for attentionBackward. */
+interface AttentionSaved {
+  lse: GpuArray;
+  dims: GpuAttentionDims;
+}
+
+/** The Backend over one GpuContext. */
+export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
+  const scratch = (n: number) => arrayOf(ctx.buffer(Math.max(4, n * 4)), 0, n, true);
+  return {
+    name: WEBGPU,
+    device: deviceMemory(ctx),
+    gemm: (g) =>
+      gemm(ctx, {
+        ...g,
+        a: gpu(g.a, 'gemm').buffer, aOffset: g.a.offset + g.aOffset,
+        b: gpu(g.b, 'gemm').buffer, bOffset: g.b.offset + g.bOffset,
+        c: gpu(g.c, 'gemm').buffer, cOffset: g.c.offset + g.cOffset,
+        bias: g.bias ? gpu(g.bias, 'gemm').buffer : null, biasOffset: g.bias?.offset ?? 0,
+      }),
+    binary: (op, a, aShape, b, bShape, out, outShape) => binary(ctx, op, gpu(a, op), aShape, gpu(b, op), bShape, gpu(out, op), outShape),
+    reduceSumTo: (src, srcShape, dst, dstShape) => reduceSumTo(ctx, gpu(src, 'reduceSumTo'), srcShape, gpu(dst, 'reduceSumTo'), dstShape),
+    unary: (op, x, out) => unary(ctx, op, gpu(x, op), gpu(out, op)),
+    unaryBackward: (op, x, y, dy, dx, acc) => unaryBackward(ctx, op, gpu(x, op), gpu(y, op), gpu(dy, op), gpu(dx, op), acc),
+    softmaxForward: (x, out, rows, cols) => softmaxForward(ctx, gpu(x, 'softmax'), gpu(out, 'softmax'), rows, cols),
+    softmaxBackward: (y, dy, dx, rows, cols) => softmaxBackward(ctx, gpu(y, 'softmax'), gpu(dy, 'softmax'), gpu(dx, 'softmax'), rows, cols),
+    layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) =>
+      layerNormForward(ctx, gpu(x, 'layerNorm'), w && gpu(w, 'layerNorm'), b && gpu(b, 'layerNorm'), gpu(out, 'layerNorm'), gpu(mean, 'layerNorm'), gpu(rstd, 'layerNorm'), rows, cols, eps),
+    layerNormBackward: (x, w, mean, rstd, dy, dx, dW, dB, rows, cols, acc) => {
+      // The kernel sums dBias into element 0 of its buffer; an arena's bias gradient sits further in: sum into a scratch, then add.
+      const scratch = dB && dB.offset !== 0 ? arrayOf(ctx.zeros(cols), 0, cols, true) : null;
+      layerNormBackward(ctx, gpu(x, 'layerNorm'), w && gpu(w, 'layerNorm'), gpu(mean, 'layerNorm'), gpu(rstd, 'layerNorm'), gpu(dy, 'layerNorm'), gpu(dx, 'layerNorm'),
+        dW && gpu(dW, 'layerNorm'), scratch ?? (dB && gpu(dB, 'layerNorm')), rows, cols, acc);
+      if (scratch && dB) {
+        binary(ctx, 'add', dB, [cols], scratch, [cols], dB, [cols]);
+        ctx.release(scratch.buffer);
+      }
+    },
+    rmsNormForward: (x, w, out, rstd, rows, cols, eps) => rmsNormForward(ctx, gpu(x, 'rmsNorm'), w && gpu(w, 'rmsNorm'), gpu(out, 'rmsNorm'), gpu(rstd, 'rmsNorm'), rows, cols, eps),
+    rmsNormBackward: (x, w, rstd, dy, dx, dW, rows, cols, acc) =>
+      rmsNormBackward(ctx, gpu(x, 'rmsNorm'), w && gpu(w, 'rmsNorm'), gpu(rstd, 'rmsNorm'), gpu(dy, 'rmsNorm'), gpu(dx, 'rmsNorm'), dW && gpu(dW, 'rmsNorm'), rows, cols, acc),
+    scaleInPlace: (x, s) => scaleInPlace(ctx, gpu(x, 'scaleInPlace'), s),
+
+    embeddingForward: (w, ids, out, dim) => withInts(ctx, ids, (i) => embeddingForward(ctx, gpu(w, 'embedding'), i, gpu(out, 'embedding'), dim)),
+    embeddingBackward: (dOut, ids, dW, dim) => withInts(ctx, ids, (i) => embeddingBackward(ctx, gpu(dOut, 'embedding'), i, gpu(dW, 'embedding'), dim)),
+    crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) =>
+      withInts(ctx, targets, (t) => {
+        // The kernel leaves [sum, count] on the device; the loss is scale·sum (the op passes 1/count).
+        const result = scratch(2);
+        crossEntropyForward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), result, rows, vocab, ignore);
+        ctx.copy(result.buffer, 0, gpu(loss, 'crossEntropy').buffer, loss.offset, 1);
+        scaleInPlace(ctx, loss, scale);
+        ctx.release(result.buffer);
+      }),
+    crossEntropyBackward: (logits, targets, lse, dLoss, dLogits, rows, vocab, ignore, scale, acc) =>
+      withInts(ctx, targets, (t) => {
+        // The kernel takes its scale as a number; the loss's own gradient dLoss stays on the device, so it multiplies after.
+        const shape = [rows, vocab];
+        const into = acc ? scratch(rows * vocab) : gpu(dLogits, 'crossEntropy');
+        crossEntropyBackward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), into, rows, vocab, ignore, scale, false);
+        binary(ctx, 'mul', into, shape, gpu(dLoss, 'crossEntropy'), [1, 1], into, shape);
+        if (acc) {
+          binary(ctx, 'add', dLogits, shape, into, shape, dLogits, shape);
+          ctx.release(into.buffer);
+        }
+      }),
+    dropoutForward: (x, out, mask, p, seed) => dropoutForward(ctx, gpu(x, 'dropout'), gpu(out, 'dropout'), gpu(mask, 'dropout'), p, seed),
+    dropoutBackward: (dOut, mask, dx, acc) => dropoutBackward(ctx, gpu(dOut, 'dropout'), gpu(mask, 'dropout'), gpu(dx, 'dropout'), acc),
+    adamwStep: (p, g, m, v, h) => adamwStep(ctx, gpu(p, 'adamw'), gpu(g, 'adamw'), gpu(m, 'adamw'), gpu(v, 'adamw'), h),
+    sumSquares: (xs, out) => {
+      if (xs.length === 0) deviceMemory(ctx).fill(out, 0);
+      xs.forEach((x, i) => sumSquares(ctx, gpu(x, 'sumSquares'), gpu(out, 'sumSquares'), i > 0));
+    },
+
+    attentionForward: (q, k, v, out, d): AttentionSaved => {
+      // Saved for the backward: each row's log-sum-exp (the weights are recomputed) and the padding flags on the device.
+      const lse = scratch(d.B * d.nHead * d.Tq);
+      const padding = d.keyPadding ? ctx.upload(Uint32Array.from(d.keyPadding)) : null;
+      const dims: GpuAttentionDims = { ...d, keyPadding: padding && arrayOf(padding, 0, d.keyPadding!.length, true) };
+      attentionForward(ctx, gpu(q, 'attention'), gpu(k, 'attention'), gpu(v, 'attention'), gpu(out, 'attention'), lse, dims);
+      return { lse, dims };
+    },
+    attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, _d, acc) => {
+      const { lse, dims } = saved as AttentionSaved;
+      attentionBackward(ctx, lse, gpu(q, 'attention'), gpu(k, 'attention'), gpu(v, 'attention'), gpu(out, 'attention'), gpu(dOut, 'attention'),
+        gpu(dq, 'attention'), gpu(dk, 'attention'), gpu(dv, 'attention'), dims, acc);
+      ctx.release(lse.buffer);
+      if (dims.keyPadding) ctx.release(dims.keyPadding.buffer);
+    },
+    attentionCached: () => unsupported('attentionCached'),
+    attentionCachedRagged: () => unsupported('attentionCachedRagged'),
+    linearInt8: () => unsupported('linearInt8'),
+    linearQuantized: () => unsupported('linearQuantized (GGUF block formats)'),
+  };
+}

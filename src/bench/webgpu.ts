@@ -1,0 +1,92 @@
+import { backend } from '../backend/index.js';
+import { gemmArgs, mat } from '../backend/gemm_args.js';
+import { selectBackendAsync } from '../backend/select.js';
+import { openedWebGpu } from '../backend/webgpu/index.js';
+import { forwardCached } from '../generate/cached_forward.js';
+import { KVCache } from '../generate/kv_cache.js';
+import { argmax } from '../generate/sampling.js';
+import { GPT } from '../models/gpt.js';
+import { parseGPTConfig } from '../models/gpt_config.js';
+import { moveToBackend } from '../nn/placement.js';
+import { noGrad } from '../tensor/autograd.js';
+import { Tensor } from '../tensor/tensor.js';
+import { trainStepAsync } from '../train/step.js';
+import { Rng } from '../util/rng.js';
+import { median } from './configs.js';
+import { DECODE_CONFIGS } from './decode.js';
+import { trainBenchSetup, type Row } from './workloads.js';
+
+/**
+ * `attn bench --backend webgpu`: the GPU's figures, in this process (one
+ * device, opened once). The adapter's name comes first, then training
+ * tokens/s for configs M and G (whole steps: forward, backward, clip, AdamW,
+ * each step waiting for its loss as a training run does), batch-1 decoding of
+ * the 124M shape with a KV cache (each token's logits row read back for the
+ * argmax, as a sampler does), and GEMM GFLOP/s. Every workload that fails
+ * (a kernel not written yet, memory) is one row with its error, and the rest
+ * still run. Speed on SwiftShader means nothing: run this on a real GPU.
+ */
+export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSizes: number[] }, emit: (r: Row) => void): Promise<void> {
+  await selectBackendAsync('webgpu');
+  const ctx = openedWebGpu()!;
+  emit({ workload: 'adapter', backend: 'webgpu', adapter: ctx.adapterName, max_buffer_bytes: ctx.limits.maxBufferSize });
+  const attempt = async (what: Row, f: () => Promise<Row>) => {
+    try {
+      emit({ ...what, ...(await f()), backend: 'webgpu', threads: 1 });
+    } catch (e) {
+      emit({ ...what, backend: 'webgpu', error: (e as Error).message.split('\n')[0] ?? 'error' });
+    }
+  };
+  for (const config of o.configs.filter((c) => c !== 'S')) {
+    await attempt({ workload: 'train', config }, () => trainSteps(config, config === 'G' ? Math.max(3, o.steps >> 1) : o.steps));
+  }
+  await attempt({ workload: 'decode', config: '124M', dtype: 'fp32' }, () => decode(o.steps * 8));
+  for (const n of o.gemmSizes) await attempt({ workload: 'gemm', n }, () => gemm(n, o.steps * 2));
+}
+
+async function trainSteps(config: string, steps: number): Promise<Row> {
+  const { model, opt, objective, batch, n } = trainBenchSetup(config);
+  const times: number[] = [];
+  let loss = NaN;
+  for (let i = 0; i < 2 + steps; i++) {
+    const t0 = performance.now();
+    loss = (await trainStepAsync(opt, objective, [batch], { lr: 1e-3, gradClip: 1 })).loss;
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  return { tokens_per_s: (n / ms) * 1000, step_ms: ms, params: model.numParameters(), loss };
+}
+
+const PROMPT = 16;
+
+async function decode(steps: number): Promise<Row> {
+  const model = new GPT(parseGPTConfig(DECODE_CONFIGS['124M']!), new Rng(1)).eval();
+  moveToBackend(model);
+  const rng = new Rng(2);
+  const cache = new KVCache(model.config, 1, PROMPT + steps + 2);
+  const prompt = Int32Array.from({ length: PROMPT }, () => rng.int(model.config.vocab_size));
+  const next = async (ids: Int32Array, T: number) => argmax(await noGrad(() => forwardCached(model, ids, [1, T], cache)).read());
+  let token = await next(prompt, PROMPT);
+  const times: number[] = [];
+  for (let i = 0; i < steps + 2; i++) {
+    const t0 = performance.now();
+    token = await next(Int32Array.of(token), 1);
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  return { tokens_per_s: 1000 / ms, step_ms: ms, prompt: PROMPT };
+}
+
+async function gemm(n: number, reps: number): Promise<Row> {
+  const [a, b, c] = [Tensor.from(new Float32Array(n * n).fill(0.5), [n, n]), Tensor.from(new Float32Array(n * n).fill(0.25), [n, n]), Tensor.empty([n, n])];
+  const device = backend().device!;
+  const times: number[] = [];
+  for (let i = 0; i < reps + 2; i++) {
+    const t0 = performance.now();
+    backend().gemm(gemmArgs({ M: n, N: n, K: n }, mat(c.storage, n), mat(a.storage, n), mat(b.storage, n)));
+    await device.sync();
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  return { gflops: (2 * n ** 3) / (ms / 1000) / 1e9, ms };
+}
