@@ -4,6 +4,7 @@
  * up across them (`attn serve --report --fleet`), and when Redis goes away
  * mid-run the servers keep serving on local state, say so (log, gauge),
  * and share again — with the ledger catching up — once it is back.
+ * Feedback reaches the ledger through whichever replica it is posted to.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setBackend } from '../src/backend/index.js';
+import { fleetReport as readFleetReport } from '../src/serve/fleet_ledger.js';
 import { createLogger } from '../src/serve/logging.js';
 import { REDIS_BIN, skipUnless, startRedis } from './fleet_fixture.js';
 import { postJson, startTiny, until } from './serve_fixture.js';
@@ -18,7 +20,7 @@ import { postJson, startTiny, until } from './serve_fixture.js';
 const skip = skipUnless(REDIS_BIN, 'redis-server', 'ATTN_REQUIRE_REDIS');
 const CLI = join(process.cwd(), 'dist/src/cli/main.js');
 
-function fleetReport(url: string, namespace: string): Promise<{ requests: number; cost: number; by_replica: Array<{ replica: string; requests: number }>; by_task: Array<{ task: string; requests: number }> }> {
+function fleetReport(url: string, namespace: string): Promise<{ requests: number; cost: number; by_replica: Array<{ replica: string; requests: number }>; by_task: Array<{ task: string; requests: number; successes: number; failures: number }> }> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CLI, 'serve', '--report', '--fleet', url, '--namespace', namespace, '--json'], { encoding: 'utf8' }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(JSON.parse(stdout))));
   });
@@ -89,6 +91,42 @@ describe('fleet: shared state in Redis', { skip }, () => {
       assert.equal(report.requests, 3);
     } finally {
       await s.close();
+      await redis.stop();
+    }
+  });
+
+  it('feedback posted to another replica than the one that served the request is counted once, in the fleet totals', async () => {
+    setBackend('js');
+    const redis = await startRedis();
+    const namespace = `attn-test-${randomBytes(4).toString('hex')}`;
+    const fleet = (replica: string) => ({ fleet: { redis_url: redis.url, namespace, replica } });
+    const a = await startTiny({ configInput: fleet('a') });
+    const b = await startTiny({ configInput: fleet('b') });
+    const pick = (t: { successes: number; failures: number }) => [t.successes, t.failures];
+    const feedback = (s: typeof a, id: string, success: boolean) => postJson(`${s.url}/v1/feedback`, { id, success });
+    // The fleet totals read straight from Redis (the CLI's --report --fleet is tested above).
+    const task = async () => (await readFleetReport(a.context.ops!.shared!.client, namespace)).by_task.find((t) => t.task === 'graded')!;
+    try {
+      const served = await postJson(`${a.url}/v1/completions`, { model: 'tiny', prompt: 'Grade me', max_tokens: 2 }, { 'x-attn-task': 'graded' });
+      assert.equal(served.status, 200);
+      const id = served.json.id as string;
+      const onB = await feedback(b, id, true);
+      assert.equal(onB.status, 200, JSON.stringify(onB.json));
+      assert.deepEqual(onB.json, { id, success: true, recorded: true });
+      assert.deepEqual(pick(await task()), [1, 0]);
+      // A later verdict replaces the earlier one, whichever replica gets either.
+      assert.equal((await feedback(a, id, false)).status, 200);
+      assert.deepEqual(pick(await task()), [0, 1]);
+      assert.equal((await feedback(b, id, false)).status, 200);
+      assert.deepEqual(pick(await task()), [0, 1]);
+      // Counted under the request's task on the replica that took the feedback.
+      assert.match(await (await fetch(`${b.url}/metrics`)).text(), /attn_feedback_total\{task="graded",outcome="success"\} 1/);
+      const unknown = await feedback(b, 'cmpl-nobody', true);
+      assert.equal(unknown.status, 404);
+      assert.equal(unknown.json.error.code, 'request_not_found');
+    } finally {
+      await a.close();
+      await b.close();
       await redis.stop();
     }
   });

@@ -10,10 +10,12 @@ import { parseEmbedderConfig } from '../src/models/embedder_config.js';
 import { indexFiles } from '../src/rag/indexer.js';
 import { openForIndexing } from '../src/rag/open_store.js';
 import { TextEmbedder } from '../src/rag/text_embedder.js';
+import { parseServeConfig } from '../src/serve/config.js';
 import { startServer, type AttnServer } from '../src/serve/server.js';
 import { WordTokenizer } from '../src/tokenizers/word.js';
 import { Rng } from '../src/util/rng.js';
-import { postJson, silentLogger, tinyGPT, tinyTokenizer } from './serve_fixture.js';
+import { attr, receiver } from './otlp_receiver.js';
+import { postJson, silentLogger, tinyGPT, tinyTokenizer, until } from './serve_fixture.js';
 
 describe('attn serve: vector stores and chat that retrieves', () => {
   const work = mkdtempSync(join(tmpdir(), 'attn-rag-serve-'));
@@ -21,6 +23,7 @@ describe('attn serve: vector stores and chat that retrieves', () => {
   const townName = (i: number) => documents[i]!.text.split('\n')[0]!.slice(2);
   let server: AttnServer;
   let base: string;
+  let rx: Awaited<ReturnType<typeof receiver>>;
   const get = async (path: string) => {
     const r = await fetch(`${base}${path}`);
     return { status: r.status, json: (await r.json()) as any };
@@ -37,7 +40,9 @@ describe('attn serve: vector stores and chat that retrieves', () => {
     const store = await openForIndexing(join(work, 'docs-store'), emb);
     await indexFiles(store, emb, [join(work, 'corpus')], { chunk: { maxTokens: 48, overlapTokens: 4 } });
     store.close();
+    rx = await receiver(); // traces: a request that retrieves has a retrieval span
     server = await startServer({
+      config: parseServeConfig({ tracing: { otlp_endpoint: rx.url, service_name: 'attn-rag-test' } }),
       models: [`emb=${join(work, 'emb')}`, { name: 'lm', model: tinyGPT(3, 1024), tokenizer: tinyTokenizer() }],
       port: 0,
       logger: silentLogger(),
@@ -47,6 +52,7 @@ describe('attn serve: vector stores and chat that retrieves', () => {
   });
   after(async () => {
     await server?.close();
+    rx?.server.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -123,5 +129,25 @@ describe('attn serve: vector stores and chat that retrieves', () => {
     assert.match(metrics, /attn_retrieval_seconds_count\{store="docs",mode="bm25"\} [1-9]/);
     const ledger = (await get('/ledger')).json;
     assert.ok(JSON.stringify(ledger).includes('"emb"'), 'retrieval is charged to the embedder in the ledger');
+    // The trace: a `retrieval` span under the request's span, naming the store, the mode and the sources used.
+    const traceId = r.headers.get('traceparent')!.split('-')[1]!;
+    await until(() => rx.spans.some((s) => s.traceId === traceId && s.name === 'retrieval'), 10_000, 'the retrieval span to be exported');
+    const root = rx.spans.find((s) => s.traceId === traceId && s.name === 'attn chat')!;
+    const span = rx.spans.find((s) => s.traceId === traceId && s.name === 'retrieval')!;
+    assert.ok(root, `a request span among ${rx.spans.map((s) => s.name).join(', ')}`);
+    assert.equal(span.parentSpanId, root.spanId);
+    assert.equal(attr(span, 'attn.retrieval.vector_store_id'), 'docs');
+    assert.equal(attr(span, 'attn.retrieval.mode'), 'hybrid');
+    assert.equal(Number(attr(span, 'attn.retrieval.k')), 3);
+    assert.equal(Number(attr(span, 'attn.retrieval.sources_used')), sources.length);
+    assert.ok(Number(attr(span, 'attn.retrieval.query_tokens')) > 0);
+    const ids = (attr(span, 'attn.retrieval.source_ids') as { values: Array<{ stringValue: string }> }).values.map((v) => v.stringValue);
+    assert.deepEqual(ids, sources.map((s) => s.id));
+    assert.ok(BigInt(span.endTimeUnixNano) >= BigInt(span.startTimeUnixNano));
+    // A request that does not retrieve has no retrieval span.
+    const plain = await postJson(`${base}/chat/completions`, { model: 'lm', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] });
+    const plainTrace = plain.headers.get('traceparent')!.split('-')[1]!;
+    await until(() => rx.spans.some((s) => s.traceId === plainTrace && s.name === 'decode'), 10_000, 'the plain request\'s spans');
+    assert.ok(!rx.spans.some((s) => s.traceId === plainTrace && s.name === 'retrieval'));
   });
 });

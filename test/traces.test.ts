@@ -6,12 +6,11 @@
  * endpoint is logged once and serving goes on. Stage durations are metrics.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { setBackend } from '../src/backend/index.js';
 import { createLogger } from '../src/serve/logging.js';
 import type { AttnServer } from '../src/serve/server.js';
+import { attr, receiver } from './otlp_receiver.js';
 import { postJson, startTiny, until } from './serve_fixture.js';
 
 const exportFailures = async (s: AttnServer): Promise<number> => (await s.context.ops!.metrics.traceExportFailures.get()).values[0]?.value ?? 0;
@@ -23,39 +22,6 @@ async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  startTimeUnixNano: string;
-  endTimeUnixNano: string;
-  attributes: Array<{ key: string; value: Record<string, unknown> }>;
-}
-
-/** An OTLP/HTTP traces receiver: every span of every JSON export it is sent. */
-async function receiver(): Promise<{ url: string; spans: OtlpSpan[]; contentTypes: string[]; server: Server }> {
-  const spans: OtlpSpan[] = [];
-  const contentTypes: string[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      contentTypes.push(String(req.headers['content-type']));
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: OtlpSpan[] }> }> };
-      for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, spans, contentTypes, server };
-}
-
-const attr = (s: OtlpSpan, key: string): unknown => {
-  const v = s.attributes.find((a) => a.key === key)?.value;
-  return v ? Object.values(v)[0] : undefined;
-};
 
 describe('traces', () => {
   it('exports the request span under the caller\'s trace, with a span per stage', async () => {

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'redis';
 import { fleetReport } from '../serve/fleet_ledger.js';
@@ -17,6 +17,14 @@ import { writeBenchModel } from './serve.js';
  * request that failed (split into those cut by the kill while they ran on
  * the killed replica, and those *started after* the kill, which must be
  * none), and the fleet ledger's request count against the clients' own.
+ *
+ * Threads: the baseline replica has the machine to itself, so it gets every
+ * core; the fleet's replicas share it, so each gets its share (cores /
+ * replicas, at least 1) unless --threads says otherwise. Two replicas of
+ * all-cores pools on one machine oversubscribe it: the native pool's
+ * workers spin, then sleep, and a product split over a worker that the
+ * other replica has descheduled waits a scheduler slice for it — that, not
+ * the balancer, is what made the ratio swing from run to run.
  */
 
 export interface FleetBenchOptions {
@@ -97,6 +105,7 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
   const root = mkdtempSync(join(tmpdir(), 'attn-fleet-bench-'));
   const redis = await startRedis();
   const replicas: Replica[] = [];
+  let single: Replica | null = null;
   let nginx: Awaited<ReturnType<typeof startNginx>> | null = null;
   const client$ = createClient({ url: redis.url }) as unknown as RedisClient;
   try {
@@ -105,18 +114,23 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
     const vocab = o.modelDir ? 64 : DECODE_CONFIGS[o.config]!.vocab_size!;
     const config = join(root, 'serve.json');
     writeFileSync(config, JSON.stringify({ fleet: { redis_url: redis.url, namespace: 'bench' } }));
-    const extra = ['--no-cache', '--max-queue', '4096', ...(o.threads !== undefined ? ['--threads', String(o.threads)] : []), ...(o.backend ? ['--backend', o.backend] : [])];
-    for (let i = 0; i < o.replicas; i++) replicas.push(await startReplica(`bench=${modelDir}`, config, extra));
+    const cores = availableParallelism();
+    const baselineThreads = o.threads ?? cores;
+    const replicaThreads = o.threads ?? Math.max(1, Math.floor(cores / o.replicas));
+    const extra = (threads: number) => ['--no-cache', '--max-queue', '4096', '--threads', String(threads), ...(o.backend ? ['--backend', o.backend] : [])];
     await client$.connect();
 
-    o.log(`baseline: ${o.clients} streaming clients against one replica for ${o.baselineSeconds} s`);
-    const base = await load(`http://127.0.0.1:${replicas[0]!.port}`, o, o.baselineSeconds, vocab);
+    o.log(`baseline: ${o.clients} streaming clients against one replica (${baselineThreads} threads, the machine to itself) for ${o.baselineSeconds} s`);
+    single = await startReplica(`bench=${modelDir}`, config, extra(baselineThreads));
+    const base = await load(`http://127.0.0.1:${single.port}`, o, o.baselineSeconds, vocab);
+    await single.stop();
     const warm = Math.min(5, o.baselineSeconds / 4) * 1000; // the first seconds fill the batch
     const baseline = rate(base.log, base.t0 + warm, base.t0 + o.baselineSeconds * 1000);
     const ledgerBefore = (await fleetReport(client$, 'bench')).requests;
 
+    for (let i = 0; i < o.replicas; i++) replicas.push(await startReplica(`bench=${modelDir}`, config, extra(replicaThreads)));
     nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
-    o.log(`fleet: ${o.replicas} replicas behind nginx, ${o.clients} clients for ${o.seconds} s, replica 0 SIGKILLed at ${o.killAt} s`);
+    o.log(`fleet: ${o.replicas} replicas (${replicaThreads} threads each) behind nginx, ${o.clients} clients for ${o.seconds} s, replica 0 SIGKILLed at ${o.killAt} s`);
     let killedAt = Infinity;
     // "After the kill" starts when the process is known dead (its exit), not when the signal was sent.
     replicas[0]!.proc.once('exit', () => (killedAt = performance.now()));
@@ -140,6 +154,8 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
       replicas: o.replicas,
       clients: o.clients,
       seconds: o.seconds,
+      baseline_threads: baselineThreads,
+      replica_threads: replicaThreads,
       baseline_tokens_per_s: Math.round(baseline),
       fleet_tokens_per_s_before_kill: Math.round(before),
       speedup_before_kill: before / baseline,
@@ -154,6 +170,7 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
     };
   } finally {
     await nginx?.stop();
+    await single?.stop();
     for (const r of replicas) await r.stop();
     await client$.close().catch(() => {});
     await redis.stop();

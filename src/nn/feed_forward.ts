@@ -1,4 +1,5 @@
 import { add, gelu, mul, relu, scale, tanh } from '../tensor/ops/elementwise.js';
+import { isGradEnabled } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { Dropout } from './dropout.js';
@@ -53,6 +54,11 @@ export abstract class FeedForwardLayer extends Module {
 
   forward(x: Tensor): Tensor {
     const { up, gate, down } = this.parts;
+    // Training, ungated: activation and down projection as one op, which keeps the wide activation
+    // for backward only when the down projection's weight trains (Linear.forwardActivated).
+    if (!gate && !this.hidden_dropout && this.activation !== 'silu' && down instanceof Linear && isGradEnabled()) {
+      return this.dropout.forward(down.forwardActivated(up.forward(x), this.activation));
+    }
     let h = gate ? mul(activate(gate.forward(x), this.activation), up.forward(x)) : activate(up.forward(x), this.activation);
     if (this.hidden_dropout) h = this.hidden_dropout.forward(h);
     return this.dropout.forward(down.forward(h));

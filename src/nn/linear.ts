@@ -1,3 +1,4 @@
+import { activationLinear, type InputOnlyActivation } from '../tensor/ops/activation_linear.js';
 import { linear } from '../tensor/ops/linear.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -24,5 +25,14 @@ export class Linear extends Module {
 
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
+  }
+
+  /**
+   * forward(act(u)) while training, as one op that keeps act(u) for the
+   * backward pass only when this layer's weight trains (a frozen down
+   * projection under LoRA does not need it).
+   */
+  forwardActivated(u: Tensor, act: InputOnlyActivation): Tensor {
+    return activationLinear(u, act, this.weight, this.bias);
   }
 }

@@ -46,11 +46,16 @@ export async function handleMetrics(ctx: ServeContext, res: ServerResponse): Pro
   return 200;
 }
 
-/** POST /v1/feedback {id, success}: marks a past request (by its response id) successful or not. */
-export function handleFeedback(ctx: ServeContext, st: RequestState, body: unknown, res: ServerResponse): number {
+/**
+ * POST /v1/feedback {id, success}: marks a past request (by its response id)
+ * successful or not. In a fleet the request may have been served by another
+ * replica: the fleet ledger finds it in Redis.
+ */
+export async function handleFeedback(ctx: ServeContext, st: RequestState, body: unknown, res: ServerResponse): Promise<number> {
   const r = validate(FeedbackRequestSchema, body);
-  if (!ctx.ledger.feedback(r.id, r.success)) throw new ApiError(404, `No request with id "${r.id}" is known (ids are remembered for a bounded number of requests)`, 'invalid_request_error', 'id', 'request_not_found');
-  const task = ctx.recentTasks.get(r.id) ?? st.task;
+  const inFleet = ctx.ops?.fleetFeedback(r.id, r.success);
+  const task = inFleet ? await inFleet : ctx.ledger.feedback(r.id, r.success) ? (ctx.recentTasks.get(r.id) ?? st.task) : null;
+  if (task === null) throw new ApiError(404, `No request with id "${r.id}" is known (ids are remembered for a bounded number of requests${inFleet ? ', and for a day in the fleet\'s Redis' : ''})`, 'invalid_request_error', 'id', 'request_not_found');
   ctx.metrics.feedback.inc({ task: ctx.metrics.taskLabel(task), outcome: r.success ? 'success' : 'failure' });
   sendJson(res, 200, { id: r.id, success: r.success, recorded: true });
   return 200;

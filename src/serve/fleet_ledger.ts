@@ -13,12 +13,39 @@ import type { SharedState, RedisClient } from './shared_state.js';
  * every `flushMs`, and sent when it answers again, so the fleet totals catch
  * up instead of losing what was served meanwhile.
  *
+ *
+ * Feedback (POST /v1/feedback) may reach any replica, since the balancer
+ * does not send it to the one that served the request: each request's task
+ * (and its outcome so far) is therefore kept in Redis for a day, and one
+ * Lua script moves the task's success/failure counts from the old outcome
+ * to the new, atomically, whichever replica runs it. While Redis is away a
+ * replica takes feedback only for requests it served itself, counted
+ * locally and sent (outcome included) once Redis is back.
+ *
  * Redis layout under namespace N:
  *   N:ledger:tasks / N:ledger:models   sets of the names seen
  *   N:ledger:task:<task>               hash requests, successes, failures, cost
  *   N:ledger:model:<model>             hash requests, prompt_tokens, completion_tokens, cost
  *   N:ledger:replicas                  hash replica → requests it recorded
+ *   N:ledger:request:<id>              hash task, success ("1"/"0", absent until feedback); expires after a day
  */
+
+/** How long a request can still get feedback through any replica. */
+export const FEEDBACK_TTL_S = 86_400;
+
+/**
+ * KEYS[1] the request's hash; ARGV[1] "1" or "0"; ARGV[2] the task hashes' key prefix.
+ * Returns the request's task, or nil when Redis does not know the request.
+ */
+const FEEDBACK_SCRIPT = `
+local task = redis.call('HGET', KEYS[1], 'task')
+if not task then return nil end
+local old = redis.call('HGET', KEYS[1], 'success')
+redis.call('HSET', KEYS[1], 'success', ARGV[1])
+local key = ARGV[2] .. task
+if old == '1' then redis.call('HINCRBY', key, 'successes', -1) elseif old == '0' then redis.call('HINCRBY', key, 'failures', -1) end
+redis.call('HINCRBY', key, ARGV[1] == '1' and 'successes' or 'failures', 1)
+return task`;
 
 type Deltas = Map<string, Map<string, number>>;
 
@@ -31,6 +58,8 @@ const add = (d: Deltas, key: string, field: string, n: number): void => {
 
 export class FleetLedger implements Ledger {
   private pending: Deltas = new Map();
+  /** Requests whose hash (task, outcome) is still to be written to Redis. */
+  private pendingRequests = new Set<string>();
   private readonly outcomes = new Map<string, { task: string; success: boolean | null }>();
   private readonly timer: NodeJS.Timeout;
   private readonly sending = new Set<Promise<void>>();
@@ -64,6 +93,7 @@ export class FleetLedger implements Ledger {
     if (r.context_tokens_saved) add(this.pending, 'totals', 'context_tokens_saved', r.context_tokens_saved);
     this.outcomes.set(r.id, { task: r.task, success: null });
     if (this.outcomes.size > this.maxRemembered) this.outcomes.delete(this.outcomes.keys().next().value!);
+    this.pendingRequests.add(r.id);
     const sent = this.flush();
     this.sends.set(r.id, sent);
     void sent.finally(() => this.sends.delete(r.id));
@@ -72,18 +102,53 @@ export class FleetLedger implements Ledger {
 
   costOf = (a: Parameters<Ledger['costOf']>[0]): number => this.inner.costOf(a);
 
+  /** The Ledger contract (the live judge): feedback about a request this replica served. */
   feedback(id: string, success: boolean): boolean {
     if (!this.inner.feedback(id, success)) return false;
+    void this.shareFeedback(id, success);
+    return true;
+  }
+
+  /**
+   * POST /v1/feedback through the balancer: about a request any replica
+   * served. Resolves to the request's task, or null when neither Redis nor
+   * this replica knows the id.
+   */
+  async feedbackFromAnyReplica(id: string, success: boolean): Promise<string | null> {
+    this.inner.feedback(id, success); // this replica's own report, when it served the request
+    return this.shareFeedback(id, success);
+  }
+
+  /** The fleet's success/failure counts: by the script in Redis, or locally while it is away. */
+  private shareFeedback(id: string, success: boolean): Promise<string | null> {
     const o = this.outcomes.get(id);
-    if (o) {
+    const locally = (): string | null => {
+      if (!o) return null;
       const key = `task:${o.task}`;
       if (o.success === true) add(this.pending, key, 'successes', -1);
       if (o.success === false) add(this.pending, key, 'failures', -1);
       add(this.pending, key, success ? 'successes' : 'failures', 1);
       o.success = success;
+      this.pendingRequests.add(id); // its hash gets the new outcome, so a later script starts from it
       void this.flush();
-    }
-    return true;
+      return o.task;
+    };
+    return this.shared
+      .run(
+        'fleet feedback',
+        async (c) => {
+          await this.settled(id); // this replica's record of it reaches Redis first
+          const task = (await c.eval(FEEDBACK_SCRIPT, { keys: [this.shared.key('ledger', 'request', id)], arguments: [success ? '1' : '0', this.shared.key('ledger', 'task', '')] })) as string | null;
+          if (task === null) return locally(); // recorded here while Redis was away, not sent yet
+          if (o) o.success = success;
+          return task;
+        },
+        locally,
+      )
+      .catch((e: Error) => {
+        this.logger.error({ err: e.message }, 'fleet feedback failed');
+        return locally();
+      });
   }
 
   report(): LedgerReport {
@@ -101,9 +166,14 @@ export class FleetLedger implements Ledger {
    * commute), so a request's increments never wait behind another's.
    */
   flush(): Promise<void> {
-    if (this.pending.size === 0) return Promise.resolve();
+    if (this.pending.size === 0 && this.pendingRequests.size === 0) return Promise.resolve();
     const batch = this.pending;
+    const requests = [...this.pendingRequests].flatMap((id) => {
+      const o = this.outcomes.get(id);
+      return o ? [{ id, task: o.task, success: o.success }] : [];
+    });
     this.pending = new Map();
+    this.pendingRequests = new Set();
     const sending = this.shared
       .run(
         'fleet ledger',
@@ -114,6 +184,11 @@ export class FleetLedger implements Ledger {
             if (key.startsWith('task:')) multi.sAdd(this.shared.key('ledger', 'tasks'), key.slice(5));
             if (key.startsWith('model:')) multi.sAdd(this.shared.key('ledger', 'models'), key.slice(6));
             for (const [f, n] of fields) (f === 'cost' ? multi.hIncrByFloat(full, f, n) : multi.hIncrBy(full, f, n));
+          }
+          for (const r of requests) {
+            const key = this.shared.key('ledger', 'request', r.id);
+            multi.hSet(key, r.success === null ? { task: r.task } : { task: r.task, success: r.success ? '1' : '0' });
+            multi.expire(key, FEEDBACK_TTL_S);
           }
           await multi.exec();
           return true;
@@ -126,7 +201,10 @@ export class FleetLedger implements Ledger {
       })
       .then((sent) => {
         // Not taken: back into the pending increments, for the timer's next try.
-        if (!sent) for (const [key, fields] of batch) for (const [f, n] of fields) add(this.pending, key, f, n);
+        if (!sent) {
+          for (const [key, fields] of batch) for (const [f, n] of fields) add(this.pending, key, f, n);
+          for (const r of requests) this.pendingRequests.add(r.id);
+        }
       })
       .finally(() => this.sending.delete(sending));
     this.sending.add(sending);

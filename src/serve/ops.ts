@@ -76,6 +76,15 @@ export class Ops {
     clearTimeout(timer);
   }
 
+  /**
+   * Feedback about a request that any replica of the fleet served (the
+   * balancer may send it anywhere): the request's task, or null when the
+   * fleet does not know the id. Undefined without a fleet.
+   */
+  fleetFeedback(id: string, success: boolean): Promise<string | null> | undefined {
+    return this.fleetLedger?.feedbackFromAnyReplica(id, success);
+  }
+
   request(st: RequestState, client = 'anonymous'): OpsRequest {
     let r = this.requests.get(st);
     if (!r) this.requests.set(st, (r = { client, decisions: {}, stages: [], reserved: 0 }));

@@ -45,7 +45,10 @@ export async function withRetrieval(ctx: ServeContext, st: RequestState, body: u
   const question = [...messages].reverse().find((m) => m?.role === 'user');
   if (!question || textOf(question).trim() === '') throw invalidParam('messages', 'attn_retrieval needs a user message with text: the last one is the query');
   const mode = isSearchMode(r.mode) ? r.mode : 'hybrid';
-  const { results, queryTokens } = await vectorStoresOf(ctx).search(s, textOf(question), mode, r.k ?? 4, ctx.metrics);
+  const k = r.k ?? 4;
+  const searchStart = performance.now();
+  const { results, queryTokens } = await vectorStoresOf(ctx).search(s, textOf(question), mode, k, ctx.metrics);
+  const searchEnd = performance.now();
   accountRetrieval(ctx, st, s, queryTokens, `${st.id}:retrieval`);
   // The context budget: the model's window less the answer and the conversation (with some room for the chat template's tokens).
   const served = typeof b.model === 'string' ? ctx.models.get(b.model) : undefined;
@@ -59,6 +62,16 @@ export async function withRetrieval(ctx: ServeContext, st: RequestState, body: u
   }
   const g = buildGroundedPrompt(textOf(question), results, count, budget);
   used.set(st, g.sources);
+  // The trace's `retrieval` span: the search itself, with what it found and how much of it fit the context.
+  ctx.ops?.stage(st, 'retrieval', searchStart, searchEnd, {
+    'attn.retrieval.vector_store_id': r.vector_store_id,
+    'attn.retrieval.mode': mode,
+    'attn.retrieval.k': k,
+    'attn.retrieval.query_tokens': queryTokens,
+    'attn.retrieval.results': results.length,
+    'attn.retrieval.sources_used': g.sources.length,
+    'attn.retrieval.source_ids': g.sources.map((x) => x.id),
+  });
   // Headers must be ASCII: JSON with every other character escaped.
   res.setHeader('x-attn-sources', JSON.stringify(g.sources.map((x) => ({ id: x.id, source: x.source, start: x.start, end: x.end }))).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
   if (g.context === '') return body;
