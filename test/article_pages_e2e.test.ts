@@ -60,4 +60,32 @@ describe('the article\'s pages in Chromium', { skip }, () => {
       server.close();
     }
   });
+
+  it('the playground looks inside its model: head removal with the costliest heads highlighted, and the logit lens', { timeout: 240_000 }, async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const server = await servePlayground(PLAYGROUND_DIR, 0);
+    const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    const problems: string[] = [];
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      page.on('pageerror', (e: Error) => problems.push(`page: ${e.message}`));
+      await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.includes('parameters'));
+      await page.click('#inspect');
+      await page.waitForSelector('#head-removal', { timeout: 200_000 });
+      const got = await page.evaluate(() => ({
+        rows: document.querySelectorAll('#head-removal tr').length,
+        top: document.querySelectorAll('#head-removal td.top').length,
+        lens: document.getElementById('inspect-out')!.textContent!,
+      }));
+      assert.equal(got.rows, 1 + 2, 'a header and one row per layer (the default 2 layers)');
+      assert.equal(got.top, 3);
+      assert.match(got.lens, /logit lens .*embeddings [\d.]+ · block 1 [\d.]+ · block 2 [\d.]+/);
+      await page.locator('#inspect-panel').screenshot({ path: join(ARTIFACTS, 'playground-inspect.png') });
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+      server.close();
+    }
+  });
 });

@@ -5,16 +5,10 @@ import { encodePng } from '../../util/png.js';
 import { headMatrix } from './attention_maps.js';
 import type { InspectReport } from './inspect_gpt.js';
 import { barChart, heatGrid } from './picture.js';
+import { removalGrid } from './removal_grid.js';
 
 const escape = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 const showToken = (t: string): string => escape(JSON.stringify(t).slice(1, -1).replace(/ /g, '␣'));
-
-/** The head-removal picture's values: the loss increase of each head, scaled by the largest. */
-export function removalGrid(r: InspectReport): number[][] {
-  const deltas = r.removal.loss.map((row) => row.map((v) => v - r.removal.baseline));
-  const max = Math.max(1e-9, ...deltas.flat().map(Math.abs));
-  return deltas.map((row) => row.map((d) => d / max));
-}
 
 /** Every picture of the report, by file name. */
 export function reportPictures(r: InspectReport): Record<string, Uint8Array> {
