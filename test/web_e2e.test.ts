@@ -6,43 +6,14 @@
  * ATTN_REQUIRE_BROWSER=1 (CI, where Chromium is installed) a missing piece fails instead.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PLAYGROUND_DIR, servePlayground } from '../src/cli/web.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARTIFACTS = resolve(process.env.ATTN_ARTIFACTS ?? join(process.cwd(), 'dist', 'test-artifacts'));
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+import { ARTIFACTS, browserSkip as skip, CHROMIUM, FLAGS, pw } from './browser.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-async function loadPlaywright(): Promise<any | null> {
-  const specifiers = ['playwright-core'];
-  // A copy installed elsewhere (PLAYWRIGHT_CORE_DIR=/path/to/node_modules/playwright-core).
-  if (process.env.PLAYWRIGHT_CORE_DIR) specifiers.push(pathToFileURL(join(process.env.PLAYWRIGHT_CORE_DIR, 'index.mjs')).href);
-  for (const s of specifiers) {
-    try {
-      const m = await import(s);
-      return m.chromium ? m : m.default;
-    } catch {
-      // try the next one
-    }
-  }
-  return null;
-}
-
-const pw = await loadPlaywright();
-const skip = !existsSync(CHROMIUM)
-  ? `no Chromium at ${CHROMIUM} (apt-get install chromium)`
-  : !pw
-    ? 'playwright-core is not installed'
-    : !existsSync(join(PLAYGROUND_DIR, 'index.html'))
-      ? 'the playground is not built (npm run build:web)'
-      : false;
-
-if (skip && process.env.ATTN_REQUIRE_BROWSER === '1') throw new Error(`ATTN_REQUIRE_BROWSER=1 but ${skip}`);
 
 describe('playground in Chromium', { skip }, () => {
   it('trains with a falling loss chart, generates, shows attention, saves and loads a model, with no console errors', { timeout: 240_000 }, async () => {

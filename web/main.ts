@@ -6,6 +6,7 @@
 import { fablesCorpus } from '../src/data/fables.js';
 import { DEFAULT_TRAIN, type AttentionMaps, type ModelFiles, type ModelSizes } from './lib/session.js';
 import type { FromWorker, ToWorker } from './protocol.js';
+import { showInspection } from './inspect_panel.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
@@ -310,6 +311,9 @@ worker.onmessage = (ev: MessageEvent<FromWorker>): void => {
       maps = m;
       drawHeatmap();
       break;
+    case 'inspect':
+      showInspection(m.report, $('inspect-out'));
+      break;
     case 'files':
       download(m.files);
       break;
@@ -347,6 +351,10 @@ $('show-attention').onclick = (): void => {
   const prompt = $<HTMLInputElement>('prompt').value;
   if (!prompt) return showError('type a prompt first');
   send({ type: 'attention', prompt });
+};
+$('inspect').onclick = (): void => {
+  $('inspect-out').textContent = 'looking inside…';
+  send({ type: 'inspect', text: $<HTMLTextAreaElement>('text').value });
 };
 $('layer').onchange = drawHeatmap;
 $('head').onchange = drawHeatmap;

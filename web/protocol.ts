@@ -1,4 +1,5 @@
 /** Messages between the page (web/main.ts) and the training worker (web/worker.ts). */
+import type { InspectReport } from '../src/eval/inspect/inspect_gpt.js';
 import type { AttentionMaps, ModelFiles, ModelSizes, NextToken, TrainSettings } from './lib/session.js';
 
 export type ToWorker =
@@ -9,6 +10,8 @@ export type ToWorker =
   | { type: 'generate'; prompt: string; maxNewTokens: number; temperature: number; topK: number }
   | { type: 'stopGenerate' }
   | { type: 'attention'; prompt: string }
+  /** Look inside the model on the text (src/eval/inspect/): head removal, logit lens, probes. */
+  | { type: 'inspect'; text: string }
   | { type: 'save' };
 
 export interface ModelInfo {
@@ -28,5 +31,6 @@ export type FromWorker =
   | ({ type: 'token'; index: number } & NextToken)
   | { type: 'generated'; stopped: boolean }
   | ({ type: 'attention' } & AttentionMaps)
+  | { type: 'inspect'; report: InspectReport }
   | { type: 'files'; files: ModelFiles }
   | { type: 'error'; message: string };

@@ -13,6 +13,8 @@ export default {
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 2000,
+    // Two pages: the playground and the article's sections (web/pages/).
+    rollupOptions: { input: { index: fileURLToPath(new URL('./index.html', import.meta.url)), article: fileURLToPath(new URL('./article.html', import.meta.url)) } },
   },
   worker: { format: 'es' },
   server: { host: '127.0.0.1' },

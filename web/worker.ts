@@ -6,6 +6,7 @@
  */
 import type { FromWorker, ToWorker } from './protocol.js';
 import { Session } from './lib/session.js';
+import { inspectGPT } from '../src/eval/inspect/inspect_gpt.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -126,6 +127,12 @@ self.onmessage = (ev: MessageEvent<ToWorker>): void => {
         if (!session) throw new Error('no model yet');
         const maps = session.attention(session.encode(m.prompt));
         post({ type: 'attention', ...maps }, [maps.weights.buffer]);
+        break;
+      }
+      case 'inspect': {
+        if (!session) throw new Error('no model yet');
+        // Few, short windows: the page waits for it between training steps.
+        post({ type: 'inspect', report: inspectGPT(session.model, session.tokenizer, m.text, { windows: 8, length: 64 }) });
         break;
       }
       case 'save': {

@@ -8,6 +8,7 @@ import { demoCommand } from './demo.js';
 import { embedCommand } from './embed.js';
 import { evalCommand } from './eval.js';
 import { evalsCommand } from './evals.js';
+import { inspectCommand } from './inspect.js';
 import { exportCommand } from './export.js';
 import { mergeCommand } from './merge.js';
 import { pullCommand } from './pull.js';
@@ -37,7 +38,7 @@ const program = new Command('attn')
   .enablePositionalOptions()
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), evalsCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), ragCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand(), alignCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), evalsCommand(), inspectCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), ragCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand(), alignCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

@@ -1,0 +1,93 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { inspectGPT, type InspectReport } from '../eval/inspect/inspect_gpt.js';
+import { writeInspectReport } from '../eval/inspect/report_files.js';
+import { loadModel, type LoadedGPT } from '../io/model_dir.js';
+import { readTextFile } from '../io/read_text.js';
+import { GPT } from '../models/gpt.js';
+import { UserError } from '../util/errors.js';
+import { useBackend, withBackendFlags } from './backend_flags.js';
+import { int } from './flags.js';
+
+export interface InspectCliOptions {
+  model: string;
+  data?: string;
+  out: string;
+  seed: number;
+  windows: number;
+  length?: number;
+  mapLength: number;
+  top: number;
+  backend?: string;
+  threads?: number;
+}
+
+/** The model kinds `attn inspect` reads so far. */
+export const INSPECTABLE = 'GPT models (attn\'s own, Hugging Face gpt2, GGUF gpt2)';
+
+/** Load a GPT, or fail with one line naming what inspect supports. */
+function loadInspectable(dir: string): LoadedGPT {
+  let loaded;
+  try {
+    loaded = loadModel(dir);
+  } catch (e) {
+    if (e instanceof UserError && /not a GPT language model/.test(e.message)) throw new UserError(`attn inspect supports ${INSPECTABLE}: ${e.message.replace(/: use `.*`$/, '')}`);
+    throw e;
+  }
+  if (!(loaded.model instanceof GPT)) throw new UserError(`attn inspect supports ${INSPECTABLE}: ${dir} holds a Llama-family model`);
+  return loaded as LoadedGPT;
+}
+
+/** --data, or else the text the model was trained on (trainer.json records its path). */
+function textFor(o: InspectCliOptions): { path: string; text: string } {
+  let path = o.data;
+  if (path === undefined) {
+    const trainer = join(o.model, 'trainer.json');
+    const recorded = existsSync(trainer) ? (JSON.parse(readFileSync(trainer, 'utf8')) as { data?: { path?: string } }).data?.path : undefined;
+    if (!recorded || !existsSync(recorded)) throw new UserError(`give --data FILE: ${o.model} records no training text that exists here`);
+    path = recorded;
+  }
+  return { path, text: readTextFile(path) };
+}
+
+export function runInspect(o: InspectCliOptions): { report: InspectReport; files: string[] } {
+  if (o.windows < 4) throw new UserError('--windows must be ≥ 4 (¼ of them score the probes)');
+  if (o.length !== undefined && o.length < 2) throw new UserError('--length must be ≥ 2');
+  if (o.mapLength < 2) throw new UserError('--map-length must be ≥ 2');
+  if (o.top < 1) throw new UserError('--top must be ≥ 1');
+  useBackend(o);
+  const { model, tokenizer } = loadInspectable(o.model);
+  if (!tokenizer) throw new UserError(`${o.model} has no tokenizer, so the text cannot be encoded`);
+  const { path, text } = textFor(o);
+  let report: InspectReport;
+  try {
+    report = inspectGPT(model, tokenizer, text, { seed: o.seed, windows: o.windows, mapLength: o.mapLength, top: o.top, ...(o.length !== undefined ? { length: o.length } : {}) });
+  } catch (e) {
+    throw new UserError(`--data ${path}: ${(e as Error).message}`);
+  }
+  return { report, files: writeInspectReport(o.out, report, o.model) };
+}
+
+export function inspectCommand(): Command {
+  return withBackendFlags(new Command('inspect'))
+    .description(`look inside a trained model: attention maps per layer and head, attention rollout, the validation loss without each head, the logit lens and linear probes per layer; writes PNGs and index.html (supports ${INSPECTABLE})`)
+    .requiredOption('--model <dir>', 'model directory')
+    .option('--data <file>', 'UTF-8 text to inspect on (default: the training text trainer.json names); its last tenth is the validation part')
+    .requiredOption('--out <dir>', 'directory for index.html, report.json and the PNGs')
+    .option('--seed <n>', 'seed for the choice of validation windows (same seed, same tables)', int, 0)
+    .option('--windows <n>', 'validation windows', int, 16)
+    .option('--length <n>', 'tokens per window (default: the block size, at most 128)', int)
+    .option('--map-length <n>', 'tokens shown in the attention maps', int, 24)
+    .option('--top <n>', 'costliest heads to highlight', int, 3)
+    .action((o: InspectCliOptions) => {
+      const { report, files } = runInspect(o);
+      const r = report.removal;
+      process.stdout.write(`validation loss ${r.baseline.toFixed(4)} (${report.windows} windows of ${report.length} tokens, seed ${report.seed})\n`);
+      process.stdout.write('loss without each head (layer.head: loss, change):\n');
+      r.loss.forEach((row, l) => process.stdout.write('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${v.toFixed(4)} (${v - r.baseline >= 0 ? '+' : ''}${(v - r.baseline).toFixed(4)})`).join('   ') + '\n'));
+      process.stdout.write(`costliest heads: ${r.costliest.map(([l, h]) => `${l + 1}.${h + 1}`).join(', ')}\n`);
+      process.stdout.write(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${x.loss.toFixed(3)}`).join(', ')}\n`);
+      process.stdout.write(`wrote ${files.length} files to ${o.out} (open ${join(o.out, 'index.html')})\n`);
+    });
+}

@@ -1,0 +1,37 @@
+import type { GPT } from '../../models/gpt.js';
+import type { LayerAttend } from '../../models/causal_lm.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { attention } from '../../tensor/ops/attention.js';
+import { crossEntropy } from '../../tensor/ops/cross_entropy.js';
+
+export interface HeadRemoval {
+  /** Validation loss of the intact model. */
+  baseline: number;
+  /** loss[layer][head]: the loss with that one head's output set to zero. */
+  loss: number[][];
+  /** The `top` heads whose removal costs most, as [layer, head], costliest first. */
+  costliest: Array<[number, number]>;
+}
+
+/**
+ * The effect of removing each head on the validation loss: the head's output
+ * (its slice of the attention result, before the output projection mixes the
+ * heads) is set to zero, everything else kept. Heads whose removal raises
+ * the loss most are the ones the model relies on. `x`, `y`: B windows of T
+ * tokens and their next tokens (deterministic for a seed: residual_stream.ts).
+ */
+export function headRemoval(model: GPT, x: Int32Array, y: Int32Array, [B, T]: [number, number], top = 3): HeadRemoval {
+  const { n_layer: L, n_head: H, n_embd: C } = model.config;
+  const D = C / H;
+  const lossWith = (attend?: LayerAttend): number => noGrad(() => crossEntropy(model.forward(x, [B, T], undefined, { attend }).logits, y).item());
+  const baseline = lossWith();
+  const loss = Array.from({ length: L }, (_, layer) => Array.from({ length: H }, (_, head) => lossWith((l, q, k, v, o) => {
+    const out = attention(q, k, v, o);
+    if (l === layer) {
+      for (let row = 0; row < B * T; row++) out.data.fill(0, row * C + head * D, row * C + (head + 1) * D);
+    }
+    return out;
+  })));
+  const ranked = loss.flatMap((row, l) => row.map((v, h) => ({ l, h, v }))).sort((a, b) => b.v - a.v || a.l - b.l || a.h - b.h);
+  return { baseline, loss, costliest: ranked.slice(0, Math.min(top, ranked.length)).map((r) => [r.l, r.h]) };
+}

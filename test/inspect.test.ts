@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { PNG } from 'pngjs';
+import { RHYME, trainCharModel, type CharModel } from '../examples/humpty_dumpty.js';
+import { attentionMaps, attentionRollout } from '../src/eval/inspect/attention_maps.js';
+import { headRemoval } from '../src/eval/inspect/head_removal.js';
+import { fitProbes, rSquared } from '../src/eval/inspect/linear_probe.js';
+import { logitLens } from '../src/eval/inspect/logit_lens.js';
+import { probeLayers } from '../src/eval/inspect/probes.js';
+import { sampleWindows } from '../src/eval/inspect/residual_stream.js';
+import { writeDirAtomic } from '../src/io/atomic.js';
+import { modelFiles } from '../src/io/model_dir.js';
+import { noGrad } from '../src/tensor/autograd.js';
+import { crossEntropy } from '../src/tensor/ops/cross_entropy.js';
+import { Rng } from '../src/util/rng.js';
+import { assertUserError, runAttn } from './helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'attn-inspect-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+let cm: CharModel;
+const modelDir = join(work, 'humpty');
+const textPath = join(work, 'rhyme.txt');
+const windows = (seed: number, count = 8) => sampleWindows(cm.tokenizer.encode(RHYME), 12, count, new Rng(seed));
+
+before(() => {
+  cm = trainCharModel({ steps: 150 });
+  writeDirAtomic(modelDir, modelFiles(cm.model, cm.tokenizer));
+  writeFileSync(textPath, RHYME.repeat(3));
+});
+
+describe('inspect: the parts, checked independently', () => {
+  it('attention maps are causal with rows summing to 1; rollout rows sum to 1', () => {
+    const m = attentionMaps(cm.model, cm.tokenizer.encode('humpty dumpt'));
+    assert.equal(m.maps.length, 2);
+    const T = m.T;
+    for (const map of m.maps) {
+      for (let h = 0; h < m.heads; h++) {
+        for (let i = 0; i < T; i++) {
+          const row = map.subarray(h * T * T + i * T, h * T * T + (i + 1) * T);
+          assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+          for (let j = i + 1; j < T; j++) assert.equal(row[j], 0);
+        }
+      }
+    }
+    for (const row of attentionRollout(m)) assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+  });
+
+  it('removing a head = zeroing its columns of c_proj; the same seed gives the same table', () => {
+    const { x, y, B, T } = windows(3);
+    const r = headRemoval(cm.model, x, y, [B, T]);
+    const D = 32 / 2;
+    const proj = cm.model.h[1]!.attn.c_proj as unknown as { weight: { data: Float32Array } };
+    const saved = Float32Array.from(proj.weight.data);
+    // c_proj's input channels h·D … (h+1)·D are head h's output: zero them, and that head is gone.
+    for (let o = 0; o < 32; o++) proj.weight.data.fill(0, o * 32 + D, o * 32 + 2 * D);
+    const manual = noGrad(() => crossEntropy(cm.model.forward(x, [B, T]).logits, y).item());
+    proj.weight.data.set(saved);
+    assert.ok(Math.abs(manual - r.loss[1]![1]!) < 1e-5, `${manual} vs ${r.loss[1]![1]}`);
+    assert.deepEqual(headRemoval(cm.model, x, y, [B, T]), r);
+    assert.ok(r.loss.flat().some((v) => v > r.baseline + 1e-3), 'some head matters');
+    assert.equal(r.costliest.length, 3);
+    const costs = r.loss.flat().sort((a, b) => b - a);
+    assert.equal(r.loss[r.costliest[0]![0]]![r.costliest[0]![1]], costs[0]);
+  });
+
+  it('the logit lens\'s last layer is the model itself', () => {
+    const { x, y, B, T } = windows(4);
+    const lens = logitLens(cm.model, x, y, [B, T]);
+    assert.deepEqual(lens.map((l) => l.name), ['embeddings', 'block 1', 'block 2']);
+    const full = noGrad(() => crossEntropy(cm.model.forward(x, [B, T]).logits, y).item());
+    assert.ok(Math.abs(lens[2]!.loss - full) < 1e-5);
+    assert.ok(lens[2]!.loss < lens[0]!.loss);
+  });
+
+  it('a linear probe recovers a linear rule; position is readable from the embeddings (learned positions)', () => {
+    const rng = new Rng(1);
+    const rows = 200;
+    const f = Float32Array.from({ length: rows * 3 }, () => rng.normal());
+    const t = Float64Array.from({ length: rows }, (_, r) => 2 * f[r * 3]! - f[r * 3 + 1]! + 3);
+    const { predictions: [p] } = fitProbes(f, rows, 3, [t], 150, 1e-6);
+    assert.ok(rSquared(t.subarray(150), p!) > 0.9999);
+    const { x, y, B, T } = windows(5, 32);
+    const probes = probeLayers(cm.model, cm.tokenizer, x, y, [B, T]);
+    assert.equal(probes.layers.length, 3);
+    // Learned position vectors are added at the start: a line through the embeddings finds the position (≈ 0.7 here).
+    assert.ok(probes.layers[0]!.positionR2 > 0.5, `position R² ${probes.layers[0]!.positionR2}`);
+    // After the blocks the stream knows what comes next better than always guessing the commoner answer.
+    assert.ok(probes.layers[2]!.vowelAccuracy > probes.vowelBaseline, `${probes.layers[2]!.vowelAccuracy} vs ${probes.vowelBaseline}`);
+  });
+});
+
+describe('attn inspect', () => {
+  it('writes PNGs, report.json and index.html; the same seed reproduces the head-removal table', () => {
+    const a = runAttn(['inspect', '--model', modelDir, '--data', textPath, '--out', join(work, 'a'), '--seed', '7', '--windows', '8', '--backend', 'js'], work);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /costliest heads: \d\.\d, \d\.\d, \d\.\d/);
+    const b = runAttn(['inspect', '--model', modelDir, '--data', textPath, '--out', join(work, 'b'), '--seed', '7', '--windows', '8', '--backend', 'js'], work);
+    const removal = (d: string) => JSON.parse(readFileSync(join(work, d, 'report.json'), 'utf8')).removal;
+    assert.deepEqual(removal('a'), removal('b'));
+    for (const f of ['index.html', 'attention_layer1.png', 'attention_layer2.png', 'rollout.png', 'head_removal.png', 'logit_lens.png', 'probes.png']) assert.ok(existsSync(join(work, 'a', f)), f);
+    const png = PNG.sync.read(readFileSync(join(work, 'a', 'attention_layer1.png')));
+    assert.ok(png.width > png.height, 'two heads side by side');
+    const html = readFileSync(join(work, 'a', 'index.html'), 'utf8');
+    assert.equal((html.match(/class="top"/g) ?? []).length, 3);
+  });
+
+  it('an unsupported model kind, or no text: one clear line, non-zero exit', () => {
+    const vit = join(work, 'vit');
+    writeDirAtomic(vit, { 'config.json': JSON.stringify({ model_type: 'vit' }) });
+    assertUserError(runAttn(['inspect', '--model', vit, '--data', textPath, '--out', join(work, 'x')], work), /attn inspect supports GPT models .*ViT/);
+    assertUserError(runAttn(['inspect', '--model', modelDir, '--out', join(work, 'x')], work), /give --data FILE/);
+    assertUserError(runAttn(['inspect', '--model', modelDir, '--data', textPath, '--out', join(work, 'x'), '--windows', '2'], work), /--windows must be ≥ 4/);
+  });
+});
