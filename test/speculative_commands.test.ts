@@ -10,6 +10,7 @@ import { startServer } from '../src/serve/server.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
+import { assertUserError, runAttn } from './helpers.js';
 import { postJson, silentLogger, tinyGPT, tinyModelDir, tinyTokenizer } from './serve_fixture.js';
 
 /** The target's weights plus noise: a draft that agrees often, not always. */
@@ -88,5 +89,27 @@ describe('serving with a draft model (speculative decoding)', () => {
     await assert.rejects(startServer({ models: [t.dir], port: 0, logger: silentLogger() }), (e: Error) => e instanceof UserError && /draft .*scores 97 tokens but the target 96/.test(e.message));
     writeDirAtomic(bad, modelFiles(tinyGPT(4, 64, 96), new CharTokenizer([...Array.from({ length: 95 }, (_, i) => String.fromCharCode(33 + i)), '\n'].sort())));
     await assert.rejects(startServer({ models: [t.dir], port: 0, logger: silentLogger() }), (e: Error) => e instanceof UserError && /tokenizer differs from the target's: token \d+ is/.test(e.message));
+  });
+});
+
+describe('attn sample --draft', () => {
+  it('prints the model\'s own greedy text and a summary with the acceptance rate; refuses a draft with another tokenizer', () => {
+    const t = tinyModelDir('target', 3);
+    try {
+      const draftDir = `${t.dir}-draft`;
+      writeDirAtomic(draftDir, modelFiles(nearDraft(tinyGPT(3, 64), 0.02), tinyTokenizer()));
+      const args = ['sample', '--model', t.dir, '--prompt', 'Hello', '--max-new-tokens', '30', '--greedy', '--backend', 'js'];
+      const plain = runAttn(args, process.cwd());
+      assert.equal(plain.code, 0, plain.stderr);
+      const fast = runAttn([...args, '--draft', draftDir, '--draft-k', '3'], process.cwd());
+      assert.equal(fast.code, 0, fast.stderr);
+      assert.equal(fast.stdout, plain.stdout);
+      assert.match(fast.stderr, /speculative decoding: 30 tokens in .*acceptance [\d.]+ % of \d+ drafted, [\d.]+ tokens per target pass/);
+      const other = `${t.dir}-other`;
+      writeDirAtomic(other, modelFiles(tinyGPT(4, 64), new CharTokenizer([...Array.from({ length: 95 }, (_, i) => String.fromCharCode(33 + i)), '\n'].sort())));
+      assertUserError(runAttn([...args, '--draft', other], process.cwd()), /--draft .*tokenizer differs from the target's: token 1 is "!" in the draft, " " in the target/);
+    } finally {
+      t.cleanup();
+    }
   });
 });
