@@ -12,6 +12,7 @@ import { noGrad } from '../src/tensor/autograd.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
+import { nearDraft } from './serve_fixture.js';
 
 const addon = loadAddon();
 const backends = addon ? ['js', 'native'] : ['js'];
@@ -24,15 +25,6 @@ function tinyModel(seed: number, layers: number, vocab = 40, blockSize = 64, spr
   const r = new Rng(seed + 1);
   for (const p of m.parameters()) for (let i = 0; i < p.size; i++) p.data[i] = p.data[i]! + r.normal() * spread;
   return m.eval();
-}
-
-/** The target's weights plus noise: a draft that agrees often, not always. */
-function nearDraft(target: GPT, noise: number): GPT {
-  const d = new GPT(target.config, new Rng(1));
-  const r = new Rng(99);
-  const src = target.parameters();
-  d.parameters().forEach((p, i) => p.data.set(Float32Array.from(src[i]!.data, (x) => x + r.normal() * noise)));
-  return d.eval();
 }
 
 for (const name of backends) {

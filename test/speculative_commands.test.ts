@@ -3,24 +3,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { writeDirAtomic } from '../src/io/atomic.js';
 import { modelFiles } from '../src/io/model_dir.js';
-import { GPT } from '../src/models/gpt.js';
 import { Scheduler } from '../src/serve/scheduler.js';
 import { Sequence, type FinishReason } from '../src/serve/sequence.js';
 import { startServer } from '../src/serve/server.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
 import { UserError } from '../src/util/errors.js';
-import { Rng } from '../src/util/rng.js';
 import { assertUserError, runAttn } from './helpers.js';
-import { postJson, silentLogger, tinyGPT, tinyModelDir, tinyTokenizer } from './serve_fixture.js';
-
-/** The target's weights plus noise: a draft that agrees often, not always. */
-function nearDraft(target: GPT, noise: number): GPT {
-  const d = new GPT(target.config, new Rng(1));
-  const r = new Rng(99);
-  const src = target.parameters();
-  d.parameters().forEach((p, i) => p.data.set(Float32Array.from(src[i]!.data, (x) => x + r.normal() * noise)));
-  return d.eval();
-}
+import { nearDraft, postJson, silentLogger, tinyGPT, tinyModelDir, tinyTokenizer } from './serve_fixture.js';
 
 /** Run sequences through a scheduler to the end; each one's ids and finish reason. */
 async function runAll(s: Scheduler, prompts: number[][], params: { maxTokens: number; greedy?: boolean; temperature?: number; seed?: number; stopTokens?: number[] }): Promise<Array<{ ids: number[]; reason: FinishReason }>> {
