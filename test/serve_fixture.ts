@@ -22,6 +22,15 @@ export function tinyGPT(seed = 3, blockSize = 64, vocab = 96): GPT {
   return m.eval();
 }
 
+/** The target's weights plus noise: a draft model (speculative decoding) that agrees with it often, not always. */
+export function nearDraft(target: GPT, noise: number): GPT {
+  const d = new GPT(target.config, new Rng(1));
+  const r = new Rng(99);
+  const src = target.parameters();
+  d.parameters().forEach((p, i) => p.data.set(Float32Array.from(src[i]!.data, (x) => x + r.normal() * noise)));
+  return d.eval();
+}
+
 /** A model directory in a fresh temporary folder; call the returned cleanup when done. */
 export function tinyModelDir(name = 'tiny', seed = 3): { dir: string; cleanup: () => void } {
   const root = mkdtempSync(join(tmpdir(), 'attn-serve-test-'));

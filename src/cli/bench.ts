@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { loadAddon } from '../backend/native/index.js';
@@ -12,6 +14,7 @@ import { structuredBench } from '../bench/structured.js';
 import { benchQuant, measureBandwidth, QUANT_ROWS, QUANT_SHAPES, QUANT_TYPES } from '../bench/quant.js';
 import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
 import { benchLlama, LLAMA_BENCH_SHAPES, LLAMA_BENCH_TYPES, type LlamaBenchType } from '../bench/llama.js';
+import { benchSpeculative } from '../bench/speculative.js';
 import { benchLoRAStep, LORA_BENCH, LORA_MODES, runTorchLoRA, type LoRAMode } from '../bench/lora.js';
 import { benchServeCommand } from './bench_serve.js';
 import { benchFleetCommand } from './bench_fleet.js';
@@ -39,6 +42,8 @@ interface BenchOptions {
   llamaTypes?: string;
   rounds: number;
   profile: boolean;
+  benchCache: string;
+  draftK: number;
 }
 
 const SHAKESPEARE = '../shared/data/tinyshakespeare.txt';
@@ -70,7 +75,7 @@ async function runBench(o: BenchOptions): Promise<void> {
   const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
   for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M or G)`);
   const kinds = o.workloads.split(',').map((w) => w.trim());
-  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama', 'lora', 'structured'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama, lora, structured)`);
+  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama', 'lora', 'structured', 'speculative'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama, lora, structured, speculative)`);
   const llamaShapes = (o.llamaShapes ?? Object.keys(LLAMA_BENCH_SHAPES).join(',')).split(',').map((s) => s.trim());
   for (const s of llamaShapes) if (!LLAMA_BENCH_SHAPES[s]) throw new UserError(`--llama-shapes: unknown shape "${s}" (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')})`);
   const llamaTypes = (o.llamaTypes ?? LLAMA_BENCH_TYPES.join(',')).split(',').map((s) => s.trim());
@@ -123,6 +128,7 @@ async function runBench(o: BenchOptions): Promise<void> {
   }
   if (kinds.includes('lora')) loraBench(o, attnThreads, backendName, noTorch, log, emit);
   if (kinds.includes('structured')) await structuredBench(o.steps, log, emit);
+  if (kinds.includes('speculative')) speculativeBench(o, log, emit);
   if (kinds.includes('recipe')) recipeBench(o, seeds, backendName, o.threads ?? Math.max(...attnThreads), noTorch, log, emit);
 }
 
@@ -192,6 +198,15 @@ function loraBench(o: BenchOptions, threads: number[], backendName: string, noTo
  * nanoGPT's CPU recipe end to end, per seed: attn (its best thread count) and
  * PyTorch at 1 thread, its faster setting for this small model (see train S).
  */
+/** Issue #21: batch-1 greedy decoding of a 12-layer model with and without a 2-layer draft (bench/speculative.ts). */
+function speculativeBench(o: BenchOptions, log: (s: string) => void, emit: (r: Row) => void): void {
+  const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
+  if (!path) return log(`speculative: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
+  const r = benchSpeculative(path, { cacheDir: o.benchCache, k: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log });
+  emit(r);
+  log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}×; acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
+}
+
 function recipeBench(o: BenchOptions, seeds: number[], backendName: string, threads: number, noTorch: string | null, log: (s: string) => void, emit: (r: Row) => void): void {
   const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
   if (!path) return log(`recipe: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
@@ -230,7 +245,7 @@ export function benchCommand(): Command {
   return new Command('bench')
     .description('time training (configs S, M, G), GEMM, skinny products, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
-    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list), lora (LoRA r 8 against full fine-tuning on the GPT-2 124M shape: tokens/s and peak RSS, and a PyTorch LoRA twin; not in the default list), structured (issue #18\'s goals: 500 json_schema requests validated by ajv from a random and a 30-step model, and the constrained-decoding mask\'s cost at 124M; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
+    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list), lora (LoRA r 8 against full fine-tuning on the GPT-2 124M shape: tokens/s and peak RSS, and a PyTorch LoRA twin; not in the default list), structured (issue #18\'s goals: 500 json_schema requests validated by ajv from a random and a 30-step model, and the constrained-decoding mask\'s cost at 124M; not in the default list), speculative (batch-1 greedy decoding of a 12-layer character model with and without a 2-layer draft trained beside it; the pair is trained once into --bench-cache, minutes; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
     .option('--text <file>', 'text for the tokenizer and recipe workloads (default: ../shared/data/tinyshakespeare.txt; tokenizers fall back to built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend (webgpu: train M and G, 124M decode and GEMM on the GPU, in one process)').choices(['auto', 'js', 'native', 'webgpu']).default('auto'))
@@ -242,6 +257,8 @@ export function benchCommand(): Command {
     .option('--llama-types <list>', `llama workload: GGUF types (${LLAMA_BENCH_TYPES.join(', ')}; default all)`)
     .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts)', int, 1)
     .option('--profile', 'llama workload: also time each op of one attn q4_0 decode step')
+    .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
+    .option('--draft-k <n>', 'speculative workload: tokens the draft proposes per round', int, 4)
     .addCommand(benchServeCommand())
     .addCommand(benchFleetCommand())
     .action((o: BenchOptions) => runBench(o));

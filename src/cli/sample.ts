@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { JsonConstraint } from '../generate/constrained/json_constraint.js';
+import { checkDraftModel, checkDraftTokenizer, SpeculativeStats, type SpeculativeOptions } from '../generate/speculative.js';
 import { streamText } from '../generate/stream.js';
+import type { CausalLM } from '../models/causal_lm.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -25,6 +27,8 @@ export interface SampleCliOptions {
   threads?: number;
   jsonSchema?: string;
   jsonObject?: boolean;
+  draft?: string;
+  draftK?: number;
 }
 
 /** Flag-named checks, so the message says which flag to fix. */
@@ -35,6 +39,7 @@ function checkFlags(o: SampleCliOptions): void {
   if (o.repetitionPenalty !== undefined && o.repetitionPenalty <= 0) throw new UserError('--repetition-penalty must be > 0');
   if (o.maxNewTokens < 0) throw new UserError('--max-new-tokens must be ≥ 0');
   if (o.stop?.some((s) => s === '')) throw new UserError('--stop must not be empty');
+  if (o.draftK !== undefined && o.draftK < 1) throw new UserError('--draft-k must be ≥ 1');
 }
 
 /** Load a model directory and stream a continuation of the prompt to `write` as it is generated. */
@@ -51,7 +56,9 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
     throw new UserError(`--prompt: ${(e as Error).message}`);
   }
   const constrained = constraintOf(o, tokenizer, model.config.vocab_size);
+  const speculative = o.draft === undefined ? undefined : loadDraft(o.draft, model, tokenizer, o.draftK ?? 4);
   write(prompt);
+  const t0 = performance.now();
   const chunks = streamText(model, tokenizer, prompt, {
     maxNewTokens: o.maxNewTokens,
     temperature: o.temperature,
@@ -65,9 +72,29 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
     ...(o.stop?.length ? { stop: o.stop } : {}),
     ...(o.greedy ? { greedy: true } : {}),
     ...constrained,
+    ...(speculative ? { speculative } : {}),
   });
   for await (const c of chunks) write(c.text);
   write('\n');
+  if (speculative) {
+    const seconds = (performance.now() - t0) / 1000;
+    const s = speculative.stats;
+    warn(`speculative decoding: ${s.emitted} tokens in ${seconds.toFixed(2)} s (${(s.emitted / seconds).toFixed(1)} tokens/s), acceptance ${(100 * s.acceptanceRate).toFixed(1)} % of ${s.drafted} drafted, ${s.tokensPerTargetPass.toFixed(2)} tokens per target pass (the speed-up's ceiling)`);
+  }
+}
+
+/** --draft DIR: a small model with the same tokenizer and vocabulary, for speculative decoding. */
+function loadDraft(dir: string, target: CausalLM, tokenizer: Tokenizer, k: number): SpeculativeOptions & { stats: SpeculativeStats } {
+  const draft = loadModel(dir);
+  try {
+    checkDraftModel(target, draft.model);
+    if (!draft.tokenizer) throw new UserError(`${dir} has no tokenizer, so it cannot be checked against the model's`);
+    checkDraftTokenizer(tokenizer, draft.tokenizer);
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`--draft ${dir}: ${e.message}`);
+    throw e;
+  }
+  return { draft: draft.model, k, stats: new SpeculativeStats() };
 }
 
 /**
@@ -124,6 +151,8 @@ export function sampleCommand(): Command {
     .option('--no-cache', 'recompute the whole context every step instead of using the KV cache (slow; for checking)')
     .option('--json-schema <file>', 'constrained decoding: the output is one JSON document valid under this JSON Schema (docs/structured_outputs.md)')
     .option('--json-object', 'constrained decoding: the output is one JSON object')
+    .option('--draft <dir>', 'speculative decoding: a small model with the same tokenizer proposes tokens, this one checks them (same output distribution, faster; stops at the context\'s end)')
+    .option('--draft-k <n>', 'speculative decoding: tokens the draft proposes per round', int, 4)
     .option('--strict-context', 'error when the prompt is longer than the context instead of keeping its end')
     .action((opts: SampleCliOptions) => runSample(opts, (s) => process.stdout.write(s), (s) => process.stderr.write(`warning: ${s}\n`)));
 }

@@ -23,9 +23,12 @@ import type { KVCache } from './kv_cache.js';
  * (the model must be in eval mode: this is inference). Returns [sequences, vocab]
  * scores for the token after each sequence's last new token. `adapters[s]`,
  * if given, is the LoRA adapter of sequence s in the model's bank
- * (nn/lora_bank.ts; −1: the base alone).
+ * (nn/lora_bank.ts; −1: the base alone). `scored[s]`, if given, scores the
+ * last scored[s] new tokens of sequence s instead of only the last one (a
+ * speculative verifier checks every drafted token): the scores are then
+ * [Σ scored, vocab], sequence by sequence, in position order.
  */
-export function batchForward(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[], adapters?: ArrayLike<number>): Float32Array {
+export function batchForward(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Float32Array {
   const S = chunks.length;
   if (caches.length !== S) throw new Error(`batchForward: ${S} sequences but ${caches.length} caches`);
   chunks.forEach((chunk, s) => {
@@ -34,6 +37,7 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
     if (chunk.length === 0 || c.free < chunk.length) throw new Error(`batchForward: sequence ${s} feeds ${chunk.length} tokens into a cache with ${c.free} free slots`);
   });
   if (adapters && adapters.length !== S) throw new Error(`batchForward: ${S} sequences but ${adapters.length} adapter ids`);
+  if (scored && (scored.length !== S || chunks.some((c, s) => !(scored[s]! >= 1 && scored[s]! <= c.length)))) throw new Error('batchForward: scored needs 1 … chunk length positions per sequence');
   const offsets = rowOffsets(chunks);
   const rows = offsets[S]!;
   // Every intermediate array of the pass is recycled at its end (only the scores are returned).
@@ -44,8 +48,8 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
       ids.set(chunk, offsets[s]);
       for (let t = 0; t < chunk.length; t++) positions[offsets[s]! + t] = caches[s]!.position(0, caches[s]!.length + t);
     });
-    // Only each sequence's last new token is scored.
-    const last = Int32Array.from({ length: S }, (_, s) => offsets[s + 1]! - 1);
+    // Only each sequence's last new token is scored (its last scored[s], if given).
+    const last = scored ? lastRows(offsets, scored) : Int32Array.from({ length: S }, (_, s) => offsets[s + 1]! - 1);
     const forward = () => model.forward(ids, [1, rows], undefined, {
       positions,
       rows: last,
@@ -70,6 +74,13 @@ function rowAdapters(adapters: ArrayLike<number>, offsets: Int32Array): Int32Arr
   const out = new Int32Array(offsets[offsets.length - 1]!);
   for (let s = 0; s + 1 < offsets.length; s++) out.fill(adapters[s]!, offsets[s], offsets[s + 1]);
   return out;
+}
+
+/** The last scored[s] rows of every sequence s, in order. */
+function lastRows(offsets: Int32Array, scored: ArrayLike<number>): Int32Array {
+  const rows: number[] = [];
+  for (let s = 0; s < scored.length; s++) for (let r = offsets[s + 1]! - scored[s]!; r < offsets[s + 1]!; r++) rows.push(r);
+  return Int32Array.from(rows);
 }
 
 /** offsets[s] = the first row of sequence s; offsets[S] = all rows. */

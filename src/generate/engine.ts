@@ -27,13 +27,48 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 /**
+ * The prompts as lists, each checked against the model's vocabulary and cut
+ * to fit its context (at most the last window − 1 tokens: one must be left to
+ * generate; with a warning, or an error under longPrompt 'error'), after the
+ * options themselves are checked.
+ */
+export function checkedPrompts(model: CausalLM, prompts: ReadonlyArray<ArrayLike<number>>, opts: GenerateOptions): number[][] {
+  checkSamplingOptions(opts);
+  if (!(Number.isInteger(opts.maxNewTokens) && opts.maxNewTokens >= 0)) throw new UserError(`max new tokens must be an integer ≥ 0 (got ${opts.maxNewTokens})`);
+  if (prompts.length === 0) throw new UserError('generation needs at least one prompt');
+  const { block_size: window, vocab_size: vocab } = model.config;
+  return prompts.map((prompt, row) => {
+    let p = Array.from(prompt);
+    if (p.length === 0) throw new UserError(`prompt ${row} is empty: generation needs at least one token`);
+    if (p.length >= window) {
+      const msg = `prompt ${row} has ${p.length} tokens but the model's context is ${window}`;
+      if (opts.longPrompt === 'error') throw new UserError(`${msg}; shorten it`);
+      opts.onWarning?.(`${msg}: keeping its last ${window - 1}`);
+      p = p.slice(-(window - 1));
+    }
+    for (const id of p) if (!(Number.isInteger(id) && id >= 0 && id < vocab)) throw new UserError(`prompt token id ${id} is outside the vocabulary (0 … ${vocab - 1})`);
+    return p;
+  });
+}
+
+/** What streamText needs of a decoder: BatchDecoder, or SpeculativeDecoder (generate/speculative.ts). */
+export interface Decoder {
+  readonly done: boolean[];
+  readonly finished: boolean;
+  /** The next token of every unfinished row; null for finished rows. */
+  step(): Array<number | null>;
+  /** End a row now (e.g. a stop string appeared in its text). */
+  finish(row: number): void;
+}
+
+/**
  * Batched decoding. Prompts of different lengths are left-padded to one
  * length and run through the model together in one pass (prefill), filling
  * the KV cache; after that each step runs one token per row. When the
  * context is full the window slides as in the article: the last block_size
  * tokens are run again (positions are absolute, so a cache cannot slide).
  */
-export class BatchDecoder {
+export class BatchDecoder implements Decoder {
   /** Each row's tokens: the (cropped) prompt, then everything generated. */
   readonly sequences: number[][];
   readonly generated: number[];
@@ -49,13 +84,8 @@ export class BatchDecoder {
     prompts: ReadonlyArray<ArrayLike<number>>,
     private readonly opts: GenerateOptions,
   ) {
-    checkSamplingOptions(opts);
-    if (!(Number.isInteger(opts.maxNewTokens) && opts.maxNewTokens >= 0)) throw new UserError(`max new tokens must be an integer ≥ 0 (got ${opts.maxNewTokens})`);
-    if (prompts.length === 0) throw new UserError('generation needs at least one prompt');
     const window = model.config.block_size;
-    this.sequences = prompts.map((p, b) => this.cropped(Array.from(p), window, b));
-    const vocab = model.config.vocab_size;
-    for (const s of this.sequences) for (const id of s) if (!(Number.isInteger(id) && id >= 0 && id < vocab)) throw new UserError(`prompt token id ${id} is outside the vocabulary (0 … ${vocab - 1})`);
+    this.sequences = checkedPrompts(model, prompts, opts);
     this.generated = this.sequences.map(() => 0);
     this.done = this.sequences.map(() => opts.maxNewTokens === 0);
     this.rngs = this.sequences.map((_, b) => new Rng((opts.seed ?? 1337) + b));
@@ -66,17 +96,6 @@ export class BatchDecoder {
     }
     const longest = Math.max(...this.sequences.map((s) => s.length));
     this.cache = opts.cache === false ? null : new KVCache(model.config, this.sequences.length, Math.min(window, longest + opts.maxNewTokens));
-  }
-
-  private cropped(p: number[], window: number, row: number): number[] {
-    if (p.length === 0) throw new UserError(`prompt ${row} is empty: generation needs at least one token`);
-    if (p.length < window) return p;
-    // Leave room for at least one generated token inside the window.
-    const keep = window - 1;
-    const msg = `prompt ${row} has ${p.length} tokens but the model's context is ${window}`;
-    if (this.opts.longPrompt === 'error') throw new UserError(`${msg}; shorten it`);
-    this.opts.onWarning?.(`${msg}: keeping its last ${keep}`);
-    return p.slice(-keep);
   }
 
   get finished(): boolean {

@@ -95,9 +95,13 @@ function candidates(logits: Float32Array, t: number, topK: number | undefined): 
   return ids;
 }
 
-/** Choose the next token id from one row of logits. */
-export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): number {
-  if (opts.greedy || opts.temperature === 0) return argmax(logits);
+/**
+ * The tokens sampling may choose from one row of logits, most likely first,
+ * with their unnormalized probabilities (after temperature, top-k and top-p)
+ * and the sum of those: what sampleToken draws from, and what
+ * tokenDistribution spreads over the vocabulary.
+ */
+function kept(logits: Float32Array, opts: SamplingOptions): { order: number[]; probs: number[]; total: number } {
   const t = opts.temperature ?? 1;
   const order = candidates(logits, t, opts.topK !== undefined && opts.topK > 0 ? opts.topK : undefined);
   // Softmax over the candidates, largest first so the max is order[0].
@@ -111,10 +115,48 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
     probs.length = Math.max(1, n);
     total = probs.reduce((a, b) => a + b, 0);
   }
+  return { order, probs, total };
+}
+
+/** Choose the next token id from one row of logits. */
+export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): number {
+  if (opts.greedy || opts.temperature === 0) return argmax(logits);
+  const { order, probs, total } = kept(logits, opts);
   let r = rng.random() * total;
   for (let i = 0; i < probs.length; i++) {
     r -= probs[i]!;
     if (r < 0) return order[i]!;
   }
   return order[probs.length - 1]!;
+}
+
+/**
+ * The probability sampleToken gives every token of the vocabulary (greedy:
+ * all of it on the argmax). Speculative decoding compares the draft's and the
+ * target's distributions token by token, so it needs them whole.
+ */
+export function tokenDistribution(logits: Float32Array, opts: SamplingOptions): Float64Array {
+  const p = new Float64Array(logits.length);
+  if (opts.greedy || opts.temperature === 0) {
+    p[argmax(logits)] = 1;
+    return p;
+  }
+  const { order, probs, total } = kept(logits, opts);
+  probs.forEach((q, i) => (p[order[i]!] = q / total));
+  return p;
+}
+
+/** Draw an index from weights w (≥ 0, not all 0; they need not sum to 1). */
+export function sampleIndex(w: ArrayLike<number>, rng: Rng): number {
+  let total = 0;
+  for (let i = 0; i < w.length; i++) total += w[i]!;
+  let r = rng.random() * total;
+  let last = 0;
+  for (let i = 0; i < w.length; i++) {
+    if (w[i]! <= 0) continue;
+    last = i;
+    r -= w[i]!;
+    if (r < 0) return i;
+  }
+  return last; // rounding left r a hair above 0: the last token with weight
 }

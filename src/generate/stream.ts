@@ -1,11 +1,14 @@
 import type { CausalLM } from '../models/causal_lm.js';
 import { streamDecoder, type Tokenizer } from '../tokenizers/tokenizer.js';
-import { BatchDecoder, type GenerateOptions } from './engine.js';
+import { BatchDecoder, type Decoder, type GenerateOptions } from './engine.js';
+import { SpeculativeDecoder, type SpeculativeOptions } from './speculative.js';
 import { StopStrings } from './stop_strings.js';
 
 export interface TextGenerateOptions extends GenerateOptions {
   /** A row ends when its generated text contains one of these; the stop string itself is not returned. */
   stop?: readonly string[];
+  /** Speculative decoding: a draft model proposes tokens, the model checks them (generate/speculative.ts). */
+  speculative?: SpeculativeOptions;
 }
 
 export interface TextChunk {
@@ -27,10 +30,11 @@ export interface TextChunk {
 export async function* streamText(model: CausalLM, tokenizer: Tokenizer, prompts: string | readonly string[], opts: TextGenerateOptions): AsyncGenerator<TextChunk> {
   const texts = typeof prompts === 'string' ? [prompts] : prompts;
   const ids = texts.map((t) => tokenizer.encode(t, { allowedSpecial: 'all' }));
-  const wasTraining = model.training;
-  model.eval();
+  const models = opts.speculative ? [model, opts.speculative.draft] : [model];
+  const wasTraining = models.map((m) => m.training);
+  for (const m of models) m.eval();
   try {
-    const dec = new BatchDecoder(model, ids, opts);
+    const dec: Decoder = opts.speculative ? new SpeculativeDecoder(model, ids, { ...opts, ...opts.speculative }) : new BatchDecoder(model, ids, opts);
     const decoders = texts.map(() => streamDecoder(tokenizer));
     const stops = texts.map(() => new StopStrings(opts.stop ?? []));
     const closed = texts.map(() => false);
@@ -57,7 +61,7 @@ export async function* streamText(model: CausalLM, tokenizer: Tokenizer, prompts
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } finally {
-    model.train(wasTraining);
+    models.forEach((m, i) => m.train(wasTraining[i]));
   }
 }
 

@@ -35,6 +35,10 @@ export interface ServeMetrics {
   stepSeconds: Histogram<'model'>;
   stepSequences: Counter<'model'>;
   feedback: Counter<'task' | 'outcome'>;
+  speculativeRounds: Counter<'model'>;
+  speculativeDrafted: Counter<'model'>;
+  speculativeAccepted: Counter<'model'>;
+  speculativeEmitted: Counter<'model'>;
 }
 
 export function createServeMetrics(): ServeMetrics {
@@ -68,6 +72,11 @@ export function createServeMetrics(): ServeMetrics {
     // Step time against sequences per step is the batching curve: how much a step slows as the batch grows.
     stepSeconds: new Histogram({ name: 'attn_step_seconds', help: 'Duration of one forward pass of the running batch (decode plus joining prefills)', labelNames: ['model'], buckets: STEP_BUCKETS, registers }),
     stepSequences: new Counter({ name: 'attn_step_sequences_total', help: 'Sequences served by forward passes, summed over passes (divide by the step count for the mean batch)', labelNames: ['model'], registers }),
+    // Acceptance rate = accepted / drafted; emitted / rounds = tokens per target pass, the speed-up's ceiling.
+    speculativeRounds: new Counter({ name: 'attn_speculative_rounds_total', help: 'Speculative rounds (one target pass per sequence) for models served with a draft', labelNames: ['model'], registers }),
+    speculativeDrafted: new Counter({ name: 'attn_speculative_drafted_tokens_total', help: 'Tokens the draft model proposed', labelNames: ['model'], registers }),
+    speculativeAccepted: new Counter({ name: 'attn_speculative_accepted_tokens_total', help: 'Proposed tokens the served model kept', labelNames: ['model'], registers }),
+    speculativeEmitted: new Counter({ name: 'attn_speculative_emitted_tokens_total', help: 'Tokens emitted by speculative rounds (kept drafts plus one of the served model\'s per round)', labelNames: ['model'], registers }),
     feedback: new Counter({ name: 'attn_feedback_total', help: 'POST /v1/feedback reports by task type and outcome (success or failure)', labelNames: ['task', 'outcome'], registers }),
   };
 }

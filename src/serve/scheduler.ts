@@ -1,4 +1,5 @@
 import { batchForward } from '../generate/batch_step.js';
+import { speculativeRound, SpeculativeStats, type SpeculativeRow } from '../generate/speculative.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { ApiError } from './errors.js';
@@ -14,7 +15,16 @@ export interface SchedulerOptions {
   prefillBudget?: number;
 }
 
+/** A smaller model with the same tokenizer that proposes tokens for the served one to check (generate/speculative.ts). */
+export interface DraftModel {
+  model: CausalLM;
+  /** Tokens proposed per round. */
+  k: number;
+}
+
 export interface SchedulerStats {
+  /** Called after every speculative step with its totals over the batch: rows, drafted tokens, those kept, tokens emitted. */
+  onSpeculative?(rows: number, drafted: number, accepted: number, emitted: number): void;
   /** Called after every decode step with the batch size and the step's duration. */
   onStep?(batch: number, ms: number): void;
   /** Called whenever the number of waiting sequences changes. */
@@ -42,14 +52,18 @@ export class Scheduler {
   /** Work that is not decoding (embedding a prompt for the cache): one piece between two steps. */
   private chores: Array<() => void> = [];
   private readonly caches: KVCachePool;
+  private readonly draftCaches: KVCachePool | null;
 
   constructor(
     private readonly model: CausalLM,
     private readonly opts: SchedulerOptions,
     private readonly stats: SchedulerStats = {},
+    private readonly draft: DraftModel | null = null,
   ) {
     model.eval();
+    draft?.model.eval();
     this.caches = new KVCachePool(model.config, opts.maxBatch);
+    this.draftCaches = draft ? new KVCachePool(draft.model.config, opts.maxBatch) : null;
   }
 
   get queueDepth(): number {
@@ -126,6 +140,10 @@ export class Scheduler {
         this.caches.give(s.cache);
         s.cache = null;
       }
+      if (s.done && s.draftCache) {
+        this.draftCaches!.give(s.draftCache);
+        s.draftCache = null;
+      }
     }
     this.running = this.running.filter((s) => !s.done);
     if (this.waiting.length !== before) this.stats.onQueue?.(this.waiting.length);
@@ -144,6 +162,7 @@ export class Scheduler {
       if (next.done) continue;
       next.admittedAt = performance.now();
       next.cache = this.caches.take(Math.min(this.model.config.block_size, Math.max(next.cacheSize, next.promptTokens)));
+      if (this.draft) next.draftCache = this.draftCaches!.take(Math.min(this.draft.model.config.block_size, Math.max(next.cacheSize, next.promptTokens)));
       group.push(next);
       tokens += next.promptTokens;
     }
@@ -157,7 +176,8 @@ export class Scheduler {
     const rows = [...decoding, ...joining];
     if (rows.length === 0) return;
     const t0 = performance.now();
-    this.guard(rows, () => {
+    if (this.draft && rows.every((s) => s.plain)) this.guard(rows, () => this.speculate(rows, this.draft!));
+    else this.guard(rows, () => {
       const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
       // The scores are read here and nowhere else: their array is recycled for the next step.
       withScratch(() => {
@@ -169,6 +189,20 @@ export class Scheduler {
     });
     this.running.push(...joining);
     this.stats.onStep?.(rows.length, performance.now() - t0);
+  }
+
+  /**
+   * The step with a draft: one speculative round for every sequence (a
+   * newcomer's prompt rides along in both models' passes), each keeping
+   * 1 … k + 1 tokens. Sequences whose scores a grammar or an adapter shapes
+   * make the whole step a plain one; the draft catches up later.
+   */
+  private speculate(rows: Sequence[], draft: DraftModel): void {
+    const spec: SpeculativeRow[] = rows.map((s) => ({ tokens: [...s.tokens], target: s.cache!, draft: s.draftCache!, sampling: s.params, rng: s.rng, budget: s.params.maxTokens - s.generated }));
+    const counts = new SpeculativeStats();
+    const out = speculativeRound(this.model, draft.model, spec, draft.k, counts);
+    rows.forEach((s, i) => out[i]!.forEach((id, j) => s.take(id, j + 1 < out[i]!.length)));
+    this.stats.onSpeculative?.(rows.length, counts.drafted, counts.accepted, counts.emitted);
   }
 
   /** A failure inside the model ends the sequences involved, not the server. */

@@ -39,10 +39,13 @@ export class Sequence {
   readonly promptTokens: number;
   generated = 0;
   cache: KVCache | null = null;
+  /** The draft model's cache, when the model is served with a draft (speculative decoding). */
+  draftCache: KVCache | null = null;
   finishReason: FinishReason | null = null;
   /** performance.now() when the scheduler admitted it into the running batch (its prefill step). */
   admittedAt?: number;
-  private readonly rng: Rng;
+  /** This sequence's random generator (a speculative round samples with it too). */
+  readonly rng: Rng;
   private readonly stop: ReadonlySet<number>;
   private readonly document: ConstrainedDocument | null;
 
@@ -85,7 +88,21 @@ export class Sequence {
       if (verdict === 'finished') return this.finish('stop');
       if (verdict === 'stuck') return this.finish('error', new Error('constrained decoding: no token of the vocabulary can continue the document'));
     }
-    const id = sampleToken(logits, this.params, this.rng);
+    this.take(sampleToken(logits, this.params, this.rng));
+  }
+
+  /** Whether a speculative round may choose this sequence's tokens: no grammar or adapter shapes its scores. */
+  get plain(): boolean {
+    return !this.document && this.params.adapter === undefined;
+  }
+
+  /**
+   * Append a chosen token (or end at a stop token). `more`: a speculative
+   * round chose further tokens after this one, so the cache, already cut to
+   * the round's end, says nothing about room after this token.
+   */
+  take(id: number, more = false): void {
+    if (this.done) return;
     if (this.stop.has(id)) return this.finish('stop');
     this.document?.accept(id);
     this.tokens.push(id);
@@ -93,7 +110,7 @@ export class Sequence {
     this.events.onToken(id);
     if (this.done) return; // the listener finished it (a stop string)
     if (this.document?.finished) return this.finish('stop'); // the document is whole: nothing may follow
-    if (this.generated >= this.params.maxTokens || this.cache!.free === 0) this.finish('length');
+    if (this.generated >= this.params.maxTokens || (!more && this.cache!.free === 0)) this.finish('length');
   }
 
   /** End the sequence (idempotent); the scheduler drops it before its next step and takes its cache back. */

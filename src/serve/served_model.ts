@@ -9,7 +9,8 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { ChatTemplate } from '../chat/template.js';
 import { endOfTextIds, stopTokenIds } from '../chat/for_tokenizer.js';
 import { modelChatTemplate } from './chat_template.js';
-import { Scheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
+import { checkDraftModel, checkDraftTokenizer } from '../generate/speculative.js';
+import { Scheduler, type DraftModel, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
 
 /** A model as the server holds it: loaded once, with its tokenizer and its own scheduler. */
 export interface ServedModel {
@@ -48,14 +49,14 @@ export function parseModelSpec(spec: string): { name: string; dir: string } {
   return { name, dir };
 }
 
-export function serveModel(name: string, model: DecoderLM, tokenizer: Tokenizer, opts: SchedulerOptions, stats?: (name: string) => SchedulerStats): ServedModel {
+export function serveModel(name: string, model: DecoderLM, tokenizer: Tokenizer, opts: SchedulerOptions, stats?: (name: string) => SchedulerStats, draft?: DraftModel): ServedModel {
   if (tokenizer.vocabSize > model.config.vocab_size) throw new UserError(`model ${name}: its tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab_size}`);
   const chatTemplate = modelChatTemplate(tokenizer, name);
   return {
     name,
     model,
     tokenizer,
-    scheduler: new Scheduler(model, opts, stats?.(name)),
+    scheduler: new Scheduler(model, opts, stats?.(name), draft ?? null),
     stopTokens: endOfTextIds(tokenizer),
     chatTemplate,
     chatStopTokens: chatTemplate ? stopTokenIds(chatTemplate, tokenizer) : [],
@@ -82,9 +83,36 @@ export function loadServedModels(
     }
     const { model, tokenizer } = loadModel(dir); // a GPT or a Llama-family model, ours or Hugging Face's
     if (!tokenizer) throw new UserError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): text cannot be served`);
-    models.set(name, serveModel(name, model, tokenizer, opts, stats));
+    models.set(name, serveModel(name, model, tokenizer, opts, stats, configuredDraft(dir, name, model, tokenizer)));
   }
   return { models, embedders };
+}
+
+/**
+ * The draft model a model directory's config.json names (`"draft": DIR`,
+ * relative to the model's directory, and optionally `"draft_k"`, tokens per
+ * round, default 4): the scheduler then decodes speculatively. A draft with
+ * another tokenizer or vocabulary is refused, naming the difference.
+ */
+function configuredDraft(dir: string, name: string, model: DecoderLM, tokenizer: Tokenizer): DraftModel | undefined {
+  const path = join(dir, 'config.json');
+  if (!existsSync(path)) return undefined; // a .gguf file
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as { draft?: unknown; draft_k?: unknown };
+  if (raw.draft === undefined) return undefined;
+  if (typeof raw.draft !== 'string' || raw.draft === '') throw new UserError(`${path}: "draft" must be the draft model's directory`);
+  const k = raw.draft_k ?? 4;
+  if (!(typeof k === 'number' && Number.isInteger(k) && k >= 1)) throw new UserError(`${path}: "draft_k" must be an integer ≥ 1`);
+  const draftDir = resolve(dir, raw.draft);
+  const draft = loadModel(draftDir);
+  try {
+    checkDraftModel(model, draft.model);
+    if (!draft.tokenizer) throw new UserError('it has no tokenizer to check against the model\'s');
+    checkDraftTokenizer(tokenizer, draft.tokenizer);
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`model ${name}: draft ${draftDir}: ${e.message}`);
+    throw e;
+  }
+  return { model: draft.model, k };
 }
 
 function isEmbedderDir(dir: string): boolean {

@@ -156,6 +156,12 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
       metrics.stepSequences.inc({ model: name }, batch);
     },
     onQueue: (depth: number) => metrics.queueDepth.set({ model: name }, depth),
+    onSpeculative: (rows: number, drafted: number, accepted: number, emitted: number) => {
+      metrics.speculativeRounds.inc({ model: name }, rows);
+      metrics.speculativeDrafted.inc({ model: name }, drafted);
+      metrics.speculativeAccepted.inc({ model: name }, accepted);
+      metrics.speculativeEmitted.inc({ model: name }, emitted);
+    },
   });
   const specs = opts.models.filter((m): m is string => typeof m === 'string');
   const { models, embedders } = specs.length > 0 ? loadServedModels(specs, schedOpts, stats) : { models: new Map<string, ServedModel>(), embedders: new Map<string, ServedEmbedder>() };

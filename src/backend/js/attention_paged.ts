@@ -1,0 +1,52 @@
+import type { RaggedKvDims } from '../backend.js';
+
+/** One sequence of a paged attention call: its rows of q/out, its block table and its filled slots before them. */
+export interface PagedKvSequence {
+  /** Block ids, in slot order (slot t is in table[t / blockTokens]). */
+  table: ArrayLike<number>;
+  /** Slots already filled before this call's queries (their keys and values are in the pool). */
+  past: number;
+  /** First row of this sequence in q and out. */
+  offset: number;
+  /** Its new queries, at slots past … past + Tq − 1 (their keys and values already written). */
+  Tq: number;
+}
+
+/**
+ * attentionCached (attention_cached.ts) with the cache read through block
+ * tables: kPool and vPool are one layer's [blocks, blockTokens,
+ * nKvHead·headDim] arrays of a KV block pool. Query t of a sequence sees its
+ * slots 0 … past + t. The reference for a native twin.
+ */
+export function attentionPaged(q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array, seqs: readonly PagedKvSequence[], d: RaggedKvDims & { blockTokens: number }): void {
+  const { nHead, nKvHead, headDim, scale, blockTokens } = d;
+  const C = nHead * headDim;
+  const Ckv = nKvHead * headDim;
+  const group = nHead / nKvHead;
+  for (const s of seqs) {
+    const slot = (j: number) => (s.table[Math.floor(j / blockTokens)]! * blockTokens + (j % blockTokens)) * Ckv;
+    const w = new Float64Array(s.past + s.Tq);
+    for (let t = 0; t < s.Tq; t++) {
+      const last = s.past + t; // inclusive
+      for (let h = 0; h < nHead; h++) {
+        const qo = (s.offset + t) * C + h * headDim;
+        const g = Math.floor(h / group) * headDim;
+        let max = -Infinity;
+        for (let j = 0; j <= last; j++) {
+          const ko = slot(j) + g;
+          let dot = 0;
+          for (let e = 0; e < headDim; e++) dot += q[qo + e]! * kPool[ko + e]!;
+          w[j] = dot * scale;
+          if (w[j]! > max) max = w[j]!;
+        }
+        let sum = 0;
+        for (let j = 0; j <= last; j++) sum += w[j] = Math.exp(w[j]! - max);
+        for (let e = 0; e < headDim; e++) {
+          let acc = 0;
+          for (let j = 0; j <= last; j++) acc += w[j]! * vPool[slot(j) + g + e]!;
+          out[qo + e] = acc / sum;
+        }
+      }
+    }
+  }
+}

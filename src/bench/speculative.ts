@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { generate } from '../generate/engine.js';
+import { generateSpeculative, SpeculativeStats } from '../generate/speculative.js';
+import { loadGPT } from '../io/model_dir.js';
+import { readTextFile } from '../io/read_text.js';
+import type { GPT } from '../models/gpt.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { parseTrainOptions, type TrainOptionsInput } from '../train/options.js';
+import { train } from '../train/trainer.js';
+import { median } from './configs.js';
+import type { Row } from './workloads.js';
+
+/**
+ * Issue #21's speculative-decoding goal: a 12-layer target and a 2-layer
+ * draft trained beside it (same characters, same data, same steps), batch-1
+ * greedy decoding with and without the draft. The pair is trained once and
+ * kept under the cache directory (training a 12-layer model is minutes on
+ * two cores); the bench itself measures decoding only.
+ */
+export const SPECULATIVE_PAIR: Record<'target' | 'draft', TrainOptionsInput> = {
+  target: { nLayer: 12, nHead: 4, nEmbd: 128, blockSize: 128, batchSize: 12, maxIters: 600, evalInterval: 600, seed: 1337 },
+  draft: { nLayer: 2, nHead: 4, nEmbd: 128, blockSize: 128, batchSize: 12, maxIters: 600, evalInterval: 600, seed: 1337 },
+};
+
+export interface SpeculativeBenchOptions {
+  /** Where the trained pair is kept between runs. */
+  cacheDir: string;
+  /** Draft tokens per round. */
+  k: number;
+  /** New tokens per prompt. */
+  tokens: number;
+  /** Timed rounds (each: every prompt with the target alone, then with the draft). */
+  reps: number;
+  /** Training steps for each model when the pair is not cached (overrides the pair's 600). */
+  maxIters?: number;
+  log?: (line: string) => void;
+}
+
+/** The trained model for `options`, from the cache or trained now (written under a temporary name, then renamed). */
+function trainedModel(textPath: string, text: string, cacheDir: string, options: TrainOptionsInput, log: (l: string) => void): { model: GPT; tokenizer: Tokenizer; trainSeconds: number } {
+  const key = createHash('sha256').update(JSON.stringify(options)).update(text).digest('hex').slice(0, 16);
+  const dir = join(cacheDir, `speculative-${options.nLayer}L-${key}`);
+  let trainSeconds = 0;
+  if (!existsSync(join(dir, 'config.json'))) {
+    mkdirSync(cacheDir, { recursive: true });
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    log(`speculative: training the ${options.nLayer}-layer model (${options.maxIters} steps; kept in ${dir})`);
+    const t0 = performance.now();
+    train({ text, dataPath: textPath, options: parseTrainOptions(options), out: tmp });
+    trainSeconds = (performance.now() - t0) / 1000;
+    renameSync(tmp, dir);
+  }
+  const { model, tokenizer } = loadGPT(dir, 'attn bench');
+  return { model: model.eval(), tokenizer: tokenizer!, trainSeconds };
+}
+
+export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): Row {
+  const log = o.log ?? (() => {});
+  const text = readTextFile(textPath);
+  const iters = o.maxIters === undefined ? {} : { maxIters: o.maxIters };
+  const target = trainedModel(textPath, text, o.cacheDir, { ...SPECULATIVE_PAIR.target, ...iters }, log);
+  const draft = trainedModel(textPath, text, o.cacheDir, { ...SPECULATIVE_PAIR.draft, ...iters }, log);
+  const tokenizer = target.tokenizer;
+  // Prompts from the validation split (the last 10 % of the text, as attn train splits it).
+  const val = text.slice(Math.floor(text.length * 0.9));
+  const prompts = [0, 1, 2, 3].map((i) => Array.from(tokenizer.encode(val.slice(i * 4001, i * 4001 + 24))));
+  const window = target.model.config.block_size;
+  const tokens = Math.min(o.tokens, window - 24 - o.k - 1);
+  const plainTimes: number[] = [];
+  const fastTimes: number[] = [];
+  const stats = new SpeculativeStats();
+  let identical = true;
+  for (let r = 0; r <= o.reps; r++) {
+    // Interleaved, so both see the same machine load; round 0 warms up.
+    let [plain, fast] = [0, 0];
+    for (const p of prompts) {
+      let t0 = performance.now();
+      const want = [...generate(target.model, p, { maxNewTokens: tokens, greedy: true })];
+      plain += performance.now() - t0;
+      t0 = performance.now();
+      const got = [...generateSpeculative(target.model, p, { maxNewTokens: tokens, greedy: true, draft: draft.model, k: o.k, ...(r > 0 ? { stats } : {}) })];
+      fast += performance.now() - t0;
+      if (got.join(',') !== want.join(',')) identical = false;
+    }
+    if (r > 0) {
+      plainTimes.push(plain);
+      fastTimes.push(fast);
+    }
+  }
+  const n = prompts.length * tokens;
+  const [plainTps, fastTps] = [(n / median(plainTimes)) * 1000, (n / median(fastTimes)) * 1000];
+  return {
+    workload: 'speculative',
+    config: `target ${SPECULATIVE_PAIR.target.nLayer}L/draft ${SPECULATIVE_PAIR.draft.nLayer}L, ${SPECULATIVE_PAIR.target.nEmbd} wide, chars`,
+    k: o.k,
+    tokens_per_s: fastTps,
+    target_alone_tokens_per_s: plainTps,
+    speedup: fastTps / plainTps,
+    acceptance_rate: stats.acceptanceRate,
+    tokens_per_target_pass: stats.tokensPerTargetPass,
+    identical_tokens: identical,
+    train_seconds: target.trainSeconds + draft.trainSeconds,
+  };
+}
