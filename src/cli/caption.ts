@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { readPngFiles } from '../data/image_folder.js';
@@ -12,6 +12,7 @@ import { imageBatch } from '../train/vit_trainer.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
+import { checkOutDir } from './out_dir.js';
 
 /** Where Debian's dataset-fashion-mnist package puts the IDX files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -39,12 +40,6 @@ const HYPER: Array<[string, keyof CaptionTrainOptionsInput, (v: string) => numbe
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines (default 50)'],
   ['--seed <n>', 'seed', int, 'random seed for placement, initialisation and shuffling (default 1337)'],
 ];
-
-function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
-  }
-}
 
 export function runCaptionTraining(args: { data: string; out: string; backend?: string; threads?: number }, raw: CaptionTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): CaptionTrainSummary {
   let options: CaptionTrainOptions;

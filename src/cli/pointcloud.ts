@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadPointCloudFolder, readPointFile } from '../data/point_cloud_files.js';
@@ -10,6 +10,7 @@ import { evaluatePointClouds, predictPointClouds, tokenizeClouds, trainPointClou
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
+import { checkOutDir } from './out_dir.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from PointCloudTrainOptionsSchema. */
 const HYPER: Array<[string, keyof PointCloudTrainOptionsInput, (v: string) => number, string]> = [
@@ -45,13 +46,6 @@ function pointData(o: { task?: string; data?: string }, options: PointCloudTrain
   if (o.task === undefined) throw new UserError(`give --task (${TASKS.join(', ')}) or --data DIR (one subfolder of .xyz/.off/.ply files per class)`);
   if (!TASKS.includes(o.task)) throw new UserError(`--task ${o.task} is not a point-cloud task (known: ${TASKS.join(', ')})`);
   return shapesDataset(options.trainPerClass, options.testPerClass, options.seed);
-}
-
-/** Refuse to replace a directory that is not a model directory: it may hold the user's files. */
-function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
-  }
 }
 
 export function runPointCloudTraining(args: { task?: string; data?: string; out: string; backend?: string; threads?: number }, raw: PointCloudTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): PointCloudTrainSummary {

@@ -1,6 +1,6 @@
 import { captionFashion, captionVocabulary, encodeCaption, PAD, BOS, type CaptionedImages } from '../data/fashion_captions.js';
 import { loadImageDataset } from '../data/image_dataset.js';
-import { pixelStats, shuffled, subset, type ImageSet } from '../data/image_set.js';
+import { pixelStats, subset, type ImageSet } from '../data/image_set.js';
 import { scoreCaptions, type CaptionScores } from '../eval/caption_scores.js';
 import { writeCaptions } from '../generate/caption.js';
 import { writeDirAtomic } from '../io/atomic.js';
@@ -12,6 +12,7 @@ import { AdamW } from '../optim/adamw.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { CaptionTrainOptions } from './caption_options.js';
+import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 import { imageBatch } from './vit_trainer.js';
@@ -123,12 +124,8 @@ export function trainCaptioner(run: { data: CaptionData; dataPath: string; optio
   const epochOf = (step: number): number => Math.max(1, Math.ceil(step / stepsPerEpoch));
   events.onStart?.({ params: model.numParameters(), train: n, test: test.images.count, maxSteps, config: model.config });
 
-  let order: Int32Array = new Int32Array(0);
-  const nextBatches = (step: number): Int32Array[] => {
-    if (step % stepsPerEpoch === 0) order = shuffled(n, rng);
-    const start = (step % stepsPerEpoch) * o.batchSize;
-    return [order.subarray(start, Math.min(start + o.batchSize, n))];
-  };
+  const batchAt = epochBatches(n, o.batchSize, rng);
+  const nextBatches = (step: number): Int32Array[] => [batchAt(step)];
   const objective: Objective<Int32Array> = {
     loss: (idx) => {
       const { tokensIn, targets } = captionTokens(model, train.captions, idx);

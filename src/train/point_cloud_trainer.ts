@@ -1,6 +1,5 @@
 import { writeDirAtomic } from '../io/atomic.js';
 import { pointTransformerFiles } from '../io/point_transformer_dir.js';
-import { shuffled } from '../data/image_set.js';
 import { randomRotation, rotatePoints, type PointCloudDataset, type PointCloudSet } from '../data/point_clouds.js';
 import { pointPatches, type PointPatches } from '../models/point_patches.js';
 import { PointCloudTransformer } from '../models/point_transformer.js';
@@ -10,6 +9,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
+import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { PointCloudTrainOptions } from './point_cloud_options.js';
 import type { Objective } from './step.js';
@@ -146,12 +146,8 @@ export function trainPointClouds(run: { data: PointCloudDataset; dataName: strin
   const epochOf = (step: number): number => Math.max(1, Math.ceil(step / stepsPerEpoch));
   events.onStart?.({ params: model.numParameters(), train: train.clouds.length, test: test.clouds.length, maxSteps, config: model.config });
 
-  let order: Int32Array = new Int32Array(0);
-  const nextBatches = (step: number): Int32Array[] => {
-    if (step % stepsPerEpoch === 0) order = shuffled(train.clouds.length, rng);
-    const start = (step % stepsPerEpoch) * o.batchSize;
-    return [order.subarray(start, Math.min(start + o.batchSize, train.clouds.length))];
-  };
+  const batchAt = epochBatches(train.clouds.length, o.batchSize, rng);
+  const nextBatches = (step: number): Int32Array[] => [batchAt(step)];
   let window = { loss: 0, right: 0, clouds: 0, seconds: 0 };
   const objective: Objective<Int32Array> = {
     loss: (idx) => {
