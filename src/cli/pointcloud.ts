@@ -14,7 +14,7 @@ import { checkOutDir } from './out_dir.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from PointCloudTrainOptionsSchema. */
 const HYPER: Array<[string, keyof PointCloudTrainOptionsInput, (v: string) => number, string]> = [
-  ['--epochs <n>', 'epochs', int, 'passes over the training clouds (default 12)'],
+  ['--epochs <n>', 'epochs', int, 'passes over the training clouds (default 8)'],
   ['--max-steps <n>', 'maxSteps', int, 'stop after this many steps, even mid-epoch'],
   ['--batch-size <n>', 'batchSize', int, 'clouds per step (default 32)'],
   ['--lr <x>', 'lr', num, 'peak learning rate (default 1e-3)'],
