@@ -153,6 +153,12 @@ describe('attn caption', () => {
     const r1 = cli(narrow, '--model', out, '--backend', 'js');
     assert.equal(r1.status, 1);
     assert.equal(r1.stderr, `attn: error: ${narrow} is 28×28 but the model takes 42×28 images\n`);
+    // `--model` after the subcommand is the subcommand's (positional options), and eval --json ends with the scores.
+    const ev = cli('eval', '--model', out, '--data', data, '--json', '--show', '1', '--backend', 'js');
+    assert.equal(ev.status, 0, ev.stderr);
+    const lines = ev.stdout.trim().split('\n');
+    assert.equal(lines.length, 3);
+    assert.deepEqual(Object.keys(JSON.parse(lines[2]!) as object), ['class_word_accuracy', 'property_accuracy', 'bleu4']);
     const colour = png(join(root, 'colour.png'), 42, true);
     assert.throws(() => runCaption([colour], { model: out, backend: 'js' }), (e) => e instanceof UserError && e.message === `${colour} is a colour image (3 channels) but the model takes grayscale (1 channel) images`);
   });

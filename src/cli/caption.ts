@@ -106,7 +106,9 @@ export function runCaption(images: string[], o: { model: string; heatmap?: strin
 }
 
 export function captionCommand(): Command {
+  // Positional options: `--model` before a subcommand is the caption command's, after it the subcommand's own.
   const caption = withBackendFlags(new Command('caption'))
+    .enablePositionalOptions()
     .description('image captioning (ViT encoder + text decoder with cross-attention) on Fashion-MNIST: train, eval, or caption PNG files')
     .usage('[options] IMAGE.png… | train | eval')
     .argument('[images...]', `PNG images of the model's canvas size (28 high × 42 wide, grayscale)`)
