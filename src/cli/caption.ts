@@ -19,7 +19,7 @@ export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from CaptionTrainOptionsSchema. */
 const HYPER: Array<[string, keyof CaptionTrainOptionsInput, (v: string) => number, string]> = [
-  ['--epochs <n>', 'epochs', int, 'passes over the training images (default 3)'],
+  ['--epochs <n>', 'epochs', int, 'passes over the training images (default 5)'],
   ['--max-steps <n>', 'maxSteps', int, 'stop after this many steps, even mid-epoch'],
   ['--batch-size <n>', 'batchSize', int, 'images per step (default 64)'],
   ['--lr <x>', 'lr', num, 'peak learning rate (default 2e-3)'],

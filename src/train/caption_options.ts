@@ -16,7 +16,7 @@ export const CaptionTrainOptionsSchema = z
     dropout: z.number().min(0).lt(1).default(0),
     /** Weight of the ViT head's class loss beside the caption loss (0 = captions only). */
     classLossWeight: z.number().nonnegative().default(0.5),
-    epochs: z.number().int().positive().default(3),
+    epochs: z.number().int().positive().default(5),
     maxSteps: z.number().int().positive().optional(),
     batchSize: z.number().int().positive().default(64),
     lr: z.number().positive().finite().default(2e-3),
