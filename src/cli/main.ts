@@ -26,6 +26,8 @@ import { alignCommand } from './align.js';
 import { tokenizeCommand, tokenizerCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
 import { vitCommand } from './vit.js';
+import { pointcloudCommand } from './pointcloud.js';
+import { captionCommand } from './caption.js';
 import { webCommand } from './web.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -38,7 +40,7 @@ const program = new Command('attn')
   .enablePositionalOptions()
   .exitOverride();
 
-for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), evalsCommand(), inspectCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), ragCommand(), seq2seqCommand(), translateCommand(), vitCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand(), alignCommand()]) {
+for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeCommand(), tokenizerCommand(), referenceCommand(), demoCommand(), benchCommand(), evalCommand(), evalsCommand(), inspectCommand(), exportCommand(), mergeCommand(), quantizeCommand(), pullCommand(), embedCommand(), ragCommand(), seq2seqCommand(), translateCommand(), vitCommand(), pointcloudCommand(), captionCommand(), serveCommand(), sftCommand(), rewardCommand(), dpoCommand(), alignCommand()]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

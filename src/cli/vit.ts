@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadImageDataset } from '../data/image_dataset.js';
@@ -11,6 +11,7 @@ import { parseViTTrainOptions, type ViTTrainOptionsInput } from '../train/vit_op
 import { evaluateViT, predictViT, trainViT, type ViTStepInfo, type ViTTrainSummary } from '../train/vit_trainer.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
+import { checkOutDir } from './out_dir.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from ViTTrainOptionsSchema. */
 const HYPER: Array<[string, keyof ViTTrainOptionsInput, (v: string) => number, string]> = [
@@ -49,13 +50,6 @@ function patchSizes(height: number, width: number): number[] {
   const out: number[] = [];
   for (let p = 2; p < Math.min(height, width); p++) if (height % p === 0 && width % p === 0) out.push(p);
   return out.length ? out : [1];
-}
-
-/** Refuse to replace a directory that is not a model directory: it may hold the user's files. */
-function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
-  }
 }
 
 export function runViTTraining(args: { data: string; out: string; backend?: string; threads?: number }, raw: ViTTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): ViTTrainSummary {

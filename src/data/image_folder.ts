@@ -71,15 +71,21 @@ export function readImageFolder(dir: string, classes: string[] = classFolders(di
 
 /**
  * Loose PNG files (e.g. to classify) as an unlabelled ImageSet of `channels`
- * channels and the given size; a file of another size is an error naming it.
+ * channels and the given size; a file of another size is an error naming it,
+ * and so, with exactChannels, is one of other channels (else colour is
+ * averaged to gray for a grayscale model).
  */
-export function readPngFiles(paths: string[], size: { height: number; width: number; channels: number }): ImageSet {
+export function readPngFiles(paths: string[], size: { height: number; width: number; channels: number }, o: { exactChannels?: boolean } = {}): ImageSet {
   const n = size.height * size.width;
   const pixels = new Uint8Array(paths.length * n * size.channels);
   paths.forEach((path, k) => {
     const img = decode(path);
     if (img.width !== size.width || img.height !== size.height) {
       throw new UserError(`${path} is ${img.width}×${img.height} but the model takes ${size.width}×${size.height} images`);
+    }
+    // exactChannels: a model whose measured properties include brightness takes no silent colour conversion.
+    if (o.exactChannels && (img.gray ? 1 : 3) !== size.channels) {
+      throw new UserError(`${path} is ${img.gray ? 'grayscale (1 channel)' : 'a colour image (3 channels)'} but the model takes ${size.channels === 1 ? 'grayscale (1 channel)' : `${size.channels}-channel`} images`);
     }
     for (let p = 0; p < n; p++) {
       for (let c = 0; c < size.channels; c++) {

@@ -54,6 +54,22 @@ export class ViT extends Module {
 
   /** images: [N, H, W, C] standardised pixels (see data/image_set.ts); labels, if given, one class per image. */
   forward(images: Tensor, labels?: Int32Array): ViTOutput {
+    const logits = this.classScores(this.encode(images));
+    return { logits, loss: labels ? crossEntropy(logits, labels) : null };
+  }
+
+  /** Class scores [N, num_classes] from the encoder's output: the head reads the class token's vector. */
+  classScores(encoded: Tensor): Tensor {
+    const [N, , D] = encoded.shape as [number, number, number];
+    return this.head.forward(reshape(slice(encoded, 1, 0, 1), [N, D]));
+  }
+
+  /**
+   * The encoder alone: [N, 1 + patches, D], the class token's final vector
+   * first, then one per patch in reading order. A classifier reads the first;
+   * a captioner's decoder attends to them all (models/captioner.ts).
+   */
+  encode(images: Tensor): Tensor {
     const N = images.shape[0]!;
     const { image_height: H, image_width: W, channels: C, patch_size: p, d_model: D } = this.config;
     if (images.shape.join() !== [N, H, W, C].join()) throw new Error(`ViT expects images [N, ${H}, ${W}, ${C}], got [${images.shape}]`);
@@ -63,8 +79,6 @@ export class ViT extends Module {
     let x = add(concat([cls, patches], 1), this.pos_embed);
     x = this.drop.forward(x);
     for (const block of this.blocks) x = block.forward(x);
-    x = this.norm.forward(x);
-    const logits = this.head.forward(reshape(slice(x, 1, 0, 1), [N, D]));
-    return { logits, loss: labels ? crossEntropy(logits, labels) : null };
+    return this.norm.forward(x);
   }
 }

@@ -2,13 +2,14 @@ import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { vitFiles } from '../io/vit_dir.js';
 import type { ImageDataset } from '../data/image_dataset.js';
-import { imageSize, normalizedBatch, pixelStats, shuffled, type ImageSet } from '../data/image_set.js';
+import { imageSize, normalizedBatch, pixelStats, type ImageSet } from '../data/image_set.js';
 import { ViT } from '../models/vit.js';
 import { parseViTConfig, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
+import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
@@ -135,11 +136,9 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
   events.onStart?.({ params: model.numParameters(), train: train.count, test: test.count, maxSteps, config: model.config });
 
   // The data source: a fresh shuffle at the start of each epoch, then consecutive slices of it.
-  let order: Int32Array = new Int32Array(0);
+  const batchAt = epochBatches(train.count, o.batchSize, rng);
   const nextBatches = (step: number): ImageBatch[] => {
-    if (step % stepsPerEpoch === 0) order = shuffled(train.count, rng);
-    const start = (step % stepsPerEpoch) * o.batchSize;
-    const idx = order.subarray(start, Math.min(start + o.batchSize, train.count));
+    const idx = batchAt(step);
     return [{ idx, labels: Int32Array.from(idx, (i) => train.labels[i]!) }];
   };
   // Cross-entropy of the class scores; counting the right answers on the way for the progress line.

@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { readPngFiles } from '../data/image_folder.js';
+import type { CaptionScores } from '../eval/caption_scores.js';
+import { captionAttention, writeCaptions } from '../generate/caption.js';
+import { writeAttentionHeatmap } from '../io/attention_heatmap_png.js';
+import { loadCaptioner } from '../io/captioner_dir.js';
+import { parseCaptionTrainOptions, type CaptionTrainOptions, type CaptionTrainOptionsInput } from '../train/caption_options.js';
+import { evaluateCaptioner, loadCaptionData, trainCaptioner, type CaptionTrainSummary } from '../train/caption_trainer.js';
+import { imageBatch } from '../train/vit_trainer.js';
+import { UserError } from '../util/errors.js';
+import { useBackend, withBackendFlags } from './backend_flags.js';
+import { int, num } from './flags.js';
+import { checkOutDir } from './out_dir.js';
+
+/** Where Debian's dataset-fashion-mnist package puts the IDX files. */
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
+/** Flag table: [flag, options key, parser, help]. Defaults come from CaptionTrainOptionsSchema. */
+const HYPER: Array<[string, keyof CaptionTrainOptionsInput, (v: string) => number, string]> = [
+  ['--epochs <n>', 'epochs', int, 'passes over the training images (default 5)'],
+  ['--max-steps <n>', 'maxSteps', int, 'stop after this many steps, even mid-epoch'],
+  ['--batch-size <n>', 'batchSize', int, 'images per step (default 64)'],
+  ['--lr <x>', 'lr', num, 'peak learning rate (default 2e-3)'],
+  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default 1e-5)'],
+  ['--warmup-steps <n>', 'warmupSteps', int, 'linear warm-up steps (default 200)'],
+  ['--weight-decay <x>', 'weightDecay', num, 'AdamW decoupled weight decay (default 0.05)'],
+  ['--grad-clip <x>', 'gradClip', num, 'clip the global gradient norm; 0 disables (default 1.0)'],
+  ['--patch <n>', 'patch', int, 'patch side in pixels; divides 28 and 42 (default 7)'],
+  ['--d-model <n>', 'dModel', int, 'width of every vector, image and text (default 64)'],
+  ['--layers <n>', 'layers', int, 'ViT encoder layers (default 4)'],
+  ['--decoder-layers <n>', 'decoderLayers', int, 'text decoder layers (default 2)'],
+  ['--heads <n>', 'heads', int, 'attention heads; divide --d-model (default 4)'],
+  ['--d-ff <n>', 'dFf', int, 'feed-forward width (default 2 × --d-model)'],
+  ['--dropout <p>', 'dropout', num, 'dropout probability (default 0)'],
+  ['--class-loss-weight <x>', 'classLossWeight', num, 'weight of the ViT head\'s class loss beside the caption loss; 0 = captions only (default 0.5)'],
+  ['--train-images <n>', 'trainImages', int, 'use the first N training images; 0 = all 60 000 (default 0)'],
+  ['--test-images <n>', 'testImages', int, 'caption the first N test images after each epoch; 0 = all 10 000 (default 2000)'],
+  ['--log-interval <n>', 'logInterval', int, 'steps between progress lines (default 50)'],
+  ['--seed <n>', 'seed', int, 'random seed for placement, initialisation and shuffling (default 1337)'],
+];
+
+export function runCaptionTraining(args: { data: string; out: string; backend?: string; threads?: number }, raw: CaptionTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): CaptionTrainSummary {
+  let options: CaptionTrainOptions;
+  try {
+    options = parseCaptionTrainOptions(raw);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  checkOutDir(args.out);
+  const { description } = useBackend(args);
+  const data = loadCaptionData(args.data, options);
+  if (data.train.images.height % options.patch !== 0 || data.train.images.width % options.patch !== 0) {
+    throw new UserError(`--patch ${options.patch} does not divide the ${data.train.images.width}×${data.train.images.height} canvas`);
+  }
+  const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
+  return trainCaptioner({ data, dataPath: args.data, options, out: args.out }, {
+    onStart: (i) => log(
+      `training captioner: ${(i.params / 1e6).toFixed(3)}M parameters, ViT over ${i.config.image.image_width}×${i.config.image.image_height} canvases ` +
+      `(${(i.config.image.image_width / i.config.image.patch_size) * (i.config.image.image_height / i.config.image.patch_size)} patches) + ${i.config.n_decoder_layers}-layer text decoder; ` +
+      `${i.train} train / ${i.test} test images (${data.source}); ${i.maxSteps} steps; backend ${description}`,
+    ),
+    onStep: (s) => log(`epoch ${s.epoch} step ${s.step}/${s.maxSteps} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} ${Math.round(s.imagesPerSecond)} img/s ETA ${Math.round(s.eta)}s`),
+    onEval: (e) => log(`epoch ${e.epoch} (step ${e.step}): class word ${pct(e.class_word_accuracy)}, properties ${pct(e.property_accuracy)}, BLEU-4 ${e.bleu4.toFixed(3)}`),
+    onCheckpoint: (c) => log(`saved model at step ${c.step} to ${c.dir}`),
+  });
+}
+
+/** The options the model was trained with, so evaluation rebuilds the same test canvases and captions. */
+function trainedOptions(modelDir: string): CaptionTrainOptions {
+  try {
+    const t = JSON.parse(readFileSync(join(modelDir, 'trainer.json'), 'utf8')) as { options?: CaptionTrainOptionsInput };
+    return parseCaptionTrainOptions(t.options ?? {});
+  } catch {
+    return parseCaptionTrainOptions({});
+  }
+}
+
+export function runCaptionEval(o: { model: string; data: string; testImages?: number; backend?: string; threads?: number }, show = 0): CaptionScores & { images: number; examples: Array<{ written: string; reference: string }> } {
+  useBackend(o);
+  const model = loadCaptioner(o.model);
+  const options = trainedOptions(o.model);
+  const { test } = loadCaptionData(o.data, { trainImages: 1, testImages: o.testImages ?? options.testImages, seed: options.seed });
+  const { written, ...scores } = evaluateCaptioner(model, test);
+  return { ...scores, images: test.images.count, examples: written.slice(0, show).map((w, i) => ({ written: w, reference: test.captions[i]! })) };
+}
+
+/** Caption PNG files; with a heatmap path, draw the cross-attention of the first image's caption word by word. */
+export function runCaption(images: string[], o: { model: string; heatmap?: string; backend?: string; threads?: number }): Array<{ image: string; caption: string; words?: string[] }> {
+  useBackend(o);
+  const model = loadCaptioner(o.model);
+  const c = model.config.image;
+  const set = readPngFiles(images, { height: c.image_height, width: c.image_width, channels: c.channels }, { exactChannels: true });
+  const batch = imageBatch(model.encoder, set, Int32Array.from(images, (_, i) => i));
+  const { ids, captions } = writeCaptions(model, batch);
+  const out: Array<{ image: string; caption: string; words?: string[] }> = images.map((image, i) => ({ image, caption: captions[i]! }));
+  if (o.heatmap) {
+    const first = imageBatch(model.encoder, set, [0]);
+    const att = captionAttention(model, first, ids[0]!);
+    const size = c.image_height * c.image_width;
+    writeAttentionHeatmap(o.heatmap, { pixels: set.pixels.subarray(0, size), height: c.image_height, width: c.image_width, patch: c.patch_size }, att.patches);
+    out[0]!.words = att.words;
+  }
+  return out;
+}
+
+export function captionCommand(): Command {
+  // Positional options: `--model` before a subcommand is the caption command's, after it the subcommand's own.
+  const caption = withBackendFlags(new Command('caption'))
+    .enablePositionalOptions()
+    .description('image captioning (ViT encoder + text decoder with cross-attention) on Fashion-MNIST: train, eval, or caption PNG files')
+    .usage('[options] IMAGE.png… | train | eval')
+    .argument('[images...]', `PNG images of the model's canvas size (28 high × 42 wide, grayscale)`)
+    .option('--model <dir>', 'captioning model directory (from attn caption train)')
+    .option('--heatmap <out.png>', 'write the cross-attention of the first image\'s caption over its patches: one panel per word, left to right')
+    .action((images: string[], o: { model?: string; heatmap?: string; backend?: string; threads?: number }) => {
+      if (images.length === 0) throw new UserError('give PNG images to caption, or a subcommand: train, eval (see attn caption --help)');
+      if (!o.model) throw new UserError('--model DIR is required to caption images (train one with `attn caption train`)');
+      for (const r of runCaption(images, { ...o, model: o.model })) {
+        process.stdout.write(`${r.image}\t${r.caption}\n`);
+        if (r.words) process.stderr.write(`heatmap ${o.heatmap}: one panel per word, left to right: ${r.words.join(' | ')}\n`);
+      }
+    });
+
+  const train = withBackendFlags(new Command('train'))
+    .description('train the captioner on Fashion-MNIST with captions written from each label and the properties measured on the picture')
+    .option('--data <dir>', 'Fashion-MNIST IDX files (Debian: apt-get install dataset-fashion-mnist)', FASHION_MNIST_DIR)
+    .option('--out <dir>', 'model directory, saved after every epoch', 'out-caption');
+  for (const [flag, , parse, help] of HYPER) train.option(flag, help, parse);
+  train.action((opts: Record<string, unknown>) => {
+    const raw: Record<string, unknown> = {};
+    for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
+    const summary = runCaptionTraining({ data: opts.data as string, out: opts.out as string, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}) }, raw as CaptionTrainOptionsInput);
+    process.stdout.write(JSON.stringify(summary) + '\n');
+  });
+
+  const evaluate = withBackendFlags(new Command('eval'))
+    .description('caption the test images and score the captions: class word, measured properties, BLEU-4')
+    .requiredOption('--model <dir>', 'captioning model directory (from attn caption train)')
+    .option('--data <dir>', 'Fashion-MNIST IDX files', FASHION_MNIST_DIR)
+    .option('--test-images <n>', 'caption the first N test images; 0 = all 10 000 (default: as in training)', int)
+    .option('--show <n>', 'print the first N captions beside their references', int, 5)
+    .option('--json', 'end with one JSON line {"class_word_accuracy", "property_accuracy", "bleu4"}')
+    .action((o: { model: string; data: string; testImages?: number; show: number; json?: boolean; backend?: string; threads?: number }) => {
+      const r = runCaptionEval(o, o.show);
+      for (const e of r.examples) process.stdout.write(`${e.written}\t(reference: ${e.reference})\n`);
+      process.stdout.write(`${r.images} test images: class word ${(100 * r.class_word_accuracy).toFixed(2)}%, properties ${(100 * r.property_accuracy).toFixed(2)}%, BLEU-4 ${r.bleu4.toFixed(4)}\n`);
+      if (o.json) process.stdout.write(JSON.stringify({ class_word_accuracy: r.class_word_accuracy, property_accuracy: r.property_accuracy, bleu4: r.bleu4 }) + '\n');
+    });
+
+  for (const sub of [train, evaluate]) caption.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
+  return caption;
+}

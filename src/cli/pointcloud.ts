@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { loadPointCloudFolder, readPointFile } from '../data/point_cloud_files.js';
+import { shapesDataset, type PointCloudDataset, type PointCloudSet } from '../data/point_clouds.js';
+import { loadPointTransformer } from '../io/point_transformer_dir.js';
+import type { PointCloudTransformer } from '../models/point_transformer.js';
+import { parsePointCloudTrainOptions, type PointCloudTrainOptions, type PointCloudTrainOptionsInput } from '../train/point_cloud_options.js';
+import { evaluatePointClouds, predictPointClouds, tokenizeClouds, trainPointClouds, type PointCloudTrainSummary } from '../train/point_cloud_trainer.js';
+import { UserError } from '../util/errors.js';
+import { useBackend, withBackendFlags } from './backend_flags.js';
+import { int, num } from './flags.js';
+import { checkOutDir } from './out_dir.js';
+
+/** Flag table: [flag, options key, parser, help]. Defaults come from PointCloudTrainOptionsSchema. */
+const HYPER: Array<[string, keyof PointCloudTrainOptionsInput, (v: string) => number, string]> = [
+  ['--epochs <n>', 'epochs', int, 'passes over the training clouds (default 8)'],
+  ['--max-steps <n>', 'maxSteps', int, 'stop after this many steps, even mid-epoch'],
+  ['--batch-size <n>', 'batchSize', int, 'clouds per step (default 32)'],
+  ['--lr <x>', 'lr', num, 'peak learning rate (default 1e-3)'],
+  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default 1e-5)'],
+  ['--warmup-steps <n>', 'warmupSteps', int, 'linear warm-up steps (default 100)'],
+  ['--weight-decay <x>', 'weightDecay', num, 'AdamW decoupled weight decay (default 0.05)'],
+  ['--grad-clip <x>', 'gradClip', num, 'clip the global gradient norm; 0 disables (default 1.0)'],
+  ['--groups <n>', 'groups', int, 'patch tokens per cloud, picked by farthest-point sampling (default 32)'],
+  ['--group-size <n>', 'groupSize', int, 'points per patch: each centre\'s nearest neighbours (default 16)'],
+  ['--point-hidden <n>', 'pointHidden', int, 'hidden width of the per-point mini-PointNet (default 64)'],
+  ['--d-model <n>', 'dModel', int, 'width of each token\'s vector (default 64)'],
+  ['--layers <n>', 'layers', int, 'encoder layers (default 4)'],
+  ['--heads <n>', 'heads', int, 'attention heads; divide --d-model (default 4)'],
+  ['--d-ff <n>', 'dFf', int, 'feed-forward width (default 2 × --d-model)'],
+  ['--dropout <p>', 'dropout', num, 'dropout probability (default 0)'],
+  ['--train-per-class <n>', 'trainPerClass', int, '--task shapes: training clouds per shape (default 400)'],
+  ['--test-per-class <n>', 'testPerClass', int, '--task shapes: test clouds per shape (default 100)'],
+  ['--held-out <f>', 'heldOut', num, 'test fraction of a folder without train/ and test/ (default 0.2)'],
+  ['--log-interval <n>', 'logInterval', int, 'steps between progress lines (default 20)'],
+  ['--seed <n>', 'seed', int, 'random seed for data, initialisation and shuffling (default 1337)'],
+];
+
+const TASKS = ['shapes'];
+
+/** The data a command names: the generated task or a folder of point files (exactly one of the two). */
+function pointData(o: { task?: string; data?: string }, options: PointCloudTrainOptions): PointCloudDataset {
+  if (o.task !== undefined && o.data !== undefined) throw new UserError('give --task or --data, not both');
+  if (o.data !== undefined) return loadPointCloudFolder(o.data, { heldOut: options.heldOut, seed: options.seed });
+  if (o.task === undefined) throw new UserError(`give --task (${TASKS.join(', ')}) or --data DIR (one subfolder of .xyz/.off/.ply files per class)`);
+  if (!TASKS.includes(o.task)) throw new UserError(`--task ${o.task} is not a point-cloud task (known: ${TASKS.join(', ')})`);
+  return shapesDataset(options.trainPerClass, options.testPerClass, options.seed);
+}
+
+export function runPointCloudTraining(args: { task?: string; data?: string; out: string; backend?: string; threads?: number }, raw: PointCloudTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): PointCloudTrainSummary {
+  let options: PointCloudTrainOptions;
+  try {
+    options = parsePointCloudTrainOptions(raw);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  checkOutDir(args.out);
+  const { description } = useBackend(args);
+  const data = pointData(args, options);
+  return trainPointClouds({ data, dataName: args.data ?? `task:${args.task}`, options, out: args.out }, {
+    onStart: (i) => log(
+      `training point-cloud transformer: ${(i.params / 1e6).toFixed(3)}M parameters, ${i.config.num_groups} patches of ${i.config.group_size} points, ` +
+      `${i.config.num_classes} classes; ${i.train} train / ${i.test} test clouds (${data.source}); ${i.maxSteps} steps; backend ${description}`,
+    ),
+    onStep: (s) => log(`epoch ${s.epoch} step ${s.step}/${s.maxSteps} loss ${s.loss.toFixed(4)} acc ${(100 * s.accuracy).toFixed(1)}% lr ${s.lr.toExponential(2)} ${Math.round(s.cloudsPerSecond)} clouds/s ETA ${Math.round(s.eta)}s`),
+    onEval: (e) => log(`epoch ${e.epoch} (step ${e.step}): test loss ${e.testLoss.toFixed(4)}, test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`),
+    onCheckpoint: (c) => log(`saved model at step ${c.step} to ${c.dir}`),
+  });
+}
+
+/** The options the model was trained with (trainer.json), so evaluation regenerates or splits the same test set. */
+function trainedOptions(modelDir: string): PointCloudTrainOptions {
+  try {
+    const t = JSON.parse(readFileSync(join(modelDir, 'trainer.json'), 'utf8')) as { options?: PointCloudTrainOptionsInput };
+    return parsePointCloudTrainOptions(t.options ?? {});
+  } catch {
+    return parsePointCloudTrainOptions({});
+  }
+}
+
+/** Relabel a set's classes into the model's order, by name. */
+function alignClasses(set: PointCloudSet, model: PointCloudTransformer, source: string): PointCloudSet {
+  const names = model.config.labels;
+  const map = set.classes.map((c) => names.indexOf(c));
+  const missing = set.classes.find((_, i) => map[i] === -1);
+  if (missing !== undefined) throw new UserError(`${source}: class "${missing}" is not one the model knows (${names.join(', ')})`);
+  return { ...set, labels: Int32Array.from(set.labels, (l) => map[l]!), classes: names };
+}
+
+export function runPointCloudEval(o: { model: string; task?: string; data?: string; backend?: string; threads?: number }): { accuracy: number; loss: number; examples: number } {
+  useBackend(o);
+  const model = loadPointTransformer(o.model);
+  const { test } = pointData(o, trainedOptions(o.model));
+  const aligned = alignClasses(test, model, o.data ?? `--task ${o.task}`);
+  const r = evaluatePointClouds(model, tokenizeClouds(model, aligned), aligned.labels);
+  return { ...r, examples: test.clouds.length };
+}
+
+export function pointcloudCommand(): Command {
+  const pc = new Command('pointcloud').description('point-cloud transformer (patch tokens by farthest-point sampling + k-NN): train, evaluate, predict');
+
+  const train = withBackendFlags(new Command('train'))
+    .description('train a point-cloud classifier on generated shapes (--task shapes) or a folder of point files')
+    .option('--task <name>', `generated data set: ${TASKS.join(', ')} (sphere, cube, cylinder, cone, torus, pyramid; noisy, turned at random)`)
+    .option('--data <dir>', 'folder of .xyz/.off/.ply files, one subfolder per class (or train/ and test/ folders of those)')
+    .option('--out <dir>', 'model directory, saved after every epoch', 'out-pointcloud');
+  for (const [flag, , parse, help] of HYPER) train.option(flag, help, parse);
+  train.option('--no-rotate', 'do not turn the training clouds by a fresh random rotation each epoch');
+  train.action((opts: Record<string, unknown>) => {
+    const raw: Record<string, unknown> = { rotate: opts.rotate !== false };
+    for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
+    const summary = runPointCloudTraining(
+      { task: opts.task as string | undefined, data: opts.data as string | undefined, out: opts.out as string, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}) },
+      raw as PointCloudTrainOptionsInput,
+    );
+    process.stdout.write(JSON.stringify(summary) + '\n');
+  });
+
+  const evaluate = withBackendFlags(new Command('eval'))
+    .description('test-set accuracy of a point-cloud model (the generated test set is regenerated from the training seed)')
+    .requiredOption('--model <dir>', 'model directory (from attn pointcloud train)')
+    .option('--task <name>', `generated data set: ${TASKS.join(', ')}`)
+    .option('--data <dir>', 'point-file folder, as for train (its test split is scored)')
+    .option('--json', 'end with one JSON line {"accuracy": …, "examples": …}')
+    .action((o: { model: string; task?: string; data?: string; json?: boolean; backend?: string; threads?: number }) => {
+      const r = runPointCloudEval(o);
+      process.stdout.write(`test accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.examples} clouds (mean loss ${r.loss.toFixed(4)})\n`);
+      if (o.json) process.stdout.write(JSON.stringify({ accuracy: r.accuracy, examples: r.examples }) + '\n');
+    });
+
+  const predict = withBackendFlags(new Command('predict'))
+    .description('classify point files (.xyz, .off, .ply): one line per file, "file<TAB>class<TAB>probability"')
+    .requiredOption('--model <dir>', 'model directory (from attn pointcloud train)')
+    .argument('<files...>', 'point files')
+    .action((files: string[], o: { model: string; backend?: string; threads?: number }) => {
+      useBackend(o);
+      const model = loadPointTransformer(o.model);
+      const clouds = files.map((f) => readPointFile(f));
+      const t0 = performance.now();
+      const out = predictPointClouds(model, clouds, files);
+      const ms = performance.now() - t0;
+      out.forEach((p, i) => process.stdout.write(`${files[i]}\t${model.config.labels[p.label]}\t${p.probabilities[p.label]!.toFixed(3)}\n`));
+      process.stderr.write(`classified ${files.length} cloud${files.length === 1 ? '' : 's'} in ${ms.toFixed(1)} ms (tokenizing included)\n`);
+    });
+
+  for (const sub of [train, evaluate, predict]) pc.addCommand(sub.exitOverride().showHelpAfterError('(run with --help for usage)'));
+  return pc;
+}

@@ -1,0 +1,171 @@
+import { captionFashion, captionVocabulary, encodeCaption, PAD, BOS, type CaptionedImages } from '../data/fashion_captions.js';
+import { loadImageDataset } from '../data/image_dataset.js';
+import { pixelStats, subset, type ImageSet } from '../data/image_set.js';
+import { scoreCaptions, type CaptionScores } from '../eval/caption_scores.js';
+import { writeCaptions } from '../generate/caption.js';
+import { writeDirAtomic } from '../io/atomic.js';
+import { captionerFiles } from '../io/captioner_dir.js';
+import { Captioner } from '../models/captioner.js';
+import { parseCaptionerConfig, type CaptionerConfig } from '../models/captioner_config.js';
+import { parseViTConfig } from '../models/vit_config.js';
+import { AdamW } from '../optim/adamw.js';
+import { UserError } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import type { CaptionTrainOptions } from './caption_options.js';
+import { epochBatches } from './epoch_batches.js';
+import { runTraining, type TrainingEvents } from './loop.js';
+import type { Objective } from './step.js';
+import { imageBatch } from './vit_trainer.js';
+
+export interface CaptionData {
+  train: CaptionedImages;
+  test: CaptionedImages;
+  source: string;
+}
+
+/**
+ * Fashion-MNIST (IDX files in `dir`) as a captioning task: the first
+ * trainImages / testImages of each split (0 = all), each placed on the wide
+ * canvas and captioned from its label and measurements. The placement seeds
+ * come from `seed`, so evaluation rebuilds exactly the test captions.
+ */
+export function loadCaptionData(dir: string, o: { trainImages: number; testImages: number; seed: number }): CaptionData {
+  const d = loadImageDataset(dir);
+  if (d.source !== 'IDX files') throw new UserError(`--data ${dir}: captioning reads Fashion-MNIST's IDX files (train-images-idx3-ubyte.gz, …), found ${d.source}`);
+  const first = (s: ImageSet, n: number): ImageSet => (n > 0 && n < s.count ? subset(s, Int32Array.from({ length: n }, (_, i) => i)) : s);
+  return {
+    train: captionFashion(first(d.train, o.trainImages), o.seed),
+    test: captionFashion(first(d.test, o.testImages), o.seed + 1),
+    source: `${dir} (Fashion-MNIST IDX files)`,
+  };
+}
+
+export interface CaptionStepInfo {
+  step: number;
+  maxSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  imagesPerSecond: number;
+  eta: number;
+}
+
+export interface CaptionEvalInfo extends CaptionScores {
+  epoch: number;
+  step: number;
+}
+
+export type CaptionTrainEvents = TrainingEvents<{ params: number; train: number; test: number; maxSteps: number; config: CaptionerConfig }, CaptionEvalInfo, CaptionStepInfo>;
+
+export interface CaptionTrainSummary extends CaptionScores {
+  epochs: number;
+  steps: number;
+  train_seconds: number;
+  seconds: number;
+  images_per_s: number;
+}
+
+/** Caption token rows for the images at `idx`: the decoder's input (<bos> + words) and targets (words + <eos>), padded to max_length. */
+export function captionTokens(model: Captioner, captions: string[], idx: ArrayLike<number>): { tokensIn: Int32Array; targets: Int32Array } {
+  const T = model.config.max_length;
+  const tokensIn = new Int32Array(idx.length * T).fill(PAD);
+  const targets = new Int32Array(idx.length * T).fill(PAD);
+  for (let r = 0; r < idx.length; r++) {
+    const ids = encodeCaption(captions[idx[r]!]!, model.config.vocab);
+    if (ids.length > T) throw new UserError(`caption "${captions[idx[r]!]}" is longer than the model's ${T} tokens`);
+    tokensIn[r * T] = BOS;
+    tokensIn.set(ids.subarray(0, Math.min(ids.length, T - 1)), r * T + 1);
+    targets.set(ids, r * T);
+  }
+  return { tokensIn, targets };
+}
+
+/** Write captions for every image of a set (greedy, in batches) and score them against the references. */
+export function evaluateCaptioner(model: Captioner, data: CaptionedImages, batchSize = 250): CaptionScores & { written: string[] } {
+  const wasTraining = model.training;
+  const written: string[] = [];
+  for (let start = 0; start < data.images.count; start += batchSize) {
+    const idx = Int32Array.from({ length: Math.min(batchSize, data.images.count - start) }, (_, i) => start + i);
+    written.push(...writeCaptions(model, imageBatch(model.encoder, data.images, idx)).captions);
+  }
+  model.train(wasTraining);
+  return { ...scoreCaptions(written, data.captions), written };
+}
+
+export function captionerFor(train: ImageSet, captions: string[], o: CaptionTrainOptions): Captioner {
+  const { mean, std } = pixelStats(train);
+  const image = parseViTConfig({
+    image_height: train.height, image_width: train.width, channels: train.channels, patch_size: o.patch,
+    d_model: o.dModel, n_layer: o.layers, n_head: o.heads, d_ff: o.dFf ?? 2 * o.dModel, dropout: o.dropout,
+    num_classes: train.classes.length, labels: train.classes, pixel_mean: mean, pixel_std: std,
+  }, 'captioner image encoder');
+  const longest = Math.max(...captions.map((c) => c.split(' ').length));
+  const config = parseCaptionerConfig({ image, vocab: captionVocabulary(), max_length: longest + 2, n_decoder_layers: o.decoderLayers }, 'captioner');
+  return new Captioner(config, new Rng(o.seed));
+}
+
+/**
+ * Train the captioner: shuffled mini-batches each epoch, teacher-forced
+ * caption cross-entropy (plus the ViT head's class loss), AdamW with warm-up
+ * and cosine decay. After every epoch: write the test captions, score them,
+ * save the model atomically.
+ */
+export function trainCaptioner(run: { data: CaptionData; dataPath: string; options: CaptionTrainOptions; out?: string }, events: CaptionTrainEvents = {}): CaptionTrainSummary {
+  const t0 = performance.now();
+  const o = run.options;
+  const { train, test } = run.data;
+  const model = captionerFor(train.images, train.captions, o);
+  const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
+  const n = train.images.count;
+  const stepsPerEpoch = Math.ceil(n / o.batchSize);
+  const maxSteps = Math.min(o.epochs * stepsPerEpoch, o.maxSteps ?? Infinity);
+  const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: Math.min(o.warmupSteps, Math.floor(maxSteps / 5)), decayIters: maxSteps };
+  const rng = new Rng(o.seed + 1);
+  const epochOf = (step: number): number => Math.max(1, Math.ceil(step / stepsPerEpoch));
+  events.onStart?.({ params: model.numParameters(), train: n, test: test.images.count, maxSteps, config: model.config });
+
+  const batchAt = epochBatches(n, o.batchSize, rng);
+  const nextBatches = (step: number): Int32Array[] => [batchAt(step)];
+  const objective: Objective<Int32Array> = {
+    loss: (idx) => {
+      const { tokensIn, targets } = captionTokens(model, train.captions, idx);
+      const labels = Int32Array.from(idx, (i) => train.images.labels[i]!);
+      return model.forward(imageBatch(model.encoder, train.images, idx), tokensIn, targets, { labels, classLossWeight: o.classLossWeight }).loss!;
+    },
+  };
+
+  let last: CaptionEvalInfo | null = null;
+  const history: CaptionEvalInfo[] = [];
+  let window = { loss: 0, images: 0, seconds: 0 };
+  model.train();
+  const result = runTraining({
+    opt, objective, maxSteps, schedule, gradClip: o.gradClip, nextBatches,
+    size: (b) => b.length,
+    evalInterval: stepsPerEpoch,
+    evaluate: (step) => {
+      const { written: _, ...scores } = evaluateCaptioner(model, test);
+      last = { epoch: epochOf(step), step, ...scores };
+      history.push(last);
+      events.onEval?.(last);
+    },
+    checkpoint: run.out
+      ? { dir: run.out, save: (step) => writeDirAtomic(run.out!, { ...captionerFiles(model), 'trainer.json': JSON.stringify({ data: run.dataPath, options: o, step, epoch: epochOf(step), history }, null, 2) + '\n' }) }
+      : undefined,
+    onCheckpoint: events.onCheckpoint,
+    onStep: (p) => {
+      window.loss += p.loss * p.items;
+      window.images += p.items;
+      window.seconds += p.seconds;
+      if (p.step % o.logInterval === 0 || p.step === maxSteps) {
+        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: window.loss / window.images, imagesPerSecond: window.images / window.seconds, eta: p.eta });
+        window = { loss: 0, images: 0, seconds: 0 };
+      }
+    },
+  });
+  const final = last as CaptionEvalInfo | null;
+  return {
+    epochs: final?.epoch ?? 0, steps: result.step,
+    class_word_accuracy: final?.class_word_accuracy ?? NaN, property_accuracy: final?.property_accuracy ?? NaN, bleu4: final?.bleu4 ?? NaN,
+    train_seconds: result.seconds, seconds: (performance.now() - t0) / 1000, images_per_s: result.items / Math.max(result.seconds, 1e-9),
+  };
+}
