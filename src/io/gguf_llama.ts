@@ -10,7 +10,7 @@ import { Rng } from '../util/rng.js';
 import { ggufValue, readGGUF, tensorAsQuantized, tensorToFloat32, type GGUFFile, type GGUFValue } from './gguf.js';
 import { FILE_TYPE, shortestFloat32, tensorOut, type GGUFExportType } from './gguf_gpt2.js';
 import { tokenizerFromGGUF, tokenizerToGGUF } from './gguf_tokenizer.js';
-import type { GGUFTensorOut } from './gguf_write.js';
+import type { GGUFTensorSource } from './gguf_write.js';
 
 /**
  * attn's Llama ↔ llama.cpp's "llama" and "qwen2" architectures. attn names
@@ -115,7 +115,15 @@ const f32 = (value: number): GGUFValue => ({ type: 'float32', value });
 const str = (value: string): GGUFValue => ({ type: 'string', value });
 
 /** The metadata and tensors of a GGUF file for one of attn's Llama-family models (with its tokenizer and chat template). */
-export function llamaToGGUF(model: Llama, tokenizer: Tokenizer | null, type: GGUFExportType, name = 'attn-llama'): { metadata: Map<string, GGUFValue>; tensors: GGUFTensorOut[]; notes: string[] } {
+/**
+ * `values`, when given, supplies each parameter's values instead of the
+ * model (which may then have none: built withoutAllocation), called only as
+ * writeGGUF writes that tensor. The bench writes a random 1B model this way
+ * without ever holding its 4.4 GB of fp32 values.
+ */
+export function llamaToGGUF(
+  model: Llama, tokenizer: Tokenizer | null, type: GGUFExportType, name = 'attn-llama', values?: (parameter: string, shape: number[]) => Float32Array,
+): { metadata: Map<string, GGUFValue>; tensors: GGUFTensorSource[]; notes: string[] } {
   const c = model.config;
   const arch = ggufArchitecture(c);
   const key = (k: string): string => `${arch}.${k}`;
@@ -140,7 +148,7 @@ export function llamaToGGUF(model: Llama, tokenizer: Tokenizer | null, type: GGU
     metadata.set(key('attention.value_length'), u32(c.head_dim));
   }
   if (type === 'q8_0' || type === 'q4_0') metadata.set('general.quantization_version', u32(2));
-  const tensors: GGUFTensorOut[] = [];
+  const tensors: GGUFTensorSource[] = [];
   const s = c.rope_scaling;
   if (s?.rope_type === 'linear') {
     metadata.set(key('rope.scaling.type'), str('linear'));
@@ -161,8 +169,8 @@ export function llamaToGGUF(model: Llama, tokenizer: Tokenizer | null, type: GGU
   notes.push(...tok.notes);
 
   for (const [pname, p] of model.namedParameters()) {
-    let data = p.data as Float32Array;
-    if (arch === 'llama' && isRotated(pname)) data = permuteRopeRows(data, p.shape[1] ?? 1, c.head_dim, 'to-gguf');
+    const inGGUFOrder = (data: Float32Array) => (arch === 'llama' && isRotated(pname) ? permuteRopeRows(data, p.shape[1] ?? 1, c.head_dim, 'to-gguf') : data);
+    const data = values ? () => inGGUFOrder(values(pname, p.shape)) : inGGUFOrder(p.data as Float32Array);
     tensors.push(tensorOut(llamaGGUFName(pname), p.shape, data, type, notes));
   }
   return { metadata, tensors, notes };
