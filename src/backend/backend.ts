@@ -140,6 +140,15 @@ export interface Backend {
    */
   unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void;
 
+  /** SwiGLU's product in one pass: out = silu(gate) ∘ up (silu(x) = x·σ(x)), with no silu(gate) array. */
+  swigluForward(gate: Float32Array, up: Float32Array, out: Float32Array): void;
+  /**
+   * dGate (+)= dy ∘ up ∘ silu'(gate) and dUp (+)= dy ∘ silu(gate): added when
+   * its accumulate flag is set, written over otherwise; a null one is skipped
+   * (its input wants no gradient).
+   */
+  swigluBackward(gate: Float32Array, up: Float32Array, dy: Float32Array, dGate: Float32Array | null, dUp: Float32Array | null, accGate: boolean, accUp: boolean): void;
+
   softmaxForward(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void;
 

@@ -118,7 +118,7 @@ function randomValues(parameter: string, shape: number[]): Float32Array {
  * the writer reaches it: a 1B model never exists whole in this process (its
  * fp32 values alone are 4.4 GB).
  */
-function writeFiles(shapeName: string, types: LlamaBenchType[], dir: string, log: (s: string) => void): Map<LlamaBenchType, string> {
+export function writeLlamaBenchFiles(shapeName: string, types: LlamaBenchType[], dir: string, log: (s: string) => void): Map<LlamaBenchType, string> {
   const shape = LLAMA_BENCH_SHAPES[shapeName]!;
   const files = new Map<LlamaBenchType, string>();
   const model = withoutAllocation(() => new Llama(parseLlamaConfig(shape), new Rng(1))).eval();
@@ -148,7 +148,7 @@ export function benchLlama(o: LlamaBenchOptions): void {
     if (!shape) throw new Error(`unknown llama shape ${shapeName}`);
     const dir = mkdtempSync(join(tmpdir(), 'attn-bench-llama-'));
     try {
-      const files = writeFiles(shapeName, o.types, dir, o.log);
+      const files = writeLlamaBenchFiles(shapeName, o.types, dir, o.log);
       for (const [type, file] of files) {
         const fileMb = statSync(file).size / 2 ** 20;
         const impls: Array<'attn' | 'llama.cpp'> = ['attn', ...('dir' in cpp ? (['llama.cpp'] as const) : [])];
