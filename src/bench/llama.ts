@@ -11,7 +11,7 @@ import { withoutAllocation } from '../nn/init.js';
 import { parseLlamaConfig, type LlamaConfigInput } from '../models/llama_config.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
-import type { WorkerArgs, WorkerResult } from './llama_worker.js';
+import { PREFILL, type WorkerArgs, type WorkerResult } from './llama_worker.js';
 import type { Row } from './workloads.js';
 
 /**
@@ -190,11 +190,13 @@ export function benchLlama(o: LlamaBenchOptions): void {
           o.log(`  attn / llama.cpp: decode ${ratio.decode.toFixed(2)}×, prefill ${ratio.prefill.toFixed(2)}× (best settings each)`);
           o.emit({ workload: 'llama', shape: shapeName, type, reference: 'llama.cpp', decode_ratio: ratio.decode, prefill_ratio: ratio.prefill, best: true });
         }
-        if (o.profile && type === 'q4_0' && a) {
+        if (o.profile && a) {
           const r = runLlamaWorker({ impl: 'attn', file, threads: Number(a.d.threads), decodeSteps: 8, prefillReps: 0, profile: true });
-          const prof = r.profile!;
-          o.emit({ workload: 'llama', shape: shapeName, type, impl: 'attn', threads: Number(a.d.threads), measure: 'decode_step_ms_by_op', ...prof });
-          o.log(`  one attn decode step, ms by op: ${Object.entries(prof).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+          const show = (p: Record<string, number>) => Object.entries(p).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+          o.emit({ workload: 'llama', shape: shapeName, type, impl: 'attn', threads: Number(a.d.threads), measure: 'decode_step_ms_by_op', ...r.profile! });
+          o.emit({ workload: 'llama', shape: shapeName, type, impl: 'attn', threads: Number(a.d.threads), measure: 'prefill_ms_by_op', ...r.prefill_profile! });
+          o.log(`  one attn decode step, CPU-ms by op: ${show(r.profile!)}`);
+          o.log(`  one attn ${PREFILL}-token prefill, CPU-ms by op: ${show(r.prefill_profile!)}`);
         }
       }
     } finally {

@@ -50,6 +50,8 @@ export interface WorkerResult {
   decode_tokens_per_cpu_s: number;
   prefill_tokens_per_cpu_s: number;
   profile?: Record<string, number>;
+  /** The same for one 256-token prefill (ms by op). */
+  prefill_profile?: Record<string, number>;
 }
 
 /**
@@ -112,9 +114,10 @@ function runAttn(a: WorkerArgs): WorkerResult {
     if (r > 0) { prefill.push(performance.now() - s); prefillCpu += cpuSeconds(c0); }
   }
   const profile = a.profile ? decodeOpProfile(model, cache, V) : undefined;
+  const prefill_profile = a.profile ? decodeOpProfile(model, cache, V, 2, PREFILL) : undefined;
   return {
     decode_tokens_per_s: 1000 / median(decode), prefill_tokens_per_s: (PREFILL * 1000) / median(prefill), load_s, max_rss_mb: peakRssMb(), decode_max_rss_mb,
-    decode_tokens_per_cpu_s: a.decodeSteps / decodeCpu, prefill_tokens_per_cpu_s: (PREFILL * a.prefillReps) / prefillCpu, ...(profile ? { profile } : {}),
+    decode_tokens_per_cpu_s: a.decodeSteps / decodeCpu, prefill_tokens_per_cpu_s: (PREFILL * a.prefillReps) / prefillCpu, ...(profile ? { profile, prefill_profile } : {}),
   };
 }
 

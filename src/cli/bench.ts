@@ -235,7 +235,7 @@ export function benchCommand(): Command {
     .option('--llama-shapes <list>', `llama workload: shapes (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')}; default all)`)
     .option('--llama-types <list>', `llama workload: GGUF types (${LLAMA_BENCH_TYPES.join(', ')}; default all)`)
     .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts)', int, 1)
-    .option('--profile', 'llama workload: also time each op of one attn q4_0 decode step')
+    .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .addCommand(benchServeCommand())
     .addCommand(benchFleetCommand())
     .action((o: BenchOptions) => runBench(o));
