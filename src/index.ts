@@ -60,7 +60,7 @@ export { writeDirAtomic } from './io/atomic.js';
 export { UserError } from './util/errors.js';
 export * from './io/safetensors.js';
 export { parseGGUF, readGGUF, ggufValue, tensorToFloat32, tensorAsQuantized, type GGUFFile, type GGUFTensor, type GGUFValue, type GGUFTensorType } from './io/gguf.js';
-export { serializeGGUF, writeGGUF, type GGUFTensorOut } from './io/gguf_write.js';
+export { serializeGGUF, writeGGUF, type GGUFTensorOut, type LazyGGUFTensorOut, type GGUFTensorSource } from './io/gguf_write.js';
 export { gpt2ToGGUF, loadGGUFGPT2, type GGUFExportType, type LoadedGGUFModel } from './io/gguf_gpt2.js';
 export { quantizeMatrix, dequantizeMatrix, dequantizeRow, QUANT_BLOCKS, type QuantizedMatrix, type QuantType } from './backend/quantized_matrix.js';
 export { linearQuantized } from './tensor/ops/linear_quantized.js';

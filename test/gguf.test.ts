@@ -85,6 +85,27 @@ describe('GGUF v3 format', () => {
     assert.ok(!existsSync(`${path}.tmp-${process.pid}`));
   });
 
+  it('a file too large for one buffer: written and read tensor by tensor (the >4 GiB path, with its sizes lowered)', () => {
+    const path = join(dir, 'big.gguf');
+    const tensors = sampleTensors();
+    let made = 0;
+    // Lazy tensors: each one's bytes are made only when the writer reaches it.
+    const lazy = tensors.map((t) => ({ ...t, data: () => { made++; return t.data; } }));
+    writeGGUF(path, META, lazy, 32, 7);
+    assert.equal(made, tensors.length);
+    assert.deepEqual(new Uint8Array(readFileSync(path)), serializeGGUF(META, tensors), 'the same bytes as in one buffer');
+    const file = readGGUF(path, { wholeFileBytes: 0, readChunkBytes: 5 }); // header read as growing prefixes, each tensor in 5-byte reads
+    assert.deepEqual([...file.metadata], [...META]);
+    for (const t of tensors) {
+      const got = file.tensors.get(t.name)!;
+      assert.deepEqual([got.type, got.dims, got.bytes], [t.type, t.dims, t.data]);
+      assert.equal(got.bytes.byteOffset, 0, `${t.name} in a buffer of its own`);
+    }
+    assert.deepEqual(tensorToFloat32(file.tensors.get('a.f32')!), new Float32Array(tensors[0]!.data.slice().buffer));
+    writeFileSync(path, readFileSync(path).subarray(0, -40));
+    assert.throws(() => readGGUF(path, { wholeFileBytes: 0, readChunkBytes: 5 }), (e: Error) => e instanceof UserError && /tensor g\.q6_k ends at byte \d+ but the file has \d+ bytes \(truncated file\)/.test(e.message));
+  });
+
   describe('bad files: one clear UserError each', () => {
     const good = () => serializeGGUF(new Map([['k', { type: 'uint32', value: 1 }] as [string, GGUFValue]]), [{ name: 't', dims: [32], type: 'q8_0', data: new Uint8Array(34) }]);
     // Layout of `good`: magic 4, version 4, counts 16; key (8 + 1), type 4, value 4 → 41; tensor name (8 + 1), n_dims 4, dim 8 → 62: type at 62, offset at 66.

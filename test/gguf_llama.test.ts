@@ -7,7 +7,7 @@ import { dequantizeMatrix } from '../src/backend/quantized_matrix.js';
 import { runExport } from '../src/cli/export.js';
 import { writeDirAtomic } from '../src/io/atomic.js';
 import { parseGGUF, readGGUF, type GGUFFile, type GGUFValue } from '../src/io/gguf.js';
-import { ggufRopeRow, permuteRopeRows } from '../src/io/gguf_llama.js';
+import { ggufRopeRow, permuteRopeRows, permuteRopeRowsInPlace } from '../src/io/gguf_llama.js';
 import { tokenizerFromGGUF, tokenizerToGGUF } from '../src/io/gguf_tokenizer.js';
 import { serializeGGUF, writeGGUF, type GGUFTensorOut } from '../src/io/gguf_write.js';
 import { loadModel, modelFiles } from '../src/io/model_dir.js';
@@ -38,6 +38,15 @@ function matmulT(x: Float32Array, w: Float32Array, T: number, C: number, N: numb
 }
 
 describe("Q/K rows: llama.cpp's interleaved RoPE on the permuted rows is Hugging Face's rotate_half", () => {
+  it('reordering in place (how loadModel reads a file) gives the same bytes as reordering into a copy', () => {
+    for (const [D, H, rowBytes] of [[8, 3, 5], [64, 2, 36], [2, 4, 1]] as const) {
+      const file = Uint8Array.from({ length: D * H * rowBytes }, (_, i) => (i * 7919) % 251);
+      const inPlace = file.slice();
+      permuteRopeRowsInPlace(inPlace, rowBytes, D);
+      assert.deepEqual(inPlace, permuteRopeRows(file, rowBytes, D, 'from-gguf'), `head_dim ${D}, ${H} heads`);
+    }
+  });
+
   it('q = rope_half(x·Wᵀ) equals rope_interleaved(x·W_ggufᵀ) read through the row map, for every head and position', () => {
     const [D, H, C, T] = [8, 3, 12, 6];
     const W = rand(H * D * C);

@@ -69,6 +69,20 @@ Napi::Value SiluBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// swigluForward(gate, up, out)
+Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
+  auto g = info[0].As<Napi::Float32Array>();
+  attn::swiglu_forward(g.Data(), F(info, 1), F(info, 2), (long)g.ElementLength());
+  return info.Env().Undefined();
+}
+
+// swigluBackward(gate, up, dy, dGate | null, dUp | null, accGate, accUp)
+Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
+  auto g = info[0].As<Napi::Float32Array>();
+  attn::swiglu_backward(g.Data(), F(info, 1), F(info, 2), F(info, 3), F(info, 4), (long)g.ElementLength(), B(info, 5), B(info, 6));
+  return info.Env().Undefined();
+}
+
 Napi::Value GeluForward(const Napi::CallbackInfo& info) {
   auto x = info[0].As<Napi::Float32Array>();
   attn::gelu_forward(x.Data(), F(info, 1), (long)x.ElementLength());
@@ -261,6 +275,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsNormBackward", Napi::Function::New(env, RmsNormBackward));
   exports.Set("siluForward", Napi::Function::New(env, SiluForward));
   exports.Set("siluBackward", Napi::Function::New(env, SiluBackward));
+  exports.Set("swigluForward", Napi::Function::New(env, SwigluForward));
+  exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
   exports.Set("geluForward", Napi::Function::New(env, GeluForward));
   exports.Set("geluBackward", Napi::Function::New(env, GeluBackward));
   exports.Set("softmaxForward", Napi::Function::New(env, SoftmaxForward));

@@ -82,6 +82,16 @@ void silu_backward(const float* x, const float* dy, float* dx, long n, bool acc)
   parallel_range(n, 1 << 14, [&](long lo, long hi) { k.silu_backward(x, dy, dx, lo, hi, acc); });
 }
 
+void swiglu_forward(const float* g, const float* u, float* out, long n) {
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 14, [&](long lo, long hi) { k.swiglu_forward(g, u, out, lo, hi); });
+}
+
+void swiglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, long n, bool acc_g, bool acc_u) {
+  const VecKernels& k = vec();
+  parallel_range(n, 1 << 14, [&](long lo, long hi) { k.swiglu_backward(g, u, dy, dg, du, lo, hi, acc_g, acc_u); });
+}
+
 void gelu_forward(const float* x, float* out, long n) {
   const VecKernels& k = vec();
   parallel_range(n, 1 << 14, [&](long lo, long hi) { k.gelu_forward(x, out, lo, hi); });

@@ -14,6 +14,9 @@ void rmsnorm_backward(const float* x, const float* w, const float* rstd, const f
 
 void silu_forward(const float* x, float* out, long n);
 void silu_backward(const float* x, const float* dy, float* dx, long n, bool acc);
+// SwiGLU: out = silu(g)·u over n elements; backward into dg and/or du (null: skipped).
+void swiglu_forward(const float* g, const float* u, float* out, long n);
+void swiglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, long n, bool acc_g, bool acc_u);
 
 void gelu_forward(const float* x, float* out, long n);
 void gelu_backward(const float* x, const float* dy, float* dx, long n, bool acc);

@@ -44,6 +44,10 @@ struct VecKernels {
   // SiLU x·σ(x) (the SwiGLU gate) and dx (+)= dy·silu'(x).
   void (*silu_forward)(const float* x, float* out, long lo, long hi);
   void (*silu_backward)(const float* x, const float* dy, float* dx, long lo, long hi, bool acc);
+  // SwiGLU in one pass: out = silu(g)·u; backward dg (+)= dy·u·silu'(g), du (+)= dy·silu(g) (a null one is skipped).
+  void (*swiglu_forward)(const float* g, const float* u, float* out, long lo, long hi);
+  void (*swiglu_backward)(const float* g, const float* u, const float* dy, float* dg, float* du, long lo, long hi, bool acc_g,
+                          bool acc_u);
 };
 
 const VecKernels& vec();

@@ -161,6 +161,15 @@ export interface Backend<F = Storage> {
    */
   unaryBackward(op: UnaryOp, x: F, y: F, dy: F, dx: F, accumulate: boolean): void;
 
+  /** SwiGLU's product in one pass: out = silu(gate) ∘ up (silu(x) = x·σ(x)), with no silu(gate) array. */
+  swigluForward(gate: F, up: F, out: F): void;
+  /**
+   * dGate (+)= dy ∘ up ∘ silu'(gate) and dUp (+)= dy ∘ silu(gate): added when
+   * its accumulate flag is set, written over otherwise; a null one is skipped
+   * (its input wants no gradient).
+   */
+  swigluBackward(gate: F, up: F, dy: F, dGate: F | null, dUp: F | null, accGate: boolean, accUp: boolean): void;
+
   softmaxForward(x: F, out: F, rows: number, cols: number): void;
   softmaxBackward(y: F, dy: F, dx: F, rows: number, cols: number): void;
 

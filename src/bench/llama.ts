@@ -7,10 +7,11 @@ import { loadAddon } from '../backend/native/index.js';
 import { llamaToGGUF } from '../io/gguf_llama.js';
 import { writeGGUF } from '../io/gguf_write.js';
 import { Llama } from '../models/llama.js';
+import { withoutAllocation } from '../nn/init.js';
 import { parseLlamaConfig, type LlamaConfigInput } from '../models/llama_config.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
-import type { WorkerArgs, WorkerResult } from './llama_worker.js';
+import { PREFILL, type WorkerArgs, type WorkerResult } from './llama_worker.js';
 import type { Row } from './workloads.js';
 
 /**
@@ -31,9 +32,6 @@ export const LLAMA_BENCH_SHAPES: Record<string, LlamaConfigInput> = {
 };
 export const LLAMA_BENCH_TYPES = ['f32', 'q8_0', 'q4_0'] as const;
 export type LlamaBenchType = (typeof LLAMA_BENCH_TYPES)[number];
-
-/** Node 20 holds at most 4 GiB in one typed array, and GGUF files are read (and written) as one buffer. */
-const MAX_FILE_BYTES = 2 ** 32 - 1;
 
 const WORKER = fileURLToPath(new URL('./llama_worker.js', import.meta.url));
 export const LLAMA_CPP = { pkg: 'node-llama-cpp', version: '3.21.1' };
@@ -98,23 +96,41 @@ export interface LlamaBenchOptions {
   emit: (r: Row) => void;
 }
 
-/** A random-weight model of `shape` written as GGUF files of each type into `dir` (then dropped). */
-function writeFiles(shapeName: string, types: LlamaBenchType[], dir: string, log: (s: string) => void): Map<LlamaBenchType, string> {
+/**
+ * Random values for one parameter: weights N(0, 0.02²) as the Llama's own
+ * initialisation draws them, norm gains 1. Seeded by the parameter's name, so
+ * every type's file holds the same model.
+ */
+function randomValues(parameter: string, shape: number[]): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  if (shape.length < 2) return out.fill(1);
+  let seed = 1;
+  for (const ch of parameter) seed = (Math.imul(seed, 31) + ch.charCodeAt(0)) >>> 0;
+  const rng = new Rng(seed);
+  for (let i = 0; i < n; i++) out[i] = 0.02 * rng.normal();
+  return out;
+}
+
+/**
+ * A random-weight model of `shape` written as GGUF files of each type into
+ * `dir`. The model is built without values and each tensor is drawn only as
+ * the writer reaches it: a 1B model never exists whole in this process (its
+ * fp32 values alone are 4.4 GB).
+ */
+export function writeLlamaBenchFiles(shapeName: string, types: LlamaBenchType[], dir: string, log: (s: string) => void): Map<LlamaBenchType, string> {
   const shape = LLAMA_BENCH_SHAPES[shapeName]!;
   const files = new Map<LlamaBenchType, string>();
-  const todo = types.filter((t) => weightBytesPerToken(shape, t) < MAX_FILE_BYTES);
-  for (const t of types.filter((x) => !todo.includes(x))) log(`llama ${shapeName} ${t}: skipped (the file would pass 4 GiB, more than Node 20 holds in one buffer: io/gguf.ts reads a file as one buffer)`);
-  if (!todo.length) return files;
-  const t0 = performance.now();
-  const model = new Llama(parseLlamaConfig(shape), new Rng(1)).eval();
+  const model = withoutAllocation(() => new Llama(parseLlamaConfig(shape), new Rng(1))).eval();
   const tokenizer = buildTokenizer('bpe', 'the quick brown fox jumps over the lazy dog. '.repeat(20), 300);
-  for (const type of todo) {
+  for (const type of types) {
+    const t0 = performance.now();
     const path = join(dir, `${shapeName}-${type}.gguf`);
-    const { metadata, tensors } = llamaToGGUF(model, tokenizer, type, shapeName);
+    const { metadata, tensors } = llamaToGGUF(model, tokenizer, type, shapeName, randomValues);
     writeGGUF(path, metadata, tensors);
     files.set(type, path);
+    log(`llama ${shapeName}: wrote the ${type} GGUF file (${(statSync(path).size / 2 ** 20).toFixed(0)} MB) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
-  log(`llama ${shapeName}: wrote ${todo.join(', ')} GGUF files in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return files;
 }
 
@@ -132,7 +148,7 @@ export function benchLlama(o: LlamaBenchOptions): void {
     if (!shape) throw new Error(`unknown llama shape ${shapeName}`);
     const dir = mkdtempSync(join(tmpdir(), 'attn-bench-llama-'));
     try {
-      const files = writeFiles(shapeName, o.types, dir, o.log);
+      const files = writeLlamaBenchFiles(shapeName, o.types, dir, o.log);
       for (const [type, file] of files) {
         const fileMb = statSync(file).size / 2 ** 20;
         const impls: Array<'attn' | 'llama.cpp'> = ['attn', ...('dir' in cpp ? (['llama.cpp'] as const) : [])];
@@ -174,11 +190,13 @@ export function benchLlama(o: LlamaBenchOptions): void {
           o.log(`  attn / llama.cpp: decode ${ratio.decode.toFixed(2)}×, prefill ${ratio.prefill.toFixed(2)}× (best settings each)`);
           o.emit({ workload: 'llama', shape: shapeName, type, reference: 'llama.cpp', decode_ratio: ratio.decode, prefill_ratio: ratio.prefill, best: true });
         }
-        if (o.profile && type === 'q4_0' && a) {
+        if (o.profile && a) {
           const r = runLlamaWorker({ impl: 'attn', file, threads: Number(a.d.threads), decodeSteps: 8, prefillReps: 0, profile: true });
-          const prof = r.profile!;
-          o.emit({ workload: 'llama', shape: shapeName, type, impl: 'attn', threads: Number(a.d.threads), measure: 'decode_step_ms_by_op', ...prof });
-          o.log(`  one attn decode step, ms by op: ${Object.entries(prof).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+          const show = (p: Record<string, number>) => Object.entries(p).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+          o.emit({ workload: 'llama', shape: shapeName, type, impl: 'attn', threads: Number(a.d.threads), measure: 'decode_step_ms_by_op', ...r.profile! });
+          o.emit({ workload: 'llama', shape: shapeName, type, impl: 'attn', threads: Number(a.d.threads), measure: 'prefill_ms_by_op', ...r.prefill_profile! });
+          o.log(`  one attn decode step, CPU-ms by op: ${show(r.profile!)}`);
+          o.log(`  one attn ${PREFILL}-token prefill, CPU-ms by op: ${show(r.prefill_profile!)}`);
         }
       }
     } finally {

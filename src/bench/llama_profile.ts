@@ -23,7 +23,11 @@ function now(): number {
   return (c.user + c.system) / 1000;
 }
 
-export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, steps = 16): Record<string, number> {
+/**
+ * With `tokens` > 1 each step is a prefill instead: the cache emptied, then
+ * `tokens` tokens in one pass (where a 256-token prompt's time goes).
+ */
+export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, steps = 16, tokens = 1): Record<string, number> {
   const totals = new Map<string, number>();
   const stack: number[] = []; // time taken by children of each open call
   const restore: Array<() => void> = [];
@@ -56,9 +60,12 @@ export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, 
       cache.reset();
       let next = argmax(forwardCached(model, Int32Array.from({ length: 16 }, (_, i) => (i * 31) % vocab), [1, 16], cache).data);
       totals.clear();
+      const prompt = Int32Array.from({ length: tokens }, (_, i) => (i * 17) % vocab);
       for (let i = 0; i < steps; i++) {
+        if (tokens > 1) cache.reset();
         const t0 = now();
-        next = argmax(forwardCached(model, Int32Array.of(next), [1, 1], cache).data);
+        const ids = tokens > 1 ? prompt : Int32Array.of(next);
+        next = argmax(forwardCached(model, ids, [1, ids.length], cache).data);
         total += now() - t0;
       }
     });

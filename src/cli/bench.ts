@@ -256,7 +256,7 @@ export function benchCommand(): Command {
     .option('--llama-shapes <list>', `llama workload: shapes (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')}; default all)`)
     .option('--llama-types <list>', `llama workload: GGUF types (${LLAMA_BENCH_TYPES.join(', ')}; default all)`)
     .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts)', int, 1)
-    .option('--profile', 'llama workload: also time each op of one attn q4_0 decode step')
+    .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
     .option('--draft-k <n>', 'speculative workload: tokens the draft proposes per round', int, 4)
     .addCommand(benchServeCommand())

@@ -1,4 +1,6 @@
 import type { CausalLM } from '../models/causal_lm.js';
+import { noGrad } from '../tensor/autograd.js';
+import { withScratch } from '../tensor/buffer_pool.js';
 import { reshape } from '../tensor/ops/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { cachedAttention } from './cached_attention.js';
@@ -23,4 +25,15 @@ export function forwardCached(model: CausalLM, ids: Int32Array, [B, T]: [number,
   });
   cache.advance(T);
   return reshape(logits, [B, model.config.vocab_size]);
+}
+
+/**
+ * forwardCached's scores alone, from a pass without gradients whose
+ * intermediate arrays are all recycled when it ends (buffer_pool.ts's
+ * withScratch): decoding token after token then reuses the same buffers
+ * instead of handing the garbage collector a layer's worth of new arrays per
+ * token. The scores are the caller's (they are not recycled).
+ */
+export function scoresCached(model: CausalLM, ids: Int32Array, shape: [number, number], cache: KVCache): Float32Array {
+  return noGrad(() => withScratch(() => forwardCached(model, ids, shape, cache).data));
 }

@@ -3,10 +3,9 @@ import type { ChatMessage } from '../chat/messages.js';
 import type { ChatTemplate } from '../chat/template.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { UserError } from '../util/errors.js';
-import { noGrad } from '../tensor/autograd.js';
 import { streamDecoder, type Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
-import { forwardCached } from './cached_forward.js';
+import { scoresCached } from './cached_forward.js';
 import { KVCache } from './kv_cache.js';
 import { checkSamplingOptions, penalizeRepeats, sampleToken, type SamplingOptions } from './sampling.js';
 import { StopStrings } from './stop_strings.js';
@@ -119,7 +118,7 @@ export class ChatSession {
     this.model.eval();
     try {
       for (let n = 0; n < budget && !stops.stopped; n++) {
-        const logits = noGrad(() => forwardCached(this.model, Int32Array.from(feed), [1, feed.length], cache).data.slice());
+        const logits = scoresCached(this.model, Int32Array.from(feed), [1, feed.length], cache).slice();
         this.cached.push(...feed);
         if (sampling.repetitionPenalty !== undefined && sampling.repetitionPenalty !== 1) penalizeRepeats(logits, this.cached, sampling.repetitionPenalty);
         const id = sampleToken(logits, sampling, rng);

@@ -2,7 +2,7 @@ import { UserError } from '../util/errors.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
-import { forwardCached } from './cached_forward.js';
+import { scoresCached } from './cached_forward.js';
 import type { ConstrainedDocument, JsonConstraint } from './constrained/json_constraint.js';
 import { KVCache } from './kv_cache.js';
 import { checkSamplingOptions, penalizeRepeats, sampleToken, type SamplingOptions } from './sampling.js';
@@ -153,7 +153,7 @@ export class BatchDecoder implements Decoder {
       return this.prefill(this.sequences.map((s) => s.slice(-Math.min(window, this.cache!.capacity))));
     }
     const last = Int32Array.from(this.sequences, (s) => s[s.length - 1]!);
-    return forwardCached(this.model, last, [last.length, 1], this.cache).data;
+    return scoresCached(this.model, last, [last.length, 1], this.cache);
   }
 
   /** Run whole (left-padded) rows through an emptied cache. */
@@ -162,7 +162,7 @@ export class BatchDecoder implements Decoder {
     const ids = new Int32Array(rows.length * T); // padding is token 0, never attended to
     rows.forEach((r, b) => ids.set(r, b * T + T - r.length));
     this.cache!.reset(rows.map((r) => T - r.length));
-    return forwardCached(this.model, ids, [rows.length, T], this.cache!).data;
+    return scoresCached(this.model, ids, [rows.length, T], this.cache!);
   }
 }
 

@@ -5,9 +5,24 @@ const MARKER = '.complete';
 
 /** Replace one file atomically: write a temp sibling, fsync, rename over the target. */
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  writeFileAtomicWith(path, (fd) => writeAll(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data));
+}
+
+/**
+ * writeFileAtomic for a file written piece by piece (one too large for one
+ * buffer): `write` writes the temp file through its descriptor, then it is
+ * fsynced and renamed over `path`.
+ */
+export function writeFileAtomicWith(path: string, write: (fd: number) => void): void {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileDurable(tmp, data);
+    const fd = openSync(tmp, 'w');
+    try {
+      write(fd);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -20,13 +35,16 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
 export function writeFileDurable(path: string, data: Uint8Array | string): void {
   const fd = openSync(path, 'w');
   try {
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    writeAll(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
 /** Make renames in `dir` durable; best effort (not every platform can fsync a directory). */

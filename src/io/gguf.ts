@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { bf16ToF32 } from './safetensors.js';
 import { dequantizeMatrix, halfToFloat, QUANT_BLOCKS, type QuantizedMatrix, type QuantType } from '../backend/quantized_matrix.js';
 import { UserError } from '../util/errors.js';
@@ -64,16 +64,22 @@ export interface GGUFFile {
   tensors: Map<string, GGUFTensor>;
 }
 
+/** Thrown when the header runs past the prefix of the file read so far: read a longer prefix. */
+class HeaderPastPrefix extends Error {}
+
 /** Reads little-endian values from a buffer, failing with one clear line when the buffer ends. */
 class Cursor {
   pos = 0;
   private readonly view: DataView;
   private readonly text = new TextDecoder('utf-8');
-  constructor(private readonly bytes: Uint8Array, private readonly source: string) {
+  /** `bytes` may be only the start of a file of `fileSize` bytes (a large file's header is read alone). */
+  constructor(private readonly bytes: Uint8Array, private readonly source: string, private readonly fileSize = bytes.length) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   need(n: number, what: string): void {
-    if (this.pos + n > this.bytes.length) throw new UserError(`${this.source}: truncated GGUF file (it ends inside the ${what})`);
+    if (this.pos + n <= this.bytes.length) return;
+    if (this.bytes.length < this.fileSize) throw new HeaderPastPrefix();
+    throw new UserError(`${this.source}: truncated GGUF file (it ends inside the ${what})`);
   }
   u32(what: string): number { this.need(4, what); const v = this.view.getUint32(this.pos, true); this.pos += 4; return v; }
   u64(what: string): number {
@@ -119,9 +125,22 @@ class Cursor {
   }
 }
 
-/** Parse a GGUF file held in memory. Tensor data stays where it is: each tensor's bytes are a view. */
-export function parseGGUF(bytes: Uint8Array, source = 'GGUF'): GGUFFile {
-  const c = new Cursor(bytes, source);
+/** Where each tensor lies in the file: what the header says, before any tensor byte is read. */
+interface GGUFLayout {
+  version: number;
+  alignment: number;
+  metadata: Map<string, GGUFValue>;
+  infos: { name: string; dims: number[]; type: GGUFTensorType; offset: number; size: number }[];
+  dataStart: number;
+}
+
+/**
+ * Parse the header (metadata and tensor infos). `bytes` holds the file's
+ * first bytes (all of it, or a prefix of a file of `fileSize` bytes: then
+ * HeaderPastPrefix says a longer prefix is needed).
+ */
+function parseLayout(bytes: Uint8Array, source: string, fileSize = bytes.length): GGUFLayout {
+  const c = new Cursor(bytes, source, fileSize);
   if (bytes.length < 4 || new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) !== GGUF_MAGIC) {
     const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
     throw new UserError(`${source}: not a GGUF file (it starts with bytes ${head || 'nothing'}, not "GGUF")`);
@@ -170,27 +189,93 @@ export function parseGGUF(bytes: Uint8Array, source = 'GGUF'): GGUFFile {
   }
 
   const dataStart = Math.ceil(c.pos / alignment) * alignment;
-  const tensors = new Map<string, GGUFTensor>();
+  const seen = new Set<string>();
   for (const t of infos) {
     const end = dataStart + t.offset + t.size;
-    if (end > bytes.length) throw new UserError(`${source}: tensor ${t.name} ends at byte ${end} but the file has ${bytes.length} bytes (truncated file)`);
-    if (tensors.has(t.name)) throw new UserError(`${source}: tensor ${t.name} appears twice`);
-    tensors.set(t.name, { name: t.name, dims: t.dims, type: t.type, bytes: bytes.subarray(dataStart + t.offset, end) });
+    if (end > fileSize) throw new UserError(`${source}: tensor ${t.name} ends at byte ${end} but the file has ${fileSize} bytes (truncated file)`);
+    if (seen.has(t.name)) throw new UserError(`${source}: tensor ${t.name} appears twice`);
+    seen.add(t.name);
   }
+  return { version, alignment, metadata, infos, dataStart };
+}
+
+/** Parse a GGUF file held in memory. Tensor data stays where it is: each tensor's bytes are a view. */
+export function parseGGUF(bytes: Uint8Array, source = 'GGUF'): GGUFFile {
+  const { version, alignment, metadata, infos, dataStart } = parseLayout(bytes, source);
+  const tensors = new Map<string, GGUFTensor>();
+  for (const t of infos) tensors.set(t.name, { name: t.name, dims: t.dims, type: t.type, bytes: bytes.subarray(dataStart + t.offset, dataStart + t.offset + t.size) });
   return { version, alignment, metadata, tensors };
 }
 
-/** Read a GGUF file into one buffer (tensors are views into it; quantized ones stay quantized). */
-export function readGGUF(path: string): GGUFFile {
-  let buf: Uint8Array;
+export interface ReadGGUFOptions {
+  /**
+   * Files up to this size are read whole into one buffer. Larger ones (a 1B
+   * model in F32 is 4.4 GB, past both readFileSync's 2 GiB and a typed
+   * array's 4 GiB) are read tensor by tensor with positioned reads, each
+   * tensor into a buffer of its own. Lowered by tests to take that path on
+   * small files.
+   */
+  wholeFileBytes?: number;
+  /** The most bytes one positioned read asks for (read() itself stops short of 2 GiB). */
+  readChunkBytes?: number;
+}
+
+export const GGUF_WHOLE_FILE_BYTES = 2 ** 30;
+const READ_CHUNK_BYTES = 2 ** 30;
+
+/** Read a GGUF file (quantized tensors stay quantized): one buffer with views into it, or, when large, one buffer per tensor. */
+export function readGGUF(path: string, o: ReadGGUFOptions = {}): GGUFFile {
+  let fd: number;
   try {
-    buf = readFileSync(path);
+    fd = openSync(path, 'r');
   } catch (e) {
     throw new UserError(`cannot read ${path}: ${(e as Error).message}`);
   }
-  // Typed views need aligned starts: a small file can come in Node's shared pool at any offset.
-  if (buf.byteOffset % 8 !== 0) buf = new Uint8Array(buf);
-  return parseGGUF(buf, path);
+  try {
+    const size = fstatSync(fd).size;
+    if (size <= (o.wholeFileBytes ?? GGUF_WHOLE_FILE_BYTES)) {
+      let buf: Uint8Array = readFileSync(fd);
+      // Typed views need aligned starts: a small file can come in Node's shared pool at any offset.
+      if (buf.byteOffset % 8 !== 0) buf = new Uint8Array(buf);
+      return parseGGUF(buf, path);
+    }
+    return readGGUFByTensor(fd, size, path, o.readChunkBytes ?? READ_CHUNK_BYTES);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`cannot read ${path}: ${(e as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Fill `into` from the file at `position`, `chunk` bytes per read at most. */
+function readFully(fd: number, into: Uint8Array, position: number, chunk: number, source: string): void {
+  for (let done = 0; done < into.length; ) {
+    const n = readSync(fd, into, done, Math.min(chunk, into.length - done), position + done);
+    if (n === 0) throw new UserError(`${source}: truncated GGUF file (it ended while reading at byte ${position + done})`);
+    done += n;
+  }
+}
+
+function readGGUFByTensor(fd: number, size: number, source: string, chunk: number): GGUFFile {
+  // The header (mostly the tokenizer's vocabulary) is small: read a prefix, longer until it holds the whole header.
+  let layout: GGUFLayout | null = null;
+  for (let n = Math.min(size, chunk, 1 << 20); !layout; n = Math.min(size, n * 4)) {
+    const prefix = new Uint8Array(n);
+    readFully(fd, prefix, 0, chunk, source);
+    try {
+      layout = parseLayout(prefix, source, size);
+    } catch (e) {
+      if (!(e instanceof HeaderPastPrefix)) throw e;
+    }
+  }
+  const tensors = new Map<string, GGUFTensor>();
+  for (const t of layout.infos) {
+    const bytes = new Uint8Array(t.size); // its own ArrayBuffer: aligned for Float32Array views
+    readFully(fd, bytes, layout.dataStart + t.offset, chunk, source);
+    tensors.set(t.name, { name: t.name, dims: t.dims, type: t.type, bytes });
+  }
+  return { version: layout.version, alignment: layout.alignment, metadata: layout.metadata, tensors };
 }
 
 /** A metadata value, or undefined. */

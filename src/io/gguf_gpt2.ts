@@ -8,7 +8,7 @@ import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
 import { ggufValue, readGGUF, tensorAsQuantized, tensorToFloat32, type GGUFFile, type GGUFTensor, type GGUFTensorType, type GGUFValue } from './gguf.js';
 import { tokenizerFromGGUF, tokenizerToGGUF } from './gguf_tokenizer.js';
-import type { GGUFTensorOut } from './gguf_write.js';
+import type { GGUFTensorSource } from './gguf_write.js';
 import { f32ToF16 } from './safetensors.js';
 
 /**
@@ -58,21 +58,24 @@ function f16Bytes(data: Float32Array): Uint8Array {
 }
 
 /** One tensor in the file's type: 1-D tensors and position vectors stay F32 (as llama.cpp's converter keeps them). */
-export function tensorOut(name: string, shape: number[], data: Float32Array, type: GGUFExportType, notes: string[]): GGUFTensorOut {
+export function tensorOut(name: string, shape: number[], data: Float32Array | (() => Float32Array), type: GGUFExportType, notes: string[]): GGUFTensorSource {
   const dims = [...shape].reverse();
   let t: GGUFTensorType = shape.length < 2 || name === 'position_embd.weight' ? 'f32' : type;
   if ((t === 'q8_0' || t === 'q4_0') && dims[0]! % 32 !== 0) {
     notes.push(`${name}: rows of ${dims[0]} values are not whole 32-value blocks; written as f16`);
     t = 'f16';
   }
-  if (t === 'f32') return { name, dims, type: t, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-  if (t === 'f16') return { name, dims, type: t, data: f16Bytes(data) };
-  const q = quantizeMatrix(t as 'q8_0' | 'q4_0', data, shape[0]!, shape[1]!);
-  return { name, dims, type: t, data: q.data };
+  const encode = (v: Float32Array): Uint8Array => {
+    if (t === 'f32') return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    if (t === 'f16') return f16Bytes(v);
+    return quantizeMatrix(t as 'q8_0' | 'q4_0', v, shape[0]!, shape[1]!).data;
+  };
+  // Values given as a function are made (and encoded) only when the file is written.
+  return typeof data === 'function' ? { name, dims, type: t, data: () => encode(data()) } : { name, dims, type: t, data: encode(data) };
 }
 
 /** The metadata and tensors of a GGUF file (architecture "gpt2") for one of attn's GPT models. */
-export function gpt2ToGGUF(model: GPT, tokenizer: Tokenizer | null, type: GGUFExportType): { metadata: Map<string, GGUFValue>; tensors: GGUFTensorOut[]; notes: string[] } {
+export function gpt2ToGGUF(model: GPT, tokenizer: Tokenizer | null, type: GGUFExportType): { metadata: Map<string, GGUFValue>; tensors: GGUFTensorSource[]; notes: string[] } {
   const c = model.config;
   if (c.position_encoding === 'rope') throw new UserError("this model uses RoPE; llama.cpp's gpt2 architecture has learned position vectors only, so it cannot be exported as gpt2");
   const notes: string[] = [];
@@ -92,7 +95,7 @@ export function gpt2ToGGUF(model: GPT, tokenizer: Tokenizer | null, type: GGUFEx
   for (const [k, v] of tok.metadata) metadata.set(k, v);
   notes.push(...tok.notes);
 
-  const tensors: GGUFTensorOut[] = [];
+  const tensors: GGUFTensorSource[] = [];
   const params = new Map(model.namedParameters());
   for (const [name, p] of params) {
     tensors.push(tensorOut(ggufName(name), p.shape, p.data, type, notes));

@@ -10,7 +10,7 @@ import { Rng } from '../util/rng.js';
 import { ggufValue, readGGUF, tensorAsQuantized, tensorToFloat32, type GGUFFile, type GGUFValue } from './gguf.js';
 import { FILE_TYPE, shortestFloat32, tensorOut, type GGUFExportType } from './gguf_gpt2.js';
 import { tokenizerFromGGUF, tokenizerToGGUF } from './gguf_tokenizer.js';
-import type { GGUFTensorOut } from './gguf_write.js';
+import type { GGUFTensorSource } from './gguf_write.js';
 
 /**
  * attn's Llama ↔ llama.cpp's "llama" and "qwen2" architectures. attn names
@@ -98,6 +98,33 @@ export function permuteRopeRows<T extends Float32Array | Uint8Array>(data: T, ro
   return out;
 }
 
+/**
+ * permuteRopeRows 'from-gguf' where the rows lie, with one row of scratch:
+ * each cycle of the permutation is followed, every row moved once. (A
+ * reordered copy of every Q and K matrix would leave the originals as
+ * garbage, ~60 MB of a 1B Q4_0 model, at the moment memory peaks.)
+ */
+export function permuteRopeRowsInPlace(data: Uint8Array, rowLength: number, headDim: number): void {
+  const rows = data.length / rowLength;
+  const moved = new Uint8Array(rows);
+  const saved = new Uint8Array(rowLength);
+  for (let start = 0; start < rows; start++) {
+    if (moved[start]) continue;
+    saved.set(data.subarray(start * rowLength, (start + 1) * rowLength));
+    // Row r takes file row ggufRopeRow(r): that row is the next one overwritten, so it still holds its old bytes.
+    for (let r = start; ; ) {
+      const from = ggufRopeRow(r, headDim);
+      moved[r] = 1;
+      if (from === start) {
+        data.set(saved, r * rowLength);
+        break;
+      }
+      data.copyWithin(r * rowLength, from * rowLength, (from + 1) * rowLength);
+      r = from;
+    }
+  }
+}
+
 /** The GGUF architecture for a config: Qwen2's shape (q/k/v biases only) is "qwen2", anything else "llama". */
 export function ggufArchitecture(c: LlamaConfig): LlamaGGUFArchitecture {
   return c.attention_bias && !c.attention_out_bias && !c.mlp_bias ? 'qwen2' : 'llama';
@@ -115,7 +142,15 @@ const f32 = (value: number): GGUFValue => ({ type: 'float32', value });
 const str = (value: string): GGUFValue => ({ type: 'string', value });
 
 /** The metadata and tensors of a GGUF file for one of attn's Llama-family models (with its tokenizer and chat template). */
-export function llamaToGGUF(model: Llama, tokenizer: Tokenizer | null, type: GGUFExportType, name = 'attn-llama'): { metadata: Map<string, GGUFValue>; tensors: GGUFTensorOut[]; notes: string[] } {
+/**
+ * `values`, when given, supplies each parameter's values instead of the
+ * model (which may then have none: built withoutAllocation), called only as
+ * writeGGUF writes that tensor. The bench writes a random 1B model this way
+ * without ever holding its 4.4 GB of fp32 values.
+ */
+export function llamaToGGUF(
+  model: Llama, tokenizer: Tokenizer | null, type: GGUFExportType, name = 'attn-llama', values?: (parameter: string, shape: number[]) => Float32Array,
+): { metadata: Map<string, GGUFValue>; tensors: GGUFTensorSource[]; notes: string[] } {
   const c = model.config;
   const arch = ggufArchitecture(c);
   const key = (k: string): string => `${arch}.${k}`;
@@ -140,7 +175,7 @@ export function llamaToGGUF(model: Llama, tokenizer: Tokenizer | null, type: GGU
     metadata.set(key('attention.value_length'), u32(c.head_dim));
   }
   if (type === 'q8_0' || type === 'q4_0') metadata.set('general.quantization_version', u32(2));
-  const tensors: GGUFTensorOut[] = [];
+  const tensors: GGUFTensorSource[] = [];
   const s = c.rope_scaling;
   if (s?.rope_type === 'linear') {
     metadata.set(key('rope.scaling.type'), str('linear'));
@@ -161,8 +196,8 @@ export function llamaToGGUF(model: Llama, tokenizer: Tokenizer | null, type: GGU
   notes.push(...tok.notes);
 
   for (const [pname, p] of model.namedParameters()) {
-    let data = p.data as Float32Array;
-    if (arch === 'llama' && isRotated(pname)) data = permuteRopeRows(data, p.shape[1] ?? 1, c.head_dim, 'to-gguf');
+    const inGGUFOrder = (data: Float32Array) => (arch === 'llama' && isRotated(pname) ? permuteRopeRows(data, p.shape[1] ?? 1, c.head_dim, 'to-gguf') : data);
+    const data = values ? () => inGGUFOrder(values(pname, p.shape)) : inGGUFOrder(p.data as Float32Array);
     tensors.push(tensorOut(llamaGGUFName(pname), p.shape, data, type, notes));
   }
   return { metadata, tensors, notes };
@@ -242,8 +277,13 @@ function llama3FromFactors(factors: Float32Array, headDim: number, base: number,
  * Load a GGUF file of architecture "llama" or "qwen2" as attn's Llama. F32,
  * F16 and BF16 tensors become fp32; quantized ones are kept as stored
  * (returned in `quantized`) and multiplied as they are.
+ *
+ * `inPlace`: the caller is done with `file` (it read the file for this load
+ * alone), so the Q and K rows of a "llama" file are reordered where they lie
+ * instead of into copies. A copy would hold them twice: ~60 MB of a 1B
+ * Q4_0 model's 591, a tenth of the memory the goal allows beside the file.
  */
-export function loadGGUFLlama(path: string, file: GGUFFile = readGGUF(path)): LoadedGGUFLlama {
+export function loadGGUFLlama(path: string, file: GGUFFile = readGGUF(path), o: { inPlace?: boolean } = {}): LoadedGGUFLlama {
   const arch = ggufValue(file, 'general.architecture');
   if (!(LLAMA_GGUF_ARCHITECTURES as readonly unknown[]).includes(arch)) throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not a Llama-family one (${LLAMA_GGUF_ARCHITECTURES.join(', ')})`);
   const architecture = arch as LlamaGGUFArchitecture;
@@ -303,7 +343,12 @@ export function loadGGUFLlama(path: string, file: GGUFFile = readGGUF(path)): Lo
     if (!t) throw new UserError(`${path}: missing tensor ${gname}`);
     const want = [...p.shape].reverse();
     if (t.dims.join() !== want.join()) throw new UserError(`${path}: tensor ${gname} has dims [${t.dims}] but the config needs [${want}]`);
-    const rotated = permute && isRotated(name);
+    let rotated = permute && isRotated(name);
+    if (rotated && o.inPlace && t.type !== 'f16' && t.type !== 'bf16') {
+      const rowBytes = t.type === 'f32' ? 4 * (p.shape[1] ?? 1) : quantRowBytes(t.type, t.dims[0] ?? 1);
+      permuteRopeRowsInPlace(t.bytes, rowBytes, head_dim);
+      rotated = false; // now in Hugging Face's order
+    }
     if (t.type === 'f32' && !rotated && t.bytes.byteOffset % 4 === 0) {
       // The file's own bytes become the parameter (no second copy of an F32 model).
       p.data = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);

@@ -1,4 +1,5 @@
-import { writeFileAtomic } from './atomic.js';
+import { writeSync } from 'node:fs';
+import { writeFileAtomicWith } from './atomic.js';
 import { GGML_TYPE_NUMBER, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_TYPES, typeBlock, type GGUFTensorType, type GGUFRaw, type GGUFValue, type GGUFValueType } from './gguf.js';
 
 /** A tensor to write: its bytes as stored (f32/f16 values or quantized blocks). */
@@ -8,6 +9,33 @@ export interface GGUFTensorOut {
   dims: number[];
   type: GGUFTensorType;
   data: Uint8Array;
+}
+
+/**
+ * A tensor whose bytes are made when the file is written: writeGGUF then
+ * holds one tensor's bytes at a time (how the bench writes a 1B model
+ * without ever holding all of it).
+ */
+export interface LazyGGUFTensorOut {
+  name: string;
+  dims: number[];
+  type: GGUFTensorType;
+  data: () => Uint8Array;
+}
+
+export type GGUFTensorSource = GGUFTensorOut | LazyGGUFTensorOut;
+
+/** Bytes a tensor of these dims and type takes in the file. */
+function storedBytes(dims: number[], type: GGUFTensorType): number {
+  const { elements, bytes } = typeBlock(type);
+  return (dims.reduce((a, b) => a * b, 1) / elements) * bytes;
+}
+
+/** A tensor's bytes (made now if lazy), checked against its dims and type. */
+function tensorBytes(t: GGUFTensorSource): Uint8Array {
+  const data = typeof t.data === 'function' ? t.data() : t.data;
+  if (data.length !== storedBytes(t.dims, t.type)) throw new Error(`GGUF tensor ${t.name}: ${data.length} bytes do not hold [${t.dims}] ${t.type} values`);
+  return data;
 }
 
 /** Grows a byte buffer as values are appended (the header is small; tensor data is copied in once at the end). */
@@ -67,8 +95,15 @@ class Writer {
   bytes(): Uint8Array { return this.buf.subarray(0, this.pos); }
 }
 
-/** The bytes of a GGUF v3 file: header, metadata, tensor infos, then each tensor's data at an aligned offset. */
-export function serializeGGUF(metadata: Map<string, GGUFValue>, tensors: GGUFTensorOut[], alignment = GGUF_DEFAULT_ALIGNMENT): Uint8Array {
+/** Where everything goes: the header's bytes, the data's start, each tensor's offset in the data, and the file's size. */
+interface GGUFLayoutOut {
+  header: Uint8Array;
+  dataStart: number;
+  offsets: number[];
+  size: number;
+}
+
+function layoutGGUF(metadata: Map<string, GGUFValue>, tensors: GGUFTensorSource[], alignment: number): GGUFLayoutOut {
   const w = new Writer();
   w.u32(GGUF_MAGIC);
   w.u32(3);
@@ -83,10 +118,8 @@ export function serializeGGUF(metadata: Map<string, GGUFValue>, tensors: GGUFTen
   let offset = 0;
   const offsets: number[] = [];
   for (const t of tensors) {
-    const { elements, bytes } = typeBlock(t.type);
-    const count = t.dims.reduce((a, b) => a * b, 1);
-    if ((t.dims[0] ?? 1) % elements !== 0 || t.data.length !== (count / elements) * bytes) {
-      throw new Error(`GGUF tensor ${t.name}: ${t.data.length} bytes do not hold [${t.dims}] ${t.type} values`);
+    if ((t.dims[0] ?? 1) % typeBlock(t.type).elements !== 0 || (typeof t.data !== 'function' && t.data.length !== storedBytes(t.dims, t.type))) {
+      throw new Error(`GGUF tensor ${t.name}: ${typeof t.data === 'function' ? '?' : t.data.length} bytes do not hold [${t.dims}] ${t.type} values`);
     }
     w.string(t.name);
     w.u32(t.dims.length);
@@ -94,17 +127,39 @@ export function serializeGGUF(metadata: Map<string, GGUFValue>, tensors: GGUFTen
     w.u32(GGML_TYPE_NUMBER[t.type]);
     w.u64(offset);
     offsets.push(offset);
-    offset = pad(offset + t.data.length);
+    offset = pad(offset + storedBytes(t.dims, t.type));
   }
   const header = w.bytes();
   const dataStart = pad(header.length);
-  const out = new Uint8Array(dataStart + offset);
+  return { header, dataStart, offsets, size: dataStart + offset };
+}
+
+/** The bytes of a GGUF v3 file: header, metadata, tensor infos, then each tensor's data at an aligned offset. */
+export function serializeGGUF(metadata: Map<string, GGUFValue>, tensors: GGUFTensorSource[], alignment = GGUF_DEFAULT_ALIGNMENT): Uint8Array {
+  const { header, dataStart, offsets, size } = layoutGGUF(metadata, tensors, alignment);
+  const out = new Uint8Array(size);
   out.set(header);
-  tensors.forEach((t, i) => out.set(t.data, dataStart + offsets[i]!));
+  tensors.forEach((t, i) => out.set(tensorBytes(t), dataStart + offsets[i]!));
   return out;
 }
 
-/** Write a GGUF file atomically (temp name, fsync, rename). */
-export function writeGGUF(path: string, metadata: Map<string, GGUFValue>, tensors: GGUFTensorOut[], alignment = GGUF_DEFAULT_ALIGNMENT): void {
-  writeFileAtomic(path, serializeGGUF(metadata, tensors, alignment));
+/** Write all of `bytes` at `position` (write() may stop short, and asks for at most `chunk` bytes each time). */
+function writeFully(fd: number, bytes: Uint8Array, position: number, chunk: number): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, Math.min(chunk, bytes.length - done), position + done);
+}
+
+/**
+ * Write a GGUF file atomically (temp name, fsync, rename), one tensor at a
+ * time: the file is never one buffer (Node's typed arrays stop at 4 GiB; a
+ * 1B model in F32 is 4.4 GB), and lazy tensors are made only as they are written.
+ */
+export function writeGGUF(path: string, metadata: Map<string, GGUFValue>, tensors: GGUFTensorSource[], alignment = GGUF_DEFAULT_ALIGNMENT, chunkBytes = 2 ** 30): void {
+  const { header, dataStart, offsets, size } = layoutGGUF(metadata, tensors, alignment);
+  writeFileAtomicWith(path, (fd) => {
+    writeFully(fd, header, 0, chunkBytes);
+    tensors.forEach((t, i) => writeFully(fd, tensorBytes(t), dataStart + offsets[i]!, chunkBytes));
+    // The gaps between tensors are holes (zeros); the last tensor's padding is written out so the size is the serialized one.
+    const end = offsets.length ? dataStart + offsets.at(-1)! + storedBytes(tensors.at(-1)!.dims, tensors.at(-1)!.type) : header.length;
+    if (size > end) writeFully(fd, new Uint8Array(size - end), end, chunkBytes);
+  });
 }

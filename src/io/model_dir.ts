@@ -190,7 +190,7 @@ function loadGGUFModel(path: string): LoadedModel {
     return { model: g.model, tokenizer: g.tokenizer, config: g.config, source: 'gguf', quantized: g.quantized };
   }
   if ((LLAMA_GGUF_ARCHITECTURES as readonly unknown[]).includes(arch)) {
-    const g = loadGGUFLlama(path, file);
+    const g = loadGGUFLlama(path, file, { inPlace: true }); // the file was read for this load alone
     return { model: g.model, tokenizer: g.tokenizer, config: g.config, source: 'gguf', quantized: g.quantized };
   }
   throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported (attn loads ${['gpt2', ...LLAMA_GGUF_ARCHITECTURES].join(', ')})`);

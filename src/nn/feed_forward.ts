@@ -1,6 +1,7 @@
-import { add, gelu, mul, relu, scale, tanh } from '../tensor/ops/elementwise.js';
+import { gelu, mul, relu, silu } from '../tensor/ops/elementwise.js';
 import { isGradEnabled } from '../tensor/autograd.js';
-import { Tensor } from '../tensor/tensor.js';
+import { swiglu } from '../tensor/ops/swiglu.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { Dropout } from './dropout.js';
 import { Linear } from './linear.js';
@@ -9,17 +10,13 @@ import type { LinearLayer } from './quantized_linear.js';
 
 export type Activation = 'relu' | 'gelu' | 'silu';
 
-/**
- * PROVISIONAL: silu(x) = x·sigmoid(x) = x·(1 + tanh(x/2))/2, composed from
- * existing ops until the `silu` op (with its kernels) lands in
- * tensor/ops/elementwise.ts; then import that one and delete this.
- */
-function silu(x: Tensor): Tensor {
-  return mul(x, scale(add(tanh(scale(x, 0.5)), Tensor.from([1])), 0.5));
-}
-
 export function activate(x: Tensor, a: Activation): Tensor {
   return a === 'relu' ? relu(x) : a === 'gelu' ? gelu(x) : silu(x);
+}
+
+/** act(gate) ∘ up; SwiGLU (silu) in one fused pass. */
+function gated(gate: Tensor, up: Tensor, a: Activation): Tensor {
+  return a === 'silu' ? swiglu(gate, up) : mul(activate(gate, a), up);
 }
 
 /** The parts a feed-forward computes with: up (and gate, when gated) widen, down projects back. */
@@ -59,7 +56,7 @@ export abstract class FeedForwardLayer extends Module {
     if (!gate && !this.hidden_dropout && this.activation !== 'silu' && down instanceof Linear && isGradEnabled()) {
       return this.dropout.forward(down.forwardActivated(up.forward(x), this.activation));
     }
-    let h = gate ? mul(activate(gate.forward(x), this.activation), up.forward(x)) : activate(up.forward(x), this.activation);
+    let h = gate ? gated(gate.forward(x), up.forward(x), this.activation) : activate(up.forward(x), this.activation);
     if (this.hidden_dropout) h = this.hidden_dropout.forward(h);
     return this.dropout.forward(down.forward(h));
   }

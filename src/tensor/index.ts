@@ -10,6 +10,7 @@ export { crossEntropy, type CrossEntropyOptions } from './ops/cross_entropy.js';
 export { embedding } from './ops/embedding.js';
 export { layerNorm } from './ops/layernorm.js';
 export { rmsNorm } from './ops/rmsnorm.js';
+export { swiglu } from './ops/swiglu.js';
 export { dropout } from './ops/dropout.js';
 export { attention, attentionWeights, packedAttention, type AttentionOptions } from './ops/attention.js';
 export { abs } from './ops/abs.js';

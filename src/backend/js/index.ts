@@ -12,6 +12,7 @@ import { linearQuantized } from './quantized.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
+import { swigluBackward, swigluForward } from './swiglu.js';
 
 /** The pure-TypeScript reference backend: runs anywhere, and is the oracle for faster ones. */
 export const jsBackend: Backend<Float32Array> = {
@@ -21,6 +22,8 @@ export const jsBackend: Backend<Float32Array> = {
   reduceSumTo,
   unary,
   unaryBackward,
+  swigluForward,
+  swigluBackward,
   softmaxForward,
   softmaxBackward,
   layerNormForward,

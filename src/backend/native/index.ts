@@ -13,6 +13,8 @@ interface Addon {
   rmsNormBackward(x: Float32Array, w: Float32Array | null, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dw: Float32Array | null, rows: number, cols: number, accumulate: boolean): void;
   siluForward(x: Float32Array, out: Float32Array): void;
   siluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void;
+  swigluForward(gate: Float32Array, up: Float32Array, out: Float32Array): void;
+  swigluBackward(gate: Float32Array, up: Float32Array, dy: Float32Array, dGate: Float32Array | null, dUp: Float32Array | null, accGate: boolean, accUp: boolean): void;
   geluForward(x: Float32Array, out: Float32Array): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, accumulate: boolean): void;
   softmaxForward(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
@@ -107,6 +109,8 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       if (op === 'silu') return a.siluBackward(x, dy, dx, acc);
       jsBackend.unaryBackward(op, x, y, dy, dx, acc);
     },
+    swigluForward: (g, u, out) => a.swigluForward(g, u, out),
+    swigluBackward: (g, u, dy, dg, du, accG, accU) => a.swigluBackward(g, u, dy, dg, du, accG, accU),
     softmaxForward: (x, out, rows, cols) => a.softmaxForward(x, out, rows, cols),
     layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNormForward(x, w, b, out, mean, rstd, rows, cols, eps),
     layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc),

@@ -188,5 +188,7 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     attentionCachedRagged: () => unsupported('attentionCachedRagged'),
     linearInt8: () => unsupported('linearInt8'),
     linearQuantized: () => unsupported('linearQuantized (GGUF block formats)'),
+    swigluForward: () => unsupported('swiglu'),
+    swigluBackward: () => unsupported('swiglu'),
   };
 }
