@@ -40,6 +40,8 @@ export interface GemmOptions {
   batch?: number;
   /** A length-N vector added to every row of C. */
   bias?: Float32Array | null;
+  /** Round A and B to bfloat16, sum in FP32 (mixed-precision training). */
+  bf16?: boolean;
 }
 
 /** C (M×N) = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), op(A) M×K and op(B) K×N. */
@@ -67,5 +69,6 @@ export function gemmArgs(dims: { M: number; N: number; K: number }, c: Matrix, a
     strideB: b.stride,
     strideC: c.stride,
     bias: o.bias ?? null,
+    bf16: o.bf16 ?? false,
   };
 }
