@@ -52,6 +52,8 @@ export interface CausalLM extends Module {
   forward(ids: Int32Array, shape: [number, number], targets?: Int32Array, opts?: ForwardOptions): CausalLMOutput;
   /** [B, vocab] scores for the token after each row's last position. */
   nextTokenLogits(ids: Int32Array, shape: [number, number]): Tensor;
+  /** Recompute each block in the backward pass instead of storing its activations (DecoderLM). */
+  recompute?: boolean;
 }
 
 /**

@@ -10,6 +10,7 @@ import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { withPrecision } from '../tensor/precision.js';
 import { Rng } from '../util/rng.js';
 import { loadCheckpoint, restoreOptimizer, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { TokenDataset } from './data.js';
@@ -73,9 +74,13 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
 
   let last: EvalInfo | null = null;
   model.train();
+  // Checkpoints written before these options existed trained in FP32, storing every activation.
+  const precision = o.precision ?? 'fp32';
+  model.recompute = o.recompute ?? false;
+  const nextToken = nextTokenObjective(model, o.blockSize);
   const result = runTraining({
     opt,
-    objective: nextTokenObjective(model, o.blockSize),
+    objective: { loss: (batch) => withPrecision(precision, () => nextToken.loss(batch)) },
     step0: state.step,
     maxSteps: o.maxIters,
     schedule,
@@ -84,7 +89,7 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
     size: (b) => b.x.length,
     evalInterval: o.evalInterval,
     evaluate: (step) => {
-      const r = estimateLoss(model, data, o.batchSize, o.evalIters, o.seed);
+      const r = withPrecision(precision, () => estimateLoss(model, data, o.batchSize, o.evalIters, o.seed));
       last = { step, trainLoss: r.train, valLoss: r.val };
       state.history.push({ step, train_loss: r.train, val_loss: r.val });
       events.onEval?.(last);
