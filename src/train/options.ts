@@ -43,6 +43,15 @@ export const TrainOptionsSchema = z
     precision: z.enum(['fp32', 'bf16']).default('fp32'),
     /** Keep only each block's input and recompute the block in the backward pass (less memory, same gradients). */
     recompute: z.boolean().default(false),
+    /**
+     * Wall-clock budget in seconds from the process's start (a speedrun):
+     * training stops before a step that would leave too little time for the
+     * final evaluation, and the learning-rate decay follows the clock as well
+     * as the step count, so a run cut short still ends at minLr.
+     */
+    timeLimit: z.number().positive().optional(),
+    /** Evaluate on the whole validation split (every token once) instead of evalIters sampled batches. */
+    fullValidation: z.boolean().default(false),
   })
   .refine((o) => o.nEmbd % o.nHead === 0, { message: 'n_embd must be divisible by n_head', path: ['nEmbd'] })
   .refine((o) => o.nKvHead === undefined || o.nHead % o.nKvHead === 0, { message: 'n_head must be a multiple of n_kv_head', path: ['nKvHead'] })

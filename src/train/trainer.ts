@@ -14,7 +14,7 @@ import { withPrecision } from '../tensor/precision.js';
 import { Rng } from '../util/rng.js';
 import { loadCheckpoint, restoreOptimizer, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { TokenDataset } from './data.js';
-import { estimateLoss } from './evaluate.js';
+import { estimateLoss, validationLoss } from './evaluate.js';
 import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
 import { nextTokenObjective } from './next_token.js';
 import type { TrainOptions } from './options.js';
@@ -89,7 +89,10 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
     size: (b) => b.x.length,
     evalInterval: o.evalInterval,
     evaluate: (step) => {
-      const r = withPrecision(precision, () => estimateLoss(model, data, o.batchSize, o.evalIters, o.seed));
+      const r = withPrecision(precision, () => {
+        const sampled = estimateLoss(model, data, o.batchSize, o.evalIters, o.seed);
+        return o.fullValidation ? { train: sampled.train, val: validationLoss(model, data, o.batchSize) } : sampled;
+      });
       last = { step, trainLoss: r.train, valLoss: r.val };
       state.history.push({ step, train_loss: r.train, val_loss: r.val });
       events.onEval?.(last);
@@ -106,6 +109,7 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
       : undefined,
     savedIn: run.resume,
     onCheckpoint: events.onCheckpoint,
+    ...(o.timeLimit !== undefined ? timeLimited(o.timeLimit, data.val.length, o.batchSize * o.blockSize * o.gradAccum, o.maxIters) : {}),
     onStep: (p) => {
       state.step = p.step;
       state.seconds += p.seconds;
@@ -120,6 +124,29 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
     val_loss: final?.valLoss ?? NaN,
     tokens_per_s: result.steps ? result.items / result.seconds : 0,
     seconds: state.seconds,
+  };
+}
+
+/**
+ * A run that must end `limit` seconds after the process started (performance.now()'s
+ * origin), final evaluation included. It stops before a step when the step
+ * (as long as the last one) and the evaluation would not fit; the evaluation's
+ * cost is estimated from the step time: a forward pass over the validation
+ * tokens costs about a third of a training step per token, and half is
+ * assumed for margin, plus 2 s for saving. The learning-rate schedule reads
+ * the larger of the step and the share of the training time spent so far
+ * (times maxIters), so a run the clock cuts short still decays to minLr.
+ */
+function timeLimited(limit: number, valTokens: number, tokensPerStep: number, maxIters: number) {
+  const deadline = limit * 1000;
+  const start = performance.now();
+  let reserve = 0;
+  return {
+    stopBefore: (lastStepSeconds: number) => {
+      reserve = (lastStepSeconds * 1000 * valTokens) / tokensPerStep / 2 + 2000;
+      return performance.now() + lastStepSeconds * 1000 + reserve > deadline;
+    },
+    scheduleStep: (step: number) => Math.max(step, Math.floor(((performance.now() - start) / Math.max(1, deadline - reserve - start)) * maxIters)),
   };
 }
 
