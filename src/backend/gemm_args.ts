@@ -69,6 +69,6 @@ export function gemmArgs(dims: { M: number; N: number; K: number }, c: Matrix, a
     strideB: b.stride,
     strideC: c.stride,
     bias: o.bias ?? null,
-    bf16: o.bf16 ?? false,
+    ...(o.bf16 ? { bf16: true } : {}), // absent means FP32, as in records written before mixed precision
   };
 }
