@@ -109,7 +109,7 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
       : undefined,
     savedIn: run.resume,
     onCheckpoint: events.onCheckpoint,
-    ...(o.timeLimit !== undefined ? timeLimited(o.timeLimit, data.val.length, o.batchSize * o.blockSize * o.gradAccum, o.maxIters) : {}),
+    ...(o.timeLimit !== undefined ? timeLimited(o.timeLimit, data.val.length + o.evalIters * o.batchSize * o.blockSize, o.batchSize * o.blockSize * o.gradAccum, o.maxIters) : {}),
     onStep: (p) => {
       state.step = p.step;
       state.seconds += p.seconds;
@@ -131,19 +131,20 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
  * A run that must end `limit` seconds after the process started (performance.now()'s
  * origin), final evaluation included. It stops before a step when the step
  * (as long as the last one) and the evaluation would not fit; the evaluation's
- * cost is estimated from the step time: a forward pass over the validation
- * tokens costs about a third of a training step per token, and half is
- * assumed for margin, plus 2 s for saving. The learning-rate schedule reads
+ * cost is estimated from the step time: a forward pass costs about a third of
+ * a training step per token, 0.6 is assumed for margin, over the validation
+ * tokens plus the sampled training batches, plus 3 s for saving. (A first
+ * run on a machine loaded 12× over overran by 8 s with 0.5 and no sample.) The learning-rate schedule reads
  * the larger of the step and the share of the training time spent so far
  * (times maxIters), so a run the clock cuts short still decays to minLr.
  */
-function timeLimited(limit: number, valTokens: number, tokensPerStep: number, maxIters: number) {
+function timeLimited(limit: number, evalTokens: number, tokensPerStep: number, maxIters: number) {
   const deadline = limit * 1000;
   const start = performance.now();
   let reserve = 0;
   return {
     stopBefore: (lastStepSeconds: number) => {
-      reserve = (lastStepSeconds * 1000 * valTokens) / tokensPerStep / 2 + 2000;
+      reserve = ((lastStepSeconds * 1000 * evalTokens) / tokensPerStep) * 0.6 + 3000;
       return performance.now() + lastStepSeconds * 1000 + reserve > deadline;
     },
     scheduleStep: (step: number) => Math.max(step, Math.floor(((performance.now() - start) / Math.max(1, deadline - reserve - start)) * maxIters)),
