@@ -10,6 +10,7 @@
         "native/src/gemm_portable.cc",
         "native/src/gemm_avx2.cc",
         "native/src/gemm_avx512.cc",
+        "native/src/gemm_bf16.cc",
         "native/src/kernels.cc",
         "native/src/attention.cc",
         "native/src/vec_portable.cc",

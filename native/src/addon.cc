@@ -21,7 +21,7 @@ int I(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>()
 float R(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().FloatValue(); }
 bool B(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Boolean>().Value(); }
 
-// gemm(transA, transB, M, N, K, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, alpha, accumulate, batch, sA, sB, sC, bias)
+// gemm(transA, transB, M, N, K, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, alpha, accumulate, batch, sA, sB, sC, bias, bf16)
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   attn::Gemm g;
   g.transA = B(info, 0); g.transB = B(info, 1);
@@ -32,6 +32,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   g.alpha = R(info, 14); g.accumulate = B(info, 15);
   g.batch = I(info, 16); g.strideA = L(info, 17); g.strideB = L(info, 18); g.strideC = L(info, 19);
   g.bias = info.Length() > 20 ? F(info, 20) : nullptr;
+  g.bf16 = info.Length() > 21 && B(info, 21);
   attn::gemm(g);
   return info.Env().Undefined();
 }
@@ -267,8 +268,16 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), attn::set_isa(isa));
 }
 
+// bf16Dot() -> whether bf16 products use vdpbf16ps; setBf16Dot(on) -> false if the CPU lacks AVX-512 BF16.
+Napi::Value Bf16Dot(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), attn::bf16_dot()); }
+Napi::Value CpuHasBf16(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), attn::cpu_has_bf16()); }
+Napi::Value SetBf16Dot(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), attn::set_bf16_dot(B(info, 0))); }
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("bf16Dot", Napi::Function::New(env, Bf16Dot));
+  exports.Set("cpuHasBf16", Napi::Function::New(env, CpuHasBf16));
+  exports.Set("setBf16Dot", Napi::Function::New(env, SetBf16Dot));
   exports.Set("layerNormForward", Napi::Function::New(env, LayerNormForward));
   exports.Set("layerNormBackward", Napi::Function::New(env, LayerNormBackward));
   exports.Set("rmsNormForward", Napi::Function::New(env, RmsNormForward));

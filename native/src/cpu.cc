@@ -26,6 +26,30 @@ static Isa initial_isa() {
 
 static Isa g_isa = initial_isa();
 
+bool cpu_has_bf16() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+static bool initial_bf16() {
+  const char* env = std::getenv("ATTN_ISA");
+  return cpu_has_bf16() && (!env || !std::strcmp(env, "avx512bf16"));
+}
+
+static bool g_bf16 = initial_bf16();
+
+bool bf16_dot() { return g_bf16 && g_isa == Isa::Avx512; }
+
+bool set_bf16_dot(bool on) {
+  if (on && !cpu_has_bf16()) return false;
+  g_bf16 = on;
+  return true;
+}
+
 Isa current_isa() { return g_isa; }
 
 bool set_isa(Isa isa) {

@@ -11,4 +11,11 @@ Isa current_isa();            // what kernels use now
 bool set_isa(Isa isa);        // false if the CPU cannot run it (tests force Portable)
 const char* isa_name(Isa isa);
 
+// AVX-512 BF16 (vdpbf16ps) for mixed-precision GEMMs, on top of AVX-512. Off
+// when the CPU lacks it or ATTN_ISA names any level (portable, avx2, avx512:
+// "no higher than that"); ATTN_ISA=avx512bf16 or no ATTN_ISA leaves it on.
+bool cpu_has_bf16();
+bool bf16_dot();              // bf16 products use vdpbf16ps now
+bool set_bf16_dot(bool on);   // false if the CPU cannot
+
 }  // namespace attn

@@ -10,6 +10,7 @@
 namespace attn {
 
 static void dispatch(const Gemm& g, int threads) {
+  if (g.bf16 && bf16_dot()) return avx512bf16::gemm(g, threads);
   switch (current_isa()) {
     case Isa::Avx512: avx512::gemm(g, threads); break;
     case Isa::Avx2: avx2::gemm(g, threads); break;
@@ -65,7 +66,8 @@ void gemv(const Gemv<int8_t>& g) {
 
 // A Linear layer on a few rows (x·Wᵀ with W [N, K], as in decoding) is a GEMV:
 // it streams W once instead of packing it first.
-static bool is_gemv(const Gemm& g) { return g.batch == 1 && !g.transA && g.transB && g.M <= GEMV_MAX_M && g.K > 0; }
+// (Not for bf16 products: the GEMV kernels multiply FP32 operands.)
+static bool is_gemv(const Gemm& g) { return !g.bf16 && g.batch == 1 && !g.transA && g.transB && g.M <= GEMV_MAX_M && g.K > 0; }
 
 void gemm(const Gemm& g) {
   if (is_gemv(g)) {

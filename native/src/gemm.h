@@ -2,6 +2,8 @@
 // contract as GemmArgs in src/backend/backend.ts.
 #pragma once
 
+#include "bf16.h"
+
 namespace attn {
 
 struct Gemm {
@@ -15,6 +17,10 @@ struct Gemm {
   int batch;
   long strideA, strideB, strideC;
   const float* bias = nullptr;  // optional, length N: added to every row of every C
+  // Mixed precision: round A and B to bfloat16 (bf16.h) and keep FP32 sums.
+  // vdpbf16ps where the CPU has AVX-512 BF16 (gemm_bf16.cc), else the FP32
+  // kernels multiply the rounded operands (the same products, summed in another order).
+  bool bf16 = false;
 };
 
 void gemm(const Gemm& g);
@@ -34,5 +40,6 @@ void gemm_small(int m, int n, int k, const float* a, long ars, long acs, const f
 namespace portable { ATTN_GEMM_ISA_DECLS }
 namespace avx2 { ATTN_GEMM_ISA_DECLS }
 namespace avx512 { ATTN_GEMM_ISA_DECLS }
+namespace avx512bf16 { ATTN_GEMM_ISA_DECLS }  // the AVX-512 kernels plus vdpbf16ps for bf16 products
 
 }  // namespace attn

@@ -59,6 +59,11 @@ export interface GemmArgs<F = Storage> {
   strideC: number;
   /** Optional length-N vector added to every row of C (a Linear layer's bias, fused). */
   bias?: F | null;
+  /**
+   * Mixed precision: A and B rounded to bfloat16 (js/bf16.ts), products summed
+   * in FP32 (wider in js); the bias and C stay FP32.
+   */
+  bf16?: boolean;
 }
 
 /**

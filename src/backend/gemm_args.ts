@@ -41,6 +41,8 @@ export interface GemmOptions<F extends Storage = Storage> {
   batch?: number;
   /** A length-N vector added to every row of C. */
   bias?: F | null;
+  /** Round A and B to bfloat16, sum in FP32 (mixed-precision training). */
+  bf16?: boolean;
 }
 
 /** C (M×N) = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), op(A) M×K and op(B) K×N. */
@@ -68,5 +70,6 @@ export function gemmArgs<F extends Storage>(dims: { M: number; N: number; K: num
     strideB: b.stride,
     strideC: c.stride,
     bias: o.bias ?? null,
+    ...(o.bf16 ? { bf16: true } : {}), // absent means FP32, as in records written before mixed precision
   };
 }

@@ -57,3 +57,17 @@ export function describeBackend(b: Backend): string {
   const addon = b.name === 'native' ? loadAddon() : null;
   return addon ? `native (${addon.isa()}, ${addon.threads()} threads)` : b.name;
 }
+
+/**
+ * For bf16 training: a line saying that bf16 products will not run on
+ * AVX-512 BF16 instructions here (and why), or null when they will. The
+ * results are the same either way (operands rounded to bf16, FP32 sums);
+ * only the speed-up is missing.
+ */
+export function bf16Fallback(b: Backend): string | null {
+  if (b.name !== 'native') return `--precision bf16 on the ${b.name} backend rounds GEMM operands to bf16 in its FP32 kernels: same results, no speed-up`;
+  const addon = loadAddon()!;
+  if (addon.bf16Dot()) return null;
+  const why = addon.cpuHasBf16() ? 'AVX-512 BF16 is turned off (ATTN_ISA)' : 'this CPU has no AVX-512 BF16 instructions';
+  return `--precision bf16: ${why}; GEMMs round their operands to bf16 and run on the ${addon.isa()} FP32 kernels: same results, slower than with vdpbf16ps`;
+}

@@ -6,7 +6,8 @@ import { AdamW } from '../optim/adamw.js';
 import { nextTokenObjective } from '../train/next_token.js';
 import { trainStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
-import { BENCH_CONFIGS, median } from './configs.js';
+import { withPrecision } from '../tensor/precision.js';
+import { BENCH_CONFIGS, median, type TrainMode } from './configs.js';
 
 export type Row = Record<string, string | number | boolean | null>;
 
@@ -14,8 +15,9 @@ export type Row = Record<string, string | number | boolean | null>;
  * One full training step (forward, backward, clip, AdamW: the trainers'
  * own trainStep) on random tokens, repeated; the median step after `warmup` steps gives tokens/s.
  */
-export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
-  const { model, opt, objective, batch, n } = trainBenchSetup(config);
+export function benchTrainStep(config: string, steps: number, mode: TrainMode = { precision: 'fp32', recompute: false }, warmup = 2): Row {
+  const { model, opt, objective: nextToken, batch, n } = trainBenchSetup(config, mode.recompute);
+  const objective = { loss: (b: { x: Int32Array; y: Int32Array }) => withPrecision(mode.precision, () => nextToken.loss(b)) };
   const times: number[] = [];
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
@@ -23,15 +25,16 @@ export function benchTrainStep(config: string, steps: number, warmup = 2): Row {
     if (i >= warmup) times.push(performance.now() - t0);
   }
   const ms = median(times);
-  return { workload: 'train', config, tokens_per_s: (n / ms) * 1000, step_ms: ms, params: model.numParameters() };
+  return { workload: 'train', config, precision: mode.precision, recompute: mode.recompute, tokens_per_s: (n / ms) * 1000, step_ms: ms, params: model.numParameters() };
 }
 
 /** A bench config's GPT, its AdamW, the next-token objective and one batch of n random tokens (every backend's train bench). */
-export function trainBenchSetup(config: string) {
+export function trainBenchSetup(config: string, recompute = false) {
   const c = BENCH_CONFIGS[config];
   if (!c) throw new Error(`unknown config ${config}`);
   const cfg = parseGPTConfig(c.model);
   const model = new GPT(cfg, new Rng(1));
+  model.recompute = recompute;
   const opt = new AdamW(model.namedParameters(), { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
   const rng = new Rng(2);
   const n = c.batch * cfg.block_size;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { loadAddon } from '../backend/native/index.js';
-import { BENCH_CONFIGS, GEMM_SIZES, SKINNY_ROWS } from '../bench/configs.js';
+import { BENCH_CONFIGS, GEMM_SIZES, SKINNY_ROWS, type TrainMode } from '../bench/configs.js';
 import { runTorch, torchUnavailable } from '../bench/torch.js';
 import { benchGemm, benchSkinny, benchTrainStep, type Row } from '../bench/workloads.js';
 import { benchTokenizers } from '../bench/tokenizers.js';
@@ -44,6 +44,8 @@ interface BenchOptions {
   profile: boolean;
   benchCache: string;
   draftK: number;
+  precision: string;
+  recompute: string;
 }
 
 const SHAKESPEARE = '../shared/data/tinyshakespeare.txt';
@@ -65,7 +67,7 @@ const metric = (r: Row): number => Number(r.tokens_per_s ?? r.gflops ?? 0);
 const best = (rows: Row[]): Row | undefined => rows.reduce<Row | undefined>((b, r) => (!b || metric(r) > metric(b) ? r : b), undefined);
 
 function describe(r: Row): string {
-  const what = r.workload === 'gemm' ? `gemm n=${r.n}` : r.workload === 'skinny' ? `x·Wᵀ ${r.rows}×768·768×2304` : r.workload === 'train' ? `train ${r.config}` : `${r.workload} ${r.config}${r.dtype === 'int8' ? ' int8' : ''}`;
+  const what = r.workload === 'gemm' ? `gemm n=${r.n}` : r.workload === 'skinny' ? `x·Wᵀ ${r.rows}×768·768×2304` : r.workload === 'train' ? `train ${r.config}${r.precision === 'bf16' || r.recompute ? ` ${modeName(r)}` : ''}` : `${r.workload} ${r.config}${r.dtype === 'int8' ? ' int8' : ''}`;
   const value = r.gflops !== undefined ? `${Number(r.gflops).toFixed(1)} GFLOP/s` : `${Math.round(Number(r.tokens_per_s))} tok/s`;
   const rss = r.max_rss_mb !== undefined ? `, peak RSS ${Math.round(Number(r.max_rss_mb))} MB` : '';
   return `${what.padEnd(12)} ${value.padStart(16)} (${r.impl}, ${r.backend ? `${r.backend}, ` : ''}${r.threads} thread${r.threads === 1 ? '' : 's'}${rss})`;
@@ -73,7 +75,8 @@ function describe(r: Row): string {
 
 async function runBench(o: BenchOptions): Promise<void> {
   const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
-  for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M or G)`);
+  for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M, G or L)`);
+  const trainModes = parseTrainModes(o.precision, o.recompute);
   const kinds = o.workloads.split(',').map((w) => w.trim());
   for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama', 'lora', 'structured', 'speculative'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama, lora, structured, speculative)`);
   const llamaShapes = (o.llamaShapes ?? Object.keys(LLAMA_BENCH_SHAPES).join(',')).split(',').map((s) => s.trim());
@@ -102,11 +105,14 @@ async function runBench(o: BenchOptions): Promise<void> {
   ];
   for (const [workload, arg] of jobs) {
     const steps = workload === 'train' ? (arg === 'S' ? o.steps * 8 : arg === 'M' ? o.steps : Math.max(3, o.steps >> 1)) : workload === 'decode' ? o.steps * 8 : workload === 'skinny' ? o.steps * 4 : o.steps * 2;
-    const mine = attnThreads.map((t) => ({ ...runWorker(workload, arg, t, backendName, steps), impl: 'attn' }));
-    mine.forEach(emit);
+    const modes = workload === 'train' ? trainModes : [null];
+    const byMode = modes.map((m) => attnThreads.map((t) => ({ ...runWorker(workload, arg, t, backendName, steps, m ? modeFlags(m) : []), impl: 'attn' })));
+    byMode.flat().forEach(emit);
+    if (byMode.length > 1) compareModes(arg, byMode.map((rows) => best(rows)!), log, emit);
+    const mine = byMode[0]!;
     // The PyTorch reference has no int8 path: int8 rows are compared with its fp32 decoding.
     const torchArg = arg.replace(/-int8$/, '');
-    const theirs = noTorch ? [] : [1, 2].flatMap((t) => runTorch([`${workload}:${torchArg}`], t, steps));
+    const theirs = noTorch || arg === 'L' ? [] : [1, 2].flatMap((t) => runTorch([`${workload}:${torchArg}`], t, steps));
     theirs.forEach(emit);
     const a = best(mine)!;
     const p = best(theirs);
@@ -130,6 +136,29 @@ async function runBench(o: BenchOptions): Promise<void> {
   if (kinds.includes('structured')) await structuredBench(o.steps, log, emit);
   if (kinds.includes('speculative')) speculativeBench(o, log, emit);
   if (kinds.includes('recipe')) recipeBench(o, seeds, backendName, o.threads ?? Math.max(...attnThreads), noTorch, log, emit);
+}
+
+/** --precision fp32,bf16 × --recompute off|on|both: the training modes to run, the first being the baseline. */
+function parseTrainModes(precision: string, recompute: string): TrainMode[] {
+  const precisions = precision.split(',').map((p) => p.trim());
+  for (const p of precisions) if (p !== 'fp32' && p !== 'bf16') throw new UserError(`--precision: unknown precision "${p}" (fp32, bf16, or both: fp32,bf16)`);
+  if (!['off', 'on', 'both'].includes(recompute)) throw new UserError(`--recompute: expected off, on or both (got "${recompute}")`);
+  const recomputes = recompute === 'both' ? [false, true] : [recompute === 'on'];
+  return precisions.flatMap((p) => recomputes.map((r) => ({ precision: p as TrainMode['precision'], recompute: r })));
+}
+
+const modeFlags = (m: TrainMode): string[] => ['--precision', m.precision, ...(m.recompute ? ['--recompute'] : [])];
+const modeName = (m: { precision?: unknown; recompute?: unknown }): string => `${String(m.precision)}${m.recompute ? '+recompute' : ''}`;
+
+/** Each training mode against the first (the baseline): tokens/s and peak RSS ratios. */
+function compareModes(config: string, rows: Row[], log: (s: string) => void, emit: (r: Row) => void): void {
+  const base = rows[0]!;
+  for (const r of rows.slice(1)) {
+    const speed = metric(r) / metric(base);
+    const memory = Number(r.max_rss_mb) / Number(base.max_rss_mb);
+    log(`train ${config} ${modeName(r)} / ${modeName(base)}: ${speed.toFixed(2)}× tokens/s, ${(memory * 100).toFixed(0)}% peak RSS`);
+    emit({ workload: 'train', config, compare: `${modeName(r)} / ${modeName(base)}`, tokens_per_s_ratio: speed, max_rss_ratio: memory });
+  }
 }
 
 /**
@@ -259,6 +288,8 @@ export function benchCommand(): Command {
     .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
     .option('--draft-k <n>', 'speculative workload: tokens the draft proposes per round', int, 4)
+    .option('--precision <list>', 'train workloads: matrix products in fp32, bf16 (bf16 operands, FP32 sums), or both (fp32,bf16: compared)', 'fp32')
+    .option('--recompute <mode>', 'train workloads: activation recomputation off, on, or both (compared: tokens/s and peak RSS); config L (GPT-2 124M at context 1024, batch 4) is its measurement', 'off')
     .addCommand(benchServeCommand())
     .addCommand(benchFleetCommand())
     .action((o: BenchOptions) => runBench(o));
@@ -273,10 +304,12 @@ export function benchWorkerCommand(): Command {
     .requiredOption('--backend <name>', 'backend')
     .requiredOption('--steps <n>', 'steps', int)
     .option('--text <file>', 'training text (recipe)')
-    .action((workload: string, arg: string, o: { threads: number; backend: string; steps: number; text?: string }) => {
+    .option('--precision <p>', 'train: fp32 or bf16', 'fp32')
+    .option('--recompute', 'train: recompute each block in the backward pass')
+    .action((workload: string, arg: string, o: { threads: number; backend: string; steps: number; text?: string; precision: string; recompute?: boolean }) => {
       const { backend: be } = useBackend({ backend: o.backend, threads: o.threads });
       const row =
-        workload === 'train' ? benchTrainStep(arg, o.steps)
+        workload === 'train' ? benchTrainStep(arg, o.steps, { precision: o.precision === 'bf16' ? 'bf16' : 'fp32', recompute: Boolean(o.recompute) })
         : workload === 'lora' ? benchLoRAStep(arg as LoRAMode, o.steps)
         : workload === 'decode' ? benchDecode(arg, o.steps)
         : workload === 'prefill' ? benchPrefill(arg, o.steps)

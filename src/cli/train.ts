@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { UserError } from '../util/errors.js';
 import { parseTrainOptions, type TrainOptionsInput } from '../train/options.js';
+import { TRAIN_PRESETS } from '../train/presets.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { fablesCorpus } from '../data/fables.js';
+import { bf16Fallback } from '../backend/select.js';
 import { withBackendFlags, useBackend } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { Progress } from './progress.js';
@@ -78,8 +80,12 @@ export function runTraining(
   }
   const { text, dataPath } = resolveText(args);
   checkOutDir(args.out);
-  const { description } = useBackend(args);
+  const { backend, description } = useBackend(args);
   const progress = new Progress(options.logInterval);
+  if (options.precision === 'bf16') {
+    const note = bf16Fallback(backend);
+    if (note) process.stderr.write(`note: ${note}\n`);
+  }
   const summary = train(
     { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}), ...(args.init ? { init: args.init } : {}) },
     {
@@ -109,18 +115,31 @@ export function trainCommand(): Command {
     .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']))
     .addOption(new Option('--positions <kind>', 'position information: learned vectors added to the input (GPT-2), or rope (rotated queries and keys)').choices(['learned', 'rope']))
     .addOption(new Option('--arch <family>', 'model family: gpt (GPT-2 blocks) or llama (RMSNorm, rotary positions, grouped-query attention, SwiGLU)').choices(['gpt', 'llama']))
-    .option('--n-kv-head <n>', '--arch llama: key/value heads for grouped-query attention (default: --n-head)', (v: string) => Number(v));
+    .option('--n-kv-head <n>', '--arch llama: key/value heads for grouped-query attention (default: --n-head)', (v: string) => Number(v))
+    .addOption(new Option('--precision <p>', 'matrix products in fp32, or bf16 operands with FP32 sums (weights, optimizer state, loss and checkpoints stay FP32)').choices(['fp32', 'bf16']))
+    .option('--recompute', 'activation recomputation: keep only each block\'s input, recompute the block in the backward pass (less memory, identical gradients, about a third slower)')
+    .addOption(new Option('--preset <name>', `a named recipe (flags given beside it override its settings): ${Object.entries(TRAIN_PRESETS).map(([k, p]) => `${k}: ${p.description}`).join('; ')}`).choices(Object.keys(TRAIN_PRESETS)));
   withBackendFlags(cmd);
   for (const [flag, , parse, help] of HYPER) cmd.option(flag, help, parse);
   cmd.action((opts: Record<string, unknown>) => {
+    const preset = opts.preset ? TRAIN_PRESETS[opts.preset as string]! : null;
+    if (preset && (opts.resume || opts.init)) throw new UserError('--preset starts a fresh run; it excludes --resume and --init');
+    if (preset && !opts.data && !opts.builtin) {
+      if (!existsSync(preset.defaultData)) {
+        throw new UserError(`--preset ${String(opts.preset)} trains on tinyshakespeare, and ${preset.defaultData} is not there; pass --data FILE (https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt)`);
+      }
+      opts.data = preset.defaultData;
+    }
     if (!opts.data && !opts.builtin && !opts.resume) throw new UserError('train needs --data FILE (or --builtin, or --resume DIR)');
-    const raw: Record<string, unknown> = {};
+    const raw: Record<string, unknown> = { ...preset?.options };
     for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
     if (opts.bias) raw.bias = true;
     if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
     if (opts.positions) raw.positions = opts.positions;
     if (opts.arch) raw.arch = opts.arch;
     if (opts.nKvHead !== undefined) raw.nKvHead = opts.nKvHead;
+    if (opts.precision) raw.precision = opts.precision;
+    if (opts.recompute) raw.recompute = true;
     if (raw.arch === 'llama' && (opts.positions || opts.bias)) throw new UserError('--positions and --bias describe the GPT; --arch llama always uses rotary positions and no biases');
     if (raw.nKvHead !== undefined && raw.arch !== 'llama') throw new UserError('--n-kv-head applies to --arch llama');
     if (opts.init && opts.resume) throw new UserError('--init and --resume exclude each other: --resume continues its own run');
@@ -130,6 +149,7 @@ export function trainCommand(): Command {
     }
     if (opts.resume) {
       const ignored = Object.keys(raw).filter((k) => k !== 'maxIters');
+      // (precision and recompute do not change what is learned, but a resumed run keeps its checkpoint's settings as a whole)
       if (ignored.length) process.stderr.write(`note: on --resume only --max-iters applies; the checkpoint's settings are kept (ignoring ${ignored.join(', ')})\n`);
     }
     const out = cmd.getOptionValueSource('out') === 'cli' || !opts.resume ? (opts.out as string) : (opts.resume as string);

@@ -2,6 +2,7 @@ import { Module } from '../nn/module.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import type { AttentionOptions } from '../tensor/ops/attention.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
+import { recomputed } from '../tensor/recompute.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 
@@ -51,6 +52,8 @@ export interface CausalLM extends Module {
   forward(ids: Int32Array, shape: [number, number], targets?: Int32Array, opts?: ForwardOptions): CausalLMOutput;
   /** [B, vocab] scores for the token after each row's last position. */
   nextTokenLogits(ids: Int32Array, shape: [number, number]): Tensor;
+  /** Recompute each block in the backward pass instead of storing its activations (DecoderLM). */
+  recompute?: boolean;
 }
 
 /**
@@ -102,6 +105,13 @@ export abstract class DecoderLM extends Module implements CausalLM {
   abstract readonly rng: Rng;
   /** The output head: scores over the vocabulary from final hidden states. */
   abstract lm_head: { forward(x: Tensor): Tensor };
+  /**
+   * Activation recomputation while training (tensor/recompute.ts): keep only
+   * each block's input in the forward pass and run the block again in the
+   * backward pass — the same gradients in a fraction of the memory.
+   */
+  recompute = false;
+
   /** The final hidden states (after the last norm: what the head reads) of the positions `opts` selects. */
   abstract hidden(ids: Int32Array, shape: [number, number], opts?: ForwardOptions): Tensor;
 
@@ -110,6 +120,11 @@ export abstract class DecoderLM extends Module implements CausalLM {
     const logits = this.lm_head.forward(this.hidden(ids, [B, T], opts));
     const loss = targets ? crossEntropy(logits, targets) : null;
     return { logits, loss };
+  }
+
+  /** x through one block, `block(x)`: stored, or recomputed in the backward pass (same dropout draws: `rng`). */
+  protected throughBlock(x: Tensor, block: (h: Tensor) => Tensor): Tensor {
+    return this.recompute ? recomputed(block, x, [this.rng]) : block(x);
   }
 
   /** Scores [B, vocab] for the token after each row's last position. */

@@ -61,7 +61,7 @@ export class GPT extends DecoderLM {
     let x = this.drop.forward(this.embed(ids, [B, T], positions));
     this.h.forEach((block, i) => {
       const attend: Attend | undefined = opts.attend && ((q, k, v, o) => opts.attend!(i, q, k, v, o));
-      x = block.forward(x, { positions, attend });
+      x = this.throughBlock(x, (h) => block.forward(h, { positions, attend }));
     });
     // The final norm works on each position alone: run it only where scores are wanted.
     return this.ln_f.forward(scoredPositions(x, [B, T], opts));

@@ -117,7 +117,7 @@ export class Llama extends DecoderLM {
     let x = this.model.embed_tokens.forward(ids, [B, T]);
     this.model.layers.forEach((layer, i) => {
       const attend = opts.attend && ((q: Tensor, k: Tensor, v: Tensor, o: Parameters<NonNullable<ForwardOptions['attend']>>[4]) => opts.attend!(i, q, k, v, o));
-      x = layer.forward(x, { positions, attend });
+      x = this.throughBlock(x, (h) => layer.forward(h, { positions, attend }));
     });
     return this.model.norm.forward(scoredPositions(x, [B, T], opts));
   }

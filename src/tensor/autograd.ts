@@ -81,7 +81,7 @@ export function backward(root: Tensor, seed?: Float32Array, opts: BackwardOption
 }
 
 /** Depth-first post-order without recursion (deep graphs would overflow the stack). */
-function topologicalOrder(root: Tensor): Tensor[] {
+export function topologicalOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
   const stack: Array<[Tensor, number]> = [[root, 0]];

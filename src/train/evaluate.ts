@@ -29,3 +29,35 @@ export function estimateLoss(model: CausalLM, data: TokenDataset, batchSize: num
   model.train(wasTraining);
   return result;
 }
+
+/**
+ * Mean next-token loss over the WHOLE validation split, every token predicted
+ * once: the split cut into consecutive windows of blockSize (the last one
+ * shorter), `batchSize` windows per forward pass. Slower than estimateLoss's
+ * sample, but it is the number a recipe is judged by (no sampling noise).
+ */
+export function validationLoss(model: CausalLM, data: TokenDataset, batchSize: number): number {
+  const wasTraining = model.training;
+  model.eval();
+  const val = data.val;
+  const T = data.blockSize;
+  const predicted = val.length - 1; // every token but the first is a target
+  const full = Math.floor(predicted / T);
+  let sum = 0;
+  const run = (first: number, B: number, t: number): void => {
+    const x = new Int32Array(B * t);
+    const y = new Int32Array(B * t);
+    for (let b = 0; b < B; b++) {
+      const at = (first + b) * T;
+      x.set(val.subarray(at, at + t), b * t);
+      y.set(val.subarray(at + 1, at + 1 + t), b * t);
+    }
+    // forward's loss is the mean over the B·t positions: weigh it back to a sum.
+    sum += noGrad(() => model.forward(x, [B, t], y).loss!.item()) * B * t;
+  };
+  for (let w = 0; w < full; w += batchSize) run(w, Math.min(batchSize, full - w), T);
+  const rest = predicted - full * T;
+  if (rest > 0) run(full, 1, rest);
+  model.train(wasTraining);
+  return sum / predicted;
+}

@@ -95,6 +95,14 @@ export interface TrainingLoop<B> {
   savedIn?: string;
   onStep?(p: LoopStep): void;
   onCheckpoint?(info: { step: number; dir: string }): void;
+  /**
+   * A time-limited run: asked before each step (given the last step's
+   * seconds, 0 before the first), true ends the run there — then it
+   * evaluates and saves as after the last step.
+   */
+  stopBefore?(lastStepSeconds: number): boolean;
+  /** The step the learning-rate schedule reads (default: the step itself); a time-limited run advances it by the clock. */
+  scheduleStep?(step: number): number;
 }
 
 export interface LoopResult {
@@ -134,14 +142,16 @@ export function runTraining<B>(l: TrainingLoop<B>): LoopResult {
     }
   };
 
-  while (step < l.maxSteps) {
+  let lastDt = 0;
+  while (step < l.maxSteps && !l.stopBefore?.(lastDt)) {
     const t0 = performance.now();
-    const lr = learningRate(step, l.schedule);
+    const lr = learningRate(l.scheduleStep?.(step) ?? step, l.schedule);
     const batches = l.nextBatches(step);
     const r = trainStep(l.opt, l.objective, batches, { lr, gradClip: l.gradClip });
     if (!Number.isFinite(r.loss)) throw diverged(`at step ${step + 1}`, savedIn);
     step++;
     const dt = (performance.now() - t0) / 1000;
+    lastDt = dt;
     const n = batches.reduce((sum, b) => sum + l.size(b), 0);
     loss = r.loss;
     seconds += dt;

@@ -39,6 +39,19 @@ export const TrainOptionsSchema = z
     tokenizer: z.enum(['char', 'word', 'bpe']).default('char'),
     /** Vocabulary size for word (a cap) and bpe (the target); char takes every character. */
     vocabSize: z.number().int().positive().optional(),
+    /** Matrix products in FP32, or bf16 operands with FP32 sums (weights, optimizer state and loss stay FP32). */
+    precision: z.enum(['fp32', 'bf16']).default('fp32'),
+    /** Keep only each block's input and recompute the block in the backward pass (less memory, same gradients). */
+    recompute: z.boolean().default(false),
+    /**
+     * Wall-clock budget in seconds from the process's start (a speedrun):
+     * training stops before a step that would leave too little time for the
+     * final evaluation, and the learning-rate decay follows the clock as well
+     * as the step count, so a run cut short still ends at minLr.
+     */
+    timeLimit: z.number().positive().optional(),
+    /** Evaluate on the whole validation split (every token once) instead of evalIters sampled batches. */
+    fullValidation: z.boolean().default(false),
   })
   .refine((o) => o.nEmbd % o.nHead === 0, { message: 'n_embd must be divisible by n_head', path: ['nEmbd'] })
   .refine((o) => o.nKvHead === undefined || o.nHead % o.nKvHead === 0, { message: 'n_head must be a multiple of n_kv_head', path: ['nKvHead'] })

@@ -10,10 +10,11 @@ import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { withPrecision } from '../tensor/precision.js';
 import { Rng } from '../util/rng.js';
 import { loadCheckpoint, restoreOptimizer, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { TokenDataset } from './data.js';
-import { estimateLoss } from './evaluate.js';
+import { estimateLoss, validationLoss } from './evaluate.js';
 import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
 import { nextTokenObjective } from './next_token.js';
 import type { TrainOptions } from './options.js';
@@ -73,9 +74,13 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
 
   let last: EvalInfo | null = null;
   model.train();
+  // Checkpoints written before these options existed trained in FP32, storing every activation.
+  const precision = o.precision ?? 'fp32';
+  model.recompute = o.recompute ?? false;
+  const nextToken = nextTokenObjective(model, o.blockSize);
   const result = runTraining({
     opt,
-    objective: nextTokenObjective(model, o.blockSize),
+    objective: { loss: (batch) => withPrecision(precision, () => nextToken.loss(batch)) },
     step0: state.step,
     maxSteps: o.maxIters,
     schedule,
@@ -84,7 +89,10 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
     size: (b) => b.x.length,
     evalInterval: o.evalInterval,
     evaluate: (step) => {
-      const r = estimateLoss(model, data, o.batchSize, o.evalIters, o.seed);
+      const r = withPrecision(precision, () => {
+        const sampled = estimateLoss(model, data, o.batchSize, o.evalIters, o.seed);
+        return o.fullValidation ? { train: sampled.train, val: validationLoss(model, data, o.batchSize) } : sampled;
+      });
       last = { step, trainLoss: r.train, valLoss: r.val };
       state.history.push({ step, train_loss: r.train, val_loss: r.val });
       events.onEval?.(last);
@@ -101,6 +109,7 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
       : undefined,
     savedIn: run.resume,
     onCheckpoint: events.onCheckpoint,
+    ...(o.timeLimit !== undefined ? timeLimited(o.timeLimit, data.val.length + o.evalIters * o.batchSize * o.blockSize, o.batchSize * o.blockSize * o.gradAccum, o.maxIters) : {}),
     onStep: (p) => {
       state.step = p.step;
       state.seconds += p.seconds;
@@ -115,6 +124,30 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
     val_loss: final?.valLoss ?? NaN,
     tokens_per_s: result.steps ? result.items / result.seconds : 0,
     seconds: state.seconds,
+  };
+}
+
+/**
+ * A run that must end `limit` seconds after the process started (performance.now()'s
+ * origin), final evaluation included. It stops before a step when the step
+ * (as long as the last one) and the evaluation would not fit; the evaluation's
+ * cost is estimated from the step time: a forward pass costs about a third of
+ * a training step per token, 0.6 is assumed for margin, over the validation
+ * tokens plus the sampled training batches, plus 3 s for saving. (A first
+ * run on a machine loaded 12× over overran by 8 s with 0.5 and no sample.) The learning-rate schedule reads
+ * the larger of the step and the share of the training time spent so far
+ * (times maxIters), so a run the clock cuts short still decays to minLr.
+ */
+function timeLimited(limit: number, evalTokens: number, tokensPerStep: number, maxIters: number) {
+  const deadline = limit * 1000;
+  const start = performance.now();
+  let reserve = 0;
+  return {
+    stopBefore: (lastStepSeconds: number) => {
+      reserve = ((lastStepSeconds * 1000 * evalTokens) / tokensPerStep) * 0.6 + 3000;
+      return performance.now() + lastStepSeconds * 1000 + reserve > deadline;
+    },
+    scheduleStep: (step: number) => Math.max(step, Math.floor(((performance.now() - start) / Math.max(1, deadline - reserve - start)) * maxIters)),
   };
 }
 

@@ -1,3 +1,4 @@
+import { bf16Round } from './bf16.js';
 import type { GemmArgs } from '../backend.js';
 
 /**
@@ -38,11 +39,13 @@ export function gemm(g: GemmArgs<Float32Array>): void {
   const bPanels = Math.ceil(N / NR);
   const bStart = aPanels * MR * K; // packed B follows packed A in the same buffer
   const P = workspace(bStart + bPanels * NR * K);
+  // Mixed precision: both operands rounded to bfloat16 as they are packed (the sums stay wide).
+  const bf16 = g.bf16 ?? false;
 
   for (let p = 0; p < g.batch; p++) {
     // A stride of 0 means every batch entry uses the same matrix: pack it once.
-    if (p === 0 || g.strideA !== 0) packPanels(g.a, g.aOffset + p * g.strideA, ars, acs, M, K, MR, P, 0);
-    if (p === 0 || g.strideB !== 0) packPanels(g.b, g.bOffset + p * g.strideB, bcs, brs, N, K, NR, P, bStart);
+    if (p === 0 || g.strideA !== 0) packPanels(g.a, g.aOffset + p * g.strideA, ars, acs, M, K, MR, P, 0, bf16);
+    if (p === 0 || g.strideB !== 0) packPanels(g.b, g.bOffset + p * g.strideB, bcs, brs, N, K, NR, P, bStart, bf16);
     const cOff = g.cOffset + p * g.strideC;
     for (let ip = 0; ip < aPanels; ip++) {
       const i = ip * MR;
@@ -85,13 +88,14 @@ function workspace(size: number): Float64Array {
  */
 function packPanels(
   src: Float32Array, off: number, rs: number, cs: number, rows: number, K: number,
-  R: number, dst: Float64Array, d: number,
+  R: number, dst: Float64Array, d: number, bf16: boolean,
 ): void {
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
     for (let k = 0; k < K; k++) {
       let s = off + r0 * rs + k * cs;
-      for (let r = 0; r < n; r++, s += rs) dst[d++] = src[s]!;
+      if (bf16) for (let r = 0; r < n; r++, s += rs) dst[d++] = bf16Round(src[s]!);
+      else for (let r = 0; r < n; r++, s += rs) dst[d++] = src[s]!;
       for (let r = n; r < R; r++) dst[d++] = 0;
     }
   }

@@ -44,6 +44,11 @@ interface Addon {
   isa(): string;
   detectedIsa(): string;
   setIsa(name: string): boolean;
+  /** Whether bf16 products run on AVX-512 BF16's vdpbf16ps now (else FP32 FMA on rounded operands). */
+  bf16Dot(): boolean;
+  cpuHasBf16(): boolean;
+  /** false if the CPU lacks AVX-512 BF16. */
+  setBf16Dot(on: boolean): boolean;
 }
 
 let addon: Addon | null = null;
@@ -68,7 +73,7 @@ export function nativeLoadError(): string | null {
 
 /** y = x·Wᵀ (+ bias) on whole, contiguous arrays: a Linear layer's forward, sent with fewer arguments. */
 function isPlainLinear(g: GemmArgs<Float32Array>): boolean {
-  return !g.transA && g.transB && g.batch === 1 && g.alpha === 1 && !g.accumulate && g.aOffset === 0 && g.bOffset === 0 && g.cOffset === 0 &&
+  return !g.bf16 && !g.transA && g.transB && g.batch === 1 && g.alpha === 1 && !g.accumulate && g.aOffset === 0 && g.bOffset === 0 && g.cOffset === 0 &&
     g.lda === g.K && g.ldb === g.K && g.ldc === g.N;
 }
 
@@ -86,7 +91,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     ...jsBackend,
     name: 'native',
     gemm: (g) =>
-      isPlainLinear(g) ? a.linear(g.a, g.b, g.bias ?? null, g.c, g.M, g.N, g.K) : a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC, g.bias ?? null),
+      isPlainLinear(g) ? a.linear(g.a, g.b, g.bias ?? null, g.c, g.M, g.N, g.K) : a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC, g.bias ?? null, g.bf16 ?? false),
     binary: (op, x, xShape, y, yShape, out, outShape) => {
       // The additions of a training step (residuals, biases) natively; the rest in js.
       if (op === 'add' && x.length === out.length) {

@@ -1,0 +1,38 @@
+import type { TrainOptionsInput } from './options.js';
+
+/**
+ * Named training recipes: a shape, a batch, a schedule and a precision chosen
+ * together for one goal, so `attn train --preset NAME` reproduces it. Flags
+ * given beside --preset override single settings (--seed for another run).
+ */
+export interface TrainPreset {
+  description: string;
+  /** The text the recipe was chosen on, when --data is not given (relative to the working directory). */
+  defaultData: string;
+  options: TrainOptionsInput;
+}
+
+export const TRAIN_PRESETS: Record<string, TrainPreset> = {
+  /**
+   * The lowest validation loss on tinyshakespeare (characters) in 300 s of
+   * wall time from the command's start, evaluation included. Chosen by
+   * compute, not by a loaded machine's clock: ≈2.7M parameters (6 blocks of
+   * 192, 6 heads, context 128), 3 072 tokens a step, ~1 400 steps ≈ 4.3M
+   * tokens — what bf16 products train on two idle Zen 5 cores in about
+   * 4.5 minutes. Short runs underfit, so no dropout; a high peak learning
+   * rate with a short warm-up and a cosine decay to a tenth. On a slower or
+   * busier machine the clock ends the run early, and the schedule (which
+   * follows the clock too) still finishes its decay.
+   */
+  'speedrun-5min': {
+    description: 'lowest tinyshakespeare validation loss in 300 s wall (6×192, context 128, bf16, whole-split evaluation)',
+    defaultData: '../shared/data/tinyshakespeare.txt',
+    options: {
+      nLayer: 6, nHead: 6, nEmbd: 192, blockSize: 128, dropout: 0, bias: false,
+      batchSize: 24, gradAccum: 1, maxIters: 1400,
+      lr: 2e-3, minLr: 2e-4, warmupIters: 50, beta2: 0.99, weightDecay: 0.1, gradClip: 1,
+      precision: 'bf16', timeLimit: 300, fullValidation: true,
+      evalInterval: 1400, evalIters: 10, tokenizer: 'char',
+    },
+  },
+};
