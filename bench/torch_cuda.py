@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_reference import CONFIGS, DECODE, GPT, cached_forward  # noqa: E402
 
 DEV = "cuda"
+torch.set_default_device(DEV)  # torch_reference makes its position indices without a device
 
 
 def train(name, steps):

@@ -2,8 +2,8 @@ import { backend } from '../../backend/index.js';
 import type { UnaryOp } from '../../backend/backend.js';
 import { gemmArgs, mat, matT } from '../../backend/gemm_args.js';
 import { isGradEnabled, record } from '../autograd.js';
-import { giveBack, takeUninitialized } from '../buffer_pool.js';
-import { Tensor } from '../tensor.js';
+import { matmulPrecision } from '../precision.js';
+import { Tensor, allocStorage, releaseStorage } from '../tensor.js';
 
 /** Activations whose derivative reads only their input (so backward needs u, not act(u)). */
 export type InputOnlyActivation = Extract<UnaryOp, 'relu' | 'gelu' | 'silu'>;
@@ -28,26 +28,28 @@ export function activationLinear(u: Tensor, act: InputOnlyActivation, weight: Te
   if (u.shape[u.rank - 1] !== inF) throw new Error(`activationLinear: input [${u.shape}] does not match weight [${weight.shape}]`);
   const rows = u.size / inF;
   const be = backend();
-  const h = takeUninitialized(u.size);
-  be.unary(act, u.data, h);
+  // Mixed precision (precision.ts) applies to these products as to Linear's.
+  const bf16 = matmulPrecision() === 'bf16';
+  const h = allocStorage(u.size, false);
+  be.unary(act, u.storage, h);
   const out = Tensor.empty([...u.shape.slice(0, -1), outF]);
-  be.gemm(gemmArgs({ M: rows, N: outF, K: inF }, mat(out.data, outF), mat(h, inF), matT(weight.data, inF), { bias: bias?.data ?? null })); // y = h·Wᵀ + b
+  be.gemm(gemmArgs({ M: rows, N: outF, K: inF }, mat(out.storage, outF), mat(h, inF), matT(weight.storage, inF), { bias: bias?.storage ?? null, bf16 })); // y = h·Wᵀ + b
   // Outside a graph (inference) h is an ordinary temporary, left to the caller's pool scope.
   const keepH = weight.requiresGrad;
-  if (isGradEnabled() && !keepH) giveBack(h);
+  if (isGradEnabled() && !keepH) releaseStorage(h);
   const inputs = bias ? [u, weight, bias] : [u, weight];
   return record(out, inputs, 'activationLinear', () => {
-    const dy = out.grad!;
+    const dy = out.gradStorage!;
     if (u.requiresGrad) {
-      const dh = takeUninitialized(u.size);
-      be.gemm(gemmArgs({ M: rows, N: inF, K: outF }, mat(dh, inF), mat(dy, outF), mat(weight.data, inF))); // dh = dy·W
+      const dh = allocStorage(u.size, false);
+      be.gemm(gemmArgs({ M: rows, N: inF, K: outF }, mat(dh, inF), mat(dy, outF), mat(weight.storage, inF), { bf16 })); // dh = dy·W
       const du = u.gradSink();
       // The activation's output argument is unused by these activations' derivatives: u stands in when h was not kept.
-      be.unaryBackward(act, u.data, keepH ? h : u.data, dh, du.grad, du.accumulate);
-      giveBack(dh);
+      be.unaryBackward(act, u.storage, keepH ? h : u.storage, dh, du.grad, du.accumulate);
+      releaseStorage(dh);
     }
-    if (weight.requiresGrad) be.gemm(gemmArgs({ M: outF, N: inF, K: rows }, mat(weight.ensureGrad(), inF), matT(dy, outF), mat(h, inF), { accumulate: true })); // dW += dyᵀ·h
-    if (bias?.requiresGrad) be.reduceSumTo(dy, [rows, outF], bias.ensureGrad(), [1, outF]);
-    if (keepH) giveBack(h);
+    if (weight.requiresGrad) be.gemm(gemmArgs({ M: outF, N: inF, K: rows }, mat(weight.ensureGradStorage(), inF), matT(dy, outF), mat(h, inF), { accumulate: true, bf16 })); // dW += dyᵀ·h
+    if (bias?.requiresGrad) be.reduceSumTo(dy, [rows, outF], bias.ensureGradStorage(), [1, outF]);
+    if (keepH) releaseStorage(h);
   });
 }
