@@ -9,8 +9,12 @@ import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { runAttn, assertUserError } from './helpers.js';
 
 const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
-const work = mkdtempSync(join(tmpdir(), 'attn-cli-'));
-after(() => rmSync(work, { recursive: true, force: true }));
+// The commands run one folder down, so that their ../shared (the default data path) never exists,
+// wherever the system's temp folder is.
+const workRoot = mkdtempSync(join(tmpdir(), 'attn-cli-'));
+const work = join(workRoot, 'cwd');
+mkdirSync(work);
+after(() => rmSync(workRoot, { recursive: true, force: true }));
 
 const corpus = join(work, 'fables.txt');
 writeFileSync(corpus, fablesCorpus(30_000));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -91,7 +91,8 @@ describe('whole-split validation and the time limit', () => {
 
   it('a time-limited run stops on time, its schedule decayed, and evaluates on the whole split', () => {
     setBackend('js');
-    const limit = performance.now() / 1000 + 3;
+    // The trainer keeps 3 s for saving (trainer.ts timeLimited): 6 s leaves about 3 s of steps.
+    const limit = performance.now() / 1000 + 6;
     const options = parseTrainOptions({ nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16, batchSize: 4, maxIters: 1_000_000, evalInterval: 1_000_000, timeLimit: limit, fullValidation: true, warmupIters: 2 });
     const lrs: number[] = [];
     const summary = train({ text, dataPath: 'inline', options }, { onStep: (s) => lrs.push(s.lr) });
@@ -103,8 +104,11 @@ describe('whole-split validation and the time limit', () => {
 });
 
 describe('attn train --precision bf16 and --preset (CLI)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'attn-mixed-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  // One folder down, so that the preset's default ../shared/data path never exists, wherever the temp folder is.
+  const root = mkdtempSync(join(tmpdir(), 'attn-mixed-'));
+  const dir = join(root, 'cwd');
+  mkdirSync(dir);
+  after(() => rmSync(root, { recursive: true, force: true }));
   const attn = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: dir, env: { ...process.env, ...env } });
   const tiny = ['train', '--builtin', '--n-layer', '1', '--n-head', '2', '--n-embd', '16', '--block-size', '16', '--batch-size', '2', '--max-iters', '3', '--eval-iters', '1', '--precision', 'bf16'];
 
