@@ -72,3 +72,22 @@ describe('fleet: two replicas behind nginx', { skip }, () => {
     }
   });
 });
+
+describe('attn bench fleet', { skip }, () => {
+  it('runs its clients over worker threads, and counts every request the ledger counts', async () => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [CLI, 'bench', 'fleet', '--config', 'S', '--threads', '1', '--backend', 'js', '--clients', '4', '--client-threads', '2', '--duration', '6', '--kill-at', '3', '--baseline', '3', '--max-tokens', '4', '--json'],
+        { encoding: 'utf8', cwd: tmpdir() },
+        (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)),
+      ),
+    );
+    const row = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+    assert.equal(row.client_threads, 2);
+    assert.ok((row.requests_ok as number) > 0, 'requests were answered');
+    assert.equal(row.failed_started_after_kill, 0);
+    assert.equal(row.ledger_matches_clients, true, `ledger ${row.ledger_requests} vs clients ${row.requests_ok}`);
+    assert.ok((row.baseline_tokens_per_s as number) > 0 && (row.fleet_tokens_per_s_before_kill as number) > 0);
+  });
+});

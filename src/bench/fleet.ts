@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { createClient } from 'redis';
 import { fleetReport } from '../serve/fleet_ledger.js';
 import type { RedisClient } from '../serve/shared_state.js';
-import { Rng } from '../util/rng.js';
 import { DECODE_CONFIGS } from './decode.js';
+import { clock, runClients, type RequestLog } from './fleet_clients.js';
 import { startNginx, startRedis, startReplica, type Replica } from './fleet_processes.js';
 import { writeBenchModel } from './serve.js';
 
@@ -39,51 +39,16 @@ export interface FleetBenchOptions {
   config: string;
   modelDir?: string;
   threads?: number;
+  /** Worker threads of the load generator (default 4): one cannot keep up with a fleet on a many-core machine. */
+  clientThreads?: number;
   backend?: string;
   log: (line: string) => void;
 }
 
-interface RequestLog {
-  start: number;
-  end: number;
-  ok: boolean;
-  tokens: number;
-  error?: string;
-}
-
-/** Streamed completions back to back until the deadline; a request under way at the deadline is finished, not abandoned. */
-async function client(url: string, o: FleetBenchOptions, until: number, rng: Rng, vocab: number, out: RequestLog[]): Promise<void> {
-  while (performance.now() < until) {
-    const prompt = Array.from({ length: o.promptTokens }, () => String.fromCodePoint(0x100 + rng.int(vocab))).join('');
-    const start = performance.now();
-    let tokens = 0;
-    try {
-      const res = await fetch(`${url}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-attn-task': 'fleet-bench' },
-        body: JSON.stringify({ model: 'bench', prompt, max_tokens: o.maxTokens, temperature: 0, stream: true }),
-      });
-      if (res.status !== 200 || !res.body) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
-      const text = await res.text(); // tokens arrive as SSE chunks; this bench counts them at the end
-      if (!text.endsWith('data: [DONE]\n\n')) throw new Error('the stream ended without [DONE]');
-      for (const event of text.split('\n\n')) {
-        if (!event.startsWith('data: {')) continue;
-        const chunk = JSON.parse(event.slice(6)) as { error?: { message: string }; choices: Array<{ finish_reason: string | null }> };
-        if (chunk.error) throw new Error(chunk.error.message);
-        if (chunk.choices[0] && chunk.choices[0].finish_reason === null) tokens++;
-      }
-      out.push({ start, end: performance.now(), ok: true, tokens });
-    } catch (e) {
-      out.push({ start, end: performance.now(), ok: false, tokens, error: (e as Error).message });
-    }
-  }
-}
-
 async function load(url: string, o: FleetBenchOptions, seconds: number, vocab: number): Promise<{ log: RequestLog[]; t0: number }> {
-  const log: RequestLog[] = [];
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: o.clients }, (_, i) => client(url, o, t0 + seconds * 1000, new Rng(1000 + i), vocab, log)));
-  return { log, t0 };
+  const t0 = clock();
+  const job = { url, until: t0 + seconds * 1000, promptTokens: o.promptTokens, maxTokens: o.maxTokens, vocab };
+  return { log: await runClients(job, o.clients, o.clientThreads ?? 4), t0 };
 }
 
 /**
@@ -133,7 +98,7 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
     o.log(`fleet: ${o.replicas} replicas (${replicaThreads} threads each) behind nginx, ${o.clients} clients for ${o.seconds} s, replica 0 SIGKILLed at ${o.killAt} s`);
     let killedAt = Infinity;
     // "After the kill" starts when the process is known dead (its exit), not when the signal was sent.
-    replicas[0]!.proc.once('exit', () => (killedAt = performance.now()));
+    replicas[0]!.proc.once('exit', () => (killedAt = clock()));
     const kill = o.killAt < o.seconds ? setTimeout(() => {
       replicas[0]!.proc.kill('SIGKILL');
       o.log(`  SIGKILL replica on port ${replicas[0]!.port}`);
@@ -156,6 +121,7 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
       seconds: o.seconds,
       baseline_threads: baselineThreads,
       replica_threads: replicaThreads,
+      client_threads: o.clientThreads ?? 4,
       baseline_tokens_per_s: Math.round(baseline),
       fleet_tokens_per_s_before_kill: Math.round(before),
       speedup_before_kill: before / baseline,

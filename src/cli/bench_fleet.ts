@@ -12,6 +12,7 @@ interface BenchFleetCliOptions {
   baseline: number;
   promptTokens: number;
   maxTokens: number;
+  clientThreads: number;
   model?: string;
   config?: string;
   threads?: number;
@@ -35,6 +36,7 @@ export function benchFleetCommand(): Command {
     .option('--model <dir>', 'serve this model directory (a char tokenizer over code points 0x100…, as the bench writes) instead of a random one of --config\'s shape')
     .option('--prompt-tokens <n>', 'prompt length', int, 16)
     .option('--max-tokens <n>', 'tokens generated per request', int, 32)
+    .option('--client-threads <n>', 'worker threads the streaming clients are spread over (one thread cannot keep up with a fleet on a many-core machine)', int, 4)
     .action(async (_o: unknown, cmd: Command) => {
       const o = cmd.optsWithGlobals<BenchFleetCliOptions>();
       if (!NGINX_BIN) throw new UserError('attn bench fleet needs nginx (apt-get install nginx)');
@@ -42,6 +44,7 @@ export function benchFleetCommand(): Command {
       const config = o.config ?? 'S';
       if (config !== '124M' && config !== 'S') throw new UserError(`--config: the fleet benchmark takes 124M or S, got "${config}"`);
       if (o.replicas < 2) throw new UserError('--replicas must be at least 2 (one is killed)');
+      if (o.clientThreads < 1) throw new UserError('--client-threads must be at least 1');
       if (o.duration < 2 || o.baseline < 2) throw new UserError('--duration and --baseline must be at least 2 seconds');
       const row = await benchFleet({
         replicas: o.replicas,
@@ -51,6 +54,7 @@ export function benchFleetCommand(): Command {
         baselineSeconds: o.baseline,
         promptTokens: o.promptTokens,
         maxTokens: o.maxTokens,
+        clientThreads: o.clientThreads,
         config,
         ...(o.model !== undefined ? { modelDir: o.model } : {}),
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
