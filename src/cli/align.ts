@@ -30,8 +30,8 @@ import { runTraining } from './train.js';
  */
 const RECIPES = {
   full: {
-    base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 1200, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 600, evalIters: 5 },
-    instructions: 3000, sft: { maxIters: 700, batchSize: 16, lr: 6e-4, warmupIters: 50, evalInterval: 350 },
+    base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
+    instructions: 3000, sft: { maxIters: 700, batchSize: 16, lr: 1e-3, warmupIters: 50, evalInterval: 350 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
     dpo: { maxIters: 120, batchSize: 8, lr: 2e-4, warmupIters: 10, evalInterval: 120 }, beta: 0.1, nllWeight: 1,
   },

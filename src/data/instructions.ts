@@ -18,7 +18,15 @@
 import { fablesCorpus } from './fables.js';
 import { Rng } from '../util/rng.js';
 
-export const WORDS = ['fox', 'crow', 'hare', 'lion', 'mouse', 'wolf', 'lamb', 'owl', 'ant', 'goat', 'dog', 'cat', 'frog', 'stork', 'bone', 'grain', 'well', 'hill', 'road', 'farm', 'oak', 'egg', 'coat', 'jug'];
+/**
+ * The words of the word tasks: every word of three to six letters in the
+ * fables (about 110). With only the 24 animals and things, SFT memorised
+ * each word's answer instead of learning to copy, capitalise or reverse: on
+ * prompts held out honestly (a word never seen in that task) the word tasks
+ * scored 0 of 120. Many words leave copying the letters as the only rule
+ * that fits.
+ */
+export const WORDS: readonly string[] = [...new Set(fablesCorpus(50_000, 1).match(/\b[a-z]{3,6}\b/g) ?? [])].sort();
 const ANIMALS = ['fox', 'crow', 'hare', 'lion', 'mouse', 'wolf', 'lamb', 'owl', 'ant', 'goat', 'dog', 'cat', 'frog', 'stork'];
 const THINGS = ['a bone', 'some grain', 'a golden egg', 'a warm coat', 'a jug', 'a red apple', 'a basket', 'some cheese', 'a bell', 'a map'];
 
