@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { instructions, REFUSAL } from '../src/data/instructions.js';
 import { preferencePairs } from '../src/data/preferences.js';
 import { heldOutSplit, promptKey } from '../src/train/sft_data.js';
+import { replyOutcome } from '../src/train/sft_eval.js';
 import { runAttn } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'attn-align-'));
@@ -41,6 +42,14 @@ describe('alignment demo data', () => {
     assert.ok(s.val.length >= 50 && s.val.length <= 60, String(s.val.length));
     assert.equal(s.train.length + s.val.length, list.length);
     for (const kind of ['arithmetic', 'story']) assert.ok(s.val.some((i) => list[i]!.kind === kind), kind);
+  });
+
+  it('a miss is named by how it went wrong', () => {
+    assert.equal(replyOutcome('a map', 'a map'), 'ok');
+    assert.equal(replyOutcome('a map<|im_end', 'a map'), 'runs_on');
+    assert.equal(replyOutcome('a m', 'a map'), 'cut_short');
+    assert.equal(replyOutcome('', 'a map'), 'empty');
+    assert.equal(replyOutcome('a bell', 'a map'), 'wrong');
   });
 
   it('preference pairs: out-of-scope requests prefer the refusal, in-scope ones the answer', () => {
