@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { instructions, REFUSAL } from '../src/data/instructions.js';
 import { preferencePairs } from '../src/data/preferences.js';
+import { heldOutSplit, promptKey } from '../src/train/sft_data.js';
+import { replyOutcome } from '../src/train/sft_eval.js';
 import { runAttn } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'attn-align-'));
@@ -25,6 +27,31 @@ describe('alignment demo data', () => {
     }
   });
 
+  it('the held-out split keeps repeated instructions together: none of them is also trained on', () => {
+    const list = instructions(600, 4);
+    const rows = list.map((x) => [{ role: 'user' as const, content: x.prompt }, { role: 'assistant' as const, content: x.answer }]);
+    const leaked = (s: { train: number[]; val: number[] }): number => {
+      const trained = new Set(s.train.map((i) => list[i]!.prompt));
+      return s.val.filter((i) => trained.has(list[i]!.prompt)).length;
+    };
+    // The generated rows repeat prompts (24 words per word task), so a plain row split leaks …
+    assert.ok(leaked(heldOutSplit(list.length, 0.1, 9)) > 0);
+    // … and the split by prompt does not, still holding out about a tenth.
+    const s = heldOutSplit(list.length, 0.1, 9, rows.map(promptKey));
+    assert.equal(leaked(s), 0);
+    assert.ok(s.val.length >= 50 && s.val.length <= 60, String(s.val.length));
+    assert.equal(s.train.length + s.val.length, list.length);
+    for (const kind of ['arithmetic', 'story']) assert.ok(s.val.some((i) => list[i]!.kind === kind), kind);
+  });
+
+  it('a miss is named by how it went wrong', () => {
+    assert.equal(replyOutcome('a map', 'a map'), 'ok');
+    assert.equal(replyOutcome('a map<|im_end', 'a map'), 'runs_on');
+    assert.equal(replyOutcome('a m', 'a map'), 'cut_short');
+    assert.equal(replyOutcome('', 'a map'), 'empty');
+    assert.equal(replyOutcome('a bell', 'a map'), 'wrong');
+  });
+
   it('preference pairs: out-of-scope requests prefer the refusal, in-scope ones the answer', () => {
     const pairs = preferencePairs(20, 2);
     for (const p of pairs) {
@@ -41,7 +68,19 @@ describe('attn align demo --quick', () => {
     const r = runAttn(['align', 'demo', '--quick', '--out', out], tmp);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    assert.deepEqual(Object.keys(result), ['base_exact', 'sft_exact', 'sft_preferred', 'dpo_preferred', 'reward_accuracy', 'seconds']);
+    assert.deepEqual(Object.keys(result), ['base_exact', 'sft_exact', 'sft_preferred', 'dpo_preferred', 'reward_accuracy', 'seconds', 'breakdown']);
+    // The breakdown adds up to the rates, and no held-out instruction was trained on.
+    const b = result.breakdown;
+    assert.equal(b.sft.held_out_seen_in_training, 0);
+    assert.equal(b.preferred.held_out_distinct_seen_in_training, 0);
+    const kinds = Object.values(b.sft.by_kind) as Array<{ rows: number; base_ok: number; sft_ok: number; sft_misses: Record<string, number> }>;
+    assert.equal(kinds.reduce((n, k) => n + k.rows, 0), b.sft.held_out_rows);
+    assert.equal(kinds.reduce((n, k) => n + k.sft_ok, 0) / b.sft.held_out_rows, result.sft_exact);
+    assert.equal(kinds.reduce((n, k) => n + k.base_ok, 0) / b.sft.held_out_rows, result.base_exact);
+    for (const k of kinds) assert.equal(k.sft_ok + Object.values(k.sft_misses).reduce((x, y) => x + y, 0), k.rows);
+    const { in_scope: inn, out_of_scope: out_ } = b.preferred;
+    assert.equal((inn.dpo + out_.dpo) / (inn.rows + out_.rows), result.dpo_preferred);
+    assert.equal((inn.sft + out_.sft) / (inn.rows + out_.rows), result.sft_preferred);
     for (const k of ['base_exact', 'sft_exact', 'sft_preferred', 'dpo_preferred', 'reward_accuracy']) assert.ok(result[k] >= 0 && result[k] <= 1, k);
     assert.ok(result.seconds > 0);
     for (const d of ['base', 'sft', 'reward', 'dpo']) assert.ok(existsSync(join(out, d, 'config.json')), d);

@@ -12,7 +12,8 @@ import type { DecoderLM } from '../models/causal_lm.js';
 import { DPO_STATE_FILE, type DpoState } from '../train/dpo_trainer.js';
 import { SFT_STATE_FILE, type SftState } from '../train/sft.js';
 import { loadDecoder } from '../train/sft_checkpoint.js';
-import { chatReplies, exactMatch } from '../train/sft_eval.js';
+import { promptKey } from '../train/sft_data.js';
+import { chatReplies, exactMatch, replyOutcome, type ReplyCheck, type ReplyOutcome } from '../train/sft_eval.js';
 import { chatVocabulary, CHATML_MARKERS } from '../train/sft_vocabulary.js';
 import { parseFineTuneOptions } from '../train/sft_options.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -29,8 +30,8 @@ import { runTraining } from './train.js';
  */
 const RECIPES = {
   full: {
-    base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 800, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 400, evalIters: 5 },
-    instructions: 3000, sft: { maxIters: 2000, batchSize: 16, lr: 2e-3, warmupIters: 100, evalInterval: 1000 },
+    base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
+    instructions: 3000, sft: { maxIters: 700, batchSize: 16, lr: 1e-3, warmupIters: 50, evalInterval: 350 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
     dpo: { maxIters: 120, batchSize: 8, lr: 2e-4, warmupIters: 10, evalInterval: 120 }, beta: 0.1, nllWeight: 1,
   },
@@ -42,6 +43,32 @@ const RECIPES = {
   },
 };
 
+/** Per instruction kind: held-out rows, right answers of the base and SFT models, and how SFT's misses went wrong. */
+export interface KindBreakdown {
+  rows: number;
+  base_ok: number;
+  sft_ok: number;
+  sft_misses: Record<Exclude<ReplyOutcome, 'ok'>, number>;
+}
+
+/** Where the numbers come from: the confusion-style detail behind each rate. */
+export interface AlignBreakdown {
+  sft: {
+    held_out_rows: number;
+    /** Distinct held-out instructions, and how many of them also appear among the training rows (must be 0). */
+    held_out_distinct: number;
+    held_out_seen_in_training: number;
+    by_kind: Record<string, KindBreakdown>;
+    /** A few of SFT's wrong replies, to read. */
+    misses: Array<{ kind: string; prompt: string; expected: string; reply: string }>;
+  };
+  preferred: {
+    held_out_distinct_seen_in_training: number;
+    in_scope: { rows: number; sft: number; dpo: number };
+    out_of_scope: { rows: number; sft: number; dpo: number };
+  };
+}
+
 export interface AlignResult {
   base_exact: number;
   sft_exact: number;
@@ -49,22 +76,43 @@ export interface AlignResult {
   dpo_preferred: number;
   reward_accuracy: number;
   seconds: number;
+  breakdown: AlignBreakdown;
 }
 
-/** The held-out conversations of an `attn sft` run. */
-function heldOutConversations(sftDir: string, dataPath: string): ChatMessage[][] {
+/** The held-out rows of an `attn sft` run, and how many of their prompts also appear among its training rows. */
+function heldOutRows(sftDir: string, dataPath: string): { rows: Array<{ row: number; messages: ChatMessage[] }>; distinct: number; leaked: number } {
   const state = JSON.parse(readFileSync(join(sftDir, SFT_STATE_FILE), 'utf8')) as SftState;
   const held = new Set(state.heldOut);
-  return parseChatRows(readTextFile(dataPath), dataPath).filter((r) => held.has(r.row)).map((r) => r.messages);
+  const all = parseChatRows(readTextFile(dataPath), dataPath);
+  const rows = all.filter((r) => held.has(r.row));
+  const trained = new Set(all.filter((r) => !held.has(r.row)).map((r) => promptKey(r.messages)));
+  const keys = new Set(rows.map((r) => promptKey(r.messages)));
+  return { rows, distinct: keys.size, leaked: [...keys].filter((k) => trained.has(k)).length };
 }
 
-/** Fraction of prompts whose greedy reply is exactly the preferred one. */
-async function preferredRate(model: DecoderLM, tokenizer: Tokenizer, pairs: readonly PreferencePair[]): Promise<number> {
+/** Each pair's greedy reply is exactly the preferred one or not. */
+async function preferredReplies(model: DecoderLM, tokenizer: Tokenizer, pairs: readonly PreferencePair[]): Promise<boolean[]> {
   const template = chatTemplateOf(tokenizer);
   const prompts = pairs.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true }));
   const longest = Math.max(...pairs.map((p) => tokenizer.encode(p.chosen, { allowedSpecial: 'all' }).length));
   const replies = await chatReplies(model, tokenizer, prompts, longest + 8);
-  return replies.filter((r, i) => r === pairs[i]!.chosen).length / Math.max(1, pairs.length);
+  return replies.map((r, i) => r === pairs[i]!.chosen);
+}
+
+const rate = (xs: readonly boolean[]): number => xs.filter(Boolean).length / Math.max(1, xs.length);
+
+/** Per-kind counts of held-out replies (ok flags of the base and SFT models, SFT's outcomes). */
+function kindBreakdown(kinds: readonly string[], base: readonly ReplyCheck[], sft: readonly ReplyCheck[]): Record<string, KindBreakdown> {
+  const out: Record<string, KindBreakdown> = {};
+  kinds.forEach((kind, i) => {
+    const k = (out[kind] ??= { rows: 0, base_ok: 0, sft_ok: 0, sft_misses: { runs_on: 0, cut_short: 0, empty: 0, wrong: 0 } });
+    k.rows++;
+    if (base[i]!.ok) k.base_ok++;
+    const outcome = replyOutcome(sft[i]!.reply, sft[i]!.expected);
+    if (outcome === 'ok') k.sft_ok++;
+    else k.sft_misses[outcome]++;
+  });
+  return out;
 }
 
 /**
@@ -88,18 +136,23 @@ export async function alignDemo(o: { out: string; quick?: boolean; seed?: number
   runTraining({ data: path('corpus.txt'), out: path('base'), ...backend }, { ...r.base, seed, logInterval: 100_000 });
 
   log('2/5 supervised fine-tuning on generated instructions (arithmetic, copying, reversing, capitals, questions on a story)');
-  writeFileSync(path('sft.jsonl'), instructionRows(instructions(r.instructions, seed)));
+  const taught = instructions(r.instructions, seed);
+  writeFileSync(path('sft.jsonl'), instructionRows(taught));
   const sftOpts = { ...r.sft, seed, logInterval: 100_000 };
   runSft({ init: path('base'), data: path('sft.jsonl'), out: path('sft'), ...backend, ...quiet }, parseFineTuneOptions(sftOpts));
-  const held = heldOutConversations(path('sft'), path('sft.jsonl'));
+  const heldOut = heldOutRows(path('sft'), path('sft.jsonl'));
+  const held = heldOut.rows.map((x) => x.messages);
   const sft = loadDecoder(path('sft'), '--model');
-  const sftExact = (await exactMatch(sft.model, sft.tokenizer, held)).rate;
+  const sftChecks = (await exactMatch(sft.model, sft.tokenizer, held)).checks;
   // The base model measured the same way: its vocabulary grown for the chat markers as SFT grows it.
   const base = loadModel(path('base'));
   const baseTemplate = chatTemplateOf(base.tokenizer!);
   const baseChat = chatVocabulary(base.model, base.tokenizer!, held.map((m) => baseTemplate.render(m)), CHATML_MARKERS);
-  const baseExact = (await exactMatch(baseChat.model, baseChat.tokenizer, held)).rate;
-  log(`   held-out exact match: base ${baseExact.toFixed(3)}, SFT ${sftExact.toFixed(3)}`);
+  const baseChecks = (await exactMatch(baseChat.model, baseChat.tokenizer, held)).checks;
+  const baseExact = rate(baseChecks.map((c) => c.ok));
+  const sftExact = rate(sftChecks.map((c) => c.ok));
+  const kinds = heldOut.rows.map((x) => taught[x.row - 1]!.kind);
+  log(`   held-out exact match: base ${baseExact.toFixed(3)}, SFT ${sftExact.toFixed(3)} (${held.length} rows, ${heldOut.distinct} distinct instructions, ${heldOut.leaked} of them also in training)`);
 
   log('3/5 preference pairs: polite refusal of out-of-scope requests (rejected: what the SFT model replied)');
   const pairs = preferencePairs(r.pairs, seed + 1);
@@ -120,11 +173,35 @@ export async function alignDemo(o: { out: string; quick?: boolean; seed?: number
   const dpoState = JSON.parse(readFileSync(join(path('dpo'), DPO_STATE_FILE), 'utf8')) as DpoState;
   const heldRows = new Set(dpoState.heldOut);
   const heldPairs = pairs.filter((_, i) => heldRows.has(i + 1));
+  const trainedPrompts = new Set(pairs.filter((_, i) => !heldRows.has(i + 1)).map((p) => p.prompt));
   const dpoModel = loadDecoder(path('dpo'), '--model');
-  const sftPreferred = await preferredRate(sft.model, sft.tokenizer, heldPairs);
-  const dpoPreferred = await preferredRate(dpoModel.model, dpoModel.tokenizer, heldPairs);
+  const sftOk = await preferredReplies(sft.model, sft.tokenizer, heldPairs);
+  const dpoOk = await preferredReplies(dpoModel.model, dpoModel.tokenizer, heldPairs);
+  const scope = (inScope: boolean): { rows: number; sft: number; dpo: number } => {
+    const at = heldPairs.flatMap((p, i) => (p.inScope === inScope ? [i] : []));
+    return { rows: at.length, sft: at.filter((i) => sftOk[i]).length, dpo: at.filter((i) => dpoOk[i]).length };
+  };
+  const sftPreferred = rate(sftOk);
+  const dpoPreferred = rate(dpoOk);
   log(`   held-out preferred replies: SFT ${sftPreferred.toFixed(3)}, DPO ${dpoPreferred.toFixed(3)}; reward model accuracy ${rm.val_accuracy.toFixed(3)}`);
-  return { base_exact: baseExact, sft_exact: sftExact, sft_preferred: sftPreferred, dpo_preferred: dpoPreferred, reward_accuracy: rm.val_accuracy, seconds: (performance.now() - t0) / 1000 };
+  const breakdown: AlignBreakdown = {
+    sft: {
+      held_out_rows: held.length,
+      held_out_distinct: heldOut.distinct,
+      held_out_seen_in_training: heldOut.leaked,
+      by_kind: kindBreakdown(kinds, baseChecks, sftChecks),
+      misses: sftChecks.flatMap((c, i) => (c.ok ? [] : [{ kind: kinds[i]!, prompt: held[i]![0]!.content, expected: c.expected, reply: c.reply }])).slice(0, 8),
+    },
+    preferred: {
+      held_out_distinct_seen_in_training: new Set(heldPairs.map((p) => p.prompt).filter((p) => trainedPrompts.has(p))).size,
+      in_scope: scope(true),
+      out_of_scope: scope(false),
+    },
+  };
+  return {
+    base_exact: baseExact, sft_exact: sftExact, sft_preferred: sftPreferred, dpo_preferred: dpoPreferred, reward_accuracy: rm.val_accuracy,
+    seconds: (performance.now() - t0) / 1000, breakdown,
+  };
 }
 
 export function alignCommand(): Command {

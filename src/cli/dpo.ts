@@ -85,7 +85,7 @@ export function dpoCommand(): Command {
       const reference = loadDecoder(refDir, '--ref');
       let picked = rows;
       if (!o.all) {
-        const held = new Set(state?.heldOut ?? heldOutSplit(rows.length, 0.1, o.seed ?? 1337).val.map((i) => rows[i]!.row));
+        const held = new Set(state?.heldOut ?? heldOutSplit(rows.length, 0.1, o.seed ?? 1337, rows.map((r) => r.prompt)).val.map((i) => rows[i]!.row));
         picked = rows.filter((r) => held.has(r.row));
       }
       if (reference.tokenizer.vocabSize !== tokenizer.vocabSize) throw new UserError(`--ref ${refDir} has a vocabulary of ${reference.tokenizer.vocabSize}, the model ${tokenizer.vocabSize}: not its reference`);

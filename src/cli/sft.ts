@@ -6,7 +6,7 @@ import { readTextFile } from '../io/read_text.js';
 import type { LoopStep } from '../train/loop.js';
 import { sft, SFT_STATE_FILE, type LoRASettings, type SftState, type SftSummary } from '../train/sft.js';
 import { loadDecoder } from '../train/sft_checkpoint.js';
-import { heldOutSplit } from '../train/sft_data.js';
+import { heldOutSplit, promptKey } from '../train/sft_data.js';
 import { exactMatch } from '../train/sft_eval.js';
 import { parseFineTuneOptions, type FineTuneOptionsInput } from '../train/sft_options.js';
 import { UserError } from '../util/errors.js';
@@ -115,7 +115,7 @@ function heldOutRows(model: string, rows: ReturnType<typeof parseChatRows>, all:
     const picked = rows.filter((r) => held.has(r.row));
     if (picked.length) return picked;
   }
-  return heldOutSplit(rows.length, valFraction, seed).val.map((i) => rows[i]!);
+  return heldOutSplit(rows.length, valFraction, seed, rows.map((r) => promptKey(r.messages))).val.map((i) => rows[i]!);
 }
 
 export async function runSftEval(a: { model: string; data: string; all?: boolean; show?: number; valFraction?: number; seed?: number; backend?: string; threads?: number }): Promise<{ exact: number; rows: number }> {

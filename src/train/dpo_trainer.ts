@@ -236,7 +236,7 @@ export function dpo(run: DpoRun, events: DpoEvents = {}): { step: number; train_
     ({ model, tokenizer } = dpoPolicy(run.init!, run.rows));
     model.rng.setState(new Rng(run.options.seed).getState());
     if (run.lora) applyLoRA(model, run.lora, run.options.seed);
-    const split = heldOutSplit(run.rows.length, run.options.valFraction, run.options.seed);
+    const split = heldOutSplit(run.rows.length, run.options.valFraction, run.options.seed, run.rows.map((r) => r.prompt));
     state = {
       kind: 'dpo', step: 0, beta: run.beta, nllWeight: run.nllWeight ?? 0, options: run.options, lora: run.lora ?? null, init: run.init!,
       data: { path: run.dataPath, sha256: sha256(run.dataText), rows: run.rows.length },

@@ -154,7 +154,7 @@ export function trainRewardModel(run: RewardRun, events: RewardEvents = {}): { s
     grown.model.rng.setState(new Rng(run.options.seed).getState());
     model = new RewardModel(grown.model, new Rng(run.options.seed + 300));
     if (run.lora) applyLoRA(model.body, run.lora, run.options.seed);
-    const split = heldOutSplit(run.rows.length, run.options.valFraction, run.options.seed);
+    const split = heldOutSplit(run.rows.length, run.options.valFraction, run.options.seed, run.rows.map((r) => r.prompt));
     state = {
       kind: 'reward', step: 0, options: run.options, lora: run.lora ?? null,
       data: { path: run.dataPath, sha256: sha256(run.dataText), rows: run.rows.length },

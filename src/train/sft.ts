@@ -26,7 +26,7 @@ import { UserError } from '../util/errors.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { runTraining, type LoopStep, type TrainingEvents } from './loop.js';
 import { loadDecoder, readTrainerState, restoreMoments, saveFineTuneCheckpoint } from './sft_checkpoint.js';
-import { encodeConversation, heldOutSplit, lengthBatches, sftBatch, type ChatExample, type SftBatch } from './sft_data.js';
+import { encodeConversation, heldOutSplit, lengthBatches, promptKey, sftBatch, type ChatExample, type SftBatch } from './sft_data.js';
 import { fineTuneSchedule, type FineTuneOptions } from './sft_options.js';
 import { chatVocabulary, CHATML_MARKERS } from './sft_vocabulary.js';
 import type { Objective } from './step.js';
@@ -155,7 +155,7 @@ export function sft(run: SftRun, events: SftEvents = {}): SftSummary {
     ({ model, tokenizer, added } = chatVocabulary(loaded.model, loaded.tokenizer, texts, t0.isDefault ? CHATML_MARKERS : []));
     model.rng.setState(new Rng(run.options.seed).getState());
     if (run.lora) applyLoRA(model, run.lora, run.options.seed);
-    const split = heldOutSplit(run.rows.length, run.options.valFraction, run.options.seed);
+    const split = heldOutSplit(run.rows.length, run.options.valFraction, run.options.seed, run.rows.map((r) => promptKey(r.messages)));
     state = {
       kind: 'sft', step: 0, options: run.options, lora: run.lora ?? null,
       data: { path: run.dataPath, sha256: sha256(run.dataText), rows: run.rows.length },

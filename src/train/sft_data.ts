@@ -87,17 +87,50 @@ export function lastTurn(template: ChatTemplate, messages: readonly ChatMessage[
  * Cut n rows into training and held-out parts: a fixed-seed shuffle, so the
  * same data, fraction and seed always hold out the same rows (`attn sft eval`
  * finds them again). At least one row on each side.
+ *
+ * `keys` (one per row, e.g. the prompt) keeps rows with the same key on the
+ * same side: a held-out instruction must be one the model never trained on,
+ * and generated or scraped data repeats instructions. Groups are shuffled and
+ * taken while they fit in the held-out share; with every key distinct (or no
+ * keys) this is exactly a shuffle of the rows.
  */
-export function heldOutSplit(n: number, fraction: number, seed: number): { train: number[]; val: number[] } {
+export function heldOutSplit(n: number, fraction: number, seed: number, keys?: readonly string[]): { train: number[]; val: number[] } {
   if (n < 2) throw new UserError(`need at least 2 rows to hold some out for evaluation (got ${n})`);
-  const order = Array.from({ length: n }, (_, i) => i);
+  if (keys && keys.length !== n) throw new Error(`heldOutSplit: ${keys.length} keys for ${n} rows`);
+  const groups: number[][] = [];
+  const byKey = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const key = keys?.[i];
+    const group = key === undefined ? undefined : byKey.get(key);
+    if (group) group.push(i);
+    else {
+      const fresh = [i];
+      groups.push(fresh);
+      if (key !== undefined) byKey.set(key, fresh);
+    }
+  }
+  if (groups.length < 2) throw new UserError(`need at least 2 different rows to hold some out for evaluation (all ${n} are the same)`);
   const rng = new Rng(seed);
-  for (let i = n - 1; i > 0; i--) {
+  for (let i = groups.length - 1; i > 0; i--) {
     const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j]!, order[i]!];
+    [groups[i], groups[j]] = [groups[j]!, groups[i]!];
   }
   const nVal = Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
-  return { train: order.slice(nVal).sort((a, b) => a - b), val: order.slice(0, nVal).sort((a, b) => a - b) };
+  const val: number[] = [];
+  const train: number[] = [];
+  // The last group always trains, so neither side is empty.
+  groups.forEach((g, gi) => {
+    const fits = val.length + g.length <= nVal || val.length === 0;
+    (fits && gi < groups.length - 1 && val.length < nVal ? val : train).push(...g);
+  });
+  return { train: train.sort((a, b) => a - b), val: val.sort((a, b) => a - b) };
+}
+
+/** The split key of a conversation: everything before its last assistant reply (rows with the same prompt stay together). */
+export function promptKey(messages: readonly ChatMessage[]): string {
+  let last = messages.length - 1;
+  while (last >= 0 && messages[last]!.role !== 'assistant') last--;
+  return JSON.stringify(messages.slice(0, Math.max(0, last)).map((m) => [m.role, m.content]));
 }
 
 /** One padded batch: inputs, next-token targets (−1 where nothing is learned), its shape and learned-token count. */

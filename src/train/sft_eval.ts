@@ -19,6 +19,21 @@ export interface ReplyCheck {
   ok: boolean;
 }
 
+/**
+ * How a reply compares with the reference: right; the right answer but no
+ * stop after it (the end marker was not learned); stopped early inside the
+ * answer; nothing at all; or a different answer.
+ */
+export type ReplyOutcome = 'ok' | 'runs_on' | 'cut_short' | 'empty' | 'wrong';
+
+export function replyOutcome(reply: string, expected: string): ReplyOutcome {
+  if (reply === expected) return 'ok';
+  if (reply === '') return 'empty';
+  if (reply.startsWith(expected)) return 'runs_on';
+  if (expected.startsWith(reply)) return 'cut_short';
+  return 'wrong';
+}
+
 /** Greedy replies to conversations (each ending before an assistant turn), `batch` at a time. */
 export async function chatReplies(model: CausalLM, tokenizer: Tokenizer, prompts: readonly string[], maxNewTokens: number, batch = 32): Promise<string[]> {
   const template = chatTemplateOf(tokenizer);
