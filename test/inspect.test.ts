@@ -13,6 +13,8 @@ import { probeLayers } from '../src/eval/inspect/probes.js';
 import { sampleWindows } from '../src/eval/inspect/residual_stream.js';
 import { writeDirAtomic } from '../src/io/atomic.js';
 import { modelFiles } from '../src/io/model_dir.js';
+import { Llama } from '../src/models/llama.js';
+import { parseLlamaConfig } from '../src/models/llama_config.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { crossEntropy } from '../src/tensor/ops/cross_entropy.js';
 import { Rng } from '../src/util/rng.js';
@@ -93,6 +95,49 @@ describe('inspect: the parts, checked independently', () => {
   });
 });
 
+describe('inspect: the Llama family (RMSNorm, RoPE, grouped-query heads)', () => {
+  // 4 query heads sharing 2 key/value heads, each 6 wide: the heads' outputs (24) are wider than the stream (16).
+  const config = () => parseLlamaConfig({ n_layer: 2, n_head: 4, n_kv_head: 2, n_embd: 16, head_dim: 6, intermediate_size: 24, vocab_size: cm.tokenizer.vocabSize, block_size: 16, rms_norm_eps: 1e-5 });
+  const llama = () => {
+    const m = new Llama(config(), new Rng(9));
+    m.eval();
+    return m;
+  };
+
+  it('removing a head = zeroing its columns of o_proj; the lens\'s last layer is the model; maps are causal', () => {
+    const m = llama();
+    const { x, y, B, T } = windows(6);
+    const r = headRemoval(m, x, y, [B, T]);
+    assert.equal(r.loss.length, 2);
+    assert.equal(r.loss[0]!.length, 4);
+    const proj = m.model.layers[0]!.self_attn.o_proj as unknown as { weight: { data: Float32Array } };
+    const saved = Float32Array.from(proj.weight.data);
+    for (let o = 0; o < 16; o++) proj.weight.data.fill(0, o * 24 + 2 * 6, o * 24 + 3 * 6); // head 3 of layer 1
+    const manual = noGrad(() => crossEntropy(m.forward(x, [B, T]).logits, y).item());
+    proj.weight.data.set(saved);
+    assert.ok(Math.abs(manual - r.loss[0]![2]!) < 1e-5, `${manual} vs ${r.loss[0]![2]}`);
+    const lens = logitLens(m, x, y, [B, T]);
+    assert.deepEqual(lens.map((l) => l.name), ['embeddings', 'block 1', 'block 2']);
+    assert.ok(Math.abs(lens[2]!.loss - r.baseline) < 1e-5);
+    const maps = attentionMaps(m, cm.tokenizer.encode('humpty'));
+    assert.equal(maps.maps[0]!.length, 4 * 6 * 6);
+    assert.equal(maps.maps[1]![0 * 36 + 0 * 6 + 1], 0, 'position 1 is not seen from position 0');
+  });
+
+  it('attn inspect reads an attn Llama directory; the same seed gives the same table', () => {
+    const dir = join(work, 'llama');
+    writeDirAtomic(dir, modelFiles(llama(), cm.tokenizer));
+    const run = (out: string) => runAttn(['inspect', '--model', dir, '--data', textPath, '--out', join(work, out), '--seed', '2', '--windows', '4', '--backend', 'js'], work);
+    const a = run('la');
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /1\.4: .*\n.*2\.4: /, 'four heads in each of the two layers');
+    assert.equal(run('lb').code, 0);
+    const removal = (d: string) => JSON.parse(readFileSync(join(work, d, 'report.json'), 'utf8')).removal;
+    assert.deepEqual(removal('la'), removal('lb'));
+    assert.ok(existsSync(join(work, 'la', 'probes.png')));
+  });
+});
+
 describe('attn inspect', () => {
   it('writes PNGs, report.json and index.html; the same seed reproduces the head-removal table', () => {
     const a = runAttn(['inspect', '--model', modelDir, '--data', textPath, '--out', join(work, 'a'), '--seed', '7', '--windows', '8', '--backend', 'js'], work);
@@ -109,9 +154,13 @@ describe('attn inspect', () => {
   });
 
   it('an unsupported model kind, or no text: one clear line, non-zero exit', () => {
-    const vit = join(work, 'vit');
-    writeDirAtomic(vit, { 'config.json': JSON.stringify({ model_type: 'vit' }) });
-    assertUserError(runAttn(['inspect', '--model', vit, '--data', textPath, '--out', join(work, 'x')], work), /attn inspect supports GPT models .*ViT/);
+    for (const [kind, named] of [['vit', /ViT image classifier/], ['transformer-seq2seq', /encoder–decoder/], ['embedder', /sentence embedder/], ['point-cloud-transformer', /point-cloud classifier/], ['image-captioner', /image captioner/]] as const) {
+      const other = join(work, kind);
+      writeDirAtomic(other, { 'config.json': JSON.stringify({ format: 'attn', model_type: kind }) });
+      const r = runAttn(['inspect', '--model', other, '--data', textPath, '--out', join(work, 'x')], work);
+      assertUserError(r, /attn inspect supports decoder language models: GPT .* and the Llama family/);
+      assert.match(r.stderr, named);
+    }
     assertUserError(runAttn(['inspect', '--model', modelDir, '--out', join(work, 'x')], work), /give --data FILE/);
     assertUserError(runAttn(['inspect', '--model', modelDir, '--data', textPath, '--out', join(work, 'x'), '--windows', '2'], work), /--windows must be ≥ 4/);
   });

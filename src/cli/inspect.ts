@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { inspectGPT, type InspectReport } from '../eval/inspect/inspect_gpt.js';
+import type { InspectableLM } from '../eval/inspect/decoder_parts.js';
+import { inspectDecoder, type InspectReport } from '../eval/inspect/inspect_decoder.js';
 import { writeInspectReport } from '../eval/inspect/report_files.js';
-import { loadModel, type LoadedGPT } from '../io/model_dir.js';
+import { loadModel } from '../io/model_dir.js';
 import { readTextFile } from '../io/read_text.js';
-import { GPT } from '../models/gpt.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int } from './flags.js';
@@ -23,20 +23,22 @@ export interface InspectCliOptions {
   threads?: number;
 }
 
-/** The model kinds `attn inspect` reads so far. */
-export const INSPECTABLE = 'GPT models (attn\'s own, Hugging Face gpt2, GGUF gpt2)';
+/**
+ * The model kinds `attn inspect` reads: decoder language models, whose
+ * validation loss on a text, residual stream and read-out (final norm and
+ * head) every tool of src/eval/inspect/ is built on. The others have no
+ * next-token loss or no read-out per layer (see docs/inspect.md).
+ */
+export const INSPECTABLE = 'decoder language models: GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama)';
 
-/** Load a GPT, or fail with one line naming what inspect supports. */
-function loadInspectable(dir: string): LoadedGPT {
-  let loaded;
+/** Load a decoder language model, or fail with one line naming what inspect supports. */
+function loadInspectable(dir: string): { model: InspectableLM; tokenizer: ReturnType<typeof loadModel>['tokenizer'] } {
   try {
-    loaded = loadModel(dir);
+    return loadModel(dir);
   } catch (e) {
-    if (e instanceof UserError && /not a GPT language model/.test(e.message)) throw new UserError(`attn inspect supports ${INSPECTABLE}: ${e.message.replace(/: use `.*`$/, '')}`);
+    if (e instanceof UserError && /not a GPT language model/.test(e.message)) throw new UserError(`attn inspect supports ${INSPECTABLE}: ${e.message.replace(/, not a GPT language model: use `.*`$/, '')}`);
     throw e;
   }
-  if (!(loaded.model instanceof GPT)) throw new UserError(`attn inspect supports ${INSPECTABLE}: ${dir} holds a Llama-family model`);
-  return loaded as LoadedGPT;
 }
 
 /** --data, or else the text the model was trained on (trainer.json records its path). */
@@ -62,7 +64,7 @@ export function runInspect(o: InspectCliOptions): { report: InspectReport; files
   const { path, text } = textFor(o);
   let report: InspectReport;
   try {
-    report = inspectGPT(model, tokenizer, text, { seed: o.seed, windows: o.windows, mapLength: o.mapLength, top: o.top, ...(o.length !== undefined ? { length: o.length } : {}) });
+    report = inspectDecoder(model, tokenizer, text, { seed: o.seed, windows: o.windows, mapLength: o.mapLength, top: o.top, ...(o.length !== undefined ? { length: o.length } : {}) });
   } catch (e) {
     throw new UserError(`--data ${path}: ${(e as Error).message}`);
   }

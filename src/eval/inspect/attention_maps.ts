@@ -1,4 +1,4 @@
-import type { GPT } from '../../models/gpt.js';
+import type { InspectableLM } from './decoder_parts.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { attention, attentionWeights } from '../../tensor/ops/attention.js';
 
@@ -11,7 +11,7 @@ export interface AttentionMaps {
 }
 
 /** The weights each head of each layer gives each earlier position, on one window of tokens. */
-export function attentionMaps(model: GPT, ids: Int32Array): AttentionMaps {
+export function attentionMaps(model: InspectableLM, ids: Int32Array): AttentionMaps {
   const T = ids.length;
   const maps: Float32Array[] = [];
   noGrad(() => model.forward(ids, [1, T], undefined, {

@@ -1,4 +1,4 @@
-import type { GPT } from '../../models/gpt.js';
+import { decoderParts, type InspectableLM } from './decoder_parts.js';
 import type { LayerAttend } from '../../models/causal_lm.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { attention } from '../../tensor/ops/attention.js';
@@ -20,14 +20,14 @@ export interface HeadRemoval {
  * the loss most are the ones the model relies on. `x`, `y`: B windows of T
  * tokens and their next tokens (deterministic for a seed: residual_stream.ts).
  */
-export function headRemoval(model: GPT, x: Int32Array, y: Int32Array, [B, T]: [number, number], top = 3): HeadRemoval {
-  const { n_layer: L, n_head: H, n_embd: C } = model.config;
-  const D = C / H;
+export function headRemoval(model: InspectableLM, x: Int32Array, y: Int32Array, [B, T]: [number, number], top = 3): HeadRemoval {
+  const { layers: L, heads: H, headDim: D } = decoderParts(model);
   const lossWith = (attend?: LayerAttend): number => noGrad(() => crossEntropy(model.forward(x, [B, T], undefined, { attend }).logits, y).item());
   const baseline = lossWith();
   const loss = Array.from({ length: L }, (_, layer) => Array.from({ length: H }, (_, head) => lossWith((l, q, k, v, o) => {
     const out = attention(q, k, v, o);
     if (l === layer) {
+      const C = out.shape[2]!; // all heads' outputs side by side: H·D (under grouped-query attention too)
       for (let row = 0; row < B * T; row++) out.data.fill(0, row * C + head * D, row * C + (head + 1) * D);
     }
     return out;

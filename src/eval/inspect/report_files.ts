@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { encodePng } from '../../util/png.js';
 import { headMatrix } from './attention_maps.js';
-import type { InspectReport } from './inspect_gpt.js';
+import type { InspectReport } from './inspect_decoder.js';
 import { barChart, heatGrid } from './picture.js';
 import { removalGrid } from './removal_grid.js';
 
