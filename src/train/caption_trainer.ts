@@ -16,6 +16,7 @@ import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 import { imageBatch } from './vit_trainer.js';
+import { ProgressWindow } from './progress_window.js';
 
 export interface CaptionData {
   train: CaptionedImages;
@@ -136,7 +137,7 @@ export function trainCaptioner(run: { data: CaptionData; dataPath: string; optio
 
   let last: CaptionEvalInfo | null = null;
   const history: CaptionEvalInfo[] = [];
-  let window = { loss: 0, images: 0, seconds: 0 };
+  const window = new ProgressWindow(o.logInterval, maxSteps);
   model.train();
   const result = runTraining({
     opt, objective, maxSteps, schedule, gradClip: o.gradClip, nextBatches,
@@ -153,12 +154,9 @@ export function trainCaptioner(run: { data: CaptionData; dataPath: string; optio
       : undefined,
     onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
-      window.loss += p.loss * p.items;
-      window.images += p.items;
-      window.seconds += p.seconds;
-      if (p.step % o.logInterval === 0 || p.step === maxSteps) {
-        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: window.loss / window.images, imagesPerSecond: window.images / window.seconds, eta: p.eta });
-        window = { loss: 0, images: 0, seconds: 0 };
+      if (window.add(p)) {
+        const w = window.take();
+        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: w.loss, imagesPerSecond: w.itemsPerSecond, eta: p.eta });
       }
     },
   });

@@ -13,6 +13,7 @@ import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
+import { ProgressWindow } from './progress_window.js';
 
 export interface ViTStepInfo {
   step: number;
@@ -142,7 +143,7 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
     return [{ idx, labels: Int32Array.from(idx, (i) => train.labels[i]!) }];
   };
   // Cross-entropy of the class scores; counting the right answers on the way for the progress line.
-  let window = { loss: 0, right: 0, images: 0, seconds: 0 };
+  const window = new ProgressWindow(o.logInterval, maxSteps);
   const objective: Objective<ImageBatch> = {
     loss: ({ idx, labels }) => {
       const { logits, loss } = model.forward(imageBatch(model, train, idx), labels);
@@ -183,18 +184,9 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
     onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
       trainSeconds += p.seconds;
-      window.loss += p.loss * p.items;
-      window.images += p.items;
-      window.seconds += p.seconds;
-      if (p.step % o.logInterval === 0 || p.step === maxSteps) {
-        events.onStep?.({
-          step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr,
-          loss: window.loss / window.images,
-          accuracy: window.right / window.images,
-          imagesPerSecond: window.images / window.seconds,
-          eta: p.eta,
-        });
-        window = { loss: 0, right: 0, images: 0, seconds: 0 };
+      if (window.add(p)) {
+        const w = window.take();
+        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: w.loss, accuracy: w.accuracy, imagesPerSecond: w.itemsPerSecond, eta: p.eta });
       }
     },
   });
