@@ -13,7 +13,7 @@ import { PLAYGROUND_DIR, servePlayground } from '../src/cli/web.js';
 import { ARTIFACTS, browserSkip as skip, CHROMIUM, FLAGS, pw } from './browser.js';
 
 // The page ids, in order (web/pages/registry.ts; that module needs a DOM, so the list is repeated here and checked below).
-const IDS = ['network', 'training', 'generating', 'embeddings', 'subword', 'self-attention', 'softmax', 'residual', 'layer-norm', 'dropout', 'multi-head', 'positions', 'gpt', 'encoder-decoder'];
+const IDS = ['network', 'training', 'generating', 'embeddings', 'subword', 'self-attention', 'softmax', 'residual', 'layer-norm', 'dropout', 'multi-head', 'positions', 'gpt', 'encoder-decoder', 'captioning'];
 
 describe('the article\'s pages in Chromium', { skip }, () => {
   it('every section draws its numbers, names its file, and links to the next', { timeout: 240_000 }, async () => {
@@ -32,6 +32,10 @@ describe('the article\'s pages in Chromium', { skip }, () => {
       for (const [i, id] of IDS.entries()) {
         if (i > 0) await page.click('#next'); // moving through the sections as a reader does
         await page.waitForFunction((want: string) => document.body.dataset.page === want, id);
+        if (id === 'captioning') {
+          await page.click('#train-captioner');
+          await page.waitForFunction(() => document.querySelectorAll('canvas.caption-attention').length === 3, undefined, { timeout: 200_000 });
+        }
         if (id === 'generating') {
           await page.click('#train-humpty');
           await page.waitForFunction(() => /the last 12 characters/.test(document.getElementById('page-body')!.textContent!), undefined, { timeout: 200_000 });
@@ -53,6 +57,7 @@ describe('the article\'s pages in Chromium', { skip }, () => {
         }
         // The window table's first row: "humpty dumpt" → "y" (examples/README.md).
         if (id === 'generating') assert.match(info.text, /"humpty dumpt""y"/);
+        if (id === 'captioning') assert.match(info.text, /class word right\d+\.\d%measured properties right\d+\.\d%BLEU-4/);
         if (id === 'self-attention') assert.match(info.text, /0\.187·v1 \+ 0\.045·v2 \+ 0\.768·v3/);
         if (id === 'encoder-decoder') {
           await page.click('#train-reversers');

@@ -2,17 +2,17 @@ import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { vitFiles } from '../io/vit_dir.js';
 import type { ImageDataset } from '../data/image_dataset.js';
-import { imageSize, normalizedBatch, pixelStats, type ImageSet } from '../data/image_set.js';
+import { imageSize, pixelStats, type ImageSet } from '../data/image_set.js';
 import { ViT } from '../models/vit.js';
 import { parseViTConfig, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
-import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
+import { imageBatch } from './image_batch.js';
 import { ProgressWindow } from './progress_window.js';
 
 export interface ViTStepInfo {
@@ -64,12 +64,6 @@ export function vitForData(train: ImageSet, o: ViTTrainOptions): ViT {
     num_classes: train.classes.length, labels: train.classes, pixel_mean: mean, pixel_std: std,
   }, 'ViT');
   return new ViT(config, new Rng(o.seed));
-}
-
-/** Standardised images at `indices` as the model's input tensor [n, H, W, C]. */
-export function imageBatch(model: ViT, set: ImageSet, indices: ArrayLike<number>): Tensor {
-  const c = model.config;
-  return new Tensor(normalizedBatch(set, indices, c.pixel_mean, c.pixel_std), [indices.length, set.height, set.width, set.channels]);
 }
 
 /** Index of the largest score in each row of [rows, classes] logits. */

@@ -13,6 +13,7 @@ export interface ArticlePage {
   render(root: HTMLElement): void;
 }
 
+import { captioningPage } from './captioning.js';
 import { dropoutPage } from './dropout.js';
 import { embeddingsPage } from './embeddings.js';
 import { encoderDecoderPage } from './encoder_decoder.js';
@@ -31,4 +32,5 @@ import { trainingPage } from './training.js';
 export const PAGES: ArticlePage[] = [
   networkPage, trainingPage, humptyPage, embeddingsPage, subwordPage, selfAttentionPage, softmaxPage,
   residualPage, layerNormPage, dropoutPage, multiHeadPage, positionsPage, gptPage, encoderDecoderPage,
+  captioningPage,
 ];
