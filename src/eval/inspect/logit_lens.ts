@@ -15,7 +15,8 @@ export interface LensLayer {
   top: number[];
 }
 
-const argmaxRows = (logits: Tensor, V: number): number[] =>
+/** The top-scored class of each row of [rows, V] scores. */
+export const argmaxRows = (logits: Tensor, V: number): number[] =>
   Array.from({ length: logits.size / V }, (_, r) => {
     let best = 0;
     for (let v = 1; v < V; v++) if (logits.data[r * V + v]! > logits.data[r * V + best]!) best = v;
