@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pixelStats, type ImageSet } from '../data/image_set.js';
 import { parseConfig } from '../util/validate.js';
 import { ENCODER_CLASSIFIER_FIELDS, HEADS_DIVIDE_WIDTH, headsDivideWidth, LABEL_PER_CLASS, labelPerClass } from './encoder_classifier_config.js';
 
@@ -33,3 +34,24 @@ export function parseViTConfig(raw: unknown, source = 'config'): ViTConfig {
 
 /** Number of patches the image is cut into (the sequence length, before the class token). */
 export const numPatches = (c: ViTConfig): number => (c.image_height / c.patch_size) * (c.image_width / c.patch_size);
+
+/** The sizes a trainer chooses (its flags); the rest of a ViT's config comes from the images. */
+export interface ViTSizes {
+  patch: number;
+  dModel: number;
+  layers: number;
+  heads: number;
+  /** Feed-forward width; default 2·dModel. */
+  dFf?: number;
+  dropout: number;
+}
+
+/** A ViT config for images shaped like `train`: its size, channels and classes, standardised with its pixel statistics. */
+export function vitConfigFor(train: ImageSet, o: ViTSizes, source = 'ViT'): ViTConfig {
+  const { mean, std } = pixelStats(train);
+  return parseViTConfig({
+    image_height: train.height, image_width: train.width, channels: train.channels, patch_size: o.patch,
+    d_model: o.dModel, n_layer: o.layers, n_head: o.heads, d_ff: o.dFf ?? 2 * o.dModel, dropout: o.dropout,
+    num_classes: train.classes.length, labels: train.classes, pixel_mean: mean, pixel_std: std,
+  }, source);
+}

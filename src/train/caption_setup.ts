@@ -1,8 +1,8 @@
 import { captionVocabulary, encodeCaption, PAD, BOS } from '../data/fashion_captions.js';
-import { pixelStats, type ImageSet } from '../data/image_set.js';
+import type { ImageSet } from '../data/image_set.js';
 import { Captioner } from '../models/captioner.js';
 import { parseCaptionerConfig } from '../models/captioner_config.js';
-import { parseViTConfig } from '../models/vit_config.js';
+import { vitConfigFor } from '../models/vit_config.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { CaptionTrainOptions } from './caption_options.js';
@@ -16,12 +16,7 @@ export type CaptionModelOptions = Pick<CaptionTrainOptions, 'patch' | 'dModel' |
 
 /** A captioner for these images and captions: a ViT image encoder (standardised with the set's pixel statistics) and a text decoder long enough for the longest caption. */
 export function captionerFor(train: ImageSet, captions: string[], o: CaptionModelOptions): Captioner {
-  const { mean, std } = pixelStats(train);
-  const image = parseViTConfig({
-    image_height: train.height, image_width: train.width, channels: train.channels, patch_size: o.patch,
-    d_model: o.dModel, n_layer: o.layers, n_head: o.heads, d_ff: o.dFf ?? 2 * o.dModel, dropout: o.dropout,
-    num_classes: train.classes.length, labels: train.classes, pixel_mean: mean, pixel_std: std,
-  }, 'captioner image encoder');
+  const image = vitConfigFor(train, o, 'captioner image encoder');
   const longest = Math.max(...captions.map((c) => c.split(' ').length));
   const config = parseCaptionerConfig({ image, vocab: captionVocabulary(), max_length: longest + 2, n_decoder_layers: o.decoderLayers }, 'captioner');
   return new Captioner(config, new Rng(o.seed));

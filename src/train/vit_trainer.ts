@@ -2,9 +2,9 @@ import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { vitFiles } from '../io/vit_dir.js';
 import type { ImageDataset } from '../data/image_dataset.js';
-import { imageSize, pixelStats, type ImageSet } from '../data/image_set.js';
+import { imageSize, type ImageSet } from '../data/image_set.js';
 import { ViT } from '../models/vit.js';
-import { parseViTConfig, type ViTConfig } from '../models/vit_config.js';
+import { vitConfigFor, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
@@ -57,13 +57,7 @@ export interface ViTRun {
 
 /** A fresh ViT sized by the options, for images shaped like `train`, standardising with its statistics. */
 export function vitForData(train: ImageSet, o: ViTTrainOptions): ViT {
-  const { mean, std } = pixelStats(train);
-  const config = parseViTConfig({
-    image_height: train.height, image_width: train.width, channels: train.channels, patch_size: o.patch,
-    d_model: o.dModel, n_layer: o.layers, n_head: o.heads, d_ff: o.dFf ?? 2 * o.dModel, dropout: o.dropout,
-    num_classes: train.classes.length, labels: train.classes, pixel_mean: mean, pixel_std: std,
-  }, 'ViT');
-  return new ViT(config, new Rng(o.seed));
+  return new ViT(vitConfigFor(train, o), new Rng(o.seed));
 }
 
 /** Index of the largest score in each row of [rows, classes] logits. */
