@@ -15,6 +15,16 @@ import { ARTIFACTS, browserSkip as skip, CHROMIUM, FLAGS, pw } from './browser.j
 // The page ids, in order (web/pages/registry.ts; that module needs a DOM, so the list is repeated here and checked below).
 const IDS = ['network', 'training', 'generating', 'embeddings', 'subword', 'self-attention', 'softmax', 'residual', 'layer-norm', 'dropout', 'multi-head', 'positions', 'gpt', 'encoder-decoder', 'captioning'];
 
+/**
+ * Click a page's "train" button from inside the page: the handler only
+ * schedules the training, which then holds the page's thread for seconds;
+ * playwright's page.click waits for the browser to acknowledge the input,
+ * which a loaded machine can delay past its timeout.
+ */
+async function startTraining(page: { $eval(sel: string, f: (b: HTMLButtonElement) => void): Promise<unknown> }, selector: string): Promise<void> {
+  await page.$eval(selector, (b: HTMLButtonElement) => b.click());
+}
+
 describe('the article\'s pages in Chromium', { skip }, () => {
   it('every section draws its numbers, names its file, and links to the next', { timeout: 240_000 }, async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -33,11 +43,11 @@ describe('the article\'s pages in Chromium', { skip }, () => {
         if (i > 0) await page.click('#next'); // moving through the sections as a reader does
         await page.waitForFunction((want: string) => document.body.dataset.page === want, id);
         if (id === 'captioning') {
-          await page.click('#train-captioner');
+          await startTraining(page, '#train-captioner');
           await page.waitForFunction(() => document.querySelectorAll('canvas.caption-attention').length === 3, undefined, { timeout: 200_000 });
         }
         if (id === 'generating') {
-          await page.click('#train-humpty');
+          await startTraining(page, '#train-humpty');
           await page.waitForFunction(() => /the last 12 characters/.test(document.getElementById('page-body')!.textContent!), undefined, { timeout: 200_000 });
         }
         const info = await page.evaluate(() => ({
@@ -60,7 +70,7 @@ describe('the article\'s pages in Chromium', { skip }, () => {
         if (id === 'captioning') assert.match(info.text, /class word right\d+\.\d%measured properties right\d+\.\d%BLEU-4/);
         if (id === 'self-attention') assert.match(info.text, /0\.187·v1 \+ 0\.045·v2 \+ 0\.768·v3/);
         if (id === 'encoder-decoder') {
-          await page.click('#train-reversers');
+          await startTraining(page, '#train-reversers');
           await page.waitForFunction(() => /exact/.test(document.getElementById('page-body')!.textContent!), undefined, { timeout: 200_000 });
         }
         await page.screenshot({ path: join(ARTIFACTS, `article-${id}.png`), fullPage: true });

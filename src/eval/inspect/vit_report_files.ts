@@ -17,7 +17,7 @@ export function vitReportHtml(r: ViTInspectReport, title: string): string {
   return `${pageHead(title)}
 <body><h1>Looking inside ${escape(title)}</h1>
 <p>A ViT: ${r.layers} layers × ${r.heads} heads over the class token and ${r.attention.T - 1} patches of ${r.picture.patch}×${r.picture.patch} pixels. Tables from ${r.images} test images chosen with seed ${r.seed} (the same seed gives the same tables).</p>
-<h2>Attention maps</h2><p>On one test image (a ${escape(r.picture.label)}). Rows: the token that looks; columns: the tokens it looks at — the class token first, then the patches in reading order (dark = more weight). Every token sees every other: no causal mask in an encoder.</p>
+<h2>Attention maps</h2><p>On one test image (class ${escape(r.picture.label)}). Rows: the token that looks; columns: the tokens it looks at — the class token first, then the patches in reading order (dark = more weight). Every token sees every other: no causal mask in an encoder.</p>
 ${attentionHtml(r)}
 <h2>Attention rollout</h2><p>Heads averaged, the residual path counted as half of each layer, multiplied through the layers. Below, the class token's row — what the decision draws on in the end — laid over the picture (bright = more).</p>
 <img src="rollout.png" alt="attention rollout"> <img src="rollout_over_image.png" alt="the class token's rollout over the image">
