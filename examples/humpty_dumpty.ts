@@ -6,7 +6,7 @@
  *
  *   npm run build && node dist/examples/humpty_dumpty.js
  */
-import { selectBackend } from '../src/backend/select.js';
+import type * as BackendSelect from '../src/backend/select.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { AdamW } from '../src/optim/adamw.js';
@@ -78,16 +78,38 @@ export function continueText({ model, tokenizer }: CharModel, prompt: string, co
   return text.slice(prompt.length);
 }
 
-function main(): void {
+/**
+ * The backend chooser is Node-only (it loads the native addon), and the
+ * playground's page imports this file: so the command line loads it here,
+ * by a name the page's bundler does not follow. The page trains on js.
+ */
+async function nodeBackend(): Promise<void> {
+  const where = '../src/backend/select.js';
+  const { selectBackend } = (await import(/* @vite-ignore */ where)) as typeof BackendSelect;
   selectBackend('auto');
+}
+
+/** The next character's probabilities after `prompt` (its last 12 characters), likeliest first. */
+export function nextCharProbabilities({ model, tokenizer }: CharModel, prompt: string): Array<{ char: string; p: number }> {
+  const window = tokenizer.encode(Array.from(prompt).slice(-WINDOW).join(''));
+  const logits = noGrad(() => model.nextTokenLogits(window, [1, window.length])).data;
+  const max = Math.max(...logits);
+  const w = Array.from(logits, (v) => Math.exp(v - max));
+  const z = w.reduce((a, b) => a + b, 0);
+  return w.map((v, id) => ({ char: tokenizer.decode([id]), p: v / z })).sort((a, b) => b.p - a.p);
+}
+
+async function main(): Promise<void> {
+  await nodeBackend();
   const t0 = performance.now();
   const cm = trainCharModel();
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   console.log(`trained a ${cm.model.numParameters()}-parameter GPT on ${RHYME.length} characters (vocabulary of ${cm.tokenizer.vocabSize}) in ${secs}s`);
   console.log(`loss: ${cm.losses[0]!.toFixed(3)} at the start, ${cm.losses[cm.losses.length - 1]!.toFixed(3)} at the end`);
   const prompt = 'humpty dumpt';
-  console.log(`\n"${prompt}" → next character "${continueText(cm, prompt, 1)}"`);
+  const next = nextCharProbabilities(cm, prompt).slice(0, 3).map((c) => `"${c.char}" ${c.p.toFixed(3)}`).join(', ');
+  console.log(`\n"${prompt}" → next character "${continueText(cm, prompt, 1)}" (likeliest: ${next})`);
   console.log(`sliding the 12-character window along:\n${prompt}${continueText(cm, prompt, 140)}`);
 }
 
-if (isMain(import.meta.url)) main();
+if (isMain(import.meta.url)) void main();

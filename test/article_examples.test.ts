@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { captionTest, drawItems, LABELS, lookWhere, testPicture, trainCaptionDemo } from '../examples/captioning.js';
 import { applyDropout, dropoutStats } from '../examples/dropout.js';
 import { characterTable, DIM, lookUp, pieceTable, rowsTouched, wordByConcat, wordBySum } from '../examples/embeddings.js';
 import { exactMatch, trainReverser } from '../examples/encoder_decoder.js';
@@ -14,6 +15,7 @@ import { D_MODEL, HEADS, multiHead, TOKENS } from '../examples/multi_head_attent
 import { orderEffect, sinusoids, WORDS } from '../examples/positional_encoding.js';
 import { DEPTH, inputGradientNorm, oneLayer } from '../examples/residual.js';
 import { selfAttention, WK, WQ, WV, X } from '../examples/self_attention.js';
+import { measureImage, parseCaption } from '../src/data/fashion_captions.js';
 import { logistic, SCORES, softmaxWithTemperature, twoWaySoftmax } from '../examples/softmax.js';
 import { mergeList, pieces, TEXT, train } from '../examples/subword_tokenizer.js';
 
@@ -214,5 +216,46 @@ describe('article: encoder–decoder vs "<SEP>" concatenation', () => {
       const acc = exactMatch(t, 100);
       assert.ok(acc > 0.5, `${kind}: ${acc}`);
     }
+  });
+});
+
+describe('the lecture: a multi-modal captioner', () => {
+  it('draws items of four classes, in both sizes and brightnesses, and their captions state what is measured', () => {
+    const items = drawItems(200, 1);
+    assert.deepEqual([...new Set(items.labels)].sort((a, b) => a - b), LABELS);
+    const seen = new Set<string>();
+    for (let n = 0; n < items.count; n++) {
+      const m = measureImage(items.pixels.subarray(n * 784, (n + 1) * 784), 28, 28);
+      seen.add(`${m.brightness} ${m.size}`);
+    }
+    assert.equal(seen.size, 4, [...seen].join(', '));
+  });
+
+  it('learns to caption new pictures: class word, properties and BLEU-4 recomputed from the written captions', () => {
+    const demo = trainCaptionDemo();
+    assert.ok(demo.losses.at(-1)! < demo.losses[0]! / 5, `loss ${demo.losses[0]} → ${demo.losses.at(-1)}`);
+    const s = captionTest(demo);
+    // By hand: compare each written caption's parts with the reference's.
+    const parts = (c: string) => parseCaption(c);
+    let classRight = 0;
+    let propsRight = 0;
+    s.written.forEach((w, i) => {
+      const [a, b] = [parts(w), parts(demo.test.captions[i]!)];
+      if (a.classWord === b.classWord) classRight++;
+      for (const k of ['brightness', 'size', 'position'] as const) if (a[k] === b[k]) propsRight++;
+    });
+    close(s.class_word_accuracy, classRight / s.written.length, 1e-12);
+    close(s.property_accuracy, propsRight / (3 * s.written.length), 1e-12);
+    // Chance: 1/4 for the class, about 0.4 for the properties.
+    assert.ok(s.class_word_accuracy > 0.8, `class word ${s.class_word_accuracy}`);
+    assert.ok(s.property_accuracy > 0.7, `properties ${s.property_accuracy}`);
+    assert.ok(s.bleu4 > 0.5, `BLEU-4 ${s.bleu4}`);
+    const a = lookWhere(demo, 0);
+    assert.equal(a.words.join(' ').replace(/ <eos>$/, ''), s.written[0]);
+    for (const [i, p] of a.patches.entries()) {
+      assert.equal(p.length, 4 * 6, 'one weight per 7×7 patch of the 28×42 picture');
+      close(p.reduce((x, y) => x + y, 0) + a.classToken[i]!, 1, 1e-4);
+    }
+    assert.equal(testPicture(demo, 0).length, 28 * 42);
   });
 });

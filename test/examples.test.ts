@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { continueText, trainCharModel } from '../examples/humpty_dumpty.js';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { continueText, nextCharProbabilities, trainCharModel } from '../examples/humpty_dumpty.js';
+import { fileUrlPath, isMain } from '../examples/is_main.js';
 import { forwardTrace, neuron } from '../examples/leaf_flower_forward.js';
 import { ARTICLE_WEIGHTS, LEAF } from '../examples/leaf_flower_net.js';
 import {
@@ -59,5 +62,35 @@ describe('examples: the character model', () => {
     const cm = trainCharModel({ steps: 150 });
     assert.equal(continueText(cm, 'humpty dumpt', 1), 'y');
     assert.equal(cm.model.config.block_size, 12);
+    const probs = nextCharProbabilities(cm, 'humpty dumpt');
+    assert.ok(Math.abs(probs.reduce((a, c) => a + c.p, 0) - 1) < 1e-5, 'a distribution');
+    assert.equal(probs[0]!.char, 'y', 'the likeliest is the greedy choice');
+    assert.equal(probs.length, cm.tokenizer.vocabSize);
+  });
+
+  it('run as a program, it prints its numbers: "y", then the rhyme\'s first line again and again', () => {
+    const script = fileURLToPath(new URL('../examples/humpty_dumpty.js', import.meta.url));
+    const out = execFileSync(process.execPath, [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.match(out, /trained a 26656-parameter GPT on 142 characters \(vocabulary of 25\)/);
+    const [start, end] = /loss: ([\d.]+) at the start, ([\d.]+) at the end/.exec(out)!.slice(1).map(Number);
+    assert.ok(start! > 3 && end! < 0.5, `loss ${start} → ${end}`);
+    assert.match(out, /"humpty dumpt" → next character "y" \(likeliest: "y" 0\.9\d\d/);
+    assert.match(out, /\nhumpty dumpty sat on a wall,\s*humpty dumpty sat on a wall,/);
+  });
+});
+
+describe('examples: run only when started as the program', () => {
+  it('isMain compares the script with the module, also without getBuiltinModule (Node < 20.16)', () => {
+    const url = new URL('../examples/softmax.js', import.meta.url).href;
+    const path = fileUrlPath(url);
+    assert.equal(path, fileURLToPath(url));
+    assert.equal(fileUrlPath('file:///a/b%20c.js'), '/a/b c.js');
+    for (const old of [true, false]) {
+      const proc = (argv1: string) => (old ? { argv: ['node', argv1] } : { argv: ['node', argv1], getBuiltinModule: (process as unknown as { getBuiltinModule(id: string): unknown }).getBuiltinModule });
+      assert.equal(isMain(url, proc(path)), true);
+      assert.equal(isMain(url, proc('/elsewhere/softmax.js')), false);
+    }
+    assert.equal(isMain(url, undefined), false, 'a browser has no process');
+    assert.equal(isMain('http://localhost/examples/softmax.js', { argv: ['node', path] }), false);
   });
 });

@@ -151,6 +151,17 @@ describe('attn pointcloud', () => {
     const bad = cli('predict', '--model', out, few, '--backend', 'js');
     assert.equal(bad.status, 1);
     assert.equal(bad.stderr, `attn: error: ${few}: 3 points, but the sampler needs at least 16 (16 groups of 8 neighbours)\n`);
+    // Missing coordinates and NaN: the same one line from the command, naming the file and line.
+    const nan = join(root, 'nan.xyz');
+    writeFileSync(nan, '0 0 0\n1 nan 3\n');
+    const r2 = cli('predict', '--model', out, nan, '--backend', 'js');
+    assert.equal(r2.status, 1);
+    assert.equal(r2.stderr, `attn: error: ${nan}:2: y "nan" is not a finite number\n`);
+    const short = join(root, 'short.xyz');
+    writeFileSync(short, '0 0 0\n1 2\n');
+    const r3 = cli('predict', '--model', out, short, '--backend', 'js');
+    assert.equal(r3.status, 1);
+    assert.equal(r3.stderr, `attn: error: ${short}:2: expected x y z, found 2 values\n`);
     assert.throws(() => runPointCloudTraining({ out: join(root, 'x'), backend: 'js' }, tiny, quiet), /^UserError: give --task \(shapes\) or --data DIR/);
   });
 });

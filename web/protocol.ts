@@ -1,5 +1,5 @@
 /** Messages between the page (web/main.ts) and the training worker (web/worker.ts). */
-import type { InspectReport } from '../src/eval/inspect/inspect_gpt.js';
+import type { InspectReport } from '../src/eval/inspect/inspect_decoder.js';
 import type { AttentionMaps, ModelFiles, ModelSizes, NextToken, TrainSettings } from './lib/session.js';
 
 export type ToWorker =

@@ -6,7 +6,7 @@
  */
 import type { FromWorker, ToWorker } from './protocol.js';
 import { Session } from './lib/session.js';
-import { inspectGPT } from '../src/eval/inspect/inspect_gpt.js';
+import { inspectDecoder } from '../src/eval/inspect/inspect_decoder.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -132,7 +132,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>): void => {
       case 'inspect': {
         if (!session) throw new Error('no model yet');
         // Few, short windows: the page waits for it between training steps.
-        post({ type: 'inspect', report: inspectGPT(session.model, session.tokenizer, m.text, { windows: 8, length: 64 }) });
+        post({ type: 'inspect', report: inspectDecoder(session.model, session.tokenizer, m.text, { windows: 8, length: 64 }) });
         break;
       }
       case 'save': {

@@ -8,7 +8,7 @@ import { writeAttentionHeatmap } from '../io/attention_heatmap_png.js';
 import { loadCaptioner } from '../io/captioner_dir.js';
 import { parseCaptionTrainOptions, type CaptionTrainOptions, type CaptionTrainOptionsInput } from '../train/caption_options.js';
 import { evaluateCaptioner, loadCaptionData, trainCaptioner, type CaptionTrainSummary } from '../train/caption_trainer.js';
-import { imageBatch } from '../train/vit_trainer.js';
+import { imageBatch } from '../train/image_batch.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';

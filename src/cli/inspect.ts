@@ -1,14 +1,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { inspectGPT, type InspectReport } from '../eval/inspect/inspect_gpt.js';
+import type { InspectableLM } from '../eval/inspect/decoder_parts.js';
+import { inspectDecoder, type InspectReport } from '../eval/inspect/inspect_decoder.js';
+import { inspectViT, type ViTInspectReport } from '../eval/inspect/inspect_vit.js';
 import { writeInspectReport } from '../eval/inspect/report_files.js';
-import { loadModel, type LoadedGPT } from '../io/model_dir.js';
+import { writeViTReport } from '../eval/inspect/vit_report_files.js';
+import { loadViT, VIT_MODEL_TYPE } from '../io/vit_dir.js';
+import { loadModel } from '../io/model_dir.js';
 import { readTextFile } from '../io/read_text.js';
-import { GPT } from '../models/gpt.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int } from './flags.js';
+import { vitTestSet } from './vit.js';
 
 export interface InspectCliOptions {
   model: string;
@@ -19,24 +23,28 @@ export interface InspectCliOptions {
   length?: number;
   mapLength: number;
   top: number;
+  /** ViT: test images for head removal and the lens. */
+  images: number;
   backend?: string;
   threads?: number;
 }
 
-/** The model kinds `attn inspect` reads so far. */
-export const INSPECTABLE = 'GPT models (attn\'s own, Hugging Face gpt2, GGUF gpt2)';
+/**
+ * The model kinds `attn inspect` reads: decoder language models, whose
+ * validation loss on a text, residual stream and read-out (final norm and
+ * head) every tool of src/eval/inspect/ is built on. The others have no
+ * next-token loss or no read-out per layer (see docs/inspect.md).
+ */
+export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers';
 
-/** Load a GPT, or fail with one line naming what inspect supports. */
-function loadInspectable(dir: string): LoadedGPT {
-  let loaded;
+/** Load a decoder language model, or fail with one line naming what inspect supports. */
+function loadInspectable(dir: string): { model: InspectableLM; tokenizer: ReturnType<typeof loadModel>['tokenizer'] } {
   try {
-    loaded = loadModel(dir);
+    return loadModel(dir);
   } catch (e) {
-    if (e instanceof UserError && /not a GPT language model/.test(e.message)) throw new UserError(`attn inspect supports ${INSPECTABLE}: ${e.message.replace(/: use `.*`$/, '')}`);
+    if (e instanceof UserError && /not a GPT language model/.test(e.message)) throw new UserError(`attn inspect supports ${INSPECTABLE}: ${e.message.replace(/, not a GPT language model: use `.*`$/, '')}`);
     throw e;
   }
-  if (!(loaded.model instanceof GPT)) throw new UserError(`attn inspect supports ${INSPECTABLE}: ${dir} holds a Llama-family model`);
-  return loaded as LoadedGPT;
 }
 
 /** --data, or else the text the model was trained on (trainer.json records its path). */
@@ -51,18 +59,39 @@ function textFor(o: InspectCliOptions): { path: string; text: string } {
   return { path, text: readTextFile(path) };
 }
 
-export function runInspect(o: InspectCliOptions): { report: InspectReport; files: string[] } {
+/** True when `dir` holds a ViT (its config.json says so). */
+function holdsViT(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: unknown }).model_type === VIT_MODEL_TYPE;
+  } catch {
+    return false; // loadModel names what is wrong with the directory
+  }
+}
+
+/** A ViT on the test images of --data: maps, rollout over the picture, head removal, the class token layer by layer. */
+function inspectViTDir(o: InspectCliOptions): { report: ViTInspectReport; files: string[] } {
+  if (o.data === undefined) throw new UserError('give --data DIR: the images to inspect the ViT on (a Fashion-MNIST folder or PNG class folders, as for attn vit eval)');
+  const model = loadViT(o.model);
+  const report = inspectViT(model, vitTestSet(model, o.model, o.data), { seed: o.seed, images: o.images, top: o.top });
+  return { report, files: writeViTReport(o.out, report, o.model) };
+}
+
+export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport; files: string[] } {
+  if (o.top < 1) throw new UserError('--top must be ≥ 1');
+  if (holdsViT(o.model)) {
+    useBackend(o);
+    return inspectViTDir(o);
+  }
   if (o.windows < 4) throw new UserError('--windows must be ≥ 4 (¼ of them score the probes)');
   if (o.length !== undefined && o.length < 2) throw new UserError('--length must be ≥ 2');
   if (o.mapLength < 2) throw new UserError('--map-length must be ≥ 2');
-  if (o.top < 1) throw new UserError('--top must be ≥ 1');
   useBackend(o);
   const { model, tokenizer } = loadInspectable(o.model);
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer, so the text cannot be encoded`);
   const { path, text } = textFor(o);
   let report: InspectReport;
   try {
-    report = inspectGPT(model, tokenizer, text, { seed: o.seed, windows: o.windows, mapLength: o.mapLength, top: o.top, ...(o.length !== undefined ? { length: o.length } : {}) });
+    report = inspectDecoder(model, tokenizer, text, { seed: o.seed, windows: o.windows, mapLength: o.mapLength, top: o.top, ...(o.length !== undefined ? { length: o.length } : {}) });
   } catch (e) {
     throw new UserError(`--data ${path}: ${(e as Error).message}`);
   }
@@ -73,21 +102,24 @@ export function inspectCommand(): Command {
   return withBackendFlags(new Command('inspect'))
     .description(`look inside a trained model: attention maps per layer and head, attention rollout, the validation loss without each head, the logit lens and linear probes per layer; writes PNGs and index.html (supports ${INSPECTABLE})`)
     .requiredOption('--model <dir>', 'model directory')
-    .option('--data <file>', 'UTF-8 text to inspect on (default: the training text trainer.json names); its last tenth is the validation part')
+    .option('--data <file>', 'UTF-8 text to inspect on (default: the training text trainer.json names); its last tenth is the validation part. For a ViT: the image folder (as for attn vit eval), whose test images are used')
     .requiredOption('--out <dir>', 'directory for index.html, report.json and the PNGs')
     .option('--seed <n>', 'seed for the choice of validation windows (same seed, same tables)', int, 0)
     .option('--windows <n>', 'validation windows', int, 16)
     .option('--length <n>', 'tokens per window (default: the block size, at most 128)', int)
     .option('--map-length <n>', 'tokens shown in the attention maps', int, 24)
     .option('--top <n>', 'costliest heads to highlight', int, 3)
+    .option('--images <n>', 'ViT: test images for head removal and the class token by layer', int, 64)
     .action((o: InspectCliOptions) => {
       const { report, files } = runInspect(o);
       const r = report.removal;
-      process.stdout.write(`validation loss ${r.baseline.toFixed(4)} (${report.windows} windows of ${report.length} tokens, seed ${report.seed})\n`);
+      const on = 'kind' in report ? `${report.images} test images` : `${report.windows} windows of ${report.length} tokens`;
+      process.stdout.write(`${'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})\n`);
       process.stdout.write('loss without each head (layer.head: loss, change):\n');
       r.loss.forEach((row, l) => process.stdout.write('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${v.toFixed(4)} (${v - r.baseline >= 0 ? '+' : ''}${(v - r.baseline).toFixed(4)})`).join('   ') + '\n'));
       process.stdout.write(`costliest heads: ${r.costliest.map(([l, h]) => `${l + 1}.${h + 1}`).join(', ')}\n`);
       process.stdout.write(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${x.loss.toFixed(3)}`).join(', ')}\n`);
+      if ('kind' in report) process.stdout.write(`class token accuracy by layer: ${report.lens.map((x) => `${x.name} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')}\n`);
       process.stdout.write(`wrote ${files.length} files to ${o.out} (open ${join(o.out, 'index.html')})\n`);
     });
 }

@@ -103,15 +103,21 @@ function heldOutSplit(modelDir: string): { heldOut: number; seed: number } {
   }
 }
 
+/** The test images of `data` for the ViT in `modelDir` (the held-out split its training used), checked against its size and classes. */
+export function vitTestSet(model: ViT, modelDir: string, data: string): ImageSet {
+  const c = model.config;
+  const { test } = loadImageDataset(data, heldOutSplit(modelDir));
+  if (test.height !== c.image_height || test.width !== c.image_width || test.channels !== c.channels) {
+    throw new UserError(`--data ${data}: images are ${test.width}×${test.height}×${test.channels} but the model takes ${c.image_width}×${c.image_height}×${c.channels}`);
+  }
+  return alignClasses(test, model, data);
+}
+
 export function runViTEval(o: { model: string; data: string; backend?: string; threads?: number }): { accuracy: number; loss: number; images: number } {
   useBackend(o);
   const model = loadViT(o.model);
-  const c = model.config;
-  const { test } = loadImageDataset(o.data, heldOutSplit(o.model));
-  if (test.height !== c.image_height || test.width !== c.image_width || test.channels !== c.channels) {
-    throw new UserError(`--data ${o.data}: images are ${test.width}×${test.height}×${test.channels} but the model takes ${c.image_width}×${c.image_height}×${c.channels}`);
-  }
-  const r = evaluateViT(model, alignClasses(test, model, o.data));
+  const test = vitTestSet(model, o.model, o.data);
+  const r = evaluateViT(model, test);
   return { ...r, images: test.count };
 }
 

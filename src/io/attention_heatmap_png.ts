@@ -1,58 +1,15 @@
-import { PNG } from 'pngjs';
+import { attentionOverlay, type HeatmapPicture } from '../util/attention_overlay.js';
+import { encodePng } from '../util/png.js';
 import { writeFileAtomic } from './atomic.js';
 
+export type { HeatmapPicture } from '../util/attention_overlay.js';
+
 /**
- * Attention over an image's patches drawn on the picture, as a PNG: one
- * panel per map (e.g. one per caption word), side by side. Each panel is the
- * grayscale picture enlarged `zoom` times with the weights laid over it in a
- * black–red–yellow–white scale, each panel scaled to its own largest weight
- * (a word that looks at one patch and one that spreads its attention both
- * show where they looked most). Encoding is pngjs's.
+ * Attention over an image's patches drawn on the picture (util/attention_overlay.ts:
+ * one panel per map, side by side), as PNG file bytes.
  */
-export interface HeatmapPicture {
-  /** Grayscale pixels, row-major, height × width. */
-  pixels: Uint8Array;
-  height: number;
-  width: number;
-  /** Side of the square patches the weights belong to (patches in reading order). */
-  patch: number;
-}
-
-const GAP = 4;
-
-/** Weight 0 … 1 → an RGB colour of the "hot" scale. */
-function hot(w: number): [number, number, number] {
-  const c = (v: number): number => Math.round(255 * Math.min(1, Math.max(0, v)));
-  return [c(3 * w), c(3 * w - 1), c(3 * w - 2)];
-}
-
 export function attentionHeatmapPng(picture: HeatmapPicture, maps: ArrayLike<number>[], zoom = 8): Uint8Array {
-  const { pixels, height: H, width: W, patch: p } = picture;
-  const cols = W / p;
-  const panelW = W * zoom;
-  const width = maps.length * panelW + (maps.length - 1) * GAP;
-  const png = new PNG({ width, height: H * zoom });
-  png.data.fill(255);
-  maps.forEach((weights, m) => {
-    let max = 0;
-    for (let i = 0; i < weights.length; i++) max = Math.max(max, weights[i]!);
-    for (let y = 0; y < H * zoom; y++) {
-      for (let x = 0; x < panelW; x++) {
-        const [py, px] = [Math.floor(y / zoom), Math.floor(x / zoom)];
-        const gray = pixels[py * W + px]!;
-        const w = max > 0 ? weights[Math.floor(py / p) * cols + Math.floor(px / p)]! / max : 0;
-        const [r, g, b] = hot(w);
-        // Blend: the picture shows through where attention is low.
-        const a = 0.65 * w;
-        const o = (y * width + m * (panelW + GAP) + x) * 4;
-        png.data[o] = Math.round((1 - a) * gray + a * r);
-        png.data[o + 1] = Math.round((1 - a) * gray + a * g);
-        png.data[o + 2] = Math.round((1 - a) * gray + a * b);
-        png.data[o + 3] = 255;
-      }
-    }
-  });
-  return PNG.sync.write(png);
+  return encodePng(attentionOverlay(picture, maps, zoom));
 }
 
 /** Write the heatmap PNG atomically. */

@@ -108,6 +108,8 @@ const OTHER_MODEL_KINDS: Record<string, { what: string; command: string }> = {
   'transformer-seq2seq': { what: 'an encoder–decoder (seq2seq) translation model', command: 'attn translate --model DIR TEXT' },
   vit: { what: 'a ViT image classifier', command: 'attn vit eval --model DIR --data DIR' },
   embedder: { what: 'a sentence embedder', command: 'attn embed --model DIR TEXT' },
+  'image-captioner': { what: 'an image captioner', command: 'attn caption --model DIR IMAGE.png' },
+  'point-cloud-transformer': { what: 'a point-cloud classifier', command: 'attn pointcloud predict --model DIR FILE' },
 };
 
 /**

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseConfig } from '../util/validate.js';
+import { ENCODER_CLASSIFIER_FIELDS, HEADS_DIVIDE_WIDTH, headsDivideWidth, LABEL_PER_CLASS, labelPerClass } from './encoder_classifier_config.js';
 
 /** Every size of a point-cloud transformer, as data. */
 export const PointTransformerConfigSchema = z
@@ -10,17 +11,10 @@ export const PointTransformerConfigSchema = z
     group_size: z.number().int().positive(),
     /** Width of the mini-PointNet's hidden layer (per point, before the max-pool). */
     point_hidden: z.number().int().positive(),
-    d_model: z.number().int().positive(),
-    n_layer: z.number().int().positive(),
-    n_head: z.number().int().positive(),
-    d_ff: z.number().int().positive(),
-    dropout: z.number().min(0).lt(1).default(0),
-    num_classes: z.number().int().min(2),
-    /** Class names, index = class id. */
-    labels: z.array(z.string()),
+    ...ENCODER_CLASSIFIER_FIELDS,
   })
-  .refine((c) => c.d_model % c.n_head === 0, { message: 'd_model must be divisible by n_head', path: ['d_model'] })
-  .refine((c) => c.labels.length === c.num_classes, { message: 'needs one label per class', path: ['labels'] });
+  .refine(headsDivideWidth, HEADS_DIVIDE_WIDTH)
+  .refine(labelPerClass, LABEL_PER_CLASS);
 
 export type PointTransformerConfig = z.infer<typeof PointTransformerConfigSchema>;
 

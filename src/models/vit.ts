@@ -9,6 +9,7 @@ import { add } from '../tensor/ops/elementwise.js';
 import { concat, reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
+import type { LayerAttend } from './causal_lm.js';
 import { patchify } from './patchify.js';
 import { numPatches, type ViTConfig } from './vit_config.js';
 
@@ -52,9 +53,13 @@ export class ViT extends Module {
     this.head = new Linear(c.d_model, c.num_classes, { bias: true, std: 0.02, rng });
   }
 
-  /** images: [N, H, W, C] standardised pixels (see data/image_set.ts); labels, if given, one class per image. */
-  forward(images: Tensor, labels?: Int32Array): ViTOutput {
-    const logits = this.classScores(this.encode(images));
+  /**
+   * images: [N, H, W, C] standardised pixels (see data/image_set.ts); labels,
+   * if given, one class per image; attend, if given, replaces layer l's
+   * attention op (eval/inspect/ reads and removes heads through it).
+   */
+  forward(images: Tensor, labels?: Int32Array, attend?: LayerAttend): ViTOutput {
+    const logits = this.classScores(this.encode(images, attend));
     return { logits, loss: labels ? crossEntropy(logits, labels) : null };
   }
 
@@ -69,7 +74,16 @@ export class ViT extends Module {
    * first, then one per patch in reading order. A classifier reads the first;
    * a captioner's decoder attends to them all (models/captioner.ts).
    */
-  encode(images: Tensor): Tensor {
+  encode(images: Tensor, attend?: LayerAttend): Tensor {
+    return this.norm.forward(this.stream(images, attend).at(-1)!);
+  }
+
+  /**
+   * The residual stream: the embedded patches (with the class token and
+   * positions) first, then the vectors after each encoder layer, before the
+   * final norm. `encode` keeps the last; eval/inspect/ reads them all.
+   */
+  stream(images: Tensor, attend?: LayerAttend): Tensor[] {
     const N = images.shape[0]!;
     const { image_height: H, image_width: W, channels: C, patch_size: p, d_model: D } = this.config;
     if (images.shape.join() !== [N, H, W, C].join()) throw new Error(`ViT expects images [N, ${H}, ${W}, ${C}], got [${images.shape}]`);
@@ -78,7 +92,11 @@ export class ViT extends Module {
     const cls = add(Tensor.zeros([N, 1, D]), this.cls_token);
     let x = add(concat([cls, patches], 1), this.pos_embed);
     x = this.drop.forward(x);
-    for (const block of this.blocks) x = block.forward(x);
-    return this.norm.forward(x);
+    const out = [x];
+    this.blocks.forEach((block, l) => {
+      x = block.forward(x, undefined, attend && ((q, k, v, o) => attend(l, q, k, v, o)));
+      out.push(x);
+    });
+    return out;
   }
 }

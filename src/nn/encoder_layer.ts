@@ -1,6 +1,6 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
-import { MultiHeadAttention } from './attention.js';
+import { MultiHeadAttention, type Attend } from './attention.js';
 import { FeedForward, type Activation } from './feed_forward.js';
 import { LayerNorm } from './layernorm.js';
 import { Module } from './module.js';
@@ -34,9 +34,12 @@ export class EncoderLayer extends Module {
     this.norm = cfg.norm;
   }
 
-  /** x [B, T, C]; keyPadding: B·T flags, 1 = padding (attended by nobody). */
-  forward(x: Tensor, keyPadding?: Uint8Array): Tensor {
-    x = residual(x, this.norm1, this.norm, (h) => this.self_attn.forward(h, { keyPadding }));
+  /**
+   * x [B, T, C]; keyPadding: B·T flags, 1 = padding (attended by nobody);
+   * attend replaces the attention op (eval/inspect/ reads or removes heads through it).
+   */
+  forward(x: Tensor, keyPadding?: Uint8Array, attend?: Attend): Tensor {
+    x = residual(x, this.norm1, this.norm, (h) => this.self_attn.forward(h, { keyPadding, attend }));
     return residual(x, this.norm2, this.norm, (h) => this.ff.forward(h));
   }
 }

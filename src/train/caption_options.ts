@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseFlags } from '../util/validate.js';
+import { ADAMW_FLAGS, HEADS_DIVIDE_D_MODEL, headsDivideDModel, MIN_LR_BELOW_LR, minLrBelowLr } from './encoder_train_flags.js';
 
 /**
  * Captioner training hyperparameters: a small ViT (7×7 patches, width 64,
@@ -22,18 +23,15 @@ export const CaptionTrainOptionsSchema = z
     lr: z.number().positive().finite().default(2e-3),
     minLr: z.number().nonnegative().finite().default(1e-5),
     warmupSteps: z.number().int().nonnegative().default(200),
-    beta1: z.number().min(0).lt(1).default(0.9),
-    beta2: z.number().min(0).lt(1).default(0.999),
-    weightDecay: z.number().nonnegative().default(0.05),
-    gradClip: z.number().nonnegative().default(1.0),
+    ...ADAMW_FLAGS,
     /** Use only the first N training / test images (0 = all). */
     trainImages: z.number().int().nonnegative().default(0),
     testImages: z.number().int().nonnegative().default(2000),
     logInterval: z.number().int().positive().default(50),
     seed: z.number().int().nonnegative().default(1337),
   })
-  .refine((o) => o.dModel % o.heads === 0, { message: 'must be divisible by --heads', path: ['dModel'] })
-  .refine((o) => o.minLr <= o.lr, { message: 'must not exceed --lr', path: ['minLr'] });
+  .refine(headsDivideDModel, HEADS_DIVIDE_D_MODEL)
+  .refine(minLrBelowLr, MIN_LR_BELOW_LR);
 
 export type CaptionTrainOptions = z.infer<typeof CaptionTrainOptionsSchema>;
 export type CaptionTrainOptionsInput = z.input<typeof CaptionTrainOptionsSchema>;

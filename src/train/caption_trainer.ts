@@ -1,13 +1,12 @@
-import { captionFashion, captionVocabulary, encodeCaption, PAD, BOS, type CaptionedImages } from '../data/fashion_captions.js';
+import { captionFashion, type CaptionedImages } from '../data/fashion_captions.js';
 import { loadImageDataset } from '../data/image_dataset.js';
-import { pixelStats, subset, type ImageSet } from '../data/image_set.js';
+import { subset, type ImageSet } from '../data/image_set.js';
 import { scoreCaptions, type CaptionScores } from '../eval/caption_scores.js';
 import { writeCaptions } from '../generate/caption.js';
 import { writeDirAtomic } from '../io/atomic.js';
 import { captionerFiles } from '../io/captioner_dir.js';
-import { Captioner } from '../models/captioner.js';
-import { parseCaptionerConfig, type CaptionerConfig } from '../models/captioner_config.js';
-import { parseViTConfig } from '../models/vit_config.js';
+import type { Captioner } from '../models/captioner.js';
+import type { CaptionerConfig } from '../models/captioner_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
@@ -15,7 +14,9 @@ import type { CaptionTrainOptions } from './caption_options.js';
 import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
-import { imageBatch } from './vit_trainer.js';
+import { imageBatch } from './image_batch.js';
+import { captionerFor, captionTokens } from './caption_setup.js';
+import { ProgressWindow } from './progress_window.js';
 
 export interface CaptionData {
   train: CaptionedImages;
@@ -65,21 +66,6 @@ export interface CaptionTrainSummary extends CaptionScores {
   images_per_s: number;
 }
 
-/** Caption token rows for the images at `idx`: the decoder's input (<bos> + words) and targets (words + <eos>), padded to max_length. */
-export function captionTokens(model: Captioner, captions: string[], idx: ArrayLike<number>): { tokensIn: Int32Array; targets: Int32Array } {
-  const T = model.config.max_length;
-  const tokensIn = new Int32Array(idx.length * T).fill(PAD);
-  const targets = new Int32Array(idx.length * T).fill(PAD);
-  for (let r = 0; r < idx.length; r++) {
-    const ids = encodeCaption(captions[idx[r]!]!, model.config.vocab);
-    if (ids.length > T) throw new UserError(`caption "${captions[idx[r]!]}" is longer than the model's ${T} tokens`);
-    tokensIn[r * T] = BOS;
-    tokensIn.set(ids.subarray(0, Math.min(ids.length, T - 1)), r * T + 1);
-    targets.set(ids, r * T);
-  }
-  return { tokensIn, targets };
-}
-
 /** Write captions for every image of a set (greedy, in batches) and score them against the references. */
 export function evaluateCaptioner(model: Captioner, data: CaptionedImages, batchSize = 250): CaptionScores & { written: string[] } {
   const wasTraining = model.training;
@@ -90,18 +76,6 @@ export function evaluateCaptioner(model: Captioner, data: CaptionedImages, batch
   }
   model.train(wasTraining);
   return { ...scoreCaptions(written, data.captions), written };
-}
-
-export function captionerFor(train: ImageSet, captions: string[], o: CaptionTrainOptions): Captioner {
-  const { mean, std } = pixelStats(train);
-  const image = parseViTConfig({
-    image_height: train.height, image_width: train.width, channels: train.channels, patch_size: o.patch,
-    d_model: o.dModel, n_layer: o.layers, n_head: o.heads, d_ff: o.dFf ?? 2 * o.dModel, dropout: o.dropout,
-    num_classes: train.classes.length, labels: train.classes, pixel_mean: mean, pixel_std: std,
-  }, 'captioner image encoder');
-  const longest = Math.max(...captions.map((c) => c.split(' ').length));
-  const config = parseCaptionerConfig({ image, vocab: captionVocabulary(), max_length: longest + 2, n_decoder_layers: o.decoderLayers }, 'captioner');
-  return new Captioner(config, new Rng(o.seed));
 }
 
 /**
@@ -136,7 +110,7 @@ export function trainCaptioner(run: { data: CaptionData; dataPath: string; optio
 
   let last: CaptionEvalInfo | null = null;
   const history: CaptionEvalInfo[] = [];
-  let window = { loss: 0, images: 0, seconds: 0 };
+  const window = new ProgressWindow(o.logInterval, maxSteps);
   model.train();
   const result = runTraining({
     opt, objective, maxSteps, schedule, gradClip: o.gradClip, nextBatches,
@@ -153,12 +127,9 @@ export function trainCaptioner(run: { data: CaptionData; dataPath: string; optio
       : undefined,
     onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
-      window.loss += p.loss * p.items;
-      window.images += p.items;
-      window.seconds += p.seconds;
-      if (p.step % o.logInterval === 0 || p.step === maxSteps) {
-        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: window.loss / window.images, imagesPerSecond: window.images / window.seconds, eta: p.eta });
-        window = { loss: 0, images: 0, seconds: 0 };
+      if (window.add(p)) {
+        const w = window.take();
+        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: w.loss, imagesPerSecond: w.itemsPerSecond, eta: p.eta });
       }
     },
   });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseFlags } from '../util/validate.js';
+import { ADAMW_FLAGS, HEADS_DIVIDE_D_MODEL, headsDivideDModel, MIN_LR_BELOW_LR, minLrBelowLr } from './encoder_train_flags.js';
 
 /**
  * Point-cloud classifier hyperparameters. The defaults (32 patches of 16
@@ -24,10 +25,7 @@ export const PointCloudTrainOptionsSchema = z
     lr: z.number().positive().finite().default(1e-3),
     minLr: z.number().nonnegative().finite().default(1e-5),
     warmupSteps: z.number().int().nonnegative().default(100),
-    beta1: z.number().min(0).lt(1).default(0.9),
-    beta2: z.number().min(0).lt(1).default(0.999),
-    weightDecay: z.number().nonnegative().default(0.05),
-    gradClip: z.number().nonnegative().default(1.0),
+    ...ADAMW_FLAGS,
     /** Turn every training cloud by a fresh random rotation each epoch. */
     rotate: z.boolean().default(true),
     /** The generated task's size: clouds per shape in the training and test sets. */
@@ -38,8 +36,8 @@ export const PointCloudTrainOptionsSchema = z
     logInterval: z.number().int().positive().default(20),
     seed: z.number().int().nonnegative().default(1337),
   })
-  .refine((o) => o.dModel % o.heads === 0, { message: 'must be divisible by --heads', path: ['dModel'] })
-  .refine((o) => o.minLr <= o.lr, { message: 'must not exceed --lr', path: ['minLr'] });
+  .refine(headsDivideDModel, HEADS_DIVIDE_D_MODEL)
+  .refine(minLrBelowLr, MIN_LR_BELOW_LR);
 
 export type PointCloudTrainOptions = z.infer<typeof PointCloudTrainOptionsSchema>;
 export type PointCloudTrainOptionsInput = z.input<typeof PointCloudTrainOptionsSchema>;

@@ -14,6 +14,7 @@ import { runTraining, type TrainingEvents } from './loop.js';
 import type { PointCloudTrainOptions } from './point_cloud_options.js';
 import type { Objective } from './step.js';
 import { argmaxRows } from './vit_trainer.js';
+import { ProgressWindow } from './progress_window.js';
 
 export interface PointCloudStepInfo {
   step: number;
@@ -148,7 +149,7 @@ export function trainPointClouds(run: { data: PointCloudDataset; dataName: strin
 
   const batchAt = epochBatches(train.clouds.length, o.batchSize, rng);
   const nextBatches = (step: number): Int32Array[] => [batchAt(step)];
-  let window = { loss: 0, right: 0, clouds: 0, seconds: 0 };
+  const window = new ProgressWindow(o.logInterval, maxSteps);
   const objective: Objective<Int32Array> = {
     loss: (idx) => {
       const labels = Int32Array.from(idx, (i) => train.labels[i]!);
@@ -178,12 +179,9 @@ export function trainPointClouds(run: { data: PointCloudDataset; dataName: strin
       : undefined,
     onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
-      window.loss += p.loss * p.items;
-      window.clouds += p.items;
-      window.seconds += p.seconds;
-      if (p.step % o.logInterval === 0 || p.step === maxSteps) {
-        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: window.loss / window.clouds, accuracy: window.right / window.clouds, cloudsPerSecond: window.clouds / window.seconds, eta: p.eta });
-        window = { loss: 0, right: 0, clouds: 0, seconds: 0 };
+      if (window.add(p)) {
+        const w = window.take();
+        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: w.loss, accuracy: w.accuracy, cloudsPerSecond: w.itemsPerSecond, eta: p.eta });
       }
     },
   });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseFlags } from '../util/validate.js';
+import { ADAMW_FLAGS, HEADS_DIVIDE_D_MODEL, headsDivideDModel, MIN_LR_BELOW_LR, minLrBelowLr } from './encoder_train_flags.js';
 
 /**
  * ViT training hyperparameters. The defaults are a small ViT (7×7 patches,
@@ -22,17 +23,14 @@ export const ViTTrainOptionsSchema = z
     lr: z.number().positive().finite().default(2e-3),
     minLr: z.number().nonnegative().finite().default(1e-5),
     warmupSteps: z.number().int().nonnegative().default(200),
-    beta1: z.number().min(0).lt(1).default(0.9),
-    beta2: z.number().min(0).lt(1).default(0.999),
-    weightDecay: z.number().nonnegative().default(0.05),
-    gradClip: z.number().nonnegative().default(1.0),
+    ...ADAMW_FLAGS,
     /** Fraction of a PNG folder without train/test subfolders held out for testing. */
     heldOut: z.number().gt(0).lt(1).default(0.1),
     logInterval: z.number().int().positive().default(50),
     seed: z.number().int().nonnegative().default(1337),
   })
-  .refine((o) => o.dModel % o.heads === 0, { message: 'must be divisible by --heads', path: ['dModel'] })
-  .refine((o) => o.minLr <= o.lr, { message: 'must not exceed --lr', path: ['minLr'] });
+  .refine(headsDivideDModel, HEADS_DIVIDE_D_MODEL)
+  .refine(minLrBelowLr, MIN_LR_BELOW_LR);
 
 export type ViTTrainOptions = z.infer<typeof ViTTrainOptionsSchema>;
 export type ViTTrainOptionsInput = z.input<typeof ViTTrainOptionsSchema>;

@@ -2,17 +2,18 @@ import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { vitFiles } from '../io/vit_dir.js';
 import type { ImageDataset } from '../data/image_dataset.js';
-import { imageSize, normalizedBatch, pixelStats, type ImageSet } from '../data/image_set.js';
+import { imageSize, type ImageSet } from '../data/image_set.js';
 import { ViT } from '../models/vit.js';
-import { parseViTConfig, type ViTConfig } from '../models/vit_config.js';
+import { vitConfigFor, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
-import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
+import { imageBatch } from './image_batch.js';
+import { ProgressWindow } from './progress_window.js';
 
 export interface ViTStepInfo {
   step: number;
@@ -56,19 +57,7 @@ export interface ViTRun {
 
 /** A fresh ViT sized by the options, for images shaped like `train`, standardising with its statistics. */
 export function vitForData(train: ImageSet, o: ViTTrainOptions): ViT {
-  const { mean, std } = pixelStats(train);
-  const config = parseViTConfig({
-    image_height: train.height, image_width: train.width, channels: train.channels, patch_size: o.patch,
-    d_model: o.dModel, n_layer: o.layers, n_head: o.heads, d_ff: o.dFf ?? 2 * o.dModel, dropout: o.dropout,
-    num_classes: train.classes.length, labels: train.classes, pixel_mean: mean, pixel_std: std,
-  }, 'ViT');
-  return new ViT(config, new Rng(o.seed));
-}
-
-/** Standardised images at `indices` as the model's input tensor [n, H, W, C]. */
-export function imageBatch(model: ViT, set: ImageSet, indices: ArrayLike<number>): Tensor {
-  const c = model.config;
-  return new Tensor(normalizedBatch(set, indices, c.pixel_mean, c.pixel_std), [indices.length, set.height, set.width, set.channels]);
+  return new ViT(vitConfigFor(train, o), new Rng(o.seed));
 }
 
 /** Index of the largest score in each row of [rows, classes] logits. */
@@ -142,7 +131,7 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
     return [{ idx, labels: Int32Array.from(idx, (i) => train.labels[i]!) }];
   };
   // Cross-entropy of the class scores; counting the right answers on the way for the progress line.
-  let window = { loss: 0, right: 0, images: 0, seconds: 0 };
+  const window = new ProgressWindow(o.logInterval, maxSteps);
   const objective: Objective<ImageBatch> = {
     loss: ({ idx, labels }) => {
       const { logits, loss } = model.forward(imageBatch(model, train, idx), labels);
@@ -183,18 +172,9 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
     onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
       trainSeconds += p.seconds;
-      window.loss += p.loss * p.items;
-      window.images += p.items;
-      window.seconds += p.seconds;
-      if (p.step % o.logInterval === 0 || p.step === maxSteps) {
-        events.onStep?.({
-          step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr,
-          loss: window.loss / window.images,
-          accuracy: window.right / window.images,
-          imagesPerSecond: window.images / window.seconds,
-          eta: p.eta,
-        });
-        window = { loss: 0, right: 0, images: 0, seconds: 0 };
+      if (window.add(p)) {
+        const w = window.take();
+        events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: w.loss, accuracy: w.accuracy, imagesPerSecond: w.itemsPerSecond, eta: p.eta });
       }
     },
   });

@@ -13,10 +13,12 @@ export interface ArticlePage {
   render(root: HTMLElement): void;
 }
 
+import { captioningPage } from './captioning.js';
 import { dropoutPage } from './dropout.js';
 import { embeddingsPage } from './embeddings.js';
 import { encoderDecoderPage } from './encoder_decoder.js';
 import { gptPage } from './gpt_architecture.js';
+import { humptyPage } from './humpty_dumpty.js';
 import { layerNormPage } from './layer_norm.js';
 import { multiHeadPage } from './multi_head_attention.js';
 import { networkPage } from './network.js';
@@ -28,6 +30,7 @@ import { subwordPage } from './subword_tokenizer.js';
 import { trainingPage } from './training.js';
 
 export const PAGES: ArticlePage[] = [
-  networkPage, trainingPage, embeddingsPage, subwordPage, selfAttentionPage, softmaxPage,
+  networkPage, trainingPage, humptyPage, embeddingsPage, subwordPage, selfAttentionPage, softmaxPage,
   residualPage, layerNormPage, dropoutPage, multiHeadPage, positionsPage, gptPage, encoderDecoderPage,
+  captioningPage,
 ];

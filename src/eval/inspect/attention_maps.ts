@@ -1,4 +1,5 @@
-import type { GPT } from '../../models/gpt.js';
+import type { InspectableLM } from './decoder_parts.js';
+import type { LayerAttend } from '../../models/causal_lm.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { attention, attentionWeights } from '../../tensor/ops/attention.js';
 
@@ -10,17 +11,24 @@ export interface AttentionMaps {
   maps: Float32Array[];
 }
 
-/** The weights each head of each layer gives each earlier position, on one window of tokens. */
-export function attentionMaps(model: GPT, ids: Int32Array): AttentionMaps {
-  const T = ids.length;
+/**
+ * The weights each head of each layer gives each position during one
+ * forward pass of T positions: `forward(attend)` runs the model with each
+ * layer's attention op replaced by `attend`, which keeps the weights.
+ */
+export function collectMaps(forward: (attend: LayerAttend) => unknown, [layers, heads, T]: [number, number, number]): AttentionMaps {
   const maps: Float32Array[] = [];
-  noGrad(() => model.forward(ids, [1, T], undefined, {
-    attend: (layer, q, k, v, o) => {
-      maps[layer] = attentionWeights(q, k, o);
-      return attention(q, k, v, o);
-    },
+  noGrad(() => forward((layer, q, k, v, o) => {
+    maps[layer] = attentionWeights(q, k, o);
+    return attention(q, k, v, o);
   }));
-  return { layers: model.config.n_layer, heads: model.config.n_head, T, maps };
+  return { layers, heads, T, maps };
+}
+
+/** The weights each head of each layer gives each earlier position, on one window of tokens. */
+export function attentionMaps(model: InspectableLM, ids: Int32Array): AttentionMaps {
+  const T = ids.length;
+  return collectMaps((attend) => model.forward(ids, [1, T], undefined, { attend }), [model.config.n_layer, model.config.n_head, T]);
 }
 
 /** One head's T×T matrix as rows. */

@@ -1,7 +1,7 @@
-import type { GPT } from '../../models/gpt.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { crossEntropy } from '../../tensor/ops/cross_entropy.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { decoderParts, type InspectableLM } from './decoder_parts.js';
 import { residualStream } from './residual_stream.js';
 
 export interface LensLayer {
@@ -15,7 +15,8 @@ export interface LensLayer {
   top: number[];
 }
 
-const argmaxRows = (logits: Tensor, V: number): number[] =>
+/** The top-scored class of each row of [rows, V] scores. */
+export const argmaxRows = (logits: Tensor, V: number): number[] =>
   Array.from({ length: logits.size / V }, (_, r) => {
     let best = 0;
     for (let v = 1; v < V; v++) if (logits.data[r * V + v]! > logits.data[r * V + best]!) best = v;
@@ -24,13 +25,14 @@ const argmaxRows = (logits: Tensor, V: number): number[] =>
 
 /**
  * The logit lens: read the residual stream after each layer through the
- * final LayerNorm and the output head, as if the model ended there. Where
+ * final norm (LayerNorm, or RMSNorm in the Llama family) and the output head, as if the model ended there. Where
  * the loss stops falling, the later layers add little to the prediction.
  */
-export function logitLens(model: GPT, x: Int32Array, y: Int32Array, [B, T]: [number, number]): LensLayer[] {
-  const V = model.config.vocab_size;
+export function logitLens(model: InspectableLM, x: Int32Array, y: Int32Array, [B, T]: [number, number]): LensLayer[] {
+  const parts = decoderParts(model);
+  const V = parts.vocab;
   return residualStream(model, x, [B, T]).map((h, i) => noGrad(() => {
-    const logits = model.lm_head.forward(model.ln_f.forward(h));
+    const logits = parts.readOut(h);
     const top = argmaxRows(logits, V);
     return {
       name: i === 0 ? 'embeddings' : `block ${i}`,

@@ -1,6 +1,6 @@
-import type { GPT } from '../../models/gpt.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { fitProbes, rSquared } from './linear_probe.js';
+import type { InspectableLM } from './decoder_parts.js';
 import { residualStream } from './residual_stream.js';
 
 export interface ProbeLayer {
@@ -25,7 +25,7 @@ const VOWELS = /^[\s]*[aeiouAEIOU]/;
  * starts with a vowel (does it know what is coming?). The first ¾ of the
  * windows fit the probes, the last ¼ score them.
  */
-export function probeLayers(model: GPT, tokenizer: Tokenizer, x: Int32Array, y: Int32Array, [B, T]: [number, number]): Probes {
+export function probeLayers(model: InspectableLM, tokenizer: Tokenizer, x: Int32Array, y: Int32Array, [B, T]: [number, number]): Probes {
   const rows = B * T;
   const trainRows = Math.max(1, Math.floor((B * 3) / 4)) * T;
   if (trainRows >= rows) throw new Error('probes need at least 2 windows');
@@ -34,8 +34,8 @@ export function probeLayers(model: GPT, tokenizer: Tokenizer, x: Int32Array, y: 
   const heldVowel = vowel.subarray(trainRows);
   const ones = heldVowel.reduce((a, b) => a + b, 0);
   const vowelBaseline = Math.max(ones, heldVowel.length - ones) / heldVowel.length;
-  const C = model.config.n_embd;
   const layers = residualStream(model, x, [B, T]).map((h, i) => {
+    const C = h.shape[2]!;
     const { predictions: [pos, vow] } = fitProbes(h.data, rows, C, [position, vowel], trainRows);
     const right = vow!.filter((p, r) => (p > 0.5 ? 1 : 0) === heldVowel[r]).length;
     return { name: i === 0 ? 'embeddings' : `block ${i}`, positionR2: rSquared(position.subarray(trainRows), pos!), vowelAccuracy: right / heldVowel.length };

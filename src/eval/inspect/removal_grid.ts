@@ -1,4 +1,4 @@
-import type { InspectReport } from './inspect_gpt.js';
+import type { InspectReport } from './inspect_decoder.js';
 
 /** The head-removal picture's values: each head's loss increase, scaled by the largest (rows: layers, columns: heads). */
 export function removalGrid(r: Pick<InspectReport, 'removal'>): number[][] {

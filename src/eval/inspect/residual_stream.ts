@@ -1,19 +1,20 @@
-import type { GPT } from '../../models/gpt.js';
+import { decoderParts, type InspectableLM } from './decoder_parts.js';
 import { noGrad } from '../../tensor/autograd.js';
 import type { Tensor } from '../../tensor/tensor.js';
 
 /**
- * The GPT's residual stream, layer by layer: the embeddings (entry 0), then
+ * A decoder's residual stream, layer by layer: the embeddings (entry 0), then
  * the vector after each block (entry i after block i). The same steps as
- * GPT.hidden, stopped at every block so the tools of this folder can read
- * what each layer holds. Evaluation mode, no graph.
+ * the model's `hidden`, stopped at every block so the tools of this folder
+ * can read what each layer holds. Evaluation mode, no graph.
  */
-export function residualStream(model: GPT, ids: Int32Array, [B, T]: [number, number]): Tensor[] {
+export function residualStream(model: InspectableLM, ids: Int32Array, [B, T]: [number, number]): Tensor[] {
+  const parts = decoderParts(model);
   return noGrad(() => {
     const positions = Int32Array.from({ length: T }, (_, i) => i);
-    let x = model.embed(ids, [B, T], positions);
+    let x = parts.embed(ids, [B, T], positions);
     const out = [x];
-    for (const block of model.h) {
+    for (const block of parts.blocks) {
       x = block.forward(x, { positions });
       out.push(x);
     }

@@ -1,6 +1,6 @@
-import type { GPT } from '../../models/gpt.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { Rng } from '../../util/rng.js';
+import type { InspectableLM } from './decoder_parts.js';
 import { attentionMaps, attentionRollout, type AttentionMaps } from './attention_maps.js';
 import { headRemoval, type HeadRemoval } from './head_removal.js';
 import { logitLens, type LensLayer } from './logit_lens.js';
@@ -20,7 +20,7 @@ export interface InspectOptions {
   top?: number;
 }
 
-/** Everything `attn inspect` finds in a GPT, as data (report_files.ts writes it out; the playground draws it). */
+/** Everything `attn inspect` finds in a decoder language model, as data (report_files.ts writes it out; the playground draws it). */
 export interface InspectReport {
   layers: number;
   heads: number;
@@ -37,12 +37,12 @@ export interface InspectReport {
 }
 
 /**
- * Look inside a GPT on a text: attention maps and rollout on its first
+ * Look inside a decoder language model (the GPT, the Llama family) on a text: attention maps and rollout on its first
  * tokens, and — on seeded windows of the text's last tenth (attn train's
  * validation part; all of it when short) — the loss without each head, the
  * logit lens and linear probes per layer.
  */
-export function inspectGPT(model: GPT, tokenizer: Tokenizer, text: string, o: InspectOptions = {}): InspectReport {
+export function inspectDecoder(model: InspectableLM, tokenizer: Tokenizer, text: string, o: InspectOptions = {}): InspectReport {
   const ids = tokenizer.encode(text, { allowedSpecial: 'all' });
   const seed = o.seed ?? 0;
   const windows = o.windows ?? 16;

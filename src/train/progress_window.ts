@@ -1,0 +1,41 @@
+import type { LoopStep } from './loop.js';
+
+/** What a progress line reports: the mean over the steps since the last one. */
+export interface WindowMeans {
+  /** Mean training loss per example. */
+  loss: number;
+  /** Share of the examples the model got right (for classifiers that count them with `right`). */
+  accuracy: number;
+  /** Examples (images, clouds, …) per second of training. */
+  itemsPerSecond: number;
+}
+
+/**
+ * The running sums behind a trainer's progress line, printed every
+ * `logInterval` steps: the loss weighted by examples, the examples the model
+ * got right (a classifier's objective adds to `right` as it goes), and the
+ * time, so the line is the mean of the window, not of one noisy step.
+ */
+export class ProgressWindow {
+  right = 0;
+  private loss = 0;
+  private items = 0;
+  private seconds = 0;
+
+  constructor(private readonly logInterval: number, private readonly maxSteps: number) {}
+
+  /** Add one step; true when a progress line is due (every logInterval steps, and at the last). */
+  add(p: Pick<LoopStep, 'step' | 'loss' | 'items' | 'seconds'>): boolean {
+    this.loss += p.loss * p.items;
+    this.items += p.items;
+    this.seconds += p.seconds;
+    return p.step % this.logInterval === 0 || p.step === this.maxSteps;
+  }
+
+  /** The window's means; the window starts again. */
+  take(): WindowMeans {
+    const means = { loss: this.loss / this.items, accuracy: this.right / this.items, itemsPerSecond: this.items / this.seconds };
+    this.loss = this.right = this.items = this.seconds = 0;
+    return means;
+  }
+}
