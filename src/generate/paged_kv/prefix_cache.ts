@@ -81,6 +81,11 @@ export class PrefixCache {
     return false;
   }
 
+  /** Every listed block. */
+  blocks(): IterableIterator<number> {
+    return this.byHash.values();
+  }
+
   get size(): number {
     return this.byHash.size;
   }
