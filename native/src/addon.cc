@@ -182,6 +182,21 @@ Napi::Value AttentionCachedRagged(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// attentionPaged(q, out, kPool, vPool, tables (Int32Array: every sequence's block table, one after
+// another), meta (Int32Array [S, 4]: table start, past, offset, Tq), blockTokens, H, Hkv, D, scale)
+Napi::Value AttentionPaged(const Napi::CallbackInfo& info) {
+  const int32_t* tables = I32(info, 4);
+  const auto meta = info[5].As<Napi::Int32Array>();
+  const int S = (int)meta.ElementLength() / 4;
+  std::vector<attn::PagedSeq> seqs(S);
+  for (int i = 0; i < S; i++) {
+    const int32_t* m = meta.Data() + 4 * i;
+    seqs[i] = {tables + m[0], m[1], m[2], m[3]};
+  }
+  attn::attention_paged(F(info, 0), F(info, 1), F(info, 2), F(info, 3), seqs.data(), S, I(info, 6), I(info, 7), I(info, 8), I(info, 9), R(info, 10));
+  return info.Env().Undefined();
+}
+
 // linearInt8(x, M, K, w (Int8Array [N, K]), scale, bias|null, y, N): y = (x·Wᵀ)∘scale + bias
 Napi::Value LinearInt8(const Napi::CallbackInfo& info) {
   const int M = I(info, 1), K = I(info, 2), N = I(info, 7);
@@ -298,6 +313,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linear", Napi::Function::New(env, Linear));
   exports.Set("attentionCached", Napi::Function::New(env, AttentionCached));
   exports.Set("attentionCachedRagged", Napi::Function::New(env, AttentionCachedRagged));
+  exports.Set("attentionPaged", Napi::Function::New(env, AttentionPaged));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
   exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));

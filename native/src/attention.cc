@@ -275,11 +275,14 @@ static void cached_head(const float* q, const float* kc, const float* vc, float*
 // of row b go together, key by key: each cached key and value row is then read
 // as one contiguous run (a row holds every head side by side) instead of a
 // 256-byte piece per head at a 3 KB stride, which the prefetchers do not follow.
-// Query head h reads cache head h / group in place.
-static void cached_query(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
-                         int b, int h0, int h1, std::vector<float>& w) {
-  const long C = (long)d.H * d.D, Ckv = (long)d.Hkv * d.D;
-  const int first = std::max(0, start[b]), last = d.past;  // Tq == 1: the query sits at slot past
+// Query head h reads cache head h / group in place. `row(slot)` is where a cached
+// slot's keys (and, at the same offset, values) start: a contiguous cache or a block
+// table (attention_paged below).
+template <class Row>
+static void cached_query(const float* q, const float* kc, const float* vc, float* out, int first, const KvDims& d,
+                         int b, int h0, int h1, std::vector<float>& w, Row row) {
+  const long C = (long)d.H * d.D;
+  const int last = d.past;  // Tq == 1: the query sits at slot past
   const int n = last - first + 1, D = d.D, group = d.H / d.Hkv;
   const float* qr = q + b * C;
   float* o = out + b * C;
@@ -287,7 +290,7 @@ static void cached_query(const float* q, const float* kc, const float* vc, float
   if (n <= 0) return;
   w.resize((size_t)(h1 - h0) * n);
   for (int j = 0; j < n; j++) {
-    const float* kr = kc + ((long)b * d.cap + first + j) * Ckv;
+    const float* kr = kc + row(first + j);
     for (int h = h0; h < h1; h++) {
       float s = 0.f;
       // Without the pragma the sum is one serial chain of adds (IEEE order); with it
@@ -308,7 +311,7 @@ static void cached_query(const float* q, const float* kc, const float* vc, float
     inv[h - h0] = (float)(1.0 / sum);
   }
   for (int j = 0; j < n; j++) {
-    const float* vr = vc + ((long)b * d.cap + first + j) * Ckv;
+    const float* vr = vc + row(first + j);
     for (int h = h0; h < h1; h++) {
       const float p = w[(size_t)(h - h0) * n + j] * inv[h - h0];
       float* oh = o + h * D;
@@ -338,7 +341,10 @@ void attention_cached(const float* q, const float* kc, const float* vc, float* o
     auto task = [&](int t, int) {
       thread_local std::vector<float> w;
       const int h0 = (t % g) * per;
-      cached_query(q, kc, vc, out, start, d, t / g, h0, std::min(d.H, h0 + per), w);
+      const int b = t / g;
+      const long Ckv = (long)d.Hkv * d.D;
+      cached_query(q, kc, vc, out, std::max(0, start[b]), d, b, h0, std::min(d.H, h0 + per), w,
+                   [&](int slot) { return ((long)b * d.cap + slot) * Ckv; });
     };
     if (!threaded) for (int t = 0; t < d.B * g; t++) task(t, 0);
     else pool().run(d.B * g, task);
@@ -370,7 +376,56 @@ void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, 
     float* os = out + s.offset * C;
     thread_local std::vector<float> scratch;
     if (s.Tq > 1) return cached_head(qs, s.k, s.v, os, &start, d, part, scratch);
-    if (part < g) cached_query(qs, s.k, s.v, os, &start, d, 0, part * per, std::min(H, (part + 1) * per), scratch);
+    const long Ckv = (long)Hkv * D;
+    if (part < g) cached_query(qs, s.k, s.v, os, std::max(0, start), d, 0, part * per, std::min(H, (part + 1) * per), scratch,
+                               [&](int slot) { return slot * Ckv; });
+  };
+  if (!threaded) for (int t = 0; t < S * H; t++) task(t, 0);
+  else pool().run(S * H, task);
+}
+
+// Attention read through block tables (PagedAttention): one layer's keys and values
+// live in a pool [blocks, blockTokens, Hkv·D], and slot t of sequence s is in block
+// table[t / blockTokens] at t % blockTokens. The js reference is
+// src/backend/js/attention_paged.ts. A decoding sequence reads each key row where
+// it lies (cached_query with the table as its locator); a prompt's keys and values
+// are first gathered into one contiguous run, because the tiled GEMMs of
+// cached_head want them so, and the gather (one pass over the rows) is small
+// beside Tq passes of attention over them.
+void attention_paged(const float* q, float* out, const float* kpool, const float* vpool, const PagedSeq* seqs, int S,
+                     int blockTokens, int H, int Hkv, int D, float scale) {
+  const long C = (long)H * D, Ckv = (long)Hkv * D;
+  double work = 0;
+  for (int i = 0; i < S; i++) work += (double)H * seqs[i].Tq * (seqs[i].past + seqs[i].Tq) * D;
+  auto row = [&](const PagedSeq& s, int slot) { return ((long)s.table[slot / blockTokens] * blockTokens + slot % blockTokens) * Ckv; };
+  // Prompts' gathered keys and values, one pair of runs per sequence with Tq > 1.
+  std::vector<std::vector<float>> gathered(S);
+  for (int i = 0; i < S; i++) {
+    const PagedSeq& s = seqs[i];
+    if (s.Tq == 1) continue;
+    const int n = s.past + s.Tq;
+    std::vector<float>& kv = gathered[i];
+    kv.resize((size_t)2 * n * Ckv);
+    for (int j = 0; j < n; j++) {
+      std::copy(kpool + row(s, j), kpool + row(s, j) + Ckv, kv.data() + (size_t)j * Ckv);
+      std::copy(vpool + row(s, j), vpool + row(s, j) + Ckv, kv.data() + (size_t)(n + j) * Ckv);
+    }
+  }
+  const bool threaded = work >= DECODE_THREADED_WORK;
+  const int g = threaded ? head_groups(S, H) : 1, per = (H + g - 1) / g;
+  auto task = [&](int t, int) {
+    const PagedSeq& s = seqs[t / H];
+    const int part = t % H;
+    const float* qs = q + s.offset * C;
+    float* os = out + s.offset * C;
+    thread_local std::vector<float> scratch;
+    if (s.Tq > 1) {
+      const int n = s.past + s.Tq, start = 0;
+      const float* kv = gathered[t / H].data();
+      return cached_head(qs, kv, kv + (size_t)n * Ckv, os, &start, KvDims{1, s.Tq, s.past, n, H, Hkv, D, scale}, part, scratch);
+    }
+    if (part < g) cached_query(qs, kpool, vpool, os, 0, KvDims{1, 1, s.past, 0, H, Hkv, D, scale}, 0, part * per,
+                               std::min(H, (part + 1) * per), scratch, [&](int slot) { return row(s, slot); });
   };
   if (!threaded) for (int t = 0; t < S * H; t++) task(t, 0);
   else pool().run(S * H, task);

@@ -58,6 +58,11 @@ void attention_cached(const float* q, const float* kc, const float* vc, float* o
 // are [rows, H·D], sequence s owning rows offset … offset + Tq − 1. One pool run for all heads.
 struct RaggedSeq { const float* k; const float* v; int cap, past, start, offset, Tq; };
 void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, int S, int H, int Hkv, int D, float scale);
+// The same with keys and values in one pool of blocks [blocks, blockTokens, Hkv·D] (PagedAttention):
+// sequence s's slot t lives in block table[t / blockTokens]; its Tq new queries sit at slots past … past + Tq − 1.
+struct PagedSeq { const int32_t* table; int past, offset, Tq; };
+void attention_paged(const float* q, float* out, const float* kpool, const float* vpool, const PagedSeq* seqs, int S,
+                     int blockTokens, int H, int Hkv, int D, float scale);
 
 // Dropout with the js backend's counter-based mask (see VecKernels::dropout_forward).
 void dropout_forward(const float* x, float* out, float* mask, long n, double p, uint32_t seed);

@@ -133,6 +133,23 @@ export interface RaggedKvDims {
   scale: number;
 }
 
+/** One sequence of attentionPaged: its block table, its filled slots, and where its new rows sit. */
+export interface PagedKvSequence {
+  /** Block ids, in slot order (slot t is in table[t / blockTokens]). */
+  table: ArrayLike<number>;
+  /** Slots already filled before this call's queries (their keys and values are in the pool). */
+  past: number;
+  /** First row of this sequence in q and out. */
+  offset: number;
+  /** Its new queries, at slots past … past + Tq − 1 (their keys and values already written). */
+  Tq: number;
+}
+
+export interface PagedKvDims extends RaggedKvDims {
+  /** Token slots per block of the pool. */
+  blockTokens: number;
+}
+
 export interface AdamWHyper {
   lr: number;
   beta1: number;
@@ -213,6 +230,14 @@ export interface Backend<F = Storage> {
    * are [rows, C] with sequence s at rows offset … offset + Tq − 1.
    */
   attentionCachedRagged(q: F, out: F, seqs: readonly RaggedKvSequence<F>[], d: RaggedKvDims): void;
+
+  /**
+   * attentionCachedRagged with every sequence's keys and values in one pool
+   * of blocks (a paged KV cache, generate/paged_kv/): kPool and vPool are one
+   * layer's [blocks, blockTokens, nKvHead·headDim]; query t of a sequence
+   * sees its slots 0 … past + t, read through its block table.
+   */
+  attentionPaged(q: F, out: F, kPool: F, vPool: F, seqs: readonly PagedKvSequence[], d: PagedKvDims): void;
 
   /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
   linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number): void;

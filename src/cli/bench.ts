@@ -15,6 +15,7 @@ import { benchQuant, measureBandwidth, QUANT_ROWS, QUANT_SHAPES, QUANT_TYPES } f
 import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
 import { benchLlama, LLAMA_BENCH_SHAPES, LLAMA_BENCH_TYPES, type LlamaBenchType } from '../bench/llama.js';
 import { benchSpeculative } from '../bench/speculative.js';
+import { benchPrefix, PREFIX_BENCH_SHAPE } from '../bench/prefix.js';
 import { benchLoRAStep, LORA_BENCH, LORA_MODES, runTorchLoRA, type LoRAMode } from '../bench/lora.js';
 import { benchServeCommand } from './bench_serve.js';
 import { benchFleetCommand } from './bench_fleet.js';
@@ -78,7 +79,7 @@ async function runBench(o: BenchOptions): Promise<void> {
   for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M, G or L)`);
   const trainModes = parseTrainModes(o.precision, o.recompute);
   const kinds = o.workloads.split(',').map((w) => w.trim());
-  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama', 'lora', 'structured', 'speculative'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama, lora, structured, speculative)`);
+  for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama', 'lora', 'structured', 'speculative', 'prefix'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama, lora, structured, speculative, prefix)`);
   const llamaShapes = (o.llamaShapes ?? Object.keys(LLAMA_BENCH_SHAPES).join(',')).split(',').map((s) => s.trim());
   for (const s of llamaShapes) if (!LLAMA_BENCH_SHAPES[s]) throw new UserError(`--llama-shapes: unknown shape "${s}" (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')})`);
   const llamaTypes = (o.llamaTypes ?? LLAMA_BENCH_TYPES.join(',')).split(',').map((s) => s.trim());
@@ -135,6 +136,7 @@ async function runBench(o: BenchOptions): Promise<void> {
   if (kinds.includes('lora')) loraBench(o, attnThreads, backendName, noTorch, log, emit);
   if (kinds.includes('structured')) await structuredBench(o.steps, log, emit);
   if (kinds.includes('speculative')) speculativeBench(o, log, emit);
+  if (kinds.includes('prefix')) await prefixBench(o, log, emit);
   if (kinds.includes('recipe')) recipeBench(o, seeds, backendName, o.threads ?? Math.max(...attnThreads), noTorch, log, emit);
 }
 
@@ -236,6 +238,17 @@ function speculativeBench(o: BenchOptions, log: (s: string) => void, emit: (r: R
   log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}×; acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
 }
 
+/** Issue #21: the paged KV cache in serving — a shared 1 000-token system prompt, and streams with none (bench/prefix.ts). */
+async function prefixBench(o: BenchOptions, log: (s: string) => void, emit: (r: Row) => void): Promise<void> {
+  log(`prefix: 64 requests sharing a 1 000-token system prompt, then 64 streams with no shared prefix, on a ${PREFIX_BENCH_SHAPE.n_layer}-layer ${PREFIX_BENCH_SHAPE.n_embd}-wide GPT; a minute or more`);
+  const [shared, streams] = await benchPrefix({ rounds: o.rounds, log });
+  emit(shared!);
+  emit(streams!);
+  const pct = (x: unknown) => `${(100 * Number(x)).toFixed(1)} %`;
+  log(`prefix shared: ttft p50 ${Number(shared!.ttft_p50_ms).toFixed(0)} ms vs ${Number(shared!.unshared_ttft_p50_ms).toFixed(0)} ms unshared (${pct(shared!.ttft_ratio)}, goal ≤ 15 %; in CPU time ${pct(shared!.ttft_cpu_ratio)}); KV ${Number(shared!.kv_peak_mb).toFixed(1)} MiB vs ${Number(shared!.unshared_kv_peak_mb).toFixed(1)} MiB (${pct(shared!.kv_ratio)}, goal ≤ 25 %); ${shared!.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
+  log(`prefix streams: ${Number(streams!.tokens_per_s).toFixed(0)} tok/s paged vs ${Number(streams!.contiguous_tokens_per_s).toFixed(0)} contiguous (loss ${pct(streams!.throughput_loss)}, goal ≤ 5 %; per CPU second ${pct(streams!.cpu_throughput_loss)}); ${streams!.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
+}
+
 function recipeBench(o: BenchOptions, seeds: number[], backendName: string, threads: number, noTorch: string | null, log: (s: string) => void, emit: (r: Row) => void): void {
   const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
   if (!path) return log(`recipe: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
@@ -274,7 +287,7 @@ export function benchCommand(): Command {
   return new Command('bench')
     .description('time training (configs S, M, G), GEMM, skinny products, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
-    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list), lora (LoRA r 8 against full fine-tuning on the GPT-2 124M shape: tokens/s and peak RSS, and a PyTorch LoRA twin; not in the default list), structured (issue #18\'s goals: 500 json_schema requests validated by ajv from a random and a 30-step model, and the constrained-decoding mask\'s cost at 124M; not in the default list), speculative (batch-1 greedy decoding of a 12-layer character model with and without a 2-layer draft trained beside it; the pair is trained once into --bench-cache, minutes; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
+    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list), lora (LoRA r 8 against full fine-tuning on the GPT-2 124M shape: tokens/s and peak RSS, and a PyTorch LoRA twin; not in the default list), structured (issue #18\'s goals: 500 json_schema requests validated by ajv from a random and a 30-step model, and the constrained-decoding mask\'s cost at 124M; not in the default list), speculative (batch-1 greedy decoding of a 12-layer character model with and without a 2-layer draft trained beside it; the pair is trained once into --bench-cache, minutes; not in the default list), prefix (the paged KV cache in serving: 64 requests sharing a 1 000-token system prompt, time to first token and KV memory against contiguous caches, and 64 streams with no shared prefix, tokens/s paged against contiguous; a 4-layer GPT, a minute or more; not in the default list)', 'train,gemm,skinny,tokenizers,decode,prefill')
     .option('--text <file>', 'text for the tokenizer and recipe workloads (default: ../shared/data/tinyshakespeare.txt; tokenizers fall back to built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend (webgpu: train M and G, 124M decode and GEMM on the GPU, in one process)').choices(['auto', 'js', 'native', 'webgpu']).default('auto'))
@@ -284,7 +297,7 @@ export function benchCommand(): Command {
     .option('--seeds <list>', 'seeds for the recipe workload, e.g. 1337,1,2', '1337')
     .option('--llama-shapes <list>', `llama workload: shapes (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')}; default all)`)
     .option('--llama-types <list>', `llama workload: GGUF types (${LLAMA_BENCH_TYPES.join(', ')}; default all)`)
-    .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts)', int, 1)
+    .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts); prefix workload: interleaved rounds per mode (medians; 3 or more for the A/B)', int, 1)
     .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
     .option('--draft-k <n>', 'speculative workload: tokens the draft proposes per round', int, 4)

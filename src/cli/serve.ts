@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
+import { DEFAULT_BLOCK_TOKENS } from '../generate/paged_kv/paged_kv.js';
 import { UserError } from '../util/errors.js';
 import { apiKeysFrom } from '../serve/auth.js';
 import { loadServeConfig, parseServeConfig, type ServeConfig } from '../serve/config.js';
@@ -31,6 +32,9 @@ interface ServeCliOptions {
   maxBatch: number;
   maxQueue: number;
   requestTimeout: number;
+  pagedKv: boolean;
+  kvBlockTokens: number;
+  kvPoolBlocks?: number;
   shutdownTimeout: number;
   logPrompts?: boolean;
   logLevel: string;
@@ -79,6 +83,9 @@ async function runServe(o: ServeCliOptions): Promise<void> {
       maxBatch: o.maxBatch,
       maxQueue: o.maxQueue,
       requestTimeoutMs: o.requestTimeout * 1000,
+      pagedKv: o.pagedKv,
+      kvBlockTokens: o.kvBlockTokens,
+      ...(o.kvPoolBlocks !== undefined ? { kvPoolBlocks: o.kvPoolBlocks } : {}),
     },
   });
   process.stdout.write(`attn serve: ${server.url}/v1  (models: ${[...server.context.models.keys()].join(', ')}; Ctrl-C to stop)\n`);
@@ -124,6 +131,9 @@ export function serveCommand(): Command {
     .option('--max-tokens-cap <n>', 'largest max_tokens accepted (400 beyond)', int, d.maxTokensCap)
     .option('--max-batch <n>', 'sequences decoding together per model', int, d.maxBatch)
     .option('--max-queue <n>', 'requests waiting per model before 429', int, d.maxQueue)
+    .option('--kv-block-tokens <n>', 'token slots per block of the paged KV cache', int, DEFAULT_BLOCK_TOKENS)
+    .option('--kv-pool-blocks <n>', 'KV cache blocks per model (default: --max-batch full contexts, at most 1 GiB; a request that cannot fit alone gets a 400 naming the limit)', int)
+    .option('--no-paged-kv', 'a contiguous KV cache per request, sized for its longest possible length, instead of the shared block pool (no prefix sharing)')
     .option('--request-timeout <s>', 'seconds a request may run (504 after)', int, d.requestTimeoutMs / 1000)
     .option('--shutdown-timeout <s>', 'on SIGTERM/SIGINT, seconds to let running requests finish before cancelling them', int, 10)
     .option('--log-prompts', 'include full prompts in the logs (off: they are user data)')

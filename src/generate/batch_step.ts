@@ -4,6 +4,11 @@ import { noGrad } from '../tensor/autograd.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { raggedCachedAttention } from './cached_attention.js';
 import type { KVCache } from './kv_cache.js';
+import { pagedRaggedAttention } from './paged_kv/paged_attention.js';
+import { PagedSequence } from './paged_kv/paged_sequence.js';
+
+/** A sequence's keys and values: its own single-row contiguous cache, or a block table into a shared pool (paged_kv/). */
+export type SequenceKV = KVCache | PagedSequence;
 
 /**
  * One forward pass for sequences that do not share a clock (continuous
@@ -19,6 +24,10 @@ import type { KVCache } from './kv_cache.js';
  * whose cost is each sequence's own cache, runs sequence by sequence: the
  * model's forward is given an `attend` that does that (raggedCachedAttention).
  *
+ * The caches are all contiguous KVCaches or all PagedSequences of one pool
+ * (paged_kv/: their blocks are reserved before the pass, so a pool that runs
+ * out throws KVPoolFullError before anything is written).
+ *
  * Equivalent, sequence for sequence, to `forwardCached(model, chunks[s], [1, n], caches[s])`
  * (the model must be in eval mode: this is inference). Returns [sequences, vocab]
  * scores for the token after each sequence's last new token. `adapters[s]`,
@@ -28,18 +37,22 @@ import type { KVCache } from './kv_cache.js';
  * speculative verifier checks every drafted token): the scores are then
  * [Σ scored, vocab], sequence by sequence, in position order.
  */
-export function batchForward(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Float32Array {
+export function batchForward(model: CausalLM, chunks: readonly Int32Array[], caches: readonly SequenceKV[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Float32Array {
   const S = chunks.length;
   if (caches.length !== S) throw new Error(`batchForward: ${S} sequences but ${caches.length} caches`);
+  const paged = caches.filter((c): c is PagedSequence => c instanceof PagedSequence);
+  if (paged.length !== 0 && paged.length !== S) throw new Error('batchForward: caches must be all contiguous or all paged');
   chunks.forEach((chunk, s) => {
     const c = caches[s]!;
-    if (c.batch !== 1) throw new Error('batchForward: every sequence needs its own single-row KV cache');
-    if (chunk.length === 0 || c.free < chunk.length) throw new Error(`batchForward: sequence ${s} feeds ${chunk.length} tokens into a cache with ${c.free} free slots`);
+    if (!(c instanceof PagedSequence) && c.batch !== 1) throw new Error('batchForward: every sequence needs its own single-row KV cache');
+    const free = c instanceof PagedSequence ? c.room : c.free;
+    if (chunk.length === 0 || free < chunk.length) throw new Error(`batchForward: sequence ${s} feeds ${chunk.length} tokens into a cache with ${free} free slots`);
   });
   if (adapters && adapters.length !== S) throw new Error(`batchForward: ${S} sequences but ${adapters.length} adapter ids`);
   if (scored && (scored.length !== S || chunks.some((c, s) => !(scored[s]! >= 1 && scored[s]! <= c.length)))) throw new Error('batchForward: scored needs 1 … chunk length positions per sequence');
   const offsets = rowOffsets(chunks);
   const rows = offsets[S]!;
+  paged.forEach((seq, s) => seq.reserve(chunks[s]!.length));
   // Every intermediate array of the pass is recycled at its end (only the scores are returned).
   return noGrad(() => withScratch(() => {
     const ids = new Int32Array(rows);
@@ -53,7 +66,9 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
     const forward = () => model.forward(ids, [1, rows], undefined, {
       positions,
       rows: last,
-      attend: (layer, q, k, v, o) => raggedCachedAttention(q, k, v, offsets, caches.map((c) => c.layers[layer]!), o),
+      attend: paged.length > 0
+        ? (layer, q, k, v, o) => pagedRaggedAttention(q, k, v, offsets, paged, layer, o)
+        : (layer, q, k, v, o) => raggedCachedAttention(q, k, v, offsets, (caches as readonly KVCache[]).map((c) => c.layers[layer]!), o),
     });
     // Sequences that name a LoRA adapter (serving many over one base): each of their rows gets its own.
     const bank = adapters ? LoRABank.find(model) : null;
@@ -65,7 +80,7 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
 }
 
 /** One decoding step: one new token per sequence. */
-export function batchStep(model: CausalLM, ids: Int32Array, caches: readonly KVCache[]): Float32Array {
+export function batchStep(model: CausalLM, ids: Int32Array, caches: readonly SequenceKV[]): Float32Array {
   return batchForward(model, Array.from(ids, (id) => Int32Array.of(id)), caches);
 }
 

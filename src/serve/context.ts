@@ -22,6 +22,12 @@ export interface ServeLimits {
   maxQueue: number;
   /** A request still running after this long ends with 504 (or an error event when streaming). */
   requestTimeoutMs: number;
+  /** Keep each model's KV cache in one pool of blocks shared by its sequences (generate/paged_kv/); false: a contiguous cache per sequence. */
+  pagedKv?: boolean;
+  /** Token slots per KV block. */
+  kvBlockTokens?: number;
+  /** KV blocks per model (absent: a default from the batch, the context and a memory ceiling, generate/paged_kv/paged_kv.ts). */
+  kvPoolBlocks?: number;
 }
 
 export const DEFAULT_LIMITS: ServeLimits = {

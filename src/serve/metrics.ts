@@ -39,6 +39,10 @@ export interface ServeMetrics {
   speculativeDrafted: Counter<'model'>;
   speculativeAccepted: Counter<'model'>;
   speculativeEmitted: Counter<'model'>;
+  kvBlocks: Gauge<'model' | 'state'>;
+  kvPrefixHits: Gauge<'model'>;
+  kvPrefixHitTokens: Gauge<'model'>;
+  kvPreemptions: Gauge<'model'>;
 }
 
 export function createServeMetrics(): ServeMetrics {
@@ -77,6 +81,11 @@ export function createServeMetrics(): ServeMetrics {
     speculativeDrafted: new Counter({ name: 'attn_speculative_drafted_tokens_total', help: 'Tokens the draft model proposed', labelNames: ['model'], registers }),
     speculativeAccepted: new Counter({ name: 'attn_speculative_accepted_tokens_total', help: 'Proposed tokens the served model kept', labelNames: ['model'], registers }),
     speculativeEmitted: new Counter({ name: 'attn_speculative_emitted_tokens_total', help: 'Tokens emitted by speculative rounds (kept drafts plus one of the served model\'s per round)', labelNames: ['model'], registers }),
+    // The paged KV cache (generate/paged_kv/), when a model serves from one: totals since start, set after every step.
+    kvBlocks: new Gauge({ name: 'attn_kv_blocks', help: 'KV cache pool blocks by state: used, free, shared (held by two sequences or more), cached (listed for prefix sharing)', labelNames: ['model', 'state'], registers }),
+    kvPrefixHits: new Gauge({ name: 'attn_kv_prefix_hits', help: 'Prompts (or preempted sequences) that reused cached KV blocks of a common prefix, since start', labelNames: ['model'], registers }),
+    kvPrefixHitTokens: new Gauge({ name: 'attn_kv_prefix_hit_tokens', help: 'Prompt tokens whose keys and values came from the prefix cache instead of a prefill, since start', labelNames: ['model'], registers }),
+    kvPreemptions: new Gauge({ name: 'attn_kv_preemptions', help: 'Sequences sent back to the queue because the KV pool ran out, since start (their KV is recomputed)', labelNames: ['model'], registers }),
     feedback: new Counter({ name: 'attn_feedback_total', help: 'POST /v1/feedback reports by task type and outcome (success or failure)', labelNames: ['task', 'outcome'], registers }),
   };
 }

@@ -1,4 +1,6 @@
 import { batchForward } from '../generate/batch_step.js';
+import { KVPoolFullError } from '../generate/paged_kv/block_pool.js';
+import { PagedKV, type PagedKVOptions, type PagedKVStats } from '../generate/paged_kv/paged_kv.js';
 import { speculativeRound, SpeculativeStats, type SpeculativeRow } from '../generate/speculative.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { withScratch } from '../tensor/buffer_pool.js';
@@ -13,6 +15,14 @@ export interface SchedulerOptions {
   maxQueue: number;
   /** Prompt tokens that may join one step (at least one prompt), so a burst of newcomers never makes a step long. */
   prefillBudget?: number;
+  /**
+   * Keep every sequence's keys and values in one pool of blocks (a paged KV
+   * cache, generate/paged_kv/): memory grows with the tokens in flight, and
+   * requests sharing a prompt prefix share its blocks. Absent: each sequence
+   * gets a contiguous cache sized for its longest possible length. A model
+   * served with a draft keeps contiguous caches (speculative rounds roll them back).
+   */
+  kvPool?: PagedKVOptions;
 }
 
 /** A smaller model with the same tokenizer that proposes tokens for the served one to check (generate/speculative.ts). */
@@ -29,6 +39,8 @@ export interface SchedulerStats {
   onStep?(batch: number, ms: number): void;
   /** Called whenever the number of waiting sequences changes. */
   onQueue?(depth: number): void;
+  /** Called after every step when the scheduler pages its KV cache: the pool's state, and sequences preempted so far. */
+  onKvPool?(stats: PagedKVStats, preemptions: number): void;
 }
 
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -53,6 +65,10 @@ export class Scheduler {
   private chores: Array<() => void> = [];
   private readonly caches: KVCachePool;
   private readonly draftCaches: KVCachePool | null;
+  /** The paged KV cache, when opts.kvPool asks for one (then `caches` is unused). */
+  readonly paged: PagedKV | null;
+  /** Sequences sent back to the queue because the pool ran out while they decoded (their KV is recomputed on return). */
+  preemptions = 0;
 
   constructor(
     private readonly model: CausalLM,
@@ -64,6 +80,7 @@ export class Scheduler {
     draft?.model.eval();
     this.caches = new KVCachePool(model.config, opts.maxBatch);
     this.draftCaches = draft ? new KVCachePool(draft.model.config, opts.maxBatch) : null;
+    this.paged = opts.kvPool && !draft ? new PagedKV(model.config, opts.kvPool, opts.maxBatch) : null;
   }
 
   get queueDepth(): number {
@@ -74,9 +91,11 @@ export class Scheduler {
     return this.running.filter((s) => !s.done).length;
   }
 
-  /** Queue a sequence; 429 when the queue is full, 503 once closing. */
+  /** Queue a sequence; 429 when the queue is full, 503 once closing, 400 when it could not fit in the KV pool even alone. */
   submit(seq: Sequence): void {
     if (this.closed) throw new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down');
+    const tooBig = this.paged?.tooBig(seq.cacheSize);
+    if (tooBig) throw new ApiError(400, tooBig, 'invalid_request_error', 'max_tokens', 'kv_pool_too_small');
     if (this.waiting.length >= this.opts.maxQueue) {
       throw new ApiError(429, `the queue for this model is full (${this.opts.maxQueue} waiting); retry shortly`, 'rate_limit_error', null, 'queue_full', { 'retry-after': '1' });
     }
@@ -136,6 +155,12 @@ export class Scheduler {
     const before = this.waiting.length;
     this.waiting = this.waiting.filter((s) => !s.done);
     for (const s of this.running) {
+      if (s.done && s.paged) {
+        // What it wrote stays findable for a later request that continues it (the next turn of a chat).
+        s.paged.publishPrefix(s.tokens);
+        s.paged.free();
+        s.paged = null;
+      }
       if (s.done && s.cache) {
         this.caches.give(s.cache);
         s.cache = null;
@@ -157,14 +182,30 @@ export class Scheduler {
     let tokens = 0;
     while (this.waiting.length > 0 && this.running.length + group.length < this.opts.maxBatch) {
       const next = this.waiting[0]!;
-      if (group.length > 0 && tokens + next.promptTokens > budget) break;
+      if (next.done) {
+        this.waiting.shift();
+        continue;
+      }
+      if (this.paged) {
+        // Its prompt (and, back from preemption, its output) minus what the prefix cache holds; waits while the pool is short.
+        const seq = this.paged.open(next.tokens, this.running.length + group.length);
+        if (!seq) break;
+        const fresh = next.tokens.length - seq.length;
+        if (group.length > 0 && tokens + fresh > budget) {
+          seq.free();
+          break;
+        }
+        next.paged = seq;
+        tokens += fresh;
+      } else {
+        if (group.length > 0 && tokens + next.promptTokens > budget) break;
+        next.cache = this.caches.take(Math.min(this.model.config.block_size, Math.max(next.cacheSize, next.promptTokens)));
+        if (this.draft) next.draftCache = this.draftCaches!.take(Math.min(this.draft.model.config.block_size, Math.max(next.cacheSize, next.promptTokens)));
+        tokens += next.promptTokens;
+      }
       this.waiting.shift();
-      if (next.done) continue;
-      next.admittedAt = performance.now();
-      next.cache = this.caches.take(Math.min(this.model.config.block_size, Math.max(next.cacheSize, next.promptTokens)));
-      if (this.draft) next.draftCache = this.draftCaches!.take(Math.min(this.draft.model.config.block_size, Math.max(next.cacheSize, next.promptTokens)));
+      next.admittedAt ??= performance.now();
       group.push(next);
-      tokens += next.promptTokens;
     }
     this.stats.onQueue?.(this.waiting.length);
     return group;
@@ -172,23 +213,74 @@ export class Scheduler {
 
   /** One forward pass: the next token of every running sequence, and the prompt of every newcomer. */
   private step(joining: Sequence[]): void {
-    const decoding = this.running.filter((s) => !s.done);
+    let decoding = this.running.filter((s) => !s.done);
+    if (this.paged) {
+      joining = this.makeRoom(decoding, joining);
+      decoding = this.running.filter((s) => !s.done);
+    }
     const rows = [...decoding, ...joining];
     if (rows.length === 0) return;
     const t0 = performance.now();
     if (this.draft && rows.every((s) => s.plain)) this.guard(rows, () => this.speculate(rows, this.draft!));
     else this.guard(rows, () => {
-      const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
+      const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.paged ? s.tokens.slice(s.paged.length) : s.tokens))];
       // The scores are read here and nowhere else: their array is recycled for the next step.
       withScratch(() => {
         const adapters = rows.some((s) => s.params.adapter !== undefined) ? rows.map((s) => s.params.adapter ?? -1) : undefined;
-        const logits = batchForward(this.model, chunks, rows.map((s) => s.cache!), adapters);
+        const logits = batchForward(this.model, chunks, rows.map((s) => s.paged ?? s.cache!), adapters);
         const V = this.model.config.vocab_size;
         rows.forEach((s, b) => s.accept(logits.subarray(b * V, (b + 1) * V)));
       });
+      // A newcomer's prompt blocks, now filled, are there for the next request with the same prefix.
+      for (const s of joining) s.paged?.publishPrefix(s.tokens);
     });
     this.running.push(...joining);
     this.stats.onStep?.(rows.length, performance.now() - t0);
+    if (this.paged) {
+      this.paged.observe();
+      this.stats.onKvPool?.(this.paged.stats(), this.preemptions);
+    }
+  }
+
+  /**
+   * Reserve this step's blocks (one token for each decoding sequence, the
+   * prompt of each newcomer), oldest first. When the pool runs out, the
+   * newest sequence gives its blocks back and returns to the front of the
+   * queue, to be prefilled again (prompt and output so far) when there is
+   * room: vLLM's preemption by recomputation. A lone sequence always fits
+   * (submit refused any that could not). Returns the newcomers still joining.
+   */
+  private makeRoom(decoding: Sequence[], joining: Sequence[]): Sequence[] {
+    const rows = [...decoding, ...joining];
+    for (let i = 0; i < rows.length; i++) {
+      const s = rows[i]!;
+      const n = joining.includes(s) ? s.tokens.length - s.paged!.length : 1;
+      for (;;) {
+        try {
+          s.paged!.reserve(n);
+          break;
+        } catch (e) {
+          if (!(e instanceof KVPoolFullError)) throw e;
+          const victim = rows.pop()!;
+          if (rows.length === 0) {
+            // Cannot happen for a request submit accepted; ended rather than thrown out of the loop all the same.
+            victim.finish('error', e);
+            victim.paged!.free();
+            victim.paged = null;
+            this.running = this.running.filter((r) => r !== victim);
+            break;
+          }
+          victim.paged!.free();
+          victim.paged = null;
+          this.running = this.running.filter((r) => r !== victim);
+          this.waiting.unshift(victim);
+          this.preemptions++;
+          if (victim === s) break;
+        }
+      }
+    }
+    this.stats.onQueue?.(this.waiting.length);
+    return joining.filter((s) => rows.includes(s));
   }
 
   /**

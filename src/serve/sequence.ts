@@ -1,5 +1,6 @@
 import type { ConstrainedDocument, JsonConstraint } from '../generate/constrained/json_constraint.js';
 import type { KVCache } from '../generate/kv_cache.js';
+import type { PagedSequence } from '../generate/paged_kv/paged_sequence.js';
 import { penalizeRepeats, sampleToken, type SamplingOptions } from '../generate/sampling.js';
 import { Rng } from '../util/rng.js';
 
@@ -28,7 +29,8 @@ export interface SequenceEvents {
 
 /**
  * One request's generation as the scheduler sees it: its prompt, its own KV
- * cache (one row, sized to what it can use), its own sampling parameters and
+ * cache (one row sized to what it can use, or a block table in the
+ * scheduler's paged pool), its own sampling parameters and
  * random generator. It ends when it samples a stop token, reaches maxTokens,
  * fills the model's context (no sliding window while serving: positions are
  * absolute), or is finished from outside (stop string, disconnect, timeout).
@@ -39,6 +41,8 @@ export class Sequence {
   readonly promptTokens: number;
   generated = 0;
   cache: KVCache | null = null;
+  /** Its block table in the scheduler's KV block pool, when the scheduler pages (then `cache` stays null). */
+  paged: PagedSequence | null = null;
   /** The draft model's cache, when the model is served with a draft (speculative decoding). */
   draftCache: KVCache | null = null;
   finishReason: FinishReason | null = null;
@@ -83,7 +87,7 @@ export class Sequence {
     if (p !== undefined && p !== 1) penalizeRepeats(logits, this.tokens, p);
     if (this.document) {
       // Tokens left, this one included: max_tokens, and the cache (it ends the sequence when full).
-      const left = Math.min(this.params.maxTokens - this.generated, this.cache!.free + 1);
+      const left = Math.min(this.params.maxTokens - this.generated, this.cacheRoom + 1);
       const verdict = this.document.mask(logits, left);
       if (verdict === 'finished') return this.finish('stop');
       if (verdict === 'stuck') return this.finish('error', new Error('constrained decoding: no token of the vocabulary can continue the document'));
@@ -110,7 +114,12 @@ export class Sequence {
     this.events.onToken(id);
     if (this.done) return; // the listener finished it (a stop string)
     if (this.document?.finished) return this.finish('stop'); // the document is whole: nothing may follow
-    if (this.generated >= this.params.maxTokens || (!more && this.cache!.free === 0)) this.finish('length');
+    if (this.generated >= this.params.maxTokens || (!more && this.cacheRoom === 0)) this.finish('length');
+  }
+
+  /** Positions its cache can still take before the model's context is full. */
+  get cacheRoom(): number {
+    return this.paged ? this.paged.room : this.cache!.free;
   }
 
   /** End the sequence (idempotent); the scheduler drops it before its next step and takes its cache back. */

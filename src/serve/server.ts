@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { PagedKVStats } from '../generate/paged_kv/paged_kv.js';
 import { UserError } from '../util/errors.js';
 import type { DecoderLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -148,7 +149,8 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
   checkLimits(limits);
   const metrics = opts.metrics ?? createServeMetrics();
   const logger = opts.logger ?? createLogger({ logPrompts: opts.logPrompts ?? false });
-  const schedOpts = { maxBatch: limits.maxBatch, maxQueue: limits.maxQueue };
+  const kvPool = limits.pagedKv === false ? undefined : { ...(limits.kvBlockTokens ? { blockTokens: limits.kvBlockTokens } : {}), ...(limits.kvPoolBlocks ? { blocks: limits.kvPoolBlocks } : {}) };
+  const schedOpts = { maxBatch: limits.maxBatch, maxQueue: limits.maxQueue, ...(kvPool ? { kvPool } : {}) };
   const stats = (name: string) => ({
     onStep: (batch: number, ms: number) => {
       metrics.batchSize.set({ model: name }, batch);
@@ -156,6 +158,12 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
       metrics.stepSequences.inc({ model: name }, batch);
     },
     onQueue: (depth: number) => metrics.queueDepth.set({ model: name }, depth),
+    onKvPool: (kv: PagedKVStats, preemptions: number) => {
+      for (const state of ['used', 'free', 'shared', 'cached'] as const) metrics.kvBlocks.set({ model: name, state }, kv[state]);
+      metrics.kvPrefixHits.set({ model: name }, kv.prefixHits);
+      metrics.kvPrefixHitTokens.set({ model: name }, kv.prefixHitTokens);
+      metrics.kvPreemptions.set({ model: name }, preemptions);
+    },
     onSpeculative: (rows: number, drafted: number, accepted: number, emitted: number) => {
       metrics.speculativeRounds.inc({ model: name }, rows);
       metrics.speculativeDrafted.inc({ model: name }, drafted);
@@ -229,9 +237,10 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
 }
 
 function checkLimits(l: ServeLimits): void {
-  const positive: Array<keyof ServeLimits> = ['maxBodyBytes', 'defaultMaxTokens', 'maxTokensCap', 'maxBatch', 'requestTimeoutMs'];
+  const positive = ['maxBodyBytes', 'defaultMaxTokens', 'maxTokensCap', 'maxBatch', 'requestTimeoutMs'] as const;
   for (const k of positive) if (!(Number.isInteger(l[k]) && l[k] > 0)) throw new UserError(`serve limit ${k} must be a positive integer (got ${l[k]})`);
   if (!(Number.isInteger(l.maxQueue) && l.maxQueue >= 0)) throw new UserError(`serve limit maxQueue must be an integer ≥ 0 (got ${l.maxQueue})`);
+  for (const k of ['kvBlockTokens', 'kvPoolBlocks'] as const) if (l[k] !== undefined && !(Number.isInteger(l[k]) && l[k]! > 0)) throw new UserError(`serve limit ${k} must be a positive integer (got ${l[k]})`);
   if (l.defaultMaxTokens > l.maxTokensCap) throw new UserError(`the default max_tokens (${l.defaultMaxTokens}) exceeds the cap (${l.maxTokensCap})`);
 }
 

@@ -1,16 +1,4 @@
-import type { RaggedKvDims } from '../backend.js';
-
-/** One sequence of a paged attention call: its rows of q/out, its block table and its filled slots before them. */
-export interface PagedKvSequence {
-  /** Block ids, in slot order (slot t is in table[t / blockTokens]). */
-  table: ArrayLike<number>;
-  /** Slots already filled before this call's queries (their keys and values are in the pool). */
-  past: number;
-  /** First row of this sequence in q and out. */
-  offset: number;
-  /** Its new queries, at slots past … past + Tq − 1 (their keys and values already written). */
-  Tq: number;
-}
+import type { PagedKvDims, PagedKvSequence } from '../backend.js';
 
 /**
  * attentionCached (attention_cached.ts) with the cache read through block
@@ -18,7 +6,7 @@ export interface PagedKvSequence {
  * nKvHead·headDim] arrays of a KV block pool. Query t of a sequence sees its
  * slots 0 … past + t. The reference for a native twin.
  */
-export function attentionPaged(q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array, seqs: readonly PagedKvSequence[], d: RaggedKvDims & { blockTokens: number }): void {
+export function attentionPaged(q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array, seqs: readonly PagedKvSequence[], d: PagedKvDims): void {
   const { nHead, nKvHead, headDim, scale, blockTokens } = d;
   const C = nHead * headDim;
   const Ckv = nKvHead * headDim;

@@ -2,6 +2,7 @@ import type { Backend } from '../backend.js';
 import { adamwStep, scaleInPlace, sumSquares } from './adamw.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import { attentionCached, attentionCachedRagged } from './attention_cached.js';
+import { attentionPaged } from './attention_paged.js';
 import { crossEntropyBackward, crossEntropyForward } from './cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './dropout.js';
 import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
@@ -36,6 +37,7 @@ export const jsBackend: Backend<Float32Array> = {
   attentionBackward,
   attentionCached,
   attentionCachedRagged,
+  attentionPaged,
   linearInt8,
   linearQuantized,
   crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {

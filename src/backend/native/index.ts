@@ -26,6 +26,7 @@ interface Addon {
   attentionBackward(...args: unknown[]): void;
   attentionCached(...args: unknown[]): void;
   attentionCachedRagged(q: Float32Array, out: Float32Array, ks: Float32Array[], vs: Float32Array[], meta: Int32Array, H: number, Hkv: number, D: number, scale: number): void;
+  attentionPaged(q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array, tables: Int32Array, meta: Int32Array, blockTokens: number, H: number, Hkv: number, D: number, scale: number): void;
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
   linearQuantized(x: Float32Array, M: number, type: number, w: Uint8Array, N: number, K: number, bias: Float32Array | null, y: Float32Array): void;
@@ -135,6 +136,20 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       const meta = new Int32Array(seqs.length * 5);
       seqs.forEach((s, i) => meta.set([s.cap, s.past, s.start, s.offset, s.Tq], i * 5));
       a.attentionCachedRagged(q, out, seqs.map((s) => s.k), seqs.map((s) => s.v), meta, d.nHead, d.nKvHead, d.headDim, d.scale);
+    },
+    attentionPaged: (q, out, kPool, vPool, seqs, d) => {
+      // Every block table in one array; meta per sequence: where its table starts, past, offset, Tq.
+      const tables = new Int32Array(seqs.reduce((n, s) => n + s.table.length, 0));
+      const meta = new Int32Array(seqs.length * 4);
+      let at = 0;
+      seqs.forEach((s, i) => {
+        const blocks = Math.ceil((s.past + s.Tq) / d.blockTokens);
+        if (s.table.length < blocks) throw new Error(`attentionPaged: sequence ${i} has ${s.table.length} blocks for ${s.past + s.Tq} slots`);
+        tables.set(Array.from(s.table), at);
+        meta.set([at, s.past, s.offset, s.Tq], i * 4);
+        at += s.table.length;
+      });
+      a.attentionPaged(q, out, kPool, vPool, tables, meta, d.blockTokens, d.nHead, d.nKvHead, d.headDim, d.scale);
     },
     linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
     linearQuantized: (x, rows, w, bias, out) => {

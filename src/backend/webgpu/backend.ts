@@ -186,6 +186,7 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     },
     attentionCached: () => unsupported('attentionCached'),
     attentionCachedRagged: () => unsupported('attentionCachedRagged'),
+    attentionPaged: () => unsupported('attentionPaged'),
     linearInt8: () => unsupported('linearInt8'),
     linearQuantized: () => unsupported('linearQuantized (GGUF block formats)'),
     swigluForward: () => unsupported('swiglu'),

@@ -14,23 +14,41 @@ export class PagedSequence {
   length = 0;
 
   constructor(
-    private readonly pool: KVBlockPool,
+    readonly pool: KVBlockPool,
     private readonly prefixes: PrefixCache | null = null,
+    /** Most slots the sequence may hold (the model's context); the pool may run out sooner. */
+    readonly capacity = Infinity,
   ) {}
+
+  /** Slots left before the model's context is full (a KVCache's `free`). */
+  get room(): number {
+    return this.capacity - this.length;
+  }
+
+  /** Position id of slot `slot` (a paged sequence has no left padding: the slot itself). */
+  position(_row: number, slot: number): number {
+    return slot;
+  }
+
+  /** Record that `n` more slots were written (after a forward pass filled them in every layer). */
+  advance(n: number): void {
+    if (this.length + n > this.table.length * this.pool.blockTokens) throw new Error(`a paged sequence advanced past its ${this.table.length} blocks`);
+    this.length += n;
+  }
 
   /**
    * Start from the cached blocks of the longest cached prefix of `prompt`
-   * (full blocks only, and never the whole prompt: its last token must run
-   * to give the first scores). Returns how many prompt tokens are already in
-   * the cache, i.e. need no prefill.
+   * (full blocks only). Returns how many prompt tokens are already in the
+   * cache, i.e. need no prefill — never the whole prompt: its last token
+   * must run to give the first scores, so when every block of the prompt is
+   * cached that token is run again, written into the last shared block (the
+   * first write copies it: copy-on-write, see reserve).
    */
   adoptPrefix(prompt: ArrayLike<number>): number {
     if (!this.prefixes || this.length > 0) return 0;
-    const hashes = this.prefixes.blockHashes(prompt);
-    const usable = Math.floor((prompt.length - 1) / this.pool.blockTokens);
-    const blocks = this.prefixes.match(hashes.slice(0, usable));
+    const blocks = this.prefixes.match(this.prefixes.blockHashes(prompt));
     this.table.push(...blocks);
-    this.length = blocks.length * this.pool.blockTokens;
+    this.length = Math.min(blocks.length * this.pool.blockTokens, prompt.length - 1);
     return this.length;
   }
 
@@ -39,7 +57,9 @@ export class PagedSequence {
     if (!this.prefixes) return;
     const hashes = this.prefixes.blockHashes(tokens);
     const full = Math.min(hashes.length, Math.floor(this.length / this.pool.blockTokens));
-    for (let i = 0; i < full; i++) this.prefixes.insert(hashes[i]!, this.table[i]!);
+    // Listed last block first, so that the least recently used end of a chain is its tail:
+    // eviction then shortens a cached prefix instead of cutting its head off (which would strand the rest).
+    for (let i = full - 1; i >= 0; i--) this.prefixes.insert(hashes[i]!, this.table[i]!);
   }
 
   /** A second sequence that continues from this one's slots (parallel samples of one prompt): every block shared until one of them writes. */

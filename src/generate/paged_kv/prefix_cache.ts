@@ -13,6 +13,9 @@ export class PrefixCache {
   private readonly byHash = new Map<string, number>();
   /** Insertion order = recency: a hit moves its entry to the end. */
   private readonly lru = new Map<string, number>();
+  /** Lookups that found at least one cached block, and the tokens those found (for /metrics). */
+  hits = 0;
+  hitTokens = 0;
 
   constructor(private readonly pool: KVBlockPool) {}
 
@@ -39,11 +42,23 @@ export class PrefixCache {
       const b = this.byHash.get(h);
       if (b === undefined) break;
       this.pool.retain(b);
-      this.lru.delete(h);
-      this.lru.set(h, b);
       blocks.push(b);
     }
+    // Touched tail first, so the head of the chain is the most recently used (see publishPrefix).
+    for (let i = blocks.length - 1; i >= 0; i--) {
+      this.lru.delete(hashes[i]!);
+      this.lru.set(hashes[i]!, blocks[i]!);
+    }
+    if (blocks.length > 0) this.hits++;
+    this.hitTokens += blocks.length * this.pool.blockTokens;
     return blocks;
+  }
+
+  /** Blocks only the cache holds: what eviction could free now. */
+  get evictable(): number {
+    let n = 0;
+    for (const b of this.byHash.values()) if (this.pool.refCount(b) === 1) n++;
+    return n;
   }
 
   /** List a full block under its hash (the cache takes its own reference); a hash already listed is kept as it is. */
@@ -64,6 +79,11 @@ export class PrefixCache {
       return true;
     }
     return false;
+  }
+
+  /** Every listed block. */
+  blocks(): IterableIterator<number> {
+    return this.byHash.values();
   }
 
   get size(): number {

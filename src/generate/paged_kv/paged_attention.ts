@@ -1,0 +1,45 @@
+import { backend } from '../../backend/index.js';
+import type { PagedKvSequence } from '../../backend/backend.js';
+import { attention, type AttentionOptions } from '../../tensor/ops/attention.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { PagedSequence } from './paged_sequence.js';
+
+/**
+ * raggedCachedAttention (cached_attention.ts) over a paged KV cache, given to
+ * the model's forward as its `attend` for layer `layer`: q, k, v are [1, rows,
+ * ·], sequence s at rows offsets[s] … offsets[s+1] − 1. Each new token's keys
+ * and values are written into its sequence's next slots — wherever its block
+ * table puts them (the blocks were reserved before the pass) — and then one
+ * backend call lets every sequence's queries attend to its slots through the
+ * tables. A sequence with nothing cached yet runs plain causal attention on
+ * its own rows, as the contiguous path does, so both give the same numbers.
+ */
+export function pagedRaggedAttention(q: Tensor, k: Tensor, v: Tensor, offsets: Int32Array, seqs: readonly PagedSequence[], layer: number, o: AttentionOptions): Tensor {
+  const C = q.shape[2]!;
+  const W = k.shape[2]!;
+  const out = Tensor.zeros(q.shape);
+  const rows = (t: Tensor, s: number) => {
+    const w = t.shape[2]!;
+    return new Tensor(t.data.subarray(offsets[s]! * w, offsets[s + 1]! * w), [1, offsets[s + 1]! - offsets[s]!, w]);
+  };
+  const pool = seqs[0]?.pool;
+  const paged: PagedKvSequence[] = [];
+  seqs.forEach((seq, s) => {
+    const [offset, Tq] = [offsets[s]!, offsets[s + 1]! - offsets[s]!];
+    if (seq.pool !== pool) throw new Error('pagedRaggedAttention: every sequence must hold blocks of the same pool');
+    for (let t = 0; t < Tq; t++) {
+      const at = seq.slotOffset(seq.length + t);
+      pool!.k[layer]!.set(k.data.subarray((offset + t) * W, (offset + t + 1) * W), at);
+      pool!.v[layer]!.set(v.data.subarray((offset + t) * W, (offset + t + 1) * W), at);
+    }
+    if (seq.length === 0) return out.data.set(noGrad(() => attention(rows(q, s), rows(k, s), rows(v, s), { nHead: o.nHead, nKvHead: o.nKvHead, causal: true })).data, offset * C);
+    paged.push({ table: seq.table, past: seq.length, offset, Tq });
+  });
+  if (paged.length > 0) {
+    const nKvHead = o.nKvHead ?? o.nHead;
+    const headDim = W / nKvHead;
+    backend().attentionPaged(q.data, out.data, pool!.k[layer]!, pool!.v[layer]!, paged, { nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim), blockTokens: pool!.blockTokens });
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { jsBackend } from '../src/backend/js/index.js';
+import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
+import { Rng } from '../src/util/rng.js';
+import { assertClose } from './helpers.js';
+
+const addon = loadAddon();
+const skip = addon ? false : 'native addon not built (npm run build:native): native paged attention tests skipped';
+const native = addon ? createNativeBackend(addon) : null;
+const isas = addon ? [...new Set(['portable', addon.detectedIsa()])] : ['none'];
+after(() => addon?.setIsa(addon.detectedIsa()));
+
+for (const isa of isas) {
+  describe(`native paged attention agrees with the js reference (${isa} path)`, { skip }, () => {
+    before(() => assert.ok(addon!.setIsa(isa)));
+
+    it('random block tables, ragged lengths, prompts beside decode rows, blocks shared between sequences, grouped KV heads, serial and threaded', () => {
+      const rng = new Rng(77);
+      const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+      for (const [H, Hkv, D, blockTokens, shapes] of [
+        [2, 2, 4, 4, [[3, 1], [0, 5], [7, 1]]],
+        [4, 2, 8, 16, [[40, 1], [0, 70], [33, 3], [16, 1], [1, 1]]],
+        [6, 1, 32, 16, [[300, 1], [250, 1], [17, 40], [299, 1], [280, 2], [301, 1]]],
+        [4, 4, 64, 8, [[0, 130], [129, 1], [64, 65]]],
+      ] as const) {
+        const Ckv = Hkv * D;
+        const need = shapes.map(([past, Tq]) => Math.ceil((past + Tq) / blockTokens));
+        const blocks = need.reduce((a, b) => a + b, 0) + 3;
+        const kPool = rand(blocks * blockTokens * Ckv);
+        const vPool = rand(blocks * blockTokens * Ckv);
+        // Shuffled block ids; the second sequence (when long enough) shares the first's first block, as a common prefix would.
+        const ids = Array.from({ length: blocks }, (_, i) => i).sort(() => rng.random() - 0.5);
+        let [at, rows] = [0, 0];
+        const seqs = shapes.map(([past, Tq], i) => {
+          const table = ids.slice(at, (at += need[i]!));
+          const seq = { table, past, Tq, offset: rows };
+          rows += Tq;
+          return seq;
+        });
+        if (seqs.length > 1 && seqs[1]!.table.length > 1 && seqs[0]!.table.length > 0) seqs[1]!.table[0] = seqs[0]!.table[0]!;
+        const q = rand(rows * H * D);
+        const d = { nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D), blockTokens };
+        const want = new Float32Array(q.length);
+        const got = new Float32Array(q.length);
+        jsBackend.attentionPaged(q, want, kPool, vPool, seqs, d);
+        native!.attentionPaged(q, got, kPool, vPool, seqs, d);
+        assertClose(got, want, 2e-5, `H=${H}/${Hkv} D=${D} blocks of ${blockTokens} shapes=${JSON.stringify(shapes)}`);
+      }
+    });
+
+    it('refuses a block table too short for its slots', () => {
+      const d = { nHead: 1, nKvHead: 1, headDim: 4, scale: 0.5, blockTokens: 4 };
+      assert.throws(() => native!.attentionPaged(new Float32Array(4), new Float32Array(4), new Float32Array(64), new Float32Array(64), [{ table: [0], past: 4, Tq: 1, offset: 0 }], d), /1 blocks for 5 slots/);
+    });
+  });
+}
