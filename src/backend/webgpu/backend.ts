@@ -81,6 +81,7 @@ function deviceMemory(ctx: GpuContext): DeviceMemory<GpuArray> {
       return arrayOf(s.buffer, s.offset + begin, length, false);
     },
     read: (s) => ctx.read(s.buffer, s.offset, s.length),
+    flush: () => ctx.flush(),
     sync: () => ctx.sync(),
   };
 }
