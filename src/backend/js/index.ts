@@ -11,6 +11,7 @@ import { linearInt8 } from './int8.js';
 import { linearQuantized } from './quantized.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
+import { rope } from './rope.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
 import { swigluBackward, swigluForward } from './swiglu.js';
 
@@ -24,6 +25,7 @@ export const jsBackend: Backend<Float32Array> = {
   unaryBackward,
   swigluForward,
   swigluBackward,
+  rope,
   softmaxForward,
   softmaxBackward,
   layerNormForward,
