@@ -64,4 +64,13 @@ describe('attn train --backend webgpu', { skip }, () => {
     assert.equal(sample.code, 0, sample.stderr);
     assert.ok(sample.stdout.length >= 4, sample.stdout);
   });
+
+  it('trains a Llama (RMSNorm, RoPE, SwiGLU, grouped KV heads) as js does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attn-webgpu-llama-'));
+    const args = ['train', '--arch', 'llama', '--n-kv-head', '1', ...SIZE, '--max-iters', '3', '--log-interval', '2'];
+    const want = summary(runAttn([...args, '--backend', 'js', '--out', join(dir, 'js')], dir));
+    const got = summary(runAttn([...args, '--backend', 'webgpu', '--out', join(dir, 'gpu')], dir));
+    near(got.train_loss, want.train_loss, 'train loss');
+    near(got.val_loss, want.val_loss, 'val loss');
+  });
 });
