@@ -39,9 +39,9 @@ export interface CliResult {
 
 const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
 
-/** Run the built attn command in `cwd`, as a user would. */
-export function runAttn(args: string[], cwd: string): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd });
+/** Run the built attn command in `cwd`, as a user would (with `env` added to this process's environment). */
+export function runAttn(args: string[], cwd: string, env: Record<string, string> = {}): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd, env: { ...process.env, ...env } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -320,10 +320,10 @@ describe('the whole model on the native backend', { skip }, () => {
     j.grads.forEach((g, i) => assertClose(n.grads[i]!, g, 1e-5, `grad ${i}`));
   });
 
-  it('passes the PyTorch reference check', { skip: hasShared(REFERENCE_DIR) ? false : 'shared/reference absent' }, () => {
+  it('passes the PyTorch reference check', { skip: hasShared(REFERENCE_DIR) ? false : 'shared/reference absent' }, async () => {
     setBackend('native');
     try {
-      const report = runReferenceCheck(REFERENCE_DIR);
+      const report = await runReferenceCheck(REFERENCE_DIR);
       assert.ok(report.pass, JSON.stringify(report.groups));
     } finally {
       setBackend('js');

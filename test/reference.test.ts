@@ -17,7 +17,7 @@ describe('agreement with PyTorch (shared/reference)', () => {
     for (const g of ['logits', 'loss', 'gradients', 'adamw', 'greedy']) assert.match(r.stdout, new RegExp(`ok\\s+${g}`));
   });
 
-  it('fails when PyTorch\'s numbers are perturbed beyond tolerance', { skip }, () => {
+  it('fails when PyTorch\'s numbers are perturbed beyond tolerance', { skip }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'attn-ref-'));
     try {
       cpSync(REFERENCE_DIR, dir, { recursive: true });
@@ -25,7 +25,7 @@ describe('agreement with PyTorch (shared/reference)', () => {
       const f = readSafetensors(path);
       (f.tensors.get('grad.h.1.mlp.c_fc.weight')!.data as Float32Array)[5]! += 1e-3;
       writeSafetensors(path, f.tensors, f.metadata);
-      const report = runReferenceCheck(dir);
+      const report = await runReferenceCheck(dir);
       assert.equal(report.pass, false);
       assert.deepEqual(report.groups.filter((g) => !g.pass).map((g) => g.group), ['gradients']);
       const cli = spawnSync(process.execPath, [resolve('dist/src/cli/main.js'), 'reference', dir], { encoding: 'utf8' });

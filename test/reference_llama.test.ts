@@ -25,7 +25,7 @@ describe('agreement with PyTorch on a Llama-family model (shared/reference/llama
     }
   });
 
-  it('fails when a Llama gradient is perturbed beyond tolerance', { skip }, () => {
+  it('fails when a Llama gradient is perturbed beyond tolerance', { skip }, async () => {
     assert.ok(present, `ATTN_REQUIRE_REFERENCE=1 but ${LLAMA_DIR} is missing`);
     const dir = mkdtempSync(join(tmpdir(), 'attn-ref-llama-'));
     try {
@@ -34,7 +34,7 @@ describe('agreement with PyTorch on a Llama-family model (shared/reference/llama
       const f = readSafetensors(path);
       (f.tensors.get('grad.model.layers.1.self_attn.k_proj.weight')!.data as Float32Array)[3]! += 1e-3;
       writeSafetensors(path, f.tensors, f.metadata);
-      const report = runReferenceCheck(dir);
+      const report = await runReferenceCheck(dir);
       assert.equal(report.pass, false);
       assert.deepEqual(report.groups.filter((g) => !g.pass).map((g) => g.group), ['gradients']);
     } finally {

@@ -150,6 +150,19 @@ export interface PagedKvDims extends RaggedKvDims {
   blockTokens: number;
 }
 
+/**
+ * Shapes for rotary position embedding: x [B, T, nHead·headDim]; channel pair
+ * i of each head is (2i, 2i+1) in the interleaved layout, (i, i + headDim/2)
+ * in the half layout (tensor/ops/rope.ts).
+ */
+export interface RopeDims {
+  B: number;
+  T: number;
+  nHead: number;
+  headDim: number;
+  layout: 'interleaved' | 'half';
+}
+
 export interface AdamWHyper {
   lr: number;
   beta1: number;
@@ -191,6 +204,14 @@ export interface Backend<F = Storage> {
    * (its input wants no gradient).
    */
   swigluBackward(gate: F, up: F, dy: F, dGate: F | null, dUp: F | null, accGate: boolean, accUp: boolean): void;
+
+  /**
+   * RoPE's rotation: out (+)= R(direction·angle)·x for every channel pair of
+   * every head. cos and sin are [T, headDim/2] (positions shared by the batch)
+   * or [B·T, headDim/2] (each row its own), host tables; direction −1 is the
+   * inverse rotation (the backward pass).
+   */
+  rope(x: F, out: F, cos: Float32Array, sin: Float32Array, d: RopeDims, direction: 1 | -1, accumulate: boolean): void;
 
   softmaxForward(x: F, out: F, rows: number, cols: number): void;
   softmaxBackward(y: F, dy: F, dx: F, rows: number, cols: number): void;

@@ -46,6 +46,8 @@ export interface DeviceMemory<F> {
   view(s: F, begin: number, length: number): F;
   /** The values of s, once every queued command that writes it has run. */
   read(s: F): Promise<Float32Array>;
+  /** Submit the queued commands without waiting for them (a step nobody reads: its freed memory becomes reusable). */
+  flush(): void;
   /** Resolves when every queued command has finished (rejects with UserError when the device was lost). */
   sync(): Promise<void>;
 }

@@ -1,16 +1,16 @@
 import { Command } from 'commander';
 import { runReferenceCheck, TOLERANCE, type ReferenceReport } from '../reference/check.js';
 import { runLoRAReferenceCheck } from '../reference/lora_check.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { useBackendAsync, withBackendFlags } from './backend_flags.js';
 
 export function referenceCommand(): Command {
-  return withBackendFlags(new Command('reference'))
+  return withBackendFlags(new Command('reference'), { webgpu: true })
     .description('check logits, loss, gradients, one AdamW step and greedy ids against PyTorch\'s numbers in DIR/expected.safetensors')
     .argument('<dir>', 'Hugging Face GPT-2, Llama or Qwen2 directory with expected.safetensors')
     .option('--lora <dir>', 'also check a PEFT LoRA adapter for DIR with its expected.safetensors: logits with the adapter, DPO log-probabilities, loss and adapter gradients, merged weights')
-    .action((dir: string, opts: { backend?: string; threads?: number; lora?: string }) => {
-      console.log(`backend: ${useBackend(opts).description}`);
-      const reports: ReferenceReport[] = [runReferenceCheck(dir)];
+    .action(async (dir: string, opts: { backend?: string; threads?: number; lora?: string }) => {
+      console.log(`backend: ${(await useBackendAsync(opts)).description}`);
+      const reports: ReferenceReport[] = [await runReferenceCheck(dir)];
       if (opts.lora) reports.push(runLoRAReferenceCheck(dir, opts.lora));
       const close = `≤ ${TOLERANCE.gradAbs} abs or ${TOLERANCE.gradRel} rel`;
       const limits: Record<string, string> = {

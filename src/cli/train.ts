@@ -4,10 +4,12 @@ import { Command, Option } from 'commander';
 import { UserError } from '../util/errors.js';
 import { parseTrainOptions, type TrainOptionsInput } from '../train/options.js';
 import { TRAIN_PRESETS } from '../train/presets.js';
-import { train, type TrainSummary } from '../train/trainer.js';
+import { train, trainAsync, type TrainEvents, type TrainRun, type TrainSummary } from '../train/trainer.js';
 import { fablesCorpus } from '../data/fables.js';
-import { bf16Fallback } from '../backend/select.js';
-import { withBackendFlags, useBackend } from './backend_flags.js';
+import { bf16Fallback, describeBackend } from '../backend/select.js';
+import type { Backend } from '../backend/backend.js';
+import { openedWebGpu } from '../backend/webgpu/index.js';
+import { withBackendFlags, useBackend, useBackendAsync } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { Progress } from './progress.js';
 import { readTextFile } from '../io/read_text.js';
@@ -68,39 +70,69 @@ function resolveText(args: { data?: string; resume?: string; builtin?: boolean }
   return path === BUILTIN ? { text: fablesCorpus(), dataPath: BUILTIN } : { text: readTextFile(path), dataPath: path };
 }
 
-export function runTraining(
-  args: { data?: string; out: string; resume?: string; init?: string; builtin?: boolean; backend?: string; threads?: number },
-  raw: TrainOptionsInput,
-): TrainCliResult {
-  let options;
+type TrainCliArgs = { data?: string; out: string; resume?: string; init?: string; builtin?: boolean; backend?: string; threads?: number };
+
+/** Train from the CLI's arguments on a host backend (js, native), printing progress on stderr. */
+export function runTraining(args: TrainCliArgs, raw: TrainOptionsInput): TrainCliResult {
+  const { run, events } = cliRun(args, raw, useBackend(args).backend);
+  return { summary: train(run, events), out: args.out };
+}
+
+/** runTraining on any backend, webgpu included (its device opened first). */
+export async function runTrainingAsync(args: TrainCliArgs, raw: TrainOptionsInput): Promise<TrainCliResult> {
+  const { backend } = await useBackendAsync(args);
+  const { run, events } = cliRun(args, raw, backend);
+  return { summary: await trainAsync(run, events), out: args.out };
+}
+
+function parse(raw: TrainOptionsInput): ReturnType<typeof parseTrainOptions> {
   try {
-    options = parseTrainOptions(raw);
+    return parseTrainOptions(raw);
   } catch (e) {
     throw new UserError((e as Error).message);
   }
+}
+
+/**
+ * Test hook (documented in docs/webgpu.md): ATTN_TEST_LOSE_DEVICE_AFTER_STEP=N
+ * destroys the WebGPU device after step N, as a driver reset or an unplugged
+ * GPU would, so a test can check that the run stops with one line and the last
+ * checkpoint intact.
+ */
+function loseDeviceAfter(): number | null {
+  const v = process.env.ATTN_TEST_LOSE_DEVICE_AFTER_STEP;
+  return v ? Number(v) : null;
+}
+
+/** The run and the progress printing, whichever backend trains. */
+function cliRun(args: TrainCliArgs, raw: TrainOptionsInput, backend: Backend): { run: TrainRun; events: TrainEvents } {
+  const options = parse(raw);
   const { text, dataPath } = resolveText(args);
   checkOutDir(args.out);
-  const { backend, description } = useBackend(args);
+  const description = describeBackend(backend);
   const progress = new Progress(options.logInterval);
   if (options.precision === 'bf16') {
     const note = bf16Fallback(backend);
     if (note) process.stderr.write(`note: ${note}\n`);
   }
-  const summary = train(
-    { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}), ...(args.init ? { init: args.init } : {}) },
-    {
+  const loseAt = backend.name === 'webgpu' ? loseDeviceAfter() : null;
+  return {
+    run: { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}), ...(args.init ? { init: args.init } : {}) },
+    events: {
       onStart: (i) =>
         progress.line(
           `${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'training'}: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ` +
             `${i.trainTokens} train / ${i.valTokens} val tokens, backend ${description}`,
         ),
-      onStep: (s) => progress.step(s),
+      onStep: (s) => {
+        progress.step(s);
+        if (s.step === loseAt) openedWebGpu()?.device.destroy();
+      },
       onEval: (e) => progress.eval(e),
       onCheckpoint: (c) => progress.line(`saved checkpoint at step ${c.step} to ${c.dir}`),
       onTokenizerProgress: tokenizerProgress(`training ${options.tokenizer} tokenizer`),
     },
-  );
-  return { summary, out: args.out };
+  };
 }
 
 export function trainCommand(): Command {
@@ -119,9 +151,9 @@ export function trainCommand(): Command {
     .addOption(new Option('--precision <p>', 'matrix products in fp32, or bf16 operands with FP32 sums (weights, optimizer state, loss and checkpoints stay FP32)').choices(['fp32', 'bf16']))
     .option('--recompute', 'activation recomputation: keep only each block\'s input, recompute the block in the backward pass (less memory, identical gradients, about a third slower)')
     .addOption(new Option('--preset <name>', `a named recipe (flags given beside it override its settings): ${Object.entries(TRAIN_PRESETS).map(([k, p]) => `${k}: ${p.description}`).join('; ')}`).choices(Object.keys(TRAIN_PRESETS)));
-  withBackendFlags(cmd);
+  withBackendFlags(cmd, { webgpu: true });
   for (const [flag, , parse, help] of HYPER) cmd.option(flag, help, parse);
-  cmd.action((opts: Record<string, unknown>) => {
+  cmd.action(async (opts: Record<string, unknown>) => {
     const preset = opts.preset ? TRAIN_PRESETS[opts.preset as string]! : null;
     if (preset && (opts.resume || opts.init)) throw new UserError('--preset starts a fresh run; it excludes --resume and --init');
     if (preset && !opts.data && !opts.builtin) {
@@ -153,7 +185,7 @@ export function trainCommand(): Command {
       if (ignored.length) process.stderr.write(`note: on --resume only --max-iters applies; the checkpoint's settings are kept (ignoring ${ignored.join(', ')})\n`);
     }
     const out = cmd.getOptionValueSource('out') === 'cli' || !opts.resume ? (opts.out as string) : (opts.resume as string);
-    const { summary } = runTraining(
+    const { summary } = await runTrainingAsync(
       {
         ...(opts.data ? { data: opts.data as string } : {}),
         builtin: Boolean(opts.builtin),

@@ -7,6 +7,10 @@ import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEnt
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Rng } from '../util/rng.js';
 import type { AdamW } from '../optim/adamw.js';
+import { backend } from '../backend/index.js';
+import { isHost } from '../backend/storage.js';
+import { withHostValues } from '../nn/placement.js';
+import { readStorage } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { RngState } from '../util/rng.js';
 import type { TrainOptions } from './options.js';
@@ -22,12 +26,33 @@ export interface TrainerState {
   tokens: number;
 }
 
-/** Write model, tokenizer, optimizer moments and trainer state as one atomic directory. */
+/**
+ * Write model, tokenizer, optimizer moments and trainer state as one atomic
+ * directory. Host backends; a device backend saves with saveCheckpointAsync.
+ */
 export function saveCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState): void {
+  const { mAll, vAll } = opt;
+  if (!isHost(mAll) || !isHost(vAll)) throw new Error('saveCheckpoint: the optimizer state is on the device (saveCheckpointAsync)');
+  writeCheckpoint(dir, model, tokenizer, opt, state, mAll, vAll);
+}
+
+/**
+ * saveCheckpoint on any backend: the weights and the Adam moments read back
+ * from the device once, then the same atomic write. The device copies stay
+ * where they are; if the device is lost during the reads nothing is written
+ * and the last checkpoint is left as it was.
+ */
+export async function saveCheckpointAsync(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState): Promise<void> {
+  const [mAll, vAll] = await Promise.all([readStorage(opt.mAll), readStorage(opt.vAll)]);
+  await withHostValues(model.parameters(), () => writeCheckpoint(dir, model, tokenizer, opt, state, mAll, vAll));
+}
+
+function writeCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, mAll: Float32Array, vAll: Float32Array): void {
   const moments = new Map<string, TensorEntry>();
   for (const [name, p] of opt.params) {
-    moments.set(`exp_avg.${name}`, { dtype: 'F32', shape: p.shape, data: opt.m.get(name)! });
-    moments.set(`exp_avg_sq.${name}`, { dtype: 'F32', shape: p.shape, data: opt.v.get(name)! });
+    const at = opt.arena.offsets.get(name)!;
+    moments.set(`exp_avg.${name}`, { dtype: 'F32', shape: p.shape, data: mAll.subarray(at, at + p.size) });
+    moments.set(`exp_avg_sq.${name}`, { dtype: 'F32', shape: p.shape, data: vAll.subarray(at, at + p.size) });
   }
   writeDirAtomic(dir, {
     ...modelFiles(model, tokenizer),
@@ -66,16 +91,18 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   }
 }
 
-/** Put saved Adam moments back into a fresh optimizer, checking every shape. */
+/** Put saved Adam moments back into a fresh optimizer, checking every shape (uploaded once to a device backend). */
 export function restoreOptimizer(opt: AdamW, moments: Map<string, TensorEntry>, step: number, source: string): void {
-  for (const [name, p] of opt.params) {
-    for (const [prefix, target] of [['exp_avg', opt.m], ['exp_avg_sq', opt.v]] as const) {
+  for (const [prefix, all] of [['exp_avg', opt.mAll], ['exp_avg_sq', opt.vAll]] as const) {
+    const values = isHost(all) ? all : new Float32Array(all.length);
+    for (const [name, p] of opt.params) {
       const t = moments.get(`${prefix}.${name}`);
       if (!t || !(t.data instanceof Float32Array) || t.data.length !== p.size) {
         throw new UserError(`${source}: optimizer state ${prefix}.${name} is missing or has the wrong size`);
       }
-      target.get(name)!.set(t.data);
+      values.set(t.data, opt.arena.offsets.get(name)!);
     }
+    if (!isHost(all)) backend().device!.write(all, values);
   }
   opt.step = step;
 }

@@ -13,11 +13,24 @@
  * checkpoints at the trainer's intervals, resuming from step0, and the NaN
  * guard — a loss that stops being a number stops the run with DivergedError
  * *before* anything is saved, so the last good checkpoint survives.
+ *
+ * One loop, two drivers. On a host backend every number exists the moment a
+ * step returns; on a device backend (webgpu) a number exists only after an
+ * await, and waiting at every step would leave the GPU idle while JavaScript
+ * queues the next one. Rather than keep two copies of the loop, it is written
+ * once as a generator that `yield`s wherever it needs a result — a step's
+ * loss, an evaluation, a save — and is handed the result back:
+ *   - runTraining hands results straight back: synchronous, for host backends;
+ *   - runTrainingAsync awaits them, on any backend. On a device backend it
+ *     reads a step's loss back only every `readInterval` steps (the log
+ *     interval) and at evaluation steps; the steps between are queued whole
+ *     (forward, backward, clipping on the device, AdamW) and never waited for.
  */
+import { backend } from '../backend/index.js';
 import type { AdamW } from '../optim/adamw.js';
 import { learningRate, type ScheduleOptions } from '../optim/schedule.js';
 import { UserError } from '../util/errors.js';
-import { trainStep, type Objective } from './step.js';
+import { queueTrainStep, trainStep, trainStepAsync, type Objective, type StepResult, type StepSettings } from './step.js';
 
 /** Thrown when the loss stops being a number; the last good checkpoint is kept. */
 export class DivergedError extends UserError {}
@@ -27,7 +40,11 @@ export interface LoopStep {
   /** Steps done (1-based after the first step) and the step the run stops at. */
   step: number;
   maxSteps: number;
-  /** Mean loss of this step's micro-batches, and the step's learning rate and pre-clip gradient norm. */
+  /**
+   * Mean loss of this step's micro-batches, and the step's learning rate and
+   * pre-clip gradient norm. On a device backend, the loss and norm of the last
+   * step read back (every readInterval steps; NaN before the first).
+   */
   loss: number;
   lr: number;
   gradNorm: number;
@@ -88,9 +105,15 @@ export interface TrainingLoop<B> {
    * Measure held-out quality after `step` steps. Returns the losses it
    * measured, if any: the NaN guard checks them before anything is saved.
    */
-  evaluate(step: number): readonly number[] | void;
+  evaluate(step: number): Awaitable<readonly number[] | void>;
   /** Where and how to save a checkpoint after `step` steps (atomically: a failed save keeps the last one). */
-  checkpoint?: { dir: string; save(step: number): void };
+  checkpoint?: { dir: string; save(step: number): unknown /* on a device backend, a promise the loop awaits */ };
+  /**
+   * runTrainingAsync on a device backend: read the loss back every this many
+   * steps (default 1), and always at evaluation steps and the last step. A
+   * loss that is not a number is caught at the next read — before any save.
+   */
+  readInterval?: number;
   /** Where the last good checkpoint is before this call saves one (the directory resumed from). */
   savedIn?: string;
   onStep?(p: LoopStep): void;
@@ -105,11 +128,14 @@ export interface TrainingLoop<B> {
   scheduleStep?(step: number): number;
 }
 
+/** A value, or — where a device backend has it only later — a promise of it (runTrainingAsync awaits it). */
+export type Awaitable<T> = T | Promise<T>;
+
 export interface LoopResult {
   /** Steps done in all (including those before a resume), and in this call. */
   step: number;
   steps: number;
-  /** The last step's loss (NaN if no step ran). */
+  /** The last step's loss (NaN if no step ran); on a device backend, the last one read back. */
   loss: number;
   /** Wall time of this call's steps (evaluation and saving excluded) and their items. */
   seconds: number;
@@ -121,49 +147,80 @@ export interface LoopResult {
  * trainer's evaluation points evaluate, then checkpoint. When no step runs
  * (resumed at the end, or zero steps asked for) it still evaluates once so
  * the summary has numbers, and saves only a run that did not resume (a
- * resumed one has nothing new to save).
+ * resumed one has nothing new to save). Host backends only: every callback
+ * must return its value, not a promise.
  */
 export function runTraining<B>(l: TrainingLoop<B>): LoopResult {
+  const run = loop(l, (batches, s) => trainStep(l.opt, l.objective, batches, s));
+  let next = run.next();
+  while (!next.done) {
+    if (next.value instanceof Promise) throw new Error('runTraining: a callback returned a promise; train on a device backend with runTrainingAsync');
+    next = run.next(next.value);
+  }
+  return next.value;
+}
+
+/** runTraining on any backend: awaits what the loop waits for (on a device backend, only at read, evaluation and save steps). */
+export async function runTrainingAsync<B>(l: TrainingLoop<B>): Promise<LoopResult> {
+  const onDevice = backend().device !== undefined;
+  const run = loop(l, (batches, s, read) =>
+    read || !onDevice ? trainStepAsync(l.opt, l.objective, batches, s) : queueTrainStep(l.opt, l.objective, batches, s));
+  let next = run.next();
+  while (!next.done) next = run.next(await next.value);
+  return next.value;
+}
+
+/** One step: its result, or null for a device step queued without reading its loss back. */
+type TakeStep<B> = (batches: B[], s: StepSettings, read: boolean) => Awaitable<StepResult | null>;
+
+/**
+ * The loop itself, for both drivers. Each `yield` hands the driver something
+ * that may still be pending (a step, an evaluation, a save) and resumes with
+ * its value.
+ */
+function* loop<B>(l: TrainingLoop<B>, takeStep: TakeStep<B>): Generator<unknown, LoopResult, unknown> {
   const step0 = l.step0 ?? 0;
+  const readInterval = Math.max(1, l.readInterval ?? 1);
   let step = step0;
   let savedIn = l.savedIn;
   let loss = NaN;
+  let gradNorm = NaN;
   let seconds = 0;
   let items = 0;
   let evaluatedAt = -1;
-  const evaluateAndSave = (save: boolean): void => {
-    const losses = l.evaluate(step) ?? [];
+  function* evaluateAndSave(save: boolean): Generator<unknown, void, unknown> {
+    const losses = ((yield l.evaluate(step)) as readonly number[] | void) ?? [];
     if (losses.some((v) => !Number.isFinite(v))) throw diverged(`in the evaluation after step ${step}`, savedIn);
     evaluatedAt = step;
     if (save && l.checkpoint) {
-      l.checkpoint.save(step);
+      yield l.checkpoint.save(step);
       savedIn = l.checkpoint.dir;
       l.onCheckpoint?.({ step, dir: savedIn });
     }
-  };
+  }
 
   let lastDt = 0;
   while (step < l.maxSteps && !l.stopBefore?.(lastDt)) {
     const t0 = performance.now();
     const lr = learningRate(l.scheduleStep?.(step) ?? step, l.schedule);
     const batches = l.nextBatches(step);
-    const r = trainStep(l.opt, l.objective, batches, { lr, gradClip: l.gradClip });
-    if (!Number.isFinite(r.loss)) throw diverged(`at step ${step + 1}`, savedIn);
+    const evaluating = (step + 1) % l.evalInterval === 0 || step + 1 === l.maxSteps;
+    const r = (yield takeStep(batches, { lr, gradClip: l.gradClip }, evaluating || (step + 1) % readInterval === 0)) as StepResult | null;
+    if (r && !Number.isFinite(r.loss)) throw diverged(`at step ${step + 1}`, savedIn);
     step++;
     const dt = (performance.now() - t0) / 1000;
     lastDt = dt;
     const n = batches.reduce((sum, b) => sum + l.size(b), 0);
-    loss = r.loss;
+    if (r) ({ loss, gradNorm } = r);
     seconds += dt;
     items += n;
     const taken = step - step0;
-    l.onStep?.({ step, maxSteps: l.maxSteps, loss, lr, gradNorm: r.gradNorm, items: n, seconds: dt, itemsPerSecond: items / seconds, eta: ((l.maxSteps - step) * seconds) / taken });
-    if (step % l.evalInterval === 0 || step === l.maxSteps) evaluateAndSave(true);
+    l.onStep?.({ step, maxSteps: l.maxSteps, loss, lr, gradNorm, items: n, seconds: dt, itemsPerSecond: items / seconds, eta: ((l.maxSteps - step) * seconds) / taken });
+    if (evaluating) yield* evaluateAndSave(true);
   }
-  if (evaluatedAt !== step) evaluateAndSave(step0 === 0);
+  if (evaluatedAt !== step) yield* evaluateAndSave(step0 === 0);
   return { step, steps: step - step0, loss, seconds, items };
 }
-
 function diverged(where: string, savedIn: string | undefined): DivergedError {
   const kept = savedIn ? ` The last good checkpoint is kept in ${savedIn}.` : '';
   return new DivergedError(`training diverged: loss is not finite ${where} (try a lower --lr).${kept}`);

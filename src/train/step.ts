@@ -20,9 +20,9 @@
 import { backend } from '../backend/index.js';
 import { DeviceValuesError, isHost, type Storage } from '../backend/storage.js';
 import type { AdamW } from '../optim/adamw.js';
-import { clipToNorm, squaredNorm } from '../optim/clip.js';
+import { clipToNorm, clipToNormQueued, squaredNorm } from '../optim/clip.js';
 import { backward } from '../tensor/autograd.js';
-import { allocStorage, copyStorage, readStorage, viewStorage, type Tensor } from '../tensor/tensor.js';
+import { allocStorage, copyStorage, readStorage, releaseStorage, viewStorage, type Tensor } from '../tensor/tensor.js';
 
 /** What a training run minimises: a batch in, a scalar loss out. */
 export interface Objective<B> {
@@ -66,7 +66,29 @@ export function trainStep<B>(opt: AdamW, objective: Objective<B>, batches: reado
 /** trainStep on any backend: forward, backward and the gradient norm queued, one read, then clip and AdamW queued. */
 export async function trainStepAsync<B>(opt: AdamW, objective: Objective<B>, batches: readonly B[], s: StepSettings): Promise<StepResult> {
   const numbers = queueGradients(opt, objective, batches);
-  return update(opt, await readStorage(numbers), batches.length, s);
+  if (isHost(numbers)) return update(opt, numbers, batches.length, s);
+  const values = await readStorage(numbers);
+  releaseStorage(numbers);
+  return update(opt, values, batches.length, s);
+}
+
+/**
+ * A device step nothing waits for: forward, backward, the gradient norm,
+ * clipping by it (clipToNormQueued: the norm never leaves the device) and
+ * AdamW, all queued and submitted. Its loss is not read, so a loss that is
+ * not a number is not caught here: the update is made, and the next step
+ * that reads (runTrainingAsync reads at every log and evaluation step,
+ * before any save) stops the run with the last checkpoint intact.
+ */
+export function queueTrainStep<B>(opt: AdamW, objective: Objective<B>, batches: readonly B[], s: StepSettings): null {
+  const device = backend().device;
+  if (!device) throw new Error('queueTrainStep runs on a device backend (a host step reads its loss at once: trainStep)');
+  const numbers = queueGradients(opt, objective, batches);
+  clipToNormQueued([opt.arena.grad], viewStorage(numbers, batches.length, 1), s.gradClip);
+  opt.update(s.lr);
+  releaseStorage(numbers);
+  device.flush();
+  return null;
 }
 
 /**

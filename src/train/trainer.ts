@@ -12,10 +12,12 @@ import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { withPrecision } from '../tensor/precision.js';
 import { Rng } from '../util/rng.js';
-import { loadCheckpoint, restoreOptimizer, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { backend } from '../backend/index.js';
+import { loadCheckpoint, restoreOptimizer, saveCheckpoint, saveCheckpointAsync, type TrainerState } from './checkpoint.js';
 import { TokenDataset } from './data.js';
-import { estimateLoss, validationLoss } from './evaluate.js';
-import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
+import { queueEstimateLoss, queueValidationLoss, type EvalResult } from './evaluate.js';
+import { runTraining, runTrainingAsync, tokenStepInfo, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
+import type { Batch } from './data.js';
 import { nextTokenObjective } from './next_token.js';
 import type { TrainOptions } from './options.js';
 
@@ -60,12 +62,32 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex
 /**
  * Train a GPT on `run.text`: next-token prediction on random windows of the
  * text (gradAccum micro-batches per step), through the shared loop — which
- * evaluates and checkpoints every evalInterval steps and at the end.
+ * evaluates and checkpoints every evalInterval steps and at the end. Host
+ * backends; trainAsync trains on any backend.
  */
 export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
+  const t = trainingRun(run, events);
+  return t.summary(runTraining(t.loop));
+}
+
+/**
+ * train on any backend. On a device backend (webgpu) the weights and the
+ * optimizer state live on the device from the first step to the last: the
+ * loss is read back every logInterval steps, an evaluation reads back only
+ * its losses, a checkpoint reads the weights once, and a resumed run uploads
+ * them once.
+ */
+export async function trainAsync(run: TrainRun, events: TrainEvents = {}): Promise<TrainSummary> {
+  const t = trainingRun(run, events);
+  return t.summary(await runTrainingAsync(t.loop));
+}
+
+/** The loop of one run (for either driver), and how its result becomes the summary. */
+function trainingRun(run: TrainRun, events: TrainEvents): { loop: TrainingLoop<Batch>; summary(result: LoopResult): TrainSummary } {
   const setup = run.resume ? resumeSetup(run) : run.init ? initSetup(run) : freshSetup(run, events);
   const { model, tokenizer, opt, batchRng, state } = setup;
   const o = state.options;
+  const onDevice = backend().device !== undefined;
   // Special tokens in the training text (e.g. <|endoftext|> between documents) mean themselves.
   const data = new TokenDataset(tokenizer.encode(run.text, { allowedSpecial: 'all' }), o.blockSize);
   state.data.tokens = data.train.length + data.val.length;
@@ -78,7 +100,14 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
   const precision = o.precision ?? 'fp32';
   model.recompute = o.recompute ?? false;
   const nextToken = nextTokenObjective(model, o.blockSize);
-  const result = runTraining({
+  const record = (step: number, sampled: EvalResult, full: number | null): number[] => {
+    const r = full === null ? sampled : { train: sampled.train, val: full };
+    last = { step, trainLoss: r.train, valLoss: r.val };
+    state.history.push({ step, train_loss: r.train, val_loss: r.val });
+    events.onEval?.(last);
+    return [r.train, r.val];
+  };
+  const loop: TrainingLoop<Batch> = {
     opt,
     objective: { loss: (batch) => withPrecision(precision, () => nextToken.loss(batch)) },
     step0: state.step,
@@ -88,22 +117,22 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
     nextBatches: () => Array.from({ length: o.gradAccum }, () => data.batch('train', o.batchSize, batchRng)),
     size: (b) => b.x.length,
     evalInterval: o.evalInterval,
+    readInterval: o.logInterval,
     evaluate: (step) => {
-      const r = withPrecision(precision, () => {
-        const sampled = estimateLoss(model, data, o.batchSize, o.evalIters, o.seed);
-        return o.fullValidation ? { train: sampled.train, val: validationLoss(model, data, o.batchSize) } : sampled;
-      });
-      last = { step, trainLoss: r.train, valLoss: r.val };
-      state.history.push({ step, train_loss: r.train, val_loss: r.val });
-      events.onEval?.(last);
-      return [r.train, r.val];
+      // Queued on the backend (the forward passes in the run's precision), then read: at once on a host, after one wait on a device.
+      const { sampled, full } = withPrecision(precision, () => ({
+        sampled: queueEstimateLoss(model, data, o.batchSize, o.evalIters, o.seed),
+        full: o.fullValidation ? queueValidationLoss(model, data, o.batchSize) : null,
+      }));
+      if (!onDevice) return record(step, sampled.now(), full?.now() ?? null);
+      return (async () => record(step, await sampled.read(), full ? await full.read() : null))();
     },
     checkpoint: run.out
       ? {
           dir: run.out,
           save: () => {
             state.rng = { batch: batchRng.getState(), model: model.rng.getState() };
-            saveCheckpoint(run.out!, model, tokenizer, opt, state);
+            return onDevice ? saveCheckpointAsync(run.out!, model, tokenizer, opt, state) : saveCheckpoint(run.out!, model, tokenizer, opt, state);
           },
         }
       : undefined,
@@ -116,15 +145,18 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
       state.tokens += p.items;
       events.onStep?.(tokenStepInfo(p));
     },
-  });
-  const final = last as EvalInfo | null;
-  return {
-    step: result.step,
-    train_loss: final?.trainLoss ?? NaN,
-    val_loss: final?.valLoss ?? NaN,
-    tokens_per_s: result.steps ? result.items / result.seconds : 0,
-    seconds: state.seconds,
   };
+  const summary = (result: LoopResult): TrainSummary => {
+    const final = last as EvalInfo | null;
+    return {
+      step: result.step,
+      train_loss: final?.trainLoss ?? NaN,
+      val_loss: final?.valLoss ?? NaN,
+      tokens_per_s: result.steps ? result.items / result.seconds : 0,
+      seconds: state.seconds,
+    };
+  };
+  return { loop, summary };
 }
 
 /**

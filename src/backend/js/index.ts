@@ -12,6 +12,7 @@ import { linearInt8 } from './int8.js';
 import { linearQuantized } from './quantized.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
+import { rope } from './rope.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
 import { swigluBackward, swigluForward } from './swiglu.js';
 
@@ -25,6 +26,7 @@ export const jsBackend: Backend<Float32Array> = {
   unaryBackward,
   swigluForward,
   swigluBackward,
+  rope,
   softmaxForward,
   softmaxBackward,
   layerNormForward,

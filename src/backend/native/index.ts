@@ -117,6 +117,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     },
     swigluForward: (g, u, out) => a.swigluForward(g, u, out),
     swigluBackward: (g, u, dy, dg, du, accG, accU) => a.swigluBackward(g, u, dy, dg, du, accG, accU),
+    rope: (x, out, cos, sin, d, dir, acc) => jsBackend.rope(x, out, cos, sin, d, dir, acc), // memory-bound and small: the js loop
     softmaxForward: (x, out, rows, cols) => a.softmaxForward(x, out, rows, cols),
     layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNormForward(x, w, b, out, mean, rstd, rows, cols, eps),
     layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc),

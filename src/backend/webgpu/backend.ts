@@ -12,6 +12,8 @@ import { sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
 import { layerNormBackward, layerNormForward } from './kernels/layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './kernels/rmsnorm.js';
+import { rope } from './kernels/rope.js';
+import { swigluBackward, swigluForward } from './kernels/swiglu.js';
 import { softmaxBackward, softmaxForward } from './kernels/softmax.js';
 
 /**
@@ -81,6 +83,7 @@ function deviceMemory(ctx: GpuContext): DeviceMemory<GpuArray> {
       return arrayOf(s.buffer, s.offset + begin, length, false);
     },
     read: (s) => ctx.read(s.buffer, s.offset, s.length),
+    flush: () => ctx.flush(),
     sync: () => ctx.sync(),
   };
 }
@@ -189,7 +192,9 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     attentionPaged: () => unsupported('attentionPaged'),
     linearInt8: () => unsupported('linearInt8'),
     linearQuantized: () => unsupported('linearQuantized (GGUF block formats)'),
-    swigluForward: () => unsupported('swiglu'),
-    swigluBackward: () => unsupported('swiglu'),
+    swigluForward: (g, u, out) => swigluForward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(out, 'swiglu')),
+    swigluBackward: (g, u, dy, dg, du, accG, accU) =>
+      swigluBackward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(dy, 'swiglu'), dg && gpu(dg, 'swiglu'), du && gpu(du, 'swiglu'), accG, accU),
+    rope: (x, out, cos, sin, d, dir, acc) => rope(ctx, gpu(x, 'rope'), gpu(out, 'rope'), cos, sin, d, dir, acc),
   };
 }

@@ -195,7 +195,8 @@ export class GpuContext {
   /** A storage buffer holding at least `elements` zeroed 4-byte elements. */
   zeros(elements: number): GPUBuffer {
     const b = this.buffer(elements * 4);
-    this.commands().clearBuffer(b);
+    // Counted as pending work: a queue write into b must first submit this clear, or the clear would land after it.
+    this.encode((e) => e.clearBuffer(b));
     return b;
   }
 

@@ -1,3 +1,4 @@
+import { backend } from '../../backend/index.js';
 import { UserError } from '../../util/errors.js';
 import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
@@ -66,11 +67,13 @@ export function rope(x: Tensor, nHead: number, positions?: ArrayLike<number>, op
   const pos = positions ?? Int32Array.from({ length: T }, (_, i) => i);
   if (pos.length !== T && pos.length !== B * T) throw new Error(`rope: ${pos.length} positions for ${B}×${T} slots`);
   const { cos, sin } = ropeAngles(pos, D, opts.base ?? 10000, opts.scaling ?? null);
-  const pairs = opts.layout === 'half' ? halfPairs(D) : interleavedPairs(D);
-  const out = Tensor.zeros(x.shape);
-  rotate(x.data, out.data, cos, sin, pairs, B, T, nHead, D, 1);
+  const dims = { B, T, nHead, headDim: D, layout: opts.layout ?? 'interleaved' } as const;
+  const out = Tensor.empty(x.shape);
+  backend().rope(x.storage, out.storage, cos, sin, dims, 1, false);
   return record(out, [x], 'rope', () => {
-    if (x.requiresGrad) rotate(out.grad!, x.ensureGrad(), cos, sin, pairs, B, T, nHead, D, -1, true);
+    if (!x.requiresGrad) return;
+    const { grad, accumulate } = x.gradSink();
+    backend().rope(out.gradStorage!, grad, cos, sin, dims, -1, accumulate);
   });
 }
 
@@ -159,51 +162,4 @@ function ropeAngles(pos: ArrayLike<number>, D: number, base: number, scaling: Ro
     }
   }
   return { cos, sin };
-}
-
-/** The two channels of pair i, as two index lists. */
-interface Pairs {
-  first: Int32Array;
-  second: Int32Array;
-}
-
-const interleavedPairs = (D: number): Pairs => ({
-  first: Int32Array.from({ length: D / 2 }, (_, i) => 2 * i),
-  second: Int32Array.from({ length: D / 2 }, (_, i) => 2 * i + 1),
-});
-
-const halfPairs = (D: number): Pairs => ({
-  first: Int32Array.from({ length: D / 2 }, (_, i) => i),
-  second: Int32Array.from({ length: D / 2 }, (_, i) => i + D / 2),
-});
-
-/** out (+)= R(direction·angle)·x for each channel pair. */
-function rotate(src: Float32Array, dst: Float32Array, cos: Float32Array, sin: Float32Array, pairs: Pairs, B: number, T: number, H: number, D: number, direction: 1 | -1, accumulate = false): void {
-  const half = D / 2;
-  const { first, second } = pairs;
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      for (let h = 0; h < H; h++) {
-        const o = ((b * T + t) * H + h) * D;
-        const a = (cos.length === T * half ? t : b * T + t) * half; // shared or per-row positions
-        for (let i = 0; i < half; i++) {
-          const c = cos[a + i]!;
-          const s = direction * sin[a + i]!;
-          const i0 = o + first[i]!;
-          const i1 = o + second[i]!;
-          const x0 = src[i0]!;
-          const x1 = src[i1]!;
-          const y0 = x0 * c - x1 * s;
-          const y1 = x0 * s + x1 * c;
-          if (accumulate) {
-            dst[i0] = dst[i0]! + y0;
-            dst[i1] = dst[i1]! + y1;
-          } else {
-            dst[i0] = y0;
-            dst[i1] = y1;
-          }
-        }
-      }
-    }
-  }
 }
