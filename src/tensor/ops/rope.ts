@@ -67,7 +67,7 @@ export function rope(x: Tensor, nHead: number, positions?: ArrayLike<number>, op
   if (pos.length !== T && pos.length !== B * T) throw new Error(`rope: ${pos.length} positions for ${B}×${T} slots`);
   const { cos, sin } = ropeAngles(pos, D, opts.base ?? 10000, opts.scaling ?? null);
   const pairs = opts.layout === 'half' ? halfPairs(D) : interleavedPairs(D);
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape); // every channel is written
   rotate(x.data, out.data, cos, sin, pairs, B, T, nHead, D, 1);
   return record(out, [x], 'rope', () => {
     if (x.requiresGrad) rotate(out.grad!, x.ensureGrad(), cos, sin, pairs, B, T, nHead, D, -1, true);
@@ -143,8 +143,30 @@ export function ropeFrequencies(D: number, base: number, scaling: RopeScaling | 
   }
 }
 
+/**
+ * The last angles computed, kept: a forward pass rotates queries and keys of
+ * every layer at the same positions (60 calls a token for a 30-layer model),
+ * and the trigonometry of a 256-token prompt is 16 000 cos/sin pairs a call.
+ * The tables are never written after they are made, so sharing them is safe.
+ */
+let lastAngles: { pos: Float64Array; D: number; base: number; scaling: RopeScaling | null; cos: Float32Array; sin: Float32Array } | null = null;
+
+function sameAngles(pos: ArrayLike<number>, D: number, base: number, scaling: RopeScaling | null): boolean {
+  const l = lastAngles;
+  if (!l || l.D !== D || l.base !== base || l.scaling !== scaling || l.pos.length !== pos.length) return false;
+  for (let t = 0; t < pos.length; t++) if (l.pos[t] !== pos[t]) return false;
+  return true;
+}
+
 /** cos and sin of p·θᵢ (times the attention factor) for every position given and pair: [positions, D/2] each. */
 function ropeAngles(pos: ArrayLike<number>, D: number, base: number, scaling: RopeScaling | null): { cos: Float32Array; sin: Float32Array } {
+  if (sameAngles(pos, D, base, scaling)) return lastAngles!;
+  const angles = computeAngles(pos, D, base, scaling);
+  lastAngles = { pos: Float64Array.from(pos), D, base, scaling, ...angles };
+  return angles;
+}
+
+function computeAngles(pos: ArrayLike<number>, D: number, base: number, scaling: RopeScaling | null): { cos: Float32Array; sin: Float32Array } {
   const half = D / 2;
   let maxPos = 0;
   for (let t = 0; t < pos.length; t++) maxPos = Math.max(maxPos, pos[t]!);
@@ -167,15 +189,24 @@ interface Pairs {
   second: Int32Array;
 }
 
-const interleavedPairs = (D: number): Pairs => ({
+/** Pair index lists by layout and head size, made once (read-only). */
+const pairTables = new Map<string, Pairs>();
+const pairsOf = (layout: RopeLayout, D: number, make: () => Pairs): Pairs => {
+  const key = `${layout}:${D}`;
+  let p = pairTables.get(key);
+  if (!p) pairTables.set(key, (p = make()));
+  return p;
+};
+
+const interleavedPairs = (D: number): Pairs => pairsOf('interleaved', D, () => ({
   first: Int32Array.from({ length: D / 2 }, (_, i) => 2 * i),
   second: Int32Array.from({ length: D / 2 }, (_, i) => 2 * i + 1),
-});
+}));
 
-const halfPairs = (D: number): Pairs => ({
+const halfPairs = (D: number): Pairs => pairsOf('half', D, () => ({
   first: Int32Array.from({ length: D / 2 }, (_, i) => i),
   second: Int32Array.from({ length: D / 2 }, (_, i) => i + D / 2),
-});
+}));
 
 /** out (+)= R(direction·angle)·x for each channel pair. */
 function rotate(src: Float32Array, dst: Float32Array, cos: Float32Array, sin: Float32Array, pairs: Pairs, B: number, T: number, H: number, D: number, direction: 1 | -1, accumulate = false): void {
