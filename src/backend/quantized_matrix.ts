@@ -67,13 +67,10 @@ export function canInterleave(m: QuantizedMatrix): boolean {
   return (m.type === 'q4_0' || m.type === 'q8_0') && m.rows % INTERLEAVE === 0;
 }
 
-/** Byte offsets of row `row`'s block `b` in the interleaved layout: its scale, and its quant bytes 4 at a time. */
-function interleavedBlock(m: QuantizedMatrix, row: number, b: number): { scale: number; quads: number[] } {
-  const { bytes } = QUANT_BLOCKS[m.type];
-  const blocks = m.cols / 32;
-  const r = row % INTERLEAVE;
-  const p = (Math.floor(row / INTERLEAVE) * blocks + b) * INTERLEAVE * bytes;
-  return { scale: p + 2 * r, quads: Array.from({ length: (bytes - 2) / 4 }, (_, i) => p + 32 + 64 * i + 4 * r) };
+/** Where row `row`'s block `b` starts in the interleaved layout: its group-block, and the row's lane in it. */
+function groupBlock(m: QuantizedMatrix, row: number, b: number): { p: number; r: number } {
+  const group = Math.floor(row / INTERLEAVE);
+  return { p: (group * (m.cols / 32) + b) * INTERLEAVE * QUANT_BLOCKS[m.type].bytes, r: row % INTERLEAVE };
 }
 
 /**
@@ -85,10 +82,12 @@ export function storedRow(m: QuantizedMatrix, row: number): Uint8Array {
   if ((m.layout ?? 'ggml') === 'ggml') return m.data.subarray(row * rb, (row + 1) * rb);
   const { bytes } = QUANT_BLOCKS[m.type];
   const out = new Uint8Array(rb);
-  for (let b = 0; b < m.cols / 32; b++) {
-    const { scale, quads } = interleavedBlock(m, row, b);
-    out.set(m.data.subarray(scale, scale + 2), b * bytes);
-    quads.forEach((q, i) => out.set(m.data.subarray(q, q + 4), b * bytes + 2 + 4 * i));
+  const d = m.data;
+  for (let b = 0, o = 0; b < m.cols / 32; b++, o += bytes) {
+    const { p, r } = groupBlock(m, row, b);
+    out[o] = d[p + 2 * r]!;
+    out[o + 1] = d[p + 2 * r + 1]!;
+    for (let j = 0; j < bytes - 2; j++) out[o + 2 + j] = d[p + 32 + 64 * (j >> 2) + 4 * r + (j & 3)]!;
   }
   return out;
 }
@@ -101,14 +100,16 @@ export function storedRow(m: QuantizedMatrix, row: number): Uint8Array {
 export function interleaveRows16(m: QuantizedMatrix): void {
   if (!canInterleave(m)) throw new Error(`interleaveRows16: a ${m.rows}×${m.cols} ${m.type} matrix cannot be interleaved (q4_0 or q8_0, rows a multiple of 16)`);
   if (m.layout === 'rows16') return;
-  const rows = Array.from({ length: m.rows }, (_, r) => storedRow(m, r).slice());
   const { bytes } = QUANT_BLOCKS[m.type];
+  const rows = Array.from({ length: m.rows }, (_, r) => storedRow(m, r).slice());
   m.layout = 'rows16';
+  const d = m.data;
   rows.forEach((row, r) => {
-    for (let b = 0; b < m.cols / 32; b++) {
-      const { scale, quads } = interleavedBlock(m, r, b);
-      m.data.set(row.subarray(b * bytes, b * bytes + 2), scale);
-      quads.forEach((q, i) => m.data.set(row.subarray(b * bytes + 2 + 4 * i, b * bytes + 6 + 4 * i), q));
+    for (let b = 0, o = 0; b < m.cols / 32; b++, o += bytes) {
+      const { p, r: lane } = groupBlock(m, r, b);
+      d[p + 2 * lane] = row[o]!;
+      d[p + 2 * lane + 1] = row[o + 1]!;
+      for (let j = 0; j < bytes - 2; j++) d[p + 32 + 64 * (j >> 2) + 4 * lane + (j & 3)] = row[o + 2 + j]!;
     }
   });
 }
