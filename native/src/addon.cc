@@ -205,12 +205,35 @@ Napi::Value LinearInt8(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// linearQuantized(x, M, type (ggml's number), w (Uint8Array of blocks), N, K, bias|null, y): y = x·Wᵀ + bias
+// linearQuantized(x, M, type (ggml's number), w (Uint8Array of blocks), N, K, bias|null, y, interleave?): y = x·Wᵀ + bias
 Napi::Value LinearQuantized(const Napi::CallbackInfo& info) {
   auto w = info[3].As<Napi::Uint8Array>();
   attn::QuantLinear g{I(info, 2), I(info, 1), I(info, 4), I(info, 5), F(info, 0), w.Data(), F(info, 6), F(info, 7)};
+  g.interleave = info.Length() > 8 ? I(info, 8) : 0;
+  if (g.interleave && (g.interleave != attn::INTERLEAVE || g.N % attn::INTERLEAVE || (g.type != attn::QUANT_Q4_0 && g.type != attn::QUANT_Q8_0))) {
+    Napi::Error::New(info.Env(), "linearQuantized: interleaved rows need q4_0 or q8_0 and a multiple of 16 rows").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
   attn::linear_quantized(g);
   return info.Env().Undefined();
+}
+
+// interleaveQuantRows(type, w, N, K): w (q4_0 or q8_0, N a multiple of 16) rewritten in place into the interleaved layout.
+Napi::Value InterleaveQuantRows(const Napi::CallbackInfo& info) {
+  const int type = I(info, 0), N = I(info, 2), K = I(info, 3);
+  auto w = info[1].As<Napi::Uint8Array>();
+  const long bytes = (long)N * (K / 32) * (type == attn::QUANT_Q8_0 ? 34 : 18);
+  if ((type != attn::QUANT_Q4_0 && type != attn::QUANT_Q8_0) || N % attn::INTERLEAVE || K % 32 || (long)w.ByteLength() != bytes) {
+    Napi::Error::New(info.Env(), "interleaveQuantRows: needs a q4_0 or q8_0 matrix of a multiple of 16 rows").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  attn::interleave_rows16(type, w.Data(), N, K);
+  return info.Env().Undefined();
+}
+
+// prefersInterleaved(): whether the current ISA's quantized kernels want interleaved rows (AVX-512 VNNI).
+Napi::Value PrefersInterleaved(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), attn::prefers_interleaved());
 }
 
 // streamRead(bytes): reads every byte once on the pool's threads (memory bandwidth probe); returns their XOR fold.
@@ -316,6 +339,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionPaged", Napi::Function::New(env, AttentionPaged));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
   exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
+  exports.Set("interleaveQuantRows", Napi::Function::New(env, InterleaveQuantRows));
+  exports.Set("prefersInterleaved", Napi::Function::New(env, PrefersInterleaved));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("dropoutForward", Napi::Function::New(env, DropoutForward));

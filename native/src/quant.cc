@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "cpu.h"
@@ -13,7 +14,7 @@ namespace attn {
 // same float steps as the js twin (quantizeActivations), so both multiply the
 // same integers; corr: −offset × each 4 values' sum. K floats per row: cheap
 // beside reading N·K weights.
-static void quantize_acts(const float* x, int M, int K, int offset, int8_t* q, float* d, float* d8, int32_t* corr) {
+static void quantize_acts(const float* x, int M, int K, int offset, int8_t* q, float* d, float* d8, int32_t* corr, int32_t* corr1) {
   const long blocks = (long)M * (K / 32);
   for (long b = 0; b < blocks; b++) {
     const float* xb = x + b * 32;
@@ -22,10 +23,13 @@ static void quantize_acts(const float* x, int M, int K, int offset, int8_t* q, f
     const float db = amax / 127.f;
     const float id = db != 0.f ? 1.f / db : 0.f;
     for (int j = 0; j < 32; j++) q[b * 32 + j] = (int8_t)std::roundf(xb[j] * id);
+    int32_t total = 0;
     for (int l = 0; l < 8; l++) {
       const int8_t* g = q + b * 32 + 4 * l;
       corr[b * 8 + l] = -offset * (g[0] + g[1] + g[2] + g[3]);
+      total += corr[b * 8 + l];
     }
+    corr1[b] = total;
     d[b] = db;
     for (int l = 0; l < 8; l++) d8[b * 8 + l] = db;
   }
@@ -38,6 +42,62 @@ static bool has_vnni() {
 #else
   return false;
 #endif
+}
+
+// --- The interleaved layout (quant.h) ---
+
+static QuantRowsFn rows_fn();
+static int block_bytes(int type) { return type == QUANT_Q8_0 ? 34 : 18; }
+
+void interleave_rows16(int type, uint8_t* w, int N, int K) {
+  const int BS = block_bytes(type), Q = BS - 2, blocks = K / 32;
+  const long group = (long)INTERLEAVE * blocks * BS;
+  std::vector<uint8_t> rows((size_t)group);
+  for (long g0 = 0; g0 < (long)N * blocks * BS; g0 += group) {
+    std::memcpy(rows.data(), w + g0, (size_t)group);
+    for (int b = 0; b < blocks; b++) {
+      uint8_t* out = w + g0 + (long)b * INTERLEAVE * BS;
+      for (int r = 0; r < INTERLEAVE; r++) {
+        const uint8_t* blk = rows.data() + ((long)r * blocks + b) * BS;
+        std::memcpy(out + 2 * r, blk, 2);
+        for (int i = 0; i < Q / 4; i++) std::memcpy(out + 32 + 64 * i + 4 * r, blk + 2 + 4 * i, 4);
+      }
+    }
+  }
+}
+
+// Any CPU, the interleaved layout: each row gathered back into ggml's layout,
+// then the portable kernel on that one row (the reference the VNNI kernel is
+// tested against, and the path when the ISA is switched after interleaving).
+static void rows16_generic(const QuantLinear& g, const QuantActs& a, int n0, int n1) {
+  const int BS = block_bytes(g.type), blocks = g.K / 32;
+  thread_local std::vector<uint8_t> row;
+  thread_local std::vector<float> y;
+  row.resize((size_t)blocks * BS);
+  y.resize((size_t)g.M);
+  for (int n = n0; n < n1; n++) {
+    const int r = n % INTERLEAVE;
+    for (int b = 0; b < blocks; b++) {
+      const uint8_t* p = g.w + ((long)(n / INTERLEAVE) * blocks + b) * INTERLEAVE * BS;
+      uint8_t* blk = row.data() + (long)b * BS;
+      std::memcpy(blk, p + 2 * r, 2);
+      for (int i = 0; i < (BS - 2) / 4; i++) std::memcpy(blk + 2 + 4 * i, p + 32 + 64 * i + 4 * r, 4);
+    }
+    QuantLinear one = g;
+    one.N = 1; one.w = row.data(); one.y = y.data(); one.bias = g.bias ? g.bias + n : nullptr; one.interleave = 0;
+    portable::quant_rows(one, a, 0, 1);
+    for (int m = 0; m < g.M; m++) g.y[(long)m * g.N + n] = y[m];
+  }
+}
+
+bool prefers_interleaved() {
+  static const bool vnni = has_vnni();
+  return current_isa() == Isa::Avx512 && vnni;
+}
+
+static QuantRowsFn rows_fn(const QuantLinear& g) {
+  if (g.interleave) return prefers_interleaved() ? avx512::quant_rows16_vnni : rows16_generic;
+  return rows_fn();
 }
 
 static QuantRowsFn rows_fn() {
@@ -53,16 +113,19 @@ void linear_quantized(const QuantLinear& g) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> d, d8;
   thread_local std::vector<int32_t> s;
-  QuantActs a{nullptr, nullptr, nullptr, nullptr, g.K / 32};
+  thread_local std::vector<int32_t> s1;
+  QuantActs a{nullptr, nullptr, nullptr, nullptr, nullptr, g.K / 32};
   if (g.type == QUANT_Q8_0 || g.type == QUANT_Q4_0) {
     q.resize((size_t)g.M * g.K);
     d.resize((size_t)g.M * a.blocks);
     d8.resize((size_t)g.M * a.blocks * 8);
     s.resize((size_t)g.M * a.blocks * 8);
-    quantize_acts(g.x, g.M, g.K, g.type == QUANT_Q8_0 ? 128 : 8, q.data(), d.data(), d8.data(), s.data());
-    a.q = q.data(); a.d = d.data(); a.d8 = d8.data(); a.corr = s.data();
+    s1.resize((size_t)g.M * a.blocks);
+    quantize_acts(g.x, g.M, g.K, g.type == QUANT_Q8_0 ? 128 : 8, q.data(), d.data(), d8.data(), s.data(), s1.data());
+    a.q = q.data(); a.d = d.data(); a.d8 = d8.data(); a.corr = s.data(); a.corr1 = s1.data();
   }
-  const QuantRowsFn fn = rows_fn();
+  if (g.interleave && (g.N % INTERLEAVE || (g.type != QUANT_Q8_0 && g.type != QUANT_Q4_0))) return;  // checked by the binding
+  const QuantRowsFn fn = rows_fn(g);
   // Small products take less time than waking a pool thread (as in gemv_impl.inc).
   const int threads = (double)g.N * g.K * std::max(1, g.M / 4) < (1 << 18) ? 1 : pool().size();
   if (threads == 1) return fn(g, a, 0, g.N);

@@ -18,7 +18,24 @@ struct QuantLinear {
   const uint8_t* w;     // N rows of K / block_elements blocks
   const float* bias;    // optional, length N
   float* y;
+  // 0: ggml's layout (each row's blocks in turn). 16 (q4_0, q8_0, N a multiple
+  // of 16): rows interleaved in groups of 16, as interleave_rows16 leaves them.
+  int interleave = 0;
 };
+
+// The interleaved layout, for decoding at memory speed on AVX-512 VNNI: the
+// 16 rows of a group are stored block by block, each block of the group as
+//   16 f16 scales (32 bytes: row r's at 2r), then the rows' quant bytes in
+//   64-byte slices, slice i holding 4 bytes of each row (row r's bytes 4i …
+//   4i+3 at 4r): 4 slices for q4_0 (16 bytes of nibbles a row), 8 for q8_0.
+// A slice is one zmm register whose 16 int32 lanes are the 16 rows, so one
+// vpdpbusd against 4 activation bytes broadcast to every lane advances all
+// 16 dot products, with no shuffle; the byte count equals ggml's (in place).
+constexpr int INTERLEAVE = 16;
+// Rewrite W [N, K] (q4_0 or q8_0, N a multiple of 16) in place from ggml's layout into the interleaved one.
+void interleave_rows16(int type, uint8_t* w, int N, int K);
+// Whether the kernels of the current ISA run faster on interleaved rows.
+bool prefers_interleaved();
 
 // The activations as 8-bit blocks of 32: q, one scale d per block, and for
 // each block 8 int32 lanes corr[l] = −o·Σ q[4l … 4l+3], o the offset that
@@ -28,6 +45,7 @@ struct QuantActs {
   const float* d;
   const float* d8;  // each block's d repeated 8 times (one per int32 lane)
   const int32_t* corr;
+  const int32_t* corr1;  // per block: −o·Σ q (the interleaved kernels' offset correction)
   int blocks;  // per row: K / 32
 };
 
@@ -41,6 +59,8 @@ namespace avx2 { void quant_rows(const QuantLinear& g, const QuantActs& a, int n
 namespace avx512 {
 void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1);
 void quant_rows_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1);
+// The interleaved layout (g.interleave == 16), n0 and n1 multiples of 16.
+void quant_rows16_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1);
 }
 
 }  // namespace attn

@@ -21,9 +21,11 @@ namespace plain {
 }  // namespace plain
 void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1) { plain::rows_impl(g, a, n0, n1); }
 void quant_rows_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { vnni::rows_impl(g, a, n0, n1); }
+void quant_rows16_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { vnni::rows16_impl(g, a, n0, n1); }
 }}  // namespace attn::avx512
 #else
 namespace attn { namespace avx512 {
 void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1) { portable::quant_rows(g, a, n0, n1); }
-void quant_rows_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { portable::quant_rows(g, a, n0, n1); } } }
+void quant_rows_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { portable::quant_rows(g, a, n0, n1); }
+void quant_rows16_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { portable::quant_rows(g, a, n0, n1); } } }
 #endif

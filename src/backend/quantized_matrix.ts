@@ -27,7 +27,23 @@ export interface QuantizedMatrix {
   cols: number;
   /** rows × (cols / blockElements) blocks of blockBytes each. */
   data: Uint8Array;
+  /**
+   * How the blocks are ordered. 'ggml' (the default): each row's blocks in
+   * turn, as GGUF stores them. 'rows16' (q4_0 and q8_0, rows a multiple of
+   * 16): the native AVX-512 VNNI backend's layout, set in place the first
+   * time it multiplies the matrix (interleaveRows16): groups of 16 rows
+   * stored block by block, each group-block being the 16 f16 scales and then
+   * the rows' quant bytes 4 at a time (slice i: bytes 4i … 4i+3 of row 0,
+   * of row 1, … of row 15), so that one 64-byte load holds 4 bytes of all 16
+   * rows. Same bytes, other order: readers take a row through storedRow.
+   */
+  layout?: QuantLayout;
 }
+
+export type QuantLayout = 'ggml' | 'rows16';
+
+/** The rows of one interleaved group. */
+export const INTERLEAVE = 16;
 
 export const QUANT_BLOCKS: Record<QuantType, { elements: number; bytes: number }> = {
   q8_0: { elements: 32, bytes: 34 },
@@ -44,6 +60,58 @@ export function quantRowBytes(type: QuantType, cols: number): number {
   const b = QUANT_BLOCKS[type];
   if (cols % b.elements !== 0) throw new Error(`${type} rows need a multiple of ${b.elements} values, got ${cols}`);
   return (cols / b.elements) * b.bytes;
+}
+
+/** Whether `m` can be interleaved (q4_0 or q8_0, whole groups of 16 rows). */
+export function canInterleave(m: QuantizedMatrix): boolean {
+  return (m.type === 'q4_0' || m.type === 'q8_0') && m.rows % INTERLEAVE === 0;
+}
+
+/** Where row `row`'s block `b` starts in the interleaved layout: its group-block, and the row's lane in it. */
+function groupBlock(m: QuantizedMatrix, row: number, b: number): { p: number; r: number } {
+  const group = Math.floor(row / INTERLEAVE);
+  return { p: (group * (m.cols / 32) + b) * INTERLEAVE * QUANT_BLOCKS[m.type].bytes, r: row % INTERLEAVE };
+}
+
+/**
+ * Row `row` of m in ggml's layout: a view of the stored bytes, or (interleaved)
+ * the row's blocks gathered into a new array.
+ */
+export function storedRow(m: QuantizedMatrix, row: number): Uint8Array {
+  const rb = quantRowBytes(m.type, m.cols);
+  if ((m.layout ?? 'ggml') === 'ggml') return m.data.subarray(row * rb, (row + 1) * rb);
+  const { bytes } = QUANT_BLOCKS[m.type];
+  const out = new Uint8Array(rb);
+  const d = m.data;
+  for (let b = 0, o = 0; b < m.cols / 32; b++, o += bytes) {
+    const { p, r } = groupBlock(m, row, b);
+    out[o] = d[p + 2 * r]!;
+    out[o + 1] = d[p + 2 * r + 1]!;
+    for (let j = 0; j < bytes - 2; j++) out[o + 2 + j] = d[p + 32 + 64 * (j >> 2) + 4 * r + (j & 3)]!;
+  }
+  return out;
+}
+
+/**
+ * Rewrite m's bytes in place into the interleaved layout (see `layout`): the
+ * reference for the native addon's interleaveQuantRows, which the native
+ * backend uses (same bytes, faster).
+ */
+export function interleaveRows16(m: QuantizedMatrix): void {
+  if (!canInterleave(m)) throw new Error(`interleaveRows16: a ${m.rows}×${m.cols} ${m.type} matrix cannot be interleaved (q4_0 or q8_0, rows a multiple of 16)`);
+  if (m.layout === 'rows16') return;
+  const { bytes } = QUANT_BLOCKS[m.type];
+  const rows = Array.from({ length: m.rows }, (_, r) => storedRow(m, r).slice());
+  m.layout = 'rows16';
+  const d = m.data;
+  rows.forEach((row, r) => {
+    for (let b = 0, o = 0; b < m.cols / 32; b++, o += bytes) {
+      const { p, r: lane } = groupBlock(m, r, b);
+      d[p + 2 * lane] = row[o]!;
+      d[p + 2 * lane + 1] = row[o + 1]!;
+      for (let j = 0; j < bytes - 2; j++) d[p + 32 + 64 * (j >> 2) + 4 * lane + (j & 3)] = row[o + 2 + j]!;
+    }
+  });
 }
 
 // --- IEEE half precision (the block scales) ---
@@ -156,12 +224,12 @@ function scaleMinK4(j: number, q: Uint8Array, s: number): [number, number] {
 
 /** Row `row` of m as floats into out[oo …]. */
 export function dequantizeRow(m: QuantizedMatrix, row: number, out: Float32Array, oo = 0): void {
-  const { type, cols, data } = m;
+  const { type, cols } = m;
   const { elements, bytes } = QUANT_BLOCKS[type];
+  const data = storedRow(m, row);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const rowStart = row * quantRowBytes(type, cols);
   for (let b = 0; b < cols / elements; b++) {
-    const p = rowStart + b * bytes;
+    const p = b * bytes;
     const y = oo + b * elements;
     if (type === 'q8_0') {
       const d = halfToFloat(view.getUint16(p, true));

@@ -1,4 +1,4 @@
-import { dequantizeRow, halfToFloat, QUANT_BLOCKS, quantRowBytes, type QuantizedMatrix } from '../quantized_matrix.js';
+import { dequantizeRow, halfToFloat, QUANT_BLOCKS, storedRow, type QuantizedMatrix } from '../quantized_matrix.js';
 
 const fr = Math.fround;
 const roundf = (x: number) => (x < 0 ? -Math.round(-x) : Math.round(x));
@@ -34,18 +34,18 @@ export function quantizeActivations(x: Float32Array, rows: number, K: number): {
  * q4_k / q6_k: each weight row is dequantized to floats and dotted with x.
  */
 export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatrix, bias: Float32Array | null, out: Float32Array): void {
-  const { rows: N, cols: K, data, type } = w;
-  const rb = quantRowBytes(type, K);
+  const { rows: N, cols: K, type } = w;
   if (type === 'q8_0' || type === 'q4_0') {
     const { q: xq, d: xd } = quantizeActivations(x, rows, K);
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const { bytes } = QUANT_BLOCKS[type];
     const blocks = K / 32;
-    for (let m = 0; m < rows; m++) {
-      for (let n = 0; n < N; n++) {
+    for (let n = 0; n < N; n++) {
+      const data = storedRow(w, n); // row n's blocks in ggml's layout, whatever the matrix's
+      const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+      for (let m = 0; m < rows; m++) {
         let sum = 0;
         for (let b = 0; b < blocks; b++) {
-          const p = n * rb + b * bytes;
+          const p = b * bytes;
           const xo = (m * blocks + b) * 32;
           let isum = 0;
           if (type === 'q8_0') {

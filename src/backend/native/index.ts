@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
-import { GGML_TYPE, quantRowBytes } from '../quantized_matrix.js';
+import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes } from '../quantized_matrix.js';
 
 /** The compiled addon (native/src/addon.cc). */
 interface Addon {
@@ -29,7 +29,12 @@ interface Addon {
   attentionPaged(q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array, tables: Int32Array, meta: Int32Array, blockTokens: number, H: number, Hkv: number, D: number, scale: number): void;
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
-  linearQuantized(x: Float32Array, M: number, type: number, w: Uint8Array, N: number, K: number, bias: Float32Array | null, y: Float32Array): void;
+  /** interleave: 0 (ggml's layout) or 16 (QuantizedMatrix's 'rows16'). */
+  linearQuantized(x: Float32Array, M: number, type: number, w: Uint8Array, N: number, K: number, bias: Float32Array | null, y: Float32Array, interleave?: number): void;
+  /** Rewrites a q4_0/q8_0 matrix of 16·n rows in place into the 'rows16' layout. */
+  interleaveQuantRows(type: number, w: Uint8Array, N: number, K: number): void;
+  /** Whether the current ISA's quantized kernels run faster on 'rows16' matrices (AVX-512 VNNI). */
+  prefersInterleaved(): boolean;
   /** Reads every byte once on the pool's threads (a memory bandwidth probe); returns their XOR fold. */
   streamRead(bytes: Uint8Array): number;
   adamw(...args: unknown[]): void;
@@ -156,7 +161,13 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     linearQuantized: (x, rows, w, bias, out) => {
       quantRowBytes(w.type, w.cols); // checks cols against the block size
       if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`linearQuantized: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
-      a.linearQuantized(x, rows, GGML_TYPE[w.type], w.data, w.rows, w.cols, bias, out);
+      // The first product on an AVX-512 VNNI CPU reorders a q4_0/q8_0 matrix in place into 16-row
+      // groups (quantized_matrix.ts, 'rows16'): decoding then streams it with no shuffles. Once.
+      if ((w.layout ?? 'ggml') === 'ggml' && canInterleave(w) && a.prefersInterleaved()) {
+        a.interleaveQuantRows(GGML_TYPE[w.type], w.data, w.rows, w.cols);
+        w.layout = 'rows16';
+      }
+      a.linearQuantized(x, rows, GGML_TYPE[w.type], w.data, w.rows, w.cols, bias, out, w.layout === 'rows16' ? INTERLEAVE : 0);
     },
     crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
       loss[0] = scale * a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore)[0];

@@ -13,7 +13,7 @@ export function linearQuantized(x: Tensor, w: QuantizedMatrix, bias: Tensor | nu
   if (x.shape[x.rank - 1] !== K) throw new Error(`linearQuantized: input [${x.shape}] does not match weight [${w.rows}, ${w.cols}]`);
   if (bias && bias.size !== w.rows) throw new Error(`linearQuantized: bias of ${bias.size} values for ${w.rows} outputs`);
   const rows = x.size / K;
-  const out = Tensor.zeros([...x.shape.slice(0, -1), w.rows]);
+  const out = Tensor.empty([...x.shape.slice(0, -1), w.rows]); // written in full by the kernel
   backend().linearQuantized(x.data, rows, w, bias?.data ?? null, out.data);
   return out;
 }

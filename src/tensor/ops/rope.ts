@@ -146,8 +146,30 @@ export function ropeFrequencies(D: number, base: number, scaling: RopeScaling | 
   }
 }
 
+/**
+ * The last angles computed, kept: a forward pass rotates queries and keys of
+ * every layer at the same positions (60 calls a token for a 30-layer model),
+ * and the trigonometry of a 256-token prompt is 16 000 cos/sin pairs a call.
+ * The tables are never written after they are made, so sharing them is safe.
+ */
+let lastAngles: { pos: Float64Array; D: number; base: number; scaling: RopeScaling | null; cos: Float32Array; sin: Float32Array } | null = null;
+
+function sameAngles(pos: ArrayLike<number>, D: number, base: number, scaling: RopeScaling | null): boolean {
+  const l = lastAngles;
+  if (!l || l.D !== D || l.base !== base || l.scaling !== scaling || l.pos.length !== pos.length) return false;
+  for (let t = 0; t < pos.length; t++) if (l.pos[t] !== pos[t]) return false;
+  return true;
+}
+
 /** cos and sin of p·θᵢ (times the attention factor) for every position given and pair: [positions, D/2] each. */
 function ropeAngles(pos: ArrayLike<number>, D: number, base: number, scaling: RopeScaling | null): { cos: Float32Array; sin: Float32Array } {
+  if (sameAngles(pos, D, base, scaling)) return lastAngles!;
+  const angles = computeAngles(pos, D, base, scaling);
+  lastAngles = { pos: Float64Array.from(pos), D, base, scaling, ...angles };
+  return angles;
+}
+
+function computeAngles(pos: ArrayLike<number>, D: number, base: number, scaling: RopeScaling | null): { cos: Float32Array; sin: Float32Array } {
   const half = D / 2;
   let maxPos = 0;
   for (let t = 0; t < pos.length; t++) maxPos = Math.max(maxPos, pos[t]!);
