@@ -35,26 +35,42 @@ export interface SpeculativeBenchOptions {
   reps: number;
   /** Training steps for each model when the pair is not cached (overrides the pair's 600). */
   maxIters?: number;
+  /** Distil the draft from the target (default), or train it beside the target on the text alone (false). */
+  distill?: boolean;
   log?: (line: string) => void;
 }
 
-/** The trained model for `options`, from the cache or trained now (written under a temporary name, then renamed). */
-function trainedModel(textPath: string, text: string, cacheDir: string, options: TrainOptionsInput, log: (l: string) => void): { model: GPT; tokenizer: Tokenizer; trainSeconds: number } {
-  const key = createHash('sha256').update(JSON.stringify(options)).update(text).digest('hex').slice(0, 16);
-  const dir = join(cacheDir, `speculative-${options.nLayer}L-${key}`);
+interface Trained {
+  model: GPT;
+  tokenizer: Tokenizer;
+  trainSeconds: number;
+  /** Where it is cached: a distilled model's key includes its teacher's. */
+  dir: string;
+}
+
+/**
+ * The trained model for `options`, from the cache or trained now (written
+ * under a temporary name, then renamed); with a teacher, distilled from it
+ * (train/distill.ts) instead of trained on the text's next tokens alone.
+ */
+function trainedModel(textPath: string, text: string, cacheDir: string, options: TrainOptionsInput, log: (l: string) => void, teacher?: Trained): Trained {
+  const hash = createHash('sha256').update(JSON.stringify(options)).update(text);
+  if (teacher) hash.update(`distilled from ${teacher.dir}`);
+  const key = hash.digest('hex').slice(0, 16);
+  const dir = join(cacheDir, `speculative-${options.nLayer}L${teacher ? '-distilled' : ''}-${key}`);
   let trainSeconds = 0;
   if (!existsSync(join(dir, 'config.json'))) {
     mkdirSync(cacheDir, { recursive: true });
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
-    log(`speculative: training the ${options.nLayer}-layer model (${options.maxIters} steps; kept in ${dir})`);
+    log(`speculative: ${teacher ? 'distilling' : 'training'} the ${options.nLayer}-layer model (${options.maxIters} steps; kept in ${dir})`);
     const t0 = performance.now();
-    train({ text, dataPath: textPath, options: parseTrainOptions(options), out: tmp });
+    train({ text, dataPath: textPath, options: parseTrainOptions(options), out: tmp, ...(teacher ? { teacher: { model: teacher.model, tokenizer: teacher.tokenizer } } : {}) });
     trainSeconds = (performance.now() - t0) / 1000;
     renameSync(tmp, dir);
   }
   const { model, tokenizer } = loadGPT(dir, 'attn bench');
-  return { model: model.eval(), tokenizer: tokenizer!, trainSeconds };
+  return { model: model.eval(), tokenizer: tokenizer!, trainSeconds, dir };
 }
 
 export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): Row {
@@ -62,7 +78,7 @@ export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): 
   const text = readTextFile(textPath);
   const iters = o.maxIters === undefined ? {} : { maxIters: o.maxIters };
   const target = trainedModel(textPath, text, o.cacheDir, { ...SPECULATIVE_PAIR.target, ...iters }, log);
-  const draft = trainedModel(textPath, text, o.cacheDir, { ...SPECULATIVE_PAIR.draft, ...iters }, log);
+  const draft = trainedModel(textPath, text, o.cacheDir, { ...SPECULATIVE_PAIR.draft, ...iters }, log, o.distill === false ? undefined : target);
   const tokenizer = target.tokenizer;
   // Prompts from the validation split (the last 10 % of the text, as attn train splits it).
   const val = text.slice(Math.floor(text.length * 0.9));

@@ -48,6 +48,12 @@ export class SpeculativeStats {
   drafted = 0;
   accepted = 0;
   emitted = 0;
+  /** Wall time in the draft's passes and in the target's (verifying) passes: where a round's time goes. */
+  draftSeconds = 0;
+  targetSeconds = 0;
+  /** Kept drafts by position in the round: acceptedAt[j] rounds kept draft j (of draftedAt[j] that proposed one). */
+  readonly acceptedAt: number[] = [];
+  readonly draftedAt: number[] = [];
 
   /** Share of drafted tokens the target kept. */
   get acceptanceRate(): number {
@@ -60,7 +66,11 @@ export class SpeculativeStats {
   }
 
   toJSON(): Record<string, number> {
-    return { rounds: this.rounds, drafted: this.drafted, accepted: this.accepted, emitted: this.emitted, acceptance_rate: this.acceptanceRate, tokens_per_target_pass: this.tokensPerTargetPass };
+    return {
+      rounds: this.rounds, drafted: this.drafted, accepted: this.accepted, emitted: this.emitted,
+      acceptance_rate: this.acceptanceRate, tokens_per_target_pass: this.tokensPerTargetPass,
+      draft_seconds: this.draftSeconds, target_seconds: this.targetSeconds,
+    };
   }
 }
 
@@ -93,6 +103,7 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
   const drafts: number[][] = rows.map(() => []);
   const q: Float64Array[][] = rows.map(() => []);
   const V = target.config.vocab_size;
+  const t0 = performance.now();
   // The draft, one token at a time: its first pass also feeds what it has not seen yet.
   for (let j = 0; j < Math.max(0, ...n); j++) {
     const active = rows.flatMap((_, i) => (n[i]! > j ? [i] : []));
@@ -105,9 +116,14 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
       drafts[i]!.push(sampleIndex(dist, row.rng));
     });
   }
+  const t1 = performance.now();
   // The target, once: every unseen token and every draft, scoring the last n + 1 positions.
   const chunks = rows.map((r, i) => Int32Array.from([...r.tokens.slice(r.target.length), ...drafts[i]!]));
   const logits = batchForward(target, chunks, rows.map((r) => r.target), undefined, n.map((x) => x + 1));
+  if (stats) {
+    stats.draftSeconds += (t1 - t0) / 1000;
+    stats.targetSeconds += (performance.now() - t1) / 1000;
+  }
   let scoredRow = 0;
   return rows.map((row, i) => {
     const L = row.tokens.length;
@@ -138,6 +154,10 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
       stats.drafted += n[i]!;
       stats.accepted += kept;
       stats.emitted += out.length;
+      for (let j = 0; j < n[i]!; j++) {
+        stats.draftedAt[j] = (stats.draftedAt[j] ?? 0) + 1;
+        if (j < kept) stats.acceptedAt[j] = (stats.acceptedAt[j] ?? 0) + 1;
+      }
     }
     return out;
   });

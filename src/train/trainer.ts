@@ -16,6 +16,7 @@ import { loadCheckpoint, restoreOptimizer, saveCheckpoint, type TrainerState } f
 import { TokenDataset } from './data.js';
 import { estimateLoss, validationLoss } from './evaluate.js';
 import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
+import { distillationObjective } from './distill.js';
 import { nextTokenObjective } from './next_token.js';
 import type { TrainOptions } from './options.js';
 
@@ -53,6 +54,12 @@ export interface TrainRun {
    * options' training settings apply.
    */
   init?: string;
+  /**
+   * Distillation: train toward this model's next-token distributions
+   * (distill.ts) instead of the text's next tokens alone; a fresh model then
+   * takes the teacher's tokenizer, so the two score the same vocabulary.
+   */
+  teacher?: { model: CausalLM; tokenizer: Tokenizer; textWeight?: number };
 }
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -77,10 +84,10 @@ export function train(run: TrainRun, events: TrainEvents = {}): TrainSummary {
   // Checkpoints written before these options existed trained in FP32, storing every activation.
   const precision = o.precision ?? 'fp32';
   model.recompute = o.recompute ?? false;
-  const nextToken = nextTokenObjective(model, o.blockSize);
+  const objective = run.teacher ? distillationObjective(model, run.teacher.model, o.blockSize, run.teacher.textWeight) : nextTokenObjective(model, o.blockSize);
   const result = runTraining({
     opt,
-    objective: { loss: (batch) => withPrecision(precision, () => nextToken.loss(batch)) },
+    objective: { loss: (batch) => withPrecision(precision, () => objective.loss(batch)) },
     step0: state.step,
     maxSteps: o.maxIters,
     schedule,
@@ -205,7 +212,7 @@ function startFrom(run: TrainRun, o: TrainOptions, model: CausalLM & { readonly 
 
 function freshSetup(run: TrainRun, events: TrainEvents): Setup {
   const o = run.options;
-  const tokenizer = buildTokenizer(o.tokenizer, run.text, o.vocabSize, events.onTokenizerProgress);
+  const tokenizer = run.teacher?.tokenizer ?? buildTokenizer(o.tokenizer, run.text, o.vocabSize, events.onTokenizerProgress);
   if (o.arch === 'llama') return startFrom(run, o, new Llama(llamaConfig(o, tokenizer.vocabSize), new Rng(o.seed)), tokenizer);
   const config = parseGPTConfig({
     n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, block_size: o.blockSize,
