@@ -73,6 +73,16 @@ function trainedModel(textPath: string, text: string, cacheDir: string, options:
   return { model: model.eval(), tokenizer: tokenizer!, trainSeconds, dir };
 }
 
+/** f(), adding its wall and CPU milliseconds to `into`. */
+function timed<T>(into: { wall: number; cpu: number }, f: () => T): T {
+  const [t0, c0] = [performance.now(), process.cpuUsage()];
+  const out = f();
+  const c = process.cpuUsage(c0);
+  into.wall += performance.now() - t0;
+  into.cpu += (c.user + c.system) / 1000;
+  return out;
+}
+
 /** A draft length to measure: tokens per round, or adaptive with at most `max` (generate/draft_length.ts). */
 export type DraftK = number | { auto: true; max: number };
 
@@ -97,32 +107,32 @@ export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): 
   const prompts = [0, 1, 2, 3].map((i) => Array.from(tokenizer.encode(val.slice(i * 4001, i * 4001 + 24))));
   const maxK = Math.max(...o.ks.map((k) => (typeof k === 'number' ? k : k.max)));
   const tokens = Math.min(o.tokens, target.model.config.block_size - 24 - maxK - 1);
-  const plainTimes: number[] = [];
-  const variants = o.ks.map((k) => ({ k, times: [] as number[], stats: new SpeculativeStats(), identical: true }));
+  const plain = { wall: [] as number[], cpu: [] as number[] };
+  const variants = o.ks.map((k) => ({ k, wall: [] as number[], cpu: [] as number[], stats: new SpeculativeStats(), identical: true }));
   for (let r = 0; r <= o.reps; r++) {
-    let plain = 0;
-    const fast = variants.map(() => 0);
+    const round = { wall: 0, cpu: 0 };
+    const fast = variants.map(() => ({ wall: 0, cpu: 0 }));
     for (const p of prompts) {
-      let t0 = performance.now();
-      const want = [...generate(target.model, p, { maxNewTokens: tokens, greedy: true })];
-      plain += performance.now() - t0;
+      const want = timed(round, () => [...generate(target.model, p, { maxNewTokens: tokens, greedy: true })]);
       variants.forEach((v, i) => {
         const k = typeof v.k === 'number' ? { k: v.k } : { k: v.k.max, adaptiveK: true };
-        t0 = performance.now();
-        const got = [...generateSpeculative(target.model, p, { maxNewTokens: tokens, greedy: true, draft: draft.model, ...k, ...(r > 0 ? { stats: v.stats } : {}) })];
-        fast[i] += performance.now() - t0;
+        const got = timed(fast[i]!, () => [...generateSpeculative(target.model, p, { maxNewTokens: tokens, greedy: true, draft: draft.model, ...k, ...(r > 0 ? { stats: v.stats } : {}) })]);
         if (got.join(',') !== want.join(',')) v.identical = false;
       });
     }
     if (r > 0) {
-      plainTimes.push(plain);
-      variants.forEach((v, i) => v.times.push(fast[i]!));
+      plain.wall.push(round.wall);
+      plain.cpu.push(round.cpu);
+      variants.forEach((v, i) => {
+        v.wall.push(fast[i]!.wall);
+        v.cpu.push(fast[i]!.cpu);
+      });
     }
   }
   const n = prompts.length * tokens;
-  const plainTps = (n / median(plainTimes)) * 1000;
+  const plainTps = (n / median(plain.wall)) * 1000;
   return variants.map((v) => {
-    const fastTps = (n / median(v.times)) * 1000;
+    const fastTps = (n / median(v.wall)) * 1000;
     const s = v.stats;
     return {
       workload: 'speculative',
@@ -131,6 +141,9 @@ export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): 
       tokens_per_s: fastTps,
       target_alone_tokens_per_s: plainTps,
       speedup: fastTps / plainTps,
+      // The same by CPU time (the process's user + system seconds): on a machine shared with
+      // other work, wall time also counts the moments this process waited for a core.
+      speedup_cpu: median(plain.cpu) / median(v.cpu),
       acceptance_rate: s.acceptanceRate,
       // Of the rounds that proposed a j-th draft, the share that kept it (j = 1, 2, …).
       acceptance_by_position: s.draftedAt.map((d, j) => ((s.acceptedAt[j] ?? 0) / d).toFixed(3)).join(' '),
