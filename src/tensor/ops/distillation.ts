@@ -1,5 +1,6 @@
 import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
+import { logSumExp } from './label_smoothing.js';
 
 /**
  * Knowledge distillation's loss (Hinton et al. 2015): how far a student's
@@ -36,11 +37,7 @@ export function distillationLoss(logits: Tensor, teacher: Float32Array): Tensor 
 
 /** One row: fills q with softmax(z) and returns KL(p ‖ q), with log q = z − logsumexp(z); terms where p = 0 add nothing. */
 function klRow(p: Float32Array, z: Float32Array, q: Float32Array): number {
-  let max = -Infinity;
-  for (const x of z) if (x > max) max = x;
-  let sum = 0;
-  for (let v = 0; v < z.length; v++) sum += Math.exp(z[v]! - max);
-  const lse = max + Math.log(sum);
+  const lse = logSumExp(z);
   let kl = 0;
   for (let v = 0; v < z.length; v++) {
     q[v] = Math.exp(z[v]! - lse);
