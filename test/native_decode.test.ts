@@ -19,8 +19,8 @@ for (const isa of isas) {
   describe(`native decode kernels agree with the js reference (${isa} path)`, { skip }, () => {
     before(() => assert.ok(addon!.setIsa(isa)));
 
-    it('GEMV: up to 256 rows times Wᵀ (the decode path of gemm; past 4 rows the wide kernel), with bias, alpha, accumulate, odd sizes, threads', () => {
-      for (const [M, N, K] of [[1, 1, 1], [1, 37, 19], [2, 130, 64], [3, 5, 200], [4, 1030, 300], [1, 3000, 768], [1, 400, 777], [2, 390, 701], [5, 41, 33], [8, 1030, 129], [13, 7, 300], [16, 2050, 96], [17, 61, 45], [24, 700, 65], [31, 13, 7], [32, 1031, 130], [33, 50, 20], [100, 67, 50], [256, 300, 33], [300, 40, 17]] as const) {
+    it('GEMV: up to 256 rows times Wᵀ (the decode path of gemm; 5–8 rows of a matrix up to 512 KB in two register-kernel passes; past that the wide kernel), with bias, alpha, accumulate, odd sizes, threads', () => {
+      for (const [M, N, K] of [[1, 1, 1], [1, 37, 19], [2, 130, 64], [3, 5, 200], [4, 1030, 300], [1, 3000, 768], [1, 400, 777], [2, 390, 701], [5, 41, 33], [6, 512, 128], [7, 130, 301], [8, 1030, 129], [8, 300, 97], [13, 7, 300], [16, 2050, 96], [17, 61, 45], [24, 700, 65], [31, 13, 7], [32, 1031, 130], [33, 50, 20], [100, 67, 50], [256, 300, 33], [300, 40, 17]] as const) {
         for (const accumulate of [false, true]) {
           const lda = K + 3;
           const ldc = N + 1;

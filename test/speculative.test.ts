@@ -43,6 +43,8 @@ for (const name of backends) {
             if (kind === 'self') assert.equal(stats.acceptanceRate, 1, 'the target as its own draft is always right');
             assert.ok(stats.rounds < 40 || kind === 'unrelated', `${kind}: ${stats.rounds} target passes for 40 tokens`);
           }
+          const adaptive = [...generateSpeculative(target, p, { maxNewTokens: 40, greedy: true, draft, k: 6, adaptiveK: true })];
+          assert.deepEqual(adaptive, want, `${kind} draft, adaptive k, prompt ${p}`);
         }
       }
     });

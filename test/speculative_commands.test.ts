@@ -94,6 +94,18 @@ describe('attn sample --draft', () => {
       assert.equal(fast.code, 0, fast.stderr);
       assert.equal(fast.stdout, plain.stdout);
       assert.match(fast.stderr, /speculative decoding: 30 tokens in .*acceptance [\d.]+ % of \d+ drafted, [\d.]+ tokens per target pass/);
+      const auto = runAttn([...args, '--draft', draftDir, '--draft-k', '6', '--draft-auto'], process.cwd());
+      assert.equal(auto.code, 0, auto.stderr);
+      assert.equal(auto.stdout, plain.stdout, 'an adaptive draft length changes nothing in greedy output');
+      // Distillation from the command line: a 1-layer student of the target, with the target's tokenizer.
+      const text = `${t.dir}-text.txt`;
+      writeFileSync(text, 'Hello there, general. '.repeat(80));
+      const student = `${t.dir}-student`;
+      const trained = runAttn(['train', '--distill-from', t.dir, '--data', text, '--out', student, '--n-layer', '1', '--n-head', '2', '--n-embd', '32', '--block-size', '32', '--batch-size', '2', '--max-iters', '3', '--eval-interval', '3', '--eval-iters', '1', '--backend', 'js'], process.cwd());
+      assert.equal(trained.code, 0, trained.stderr);
+      const viaStudent = runAttn([...args, '--draft', student], process.cwd());
+      assert.equal(viaStudent.code, 0, viaStudent.stderr);
+      assert.equal(viaStudent.stdout, plain.stdout, 'the distilled student is a valid draft: same tokenizer and vocabulary');
       const other = `${t.dir}-other`;
       writeDirAtomic(other, modelFiles(tinyGPT(4, 64), new CharTokenizer([...Array.from({ length: 95 }, (_, i) => String.fromCharCode(33 + i)), '\n'].sort())));
       assertUserError(runAttn([...args, '--draft', other], process.cwd()), /--draft .*tokenizer differs from the target's: token 1 is "!" in the draft, " " in the target/);

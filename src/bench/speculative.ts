@@ -27,81 +27,132 @@ export const SPECULATIVE_PAIR: Record<'target' | 'draft', TrainOptionsInput> = {
 export interface SpeculativeBenchOptions {
   /** Where the trained pair is kept between runs. */
   cacheDir: string;
-  /** Draft tokens per round. */
-  k: number;
+  /** Draft lengths to measure, side by side. */
+  ks: DraftK[];
   /** New tokens per prompt. */
   tokens: number;
   /** Timed rounds (each: every prompt with the target alone, then with the draft). */
   reps: number;
   /** Training steps for each model when the pair is not cached (overrides the pair's 600). */
   maxIters?: number;
+  /** Distil the draft from the target (default), or train it beside the target on the text alone (false). */
+  distill?: boolean;
   log?: (line: string) => void;
 }
 
-/** The trained model for `options`, from the cache or trained now (written under a temporary name, then renamed). */
-function trainedModel(textPath: string, text: string, cacheDir: string, options: TrainOptionsInput, log: (l: string) => void): { model: GPT; tokenizer: Tokenizer; trainSeconds: number } {
-  const key = createHash('sha256').update(JSON.stringify(options)).update(text).digest('hex').slice(0, 16);
-  const dir = join(cacheDir, `speculative-${options.nLayer}L-${key}`);
+interface Trained {
+  model: GPT;
+  tokenizer: Tokenizer;
+  trainSeconds: number;
+  /** Where it is cached: a distilled model's key includes its teacher's. */
+  dir: string;
+}
+
+/**
+ * The trained model for `options`, from the cache or trained now (written
+ * under a temporary name, then renamed); with a teacher, distilled from it
+ * (train/distill.ts) instead of trained on the text's next tokens alone.
+ */
+function trainedModel(textPath: string, text: string, cacheDir: string, options: TrainOptionsInput, log: (l: string) => void, teacher?: Trained): Trained {
+  const hash = createHash('sha256').update(JSON.stringify(options)).update(text);
+  if (teacher) hash.update(`distilled from ${teacher.dir}`);
+  const key = hash.digest('hex').slice(0, 16);
+  const dir = join(cacheDir, `speculative-${options.nLayer}L${teacher ? '-distilled' : ''}-${key}`);
   let trainSeconds = 0;
   if (!existsSync(join(dir, 'config.json'))) {
     mkdirSync(cacheDir, { recursive: true });
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
-    log(`speculative: training the ${options.nLayer}-layer model (${options.maxIters} steps; kept in ${dir})`);
+    log(`speculative: ${teacher ? 'distilling' : 'training'} the ${options.nLayer}-layer model (${options.maxIters} steps; kept in ${dir})`);
     const t0 = performance.now();
-    train({ text, dataPath: textPath, options: parseTrainOptions(options), out: tmp });
+    train({ text, dataPath: textPath, options: parseTrainOptions(options), out: tmp, ...(teacher ? { teacher: { model: teacher.model, tokenizer: teacher.tokenizer } } : {}) });
     trainSeconds = (performance.now() - t0) / 1000;
     renameSync(tmp, dir);
   }
   const { model, tokenizer } = loadGPT(dir, 'attn bench');
-  return { model: model.eval(), tokenizer: tokenizer!, trainSeconds };
+  return { model: model.eval(), tokenizer: tokenizer!, trainSeconds, dir };
 }
 
-export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): Row {
+/** f(), adding its wall and CPU milliseconds to `into`. */
+function timed<T>(into: { wall: number; cpu: number }, f: () => T): T {
+  const [t0, c0] = [performance.now(), process.cpuUsage()];
+  const out = f();
+  const c = process.cpuUsage(c0);
+  into.wall += performance.now() - t0;
+  into.cpu += (c.user + c.system) / 1000;
+  return out;
+}
+
+/** A draft length to measure: tokens per round, or adaptive with at most `max` (generate/draft_length.ts). */
+export type DraftK = number | { auto: true; max: number };
+
+const kName = (k: DraftK) => (typeof k === 'number' ? String(k) : `auto≤${k.max}`);
+
+/**
+ * Decoding with and without the draft, interleaved per prompt so that every
+ * variant sees the same machine load: each timed round runs every prompt with
+ * the target alone, then with the draft at each draft length in `o.ks`
+ * (round 0 warms up). One row per draft length, with the target alone's
+ * median beside it.
+ */
+export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): Row[] {
   const log = o.log ?? (() => {});
   const text = readTextFile(textPath);
   const iters = o.maxIters === undefined ? {} : { maxIters: o.maxIters };
   const target = trainedModel(textPath, text, o.cacheDir, { ...SPECULATIVE_PAIR.target, ...iters }, log);
-  const draft = trainedModel(textPath, text, o.cacheDir, { ...SPECULATIVE_PAIR.draft, ...iters }, log);
+  const draft = trainedModel(textPath, text, o.cacheDir, { ...SPECULATIVE_PAIR.draft, ...iters }, log, o.distill === false ? undefined : target);
   const tokenizer = target.tokenizer;
   // Prompts from the validation split (the last 10 % of the text, as attn train splits it).
   const val = text.slice(Math.floor(text.length * 0.9));
   const prompts = [0, 1, 2, 3].map((i) => Array.from(tokenizer.encode(val.slice(i * 4001, i * 4001 + 24))));
-  const window = target.model.config.block_size;
-  const tokens = Math.min(o.tokens, window - 24 - o.k - 1);
-  const plainTimes: number[] = [];
-  const fastTimes: number[] = [];
-  const stats = new SpeculativeStats();
-  let identical = true;
+  const maxK = Math.max(...o.ks.map((k) => (typeof k === 'number' ? k : k.max)));
+  const tokens = Math.min(o.tokens, target.model.config.block_size - 24 - maxK - 1);
+  const plain = { wall: [] as number[], cpu: [] as number[] };
+  const variants = o.ks.map((k) => ({ k, wall: [] as number[], cpu: [] as number[], stats: new SpeculativeStats(), identical: true }));
   for (let r = 0; r <= o.reps; r++) {
-    // Interleaved, so both see the same machine load; round 0 warms up.
-    let [plain, fast] = [0, 0];
+    const round = { wall: 0, cpu: 0 };
+    const fast = variants.map(() => ({ wall: 0, cpu: 0 }));
     for (const p of prompts) {
-      let t0 = performance.now();
-      const want = [...generate(target.model, p, { maxNewTokens: tokens, greedy: true })];
-      plain += performance.now() - t0;
-      t0 = performance.now();
-      const got = [...generateSpeculative(target.model, p, { maxNewTokens: tokens, greedy: true, draft: draft.model, k: o.k, ...(r > 0 ? { stats } : {}) })];
-      fast += performance.now() - t0;
-      if (got.join(',') !== want.join(',')) identical = false;
+      const want = timed(round, () => [...generate(target.model, p, { maxNewTokens: tokens, greedy: true })]);
+      variants.forEach((v, i) => {
+        const k = typeof v.k === 'number' ? { k: v.k } : { k: v.k.max, adaptiveK: true };
+        const got = timed(fast[i]!, () => [...generateSpeculative(target.model, p, { maxNewTokens: tokens, greedy: true, draft: draft.model, ...k, ...(r > 0 ? { stats: v.stats } : {}) })]);
+        if (got.join(',') !== want.join(',')) v.identical = false;
+      });
     }
     if (r > 0) {
-      plainTimes.push(plain);
-      fastTimes.push(fast);
+      plain.wall.push(round.wall);
+      plain.cpu.push(round.cpu);
+      variants.forEach((v, i) => {
+        v.wall.push(fast[i]!.wall);
+        v.cpu.push(fast[i]!.cpu);
+      });
     }
   }
   const n = prompts.length * tokens;
-  const [plainTps, fastTps] = [(n / median(plainTimes)) * 1000, (n / median(fastTimes)) * 1000];
-  return {
-    workload: 'speculative',
-    config: `target ${SPECULATIVE_PAIR.target.nLayer}L/draft ${SPECULATIVE_PAIR.draft.nLayer}L, ${SPECULATIVE_PAIR.target.nEmbd} wide, chars`,
-    k: o.k,
-    tokens_per_s: fastTps,
-    target_alone_tokens_per_s: plainTps,
-    speedup: fastTps / plainTps,
-    acceptance_rate: stats.acceptanceRate,
-    tokens_per_target_pass: stats.tokensPerTargetPass,
-    identical_tokens: identical,
-    train_seconds: target.trainSeconds + draft.trainSeconds,
-  };
+  const plainTps = (n / median(plain.wall)) * 1000;
+  return variants.map((v) => {
+    const fastTps = (n / median(v.wall)) * 1000;
+    const s = v.stats;
+    return {
+      workload: 'speculative',
+      config: `target ${SPECULATIVE_PAIR.target.nLayer}L/draft ${SPECULATIVE_PAIR.draft.nLayer}L${o.distill === false ? '' : ' distilled'}, ${SPECULATIVE_PAIR.target.nEmbd} wide, chars`,
+      k: kName(v.k),
+      tokens_per_s: fastTps,
+      target_alone_tokens_per_s: plainTps,
+      speedup: fastTps / plainTps,
+      // The same by CPU time (the process's user + system seconds): on a machine shared with
+      // other work, wall time also counts the moments this process waited for a core.
+      speedup_cpu: median(plain.cpu) / median(v.cpu),
+      acceptance_rate: s.acceptanceRate,
+      // Of the rounds that proposed a j-th draft, the share that kept it (j = 1, 2, …).
+      acceptance_by_position: s.draftedAt.map((d, j) => ((s.acceptedAt[j] ?? 0) / d).toFixed(3)).join(' '),
+      tokens_per_target_pass: s.tokensPerTargetPass,
+      // Where the decoding time with the draft went, per emitted token.
+      draft_ms_per_token: (1000 * s.draftSeconds) / s.emitted,
+      verify_ms_per_token: (1000 * s.targetSeconds) / s.emitted,
+      identical_tokens: v.identical,
+      train_seconds: target.trainSeconds + draft.trainSeconds,
+    };
+  });
 }

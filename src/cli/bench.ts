@@ -14,7 +14,7 @@ import { structuredBench } from '../bench/structured.js';
 import { benchQuant, measureBandwidth, QUANT_ROWS, QUANT_SHAPES, QUANT_TYPES } from '../bench/quant.js';
 import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
 import { benchLlama, LLAMA_BENCH_SHAPES, LLAMA_BENCH_TYPES, type LlamaBenchType } from '../bench/llama.js';
-import { benchSpeculative } from '../bench/speculative.js';
+import { benchSpeculative, type DraftK } from '../bench/speculative.js';
 import { benchPrefix, PREFIX_BENCH_SHAPE } from '../bench/prefix.js';
 import { benchLoRAStep, LORA_BENCH, LORA_MODES, runTorchLoRA, type LoRAMode } from '../bench/lora.js';
 import { benchServeCommand } from './bench_serve.js';
@@ -44,7 +44,7 @@ interface BenchOptions {
   rounds: number;
   profile: boolean;
   benchCache: string;
-  draftK: number;
+  draftK: DraftK[];
   precision: string;
   recompute: string;
 }
@@ -230,12 +230,24 @@ function loraBench(o: BenchOptions, threads: number[], backendName: string, noTo
  * PyTorch at 1 thread, its faster setting for this small model (see train S).
  */
 /** Issue #21: batch-1 greedy decoding of a 12-layer model with and without a 2-layer draft (bench/speculative.ts). */
+/** --draft-k: "4", "3,5,auto", "auto:6". */
+function draftKs(value: string): DraftK[] {
+  return value.split(',').map((part) => {
+    const m = /^auto(?::(\d+))?$/.exec(part.trim());
+    if (m) return { auto: true as const, max: m[1] ? int(m[1]) : 8 };
+    const k = Number(part);
+    if (!(Number.isInteger(k) && k >= 1)) throw new UserError(`--draft-k: "${part}" is neither a whole number ≥ 1 nor auto[:MAX]`);
+    return k;
+  });
+}
+
 function speculativeBench(o: BenchOptions, log: (s: string) => void, emit: (r: Row) => void): void {
   const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
   if (!path) return log(`speculative: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
-  const r = benchSpeculative(path, { cacheDir: o.benchCache, k: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log });
-  emit(r);
-  log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}×; acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
+  for (const r of benchSpeculative(path, { cacheDir: o.benchCache, ks: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log })) {
+    emit(r);
+    log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}× (${Number(r.speedup_cpu).toFixed(2)}× by CPU time); acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
+  }
 }
 
 /** Issue #21: the paged KV cache in serving — a shared 1 000-token system prompt, and streams with none (bench/prefix.ts). */
@@ -300,7 +312,7 @@ export function benchCommand(): Command {
     .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts); prefix workload: interleaved rounds per mode (medians; 3 or more for the A/B)', int, 1)
     .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
-    .option('--draft-k <n>', 'speculative workload: tokens the draft proposes per round', int, 4)
+    .option('--draft-k <list>', 'speculative workload: draft lengths to measure side by side, comma-separated: tokens per round, or auto[:MAX] (chosen each round from the acceptance and the measured costs, at most MAX, default 8)', draftKs, [4, { auto: true, max: 8 }])
     .option('--precision <list>', 'train workloads: matrix products in fp32, bf16 (bf16 operands, FP32 sums), or both (fp32,bf16: compared)', 'fp32')
     .option('--recompute <mode>', 'train workloads: activation recomputation off, on, or both (compared: tokens/s and peak RSS); config L (GPT-2 124M at context 1024, batch 4) is its measurement', 'off')
     .addCommand(benchServeCommand())

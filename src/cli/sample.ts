@@ -29,6 +29,7 @@ export interface SampleCliOptions {
   jsonObject?: boolean;
   draft?: string;
   draftK?: number;
+  draftAuto?: boolean;
 }
 
 /** Flag-named checks, so the message says which flag to fix. */
@@ -56,7 +57,7 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
     throw new UserError(`--prompt: ${(e as Error).message}`);
   }
   const constrained = constraintOf(o, tokenizer, model.config.vocab_size);
-  const speculative = o.draft === undefined ? undefined : loadDraft(o.draft, model, tokenizer, o.draftK ?? 4);
+  const speculative = o.draft === undefined ? undefined : loadDraft(o.draft, model, tokenizer, o.draftK ?? 4, o.draftAuto ?? false);
   write(prompt);
   const t0 = performance.now();
   const chunks = streamText(model, tokenizer, prompt, {
@@ -84,7 +85,7 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
 }
 
 /** --draft DIR: a small model with the same tokenizer and vocabulary, for speculative decoding. */
-function loadDraft(dir: string, target: CausalLM, tokenizer: Tokenizer, k: number): SpeculativeOptions & { stats: SpeculativeStats } {
+function loadDraft(dir: string, target: CausalLM, tokenizer: Tokenizer, k: number, adaptiveK: boolean): SpeculativeOptions & { stats: SpeculativeStats } {
   const draft = loadModel(dir);
   try {
     checkDraftModel(target, draft.model);
@@ -94,7 +95,7 @@ function loadDraft(dir: string, target: CausalLM, tokenizer: Tokenizer, k: numbe
     if (e instanceof UserError) throw new UserError(`--draft ${dir}: ${e.message}`);
     throw e;
   }
-  return { draft: draft.model, k, stats: new SpeculativeStats() };
+  return { draft: draft.model, k, stats: new SpeculativeStats(), ...(adaptiveK ? { adaptiveK } : {}) };
 }
 
 /**
@@ -153,6 +154,7 @@ export function sampleCommand(): Command {
     .option('--json-object', 'constrained decoding: the output is one JSON object')
     .option('--draft <dir>', 'speculative decoding: a small model with the same tokenizer proposes tokens, this one checks them (same output distribution, faster; stops at the context\'s end)')
     .option('--draft-k <n>', 'speculative decoding: tokens the draft proposes per round', int, 4)
+    .option('--draft-auto', 'speculative decoding: choose the tokens per round (at most --draft-k) from the running acceptance rate and the measured costs; greedy output is unchanged, a sampling seed no longer reproduces exactly')
     .option('--strict-context', 'error when the prompt is longer than the context instead of keeping its end')
     .action((opts: SampleCliOptions) => runSample(opts, (s) => process.stdout.write(s), (s) => process.stderr.write(`warning: ${s}\n`)));
 }

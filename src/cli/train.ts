@@ -13,6 +13,9 @@ import { withBackendFlags, useBackend, useBackendAsync } from './backend_flags.j
 import { int, num } from './flags.js';
 import { Progress } from './progress.js';
 import { readTextFile } from '../io/read_text.js';
+import { loadModel } from '../io/model_dir.js';
+import type { CausalLM } from '../models/causal_lm.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { tokenizerProgress } from './tokenize.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from TrainOptionsSchema. */
@@ -70,7 +73,7 @@ function resolveText(args: { data?: string; resume?: string; builtin?: boolean }
   return path === BUILTIN ? { text: fablesCorpus(), dataPath: BUILTIN } : { text: readTextFile(path), dataPath: path };
 }
 
-type TrainCliArgs = { data?: string; out: string; resume?: string; init?: string; builtin?: boolean; backend?: string; threads?: number };
+type TrainCliArgs = { data?: string; out: string; resume?: string; init?: string; distillFrom?: string; builtin?: boolean; backend?: string; threads?: number };
 
 /** Train from the CLI's arguments on a host backend (js, native), printing progress on stderr. */
 export function runTraining(args: TrainCliArgs, raw: TrainOptionsInput): TrainCliResult {
@@ -117,7 +120,7 @@ function cliRun(args: TrainCliArgs, raw: TrainOptionsInput, backend: Backend): {
   }
   const loseAt = backend.name === 'webgpu' ? loseDeviceAfter() : null;
   return {
-    run: { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}), ...(args.init ? { init: args.init } : {}) },
+    run: { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}), ...(args.init ? { init: args.init } : {}), ...(args.distillFrom ? { teacher: loadTeacher(args.distillFrom) } : {}) },
     events: {
       onStart: (i) =>
         progress.line(
@@ -135,6 +138,13 @@ function cliRun(args: TrainCliArgs, raw: TrainOptionsInput, backend: Backend): {
   };
 }
 
+/** The model `--distill-from DIR` trains toward, with its tokenizer (a fresh student takes it). */
+function loadTeacher(dir: string): { model: CausalLM; tokenizer: Tokenizer } {
+  const { model, tokenizer } = loadModel(dir);
+  if (!tokenizer) throw new UserError(`--distill-from ${dir}: the model has no tokenizer`);
+  return { model, tokenizer };
+}
+
 export function trainCommand(): Command {
   const cmd = new Command('train')
     .description('train a GPT (or, with --arch llama, a Llama-family model) on a UTF-8 text file (character tokens and nanoGPT\'s CPU recipe by default)')
@@ -143,6 +153,7 @@ export function trainCommand(): Command {
     .option('--out <dir>', 'checkpoint directory', 'out')
     .option('--resume <dir>', 'continue training from this checkpoint (writes back to it unless --out is given)')
     .option('--init <dir>', 'fine-tune: start from this model\'s weights and tokenizer (ours, or a Hugging Face GPT-2, Llama, Qwen2 or Mistral directory) instead of random ones')
+    .option('--distill-from <dir>', 'distillation: learn this (larger) model\'s next-token distributions (KL to them) instead of the text\'s next tokens, with its tokenizer; how a draft for `attn sample --draft` is made')
     .option('--bias', 'use biases in Linear and LayerNorm layers (nanoGPT recipe: off)')
     .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']))
     .addOption(new Option('--positions <kind>', 'position information: learned vectors added to the input (GPT-2), or rope (rotated queries and keys)').choices(['learned', 'rope']))
@@ -194,6 +205,7 @@ export function trainCommand(): Command {
         out,
         ...(opts.resume ? { resume: opts.resume as string } : {}),
         ...(opts.init ? { init: opts.init as string } : {}),
+        ...(opts.distillFrom ? { distillFrom: opts.distillFrom as string } : {}),
       },
       raw as TrainOptionsInput,
     );

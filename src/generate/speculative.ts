@@ -4,6 +4,7 @@ import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { batchForward } from './batch_step.js';
 import { checkedPrompts, type Decoder, type GenerateOptions } from './engine.js';
+import { DraftLength } from './draft_length.js';
 import { KVCache } from './kv_cache.js';
 import { penalizeRepeats, sampleIndex, tokenDistribution, type SamplingOptions } from './sampling.js';
 
@@ -48,6 +49,12 @@ export class SpeculativeStats {
   drafted = 0;
   accepted = 0;
   emitted = 0;
+  /** Wall time in the draft's passes and in the target's (verifying) passes: where a round's time goes. */
+  draftSeconds = 0;
+  targetSeconds = 0;
+  /** Kept drafts by position in the round: acceptedAt[j] rounds kept draft j (of draftedAt[j] that proposed one). */
+  readonly acceptedAt: number[] = [];
+  readonly draftedAt: number[] = [];
 
   /** Share of drafted tokens the target kept. */
   get acceptanceRate(): number {
@@ -60,7 +67,11 @@ export class SpeculativeStats {
   }
 
   toJSON(): Record<string, number> {
-    return { rounds: this.rounds, drafted: this.drafted, accepted: this.accepted, emitted: this.emitted, acceptance_rate: this.acceptanceRate, tokens_per_target_pass: this.tokensPerTargetPass };
+    return {
+      rounds: this.rounds, drafted: this.drafted, accepted: this.accepted, emitted: this.emitted,
+      acceptance_rate: this.acceptanceRate, tokens_per_target_pass: this.tokensPerTargetPass,
+      draft_seconds: this.draftSeconds, target_seconds: this.targetSeconds,
+    };
   }
 }
 
@@ -74,7 +85,7 @@ function distribution(logits: Float32Array, row: SpeculativeRow, context: () => 
 }
 
 /** Drafted tokens a row can check this round: k, less what its budget and its two caches leave room for. */
-function draftLength(row: SpeculativeRow, k: number): number {
+function draftCount(row: SpeculativeRow, k: number): number {
   const L = row.tokens.length;
   const targetRoom = row.target.free - (L - row.target.length); // after feeding the tokens it has not seen
   const draftRoom = row.draft.free - (L - row.draft.length) + 1; // the last draft is never fed to the draft
@@ -89,10 +100,11 @@ function draftLength(row: SpeculativeRow, k: number): number {
  * each row's new tokens (1 … k + 1 of them; already appended to row.tokens).
  */
 export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readonly SpeculativeRow[], k: number, stats?: SpeculativeStats): number[][] {
-  const n = rows.map((r) => draftLength(r, k));
+  const n = rows.map((r) => draftCount(r, k));
   const drafts: number[][] = rows.map(() => []);
   const q: Float64Array[][] = rows.map(() => []);
   const V = target.config.vocab_size;
+  const t0 = performance.now();
   // The draft, one token at a time: its first pass also feeds what it has not seen yet.
   for (let j = 0; j < Math.max(0, ...n); j++) {
     const active = rows.flatMap((_, i) => (n[i]! > j ? [i] : []));
@@ -105,9 +117,14 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
       drafts[i]!.push(sampleIndex(dist, row.rng));
     });
   }
+  const t1 = performance.now();
   // The target, once: every unseen token and every draft, scoring the last n + 1 positions.
   const chunks = rows.map((r, i) => Int32Array.from([...r.tokens.slice(r.target.length), ...drafts[i]!]));
   const logits = batchForward(target, chunks, rows.map((r) => r.target), undefined, n.map((x) => x + 1));
+  if (stats) {
+    stats.draftSeconds += (t1 - t0) / 1000;
+    stats.targetSeconds += (performance.now() - t1) / 1000;
+  }
   let scoredRow = 0;
   return rows.map((row, i) => {
     const L = row.tokens.length;
@@ -138,6 +155,10 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
       stats.drafted += n[i]!;
       stats.accepted += kept;
       stats.emitted += out.length;
+      for (let j = 0; j < n[i]!; j++) {
+        stats.draftedAt[j] = (stats.draftedAt[j] ?? 0) + 1;
+        if (j < kept) stats.acceptedAt[j] = (stats.acceptedAt[j] ?? 0) + 1;
+      }
     }
     return out;
   });
@@ -153,8 +174,15 @@ function sampleResidual(p: Float64Array, q: Float64Array, rng: Rng): number {
 export interface SpeculativeOptions {
   /** The small model that proposes tokens; it must share the target's tokenizer and vocabulary. */
   draft: CausalLM;
-  /** Tokens proposed per round (default 4). */
+  /** Tokens proposed per round (default 4); with adaptiveK, the most per round. */
   k?: number;
+  /**
+   * Choose the tokens per round as decoding goes (draft_length.ts), from the
+   * running acceptance rate and the measured cost of a draft step against a
+   * verifying pass. Greedy output is the same; a sampling seed no longer
+   * reproduces a run exactly (k depends on timings).
+   */
+  adaptiveK?: boolean;
   /** Totals to update (acceptance rate, tokens per target pass). */
   stats?: SpeculativeStats;
 }
@@ -171,6 +199,8 @@ export class SpeculativeDecoder implements Decoder {
   readonly done: boolean[];
   readonly k: number;
   readonly stats: SpeculativeStats;
+  /** The adaptive draft length, when asked for. */
+  readonly draftLength: DraftLength | null;
   private readonly rows: SpeculativeRow[];
   private readonly queued: number[][];
   private readonly generated: number[];
@@ -188,6 +218,7 @@ export class SpeculativeDecoder implements Decoder {
     checkDraftModel(target, opts.draft);
     this.k = k;
     this.stats = opts.stats ?? new SpeculativeStats();
+    this.draftLength = opts.adaptiveK ? new DraftLength(k) : null;
     const prompts_ = checkedPrompts(target, prompts, opts);
     const size = (m: CausalLM, p: number[]) => Math.min(m.config.block_size, p.length + opts.maxNewTokens + k);
     this.rows = prompts_.map((p, b) => ({
@@ -216,8 +247,16 @@ export class SpeculativeDecoder implements Decoder {
     const refill = this.rows.flatMap((_, b) => (!this.done[b] && this.queued[b]!.length === 0 ? [b] : []));
     if (refill.length > 0) {
       for (const b of refill) this.rows[b]!.budget = this.opts.maxNewTokens - this.generated[b]!;
-      const out = speculativeRound(this.target, this.opts.draft, refill.map((b) => this.rows[b]!), this.k, this.stats);
+      const rows = refill.map((b) => this.rows[b]!);
+      const before = { draft: this.stats.draftSeconds, target: this.stats.targetSeconds };
+      const k = this.draftLength?.next ?? this.k;
+      const planned = rows.map((r) => draftCount(r, k));
+      const out = speculativeRound(this.target, this.opts.draft, rows, k, this.stats);
       refill.forEach((b, i) => this.queued[b]!.push(...out[i]!));
+      if (this.draftLength) {
+        out.forEach((o, i) => this.draftLength!.observeRow(planned[i]!, o.length - 1));
+        this.draftLength.observeTimes(Math.max(0, ...planned), this.stats.draftSeconds - before.draft, this.stats.targetSeconds - before.target);
+      }
     }
     return this.rows.map((row, b) => {
       if (this.done[b]) return null;

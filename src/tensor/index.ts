@@ -7,6 +7,7 @@ export { sum, mean } from './ops/reduce.js';
 export { reshape, transpose, slice, concat, split } from './ops/shape.js';
 export { softmax } from './ops/softmax.js';
 export { crossEntropy, type CrossEntropyOptions } from './ops/cross_entropy.js';
+export { distillationLoss } from './ops/distillation.js';
 export { embedding } from './ops/embedding.js';
 export { layerNorm } from './ops/layernorm.js';
 export { rmsNorm } from './ops/rmsnorm.js';

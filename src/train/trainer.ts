@@ -18,6 +18,7 @@ import { TokenDataset } from './data.js';
 import { queueEstimateLoss, queueValidationLoss, type EvalResult } from './evaluate.js';
 import { runTraining, runTrainingAsync, tokenStepInfo, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { Batch } from './data.js';
+import { distillationObjective } from './distill.js';
 import { nextTokenObjective } from './next_token.js';
 import type { TrainOptions } from './options.js';
 
@@ -55,6 +56,12 @@ export interface TrainRun {
    * options' training settings apply.
    */
   init?: string;
+  /**
+   * Distillation: train toward this model's next-token distributions
+   * (distill.ts) instead of the text's next tokens alone; a fresh model then
+   * takes the teacher's tokenizer, so the two score the same vocabulary.
+   */
+  teacher?: { model: CausalLM; tokenizer: Tokenizer; textWeight?: number };
 }
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -99,7 +106,7 @@ function trainingRun(run: TrainRun, events: TrainEvents): { loop: TrainingLoop<B
   // Checkpoints written before these options existed trained in FP32, storing every activation.
   const precision = o.precision ?? 'fp32';
   model.recompute = o.recompute ?? false;
-  const nextToken = nextTokenObjective(model, o.blockSize);
+  const objective = run.teacher ? distillationObjective(model, run.teacher.model, o.blockSize, run.teacher.textWeight) : nextTokenObjective(model, o.blockSize);
   const record = (step: number, sampled: EvalResult, full: number | null): number[] => {
     const r = full === null ? sampled : { train: sampled.train, val: full };
     last = { step, trainLoss: r.train, valLoss: r.val };
@@ -109,7 +116,7 @@ function trainingRun(run: TrainRun, events: TrainEvents): { loop: TrainingLoop<B
   };
   const loop: TrainingLoop<Batch> = {
     opt,
-    objective: { loss: (batch) => withPrecision(precision, () => nextToken.loss(batch)) },
+    objective: { loss: (batch) => withPrecision(precision, () => objective.loss(batch)) },
     step0: state.step,
     maxSteps: o.maxIters,
     schedule,
@@ -237,7 +244,7 @@ function startFrom(run: TrainRun, o: TrainOptions, model: CausalLM & { readonly 
 
 function freshSetup(run: TrainRun, events: TrainEvents): Setup {
   const o = run.options;
-  const tokenizer = buildTokenizer(o.tokenizer, run.text, o.vocabSize, events.onTokenizerProgress);
+  const tokenizer = run.teacher?.tokenizer ?? buildTokenizer(o.tokenizer, run.text, o.vocabSize, events.onTokenizerProgress);
   if (o.arch === 'llama') return startFrom(run, o, new Llama(llamaConfig(o, tokenizer.vocabSize), new Rng(o.seed)), tokenizer);
   const config = parseGPTConfig({
     n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, block_size: o.blockSize,

@@ -53,11 +53,7 @@ export function labelSmoothedCrossEntropy(logits: Tensor, targets: Int32Array, o
 
 /** One row: fills p with softmax(z) and returns −Σ q·log p, with log p = z − logsumexp(z). */
 function smoothedRow(z: Float32Array, p: Float32Array, target: number, eps: number): number {
-  let max = -Infinity;
-  for (const x of z) if (x > max) max = x;
-  let sum = 0;
-  for (let v = 0; v < z.length; v++) sum += Math.exp(z[v]! - max);
-  const lse = max + Math.log(sum);
+  const lse = logSumExp(z);
   let meanNegLog = 0;
   for (let v = 0; v < z.length; v++) {
     p[v] = Math.exp(z[v]! - lse);
@@ -65,4 +61,13 @@ function smoothedRow(z: Float32Array, p: Float32Array, target: number, eps: numb
   }
   meanNegLog /= z.length;
   return (1 - eps) * (lse - z[target]!) + eps * meanNegLog;
+}
+
+/** log Σ exp(z), computed after subtracting the largest score so that no exp overflows. */
+export function logSumExp(z: Float32Array): number {
+  let max = -Infinity;
+  for (const x of z) if (x > max) max = x;
+  let sum = 0;
+  for (let v = 0; v < z.length; v++) sum += Math.exp(z[v]! - max);
+  return max + Math.log(sum);
 }
