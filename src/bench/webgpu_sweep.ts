@@ -42,16 +42,22 @@ export const SWEEP_SHAPES: readonly Shape[] = [
   { name: 'small', M: 64, N: 384, K: 384, transB: true, size: 'small' },
 ];
 
-async function timeConfig(ctx: GpuContext, c: GemmConfig, args: GpuGemmArgs, flop: number, runs: number, minSeconds: number): Promise<number> {
+/**
+ * GFLOP/s of `record` (which records one product of `flop` operations): the
+ * median of `runs` timed runs, each a batch of products lasting about
+ * `minSeconds`, submitted together and waited for, after a warm-up (the
+ * first call compiles).
+ */
+export async function measureGflops(ctx: GpuContext, record: () => void, flop: number, runs: number, minSeconds: number): Promise<number> {
   const timeRun = async (count: number): Promise<number> => {
     const t0 = performance.now();
-    for (let i = 0; i < count; i++) gemmWith(ctx, c, args);
+    for (let i = 0; i < count; i++) record();
     await ctx.sync();
     return (performance.now() - t0) / 1000;
   };
   await timeRun(1); // compile and warm up
   const one = await timeRun(1);
-  const count = Math.max(1, Math.min(200, Math.ceil(minSeconds / Math.max(one, 1e-6))));
+  const count = Math.max(1, Math.min(1000, Math.ceil(minSeconds / Math.max(one, 1e-6))));
   const rates: number[] = [];
   for (let r = 0; r < runs; r++) rates.push((flop * count) / (await timeRun(count)) / 1e9);
   return median(rates);
@@ -78,7 +84,7 @@ export async function sweepWebgpuGemm(o: { ctx?: GpuContext; shapes?: readonly S
           continue;
         }
         try {
-          const gflops = await timeConfig(ctx, cfg, args, 2 * s.M * s.N * s.K, o.runs ?? 3, o.minSeconds ?? 0.1);
+          const gflops = await measureGflops(ctx, () => gemmWith(ctx, cfg, args), 2 * s.M * s.N * s.K, o.runs ?? 3, o.minSeconds ?? 0.1);
           emit({ workload: 'gemm-sweep', backend: 'webgpu', shape: s.name, M: s.M, N: s.N, K: s.K, trans: `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`, config: cfg.name, gflops: Number(gflops.toPrecision(4)) });
           if (gflops > top[1]) top = [cfg.name, gflops];
           const list = best[s.size].get(cfg.name) ?? [];
