@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check of issue #17, for a machine with an NVIDIA GPU (run from the repository root, with
 # node_modules/webgpu and dist/ present, python3 with CUDA torch). Writes JSON lines to $OUT/
-# (default ./bench-out): webgpu.jsonl (attn bench --backend webgpu), torch_cuda.jsonl (the PyTorch
-# eager CUDA FP32 twins), and each part's stderr. Each part has its own timeout; the whole stays
-# under 6 minutes. A part that fails or times out leaves its partial lines and the others still run.
+# (default ./bench-out): gemm_sweep.jsonl (every WGSL GEMM config on the square and training
+# shapes, and the ATTN_WEBGPU_GEMM value that picks the best), profile.jsonl (one train step of M
+# and G: dispatches, bind groups, buffers, writes, submits, encode ms, and GPU ms per kernel when
+# the adapter has timestamp-query), webgpu.jsonl (attn bench --backend webgpu, run with the
+# sweep's choice), torch_cuda.jsonl (the PyTorch eager CUDA FP32 twins), and each part's stderr.
+# Each part has its own timeout; the whole stays under 5 minutes. A part that fails or times out
+# leaves its partial lines and the others still run. ATTN_WEBGPU_GEMM set by the caller wins over
+# the sweep's choice.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-./bench-out}"
@@ -12,7 +17,7 @@ STEPS="${STEPS:-5}"
 echo "== adapter" | tee "$OUT/summary.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$OUT/summary.txt" || true
 # Dawn's adapter, first: if this fails, nothing after it can use the GPU.
-timeout 60 node --input-type=module -e "
+timeout 20 node --input-type=module -e "
   const { GpuContext } = await import('./dist/src/backend/webgpu/device.js');
   const ctx = await GpuContext.create();
   console.log(JSON.stringify({ workload: 'adapter', backend: 'webgpu', adapter: ctx.adapterName, max_buffer_bytes: ctx.limits.maxBufferSize }));
@@ -20,13 +25,29 @@ timeout 60 node --input-type=module -e "
 " 2> "$OUT/adapter.stderr" | tee "$OUT/adapter.jsonl" | tee -a "$OUT/summary.txt"
 echo "adapter rc=${PIPESTATUS[0]}" | tee -a "$OUT/summary.txt"
 
+echo "== GEMM sweep: every config, square and training shapes" | tee -a "$OUT/summary.txt"
+timeout 90 node dist/src/cli/main.js bench --backend webgpu --workloads gemm-sweep --json \
+  > "$OUT/gemm_sweep.jsonl" 2> "$OUT/gemm_sweep.stderr"
+echo "gemm-sweep rc=$?" | tee -a "$OUT/summary.txt"
+grep -E '"gemm-sweep-(best|choice)"' "$OUT/gemm_sweep.jsonl" | tee -a "$OUT/summary.txt"
+# The sweep's best large,medium,small configs for the rest of the run (unless the caller chose).
+CHOICE=$(grep '"gemm-sweep-choice"' "$OUT/gemm_sweep.jsonl" | sed -E 's/.*"ATTN_WEBGPU_GEMM":"([^"]*)".*/\1/' | tail -1)
+if [ -z "${ATTN_WEBGPU_GEMM:-}" ] && [ -n "$CHOICE" ]; then export ATTN_WEBGPU_GEMM="$CHOICE"; fi
+echo "ATTN_WEBGPU_GEMM=${ATTN_WEBGPU_GEMM:-default}" | tee -a "$OUT/summary.txt"
+
+echo "== profile: one train step of M and G, host counts and GPU ms per kernel" | tee -a "$OUT/summary.txt"
+timeout 50 node dist/src/cli/main.js bench --backend webgpu --workloads profile --config M,G --json \
+  > "$OUT/profile.jsonl" 2> "$OUT/profile.stderr"
+echo "profile rc=$?" | tee -a "$OUT/summary.txt"
+grep -E '"profile(-kernels)?"' "$OUT/profile.jsonl" | tee -a "$OUT/summary.txt"
+
 echo "== attn bench --backend webgpu (train M, G; decode 124M; GEMM 1024-4096)" | tee -a "$OUT/summary.txt"
-timeout 180 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps "$STEPS" --json \
+timeout 90 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps "$STEPS" --json \
   > "$OUT/webgpu.jsonl" 2> "$OUT/webgpu.stderr"
 echo "webgpu rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu.jsonl" | tee -a "$OUT/summary.txt"
 
 echo "== PyTorch eager CUDA FP32 twins" | tee -a "$OUT/summary.txt"
-timeout 100 python3 bench/torch_cuda.py --steps "$STEPS" > "$OUT/torch_cuda.jsonl" 2> "$OUT/torch_cuda.stderr"
+timeout 50 python3 bench/torch_cuda.py --steps "$STEPS" > "$OUT/torch_cuda.jsonl" 2> "$OUT/torch_cuda.stderr"
 echo "torch_cuda rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/torch_cuda.jsonl" | tee -a "$OUT/summary.txt"

@@ -14,6 +14,8 @@ import { trainStepAsync } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { median } from './configs.js';
 import { DECODE_CONFIGS } from './decode.js';
+import { profileTrainStep } from './webgpu_profile.js';
+import { sweepWebgpuGemm } from './webgpu_sweep.js';
 import { trainBenchSetup, type Row } from './workloads.js';
 
 /**
@@ -26,7 +28,7 @@ import { trainBenchSetup, type Row } from './workloads.js';
  * (a kernel not written yet, memory) is one row with its error, and the rest
  * still run. Speed on SwiftShader means nothing: run this on a real GPU.
  */
-export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSizes: number[] }, emit: (r: Row) => void): Promise<void> {
+export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSizes: number[]; workloads?: string[] }, emit: (r: Row) => void): Promise<void> {
   await selectBackendAsync('webgpu');
   const ctx = openedWebGpu()!;
   emit({ workload: 'adapter', backend: 'webgpu', adapter: ctx.adapterName, max_buffer_bytes: ctx.limits.maxBufferSize });
@@ -37,11 +39,24 @@ export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSiz
       emit({ ...what, backend: 'webgpu', error: (e as Error).message.split('\n')[0] ?? 'error' });
     }
   };
-  for (const config of o.configs.filter((c) => c !== 'S')) {
-    await attempt({ workload: 'train', config }, () => trainSteps(config, config === 'G' ? Math.max(3, o.steps >> 1) : o.steps));
+  const kinds = o.workloads ?? ['train', 'decode', 'gemm'];
+  if (kinds.includes('profile')) {
+    for (const config of o.configs) {
+      try {
+        await profileTrainStep(ctx, config, emit);
+      } catch (e) {
+        emit({ workload: 'profile', config, backend: 'webgpu', error: (e as Error).message.split('\n')[0] ?? 'error' });
+      }
+    }
   }
-  await attempt({ workload: 'decode', config: '124M', dtype: 'fp32' }, () => decode(o.steps * 8));
-  for (const n of o.gemmSizes) await attempt({ workload: 'gemm', n }, () => gemm(n, o.steps * 2));
+  if (kinds.includes('gemm-sweep')) await sweepWebgpuGemm({ ctx }, emit);
+  if (kinds.includes('train')) {
+    for (const config of o.configs.filter((c) => c !== 'S')) {
+      await attempt({ workload: 'train', config }, () => trainSteps(config, config === 'G' ? Math.max(3, o.steps >> 1) : o.steps));
+    }
+  }
+  if (kinds.includes('decode')) await attempt({ workload: 'decode', config: '124M', dtype: 'fp32' }, () => decode(o.steps * 8));
+  if (kinds.includes('gemm')) for (const n of o.gemmSizes) await attempt({ workload: 'gemm', n }, () => gemm(n, o.steps * 2));
 }
 
 async function trainSteps(config: string, steps: number): Promise<Row> {

@@ -2,7 +2,7 @@ import { jsBackend } from '../backend/js/index.js';
 import { GpuContext } from '../backend/webgpu/device.js';
 import { gemm } from '../backend/webgpu/kernels/gemm.js';
 import { Rng } from '../util/rng.js';
-import { median } from './configs.js';
+import { measureGflops } from './webgpu_sweep.js';
 
 /**
  * GEMM throughput of the WebGPU kernel: C = A·B for square n×n matrices,
@@ -63,19 +63,8 @@ export async function benchWebgpuGemm(o: WebgpuGemmOptions = {}): Promise<Webgpu
       const fill = () => Float32Array.from({ length: n * n }, () => rng.normal());
       const [a, b, c] = [ctx.upload(fill()), ctx.upload(fill()), ctx.buffer(n * n * 4)];
       const args = { transA: false, transB: false, M: n, N: n, K: n, a, aOffset: 0, lda: n, b, bOffset: 0, ldb: n, c, cOffset: 0, ldc: n, alpha: 1, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0 };
-      const timeRun = async (count: number): Promise<number> => {
-        const t0 = performance.now();
-        for (let i = 0; i < count; i++) gemm(ctx, args);
-        await ctx.sync();
-        return (performance.now() - t0) / 1000;
-      };
-      await timeRun(1); // compile and warm up
-      // Enough products per run that it lasts minSeconds.
-      const one = await timeRun(1);
-      const count = Math.max(1, Math.min(1000, Math.ceil(minSeconds / Math.max(one, 1e-6))));
-      const rates: number[] = [];
-      for (let r = 0; r < runs; r++) rates.push((2 * n ** 3 * count) / (await timeRun(count)) / 1e9);
-      records.push({ workload: 'gemm', backend: 'webgpu', n, gflops: Number(median(rates).toPrecision(4)), device: ctx.adapterName, runs });
+      const gflops = await measureGflops(ctx, () => gemm(ctx, args), 2 * n ** 3, runs, minSeconds);
+      records.push({ workload: 'gemm', backend: 'webgpu', n, gflops: Number(gflops.toPrecision(4)), device: ctx.adapterName, runs });
       for (const buf of [a, b, c]) ctx.release(buf);
       ctx.flush();
     }

@@ -126,16 +126,9 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     softmaxBackward: (y, dy, dx, rows, cols) => softmaxBackward(ctx, gpu(y, 'softmax'), gpu(dy, 'softmax'), gpu(dx, 'softmax'), rows, cols),
     layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) =>
       layerNormForward(ctx, gpu(x, 'layerNorm'), w && gpu(w, 'layerNorm'), b && gpu(b, 'layerNorm'), gpu(out, 'layerNorm'), gpu(mean, 'layerNorm'), gpu(rstd, 'layerNorm'), rows, cols, eps),
-    layerNormBackward: (x, w, mean, rstd, dy, dx, dW, dB, rows, cols, acc) => {
-      // The kernel sums dBias into element 0 of its buffer; an arena's bias gradient sits further in: sum into a scratch, then add.
-      const scratch = dB && dB.offset !== 0 ? arrayOf(ctx.zeros(cols), 0, cols, true) : null;
+    layerNormBackward: (x, w, mean, rstd, dy, dx, dW, dB, rows, cols, acc) =>
       layerNormBackward(ctx, gpu(x, 'layerNorm'), w && gpu(w, 'layerNorm'), gpu(mean, 'layerNorm'), gpu(rstd, 'layerNorm'), gpu(dy, 'layerNorm'), gpu(dx, 'layerNorm'),
-        dW && gpu(dW, 'layerNorm'), scratch ?? (dB && gpu(dB, 'layerNorm')), rows, cols, acc);
-      if (scratch && dB) {
-        binary(ctx, 'add', dB, [cols], scratch, [cols], dB, [cols]);
-        ctx.release(scratch.buffer);
-      }
-    },
+        dW && gpu(dW, 'layerNorm'), dB && gpu(dB, 'layerNorm'), rows, cols, acc),
     rmsNormForward: (x, w, out, rstd, rows, cols, eps) => rmsNormForward(ctx, gpu(x, 'rmsNorm'), w && gpu(w, 'rmsNorm'), gpu(out, 'rmsNorm'), gpu(rstd, 'rmsNorm'), rows, cols, eps),
     rmsNormBackward: (x, w, rstd, dy, dx, dW, rows, cols, acc) =>
       rmsNormBackward(ctx, gpu(x, 'rmsNorm'), w && gpu(w, 'rmsNorm'), gpu(rstd, 'rmsNorm'), gpu(dy, 'rmsNorm'), gpu(dx, 'rmsNorm'), dW && gpu(dW, 'rmsNorm'), rows, cols, acc),
@@ -154,15 +147,12 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       }),
     crossEntropyBackward: (logits, targets, lse, dLoss, dLogits, rows, vocab, ignore, scale, acc) =>
       withInts(ctx, targets, (t) => {
-        // The kernel takes its scale as a number; the loss's own gradient dLoss stays on the device, so it multiplies after.
-        const shape = [rows, vocab];
-        const into = acc ? scratch(rows * vocab) : gpu(dLogits, 'crossEntropy');
-        crossEntropyBackward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), into, rows, vocab, ignore, scale, false);
-        binary(ctx, 'mul', into, shape, gpu(dLoss, 'crossEntropy'), [1, 1], into, shape);
-        if (acc) {
-          binary(ctx, 'add', dLogits, shape, into, shape, dLogits, shape);
-          ctx.release(into.buffer);
-        }
+        // The loss's own gradient dLoss stays on the device: the kernel reads it there (from a copy if it shares dLogits' buffer).
+        const own = gpu(dLoss, 'crossEntropy');
+        const shared = own.buffer === gpu(dLogits, 'crossEntropy').buffer ? scratch(1) : null;
+        if (shared) ctx.copy(own.buffer, own.offset, shared.buffer, 0, 1);
+        crossEntropyBackward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), dLogits, rows, vocab, ignore, scale, acc, shared ?? own);
+        if (shared) ctx.release(shared.buffer);
       }),
     dropoutForward: (x, out, mask, p, seed) => dropoutForward(ctx, gpu(x, 'dropout'), gpu(out, 'dropout'), gpu(mask, 'dropout'), p, seed),
     dropoutBackward: (dOut, mask, dx, acc) => dropoutBackward(ctx, gpu(dOut, 'dropout'), gpu(mask, 'dropout'), gpu(dx, 'dropout'), acc),

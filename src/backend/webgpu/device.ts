@@ -14,9 +14,20 @@ import { UserError } from '../../util/errors.js';
  *   that work.
  * - A pipeline cache keyed by WGSL source and entry point: each kernel variant
  *   is compiled once.
- * - ONE command encoder that kernels append compute passes to. Nothing waits:
- *   `flush()` submits what was recorded, and `read()` is the one place that
- *   awaits (the loss at a log step, the logits row being sampled).
+ * - ONE command encoder, and on it one open compute pass that consecutive
+ *   dispatches share (WebGPU orders dispatches within a pass, so a kernel sees
+ *   the previous one's writes); a copy or a clear ends the pass. Nothing
+ *   waits: `flush()` submits what was recorded, and `read()` is the one place
+ *   that awaits (the loss at a log step, the logits row being sampled).
+ * - Cheap dispatches, since a training step makes hundreds: every kernel's
+ *   parameters go to one slot of a uniform ring (a host copy, uploaded with a
+ *   single writeBuffer per submit, bound with a dynamic offset), so the bind
+ *   group depends only on the storage buffers and is cached per (layout,
+ *   buffers) — pooled buffers come back step after step, and so do the hits.
+ * - Counters (`stats`) of what that costs on the host: dispatches, passes,
+ *   bind groups made, buffers created, queue writes, submits, reads, and the
+ *   milliseconds spent recording; and, with `profile` on a device that has
+ *   `timestamp-query`, the GPU time of every dispatch by kernel name.
  * - Errors a user can cause (no adapter, a buffer over the device's limits, a
  *   lost device) become one-line `UserError`s naming the cause.
  */
@@ -69,6 +80,36 @@ export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;
 }
 
+/** What recording work has cost on the host since the context opened (or `resetStats`): compare two snapshots. */
+export interface GpuStats {
+  dispatches: number;
+  /** Compute passes begun (consecutive dispatches share one). */
+  passes: number;
+  bindGroupsCreated: number;
+  bindGroupsReused: number;
+  /** GPU buffers created (pool misses), uniform ring and staging included. */
+  buffersCreated: number;
+  /** queue.writeBuffer calls. */
+  writeBuffers: number;
+  /** queue.submit calls (command buffers). */
+  submits: number;
+  /** Read-backs awaited. */
+  reads: number;
+  /** Copies and clears recorded. */
+  copies: number;
+  /** Milliseconds of JavaScript spent in dispatch(): the host's share of a step. */
+  encodeMs: number;
+}
+
+const zeroStats = (): GpuStats => ({ dispatches: 0, passes: 0, bindGroupsCreated: 0, bindGroupsReused: 0, buffersCreated: 0, writeBuffers: 0, submits: 0, reads: 0, copies: 0, encodeMs: 0 });
+
+/** Uniform ring size in slots: a submit is forced when a recording uses them all. */
+const RING_SLOTS = 4096;
+/** Cached bind groups kept at most (the cache is emptied past this: shapes that never come back). */
+const MAX_BIND_GROUPS = 16384;
+/** Timestamp pairs a profile records before it resolves them. */
+const MAX_QUERIES = 4096;
+
 const SWIFTSHADER_HINT = 'on a machine without a GPU set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (Debian chromium ships SwiftShader)';
 
 /** The GPU entry point: navigator.gpu in a browser, Dawn's through the optional `webgpu` package in Node. */
@@ -109,6 +150,24 @@ export class GpuContext {
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly poolKey = new WeakMap<GPUBuffer, string>();
   private readonly dummies: GPUBuffer[] = [];
+  /** The compute pass dispatches are recorded into, while no copy or clear has intervened. */
+  private pass: GPUComputePassEncoder | null = null;
+  /** The uniform ring: one slot of `slot` bytes per dispatch, its host copy, and the slots used since the last submit. */
+  private readonly slot: number;
+  private readonly ring: GPUBuffer;
+  private readonly ringHost: ArrayBuffer;
+  private readonly ringU: Uint32Array;
+  private readonly ringI: Int32Array;
+  private readonly ringF: Float32Array;
+  private ringUsed = 0;
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly ids = new WeakMap<GPUBuffer, number>();
+  private nextId = 1;
+  /** Host-side costs since the context opened. */
+  readonly stats: GpuStats = zeroStats();
+  /** Whether the device has `timestamp-query` (so `startProfile` can time each dispatch on the GPU). */
+  readonly canTimestamp: boolean;
+  private profile: { names: string[]; querySet: GPUQuerySet; resolve: GPUBuffer; pending: Promise<void>[]; times: Map<string, { ms: number; count: number }> } | null = null;
 
   /**
    * Dawn's instance and adapter, held for the device's lifetime: in Node,
@@ -120,6 +179,13 @@ export class GpuContext {
     this.device = device;
     this.keepAlive = keepAlive;
     this.adapterName = adapterName;
+    this.canTimestamp = device.features.has('timestamp-query');
+    this.slot = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
+    this.ring = device.createBuffer({ size: this.slot * RING_SLOTS, usage: UNIFORM_USAGE });
+    this.ringHost = new ArrayBuffer(this.slot * RING_SLOTS);
+    this.ringU = new Uint32Array(this.ringHost);
+    this.ringI = new Int32Array(this.ringHost);
+    this.ringF = new Float32Array(this.ringHost);
     void device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'unknown reason';
     });
@@ -141,9 +207,11 @@ export class GpuContext {
     ] as const;
     const requiredLimits: Record<string, number> = {};
     for (const k of want) requiredLimits[k] = adapter.limits[k];
+    // Timestamps for the per-kernel profile, where the adapter offers them (it costs nothing unless used).
+    const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
     let device: GPUDevice;
     try {
-      device = await adapter.requestDevice({ requiredLimits });
+      device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     } catch (e) {
       throw new UserError(`the WebGPU adapter refused a device (${(e as Error).message.split('\n')[0]})`);
     }
@@ -183,6 +251,7 @@ export class GpuContext {
     const reused = list?.pop();
     if (reused) return reused;
     const buffer = this.device.createBuffer({ size, usage });
+    this.stats.buffersCreated++;
     this.poolKey.set(buffer, key);
     return buffer;
   }
@@ -196,7 +265,9 @@ export class GpuContext {
   zeros(elements: number): GPUBuffer {
     const b = this.buffer(elements * 4);
     // Counted as pending work: a queue write into b must first submit this clear, or the clear would land after it.
-    this.encode((e) => e.clearBuffer(b));
+    this.commands().clearBuffer(b);
+    this.stats.copies++;
+    this.pending++;
     return b;
   }
 
@@ -210,6 +281,7 @@ export class GpuContext {
   upload(data: Float32Array | Uint32Array | Int32Array): GPUBuffer {
     const b = this.buffer(data.byteLength);
     this.device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+    this.stats.writeBuffers++;
     return b;
   }
 
@@ -222,11 +294,13 @@ export class GpuContext {
     this.check();
     if (this.pending > 0) this.flush();
     this.device.queue.writeBuffer(buffer, offset * 4, data.buffer, data.byteOffset, data.byteLength);
+    this.stats.writeBuffers++;
   }
 
   /** Copy `length` elements between buffers, in order with the recorded kernels. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, length: number): void {
     this.commands().copyBufferToBuffer(src, srcOffset * 4, dst, dstOffset * 4, length * 4);
+    this.stats.copies++;
     this.pending++;
   }
 
@@ -245,6 +319,7 @@ export class GpuContext {
     // copyBufferToBuffer moves multiples of 4 bytes; our elements are 4 bytes.
     this.commands().copyBufferToBuffer(buffer, byteOffset, staging, 0, bytes);
     this.pending++;
+    this.stats.reads++;
     this.flush();
     try {
       await staging.mapAsync(MAP_MODE_READ, 0, bytes);
@@ -270,7 +345,7 @@ export class GpuContext {
         visibility: SHADER_STAGE_COMPUTE,
         buffer: { type: k === 'read' ? 'read-only-storage' : 'storage' },
       }));
-      entries.push({ binding: kinds.length, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'uniform' } });
+      entries.push({ binding: kinds.length, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } });
       layout = this.device.createBindGroupLayout({ entries });
       this.layouts.set(key, layout);
     }
@@ -291,16 +366,82 @@ export class GpuContext {
     return p;
   }
 
-  /** The encoder that recorded work goes to (created on demand; submitted by flush). */
+  /** The encoder that recorded work goes to (created on demand; submitted by flush). Ends the open compute pass: what comes next is a copy or a clear. */
   commands(): GPUCommandEncoder {
     this.check();
+    this.endPass();
     this.encoder ??= this.device.createCommandEncoder();
     return this.encoder;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  /** The open compute pass, begun when there is none (profiling: one pass per dispatch, with its timestamps). */
+  private computePass(name: string): GPUComputePassEncoder {
+    if (this.pass && !this.profile) return this.pass;
+    const encoder = this.commands();
+    let desc: GPUComputePassDescriptor | undefined;
+    const prof = this.profile;
+    if (prof) {
+      const i = prof.names.length;
+      prof.names.push(name);
+      desc = { timestampWrites: { querySet: prof.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } };
+    }
+    this.pass = encoder.beginComputePass(desc);
+    this.stats.passes++;
+    return this.pass;
+  }
+
+  /** A small id per buffer, for bind group cache keys. */
+  private idOf(b: GPUBuffer): number {
+    let id = this.ids.get(b);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(b, id);
+    }
+    return id;
+  }
+
+  /** The bind group of these buffers (and the uniform ring) for a layout: cached, since the pool hands the same buffers out again. */
+  private bindGroup(kinds: readonly BindingKind[], buffers: readonly GPUBuffer[]): GPUBindGroup {
+    const key = `${kinds.join(',')}|${buffers.map((b) => this.idOf(b)).join(',')}`;
+    const hit = this.bindGroups.get(key);
+    if (hit) {
+      this.stats.bindGroupsReused++;
+      return hit;
+    }
+    if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+    const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+    entries.push({ binding: buffers.length, resource: { buffer: this.ring, offset: 0, size: this.slot } });
+    const group = this.device.createBindGroup({ layout: this.layout(kinds), entries });
+    this.bindGroups.set(key, group);
+    this.stats.bindGroupsCreated++;
+    return group;
+  }
+
+  /** Pack a dispatch's parameters into the next ring slot; returns its byte offset. */
+  private pushParams(name: string, params: readonly Param[]): number {
+    if (params.length * 4 > this.slot) throw new Error(`${name}: ${params.length} parameters do not fit a ${this.slot}-byte uniform slot`);
+    if (this.ringUsed === RING_SLOTS) this.flush();
+    const offset = this.ringUsed * this.slot;
+    const base = offset / 4;
+    for (let i = 0; i < params.length; i++) {
+      const [t, v] = params[i]!;
+      if (t === 'u') this.ringU[base + i] = v;
+      else if (t === 'i') this.ringI[base + i] = v;
+      else this.ringF[base + i] = v;
+    }
+    this.ringUsed++;
+    return offset;
   }
 
   /** Record custom work on the shared encoder (a kernel that needs several passes, a copy). */
   encode(f: (encoder: GPUCommandEncoder) => void): void {
     f(this.commands());
+    this.stats.copies++;
     this.pending++;
   }
 
@@ -325,31 +466,21 @@ export class GpuContext {
     if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
       throw new UserError(`${k.name}: ${gx}×${gy}×${gz} workgroups is over this device's maxComputeWorkgroupsPerDimension (${maxGroups})`);
     }
+    const t0 = performance.now();
     const pipeline = this.pipeline(k);
     const bound = this.resolveAliases(k, buffers.map((b, i) => b ?? this.dummy(i)));
-    // A struct holding vec4s is 16-byte aligned, so its size rounds up to 16 bytes.
-    const bytes = Math.max(16, Math.ceil((params.length * 4) / 16) * 16);
-    const uniform = this.take(bytes, UNIFORM_USAGE);
-    const data = new ArrayBuffer(bytes);
-    const asU = new Uint32Array(data);
-    const asI = new Int32Array(data);
-    const asF = new Float32Array(data);
-    params.forEach(([t, v], i) => {
-      if (t === 'u') asU[i] = v;
-      else if (t === 'i') asI[i] = v;
-      else asF[i] = v;
-    });
-    this.device.queue.writeBuffer(uniform, 0, data);
-    const entries: GPUBindGroupEntry[] = bound.map((buffer, i) => ({ binding: i, resource: { buffer } }));
-    entries.push({ binding: bound.length, resource: { buffer: uniform, size: data.byteLength } });
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.commands().beginComputePass();
+    const group = this.bindGroup(k.bindings, bound);
+    // A full query set is resolved by a submit, before this dispatch's parameters take a ring slot.
+    if (this.profile && this.profile.names.length * 2 >= MAX_QUERIES) this.flush();
+    const offset = this.pushParams(k.name, params);
+    const pass = this.computePass(k.name);
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, group, [offset]);
     pass.dispatchWorkgroups(gx, gy, gz);
-    pass.end();
+    if (this.profile) this.endPass();
     this.pending++;
-    this.releasedSinceFlush.push(uniform);
+    this.stats.dispatches++;
+    this.stats.encodeMs += performance.now() - t0;
   }
 
   private resolveAliases(k: KernelSource, buffers: readonly GPUBuffer[]): GPUBuffer[] {
@@ -363,6 +494,7 @@ export class GpuContext {
       if (k.bindings[i] === 'rw' || !written.has(b)) return b;
       const copy = this.buffer(b.size);
       this.commands().copyBufferToBuffer(b, 0, copy, 0, b.size);
+      this.stats.copies++;
       this.releasedSinceFlush.push(copy);
       return copy;
     });
@@ -371,8 +503,17 @@ export class GpuContext {
   /** Submit everything recorded; buffers released before now become reusable. */
   flush(): void {
     this.check();
+    this.endPass();
+    if (this.ringUsed > 0) {
+      // The parameters of everything recorded, in one upload; the queue orders it after earlier submits and before this one.
+      this.device.queue.writeBuffer(this.ring, 0, this.ringHost, 0, this.ringUsed * this.slot);
+      this.stats.writeBuffers++;
+      this.ringUsed = 0;
+    }
     if (this.encoder) {
+      if (this.profile && this.profile.names.length > 0) this.resolveProfile(this.encoder);
       this.device.queue.submit([this.encoder.finish()]);
+      this.stats.submits++;
       this.encoder = null;
     }
     this.pending = 0;
@@ -392,6 +533,64 @@ export class GpuContext {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.check();
+  }
+
+  /** Zero the counters (snapshot `{ ...ctx.stats }` to compare instead). */
+  resetStats(): void {
+    Object.assign(this.stats, zeroStats());
+  }
+
+  /**
+   * Time every dispatch from now on with GPU timestamps (each gets its own
+   * pass: slower, so only for profiling). Needs `canTimestamp`.
+   */
+  startProfile(): void {
+    if (!this.canTimestamp) throw new Error('this WebGPU device has no timestamp-query feature');
+    this.flush();
+    const querySet = this.device.createQuerySet({ type: 'timestamp', count: MAX_QUERIES });
+    const resolve = this.device.createBuffer({ size: MAX_QUERIES * 8, usage: 0x0200 /* QUERY_RESOLVE */ | BufferUsage.COPY_SRC });
+    this.profile = { names: [], querySet, resolve, pending: [], times: new Map() };
+  }
+
+  /** Copy the recorded timestamps out (in order with the work) and add them to the profile once read. */
+  private resolveProfile(encoder: GPUCommandEncoder): void {
+    const prof = this.profile!;
+    const n = prof.names.length;
+    const names = prof.names;
+    prof.names = [];
+    encoder.resolveQuerySet(prof.querySet, 0, 2 * n, prof.resolve, 0);
+    const staging = this.device.createBuffer({ size: 2 * n * 8, usage: READBACK_USAGE });
+    encoder.copyBufferToBuffer(prof.resolve, 0, staging, 0, 2 * n * 8);
+    // Mapped once the submit carrying the copy is done; a later resolve may reuse the query set after this submit.
+    queueMicrotask(() => {
+      prof.pending.push(
+        staging.mapAsync(MAP_MODE_READ).then(() => {
+          const t = new BigUint64Array(staging.getMappedRange());
+          names.forEach((name, i) => {
+            const e = prof.times.get(name) ?? { ms: 0, count: 0 };
+            e.ms += Number(t[2 * i + 1]! - t[2 * i]!) / 1e6;
+            e.count++;
+            prof.times.set(name, e);
+          });
+          staging.unmap();
+          staging.destroy();
+        }),
+      );
+    });
+  }
+
+  /** Stop profiling: GPU milliseconds and dispatch counts per kernel name, for the work since startProfile. */
+  async stopProfile(): Promise<Map<string, { ms: number; count: number }>> {
+    const prof = this.profile;
+    if (!prof) throw new Error('no profile was started');
+    this.flush();
+    await new Promise<void>((r) => queueMicrotask(r));
+    await this.device.queue.onSubmittedWorkDone();
+    await Promise.all(prof.pending);
+    this.profile = null;
+    prof.querySet.destroy();
+    prof.resolve.destroy();
+    return prof.times;
   }
 
   /** Free every pooled buffer and the device; the context is unusable afterwards. */

@@ -12,11 +12,11 @@ import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
  */
 
 const CODE = /* wgsl */ `
-struct Params { rows: u32, vocab: u32, ignoreIndex: i32, scale: f32, accumulate: u32, lOff: u32, tOff: u32, lseOff: u32, dOff: u32 }
+struct Params { rows: u32, vocab: u32, ignoreIndex: i32, scale: f32, accumulate: u32, lOff: u32, tOff: u32, lseOff: u32, dOff: u32, hasDLoss: u32, dLossOff: u32 }
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(3) var<storage, read_write> rowLoss: array<f32>;  // forward: per-row loss, then [sum, count] at dOff
+@group(0) @binding(3) var<storage, read_write> rowLoss: array<f32>;  // forward: per-row losses; backward: dLoss (at dLossOff)
 @group(0) @binding(4) var<storage, read_write> dLogits: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 ${FLAT_INDEX}
@@ -65,8 +65,12 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   var d = 0.0;
   if (p.accumulate != 0u) { d = dLogits[o]; }
   if (t != p.ignoreIndex) {
-    d += p.scale * exp(logits[p.lOff + i] - lse[p.lseOff + r]);
-    if (u32(t) == j) { d -= p.scale; }
+    // The upstream gradient of the loss, read on the device (binding 3 in backward), times the op's scale.
+    var scale = p.scale;
+    if (p.hasDLoss != 0u) { scale *= rowLoss[p.dLossOff]; }
+    var g = scale * exp(logits[p.lOff + i] - lse[p.lseOff + r]);
+    if (u32(t) == j) { g -= scale; }
+    d += g;
   }
   dLogits[o] = d;
 }`;
@@ -85,21 +89,28 @@ export function crossEntropyForward(
 ): void {
   const rowLoss = ctx.buffer(Math.max(1, rows) * 4);
   const buffers = [logits.buffer, targets.buffer, lse.buffer, rowLoss, result.buffer];
-  const params = [u32(rows), u32(vocab), i32(ignoreIndex), f32(0), u32(0), u32(logits.offset), u32(targets.offset), u32(lse.offset), u32(result.offset)];
+  const params = [u32(rows), u32(vocab), i32(ignoreIndex), f32(0), u32(0), u32(logits.offset), u32(targets.offset), u32(lse.offset), u32(result.offset), u32(0), u32(0)];
   ctx.dispatch(ROWS, buffers, params, grid(ctx, rows, 1));
   ctx.dispatch(TOTAL, buffers, params, [1]);
   ctx.release(rowLoss);
 }
 
-/** dLogits (+)= scale·(softmax − onehot(target)) for counted rows; overwriting leaves ignored rows 0. */
+/**
+ * dLogits (+)= scale·dLoss·(softmax − onehot(target)) for counted rows;
+ * overwriting leaves ignored rows 0. dLoss (one element, the loss's own
+ * gradient) is read on the device; without it the factor is 1.
+ */
 export function crossEntropyBackward(
   ctx: GpuContext, logits: GpuSpan, targets: GpuSpan, lse: GpuSpan, dLogits: GpuSpan,
-  rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean,
+  rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean, dLoss: GpuSpan | null = null,
 ): void {
   ctx.dispatch(
     BACKWARD,
-    [logits.buffer, targets.buffer, lse.buffer, null, dLogits.buffer],
-    [u32(rows), u32(vocab), i32(ignoreIndex), f32(scale), u32(accumulate ? 1 : 0), u32(logits.offset), u32(targets.offset), u32(lse.offset), u32(dLogits.offset)],
+    [logits.buffer, targets.buffer, lse.buffer, dLoss?.buffer, dLogits.buffer],
+    [
+      u32(rows), u32(vocab), i32(ignoreIndex), f32(scale), u32(accumulate ? 1 : 0), u32(logits.offset), u32(targets.offset), u32(lse.offset), u32(dLogits.offset),
+      u32(dLoss ? 1 : 0), u32(dLoss?.offset ?? 0),
+    ],
     grid(ctx, rows * vocab),
   );
 }

@@ -1,6 +1,7 @@
 import type { BinaryOp, UnaryOp } from '../../backend.js';
 import { broadcastStrides } from '../../js/elementwise.js';
 import { f32, type GpuContext, type GpuSpan, type KernelSource, type Param, u32 } from '../device.js';
+import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 
 /**
@@ -217,10 +218,49 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 };
 
+/** The common case, a bias gradient: src [rows, cols] summed over its rows into dst [cols], a workgroup per block of columns. */
+const COLUMN_SUM: KernelSource = {
+  name: 'columnSum',
+  bindings: ['read', 'rw'],
+  code: /* wgsl */ `
+struct Params { rows: u32, cols: u32, srcOff: u32, dstOff: u32 }
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+${COLUMN_REDUCE}
+@compute @workgroup_size(${COL_X}, ${COL_Y})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = wid.x * ${COL_X}u + lid.x;
+  var s = 0.0;
+  if (j < p.cols) {
+    for (var r = lid.y; r < p.rows; r += ${COL_Y}u) { s += src[p.srcOff + r * p.cols + j]; }
+  }
+  s = colReduce(s, lid);
+  if (lid.y == 0u && j < p.cols) { dst[p.dstOff + j] += s; }
+}`,
+};
+
+/**
+ * When the reduced dimensions are exactly the leading ones (dst [1, …, 1,
+ * kept…]), src is a [rows, cols] matrix summed over its rows: the number of
+ * columns, else 0.
+ */
+function leadingReduction(srcShape: number[], dstShape: number[]): number {
+  let d = 0;
+  while (d < dstShape.length && dstShape[d] === 1) d++;
+  for (let i = d; i < dstShape.length; i++) if (dstShape[i] !== srcShape[i]) return 0;
+  return dstShape.slice(d).reduce((x, y) => x * y, 1);
+}
+
 /** Sum src (srcShape) down to dst (dstShape: same rank, 1 where reduced), adding into dst. */
 export function reduceSumTo(ctx: GpuContext, src: GpuSpan, srcShape: number[], dst: GpuSpan, dstShape: number[]): void {
   const n = dstShape.reduce((x, y) => x * y, 1);
   const total = srcShape.reduce((x, y) => x * y, 1);
+  const cols = leadingReduction(srcShape, dstShape);
+  if (cols > 0 && total / cols > 1) {
+    ctx.dispatch(COLUMN_SUM, [src.buffer, dst.buffer], [u32(total / cols), u32(cols), u32(src.offset), u32(dst.offset)], [Math.ceil(cols / COL_X)]);
+    return;
+  }
   ctx.dispatch(
     REDUCE_SUM_TO,
     [src.buffer, dst.buffer],

@@ -5,26 +5,34 @@ import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
  * C = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), the whole GemmArgs
  * contract of backend.ts, on the GPU.
  *
- * The classic tiled scheme: a workgroup owns a BM×BN block of C. It walks K
- * in steps of BK, each time copying a BM×BK block of op(A) and a BK×BN block of
- * op(B) into workgroup memory (every element read from global memory once per
- * block instead of once per multiply), then each of its 16×16 invocations
- * multiplies out a TM×TN sub-block held in registers — TM + TN loads from
- * workgroup memory feed TM·TN fused multiply-adds ("register blocking").
+ * The known-good shape of an FP32 GEMM on a big GPU, written out as WGSL:
  *
- * An invocation's rows and columns are strided (row ly + i·16, column
- * lx + j·16), so neighbouring invocations touch neighbouring addresses: reads
- * of workgroup memory are free of bank conflicts and the stores to C coalesce.
+ * - A workgroup owns a BM×BN block of C and walks K in tiles of BK, copying a
+ *   BM×BK block of op(A) and a BK×BN block of op(B) into workgroup memory,
+ *   both stored k-major ([k][m], [k][n]) as vec4s whatever the transposes.
+ * - Each invocation multiplies out a TM×TN register tile. Per k it reads TM/4
+ *   vec4s of A and TN/4 vec4s of B from workgroup memory and does TM·TN fused
+ *   multiply-adds. The accumulators are separate named variables and every
+ *   loop is unrolled here, in TypeScript: an array indexed by a loop variable
+ *   gets bounds clamps from the robustness pass and may land in slow local
+ *   memory instead of registers.
+ * - An invocation's vec4s are strided by the workgroup's width (vec4 lx +
+ *   j·WX), so a warp's 16-byte reads of workgroup memory hit distinct banks.
+ * - Double buffering: while the tile in workgroup memory is multiplied out,
+ *   the next one is already loaded from global memory into registers, then
+ *   stored into the other half of workgroup memory — one barrier per K tile.
+ * - Global loads are 16 bytes wide when the operand's contiguous dimension,
+ *   offsets and strides are multiples of 4 (bound as array<vec4<f32>>), and
+ *   unchecked for tiles wholly inside the matrices; bounds checks run only in
+ *   edge workgroups and the last K tile (a uniform branch: no divergence).
+ * - NN, NT, TN and TT are compiled variants (only the copy-in differs), so
+ *   nothing is transposed in memory. Workgroup z is the batch index; bias,
+ *   alpha and accumulation are applied when C is stored.
  *
- * The blocks are stored k-major ([k][m] and [k][n]) whatever the transposes,
- * so one inner loop serves NN, NT, TN and TT; only the copy-in differs, on a
- * uniform flag (every invocation takes the same branch: no divergence, and
- * one compiled kernel instead of four). When an
- * operand's contiguous dimension, offsets and row stride are multiples of 4 it
- * is bound as vec4<f32> and copied in with 16-byte loads.
- *
- * Sizes: 128×128 blocks (8×8 per invocation) when C is large enough to fill a
- * GPU with them, 64×64 (4×4) otherwise. Workgroup z is the batch index.
+ * Several tile shapes are in CONFIGS; `chooseGemmConfig` picks one per shape
+ * (big tiles when there are enough of them to fill the GPU), and
+ * ATTN_WEBGPU_GEMM (or setGemmChoice) overrides the choice with the best of
+ * `attn bench webgpu-gemm --sweep` on a given GPU.
  */
 
 /** op(A)·op(B) with A, B, C (and the bias) in GPU buffers; offsets and strides in elements, as GemmArgs. */
@@ -37,62 +45,210 @@ export interface GpuGemmArgs extends Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> {
   biasOffset?: number;
 }
 
-interface Tile {
-  BM: number;
-  BN: number;
-  BK: number;
+/** One tile shape: WX×WY invocations, each computing TM×TN of C (multiples of 4); BK deep K tiles. */
+export interface GemmConfig {
+  name: string;
+  WX: number;
+  WY: number;
   TM: number;
   TN: number;
+  BK: number;
 }
 
-/** The two block shapes; 16×16 = 256 invocations per workgroup for both. */
-const LARGE: Tile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 };
-const SMALL: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
-const WX = 16;
-const WY = 16;
+const cfg = (WX: number, WY: number, TM: number, TN: number, BK: number): GemmConfig => ({ name: `${WY * TM}x${WX * TN}_t${TM}x${TN}_k${BK}`, WX, WY, TM, TN, BK });
 
-interface Variant {
-  /** Bind the operand as vec4<f32>: its contiguous dimension, offsets and strides are multiples of 4. */
-  vecA: boolean;
-  vecB: boolean;
-  tile: Tile;
+/** The tile shapes the backend and the sweep know: name → config (BM×BN block, TM×TN per invocation, K tile). */
+export const CONFIGS: readonly GemmConfig[] = [
+  cfg(16, 16, 8, 8, 8), // 128×128, 256 invocations: the classic big-GPU shape
+  cfg(16, 16, 8, 8, 16),
+  cfg(16, 8, 8, 8, 8), // 64×128, 128 invocations
+  cfg(16, 16, 8, 4, 16), // 128×64
+  cfg(16, 16, 4, 4, 16), // 64×64, 256 invocations
+  cfg(8, 8, 8, 8, 8), // 64×64, 64 invocations (more registers each)
+  cfg(8, 8, 4, 4, 16), // 32×32: small products
+];
+
+const byName = new Map(CONFIGS.map((c) => [c.name, c]));
+
+export function gemmConfig(name: string): GemmConfig {
+  const c = byName.get(name);
+  if (!c) throw new Error(`unknown webgpu GEMM config '${name}' (known: ${CONFIGS.map((x) => x.name).join(', ')})`);
+  return c;
+}
+
+/** Bytes of workgroup memory a config needs (two buffers of each operand's block). */
+export const sharedBytes = (c: GemmConfig) => 2 * c.BK * (c.WY * c.TM + c.WX * c.TN) * 4;
+
+/** Whether a device can run a config (workgroup memory and invocations per workgroup). */
+export function fits(ctx: GpuContext, c: GemmConfig): boolean {
+  const l = ctx.limits;
+  return sharedBytes(c) <= l.maxComputeWorkgroupStorageSize && c.WX * c.WY <= l.maxComputeInvocationsPerWorkgroup && c.WX <= l.maxComputeWorkgroupSizeX && c.WY <= l.maxComputeWorkgroupSizeY;
 }
 
 /**
- * WGSL that copies one operand's block into workgroup memory `dst` ([k][r],
- * r < R), zero outside the matrix. `alongK`: the operand's stored rows run
- * along k (A not transposed, B transposed), else along r.
+ * Which config serves which products: `large` when the product has at least
+ * `minLargeTiles` blocks of the large config (enough to keep every core of a
+ * big GPU busy), else `medium` when it has `minMediumTiles` blocks of that,
+ * else `small`.
  */
-function loadBlock(dst: string, src: string, R: number, BK: number, alongK: boolean, vec: boolean, extent: string, ld: string, base: string, origin: string): string {
-  const threads = WX * WY;
-  const w = vec ? 4 : 1;
-  const count = (R * BK) / w;
-  // e enumerates the block's vectors along its contiguous dimension
-  const [rOf, kOf] = alongK ? [`e / ${BK / w}u`, `(e % ${BK / w}u) * ${w}u`] : [`(e % ${R / w}u) * ${w}u`, `e / ${R / w}u`];
-  const gIndex = `${base} + ${alongK ? `gr * ${ld} + gk / ${w}u` : `gk * ${ld} + gr / ${w}u`}`;
-  const put = vec
-    ? [0, 1, 2, 3].map((c) => (alongK ? `${dst}[(k + ${c}u) * ${R}u + r] = v[${c}];` : `${dst}[k * ${R}u + r + ${c}u] = v[${c}];`)).join(' ')
-    : `${dst}[k * ${R}u + r] = v;`;
-  const zero = vec ? 'vec4<f32>(0.0)' : '0.0';
-  return `
-    for (var e = tid; e < ${count}u; e += ${threads}u) {
-      let r = ${rOf};
-      let k = ${kOf};
-      let gr = ${origin} + r;
-      let gk = k0 + k;
-      var v = ${zero};
-      if (gr < ${extent} && gk < p.K) { v = ${src}[${gIndex}]; }
-      ${put}
-    }`;
+export interface GemmChoice {
+  large: string;
+  medium: string;
+  small: string;
+  minLargeTiles: number;
+  minMediumTiles: number;
+}
+
+const DEFAULT_CHOICE: GemmChoice = { large: CONFIGS[0]!.name, medium: CONFIGS[4]!.name, small: CONFIGS[6]!.name, minLargeTiles: 128, minMediumTiles: 64 };
+
+/**
+ * ATTN_WEBGPU_GEMM: one config name for every product, or
+ * "LARGE,MEDIUM,SMALL[,minLargeTiles,minMediumTiles]" (what the sweep prints).
+ */
+export function parseGemmChoice(spec: string): GemmChoice {
+  const parts = spec.split(',').map((s) => s.trim()).filter((s) => s);
+  if (parts.length === 1) return { ...DEFAULT_CHOICE, large: parts[0]!, medium: parts[0]!, small: parts[0]! };
+  if (parts.length !== 3 && parts.length !== 5) throw new Error(`ATTN_WEBGPU_GEMM: expected NAME or LARGE,MEDIUM,SMALL[,minLargeTiles,minMediumTiles], got '${spec}'`);
+  const [large, medium, small, a, b] = parts;
+  const choice = { large: large!, medium: medium!, small: small!, minLargeTiles: a ? Number(a) : DEFAULT_CHOICE.minLargeTiles, minMediumTiles: b ? Number(b) : DEFAULT_CHOICE.minMediumTiles };
+  if (!Number.isInteger(choice.minLargeTiles) || !Number.isInteger(choice.minMediumTiles)) throw new Error(`ATTN_WEBGPU_GEMM: tile counts must be integers in '${spec}'`);
+  return choice;
+}
+
+function initialChoice(): GemmChoice {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTN_WEBGPU_GEMM;
+  const c = env ? parseGemmChoice(env) : DEFAULT_CHOICE;
+  for (const n of [c.large, c.medium, c.small]) gemmConfig(n); // an unknown name fails here, once, with the known ones listed
+  return c;
+}
+
+let choice: GemmChoice | null = null;
+
+/** Set the per-shape choice (null: back to ATTN_WEBGPU_GEMM or the default). */
+export function setGemmChoice(c: GemmChoice | null): void {
+  if (c) for (const n of [c.large, c.medium, c.small]) gemmConfig(n);
+  choice = c;
+}
+
+const blocks = (c: GemmConfig, M: number, N: number, batch: number) => Math.ceil(M / (c.WY * c.TM)) * Math.ceil(N / (c.WX * c.TN)) * batch;
+
+/** The config the backend uses for an M×N product (×batch), one the device can run. */
+export function chooseGemmConfig(ctx: GpuContext, M: number, N: number, batch: number): GemmConfig {
+  choice ??= initialChoice();
+  const large = gemmConfig(choice.large);
+  const medium = gemmConfig(choice.medium);
+  let c = gemmConfig(choice.small);
+  if (blocks(large, M, N, batch) >= choice.minLargeTiles) c = large;
+  else if (blocks(medium, M, N, batch) >= choice.minMediumTiles) c = medium;
+  if (fits(ctx, c)) return c;
+  return CONFIGS.find((x) => fits(ctx, x)) ?? CONFIGS[CONFIGS.length - 1]!;
+}
+
+interface Variant {
+  c: GemmConfig;
+  transA: boolean;
+  transB: boolean;
+  /** Bind the operand as vec4<f32>: its contiguous dimension, offsets and strides are multiples of 4. */
+  vecA: boolean;
+  vecB: boolean;
+}
+
+/** How one operand's block is fetched: its registers, and the WGSL that loads them and stores them to workgroup memory. */
+interface Operand {
+  /** 'A' or 'B' (the binding and the name prefix). */
+  src: string;
+  /** Workgroup array. */
+  dst: string;
+  /** Rows of the block along m (A) or n (B). */
+  R: number;
+  BK: number;
+  /** Stored rows run along k (A not transposed, B transposed). */
+  alongK: boolean;
+  vec: boolean;
+  threads: number;
+  /** WGSL: the operand's extent along R (p.M or p.N), its first row/column in this block, its leading dimension, its batch base. */
+  extent: string;
+  origin: string;
+  ld: string;
+  base: string;
+}
+
+/** Element e (of this invocation's l-th load) → its r (along R) and k (along K) in the block, as WGSL. */
+function coords(o: Operand, e: string): [string, string] {
+  const w = o.vec ? 4 : 1;
+  return o.alongK ? [`(${e} / ${o.BK / w}u)`, `((${e} % ${o.BK / w}u) * ${w}u)`] : [`((${e} % ${o.R / w}u) * ${w}u)`, `(${e} / ${o.R / w}u)`];
+}
+
+const loadsPer = (o: Operand) => Math.ceil((o.R * o.BK) / (o.vec ? 4 : 1) / o.threads);
+
+/** WGSL declaring the operand's prefetch registers. */
+function declareRegs(o: Operand): string {
+  const t = o.vec ? 'vec4<f32>' : 'f32';
+  return Array.from({ length: loadsPer(o) }, (_, l) => `var ${o.src}r${l}: ${t};`).join(' ');
+}
+
+/** WGSL loading the operand's block for K tile `k0` into its registers; `checked` zero-fills outside the matrix. */
+function fetch(o: Operand, checked: boolean): string {
+  const w = o.vec ? 4 : 1;
+  const count = (o.R * o.BK) / w;
+  const lines: string[] = [];
+  for (let l = 0; l < loadsPer(o); l++) {
+    const e = `(tid + ${l * o.threads}u)`;
+    const [r, k] = coords(o, e);
+    const gr = `(${o.origin} + ${r})`;
+    const gk = `(k0 + ${k})`;
+    const index = o.alongK ? `${o.base} + ${gr} * ${o.ld} + ${gk} / ${w}u` : `${o.base} + ${gk} * ${o.ld} + ${gr} / ${w}u`;
+    const conds = [...(count % o.threads ? [`${e} < ${count}u`] : []), ...(checked ? [`${gr} < ${o.extent}`, `${gk} < p.K`] : [])];
+    const zero = o.vec ? 'vec4<f32>(0.0)' : '0.0';
+    lines.push(conds.length ? `${o.src}r${l} = ${zero}; if (${conds.join(' && ')}) { ${o.src}r${l} = ${o.src}[${index}]; }` : `${o.src}r${l} = ${o.src}[${index}];`);
+  }
+  return lines.join('\n      ');
+}
+
+/** WGSL storing the registers into workgroup buffer `half` (0 or 1) as [k][r/4] vec4s. */
+function stash(o: Operand, half: string): string {
+  const w = o.vec ? 4 : 1;
+  const count = (o.R * o.BK) / w;
+  const rq = o.R / 4;
+  const lines: string[] = [];
+  for (let l = 0; l < loadsPer(o); l++) {
+    const e = `(tid + ${l * o.threads}u)`;
+    const [r, k] = coords(o, e);
+    const at = (kk: string, rr: string) => `${o.dst}[${half} + (${kk}) * ${rq}u + (${rr}) / 4u]`;
+    let s: string;
+    if (o.vec && !o.alongK) s = `${at(k, r)} = ${o.src}r${l};`; // four consecutive r: one vec4
+    else if (o.vec) s = [0, 1, 2, 3].map((c) => `${at(`${k} + ${c}u`, r)}[${r} % 4u] = ${o.src}r${l}[${c}];`).join(' ');
+    else s = `${at(k, r)}[${r} % 4u] = ${o.src}r${l};`;
+    lines.push(count % o.threads ? `if (${e} < ${count}u) { ${s} }` : s);
+  }
+  return lines.join('\n      ');
 }
 
 function gemmSource(v: Variant): KernelSource {
-  const { BM, BN, BK, TM, TN } = v.tile;
+  const { WX, WY, TM, TN, BK } = v.c;
+  const BM = WY * TM;
+  const BN = WX * TN;
+  const threads = WX * WY;
+  const A: Operand = { src: 'A', dst: 'As', R: BM, BK, alongK: !v.transA, vec: v.vecA, threads, extent: 'p.M', origin: 'row0', ld: 'p.lda', base: 'aBase' };
+  const B: Operand = { src: 'B', dst: 'Bs', R: BN, BK, alongK: v.transB, vec: v.vecB, threads, extent: 'p.N', origin: 'col0', ld: 'p.ldb', base: 'bBase' };
+  const aSize = (BK * BM) / 4;
+  const bSize = (BK * BN) / 4;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  // Accumulator c{row}_{j}: rows 4·(ly + i·WY) + r of the block (row index i·4 + r), columns 4·(lx + j·WX)..+3.
+  const accs = range(TM).flatMap((row) => range(TN / 4).map((j) => `c${row}_${j}`));
+  const multiply = [
+    ...range(TM / 4).map((i) => `let a${i} = As[aHalf + kk * ${BM / 4}u + ly + ${i * WY}u];`),
+    ...range(TN / 4).map((j) => `let b${j} = Bs[bHalf + kk * ${BN / 4}u + lx + ${j * WX}u];`),
+    ...range(TM).flatMap((row) => range(TN / 4).map((j) => `c${row}_${j} = fma(vec4<f32>(a${row >> 2}[${row & 3}]), b${j}, c${row}_${j});`)),
+  ].join('\n      ');
+  const stores = range(TM).flatMap((row) =>
+    range(TN / 4).map((j) => `store4(row0 + 4u * (ly + ${(row >> 2) * WY}u) + ${row & 3}u, col0 + 4u * (lx + ${j * WX}u), c${row}_${j}, cBase);`),
+  );
   const code = /* wgsl */ `
 struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
   aOff: u32, bOff: u32, cOff: u32, strideA: u32, strideB: u32, strideC: u32,
-  biasOff: u32, hasBias: u32, accumulate: u32, alpha: f32, transA: u32, transB: u32,
+  biasOff: u32, hasBias: u32, accumulate: u32, alpha: f32,
 }
 @group(0) @binding(0) var<storage, read> A: array<${v.vecA ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read> B: array<${v.vecB ? 'vec4<f32>' : 'f32'}>;
@@ -100,16 +256,25 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-var<workgroup> As: array<f32, ${BK * BM}>;
-var<workgroup> Bs: array<f32, ${BK * BN}>;
+// Two halves each: the tile being multiplied and the next one.
+var<workgroup> As: array<vec4<f32>, ${2 * aSize}>;
+var<workgroup> Bs: array<vec4<f32>, ${2 * bSize}>;
 
-fn store(r: u32, c: u32, sum: f32, cBase: u32) {
-  if (r >= p.M || c >= p.N) { return; }
+fn store1(r: u32, c: u32, sum: f32, cBase: u32) {
+  if (c >= p.N) { return; }
   let i = cBase + r * p.ldc + c;
   var x = p.alpha * sum;
   if (p.accumulate != 0u) { x = C[i] + x; }
   if (p.hasBias != 0u) { x = x + bias[p.biasOff + c]; }
   C[i] = x;
+}
+
+fn store4(r: u32, c: u32, v: vec4<f32>, cBase: u32) {
+  if (r >= p.M) { return; }
+  store1(r, c, v.x, cBase);
+  store1(r, c + 1u, v.y, cBase);
+  store1(r, c + 2u, v.z, cBase);
+  store1(r, c + 3u, v.w, cBase);
 }
 
 @compute @workgroup_size(${WX}, ${WY})
@@ -122,41 +287,59 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let aBase = p.aOff + wg.z * p.strideA;
   let bBase = p.bOff + wg.z * p.strideB;
   let cBase = p.cOff + wg.z * p.strideC;
-  var acc: array<f32, ${TM * TN}>;
-  var a: array<f32, ${TM}>;
-  var b: array<f32, ${TN}>;
-  for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
-    // The transposes are uniform branches: one compiled kernel serves NN, NT, TN and TT.
-    if (p.transA == 0u) {${loadBlock('As', 'A', BM, BK, true, v.vecA, 'p.M', 'p.lda', 'aBase', 'row0')}
-    } else {${loadBlock('As', 'A', BM, BK, false, v.vecA, 'p.M', 'p.lda', 'aBase', 'row0')}
-    }
-    if (p.transB != 0u) {${loadBlock('Bs', 'B', BN, BK, true, v.vecB, 'p.N', 'p.ldb', 'bBase', 'col0')}
-    } else {${loadBlock('Bs', 'B', BN, BK, false, v.vecB, 'p.N', 'p.ldb', 'bBase', 'col0')}
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${BK}u; kk++) {
-      // Constant trip counts: GPU compilers unroll these and keep the arrays in registers.
-      for (var i = 0u; i < ${TM}u; i++) { a[i] = As[kk * ${BM}u + ly + i * ${WY}u]; }
-      for (var j = 0u; j < ${TN}u; j++) { b[j] = Bs[kk * ${BN}u + lx + j * ${WX}u]; }
-      for (var i = 0u; i < ${TM}u; i++) {
-        for (var j = 0u; j < ${TN}u; j++) { acc[i * ${TN}u + j] = fma(a[i], b[j], acc[i * ${TN}u + j]); }
+  // Uniform across the workgroup: whether its whole block lies inside C (then loads need no row/column checks).
+  let inside = row0 + ${BM}u <= p.M && col0 + ${BN}u <= p.N;
+  ${accs.map((a) => `var ${a} = vec4<f32>(0.0);`).join(' ')}
+  ${declareRegs(A)} ${declareRegs(B)}
+  let tiles = (p.K + ${BK - 1}u) / ${BK}u;
+  var k0 = 0u;
+  if (inside && ${BK}u <= p.K) {
+      ${fetch(A, false)}
+      ${fetch(B, false)}
+  } else {
+      ${fetch(A, true)}
+      ${fetch(B, true)}
+  }
+  ${stash(A, '0u')}
+  ${stash(B, '0u')}
+  workgroupBarrier();
+  for (var t = 0u; t < tiles; t++) {
+    let aHalf = (t % 2u) * ${aSize}u;
+    let bHalf = (t % 2u) * ${bSize}u;
+    let more = t + 1u < tiles;
+    k0 = (t + 1u) * ${BK}u;
+    // The next tile goes to registers now; its global loads overlap the multiplications below.
+    if (more) {
+      if (inside && k0 + ${BK}u <= p.K) {
+      ${fetch(A, false)}
+      ${fetch(B, false)}
+      } else {
+      ${fetch(A, true)}
+      ${fetch(B, true)}
       }
     }
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      ${multiply}
+    }
+    if (more) {
+      let aNext = ${aSize}u - aHalf;
+      let bNext = ${bSize}u - bHalf;
+      ${stash(A, 'aNext')}
+      ${stash(B, 'bNext')}
+    }
     workgroupBarrier();
   }
-  for (var i = 0u; i < ${TM}u; i++) {
-    for (var j = 0u; j < ${TN}u; j++) { store(row0 + ly + i * ${WY}u, col0 + lx + j * ${WX}u, acc[i * ${TN}u + j], cBase); }
-  }
+  ${stores.join('\n  ')}
 }
 `;
-  const name = `gemm${v.vecA ? '_va' : ''}${v.vecB ? '_vb' : ''}_${BM}`;
+  const name = `gemm_${v.c.name}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}${v.vecA ? '_va' : ''}${v.vecB ? '_vb' : ''}`;
   return { name, code, bindings: ['read', 'read', 'read', 'rw'] };
 }
 
 const sources = new Map<string, KernelSource>();
 
 function source(v: Variant): KernelSource {
-  const key = `${v.vecA}${v.vecB}${v.tile.BM}`;
+  const key = `${v.c.name}${v.transA}${v.transB}${v.vecA}${v.vecB}`;
   let s = sources.get(key);
   if (!s) {
     s = gemmSource(v);
@@ -167,26 +350,28 @@ function source(v: Variant): KernelSource {
 
 const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
 
-/** Record C = alpha·op(A)·op(B) (+ C) (+ bias). */
+/** Record C = alpha·op(A)·op(B) (+ C) (+ bias) with the config chosen for its shape. */
 export function gemm(ctx: GpuContext, g: GpuGemmArgs): void {
+  gemmWith(ctx, chooseGemmConfig(ctx, g.M, g.N, g.batch), g);
+}
+
+/** Record the product with a given config (the sweep tries each). */
+export function gemmWith(ctx: GpuContext, c: GemmConfig, g: GpuGemmArgs): void {
   const { M, N, K, batch } = g;
   if (M === 0 || N === 0 || batch === 0) return;
   // Along which dimension each operand is contiguous decides whether 16-byte loads line up.
   const vecA = g.a.size % 16 === 0 && aligned(g.aOffset, g.lda, g.strideA, g.transA ? M : K);
   const vecB = g.b.size % 16 === 0 && aligned(g.bOffset, g.ldb, g.strideB, g.transB ? K : N);
-  // Large blocks only pay when there are enough of them to keep every core busy.
-  const tile = M >= 512 && N >= 512 ? LARGE : SMALL;
-  const w = (vec: boolean) => (vec ? 4 : 1);
-  const wa = w(vecA);
-  const wb = w(vecB);
+  const wa = vecA ? 4 : 1;
+  const wb = vecB ? 4 : 1;
   ctx.dispatch(
-    source({ vecA, vecB, tile }),
+    source({ c, transA: g.transA, transB: g.transB, vecA, vecB }),
     [g.a, g.b, g.bias, g.c],
     [
       u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(g.ldc),
       u32(g.aOffset / wa), u32(g.bOffset / wb), u32(g.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(g.strideC),
-      u32(g.biasOffset ?? 0), u32(g.bias ? 1 : 0), u32(g.accumulate ? 1 : 0), f32(g.alpha), u32(g.transA ? 1 : 0), u32(g.transB ? 1 : 0),
+      u32(g.biasOffset ?? 0), u32(g.bias ? 1 : 0), u32(g.accumulate ? 1 : 0), f32(g.alpha),
     ],
-    [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch],
+    [Math.ceil(N / (c.WX * c.TN)), Math.ceil(M / (c.WY * c.TM)), batch],
   );
 }

@@ -1,6 +1,7 @@
 import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
-import { FLAT_INDEX, grid, WG } from './grid.js';
+import { FLAT_INDEX, grid } from './grid.js';
 import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
+import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
 
 /**
  * LayerNorm forward and backward with js/layernorm.ts's formulas: the mean,
@@ -8,13 +9,13 @@ import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
  * E[x²] − mean², which cancels badly), s = 1/√(var + eps); mean and s are
  * saved per row. Backward, with n = (x − mean)·s and g = dy·w:
  * dx = s·(g − mean(g) − n·mean(g·n)), one workgroup per row. dWeight and dBias
- * sum over rows: a second kernel, one invocation per column walking the rows
- * in order, so the result is deterministic (no float atomics in WGSL).
+ * sum over rows, fused in one second kernel: a workgroup per block of columns
+ * (column_sums.ts), deterministic (no float atomics in WGSL).
  */
 
 const LAYOUT = /* wgsl */ `
 struct Params { rows: u32, cols: u32, eps: f32, hasWeight: u32, hasBias: u32, accumulate: u32,
-  xOff: u32, wOff: u32, bOff: u32, outOff: u32, statOff: u32 }
+  xOff: u32, wOff: u32, bOff: u32, outOff: u32, statOff: u32, dbOff: u32, dbInWeight: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -63,7 +64,7 @@ export function layerNormForward(
     [x.buffer, weight?.buffer, bias?.buffer, out.buffer, mean.buffer, rstd.buffer],
     [
       u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(bias ? 1 : 0), u32(0),
-      u32(x.offset), u32(weight?.offset ?? 0), u32(bias?.offset ?? 0), u32(out.offset), u32(mean.offset),
+      u32(x.offset), u32(weight?.offset ?? 0), u32(bias?.offset ?? 0), u32(out.offset), u32(mean.offset), u32(0), u32(0),
     ],
     grid(ctx, rows, 1),
   );
@@ -107,22 +108,28 @@ fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 
-@compute @workgroup_size(${WG})
-fn cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let j = flat(gid, nwg);
-  if (j >= p.cols) { return; }
+${COLUMN_REDUCE}
+@compute @workgroup_size(${COL_X}, ${COL_Y})
+fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = wid.x * ${COL_X}u + lid.x;
+  let inside = j < p.cols;
   var dw = 0.0;
   var db = 0.0;
-  if (p.hasWeight != 0u) { dw = dWeight[p.wOff + j]; }
-  if (p.hasBias != 0u) { db = dBias[j]; }
-  for (var r = 0u; r < p.rows; r++) {
-    let n = (x[p.xOff + r * p.cols + j] - mean[p.statOff + r]) * rstd[p.statOff + r];
-    let g = dy[p.outOff + r * p.cols + j];
-    dw += g * n;
-    db += g;
+  if (inside) {
+    for (var r = lid.y; r < p.rows; r += ${COL_Y}u) {
+      let g = dy[p.outOff + r * p.cols + j];
+      dw += g * (x[p.xOff + r * p.cols + j] - mean[p.statOff + r]) * rstd[p.statOff + r];
+      db += g;
+    }
   }
-  if (p.hasWeight != 0u) { dWeight[p.wOff + j] = dw; }
-  if (p.hasBias != 0u) { dBias[j] = db; }
+  dw = colReduce(dw, lid);
+  db = colReduce(db, lid);
+  if (lid.y == 0u && inside) {
+    if (p.hasWeight != 0u) { dWeight[p.wOff + j] += dw; }
+    // An arena keeps dWeight and dBias in one buffer (one binding may not be written twice): then dBias is read through dWeight.
+    if (p.hasBias != 0u && p.dbInWeight != 0u) { dWeight[p.dbOff + j] += db; }
+    if (p.hasBias != 0u && p.dbInWeight == 0u) { dBias[p.dbOff + j] += db; }
+  }
 }`;
 
 const BINDINGS = ['read', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw'] as const;
@@ -132,7 +139,7 @@ const BACKWARD_COLS: KernelSource = { name: 'layerNormBackwardParams', entry: 'c
 /**
  * dx += (or, accumulate false, =) the input gradient; dWeight and dBias always
  * accumulate. dWeight's span gives the weight's offset too (they are laid out
- * alike); dBias must start at element 0 of its buffer.
+ * alike).
  */
 export function layerNormBackward(
   ctx: GpuContext, x: GpuSpan, weight: GpuSpan | null, mean: GpuSpan, rstd: GpuSpan, dy: GpuSpan, dx: GpuSpan,
@@ -140,13 +147,13 @@ export function layerNormBackward(
 ): void {
   if (mean.offset !== rstd.offset) throw new Error('webgpu layerNormBackward: mean and rstd must start at the same element of their buffers');
   if (weight && dWeight && weight.offset !== dWeight.offset) throw new Error('webgpu layerNormBackward: weight and dWeight must start at the same element');
-  if (dBias && dBias.offset !== 0) throw new Error('webgpu layerNormBackward: dBias must start at element 0 of its buffer');
   const hasWeight = weight !== null;
-  const buffers = [x.buffer, weight?.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer, dWeight?.buffer, dBias?.buffer];
+  const dbInWeight = dWeight !== null && dBias !== null && dWeight.buffer === dBias.buffer;
+  const buffers = [x.buffer, weight?.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer, dWeight?.buffer, dbInWeight ? null : dBias?.buffer];
   const params = (hw: boolean, hb: boolean) => [
     u32(rows), u32(cols), f32(0), u32(hw ? 1 : 0), u32(hb ? 1 : 0), u32(accumulate ? 1 : 0),
-    u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dx.offset), u32(dy.offset), u32(mean.offset),
+    u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dx.offset), u32(dy.offset), u32(mean.offset), u32(dBias?.offset ?? 0), u32(dbInWeight ? 1 : 0),
   ];
   ctx.dispatch(BACKWARD_ROWS, buffers, params(hasWeight, false), grid(ctx, rows, 1));
-  if (dWeight || dBias) ctx.dispatch(BACKWARD_COLS, buffers, params(dWeight !== null, dBias !== null), grid(ctx, cols));
+  if (dWeight || dBias) ctx.dispatch(BACKWARD_COLS, buffers, params(dWeight !== null, dBias !== null), [Math.ceil(cols / COL_X)]);
 }

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type { GemmArgs } from '../src/backend/backend.js';
+import { jsBackend } from '../src/backend/js/index.js';
+import { GpuContext, span } from '../src/backend/webgpu/device.js';
+import { binary, reduceSumTo } from '../src/backend/webgpu/kernels/elementwise.js';
+import { CONFIGS, chooseGemmConfig, fits, gemmWith, parseGemmChoice, setGemmChoice } from '../src/backend/webgpu/kernels/gemm.js';
+import { UserError } from '../src/util/errors.js';
+import { Rng } from '../src/util/rng.js';
+
+/*
+ * The speed work of issue #17 against the js oracle on SwiftShader
+ * (VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json): every GEMM
+ * config of the table on odd, batched and transposed shapes, the per-shape
+ * choice and its override, and the host-side savings of GpuContext (one pass
+ * for consecutive dispatches, cached bind groups, one uniform upload per
+ * submit). Skips without an adapter unless ATTN_REQUIRE_WEBGPU=1.
+ */
+
+async function open(): Promise<GpuContext | null> {
+  try {
+    return await GpuContext.create();
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    if (process.env.ATTN_REQUIRE_WEBGPU === '1') throw new Error(`ATTN_REQUIRE_WEBGPU=1 but ${e.message}`);
+    return null;
+  }
+}
+
+const maybe = await open();
+const ctx = maybe!;
+after(() => maybe?.destroy());
+const rng = new Rng(23);
+const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+
+function near(got: Float32Array, want: Float32Array, tol: number, what: string): void {
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= tol * (1 + Math.abs(want[i]!)), `${what}: element ${i} is ${got[i]} vs ${want[i]}`);
+}
+
+/** One product with `config` against js: batch 2 (B shared when strideB is 0), alpha, bias, accumulate. */
+async function checkProduct(config: (typeof CONFIGS)[number], M: number, N: number, K: number, transA: boolean, transB: boolean): Promise<void> {
+  const batch = 2;
+  const [lda, ldb, ldc] = [transA ? M : K, transB ? K : N, N];
+  const strideA = M * K;
+  const strideC = M * N;
+  const a = rand(strideA * batch);
+  const b = rand(K * N);
+  const c0 = rand(strideC * batch);
+  const bias = rand(N);
+  const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = { transA, transB, M, N, K, aOffset: 0, lda, bOffset: 0, ldb, cOffset: 0, ldc, alpha: 0.5, accumulate: true, batch, strideA, strideB: 0, strideC };
+  const want = c0.slice();
+  jsBackend.gemm({ ...args, a, b, c: want, bias });
+  const [ga, gb, gc, gbias] = [ctx.upload(a), ctx.upload(b), ctx.upload(c0), ctx.upload(bias)];
+  gemmWith(ctx, config, { ...args, a: ga, b: gb, c: gc, bias: gbias });
+  near(await ctx.read(gc, 0, c0.length), want, 1e-5 * Math.sqrt(K), `${config.name} ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+  for (const x of [ga, gb, gc, gbias]) ctx.release(x);
+}
+
+describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () => {
+  it('every GEMM config agrees with js: odd shapes (scalar loads) and aligned ones (vec4 loads), all four transposes across the table', async () => {
+    const forms: [boolean, boolean][] = [[false, true], [true, false], [true, true]];
+    let ran = 0;
+    for (const [i, config] of CONFIGS.entries()) {
+      if (!fits(ctx, config)) continue;
+      ran++;
+      const [transA, transB] = forms[i % forms.length]!;
+      await checkProduct(config, 65, 129, 33, transA, transB); // odd everywhere: scalar loads, edge tiles, a K tail
+      await checkProduct(config, 36, 132, 40, false, false); // multiples of 4: 16-byte loads, still edge tiles
+    }
+    assert.ok(ran >= 5, `only ${ran} configs fit this device`);
+    await checkProduct(CONFIGS.at(-1)!, 1, 7, 3, false, false);
+  });
+
+  it('the per-shape choice, and ATTN_WEBGPU_GEMM overriding it', () => {
+    assert.equal(chooseGemmConfig(ctx, 4096, 4096, 1).name, '128x128_t8x8_k8');
+    assert.equal(chooseGemmConfig(ctx, 512, 512, 1).name, '64x64_t4x4_k16');
+    assert.equal(chooseGemmConfig(ctx, 7, 33, 1).name, '32x32_t4x4_k16');
+    const one = parseGemmChoice('64x64_t8x8_k8');
+    assert.deepEqual([one.large, one.medium, one.small], ['64x64_t8x8_k8', '64x64_t8x8_k8', '64x64_t8x8_k8']);
+    const three = parseGemmChoice('128x64_t8x4_k16,64x64_t8x8_k8,32x32_t4x4_k16,10,5');
+    assert.deepEqual([three.minLargeTiles, three.minMediumTiles], [10, 5]);
+    setGemmChoice(three);
+    try {
+      assert.equal(chooseGemmConfig(ctx, 512, 256, 1).name, '128x64_t8x4_k16'); // 4×4 = 16 blocks ≥ 10
+    } finally {
+      setGemmChoice(null);
+    }
+    assert.throws(() => setGemmChoice(parseGemmChoice('nope')), /unknown webgpu GEMM config 'nope'/);
+    assert.throws(() => parseGemmChoice('a,b'), /expected NAME or LARGE,MEDIUM,SMALL/);
+  });
+
+  it('consecutive dispatches share one pass, bind groups are reused, parameters go up in one write per submit; column sums agree with js', async () => {
+    const rows = 37;
+    const cols = 45;
+    const x = rand(rows * cols);
+    const gx = span(ctx.upload(x));
+    const out = span(ctx.zeros(cols));
+    const tmp = span(ctx.buffer(rows * cols * 4), 0, rows * cols);
+    ctx.flush();
+    const run = () => {
+      binary(ctx, 'mul', gx, [rows, cols], gx, [rows, cols], tmp, [rows, cols]);
+      reduceSumTo(ctx, tmp, [rows, cols], out, [1, cols]); // a bias gradient: the column-sum kernel
+      reduceSumTo(ctx, gx, [rows, cols], out, [1, cols]);
+    };
+    run();
+    ctx.flush();
+    const before = { ...ctx.stats };
+    run();
+    ctx.flush();
+    const d = (k: keyof typeof before) => ctx.stats[k] - before[k];
+    assert.equal(d('dispatches'), 3);
+    assert.equal(d('passes'), 1);
+    assert.equal(d('bindGroupsCreated'), 0);
+    assert.equal(d('bindGroupsReused'), 3);
+    assert.equal(d('writeBuffers'), 1);
+    assert.equal(d('submits'), 1);
+    assert.equal(d('buffersCreated'), 0);
+    const want = new Float32Array(cols);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) want[j] = want[j]! + 2 * (x[r * cols + j]! ** 2 + x[r * cols + j]!);
+    near(await ctx.read(out.buffer, 0, cols), want, 1e-5, 'column sums');
+  });
+});
