@@ -39,8 +39,8 @@ export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSiz
   for (const config of o.configs.filter((c) => c !== 'S')) {
     await attempt({ workload: 'train', config }, () => trainSteps(config, config === 'G' ? Math.max(3, o.steps >> 1) : o.steps));
   }
-  await attempt({ workload: 'decode', config: '124M', dtype: 'fp32' }, () => decode(o.steps * 8, false));
-  await attempt({ workload: 'decode', config: '124M', dtype: 'int8' }, () => decode(o.steps * 8, true));
+  await attempt({ workload: 'decode', config: '124M', dtype: 'fp32' }, () => benchWebGpuDecode(o.steps * 8, false));
+  await attempt({ workload: 'decode', config: '124M', dtype: 'int8' }, () => benchWebGpuDecode(o.steps * 8, true));
   for (const n of o.gemmSizes) await attempt({ workload: 'gemm', n }, () => gemm(n, o.steps * 2));
 }
 
@@ -67,7 +67,7 @@ const PROMPT = 16;
  * step (recording and submitting, before the wait): the floor of a step
  * however fast the GPU is.
  */
-async function decode(steps: number, int8: boolean): Promise<Row> {
+export async function benchWebGpuDecode(steps: number, int8: boolean): Promise<Row> {
   const model = new GPT(parseGPTConfig(DECODE_CONFIGS['124M']!), new Rng(1)).eval();
   if (int8) quantize(model);
   moveToBackend(model);
