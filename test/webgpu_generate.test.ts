@@ -7,8 +7,8 @@ import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { moveToBackend } from '../src/nn/placement.js';
 import { quantize } from '../src/nn/quantized_linear.js';
-import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
+import { webGpuSkip } from './webgpu_fixture.js';
 
 /*
  * KV-cached generation on the webgpu backend against js: the same model,
@@ -19,19 +19,7 @@ import { Rng } from '../src/util/rng.js';
  * adapter the tests skip, unless ATTN_REQUIRE_WEBGPU=1 (CI), where they fail.
  */
 
-async function openWebGpuBackend(): Promise<string | false> {
-  try {
-    await selectBackendAsync('webgpu');
-    setBackend('js');
-    return false;
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    if (process.env.ATTN_REQUIRE_WEBGPU === '1') throw new Error(`ATTN_REQUIRE_WEBGPU=1 but ${e.message}`);
-    return `WebGPU generation tests skipped: ${e.message}`;
-  }
-}
-
-const skip = await openWebGpuBackend();
+const skip = await webGpuSkip('WebGPU generation tests');
 after(() => setBackend('js'));
 
 const CONFIG = parseGPTConfig({ n_layer: 2, n_head: 4, n_embd: 32, block_size: 16, vocab_size: 41, bias: true, dropout: 0 });

@@ -4,8 +4,8 @@ import { setBackend } from '../src/backend/index.js';
 import { selectBackendAsync } from '../src/backend/select.js';
 import { runSample } from '../src/cli/sample.js';
 import { startServer } from '../src/serve/server.js';
-import { UserError } from '../src/util/errors.js';
 import { silentLogger, tinyModelDir } from './serve_fixture.js';
+import { webGpuSkip } from './webgpu_fixture.js';
 
 /*
  * `attn sample --backend webgpu` and `attn serve` on webgpu against js: the
@@ -14,19 +14,7 @@ import { silentLogger, tinyModelDir } from './serve_fixture.js';
  * with no adapter the tests skip, unless ATTN_REQUIRE_WEBGPU=1 (CI).
  */
 
-async function openWebGpuBackend(): Promise<string | false> {
-  try {
-    await selectBackendAsync('webgpu');
-    setBackend('js');
-    return false;
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    if (process.env.ATTN_REQUIRE_WEBGPU === '1') throw new Error(`ATTN_REQUIRE_WEBGPU=1 but ${e.message}`);
-    return `WebGPU sample/serve tests skipped: ${e.message}`;
-  }
-}
-
-const skip = await openWebGpuBackend();
+const skip = await webGpuSkip('WebGPU sample/serve tests');
 let model: ReturnType<typeof tinyModelDir>;
 before(() => (model = tinyModelDir('tiny', 5)));
 after(() => {

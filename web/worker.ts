@@ -18,14 +18,15 @@ declare const self: DedicatedWorkerGlobalScope;
  * page shows the answer next to the model's size.
  */
 const backendReady: Promise<string> = (async () => {
-  if (!(self.navigator as { gpu?: unknown }).gpu) return 'js (this browser has no WebGPU)';
+  // The page's info line is short: "js" when there is no WebGPU (no navigator.gpu, or no adapter).
+  if (!(self.navigator as { gpu?: unknown }).gpu) return 'js';
   try {
     const { ctx, backend } = await openWebGpu();
     registerBackend(backend);
     setBackend('webgpu');
     return `webgpu (${ctx.adapterName})`;
-  } catch (e) {
-    return `js (${(e as Error).message.split(' (')[0]})`; // e.g. "no WebGPU adapter found"
+  } catch {
+    return 'js';
   }
 })();
 

@@ -67,8 +67,8 @@ const PROMPT = 16;
  * step (recording and submitting, before the wait): the floor of a step
  * however fast the GPU is.
  */
-export async function benchWebGpuDecode(steps: number, int8: boolean): Promise<Row> {
-  const model = new GPT(parseGPTConfig(DECODE_CONFIGS['124M']!), new Rng(1)).eval();
+export async function benchWebGpuDecode(steps: number, int8: boolean, config = '124M'): Promise<Row> {
+  const model = new GPT(parseGPTConfig(DECODE_CONFIGS[config]!), new Rng(1)).eval();
   if (int8) quantize(model);
   moveToBackend(model);
   const rng = new Rng(2);
