@@ -277,7 +277,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>): void => {
       clearCurves();
       trainable = m.trainable;
       setRunning(false);
-      $('model-info').textContent = `${m.params.toLocaleString('en-US')} parameters · ${m.config.n_layer} layers, ${m.config.n_head} heads, ${m.config.n_embd} wide, context ${m.config.block_size}, ${m.vocabSize} tokens`;
+      $('model-info').textContent = `${m.params.toLocaleString('en-US')} parameters · ${m.config.n_layer} layers, ${m.config.n_head} heads, ${m.config.n_embd} wide, context ${m.config.block_size}, ${m.vocabSize} tokens · on ${m.backend}`;
       showSizes(m.config);
       fillSelect('layer', m.config.n_layer, 'layer');
       fillSelect('head', m.config.n_head, 'head');

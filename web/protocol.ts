@@ -21,6 +21,8 @@ export interface ModelInfo {
   /** Whether there is text to train on (a loaded model may have none in its vocabulary). */
   trainable: boolean;
   note?: string;
+  /** Where the model computes: "webgpu (adapter)" when the page has a WebGPU adapter, else "js". */
+  backend: string;
 }
 
 export type FromWorker =

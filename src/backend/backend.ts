@@ -260,6 +260,13 @@ export interface Backend<F = Storage> {
    */
   attentionPaged(q: F, out: F, kPool: F, vPool: F, seqs: readonly PagedKvSequence[], d: PagedKvDims): void;
 
+  /**
+   * out[r] = the index of the largest value of row r of x [rows, cols] (the
+   * first on ties), as a float: greedy decoding picks its tokens where the
+   * logits are, and a device backend reads back only these numbers.
+   */
+  argmaxRows(x: F, rows: number, cols: number, out: F): void;
+
   /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
   linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number): void;
 

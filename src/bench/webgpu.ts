@@ -2,14 +2,13 @@ import { backend } from '../backend/index.js';
 import { gemmArgs, mat } from '../backend/gemm_args.js';
 import { selectBackendAsync } from '../backend/select.js';
 import { openedWebGpu } from '../backend/webgpu/index.js';
-import { forwardCached } from '../generate/cached_forward.js';
+import { argmaxRowsOf, logitsCached } from '../generate/cached_forward.js';
 import { KVCache } from '../generate/kv_cache.js';
-import { argmax } from '../generate/sampling.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { moveToBackend } from '../nn/placement.js';
-import { noGrad } from '../tensor/autograd.js';
-import { Tensor } from '../tensor/tensor.js';
+import { quantize } from '../nn/quantized_linear.js';
+import { releaseStorage, Tensor } from '../tensor/tensor.js';
 import { trainStepAsync } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { median } from './configs.js';
@@ -23,8 +22,8 @@ import { trainBenchSetup, type Row } from './workloads.js';
  * device, opened once). The adapter's name comes first, then training
  * tokens/s for configs M and G (whole steps: forward, backward, clip, AdamW,
  * each step waiting for its loss as a training run does), batch-1 decoding of
- * the 124M shape with a KV cache (each token's logits row read back for the
- * argmax, as a sampler does), and GEMM GFLOP/s. Every workload that fails
+ * the 124M shape with a KV cache, fp32 and int8 (each token's argmax taken on
+ * the device and its 4 bytes read back, as greedy decoding does), and GEMM GFLOP/s. Every workload that fails
  * (a kernel not written yet, memory) is one row with its error, and the rest
  * still run. Speed on SwiftShader means nothing: run this on a real GPU.
  */
@@ -55,7 +54,10 @@ export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSiz
       await attempt({ workload: 'train', config }, () => trainSteps(config, config === 'G' ? Math.max(3, o.steps >> 1) : o.steps));
     }
   }
-  if (kinds.includes('decode')) await attempt({ workload: 'decode', config: '124M', dtype: 'fp32' }, () => decode(o.steps * 8));
+  if (kinds.includes('decode')) {
+    await attempt({ workload: 'decode', config: '124M', dtype: 'fp32' }, () => benchWebGpuDecode(o.steps * 8, false));
+    await attempt({ workload: 'decode', config: '124M', dtype: 'int8' }, () => benchWebGpuDecode(o.steps * 8, true));
+  }
   if (kinds.includes('gemm')) for (const n of o.gemmSizes) await attempt({ workload: 'gemm', n }, () => gemm(n, o.steps * 2));
 }
 
@@ -74,22 +76,42 @@ async function trainSteps(config: string, steps: number): Promise<Row> {
 
 const PROMPT = 16;
 
-async function decode(steps: number): Promise<Row> {
-  const model = new GPT(parseGPTConfig(DECODE_CONFIGS['124M']!), new Rng(1)).eval();
+/**
+ * Batch-1 greedy decoding of the 124M shape with a KV cache on the device,
+ * the twin of bench/decode.ts and of bench/torch_cuda.py's decode: each step
+ * records the whole forward pass and the argmax into one command buffer and
+ * reads back 4 bytes (the token id). encode_ms is the JavaScript side of a
+ * step (recording and submitting, before the wait): the floor of a step
+ * however fast the GPU is.
+ */
+export async function benchWebGpuDecode(steps: number, int8: boolean, config = '124M'): Promise<Row> {
+  const model = new GPT(parseGPTConfig(DECODE_CONFIGS[config]!), new Rng(1)).eval();
+  if (int8) quantize(model);
   moveToBackend(model);
   const rng = new Rng(2);
   const cache = new KVCache(model.config, 1, PROMPT + steps + 2);
   const prompt = Int32Array.from({ length: PROMPT }, () => rng.int(model.config.vocab_size));
-  const next = async (ids: Int32Array, T: number) => argmax(await noGrad(() => forwardCached(model, ids, [1, T], cache)).read());
+  const encodeTimes: number[] = [];
+  const next = async (ids: Int32Array, T: number) => {
+    const t0 = performance.now();
+    const scores = logitsCached(model, ids, [1, T], cache);
+    const token = argmaxRowsOf(scores); // recorded and submitted; the wait is below
+    encodeTimes.push(performance.now() - t0);
+    const id = (await token)[0]!;
+    releaseStorage(scores.storage);
+    return id;
+  };
   let token = await next(prompt, PROMPT);
   const times: number[] = [];
+  encodeTimes.length = 0;
   for (let i = 0; i < steps + 2; i++) {
     const t0 = performance.now();
     token = await next(Int32Array.of(token), 1);
     if (i >= 2) times.push(performance.now() - t0);
   }
   const ms = median(times);
-  return { tokens_per_s: 1000 / ms, step_ms: ms, prompt: PROMPT };
+  cache.dispose();
+  return { tokens_per_s: 1000 / ms, step_ms: ms, prompt: PROMPT, encode_ms: median(encodeTimes.slice(2)) };
 }
 
 async function gemm(n: number, reps: number): Promise<Row> {

@@ -6,8 +6,9 @@ import { streamText } from '../generate/stream.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
+import { moveToBackend } from '../nn/placement.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 
 export interface SampleCliOptions {
@@ -46,8 +47,10 @@ function checkFlags(o: SampleCliOptions): void {
 /** Load a model directory and stream a continuation of the prompt to `write` as it is generated. */
 export async function runSample(o: SampleCliOptions, write: (s: string) => void, warn: (s: string) => void = () => {}): Promise<void> {
   checkFlags(o);
-  useBackend(o);
+  const { backend } = await useBackendAsync(o);
+  if (backend.device && o.draft !== undefined) throw new UserError('--draft: speculative decoding is not supported on webgpu yet; use --backend native or js');
   const { model, tokenizer } = loadModel(o.model);
+  moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer (tokenizer.json, or vocab.json + merges.txt), so a text prompt cannot be encoded`);
   let prompt = o.prompt ?? startText(tokenizer);
   try {
@@ -137,7 +140,7 @@ function startText(tokenizer: Tokenizer): string {
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function sampleCommand(): Command {
-  return withBackendFlags(new Command('sample'))
+  return withBackendFlags(new Command('sample'), { webgpu: true })
     .description('generate text from a model directory (ours, or a Hugging Face GPT-2 or Llama-family one), streamed to stdout')
     .requiredOption('--model <dir>', 'model directory (from attn train, or a Hugging Face GPT-2, Llama, Qwen2 or Mistral download), or a .gguf file')
     .option('--prompt <text>', 'text to continue (default: a newline)')

@@ -11,7 +11,7 @@ import type { LedgerReport } from '../serve/contracts.js';
 import { createLogger } from '../serve/logging.js';
 import { parseModelSpec } from '../serve/served_model.js';
 import { startServer } from '../serve/server.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int } from './flags.js';
 
 interface ServeCliOptions {
@@ -62,7 +62,7 @@ async function runServe(o: ServeCliOptions): Promise<void> {
   if (o.report) return printReport(o);
   if (!o.model?.length) throw new UserError('attn serve needs at least one --model DIR (or --report to print a running server\'s costs)');
   if (o.port < 0 || o.port > 65535) throw new UserError(`--port must be 0–65535, got ${o.port}`);
-  useBackend(o);
+  await useBackendAsync(o);
   const names = o.model.map((m) => parseModelSpec(m).name);
   const logger = createLogger({ level: o.logLevel as pino.Level, logPrompts: o.logPrompts ?? false, destination: pino.destination(2) });
   const server = await startServer({
@@ -113,7 +113,7 @@ async function printReport(o: ServeCliOptions): Promise<void> {
 
 export function serveCommand(): Command {
   const d = DEFAULT_LIMITS;
-  return withBackendFlags(new Command('serve'))
+  return withBackendFlags(new Command('serve'), { webgpu: true })
     .description('serve models over HTTP with an OpenAI-compatible API (completions, chat, embeddings), continuous batching, metrics and cost accounting')
     .option('--model <dir>', 'model directory to serve (a GPT, Llama, Qwen2 or Mistral; ours or Hugging Face\'s), DIR or NAME=DIR (repeatable; the name defaults to the directory name)', collect)
     .option('--adapter <spec>', 'LoRA adapter (PEFT directory) served over a --model: NAME=DIR, or NAME@BASE=DIR with several models (repeatable; requests choose it by model name, all share one batch)', collect)

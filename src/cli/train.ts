@@ -97,7 +97,7 @@ function parse(raw: TrainOptionsInput): ReturnType<typeof parseTrainOptions> {
 }
 
 /**
- * Test hook (documented in docs/webgpu.md): ATTN_TEST_LOSE_DEVICE_AFTER_STEP=N
+ * Test hook (documented in docs/webgpu_training.md): ATTN_TEST_LOSE_DEVICE_AFTER_STEP=N
  * destroys the WebGPU device after step N, as a driver reset or an unplugged
  * GPU would, so a test can check that the run stops with one line and the last
  * checkpoint intact.

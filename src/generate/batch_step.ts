@@ -2,6 +2,7 @@ import type { CausalLM } from '../models/causal_lm.js';
 import { LoRABank } from '../nn/lora_bank.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withScratch } from '../tensor/buffer_pool.js';
+import { withDeviceScratch, type Tensor } from '../tensor/tensor.js';
 import { raggedCachedAttention } from './cached_attention.js';
 import type { KVCache } from './kv_cache.js';
 import { pagedRaggedAttention } from './paged_kv/paged_attention.js';
@@ -38,6 +39,22 @@ export type SequenceKV = KVCache | PagedSequence;
  * [Σ scored, vocab], sequence by sequence, in position order.
  */
 export function batchForward(model: CausalLM, chunks: readonly Int32Array[], caches: readonly SequenceKV[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Float32Array {
+  // Every intermediate array of the pass is recycled at its end (only the scores are returned).
+  return noGrad(() => withScratch(() => batchLogits(model, chunks, caches, adapters, scored).data));
+}
+
+/**
+ * batchForward's scores as a tensor where the backend keeps them (device
+ * storage on webgpu: the server then reads back only what it samples), every
+ * other intermediate handed back to the pools. The caller releases the
+ * scores' storage when done.
+ */
+export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[], adapters?: ArrayLike<number>): Tensor {
+  return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, chunks, caches, adapters), (t) => [t.storage])));
+}
+
+/** The pass itself, shared by both (no graph is recorded: callers run it under noGrad). */
+function batchLogits(model: CausalLM, chunks: readonly Int32Array[], caches: readonly SequenceKV[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Tensor {
   const S = chunks.length;
   if (caches.length !== S) throw new Error(`batchForward: ${S} sequences but ${caches.length} caches`);
   const paged = caches.filter((c): c is PagedSequence => c instanceof PagedSequence);
@@ -53,30 +70,27 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
   const offsets = rowOffsets(chunks);
   const rows = offsets[S]!;
   paged.forEach((seq, s) => seq.reserve(chunks[s]!.length));
-  // Every intermediate array of the pass is recycled at its end (only the scores are returned).
-  return noGrad(() => withScratch(() => {
-    const ids = new Int32Array(rows);
-    const positions = new Int32Array(rows);
-    chunks.forEach((chunk, s) => {
-      ids.set(chunk, offsets[s]);
-      for (let t = 0; t < chunk.length; t++) positions[offsets[s]! + t] = caches[s]!.position(0, caches[s]!.length + t);
-    });
-    // Only each sequence's last new token is scored (its last scored[s], if given).
-    const last = scored ? lastRows(offsets, scored) : Int32Array.from({ length: S }, (_, s) => offsets[s + 1]! - 1);
-    const forward = () => model.forward(ids, [1, rows], undefined, {
-      positions,
-      rows: last,
-      attend: paged.length > 0
-        ? (layer, q, k, v, o) => pagedRaggedAttention(q, k, v, offsets, paged, layer, o)
-        : (layer, q, k, v, o) => raggedCachedAttention(q, k, v, offsets, (caches as readonly KVCache[]).map((c) => c.layers[layer]!), o),
-    });
-    // Sequences that name a LoRA adapter (serving many over one base): each of their rows gets its own.
-    const bank = adapters ? LoRABank.find(model) : null;
-    if (adapters && !bank) throw new Error('batchForward: adapter ids given for a model with no adapters');
-    const { logits } = bank ? bank.run(rowAdapters(adapters!, offsets), forward) : forward();
-    chunks.forEach((chunk, s) => caches[s]!.advance(chunk.length));
-    return logits.data;
-  }));
+  const ids = new Int32Array(rows);
+  const positions = new Int32Array(rows);
+  chunks.forEach((chunk, s) => {
+    ids.set(chunk, offsets[s]);
+    for (let t = 0; t < chunk.length; t++) positions[offsets[s]! + t] = caches[s]!.position(0, caches[s]!.length + t);
+  });
+  // Only each sequence's last new token is scored (its last scored[s], if given).
+  const last = scored ? lastRows(offsets, scored) : Int32Array.from({ length: S }, (_, s) => offsets[s + 1]! - 1);
+  const forward = () => model.forward(ids, [1, rows], undefined, {
+    positions,
+    rows: last,
+    attend: paged.length > 0
+      ? (layer, q, k, v, o) => pagedRaggedAttention(q, k, v, offsets, paged, layer, o)
+      : (layer, q, k, v, o) => raggedCachedAttention(q, k, v, offsets, (caches as readonly KVCache[]).map((c) => c.layers[layer]!), o),
+  });
+  // Sequences that name a LoRA adapter (serving many over one base): each of their rows gets its own.
+  const bank = adapters ? LoRABank.find(model) : null;
+  if (adapters && !bank) throw new Error('batchForward: adapter ids given for a model with no adapters');
+  const { logits } = bank ? bank.run(rowAdapters(adapters!, offsets), forward) : forward();
+  chunks.forEach((chunk, s) => caches[s]!.advance(chunk.length));
+  return logits;
 }
 
 /** One decoding step: one new token per sequence. */

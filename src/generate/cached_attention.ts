@@ -2,7 +2,7 @@ import { backend } from '../backend/index.js';
 import type { RaggedKvSequence } from '../backend/backend.js';
 import { attention, type AttentionOptions } from '../tensor/ops/attention.js';
 import { noGrad } from '../tensor/autograd.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, copyStorage, viewStorage } from '../tensor/tensor.js';
 import type { KVLayer } from './kv_cache.js';
 
 /**
@@ -19,7 +19,7 @@ export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, kv: KVLayer, o:
   if (isFirstUnpaddedPass(kv)) return noGrad(() => attention(q, k, v, { nHead: o.nHead, nKvHead: o.nKvHead, causal: true }));
   const headDim = C / o.nHead;
   const out = Tensor.zeros(q.shape);
-  backend().attentionCached(q.data, kv.k, kv.v, out.data, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead: o.nHead, nKvHead: o.nKvHead ?? o.nHead, headDim, scale: 1 / Math.sqrt(headDim) });
+  backend().attentionCached(q.storage, kv.k, kv.v, out.storage, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead: o.nHead, nKvHead: o.nKvHead ?? o.nHead, headDim, scale: 1 / Math.sqrt(headDim) });
   return out;
 }
 
@@ -37,30 +37,33 @@ export function raggedCachedAttention(q: Tensor, k: Tensor, v: Tensor, offsets: 
   const out = Tensor.zeros(q.shape);
   const rows = (t: Tensor, s: number) => {
     const w = t.shape[2]!;
-    return new Tensor(t.data.subarray(offsets[s]! * w, offsets[s + 1]! * w), [1, offsets[s + 1]! - offsets[s]!, w]);
+    return new Tensor(viewStorage(t.storage, offsets[s]! * w, (offsets[s + 1]! - offsets[s]!) * w), [1, offsets[s + 1]! - offsets[s]!, w]);
   };
   const cached: RaggedKvSequence[] = [];
   layers.forEach((layer, s) => {
     const [offset, Tq] = [offsets[s]!, offsets[s + 1]! - offsets[s]!];
-    if (isFirstUnpaddedPass(layer)) return out.data.set(cachedAttention(rows(q, s), rows(k, s), rows(v, s), layer, o).data, offset * C);
+    if (isFirstUnpaddedPass(layer)) return copyStorage(cachedAttention(rows(q, s), rows(k, s), rows(v, s), layer, o).storage, 0, out.storage, offset * C, Tq * C);
     storeKeysValues(rows(k, s), rows(v, s), layer);
     cached.push({ k: layer.k, v: layer.v, cap: layer.cap, past: layer.past, start: layer.start[0]!, offset, Tq });
   });
   if (cached.length > 0) {
     const nKvHead = o.nKvHead ?? o.nHead;
     const headDim = Ck / nKvHead;
-    backend().attentionCachedRagged(q.data, out.data, cached, { nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim) });
+    backend().attentionCachedRagged(q.storage, out.storage, cached, { nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim) });
   }
   return out;
 }
 
-/** Write the new keys and values k, v [B, Tq, W] into the cache after its `past` filled slots. */
+/**
+ * Write the new keys and values k, v [B, Tq, W] into the cache after its
+ * `past` filled slots (on a device backend, copies recorded on the device).
+ */
 export function storeKeysValues(k: Tensor, v: Tensor, kv: KVLayer): void {
   const [B, Tq, W] = k.shape as [number, number, number];
   if (kv.past + Tq > kv.cap) throw new Error(`KV cache overflow: ${kv.past} + ${Tq} positions > capacity ${kv.cap}`);
   for (let b = 0; b < B; b++) {
-    kv.k.set(k.data.subarray(b * Tq * W, (b + 1) * Tq * W), (b * kv.cap + kv.past) * W);
-    kv.v.set(v.data.subarray(b * Tq * W, (b + 1) * Tq * W), (b * kv.cap + kv.past) * W);
+    copyStorage(k.storage, b * Tq * W, kv.k, (b * kv.cap + kv.past) * W, Tq * W);
+    copyStorage(v.storage, b * Tq * W, kv.v, (b * kv.cap + kv.past) * W, Tq * W);
   }
 }
 

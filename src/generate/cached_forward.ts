@@ -1,8 +1,9 @@
+import { backend } from '../backend/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { reshape } from '../tensor/ops/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { allocStorage, readStorage, releaseStorage, withDeviceScratch, type Tensor } from '../tensor/tensor.js';
 import { cachedAttention } from './cached_attention.js';
 import type { KVCache } from './kv_cache.js';
 
@@ -36,4 +37,28 @@ export function forwardCached(model: CausalLM, ids: Int32Array, [B, T]: [number,
  */
 export function scoresCached(model: CausalLM, ids: Int32Array, shape: [number, number], cache: KVCache): Float32Array {
   return noGrad(() => withScratch(() => forwardCached(model, ids, shape, cache).data));
+}
+
+/**
+ * forwardCached's scores as a tensor where the backend keeps them (device
+ * storage on webgpu), from a pass whose every other intermediate is handed
+ * back to the pools when it ends: a decode step then allocates nothing new.
+ * The caller owns the scores' storage (releaseStorage when done).
+ */
+export function logitsCached(model: CausalLM, ids: Int32Array, shape: [number, number], cache: KVCache): Tensor {
+  return noGrad(() => withScratch(() => withDeviceScratch(() => forwardCached(model, ids, shape, cache), (t) => [t.storage])));
+}
+
+/**
+ * The argmax of every row of scores [rows, vocab], computed where the scores
+ * are (backend.argmaxRows): greedy decoding on a device reads back one
+ * number per row instead of the rows themselves.
+ */
+export async function argmaxRowsOf(scores: Tensor): Promise<Int32Array> {
+  const [rows, vocab] = scores.shape as [number, number];
+  const out = allocStorage(rows, false);
+  backend().argmaxRows(scores.storage, rows, vocab, out);
+  const ids = Int32Array.from(await readStorage(out));
+  releaseStorage(out);
+  return ids;
 }

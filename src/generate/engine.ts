@@ -2,7 +2,9 @@ import { UserError } from '../util/errors.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
-import { scoresCached } from './cached_forward.js';
+import { backend } from '../backend/index.js';
+import { Tensor, copyStorage, releaseStorage, withDeviceScratch } from '../tensor/tensor.js';
+import { argmaxRowsOf, logitsCached, scoresCached } from './cached_forward.js';
 import type { ConstrainedDocument, JsonConstraint } from './constrained/json_constraint.js';
 import { KVCache } from './kv_cache.js';
 import { checkSamplingOptions, penalizeRepeats, sampleToken, type SamplingOptions } from './sampling.js';
@@ -57,6 +59,8 @@ export interface Decoder {
   readonly finished: boolean;
   /** The next token of every unfinished row; null for finished rows. */
   step(): Array<number | null>;
+  /** step() on a backend whose values live on a device (BatchDecoder): waits for one small read. */
+  stepAsync?(): Promise<Array<number | null>>;
   /** End a row now (e.g. a stop string appeared in its text). */
   finish(row: number): void;
 }
@@ -111,23 +115,62 @@ export class BatchDecoder implements Decoder {
   step(): Array<number | null> {
     if (this.finished) return this.sequences.map(() => null);
     const logits = noGrad(() => this.nextLogits());
+    return this.choose((b, seq) => this.sampleRow(b, seq, logits));
+  }
+
+  /**
+   * step() on any backend. On a host backend it is step(). On a device
+   * backend the pass is queued on the device and the step waits for ONE
+   * small read: greedy decoding (without a repetition penalty or a
+   * constraint, which edit the scores on the host) takes each row's argmax
+   * on the device and reads back one number per row; sampling reads back
+   * each row's last scores ([rows, vocab], nothing else) and draws on the
+   * host with the same code and generators as js, so a seed gives the same
+   * tokens on either backend.
+   */
+  async stepAsync(): Promise<Array<number | null>> {
+    if (!backend().device) return this.step();
+    if (this.finished) return this.sequences.map(() => null);
+    const scores = this.nextLogitsOnDevice();
+    try {
+      if (this.greedyOnDevice) {
+        const ids = await argmaxRowsOf(scores);
+        return this.choose((b) => ids[b]!);
+      }
+      const logits = await scores.read();
+      return this.choose((b, seq) => this.sampleRow(b, seq, logits));
+    } finally {
+      releaseStorage(scores.storage);
+    }
+  }
+
+  /** The argmax alone decides every token: no host edits of the scores. */
+  private get greedyOnDevice(): boolean {
+    const penalty = this.opts.repetitionPenalty !== undefined && this.opts.repetitionPenalty !== 1;
+    return (this.opts.greedy === true || this.opts.temperature === 0) && !penalty && !this.documents;
+  }
+
+  /** Row b's next token from its scores in logits [B, vocab] (edited in place: penalty, constraint), or 'finished'. */
+  private sampleRow(b: number, seq: number[], logits: Float32Array): number | 'finished' {
     const V = this.model.config.vocab_size;
+    const row = logits.subarray(b * V, (b + 1) * V);
+    if (this.opts.repetitionPenalty !== undefined && this.opts.repetitionPenalty !== 1) penalizeRepeats(row, seq, this.opts.repetitionPenalty);
+    const verdict = this.documents?.[b]?.mask(row, this.opts.maxNewTokens - this.generated[b]!);
+    if (verdict === 'stuck') throw new Error('constrained decoding: no token of the vocabulary can continue the document');
+    if (verdict === 'finished') return 'finished';
+    return sampleToken(row, this.opts, this.rngs[b]!);
+  }
+
+  /** Give every unfinished row the token `pick` chooses for it, and end rows that are done. */
+  private choose(pick: (b: number, seq: number[]) => number | 'finished'): Array<number | null> {
     return this.sequences.map((seq, b) => {
       if (this.done[b]) return null;
-      const row = logits.subarray(b * V, (b + 1) * V);
-      if (this.opts.repetitionPenalty !== undefined && this.opts.repetitionPenalty !== 1) penalizeRepeats(row, seq, this.opts.repetitionPenalty);
+      const id = pick(b, seq);
+      if (id === 'finished' || this.stop.has(id)) {
+        this.done[b] = true;
+        return null;
+      }
       const doc = this.documents?.[b];
-      const verdict = doc?.mask(row, this.opts.maxNewTokens - this.generated[b]!);
-      if (verdict === 'stuck') throw new Error('constrained decoding: no token of the vocabulary can continue the document');
-      if (verdict === 'finished') {
-        this.done[b] = true;
-        return null;
-      }
-      const id = sampleToken(row, this.opts, this.rngs[b]!);
-      if (this.stop.has(id)) {
-        this.done[b] = true;
-        return null;
-      }
       doc?.accept(id);
       seq.push(id);
       if (++this.generated[b]! >= this.opts.maxNewTokens || doc?.finished) this.done[b] = true;
@@ -137,33 +180,59 @@ export class BatchDecoder implements Decoder {
 
   /** [B, vocab] scores for every row's next token (a fresh copy: sampling may edit it). */
   private nextLogits(): Float32Array {
-    const window = this.model.config.block_size;
     if (!this.cache) {
       // The reference: each row alone, its whole window recomputed.
       const V = this.model.config.vocab_size;
       const out = new Float32Array(this.sequences.length * V);
-      this.sequences.forEach((seq, b) => {
-        const ctx = Int32Array.from(seq.slice(-window));
-        out.set(this.model.nextTokenLogits(ctx, [1, ctx.length]).data, b * V);
-      });
+      this.windows().forEach((ctx, b) => out.set(this.model.nextTokenLogits(ctx, [1, ctx.length]).data, b * V));
       return out;
     }
-    if (!this.started || this.cache.free === 0) {
-      this.started = true;
-      return this.prefill(this.sequences.map((s) => s.slice(-Math.min(window, this.cache!.capacity))));
-    }
-    const last = Int32Array.from(this.sequences, (s) => s[s.length - 1]!);
-    return scoresCached(this.model, last, [last.length, 1], this.cache);
+    return this.cachedPass((ids, shape) => scoresCached(this.model, ids, shape, this.cache!));
   }
 
-  /** Run whole (left-padded) rows through an emptied cache. */
-  private prefill(rows: number[][]): Float32Array {
-    const T = Math.max(...rows.map((r) => r.length));
-    const ids = new Int32Array(rows.length * T); // padding is token 0, never attended to
-    rows.forEach((r, b) => ids.set(r, b * T + T - r.length));
-    this.cache!.reset(rows.map((r) => T - r.length));
-    return scoresCached(this.model, ids, [rows.length, T], this.cache!);
+  /** nextLogits as a device tensor [B, vocab], for stepAsync (the caller releases its storage). */
+  private nextLogitsOnDevice(): Tensor {
+    if (this.cache) return this.cachedPass((ids, shape) => logitsCached(this.model, ids, shape, this.cache!));
+    const rows = this.windows().map((ctx) =>
+      noGrad(() => withDeviceScratch(() => this.model.nextTokenLogits(ctx, [1, ctx.length]), (t) => [t.storage])));
+    return rows.length === 1 ? rows[0]! : noGrad(() => concatRows(rows));
   }
+
+  /** Each row's last block_size tokens: what the model sees without a cache. */
+  private windows(): Int32Array[] {
+    return this.sequences.map((seq) => Int32Array.from(seq.slice(-this.model.config.block_size)));
+  }
+
+  /**
+   * Run the cache's next pass through `run`: the whole (left-padded) rows
+   * through an emptied cache at the start and whenever the cache is full
+   * (the window slides), else each row's last token.
+   */
+  private cachedPass<T>(run: (ids: Int32Array, shape: [number, number]) => T): T {
+    const cache = this.cache!;
+    if (!this.started || cache.free === 0) {
+      this.started = true;
+      const rows = this.sequences.map((s) => s.slice(-Math.min(this.model.config.block_size, cache.capacity)));
+      const T = Math.max(...rows.map((r) => r.length));
+      const ids = new Int32Array(rows.length * T); // padding is token 0, never attended to
+      rows.forEach((r, b) => ids.set(r, b * T + T - r.length));
+      cache.reset(rows.map((r) => T - r.length));
+      return run(ids, [rows.length, T]);
+    }
+    const last = Int32Array.from(this.sequences, (s) => s[s.length - 1]!);
+    return run(last, [last.length, 1]);
+  }
+}
+
+/** [1, vocab] rows stacked into [rows, vocab] (device copies; each row's storage is released). */
+function concatRows(rows: Tensor[]): Tensor {
+  const V = rows[0]!.shape[1]!;
+  const out = Tensor.empty([rows.length, V]);
+  rows.forEach((r, i) => {
+    copyStorage(r.storage, 0, out.storage, i * V, V);
+    releaseStorage(r.storage);
+  });
+  return out;
 }
 
 /**

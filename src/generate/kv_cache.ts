@@ -1,14 +1,26 @@
+import { backend } from '../backend/index.js';
+import { isHost, type Storage } from '../backend/storage.js';
 import type { CausalLMConfig } from '../models/causal_lm.js';
-/** One layer's slice of a KV cache: keys and values [B, cap, nKvHead·headDim] of the positions seen so far. */
+
+/**
+ * One layer's slice of a KV cache: keys and values [B, cap, nKvHead·headDim]
+ * of the positions seen so far, in the current backend's storage (device
+ * buffers on webgpu, so decoding never moves them).
+ */
 export interface KVLayer {
-  k: Float32Array;
-  v: Float32Array;
+  k: Storage;
+  v: Storage;
   /** Slots per row. */
   cap: number;
   /** Slots already filled (equal for every row: prompts are left-padded to one length). */
   past: number;
   /** First real (non-padding) slot of each row. */
   start: Int32Array;
+}
+
+/** n zeros in the current backend's storage: fresh host memory, or zeroed device memory. */
+function zeros(n: number): Storage {
+  return backend().device?.alloc(n, true) ?? new Float32Array(n);
 }
 
 /** The sizes a cache needs from a decoder's config: layers, heads (n_kv_head shrinks the cache by n_head / n_kv_head), context. */
@@ -40,7 +52,22 @@ export class KVCache {
     this.start = new Int32Array(batch);
     const width = (config.head_dim ?? config.n_embd / config.n_head) * (config.n_kv_head ?? config.n_head);
     const size = batch * capacity * width;
-    this.layers = Array.from({ length: config.n_layer }, () => ({ k: new Float32Array(size), v: new Float32Array(size), cap: capacity, past: 0, start: this.start }));
+    // Allocated once for the whole capacity: decoding writes into it and never allocates per token.
+    this.layers = Array.from({ length: config.n_layer }, () => ({ k: zeros(size), v: zeros(size), cap: capacity, past: 0, start: this.start }));
+  }
+
+  /**
+   * Hand a device cache's buffers back to the backend's pool, for the next
+   * cache (a server opens and closes one per request). Host arrays are left
+   * to the garbage collector. The cache is unusable after.
+   */
+  dispose(): void {
+    const device = backend().device;
+    for (const l of this.layers) {
+      if (!isHost(l.k)) device?.release(l.k);
+      if (!isHost(l.v)) device?.release(l.v);
+    }
+    this.layers.length = 0;
   }
 
   /** Empty the cache; `start` gives each row's padding for the next prompt. */

@@ -44,7 +44,7 @@ export async function* streamText(model: CausalLM, tokenizer: Tokenizer, prompts
     };
     for (let b = 0; b < texts.length; b++) if (dec.done[b]) yield close(b);
     while (!dec.finished) {
-      const step = dec.step();
+      const step = dec.stepAsync ? await dec.stepAsync() : dec.step();
       for (let b = 0; b < step.length; b++) {
         const id = step[b];
         if (id === null || id === undefined) {

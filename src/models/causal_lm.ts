@@ -3,7 +3,9 @@ import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import type { AttentionOptions } from '../tensor/ops/attention.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
 import { recomputed } from '../tensor/recompute.js';
-import { Tensor } from '../tensor/tensor.js';
+import { isHost } from '../backend/storage.js';
+import { isGradEnabled } from '../tensor/autograd.js';
+import { Tensor, copyStorage } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 
 /** Replaces the attention op of layer `layer` (q, k, v after projection and rotation): how generate/ reads its KV cache. */
@@ -64,6 +66,10 @@ export interface CausalLM extends Module {
 export function scoredPositions(x: Tensor, [B, T]: [number, number], opts: ForwardOptions): Tensor {
   const C = x.shape[2]!;
   if (opts.rows) return selectRows(x, opts.rows);
+  if (opts.last && T > 1 && !isHost(x.storage) && !isGradEnabled()) {
+    // Device inference (a prefill): each row's last vector copied on the device; slice works on host arrays.
+    return selectRows(x, Int32Array.from({ length: B }, (_, b) => b * T + T - 1));
+  }
   if (opts.last) return reshape(T === 1 ? x : slice(x, 1, T - 1, T), [B, C]);
   return x;
 }
@@ -76,7 +82,7 @@ function selectRows(x: Tensor, rows: Int32Array): Tensor {
   const out = Tensor.zeros([rows.length, C]);
   rows.forEach((r, i) => {
     if (!(r >= 0 && r < n)) throw new Error(`row ${r} is outside the ${n} positions`);
-    out.data.set(x.data.subarray(r * C, (r + 1) * C), i * C);
+    copyStorage(x.storage, r * C, out.storage, i * C, C);
   });
   return out;
 }

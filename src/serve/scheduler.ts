@@ -1,9 +1,12 @@
-import { batchForward } from '../generate/batch_step.js';
+import { backend } from '../backend/index.js';
+import { batchForward, batchForwardOnDevice } from '../generate/batch_step.js';
+import { argmaxRowsOf } from '../generate/cached_forward.js';
 import { KVPoolFullError } from '../generate/paged_kv/block_pool.js';
 import { PagedKV, type PagedKVOptions, type PagedKVStats } from '../generate/paged_kv/paged_kv.js';
 import { speculativeRound, SpeculativeStats, type SpeculativeRow } from '../generate/speculative.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { withScratch } from '../tensor/buffer_pool.js';
+import { releaseStorage } from '../tensor/tensor.js';
 import { ApiError } from './errors.js';
 import { KVCachePool } from './kv_cache_pool.js';
 import type { FinishReason, Sequence } from './sequence.js';
@@ -80,7 +83,8 @@ export class Scheduler {
     draft?.model.eval();
     this.caches = new KVCachePool(model.config, opts.maxBatch);
     this.draftCaches = draft ? new KVCachePool(draft.model.config, opts.maxBatch) : null;
-    this.paged = opts.kvPool && !draft ? new PagedKV(model.config, opts.kvPool, opts.maxBatch) : null;
+    // Paged attention has no device kernel yet: on webgpu each sequence keeps a contiguous device cache.
+    this.paged = opts.kvPool && !draft && !backend().device ? new PagedKV(model.config, opts.kvPool, opts.maxBatch) : null;
   }
 
   get queueDepth(): number {
@@ -140,7 +144,8 @@ export class Scheduler {
     this.looping = true;
     try {
       while (this.sweep() || this.chores.length > 0) {
-        this.step(this.admit());
+        if (backend().device) await this.stepOnDevice(this.admit());
+        else this.step(this.admit());
         this.chores.shift()?.();
         await nextTick();
       }
@@ -281,6 +286,41 @@ export class Scheduler {
     }
     this.stats.onQueue?.(this.waiting.length);
     return joining.filter((s) => rows.includes(s));
+  }
+
+  /**
+   * step() on a device backend: the batched pass is queued on the device and
+   * the step waits for one read. When every sequence decodes greedily with
+   * nothing editing its scores, that read is each sequence's token id, the
+   * argmax taken on the device; otherwise it is the sequences' last scores
+   * rows, sampled on the host as step() does. (No draft model, adapters or
+   * speculative rounds on a device yet: the step is a plain one.)
+   */
+  private async stepOnDevice(joining: Sequence[]): Promise<void> {
+    const decoding = this.running.filter((s) => !s.done);
+    const rows = [...decoding, ...joining];
+    if (rows.length === 0) return;
+    const t0 = performance.now();
+    try {
+      const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
+      const scores = batchForwardOnDevice(this.model, chunks, rows.map((s) => s.cache!));
+      try {
+        if (rows.every((s) => s.greedyAlone)) {
+          const ids = await argmaxRowsOf(scores);
+          rows.forEach((s, b) => s.take(ids[b]!));
+        } else {
+          const logits = await scores.read();
+          const V = this.model.config.vocab_size;
+          rows.forEach((s, b) => s.accept(logits.subarray(b * V, (b + 1) * V)));
+        }
+      } finally {
+        releaseStorage(scores.storage);
+      }
+    } catch (e) {
+      for (const s of rows) s.finish('error', e as Error);
+    }
+    this.running.push(...joining);
+    this.stats.onStep?.(rows.length, performance.now() - t0);
   }
 
   /**

@@ -95,6 +95,12 @@ export class Sequence {
     this.take(sampleToken(logits, this.params, this.rng));
   }
 
+  /** Whether the argmax of the scores alone is this sequence's next token (greedy, no repetition penalty, no grammar): a device can choose it. */
+  get greedyAlone(): boolean {
+    const p = this.params;
+    return (p.greedy === true || p.temperature === 0) && (p.repetitionPenalty === undefined || p.repetitionPenalty === 1) && !this.document;
+  }
+
   /** Whether a speculative round may choose this sequence's tokens: no grammar or adapter shapes its scores. */
   get plain(): boolean {
     return !this.document && this.params.adapter === undefined;

@@ -3,6 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import { loadEmbedder } from '../io/embedder_dir.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
+import { moveToBackend } from '../nn/placement.js';
 import type { Embedder } from '../models/embedder.js';
 import type { DecoderLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -52,6 +53,7 @@ export function parseModelSpec(spec: string): { name: string; dir: string } {
 export function serveModel(name: string, model: DecoderLM, tokenizer: Tokenizer, opts: SchedulerOptions, stats?: (name: string) => SchedulerStats, draft?: DraftModel): ServedModel {
   if (tokenizer.vocabSize > model.config.vocab_size) throw new UserError(`model ${name}: its tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab_size}`);
   const chatTemplate = modelChatTemplate(tokenizer, name);
+  moveToBackend(model); // on a device backend the weights go to the device once; nothing on host backends
   return {
     name,
     model,

@@ -135,8 +135,42 @@ export class Tensor {
 /** n floats in the current backend's storage; zeroed, or left as recycled (for outputs written in full). */
 export function allocStorage(n: number, zeroed: boolean): Storage {
   const device = backend().device;
-  if (device) return device.alloc(n, zeroed);
+  if (device) {
+    const s = device.alloc(n, zeroed);
+    deviceScratch?.push(s);
+    return s;
+  }
   return zeroed ? takeZeroed(n) : takeUninitialized(n);
+}
+
+/** Device storage allocated inside the innermost withDeviceScratch, or null outside one. */
+let deviceScratch: Storage[] | null = null;
+
+/**
+ * The device twin of buffer_pool.ts's withScratch, for inference passes
+ * whose intermediates all die with them (a decode step): run fn, then give
+ * every device storage it allocated back to the device's pool, except the
+ * storages `keep(result)` names (the logits), which pass to the enclosing
+ * scope. Without it a graph-less pass has nobody to release its
+ * activations, and each token would allocate fresh GPU buffers. On a host
+ * backend it just runs fn.
+ */
+export function withDeviceScratch<T>(fn: () => T, keep: (result: T) => readonly Storage[]): T {
+  const device = backend().device;
+  if (!device) return fn();
+  const outer = deviceScratch;
+  const taken: Storage[] = (deviceScratch = []);
+  try {
+    const result = fn();
+    const kept = new Set(keep(result));
+    for (const s of taken) {
+      if (!kept.has(s)) device.release(s);
+      else outer?.push(s);
+    }
+    return result;
+  } finally {
+    deviceScratch = outer;
+  }
 }
 
 /** Give storage nobody references any more back for reuse. */

@@ -5,7 +5,9 @@
  * and head, and save/load the model in the CLI's directory format. The Web Worker
  * (web/worker.ts) only forwards messages to a Session.
  */
+import { backend, setBackend } from '../../src/backend/index.js';
 import { GPT } from '../../src/models/gpt.js';
+import { withHostValues } from '../../src/nn/placement.js';
 import { parseGPTConfig, type GPTConfig } from '../../src/models/gpt_config.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { learningRate } from '../../src/optim/schedule.js';
@@ -18,7 +20,7 @@ import { WordTokenizer } from '../../src/tokenizers/word.js';
 import { TokenDataset, type Batch } from '../../src/train/data.js';
 import { estimateLoss } from '../../src/train/evaluate.js';
 import { nextTokenObjective } from '../../src/train/next_token.js';
-import { trainStep, type Objective } from '../../src/train/step.js';
+import { trainStep, trainStepAsync, type Objective } from '../../src/train/step.js';
 import { Rng } from '../../src/util/rng.js';
 import { parseSafetensors, serializeSafetensors, type TensorEntry } from '../../src/io/safetensors_codec.js';
 
@@ -160,6 +162,46 @@ export class Session {
     const r = trainStep(this.opt, this.objective, [batch], { lr: learningRate(this.step, { lr, minLr: lr / 10, warmupIters, decayIters: maxIters }), gradClip: 1 });
     this.step++;
     return { step: this.step, loss: r.loss, tokens: batch.x.length };
+  }
+
+  /** Whether the model lives on a device backend (WebGPU): it was built while that backend was current. */
+  get onDevice(): boolean {
+    return backend().device !== undefined;
+  }
+
+  /**
+   * trainStep on any backend: on WebGPU the step is queued on the GPU and
+   * waits for one read (the loss), as `attn train` does.
+   */
+  async trainStepAsync(): Promise<StepResult> {
+    if (!this.onDevice) return this.trainStep();
+    if (!this.data) throw new Error('no training text');
+    const { batchSize, lr, warmupIters, maxIters } = this.train;
+    this.model.train();
+    const batch = this.data.batch('train', batchSize, this.batchRng);
+    const r = await trainStepAsync(this.opt, this.objective, [batch], { lr: learningRate(this.step, { lr, minLr: lr / 10, warmupIters, decayIters: maxIters }), gradClip: 1 });
+    this.step++;
+    return { step: this.step, loss: r.loss, tokens: batch.x.length };
+  }
+
+  /**
+   * Run synchronous model code (evaluation, sampling, attention maps, saving)
+   * when the weights live on the GPU: they are read back once, and fn runs on
+   * the js backend over those host copies; the device copies stay as they
+   * were. The page's models are small, so the read costs little; training
+   * itself never leaves the GPU.
+   */
+  async onHost<T>(fn: () => T): Promise<T> {
+    if (!this.onDevice) return fn();
+    const device = backend().name;
+    return withHostValues(this.model.parameters(), () => {
+      setBackend('js');
+      try {
+        return fn();
+      } finally {
+        setBackend(device);
+      }
+    });
   }
 
   /** Mean loss on fixed batches of each split. */

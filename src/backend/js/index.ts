@@ -1,6 +1,7 @@
 import type { Backend } from '../backend.js';
 import { adamwStep, scaleInPlace, sumSquares } from './adamw.js';
 import { attentionBackward, attentionForward } from './attention.js';
+import { argmaxRows } from './argmax.js';
 import { attentionCached, attentionCachedRagged } from './attention_cached.js';
 import { attentionPaged } from './attention_paged.js';
 import { crossEntropyBackward, crossEntropyForward } from './cross_entropy.js';
@@ -40,6 +41,7 @@ export const jsBackend: Backend<Float32Array> = {
   attentionCached,
   attentionCachedRagged,
   attentionPaged,
+  argmaxRows,
   linearInt8,
   linearQuantized,
   crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {

@@ -3,13 +3,16 @@ import type { Backend } from '../backend.js';
 import type { DeviceArray, DeviceMemory } from '../storage.js';
 import type { GpuContext } from './device.js';
 import { adamwStep } from './kernels/adamw.js';
+import { argmaxRows } from './kernels/argmax.js';
 import { attentionBackward, attentionForward, type GpuAttentionDims } from './kernels/attention.js';
+import { attentionCached } from './kernels/attention_cached.js';
 import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from './kernels/elementwise.js';
 import { embeddingBackward, embeddingForward } from './kernels/embedding.js';
 import { sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
+import { linearInt8 } from './kernels/int8.js';
 import { layerNormBackward, layerNormForward } from './kernels/layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './kernels/rmsnorm.js';
 import { rope } from './kernels/rope.js';
@@ -98,6 +101,21 @@ function withInts<T>(ctx: GpuContext, ints: Int32Array, f: (span: GpuArray) => T
   }
 }
 
+/** Device copies of host arrays that are constants of a model (int8 weights, their scales), made once per array. */
+class DeviceCopies<T extends object> {
+  private readonly copies = new WeakMap<T, GpuArray>();
+  constructor(private readonly make: (host: T) => GPUBuffer) {}
+
+  of(host: T): GpuArray {
+    let a = this.copies.get(host);
+    if (!a) {
+      a = arrayOf(this.make(host), 0, (host as unknown as { length: number }).length, true);
+      this.copies.set(host, a);
+    }
+    return a;
+  }
+}
+
 /** What attentionForward keeps for attentionBackward. */
 interface AttentionSaved {
   lse: GpuArray;
@@ -107,6 +125,15 @@ interface AttentionSaved {
 /** The Backend over one GpuContext. */
 export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
   const scratch = (n: number) => arrayOf(ctx.buffer(Math.max(4, n * 4)), 0, n, true);
+  // An int8 model's weights and scales stay host typed arrays (they are not tensors): uploaded on first use, kept while the array lives.
+  const int8Weights = new DeviceCopies((w: Int8Array) => {
+    const bytes = new Int8Array(Math.ceil(Math.max(4, w.length) / 4) * 4);
+    bytes.set(w);
+    return ctx.upload(new Uint32Array(bytes.buffer));
+  });
+  const floatConstants = new DeviceCopies((x: Float32Array) => ctx.upload(x.length ? x : new Float32Array(1)));
+  // A quantized layer's bias is a plain tensor beside its int8 weight, not a parameter moveToBackend uploads: a constant too.
+  const deviceBias = (b: GpuArray | Float32Array) => (b instanceof Float32Array ? floatConstants.of(b) : gpu(b, 'linearInt8'));
   return {
     name: WEBGPU,
     device: deviceMemory(ctx),
@@ -177,10 +204,23 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       ctx.release(lse.buffer);
       if (dims.keyPadding) ctx.release(dims.keyPadding.buffer);
     },
-    attentionCached: () => unsupported('attentionCached'),
-    attentionCachedRagged: () => unsupported('attentionCachedRagged'),
+    // Generation: the KV caches are device storage (generate/kv_cache.ts); only the row starts come from the host.
+    attentionCached: (q, kCache, vCache, out, start, d) =>
+      withInts(ctx, start, (s) => attentionCached(ctx, gpu(q, 'attentionCached'), gpu(kCache, 'attentionCached'), gpu(vCache, 'attentionCached'), gpu(out, 'attentionCached'), s, d)),
+    attentionCachedRagged: (q, out, seqs, d) =>
+      // One dispatch per sequence (each has its own cache), all recorded in the same command buffer.
+      withInts(ctx, Int32Array.from(seqs, (s) => s.start), (starts) => {
+        const C = d.nHead * d.headDim;
+        seqs.forEach((s, i) => {
+          const rows = (x: GpuArray) => arrayOf(x.buffer, x.offset + s.offset * C, s.Tq * C, false);
+          attentionCached(ctx, rows(gpu(q, 'attentionCachedRagged')), gpu(s.k, 'attentionCachedRagged'), gpu(s.v, 'attentionCachedRagged'), rows(gpu(out, 'attentionCachedRagged')),
+            arrayOf(starts.buffer, i, 1, false), { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d });
+        });
+      }),
+    linearInt8: (x, rows, K, w, scale, bias, out, N) =>
+      linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N),
+    argmaxRows: (x, rows, cols, out) => argmaxRows(ctx, gpu(x, 'argmaxRows'), rows, cols, gpu(out, 'argmaxRows')),
     attentionPaged: () => unsupported('attentionPaged'),
-    linearInt8: () => unsupported('linearInt8'),
     linearQuantized: () => unsupported('linearQuantized (GGUF block formats)'),
     swigluForward: (g, u, out) => swigluForward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(out, 'swiglu')),
     swigluBackward: (g, u, dy, dg, du, accG, accU) =>

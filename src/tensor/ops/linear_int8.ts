@@ -19,7 +19,7 @@ export function linearInt8(x: Tensor, w: Int8Weight, bias: Tensor | null = null)
   const [N, K] = w.shape;
   if (x.shape[x.rank - 1] !== K) throw new Error(`linearInt8: input [${x.shape}] does not match weight [${w.shape}]`);
   const rows = x.size / K;
-  const out = Tensor.zeros([...x.shape.slice(0, -1), N]);
-  backend().linearInt8(x.data, rows, K, w.data, w.scale, bias?.data ?? null, out.data, N);
+  const out = Tensor.empty([...x.shape.slice(0, -1), N]); // every element written
+  backend().linearInt8(x.storage, rows, K, w.data, w.scale, bias?.storage ?? null, out.storage, N);
   return out;
 }

@@ -1,6 +1,7 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
-import { Tensor, numel, type Shape } from '../tensor.js';
+import { isHost, type Storage } from '../../backend/storage.js';
+import { Tensor, copyStorage, numel, type Shape } from '../tensor.js';
 
 /** Same values, new shape (one dimension may be −1 and is inferred). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -59,10 +60,12 @@ export function transpose(x: Tensor, d0: number, d1: number): Tensor {
 
 /** Copy blocks between two tensors that differ only along `axis` (used by slice and concat). */
 function copyAlongAxis(
-  src: Float32Array, srcShape: Shape, srcStart: number,
-  dst: Float32Array, dstShape: Shape, dstStart: number,
+  src: Storage, srcShape: Shape, srcStart: number,
+  dst: Storage, dstShape: Shape, dstStart: number,
   len: number, axis: number, accumulate: boolean,
 ): void {
+  // Plain copies work on any storage (a device records one copy per block); sums only on host arrays (gradients).
+  if (accumulate && !(isHost(src) && isHost(dst))) throw new Error('copyAlongAxis: accumulating needs host arrays');
   const outer = srcShape.slice(0, axis).reduce((p, q) => p * q, 1);
   const inner = srcShape.slice(axis + 1).reduce((p, q) => p * q, 1);
   const srcRow = srcShape[axis]! * inner;
@@ -71,8 +74,8 @@ function copyAlongAxis(
   for (let o = 0; o < outer; o++) {
     const s = o * srcRow + srcStart * inner;
     const d = o * dstRow + dstStart * inner;
-    if (accumulate) for (let i = 0; i < block; i++) dst[d + i] = dst[d + i]! + src[s + i]!;
-    else dst.set(src.subarray(s, s + block), d);
+    if (accumulate) for (let i = 0; i < block; i++) (dst as Float32Array)[d + i] = (dst as Float32Array)[d + i]! + (src as Float32Array)[s + i]!;
+    else copyStorage(src, s, dst, d, block);
   }
 }
 
@@ -83,7 +86,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const shape = [...x.shape];
   shape[a] = end - start;
   const out = Tensor.empty(shape);
-  copyAlongAxis(x.data, x.shape, start, out.data, shape, 0, end - start, a, false);
+  copyAlongAxis(x.storage, x.shape, start, out.storage, shape, 0, end - start, a, false);
   return record(out, [x], 'slice', () => {
     copyAlongAxis(out.grad!, shape, 0, x.ensureGrad(), x.shape, start, end - start, a, true);
   });
