@@ -3,11 +3,10 @@ import { Rng } from '../util/rng.js';
 
 /**
  * The fleet bench's load generator: N streaming clients, spread over worker
- * threads. One thread is not enough: on a machine with a core per replica
- * thread, 32 streams at ~15 000 tokens/s cost the generator more than a core
- * (each token is an SSE event to receive and parse), so a one-thread
- * generator measured itself, not the fleet. Times are absolute (timeOrigin +
- * now) so that logs from different threads share one clock.
+ * threads, so that on a many-core machine the generator (each streamed token
+ * is an SSE event to receive and parse) can use more than one core. Times are
+ * absolute (timeOrigin + now) so that logs from different threads share one
+ * clock.
  */
 
 export interface RequestLog {
