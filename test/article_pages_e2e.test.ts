@@ -48,7 +48,8 @@ describe('the article\'s pages in Chromium', { skip }, () => {
         }
         if (id === 'generating') {
           await startTraining(page, '#train-humpty');
-          await page.waitForFunction(() => /the last 12 characters/.test(document.getElementById('page-body')!.textContent!), undefined, { timeout: 200_000 });
+          // The window table appears when training is done (the intro's prose also says "the last 12 characters", so wait for the table itself).
+          await page.waitForFunction(() => document.querySelector('#page-body table') !== null && !(document.getElementById('train-humpty') as HTMLButtonElement).disabled, undefined, { timeout: 200_000 });
         }
         const info = await page.evaluate(() => ({
           file: document.getElementById('page-file')!.textContent!,
