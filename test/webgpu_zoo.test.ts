@@ -21,7 +21,11 @@ import { mul } from '../src/tensor/ops/elementwise.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { matryoshkaInfoNCE } from '../src/train/contrastive.js';
 import { Rng } from '../src/util/rng.js';
+import { runAttn } from './helpers.js';
 import { webgpuSkip } from './webgpu_helpers.js';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /*
  * The ops the ViT, the embedder, the encoder–decoder and the LoRA trainers
@@ -207,5 +211,51 @@ describe('a training step of the model zoo on webgpu: loss and every gradient as
       return matryoshkaInfoNCE(slice(emb, 0, 0, 2), slice(emb, 0, 2, 4), [4, 8, 16], { temperature: 0.5, symmetric: true }).loss;
     };
     await sameStep(() => new Embedder(cfg, new Rng(2)), loss, 'embedder');
+  });
+});
+
+/** IDX files (MNIST's format) of `count` 8×8 images: class 0 bright on the left, class 1 on the right. */
+function writeIdxSet(dir: string, split: 'train' | 't10k', count: number, seed: number): void {
+  const r = new Rng(seed);
+  const side = 8;
+  const idx = (dims: number[], data: Uint8Array) => {
+    const header = new Uint8Array(4 + 4 * dims.length);
+    header[2] = 0x08;
+    header[3] = dims.length;
+    dims.forEach((d, i) => new DataView(header.buffer).setUint32(4 + 4 * i, d));
+    return Buffer.concat([header, data]);
+  };
+  const labels = Uint8Array.from({ length: count }, (_, n) => n % 2);
+  const pixels = Uint8Array.from({ length: count * side * side }, (_, i) => {
+    const n = Math.floor(i / (side * side));
+    const lit = (i % side < side / 2) === (labels[n] === 0);
+    return Math.round(Math.min(255, Math.max(0, (lit ? 170 : 85) + r.normal() * 40)));
+  });
+  writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, side, side], pixels));
+  writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
+}
+
+describe('attn vit train --backend webgpu', { skip }, () => {
+  it('trains as js does (test loss and accuracy after each epoch) and saves a model js can evaluate', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attn-webgpu-vit-'));
+    writeIdxSet(dir, 'train', 24, 1);
+    writeIdxSet(dir, 't10k', 8, 2);
+    const args = ['vit', 'train', '--data', dir, '--patch', '4', '--d-model', '16', '--layers', '1', '--heads', '2', '--epochs', '2', '--batch-size', '8', '--warmup-steps', '1', '--log-interval', '2'];
+    const js = runAttn([...args, '--backend', 'js', '--out', join(dir, 'js')], dir);
+    assert.equal(js.code, 0, js.stderr);
+    const gpuRun = runAttn([...args, '--backend', 'webgpu', '--out', join(dir, 'gpu')], dir);
+    assert.equal(gpuRun.code, 0, gpuRun.stderr);
+    assert.match(gpuRun.stderr, /backend webgpu/);
+    const [want, got] = [js, gpuRun].map((r) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { steps: number; test_loss: number; test_accuracy: number });
+    assert.equal(got!.steps, want!.steps);
+    assert.ok(Math.abs(got!.test_loss - want!.test_loss) <= 1e-3 * Math.abs(want!.test_loss), `test loss: webgpu ${got!.test_loss}, js ${want!.test_loss}`);
+    assert.equal(got!.test_accuracy, want!.test_accuracy);
+    // The progress lines' accuracy, counted from the device's argmax, is the one js counts.
+    const acc = (r: { stderr: string }) => [...r.stderr.matchAll(/acc(?:uracy)? ([\d.]+)%/g)].map((m) => m[1]);
+    assert.deepEqual(acc(gpuRun), acc(js));
+    const evaluated = runAttn(['vit', 'eval', '--model', join(dir, 'gpu'), '--data', dir, '--backend', 'js'], dir);
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    const trainer = JSON.parse(readFileSync(join(dir, 'gpu', 'trainer.json'), 'utf8')) as { step: number };
+    assert.equal(trainer.step, got!.steps);
   });
 });
