@@ -9,7 +9,7 @@ import { attentionCached } from './kernels/attention_cached.js';
 import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from './kernels/elementwise.js';
-import { embeddingBackward, embeddingForward } from './kernels/embedding.js';
+import { embeddingBackward, embeddingForward, embeddingLinks } from './kernels/embedding.js';
 import { sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
 import { linearInt8 } from './kernels/int8.js';
@@ -171,7 +171,9 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     permute: (src, shape, perm, dst, acc) => permute(ctx, gpu(src, 'permute'), shape, perm, gpu(dst, 'permute'), acc),
     copyRows: (src, dst, layout, acc) => copyRows(ctx, gpu(src, 'copyRows'), gpu(dst, 'copyRows'), layout, acc),
     embeddingForward: (w, ids, out, dim) => withInts(ctx, ids, (i) => embeddingForward(ctx, gpu(w, 'embedding'), i, gpu(out, 'embedding'), dim)),
-    embeddingBackward: (dOut, ids, dW, dim) => withInts(ctx, ids, (i) => embeddingBackward(ctx, gpu(dOut, 'embedding'), i, gpu(dW, 'embedding'), dim)),
+    embeddingBackward: (dOut, ids, dW, dim) =>
+      // The token chains are made on the host, where the ids are (O(N)), and go up beside them.
+      withInts(ctx, ids, (i) => withInts(ctx, new Int32Array(embeddingLinks(ids).buffer), (links) => embeddingBackward(ctx, gpu(dOut, 'embedding'), i, links, gpu(dW, 'embedding'), dim))),
     crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) =>
       withInts(ctx, targets, (t) => {
         // The kernel leaves [sum, count] on the device; the loss is scale·sum (the op passes 1/count).
