@@ -7,6 +7,8 @@ import { selectBackendAsync } from '../src/backend/select.js';
 import type { DeviceArray } from '../src/backend/storage.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
+import { Transformer } from '../src/models/transformer.js';
+import { parseTransformerConfig } from '../src/models/transformer_config.js';
 import { ViT } from '../src/models/vit.js';
 import { parseViTConfig } from '../src/models/vit_config.js';
 import type { Module } from '../src/nn/module.js';
@@ -199,6 +201,15 @@ describe('a training step of the model zoo on webgpu: loss and every gradient as
     const images = rand(3 * 4 * 4 * 2);
     const labels = Int32Array.of(0, 2, 1);
     await sameStep(() => new ViT(cfg, new Rng(3)), (m) => (m as ViT).forward(Tensor.from(images, [3, 4, 4, 2]), labels).loss!, 'ViT');
+  });
+
+  it('encoder–decoder (padding masks, cross-attention, sinusoidal positions, tied output)', async () => {
+    const cfg = parseTransformerConfig({ vocab_size: 13, n_encoder_layers: 1, n_decoder_layers: 1, d_model: 16, n_head: 2, d_ff: 32, pad_id: 0 });
+    const [B, Ts, Tt] = [2, 5, 4];
+    const src = { ids: Int32Array.of(3, 4, 5, 6, 7, 8, 9, 10, 0, 0), shape: [B, Ts] as [number, number] };
+    const tgtIn = { ids: Int32Array.of(1, 5, 6, 7, 1, 9, 0, 0), shape: [B, Tt] as [number, number] };
+    const targets = Int32Array.of(5, 6, 7, 2, 9, 2, 0, 0);
+    await sameStep(() => new Transformer(cfg, new Rng(6)), (m) => (m as Transformer).forward(src, tgtIn, targets).loss!, 'seq2seq');
   });
 
   it('embedder (mean pool with padding, Matryoshka InfoNCE: l2Normalize, transpose, slice)', async () => {
