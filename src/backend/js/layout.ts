@@ -6,7 +6,8 @@ import type { RowsLayout } from '../backend.js';
  * along an axis), each writing or, for gradients, adding.
  */
 
-function strides(shape: readonly number[]): number[] {
+/** Row-major strides of a shape (elements between consecutive indices of each axis). */
+export function strides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length).fill(1);
   for (let d = shape.length - 2; d >= 0; d--) s[d] = s[d + 1]! * shape[d + 1]!;
   return s;

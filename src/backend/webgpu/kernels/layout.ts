@@ -1,4 +1,5 @@
 import type { RowsLayout } from '../../backend.js';
+import { strides } from '../../js/layout.js';
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { DIM, dims, MAX_RANK, padded } from './elementwise.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
@@ -38,12 +39,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   dst[p.dstOff + i] = v;
 }`,
 };
-
-function strides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length).fill(1);
-  for (let d = shape.length - 2; d >= 0; d--) s[d] = s[d + 1]! * shape[d + 1]!;
-  return s;
-}
 
 /** dst (+)= src [shape] with its axes permuted (dst's axis i is src's axis perm[i]). */
 export function permute(ctx: GpuContext, src: GpuSpan, shape: readonly number[], perm: readonly number[], dst: GpuSpan, accumulate: boolean): void {
