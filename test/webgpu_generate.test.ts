@@ -8,7 +8,7 @@ import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { moveToBackend } from '../src/nn/placement.js';
 import { quantize } from '../src/nn/quantized_linear.js';
 import { Rng } from '../src/util/rng.js';
-import { webGpuSkip } from './webgpu_fixture.js';
+import { webgpuSkip } from './webgpu_helpers.js';
 
 /*
  * KV-cached generation on the webgpu backend against js: the same model,
@@ -19,7 +19,7 @@ import { webGpuSkip } from './webgpu_fixture.js';
  * adapter the tests skip, unless ATTN_REQUIRE_WEBGPU=1 (CI), where they fail.
  */
 
-const skip = await webGpuSkip('WebGPU generation tests');
+const skip = await webgpuSkip('WebGPU generation tests');
 after(() => setBackend('js'));
 
 const CONFIG = parseGPTConfig({ n_layer: 2, n_head: 4, n_embd: 32, block_size: 16, vocab_size: 41, bias: true, dropout: 0 });

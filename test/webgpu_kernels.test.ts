@@ -13,7 +13,7 @@ import { linearInt8 } from '../src/backend/webgpu/kernels/int8.js';
 import { adamwStep } from '../src/backend/webgpu/kernels/adamw.js';
 import { crossEntropyBackward, crossEntropyForward } from '../src/backend/webgpu/kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from '../src/backend/webgpu/kernels/dropout.js';
-import { embeddingBackward, embeddingForward } from '../src/backend/webgpu/kernels/embedding.js';
+import { embeddingBackward, embeddingForward, embeddingLinks } from '../src/backend/webgpu/kernels/embedding.js';
 import { clipFactor, scaleByDevice, sumSquares } from '../src/backend/webgpu/kernels/grad_norm.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
 import { gemm } from '../src/backend/webgpu/kernels/gemm.js';
@@ -281,7 +281,21 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     const dOut = rand(n * dim);
     const dW = rand(vocab * dim);
     const dWg = up(dW);
-    embeddingBackward(ctx, up(dOut), idsG, dWg, dim);
+    embeddingBackward(ctx, up(dOut), idsG, up(embeddingLinks(ids)), dWg, dim);
+    jsBackend.embeddingBackward(dOut, ids, dW, dim);
+    assert.deepEqual(await down(dWg), dW, 'embeddingBackward');
+  });
+
+  it('embedding backward chains: each position links to the next of its token, first positions marked; 20 000 tokens bit-identical to js', async () => {
+    const FIRST = 0x80000000;
+    assert.deepEqual([...embeddingLinks(Int32Array.of(5, 2, 5, 5, 2, 9))], [2 + FIRST, 4 + FIRST, 3, 6, 6, 6 + FIRST]);
+    // Long chains of a few tokens (a scan of all positions per position would be 4·10⁸ comparisons).
+    const [vocab, dim, n] = [7, 5, 20000];
+    const ids = Int32Array.from({ length: n }, () => rng.int(vocab));
+    const dOut = rand(n * dim);
+    const dW = rand(vocab * dim);
+    const dWg = up(dW);
+    embeddingBackward(ctx, up(dOut), up(ids), up(embeddingLinks(ids)), dWg, dim);
     jsBackend.embeddingBackward(dOut, ids, dW, dim);
     assert.deepEqual(await down(dWg), dW, 'embeddingBackward');
   });

@@ -5,7 +5,7 @@ import { selectBackendAsync } from '../src/backend/select.js';
 import { runSample } from '../src/cli/sample.js';
 import { startServer } from '../src/serve/server.js';
 import { silentLogger, tinyModelDir } from './serve_fixture.js';
-import { webGpuSkip } from './webgpu_fixture.js';
+import { webgpuSkip } from './webgpu_helpers.js';
 
 /*
  * `attn sample --backend webgpu` and `attn serve` on webgpu against js: the
@@ -14,7 +14,7 @@ import { webGpuSkip } from './webgpu_fixture.js';
  * with no adapter the tests skip, unless ATTN_REQUIRE_WEBGPU=1 (CI).
  */
 
-const skip = await webGpuSkip('WebGPU sample/serve tests');
+const skip = await webgpuSkip('WebGPU sample/serve tests');
 let model: ReturnType<typeof tinyModelDir>;
 before(() => (model = tinyModelDir('tiny', 5)));
 after(() => {

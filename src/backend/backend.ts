@@ -163,6 +163,16 @@ export interface RopeDims {
   layout: 'interleaved' | 'half';
 }
 
+/** Where copyRows reads and writes: `rows` rows of `cols` values, consecutive rows `stride` apart from `offset`. */
+export interface RowsLayout {
+  rows: number;
+  cols: number;
+  srcOffset: number;
+  srcStride: number;
+  dstOffset: number;
+  dstStride: number;
+}
+
 export interface AdamWHyper {
   lr: number;
   beta1: number;
@@ -224,6 +234,24 @@ export interface Backend<F = Storage> {
   rmsNormForward(x: F, weight: F | null, out: F, rstd: F, rows: number, cols: number, eps: number): void;
   /** dx += (or, accumulate false, =) the input gradient; dWeight always accumulates. */
   rmsNormBackward(x: F, weight: F | null, rstd: F, dy: F, dx: F, dWeight: F | null, rows: number, cols: number, accumulate: boolean): void;
+
+  /**
+   * Max over positions: x [B, T, C] → out [B, C]; winner [B, C] receives the
+   * position that won each channel (the first on ties), as a float.
+   */
+  maxPoolForward(x: F, out: F, winner: F, B: number, T: number, C: number): void;
+  /** dx[b, winner[b, c], c] += dy[b, c]. */
+  maxPoolBackward(dy: F, winner: F, dx: F, B: number, T: number, C: number): void;
+
+  /** Each row of D values scaled to unit length: y = x / max(‖x‖, 1e-12); norms receives each row's divisor. */
+  l2NormalizeForward(x: F, y: F, norms: F, rows: number, D: number): void;
+  /** dx += (dy − y·(y·dy)) / norm, row by row. */
+  l2NormalizeBackward(y: F, norms: F, dy: F, dx: F, rows: number, D: number): void;
+
+  /** dst (+)= src [shape] with its axes permuted (dst's axis i is src's axis perm[i]), contiguous: transpose. */
+  permute(src: F, shape: readonly number[], perm: readonly number[], dst: F, accumulate: boolean): void;
+  /** A strided block copy (+= when accumulate): slice and concat along an axis, and their gradients. */
+  copyRows(src: F, dst: F, layout: RowsLayout, accumulate: boolean): void;
 
   embeddingForward(weight: F, ids: Int32Array, out: F, dim: number): void;
   embeddingBackward(dOut: F, ids: Int32Array, dWeight: F, dim: number): void;

@@ -7,9 +7,9 @@ import type { ImageSet } from '../data/image_set.js';
 import { UserError } from '../util/errors.js';
 import { loadViT } from '../io/vit_dir.js';
 import type { ViT } from '../models/vit.js';
-import { parseViTTrainOptions, type ViTTrainOptionsInput } from '../train/vit_options.js';
-import { evaluateViT, predictViT, trainViT, type ViTStepInfo, type ViTTrainSummary } from '../train/vit_trainer.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { parseViTTrainOptions, type ViTTrainOptions, type ViTTrainOptionsInput } from '../train/vit_options.js';
+import { evaluateViT, predictViT, trainViT, trainViTAsync, type ViTRun, type ViTStepInfo, type ViTTrainEvents, type ViTTrainSummary } from '../train/vit_trainer.js';
+import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { checkOutDir } from './out_dir.js';
 
@@ -52,31 +52,57 @@ function patchSizes(height: number, width: number): number[] {
   return out.length ? out : [1];
 }
 
-export function runViTTraining(args: { data: string; out: string; backend?: string; threads?: number }, raw: ViTTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): ViTTrainSummary {
-  let options;
+export function runViTTraining(args: ViTTrainArgs, raw: ViTTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): ViTTrainSummary {
+  const { run, events } = vitRun(args, raw, log, useBackend(args).description);
+  return trainViT(run, events);
+}
+
+/** runViTTraining on any backend, webgpu included (its device opened first). */
+export async function runViTTrainingAsync(args: ViTTrainArgs, raw: ViTTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<ViTTrainSummary> {
+  const options = parseOptions(raw); // bad flags are reported before a device is opened
+  const { description } = await useBackendAsync(args);
+  const { run, events } = vitRun(args, options, log, description);
+  return trainViTAsync(run, events);
+}
+
+export interface ViTTrainArgs {
+  data: string;
+  out: string;
+  backend?: string;
+  threads?: number;
+}
+
+function parseOptions(raw: ViTTrainOptionsInput): ViTTrainOptions {
   try {
-    options = parseViTTrainOptions(raw);
+    return parseViTTrainOptions(raw);
   } catch (e) {
     throw new UserError((e as Error).message);
   }
+}
+
+/** The run (data loaded and checked) and the progress lines, whichever backend trains. */
+function vitRun(args: ViTTrainArgs, raw: ViTTrainOptionsInput, log: (line: string) => void, description: string): { run: ViTRun; events: ViTTrainEvents } {
+  const options = parseOptions(raw);
   checkOutDir(args.out);
-  const { description } = useBackend(args);
   const data = loadImageDataset(args.data, { heldOut: options.heldOut, seed: options.seed });
   const { train } = data;
   if (train.classes.length < 2) throw new UserError(`--data ${args.data}: found ${train.classes.length} class (${train.classes.join(', ')}); a classifier needs at least 2`);
   if (train.height % options.patch !== 0 || train.width % options.patch !== 0) {
     throw new UserError(`--patch ${options.patch} does not divide the ${train.width}×${train.height} images of ${args.data} (patch sizes that do: ${patchSizes(train.height, train.width).join(', ')})`);
   }
-  return trainViT({ data, dataPath: args.data, options, out: args.out }, {
-    onStart: (i) => log(
-      `training ViT: ${(i.params / 1e6).toFixed(3)}M parameters, ${i.config.image_width}×${i.config.image_height}×${i.config.channels} images → ` +
-      `${i.config.image_height / i.config.patch_size}×${i.config.image_width / i.config.patch_size} patches of ${i.config.patch_size}×${i.config.patch_size}, ` +
-      `${i.config.num_classes} classes; ${i.train} train / ${i.test} test images (${data.source}); ${i.maxSteps} steps; backend ${description}`,
-    ),
-    onStep: (s) => log(stepLine(s)),
-    onEval: (e) => log(`epoch ${e.epoch} (step ${e.step}): test loss ${e.testLoss.toFixed(4)}, test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`),
-    onCheckpoint: (c) => log(`saved model at step ${c.step} to ${c.dir}`),
-  });
+  return {
+    run: { data, dataPath: args.data, options, out: args.out },
+    events: {
+      onStart: (i) => log(
+        `training ViT: ${(i.params / 1e6).toFixed(3)}M parameters, ${i.config.image_width}×${i.config.image_height}×${i.config.channels} images → ` +
+        `${i.config.image_height / i.config.patch_size}×${i.config.image_width / i.config.patch_size} patches of ${i.config.patch_size}×${i.config.patch_size}, ` +
+        `${i.config.num_classes} classes; ${i.train} train / ${i.test} test images (${data.source}); ${i.maxSteps} steps; backend ${description}`,
+      ),
+      onStep: (s) => log(stepLine(s)),
+      onEval: (e) => log(`epoch ${e.epoch} (step ${e.step}): test loss ${e.testLoss.toFixed(4)}, test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`),
+      onCheckpoint: (c) => log(`saved model at step ${c.step} to ${c.dir}`),
+    },
+  };
 }
 
 /** Relabel a set's classes into the model's class order, by name. */
@@ -124,15 +150,15 @@ export function runViTEval(o: { model: string; data: string; backend?: string; t
 export function vitCommand(): Command {
   const vit = new Command('vit').description('Vision Transformer image classifier: train, evaluate, predict');
 
-  const train = withBackendFlags(new Command('train'))
+  const train = withBackendFlags(new Command('train'), { webgpu: true })
     .description('train a ViT on IDX files (MNIST, Fashion-MNIST) or PNG class folders')
     .requiredOption('--data <dir>', 'IDX files (train-*/t10k-*), or PNG folders: train/ and test/, or class subfolders')
     .option('--out <dir>', 'model directory, saved after every epoch', 'out-vit');
   for (const [flag, , parse, help] of HYPER) train.option(flag, help, parse);
-  train.action((opts: Record<string, unknown>) => {
+  train.action(async (opts: Record<string, unknown>) => {
     const raw: Record<string, unknown> = {};
     for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
-    const summary = runViTTraining(
+    const summary = await runViTTrainingAsync(
       { data: opts.data as string, out: opts.out as string, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}) },
       raw as ViTTrainOptionsInput,
     );

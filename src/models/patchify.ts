@@ -1,4 +1,5 @@
-import { Tensor } from '../tensor/tensor.js';
+import { backend } from '../backend/index.js';
+import { Tensor, allocStorage } from '../tensor/tensor.js';
 
 /**
  * Cut images [N, H, W, C] into non-overlapping p×p patches and flatten each:
@@ -20,20 +21,9 @@ export function patchify(images: Tensor, p: number): Tensor {
   const rows = H / p;
   const cols = W / p;
   const patchLen = p * p * C;
-  const out = new Float32Array(images.size);
-  const src = images.data;
-  let o = 0;
-  for (let n = 0; n < N; n++) {
-    for (let pr = 0; pr < rows; pr++) {
-      for (let pc = 0; pc < cols; pc++) {
-        for (let y = 0; y < p; y++) {
-          // One row of a patch is p·C consecutive values of the image row.
-          const start = ((n * H + pr * p + y) * W + pc * p) * C;
-          out.set(src.subarray(start, start + p * C), o);
-          o += p * C;
-        }
-      }
-    }
-  }
+  // Viewed as [N, rows, p, cols, p·C] (a patch row is p·C consecutive values of an image row),
+  // the patches are that array with its two middle axes swapped: one permute, on whichever backend holds the images.
+  const out = allocStorage(images.size, false);
+  backend().permute(images.storage, [N, rows, p, cols, p * C], [0, 1, 3, 2, 4], out, false);
   return new Tensor(out, [N, rows * cols, patchLen]);
 }

@@ -1,5 +1,7 @@
 import { add } from '../tensor/ops/elementwise.js';
-import { Tensor } from '../tensor/tensor.js';
+import { backend } from '../backend/index.js';
+import type { Storage } from '../backend/storage.js';
+import { Tensor, toBackend, viewStorage } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { Embedding } from './embedding.js';
 import { Module } from './module.js';
@@ -35,6 +37,8 @@ export class PositionalEncoding extends Module {
   /** Only for kind "learned". */
   wpe: Embedding | null;
   private readonly fixed: Float32Array | null;
+  /** The fixed table where the backend that last used it keeps values (uploaded once to a device backend). */
+  private placed: { backend: string; table: Storage } | null = null;
 
   constructor(readonly kind: PositionEncoding, readonly maxLength: number, readonly dim: number, rng: Rng) {
     super();
@@ -46,7 +50,13 @@ export class PositionalEncoding extends Module {
     const T = x.shape[1]!;
     if (T > this.maxLength) throw new Error(`sequence of ${T} positions exceeds the model's maximum of ${this.maxLength}`);
     if (this.wpe) return add(x, this.wpe.forward(Int32Array.from({ length: T }, (_, i) => i), [1, T]));
-    if (this.fixed) return add(x, new Tensor(this.fixed.slice(0, T * this.dim), [1, T, this.dim]));
+    if (this.fixed) return add(x, new Tensor(viewStorage(this.fixedTable(), 0, T * this.dim), [1, T, this.dim]));
     return x;
+  }
+
+  private fixedTable(): Storage {
+    const name = backend().name;
+    if (this.placed?.backend !== name) this.placed = { backend: name, table: toBackend(this.fixed!) };
+    return this.placed.table;
   }
 }

@@ -29,8 +29,8 @@ export function infoNCE(anchors: Tensor, positives: Tensor, o: ContrastiveOption
 
 export interface MatryoshkaLoss {
   loss: Tensor;
-  /** The InfoNCE value at each prefix dimension, in the order of `dims`. */
-  perDim: number[];
+  /** The InfoNCE term at each prefix dimension, in the order of `dims` (one-element tensors: read them where the backend keeps values). */
+  perDim: Tensor[];
 }
 
 /**
@@ -46,5 +46,5 @@ export function matryoshkaInfoNCE(anchors: Tensor, positives: Tensor, dims: read
     return d === full ? infoNCE(anchors, positives, o) : infoNCE(slice(anchors, 1, 0, d), slice(positives, 1, 0, d), o);
   });
   const loss = terms.slice(1).reduce((sum, t) => add(sum, t), terms[0]!);
-  return { loss, perDim: terms.map((t) => t.item()) };
+  return { loss, perDim: terms };
 }

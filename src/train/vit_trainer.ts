@@ -6,10 +6,13 @@ import { imageSize, type ImageSet } from '../data/image_set.js';
 import { ViT } from '../models/vit.js';
 import { vitConfigFor, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
+import { backend } from '../backend/index.js';
+import { withHostValues } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
+import { allocStorage, readStorage, releaseStorage, type Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { epochBatches } from './epoch_batches.js';
-import { runTraining, type TrainingEvents } from './loop.js';
+import { runTraining, runTrainingAsync, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
 import { imageBatch } from './image_batch.js';
@@ -73,23 +76,51 @@ export function argmaxRows(logits: Float32Array, classes: number): Int32Array {
 
 const correct = (pred: Int32Array, labels: Int32Array): number => pred.reduce((n, p, i) => n + (p === labels[i] ? 1 : 0), 0);
 
-/** Test-set accuracy and mean loss, in batches, without a graph. */
+/**
+ * Test-set evaluation as a generator: it yields each batch's [loss, logits]
+ * tensors and is handed back their values, so one loop serves the host
+ * (values at once) and a device backend (read back, awaited).
+ */
+function* evaluation(model: ViT, set: ImageSet, batchSize: number): Generator<[Tensor, Tensor], { accuracy: number; loss: number }, Float32Array[]> {
+  let right = 0;
+  let lossSum = 0;
+  for (let start = 0; start < set.count; start += batchSize) {
+    const idx = Int32Array.from({ length: Math.min(batchSize, set.count - start) }, (_, i) => start + i);
+    const labels = set.labels.subarray(start, start + idx.length);
+    const { logits, loss } = noGrad(() => model.forward(imageBatch(model, set, idx), labels));
+    const [lossValue, logitValues] = yield [loss!, logits];
+    lossSum += lossValue![0]! * idx.length;
+    right += correct(argmaxRows(logitValues!, model.config.num_classes), labels);
+  }
+  return { accuracy: right / set.count, loss: lossSum / set.count };
+}
+
+/** Test-set accuracy and mean loss, in batches, without a graph (host backends). */
 export function evaluateViT(model: ViT, set: ImageSet, batchSize = 500): { accuracy: number; loss: number } {
   const wasTraining = model.training;
   model.eval();
-  let right = 0;
-  let lossSum = 0;
-  noGrad(() => {
-    for (let start = 0; start < set.count; start += batchSize) {
-      const idx = Int32Array.from({ length: Math.min(batchSize, set.count - start) }, (_, i) => start + i);
-      const labels = set.labels.subarray(start, start + idx.length);
-      const { logits, loss } = model.forward(imageBatch(model, set, idx), labels);
-      lossSum += loss!.item() * idx.length;
-      right += correct(argmaxRows(logits.data, model.config.num_classes), labels);
-    }
-  });
-  model.train(wasTraining);
-  return { accuracy: right / set.count, loss: lossSum / set.count };
+  try {
+    const run = evaluation(model, set, batchSize);
+    let next = run.next();
+    while (!next.done) next = run.next(next.value.map((t) => t.data));
+    return next.value;
+  } finally {
+    model.train(wasTraining);
+  }
+}
+
+/** evaluateViT on any backend: a device backend's batches are read back as they finish. */
+export async function evaluateViTAsync(model: ViT, set: ImageSet, batchSize = 500): Promise<{ accuracy: number; loss: number }> {
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    const run = evaluation(model, set, batchSize);
+    let next = run.next();
+    while (!next.done) next = run.next(await Promise.all(next.value.map((t) => t.read())));
+    return next.value;
+  } finally {
+    model.train(wasTraining);
+  }
 }
 
 /** Class predictions (and softmax probabilities) for every image of a set. */
@@ -109,8 +140,27 @@ export function predictViT(model: ViT, set: ImageSet): Array<{ label: number; pr
  * Train a ViT classifier: shuffled mini-batches each epoch, cross-entropy,
  * gradient clipping, AdamW with warm-up and cosine decay over all steps.
  * After every epoch: evaluate on the test set and save the model atomically.
+ * Host backends; trainViTAsync trains on any backend.
  */
 export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSummary {
+  const t = vitTrainingRun(run, events, false);
+  return t.summary(runTraining(t.loop));
+}
+
+/**
+ * trainViT on any backend. On a device backend (webgpu) the weights and the
+ * optimizer state stay on the device; the loss is read back every log
+ * interval, the predictions of each step as they finish (for the progress
+ * line's accuracy), an evaluation reads its losses and logits, a checkpoint
+ * the weights once.
+ */
+export async function trainViTAsync(run: ViTRun, events: ViTTrainEvents = {}): Promise<ViTTrainSummary> {
+  const t = vitTrainingRun(run, events, true);
+  return t.summary(await runTrainingAsync(t.loop));
+}
+
+/** The loop of one run (for either driver), and how its result becomes the summary. */
+function vitTrainingRun(run: ViTRun, events: ViTTrainEvents, async: boolean): { loop: TrainingLoop<ImageBatch>; summary(result: LoopResult): ViTTrainSummary } {
   const t0 = performance.now();
   const o = run.options;
   const { train, test } = run.data;
@@ -132,10 +182,22 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
   };
   // Cross-entropy of the class scores; counting the right answers on the way for the progress line.
   const window = new ProgressWindow(o.logInterval, maxSteps);
+  const onDevice = backend().device !== undefined;
   const objective: Objective<ImageBatch> = {
     loss: ({ idx, labels }) => {
       const { logits, loss } = model.forward(imageBatch(model, train, idx), labels);
-      window.right += correct(argmaxRows(logits.data, model.config.num_classes), labels);
+      const k = model.config.num_classes;
+      if (!onDevice) window.right += correct(argmaxRows(logits.data, k), labels);
+      else {
+        // The device picks each row's class; the read is not awaited (the step stays queued) and
+        // resolves, in queue order, before the loss read that prints the progress line.
+        const picked = allocStorage(idx.length, false);
+        backend().argmaxRows(logits.storage, idx.length, k, picked);
+        void readStorage(picked).then((p) => {
+          window.right += correct(Int32Array.from(p), labels);
+          releaseStorage(picked);
+        });
+      }
       return loss!;
     },
   };
@@ -144,7 +206,7 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
   const history: ViTEvalInfo[] = [];
   let trainSeconds = 0;
   model.train();
-  const result = runTraining({
+  const loop: TrainingLoop<ImageBatch> = {
     opt,
     objective,
     maxSteps,
@@ -153,19 +215,24 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
     nextBatches,
     size: (b) => b.idx.length,
     evalInterval: stepsPerEpoch,
+    readInterval: o.logInterval,
     evaluate: (step) => {
-      const r = evaluateViT(model, test);
-      last = { epoch: epochOf(step), step, testLoss: r.loss, testAccuracy: r.accuracy };
-      history.push(last);
-      events.onEval?.(last);
-      return [r.loss];
+      const record = (r: { accuracy: number; loss: number }): number[] => {
+        last = { epoch: epochOf(step), step, testLoss: r.loss, testAccuracy: r.accuracy };
+        history.push(last);
+        events.onEval?.(last);
+        return [r.loss];
+      };
+      return async ? evaluateViTAsync(model, test).then(record) : record(evaluateViT(model, test));
     },
     checkpoint: run.out
       ? {
           dir: run.out,
           save: (step) => {
             const record = { data: run.dataPath, options: o, step, epoch: epochOf(step), history, train_seconds: trainSeconds };
-            writeDirAtomic(run.out!, { ...vitFiles(model), 'trainer.json': JSON.stringify(record, null, 2) + '\n' });
+            const write = () => writeDirAtomic(run.out!, { ...vitFiles(model), 'trainer.json': JSON.stringify(record, null, 2) + '\n' });
+            // On a device backend the weights are read back once, all together, for the save.
+            return onDevice ? withHostValues(model.parameters(), write) : write();
           },
         }
       : undefined,
@@ -177,17 +244,20 @@ export function trainViT(run: ViTRun, events: ViTTrainEvents = {}): ViTTrainSumm
         events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: w.loss, accuracy: w.accuracy, imagesPerSecond: w.itemsPerSecond, eta: p.eta });
       }
     },
-  });
-  const final = last as ViTEvalInfo | null;
-  return {
-    epochs: final?.epoch ?? 0,
-    steps: result.step,
-    test_accuracy: final?.testAccuracy ?? NaN,
-    test_loss: final?.testLoss ?? NaN,
-    train_seconds: result.seconds,
-    seconds: (performance.now() - t0) / 1000,
-    images_per_s: result.items / Math.max(result.seconds, 1e-9),
   };
+  const summary = (result: LoopResult): ViTTrainSummary => {
+    const final = last as ViTEvalInfo | null;
+    return {
+      epochs: final?.epoch ?? 0,
+      steps: result.step,
+      test_accuracy: final?.testAccuracy ?? NaN,
+      test_loss: final?.testLoss ?? NaN,
+      train_seconds: result.seconds,
+      seconds: (performance.now() - t0) / 1000,
+      images_per_s: result.items / Math.max(result.seconds, 1e-9),
+    };
+  };
+  return { loop, summary };
 }
 
 /** One step's images: their indices in the training set and their labels. */

@@ -9,6 +9,9 @@ import { dropoutBackward, dropoutForward } from './dropout.js';
 import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
 import { embeddingBackward, embeddingForward } from './embedding.js';
 import { gemm } from './gemm.js';
+import { l2NormalizeBackward, l2NormalizeForward } from './l2_normalize.js';
+import { copyRows, permute } from './layout.js';
+import { maxPoolBackward, maxPoolForward } from './max_pool.js';
 import { linearInt8 } from './int8.js';
 import { linearQuantized } from './quantized.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
@@ -34,6 +37,12 @@ export const jsBackend: Backend<Float32Array> = {
   layerNormBackward,
   rmsNormForward,
   rmsNormBackward,
+  maxPoolForward,
+  maxPoolBackward,
+  l2NormalizeForward,
+  l2NormalizeBackward,
+  permute,
+  copyRows,
   embeddingForward,
   embeddingBackward,
   attentionForward,

@@ -9,10 +9,13 @@ import { attentionCached } from './kernels/attention_cached.js';
 import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from './kernels/elementwise.js';
-import { embeddingBackward, embeddingForward } from './kernels/embedding.js';
+import { embeddingBackward, embeddingForward, embeddingLinks } from './kernels/embedding.js';
 import { sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
 import { linearInt8 } from './kernels/int8.js';
+import { l2NormalizeBackward, l2NormalizeForward } from './kernels/l2_normalize.js';
+import { copyRows, permute } from './kernels/layout.js';
+import { maxPoolBackward, maxPoolForward } from './kernels/max_pool.js';
 import { layerNormBackward, layerNormForward } from './kernels/layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './kernels/rmsnorm.js';
 import { rope } from './kernels/rope.js';
@@ -161,8 +164,16 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       rmsNormBackward(ctx, gpu(x, 'rmsNorm'), w && gpu(w, 'rmsNorm'), gpu(rstd, 'rmsNorm'), gpu(dy, 'rmsNorm'), gpu(dx, 'rmsNorm'), dW && gpu(dW, 'rmsNorm'), rows, cols, acc),
     scaleInPlace: (x, s) => scaleInPlace(ctx, gpu(x, 'scaleInPlace'), s),
 
+    maxPoolForward: (x, out, winner, B, T, C) => maxPoolForward(ctx, gpu(x, 'maxPool'), gpu(out, 'maxPool'), gpu(winner, 'maxPool'), B, T, C),
+    maxPoolBackward: (dy, winner, dx, B, T, C) => maxPoolBackward(ctx, gpu(dy, 'maxPool'), gpu(winner, 'maxPool'), gpu(dx, 'maxPool'), B, T, C),
+    l2NormalizeForward: (x, y, norms, rows, D) => l2NormalizeForward(ctx, gpu(x, 'l2Normalize'), gpu(y, 'l2Normalize'), gpu(norms, 'l2Normalize'), rows, D),
+    l2NormalizeBackward: (y, norms, dy, dx, rows, D) => l2NormalizeBackward(ctx, gpu(y, 'l2Normalize'), gpu(norms, 'l2Normalize'), gpu(dy, 'l2Normalize'), gpu(dx, 'l2Normalize'), rows, D),
+    permute: (src, shape, perm, dst, acc) => permute(ctx, gpu(src, 'permute'), shape, perm, gpu(dst, 'permute'), acc),
+    copyRows: (src, dst, layout, acc) => copyRows(ctx, gpu(src, 'copyRows'), gpu(dst, 'copyRows'), layout, acc),
     embeddingForward: (w, ids, out, dim) => withInts(ctx, ids, (i) => embeddingForward(ctx, gpu(w, 'embedding'), i, gpu(out, 'embedding'), dim)),
-    embeddingBackward: (dOut, ids, dW, dim) => withInts(ctx, ids, (i) => embeddingBackward(ctx, gpu(dOut, 'embedding'), i, gpu(dW, 'embedding'), dim)),
+    embeddingBackward: (dOut, ids, dW, dim) =>
+      // The token chains are made on the host, where the ids are (O(N)), and go up beside them.
+      withInts(ctx, ids, (i) => withInts(ctx, new Int32Array(embeddingLinks(ids).buffer), (links) => embeddingBackward(ctx, gpu(dOut, 'embedding'), i, links, gpu(dW, 'embedding'), dim))),
     crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) =>
       withInts(ctx, targets, (t) => {
         // The kernel leaves [sum, count] on the device; the loss is scale·sum (the op passes 1/count).

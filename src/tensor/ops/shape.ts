@@ -1,7 +1,7 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
-import { isHost, type Storage } from '../../backend/storage.js';
-import { Tensor, copyStorage, numel, type Shape } from '../tensor.js';
+import type { Storage } from '../../backend/storage.js';
+import { Tensor, numel, type Shape } from '../tensor.js';
 
 /** Same values, new shape (one dimension may be −1 and is inferred). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -16,32 +16,6 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   });
 }
 
-function strides(shape: Shape): number[] {
-  const s = new Array<number>(shape.length).fill(1);
-  for (let d = shape.length - 2; d >= 0; d--) s[d] = s[d + 1]! * shape[d + 1]!;
-  return s;
-}
-
-/** Gather `src` viewed through `perm` (a permutation of axes) into a new contiguous array. */
-function permuteData(src: Float32Array, shape: Shape, perm: number[], dst: Float32Array, accumulate: boolean): void {
-  const inStr = strides(shape);
-  const outShape = perm.map((p) => shape[p]!);
-  const walk = perm.map((p) => inStr[p]!);
-  const rank = outShape.length;
-  const idx = new Array<number>(rank).fill(0);
-  let off = 0;
-  for (let o = 0; o < dst.length; o++) {
-    dst[o] = accumulate ? dst[o]! + src[off]! : src[off]!;
-    for (let d = rank - 1; d >= 0; d--) {
-      idx[d]!++;
-      off += walk[d]!;
-      if (idx[d]! < outShape[d]!) break;
-      off -= walk[d]! * outShape[d]!;
-      idx[d] = 0;
-    }
-  }
-}
-
 /** Swap two axes (copies into a contiguous layout). */
 export function transpose(x: Tensor, d0: number, d1: number): Tensor {
   const rank = x.rank;
@@ -51,32 +25,25 @@ export function transpose(x: Tensor, d0: number, d1: number): Tensor {
   perm[a] = b;
   perm[b] = a;
   const out = Tensor.empty(perm.map((p) => x.shape[p]!));
-  permuteData(x.data, x.shape, perm, out.data, false);
+  const be = backend();
+  be.permute(x.storage, x.shape, perm, out.storage, false);
   return record(out, [x], 'transpose', () => {
     // A swap is its own inverse.
-    permuteData(out.grad!, out.shape, perm, x.ensureGrad(), true);
+    const dx = x.gradSink();
+    be.permute(out.gradStorage!, out.shape, perm, dx.grad, dx.accumulate);
   });
 }
 
-/** Copy blocks between two tensors that differ only along `axis` (used by slice and concat). */
+/** Copy (or add) blocks between two tensors that differ only along `axis` (slice and concat): one strided copy on the backend. */
 function copyAlongAxis(
   src: Storage, srcShape: Shape, srcStart: number,
   dst: Storage, dstShape: Shape, dstStart: number,
   len: number, axis: number, accumulate: boolean,
 ): void {
-  // Plain copies work on any storage (a device records one copy per block); sums only on host arrays (gradients).
-  if (accumulate && !(isHost(src) && isHost(dst))) throw new Error('copyAlongAxis: accumulating needs host arrays');
   const outer = srcShape.slice(0, axis).reduce((p, q) => p * q, 1);
   const inner = srcShape.slice(axis + 1).reduce((p, q) => p * q, 1);
-  const srcRow = srcShape[axis]! * inner;
-  const dstRow = dstShape[axis]! * inner;
-  const block = len * inner;
-  for (let o = 0; o < outer; o++) {
-    const s = o * srcRow + srcStart * inner;
-    const d = o * dstRow + dstStart * inner;
-    if (accumulate) for (let i = 0; i < block; i++) (dst as Float32Array)[d + i] = (dst as Float32Array)[d + i]! + (src as Float32Array)[s + i]!;
-    else copyStorage(src, s, dst, d, block);
-  }
+  const layout = { rows: outer, cols: len * inner, srcOffset: srcStart * inner, srcStride: srcShape[axis]! * inner, dstOffset: dstStart * inner, dstStride: dstShape[axis]! * inner };
+  if (layout.rows * layout.cols > 0) backend().copyRows(src, dst, layout, accumulate);
 }
 
 /** x[..., start:end, ...] along `axis`. */
@@ -88,7 +55,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const out = Tensor.empty(shape);
   copyAlongAxis(x.storage, x.shape, start, out.storage, shape, 0, end - start, a, false);
   return record(out, [x], 'slice', () => {
-    copyAlongAxis(out.grad!, shape, 0, x.ensureGrad(), x.shape, start, end - start, a, true);
+    copyAlongAxis(out.gradStorage!, shape, 0, x.ensureGradStorage(), x.shape, start, end - start, a, true);
   });
 }
 
@@ -107,12 +74,12 @@ export function concat(xs: Tensor[], axis: number): Tensor {
       throw new Error(`concat: shapes [${first.shape}] and [${t.shape}] differ outside axis ${axis}`);
     }
     starts.push(at);
-    copyAlongAxis(t.data, t.shape, 0, out.data, shape, at, t.shape[a]!, a, false);
+    copyAlongAxis(t.storage, t.shape, 0, out.storage, shape, at, t.shape[a]!, a, false);
     at += t.shape[a]!;
   }
   return record(out, xs, 'concat', () => {
     xs.forEach((t, i) => {
-      if (t.requiresGrad) copyAlongAxis(out.grad!, shape, starts[i]!, t.ensureGrad(), t.shape, 0, t.shape[a]!, a, true);
+      if (t.requiresGrad) copyAlongAxis(out.gradStorage!, shape, starts[i]!, t.ensureGradStorage(), t.shape, 0, t.shape[a]!, a, true);
     });
   });
 }

@@ -16,7 +16,7 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
  */
 
 /** Broadcast shapes are passed padded to this rank. */
-const MAX_RANK = 8;
+export const MAX_RANK = 8;
 
 const UNARY_OPS: readonly UnaryOp[] = ['exp', 'log', 'relu', 'gelu', 'silu', 'tanh', 'neg', 'sqrt'];
 const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div'];
@@ -112,11 +112,11 @@ export function unaryBackward(ctx: GpuContext, op: UnaryOp, x: GpuSpan, y: GpuSp
 }
 
 /** WGSL: a rank-8 shape or stride list, packed as two vec4s (uniform arrays have 16-byte elements). */
-const dims = (name: string) => `${name}: array<vec4<u32>, ${MAX_RANK / 4}>`;
-const DIM = /* wgsl */ `fn at(v: array<vec4<u32>, ${MAX_RANK / 4}>, d: u32) -> u32 { return v[d / 4u][d % 4u]; }`;
+export const dims = (name: string) => `${name}: array<vec4<u32>, ${MAX_RANK / 4}>`;
+export const DIM = /* wgsl */ `fn at(v: array<vec4<u32>, ${MAX_RANK / 4}>, d: u32) -> u32 { return v[d / 4u][d % 4u]; }`;
 
 /** Padded to MAX_RANK with leading 1s (sizes) or 0s (strides), as uniform fields. */
-function padded(values: readonly number[], fill: number): Param[] {
+export function padded(values: readonly number[], fill: number): Param[] {
   if (values.length > MAX_RANK) throw new Error(`webgpu elementwise: rank ${values.length} is over ${MAX_RANK}`);
   return [...new Array<number>(MAX_RANK - values.length).fill(fill), ...values].map(u32);
 }
