@@ -246,7 +246,7 @@ function speculativeBench(o: BenchOptions, log: (s: string) => void, emit: (r: R
   if (!path) return log(`speculative: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
   for (const r of benchSpeculative(path, { cacheDir: o.benchCache, ks: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log })) {
     emit(r);
-    log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}× (${Number(r.speedup_cpu).toFixed(2)}× by CPU time); acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
+    log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}× (${Number(r.speedup_cpu).toFixed(2)}× by CPU time; ${Number(r.speedup_predicted).toFixed(2)}× from the parts: step ${Number(r.target_step_ms_cpu).toFixed(3)} ms, verify ${Number(r.verify_pass_ms_cpu).toFixed(3)}, draft step ${Number(r.draft_step_ms_cpu).toFixed(3)}); acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
   }
 }
 
