@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { batchForward } from '../generate/batch_step.js';
 import { generate } from '../generate/engine.js';
+import { KVCache } from '../generate/kv_cache.js';
 import { generateSpeculative, SpeculativeStats } from '../generate/speculative.js';
 import { loadGPT } from '../io/model_dir.js';
 import { readTextFile } from '../io/read_text.js';
@@ -14,7 +16,7 @@ import type { Row } from './workloads.js';
 
 /**
  * Issue #21's speculative-decoding goal: a 12-layer target and a 2-layer
- * draft trained beside it (same characters, same data, same steps), batch-1
+ * draft distilled from it (same characters, same data, same steps), batch-1
  * greedy decoding with and without the draft. The pair is trained once and
  * kept under the cache directory (training a 12-layer model is minutes on
  * two cores); the bench itself measures decoding only.
@@ -83,6 +85,45 @@ function timed<T>(into: { wall: number; cpu: number }, f: () => T): T {
   return out;
 }
 
+/**
+ * What one round is made of, in CPU milliseconds (medians of `reps`
+ * interleaved measurements, each the mean of 20 passes): a decode step of the
+ * target (one row through its KV cache: what the target alone pays per
+ * token), its verifying pass over `rows` = k + 1 new positions, and a decode
+ * step of the draft. With t tokens per target pass and k drafts per round,
+ * the speed-up is at most t · step / (k · draft + verify): the figure the
+ * machine's noise cannot move, since each part is timed on its own.
+ */
+export function passCosts(target: GPT, draft: GPT, prompt: readonly number[], rows: number, reps = 9): { step: number; verify: number; draft: number } {
+  const passes = 20;
+  const cpuMs = (f: () => void) => {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < passes; i++) f();
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / 1000 / passes;
+  };
+  // One pass of `n` new positions after the prompt, then the cache cut back to the prompt.
+  const pass = (model: GPT, n: number) => {
+    const cache = new KVCache(model.config, 1, prompt.length + n);
+    batchForward(model, [Int32Array.from(prompt)], [cache]);
+    const ids = Int32Array.from({ length: n }, (_, i) => prompt[i % prompt.length]!);
+    return () => {
+      batchForward(model, [ids], [cache], undefined, [n]);
+      cache.truncate(prompt.length);
+    };
+  };
+  const [step, verify, small] = [pass(target, 1), pass(target, rows), pass(draft, 1)];
+  const out = { step: [] as number[], verify: [] as number[], draft: [] as number[] };
+  for (let r = 0; r <= reps; r++) {
+    const times = [cpuMs(step), cpuMs(verify), cpuMs(small)];
+    if (r === 0) continue; // warm-up
+    out.step.push(times[0]!);
+    out.verify.push(times[1]!);
+    out.draft.push(times[2]!);
+  }
+  return { step: median(out.step), verify: median(out.verify), draft: median(out.draft) };
+}
+
 /** A draft length to measure: tokens per round, or adaptive with at most `max` (generate/draft_length.ts). */
 export type DraftK = number | { auto: true; max: number };
 
@@ -131,19 +172,32 @@ export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): 
   }
   const n = prompts.length * tokens;
   const plainTps = (n / median(plain.wall)) * 1000;
+  // The ratio of each timed round's two times, then their median: a round's load is shared by both.
+  const paired = (alone: number[], fast: number[]) => median(alone.map((a, r) => a / fast[r]!));
+  // The parts are timed halfway through a row: the prompt and half the new tokens cached.
+  const midway = Array.from(tokenizer.encode(val.slice(0, 24 + (tokens >> 1))));
   return variants.map((v) => {
     const fastTps = (n / median(v.wall)) * 1000;
     const s = v.stats;
+    const k = s.rounds === 0 ? 0 : s.drafted / s.rounds; // drafts per round (fewer near the end of a row)
+    const costs = passCosts(target.model, draft.model, midway, Math.max(1, Math.round(k)) + 1);
     return {
       workload: 'speculative',
       config: `target ${SPECULATIVE_PAIR.target.nLayer}L/draft ${SPECULATIVE_PAIR.draft.nLayer}L${o.distill === false ? '' : ' distilled'}, ${SPECULATIVE_PAIR.target.nEmbd} wide, chars`,
       k: kName(v.k),
       tokens_per_s: fastTps,
       target_alone_tokens_per_s: plainTps,
-      speedup: fastTps / plainTps,
+      // Medians over the timed rounds of (target alone's time / time with the draft), each round's
+      // two times taken side by side, prompt by prompt.
+      speedup: paired(plain.wall, v.wall),
       // The same by CPU time (the process's user + system seconds): on a machine shared with
       // other work, wall time also counts the moments this process waited for a core.
-      speedup_cpu: median(plain.cpu) / median(v.cpu),
+      speedup_cpu: paired(plain.cpu, v.cpu),
+      // A round's parts timed on their own (passCosts, CPU ms) and the speed-up they predict.
+      target_step_ms_cpu: costs.step,
+      verify_pass_ms_cpu: costs.verify,
+      draft_step_ms_cpu: costs.draft,
+      speedup_predicted: (s.tokensPerTargetPass * costs.step) / (k * costs.draft + costs.verify),
       acceptance_rate: s.acceptanceRate,
       // Of the rounds that proposed a j-th draft, the share that kept it (j = 1, 2, …).
       acceptance_by_position: s.draftedAt.map((d, j) => ((s.acceptedAt[j] ?? 0) / d).toFixed(3)).join(' '),

@@ -6,7 +6,7 @@ import { batchForward } from './batch_step.js';
 import { checkedPrompts, type Decoder, type GenerateOptions } from './engine.js';
 import { DraftLength } from './draft_length.js';
 import { KVCache } from './kv_cache.js';
-import { penalizeRepeats, sampleIndex, tokenDistribution, type SamplingOptions } from './sampling.js';
+import { argmax, penalizeRepeats, sampleIndex, tokenDistribution, type SamplingOptions } from './sampling.js';
 
 /**
  * Speculative decoding (Leviathan et al. 2023; Chen et al. 2023): a small
@@ -84,6 +84,17 @@ function distribution(logits: Float32Array, row: SpeculativeRow, context: () => 
   return tokenDistribution(edited, row.sampling);
 }
 
+/**
+ * Greedy decoding with nothing that edits the scores: p and q are one-hot, so
+ * the acceptance rule is "keep the draft while it is the target's argmax", and
+ * the row needs neither distribution (two arrays of the vocabulary's size per
+ * drafted token: 400 KB each for GPT-2's, per round, for the collector).
+ */
+function plainGreedy(row: SpeculativeRow): boolean {
+  const { greedy, temperature, repetitionPenalty } = row.sampling;
+  return (greedy === true || temperature === 0) && (repetitionPenalty === undefined || repetitionPenalty === 1);
+}
+
 /** Drafted tokens a row can check this round: k, less what its budget and its two caches leave room for. */
 function draftCount(row: SpeculativeRow, k: number): number {
   const L = row.tokens.length;
@@ -112,7 +123,12 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
     const logits = batchForward(draft, chunks, active.map((i) => rows[i]!.draft));
     active.forEach((i, a) => {
       const row = rows[i]!;
-      const dist = distribution(logits.subarray(a * V, (a + 1) * V), row, () => [...row.tokens, ...drafts[i]!]);
+      const scores = logits.subarray(a * V, (a + 1) * V);
+      if (plainGreedy(row)) {
+        drafts[i]!.push(argmax(scores));
+        return;
+      }
+      const dist = distribution(scores, row, () => [...row.tokens, ...drafts[i]!]);
       q[i]!.push(dist);
       drafts[i]!.push(sampleIndex(dist, row.rng));
     });
@@ -128,22 +144,9 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
   let scoredRow = 0;
   return rows.map((row, i) => {
     const L = row.tokens.length;
-    const out: number[] = [];
-    for (let j = 0; j <= n[i]!; j++) {
-      const p = distribution(logits.subarray((scoredRow + j) * V, (scoredRow + j + 1) * V), row, () => [...row.tokens, ...out]);
-      if (j === n[i]) {
-        out.push(sampleIndex(p, row.rng)); // every draft kept: the bonus token (or, with no draft, a plain step)
-        break;
-      }
-      const d = drafts[i]![j]!;
-      const ratio = p[d]! / q[i]![j]![d]!;
-      if (ratio >= 1 || row.rng.random() < ratio) {
-        out.push(d);
-        continue;
-      }
-      out.push(sampleResidual(p, q[i]![j]!, row.rng));
-      break;
-    }
+    // Row i's scores at its j-th checked position.
+    const scores = (j: number) => logits.subarray((scoredRow + j) * V, (scoredRow + j + 1) * V);
+    const out = plainGreedy(row) ? checkGreedy(scores, drafts[i]!) : checkSampled(scores, drafts[i]!, q[i]!, row);
     scoredRow += n[i]! + 1;
     const kept = out.length - 1; // drafts kept; the last token is the target's own
     // The caches keep the context up to the new last token: drop the refused drafts.
@@ -162,6 +165,40 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
     }
     return out;
   });
+}
+
+/**
+ * The acceptance rule for drafts d with draft distributions q: each kept with
+ * probability min(1, p(x)/q(x)), the first refusal replaced by a draw from
+ * the residual, a bonus token when all are kept. Returns the emitted tokens.
+ */
+function checkSampled(scores: (j: number) => Float32Array, d: readonly number[], q: readonly Float64Array[], row: SpeculativeRow): number[] {
+  const out: number[] = [];
+  for (let j = 0; j <= d.length; j++) {
+    const p = distribution(scores(j), row, () => [...row.tokens, ...out]);
+    if (j === d.length) {
+      out.push(sampleIndex(p, row.rng)); // every draft kept: the bonus token (or, with no draft, a plain step)
+      break;
+    }
+    const ratio = p[d[j]!]! / q[j]![d[j]!]!;
+    if (ratio >= 1 || row.rng.random() < ratio) {
+      out.push(d[j]!);
+      continue;
+    }
+    out.push(sampleResidual(p, q[j]!, row.rng));
+    break;
+  }
+  return out;
+}
+
+/** The same rule when p and q are one-hot (plainGreedy): the target's argmax at each position, while the drafts agree with it. */
+function checkGreedy(scores: (j: number) => Float32Array, d: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let j = 0; j <= d.length; j++) {
+    out.push(argmax(scores(j)));
+    if (out[j] !== d[j]) break; // a refused draft, or (j = d.length) the bonus token
+  }
+  return out;
 }
 
 /** After a refused draft token: a draw from norm(max(0, p − q)), the mass the target wants that the draft under-proposed. */
