@@ -229,23 +229,22 @@ static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, 
 // row b sits at cache slot past + t and sees slots start[b] … past + t: left padding
 // before start[b] is invisible. The same block structure as forward_group, with key 0
 // at slot start[b].
-static void cached_head(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
-                        int task, std::vector<float>& s) {
-  const int b = task / d.H, hd = task % d.H, C = d.H * d.D, Ckv = d.Hkv * d.D;
-  const long qbase = (long)b * d.Tq * C + (long)hd * d.D;
-  const int s0 = std::min(start[b], d.past + d.Tq);
-  const long kbase = ((long)b * d.cap + s0) * Ckv + (long)(hd / (d.H / d.Hkv)) * d.D;
-  for (int i0 = 0; i0 < d.Tq; i0 += TILE_ROWS) {
-    const int rows = std::min(TILE_ROWS, d.Tq - i0);
-    const int shift = d.past + i0 - s0;                  // query row r sees relative keys j ≤ shift + r
+//
+// One head's part: qh, oh its first query row (rows C apart), kh, vh its key 0 (rows
+// ldkv apart); query row i sees keys 0 … shift + i (none when that is negative).
+static void head_rows(const float* qh, float* oh, long C, const float* kh, const float* vh, long ldkv, int Tq, int shift0,
+                      int D, float scale, std::vector<float>& s) {
+  for (int i0 = 0; i0 < Tq; i0 += TILE_ROWS) {
+    const int rows = std::min(TILE_ROWS, Tq - i0);
+    const int shift = shift0 + i0;                       // query row r sees relative keys j ≤ shift + r
     const int keys = std::max(0, shift + rows);
-    float* o0 = out + qbase + (long)i0 * C;
+    float* o0 = oh + (long)i0 * C;
     if (keys == 0) {
-      for (int r = 0; r < rows; r++) std::fill(o0 + (long)r * C, o0 + (long)r * C + d.D, 0.f);
+      for (int r = 0; r < rows; r++) std::fill(o0 + (long)r * C, o0 + (long)r * C + D, 0.f);
       continue;
     }
     s.resize((size_t)rows * keys);
-    mm(false, true, rows, keys, d.D, q + qbase + (long)i0 * C, C, kc + kbase, Ckv, s.data(), keys, d.scale, false);
+    mm(false, true, rows, keys, D, qh + (long)i0 * C, C, kh, ldkv, s.data(), keys, scale, false);
     float mx[TILE_ROWS];
     for (int r = 0; r < rows; r++) {
       const int visible = std::min(keys, shift + r + 1);
@@ -259,15 +258,24 @@ static void cached_head(const float* q, const float* kc, const float* vc, float*
         const int visible = std::max(0, std::min(keys, shift + r + 1));
         vec().exp_rows(s.data() + (size_t)r * keys, 1, keys, visible - 1, true, mx + r);
       }
-    mm(false, false, rows, d.D, keys, s.data(), keys, vc + kbase, Ckv, o0, C, 1.f, false);
+    mm(false, false, rows, D, keys, s.data(), keys, vh, ldkv, o0, C, 1.f, false);
     for (int r = 0; r < rows; r++) {
       double sum = 0;
       for (int j = 0; j < keys; j++) sum += s[(size_t)r * keys + j];
       const float inv = sum > 0 ? (float)(1.0 / sum) : 0.f;
       float* o = o0 + (long)r * C;
-      for (int e = 0; e < d.D; e++) o[e] *= inv;
+      for (int e = 0; e < D; e++) o[e] *= inv;
     }
   }
+}
+
+static void cached_head(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
+                        int task, std::vector<float>& s) {
+  const int b = task / d.H, hd = task % d.H, C = d.H * d.D, Ckv = d.Hkv * d.D;
+  const long qbase = (long)b * d.Tq * C + (long)hd * d.D;
+  const int s0 = std::min(start[b], d.past + d.Tq);
+  const long kbase = ((long)b * d.cap + s0) * Ckv + (long)(hd / (d.H / d.Hkv)) * d.D;
+  head_rows(q + qbase, out + qbase, C, kc + kbase, vc + kbase, Ckv, d.Tq, d.past - s0, d.D, d.scale, s);
 }
 
 // Decoding (one new query per row): plain loops over the cached keys, which
@@ -388,29 +396,24 @@ void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, 
 // live in a pool [blocks, blockTokens, Hkv·D], and slot t of sequence s is in block
 // table[t / blockTokens] at t % blockTokens. The js reference is
 // src/backend/js/attention_paged.ts. A decoding sequence reads each key row where
-// it lies (cached_query with the table as its locator); a prompt's keys and values
-// are first gathered into one contiguous run, because the tiled GEMMs of
-// cached_head want them so, and the gather (one pass over the rows) is small
-// beside Tq passes of attention over them.
+// it lies (cached_query with the table as its locator). A prompt's task (one query
+// head) first copies its key/value head's columns of every visible slot into one
+// contiguous run, because the tiled GEMMs of head_rows want them so; the copy (one
+// pass over n·D floats) is small beside Tq passes of attention over them.
+//
+// That run lives in a thread_local buffer that keeps its size from call to call. An
+// earlier version gathered every prompt's whole rows into buffers allocated per call
+// (a megabyte per 1 000-slot sequence), and the page faults of that fresh memory, not
+// the attention, were most of a shared-prefix suffix prefill's time: 64 requests with
+// a 1 000-token system prompt and 8–24 tokens each took ≈ 12× the attention itself
+// (docs/paged_kv.md).
 void attention_paged(const float* q, float* out, const float* kpool, const float* vpool, const PagedSeq* seqs, int S,
                      int blockTokens, int H, int Hkv, int D, float scale) {
   const long C = (long)H * D, Ckv = (long)Hkv * D;
+  const int group = H / Hkv;
   double work = 0;
   for (int i = 0; i < S; i++) work += (double)H * seqs[i].Tq * (seqs[i].past + seqs[i].Tq) * D;
   auto row = [&](const PagedSeq& s, int slot) { return ((long)s.table[slot / blockTokens] * blockTokens + slot % blockTokens) * Ckv; };
-  // Prompts' gathered keys and values, one pair of runs per sequence with Tq > 1.
-  std::vector<std::vector<float>> gathered(S);
-  for (int i = 0; i < S; i++) {
-    const PagedSeq& s = seqs[i];
-    if (s.Tq == 1) continue;
-    const int n = s.past + s.Tq;
-    std::vector<float>& kv = gathered[i];
-    kv.resize((size_t)2 * n * Ckv);
-    for (int j = 0; j < n; j++) {
-      std::copy(kpool + row(s, j), kpool + row(s, j) + Ckv, kv.data() + (size_t)j * Ckv);
-      std::copy(vpool + row(s, j), vpool + row(s, j) + Ckv, kv.data() + (size_t)(n + j) * Ckv);
-    }
-  }
   const bool threaded = work >= DECODE_THREADED_WORK;
   const int g = threaded ? head_groups(S, H) : 1, per = (H + g - 1) / g;
   auto task = [&](int t, int) {
@@ -420,9 +423,21 @@ void attention_paged(const float* q, float* out, const float* kpool, const float
     float* os = out + s.offset * C;
     thread_local std::vector<float> scratch;
     if (s.Tq > 1) {
-      const int n = s.past + s.Tq, start = 0;
-      const float* kv = gathered[t / H].data();
-      return cached_head(qs, kv, kv + (size_t)n * Ckv, os, &start, KvDims{1, s.Tq, s.past, n, H, Hkv, D, scale}, part, scratch);
+      // Query head `part` reads key/value head part / group: its D columns of slots 0 … n − 1, block by block.
+      const int n = s.past + s.Tq;
+      const long head = (long)(part / group) * D;
+      thread_local std::vector<float> kv;
+      if (kv.size() < (size_t)2 * n * D) kv.resize((size_t)2 * n * D);
+      float *kh = kv.data(), *vh = kv.data() + (size_t)n * D;
+      for (int j0 = 0; j0 < n; j0 += blockTokens) {
+        const long at = row(s, j0) + head;
+        for (int j = j0; j < std::min(n, j0 + blockTokens); j++) {
+          const long r = at + (long)(j - j0) * Ckv;
+          std::copy(kpool + r, kpool + r + D, kh + (size_t)j * D);
+          std::copy(vpool + r, vpool + r + D, vh + (size_t)j * D);
+        }
+      }
+      return head_rows(qs + (long)part * D, os + (long)part * D, C, kh, vh, D, s.Tq, s.past, D, scale, scratch);
     }
     if (part < g) cached_query(qs, kpool, vpool, os, 0, KvDims{1, 1, s.past, 0, H, Hkv, D, scale}, 0, part * per,
                                std::min(H, (part + 1) * per), scratch, [&](int slot) { return row(s, slot); });
