@@ -392,6 +392,123 @@ void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, 
   else pool().run(S * H, task);
 }
 
+// Prompts that begin with the same blocks (a shared system prompt, adopted from the prefix
+// cache): for one query head, every member's new query rows are stacked and multiplied
+// against the shared keys in one GEMM, and the weights against the shared values in another,
+// instead of one skinny product per sequence (a suffix of 8–24 rows against 1 000 shared
+// keys keeps the GEMM's register tile mostly empty). Each member's own slots after the
+// shared ones (the rest of its prompt) get their own small products. The softmax of a row
+// spans both parts, with one max and one sum, so the result is the same attention as
+// attention_paged's one-sequence path, summed in another order. The shared slots are
+// visible to every row: a group shares at most each member's `past` slots.
+struct PromptGroup {
+  std::vector<int> members;  // indices into seqs
+  int shared;                // leading slots in common (whole blocks)
+};
+
+// Prompt sequences (Tq > 1, at least a block already cached) whose tables start with the
+// same block, grouped with the first such sequence; groups of one are left out.
+static std::vector<PromptGroup> prompt_groups(const PagedSeq* seqs, int S, int blockTokens) {
+  std::vector<PromptGroup> groups;
+  std::vector<char> taken(S, 0);
+  auto eligible = [&](int i) { return seqs[i].Tq > 1 && seqs[i].past >= blockTokens && !taken[i]; };
+  for (int i = 0; i < S; i++) {
+    if (!eligible(i)) continue;
+    PromptGroup g{{i}, 0};
+    int blocks = seqs[i].past / blockTokens;
+    for (int j = i + 1; j < S; j++) {
+      if (!eligible(j) || seqs[j].table[0] != seqs[i].table[0]) continue;
+      int c = 1;
+      const int most = std::min(blocks, seqs[j].past / blockTokens);
+      while (c < most && seqs[j].table[c] == seqs[i].table[c]) c++;
+      blocks = std::min(blocks, c);
+      g.members.push_back(j);
+    }
+    if (g.members.size() < 2) continue;
+    g.shared = blocks * blockTokens;
+    for (int m : g.members) taken[m] = 1;
+    groups.push_back(std::move(g));
+  }
+  return groups;
+}
+
+struct GroupScratch { std::vector<float> q, k, v, s, own, ownk, ownv, o, mx, inv; };
+
+// Copies slots lo … hi − 1 of a sequence's key/value head (at `head` in a row) into k and v,
+// [hi − lo, D]; `row(slot)` is where a slot's row starts in the pools.
+template <class Row>
+static void gather_head(const float* kpool, const float* vpool, int lo, int hi, long head, int D, float* k, float* v, Row row) {
+  for (int j = lo; j < hi; j++) {
+    const long r = row(j) + head;
+    std::copy(kpool + r, kpool + r + D, k + (size_t)(j - lo) * D);
+    std::copy(vpool + r, vpool + r + D, v + (size_t)(j - lo) * D);
+  }
+}
+
+// Query head h of a prompt group (see PromptGroup).
+static void group_head(const float* q, float* out, const float* kpool, const float* vpool, const PagedSeq* seqs, const PromptGroup& g,
+                       int h, int H, int Hkv, int D, float scale, int blockTokens, GroupScratch& w) {
+  const long C = (long)H * D, Ckv = (long)Hkv * D, head = (long)(h / (H / Hkv)) * D;
+  auto locate = [&](const PagedSeq& s) {
+    return [&s, blockTokens, Ckv](int slot) { return ((long)s.table[slot / blockTokens] * blockTokens + slot % blockTokens) * Ckv; };
+  };
+  const int P = g.shared;
+  int M = 0;
+  for (int m : g.members) M += seqs[m].Tq;
+  // The shared keys and values (read through the first member's table), and every member's query rows.
+  w.k.resize((size_t)P * D);
+  w.v.resize((size_t)P * D);
+  gather_head(kpool, vpool, 0, P, head, D, w.k.data(), w.v.data(), locate(seqs[g.members[0]]));
+  w.q.resize((size_t)M * D);
+  for (int m = 0, r0 = 0; m < (int)g.members.size(); r0 += seqs[g.members[m]].Tq, m++) {
+    const PagedSeq& s = seqs[g.members[m]];
+    for (int r = 0; r < s.Tq; r++) std::copy(q + (s.offset + r) * C + h * D, q + (s.offset + r) * C + (h + 1) * D, w.q.data() + (size_t)(r0 + r) * D);
+  }
+  // Scores against the shared keys, all rows at once.
+  w.s.resize((size_t)M * P);
+  mm(false, true, M, P, D, w.q.data(), D, w.k.data(), D, w.s.data(), P, scale, false);
+  w.o.resize((size_t)M * D);
+  w.mx.resize(M);
+  w.inv.resize(M);
+  for (int m = 0, r0 = 0; m < (int)g.members.size(); r0 += seqs[g.members[m]].Tq, m++) {
+    const PagedSeq& s = seqs[g.members[m]];
+    // This member's own slots P … past + Tq − 1: row r sees the first past − P + r + 1 of them.
+    const int n = s.past + s.Tq - P, shift = s.past - P;
+    w.ownk.resize((size_t)n * D);
+    w.ownv.resize((size_t)n * D);
+    gather_head(kpool, vpool, P, P + n, head, D, w.ownk.data(), w.ownv.data(), locate(s));
+    w.own.resize((size_t)s.Tq * n);
+    mm(false, true, s.Tq, n, D, w.q.data() + (size_t)r0 * D, D, w.ownk.data(), D, w.own.data(), n, scale, false);
+    float* sh = w.s.data() + (size_t)r0 * P;
+    float* mx = w.mx.data() + r0;
+    for (int r = 0; r < s.Tq; r++) {
+      float m = -INFINITY;
+      for (int j = 0; j < P; j++) m = std::max(m, sh[(size_t)r * P + j]);
+      for (int j = 0; j <= shift + r; j++) m = std::max(m, w.own[(size_t)r * n + j]);
+      mx[r] = m;
+    }
+    vec().exp_rows(sh, s.Tq, P, 0, false, mx);
+    vec().exp_rows(w.own.data(), s.Tq, n, shift, true, mx);
+    for (int r = 0; r < s.Tq; r++) {
+      double sum = 0;
+      for (int j = 0; j < P; j++) sum += sh[(size_t)r * P + j];
+      for (int j = 0; j < n; j++) sum += w.own[(size_t)r * n + j];
+      w.inv[r0 + r] = (float)(1.0 / sum);
+    }
+    mm(false, false, s.Tq, D, n, w.own.data(), n, w.ownv.data(), D, w.o.data() + (size_t)r0 * D, D, 1.f, false);
+  }
+  // Plus the weights against the shared values, all rows at once; then each row's 1 / sum.
+  mm(false, false, M, D, P, w.s.data(), P, w.v.data(), D, w.o.data(), D, 1.f, true);
+  for (int m = 0, r0 = 0; m < (int)g.members.size(); r0 += seqs[g.members[m]].Tq, m++) {
+    const PagedSeq& s = seqs[g.members[m]];
+    for (int r = 0; r < s.Tq; r++) {
+      float* o = out + (s.offset + r) * C + h * D;
+      const float* src = w.o.data() + (size_t)(r0 + r) * D;
+      for (int e = 0; e < D; e++) o[e] = src[e] * w.inv[r0 + r];
+    }
+  }
+}
+
 // Attention read through block tables (PagedAttention): one layer's keys and values
 // live in a pool [blocks, blockTokens, Hkv·D], and slot t of sequence s is in block
 // table[t / blockTokens] at t % blockTokens. The js reference is
@@ -414,9 +531,20 @@ void attention_paged(const float* q, float* out, const float* kpool, const float
   double work = 0;
   for (int i = 0; i < S; i++) work += (double)H * seqs[i].Tq * (seqs[i].past + seqs[i].Tq) * D;
   auto row = [&](const PagedSeq& s, int slot) { return ((long)s.table[slot / blockTokens] * blockTokens + slot % blockTokens) * Ckv; };
+  const std::vector<PromptGroup> groups = prompt_groups(seqs, S, blockTokens);
+  std::vector<char> inGroup(S, 0);
+  for (const PromptGroup& pg : groups)
+    for (int m : pg.members) inGroup[m] = 1;
   const bool threaded = work >= DECODE_THREADED_WORK;
   const int g = threaded ? head_groups(S, H) : 1, per = (H + g - 1) / g;
+  // Tasks 0 … S·H − 1: (sequence, head), skipping grouped prompts; then (group, head).
   auto task = [&](int t, int) {
+    if (t >= S * H) {
+      thread_local GroupScratch gw;
+      const int u = t - S * H;
+      return group_head(q, out, kpool, vpool, seqs, groups[u / H], u % H, H, Hkv, D, scale, blockTokens, gw);
+    }
+    if (inGroup[t / H]) return;
     const PagedSeq& s = seqs[t / H];
     const int part = t % H;
     const float* qs = q + s.offset * C;
@@ -442,8 +570,9 @@ void attention_paged(const float* q, float* out, const float* kpool, const float
     if (part < g) cached_query(qs, kpool, vpool, os, 0, KvDims{1, 1, s.past, 0, H, Hkv, D, scale}, 0, part * per,
                                std::min(H, (part + 1) * per), scratch, [&](int slot) { return row(s, slot); });
   };
-  if (!threaded) for (int t = 0; t < S * H; t++) task(t, 0);
-  else pool().run(S * H, task);
+  const int tasks = (S + (int)groups.size()) * H;
+  if (!threaded) for (int t = 0; t < tasks; t++) task(t, 0);
+  else pool().run(tasks, task);
 }
 
 }  // namespace attn
