@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { PagedKvDims, PagedKvSequence } from '../src/backend/backend.js';
 import { jsBackend } from '../src/backend/js/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { Rng } from '../src/util/rng.js';
@@ -10,6 +11,16 @@ const skip = addon ? false : 'native addon not built (npm run build:native): nat
 const native = addon ? createNativeBackend(addon) : null;
 const isas = addon ? [...new Set(['portable', addon.detectedIsa()])] : ['none'];
 after(() => addon?.setIsa(addon.detectedIsa()));
+
+/** Native attentionPaged against the js reference on the same inputs; returns native's output. */
+function agree(q: Float32Array, kPool: Float32Array, vPool: Float32Array, seqs: PagedKvSequence[], d: PagedKvDims, label: string): Float32Array {
+  const want = new Float32Array(q.length);
+  const got = new Float32Array(q.length);
+  jsBackend.attentionPaged(q, want, kPool, vPool, seqs, d);
+  native!.attentionPaged(q, got, kPool, vPool, seqs, d);
+  assertClose(got, want, 2e-5, label);
+  return got;
+}
 
 for (const isa of isas) {
   describe(`native paged attention agrees with the js reference (${isa} path)`, { skip }, () => {
@@ -39,13 +50,7 @@ for (const isa of isas) {
           return seq;
         });
         if (seqs.length > 1 && seqs[1]!.table.length > 1 && seqs[0]!.table.length > 0) seqs[1]!.table[0] = seqs[0]!.table[0]!;
-        const q = rand(rows * H * D);
-        const d = { nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D), blockTokens };
-        const want = new Float32Array(q.length);
-        const got = new Float32Array(q.length);
-        jsBackend.attentionPaged(q, want, kPool, vPool, seqs, d);
-        native!.attentionPaged(q, got, kPool, vPool, seqs, d);
-        assertClose(got, want, 2e-5, `H=${H}/${Hkv} D=${D} blocks of ${blockTokens} shapes=${JSON.stringify(shapes)}`);
+        agree(rand(rows * H * D), kPool, vPool, seqs, { nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D), blockTokens }, `H=${H}/${Hkv} D=${D} blocks of ${blockTokens} shapes=${JSON.stringify(shapes)}`);
       }
     });
 
@@ -74,11 +79,7 @@ for (const isa of isas) {
         });
         const q = rand(rows * H * D);
         const d = { nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D), blockTokens };
-        const want = new Float32Array(q.length);
-        const got = new Float32Array(q.length);
-        jsBackend.attentionPaged(q, want, kPool, vPool, seqs, d);
-        native!.attentionPaged(q, got, kPool, vPool, seqs, d);
-        assertClose(got, want, 2e-5, `shared prompts H=${H}/${Hkv} D=${D} blocks of ${blockTokens}`);
+        const got = agree(q, kPool, vPool, seqs, d, `shared prompts H=${H}/${Hkv} D=${D} blocks of ${blockTokens}`);
         // Each alone (no group can form) gives the same rows.
         const alone = new Float32Array(q.length);
         for (const s of seqs) native!.attentionPaged(q, alone, kPool, vPool, [s], d);
