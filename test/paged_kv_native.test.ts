@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { PagedKvDims, PagedKvSequence } from '../src/backend/backend.js';
 import { jsBackend } from '../src/backend/js/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { Rng } from '../src/util/rng.js';
@@ -10,6 +11,16 @@ const skip = addon ? false : 'native addon not built (npm run build:native): nat
 const native = addon ? createNativeBackend(addon) : null;
 const isas = addon ? [...new Set(['portable', addon.detectedIsa()])] : ['none'];
 after(() => addon?.setIsa(addon.detectedIsa()));
+
+/** Native attentionPaged against the js reference on the same inputs; returns native's output. */
+function agree(q: Float32Array, kPool: Float32Array, vPool: Float32Array, seqs: PagedKvSequence[], d: PagedKvDims, label: string): Float32Array {
+  const want = new Float32Array(q.length);
+  const got = new Float32Array(q.length);
+  jsBackend.attentionPaged(q, want, kPool, vPool, seqs, d);
+  native!.attentionPaged(q, got, kPool, vPool, seqs, d);
+  assertClose(got, want, 2e-5, label);
+  return got;
+}
 
 for (const isa of isas) {
   describe(`native paged attention agrees with the js reference (${isa} path)`, { skip }, () => {
@@ -39,13 +50,40 @@ for (const isa of isas) {
           return seq;
         });
         if (seqs.length > 1 && seqs[1]!.table.length > 1 && seqs[0]!.table.length > 0) seqs[1]!.table[0] = seqs[0]!.table[0]!;
+        agree(rand(rows * H * D), kPool, vPool, seqs, { nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D), blockTokens }, `H=${H}/${Hkv} D=${D} blocks of ${blockTokens} shapes=${JSON.stringify(shapes)}`);
+      }
+    });
+
+    it('prompts that share leading blocks (a common system prompt) are computed together: same result as one by one', () => {
+      const rng = new Rng(78);
+      const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+      for (const [H, Hkv, D, blockTokens] of [[4, 4, 32, 16], [6, 2, 8, 4], [2, 1, 16, 8]] as const) {
+        const Ckv = Hkv * D;
+        const blocks = 200;
+        const kPool = rand(blocks * blockTokens * Ckv);
+        const vPool = rand(blocks * blockTokens * Ckv);
+        const prefix = [7, 3, 11, 5, 19, 2, 13, 17]; // shared blocks, not in order
+        let next = 40;
+        const own = (n: number) => Array.from({ length: n }, () => next++);
+        // [blocks of the prefix it shares, past, Tq]: a group whose members share 8, 8, 5 and 8 blocks (so 5 in
+        // common), with different pasts; a decode row and a prompt with nothing cached beside them; a prompt
+        // sharing only the first block; one whose past is shorter than its shared blocks (it sees fewer of them).
+        const shapes: Array<[number, number, number]> = [[8, 8 * blockTokens + 3, 5], [8, 8 * blockTokens, 2], [5, 5 * blockTokens + 1, 9], [8, 6 * blockTokens - 1, 4], [8, 8 * blockTokens + 2, 1], [0, 0, 6], [1, blockTokens + 2, 3], [8, 8 * blockTokens + 7, 12]];
+        let rows = 0;
+        const seqs = shapes.map(([shared, past, Tq]) => {
+          const total = Math.ceil((past + Tq) / blockTokens);
+          const table = [...prefix.slice(0, Math.min(shared, total)), ...own(Math.max(0, total - shared))];
+          const seq = { table, past, Tq, offset: rows };
+          rows += Tq;
+          return seq;
+        });
         const q = rand(rows * H * D);
         const d = { nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D), blockTokens };
-        const want = new Float32Array(q.length);
-        const got = new Float32Array(q.length);
-        jsBackend.attentionPaged(q, want, kPool, vPool, seqs, d);
-        native!.attentionPaged(q, got, kPool, vPool, seqs, d);
-        assertClose(got, want, 2e-5, `H=${H}/${Hkv} D=${D} blocks of ${blockTokens} shapes=${JSON.stringify(shapes)}`);
+        const got = agree(q, kPool, vPool, seqs, d, `shared prompts H=${H}/${Hkv} D=${D} blocks of ${blockTokens}`);
+        // Each alone (no group can form) gives the same rows.
+        const alone = new Float32Array(q.length);
+        for (const s of seqs) native!.attentionPaged(q, alone, kPool, vPool, [s], d);
+        assertClose(got, alone, 2e-5, `shared prompts against one by one H=${H}/${Hkv}`);
       }
     });
 

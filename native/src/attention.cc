@@ -229,23 +229,22 @@ static void mm(bool tA, bool tB, int m, int n, int k, const float* a, long lda, 
 // row b sits at cache slot past + t and sees slots start[b] … past + t: left padding
 // before start[b] is invisible. The same block structure as forward_group, with key 0
 // at slot start[b].
-static void cached_head(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
-                        int task, std::vector<float>& s) {
-  const int b = task / d.H, hd = task % d.H, C = d.H * d.D, Ckv = d.Hkv * d.D;
-  const long qbase = (long)b * d.Tq * C + (long)hd * d.D;
-  const int s0 = std::min(start[b], d.past + d.Tq);
-  const long kbase = ((long)b * d.cap + s0) * Ckv + (long)(hd / (d.H / d.Hkv)) * d.D;
-  for (int i0 = 0; i0 < d.Tq; i0 += TILE_ROWS) {
-    const int rows = std::min(TILE_ROWS, d.Tq - i0);
-    const int shift = d.past + i0 - s0;                  // query row r sees relative keys j ≤ shift + r
+//
+// One head's part: qh, oh its first query row (rows C apart), kh, vh its key 0 (rows
+// ldkv apart); query row i sees keys 0 … shift + i (none when that is negative).
+static void head_rows(const float* qh, float* oh, long C, const float* kh, const float* vh, long ldkv, int Tq, int shift0,
+                      int D, float scale, std::vector<float>& s) {
+  for (int i0 = 0; i0 < Tq; i0 += TILE_ROWS) {
+    const int rows = std::min(TILE_ROWS, Tq - i0);
+    const int shift = shift0 + i0;                       // query row r sees relative keys j ≤ shift + r
     const int keys = std::max(0, shift + rows);
-    float* o0 = out + qbase + (long)i0 * C;
+    float* o0 = oh + (long)i0 * C;
     if (keys == 0) {
-      for (int r = 0; r < rows; r++) std::fill(o0 + (long)r * C, o0 + (long)r * C + d.D, 0.f);
+      for (int r = 0; r < rows; r++) std::fill(o0 + (long)r * C, o0 + (long)r * C + D, 0.f);
       continue;
     }
     s.resize((size_t)rows * keys);
-    mm(false, true, rows, keys, d.D, q + qbase + (long)i0 * C, C, kc + kbase, Ckv, s.data(), keys, d.scale, false);
+    mm(false, true, rows, keys, D, qh + (long)i0 * C, C, kh, ldkv, s.data(), keys, scale, false);
     float mx[TILE_ROWS];
     for (int r = 0; r < rows; r++) {
       const int visible = std::min(keys, shift + r + 1);
@@ -259,15 +258,24 @@ static void cached_head(const float* q, const float* kc, const float* vc, float*
         const int visible = std::max(0, std::min(keys, shift + r + 1));
         vec().exp_rows(s.data() + (size_t)r * keys, 1, keys, visible - 1, true, mx + r);
       }
-    mm(false, false, rows, d.D, keys, s.data(), keys, vc + kbase, Ckv, o0, C, 1.f, false);
+    mm(false, false, rows, D, keys, s.data(), keys, vh, ldkv, o0, C, 1.f, false);
     for (int r = 0; r < rows; r++) {
       double sum = 0;
       for (int j = 0; j < keys; j++) sum += s[(size_t)r * keys + j];
       const float inv = sum > 0 ? (float)(1.0 / sum) : 0.f;
       float* o = o0 + (long)r * C;
-      for (int e = 0; e < d.D; e++) o[e] *= inv;
+      for (int e = 0; e < D; e++) o[e] *= inv;
     }
   }
+}
+
+static void cached_head(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d,
+                        int task, std::vector<float>& s) {
+  const int b = task / d.H, hd = task % d.H, C = d.H * d.D, Ckv = d.Hkv * d.D;
+  const long qbase = (long)b * d.Tq * C + (long)hd * d.D;
+  const int s0 = std::min(start[b], d.past + d.Tq);
+  const long kbase = ((long)b * d.cap + s0) * Ckv + (long)(hd / (d.H / d.Hkv)) * d.D;
+  head_rows(q + qbase, out + qbase, C, kc + kbase, vc + kbase, Ckv, d.Tq, d.past - s0, d.D, d.scale, s);
 }
 
 // Decoding (one new query per row): plain loops over the cached keys, which
@@ -384,51 +392,187 @@ void attention_cached_ragged(const float* q, float* out, const RaggedSeq* seqs, 
   else pool().run(S * H, task);
 }
 
+// Prompts that begin with the same blocks (a shared system prompt, adopted from the prefix
+// cache): for one query head, every member's new query rows are stacked and multiplied
+// against the shared keys in one GEMM, and the weights against the shared values in another,
+// instead of one skinny product per sequence (a suffix of 8–24 rows against 1 000 shared
+// keys keeps the GEMM's register tile mostly empty). Each member's own slots after the
+// shared ones (the rest of its prompt) get their own small products. The softmax of a row
+// spans both parts, with one max and one sum, so the result is the same attention as
+// attention_paged's one-sequence path, summed in another order. The shared slots are
+// visible to every row: a group shares at most each member's `past` slots.
+struct PromptGroup {
+  std::vector<int> members;  // indices into seqs
+  int shared;                // leading slots in common (whole blocks)
+};
+
+// Prompt sequences (Tq > 1, at least a block already cached) whose tables start with the
+// same block, grouped with the first such sequence; groups of one are left out.
+static std::vector<PromptGroup> prompt_groups(const PagedSeq* seqs, int S, int blockTokens) {
+  std::vector<PromptGroup> groups;
+  std::vector<char> taken(S, 0);
+  auto eligible = [&](int i) { return seqs[i].Tq > 1 && seqs[i].past >= blockTokens && !taken[i]; };
+  for (int i = 0; i < S; i++) {
+    if (!eligible(i)) continue;
+    PromptGroup g{{i}, 0};
+    int blocks = seqs[i].past / blockTokens;
+    for (int j = i + 1; j < S; j++) {
+      if (!eligible(j) || seqs[j].table[0] != seqs[i].table[0]) continue;
+      int c = 1;
+      const int most = std::min(blocks, seqs[j].past / blockTokens);
+      while (c < most && seqs[j].table[c] == seqs[i].table[c]) c++;
+      blocks = std::min(blocks, c);
+      g.members.push_back(j);
+    }
+    if (g.members.size() < 2) continue;
+    g.shared = blocks * blockTokens;
+    for (int m : g.members) taken[m] = 1;
+    groups.push_back(std::move(g));
+  }
+  return groups;
+}
+
+struct GroupScratch { std::vector<float> q, k, v, s, own, ownk, ownv, o, mx, inv; };
+
+// Copies slots lo … hi − 1 of a sequence's key/value head (at `head` in a row) into k and v,
+// [hi − lo, D]; `row(slot)` is where a slot's row starts in the pools.
+template <class Row>
+static void gather_head(const float* kpool, const float* vpool, int lo, int hi, long head, int D, float* k, float* v, Row row) {
+  for (int j = lo; j < hi; j++) {
+    const long r = row(j) + head;
+    std::copy(kpool + r, kpool + r + D, k + (size_t)(j - lo) * D);
+    std::copy(vpool + r, vpool + r + D, v + (size_t)(j - lo) * D);
+  }
+}
+
+// Query head h of a prompt group (see PromptGroup).
+static void group_head(const float* q, float* out, const float* kpool, const float* vpool, const PagedSeq* seqs, const PromptGroup& g,
+                       int h, int H, int Hkv, int D, float scale, int blockTokens, GroupScratch& w) {
+  const long C = (long)H * D, Ckv = (long)Hkv * D, head = (long)(h / (H / Hkv)) * D;
+  auto locate = [&](const PagedSeq& s) {
+    return [&s, blockTokens, Ckv](int slot) { return ((long)s.table[slot / blockTokens] * blockTokens + slot % blockTokens) * Ckv; };
+  };
+  const int P = g.shared;
+  int M = 0;
+  for (int m : g.members) M += seqs[m].Tq;
+  // The shared keys and values (read through the first member's table), and every member's query rows.
+  w.k.resize((size_t)P * D);
+  w.v.resize((size_t)P * D);
+  gather_head(kpool, vpool, 0, P, head, D, w.k.data(), w.v.data(), locate(seqs[g.members[0]]));
+  w.q.resize((size_t)M * D);
+  for (int m = 0, r0 = 0; m < (int)g.members.size(); r0 += seqs[g.members[m]].Tq, m++) {
+    const PagedSeq& s = seqs[g.members[m]];
+    for (int r = 0; r < s.Tq; r++) std::copy(q + (s.offset + r) * C + h * D, q + (s.offset + r) * C + (h + 1) * D, w.q.data() + (size_t)(r0 + r) * D);
+  }
+  // Scores against the shared keys, all rows at once.
+  w.s.resize((size_t)M * P);
+  mm(false, true, M, P, D, w.q.data(), D, w.k.data(), D, w.s.data(), P, scale, false);
+  w.o.resize((size_t)M * D);
+  w.mx.resize(M);
+  w.inv.resize(M);
+  for (int m = 0, r0 = 0; m < (int)g.members.size(); r0 += seqs[g.members[m]].Tq, m++) {
+    const PagedSeq& s = seqs[g.members[m]];
+    // This member's own slots P … past + Tq − 1: row r sees the first past − P + r + 1 of them.
+    const int n = s.past + s.Tq - P, shift = s.past - P;
+    w.ownk.resize((size_t)n * D);
+    w.ownv.resize((size_t)n * D);
+    gather_head(kpool, vpool, P, P + n, head, D, w.ownk.data(), w.ownv.data(), locate(s));
+    w.own.resize((size_t)s.Tq * n);
+    mm(false, true, s.Tq, n, D, w.q.data() + (size_t)r0 * D, D, w.ownk.data(), D, w.own.data(), n, scale, false);
+    float* sh = w.s.data() + (size_t)r0 * P;
+    float* mx = w.mx.data() + r0;
+    for (int r = 0; r < s.Tq; r++) {
+      float m = -INFINITY;
+      for (int j = 0; j < P; j++) m = std::max(m, sh[(size_t)r * P + j]);
+      for (int j = 0; j <= shift + r; j++) m = std::max(m, w.own[(size_t)r * n + j]);
+      mx[r] = m;
+    }
+    vec().exp_rows(sh, s.Tq, P, 0, false, mx);
+    vec().exp_rows(w.own.data(), s.Tq, n, shift, true, mx);
+    for (int r = 0; r < s.Tq; r++) {
+      double sum = 0;
+      for (int j = 0; j < P; j++) sum += sh[(size_t)r * P + j];
+      for (int j = 0; j < n; j++) sum += w.own[(size_t)r * n + j];
+      w.inv[r0 + r] = (float)(1.0 / sum);
+    }
+    mm(false, false, s.Tq, D, n, w.own.data(), n, w.ownv.data(), D, w.o.data() + (size_t)r0 * D, D, 1.f, false);
+  }
+  // Plus the weights against the shared values, all rows at once; then each row's 1 / sum.
+  mm(false, false, M, D, P, w.s.data(), P, w.v.data(), D, w.o.data(), D, 1.f, true);
+  for (int m = 0, r0 = 0; m < (int)g.members.size(); r0 += seqs[g.members[m]].Tq, m++) {
+    const PagedSeq& s = seqs[g.members[m]];
+    for (int r = 0; r < s.Tq; r++) {
+      float* o = out + (s.offset + r) * C + h * D;
+      const float* src = w.o.data() + (size_t)(r0 + r) * D;
+      for (int e = 0; e < D; e++) o[e] = src[e] * w.inv[r0 + r];
+    }
+  }
+}
+
 // Attention read through block tables (PagedAttention): one layer's keys and values
 // live in a pool [blocks, blockTokens, Hkv·D], and slot t of sequence s is in block
 // table[t / blockTokens] at t % blockTokens. The js reference is
 // src/backend/js/attention_paged.ts. A decoding sequence reads each key row where
-// it lies (cached_query with the table as its locator); a prompt's keys and values
-// are first gathered into one contiguous run, because the tiled GEMMs of
-// cached_head want them so, and the gather (one pass over the rows) is small
-// beside Tq passes of attention over them.
+// it lies (cached_query with the table as its locator). A prompt's task (one query
+// head) first copies its key/value head's columns of every visible slot into one
+// contiguous run, because the tiled GEMMs of head_rows want them so; the copy (one
+// pass over n·D floats) is small beside Tq passes of attention over them.
+//
+// That run lives in a thread_local buffer that keeps its size from call to call. An
+// earlier version gathered every prompt's whole rows into buffers allocated per call
+// (a megabyte per 1 000-slot sequence), and the page faults of that fresh memory, not
+// the attention, were most of a shared-prefix suffix prefill's time: 64 requests with
+// a 1 000-token system prompt and 8–24 tokens each took ≈ 12× the attention itself
+// (docs/paged_kv.md).
 void attention_paged(const float* q, float* out, const float* kpool, const float* vpool, const PagedSeq* seqs, int S,
                      int blockTokens, int H, int Hkv, int D, float scale) {
   const long C = (long)H * D, Ckv = (long)Hkv * D;
+  const int group = H / Hkv;
   double work = 0;
   for (int i = 0; i < S; i++) work += (double)H * seqs[i].Tq * (seqs[i].past + seqs[i].Tq) * D;
   auto row = [&](const PagedSeq& s, int slot) { return ((long)s.table[slot / blockTokens] * blockTokens + slot % blockTokens) * Ckv; };
-  // Prompts' gathered keys and values, one pair of runs per sequence with Tq > 1.
-  std::vector<std::vector<float>> gathered(S);
-  for (int i = 0; i < S; i++) {
-    const PagedSeq& s = seqs[i];
-    if (s.Tq == 1) continue;
-    const int n = s.past + s.Tq;
-    std::vector<float>& kv = gathered[i];
-    kv.resize((size_t)2 * n * Ckv);
-    for (int j = 0; j < n; j++) {
-      std::copy(kpool + row(s, j), kpool + row(s, j) + Ckv, kv.data() + (size_t)j * Ckv);
-      std::copy(vpool + row(s, j), vpool + row(s, j) + Ckv, kv.data() + (size_t)(n + j) * Ckv);
-    }
-  }
+  const std::vector<PromptGroup> groups = prompt_groups(seqs, S, blockTokens);
+  std::vector<char> inGroup(S, 0);
+  for (const PromptGroup& pg : groups)
+    for (int m : pg.members) inGroup[m] = 1;
   const bool threaded = work >= DECODE_THREADED_WORK;
   const int g = threaded ? head_groups(S, H) : 1, per = (H + g - 1) / g;
+  // Tasks 0 … S·H − 1: (sequence, head), skipping grouped prompts; then (group, head).
   auto task = [&](int t, int) {
+    if (t >= S * H) {
+      thread_local GroupScratch gw;
+      const int u = t - S * H;
+      return group_head(q, out, kpool, vpool, seqs, groups[u / H], u % H, H, Hkv, D, scale, blockTokens, gw);
+    }
+    if (inGroup[t / H]) return;
     const PagedSeq& s = seqs[t / H];
     const int part = t % H;
     const float* qs = q + s.offset * C;
     float* os = out + s.offset * C;
     thread_local std::vector<float> scratch;
     if (s.Tq > 1) {
-      const int n = s.past + s.Tq, start = 0;
-      const float* kv = gathered[t / H].data();
-      return cached_head(qs, kv, kv + (size_t)n * Ckv, os, &start, KvDims{1, s.Tq, s.past, n, H, Hkv, D, scale}, part, scratch);
+      // Query head `part` reads key/value head part / group: its D columns of slots 0 … n − 1, block by block.
+      const int n = s.past + s.Tq;
+      const long head = (long)(part / group) * D;
+      thread_local std::vector<float> kv;
+      if (kv.size() < (size_t)2 * n * D) kv.resize((size_t)2 * n * D);
+      float *kh = kv.data(), *vh = kv.data() + (size_t)n * D;
+      for (int j0 = 0; j0 < n; j0 += blockTokens) {
+        const long at = row(s, j0) + head;
+        for (int j = j0; j < std::min(n, j0 + blockTokens); j++) {
+          const long r = at + (long)(j - j0) * Ckv;
+          std::copy(kpool + r, kpool + r + D, kh + (size_t)j * D);
+          std::copy(vpool + r, vpool + r + D, vh + (size_t)j * D);
+        }
+      }
+      return head_rows(qs + (long)part * D, os + (long)part * D, C, kh, vh, D, s.Tq, s.past, D, scale, scratch);
     }
     if (part < g) cached_query(qs, kpool, vpool, os, 0, KvDims{1, 1, s.past, 0, H, Hkv, D, scale}, 0, part * per,
                                std::min(H, (part + 1) * per), scratch, [&](int slot) { return row(s, slot); });
   };
-  if (!threaded) for (int t = 0; t < S * H; t++) task(t, 0);
-  else pool().run(S * H, task);
+  const int tasks = (S + (int)groups.size()) * H;
+  if (!threaded) for (int t = 0; t < tasks; t++) task(t, 0);
+  else pool().run(tasks, task);
 }
 
 }  // namespace attn
