@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import type { InspectableLM } from '../eval/inspect/decoder_parts.js';
@@ -7,6 +7,12 @@ import { inspectViT, type ViTInspectReport } from '../eval/inspect/inspect_vit.j
 import { writeInspectReport } from '../eval/inspect/report_files.js';
 import { writeViTReport } from '../eval/inspect/vit_report_files.js';
 import { loadViT, VIT_MODEL_TYPE } from '../io/vit_dir.js';
+import { loadSeq2Seq, SEQ2SEQ_MODEL_TYPE } from '../io/seq2seq_dir.js';
+import { inspectEncoderDecoder, type EncDecInspectReport } from '../eval/inspect/inspect_encoder_decoder.js';
+import { writeEncDecReport } from '../eval/inspect/encdec_report_files.js';
+import { ATTENTION_KINDS } from '../eval/inspect/encoder_decoder_view.js';
+import { seq2seqView } from '../eval/inspect/seq2seq_view.js';
+import { taskFrom } from './seq2seq.js';
 import { loadModel } from '../io/model_dir.js';
 import { readTextFile } from '../io/read_text.js';
 import { UserError } from '../util/errors.js';
@@ -25,6 +31,8 @@ export interface InspectCliOptions {
   top: number;
   /** ViT: test images for head removal and the lens. */
   images: number;
+  /** Encoder–decoders: validation examples (sentence pairs, captioned images) for head removal, the lens and the probes. */
+  examples: number;
   backend?: string;
   threads?: number;
 }
@@ -59,13 +67,30 @@ function textFor(o: InspectCliOptions): { path: string; text: string } {
   return { path, text: readTextFile(path) };
 }
 
-/** True when `dir` holds a ViT (its config.json says so). */
-function holdsViT(dir: string): boolean {
+/** The model_type config.json names (undefined when there is none: loadModel names what is wrong with the directory). */
+function modelType(dir: string): unknown {
   try {
-    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: unknown }).model_type === VIT_MODEL_TYPE;
+    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: unknown }).model_type;
   } catch {
-    return false; // loadModel names what is wrong with the directory
+    return undefined;
   }
+}
+
+/** An encoder–decoder translation model on the held-out pairs of its task (or of --data, a pairs file). */
+function inspectSeq2SeqDir(o: InspectCliOptions): { report: EncDecInspectReport; files: string[] } {
+  const { model, tokenizer, task } = loadSeq2Seq(o.model);
+  if (o.data !== undefined && (!existsSync(o.data) || statSync(o.data).isDirectory())) throw new UserError(`--data ${o.data}: expected the sentence-pair file (source<TAB>target per line) the model trained on`);
+  const source = 'data' in task ? { ...task, data: o.data ?? task.data } : o.data !== undefined ? { data: o.data, reverse: task.reverse } : task;
+  if ('data' in source && !existsSync(source.data)) throw new UserError(`give --data PAIRS.tsv: ${o.model} was trained on ${source.data}, which does not exist here`);
+  const pairs = taskFrom(source).heldOut(1000);
+  let report: EncDecInspectReport;
+  try {
+    report = inspectEncoderDecoder(seq2seqView(model, tokenizer, pairs), { seed: o.seed, examples: o.examples, top: o.top });
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`--data: ${e.message}`);
+    throw new UserError(`${'data' in source ? source.data : 'the held-out pairs'}: ${(e as Error).message}`);
+  }
+  return { report, files: writeEncDecReport(o.out, report, o.model, { model: 'A translation model (encoder–decoder)', source: 'Source', target: 'Target read by the decoder (BOS first)' }) };
 }
 
 /** A ViT on the test images of --data: maps, rollout over the picture, head removal, the class token layer by layer. */
@@ -76,11 +101,17 @@ function inspectViTDir(o: InspectCliOptions): { report: ViTInspectReport; files:
   return { report, files: writeViTReport(o.out, report, o.model) };
 }
 
-export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport; files: string[] } {
+export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport | EncDecInspectReport; files: string[] } {
   if (o.top < 1) throw new UserError('--top must be ≥ 1');
-  if (holdsViT(o.model)) {
+  if (o.examples < 4) throw new UserError('--examples must be ≥ 4 (¼ of them score the probes)');
+  const type = modelType(o.model);
+  if (type === VIT_MODEL_TYPE) {
     useBackend(o);
     return inspectViTDir(o);
+  }
+  if (type === SEQ2SEQ_MODEL_TYPE) {
+    useBackend(o);
+    return inspectSeq2SeqDir(o);
   }
   if (o.windows < 4) throw new UserError('--windows must be ≥ 4 (¼ of them score the probes)');
   if (o.length !== undefined && o.length < 2) throw new UserError('--length must be ≥ 2');
@@ -110,16 +141,36 @@ export function inspectCommand(): Command {
     .option('--map-length <n>', 'tokens shown in the attention maps', int, 24)
     .option('--top <n>', 'costliest heads to highlight', int, 3)
     .option('--images <n>', 'ViT: test images for head removal and the class token by layer', int, 64)
+    .option('--examples <n>', 'translation models and captioners: validation examples for head removal, the lens and the probes', int, 32)
     .action((o: InspectCliOptions) => {
       const { report, files } = runInspect(o);
-      const r = report.removal;
-      const on = 'kind' in report ? `${report.images} test images` : `${report.windows} windows of ${report.length} tokens`;
-      process.stdout.write(`${'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})\n`);
-      process.stdout.write('loss without each head (layer.head: loss, change):\n');
-      r.loss.forEach((row, l) => process.stdout.write('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${v.toFixed(4)} (${v - r.baseline >= 0 ? '+' : ''}${(v - r.baseline).toFixed(4)})`).join('   ') + '\n'));
-      process.stdout.write(`costliest heads: ${r.costliest.map(([l, h]) => `${l + 1}.${h + 1}`).join(', ')}\n`);
-      process.stdout.write(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${x.loss.toFixed(3)}`).join(', ')}\n`);
-      if ('kind' in report) process.stdout.write(`class token accuracy by layer: ${report.lens.map((x) => `${x.name} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')}\n`);
+      process.stdout.write(summaryLines(report).join('\n') + '\n');
       process.stdout.write(`wrote ${files.length} files to ${o.out} (open ${join(o.out, 'index.html')})\n`);
     });
+}
+
+const change = (v: number, base: number): string => `${v.toFixed(4)} (${v - base >= 0 ? '+' : ''}${(v - base).toFixed(4)})`;
+
+/** The report's main numbers, for the terminal. */
+function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectReport): string[] {
+  const lines: string[] = [];
+  const r = report.removal;
+  if ('kinds' in r) {
+    const e = report as EncDecInspectReport;
+    lines.push(`validation loss ${r.baseline.toFixed(4)} (${e.examples} examples, seed ${e.seed})`);
+    for (const kind of ATTENTION_KINDS) {
+      lines.push(`loss without each ${kind} head (layer.head: loss, change):`);
+      r.kinds[kind].loss.forEach((row, l) => lines.push('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${change(v, r.baseline)}`).join('   ')));
+    }
+    lines.push(`costliest heads: ${r.costliest.map(([k, l, h]) => `${k} ${l + 1}.${h + 1}`).join(', ')}`);
+  } else {
+    const on = 'kind' in report ? `${(report as ViTInspectReport).images} test images` : `${(report as InspectReport).windows} windows of ${(report as InspectReport).length} tokens`;
+    lines.push(`${'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})`);
+    lines.push('loss without each head (layer.head: loss, change):');
+    r.loss.forEach((row, l) => lines.push('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${change(v, r.baseline)}`).join('   ')));
+    lines.push(`costliest heads: ${r.costliest.map(([l, h]) => `${l + 1}.${h + 1}`).join(', ')}`);
+  }
+  lines.push(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${x.loss.toFixed(3)}`).join(', ')}`);
+  if ('kind' in report) lines.push(`${'kinds' in r ? 'top-1' : 'class token'} accuracy by layer: ${report.lens.map((x) => `${x.name} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')}`);
+  return lines;
 }
