@@ -38,12 +38,12 @@ export interface InspectCliOptions {
 }
 
 /**
- * The model kinds `attn inspect` reads: decoder language models, whose
- * validation loss on a text, residual stream and read-out (final norm and
- * head) every tool of src/eval/inspect/ is built on. The others have no
- * next-token loss or no read-out per layer (see docs/inspect.md).
+ * The model kinds `attn inspect` reads: decoder language models, ViT
+ * classifiers and encoder–decoders — each has a loss to remove heads from,
+ * a residual stream and a read-out (final norm and head) the tools of
+ * src/eval/inspect/ are built on (see docs/inspect.md).
  */
-export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers';
+export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers, encoder–decoder translation models (attn seq2seq)';
 
 /** Load a decoder language model, or fail with one line naming what inspect supports. */
 function loadInspectable(dir: string): { model: InspectableLM; tokenizer: ReturnType<typeof loadModel>['tokenizer'] } {
