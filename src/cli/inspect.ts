@@ -13,6 +13,13 @@ import { writeEncDecReport } from '../eval/inspect/encdec_report_files.js';
 import { ATTENTION_KINDS } from '../eval/inspect/encoder_decoder_view.js';
 import { seq2seqView } from '../eval/inspect/seq2seq_view.js';
 import { taskFrom } from './seq2seq.js';
+import { FASHION_MNIST_DIR, trainedOptions } from './caption.js';
+import { CAPTIONER_MODEL_TYPE, loadCaptioner } from '../io/captioner_dir.js';
+import { captionerView } from '../eval/inspect/captioner_view.js';
+import { loadCaptionData } from '../train/caption_trainer.js';
+import { captionTokens } from '../train/caption_setup.js';
+import { attentionOverlay } from '../util/attention_overlay.js';
+import { encodePng } from '../util/png.js';
 import { loadModel } from '../io/model_dir.js';
 import { readTextFile } from '../io/read_text.js';
 import { UserError } from '../util/errors.js';
@@ -43,7 +50,7 @@ export interface InspectCliOptions {
  * a residual stream and a read-out (final norm and head) the tools of
  * src/eval/inspect/ are built on (see docs/inspect.md).
  */
-export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers, encoder–decoder translation models (attn seq2seq)';
+export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers, encoder–decoder translation models (attn seq2seq) and captioners (attn caption)';
 
 /** Load a decoder language model, or fail with one line naming what inspect supports. */
 function loadInspectable(dir: string): { model: InspectableLM; tokenizer: ReturnType<typeof loadModel>['tokenizer'] } {
@@ -101,6 +108,22 @@ function inspectViTDir(o: InspectCliOptions): { report: ViTInspectReport; files:
   return { report, files: writeViTReport(o.out, report, o.model) };
 }
 
+/** A captioner on captioned Fashion-MNIST test canvases, rebuilt as attn caption train made them (its trainer.json's seed). */
+function inspectCaptionerDir(o: InspectCliOptions): { report: EncDecInspectReport; files: string[] } {
+  const model = loadCaptioner(o.model);
+  const data = o.data ?? FASHION_MNIST_DIR;
+  if (!existsSync(data) || !statSync(data).isDirectory()) throw new UserError(`--data ${data}: expected the Fashion-MNIST folder (IDX files) the captioner trained on${o.data === undefined ? '; give --data DIR' : ''}`);
+  const options = trainedOptions(o.model);
+  const { test } = loadCaptionData(data, { trainImages: 1, testImages: Math.max(o.examples * 4, 16), seed: options.seed });
+  const report = inspectEncoderDecoder(captionerView(model, test, (idx) => captionTokens(model, test.captions, idx)), { seed: o.seed, examples: o.examples, top: o.top });
+  // Each caption word's rollout through cross-attention, over the picture (the class token left out).
+  const { height: H, width: W } = test.images;
+  const picture = { pixels: test.images.pixels.subarray(report.first * H * W, (report.first + 1) * H * W), height: H, width: W, patch: model.config.image.patch_size };
+  const overlay = encodePng(attentionOverlay(picture, report.rollout.cross.map((row) => row.slice(1)), 6));
+  const files = writeEncDecReport(o.out, report, o.model, { model: 'A captioner (ViT encoder, text decoder)', source: 'Source: the class token, then the patches in reading order', target: 'Caption read by the decoder (BOS first)' }, { 'rollout_over_image.png': overlay });
+  return { report, files };
+}
+
 export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport | EncDecInspectReport; files: string[] } {
   if (o.top < 1) throw new UserError('--top must be ≥ 1');
   if (o.examples < 4) throw new UserError('--examples must be ≥ 4 (¼ of them score the probes)');
@@ -108,6 +131,10 @@ export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTI
   if (type === VIT_MODEL_TYPE) {
     useBackend(o);
     return inspectViTDir(o);
+  }
+  if (type === CAPTIONER_MODEL_TYPE) {
+    useBackend(o);
+    return inspectCaptionerDir(o);
   }
   if (type === SEQ2SEQ_MODEL_TYPE) {
     useBackend(o);

@@ -27,6 +27,8 @@ export interface EncDecInspectReport {
   heads: number;
   seed: number;
   examples: number;
+  /** Which example the maps show (its index among those the view offers). */
+  first: number;
   /** The first chosen example's source and target positions. */
   srcLabels: string[];
   tgtLabels: string[];
@@ -90,6 +92,7 @@ export function inspectEncoderDecoder(view: EncoderDecoderView, o: EncDecInspect
     heads: view.heads,
     seed,
     examples: n,
+    first: idx[0]!,
     srcLabels: one.srcLabels,
     tgtLabels: one.tgtLabels,
     attention,
