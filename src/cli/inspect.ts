@@ -103,6 +103,7 @@ function inspectSeq2SeqDir(o: InspectCliOptions): { report: EncDecInspectReport;
 /** A ViT on the test images of --data: maps, rollout over the picture, head removal, the class token layer by layer. */
 function inspectViTDir(o: InspectCliOptions): { report: ViTInspectReport; files: string[] } {
   if (o.data === undefined) throw new UserError('give --data DIR: the images to inspect the ViT on (a Fashion-MNIST folder or PNG class folders, as for attn vit eval)');
+  if (o.images < 4) throw new UserError('--images must be ≥ 4 (¼ of them score the probes)');
   const model = loadViT(o.model);
   const report = inspectViT(model, vitTestSet(model, o.model, o.data), { seed: o.seed, images: o.images, top: o.top });
   return { report, files: writeViTReport(o.out, report, o.model) };

@@ -2,6 +2,7 @@ import { FASHION_WORDS, PAD, type CaptionedImages } from '../../data/fashion_cap
 import { normalizedBatch } from '../../data/image_set.js';
 import type { Captioner } from '../../models/captioner.js';
 import { Tensor } from '../../tensor/tensor.js';
+import { patchBrightness } from './patch_brightness.js';
 import type { EncDecBatch, EncoderDecoderView } from './encoder_decoder_view.js';
 
 /** Teacher-forcing tokens for some captions (train/caption_setup.ts's captionTokens, handed down by the command). */
@@ -23,15 +24,7 @@ export function captionerView(model: Captioner, data: CaptionedImages, tokens: C
   const { height: H, width: W } = data.images;
   const p = c.patch_size;
   const patches = (H / p) * (W / p);
-  const brightness = (n: number): number[] => {
-    const px = data.images.pixels.subarray(n * H * W, (n + 1) * H * W);
-    const mean = (ys: number, xs: number, h: number, w: number): number => {
-      let s = 0;
-      for (let y = ys; y < ys + h; y++) for (let x = xs; x < xs + w; x++) s += px[y * W + x]!;
-      return s / (h * w * 255);
-    };
-    return [mean(0, 0, H, W), ...Array.from({ length: patches }, (_, i) => mean(Math.floor(i / (W / p)) * p, (i % (W / p)) * p, p, p))];
-  };
+  const brightness = (n: number): number[] => patchBrightness(data.images.pixels.subarray(n * H * W, (n + 1) * H * W), H, W, p);
   model.eval();
   return {
     kind: 'captioner',

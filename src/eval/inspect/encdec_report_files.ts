@@ -22,7 +22,7 @@ function removalGrids(r: EncDecInspectReport): Record<AttentionKind, number[][]>
 }
 
 /** Bars per layer: a number target's R² (clipped at 0), a yes/no target's accuracy. */
-const probePicture = (p: ProbeTable): Uint8Array => encodePng(barChart(p.targets.map((_, k) => p.layers.map((x) => Math.max(0, x.scores[k]!))), 1));
+export const probePicture = (p: ProbeTable): Uint8Array => encodePng(barChart(p.targets.map((_, k) => p.layers.map((x) => Math.max(0, x.scores[k]!))), 1));
 
 export function encDecPictures(r: EncDecInspectReport): Record<string, Uint8Array> {
   const files: Record<string, Uint8Array> = {};
@@ -50,7 +50,7 @@ function removalTable(r: EncDecInspectReport, kind: AttentionKind): string {
   return `<table><tr><th></th>${Array.from({ length: r.heads }, (_, h) => `<th>head ${h + 1}</th>`).join('')}</tr>\n${rows}</table>`;
 }
 
-function probeTable(p: ProbeTable): string {
+export function probeTable(p: ProbeTable): string {
   const head = p.targets.map((t) => `<th>${escape(t.name)} (${t.binary ? `accuracy; always the commoner: ${(100 * t.baseline!).toFixed(1)}%` : 'R²'})</th>`).join('');
   const rows = p.layers.map((x) => `<tr><th>${x.name}</th>${x.scores.map((s, k) => `<td>${p.targets[k]!.binary ? `${(100 * s).toFixed(1)}%` : s.toFixed(3)}</td>`).join('')}</tr>`).join('\n');
   return `<table><tr><th></th>${head}</tr>\n${rows}</table>`;
