@@ -174,6 +174,9 @@ describe('inspect: a ViT (the class token and image patches, no causal mask)', (
     assert.ok(r.attention.maps[0]![0 * 25 + 0 * 5 + 4]! > 0, 'the class token sees the last patch: no causal mask');
     for (const row of r.rollout) close(row.reduce((a, b) => a + b, 0), 1);
     assert.equal(r.classRollout.length, 4);
+    assert.deepEqual(r.probes.targets.map((t) => t.name), ['position', 'brightness of the patch']);
+    assert.equal(r.probes.layers.length, 3);
+    for (const x of r.probes.layers) assert.ok(x.scores.every(Number.isFinite));
     // The same 16 images in the order the seed chose are the whole set: the loss does not depend on order.
     const x = new Tensor(Float32Array.from(set.pixels, (v) => (v / 255 - 0.4) / 0.3), [16, 8, 8, 1]);
     const lossNow = () => noGrad(() => crossEntropy(m.forward(x).logits, set.labels).item());
@@ -236,7 +239,7 @@ describe('attn inspect', () => {
   });
 
   it('an unsupported model kind, or no text: one clear line, non-zero exit', () => {
-    for (const [kind, named] of [['transformer-seq2seq', /encoder–decoder/], ['embedder', /sentence embedder/], ['point-cloud-transformer', /point-cloud classifier/], ['image-captioner', /image captioner/]] as const) {
+    for (const [kind, named] of [['embedder', /sentence embedder/], ['point-cloud-transformer', /point-cloud classifier/]] as const) {
       const other = join(work, kind);
       writeDirAtomic(other, { 'config.json': JSON.stringify({ format: 'attn', model_type: kind }) });
       const r = runAttn(['inspect', '--model', other, '--data', textPath, '--out', join(work, 'x')], work);

@@ -68,7 +68,7 @@ export function runCaptionTraining(args: { data: string; out: string; backend?: 
 }
 
 /** The options the model was trained with, so evaluation rebuilds the same test canvases and captions. */
-function trainedOptions(modelDir: string): CaptionTrainOptions {
+export function trainedOptions(modelDir: string): CaptionTrainOptions {
   try {
     const t = JSON.parse(readFileSync(join(modelDir, 'trainer.json'), 'utf8')) as { options?: CaptionTrainOptionsInput };
     return parseCaptionTrainOptions(t.options ?? {});

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import type { InspectableLM } from '../eval/inspect/decoder_parts.js';
@@ -7,6 +7,19 @@ import { inspectViT, type ViTInspectReport } from '../eval/inspect/inspect_vit.j
 import { writeInspectReport } from '../eval/inspect/report_files.js';
 import { writeViTReport } from '../eval/inspect/vit_report_files.js';
 import { loadViT, VIT_MODEL_TYPE } from '../io/vit_dir.js';
+import { loadSeq2Seq, SEQ2SEQ_MODEL_TYPE } from '../io/seq2seq_dir.js';
+import { inspectEncoderDecoder, type EncDecInspectReport } from '../eval/inspect/inspect_encoder_decoder.js';
+import { writeEncDecReport } from '../eval/inspect/encdec_report_files.js';
+import { ATTENTION_KINDS } from '../eval/inspect/encoder_decoder_view.js';
+import { seq2seqView } from '../eval/inspect/seq2seq_view.js';
+import { taskFrom } from './seq2seq.js';
+import { FASHION_MNIST_DIR, trainedOptions } from './caption.js';
+import { CAPTIONER_MODEL_TYPE, loadCaptioner } from '../io/captioner_dir.js';
+import { captionerView } from '../eval/inspect/captioner_view.js';
+import { loadCaptionData } from '../train/caption_trainer.js';
+import { captionTokens } from '../train/caption_setup.js';
+import { attentionOverlay } from '../util/attention_overlay.js';
+import { encodePng } from '../util/png.js';
 import { loadModel } from '../io/model_dir.js';
 import { readTextFile } from '../io/read_text.js';
 import { UserError } from '../util/errors.js';
@@ -25,17 +38,19 @@ export interface InspectCliOptions {
   top: number;
   /** ViT: test images for head removal and the lens. */
   images: number;
+  /** Encoder–decoders: validation examples (sentence pairs, captioned images) for head removal, the lens and the probes. */
+  examples: number;
   backend?: string;
   threads?: number;
 }
 
 /**
- * The model kinds `attn inspect` reads: decoder language models, whose
- * validation loss on a text, residual stream and read-out (final norm and
- * head) every tool of src/eval/inspect/ is built on. The others have no
- * next-token loss or no read-out per layer (see docs/inspect.md).
+ * The model kinds `attn inspect` reads: decoder language models, ViT
+ * classifiers and encoder–decoders — each has a loss to remove heads from,
+ * a residual stream and a read-out (final norm and head) the tools of
+ * src/eval/inspect/ are built on (see docs/inspect.md).
  */
-export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers';
+export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers, encoder–decoder translation models (attn seq2seq) and captioners (attn caption)';
 
 /** Load a decoder language model, or fail with one line naming what inspect supports. */
 function loadInspectable(dir: string): { model: InspectableLM; tokenizer: ReturnType<typeof loadModel>['tokenizer'] } {
@@ -59,28 +74,72 @@ function textFor(o: InspectCliOptions): { path: string; text: string } {
   return { path, text: readTextFile(path) };
 }
 
-/** True when `dir` holds a ViT (its config.json says so). */
-function holdsViT(dir: string): boolean {
+/** The model_type config.json names (undefined when there is none: loadModel names what is wrong with the directory). */
+function modelType(dir: string): unknown {
   try {
-    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: unknown }).model_type === VIT_MODEL_TYPE;
+    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: unknown }).model_type;
   } catch {
-    return false; // loadModel names what is wrong with the directory
+    return undefined;
   }
+}
+
+/** An encoder–decoder translation model on the held-out pairs of its task (or of --data, a pairs file). */
+function inspectSeq2SeqDir(o: InspectCliOptions): { report: EncDecInspectReport; files: string[] } {
+  const { model, tokenizer, task } = loadSeq2Seq(o.model);
+  if (o.data !== undefined && (!existsSync(o.data) || statSync(o.data).isDirectory())) throw new UserError(`--data ${o.data}: expected the sentence-pair file (source<TAB>target per line) the model trained on`);
+  const source = 'data' in task ? { ...task, data: o.data ?? task.data } : o.data !== undefined ? { data: o.data, reverse: task.reverse } : task;
+  if ('data' in source && !existsSync(source.data)) throw new UserError(`give --data PAIRS.tsv: ${o.model} was trained on ${source.data}, which does not exist here`);
+  const pairs = taskFrom(source).heldOut(1000);
+  let report: EncDecInspectReport;
+  try {
+    report = inspectEncoderDecoder(seq2seqView(model, tokenizer, pairs), { seed: o.seed, examples: o.examples, top: o.top });
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`--data: ${e.message}`);
+    throw new UserError(`${'data' in source ? source.data : 'the held-out pairs'}: ${(e as Error).message}`);
+  }
+  return { report, files: writeEncDecReport(o.out, report, o.model, { model: 'A translation model (encoder–decoder)', source: 'Source', target: 'Target read by the decoder (BOS first)' }) };
 }
 
 /** A ViT on the test images of --data: maps, rollout over the picture, head removal, the class token layer by layer. */
 function inspectViTDir(o: InspectCliOptions): { report: ViTInspectReport; files: string[] } {
   if (o.data === undefined) throw new UserError('give --data DIR: the images to inspect the ViT on (a Fashion-MNIST folder or PNG class folders, as for attn vit eval)');
+  if (o.images < 4) throw new UserError('--images must be ≥ 4 (¼ of them score the probes)');
   const model = loadViT(o.model);
   const report = inspectViT(model, vitTestSet(model, o.model, o.data), { seed: o.seed, images: o.images, top: o.top });
   return { report, files: writeViTReport(o.out, report, o.model) };
 }
 
-export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport; files: string[] } {
+/** A captioner on captioned Fashion-MNIST test canvases, rebuilt as attn caption train made them (its trainer.json's seed). */
+function inspectCaptionerDir(o: InspectCliOptions): { report: EncDecInspectReport; files: string[] } {
+  const model = loadCaptioner(o.model);
+  const data = o.data ?? FASHION_MNIST_DIR;
+  if (!existsSync(data) || !statSync(data).isDirectory()) throw new UserError(`--data ${data}: expected the Fashion-MNIST folder (IDX files) the captioner trained on${o.data === undefined ? '; give --data DIR' : ''}`);
+  const options = trainedOptions(o.model);
+  const { test } = loadCaptionData(data, { trainImages: 1, testImages: Math.max(o.examples * 4, 16), seed: options.seed });
+  const report = inspectEncoderDecoder(captionerView(model, test, (idx) => captionTokens(model, test.captions, idx)), { seed: o.seed, examples: o.examples, top: o.top });
+  // Each caption word's rollout through cross-attention, over the picture (the class token left out).
+  const { height: H, width: W } = test.images;
+  const picture = { pixels: test.images.pixels.subarray(report.first * H * W, (report.first + 1) * H * W), height: H, width: W, patch: model.config.image.patch_size };
+  const overlay = encodePng(attentionOverlay(picture, report.rollout.cross.map((row) => row.slice(1)), 6));
+  const files = writeEncDecReport(o.out, report, o.model, { model: 'A captioner (ViT encoder, text decoder)', source: 'Source: the class token, then the patches in reading order', target: 'Caption read by the decoder (BOS first)' }, { 'rollout_over_image.png': overlay });
+  return { report, files };
+}
+
+export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport | EncDecInspectReport; files: string[] } {
   if (o.top < 1) throw new UserError('--top must be ≥ 1');
-  if (holdsViT(o.model)) {
+  if (o.examples < 4) throw new UserError('--examples must be ≥ 4 (¼ of them score the probes)');
+  const type = modelType(o.model);
+  if (type === VIT_MODEL_TYPE) {
     useBackend(o);
     return inspectViTDir(o);
+  }
+  if (type === CAPTIONER_MODEL_TYPE) {
+    useBackend(o);
+    return inspectCaptionerDir(o);
+  }
+  if (type === SEQ2SEQ_MODEL_TYPE) {
+    useBackend(o);
+    return inspectSeq2SeqDir(o);
   }
   if (o.windows < 4) throw new UserError('--windows must be ≥ 4 (¼ of them score the probes)');
   if (o.length !== undefined && o.length < 2) throw new UserError('--length must be ≥ 2');
@@ -110,16 +169,36 @@ export function inspectCommand(): Command {
     .option('--map-length <n>', 'tokens shown in the attention maps', int, 24)
     .option('--top <n>', 'costliest heads to highlight', int, 3)
     .option('--images <n>', 'ViT: test images for head removal and the class token by layer', int, 64)
+    .option('--examples <n>', 'translation models and captioners: validation examples for head removal, the lens and the probes', int, 32)
     .action((o: InspectCliOptions) => {
       const { report, files } = runInspect(o);
-      const r = report.removal;
-      const on = 'kind' in report ? `${report.images} test images` : `${report.windows} windows of ${report.length} tokens`;
-      process.stdout.write(`${'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})\n`);
-      process.stdout.write('loss without each head (layer.head: loss, change):\n');
-      r.loss.forEach((row, l) => process.stdout.write('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${v.toFixed(4)} (${v - r.baseline >= 0 ? '+' : ''}${(v - r.baseline).toFixed(4)})`).join('   ') + '\n'));
-      process.stdout.write(`costliest heads: ${r.costliest.map(([l, h]) => `${l + 1}.${h + 1}`).join(', ')}\n`);
-      process.stdout.write(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${x.loss.toFixed(3)}`).join(', ')}\n`);
-      if ('kind' in report) process.stdout.write(`class token accuracy by layer: ${report.lens.map((x) => `${x.name} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')}\n`);
+      process.stdout.write(summaryLines(report).join('\n') + '\n');
       process.stdout.write(`wrote ${files.length} files to ${o.out} (open ${join(o.out, 'index.html')})\n`);
     });
+}
+
+const change = (v: number, base: number): string => `${v.toFixed(4)} (${v - base >= 0 ? '+' : ''}${(v - base).toFixed(4)})`;
+
+/** The report's main numbers, for the terminal. */
+function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectReport): string[] {
+  const lines: string[] = [];
+  const r = report.removal;
+  if ('kinds' in r) {
+    const e = report as EncDecInspectReport;
+    lines.push(`validation loss ${r.baseline.toFixed(4)} (${e.examples} examples, seed ${e.seed})`);
+    for (const kind of ATTENTION_KINDS) {
+      lines.push(`loss without each ${kind} head (layer.head: loss, change):`);
+      r.kinds[kind].loss.forEach((row, l) => lines.push('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${change(v, r.baseline)}`).join('   ')));
+    }
+    lines.push(`costliest heads: ${r.costliest.map(([k, l, h]) => `${k} ${l + 1}.${h + 1}`).join(', ')}`);
+  } else {
+    const on = 'kind' in report ? `${(report as ViTInspectReport).images} test images` : `${(report as InspectReport).windows} windows of ${(report as InspectReport).length} tokens`;
+    lines.push(`${'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})`);
+    lines.push('loss without each head (layer.head: loss, change):');
+    r.loss.forEach((row, l) => lines.push('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${change(v, r.baseline)}`).join('   ')));
+    lines.push(`costliest heads: ${r.costliest.map(([l, h]) => `${l + 1}.${h + 1}`).join(', ')}`);
+  }
+  lines.push(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${x.loss.toFixed(3)}`).join(', ')}`);
+  if ('kind' in report) lines.push(`${'kinds' in r ? 'top-1' : 'class token'} accuracy by layer: ${report.lens.map((x) => `${x.name} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')}`);
+  return lines;
 }

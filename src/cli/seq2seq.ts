@@ -40,7 +40,7 @@ const HYPER: Array<[string, keyof Seq2SeqOptionsInput, (v: string) => number, st
 
 const NUMBERS_TASK = 'numbers-de';
 
-function taskFrom(source: { task?: string; data?: string; reverse?: boolean }): Seq2SeqTask {
+export function taskFrom(source: { task?: string; data?: string; reverse?: boolean }): Seq2SeqTask {
   if (source.task !== undefined && source.data !== undefined) throw new UserError('--task and --data exclude each other');
   if (source.data !== undefined) return pairsTask(parsePairsTSV(readTextFile(source.data), source.data), source.data, Boolean(source.reverse));
   if (source.task === NUMBERS_TASK) return numbersTask(Boolean(source.reverse));

@@ -9,6 +9,7 @@ import { add, scale } from '../tensor/ops/elementwise.js';
 import { linear } from '../tensor/ops/linear.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
+import type { LayerAttend } from './causal_lm.js';
 import type { CaptionerConfig } from './captioner_config.js';
 import { ViT } from './vit.js';
 
@@ -75,17 +76,37 @@ export class Captioner extends Module {
 
   /** Scores [B, T, vocab] for the word after each position of tokens [B·T]; keepWeights keeps the last layer's cross-attention. */
   decode(memory: Tensor, tokens: Int32Array, opts: { keepWeights?: boolean } = {}): Tensor {
+    const last = this.decoder.length - 1;
+    const cross = opts.keepWeights ? (l: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor => {
+      if (l === last) this.lastCrossWeights = attentionWeights(q, k, o);
+      return attention(q, k, v, o);
+    } : undefined;
+    return this.readOut(this.decoderStream(memory, tokens, { cross }).at(-1)!);
+  }
+
+  /**
+   * The decoder's residual stream: the embedded words, then the vectors after
+   * each layer (before the final norm). self / cross, if given, replace layer
+   * l's self- or cross-attention op (eval/inspect/ reads and removes heads through them).
+   */
+  decoderStream(memory: Tensor, tokens: Int32Array, attends: { self?: LayerAttend; cross?: LayerAttend } = {}): Tensor[] {
     const B = memory.shape[0]!;
     const T = tokens.length / B;
     let x = this.pos.forward(scale(this.embed.forward(tokens, [B, T]), Math.sqrt(this.config.image.d_model)));
-    const keep = (q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor => {
-      this.lastCrossWeights = attentionWeights(q, k, o);
-      return attention(q, k, v, o);
-    };
-    const last = this.decoder.length - 1;
-    this.decoder.forEach((layer, i) => {
-      x = layer.forward(x, memory, { crossAttend: opts.keepWeights && i === last ? keep : undefined });
+    const stream = [x];
+    const { self, cross } = attends;
+    this.decoder.forEach((layer, l) => {
+      x = layer.forward(x, memory, {
+        selfAttend: self && ((q, k, v, o) => self(l, q, k, v, o)),
+        crossAttend: cross && ((q, k, v, o) => cross(l, q, k, v, o)),
+      });
+      stream.push(x);
     });
+    return stream;
+  }
+
+  /** Scores for the next word from a decoder vector: the final norm, then the word embedding transposed (tied). */
+  readOut(x: Tensor): Tensor {
     return linear(this.norm.forward(x), this.embed.weight);
   }
 

@@ -15,6 +15,7 @@ import { reshape, slice } from '../tensor/ops/shape.js';
 import { attention, attentionWeights, type AttentionOptions } from '../tensor/ops/attention.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
+import type { LayerAttend } from './causal_lm.js';
 import type { TransformerConfig } from './transformer_config.js';
 
 /** B rows of T token ids (row-major), padded at the end with the config's pad_id. */
@@ -93,26 +94,65 @@ export class Transformer extends Module {
   }
 
   /** Run the encoder once; its output serves every decoder layer and every decoding step. */
-  encode(src: Tokens): Encoded {
+  encode(src: Tokens, attend?: LayerAttend): Encoded {
+    const { stream, padding } = this.encoderStream(src, attend);
+    const x = stream.at(-1)!;
+    return { memory: this.enc_norm ? this.enc_norm.forward(x) : x, padding };
+  }
+
+  /**
+   * The encoder's residual stream: the embedded source, then the vectors
+   * after each layer (before the final norm). `encode` keeps the last;
+   * eval/inspect/ reads them all. attend, if given, replaces layer l's
+   * self-attention op.
+   */
+  encoderStream(src: Tokens, attend?: LayerAttend): { stream: Tensor[]; padding: Uint8Array | undefined } {
     const padding = this.paddingMask(src);
     let x = this.embed(this.src_embed, this.src_pos, src);
-    for (const layer of this.encoder) x = layer.forward(x, padding);
-    return { memory: this.enc_norm ? this.enc_norm.forward(x) : x, padding };
+    const stream = [x];
+    this.encoder.forEach((layer, l) => {
+      x = layer.forward(x, padding, attend && ((q, k, v, o) => attend(l, q, k, v, o)));
+      stream.push(x);
+    });
+    return { stream, padding };
   }
 
   /** Scores [B, Tt, vocab] for the token after each target position. keepWeights keeps cross-attention weights. */
   decode(enc: Encoded, tgt: Tokens, opts: { keepWeights?: boolean } = {}): Tensor {
+    // To keep the weights, the last layer's cross-attention runs through an `attend` that also computes them.
+    const last = this.decoder.length - 1;
+    const cross = opts.keepWeights ? (l: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor => {
+      if (l === last) this.lastCrossWeights = attentionWeights(q, k, o);
+      return attention(q, k, v, o);
+    } : undefined;
+    return this.readOut(this.decoderStream(enc, tgt, { cross }).at(-1)!);
+  }
+
+  /**
+   * The decoder's residual stream: the embedded target, then the vectors
+   * after each layer (before the final norm). self / cross, if given,
+   * replace layer l's self- or cross-attention op (eval/inspect/ reads and
+   * removes heads through them).
+   */
+  decoderStream(enc: Encoded, tgt: Tokens, attends: { self?: LayerAttend; cross?: LayerAttend } = {}): Tensor[] {
     const tgtPadding = this.paddingMask(tgt);
     let x = this.embed(this.tgt_embed ?? this.src_embed, this.tgt_pos, tgt);
-    // To keep the weights, the last layer's cross-attention runs through an `attend` that also computes them.
-    const keep = (q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor => {
-      this.lastCrossWeights = attentionWeights(q, k, o);
-      return attention(q, k, v, o);
-    };
-    const last = this.decoder.length - 1;
-    this.decoder.forEach((layer, i) => {
-      x = layer.forward(x, enc.memory, { tgtPadding, srcPadding: enc.padding, crossAttend: opts.keepWeights && i === last ? keep : undefined });
+    const stream = [x];
+    const { self, cross } = attends;
+    this.decoder.forEach((layer, l) => {
+      x = layer.forward(x, enc.memory, {
+        tgtPadding,
+        srcPadding: enc.padding,
+        selfAttend: self && ((q, k, v, o) => self(l, q, k, v, o)),
+        crossAttend: cross && ((q, k, v, o) => cross(l, q, k, v, o)),
+      });
+      stream.push(x);
     });
+    return stream;
+  }
+
+  /** Scores for the next token from a decoder vector: the final norm (pre-norm models), then the output projection. */
+  readOut(x: Tensor): Tensor {
     if (this.dec_norm) x = this.dec_norm.forward(x);
     return this.out_proj ? this.out_proj.forward(x) : linear(x, (this.tgt_embed ?? this.src_embed).weight);
   }

@@ -16,6 +16,8 @@ export interface DecoderMasks {
   srcPadding?: Uint8Array;
   /** Replaces the cross-attention op (e.g. to keep its weights for display). */
   crossAttend?: Attend;
+  /** Replaces the causal self-attention op (eval/inspect/ reads or removes heads through it). */
+  selfAttend?: Attend;
 }
 
 /**
@@ -49,7 +51,7 @@ export class DecoderLayer extends Module {
 
   /** x [B, Tt, C] (target so far), memory [B, Ts, C] (the encoder's output, the same for every layer). */
   forward(x: Tensor, memory: Tensor, masks: DecoderMasks = {}): Tensor {
-    x = residual(x, this.norm1, this.norm, (h) => this.self_attn.forward(h, { keyPadding: masks.tgtPadding }));
+    x = residual(x, this.norm1, this.norm, (h) => this.self_attn.forward(h, { keyPadding: masks.tgtPadding, attend: masks.selfAttend }));
     x = residual(x, this.norm2, this.norm, (h) => this.cross_attn.forward(h, { memory, keyPadding: masks.srcPadding, attend: masks.crossAttend }));
     return residual(x, this.norm3, this.norm, (h) => this.ff.forward(h));
   }

@@ -6,7 +6,9 @@ import { Tensor } from '../../tensor/tensor.js';
 import { Rng } from '../../util/rng.js';
 import { attentionRollout, collectMaps, type AttentionMaps } from './attention_maps.js';
 import { removeEachHead, type HeadRemoval } from './head_removal.js';
+import { probeStream, positionTarget, type ProbeTable } from './layer_probes.js';
 import { argmaxRows } from './logit_lens.js';
+import { patchBrightness } from './patch_brightness.js';
 
 export interface ViTInspectOptions {
   /** Seeds the choice of test images: the same seed, the same tables. Default 0. */
@@ -34,6 +36,8 @@ export interface ViTInspectReport {
   removal: HeadRemoval;
   /** The class token after each layer read through the final norm and the class head: test loss and accuracy. */
   lens: Array<{ name: string; loss: number; accuracy: number }>;
+  /** Linear probes per layer over all tokens: the token's position (R²) and its patch's brightness (R²; the class token: the image's). */
+  probes: ProbeTable;
 }
 
 /** An image's pixels as grayscale bytes (the mean of its channels), for drawing. */
@@ -64,7 +68,8 @@ export function inspectViT(model: ViT, set: ImageSet, o: ViTInspectOptions = {})
   const T = 1 + (c.image_height / c.patch_size) * (c.image_width / c.patch_size);
   const attention = collectMaps((attend) => model.forward(batch([idx[0]!]), undefined, attend), [c.n_layer, c.n_head, T]);
   const rollout = attentionRollout(attention);
-  const lens = noGrad(() => model.stream(images).map((h, i) => {
+  const stream = noGrad(() => model.stream(images));
+  const lens = noGrad(() => stream.map((h, i) => {
     const logits = model.classScores(model.norm.forward(h));
     const top = argmaxRows(logits, c.num_classes);
     return { name: i === 0 ? 'embeddings' : `layer ${i}`, loss: crossEntropy(logits, labels).item(), accuracy: top.filter((t, r) => t === labels[r]).length / top.length };
@@ -82,5 +87,9 @@ export function inspectViT(model: ViT, set: ImageSet, o: ViTInspectOptions = {})
     classRollout: rollout[0]!.slice(1),
     removal: removeEachHead(lossWith, [c.n_layer, c.n_head, c.d_model / c.n_head], o.top ?? 3),
     lens,
+    probes: probeStream(stream, new Uint8Array(idx.length * T).fill(1), [
+      positionTarget(idx.length, T),
+      { name: 'brightness of the patch', binary: false, values: Float64Array.from(Array.from(idx).flatMap((n) => patchBrightness(grayscale(set, n), set.height, set.width, c.patch_size))) },
+    ], stream.map((_, i) => (i === 0 ? 'embeddings' : `layer ${i}`))),
   };
 }
