@@ -13,7 +13,7 @@ import { DPO_STATE_FILE, type DpoState } from '../train/dpo_trainer.js';
 import { SFT_STATE_FILE, type SftState } from '../train/sft.js';
 import { loadDecoder } from '../train/sft_checkpoint.js';
 import { promptKey } from '../train/sft_data.js';
-import { chatReplies, exactMatch, replyOutcome, type ReplyCheck, type ReplyOutcome } from '../train/sft_eval.js';
+import { chatReplies, exactMatch, replyBudget, replyOutcome, type ReplyCheck, type ReplyOutcome } from '../train/sft_eval.js';
 import { chatVocabulary, CHATML_MARKERS } from '../train/sft_vocabulary.js';
 import { parseFineTuneOptions } from '../train/sft_options.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -94,8 +94,7 @@ function heldOutRows(sftDir: string, dataPath: string): { rows: Array<{ row: num
 async function preferredReplies(model: DecoderLM, tokenizer: Tokenizer, pairs: readonly PreferencePair[]): Promise<boolean[]> {
   const template = chatTemplateOf(tokenizer);
   const prompts = pairs.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true }));
-  const longest = Math.max(...pairs.map((p) => tokenizer.encode(p.chosen, { allowedSpecial: 'all' }).length));
-  const replies = await chatReplies(model, tokenizer, prompts, longest + 8);
+  const replies = await chatReplies(model, tokenizer, prompts, replyBudget(tokenizer, pairs.map((p) => p.chosen)));
   return replies.map((r, i) => r === pairs[i]!.chosen);
 }
 
@@ -158,7 +157,7 @@ export async function alignDemo(o: { out: string; quick?: boolean; seed?: number
   const pairs = preferencePairs(r.pairs, seed + 1);
   const template = chatTemplateOf(sft.tokenizer);
   const outOfScope = pairs.filter((p) => !p.inScope);
-  const replies = await chatReplies(sft.model, sft.tokenizer, outOfScope.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true })), 48);
+  const replies = await chatReplies(sft.model, sft.tokenizer, outOfScope.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true })), replyBudget(sft.tokenizer, [REFUSAL]));
   outOfScope.forEach((p, i) => {
     const reply = replies[i]!;
     if (reply !== REFUSAL && reply !== '' && !reply.includes('<|')) p.rejected = reply;
