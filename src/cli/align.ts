@@ -33,7 +33,8 @@ const RECIPES = {
     base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
     instructions: 3000, sft: { maxIters: 700, batchSize: 16, lr: 1e-3, warmupIters: 50, evalInterval: 350 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
-    dpo: { maxIters: 120, batchSize: 8, lr: 2e-4, warmupIters: 10, evalInterval: 120 }, beta: 0.1, nllWeight: 1,
+    // 300 steps at 3e-4, not 120 at 2e-4: on the same SFT model and pairs, refusals 31/31 (was 26/31) and in-scope answers 22/29 (was 17/29).
+    dpo: { maxIters: 300, batchSize: 8, lr: 3e-4, warmupIters: 10, evalInterval: 300 }, beta: 0.1, nllWeight: 1,
   },
   quick: {
     base: { nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
