@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { instructions, REFUSAL } from '../src/data/instructions.js';
 import { preferencePairs } from '../src/data/preferences.js';
+import { CharTokenizer } from '../src/tokenizers/char.js';
 import { heldOutSplit, promptKey } from '../src/train/sft_data.js';
-import { replyOutcome } from '../src/train/sft_eval.js';
+import { replyBudget, replyOutcome } from '../src/train/sft_eval.js';
 import { runAttn } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'attn-align-'));
@@ -50,6 +51,12 @@ describe('alignment demo data', () => {
     assert.equal(replyOutcome('a m', 'a map'), 'cut_short');
     assert.equal(replyOutcome('', 'a map'), 'empty');
     assert.equal(replyOutcome('a bell', 'a map'), 'wrong');
+  });
+
+  it('a reply budget leaves room for the end-of-turn marker, ten tokens when it is spelled in characters', () => {
+    const tokenizer = CharTokenizer.fromText(`${REFUSAL}<|im_end|>`);
+    // The refusal (46 characters), all of "<|im_end|>" (10), then the slack: a budget of 46 + 8 cut every refusal off inside its marker.
+    assert.equal(replyBudget(tokenizer, ['Sorry.', REFUSAL], 8), REFUSAL.length + 10 + 8);
   });
 
   it('preference pairs: out-of-scope requests prefer the refusal, in-scope ones the answer', () => {

@@ -13,7 +13,7 @@ import { DPO_STATE_FILE, type DpoState } from '../train/dpo_trainer.js';
 import { SFT_STATE_FILE, type SftState } from '../train/sft.js';
 import { loadDecoder } from '../train/sft_checkpoint.js';
 import { promptKey } from '../train/sft_data.js';
-import { chatReplies, exactMatch, replyOutcome, type ReplyCheck, type ReplyOutcome } from '../train/sft_eval.js';
+import { chatReplies, exactMatch, replyBudget, replyOutcome, type ReplyCheck, type ReplyOutcome } from '../train/sft_eval.js';
 import { chatVocabulary, CHATML_MARKERS } from '../train/sft_vocabulary.js';
 import { parseFineTuneOptions } from '../train/sft_options.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -33,7 +33,8 @@ const RECIPES = {
     base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
     instructions: 3000, sft: { maxIters: 700, batchSize: 16, lr: 1e-3, warmupIters: 50, evalInterval: 350 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
-    dpo: { maxIters: 120, batchSize: 8, lr: 2e-4, warmupIters: 10, evalInterval: 120 }, beta: 0.1, nllWeight: 1,
+    // 300 steps at 3e-4, not 120 at 2e-4: on the same SFT model and pairs, refusals 31/31 (was 26/31) and in-scope answers 22/29 (was 17/29).
+    dpo: { maxIters: 300, batchSize: 8, lr: 3e-4, warmupIters: 10, evalInterval: 300 }, beta: 0.1, nllWeight: 1,
   },
   quick: {
     base: { nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
@@ -94,8 +95,7 @@ function heldOutRows(sftDir: string, dataPath: string): { rows: Array<{ row: num
 async function preferredReplies(model: DecoderLM, tokenizer: Tokenizer, pairs: readonly PreferencePair[]): Promise<boolean[]> {
   const template = chatTemplateOf(tokenizer);
   const prompts = pairs.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true }));
-  const longest = Math.max(...pairs.map((p) => tokenizer.encode(p.chosen, { allowedSpecial: 'all' }).length));
-  const replies = await chatReplies(model, tokenizer, prompts, longest + 8);
+  const replies = await chatReplies(model, tokenizer, prompts, replyBudget(tokenizer, pairs.map((p) => p.chosen)));
   return replies.map((r, i) => r === pairs[i]!.chosen);
 }
 
@@ -158,7 +158,7 @@ export async function alignDemo(o: { out: string; quick?: boolean; seed?: number
   const pairs = preferencePairs(r.pairs, seed + 1);
   const template = chatTemplateOf(sft.tokenizer);
   const outOfScope = pairs.filter((p) => !p.inScope);
-  const replies = await chatReplies(sft.model, sft.tokenizer, outOfScope.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true })), 48);
+  const replies = await chatReplies(sft.model, sft.tokenizer, outOfScope.map((p) => template.render([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true })), replyBudget(sft.tokenizer, [REFUSAL]));
   outOfScope.forEach((p, i) => {
     const reply = replies[i]!;
     if (reply !== REFUSAL && reply !== '' && !reply.includes('<|')) p.rejected = reply;

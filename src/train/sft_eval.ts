@@ -34,6 +34,19 @@ export function replyOutcome(reply: string, expected: string): ReplyOutcome {
   return 'wrong';
 }
 
+/**
+ * Tokens to let a greedy reply run: the longest expected answer, then the
+ * end-of-turn marker, then `slack` more to see a reply that runs on. The
+ * marker is one token for a BPE tokenizer with added specials but ten
+ * (`<|im_end|>`) for the character tokenizer; a budget of "answer + 8" cut
+ * every 46-character refusal off inside its marker, so none was scored right.
+ */
+export function replyBudget(tokenizer: Tokenizer, answers: readonly string[], slack = 8): number {
+  const count = (s: string): number => tokenizer.encode(s, { allowedSpecial: 'all' }).length;
+  const marker = Math.max(0, ...chatTemplateOf(tokenizer).stopTokens.map(count));
+  return Math.max(0, ...answers.map(count)) + marker + slack;
+}
+
 /** Greedy replies to conversations (each ending before an assistant turn), `batch` at a time. */
 export async function chatReplies(model: CausalLM, tokenizer: Tokenizer, prompts: readonly string[], maxNewTokens: number, batch = 32): Promise<string[]> {
   const template = chatTemplateOf(tokenizer);
@@ -52,9 +65,7 @@ export async function chatReplies(model: CausalLM, tokenizer: Tokenizer, prompts
 export async function exactMatch(model: CausalLM, tokenizer: Tokenizer, conversations: ReadonlyArray<readonly ChatMessage[]>): Promise<{ rate: number; checks: ReplyCheck[] }> {
   const template = chatTemplateOf(tokenizer);
   const turns = conversations.map((m) => lastTurn(template, m));
-  const longest = Math.max(...turns.map((t) => tokenizer.encode(t.answer, { allowedSpecial: 'all' }).length));
-  // Room for the whole reference reply and its end marker, and a little more to see a reply that runs on.
-  const replies = await chatReplies(model, tokenizer, turns.map((t) => t.prompt), longest + 16);
+  const replies = await chatReplies(model, tokenizer, turns.map((t) => t.prompt), replyBudget(tokenizer, turns.map((t) => t.answer), 16));
   const checks = turns.map((t, i) => ({ prompt: t.prompt, expected: t.answer.trim(), reply: replies[i]!, ok: replies[i] === t.answer.trim() }));
   return { rate: checks.filter((c) => c.ok).length / Math.max(1, checks.length), checks };
 }
