@@ -5,6 +5,14 @@ import { unitPrefix } from './lancedb_store.js';
 import type { Chunk, Hit, RetrievalStore } from './store.js';
 import type { TextEmbedder } from './text_embedder.js';
 import { rerankFullVector } from './two_stage.js';
+import { VectorMatrix } from './vector_matrix.js';
+
+/**
+ * Stores whose vectors fit in this many bytes are searched in memory (the
+ * prefix and full matrices: 100 000 chunks of 128 + 32 numbers are 64 MB);
+ * larger ones by the database's own vector search (its ANN index when built).
+ */
+export const IN_MEMORY_BYTES = 512 * 1024 * 1024;
 
 export const SEARCH_MODES = ['bm25', 'dense', 'hybrid'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
@@ -82,8 +90,31 @@ export class Retriever {
   /** Matryoshka two-stage: `depth` candidates by the prefix, the best k of them by the full vector. */
   async dense(q: Float32Array, k: number, depth: number): Promise<Hit[]> {
     const { prefixDim, dim } = this.store.info;
+    const matrix = await this.matrix();
+    if (matrix) {
+      const candidates = prefixDim >= dim ? matrix.topByFull(q, k) : matrix.rerank(q, matrix.topByPrefix(unitPrefix(q, prefixDim), Math.max(depth, k)), k);
+      const chunks = await this.store.chunksAt(candidates.map((c) => matrix.rowIds[c.row]!));
+      return candidates.map((c, i) => ({ chunk: chunks[i]!, score: c.score }));
+    }
     if (prefixDim >= dim) return this.store.fullSearch(q, k);
     const candidates = await this.store.prefixSearch(unitPrefix(q, prefixDim), Math.max(depth, k));
     return rerankFullVector(q, candidates, k);
+  }
+
+  private loaded?: { version: number; matrix: VectorMatrix | null };
+
+  /**
+   * The store's vectors in memory (vector_matrix.ts), loaded at the first
+   * dense search and again whenever the store's version has moved on; null
+   * when they would not fit in IN_MEMORY_BYTES.
+   */
+  async matrix(): Promise<VectorMatrix | null> {
+    const version = await this.store.version();
+    if (this.loaded?.version !== version) {
+      const { prefixDim, dim } = this.store.info;
+      const fits = VectorMatrix.bytesFor(await this.store.count(), prefixDim, dim) <= IN_MEMORY_BYTES;
+      this.loaded = { version, matrix: fits ? await this.store.loadVectors() : null };
+    }
+    return this.loaded.matrix;
   }
 }
