@@ -15,6 +15,10 @@ import type { Chunk } from '../src/rag/store.js';
 import { rerankFullVector } from '../src/rag/two_stage.js';
 import { topK, VectorMatrix } from '../src/rag/vector_matrix.js';
 import { Rng } from '../src/util/rng.js';
+import { WordTokenizer } from '../src/tokenizers/word.js';
+import { Embedder } from '../src/models/embedder.js';
+import { parseEmbedderConfig } from '../src/models/embedder_config.js';
+import { TextEmbedder } from '../src/rag/text_embedder.js';
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
 
@@ -185,5 +189,20 @@ describe('rag: the in-memory vector matrix', () => {
     assert.deepEqual(mat.rerank(q, all, 5).map((r) => r.row), sorted.slice(0, 5).map((r) => r.row), 'all rows as candidates: the exact top 5');
     assert.deepEqual(mat.topByFull(q, 5).map((r) => r.row), sorted.slice(0, 5).map((r) => r.row));
     assert.throws(() => new VectorMatrix(['a'], [0n], 2, width, prefix, m), /1 rows/);
+  });
+});
+
+describe('rag: the text embedder leaves out the unknown-word token', () => {
+  it('drops <unk> when the text has known words, keeps it when it has none', () => {
+    const tok = WordTokenizer.fromText('alpha beta gamma alpha', 16);
+    const model = new Embedder(parseEmbedderConfig({ vocab_size: tok.vocabSize, d_model: 8, n_layer: 1, n_head: 2, max_len: 16, matryoshka_dims: [4] }), new Rng(1)).eval();
+    const e = new TextEmbedder(model, tok, 'mem');
+    const ids = [...tok.encode('alpha zeta beta')];
+    assert.ok(ids.includes(0), 'the tokenizer maps zeta to <unk> (id 0)');
+    assert.deepEqual([...e.encode('alpha zeta beta')], ids.filter((id) => id !== 0));
+    assert.deepEqual([...e.encode('zeta')], [0], 'nothing known: the text is still embedded');
+    const [a, b, c] = e.embed(['alpha zeta', 'alpha omega', 'alpha beta']);
+    assert.deepEqual([...a!], [...b!], 'which unknown word it was changes nothing');
+    assert.notDeepEqual([...a!], [...c!]);
   });
 });
