@@ -13,6 +13,12 @@ import { reciprocalRankFusion } from '../src/rag/fusion.js';
 import { buildGroundedPrompt } from '../src/rag/grounded_prompt.js';
 import type { Chunk } from '../src/rag/store.js';
 import { rerankFullVector } from '../src/rag/two_stage.js';
+import { topK, VectorMatrix } from '../src/rag/vector_matrix.js';
+import { Rng } from '../src/util/rng.js';
+import { WordTokenizer } from '../src/tokenizers/word.js';
+import { Embedder } from '../src/models/embedder.js';
+import { parseEmbedderConfig } from '../src/models/embedder_config.js';
+import { TextEmbedder } from '../src/rag/text_embedder.js';
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
 
@@ -153,5 +159,50 @@ describe('rag: generated data', () => {
     const removed = pairs.filter((p) => !p.positive.includes(p.anchor)).length;
     assert.ok(removed > 150 && removed < 200, `${removed} of 200 positives lack their sentence`);
     for (const p of pairs) assert.match(p.key, /^passage \d+$/);
+  });
+});
+
+describe('rag: the in-memory vector matrix', () => {
+  const rng = new Rng(3);
+  const n = 500;
+  const width = 8;
+  const m = new Float32Array(n * width).map(() => rng.random() * 2 - 1);
+  const q = new Float32Array(width).map(() => rng.random() * 2 - 1);
+  const sorted = Array.from({ length: n }, (_, r) => {
+    let s = 0;
+    for (let j = 0; j < width; j++) s += q[j]! * m[r * width + j]!;
+    return { row: r, score: Math.fround(s) };
+  }).sort((a, b) => b.score - a.score);
+
+  it('keeps the k best rows by dot product, best first (as a full sort would)', () => {
+    for (const k of [1, 7, 50, n]) assert.deepEqual(topK(m, width, n, q, k).map((r) => r.row), sorted.slice(0, k).map((r) => r.row), `k = ${k}`);
+    assert.equal(topK(m, width, n, q, n + 10).length, n, 'k beyond the rows: every row');
+    assert.deepEqual(topK(m, width, n, q, 0), []);
+    assert.throws(() => topK(m, width, n, new Float32Array(3), 2), /query of 3 components/);
+  });
+
+  it('reranks prefix candidates by the full vector', () => {
+    // Rows of 2-component "prefixes" and 8-component full vectors: the rerank orders by the full ones.
+    const prefix = new Float32Array(n * 2).map((_, i) => m[Math.floor(i / 2) * width + (i % 2)]!);
+    const mat = new VectorMatrix(Array.from({ length: n }, (_, i) => `c${i}`), Array.from({ length: n }, (_, i) => BigInt(i)), 2, width, prefix, m);
+    const all = mat.topByPrefix(q.slice(0, 2), n);
+    assert.deepEqual(mat.rerank(q, all, 5).map((r) => r.row), sorted.slice(0, 5).map((r) => r.row), 'all rows as candidates: the exact top 5');
+    assert.deepEqual(mat.topByFull(q, 5).map((r) => r.row), sorted.slice(0, 5).map((r) => r.row));
+    assert.throws(() => new VectorMatrix(['a'], [0n], 2, width, prefix, m), /1 rows/);
+  });
+});
+
+describe('rag: the text embedder leaves out the unknown-word token', () => {
+  it('drops <unk> when the text has known words, keeps it when it has none', () => {
+    const tok = WordTokenizer.fromText('alpha beta gamma alpha', 16);
+    const model = new Embedder(parseEmbedderConfig({ vocab_size: tok.vocabSize, d_model: 8, n_layer: 1, n_head: 2, max_len: 16, matryoshka_dims: [4] }), new Rng(1)).eval();
+    const e = new TextEmbedder(model, tok, 'mem');
+    const ids = [...tok.encode('alpha zeta beta')];
+    assert.ok(ids.includes(0), 'the tokenizer maps zeta to <unk> (id 0)');
+    assert.deepEqual([...e.encode('alpha zeta beta')], ids.filter((id) => id !== 0));
+    assert.deepEqual([...e.encode('zeta')], [0], 'nothing known: the text is still embedded');
+    const [a, b, c] = e.embed(['alpha zeta', 'alpha omega', 'alpha beta']);
+    assert.deepEqual([...a!], [...b!], 'which unknown word it was changes nothing');
+    assert.notDeepEqual([...a!], [...c!]);
   });
 });

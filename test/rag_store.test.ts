@@ -9,7 +9,9 @@ import { saveEmbedder } from '../src/io/embedder_dir.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
 import { indexFiles } from '../src/rag/indexer.js';
-import { LanceDBStore } from '../src/rag/lancedb_store.js';
+import { LanceDBStore, unitPrefix } from '../src/rag/lancedb_store.js';
+import { Retriever } from '../src/rag/retriever.js';
+import { rerankFullVector } from '../src/rag/two_stage.js';
 import { openForIndexing, openRetriever } from '../src/rag/open_store.js';
 import { TextEmbedder } from '../src/rag/text_embedder.js';
 import { WordTokenizer } from '../src/tokenizers/word.js';
@@ -76,6 +78,13 @@ describe('rag: indexing into LanceDB and searching it', () => {
       assert.equal(results[0]!.chunk.id, c!.chunk.id, 'first in both lists, first when fused');
       assert.ok(Math.abs(results[0]!.score - 2 / 61) < 1e-9);
       assert.ok(timing.embedMs > 0 && timing.totalMs >= timing.embedMs);
+      // The in-memory matrix gives what the database's own prefix search + rerank gives.
+      const q = retriever.embedder.embedQuery(name);
+      const inMemory = await retriever.dense(q, 5, 50);
+      const viaDb = rerankFullVector(q, await retriever.store.prefixSearch(unitPrefix(q, retriever.store.info.prefixDim), 50), 5);
+      assert.deepEqual(inMemory.map((h) => h.chunk.id), viaDb.map((h) => h.chunk.id));
+      inMemory.forEach((h, i) => assert.ok(Math.abs(h.score - viaDb[i]!.score) < 1e-5));
+      assert.deepEqual(inMemory[0]!.chunk, viaDb[0]!.chunk, 'the chunk fetched by row id is the row searched');
       await assert.rejects(retriever.search('   ', { mode: 'dense' }), /query is empty/);
       await assert.rejects(retriever.search('', { mode: 'bm25' }), /query is empty/);
       assert.match(await runRagQuery(name, { store: storeDir, mode: 'bm25', k: 2 }), new RegExp(`^1\\. ${join(corpus, town.file)} \\[\\d+–\\d+\\] score`));
@@ -90,6 +99,8 @@ describe('rag: indexing into LanceDB and searching it', () => {
     assert.equal(again.unchanged, 12);
     const path = join(corpus, documents[0]!.file);
     const before = (await store.files()).find((f) => f.source === path)!;
+    const rt = new Retriever(store, embedder);
+    await rt.matrix(); // loaded before the write
     writeFileSync(path, 'A short new text. Nothing else.');
     const v0 = await store.version();
     const r = await indexFiles(store, embedder, [corpus], { chunk: chunkOpts });
@@ -106,6 +117,9 @@ describe('rag: indexing into LanceDB and searching it', () => {
       }
     })).filter((h) => h.chunk.source === path);
     assert.deepEqual(hits.map((h) => h.chunk.id), [`${path}#0`], 'the old chunks #1… are gone');
+    // A retriever that loaded the vectors before the write reloads them: the new chunk is found by meaning too.
+    const dense = (await rt.search('A short new text. Nothing else.', { mode: 'dense', k: 3 })).results;
+    assert.equal(dense[0]!.chunk.id, `${path}#0`);
     assert.ok((await store.version()) > v0);
   });
 

@@ -182,12 +182,12 @@ export function ragCommand(): Command {
     });
 
   const bench = withBackendFlags(new Command('bench'))
-    .description('speed: indexing chunks/s, hybrid query latency over a large store (p50/p95, query embedding included), Matryoshka two-stage vs full-dimension exact search (JSON lines)')
+    .description('speed: indexing chunks/s, hybrid query latency over a large store (p50/p95, query embedding included), Matryoshka two-stage vs full-dimension exact search over the in-memory vector matrix, and the database\'s exact scan (JSON lines)')
     .requiredOption('--embedder <dir>', 'embedder directory (e.g. the one `attn rag demo` trained)')
     .option('--out <dir>', 'where to build the bench store (default: a temporary directory, removed after)')
     .option('--chunks <n>', 'chunks in the large store', int, 100_000)
     .option('--queries <n>', 'timed queries per measurement', int, 200)
-    .option('--ann', 'build an HNSW index on the prefix column of the large store (two-stage search then walks the graph)')
+    .option('--ann', 'build an HNSW index on the prefix column of the large store (used by stores too large for the in-memory search)')
     .action(async (o: { embedder: string; out?: string; chunks: number; queries: number; ann?: boolean; backend?: string; threads?: number }) => {
       useBackend(o);
       for await (const line of runRagBench({ embedder: o.embedder, out: o.out, chunks: o.chunks, queries: o.queries, ann: o.ann, log: err })) process.stdout.write(JSON.stringify(line) + '\n');

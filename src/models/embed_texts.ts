@@ -18,11 +18,12 @@ export function checkDim(model: Embedder, dim: number): void {
 /**
  * The un-normalised full embeddings of `texts`, [N·d_model] row-major, in
  * evaluation mode and without a graph. Texts longer than max_len are cut.
+ * `encode` turns a text into ids (default: the tokenizer's encode).
  */
-export function pooledEmbeddings(model: Embedder, tokenizer: Tokenizer, texts: readonly string[]): Float32Array {
+export function pooledEmbeddings(model: Embedder, tokenizer: Tokenizer, texts: readonly string[], encode: (text: string) => Int32Array = (t) => tokenizer.encode(t)): Float32Array {
   if (texts.length === 0) throw new UserError('no texts to embed');
   const seqs = texts.map((t, i) => {
-    const ids = tokenizer.encode(t);
+    const ids = encode(t);
     if (ids.length === 0) throw new UserError(`text ${i + 1} is empty: there is nothing to embed`);
     return ids;
   });

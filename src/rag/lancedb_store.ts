@@ -5,6 +5,7 @@ import { Field, FixedSizeList, Float32, Int32, Schema, Utf8 } from 'apache-arrow
 import { writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import type { Chunk, Hit, IndexedFile, RetrievalStore, StoreInfo, StoredChunk } from './store.js';
+import { VectorMatrix } from './vector_matrix.js';
 
 /**
  * The default store: LanceDB, an embedded columnar database in one
@@ -239,6 +240,51 @@ export class LanceDBStore implements RetrievalStore {
   /** The table's version: one more after each commit (tests use it to see that a replace is one commit). */
   version(): Promise<number> {
     return this.table.version();
+  }
+
+  /**
+   * The vector columns read as Arrow batches, whose fixed-size lists are one
+   * flat Float32Array each: copied straight into the matrices, with no
+   * JavaScript object per row.
+   */
+  async loadVectors(): Promise<VectorMatrix> {
+    const { prefixDim, dim } = this.info;
+    const arrow = await this.table.query().select(['id', 'prefix', 'vector']).withRowId().toArrow();
+    const n = arrow.numRows;
+    const prefix = new Float32Array(n * prefixDim);
+    const full = new Float32Array(n * dim);
+    const ids: string[] = [];
+    const rowIds: bigint[] = [];
+    let at = 0;
+    for (const batch of arrow.batches) {
+      const rows = batch.numRows;
+      const flat = (name: string, width: number): Float32Array => {
+        const data = batch.getChild(name)!.data[0]!;
+        const values = data.children[0]!.values as Float32Array;
+        return values.subarray(data.offset * width, (data.offset + rows) * width);
+      };
+      prefix.set(flat('prefix', prefixDim), at * prefixDim);
+      full.set(flat('vector', dim), at * dim);
+      const id = batch.getChild('id')!;
+      const rowId = batch.getChild('_rowid')!;
+      for (let i = 0; i < rows; i++) {
+        ids.push(id.get(i) as string);
+        rowIds.push(rowId.get(i) as bigint);
+      }
+      at += rows;
+    }
+    return new VectorMatrix(ids, rowIds, prefixDim, dim, prefix, full);
+  }
+
+  async chunksAt(rowIds: readonly bigint[]): Promise<Chunk[]> {
+    if (rowIds.length === 0) return [];
+    const rows = await this.table.takeRowIds(rowIds).select(CHUNK_COLUMNS).withRowId().toArray();
+    const byRow = new Map(rows.map((r) => [r._rowid as bigint, chunkOf(r)]));
+    return rowIds.map((id) => {
+      const c = byRow.get(id);
+      if (!c) throw new Error(`row ${id} is not in store ${this.dir} (it changed since its vectors were loaded)`);
+      return c;
+    });
   }
 
   close(): void {

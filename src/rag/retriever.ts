@@ -5,9 +5,20 @@ import { unitPrefix } from './lancedb_store.js';
 import type { Chunk, Hit, RetrievalStore } from './store.js';
 import type { TextEmbedder } from './text_embedder.js';
 import { rerankFullVector } from './two_stage.js';
+import { VectorMatrix } from './vector_matrix.js';
+
+/**
+ * Stores whose vectors fit in this many bytes are searched in memory (the
+ * prefix and full matrices: 100 000 chunks of 128 + 32 numbers are 64 MB);
+ * larger ones by the database's own vector search (its ANN index when built).
+ */
+export const IN_MEMORY_BYTES = 512 * 1024 * 1024;
 
 export const SEARCH_MODES = ['bm25', 'dense', 'hybrid'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
+
+/** A dense or keyword hit: with its chunk, or (from the in-memory matrix) its chunk id and store row until the chunk is read. */
+type DenseHit = { chunk: Chunk; score: number; id?: undefined; row?: undefined } | { chunk?: undefined; id: string; row: bigint; score: number };
 
 export interface SearchOptions {
   mode?: SearchMode;
@@ -69,10 +80,12 @@ export class Retriever {
       if (mode === 'dense') {
         hits = await timed('denseMs', () => this.dense(q, k, depth));
       } else {
-        const [bm25, dense] = await Promise.all([timed('bm25Ms', () => this.store.keywordSearch(query, depth)), timed('denseMs', () => this.dense(q, depth, depth))]);
-        hits = reciprocalRankFusion<Hit>([bm25, dense], (h) => h.chunk.id, o.rrfK ?? RRF_K)
-          .slice(0, k)
-          .map((f) => ({ chunk: f.item.chunk, score: f.score }));
+        // The dense list is fused by chunk id before any text is fetched: only the fused top k that
+        // BM25 did not also return need their chunks read from the store (one read).
+        const [bm25, dense] = await Promise.all([timed('bm25Ms', () => this.store.keywordSearch(query, depth)), timed('denseMs', () => this.denseRanked(q, depth, depth))]);
+        const fused = reciprocalRankFusion<DenseHit>([bm25, dense], (h) => h.id ?? h.chunk!.id, o.rrfK ?? RRF_K).slice(0, k);
+        const chunks = await this.resolve(fused.map((f) => f.item));
+        hits = fused.map((f, i) => ({ chunk: chunks[i]!, score: f.score }));
       }
     }
     timing.totalMs = performance.now() - t0;
@@ -81,9 +94,46 @@ export class Retriever {
 
   /** Matryoshka two-stage: `depth` candidates by the prefix, the best k of them by the full vector. */
   async dense(q: Float32Array, k: number, depth: number): Promise<Hit[]> {
+    const ranked = await this.denseRanked(q, k, depth);
+    const chunks = await this.resolve(ranked);
+    return ranked.map((h, i) => ({ chunk: chunks[i]!, score: h.score }));
+  }
+
+  /** The chunks of dense hits: those the search returned, the others read from the store by row in one read. */
+  private async resolve(hits: readonly DenseHit[]): Promise<Chunk[]> {
+    const missing = hits.filter((h) => !h.chunk);
+    const read = await this.store.chunksAt(missing.map((h) => h.row!));
+    const byRow = new Map(missing.map((h, i) => [h.row!, read[i]!]));
+    return hits.map((h) => h.chunk ?? byRow.get(h.row!)!);
+  }
+
+  /** The two-stage ranking; hits from the in-memory matrix carry a chunk id and row, not yet the chunk. */
+  private async denseRanked(q: Float32Array, k: number, depth: number): Promise<DenseHit[]> {
     const { prefixDim, dim } = this.store.info;
+    const matrix = await this.matrix();
+    if (matrix) {
+      const candidates = prefixDim >= dim ? matrix.topByFull(q, k) : matrix.rerank(q, matrix.topByPrefix(unitPrefix(q, prefixDim), Math.max(depth, k)), k);
+      return candidates.map((c) => ({ id: matrix.ids[c.row]!, row: matrix.rowIds[c.row]!, score: c.score }));
+    }
     if (prefixDim >= dim) return this.store.fullSearch(q, k);
     const candidates = await this.store.prefixSearch(unitPrefix(q, prefixDim), Math.max(depth, k));
     return rerankFullVector(q, candidates, k);
+  }
+
+  private loaded?: { version: number; matrix: VectorMatrix | null };
+
+  /**
+   * The store's vectors in memory (vector_matrix.ts), loaded at the first
+   * dense search and again whenever the store's version has moved on; null
+   * when they would not fit in IN_MEMORY_BYTES.
+   */
+  async matrix(): Promise<VectorMatrix | null> {
+    const version = await this.store.version();
+    if (this.loaded?.version !== version) {
+      const { prefixDim, dim } = this.store.info;
+      const fits = VectorMatrix.bytesFor(await this.store.count(), prefixDim, dim) <= IN_MEMORY_BYTES;
+      this.loaded = { version, matrix: fits ? await this.store.loadVectors() : null };
+    }
+    return this.loaded.matrix;
   }
 }

@@ -1,3 +1,5 @@
+import type { VectorMatrix } from './vector_matrix.js';
+
 /**
  * The retrieval store: where chunks, their text and their vectors live, and
  * what answers the two first-stage searches (keywords and vectors). attn's
@@ -70,6 +72,12 @@ export interface RetrievalStore {
   prefixSearch(prefix: Float32Array, k: number): Promise<Hit[]>;
   /** Exact nearest chunks by the full vectors: the baseline the two-stage search is measured against. */
   fullSearch(vector: Float32Array, k: number): Promise<Hit[]>;
+  /** The table's version: one more after each commit (a snapshot such as the in-memory matrix is of one version). */
+  version(): Promise<number>;
+  /** Every chunk's id, row handle, prefix and full vector, as one in-memory matrix (see vector_matrix.ts). */
+  loadVectors(): Promise<VectorMatrix>;
+  /** The chunks at rows named by a matrix's row handles, in the order asked. */
+  chunksAt(rowIds: readonly bigint[]): Promise<Chunk[]>;
   /** Rebuild the search indexes after writes (full-text; an ANN index on the prefix column when asked). */
   optimize(opts?: { ann?: boolean }): Promise<void>;
   close(): void;

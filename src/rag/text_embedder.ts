@@ -3,6 +3,7 @@ import { loadEmbedder } from '../io/embedder_dir.js';
 import { normalizedPrefix, pooledEmbeddings } from '../models/embed_texts.js';
 import type { Embedder } from '../models/embedder.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { UNK } from '../tokenizers/word.js';
 import { UserError } from '../util/errors.js';
 import type { StoreInfo } from './store.js';
 
@@ -62,6 +63,24 @@ export class TextEmbedder {
     return this.print;
   }
 
+  /**
+   * Token ids as the model reads them here: the tokenizer's, less its
+   * unknown-word token when the text has any other. A tokenizer learned from
+   * the training text knows every word of it, so `<unk>` never occurred in
+   * training and its embedding is still the random one it started with;
+   * mean-pooled into a question full of words the documents never use
+   * ("waterway", "governs"), that noise outweighs the one name the question
+   * is about, and every such question lands near the same few chunks.
+   * Leaving it out keeps the words the model learned.
+   */
+  encode(text: string): Int32Array {
+    const ids = this.tokenizer.encode(text);
+    const unk = this.tokenizer.specialTokens.get(UNK);
+    if (unk === undefined) return ids;
+    const known = ids.filter((id) => id !== unk);
+    return known.length > 0 ? known : ids;
+  }
+
   countTokens(text: string): number {
     return this.tokenizer.encode(text).length;
   }
@@ -74,7 +93,7 @@ export class TextEmbedder {
   embed(texts: readonly string[]): Float32Array[] {
     const lengths = texts.map((t) => t.length);
     const order = texts.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]!);
-    const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!));
+    const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!), (t) => this.encode(t));
     const out = new Array<Float32Array>(texts.length);
     order.forEach((i, j) => (out[i] = normalizedPrefix(pooled, j, this.dim, this.dim)));
     return out;
