@@ -20,6 +20,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { trainStep, trainStepAsync, type Objective } from '../src/train/step.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
+import { webgpuSkip } from './webgpu_helpers.js';
 
 /*
  * The webgpu backend against the js oracle through the whole stack: ops,
@@ -29,19 +30,7 @@ import { Rng } from '../src/util/rng.js';
  * (CI), where they fail.
  */
 
-async function openWebGpuBackend(): Promise<string | false> {
-  try {
-    await selectBackendAsync('webgpu');
-    setBackend('js');
-    return false;
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    if (process.env.ATTN_REQUIRE_WEBGPU === '1') throw new Error(`ATTN_REQUIRE_WEBGPU=1 but ${e.message}`);
-    return `WebGPU backend tests skipped: ${e.message}`;
-  }
-}
-
-const skip = await openWebGpuBackend();
+const skip = await webgpuSkip('WebGPU backend tests');
 after(() => setBackend('js'));
 
 /** A small next-token model over every entry point a GPT step uses except attention: embedding, linear, LayerNorm, GELU, dropout, cross-entropy. */
