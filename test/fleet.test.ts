@@ -89,7 +89,5 @@ describe('attn bench fleet', { skip }, () => {
     assert.equal(row.failed_started_after_kill, 0);
     assert.equal(row.ledger_matches_clients, true, `ledger ${row.ledger_requests} vs clients ${row.requests_ok}`);
     assert.ok((row.baseline_tokens_per_s as number) > 0 && (row.fleet_tokens_per_s_before_kill as number) > 0);
-    // Delivered tokens include those of streams cut by the kill: never fewer than the completed requests' alone.
-    assert.ok((row.fleet_tokens_per_s_before_kill as number) >= (row.fleet_tokens_per_s_before_kill_completed_only as number));
   });
 });

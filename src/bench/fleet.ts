@@ -52,17 +52,14 @@ async function load(url: string, o: FleetBenchOptions, seconds: number, vocab: n
 }
 
 /**
- * Tokens per second over [from, to): each request's tokens are spread evenly
- * over its own duration, so a window counts the part of a long generation
- * that fell inside it rather than all or nothing. `delivered` also counts the
- * tokens that reached the client of a stream that was cut later (its replica
- * killed): they were generated and delivered inside the window; without it
- * only completed requests count.
+ * Tokens per second over [from, to): each successful request's tokens are
+ * spread evenly over its own duration, so a window counts the part of a
+ * long generation that fell inside it rather than all or nothing.
  */
-function rate(log: RequestLog[], from: number, to: number, delivered = false): number {
+function rate(log: RequestLog[], from: number, to: number): number {
   let tokens = 0;
   for (const r of log) {
-    if (!r.ok && !delivered) continue;
+    if (!r.ok) continue;
     const overlap = Math.min(to, r.end) - Math.max(from, r.start);
     if (overlap > 0) tokens += (r.tokens * overlap) / Math.max(1e-9, r.end - r.start);
   }
@@ -114,8 +111,7 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
     const ok = run.log.filter((r) => r.ok).length;
     const failed = run.log.filter((r) => !r.ok);
     const afterKill = failed.filter((r) => r.start >= killedAt);
-    const before = rate(run.log, run.t0 + warm, Math.min(killedAt, run.t0 + o.seconds * 1000), true);
-    const beforeCompleted = rate(run.log, run.t0 + warm, Math.min(killedAt, run.t0 + o.seconds * 1000));
+    const before = rate(run.log, run.t0 + warm, Math.min(killedAt, run.t0 + o.seconds * 1000));
     const after = Number.isFinite(killedAt) ? rate(run.log, killedAt + 1000, run.t0 + o.seconds * 1000) : null;
     return {
       workload: 'fleet',
@@ -129,7 +125,6 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
       baseline_tokens_per_s: Math.round(baseline),
       fleet_tokens_per_s_before_kill: Math.round(before),
       speedup_before_kill: before / baseline,
-      fleet_tokens_per_s_before_kill_completed_only: Math.round(beforeCompleted),
       fleet_tokens_per_s_after_kill: after === null ? null : Math.round(after),
       requests_ok: ok,
       requests_failed: failed.length,

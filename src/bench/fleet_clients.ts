@@ -13,7 +13,6 @@ export interface RequestLog {
   start: number;
   end: number;
   ok: boolean;
-  /** Tokens the client received (for a failed request, those that arrived before it failed). */
   tokens: number;
   error?: string;
 }
@@ -32,32 +31,6 @@ export interface ClientsJob {
 /** Milliseconds on a clock shared by every thread of the process. */
 export const clock = (): number => performance.timeOrigin + performance.now();
 
-/**
- * Count the streamed tokens of one SSE body as they arrive, so that a stream
- * cut part-way (its replica killed) still reports what it delivered; throws
- * on an error event or a stream that ends without [DONE], after `onToken` has
- * counted every token that did arrive.
- */
-export async function readStream(body: ReadableStream<Uint8Array>, onToken: () => void): Promise<void> {
-  const decoder = new TextDecoder();
-  let pending = '';
-  let done = false;
-  for await (const bytes of body) {
-    pending += decoder.decode(bytes, { stream: true });
-    let cut: number;
-    while ((cut = pending.indexOf('\n\n')) >= 0) {
-      const event = pending.slice(0, cut);
-      pending = pending.slice(cut + 2);
-      if (event === 'data: [DONE]') done = true;
-      if (!event.startsWith('data: {')) continue;
-      const chunk = JSON.parse(event.slice(6)) as { error?: { message: string }; choices: Array<{ finish_reason: string | null }> };
-      if (chunk.error) throw new Error(chunk.error.message);
-      if (chunk.choices[0] && chunk.choices[0].finish_reason === null) onToken();
-    }
-  }
-  if (!done) throw new Error('the stream ended without [DONE]');
-}
-
 /** Streamed completions back to back until the deadline; a request under way at the deadline is finished, not abandoned. */
 async function client(job: ClientsJob, rng: Rng, out: RequestLog[]): Promise<void> {
   while (clock() < job.until) {
@@ -71,7 +44,14 @@ async function client(job: ClientsJob, rng: Rng, out: RequestLog[]): Promise<voi
         body: JSON.stringify({ model: 'bench', prompt, max_tokens: job.maxTokens, temperature: 0, stream: true }),
       });
       if (res.status !== 200 || !res.body) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
-      await readStream(res.body, () => tokens++);
+      const text = await res.text(); // tokens arrive as SSE chunks; this bench counts them at the end
+      if (!text.endsWith('data: [DONE]\n\n')) throw new Error('the stream ended without [DONE]');
+      for (const event of text.split('\n\n')) {
+        if (!event.startsWith('data: {')) continue;
+        const chunk = JSON.parse(event.slice(6)) as { error?: { message: string }; choices: Array<{ finish_reason: string | null }> };
+        if (chunk.error) throw new Error(chunk.error.message);
+        if (chunk.choices[0] && chunk.choices[0].finish_reason === null) tokens++;
+      }
       out.push({ start, end: clock(), ok: true, tokens });
     } catch (e) {
       out.push({ start, end: clock(), ok: false, tokens, error: (e as Error).message });
