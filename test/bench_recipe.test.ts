@@ -28,6 +28,15 @@ describe('the recipe workload (nanoGPT\'s CPU recipe, shortened here)', () => {
     assert.ok(est < 3.5 && full < 3.5, JSON.stringify(r));
     assert.ok(Math.abs(est - full) < 0.3, `estimate ${est} and whole split ${full} should be close`);
     assert.ok(Number(r.seconds) > 0);
+    assert.equal(r.precision, 'fp32');
+  });
+
+  it('runs in bf16 when asked, and learns as far as fp32 does in the same steps', () => {
+    const fp32 = benchRecipe(text, 5, { maxIters: 30, evalInterval: 30 });
+    const bf16 = benchRecipe(text, 5, { maxIters: 30, evalInterval: 30, precision: 'bf16' });
+    assert.equal(bf16.precision, 'bf16');
+    // Same seed, same batches: bf16 operands move the loss by rounding, not by learning less (tolerance: 0.05 nats).
+    assert.ok(Math.abs(Number(bf16.val_full) - Number(fp32.val_full)) < 0.05, `fp32 ${fp32.val_full}, bf16 ${bf16.val_full}`);
   });
 
   const noTorch = torchUnavailable();

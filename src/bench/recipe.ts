@@ -21,7 +21,7 @@ const SCRIPT = fileURLToPath(new URL('../../../bench/torch_recipe.py', import.me
  * the validation loss that nanoGPT prints, and the loss over the whole
  * validation split, which has no sampling noise.
  */
-export function benchRecipe(textPath: string, seed: number, overrides: { maxIters?: number; evalInterval?: number } = {}): Row {
+export function benchRecipe(textPath: string, seed: number, overrides: { maxIters?: number; evalInterval?: number; precision?: 'fp32' | 'bf16' } = {}): Row {
   const text = readTextFile(textPath);
   const out = mkdtempSync(join(tmpdir(), 'attn-recipe-'));
   try {
@@ -32,7 +32,7 @@ export function benchRecipe(textPath: string, seed: number, overrides: { maxIter
     const ids = tokenizer!.encode(text);
     const val = ids.subarray(Math.floor(ids.length * 0.9)); // attn train's split
     const full = perplexity(model, val, { batchSize: 16 }).loss;
-    return { workload: 'recipe', config: 'shakespeare-char', seed, val_estimate: summary.val_loss, train_estimate: summary.train_loss, val_full: full, seconds, tokens_per_s: summary.tokens_per_s };
+    return { workload: 'recipe', config: 'shakespeare-char', seed, precision: overrides.precision ?? 'fp32', val_estimate: summary.val_loss, train_estimate: summary.train_loss, val_full: full, seconds, tokens_per_s: summary.tokens_per_s };
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
@@ -43,12 +43,12 @@ export function runTorchRecipe(textPath: string, seed: number, threads: number, 
   const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
   const r = spawnSync(PYTHON, [SCRIPT, '--data', textPath, '--seed', String(seed), '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8', env, maxBuffer: 1 << 20 });
   if (r.status !== 0) throw new UserError(`PyTorch recipe failed: ${(r.stderr || '').trim().split('\n').at(-1)}`);
-  return { ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Row), impl: 'pytorch' };
+  return { ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Row), impl: 'pytorch', precision: 'fp32' };
 }
 
 const minutes = (s: number): string => `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 
 export function describeRecipe(r: Row): string {
-  const who = r.impl === 'attn' ? `attn, ${r.backend}, ${r.threads} thread${r.threads === 1 ? '' : 's'}` : `pytorch, ${r.threads} thread${r.threads === 1 ? '' : 's'}`;
+  const who = r.impl === 'attn' ? `attn ${r.precision ?? 'fp32'}, ${r.backend}, ${r.threads} thread${r.threads === 1 ? '' : 's'}` : `pytorch, ${r.threads} thread${r.threads === 1 ? '' : 's'}`;
   return `recipe seed ${String(r.seed).padEnd(6)} val ${Number(r.val_estimate).toFixed(4)} (20 batches), ${Number(r.val_full).toFixed(4)} (whole split), ${minutes(Number(r.seconds))} (${who})`;
 }

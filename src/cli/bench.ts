@@ -225,10 +225,6 @@ function loraBench(o: BenchOptions, threads: number[], backendName: string, noTo
   emit(summary);
 }
 
-/**
- * nanoGPT's CPU recipe end to end, per seed: attn (its best thread count) and
- * PyTorch at 1 thread, its faster setting for this small model (see train S).
- */
 /** Issue #21: batch-1 greedy decoding of a 12-layer model with and without a 2-layer draft (bench/speculative.ts). */
 /** --draft-k: "4", "3,5,auto", "auto:6". */
 function draftKs(value: string): DraftK[] {
@@ -261,25 +257,36 @@ async function prefixBench(o: BenchOptions, log: (s: string) => void, emit: (r: 
   log(`prefix streams: ${Number(streams!.tokens_per_s).toFixed(0)} tok/s paged vs ${Number(streams!.contiguous_tokens_per_s).toFixed(0)} contiguous (loss ${pct(streams!.throughput_loss)}, goal ≤ 5 %; per CPU second ${pct(streams!.cpu_throughput_loss)}); ${streams!.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
 }
 
+/**
+ * nanoGPT's CPU recipe end to end, per seed: attn (its best thread count) at
+ * each --precision, and PyTorch (FP32) at 1 thread, its faster setting for
+ * this small model (see train S). bf16 beside fp32 over many seeds is issue
+ * #21's "the recipe reaches the same validation loss distribution".
+ */
 function recipeBench(o: BenchOptions, seeds: number[], backendName: string, threads: number, noTorch: string | null, log: (s: string) => void, emit: (r: Row) => void): void {
   const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
   if (!path) return log(`recipe: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
-  log(`recipe: nanoGPT's shakespeare-char CPU recipe (2000 steps) on ${path}, seeds ${seeds.join(', ')}; attn at ${threads} thread${threads === 1 ? '' : 's'}${noTorch ? '' : ', PyTorch at 1'}; a few minutes per seed and side`);
+  const precisions = [...new Set(parseTrainModes(o.precision, 'off').map((m) => m.precision))];
+  log(`recipe: nanoGPT's shakespeare-char CPU recipe (2000 steps) on ${path}, seeds ${seeds.join(', ')}; attn at ${threads} thread${threads === 1 ? '' : 's'} (${precisions.join(', ')})${noTorch ? '' : ', PyTorch at 1'}; a few minutes per seed and side`);
   const rows: Row[] = [];
   for (const seed of seeds) {
-    const mine: Row = { ...runWorker('recipe', String(seed), threads, backendName, 0, ['--text', path]), impl: 'attn' };
+    const mine: Row[] = precisions.map((p) => ({ ...runWorker('recipe', String(seed), threads, backendName, 0, ['--text', path, '--precision', p]), impl: 'attn' }));
     const theirs = noTorch ? [] : [runTorchRecipe(path, seed, 1)];
-    for (const r of [mine, ...theirs]) {
+    for (const r of [...mine, ...theirs]) {
       rows.push(r);
       emit(r);
       log(describeRecipe(r));
     }
   }
-  for (const impl of ['attn', 'pytorch']) {
-    const mine = rows.filter((r) => r.impl === impl);
+  const groups: Array<[string, Row[]]> = [
+    ...precisions.map((p): [string, Row[]] => [`attn ${p}`, rows.filter((r) => r.impl === 'attn' && r.precision === p)]),
+    ['pytorch', rows.filter((r) => r.impl === 'pytorch')],
+  ];
+  for (const [who, mine] of groups) {
     if (mine.length < 2) continue;
     const mean = (k: string) => mine.reduce((s, r) => s + Number(r[k]), 0) / mine.length;
-    log(`recipe ${impl} mean of ${mine.length} seeds: val ${mean('val_estimate').toFixed(4)} (20 batches), ${mean('val_full').toFixed(4)} (whole split), ${mean('seconds').toFixed(0)} s`);
+    const sd = (k: string) => Math.sqrt(mine.reduce((s, r) => s + (Number(r[k]) - mean(k)) ** 2, 0) / (mine.length - 1));
+    log(`recipe ${who}, ${mine.length} seeds: val ${mean('val_estimate').toFixed(4)} (sd ${sd('val_estimate').toFixed(4)}; 20 batches), ${mean('val_full').toFixed(4)} (sd ${sd('val_full').toFixed(4)}; whole split), ${mean('seconds').toFixed(0)} s`);
   }
 }
 
@@ -339,7 +346,7 @@ export function benchWorkerCommand(): Command {
         : workload === 'decode' ? benchDecode(arg, o.steps)
         : workload === 'prefill' ? benchPrefill(arg, o.steps)
         : workload === 'skinny' ? benchSkinny(Number(arg), o.steps)
-        : workload === 'recipe' ? benchRecipe(o.text ?? SHAKESPEARE, Number(arg))
+        : workload === 'recipe' ? benchRecipe(o.text ?? SHAKESPEARE, Number(arg), { precision: o.precision === 'bf16' ? 'bf16' : 'fp32' })
         : benchGemm(Number(arg), o.steps);
       const rss = process.resourceUsage().maxRSS / 1024;
       console.log(JSON.stringify({ ...row, backend: be.name, threads: o.threads, max_rss_mb: rss }));

@@ -40,6 +40,7 @@ const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, stri
   ['--eval-interval <n>', 'evalInterval', int, 'evaluate and checkpoint every n steps (default 250)'],
   ['--eval-iters <n>', 'evalIters', int, 'batches per split in each evaluation (default 20)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 10)'],
+  ['--time-limit <s>', 'timeLimit', num, 'stop in time to evaluate and save within this many seconds of the command\'s start; the learning-rate decay follows the clock (default: none)'],
   ['--seed <n>', 'seed', int, 'random seed for initialisation, batches and dropout (default 1337)'],
   ['--vocab-size <n>', 'vocabSize', int, 'tokenizer vocabulary: the cap for word (default 4096), the target for bpe (default 512)'],
 ];
