@@ -81,6 +81,25 @@ export class TextEmbedder {
     return known.length > 0 ? known : ids;
   }
 
+  /**
+   * A question's token ids: `encode`'s, and then the whitespace the left-out
+   * words leave behind collapsed, as if they had never been in the text. A
+   * word tokenizer keeps each run of spaces as a token, so "Which waterway
+   * runs past Velmora?" would be four spaces and one name; mean-pooled, the
+   * spaces (the commonest token of every chunk) outweigh the name, and on the
+   * demo's questions dense nDCG@10 was 0.07 lower with them.
+   */
+  encodeQuery(text: string): Int32Array {
+    const ids = this.encode(text);
+    const unk = this.tokenizer.specialTokens.get(UNK);
+    if (unk === undefined || ids.length === this.tokenizer.encode(text).length) return ids;
+    const blank = (id: number) => this.tokenizer.decode([id]).trim() === '';
+    const out = [...ids].filter((id, i, a) => !(blank(id) && (i === 0 || blank(a[i - 1]!))));
+    while (out.length > 1 && blank(out[out.length - 1]!)) out.pop();
+    // Only spaces known: the text is embedded as it is, as `encode` does for a text of unknown words.
+    return out.length > 0 ? Int32Array.from(out) : this.tokenizer.encode(text);
+  }
+
   countTokens(text: string): number {
     return this.tokenizer.encode(text).length;
   }
@@ -90,10 +109,10 @@ export class TextEmbedder {
    * batches of texts padded to the longest in the batch, so texts go in
    * sorted by length: similar lengths batch together and little is padding.
    */
-  embed(texts: readonly string[]): Float32Array[] {
+  embed(texts: readonly string[], encode: (text: string) => Int32Array = (t) => this.encode(t)): Float32Array[] {
     const lengths = texts.map((t) => t.length);
     const order = texts.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]!);
-    const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!), (t) => this.encode(t));
+    const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!), encode);
     const out = new Array<Float32Array>(texts.length);
     order.forEach((i, j) => (out[i] = normalizedPrefix(pooled, j, this.dim, this.dim)));
     return out;
@@ -102,7 +121,7 @@ export class TextEmbedder {
   embedQuery(query: string): Float32Array {
     if (query.trim() === '') throw new UserError('the query is empty: give the question to search for');
     if (this.tokenizer.encode(query).length === 0) throw new UserError(`the query "${query}" has no tokens this embedder knows`);
-    return this.embed([query])[0]!;
+    return this.embed([query], (t) => this.encodeQuery(t))[0]!;
   }
 
   /** Refuse a store whose vectors another kind of embedder made. */
