@@ -226,10 +226,10 @@ describe('rag: the text embedder leaves out the unknown-word token', () => {
     const model = new Embedder(parseEmbedderConfig({ vocab_size: tok.vocabSize, d_model: 8, n_layer: 1, n_head: 2, max_len: 16, matryoshka_dims: [4] }), new Rng(1)).eval();
     const e = new TextEmbedder(model, tok, 'mem');
     const ids = (t: string) => [...tok.encode(t)];
-    assert.deepEqual([...e.encodeQuery('Which waterway runs past alpha?')], ids('alpha'));
-    assert.deepEqual([...e.encodeQuery('alpha zeta; beta')], ids('alpha beta'));
-    assert.deepEqual([...e.encodeQuery('alpha beta')], ids('alpha beta'), 'nothing unknown: unchanged');
-    assert.deepEqual([...e.encodeQuery('zeta omega')], ids('zeta omega'), 'nothing known: embedded as it is');
+    assert.deepEqual([...e.encodeKnownWords('Which waterway runs past alpha?')], ids('alpha'));
+    assert.deepEqual([...e.encodeKnownWords('alpha zeta; beta')], ids('alpha beta'));
+    assert.deepEqual([...e.encodeKnownWords('alpha beta')], ids('alpha beta'), 'nothing unknown: unchanged');
+    assert.deepEqual([...e.encodeKnownWords('zeta omega')], ids('zeta omega'), 'nothing known: embedded as it is');
     assert.deepEqual([...e.embedQuery('What of alpha?')], [...e.embed(['alpha'])[0]!]);
   });
 });

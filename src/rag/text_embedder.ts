@@ -82,14 +82,15 @@ export class TextEmbedder {
   }
 
   /**
-   * A question's token ids: `encode`'s, and then the whitespace the left-out
+   * The token ids a text is embedded from (a chunk's or a question's, alike, so
+   * a chunk's own text finds it): `encode`'s, and then the whitespace the left-out
    * words leave behind collapsed, as if they had never been in the text. A
    * word tokenizer keeps each run of spaces as a token, so "Which waterway
    * runs past Velmora?" would be four spaces and one name; mean-pooled, the
    * spaces (the commonest token of every chunk) outweigh the name, and on the
    * demo's questions dense nDCG@10 was 0.07 lower with them.
    */
-  encodeQuery(text: string): Int32Array {
+  encodeKnownWords(text: string): Int32Array {
     const ids = this.encode(text);
     const unk = this.tokenizer.specialTokens.get(UNK);
     if (unk === undefined || ids.length === this.tokenizer.encode(text).length) return ids;
@@ -109,7 +110,8 @@ export class TextEmbedder {
    * batches of texts padded to the longest in the batch, so texts go in
    * sorted by length: similar lengths batch together and little is padding.
    */
-  embed(texts: readonly string[], encode: (text: string) => Int32Array = (t) => this.encode(t)): Float32Array[] {
+  embed(texts: readonly string[]): Float32Array[] {
+    const encode = (t: string) => this.encodeKnownWords(t);
     const lengths = texts.map((t) => t.length);
     const order = texts.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]!);
     const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!), encode);
@@ -121,7 +123,7 @@ export class TextEmbedder {
   embedQuery(query: string): Float32Array {
     if (query.trim() === '') throw new UserError('the query is empty: give the question to search for');
     if (this.tokenizer.encode(query).length === 0) throw new UserError(`the query "${query}" has no tokens this embedder knows`);
-    return this.embed([query], (t) => this.encodeQuery(t))[0]!;
+    return this.embed([query])[0]!;
   }
 
   /** Refuse a store whose vectors another kind of embedder made. */
