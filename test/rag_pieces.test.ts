@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { factCorpus } from '../src/data/fact_corpus.js';
-import { inverseClozePairs } from '../src/data/inverse_cloze.js';
+import { inverseClozePairs, splitBySentence } from '../src/data/inverse_cloze.js';
+import { splitPairs } from '../src/data/positive_pairs.js';
 import { paragraphs, sentences } from '../src/data/sentences.js';
 import { chunkText } from '../src/rag/chunker.js';
 import { htmlToText, isSkipped, listFiles, readDocument } from '../src/rag/documents.js';
@@ -160,6 +161,20 @@ describe('rag: generated data', () => {
     assert.ok(removed > 150 && removed < 200, `${removed} of 200 positives lack their sentence`);
     for (const p of pairs) assert.match(p.key, /^passage \d+$/);
   });
+
+  it('inverse cloze keyed by document, split by sentence: every document is trained on', () => {
+    const docs = factCorpus({ towns: 10, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const pairs = inverseClozePairs(docs, { passageWords: 40, count: 400, seed: 1, keyBy: 'document' });
+    for (const p of pairs) assert.equal(p.key, p.group!.replace(/^doc /, 'document '), 'the key is the document');
+    const { train, heldOut } = splitBySentence(pairs, 0.2);
+    assert.ok(heldOut.length > 20 && train.length > 250, `${train.length} / ${heldOut.length}`);
+    const trainAnchors = new Set(train.map((p) => p.anchor));
+    for (const p of heldOut) assert.ok(!trainAnchors.has(p.anchor), 'a held-out sentence is never a training query');
+    assert.equal(new Set(train.map((p) => p.key)).size, 10, 'all ten documents are in training');
+    // The usual split (by group) holds whole documents out.
+    const byDoc = splitPairs(pairs, 0.2);
+    assert.ok(new Set(byDoc.train.map((p) => p.key)).size < 10);
+  });
 });
 
 describe('rag: the in-memory vector matrix', () => {
@@ -204,5 +219,17 @@ describe('rag: the text embedder leaves out the unknown-word token', () => {
     const [a, b, c] = e.embed(['alpha zeta', 'alpha omega', 'alpha beta']);
     assert.deepEqual([...a!], [...b!], 'which unknown word it was changes nothing');
     assert.notDeepEqual([...a!], [...c!]);
+  });
+
+  it('a query leaves out unknown words and the spaces they leave behind', () => {
+    const tok = WordTokenizer.fromText('alpha beta gamma alpha', 16);
+    const model = new Embedder(parseEmbedderConfig({ vocab_size: tok.vocabSize, d_model: 8, n_layer: 1, n_head: 2, max_len: 16, matryoshka_dims: [4] }), new Rng(1)).eval();
+    const e = new TextEmbedder(model, tok, 'mem');
+    const ids = (t: string) => [...tok.encode(t)];
+    assert.deepEqual([...e.encodeKnownWords('Which waterway runs past alpha?')], ids('alpha'));
+    assert.deepEqual([...e.encodeKnownWords('alpha zeta; beta')], ids('alpha beta'));
+    assert.deepEqual([...e.encodeKnownWords('alpha beta')], ids('alpha beta'), 'nothing unknown: unchanged');
+    assert.deepEqual([...e.encodeKnownWords('zeta omega')], ids('zeta omega'), 'nothing known: embedded as it is');
+    assert.deepEqual([...e.embedQuery('What of alpha?')], [...e.embed(['alpha'])[0]!]);
   });
 });

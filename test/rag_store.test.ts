@@ -192,6 +192,34 @@ describe('rag: indexing into LanceDB and searching it', () => {
     assert.ok(lines[0].mrr > 0.5, `bm25 MRR ${lines[0].mrr}`);
   });
 
+  it('dense search exact or two-stage; attn rag eval scores both (dense, dense-exact)', async () => {
+    const retriever = await openRetriever(storeDir);
+    try {
+      const matrix = (await retriever.matrix())!;
+      const n = matrix.ids.length;
+      const q = embedder.embedQuery(questions[0]!.query);
+      const exact = (await retriever.search(questions[0]!.query, { mode: 'dense', dense: 'exact', k: 5 })).results;
+      // Exact search is the full-vector scan: the same ids and cosines as the matrix's own top 5.
+      assert.deepEqual(exact.map((r) => r.chunk.id), matrix.topByFull(q, 5).map((r) => matrix.ids[r.row]));
+      // Two-stage with every chunk as a candidate is exact too; with 5 candidates it is the prefix's top 5, reranked.
+      const all = (await retriever.search(questions[0]!.query, { mode: 'dense', dense: 'two-stage', k: 5, depth: n })).results;
+      assert.deepEqual(all.map((r) => r.chunk.id), exact.map((r) => r.chunk.id));
+      const few = (await retriever.search(questions[0]!.query, { mode: 'dense', k: 5, depth: 5 })).results;
+      const prefixTop = matrix.topByPrefix(unitPrefix(q, store.info.prefixDim), 5).map((r) => matrix.ids[r.row]);
+      assert.deepEqual(few.map((r) => r.chunk.id).sort(), [...prefixTop].sort());
+    } finally {
+      retriever.store.close();
+    }
+    const qf = join(work, 'queries-dense.jsonl');
+    writeFileSync(qf, questions.map((x) => JSON.stringify({ query: x.query, relevant: [join(corpus, x.file)] })).join('\n'));
+    const table = await runRagEval({ store: storeDir, queries: qf, modes: ['dense', 'dense-exact'] });
+    const rows = table.trim().split('\n');
+    assert.match(rows[0]!, /^mode\trecall@10\tMRR\tnDCG@10\tms\/search/);
+    assert.deepEqual(rows.slice(1).map((r) => r.split('\t')[0]), ['dense', 'dense-exact']);
+    for (const r of rows.slice(1)) assert.ok(Number(r.split('\t')[4]) >= 0, r);
+    await assert.rejects(runRagEval({ store: storeDir, queries: qf, modes: ['dense-approx' as never] }), /dense-approx/);
+  });
+
   it('attn rag ask answers from the passages that fit and lists their sources', async () => {
     const lm = join(work, 'lm');
     writeDirAtomic(lm, modelFiles(tinyGPT(3, 320), tinyTokenizer()));

@@ -59,11 +59,13 @@ interface DataFlags {
   dataSeed: number;
   passageWords: number;
   windowWords: number;
+  keyBy?: 'passage' | 'document';
 }
 
 function pairSpec(o: DataFlags): PairSpec {
   if ([o.data, o.task, o.corpus].filter((x) => x !== undefined).length > 1) throw new UserError('give one of --data FILE, --corpus FILES… or --task');
-  if (o.corpus) return { task: 'corpus', files: o.corpus, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords };
+  if (o.keyBy !== undefined && !o.corpus) throw new UserError('--key-by applies to --corpus only');
+  if (o.corpus) return { task: 'corpus', files: o.corpus, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords, ...(o.keyBy === 'document' ? { keyBy: 'document' as const } : {}) };
   const task = o.data ? 'passages' : (o.task ?? 'templates');
   if (task === 'templates') return { task, pairs: o.pairs ?? 20_000, seed: o.dataSeed };
   return { task: 'passages', file: o.data ?? FABLES, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords, windowWords: o.windowWords };
@@ -77,7 +79,8 @@ function withDataFlags(cmd: Command): Command {
     .option('--pairs <n>', 'pairs to generate (default 20000); 10% of meanings/passages are held out', int)
     .option('--data-seed <n>', 'seed of the pair generator', int, 1)
     .option('--passage-words <n>', 'words per passage (--data, --corpus, --task fables)', int, 64)
-    .option('--window-words <n>', 'words per window; two windows per pair (--data, --task fables)', int, 24);
+    .option('--window-words <n>', 'words per window; two windows per pair (--data, --task fables)', int, 24)
+    .addOption(new Option('--key-by <what>', '--corpus: passage (another passage of the same document is a negative, as in the paper; a tenth of the documents held out) or document (it is not, and only a tenth of the sentences are held out: the recipe `attn rag demo` uses, docs/rag.md)').choices(['passage', 'document']));
 }
 
 /** Refuse to replace a directory that is not a model directory: it may hold the user's files. */

@@ -3,7 +3,7 @@ import { passagePairs } from '../data/passage_pairs.js';
 import { splitPairs, type PairSplit } from '../data/positive_pairs.js';
 import { templatePairs } from '../data/template_pairs.js';
 import { readTextFile } from '../io/read_text.js';
-import { inverseClozePairs } from '../data/inverse_cloze.js';
+import { inverseClozePairs, splitBySentence } from '../data/inverse_cloze.js';
 import { isSkipped, listFiles, readDocument } from '../rag/documents.js';
 import { UserError } from '../util/errors.js';
 
@@ -17,14 +17,15 @@ const HELD_OUT = 0.1;
 export type PairSpec =
   | { task: 'templates'; pairs: number; seed: number }
   | { task: 'passages'; file: string; pairs: number; seed: number; passageWords: number; windowWords: number }
-  | { task: 'corpus'; files: string[]; pairs: number; seed: number; passageWords: number };
+  | { task: 'corpus'; files: string[]; pairs: number; seed: number; passageWords: number; keyBy?: 'document' };
 
 /** The built-in fables corpus stands in for a file named this. */
 export const FABLES = 'builtin:fables';
 
 export function loadPairs(spec: PairSpec): PairSplit {
   if (spec.task === 'templates') return splitPairs(templatePairs(spec.pairs, spec.seed), HELD_OUT);
-  if (spec.task === 'corpus') return splitPairs(corpusPairs(spec), HELD_OUT);
+  // Pairs keyed by document are split by sentence, as `attn rag demo` trains them (inverse_cloze.ts).
+  if (spec.task === 'corpus') return spec.keyBy === 'document' ? splitBySentence(corpusPairs(spec), HELD_OUT) : splitPairs(corpusPairs(spec), HELD_OUT);
   const text = spec.file === FABLES ? fablesCorpus(400_000) : readTextFile(spec.file);
   return splitPairs(passagePairs(text, { count: spec.pairs, seed: spec.seed, passageWords: spec.passageWords, windowWords: spec.windowWords }), HELD_OUT);
 }
@@ -39,7 +40,7 @@ function corpusPairs(spec: Extract<PairSpec, { task: 'corpus' }>) {
   }
   if (texts.length === 0) throw new UserError(`--corpus: no readable text among ${spec.files.join(', ')}`);
   try {
-    return inverseClozePairs(texts, { passageWords: spec.passageWords, count: spec.pairs, seed: spec.seed });
+    return inverseClozePairs(texts, { passageWords: spec.passageWords, count: spec.pairs, seed: spec.seed, keyBy: spec.keyBy });
   } catch (e) {
     throw new UserError(`--corpus: ${(e as Error).message}`);
   }

@@ -1,5 +1,5 @@
 import { Rng } from '../util/rng.js';
-import type { Pair } from './positive_pairs.js';
+import { splitPairs, type Pair, type PairSplit } from './positive_pairs.js';
 import { sentences } from './sentences.js';
 
 /**
@@ -20,6 +20,14 @@ export interface InverseClozeOptions {
   count: number;
   seed: number;
   keepRate?: number;
+  /**
+   * What a pair is keyed by — what the batch never puts twice, so what is
+   * never a negative of the pair: its passage (the default, as in the paper:
+   * another passage of the same document is a negative), or its document
+   * (the passages of one document are about one subject; for a retriever
+   * that finds the document about a thing, they are not wrong answers).
+   */
+  keyBy?: 'passage' | 'document';
 }
 
 interface Passage {
@@ -60,8 +68,20 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
     const { sentences: ss, doc } = passages[p]!;
     const s = rng.int(ss.length);
     const rest = rng.random() < keep ? ss : ss.filter((_, j) => j !== s);
-    // Keyed by passage: two pairs from one passage are never each other's negatives; a document is one group.
-    pairs.push({ anchor: ss[s]!, positive: rest.join(' '), key: `passage ${p}`, group: `doc ${doc}` });
+    // Keyed by passage (or document): two pairs of one key are never each other's negatives; a document is one group.
+    pairs.push({ anchor: ss[s]!, positive: rest.join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: `doc ${doc}` });
   }
   return pairs;
+}
+
+/**
+ * The held-out split of a corpus the retriever will search: by query
+ * sentence, not by document. Holding out whole documents (the usual split)
+ * would leave a tenth of the corpus never trained on — the very documents
+ * it must then find. Here every passage is trained on; the held-out
+ * sentences are only never trained as queries, and measure how well
+ * unseen sentences find their passages.
+ */
+export function splitBySentence(pairs: readonly Pair[], fraction = 0.1): PairSplit {
+  return splitPairs(pairs, fraction, (p) => p.anchor);
 }

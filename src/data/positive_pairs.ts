@@ -29,11 +29,14 @@ function fnv1a(s: string): number {
   return h;
 }
 
-/** Deterministic split by group: about `fraction` of the groups are held out, whatever the order of pairs. */
-export function splitPairs(pairs: readonly Pair[], fraction = 0.1): PairSplit {
+/**
+ * Deterministic split by group (or by another part of the pair, `by`): about
+ * `fraction` of the groups are held out, whatever the order of pairs.
+ */
+export function splitPairs(pairs: readonly Pair[], fraction = 0.1, by: (p: Pair) => string = groupOf): PairSplit {
   const train: Pair[] = [];
   const heldOut: Pair[] = [];
-  for (const p of pairs) ((fnv1a(groupOf(p)) % 1000) / 1000 < fraction ? heldOut : train).push(p);
+  for (const p of pairs) ((fnv1a(by(p)) % 1000) / 1000 < fraction ? heldOut : train).push(p);
   if (train.length === 0 || heldOut.length < 2) {
     throw new UserError(`too few pairs to split: ${train.length} for training and ${heldOut.length} held out (need ≥ 1 and ≥ 2)`);
   }

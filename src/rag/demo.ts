@@ -1,8 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { factCorpus } from '../data/fact_corpus.js';
-import { inverseClozePairs } from '../data/inverse_cloze.js';
-import { splitPairs } from '../data/positive_pairs.js';
+import { inverseClozePairs, splitBySentence } from '../data/inverse_cloze.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedder_options.js';
 import { trainEmbedder } from '../train/embedder_trainer.js';
@@ -54,11 +53,12 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
 
   const embedderDir = join(o.out, 'embedder');
   const options = parseEmbedderOptions(o.train);
-  const pairs = splitPairs(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed }), 0.1);
+  // Keyed by document and split by sentence (inverse_cloze.ts): every document is trained on, and its passages are not each other's negatives.
+  const pairs = splitBySentence(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed, keyBy: 'document' }), 0.1);
   log(`training the retriever: ${pairs.train.length} inverse cloze pairs from the documents, ${options.steps} steps\n`);
   const summary = trainEmbedder({
     train: pairs.train, heldOut: pairs.heldOut, options, out: embedderDir,
-    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords },
+    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document' },
   });
   log(`trained in ${summary.seconds.toFixed(1)} s; held-out recall@1 ${[...summary.recall].map(([d, r]) => `${d}:${r.toFixed(3)}`).join(' ')}\n`);
 

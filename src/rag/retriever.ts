@@ -17,6 +17,14 @@ export const IN_MEMORY_BYTES = 512 * 1024 * 1024;
 export const SEARCH_MODES = ['bm25', 'dense', 'hybrid'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
 
+/**
+ * How the dense list is found: `two-stage` (Matryoshka prefix candidates,
+ * full-vector rerank; the default) or `exact` (every chunk scored by its full
+ * vector: the baseline two-stage is measured against).
+ */
+export const DENSE_SEARCHES = ['two-stage', 'exact'] as const;
+export type DenseSearch = (typeof DENSE_SEARCHES)[number];
+
 /** A dense or keyword hit: with its chunk, or (from the in-memory matrix) its chunk id and store row until the chunk is read. */
 type DenseHit = { chunk: Chunk; score: number; id?: undefined; row?: undefined } | { chunk?: undefined; id: string; row: bigint; score: number };
 
@@ -27,6 +35,8 @@ export interface SearchOptions {
   depth?: number;
   /** RRF's k (default 60). */
   rrfK?: number;
+  /** The dense list's search (default two-stage). */
+  dense?: DenseSearch;
 }
 
 export interface Retrieved {
@@ -78,11 +88,11 @@ export class Retriever {
       const q = this.embedder.embedQuery(query);
       timing.embedMs = performance.now() - te;
       if (mode === 'dense') {
-        hits = await timed('denseMs', () => this.dense(q, k, depth));
+        hits = await timed('denseMs', () => this.dense(q, k, depth, o.dense));
       } else {
         // The dense list is fused by chunk id before any text is fetched: only the fused top k that
         // BM25 did not also return need their chunks read from the store (one read).
-        const [bm25, dense] = await Promise.all([timed('bm25Ms', () => this.store.keywordSearch(query, depth)), timed('denseMs', () => this.denseRanked(q, depth, depth))]);
+        const [bm25, dense] = await Promise.all([timed('bm25Ms', () => this.store.keywordSearch(query, depth)), timed('denseMs', () => this.denseRanked(q, depth, depth, o.dense))]);
         const fused = reciprocalRankFusion<DenseHit>([bm25, dense], (h) => h.id ?? h.chunk!.id, o.rrfK ?? RRF_K).slice(0, k);
         const chunks = await this.resolve(fused.map((f) => f.item));
         hits = fused.map((f, i) => ({ chunk: chunks[i]!, score: f.score }));
@@ -92,9 +102,9 @@ export class Retriever {
     return { results: hits.map((h, i) => ({ chunk: h.chunk, score: h.score, rank: i + 1 })), timing };
   }
 
-  /** Matryoshka two-stage: `depth` candidates by the prefix, the best k of them by the full vector. */
-  async dense(q: Float32Array, k: number, depth: number): Promise<Hit[]> {
-    const ranked = await this.denseRanked(q, k, depth);
+  /** Matryoshka two-stage: `depth` candidates by the prefix, the best k of them by the full vector (or, `exact`, the best k of all by the full vector). */
+  async dense(q: Float32Array, k: number, depth: number, search: DenseSearch = 'two-stage'): Promise<Hit[]> {
+    const ranked = await this.denseRanked(q, k, depth, search);
     const chunks = await this.resolve(ranked);
     return ranked.map((h, i) => ({ chunk: chunks[i]!, score: h.score }));
   }
@@ -108,14 +118,15 @@ export class Retriever {
   }
 
   /** The two-stage ranking; hits from the in-memory matrix carry a chunk id and row, not yet the chunk. */
-  private async denseRanked(q: Float32Array, k: number, depth: number): Promise<DenseHit[]> {
+  private async denseRanked(q: Float32Array, k: number, depth: number, search: DenseSearch = 'two-stage'): Promise<DenseHit[]> {
     const { prefixDim, dim } = this.store.info;
+    const exact = search === 'exact' || prefixDim >= dim;
     const matrix = await this.matrix();
     if (matrix) {
-      const candidates = prefixDim >= dim ? matrix.topByFull(q, k) : matrix.rerank(q, matrix.topByPrefix(unitPrefix(q, prefixDim), Math.max(depth, k)), k);
+      const candidates = exact ? matrix.topByFull(q, k) : matrix.rerank(q, matrix.topByPrefix(unitPrefix(q, prefixDim), Math.max(depth, k)), k);
       return candidates.map((c) => ({ id: matrix.ids[c.row]!, row: matrix.rowIds[c.row]!, score: c.score }));
     }
-    if (prefixDim >= dim) return this.store.fullSearch(q, k);
+    if (exact) return this.store.fullSearch(q, k);
     const candidates = await this.store.prefixSearch(unitPrefix(q, prefixDim), Math.max(depth, k));
     return rerankFullVector(q, candidates, k);
   }

@@ -81,6 +81,26 @@ export class TextEmbedder {
     return known.length > 0 ? known : ids;
   }
 
+  /**
+   * The token ids a text is embedded from (a chunk's or a question's, alike, so
+   * a chunk's own text finds it): `encode`'s, and then the whitespace the left-out
+   * words leave behind collapsed, as if they had never been in the text. A
+   * word tokenizer keeps each run of spaces as a token, so "Which waterway
+   * runs past Velmora?" would be four spaces and one name; mean-pooled, the
+   * spaces (the commonest token of every chunk) outweigh the name, and on the
+   * demo's questions dense nDCG@10 was 0.07 lower with them.
+   */
+  encodeKnownWords(text: string): Int32Array {
+    const ids = this.encode(text);
+    const unk = this.tokenizer.specialTokens.get(UNK);
+    if (unk === undefined || ids.length === this.tokenizer.encode(text).length) return ids;
+    const blank = (id: number) => this.tokenizer.decode([id]).trim() === '';
+    const out = [...ids].filter((id, i, a) => !(blank(id) && (i === 0 || blank(a[i - 1]!))));
+    while (out.length > 1 && blank(out[out.length - 1]!)) out.pop();
+    // Only spaces known: the text is embedded as it is, as `encode` does for a text of unknown words.
+    return out.length > 0 ? Int32Array.from(out) : this.tokenizer.encode(text);
+  }
+
   countTokens(text: string): number {
     return this.tokenizer.encode(text).length;
   }
@@ -91,9 +111,10 @@ export class TextEmbedder {
    * sorted by length: similar lengths batch together and little is padding.
    */
   embed(texts: readonly string[]): Float32Array[] {
+    const encode = (t: string) => this.encodeKnownWords(t);
     const lengths = texts.map((t) => t.length);
     const order = texts.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]!);
-    const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!), (t) => this.encode(t));
+    const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!), encode);
     const out = new Array<Float32Array>(texts.length);
     order.forEach((i, j) => (out[i] = normalizedPrefix(pooled, j, this.dim, this.dim)));
     return out;
