@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadAddon } from '../backend/native/index.js';
 import { batchForward } from '../generate/batch_step.js';
 import { generate } from '../generate/engine.js';
 import { KVCache } from '../generate/kv_cache.js';
@@ -55,6 +56,8 @@ export interface SpeculativeBenchOptions {
   tokens: number;
   /** Timed rounds (each: every prompt with the target alone, then with the draft). */
   reps: number;
+  /** Native threads to decode with (default: as set); the pair, when not cached, trains on every core first. */
+  threads?: number;
   /** Training steps for each model when the pair is not cached (overrides the pair's 600). */
   maxIters?: number;
   /** Distil the draft from the target (default), or train it beside the target on the text alone (false). */
@@ -164,6 +167,18 @@ export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): 
   if (!pair) throw new UserError(`speculative bench: no target of width ${o.width} (${Object.keys(SPECULATIVE_PAIRS).join(', ')})`);
   const target = trainedModel(textPath, text, o.cacheDir, { ...pair.target, ...iters }, log);
   const draft = trainedModel(textPath, text, o.cacheDir, { ...pair.draft, ...iters }, log, o.distill === false ? undefined : target);
+  const addon = o.threads === undefined ? null : loadAddon();
+  const cores = addon?.threads();
+  addon?.setThreads(o.threads!);
+  try {
+    return sideBySide(text, target, draft, pair, o);
+  } finally {
+    if (addon) addon.setThreads(cores!); // a next pair trains on every core again
+  }
+}
+
+/** benchSpeculative's measurement, once the pair is trained. */
+function sideBySide(text: string, target: Trained, draft: Trained, pair: Record<'target' | 'draft', TrainOptionsInput>, o: SpeculativeBenchOptions): Row[] {
   const tokenizer = target.tokenizer;
   // Prompts from the validation split (the last 10 % of the text, as attn train splits it).
   const val = text.slice(Math.floor(text.length * 0.9));

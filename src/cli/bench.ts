@@ -253,9 +253,9 @@ function speculativeBench(o: BenchOptions, log: (s: string) => void, emit: (r: R
   const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
   if (!path) return log(`speculative: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
   // It runs in this process (the other decode workloads run in workers started with --threads):
-  // size the thread pool here, or --threads 1 would measure all cores.
-  if (o.threads !== undefined) useBackend({ backend: o.backend, threads: o.threads });
-  for (const width of o.targetWidth) for (const r of benchSpeculative(path, { cacheDir: o.benchCache, width, ks: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log })) {
+  // it sizes the thread pool itself, or --threads 1 would measure all cores.
+  const threads = o.threads === undefined ? {} : { threads: o.threads };
+  for (const width of o.targetWidth) for (const r of benchSpeculative(path, { cacheDir: o.benchCache, width, ks: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log, ...threads })) {
     emit(r);
     log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}× (${Number(r.speedup_cpu).toFixed(2)}× by CPU time; ${Number(r.speedup_predicted).toFixed(2)}× from the parts: step ${Number(r.target_step_ms_cpu).toFixed(3)} ms, verify ${Number(r.verify_pass_ms_cpu).toFixed(3)}, draft step ${Number(r.draft_step_ms_cpu).toFixed(3)}); acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
   }
