@@ -100,6 +100,10 @@ describe('attn bench', () => {
     assert.match(r.stdout, /recipe: skipped \(.*tinyshakespeare\.txt not found; pass --text FILE\)/);
     assertUserError(runAttn(['bench', '--workloads', 'recipe', '--seeds', '1,x', '--no-torch'], work), /--seeds: expected non-negative integers/);
   });
+
+  it('refuses a speculative target width the bench has no pair for, naming the ones it has', () => {
+    assertUserError(runAttn(['bench', '--workloads', 'speculative', '--target-width', '128,256', '--no-torch'], work), /--target-width: no 12-layer target of width "256" \(128, 384\)/);
+  });
 });
 
 describe('bad input gets one clear line and a non-zero exit', () => {

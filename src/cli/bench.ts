@@ -14,7 +14,7 @@ import { structuredBench } from '../bench/structured.js';
 import { benchQuant, measureBandwidth, QUANT_ROWS, QUANT_SHAPES, QUANT_TYPES } from '../bench/quant.js';
 import { benchRecipe, describeRecipe, runTorchRecipe } from '../bench/recipe.js';
 import { benchLlama, LLAMA_BENCH_SHAPES, LLAMA_BENCH_TYPES, type LlamaBenchType } from '../bench/llama.js';
-import { benchSpeculative, type DraftK } from '../bench/speculative.js';
+import { benchSpeculative, SPECULATIVE_PAIRS, type DraftK } from '../bench/speculative.js';
 import { benchPrefix, PREFIX_BENCH_SHAPE } from '../bench/prefix.js';
 import { benchLoRAStep, LORA_BENCH, LORA_MODES, runTorchLoRA, type LoRAMode } from '../bench/lora.js';
 import { benchServeCommand } from './bench_serve.js';
@@ -45,6 +45,7 @@ interface BenchOptions {
   profile: boolean;
   benchCache: string;
   draftK: DraftK[];
+  targetWidth: string[];
   precision: string;
   recompute: string;
 }
@@ -226,6 +227,13 @@ function loraBench(o: BenchOptions, threads: number[], backendName: string, noTo
 }
 
 /** Issue #21: batch-1 greedy decoding of a 12-layer model with and without a 2-layer draft (bench/speculative.ts). */
+/** --target-width: "384", "128,384". */
+function targetWidths(value: string): string[] {
+  const widths = value.split(',').map((s) => s.trim());
+  for (const w of widths) if (!SPECULATIVE_PAIRS[w]) throw new UserError(`--target-width: no 12-layer target of width "${w}" (${Object.keys(SPECULATIVE_PAIRS).join(', ')})`);
+  return widths;
+}
+
 /** --draft-k: "4", "3,5,auto", "auto:6". */
 function draftKs(value: string): DraftK[] {
   return value.split(',').map((part) => {
@@ -240,7 +248,10 @@ function draftKs(value: string): DraftK[] {
 function speculativeBench(o: BenchOptions, log: (s: string) => void, emit: (r: Row) => void): void {
   const path = o.text ?? (existsSync(SHAKESPEARE) ? SHAKESPEARE : undefined);
   if (!path) return log(`speculative: skipped (${SHAKESPEARE} not found; pass --text FILE)`);
-  for (const r of benchSpeculative(path, { cacheDir: o.benchCache, ks: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log })) {
+  // It runs in this process (the other decode workloads run in workers started with --threads):
+  // it sizes the thread pool itself, or --threads 1 would measure all cores.
+  const threads = o.threads === undefined ? {} : { threads: o.threads };
+  for (const width of o.targetWidth) for (const r of benchSpeculative(path, { cacheDir: o.benchCache, width, ks: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log, ...threads })) {
     emit(r);
     log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}× (${Number(r.speedup_cpu).toFixed(2)}× by CPU time; ${Number(r.speedup_predicted).toFixed(2)}× from the parts: step ${Number(r.target_step_ms_cpu).toFixed(3)} ms, verify ${Number(r.verify_pass_ms_cpu).toFixed(3)}, draft step ${Number(r.draft_step_ms_cpu).toFixed(3)}); acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
   }
@@ -306,7 +317,7 @@ export function benchCommand(): Command {
   return new Command('bench')
     .description('time training (configs S, M, G), GEMM, skinny products, decode, prefill and tokenizers, beside PyTorch when /usr/bin/python3 has torch')
     .option('--config <list>', 'training configs to run, e.g. S or S,M (default S,M,G)')
-    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list), lora (LoRA r 8 against full fine-tuning on the GPT-2 124M shape: tokens/s and peak RSS, and a PyTorch LoRA twin; not in the default list), structured (issue #18\'s goals: 500 json_schema requests validated by ajv from a random and a 30-step model, and the constrained-decoding mask\'s cost at 124M; not in the default list), speculative (batch-1 greedy decoding of a 12-layer character model with and without a 2-layer draft distilled from it: speed-up by wall and CPU time as medians of paired rounds, identical tokens checked, and a round\'s parts timed on their own; the pair is trained once into --bench-cache, minutes; not in the default list), prefix (the paged KV cache in serving: 64 requests sharing a 1 000-token system prompt, time to first token and KV memory against contiguous caches, and 64 streams with no shared prefix, tokens/s paged against contiguous; a 4-layer GPT, a minute or more; not in the default list); with --backend webgpu also gemm-sweep (every WGSL GEMM config on the square and training shapes, GFLOP/s each, and the ATTN_WEBGPU_GEMM value picking the best) and profile (one train step of each --config: dispatches, bind groups, buffers, writes, submits, encode ms, and GPU ms per kernel where the adapter has timestamp-query)', 'train,gemm,skinny,tokenizers,decode,prefill')
+    .option('--workloads <list>', 'train, gemm, skinny (x·Wᵀ for 1–256 rows: decoding\'s products), tokenizers, decode (batch-1 KV-cache decoding, 124M and S, fp32 and int8), prefill (256-token prompt, 124M), quant (x·Wᵀ at SmolLM2-135M shapes, f32/int8/q8_0/q4_0, 1 and 256 rows; not in the default list), llama (Llama-family decode and prefill beside llama.cpp on the same GGUF file, SmolLM2-135M and TinyLlama-1.1B shapes, f32/q8_0/q4_0; minutes; not in the default list), recipe (nanoGPT\'s 2000-step CPU recipe on tinyshakespeare, minutes per seed; not in the default list), lora (LoRA r 8 against full fine-tuning on the GPT-2 124M shape: tokens/s and peak RSS, and a PyTorch LoRA twin; not in the default list), structured (issue #18\'s goals: 500 json_schema requests validated by ajv from a random and a 30-step model, and the constrained-decoding mask\'s cost at 124M; not in the default list), speculative (batch-1 greedy decoding of a 12-layer character model (--target-width) with and without a 2-layer draft distilled from it: speed-up by wall and CPU time as medians of paired rounds, identical tokens checked, and a round\'s parts timed on their own; the pair is trained once into --bench-cache, minutes; not in the default list), prefix (the paged KV cache in serving: 64 requests sharing a 1 000-token system prompt, time to first token and KV memory against contiguous caches, and 64 streams with no shared prefix, tokens/s paged against contiguous; a 4-layer GPT, a minute or more; not in the default list); with --backend webgpu also gemm-sweep (every WGSL GEMM config on the square and training shapes, GFLOP/s each, and the ATTN_WEBGPU_GEMM value picking the best) and profile (one train step of each --config: dispatches, bind groups, buffers, writes, submits, encode ms, and GPU ms per kernel where the adapter has timestamp-query)', 'train,gemm,skinny,tokenizers,decode,prefill')
     .option('--text <file>', 'text for the tokenizer and recipe workloads (default: ../shared/data/tinyshakespeare.txt; tokenizers fall back to built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend (webgpu: train M and G, 124M decode and GEMM on the GPU, in one process)').choices(['auto', 'js', 'native', 'webgpu']).default('auto'))
@@ -319,6 +330,7 @@ export function benchCommand(): Command {
     .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts); prefix workload: interleaved rounds per mode (medians; 3 or more for the A/B)', int, 1)
     .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
+    .option('--target-width <list>', `speculative workload: the 12-layer targets to measure, by width, comma-separated (${Object.keys(SPECULATIVE_PAIRS).join(', ')}; 384: 85 MB of weights, a step bound by reading them; 128: 9.4 MB, a step mostly per-op overhead)`, targetWidths, ['384'])
     .option('--draft-k <list>', 'speculative workload: draft lengths to measure side by side, comma-separated: tokens per round, or auto[:MAX] (chosen each round from the acceptance and the measured costs, at most MAX, default 8)', draftKs, [4, { auto: true, max: 8 }])
     .option('--precision <list>', 'train workloads: matrix products in fp32, bf16 (bf16 operands, FP32 sums), or both (fp32,bf16: compared)', 'fp32')
     .option('--recompute <mode>', 'train workloads: activation recomputation off, on, or both (compared: tokens/s and peak RSS); config L (GPT-2 124M at context 1024, batch 4) is its measurement', 'off')
