@@ -151,7 +151,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       seqs.forEach((s, i) => {
         const blocks = Math.ceil((s.past + s.Tq) / d.blockTokens);
         if (s.table.length < blocks) throw new Error(`attentionPaged: sequence ${i} has ${s.table.length} blocks for ${s.past + s.Tq} slots`);
-        tables.set(Array.from(s.table), at);
+        tables.set(s.table as ArrayLike<number>, at);
         meta.set([at, s.past, s.offset, s.Tq], i * 4);
         at += s.table.length;
       });
