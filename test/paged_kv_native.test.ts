@@ -93,3 +93,37 @@ for (const isa of isas) {
     });
   });
 }
+
+describe('native hugePageArray (the KV pool’s memory)', { skip }, () => {
+  it('is zeroed, writable end to end, the length asked, and independent of other arrays', () => {
+    const n = 3 * 2 ** 19 + 5; // not a whole number of 2 MB pages
+    const a = native!.hugePageArray!(n);
+    const b = native!.hugePageArray!(n);
+    assert.equal(a.length, n);
+    for (const i of [0, 1, 2 ** 19, n - 1]) assert.equal(a[i], 0);
+    a[0] = 1.5;
+    a[n - 1] = -2.5;
+    a.fill(3, 1000, 2000);
+    assert.deepEqual([a[0], a[n - 1], a[1500], b[0], b[1500], b[n - 1]], [1.5, -2.5, 3, 0, 0, 0]);
+  });
+
+  it('KVBlockPool takes its arrays from the current backend and still starts zeroed', async () => {
+    const { registerBackend, setBackend, backend } = await import('../src/backend/index.js');
+    const { KVBlockPool } = await import('../src/generate/paged_kv/block_pool.js');
+    const before = backend().name;
+    registerBackend(native!);
+    setBackend(native!.name);
+    try {
+      const pool = new KVBlockPool({ n_layer: 2, n_head: 2, n_embd: 8, block_size: 64 }, 4, 6);
+      assert.equal(pool.k.length, 2);
+      for (const arr of [...pool.k, ...pool.v]) {
+        assert.equal(arr.length, 6 * 4 * 8);
+        assert.ok(arr.every((x) => x === 0));
+      }
+      pool.k[1]!.fill(7, pool.offset(2, 0), pool.offset(3, 0));
+      assert.equal(pool.k[0]![pool.offset(2, 0)], 0);
+    } finally {
+      setBackend(before);
+    }
+  });
+});

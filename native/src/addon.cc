@@ -1,5 +1,6 @@
 // N-API bindings: unpack typed arrays and numbers, call a kernel. No logic here.
 #include <napi.h>
+#include <sys/mman.h>
 
 #include "cpu.h"
 #include "gemm.h"
@@ -197,6 +198,33 @@ Napi::Value AttentionPaged(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// hugePageBuffer(bytes): a zeroed ArrayBuffer for a large long-lived array (the paged KV
+// cache's pool) whose memory the kernel commits in 2 MB pages where it can (madvise
+// MADV_HUGEPAGE; this machine's transparent huge pages are "madvise"). A Float32Array of
+// the same size is committed 4 KB page by page on first touch, and on a virtual machine
+// each such page fault costs more than writing the page: a fresh pool's first writes made
+// 64 decoding streams 20-30 % slower than contiguous caches (docs/paged_kv.md). Undefined
+// where mmap fails (the caller then allocates a plain array).
+Napi::Value HugePageBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const size_t bytes = (size_t)info[0].As<Napi::Number>().Int64Value();
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (bytes == 0 || p == MAP_FAILED) return env.Undefined();
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  // V8 counts it as external memory, as it would a Float32Array's, so that dropped pools are collected.
+  Napi::MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
+  return Napi::ArrayBuffer::New(
+      env, p, bytes,
+      [](Napi::Env e, void* data, size_t* len) {
+        munmap(data, *len);
+        Napi::MemoryManagement::AdjustExternalMemory(e, -(int64_t)*len);
+        delete len;
+      },
+      new size_t(bytes));
+}
+
 // linearInt8(x, M, K, w (Int8Array [N, K]), scale, bias|null, y, N): y = (x·Wᵀ)∘scale + bias
 Napi::Value LinearInt8(const Napi::CallbackInfo& info) {
   const int M = I(info, 1), K = I(info, 2), N = I(info, 7);
@@ -337,6 +365,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionCached", Napi::Function::New(env, AttentionCached));
   exports.Set("attentionCachedRagged", Napi::Function::New(env, AttentionCachedRagged));
   exports.Set("attentionPaged", Napi::Function::New(env, AttentionPaged));
+  exports.Set("hugePageBuffer", Napi::Function::New(env, HugePageBuffer));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
   exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
   exports.Set("interleaveQuantRows", Napi::Function::New(env, InterleaveQuantRows));

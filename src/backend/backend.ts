@@ -289,6 +289,16 @@ export interface Backend<F = Storage> {
   attentionPaged(q: F, out: F, kPool: F, vPool: F, seqs: readonly PagedKvSequence[], d: PagedKvDims): void;
 
   /**
+   * Optional: a zeroed host array of `length` floats for a large buffer that
+   * lives long and fills gradually (the paged KV pool), committed by the
+   * operating system in huge pages where it can. Without it callers use
+   * `new Float32Array(length)`, whose pages are committed 4 KB at a time on
+   * first write — a page fault each, which on a virtual machine costs more
+   * than the write (docs/paged_kv.md).
+   */
+  hugePageArray?(length: number): Float32Array;
+
+  /**
    * out[r] = the index of the largest value of row r of x [rows, cols] (the
    * first on ties), as a float: greedy decoding picks its tokens where the
    * logits are, and a device backend reads back only these numbers.

@@ -27,6 +27,8 @@ interface Addon {
   attentionCached(...args: unknown[]): void;
   attentionCachedRagged(q: Float32Array, out: Float32Array, ks: Float32Array[], vs: Float32Array[], meta: Int32Array, H: number, Hkv: number, D: number, scale: number): void;
   attentionPaged(q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array, tables: Int32Array, meta: Int32Array, blockTokens: number, H: number, Hkv: number, D: number, scale: number): void;
+  /** Undefined where the memory could not be mapped. */
+  hugePageBuffer(bytes: number): ArrayBuffer | undefined;
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
   /** interleave: 0 (ggml's layout) or 16 (QuantizedMatrix's 'rows16'). */
@@ -151,11 +153,15 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       seqs.forEach((s, i) => {
         const blocks = Math.ceil((s.past + s.Tq) / d.blockTokens);
         if (s.table.length < blocks) throw new Error(`attentionPaged: sequence ${i} has ${s.table.length} blocks for ${s.past + s.Tq} slots`);
-        tables.set(Array.from(s.table), at);
+        tables.set(s.table as ArrayLike<number>, at);
         meta.set([at, s.past, s.offset, s.Tq], i * 4);
         at += s.table.length;
       });
       a.attentionPaged(q, out, kPool, vPool, tables, meta, d.blockTokens, d.nHead, d.nKvHead, d.headDim, d.scale);
+    },
+    hugePageArray: (length) => {
+      const buffer = a.hugePageBuffer(length * Float32Array.BYTES_PER_ELEMENT);
+      return buffer ? new Float32Array(buffer) : new Float32Array(length);
     },
     linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
     linearQuantized: (x, rows, w, bias, out) => {

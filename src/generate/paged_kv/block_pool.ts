@@ -1,3 +1,4 @@
+import { backend } from '../../backend/index.js';
 import { UserError } from '../../util/errors.js';
 import type { KVCacheShape } from '../kv_cache.js';
 
@@ -31,8 +32,13 @@ export class KVBlockPool {
     if (!(Number.isInteger(blockTokens) && blockTokens >= 1 && Number.isInteger(blocks) && blocks >= 1)) throw new UserError(`a KV block pool needs ≥ 1 blocks of ≥ 1 tokens (got ${blocks} × ${blockTokens})`);
     this.width = (config.head_dim ?? config.n_embd / config.n_head) * (config.n_kv_head ?? config.n_head);
     const size = blocks * blockTokens * this.width;
-    this.k = Array.from({ length: config.n_layer }, () => new Float32Array(size));
-    this.v = Array.from({ length: config.n_layer }, () => new Float32Array(size));
+    // Zeroed, committed page by page as blocks are first written (resident memory follows the blocks
+    // used) — in huge pages where the backend can: 4 KB page faults made a fresh pool's first writes
+    // cost a fifth of a decode step (docs/paged_kv.md).
+    const b = backend();
+    const zeroed = () => b.hugePageArray?.(size) ?? new Float32Array(size);
+    this.k = Array.from({ length: config.n_layer }, zeroed);
+    this.v = Array.from({ length: config.n_layer }, zeroed);
     this.refs = new Int32Array(blocks);
     this.freeList = Array.from({ length: blocks }, (_, i) => blocks - 1 - i); // pop() hands out block 0 first
   }
