@@ -38,13 +38,17 @@ export function setFusedDecode(on: boolean): boolean {
   return was;
 }
 
-/** A model's layers described for decoderLayerStep, with the modules they were read from (to notice a replaced layer). */
+/**
+ * A model's layers described for decoderLayerStep (null: a layer the fused
+ * step does not know), with the modules they were read from, to notice a
+ * layer replaced since (quantized, wrapped by an adapter, restored).
+ */
 interface Described {
-  layers: DecoderLayerWeights[];
+  layers: DecoderLayerWeights[] | null;
   modules: Module[];
 }
 
-const described = new WeakMap<Llama, Described | null>();
+const described = new WeakMap<Llama, Described>();
 
 /** The matrix of a projection, or null when the layer is of a kind the fused step does not know. */
 function matrixOf(m: Module): StepMatrix | null {
@@ -66,21 +70,20 @@ function matrixOf(m: Module): StepMatrix | null {
   return null;
 }
 
-/** The modules a layer's step reads (their identity is checked before each step). */
+/** The modules a layer's step reads, in order: the two norms, q, k, v, o, gate, up, down. */
 function partsOf(layer: LlamaDecoderLayer): Module[] {
   const a = layer.self_attn;
-  const f = layer.mlp as GatedFeedForward;
+  const f = layer.mlp;
   return [layer.input_layernorm, layer.post_attention_layernorm, a.q_proj, a.k_proj, a.v_proj, a.o_proj, f.gate_proj, f.up_proj, f.down_proj];
 }
 
-function describe(model: Llama): Described | null {
+function describe(model: Llama, modules: Module[]): DecoderLayerWeights[] | null {
   const c = model.config;
   const layers: DecoderLayerWeights[] = [];
-  const modules: Module[] = [];
-  for (const layer of model.model.layers) {
+  for (const [i, layer] of model.model.layers.entries()) {
     if (!(layer.mlp instanceof GatedFeedForward) || layer.mlp.activation !== 'silu' || layer.mlp.hidden_dropout) return null;
-    const parts = partsOf(layer);
-    const [, , ...projections] = parts;
+    const [inputNorm, postNorm, ...projections] = modules.slice(9 * i, 9 * i + 9);
+    if (inputNorm !== layer.input_layernorm || postNorm !== layer.post_attention_layernorm) return null;
     const m = projections.map(matrixOf);
     if (m.some((x) => x === null)) return null;
     const [q, k, v, o, gate, up, down] = m as StepMatrix[];
@@ -90,20 +93,18 @@ function describe(model: Llama): Described | null {
       q: q!, k: k!, v: v!, o: o!, gate: gate!, up: up!, down: down!,
       nEmbd: c.n_embd, nHead: c.n_head, nKvHead: c.n_kv_head, headDim: c.head_dim, hidden: c.intermediate_size, ropeLayout: 'half',
     });
-    modules.push(...parts);
   }
-  return { layers, modules };
+  return layers;
 }
 
-/** The model's description, built once and rebuilt when a layer was replaced since (quantized, wrapped…). */
-function describedLayers(model: Llama): Described | null {
-  let d = described.get(model);
-  const current = d && model.model.layers.every((layer, i) => partsOf(layer).every((p, j) => p === d!.modules[9 * i + j]));
-  if (d === undefined || (d && !current)) {
-    d = describe(model);
-    described.set(model, d);
-  }
-  return d;
+/** The model's description, built once and again whenever one of the modules it reads was replaced. */
+function describedLayers(model: Llama): DecoderLayerWeights[] | null {
+  const d = described.get(model);
+  const modules = model.model.layers.flatMap(partsOf);
+  if (d && d.modules.length === modules.length && d.modules.every((m, i) => m === modules[i])) return d.layers;
+  const layers = describe(model, modules);
+  described.set(model, { layers, modules });
+  return layers;
 }
 
 /**
@@ -116,8 +117,8 @@ export function fusedDecodeStep(model: unknown, id: number, cache: KVCache): Ten
   if (!enabled || !step || !(model instanceof Llama) || model.training || isGradEnabled() || cache.batch !== 1) return null;
   const kv0 = cache.layers[0];
   if (!kv0 || !isHost(kv0.k)) return null;
-  const d = describedLayers(model);
-  if (!d) return null;
+  const layers = describedLayers(model);
+  if (!layers) return null;
   const c = model.config;
   const slot = cache.length;
   if (slot >= cache.capacity) throw new Error(`KV cache overflow: ${slot} + 1 positions > capacity ${cache.capacity}`);
@@ -125,7 +126,7 @@ export function fusedDecodeStep(model: unknown, id: number, cache: KVCache): Ten
   // The residual stream: a copy of the token's embedding row, updated in place by every layer.
   const x = Float32Array.from(model.model.embed_tokens.forward(Int32Array.of(id), [1, 1]).data);
   const start = cache.start[0]!;
-  d.layers.forEach((layer, i) => {
+  layers.forEach((layer, i) => {
     const kv = cache.layers[i]!;
     step.call(backend(), layer, x, { k: kv.k, v: kv.v, cap: kv.cap, past: kv.past, start }, cos, sin);
   });
