@@ -237,6 +237,12 @@ Napi::Value PrefersInterleaved(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), attn::prefers_interleaved());
 }
 
+// rope(x, out, cos, sin, B, T, H, D, half, perRow, direction, accumulate)
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  attn::rope(F(info, 0), F(info, 1), F(info, 2), F(info, 3), I(info, 4), I(info, 5), I(info, 6), I(info, 7), B(info, 8), B(info, 9), I(info, 10), B(info, 11));
+  return info.Env().Undefined();
+}
+
 // decoderLayerPrepare(ints (Int32Array: C, H, Hkv, D, F, ropeHalf, then for q, k, v, o, gate, up, down:
 // kind, N, K, interleave), arrays ([inputNorm, postNorm, then per matrix: w, scale|null, bias|null]), eps):
 // the layer's pointers gathered once into an External. The caller keeps `arrays` alive as long as it.
@@ -383,6 +389,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
   exports.Set("interleaveQuantRows", Napi::Function::New(env, InterleaveQuantRows));
   exports.Set("prefersInterleaved", Napi::Function::New(env, PrefersInterleaved));
+  exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("decoderLayerPrepare", Napi::Function::New(env, DecoderLayerPrepare));
   exports.Set("decoderLayerStep", Napi::Function::New(env, DecoderLayerStep));
   exports.Set("decoderStepScratch", Napi::Function::New(env, DecoderStepScratch));

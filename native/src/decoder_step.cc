@@ -28,20 +28,6 @@ void linear_row(const StepLinear& l, const float* x, float* y) {
   }
 }
 
-// Rotate every head of x [heads·D] by the angles (cos, sin) [D/2], as js's rope with direction 1.
-void rotate(float* x, int heads, int D, const float* cos, const float* sin, bool half_layout) {
-  const int half = D / 2;
-  for (int h = 0; h < heads; h++) {
-    float* p = x + (long)h * D;
-    for (int i = 0; i < half; i++) {
-      const int i0 = half_layout ? i : 2 * i, i1 = half_layout ? i + half : 2 * i + 1;
-      const float x0 = p[i0], x1 = p[i1];
-      p[i0] = x0 * cos[i] - x1 * sin[i];
-      p[i1] = x0 * sin[i] + x1 * cos[i];
-    }
-  }
-}
-
 }  // namespace
 
 long decoder_step_scratch_floats(const DecoderLayerStep& s) {
@@ -67,8 +53,8 @@ void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* v
   linear_row(s.q, h, q);
   linear_row(s.k, h, k);
   linear_row(s.v, h, v);
-  rotate(q, s.H, s.D, cos, sin, s.rope_half);
-  rotate(k, s.Hkv, s.D, cos, sin, s.rope_half);
+  rope(q, q, cos, sin, 1, 1, s.H, s.D, s.rope_half, false, 1, false);
+  rope(k, k, cos, sin, 1, 1, s.Hkv, s.D, s.rope_half, false, 1, false);
   std::memcpy(kc + (long)past * kvw, k, kvw * sizeof(float));
   std::memcpy(vc + (long)past * kvw, v, kvw * sizeof(float));
   const int32_t starts[1] = {start};

@@ -39,6 +39,7 @@ export interface Addon {
   /** Reads every byte once on the pool's threads (a memory bandwidth probe); returns their XOR fold. */
   streamRead(bytes: Uint8Array): number;
   adamw(...args: unknown[]): void;
+  rope(x: Float32Array, out: Float32Array, cos: Float32Array, sin: Float32Array, B: number, T: number, H: number, D: number, half: boolean, perRow: boolean, direction: number, accumulate: boolean): void;
   /** decoder_step.h: a layer's pointers gathered once (ints and arrays as addon.cc's decoderLayerPrepare lists them). */
   decoderLayerPrepare(ints: Int32Array, arrays: Array<Float32Array | Int8Array | Uint8Array | null>, eps: number): unknown;
   decoderLayerStep(plan: unknown, x: Float32Array, kc: Float32Array, vc: Float32Array, cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array): void;
@@ -138,7 +139,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     },
     swigluForward: (g, u, out) => a.swigluForward(g, u, out),
     swigluBackward: (g, u, dy, dg, du, accG, accU) => a.swigluBackward(g, u, dy, dg, du, accG, accU),
-    rope: (x, out, cos, sin, d, dir, acc) => jsBackend.rope(x, out, cos, sin, d, dir, acc), // memory-bound and small: the js loop
+    rope: (x, out, cos, sin, d, dir, acc) => a.rope(x, out, cos, sin, d.B, d.T, d.nHead, d.headDim, d.layout === 'half', cos.length !== d.T * (d.headDim / 2), dir, acc),
     softmaxForward: (x, out, rows, cols) => a.softmaxForward(x, out, rows, cols),
     layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNormForward(x, w, b, out, mean, rstd, rows, cols, eps),
     layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc),
