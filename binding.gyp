@@ -13,6 +13,7 @@
         "native/src/gemm_bf16.cc",
         "native/src/kernels.cc",
         "native/src/attention.cc",
+        "native/src/decoder_step.cc",
         "native/src/vec_portable.cc",
         "native/src/vec_avx2.cc",
         "native/src/vec_avx512.cc",

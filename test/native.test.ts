@@ -183,6 +183,27 @@ for (const isa of isas.length ? isas : ['none']) {
       aj.forEach((t, i) => assertClose(an[i]!, t, i === 3 ? 1e-6 * t[0]! : 1e-6, `adamw ${i}`));
     });
 
+    it('RoPE: both layouts, shared or per-row angles, forward and inverse, accumulate, in place', () => {
+      const [B, T, H, D] = [2, 5, 3, 8];
+      for (const layout of ['half', 'interleaved'] as const)
+        for (const perRow of [false, true])
+          for (const [dir, acc] of [[1, false], [-1, true]] as const) {
+            const x = rand(B * T * H * D);
+            const angles = Float32Array.from({ length: (perRow ? B * T : T) * (D / 2) }, (_, i) => 0.37 * i);
+            const [cos, sin] = [angles.map(Math.cos), angles.map(Math.sin)];
+            const out0 = rand(x.length);
+            const [want, got] = [Float32Array.from(out0), Float32Array.from(out0)];
+            const d = { B, T, nHead: H, headDim: D, layout };
+            jsBackend.rope(x, want, cos, sin, d, dir, acc);
+            native!.rope(x, got, cos, sin, d, dir, acc);
+            assertClose(got, want, 1e-6, `rope ${layout} perRow=${perRow} dir=${dir}`);
+            const inPlace = Float32Array.from(x);
+            native!.rope(inPlace, inPlace, cos, sin, d, dir, false);
+            jsBackend.rope(x, want, cos, sin, d, dir, false);
+            assertClose(inPlace, want, 1e-6, `rope in place ${layout}`);
+          }
+    });
+
     it('dropout: the same counter-based mask as js from the same seed, forward and backward', () => {
       for (const [n, p, seed] of [[1000, 0.1, 7], [100_003, 0.5, 4_000_000_000], [70_001, 0.25, 0]] as const) {
         const x = rand(n),

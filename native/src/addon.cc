@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include "cpu.h"
+#include "decoder_step.h"
 #include "gemm.h"
 #include "gemv.h"
 #include "kernels.h"
@@ -264,6 +265,53 @@ Napi::Value PrefersInterleaved(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), attn::prefers_interleaved());
 }
 
+// rope(x, out, cos, sin, B, T, H, D, half, perRow, direction, accumulate)
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  attn::rope(F(info, 0), F(info, 1), F(info, 2), F(info, 3), I(info, 4), I(info, 5), I(info, 6), I(info, 7), B(info, 8), B(info, 9), I(info, 10), B(info, 11));
+  return info.Env().Undefined();
+}
+
+// decoderLayerPrepare(ints (Int32Array: C, H, Hkv, D, F, ropeHalf, then for q, k, v, o, gate, up, down:
+// kind, N, K, interleave), arrays ([inputNorm, postNorm, then per matrix: w, scale|null, bias|null]), eps):
+// the layer's pointers gathered once into an External. The caller keeps `arrays` alive as long as it.
+const void* Ptr(const Napi::Value& v) {
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  auto t = v.As<Napi::TypedArray>();
+  return static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+}
+Napi::Value DecoderLayerPrepare(const Napi::CallbackInfo& info) {
+  const int32_t* n = I32(info, 0);
+  const Napi::Array a = info[1].As<Napi::Array>();
+  auto* s = new attn::DecoderLayerStep{};
+  s->input_norm = (const float*)Ptr(a.Get(0u));
+  s->post_norm = (const float*)Ptr(a.Get(1u));
+  s->C = n[0], s->H = n[1], s->Hkv = n[2], s->D = n[3], s->F = n[4], s->rope_half = n[5] != 0;
+  s->eps = R(info, 2);
+  attn::StepLinear* ls[7] = {&s->q, &s->k, &s->v, &s->o, &s->gate, &s->up, &s->down};
+  for (uint32_t i = 0; i < 7; i++) {
+    const int32_t* m = n + 6 + 4 * i;
+    *ls[i] = {m[0], Ptr(a.Get(2 + 3 * i)), (const float*)Ptr(a.Get(3 + 3 * i)), (const float*)Ptr(a.Get(4 + 3 * i)), m[1], m[2], m[3]};
+  }
+  return Napi::External<attn::DecoderLayerStep>::New(info.Env(), s, [](Napi::Env, attn::DecoderLayerStep* p) { delete p; });
+}
+
+// decoderLayerStep(plan, x, kc, vc, cap, past, start, cos, sin, scratch): decoder_step.h's one-token step, x updated in place.
+Napi::Value DecoderLayerStep(const Napi::CallbackInfo& info) {
+  const auto& s = *info[0].As<Napi::External<attn::DecoderLayerStep>>().Data();
+  auto scratch = info[9].As<Napi::Float32Array>();
+  if ((long)scratch.ElementLength() < attn::decoder_step_scratch_floats(s)) {
+    Napi::Error::New(info.Env(), "decoderLayerStep: scratch too small").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  attn::decoder_layer_step(s, F(info, 1), F(info, 2), F(info, 3), I(info, 4), I(info, 5), I(info, 6), F(info, 7), F(info, 8), scratch.Data());
+  return info.Env().Undefined();
+}
+
+// decoderStepScratch(plan): floats of scratch a step of this layer needs.
+Napi::Value DecoderStepScratch(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), (double)attn::decoder_step_scratch_floats(*info[0].As<Napi::External<attn::DecoderLayerStep>>().Data()));
+}
+
 // streamRead(bytes): reads every byte once on the pool's threads (memory bandwidth probe); returns their XOR fold.
 Napi::Value StreamRead(const Napi::CallbackInfo& info) {
   auto b = info[0].As<Napi::Uint8Array>();
@@ -370,6 +418,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
   exports.Set("interleaveQuantRows", Napi::Function::New(env, InterleaveQuantRows));
   exports.Set("prefersInterleaved", Napi::Function::New(env, PrefersInterleaved));
+  exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("decoderLayerPrepare", Napi::Function::New(env, DecoderLayerPrepare));
+  exports.Set("decoderLayerStep", Napi::Function::New(env, DecoderLayerStep));
+  exports.Set("decoderStepScratch", Napi::Function::New(env, DecoderStepScratch));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("dropoutForward", Napi::Function::New(env, DropoutForward));

@@ -206,4 +206,24 @@ void add_rows(const float* a, const float* b, float* out, long rows, long cols) 
   parallel_range(rows, std::max(1L, 8192 / std::max(1L, cols)), [&](long lo, long hi) { k.add_rows(a, b, out, lo, hi, cols); });
 }
 
+void rope(const float* x, float* out, const float* cos, const float* sin, int B, int T, int H, int D, bool half, bool per_row, int direction,
+          bool acc) {
+  const int hd = D / 2;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const long a = (long)(per_row ? b * T + t : t) * hd;
+      for (int h = 0; h < H; h++) {
+        const long o = ((long)(b * T + t) * H + h) * D;
+        for (int i = 0; i < hd; i++) {
+          const float c = cos[a + i], s = direction * sin[a + i];
+          const long i0 = o + (half ? i : 2 * i), i1 = o + (half ? i + hd : 2 * i + 1);
+          const float x0 = x[i0], x1 = x[i1];
+          const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+          out[i0] = acc ? out[i0] + y0 : y0;
+          out[i1] = acc ? out[i1] + y1 : y1;
+        }
+      }
+    }
+}
+
 }  // namespace attn

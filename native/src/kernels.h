@@ -64,6 +64,12 @@ struct PagedSeq { const int32_t* table; int past, offset, Tq; };
 void attention_paged(const float* q, float* out, const float* kpool, const float* vpool, const PagedSeq* seqs, int S,
                      int blockTokens, int H, int Hkv, int D, float scale);
 
+// RoPE's rotation (js/rope.ts): out (+)= R(direction·angle)·x for every channel pair of every head of
+// x [B, T, H·D]; pairs (i, i + D/2) when half, else (2i, 2i + 1). cos, sin: [T, D/2], or [B·T, D/2]
+// when per_row. In place (out == x) is allowed.
+void rope(const float* x, float* out, const float* cos, const float* sin, int B, int T, int H, int D, bool half, bool per_row, int direction,
+          bool acc);
+
 // Dropout with the js backend's counter-based mask (see VecKernels::dropout_forward).
 void dropout_forward(const float* x, float* out, float* mask, long n, double p, uint32_t seed);
 void dropout_backward(const float* dy, const float* mask, float* dx, long n, bool acc);

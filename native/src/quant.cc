@@ -121,7 +121,9 @@ void linear_quantized(const QuantLinear& g) {
     d8.resize((size_t)g.M * a.blocks * 8);
     s.resize((size_t)g.M * a.blocks * 8);
     s1.resize((size_t)g.M * a.blocks);
-    quantize_acts(g.x, g.M, g.K, g.type == QUANT_Q8_0 ? 128 : 8, q.data(), d.data(), d8.data(), s.data(), s1.data());
+    const int offset = g.type == QUANT_Q8_0 ? 128 : 8;
+    if (current_isa() == Isa::Avx512) avx512::quantize_acts(g.x, (long)g.M * a.blocks, offset, q.data(), d.data(), d8.data(), s.data(), s1.data());
+    else quantize_acts(g.x, g.M, g.K, offset, q.data(), d.data(), d8.data(), s.data(), s1.data());
     a.q = q.data(); a.d = d.data(); a.d8 = d8.data(); a.corr = s.data(); a.corr1 = s1.data();
   }
   if (g.interleave && (g.N % INTERLEAVE || (g.type != QUANT_Q8_0 && g.type != QUANT_Q4_0))) return;  // checked by the binding

@@ -57,6 +57,8 @@ void linear_quantized(const QuantLinear& g);
 namespace portable { void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1); }
 namespace avx2 { void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1); }
 namespace avx512 {
+// quant.cc's activation quantizer, 32 values per two zmm: the same float steps, so the same bytes.
+void quantize_acts(const float* x, long blocks, int offset, int8_t* q, float* d, float* d8, int32_t* corr, int32_t* corr1);
 void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1);
 void quant_rows_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1);
 // The interleaved layout (g.interleave == 16), n0 and n1 multiples of 16.

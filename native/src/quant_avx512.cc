@@ -20,11 +20,47 @@ namespace plain {
 #include "quant_impl.inc"
 }  // namespace plain
 void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1) { plain::rows_impl(g, a, n0, n1); }
+
+// roundf (half away from zero) exactly: truncate, then step away from zero where the
+// dropped fraction (exact in float) is at least one half.
+static inline __m512 round_half_away(__m512 t) {
+  const __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(t, r));
+  const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512i sign = _mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32((int)0x80000000u));
+  const __m512 step = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.f)), sign));  // ±1 with t's sign
+  return _mm512_mask_add_ps(r, up, r, step);
+}
+
+void quantize_acts(const float* x, long blocks, int offset, int8_t* q, float* d, float* d8, int32_t* corr, int32_t* corr1) {
+  for (long b = 0; b < blocks; b++) {
+    const __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    const float db = amax / 127.f;
+    const float id = db != 0.f ? 1.f / db : 0.f;
+    const __m512 idv = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(x0, idv)));
+    const __m512i q1 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(x1, idv)));
+    int8_t* qb = q + b * 32;
+    _mm_storeu_si128((__m128i*)qb, _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128((__m128i*)(qb + 16), _mm512_cvtepi32_epi8(q1));
+    int32_t total = 0;
+    for (int l = 0; l < 8; l++) {
+      const int8_t* g = qb + 4 * l;
+      corr[b * 8 + l] = -offset * (g[0] + g[1] + g[2] + g[3]);
+      total += corr[b * 8 + l];
+    }
+    corr1[b] = total;
+    d[b] = db;
+    _mm256_storeu_ps(d8 + b * 8, _mm256_set1_ps(db));
+  }
+}
 void quant_rows_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { vnni::rows_impl(g, a, n0, n1); }
 void quant_rows16_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { vnni::rows16_impl(g, a, n0, n1); }
 }}  // namespace attn::avx512
 #else
 namespace attn { namespace avx512 {
+void quantize_acts(const float*, long, int, int8_t*, float*, float*, int32_t*, int32_t*) {}  // never chosen: current_isa() is never Avx512 here
 void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1) { portable::quant_rows(g, a, n0, n1); }
 void quant_rows_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { portable::quant_rows(g, a, n0, n1); }
 void quant_rows16_vnni(const QuantLinear& g, const QuantActs& a, int n0, int n1) { portable::quant_rows(g, a, n0, n1); } } }

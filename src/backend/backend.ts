@@ -1,3 +1,4 @@
+import type { DecoderLayerWeights, DecoderStepCache } from './decoder_step.js';
 import type { QuantizedMatrix } from './quantized_matrix.js';
 import type { DeviceMemory, Storage } from './storage.js';
 
@@ -344,6 +345,13 @@ export interface Backend<F = Storage> {
    */
   sumSquares(xs: readonly F[], out: F): void;
   scaleInPlace(x: F, s: number): void;
+
+  /**
+   * One Llama-family decoder layer for one new token (decoder_step.ts): x [C]
+   * updated in place, the token's key and value written to the cache. Host
+   * backends only; where absent, decoding runs the layer op by op.
+   */
+  decoderLayerStep?(layer: DecoderLayerWeights, x: F, kv: DecoderStepCache<F>, cos: Float32Array, sin: Float32Array): void;
 
   /**
    * The memory of a device backend (absent on host backends, whose storage is

@@ -1,4 +1,5 @@
 import { forwardCached } from '../generate/cached_forward.js';
+import { setFusedDecode } from '../generate/fused_decode.js';
 import type { KVCache } from '../generate/kv_cache.js';
 import { argmax } from '../generate/sampling.js';
 import type { CausalLM } from '../models/causal_lm.js';
@@ -15,7 +16,10 @@ import { noGrad } from '../tensor/autograd.js';
  * (the final norm's caller, argmax…). Milliseconds of CPU time (the
  * process's, all threads) per step, the mean over `steps` steps: on a shared
  * machine wall time would charge an op for the time the process spent
- * descheduled. The wrappers are removed afterwards.
+ * descheduled. The wrappers are removed afterwards. The fused decode step
+ * (generate/fused_decode.ts) is switched off meanwhile: it runs a whole layer
+ * in one call, which no module wrapper would see, so this is the op-by-op
+ * path's profile.
  */
 /** CPU time of this process so far, in milliseconds. */
 function now(): number {
@@ -55,6 +59,7 @@ export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, 
     wrap(m, /Linear$/.test(cls) ? leaf : cls);
   }
   let total = 0;
+  const fused = setFusedDecode(false);
   try {
     noGrad(() => {
       cache.reset();
@@ -71,6 +76,7 @@ export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, 
     });
   } finally {
     restore.forEach((r) => r());
+    setFusedDecode(fused);
   }
   const out: Record<string, number> = {};
   let claimed = 0;

@@ -5,6 +5,7 @@ import { withScratch } from '../tensor/buffer_pool.js';
 import { reshape } from '../tensor/ops/shape.js';
 import { allocStorage, readStorage, releaseStorage, withDeviceScratch, type Tensor } from '../tensor/tensor.js';
 import { cachedAttention } from './cached_attention.js';
+import { fusedDecodeStep } from './fused_decode.js';
 import type { KVCache } from './kv_cache.js';
 
 /**
@@ -12,11 +13,15 @@ import type { KVCache } from './kv_cache.js';
  * at a time) at the cache's next slots, through the model's one forward pass
  * with an `attend` that stores each layer's new keys and values and reads the
  * earlier ones from the cache. Returns [B, vocab] scores for the token after
- * each row's last new position.
+ * each row's last new position. One new token of a one-row cache takes the
+ * fused path where it applies (fused_decode.ts): the same scores, each layer
+ * one backend call.
  */
 export function forwardCached(model: CausalLM, ids: Int32Array, [B, T]: [number, number], cache: KVCache): Tensor {
   if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
   if (B !== cache.batch) throw new Error(`${B} rows for a KV cache of ${cache.batch}`);
+  const fused = B === 1 && T === 1 ? fusedDecodeStep(model, ids[0]!, cache) : null;
+  if (fused) return fused;
   const positions = new Int32Array(B * T);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = cache.position(b, cache.length + t);
   const { logits } = model.forward(ids, [B, T], undefined, {

@@ -16,6 +16,7 @@ import { linearInt8 } from './int8.js';
 import { linearQuantized } from './quantized.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
+import { decoderLayerStepWith } from '../decoder_step.js';
 import { rope } from './rope.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
 import { swigluBackward, swigluForward } from './swiglu.js';
@@ -67,4 +68,5 @@ export const jsBackend: Backend<Float32Array> = {
     out[0] = sq;
   },
   scaleInPlace,
+  decoderLayerStep: (layer, x, kv, cos, sin) => decoderLayerStepWith(jsBackend, layer, x, kv, cos, sin),
 };

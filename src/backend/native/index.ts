@@ -2,10 +2,11 @@ import { createRequire } from 'node:module';
 import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
-import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes } from '../quantized_matrix.js';
+import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes, type QuantizedMatrix } from '../quantized_matrix.js';
+import { nativeDecoderLayerStep } from './decoder_step.js';
 
 /** The compiled addon (native/src/addon.cc). */
-interface Addon {
+export interface Addon {
   gemm(...args: unknown[]): void;
   layerNormForward(...args: unknown[]): void;
   layerNormBackward(...args: unknown[]): void;
@@ -40,6 +41,11 @@ interface Addon {
   /** Reads every byte once on the pool's threads (a memory bandwidth probe); returns their XOR fold. */
   streamRead(bytes: Uint8Array): number;
   adamw(...args: unknown[]): void;
+  rope(x: Float32Array, out: Float32Array, cos: Float32Array, sin: Float32Array, B: number, T: number, H: number, D: number, half: boolean, perRow: boolean, direction: number, accumulate: boolean): void;
+  /** decoder_step.h: a layer's pointers gathered once (ints and arrays as addon.cc's decoderLayerPrepare lists them). */
+  decoderLayerPrepare(ints: Int32Array, arrays: Array<Float32Array | Int8Array | Uint8Array | null>, eps: number): unknown;
+  decoderLayerStep(plan: unknown, x: Float32Array, kc: Float32Array, vc: Float32Array, cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array): void;
+  decoderStepScratch(plan: unknown): number;
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
   dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
   sumSquares(x: Float32Array): number;
@@ -94,6 +100,17 @@ const dimsArgs = (d: AttentionDims) =>
  * chosen at run time) on a persistent thread pool. Ops it does not accelerate
  * fall through to the js backend.
  */
+/**
+ * The first product on an AVX-512 VNNI CPU reorders a q4_0/q8_0 matrix in place into 16-row
+ * groups (quantized_matrix.ts, 'rows16'): decoding then streams it with no shuffles. Once.
+ */
+export function interleaveOnce(a: Addon, w: QuantizedMatrix): void {
+  if ((w.layout ?? 'ggml') === 'ggml' && canInterleave(w) && a.prefersInterleaved()) {
+    a.interleaveQuantRows(GGML_TYPE[w.type], w.data, w.rows, w.cols);
+    w.layout = 'rows16';
+  }
+}
+
 export function createNativeBackend(a: Addon): Backend<Float32Array> {
   return {
     ...jsBackend,
@@ -124,7 +141,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     },
     swigluForward: (g, u, out) => a.swigluForward(g, u, out),
     swigluBackward: (g, u, dy, dg, du, accG, accU) => a.swigluBackward(g, u, dy, dg, du, accG, accU),
-    rope: (x, out, cos, sin, d, dir, acc) => jsBackend.rope(x, out, cos, sin, d, dir, acc), // memory-bound and small: the js loop
+    rope: (x, out, cos, sin, d, dir, acc) => a.rope(x, out, cos, sin, d.B, d.T, d.nHead, d.headDim, d.layout === 'half', cos.length !== d.T * (d.headDim / 2), dir, acc),
     softmaxForward: (x, out, rows, cols) => a.softmaxForward(x, out, rows, cols),
     layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNormForward(x, w, b, out, mean, rstd, rows, cols, eps),
     layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc),
@@ -167,12 +184,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     linearQuantized: (x, rows, w, bias, out) => {
       quantRowBytes(w.type, w.cols); // checks cols against the block size
       if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`linearQuantized: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
-      // The first product on an AVX-512 VNNI CPU reorders a q4_0/q8_0 matrix in place into 16-row
-      // groups (quantized_matrix.ts, 'rows16'): decoding then streams it with no shuffles. Once.
-      if ((w.layout ?? 'ggml') === 'ggml' && canInterleave(w) && a.prefersInterleaved()) {
-        a.interleaveQuantRows(GGML_TYPE[w.type], w.data, w.rows, w.cols);
-        w.layout = 'rows16';
-      }
+      interleaveOnce(a, w);
       a.linearQuantized(x, rows, GGML_TYPE[w.type], w.data, w.rows, w.cols, bias, out, w.layout === 'rows16' ? INTERLEAVE : 0);
     },
     crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
@@ -188,5 +200,6 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       out[0] = sq;
     },
     scaleInPlace: (x, s) => a.scaleInPlace(x, s),
+    decoderLayerStep: nativeDecoderLayerStep(a),
   };
 }

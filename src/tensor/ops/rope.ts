@@ -162,7 +162,7 @@ function sameAngles(pos: ArrayLike<number>, D: number, base: number, scaling: Ro
 }
 
 /** cos and sin of p·θᵢ (times the attention factor) for every position given and pair: [positions, D/2] each. */
-function ropeAngles(pos: ArrayLike<number>, D: number, base: number, scaling: RopeScaling | null): { cos: Float32Array; sin: Float32Array } {
+export function ropeAngles(pos: ArrayLike<number>, D: number, base: number, scaling: RopeScaling | null): { cos: Float32Array; sin: Float32Array } {
   if (sameAngles(pos, D, base, scaling)) return lastAngles!;
   const angles = computeAngles(pos, D, base, scaling);
   lastAngles = { pos: Float64Array.from(pos), D, base, scaling, ...angles };

@@ -1,0 +1,41 @@
+// One decoder layer of a pre-norm Llama-family model for one new token, fused
+// into a single call: the per-token work of batch-1 decoding is a dozen small
+// products and element-wise steps per layer, and issuing each from JavaScript
+// costs more than the arithmetic (a GEMV of a 576×192 q4_0 matrix takes ~5 µs).
+// The js twin is src/backend/decoder_step.ts (the same steps as backend calls).
+#pragma once
+#include <cstdint>
+
+namespace attn {
+
+// A weight matrix W [N, K] of y = x·Wᵀ + bias, in one of the formats decoding reads.
+enum StepLinearKind { STEP_F32 = -1, STEP_INT8 = -2 };  // otherwise a ggml quant type (QuantType)
+struct StepLinear {
+  int kind;             // STEP_F32, STEP_INT8, or QUANT_Q4_0 / QUANT_Q8_0 / QUANT_Q4_K / QUANT_Q6_K
+  const void* w;        // float [N, K], int8 [N, K], or the quantized blocks
+  const float* scale;   // STEP_INT8: one per row; else null
+  const float* bias;    // optional, length N
+  int N, K;
+  int interleave;       // quant types: 0 (ggml's layout) or INTERLEAVE
+};
+
+struct DecoderLayerStep {
+  const float* input_norm;  // RMSNorm gains [C]
+  const float* post_norm;   // [C]
+  StepLinear q, k, v, o, gate, up, down;
+  int C, H, Hkv, D, F;
+  float eps;
+  bool rope_half;  // rotate_half pairs (i, i + D/2); else interleaved (2i, 2i + 1)
+};
+
+// Scratch for one step; sizes from decoder_step_scratch_floats.
+long decoder_step_scratch_floats(const DecoderLayerStep& s);
+
+// x [C] += attention(RMSNorm(x)); x += SwiGLU MLP(RMSNorm(x)), for the token
+// at cache slot `past` of a one-row cache kc, vc [cap, Hkv·D] (its key and
+// value written there), attending to slots start … past. cos, sin [D/2]: the
+// rotation's angles at this token's position.
+void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* vc, int cap, int past, int start, const float* cos,
+                        const float* sin, float* scratch);
+
+}  // namespace attn

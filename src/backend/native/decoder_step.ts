@@ -1,0 +1,55 @@
+import type { DecoderLayerWeights, DecoderStepCache, StepMatrix } from '../decoder_step.js';
+import { GGML_TYPE, INTERLEAVE, quantRowBytes } from '../quantized_matrix.js';
+import { interleaveOnce, type Addon } from './index.js';
+
+/** decoder_step.h's StepLinearKind: fp32 and int8 rows, or a ggml quant type's number. */
+const KIND_F32 = -1;
+const KIND_INT8 = -2;
+
+/** A prepared layer: the addon's External of raw pointers, and the arrays it points into (kept alive with it). */
+interface Plan {
+  handle: unknown;
+  arrays: Array<Float32Array | Int8Array | Uint8Array | null>;
+  scratch: Float32Array;
+}
+
+/** addon.cc's decoderLayerPrepare arguments for one layer: sizes and kinds as ints, the arrays in order. */
+function describe(a: Addon, s: DecoderLayerWeights): Pick<Plan, 'arrays'> & { ints: Int32Array } {
+  const ints = [s.nEmbd, s.nHead, s.nKvHead, s.headDim, s.hidden, s.ropeLayout === 'half' ? 1 : 0];
+  const arrays: Plan['arrays'] = [s.inputNorm, s.postNorm];
+  const add = (m: StepMatrix) => {
+    if (m.kind === 'quant') {
+      const w = m.matrix;
+      if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`decoderLayerStep: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
+      interleaveOnce(a, w);
+      ints.push(GGML_TYPE[w.type], w.rows, w.cols, w.layout === 'rows16' ? INTERLEAVE : 0);
+      arrays.push(w.data, null, m.bias);
+    } else {
+      ints.push(m.kind === 'f32' ? KIND_F32 : KIND_INT8, m.rows, m.cols, 0);
+      arrays.push(m.weight, m.kind === 'int8' ? m.scale : null, m.bias);
+    }
+  };
+  [s.q, s.k, s.v, s.o, s.gate, s.up, s.down].forEach(add);
+  return { ints: Int32Array.from(ints), arrays };
+}
+
+/**
+ * The native backend's decoderLayerStep: each layer's weights are turned into
+ * the addon's pointer record the first time the layer runs (a WeakMap keyed by
+ * the weights object, which the caller keeps for as long as the model), then
+ * every token is one addon call per layer.
+ */
+export function nativeDecoderLayerStep(a: Addon) {
+  const plans = new WeakMap<DecoderLayerWeights, Plan>();
+  return (s: DecoderLayerWeights, x: Float32Array, kv: DecoderStepCache, cos: Float32Array, sin: Float32Array): void => {
+    let plan = plans.get(s);
+    if (!plan) {
+      const { ints, arrays } = describe(a, s);
+      const handle = a.decoderLayerPrepare(ints, arrays, s.eps);
+      plan = { handle, arrays, scratch: new Float32Array(a.decoderStepScratch(handle)) };
+      plans.set(s, plan);
+    }
+    if ((kv.past + 1) * s.nKvHead * s.headDim > kv.k.length) throw new Error(`KV cache overflow: slot ${kv.past} of a cache of ${kv.cap}`);
+    a.decoderLayerStep(plan.handle, x, kv.k, kv.v, kv.cap, kv.past, kv.start, cos, sin, plan.scratch);
+  };
+}
