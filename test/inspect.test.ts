@@ -239,7 +239,7 @@ describe('attn inspect', () => {
   });
 
   it('an unsupported model kind, or no text: one clear line, non-zero exit', () => {
-    for (const [kind, named] of [['embedder', /sentence embedder/], ['point-cloud-transformer', /point-cloud classifier/]] as const) {
+    for (const [kind, named] of [['embedder', /sentence embedder/]] as const) {
       const other = join(work, kind);
       writeDirAtomic(other, { 'config.json': JSON.stringify({ format: 'attn', model_type: kind }) });
       const r = runAttn(['inspect', '--model', other, '--data', textPath, '--out', join(work, 'x')], work);

@@ -26,10 +26,17 @@ import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int } from './flags.js';
 import { vitTestSet } from './vit.js';
+import { alignClasses, pointData, trainedOptions as pointTrainedOptions } from './pointcloud.js';
+import { inspectPointCloud, type PointCloudInspectReport } from '../eval/inspect/inspect_point_cloud.js';
+import { writePointCloudReport } from '../eval/inspect/point_cloud_report_files.js';
+import { loadPointTransformer, POINT_TRANSFORMER_MODEL_TYPE } from '../io/point_transformer_dir.js';
+import { pointBatch, tokenizeClouds } from '../train/point_cloud_trainer.js';
 
 export interface InspectCliOptions {
   model: string;
   data?: string;
+  /** Point-cloud classifiers: a generated data set (shapes) instead of --data. */
+  task?: string;
   out: string;
   seed: number;
   windows: number;
@@ -50,7 +57,7 @@ export interface InspectCliOptions {
  * a residual stream and a read-out (final norm and head) the tools of
  * src/eval/inspect/ are built on (see docs/inspect.md).
  */
-export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers, encoder–decoder translation models (attn seq2seq) and captioners (attn caption)';
+export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers, point-cloud classifiers (attn pointcloud), encoder–decoder translation models (attn seq2seq) and captioners (attn caption)';
 
 /** Load a decoder language model, or fail with one line naming what inspect supports. */
 function loadInspectable(dir: string): { model: InspectableLM; tokenizer: ReturnType<typeof loadModel>['tokenizer'] } {
@@ -109,6 +116,20 @@ function inspectViTDir(o: InspectCliOptions): { report: ViTInspectReport; files:
   return { report, files: writeViTReport(o.out, report, o.model) };
 }
 
+/** A point-cloud classifier on the test clouds of --data (a point-file folder) or --task shapes (regenerated from the training seed). */
+function inspectPointCloudDir(o: InspectCliOptions): { report: PointCloudInspectReport; files: string[] } {
+  const model = loadPointTransformer(o.model);
+  if (o.data !== undefined && (!existsSync(o.data) || !statSync(o.data).isDirectory())) {
+    throw new UserError(`--data ${o.data}: expected a folder of point files (one subfolder of .xyz/.off/.ply files per class), as for attn pointcloud eval, or --task shapes`);
+  }
+  // Only the test split is read: one generated training cloud per class keeps --task shapes quick (the test set has its own seed).
+  const { test } = pointData(o, { ...pointTrainedOptions(o.model), trainPerClass: 1 });
+  const set = alignClasses(test, model, o.data ?? `--task ${o.task}`);
+  const tokens = tokenizeClouds(model, set);
+  const report = inspectPointCloud(model, { tokens, labels: set.labels, names: set.names, batch: (ids) => pointBatch(model, tokens, ids) }, { seed: o.seed, clouds: o.examples, top: o.top });
+  return { report, files: writePointCloudReport(o.out, report, o.model) };
+}
+
 /** A captioner on captioned Fashion-MNIST test canvases, rebuilt as attn caption train made them (its trainer.json's seed). */
 function inspectCaptionerDir(o: InspectCliOptions): { report: EncDecInspectReport; files: string[] } {
   const model = loadCaptioner(o.model);
@@ -125,7 +146,7 @@ function inspectCaptionerDir(o: InspectCliOptions): { report: EncDecInspectRepor
   return { report, files };
 }
 
-export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport | EncDecInspectReport; files: string[] } {
+export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport | EncDecInspectReport | PointCloudInspectReport; files: string[] } {
   if (o.top < 1) throw new UserError('--top must be ≥ 1');
   if (o.examples < 4) throw new UserError('--examples must be ≥ 4 (¼ of them score the probes)');
   const type = modelType(o.model);
@@ -136,6 +157,10 @@ export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTI
   if (type === CAPTIONER_MODEL_TYPE) {
     useBackend(o);
     return inspectCaptionerDir(o);
+  }
+  if (type === POINT_TRANSFORMER_MODEL_TYPE) {
+    useBackend(o);
+    return inspectPointCloudDir(o);
   }
   if (type === SEQ2SEQ_MODEL_TYPE) {
     useBackend(o);
@@ -161,7 +186,7 @@ export function inspectCommand(): Command {
   return withBackendFlags(new Command('inspect'))
     .description(`look inside a trained model: attention maps per layer and head, attention rollout, the validation loss without each head, the logit lens and linear probes per layer; writes PNGs and index.html (supports ${INSPECTABLE})`)
     .requiredOption('--model <dir>', 'model directory')
-    .option('--data <file>', 'UTF-8 text to inspect on (default: the training text trainer.json names); its last tenth is the validation part. For a ViT: the image folder (as for attn vit eval), whose test images are used')
+    .option('--data <file>', 'UTF-8 text to inspect on (default: the training text trainer.json names); its last tenth is the validation part. For a ViT: the image folder (as for attn vit eval), whose test images are used. For a point-cloud classifier: a folder of point files (as for attn pointcloud eval)')
     .requiredOption('--out <dir>', 'directory for index.html, report.json and the PNGs')
     .option('--seed <n>', 'seed for the choice of validation windows (same seed, same tables)', int, 0)
     .option('--windows <n>', 'validation windows', int, 16)
@@ -169,7 +194,8 @@ export function inspectCommand(): Command {
     .option('--map-length <n>', 'tokens shown in the attention maps', int, 24)
     .option('--top <n>', 'costliest heads to highlight', int, 3)
     .option('--images <n>', 'ViT: test images for head removal and the class token by layer', int, 64)
-    .option('--examples <n>', 'translation models and captioners: validation examples for head removal, the lens and the probes', int, 32)
+    .option('--examples <n>', 'translation models, captioners and point-cloud classifiers: validation (test) examples for head removal, the lens and the probes', int, 32)
+    .option('--task <name>', 'point-cloud classifiers: inspect on the generated test clouds of this task (shapes; regenerated from the training seed) instead of --data DIR')
     .action((o: InspectCliOptions) => {
       const { report, files } = runInspect(o);
       process.stdout.write(summaryLines(report).join('\n') + '\n');
@@ -180,7 +206,7 @@ export function inspectCommand(): Command {
 const change = (v: number, base: number): string => `${v.toFixed(4)} (${v - base >= 0 ? '+' : ''}${(v - base).toFixed(4)})`;
 
 /** The report's main numbers, for the terminal. */
-function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectReport): string[] {
+function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectReport | PointCloudInspectReport): string[] {
   const lines: string[] = [];
   const r = report.removal;
   if ('kinds' in r) {
@@ -192,7 +218,7 @@ function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectRe
     }
     lines.push(`costliest heads: ${r.costliest.map(([k, l, h]) => `${k} ${l + 1}.${h + 1}`).join(', ')}`);
   } else {
-    const on = 'kind' in report ? `${(report as ViTInspectReport).images} test images` : `${(report as InspectReport).windows} windows of ${(report as InspectReport).length} tokens`;
+    const on = 'clouds' in report ? `${report.clouds} test clouds` : 'kind' in report ? `${(report as ViTInspectReport).images} test images` : `${(report as InspectReport).windows} windows of ${(report as InspectReport).length} tokens`;
     lines.push(`${'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})`);
     lines.push('loss without each head (layer.head: loss, change):');
     r.loss.forEach((row, l) => lines.push('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${change(v, r.baseline)}`).join('   ')));

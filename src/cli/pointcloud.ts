@@ -40,7 +40,7 @@ const HYPER: Array<[string, keyof PointCloudTrainOptionsInput, (v: string) => nu
 const TASKS = ['shapes'];
 
 /** The data a command names: the generated task or a folder of point files (exactly one of the two). */
-function pointData(o: { task?: string; data?: string }, options: PointCloudTrainOptions): PointCloudDataset {
+export function pointData(o: { task?: string; data?: string }, options: PointCloudTrainOptions): PointCloudDataset {
   if (o.task !== undefined && o.data !== undefined) throw new UserError('give --task or --data, not both');
   if (o.data !== undefined) return loadPointCloudFolder(o.data, { heldOut: options.heldOut, seed: options.seed });
   if (o.task === undefined) throw new UserError(`give --task (${TASKS.join(', ')}) or --data DIR (one subfolder of .xyz/.off/.ply files per class)`);
@@ -70,7 +70,7 @@ export function runPointCloudTraining(args: { task?: string; data?: string; out:
 }
 
 /** The options the model was trained with (trainer.json), so evaluation regenerates or splits the same test set. */
-function trainedOptions(modelDir: string): PointCloudTrainOptions {
+export function trainedOptions(modelDir: string): PointCloudTrainOptions {
   try {
     const t = JSON.parse(readFileSync(join(modelDir, 'trainer.json'), 'utf8')) as { options?: PointCloudTrainOptionsInput };
     return parsePointCloudTrainOptions(t.options ?? {});
@@ -80,7 +80,7 @@ function trainedOptions(modelDir: string): PointCloudTrainOptions {
 }
 
 /** Relabel a set's classes into the model's order, by name. */
-function alignClasses(set: PointCloudSet, model: PointCloudTransformer, source: string): PointCloudSet {
+export function alignClasses(set: PointCloudSet, model: PointCloudTransformer, source: string): PointCloudSet {
   const names = model.config.labels;
   const map = set.classes.map((c) => names.indexOf(c));
   const missing = set.classes.find((_, i) => map[i] === -1);

@@ -10,6 +10,7 @@ import { maxPool } from '../tensor/ops/max_pool.js';
 import { concat, reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
+import type { LayerAttend } from './causal_lm.js';
 import type { PointTransformerConfig } from './point_transformer_config.js';
 
 export interface PointCloudOutput {
@@ -58,8 +59,28 @@ export class PointCloudTransformer extends Module {
     this.head = new Linear(D, config.num_classes, { bias: true, std: 0.02, rng });
   }
 
-  /** patches [N, G, K, 3] (points relative to their centre), centres [N, G, 3]; labels, if given, one class per cloud. */
-  forward(patches: Tensor, centres: Tensor, labels?: Int32Array): PointCloudOutput {
+  /**
+   * patches [N, G, K, 3] (points relative to their centre), centres [N, G, 3];
+   * labels, if given, one class per cloud; attend, if given, replaces layer
+   * l's attention op (eval/inspect/ reads and removes heads through it).
+   */
+  forward(patches: Tensor, centres: Tensor, labels?: Int32Array, attend?: LayerAttend): PointCloudOutput {
+    const logits = this.classScores(this.norm.forward(this.stream(patches, centres, attend).at(-1)!));
+    return { logits, loss: labels ? crossEntropy(logits, labels) : null };
+  }
+
+  /** Class scores [N, num_classes] from the normed encoder output: the head reads the class token's vector. */
+  classScores(encoded: Tensor): Tensor {
+    const [N, , D] = encoded.shape as [number, number, number];
+    return this.head.forward(reshape(slice(encoded, 1, 0, 1), [N, D]));
+  }
+
+  /**
+   * The residual stream: the embedded tokens (the class token, then one per
+   * patch) first, then the vectors after each encoder layer, before the final
+   * norm. `forward` keeps the last; eval/inspect/ reads them all.
+   */
+  stream(patches: Tensor, centres: Tensor, attend?: LayerAttend): Tensor[] {
     const N = patches.shape[0]!;
     const { num_groups: G, group_size: K, d_model: D } = this.config;
     if (patches.shape.join() !== [N, G, K, 3].join() || centres.shape.join() !== [N, G, 3].join()) {
@@ -71,9 +92,11 @@ export class PointCloudTransformer extends Module {
     const where = this.pos_out.forward(gelu(this.pos_in.forward(centres)));
     const cls = add(Tensor.zeros([N, 1, D]), add(this.cls_token, this.cls_pos));
     let x = this.drop.forward(concat([cls, add(tokens, where)], 1));
-    for (const block of this.blocks) x = block.forward(x);
-    x = this.norm.forward(x);
-    const logits = this.head.forward(reshape(slice(x, 1, 0, 1), [N, D]));
-    return { logits, loss: labels ? crossEntropy(logits, labels) : null };
+    const out = [x];
+    this.blocks.forEach((block, l) => {
+      x = block.forward(x, undefined, attend && ((q, k, v, o) => attend(l, q, k, v, o)));
+      out.push(x);
+    });
+    return out;
   }
 }

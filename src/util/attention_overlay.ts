@@ -22,7 +22,7 @@ export interface HeatmapPicture {
 export const PANEL_GAP = 4;
 
 /** Weight 0 … 1 → an RGB colour of the "hot" scale. */
-function hot(w: number): [number, number, number] {
+export function hot(w: number): [number, number, number] {
   const c = (v: number): number => Math.round(255 * Math.min(1, Math.max(0, v)));
   return [c(3 * w), c(3 * w - 1), c(3 * w - 2)];
 }
