@@ -31,6 +31,9 @@ import { inspectPointCloud, type PointCloudInspectReport } from '../eval/inspect
 import { writePointCloudReport } from '../eval/inspect/point_cloud_report_files.js';
 import { loadPointTransformer, POINT_TRANSFORMER_MODEL_TYPE } from '../io/point_transformer_dir.js';
 import { pointBatch, tokenizeClouds } from '../train/point_cloud_trainer.js';
+import { inspectEmbedder, type EmbedderInspectReport } from '../eval/inspect/inspect_embedder.js';
+import { writeEmbedderReport } from '../eval/inspect/embedder_report_files.js';
+import { EMBEDDER_TYPE, loadEmbedder } from '../io/embedder_dir.js';
 
 export interface InspectCliOptions {
   model: string;
@@ -57,7 +60,7 @@ export interface InspectCliOptions {
  * a residual stream and a read-out (final norm and head) the tools of
  * src/eval/inspect/ are built on (see docs/inspect.md).
  */
-export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers, point-cloud classifiers (attn pointcloud), encoder–decoder translation models (attn seq2seq) and captioners (attn caption)';
+export const INSPECTABLE = 'decoder language models — GPT (attn\'s own, Hugging Face gpt2, GGUF gpt2) and the Llama family (attn train --arch llama, Hugging Face Llama/Qwen2/Mistral, GGUF llama) — and ViT image classifiers, point-cloud classifiers (attn pointcloud), sentence embedders (attn embed), encoder–decoder translation models (attn seq2seq) and captioners (attn caption)';
 
 /** Load a decoder language model, or fail with one line naming what inspect supports. */
 function loadInspectable(dir: string): { model: InspectableLM; tokenizer: ReturnType<typeof loadModel>['tokenizer'] } {
@@ -130,6 +133,20 @@ function inspectPointCloudDir(o: InspectCliOptions): { report: PointCloudInspect
   return { report, files: writePointCloudReport(o.out, report, o.model) };
 }
 
+/** A sentence embedder on the lines of --data (a UTF-8 text file, one text per line). */
+function inspectEmbedderDir(o: InspectCliOptions): { report: EmbedderInspectReport; files: string[] } {
+  if (o.data === undefined) throw new UserError('give --data FILE: the texts to inspect the embedder on (UTF-8, one per line)');
+  if (!existsSync(o.data) || statSync(o.data).isDirectory()) throw new UserError(`--data ${o.data}: expected a UTF-8 text file, one text per line, for a sentence embedder`);
+  const { model, tokenizer } = loadEmbedder(o.model);
+  let report: EmbedderInspectReport;
+  try {
+    report = inspectEmbedder(model, tokenizer, readTextFile(o.data).split('\n'), { seed: o.seed, texts: o.examples, top: o.top });
+  } catch (e) {
+    throw new UserError(`--data ${o.data}: ${(e as Error).message}`);
+  }
+  return { report, files: writeEmbedderReport(o.out, report, o.model) };
+}
+
 /** A captioner on captioned Fashion-MNIST test canvases, rebuilt as attn caption train made them (its trainer.json's seed). */
 function inspectCaptionerDir(o: InspectCliOptions): { report: EncDecInspectReport; files: string[] } {
   const model = loadCaptioner(o.model);
@@ -146,7 +163,7 @@ function inspectCaptionerDir(o: InspectCliOptions): { report: EncDecInspectRepor
   return { report, files };
 }
 
-export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport | EncDecInspectReport | PointCloudInspectReport; files: string[] } {
+export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTInspectReport | EncDecInspectReport | PointCloudInspectReport | EmbedderInspectReport; files: string[] } {
   if (o.top < 1) throw new UserError('--top must be ≥ 1');
   if (o.examples < 4) throw new UserError('--examples must be ≥ 4 (¼ of them score the probes)');
   const type = modelType(o.model);
@@ -161,6 +178,10 @@ export function runInspect(o: InspectCliOptions): { report: InspectReport | ViTI
   if (type === POINT_TRANSFORMER_MODEL_TYPE) {
     useBackend(o);
     return inspectPointCloudDir(o);
+  }
+  if (type === EMBEDDER_TYPE) {
+    useBackend(o);
+    return inspectEmbedderDir(o);
   }
   if (type === SEQ2SEQ_MODEL_TYPE) {
     useBackend(o);
@@ -186,7 +207,7 @@ export function inspectCommand(): Command {
   return withBackendFlags(new Command('inspect'))
     .description(`look inside a trained model: attention maps per layer and head, attention rollout, the validation loss without each head, the logit lens and linear probes per layer; writes PNGs and index.html (supports ${INSPECTABLE})`)
     .requiredOption('--model <dir>', 'model directory')
-    .option('--data <file>', 'UTF-8 text to inspect on (default: the training text trainer.json names); its last tenth is the validation part. For a ViT: the image folder (as for attn vit eval), whose test images are used. For a point-cloud classifier: a folder of point files (as for attn pointcloud eval)')
+    .option('--data <file>', 'UTF-8 text to inspect on (default: the training text trainer.json names); its last tenth is the validation part. For a ViT: the image folder (as for attn vit eval), whose test images are used. For a point-cloud classifier: a folder of point files (as for attn pointcloud eval). For a sentence embedder: a text file, one text per line')
     .requiredOption('--out <dir>', 'directory for index.html, report.json and the PNGs')
     .option('--seed <n>', 'seed for the choice of validation windows (same seed, same tables)', int, 0)
     .option('--windows <n>', 'validation windows', int, 16)
@@ -194,7 +215,7 @@ export function inspectCommand(): Command {
     .option('--map-length <n>', 'tokens shown in the attention maps', int, 24)
     .option('--top <n>', 'costliest heads to highlight', int, 3)
     .option('--images <n>', 'ViT: test images for head removal and the class token by layer', int, 64)
-    .option('--examples <n>', 'translation models, captioners and point-cloud classifiers: validation (test) examples for head removal, the lens and the probes', int, 32)
+    .option('--examples <n>', 'translation models, captioners, point-cloud classifiers and embedders: validation (test) examples (texts) for head removal, the lens and the probes', int, 32)
     .option('--task <name>', 'point-cloud classifiers: inspect on the generated test clouds of this task (shapes; regenerated from the training seed) instead of --data DIR')
     .action((o: InspectCliOptions) => {
       const { report, files } = runInspect(o);
@@ -206,7 +227,7 @@ export function inspectCommand(): Command {
 const change = (v: number, base: number): string => `${v.toFixed(4)} (${v - base >= 0 ? '+' : ''}${(v - base).toFixed(4)})`;
 
 /** The report's main numbers, for the terminal. */
-function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectReport | PointCloudInspectReport): string[] {
+function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectReport | PointCloudInspectReport | EmbedderInspectReport): string[] {
   const lines: string[] = [];
   const r = report.removal;
   if ('kinds' in r) {
@@ -218,13 +239,13 @@ function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectRe
     }
     lines.push(`costliest heads: ${r.costliest.map(([k, l, h]) => `${k} ${l + 1}.${h + 1}`).join(', ')}`);
   } else {
-    const on = 'clouds' in report ? `${report.clouds} test clouds` : 'kind' in report ? `${(report as ViTInspectReport).images} test images` : `${(report as InspectReport).windows} windows of ${(report as InspectReport).length} tokens`;
-    lines.push(`${'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})`);
+    const on = 'texts' in report ? `${report.texts} texts; 1 − cosine to the intact vectors` : 'clouds' in report ? `${report.clouds} test clouds` : 'kind' in report ? `${(report as ViTInspectReport).images} test images` : `${(report as InspectReport).windows} windows of ${(report as InspectReport).length} tokens`;
+    lines.push(`${'texts' in report ? 'vector change' : 'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})`);
     lines.push('loss without each head (layer.head: loss, change):');
     r.loss.forEach((row, l) => lines.push('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${change(v, r.baseline)}`).join('   ')));
     lines.push(`costliest heads: ${r.costliest.map(([l, h]) => `${l + 1}.${h + 1}`).join(', ')}`);
   }
   lines.push(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${x.loss.toFixed(3)}`).join(', ')}`);
-  if ('kind' in report) lines.push(`${'kinds' in r ? 'top-1' : 'class token'} accuracy by layer: ${report.lens.map((x) => `${x.name} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')}`);
+  if ('kind' in report) lines.push(`${'kinds' in r ? 'top-1' : 'texts' in report ? 'finds its own text' : 'class token'} accuracy by layer: ${report.lens.map((x) => `${x.name} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')}`);
   return lines;
 }

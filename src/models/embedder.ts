@@ -7,6 +7,7 @@ import { meanPool } from '../tensor/ops/mean_pool.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { EmbedderConfig } from './embedder_config.js';
+import type { LayerAttend } from './causal_lm.js';
 
 /**
  * A sentence embedder: token embedding + positions, N bidirectional encoder
@@ -36,10 +37,24 @@ export class Embedder extends Module {
    * ids: B·T token ids (row-major); padding: B·T flags, 1 = padding (neither
    * attended to nor pooled). Returns [B, d_model] un-normalised embeddings.
    */
-  forward(ids: Int32Array, [B, T]: [number, number], padding?: Uint8Array): Tensor {
+  forward(ids: Int32Array, [B, T]: [number, number], padding?: Uint8Array, attend?: LayerAttend): Tensor {
+    return meanPool(this.ln_f.forward(this.stream(ids, [B, T], padding, attend).at(-1)!), padding);
+  }
+
+  /**
+   * The residual stream: the embedded tokens (with positions) first, then the
+   * vectors after each layer, before the final norm and the pooling. `forward`
+   * pools the last; eval/inspect/ reads them all. `attend`, if given, replaces
+   * layer l's attention op (eval/inspect/ reads and removes heads through it).
+   */
+  stream(ids: Int32Array, [B, T]: [number, number], padding?: Uint8Array, attend?: LayerAttend): Tensor[] {
     if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
     let x = this.pos.forward(this.tok.forward(ids, [B, T]));
-    for (const layer of this.layers) x = layer.forward(x, padding);
-    return meanPool(this.ln_f.forward(x), padding);
+    const out = [x];
+    this.layers.forEach((layer, l) => {
+      x = layer.forward(x, padding, attend && ((q, k, v, o) => attend(l, q, k, v, o)));
+      out.push(x);
+    });
+    return out;
   }
 }
