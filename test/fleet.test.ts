@@ -87,7 +87,7 @@ describe('attn bench fleet', { skip }, () => {
     assert.equal(row.client_threads, 2);
     assert.ok((row.requests_ok as number) > 0, 'requests were answered');
     assert.equal(row.failed_started_after_kill, 0);
-    assert.equal(row.ledger_matches_clients, true, `ledger ${row.ledger_requests} vs clients ${row.requests_ok}`);
+    assert.equal(row.ledger_matches_clients, true, `ledger ${row.ledger_requests} vs clients ${row.requests_ok} (failed in flight at the kill: ${row.failed_in_flight_at_kill})`);
     assert.ok((row.baseline_tokens_per_s as number) > 0 && (row.fleet_tokens_per_s_before_kill as number) > 0);
   });
 });

@@ -132,7 +132,12 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
       failed_started_after_kill: afterKill.length,
       failure_examples: failed.slice(0, 3).map((r) => r.error),
       ledger_requests: ledger,
-      ledger_matches_clients: ledger === ok,
+      // A replica records a request in the ledger when it has generated the reply, just before the
+      // last bytes leave; a SIGKILL between the two leaves a request the ledger counts and the
+      // client saw fail. So the ledger must hold every answer the clients received, plus at most
+      // the requests that failed in flight at the kill — never fewer, never others.
+      ledger_unreceived: ledger - ok,
+      ledger_matches_clients: ledger >= ok && ledger - ok <= failed.length - afterKill.length,
     };
   } finally {
     await nginx?.stop();
