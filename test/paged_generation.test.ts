@@ -97,12 +97,16 @@ for (const name of backends) {
           while (ids0.length < 12) ids0.push(argmax(batchForward(m, [Int32Array.of(ids0.at(-1)!)], [first])));
           return [ids0, ...rest.ids];
         })();
-        assert.deepEqual(adopted, [20, 0, 19, 8, 0], 'the 5 full 4-token blocks of the 20-token system prompt (the prompt that is all system re-runs its last token)');
+        // The 5 full 4-token blocks of the 20-token system prompt; the prompt that is all system re-runs its last token;
+        // the one that keeps 10 system tokens adopts 2 blocks and 2 slots of the third (copied before it writes there).
+        assert.deepEqual(adopted, [20, 0, 19, 10, 0]);
         assert.deepEqual(got, want.ids);
         const shared = first.table.slice(0, 5);
         assert.deepEqual(caches[1]!.table.slice(0, 5), shared, 'a sharer reads the first prefill\'s blocks');
         assert.deepEqual(caches[3]!.table.slice(0, 4), shared.slice(0, 4));
         assert.notEqual(caches[3]!.table[4], shared[4], 'the fully cached prompt wrote its last token into a copy of the shared block');
+        assert.deepEqual(caches[4]!.table.slice(0, 2), shared.slice(0, 2));
+        assert.notEqual(caches[4]!.table[2], shared[2], 'the prompt that diverges inside a block wrote into a copy of it');
       });
 
       it('reserves every block before a pass, so a pool that runs out fails cleanly and nothing is half written', () => {

@@ -80,9 +80,47 @@ describe('paged KV cache', () => {
       assert.deepEqual(s.table.slice(0, 10), a.table.slice(0, 10));
       assert.equal(pool.k[0]![s.slotOffset(39)], 1000 + 39, 'the shared slots hold the first prefill');
     }
-    // A prompt that differs inside the second block shares only the first.
+    // A prompt that differs inside the second block shares the first, and the one slot of the second before the difference.
     const c = new PagedSequence(pool, prefixes);
-    assert.equal(c.adoptPrefix([...system.slice(0, 5), 99, ...system.slice(6)]), 4);
+    assert.equal(c.adoptPrefix([...system.slice(0, 5), 99, ...system.slice(6)]), 5);
+    assert.deepEqual(c.table, a.table.slice(0, 2));
+  });
+
+  it('adopts the agreeing slots of a cached block when a shared prompt ends inside it, and copies that block before writing', () => {
+    const pool = new KVBlockPool(shape, 4, 64);
+    const prefixes = new PrefixCache(pool);
+    const system = Array.from({ length: 42 }, (_, i) => 10 + (i % 5)); // 10 full blocks and 2 slots of an 11th
+    const a = new PagedSequence(pool, prefixes);
+    const promptA = [...system, 1, 2, 3];
+    a.adoptPrefix(promptA);
+    a.reserve(promptA.length);
+    write(pool, a, 0, promptA.length, 1000);
+    a.publishPrefix(promptA); // 11 full blocks: the 11th holds system[40], system[41], 1, 2
+    const hits = prefixes.hitTokens;
+    const b = new PagedSequence(pool, prefixes);
+    const promptB = [...system, 7, 8];
+    assert.equal(b.adoptPrefix(promptB), 42, 'the 10 full blocks and 2 slots of the 11th');
+    assert.equal(prefixes.hitTokens - hits, 42);
+    assert.equal(prefixes.hits, 1, 'one lookup, one hit');
+    assert.equal(b.table[10], a.table[10], 'adopted in place until it writes');
+    b.reserve(promptB.length - 42);
+    assert.notEqual(b.table[10], a.table[10], 'its first write copied the block');
+    write(pool, b, 42, promptB.length, 5000);
+    for (const t of [40, 41]) assert.equal(pool.v[1]![b.slotOffset(t)], -(1000 + t), `slot ${t} came from the first prefill`);
+    for (const t of [42, 43]) {
+      assert.equal(pool.k[0]![a.slotOffset(t)], 1000 + t, `the first sequence's slot ${t} is untouched`);
+      assert.equal(pool.k[0]![b.slotOffset(t)], 5000 + t);
+    }
+    // Nothing agrees: no block is adopted, and none is retained.
+    const used = pool.usedBlocks;
+    const c = new PagedSequence(pool, prefixes);
+    assert.equal(c.adoptPrefix([99, 98, 97]), 0);
+    assert.equal(c.table.length, 0);
+    assert.equal(pool.usedBlocks, used);
+    for (const s of [a, b]) s.free();
+    while (prefixes.evictOne());
+    assert.equal(pool.usedBlocks, 0, 'every block went back, and the cache forgot them');
+    assert.equal(new PagedSequence(pool, prefixes).adoptPrefix(promptB), 0);
   });
 
   it('copies a shared block before a diverging sequence writes into it (copy-on-write)', () => {

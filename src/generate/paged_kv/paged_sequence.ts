@@ -37,29 +37,43 @@ export class PagedSequence {
   }
 
   /**
-   * Start from the cached blocks of the longest cached prefix of `prompt`
-   * (full blocks only). Returns how many prompt tokens are already in the
+   * Start from the cached blocks of the longest cached prefix of `prompt`:
+   * its full blocks, then as many slots as agree of one more listed block
+   * (PrefixCache.partial). Returns how many prompt tokens are already in the
    * cache, i.e. need no prefill — never the whole prompt: its last token
-   * must run to give the first scores, so when every block of the prompt is
-   * cached that token is run again, written into the last shared block (the
-   * first write copies it: copy-on-write, see reserve).
+   * must run to give the first scores, so when the cache holds all of it
+   * that token is run again. A block adopted in part (or whose last slot is
+   * rewritten) is copied at the first write: copy-on-write, see reserve.
    */
   adoptPrefix(prompt: ArrayLike<number>): number {
     if (!this.prefixes || this.length > 0) return 0;
-    const blocks = this.prefixes.match(this.prefixes.blockHashes(prompt));
+    const n = this.pool.blockTokens;
+    const hashes = this.prefixes.blockHashes(prompt);
+    const blocks = this.prefixes.match(hashes);
     this.table.push(...blocks);
-    this.length = Math.min(blocks.length * this.pool.blockTokens, prompt.length - 1);
+    let cached = blocks.length * n;
+    const rest = Array.prototype.slice.call(prompt, cached, cached + n) as number[];
+    const part = rest.length > 0 ? this.prefixes.partial(blocks.length > 0 ? hashes[blocks.length - 1]! : '', rest) : null;
+    if (part) {
+      this.table.push(part.block);
+      cached += part.tokens;
+    }
+    this.length = Math.min(cached, prompt.length - 1);
+    this.prefixes.recordHit(this.length);
     return this.length;
   }
 
   /** List this sequence's full blocks of `tokens` (its prompt, once prefilled) for others to share. */
   publishPrefix(tokens: ArrayLike<number>): void {
     if (!this.prefixes) return;
+    const n = this.pool.blockTokens;
     const hashes = this.prefixes.blockHashes(tokens);
-    const full = Math.min(hashes.length, Math.floor(this.length / this.pool.blockTokens));
+    const full = Math.min(hashes.length, Math.floor(this.length / n));
     // Listed last block first, so that the least recently used end of a chain is its tail:
     // eviction then shortens a cached prefix instead of cutting its head off (which would strand the rest).
-    for (let i = full - 1; i >= 0; i--) this.prefixes.insert(hashes[i]!, this.table[i]!);
+    for (let i = full - 1; i >= 0; i--) {
+      this.prefixes.insert(hashes[i]!, this.table[i]!, i > 0 ? hashes[i - 1]! : '', Array.prototype.slice.call(tokens, i * n, (i + 1) * n) as number[]);
+    }
   }
 
   /** A second sequence that continues from this one's slots (parallel samples of one prompt): every block shared until one of them writes. */
