@@ -10,6 +10,7 @@ import { attentionRollout, collectMaps, type AttentionMaps } from './attention_m
 import { removeEachHead, type HeadRemoval } from './head_removal.js';
 import { probeStream, type ProbeTarget, type ProbeTable } from './layer_probes.js';
 import { argmaxRows } from './logit_lens.js';
+import type { EncoderClassifierReport } from './classifier_report.js';
 
 /**
  * The test clouds as the model reads them: each cloud already cut into patch
@@ -34,22 +35,11 @@ export interface PointCloudInspectOptions {
 }
 
 /** What `attn inspect` finds in a point-cloud classifier, as data (point_cloud_report_files.ts writes it out). */
-export interface PointCloudInspectReport {
+export interface PointCloudInspectReport extends EncoderClassifierReport {
   kind: 'pointcloud';
-  layers: number;
-  heads: number;
-  seed: number;
   clouds: number;
   /** The first chosen test cloud, for the maps: its tokens (patches relative to centres), where it came from, its class. */
   cloud: { tokens: PointPatches; name: string; label: string };
-  /** Its attention maps: T = 1 + patches (the class token first, then the patches in the sampler's order). */
-  attention: AttentionMaps;
-  rollout: number[][];
-  /** The class token's row of the rollout without its own share: how much the decision draws on each patch. */
-  classRollout: number[];
-  removal: HeadRemoval;
-  /** The class token after each layer read through the final norm and the class head: test loss and accuracy. */
-  lens: Array<{ name: string; loss: number; accuracy: number }>;
   /** Linear probes per layer over the patch tokens: where the patch sits and what shape it has. */
   probes: ProbeTable;
 }

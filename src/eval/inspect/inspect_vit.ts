@@ -8,6 +8,7 @@ import { attentionRollout, collectMaps, type AttentionMaps } from './attention_m
 import { removeEachHead, type HeadRemoval } from './head_removal.js';
 import { probeStream, positionTarget, type ProbeTable } from './layer_probes.js';
 import { argmaxRows } from './logit_lens.js';
+import type { EncoderClassifierReport } from './classifier_report.js';
 import { patchBrightness } from './patch_brightness.js';
 
 export interface ViTInspectOptions {
@@ -20,22 +21,11 @@ export interface ViTInspectOptions {
 }
 
 /** What `attn inspect` finds in a ViT, as data (vit_report_files.ts writes it out). */
-export interface ViTInspectReport {
+export interface ViTInspectReport extends EncoderClassifierReport {
   kind: 'vit';
-  layers: number;
-  heads: number;
-  seed: number;
   images: number;
   /** The first chosen test image, for the maps: grayscale pixels (colour averaged), its class, and the patch size. */
   picture: { pixels: Uint8Array; height: number; width: number; patch: number; label: string };
-  /** Its attention maps: T = 1 + patches (the class token first, then the patches in reading order). */
-  attention: AttentionMaps;
-  rollout: number[][];
-  /** The class token's row of the rollout without its own share: how much the decision draws on each patch. */
-  classRollout: number[];
-  removal: HeadRemoval;
-  /** The class token after each layer read through the final norm and the class head: test loss and accuracy. */
-  lens: Array<{ name: string; loss: number; accuracy: number }>;
   /** Linear probes per layer over all tokens: the token's position (R²) and its patch's brightness (R²; the class token: the image's). */
   probes: ProbeTable;
 }

@@ -1,21 +1,18 @@
 import { encodePng } from '../../util/png.js';
 import { cloudOverlay } from './cloud_picture.js';
-import { probePicture, probeTable } from './encdec_report_files.js';
+import { probeTable } from './encdec_report_files.js';
+import { classifierPictures, classLensHtml } from './classifier_report_files.js';
 import type { PointCloudInspectReport } from './inspect_point_cloud.js';
-import { barChart } from './picture.js';
-import { attentionHtml, escape, pageHead, removalTableHtml, reportJson, sharedPictures, writeReportFiles } from './report_files.js';
+import { attentionHtml, escape, pageHead, removalTableHtml, reportJson, writeReportFiles } from './report_files.js';
 
 /** What a point-cloud classifier's report shows beside the shared pictures: the class token's rollout over the cloud, the lens, the probes. */
 export function pointCloudPictures(r: PointCloudInspectReport): Record<string, Uint8Array> {
-  const files = sharedPictures(r);
+  const files = classifierPictures(r);
   files['rollout_over_cloud.png'] = encodePng(cloudOverlay(r.cloud.tokens, r.classRollout));
-  files['logit_lens.png'] = encodePng(barChart([r.lens.map((x) => x.accuracy)], 1));
-  files['probes.png'] = probePicture(r.probes);
   return files;
 }
 
 export function pointCloudReportHtml(r: PointCloudInspectReport, title: string): string {
-  const lensRows = r.lens.map((x) => `<tr><th>${x.name}</th><td>${x.loss.toFixed(4)}</td><td>${(100 * x.accuracy).toFixed(1)}%</td></tr>`).join('\n');
   return `${pageHead(title)}
 <body><h1>Looking inside ${escape(title)}</h1>
 <p>A point-cloud classifier: ${r.layers} layers × ${r.heads} heads over the class token and ${r.attention.T - 1} patch tokens (farthest-point centres and their nearest neighbours). Tables from ${r.clouds} test clouds chosen with seed ${r.seed} (the same seed gives the same tables).</p>
@@ -26,10 +23,7 @@ ${attentionHtml(r)}
 <h2>Removing each head</h2><p>Test loss (cross-entropy of the class) with one head's output set to zero; intact model: <b>${r.removal.baseline.toFixed(4)}</b>. Red: the ${r.removal.costliest.length} heads whose removal costs most. In the picture, rows are layers, columns heads; blue = the loss rises, orange = it falls.</p>
 <img src="head_removal.png" alt="loss increase per removed head">
 ${removalTableHtml(r)}
-<h2>The class token, layer by layer</h2><p>The logit lens of a classifier: the class token's vector after each layer read through the final LayerNorm and the class head, as if the model ended there. The bars are the accuracy.</p>
-<img src="logit_lens.png" alt="accuracy per layer">
-<table><tr><th></th><th>loss</th><th>accuracy</th></tr>
-${lensRows}</table>
+${classLensHtml(r)}
 <h2>Linear probes</h2><p>A straight line (ridge regression) per layer over the patch tokens (the class token left out), fitted on ¾ of the clouds, scored on the rest (R²). Blue: the height (z) of the patch's centre — the test clouds are turned at random, so this is where the patch is in this cloud, not what it is; orange: its centre's distance from the middle of the cloud (a rotation does not change it); green: the patch's spread, the mean distance of its points from its centre. The embeddings row already holds an MLP of the centre, so where a patch sits is readable from the start; what the layers add shows in the rows below.</p>
 <img src="probes.png" alt="probe scores per layer">
 ${probeTable(r.probes)}
