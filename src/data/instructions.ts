@@ -150,10 +150,7 @@ function lookupStory(rng: Rng): string {
  *   or a thing named earlier; the earlier corpus let the model memorise each
  *   word's reverse and guess in the look-ups (14 of 35, chance). Here half the
  *   words are made up (madeUpWord) and the look-up stories have two or three
- *   animals, so only attending back to the right place predicts them —
- *   provided no line comes back: the demo asks for as many characters as
- *   the base reads (a corpus read 25 times over let it memorise the stories
- *   and made-up words, and look-ups on new stories stayed at chance).
+ *   animals, so only attending back to the right place predicts them.
  */
 export function alignCorpus(chars = 200_000, seed = 3): string {
   const rng = new Rng(seed);
