@@ -179,6 +179,9 @@ export function trainCommand(): Command {
     if (!opts.data && !opts.builtin && !opts.resume) throw new UserError('train needs --data FILE (or --builtin, or --resume DIR)');
     const raw: Record<string, unknown> = { ...preset?.options };
     for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
+    // One weight average: the one named on the command line replaces the preset's.
+    if (opts.ema !== undefined && opts.averageFrom === undefined) delete raw.averageFrom;
+    if (opts.averageFrom !== undefined && opts.ema === undefined) delete raw.ema;
     if (opts.bias) raw.bias = true;
     if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
     if (opts.positions) raw.positions = opts.positions;
