@@ -41,6 +41,8 @@ const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, stri
   ['--eval-iters <n>', 'evalIters', int, 'batches per split in each evaluation (default 20)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 10)'],
   ['--time-limit <s>', 'timeLimit', num, 'stop in time to evaluate and save within this many seconds of the command\'s start; the learning-rate decay follows the clock (default: none)'],
+  ['--ema <decay>', 'ema', num, 'evaluate and save an exponential moving average of the weights (e.g. 0.995: a horizon of ~200 steps) instead of the last weights; the checkpoint keeps the trained weights for --resume (default: none)'],
+  ['--average-from <f>', 'averageFrom', num, 'evaluate and save the mean of the weights after every step from this share of the run on (e.g. 0.75) instead of the last weights (default: none)'],
   ['--seed <n>', 'seed', int, 'random seed for initialisation, batches and dropout (default 1337)'],
   ['--vocab-size <n>', 'vocabSize', int, 'tokenizer vocabulary: the cap for word (default 4096), the target for bpe (default 512)'],
 ];
@@ -177,6 +179,9 @@ export function trainCommand(): Command {
     if (!opts.data && !opts.builtin && !opts.resume) throw new UserError('train needs --data FILE (or --builtin, or --resume DIR)');
     const raw: Record<string, unknown> = { ...preset?.options };
     for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
+    // One weight average: the one named on the command line replaces the preset's.
+    if (opts.ema !== undefined && opts.averageFrom === undefined) delete raw.averageFrom;
+    if (opts.averageFrom !== undefined && opts.ema === undefined) delete raw.ema;
     if (opts.bias) raw.bias = true;
     if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
     if (opts.positions) raw.positions = opts.positions;

@@ -7,6 +7,7 @@ import { readSafetensors, serializeSafetensors, SafetensorsError, type TensorEnt
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Rng } from '../util/rng.js';
 import type { AdamW } from '../optim/adamw.js';
+import { withAverage, type WeightAverage } from '../optim/weight_average.js';
 import { backend } from '../backend/index.js';
 import { isHost } from '../backend/storage.js';
 import { withHostValues } from '../nn/placement.js';
@@ -24,16 +25,22 @@ export interface TrainerState {
   history: Array<{ step: number; train_loss: number; val_loss: number }>;
   seconds: number;
   tokens: number;
+  /** Steps folded into the weight average (--ema, --average-from); the model file holds the average. */
+  average?: { count: number };
 }
 
 /**
  * Write model, tokenizer, optimizer moments and trainer state as one atomic
  * directory. Host backends; a device backend saves with saveCheckpointAsync.
+ * With a weight average, the model file holds the average (the weights the
+ * run is judged and used by) and the optimizer file the trained weights as
+ * well (`training.NAME`), so that a resumed run continues from them.
  */
-export function saveCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState): void {
+export function saveCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, average?: WeightAverage): void {
   const { mAll, vAll } = opt;
-  if (!isHost(mAll) || !isHost(vAll)) throw new Error('saveCheckpoint: the optimizer state is on the device (saveCheckpointAsync)');
-  writeCheckpoint(dir, model, tokenizer, opt, state, mAll, vAll);
+  if (!isHost(mAll) || !isHost(vAll) || !isHost(opt.arena.data)) throw new Error('saveCheckpoint: the optimizer state is on the device (saveCheckpointAsync)');
+  const trained = average ? Float32Array.from(opt.arena.data) : null; // a copy: the swap below overwrites the arena
+  withAverage(average, () => writeCheckpoint(dir, model, tokenizer, opt, state, mAll, vAll, trained));
 }
 
 /**
@@ -42,17 +49,18 @@ export function saveCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenize
  * where they are; if the device is lost during the reads nothing is written
  * and the last checkpoint is left as it was.
  */
-export async function saveCheckpointAsync(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState): Promise<void> {
-  const [mAll, vAll] = await Promise.all([readStorage(opt.mAll), readStorage(opt.vAll)]);
-  await withHostValues(model.parameters(), () => writeCheckpoint(dir, model, tokenizer, opt, state, mAll, vAll));
+export async function saveCheckpointAsync(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, average?: WeightAverage): Promise<void> {
+  const [mAll, vAll, trained] = await Promise.all([readStorage(opt.mAll), readStorage(opt.vAll), average ? readStorage(opt.arena.data).then((a) => Float32Array.from(a)) : null]);
+  await withAverage(average, () => withHostValues(model.parameters(), () => writeCheckpoint(dir, model, tokenizer, opt, state, mAll, vAll, trained)));
 }
 
-function writeCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, mAll: Float32Array, vAll: Float32Array): void {
+function writeCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, mAll: Float32Array, vAll: Float32Array, trained: Float32Array | null): void {
   const moments = new Map<string, TensorEntry>();
   for (const [name, p] of opt.params) {
     const at = opt.arena.offsets.get(name)!;
     moments.set(`exp_avg.${name}`, { dtype: 'F32', shape: p.shape, data: mAll.subarray(at, at + p.size) });
     moments.set(`exp_avg_sq.${name}`, { dtype: 'F32', shape: p.shape, data: vAll.subarray(at, at + p.size) });
+    if (trained) moments.set(`training.${name}`, { dtype: 'F32', shape: p.shape, data: trained.subarray(at, at + p.size) });
   }
   writeDirAtomic(dir, {
     ...modelFiles(model, tokenizer),
@@ -105,4 +113,22 @@ export function restoreOptimizer(opt: AdamW, moments: Map<string, TensorEntry>, 
     if (!isHost(all)) backend().device!.write(all, values);
   }
   opt.step = step;
+}
+
+/**
+ * A resumed run that averages its weights: the model file held the average
+ * (take it as the WeightAverage's start first); put the trained weights
+ * (`training.NAME`) back into the arena to continue from.
+ */
+export function restoreTrainedWeights(opt: AdamW, saved: Map<string, TensorEntry>, source: string): void {
+  const values = new Float32Array(opt.arena.data.length);
+  for (const [name, p] of opt.params) {
+    const t = saved.get(`training.${name}`);
+    if (!t || !(t.data instanceof Float32Array) || t.data.length !== p.size) {
+      throw new UserError(`${source}: the trained weights training.${name} are missing or have the wrong size (the model file holds their average)`);
+    }
+    values.set(t.data, opt.arena.offsets.get(name)!);
+  }
+  if (isHost(opt.arena.data)) opt.arena.data.set(values);
+  else backend().device!.write(opt.arena.data, values);
 }

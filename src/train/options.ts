@@ -52,10 +52,15 @@ export const TrainOptionsSchema = z
     timeLimit: z.number().positive().optional(),
     /** Evaluate on the whole validation split (every token once) instead of evalIters sampled batches. */
     fullValidation: z.boolean().default(false),
+    /** Evaluate and save an exponential moving average of the weights (this decay a step) instead of the last weights. */
+    ema: z.number().gt(0).lt(1).optional(),
+    /** Evaluate and save the mean of the weights after every step from this share of the run on (the schedule's share, clock included). */
+    averageFrom: z.number().min(0).lt(1).optional(),
   })
   .refine((o) => o.nEmbd % o.nHead === 0, { message: 'n_embd must be divisible by n_head', path: ['nEmbd'] })
   .refine((o) => o.nKvHead === undefined || o.nHead % o.nKvHead === 0, { message: 'n_head must be a multiple of n_kv_head', path: ['nKvHead'] })
   .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
+  .refine((o) => o.ema === undefined || o.averageFrom === undefined, { message: 'choose one weight average: --ema or --average-from', path: ['ema'] })
   .refine((o) => o.tokenizer !== 'char' || o.vocabSize === undefined, { message: 'applies to --tokenizer word and bpe only (a char vocabulary is every character of the text)', path: ['vocabSize'] });
 
 export type TrainOptions = z.infer<typeof TrainOptionsSchema>;

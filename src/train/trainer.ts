@@ -13,7 +13,8 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { withPrecision } from '../tensor/precision.js';
 import { Rng } from '../util/rng.js';
 import { backend } from '../backend/index.js';
-import { loadCheckpoint, restoreOptimizer, saveCheckpoint, saveCheckpointAsync, type TrainerState } from './checkpoint.js';
+import { WeightAverage, withAverage, type AverageRule } from '../optim/weight_average.js';
+import { loadCheckpoint, restoreOptimizer, restoreTrainedWeights, saveCheckpoint, saveCheckpointAsync, type TrainerState } from './checkpoint.js';
 import { TokenDataset } from './data.js';
 import { queueEstimateLoss, queueValidationLoss, type EvalResult } from './evaluate.js';
 import { runTraining, runTrainingAsync, tokenStepInfo, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
@@ -92,7 +93,7 @@ export async function trainAsync(run: TrainRun, events: TrainEvents = {}): Promi
 /** The loop of one run (for either driver), and how its result becomes the summary. */
 function trainingRun(run: TrainRun, events: TrainEvents): { loop: TrainingLoop<Batch>; summary(result: LoopResult): TrainSummary } {
   const setup = run.resume ? resumeSetup(run) : run.init ? initSetup(run) : freshSetup(run, events);
-  const { model, tokenizer, opt, batchRng, state } = setup;
+  const { model, tokenizer, opt, batchRng, state, average } = setup;
   const o = state.options;
   const onDevice = backend().device !== undefined;
   // Special tokens in the training text (e.g. <|endoftext|> between documents) mean themselves.
@@ -114,6 +115,7 @@ function trainingRun(run: TrainRun, events: TrainEvents): { loop: TrainingLoop<B
     events.onEval?.(last);
     return [r.train, r.val];
   };
+  const clock: Pick<TrainingLoop<Batch>, 'stopBefore' | 'scheduleStep'> = o.timeLimit !== undefined ? timeLimited(o.timeLimit, data.val.length + o.evalIters * o.batchSize * o.blockSize, o.batchSize * o.blockSize * o.gradAccum, o.maxIters) : {};
   const loop: TrainingLoop<Batch> = {
     opt,
     objective: { loss: (batch) => withPrecision(precision, () => objective.loss(batch)) },
@@ -127,10 +129,11 @@ function trainingRun(run: TrainRun, events: TrainEvents): { loop: TrainingLoop<B
     readInterval: o.logInterval,
     evaluate: (step) => {
       // Queued on the backend (the forward passes in the run's precision), then read: at once on a host, after one wait on a device.
-      const { sampled, full } = withPrecision(precision, () => ({
+      // With a weight average, the average is what is evaluated (and saved): the run's result.
+      const { sampled, full } = withAverage(average, () => withPrecision(precision, () => ({
         sampled: queueEstimateLoss(model, data, o.batchSize, o.evalIters, o.seed),
         full: o.fullValidation ? queueValidationLoss(model, data, o.batchSize) : null,
-      }));
+      })));
       if (!onDevice) return record(step, sampled.now(), full?.now() ?? null);
       return (async () => record(step, await sampled.read(), full ? await full.read() : null))();
     },
@@ -139,14 +142,17 @@ function trainingRun(run: TrainRun, events: TrainEvents): { loop: TrainingLoop<B
           dir: run.out,
           save: () => {
             state.rng = { batch: batchRng.getState(), model: model.rng.getState() };
-            return onDevice ? saveCheckpointAsync(run.out!, model, tokenizer, opt, state) : saveCheckpoint(run.out!, model, tokenizer, opt, state);
+            if (average) state.average = { count: average.count };
+            return onDevice ? saveCheckpointAsync(run.out!, model, tokenizer, opt, state, average) : saveCheckpoint(run.out!, model, tokenizer, opt, state, average);
           },
         }
       : undefined,
     savedIn: run.resume,
     onCheckpoint: events.onCheckpoint,
-    ...(o.timeLimit !== undefined ? timeLimited(o.timeLimit, data.val.length + o.evalIters * o.batchSize * o.blockSize, o.batchSize * o.blockSize * o.gradAccum, o.maxIters) : {}),
+    ...clock,
     onStep: (p) => {
+      // The share of the run done, as the schedule counts it (the clock's share in a time-limited run).
+      average?.update((clock.scheduleStep?.(p.step) ?? p.step) / o.maxIters);
       state.step = p.step;
       state.seconds += p.seconds;
       state.tokens += p.items;
@@ -196,6 +202,20 @@ interface Setup {
   opt: AdamW;
   batchRng: Rng;
   state: TrainerState;
+  /** The weight average the run evaluates and saves (--ema, --average-from), if any. */
+  average?: WeightAverage;
+}
+
+function averageRule(o: TrainOptions): AverageRule | null {
+  if (o.ema !== undefined) return { kind: 'ema', decay: o.ema };
+  if (o.averageFrom !== undefined) return { kind: 'tail', from: o.averageFrom };
+  return null;
+}
+
+/** The run's weight average, started from the arena's weights (on resume: the saved average, before the trained weights return). */
+function newAverage(opt: AdamW, o: TrainOptions, count = 0): WeightAverage | undefined {
+  const rule = averageRule(o);
+  return rule ? new WeightAverage(opt.arena, rule, { values: opt.arena.data, count }) : undefined;
 }
 
 function newOptimizer(model: CausalLM, o: TrainOptions): AdamW {
@@ -239,7 +259,8 @@ function startFrom(run: TrainRun, o: TrainOptions, model: CausalLM & { readonly 
     seconds: 0,
     tokens: 0,
   };
-  return { model, tokenizer, opt: newOptimizer(model, o), batchRng, state };
+  const opt = newOptimizer(model, o);
+  return { model, tokenizer, opt, batchRng, state, average: newAverage(opt, o) };
 }
 
 function freshSetup(run: TrainRun, events: TrainEvents): Setup {
@@ -281,5 +302,7 @@ function resumeSetup(run: TrainRun): Setup {
   batchRng.setState(state.rng.batch);
   const opt = newOptimizer(model, state.options);
   restoreOptimizer(opt, ck.moments, ck.optimizerStep, dir);
-  return { model, tokenizer: ck.tokenizer, opt, batchRng, state };
+  const average = newAverage(opt, state.options, state.average?.count);
+  if (average) restoreTrainedWeights(opt, ck.moments, dir);
+  return { model, tokenizer: ck.tokenizer, opt, batchRng, state, average };
 }
