@@ -5,7 +5,12 @@ import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { backward } from '../src/tensor/autograd.js';
-import { fillPooled, takeZeroed, withScratch } from '../src/tensor/buffer_pool.js';
+import { fillPooled, scratchBytesAllocated, takeZeroed, withScratch } from '../src/tensor/buffer_pool.js';
+import { forwardCached, scoresCached } from '../src/generate/cached_forward.js';
+import { KVCache } from '../src/generate/kv_cache.js';
+import { Llama } from '../src/models/llama.js';
+import { parseLlamaConfig } from '../src/models/llama_config.js';
+import { noGrad } from '../src/tensor/autograd.js';
 import { Rng } from '../src/util/rng.js';
 
 describe('scratch scopes recycle an inference pass\'s buffers', () => {
@@ -42,6 +47,30 @@ describe('scratch scopes recycle an inference pass\'s buffers', () => {
     });
     const next = withScratch(() => takeZeroed(n - 100)); // another row count, the same capacity class
     assert.equal(next.buffer, inner!.buffer, 'the inner result was recycled by the outer scope');
+  });
+});
+
+describe('a decoder\'s layers recycle each other\'s buffers within one scratch pass', () => {
+  // Sizes no other test uses (their capacity classes start empty): 37 positions × 72 dims, above the small-buffer slabs.
+  const config = (n_layer: number) => parseLlamaConfig({ n_layer, n_head: 4, n_kv_head: 2, n_embd: 72, head_dim: 18, intermediate_size: 200, vocab_size: 50, block_size: 64, rms_norm_eps: 1e-5 });
+  const ids = Int32Array.from({ length: 37 }, (_, i) => (i * 7) % 50);
+  const prefill = (model: Llama) => {
+    const before = scratchBytesAllocated();
+    const scores = scoresCached(model, ids, [1, ids.length], new KVCache(model.config, 1, 64));
+    return { scores, fresh: scratchBytesAllocated() - before };
+  };
+
+  it('six layers take barely more new memory than two, and score the same as a pass that recycles nothing', () => {
+    setBackend('js');
+    const two = prefill(new Llama(config(2), new Rng(5)));
+    const six = new Llama(config(6), new Rng(5));
+    const reference = noGrad(() => Float32Array.from(forwardCached(six, ids, [1, ids.length], new KVCache(six.config, 1, 64)).data));
+    fillPooled(NaN); // a buffer handed out again while still read would show
+    const { scores, fresh } = prefill(six);
+    assert.ok(two.fresh > 0);
+    // Without per-layer recycling the six-layer pass holds every layer's activations at once: ≥ 2× what the two-layer pass left in the pool.
+    assert.ok(fresh < two.fresh / 2, `six layers allocated ${fresh} new bytes, two layers ${two.fresh}`);
+    assert.deepEqual(scores, reference);
   });
 });
 

@@ -5,6 +5,7 @@ import { argmax } from '../generate/sampling.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Module } from '../nn/module.js';
 import { noGrad } from '../tensor/autograd.js';
+import { withScratch } from '../tensor/buffer_pool.js';
 
 /**
  * Where one decode step's time goes: every module's forward is wrapped with a
@@ -70,7 +71,7 @@ export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, 
         if (tokens > 1) cache.reset();
         const t0 = now();
         const ids = tokens > 1 ? prompt : Int32Array.of(next);
-        next = argmax(forwardCached(model, ids, [1, ids.length], cache).data);
+        next = argmax(withScratch(() => forwardCached(model, ids, [1, ids.length], cache).data)); // recycled as scoresCached does
         total += now() - t0;
       }
     });

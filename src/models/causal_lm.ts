@@ -3,6 +3,7 @@ import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import type { AttentionOptions } from '../tensor/ops/attention.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
 import { recomputed } from '../tensor/recompute.js';
+import { withScratchStage } from '../tensor/buffer_pool.js';
 import { isHost } from '../backend/storage.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { Tensor, copyStorage } from '../tensor/tensor.js';
@@ -128,9 +129,14 @@ export abstract class DecoderLM extends Module implements CausalLM {
     return { logits, loss };
   }
 
-  /** x through one block, `block(x)`: stored, or recomputed in the backward pass (same dropout draws: `rng`). */
+  /**
+   * x through one block, `block(x)`: stored, or recomputed in the backward
+   * pass (same dropout draws: `rng`). In a recycling inference pass
+   * (withScratch) the block's intermediates go back to the pool as soon as
+   * it returns, for the next block.
+   */
   protected throughBlock(x: Tensor, block: (h: Tensor) => Tensor): Tensor {
-    return this.recompute ? recomputed(block, x, [this.rng]) : block(x);
+    return this.recompute ? recomputed(block, x, [this.rng]) : withScratchStage(() => block(x), (y) => y.storage);
   }
 
   /** Scores [B, vocab] for the token after each row's last position. */
