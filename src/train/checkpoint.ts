@@ -47,16 +47,25 @@ export async function saveCheckpointAsync(dir: string, model: CausalLM, tokenize
   await withHostValues(model.parameters(), () => writeCheckpoint(dir, model, tokenizer, opt, state, mAll, vAll));
 }
 
-function writeCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, mAll: Float32Array, vAll: Float32Array): void {
+/**
+ * optimizer.safetensors: the Adam moments (exp_avg.NAME, exp_avg_sq.NAME) and
+ * the step, from host copies of the optimizer's moment arenas (on a host
+ * backend, the arenas themselves).
+ */
+export function momentsFile(opt: AdamW, mAll: Float32Array, vAll: Float32Array): Uint8Array {
   const moments = new Map<string, TensorEntry>();
   for (const [name, p] of opt.params) {
     const at = opt.arena.offsets.get(name)!;
     moments.set(`exp_avg.${name}`, { dtype: 'F32', shape: p.shape, data: mAll.subarray(at, at + p.size) });
     moments.set(`exp_avg_sq.${name}`, { dtype: 'F32', shape: p.shape, data: vAll.subarray(at, at + p.size) });
   }
+  return serializeSafetensors(moments, { step: String(opt.step) });
+}
+
+function writeCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, mAll: Float32Array, vAll: Float32Array): void {
   writeDirAtomic(dir, {
     ...modelFiles(model, tokenizer),
-    'optimizer.safetensors': serializeSafetensors(moments, { step: String(opt.step) }),
+    'optimizer.safetensors': momentsFile(opt, mAll, vAll),
     'trainer.json': JSON.stringify(state, null, 2) + '\n',
   });
 }
