@@ -1,6 +1,7 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
-import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
+import { outputPerWorkgroup } from './output_per_workgroup.js';
+import { ROW_WG } from './workgroup_reduce.js';
 
 /**
  * out[rows, N] = x[rows, K]·Wᵀ + bias with W in ggml's q8_0 or q4_0 blocks
@@ -14,7 +15,7 @@ import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
  * blocks (d = max|x|/127, q = round(x/d), halves away from zero), and each
  * pair of blocks adds d_w·d_x·Σ q_w·q_x, the Σ an exact integer sum. Two
  * kernels: one invocation per activation block, then one workgroup per
- * output element (its invocations split the blocks and add them by a tree).
+ * output element (output_per_workgroup.ts: its invocations split the blocks).
  * WGSL's f32 division is not correctly rounded, so an activation quant can
  * differ from js's by one where x/d lies on a half: equal to js within that.
  */
@@ -52,24 +53,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 };
 
-const PRODUCT: KernelSource = {
-  name: 'linearQuantized',
-  bindings: ['read', 'read', 'read', 'read', 'rw'],
-  code: /* wgsl */ `
+const PRODUCT = outputPerWorkgroup(
+  'linearQuantized',
+  ['read', 'read', 'read'],
+  /* wgsl */ `
 struct Params { rows: u32, N: u32, blocks: u32, q4: u32, hasBias: u32, bOff: u32, oOff: u32 }
 @group(0) @binding(0) var<storage, read> xq: array<i32>;
 @group(0) @binding(1) var<storage, read> xd: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
-${WORKGROUP_REDUCE}
-
-/** The byte at index i of the weights, unsigned. */
-fn byteAt(i: u32) -> u32 {
-  return extractBits(w[i >> 2u], (i & 3u) * 8u, 8u);
-}
-
+@group(0) @binding(2) var<storage, read> w: array<u32>;`,
+  /* wgsl */ `
 /** Σ q_w·q_x of the weight block whose quants start at byte q and the activation block from xq[xb]: an exact integer sum. */
 fn blockDot(q: u32, xb: u32) -> i32 {
   var s = 0;
@@ -84,12 +76,8 @@ fn blockDot(q: u32, xb: u32) -> i32 {
   return s;
 }
 
-@compute @workgroup_size(${ROW_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let o = wid.x + wid.y * nwg.x; // m·N + n
-  if (o >= p.rows * p.N) { return; }
-  let m = o / p.N;
-  let n = o % p.N;
+/** Blocks lid, lid + ${ROW_WG}, …: each adds d_w·d_x·Σ q_w·q_x (d_w the block's f16 scale). */
+fn partial(m: u32, n: u32, lid: u32) -> f32 {
   let blockBytes = select(34u, 18u, p.q4 != 0u);
   var s = 0.0;
   for (var b = lid; b < p.blocks; b += ${ROW_WG}u) {
@@ -97,14 +85,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let dw = unpack2x16float(byteAt(at) | (byteAt(at + 1u) << 8u)).x;
     s += dw * xd[m * p.blocks + b] * f32(blockDot(at + 2u, (m * p.blocks + b) * 32u));
   }
-  s = reduceSum(s, lid);
-  if (lid == 0u) {
-    var y = s;
-    if (p.hasBias != 0u) { y += bias[p.bOff + n]; }
-    out[p.oOff + o] = y;
-  }
+  return s;
+}
+
+fn finish(n: u32, s: f32) -> f32 {
+  return s;
 }`,
-};
+);
 
 /**
  * `w` holds the matrix's blocks in ggml's order (row by row) as bytes, from
