@@ -12,13 +12,24 @@ import { runReferenceCheck } from '../src/reference/check.js';
 import { Rng } from '../src/util/rng.js';
 import { hasShared, REFERENCE_DIR, referenceSkip, SHARED } from './helpers.js';
 import { webgpuSkip } from './webgpu_helpers.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { backend } from '../src/backend/index.js';
+import { runSample } from '../src/cli/sample.js';
+import { BatchDecoder, type GenerateOptions } from '../src/generate/engine.js';
+import type { Llama } from '../src/models/llama.js';
+import { moveToBackend } from '../src/nn/placement.js';
+import { chatTokenizerFiles, tinyLlama, writeHFLlamaDir } from './llama_fixture.js';
+import { sameStep } from './webgpu_helpers.js';
 
 /*
  * What the Llama family adds on webgpu — SwiGLU and RoPE kernels, each
- * against its js twin — and the PyTorch reference checks of gpt2-tiny and
- * llama-tiny run on webgpu (SwiftShader without a GPU; see
- * webgpu_kernels.test.ts for the skip rules).
+ * against its js twin; a tiny grouped-query Llama's training step (loss and
+ * every gradient) and its KV-cached decoding against js; `attn sample
+ * --backend webgpu` on a Llama directory — and the PyTorch reference checks
+ * of gpt2-tiny and llama-tiny run on webgpu (SwiftShader without a GPU; see
+ * webgpu_helpers.ts for the skip rules).
  */
 
 const skip = await webgpuSkip('webgpu Llama tests');
@@ -84,6 +95,77 @@ describe('webgpu Llama kernels against js', { skip }, () => {
           near(await down(out), want, 1e-5, `${layout} perRow=${perRow} dir=${dir}`);
         }
       }
+    }
+  });
+});
+
+/** 4 query heads sharing 2 key/value heads, an untied head (so greedy tokens do not just repeat the prompt's last). */
+const llama = () => tinyLlama({ n_layer: 2, n_head: 4, n_kv_head: 2, n_embd: 32, head_dim: 8, intermediate_size: 48, vocab_size: 41, block_size: 16, tie_word_embeddings: false }, 13);
+/** Two prompts of different lengths (the shorter is left-padded); 7 + 12 tokens overflow the 16-slot context, so the window slides. */
+const PROMPTS = [[3, 1, 4], [1, 5, 9, 2, 6, 5, 3]];
+
+/** Every row's tokens from stepAsync (what streamText and the server call), and the sizes of the device's reads. */
+async function decode(gpu: boolean, opts: GenerateOptions): Promise<{ tokens: number[][]; reads: number[] }> {
+  if (gpu) await selectBackendAsync('webgpu');
+  else setBackend('js');
+  const m: Llama = llama();
+  const reads: number[] = [];
+  const device = backend().device;
+  const read = device?.read;
+  if (device) {
+    moveToBackend(m);
+    device.read = (s) => (reads.push(s.length), read!.call(device, s));
+  }
+  try {
+    const dec = new BatchDecoder(m, PROMPTS, opts);
+    const tokens: number[][] = PROMPTS.map(() => []);
+    while (!dec.finished) (await dec.stepAsync()).forEach((id, b) => id !== null && tokens[b]!.push(id));
+    return { tokens, reads };
+  } finally {
+    if (device) device.read = read!;
+    setBackend('js');
+  }
+}
+
+describe('a tiny grouped-query Llama on webgpu against js', { skip }, () => {
+  it('one training step: the loss (rtol 1e-4) and every gradient (rtol 1e-3) as js', async () => {
+    const [B, T] = [2, 6];
+    const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7 + 2) % 41);
+    const targets = Int32Array.from({ length: B * T }, (_, i) => (i % 5 === 4 ? -1 : (i * 3 + 1) % 41));
+    await sameStep(() => llama().train(), (m) => (m as Llama).forward(ids, [B, T], targets).loss!, 'Llama');
+  });
+
+  it('KV-cached greedy decoding: the same tokens as js, each step reading back one number per row', async () => {
+    const js = await decode(false, { maxNewTokens: 12, greedy: true });
+    const gpu = await decode(true, { maxNewTokens: 12, greedy: true });
+    assert.deepEqual(gpu.tokens, js.tokens);
+    assert.ok(new Set(js.tokens.flat()).size > 2, `a test that can tell: ${JSON.stringify(js.tokens)}`);
+    assert.ok(gpu.reads.length >= 12 && gpu.reads.every((n) => n === PROMPTS.length), `reads of ${gpu.reads.join(', ')} floats`);
+  });
+
+  it('KV-cached sampling with a seed: the same tokens as js (the last scores rows read back)', async () => {
+    const opts = { maxNewTokens: 8, temperature: 0.9, topK: 12, seed: 7 };
+    const js = await decode(false, opts);
+    const gpu = await decode(true, opts);
+    assert.deepEqual(gpu.tokens, js.tokens);
+    assert.ok(gpu.reads.every((n) => n === PROMPTS.length * 41), `reads of ${gpu.reads.join(', ')} floats`);
+  });
+
+  it('attn sample --backend webgpu on a Llama directory: the greedy text js gives', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attn-webgpu-llama-'));
+    try {
+      writeHFLlamaDir(dir, tinyLlama({ n_layer: 1, n_head: 4, n_kv_head: 2, n_embd: 32, head_dim: 8, intermediate_size: 48, block_size: 64, tie_word_embeddings: false }, 17), chatTokenizerFiles());
+      const sample = async (backendName: string) => {
+        let out = '';
+        await runSample({ model: dir, prompt: 'Hello', maxNewTokens: 12, greedy: true, temperature: 0, seed: 1, backend: backendName }, (s) => (out += s));
+        setBackend('js');
+        return out;
+      };
+      const js = await sample('js');
+      assert.ok(js.length > 'Hello'.length, js);
+      assert.equal(await sample('webgpu'), js);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -3,7 +3,6 @@ import { after, describe, it } from 'node:test';
 import type { Backend } from '../src/backend/backend.js';
 import { setBackend } from '../src/backend/index.js';
 import { jsBackend } from '../src/backend/js/index.js';
-import { selectBackendAsync } from '../src/backend/select.js';
 import type { DeviceArray } from '../src/backend/storage.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
@@ -12,7 +11,6 @@ import { parseTransformerConfig } from '../src/models/transformer_config.js';
 import { ViT } from '../src/models/vit.js';
 import { parseViTConfig } from '../src/models/vit_config.js';
 import type { Module } from '../src/nn/module.js';
-import { moveToBackend } from '../src/nn/placement.js';
 import { backward } from '../src/tensor/autograd.js';
 import { loraLinear } from '../src/tensor/ops/lora_linear.js';
 import { maxPool } from '../src/tensor/ops/max_pool.js';
@@ -24,7 +22,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { matryoshkaInfoNCE } from '../src/train/contrastive.js';
 import { Rng } from '../src/util/rng.js';
 import { runAttn } from './helpers.js';
-import { webgpuSkip } from './webgpu_helpers.js';
+import { assertNear, readGrad, sameStep, webgpu, webgpuSkip } from './webgpu_helpers.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,18 +43,7 @@ after(() => setBackend('js'));
 const rng = new Rng(29);
 const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
 
-/** Worst |got − want| / (atol + rtol·|want|) must be ≤ 1. */
-function assertNear(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < got.length; i++) {
-    const r = Math.abs(got[i]! - want[i]!) / (atol + rtol * Math.abs(want[i]!));
-    assert.ok(r <= 1, `${what}: element ${i} is ${got[i]} vs ${want[i]} (rtol ${rtol}, atol ${atol})`);
-  }
-}
-
-async function gpu(): Promise<Backend<DeviceArray>> {
-  return (await selectBackendAsync('webgpu')) as Backend<DeviceArray>;
-}
+const gpu = webgpu;
 
 /** Host values on the device, from element 3 of a larger array (the kernels must honour views' offsets). */
 function up(be: Backend<DeviceArray>, values: Float32Array): DeviceArray {
@@ -147,10 +134,6 @@ async function sameOnBoth(inputs: Float32Array[], shapes: number[][], f: (xs: Te
   got.grads.forEach((g, i) => assertNear(g, want.grads[i]!, rtol, 1e-6, `${what}: gradient of input ${i}`));
 }
 
-async function readGrad(t: Tensor): Promise<Float32Array> {
-  return new Tensor(t.gradStorage!, t.shape).read();
-}
-
 describe('webgpu ops of the model zoo: values and gradients as js', { skip }, () => {
   it('maxPool, meanPool (padding), transpose, slice, concat', async () => {
     const [B, T, C] = [2, 5, 6];
@@ -171,26 +154,6 @@ describe('webgpu ops of the model zoo: values and gradients as js', { skip }, ()
     );
   });
 });
-
-/** The loss and every parameter's gradient of one forward and backward, on js and on webgpu, from the same seed. */
-async function sameStep(make: () => Module, loss: (m: Module) => Tensor, what: string): Promise<void> {
-  setBackend('js');
-  const ref = make();
-  const refLoss = loss(ref);
-  backward(refLoss);
-  await gpu();
-  const model = make();
-  moveToBackend(model);
-  const got = loss(model);
-  backward(got);
-  assertNear(await got.read(), [refLoss.item()], 1e-4, 1e-6, `${what}: loss`);
-  const want = new Map(ref.namedParameters());
-  for (const [name, p] of model.namedParameters()) {
-    if (!want.get(name)!.grad) continue;
-    assertNear(await readGrad(p), want.get(name)!.grad!, 1e-3, 1e-5, `${what}: gradient of ${name}`);
-  }
-  setBackend('js');
-}
 
 describe('a training step of the model zoo on webgpu: loss and every gradient as js (rtol 1e-3)', { skip }, () => {
   it('ViT (patchify, concat, class-token slice)', async () => {

@@ -8,6 +8,7 @@ import { encodePreferences } from '../train/reward_trainer.js';
 import { loadDecoder } from '../train/sft_checkpoint.js';
 import { heldOutSplit } from '../train/sft_data.js';
 import { UserError } from '../util/errors.js';
+import { envBackendChoice } from '../backend/select.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { startFineTuneRun } from './fine_tune_run.js';
@@ -27,6 +28,10 @@ export interface DpoCliArgs {
 
 /** `attn dpo`: the library call behind the command (also used by `attn align demo`). */
 export function runDpo(a: DpoCliArgs, opts: Record<string, unknown>) {
+  if (((a.backend ?? 'auto') === 'auto' ? envBackendChoice() : a.backend) === 'webgpu') {
+    // Asked for explicitly (or by ATTN_BACKEND) it is refused, not silently run on the CPU.
+    throw new UserError('attn dpo does not run on webgpu yet: its loss reads every step\'s per-pair rewards and margins on the host (train/dpo.ts dpoLoss); use --backend js or native');
+  }
   const options = fineTuneOptionsFrom(opts);
   const lora = a.resume ? undefined : loraFrom(opts);
   const { dataText, rows, description, progress, say } = startFineTuneRun(a, options.logInterval, parsePreferenceRows);
@@ -55,7 +60,7 @@ export function dpoCommand(): Command {
     .option('--out <dir>', 'checkpoint directory', 'dpo-out')
     .option('--beta <x>', 'β: how far the policy may move from the reference (larger: stays closer)', num, 0.1)
     .option('--nll-weight <x>', 'add this times the chosen replies\' per-token NLL to the loss (RPO); 0 is plain DPO', num, 0);
-  withFineTuneFlags(withLoRAFlags(withBackendFlags(cmd)));
+  withFineTuneFlags(withLoRAFlags(withBackendFlags(cmd, { webgpu: true })));
   cmd.action((opts: Record<string, unknown>) => {
     if (!opts.data) throw new UserError('dpo needs --data FILE.jsonl');
     if (!opts.init === !opts.resume) throw new UserError('dpo needs --init DIR or --resume DIR, not both');

@@ -7,8 +7,8 @@ import { UserError } from '../util/errors.js';
 import { checkDim, embedTexts } from '../models/embed_texts.js';
 import { distinctKeys } from '../data/positive_pairs.js';
 import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedder_options.js';
-import { trainEmbedder } from '../train/embedder_trainer.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { trainEmbedder, trainEmbedderAsync, type EmbedderEvents, type EmbedderRun, type EmbedderSummary } from '../train/embedder_trainer.js';
+import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { describeSpec, FABLES, loadPairs, type PairSpec } from './embed_pairs.js';
 import { int, num } from './flags.js';
 import { Progress } from './progress.js';
@@ -95,7 +95,23 @@ function recallTable(recall: Map<number, number>, full: number, pairs: number): 
   return `dim\trecall@1 (${pairs} held-out pairs, chance ${(1 / pairs).toFixed(3)})\n${rows.join('\n')}\n`;
 }
 
-export function runEmbedTrain(opts: Record<string, unknown>, log: (s: string) => void = (s) => process.stderr.write(s)): { recall: Map<number, number>; seconds: number; table: string } {
+type EmbedTrainResult = { recall: Map<number, number>; seconds: number; table: string };
+
+/** attn embed train on a host backend (js, native). */
+export function runEmbedTrain(opts: Record<string, unknown>, log: (s: string) => void = (s) => process.stderr.write(s)): EmbedTrainResult {
+  const t = embedTraining(opts, log);
+  return t.finish(trainEmbedder(t.run, t.events(useBackend(opts).description)));
+}
+
+/** runEmbedTrain on any backend, webgpu included (its device opened after the flags are checked). */
+export async function runEmbedTrainAsync(opts: Record<string, unknown>, log: (s: string) => void = (s) => process.stderr.write(s)): Promise<EmbedTrainResult> {
+  const t = embedTraining(opts, log);
+  const { description } = await useBackendAsync(opts);
+  return t.finish(await trainEmbedderAsync(t.run, t.events(description)));
+}
+
+/** The run the flags describe (options and pairs checked and loaded), its progress lines, and how its summary is reported. */
+function embedTraining(opts: Record<string, unknown>, log: (s: string) => void): { run: EmbedderRun; events(backend: string): EmbedderEvents; finish(s: EmbedderSummary): EmbedTrainResult } {
   if (!opts.out) throw new UserError('embed train needs --out DIR');
   const raw: Record<string, unknown> = {};
   for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
@@ -111,20 +127,21 @@ export function runEmbedTrain(opts: Record<string, unknown>, log: (s: string) =>
   const spec = pairSpec(opts as unknown as DataFlags);
   const out = String(opts.out);
   checkOutDir(out);
-  const { description } = useBackend(opts);
   const { train, heldOut } = loadPairs(spec);
   const progress = new Progress(options.logInterval, process.stderr);
-  const summary = trainEmbedder(
-    { train, heldOut, pairs: spec, options, out },
-    {
+  return {
+    run: { train, heldOut, pairs: spec, options, out },
+    events: (description) => ({
       onStart: (i) => progress.line(`training embedder: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ${i.trainPairs} train pairs / ${i.evalPairs} held out (${describeSpec(spec)}), prefixes ${i.dims.join(',')}, backend ${description}`),
       onStep: (s) => progress.step(s),
       onEval: (e) => progress.line(`eval step ${e.step}: loss ${e.loss.toFixed(4)}, recall@1 ${[...e.recall].map(([d, r]) => `${d}:${r.toFixed(3)}`).join(' ')}`),
       onCheckpoint: (c) => progress.line(`saved ${c.dir} at step ${c.step}`),
+    }),
+    finish: (summary) => {
+      log(`trained ${summary.step} steps in ${summary.seconds.toFixed(1)} s\n`);
+      return { recall: summary.recall, seconds: summary.seconds, table: recallTable(summary.recall, summary.model.config.d_model, distinctKeys(heldOut, options.evalPairs).length) };
     },
-  );
-  log(`trained ${summary.step} steps in ${summary.seconds.toFixed(1)} s\n`);
-  return { recall: summary.recall, seconds: summary.seconds, table: recallTable(summary.recall, summary.model.config.d_model, distinctKeys(heldOut, options.evalPairs).length) };
+  };
 }
 
 interface TrainingRecord {
@@ -187,15 +204,15 @@ export function embedCommand(): Command {
     .description('sentence embeddings: train an encoder with Matryoshka contrastive loss, evaluate recall@1, embed texts')
     .addHelpText('after', '\n`text` is the default: `attn embed --model DIR [--dim N] TEXT…` is `attn embed text --model DIR [--dim N] TEXT…`.\nSee docs/embedder.md.');
 
-  const train = withBackendFlags(withDataFlags(new Command('train')))
+  const train = withBackendFlags(withDataFlags(new Command('train')), { webgpu: true })
     .description('train an embedder on generated paraphrase pairs (default) or passage windows of a text; prints held-out recall@1 per prefix')
     .requiredOption('--out <dir>', 'model directory to write (config.json, model.safetensors, tokenizer.json, training.json)')
     .addOption(new Option('--positions <kind>', 'position encoding (default learned)').choices(['learned', 'sinusoidal', 'rope']))
     .addOption(new Option('--tokenizer <kind>', 'tokens (default word)').choices(['char', 'word', 'bpe']))
     .option('--no-symmetric', 'score anchors → positives only (default: both directions)');
   for (const [flag, , parse, help] of HYPER) train.option(flag, help, parse as (v: string, p: unknown) => unknown);
-  train.action((opts: Record<string, unknown>) => {
-    const { table } = runEmbedTrain(opts);
+  train.action(async (opts: Record<string, unknown>) => {
+    const { table } = await runEmbedTrainAsync(opts);
     process.stdout.write(table);
   });
 

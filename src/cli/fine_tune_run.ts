@@ -1,5 +1,5 @@
 import { readTextFile } from '../io/read_text.js';
-import { useBackend } from './backend_flags.js';
+import { useBackend, useBackendAsync } from './backend_flags.js';
 import { Progress } from './progress.js';
 import { checkOutDir } from './sft.js';
 
@@ -14,13 +14,27 @@ export function startFineTuneRun<Row>(
   logInterval: number,
   parseRows: (text: string, source: string) => Row[],
 ) {
+  const run = readFineTuneRun(a, logInterval, parseRows);
+  return { ...run, description: useBackend(a).description };
+}
+
+/** startFineTuneRun for a trainer that runs on any backend: webgpu's device is opened after the data is checked. */
+export async function startFineTuneRunAsync<Row>(
+  a: { data: string; out: string; quiet?: boolean; backend?: string; threads?: number },
+  logInterval: number,
+  parseRows: (text: string, source: string) => Row[],
+) {
+  const run = readFineTuneRun(a, logInterval, parseRows);
+  return { ...run, description: (await useBackendAsync(a)).description };
+}
+
+function readFineTuneRun<Row>(a: { data: string; out: string; quiet?: boolean }, logInterval: number, parseRows: (text: string, source: string) => Row[]) {
   const dataText = readTextFile(a.data);
   const rows = parseRows(dataText, a.data);
   checkOutDir(a.out);
-  const { description } = useBackend(a);
   const progress = new Progress(logInterval);
   const say = (s: string): void => {
     if (!a.quiet) progress.line(s);
   };
-  return { dataText, rows, description, progress, say };
+  return { dataText, rows, progress, say };
 }

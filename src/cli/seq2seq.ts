@@ -10,9 +10,9 @@ import { UserError } from '../util/errors.js';
 import { loadSeq2Seq } from '../io/seq2seq_dir.js';
 import { exactMatch } from '../train/seq2seq_eval.js';
 import { parseSeq2SeqOptions, type Seq2SeqOptionsInput } from '../train/seq2seq_options.js';
-import { trainSeq2Seq } from '../train/seq2seq_trainer.js';
+import { trainSeq2SeqAsync, type Seq2SeqSummary } from '../train/seq2seq_trainer.js';
 import { attentionHtml, attentionText } from './attention_view.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { Progress } from './progress.js';
 import { readTextFile } from '../io/read_text.js';
@@ -69,32 +69,37 @@ function trainCommand(): Command {
     .addOption(new Option('--positions <kind>', 'position information (rope: rotary, in self-attention)').choices(['sinusoidal', 'learned', 'rope']))
     .option('--share-embeddings', 'one embedding table for source and target tokens');
   for (const [flag, , parse, help] of HYPER) cmd.option(flag, help, parse);
-  withBackendFlags(cmd);
-  cmd.action((opts: Record<string, unknown>) => {
-    const raw: Record<string, unknown> = {};
-    for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
-    for (const key of ['norm', 'activation', 'positions'] as const) if (opts[key] !== undefined) raw[key] = opts[key];
-    if (opts.shareEmbeddings) raw.shareEmbeddings = true;
-    const options = parseSeq2SeqOptions(raw as Seq2SeqOptionsInput);
-    const task = taskFrom(opts as { task?: string; data?: string; reverse?: boolean });
-    const out = opts.out as string;
-    checkOutDir(out);
-    const { description } = useBackend(opts as { backend?: string; threads?: number });
-    const progress = new Progress(options.logInterval);
+  withBackendFlags(cmd, { webgpu: true });
+  cmd.action(async (opts: Record<string, unknown>) => {
     const t0 = performance.now();
-    const summary = trainSeq2Seq({ task, options, out }, {
-      onStart: (i) => progress.line(`training: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ${i.steps} steps, backend ${description}`),
-      onStep: (s) => progress.step(s),
-      onEval: (e) => {
-        if (e.total === 0) return progress.line(`eval step ${e.step}: no pair fell in the held-out split (1 in 10, by a hash of the source); exact match is not measured`);
-        progress.line(`eval step ${e.step}: exact match ${(100 * e.accuracy).toFixed(1)}% (${e.correct}/${e.total} held-out)`);
-        for (const m of e.misses.slice(0, 2)) progress.line(`  ${m.source} → ${m.got} (expected ${m.expected})`);
-      },
-      onCheckpoint: (c) => progress.line(`saved checkpoint at step ${c.step} to ${c.dir}`),
-    });
+    const summary = await runSeq2SeqTrain(opts);
     process.stdout.write(JSON.stringify({ ...summary, wall_seconds: seconds(t0) }) + '\n');
   });
   return cmd;
+}
+
+/** attn seq2seq train with the command's parsed flags, on any backend (webgpu included); progress on stderr. */
+export async function runSeq2SeqTrain(opts: Record<string, unknown>): Promise<Seq2SeqSummary> {
+  const raw: Record<string, unknown> = {};
+  for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
+  for (const key of ['norm', 'activation', 'positions'] as const) if (opts[key] !== undefined) raw[key] = opts[key];
+  if (opts.shareEmbeddings) raw.shareEmbeddings = true;
+  const options = parseSeq2SeqOptions(raw as Seq2SeqOptionsInput);
+  const task = taskFrom(opts as { task?: string; data?: string; reverse?: boolean });
+  const out = opts.out as string;
+  checkOutDir(out);
+  const { description } = await useBackendAsync(opts as { backend?: string; threads?: number });
+  const progress = new Progress(options.logInterval);
+  return trainSeq2SeqAsync({ task, options, out }, {
+    onStart: (i) => progress.line(`training: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ${i.steps} steps, backend ${description}`),
+    onStep: (s) => progress.step(s),
+    onEval: (e) => {
+      if (e.total === 0) return progress.line(`eval step ${e.step}: no pair fell in the held-out split (1 in 10, by a hash of the source); exact match is not measured`);
+      progress.line(`eval step ${e.step}: exact match ${(100 * e.accuracy).toFixed(1)}% (${e.correct}/${e.total} held-out)`);
+      for (const m of e.misses.slice(0, 2)) progress.line(`  ${m.source} → ${m.got} (expected ${m.expected})`);
+    },
+    onCheckpoint: (c) => progress.line(`saved checkpoint at step ${c.step} to ${c.dir}`),
+  });
 }
 
 function evalCommand(): Command {

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { parseChatRows } from '../data/instructions_file.js';
 import { readTextFile } from '../io/read_text.js';
 import type { LoopStep } from '../train/loop.js';
-import { sft, SFT_STATE_FILE, type LoRASettings, type SftState, type SftSummary } from '../train/sft.js';
+import { sft, sftAsync, SFT_STATE_FILE, type LoRASettings, type SftEvents, type SftRun, type SftState, type SftSummary } from '../train/sft.js';
 import { loadDecoder } from '../train/sft_checkpoint.js';
 import { heldOutSplit, promptKey } from '../train/sft_data.js';
 import { exactMatch } from '../train/sft_eval.js';
@@ -12,7 +12,8 @@ import { parseFineTuneOptions, type FineTuneOptionsInput } from '../train/sft_op
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
-import { startFineTuneRun } from './fine_tune_run.js';
+import { startFineTuneRun, startFineTuneRunAsync } from './fine_tune_run.js';
+import type { Progress } from './progress.js';
 
 /** Flag table of the fine-tuning trainers (sft, reward train, dpo): [flag, options key, parser, help]. */
 export const FINE_TUNE_FLAGS: Array<[string, keyof FineTuneOptionsInput, (v: string) => number, string]> = [
@@ -85,24 +86,36 @@ export interface SftCliArgs {
   quiet?: boolean;
 }
 
-/** `attn sft`: the library call behind the command (also used by `attn align demo`). */
+/** `attn sft`: the library call behind the command (also used by `attn align demo`). Host backends. */
 export function runSft(a: SftCliArgs, options: ReturnType<typeof parseFineTuneOptions>): SftSummary {
-  const { dataText, rows, description, progress, say } = startFineTuneRun(a, options.logInterval, parseChatRows);
-  return sft(
-    { rows, dataPath: a.data, dataText, options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(a.lora ? { lora: a.lora } : {}) },
-    {
-      onStart: (i) => {
-        say(`${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'fine-tuning'}: ${(i.params / 1e6).toFixed(2)}M parameters (${(i.trainable / 1e6).toFixed(3)}M trained), ${i.trainRows} train / ${i.valRows} held-out rows, backend ${description}`);
-        if (i.added.length) say(`added to the vocabulary for the chat format: ${i.added.map((t) => JSON.stringify(t)).join(' ')}`);
-        if (i.lora.length) say(`LoRA adapters on ${i.lora.length} layers (${i.lora.slice(0, 3).join(', ')}${i.lora.length > 3 ? ', …' : ''})`);
-      },
-      onStep: (p) => {
-        if (!a.quiet) progress.step(stepInfo(p));
-      },
-      onEval: (e) => say(`val step ${e.step}: held-out loss ${e.valLoss.toFixed(4)} on assistant tokens`),
-      onCheckpoint: (c) => say(`saved checkpoint at step ${c.step} to ${c.dir}`),
+  const r = startFineTuneRun(a, options.logInterval, parseChatRows);
+  return sft(sftRun(a, options, r), sftEvents(a, r));
+}
+
+/** runSft on any backend, webgpu included. */
+export async function runSftAsync(a: SftCliArgs, options: ReturnType<typeof parseFineTuneOptions>): Promise<SftSummary> {
+  const r = await startFineTuneRunAsync(a, options.logInterval, parseChatRows);
+  return sftAsync(sftRun(a, options, r), sftEvents(a, r));
+}
+
+function sftRun(a: SftCliArgs, options: ReturnType<typeof parseFineTuneOptions>, r: { dataText: string; rows: ReturnType<typeof parseChatRows> }): SftRun {
+  return { rows: r.rows, dataPath: a.data, dataText: r.dataText, options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(a.lora ? { lora: a.lora } : {}) };
+}
+
+function sftEvents(a: SftCliArgs, r: { description: string; progress: Progress; say(s: string): void }): SftEvents {
+  const { description, progress, say } = r;
+  return {
+    onStart: (i) => {
+      say(`${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'fine-tuning'}: ${(i.params / 1e6).toFixed(2)}M parameters (${(i.trainable / 1e6).toFixed(3)}M trained), ${i.trainRows} train / ${i.valRows} held-out rows, backend ${description}`);
+      if (i.added.length) say(`added to the vocabulary for the chat format: ${i.added.map((t) => JSON.stringify(t)).join(' ')}`);
+      if (i.lora.length) say(`LoRA adapters on ${i.lora.length} layers (${i.lora.slice(0, 3).join(', ')}${i.lora.length > 3 ? ', …' : ''})`);
     },
-  );
+    onStep: (p) => {
+      if (!a.quiet) progress.step(stepInfo(p));
+    },
+    onEval: (e) => say(`val step ${e.step}: held-out loss ${e.valLoss.toFixed(4)} on assistant tokens`),
+    onCheckpoint: (c) => say(`saved checkpoint at step ${c.step} to ${c.dir}`),
+  };
 }
 
 /** The held-out rows of an `attn sft` run (as its sft.json records them), or the split the flags describe. */
@@ -136,16 +149,16 @@ export function sftCommand(): Command {
     .option('--data <file>', 'JSON Lines conversations')
     .option('--out <dir>', 'checkpoint directory', 'sft-out')
     .option('--resume <dir>', 'continue this checkpoint (writes back to it unless --out is given)');
-  withBackendFlags(cmd);
+  withBackendFlags(cmd, { webgpu: true });
   withFineTuneFlags(cmd);
   withLoRAFlags(cmd);
-  cmd.action((opts: Record<string, unknown>) => {
+  cmd.action(async (opts: Record<string, unknown>) => {
     if (!opts.data) throw new UserError('sft needs --data FILE.jsonl');
     if (!opts.init === !opts.resume) throw new UserError('sft needs --init DIR (a model to fine-tune) or --resume DIR (a checkpoint), not both');
     const options = fineTuneOptionsFrom(opts);
     const lora = opts.resume ? undefined : loraFrom(opts);
     const out = cmd.getOptionValueSource('out') === 'cli' || !opts.resume ? (opts.out as string) : (opts.resume as string);
-    const summary = runSft(
+    const summary = await runSftAsync(
       {
         ...(opts.init ? { init: opts.init as string } : {}), ...(opts.resume ? { resume: opts.resume as string } : {}),
         data: opts.data as string, out, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}), ...(lora ? { lora } : {}),

@@ -1,3 +1,4 @@
+import { backend, setBackend } from '../backend/index.js';
 import { isHost, type Storage } from '../backend/storage.js';
 import { readStorage, toBackend, type Tensor } from '../tensor/tensor.js';
 import type { Module } from './module.js';
@@ -33,4 +34,25 @@ export async function withHostValues<T>(tensors: readonly Tensor[], fn: () => T)
   } finally {
     onDevice.forEach((t, i) => (t.storage = kept[i]!));
   }
+}
+
+/**
+ * Run synchronous model code that a device backend has no kernels or no
+ * reason for (held-out evaluations that decode token by token, recall over
+ * a few hundred texts, a save) while the weights live on the device: they are
+ * read back once, fn runs on the js backend over those host copies, and the
+ * device storage and the current backend are put back. On a host backend it
+ * is fn() itself, returned at once (so synchronous loops can call it).
+ */
+export function onHost<T>(tensors: readonly Tensor[], fn: () => T): T | Promise<T> {
+  const current = backend();
+  if (current.device === undefined) return fn();
+  return withHostValues(tensors, () => {
+    setBackend('js');
+    try {
+      return fn();
+    } finally {
+      setBackend(current.name);
+    }
+  });
 }

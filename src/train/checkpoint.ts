@@ -54,7 +54,13 @@ export async function saveCheckpointAsync(dir: string, model: CausalLM, tokenize
   await withAverage(average, () => withHostValues(model.parameters(), () => writeCheckpoint(dir, model, tokenizer, opt, state, mAll, vAll, trained)));
 }
 
-function writeCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, mAll: Float32Array, vAll: Float32Array, trained: Float32Array | null): void {
+/**
+ * optimizer.safetensors: the Adam moments (exp_avg.NAME, exp_avg_sq.NAME) and
+ * the step, from host copies of the optimizer's moment arenas (on a host
+ * backend, the arenas themselves); with a weight average, the trained weights
+ * too (training.NAME), since model.safetensors then holds the average.
+ */
+export function momentsFile(opt: AdamW, mAll: Float32Array, vAll: Float32Array, trained: Float32Array | null = null): Uint8Array {
   const moments = new Map<string, TensorEntry>();
   for (const [name, p] of opt.params) {
     const at = opt.arena.offsets.get(name)!;
@@ -62,9 +68,13 @@ function writeCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt
     moments.set(`exp_avg_sq.${name}`, { dtype: 'F32', shape: p.shape, data: vAll.subarray(at, at + p.size) });
     if (trained) moments.set(`training.${name}`, { dtype: 'F32', shape: p.shape, data: trained.subarray(at, at + p.size) });
   }
+  return serializeSafetensors(moments, { step: String(opt.step) });
+}
+
+function writeCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, opt: AdamW, state: TrainerState, mAll: Float32Array, vAll: Float32Array, trained: Float32Array | null): void {
   writeDirAtomic(dir, {
     ...modelFiles(model, tokenizer),
-    'optimizer.safetensors': serializeSafetensors(moments, { step: String(opt.step) }),
+    'optimizer.safetensors': momentsFile(opt, mAll, vAll, trained),
     'trainer.json': JSON.stringify(state, null, 2) + '\n',
   });
 }

@@ -6,13 +6,14 @@ import { Embedder } from '../models/embedder.js';
 import { parseEmbedderConfig } from '../models/embedder_config.js';
 import { padBatch, type PaddedBatch } from '../models/pad_batch.js';
 import { AdamW } from '../optim/adamw.js';
+import { onHost } from '../nn/placement.js';
 import { slice } from '../tensor/ops/shape.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { matryoshkaInfoNCE } from './contrastive.js';
 import { trainedPrefixes, type EmbedderOptions } from './embedder_options.js';
-import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
+import { runTraining, runTrainingAsync, tokenStepInfo, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { Objective } from './step.js';
 
 export interface EmbedderRun {
@@ -48,8 +49,26 @@ export interface EmbedderSummary {
  * B positives in one forward pass, sums InfoNCE over the Matryoshka prefixes,
  * and takes an AdamW step on the warm-up + cosine schedule. Held-out recall@1
  * at every reported prefix is measured every evalInterval steps.
+ * Host backends; trainEmbedderAsync trains on any backend.
  */
 export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): EmbedderSummary {
+  const t = embedderTrainingRun(run, events);
+  return t.summary(runTraining(t.loop));
+}
+
+/**
+ * trainEmbedder on any backend. On a device backend (webgpu) the steps run
+ * on the device (each step's loss is read back, for the evaluation lines'
+ * mean loss); the recall evaluation and the checkpoint run on js over host
+ * copies of the weights, read back once each time (onHost).
+ */
+export async function trainEmbedderAsync(run: EmbedderRun, events: EmbedderEvents = {}): Promise<EmbedderSummary> {
+  const t = embedderTrainingRun(run, events);
+  return t.summary(await runTrainingAsync(t.loop));
+}
+
+/** The loop of one run (for either driver), and how its result becomes the summary. */
+function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: TrainingLoop<PaddedBatch>; summary(result: LoopResult): EmbedderSummary } {
   const o = run.options;
   const { model, tokenizer } = buildModel(run);
   const dims = model.config.matryoshka_dims;
@@ -77,7 +96,7 @@ export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): Em
     },
   };
   model.train();
-  const result = runTraining({
+  const loop: TrainingLoop<PaddedBatch> = {
     opt,
     objective,
     maxSteps: o.steps,
@@ -90,18 +109,22 @@ export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): Em
     size: (b) => b.padding.reduce((n, f) => n + (f ? 0 : 1), 0),
     evalInterval: o.evalInterval,
     evaluate: (step) => {
-      recall = evaluateRecall(model, tokenizer, evalSet, reported);
-      const loss = lossCount ? lossSum / lossCount : NaN;
-      lossSum = lossCount = 0;
-      history.push({ step, loss, recall: Object.fromEntries(recall) });
-      events.onEval?.({ step, loss, recall });
+      const record = (r: Map<number, number>): void => {
+        recall = r;
+        const loss = lossCount ? lossSum / lossCount : NaN;
+        lossSum = lossCount = 0;
+        history.push({ step, loss, recall: Object.fromEntries(recall) });
+        events.onEval?.({ step, loss, recall });
+      };
+      const measured = onHost(model.parameters(), () => evaluateRecall(model, tokenizer, evalSet, reported));
+      return measured instanceof Promise ? measured.then(record) : record(measured);
     },
     checkpoint: run.out
       ? {
           dir: run.out,
           save: (step) => {
             const record = { model_type: 'embedder', pairs: run.pairs ?? null, options: o, step, seconds, history };
-            saveEmbedder(run.out!, model, tokenizer, { 'training.json': JSON.stringify(record, null, 2) + '\n' });
+            return onHost(model.parameters(), () => saveEmbedder(run.out!, model, tokenizer, { 'training.json': JSON.stringify(record, null, 2) + '\n' }));
           },
         }
       : undefined,
@@ -114,8 +137,8 @@ export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): Em
       seconds += p.seconds;
       events.onStep?.(tokenStepInfo({ ...p, loss }));
     },
-  });
-  return { model, tokenizer, step: result.step, recall, seconds };
+  };
+  return { loop, summary: (result) => ({ model, tokenizer, step: result.step, recall, seconds }) };
 }
 
 /** A fresh model and a tokenizer learned from the pairs' text (vocabulary only: no labels are used). */

@@ -1,10 +1,13 @@
 import type { Seq2SeqTask } from '../data/seq2seq_task.js';
 import { saveSeq2Seq } from '../io/seq2seq_dir.js';
-import { runTraining, tokenStepInfo, type TrainingEvents } from './loop.js';
+import { runTraining, runTrainingAsync, tokenStepInfo, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { Objective } from './step.js';
 import { Transformer } from '../models/transformer.js';
 import { parseTransformerConfig } from '../models/transformer_config.js';
 import { AdamW } from '../optim/adamw.js';
+import { backend } from '../backend/index.js';
+import { onHost } from '../nn/placement.js';
+import { UserError } from '../util/errors.js';
 import { PAD, PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
 import { makeBatch, type Seq2SeqBatch } from '../models/seq2seq_batch.js';
@@ -53,9 +56,31 @@ export function buildSeq2Seq(task: Seq2SeqTask, o: Seq2SeqOptions): { model: Tra
  * and minimises the (label-smoothed) cross-entropy of every target token
  * given the source and the true target before it; AdamW with warm-up and
  * cosine decay, gradient clipping. Every evalInterval steps it translates
- * the held-out pairs and saves a checkpoint.
+ * the held-out pairs and saves a checkpoint. Host backends;
+ * trainSeq2SeqAsync trains on any backend.
  */
 export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2SeqSummary {
+  const t = seq2seqTrainingRun(run, events);
+  return t.summary(runTraining(t.loop));
+}
+
+/**
+ * trainSeq2Seq on any backend. On a device backend (webgpu) the steps run on
+ * the device (each step's loss read back); the held-out translation (greedy
+ * decoding, token by token) and the checkpoint run on js over host copies of
+ * the weights, read back once each time (onHost). Label smoothing has no
+ * device kernel yet: on a device it is refused, --label-smoothing 0 trains.
+ */
+export async function trainSeq2SeqAsync(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Promise<Seq2SeqSummary> {
+  if (backend().device && run.options.labelSmoothing > 0) {
+    throw new UserError(`--label-smoothing ${run.options.labelSmoothing}: label-smoothed cross-entropy has no ${backend().name} kernel yet; pass --label-smoothing 0, or --backend js/native`);
+  }
+  const t = seq2seqTrainingRun(run, events);
+  return t.summary(await runTrainingAsync(t.loop));
+}
+
+/** The loop of one run (for either driver), and how its result becomes the summary. */
+function seq2seqTrainingRun(run: Seq2SeqRun, events: Seq2SeqEvents): { loop: TrainingLoop<Seq2SeqBatch>; summary(result: LoopResult): Seq2SeqSummary } {
   const o = run.options;
   const { model, tokenizer } = buildSeq2Seq(run.task, o);
   const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-9, weightDecay: o.weightDecay });
@@ -72,7 +97,7 @@ export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2S
     loss: (b) => model.forward(b.src, b.tgtIn, b.targets, { labelSmoothing: o.labelSmoothing }).loss!,
   };
   model.train();
-  const result = runTraining({
+  const loop: TrainingLoop<Seq2SeqBatch> = {
     opt,
     objective,
     maxSteps: o.steps,
@@ -82,16 +107,20 @@ export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2S
     size: (b) => b.tokens,
     evalInterval: o.evalInterval,
     evaluate: (step) => {
-      last = { step, ...exactMatch(model, tokenizer, heldOut) };
-      history.push({ step, loss, exact_match: last.accuracy });
-      events.onEval?.(last);
+      const record = (m: ExactMatch): void => {
+        last = { step, ...m };
+        history.push({ step, loss, exact_match: last.accuracy });
+        events.onEval?.(last);
+      };
+      const measured = onHost(model.parameters(), () => exactMatch(model, tokenizer, heldOut));
+      return measured instanceof Promise ? measured.then(record) : record(measured);
     },
     checkpoint: run.out
       ? {
           dir: run.out,
           save: (step) => {
             const trainer = { step, options: o, seconds, history };
-            saveSeq2Seq(run.out!, { model, tokenizer, task: run.task.source }, { 'trainer.json': JSON.stringify(trainer, null, 2) + '\n' });
+            return onHost(model.parameters(), () => saveSeq2Seq(run.out!, { model, tokenizer, task: run.task.source }, { 'trainer.json': JSON.stringify(trainer, null, 2) + '\n' }));
           },
         }
       : undefined,
@@ -101,7 +130,10 @@ export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2S
       seconds += p.seconds;
       events.onStep?.(tokenStepInfo(p));
     },
-  });
-  const final = last! as Seq2SeqEvalInfo;
-  return { step: result.step, loss: result.loss, exact_match: final.accuracy, eval_pairs: final.total, tokens_per_s: result.seconds ? result.items / result.seconds : 0, seconds: result.seconds };
+  };
+  const summary = (result: LoopResult): Seq2SeqSummary => {
+    const final = last! as Seq2SeqEvalInfo;
+    return { step: result.step, loss: result.loss, exact_match: final.accuracy, eval_pairs: final.total, tokens_per_s: result.seconds ? result.items / result.seconds : 0, seconds: result.seconds };
+  };
+  return { loop, summary };
 }

@@ -20,12 +20,14 @@ import { Llama } from '../models/llama.js';
 import type { Parameter } from '../nn/module.js';
 import { addLoRA, loraLayers, loraParameters } from '../nn/lora.js';
 import { AdamW } from '../optim/adamw.js';
+import { backend } from '../backend/index.js';
+import { moveToBackend, onHost } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 import { Rng, type RngState } from '../util/rng.js';
-import { runTraining, type LoopStep, type TrainingEvents } from './loop.js';
-import { loadDecoder, readTrainerState, restoreMoments, saveFineTuneCheckpoint } from './sft_checkpoint.js';
+import { runTraining, runTrainingAsync, type LoopResult, type LoopStep, type TrainingEvents, type TrainingLoop } from './loop.js';
+import { loadDecoder, readTrainerState, restoreMoments, saveFineTuneCheckpoint, saveFineTuneCheckpointAsync } from './sft_checkpoint.js';
 import { encodeConversation, heldOutSplit, lengthBatches, promptKey, sftBatch, type ChatExample, type SftBatch } from './sft_data.js';
 import { fineTuneSchedule, type FineTuneOptions } from './sft_options.js';
 import { chatVocabulary, CHATML_MARKERS } from './sft_vocabulary.js';
@@ -134,8 +136,26 @@ export function encodeRows(template: ChatTemplate, tokenizer: Tokenizer, rows: r
   });
 }
 
-/** Fine-tune on conversations. */
+/** Fine-tune on conversations. Host backends; sftAsync fine-tunes on any backend. */
 export function sft(run: SftRun, events: SftEvents = {}): SftSummary {
+  const t = sftTrainingRun(run, events);
+  return t.summary(runTraining(t.loop));
+}
+
+/**
+ * sft on any backend. On a device backend (webgpu) the whole model (the
+ * frozen base too) is uploaded once and the steps run there, each step's
+ * loss read back; the held-out loss runs on js over host copies of the
+ * weights (onHost), and a checkpoint reads the weights and the Adam moments
+ * back once.
+ */
+export async function sftAsync(run: SftRun, events: SftEvents = {}): Promise<SftSummary> {
+  const t = sftTrainingRun(run, events);
+  return t.summary(await runTrainingAsync(t.loop));
+}
+
+/** The loop of one run (for either driver), and how its result becomes the summary. */
+function sftTrainingRun(run: SftRun, events: SftEvents): { loop: TrainingLoop<SftBatch>; summary(result: LoopResult): SftSummary } {
   if (!run.init === !run.resume) throw new Error('sft: exactly one of init and resume');
   let state: SftState;
   let model: DecoderLM;
@@ -175,6 +195,8 @@ export function sft(run: SftRun, events: SftEvents = {}): SftSummary {
   const valBatches = lengthBatches(val, o.batchSize).map(sftBatch);
   const batchRng = new Rng();
   batchRng.setState(state.rng.batch);
+  const onDevice = backend().device !== undefined;
+  moveToBackend(model); // the frozen weights too (the optimizer uploads only what it trains); nothing on a host backend
   const opt = newFineTuneOptimizer(model, o);
   if (run.resume) restoreMoments(opt, run.resume);
 
@@ -184,7 +206,7 @@ export function sft(run: SftRun, events: SftEvents = {}): SftSummary {
   });
   let last: SftEval | null = null;
   model.train();
-  const result = runTraining({
+  const loop: TrainingLoop<SftBatch> = {
     opt,
     objective: sftObjective(model),
     step0: state.step,
@@ -195,17 +217,23 @@ export function sft(run: SftRun, events: SftEvents = {}): SftSummary {
     size: (b) => b.tokens,
     evalInterval: o.evalInterval,
     evaluate: (step) => {
-      last = { step, valLoss: sftLoss(model, valBatches) };
-      state.history.push({ step, val_loss: last.valLoss });
-      events.onEval?.(last);
-      return [last.valLoss];
+      const record = (valLoss: number): number[] => {
+        last = { step, valLoss };
+        state.history.push({ step, val_loss: valLoss });
+        events.onEval?.(last);
+        return [valLoss];
+      };
+      const measured = onHost(model.parameters(), () => sftLoss(model, valBatches));
+      return measured instanceof Promise ? measured.then(record) : record(measured);
     },
     checkpoint: run.out
       ? {
           dir: run.out,
           save: () => {
             state.rng = { batch: batchRng.getState(), model: model.rng.getState() };
-            saveFineTuneCheckpoint(run.out!, model, tokenizer, opt, SFT_STATE_FILE, state);
+            return onDevice
+              ? saveFineTuneCheckpointAsync(run.out!, model, tokenizer, opt, SFT_STATE_FILE, state)
+              : saveFineTuneCheckpoint(run.out!, model, tokenizer, opt, SFT_STATE_FILE, state);
           },
         }
       : undefined,
@@ -217,7 +245,10 @@ export function sft(run: SftRun, events: SftEvents = {}): SftSummary {
       state.tokens += p.items;
       events.onStep?.(p);
     },
-  });
-  const final = last as SftEval | null;
-  return { step: result.step, train_loss: result.loss, val_loss: final?.valLoss ?? NaN, tokens_per_s: result.steps ? result.items / result.seconds : 0, seconds: state.seconds };
+  };
+  const summary = (result: LoopResult): SftSummary => {
+    const final = last as SftEval | null;
+    return { step: result.step, train_loss: result.loss, val_loss: final?.valLoss ?? NaN, tokens_per_s: result.steps ? result.items / result.seconds : 0, seconds: state.seconds };
+  };
+  return { loop, summary };
 }

@@ -18,27 +18,41 @@ import { ADAPTER_CONFIG, adapterFiles, loadAdapter } from '../io/peft.js';
 import type { AdamW } from '../optim/adamw.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
-import { restoreOptimizer } from './checkpoint.js';
-
-/** The optimizer's Adam moments as safetensors entries (exp_avg.NAME, exp_avg_sq.NAME), as train/checkpoint.ts writes them. */
-function momentFile(opt: AdamW): Uint8Array {
-  const moments = new Map<string, TensorEntry>();
-  for (const [name, p] of opt.params) {
-    moments.set(`exp_avg.${name}`, { dtype: 'F32', shape: p.shape, data: opt.m.get(name)! });
-    moments.set(`exp_avg_sq.${name}`, { dtype: 'F32', shape: p.shape, data: opt.v.get(name)! });
-  }
-  return serializeSafetensors(moments, { step: String(opt.step) });
-}
+import { momentsFile, restoreOptimizer } from './checkpoint.js';
+import { isHost } from '../backend/storage.js';
+import { onHost } from '../nn/placement.js';
+import { readStorage } from '../tensor/tensor.js';
 
 /**
  * Save model + tokenizer + optimizer + `stateFile` (the trainer's JSON state)
  * + any `extra` files, atomically: a crash keeps the previous checkpoint.
+ * Host backends; a device backend saves with saveFineTuneCheckpointAsync.
  */
 export function saveFineTuneCheckpoint(dir: string, model: DecoderLM, tokenizer: Tokenizer, opt: AdamW | null, stateFile: string, state: unknown, extra: Record<string, Uint8Array | string> = {}): void {
+  let moments: Uint8Array | null = null;
+  if (opt) {
+    const { mAll, vAll } = opt;
+    if (!isHost(mAll) || !isHost(vAll)) throw new Error('saveFineTuneCheckpoint: the optimizer state is on the device (saveFineTuneCheckpointAsync)');
+    moments = momentsFile(opt, mAll, vAll);
+  }
+  writeFineTuneDir(dir, model, tokenizer, moments, stateFile, state, extra);
+}
+
+/**
+ * saveFineTuneCheckpoint on any backend: on a device the Adam moments and the
+ * weights are read back once, all together, and the same files are written
+ * (a device lost before the write leaves the last checkpoint as it was).
+ */
+export async function saveFineTuneCheckpointAsync(dir: string, model: DecoderLM, tokenizer: Tokenizer, opt: AdamW, stateFile: string, state: unknown, extra: Record<string, Uint8Array | string> = {}): Promise<void> {
+  const [mAll, vAll] = await Promise.all([readStorage(opt.mAll), readStorage(opt.vAll)]);
+  await onHost(model.parameters(), () => writeFineTuneDir(dir, model, tokenizer, momentsFile(opt, mAll, vAll), stateFile, state, extra));
+}
+
+function writeFineTuneDir(dir: string, model: DecoderLM, tokenizer: Tokenizer, moments: Uint8Array | null, stateFile: string, state: unknown, extra: Record<string, Uint8Array | string>): void {
   writeDirAtomic(dir, {
     ...baseModelFiles(model, tokenizer),
     ...(loraLayers(model).length ? adapterFiles(model) : {}),
-    ...(opt ? { 'optimizer.safetensors': momentFile(opt) } : {}),
+    ...(moments ? { 'optimizer.safetensors': moments } : {}),
     [stateFile]: JSON.stringify(state, null, 2) + '\n',
     ...extra,
   });

@@ -5,9 +5,9 @@
  * and head, and save/load the model in the CLI's directory format. The Web Worker
  * (web/worker.ts) only forwards messages to a Session.
  */
-import { backend, setBackend } from '../../src/backend/index.js';
+import { backend } from '../../src/backend/index.js';
 import { GPT } from '../../src/models/gpt.js';
-import { withHostValues } from '../../src/nn/placement.js';
+import { onHost } from '../../src/nn/placement.js';
 import { parseGPTConfig, type GPTConfig } from '../../src/models/gpt_config.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { learningRate } from '../../src/optim/schedule.js';
@@ -192,16 +192,7 @@ export class Session {
    * itself never leaves the GPU.
    */
   async onHost<T>(fn: () => T): Promise<T> {
-    if (!this.onDevice) return fn();
-    const device = backend().name;
-    return withHostValues(this.model.parameters(), () => {
-      setBackend('js');
-      try {
-        return fn();
-      } finally {
-        setBackend(device);
-      }
-    });
+    return onHost(this.model.parameters(), fn);
   }
 
   /** Mean loss on fixed batches of each split. */

@@ -1,5 +1,6 @@
 import { UserError } from '../../util/errors.js';
 import type { Backend } from '../backend.js';
+import { quantRowBytes, storedRow, type QuantizedMatrix } from '../quantized_matrix.js';
 import type { DeviceArray, DeviceMemory } from '../storage.js';
 import type { GpuContext } from './device.js';
 import { adamwStep } from './kernels/adamw.js';
@@ -13,6 +14,7 @@ import { embeddingBackward, embeddingForward, embeddingLinks } from './kernels/e
 import { sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
 import { linearInt8 } from './kernels/int8.js';
+import { linearQuantized } from './kernels/linear_quantized.js';
 import { l2NormalizeBackward, l2NormalizeForward } from './kernels/l2_normalize.js';
 import { copyRows, permute } from './kernels/layout.js';
 import { maxPoolBackward, maxPoolForward } from './kernels/max_pool.js';
@@ -107,12 +109,15 @@ function withInts<T>(ctx: GpuContext, ints: Int32Array, f: (span: GpuArray) => T
 /** Device copies of host arrays that are constants of a model (int8 weights, their scales), made once per array. */
 class DeviceCopies<T extends object> {
   private readonly copies = new WeakMap<T, GpuArray>();
-  constructor(private readonly make: (host: T) => GPUBuffer) {}
+  constructor(
+    private readonly make: (host: T) => GPUBuffer,
+    private readonly length: (host: T) => number = (host) => (host as unknown as { length: number }).length,
+  ) {}
 
   of(host: T): GpuArray {
     let a = this.copies.get(host);
     if (!a) {
-      a = arrayOf(this.make(host), 0, (host as unknown as { length: number }).length, true);
+      a = arrayOf(this.make(host), 0, this.length(host), true);
       this.copies.set(host, a);
     }
     return a;
@@ -135,8 +140,15 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     return ctx.upload(new Uint32Array(bytes.buffer));
   });
   const floatConstants = new DeviceCopies((x: Float32Array) => ctx.upload(x.length ? x : new Float32Array(1)));
+  // A GGUF model's block-quantized matrices: their bytes in ggml's row order (whatever layout a CPU backend gave them), uploaded once.
+  const quantizedWeights = new DeviceCopies((m: QuantizedMatrix) => {
+    const rowBytes = quantRowBytes(m.type, m.cols);
+    const bytes = new Uint8Array(Math.ceil(Math.max(4, m.rows * rowBytes) / 4) * 4);
+    for (let n = 0; n < m.rows; n++) bytes.set(storedRow(m, n), n * rowBytes);
+    return ctx.upload(new Uint32Array(bytes.buffer));
+  }, (m) => m.rows * quantRowBytes(m.type, m.cols));
   // A quantized layer's bias is a plain tensor beside its int8 weight, not a parameter moveToBackend uploads: a constant too.
-  const deviceBias = (b: GpuArray | Float32Array) => (b instanceof Float32Array ? floatConstants.of(b) : gpu(b, 'linearInt8'));
+  const deviceBias = (b: GpuArray | Float32Array) => (b instanceof Float32Array ? floatConstants.of(b) : gpu(b, 'quantized linear bias'));
   return {
     name: WEBGPU,
     device: deviceMemory(ctx),
@@ -232,7 +244,10 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N),
     argmaxRows: (x, rows, cols, out) => argmaxRows(ctx, gpu(x, 'argmaxRows'), rows, cols, gpu(out, 'argmaxRows')),
     attentionPaged: () => unsupported('attentionPaged'),
-    linearQuantized: () => unsupported('linearQuantized (GGUF block formats)'),
+    linearQuantized: (x, rows, w, bias, out) => {
+      if (w.type !== 'q8_0' && w.type !== 'q4_0') unsupported(`linearQuantized of ${w.type} blocks (q8_0 and q4_0 run on webgpu)`);
+      linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'));
+    },
     swigluForward: (g, u, out) => swigluForward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(out, 'swiglu')),
     swigluBackward: (g, u, dy, dg, du, accG, accU) =>
       swigluBackward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(dy, 'swiglu'), dg && gpu(dg, 'swiglu'), du && gpu(du, 'swiglu'), accG, accU),

@@ -14,6 +14,6 @@ export function linearQuantized(x: Tensor, w: QuantizedMatrix, bias: Tensor | nu
   if (bias && bias.size !== w.rows) throw new Error(`linearQuantized: bias of ${bias.size} values for ${w.rows} outputs`);
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), w.rows]); // written in full by the kernel
-  backend().linearQuantized(x.data, rows, w, bias?.data ?? null, out.data);
+  backend().linearQuantized(x.storage, rows, w, bias?.storage ?? null, out.storage);
   return out;
 }

@@ -1,0 +1,115 @@
+import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { FLAT_INDEX, grid, WG } from './grid.js';
+import { outputPerWorkgroup } from './output_per_workgroup.js';
+import { ROW_WG } from './workgroup_reduce.js';
+
+/**
+ * out[rows, N] = x[rows, K]·Wᵀ + bias with W in ggml's q8_0 or q4_0 blocks
+ * (js/quantized.ts, the reference), read on the GPU as GGUF stores them:
+ * each row is K/32 blocks of an f16 scale and 32 quants (q8_0: 32 int8 bytes;
+ * q4_0: 16 bytes of two 4-bit quants, offset by 8). The bytes go up as they
+ * are, four to a u32 word, so decoding reads a quarter (q8_0) or an eighth
+ * (q4_0) of fp32's bytes.
+ *
+ * As llama.cpp and js do, the activations are first quantized to 8-bit
+ * blocks (d = max|x|/127, q = round(x/d), halves away from zero), and each
+ * pair of blocks adds d_w·d_x·Σ q_w·q_x, the Σ an exact integer sum. Two
+ * kernels: one invocation per activation block, then one workgroup per
+ * output element (output_per_workgroup.ts: its invocations split the blocks).
+ * WGSL's f32 division is not correctly rounded, so an activation quant can
+ * differ from js's by one where x/d lies on a half: equal to js within that.
+ */
+
+const QUANTIZE: KernelSource = {
+  name: 'quantizeActivations',
+  bindings: ['read', 'rw', 'rw'],
+  code: /* wgsl */ `
+struct Params { blocks: u32, xOff: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> xq: array<i32>;
+@group(0) @binding(2) var<storage, read_write> xd: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+${FLAT_INDEX}
+
+/** Round half away from zero (js's roundf; WGSL's round() takes halves to even). */
+fn roundAway(v: f32) -> f32 {
+  let a = abs(v);
+  var t = trunc(a);
+  if (a - t >= 0.5) { t += 1.0; }
+  return sign(v) * t;
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let b = flat(gid, nwg);
+  if (b >= p.blocks) { return; }
+  let o = p.xOff + b * 32u;
+  var amax = 0.0;
+  for (var j = 0u; j < 32u; j++) { amax = max(amax, abs(x[o + j])); }
+  let d = amax / 127.0;
+  let id = select(0.0, 1.0 / d, d != 0.0);
+  xd[b] = d;
+  for (var j = 0u; j < 32u; j++) { xq[b * 32u + j] = i32(roundAway(x[o + j] * id)); }
+}`,
+};
+
+const PRODUCT = outputPerWorkgroup(
+  'linearQuantized',
+  ['read', 'read', 'read'],
+  /* wgsl */ `
+struct Params { rows: u32, N: u32, blocks: u32, q4: u32, hasBias: u32, bOff: u32, oOff: u32 }
+@group(0) @binding(0) var<storage, read> xq: array<i32>;
+@group(0) @binding(1) var<storage, read> xd: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;`,
+  /* wgsl */ `
+/** Σ q_w·q_x of the weight block whose quants start at byte q and the activation block from xq[xb]: an exact integer sum. */
+fn blockDot(q: u32, xb: u32) -> i32 {
+  var s = 0;
+  if (p.q4 != 0u) {
+    for (var j = 0u; j < 16u; j++) {
+      let byte = byteAt(q + j);
+      s += (i32(byte & 15u) - 8) * xq[xb + j] + (i32(byte >> 4u) - 8) * xq[xb + 16u + j];
+    }
+  } else {
+    for (var j = 0u; j < 32u; j++) { s += extractBits(i32(byteAt(q + j)), 0u, 8u) * xq[xb + j]; }
+  }
+  return s;
+}
+
+/** Blocks lid, lid + ${ROW_WG}, …: each adds d_w·d_x·Σ q_w·q_x (d_w the block's f16 scale). */
+fn partial(m: u32, n: u32, lid: u32) -> f32 {
+  let blockBytes = select(34u, 18u, p.q4 != 0u);
+  var s = 0.0;
+  for (var b = lid; b < p.blocks; b += ${ROW_WG}u) {
+    let at = (n * p.blocks + b) * blockBytes;
+    let dw = unpack2x16float(byteAt(at) | (byteAt(at + 1u) << 8u)).x;
+    s += dw * xd[m * p.blocks + b] * f32(blockDot(at + 2u, (m * p.blocks + b) * 32u));
+  }
+  return s;
+}
+
+fn finish(n: u32, s: f32) -> f32 {
+  return s;
+}`,
+);
+
+/**
+ * `w` holds the matrix's blocks in ggml's order (row by row) as bytes, from
+ * byte 0; `type` is q8_0 or q4_0 (K a multiple of 32).
+ */
+export function linearQuantized(
+  ctx: GpuContext, x: GpuSpan, rows: number, K: number, w: GPUBuffer, type: 'q8_0' | 'q4_0', N: number, bias: GpuSpan | null, out: GpuSpan,
+): void {
+  const blocks = K / 32;
+  const xq = ctx.buffer(Math.max(1, rows * K) * 4);
+  const xd = ctx.buffer(Math.max(1, rows * blocks) * 4);
+  ctx.dispatch(QUANTIZE, [x.buffer, xq, xd], [u32(rows * blocks), u32(x.offset)], grid(ctx, rows * blocks));
+  ctx.dispatch(
+    PRODUCT,
+    [xq, xd, w, bias?.buffer, out.buffer],
+    [u32(rows), u32(N), u32(blocks), u32(type === 'q4_0' ? 1 : 0), u32(bias ? 1 : 0), u32(bias?.offset ?? 0), u32(out.offset)],
+    grid(ctx, rows * N, 1),
+  );
+  ctx.release(xq);
+  ctx.release(xd);
+}

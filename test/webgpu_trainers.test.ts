@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setBackend } from '../src/backend/index.js';
+import { runEmbedTrainAsync } from '../src/cli/embed.js';
+import { runDpo } from '../src/cli/dpo.js';
+import { runSeq2SeqTrain } from '../src/cli/seq2seq.js';
+import { runSftAsync } from '../src/cli/sft.js';
+import { instructionRows, instructions } from '../src/data/instructions.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { parseFineTuneOptions } from '../src/train/sft_options.js';
+import { chatTokenizerFiles, tinyLlama, writeHFLlamaDir } from './llama_fixture.js';
+import { UserError } from '../src/util/errors.js';
+import { webgpuSkip } from './webgpu_helpers.js';
+
+/*
+ * The CLI trainers beyond `attn train` and `attn vit train` on webgpu
+ * against js: `attn embed train`, `attn seq2seq train` and `attn sft` (a
+ * tiny grouped-query Llama with LoRA adapters) with --backend webgpu, run in-process (one device, its pipelines compiled once for the
+ * file), their progress lines captured. Each step's loss must equal js's
+ * within rtol 1e-3 (the printed 4 decimals; the models are small and the
+ * kernels differ from js only in summation order). SwiftShader without a
+ * GPU; skips as webgpu_helpers.ts says.
+ */
+
+const skip = await webgpuSkip('webgpu CLI trainer tests');
+const work = mkdtempSync(join(tmpdir(), 'attn-webgpu-trainers-'));
+after(() => {
+  setBackend('js');
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** Run `f` with stderr captured; its progress lines' "step N/M … loss X" as [N, X] pairs, and all the text. */
+async function progressOf(f: () => Promise<unknown>): Promise<{ losses: Array<[number, number]>; text: string }> {
+  let text = '';
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => ((text += String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    await f();
+  } finally {
+    process.stderr.write = write;
+    setBackend('js');
+  }
+  const losses = [...text.matchAll(/^step (\d+)\/\d+ .* loss ([\d.]+) /gm)].map((m) => [Number(m[1]), Number(m[2])] as [number, number]);
+  return { losses, text };
+}
+
+function sameLosses(got: Array<[number, number]>, want: Array<[number, number]>, steps: number, what: string): void {
+  assert.equal(want.length, steps, `${what}: js printed ${want.length} step lines`);
+  assert.deepEqual(got.map(([s]) => s), want.map(([s]) => s), `${what}: the same steps`);
+  got.forEach(([s, l], i) => {
+    const w = want[i]![1];
+    assert.ok(Math.abs(l - w) <= 1e-3 * Math.abs(w) + 1e-4, `${what}: step ${s} loss ${l} on webgpu, ${w} on js (rtol 1e-3)`);
+  });
+  assert.ok(new Set(want.map(([, l]) => l)).size > 1, `${what}: the loss moves (a test that can tell)`);
+}
+
+describe('CLI trainers on webgpu: each step\'s loss as js', { skip }, () => {
+  it('attn seq2seq train (--label-smoothing 0), and the one-line refusal of label smoothing', async () => {
+    const flags = { task: 'numbers-de', steps: 3, batchSize: 6, layers: 1, dModel: 16, heads: 2, dFf: 32, warmup: 0, evalInterval: 3, evalSize: 2, logInterval: 1, labelSmoothing: 0 };
+    const js = await progressOf(() => runSeq2SeqTrain({ ...flags, out: join(work, 's2s-js'), backend: 'js' }));
+    const gpu = await progressOf(() => runSeq2SeqTrain({ ...flags, out: join(work, 's2s-gpu'), backend: 'webgpu' }));
+    assert.match(gpu.text, /backend webgpu/);
+    sameLosses(gpu.losses, js.losses, 3, 'seq2seq');
+    assert.match(gpu.text, /saved checkpoint at step 3/);
+    await assert.rejects(
+      progressOf(() => runSeq2SeqTrain({ ...flags, labelSmoothing: 0.1, out: join(work, 's2s-ls'), backend: 'webgpu' })),
+      (e: unknown) => e instanceof UserError && /label-smoothed cross-entropy has no webgpu kernel yet/.test(e.message) && !e.message.includes('\n'),
+    );
+  });
+
+  it('attn embed train', async () => {
+    const flags = { task: 'templates', pairs: 300, dataSeed: 1, passageWords: 64, windowWords: 24, steps: 3, dModel: 16, heads: 2, layers: 1, batchSize: 8, evalInterval: 3, evalPairs: 8, logInterval: 1, warmupSteps: 0 };
+    const js = await progressOf(() => runEmbedTrainAsync({ ...flags, out: join(work, 'emb-js'), backend: 'js' }, () => {}));
+    const gpu = await progressOf(() => runEmbedTrainAsync({ ...flags, out: join(work, 'emb-gpu'), backend: 'webgpu' }, () => {}));
+    assert.match(gpu.text, /backend webgpu/);
+    sameLosses(gpu.losses, js.losses, 3, 'embed');
+    assert.match(gpu.text, /saved .*emb-gpu at step 3/);
+  });
+});
+
+describe('attn sft and attn dpo on webgpu', { skip }, () => {
+  const data = join(work, 'sft.jsonl');
+  const base = join(work, 'llama');
+
+  it('attn sft --lora-r 2 on a tiny Llama: each step\'s loss as js, the base unchanged, the adapter and the moments saved', async () => {
+    writeFileSync(data, instructionRows(instructions(24, 5)));
+    const model = tinyLlama({ n_layer: 1, n_head: 4, n_kv_head: 2, n_embd: 32, head_dim: 8, intermediate_size: 48, block_size: 256, tie_word_embeddings: false }, 7);
+    writeHFLlamaDir(base, model, chatTokenizerFiles());
+    const options = parseFineTuneOptions({ maxIters: 3, batchSize: 4, lr: 1e-2, minLr: 1e-2, warmupIters: 1, evalInterval: 3, logInterval: 1 });
+    const lora = { r: 2, alpha: 4, dropout: 0 };
+    const run = (backend: string) => progressOf(() => runSftAsync({ init: base, data, out: join(work, `sft-${backend}`), backend, lora }, options));
+    const js = await run('js');
+    const gpu = await run('webgpu');
+    assert.match(gpu.text, /backend webgpu/);
+    assert.match(gpu.text, /LoRA adapters on 2 layers/);
+    sameLosses(gpu.losses, js.losses, 3, 'sft');
+    const out = join(work, 'sft-webgpu');
+    for (const f of ['adapter_model.safetensors', 'optimizer.safetensors', 'sft.json']) assert.ok(existsSync(join(out, f)), f);
+    const before = readSafetensors(join(base, 'model.safetensors')).tensors;
+    const saved = readSafetensors(join(out, 'model.safetensors')).tensors;
+    for (const [name, t] of before) assert.deepEqual(saved.get(name)?.data, t.data, `${name}: the frozen base is saved as it was`);
+    const moments = (dir: string) => readSafetensors(join(dir, 'optimizer.safetensors')).tensors;
+    const [wantM, gotM] = [moments(join(work, 'sft-js')), moments(out)];
+    for (const [name, t] of wantM) {
+      const got = gotM.get(name)!.data as Float32Array;
+      const want = t.data as Float32Array;
+      got.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) <= 1e-2 * Math.abs(want[i]!) + 1e-6, `${name}[${i}]: ${v} vs ${want[i]} (rtol 1e-2 after 3 Adam steps)`));
+    }
+  });
+
+  it('attn dpo --backend webgpu: refused in one line naming why', () => {
+    assert.throws(
+      () => runDpo({ init: base, data, out: join(work, 'dpo'), beta: 0.1, backend: 'webgpu' }, {}),
+      (e: unknown) => e instanceof UserError && /attn dpo does not run on webgpu yet: .*per-pair rewards/.test(e.message) && !e.message.includes('\n'),
+    );
+  });
+});
