@@ -77,6 +77,27 @@ for (const isa of isas) {
       }
     });
 
+    it('decode attention with head sizes 32, 64 and 128 (AVX-512: up to 4 query heads of one cached head per pass), at 1 and 2 threads (heads split mid-group)', () => {
+      for (const threads of [1, 2]) {
+        addon!.setThreads(threads);
+        for (const [B, past, H, Hkv, D] of [[1, 40, 9, 3, 64], [1, 300, 9, 3, 64], [2, 130, 12, 3, 64], [1, 300, 32, 4, 128], [1, 70, 6, 6, 32], [3, 20, 5, 1, 64], [1, 200, 8, 2, 48]] as const) {
+          const C = H * D;
+          const cap = past + 3;
+          const q = rand(B * C);
+          const kc = rand(B * cap * Hkv * D);
+          const vc = rand(B * cap * Hkv * D);
+          const start = Int32Array.from({ length: B }, (_, b) => b * 3);
+          const d = { B, Tq: 1, past, cap, nHead: H, nKvHead: Hkv, headDim: D, scale: 1 / Math.sqrt(D) };
+          const want = new Float32Array(B * C);
+          const got = new Float32Array(B * C);
+          jsBackend.attentionCached(q, kc, vc, want, start, d);
+          native!.attentionCached(q, kc, vc, got, start, d);
+          assertClose(got, want, 2e-5, `threads=${threads} B=${B} past=${past} H=${H}/${Hkv} D=${D}`);
+        }
+      }
+      addon!.setThreads(2);
+    });
+
     it('ragged attention: several sequences with caches of their own, in one call (few and many heads×positions: serial and threaded)', () => {
       for (const [H, Hkv, D, pasts] of [[2, 2, 4, [3, 0, 7]], [4, 4, 32, [300, 250, 17, 299, 280, 301]], [4, 2, 4, [3, 0, 7]], [6, 1, 32, [300, 250, 17, 299, 280, 301]]] as const) {
         const C = H * D;

@@ -48,6 +48,14 @@ struct VecKernels {
   void (*swiglu_forward)(const float* g, const float* u, float* out, long lo, long hi);
   void (*swiglu_backward)(const float* g, const float* u, const float* dy, float* dg, float* du, long lo, long hi, bool acc_g,
                           bool acc_u);
+  // Decoding attention (attention.cc's cached_query), one query row against n cached rows
+  // at a stride of ld floats, query head h reading cached head h / group at offset (h / group)·D:
+  // w[(h − h0)·ldw + j] = scale · q_h · k_j for heads h0 … h1 − 1, and
+  // o_h += Σ_j w[(h − h0)·ldw + j] · inv[h − h0] · v_j.
+  void (*decode_scores)(const float* q, const float* k, long ld, int n, int h0, int h1, int group, int D, float scale, float* w,
+                        long ldw);
+  void (*decode_values)(const float* w, long ldw, const float* inv, const float* v, long ld, int n, int h0, int h1, int group, int D,
+                        float* o);
 };
 
 const VecKernels& vec();

@@ -7,6 +7,8 @@
 #include "vec.h"
 #if defined(__x86_64__)
 #pragma GCC target("avx512f,avx512vl,fma")
+#include <immintrin.h>
+#define VEC_ZMM 1  // vec_impl.inc: the decode attention's explicit 512-bit loops
 namespace attn { namespace avx512 {
 #include "vec_impl.inc"
 }}  // namespace attn::avx512
