@@ -136,3 +136,33 @@ describe('the fused path steps aside where it does not apply', () => {
     assert.equal(backend().name, 'js');
   });
 });
+
+// Wider layers, so that the native step splits each product's rows into several chunks
+// (~64 KB of weights each) that two threads claim; and 8 query heads over 2 cached heads.
+describe('fused decode step on the native pool: 1 and 2 threads give the op-by-op scores', { skip: addon ? false : 'native addon not built' }, () => {
+  after(() => addon?.setThreads(2));
+  const wide = (kind: Kind): Llama => {
+    const m = new Llama(config({ n_embd: 256, n_head: 8, n_kv_head: 2, head_dim: 32, intermediate_size: 768, attention_bias: false }), new Rng(5)).eval();
+    for (const [, p] of m.namedParameters()) if (p.shape.length === 2) p.data.forEach((v, i) => (p.data[i] = v * 8));
+    if (kind === 'int8') quantize(m);
+    if (kind === 'q8_0' || kind === 'q4_0') useQuantizedMatrices(m, quantizeMatrices(m, kind));
+    return m;
+  };
+  for (const kind of ['f32', 'int8', 'q8_0', 'q4_0'] as const) {
+    it(`${kind}: every step's scores within 1e-5 of the largest, the same greedy tokens`, () => {
+      setBackend('native');
+      const m = wide(kind);
+      addon!.setThreads(1);
+      const ops = decode(m, false, 12);
+      const one = decode(m, true, 12);
+      addon!.setThreads(2);
+      const two = decode(m, true, 12);
+      for (const [name, got] of [['1 thread', one], ['2 threads', two]] as const) {
+        const { diff, scale } = maxDiff(got.scores, ops.scores);
+        assert.ok(scale > 1, `scores of size ${scale}`);
+        assert.ok(diff <= 1e-5 * scale, `${kind}, ${name}: scores differ by ${diff} (largest |score| ${scale})`);
+        assert.deepEqual(got.tokens, ops.tokens);
+      }
+    });
+  }
+});

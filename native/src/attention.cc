@@ -347,6 +347,11 @@ static int head_groups(int rows, int H) {
   return g;
 }
 
+void attention_decode_heads(const float* q, const float* kc, const float* vc, float* out, int start, const KvDims& d, int h0, int h1) {
+  thread_local std::vector<float> w;
+  cached_query(q, kc, vc, out, std::max(0, start), d, 0, h0, h1, w, ContiguousRows{0, (long)d.Hkv * d.D});
+}
+
 void attention_cached(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d) {
   if (d.Tq == 1) {
     const double work = (double)d.B * d.H * (d.past + 1) * d.D;

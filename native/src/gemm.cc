@@ -41,6 +41,8 @@ static void gemv_slices(Gemv<W> g) {
 }
 
 void gemv(const Gemv<float>& g) { gemv_slices(g); }
+void gemv_serial(const Gemv<float>& g) { dispatch_gemv(g, 1); }
+void gemv_serial(const Gemv<int8_t>& g) { dispatch_gemv(g, 1); }
 
 // Many rows (a prompt's prefill) would re-read the int8 weights once per
 // GEMV_MAX_M rows and run out of cache; instead widen NB weight rows at a time to fp32 and hand

@@ -29,6 +29,9 @@ struct Gemv {
 // Dispatched to the current ISA (gemm.cc). Larger M goes in slices of GEMV_MAX_M rows.
 void gemv(const Gemv<float>& g);
 void gemv(const Gemv<int8_t>& g);
+// The same on the calling thread only (M ≤ GEMV_MAX_M), for callers that split the rows themselves.
+void gemv_serial(const Gemv<float>& g);
+void gemv_serial(const Gemv<int8_t>& g);
 
 namespace portable { void gemv(const Gemv<float>& g, int threads); void gemv(const Gemv<int8_t>& g, int threads); }
 namespace avx2 { void gemv(const Gemv<float>& g, int threads); void gemv(const Gemv<int8_t>& g, int threads); }

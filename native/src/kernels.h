@@ -54,6 +54,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
 struct KvDims { int B, Tq, past, cap, H, Hkv, D; float scale; };
 // New queries [B, Tq, H·D] against a KV cache [B, cap, Hkv·D]: query t of row b sees cache slots start[b] … past + t.
 void attention_cached(const float* q, const float* kc, const float* vc, float* out, const int32_t* start, const KvDims& d);
+// Decoding one row (B = Tq = 1): only query heads h0 … h1 − 1 (h1 − h0 ≤ 64), on the calling thread.
+void attention_decode_heads(const float* q, const float* kc, const float* vc, float* out, int start, const KvDims& d, int h0, int h1);
 // Several sequences, each with a one-row cache of its own (a continuous batch): q and out
 // are [rows, H·D], sequence s owning rows offset … offset + Tq − 1. One pool run for all heads.
 struct RaggedSeq { const float* k; const float* v; int cap, past, start, offset, Tq; };

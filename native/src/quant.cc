@@ -109,23 +109,30 @@ static QuantRowsFn rows_fn() {
   }
 }
 
+const QuantActs& quantize_activations(int type, const float* x, int M, int K, QuantActsBuf& buf) {
+  buf.acts = QuantActs{nullptr, nullptr, nullptr, nullptr, nullptr, K / 32};
+  if (type != QUANT_Q8_0 && type != QUANT_Q4_0) return buf.acts;
+  const long blocks = (long)M * (K / 32);
+  buf.q.resize((size_t)M * K);
+  buf.d.resize((size_t)blocks);
+  buf.d8.resize((size_t)blocks * 8);
+  buf.corr.resize((size_t)blocks * 8);
+  buf.corr1.resize((size_t)blocks);
+  const int offset = type == QUANT_Q8_0 ? 128 : 8;
+  if (current_isa() == Isa::Avx512) avx512::quantize_acts(x, blocks, offset, buf.q.data(), buf.d.data(), buf.d8.data(), buf.corr.data(), buf.corr1.data());
+  else quantize_acts(x, M, K, offset, buf.q.data(), buf.d.data(), buf.d8.data(), buf.corr.data(), buf.corr1.data());
+  buf.acts = QuantActs{buf.q.data(), buf.d.data(), buf.d8.data(), buf.corr.data(), buf.corr1.data(), K / 32};
+  return buf.acts;
+}
+
+void linear_quantized_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1) {
+  if (g.interleave && (g.N % INTERLEAVE || (g.type != QUANT_Q8_0 && g.type != QUANT_Q4_0))) return;  // checked by the binding
+  if (n0 < n1) rows_fn(g)(g, a, n0, n1);
+}
+
 void linear_quantized(const QuantLinear& g) {
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<float> d, d8;
-  thread_local std::vector<int32_t> s;
-  thread_local std::vector<int32_t> s1;
-  QuantActs a{nullptr, nullptr, nullptr, nullptr, nullptr, g.K / 32};
-  if (g.type == QUANT_Q8_0 || g.type == QUANT_Q4_0) {
-    q.resize((size_t)g.M * g.K);
-    d.resize((size_t)g.M * a.blocks);
-    d8.resize((size_t)g.M * a.blocks * 8);
-    s.resize((size_t)g.M * a.blocks * 8);
-    s1.resize((size_t)g.M * a.blocks);
-    const int offset = g.type == QUANT_Q8_0 ? 128 : 8;
-    if (current_isa() == Isa::Avx512) avx512::quantize_acts(g.x, (long)g.M * a.blocks, offset, q.data(), d.data(), d8.data(), s.data(), s1.data());
-    else quantize_acts(g.x, g.M, g.K, offset, q.data(), d.data(), d8.data(), s.data(), s1.data());
-    a.q = q.data(); a.d = d.data(); a.d8 = d8.data(); a.corr = s.data(); a.corr1 = s1.data();
-  }
+  thread_local QuantActsBuf buf;
+  const QuantActs& a = quantize_activations(g.type, g.x, g.M, g.K, buf);
   if (g.interleave && (g.N % INTERLEAVE || (g.type != QUANT_Q8_0 && g.type != QUANT_Q4_0))) return;  // checked by the binding
   const QuantRowsFn fn = rows_fn(g);
   // Small products take less time than waking a pool thread (as in gemv_impl.inc).

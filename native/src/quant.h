@@ -5,6 +5,7 @@
 // src/backend/js/quantized.ts.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace attn {
 
@@ -53,6 +54,22 @@ struct QuantActs {
 using QuantRowsFn = void (*)(const QuantLinear& g, const QuantActs& a, int n0, int n1);
 
 void linear_quantized(const QuantLinear& g);
+
+// The pieces of linear_quantized, for callers that share one quantized activation
+// between several products and split their rows among threads themselves (the
+// fused decode step, decoder_step.cc).
+struct QuantActsBuf {
+  std::vector<int8_t> q;
+  std::vector<float> d, d8;
+  std::vector<int32_t> corr, corr1;
+  QuantActs acts{nullptr, nullptr, nullptr, nullptr, nullptr, 0};
+};
+// x [M, K] as 8-bit blocks for products with weights of `type` (q8_0 and q4_0 differ
+// in the offset; other types read the floats and need none): buf.acts.
+const QuantActs& quantize_activations(int type, const float* x, int M, int K, QuantActsBuf& buf);
+// Rows [n0, n1) of y on the calling thread, with the activations quantized by
+// quantize_activations (interleaved W: n0, n1 multiples of INTERLEAVE, or n1 = N).
+void linear_quantized_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1);
 
 namespace portable { void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1); }
 namespace avx2 { void quant_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1); }

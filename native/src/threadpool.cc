@@ -35,9 +35,19 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::drain(int thread) {
-  for (int t = next_.fetch_add(1); t < tasks_; t = next_.fetch_add(1)) (*job_)(t, thread);
+  for (int t = next_.fetch_add(1); t < tasks_; t = next_.fetch_add(1)) {
+    (*job_)(t, thread);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_.notify_one();
+    }
+  }
 }
 
+// The caller waits for the job's tasks, not for the workers: a worker that wakes after
+// the caller (and any others) took every task does not join at all. On a virtual
+// machine a sleeping thread's wake-up can take longer than a whole job (a fused
+// decode layer: ~0.1 ms), and waiting for it made two threads slower than one.
 void ThreadPool::run(int tasks, const std::function<void(int, int)>& fn) {
   if (tasks <= 0) return;
   if (workers_.empty() || tasks == 1) {
@@ -49,15 +59,19 @@ void ThreadPool::run(int tasks, const std::function<void(int, int)>& fn) {
     job_ = &fn;
     tasks_ = tasks;
     next_.store(0);
-    busy_ = static_cast<int>(workers_.size());
+    pending_.store(tasks);
     generation_++;
   }
   wake_.notify_all();
   drain(0);
-  for (int i = 0; i < kSpin && busy_.load(std::memory_order_acquire) != 0; i++) cpu_relax();
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [this] { return busy_.load() == 0; });
-  job_ = nullptr;
+  for (int i = 0; i < kSpin && pending_.load(std::memory_order_acquire) != 0; i++) cpu_relax();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return pending_.load() == 0; });
+    job_ = nullptr;  // workers that wake from now on do not join this job
+  }
+  // Workers that joined leave drain at once (every task is taken); then the next job may reset the counters.
+  while (active_.load(std::memory_order_acquire) != 0) cpu_relax();
 }
 
 void ThreadPool::worker(int id) {
@@ -69,12 +83,11 @@ void ThreadPool::worker(int id) {
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
+      if (!job_) continue;  // that job is over
+      active_.fetch_add(1);
     }
     drain(id);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--busy_ == 0) done_.notify_one();
-    }
+    active_.fetch_sub(1, std::memory_order_release);
   }
 }
 

@@ -29,7 +29,8 @@ class ThreadPool {
   const std::function<void(int, int)>* job_ = nullptr;
   int tasks_ = 0;
   std::atomic<int> next_{0};
-  std::atomic<int> busy_{0};
+  std::atomic<int> pending_{0};  // tasks of the current job not yet finished
+  std::atomic<int> active_{0};   // workers inside the current job's drain
   std::atomic<long> generation_{0};
   std::atomic<bool> stop_{false};
 };
