@@ -163,7 +163,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--arch <family>', 'model family: gpt (GPT-2 blocks) or llama (RMSNorm, rotary positions, grouped-query attention, SwiGLU)').choices(['gpt', 'llama']))
     .option('--n-kv-head <n>', '--arch llama: key/value heads for grouped-query attention (default: --n-head)', (v: string) => Number(v))
     .addOption(new Option('--precision <p>', 'matrix products in fp32, or bf16 operands with FP32 sums (weights, optimizer state, loss and checkpoints stay FP32)').choices(['fp32', 'bf16']))
-    .option('--recompute', 'activation recomputation: keep only each block\'s input, recompute the block in the backward pass (less memory, identical gradients, about a third slower)')
+    .option('--recompute', 'activation recomputation: keep only each block\'s input, recompute the block in the backward pass, and score the loss in chunks of rows without the whole logits (less memory, the same gradients within rounding, somewhat slower)')
     .addOption(new Option('--preset <name>', `a named recipe (flags given beside it override its settings): ${Object.entries(TRAIN_PRESETS).map(([k, p]) => `${k}: ${p.description}`).join('; ')}`).choices(Object.keys(TRAIN_PRESETS)));
   withBackendFlags(cmd, { webgpu: true });
   for (const [flag, , parse, help] of HYPER) cmd.option(flag, help, parse);

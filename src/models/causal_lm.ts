@@ -1,4 +1,7 @@
+import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
+import { TiedLinear } from '../nn/tied_linear.js';
+import { chunkedCrossEntropy, DEFAULT_HEAD_CHUNK_ROWS } from '../tensor/chunked_cross_entropy.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import type { AttentionOptions } from '../tensor/ops/attention.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
@@ -20,6 +23,12 @@ export interface ForwardOptions {
   last?: boolean;
   /** Score only these slots (indices into the B·T positions): logits [rows, vocab]. Inference only. */
   rows?: Int32Array;
+  /**
+   * Return real logits beside the loss even when `recompute` would score the
+   * targets chunk by chunk without them (a loss that reads the logits too:
+   * distillation's).
+   */
+  keepLogits?: boolean;
 }
 
 export interface CausalLMOutput {
@@ -103,6 +112,26 @@ export function slotPositions(ids: Int32Array, [B, T]: [number, number], opts: F
 }
 
 /**
+ * The `logits` of a forward pass whose loss was scored chunk by chunk: the
+ * shape they would have, and an error naming the way out wherever their
+ * values (or their size) are asked for, instead of numbers that were never computed.
+ */
+function unmaterializedLogits(shape: number[]): Tensor {
+  const fail = (): never => {
+    throw new Error(
+      `logits [${shape}] were not computed: with recompute on, the loss scores the targets chunk by chunk without them ` +
+        '(set headChunkRows = 0 on the model, or pass { keepLogits: true } to forward, to get them)',
+    );
+  };
+  const t = Object.create(Tensor.prototype) as Tensor;
+  Object.defineProperty(t, 'shape', { value: shape });
+  Object.defineProperty(t, 'requiresGrad', { value: false });
+  Object.defineProperty(t, 'gradFn', { value: null });
+  for (const key of ['storage', 'gradStorage']) Object.defineProperty(t, key, { get: fail });
+  return t;
+}
+
+/**
  * What every decoder family shares around its own `hidden` pass: the head
  * over the final hidden states, the loss, and the last position's scores.
  * A family (models/gpt.ts, models/llama.ts) supplies its parts and `hidden`.
@@ -118,13 +147,27 @@ export abstract class DecoderLM extends Module implements CausalLM {
    * backward pass — the same gradients in a fraction of the memory.
    */
   recompute = false;
+  /**
+   * With `recompute` and targets, the head and the loss run together
+   * `headChunkRows` rows at a time (tensor/chunked_cross_entropy.ts): the
+   * [B·T, vocab] logits and their gradient are never held, and the returned
+   * `logits` is a placeholder that throws when read. 0 keeps the plain head.
+   */
+  headChunkRows = DEFAULT_HEAD_CHUNK_ROWS;
 
   /** The final hidden states (after the last norm: what the head reads) of the positions `opts` selects. */
   abstract hidden(ids: Int32Array, shape: [number, number], opts?: ForwardOptions): Tensor;
 
   /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
   forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): CausalLMOutput {
-    const logits = this.lm_head.forward(this.hidden(ids, [B, T], opts));
+    const h = this.hidden(ids, [B, T], opts);
+    const head = this.lm_head;
+    // Recomputing the blocks leaves the logits the largest thing alive: score the targets chunk by chunk instead (host backends).
+    if (targets && this.recompute && this.headChunkRows > 0 && !opts.keepLogits && isHost(h.storage) && (head instanceof TiedLinear || head instanceof Linear)) {
+      const loss = chunkedCrossEntropy(h, head.weight, head instanceof Linear ? head.bias : null, targets, { chunkRows: this.headChunkRows });
+      return { logits: unmaterializedLogits([...h.shape.slice(0, -1), this.config.vocab_size]), loss };
+    }
+    const logits = head.forward(h);
     const loss = targets ? crossEntropy(logits, targets) : null;
     return { logits, loss };
   }

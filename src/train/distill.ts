@@ -32,7 +32,7 @@ export function distillationObjective(student: CausalLM, teacher: CausalLM, bloc
     loss: ({ x, y }) => {
       const shape: [number, number] = [x.length / blockSize, blockSize];
       const p = noGrad(() => Float32Array.from(softmax(teacher.forward(x, shape).logits).data));
-      const { logits, loss: textLoss } = student.forward(x, shape, textWeight > 0 ? y : undefined);
+      const { logits, loss: textLoss } = student.forward(x, shape, textWeight > 0 ? y : undefined, { keepLogits: true });
       const kl = distillationLoss(logits, p);
       return textLoss ? add(scale(kl, 1 - textWeight), scale(textLoss, textWeight)) : kl;
     },
