@@ -23,6 +23,7 @@ export {
   type Tokenizer, type EncodeOptions, type SpecialSet, type BPETrainOptions, type TokenizerKind,
 } from './tokenizers/index.js';
 export { AdamW, type AdamWOptions } from './optim/adamw.js';
+export { Muon, newtonSchulz, isMuonParameter, type MuonOptions } from './optim/muon.js';
 export { learningRate, type ScheduleOptions } from './optim/schedule.js';
 export { clipGradNorm } from './optim/clip.js';
 export { TokenDataset, type Batch } from './train/data.js';

@@ -36,11 +36,15 @@ const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, stri
   ['--beta2 <x>', 'beta2', num, 'AdamW β2 (default 0.99)'],
   ['--eps <x>', 'eps', num, 'AdamW ε in the denominator (default 1e-8)'],
   ['--weight-decay <x>', 'weightDecay', num, 'AdamW decoupled weight decay on 2-D weights (default 0.1)'],
+  ['--muon-lr <x>', 'muonLr', num, '--optimizer muon: peak learning rate of the orthogonalised updates (default 0.02; --lr stays AdamW\'s, for the embeddings, head and norms)'],
+  ['--muon-momentum <x>', 'muonMomentum', num, '--optimizer muon: Nesterov momentum, in [0, 1) (default 0.95)'],
+  ['--muon-ns-steps <n>', 'muonNsSteps', int, '--optimizer muon: Newton–Schulz iterations per update, 1 to 20 (default 5)'],
+  ['--muon-weight-decay <x>', 'muonWeightDecay', num, '--optimizer muon: decoupled weight decay on the Muon matrices (default 0)'],
   ['--grad-clip <x>', 'gradClip', num, 'clip the global gradient norm to this; 0 disables (default 1.0)'],
   ['--eval-interval <n>', 'evalInterval', int, 'evaluate and checkpoint every n steps (default 250)'],
   ['--eval-iters <n>', 'evalIters', int, 'batches per split in each evaluation (default 20)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 10)'],
-  ['--time-limit <s>', 'timeLimit', num, 'stop in time to evaluate and save within this many seconds of the command\'s start; the learning-rate decay follows the clock (default: none)'],
+  ['--time-limit <s>', 'timeLimit', num, 'stop in time to evaluate and save within this many seconds of the command\'s start; the learning-rate decay follows the clock; 0: no limit (e.g. to compare a preset at equal steps) (default: none)'],
   ['--ema <decay>', 'ema', num, 'evaluate and save an exponential moving average of the weights (e.g. 0.995: a horizon of ~200 steps) instead of the last weights; the checkpoint keeps the trained weights for --resume (default: none)'],
   ['--average-from <f>', 'averageFrom', num, 'evaluate and save the mean of the weights after every step from this share of the run on (e.g. 0.75) instead of the last weights (default: none)'],
   ['--seed <n>', 'seed', int, 'random seed for initialisation, batches and dropout (default 1337)'],
@@ -162,6 +166,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--positions <kind>', 'position information: learned vectors added to the input (GPT-2), or rope (rotated queries and keys)').choices(['learned', 'rope']))
     .addOption(new Option('--arch <family>', 'model family: gpt (GPT-2 blocks) or llama (RMSNorm, rotary positions, grouped-query attention, SwiGLU)').choices(['gpt', 'llama']))
     .option('--n-kv-head <n>', '--arch llama: key/value heads for grouped-query attention (default: --n-head)', (v: string) => Number(v))
+    .addOption(new Option('--optimizer <name>', 'adamw for every parameter, or muon (momentum orthogonalised by Newton–Schulz, Keller Jordan\'s Muon) for the blocks\' weight matrices with AdamW for the embeddings, head, norms and biases; host backends').choices(['adamw', 'muon']))
     .addOption(new Option('--precision <p>', 'matrix products in fp32, or bf16 operands with FP32 sums (weights, optimizer state, loss and checkpoints stay FP32)').choices(['fp32', 'bf16']))
     .option('--recompute', 'activation recomputation: keep only each block\'s input, recompute the block in the backward pass, and score the loss in chunks of rows without the whole logits (less memory, the same gradients within rounding, somewhat slower)')
     .addOption(new Option('--preset <name>', `a named recipe (flags given beside it override its settings): ${Object.entries(TRAIN_PRESETS).map(([k, p]) => `${k}: ${p.description}`).join('; ')}`).choices(Object.keys(TRAIN_PRESETS)));
@@ -188,6 +193,11 @@ export function trainCommand(): Command {
     if (opts.arch) raw.arch = opts.arch;
     if (opts.nKvHead !== undefined) raw.nKvHead = opts.nKvHead;
     if (opts.precision) raw.precision = opts.precision;
+    if (opts.optimizer) raw.optimizer = opts.optimizer;
+    const muonFlags = (['muonLr', 'muonMomentum', 'muonNsSteps', 'muonWeightDecay'] as const).filter((k) => opts[k] !== undefined);
+    if (muonFlags.length && raw.optimizer !== 'muon') throw new UserError(`--${muonFlags[0]!.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} applies to --optimizer muon`);
+    // --time-limit 0: no clock (a preset compared at equal steps).
+    if (raw.timeLimit === 0) delete raw.timeLimit;
     if (opts.recompute) raw.recompute = true;
     if (raw.arch === 'llama' && (opts.positions || opts.bias)) throw new UserError('--positions and --bias describe the GPT; --arch llama always uses rotary positions and no biases');
     if (raw.nKvHead !== undefined && raw.arch !== 'llama') throw new UserError('--n-kv-head applies to --arch llama');

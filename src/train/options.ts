@@ -31,6 +31,16 @@ export const TrainOptionsSchema = z
     eps: z.number().positive().default(1e-8),
     weightDecay: z.number().nonnegative().default(0.1),
     gradClip: z.number().nonnegative().default(1.0),
+    /** adamw for every parameter, or muon for the blocks' weight matrices (src/optim/muon.ts) with AdamW (lr, betas, eps) for the rest. */
+    optimizer: z.enum(['adamw', 'muon']).default('adamw'),
+    /** Muon's peak learning rate (the schedule scales it by lr's ratio). */
+    muonLr: z.number().positive().finite().default(0.02),
+    /** Muon's (Nesterov) momentum. */
+    muonMomentum: z.number().min(0).lt(1).default(0.95),
+    /** Newton–Schulz iterations per Muon update. */
+    muonNsSteps: z.number().int().min(1).max(20).default(5),
+    /** Decoupled weight decay on the Muon matrices (w ← w·(1 − lr·x)). */
+    muonWeightDecay: z.number().nonnegative().finite().default(0),
     evalInterval: z.number().int().positive().default(250),
     evalIters: z.number().int().positive().default(20),
     logInterval: z.number().int().positive().default(10),

@@ -8,6 +8,7 @@ import { Llama } from '../models/llama.js';
 import { parseLlamaConfig } from '../models/llama_config.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
 import { AdamW } from '../optim/adamw.js';
+import { Muon } from '../optim/muon.js';
 import { buildTokenizer } from '../tokenizers/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { withPrecision } from '../tensor/precision.js';
@@ -218,8 +219,14 @@ function newAverage(opt: AdamW, o: TrainOptions, count = 0): WeightAverage | und
   return rule ? new WeightAverage(opt.arena, rule, { values: opt.arena.data, count }) : undefined;
 }
 
+/** AdamW, or Muon for the blocks' matrices beside AdamW (checkpoints written before --optimizer trained with AdamW). */
 function newOptimizer(model: CausalLM, o: TrainOptions): AdamW {
-  return new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
+  const adamw = { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay };
+  if (o.optimizer !== 'muon') return new AdamW(model.namedParameters(), adamw);
+  return new Muon(model.namedParameters(), adamw, {
+    lr: o.muonLr ?? 0.02, momentum: o.muonMomentum ?? 0.95, nsSteps: o.muonNsSteps ?? 5, weightDecay: o.muonWeightDecay ?? 0,
+    bf16: o.precision === 'bf16',
+  });
 }
 
 /**
