@@ -92,6 +92,11 @@ export interface LlamaBenchOptions {
   rounds: number;
   /** Time each op of an attn decode step (q4_0 only). */
   profile: boolean;
+  /**
+   * Where the GGUF files are kept between runs (the 1B shape's F32 file is
+   * 4.4 GB and takes minutes to write); unset: a temporary folder, removed.
+   */
+  cacheDir?: string;
   log: (s: string) => void;
   emit: (r: Row) => void;
 }
@@ -126,6 +131,12 @@ export function writeLlamaBenchFiles(shapeName: string, types: LlamaBenchType[],
   for (const type of types) {
     const t0 = performance.now();
     const path = join(dir, `${shapeName}-${type}.gguf`);
+    if (existsSync(path)) {
+      // Kept from an earlier run (writeGGUF renames a file into place only once it is whole).
+      files.set(type, path);
+      log(`llama ${shapeName}: the ${type} GGUF file (${(statSync(path).size / 2 ** 20).toFixed(0)} MB) kept in ${dir}`);
+      continue;
+    }
     const { metadata, tensors } = llamaToGGUF(model, tokenizer, type, shapeName, randomValues);
     writeGGUF(path, metadata, tensors);
     files.set(type, path);
@@ -146,7 +157,8 @@ export function benchLlama(o: LlamaBenchOptions): void {
   for (const shapeName of o.shapes) {
     const shape = LLAMA_BENCH_SHAPES[shapeName];
     if (!shape) throw new Error(`unknown llama shape ${shapeName}`);
-    const dir = mkdtempSync(join(tmpdir(), 'attn-bench-llama-'));
+    const dir = o.cacheDir ? resolve(o.cacheDir) : mkdtempSync(join(tmpdir(), 'attn-bench-llama-'));
+    if (o.cacheDir) mkdirSync(dir, { recursive: true });
     try {
       const files = writeLlamaBenchFiles(shapeName, o.types, dir, o.log);
       for (const [type, file] of files) {
@@ -200,7 +212,7 @@ export function benchLlama(o: LlamaBenchOptions): void {
         }
       }
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      if (!o.cacheDir) rmSync(dir, { recursive: true, force: true });
     }
   }
 }

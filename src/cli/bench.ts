@@ -41,6 +41,7 @@ interface BenchOptions {
   seeds: string;
   llamaShapes?: string;
   llamaTypes?: string;
+  llamaCache?: string;
   rounds: number;
   profile: boolean;
   benchCache: string;
@@ -132,7 +133,7 @@ async function runBench(o: BenchOptions): Promise<void> {
   if (kinds.includes('llama')) {
     // llama.cpp's referee figures are best of 1 and 2 threads: attn gets the same two settings.
     const threads = o.threads !== undefined ? [o.threads] : [...new Set([1, Math.max(2, cores)])];
-    benchLlama({ shapes: llamaShapes, types: llamaTypes as LlamaBenchType[], threads, decodeSteps: o.steps * 8, prefillReps: Math.max(1, o.steps >> 1), rounds: o.rounds, profile: o.profile, log, emit });
+    benchLlama({ shapes: llamaShapes, types: llamaTypes as LlamaBenchType[], threads, decodeSteps: o.steps * 8, prefillReps: Math.max(1, o.steps >> 1), rounds: o.rounds, profile: o.profile, cacheDir: o.llamaCache, log, emit });
   }
   if (kinds.includes('lora')) loraBench(o, attnThreads, backendName, noTorch, log, emit);
   if (kinds.includes('structured')) await structuredBench(o.steps, log, emit);
@@ -327,6 +328,7 @@ export function benchCommand(): Command {
     .option('--seeds <list>', 'seeds for the recipe workload, e.g. 1337,1,2', '1337')
     .option('--llama-shapes <list>', `llama workload: shapes (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')}; default all)`)
     .option('--llama-types <list>', `llama workload: GGUF types (${LLAMA_BENCH_TYPES.join(', ')}; default all)`)
+    .option('--llama-cache <dir>', 'llama workload: keep the random-weight GGUF files in DIR and reuse them (the 1B F32 file is 4.4 GB); default a temporary folder, removed')
     .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts); prefix workload: interleaved rounds per mode (medians; 3 or more for the A/B)', int, 1)
     .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
