@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -7,7 +7,7 @@ import { backend, registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { dequantizeMatrix } from '../src/backend/quantized_matrix.js';
 import { generateBatch } from '../src/generate/engine.js';
-import { LLAMA_BENCH_SHAPES, runLlamaWorker, weightBytesPerToken } from '../src/bench/llama.js';
+import { LLAMA_BENCH_SHAPES, runLlamaWorker, weightBytesPerToken, writeLlamaBenchFiles } from '../src/bench/llama.js';
 import { gpt2ToGGUF } from '../src/io/gguf_gpt2.js';
 import { llamaToGGUF } from '../src/io/gguf_llama.js';
 import { writeGGUF } from '../src/io/gguf_write.js';
@@ -146,6 +146,21 @@ describe('attn bench --workloads llama (pieces)', () => {
     // SmolLM2-135M (tied): 30 × (576·576·2 + 576·192·2 + 3·576·1536) + 49152·576 = 134.5M values.
     assert.equal(weightBytesPerToken(LLAMA_BENCH_SHAPES['smollm2-135m']!, 'f32'), (30 * (576 * 576 * 2 + 576 * 192 * 2 + 3 * 576 * 1536) + 49152 * 576) * 4);
     assert.equal(weightBytesPerToken(LLAMA_BENCH_SHAPES['smollm2-135m']!, 'q4_0') / weightBytesPerToken(LLAMA_BENCH_SHAPES['smollm2-135m']!, 'f32'), 18 / 32 / 4);
+  });
+
+  it('a cache folder keeps the GGUF files: one already there is used, not written again', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attn-llamacache-'));
+    try {
+      const kept = join(dir, 'tinyllama-1.1b-q4_0.gguf');
+      writeFileSync(kept, 'a stand-in for a file an earlier run wrote');
+      const logs: string[] = [];
+      const files = writeLlamaBenchFiles('tinyllama-1.1b', ['q4_0'], dir, (s) => logs.push(s));
+      assert.equal(files.get('q4_0'), kept);
+      assert.equal(readFileSync(kept, 'utf8'), 'a stand-in for a file an earlier run wrote');
+      assert.match(logs.join('\n'), /kept in/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the worker loads a GGUF file in its own process and times decode and prefill', { skip: native ? false : 'native addon not built' }, () => {

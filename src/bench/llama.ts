@@ -176,6 +176,8 @@ export function benchLlama(o: LlamaBenchOptions): void {
                 decode_tokens_per_cpu_s: r.decode_tokens_per_cpu_s, prefill_tokens_per_cpu_s: r.prefill_tokens_per_cpu_s,
                 weight_bytes_per_token: bytes, decode_weight_gb_per_s: (bytes * r.decode_tokens_per_s) / 1e9,
                 bandwidth_fraction: bestBandwidth ? (bytes * r.decode_tokens_per_s) / 1e9 / bestBandwidth : null,
+                // Against the streaming read at this run's own thread count: how near one core's (or two cores') limit this setting runs.
+                bandwidth_fraction_same_threads: bandwidth.get(threads) ? (bytes * r.decode_tokens_per_s) / 1e9 / bandwidth.get(threads)! : null,
                 peak_rss_mb: r.max_rss_mb, decode_peak_rss_mb: r.decode_max_rss_mb, file_mb: fileMb, rss_over_file: r.max_rss_mb / fileMb, decode_rss_over_file: r.decode_max_rss_mb / fileMb, load_s: r.load_s,
               };
               o.emit(row);
@@ -195,7 +197,7 @@ export function benchLlama(o: LlamaBenchOptions): void {
         const a = line('attn');
         const c = line('llama.cpp');
         o.log(`llama ${shapeName} ${type} (${fileMb.toFixed(0)} MB):`);
-        if (a) o.log(`  ${a.text}; weights ${Number(a.d.decode_weight_gb_per_s).toFixed(1)} GB/s = ${(Number(a.d.bandwidth_fraction) * 100).toFixed(0)} % of measured bandwidth`);
+        if (a) o.log(`  ${a.text}; weights ${Number(a.d.decode_weight_gb_per_s).toFixed(1)} GB/s = ${(Number(a.d.bandwidth_fraction) * 100).toFixed(0)} % of measured bandwidth (${(Number(a.d.bandwidth_fraction_same_threads) * 100).toFixed(0)} % of the ${a.d.threads}-thread streaming read)`);
         if (c) o.log(`  ${c.text}`);
         if (a && c) {
           const ratio = { decode: Number(a.d.decode_tokens_per_s) / Number(c.d.decode_tokens_per_s), prefill: Number(a.p.prefill_tokens_per_s) / Number(c.p.prefill_tokens_per_s) };
