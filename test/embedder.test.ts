@@ -55,6 +55,17 @@ describe('embedder ops', () => {
     assert.ok(x.grad!.subarray(4, 12).every((g) => g === 0));
   });
 
+  it('weighted pool: each real position weighs its token weight over the row total; all-zero weights pool as the plain mean', () => {
+    const x = randn([2, 3, 2], rng, 1, false);
+    const pad = Uint8Array.from([0, 0, 1, 0, 0, 0]);
+    const w = Float32Array.from([1, 3, 100, 0, 0, 0]);
+    const pooled = meanPool(x, pad, w);
+    for (let c = 0; c < 2; c++) assert.ok(Math.abs(pooled.data[c]! - (x.data[c]! * 0.25 + x.data[2 + c]! * 0.75)) < 1e-6);
+    assertClose(pooled.data.subarray(2), meanPool(x, pad).data.subarray(2), 1e-6);
+    const y = randn([2, 3, 2], rng);
+    gradCheck(() => meanPool(y, pad, w), [y]);
+  });
+
   it('l2Normalize gives unit rows, and its gradient matches finite differences', () => {
     const x = randn([3, 5], rng);
     const y = l2Normalize(x);
@@ -166,6 +177,25 @@ describe('training', () => {
     assert.ok(tail < head * 0.8, `loss ${head} → ${tail}`);
     const chance = 1 / 60;
     for (const [dim, r] of s.recall) assert.ok(r > 5 * chance, `recall@1 at ${dim} is ${r}`);
+  });
+});
+
+describe('IDF pooling', () => {
+  it('weights rare tokens over common ones, survives save and load, and trains', () => {
+    const { train, heldOut } = splitPairs(templatePairs(400, 2));
+    const options = parseEmbedderOptions({ dModel: 16, layers: 1, heads: 2, matryoshka: [8], batchSize: 8, steps: 3, evalInterval: 3, evalPairs: 20, pooling: 'idf' });
+    const s = trainEmbedder({ train, heldOut, options });
+    const table = s.model.config.token_weights!;
+    assert.equal(table.length, s.tokenizer.vocabSize);
+    const space = s.tokenizer.encode(' ')[0]!;
+    const rare = Math.max(...table);
+    assert.ok(table[space]! < 0.1 * rare, `the space weighs ${table[space]} (rarest ${rare})`);
+    const dir = join(work, 'idf');
+    saveEmbedder(dir, s.model, s.tokenizer);
+    const loaded = loadEmbedder(dir);
+    assert.deepEqual(loaded.config.token_weights, table);
+    assert.deepEqual(embedTexts(loaded.model, loaded.tokenizer, ['a b'], 8), embedTexts(s.model, s.tokenizer, ['a b'], 8));
+    assert.throws(() => parseEmbedderConfig({ ...loaded.config, token_weights: [1] }), /one weight per vocabulary id/);
   });
 });
 

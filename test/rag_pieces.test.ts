@@ -104,6 +104,17 @@ describe('rag: fusion, rerank and metrics', () => {
     assert.equal(reciprocalRankFusion(lists, (x) => x, 0)[0]!.item, 'a');
   });
 
+  it('weighted RRF scales each list\'s 1/(k + rank) by its weight', () => {
+    const lists = [['a', 'b'], ['b', 'c']];
+    const fused = reciprocalRankFusion(lists, (x) => x, 10, [1, 0.25]);
+    assert.ok(Math.abs(fused.find((f) => f.item === 'b')!.score - (1 / 12 + 0.25 / 11)) < 1e-12);
+    assert.deepEqual(fused.map((f) => f.item), ['b', 'a', 'c']);
+    // A light second list no longer lifts its own first place over the first list's.
+    assert.equal(reciprocalRankFusion([['a', 'x'], ['x', 'y']], (x) => x, 10, [1, 0.25])[0]!.item, 'x');
+    assert.equal(reciprocalRankFusion([['a', 'q'], ['x', 'y']], (x) => x, 10, [1, 0.25])[0]!.item, 'a');
+    assert.throws(() => reciprocalRankFusion(lists, (x) => x, 60, [1]), /2 lists/);
+  });
+
   it('reranks candidates by the full vector', () => {
     const q = Float32Array.from([0.6, 0.8]);
     const hits = [
@@ -151,6 +162,19 @@ describe('rag: generated data', () => {
     const byFile = new Map(a.documents.map((d) => [d.file, d.text]));
     for (const q of a.questions) assert.ok(byFile.get(q.file)!.toLowerCase().includes(q.answer.toLowerCase()), `${q.file} answers "${q.query}" with ${q.answer}`);
     assert.ok(a.questions.some((q) => !q.query.toLowerCase().includes(q.file.replace('.md', ''))), 'some questions do not name the town');
+  });
+
+  it('development questions ask about other facts than the test questions, which they leave unchanged', () => {
+    const plain = factCorpus({ towns: 20, questionsPerTown: 2, seed: 5 });
+    const withDev = factCorpus({ towns: 20, questionsPerTown: 2, seed: 5, devQuestionsPerTown: 2 });
+    assert.deepEqual(withDev.questions, plain.questions);
+    assert.deepEqual(withDev.documents, plain.documents);
+    assert.equal(withDev.dev.length, 40);
+    assert.equal(plain.dev.length, 0);
+    for (const d of withDev.dev) {
+      const tests = withDev.questions.filter((q) => q.file === d.file);
+      assert.ok(tests.every((q) => q.answer !== d.answer && q.query !== d.query), `${d.query} repeats a test question's fact`);
+    }
   });
 
   it('inverse cloze pairs: a sentence, and its passage without it (mostly)', () => {

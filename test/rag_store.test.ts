@@ -10,6 +10,7 @@ import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
 import { indexFiles } from '../src/rag/indexer.js';
 import { LanceDBStore, unitPrefix } from '../src/rag/lancedb_store.js';
+import { runRagDemo } from '../src/rag/demo.js';
 import { Retriever } from '../src/rag/retriever.js';
 import { rerankFullVector } from '../src/rag/two_stage.js';
 import { openForIndexing, openRetriever } from '../src/rag/open_store.js';
@@ -279,3 +280,24 @@ function unitPrefixOf(v: Float32Array, n: number): Float32Array {
   const norm = Math.hypot(...p);
   return p.map((x) => x / norm);
 }
+
+describe('rag demo: the fusion is chosen on the development questions', () => {
+  const work = mkdtempSync(join(tmpdir(), 'attn-rag-demo-'));
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  it('writes both question sets, tries each fusion setting on the development ones, and scores the test ones with the best', async () => {
+    const grid = [{ rrfK: 10, denseWeight: 0.25 }, { rrfK: 60, denseWeight: 1 }];
+    const r = await runRagDemo({
+      out: work, towns: 12, questionsPerTown: 2, devQuestionsPerTown: 2, seed: 3, pairs: 300, passageWords: 48, fusionGrid: grid,
+      train: { steps: 4, evalInterval: 4, evalPairs: 10, batchSize: 8, dModel: 16, layers: 1, heads: 2, maxLen: 64 },
+    });
+    assert.equal(readFileSync(join(work, 'queries.jsonl'), 'utf8').trim().split('\n').length, 24);
+    assert.equal(readFileSync(join(work, 'dev_queries.jsonl'), 'utf8').trim().split('\n').length, 24);
+    assert.deepEqual(r.dev.map((d) => d.fusion), grid);
+    const sum = (s: { 'recall@10': number; 'ndcg@10': number }) => s['recall@10'] + s['ndcg@10'];
+    const best = Math.max(...r.dev.map((d) => sum(d.scores)));
+    assert.equal(sum(r.dev.find((d) => d.fusion.rrfK === r.fusion.rrfK && d.fusion.denseWeight === r.fusion.denseWeight)!.scores), best);
+    assert.deepEqual(r.scores.map((s) => s.mode), ['bm25', 'dense', 'dense-exact', 'hybrid']);
+    assert.ok(r.scores.every((s) => s.queries === 24));
+  });
+});

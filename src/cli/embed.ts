@@ -117,6 +117,7 @@ function embedTraining(opts: Record<string, unknown>, log: (s: string) => void):
   for (const [, key] of HYPER) if (opts[key] !== undefined) raw[key] = opts[key];
   if (raw.matryoshka === 'none') raw.matryoshka = null;
   if (opts.tokenizer) raw.tokenizer = opts.tokenizer;
+  if (opts.pooling) raw.pooling = opts.pooling;
   if (opts.symmetric === false) raw.symmetric = false;
   let options;
   try {
@@ -209,6 +210,7 @@ export function embedCommand(): Command {
     .requiredOption('--out <dir>', 'model directory to write (config.json, model.safetensors, tokenizer.json, training.json)')
     .addOption(new Option('--positions <kind>', 'position encoding (default learned)').choices(['learned', 'sinusoidal', 'rope']))
     .addOption(new Option('--tokenizer <kind>', 'tokens (default word)').choices(['char', 'word', 'bpe']))
+    .addOption(new Option('--pooling <how>', 'sentence vector: mean of the token vectors (default) or idf: weighted by each token\'s inverse document frequency in the training text (docs/embedder.md)').choices(['mean', 'idf']))
     .option('--no-symmetric', 'score anchors → positives only (default: both directions)');
   for (const [flag, , parse, help] of HYPER) train.option(flag, help, parse as (v: string, p: unknown) => unknown);
   train.action(async (opts: Record<string, unknown>) => {

@@ -61,10 +61,10 @@ export async function runRagIndex(files: string[], o: IndexFlags, log: (s: strin
 
 const round = (x: number, d = 3) => Number(x.toFixed(d));
 
-export async function runRagQuery(question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean }): Promise<string> {
+export async function runRagQuery(question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean; rrfK?: number; denseWeight?: number }): Promise<string> {
   const retriever = await openRetriever(o.store, o.embedder);
   try {
-    const { results } = await retriever.search(question, { mode: o.mode, k: o.k });
+    const { results } = await retriever.search(question, { mode: o.mode, k: o.k, rrfK: o.rrfK, denseWeight: o.denseWeight });
     if (o.json) return results.map((r) => JSON.stringify({ rank: r.rank, score: round(r.score, 6), id: r.chunk.id, source: r.chunk.source, start: r.chunk.start, end: r.chunk.end, text: r.chunk.text }) + '\n').join('');
     if (results.length === 0) return 'no results\n';
     return results.map((r) => `${r.rank}. ${r.chunk.source} [${r.chunk.start}–${r.chunk.end}] score ${r.score.toFixed(4)}  (${r.chunk.id})\n   ${r.chunk.text.replace(/\s+/g, ' ').slice(0, 200)}\n`).join('');
@@ -95,11 +95,11 @@ export async function runRagAsk(question: string, o: AskFlags): Promise<string> 
   }
 }
 
-export async function runRagEval(o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean }): Promise<string> {
+export async function runRagEval(o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean; rrfK?: number; denseWeight?: number }): Promise<string> {
   const queries = readQueries(o.queries);
   const retriever = await openRetriever(o.store, o.embedder);
   try {
-    const scores = await evaluateModes(retriever, queries, o.modes);
+    const scores = await evaluateModes(retriever, queries, o.modes, { rrfK: o.rrfK, denseWeight: o.denseWeight });
     if (o.json) return scores.map((s) => scoreLine(s) + '\n').join('');
     return `mode\trecall@10\tMRR\tnDCG@10\tms/search\t(${queries.length} queries)\n` + scores.map((s) => `${s.mode}\t${s['recall@10'].toFixed(4)}\t${s.mrr.toFixed(4)}\t${s['ndcg@10'].toFixed(4)}\t${s.search_ms.toFixed(3)}\n`).join('');
   } finally {
@@ -133,7 +133,9 @@ export function ragCommand(): Command {
     .addOption(modeOption())
     .option('--k <n>', 'results to print', int, 5)
     .option('--json', 'one JSON line per result')
-    .action(async (question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean }) => {
+    .option('--rrf-k <n>', 'hybrid: RRF\'s k (default 60)', int)
+    .option('--dense-weight <w>', 'hybrid: the dense list\'s weight in the fusion, BM25\'s being 1 (default 1)', num)
+    .action(async (question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean; rrfK?: number; denseWeight?: number }) => {
       process.stdout.write(await runRagQuery(question, o));
     });
 
@@ -159,7 +161,9 @@ export function ragCommand(): Command {
     .option('--embedder <dir>', 'embedder for the queries (default: the store\'s)')
     .option('--modes <list>', 'modes to score, comma-separated: bm25, dense (Matryoshka two-stage), dense-exact (every full vector scored: the baseline of two-stage), hybrid', modes, [...EVAL_MODES])
     .option('--json', 'one JSON line per mode: {"mode", "recall@10", "mrr", "ndcg@10", "queries"}')
-    .action(async (o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean }) => {
+    .option('--rrf-k <n>', 'hybrid: RRF\'s k (default 60)', int)
+    .option('--dense-weight <w>', 'hybrid: the dense list\'s weight in the fusion, BM25\'s being 1 (default 1)', num)
+    .action(async (o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean; rrfK?: number; denseWeight?: number }) => {
       process.stdout.write(await runRagEval(o));
     });
 
@@ -168,13 +172,14 @@ export function ragCommand(): Command {
     .requiredOption('--out <dir>', 'directory for the corpus, queries.jsonl, the embedder and the store')
     .option('--towns <n>', 'documents to generate', int, 300)
     .option('--questions-per-town <n>', 'questions per document', int, 2)
+    .option('--dev-questions-per-town <n>', 'development questions per document (about other facts than the test questions), on which the fusion\'s k and dense weight are chosen; 0: plain RRF, k = 60', int, 2)
     .option('--steps <n>', 'retriever training steps', int, 600)
     .option('--pairs <n>', 'inverse cloze pairs', int, 20_000)
     .option('--seed <n>', 'seed of the corpus and the training', int, 1)
-    .action(async (o: { out: string; towns: number; questionsPerTown: number; steps: number; pairs: number; seed: number; backend?: string; threads?: number }) => {
+    .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; seed: number; backend?: string; threads?: number }) => {
       useBackend(o);
       const r = await runRagDemo({
-        out: o.out, towns: o.towns, questionsPerTown: o.questionsPerTown, seed: o.seed, pairs: o.pairs, passageWords: 48,
+        out: o.out, towns: o.towns, questionsPerTown: o.questionsPerTown, devQuestionsPerTown: o.devQuestionsPerTown, seed: o.seed, pairs: o.pairs, passageWords: 48,
         // Temperature 0.1, not the embedder's 0.05: measured on the demo's questions, dense nDCG@10 0.576 against 0.500
         // (docs/rag.md). Likely why: the task is easy (loss ≈ 0.1 within 300 steps), and a softer softmax keeps more of
         // the batch's negatives in the gradient.
@@ -182,6 +187,7 @@ export function ragCommand(): Command {
         log: err,
       });
       err(r.scores.map((s) => `${s.mode}: ${s.search_ms.toFixed(3)} ms per search (query embedding not counted)\n`).join(''));
+      err(`hybrid: RRF k = ${r.fusion.rrfK}, dense weight ${r.fusion.denseWeight} (BM25's 1)\n`);
       process.stdout.write(r.scores.map((s) => scoreLine(s) + '\n').join(''));
     });
 

@@ -136,16 +136,26 @@ function question(t: Town, fact: string, rng: Rng): FactQuestion {
   }
 }
 
-export function factCorpus(o: { towns: number; questionsPerTown: number; seed: number }): { documents: FactDocument[]; questions: FactQuestion[] } {
+/**
+ * The documents and the questions; with `devQuestionsPerTown`, also a
+ * development set: more questions about the same towns, each about a fact
+ * no test question of that town asks, drawn from a generator of their own
+ * (the test questions are the same with or without them). Settings such as
+ * the fusion's are chosen on these, never on the test questions.
+ */
+export function factCorpus(o: { towns: number; questionsPerTown: number; seed: number; devQuestionsPerTown?: number }): { documents: FactDocument[]; questions: FactQuestion[]; dev: FactQuestion[] } {
   if (o.towns < 2) throw new Error('the corpus needs at least 2 towns');
   const rng = new Rng(o.seed);
+  const devRng = new Rng(o.seed + 7919);
   const all = towns(o.towns, rng);
   const documents = all.map((t) => ({ file: `${t.name.toLowerCase()}.md`, text: document(t, all, rng) }));
   const facts = ['founded', 'river', 'industry', 'mayor', 'dish', 'population'];
   const questions: FactQuestion[] = [];
+  const dev: FactQuestion[] = [];
   for (const t of all) {
     const order = [...facts];
     for (let i = 0; i < Math.min(o.questionsPerTown, facts.length); i++) questions.push(question(t, order.splice(rng.int(order.length), 1)[0]!, rng));
+    for (let i = 0; i < Math.min(o.devQuestionsPerTown ?? 0, order.length); i++) dev.push(question(t, order.splice(devRng.int(order.length), 1)[0]!, devRng));
   }
-  return { documents, questions };
+  return { documents, questions, dev };
 }

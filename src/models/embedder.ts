@@ -38,7 +38,19 @@ export class Embedder extends Module {
    * attended to nor pooled). Returns [B, d_model] un-normalised embeddings.
    */
   forward(ids: Int32Array, [B, T]: [number, number], padding?: Uint8Array, attend?: LayerAttend): Tensor {
-    return meanPool(this.ln_f.forward(this.stream(ids, [B, T], padding, attend).at(-1)!), padding);
+    return meanPool(this.ln_f.forward(this.stream(ids, [B, T], padding, attend).at(-1)!), padding, this.tokenWeights(ids));
+  }
+
+  /**
+   * Each position's pooling weight, by its token (config.token_weights), or
+   * undefined for the plain mean. Weighted by inverse document frequency,
+   * a sentence's vector is mostly its rare words — the names a question and
+   * its passage share — not the spaces and "the"s every text has.
+   */
+  tokenWeights(ids: Int32Array): Float32Array | undefined {
+    const table = this.config.token_weights;
+    if (!table) return undefined;
+    return Float32Array.from(ids, (id) => table[id] ?? 0);
   }
 
   /**

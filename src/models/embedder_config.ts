@@ -20,7 +20,15 @@ export const EmbedderConfigSchema = z
      * d_model. [d_model] alone is plain (non-Matryoshka) training.
      */
     matryoshka_dims: z.array(z.number().int().positive()).nonempty().optional(),
+    /**
+     * Pooling: the plain mean of the positions (left out), or a mean weighted
+     * by each token's weight here, one per vocabulary id (attn's trainer
+     * writes the inverse document frequency of the training text:
+     * `--pooling idf`).
+     */
+    token_weights: z.array(z.number().nonnegative()).optional(),
   })
+  .refine((c) => !c.token_weights || c.token_weights.length === c.vocab_size, { message: 'must have one weight per vocabulary id', path: ['token_weights'] })
   .refine((c) => c.d_model % c.n_head === 0, { message: 'd_model must be divisible by n_head', path: ['n_head'] })
   .refine((c) => !c.matryoshka_dims || c.matryoshka_dims.every((d, i, a) => d <= c.d_model && (i === 0 || d > a[i - 1]!)), {
     message: 'must be ascending and at most d_model',

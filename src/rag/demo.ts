@@ -5,7 +5,7 @@ import { inverseClozePairs, splitBySentence } from '../data/inverse_cloze.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedder_options.js';
 import { trainEmbedder } from '../train/embedder_trainer.js';
-import { evaluateModes, type EvalQuery, type ModeScores } from './evaluate.js';
+import { evaluateMode, evaluateModes, type EvalQuery, type FusionOptions, type ModeScores } from './evaluate.js';
 import { indexFiles, type IndexReport } from './indexer.js';
 import { openForIndexing } from './open_store.js';
 import { Retriever } from './retriever.js';
@@ -22,6 +22,10 @@ export interface DemoOptions {
   out: string;
   towns: number;
   questionsPerTown: number;
+  /** Development questions per town (other facts than the test questions ask), on which the fusion's weight is chosen; 0: plain RRF. */
+  devQuestionsPerTown?: number;
+  /** The fusion settings to choose from on the development questions (default FUSION_GRID). */
+  fusionGrid?: FusionOptions[];
   seed: number;
   /** Embedder training (defaults sized for a couple of minutes on 2 cores). */
   train: EmbedderOptionsInput;
@@ -38,18 +42,30 @@ export interface DemoResult {
   store: string;
   index: IndexReport;
   scores: ModeScores[];
+  /** RRF's k and the dense list's weight (BM25's is 1), as chosen on the development questions; plain RRF (k = 60, weight 1) without them. */
+  fusion: Required<FusionOptions>;
+  /** Hybrid on the development questions at each setting tried. */
+  dev: Array<{ fusion: Required<FusionOptions>; scores: ModeScores }>;
 }
+
+/** The fusion settings the demo tries on its development questions (k = 60 and weight 1: plain RRF). */
+export const FUSION_GRID: Array<Required<FusionOptions>> = [10, 60].flatMap((rrfK) => [0.25, 0.5, 1, 2].map((denseWeight) => ({ rrfK, denseWeight })));
 
 export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
   const log = o.log ?? (() => {});
   const corpusDir = join(o.out, 'corpus');
   mkdirSync(corpusDir, { recursive: true });
-  const { documents, questions } = factCorpus({ towns: o.towns, questionsPerTown: o.questionsPerTown, seed: o.seed });
+  const { documents, questions, dev } = factCorpus({ towns: o.towns, questionsPerTown: o.questionsPerTown, seed: o.seed, devQuestionsPerTown: o.devQuestionsPerTown ?? 0 });
   for (const d of documents) writeFileSync(join(corpusDir, d.file), d.text);
-  const queries: EvalQuery[] = questions.map((q) => ({ query: q.query, relevant: [join(corpusDir, q.file)] }));
-  const queriesPath = join(o.out, 'queries.jsonl');
-  writeFileAtomic(queriesPath, queries.map((q, i) => JSON.stringify({ ...q, answer: questions[i]!.answer }) + '\n').join(''));
-  log(`wrote ${documents.length} documents to ${corpusDir} and ${queries.length} questions to ${queriesPath}\n`);
+  const write = (name: string, qs: typeof questions): { path: string; queries: EvalQuery[] } => {
+    const path = join(o.out, name);
+    const queries = qs.map((q) => ({ query: q.query, relevant: [join(corpusDir, q.file)] }));
+    writeFileAtomic(path, queries.map((q, i) => JSON.stringify({ ...q, answer: qs[i]!.answer }) + '\n').join(''));
+    return { path, queries };
+  };
+  const { path: queriesPath, queries } = write('queries.jsonl', questions);
+  const devSet = dev.length > 0 ? write('dev_queries.jsonl', dev) : undefined;
+  log(`wrote ${documents.length} documents to ${corpusDir}, ${queries.length} test questions to ${queriesPath}${devSet ? ` and ${dev.length} development questions to ${devSet.path}` : ''}\n`);
 
   const embedderDir = join(o.out, 'embedder');
   const options = parseEmbedderOptions(o.train);
@@ -69,8 +85,21 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
     const maxTokens = o.chunkTokens ?? embedder.maxLen;
     const index = await indexFiles(store, embedder, [corpusDir], { chunk: { maxTokens, overlapTokens: Math.floor(maxTokens / 8) } });
     log(`indexed ${index.chunks} chunks of ${index.indexed} files in ${index.seconds.toFixed(1)} s (${index.chunksPerSecond.toFixed(0)} chunks/s)\n`);
-    const scores = await evaluateModes(new Retriever(store, embedder), queries);
-    return { corpus: corpusDir, queries: queriesPath, embedder: embedderDir, store: storeDir, index, scores };
+    const retriever = new Retriever(store, embedder);
+    // The fusion's one setting is chosen on the development questions (other facts of the same towns), never on the test ones.
+    const tried: DemoResult['dev'] = [];
+    let fusion: Required<FusionOptions> = { rrfK: 60, denseWeight: 1 };
+    if (devSet) {
+      for (const f of o.fusionGrid ?? FUSION_GRID) {
+        const s = await evaluateMode(retriever, devSet.queries, 'hybrid', f);
+        tried.push({ fusion: { rrfK: f.rrfK ?? 60, denseWeight: f.denseWeight ?? 1 }, scores: s });
+        log(`development questions, hybrid with RRF k ${f.rrfK ?? 60}, dense weight ${f.denseWeight ?? 1}: recall@10 ${s['recall@10']} nDCG@10 ${s['ndcg@10']}\n`);
+      }
+      fusion = tried.reduce((a, b) => (b.scores['recall@10'] + b.scores['ndcg@10'] > a.scores['recall@10'] + a.scores['ndcg@10'] ? b : a)).fusion;
+      log(`chose RRF k ${fusion.rrfK}, dense weight ${fusion.denseWeight} (best recall@10 + nDCG@10 on the development questions)\n`);
+    }
+    const scores = await evaluateModes(retriever, queries, undefined, fusion);
+    return { corpus: corpusDir, queries: queriesPath, embedder: embedderDir, store: storeDir, index, scores, fusion, dev: tried };
   } finally {
     store.close();
   }

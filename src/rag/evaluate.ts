@@ -95,15 +95,15 @@ export function ndcgAt(ranked: readonly Chunk[], relevant: readonly string[], k:
 }
 
 /** Scores of one mode over all queries (each query retrieves 10). */
-export async function evaluateMode(retriever: Retriever, queries: readonly EvalQuery[], mode: EvalMode): Promise<ModeScores> {
+export async function evaluateMode(retriever: Retriever, queries: readonly EvalQuery[], mode: EvalMode, fusion: FusionOptions = {}): Promise<ModeScores> {
   let recall = 0;
   let mrr = 0;
   let ndcg = 0;
   let ms = 0;
   // One search first, untimed: the first dense search loads the store's vectors into memory.
-  await retriever.search(queries[0]!.query, { ...searchOf(mode), k: 10 });
+  await retriever.search(queries[0]!.query, { ...fusion, ...searchOf(mode), k: 10 });
   for (const q of queries) {
-    const { results, timing } = await retriever.search(q.query, { ...searchOf(mode), k: 10 });
+    const { results, timing } = await retriever.search(q.query, { ...fusion, ...searchOf(mode), k: 10 });
     ms += timing.totalMs - timing.embedMs;
     const ranked = results.map((r) => r.chunk);
     recall += recallAt(ranked, q.relevant, 10);
@@ -120,9 +120,12 @@ export function scoreLine(s: ModeScores): string {
   return JSON.stringify({ mode: s.mode, 'recall@10': s['recall@10'], mrr: s.mrr, 'ndcg@10': s['ndcg@10'], queries: s.queries });
 }
 
-export async function evaluateModes(retriever: Retriever, queries: readonly EvalQuery[], modes: readonly EvalMode[] = EVAL_MODES): Promise<ModeScores[]> {
+/** The hybrid search's settings an evaluation may change (retriever.ts). */
+export type FusionOptions = Pick<SearchOptions, 'rrfK' | 'denseWeight'>;
+
+export async function evaluateModes(retriever: Retriever, queries: readonly EvalQuery[], modes: readonly EvalMode[] = EVAL_MODES, fusion: FusionOptions = {}): Promise<ModeScores[]> {
   for (const m of modes) if (!(EVAL_MODES as readonly string[]).includes(m)) throw new UserError(`"${m}" is not a mode to evaluate (${EVAL_MODES.join(', ')})`);
   const out: ModeScores[] = [];
-  for (const m of modes) out.push(await evaluateMode(retriever, queries, m));
+  for (const m of modes) out.push(await evaluateMode(retriever, queries, m, fusion));
   return out;
 }

@@ -16,7 +16,13 @@ export interface Fused<T> {
   ranks: Array<number | undefined>;
 }
 
-export function reciprocalRankFusion<T>(lists: ReadonlyArray<readonly T[]>, keyOf: (item: T) => string, k = RRF_K): Array<Fused<T>> {
+/**
+ * `weights` (one per list, default all 1) scale each list's 1 / (k + rank):
+ * weighted RRF, for when one list is known (measured on questions of one's
+ * own, not the ones reported) to be the better one.
+ */
+export function reciprocalRankFusion<T>(lists: ReadonlyArray<readonly T[]>, keyOf: (item: T) => string, k = RRF_K, weights?: readonly number[]): Array<Fused<T>> {
+  if (weights && weights.length !== lists.length) throw new Error(`${weights.length} fusion weights for ${lists.length} lists`);
   const byKey = new Map<string, Fused<T>>();
   lists.forEach((list, l) => {
     list.forEach((item, i) => {
@@ -25,7 +31,7 @@ export function reciprocalRankFusion<T>(lists: ReadonlyArray<readonly T[]>, keyO
       if (!f) byKey.set(key, (f = { item, score: 0, ranks: new Array(lists.length).fill(undefined) }));
       if (f.ranks[l] !== undefined) return; // a list that repeats an item counts its best rank only
       f.ranks[l] = i + 1;
-      f.score += 1 / (k + i + 1);
+      f.score += (weights?.[l] ?? 1) / (k + i + 1);
     });
   });
   // Ties (same ranks in mirrored lists) are broken by the best single rank, then by key, so the order is deterministic.

@@ -35,6 +35,8 @@ export interface SearchOptions {
   depth?: number;
   /** RRF's k (default 60). */
   rrfK?: number;
+  /** Hybrid: the weight of the dense list in the fusion, BM25's being 1 (default 1: plain RRF). */
+  denseWeight?: number;
   /** The dense list's search (default two-stage). */
   dense?: DenseSearch;
 }
@@ -93,7 +95,7 @@ export class Retriever {
         // The dense list is fused by chunk id before any text is fetched: only the fused top k that
         // BM25 did not also return need their chunks read from the store (one read).
         const [bm25, dense] = await Promise.all([timed('bm25Ms', () => this.store.keywordSearch(query, depth)), timed('denseMs', () => this.denseRanked(q, depth, depth, o.dense))]);
-        const fused = reciprocalRankFusion<DenseHit>([bm25, dense], (h) => h.id ?? h.chunk!.id, o.rrfK ?? RRF_K).slice(0, k);
+        const fused = reciprocalRankFusion<DenseHit>([bm25, dense], (h) => h.id ?? h.chunk!.id, o.rrfK ?? RRF_K, [1, o.denseWeight ?? 1]).slice(0, k);
         const chunks = await this.resolve(fused.map((f) => f.item));
         hits = fused.map((f, i) => ({ chunk: chunks[i]!, score: f.score }));
       }

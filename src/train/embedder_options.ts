@@ -30,6 +30,12 @@ export const EmbedderOptionsSchema = z
     logInterval: z.number().int().positive().default(10),
     seed: z.number().int().nonnegative().default(1337),
     tokenizer: z.enum(['char', 'word', 'bpe']).default('word'),
+    /**
+     * How token vectors become the sentence's: their plain mean, or a mean
+     * weighted by each token's inverse document frequency over the training
+     * texts (models/embedder.ts; rag demo uses it).
+     */
+    pooling: z.enum(['mean', 'idf']).default('mean'),
     vocabSize: z.number().int().positive().optional(),
   })
   .refine((o) => o.dModel % o.heads === 0, { message: 'd_model must be divisible by heads', path: ['dModel'] })

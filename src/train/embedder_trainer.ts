@@ -151,11 +151,30 @@ function buildModel(run: EmbedderRun): { model: Embedder; tokenizer: Tokenizer }
     config = parseEmbedderConfig({
       vocab_size: tokenizer.vocabSize, d_model: o.dModel, n_layer: o.layers, n_head: o.heads, max_len: o.maxLen,
       positions: o.positions, dropout: o.dropout, matryoshka_dims: trainedPrefixes(o),
+      ...(o.pooling === 'idf' ? { token_weights: inverseDocumentFrequency(tokenizer, [...run.train, ...run.heldOut]) } : {}),
     });
   } catch (e) {
     throw new UserError((e as Error).message);
   }
   return { model: new Embedder(config, new Rng(o.seed)), tokenizer };
+}
+
+/**
+ * Each token's weight for IDF pooling: BM25's inverse document frequency,
+ * ln(1 + (N − df + ½) / (df + ½)), over the distinct texts of the pairs (N of
+ * them; df: how many hold the token). Text only, as the tokenizer's
+ * vocabulary: no pairing is used. A token in every text weighs about 0
+ * (the spaces a word tokenizer keeps), a rare name the most; a token never
+ * seen (`<unk>`, specials) weighs as a token seen once.
+ */
+export function inverseDocumentFrequency(tokenizer: Tokenizer, pairs: readonly Pair[]): number[] {
+  const texts = new Set<string>();
+  for (const p of pairs) texts.add(p.anchor).add(p.positive);
+  const df = new Float64Array(tokenizer.vocabSize);
+  for (const t of texts) for (const id of new Set(tokenizer.encode(t))) df[id]!++;
+  const N = texts.size;
+  const idf = (n: number) => Math.log(1 + (N - n + 0.5) / (n + 0.5));
+  return Array.from(df, (n) => Math.round(idf(n === 0 ? 1 : n) * 1e4) / 1e4);
 }
 
 /** Pair indices by group, so a batch can take a meaning together with its near misses. */

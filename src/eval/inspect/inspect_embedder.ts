@@ -79,7 +79,7 @@ export function inspectEmbedder(model: Embedder, tokenizer: Tokenizer, texts: re
   const stream = noGrad(() => model.stream(b.ids, [b.B, b.T], b.padding));
   const names = stream.map((_, i) => (i === 0 ? 'embeddings' : `layer ${i}`));
   const lens = noGrad(() => stream.map((h, i) => {
-    const pooled = unitRows(meanPool(model.ln_f.forward(h), b.padding));
+    const pooled = unitRows(meanPool(model.ln_f.forward(h), b.padding, model.tokenWeights(b.ids)));
     const found = pooled.filter((v, r) => intact.every((w, k) => k === r || dot(v, w) < dot(v, intact[r]!))).length;
     return { name: names[i]!, loss: pooled.reduce((s, v, r) => s + 1 - dot(v, intact[r]!), 0) / pooled.length, accuracy: found / pooled.length };
   }));

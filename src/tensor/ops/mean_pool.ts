@@ -14,11 +14,12 @@ import { Tensor, releaseStorage, toBackend } from '../tensor.js';
  * dx[b] += w[b]ᵀ·dy[b] ([T, 1]·[1, C]): two GEMMs, so every backend (the GPU
  * too) runs it with the kernel it already has.
  */
-export function meanPool(x: Tensor, padding?: Uint8Array): Tensor {
+export function meanPool(x: Tensor, padding?: Uint8Array, tokenWeights?: Float32Array): Tensor {
   if (x.rank !== 3) throw new Error(`meanPool expects [B, T, C], got [${x.shape}]`);
   const [B, T, C] = x.shape as [number, number, number];
   if (padding && padding.length !== B * T) throw new Error(`padding mask has ${padding.length} flags, expected ${B}×${T}`);
-  const weights = toBackend(poolWeights(padding, B, T));
+  if (tokenWeights && tokenWeights.length !== B * T) throw new Error(`token weights have ${tokenWeights.length} entries, expected ${B}×${T}`);
+  const weights = toBackend(poolWeights(padding, B, T, tokenWeights));
   const out = Tensor.empty([B, C]);
   const be = backend();
   // out[b] = w[b]·x[b]
@@ -31,13 +32,27 @@ export function meanPool(x: Tensor, padding?: Uint8Array): Tensor {
   });
 }
 
-/** 1/count for each real position, 0 for padding: the pool is then a weighted sum. */
-function poolWeights(padding: Uint8Array | undefined, B: number, T: number): Float32Array {
+/**
+ * 1/count for each real position, 0 for padding: the pool is then a weighted
+ * sum. With token weights (≥ 0, one per position), each real position's
+ * share is its weight over the row's total instead: a weighted mean. A row
+ * whose real positions all weigh 0 falls back to the plain mean.
+ */
+function poolWeights(padding: Uint8Array | undefined, B: number, T: number, tokenWeights?: Float32Array): Float32Array {
   const w = new Float32Array(B * T);
   for (let b = 0; b < B; b++) {
     let count = 0;
-    for (let t = 0; t < T; t++) if (!padding?.[b * T + t]) count++;
-    for (let t = 0; t < T; t++) w[b * T + t] = count > 0 && !padding?.[b * T + t] ? 1 / count : 0;
+    let total = 0;
+    for (let t = 0; t < T; t++) {
+      if (padding?.[b * T + t]) continue;
+      count++;
+      total += tokenWeights ? tokenWeights[b * T + t]! : 1;
+    }
+    const weighted = tokenWeights !== undefined && total > 0;
+    for (let t = 0; t < T; t++) {
+      const i = b * T + t;
+      w[i] = count === 0 || padding?.[i] ? 0 : weighted ? tokenWeights[i]! / total : 1 / count;
+    }
   }
   return w;
 }
