@@ -57,6 +57,10 @@ static void pack_bf16_scalar(const float* src, long rs, long ks, int r0, int row
   }
 }
 
+// Word shuffle: 16 words of x0 and 16 of x1 (one cvtne2ps) → 16 pairs (x0[i], x1[i]).
+alignas(64) static const uint16_t ZIP16[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                               8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
 static inline __mmask16 first16(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << std::max(n, 0)) - 1); }
 
 // Eight rows' 16 pairs (32-bit words) r[0 … 7] → out[q·stride + i] = r[i][q]: a transpose of
@@ -121,9 +125,7 @@ static void pack_bf16_krows(const float* src, long rs, int r0, int rows, int k0,
 // k + 1 are two vector loads; one conversion and one word shuffle interleave them into 16 pairs.
 static void pack_bf16_kcols(const float* src, long ks, int r0, int rows, int k0, int kc, int R, uint16_t* dst) {
   const int kp = (kc + 1) / 2;
-  alignas(64) static const uint16_t zip[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                               8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i idx = _mm512_load_si512(zip);
+  const __m512i idx = _mm512_load_si512(ZIP16);
   for (int p = 0; p < rows; p += R) {
     const int n = std::min(R, rows - p);
     for (int q = 0; q < kp; q++) {
@@ -168,9 +170,69 @@ static void micro_bf16(int kc, const uint16_t* a, const uint16_t* b, float* c, l
   }
   store_tile(acc, c, ldc, m, n, alpha, add, bias);
 }
+
+// The attention's pair products (gemm.h): operands converted once per head or tile, then
+// multiplied in place, without the blocked GEMM's packing (they are already in cache).
+void bf16_pairs_along_rows(const float* src, long ld, int m, int k, uint32_t* dst, long ldd) {
+  const int kp = (k + 1) / 2;
+  for (int i = 0; i < m; i++) {
+    const float* s = src + (long)i * ld;
+    for (int q0 = 0; q0 < kp; q0 += 16) {
+      const int e = 2 * q0;
+      const __m512 lo = _mm512_maskz_loadu_ps(first16(k - e), s + e);
+      const __m512 hi = _mm512_maskz_loadu_ps(first16(k - e - 16), s + e + 16);
+      _mm512_mask_storeu_epi32(dst + (long)i * ldd + q0, first16(kp - q0), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+  }
+}
+
+void bf16_pairs_down_cols(const float* src, long ld, int k, int n, uint32_t* dst, long ldd) {
+  const int kp = (k + 1) / 2;
+  const __m512i idx = _mm512_load_si512(ZIP16);
+  for (int q = 0; q < kp; q++) {
+    const float* s0 = src + 2L * q * ld;
+    const bool pair = 2 * q + 1 < k;
+    for (int j = 0; j < n; j += 16) {
+      const __mmask16 m = first16(n - j);
+      const __m512 x0 = _mm512_maskz_loadu_ps(m, s0 + j);
+      const __m512 x1 = pair ? _mm512_maskz_loadu_ps(m, s0 + ld + j) : _mm512_setzero_ps();
+      _mm512_mask_storeu_epi32(dst + (long)q * ldd + j, m, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(x1, x0)));
+    }
+  }
+}
+
+void gemm_pairs(int m, int n, int kp, const uint32_t* a, long ars, long acs, const uint32_t* b, long ldb, float* c, long ldc,
+                float alpha, bool add) {
+  for (int j0 = 0; j0 < n; j0 += NR) {
+    const int nn = std::min(NR, n - j0);
+    const __mmask16 m0 = first16(nn), m1 = first16(nn - VL);
+    for (int i0 = 0; i0 < m; i0 += MR) {
+      const int mm = std::min(MR, m - i0);
+      const uint32_t* ar[MR];  // rows past m repeat the last one; their sums are not stored
+      for (int i = 0; i < MR; i++) ar[i] = a + (long)(i0 + std::min(i, mm - 1)) * ars;
+      vf acc[MR][NRV];
+      for (int i = 0; i < MR; i++) for (int v = 0; v < NRV; v++) acc[i][v] = vf{};
+      const uint32_t* bq = b + j0;
+      for (int q = 0; q < kp; q++, bq += ldb) {
+        const __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, bq), b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, bq + VL);
+        for (int i = 0; i < MR; i++) {
+          const __m512bh av = (__m512bh)_mm512_set1_epi32((int)ar[i][(long)q * acs]);
+          acc[i][0] = (vf)_mm512_dpbf16_ps((__m512)acc[i][0], av, b0);
+          acc[i][1] = (vf)_mm512_dpbf16_ps((__m512)acc[i][1], av, b1);
+        }
+      }
+      store_tile(acc, c + (long)i0 * ldc + j0, ldc, mm, nn, alpha, add, nullptr);
+    }
+  }
+}
 }}  // namespace attn::avx512bf16
 #else
-namespace attn { namespace avx512bf16 { void gemm(const Gemm& g, int threads) { portable::gemm(g, threads); }
+namespace attn { namespace avx512bf16 {
+void bf16_pairs_along_rows(const float* src, long ld, int m, int k, uint32_t* dst, long ldd) { pairs_portable::bf16_pairs_along_rows(src, ld, m, k, dst, ldd); }
+void bf16_pairs_down_cols(const float* src, long ld, int k, int n, uint32_t* dst, long ldd) { pairs_portable::bf16_pairs_down_cols(src, ld, k, n, dst, ldd); }
+void gemm_pairs(int m, int n, int kp, const uint32_t* a, long ars, long acs, const uint32_t* b, long ldb, float* c, long ldc, float alpha,
+                bool add) { pairs_portable::gemm_pairs(m, n, kp, a, ars, acs, b, ldb, c, ldc, alpha, add); }
+void gemm(const Gemm& g, int threads) { portable::gemm(g, threads); }
 void gemm_small(int m, int n, int k, const float* a, long ars, long acs, const float* b, long ldb, float* c, long ldc, float alpha,
                 bool add) { portable::gemm_small(m, n, k, a, ars, acs, b, ldb, c, ldc, alpha, add); } } }
 #endif
