@@ -44,7 +44,7 @@ struct AttnDims {
   const uint8_t* pad;
   double dropP;
   uint32_t seed;
-  // Mixed precision: the five products (q·kᵀ, p·v and the backward's) take bf16 operands with
+  // Mixed precision: the products (q·kᵀ, p·v and the backward's five) take bf16 operands with
   // FP32 sums (gemm_pairs); softmax, its log-sum-exp and dS stay FP32. The js twin rounds the same operands.
   bool bf16 = false;
 };
