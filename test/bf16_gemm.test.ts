@@ -91,4 +91,41 @@ describe('native bf16 GEMM agrees with the js bf16 twin', { skip }, () => {
       compareWithTwin(`${isa} fallback`);
     });
   }
+  it('packs (and rounds) every operand layout exactly as bf16Round: ties, subnormals, −0, odd sizes', () => {
+    // C = A·I and C = I·B: each output is one rounded operand times 1, so it must equal
+    // bf16Round of that operand bit for bit, whichever packing path (vector or scalar) ran.
+    const native = createNativeBackend(addon!);
+    addon!.setIsa(addon!.detectedIsa());
+    for (const dot of addon!.cpuHasBf16() ? [true, false] : [false]) {
+      addon!.setBf16Dot(dot);
+      const odd = [1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8 + 2 ** -20), 1e-40, -1e-39, -0, 3.3e38, 2 ** -126];
+      for (const [M, K] of [[37, 45], [8, 33], [70, 300], [3, 2]] as const) {
+        const x = Float32Array.from({ length: M * K }, (_, i) => (i % 3 === 0 ? odd[i % odd.length]! : rng.normal()));
+        const eye = Float32Array.from({ length: K * K }, (_, i) => (i % (K + 1) === 0 ? 1 : 0));
+        for (const trans of [false, true]) {
+          for (const side of ['A', 'B'] as const) {
+            // side A: C [M, K] = X·I; side B: C [K, M] = I·Xᵀ. trans: the operand is read transposed from memory.
+            const c = new Float32Array(M * K);
+            const args =
+              side === 'A'
+                ? gemmArgs({ M, N: K, K }, mat(c, K), trans ? matT(transposed(x, M, K), M) : mat(x, K), mat(eye, K), { bf16: true })
+                : gemmArgs({ M: K, N: M, K }, mat(c, M), mat(eye, K), trans ? matT(x, K) : mat(transposed(x, M, K), M), { bf16: true });
+            native.gemm(args);
+            for (let i = 0; i < M; i++)
+              for (let k = 0; k < K; k++) {
+                const got = side === 'A' ? c[i * K + k]! : c[k * M + i]!;
+                assert.ok(Object.is(got, bf16Round(x[i * K + k]!)) || (got === 0 && bf16Round(x[i * K + k]!) === 0), `dot=${dot} ${side} trans=${trans} ${M}×${K} (${i}, ${k}): ${got} vs ${bf16Round(x[i * K + k]!)}`);
+              }
+          }
+        }
+      }
+    }
+  });
 });
+
+/** x [rows, cols] → xᵀ [cols, rows]. */
+function transposed(x: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(x.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j]!;
+  return t;
+}

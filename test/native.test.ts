@@ -308,6 +308,65 @@ for (const isa of isas.length ? isas : ['none']) {
       }
     }
 
+    // Mixed precision: both backends round the same operands to bf16 (native: vdpbf16ps on the
+    // avx512 path where the CPU has AVX-512 BF16, FP32 multiply-adds of the rounded numbers on the
+    // others) and sum in FP32 (native) or double (js). The weights and dS that get rounded are
+    // themselves computed in another order, so now and then one lands on the other side of a
+    // bf16 rounding boundary and moves its row by up to 2⁻⁸·p·|v| (≈ 1e-2 with few keys). So:
+    // almost every element within 1e-3 (seen ≤ 4e-4 without a flip), none off by more than
+    // 2⁻⁶ of the tensor's largest value, and bf16 at least 3e-3 off FP32 somewhere (seen
+    // 5e-3 … 2e-2), so the flag took effect.
+    const closeBf16 = (got: Float32Array, want: Float32Array, msg: string) => {
+      const big = want.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      let loose = 0;
+      for (let i = 0; i < want.length; i++) {
+        const e = Math.abs(got[i]! - want[i]!);
+        assert.ok(e <= 2 ** -6 * big + 1e-6, `${msg} element ${i}: ${got[i]} vs ${want[i]}`);
+        if (e > 1e-3) loose++;
+      }
+      assert.ok(loose <= Math.max(4, want.length / 100), `${msg}: ${loose} of ${want.length} elements off by more than 1e-3`);
+    };
+    it('fused attention with bf16 products agrees with the js bf16 twin (causal and not, padded, dropout, packed)', () => {
+      for (const causal of [true, false]) {
+        for (const variant of ['plain', 'padded', 'dropout'] as const) {
+          for (const [B, Tq, Tk, H, Hkv, D] of shapes) {
+            const [C, Ckv] = [H * D, Hkv * D];
+            const q = rand(B * Tq * C), k = rand(B * Tk * Ckv), v = rand(B * Tk * Ckv), dOut = rand(B * Tq * C);
+            const keyPadding = variant === 'padded' ? Uint8Array.from({ length: B * Tk }, (_, i) => (i === 0 || i % 5 === 3 ? 1 : 0)) : null;
+            const dropout = variant === 'dropout' ? { p: 0.3, seed: 0xdeadbeef } : null;
+            const fp32 = { B, Tq, Tk, nHead: H, nKvHead: Hkv, headDim: D, causal, scale: 1 / Math.sqrt(D), keyPadding, dropout };
+            const name = `bf16 causal ${causal} ${variant} B${B} Tq${Tq} Tk${Tk} H${H}/${Hkv} D${D}`;
+            const run = (b: Backend, bf16: boolean) => {
+              const out = new Float32Array(B * Tq * C), dq = new Float32Array(q.length).fill(0.25), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
+              const dims = { ...fp32, bf16 };
+              b.attentionBackward(b.attentionForward(q, k, v, out, dims), q, k, v, out, dOut, dq, dk, dv, dims, true);
+              return [out, dq, dk, dv];
+            };
+            const [j, nat] = [run(jsBackend, true), run(native!, true)];
+            j.forEach((t, i) => closeBf16(nat[i]!, t, `${name} tensor ${i}`));
+            const j32 = run(jsBackend, false); // (a 1×1 head has nothing to round; padded rows may see a key or two)
+            if (Tk > 1 && variant !== 'padded') assert.ok(j32.some((t, i) => t.some((x, e) => Math.abs(x - j[i]![e]!) > 3e-3)), `${name}: bf16 should move the result off FP32's`);
+            if (Tq !== Tk) continue;
+            const W = C + 2 * Ckv;
+            const qkv = new Float32Array(B * Tq * W);
+            for (let r = 0; r < B * Tq; r++) {
+              qkv.set(q.subarray(r * C, (r + 1) * C), r * W);
+              qkv.set(k.subarray(r * Ckv, (r + 1) * Ckv), r * W + C);
+              qkv.set(v.subarray(r * Ckv, (r + 1) * Ckv), r * W + C + Ckv);
+            }
+            const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(C + Ckv)] as const;
+            const packed = { ...fp32, qStride: W, kvStride: W, bf16: true };
+            const [pj, pn] = bothBackends((b) => {
+              const out = new Float32Array(B * Tq * C), dqkv = new Float32Array(qkv.length);
+              b.attentionBackward(b.attentionForward(...parts(qkv), out, packed), ...parts(qkv), out, dOut, ...parts(dqkv), packed, false);
+              return [out, dqkv];
+            });
+            pj.forEach((t, i) => closeBf16(pn[i]!, t, `packed ${name} tensor ${i}`));
+          }
+        }
+      }
+    });
+
     it('attention dropout draws its mask from the shared hash: a different seed or p changes the output', () => {
       const [B, T, H, D] = [1, 20, 2, 4];
       const [q, k, v] = [rand(B * T * H * D), rand(B * T * H * D), rand(B * T * H * D)];

@@ -130,13 +130,14 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Attention's 13 dims arguments from i on: B, Tq, Tk, H, Hkv, D, causal, scale, qStride, kvStride,
-// keyPadding (Uint8Array [B·Tk] or null), dropout p (0: none), dropout seed.
+// Attention's 14 dims arguments from i on: B, Tq, Tk, H, Hkv, D, causal, scale, qStride, kvStride,
+// keyPadding (Uint8Array [B·Tk] or null), dropout p (0: none), dropout seed, bf16 products.
 attn::AttnDims Dims(const Napi::CallbackInfo& info, int i) {
   const uint8_t* pad = info[i + 10].IsNull() ? nullptr : info[i + 10].As<Napi::Uint8Array>().Data();
   return attn::AttnDims{I(info, i),     I(info, i + 1), I(info, i + 2), I(info, i + 3), I(info, i + 4),
                         I(info, i + 5), B(info, i + 6), R(info, i + 7), L(info, i + 8), L(info, i + 9),
-                        pad,            info[i + 11].As<Napi::Number>().DoubleValue(), info[i + 12].As<Napi::Number>().Uint32Value()};
+                        pad,            info[i + 11].As<Napi::Number>().DoubleValue(), info[i + 12].As<Napi::Number>().Uint32Value(),
+                        B(info, i + 13)};
 }
 
 // attentionForward(q, k, v, out, lse, ...dims)
@@ -148,7 +149,7 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
 // attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, ...dims, accumulate)
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   attn::attention_backward(F(info, 0), F(info, 1), F(info, 2), F(info, 3), F(info, 4), F(info, 5), F(info, 6), F(info, 7), F(info, 8), Dims(info, 9),
-                           B(info, 22));
+                           B(info, 23));
   return info.Env().Undefined();
 }
 

@@ -154,7 +154,71 @@ static void forward_group(const float* q, const float* k, const float* v, float*
   }
 }
 
+// Mixed precision (d.bf16): the same tiles, with the two products on bf16 pairs (gemm.h).
+// Per key/value head, once: kᵀ as pairs along the head's channels ([⌈D/2⌉, Tk]) and v as pairs
+// down its positions ([⌈Tk/2⌉, D]); per tile, q's rows and the weights' rows as pairs.
+struct PairScratch { std::vector<uint32_t> kt, vt, kc, vc, tmp, a, b, c, e; };
+
+// t [Tk, D] (row stride ld) → dst [⌈D/2⌉, Tk]: pair q of column j is (t[j][2q], t[j][2q + 1]).
+static void pairs_transposed(const float* t, long ld, int Tk, int D, std::vector<uint32_t>& tmp, std::vector<uint32_t>& dst) {
+  const int Dp = (D + 1) / 2;
+  tmp.resize((size_t)Tk * Dp);
+  dst.resize((size_t)Dp * Tk);
+  bf16_pairs_along_rows(t, ld, Tk, D, tmp.data(), Dp);
+  for (int j = 0; j < Tk; j++)
+    for (int q = 0; q < Dp; q++) dst[(size_t)q * Tk + j] = tmp[(size_t)j * Dp + q];
+}
+
+// A tile's rows as pairs along them ([rows, ⌈cols/2⌉]), or down its columns ([⌈rows/2⌉, cols]).
+static uint32_t* along_rows(const float* x, long ld, int rows, int cols, std::vector<uint32_t>& buf) {
+  buf.resize((size_t)rows * ((cols + 1) / 2));
+  bf16_pairs_along_rows(x, ld, rows, cols, buf.data(), (cols + 1) / 2);
+  return buf.data();
+}
+static uint32_t* down_cols(const float* x, long ld, int rows, int cols, std::vector<uint32_t>& buf) {
+  buf.resize((size_t)((rows + 1) / 2) * cols);
+  bf16_pairs_down_cols(x, ld, rows, cols, buf.data(), cols);
+  return buf.data();
+}
+
+// An odd key count's last pair meets the value (or key) row just past it, times a zero weight:
+// it adds nothing for finite values, which is all a trained layer holds.
+static void forward_group_bf16(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d, int task,
+                               ForwardScratch& w, PairScratch& x) {
+  const Layout at(d);
+  const int b = task / d.Hkv, g = task % d.Hkv, Dp = (d.D + 1) / 2;
+  const uint8_t* pad = d.pad ? d.pad + (long)b * d.Tk : nullptr;
+  pairs_transposed(k + at.kv(b, 0, g), at.kvs, d.Tk, d.D, x.tmp, x.kt);
+  const uint32_t* vc = down_cols(v + at.kv(b, 0, g), at.kvs, d.Tk, d.D, x.vc);
+  for (int h = g * at.group; h < (g + 1) * at.group; h++) {
+    float* L = lse + ((long)b * d.H + h) * d.Tq;
+    for (int i0 = 0; i0 < d.Tq; i0 += TILE_ROWS) {
+      const int rows = std::min(TILE_ROWS, d.Tq - i0), keys = at.keys(i0, rows);
+      float* o = out + at.o(b, i0, h);
+      if (keys == 0) {
+        for (int r = 0; r < rows; r++) std::fill(o + r * at.C, o + r * at.C + d.D, 0.f);
+        std::fill(L + i0, L + i0 + rows, -INFINITY);
+        continue;
+      }
+      w.s.resize((size_t)rows * keys);
+      float* s = w.s.data();
+      const uint32_t* qp = along_rows(q + at.q(b, i0, h), at.qs, rows, d.D, x.a);
+      gemm_pairs(rows, keys, Dp, qp, Dp, 1, x.kt.data(), d.Tk, s, keys, d.scale, false);  // S = Q·Kᵀ·scale
+      softmax_tile(s, rows, keys, i0 + d.Tk - d.Tq, d, pad, L + i0);                    // P = softmax(S), FP32
+      if (d.dropP > 0) dropout_tile(s, s, nullptr, rows, keys, d, b, h, i0);
+      const uint32_t* pp = along_rows(s, keys, rows, keys, x.b);
+      gemm_pairs(rows, d.D, (keys + 1) / 2, pp, (keys + 1) / 2, 1, vc, d.D, o, at.C, 1.f, false);  // O = P·V
+    }
+  }
+}
+
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d) {
+  if (d.bf16)
+    return pool().run(d.B * d.Hkv, [&](int task, int) {
+      thread_local ForwardScratch w;
+      thread_local PairScratch x;
+      forward_group_bf16(q, k, v, out, lse, d, task, w, x);
+    });
   pool().run(d.B * d.Hkv, [&](int task, int) {
     thread_local ForwardScratch w;
     forward_group(q, k, v, out, lse, d, task, w);
@@ -208,8 +272,61 @@ static void backward_group(const float* q, const float* k, const float* v, const
   }
 }
 
+// backward_group with the five products on bf16 pairs: S again from q and kᵀ, dP from dO and vᵀ,
+// dQ from dS and k, dK from dSᵀ and q, dV from the kept weights' transpose and dO.
+static void backward_group_bf16(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                                float* dq, float* dk, float* dv, const AttnDims& d, bool acc, int task, BackwardScratch& w, PairScratch& x) {
+  const Layout at(d);
+  const int b = task / d.Hkv, g = task % d.Hkv, Dp = (d.D + 1) / 2;
+  const uint8_t* pad = d.pad ? d.pad + (long)b * d.Tk : nullptr;
+  if (!acc) {
+    for (int i = 0; i < d.Tq; i++) std::fill(dq + at.q(b, i, g * at.group), dq + at.q(b, i, g * at.group) + (long)at.group * d.D, 0.f);
+    for (int j = 0; j < d.Tk; j++)
+      for (float* t : {dk, dv}) std::fill(t + at.kv(b, j, g), t + at.kv(b, j, g) + d.D, 0.f);
+  }
+  const float *kh = k + at.kv(b, 0, g), *vh = v + at.kv(b, 0, g);
+  float *dkh = dk + at.kv(b, 0, g), *dvh = dv + at.kv(b, 0, g);
+  pairs_transposed(kh, at.kvs, d.Tk, d.D, x.tmp, x.kt);
+  pairs_transposed(vh, at.kvs, d.Tk, d.D, x.tmp, x.vt);
+  const uint32_t* kc = down_cols(kh, at.kvs, d.Tk, d.D, x.kc);
+  for (int h = g * at.group; h < (g + 1) * at.group; h++) {
+    const float* L = lse + ((long)b * d.H + h) * d.Tq;
+    for (int i0 = 0; i0 < d.Tq; i0 += TILE_ROWS) {
+      const int rows = std::min(TILE_ROWS, d.Tq - i0), keys = at.keys(i0, rows), kp = (keys + 1) / 2, rp = (rows + 1) / 2;
+      if (keys == 0) continue;
+      w.p.resize((size_t)rows * keys);
+      w.dp.resize((size_t)rows * keys);
+      float* p = w.p.data();
+      float* dp = w.dp.data();
+      const float *qi = q + at.q(b, i0, h), *oi = out + at.o(b, i0, h), *dOi = dout + at.o(b, i0, h);
+      gemm_pairs(rows, keys, Dp, along_rows(qi, at.qs, rows, d.D, x.a), Dp, 1, x.kt.data(), d.Tk, p, keys, d.scale, false);
+      exp_tile(p, rows, keys, i0 + d.Tk - d.Tq, d, pad, L + i0);
+      gemm_pairs(rows, keys, Dp, along_rows(dOi, at.C, rows, d.D, x.a), Dp, 1, x.vt.data(), d.Tk, dp, keys, 1.f, false);
+      const float* kept = p;
+      if (d.dropP > 0) {
+        w.kept.resize((size_t)rows * keys);
+        dropout_tile(p, w.kept.data(), dp, rows, keys, d, b, h, i0);
+        kept = w.kept.data();
+      }
+      // dV += P_keptᵀ·dO: both as pairs down their rows (the product's depth is the tile's rows).
+      gemm_pairs(keys, d.D, rp, down_cols(kept, keys, rows, keys, x.a), 1, keys, down_cols(dOi, at.C, rows, d.D, x.b), d.D, dvh, at.kvs,
+                 1.f, true);
+      vec().softmax_tile_backward(p, dp, rows, keys, dOi, oi, at.C, d.D);  // dS, FP32, in dp
+      gemm_pairs(rows, d.D, kp, along_rows(dp, keys, rows, keys, x.a), kp, 1, kc, d.D, dq + at.q(b, i0, h), at.qs, d.scale, true);
+      gemm_pairs(keys, d.D, rp, down_cols(dp, keys, rows, keys, x.a), 1, keys, down_cols(qi, at.qs, rows, d.D, x.b), d.D, dkh, at.kvs,
+                 d.scale, true);
+    }
+  }
+}
+
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
                         float* dq, float* dk, float* dv, const AttnDims& d, bool acc) {
+  if (d.bf16)
+    return pool().run(d.B * d.Hkv, [&](int task, int) {
+      thread_local BackwardScratch w;
+      thread_local PairScratch x;
+      backward_group_bf16(q, k, v, out, lse, dout, dq, dk, dv, d, acc, task, w, x);
+    });
   // Each (batch row, key/value head) task touches only its own slices of dq, dk and dv (its
   // query heads', and the key/value head they share): no races between tasks.
   pool().run(d.B * d.Hkv, [&](int task, int) {

@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "cpu.h"
@@ -87,6 +88,58 @@ void gemm_small(int m, int n, int k, const float* a, long ars, long acs, const f
     case Isa::Avx2: return avx2::gemm_small(m, n, k, a, ars, acs, b, ldb, c, ldc, alpha, add);
     default: return portable::gemm_small(m, n, k, a, ars, acs, b, ldb, c, ldc, alpha, add);
   }
+}
+
+namespace pairs_portable {
+static inline float widen(uint32_t pair, int e) {
+  const uint32_t u = e ? pair & 0xffff0000u : pair << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+void bf16_pairs_along_rows(const float* src, long ld, int m, int k, uint32_t* dst, long ldd) {
+  const int kp = (k + 1) / 2;
+  for (int i = 0; i < m; i++)
+    for (int q = 0; q < kp; q++) {
+      const float* s = src + (long)i * ld + 2 * q;
+      dst[(long)i * ldd + q] = bf16_bits(s[0]) | (2 * q + 1 < k ? (uint32_t)bf16_bits(s[1]) << 16 : 0u);
+    }
+}
+void bf16_pairs_down_cols(const float* src, long ld, int k, int n, uint32_t* dst, long ldd) {
+  const int kp = (k + 1) / 2;
+  for (int q = 0; q < kp; q++)
+    for (int j = 0; j < n; j++)
+      dst[(long)q * ldd + j] = bf16_bits(src[2L * q * ld + j]) | (2 * q + 1 < k ? (uint32_t)bf16_bits(src[(2L * q + 1) * ld + j]) << 16 : 0u);
+}
+void gemm_pairs(int m, int n, int kp, const uint32_t* a, long ars, long acs, const uint32_t* b, long ldb, float* c, long ldc,
+                float alpha, bool add) {
+  std::vector<float> row(n);
+  for (int i = 0; i < m; i++) {
+    std::fill(row.begin(), row.end(), 0.f);
+    for (int q = 0; q < kp; q++) {
+      const uint32_t ap = a[(long)i * ars + (long)q * acs];
+      const float a0 = widen(ap, 0), a1 = widen(ap, 1);
+      const uint32_t* bq = b + (long)q * ldb;
+      for (int j = 0; j < n; j++) row[j] += a0 * widen(bq[j], 0) + a1 * widen(bq[j], 1);
+    }
+    float* ci = c + (long)i * ldc;
+    for (int j = 0; j < n; j++) ci[j] = add ? ci[j] + alpha * row[j] : alpha * row[j];
+  }
+}
+}  // namespace pairs_portable
+
+void bf16_pairs_along_rows(const float* src, long ld, int m, int k, uint32_t* dst, long ldd) {
+  if (bf16_dot()) return avx512bf16::bf16_pairs_along_rows(src, ld, m, k, dst, ldd);
+  pairs_portable::bf16_pairs_along_rows(src, ld, m, k, dst, ldd);
+}
+void bf16_pairs_down_cols(const float* src, long ld, int k, int n, uint32_t* dst, long ldd) {
+  if (bf16_dot()) return avx512bf16::bf16_pairs_down_cols(src, ld, k, n, dst, ldd);
+  pairs_portable::bf16_pairs_down_cols(src, ld, k, n, dst, ldd);
+}
+void gemm_pairs(int m, int n, int kp, const uint32_t* a, long ars, long acs, const uint32_t* b, long ldb, float* c, long ldc,
+                float alpha, bool add) {
+  if (bf16_dot()) return avx512bf16::gemm_pairs(m, n, kp, a, ars, acs, b, ldb, c, ldc, alpha, add);
+  pairs_portable::gemm_pairs(m, n, kp, a, ars, acs, b, ldb, c, ldc, alpha, add);
 }
 
 }  // namespace attn

@@ -44,6 +44,9 @@ struct AttnDims {
   const uint8_t* pad;
   double dropP;
   uint32_t seed;
+  // Mixed precision: the products (q·kᵀ, p·v and the backward's five) take bf16 operands with
+  // FP32 sums (gemm_pairs); softmax, its log-sum-exp and dS stay FP32. The js twin rounds the same operands.
+  bool bf16 = false;
 };
 // Keeps only each row's log-sum-exp (lse, [B,H,Tq]) for backward, never a Tq×Tk matrix.
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnDims& d);

@@ -99,6 +99,13 @@ export interface AttentionDims {
    * (js/dropout.ts), recomputed by the backward pass, never stored.
    */
   dropout?: { p: number; seed: number } | null;
+  /**
+   * Mixed precision: the products q·kᵀ and p·v (and the backward pass's dP = dO·vᵀ, dq = dS·k,
+   * dk = dSᵀ·q, dv = pᵀ·dO) round both operands to bfloat16 and sum in FP32; the softmax, its
+   * log-sum-exp and dS stay FP32. Set by the op inside withPrecision('bf16'). Backends without
+   * a bf16 path (webgpu) compute in FP32.
+   */
+  bf16?: boolean;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { AttentionDims, AttentionSaved } from '../backend.js';
+import { bf16Round } from './bf16.js';
 import { dropBits, dropThreshold } from './dropout.js';
 
 /*
@@ -15,7 +16,14 @@ import { dropBits, dropThreshold } from './dropout.js';
  * (b·Tq + i)·qStride + h·headDim; keys and values likewise with kvStride.
  * Several query heads may share one key/value head (grouped-query attention):
  * they read it in place, nothing is copied per query head.
+ *
+ * With d.bf16 (mixed precision), every product's two operands are rounded to
+ * bfloat16 first (op(x) below), as the native kernel's pair products do; the
+ * softmax, its sums and ds stay full precision.
  */
+
+/** An operand of a product: rounded to bfloat16 under d.bf16 (a float32 first, as the kernels hold it). */
+const operand = (d: AttentionDims) => (d.bf16 ? (x: number) => bf16Round(Math.fround(x)) : (x: number) => x);
 
 /** The key/value head query head h reads: heads come in nHead/nKvHead groups. */
 export function kvHeadOf(d: AttentionDims, h: number): number {
@@ -50,6 +58,7 @@ export function attentionWeights(q: Float32Array, k: Float32Array, d: AttentionD
   const ks = d.kvStride ?? d.nKvHead * D;
   const p = new Float32Array(B * nHead * Tq * Tk);
   const s = new Float64Array(Tk);
+  const op = operand(d);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nHead; h++) {
       const g = kvHeadOf(d, h);
@@ -59,7 +68,7 @@ export function attentionWeights(q: Float32Array, k: Float32Array, d: AttentionD
         for (let j = 0; j < Tk; j++) {
           if (!canSee(d, b, i, j)) continue;
           let dot = 0;
-          for (let e = 0; e < D; e++) dot += q[(b * Tq + i) * qs + h * D + e]! * k[(b * Tk + j) * ks + g * D + e]!;
+          for (let e = 0; e < D; e++) dot += op(q[(b * Tq + i) * qs + h * D + e]!) * op(k[(b * Tk + j) * ks + g * D + e]!);
           s[j] = dot * scale;
           if (s[j]! > max) max = s[j]!;
         }
@@ -80,6 +89,7 @@ export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Arr
   const C = nHead * D;
   const ks = d.kvStride ?? d.nKvHead * D;
   const p = attentionWeights(q, k, d);
+  const op = operand(d);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nHead; h++) {
       const g = kvHeadOf(d, h);
@@ -87,8 +97,8 @@ export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Arr
         const row = ((b * nHead + h) * Tq + i) * Tk;
         const o = new Float64Array(D);
         for (let j = 0; j < Tk; j++) {
-          const w = p[row + j]! * dropFactor(d, b, h, i, j);
-          for (let e = 0; e < D; e++) o[e] += w * v[(b * Tk + j) * ks + g * D + e]!;
+          const w = op(p[row + j]! * dropFactor(d, b, h, i, j));
+          for (let e = 0; e < D; e++) o[e] += w * op(v[(b * Tk + j) * ks + g * D + e]!);
         }
         out.set(o, (b * Tq + i) * C + h * D);
       }
@@ -105,7 +115,7 @@ export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Arr
  * dq, dk, dv are added into (accumulate) or overwritten.
  */
 export function attentionBackward(
-  saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, _out: Float32Array, dOut: Float32Array,
+  saved: AttentionSaved, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dOut: Float32Array,
   dq: Float32Array, dk: Float32Array, dv: Float32Array, d: AttentionDims, accumulate: boolean,
 ): void {
   const { B, Tq, Tk, nHead, nKvHead, headDim: D, scale } = d;
@@ -122,6 +132,7 @@ export function attentionBackward(
     }
   }
   const dp = new Float64Array(Tk);
+  const op = operand(d);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nHead; h++) {
       const g = kvHeadOf(d, h);
@@ -129,23 +140,27 @@ export function attentionBackward(
         const row = ((b * nHead + h) * Tq + i) * Tk;
         const qi = (b * Tq + i) * qs + h * D;
         const dOi = (b * Tq + i) * C + h * D;
-        let sum = 0; // Σ_j p[i][j]·dp[j]
+        // Σ_j p[i][j]·dp[j]. Under bf16 it is dO_i·o_i instead, as the native kernel computes it:
+        // the two are equal in exact arithmetic, not once the products round their operands.
+        let sum = 0;
+        if (d.bf16) for (let e = 0; e < D; e++) sum += dOut[dOi + e]! * out[dOi + e]!;
         for (let j = 0; j < Tk; j++) {
           const kj = (b * Tk + j) * ks + g * D;
           const m = dropFactor(d, b, h, i, j);
           let dot = 0;
-          for (let e = 0; e < D; e++) dot += dOut[dOi + e]! * v[kj + e]!;
+          for (let e = 0; e < D; e++) dot += op(dOut[dOi + e]!) * op(v[kj + e]!);
           dp[j] = dot * m;
-          sum += p[row + j]! * dp[j]!;
-          for (let e = 0; e < D; e++) dv[kj + e] += p[row + j]! * m * dOut[dOi + e]!;
+          if (!d.bf16) sum += p[row + j]! * dp[j]!;
+          const kept = op(p[row + j]! * m);
+          for (let e = 0; e < D; e++) dv[kj + e] += kept * op(dOut[dOi + e]!);
         }
         for (let j = 0; j < Tk; j++) {
-          const ds = p[row + j]! * (dp[j]! - sum);
+          const ds = op(p[row + j]! * (dp[j]! - sum));
           if (ds === 0) continue;
           const kj = (b * Tk + j) * ks + g * D;
           for (let e = 0; e < D; e++) {
-            dq[qi + e] += scale * ds * k[kj + e]!;
-            dk[kj + e] += scale * ds * q[qi + e]!;
+            dq[qi + e] += scale * ds * op(k[kj + e]!);
+            dk[kj + e] += scale * ds * op(q[qi + e]!);
           }
         }
       }

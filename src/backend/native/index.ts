@@ -93,7 +93,7 @@ function isPlainLinear(g: GemmArgs<Float32Array>): boolean {
 
 /** The 13 trailing arguments of the addon's attention calls (native/src/addon.cc, Dims). */
 const dimsArgs = (d: AttentionDims) =>
-  [d.B, d.Tq, d.Tk, d.nHead, d.nKvHead, d.headDim, d.causal, d.scale, d.qStride ?? 0, d.kvStride ?? 0, d.keyPadding ?? null, d.dropout?.p ?? 0, (d.dropout?.seed ?? 0) >>> 0] as const;
+  [d.B, d.Tq, d.Tk, d.nHead, d.nKvHead, d.headDim, d.causal, d.scale, d.qStride ?? 0, d.kvStride ?? 0, d.keyPadding ?? null, d.dropout?.p ?? 0, (d.dropout?.seed ?? 0) >>> 0, d.bf16 ?? false] as const;
 
 /**
  * The native backend: C++ kernels with SIMD (AVX-512, AVX2+FMA or portable,

@@ -3,6 +3,7 @@ import { backend } from '../../backend/index.js';
 import { attentionWeights as weightsReference } from '../../backend/js/attention.js';
 import type { Rng } from '../../util/rng.js';
 import { record } from '../autograd.js';
+import { matmulPrecision } from '../precision.js';
 import type { Storage } from '../../backend/storage.js';
 import { Tensor, viewStorage } from '../tensor.js';
 
@@ -42,6 +43,8 @@ function attentionDims(B: number, Tq: number, Tk: number, qWidth: number, kvWidt
     keyPadding: o.keyPadding ?? null,
     // One draw from the model's generator seeds the whole mask (so resuming a run replays it exactly).
     dropout: p > 0 ? { p, seed: o.dropout!.rng.nextUint32() } : null,
+    // The scope's precision, kept in the dims the backward pass reuses (so it runs in the forward's).
+    bf16: matmulPrecision() === 'bf16',
   };
 }
 
