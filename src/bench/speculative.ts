@@ -50,6 +50,8 @@ export interface SpeculativeBenchOptions {
   cacheDir: string;
   /** The target's width: a key of SPECULATIVE_PAIRS ("128" or "384"). */
   width: string;
+  /** The draft's width (default: the pair's, 128); its 2 layers and 4 heads stay. */
+  draftWidth?: number;
   /** Draft lengths to measure, side by side. */
   ks: DraftK[];
   /** New tokens per prompt. */
@@ -166,12 +168,13 @@ export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): 
   const pair = SPECULATIVE_PAIRS[o.width];
   if (!pair) throw new UserError(`speculative bench: no target of width ${o.width} (${Object.keys(SPECULATIVE_PAIRS).join(', ')})`);
   const target = trainedModel(textPath, text, o.cacheDir, { ...pair.target, ...iters }, log);
-  const draft = trainedModel(textPath, text, o.cacheDir, { ...pair.draft, ...iters }, log, o.distill === false ? undefined : target);
+  const draftShape = { ...pair.draft, ...iters, ...(o.draftWidth === undefined ? {} : { nEmbd: o.draftWidth }) };
+  const draft = trainedModel(textPath, text, o.cacheDir, draftShape, log, o.distill === false ? undefined : target);
   const addon = o.threads === undefined ? null : loadAddon();
   const cores = addon?.threads();
   addon?.setThreads(o.threads!);
   try {
-    return sideBySide(text, target, draft, pair, o);
+    return sideBySide(text, target, draft, { target: pair.target, draft: draftShape }, o);
   } finally {
     if (addon) addon.setThreads(cores!); // a next pair trains on every core again
   }
