@@ -104,6 +104,10 @@ describe('attn bench', () => {
   it('refuses a speculative target width the bench has no pair for, naming the ones it has', () => {
     assertUserError(runAttn(['bench', '--workloads', 'speculative', '--target-width', '128,256', '--no-torch'], work), /--target-width: no 12-layer target of width "256" \(128, 384\)/);
   });
+
+  it('refuses a speculative draft width that is not a whole multiple of its 4 heads', () => {
+    assertUserError(runAttn(['bench', '--workloads', 'speculative', '--draft-width', '130', '--no-torch'], work), /--draft-width: "130" is not a whole multiple of 4/);
+  });
 });
 
 describe('bad input gets one clear line and a non-zero exit', () => {

@@ -98,11 +98,13 @@ for (const isa of isas) {
       addon!.setThreads(2);
     });
 
-    it('ragged attention: several sequences with caches of their own, in one call (few and many heads×positions: serial and threaded)', () => {
+    it('ragged attention: several sequences with caches of their own, in one call (few and many heads×positions: serial and threaded; 1, a few and many new rows)', () => {
       for (const [H, Hkv, D, pasts] of [[2, 2, 4, [3, 0, 7]], [4, 4, 32, [300, 250, 17, 299, 280, 301]], [4, 2, 4, [3, 0, 7]], [6, 1, 32, [300, 250, 17, 299, 280, 301]]] as const) {
         const C = H * D;
         const seqs = pasts.map((past, i) => {
-          const Tq = i % 3 === 1 ? 3 : 1; // decode rows and a joining prompt
+          // Decode rows, a few new rows (a speculative verifier's: one by one through the decode
+          // loops, up to 8) and prompts past that (a head's GEMM tile).
+          const Tq = [1, 3, 1, 12, 8, 9][i % 6]!;
           const cap = past + Tq + 2;
           return { k: rand(cap * Hkv * D), v: rand(cap * Hkv * D), cap, past, start: Math.min(i, past), offset: 0, Tq };
         });

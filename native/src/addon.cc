@@ -9,6 +9,7 @@
 #include "kernels.h"
 #include "quant.h"
 #include "stream_read.h"
+#include "panel.h"
 #include "threadpool.h"
 
 namespace {
@@ -235,6 +236,12 @@ Napi::Value LinearInt8(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// linearPanels(x, M, K, panels, bias|null, y, N): y = x·Wᵀ + bias with W in column panels (panel.h).
+Napi::Value LinearPanels(const Napi::CallbackInfo& info) {
+  attn::panel_linear(attn::PanelLinear{I(info, 1), I(info, 6), I(info, 2), F(info, 0), F(info, 3), F(info, 4), F(info, 5)});
+  return info.Env().Undefined();
+}
+
 // linearQuantized(x, M, type (ggml's number), w (Uint8Array of blocks), N, K, bias|null, y, interleave?): y = x·Wᵀ + bias
 Napi::Value LinearQuantized(const Napi::CallbackInfo& info) {
   auto w = info[3].As<Napi::Uint8Array>();
@@ -416,6 +423,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionPaged", Napi::Function::New(env, AttentionPaged));
   exports.Set("hugePageBuffer", Napi::Function::New(env, HugePageBuffer));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
+  exports.Set("linearPanels", Napi::Function::New(env, LinearPanels));
   exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
   exports.Set("interleaveQuantRows", Napi::Function::New(env, InterleaveQuantRows));
   exports.Set("prefersInterleaved", Napi::Function::New(env, PrefersInterleaved));

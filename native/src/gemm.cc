@@ -6,6 +6,7 @@
 
 #include "cpu.h"
 #include "gemv.h"
+#include "panel.h"
 #include "threadpool.h"
 
 namespace attn {
@@ -42,6 +43,21 @@ static void gemv_slices(Gemv<W> g) {
 }
 
 void gemv(const Gemv<float>& g) { gemv_slices(g); }
+
+// Slices of at most PANEL_MAX_M activation rows, each one pass over the panels.
+void panel_linear(const PanelLinear& g) {
+  for (int m0 = 0; m0 < g.M; m0 += PANEL_MAX_M) {
+    PanelLinear s = g;
+    s.M = std::min(PANEL_MAX_M, g.M - m0);
+    s.x = g.x + (long)m0 * g.K;
+    s.y = g.y + (long)m0 * g.N;
+    switch (current_isa()) {
+      case Isa::Avx512: avx512::panel_linear(s, pool().size()); break;
+      case Isa::Avx2: avx2::panel_linear(s, pool().size()); break;
+      default: portable::panel_linear(s, pool().size()); break;
+    }
+  }
+}
 void gemv_serial(const Gemv<float>& g) { dispatch_gemv(g, 1); }
 void gemv_serial(const Gemv<int8_t>& g) { dispatch_gemv(g, 1); }
 

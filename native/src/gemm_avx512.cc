@@ -6,6 +6,7 @@
 
 #include "gemm.h"
 #include "gemv.h"
+#include "panel.h"
 #include "threadpool.h"
 #if defined(__x86_64__)
 #pragma GCC target("avx512f,avx512vl,fma")
@@ -20,11 +21,13 @@ static inline void store(float* p, vf v) { _mm512_storeu_ps(p, (__m512)v); }
 static inline vf splat(float x) { return (vf)_mm512_set1_ps(x); }
 #include "gemm_impl.inc"
 #include "gemv_impl.inc"
+#include "panel_impl.inc"
 }}  // namespace attn::avx512
 #else
 namespace attn { namespace avx512 { void gemm(const Gemm& g, int threads) { portable::gemm(g, threads); }
 void gemm_small(int m, int n, int k, const float* a, long ars, long acs, const float* b, long ldb, float* c, long ldc, float alpha,
                 bool add) { portable::gemm_small(m, n, k, a, ars, acs, b, ldb, c, ldc, alpha, add); }
 void gemv(const Gemv<float>& g, int threads) { portable::gemv(g, threads); }
-void gemv(const Gemv<int8_t>& g, int threads) { portable::gemv(g, threads); } } }
+void gemv(const Gemv<int8_t>& g, int threads) { portable::gemv(g, threads); }
+void panel_linear(const PanelLinear& g, int threads) { portable::panel_linear(g, threads); } } }
 #endif

@@ -6,6 +6,7 @@
 
 #include "gemm.h"
 #include "gemv.h"
+#include "panel.h"
 #include "threadpool.h"
 namespace attn { namespace portable {
 #define VEC_BYTES 16
@@ -17,4 +18,5 @@ static inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 static inline vf splat(float x) { return vf{x, x, x, x}; }
 #include "gemm_impl.inc"
 #include "gemv_impl.inc"
+#include "panel_impl.inc"
 }}  // namespace attn::portable

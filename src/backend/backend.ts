@@ -316,6 +316,13 @@ export interface Backend<F = Storage> {
   /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
   linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number): void;
 
+  /**
+   * Optional: out[rows, N] = x[rows, K]·Wᵀ + bias with W fp32 in column panels
+   * (backend/panels.ts, packPanels): a few rows cost about one (decoding, a
+   * speculative verifier's k + 1). Host backends only.
+   */
+  linearPanels?(x: F, rows: number, K: number, panels: Float32Array, bias: F | null, out: F, N: number): void;
+
   /** out[rows, N] = x[rows, K]·Wᵀ + bias, W block-quantized in ggml's layouts (q8_0, q4_0, q4_k, q6_k), read as stored. */
   linearQuantized(x: F, rows: number, w: QuantizedMatrix, bias: F | null, out: F): void;
 

@@ -9,6 +9,7 @@ import { generateSpeculative, SpeculativeStats } from '../generate/speculative.j
 import { loadGPT } from '../io/model_dir.js';
 import { readTextFile } from '../io/read_text.js';
 import type { GPT } from '../models/gpt.js';
+import { packForDecoding } from '../nn/panel_linear.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { parseTrainOptions, type TrainOptionsInput } from '../train/options.js';
 import { train } from '../train/trainer.js';
@@ -50,6 +51,14 @@ export interface SpeculativeBenchOptions {
   cacheDir: string;
   /** The target's width: a key of SPECULATIVE_PAIRS ("128" or "384"). */
   width: string;
+  /**
+   * Keep the target's weights in column panels too (nn/panel_linear.ts; default
+   * true), for the target alone and with the draft alike: a verifying pass of
+   * k + 1 rows then reads the weights at about one step's cost.
+   */
+  panels?: boolean;
+  /** The draft's width (default: the pair's, 128); its 2 layers and 4 heads stay. */
+  draftWidth?: number;
   /** Draft lengths to measure, side by side. */
   ks: DraftK[];
   /** New tokens per prompt. */
@@ -166,12 +175,14 @@ export function benchSpeculative(textPath: string, o: SpeculativeBenchOptions): 
   const pair = SPECULATIVE_PAIRS[o.width];
   if (!pair) throw new UserError(`speculative bench: no target of width ${o.width} (${Object.keys(SPECULATIVE_PAIRS).join(', ')})`);
   const target = trainedModel(textPath, text, o.cacheDir, { ...pair.target, ...iters }, log);
-  const draft = trainedModel(textPath, text, o.cacheDir, { ...pair.draft, ...iters }, log, o.distill === false ? undefined : target);
+  const draftShape = { ...pair.draft, ...iters, ...(o.draftWidth === undefined ? {} : { nEmbd: o.draftWidth }) };
+  const draft = trainedModel(textPath, text, o.cacheDir, draftShape, log, o.distill === false ? undefined : target);
+  if (o.panels !== false) packForDecoding(target.model);
   const addon = o.threads === undefined ? null : loadAddon();
   const cores = addon?.threads();
   addon?.setThreads(o.threads!);
   try {
-    return sideBySide(text, target, draft, pair, o);
+    return sideBySide(text, target, draft, { target: pair.target, draft: draftShape }, o);
   } finally {
     if (addon) addon.setThreads(cores!); // a next pair trains on every core again
   }
@@ -222,6 +233,7 @@ function sideBySide(text: string, target: Trained, draft: Trained, pair: Record<
       workload: 'speculative',
       config: `target ${shapeName(pair.target)}/draft ${shapeName(pair.draft)}${o.distill === false ? '' : ' distilled'}, chars`,
       target_shape: shapeName(pair.target),
+      target_panels: o.panels !== false,
       draft_shape: shapeName(pair.draft),
       k: kName(v.k),
       tokens_per_s: fastTps,

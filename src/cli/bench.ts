@@ -47,6 +47,8 @@ interface BenchOptions {
   benchCache: string;
   draftK: DraftK[];
   targetWidth: string[];
+  draftWidth?: number;
+  panels: boolean;
   precision: string;
   recompute: string;
 }
@@ -252,7 +254,7 @@ function speculativeBench(o: BenchOptions, log: (s: string) => void, emit: (r: R
   // It runs in this process (the other decode workloads run in workers started with --threads):
   // it sizes the thread pool itself, or --threads 1 would measure all cores.
   const threads = o.threads === undefined ? {} : { threads: o.threads };
-  for (const width of o.targetWidth) for (const r of benchSpeculative(path, { cacheDir: o.benchCache, width, ks: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log, ...threads })) {
+  for (const width of o.targetWidth) for (const r of benchSpeculative(path, { cacheDir: o.benchCache, width, ks: o.draftK, tokens: 96, reps: Math.max(1, o.steps >> 1), log, ...threads, panels: o.panels, ...(o.draftWidth === undefined ? {} : { draftWidth: o.draftWidth }) })) {
     emit(r);
     log(`speculative ${r.config}, k ${r.k}: ${Number(r.tokens_per_s).toFixed(1)} tok/s with the draft, ${Number(r.target_alone_tokens_per_s).toFixed(1)} alone: ${Number(r.speedup).toFixed(2)}× (${Number(r.speedup_cpu).toFixed(2)}× by CPU time; ${Number(r.speedup_predicted).toFixed(2)}× from the parts: step ${Number(r.target_step_ms_cpu).toFixed(3)} ms, verify ${Number(r.verify_pass_ms_cpu).toFixed(3)}, draft step ${Number(r.draft_step_ms_cpu).toFixed(3)}); acceptance ${(100 * Number(r.acceptance_rate)).toFixed(1)} %, ${Number(r.tokens_per_target_pass).toFixed(2)} tokens per target pass; ${r.identical_tokens ? 'identical tokens' : 'TOKENS DIFFER'}`);
   }
@@ -333,6 +335,12 @@ export function benchCommand(): Command {
     .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
     .option('--target-width <list>', `speculative workload: the 12-layer targets to measure, by width, comma-separated (${Object.keys(SPECULATIVE_PAIRS).join(', ')}; 384: 85 MB of weights, a step bound by reading them; 128: 9.4 MB, a step mostly per-op overhead)`, targetWidths, ['384'])
+    .option('--no-panels', 'speculative workload: multiply with the target\'s weights as a Linear stores them, not also in column panels (nn/panel_linear.ts): the verifying pass then costs 1.3–1.7 steps, not about one')
+    .option('--draft-width <n>', 'speculative workload: the 2-layer draft\'s width (default 128; a wider draft costs more per step and may agree with a wide target more often)', (v: string) => {
+      const n = Number(v);
+      if (!(Number.isInteger(n) && n >= 16 && n % 4 === 0)) throw new UserError(`--draft-width: "${v}" is not a whole multiple of 4 (the draft has 4 heads), at least 16`);
+      return n;
+    })
     .option('--draft-k <list>', 'speculative workload: draft lengths to measure side by side, comma-separated: tokens per round, or auto[:MAX] (chosen each round from the acceptance and the measured costs, at most MAX, default 8)', draftKs, [4, { auto: true, max: 8 }])
     .option('--precision <list>', 'train workloads: matrix products in fp32, bf16 (bf16 operands, FP32 sums), or both (fp32,bf16: compared)', 'fp32')
     .option('--recompute <mode>', 'train workloads: activation recomputation off, on, or both (compared: tokens/s and peak RSS); config L (GPT-2 124M at context 1024, batch 4) is its measurement', 'off')

@@ -6,6 +6,7 @@ import { streamText } from '../generate/stream.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
+import { packForDecoding } from '../nn/panel_linear.js';
 import { moveToBackend } from '../nn/placement.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { useBackendAsync, withBackendFlags } from './backend_flags.js';
@@ -61,6 +62,8 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
   }
   const constrained = constraintOf(o, tokenizer, model.config.vocab_size);
   const speculative = o.draft === undefined ? undefined : loadDraft(o.draft, model, tokenizer, o.draftK ?? 4, o.draftAuto ?? false);
+  // The verifying pass's k + 1 rows then cost about one decode step (nn/panel_linear.ts; the weights twice in memory).
+  if (speculative) packForDecoding(model);
   write(prompt);
   const t0 = performance.now();
   const chunks = streamText(model, tokenizer, prompt, {

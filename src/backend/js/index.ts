@@ -17,6 +17,7 @@ import { linearQuantized } from './quantized.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
 import { decoderLayerStepWith } from '../decoder_step.js';
+import { linearPanelsWith } from '../panels.js';
 import { rope } from './rope.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
 import { swigluBackward, swigluForward } from './swiglu.js';
@@ -53,6 +54,7 @@ export const jsBackend: Backend<Float32Array> = {
   attentionPaged,
   argmaxRows,
   linearInt8,
+  linearPanels: linearPanelsWith,
   linearQuantized,
   crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
     loss[0] = scale * crossEntropyForward(logits, targets, lse, rows, vocab, ignore).sum;

@@ -32,6 +32,8 @@ export interface Addon {
   hugePageBuffer(bytes: number): ArrayBuffer | undefined;
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, N: number, K: number): void;
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
+  /** Column panels: backend/panels.ts. */
+  linearPanels(x: Float32Array, M: number, K: number, panels: Float32Array, bias: Float32Array | null, y: Float32Array, N: number): void;
   /** interleave: 0 (ggml's layout) or 16 (QuantizedMatrix's 'rows16'). */
   linearQuantized(x: Float32Array, M: number, type: number, w: Uint8Array, N: number, K: number, bias: Float32Array | null, y: Float32Array, interleave?: number): void;
   /** Rewrites a q4_0/q8_0 matrix of 16·n rows in place into the 'rows16' layout. */
@@ -181,6 +183,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       return buffer ? new Float32Array(buffer) : new Float32Array(length);
     },
     linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
+    linearPanels: (x, rows, K, panels, bias, out, N) => a.linearPanels(x, rows, K, panels, bias, out, N),
     linearQuantized: (x, rows, w, bias, out) => {
       quantRowBytes(w.type, w.cols); // checks cols against the block size
       if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`linearQuantized: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
