@@ -11,6 +11,19 @@ import { backward } from '../src/tensor/autograd.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, hasShared, REFERENCE_DIR } from './helpers.js';
 
+/** q, k and v side by side in one [rows, C + 2·Ckv] array (c_attn's output), and the three views an attention reads with that row stride. */
+function packQkv(q: Float32Array, k: Float32Array, v: Float32Array, rows: number, C: number, Ckv: number) {
+  const W = C + 2 * Ckv;
+  const qkv = new Float32Array(rows * W);
+  for (let r = 0; r < rows; r++) {
+    qkv.set(q.subarray(r * C, (r + 1) * C), r * W);
+    qkv.set(k.subarray(r * Ckv, (r + 1) * Ckv), r * W + C);
+    qkv.set(v.subarray(r * Ckv, (r + 1) * Ckv), r * W + C + Ckv);
+  }
+  const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(C + Ckv)] as const;
+  return { W, qkv, parts };
+}
+
 const addon = loadAddon();
 // The addon is built by `npm ci`; without it there is nothing native to test.
 const skip = addon ? false : 'native addon not built (npm run build:native): native kernel tests skipped';
@@ -284,15 +297,7 @@ for (const isa of isas.length ? isas : ['none']) {
               j.forEach((t, i) => assertClose(nat[i]!, t, 2e-5, `attention ${name} tensor ${i} accumulate ${accumulate}`));
             }
             if (Tq !== Tk) continue;
-            // q, k and v side by side in one [B, T, (H + 2·Hkv)·D] array (c_attn's output), read with that row stride.
-            const W = C + 2 * Ckv;
-            const qkv = new Float32Array(B * Tq * W);
-            for (let r = 0; r < B * Tq; r++) {
-              qkv.set(q.subarray(r * C, (r + 1) * C), r * W);
-              qkv.set(k.subarray(r * Ckv, (r + 1) * Ckv), r * W + C);
-              qkv.set(v.subarray(r * Ckv, (r + 1) * Ckv), r * W + C + Ckv);
-            }
-            const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(C + Ckv)] as const;
+            const { W, qkv, parts } = packQkv(q, k, v, B * Tq, C, Ckv);
             const packed = { ...dims, qStride: W, kvStride: W };
             const junk = rand(qkv.length);
             const [pj, pn] = bothBackends((b) => {
@@ -347,14 +352,7 @@ for (const isa of isas.length ? isas : ['none']) {
             const j32 = run(jsBackend, false); // (a 1×1 head has nothing to round; padded rows may see a key or two)
             if (Tk > 1 && variant !== 'padded') assert.ok(j32.some((t, i) => t.some((x, e) => Math.abs(x - j[i]![e]!) > 3e-3)), `${name}: bf16 should move the result off FP32's`);
             if (Tq !== Tk) continue;
-            const W = C + 2 * Ckv;
-            const qkv = new Float32Array(B * Tq * W);
-            for (let r = 0; r < B * Tq; r++) {
-              qkv.set(q.subarray(r * C, (r + 1) * C), r * W);
-              qkv.set(k.subarray(r * Ckv, (r + 1) * Ckv), r * W + C);
-              qkv.set(v.subarray(r * Ckv, (r + 1) * Ckv), r * W + C + Ckv);
-            }
-            const parts = (a: Float32Array) => [a, a.subarray(C), a.subarray(C + Ckv)] as const;
+            const { W, qkv, parts } = packQkv(q, k, v, B * Tq, C, Ckv);
             const packed = { ...fp32, qStride: W, kvStride: W, bf16: true };
             const [pj, pn] = bothBackends((b) => {
               const out = new Float32Array(B * Tq * C), dqkv = new Float32Array(qkv.length);
