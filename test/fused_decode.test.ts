@@ -137,9 +137,10 @@ describe('the fused path steps aside where it does not apply', () => {
   });
 });
 
-// Wider layers, so that the native step splits each product's rows into several chunks
-// (~64 KB of weights each) that two threads claim; and 8 query heads over 2 cached heads.
-describe('fused decode step on the native pool: 1 and 2 threads give the op-by-op scores', { skip: addon ? false : 'native addon not built' }, () => {
+// Wider layers, so that the native step splits each product's rows between the threads
+// (static ranges of whole 16-row groups); and 8 query heads over 2 cached heads, which
+// 3 threads split unevenly (one thread gets no KV head). The split must not change a bit.
+describe('fused decode step on the native pool: 1, 2 and 3 threads give the op-by-op scores', { skip: addon ? false : 'native addon not built' }, () => {
   after(() => addon?.setThreads(2));
   const wide = (kind: Kind): Llama => {
     const m = new Llama(config({ n_embd: 256, n_head: 8, n_kv_head: 2, head_dim: 32, intermediate_size: 768, attention_bias: false }), new Rng(5)).eval();
@@ -157,11 +158,17 @@ describe('fused decode step on the native pool: 1 and 2 threads give the op-by-o
       const one = decode(m, true, 12);
       addon!.setThreads(2);
       const two = decode(m, true, 12);
-      for (const [name, got] of [['1 thread', one], ['2 threads', two]] as const) {
+      addon!.setThreads(3);
+      const three = decode(m, true, 12);
+      for (const [name, got] of [['1 thread', one], ['2 threads', two], ['3 threads', three]] as const) {
         const { diff, scale } = maxDiff(got.scores, ops.scores);
         assert.ok(scale > 1, `scores of size ${scale}`);
         assert.ok(diff <= 1e-5 * scale, `${kind}, ${name}: scores differ by ${diff} (largest |score| ${scale})`);
         assert.deepEqual(got.tokens, ops.tokens);
+      }
+      if (kind === 'q8_0' || kind === 'q4_0') {
+        assert.deepEqual(two.scores, one.scores, `${kind}: 2 threads changed the scores`);
+        assert.deepEqual(three.scores, one.scores, `${kind}: 3 threads changed the scores`);
       }
     });
   }

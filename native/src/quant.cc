@@ -109,7 +109,7 @@ static QuantRowsFn rows_fn() {
   }
 }
 
-const QuantActs& quantize_activations(int type, const float* x, int M, int K, QuantActsBuf& buf) {
+const QuantActs& prepare_activations(int type, int M, int K, QuantActsBuf& buf) {
   buf.acts = QuantActs{nullptr, nullptr, nullptr, nullptr, nullptr, K / 32};
   if (type != QUANT_Q8_0 && type != QUANT_Q4_0) return buf.acts;
   const long blocks = (long)M * (K / 32);
@@ -118,10 +118,26 @@ const QuantActs& quantize_activations(int type, const float* x, int M, int K, Qu
   buf.d8.resize((size_t)blocks * 8);
   buf.corr.resize((size_t)blocks * 8);
   buf.corr1.resize((size_t)blocks);
-  const int offset = type == QUANT_Q8_0 ? 128 : 8;
-  if (current_isa() == Isa::Avx512) avx512::quantize_acts(x, blocks, offset, buf.q.data(), buf.d.data(), buf.d8.data(), buf.corr.data(), buf.corr1.data());
-  else quantize_acts(x, M, K, offset, buf.q.data(), buf.d.data(), buf.d8.data(), buf.corr.data(), buf.corr1.data());
   buf.acts = QuantActs{buf.q.data(), buf.d.data(), buf.d8.data(), buf.corr.data(), buf.corr1.data(), K / 32};
+  return buf.acts;
+}
+
+void quantize_activation_blocks(int type, const float* x, long b0, long b1, QuantActsBuf& buf) {
+  if ((type != QUANT_Q8_0 && type != QUANT_Q4_0) || b0 >= b1) return;
+  const int offset = type == QUANT_Q8_0 ? 128 : 8;
+  const float* xb = x + b0 * 32;
+  int8_t* q = buf.q.data() + b0 * 32;
+  float* d = buf.d.data() + b0;
+  float* d8 = buf.d8.data() + b0 * 8;
+  int32_t* corr = buf.corr.data() + b0 * 8;
+  int32_t* corr1 = buf.corr1.data() + b0;
+  if (current_isa() == Isa::Avx512) avx512::quantize_acts(xb, b1 - b0, offset, q, d, d8, corr, corr1);
+  else quantize_acts(xb, 1, (int)(b1 - b0) * 32, offset, q, d, d8, corr, corr1);
+}
+
+const QuantActs& quantize_activations(int type, const float* x, int M, int K, QuantActsBuf& buf) {
+  prepare_activations(type, M, K, buf);
+  quantize_activation_blocks(type, x, 0, (long)M * (K / 32), buf);
   return buf.acts;
 }
 

@@ -67,6 +67,11 @@ struct QuantActsBuf {
 // x [M, K] as 8-bit blocks for products with weights of `type` (q8_0 and q4_0 differ
 // in the offset; other types read the floats and need none): buf.acts.
 const QuantActs& quantize_activations(int type, const float* x, int M, int K, QuantActsBuf& buf);
+// The same in two steps, so that threads can fill one buffer's blocks in parallel: size buf for
+// [M, K] (its acts point into it), then quantize blocks b0 … b1 − 1 of x (block b: x[32b … 32b + 31]).
+// Every block is quantized on its own, so the result does not depend on how the blocks are split.
+const QuantActs& prepare_activations(int type, int M, int K, QuantActsBuf& buf);
+void quantize_activation_blocks(int type, const float* x, long b0, long b1, QuantActsBuf& buf);
 // Rows [n0, n1) of y on the calling thread, with the activations quantized by
 // quantize_activations (interleaved W: n0, n1 multiples of INTERLEAVE, or n1 = N).
 void linear_quantized_rows(const QuantLinear& g, const QuantActs& a, int n0, int n1);
