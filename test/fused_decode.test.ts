@@ -170,6 +170,17 @@ describe('fused decode step on the native pool: 1, 2 and 3 threads give the op-b
         assert.deepEqual(two.scores, one.scores, `${kind}: 2 threads changed the scores`);
         assert.deepEqual(three.scores, one.scores, `${kind}: 3 threads changed the scores`);
       }
+      // The whole stack in one call (decoderLayersStep) against one call a layer: the same bits.
+      const b = backend() as { decoderLayersStep?: unknown };
+      const stack = b.decoderLayersStep;
+      assert.ok(stack, 'the native backend has decoderLayersStep');
+      b.decoderLayersStep = undefined;
+      try {
+        const perLayer = decode(m, true, 12);
+        assert.deepEqual(perLayer.scores, three.scores, `${kind}: one call a layer changed the scores`);
+      } finally {
+        b.decoderLayersStep = stack;
+      }
     });
   }
 });

@@ -1,5 +1,7 @@
 // N-API bindings: unpack typed arrays and numbers, call a kernel. No logic here.
 #include <napi.h>
+
+#include <vector>
 #include <sys/mman.h>
 
 #include "cpu.h"
@@ -315,6 +317,33 @@ Napi::Value DecoderLayerStep(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// decoderLayersStep(plans, x, kcs, vcs, cap, past, start, cos, sin, scratch): the same for every layer in
+// turn (layer l's cache kcs[l], vcs[l]), one job for the pool; false (nothing done) unless the layers
+// share the first one's sizes and types. scratch: decoderStepScratch of the first.
+Napi::Value DecoderLayersStep(const Napi::CallbackInfo& info) {
+  const Napi::Array plans = info[0].As<Napi::Array>(), kcs = info[2].As<Napi::Array>(), vcs = info[3].As<Napi::Array>();
+  const uint32_t n = plans.Length();
+  auto scratch = info[9].As<Napi::Float32Array>();
+  if (kcs.Length() != n || vcs.Length() != n) {
+    Napi::Error::New(info.Env(), "decoderLayersStep: one key and one value cache per layer").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  std::vector<const attn::DecoderLayerStep*> layers(n);
+  std::vector<float*> kc(n), vc(n);
+  for (uint32_t l = 0; l < n; l++) {
+    layers[l] = plans.Get(l).As<Napi::External<attn::DecoderLayerStep>>().Data();
+    kc[l] = (float*)Ptr(kcs.Get(l));
+    vc[l] = (float*)Ptr(vcs.Get(l));
+  }
+  if (n > 0 && (long)scratch.ElementLength() < attn::decoder_step_scratch_floats(*layers[0])) {
+    Napi::Error::New(info.Env(), "decoderLayersStep: scratch too small").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  const bool ran = attn::decoder_layers_step(layers.data(), (int)n, F(info, 1), kc.data(), vc.data(), I(info, 4), I(info, 5), I(info, 6), F(info, 7),
+                                             F(info, 8), scratch.Data());
+  return Napi::Boolean::New(info.Env(), ran);
+}
+
 // decoderStepScratch(plan): floats of scratch a step of this layer needs.
 Napi::Value DecoderStepScratch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)attn::decoder_step_scratch_floats(*info[0].As<Napi::External<attn::DecoderLayerStep>>().Data()));
@@ -430,6 +459,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("decoderLayerPrepare", Napi::Function::New(env, DecoderLayerPrepare));
   exports.Set("decoderLayerStep", Napi::Function::New(env, DecoderLayerStep));
+  exports.Set("decoderLayersStep", Napi::Function::New(env, DecoderLayersStep));
   exports.Set("decoderStepScratch", Napi::Function::New(env, DecoderStepScratch));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));
   exports.Set("adamw", Napi::Function::New(env, AdamW));

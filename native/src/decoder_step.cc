@@ -123,6 +123,11 @@ struct Phase {
     for (auto& c : next) c.v.store(0, std::memory_order_relaxed);
     done.v.store(0, std::memory_order_relaxed);
   }
+  void reset(int threads) {
+    T = threads;
+    for (int t = 0; t < T; t++) next[t].v.store(0, std::memory_order_relaxed);
+    done.v.store(0, std::memory_order_relaxed);
+  }
   int chunks_of(int t) const { return (bound[t + 1] - bound[t] + chunk - 1) / chunk; }
   void finish_setup() {
     total = 0;
@@ -159,7 +164,7 @@ constexpr long CHUNK_BYTES = 64 << 10;
 void split_rows(Phase& ph, std::initializer_list<const StepLinear*> ls, int T, int unit) {
   long total = 0, rows = 0;
   for (const StepLinear* l : ls) { total += (long)l->N * row_bytes(*l); rows += l->N; }
-  ph.T = T;
+  ph.reset(T);
   ph.bound[0] = 0;
   for (int t = 1; t < T; t++) {
     const long at = total * t / T;  // the row at byte `at` of the whole
@@ -180,7 +185,7 @@ void split_rows(Phase& ph, std::initializer_list<const StepLinear*> ls, int T, i
 
 // [0, n) split evenly between T threads in whole units; one unit per chunk.
 void split_even(Phase& ph, int n, int T, int unit, int chunk) {
-  ph.T = T;
+  ph.reset(T);
   for (int t = 0; t <= T; t++) {
     const long at = ((long)n * t + T / 2) / T;
     ph.bound[t] = t == T ? n : (int)std::min<long>(n, (at + unit / 2) / unit * unit);
@@ -209,41 +214,68 @@ long decoder_step_scratch_floats(const DecoderLayerStep& s) {
   return s.C + q + 2 * kv + q + 2L * s.F + 1;
 }
 
-void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* vc, int cap, int past, int start, const float* cos,
-                        const float* sin, float* scratch) {
-  const long qw = (long)s.H * s.D, kvw = (long)s.Hkv * s.D;
+namespace {
+
+// The phases of one layer, split for T threads, their counters at zero.
+struct LayerPhases {
+  Phase qkv, attend, attq, o, mlp, down;
+  void setup(const DecoderLayerStep& s, int T) {
+    split_rows(qkv, {&s.q, &s.k, &s.v}, T, 16);
+    split_even(attend, s.Hkv, T, 1, 1);
+    split_even(attq, 1, 1, 1, 1);
+    split_rows(o, {&s.o}, T, 16);
+    split_rows(down, {&s.down}, T, 16);
+    split_even(mlp, s.F, T, 32, 32);
+    const long f_bytes = row_bytes(s.gate) + row_bytes(s.up);
+    mlp.chunk = (int)std::max<long>(32, (CHUNK_BYTES / std::max(1L, f_bytes) + 16) / 32 * 32);
+    mlp.finish_setup();
+  }
+};
+
+bool same_shape(const DecoderLayerStep& a, const DecoderLayerStep& b) {
+  const StepLinear* la[7] = {&a.q, &a.k, &a.v, &a.o, &a.gate, &a.up, &a.down};
+  const StepLinear* lb[7] = {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down};
+  for (int i = 0; i < 7; i++)
+    if (la[i]->kind != lb[i]->kind || la[i]->N != lb[i]->N || la[i]->K != lb[i]->K) return false;
+  return a.C == b.C && a.H == b.H && a.Hkv == b.Hkv && a.D == b.D && a.F == b.F;
+}
+
+}  // namespace
+
+bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x, float* const* kcs, float* const* vcs, int cap, int past, int start,
+                         const float* cos, const float* sin, float* scratch) {
+  if (n <= 0) return true;
+  const DecoderLayerStep& s0 = *layers[0];
+  for (int l = 1; l < n; l++)
+    if (!same_shape(s0, *layers[l])) return false;
+  const long qw = (long)s0.H * s0.D, kvw = (long)s0.Hkv * s0.D;
   float* h = scratch;
-  float* q = h + s.C;
+  float* q = h + s0.C;
   float* k = q + qw;
   float* v = k + kvw;
   float* att = v + kvw;
   float* gate = att + qw;
-  float* up = gate + s.F;
+  float* up = gate + s0.F;
 
-  // The outputs quantized by every thread in part are the caller's buffers, shared by reference.
+  // The outputs that every thread quantizes in part are the caller's buffers, shared by reference
+  // (and by the layers in turn: a layer writes them only after the previous one's last phase).
   // The element-wise steps call the vec kernels directly: kernels.h's would hand large ones to the pool, which is busy running this.
   thread_local SharedActs att_acts, down_acts;
   SharedActs& a_att = att_acts;
   SharedActs& a_down = down_acts;
-  a_att.prepare((int)qw, {&s.o});
-  a_down.prepare(s.F, {&s.down});
-  const KvDims kd{1, 1, past, cap, s.H, s.Hkv, s.D, 1.f / __builtin_sqrtf((float)s.D)};
+  a_att.prepare((int)qw, {&s0.o});
+  a_down.prepare(s0.F, {&s0.down});
+  const KvDims kd{1, 1, past, cap, s0.H, s0.Hkv, s0.D, 1.f / __builtin_sqrtf((float)s0.D)};
   const int T = std::min(pool().size(), MAX_THREADS);
-  const int group = s.H / s.Hkv;
+  const int group = s0.H / s0.Hkv;
   // Each chunk of attention quantizes the output of its own heads when heads are whole blocks; else one more phase does.
-  const bool att_split = s.D % 32 == 0;
-  Phase qkv, attend, attq, o, mlp, down;
-  split_rows(qkv, {&s.q, &s.k, &s.v}, T, 16);
-  split_even(attend, s.Hkv, T, 1, 1);
-  split_even(attq, 1, 1, 1, 1);
-  split_rows(o, {&s.o}, T, 16);
-  split_rows(down, {&s.down}, T, 16);
-  split_even(mlp, s.F, T, 32, 32);
-  const long f_bytes = row_bytes(s.gate) + row_bytes(s.up);
-  mlp.chunk = (int)std::max<long>(32, (CHUNK_BYTES / std::max(1L, f_bytes) + 16) / 32 * 32);
-  mlp.finish_setup();
+  const bool att_split = s0.D % 32 == 0;
+  thread_local std::vector<LayerPhases> phase_store;
+  if ((int)phase_store.size() < n) phase_store = std::vector<LayerPhases>(n);
+  LayerPhases* phases = phase_store.data();
+  for (int l = 0; l < n; l++) phases[l].setup(*layers[l], T);
 
-  auto layer = [&](int t) {
+  auto layer = [&](int t, const DecoderLayerStep& s, LayerPhases& ph, float* kc, float* vc) {
     // This thread's own normed input and its quantized copies (each thread that takes a chunk of
     // the phase computes the same values, when it claims its first: x is not written meanwhile).
     thread_local std::vector<float> hl, rstd;
@@ -253,7 +285,7 @@ void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* v
     // Attention block: x += o_proj(attend(rope(q), cache ∪ rope(k), cache ∪ v)).
     float* qkv_out[3] = {q, k, v};
     const StepLinear* qkv_l[3] = {&s.q, &s.k, &s.v};
-    qkv.run(t, [&] {
+    ph.qkv.run(t, [&] {
       vec().rmsnorm_forward(x, s.input_norm, hl.data(), rstd.data(), 0, 1, s.C, s.eps);
       in_acts.prepare(s.C, {&s.q, &s.k, &s.v});
       in_acts.quantize(hl.data(), 0, s.C / 32, {&s.q, &s.k, &s.v});
@@ -263,7 +295,7 @@ void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* v
       });
     });
     // KV head g and its query heads: RoPE, the cache's new slot, attention, the output quantized.
-    attend.run(t, [] {}, [&](int g0, int g1) {
+    ph.attend.run(t, [] {}, [&](int g0, int g1) {
       const int h0 = g0 * group, h1 = g1 * group;
       rope(q + (long)h0 * s.D, q + (long)h0 * s.D, cos, sin, 1, 1, h1 - h0, s.D, s.rope_half, false, 1, false);
       rope(k + (long)g0 * s.D, k + (long)g0 * s.D, cos, sin, 1, 1, g1 - g0, s.D, s.rope_half, false, 1, false);
@@ -272,15 +304,15 @@ void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* v
       for (int a = h0; a < h1; a += 64) attention_decode_heads(q, kc, vc, att, start, kd, a, std::min(h1, a + 64));
       if (att_split) a_att.quantize(att, (long)h0 * s.D / 32, (long)h1 * s.D / 32, {&s.o});
     });
-    if (!att_split) attq.run(t, [] {}, [&](int, int) { a_att.quantize(att, 0, qw / 32, {&s.o}); });
+    if (!att_split) ph.attq.run(t, [] {}, [&](int, int) { a_att.quantize(att, 0, qw / 32, {&s.o}); });
     // o_proj's rows, added into x (h is free: o_proj's output).
-    o.run(t, [] {}, [&](int n0, int n1) {
+    ph.o.run(t, [] {}, [&](int n0, int n1) {
       linear_rows(s.o, att, a_att.of(s.o), h, n0, n1);
       vec().add(x + n0, h + n0, x + n0, 0, n1 - n0);
     });
     // MLP block: x += down(silu(gate(n)) · up(n)), n = RMSNorm(x). A chunk is the same rows of
     // gate and up, so that its SwiGLU and its blocks of down's input need no other chunk.
-    mlp.run(t, [&] {
+    ph.mlp.run(t, [&] {
       vec().rmsnorm_forward(x, s.post_norm, hl.data(), rstd.data(), 0, 1, s.C, s.eps);
       mlp_acts.prepare(s.C, {&s.gate, &s.up});
       mlp_acts.quantize(hl.data(), 0, s.C / 32, {&s.gate, &s.up});
@@ -290,15 +322,28 @@ void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* v
       vec().swiglu_forward(gate + f0, up + f0, gate + f0, 0, f1 - f0);
       a_down.quantize(gate, f0 / 32, f1 / 32, {&s.down});  // F is a multiple of 32 where down is q8_0 / q4_0
     });
-    down.run(t, [] {}, [&](int n0, int n1) {
+    ph.down.run(t, [] {}, [&](int n0, int n1) {
       linear_rows(s.down, gate, a_down.of(s.down), h, n0, n1);
       vec().add(x + n0, h + n0, x + n0, 0, n1 - n0);
     });
   };
-  if (T == 1) return layer(0);
+  auto stack = [&](int t) {
+    for (int l = 0; l < n; l++) layer(t, *layers[l], phases[l], kcs[l], vcs[l]);
+  };
+  if (T == 1) {
+    stack(0);
+    return true;
+  }
   // One task per thread, task t starting at range t of each phase; a task that starts after
-  // the others finished the layer finds nothing left and returns.
-  pool().run(T, [&](int task, int) { layer(task); });
+  // the others finished finds nothing left and returns.
+  pool().run(T, [&](int task, int) { stack(task); });
+  return true;
+}
+
+void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* vc, int cap, int past, int start, const float* cos,
+                        const float* sin, float* scratch) {
+  const DecoderLayerStep* layers[1] = {&s};
+  decoder_layers_step(layers, 1, x, &kc, &vc, cap, past, start, cos, sin, scratch);
 }
 
 }  // namespace attn

@@ -38,4 +38,10 @@ long decoder_step_scratch_floats(const DecoderLayerStep& s);
 void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* vc, int cap, int past, int start, const float* cos,
                         const float* sin, float* scratch);
 
+// The same for layers 0 … n − 1 in turn (layer l's cache kcs[l], vcs[l]), as one job for the thread
+// pool: one hand-off a token instead of one a layer. False (nothing done) unless every layer has
+// the first one's sizes and matrix types (scratch: decoder_step_scratch_floats of the first).
+bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x, float* const* kcs, float* const* vcs, int cap, int past, int start,
+                         const float* cos, const float* sin, float* scratch);
+
 }  // namespace attn

@@ -368,6 +368,14 @@ export interface Backend<F = Storage> {
   decoderLayerStep?(layer: DecoderLayerWeights, x: F, kv: DecoderStepCache<F>, cos: Float32Array, sin: Float32Array): void;
 
   /**
+   * decoderLayerStep for layers[0], layers[1], … in turn (layer l's cache
+   * kvs[l]; every cache at the same slot), in one call: the native backend
+   * hands the whole stack to its thread pool once a token instead of once a
+   * layer. Backends with decoderLayerStep have it.
+   */
+  decoderLayersStep?(layers: readonly DecoderLayerWeights[], x: F, kvs: readonly DecoderStepCache<F>[], cos: Float32Array, sin: Float32Array): void;
+
+  /**
    * The memory of a device backend (absent on host backends, whose storage is
    * a Float32Array the tensor layer manages itself: see storage.ts).
    */

@@ -126,10 +126,14 @@ export function fusedDecodeStep(model: unknown, id: number, cache: KVCache): Ten
   // The residual stream: a copy of the token's embedding row, updated in place by every layer.
   const x = Float32Array.from(model.model.embed_tokens.forward(Int32Array.of(id), [1, 1]).data);
   const start = cache.start[0]!;
-  layers.forEach((layer, i) => {
+  const kvs = layers.map((_, i) => {
     const kv = cache.layers[i]!;
-    step.call(backend(), layer, x, { k: kv.k, v: kv.v, cap: kv.cap, past: kv.past, start }, cos, sin);
+    return { k: kv.k, v: kv.v, cap: kv.cap, past: kv.past, start };
   });
+  // The whole stack in one backend call where the backend has it (native: one thread-pool job a token).
+  const stack = backend().decoderLayersStep;
+  if (stack) stack.call(backend(), layers, x, kvs, cos, sin);
+  else layers.forEach((layer, i) => step.call(backend(), layer, x, kvs[i]!, cos, sin));
   cache.advance(1);
   const h = model.model.norm.forward(new Tensor(x, [1, 1, c.n_embd]));
   return reshape(model.lm_head.forward(h), [1, c.vocab_size]);

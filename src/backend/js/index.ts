@@ -71,4 +71,5 @@ export const jsBackend: Backend<Float32Array> = {
   },
   scaleInPlace,
   decoderLayerStep: (layer, x, kv, cos, sin) => decoderLayerStepWith(jsBackend, layer, x, kv, cos, sin),
+  decoderLayersStep: (layers, x, kvs, cos, sin) => layers.forEach((layer, i) => decoderLayerStepWith(jsBackend, layer, x, kvs[i]!, cos, sin)),
 };

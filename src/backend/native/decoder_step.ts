@@ -1,5 +1,6 @@
 import type { DecoderLayerWeights, DecoderStepCache, StepMatrix } from '../decoder_step.js';
 import { GGML_TYPE, INTERLEAVE, quantRowBytes } from '../quantized_matrix.js';
+import type { Backend } from '../backend.js';
 import { interleaveOnce, type Addon } from './index.js';
 
 /** decoder_step.h's StepLinearKind: fp32 and int8 rows, or a ggml quant type's number. */
@@ -34,14 +35,16 @@ function describe(a: Addon, s: DecoderLayerWeights): Pick<Plan, 'arrays'> & { in
 }
 
 /**
- * The native backend's decoderLayerStep: each layer's weights are turned into
- * the addon's pointer record the first time the layer runs (a WeakMap keyed by
- * the weights object, which the caller keeps for as long as the model), then
- * every token is one addon call per layer.
+ * The native backend's decoderLayerStep and decoderLayersStep: each layer's
+ * weights are turned into the addon's pointer record the first time the layer
+ * runs (a WeakMap keyed by the weights object, which the caller keeps for as
+ * long as the model), then every token is one addon call per layer, or one
+ * for the whole stack (one hand-off to the thread pool a token; layers whose
+ * sizes or matrix types differ go one by one).
  */
-export function nativeDecoderLayerStep(a: Addon) {
+export function nativeDecoderSteps(a: Addon): Pick<Backend<Float32Array>, 'decoderLayerStep' | 'decoderLayersStep'> {
   const plans = new WeakMap<DecoderLayerWeights, Plan>();
-  return (s: DecoderLayerWeights, x: Float32Array, kv: DecoderStepCache, cos: Float32Array, sin: Float32Array): void => {
+  const planOf = (s: DecoderLayerWeights): Plan => {
     let plan = plans.get(s);
     if (!plan) {
       const { ints, arrays } = describe(a, s);
@@ -49,7 +52,25 @@ export function nativeDecoderLayerStep(a: Addon) {
       plan = { handle, arrays, scratch: new Float32Array(a.decoderStepScratch(handle)) };
       plans.set(s, plan);
     }
+    return plan;
+  };
+  const check = (s: DecoderLayerWeights, kv: DecoderStepCache) => {
     if ((kv.past + 1) * s.nKvHead * s.headDim > kv.k.length) throw new Error(`KV cache overflow: slot ${kv.past} of a cache of ${kv.cap}`);
+  };
+  const decoderLayerStep = (s: DecoderLayerWeights, x: Float32Array, kv: DecoderStepCache, cos: Float32Array, sin: Float32Array): void => {
+    const plan = planOf(s);
+    check(s, kv);
     a.decoderLayerStep(plan.handle, x, kv.k, kv.v, kv.cap, kv.past, kv.start, cos, sin, plan.scratch);
   };
+  const decoderLayersStep = (layers: readonly DecoderLayerWeights[], x: Float32Array, kvs: readonly DecoderStepCache[], cos: Float32Array, sin: Float32Array): void => {
+    if (layers.length === 0) return;
+    if (kvs.length !== layers.length) throw new Error(`decoderLayersStep: ${kvs.length} caches for ${layers.length} layers`);
+    const kv0 = kvs[0]!;
+    const same = kvs.every((kv) => kv.past === kv0.past && kv.cap === kv0.cap && kv.start === kv0.start);
+    layers.forEach((s, i) => check(s, kvs[i]!));
+    const ps = layers.map(planOf);
+    if (same && a.decoderLayersStep(ps.map((p) => p.handle), x, kvs.map((kv) => kv.k), kvs.map((kv) => kv.v), kv0.cap, kv0.past, kv0.start, cos, sin, ps[0]!.scratch)) return;
+    layers.forEach((s, i) => decoderLayerStep(s, x, kvs[i]!, cos, sin));
+  };
+  return { decoderLayerStep, decoderLayersStep };
 }

@@ -3,7 +3,7 @@ import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
 import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes, type QuantizedMatrix } from '../quantized_matrix.js';
-import { nativeDecoderLayerStep } from './decoder_step.js';
+import { nativeDecoderSteps } from './decoder_step.js';
 
 /** The compiled addon (native/src/addon.cc). */
 export interface Addon {
@@ -47,6 +47,7 @@ export interface Addon {
   /** decoder_step.h: a layer's pointers gathered once (ints and arrays as addon.cc's decoderLayerPrepare lists them). */
   decoderLayerPrepare(ints: Int32Array, arrays: Array<Float32Array | Int8Array | Uint8Array | null>, eps: number): unknown;
   decoderLayerStep(plan: unknown, x: Float32Array, kc: Float32Array, vc: Float32Array, cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array): void;
+  decoderLayersStep(plans: unknown[], x: Float32Array, kcs: Float32Array[], vcs: Float32Array[], cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array): boolean;
   decoderStepScratch(plan: unknown): number;
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
   dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
@@ -203,6 +204,6 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       out[0] = sq;
     },
     scaleInPlace: (x, s) => a.scaleInPlace(x, s),
-    decoderLayerStep: nativeDecoderLayerStep(a),
+    ...nativeDecoderSteps(a),
   };
 }
