@@ -16,8 +16,9 @@ import type { KVCache } from './kv_cache.js';
 /**
  * Batch-1 decoding of a Llama-family model with each decoder layer as one
  * backend call (backend/decoder_step.ts says why): the token's embedding, then
- * backend().decoderLayerStep for every layer on one residual-stream buffer,
- * then the final RMSNorm and the output head as usual. The same arithmetic as
+ * backend().decoderLayerStep for every layer on one residual-stream buffer
+ * (decoderLayersStep: all of them in one call, where the backend has it), then
+ * the final RMSNorm and the output head as usual. The same arithmetic as
  * the model's forward (a test compares the two), used by forwardCached for one
  * new token of one row when the model and backend allow it:
  *   - a Llama in eval mode, gradients off, on a backend with decoderLayerStep
