@@ -38,7 +38,8 @@ function compareWithTwin(label: string): void {
     [33, 7, 5],
     [129, 65, 300],
     [40, 130, 511],
-    [96, 80, 700], // K > KC (256): later slices add onto the first
+    [96, 80, 700], // K > KC (256 floats; 512 bf16): later slices add onto the first
+    [24, 40, 1101], // three bf16 slices (512, 512, 77: an odd remainder)
   ] as const) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {

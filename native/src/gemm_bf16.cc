@@ -144,9 +144,35 @@ static void pack_bf16_kcols(const float* src, long ks, int r0, int rows, int k0,
   }
 }
 
+// pack_bf16_kcols for A's panels (R = 8), two panels at a time: 16 rows fill the vectors that
+// 8 rows left half empty, and the 16 pairs go out as two 256-bit stores, one per panel. This is
+// op(A) = Aᵀ, the weight gradients' dW = dYᵀ·X, whose A (dY: M × K = 50 257 × 1 024 at G's
+// head) is packed once per slice of N.
+static void pack_bf16_kcols8(const float* src, long ks, int r0, int rows, int k0, int kc, uint16_t* dst) {
+  constexpr int R = 8;
+  const int kp = (kc + 1) / 2;
+  const __m512i idx = _mm512_load_si512(ZIP16);
+  for (int p = 0; p < rows; p += 2 * R) {
+    const int n = std::min(2 * R, rows - p);  // rows of these two panels that exist in the source
+    const bool second = n > R;                 // whether the second panel is there to be written
+    const __mmask16 m = first16(n);
+    uint16_t* d0 = dst + (long)(p / R) * kp * 2 * R;
+    uint16_t* d1 = d0 + (long)kp * 2 * R;
+    const float* s = src + r0 + p + (long)k0 * ks;
+    for (int q = 0; q < kp; q++, s += 2 * ks) {
+      const __m512 x0 = _mm512_maskz_loadu_ps(m, s);
+      const __m512 x1 = 2 * q + 1 < kc ? _mm512_maskz_loadu_ps(m, s + ks) : _mm512_setzero_ps();
+      const __m512i z = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+      _mm256_storeu_si256((__m256i*)(d0 + (long)q * 2 * R), _mm512_castsi512_si256(z));
+      if (second) _mm256_storeu_si256((__m256i*)(d1 + (long)q * 2 * R), _mm512_extracti64x4_epi64(z, 1));
+    }
+  }
+}
+
 static void pack_bf16(const float* src, long rs, long ks, int r0, int rows, int k0, int kc, int R, uint16_t* dst) {
   if (ks == 1 && R % 8 == 0) return pack_bf16_krows(src, rs, r0, rows, k0, kc, R, dst);
-  if (rs == 1 && (R == 8 || R % 16 == 0)) return pack_bf16_kcols(src, ks, r0, rows, k0, kc, R, dst);
+  if (rs == 1 && R == 8) return pack_bf16_kcols8(src, ks, r0, rows, k0, kc, dst);
+  if (rs == 1 && R % 16 == 0) return pack_bf16_kcols(src, ks, r0, rows, k0, kc, R, dst);
   pack_bf16_scalar(src, rs, ks, r0, rows, k0, kc, R, dst);
 }
 
