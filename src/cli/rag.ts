@@ -194,13 +194,16 @@ export function ragCommand(): Command {
   const bench = withBackendFlags(new Command('bench'))
     .description('speed: indexing chunks/s, hybrid query latency over a large store (p50/p95, query embedding included), Matryoshka two-stage vs full-dimension exact search over the in-memory vector matrix, and the database\'s exact scan (JSON lines)')
     .requiredOption('--embedder <dir>', 'embedder directory (e.g. the one `attn rag demo` trained)')
-    .option('--out <dir>', 'where to build the bench store (default: a temporary directory, removed after)')
+    .option('--out <dir>', 'where to build the bench store (default: a temporary directory, removed after); a large store an earlier run built there with the same embedder and settings is reused')
     .option('--chunks <n>', 'chunks in the large store', int, 100_000)
     .option('--queries <n>', 'timed queries per measurement', int, 200)
     .option('--ann', 'build an HNSW index on the prefix column of the large store (used by stores too large for the in-memory search)')
-    .action(async (o: { embedder: string; out?: string; chunks: number; queries: number; ann?: boolean; backend?: string; threads?: number }) => {
+    .option('--labelled-towns <n>', 'towns in the large store whose questions (2 each) are scored; the rest are distractor towns (300 at --seed 1: the corpus `attn rag demo` trains on)', int, 300)
+    .option('--seed <n>', 'seed of the labelled towns (that of `attn rag demo`)', int, 1)
+    .option('--candidates <list>', 'two-stage candidate depths to measure, comma-separated', (s: string) => s.split(',').map((x) => int(x)), [50, 200])
+    .action(async (o: { embedder: string; out?: string; chunks: number; queries: number; ann?: boolean; labelledTowns: number; seed: number; candidates: number[]; backend?: string; threads?: number }) => {
       useBackend(o);
-      for await (const line of runRagBench({ embedder: o.embedder, out: o.out, chunks: o.chunks, queries: o.queries, ann: o.ann, log: err })) process.stdout.write(JSON.stringify(line) + '\n');
+      for await (const line of runRagBench({ embedder: o.embedder, out: o.out, chunks: o.chunks, queries: o.queries, ann: o.ann, labelledTowns: o.labelledTowns, seed: o.seed, candidates: o.candidates, log: err })) process.stdout.write(JSON.stringify(line) + '\n');
     });
 
   for (const c of [index, query, ask, evaluate, demo, bench]) cmd.addCommand(finish(c));

@@ -1,8 +1,12 @@
+import type { Backend } from '../backend/backend.js';
+import { gemmArgs, mat, matT } from '../backend/gemm_args.js';
+import { backend, jsBackend } from '../backend/index.js';
+
 /**
  * Every chunk's vectors in two dense row-major matrices in memory — the
  * Matryoshka prefixes [n × prefixDim] and the full vectors [n × dim] — so
- * the two-stage dense search is two tight loops rather than two database
- * scans. A prefix scan touches prefixDim/dim of the numbers a full scan
+ * the two-stage dense search is two matrix–vector products on the backend
+ * (rowScores) and a partial selection, rather than two database scans. A prefix scan touches prefixDim/dim of the numbers a full scan
  * does (a quarter, by default), and reads them from one contiguous array:
  * over 100 000 chunks it is a few milliseconds, where a database query
  * costs tens (it decodes columns and builds result rows). The rerank then
@@ -38,6 +42,12 @@ export class VectorMatrix {
     }
   }
 
+  private scores?: Float32Array;
+  /** One score per row, reused by every scan (searches run one at a time: the scan is synchronous). */
+  private scratch(): Float32Array {
+    return (this.scores ??= new Float32Array(this.n));
+  }
+
   /** Bytes the two matrices take: what decides whether a store is searched in memory. */
   static bytesFor(rows: number, prefixDim: number, dim: number): number {
     return rows * (prefixDim + dim) * 4;
@@ -45,12 +55,12 @@ export class VectorMatrix {
 
   /** Stage 1: the `depth` rows whose prefix is nearest `q` (a unit prefix), best first. */
   topByPrefix(q: Float32Array, depth: number): ScoredRow[] {
-    return topK(this.prefix, this.prefixDim, this.n, q, depth);
+    return topK(this.prefix, this.prefixDim, this.n, q, depth, this.scratch());
   }
 
   /** Exact search by the full vectors: the baseline the two-stage search is measured against. */
   topByFull(q: Float32Array, k: number): ScoredRow[] {
-    return topK(this.full, this.dim, this.n, q, k);
+    return topK(this.full, this.dim, this.n, q, k, this.scratch());
   }
 
   /** Stage 2: the candidates scored again by the full vectors (cosine of unit vectors), the best k kept. */
@@ -67,19 +77,40 @@ export class VectorMatrix {
 }
 
 /**
- * The k rows of `m` [n × width] with the largest dot product with q, best
- * first. A min-heap of the best k so far: most rows score below its root and
- * cost one comparison after their dot product, so the scan stays linear.
+ * The backend that scores rows: the native one (SIMD, threads) when it is
+ * current, else the js reference. Both take Float32Array operands; a GPU
+ * backend's device arrays would only add a copy for one product.
  */
-export function topK(m: Float32Array, width: number, n: number, q: Float32Array, k: number): ScoredRow[] {
+const scorer = (): Backend<Float32Array> => (backend().name === 'native' ? (backend() as Backend<Float32Array>) : jsBackend);
+
+/**
+ * Every row's dot product with q: one matrix–vector product (M = 1) on the
+ * backend, so a scan of 100 000 rows runs at memory speed rather than at
+ * the speed of a JavaScript loop. `out` (length ≥ n) is reused when given.
+ */
+export function rowScores(m: Float32Array, width: number, n: number, q: Float32Array, out: Float32Array = new Float32Array(n)): Float32Array {
   if (q.length !== width) throw new Error(`query of ${q.length} components for rows of ${width}`);
-  const size = Math.min(k, n);
+  if (n > 0) scorer().gemm(gemmArgs({ M: 1, N: n, K: width }, mat(out, n), mat(q, width), matT(m, width)));
+  return out;
+}
+
+/** The k rows of `m` [n × width] with the largest dot product with q, best first. */
+export function topK(m: Float32Array, width: number, n: number, q: Float32Array, k: number, scratch?: Float32Array): ScoredRow[] {
+  return selectTop(rowScores(m, width, n, q, scratch), n, k);
+}
+
+/**
+ * The k largest of scores[0..n), best first (ties: lower row first) — a
+ * partial selection, not a sort: a min-heap of the best k so far, so most
+ * rows cost one comparison with its root and the pass stays linear.
+ */
+export function selectTop(scores: Float32Array, n: number, k: number): ScoredRow[] {
+  const size = Math.max(0, Math.min(k, n));
   const heapScore = new Float32Array(size);
   const heapRow = new Int32Array(size);
   let filled = 0;
-  for (let r = 0, o = 0; r < n; r++, o += width) {
-    let s = 0;
-    for (let j = 0; j < width; j++) s += q[j]! * m[o + j]!;
+  for (let r = 0; r < n; r++) {
+    const s = scores[r]!;
     if (filled < size) {
       // Sift up.
       let i = filled++;
