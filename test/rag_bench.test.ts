@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { registerBackend, setBackend } from '../src/backend/index.js';
+import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { factCorpus } from '../src/data/fact_corpus.js';
 import { saveEmbedder } from '../src/io/embedder_dir.js';
 import { Embedder } from '../src/models/embedder.js';
@@ -29,6 +31,24 @@ describe('rag: the in-memory scan', () => {
     assert.deepEqual(topK(m, width, n, q, 25).map((h) => h.row), sorted.slice(0, 25).map((h) => h.row));
     assert.deepEqual(selectTop(scores, 3, 10).map((h) => h.row), sorted.filter((h) => h.row < 3).map((h) => h.row));
     assert.deepEqual(selectTop(scores, n, 0), []);
+  });
+
+  const addon = loadAddon();
+  it('on the native backend, the scan is its matrix–vector product and agrees with the loop', { skip: addon ? false : 'native addon not built' }, () => {
+    const rng = new Rng(6);
+    const n = 3001;
+    const width = 40;
+    const m = new Float32Array(n * width).map(() => rng.random() - 0.5);
+    const q = new Float32Array(width).map(() => rng.random() - 0.5);
+    const loop = rowScores(m, width, n, q);
+    registerBackend(createNativeBackend(addon!));
+    setBackend('native');
+    try {
+      const product = rowScores(m, width, n, q);
+      for (let r = 0; r < n; r++) assert.ok(Math.abs(product[r]! - loop[r]!) < 1e-4, `row ${r}`);
+    } finally {
+      setBackend('js');
+    }
   });
 });
 

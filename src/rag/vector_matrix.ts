@@ -1,6 +1,6 @@
 import type { Backend } from '../backend/backend.js';
 import { gemmArgs, mat, matT } from '../backend/gemm_args.js';
-import { backend, jsBackend } from '../backend/index.js';
+import { backend } from '../backend/index.js';
 
 /**
  * Every chunk's vectors in two dense row-major matrices in memory — the
@@ -77,20 +77,24 @@ export class VectorMatrix {
 }
 
 /**
- * The backend that scores rows: the native one (SIMD, threads) when it is
- * current, else the js reference. Both take Float32Array operands; a GPU
- * backend's device arrays would only add a copy for one product.
- */
-const scorer = (): Backend<Float32Array> => (backend().name === 'native' ? (backend() as Backend<Float32Array>) : jsBackend);
-
-/**
- * Every row's dot product with q: one matrix–vector product (M = 1) on the
- * backend, so a scan of 100 000 rows runs at memory speed rather than at
- * the speed of a JavaScript loop. `out` (length ≥ n) is reused when given.
+ * Every row's dot product with q. On the native backend one matrix–vector
+ * product (M = 1: SIMD, threads), so a scan of 100 000 rows runs at memory
+ * speed; elsewhere a plain loop, its reference twin (the js backend's GEMM
+ * is built for larger products and is several times slower at M = 1).
+ * `out` (length ≥ n) is reused when given.
  */
 export function rowScores(m: Float32Array, width: number, n: number, q: Float32Array, out: Float32Array = new Float32Array(n)): Float32Array {
   if (q.length !== width) throw new Error(`query of ${q.length} components for rows of ${width}`);
-  if (n > 0) scorer().gemm(gemmArgs({ M: 1, N: n, K: width }, mat(out, n), mat(q, width), matT(m, width)));
+  const be = backend();
+  if (be.name === 'native' && n > 0) {
+    (be as Backend<Float32Array>).gemm(gemmArgs({ M: 1, N: n, K: width }, mat(out, n), mat(q, width), matT(m, width)));
+    return out;
+  }
+  for (let r = 0, o = 0; r < n; r++, o += width) {
+    let s = 0;
+    for (let j = 0; j < width; j++) s += q[j]! * m[o + j]!;
+    out[r] = s;
+  }
   return out;
 }
 
