@@ -10,7 +10,7 @@ import { saveEmbedder } from '../src/io/embedder_dir.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
 import { runRagBench } from '../src/rag/benchmark.js';
-import { rowScores, selectTop, topK } from '../src/rag/vector_matrix.js';
+import { rowScores, selectTop, topK, VectorMatrix } from '../src/rag/vector_matrix.js';
 import { WordTokenizer } from '../src/tokenizers/word.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -31,6 +31,12 @@ describe('rag: the in-memory scan', () => {
     assert.deepEqual(topK(m, width, n, q, 25).map((h) => h.row), sorted.slice(0, 25).map((h) => h.row));
     assert.deepEqual(selectTop(scores, 3, 10).map((h) => h.row), sorted.filter((h) => h.row < 3).map((h) => h.row));
     assert.deepEqual(selectTop(scores, n, 0), []);
+    // The rerank keeps the k best candidates by the full vectors, in order, as a sort of them would.
+    const matrix = new VectorMatrix([...Array(n).keys()].map(String), [...Array(n).keys()].map(BigInt), 4, width, new Float32Array(n * 4), m);
+    const candidates = sorted.slice(0, 200).reverse();
+    const reranked = matrix.rerank(q, candidates, 7);
+    assert.deepEqual(reranked.map((h) => h.row), sorted.slice(0, 7).map((h) => h.row));
+    assert.deepEqual(matrix.rerank(q, candidates, 0), []);
   });
 
   const addon = loadAddon();

@@ -65,14 +65,21 @@ export class VectorMatrix {
 
   /** Stage 2: the candidates scored again by the full vectors (cosine of unit vectors), the best k kept. */
   rerank(q: Float32Array, candidates: readonly ScoredRow[], k: number): ScoredRow[] {
+    if (k <= 0) return [];
     const d = this.dim;
-    const scored = candidates.map(({ row }) => {
+    const full = this.full;
+    // Only the k best are kept in order (insertion into a short sorted list): the candidates are few.
+    const best: ScoredRow[] = [];
+    for (const { row } of candidates) {
       let s = 0;
-      const o = row * d;
-      for (let j = 0; j < d; j++) s += q[j]! * this.full[o + j]!;
-      return { row, score: s };
-    });
-    return scored.sort((a, b) => b.score - a.score || a.row - b.row).slice(0, k);
+      for (let j = 0, o = row * d; j < d; j++, o++) s += q[j]! * full[o]!;
+      if (best.length === k && (s < best[k - 1]!.score || (s === best[k - 1]!.score && row > best[k - 1]!.row))) continue;
+      let i = best.length < k ? best.length : k - 1;
+      if (best.length < k) best.push({ row, score: s });
+      for (; i > 0 && (best[i - 1]!.score < s || (best[i - 1]!.score === s && best[i - 1]!.row > row)); i--) best[i] = best[i - 1]!;
+      best[i] = { row, score: s };
+    }
+    return best;
   }
 }
 
@@ -113,35 +120,41 @@ export function selectTop(scores: Float32Array, n: number, k: number): ScoredRow
   const heapScore = new Float32Array(size);
   const heapRow = new Int32Array(size);
   let filled = 0;
-  for (let r = 0; r < n; r++) {
+  let r = 0;
+  // Fill the heap with the first `size` rows (sift up).
+  for (; r < n && filled < size; r++) {
     const s = scores[r]!;
-    if (filled < size) {
-      // Sift up.
-      let i = filled++;
-      while (i > 0) {
-        const p = (i - 1) >> 1;
-        if (heapScore[p]! <= s) break;
-        heapScore[i] = heapScore[p]!;
-        heapRow[i] = heapRow[p]!;
-        i = p;
-      }
-      heapScore[i] = s;
-      heapRow[i] = r;
-    } else if (size > 0 && s > heapScore[0]!) {
-      // Replace the root (the worst kept) and sift down.
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= size) break;
-        const c = l + 1 < size && heapScore[l + 1]! < heapScore[l]! ? l + 1 : l;
-        if (heapScore[c]! >= s) break;
-        heapScore[i] = heapScore[c]!;
-        heapRow[i] = heapRow[c]!;
-        i = c;
-      }
-      heapScore[i] = s;
-      heapRow[i] = r;
+    let i = filled++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (heapScore[p]! <= s) break;
+      heapScore[i] = heapScore[p]!;
+      heapRow[i] = heapRow[p]!;
+      i = p;
     }
+    heapScore[i] = s;
+    heapRow[i] = r;
+  }
+  if (size === 0) return [];
+  // Then most rows cost one comparison with the worst kept, held in a local.
+  let worst = heapScore[0]!;
+  for (; r < n; r++) {
+    const s = scores[r]!;
+    if (s <= worst) continue;
+    // Replace the root (the worst kept) and sift down.
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= size) break;
+      const c = l + 1 < size && heapScore[l + 1]! < heapScore[l]! ? l + 1 : l;
+      if (heapScore[c]! >= s) break;
+      heapScore[i] = heapScore[c]!;
+      heapRow[i] = heapRow[c]!;
+      i = c;
+    }
+    heapScore[i] = s;
+    heapRow[i] = r;
+    worst = heapScore[0]!;
   }
   const out: ScoredRow[] = [];
   for (let i = 0; i < filled; i++) out.push({ row: heapRow[i]!, score: heapScore[i]! });
