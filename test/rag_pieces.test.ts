@@ -199,6 +199,28 @@ describe('rag: generated data', () => {
     const byDoc = splitPairs(pairs, 0.2);
     assert.ok(new Set(byDoc.train.map((p) => p.key)).size < 10);
   });
+
+  it('multi-fact pairs: a query of two sentences from two passages of one document', () => {
+    const docs = factCorpus({ towns: 10, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const all = inverseClozePairs(docs, { passageWords: 24, count: 300, seed: 1, keyBy: 'document', multiFactRate: 1 });
+    const plain = inverseClozePairs(docs, { passageWords: 24, count: 300, seed: 1, keyBy: 'document' });
+    const ofDoc = (p: { group?: string }) => docs[Number(p.group!.replace(/^doc /, ''))]!.replace(/\s+/g, ' ');
+    let multi = 0;
+    for (const p of all) {
+      const text = ofDoc(p);
+      // (A heading, "# Name", is a sentence of its own without a full stop: split it off too.)
+      for (const s of p.positive.split(/(?<=[.!?]) |(?<=^# \S+) /)) assert.ok(text.includes(s), 'the positive is sentences of the document');
+      // Two sentences of the document, neither left in the positive.
+      const parts = p.anchor.split(/(?<=[.!?]) |(?<=^# \S+) /);
+      if (parts.length === 2) {
+        multi++;
+        for (const s of parts) assert.ok(text.includes(s), s);
+        assert.ok(parts.filter((s) => p.positive.includes(s)).length === 0, 'the positive is the passage without its sentence');
+      }
+    }
+    assert.ok(multi > 200, `${multi} of 300 queries are two sentences`);
+    assert.ok(plain.every((p) => p.anchor.split(/(?<=[.!?]) /).length === 1), 'by default a query is one sentence');
+  });
 });
 
 describe('rag: the in-memory vector matrix', () => {

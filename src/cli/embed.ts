@@ -60,12 +60,21 @@ interface DataFlags {
   passageWords: number;
   windowWords: number;
   keyBy?: 'passage' | 'document';
+  multiFactRate?: number;
 }
 
 function pairSpec(o: DataFlags): PairSpec {
   if ([o.data, o.task, o.corpus].filter((x) => x !== undefined).length > 1) throw new UserError('give one of --data FILE, --corpus FILES… or --task');
   if (o.keyBy !== undefined && !o.corpus) throw new UserError('--key-by applies to --corpus only');
-  if (o.corpus) return { task: 'corpus', files: o.corpus, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords, ...(o.keyBy === 'document' ? { keyBy: 'document' as const } : {}) };
+  if (o.multiFactRate !== undefined && !o.corpus) throw new UserError('--multi-fact-rate applies to --corpus only');
+  if (o.multiFactRate !== undefined && !(o.multiFactRate >= 0 && o.multiFactRate <= 1)) throw new UserError(`--multi-fact-rate must be between 0 and 1, not ${o.multiFactRate}`);
+  if (o.corpus) {
+    return {
+      task: 'corpus', files: o.corpus, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords,
+      ...(o.keyBy === 'document' ? { keyBy: 'document' as const } : {}),
+      ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}),
+    };
+  }
   const task = o.data ? 'passages' : (o.task ?? 'templates');
   if (task === 'templates') return { task, pairs: o.pairs ?? 20_000, seed: o.dataSeed };
   return { task: 'passages', file: o.data ?? FABLES, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords, windowWords: o.windowWords };
@@ -80,7 +89,8 @@ function withDataFlags(cmd: Command): Command {
     .option('--data-seed <n>', 'seed of the pair generator', int, 1)
     .option('--passage-words <n>', 'words per passage (--data, --corpus, --task fables)', int, 64)
     .option('--window-words <n>', 'words per window; two windows per pair (--data, --task fables)', int, 24)
-    .addOption(new Option('--key-by <what>', '--corpus: passage (another passage of the same document is a negative, as in the paper; a tenth of the documents held out) or document (it is not, and only a tenth of the sentences are held out: the recipe `attn rag demo` uses, docs/rag.md)').choices(['passage', 'document']));
+    .addOption(new Option('--key-by <what>', '--corpus: passage (another passage of the same document is a negative, as in the paper; a tenth of the documents held out) or document (it is not, and only a tenth of the sentences are held out: the recipe `attn rag demo` uses, docs/rag.md)').choices(['passage', 'document']))
+    .option('--multi-fact-rate <r>', '--corpus: share of queries made of two sentences from two passages of one document (`attn rag demo` uses 0.5; docs/rag.md)', num);
 }
 
 /** Refuse to replace a directory that is not a model directory: it may hold the user's files. */

@@ -28,6 +28,14 @@ export interface InverseClozeOptions {
    * that finds the document about a thing, they are not wrong answers).
    */
   keyBy?: 'passage' | 'document';
+  /**
+   * The fraction of pairs whose query is two sentences from two different
+   * passages of one document (in random order), and whose positive is one
+   * of those passages without its sentence. A single sentence never shows
+   * that facts told in different passages belong together; a question that
+   * names a thing by two of its facts needs exactly that. 0 by default.
+   */
+  multiFactRate?: number;
 }
 
 interface Passage {
@@ -62,10 +70,23 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
   if (passages.length < 2) throw new Error(`the corpus has ${passages.length} passages of two or more sentences: the inverse cloze task needs at least 2`);
   const keep = o.keepRate ?? 0.1;
   const rng = new Rng(o.seed);
+  const multi = o.multiFactRate ?? 0;
+  // The passages of each document, for the two-passage queries.
+  const byDoc = new Map<number, number[]>();
+  passages.forEach((p, i) => byDoc.set(p.doc, [...(byDoc.get(p.doc) ?? []), i]));
   const pairs: Pair[] = [];
   for (let i = 0; i < o.count; i++) {
     const p = i < passages.length ? i : rng.int(passages.length);
     const { sentences: ss, doc } = passages[p]!;
+    const others = (byDoc.get(doc) ?? []).filter((q) => q !== p);
+    if (multi > 0 && others.length > 0 && rng.random() < multi) {
+      const os = passages[others[rng.int(others.length)]!]!.sentences;
+      const s = rng.int(ss.length);
+      const other = os[rng.int(os.length)]!;
+      const anchor = rng.random() < 0.5 ? `${ss[s]!} ${other}` : `${other} ${ss[s]!}`;
+      pairs.push({ anchor, positive: ss.filter((_, j) => j !== s).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: `doc ${doc}` });
+      continue;
+    }
     const s = rng.int(ss.length);
     const rest = rng.random() < keep ? ss : ss.filter((_, j) => j !== s);
     // Keyed by passage (or document): two pairs of one key are never each other's negatives; a document is one group.

@@ -1,8 +1,12 @@
+import type { Backend } from '../backend/backend.js';
+import { gemmArgs, mat, matT } from '../backend/gemm_args.js';
+import { backend } from '../backend/index.js';
+
 /**
  * Every chunk's vectors in two dense row-major matrices in memory — the
  * Matryoshka prefixes [n × prefixDim] and the full vectors [n × dim] — so
- * the two-stage dense search is two tight loops rather than two database
- * scans. A prefix scan touches prefixDim/dim of the numbers a full scan
+ * the two-stage dense search is two matrix–vector products on the backend
+ * (rowScores) and a partial selection, rather than two database scans. A prefix scan touches prefixDim/dim of the numbers a full scan
  * does (a quarter, by default), and reads them from one contiguous array:
  * over 100 000 chunks it is a few milliseconds, where a database query
  * costs tens (it decodes columns and builds result rows). The rerank then
@@ -38,6 +42,12 @@ export class VectorMatrix {
     }
   }
 
+  private scores?: Float32Array;
+  /** One score per row, reused by every scan (searches run one at a time: the scan is synchronous). */
+  private scratch(): Float32Array {
+    return (this.scores ??= new Float32Array(this.n));
+  }
+
   /** Bytes the two matrices take: what decides whether a store is searched in memory. */
   static bytesFor(rows: number, prefixDim: number, dim: number): number {
     return rows * (prefixDim + dim) * 4;
@@ -45,68 +55,106 @@ export class VectorMatrix {
 
   /** Stage 1: the `depth` rows whose prefix is nearest `q` (a unit prefix), best first. */
   topByPrefix(q: Float32Array, depth: number): ScoredRow[] {
-    return topK(this.prefix, this.prefixDim, this.n, q, depth);
+    return topK(this.prefix, this.prefixDim, this.n, q, depth, this.scratch());
   }
 
   /** Exact search by the full vectors: the baseline the two-stage search is measured against. */
   topByFull(q: Float32Array, k: number): ScoredRow[] {
-    return topK(this.full, this.dim, this.n, q, k);
+    return topK(this.full, this.dim, this.n, q, k, this.scratch());
   }
 
   /** Stage 2: the candidates scored again by the full vectors (cosine of unit vectors), the best k kept. */
   rerank(q: Float32Array, candidates: readonly ScoredRow[], k: number): ScoredRow[] {
+    if (k <= 0) return [];
     const d = this.dim;
-    const scored = candidates.map(({ row }) => {
+    const full = this.full;
+    // Only the k best are kept in order (insertion into a short sorted list): the candidates are few.
+    const best: ScoredRow[] = [];
+    for (const { row } of candidates) {
       let s = 0;
-      const o = row * d;
-      for (let j = 0; j < d; j++) s += q[j]! * this.full[o + j]!;
-      return { row, score: s };
-    });
-    return scored.sort((a, b) => b.score - a.score || a.row - b.row).slice(0, k);
+      for (let j = 0, o = row * d; j < d; j++, o++) s += q[j]! * full[o]!;
+      if (best.length === k && (s < best[k - 1]!.score || (s === best[k - 1]!.score && row > best[k - 1]!.row))) continue;
+      let i = best.length < k ? best.length : k - 1;
+      if (best.length < k) best.push({ row, score: s });
+      for (; i > 0 && (best[i - 1]!.score < s || (best[i - 1]!.score === s && best[i - 1]!.row > row)); i--) best[i] = best[i - 1]!;
+      best[i] = { row, score: s };
+    }
+    return best;
   }
 }
 
 /**
- * The k rows of `m` [n × width] with the largest dot product with q, best
- * first. A min-heap of the best k so far: most rows score below its root and
- * cost one comparison after their dot product, so the scan stays linear.
+ * Every row's dot product with q. On the native backend one matrix–vector
+ * product (M = 1: SIMD, threads), so a scan of 100 000 rows runs at memory
+ * speed; elsewhere a plain loop, its reference twin (the js backend's GEMM
+ * is built for larger products and is several times slower at M = 1).
+ * `out` (length ≥ n) is reused when given.
  */
-export function topK(m: Float32Array, width: number, n: number, q: Float32Array, k: number): ScoredRow[] {
+export function rowScores(m: Float32Array, width: number, n: number, q: Float32Array, out: Float32Array = new Float32Array(n)): Float32Array {
   if (q.length !== width) throw new Error(`query of ${q.length} components for rows of ${width}`);
-  const size = Math.min(k, n);
-  const heapScore = new Float32Array(size);
-  const heapRow = new Int32Array(size);
-  let filled = 0;
+  const be = backend();
+  if (be.name === 'native' && n > 0) {
+    (be as Backend<Float32Array>).gemm(gemmArgs({ M: 1, N: n, K: width }, mat(out, n), mat(q, width), matT(m, width)));
+    return out;
+  }
   for (let r = 0, o = 0; r < n; r++, o += width) {
     let s = 0;
     for (let j = 0; j < width; j++) s += q[j]! * m[o + j]!;
-    if (filled < size) {
-      // Sift up.
-      let i = filled++;
-      while (i > 0) {
-        const p = (i - 1) >> 1;
-        if (heapScore[p]! <= s) break;
-        heapScore[i] = heapScore[p]!;
-        heapRow[i] = heapRow[p]!;
-        i = p;
-      }
-      heapScore[i] = s;
-      heapRow[i] = r;
-    } else if (size > 0 && s > heapScore[0]!) {
-      // Replace the root (the worst kept) and sift down.
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= size) break;
-        const c = l + 1 < size && heapScore[l + 1]! < heapScore[l]! ? l + 1 : l;
-        if (heapScore[c]! >= s) break;
-        heapScore[i] = heapScore[c]!;
-        heapRow[i] = heapRow[c]!;
-        i = c;
-      }
-      heapScore[i] = s;
-      heapRow[i] = r;
+    out[r] = s;
+  }
+  return out;
+}
+
+/** The k rows of `m` [n × width] with the largest dot product with q, best first. */
+export function topK(m: Float32Array, width: number, n: number, q: Float32Array, k: number, scratch?: Float32Array): ScoredRow[] {
+  return selectTop(rowScores(m, width, n, q, scratch), n, k);
+}
+
+/**
+ * The k largest of scores[0..n), best first (ties: lower row first) — a
+ * partial selection, not a sort: a min-heap of the best k so far, so most
+ * rows cost one comparison with its root and the pass stays linear.
+ */
+export function selectTop(scores: Float32Array, n: number, k: number): ScoredRow[] {
+  const size = Math.max(0, Math.min(k, n));
+  const heapScore = new Float32Array(size);
+  const heapRow = new Int32Array(size);
+  let filled = 0;
+  let r = 0;
+  // Fill the heap with the first `size` rows (sift up).
+  for (; r < n && filled < size; r++) {
+    const s = scores[r]!;
+    let i = filled++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (heapScore[p]! <= s) break;
+      heapScore[i] = heapScore[p]!;
+      heapRow[i] = heapRow[p]!;
+      i = p;
     }
+    heapScore[i] = s;
+    heapRow[i] = r;
+  }
+  if (size === 0) return [];
+  // Then most rows cost one comparison with the worst kept, held in a local.
+  let worst = heapScore[0]!;
+  for (; r < n; r++) {
+    const s = scores[r]!;
+    if (s <= worst) continue;
+    // Replace the root (the worst kept) and sift down.
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= size) break;
+      const c = l + 1 < size && heapScore[l + 1]! < heapScore[l]! ? l + 1 : l;
+      if (heapScore[c]! >= s) break;
+      heapScore[i] = heapScore[c]!;
+      heapRow[i] = heapRow[c]!;
+      i = c;
+    }
+    heapScore[i] = s;
+    heapRow[i] = r;
+    worst = heapScore[0]!;
   }
   const out: ScoredRow[] = [];
   for (let i = 0; i < filled; i++) out.push({ row: heapRow[i]!, score: heapScore[i]! });
