@@ -26,7 +26,8 @@ const n = Number(env('N', 40));
 mkdirSync(out, { recursive: true });
 const backend = { backend: 'native', threads };
 const t0 = performance.now();
-if (!(process.env.PROBE_ONLY && existsSync(join(out, 'base')))) {
+const probeOnly = Boolean(process.env.PROBE_ONLY && existsSync(join(out, 'base')));
+if (!probeOnly) {
   writeFileSync(join(out, 'corpus.txt'), alignCorpus(chars, seed));
   const raw = {
     nLayer: 4, nHead: 4, nEmbd: 128, blockSize: Number(env('BLOCK', 256)), batchSize: 10, maxIters: steps, lr: Number(env('LR', 3e-3)), minLr: Number(env('LR', 3e-3)) / 10,
@@ -56,7 +57,9 @@ for (let i = 0; i < n; i++) {
   const first = i % 2 === 0;
   probes.lookup_two.push([`\nThe ${x} has ${tx}. The ${y} has ${ty}. So the ${first ? x : y} has`, ` ${first ? tx : ty}.`]);
 }
-const result = { tok, vocab: tokenizer.vocabSize, positions: env('POS', 'learned'), steps, chars, train_seconds: Math.round(trainSeconds) };
+const result = probeOnly
+  ? { base: join(out, 'base'), vocab: tokenizer.vocabSize }
+  : { tok, vocab: tokenizer.vocabSize, positions: env('POS', 'learned'), steps, chars, train_seconds: Math.round(trainSeconds) };
 const misses = {};
 for (const [name, items] of Object.entries(probes)) {
   const maxNewTokens = Math.max(...items.map(([, e]) => tokenizer.encode(e).length)) + 2;
