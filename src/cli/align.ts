@@ -126,6 +126,8 @@ export interface AlignDemoOptions {
   /** Override the recipe's base tokenizer and positions (for comparing bases end to end). */
   tokenizer?: 'char' | 'bpe';
   positions?: 'learned' | 'rope';
+  /** An already pretrained base model (e.g. a previous run's OUT/base): skip stage 1. */
+  base?: string;
 }
 
 /**
@@ -137,7 +139,9 @@ export interface AlignDemoOptions {
 export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): Promise<AlignResult> {
   const t0 = performance.now();
   const recipe = o.quick ? RECIPES.quick : RECIPES.full;
-  const r = { ...recipe, base: { ...recipe.base, ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}), ...(o.positions ? { positions: o.positions } : {}) } };
+  // A BPE token is about three characters: a context of 128 tokens holds what 256 characters do.
+  const tokens = o.tokenizer ? { tokenizer: o.tokenizer, blockSize: o.tokenizer === 'bpe' ? Math.min(128, recipe.base.blockSize) : recipe.base.blockSize } : {};
+  const r = { ...recipe, base: { ...recipe.base, ...tokens, ...(o.positions ? { positions: o.positions } : {}) } };
   const seed = o.seed ?? 1337;
   const backend = { backend: o.backend ?? 'auto', ...(o.threads !== undefined ? { threads: o.threads } : {}) };
   const { description } = useBackend(backend);
@@ -146,20 +150,25 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
   const quiet = { quiet: true };
 
   log(`1/5 pretraining a base model on a generated corpus (backend ${description})`);
-  writeFileSync(path('corpus.txt'), alignCorpus(r.corpusChars * (r.base.tokenizer === 'char' ? 1 : 3), seed));
-  runTraining({ data: path('corpus.txt'), out: path('base'), ...backend }, { ...r.base, seed, logInterval: 100_000 });
+  const basePath = o.base ?? path('base');
+  if (o.base) log(`   reusing the base model in ${o.base} (not pretraining)`);
+  else {
+    // BPE tokens are about three characters each: three times the characters for as many tokens.
+    writeFileSync(path('corpus.txt'), alignCorpus(r.corpusChars * (r.base.tokenizer === 'char' ? 1 : 3), seed));
+    runTraining({ data: path('corpus.txt'), out: basePath, ...backend }, { ...r.base, seed, logInterval: 100_000 });
+  }
 
   log('2/5 supervised fine-tuning on generated instructions (arithmetic, copying, reversing, capitals, questions on a story)');
   const taught = instructions(r.instructions, seed);
   writeFileSync(path('sft.jsonl'), instructionRows(taught));
   const sftOpts = { ...r.sft, seed, logInterval: 100_000 };
-  runSft({ init: path('base'), data: path('sft.jsonl'), out: path('sft'), ...backend, ...quiet }, parseFineTuneOptions(sftOpts));
+  runSft({ init: basePath, data: path('sft.jsonl'), out: path('sft'), ...backend, ...quiet }, parseFineTuneOptions(sftOpts));
   const heldOut = heldOutRows(path('sft'), path('sft.jsonl'));
   const held = heldOut.rows.map((x) => x.messages);
   const sft = loadDecoder(path('sft'), '--model');
   const sftChecks = (await exactMatch(sft.model, sft.tokenizer, held)).checks;
   // The base model measured the same way: its vocabulary grown for the chat markers as SFT grows it.
-  const base = loadModel(path('base'));
+  const base = loadModel(basePath);
   const baseTemplate = chatTemplateOf(base.tokenizer!);
   const baseChat = chatVocabulary(base.model, base.tokenizer!, held.map((m) => baseTemplate.render(m)), CHATML_MARKERS);
   const baseChecks = (await exactMatch(baseChat.model, baseChat.tokenizer, held)).checks;
@@ -227,6 +236,7 @@ export function alignCommand(): Command {
     .option('--seed <n>', 'random seed', int, 1337)
     .addOption(new Option('--tokenizer <kind>', "the base model's tokens (default: the recipe's)").choices(['char', 'bpe']))
     .addOption(new Option('--positions <kind>', "the base model's positions (default: the recipe's)").choices(['learned', 'rope']))
+    .option('--base <dir>', "start from this pretrained base (a previous run's OUT/base) instead of pretraining one")
     .action(async (o: AlignDemoOptions) => {
       const result = await alignDemo(o, (s) => process.stderr.write(s + '\n'));
       process.stdout.write(JSON.stringify(result) + '\n');
