@@ -94,4 +94,18 @@ describe('attn align demo --quick', () => {
     // Every stage left its data where the commands can read it again.
     assert.ok(readFileSync(join(out, 'prefs.jsonl'), 'utf8').includes(REFUSAL));
   });
+
+  it('--tokenizer bpe --positions rope pretrains that base; --base reuses it without pretraining', () => {
+    const out = join(tmp, 'bpe');
+    const r = runAttn(['align', 'demo', '--quick', '--out', out, '--tokenizer', 'bpe', '--positions', 'rope'], tmp);
+    assert.equal(r.code, 0, r.stderr);
+    const config = JSON.parse(readFileSync(join(out, 'base', 'config.json'), 'utf8'));
+    assert.equal(config.position_encoding, 'rope');
+    assert.equal(JSON.parse(readFileSync(join(out, 'base', 'tokenizer.json'), 'utf8')).type, 'bpe');
+    const again = join(tmp, 'again');
+    const r2 = runAttn(['align', 'demo', '--quick', '--out', again, '--base', join(out, 'base')], tmp);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stderr, /reusing the base model/);
+    assert.ok(!existsSync(join(again, 'base')) && existsSync(join(again, 'sft', 'config.json')));
+  });
 });

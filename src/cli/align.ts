@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readTextFile } from '../io/read_text.js';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { chatTemplateOf } from '../chat/for_tokenizer.js';
 import type { ChatMessage } from '../chat/messages.js';
 import { alignCorpus, instructionRows, instructions, REFUSAL } from '../data/instructions.js';
@@ -30,14 +30,16 @@ import { runTraining } from './train.js';
  */
 const RECIPES = {
   full: {
-    base: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
+    corpusChars: 200_000,
+    base: { tokenizer: 'char' as 'char' | 'bpe', positions: 'learned' as 'learned' | 'rope', nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
     instructions: 3000, sft: { maxIters: 700, batchSize: 16, lr: 1e-3, warmupIters: 50, evalInterval: 350 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
     // 300 steps at 3e-4, not 120 at 2e-4: on the same SFT model and pairs, refusals 31/31 (was 26/31) and in-scope answers 22/29 (was 17/29).
     dpo: { maxIters: 300, batchSize: 8, lr: 3e-4, warmupIters: 10, evalInterval: 300 }, beta: 0.1, nllWeight: 1,
   },
   quick: {
-    base: { nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
+    corpusChars: 20_000,
+    base: { tokenizer: 'char' as 'char' | 'bpe', positions: 'learned' as 'learned' | 'rope', nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
     instructions: 60, sft: { maxIters: 10, batchSize: 8, lr: 1e-3, warmupIters: 2, evalInterval: 10 },
     pairs: 40, reward: { maxIters: 5, batchSize: 4, lr: 3e-4, evalInterval: 5 },
     dpo: { maxIters: 5, batchSize: 4, lr: 2e-4, warmupIters: 1, evalInterval: 5 }, beta: 0.1, nllWeight: 1,
@@ -115,15 +117,31 @@ function kindBreakdown(kinds: readonly string[], base: readonly ReplyCheck[], sf
   return out;
 }
 
+export interface AlignDemoOptions {
+  out: string;
+  quick?: boolean;
+  seed?: number;
+  backend?: string;
+  threads?: number;
+  /** Override the recipe's base tokenizer and positions (for comparing bases end to end). */
+  tokenizer?: 'char' | 'bpe';
+  positions?: 'learned' | 'rope';
+  /** An already pretrained base model (e.g. a previous run's OUT/base): skip stage 1. */
+  base?: string;
+}
+
 /**
  * The whole path from nothing: generated corpus → base model (attn train) →
  * SFT on generated instructions → preference pairs (the SFT model's own
  * replies to out-of-scope requests as the rejected answers) → reward model
  * and DPO. Every stage is the same library call its command makes.
  */
-export async function alignDemo(o: { out: string; quick?: boolean; seed?: number; backend?: string; threads?: number }, log: (s: string) => void): Promise<AlignResult> {
+export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): Promise<AlignResult> {
   const t0 = performance.now();
-  const r = o.quick ? RECIPES.quick : RECIPES.full;
+  const recipe = o.quick ? RECIPES.quick : RECIPES.full;
+  // A BPE token is about three characters: a context of 128 tokens holds what 256 characters do.
+  const tokens = o.tokenizer ? { tokenizer: o.tokenizer, blockSize: o.tokenizer === 'bpe' ? Math.min(128, recipe.base.blockSize) : recipe.base.blockSize } : {};
+  const r = { ...recipe, base: { ...recipe.base, ...tokens, ...(o.positions ? { positions: o.positions } : {}) } };
   const seed = o.seed ?? 1337;
   const backend = { backend: o.backend ?? 'auto', ...(o.threads !== undefined ? { threads: o.threads } : {}) };
   const { description } = useBackend(backend);
@@ -132,20 +150,25 @@ export async function alignDemo(o: { out: string; quick?: boolean; seed?: number
   const quiet = { quiet: true };
 
   log(`1/5 pretraining a base model on a generated corpus (backend ${description})`);
-  writeFileSync(path('corpus.txt'), alignCorpus(o.quick ? 20_000 : 200_000, seed));
-  runTraining({ data: path('corpus.txt'), out: path('base'), ...backend }, { ...r.base, seed, logInterval: 100_000 });
+  const basePath = o.base ?? path('base');
+  if (o.base) log(`   reusing the base model in ${o.base} (not pretraining)`);
+  else {
+    // BPE tokens are about three characters each: three times the characters for as many tokens.
+    writeFileSync(path('corpus.txt'), alignCorpus(r.corpusChars * (r.base.tokenizer === 'char' ? 1 : 3), seed));
+    runTraining({ data: path('corpus.txt'), out: basePath, ...backend }, { ...r.base, seed, logInterval: 100_000 });
+  }
 
   log('2/5 supervised fine-tuning on generated instructions (arithmetic, copying, reversing, capitals, questions on a story)');
   const taught = instructions(r.instructions, seed);
   writeFileSync(path('sft.jsonl'), instructionRows(taught));
   const sftOpts = { ...r.sft, seed, logInterval: 100_000 };
-  runSft({ init: path('base'), data: path('sft.jsonl'), out: path('sft'), ...backend, ...quiet }, parseFineTuneOptions(sftOpts));
+  runSft({ init: basePath, data: path('sft.jsonl'), out: path('sft'), ...backend, ...quiet }, parseFineTuneOptions(sftOpts));
   const heldOut = heldOutRows(path('sft'), path('sft.jsonl'));
   const held = heldOut.rows.map((x) => x.messages);
   const sft = loadDecoder(path('sft'), '--model');
   const sftChecks = (await exactMatch(sft.model, sft.tokenizer, held)).checks;
   // The base model measured the same way: its vocabulary grown for the chat markers as SFT grows it.
-  const base = loadModel(path('base'));
+  const base = loadModel(basePath);
   const baseTemplate = chatTemplateOf(base.tokenizer!);
   const baseChat = chatVocabulary(base.model, base.tokenizer!, held.map((m) => baseTemplate.render(m)), CHATML_MARKERS);
   const baseChecks = (await exactMatch(baseChat.model, baseChat.tokenizer, held)).checks;
@@ -211,7 +234,10 @@ export function alignCommand(): Command {
     .option('--out <dir>', 'where the data and every model are saved', 'attn-align')
     .option('--quick', 'tiny models and few steps: checks that every stage runs (seconds), not the goals')
     .option('--seed <n>', 'random seed', int, 1337)
-    .action(async (o: { out: string; quick?: boolean; seed: number; backend?: string; threads?: number }) => {
+    .addOption(new Option('--tokenizer <kind>', "the base model's tokens (default: the recipe's)").choices(['char', 'bpe']))
+    .addOption(new Option('--positions <kind>', "the base model's positions (default: the recipe's)").choices(['learned', 'rope']))
+    .option('--base <dir>', "start from this pretrained base (a previous run's OUT/base) instead of pretraining one")
+    .action(async (o: AlignDemoOptions) => {
       const result = await alignDemo(o, (s) => process.stderr.write(s + '\n'));
       process.stdout.write(JSON.stringify(result) + '\n');
     });

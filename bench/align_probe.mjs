@@ -1,0 +1,72 @@
+// What a base model of `attn align demo` can do before SFT: trains one on the demo's generated
+// corpus (src/data/instructions.ts alignCorpus) and probes it greedily, after a newline, on new
+// items it has not read: sums, copying and reversing made-up words, two-animal look-ups.
+// After `npx tsc` and the native build:
+//   TOK=char POS=learned STEPS=1000 node bench/align_probe.mjs OUTDIR
+//   TOK=bpe VOCAB=512 POS=rope STEPS=1000 node bench/align_probe.mjs OUTDIR
+// Other knobs: CHARS (corpus size, default 200000), BLOCK (context, 256), THREADS (1), SEED (1337), N (items per probe, 40),
+// LR (3e-3). With an existing OUTDIR/base and PROBE_ONLY=1 it only probes. Prints one JSON line.
+import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+const root = new URL('../dist/src', import.meta.url).pathname;
+const { alignCorpus, madeUpWord } = await import(`${root}/data/instructions.js`);
+const { runTraining } = await import(`${root}/cli/train.js`);
+const { loadModel } = await import(`${root}/io/model_dir.js`);
+const { generateText } = await import(`${root}/generate/stream.js`);
+const { Rng } = await import(`${root}/util/rng.js`);
+
+const out = process.argv[2] ?? '/tmp/align_probe';
+const env = (k, d) => process.env[k] ?? d;
+const tok = env('TOK', 'char');
+const steps = Number(env('STEPS', 1000));
+const chars = Number(env('CHARS', 200_000));
+const threads = Number(env('THREADS', 1));
+const seed = Number(env('SEED', 1337));
+const n = Number(env('N', 40));
+mkdirSync(out, { recursive: true });
+const backend = { backend: 'native', threads };
+const t0 = performance.now();
+const probeOnly = Boolean(process.env.PROBE_ONLY && existsSync(join(out, 'base')));
+if (!probeOnly) {
+  writeFileSync(join(out, 'corpus.txt'), alignCorpus(chars, seed));
+  const raw = {
+    nLayer: 4, nHead: 4, nEmbd: 128, blockSize: Number(env('BLOCK', 256)), batchSize: 10, maxIters: steps, lr: Number(env('LR', 3e-3)), minLr: Number(env('LR', 3e-3)) / 10,
+    warmupIters: 50, evalInterval: steps, evalIters: 5, seed, logInterval: 100_000, tokenizer: tok, positions: env('POS', 'learned'),
+    ...(tok === 'char' ? {} : { vocabSize: Number(env('VOCAB', 512)) }),
+  };
+  runTraining({ data: join(out, 'corpus.txt'), out: join(out, 'base'), ...backend }, raw);
+}
+const trainSeconds = (performance.now() - t0) / 1000;
+const { model, tokenizer } = loadModel(join(out, 'base'));
+
+// New items: a seed the corpus never used.
+const rng = new Rng(seed + 99);
+const pick = (xs) => xs[rng.int(xs.length)];
+const ANIMALS = ['fox', 'crow', 'hare', 'lion', 'mouse', 'wolf', 'lamb', 'owl', 'ant', 'goat', 'dog', 'cat', 'frog', 'stork'];
+const THINGS = ['a bone', 'some grain', 'a golden egg', 'a warm coat', 'a jug', 'a red apple', 'a basket', 'some cheese', 'a bell', 'a map'];
+const probes = { sums: [], copy_made_up: [], reverse_made_up: [], lookup_two: [] };
+for (let i = 0; i < n; i++) {
+  const a = rng.int(10), b = rng.int(10);
+  probes.sums.push([`\n${a} + ${b} =`, ` ${a + b}.`]);
+  const w = madeUpWord(rng);
+  probes.copy_made_up.push([`\nSay ${w}:`, ` ${w}.`]);
+  const v = madeUpWord(rng);
+  probes.reverse_made_up.push([`\nThe word ${v} backwards is`, ` ${[...v].reverse().join('')}.`]);
+  const x = pick(ANIMALS); let y = pick(ANIMALS); while (y === x) y = pick(ANIMALS);
+  const tx = pick(THINGS); let ty = pick(THINGS); while (ty === tx) ty = pick(THINGS);
+  const first = i % 2 === 0;
+  probes.lookup_two.push([`\nThe ${x} has ${tx}. The ${y} has ${ty}. So the ${first ? x : y} has`, ` ${first ? tx : ty}.`]);
+}
+const result = probeOnly
+  ? { base: join(out, 'base'), vocab: tokenizer.vocabSize }
+  : { tok, vocab: tokenizer.vocabSize, positions: env('POS', 'learned'), steps, chars, train_seconds: Math.round(trainSeconds) };
+const misses = {};
+for (const [name, items] of Object.entries(probes)) {
+  const maxNewTokens = Math.max(...items.map(([, e]) => tokenizer.encode(e).length)) + 2;
+  const replies = await generateText(model, tokenizer, items.map(([p]) => p), { maxNewTokens, greedy: true });
+  const ok = replies.map((r, i) => r.startsWith(items[i][1]));
+  result[name] = `${ok.filter(Boolean).length}/${items.length}`;
+  misses[name] = items.flatMap(([p, e], i) => (ok[i] ? [] : [`${p.trim()} → ${JSON.stringify(replies[i])} (want ${JSON.stringify(e)})`])).slice(0, 2);
+}
+result.misses = misses;
+process.stdout.write(JSON.stringify(result) + '\n');
