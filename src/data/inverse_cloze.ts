@@ -73,13 +73,13 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
   const multi = o.multiFactRate ?? 0;
   // The passages of each document, for the two-passage queries.
   const byDoc = new Map<number, number[]>();
-  passages.forEach((p, i) => byDoc.set(p.doc, [...(byDoc.get(p.doc) ?? []), i]));
+  if (multi > 0) passages.forEach((p, i) => (byDoc.get(p.doc) ?? byDoc.set(p.doc, []).get(p.doc)!).push(i));
   const pairs: Pair[] = [];
   for (let i = 0; i < o.count; i++) {
     const p = i < passages.length ? i : rng.int(passages.length);
     const { sentences: ss, doc } = passages[p]!;
-    const others = (byDoc.get(doc) ?? []).filter((q) => q !== p);
-    if (multi > 0 && others.length > 0 && rng.random() < multi) {
+    const others = multi > 0 ? byDoc.get(doc)!.filter((q) => q !== p) : [];
+    if (others.length > 0 && rng.random() < multi) {
       const os = passages[others[rng.int(others.length)]!]!.sentences;
       const s = rng.int(ss.length);
       const other = os[rng.int(os.length)]!;
