@@ -59,12 +59,14 @@ export function weightBytesPerToken(shape: LlamaConfigInput, type: LlamaBenchTyp
   return (c.n_layer * layer + c.vocab_size * c.n_embd) * perValue;
 }
 
-/** Memory read bandwidth (GB/s): the native streaming-read kernel over 512 MB, best of 5 after one warm-up pass. */
+/** Memory read bandwidth (GB/s): the native streaming-read kernel over 512 MB (in huge pages where it can), best of 5 after one warm-up pass. */
 export function streamBandwidth(threads: number): number | null {
   const addon = loadAddon();
   if (!addon) return null;
   addon.setThreads(threads);
-  const buf = new Uint8Array(512 << 20).fill(1);
+  // In huge pages, as readGGUF holds the weights a decode streams (docs/quantized_inference.md, fifth pass).
+  const huge = addon.hugePageBuffer(512 << 20);
+  const buf = (huge ? new Uint8Array(huge) : new Uint8Array(512 << 20)).fill(1);
   let best = Infinity;
   for (let r = 0; r < 6; r++) {
     const t0 = performance.now();
