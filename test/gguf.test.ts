@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { registerBackend, setBackend } from '../src/backend/index.js';
+import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { floatToHalf, quantizeMatrix, QUANT_BLOCKS } from '../src/backend/quantized_matrix.js';
 import { runExport } from '../src/cli/export.js';
 import { writeDirAtomic } from '../src/io/atomic.js';
@@ -83,6 +85,31 @@ describe('GGUF v3 format', () => {
     writeGGUF(path, META, sampleTensors());
     assert.equal(readGGUF(path).tensors.size, 7);
     assert.ok(!existsSync(`${path}.tmp-${process.pid}`));
+  });
+
+  it('a whole file in huge pages (native backend): the same bytes, every tensor a view of one buffer', (t) => {
+    const addon = loadAddon();
+    if (!addon) return t.skip('native addon not built');
+    const path = join(dir, 'huge.gguf');
+    const tensors = sampleTensors();
+    writeGGUF(path, META, tensors);
+    registerBackend(createNativeBackend(addon));
+    setBackend('native');
+    try {
+      const file = readGGUF(path, { hugePageFileBytes: 0, readChunkBytes: 7 });
+      assert.deepEqual([...file.metadata], [...META]);
+      const buffers = new Set<ArrayBufferLike>();
+      for (const t of tensors) {
+        const got = file.tensors.get(t.name)!;
+        assert.deepEqual([got.type, got.dims, got.bytes], [t.type, t.dims, t.data]);
+        buffers.add(got.bytes.buffer);
+      }
+      assert.equal(buffers.size, 1);
+      const [buffer] = buffers;
+      assert.ok(buffer!.byteLength >= readFileSync(path).length);
+    } finally {
+      setBackend('js');
+    }
   });
 
   it('a file too large for one buffer: written and read tensor by tensor (the >4 GiB path, with its sizes lowered)', () => {

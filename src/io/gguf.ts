@@ -219,6 +219,8 @@ export interface ReadGGUFOptions {
   wholeFileBytes?: number;
   /** The most bytes one positioned read asks for (read() itself stops short of 2 GiB). */
   readChunkBytes?: number;
+  /** Whole files from this size on go into huge pages when the backend offers them (8 MB; lowered by tests). */
+  hugePageFileBytes?: number;
 }
 
 export const GGUF_WHOLE_FILE_BYTES = 2 ** 30;
@@ -235,7 +237,7 @@ export function readGGUF(path: string, o: ReadGGUFOptions = {}): GGUFFile {
   try {
     const size = fstatSync(fd).size;
     if (size <= (o.wholeFileBytes ?? GGUF_WHOLE_FILE_BYTES)) {
-      const huge = hugePageBytes(size);
+      const huge = hugePageBytes(size, o.hugePageFileBytes ?? HUGE_PAGE_FILE_BYTES);
       if (huge) {
         readFully(fd, huge, 0, o.readChunkBytes ?? READ_CHUNK_BYTES, path);
         return parseGGUF(huge, path);
@@ -254,8 +256,8 @@ export function readGGUF(path: string, o: ReadGGUFOptions = {}): GGUFFile {
   }
 }
 
-/** Files from this size on are read into huge pages where the backend offers them. */
-const HUGE_PAGE_FILE_BYTES = 8 << 20;
+/** Whole files from this size on are read into huge pages where the backend offers them. */
+export const HUGE_PAGE_FILE_BYTES = 8 << 20;
 
 /**
  * A buffer of `size` bytes in 2 MB pages, or null (small file, or a backend
@@ -264,8 +266,8 @@ const HUGE_PAGE_FILE_BYTES = 8 << 20;
  * every 4 KB (150 000 a token for a 1B Q4_0 model); through 2 MB pages, one
  * every 2 MB (docs/quantized_inference.md, "Decode, fifth pass").
  */
-function hugePageBytes(size: number): Uint8Array | null {
-  if (size < HUGE_PAGE_FILE_BYTES) return null;
+function hugePageBytes(size: number, from: number): Uint8Array | null {
+  if (size < from) return null;
   const floats = backend().hugePageArray?.(Math.ceil(size / 4));
   return floats ? new Uint8Array(floats.buffer, 0, size) : null;
 }
