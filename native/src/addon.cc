@@ -317,9 +317,22 @@ Napi::Value DecoderLayerStep(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// decoderLayersStep(plans, x, kcs, vcs, cap, past, start, cos, sin, scratch): the same for every layer in
-// turn (layer l's cache kcs[l], vcs[l]), one job for the pool; false (nothing done) unless the layers
-// share the first one's sizes and types. scratch: decoderStepScratch of the first.
+// decoderHeadPrepare(ints (Int32Array: kind, N, K, interleave), arrays ([norm, w, scale|null, bias|null]), eps):
+// the output head's pointers (decoder_step.h's DecoderHead) in an External; the caller keeps `arrays` alive.
+Napi::Value DecoderHeadPrepare(const Napi::CallbackInfo& info) {
+  const int32_t* m = I32(info, 0);
+  const Napi::Array a = info[1].As<Napi::Array>();
+  auto* h = new attn::DecoderHead{};
+  h->norm = (const float*)Ptr(a.Get(0u));
+  h->eps = R(info, 2);
+  h->out = {m[0], Ptr(a.Get(1u)), (const float*)Ptr(a.Get(2u)), (const float*)Ptr(a.Get(3u)), m[1], m[2], m[3]};
+  return Napi::External<attn::DecoderHead>::New(info.Env(), h, [](Napi::Env, attn::DecoderHead* p) { delete p; });
+}
+
+// decoderLayersStep(plans, x, kcs, vcs, cap, past, start, cos, sin, scratch[, head, logits]): the same for every
+// layer in turn (layer l's cache kcs[l], vcs[l]), one job for the pool; false (nothing done) unless the layers
+// share the first one's sizes and types. scratch: decoderStepScratch of the first. With head (decoderHeadPrepare)
+// and logits [N], the same job also writes the token's logits.
 Napi::Value DecoderLayersStep(const Napi::CallbackInfo& info) {
   const Napi::Array plans = info[0].As<Napi::Array>(), kcs = info[2].As<Napi::Array>(), vcs = info[3].As<Napi::Array>();
   const uint32_t n = plans.Length();
@@ -339,8 +352,18 @@ Napi::Value DecoderLayersStep(const Napi::CallbackInfo& info) {
     Napi::Error::New(info.Env(), "decoderLayersStep: scratch too small").ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
+  const attn::DecoderHead* head = info.Length() > 11 && info[10].IsExternal() ? info[10].As<Napi::External<attn::DecoderHead>>().Data() : nullptr;
+  float* logits = nullptr;
+  if (head) {
+    auto l = info[11].As<Napi::Float32Array>();
+    if ((long)l.ElementLength() < head->out.N || (n > 0 && head->out.K != layers[0]->C)) {
+      Napi::Error::New(info.Env(), "decoderLayersStep: the head does not fit the layers or the logits").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    logits = l.Data();
+  }
   const bool ran = attn::decoder_layers_step(layers.data(), (int)n, F(info, 1), kc.data(), vc.data(), I(info, 4), I(info, 5), I(info, 6), F(info, 7),
-                                             F(info, 8), scratch.Data());
+                                             F(info, 8), scratch.Data(), head, logits);
   return Napi::Boolean::New(info.Env(), ran);
 }
 
@@ -458,6 +481,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prefersInterleaved", Napi::Function::New(env, PrefersInterleaved));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("decoderLayerPrepare", Napi::Function::New(env, DecoderLayerPrepare));
+  exports.Set("decoderHeadPrepare", Napi::Function::New(env, DecoderHeadPrepare));
   exports.Set("decoderLayerStep", Napi::Function::New(env, DecoderLayerStep));
   exports.Set("decoderLayersStep", Napi::Function::New(env, DecoderLayersStep));
   exports.Set("decoderStepScratch", Napi::Function::New(env, DecoderStepScratch));

@@ -243,7 +243,7 @@ bool same_shape(const DecoderLayerStep& a, const DecoderLayerStep& b) {
 }  // namespace
 
 bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x, float* const* kcs, float* const* vcs, int cap, int past, int start,
-                         const float* cos, const float* sin, float* scratch) {
+                         const float* cos, const float* sin, float* scratch, const DecoderHead* head, float* logits) {
   if (n <= 0) return true;
   const DecoderLayerStep& s0 = *layers[0];
   for (int l = 1; l < n; l++)
@@ -274,6 +274,9 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
   if ((int)phase_store.size() < n) phase_store = std::vector<LayerPhases>(n);
   LayerPhases* phases = phase_store.data();
   for (int l = 0; l < n; l++) phases[l].setup(*layers[l], T);
+  thread_local Phase head_store;
+  Phase& head_phase = head_store;  // the caller's, shared by reference (a worker's own thread_local is another)
+  if (head) split_rows(head_phase, {&head->out}, T, 16);
 
   auto layer = [&](int t, const DecoderLayerStep& s, LayerPhases& ph, float* kc, float* vc) {
     // This thread's own normed input and its quantized copies (each thread that takes a chunk of
@@ -329,6 +332,17 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
   };
   auto stack = [&](int t) {
     for (int l = 0; l < n; l++) layer(t, *layers[l], phases[l], kcs[l], vcs[l]);
+    if (!head) return;
+    // The head: each thread norms and quantizes the final x itself (as for q/k/v), then its rows.
+    thread_local std::vector<float> hn, rstd;
+    thread_local SharedActs head_acts;
+    hn.resize(s0.C);
+    rstd.resize(1);
+    head_phase.run(t, [&] {
+      vec().rmsnorm_forward(x, head->norm, hn.data(), rstd.data(), 0, 1, s0.C, head->eps);
+      head_acts.prepare(s0.C, {&head->out});
+      head_acts.quantize(hn.data(), 0, s0.C / 32, {&head->out});
+    }, [&](int n0, int n1) { linear_rows(head->out, hn.data(), head_acts.of(head->out), logits, n0, n1); });
   };
   if (T == 1) {
     stack(0);

@@ -28,6 +28,13 @@ struct DecoderLayerStep {
   bool rope_half;  // rotate_half pairs (i, i + D/2); else interleaved (2i, 2i + 1)
 };
 
+// The output head after the last layer: logits [N] = RMSNorm(x)·Wᵀ (+ bias).
+struct DecoderHead {
+  const float* norm;  // RMSNorm gains [K]
+  float eps;
+  StepLinear out;     // [vocab, C]
+};
+
 // Scratch for one step; sizes from decoder_step_scratch_floats.
 long decoder_step_scratch_floats(const DecoderLayerStep& s);
 
@@ -41,7 +48,9 @@ void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* v
 // The same for layers 0 … n − 1 in turn (layer l's cache kcs[l], vcs[l]), as one job for the thread
 // pool: one hand-off a token instead of one a layer. False (nothing done) unless every layer has
 // the first one's sizes and matrix types (scratch: decoder_step_scratch_floats of the first).
+// With a head, the same job then writes logits [head->out.N] from the final x (its rows split
+// by weight bytes like the layers'): the token's whole forward is one hand-off to the pool.
 bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x, float* const* kcs, float* const* vcs, int cap, int past, int start,
-                         const float* cos, const float* sin, float* scratch);
+                         const float* cos, const float* sin, float* scratch, const DecoderHead* head = nullptr, float* logits = nullptr);
 
 }  // namespace attn

@@ -1,4 +1,4 @@
-import type { DecoderLayerWeights, DecoderStepCache } from './decoder_step.js';
+import type { DecoderHeadWeights, DecoderLayerWeights, DecoderStepCache } from './decoder_step.js';
 import type { QuantizedMatrix } from './quantized_matrix.js';
 import type { DeviceMemory, Storage } from './storage.js';
 
@@ -371,9 +371,11 @@ export interface Backend<F = Storage> {
    * decoderLayerStep for layers[0], layers[1], … in turn (layer l's cache
    * kvs[l]; every cache at the same slot), in one call: the native backend
    * hands the whole stack to its thread pool once a token instead of once a
-   * layer. Backends with decoderLayerStep have it.
+   * layer. Backends with decoderLayerStep have it. With `head`, the same call
+   * then writes head.logits [vocab] from the final x (the native backend: in
+   * the same pool job, so a token's whole forward is one hand-off).
    */
-  decoderLayersStep?(layers: readonly DecoderLayerWeights[], x: F, kvs: readonly DecoderStepCache<F>[], cos: Float32Array, sin: Float32Array): void;
+  decoderLayersStep?(layers: readonly DecoderLayerWeights[], x: F, kvs: readonly DecoderStepCache<F>[], cos: Float32Array, sin: Float32Array, head?: { weights: DecoderHeadWeights; logits: F }): void;
 
   /**
    * The memory of a device backend (absent on host backends, whose storage is

@@ -47,6 +47,13 @@ export interface DecoderLayerWeights {
   ropeLayout: 'half' | 'interleaved';
 }
 
+/** The output head after the last layer: logits = RMSNorm(x)·Wᵀ (+ bias), W [vocab, nEmbd]. */
+export interface DecoderHeadWeights {
+  norm: Float32Array;
+  eps: number;
+  out: StepMatrix;
+}
+
 /** One layer's one-row KV cache [cap, nKvHead·headDim]: the new key and value go to slot `past`; attention sees slots start … past. */
 export interface DecoderStepCache<F = Float32Array> {
   k: F;
@@ -103,4 +110,11 @@ export function decoderLayerStepWith(b: Backend<Float32Array>, s: DecoderLayerWe
   const gate = linearRow(b, s.gate, n);
   b.swigluForward(gate, linearRow(b, s.up, n), gate);
   b.binary('add', x, [C], linearRow(b, s.down, gate), [C], x, [C]);
+}
+
+/** The head as calls of backend b (the js twin of the native stack call's last phase): logits [vocab] from the final x [C]. */
+export function decoderHeadWith(b: Backend<Float32Array>, h: DecoderHeadWeights, x: Float32Array, logits: Float32Array): void {
+  const n = new Float32Array(x.length);
+  b.rmsNormForward(x, h.norm, n, new Float32Array(1), 1, x.length, h.eps);
+  logits.set(linearRow(b, h.out, n));
 }

@@ -1,5 +1,5 @@
 import { backend } from '../backend/index.js';
-import type { DecoderLayerWeights, StepMatrix } from '../backend/decoder_step.js';
+import type { DecoderHeadWeights, DecoderLayerWeights, StepMatrix } from '../backend/decoder_step.js';
 import { isHost } from '../backend/storage.js';
 import { Llama, type LlamaDecoderLayer } from '../models/llama.js';
 import { BlockQuantizedLinear } from '../nn/block_quantized.js';
@@ -17,8 +17,9 @@ import type { KVCache } from './kv_cache.js';
  * Batch-1 decoding of a Llama-family model with each decoder layer as one
  * backend call (backend/decoder_step.ts says why): the token's embedding, then
  * backend().decoderLayerStep for every layer on one residual-stream buffer
- * (decoderLayersStep: all of them in one call, where the backend has it), then
- * the final RMSNorm and the output head as usual. The same arithmetic as
+ * (decoderLayersStep: all of them, and the final RMSNorm and the output head
+ * when the head is a matrix it knows, in one call, where the backend has it;
+ * else the final RMSNorm and the head as usual). The same arithmetic as
  * the model's forward (a test compares the two), used by forwardCached for one
  * new token of one row when the model and backend allow it:
  *   - a Llama in eval mode, gradients off, on a backend with decoderLayerStep
@@ -46,6 +47,8 @@ export function setFusedDecode(on: boolean): boolean {
  */
 interface Described {
   layers: DecoderLayerWeights[] | null;
+  /** The final RMSNorm and lm_head, for decoderLayersStep (null: a head it does not know). */
+  head: DecoderHeadWeights | null;
   modules: Module[];
 }
 
@@ -98,14 +101,22 @@ function describe(model: Llama, modules: Module[]): DecoderLayerWeights[] | null
   return layers;
 }
 
+function describeHead(model: Llama, layers: DecoderLayerWeights[] | null): DecoderHeadWeights | null {
+  const norm = model.model.norm;
+  const out = matrixOf(model.lm_head as Module);
+  if (!layers || !out || norm.constructor !== model.model.layers[0]?.input_layernorm.constructor) return null;
+  return { norm: norm.weight.data, eps: norm.eps, out };
+}
+
 /** The model's description, built once and again whenever one of the modules it reads was replaced. */
-function describedLayers(model: Llama): DecoderLayerWeights[] | null {
+function describedModel(model: Llama): Described {
   const d = described.get(model);
-  const modules = model.model.layers.flatMap(partsOf);
-  if (d && d.modules.length === modules.length && d.modules.every((m, i) => m === modules[i])) return d.layers;
+  const modules = [...model.model.layers.flatMap(partsOf), model.model.norm, model.lm_head as Module];
+  if (d && d.modules.length === modules.length && d.modules.every((m, i) => m === modules[i])) return d;
   const layers = describe(model, modules);
-  described.set(model, { layers, modules });
-  return layers;
+  const fresh = { layers, head: describeHead(model, layers), modules };
+  described.set(model, fresh);
+  return fresh;
 }
 
 /**
@@ -118,7 +129,7 @@ export function fusedDecodeStep(model: unknown, id: number, cache: KVCache): Ten
   if (!enabled || !step || !(model instanceof Llama) || model.training || isGradEnabled() || cache.batch !== 1) return null;
   const kv0 = cache.layers[0];
   if (!kv0 || !isHost(kv0.k)) return null;
-  const layers = describedLayers(model);
+  const { layers, head } = describedModel(model);
   if (!layers) return null;
   const c = model.config;
   const slot = cache.length;
@@ -133,6 +144,13 @@ export function fusedDecodeStep(model: unknown, id: number, cache: KVCache): Ten
   });
   // The whole stack in one backend call where the backend has it (native: one thread-pool job a token).
   const stack = backend().decoderLayersStep;
+  if (stack && head) {
+    // ... and the head in the same call: the token's whole forward is one hand-off to the native pool.
+    const logits = new Float32Array(c.vocab_size);
+    stack.call(backend(), layers, x, kvs, cos, sin, { weights: head, logits });
+    cache.advance(1);
+    return new Tensor(logits, [1, c.vocab_size]);
+  }
   if (stack) stack.call(backend(), layers, x, kvs, cos, sin);
   else layers.forEach((layer, i) => step.call(backend(), layer, x, kvs[i]!, cos, sin));
   cache.advance(1);

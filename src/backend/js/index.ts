@@ -16,7 +16,7 @@ import { linearInt8 } from './int8.js';
 import { linearQuantized } from './quantized.js';
 import { layerNormBackward, layerNormForward } from './layernorm.js';
 import { rmsNormBackward, rmsNormForward } from './rmsnorm.js';
-import { decoderLayerStepWith } from '../decoder_step.js';
+import { decoderHeadWith, decoderLayerStepWith } from '../decoder_step.js';
 import { linearPanelsWith } from '../panels.js';
 import { rope } from './rope.js';
 import { softmaxBackward, softmaxForward } from './softmax.js';
@@ -71,5 +71,8 @@ export const jsBackend: Backend<Float32Array> = {
   },
   scaleInPlace,
   decoderLayerStep: (layer, x, kv, cos, sin) => decoderLayerStepWith(jsBackend, layer, x, kv, cos, sin),
-  decoderLayersStep: (layers, x, kvs, cos, sin) => layers.forEach((layer, i) => decoderLayerStepWith(jsBackend, layer, x, kvs[i]!, cos, sin)),
+  decoderLayersStep: (layers, x, kvs, cos, sin, head) => {
+    layers.forEach((layer, i) => decoderLayerStepWith(jsBackend, layer, x, kvs[i]!, cos, sin));
+    if (head) decoderHeadWith(jsBackend, head.weights, x, head.logits);
+  },
 };

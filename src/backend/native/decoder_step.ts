@@ -1,4 +1,4 @@
-import type { DecoderLayerWeights, DecoderStepCache, StepMatrix } from '../decoder_step.js';
+import { decoderHeadWith, type DecoderHeadWeights, type DecoderLayerWeights, type DecoderStepCache, type StepMatrix } from '../decoder_step.js';
 import { GGML_TYPE, INTERLEAVE, quantRowBytes } from '../quantized_matrix.js';
 import type { Backend } from '../backend.js';
 import { interleaveOnce, type Addon } from './index.js';
@@ -14,23 +14,25 @@ interface Plan {
   scratch: Float32Array;
 }
 
+/** One matrix's addon arguments (kind, N, K, interleave; w, scale|null, bias|null), appended to ints and arrays. */
+function addMatrix(a: Addon, ints: number[], arrays: Plan['arrays'], m: StepMatrix): void {
+  if (m.kind === 'quant') {
+    const w = m.matrix;
+    if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`decoderLayerStep: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
+    interleaveOnce(a, w);
+    ints.push(GGML_TYPE[w.type], w.rows, w.cols, w.layout === 'rows16' ? INTERLEAVE : 0);
+    arrays.push(w.data, null, m.bias);
+  } else {
+    ints.push(m.kind === 'f32' ? KIND_F32 : KIND_INT8, m.rows, m.cols, 0);
+    arrays.push(m.weight, m.kind === 'int8' ? m.scale : null, m.bias);
+  }
+}
+
 /** addon.cc's decoderLayerPrepare arguments for one layer: sizes and kinds as ints, the arrays in order. */
 function describe(a: Addon, s: DecoderLayerWeights): Pick<Plan, 'arrays'> & { ints: Int32Array } {
   const ints = [s.nEmbd, s.nHead, s.nKvHead, s.headDim, s.hidden, s.ropeLayout === 'half' ? 1 : 0];
   const arrays: Plan['arrays'] = [s.inputNorm, s.postNorm];
-  const add = (m: StepMatrix) => {
-    if (m.kind === 'quant') {
-      const w = m.matrix;
-      if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`decoderLayerStep: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
-      interleaveOnce(a, w);
-      ints.push(GGML_TYPE[w.type], w.rows, w.cols, w.layout === 'rows16' ? INTERLEAVE : 0);
-      arrays.push(w.data, null, m.bias);
-    } else {
-      ints.push(m.kind === 'f32' ? KIND_F32 : KIND_INT8, m.rows, m.cols, 0);
-      arrays.push(m.weight, m.kind === 'int8' ? m.scale : null, m.bias);
-    }
-  };
-  [s.q, s.k, s.v, s.o, s.gate, s.up, s.down].forEach(add);
+  for (const m of [s.q, s.k, s.v, s.o, s.gate, s.up, s.down]) addMatrix(a, ints, arrays, m);
   return { ints: Int32Array.from(ints), arrays };
 }
 
@@ -42,8 +44,20 @@ function describe(a: Addon, s: DecoderLayerWeights): Pick<Plan, 'arrays'> & { in
  * for the whole stack (one hand-off to the thread pool a token; layers whose
  * sizes or matrix types differ go one by one).
  */
-export function nativeDecoderSteps(a: Addon): Pick<Backend<Float32Array>, 'decoderLayerStep' | 'decoderLayersStep'> {
+export function nativeDecoderSteps(a: Addon, self: () => Backend<Float32Array>): Pick<Backend<Float32Array>, 'decoderLayerStep' | 'decoderLayersStep'> {
   const plans = new WeakMap<DecoderLayerWeights, Plan>();
+  const heads = new WeakMap<DecoderHeadWeights, Omit<Plan, 'scratch'>>();
+  const headOf = (h: DecoderHeadWeights) => {
+    let plan = heads.get(h);
+    if (!plan) {
+      const ints: number[] = [];
+      const arrays: Plan['arrays'] = [h.norm];
+      addMatrix(a, ints, arrays, h.out);
+      plan = { handle: a.decoderHeadPrepare(Int32Array.from(ints), arrays, h.eps), arrays };
+      heads.set(h, plan);
+    }
+    return plan;
+  };
   const planOf = (s: DecoderLayerWeights): Plan => {
     let plan = plans.get(s);
     if (!plan) {
@@ -62,15 +76,17 @@ export function nativeDecoderSteps(a: Addon): Pick<Backend<Float32Array>, 'decod
     check(s, kv);
     a.decoderLayerStep(plan.handle, x, kv.k, kv.v, kv.cap, kv.past, kv.start, cos, sin, plan.scratch);
   };
-  const decoderLayersStep = (layers: readonly DecoderLayerWeights[], x: Float32Array, kvs: readonly DecoderStepCache[], cos: Float32Array, sin: Float32Array): void => {
+  const decoderLayersStep = (layers: readonly DecoderLayerWeights[], x: Float32Array, kvs: readonly DecoderStepCache[], cos: Float32Array, sin: Float32Array, head?: { weights: DecoderHeadWeights; logits: Float32Array }): void => {
     if (layers.length === 0) return;
     if (kvs.length !== layers.length) throw new Error(`decoderLayersStep: ${kvs.length} caches for ${layers.length} layers`);
     const kv0 = kvs[0]!;
     const same = kvs.every((kv) => kv.past === kv0.past && kv.cap === kv0.cap && kv.start === kv0.start);
     layers.forEach((s, i) => check(s, kvs[i]!));
     const ps = layers.map(planOf);
-    if (same && a.decoderLayersStep(ps.map((p) => p.handle), x, kvs.map((kv) => kv.k), kvs.map((kv) => kv.v), kv0.cap, kv0.past, kv0.start, cos, sin, ps[0]!.scratch)) return;
+    const h = head ? [headOf(head.weights).handle, head.logits] : [];
+    if (same && a.decoderLayersStep(ps.map((p) => p.handle), x, kvs.map((kv) => kv.k), kvs.map((kv) => kv.v), kv0.cap, kv0.past, kv0.start, cos, sin, ps[0]!.scratch, ...h)) return;
     layers.forEach((s, i) => decoderLayerStep(s, x, kvs[i]!, cos, sin));
+    if (head) decoderHeadWith(self(), head.weights, x, head.logits);
   };
   return { decoderLayerStep, decoderLayersStep };
 }

@@ -47,7 +47,9 @@ export interface Addon {
   /** decoder_step.h: a layer's pointers gathered once (ints and arrays as addon.cc's decoderLayerPrepare lists them). */
   decoderLayerPrepare(ints: Int32Array, arrays: Array<Float32Array | Int8Array | Uint8Array | null>, eps: number): unknown;
   decoderLayerStep(plan: unknown, x: Float32Array, kc: Float32Array, vc: Float32Array, cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array): void;
-  decoderLayersStep(plans: unknown[], x: Float32Array, kcs: Float32Array[], vcs: Float32Array[], cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array): boolean;
+  decoderLayersStep(plans: unknown[], x: Float32Array, kcs: Float32Array[], vcs: Float32Array[], cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array, head?: unknown, logits?: Float32Array): boolean;
+  /** decoder_step.h's DecoderHead: ints [kind, N, K, interleave], arrays [norm, w, scale|null, bias|null]. */
+  decoderHeadPrepare(ints: Int32Array, arrays: Array<Float32Array | Int8Array | Uint8Array | null>, eps: number): unknown;
   decoderStepScratch(plan: unknown): number;
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
   dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
@@ -115,7 +117,7 @@ export function interleaveOnce(a: Addon, w: QuantizedMatrix): void {
 }
 
 export function createNativeBackend(a: Addon): Backend<Float32Array> {
-  return {
+  const b: Backend<Float32Array> = {
     ...jsBackend,
     name: 'native',
     gemm: (g) =>
@@ -204,6 +206,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       out[0] = sq;
     },
     scaleInPlace: (x, s) => a.scaleInPlace(x, s),
-    ...nativeDecoderSteps(a),
+    ...nativeDecoderSteps(a, () => b),
   };
+  return b;
 }
