@@ -16,6 +16,9 @@
 //                          (each thread first norms and quantizes x itself)
 //   down rows, added into x
 //
+// and, when the caller passes the output head, after the last layer one more
+// phase: its rows (each thread first norms and quantizes the final x itself).
+//
 // Each phase's work is split into T contiguous ranges, balanced by weight
 // bytes: thread t streams range t in chunks of ~64 KB claimed in order from
 // its own counter, then takes chunks left in the others' ranges (on a shared
