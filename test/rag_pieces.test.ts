@@ -16,6 +16,7 @@ import type { Chunk } from '../src/rag/store.js';
 import { rerankFullVector } from '../src/rag/two_stage.js';
 import { topK, VectorMatrix } from '../src/rag/vector_matrix.js';
 import { Rng } from '../src/util/rng.js';
+import { groupIndex, sampleBatch } from '../src/train/embedder_trainer.js';
 import { WordTokenizer } from '../src/tokenizers/word.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
@@ -220,6 +221,21 @@ describe('rag: generated data', () => {
     }
     assert.ok(multi > 200, `${multi} of 300 queries are two sentences`);
     assert.ok(plain.every((p) => p.anchor.split(/(?<=[.!?]) /).length === 1), 'by default a query is one sentence');
+  });
+
+  it('training batches take every pair of a document keyed by document, not only its first', () => {
+    const docs = factCorpus({ towns: 6, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const pairs = inverseClozePairs(docs, { passageWords: 24, count: 240, seed: 1, keyBy: 'document' });
+    const groups = groupIndex(pairs);
+    assert.equal(groups.length, 6, 'one group per document');
+    const rng = new Rng(5);
+    const seen = new Set<number>();
+    for (let step = 0; step < 200; step++) {
+      const rows = sampleBatch(pairs, groups, 4, rng);
+      assert.equal(new Set(rows.map((i) => pairs[i]!.key)).size, rows.length, 'never two pairs of one key in a batch');
+      for (const i of rows) seen.add(i);
+    }
+    assert.ok(seen.size > 150, `${seen.size} of ${pairs.length} pairs were ever in a batch`);
   });
 });
 
