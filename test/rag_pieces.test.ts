@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { factCorpus } from '../src/data/fact_corpus.js';
-import { inverseClozePairs, splitBySentence } from '../src/data/inverse_cloze.js';
+import { inverseClozePairs, neighbourGroups, splitBySentence } from '../src/data/inverse_cloze.js';
 import { splitPairs } from '../src/data/positive_pairs.js';
 import { paragraphs, sentences } from '../src/data/sentences.js';
 import { chunkText } from '../src/rag/chunker.js';
@@ -16,6 +16,7 @@ import type { Chunk } from '../src/rag/store.js';
 import { rerankFullVector } from '../src/rag/two_stage.js';
 import { topK, VectorMatrix } from '../src/rag/vector_matrix.js';
 import { Rng } from '../src/util/rng.js';
+import { groupIndex, sampleBatch } from '../src/train/embedder_trainer.js';
 import { WordTokenizer } from '../src/tokenizers/word.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
@@ -220,6 +221,36 @@ describe('rag: generated data', () => {
     }
     assert.ok(multi > 200, `${multi} of 300 queries are two sentences`);
     assert.ok(plain.every((p) => p.anchor.split(/(?<=[.!?]) /).length === 1), 'by default a query is one sentence');
+  });
+
+  it('neighbour groups: documents grouped with those sharing their rare words', () => {
+    const docs = ['a river Ostra glassmaking', 'b river Ostra weaving', 'c river Velm brewing', 'd river Velm pottery', 'e river Kord printing', 'f river Kord milling'];
+    const g = neighbourGroups(docs, 2, new Rng(1));
+    assert.equal(g[0], g[1]);
+    assert.equal(g[2], g[3]);
+    assert.equal(g[4], g[5]);
+    assert.equal(new Set(g).size, 3);
+    const corpus = factCorpus({ towns: 12, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const pairs = inverseClozePairs(corpus, { passageWords: 24, count: 200, seed: 1, keyBy: 'document', neighbours: 4 });
+    const groups = new Map<string, Set<string>>();
+    for (const p of pairs) (groups.get(p.group!) ?? groups.set(p.group!, new Set()).get(p.group!)!).add(p.key);
+    assert.ok([...groups.values()].every((keys) => keys.size <= 4), 'at most 4 documents a group');
+    assert.ok([...groups.values()].some((keys) => keys.size > 1), 'documents share groups');
+  });
+
+  it('training batches take every pair of a document keyed by document, not only its first', () => {
+    const docs = factCorpus({ towns: 6, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const pairs = inverseClozePairs(docs, { passageWords: 24, count: 240, seed: 1, keyBy: 'document' });
+    const groups = groupIndex(pairs);
+    assert.equal(groups.length, 6, 'one group per document');
+    const rng = new Rng(5);
+    const seen = new Set<number>();
+    for (let step = 0; step < 200; step++) {
+      const rows = sampleBatch(pairs, groups, 4, rng);
+      assert.equal(new Set(rows.map((i) => pairs[i]!.key)).size, rows.length, 'never two pairs of one key in a batch');
+      for (const i of rows) seen.add(i);
+    }
+    assert.ok(seen.size > 150, `${seen.size} of ${pairs.length} pairs were ever in a batch`);
   });
 });
 

@@ -36,6 +36,16 @@ export interface InverseClozeOptions {
    * names a thing by two of its facts needs exactly that. 0 by default.
    */
   multiFactRate?: number;
+  /**
+   * Documents per training group, grouped with the documents most like them
+   * by the words they share (`neighbourGroups`), so that a batch — which
+   * takes whole groups — holds towns that share a river or a trade as each
+   * other's negatives, and the model must tell them apart by the rest of
+   * their facts. Random in-batch negatives rarely share anything, and a
+   * model that matches one shared fact already wins against them. 1 (the
+   * default): each document is a group of its own.
+   */
+  neighbours?: number;
 }
 
 interface Passage {
@@ -65,12 +75,52 @@ export function passagesOf(docs: readonly string[], passageWords: number): Passa
   return out;
 }
 
+/**
+ * Documents in groups of `size`, each document with those most like it:
+ * similarity is the summed inverse document frequency, ln(N / df), of the words two
+ * documents share (BM25's weighting without term counts or lengths; words in
+ * more than a tenth of the documents are left out, as they say nothing of
+ * which town it is). Greedy: documents in a random order each start a group
+ * of themselves and their most similar documents not yet grouped. Text only:
+ * no question or label is used.
+ */
+export function neighbourGroups(docs: readonly string[], size: number, rng: Rng): number[] {
+  const words = docs.map((t) => new Set(t.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []));
+  const postings = new Map<string, number[]>();
+  words.forEach((ws, d) => ws.forEach((w) => (postings.get(w) ?? postings.set(w, []).get(w)!).push(d)));
+  const N = docs.length;
+  const group = new Array<number>(N).fill(-1);
+  const order = docs.map((_, i) => i);
+  for (let i = N - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  let groups = 0;
+  for (const d of order) {
+    if (group[d] !== -1) continue;
+    const score = new Map<number, number>();
+    for (const w of words[d]!) {
+      const ds = postings.get(w)!;
+      if (ds.length > Math.max(2, N / 10)) continue;
+      const idf = Math.log(N / ds.length);
+      for (const e of ds) if (e !== d && group[e] === -1) score.set(e, (score.get(e) ?? 0) + idf);
+    }
+    const near = [...score].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, size - 1).map(([e]) => e);
+    for (const e of [d, ...near]) group[e] = groups;
+    groups++;
+  }
+  return group;
+}
+
 export function inverseClozePairs(docs: readonly string[], o: InverseClozeOptions): Pair[] {
   const passages = passagesOf(docs, o.passageWords).filter((p) => p.sentences.length >= 2);
   if (passages.length < 2) throw new Error(`the corpus has ${passages.length} passages of two or more sentences: the inverse cloze task needs at least 2`);
   const keep = o.keepRate ?? 0.1;
   const rng = new Rng(o.seed);
   const multi = o.multiFactRate ?? 0;
+  // Each document's group: itself, or it and the documents most like it (neighbourGroups).
+  const near = (o.neighbours ?? 1) > 1 ? neighbourGroups(docs, o.neighbours!, new Rng(o.seed + 1)) : undefined;
+  const groupOfDoc = (doc: number) => (near ? `near ${near[doc]}` : `doc ${doc}`);
   // The passages of each document, for the two-passage queries.
   const byDoc = new Map<number, number[]>();
   if (multi > 0) passages.forEach((p, i) => (byDoc.get(p.doc) ?? byDoc.set(p.doc, []).get(p.doc)!).push(i));
@@ -84,13 +134,13 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
       const s = rng.int(ss.length);
       const other = os[rng.int(os.length)]!;
       const anchor = rng.random() < 0.5 ? `${ss[s]!} ${other}` : `${other} ${ss[s]!}`;
-      pairs.push({ anchor, positive: ss.filter((_, j) => j !== s).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: `doc ${doc}` });
+      pairs.push({ anchor, positive: ss.filter((_, j) => j !== s).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
       continue;
     }
     const s = rng.int(ss.length);
     const rest = rng.random() < keep ? ss : ss.filter((_, j) => j !== s);
     // Keyed by passage (or document): two pairs of one key are never each other's negatives; a document is one group.
-    pairs.push({ anchor: ss[s]!, positive: rest.join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: `doc ${doc}` });
+    pairs.push({ anchor: ss[s]!, positive: rest.join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
   }
   return pairs;
 }
