@@ -4,7 +4,8 @@
 // After `npx tsc` and the native build:
 //   TOK=char POS=learned STEPS=1000 node bench/align_probe.mjs OUTDIR
 //   TOK=bpe VOCAB=512 POS=rope STEPS=1000 node bench/align_probe.mjs OUTDIR
-// Other knobs: CHARS (corpus size, default 200000), BLOCK (context, 256), THREADS (1), SEED (1337), N (items per probe, 40),
+//   TOK=digits POS=rope STEPS=2000 node bench/align_probe.mjs OUTDIR   (characters, numbers whole)
+// Other knobs: CHARS (corpus size, default 200000), BLOCK (context, 256), LAYERS (4), HEADS (4), THREADS (1), SEED (1337), N (items per probe, 40),
 // LR (3e-3). With an existing OUTDIR/base and PROBE_ONLY=1 it only probes. Prints one JSON line.
 import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,9 +31,9 @@ const probeOnly = Boolean(process.env.PROBE_ONLY && existsSync(join(out, 'base')
 if (!probeOnly) {
   writeFileSync(join(out, 'corpus.txt'), alignCorpus(chars, seed));
   const raw = {
-    nLayer: 4, nHead: 4, nEmbd: 128, blockSize: Number(env('BLOCK', 256)), batchSize: 10, maxIters: steps, lr: Number(env('LR', 3e-3)), minLr: Number(env('LR', 3e-3)) / 10,
+    nHead: Number(env('HEADS', 4)), nEmbd: 128, blockSize: Number(env('BLOCK', 256)), batchSize: 10, maxIters: steps, lr: Number(env('LR', 3e-3)), minLr: Number(env('LR', 3e-3)) / 10,
     warmupIters: 50, evalInterval: steps, evalIters: 5, seed, logInterval: 100_000, tokenizer: tok, positions: env('POS', 'learned'),
-    ...(tok === 'char' ? {} : { vocabSize: Number(env('VOCAB', 512)) }),
+    ...(tok === 'bpe' || tok === 'word' ? { vocabSize: Number(env('VOCAB', 512)) } : {}), nLayer: Number(env('LAYERS', 4)),
   };
   runTraining({ data: join(out, 'corpus.txt'), out: join(out, 'base'), ...backend }, raw);
 }

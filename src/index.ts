@@ -18,7 +18,7 @@ export type { CausalLM, CausalLMOutput, CausalLMConfig, ForwardOptions, LayerAtt
 export { LlamaConfigSchema, parseLlamaConfig, llamaConfigFromHF, type LlamaConfig, type LlamaConfigInput } from './models/llama_config.js';
 export { GPTConfigSchema, parseGPTConfig, type GPTConfig, type GPTConfigInput } from './models/gpt_config.js';
 export {
-  CharTokenizer, WordTokenizer, BPETokenizer, trainBPE, tokenizerFromJSON, loadTokenizerFile, loadDirTokenizer, buildTokenizer, streamDecoder,
+  CharTokenizer, DigitsTokenizer, WordTokenizer, BPETokenizer, trainBPE, tokenizerFromJSON, loadTokenizerFile, loadDirTokenizer, buildTokenizer, streamDecoder,
   bpeFromGPT2Files, bpeFromHFTokenizer, bpeFromRanks, PATTERNS,
   type Tokenizer, type EncodeOptions, type SpecialSet, type BPETrainOptions, type TokenizerKind,
 } from './tokenizers/index.js';

@@ -108,4 +108,15 @@ describe('attn align demo --quick', () => {
     assert.match(r2.stderr, /reusing the base model/);
     assert.ok(!existsSync(join(again, 'base')) && existsSync(join(again, 'sft', 'config.json')));
   });
+
+  it('--tokenizer digits pretrains a base with numbers as single tokens and letters as characters', () => {
+    const out = join(tmp, 'digits');
+    const r = runAttn(['align', 'demo', '--quick', '--out', out, '--tokenizer', 'digits'], tmp);
+    assert.equal(r.code, 0, r.stderr);
+    const base = JSON.parse(readFileSync(join(out, 'base', 'tokenizer.json'), 'utf8'));
+    assert.equal(base.type, 'digits');
+    assert.ok(base.vocab.includes('10') && base.vocab.includes('a'));
+    const sft = JSON.parse(readFileSync(join(out, 'sft', 'tokenizer.json'), 'utf8'));
+    assert.deepEqual(sft.special, ['<|im_start|>', '<|im_end|>']);
+  });
 });

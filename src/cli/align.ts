@@ -31,7 +31,7 @@ import { runTraining } from './train.js';
 const RECIPES = {
   full: {
     corpusChars: 200_000,
-    base: { tokenizer: 'char' as 'char' | 'bpe', positions: 'learned' as 'learned' | 'rope', nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
+    base: { tokenizer: 'char' as 'char' | 'digits' | 'bpe', positions: 'learned' as 'learned' | 'rope', nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
     instructions: 3000, sft: { maxIters: 700, batchSize: 16, lr: 1e-3, warmupIters: 50, evalInterval: 350 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
     // 300 steps at 3e-4, not 120 at 2e-4: on the same SFT model and pairs, refusals 31/31 (was 26/31) and in-scope answers 22/29 (was 17/29).
@@ -39,7 +39,7 @@ const RECIPES = {
   },
   quick: {
     corpusChars: 20_000,
-    base: { tokenizer: 'char' as 'char' | 'bpe', positions: 'learned' as 'learned' | 'rope', nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
+    base: { tokenizer: 'char' as 'char' | 'digits' | 'bpe', positions: 'learned' as 'learned' | 'rope', nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
     instructions: 60, sft: { maxIters: 10, batchSize: 8, lr: 1e-3, warmupIters: 2, evalInterval: 10 },
     pairs: 40, reward: { maxIters: 5, batchSize: 4, lr: 3e-4, evalInterval: 5 },
     dpo: { maxIters: 5, batchSize: 4, lr: 2e-4, warmupIters: 1, evalInterval: 5 }, beta: 0.1, nllWeight: 1,
@@ -124,7 +124,7 @@ export interface AlignDemoOptions {
   backend?: string;
   threads?: number;
   /** Override the recipe's base tokenizer and positions (for comparing bases end to end). */
-  tokenizer?: 'char' | 'bpe';
+  tokenizer?: 'char' | 'digits' | 'bpe';
   positions?: 'learned' | 'rope';
   /** An already pretrained base model (e.g. a previous run's OUT/base): skip stage 1. */
   base?: string;
@@ -154,7 +154,7 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
   if (o.base) log(`   reusing the base model in ${o.base} (not pretraining)`);
   else {
     // BPE tokens are about three characters each: three times the characters for as many tokens.
-    writeFileSync(path('corpus.txt'), alignCorpus(r.corpusChars * (r.base.tokenizer === 'char' ? 1 : 3), seed));
+    writeFileSync(path('corpus.txt'), alignCorpus(r.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed));
     runTraining({ data: path('corpus.txt'), out: basePath, ...backend }, { ...r.base, seed, logInterval: 100_000 });
   }
 
@@ -234,7 +234,7 @@ export function alignCommand(): Command {
     .option('--out <dir>', 'where the data and every model are saved', 'attn-align')
     .option('--quick', 'tiny models and few steps: checks that every stage runs (seconds), not the goals')
     .option('--seed <n>', 'random seed', int, 1337)
-    .addOption(new Option('--tokenizer <kind>', "the base model's tokens (default: the recipe's)").choices(['char', 'bpe']))
+    .addOption(new Option('--tokenizer <kind>', "the base model's tokens (default: the recipe's)").choices(['char', 'digits', 'bpe']))
     .addOption(new Option('--positions <kind>', "the base model's positions (default: the recipe's)").choices(['learned', 'rope']))
     .option('--base <dir>', "start from this pretrained base (a previous run's OUT/base) instead of pretraining one")
     .action(async (o: AlignDemoOptions) => {

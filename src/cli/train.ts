@@ -162,7 +162,7 @@ export function trainCommand(): Command {
     .option('--init <dir>', 'fine-tune: start from this model\'s weights and tokenizer (ours, or a Hugging Face GPT-2, Llama, Qwen2 or Mistral directory) instead of random ones')
     .option('--distill-from <dir>', 'distillation: learn this (larger) model\'s next-token distributions (KL to them) instead of the text\'s next tokens, with its tokenizer; how a draft for `attn sample --draft` is made')
     .option('--bias', 'use biases in Linear and LayerNorm layers (nanoGPT recipe: off)')
-    .addOption(new Option('--tokenizer <kind>', 'tokens: characters, words, or byte-level BPE trained on --data').choices(['char', 'word', 'bpe']))
+    .addOption(new Option('--tokenizer <kind>', 'tokens: characters, characters with numbers whole (digits), words, or byte-level BPE trained on --data').choices(['char', 'digits', 'word', 'bpe']))
     .addOption(new Option('--positions <kind>', 'position information: learned vectors added to the input (GPT-2), or rope (rotated queries and keys)').choices(['learned', 'rope']))
     .addOption(new Option('--arch <family>', 'model family: gpt (GPT-2 blocks) or llama (RMSNorm, rotary positions, grouped-query attention, SwiGLU)').choices(['gpt', 'llama']))
     .option('--n-kv-head <n>', '--arch llama: key/value heads for grouped-query attention (default: --n-head)', (v: string) => Number(v))

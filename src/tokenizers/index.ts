@@ -4,6 +4,7 @@ import { UserError } from '../util/errors.js';
 import { BPETokenizer } from './bpe.js';
 import { trainBPE } from './bpe_train.js';
 import { CharTokenizer } from './char.js';
+import { DigitsTokenizer } from './digits.js';
 import { bpeFromGPT2Files } from './gpt2_files.js';
 import { bpeFromHFTokenizer, isPlainByteLevel } from './hf_tokenizer.js';
 import { HFTokenizer } from './hf/pipeline.js';
@@ -14,6 +15,7 @@ import { WordTokenizer } from './word.js';
 export type { Tokenizer, EncodeOptions, SpecialSet } from './tokenizer.js';
 export { streamDecoder } from './tokenizer.js';
 export { CharTokenizer } from './char.js';
+export { DigitsTokenizer } from './digits.js';
 export { WordTokenizer } from './word.js';
 export { BPETokenizer, type BPEParts, type Merge } from './bpe.js';
 export { trainBPE, type BPETrainOptions } from './bpe_train.js';
@@ -24,7 +26,7 @@ export { bpeFromRanks, parseTiktokenFile } from './tiktoken_ranks.js';
 export { PATTERNS, type PatternName } from './pretokenize.js';
 export { BYTE_TO_UNICODE, bytesToUnicode, unicodeToBytes } from './bytes.js';
 
-export const TOKENIZER_KINDS = ['char', 'word', 'bpe'] as const;
+export const TOKENIZER_KINDS = ['char', 'digits', 'word', 'bpe'] as const;
 export type TokenizerKind = (typeof TOKENIZER_KINDS)[number];
 
 /**
@@ -43,11 +45,12 @@ export function tokenizerFromJSON(raw: unknown, source = 'tokenizer.json', confi
     }
     return new CharTokenizer(o.chars as string[]);
   }
+  if (o.type === 'digits') return DigitsTokenizer.fromJSON(o, source);
   if (o.type === 'word') return WordTokenizer.fromJSON(o, source);
   if (o.type === 'bpe') return BPETokenizer.fromJSON(o, source);
   if (o.type === 'piece') return PieceTokenizer.fromJSON(o, source);
   if (o.type === undefined && 'model' in o) return isPlainByteLevel(o) ? bpeFromHFTokenizer(o, source) : new HFTokenizer(o, config, source);
-  throw new UserError(`${source}: unsupported tokenizer type ${JSON.stringify(o.type)} (supported: char, word, bpe, or a Hugging Face tokenizer.json)`);
+  throw new UserError(`${source}: unsupported tokenizer type ${JSON.stringify(o.type)} (supported: char, digits, word, bpe, or a Hugging Face tokenizer.json)`);
 }
 
 function readJSONFile(path: string): unknown {
@@ -105,7 +108,7 @@ export function loadDirTokenizer(dir: string): Tokenizer | null {
 }
 
 /** Default vocabulary sizes when training a tokenizer for a model. */
-export const DEFAULT_VOCAB_SIZE: Record<TokenizerKind, number | undefined> = { char: undefined, word: 4096, bpe: 512 };
+export const DEFAULT_VOCAB_SIZE: Record<TokenizerKind, number | undefined> = { char: undefined, digits: undefined, word: 4096, bpe: 512 };
 
 /**
  * A new tokenizer learned from the training text. BPE reserves one id for
@@ -113,6 +116,7 @@ export const DEFAULT_VOCAB_SIZE: Record<TokenizerKind, number | undefined> = { c
  */
 export function buildTokenizer(kind: TokenizerKind, text: string, vocabSize?: number, onProgress?: (done: number, total: number) => void): Tokenizer {
   if (kind === 'char') return CharTokenizer.fromText(text);
+  if (kind === 'digits') return DigitsTokenizer.fromText(text);
   const size = vocabSize ?? DEFAULT_VOCAB_SIZE[kind]!;
   if (kind === 'word') return WordTokenizer.fromText(text, size);
   return trainBPE(text, { vocabSize: size, specialTokens: ['<|endoftext|>'], ...(onProgress ? { onProgress } : {}) });

@@ -45,8 +45,8 @@ export const TrainOptionsSchema = z
     evalIters: z.number().int().positive().default(20),
     logInterval: z.number().int().positive().default(10),
     seed: z.number().int().nonnegative().default(1337),
-    /** How text becomes tokens: characters, words, or byte-level BPE trained on the data. */
-    tokenizer: z.enum(['char', 'word', 'bpe']).default('char'),
+    /** How text becomes tokens: characters, characters with whole numbers (digits), words, or byte-level BPE trained on the data. */
+    tokenizer: z.enum(['char', 'digits', 'word', 'bpe']).default('char'),
     /** Vocabulary size for word (a cap) and bpe (the target); char takes every character. */
     vocabSize: z.number().int().positive().optional(),
     /** Matrix products in FP32, or bf16 operands with FP32 sums (weights, optimizer state and loss stay FP32). */
@@ -71,7 +71,7 @@ export const TrainOptionsSchema = z
   .refine((o) => o.nKvHead === undefined || o.nHead % o.nKvHead === 0, { message: 'n_head must be a multiple of n_kv_head', path: ['nKvHead'] })
   .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
   .refine((o) => o.ema === undefined || o.averageFrom === undefined, { message: 'choose one weight average: --ema or --average-from', path: ['ema'] })
-  .refine((o) => o.tokenizer !== 'char' || o.vocabSize === undefined, { message: 'applies to --tokenizer word and bpe only (a char vocabulary is every character of the text)', path: ['vocabSize'] });
+  .refine((o) => (o.tokenizer !== 'char' && o.tokenizer !== 'digits') || o.vocabSize === undefined, { message: 'applies to --tokenizer word and bpe only (a char or digits vocabulary is every character and number of the text)', path: ['vocabSize'] });
 
 export type TrainOptions = z.infer<typeof TrainOptionsSchema>;
 export type TrainOptionsInput = z.input<typeof TrainOptionsSchema>;

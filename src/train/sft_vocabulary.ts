@@ -14,6 +14,9 @@
  *   conversations use that the pretraining text did not (a `|`, a `✓`, a
  *   digit) is appended to the vocabulary. The model then learns the markers
  *   as short words; generation stops on the `<|im_end|>` string.
+ * - attn's digits tokenizer (characters with numbers whole): the markers
+ *   become special tokens as with BPE, and characters the conversations use
+ *   that the pretraining text did not are appended, as with characters.
  * - a Hugging Face tokenizer is left as it is: its own chat template's markers
  *   are in its vocabulary, and a byte-level one can spell ChatML's.
  *
@@ -26,7 +29,7 @@ import { GPT } from '../models/gpt.js';
 import type { GPTConfig } from '../models/gpt_config.js';
 import { Llama } from '../models/llama.js';
 import type { LlamaConfig } from '../models/llama_config.js';
-import { BPETokenizer, CharTokenizer, type Tokenizer } from '../tokenizers/index.js';
+import { BPETokenizer, CharTokenizer, DigitsTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import { UserError } from '../util/errors.js';
 
 /** ChatML's markers, which the default template writes. */
@@ -35,7 +38,7 @@ export const CHATML_MARKERS = ['<|im_start|>', '<|im_end|>'] as const;
 export interface ChatVocabulary {
   model: DecoderLM;
   tokenizer: Tokenizer;
-  /** What was added: special tokens (BPE) or characters (char); empty when nothing was. */
+  /** What was added: special tokens (BPE), characters (char), or both (digits); empty when nothing was. */
   added: string[];
 }
 
@@ -53,6 +56,18 @@ export function chatVocabulary(model: DecoderLM, tokenizer: Tokenizer, texts: re
     for (const t of texts) for (const c of t) if (!known.has(c)) missing.add(c);
     added = [...missing].sort();
     if (added.length) grown = new CharTokenizer([...tokenizer.chars, ...added]);
+  } else if (tokenizer instanceof DigitsTokenizer) {
+    const newMarkers = markers.filter((m) => !tokenizer.specialTokens.has(m));
+    const known = new Set(tokenizer.vocab);
+    const missing = new Set<string>();
+    for (const t of texts) {
+      let plain = t;
+      for (const m of markers) plain = plain.split(m).join('');
+      for (const c of plain) if (!known.has(c)) missing.add(c);
+    }
+    const chars = [...missing].sort();
+    added = [...chars, ...newMarkers];
+    if (added.length) grown = tokenizer.extended(chars, newMarkers);
   } else if (tokenizer instanceof BPETokenizer) {
     added = markers.filter((m) => !tokenizer.specialTokens.has(m));
     if (added.length) {

@@ -245,7 +245,7 @@ function initSetup(run: TrainRun): Setup {
     ...family,
     nLayer: c.n_layer, nHead: c.n_head, nEmbd: c.n_embd,
     blockSize: Math.min(run.options.blockSize, c.block_size),
-    tokenizer: tokenizer.type === 'char' || tokenizer.type === 'word' ? tokenizer.type : 'bpe',
+    tokenizer: tokenizer.type === 'char' || tokenizer.type === 'digits' || tokenizer.type === 'word' ? tokenizer.type : 'bpe',
   };
   if (o.arch === 'gpt') delete o.nKvHead;
   delete (o as { vocabSize?: number }).vocabSize;
