@@ -101,6 +101,18 @@ export interface GpuStats {
   encodeMs: number;
 }
 
+/** A kernel's compiled pipeline and the layout of its bind group. */
+interface Compiled {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** One level of the bind group cache: the group bound so far (at a leaf) and the next buffer's children. */
+interface BindNode {
+  group: GPUBindGroup | null;
+  next: Map<GPUBuffer, BindNode> | null;
+}
+
 const zeroStats = (): GpuStats => ({ dispatches: 0, passes: 0, bindGroupsCreated: 0, bindGroupsReused: 0, buffersCreated: 0, writeBuffers: 0, submits: 0, reads: 0, copies: 0, encodeMs: 0 });
 
 /** Uniform ring size in slots: a submit is forced when a recording uses them all. */
@@ -147,6 +159,8 @@ export class GpuContext {
   /** Released since the last flush: free again once that work is submitted. */
   private releasedSinceFlush: GPUBuffer[] = [];
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Per kernel object: its pipeline and bind group layout, so a dispatch builds no string key. */
+  private readonly compiled = new WeakMap<KernelSource, Compiled>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly poolKey = new WeakMap<GPUBuffer, string>();
   private readonly dummies: GPUBuffer[] = [];
@@ -160,9 +174,15 @@ export class GpuContext {
   private readonly ringI: Int32Array;
   private readonly ringF: Float32Array;
   private ringUsed = 0;
-  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  /** Cached bind groups: a trie keyed by layout, then by each bound buffer in binding order. */
+  private bindGroups = new Map<GPUBindGroupLayout, BindNode>();
+  private bindGroupCount = 0;
+  /** Buffers bound by the dispatch being recorded (reused: no array per dispatch). */
+  private readonly bound: GPUBuffer[] = [];
   private readonly ids = new WeakMap<GPUBuffer, number>();
   private nextId = 1;
+  /** Free lists that received buffers since the last flush (re-sorted then, so the pool hands buffers out in the same order every step). */
+  private readonly unsorted = new Set<GPUBuffer[]>();
   /** Host-side costs since the context opened. */
   readonly stats: GpuStats = zeroStats();
   /** Whether the device has `timestamp-query` (so `startProfile` can time each dispatch on the GPU). */
@@ -253,6 +273,7 @@ export class GpuContext {
     const buffer = this.device.createBuffer({ size, usage });
     this.stats.buffersCreated++;
     this.poolKey.set(buffer, key);
+    this.idOf(buffer);
     return buffer;
   }
 
@@ -354,6 +375,21 @@ export class GpuContext {
 
   /** The compiled pipeline of a kernel, from the cache (keyed by WGSL and entry point). */
   pipeline(k: KernelSource): GPUComputePipeline {
+    return this.compile(k).pipeline;
+  }
+
+  /** A kernel's pipeline and layout: looked up by the kernel object (kernels are constants), compiled on first use. */
+  private compile(k: KernelSource): Compiled {
+    let c = this.compiled.get(k);
+    if (!c) {
+      c = { pipeline: this.pipelineOf(k), layout: this.layout(k.bindings) };
+      this.compiled.set(k, c);
+    }
+    return c;
+  }
+
+  /** The pipeline of a kernel by its WGSL and entry point: a new KernelSource object with known code compiles nothing. */
+  private pipelineOf(k: KernelSource): GPUComputePipeline {
     const entry = k.entry ?? 'main';
     const key = `${entry}\n${k.code}`;
     let p = this.pipelines.get(key);
@@ -405,19 +441,43 @@ export class GpuContext {
     return id;
   }
 
-  /** The bind group of these buffers (and the uniform ring) for a layout: cached, since the pool hands the same buffers out again. */
-  private bindGroup(kinds: readonly BindingKind[], buffers: readonly GPUBuffer[]): GPUBindGroup {
-    const key = `${kinds.join(',')}|${buffers.map((b) => this.idOf(b)).join(',')}`;
-    const hit = this.bindGroups.get(key);
-    if (hit) {
-      this.stats.bindGroupsReused++;
-      return hit;
+  /**
+   * The bind group of `buffers` (and the uniform ring) for a layout: cached,
+   * since the pool hands the same buffers out again step after step. The
+   * cache is a trie of Maps keyed by the objects themselves, so a hit builds
+   * no key and allocates nothing.
+   */
+  private bindGroup(layout: GPUBindGroupLayout, buffers: readonly GPUBuffer[]): GPUBindGroup {
+    let node = this.bindGroups.get(layout);
+    if (!node) {
+      node = { group: null, next: null };
+      this.bindGroups.set(layout, node);
     }
-    if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+    for (let i = 0; i < buffers.length; i++) {
+      const b = buffers[i]!;
+      node.next ??= new Map();
+      let child: BindNode | undefined = node.next.get(b);
+      if (!child) {
+        child = { group: null, next: null };
+        node.next.set(b, child);
+      }
+      node = child;
+    }
+    if (node.group) {
+      this.stats.bindGroupsReused++;
+      return node.group;
+    }
     const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
     entries.push({ binding: buffers.length, resource: { buffer: this.ring, offset: 0, size: this.slot } });
-    const group = this.device.createBindGroup({ layout: this.layout(kinds), entries });
-    this.bindGroups.set(key, group);
+    const group = this.device.createBindGroup({ layout, entries });
+    if (this.bindGroupCount >= MAX_BIND_GROUPS) {
+      // Shapes that never come back: start over (the group just made stays valid for this dispatch).
+      this.bindGroups = new Map();
+      this.bindGroupCount = 0;
+    } else {
+      node.group = group;
+    }
+    this.bindGroupCount++;
     this.stats.bindGroupsCreated++;
     return group;
   }
@@ -429,7 +489,9 @@ export class GpuContext {
     const offset = this.ringUsed * this.slot;
     const base = offset / 4;
     for (let i = 0; i < params.length; i++) {
-      const [t, v] = params[i]!;
+      const p = params[i]!;
+      const t = p[0];
+      const v = p[1];
       if (t === 'u') this.ringU[base + i] = v;
       else if (t === 'i') this.ringI[base + i] = v;
       else this.ringF[base + i] = v;
@@ -467,9 +529,9 @@ export class GpuContext {
       throw new UserError(`${k.name}: ${gx}×${gy}×${gz} workgroups is over this device's maxComputeWorkgroupsPerDimension (${maxGroups})`);
     }
     const t0 = performance.now();
-    const pipeline = this.pipeline(k);
-    const bound = this.resolveAliases(k, buffers.map((b, i) => b ?? this.dummy(i)));
-    const group = this.bindGroup(k.bindings, bound);
+    const { pipeline, layout } = this.compile(k);
+    const bound = this.resolveAliases(k, buffers);
+    const group = this.bindGroup(layout, bound);
     // A full query set is resolved by a submit, before this dispatch's parameters take a ring slot.
     if (this.profile && this.profile.names.length * 2 >= MAX_QUERIES) this.flush();
     const offset = this.pushParams(k.name, params);
@@ -483,21 +545,36 @@ export class GpuContext {
     this.stats.encodeMs += performance.now() - t0;
   }
 
-  private resolveAliases(k: KernelSource, buffers: readonly GPUBuffer[]): GPUBuffer[] {
-    const written = new Set<GPUBuffer>();
-    buffers.forEach((b, i) => {
-      if (k.bindings[i] !== 'rw') return;
-      if (written.has(b)) throw new Error(`${k.name}: one buffer bound to two outputs of the same dispatch`);
-      written.add(b);
-    });
-    return buffers.map((b, i) => {
-      if (k.bindings[i] === 'rw' || !written.has(b)) return b;
+  /**
+   * The buffers to bind, in the reused `bound` array: a dummy for each absent
+   * one, and a copy for an input that is also an output of the dispatch (a
+   * few bindings: nested loops, no Set or array made per dispatch).
+   */
+  private resolveAliases(k: KernelSource, buffers: readonly (GPUBuffer | null | undefined)[]): GPUBuffer[] {
+    const bound = this.bound;
+    const kinds = k.bindings;
+    const n = buffers.length;
+    bound.length = n;
+    for (let i = 0; i < n; i++) bound[i] = buffers[i] ?? this.dummy(i);
+    for (let i = 0; i < n; i++) {
+      if (kinds[i] !== 'rw') continue;
+      for (let j = i + 1; j < n; j++) {
+        if (kinds[j] === 'rw' && bound[j] === bound[i]) throw new Error(`${k.name}: one buffer bound to two outputs of the same dispatch`);
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      if (kinds[i] === 'rw') continue;
+      const b = bound[i]!;
+      let written = false;
+      for (let j = 0; j < n; j++) if (kinds[j] === 'rw' && bound[j] === b) written = true;
+      if (!written) continue;
       const copy = this.buffer(b.size);
       this.commands().copyBufferToBuffer(b, 0, copy, 0, b.size);
       this.stats.copies++;
       this.releasedSinceFlush.push(copy);
-      return copy;
-    });
+      bound[i] = copy;
+    }
+    return bound;
   }
 
   /** Submit everything recorded; buffers released before now become reusable. */
@@ -519,13 +596,26 @@ export class GpuContext {
     this.pending = 0;
     for (const b of this.releasedSinceFlush) this.toFree(b);
     this.releasedSinceFlush = [];
+    this.sortFree();
   }
 
   private toFree(b: GPUBuffer): void {
     const key = this.poolKey.get(b)!;
-    const list = this.free.get(key);
-    if (list) list.push(b);
-    else this.free.set(key, [b]);
+    let list = this.free.get(key);
+    if (!list) this.free.set(key, (list = []));
+    list.push(b);
+    this.unsorted.add(list);
+  }
+
+  /**
+   * Order each free list that changed by buffer id, the lowest handed out
+   * first. Released buffers arrive in whatever order the step let them go,
+   * not the order it took them; sorted, the same allocations of the next step
+   * get the same buffers as this one's, so their bind groups are cache hits.
+   */
+  private sortFree(): void {
+    for (const list of this.unsorted) list.sort((a, b) => this.ids.get(b)! - this.ids.get(a)!);
+    this.unsorted.clear();
   }
 
   /** Submit and wait until the GPU has finished everything (for timing). */
