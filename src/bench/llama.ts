@@ -65,15 +65,21 @@ export function streamBandwidth(threads: number): number | null {
   if (!addon) return null;
   addon.setThreads(threads);
   // In huge pages, as readGGUF holds the weights a decode streams (docs/quantized_inference.md, fifth pass).
-  const huge = addon.hugePageBuffer(512 << 20);
-  const buf = (huge ? new Uint8Array(huge) : new Uint8Array(512 << 20)).fill(1);
+  // The 2-thread read on this shared VM swings from ~30 to ~60 GB/s between moments; best of
+  // three buffers a second apart. Even so, inside the bench process it has read below what a
+  // decode then reached (BENCHMARKS.md, tenth pass): a fraction above 1 means the limit is low.
   let best = Infinity;
-  for (let r = 0; r < 6; r++) {
-    const t0 = performance.now();
-    addon.streamRead(buf);
-    if (r > 0) best = Math.min(best, performance.now() - t0);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (attempt > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    const huge = addon.hugePageBuffer(512 << 20);
+    const buf = (huge ? new Uint8Array(huge) : new Uint8Array(512 << 20)).fill(1);
+    for (let r = 0; r < 6; r++) {
+      const t0 = performance.now();
+      addon.streamRead(buf);
+      if (r > 0) best = Math.min(best, performance.now() - t0);
+    }
   }
-  return buf.length / (best / 1000) / 1e9;
+  return (512 << 20) / (best / 1000) / 1e9;
 }
 
 export function runLlamaWorker(args: WorkerArgs): WorkerResult {
