@@ -1,4 +1,5 @@
 import { distinctKeys, groupOf, type Pair } from '../data/positive_pairs.js';
+import { shuffled } from '../data/image_set.js';
 import { evaluateRecall, reportDims } from '../eval/recall.js';
 import { saveEmbedder } from '../io/embedder_dir.js';
 import { UserError } from '../util/errors.js';
@@ -203,12 +204,9 @@ export function sampleBatch(pairs: readonly Pair[], groups: readonly number[][],
   const rows: number[] = [];
   const keys = new Set<string>();
   for (let tries = 0; rows.length < B && tries < B * 20; tries++) {
-    const group = [...groups[rng.int(groups.length)]!];
-    for (let j = group.length - 1; j > 0; j--) {
-      const k = rng.int(j + 1);
-      [group[j], group[k]] = [group[k]!, group[j]!];
-    }
-    for (const i of group) {
+    const group = groups[rng.int(groups.length)]!;
+    for (const j of shuffled(group.length, rng)) {
+      const i = group[j]!;
       if (rows.length >= B || keys.has(pairs[i]!.key)) continue;
       keys.add(pairs[i]!.key);
       rows.push(i);
