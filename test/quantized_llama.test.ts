@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { backend, registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
 import { dequantizeMatrix } from '../src/backend/quantized_matrix.js';
 import { generateBatch } from '../src/generate/engine.js';
-import { LLAMA_BENCH_SHAPES, runLlamaWorker, weightBytesPerToken, writeLlamaBenchFiles } from '../src/bench/llama.js';
+import { LLAMA_BENCH_SHAPES, runLlamaWorker, streamBandwidth, weightBytesPerToken, writeLlamaBenchFiles } from '../src/bench/llama.js';
+import { measureStreamRead } from '../src/bench/stream_read.js';
 import { gpt2ToGGUF } from '../src/io/gguf_gpt2.js';
 import { llamaToGGUF } from '../src/io/gguf_llama.js';
 import { writeGGUF } from '../src/io/gguf_write.js';
@@ -161,6 +162,31 @@ describe('attn bench --workloads llama (pieces)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('the streaming read times each pass and says how its threads overlapped', { skip: native ? false : 'native addon not built' }, () => {
+    const addon = loadAddon()!;
+    try {
+      const r = measureStreamRead(addon, 2, { bytes: 8 << 20, bursts: 2, passes: 3, gapMs: 1 });
+      assert.equal(r.passes.length, 6);
+      assert.equal(r.gb_per_s, Math.max(...r.passes.map((p) => p.gb_per_s)));
+      for (const p of r.passes) {
+        assert.ok(p.gb_per_s > 0 && p.concurrency > 0 && p.concurrency <= 1.0001, JSON.stringify(p));
+        assert.ok(p.cpu_over_wall >= 0 && p.cpu_over_wall <= 1, JSON.stringify(p));
+      }
+      // One slice per pool thread: the timing array is checked against the pool's size.
+      addon.setThreads(3);
+      assert.throws(() => addon.streamRead(new Uint8Array(1 << 16), new Float64Array(8)), /4 values per pool thread/);
+    } finally {
+      addon.setThreads(Number(process.env.ATTN_THREADS) || availableParallelism()); // the pool's default size again
+    }
+  });
+
+  it('the bench takes the memory-read limit in a worker of its own', { skip: native ? false : 'native addon not built' }, () => {
+    const r = streamBandwidth(1)!;
+    assert.equal(r.threads, 1);
+    assert.equal(r.passes.length, 15);
+    assert.ok(r.gb_per_s > 0 && r.gb_per_s >= r.median_gb_per_s, JSON.stringify({ ...r, passes: undefined }));
   });
 
   it('the worker loads a GGUF file in its own process and times decode and prefill', { skip: native ? false : 'native addon not built' }, () => {

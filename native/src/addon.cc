@@ -372,10 +372,20 @@ Napi::Value DecoderStepScratch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)attn::decoder_step_scratch_floats(*info[0].As<Napi::External<attn::DecoderLayerStep>>().Data()));
 }
 
-// streamRead(bytes): reads every byte once on the pool's threads (memory bandwidth probe); returns their XOR fold.
+// streamRead(bytes, timing?): reads every byte once on the pool's threads (memory bandwidth probe); returns their
+// XOR fold. timing (Float64Array, 4 per pool thread): per slice its thread, start and end ns, CPU ns.
 Napi::Value StreamRead(const Napi::CallbackInfo& info) {
   auto b = info[0].As<Napi::Uint8Array>();
-  return Napi::Number::New(info.Env(), (double)(attn::stream_read(b.Data(), (long)b.ByteLength()) & 0xffffffffu));
+  double* timing = nullptr;
+  if (info.Length() > 1 && info[1].IsTypedArray()) {
+    auto t = info[1].As<Napi::Float64Array>();
+    if ((int)t.ElementLength() < 4 * attn::pool().size()) {
+      Napi::Error::New(info.Env(), "streamRead: timing needs 4 values per pool thread").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    timing = t.Data();
+  }
+  return Napi::Number::New(info.Env(), (double)(attn::stream_read(b.Data(), (long)b.ByteLength(), timing) & 0xffffffffu));
 }
 
 Napi::Value AdamW(const Napi::CallbackInfo& info) {

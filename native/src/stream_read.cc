@@ -4,7 +4,10 @@
 // quantized model can go no faster than its weight bytes / this rate.
 #include "stream_read.h"
 
+#include <time.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -44,7 +47,13 @@ static uint64_t fold_portable(const uint8_t* p, long n) {
   return s;
 }
 
-uint64_t stream_read(const uint8_t* p, long n) {
+static double thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+uint64_t stream_read(const uint8_t* p, long n, double* timing) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   static const bool wide = __builtin_cpu_supports("avx512f");
@@ -56,9 +65,23 @@ uint64_t stream_read(const uint8_t* p, long n) {
   std::vector<uint64_t> part(threads, 0);
   // Contiguous slices, 4 KB aligned, one per thread.
   const long per = ((n + threads - 1) / threads + 4095) / 4096 * 4096;
-  pool().run(threads, [&](int t, int) {
+  const auto t0 = std::chrono::steady_clock::now();
+  pool().run(threads, [&](int t, int thread) {
     const long a = std::min(n, (long)t * per), b = std::min(n, a + per);
+    if (!timing) {
+      part[t] = fold(p + a, b - a);
+      return;
+    }
+    // Who ran slice t, when it started and ended (ns after the call began), and its CPU time:
+    // shows whether the threads overlapped or one ran after the other (bench/stream_read.ts).
+    const double c0 = thread_cpu_ns();
+    const double s = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
     part[t] = fold(p + a, b - a);
+    double* r = timing + 4 * t;
+    r[0] = thread;
+    r[1] = s;
+    r[2] = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    r[3] = thread_cpu_ns() - c0;
   });
   uint64_t s = 0;
   for (uint64_t v : part) s ^= v;

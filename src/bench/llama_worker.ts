@@ -3,9 +3,12 @@
  * (spawned by bench/llama.ts) so that its peak memory, thread pools and JIT
  * state belong to it alone: load a GGUF file with attn or with llama.cpp
  * (node-llama-cpp), then time batch-1 decoding after a 16-token prompt and the
- * prefill of a 256-token prompt. Prints one JSON line.
+ * prefill of a 256-token prompt. Prints one JSON line. Impl "stream" instead
+ * measures the memory-read limit (bench/stream_read.ts) in a fresh process, as
+ * a decode runs: the bench takes it before and after each round.
  *
  *   node llama_worker.js '{"impl":"attn"|"llama.cpp","file":…,"threads":…,"decodeSteps":…,"prefillReps":…,"llamaCpp":DIR?}'
+ *   node llama_worker.js '{"impl":"stream","threads":…}'
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -19,6 +22,8 @@ import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
 import { median } from './configs.js';
 import { decodeOpProfile } from './llama_profile.js';
+import { measureStreamRead, type StreamReadResult } from './stream_read.js';
+import { loadAddon } from '../backend/native/index.js';
 
 export const PROMPT = 16;
 export const PREFILL = 256;
@@ -33,6 +38,12 @@ export interface WorkerArgs {
   llamaCpp?: string;
   /** attn: also time each op kind of one decode step. */
   profile?: boolean;
+}
+
+/** The memory-read limit at `threads` threads, measured in a worker of its own. */
+export interface StreamArgs {
+  impl: 'stream';
+  threads: number;
 }
 
 export interface WorkerResult {
@@ -165,9 +176,15 @@ async function runLlamaCpp(a: WorkerArgs): Promise<WorkerResult> {
   };
 }
 
+function runStream(a: StreamArgs): StreamReadResult {
+  const addon = loadAddon();
+  if (!addon) throw new Error('the native addon is not built: no streaming read');
+  return measureStreamRead(addon, a.threads);
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const a = JSON.parse(process.argv[2]!) as WorkerArgs;
-  const r = a.impl === 'attn' ? runAttn(a) : await runLlamaCpp(a);
+  const a = JSON.parse(process.argv[2]!) as WorkerArgs | StreamArgs;
+  const r = a.impl === 'stream' ? runStream(a) : a.impl === 'attn' ? runAttn(a) : await runLlamaCpp(a);
   console.log(JSON.stringify(r));
   process.exit(0);
 }

@@ -40,8 +40,12 @@ export interface Addon {
   interleaveQuantRows(type: number, w: Uint8Array, N: number, K: number): void;
   /** Whether the current ISA's quantized kernels run faster on 'rows16' matrices (AVX-512 VNNI). */
   prefersInterleaved(): boolean;
-  /** Reads every byte once on the pool's threads (a memory bandwidth probe); returns their XOR fold. */
-  streamRead(bytes: Uint8Array): number;
+  /**
+   * Reads every byte once on the pool's threads (a memory bandwidth probe); returns their XOR fold.
+   * timing (4 values per pool thread): for slice t, the thread that read it, its start and end (ns
+   * after the call began) and that thread's CPU ns for it.
+   */
+  streamRead(bytes: Uint8Array, timing?: Float64Array): number;
   adamw(...args: unknown[]): void;
   rope(x: Float32Array, out: Float32Array, cos: Float32Array, sin: Float32Array, B: number, T: number, H: number, D: number, half: boolean, perRow: boolean, direction: number, accumulate: boolean): void;
   /** decoder_step.h: a layer's pointers gathered once (ints and arrays as addon.cc's decoderLayerPrepare lists them). */
