@@ -196,13 +196,23 @@ describe('attn bench --workloads llama (pieces)', () => {
       const file = join(dir, 'tiny-q4_0.gguf');
       const { metadata, tensors } = llamaToGGUF(m, null, 'q4_0');
       writeGGUF(file, metadata, tensors);
-      const r = runLlamaWorker({ impl: 'attn', file, threads: 1, decodeSteps: 4, prefillReps: 1, profile: true });
+      const r = runLlamaWorker({ impl: 'attn', file, threads: 2, decodeSteps: 4, prefillReps: 1, profile: true, trace: true });
       for (const k of ['decode_tokens_per_s', 'prefill_tokens_per_s', 'decode_tokens_per_cpu_s', 'max_rss_mb'] as const) assert.ok(Number.isFinite(r[k]) && r[k] > 0, `${k} ${r[k]}`);
       // The profile charges each op its own time: the parts add up to the step.
       const p = r.profile!;
       const parts = Object.entries(p).filter(([k]) => k !== 'step').reduce((s, [, v]) => s + v, 0);
       assert.ok(Math.abs(parts - p.step!) < 1e-6 * Math.max(1, p.step!) + 1e-9, `${parts} vs ${p.step}`);
       assert.ok(p.down_proj! > 0 && p.lm_head! > 0 && p.RMSNorm! > 0);
+      // The trace: one native call a token (the stack and the head), its phases inside each task's time.
+      const t = r.decode_trace!;
+      assert.equal(t.calls, 1);
+      assert.ok(t.call_ms! > 0 && t.call_ms! <= t.step_ms!, JSON.stringify(t));
+      for (const task of [0, 1]) {
+        const parts = ['qkv', 'attend', 'o', 'mlp', 'down', 'head'].flatMap((ph) => ['work', 'first', 'wait'].map((k) => t[`t${task}_${ph}_${k}`]!));
+        const wall = t[`t${task}_wall`]!;
+        assert.ok(parts.every((x) => x >= 0) && parts.reduce((a, b) => a + b) <= wall * 1.001 + 1e-6, `task ${task}: ${JSON.stringify(t)}`);
+      }
+      assert.ok(t.t0_mlp_work! > 0 && t.t0_qkv_first! > 0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

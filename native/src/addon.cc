@@ -367,6 +367,19 @@ Napi::Value DecoderLayersStep(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), ran);
 }
 
+// decoderTrace(Float64Array | null): where decoderLayersStep's time goes, added into the array
+// (decoder_step.h, set_decode_trace: 2 + 20 per task values); null turns it off.
+Napi::Value DecoderTrace(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsTypedArray()) {
+    auto t = info[0].As<Napi::Float64Array>();
+    // The array is kept alive by the caller for as long as the trace is on.
+    attn::set_decode_trace(t.Data(), (int)((t.ElementLength() - 2) / attn::DECODE_TRACE_PER_TASK));
+  } else {
+    attn::set_decode_trace(nullptr, 0);
+  }
+  return info.Env().Undefined();
+}
+
 // decoderStepScratch(plan): floats of scratch a step of this layer needs.
 Napi::Value DecoderStepScratch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)attn::decoder_step_scratch_floats(*info[0].As<Napi::External<attn::DecoderLayerStep>>().Data()));
@@ -495,6 +508,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decoderLayerStep", Napi::Function::New(env, DecoderLayerStep));
   exports.Set("decoderLayersStep", Napi::Function::New(env, DecoderLayersStep));
   exports.Set("decoderStepScratch", Napi::Function::New(env, DecoderStepScratch));
+  exports.Set("decoderTrace", Napi::Function::New(env, DecoderTrace));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("dropoutForward", Napi::Function::New(env, DropoutForward));

@@ -32,8 +32,11 @@
 // depend on the thread count or on who took which chunk.
 #include "decoder_step.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -137,22 +140,37 @@ struct Phase {
     for (int t = 0; t < T; t++) total += chunks_of(t);
   }
   // fn(i0, i1) for chunks of indices, this thread's own first; then wait for the phase.
-  // `first` runs once before this thread's first chunk (when it gets one).
+  // `first` runs once before this thread's first chunk (when it gets one). tr: where the
+  // trace (set_decode_trace) adds this phase's chunk, first and wait ns; null when off.
   template <class First, class F>
-  void run(int self, const First& first, const F& fn) {
+  void run(int self, const First& first, const F& fn, double* tr = nullptr) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = tr ? clock::now() : clock::time_point{};
+    double first_ns = 0;
     bool started = false;
     for (int k = 0; k < T; k++) {
       const int t = (self + k) % T, n = chunks_of(t);
       for (int c; (c = next[t].v.fetch_add(1, std::memory_order_relaxed)) < n;) {
-        if (!started) { first(); started = true; }
+        if (!started) {
+          const auto f0 = tr ? clock::now() : clock::time_point{};
+          first();
+          if (tr) first_ns = std::chrono::duration<double, std::nano>(clock::now() - f0).count();
+          started = true;
+        }
         const int i0 = bound[t] + c * chunk;
         fn(i0, std::min(bound[t + 1], i0 + chunk));
         done.v.fetch_add(1, std::memory_order_release);
       }
     }
+    const auto t1 = tr ? clock::now() : clock::time_point{};
     for (long spin = 0; done.v.load(std::memory_order_acquire) < total; spin++) {
       if (spin < 20000) cpu_relax();
       else std::this_thread::yield();  // the thread holding the last chunk was descheduled
+    }
+    if (tr) {
+      tr[0] += std::chrono::duration<double, std::nano>(t1 - t0).count() - first_ns;
+      tr[1] += first_ns;
+      tr[2] += std::chrono::duration<double, std::nano>(clock::now() - t1).count();
     }
   }
 };
@@ -209,7 +227,21 @@ void each_product(std::initializer_list<const StepLinear*> ls, int i0, int i1, c
   }
 }
 
+std::atomic<double*> g_trace{nullptr};
+std::atomic<int> g_trace_tasks{0};
+
+double thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
 }  // namespace
+
+void set_decode_trace(double* out, int tasks) {
+  g_trace_tasks.store(out ? tasks : 0);
+  g_trace.store(out);
+}
 
 long decoder_step_scratch_floats(const DecoderLayerStep& s) {
   const long q = (long)s.H * s.D, kv = (long)s.Hkv * s.D;
@@ -281,6 +313,12 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
   Phase& head_phase = head_store;  // the caller's, shared by reference (a worker's own thread_local is another)
   if (head) split_rows(head_phase, {&head->out}, T, 16);
 
+  double* const trace = g_trace.load(std::memory_order_relaxed);
+  const int trace_tasks = g_trace_tasks.load(std::memory_order_relaxed);
+  const auto call0 = std::chrono::steady_clock::now();
+  // This task's trace slot for phase kind k, or null.
+  auto tr = [&](int t, int k) -> double* { return trace && t < trace_tasks ? trace + 2 + DECODE_TRACE_PER_TASK * t + 3 * k : nullptr; };
+
   auto layer = [&](int t, const DecoderLayerStep& s, LayerPhases& ph, float* kc, float* vc) {
     // This thread's own normed input and its quantized copies (each thread that takes a chunk of
     // the phase computes the same values, when it claims its first: x is not written meanwhile).
@@ -299,7 +337,7 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
       each_product({&s.q, &s.k, &s.v}, i0, i1, [&](int i, int n0, int n1) {
         linear_rows(*qkv_l[i], hl.data(), in_acts.of(*qkv_l[i]), qkv_out[i], n0, n1);
       });
-    });
+    }, tr(t, 0));
     // KV head g and its query heads: RoPE, the cache's new slot, attention, the output quantized.
     ph.attend.run(t, [] {}, [&](int g0, int g1) {
       const int h0 = g0 * group, h1 = g1 * group;
@@ -309,13 +347,13 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
       std::memcpy(vc + (long)past * kvw + (long)g0 * s.D, v + (long)g0 * s.D, (size_t)(g1 - g0) * s.D * sizeof(float));
       for (int a = h0; a < h1; a += 64) attention_decode_heads(q, kc, vc, att, start, kd, a, std::min(h1, a + 64));
       if (att_split) a_att.quantize(att, (long)h0 * s.D / 32, (long)h1 * s.D / 32, {&s.o});
-    });
-    if (!att_split) ph.attq.run(t, [] {}, [&](int, int) { a_att.quantize(att, 0, qw / 32, {&s.o}); });
+    }, tr(t, 1));
+    if (!att_split) ph.attq.run(t, [] {}, [&](int, int) { a_att.quantize(att, 0, qw / 32, {&s.o}); }, tr(t, 1));
     // o_proj's rows, added into x (h is free: o_proj's output).
     ph.o.run(t, [] {}, [&](int n0, int n1) {
       linear_rows(s.o, att, a_att.of(s.o), h, n0, n1);
       vec().add(x + n0, h + n0, x + n0, 0, n1 - n0);
-    });
+    }, tr(t, 2));
     // MLP block: x += down(silu(gate(n)) · up(n)), n = RMSNorm(x). A chunk is the same rows of
     // gate and up, so that its SwiGLU and its blocks of down's input need no other chunk.
     ph.mlp.run(t, [&] {
@@ -327,13 +365,13 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
       linear_rows(s.up, hl.data(), mlp_acts.of(s.up), up, f0, f1);
       vec().swiglu_forward(gate + f0, up + f0, gate + f0, 0, f1 - f0);
       a_down.quantize(gate, f0 / 32, f1 / 32, {&s.down});  // F is a multiple of 32 where down is q8_0 / q4_0
-    });
+    }, tr(t, 3));
     ph.down.run(t, [] {}, [&](int n0, int n1) {
       linear_rows(s.down, gate, a_down.of(s.down), h, n0, n1);
       vec().add(x + n0, h + n0, x + n0, 0, n1 - n0);
-    });
+    }, tr(t, 4));
   };
-  auto stack = [&](int t) {
+  auto stack_body = [&](int t) {
     for (int l = 0; l < n; l++) layer(t, *layers[l], phases[l], kcs[l], vcs[l]);
     if (!head) return;
     // The head: each thread norms and quantizes the final x itself (as for q/k/v), then its rows.
@@ -345,15 +383,25 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
       vec().rmsnorm_forward(x, head->norm, hn.data(), rstd.data(), 0, 1, s0.C, head->eps);
       head_acts.prepare(s0.C, {&head->out});
       head_acts.quantize(hn.data(), 0, s0.C / 32, {&head->out});
-    }, [&](int n0, int n1) { linear_rows(head->out, hn.data(), head_acts.of(head->out), logits, n0, n1); });
+    }, [&](int n0, int n1) { linear_rows(head->out, hn.data(), head_acts.of(head->out), logits, n0, n1); }, tr(t, 5));
   };
-  if (T == 1) {
-    stack(0);
-    return true;
-  }
+  auto stack = [&](int t) {
+    double* slot = tr(t, 0);
+    if (!slot) return stack_body(t);
+    const auto w0 = std::chrono::steady_clock::now();
+    const double c0 = thread_cpu_ns();
+    stack_body(t);
+    slot[18] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - w0).count();
+    slot[19] += thread_cpu_ns() - c0;
+  };
+  if (T == 1) stack(0);
   // One task per thread, task t starting at range t of each phase; a task that starts after
   // the others finished finds nothing left and returns.
-  pool().run(T, [&](int task, int) { stack(task); });
+  else pool().run(T, [&](int task, int) { stack(task); });
+  if (trace) {
+    trace[0] += 1;
+    trace[1] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - call0).count();
+  }
   return true;
 }
 

@@ -53,4 +53,13 @@ void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* v
 bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x, float* const* kcs, float* const* vcs, int cap, int past, int start,
                          const float* cos, const float* sin, float* scratch, const DecoderHead* head = nullptr, float* logits = nullptr);
 
+
+// Where a decode call's time goes (off unless set): with `out` non-null, every decoder_layers_step
+// adds into it: out[0] calls, out[1] call wall ns; then per task t (20 values from 2 + 20·t), for
+// each phase kind k (qkv, attend, o, mlp, down, head) at 3·k: ns in its chunks, ns in its `first`
+// (RMSNorm and quantizing x), ns waiting at the phase's end; at 18 the task's wall ns, at 19 its
+// thread's CPU ns. `tasks`: how many tasks out holds (more are not recorded).
+constexpr int DECODE_TRACE_PER_TASK = 20;
+void set_decode_trace(double* out, int tasks);
+
 }  // namespace attn

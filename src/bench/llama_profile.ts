@@ -1,4 +1,4 @@
-import { forwardCached } from '../generate/cached_forward.js';
+import { forwardCached, scoresCached } from '../generate/cached_forward.js';
 import { setFusedDecode } from '../generate/fused_decode.js';
 import type { KVCache } from '../generate/kv_cache.js';
 import { argmax } from '../generate/sampling.js';
@@ -85,4 +85,63 @@ export function decodeOpProfile(model: CausalLM, cache: KVCache, vocab: number, 
   out.other = (total - claimed) / steps;
   out.step = total / steps;
   return out;
+}
+
+/** The native addon's switch for decoder_layers_step's trace (native/src/decoder_step.h, set_decode_trace). */
+export interface DecodeTraceAddon {
+  decoderTrace(out: Float64Array | null): void;
+}
+
+const TRACE_PHASES = ['qkv', 'attend', 'o', 'mlp', 'down', 'head'] as const;
+const TRACE_PER_TASK = 20;
+
+/**
+ * Where a fused decode step's wall time goes (the native backend's one call a
+ * token): per pool task and phase, the ms per token spent in its chunks
+ * (`*_work`), in its RMSNorm and quantizing of x (`*_first`) and waiting for
+ * the other tasks at the phase's end (`*_wait`); each task's wall and CPU ms
+ * in the call; the call's wall ms, and the step's (scoresCached and argmax in
+ * JS): `outside_ms` is what the token costs beyond the native call. Greedy
+ * decode of `steps` tokens after a 16-token prompt, means per token.
+ */
+export function fusedDecodeTrace(addon: DecodeTraceAddon, model: CausalLM, cache: KVCache, vocab: number, threads: number, steps = 32): Record<string, number> {
+  const out = new Float64Array(2 + TRACE_PER_TASK * threads);
+  let stepMs = 0;
+  let stepCpuMs = 0;
+  noGrad(() => {
+    cache.reset();
+    let next = argmax(scoresCached(model, Int32Array.from({ length: 16 }, (_, i) => (i * 7919) % vocab), [1, 16], cache));
+    for (let i = 0; i < 4; i++) next = argmax(scoresCached(model, Int32Array.of(next), [1, 1], cache));
+    addon.decoderTrace(out);
+    try {
+      const c0 = now();
+      for (let i = 0; i < steps; i++) {
+        const s = performance.now();
+        next = argmax(scoresCached(model, Int32Array.of(next), [1, 1], cache));
+        stepMs += performance.now() - s;
+      }
+      stepCpuMs = now() - c0;
+    } finally {
+      addon.decoderTrace(null);
+    }
+  });
+  const calls = out[0]!;
+  if (calls === 0) return { calls: 0 };
+  const per = (ns: number) => ns / 1e6 / calls;
+  const r: Record<string, number> = { calls: calls / steps, step_ms: stepMs / steps, call_ms: per(out[1]!), outside_ms: stepMs / steps - (per(out[1]!) * calls) / steps };
+  // CPU time: the process's per step, and what the pool's tasks did not spend of it (JS around the call, GC).
+  r.step_cpu_ms = stepCpuMs / steps;
+  r.outside_cpu_ms = r.step_cpu_ms;
+  for (let t = 0; t < threads; t++) r.outside_cpu_ms -= per(out[2 + TRACE_PER_TASK * t + 19]!);
+  for (let t = 0; t < threads; t++) {
+    const at = 2 + TRACE_PER_TASK * t;
+    TRACE_PHASES.forEach((p, k) => {
+      r[`t${t}_${p}_work`] = per(out[at + 3 * k]!);
+      r[`t${t}_${p}_first`] = per(out[at + 3 * k + 1]!);
+      r[`t${t}_${p}_wait`] = per(out[at + 3 * k + 2]!);
+    });
+    r[`t${t}_wall`] = per(out[at + 18]!);
+    r[`t${t}_cpu`] = per(out[at + 19]!);
+  }
+  return r;
 }

@@ -21,7 +21,7 @@ import { loadModel } from '../io/model_dir.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../util/rng.js';
 import { median } from './configs.js';
-import { decodeOpProfile } from './llama_profile.js';
+import { decodeOpProfile, fusedDecodeTrace } from './llama_profile.js';
 import { measureStreamRead, type StreamReadResult } from './stream_read.js';
 import { loadAddon } from '../backend/native/index.js';
 
@@ -38,6 +38,8 @@ export interface WorkerArgs {
   llamaCpp?: string;
   /** attn: also time each op kind of one decode step. */
   profile?: boolean;
+  /** attn, native backend: also trace where the fused decode call's time goes (llama_profile.ts, fusedDecodeTrace). */
+  trace?: boolean;
 }
 
 /** The memory-read limit at `threads` threads, measured in a worker of its own. */
@@ -63,6 +65,7 @@ export interface WorkerResult {
   profile?: Record<string, number>;
   /** The same for one 256-token prefill (ms by op). */
   prefill_profile?: Record<string, number>;
+  decode_trace?: Record<string, number>;
 }
 
 /**
@@ -124,11 +127,14 @@ function runAttn(a: WorkerArgs): WorkerResult {
     scoresCached(model, ids, [1, PREFILL], cache);
     if (r > 0) { prefill.push(performance.now() - s); prefillCpu += cpuSeconds(c0); }
   }
+  const addon = a.trace ? loadAddon() : null;
+  const decode_trace = addon ? fusedDecodeTrace(addon, model, cache, V, a.threads) : undefined;
   const profile = a.profile ? decodeOpProfile(model, cache, V) : undefined;
   const prefill_profile = a.profile ? decodeOpProfile(model, cache, V, 2, PREFILL) : undefined;
   return {
     decode_tokens_per_s: 1000 / median(decode), prefill_tokens_per_s: (PREFILL * 1000) / median(prefill), load_s, max_rss_mb: peakRssMb(), decode_max_rss_mb,
     decode_tokens_per_cpu_s: a.decodeSteps / decodeCpu, prefill_tokens_per_cpu_s: (PREFILL * a.prefillReps) / prefillCpu, ...(profile ? { profile, prefill_profile } : {}),
+    ...(decode_trace ? { decode_trace } : {}),
   };
 }
 

@@ -55,6 +55,8 @@ export interface Addon {
   /** decoder_step.h's DecoderHead: ints [kind, N, K, interleave], arrays [norm, w, scale|null, bias|null]. */
   decoderHeadPrepare(ints: Int32Array, arrays: Array<Float32Array | Int8Array | Uint8Array | null>, eps: number): unknown;
   decoderStepScratch(plan: unknown): number;
+  /** decoder_step.h, set_decode_trace: where decoderLayersStep's time goes, added into `out` (2 + 20 per task values); null: off. */
+  decoderTrace(out: Float64Array | null): void;
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
   dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
   sumSquares(x: Float32Array): number;
