@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { backend, registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
-import { forwardCached } from '../src/generate/cached_forward.js';
+import { forwardCached, scoresCached } from '../src/generate/cached_forward.js';
 import { fusedDecodeStep, setFusedDecode } from '../src/generate/fused_decode.js';
 import { KVCache } from '../src/generate/kv_cache.js';
 import { argmax } from '../src/generate/sampling.js';
@@ -109,6 +109,33 @@ for (const name of backends) {
     });
   });
 }
+
+describe('a decode loop may hand the fused step its scores buffer', () => {
+  for (const name of backends) {
+    it(`${name}: scoresCached(…, into) writes the same scores into the caller's buffer, token after token`, () => {
+      setBackend(name);
+      try {
+        const m = model('q4_0');
+        const fresh = new KVCache(m.config, 1, 8);
+        const reused = new KVCache(m.config, 1, 8);
+        const into = new Float32Array(m.config.vocab_size);
+        noGrad(() => {
+          scoresCached(m, Int32Array.of(1, 2, 3), [1, 3], fresh);
+          const first = scoresCached(m, Int32Array.of(1, 2, 3), [1, 3], reused, into);
+          assert.notEqual(first, into, 'a prompt pass is not fused: a new array, into untouched');
+          for (const id of [4, 5, 6]) {
+            const a = scoresCached(m, Int32Array.of(id), [1, 1], fresh);
+            const b = scoresCached(m, Int32Array.of(id), [1, 1], reused, into);
+            assert.equal(b, into);
+            assert.deepEqual(Array.from(b), Array.from(a));
+          }
+        });
+      } finally {
+        setBackend('js');
+      }
+    });
+  }
+});
 
 describe('the fused path steps aside where it does not apply', () => {
   it('a replaced projection (a Linear subclass, as an adapter would be), training mode, two rows, or switched off: null, nothing written', () => {

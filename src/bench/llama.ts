@@ -155,7 +155,7 @@ export function benchLlama(o: LlamaBenchOptions): void {
     if (r) {
       o.emit({
         workload: 'llama', measure: 'memory_read_bandwidth', gb_per_s: r.gb_per_s, median_gb_per_s: r.median_gb_per_s, concurrency: r.concurrency,
-        median_concurrency: r.median_concurrency, huge_page_mb: r.huge_page_mb, how: 'native streaming read of 512 MB in 2 MB pages, fresh worker, best of 15 passes', threads, ...at,
+        median_concurrency: r.median_concurrency, cpu_over_wall: r.cpu_over_wall, median_cpu_over_wall: r.median_cpu_over_wall, huge_page_mb: r.huge_page_mb, how: 'native streaming read of 512 MB in 2 MB pages, fresh worker, best of 15 passes', threads, ...at,
       });
     }
     return r;

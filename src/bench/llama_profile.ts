@@ -108,6 +108,7 @@ export function fusedDecodeTrace(addon: DecodeTraceAddon, model: CausalLM, cache
   const out = new Float64Array(2 + TRACE_PER_TASK * threads);
   let stepMs = 0;
   let stepCpuMs = 0;
+  const scores = new Float32Array(vocab); // reused, as the worker and generate's engine decode
   noGrad(() => {
     cache.reset();
     let next = argmax(scoresCached(model, Int32Array.from({ length: 16 }, (_, i) => (i * 7919) % vocab), [1, 16], cache));
@@ -117,7 +118,7 @@ export function fusedDecodeTrace(addon: DecodeTraceAddon, model: CausalLM, cache
       const c0 = now();
       for (let i = 0; i < steps; i++) {
         const s = performance.now();
-        next = argmax(scoresCached(model, Int32Array.of(next), [1, 1], cache));
+        next = argmax(scoresCached(model, Int32Array.of(next), [1, 1], cache, scores));
         stepMs += performance.now() - s;
       }
       stepCpuMs = now() - c0;

@@ -103,6 +103,7 @@ function runAttn(a: WorkerArgs): WorkerResult {
   const cache = new KVCache(model.config, 1, Math.max(PREFILL, PROMPT + a.decodeSteps + 8));
   // Two passes: the first warms the JIT and the allocator (a server's steady state, not a fresh process's first tokens).
   let decodeCpu = 0;
+  const scores = new Float32Array(V); // one buffer for every step's scores, as generate's engine decodes one row
   for (const timed of [false, true]) {
     cache.reset();
     noGrad(() => {
@@ -110,7 +111,7 @@ function runAttn(a: WorkerArgs): WorkerResult {
       const c0 = process.cpuUsage();
       for (let i = 0; i < (timed ? a.decodeSteps : 4); i++) {
         const s = performance.now();
-        next = argmax(scoresCached(model, Int32Array.of(next), [1, 1], cache));
+        next = argmax(scoresCached(model, Int32Array.of(next), [1, 1], cache, scores));
         if (timed) decode.push(performance.now() - s);
       }
       if (timed) decodeCpu = cpuSeconds(c0);

@@ -36,6 +36,9 @@ export interface StreamReadResult {
   /** The best pass's concurrency and the passes' median. */
   concurrency: number;
   median_concurrency: number;
+  /** The best pass's cpu_over_wall and the passes' median (below 1: a thread was descheduled). */
+  cpu_over_wall: number;
+  median_cpu_over_wall: number;
   /** Of the buffer, the MB the kernel holds in 2 MB pages. */
   huge_page_mb: number;
   passes: StreamPass[];
@@ -93,6 +96,7 @@ export function measureStreamRead(addon: StreamReadAddon, threads: number, o: St
   const best = passes.reduce((a, p) => (p.gb_per_s > a.gb_per_s ? p : a));
   return {
     threads, gb_per_s: best.gb_per_s, median_gb_per_s: median(passes.map((p) => p.gb_per_s)),
-    concurrency: best.concurrency, median_concurrency: median(passes.map((p) => p.concurrency)), huge_page_mb, passes,
+    concurrency: best.concurrency, median_concurrency: median(passes.map((p) => p.concurrency)),
+    cpu_over_wall: best.cpu_over_wall, median_cpu_over_wall: median(passes.map((p) => p.cpu_over_wall)), huge_page_mb, passes,
   };
 }

@@ -17,10 +17,10 @@ import type { KVCache } from './kv_cache.js';
  * fused path where it applies (fused_decode.ts): the same scores, each layer
  * one backend call.
  */
-export function forwardCached(model: CausalLM, ids: Int32Array, [B, T]: [number, number], cache: KVCache): Tensor {
+export function forwardCached(model: CausalLM, ids: Int32Array, [B, T]: [number, number], cache: KVCache, into?: Float32Array): Tensor {
   if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
   if (B !== cache.batch) throw new Error(`${B} rows for a KV cache of ${cache.batch}`);
-  const fused = B === 1 && T === 1 ? fusedDecodeStep(model, ids[0]!, cache) : null;
+  const fused = B === 1 && T === 1 ? fusedDecodeStep(model, ids[0]!, cache, into) : null;
   if (fused) return fused;
   const positions = new Int32Array(B * T);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = cache.position(b, cache.length + t);
@@ -38,10 +38,14 @@ export function forwardCached(model: CausalLM, ids: Int32Array, [B, T]: [number,
  * intermediate arrays are all recycled when it ends (buffer_pool.ts's
  * withScratch): decoding token after token then reuses the same buffers
  * instead of handing the garbage collector a layer's worth of new arrays per
- * token. The scores are the caller's (they are not recycled).
+ * token. The scores are the caller's (they are not recycled). With `into`
+ * (vocab floats), a one-row one-token step on the fused path writes its scores
+ * there and returns `into` itself, for a caller that is done with the last
+ * scores before it asks for the next (a decode loop); other passes return a
+ * new array as before.
  */
-export function scoresCached(model: CausalLM, ids: Int32Array, shape: [number, number], cache: KVCache): Float32Array {
-  return noGrad(() => withScratch(() => forwardCached(model, ids, shape, cache).data));
+export function scoresCached(model: CausalLM, ids: Int32Array, shape: [number, number], cache: KVCache, into?: Float32Array): Float32Array {
+  return noGrad(() => withScratch(() => forwardCached(model, ids, shape, cache, into).data));
 }
 
 /**

@@ -82,6 +82,8 @@ export class BatchDecoder implements Decoder {
   private readonly stop: ReadonlySet<number>;
   private readonly documents: ConstrainedDocument[] | null;
   private started = false;
+  /** One row's scores, rewritten by each fused decode step (nextLogits). */
+  private scoresInto: Float32Array | undefined;
 
   constructor(
     private readonly model: CausalLM,
@@ -178,7 +180,7 @@ export class BatchDecoder implements Decoder {
     });
   }
 
-  /** [B, vocab] scores for every row's next token (a fresh copy: sampling may edit it). */
+  /** [B, vocab] scores for every row's next token (the engine's own: sampling may edit it; valid until the next pass). */
   private nextLogits(): Float32Array {
     if (!this.cache) {
       // The reference: each row alone, its whole window recomputed.
@@ -187,7 +189,9 @@ export class BatchDecoder implements Decoder {
       this.windows().forEach((ctx, b) => out.set(this.model.nextTokenLogits(ctx, [1, ctx.length]).data, b * V));
       return out;
     }
-    return this.cachedPass((ids, shape) => scoresCached(this.model, ids, shape, this.cache!));
+    // step() is done with a row's scores before the next pass: one row's decode steps reuse one buffer.
+    const into = this.sequences.length === 1 ? (this.scoresInto ??= new Float32Array(this.model.config.vocab_size)) : undefined;
+    return this.cachedPass((ids, shape) => scoresCached(this.model, ids, shape, this.cache!, into));
   }
 
   /** nextLogits as a device tensor [B, vocab], for stepAsync (the caller releases its storage). */

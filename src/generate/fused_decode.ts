@@ -122,9 +122,12 @@ function describedModel(model: Llama): Described {
 /**
  * Scores [1, vocab] for the token after `id`, which goes to the cache's next
  * slot; null (and nothing done) when the fused path does not apply, so that
- * the caller runs the model's forward instead.
+ * the caller runs the model's forward instead. `into` (vocab floats, the
+ * caller's): where the scores go when the whole step is one backend call,
+ * instead of a new array a token (for SmolLM2, a fresh 196 KB array cost
+ * about 0.5 ms of CPU a token, ~1/8 of a 1-thread step: docs/quantized_inference.md, sixth pass).
  */
-export function fusedDecodeStep(model: unknown, id: number, cache: KVCache): Tensor | null {
+export function fusedDecodeStep(model: unknown, id: number, cache: KVCache, into?: Float32Array): Tensor | null {
   const step = backend().decoderLayerStep;
   if (!enabled || !step || !(model instanceof Llama) || model.training || isGradEnabled() || cache.batch !== 1) return null;
   const kv0 = cache.layers[0];
@@ -146,7 +149,7 @@ export function fusedDecodeStep(model: unknown, id: number, cache: KVCache): Ten
   const stack = backend().decoderLayersStep;
   if (stack && head) {
     // ... and the head in the same call: the token's whole forward is one hand-off to the native pool.
-    const logits = new Float32Array(c.vocab_size);
+    const logits = into?.length === c.vocab_size ? into : new Float32Array(c.vocab_size);
     stack.call(backend(), layers, x, kvs, cos, sin, { weights: head, logits });
     cache.advance(1);
     return new Tensor(logits, [1, c.vocab_size]);
