@@ -199,6 +199,23 @@ describe('IDF pooling', () => {
   });
 });
 
+describe('word tokens without spaces', () => {
+  it('spaceTokens false: the tokenizer makes no space tokens, and the model saves, loads and trains on it', () => {
+    const { train, heldOut } = splitPairs(templatePairs(400, 2));
+    const options = parseEmbedderOptions({ dModel: 16, layers: 1, heads: 2, matryoshka: [8], batchSize: 8, steps: 3, evalInterval: 3, evalPairs: 20, spaceTokens: false });
+    const s = trainEmbedder({ train, heldOut, options });
+    const text = train[0]!.anchor;
+    assert.equal(s.tokenizer.encode(text).length, text.match(/[\p{L}\p{M}\p{N}_]+|[^\p{L}\p{M}\p{N}_\s]/gu)!.length, 'one token per word or mark');
+    const dir = join(work, 'nospace');
+    saveEmbedder(dir, s.model, s.tokenizer);
+    const loaded = loadEmbedder(dir);
+    assert.deepEqual(loaded.tokenizer.encode(text), s.tokenizer.encode(text));
+    assert.deepEqual(embedTexts(loaded.model, loaded.tokenizer, [text], 8), embedTexts(s.model, s.tokenizer, [text], 8));
+    assert.equal(parseEmbedderOptions({}).spaceTokens, true, 'space tokens by default');
+    assert.throws(() => parseEmbedderOptions({ tokenizer: 'bpe', spaceTokens: false }), /only the word tokenizer/);
+  });
+});
+
 describe('attn embed CLI', () => {
   const attn = (args: string[]) => runAttn(['embed', ...args], work);
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { factCorpus } from '../src/data/fact_corpus.js';
-import { inverseClozePairs, neighbourGroups, splitBySentence } from '../src/data/inverse_cloze.js';
+import { distinctiveWords, inverseClozePairs, neighbourGroups, splitBySentence } from '../src/data/inverse_cloze.js';
 import { splitPairs } from '../src/data/positive_pairs.js';
 import { paragraphs, sentences } from '../src/data/sentences.js';
 import { chunkText } from '../src/rag/chunker.js';
@@ -221,6 +221,31 @@ describe('rag: generated data', () => {
     }
     assert.ok(multi > 200, `${multi} of 300 queries are two sentences`);
     assert.ok(plain.every((p) => p.anchor.split(/(?<=[.!?]) /).length === 1), 'by default a query is one sentence');
+  });
+
+  it('described pairs: two sentences cut to their distinctive words, without the town\'s name', () => {
+    const docs = factCorpus({ towns: 20, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const o = { passageWords: 24, count: 400, seed: 1, keyBy: 'document' as const, multiFactRate: 1 };
+    const base = inverseClozePairs(docs, o);
+    assert.deepEqual(inverseClozePairs(docs, { ...o, describedRate: 0 }), base, 'rate 0: the pairs of before');
+    const pairs = inverseClozePairs(docs, { ...o, describedRate: 1 });
+    const df = new Map<string, number>();
+    for (const t of docs) for (const w of new Set(t.toLowerCase().match(/[\p{L}\p{N}]+/gu))) df.set(w, (df.get(w) ?? 0) + 1);
+    let described = 0;
+    pairs.forEach((p, i) => {
+      assert.equal(p.positive, base[i]!.positive, 'the positive is the same passage');
+      if (p.anchor === base[i]!.anchor) return;
+      described++;
+      const doc = Number(p.group!.replace(/^doc /, ''));
+      const name = docs[doc]!.split('\n', 1)[0]!.replace(/^# /, '').toLowerCase();
+      const ws = p.anchor.toLowerCase().split(' ');
+      assert.ok(!ws.includes(name), `"${p.anchor}" leaves out ${name}`);
+      assert.ok(ws.every((w) => df.get(w)! <= 20 / 5), `"${p.anchor}": words in at most a fifth of the documents`);
+      assert.ok(ws.every((w) => docs[doc]!.toLowerCase().includes(w)), 'words of the document');
+    });
+    assert.ok(described > 200, `${described} of 400 queries described`);
+    assert.equal(distinctiveWords('The river Luglul flows through Baithugous.', new Map([['luglul', 1], ['baithugous', 1], ['the', 9], ['river', 9], ['flows', 9], ['through', 9]]), 10, new Set(['baithugous'])), 'Luglul');
+    assert.throws(() => inverseClozePairs(docs, { ...o, describedRate: 2 }), /describedRate/);
   });
 
   it('neighbour groups: documents grouped with those sharing their rare words', () => {

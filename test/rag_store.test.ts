@@ -300,4 +300,18 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
     assert.deepEqual(r.scores.map((s) => s.mode), ['bm25', 'dense', 'dense-exact', 'hybrid']);
     assert.ok(r.scores.every((s) => s.queries === 24));
   });
+
+  it('without space tokens the window and the chunks hold more words; described queries are recorded with the pairs', async () => {
+    const run = async (dir: string, spaceTokens: boolean) => runRagDemo({
+      out: join(work, dir), towns: 12, questionsPerTown: 1, devQuestionsPerTown: 0, seed: 3, pairs: 300, passageWords: 48, multiFactRate: 0.5, describedRate: 0.5,
+      train: { steps: 2, evalInterval: 2, evalPairs: 10, batchSize: 8, dModel: 16, layers: 1, heads: 2, maxLen: 64, spaceTokens },
+    });
+    const words = await run('words', false);
+    const spaced = await run('spaced', true);
+    assert.equal(JSON.parse(readFileSync(join(words.embedder, 'tokenizer.json'), 'utf8')).spaces, false);
+    assert.equal(JSON.parse(readFileSync(join(spaced.embedder, 'tokenizer.json'), 'utf8')).spaces, undefined);
+    assert.ok(words.index.chunks < spaced.index.chunks, `${words.index.chunks} chunks of 64 words and marks, ${spaced.index.chunks} of 64 tokens with spaces`);
+    assert.equal(JSON.parse(readFileSync(join(words.embedder, 'training.json'), 'utf8')).pairs.describedRate, 0.5, 'recorded, so the evaluation rebuilds the same pairs');
+    assert.ok(words.scores.every((s) => s.queries === 12));
+  });
 });

@@ -58,6 +58,21 @@ describe('word tokenizer', () => {
     assert.equal(tok.specialTokens.get('<unk>'), 0);
   });
 
+  it('without space tokens: words and punctuation only, decoded one space apart, saved and loaded as such', () => {
+    const text = "The cat's hat.  The cats\tsat!\n";
+    const tok = WordTokenizer.fromText(text, 100, false);
+    assert.ok(tok.words.every((w) => w.trim() === w), 'no white space in the vocabulary');
+    const pieces = Array.from(tok.encode(text), (id) => tok.words[id]);
+    assert.deepEqual(pieces, ['The', 'cat', "'", 's', 'hat', '.', 'The', 'cats', 'sat', '!']);
+    assert.equal(tok.decode(tok.encode('The cats sat')), 'The cats sat');
+    assert.deepEqual(tok.toJSON(), { type: 'word', words: tok.words, spaces: false });
+    const back = tokenizerFromJSON(JSON.parse(JSON.stringify(tok.toJSON())));
+    assert.deepEqual(back.encode(text), tok.encode(text));
+    assert.deepEqual(WordTokenizer.fromText(text, 100).toJSON(), { type: 'word', words: WordTokenizer.fromText(text, 100).words }, 'the default is saved as before');
+    assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['<unk>', ' ', 'a'], spaces: false }), /white space/);
+    assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['<unk>', 'a'], spaces: 'no' }), /"spaces" must be true or false/);
+  });
+
   it('breaks frequency ties by string order, so the vocabulary does not depend on text order', () => {
     assert.deepEqual(WordTokenizer.fromText('y x', 10).words, WordTokenizer.fromText('x y', 10).words);
   });

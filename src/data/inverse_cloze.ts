@@ -46,6 +46,17 @@ export interface InverseClozeOptions {
    * default): each document is a group of its own.
    */
   neighbours?: number;
+  /**
+   * The fraction of two-sentence (multi-fact) queries that describe the
+   * document instead of naming it: each sentence cut to its distinctive
+   * words (`distinctiveWords`: in at most a fifth of the documents), less
+   * the words of the document's title (its first line, when a Markdown
+   * heading). Most sentences of a document about a town name the town, so a
+   * model trained on them alone learns to find the name; a question that
+   * names the town by two of its facts has only those facts. Built from the
+   * corpus text alone. 0 by default.
+   */
+  describedRate?: number;
 }
 
 interface Passage {
@@ -112,12 +123,40 @@ export function neighbourGroups(docs: readonly string[], size: number, rng: Rng)
   return group;
 }
 
+/**
+ * A document's sentence cut to the words that tell documents apart: those in
+ * at most a fifth of the documents (and at most 2 where there are fewer than
+ * 10) — names, numbers, a trade, a dish, but not the words every document
+ * phrases its facts with — less `drop` (the document's own title words).
+ * Empty when none is left.
+ */
+export function distinctiveWords(sentence: string, df: ReadonlyMap<string, number>, documents: number, drop: ReadonlySet<string>): string {
+  const max = Math.max(2, documents / 5);
+  return (sentence.match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => (df.get(w.toLowerCase()) ?? 0) <= max && !drop.has(w.toLowerCase())).join(' ');
+}
+
+/** How many documents hold each word (lower-cased), and each document's title words (its first line, when a `#` heading). */
+function documentWords(docs: readonly string[]): { df: Map<string, number>; titles: Array<Set<string>> } {
+  const df = new Map<string, number>();
+  for (const t of docs) for (const w of new Set(t.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [])) df.set(w, (df.get(w) ?? 0) + 1);
+  const titles = docs.map((t) => {
+    const first = t.trimStart().split('\n', 1)[0]!;
+    return new Set(first.startsWith('#') ? (first.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) : []);
+  });
+  return { df, titles };
+}
+
 export function inverseClozePairs(docs: readonly string[], o: InverseClozeOptions): Pair[] {
   const passages = passagesOf(docs, o.passageWords).filter((p) => p.sentences.length >= 2);
   if (passages.length < 2) throw new Error(`the corpus has ${passages.length} passages of two or more sentences: the inverse cloze task needs at least 2`);
   const keep = o.keepRate ?? 0.1;
   const rng = new Rng(o.seed);
   const multi = o.multiFactRate ?? 0;
+  const described = o.describedRate ?? 0;
+  if (described < 0 || described > 1) throw new Error(`describedRate must be in [0, 1] (got ${described})`);
+  const words = described > 0 ? documentWords(docs) : undefined;
+  // Its own draws, so the pairs are those of describedRate 0 but for the queries it cuts.
+  const describe = new Rng(o.seed + 2);
   // Each document's group: itself, or it and the documents most like it (neighbourGroups).
   const near = (o.neighbours ?? 1) > 1 ? neighbourGroups(docs, o.neighbours!, new Rng(o.seed + 1)) : undefined;
   const groupOfDoc = (doc: number) => (near ? `near ${near[doc]}` : `doc ${doc}`);
@@ -133,7 +172,13 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
       const os = passages[others[rng.int(others.length)]!]!.sentences;
       const s = rng.int(ss.length);
       const other = os[rng.int(os.length)]!;
-      const anchor = rng.random() < 0.5 ? `${ss[s]!} ${other}` : `${other} ${ss[s]!}`;
+      let [first, second] = rng.random() < 0.5 ? [ss[s]!, other] : [other, ss[s]!];
+      if (words && describe.random() < described) {
+        // Described, not named: only what tells this town from the others, without its name (falls back to the sentences when a cut leaves nothing).
+        const cut = [first, second].map((x) => distinctiveWords(x, words.df, docs.length, words.titles[doc]!));
+        if (cut[0] && cut[1]) [first, second] = cut as [string, string];
+      }
+      const anchor = `${first} ${second}`;
       pairs.push({ anchor, positive: ss.filter((_, j) => j !== s).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
       continue;
     }

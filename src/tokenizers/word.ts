@@ -22,25 +22,34 @@ export class WordTokenizer implements Tokenizer {
   readonly type = 'word';
   /** words[0] is `<unk>`. */
   readonly words: string[];
+  /**
+   * Whether white space is a token (the default). Without, a text is its
+   * words and punctuation only — half the tokens for an embedder, whose
+   * window then holds twice the words — and decoding puts one space between
+   * tokens (lossy: spacing is not kept).
+   */
+  readonly spaces: boolean;
   readonly specialTokens: ReadonlyMap<string, number> = new Map([[UNK, 0]]);
   private readonly index: Map<string, number>;
 
-  constructor(words: string[], source = 'word tokenizer') {
+  constructor(words: string[], source = 'word tokenizer', spaces = true) {
     if (words[0] !== UNK) throw new UserError(`${source}: the first word must be ${UNK}`);
+    if (!spaces && words.some((w) => /^\s+$/u.test(w))) throw new UserError(`${source}: a tokenizer without space tokens has white space in its vocabulary`);
     this.words = words;
+    this.spaces = spaces;
     this.index = new Map(words.map((w, i) => [w, i]));
     if (this.index.size !== words.length) throw new UserError(`${source}: a word appears twice in the vocabulary`);
     if (words.some((w) => w.length === 0)) throw new UserError(`${source}: the vocabulary has an empty word`);
   }
 
   /** The `vocabSize − 1` most frequent words (ties broken by code-unit order), plus `<unk>`. */
-  static fromText(text: string, vocabSize: number): WordTokenizer {
+  static fromText(text: string, vocabSize: number, spaces = true): WordTokenizer {
     if (!Number.isInteger(vocabSize) || vocabSize < 2) throw new UserError(`vocab size ${vocabSize} is too small for a word tokenizer: it needs ${UNK} and at least one word`);
     const counts = new Map<string, number>();
-    for (const m of text.matchAll(WORD_SPLIT)) counts.set(m[0], (counts.get(m[0]) ?? 0) + 1);
+    for (const m of text.matchAll(WORD_SPLIT)) if (spaces || !isSpace(m[0])) counts.set(m[0], (counts.get(m[0]) ?? 0) + 1);
     counts.delete(UNK);
     const ranked = [...counts].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-    return new WordTokenizer([UNK, ...ranked.slice(0, vocabSize - 1).map(([w]) => w)]);
+    return new WordTokenizer([UNK, ...ranked.slice(0, vocabSize - 1).map(([w]) => w)], 'word tokenizer', spaces);
   }
 
   get vocabSize(): number {
@@ -51,7 +60,7 @@ export class WordTokenizer implements Tokenizer {
     const out = new IdBuffer(text.length / 4 + 16);
     for (const seg of splitSpecial(text, this.specialTokens, options)) {
       if (seg.special !== undefined) out.push(seg.special);
-      else for (const m of seg.text.matchAll(WORD_SPLIT)) out.push(this.index.get(m[0]) ?? 0);
+      else for (const m of seg.text.matchAll(WORD_SPLIT)) if (this.spaces || !isSpace(m[0])) out.push(this.index.get(m[0]) ?? 0);
     }
     return out.toArray();
   }
@@ -61,17 +70,20 @@ export class WordTokenizer implements Tokenizer {
     for (let i = 0; i < ids.length; i++) {
       const w = this.words[ids[i]!];
       if (w === undefined) throw new UserError(`token id ${ids[i]} is outside the vocabulary of ${this.words.length}`);
-      s += w;
+      s += this.spaces || i === 0 ? w : ` ${w}`;
     }
     return s;
   }
 
-  toJSON(): { type: 'word'; words: string[] } {
-    return { type: 'word', words: this.words };
+  toJSON(): { type: 'word'; words: string[]; spaces?: false } {
+    return { type: 'word', words: this.words, ...(this.spaces ? {} : { spaces: false as const }) };
   }
 
   static fromJSON(raw: Record<string, unknown>, source: string): WordTokenizer {
     if (!Array.isArray(raw.words) || !raw.words.every((w) => typeof w === 'string')) throw new UserError(`${source}: "words" must be an array of strings`);
-    return new WordTokenizer(raw.words as string[], source);
+    if (raw.spaces !== undefined && typeof raw.spaces !== 'boolean') throw new UserError(`${source}: "spaces" must be true or false`);
+    return new WordTokenizer(raw.words as string[], source, raw.spaces !== false);
   }
 }
+
+const isSpace = (w: string): boolean => /^\s/u.test(w);

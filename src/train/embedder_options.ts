@@ -31,6 +31,12 @@ export const EmbedderOptionsSchema = z
     seed: z.number().int().nonnegative().default(1337),
     tokenizer: z.enum(['char', 'word', 'bpe']).default('word'),
     /**
+     * Whether the word tokenizer makes tokens of white space (the default).
+     * Without, a window of maxLen tokens holds about twice the words, and no
+     * position is spent on a space (rag demo: docs/rag.md, seventh round).
+     */
+    spaceTokens: z.boolean().default(true),
+    /**
      * How token vectors become the sentence's: their plain mean, or a mean
      * weighted by each token's inverse document frequency over the training
      * texts (models/embedder.ts; rag demo uses it).
@@ -39,6 +45,7 @@ export const EmbedderOptionsSchema = z
     vocabSize: z.number().int().positive().optional(),
   })
   .refine((o) => o.dModel % o.heads === 0, { message: 'd_model must be divisible by heads', path: ['dModel'] })
+  .refine((o) => o.spaceTokens || o.tokenizer === 'word', { message: 'only the word tokenizer can leave out space tokens', path: ['spaceTokens'] })
   .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
   .refine((o) => !o.matryoshka || o.matryoshka.every((d, i, a) => d <= o.dModel && (i === 0 || d > a[i - 1]!)), {
     message: 'prefix sizes must be ascending and at most --d-model',

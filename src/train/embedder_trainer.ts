@@ -9,7 +9,8 @@ import { padBatch, type PaddedBatch } from '../models/pad_batch.js';
 import { AdamW } from '../optim/adamw.js';
 import { onHost } from '../nn/placement.js';
 import { slice } from '../tensor/ops/shape.js';
-import { buildTokenizer } from '../tokenizers/index.js';
+import { buildTokenizer, DEFAULT_VOCAB_SIZE } from '../tokenizers/index.js';
+import { WordTokenizer } from '../tokenizers/word.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { matryoshkaInfoNCE } from './contrastive.js';
@@ -146,7 +147,7 @@ function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: 
 function buildModel(run: EmbedderRun): { model: Embedder; tokenizer: Tokenizer } {
   const o = run.options;
   const text = [...run.train, ...run.heldOut].map((p) => `${p.anchor}\n${p.positive}\n`).join('');
-  const tokenizer = buildTokenizer(o.tokenizer, text, o.vocabSize);
+  const tokenizer = o.spaceTokens ? buildTokenizer(o.tokenizer, text, o.vocabSize) : WordTokenizer.fromText(text, o.vocabSize ?? DEFAULT_VOCAB_SIZE.word!, false);
   let config;
   try {
     config = parseEmbedderConfig({
