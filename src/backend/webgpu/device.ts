@@ -24,6 +24,10 @@ import { UserError } from '../../util/errors.js';
  *   single writeBuffer per submit, bound with a dynamic offset), so the bind
  *   group depends only on the storage buffers and is cached per (layout,
  *   buffers) — pooled buffers come back step after step, and so do the hits.
+ * - A staging ring for a call's small host operands (token ids, targets, row
+ *   starts, RoPE tables, `withStaged`): copied into one host array and
+ *   uploaded with one writeBuffer per submit into one storage buffer, so
+ *   they make no buffer and their bind groups are the same every step.
  * - Counters (`stats`) of what that costs on the host: dispatches, passes,
  *   bind groups made, buffers created, queue writes, submits, reads, and the
  *   milliseconds spent recording; and, with `profile` on a device that has
