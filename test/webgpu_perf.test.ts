@@ -4,6 +4,7 @@ import type { GemmArgs } from '../src/backend/backend.js';
 import { jsBackend } from '../src/backend/js/index.js';
 import { GpuContext, span } from '../src/backend/webgpu/device.js';
 import { binary, reduceSumTo } from '../src/backend/webgpu/kernels/elementwise.js';
+import { embeddingForward } from '../src/backend/webgpu/kernels/embedding.js';
 import { CONFIGS, chooseGemmConfig, fits, gemmWith, parseGemmChoice, setGemmChoice } from '../src/backend/webgpu/kernels/gemm.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
@@ -140,5 +141,44 @@ describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () 
     assert.equal(ctx.stats.bindGroupsCreated - before.bindGroupsCreated, 0);
     assert.equal(ctx.stats.bindGroupsReused - before.bindGroupsReused, 3);
     ctx.release(gx.buffer);
+  });
+
+  it('host operands go up through the staging ring: one write per submit, the same bind group every step, intact across a flush inside a call', async () => {
+    const vocab = 11;
+    const dim = 6;
+    const w = rand(vocab * dim);
+    const gw = span(ctx.upload(w));
+    const n = 5;
+    const out = [0, 1, 2].map(() => span(ctx.buffer(n * dim * 4), 0, n * dim));
+    const idsOf = (step: number, call: number) => Int32Array.from({ length: n }, (_, i) => (i * 3 + call * 5 + step) % vocab);
+    const step = (k: number) => {
+      ctx.withStaged(idsOf(k, 0), (ids) => embeddingForward(ctx, gw, ids, out[0]!, dim));
+      // A submit between staging and the dispatch (the uniform ring filled, a write): the span must keep its values.
+      ctx.withStaged(idsOf(k, 1), (ids) => {
+        ctx.flush();
+        ctx.withStaged(idsOf(k, 2), (other) => embeddingForward(ctx, gw, other, out[2]!, dim));
+        embeddingForward(ctx, gw, ids, out[1]!, dim);
+      });
+      ctx.flush();
+    };
+    const check = async (k: number) => {
+      for (let call = 0; call < 3; call++) {
+        const ids = idsOf(k, call);
+        const want = new Float32Array(n * dim);
+        ids.forEach((id, i) => want.set(w.subarray(id * dim, (id + 1) * dim), i * dim));
+        near(await ctx.read(out[call]!.buffer, 0, n * dim), want, 0, `step ${k}, call ${call}`);
+      }
+    };
+    step(0);
+    await check(0);
+    const before = { ...ctx.stats };
+    step(1);
+    const d = (key: keyof typeof before) => ctx.stats[key] - before[key];
+    assert.equal(d('bindGroupsCreated'), 0, 'the ring is the same buffer every step');
+    assert.equal(d('buffersCreated'), 0);
+    assert.equal(d('writeBuffers'), 4, 'per submit: the uniform ring and the staging ring');
+    await check(1);
+    ctx.release(gw.buffer);
+    for (const o of out) ctx.release(o.buffer);
   });
 });

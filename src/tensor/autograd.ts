@@ -52,7 +52,11 @@ export function backward(root: Tensor, seed?: Float32Array, opts: BackwardOption
   if (!seed && root.size !== 1) throw new Error(`backward() from a non-scalar tensor [${root.shape}] needs a seed gradient`);
   // d root / d root: the seed (1 for a scalar loss), where the backend keeps values.
   const g = root.ensureGradStorage();
-  if (seed) copyStorage(toBackend(seed), 0, g, 0, seed.length);
+  if (seed) {
+    const values = toBackend(seed);
+    copyStorage(values, 0, g, 0, seed.length);
+    if (values !== seed) releaseStorage(values); // a device upload, spent once copied
+  }
   else fillStorage(g, 1);
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i]!;

@@ -96,14 +96,9 @@ function deviceMemory(ctx: GpuContext): DeviceMemory<GpuArray> {
   };
 }
 
-/** Host integers (token ids, targets) for one call: uploaded, used, released once the call's work is submitted. */
+/** Host integers (token ids, targets, row starts) for one call: staged in the context's upload ring (no buffer of their own, one queue write per submit). */
 function withInts<T>(ctx: GpuContext, ints: Int32Array, f: (span: GpuArray) => T): T {
-  const buffer = ctx.upload(ints.length ? ints : Int32Array.of(0));
-  try {
-    return f(arrayOf(buffer, 0, ints.length, true));
-  } finally {
-    ctx.release(buffer);
-  }
+  return ctx.withStaged(ints, (s) => f(arrayOf(s.buffer, s.offset, s.length, false)));
 }
 
 /** Device copies of host arrays that are constants of a model (int8 weights, their scales), made once per array. */
@@ -237,7 +232,7 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
         seqs.forEach((s, i) => {
           const rows = (x: GpuArray) => arrayOf(x.buffer, x.offset + s.offset * C, s.Tq * C, false);
           attentionCached(ctx, rows(gpu(q, 'attentionCachedRagged')), gpu(s.k, 'attentionCachedRagged'), gpu(s.v, 'attentionCachedRagged'), rows(gpu(out, 'attentionCachedRagged')),
-            arrayOf(starts.buffer, i, 1, false), { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d });
+            arrayOf(starts.buffer, starts.offset + i, 1, false), { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d });
         });
       }),
     linearInt8: (x, rows, K, w, scale, bias, out, N) =>

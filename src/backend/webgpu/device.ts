@@ -24,6 +24,10 @@ import { UserError } from '../../util/errors.js';
  *   single writeBuffer per submit, bound with a dynamic offset), so the bind
  *   group depends only on the storage buffers and is cached per (layout,
  *   buffers) — pooled buffers come back step after step, and so do the hits.
+ * - A staging ring for a call's small host operands (token ids, targets, row
+ *   starts, RoPE tables, `withStaged`): copied into one host array and
+ *   uploaded with one writeBuffer per submit into one storage buffer, so
+ *   they make no buffer and their bind groups are the same every step.
  * - Counters (`stats`) of what that costs on the host: dispatches, passes,
  *   bind groups made, buffers created, queue writes, submits, reads, and the
  *   milliseconds spent recording; and, with `profile` on a device that has
@@ -119,6 +123,8 @@ const zeroStats = (): GpuStats => ({ dispatches: 0, passes: 0, bindGroupsCreated
 const RING_SLOTS = 4096;
 /** Cached bind groups kept at most (the cache is emptied past this: shapes that never come back). */
 const MAX_BIND_GROUPS = 16384;
+/** Staging ring size in 4-byte elements (4 MiB): a call's host operands larger than what is left of it get a pooled buffer of their own. */
+const STAGE_ELEMENTS = 1 << 20;
 /** Timestamp pairs a profile records before it resolves them. */
 const MAX_QUERIES = 4096;
 
@@ -174,6 +180,22 @@ export class GpuContext {
   private readonly ringI: Int32Array;
   private readonly ringF: Float32Array;
   private ringUsed = 0;
+  /**
+   * The staging ring: small host operands of one call (token ids, targets,
+   * row starts, RoPE tables) are copied into `stageHost` and go up with one
+   * writeBuffer per submit, into the one storage buffer `stage`. Every call
+   * then binds the same buffer (its element offset is a parameter), so its
+   * bind group is a cache hit, and the operands take no pooled buffer.
+   */
+  private stage: GPUBuffer | null = null;
+  private readonly stageHost = new ArrayBuffer(STAGE_ELEMENTS * 4);
+  private readonly stageI = new Int32Array(this.stageHost);
+  private readonly stageF = new Float32Array(this.stageHost);
+  /** Elements staged; those before `stageWritten` are already written to the device. */
+  private stageUsed = 0;
+  private stageWritten = 0;
+  /** Calls inside `withStaged`: while one is open, a flush keeps the ring's contents (its span may not be recorded yet). */
+  private stageOpen = 0;
   /** Cached bind groups: a trie keyed by layout, then by each bound buffer in binding order. */
   private bindGroups = new Map<GPUBindGroupLayout, BindNode>();
   private bindGroupCount = 0;
@@ -304,6 +326,36 @@ export class GpuContext {
     this.device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
     this.stats.writeBuffers++;
     return b;
+  }
+
+  /**
+   * Run `f` with `data` on the device for the length of one call: staged in
+   * the ring (no buffer made, no queue write until the next submit), or, when
+   * the ring is full, in a pooled buffer released when `f` returns. `f`
+   * records work reading the span; it must not keep the span.
+   */
+  withStaged<T>(data: Int32Array | Uint32Array | Float32Array, f: (s: GpuSpan) => T): T {
+    const n = data.length;
+    if (n === 0 || this.stageUsed + n > STAGE_ELEMENTS) {
+      const b = this.upload(n ? data : Int32Array.of(0));
+      try {
+        return f({ buffer: b, offset: 0, length: n });
+      } finally {
+        this.release(b);
+      }
+    }
+    this.stage ??= this.device.createBuffer({ size: STAGE_ELEMENTS * 4, usage: STORAGE_USAGE });
+    const offset = this.stageUsed;
+    if (data instanceof Float32Array) this.stageF.set(data, offset);
+    else this.stageI.set(data, offset); // Uint32 and Int32 share their bits
+    // Offsets kept a multiple of 4 elements (16 bytes): vector loads stay aligned, and the ring's layout is the same every step.
+    this.stageUsed += (n + 3) & ~3;
+    this.stageOpen++;
+    try {
+      return f({ buffer: this.stage, offset, length: n });
+    } finally {
+      this.stageOpen--;
+    }
   }
 
   /**
@@ -587,6 +639,14 @@ export class GpuContext {
       this.stats.writeBuffers++;
       this.ringUsed = 0;
     }
+    if (this.stageUsed > this.stageWritten) {
+      // Everything staged since the last submit, in one upload ordered before this submit's work.
+      this.device.queue.writeBuffer(this.stage!, this.stageWritten * 4, this.stageHost, this.stageWritten * 4, (this.stageUsed - this.stageWritten) * 4);
+      this.stats.writeBuffers++;
+      this.stageWritten = this.stageUsed;
+    }
+    // The ring starts over once no call holds a span of it; a later queue write is ordered after this submit's reads.
+    if (this.stageOpen === 0) this.stageUsed = this.stageWritten = 0;
     if (this.encoder) {
       if (this.profile && this.profile.names.length > 0) this.resolveProfile(this.encoder);
       this.device.queue.submit([this.encoder.finish()]);
@@ -687,6 +747,7 @@ export class GpuContext {
   destroy(): void {
     for (const list of this.free.values()) for (const b of list) b.destroy();
     for (const b of this.dummies) b.destroy();
+    this.stage?.destroy();
     this.free.clear();
     this.device.destroy();
   }

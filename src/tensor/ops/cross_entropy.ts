@@ -1,6 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
-import { Tensor, allocStorage } from '../tensor.js';
+import { Tensor, allocStorage, releaseStorage } from '../tensor.js';
 
 export interface CrossEntropyOptions {
   /** Targets equal to this are skipped (padding). Default −1. */
@@ -28,8 +28,11 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, opts: CrossEnt
   const out = Tensor.empty([]);
   be.crossEntropyForward(logits.storage, targets, lse, out.storage, rows, vocab, ignoreIndex, count > 0 ? 1 / count : 0);
   return record(out, [logits], 'crossEntropy', () => {
-    if (count === 0) return;
-    const d = logits.gradSink();
-    be.crossEntropyBackward(logits.storage, targets, lse, out.gradStorage!, d.grad, rows, vocab, ignoreIndex, 1 / count, d.accumulate);
+    if (count > 0) {
+      const d = logits.gradSink();
+      be.crossEntropyBackward(logits.storage, targets, lse, out.gradStorage!, d.grad, rows, vocab, ignoreIndex, 1 / count, d.accumulate);
+    }
+    // Spent (the backward runs once): back to the pool.
+    releaseStorage(lse);
   });
 }

@@ -1,7 +1,7 @@
 import { backend } from '../../backend/index.js';
 import type { Rng } from '../../util/rng.js';
 import { record } from '../autograd.js';
-import { Tensor, allocStorage } from '../tensor.js';
+import { Tensor, allocStorage, releaseStorage } from '../tensor.js';
 
 /** Randomly zero a fraction p of values while training (a regulariser); identity otherwise. */
 export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tensor {
@@ -14,5 +14,7 @@ export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tens
   return record(out, [x], 'dropout', () => {
     const dx = x.gradSink();
     backend().dropoutBackward(out.gradStorage!, mask, dx.grad, dx.accumulate);
+    // Spent (the backward runs once): back to the pool.
+    releaseStorage(mask);
   });
 }

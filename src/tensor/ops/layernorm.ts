@@ -1,6 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
-import { Tensor, allocStorage } from '../tensor.js';
+import { Tensor, allocStorage, releaseStorage } from '../tensor.js';
 
 /** Layer normalisation over the last axis, with optional learned scale and shift. */
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
@@ -17,5 +17,9 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
     const dW = weight?.requiresGrad ? weight.ensureGradStorage() : null;
     const dB = bias?.requiresGrad ? bias.ensureGradStorage() : null;
     be.layerNormBackward(x.storage, weight?.storage ?? null, mean, rstd, out.gradStorage!, dx.grad, dW, dB, rows, cols, dx.accumulate);
+    // Spent (the backward runs once): back to the pool, so a device step's next forward gets the same buffers.
+    releaseStorage(mean);
+    releaseStorage(rstd);
+    if (!x.requiresGrad) releaseStorage(dx.grad);
   });
 }

@@ -1,6 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
-import { Tensor, allocStorage } from '../tensor.js';
+import { Tensor, allocStorage, releaseStorage } from '../tensor.js';
 
 /**
  * RMSNorm over the last axis: w · x / √(mean(x²) + eps) (Llama's norm: no
@@ -18,5 +18,8 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
     const dx = x.requiresGrad ? x.gradSink() : { grad: allocStorage(x.size, false), accumulate: false };
     const dW = weight?.requiresGrad ? weight.ensureGradStorage() : null;
     be.rmsNormBackward(x.storage, weight?.storage ?? null, rstd, out.gradStorage!, dx.grad, dW, rows, cols, dx.accumulate);
+    // Spent (the backward runs once): back to the pool.
+    releaseStorage(rstd);
+    if (!x.requiresGrad) releaseStorage(dx.grad);
   });
 }

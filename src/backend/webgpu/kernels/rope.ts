@@ -7,13 +7,13 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
  * invocation per (row, head, channel pair) rotates the pair by its angle
  * (direction −1: the inverse rotation, the backward pass). The cos and sin
  * tables come from the host (they depend only on positions and frequencies)
- * in one buffer, cos first.
+ * staged for the call in the context's upload ring (one buffer, both offsets parameters).
  */
 const ROPE: KernelSource = {
   name: 'rope',
   bindings: ['read', 'read', 'rw'],
   code: /* wgsl */ `
-struct Params { n: u32, xOff: u32, outOff: u32, T: u32, H: u32, D: u32, hd: u32, perRow: u32, interleaved: u32, accumulate: u32, angles: u32, dir: f32 }
+struct Params { n: u32, xOff: u32, outOff: u32, T: u32, H: u32, D: u32, hd: u32, perRow: u32, interleaved: u32, accumulate: u32, sinOff: u32, dir: f32, cosOff: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> cs: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -29,8 +29,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let row = rowHead / p.H; // b·T + t
   let o = (row * p.H + h) * p.D;
   let a = select(row % p.T, row, p.perRow != 0u) * p.hd + pair; // shared or per-row positions
-  let c = cs[a];
-  let s = p.dir * cs[p.angles + a];
+  let c = cs[p.cosOff + a];
+  let s = p.dir * cs[p.sinOff + a];
   let i0 = o + select(pair, 2u * pair, p.interleaved != 0u);
   let i1 = o + select(pair + p.hd, 2u * pair + 1u, p.interleaved != 0u);
   let x0 = x[p.xOff + i0];
@@ -46,14 +46,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /** out (+)= R(direction·angle)·x for each channel pair of every head of every row. */
 export function rope(ctx: GpuContext, x: GpuSpan, out: GpuSpan, cos: Float32Array, sin: Float32Array, d: RopeDims, direction: 1 | -1, accumulate: boolean): void {
   const half = d.headDim / 2;
-  const table = new Float32Array(cos.length * 2);
-  table.set(cos, 0);
-  table.set(sin, cos.length);
-  const cs = ctx.upload(table);
   const n = d.B * d.T * d.nHead * half;
-  ctx.dispatch(ROPE, [x.buffer, cs, out.buffer], [
-    u32(n), u32(x.offset), u32(out.offset), u32(d.T), u32(d.nHead), u32(d.headDim), u32(half),
-    u32(cos.length === d.T * half ? 0 : 1), u32(d.layout === 'interleaved' ? 1 : 0), u32(accumulate ? 1 : 0), u32(cos.length), f32(direction),
-  ], grid(ctx, n));
-  ctx.release(cs);
+  const run = (cs: GPUBuffer, cosOff: number, sinOff: number) =>
+    ctx.dispatch(ROPE, [x.buffer, cs, out.buffer], [
+      u32(n), u32(x.offset), u32(out.offset), u32(d.T), u32(d.nHead), u32(d.headDim), u32(half),
+      u32(cos.length === d.T * half ? 0 : 1), u32(d.layout === 'interleaved' ? 1 : 0), u32(accumulate ? 1 : 0), u32(sinOff), f32(direction), u32(cosOff),
+    ], grid(ctx, n));
+  ctx.withStaged(cos, (c) =>
+    ctx.withStaged(sin, (s) => {
+      if (c.buffer === s.buffer) return run(c.buffer, c.offset, s.offset);
+      // The ring filled between the two: one table, cos first, in a buffer of its own.
+      const table = new Float32Array(cos.length * 2);
+      table.set(cos, 0);
+      table.set(sin, cos.length);
+      ctx.withStaged(table, (t) => run(t.buffer, t.offset, t.offset + cos.length));
+    }));
 }
