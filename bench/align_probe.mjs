@@ -7,7 +7,8 @@
 //   TOK=digits POS=rope STEPS=2000 node bench/align_probe.mjs OUTDIR   (characters, numbers whole)
 // Other knobs: CHARS (corpus size, default 200000), BLOCK (context, 256), LAYERS (4), HEADS (4), THREADS (1), SEED (1337), N (items per probe, 40),
 // LR (3e-3), QUERIES (look-ups per corpus story, at most; default 1), FABLES (fable characters, default CHARS/10),
-// CURVE (probe the look-ups every CURVE steps too: a copy of the checkpoint at each evaluation).
+// STORIES (the look-up stories' share of the fact lines, default 0.27), INIT (continue from this model: a second stage),
+// CORPUS_SEED_OFFSET (another corpus draw), CURVE (probe the look-ups every CURVE steps too: a copy of the checkpoint at each evaluation).
 // With an existing OUTDIR/base and PROBE_ONLY=1 it only probes. Prints one JSON line.
 import { existsSync, writeFileSync, mkdirSync, cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,14 +37,14 @@ const t0 = performance.now();
 const probeOnly = Boolean(process.env.PROBE_ONLY && existsSync(join(out, 'base')));
 if (!probeOnly) {
   const fables = process.env.FABLES ? { fableChars: Number(process.env.FABLES) } : {};
-  writeFileSync(join(out, 'corpus.txt'), alignCorpus(chars, seed, { queries: Number(env('QUERIES', 1)), ...fables }));
+  writeFileSync(join(out, 'corpus.txt'), alignCorpus(chars, seed + Number(env('CORPUS_SEED_OFFSET', 0)), { queries: Number(env('QUERIES', 1)), stories: Number(env('STORIES', 0.27)), ...fables }));
   const raw = {
     nHead: Number(env('HEADS', 4)), nEmbd: 128, blockSize: Number(env('BLOCK', 256)), batchSize: 10, maxIters: steps, lr: Number(env('LR', 3e-3)), minLr: Number(env('LR', 3e-3)) / 10,
     warmupIters: 50, evalInterval: curve || steps, evalIters: 5, seed, logInterval: 100_000, tokenizer: tok, positions: env('POS', 'learned'),
     ...(tok === 'bpe' || tok === 'word' ? { vocabSize: Number(env('VOCAB', 512)) } : {}), nLayer: Number(env('LAYERS', 4)),
   };
   useBackend(backend);
-  const run = { text: readFileSync(join(out, 'corpus.txt'), 'utf8'), dataPath: join(out, 'corpus.txt'), options: parseTrainOptions(raw), out: join(out, 'base') };
+  const run = { text: readFileSync(join(out, 'corpus.txt'), 'utf8'), dataPath: join(out, 'corpus.txt'), options: parseTrainOptions(raw), out: join(out, 'base'), ...(process.env.INIT ? { init: process.env.INIT } : {}) };
   train(run, {
     onCheckpoint: ({ step, dir }) => {
       if (!curve || step >= steps) return;

@@ -31,6 +31,7 @@ import { runTraining } from './train.js';
 const RECIPES = {
   full: {
     corpusChars: 200_000,
+    corpusQueries: 1,
     base: { tokenizer: 'char' as 'char' | 'digits' | 'bpe', positions: 'learned' as 'learned' | 'rope', nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256, batchSize: 10, maxIters: 2000, lr: 3e-3, minLr: 3e-4, warmupIters: 50, evalInterval: 1000, evalIters: 5 },
     instructions: 3000, sft: { maxIters: 700, batchSize: 16, lr: 1e-3, warmupIters: 50, evalInterval: 350 },
     pairs: 600, reward: { maxIters: 150, batchSize: 8, lr: 3e-4, evalInterval: 150 },
@@ -39,6 +40,7 @@ const RECIPES = {
   },
   quick: {
     corpusChars: 20_000,
+    corpusQueries: 1,
     base: { tokenizer: 'char' as 'char' | 'digits' | 'bpe', positions: 'learned' as 'learned' | 'rope', nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 256, batchSize: 4, maxIters: 20, lr: 3e-3, minLr: 3e-4, warmupIters: 5, evalInterval: 20, evalIters: 1 },
     instructions: 60, sft: { maxIters: 10, batchSize: 8, lr: 1e-3, warmupIters: 2, evalInterval: 10 },
     pairs: 40, reward: { maxIters: 5, batchSize: 4, lr: 3e-4, evalInterval: 5 },
@@ -154,7 +156,7 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
   if (o.base) log(`   reusing the base model in ${o.base} (not pretraining)`);
   else {
     // BPE tokens are about three characters each: three times the characters for as many tokens.
-    writeFileSync(path('corpus.txt'), alignCorpus(r.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed));
+    writeFileSync(path('corpus.txt'), alignCorpus(r.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed, { queries: r.corpusQueries }));
     runTraining({ data: path('corpus.txt'), out: basePath, ...backend }, { ...r.base, seed, logInterval: 100_000 });
   }
 

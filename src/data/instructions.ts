@@ -157,8 +157,10 @@ function lookupStory(rng: Rng, queries: number): string {
  *   words are made up (madeUpWord) and the look-up stories have two or three
  *   animals, so only attending back to the right place predicts them.
  */
-export function alignCorpus(chars = 200_000, seed = 3, o: { queries?: number; fableChars?: number } = {}): string {
+export function alignCorpus(chars = 200_000, seed = 3, o: { queries?: number; fableChars?: number; stories?: number } = {}): string {
   const queries = o.queries ?? 1;
+  // The other kinds keep their proportions when the stories' share of lines (0.27) changes.
+  const scale = (1 - (o.stories ?? 0.27)) / 0.73;
   const rng = new Rng(seed);
   const facts: string[] = [];
   let length = 0;
@@ -168,11 +170,11 @@ export function alignCorpus(chars = 200_000, seed = 3, o: { queries?: number; fa
     const b = rng.int(10);
     const u = rng.random();
     let line: string;
-    if (u < 0.27) line = `${a} + ${b} = ${a + b}.`;
-    else if (u < 0.4) line = `${Math.max(a, b)} - ${Math.min(a, b)} = ${Math.max(a, b) - Math.min(a, b)}.`;
-    else if (u < 0.55) line = `The word ${w} backwards is ${[...w].reverse().join('')}.`;
-    else if (u < 0.63) line = `The word ${w} in capitals is ${w.toUpperCase()}.`;
-    else if (u < 0.73) line = `Say ${w}: ${w}.`;
+    if (u < 0.27 * scale) line = `${a} + ${b} = ${a + b}.`;
+    else if (u < 0.4 * scale) line = `${Math.max(a, b)} - ${Math.min(a, b)} = ${Math.max(a, b) - Math.min(a, b)}.`;
+    else if (u < 0.55 * scale) line = `The word ${w} backwards is ${[...w].reverse().join('')}.`;
+    else if (u < 0.63 * scale) line = `The word ${w} in capitals is ${w.toUpperCase()}.`;
+    else if (u < 0.73 * scale) line = `Say ${w}: ${w}.`;
     else line = lookupStory(rng, queries);
     facts.push(line);
     length += line.length + 1;
