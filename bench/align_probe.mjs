@@ -37,7 +37,14 @@ const t0 = performance.now();
 const probeOnly = Boolean(process.env.PROBE_ONLY && existsSync(join(out, 'base')));
 if (!probeOnly) {
   const fables = process.env.FABLES ? { fableChars: Number(process.env.FABLES) } : {};
-  writeFileSync(join(out, 'corpus.txt'), alignCorpus(chars, seed + Number(env('CORPUS_SEED_OFFSET', 0)), { queries: Number(env('QUERIES', 1)), stories: Number(env('STORIES', 0.27)), ...fables }));
+  let text = alignCorpus(chars, seed + Number(env('CORPUS_SEED_OFFSET', 0)), { queries: Number(env('QUERIES', 1)), stories: Number(env('STORIES', 0.27)), ...fables });
+  if (process.env.INIT) {
+    // A second stage keeps the first one's characters: lines with a character it never saw are left out.
+    const known = loadModel(process.env.INIT).tokenizer;
+    const fits = (line) => { try { known.encode(line); return true; } catch { return false; } };
+    text = text.split('\n').filter(fits).join('\n');
+  }
+  writeFileSync(join(out, 'corpus.txt'), text);
   const raw = {
     nHead: Number(env('HEADS', 4)), nEmbd: 128, blockSize: Number(env('BLOCK', 256)), batchSize: 10, maxIters: steps, lr: Number(env('LR', 3e-3)), minLr: Number(env('LR', 3e-3)) / 10,
     warmupIters: 50, evalInterval: curve || steps, evalIters: 5, seed, logInterval: 100_000, tokenizer: tok, positions: env('POS', 'learned'),
