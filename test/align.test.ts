@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { instructions, REFUSAL } from '../src/data/instructions.js';
+import { alignCorpus, instructions, REFUSAL } from '../src/data/instructions.js';
 import { preferencePairs } from '../src/data/preferences.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
 import { heldOutSplit, promptKey } from '../src/train/sft_data.js';
@@ -43,6 +43,26 @@ describe('alignment demo data', () => {
     assert.ok(s.val.length >= 50 && s.val.length <= 60, String(s.val.length));
     assert.equal(s.train.length + s.val.length, list.length);
     for (const kind of ['arithmetic', 'story']) assert.ok(s.val.some((i) => list[i]!.kind === kind), kind);
+  });
+
+  it('the base corpus: look-up stories answered from their own lines, several look-ups each when asked, never the question form', () => {
+    const check = (text: string): number[] => {
+      const stories = text.split('\n').filter((l) => l.startsWith('The ') && l.includes(' So the '));
+      assert.ok(stories.length > 20);
+      for (const line of stories) {
+        const [story, ...asked] = line.split(' So the ');
+        const facts = new Map([...story!.matchAll(/The (\w+) has ([a-z ]+)\./g)].map((m) => [m[1]!, m[2]!]));
+        for (const q of asked) {
+          const m = /^(\w+) has ([a-z ]+)\.$/.exec(q.trim())!;
+          assert.equal(facts.get(m[1]!), m[2], line);
+        }
+      }
+      assert.ok(!text.includes('What does') && !text.includes('<|im_start|>'));
+      return stories.map((l) => l.split(' So the ').length - 1);
+    };
+    assert.deepEqual([...new Set(check(alignCorpus(20_000, 5)))], [1]);
+    const counts = check(alignCorpus(20_000, 5, { queries: 3 }));
+    assert.ok(Math.max(...counts) === 3 && Math.min(...counts) === 1);
   });
 
   it('a miss is named by how it went wrong', () => {

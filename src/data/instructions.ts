@@ -116,8 +116,13 @@ export function madeUpWord(rng: Rng): string {
   return w;
 }
 
-/** Three animals with three different things, and the last line looks one of them up. */
-function lookupStory(rng: Rng): string {
+/**
+ * Two or three animals with different things, then one to three lines that
+ * look them up ("So the owl has …"), in random order: every look-up is
+ * answered only by matching its animal back in the story and copying what
+ * follows, and several per story make that a large share of what is learned.
+ */
+function lookupStory(rng: Rng, queries: number): string {
   const animals: string[] = [];
   const things: string[] = [];
   const n = 2 + rng.int(2);
@@ -129,8 +134,8 @@ function lookupStory(rng: Rng): string {
     const t = pick(rng, THINGS);
     if (!things.includes(t)) things.push(t);
   }
-  const k = rng.int(n);
-  return animals.map((a, i) => `The ${a} has ${things[i]}.`).join(' ') + ` So the ${animals[k]} has ${things[k]}.`;
+  const asked = Array.from({ length: queries > 1 ? 1 + rng.int(queries) : 1 }, () => rng.int(n));
+  return animals.map((a, i) => `The ${a} has ${things[i]}.`).join(' ') + asked.map((k) => ` So the ${animals[k]} has ${things[k]}.`).join('');
 }
 
 /**
@@ -152,7 +157,10 @@ function lookupStory(rng: Rng): string {
  *   words are made up (madeUpWord) and the look-up stories have two or three
  *   animals, so only attending back to the right place predicts them.
  */
-export function alignCorpus(chars = 200_000, seed = 3): string {
+export function alignCorpus(chars = 200_000, seed = 3, o: { queries?: number; fableChars?: number; stories?: number } = {}): string {
+  const queries = o.queries ?? 1;
+  // The other kinds keep their proportions when the stories' share of lines (0.27) changes.
+  const scale = (1 - (o.stories ?? 0.27)) / 0.73;
   const rng = new Rng(seed);
   const facts: string[] = [];
   let length = 0;
@@ -162,16 +170,16 @@ export function alignCorpus(chars = 200_000, seed = 3): string {
     const b = rng.int(10);
     const u = rng.random();
     let line: string;
-    if (u < 0.27) line = `${a} + ${b} = ${a + b}.`;
-    else if (u < 0.4) line = `${Math.max(a, b)} - ${Math.min(a, b)} = ${Math.max(a, b) - Math.min(a, b)}.`;
-    else if (u < 0.55) line = `The word ${w} backwards is ${[...w].reverse().join('')}.`;
-    else if (u < 0.63) line = `The word ${w} in capitals is ${w.toUpperCase()}.`;
-    else if (u < 0.73) line = `Say ${w}: ${w}.`;
-    else line = lookupStory(rng);
+    if (u < 0.27 * scale) line = `${a} + ${b} = ${a + b}.`;
+    else if (u < 0.4 * scale) line = `${Math.max(a, b)} - ${Math.min(a, b)} = ${Math.max(a, b) - Math.min(a, b)}.`;
+    else if (u < 0.55 * scale) line = `The word ${w} backwards is ${[...w].reverse().join('')}.`;
+    else if (u < 0.63 * scale) line = `The word ${w} in capitals is ${w.toUpperCase()}.`;
+    else if (u < 0.73 * scale) line = `Say ${w}: ${w}.`;
+    else line = lookupStory(rng, queries);
     facts.push(line);
     length += line.length + 1;
   }
-  return fablesCorpus(chars / 10, seed) + '\n' + facts.join('\n') + '\n';
+  return fablesCorpus(o.fableChars ?? chars / 10, seed) + '\n' + facts.join('\n') + '\n';
 }
 
 /** Requests outside what the demo assistant does: it should decline them politely. */
