@@ -9,7 +9,7 @@ import { saveEmbedder } from '../src/io/embedder_dir.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
 import { indexFiles } from '../src/rag/indexer.js';
-import { LanceDBStore, unitPrefix } from '../src/rag/lancedb_store.js';
+import { LanceDBStore, lanceCpuThreads, unitPrefix } from '../src/rag/lancedb_store.js';
 import { runRagDemo } from '../src/rag/demo.js';
 import { Retriever } from '../src/rag/retriever.js';
 import { rerankFullVector } from '../src/rag/two_stage.js';
@@ -313,5 +313,20 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
     assert.ok(words.index.chunks < spaced.index.chunks, `${words.index.chunks} chunks of 64 words and marks, ${spaced.index.chunks} of 64 tokens with spaces`);
     assert.equal(JSON.parse(readFileSync(join(words.embedder, 'training.json'), 'utf8')).pairs.describedRate, 0.5, 'recorded, so the evaluation rebuilds the same pairs');
     assert.ok(words.scores.every((s) => s.queries === 12));
+  });
+});
+
+describe('LanceDB CPU pool', () => {
+  it('has at least 4 threads unless the user chose (its full-text index builder deadlocked with 2 on a 2-core machine)', () => {
+    const before = process.env.LANCE_CPU_THREADS;
+    try {
+      delete process.env.LANCE_CPU_THREADS;
+      assert.ok(Number(lanceCpuThreads()) >= 4);
+      process.env.LANCE_CPU_THREADS = '3';
+      assert.equal(lanceCpuThreads(), '3');
+    } finally {
+      if (before === undefined) delete process.env.LANCE_CPU_THREADS;
+      else process.env.LANCE_CPU_THREADS = before;
+    }
   });
 });
