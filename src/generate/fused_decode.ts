@@ -108,18 +108,13 @@ function describeHead(model: Llama, layers: DecoderLayerWeights[] | null): Decod
   return { norm: norm.weight.data, eps: norm.eps, out };
 }
 
-/** Whether the model still holds the modules `d` was read from (partsOf's order; no array built: this runs every token). */
+/** Whether the model still holds the modules `d` was read from (in partsOf's order, without building the whole list: this runs every token). */
 function unchanged(model: Llama, d: Described): boolean {
   const layers = model.model.layers;
   const m = d.modules;
   if (m.length !== 9 * layers.length + 2) return false;
   let j = 0;
-  for (const layer of layers) {
-    const a = layer.self_attn;
-    const f = layer.mlp;
-    if (m[j++] !== layer.input_layernorm || m[j++] !== layer.post_attention_layernorm || m[j++] !== a.q_proj || m[j++] !== a.k_proj || m[j++] !== a.v_proj ||
-      m[j++] !== a.o_proj || m[j++] !== f.gate_proj || m[j++] !== f.up_proj || m[j++] !== f.down_proj) return false;
-  }
+  for (const layer of layers) for (const part of partsOf(layer)) if (m[j++] !== part) return false;
   return m[j++] === model.model.norm && m[j] === (model.lm_head as Module);
 }
 
