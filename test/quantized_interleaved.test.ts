@@ -105,4 +105,27 @@ describe('native kernels on the interleaved layout', { skip }, () => {
       }
     });
   }
+
+  it('one activation row (the decode kernel) gives bit for bit what that row gives in a batch (the prefill kernel)', () => {
+    addon!.setIsa(addon!.detectedIsa());
+    for (const threads of [1, 2]) {
+      addon!.setThreads(threads);
+      for (const type of ['q4_0', 'q8_0'] as const) {
+        for (const [N, K] of [[16, 32], [48, 96], [1536, 576], [64, 2048]] as const) {
+          const w = quantizeMatrix(type, rand(N * K), N, K);
+          interleaveRows16(w);
+          const x = rand(K), bias = rand(N);
+          for (const b of [null, bias]) {
+            const one = new Float32Array(N), two = new Float32Array(2 * N);
+            native!.linearQuantized(x, 1, w, b, one);
+            const xx = new Float32Array(2 * K);
+            xx.set(x);
+            xx.set(x, K);
+            native!.linearQuantized(xx, 2, w, b, two);
+            assert.deepEqual(one, two.subarray(0, N), `t=${threads} ${type} N=${N} K=${K} bias=${!!b}`);
+          }
+        }
+      }
+    }
+  });
 });
