@@ -176,12 +176,14 @@ struct Phase {
 };
 
 // Weight bytes of one chunk of rows (rounded to whole 16-row groups, the interleaved
-// layout's unit). Measured on SmolLM2-135M q4_0 at 2 threads with chunks claimed from one
-// shared counter: 16 KB chunks ran 4.9 ms a token, 64 KB 3.7–3.8, 128 KB 3.5–3.8. With a
-// counter per thread (loaded, TinyLlama q4_0, 2 threads, tokens per CPU-second): 256 KB
-// beat 64 KB in 7 of 8 interleaved pairs, +12 % median. An MLP chunk is then 128 rows of
-// gate, then the same of up: the stream switches matrices every 147 KB, not every 36 KB.
-constexpr long CHUNK_BYTES = 256 << 10;
+// layout's unit): a phase's bytes / (4 T), within 64–256 KB. Measured on SmolLM2-135M q4_0
+// at 2 threads with chunks claimed from one shared counter: 16 KB chunks ran 4.9 ms a token,
+// 64 KB 3.7–3.8, 128 KB 3.5–3.8. With a counter per thread (loaded, TinyLlama q4_0,
+// 2 threads, tokens per CPU-second): 256 KB beat 64 KB in 7 of 8 interleaved pairs, +12–15 %
+// median (an MLP chunk is then 128 rows of gate, then of up: the stream switches matrices
+// every 147 KB, not every 36 KB); SmolLM2, whose q/k/v and o phases are 187–311 KB in all,
+// was no better at 256 KB, and keeps chunks of 64 KB there: ≥ 4 a thread, left to take.
+long chunk_bytes(long phase_bytes, int T) { return std::clamp(phase_bytes / (4L * T), 64L << 10, 256L << 10); }
 
 // The rows of products ls one after the other, split between T threads by weight bytes
 // (thread 0 streams the first part of that matrix, …), boundaries at whole units of rows.
@@ -203,7 +205,7 @@ void split_rows(Phase& ph, std::initializer_list<const StepLinear*> ls, int T, i
   }
   ph.bound[T] = (int)rows;
   const long avg = std::max(1L, total / std::max(1L, rows));
-  ph.chunk = (int)std::max<long>(unit, (CHUNK_BYTES / avg + unit / 2) / unit * unit);
+  ph.chunk = (int)std::max<long>(unit, (chunk_bytes(total, T) / avg + unit / 2) / unit * unit);
   ph.finish_setup();
 }
 
@@ -265,7 +267,7 @@ struct LayerPhases {
     split_rows(down, {&s.down}, T, 16);
     split_even(mlp, s.F, T, 32, 32);
     const long f_bytes = row_bytes(s.gate) + row_bytes(s.up);
-    mlp.chunk = (int)std::max<long>(32, (CHUNK_BYTES / std::max(1L, f_bytes) + 16) / 32 * 32);
+    mlp.chunk = (int)std::max<long>(32, (chunk_bytes(f_bytes * s.F, T) / std::max(1L, f_bytes) + 16) / 32 * 32);
     mlp.finish_setup();
   }
 };
