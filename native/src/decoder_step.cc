@@ -20,7 +20,7 @@
 // phase: its rows (each thread first norms and quantizes the final x itself).
 //
 // Each phase's work is split into T contiguous ranges, balanced by weight
-// bytes: thread t streams range t in chunks of ~64 KB claimed in order from
+// bytes: thread t streams range t in chunks of 64–256 KB (chunk_bytes) claimed in order from
 // its own counter, then takes chunks left in the others' ranges (on a shared
 // machine a thread may be descheduled mid-phase, or start late, or never: the
 // caller may run every task itself). A phase ends when all its chunks are
