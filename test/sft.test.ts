@@ -14,7 +14,7 @@ import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { trainBPE } from '../src/tokenizers/bpe_train.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
-import { encodeConversation, heldOutSplit, lengthBatches, sftBatch } from '../src/train/sft_data.js';
+import { encodeConversation, heldOutSplit, lengthBatches, plainTextExamples, sftBatch } from '../src/train/sft_data.js';
 import { chatVocabulary, CHATML_MARKERS } from '../src/train/sft_vocabulary.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
@@ -109,6 +109,17 @@ describe('SFT data', () => {
     assert.deepEqual([...s.train, ...s.val].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('rehearsal text: windows cut at line ends, every token learned, rows numbered below 1 (never held out)', () => {
+    const tok = CharTokenizer.fromText('abc \n1+2=3.');
+    const ex = plainTextExamples(tok, 'abc abc\n\n1+2=3.\nabc\ncab\n', 8, 64);
+    assert.deepEqual(ex.map((e) => tok.decode(Array.from(e.ids))), ['abc abc\n', '1+2=3.\nabc\n', 'cab\n']);
+    assert.deepEqual(ex.map((e) => e.row), [-1, -2, -3]);
+    assert.ok(ex.every((e) => e.mask.every((m) => m === 1)));
+    const b = sftBatch(ex);
+    assert.equal(b.tokens, ex.reduce((n, e) => n + e.ids.length - 1, 0));
+    assert.equal(plainTextExamples(tok, 'abc '.repeat(40), 1000, 16)[0]!.ids.length, 17, 'a window is cut to the context');
+  });
+
   it('bad rows are one line naming the row: no assistant turn, unknown role, neither shape', () => {
     assert.throws(() => parseChatRow({ messages: [{ role: 'user', content: 'hi' }] }, 4, 'd.jsonl'), (e: Error) => e instanceof UserError && /row 4 has no assistant turn/.test(e.message));
     assert.throws(() => parseChatRow({ messages: [{ role: 'wizard', content: 'hi' }, { role: 'assistant', content: 'x' }] }, 7, 'd.jsonl'), (e: Error) => e instanceof UserError && /row 7: message 1 has unknown role "wizard"/.test(e.message));
@@ -147,6 +158,20 @@ describe('attn sft (CLI)', () => {
     const r = JSON.parse(ev.stdout.trim());
     assert.equal(r.rows, 4);
     assert.ok(r.exact_match >= 0 && r.exact_match <= 1);
+  });
+
+  it('--rehearse mixes plain text in: recorded in sft.json, and a resume with other text is refused', () => {
+    const text = join(tmp, 'rehearse.txt');
+    writeFileSync(text, 'The fox has a bone.\n1 + 2 = 3.\n'.repeat(20));
+    const r = runAttn(['sft', '--init', base, '--out', join(tmp, 'reh'), '--max-iters', '2', '--rehearse', text, '--rehearse-chars', '40', ...common], tmp);
+    assert.equal(r.code, 0, r.stderr);
+    const state = JSON.parse(readFileSync(join(tmp, 'reh', 'sft.json'), 'utf8'));
+    assert.equal(state.rehearsal.windows, 14, 'windows of three lines (51 characters, then 42)');
+    assert.equal(state.heldOut.length, 4);
+    writeFileSync(join(tmp, 'other.txt'), '1 + 1 = 2.\n');
+    const again = runAttn(['sft', '--resume', join(tmp, 'reh'), '--max-iters', '3', '--rehearse', join(tmp, 'other.txt'), ...common], tmp);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /rehearsal text differs/);
   });
 
   it('--lora-r trains adapters only: the base weights are unchanged and the adapter is saved in PEFT layout', () => {

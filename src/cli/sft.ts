@@ -84,6 +84,8 @@ export interface SftCliArgs {
   threads?: number;
   lora?: LoRASettings;
   quiet?: boolean;
+  /** Plain text to rehearse beside the conversations (SftRun.rehearsal), cut into windows of `chars` characters. */
+  rehearse?: { path: string; chars: number };
 }
 
 /** `attn sft`: the library call behind the command (also used by `attn align demo`). Host backends. */
@@ -99,7 +101,8 @@ export async function runSftAsync(a: SftCliArgs, options: ReturnType<typeof pars
 }
 
 function sftRun(a: SftCliArgs, options: ReturnType<typeof parseFineTuneOptions>, r: { dataText: string; rows: ReturnType<typeof parseChatRows> }): SftRun {
-  return { rows: r.rows, dataPath: a.data, dataText: r.dataText, options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(a.lora ? { lora: a.lora } : {}) };
+  return { rows: r.rows, dataPath: a.data, dataText: r.dataText, options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(a.lora ? { lora: a.lora } : {}),
+    ...(a.rehearse ? { rehearsal: { path: a.rehearse.path, text: readTextFile(a.rehearse.path), chars: a.rehearse.chars } } : {}) };
 }
 
 function sftEvents(a: SftCliArgs, r: { description: string; progress: Progress; say(s: string): void }): SftEvents {
@@ -148,7 +151,9 @@ export function sftCommand(): Command {
     .option('--init <dir>', 'the model to fine-tune (ours, Hugging Face GPT-2 or Llama-family)')
     .option('--data <file>', 'JSON Lines conversations')
     .option('--out <dir>', 'checkpoint directory', 'sft-out')
-    .option('--resume <dir>', 'continue this checkpoint (writes back to it unless --out is given)');
+    .option('--resume <dir>', 'continue this checkpoint (writes back to it unless --out is given)')
+    .option('--rehearse <file>', 'plain text learned beside the conversations, loss on every token (keeps what pretraining taught)')
+    .option('--rehearse-chars <n>', 'characters per rehearsal window, cut at line ends (default 96)', int, 96);
   withBackendFlags(cmd, { webgpu: true });
   withFineTuneFlags(cmd);
   withLoRAFlags(cmd);
@@ -162,6 +167,7 @@ export function sftCommand(): Command {
       {
         ...(opts.init ? { init: opts.init as string } : {}), ...(opts.resume ? { resume: opts.resume as string } : {}),
         data: opts.data as string, out, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}), ...(lora ? { lora } : {}),
+        ...(opts.rehearse ? { rehearse: { path: opts.rehearse as string, chars: opts.rehearseChars as number } } : {}),
       },
       options,
     );

@@ -28,7 +28,7 @@ import { UserError } from '../util/errors.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { runTraining, runTrainingAsync, type LoopResult, type LoopStep, type TrainingEvents, type TrainingLoop } from './loop.js';
 import { loadDecoder, readTrainerState, restoreMoments, saveFineTuneCheckpoint, saveFineTuneCheckpointAsync } from './sft_checkpoint.js';
-import { encodeConversation, heldOutSplit, lengthBatches, promptKey, sftBatch, type ChatExample, type SftBatch } from './sft_data.js';
+import { encodeConversation, heldOutSplit, lengthBatches, plainTextExamples, promptKey, sftBatch, type ChatExample, type SftBatch } from './sft_data.js';
 import { fineTuneSchedule, type FineTuneOptions } from './sft_options.js';
 import { chatVocabulary, CHATML_MARKERS } from './sft_vocabulary.js';
 import type { Objective } from './step.js';
@@ -49,6 +49,8 @@ export interface SftState {
   options: FineTuneOptions;
   lora: LoRASettings | null;
   data: { path: string; sha256: string; rows: number };
+  /** Plain text rehearsed beside the rows (SftRun.rehearsal), if any. */
+  rehearsal?: { path: string; sha256: string; windows: number };
   /** The held-out rows (1-based row numbers), so `attn sft eval` scores the same ones. */
   heldOut: number[];
   rng: { batch: { s: RngState; spare: number | null }; model: { s: RngState; spare: number | null } };
@@ -71,6 +73,12 @@ export interface SftRun {
   resume?: string;
   out?: string;
   lora?: LoRASettings;
+  /**
+   * Plain text learned beside the rows, every token counted (plainTextExamples):
+   * windows of `chars` characters, batched apart from the conversations, a
+   * training step drawing either kind in proportion to their batches.
+   */
+  rehearsal?: { path: string; text: string; chars: number };
 }
 
 export interface SftEval {
@@ -165,6 +173,7 @@ function sftTrainingRun(run: SftRun, events: SftEvents): { loop: TrainingLoop<Sf
   if (run.resume) {
     state = readTrainerState<SftState>(run.resume, SFT_STATE_FILE, 'attn sft');
     if (state.data.sha256 !== sha256(run.dataText)) throw new UserError(`--resume ${run.resume}: the data differs from the one this checkpoint was trained on (${state.data.path})`);
+    if ((state.rehearsal?.sha256 ?? null) !== (run.rehearsal ? sha256(run.rehearsal.text) : null)) throw new UserError(`--resume ${run.resume}: the rehearsal text differs from the one this checkpoint was trained with (${state.rehearsal?.path ?? 'none'})`);
     state.options = { ...state.options, maxIters: run.options.maxIters };
     ({ model, tokenizer } = loadDecoder(run.resume, '--resume', { keepAdapter: true }));
     model.rng.setState(state.rng.model);
@@ -179,6 +188,7 @@ function sftTrainingRun(run: SftRun, events: SftEvents): { loop: TrainingLoop<Sf
     state = {
       kind: 'sft', step: 0, options: run.options, lora: run.lora ?? null,
       data: { path: run.dataPath, sha256: sha256(run.dataText), rows: run.rows.length },
+      ...(run.rehearsal ? { rehearsal: { path: run.rehearsal.path, sha256: sha256(run.rehearsal.text), windows: 0 } } : {}),
       heldOut: split.val.map((i) => run.rows[i]!.row),
       rng: { batch: new Rng(run.options.seed + 100).getState(), model: model.rng.getState() },
       history: [], seconds: 0, tokens: 0,
@@ -191,7 +201,9 @@ function sftTrainingRun(run: SftRun, events: SftEvents): { loop: TrainingLoop<Sf
   const train = examples.filter((e) => !held.has(e.row));
   const val = examples.filter((e) => held.has(e.row));
   if (train.length === 0) throw new UserError(`${run.dataPath}: no rows left to train on after holding out ${val.length}`);
-  const trainBatches = lengthBatches(train, o.batchSize).map(sftBatch);
+  const rehearsed = run.rehearsal ? plainTextExamples(tokenizer, run.rehearsal.text, run.rehearsal.chars, model.config.block_size) : [];
+  if (state.rehearsal) state.rehearsal.windows = rehearsed.length;
+  const trainBatches = [...lengthBatches(train, o.batchSize), ...lengthBatches(rehearsed, o.batchSize)].map(sftBatch);
   const valBatches = lengthBatches(val, o.batchSize).map(sftBatch);
   const batchRng = new Rng();
   batchRng.setState(state.rng.batch);

@@ -73,6 +73,31 @@ export function encodeConversation(template: ChatTemplate, tokenizer: Tokenizer,
 }
 
 /**
+ * Plain text as training examples with every token learned (rehearsal): the
+ * text is cut at line ends into windows of about `chars` characters, each an
+ * example whose mask is all ones. Mixed into SFT, they keep up what
+ * pretraining taught while the model learns the chat format. Rows are
+ * numbered −1, −2, … so they are never held out.
+ */
+export function plainTextExamples(tokenizer: Tokenizer, text: string, chars: number, blockSize: number): ChatExample[] {
+  const out: ChatExample[] = [];
+  let window = '';
+  const flush = (): void => {
+    if (window === '') return;
+    const ids = tokenizer.encode(window).slice(0, blockSize + 1);
+    if (ids.length > 1) out.push({ row: -(out.length + 1), ids: Int32Array.from(ids), mask: new Uint8Array(ids.length).fill(1) });
+    window = '';
+  };
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    window += line + '\n';
+    if (window.length >= chars) flush();
+  }
+  flush();
+  return out;
+}
+
+/**
  * The prompt that asks for a conversation's last assistant reply, and that
  * reply: what exact-match evaluation generates from and compares against.
  */
