@@ -1,7 +1,9 @@
 // row_top.h: the scan, one copy per instruction set (row_top_impl.inc), and the rerank.
 #include "row_top.h"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "cpu.h"

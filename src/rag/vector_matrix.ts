@@ -113,6 +113,26 @@ export class VectorMatrix {
   }
 
   private candidateRows = new Int32Array(0);
+  private candidateScores = new Float32Array(0);
+
+  /**
+   * The whole two-stage search: `depth` candidates by the prefix `qPrefix`,
+   * the best k of them by the full q. Where the backend has the fused kernels
+   * the candidates pass from one to the other as rows in a typed array (no
+   * objects made for them); elsewhere rerank(q, topByPrefix(…), k).
+   */
+  twoStage(q: Float32Array, qPrefix: Float32Array, depth: number, k: number, prefix: PrefixPrecision = 'int8'): ScoredRow[] {
+    const be = backend() as Backend<Float32Array>;
+    if (!be.topRows || !be.topRowsOf || k <= 0) return this.rerank(q, this.topByPrefix(qPrefix, depth, prefix), k);
+    const which = prefix === 'int8' ? 'prefix8' : 'prefix32';
+    const p = (this.panels[which] ??= which === 'prefix8' ? quantizeRowPanels(this.prefix, this.n, this.prefixDim) : packRowPanels(this.prefix, this.n, this.prefixDim));
+    if (qPrefix.length !== p.width) throw new Error(`query of ${qPrefix.length} components for rows of ${p.width}`);
+    if (q.length !== this.dim) throw new Error(`query of ${q.length} components for rows of ${this.dim}`);
+    if (this.candidateRows.length < depth) this.candidateRows = new Int32Array(depth);
+    if (this.candidateScores.length < depth) this.candidateScores = new Float32Array(depth);
+    const count = be.topRows(qPrefix, p, depth, this.candidateRows, this.candidateScores);
+    return this.results(be.topRowsOf(q, this.full, this.dim, this.candidateRows, count, k, this.room(k), this.outScores));
+  }
 
   /** Stage 2: the candidates scored again by the full vectors (cosine of unit vectors), the best k kept. */
   rerank(q: Float32Array, candidates: readonly ScoredRow[], k: number): ScoredRow[] {
