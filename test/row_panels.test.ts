@@ -78,7 +78,7 @@ describe('the native topRows against its js twin', { skip: native ? false : 'nat
       else addon!.setIsa(addon!.detectedIsa());
       for (const t of [1, 2, 3]) {
         addon!.setThreads(t);
-        // 9 001 rows of 40: past the kernel's threading threshold (256 KB) in fp32; integers with many equal scores.
+        // Integers with many equal scores, at sizes around the panel and the groups of four panels.
         for (const [n, width] of [[9001, 40], [37, 8], [16, 5], [1, 3], [0, 4]] as const) {
           const m = ints(n * width, 3);
           const q = ints(width, 2);
@@ -88,6 +88,13 @@ describe('the native topRows against its js twin', { skip: native ? false : 'nat
               assert.deepEqual(top(p, q, k, 'native'), top(p, q, k, 'js'), what);
             }
           }
+        }
+        // Past ROW_TOP_THREADED_BYTES (16 MB) the scan is split over the threads: 110 000 fp32 rows of 40.
+        {
+          const [n, width] = [110000, 40];
+          const p = packRowPanels(ints(n * width, 3), n, width);
+          const q = ints(width, 2);
+          for (const k of [1, 64]) assert.deepEqual(top(p, q, k, 'native'), top(p, q, k, 'js'), `threaded scan, k ${k}, threads ${t}`);
         }
         // Random fp32 rows: the same rows, scores to rounding.
         const [n, width] = [5000, 32];

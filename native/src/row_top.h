@@ -15,6 +15,10 @@ namespace attn {
 // component of 16 rows is one vector and no horizontal sums are needed.
 constexpr int ROW_PANEL = 16;
 
+// Scans of fewer bytes run on the calling thread (row_top_impl.inc says why; set from
+// the prefix scans' timings at 100 000 rows on the 2-core bench machine, loaded).
+constexpr long ROW_TOP_THREADED_BYTES = 16L << 20;
+
 struct RowTop {
   const float* q;      // [width]
   int n, width;
