@@ -21,7 +21,8 @@
         "native/src/quant_portable.cc",
         "native/src/quant_avx2.cc",
         "native/src/quant_avx512.cc",
-        "native/src/stream_read.cc"
+        "native/src/stream_read.cc",
+        "native/src/row_top.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

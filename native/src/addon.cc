@@ -12,6 +12,7 @@
 #include "quant.h"
 #include "stream_read.h"
 #include "panel.h"
+#include "row_top.h"
 #include "threadpool.h"
 
 namespace {
@@ -242,6 +243,21 @@ Napi::Value LinearInt8(const Napi::CallbackInfo& info) {
 Napi::Value LinearPanels(const Napi::CallbackInfo& info) {
   attn::panel_linear(attn::PanelLinear{I(info, 1), I(info, 6), I(info, 2), F(info, 0), F(info, 3), F(info, 4), F(info, 5)});
   return info.Env().Undefined();
+}
+
+// topRows(q, n, width, data (Float32Array or Int8Array panels, row_top.h), scale|null, k, rows (Int32Array), scores): count written
+Napi::Value TopRows(const Napi::CallbackInfo& info) {
+  attn::RowTop t{F(info, 0), I(info, 1), I(info, 2), nullptr, nullptr, info[4].IsNull() ? nullptr : F(info, 4), I(info, 5),
+                 info[6].As<Napi::Int32Array>().Data(), F(info, 7)};
+  if (info[3].IsTypedArray() && info[3].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array) t.i8 = info[3].As<Napi::Int8Array>().Data();
+  else t.f32 = F(info, 3);
+  return Napi::Number::New(info.Env(), attn::row_top(t));
+}
+
+// topRowsOf(q, m (row-major), width, candidates (Int32Array), count, k, rows, scores): count written
+Napi::Value TopRowsOf(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), attn::row_top_of(F(info, 0), F(info, 1), I(info, 2), info[3].As<Napi::Int32Array>().Data(), I(info, 4), I(info, 5),
+                                                        info[6].As<Napi::Int32Array>().Data(), F(info, 7)));
 }
 
 // linearQuantized(x, M, type (ggml's number), w (Uint8Array of blocks), N, K, bias|null, y, interleave?): y = x·Wᵀ + bias
@@ -499,6 +515,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hugePageBuffer", Napi::Function::New(env, HugePageBuffer));
   exports.Set("linearInt8", Napi::Function::New(env, LinearInt8));
   exports.Set("linearPanels", Napi::Function::New(env, LinearPanels));
+  exports.Set("topRows", Napi::Function::New(env, TopRows));
+  exports.Set("topRowsOf", Napi::Function::New(env, TopRowsOf));
   exports.Set("linearQuantized", Napi::Function::New(env, LinearQuantized));
   exports.Set("interleaveQuantRows", Napi::Function::New(env, InterleaveQuantRows));
   exports.Set("prefersInterleaved", Napi::Function::New(env, PrefersInterleaved));

@@ -1,5 +1,6 @@
 import type { DecoderHeadWeights, DecoderLayerWeights, DecoderStepCache } from './decoder_step.js';
 import type { QuantizedMatrix } from './quantized_matrix.js';
+import type { RowPanels } from './row_panels.js';
 import type { DeviceMemory, Storage } from './storage.js';
 
 /**
@@ -322,6 +323,17 @@ export interface Backend<F = Storage> {
    * speculative verifier's k + 1). Host backends only.
    */
   linearPanels?(x: F, rows: number, K: number, panels: Float32Array, bias: F | null, out: F, N: number): void;
+
+  /**
+   * Optional: the min(k, n) rows of `p` (backend/row_panels.ts) with the
+   * largest dot product with q, best first (equal scores: lower row first),
+   * into rows/scores; returns how many. The selection is fused into the scan
+   * (retrieval's dense search). Backends without it: a GEMV and a selection.
+   */
+  topRows?(q: Float32Array, p: RowPanels, k: number, rows: Int32Array, scores: Float32Array): number;
+
+  /** Optional: as topRows over `count` given rows of m [· × width] (row-major fp32): a two-stage search's rerank. */
+  topRowsOf?(q: Float32Array, m: Float32Array, width: number, candidates: Int32Array, count: number, k: number, rows: Int32Array, scores: Float32Array): number;
 
   /** out[rows, N] = x[rows, K]·Wᵀ + bias, W block-quantized in ggml's layouts (q8_0, q4_0, q4_k, q6_k), read as stored. */
   linearQuantized(x: F, rows: number, w: QuantizedMatrix, bias: F | null, out: F): void;

@@ -125,7 +125,7 @@ export class Retriever {
     const exact = search === 'exact' || prefixDim >= dim;
     const matrix = await this.matrix();
     if (matrix) {
-      const candidates = exact ? matrix.topByFull(q, k) : matrix.rerank(q, matrix.topByPrefix(unitPrefix(q, prefixDim), Math.max(depth, k)), k);
+      const candidates = exact ? matrix.topByFull(q, k) : matrix.twoStage(q, unitPrefix(q, prefixDim), Math.max(depth, k), k);
       return candidates.map((c) => ({ id: matrix.ids[c.row]!, row: matrix.rowIds[c.row]!, score: c.score }));
     }
     if (exact) return this.store.fullSearch(q, k);

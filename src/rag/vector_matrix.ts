@@ -1,6 +1,7 @@
 import type { Backend } from '../backend/backend.js';
 import { gemmArgs, mat, matT } from '../backend/gemm_args.js';
 import { backend } from '../backend/index.js';
+import { packRowPanels, quantizeRowPanels, type RowPanels } from '../backend/row_panels.js';
 
 /**
  * Every chunk's vectors in two dense row-major matrices in memory — the
@@ -12,6 +13,14 @@ import { backend } from '../backend/index.js';
  * costs tens (it decodes columns and builds result rows). The rerank then
  * reads only the candidates' full rows.
  *
+ * On a backend with the fused nearest-rows kernel (topRows: native) both
+ * scans instead read row panels (backend/row_panels.ts) built at the first
+ * search — the full vectors in fp32, the prefixes in int8 (a quarter of the
+ * bytes; `prefix: 'fp32'` for the fp32 copy) — and keep their best rows while
+ * they scan, with no score array of n written and read again; the rerank
+ * scores the candidates' full fp32 rows (topRowsOf). docs/rag.md, "Two-stage,
+ * again", says why.
+ *
  * Rows are named by the store's row ids (to fetch the chunks' text) and by
  * chunk ids (what fusion matches on). The matrix is a snapshot of one
  * store version; the retriever reloads it when the store moves on.
@@ -21,6 +30,9 @@ export interface ScoredRow {
   row: number;
   score: number;
 }
+
+/** What the prefix scan reads: int8 panels (the default where the backend scans panels) or fp32. */
+export type PrefixPrecision = 'int8' | 'fp32';
 
 export class VectorMatrix {
   readonly n: number;
@@ -48,24 +60,91 @@ export class VectorMatrix {
     return (this.scores ??= new Float32Array(this.n));
   }
 
-  /** Bytes the two matrices take: what decides whether a store is searched in memory. */
+  /**
+   * Bytes the matrices take: what decides whether a store is searched in
+   * memory (the row-major prefixes and full vectors, their fp32 panels and the
+   * int8 prefix panels with a scale a row).
+   */
   static bytesFor(rows: number, prefixDim: number, dim: number): number {
-    return rows * (prefixDim + dim) * 4;
+    return rows * (prefixDim + dim) * 8 + rows * (prefixDim + 4);
   }
 
-  /** Stage 1: the `depth` rows whose prefix is nearest `q` (a unit prefix), best first. */
-  topByPrefix(q: Float32Array, depth: number): ScoredRow[] {
-    return topK(this.prefix, this.prefixDim, this.n, q, depth, this.scratch());
+  private panels: { prefix8?: RowPanels; prefix32?: RowPanels; full?: RowPanels } = {};
+  private outRows = new Int32Array(0);
+  private outScores = new Float32Array(0);
+
+  /** The best k by the fused kernel over `which` panels (built at first use), or null when the backend has none. */
+  private fused(which: 'prefix8' | 'prefix32' | 'full', q: Float32Array, k: number): ScoredRow[] | null {
+    const be = backend() as Backend<Float32Array>;
+    if (!be.topRows) return null;
+    const p = (this.panels[which] ??=
+      which === 'full' ? packRowPanels(this.full, this.n, this.dim) : which === 'prefix8' ? quantizeRowPanels(this.prefix, this.n, this.prefixDim) : packRowPanels(this.prefix, this.n, this.prefixDim));
+    if (q.length !== p.width) throw new Error(`query of ${q.length} components for rows of ${p.width}`);
+    const count = be.topRows(q, p, k, this.room(k), this.outScores);
+    return this.results(count);
   }
 
-  /** Exact search by the full vectors: the baseline the two-stage search is measured against. */
+  private room(k: number): Int32Array {
+    if (this.outRows.length < k) {
+      this.outRows = new Int32Array(k);
+      this.outScores = new Float32Array(k);
+    }
+    return this.outRows;
+  }
+
+  private results(count: number): ScoredRow[] {
+    const out: ScoredRow[] = new Array(count);
+    for (let i = 0; i < count; i++) out[i] = { row: this.outRows[i]!, score: this.outScores[i]! };
+    return out;
+  }
+
+  /**
+   * Stage 1: the `depth` rows whose prefix is nearest `q` (a unit prefix), best
+   * first. Where the backend scans panels the prefixes are read as int8 unless
+   * `prefix` is 'fp32' (their scores then approximate: the rerank rescores).
+   */
+  topByPrefix(q: Float32Array, depth: number, prefix: PrefixPrecision = 'int8'): ScoredRow[] {
+    return this.fused(prefix === 'int8' ? 'prefix8' : 'prefix32', q, depth) ?? topK(this.prefix, this.prefixDim, this.n, q, depth, this.scratch());
+  }
+
+  /** Exact search by the full vectors: the baseline the two-stage search is measured against (the same fused kernel where there is one). */
   topByFull(q: Float32Array, k: number): ScoredRow[] {
-    return topK(this.full, this.dim, this.n, q, k, this.scratch());
+    return this.fused('full', q, k) ?? topK(this.full, this.dim, this.n, q, k, this.scratch());
+  }
+
+  private candidateRows = new Int32Array(0);
+  private candidateScores = new Float32Array(0);
+
+  /**
+   * The whole two-stage search: `depth` candidates by the prefix `qPrefix`,
+   * the best k of them by the full q. Where the backend has the fused kernels
+   * the candidates pass from one to the other as rows in a typed array (no
+   * objects made for them); elsewhere rerank(q, topByPrefix(…), k).
+   */
+  twoStage(q: Float32Array, qPrefix: Float32Array, depth: number, k: number, prefix: PrefixPrecision = 'int8'): ScoredRow[] {
+    const be = backend() as Backend<Float32Array>;
+    if (!be.topRows || !be.topRowsOf || k <= 0) return this.rerank(q, this.topByPrefix(qPrefix, depth, prefix), k);
+    const which = prefix === 'int8' ? 'prefix8' : 'prefix32';
+    const p = (this.panels[which] ??= which === 'prefix8' ? quantizeRowPanels(this.prefix, this.n, this.prefixDim) : packRowPanels(this.prefix, this.n, this.prefixDim));
+    if (qPrefix.length !== p.width) throw new Error(`query of ${qPrefix.length} components for rows of ${p.width}`);
+    if (q.length !== this.dim) throw new Error(`query of ${q.length} components for rows of ${this.dim}`);
+    if (this.candidateRows.length < depth) this.candidateRows = new Int32Array(depth);
+    if (this.candidateScores.length < depth) this.candidateScores = new Float32Array(depth);
+    const count = be.topRows(qPrefix, p, depth, this.candidateRows, this.candidateScores);
+    return this.results(be.topRowsOf(q, this.full, this.dim, this.candidateRows, count, k, this.room(k), this.outScores));
   }
 
   /** Stage 2: the candidates scored again by the full vectors (cosine of unit vectors), the best k kept. */
   rerank(q: Float32Array, candidates: readonly ScoredRow[], k: number): ScoredRow[] {
     if (k <= 0) return [];
+    const be = backend() as Backend<Float32Array>;
+    if (be.topRowsOf) {
+      if (q.length !== this.dim) throw new Error(`query of ${q.length} components for rows of ${this.dim}`);
+      if (this.candidateRows.length < candidates.length) this.candidateRows = new Int32Array(candidates.length);
+      for (let i = 0; i < candidates.length; i++) this.candidateRows[i] = candidates[i]!.row;
+      const count = be.topRowsOf(q, this.full, this.dim, this.candidateRows, candidates.length, k, this.room(k), this.outScores);
+      return this.results(count);
+    }
     const d = this.dim;
     const full = this.full;
     // Only the k best are kept in order (insertion into a short sorted list): the candidates are few.

@@ -4,6 +4,7 @@ import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
 import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes, type QuantizedMatrix } from '../quantized_matrix.js';
 import { nativeDecoderSteps } from './decoder_step.js';
+import { ROW_PANEL } from '../row_panels.js';
 
 /** The compiled addon (native/src/addon.cc). */
 export interface Addon {
@@ -34,6 +35,9 @@ export interface Addon {
   linearInt8(x: Float32Array, M: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number): void;
   /** Column panels: backend/panels.ts. */
   linearPanels(x: Float32Array, M: number, K: number, panels: Float32Array, bias: Float32Array | null, y: Float32Array, N: number): void;
+  /** Nearest rows with the selection fused (native/src/row_top.h); data: fp32 or int8 row panels. */
+  topRows(q: Float32Array, n: number, width: number, data: Float32Array | Int8Array, scale: Float32Array | null, k: number, rows: Int32Array, scores: Float32Array): number;
+  topRowsOf(q: Float32Array, m: Float32Array, width: number, candidates: Int32Array, count: number, k: number, rows: Int32Array, scores: Float32Array): number;
   /** interleave: 0 (ggml's layout) or 16 (QuantizedMatrix's 'rows16'). */
   linearQuantized(x: Float32Array, M: number, type: number, w: Uint8Array, N: number, K: number, bias: Float32Array | null, y: Float32Array, interleave?: number): void;
   /** Rewrites a q4_0/q8_0 matrix of 16·n rows in place into the 'rows16' layout. */
@@ -193,6 +197,18 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     },
     linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
     linearPanels: (x, rows, K, panels, bias, out, N) => a.linearPanels(x, rows, K, panels, bias, out, N),
+    topRows: (q, p, k, rows, scores) => {
+      if (q.length !== p.width) throw new Error(`query of ${q.length} components for rows of ${p.width}`);
+      if (rows.length < Math.min(k, p.n) || scores.length < Math.min(k, p.n)) throw new Error(`topRows: room for ${Math.min(rows.length, scores.length)} of ${Math.min(k, p.n)} results`);
+      if (p.data.length < Math.ceil(p.n / ROW_PANEL) * p.width * ROW_PANEL || (p.data instanceof Int8Array && (p.scale?.length ?? 0) < p.n)) throw new Error(`topRows: panels too short for ${p.n} rows of ${p.width}`);
+      return a.topRows(q, p.n, p.width, p.data, p.data instanceof Int8Array ? p.scale : null, k, rows, scores);
+    },
+    topRowsOf: (q, m, width, candidates, count, k, rows, scores) => {
+      if (q.length !== width) throw new Error(`query of ${q.length} components for rows of ${width}`);
+      if (count > candidates.length || rows.length < Math.min(k, count) || scores.length < Math.min(k, count)) throw new Error(`topRowsOf: ${count} candidates, room for ${Math.min(rows.length, scores.length)}`);
+      for (let i = 0; i < count; i++) if (candidates[i]! < 0 || (candidates[i]! + 1) * width > m.length) throw new Error(`topRowsOf: row ${candidates[i]} is outside the matrix`);
+      return a.topRowsOf(q, m, width, candidates, count, k, rows, scores);
+    },
     linearQuantized: (x, rows, w, bias, out) => {
       quantRowBytes(w.type, w.cols); // checks cols against the block size
       if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`linearQuantized: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
