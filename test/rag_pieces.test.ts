@@ -248,6 +248,32 @@ describe('rag: generated data', () => {
     assert.throws(() => inverseClozePairs(docs, { ...o, describedRate: 2 }), /describedRate/);
   });
 
+  it('multi-fact pairs with multiKeepRate: the positive keeps its sentence in that share, the pairs are otherwise those of before', () => {
+    const docs = factCorpus({ towns: 10, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const o = { passageWords: 24, count: 300, seed: 1, keyBy: 'document' as const, multiFactRate: 1 };
+    const base = inverseClozePairs(docs, o);
+    assert.deepEqual(inverseClozePairs(docs, { ...o, multiKeepRate: 0 }), base, 'rate 0: the pairs of before');
+    const half = inverseClozePairs(docs, { ...o, multiKeepRate: 0.5 });
+    const all = inverseClozePairs(docs, { ...o, multiKeepRate: 1 });
+    let kept = 0;
+    let multi = 0;
+    half.forEach((p, i) => {
+      assert.equal(p.anchor, base[i]!.anchor, 'the same queries');
+      const parts = p.anchor.split(/(?<=[.!?]) |(?<=^# \S+) /);
+      if (parts.length !== 2) return assert.equal(p.positive, base[i]!.positive);
+      multi++;
+      if (p.positive !== base[i]!.positive) {
+        kept++;
+        assert.equal(parts.filter((s) => p.positive.includes(s)).length, 1, 'one of its sentences is kept in the positive');
+        assert.ok(p.positive.length > base[i]!.positive.length);
+      }
+      // At rate 1 every two-sentence positive keeps its sentence.
+      assert.equal(parts.filter((s) => all[i]!.positive.includes(s)).length, 1);
+    });
+    assert.ok(kept > multi * 0.3 && kept < multi * 0.7, `${kept} of ${multi} kept at 0.5`);
+    assert.throws(() => inverseClozePairs(docs, { ...o, multiKeepRate: -1 }), /multiKeepRate/);
+  });
+
   it('neighbour groups: documents grouped with those sharing their rare words', () => {
     const docs = ['a river Ostra glassmaking', 'b river Ostra weaving', 'c river Velm brewing', 'd river Velm pottery', 'e river Kord printing', 'f river Kord milling'];
     const g = neighbourGroups(docs, 2, new Rng(1));

@@ -11,6 +11,7 @@ import { parseEmbedderConfig } from '../src/models/embedder_config.js';
 import { indexFiles } from '../src/rag/indexer.js';
 import { LanceDBStore, lanceCpuThreads, unitPrefix } from '../src/rag/lancedb_store.js';
 import { runRagDemo } from '../src/rag/demo.js';
+import { ragCommand } from '../src/cli/rag.js';
 import { Retriever } from '../src/rag/retriever.js';
 import { rerankFullVector } from '../src/rag/two_stage.js';
 import { openForIndexing, openRetriever } from '../src/rag/open_store.js';
@@ -301,9 +302,9 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
     assert.ok(r.scores.every((s) => s.queries === 24));
   });
 
-  it('without space tokens the window and the chunks hold more words; described queries are recorded with the pairs', async () => {
+  it('without space tokens the window and the chunks hold more words; described queries and keep rates are recorded with the pairs', async () => {
     const run = async (dir: string, spaceTokens: boolean) => runRagDemo({
-      out: join(work, dir), towns: 12, questionsPerTown: 1, devQuestionsPerTown: 0, seed: 3, pairs: 300, passageWords: 48, multiFactRate: 0.5, describedRate: 0.5,
+      out: join(work, dir), towns: 12, questionsPerTown: 1, devQuestionsPerTown: 0, seed: 3, pairs: 300, passageWords: 48, multiFactRate: 0.5, describedRate: 0.5, keepRate: 0.5, multiKeepRate: 0.75,
       train: { steps: 2, evalInterval: 2, evalPairs: 10, batchSize: 8, dModel: 16, layers: 1, heads: 2, maxLen: 64, spaceTokens },
     });
     const words = await run('words', false);
@@ -311,8 +312,20 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
     assert.equal(JSON.parse(readFileSync(join(words.embedder, 'tokenizer.json'), 'utf8')).spaces, false);
     assert.equal(JSON.parse(readFileSync(join(spaced.embedder, 'tokenizer.json'), 'utf8')).spaces, undefined);
     assert.ok(words.index.chunks < spaced.index.chunks, `${words.index.chunks} chunks of 64 words and marks, ${spaced.index.chunks} of 64 tokens with spaces`);
-    assert.equal(JSON.parse(readFileSync(join(words.embedder, 'training.json'), 'utf8')).pairs.describedRate, 0.5, 'recorded, so the evaluation rebuilds the same pairs');
+    const spec = JSON.parse(readFileSync(join(words.embedder, 'training.json'), 'utf8')).pairs;
+    assert.equal(spec.describedRate, 0.5, 'recorded, so the evaluation rebuilds the same pairs');
+    assert.deepEqual([spec.keepRate, spec.multiKeepRate], [0.5, 0.75], 'the keep rates too');
     assert.ok(words.scores.every((s) => s.queries === 12));
+  });
+});
+
+describe('attn rag demo flags', () => {
+  it('refuses a keep rate outside 0..1', async () => {
+    for (const flag of ['--keep-rate', '--multi-keep-rate']) {
+      const demo = ragCommand().commands.find((c) => c.name() === 'demo')!;
+      demo.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+      await assert.rejects(demo.parseAsync(['--out', '/nonexistent/never-written', flag, '1.5'], { from: 'user' }), /between 0 and 1/);
+    }
   });
 });
 

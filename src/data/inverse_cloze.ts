@@ -57,6 +57,14 @@ export interface InverseClozeOptions {
    * corpus text alone. 0 by default.
    */
   describedRate?: number;
+  /**
+   * The fraction of two-sentence (multi-fact) pairs whose positive keeps the
+   * query's sentence from that passage (as `keepRate` does for one-sentence
+   * pairs), so that the facts the query and its passage share count. Drawn
+   * from its own generator: the pairs are those of 0 but for the positives it
+   * keeps whole. 0 by default.
+   */
+  multiKeepRate?: number;
 }
 
 interface Passage {
@@ -157,6 +165,9 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
   const words = described > 0 ? documentWords(docs) : undefined;
   // Its own draws, so the pairs are those of describedRate 0 but for the queries it cuts.
   const describe = new Rng(o.seed + 2);
+  const multiKeep = o.multiKeepRate ?? 0;
+  if (multiKeep < 0 || multiKeep > 1) throw new Error(`multiKeepRate must be in [0, 1] (got ${multiKeep})`);
+  const keepDraw = new Rng(o.seed + 3);
   // Each document's group: itself, or it and the documents most like it (neighbourGroups).
   const near = (o.neighbours ?? 1) > 1 ? neighbourGroups(docs, o.neighbours!, new Rng(o.seed + 1)) : undefined;
   const groupOfDoc = (doc: number) => (near ? `near ${near[doc]}` : `doc ${doc}`);
@@ -179,7 +190,8 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
         if (cut[0] && cut[1]) [first, second] = cut as [string, string];
       }
       const anchor = `${first} ${second}`;
-      pairs.push({ anchor, positive: ss.filter((_, j) => j !== s).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
+      const kept = multiKeep > 0 && keepDraw.random() < multiKeep;
+      pairs.push({ anchor, positive: (kept ? ss : ss.filter((_, j) => j !== s)).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
       continue;
     }
     const s = rng.int(ss.length);

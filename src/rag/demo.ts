@@ -37,6 +37,10 @@ export interface DemoOptions {
   neighbours?: number;
   /** The share of two-sentence queries cut to their distinctive words without the town's name (inverse_cloze.ts `describedRate`); 0 by default. */
   describedRate?: number;
+  /** One-sentence pairs whose positive keeps the sentence (inverse_cloze.ts `keepRate`); 0.1 by default. */
+  keepRate?: number;
+  /** Two-sentence pairs whose positive keeps its sentence (inverse_cloze.ts `multiKeepRate`); 0 by default. */
+  multiKeepRate?: number;
   chunkTokens?: number;
   log?: (s: string) => void;
 }
@@ -76,11 +80,11 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
   const embedderDir = join(o.out, 'embedder');
   const options = parseEmbedderOptions(o.train);
   // Keyed by document and split by sentence (inverse_cloze.ts): every document is trained on, and its passages are not each other's negatives.
-  const pairs = splitBySentence(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed, keyBy: 'document', multiFactRate: o.multiFactRate ?? 0, neighbours: o.neighbours ?? 1, describedRate: o.describedRate ?? 0 }), 0.1);
+  const pairs = splitBySentence(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed, keyBy: 'document', multiFactRate: o.multiFactRate ?? 0, neighbours: o.neighbours ?? 1, describedRate: o.describedRate ?? 0, keepRate: o.keepRate ?? 0.1, multiKeepRate: o.multiKeepRate ?? 0 }), 0.1);
   log(`training the retriever: ${pairs.train.length} inverse cloze pairs from the documents, ${options.steps} steps\n`);
   const summary = trainEmbedder({
     train: pairs.train, heldOut: pairs.heldOut, options, out: embedderDir,
-    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}) },
+    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}), ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}), ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}) },
   });
   log(`trained in ${summary.seconds.toFixed(1)} s; held-out recall@1 ${[...summary.recall].map(([d, r]) => `${d}:${r.toFixed(3)}`).join(' ')}\n`);
 
