@@ -61,18 +61,30 @@ interface DataFlags {
   windowWords: number;
   keyBy?: 'passage' | 'document';
   multiFactRate?: number;
+  keepRate?: number;
+  multiKeepRate?: number;
+}
+
+/** A --corpus share in [0, 1]: refused for other pair sources and outside the range. */
+function corpusRate(flag: string, value: number | undefined, corpus: boolean): void {
+  if (value === undefined) return;
+  if (!corpus) throw new UserError(`${flag} applies to --corpus only`);
+  if (!(value >= 0 && value <= 1)) throw new UserError(`${flag} must be between 0 and 1, not ${value}`);
 }
 
 function pairSpec(o: DataFlags): PairSpec {
   if ([o.data, o.task, o.corpus].filter((x) => x !== undefined).length > 1) throw new UserError('give one of --data FILE, --corpus FILES… or --task');
   if (o.keyBy !== undefined && !o.corpus) throw new UserError('--key-by applies to --corpus only');
-  if (o.multiFactRate !== undefined && !o.corpus) throw new UserError('--multi-fact-rate applies to --corpus only');
-  if (o.multiFactRate !== undefined && !(o.multiFactRate >= 0 && o.multiFactRate <= 1)) throw new UserError(`--multi-fact-rate must be between 0 and 1, not ${o.multiFactRate}`);
+  corpusRate('--multi-fact-rate', o.multiFactRate, !!o.corpus);
+  corpusRate('--keep-rate', o.keepRate, !!o.corpus);
+  corpusRate('--multi-keep-rate', o.multiKeepRate, !!o.corpus);
   if (o.corpus) {
     return {
       task: 'corpus', files: o.corpus, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords,
       ...(o.keyBy === 'document' ? { keyBy: 'document' as const } : {}),
       ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}),
+      ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}),
+      ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}),
     };
   }
   const task = o.data ? 'passages' : (o.task ?? 'templates');
@@ -90,7 +102,9 @@ function withDataFlags(cmd: Command): Command {
     .option('--passage-words <n>', 'words per passage (--data, --corpus, --task fables)', int, 64)
     .option('--window-words <n>', 'words per window; two windows per pair (--data, --task fables)', int, 24)
     .addOption(new Option('--key-by <what>', '--corpus: passage (another passage of the same document is a negative, as in the paper; a tenth of the documents held out) or document (it is not, and only a tenth of the sentences are held out: the recipe `attn rag demo` uses, docs/rag.md)').choices(['passage', 'document']))
-    .option('--multi-fact-rate <r>', '--corpus: share of queries made of two sentences from two passages of one document (`attn rag demo` uses 0.5; docs/rag.md)', num);
+    .option('--multi-fact-rate <r>', '--corpus: share of queries made of two sentences from two passages of one document (`attn rag demo` uses 0.5; docs/rag.md)', num)
+    .option('--keep-rate <r>', '--corpus: share of one-sentence pairs whose passage keeps the query sentence (default 0.1, as in the paper; `attn rag demo` uses 0.75)', num)
+    .option('--multi-keep-rate <r>', '--corpus: share of two-sentence pairs whose passage keeps the query\'s sentence from it (default 0; `attn rag demo` uses 0.75)', num);
 }
 
 /** Refuse to replace a directory that is not a model directory: it may hold the user's files. */
