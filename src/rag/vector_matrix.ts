@@ -73,12 +73,17 @@ export class VectorMatrix {
   private outRows = new Int32Array(0);
   private outScores = new Float32Array(0);
 
+  /** The `which` panels, built at first use. */
+  private panelsOf(which: 'prefix8' | 'prefix32' | 'full'): RowPanels {
+    return (this.panels[which] ??=
+      which === 'full' ? packRowPanels(this.full, this.n, this.dim) : which === 'prefix8' ? quantizeRowPanels(this.prefix, this.n, this.prefixDim) : packRowPanels(this.prefix, this.n, this.prefixDim));
+  }
+
   /** The best k by the fused kernel over `which` panels (built at first use), or null when the backend has none. */
   private fused(which: 'prefix8' | 'prefix32' | 'full', q: Float32Array, k: number): ScoredRow[] | null {
     const be = backend() as Backend<Float32Array>;
     if (!be.topRows) return null;
-    const p = (this.panels[which] ??=
-      which === 'full' ? packRowPanels(this.full, this.n, this.dim) : which === 'prefix8' ? quantizeRowPanels(this.prefix, this.n, this.prefixDim) : packRowPanels(this.prefix, this.n, this.prefixDim));
+    const p = this.panelsOf(which);
     if (q.length !== p.width) throw new Error(`query of ${q.length} components for rows of ${p.width}`);
     const count = be.topRows(q, p, k, this.room(k), this.outScores);
     return this.results(count);
@@ -125,7 +130,7 @@ export class VectorMatrix {
     const be = backend() as Backend<Float32Array>;
     if (!be.topRows || !be.topRowsOf || k <= 0) return this.rerank(q, this.topByPrefix(qPrefix, depth, prefix), k);
     const which = prefix === 'int8' ? 'prefix8' : 'prefix32';
-    const p = (this.panels[which] ??= which === 'prefix8' ? quantizeRowPanels(this.prefix, this.n, this.prefixDim) : packRowPanels(this.prefix, this.n, this.prefixDim));
+    const p = this.panelsOf(which);
     if (qPrefix.length !== p.width) throw new Error(`query of ${qPrefix.length} components for rows of ${p.width}`);
     if (q.length !== this.dim) throw new Error(`query of ${q.length} components for rows of ${this.dim}`);
     if (this.candidateRows.length < depth) this.candidateRows = new Int32Array(depth);
