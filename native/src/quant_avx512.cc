@@ -44,13 +44,13 @@ void quantize_acts(const float* x, long blocks, int offset, int8_t* q, float* d,
     int8_t* qb = q + b * 32;
     _mm_storeu_si128((__m128i*)qb, _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128((__m128i*)(qb + 16), _mm512_cvtepi32_epi8(q1));
-    int32_t total = 0;
-    for (int l = 0; l < 8; l++) {
-      const int8_t* g = qb + 4 * l;
-      corr[b * 8 + l] = -offset * (g[0] + g[1] + g[2] + g[3]);
-      total += corr[b * 8 + l];
-    }
-    corr1[b] = total;
+    // corr[l] = −offset·(q[4l] + … + q[4l+3]): byte pairs summed by vpmaddubsw (1·q, exact in 16 bits),
+    // then pairs of those by vpmaddwd, in integers, so the same values as the scalar loop.
+    const __m256i qv = _mm256_loadu_si256((const __m256i*)qb);
+    const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qv), _mm256_set1_epi16(1));
+    const __m256i cv = _mm256_mullo_epi32(s4, _mm256_set1_epi32(-offset));
+    _mm256_storeu_si256((__m256i*)(corr + b * 8), cv);
+    corr1[b] = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(cv));
     d[b] = db;
     _mm256_storeu_ps(d8 + b * 8, _mm256_set1_ps(db));
   }
