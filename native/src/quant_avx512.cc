@@ -50,7 +50,10 @@ void quantize_acts(const float* x, long blocks, int offset, int8_t* q, float* d,
     const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qv), _mm256_set1_epi16(1));
     const __m256i cv = _mm256_mullo_epi32(s4, _mm256_set1_epi32(-offset));
     _mm256_storeu_si256((__m256i*)(corr + b * 8), cv);
-    corr1[b] = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(cv));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(cv), _mm256_extracti128_si256(cv, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    corr1[b] = _mm_cvtsi128_si32(t);
     d[b] = db;
     _mm256_storeu_ps(d8 + b * 8, _mm256_set1_ps(db));
   }
