@@ -196,16 +196,10 @@ export function benchLlama(o: LlamaBenchOptions): void {
               row.limit_after_gb_per_s = after?.gb_per_s ?? null;
               // Against the streaming read at this run's own thread count, taken around this round.
               row.bandwidth_fraction_same_threads = gb ? Number(row.decode_weight_gb_per_s) / gb : null;
-              // A diagnostic, not the goal: the weight bytes read per CPU-second of the decoding process × its
-              // threads (the rate had every thread been on a core all the time; JS, GC and spin-waits count as
-              // CPU, so it can only be low) against the same limit. On a loaded machine it says how much of a
-              // low fraction is time off the cores rather than a slow read.
-              row.decode_weight_gb_per_cpu_s = (bytes * Number(row.decode_tokens_per_cpu_s)) / 1e9;
-              row.cpu_fraction_same_threads = gb ? (Number(row.decode_weight_gb_per_cpu_s) * threads) / gb : null;
             }
             const frac = (impl: string) => {
               const row = roundRows.find((x) => x.impl === impl);
-              return row ? `${impl} ${Number(row.decode_weight_gb_per_s).toFixed(1)} GB/s${gb ? ` = ${Number(row.bandwidth_fraction_same_threads).toFixed(2)} (per CPU-second × threads ${Number(row.cpu_fraction_same_threads).toFixed(2)})` : ''}` : null;
+              return row ? `${impl} ${Number(row.decode_weight_gb_per_s).toFixed(1)} GB/s${gb ? ` = ${Number(row.bandwidth_fraction_same_threads).toFixed(2)}` : ''}` : null;
             };
             o.log(`llama ${shapeName} ${type} ${threads}t round ${round}: limit ${gb?.toFixed(1) ?? '—'} GB/s (before ${before?.gb_per_s.toFixed(1) ?? '—'}, after ${after?.gb_per_s.toFixed(1) ?? '—'}); ${impls.map(frac).filter(Boolean).join('; ')}`);
             rows.push(...roundRows);
