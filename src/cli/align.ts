@@ -4,7 +4,7 @@ import { readTextFile } from '../io/read_text.js';
 import { Command, Option } from 'commander';
 import { chatTemplateOf } from '../chat/for_tokenizer.js';
 import type { ChatMessage } from '../chat/messages.js';
-import { alignCorpus, instructionRows, instructions, REFUSAL } from '../data/instructions.js';
+import { alignCorpus, instructionRows, instructions, REFUSAL, type CorpusLineShares } from '../data/instructions.js';
 import { parseChatRows } from '../data/instructions_file.js';
 import { preferencePairs, preferenceRows, type PreferencePair } from '../data/preferences.js';
 import { loadModel } from '../io/model_dir.js';
@@ -61,6 +61,8 @@ function linesIn(text: string, tokenizer: Tokenizer): string {
 interface Rehearsal {
   corpusChars: number;
   windowChars: number;
+  /** The kinds of lines in the rehearsed draw (alignCorpus `shares`); default: the pretraining corpus's mix. */
+  shares?: Partial<CorpusLineShares>;
 }
 
 const RECIPES = {
@@ -217,7 +219,7 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
   writeFileSync(path('sft.jsonl'), instructionRows(taught));
   const sftOpts = { ...r.sft, seed, logInterval: 100_000 };
   if (r.rehearse) {
-    const text = alignCorpus(r.rehearse.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed + 2, { queries: r.corpusQueries });
+    const text = alignCorpus(r.rehearse.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed + 2, { queries: r.corpusQueries, ...(r.rehearse.shares ? { shares: r.rehearse.shares } : {}) });
     writeFileSync(path('rehearse.txt'), linesIn(text, loadModel(basePath).tokenizer!));
   }
   const rehearse = r.rehearse ? { rehearse: { path: path('rehearse.txt'), chars: r.rehearse.windowChars } } : {};
