@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alignCorpus, instructions, REFUSAL } from '../src/data/instructions.js';
+import { alignCorpus, CORPUS_LINE_SHARES, instructions, REFUSAL } from '../src/data/instructions.js';
 import { preferencePairs } from '../src/data/preferences.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
 import { heldOutSplit, promptKey } from '../src/train/sft_data.js';
@@ -63,6 +63,32 @@ describe('alignment demo data', () => {
     assert.deepEqual([...new Set(check(alignCorpus(20_000, 5)))], [1]);
     const counts = check(alignCorpus(20_000, 5, { queries: 3 }));
     assert.ok(Math.max(...counts) === 3 && Math.min(...counts) === 1);
+  });
+
+  it('the corpus mix can be reweighted by line kind; without shares the draw is unchanged', () => {
+    const kinds = (text: string): Record<string, number> => {
+      const c: Record<string, number> = { sums: 0, differences: 0, backwards: 0, capitals: 0, say: 0, stories: 0 };
+      for (const l of text.split('\n').slice(1)) {
+        if (/^\d \+ \d = \d+\.$/.test(l)) c.sums!++;
+        else if (/^\d - \d = \d\.$/.test(l)) c.differences!++;
+        else if (/^The word \w+ backwards is \w+\.$/.test(l)) c.backwards!++;
+        else if (/^The word \w+ in capitals is [A-Z]+\.$/.test(l)) c.capitals!++;
+        else if (/^Say \w+: \w+\.$/.test(l)) c.say!++;
+        else if (l.includes(' So the ')) c.stories!++;
+      }
+      return c;
+    };
+    // The defaults written out as shares give the same text as no shares.
+    assert.equal(alignCorpus(30_000, 7, { queries: 3, shares: { ...CORPUS_LINE_SHARES } }), alignCorpus(30_000, 7, { queries: 3 }));
+    const plain = kinds(alignCorpus(60_000, 7, { queries: 3 }));
+    const words = kinds(alignCorpus(60_000, 7, { queries: 3, shares: { backwards: 0.6, stories: 0 } }));
+    assert.equal(words.stories, 0);
+    const all = Object.values(words).reduce((a, b) => a + b, 0);
+    // backwards 0.6 / (1 - 0.15 + 0.6 - 0.27) ≈ 0.51 of the fact lines
+    assert.ok(Math.abs(words.backwards! / all - 0.6 / 1.18) < 0.03, JSON.stringify(words));
+    assert.ok(words.backwards! / all > (2 * plain.backwards!) / Object.values(plain).reduce((a, b) => a + b, 0));
+    assert.throws(() => alignCorpus(1_000, 7, { shares: { sums: -1 } }), /non-negative/);
+    assert.throws(() => alignCorpus(1_000, 7, { stories: 0.5, shares: { sums: 1 } }), /not both/);
   });
 
   it('a miss is named by how it went wrong', () => {

@@ -157,10 +157,24 @@ function lookupStory(rng: Rng, queries: number): string {
  *   words are made up (madeUpWord) and the look-up stories have two or three
  *   animals, so only attending back to the right place predicts them.
  */
-export function alignCorpus(chars = 200_000, seed = 3, o: { queries?: number; fableChars?: number; stories?: number } = {}): string {
+/** The kinds of fact lines in alignCorpus, and their default shares of those lines. */
+export const CORPUS_LINE_SHARES = { sums: 0.27, differences: 0.13, backwards: 0.15, capitals: 0.08, say: 0.1, stories: 0.27 } as const;
+export type CorpusLineShares = { [K in keyof typeof CORPUS_LINE_SHARES]: number };
+
+export function alignCorpus(chars = 200_000, seed = 3, o: { queries?: number; fableChars?: number; stories?: number; shares?: Partial<CorpusLineShares> } = {}): string {
   const queries = o.queries ?? 1;
   // The other kinds keep their proportions when the stories' share of lines (0.27) changes.
   const scale = (1 - (o.stories ?? 0.27)) / 0.73;
+  // Upper ends of each kind's interval of u: the default mix, or `shares` (weights, normalised).
+  let cuts = [0.27 * scale, 0.4 * scale, 0.55 * scale, 0.63 * scale, 0.73 * scale];
+  if (o.shares) {
+    if (o.stories !== undefined) throw new Error('alignCorpus: give the stories share in `shares`, not both');
+    const w = { ...CORPUS_LINE_SHARES, ...o.shares };
+    const total = Object.values(w).reduce((a, b) => a + b, 0);
+    if (!(total > 0) || Object.values(w).some((x) => !(x >= 0) || !Number.isFinite(x))) throw new Error('alignCorpus: shares must be non-negative and not all 0');
+    let acc = 0;
+    cuts = [w.sums, w.differences, w.backwards, w.capitals, w.say].map((x) => (acc += x / total));
+  }
   const rng = new Rng(seed);
   const facts: string[] = [];
   let length = 0;
@@ -170,11 +184,11 @@ export function alignCorpus(chars = 200_000, seed = 3, o: { queries?: number; fa
     const b = rng.int(10);
     const u = rng.random();
     let line: string;
-    if (u < 0.27 * scale) line = `${a} + ${b} = ${a + b}.`;
-    else if (u < 0.4 * scale) line = `${Math.max(a, b)} - ${Math.min(a, b)} = ${Math.max(a, b) - Math.min(a, b)}.`;
-    else if (u < 0.55 * scale) line = `The word ${w} backwards is ${[...w].reverse().join('')}.`;
-    else if (u < 0.63 * scale) line = `The word ${w} in capitals is ${w.toUpperCase()}.`;
-    else if (u < 0.73 * scale) line = `Say ${w}: ${w}.`;
+    if (u < cuts[0]!) line = `${a} + ${b} = ${a + b}.`;
+    else if (u < cuts[1]!) line = `${Math.max(a, b)} - ${Math.min(a, b)} = ${Math.max(a, b) - Math.min(a, b)}.`;
+    else if (u < cuts[2]!) line = `The word ${w} backwards is ${[...w].reverse().join('')}.`;
+    else if (u < cuts[3]!) line = `The word ${w} in capitals is ${w.toUpperCase()}.`;
+    else if (u < cuts[4]!) line = `Say ${w}: ${w}.`;
     else line = lookupStory(rng, queries);
     facts.push(line);
     length += line.length + 1;
