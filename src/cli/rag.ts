@@ -186,10 +186,12 @@ export function ragCommand(): Command {
     .option('--multi-fact-rate <r>', 'share of inverse cloze queries made of two sentences from two passages of one document (0: one sentence each)', num, 0.5)
     .option('--keep-rate <r>', 'share of one-sentence inverse cloze pairs whose passage keeps the query sentence (the paper: 0.1)', rate, 0.75)
     .option('--multi-keep-rate <r>', 'share of two-sentence pairs whose passage keeps the query\'s sentence from it', rate, 0.75)
+    .option('--hard-negatives', 'give each inverse cloze pair a hard negative: the passage of another document that BM25 ranks first for its query (an extra column of the loss)')
     .option('--space-tokens', 'the retriever\'s word tokenizer makes tokens of white space, as before the seventh round (docs/rag.md): a 64-token window and chunk then hold about 32 words, not about 55')
-    .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; seed: number; multiFactRate: number; keepRate: number; multiKeepRate: number; spaceTokens?: boolean; backend?: string; threads?: number }) => {
+    .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; seed: number; multiFactRate: number; keepRate: number; multiKeepRate: number; hardNegatives?: boolean; spaceTokens?: boolean; backend?: string; threads?: number }) => {
       useBackend(o);
       const r = await runRagDemo({
+        hardNegatives: o.hardNegatives ?? false,
         // Multi-fact rate 0.5: dense nDCG@10 0.624 against 0.577 with one-sentence queries only, 0.590 at 0.8 (docs/rag.md).
         out: o.out, towns: o.towns, questionsPerTown: o.questionsPerTown, devQuestionsPerTown: o.devQuestionsPerTown, seed: o.seed, pairs: o.pairs, passageWords: 48, multiFactRate: o.multiFactRate,
         // Keep rates 0.75, not the paper's 0.1 (and 0 for two-sentence queries): dense nDCG@10 on the development questions
