@@ -17,7 +17,7 @@ const HELD_OUT = 0.1;
 export type PairSpec =
   | { task: 'templates'; pairs: number; seed: number }
   | { task: 'passages'; file: string; pairs: number; seed: number; passageWords: number; windowWords: number }
-  | { task: 'corpus'; files: string[]; pairs: number; seed: number; passageWords: number; keyBy?: 'document'; multiFactRate?: number; neighbours?: number; describedRate?: number; keepRate?: number; multiKeepRate?: number; hardNegatives?: boolean };
+  | { task: 'corpus'; files: string[]; pairs: number; seed: number; passageWords: number; keyBy?: 'document'; multiFactRate?: number; neighbours?: number; describedRate?: number; keepRate?: number; multiKeepRate?: number; hardNegatives?: boolean | 'facts' };
 
 /** The built-in fables corpus stands in for a file named this. */
 export const FABLES = 'builtin:fables';

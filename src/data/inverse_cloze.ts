@@ -72,9 +72,13 @@ export interface InverseClozeOptions {
    * twin. Random in-batch negatives rarely share a rare word with the query;
    * these are the confusers BM25 itself resolves by adding up rare words.
    * Never a passage of the query's own document. The pairs themselves are
-   * those without it (no random draw is used). false by default.
+   * those without it (no random draw is used). false by default. 'facts':
+   * the query's own title words (its town's name, from the document's `#`
+   * heading) are left out of the BM25 query, so the negative is a document
+   * that shares the query's facts — a river, a trade, a dish — rather than
+   * one that names the town (its twin).
    */
-  hardNegatives?: boolean;
+  hardNegatives?: boolean | 'facts';
 }
 
 interface Passage {
@@ -214,7 +218,9 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
     pairDoc.push(doc);
   }
   if (o.hardNegatives) {
-    const mined = bm25Negatives(passages.map((q) => ({ doc: q.doc, text: q.sentences.join(' ') })), pairs.map((q, i) => ({ query: q.anchor, doc: pairDoc[i]! })));
+    const titles = o.hardNegatives === 'facts' ? documentWords(docs).titles : undefined;
+    const query = (text: string, doc: number) => (titles ? wordsOf(text).filter((w) => !titles[doc]!.has(w)).join(' ') : text);
+    const mined = bm25Negatives(passages.map((q) => ({ doc: q.doc, text: q.sentences.join(' ') })), pairs.map((q, i) => ({ query: query(q.anchor, pairDoc[i]!), doc: pairDoc[i]! })));
     pairs.forEach((q, i) => {
       const n = mined[i]!;
       q.negative = passages[n]!.sentences.join(' ');

@@ -42,7 +42,7 @@ export interface DemoOptions {
   /** Two-sentence pairs whose positive keeps its sentence (inverse_cloze.ts `multiKeepRate`); 0 by default. */
   multiKeepRate?: number;
   /** Every training pair gets the passage of another document that BM25 ranks first for its query as a hard negative (inverse_cloze.ts `hardNegatives`); false by default. */
-  hardNegatives?: boolean;
+  hardNegatives?: boolean | 'facts';
   chunkTokens?: number;
   log?: (s: string) => void;
 }
@@ -88,7 +88,7 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
   log(`training the retriever: ${pairs.train.length} inverse cloze pairs from the documents${o.hardNegatives ? ', each with a BM25-mined hard negative' : ''}, ${options.steps} steps\n`);
   const summary = trainEmbedder({
     train: pairs.train, heldOut: pairs.heldOut, options, out: embedderDir,
-    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}), ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}), ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}), ...(o.hardNegatives ? { hardNegatives: true } : {}) },
+    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}), ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}), ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}), ...(o.hardNegatives ? { hardNegatives: o.hardNegatives } : {}) },
   });
   log(`trained in ${summary.seconds.toFixed(1)} s; held-out recall@1 ${[...summary.recall].map(([d, r]) => `${d}:${r.toFixed(3)}`).join(' ')}\n`);
 
