@@ -336,6 +336,17 @@ describe('rag: generated data', () => {
     assert.ok(withMined > 0.4 * mined.length && withMined > 4 * blind, `${withMined} mined and ${blind} blind of ${mined.length} share a rare word`);
   });
 
+  it('hard negatives by facts: mined for the query less its own town\'s name, so they rarely name the town (its twin\'s passages)', () => {
+    const docs = factCorpus({ towns: 40, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const names = docs.map((d) => d.split('\n', 1)[0]!.replace(/^#\s*/, '').toLowerCase());
+    const o = { passageWords: 48, count: 800, seed: 1, keyBy: 'document' as const, multiFactRate: 0.5 };
+    const naming = (ps: ReturnType<typeof inverseClozePairs>) => ps.filter((p) => p.negative!.toLowerCase().includes(names[Number(p.key.split(' ')[1])]!)).length;
+    const byQuery = inverseClozePairs(docs, { ...o, hardNegatives: true });
+    const byFacts = inverseClozePairs(docs, { ...o, hardNegatives: 'facts' });
+    assert.ok(byFacts.every((p) => p.negativeKey !== p.key));
+    assert.ok(naming(byFacts) < naming(byQuery) / 4, `${naming(byFacts)} by facts, ${naming(byQuery)} by the whole query name the query's town`);
+  });
+
   it('the hard-negative mask hides exactly the negatives about an anchor\'s own key', () => {
     const pairs = [
       { anchor: 'a', positive: 'A', key: 'document 0', negative: 'x', negativeKey: 'document 1' },
