@@ -330,6 +330,12 @@ describe('attn rag demo flags', () => {
       await assert.rejects(demo.parseAsync(['--out', '/nonexistent/never-written', flag, '1.5'], { from: 'user' }), /between 0 and 1/);
     }
   });
+
+  it('refuses a hard-negative kind other than query or facts', async () => {
+    const demo = ragCommand().commands.find((c) => c.name() === 'demo')!;
+    demo.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    await assert.rejects(demo.parseAsync(['--out', '/nonexistent/never-written', '--hard-negatives', 'bogus'], { from: 'user' }), /"query" or "facts"/);
+  });
 });
 
 describe('LanceDB CPU pool', () => {
