@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { factCorpus } from '../src/data/fact_corpus.js';
-import { distinctiveWords, inverseClozePairs, neighbourGroups, splitBySentence } from '../src/data/inverse_cloze.js';
+import { bm25Negatives, distinctiveWords, inverseClozePairs, neighbourGroups, passagesOf, splitBySentence } from '../src/data/inverse_cloze.js';
 import { splitPairs } from '../src/data/positive_pairs.js';
 import { paragraphs, sentences } from '../src/data/sentences.js';
 import { chunkText } from '../src/rag/chunker.js';
@@ -16,7 +16,8 @@ import type { Chunk } from '../src/rag/store.js';
 import { rerankFullVector } from '../src/rag/two_stage.js';
 import { topK, VectorMatrix } from '../src/rag/vector_matrix.js';
 import { Rng } from '../src/util/rng.js';
-import { groupIndex, sampleBatch } from '../src/train/embedder_trainer.js';
+import { groupIndex, negativeMask, sampleBatch } from '../src/train/embedder_trainer.js';
+import { MASKED } from '../src/train/contrastive.js';
 import { WordTokenizer } from '../src/tokenizers/word.js';
 import { Embedder } from '../src/models/embedder.js';
 import { parseEmbedderConfig } from '../src/models/embedder_config.js';
@@ -287,6 +288,84 @@ describe('rag: generated data', () => {
     for (const p of pairs) (groups.get(p.group!) ?? groups.set(p.group!, new Set()).get(p.group!)!).add(p.key);
     assert.ok([...groups.values()].every((keys) => keys.size <= 4), 'at most 4 documents a group');
     assert.ok([...groups.values()].some((keys) => keys.size > 1), 'documents share groups');
+  });
+
+  it('BM25-mined hard negatives: the top passage of another document, never of the query\'s own; the pairs are otherwise those of before', () => {
+    const passages = [
+      { doc: 0, text: 'Ostra flows past Brinwick. Brinwick weaves wool.' },
+      { doc: 0, text: 'Brinwick bakes honey cakes.' },
+      { doc: 1, text: 'Ostra flows past Kelmor. Kelmor brews beer.' },
+      { doc: 2, text: 'Velm flows past Darrow. Darrow bakes honey cakes.' },
+      { doc: 3, text: 'Kord flows past Fenn. Fenn prints books.' },
+    ];
+    // "Ostra" and "Brinwick" are rare; doc 0's own passages rank first but are skipped.
+    assert.deepEqual(bm25Negatives(passages, [
+      { query: 'Ostra Brinwick', doc: 0 },
+      { query: 'honey cakes of Brinwick', doc: 0 },
+      { query: 'Kelmor brews beer', doc: 1 },
+      { query: 'nothing shared', doc: 0 },
+    ]), [2, 3, 0, 2]);
+    const docs = factCorpus({ towns: 12, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const o = { passageWords: 24, count: 400, seed: 1, keyBy: 'document' as const, multiFactRate: 0.5, keepRate: 0.5, multiKeepRate: 0.5 };
+    const base = inverseClozePairs(docs, o);
+    const mined = inverseClozePairs(docs, { ...o, hardNegatives: true });
+    const texts = passagesOf(docs, 24).map((p) => ({ doc: p.doc, text: p.sentences.join(' ') }));
+    mined.forEach((p, i) => {
+      const { negative, negativeKey, ...rest } = p;
+      assert.deepEqual(rest, base[i], 'the same pair');
+      assert.ok(negative && negativeKey);
+      assert.notEqual(negativeKey, p.key, 'never a passage of the query\'s own document');
+      const from = texts.filter((t) => t.text === negative);
+      assert.ok(from.length > 0 && from.every((t) => `document ${t.doc}` === negativeKey), 'a passage of the document it names');
+      assert.ok(!docs[Number(p.key.split(' ')[1])]!.replace(/\s+/g, ' ').includes(negative!), 'not in the query\'s document');
+    });
+    // Look-alikes, not random: a negative shares a rare word (in ≤ 3 of the 12 documents: a river, a dish, a twin's name)
+    // with its query far more often than another document's passage taken blindly does (measured: 199 against 19 of 400).
+    const W = (t: string) => t.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+    const df = new Map<string, number>();
+    for (const d of docs) for (const w of new Set(W(d))) df.set(w, (df.get(w) ?? 0) + 1);
+    const shares = (query: string, passage: string) => {
+      const ws = new Set(W(passage));
+      return W(query).some((w) => ws.has(w) && df.get(w)! <= 3);
+    };
+    const withMined = mined.filter((p) => shares(p.anchor, p.negative!)).length;
+    const blind = mined.filter((p, i) => {
+      const others = texts.filter((t) => `document ${t.doc}` !== p.key);
+      return shares(p.anchor, others[(i * 7919) % others.length]!.text);
+    }).length;
+    assert.ok(withMined > 0.4 * mined.length && withMined > 4 * blind, `${withMined} mined and ${blind} blind of ${mined.length} share a rare word`);
+  });
+
+  it('hard negatives by facts: mined for the query less its own town\'s name, so they rarely name the town (its twin\'s passages)', () => {
+    const docs = factCorpus({ towns: 40, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const names = docs.map((d) => d.split('\n', 1)[0]!.replace(/^#\s*/, '').toLowerCase());
+    const o = { passageWords: 48, count: 800, seed: 1, keyBy: 'document' as const, multiFactRate: 0.5 };
+    const naming = (ps: ReturnType<typeof inverseClozePairs>) => ps.filter((p) => p.negative!.toLowerCase().includes(names[Number(p.key.split(' ')[1])]!)).length;
+    const byQuery = inverseClozePairs(docs, { ...o, hardNegatives: true });
+    const byFacts = inverseClozePairs(docs, { ...o, hardNegatives: 'facts' });
+    assert.ok(byFacts.every((p) => p.negativeKey !== p.key));
+    assert.ok(naming(byFacts) < naming(byQuery) / 4, `${naming(byFacts)} by facts, ${naming(byQuery)} by the whole query name the query's town`);
+  });
+
+  it('the hard-negative mask hides exactly the negatives about an anchor\'s own key', () => {
+    const pairs = [
+      { anchor: 'a', positive: 'A', key: 'document 0', negative: 'x', negativeKey: 'document 1' },
+      { anchor: 'b', positive: 'B', key: 'document 1', negative: 'y', negativeKey: 'document 2' },
+      { anchor: 'c', positive: 'C', key: 'document 2', negative: 'z', negativeKey: 'document 9' },
+    ];
+    const rows = [0, 1, 2];
+    const mask = negativeMask(pairs, rows);
+    assert.equal(mask.length, 3 * 6);
+    const masked: Array<[number, number]> = [];
+    mask.forEach((v, i) => {
+      if (v !== 0) {
+        assert.equal(v, MASKED);
+        masked.push([Math.floor(i / 6), i % 6]);
+      }
+    });
+    // Anchor 1 (document 1) must not have pair 0's negative (column 3 + 0); anchor 2 not pair 1's (column 3 + 1).
+    assert.deepEqual(masked, [[1, 3], [2, 4]]);
+    assert.deepEqual([...negativeMask(pairs, [2, 0])], new Array(8).fill(0), 'no clash in this batch');
   });
 
   it('training batches take every pair of a document keyed by document, not only its first', () => {

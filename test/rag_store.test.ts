@@ -300,11 +300,12 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
     assert.equal(sum(r.dev.find((d) => d.fusion.rrfK === r.fusion.rrfK && d.fusion.denseWeight === r.fusion.denseWeight)!.scores), best);
     assert.deepEqual(r.scores.map((s) => s.mode), ['bm25', 'dense', 'dense-exact', 'hybrid']);
     assert.ok(r.scores.every((s) => s.queries === 24));
+    assert.deepEqual(r.devModes.map((s) => [s.mode, s.queries]), [['bm25', 24], ['dense', 24]], 'BM25 and dense on the development questions');
   });
 
-  it('without space tokens the window and the chunks hold more words; described queries and keep rates are recorded with the pairs', async () => {
+  it('without space tokens the window and the chunks hold more words; described queries, keep rates and hard negatives are recorded with the pairs', async () => {
     const run = async (dir: string, spaceTokens: boolean) => runRagDemo({
-      out: join(work, dir), towns: 12, questionsPerTown: 1, devQuestionsPerTown: 0, seed: 3, pairs: 300, passageWords: 48, multiFactRate: 0.5, describedRate: 0.5, keepRate: 0.5, multiKeepRate: 0.75,
+      out: join(work, dir), towns: 12, questionsPerTown: 1, devQuestionsPerTown: 0, seed: 3, pairs: 300, passageWords: 48, multiFactRate: 0.5, describedRate: 0.5, keepRate: 0.5, multiKeepRate: 0.75, hardNegatives: !spaceTokens,
       train: { steps: 2, evalInterval: 2, evalPairs: 10, batchSize: 8, dModel: 16, layers: 1, heads: 2, maxLen: 64, spaceTokens },
     });
     const words = await run('words', false);
@@ -315,6 +316,8 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
     const spec = JSON.parse(readFileSync(join(words.embedder, 'training.json'), 'utf8')).pairs;
     assert.equal(spec.describedRate, 0.5, 'recorded, so the evaluation rebuilds the same pairs');
     assert.deepEqual([spec.keepRate, spec.multiKeepRate], [0.5, 0.75], 'the keep rates too');
+    assert.equal(spec.hardNegatives, true, 'and the mined negatives');
+    assert.equal(JSON.parse(readFileSync(join(spaced.embedder, 'training.json'), 'utf8')).pairs.hardNegatives, undefined);
     assert.ok(words.scores.every((s) => s.queries === 12));
   });
 });
@@ -326,6 +329,12 @@ describe('attn rag demo flags', () => {
       demo.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
       await assert.rejects(demo.parseAsync(['--out', '/nonexistent/never-written', flag, '1.5'], { from: 'user' }), /between 0 and 1/);
     }
+  });
+
+  it('refuses a hard-negative kind other than query or facts', async () => {
+    const demo = ragCommand().commands.find((c) => c.name() === 'demo')!;
+    demo.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    await assert.rejects(demo.parseAsync(['--out', '/nonexistent/never-written', '--hard-negatives', 'bogus'], { from: 'user' }), /"query" or "facts"/);
   });
 });
 

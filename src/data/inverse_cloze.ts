@@ -65,6 +65,20 @@ export interface InverseClozeOptions {
    * keeps whole. 0 by default.
    */
   multiKeepRate?: number;
+  /**
+   * Give every pair a hard negative mined by BM25: the passage of another
+   * document that BM25 ranks first for the pair's query (`bm25Negatives`) —
+   * a town on the same river, in the same trade, with the same dish, or its
+   * twin. Random in-batch negatives rarely share a rare word with the query;
+   * these are the confusers BM25 itself resolves by adding up rare words.
+   * Never a passage of the query's own document. The pairs themselves are
+   * those without it (no random draw is used). false by default. 'facts':
+   * the query's own title words (its town's name, from the document's `#`
+   * heading) are left out of the BM25 query, so the negative is a document
+   * that shares the query's facts — a river, a trade, a dish — rather than
+   * one that names the town (its twin).
+   */
+  hardNegatives?: boolean | 'facts';
 }
 
 interface Passage {
@@ -175,6 +189,8 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
   const byDoc = new Map<number, number[]>();
   if (multi > 0) passages.forEach((p, i) => (byDoc.get(p.doc) ?? byDoc.set(p.doc, []).get(p.doc)!).push(i));
   const pairs: Pair[] = [];
+  // Each pair's document, for the mined negatives.
+  const pairDoc: number[] = [];
   for (let i = 0; i < o.count; i++) {
     const p = i < passages.length ? i : rng.int(passages.length);
     const { sentences: ss, doc } = passages[p]!;
@@ -192,14 +208,76 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
       const anchor = `${first} ${second}`;
       const kept = multiKeep > 0 && keepDraw.random() < multiKeep;
       pairs.push({ anchor, positive: (kept ? ss : ss.filter((_, j) => j !== s)).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
+      pairDoc.push(doc);
       continue;
     }
     const s = rng.int(ss.length);
     const rest = rng.random() < keep ? ss : ss.filter((_, j) => j !== s);
     // Keyed by passage (or document): two pairs of one key are never each other's negatives; a document is one group.
     pairs.push({ anchor: ss[s]!, positive: rest.join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
+    pairDoc.push(doc);
+  }
+  if (o.hardNegatives) {
+    const titles = o.hardNegatives === 'facts' ? documentWords(docs).titles : undefined;
+    const query = (text: string, doc: number) => (titles ? wordsOf(text).filter((w) => !titles[doc]!.has(w)).join(' ') : text);
+    const mined = bm25Negatives(passages.map((q) => ({ doc: q.doc, text: q.sentences.join(' ') })), pairs.map((q, i) => ({ query: query(q.anchor, pairDoc[i]!), doc: pairDoc[i]! })));
+    pairs.forEach((q, i) => {
+      const n = mined[i]!;
+      q.negative = passages[n]!.sentences.join(' ');
+      q.negativeKey = o.keyBy === 'document' ? `document ${passages[n]!.doc}` : `passage ${n}`;
+    });
   }
   return pairs;
+}
+
+const wordsOf = (t: string): string[] => t.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+
+/**
+ * For each query, the passage BM25 ranks first among the passages of the
+ * other documents (k1 1.2, b 0.75, idf ln(1 + (N − df + ½) / (df + ½)) over the
+ * passages): its index into `passages`. Ties go to the earlier passage; when
+ * no passage of another document shares a word with the query, the first
+ * passage of another document. Never a passage of the query's own document
+ * (there must be at least two documents).
+ */
+export function bm25Negatives(passages: ReadonlyArray<{ doc: number; text: string }>, queries: ReadonlyArray<{ query: string; doc: number }>): number[] {
+  const N = passages.length;
+  const k1 = 1.2;
+  const b = 0.75;
+  const postings = new Map<string, Array<[number, number]>>();
+  const lengths = new Float64Array(N);
+  passages.forEach((p, i) => {
+    const tf = new Map<string, number>();
+    const ws = wordsOf(p.text);
+    lengths[i] = ws.length;
+    for (const w of ws) tf.set(w, (tf.get(w) ?? 0) + 1);
+    for (const [w, n] of tf) (postings.get(w) ?? postings.set(w, []).get(w)!).push([i, n]);
+  });
+  const avg = lengths.reduce((a, x) => a + x, 0) / Math.max(1, N);
+  const idf = new Map<string, number>();
+  for (const [w, ps] of postings) idf.set(w, Math.log(1 + (N - ps.length + 0.5) / (ps.length + 0.5)));
+  const scores = new Float64Array(N);
+  const cache = new Map<string, number>();
+  return queries.map(({ query, doc }) => {
+    const key = `${doc}\u0000${query}`;
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit;
+    scores.fill(0);
+    for (const w of wordsOf(query)) {
+      const ps = postings.get(w);
+      if (!ps) continue;
+      const weight = idf.get(w)!;
+      for (const [i, n] of ps) scores[i]! += (weight * n * (k1 + 1)) / (n + k1 * (1 - b + (b * lengths[i]!) / avg));
+    }
+    let best = -1;
+    for (let i = 0; i < N; i++) {
+      if (passages[i]!.doc === doc) continue;
+      if (best < 0 || scores[i]! > scores[best]!) best = i;
+    }
+    if (best < 0) throw new Error('hard negatives need passages of at least two documents');
+    cache.set(key, best);
+    return best;
+  });
 }
 
 /**

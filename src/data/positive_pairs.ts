@@ -15,6 +15,15 @@ export interface Pair {
    * negatives. Defaults to the key. The held-out split keeps groups whole.
    */
   group?: string;
+  /**
+   * A hard negative for the anchor: a text that looks like the answer but is
+   * not (inverse_cloze.ts `hardNegatives`: the passage of another document
+   * that BM25 ranks first for the anchor). Trained as an extra column of the
+   * loss (train/contrastive.ts); every pair of a run has one or none does.
+   */
+  negative?: string;
+  /** The key of what `negative` is about: never a negative for an anchor with this key. */
+  negativeKey?: string;
 }
 
 export interface PairSplit {

@@ -41,6 +41,8 @@ export interface DemoOptions {
   keepRate?: number;
   /** Two-sentence pairs whose positive keeps its sentence (inverse_cloze.ts `multiKeepRate`); 0 by default. */
   multiKeepRate?: number;
+  /** Every training pair gets the passage of another document that BM25 ranks first for its query as a hard negative (inverse_cloze.ts `hardNegatives`); false by default. */
+  hardNegatives?: boolean | 'facts';
   chunkTokens?: number;
   log?: (s: string) => void;
 }
@@ -56,6 +58,8 @@ export interface DemoResult {
   fusion: Required<FusionOptions>;
   /** Hybrid on the development questions at each setting tried. */
   dev: Array<{ fusion: Required<FusionOptions>; scores: ModeScores }>;
+  /** BM25 and dense on the development questions (what a retriever setting is chosen on). */
+  devModes: ModeScores[];
 }
 
 /** The fusion settings the demo tries on its development questions (k = 60 and weight 1: plain RRF). */
@@ -80,11 +84,11 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
   const embedderDir = join(o.out, 'embedder');
   const options = parseEmbedderOptions(o.train);
   // Keyed by document and split by sentence (inverse_cloze.ts): every document is trained on, and its passages are not each other's negatives.
-  const pairs = splitBySentence(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed, keyBy: 'document', multiFactRate: o.multiFactRate ?? 0, neighbours: o.neighbours ?? 1, describedRate: o.describedRate ?? 0, keepRate: o.keepRate ?? 0.1, multiKeepRate: o.multiKeepRate ?? 0 }), 0.1);
-  log(`training the retriever: ${pairs.train.length} inverse cloze pairs from the documents, ${options.steps} steps\n`);
+  const pairs = splitBySentence(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed, keyBy: 'document', multiFactRate: o.multiFactRate ?? 0, neighbours: o.neighbours ?? 1, describedRate: o.describedRate ?? 0, keepRate: o.keepRate ?? 0.1, multiKeepRate: o.multiKeepRate ?? 0, hardNegatives: o.hardNegatives ?? false }), 0.1);
+  log(`training the retriever: ${pairs.train.length} inverse cloze pairs from the documents${o.hardNegatives ? ', each with a BM25-mined hard negative' : ''}, ${options.steps} steps\n`);
   const summary = trainEmbedder({
     train: pairs.train, heldOut: pairs.heldOut, options, out: embedderDir,
-    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}), ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}), ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}) },
+    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}), ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}), ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}), ...(o.hardNegatives ? { hardNegatives: o.hardNegatives } : {}) },
   });
   log(`trained in ${summary.seconds.toFixed(1)} s; held-out recall@1 ${[...summary.recall].map(([d, r]) => `${d}:${r.toFixed(3)}`).join(' ')}\n`);
 
@@ -99,7 +103,10 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
     // The fusion's one setting is chosen on the development questions (other facts of the same towns), never on the test ones.
     const tried: DemoResult['dev'] = [];
     let fusion: Required<FusionOptions> = { rrfK: 60, denseWeight: 1 };
+    let devModes: ModeScores[] = [];
     if (devSet) {
+      devModes = await evaluateModes(retriever, devSet.queries, ['bm25', 'dense']);
+      for (const s of devModes) log(`development questions, ${s.mode}: recall@10 ${s['recall@10']} nDCG@10 ${s['ndcg@10']}\n`);
       for (const f of o.fusionGrid ?? FUSION_GRID) {
         const s = await evaluateMode(retriever, devSet.queries, 'hybrid', f);
         tried.push({ fusion: { rrfK: f.rrfK ?? 60, denseWeight: f.denseWeight ?? 1 }, scores: s });
@@ -109,7 +116,7 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
       log(`chose RRF k ${fusion.rrfK}, dense weight ${fusion.denseWeight} (best recall@10 + nDCG@10 on the development questions)\n`);
     }
     const scores = await evaluateModes(retriever, queries, undefined, fusion);
-    return { corpus: corpusDir, queries: queriesPath, embedder: embedderDir, store: storeDir, index, scores, fusion, dev: tried };
+    return { corpus: corpusDir, queries: queriesPath, embedder: embedderDir, store: storeDir, index, scores, fusion, dev: tried, devModes };
   } finally {
     store.close();
   }

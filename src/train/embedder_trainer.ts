@@ -13,7 +13,7 @@ import { buildTokenizer, DEFAULT_VOCAB_SIZE } from '../tokenizers/index.js';
 import { WordTokenizer } from '../tokenizers/word.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
-import { matryoshkaInfoNCE } from './contrastive.js';
+import { MASKED, matryoshkaInfoNCE } from './contrastive.js';
 import { trainedPrefixes, type EmbedderOptions } from './embedder_options.js';
 import { runTraining, runTrainingAsync, tokenStepInfo, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { Objective } from './step.js';
@@ -70,7 +70,7 @@ export async function trainEmbedderAsync(run: EmbedderRun, events: EmbedderEvent
 }
 
 /** The loop of one run (for either driver), and how its result becomes the summary. */
-function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: TrainingLoop<PaddedBatch>; summary(result: LoopResult): EmbedderSummary } {
+function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: TrainingLoop<EmbedderBatch>; summary(result: LoopResult): EmbedderSummary } {
   const o = run.options;
   const { model, tokenizer } = buildModel(run);
   const dims = model.config.matryoshka_dims;
@@ -78,6 +78,9 @@ function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: 
   if (evalSet.length < 2) throw new UserError(`only ${evalSet.length} distinct held-out pair: recall needs at least 2`);
   const reported = reportDims(model.config.d_model, dims);
   const encoded = run.train.map((p) => [tokenizer.encode(p.anchor), tokenizer.encode(p.positive)] as const);
+  // Hard negatives (Pair.negative): every pair has one, or none is used.
+  const withNegatives = run.train.length > 0 && run.train.every((p) => p.negative !== undefined);
+  const negatives = withNegatives ? run.train.map((p) => tokenizer.encode(p.negative!)) : [];
   const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: o.weightDecay });
   const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: o.warmupSteps, decayIters: o.steps };
   const batchRng = new Rng(o.seed + 100);
@@ -89,16 +92,16 @@ function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: 
   let lossSum = 0;
   let lossCount = 0;
   let recall = new Map<number, number>();
-  // A batch is B anchors then their B positives, embedded in one forward pass.
-  const objective: Objective<PaddedBatch> = {
+  // A batch is B anchors then their B positives (then their B hard negatives), embedded in one forward pass.
+  const objective: Objective<EmbedderBatch> = {
     loss: (batch) => {
-      const B = batch.B / 2;
+      const B = batch.pairs;
       const emb = model.forward(batch.ids, [batch.B, batch.T], batch.padding);
-      return matryoshkaInfoNCE(slice(emb, 0, 0, B), slice(emb, 0, B, 2 * B), dims, o).loss;
+      return matryoshkaInfoNCE(slice(emb, 0, 0, B), slice(emb, 0, B, batch.B), dims, o, batch.mask).loss;
     },
   };
   model.train();
-  const loop: TrainingLoop<PaddedBatch> = {
+  const loop: TrainingLoop<EmbedderBatch> = {
     opt,
     objective,
     maxSteps: o.steps,
@@ -106,7 +109,8 @@ function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: 
     gradClip: o.gradClip,
     nextBatches: () => {
       const rows = sampleBatch(run.train, groups, Math.min(o.batchSize, run.train.length), batchRng);
-      return [padBatch([...rows.map((i) => encoded[i]![0]), ...rows.map((i) => encoded[i]![1])], model.config.max_len)];
+      const seqs = [...rows.map((i) => encoded[i]![0]), ...rows.map((i) => encoded[i]![1]), ...(withNegatives ? rows.map((i) => negatives[i]!) : [])];
+      return [{ ...padBatch(seqs, model.config.max_len), pairs: rows.length, ...(withNegatives ? { mask: negativeMask(run.train, rows) } : {}) }];
     },
     size: (b) => b.padding.reduce((n, f) => n + (f ? 0 : 1), 0),
     evalInterval: o.evalInterval,
@@ -177,6 +181,27 @@ export function inverseDocumentFrequency(tokenizer: Tokenizer, pairs: readonly P
   const N = texts.size;
   const idf = (n: number) => Math.log(1 + (N - n + 0.5) / (n + 0.5));
   return Array.from(df, (n) => Math.round(idf(n === 0 ? 1 : n) * 1e4) / 1e4);
+}
+
+/** A training batch: `pairs` anchors, their positives, and (with hard negatives) theirs; `mask` hides negatives about an anchor's own key. */
+export type EmbedderBatch = PaddedBatch & { pairs: number; mask?: Float32Array };
+
+/**
+ * The additive mask of a batch with hard negatives, [B, 2B] for B = rows:
+ * MASKED where the hard negative of pair j (column B + j) is about pair i's
+ * key — a passage of anchor i's own document is no negative for it — and
+ * 0 elsewhere (the positives' columns are never masked: a batch holds one
+ * pair per key).
+ */
+export function negativeMask(pairs: readonly Pair[], rows: readonly number[]): Float32Array {
+  const B = rows.length;
+  const mask = new Float32Array(B * 2 * B);
+  rows.forEach((i, a) => {
+    rows.forEach((j, c) => {
+      if (pairs[j]!.negativeKey === pairs[i]!.key) mask[a * 2 * B + B + c] = MASKED;
+    });
+  });
+  return mask;
 }
 
 /** Pair indices by group, so a batch can take a meaning together with its near misses. */
