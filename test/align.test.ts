@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alignCorpus, CORPUS_LINE_SHARES, instructions, REFUSAL } from '../src/data/instructions.js';
+import { lookupShares } from '../src/cli/align.js';
 import { preferencePairs } from '../src/data/preferences.js';
 import { CharTokenizer } from '../src/tokenizers/char.js';
 import { heldOutSplit, promptKey } from '../src/train/sft_data.js';
@@ -89,6 +90,16 @@ describe('alignment demo data', () => {
     assert.ok(words.backwards! / all > (2 * plain.backwards!) / Object.values(plain).reduce((a, b) => a + b, 0));
     assert.throws(() => alignCorpus(1_000, 7, { shares: { sums: -1 } }), /non-negative/);
     assert.throws(() => alignCorpus(1_000, 7, { stories: 0.5, shares: { sums: 1 } }), /not both/);
+    // The look-up stage's mix with the sums' share given: sums and stories as asked, the other kinds in their default proportions.
+    const mix = lookupShares(0.5, 0.27);
+    assert.equal(mix.sums, 0.27);
+    assert.equal(mix.stories, 0.5);
+    assert.ok(Math.abs(Object.values(mix).reduce((a, b) => a + b, 0) - 1) < 1e-12);
+    assert.ok(Math.abs(mix.differences / mix.backwards - CORPUS_LINE_SHARES.differences / CORPUS_LINE_SHARES.backwards) < 1e-12);
+    const drawn = kinds(alignCorpus(60_000, 7, { queries: 3, shares: mix }));
+    const lines = Object.values(drawn).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(drawn.sums! / lines - 0.27) < 0.03 && Math.abs(drawn.stories! / lines - 0.5) < 0.03, JSON.stringify(drawn));
+    assert.throws(() => lookupShares(0.8, 0.3), /at most 1/);
   });
 
   it('a miss is named by how it went wrong', () => {

@@ -4,7 +4,7 @@ import { readTextFile } from '../io/read_text.js';
 import { Command, Option } from 'commander';
 import { chatTemplateOf } from '../chat/for_tokenizer.js';
 import type { ChatMessage } from '../chat/messages.js';
-import { alignCorpus, instructionRows, instructions, REFUSAL, type CorpusLineShares } from '../data/instructions.js';
+import { alignCorpus, CORPUS_LINE_SHARES, instructionRows, instructions, REFUSAL, type CorpusLineShares } from '../data/instructions.js';
 import { parseChatRows } from '../data/instructions_file.js';
 import { preferencePairs, preferenceRows, type PreferencePair } from '../data/preferences.js';
 import { loadModel } from '../io/model_dir.js';
@@ -35,7 +35,22 @@ interface LookupStage {
   corpusChars: number;
   queries: number;
   stories: number;
+  /** The sums' share of the lines (default: scaled down with the other kinds when stories grow). */
+  sums?: number;
   train: { maxIters: number; lr: number; minLr: number; warmupIters: number; evalInterval: number };
+}
+
+/**
+ * Line shares for a corpus whose stories are `stories` and sums `sums` of the lines; the other four
+ * kinds share the rest in their default proportions (CORPUS_LINE_SHARES).
+ */
+export function lookupShares(stories: number, sums: number): CorpusLineShares {
+  const rest = 1 - stories - sums;
+  if (!(stories >= 0 && sums >= 0 && rest >= 0)) throw new Error(`lookupShares: stories ${stories} and sums ${sums} must be non-negative and add to at most 1`);
+  const { differences, backwards, capitals, say } = CORPUS_LINE_SHARES;
+  const others = differences + backwards + capitals + say;
+  const part = (x: number): number => (x / others) * rest;
+  return { sums, stories, differences: part(differences), backwards: part(backwards), capitals: part(capitals), say: part(say) };
 }
 
 /** The text's lines that the tokenizer can encode (a second stage keeps the first one's vocabulary). */
@@ -212,7 +227,8 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
     if (r.lookups) {
       const l = r.lookups;
       log(`   look-up stage: ${l.train.maxIters} steps on a corpus where look-up stories are ${l.stories} of the lines`);
-      const text = alignCorpus(l.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed + 1, { queries: l.queries, stories: l.stories });
+      const mix = l.sums !== undefined ? { shares: lookupShares(l.stories, l.sums) } : { stories: l.stories };
+      const text = alignCorpus(l.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed + 1, { queries: l.queries, ...mix });
       writeFileSync(path('corpus_lookups.txt'), linesIn(text, loadModel(first).tokenizer!));
       runTraining({ data: path('corpus_lookups.txt'), out: basePath, init: first, ...backend }, { ...r.base, ...l.train, seed, logInterval: 100_000 });
     }
