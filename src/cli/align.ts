@@ -76,8 +76,6 @@ function linesIn(text: string, tokenizer: Tokenizer): string {
 interface Rehearsal {
   corpusChars: number;
   windowChars: number;
-  /** The kinds of lines in the rehearsed draw (alignCorpus `shares`); default: the pretraining corpus's mix. */
-  shares?: Partial<CorpusLineShares>;
 }
 
 const RECIPES = {
@@ -95,7 +93,7 @@ const RECIPES = {
     // on a dev split carved from the training prompts, 0.737 against 0.652 (docs/alignment.md, stop 12).
     instructions: 3000, sft: { maxIters: 1400, batchSize: 16, lr: 3e-4, warmupIters: 50, evalInterval: 700 },
     // The rehearsed draw has the pretraining mix (by characters 0.61 look-up stories). Tried (stop 13, not adopted): a draw
-    // weighted to sums and word lines, `shares: { sums: 0.3, differences: 0.15, backwards: 0.25, capitals: 0.1, say: 0.12,
+    // (alignCorpus `shares`) weighted to sums and word lines, `shares: { sums: 0.3, differences: 0.15, backwards: 0.25, capitals: 0.1, say: 0.12,
     // stories: 0.08 }` — dev split 0.837 against 0.737, but 0.807 against 0.841 on a second dev split (seed 1338), and held out
     // sft_exact only 0.870 (+2 rows) with dpo_preferred 0.883 < 0.9.
     rehearse: { corpusChars: 260_000, windowChars: 96 } as Rehearsal | null,
@@ -242,7 +240,7 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
   writeFileSync(path('sft.jsonl'), instructionRows(taught));
   const sftOpts = { ...r.sft, seed, logInterval: 100_000 };
   if (r.rehearse) {
-    const text = alignCorpus(r.rehearse.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed + 2, { queries: r.corpusQueries, ...(r.rehearse.shares ? { shares: r.rehearse.shares } : {}) });
+    const text = alignCorpus(r.rehearse.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed + 2, { queries: r.corpusQueries });
     writeFileSync(path('rehearse.txt'), linesIn(text, loadModel(basePath).tokenizer!));
   }
   const rehearse = r.rehearse ? { rehearse: { path: path('rehearse.txt'), chars: r.rehearse.windowChars } } : {};
