@@ -383,6 +383,19 @@ Napi::Value DecoderLayersStep(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), ran);
 }
 
+// argmaxRows(x, rows, cols, out): decoder_step.h's argmax_rows (the js backend's argmaxRows, in native).
+Napi::Value ArgmaxRows(const Napi::CallbackInfo& info) {
+  auto x = info[0].As<Napi::Float32Array>();
+  auto out = info[3].As<Napi::Float32Array>();
+  const long rows = I(info, 1), cols = I(info, 2);
+  if (rows < 0 || cols < 0 || (long)x.ElementLength() < rows * cols || (long)out.ElementLength() < rows) {
+    Napi::Error::New(info.Env(), "argmaxRows: the arrays are smaller than rows × cols and rows").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  attn::argmax_rows(x.Data(), rows, cols, out.Data());
+  return info.Env().Undefined();
+}
+
 // decoderTrace(Float64Array | null): where decoderLayersStep's time goes, added into the array
 // (decoder_step.h, set_decode_trace: 2 + 20 per task values); null turns it off.
 Napi::Value DecoderTrace(const Napi::CallbackInfo& info) {
@@ -525,6 +538,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decoderHeadPrepare", Napi::Function::New(env, DecoderHeadPrepare));
   exports.Set("decoderLayerStep", Napi::Function::New(env, DecoderLayerStep));
   exports.Set("decoderLayersStep", Napi::Function::New(env, DecoderLayersStep));
+  exports.Set("argmaxRows", Napi::Function::New(env, ArgmaxRows));
   exports.Set("decoderStepScratch", Napi::Function::New(env, DecoderStepScratch));
   exports.Set("decoderTrace", Napi::Function::New(env, DecoderTrace));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));

@@ -439,6 +439,69 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
   return true;
 }
 
+namespace {
+
+long argmax_portable(const float* x, long n) {
+  long best = 0;
+  float top = x[0];
+  for (long i = 1; i < n; i++)
+    if (x[i] > top) top = x[i], best = i;
+  return best;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// 64 lanes (four vectors, so that no compare waits for the last), each holding the first index
+// of its largest value greater than x[0] (or x[0] and index 0); then the lanes' largest value at
+// its least index, then the tail in order. A lane takes a value only when it is greater (ordered
+// compare: a NaN never), so a lane's index is the first of its maximum, and the least index among
+// the lanes holding the overall maximum is the first in x: argmax_portable's answer.
+__attribute__((target("avx512f"))) long argmax_avx512(const float* x, long n) {
+  if (n < 64 || !(x[0] == x[0]) || n > (1L << 30)) return argmax_portable(x, n);
+  __m512 top[4];
+  __m512i idx[4], at[4];
+  for (int j = 0; j < 4; j++) {
+    top[j] = _mm512_set1_ps(x[0]);
+    idx[j] = _mm512_setzero_si512();
+    at[j] = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(16 * j));
+  }
+  const __m512i step = _mm512_set1_epi32(64);
+  long i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int j = 0; j < 4; j++) {
+      const __m512 v = _mm512_loadu_ps(x + i + 16 * j);
+      const __mmask16 m = _mm512_cmp_ps_mask(v, top[j], _CMP_GT_OQ);
+      top[j] = _mm512_mask_mov_ps(top[j], m, v);
+      idx[j] = _mm512_mask_mov_epi32(idx[j], m, at[j]);
+      at[j] = _mm512_add_epi32(at[j], step);
+    }
+  alignas(64) float t[64];
+  alignas(64) int32_t ix[64];
+  for (int j = 0; j < 4; j++) {
+    _mm512_store_ps(t + 16 * j, top[j]);
+    _mm512_store_si512((void*)(ix + 16 * j), idx[j]);
+  }
+  float best_v = x[0];
+  long best = 0;
+  for (int l = 0; l < 64; l++)
+    if (t[l] > best_v || (t[l] == best_v && ix[l] < best)) best_v = t[l], best = ix[l];
+  for (; i < n; i++)
+    if (x[i] > best_v) best_v = x[i], best = i;
+  return best;
+}
+#endif
+
+}  // namespace
+
+void argmax_rows(const float* x, long rows, long cols, float* out) {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool wide = __builtin_cpu_supports("avx512f");
+  auto one = wide ? argmax_avx512 : argmax_portable;
+#else
+  auto one = argmax_portable;
+#endif
+  for (long r = 0; r < rows; r++) out[r] = cols > 0 ? (float)one(x + r * cols, cols) : 0.f;
+}
+
 void decoder_layer_step(const DecoderLayerStep& s, float* x, float* kc, float* vc, int cap, int past, int start, const float* cos,
                         const float* sin, float* scratch) {
   const DecoderLayerStep* layers[1] = {&s};

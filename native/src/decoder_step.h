@@ -62,4 +62,10 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
 constexpr int DECODE_TRACE_PER_TASK = 20;
 void set_decode_trace(double* out, int tasks);
 
+// out[r] = the index of the largest value of row r of x [rows, cols], the first on ties, as a
+// float: the js backend's argmaxRows (and generate's argmax) exactly, NaN included (a value wins
+// only when it is greater than the best so far, so a NaN never wins, and a row whose first value
+// is NaN gives 0). Greedy decoding's pick from a token's scores, in AVX-512 where the CPU has it.
+void argmax_rows(const float* x, long rows, long cols, float* out);
+
 }  // namespace attn

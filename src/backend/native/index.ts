@@ -61,6 +61,8 @@ export interface Addon {
   decoderStepScratch(plan: unknown): number;
   /** decoder_step.h, set_decode_trace: where decoderLayersStep's time goes, added into `out` (2 + 20 per task values); null: off. */
   decoderTrace(out: Float64Array | null): void;
+  /** decoder_step.h, argmax_rows: the js backend's argmaxRows (first index of each row's largest value, as a float), in AVX-512. */
+  argmaxRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
   dropoutBackward(dOut: Float32Array, mask: Float32Array, dx: Float32Array, accumulate: boolean): void;
   sumSquares(x: Float32Array): number;
@@ -158,6 +160,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     swigluBackward: (g, u, dy, dg, du, accG, accU) => a.swigluBackward(g, u, dy, dg, du, accG, accU),
     rope: (x, out, cos, sin, d, dir, acc) => a.rope(x, out, cos, sin, d.B, d.T, d.nHead, d.headDim, d.layout === 'half', cos.length !== d.T * (d.headDim / 2), dir, acc),
     softmaxForward: (x, out, rows, cols) => a.softmaxForward(x, out, rows, cols),
+    argmaxRows: (x, rows, cols, out) => a.argmaxRows(x, rows, cols, out),
     layerNormForward: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNormForward(x, w, b, out, mean, rstd, rows, cols, eps),
     layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc) => a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols, acc),
     rmsNormForward: (x, w, out, rstd, rows, cols, eps) => a.rmsNormForward(x, w, out, rstd, rows, cols, eps),
