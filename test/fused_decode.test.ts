@@ -86,6 +86,32 @@ for (const name of backends) {
       });
     }
 
+    it('two caches decoded in turn give each the scores it gets alone, bit for bit (the per-cache records and the stack kept between tokens)', () => {
+      setBackend(name);
+      const m = model('q4_0');
+      const prompts = [Int32Array.of(3, 9, 27), Int32Array.of(5, 1, 30, 2)];
+      const alone = (p: Int32Array) => noGrad(() => {
+        const cache = new KVCache(m.config, 1, 24);
+        let next = argmax(forwardCached(m, p, [1, p.length], cache).data);
+        const out: Float32Array[] = [];
+        for (let i = 0; i < 5; i++) out.push(Float32Array.from(forwardCached(m, Int32Array.of(next), [1, 1], cache).data)), (next = argmax(out.at(-1)!));
+        return out;
+      });
+      const want = prompts.map(alone);
+      const got: Float32Array[][] = [[], []];
+      noGrad(() => {
+        const caches = prompts.map(() => new KVCache(m.config, 1, 24));
+        const next = prompts.map((p, j) => argmax(forwardCached(m, p, [1, p.length], caches[j]!).data));
+        for (let i = 0; i < 5; i++)
+          for (const j of [0, 1]) {
+            const s = Float32Array.from(forwardCached(m, Int32Array.of(next[j]!), [1, 1], caches[j]!).data);
+            got[j]!.push(s);
+            next[j] = argmax(s);
+          }
+      });
+      assert.deepEqual(got, want);
+    });
+
     it('writes the cache exactly as the op-by-op path does: a prompt after fused steps sees the same keys and values', () => {
       setBackend(name);
       const m = model('q8_0');

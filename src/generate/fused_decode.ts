@@ -1,5 +1,5 @@
 import { backend } from '../backend/index.js';
-import type { DecoderHeadWeights, DecoderLayerWeights, StepMatrix } from '../backend/decoder_step.js';
+import type { DecoderHeadWeights, DecoderLayerWeights, DecoderStepCache, StepMatrix } from '../backend/decoder_step.js';
 import { isHost } from '../backend/storage.js';
 import { Llama, type LlamaDecoderLayer } from '../models/llama.js';
 import { BlockQuantizedLinear } from '../nn/block_quantized.js';
@@ -108,13 +108,19 @@ function describeHead(model: Llama, layers: DecoderLayerWeights[] | null): Decod
   return { norm: norm.weight.data, eps: norm.eps, out };
 }
 
-/** Whether the model still holds the modules `d` was read from (in partsOf's order, without building the whole list: this runs every token). */
+/** Whether the model still holds the modules `d` was read from (in partsOf's order, without building any list: this runs every token). */
 function unchanged(model: Llama, d: Described): boolean {
   const layers = model.model.layers;
   const m = d.modules;
   if (m.length !== 9 * layers.length + 2) return false;
   let j = 0;
-  for (const layer of layers) for (const part of partsOf(layer)) if (m[j++] !== part) return false;
+  for (const layer of layers) {
+    const a = layer.self_attn;
+    const f = layer.mlp;
+    if (m[j] !== layer.input_layernorm || m[j + 1] !== layer.post_attention_layernorm || m[j + 2] !== a.q_proj || m[j + 3] !== a.k_proj || m[j + 4] !== a.v_proj ||
+      m[j + 5] !== a.o_proj || m[j + 6] !== f.gate_proj || m[j + 7] !== f.up_proj || m[j + 8] !== f.down_proj) return false;
+    j += 9;
+  }
   return m[j++] === model.model.norm && m[j] === (model.lm_head as Module);
 }
 
@@ -127,6 +133,25 @@ function describedModel(model: Llama): Described {
   const fresh = { layers, head: describeHead(model, layers), modules };
   described.set(model, fresh);
   return fresh;
+}
+
+/** Each layer's cache as decoderLayerStep reads it: one array of records a cache, refreshed in place every token (no new objects a token). */
+const stepCachesOf = new WeakMap<KVCache, DecoderStepCache[]>();
+function stepCaches(cache: KVCache, n: number, start: number): DecoderStepCache[] {
+  let kvs = stepCachesOf.get(cache);
+  if (!kvs || kvs.length !== n) {
+    kvs = Array.from({ length: n }, () => ({ k: new Float32Array(0), v: new Float32Array(0), cap: 0, past: 0, start: 0 }));
+    stepCachesOf.set(cache, kvs);
+  }
+  for (let i = 0; i < n; i++) {
+    const kv = cache.layers[i]!, r = kvs[i]!;
+    r.k = kv.k as Float32Array; // host storage: fusedDecodeStep checked
+    r.v = kv.v as Float32Array;
+    r.cap = kv.cap;
+    r.past = kv.past;
+    r.start = start;
+  }
+  return kvs;
 }
 
 /**
@@ -151,10 +176,7 @@ export function fusedDecodeStep(model: unknown, id: number, cache: KVCache, into
   // The residual stream: a copy of the token's embedding row, updated in place by every layer.
   const x = Float32Array.from(model.model.embed_tokens.forward(Int32Array.of(id), [1, 1]).data);
   const start = cache.start[0]!;
-  const kvs = layers.map((_, i) => {
-    const kv = cache.layers[i]!;
-    return { k: kv.k, v: kv.v, cap: kv.cap, past: kv.past, start };
-  });
+  const kvs = stepCaches(cache, layers.length, start);
   // The whole stack in one backend call where the backend has it (native: one thread-pool job a token).
   const stack = backend().decoderLayersStep;
   if (stack && head) {

@@ -76,15 +76,39 @@ export function nativeDecoderSteps(a: Addon, self: () => Backend<Float32Array>):
     check(s, kv);
     a.decoderLayerStep(plan.handle, x, kv.k, kv.v, kv.cap, kv.past, kv.start, cos, sin, plan.scratch);
   };
+  // A decode loop passes the same layers every token: their plans' handles, and the arrays the caches'
+  // pointers go in (refilled each call), are kept with the layers array (no new arrays a token).
+  const stacks = new WeakMap<readonly DecoderLayerWeights[], { ps: Plan[]; handles: unknown[]; kcs: Float32Array[]; vcs: Float32Array[] }>();
+  const stackOf = (layers: readonly DecoderLayerWeights[]) => {
+    let st = stacks.get(layers);
+    if (!st || st.ps.some((p, i) => p !== plans.get(layers[i]!))) {
+      const ps = layers.map(planOf);
+      st = { ps, handles: ps.map((p) => p.handle), kcs: new Array<Float32Array>(layers.length), vcs: new Array<Float32Array>(layers.length) };
+      stacks.set(layers, st);
+    }
+    return st;
+  };
   const decoderLayersStep = (layers: readonly DecoderLayerWeights[], x: Float32Array, kvs: readonly DecoderStepCache[], cos: Float32Array, sin: Float32Array, head?: { weights: DecoderHeadWeights; logits: Float32Array }): void => {
     if (layers.length === 0) return;
     if (kvs.length !== layers.length) throw new Error(`decoderLayersStep: ${kvs.length} caches for ${layers.length} layers`);
     const kv0 = kvs[0]!;
-    const same = kvs.every((kv) => kv.past === kv0.past && kv.cap === kv0.cap && kv.start === kv0.start);
-    layers.forEach((s, i) => check(s, kvs[i]!));
-    const ps = layers.map(planOf);
-    const h = head ? [headOf(head.weights).handle, head.logits] : [];
-    if (same && a.decoderLayersStep(ps.map((p) => p.handle), x, kvs.map((kv) => kv.k), kvs.map((kv) => kv.v), kv0.cap, kv0.past, kv0.start, cos, sin, ps[0]!.scratch, ...h)) return;
+    let same = true;
+    for (let i = 0; i < layers.length; i++) {
+      const kv = kvs[i]!;
+      check(layers[i]!, kv);
+      same &&= kv.past === kv0.past && kv.cap === kv0.cap && kv.start === kv0.start;
+    }
+    const st = stackOf(layers);
+    for (let i = 0; i < layers.length; i++) {
+      st.kcs[i] = kvs[i]!.k;
+      st.vcs[i] = kvs[i]!.v;
+    }
+    const ran = same && (head
+      ? a.decoderLayersStep(st.handles, x, st.kcs, st.vcs, kv0.cap, kv0.past, kv0.start, cos, sin, st.ps[0]!.scratch, headOf(head.weights).handle, head.logits)
+      : a.decoderLayersStep(st.handles, x, st.kcs, st.vcs, kv0.cap, kv0.past, kv0.start, cos, sin, st.ps[0]!.scratch));
+    st.kcs.fill(null!);
+    st.vcs.fill(null!);
+    if (ran) return;
     layers.forEach((s, i) => decoderLayerStep(s, x, kvs[i]!, cos, sin));
     if (head) decoderHeadWith(self(), head.weights, x, head.logits);
   };
