@@ -112,6 +112,29 @@ for (const name of backends) {
       assert.deepEqual(got, want);
     });
 
+    it("a cache whose arrays are replaced between tokens is read from the new arrays (the kept stack notices)", () => {
+      setBackend(name);
+      const m = model('q4_0');
+      const run = (swap: boolean) => noGrad(() => {
+        const cache = new KVCache(m.config, 1, 24);
+        let next = argmax(forwardCached(m, Int32Array.of(3, 9, 27), [1, 3], cache).data);
+        const out: Float32Array[] = [];
+        for (let i = 0; i < 5; i++) {
+          if (swap && i === 2)
+            for (const l of cache.layers) {
+              const [k, v] = [l.k as Float32Array, l.v as Float32Array];
+              l.k = Float32Array.from(k);
+              l.v = Float32Array.from(v);
+              k.fill(NaN), v.fill(NaN); // the old arrays must not be read again
+            }
+          out.push(Float32Array.from(forwardCached(m, Int32Array.of(next), [1, 1], cache).data));
+          next = argmax(out.at(-1)!);
+        }
+        return out;
+      });
+      assert.deepEqual(run(true), run(false));
+    });
+
     it('writes the cache exactly as the op-by-op path does: a prompt after fused steps sees the same keys and values', () => {
       setBackend(name);
       const m = model('q8_0');

@@ -345,41 +345,53 @@ Napi::Value DecoderHeadPrepare(const Napi::CallbackInfo& info) {
   return Napi::External<attn::DecoderHead>::New(info.Env(), h, [](Napi::Env, attn::DecoderHead* p) { delete p; });
 }
 
-// decoderLayersStep(plans, x, kcs, vcs, cap, past, start, cos, sin, scratch[, head, logits]): the same for every
-// layer in turn (layer l's cache kcs[l], vcs[l]), one job for the pool; false (nothing done) unless the layers
-// share the first one's sizes and types. scratch: decoderStepScratch of the first. With head (decoderHeadPrepare)
-// and logits [N], the same job also writes the token's logits.
-Napi::Value DecoderLayersStep(const Napi::CallbackInfo& info) {
-  const Napi::Array plans = info[0].As<Napi::Array>(), kcs = info[2].As<Napi::Array>(), vcs = info[3].As<Napi::Array>();
+// decoderStackPrepare(plans, kcs, vcs): the layers of the backend's decoderLayersStep and their caches (layer
+// l's cache kcs[l], vcs[l]) gathered once into an External, for decoderStackStep. The caller keeps the
+// plans and the caches alive as long as it.
+struct DecoderStack {
+  std::vector<const attn::DecoderLayerStep*> layers;
+  std::vector<float*> kc, vc;
+};
+Napi::Value DecoderStackPrepare(const Napi::CallbackInfo& info) {
+  const Napi::Array plans = info[0].As<Napi::Array>(), kcs = info[1].As<Napi::Array>(), vcs = info[2].As<Napi::Array>();
   const uint32_t n = plans.Length();
-  auto scratch = info[9].As<Napi::Float32Array>();
-  if (kcs.Length() != n || vcs.Length() != n) {
-    Napi::Error::New(info.Env(), "decoderLayersStep: one key and one value cache per layer").ThrowAsJavaScriptException();
+  if (n == 0 || kcs.Length() != n || vcs.Length() != n) {
+    Napi::Error::New(info.Env(), "decoderStackPrepare: one key and one value cache per layer, at least one layer").ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
-  std::vector<const attn::DecoderLayerStep*> layers(n);
-  std::vector<float*> kc(n), vc(n);
+  auto* st = new DecoderStack{std::vector<const attn::DecoderLayerStep*>(n), std::vector<float*>(n), std::vector<float*>(n)};
   for (uint32_t l = 0; l < n; l++) {
-    layers[l] = plans.Get(l).As<Napi::External<attn::DecoderLayerStep>>().Data();
-    kc[l] = (float*)Ptr(kcs.Get(l));
-    vc[l] = (float*)Ptr(vcs.Get(l));
+    st->layers[l] = plans.Get(l).As<Napi::External<attn::DecoderLayerStep>>().Data();
+    st->kc[l] = (float*)Ptr(kcs.Get(l));
+    st->vc[l] = (float*)Ptr(vcs.Get(l));
   }
-  if (n > 0 && (long)scratch.ElementLength() < attn::decoder_step_scratch_floats(*layers[0])) {
-    Napi::Error::New(info.Env(), "decoderLayersStep: scratch too small").ThrowAsJavaScriptException();
+  return Napi::External<DecoderStack>::New(info.Env(), st, [](Napi::Env, DecoderStack* p) { delete p; });
+}
+
+// decoderStackStep(stack, x, cap, past, start, cos, sin, scratch[, head, logits]): decoder_step.h's
+// decoder_layers_step for every layer in turn, one job for the pool; false (nothing done) unless the
+// layers share the first one's sizes and types. scratch: decoderStepScratch of the first layer. With head
+// (decoderHeadPrepare) and logits [N], the same job also writes the token's logits.
+Napi::Value DecoderStackStep(const Napi::CallbackInfo& info) {
+  const DecoderStack& st = *info[0].As<Napi::External<DecoderStack>>().Data();
+  const int n = (int)st.layers.size();
+  auto scratch = info[7].As<Napi::Float32Array>();
+  if ((long)scratch.ElementLength() < attn::decoder_step_scratch_floats(*st.layers[0])) {
+    Napi::Error::New(info.Env(), "decoderStackStep: scratch too small").ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
-  const attn::DecoderHead* head = info.Length() > 11 && info[10].IsExternal() ? info[10].As<Napi::External<attn::DecoderHead>>().Data() : nullptr;
+  const attn::DecoderHead* head = info.Length() > 9 && info[8].IsExternal() ? info[8].As<Napi::External<attn::DecoderHead>>().Data() : nullptr;
   float* logits = nullptr;
   if (head) {
-    auto l = info[11].As<Napi::Float32Array>();
-    if ((long)l.ElementLength() < head->out.N || (n > 0 && head->out.K != layers[0]->C)) {
-      Napi::Error::New(info.Env(), "decoderLayersStep: the head does not fit the layers or the logits").ThrowAsJavaScriptException();
+    auto l = info[9].As<Napi::Float32Array>();
+    if ((long)l.ElementLength() < head->out.N || head->out.K != st.layers[0]->C) {
+      Napi::Error::New(info.Env(), "decoderStackStep: the head does not fit the layers or the logits").ThrowAsJavaScriptException();
       return info.Env().Undefined();
     }
     logits = l.Data();
   }
-  const bool ran = attn::decoder_layers_step(layers.data(), (int)n, F(info, 1), kc.data(), vc.data(), I(info, 4), I(info, 5), I(info, 6), F(info, 7),
-                                             F(info, 8), scratch.Data(), head, logits);
+  const bool ran = attn::decoder_layers_step(st.layers.data(), n, F(info, 1), st.kc.data(), st.vc.data(), I(info, 2), I(info, 3), I(info, 4), F(info, 5),
+                                             F(info, 6), scratch.Data(), head, logits);
   return Napi::Boolean::New(info.Env(), ran);
 }
 
@@ -537,8 +549,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decoderLayerPrepare", Napi::Function::New(env, DecoderLayerPrepare));
   exports.Set("decoderHeadPrepare", Napi::Function::New(env, DecoderHeadPrepare));
   exports.Set("decoderLayerStep", Napi::Function::New(env, DecoderLayerStep));
-  exports.Set("decoderLayersStep", Napi::Function::New(env, DecoderLayersStep));
   exports.Set("argmaxRows", Napi::Function::New(env, ArgmaxRows));
+  exports.Set("decoderStackPrepare", Napi::Function::New(env, DecoderStackPrepare));
+  exports.Set("decoderStackStep", Napi::Function::New(env, DecoderStackStep));
   exports.Set("decoderStepScratch", Napi::Function::New(env, DecoderStepScratch));
   exports.Set("decoderTrace", Napi::Function::New(env, DecoderTrace));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));

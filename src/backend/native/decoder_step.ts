@@ -76,38 +76,47 @@ export function nativeDecoderSteps(a: Addon, self: () => Backend<Float32Array>):
     check(s, kv);
     a.decoderLayerStep(plan.handle, x, kv.k, kv.v, kv.cap, kv.past, kv.start, cos, sin, plan.scratch);
   };
-  // A decode loop passes the same layers every token: their plans' handles, and the arrays the caches'
-  // pointers go in (refilled each call), are kept with the layers array (no new arrays a token).
-  const stacks = new WeakMap<readonly DecoderLayerWeights[], { ps: Plan[]; handles: unknown[]; kcs: Float32Array[]; vcs: Float32Array[] }>();
-  const stackOf = (layers: readonly DecoderLayerWeights[]) => {
-    let st = stacks.get(layers);
-    if (!st || st.ps.some((p, i) => p !== plans.get(layers[i]!))) {
-      const ps = layers.map(planOf);
-      st = { ps, handles: ps.map((p) => p.handle), kcs: new Array<Float32Array>(layers.length), vcs: new Array<Float32Array>(layers.length) };
-      stacks.set(layers, st);
+  // A decode loop passes the same layers and the same caches every token (fused_decode keeps one array of
+  // cache records a KVCache): the addon's stack of their pointers is prepared once for such an array and
+  // kept with it (weakly: dropped with the cache), then checked each token by identity alone. After a
+  // token's weights have streamed through the caches, every object the JS between tokens touches is a
+  // miss: unpacking 30 plans and 60 cache arrays a token cost more than the call's own work
+  // (docs/quantized_inference.md, ninth pass).
+  interface Stack { layers: readonly DecoderLayerWeights[]; elems: DecoderLayerWeights[]; ks: Float32Array[]; vs: Float32Array[]; room: number; ps: Plan[]; handle: unknown }
+  const stacks = new WeakMap<readonly DecoderStepCache[], Stack>();
+  const stackFor = (layers: readonly DecoderLayerWeights[], kvs: readonly DecoderStepCache[]): Stack => {
+    const st = stacks.get(kvs);
+    if (st && st.layers === layers) {
+      let same = true;
+      for (let i = 0; same && i < layers.length; i++) same = layers[i] === st.elems[i] && kvs[i]!.k === st.ks[i] && kvs[i]!.v === st.vs[i];
+      if (same) return st;
     }
-    return st;
+    const ps = layers.map(planOf);
+    const ks = kvs.map((kv) => kv.k), vs = kvs.map((kv) => kv.v);
+    // Slots every layer's cache holds (check's bound, once).
+    let room = Infinity;
+    layers.forEach((s, i) => { room = Math.min(room, Math.floor(Math.min(ks[i]!.length, vs[i]!.length) / (s.nKvHead * s.headDim))); });
+    const fresh = { layers, elems: [...layers], ks, vs, room, ps, handle: a.decoderStackPrepare(ps.map((p) => p.handle), ks, vs) };
+    stacks.set(kvs, fresh);
+    return fresh;
   };
   const decoderLayersStep = (layers: readonly DecoderLayerWeights[], x: Float32Array, kvs: readonly DecoderStepCache[], cos: Float32Array, sin: Float32Array, head?: { weights: DecoderHeadWeights; logits: Float32Array }): void => {
     if (layers.length === 0) return;
     if (kvs.length !== layers.length) throw new Error(`decoderLayersStep: ${kvs.length} caches for ${layers.length} layers`);
     const kv0 = kvs[0]!;
     let same = true;
-    for (let i = 0; i < layers.length; i++) {
+    for (let i = 1; same && i < kvs.length; i++) {
       const kv = kvs[i]!;
-      check(layers[i]!, kv);
-      same &&= kv.past === kv0.past && kv.cap === kv0.cap && kv.start === kv0.start;
+      same = kv.past === kv0.past && kv.cap === kv0.cap && kv.start === kv0.start;
     }
-    const st = stackOf(layers);
-    for (let i = 0; i < layers.length; i++) {
-      st.kcs[i] = kvs[i]!.k;
-      st.vcs[i] = kvs[i]!.v;
+    let ran = false;
+    if (same) {
+      const st = stackFor(layers, kvs);
+      if (kv0.past + 1 > st.room) throw new Error(`KV cache overflow: slot ${kv0.past} of a cache of ${kv0.cap}`);
+      ran = head
+        ? a.decoderStackStep(st.handle, x, kv0.cap, kv0.past, kv0.start, cos, sin, st.ps[0]!.scratch, headOf(head.weights).handle, head.logits)
+        : a.decoderStackStep(st.handle, x, kv0.cap, kv0.past, kv0.start, cos, sin, st.ps[0]!.scratch);
     }
-    const ran = same && (head
-      ? a.decoderLayersStep(st.handles, x, st.kcs, st.vcs, kv0.cap, kv0.past, kv0.start, cos, sin, st.ps[0]!.scratch, headOf(head.weights).handle, head.logits)
-      : a.decoderLayersStep(st.handles, x, st.kcs, st.vcs, kv0.cap, kv0.past, kv0.start, cos, sin, st.ps[0]!.scratch));
-    st.kcs.fill(null!);
-    st.vcs.fill(null!);
     if (ran) return;
     layers.forEach((s, i) => decoderLayerStep(s, x, kvs[i]!, cos, sin));
     if (head) decoderHeadWith(self(), head.weights, x, head.logits);

@@ -55,12 +55,15 @@ export interface Addon {
   /** decoder_step.h: a layer's pointers gathered once (ints and arrays as addon.cc's decoderLayerPrepare lists them). */
   decoderLayerPrepare(ints: Int32Array, arrays: Array<Float32Array | Int8Array | Uint8Array | null>, eps: number): unknown;
   decoderLayerStep(plan: unknown, x: Float32Array, kc: Float32Array, vc: Float32Array, cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array): void;
-  decoderLayersStep(plans: unknown[], x: Float32Array, kcs: Float32Array[], vcs: Float32Array[], cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array, head?: unknown, logits?: Float32Array): boolean;
   /** decoder_step.h's DecoderHead: ints [kind, N, K, interleave], arrays [norm, w, scale|null, bias|null]. */
   decoderHeadPrepare(ints: Int32Array, arrays: Array<Float32Array | Int8Array | Uint8Array | null>, eps: number): unknown;
   decoderStepScratch(plan: unknown): number;
   /** decoder_step.h, set_decode_trace: where decoderLayersStep's time goes, added into `out` (2 + 20 per task values); null: off. */
   decoderTrace(out: Float64Array | null): void;
+  /** addon.cc: the layer plans and caches of the backend's decoderLayersStep gathered once (the caller keeps them alive as long as the handle). */
+  decoderStackPrepare(plans: unknown[], kcs: Float32Array[], vcs: Float32Array[]): unknown;
+  /** decoder_step.h's decoder_layers_step on a prepared stack: false (nothing done) unless its layers share the first one's sizes and types. */
+  decoderStackStep(stack: unknown, x: Float32Array, cap: number, past: number, start: number, cos: Float32Array, sin: Float32Array, scratch: Float32Array, head?: unknown, logits?: Float32Array): boolean;
   /** decoder_step.h, argmax_rows: the js backend's argmaxRows (first index of each row's largest value, as a float), in AVX-512. */
   argmaxRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
   dropoutForward(x: Float32Array, out: Float32Array, mask: Float32Array, p: number, seed: number): void;
