@@ -200,8 +200,9 @@ export function ragCommand(): Command {
     .option('--temperature <t>', 'the retriever\'s contrastive (InfoNCE) temperature', num, 0.1)
     .option('--layers <n>', 'the retriever\'s encoder layers', int, 2)
     .option('--d-model <n>', 'the retriever\'s width (and its vectors\' dimension)', int, 128)
+    .option('--lowercase', 'the retriever\'s word tokenizer folds text to lower case (learned and encoded alike)')
     .option('--space-tokens', 'the retriever\'s word tokenizer makes tokens of white space, as before the seventh round (docs/rag.md): a 64-token window and chunk then hold about 32 words, not about 55')
-    .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; trainBatch: number; seed: number; multiFactRate: number; keepRate: number; multiKeepRate: number; hardNegatives?: boolean | 'facts'; untitledRate: number; lr: number; temperature: number; layers: number; dModel: number; spaceTokens?: boolean; backend?: string; threads?: number }) => {
+    .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; trainBatch: number; seed: number; multiFactRate: number; keepRate: number; multiKeepRate: number; hardNegatives?: boolean | 'facts'; untitledRate: number; lr: number; temperature: number; layers: number; dModel: number; lowercase?: boolean; spaceTokens?: boolean; backend?: string; threads?: number }) => {
       useBackend(o);
       const r = await runRagDemo({
         hardNegatives: o.hardNegatives ?? false,
@@ -218,7 +219,7 @@ export function ragCommand(): Command {
         // larger chunks: the 64-token window and chunk hold about 55 words, not 32; docs/rag.md, seventh round).
         // 1200 steps, not 600: dense nDCG@10 on the development questions 0.816 against 0.810 (named and described both
         // up; training 510 s against 309 s loaded, one thread; docs/rag.md, ninth round).
-        train: { steps: o.steps, seed: o.seed, evalInterval: Math.max(1, o.steps), batchSize: o.trainBatch, dModel: o.dModel, layers: o.layers, heads: 4, maxLen: 64, temperature: o.temperature, lr: o.lr, minLr: o.lr / 10, spaceTokens: o.spaceTokens ?? false },
+        train: { steps: o.steps, seed: o.seed, evalInterval: Math.max(1, o.steps), batchSize: o.trainBatch, dModel: o.dModel, layers: o.layers, heads: 4, maxLen: 64, temperature: o.temperature, lr: o.lr, minLr: o.lr / 10, spaceTokens: o.spaceTokens ?? false, lowercase: o.lowercase ?? false },
         log: err,
       });
       err(r.scores.map((s) => `${s.mode}: ${s.search_ms.toFixed(3)} ms per search (query embedding not counted)\n`).join(''));
