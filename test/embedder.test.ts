@@ -266,6 +266,22 @@ describe('word tokens without spaces', () => {
     assert.equal(parseEmbedderOptions({}).spaceTokens, true, 'space tokens by default');
     assert.throws(() => parseEmbedderOptions({ tokenizer: 'bpe', spaceTokens: false }), /only the word tokenizer/);
   });
+
+  it('lowercase: the tokenizer folds case, training and after loading alike', () => {
+    const { train, heldOut } = splitPairs(templatePairs(400, 2));
+    const options = parseEmbedderOptions({ dModel: 16, layers: 1, heads: 2, matryoshka: [8], batchSize: 8, steps: 3, evalInterval: 3, evalPairs: 20, spaceTokens: false, lowercase: true });
+    const s = trainEmbedder({ train, heldOut, options });
+    const text = train[0]!.anchor.replace(/^./, (c) => c.toUpperCase());
+    assert.ok(/\p{Lu}/u.test(text));
+    assert.deepEqual(s.tokenizer.encode(text.toUpperCase()), s.tokenizer.encode(text));
+    assert.ok(!s.tokenizer.encode(text).includes(0));
+    const dir = join(work, 'lower');
+    saveEmbedder(dir, s.model, s.tokenizer);
+    const loaded = loadEmbedder(dir);
+    assert.deepEqual(embedTexts(loaded.model, loaded.tokenizer, [text.toUpperCase()], 8), embedTexts(s.model, s.tokenizer, [text], 8));
+    assert.equal(parseEmbedderOptions({}).lowercase, false, 'case kept by default');
+    assert.throws(() => parseEmbedderOptions({ tokenizer: 'bpe', lowercase: true }), /only the word tokenizer can fold case/);
+  });
 });
 
 describe('attn embed CLI', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { factCorpus } from '../src/data/fact_corpus.js';
-import { bm25Negatives, distinctiveWords, inverseClozePairs, neighbourGroups, passagesOf, splitBySentence } from '../src/data/inverse_cloze.js';
+import { bm25Negatives, distinctiveWords, inverseClozePairs, neighbourGroups, passagesOf, splitBySentence, withoutWords } from '../src/data/inverse_cloze.js';
 import { splitPairs } from '../src/data/positive_pairs.js';
 import { paragraphs, sentences } from '../src/data/sentences.js';
 import { chunkText } from '../src/rag/chunker.js';
@@ -247,6 +247,35 @@ describe('rag: generated data', () => {
     assert.ok(described > 200, `${described} of 400 queries described`);
     assert.equal(distinctiveWords('The river Luglul flows through Baithugous.', new Map([['luglul', 1], ['baithugous', 1], ['the', 9], ['river', 9], ['flows', 9], ['through', 9]]), 10, new Set(['baithugous'])), 'Luglul');
     assert.throws(() => inverseClozePairs(docs, { ...o, describedRate: 2 }), /describedRate/);
+  });
+
+  it('untitled pairs: two whole sentences without the town\'s name, the pairs otherwise those of before', () => {
+    const docs = factCorpus({ towns: 20, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const o = { passageWords: 24, count: 400, seed: 1, keyBy: 'document' as const, multiFactRate: 0.5, keepRate: 0.75, multiKeepRate: 0.75 };
+    const base = inverseClozePairs(docs, o);
+    assert.deepEqual(inverseClozePairs(docs, { ...o, untitledRate: 0 }), base, 'rate 0: the pairs of before');
+    const pairs = inverseClozePairs(docs, { ...o, untitledRate: 1 });
+    let named = 0;
+    let untitled = 0;
+    pairs.forEach((p, i) => {
+      const b = base[i]!;
+      assert.equal(p.positive, b.positive, 'the positive is the same passage');
+      assert.equal(p.key, b.key);
+      const doc = Number(p.group!.replace(/^doc /, ''));
+      const name = docs[doc]!.split('\n', 1)[0]!.replace(/^# /, '');
+      const ws = (a: string) => a.toLowerCase().match(/[\p{L}\p{N}]+/gu)!;
+      const two = b.anchor.split(/(?<=[.!?]) |(?<=^# \S+) /).length === 2;
+      if (!two) return assert.equal(p.anchor, b.anchor, 'a one-sentence query is left as it was');
+      if (ws(b.anchor).includes(name.toLowerCase())) named++;
+      assert.ok(!ws(p.anchor).includes(name.toLowerCase()), `"${p.anchor}" leaves out ${name}`);
+      // Every other word is kept, in its order.
+      assert.deepEqual(ws(p.anchor), ws(b.anchor).filter((w) => w !== name.toLowerCase()));
+      if (p.anchor !== b.anchor) untitled++;
+    });
+    assert.ok(named > 50 && untitled === named, `${untitled} of ${named} named two-sentence queries left without the name`);
+    assert.equal(withoutWords('Thaithath Nupol is the mayor of Stoukraikruth.', new Set(['stoukraikruth'])), 'Thaithath Nupol is the mayor of.');
+    assert.equal(withoutWords('Baithugous was founded in 1654.', new Set(['baithugous'])), 'was founded in 1654.');
+    assert.throws(() => inverseClozePairs(docs, { ...o, untitledRate: 1.5 }), /untitledRate/);
   });
 
   it('multi-fact pairs with multiKeepRate: the positive keeps its sentence in that share, the pairs are otherwise those of before', () => {

@@ -73,6 +73,23 @@ describe('word tokenizer', () => {
     assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['<unk>', 'a'], spaces: 'no' }), /"spaces" must be true or false/);
   });
 
+  it('lower-case: learned and encoded folded, so a capitalised word is the word; saved and loaded as such', () => {
+    const text = 'Cheese making is old. The town lives from cheese making.';
+    const tok = WordTokenizer.fromText(text, 100, false, true);
+    assert.ok(tok.words.every((w) => w === w.toLowerCase()), 'no upper case in the vocabulary');
+    assert.equal(tok.words.filter((w) => w === 'cheese').length, 1);
+    assert.deepEqual(tok.encode('CHEESE Making'), tok.encode('cheese making'));
+    assert.ok(!tok.encode('Cheese making').includes(0), 'no unknown word');
+    const plain = WordTokenizer.fromText(text, 100, false);
+    assert.ok(plain.encode('CHEESE').includes(0), 'without folding, a word in another case is unknown');
+    assert.deepEqual(tok.toJSON(), { type: 'word', words: tok.words, spaces: false, lowercase: true });
+    const back = tokenizerFromJSON(JSON.parse(JSON.stringify(tok.toJSON())));
+    assert.deepEqual(back.encode('The Town'), tok.encode('the town'));
+    assert.equal(WordTokenizer.fromText(text, 100, true, true).encode('The Town').length, 3, 'with space tokens too');
+    assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['<unk>', 'A'], lowercase: true }), /upper-case word/);
+    assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['<unk>', 'a'], lowercase: 'yes' }), /"lowercase" must be true or false/);
+  });
+
   it('breaks frequency ties by string order, so the vocabulary does not depend on text order', () => {
     assert.deepEqual(WordTokenizer.fromText('y x', 10).words, WordTokenizer.fromText('x y', 10).words);
   });

@@ -144,6 +144,7 @@ function embedTraining(opts: Record<string, unknown>, log: (s: string) => void):
   if (opts.pooling) raw.pooling = opts.pooling;
   if (opts.symmetric === false) raw.symmetric = false;
   if (opts.spaceTokens === false) raw.spaceTokens = false;
+  if (opts.lowercase === true) raw.lowercase = true;
   let options;
   try {
     options = parseEmbedderOptions(raw as EmbedderOptionsInput);
@@ -237,6 +238,7 @@ export function embedCommand(): Command {
     .addOption(new Option('--tokenizer <kind>', 'tokens (default word)').choices(['char', 'word', 'bpe']))
     .addOption(new Option('--pooling <how>', 'sentence vector: mean of the token vectors (default) or idf: weighted by each token\'s inverse document frequency in the training text (docs/embedder.md)').choices(['mean', 'idf']))
     .option('--no-symmetric', 'score anchors → positives only (default: both directions)')
+    .option('--lowercase', 'word tokenizer: fold text to lower case, learned and encoded alike (recorded in tokenizer.json; `attn rag demo` trains so; docs/rag.md)')
     .option('--no-space-tokens', 'word tokenizer: no tokens for white space, so a --max-len window holds about twice the words (`attn rag demo` trains so; docs/rag.md)');
   for (const [flag, , parse, help] of HYPER) train.option(flag, help, parse as (v: string, p: unknown) => unknown);
   train.action(async (opts: Record<string, unknown>) => {

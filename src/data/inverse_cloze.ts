@@ -79,6 +79,17 @@ export interface InverseClozeOptions {
    * one that names the town (its twin).
    */
   hardNegatives?: boolean | 'facts';
+  /**
+   * The fraction of two-sentence (multi-fact) queries left without the
+   * document's title words (its `#` heading: a town's name) but otherwise
+   * whole — "was founded in 1654. The mayor is Kreimun Rubai." — so the
+   * two facts, with the words that say which facts they are, must find the
+   * passage without the name most sentences carry. `describedRate` cuts a
+   * query to its rare words; this keeps the sentence. Drawn from its own
+   * generator: the pairs are those of 0 but for the queries it cuts; a
+   * described query is left as it is. 0 by default.
+   */
+  untitledRate?: number;
 }
 
 interface Passage {
@@ -176,7 +187,10 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
   const multi = o.multiFactRate ?? 0;
   const described = o.describedRate ?? 0;
   if (described < 0 || described > 1) throw new Error(`describedRate must be in [0, 1] (got ${described})`);
-  const words = described > 0 ? documentWords(docs) : undefined;
+  const untitled = o.untitledRate ?? 0;
+  if (untitled < 0 || untitled > 1) throw new Error(`untitledRate must be in [0, 1] (got ${untitled})`);
+  const words = described > 0 || untitled > 0 ? documentWords(docs) : undefined;
+  const untitle = new Rng(o.seed + 4);
   // Its own draws, so the pairs are those of describedRate 0 but for the queries it cuts.
   const describe = new Rng(o.seed + 2);
   const multiKeep = o.multiKeepRate ?? 0;
@@ -200,12 +214,19 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
       const s = rng.int(ss.length);
       const other = os[rng.int(os.length)]!;
       let [first, second] = rng.random() < 0.5 ? [ss[s]!, other] : [other, ss[s]!];
-      if (words && describe.random() < described) {
+      let cutDone = false;
+      if (words && described > 0 && describe.random() < described) {
         // Described, not named: only what tells this town from the others, without its name (falls back to the sentences when a cut leaves nothing).
         const cut = [first, second].map((x) => distinctiveWords(x, words.df, docs.length, words.titles[doc]!));
         if (cut[0] && cut[1]) [first, second] = cut as [string, string];
+        cutDone = true;
       }
-      const anchor = `${first} ${second}`;
+      let anchor = `${first} ${second}`;
+      if (words && untitled > 0 && untitle.random() < untitled && !cutDone) {
+        // The same two sentences without the town's name; a sentence that was only the name (the heading) goes.
+        const cut = [first, second].map((x) => withoutWords(x, words.titles[doc]!)).filter((x) => x !== '');
+        if (cut.length > 0) anchor = cut.join(' ');
+      }
       const kept = multiKeep > 0 && keepDraw.random() < multiKeep;
       pairs.push({ anchor, positive: (kept ? ss : ss.filter((_, j) => j !== s)).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
       pairDoc.push(doc);
@@ -228,6 +249,17 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
     });
   }
   return pairs;
+}
+
+/** A sentence less the given (lower-cased) words, the rest as it was, white space closed up. */
+export function withoutWords(sentence: string, drop: ReadonlySet<string>): string {
+  if (drop.size === 0) return sentence;
+  return sentence
+    .replace(/[\p{L}\p{N}]+/gu, (w) => (drop.has(w.toLowerCase()) ? '' : w))
+    .replace(/\s+([.,;:!?'’])/g, '$1')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/^[^\p{L}\p{N}]+/u, '');
 }
 
 const wordsOf = (t: string): string[] => t.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];

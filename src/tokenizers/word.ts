@@ -29,11 +29,19 @@ export class WordTokenizer implements Tokenizer {
    * tokens (lossy: spacing is not kept).
    */
   readonly spaces: boolean;
+  /**
+   * Whether text is folded to lower case before it is split (learned and
+   * encoded alike): "Cheese making" and "cheese making" are then the same
+   * tokens, as a keyword search treats them. false by default.
+   */
+  readonly lowercase: boolean;
   readonly specialTokens: ReadonlyMap<string, number> = new Map([[UNK, 0]]);
   private readonly index: Map<string, number>;
 
-  constructor(words: string[], source = 'word tokenizer', spaces = true) {
+  constructor(words: string[], source = 'word tokenizer', spaces = true, lowercase = false) {
     if (words[0] !== UNK) throw new UserError(`${source}: the first word must be ${UNK}`);
+    if (lowercase && words.some((w) => w !== w.toLowerCase())) throw new UserError(`${source}: a lower-case tokenizer has an upper-case word in its vocabulary`);
+    this.lowercase = lowercase;
     if (!spaces && words.some((w) => /^\s+$/u.test(w))) throw new UserError(`${source}: a tokenizer without space tokens has white space in its vocabulary`);
     this.words = words;
     this.spaces = spaces;
@@ -43,13 +51,13 @@ export class WordTokenizer implements Tokenizer {
   }
 
   /** The `vocabSize − 1` most frequent words (ties broken by code-unit order), plus `<unk>`. */
-  static fromText(text: string, vocabSize: number, spaces = true): WordTokenizer {
+  static fromText(text: string, vocabSize: number, spaces = true, lowercase = false): WordTokenizer {
     if (!Number.isInteger(vocabSize) || vocabSize < 2) throw new UserError(`vocab size ${vocabSize} is too small for a word tokenizer: it needs ${UNK} and at least one word`);
     const counts = new Map<string, number>();
-    for (const m of text.matchAll(WORD_SPLIT)) if (spaces || !isSpace(m[0])) counts.set(m[0], (counts.get(m[0]) ?? 0) + 1);
+    for (const m of (lowercase ? text.toLowerCase() : text).matchAll(WORD_SPLIT)) if (spaces || !isSpace(m[0])) counts.set(m[0], (counts.get(m[0]) ?? 0) + 1);
     counts.delete(UNK);
     const ranked = [...counts].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-    return new WordTokenizer([UNK, ...ranked.slice(0, vocabSize - 1).map(([w]) => w)], 'word tokenizer', spaces);
+    return new WordTokenizer([UNK, ...ranked.slice(0, vocabSize - 1).map(([w]) => w)], 'word tokenizer', spaces, lowercase);
   }
 
   get vocabSize(): number {
@@ -60,7 +68,7 @@ export class WordTokenizer implements Tokenizer {
     const out = new IdBuffer(text.length / 4 + 16);
     for (const seg of splitSpecial(text, this.specialTokens, options)) {
       if (seg.special !== undefined) out.push(seg.special);
-      else for (const m of seg.text.matchAll(WORD_SPLIT)) if (this.spaces || !isSpace(m[0])) out.push(this.index.get(m[0]) ?? 0);
+      else for (const m of (this.lowercase ? seg.text.toLowerCase() : seg.text).matchAll(WORD_SPLIT)) if (this.spaces || !isSpace(m[0])) out.push(this.index.get(m[0]) ?? 0);
     }
     return out.toArray();
   }
@@ -75,14 +83,15 @@ export class WordTokenizer implements Tokenizer {
     return s;
   }
 
-  toJSON(): { type: 'word'; words: string[]; spaces?: false } {
-    return { type: 'word', words: this.words, ...(this.spaces ? {} : { spaces: false as const }) };
+  toJSON(): { type: 'word'; words: string[]; spaces?: false; lowercase?: true } {
+    return { type: 'word', words: this.words, ...(this.spaces ? {} : { spaces: false as const }), ...(this.lowercase ? { lowercase: true as const } : {}) };
   }
 
   static fromJSON(raw: Record<string, unknown>, source: string): WordTokenizer {
     if (!Array.isArray(raw.words) || !raw.words.every((w) => typeof w === 'string')) throw new UserError(`${source}: "words" must be an array of strings`);
     if (raw.spaces !== undefined && typeof raw.spaces !== 'boolean') throw new UserError(`${source}: "spaces" must be true or false`);
-    return new WordTokenizer(raw.words as string[], source, raw.spaces !== false);
+    if (raw.lowercase !== undefined && typeof raw.lowercase !== 'boolean') throw new UserError(`${source}: "lowercase" must be true or false`);
+    return new WordTokenizer(raw.words as string[], source, raw.spaces !== false, raw.lowercase === true);
   }
 }
 

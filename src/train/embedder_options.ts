@@ -42,10 +42,17 @@ export const EmbedderOptionsSchema = z
      * texts (models/embedder.ts; rag demo uses it).
      */
     pooling: z.enum(['mean', 'idf']).default('mean'),
+    /**
+     * Whether the word tokenizer folds text to lower case (learned and
+     * encoded alike; recorded in tokenizer.json), so a word at the start of
+     * a sentence is the word elsewhere (rag demo: docs/rag.md, tenth round).
+     */
+    lowercase: z.boolean().default(false),
     vocabSize: z.number().int().positive().optional(),
   })
   .refine((o) => o.dModel % o.heads === 0, { message: 'd_model must be divisible by heads', path: ['dModel'] })
   .refine((o) => o.spaceTokens || o.tokenizer === 'word', { message: 'only the word tokenizer can leave out space tokens', path: ['spaceTokens'] })
+  .refine((o) => !o.lowercase || o.tokenizer === 'word', { message: 'only the word tokenizer can fold case', path: ['lowercase'] })
   .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
   .refine((o) => !o.matryoshka || o.matryoshka.every((d, i, a) => d <= o.dModel && (i === 0 || d > a[i - 1]!)), {
     message: 'prefix sizes must be ascending and at most --d-model',

@@ -151,7 +151,7 @@ function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: 
 function buildModel(run: EmbedderRun): { model: Embedder; tokenizer: Tokenizer } {
   const o = run.options;
   const text = [...run.train, ...run.heldOut].map((p) => `${p.anchor}\n${p.positive}\n`).join('');
-  const tokenizer = o.spaceTokens ? buildTokenizer(o.tokenizer, text, o.vocabSize) : WordTokenizer.fromText(text, o.vocabSize ?? DEFAULT_VOCAB_SIZE.word!, false);
+  const tokenizer = o.spaceTokens && !o.lowercase ? buildTokenizer(o.tokenizer, text, o.vocabSize) : WordTokenizer.fromText(text, o.vocabSize ?? DEFAULT_VOCAB_SIZE.word!, o.spaceTokens, o.lowercase);
   let config;
   try {
     config = parseEmbedderConfig({
