@@ -278,6 +278,28 @@ describe('rag: generated data', () => {
     assert.throws(() => inverseClozePairs(docs, { ...o, untitledRate: 1.5 }), /untitledRate/);
   });
 
+  it('title pairs: that many pairs more, each a document\'s heading and one of its passages, the others those of before', () => {
+    const docs = factCorpus({ towns: 20, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const o = { passageWords: 24, count: 400, seed: 1, keyBy: 'document' as const, multiFactRate: 0.5, untitledRate: 0.5 };
+    const base = inverseClozePairs(docs, o);
+    assert.deepEqual(inverseClozePairs(docs, { ...o, titleRate: 0 }), base, 'rate 0: the pairs of before');
+    const pairs = inverseClozePairs(docs, { ...o, titleRate: 0.25 });
+    assert.equal(pairs.length, 500, '400 pairs and 100 title pairs');
+    assert.deepEqual(pairs.slice(0, 400), base, 'the other pairs are unchanged');
+    const docsSeen = new Set<number>();
+    for (const p of pairs.slice(400)) {
+      const doc = Number(p.key.replace(/^document /, ''));
+      docsSeen.add(doc);
+      assert.equal(p.anchor, docs[doc]!.split('\n', 1)[0]!.replace(/^# /, ''), 'the query is the heading, without its mark');
+      assert.ok(/^[A-Z][a-z]+$/.test(p.anchor), `"${p.anchor}" is a town's name`);
+      // The positive is a passage of that document, whole: every sentence of it is in the document.
+      for (const s of p.positive.split(/(?<=[.!?]) /)) assert.ok(docs[doc]!.includes(s.replace(/^# \S+ /, '')), `"${s}" is in document ${doc}`);
+    }
+    assert.ok(docsSeen.size > 15, `${docsSeen.size} of 20 documents have title pairs`);
+    assert.throws(() => inverseClozePairs(docs, { ...o, titleRate: -1 }), /titleRate/);
+    assert.throws(() => inverseClozePairs(['no heading here. Two sentences.', 'Nor here. At all.'], { passageWords: 24, count: 10, seed: 1, titleRate: 0.5 }), /heading/);
+  });
+
   it('multi-fact pairs with multiKeepRate: the positive keeps its sentence in that share, the pairs are otherwise those of before', () => {
     const docs = factCorpus({ towns: 10, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
     const o = { passageWords: 24, count: 300, seed: 1, keyBy: 'document' as const, multiFactRate: 1 };

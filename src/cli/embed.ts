@@ -63,6 +63,8 @@ interface DataFlags {
   multiFactRate?: number;
   keepRate?: number;
   multiKeepRate?: number;
+  untitledRate?: number;
+  titleRate?: number;
 }
 
 /** A --corpus share in [0, 1]: refused for other pair sources and outside the range. */
@@ -78,6 +80,8 @@ function pairSpec(o: DataFlags): PairSpec {
   corpusRate('--multi-fact-rate', o.multiFactRate, !!o.corpus);
   corpusRate('--keep-rate', o.keepRate, !!o.corpus);
   corpusRate('--multi-keep-rate', o.multiKeepRate, !!o.corpus);
+  corpusRate('--untitled-rate', o.untitledRate, !!o.corpus);
+  corpusRate('--title-rate', o.titleRate, !!o.corpus);
   if (o.corpus) {
     return {
       task: 'corpus', files: o.corpus, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords,
@@ -85,6 +89,8 @@ function pairSpec(o: DataFlags): PairSpec {
       ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}),
       ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}),
       ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}),
+      ...(o.untitledRate ? { untitledRate: o.untitledRate } : {}),
+      ...(o.titleRate ? { titleRate: o.titleRate } : {}),
     };
   }
   const task = o.data ? 'passages' : (o.task ?? 'templates');
@@ -104,7 +110,9 @@ function withDataFlags(cmd: Command): Command {
     .addOption(new Option('--key-by <what>', '--corpus: passage (another passage of the same document is a negative, as in the paper; a tenth of the documents held out) or document (it is not, and only a tenth of the sentences are held out: the recipe `attn rag demo` uses, docs/rag.md)').choices(['passage', 'document']))
     .option('--multi-fact-rate <r>', '--corpus: share of queries made of two sentences from two passages of one document (`attn rag demo` uses 0.5; docs/rag.md)', num)
     .option('--keep-rate <r>', '--corpus: share of one-sentence pairs whose passage keeps the query sentence (default 0.1, as in the paper; `attn rag demo` uses 0.75)', num)
-    .option('--multi-keep-rate <r>', '--corpus: share of two-sentence pairs whose passage keeps the query\'s sentence from it (default 0; `attn rag demo` uses 0.75)', num);
+    .option('--multi-keep-rate <r>', '--corpus: share of two-sentence pairs whose passage keeps the query\'s sentence from it (default 0; `attn rag demo` uses 0.75)', num)
+    .option('--untitled-rate <r>', '--corpus: share of two-sentence queries left without the document\'s title words (its `#` heading) but otherwise whole (default 0; `attn rag demo` uses 0.5; docs/rag.md)', num)
+    .option('--title-rate <r>', '--corpus: title-to-passage pairs added, as a share of --pairs: a document\'s `#` heading is the query, one of its passages the positive (default 0; docs/rag.md)', num);
 }
 
 /** Refuse to replace a directory that is not a model directory: it may hold the user's files. */

@@ -90,6 +90,18 @@ export interface InverseClozeOptions {
    * described query is left as it is. 0 by default.
    */
   untitledRate?: number;
+  /**
+   * Title pseudo-queries, as a share of `count`: that many pairs more, each
+   * the document's title alone (its `#` heading: a town's name) as the query
+   * and one of its passages, whole, as the positive. A sentence that names
+   * the document — "Its twin town is Podomath." in another town's document —
+   * is a query for the document it stands in, so a name also points at every
+   * document that mentions it; these pairs say which document a name is
+   * about (Chang et al. 2020 pre-train retrievers on title-to-passage pairs
+   * of this kind). Drawn after the other pairs, from their own generator:
+   * the other pairs are those of 0. 0 by default.
+   */
+  titleRate?: number;
 }
 
 interface Passage {
@@ -189,7 +201,9 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
   if (described < 0 || described > 1) throw new Error(`describedRate must be in [0, 1] (got ${described})`);
   const untitled = o.untitledRate ?? 0;
   if (untitled < 0 || untitled > 1) throw new Error(`untitledRate must be in [0, 1] (got ${untitled})`);
-  const words = described > 0 || untitled > 0 ? documentWords(docs) : undefined;
+  const titled = o.titleRate ?? 0;
+  if (!(titled >= 0)) throw new Error(`titleRate must be ≥ 0 (got ${titled})`);
+  const words = described > 0 || untitled > 0 || titled > 0 ? documentWords(docs) : undefined;
   const untitle = new Rng(o.seed + 4);
   // Its own draws, so the pairs are those of describedRate 0 but for the queries it cuts.
   const describe = new Rng(o.seed + 2);
@@ -237,6 +251,18 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
     // Keyed by passage (or document): two pairs of one key are never each other's negatives; a document is one group.
     pairs.push({ anchor: ss[s]!, positive: rest.join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
     pairDoc.push(doc);
+  }
+  if (words && titled > 0) {
+    const draw = new Rng(o.seed + 5);
+    const headed = passages.map((_, i) => i).filter((i) => words.titles[passages[i]!.doc]!.size > 0);
+    if (headed.length === 0) throw new Error('titleRate needs documents with a `#` heading: none of these has one');
+    for (let n = Math.round(titled * o.count), i = 0; i < n; i++) {
+      const p = headed[draw.int(headed.length)]!;
+      const { sentences: ss, doc } = passages[p]!;
+      const anchor = docs[doc]!.trimStart().split('\n', 1)[0]!.replace(/^#+\s*/, '').trim();
+      pairs.push({ anchor, positive: ss.join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
+      pairDoc.push(doc);
+    }
   }
   if (o.hardNegatives) {
     const titles = o.hardNegatives === 'facts' ? documentWords(docs).titles : undefined;
