@@ -337,6 +337,14 @@ describe('attn rag demo flags', () => {
     }
   });
 
+  it('refuses a pooling other than mean or idf, and a train seed that is not an integer', async () => {
+    for (const args of [['--pooling', 'max'], ['--train-seed', 'x']]) {
+      const demo = ragCommand().commands.find((c) => c.name() === 'demo')!;
+      demo.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+      await assert.rejects(demo.parseAsync(['--out', '/nonexistent/never-written', ...args], { from: 'user' }), args[0] === '--pooling' ? /Allowed choices are mean, idf/ : /not a number/);
+    }
+  });
+
   it('refuses a hard-negative kind other than query or facts', async () => {
     const demo = ragCommand().commands.find((c) => c.name() === 'demo')!;
     demo.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });

@@ -201,9 +201,11 @@ export function ragCommand(): Command {
     .option('--temperature <t>', 'the retriever\'s contrastive (InfoNCE) temperature', num, 0.1)
     .option('--layers <n>', 'the retriever\'s encoder layers', int, 2)
     .option('--d-model <n>', 'the retriever\'s width (and its vectors\' dimension)', int, 128)
+    .addOption(new Option('--pooling <how>', 'the retriever\'s pooling: mean of its output vectors, or weighted by each token\'s inverse document frequency').choices(['mean', 'idf']).default('mean'))
+    .option('--train-seed <n>', 'seed of the retriever\'s initialisation and batches only (default: --seed); the corpus and the pairs stay those of --seed', int)
     .option('--no-lowercase', 'the retriever\'s word tokenizer keeps case, as before the tenth round (docs/rag.md); by default it folds text to lower case, learned and encoded alike')
     .option('--space-tokens', 'the retriever\'s word tokenizer makes tokens of white space, as before the seventh round (docs/rag.md): a 64-token window and chunk then hold about 32 words, not about 55')
-    .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; trainBatch: number; seed: number; multiFactRate: number; keepRate: number; multiKeepRate: number; hardNegatives?: boolean | 'facts'; untitledRate: number; titleRate: number; lr: number; temperature: number; layers: number; dModel: number; lowercase: boolean; spaceTokens?: boolean; backend?: string; threads?: number }) => {
+    .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; trainBatch: number; seed: number; multiFactRate: number; keepRate: number; multiKeepRate: number; hardNegatives?: boolean | 'facts'; untitledRate: number; titleRate: number; lr: number; temperature: number; layers: number; dModel: number; pooling: 'mean' | 'idf'; trainSeed?: number; lowercase: boolean; spaceTokens?: boolean; backend?: string; threads?: number }) => {
       useBackend(o);
       const r = await runRagDemo({
         hardNegatives: o.hardNegatives ?? false,
@@ -223,7 +225,7 @@ export function ragCommand(): Command {
         // "cheese making" where a document starts a sentence with "Cheese making", and half the questions name no town.
         // 1200 steps, not 600: dense nDCG@10 on the development questions 0.816 against 0.810 (named and described both
         // up; training 510 s against 309 s loaded, one thread; docs/rag.md, ninth round).
-        train: { steps: o.steps, seed: o.seed, evalInterval: Math.max(1, o.steps), batchSize: o.trainBatch, dModel: o.dModel, layers: o.layers, heads: 4, maxLen: 64, temperature: o.temperature, lr: o.lr, minLr: o.lr / 10, spaceTokens: o.spaceTokens ?? false, lowercase: o.lowercase },
+        train: { steps: o.steps, seed: o.trainSeed ?? o.seed, pooling: o.pooling, evalInterval: Math.max(1, o.steps), batchSize: o.trainBatch, dModel: o.dModel, layers: o.layers, heads: 4, maxLen: 64, temperature: o.temperature, lr: o.lr, minLr: o.lr / 10, spaceTokens: o.spaceTokens ?? false, lowercase: o.lowercase },
         log: err,
       });
       err(r.scores.map((s) => `${s.mode}: ${s.search_ms.toFixed(3)} ms per search (query embedding not counted)\n`).join(''));
