@@ -300,6 +300,27 @@ describe('rag: generated data', () => {
     assert.throws(() => inverseClozePairs(['no heading here. Two sentences.', 'Nor here. At all.'], { passageWords: 24, count: 10, seed: 1, titleRate: 0.5 }), /heading/);
   });
 
+  it('same-passage pairs: both sentences of a two-sentence query are in its positive, the pairs otherwise those of before', () => {
+    const docs = factCorpus({ towns: 20, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
+    const o = { passageWords: 24, count: 400, seed: 1, keyBy: 'document' as const, multiFactRate: 1, multiKeepRate: 1 };
+    const base = inverseClozePairs(docs, o);
+    assert.deepEqual(inverseClozePairs(docs, { ...o, samePassageRate: 0 }), base, 'rate 0: the pairs of before');
+    const pairs = inverseClozePairs(docs, { ...o, samePassageRate: 1 });
+    const sentencesOf = (a: string) => a.split(/(?<=[.!?]) |(?<=^# \S+) /);
+    let two = 0;
+    let apartBefore = 0;
+    pairs.forEach((p, i) => {
+      const b = base[i]!;
+      assert.equal(p.key, b.key);
+      if (sentencesOf(b.anchor).length !== 2) return;
+      two++;
+      if (!sentencesOf(b.anchor).every((x) => b.positive.includes(x))) apartBefore++;
+      assert.ok(sentencesOf(p.anchor).every((x) => p.positive.includes(x)), `"${p.anchor}": both sentences in "${p.positive}"`);
+    });
+    assert.ok(two > 200 && apartBefore > two / 2, `${apartBefore} of ${two} two-sentence queries had a sentence outside their positive before`);
+    assert.throws(() => inverseClozePairs(docs, { ...o, samePassageRate: 2 }), /samePassageRate/);
+  });
+
   it('multi-fact pairs with multiKeepRate: the positive keeps its sentence in that share, the pairs are otherwise those of before', () => {
     const docs = factCorpus({ towns: 10, questionsPerTown: 1, seed: 2 }).documents.map((d) => d.text);
     const o = { passageWords: 24, count: 300, seed: 1, keyBy: 'document' as const, multiFactRate: 1 };

@@ -305,7 +305,7 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
 
   it('without space tokens the window and the chunks hold more words; described queries, keep rates, hard negatives, the untitled and title rates are recorded with the pairs; lower case in tokenizer.json', async () => {
     const run = async (dir: string, spaceTokens: boolean) => runRagDemo({
-      out: join(work, dir), towns: 12, questionsPerTown: 1, devQuestionsPerTown: 0, seed: 3, pairs: 300, passageWords: 48, multiFactRate: 0.5, describedRate: 0.5, keepRate: 0.5, multiKeepRate: 0.75, hardNegatives: !spaceTokens, untitledRate: spaceTokens ? 0 : 0.5, titleRate: spaceTokens ? 0 : 0.1,
+      out: join(work, dir), towns: 12, questionsPerTown: 1, devQuestionsPerTown: 0, seed: 3, pairs: 300, passageWords: 48, multiFactRate: 0.5, describedRate: 0.5, keepRate: 0.5, multiKeepRate: 0.75, hardNegatives: !spaceTokens, untitledRate: spaceTokens ? 0 : 0.5, titleRate: spaceTokens ? 0 : 0.1, samePassageRate: spaceTokens ? 0 : 0.5,
       train: { steps: 2, evalInterval: 2, evalPairs: 10, batchSize: 8, dModel: 16, layers: 1, heads: 2, maxLen: 64, spaceTokens, lowercase: !spaceTokens },
     });
     const words = await run('words', false);
@@ -321,6 +321,7 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
     assert.equal(spec.untitledRate, 0.5, 'the untitled rate too');
     assert.equal(JSON.parse(readFileSync(join(spaced.embedder, 'training.json'), 'utf8')).pairs.untitledRate, undefined);
     assert.equal(spec.titleRate, 0.1, 'the title rate too');
+    assert.equal(spec.samePassageRate, 0.5, 'and the same-passage rate');
     assert.equal(JSON.parse(readFileSync(join(spaced.embedder, 'training.json'), 'utf8')).pairs.titleRate, undefined);
     assert.equal(JSON.parse(readFileSync(join(words.embedder, 'tokenizer.json'), 'utf8')).lowercase, true, 'a lower-case tokenizer says so');
     assert.equal(JSON.parse(readFileSync(join(spaced.embedder, 'tokenizer.json'), 'utf8')).lowercase, undefined);
@@ -330,7 +331,7 @@ describe('rag demo: the fusion is chosen on the development questions', () => {
 
 describe('attn rag demo flags', () => {
   it('refuses a keep rate outside 0..1', async () => {
-    for (const flag of ['--keep-rate', '--multi-keep-rate', '--untitled-rate', '--title-rate']) {
+    for (const flag of ['--keep-rate', '--multi-keep-rate', '--untitled-rate', '--title-rate', '--same-passage-rate']) {
       const demo = ragCommand().commands.find((c) => c.name() === 'demo')!;
       demo.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
       await assert.rejects(demo.parseAsync(['--out', '/nonexistent/never-written', flag, '1.5'], { from: 'user' }), /between 0 and 1/);

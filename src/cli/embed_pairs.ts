@@ -17,7 +17,7 @@ const HELD_OUT = 0.1;
 export type PairSpec =
   | { task: 'templates'; pairs: number; seed: number }
   | { task: 'passages'; file: string; pairs: number; seed: number; passageWords: number; windowWords: number }
-  | { task: 'corpus'; files: string[]; pairs: number; seed: number; passageWords: number; keyBy?: 'document'; multiFactRate?: number; neighbours?: number; describedRate?: number; keepRate?: number; multiKeepRate?: number; hardNegatives?: boolean | 'facts'; untitledRate?: number; titleRate?: number };
+  | { task: 'corpus'; files: string[]; pairs: number; seed: number; passageWords: number; keyBy?: 'document'; multiFactRate?: number; neighbours?: number; describedRate?: number; keepRate?: number; multiKeepRate?: number; hardNegatives?: boolean | 'facts'; untitledRate?: number; titleRate?: number; samePassageRate?: number };
 
 /** The built-in fables corpus stands in for a file named this. */
 export const FABLES = 'builtin:fables';
@@ -40,7 +40,7 @@ function corpusPairs(spec: Extract<PairSpec, { task: 'corpus' }>) {
   }
   if (texts.length === 0) throw new UserError(`--corpus: no readable text among ${spec.files.join(', ')}`);
   try {
-    return inverseClozePairs(texts, { passageWords: spec.passageWords, count: spec.pairs, seed: spec.seed, keyBy: spec.keyBy, multiFactRate: spec.multiFactRate, neighbours: spec.neighbours, describedRate: spec.describedRate, keepRate: spec.keepRate, multiKeepRate: spec.multiKeepRate, hardNegatives: spec.hardNegatives, untitledRate: spec.untitledRate, titleRate: spec.titleRate });
+    return inverseClozePairs(texts, { passageWords: spec.passageWords, count: spec.pairs, seed: spec.seed, keyBy: spec.keyBy, multiFactRate: spec.multiFactRate, neighbours: spec.neighbours, describedRate: spec.describedRate, keepRate: spec.keepRate, multiKeepRate: spec.multiKeepRate, hardNegatives: spec.hardNegatives, untitledRate: spec.untitledRate, titleRate: spec.titleRate, samePassageRate: spec.samePassageRate });
   } catch (e) {
     throw new UserError(`--corpus: ${(e as Error).message}`);
   }

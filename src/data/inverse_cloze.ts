@@ -102,6 +102,18 @@ export interface InverseClozeOptions {
    * the other pairs are those of 0. 0 by default.
    */
   titleRate?: number;
+  /**
+   * The share of two-sentence (multi-fact) queries whose second sentence
+   * comes from the query's own passage, not another passage of the document;
+   * the positive keeps that sentence, so (with `multiKeepRate`) it holds both
+   * facts. A question that names two facts of one chunk ("the cheese making
+   * town on the Glouzur") is best answered by the chunk that has both, not by
+   * the chunks that share one of them; the other two-sentence queries teach
+   * which facts of different passages belong together. Drawn from its own
+   * generator: the pairs are those of 0 but for the sentence it swaps. 0 by
+   * default.
+   */
+  samePassageRate?: number;
 }
 
 interface Passage {
@@ -205,6 +217,9 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
   if (!(titled >= 0)) throw new Error(`titleRate must be ≥ 0 (got ${titled})`);
   const words = described > 0 || untitled > 0 || titled > 0 ? documentWords(docs) : undefined;
   const untitle = new Rng(o.seed + 4);
+  const same = o.samePassageRate ?? 0;
+  if (!(same >= 0 && same <= 1)) throw new Error(`samePassageRate must be in [0, 1] (got ${same})`);
+  const sameDraw = new Rng(o.seed + 6);
   // Its own draws, so the pairs are those of describedRate 0 but for the queries it cuts.
   const describe = new Rng(o.seed + 2);
   const multiKeep = o.multiKeepRate ?? 0;
@@ -226,7 +241,13 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
     if (others.length > 0 && rng.random() < multi) {
       const os = passages[others[rng.int(others.length)]!]!.sentences;
       const s = rng.int(ss.length);
-      const other = os[rng.int(os.length)]!;
+      let other = os[rng.int(os.length)]!;
+      // A second sentence of the same passage (ss has two or more), kept in the positive.
+      let sibling = -1;
+      if (same > 0 && sameDraw.random() < same) {
+        sibling = (s + 1 + sameDraw.int(ss.length - 1)) % ss.length;
+        other = ss[sibling]!;
+      }
       let [first, second] = rng.random() < 0.5 ? [ss[s]!, other] : [other, ss[s]!];
       let cutDone = false;
       if (words && described > 0 && describe.random() < described) {
@@ -242,7 +263,7 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
         if (cut.length > 0) anchor = cut.join(' ');
       }
       const kept = multiKeep > 0 && keepDraw.random() < multiKeep;
-      pairs.push({ anchor, positive: (kept ? ss : ss.filter((_, j) => j !== s)).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
+      pairs.push({ anchor, positive: (kept ? ss : ss.filter((_, j) => j !== s || j === sibling)).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
       pairDoc.push(doc);
       continue;
     }

@@ -47,6 +47,8 @@ export interface DemoOptions {
   untitledRate?: number;
   /** Title-to-passage pairs, as a share of `pairs` (inverse_cloze.ts `titleRate`); 0 by default. */
   titleRate?: number;
+  /** The share of two-sentence queries whose two sentences share a passage (inverse_cloze.ts `samePassageRate`); 0 by default. */
+  samePassageRate?: number;
   chunkTokens?: number;
   log?: (s: string) => void;
 }
@@ -88,11 +90,11 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
   const embedderDir = join(o.out, 'embedder');
   const options = parseEmbedderOptions(o.train);
   // Keyed by document and split by sentence (inverse_cloze.ts): every document is trained on, and its passages are not each other's negatives.
-  const pairs = splitBySentence(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed, keyBy: 'document', multiFactRate: o.multiFactRate ?? 0, neighbours: o.neighbours ?? 1, describedRate: o.describedRate ?? 0, keepRate: o.keepRate ?? 0.1, multiKeepRate: o.multiKeepRate ?? 0, hardNegatives: o.hardNegatives ?? false, untitledRate: o.untitledRate ?? 0, titleRate: o.titleRate ?? 0 }), 0.1);
+  const pairs = splitBySentence(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed, keyBy: 'document', multiFactRate: o.multiFactRate ?? 0, neighbours: o.neighbours ?? 1, describedRate: o.describedRate ?? 0, keepRate: o.keepRate ?? 0.1, multiKeepRate: o.multiKeepRate ?? 0, hardNegatives: o.hardNegatives ?? false, untitledRate: o.untitledRate ?? 0, titleRate: o.titleRate ?? 0, samePassageRate: o.samePassageRate ?? 0 }), 0.1);
   log(`training the retriever: ${pairs.train.length} inverse cloze pairs from the documents${o.hardNegatives ? ', each with a BM25-mined hard negative' : ''}, ${options.steps} steps\n`);
   const summary = trainEmbedder({
     train: pairs.train, heldOut: pairs.heldOut, options, out: embedderDir,
-    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}), ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}), ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}), ...(o.hardNegatives ? { hardNegatives: o.hardNegatives } : {}), ...(o.untitledRate ? { untitledRate: o.untitledRate } : {}), ...(o.titleRate ? { titleRate: o.titleRate } : {}) },
+    pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}), ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}), ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}), ...(o.hardNegatives ? { hardNegatives: o.hardNegatives } : {}), ...(o.untitledRate ? { untitledRate: o.untitledRate } : {}), ...(o.titleRate ? { titleRate: o.titleRate } : {}), ...(o.samePassageRate ? { samePassageRate: o.samePassageRate } : {}) },
   });
   log(`trained in ${summary.seconds.toFixed(1)} s; held-out recall@1 ${[...summary.recall].map(([d, r]) => `${d}:${r.toFixed(3)}`).join(' ')}\n`);
 
