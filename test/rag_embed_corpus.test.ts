@@ -25,12 +25,12 @@ describe('attn embed train --corpus (inverse cloze task)', () => {
       assert.throws(() => runEmbedTrain({ out: join(work, 'y'), corpus: [join(work, 'missing')], dataSeed: 1, passageWords: 40, windowWords: 24 }), /missing: no such file or directory/);
       // --key-by document: recorded, so the evaluation rebuilds the same (by-sentence) split.
       const byDoc = join(work, 'emb-doc');
-      runEmbedTrain({ out: byDoc, corpus: [corpus], keyBy: 'document', multiFactRate: 0.5, keepRate: 0.75, multiKeepRate: 0.75, untitledRate: 0.5, titleRate: 0.1, spaceTokens: false, pairs: 400, dataSeed: 1, passageWords: 40, windowWords: 24, steps: 2, dModel: 16, heads: 2, layers: 1, batchSize: 8, evalInterval: 2, evalPairs: 8, logInterval: 100 }, () => {});
+      runEmbedTrain({ out: byDoc, corpus: [corpus], keyBy: 'document', multiFactRate: 0.5, keepRate: 0.75, multiKeepRate: 0.75, untitledRate: 0.5, titleRate: 0.1, samePassageRate: 0.75, spaceTokens: false, pairs: 400, dataSeed: 1, passageWords: 40, windowWords: 24, steps: 2, dModel: 16, heads: 2, layers: 1, batchSize: 8, evalInterval: 2, evalPairs: 8, logInterval: 100 }, () => {});
       assert.equal(JSON.parse(readFileSync(join(byDoc, 'training.json'), 'utf8')).pairs.keyBy, 'document');
       assert.equal(JSON.parse(readFileSync(join(byDoc, 'training.json'), 'utf8')).pairs.multiFactRate, 0.5, 'recorded, so the evaluation rebuilds the same pairs');
       const pairsRecord = JSON.parse(readFileSync(join(byDoc, 'training.json'), 'utf8')).pairs;
       assert.deepEqual([pairsRecord.keepRate, pairsRecord.multiKeepRate], [0.75, 0.75], '--keep-rate and --multi-keep-rate recorded');
-      assert.deepEqual([pairsRecord.untitledRate, pairsRecord.titleRate], [0.5, 0.1], '--untitled-rate and --title-rate recorded');
+      assert.deepEqual([pairsRecord.untitledRate, pairsRecord.titleRate, pairsRecord.samePassageRate], [0.5, 0.1, 0.75], '--untitled-rate, --title-rate and --same-passage-rate recorded');
       assert.match(runEmbedEval({ model: byDoc }), /recall@1 \(\d+ held-out pairs/);
       assert.equal(JSON.parse(readFileSync(join(byDoc, 'training.json'), 'utf8')).options.spaceTokens, false, '--no-space-tokens');
       assert.equal(JSON.parse(readFileSync(join(byDoc, 'tokenizer.json'), 'utf8')).spaces, false);

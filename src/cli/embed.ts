@@ -65,6 +65,7 @@ interface DataFlags {
   multiKeepRate?: number;
   untitledRate?: number;
   titleRate?: number;
+  samePassageRate?: number;
 }
 
 /** A --corpus share in [0, 1]: refused for other pair sources and outside the range. */
@@ -82,6 +83,7 @@ function pairSpec(o: DataFlags): PairSpec {
   corpusRate('--multi-keep-rate', o.multiKeepRate, !!o.corpus);
   corpusRate('--untitled-rate', o.untitledRate, !!o.corpus);
   corpusRate('--title-rate', o.titleRate, !!o.corpus);
+  corpusRate('--same-passage-rate', o.samePassageRate, !!o.corpus);
   if (o.corpus) {
     return {
       task: 'corpus', files: o.corpus, pairs: o.pairs ?? 20_000, seed: o.dataSeed, passageWords: o.passageWords,
@@ -91,6 +93,7 @@ function pairSpec(o: DataFlags): PairSpec {
       ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}),
       ...(o.untitledRate ? { untitledRate: o.untitledRate } : {}),
       ...(o.titleRate ? { titleRate: o.titleRate } : {}),
+      ...(o.samePassageRate ? { samePassageRate: o.samePassageRate } : {}),
     };
   }
   const task = o.data ? 'passages' : (o.task ?? 'templates');
@@ -111,8 +114,9 @@ function withDataFlags(cmd: Command): Command {
     .option('--multi-fact-rate <r>', '--corpus: share of queries made of two sentences from two passages of one document (`attn rag demo` uses 0.5; docs/rag.md)', num)
     .option('--keep-rate <r>', '--corpus: share of one-sentence pairs whose passage keeps the query sentence (default 0.1, as in the paper; `attn rag demo` uses 0.75)', num)
     .option('--multi-keep-rate <r>', '--corpus: share of two-sentence pairs whose passage keeps the query\'s sentence from it (default 0; `attn rag demo` uses 0.75)', num)
-    .option('--untitled-rate <r>', '--corpus: share of two-sentence queries left without the document\'s title words (its `#` heading) but otherwise whole (default 0; `attn rag demo` uses 0.5; docs/rag.md)', num)
-    .option('--title-rate <r>', '--corpus: title-to-passage pairs added, as a share of --pairs: a document\'s `#` heading is the query, one of its passages the positive (default 0; docs/rag.md)', num);
+    .option('--untitled-rate <r>', '--corpus: share of two-sentence queries left without the document\'s title words (its `#` heading) but otherwise whole (default 0; `attn rag demo` uses 0.75; docs/rag.md)', num)
+    .option('--title-rate <r>', '--corpus: title-to-passage pairs added, as a share of --pairs: a document\'s `#` heading is the query, one of its passages the positive (default 0; `attn rag demo` uses 0.25; docs/rag.md)', num)
+    .option('--same-passage-rate <r>', '--corpus: share of two-sentence queries whose two sentences come from one passage, both kept in the positive (default 0; `attn rag demo` uses 0.75; docs/rag.md)', num);
 }
 
 /** Refuse to replace a directory that is not a model directory: it may hold the user's files. */
