@@ -242,12 +242,8 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
       const os = passages[others[rng.int(others.length)]!]!.sentences;
       const s = rng.int(ss.length);
       let other = os[rng.int(os.length)]!;
-      // A second sentence of the same passage (ss has two or more), kept in the positive.
-      let sibling = -1;
-      if (same > 0 && sameDraw.random() < same) {
-        sibling = (s + 1 + sameDraw.int(ss.length - 1)) % ss.length;
-        other = ss[sibling]!;
-      }
+      // A second sentence of the same passage (ss has two or more): only sentence s may leave the positive, so it stays.
+      if (same > 0 && sameDraw.random() < same) other = ss[(s + 1 + sameDraw.int(ss.length - 1)) % ss.length]!;
       let [first, second] = rng.random() < 0.5 ? [ss[s]!, other] : [other, ss[s]!];
       let cutDone = false;
       if (words && described > 0 && describe.random() < described) {
@@ -263,7 +259,7 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
         if (cut.length > 0) anchor = cut.join(' ');
       }
       const kept = multiKeep > 0 && keepDraw.random() < multiKeep;
-      pairs.push({ anchor, positive: (kept ? ss : ss.filter((_, j) => j !== s || j === sibling)).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
+      pairs.push({ anchor, positive: (kept ? ss : ss.filter((_, j) => j !== s)).join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
       pairDoc.push(doc);
       continue;
     }
