@@ -192,15 +192,16 @@ export function distinctiveWords(sentence: string, df: ReadonlyMap<string, numbe
   return (sentence.match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => (df.get(w.toLowerCase()) ?? 0) <= max && !drop.has(w.toLowerCase())).join(' ');
 }
 
-/** How many documents hold each word (lower-cased), and each document's title words (its first line, when a `#` heading). */
-function documentWords(docs: readonly string[]): { df: Map<string, number>; titles: Array<Set<string>> } {
+/** How many documents hold each word (lower-cased), and each document's heading (its first line, when a `#` heading; '' otherwise) and its title words. */
+function documentWords(docs: readonly string[]): { df: Map<string, number>; headings: string[]; titles: Array<Set<string>> } {
   const df = new Map<string, number>();
   for (const t of docs) for (const w of new Set(t.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [])) df.set(w, (df.get(w) ?? 0) + 1);
-  const titles = docs.map((t) => {
+  const headings = docs.map((t) => {
     const first = t.trimStart().split('\n', 1)[0]!;
-    return new Set(first.startsWith('#') ? (first.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) : []);
+    return first.startsWith('#') ? first.replace(/^#+\s*/, '').trim() : '';
   });
-  return { df, titles };
+  const titles = headings.map((h) => new Set(h.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []));
+  return { df, headings, titles };
 }
 
 export function inverseClozePairs(docs: readonly string[], o: InverseClozeOptions): Pair[] {
@@ -276,8 +277,7 @@ export function inverseClozePairs(docs: readonly string[], o: InverseClozeOption
     for (let n = Math.round(titled * o.count), i = 0; i < n; i++) {
       const p = headed[draw.int(headed.length)]!;
       const { sentences: ss, doc } = passages[p]!;
-      const anchor = docs[doc]!.trimStart().split('\n', 1)[0]!.replace(/^#+\s*/, '').trim();
-      pairs.push({ anchor, positive: ss.join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
+      pairs.push({ anchor: words.headings[doc]!, positive: ss.join(' '), key: o.keyBy === 'document' ? `document ${doc}` : `passage ${p}`, group: groupOfDoc(doc) });
       pairDoc.push(doc);
     }
   }
