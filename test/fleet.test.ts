@@ -3,7 +3,10 @@
  * sharing a private redis-server. Both replicas answer; after one is
  * SIGKILLed every request is still answered (nginx sends what it could not
  * deliver to the other); `attn serve --report --fleet` counts exactly the
- * answers the client received. Skips without nginx or redis-server, fails
+ * answers the client received. A replica stopped with SIGTERM while traffic
+ * flows (a rolling restart) costs no request either: nginx reuses kept-alive
+ * connections, so the draining replica's 503s and closed connections must
+ * be sent on to the other. Skips without nginx or redis-server, fails
  * under ATTN_REQUIRE_NGINX=1 / ATTN_REQUIRE_REDIS=1 (CI).
  */
 import assert from 'node:assert/strict';
@@ -63,6 +66,53 @@ describe('fleet: two replicas behind nginx', { skip }, () => {
       assert.equal(report.requests, answered);
       assert.equal(report.by_replica.length, 2);
       assert.equal(report.by_replica.reduce((s, r) => s + r.requests, 0), answered);
+    } finally {
+      await nginx.stop();
+      for (const r of replicas) await r.stop();
+      await redis.stop();
+      model.cleanup();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('fleet: a rolling restart behind nginx', { skip }, () => {
+  it('a replica stopped with SIGTERM under steady traffic: every request is answered, and both replicas served', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'attn-fleet-drain-'));
+    const model = tinyModelDir('tiny');
+    const redis = await startRedis();
+    const config = join(root, 'serve.json');
+    writeFileSync(config, JSON.stringify({ fleet: { redis_url: redis.url, namespace: 'fleet-drain' } }));
+    const replicas = [await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js']), await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js'])];
+    const nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
+    try {
+      const seen = new Map<string, number>();
+      const failures: string[] = [];
+      let stopping = true;
+      let i = 0;
+      // Six clients asking back to back, so that kept-alive connections to both replicas are busy and idle
+      // when the SIGTERM lands.
+      const client = async () => {
+        while (stopping) {
+          const n = i++;
+          try {
+            const replica = await ask(nginx.url, n);
+            seen.set(replica, (seen.get(replica) ?? 0) + 1);
+          } catch (e) {
+            failures.push((e as Error).message.slice(0, 200));
+          }
+        }
+      };
+      const clients = Array.from({ length: 6 }, client);
+      await new Promise((r) => setTimeout(r, 1500));
+      await replicas[0]!.stop('SIGTERM');
+      const atStop = i;
+      await new Promise((r) => setTimeout(r, 1500));
+      stopping = false;
+      await Promise.all(clients);
+      assert.deepEqual(failures, [], `${failures.length} of ${i} requests failed`);
+      assert.equal(seen.size, 2, `both replicas answered (${[...seen.keys()].join(', ')})`);
+      assert.ok(i - atStop >= 6, `requests went on after the stop (${i - atStop})`);
     } finally {
       await nginx.stop();
       for (const r of replicas) await r.stop();

@@ -3,12 +3,23 @@
  * address (docs/deploy.md explains each line). What matters for serving:
  * - least_conn: a new request goes to the replica with the fewest open ones
  *   (generations last seconds, so round-robin would pile up on one);
- * - proxy_next_upstream error timeout: a request that could not be sent to a
- *   replica (it is down: connection refused) is sent to the next one. nginx
- *   never resends a POST that reached a replica, so a generation is never run
- *   twice; what was streaming from a replica that dies is cut, not repeated;
- * - no upstream keepalive: a cached connection to a replica that was killed
- *   would turn a safe retry into a failed POST;
+ * - keepalive: idle connections to the replicas are kept and reused, so a
+ *   request does not pay for a new TCP connection and a new HTTP parser in
+ *   the replica (without it, one replica behind nginx served about a fifth
+ *   fewer tokens per second than the same replica reached directly);
+ *   keepalive_timeout 60s stays under the replica's own 65 s, so it is nginx
+ *   that closes an idle connection, never the replica under a request;
+ * - proxy_next_upstream error timeout http_503 non_idempotent: a request is
+ *   sent to the next replica when this one could not be reached, failed or
+ *   closed the connection before any byte of a response, or answered 503
+ *   (it is shutting down and refused the request). non_idempotent lets that
+ *   hold for POSTs, which is what makes reused connections safe: a POST
+ *   written into a cached connection to a replica that has just been killed
+ *   is resent instead of failing. A response that has begun is never
+ *   resent: attn sends a stream's headers before its first token, so a
+ *   stream cut by a dying replica is cut, not replayed. The replica's own
+ *   --request-timeout (120 s) answers before proxy_read_timeout (300 s), so a
+ *   slow generation is never started twice on live replicas;
  * - proxy_buffering off: streamed tokens reach the client as they come.
  */
 
@@ -21,6 +32,8 @@ export interface NginxOptions {
   prefix?: string;
   /** Seconds a replica that refused a connection is left out before it is tried again. */
   failTimeoutS?: number;
+  /** Idle connections to the replicas kept open for reuse, per nginx worker (default 64). */
+  keepalive?: number;
   /** Running as root: workers stay root too (only for throwaway local runs; a real deployment keeps nginx's default user). */
   asRoot?: boolean;
 }
@@ -38,6 +51,8 @@ export function nginxConfig(o: NginxOptions): string {
     ...temp,
     '  upstream attn {',
     '    least_conn;',
+    `    keepalive ${o.keepalive ?? 64};`,
+    '    keepalive_timeout 60s;',
     ...o.upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=${o.failTimeoutS ?? 5}s;`),
     '  }',
     '  server {',
@@ -51,7 +66,7 @@ export function nginxConfig(o: NginxOptions): string {
     '      proxy_buffering off;',
     '      proxy_connect_timeout 1s;',
     '      proxy_read_timeout 300s;',
-    '      proxy_next_upstream error timeout;',
+    '      proxy_next_upstream error timeout http_503 non_idempotent;',
     `      proxy_next_upstream_tries ${o.upstreams.length};`,
     '    }',
     '  }',

@@ -216,15 +216,18 @@ export async function startServer(opts: ServeOptions): Promise<AttnServer> {
       closing = true;
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();
-      const drained = Promise.all([...models.values()].map((m) => m.scheduler.drain()));
+      // Drained means every request's handler has returned, not only every generation: a handler
+      // still writes its reply's last bytes after its sequence leaves the scheduler (once the fleet
+      // ledger has taken the request), and dropping the connections before that would cut it.
+      const drained = Promise.all([...models.values()].map((m) => m.scheduler.drain())).then(() => handlersDone(inflight));
       const timer = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), deadlineMs).unref());
       if ((await Promise.race([drained, timer])) === 'late') {
         logger.warn({ requests: inflight.size }, 'shutdown deadline reached: cancelling what is still running');
         for (const st of inflight) st.cancel('shutdown');
         for (const m of models.values()) m.scheduler.cancelAll('shutdown');
-        await drained;
+        await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       }
-      // Let the handlers write their last bytes, then drop whatever connections remain.
+      // Let the handlers' last writes go out, then drop whatever connections remain.
       await new Promise<void>((resolve) => setImmediate(resolve));
       http.closeAllConnections();
       await stopped;
@@ -271,6 +274,8 @@ async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessa
   res.setHeader('x-request-id', st.id);
   res.setHeader('traceparent', trace.traceparent);
   if (ctx.ops?.shared) res.setHeader('x-attn-replica', ctx.ops.replica);
+  // Shutting down: say `Connection: close`, so that clients and balancers stop reusing this connection.
+  if (closing()) res.shouldKeepAlive = false;
   inflight.add(st);
   const timeout = setTimeout(() => st.cancel('timeout'), ctx.limits.requestTimeoutMs);
   timeout.unref();
@@ -301,6 +306,11 @@ async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessa
     inflight.delete(st);
     finishRequest(ctx, st, status);
   }
+}
+
+/** Resolves once no request is being handled (polled: shutdown is rare, and requests end within the deadline). */
+async function handlersDone(inflight: ReadonlySet<RequestState>): Promise<void> {
+  while (inflight.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 function answerError(st: RequestState, res: ServerResponse, e: unknown): number {
