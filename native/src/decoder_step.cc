@@ -152,11 +152,6 @@ struct Phase {
   // trace (set_decode_trace) adds this phase's chunk, first and wait ns; null when off.
   template <class First, class F>
   void run(int self, const First& first, const F& fn, double* tr = nullptr) {
-    run(self, first, fn, tr, [] {});
-  }
-  // The same, with idle() called at each turn of the wait for the other threads' chunks.
-  template <class First, class F, class Idle>
-  void run(int self, const First& first, const F& fn, double* tr, const Idle& idle) {
     using clock = std::chrono::steady_clock;
     const auto t0 = tr ? clock::now() : clock::time_point{};
     double first_ns = 0;
@@ -177,7 +172,6 @@ struct Phase {
     }
     const auto t1 = tr ? clock::now() : clock::time_point{};
     for (long spin = 0; done.v.load(std::memory_order_acquire) < total; spin++) {
-      idle();
       if (spin < 20000) cpu_relax();
       else std::this_thread::yield();  // the thread holding the last chunk was descheduled
     }
@@ -269,42 +263,6 @@ void prefetch_cache(const float* kc, const float* vc, int first, int past, long 
   (void)kc; (void)vc; (void)first; (void)past; (void)ld; (void)c0; (void)c1;
 #endif
 }
-
-// The front of the weight slice a thread reads in its o phase, prefetched (prefetcht1) during the
-// attend phase, where no weights stream. Off by default: at one thread it lost (SmolLM2-135M Q4_0,
-// loaded, docs/quantized_inference.md, ninth pass): a share of the lines before each KV head's
-// attention (ATTN_W_PF_BURST=1) left o_proj's time as it was (the prefetches do not arrive: the
-// fill buffers are full) and added 0.05–0.1 ms a token to attention; the same lines read by plain
-// loads did make o_proj run from cache (0.22 → 0.09 ms a token) but took longer in attention
-// (0.20 → 0.39): one burst, no overlap. With ATTN_W_PF set a thread also prefetches a few lines at
-// each turn of its wait at the end of the attend phase, which at two threads (SmolLM2's 3 KV heads:
-// one thread has one fewer) is idle time; at one thread there is no wait, and no idle two-thread
-// run has judged it yet. ATTN_W_PF: the most KB a thread prefetches (default 0: off), for A/B.
-// It only moves data: results are unchanged.
-long weight_prefetch_bytes() {
-  static const long b = [] { const char* e = std::getenv("ATTN_W_PF"); return (e ? std::atol(e) : 0L) << 10; }();
-  return b;
-}
-bool weight_prefetch_burst() {
-  static const bool b = [] { const char* e = std::getenv("ATTN_W_PF_BURST"); return e && std::atoi(e) != 0; }();
-  return b;
-}
-struct LinePrefetch {
-  const char* p = nullptr;
-  long left = 0;  // lines
-  void set(const void* base, long bytes) {
-    p = (const char*)base;
-    left = bytes > 0 ? (bytes + 63) / 64 : 0;
-  }
-  void step(long lines) {
-    lines = std::min(lines, left);
-#if defined(__x86_64__) || defined(__i386__)
-    for (long i = 0; i < lines; i++) _mm_prefetch(p + 64 * i, _MM_HINT_T1);
-#endif
-    p += 64 * lines;
-    left -= lines;
-  }
-};
 
 std::atomic<double*> g_trace{nullptr};
 std::atomic<int> g_trace_tasks{0};
@@ -427,24 +385,15 @@ bool decoder_layers_step(const DecoderLayerStep* const* layers, int n, float* x,
       });
     }, tr(t, 0));
     // KV head g and its query heads: RoPE, the cache's new slot, attention, the output quantized.
-    // Meanwhile the front of this thread's o rows comes into L2 (see LinePrefetch).
-    LinePrefetch wpf;
-    long wpf_share = 0;
-    if (const long cap = weight_prefetch_bytes(); cap > 0 && t < ph.o.T) {
-      const long rb = row_bytes(s.o), b0 = ph.o.bound[t], b1 = ph.o.bound[t + 1];
-      wpf.set((const uint8_t*)s.o.w + b0 * rb, std::min(cap, (b1 - b0) * rb));
-      if (weight_prefetch_burst()) wpf_share = (wpf.left + ph.attend.chunks_of(std::min(t, ph.attend.T - 1)) - 1) / std::max(1, ph.attend.chunks_of(std::min(t, ph.attend.T - 1)));
-    }
     ph.attend.run(t, [] {}, [&](int g0, int g1) {
       const int h0 = g0 * group, h1 = g1 * group;
       rope(q + (long)h0 * s.D, q + (long)h0 * s.D, cos, sin, 1, 1, h1 - h0, s.D, s.rope_half, false, 1, false);
       rope(k + (long)g0 * s.D, k + (long)g0 * s.D, cos, sin, 1, 1, g1 - g0, s.D, s.rope_half, false, 1, false);
       std::memcpy(kc + (long)past * kvw + (long)g0 * s.D, k + (long)g0 * s.D, (size_t)(g1 - g0) * s.D * sizeof(float));
       std::memcpy(vc + (long)past * kvw + (long)g0 * s.D, v + (long)g0 * s.D, (size_t)(g1 - g0) * s.D * sizeof(float));
-      wpf.step(wpf_share);
       for (int a = h0; a < h1; a += 64) attention_decode_heads(q, kc, vc, att, start, kd, a, std::min(h1, a + 64));
       if (att_split) a_att.quantize(att, (long)h0 * s.D / 32, (long)h1 * s.D / 32, {&s.o});
-    }, tr(t, 1), [&] { wpf.step(4); });
+    }, tr(t, 1));
     if (!att_split) ph.attq.run(t, [] {}, [&](int, int) { a_att.quantize(att, 0, qw / 32, {&s.o}); }, tr(t, 1));
     // o_proj's rows, added into x (h is free: o_proj's output).
     ph.o.run(t, [] {}, [&](int n0, int n1) {
