@@ -126,6 +126,10 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
       fleet_tokens_per_s_before_kill: Math.round(before),
       speedup_before_kill: before / baseline,
       fleet_tokens_per_s_after_kill: after === null ? null : Math.round(after),
+      // Tokens/s per replica left after the kill (behind the balancer) against the baseline replica
+      // (reached directly): what the balancer's path costs a replica, when the survivors have the
+      // cores they need. The fleet's ratio cannot pass replicas × this.
+      after_kill_per_replica_vs_baseline: after === null ? null : after / (o.replicas - 1) / baseline,
       requests_ok: ok,
       requests_failed: failed.length,
       failed_in_flight_at_kill: failed.length - afterKill.length,

@@ -109,12 +109,12 @@ export interface Nginx {
 }
 
 /** nginx in the foreground with nginx_conf.ts's configuration, its files all under `dir`. */
-export async function startNginx(dir: string, upstreams: readonly string[]): Promise<Nginx> {
+export async function startNginx(dir: string, upstreams: readonly string[], opts: { keepalive?: number } = {}): Promise<Nginx> {
   if (!NGINX_BIN) throw new Error('nginx is not installed');
   const port = await freePort();
   mkdirSync(dir, { recursive: true });
   const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, nginxConfig({ listen: `127.0.0.1:${port}`, upstreams, prefix: dir, asRoot: process.getuid?.() === 0 }));
+  writeFileSync(conf, nginxConfig({ listen: `127.0.0.1:${port}`, upstreams, prefix: dir, asRoot: process.getuid?.() === 0, ...opts }));
   const proc = spawn(NGINX_BIN, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr: string[] = [];
   proc.stderr!.on('data', (b: Buffer) => stderr.push(b.toString()));

@@ -5,8 +5,9 @@
  *   (generations last seconds, so round-robin would pile up on one);
  * - keepalive: idle connections to the replicas are kept and reused, so a
  *   request does not pay for a new TCP connection and a new HTTP parser in
- *   the replica (without it, one replica behind nginx served about a fifth
- *   fewer tokens per second than the same replica reached directly);
+ *   the replica (without it, one replica behind nginx served 0.77× the
+ *   tokens per second of the same replica reached directly; with it 0.95×:
+ *   bench/fleet_path_ab.mjs);
  *   keepalive_timeout 60s stays under the replica's own 65 s, so it is nginx
  *   that closes an idle connection, never the replica under a request;
  * - proxy_next_upstream error timeout http_503 non_idempotent: a request is
@@ -32,7 +33,7 @@ export interface NginxOptions {
   prefix?: string;
   /** Seconds a replica that refused a connection is left out before it is tried again. */
   failTimeoutS?: number;
-  /** Idle connections to the replicas kept open for reuse, per nginx worker (default 64). */
+  /** Idle connections to the replicas kept open for reuse, per nginx worker (default 64; 0: none, a new connection per request). */
   keepalive?: number;
   /** Running as root: workers stay root too (only for throwaway local runs; a real deployment keeps nginx's default user). */
   asRoot?: boolean;
@@ -51,8 +52,7 @@ export function nginxConfig(o: NginxOptions): string {
     ...temp,
     '  upstream attn {',
     '    least_conn;',
-    `    keepalive ${o.keepalive ?? 64};`,
-    '    keepalive_timeout 60s;',
+    ...(o.keepalive === 0 ? [] : [`    keepalive ${o.keepalive ?? 64};`, '    keepalive_timeout 60s;']),
     ...o.upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=${o.failTimeoutS ?? 5}s;`),
     '  }',
     '  server {',
