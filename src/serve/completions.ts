@@ -4,7 +4,7 @@ import { chatJob, completionJob, encodePrompt, sequenceParams, type CompletionJo
 import type { ServeContext } from './context.js';
 import type { CachedResponse, Usage } from './contracts.js';
 import { ApiError, invalidParam, modelNotFound } from './errors.js';
-import { sendJson } from './http_io.js';
+import { sendJsonHeadFirst } from './http_io.js';
 import { chunkBody, completionBody, usageOf, type Dialect, type ResponseHead } from './openai_format.js';
 import { ChatRequestSchema, CompletionRequestSchema } from './request_schemas.js';
 import type { RequestState } from './request_state.js';
@@ -96,15 +96,19 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
   afterCompletion(ctx, st, a.choices);
   if (outcome.check.ok && a.cacheKey) await storeInCache(ctx, a.cacheKey, cachedResponse(a), st);
   account(ctx, st, a, tried.slice(0, outcome.escalations), job.contextCut?.tokens_saved);
-  await ctx.ops?.recorded(st.id);
   countContextCut(ctx, job);
   const extension = job.contextCut ? { attn: { context: job.contextCut } } : {};
+  // The last bytes wait until the fleet ledger holds the request (a replica killed after answering
+  // has counted it); the first bytes have left already (a stream's headers went out before its
+  // first token), so a balancer never resends a request a dead replica has counted.
+  const recorded = async () => ctx.ops?.recorded(st.id);
   if (stream) {
+    await recorded();
     redacting.finish();
     stream.finish(a.choices, a.usage, extension);
     return 200;
   }
-  sendJson(res, 200, { ...completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), ...retrievalFields(st), ...extension }, responseHeaders(st, a));
+  await sendJsonHeadFirst(res, 200, { ...completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), ...retrievalFields(st), ...extension }, responseHeaders(st, a), recorded);
   return 200;
 }
 

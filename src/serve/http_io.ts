@@ -32,6 +32,21 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/**
+ * As sendJson, but the status line and headers leave first, then `beforeBody`
+ * is awaited, then the body. The server uses it so that a reply's first bytes
+ * are out before the fleet ledger records the request: a balancer resends
+ * only a request whose replica sent nothing, so no request is both recorded
+ * by a replica that died and run again by another.
+ */
+export async function sendJsonHeadFirst(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>, beforeBody: () => Promise<void>): Promise<void> {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.flushHeaders();
+  await beforeBody();
+  res.end(text);
+}
+
 export function sendError(res: ServerResponse, e: ApiError): void {
   if (res.headersSent) {
     res.end();
