@@ -16,9 +16,9 @@
  *   (it is shutting down and refused the request). non_idempotent lets that
  *   hold for POSTs, which is what makes reused connections safe: a POST
  *   written into a cached connection to a replica that has just been killed
- *   is resent instead of failing. A response that has begun is never
- *   resent: attn sends a stream's headers before its first token, so a
- *   stream cut by a dying replica is cut, not replayed. The replica's own
+ *   is resent instead of failing. Apart from a 503, a response that has
+ *   begun is never resent: attn sends a stream's headers before its first
+ *   token, so a stream cut by a dying replica is cut, not replayed. The replica's own
  *   --request-timeout (120 s) answers before proxy_read_timeout (300 s), so a
  *   slow generation is never started twice on live replicas;
  * - proxy_buffering off: streamed tokens reach the client as they come.
