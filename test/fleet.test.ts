@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { NGINX_BIN, REDIS_BIN, skipUnless, startNginx, startRedis, startReplica } from './fleet_fixture.js';
+import { NGINX_BIN, REDIS_BIN, skipUnless, startNginx, startRedis, startReplica, type Replica } from './fleet_fixture.js';
 import { tinyModelDir } from './serve_fixture.js';
 
 const skip = skipUnless(REDIS_BIN, 'redis-server', 'ATTN_REQUIRE_REDIS') || skipUnless(NGINX_BIN, 'nginx', 'ATTN_REQUIRE_NGINX');
@@ -36,21 +36,40 @@ async function ask(url: string, i: number): Promise<string> {
   return res.headers.get('x-attn-replica') ?? '?';
 }
 
+interface Fleet {
+  url: string;
+  config: string;
+  replicas: Replica[];
+}
+
+/** Two replicas of a tiny model (js backend) behind nginx, sharing a private redis-server, for the length of `body`. */
+async function withFleet(namespace: string, body: (fleet: Fleet) => Promise<void>): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'attn-fleet-'));
+  const model = tinyModelDir('tiny');
+  const redis = await startRedis();
+  const config = join(root, 'serve.json');
+  writeFileSync(config, JSON.stringify({ fleet: { redis_url: redis.url, namespace } }));
+  const replicas = [await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js']), await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js'])];
+  const nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
+  try {
+    await body({ url: nginx.url, config, replicas });
+  } finally {
+    await nginx.stop();
+    for (const r of replicas) await r.stop();
+    await redis.stop();
+    model.cleanup();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 describe('fleet: two replicas behind nginx', { skip }, () => {
   it('both serve; after one is SIGKILLed every request is still answered; the fleet ledger counts every answer', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'attn-fleet-'));
-    const model = tinyModelDir('tiny');
-    const redis = await startRedis();
-    const config = join(root, 'serve.json');
-    writeFileSync(config, JSON.stringify({ fleet: { redis_url: redis.url, namespace: 'fleet-test' } }));
-    const replicas = [await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js']), await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js'])];
-    const nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
-    try {
+    await withFleet('fleet-test', async ({ url, config, replicas }) => {
       const seen = new Set<string>();
       let answered = 0;
       const batch = async (from: number, n: number) => {
         for (let i = from; i < from + n; i += 4) {
-          for (const replica of await Promise.all([0, 1, 2, 3].map((k) => ask(nginx.url, i + k)))) seen.add(replica);
+          for (const replica of await Promise.all([0, 1, 2, 3].map((k) => ask(url, i + k)))) seen.add(replica);
           answered += 4;
         }
       };
@@ -66,37 +85,24 @@ describe('fleet: two replicas behind nginx', { skip }, () => {
       assert.equal(report.requests, answered);
       assert.equal(report.by_replica.length, 2);
       assert.equal(report.by_replica.reduce((s, r) => s + r.requests, 0), answered);
-    } finally {
-      await nginx.stop();
-      for (const r of replicas) await r.stop();
-      await redis.stop();
-      model.cleanup();
-      rmSync(root, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('fleet: a rolling restart behind nginx', { skip }, () => {
   it('a replica stopped with SIGTERM under steady traffic: every request is answered, and both replicas served', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'attn-fleet-drain-'));
-    const model = tinyModelDir('tiny');
-    const redis = await startRedis();
-    const config = join(root, 'serve.json');
-    writeFileSync(config, JSON.stringify({ fleet: { redis_url: redis.url, namespace: 'fleet-drain' } }));
-    const replicas = [await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js']), await startReplica(`tiny=${model.dir}`, config, ['--backend', 'js'])];
-    const nginx = await startNginx(join(root, 'nginx'), replicas.map((r) => `127.0.0.1:${r.port}`));
-    try {
+    await withFleet('fleet-drain', async ({ url, replicas }) => {
       const seen = new Map<string, number>();
       const failures: string[] = [];
-      let stopping = true;
+      let asking = true;
       let i = 0;
       // Six clients asking back to back, so that kept-alive connections to both replicas are busy and idle
       // when the SIGTERM lands.
       const client = async () => {
-        while (stopping) {
+        while (asking) {
           const n = i++;
           try {
-            const replica = await ask(nginx.url, n);
+            const replica = await ask(url, n);
             seen.set(replica, (seen.get(replica) ?? 0) + 1);
           } catch (e) {
             failures.push((e as Error).message.slice(0, 200));
@@ -108,18 +114,12 @@ describe('fleet: a rolling restart behind nginx', { skip }, () => {
       await replicas[0]!.stop('SIGTERM');
       const atStop = i;
       await new Promise((r) => setTimeout(r, 1500));
-      stopping = false;
+      asking = false;
       await Promise.all(clients);
       assert.deepEqual(failures, [], `${failures.length} of ${i} requests failed`);
       assert.equal(seen.size, 2, `both replicas answered (${[...seen.keys()].join(', ')})`);
       assert.ok(i - atStop >= 6, `requests went on after the stop (${i - atStop})`);
-    } finally {
-      await nginx.stop();
-      for (const r of replicas) await r.stop();
-      await redis.stop();
-      model.cleanup();
-      rmSync(root, { recursive: true, force: true });
-    }
+    });
   });
 });
 

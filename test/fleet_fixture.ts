@@ -7,7 +7,7 @@ import { NGINX_BIN, REDIS_BIN } from '../src/bench/fleet_processes.js';
  * themselves come from src/bench/fleet_processes.ts, which the fleet
  * benchmark uses too.
  */
-export { freePort, NGINX_BIN, REDIS_BIN, startNginx, startRedis, startReplica } from '../src/bench/fleet_processes.js';
+export { freePort, NGINX_BIN, REDIS_BIN, startNginx, startRedis, startReplica, type Replica } from '../src/bench/fleet_processes.js';
 
 export function skipUnless(bin: string | undefined, name: 'redis-server' | 'nginx', requireVar: string): string | false {
   if (bin) return false;
