@@ -308,9 +308,9 @@ async function serveRequest(ctx: ServeContext, keys: ApiKeys, req: IncomingMessa
   }
 }
 
-/** Resolves once no request is being handled (polled: shutdown is rare, and requests end within the deadline). */
+/** Resolves once no request is being handled (polled: shutdown is rare; the timer does not by itself keep the process alive). */
 async function handlersDone(inflight: ReadonlySet<RequestState>): Promise<void> {
-  while (inflight.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  while (inflight.size > 0) await new Promise((resolve) => setTimeout(resolve, 5).unref());
 }
 
 function answerError(st: RequestState, res: ServerResponse, e: unknown): number {
