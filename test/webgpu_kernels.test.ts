@@ -17,6 +17,7 @@ import { embeddingBackward, embeddingForward, embeddingLinks } from '../src/back
 import { clipFactor, scaleByDevice, sumSquares } from '../src/backend/webgpu/kernels/grad_norm.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
 import { gemm } from '../src/backend/webgpu/kernels/gemm.js';
+import { gemmSkinny, SK_ROWS, useSkinny } from '../src/backend/webgpu/kernels/gemm_skinny.js';
 import { layerNormBackward, layerNormForward } from '../src/backend/webgpu/kernels/layernorm.js';
 import { rmsNormBackward, rmsNormForward } from '../src/backend/webgpu/kernels/rmsnorm.js';
 import { softmaxBackward, softmaxForward } from '../src/backend/webgpu/kernels/softmax.js';
@@ -140,6 +141,44 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
           assertNear(got, want, 1e-5 * Math.sqrt(K), 1e-5 * Math.sqrt(K), `gemm ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
           for (const buf of [ga, gb, gc, gbias]) ctx.release(buf);
         }
+      }
+    }
+  });
+
+  it('skinny GEMM (few rows · Bᵀ): row blocks, odd and aligned K, transposed A, offsets, batches, alpha, accumulate, bias', async () => {
+    assert.ok(useSkinny({ M: 1, N: 768, transB: true }) && useSkinny({ M: SK_ROWS, N: 2, transB: true }), 'decode products take the skinny path');
+    assert.ok(!useSkinny({ M: 1, N: 768, transB: false }) && !useSkinny({ M: SK_ROWS + 1, N: 768, transB: true }) && !useSkinny({ M: 1, N: 1, transB: true }));
+    const cases: [number, number, number][] = [[1, 2, 1], [1, 70, 768], [2, 33, 7], [3, 5, 130], [SK_ROWS, 9, 64], [11, 17, 36], [1, 3, 3072]];
+    for (const [M, N, K] of cases) {
+      // Aligned: 16-byte loads of B and A; then padded rows and odd offsets (scalar loads); then A transposed.
+      for (const form of ['aligned', 'padded', 'transA'] as const) {
+        const transA = form === 'transA';
+        const pad = form === 'aligned' ? 0 : 1;
+        const lda = (transA ? M : K) + pad;
+        const ldb = K + pad;
+        const ldc = N + 2;
+        const batch = 2;
+        const aSize = (transA ? K : M) * lda;
+        const strideA = aSize + 4 * pad;
+        const strideB = form === 'padded' ? 0 : N * ldb; // 0: both batch entries share B
+        const strideC = M * ldc + 1;
+        const [aOffset, bOffset, cOffset] = [4 * pad + pad, 8 * pad, 1];
+        const a = rand(aOffset + strideA * batch);
+        const b = rand(bOffset + N * ldb * batch);
+        const c0 = rand(cOffset + strideC * batch);
+        const bias = rand(N + 2);
+        const accumulate = form !== 'aligned';
+        const withBias = form !== 'padded';
+        const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = {
+          transA, transB: true, M, N, K, aOffset, lda, bOffset, ldb, cOffset, ldc, alpha: 0.75, accumulate, batch, strideA, strideB, strideC,
+        };
+        const want = c0.slice();
+        jsBackend.gemm({ ...args, a, b, c: want, bias: withBias ? bias.subarray(2) : null });
+        const [ga, gb, gc, gbias] = [ctx.upload(a), ctx.upload(b), ctx.upload(c0), ctx.upload(bias)];
+        gemmSkinny(ctx, { ...args, a: ga, b: gb, c: gc, bias: withBias ? gbias : null, biasOffset: 2 });
+        const got = await ctx.read(gc, 0, c0.length);
+        assertNear(got, want, 1e-5 * Math.sqrt(K), 1e-5 * Math.sqrt(K), `skinny gemm ${M}×${N}×${K} ${form}`);
+        for (const buf of [ga, gb, gc, gbias]) ctx.release(buf);
       }
     }
   });

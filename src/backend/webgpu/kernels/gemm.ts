@@ -1,5 +1,6 @@
 import type { GemmArgs } from '../../backend.js';
 import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import { gemmSkinny, useSkinny } from './gemm_skinny.js';
 
 /**
  * C = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), the whole GemmArgs
@@ -32,7 +33,8 @@ import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
  * Several tile shapes are in CONFIGS; `chooseGemmConfig` picks one per shape
  * (big tiles when there are enough of them to fill the GPU), and
  * ATTN_WEBGPU_GEMM (or setGemmChoice) overrides the choice with the best of
- * `attn bench webgpu-gemm --sweep` on a given GPU.
+ * `attn bench webgpu-gemm --sweep` on a given GPU. A product of a few rows
+ * by a matrix stored [N, K] (decoding) goes to gemm_skinny.ts instead.
  */
 
 /** op(A)·op(B) with A, B, C (and the bias) in GPU buffers; offsets and strides in elements, as GemmArgs. */
@@ -350,9 +352,10 @@ function source(v: Variant): KernelSource {
 
 const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
 
-/** Record C = alpha·op(A)·op(B) (+ C) (+ bias) with the config chosen for its shape. */
+/** Record C = alpha·op(A)·op(B) (+ C) (+ bias): few rows times a [N, K] matrix in gemm_skinny.ts, else the tiled kernel with the config chosen for its shape. */
 export function gemm(ctx: GpuContext, g: GpuGemmArgs): void {
-  gemmWith(ctx, chooseGemmConfig(ctx, g.M, g.N, g.batch), g);
+  if (useSkinny(g)) gemmSkinny(ctx, g);
+  else gemmWith(ctx, chooseGemmConfig(ctx, g.M, g.N, g.batch), g);
 }
 
 /** Record the product with a given config (the sweep tries each). */

@@ -1,0 +1,178 @@
+import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import type { GpuGemmArgs } from './gemm.js';
+
+/**
+ * C = alpha·op(A)·Bᵀ (+ C) (+ bias) when op(A) has only a few rows and B is
+ * stored [N, K] (transB): a layer's product while decoding, x[1, K]·Wᵀ.
+ *
+ * The tiled kernel (gemm.ts) is built for many rows: at M = 1 a 32×32 block
+ * wastes 31 of its 32 rows, and a 768-wide output makes only 24 blocks, each
+ * walking all of K alone with a barrier per K tile. A GPU with a hundred
+ * cores then waits on a handful of them, and the product reads its weights at
+ * a small fraction of the memory's bandwidth. Here every output column is
+ * its own workgroup:
+ *
+ * - its SK_WG invocations split row n of B (contiguous along K: 16-byte loads
+ *   when aligned, consecutive invocations on consecutive vec4s), so each
+ *   weight is read once, coalesced, and a product of N columns spreads over
+ *   N workgroups;
+ * - each weight read is multiplied with up to SK_ROWS rows of A, held in
+ *   named accumulators (unrolled here, as in gemm.ts, so that they stay in
+ *   registers);
+ * - a tree in workgroup memory adds the partial sums of all rows at once, and
+ *   invocation r stores row r: alpha, accumulate and bias as gemm.ts applies
+ *   them.
+ *
+ * More than SK_ROWS rows run as row blocks (workgroup z is batch entry ×
+ * row block), each reading B again. `gemm()` sends a product here when
+ * `useSkinny` says so; the js GEMM is the reference, as for the tiled kernel.
+ */
+
+/** Invocations per workgroup (one column of C). */
+const SK_WG = 64;
+/** Rows of op(A) a workgroup multiplies each weight with. */
+export const SK_ROWS = 8;
+
+/**
+ * The most rows sent here instead of the tiled kernel: ATTN_WEBGPU_SKINNY
+ * (0 turns the path off, for an A/B on a GPU), SK_ROWS by default.
+ */
+function initialMaxRows(): number {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTN_WEBGPU_SKINNY;
+  if (env === undefined || env === '') return SK_ROWS;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`ATTN_WEBGPU_SKINNY: expected a whole number of rows (0 = off), got '${env}'`);
+  return n;
+}
+
+let maxRows: number | null = null;
+
+/** Set the most rows the skinny path takes (0: off; null: back to ATTN_WEBGPU_SKINNY or the default). */
+export function setSkinnyRows(n: number | null): void {
+  maxRows = n;
+}
+
+/** Whether a product goes to the skinny kernel: few rows, B stored [N, K], and more than one column. */
+export function useSkinny(g: Pick<GpuGemmArgs, 'M' | 'N' | 'transB'>): boolean {
+  maxRows ??= initialMaxRows();
+  return g.transB && g.M <= maxRows && g.N > 1;
+}
+
+interface Variant {
+  /** Rows per workgroup (compile-time, 1 … SK_ROWS). */
+  R: number;
+  transA: boolean;
+  /** B (and K) line up on 16 bytes: B bound as vec4s, the loop walks K four at a time. */
+  vecB: boolean;
+  /** A's rows line up too (A not transposed): A bound as vec4s. */
+  vecA: boolean;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+function source(v: Variant): KernelSource {
+  const { R } = v;
+  // Row r of this block, clamped into op(A) so that a partial last block reads real memory (its sums are never stored).
+  const rows = range(R).map((r) => `let row${r} = min(m0 + ${r}u, p.M - 1u);`);
+  // Element (m, k) of op(A), as a scalar.
+  const aAt = (m: string, k: string) => (v.transA ? `A[aBase + (${k}) * p.lda + ${m}]` : `A[aBase + ${m} * p.lda + ${k}]`);
+  let loop: string;
+  if (v.vecB) {
+    const aVec = (r: number) =>
+      v.vecA ? `A[aBase + row${r} * p.lda + k4]` : `vec4<f32>(${range(4).map((c) => aAt(`row${r}`, `4u * k4 + ${c}u`)).join(', ')})`;
+    loop = `for (var k4 = lid; k4 < p.K / 4u; k4 += ${SK_WG}u) {
+    let w = B[bRow + k4];
+    ${range(R).map((r) => `s${r} += dot(${aVec(r)}, w);`).join('\n    ')}
+  }`;
+  } else {
+    loop = `for (var k = lid; k < p.K; k += ${SK_WG}u) {
+    let w = B[bRow + k];
+    ${range(R).map((r) => `s${r} = fma(${aAt(`row${r}`, 'k')}, w, s${r});`).join('\n    ')}
+  }`;
+  }
+  const code = /* wgsl */ `
+struct Params {
+  M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
+  aOff: u32, bOff: u32, cOff: u32, strideA: u32, strideB: u32, strideC: u32,
+  biasOff: u32, hasBias: u32, accumulate: u32, alpha: f32, rowBlocks: u32,
+}
+@group(0) @binding(0) var<storage, read> A: array<${v.vecA ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> B: array<${v.vecB ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+var<workgroup> red: array<f32, ${R * SK_WG}>;
+
+@compute @workgroup_size(${SK_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let n = wid.x + wid.y * nwg.x;
+  if (n >= p.N) { return; } // uniform across the workgroup: the barriers below are safe
+  let batch = wid.z / p.rowBlocks;
+  let m0 = (wid.z % p.rowBlocks) * ${R}u;
+  // Offsets, leading dimensions and strides are in units of each binding's element (vec4 when vectorised).
+  let aBase = p.aOff + batch * p.strideA;
+  let bRow = p.bOff + batch * p.strideB + n * p.ldb;
+  ${rows.join('\n  ')}
+  ${range(R).map((r) => `var s${r} = 0.0;`).join(' ')}
+  ${loop}
+  ${range(R).map((r) => `red[${r * SK_WG}u + lid] = s${r};`).join('\n  ')}
+  workgroupBarrier();
+  for (var s = ${SK_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      ${range(R).map((r) => `red[${r * SK_WG}u + lid] += red[${r * SK_WG}u + lid + s];`).join('\n      ')}
+    }
+    workgroupBarrier();
+  }
+  let m = m0 + lid;
+  if (lid < ${R}u && m < p.M) {
+    let i = p.cOff + batch * p.strideC + m * p.ldc + n;
+    var x = p.alpha * red[lid * ${SK_WG}u];
+    if (p.accumulate != 0u) { x = C[i] + x; }
+    if (p.hasBias != 0u) { x = x + bias[p.biasOff + n]; }
+    C[i] = x;
+  }
+}`;
+  return { name: `gemmSkinny_r${R}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}`, code, bindings: ['read', 'read', 'read', 'rw'] };
+}
+
+const sources = new Map<string, KernelSource>();
+
+function kernel(v: Variant): KernelSource {
+  const key = `${v.R}${v.transA}${v.vecB}${v.vecA}`;
+  let s = sources.get(key);
+  if (!s) {
+    s = source(v);
+    sources.set(key, s);
+  }
+  return s;
+}
+
+const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+
+/** Record C = alpha·op(A)·Bᵀ (+ C) (+ bias) with one workgroup per column of C (B stored [N, K]). */
+export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
+  const { M, N, K, batch } = g;
+  if (!g.transB) throw new Error('gemmSkinny: B must be stored [N, K] (transB)');
+  if (M === 0 || N === 0 || batch === 0) return;
+  const R = Math.min(M, SK_ROWS);
+  const rowBlocks = Math.ceil(M / R);
+  const vecB = g.b.size % 16 === 0 && aligned(g.bOffset, g.ldb, g.strideB, K);
+  const vecA = vecB && !g.transA && g.a.size % 16 === 0 && aligned(g.aOffset, g.lda, g.strideA);
+  const wa = vecA ? 4 : 1;
+  const wb = vecB ? 4 : 1;
+  // Columns fold onto a second grid dimension past the device's per-dimension limit (a 128 000-token vocabulary).
+  const max = ctx.limits.maxComputeWorkgroupsPerDimension;
+  const gy = Math.ceil(N / max);
+  const gx = Math.ceil(N / gy);
+  ctx.dispatch(
+    kernel({ R, transA: g.transA, vecB, vecA }),
+    [g.a, g.b, g.bias, g.c],
+    [
+      u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(g.ldc),
+      u32(g.aOffset / wa), u32(g.bOffset / wb), u32(g.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(g.strideC),
+      u32(g.biasOffset ?? 0), u32(g.bias ? 1 : 0), u32(g.accumulate ? 1 : 0), f32(g.alpha), u32(rowBlocks),
+    ],
+    [gx, gy, batch * rowBlocks],
+  );
+}
