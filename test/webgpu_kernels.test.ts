@@ -412,6 +412,9 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
       { B: 1, Tq: 3, Tk: 70, nHead: 4, nKvHead: 2, headDim: 16, causal: true, accumulate: true }, // decode-like: Tq < Tk, GQA
       { B: 2, Tq: 67, Tk: 67, nHead: 2, nKvHead: 1, headDim: 8, causal: true, packed: true, accumulate: false, dropout: { p: 0.2, seed: 99 } },
       { B: 2, Tq: 6, Tk: 9, nHead: 2, nKvHead: 2, headDim: 4, causal: false, accumulate: true, keyPadding: Uint8Array.from({ length: 18 }, (_, i) => (i === 0 || i === 10 || i === 17 ? 1 : 0)) },
+      // Registers of one lane (headDim not a multiple of 4), and a GPT-2-sized head.
+      { B: 1, Tq: 9, Tk: 9, nHead: 2, nKvHead: 1, headDim: 6, causal: true, accumulate: false, dropout: { p: 0.1, seed: 3 } },
+      { B: 1, Tq: 70, Tk: 70, nHead: 2, nKvHead: 2, headDim: 64, causal: true, packed: true, accumulate: false },
     ];
     for (const c of cases) {
       const d: AttentionDims = { ...c, scale: 1 / Math.sqrt(c.headDim) };

@@ -24,6 +24,13 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
  *   dkⱼ = scale·Σᵢ dsᵢⱼ·qᵢ, dvⱼ = Σᵢ pᵢⱼ·maskᵢⱼ·dOᵢ   (one invocation per key,
  *   looping over the query heads that share its KV head)
  * Every sum is owned by one invocation: deterministic, and no float atomics.
+ *
+ * An invocation's rows of D values (its query, output, gradients) are held in
+ * D/4 named vec4 registers (D/1 scalars when D is not a multiple of 4), and
+ * every loop over D is unrolled here in TypeScript, as gemm.ts does: an array
+ * indexed by a loop variable gets bounds clamps from the robustness pass and
+ * may land in slow local memory. The shared K/V (Q/dO) tiles are vec4s, so a
+ * workgroup-memory read feeds four multiply-adds.
  */
 
 /** GPU form of AttentionDims: the padding flags are a span of u32 (one per key, B·Tk). */
@@ -67,16 +74,49 @@ fn keyEnd(i0: u32) -> u32 {
 const LOWEST: f32 = -0x1.fffffep+127f;
 `;
 
-/** WGSL: the workgroup copies keys j0 … j0 + BK − 1 of KV head g into Ks and Vs (zeros past Tk). */
-function loadKvTile(BK: number, D: number): string {
-  return /* wgsl */ `for (var t = lid; t < ${BK * D}u; t += ${BLOCK}u) {
-      let j = j0 + t / ${D}u;
-      var kv = 0.0;
-      var vv = 0.0;
+/** How an invocation holds a row of D values: D/w named registers of w lanes (vec4 when D is a multiple of 4). */
+interface Lanes {
+  w: 1 | 4;
+  /** Registers per row. */
+  n: number;
+  ty: string;
+}
+
+const lanesOf = (D: number): Lanes => (D % 4 === 0 ? { w: 4, n: D / 4, ty: 'vec4<f32>' } : { w: 1, n: D, ty: 'f32' });
+
+/** `f(i)` for each register i of a row, joined into unrolled WGSL statements. */
+const unrolled = (L: Lanes, f: (i: number) => string, sep = '\n    ') => Array.from({ length: L.n }, (_, i) => f(i)).join(sep);
+
+/** WGSL: register i of the row that starts at element `at` of the scalar array `arr`. */
+function load(L: Lanes, arr: string, at: string, i: number): string {
+  if (L.w === 1) return `${arr}[${at} + ${i}u]`;
+  return `vec4<f32>(${[0, 1, 2, 3].map((c) => `${arr}[${at} + ${4 * i + c}u]`).join(', ')})`;
+}
+
+/** WGSL: `f(element, value)` for each of the w lanes of register `reg` (the i-th of its row). */
+function lanesOfReg(L: Lanes, reg: string, i: number, f: (e: string, v: string) => string): string {
+  if (L.w === 1) return f(`${i}u`, reg);
+  return [0, 1, 2, 3].map((c) => f(`${4 * i + c}u`, `${reg}[${c}]`)).join(' ');
+}
+
+/** WGSL: s += row a · row b, a and b given as register-name makers. */
+const dotInto = (L: Lanes, s: string, a: (i: number) => string, b: (i: number) => string) =>
+  unrolled(L, (i) => (L.w === 4 ? `${s} += dot(${a(i)}, ${b(i)});` : `${s} = fma(${a(i)}, ${b(i)}, ${s});`), ' ');
+
+/** WGSL declaring the named registers `name`0 … of a row, zeroed. */
+const declare = (L: Lanes, name: string) => unrolled(L, (i) => `var ${name}${i} = ${L.ty}(0.0);`, ' ');
+
+/** WGSL: the workgroup copies keys j0 … j0 + BK − 1 of KV head g into Ks and Vs (zeros past Tk), a register's lanes per element. */
+function loadKvTile(BK: number, L: Lanes): string {
+  const D = L.n * L.w;
+  return /* wgsl */ `for (var t = lid; t < ${BK * L.n}u; t += ${BLOCK}u) {
+      let j = j0 + t / ${L.n}u;
+      var kv = ${L.ty}(0.0);
+      var vv = ${L.ty}(0.0);
       if (j < p.Tk) {
-        let at = (b * p.Tk + j) * p.ks + g * ${D}u + t % ${D}u;
-        kv = k[p.kOff + at];
-        vv = v[p.vOff + at];
+        let at = (b * p.Tk + j) * p.ks + g * ${D}u + (t % ${L.n}u) * ${L.w}u;
+        kv = ${load(L, 'k', 'p.kOff + at', 0)};
+        vv = ${load(L, 'v', 'p.vOff + at', 0)};
       }
       Ks[t] = kv;
       Vs[t] = vv;
@@ -102,6 +142,7 @@ function forwardSource(D: number): KernelSource {
   let s = forwardSources.get(D);
   if (s) return s;
   const BK = tileRows(D);
+  const L = lanesOf(D);
   s = {
     name: `attentionForward_d${D}`,
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
@@ -115,8 +156,8 @@ ${PARAMS}
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 ${MASKS}
-var<workgroup> Ks: array<f32, ${BK * D}>;
-var<workgroup> Vs: array<f32, ${BK * D}>;
+var<workgroup> Ks: array<${L.ty}, ${BK * L.n}>;
+var<workgroup> Vs: array<${L.ty}, ${BK * L.n}>;
 
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -127,30 +168,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let i0 = wid.x * ${BLOCK}u;
   let i = i0 + lid;
   let live = i < p.Tq;
-  var qr: array<f32, ${D}>;
-  var o: array<f32, ${D}>;
+  ${declare(L, 'q')}
+  ${declare(L, 'o')}
   if (live) {
     let qo = p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u;
-    for (var e = 0u; e < ${D}u; e++) { qr[e] = q[qo + e]; }
+    ${unrolled(L, (r) => `q${r} = ${load(L, 'q', 'qo', r)};`)}
   }
   var m = LOWEST;
   var l = 0.0;
   let end = keyEnd(i0);
   for (var j0 = 0u; j0 < end; j0 += ${BK}u) {
-    ${loadKvTile(BK, D)}
+    ${loadKvTile(BK, L)}
     if (live) {
       for (var jj = 0u; jj < ${BK}u; jj++) {
         let j = j0 + jj;
         if (j >= end || !visible(b, i, j)) { continue; }
+        let kb = jj * ${L.n}u;
         var s = 0.0;
-        for (var e = 0u; e < ${D}u; e++) { s = fma(qr[e], Ks[jj * ${D}u + e], s); }
+        ${dotInto(L, 's', (r) => `q${r}`, (r) => `Ks[kb + ${r}u]`)}
         s *= p.scale;
         let mNew = max(m, s);
         let corr = exp(m - mNew);
         let w = exp(s - mNew);
         l = l * corr + w;
         let wd = w * dropFactor(b, h, i, j);
-        for (var e = 0u; e < ${D}u; e++) { o[e] = o[e] * corr + wd * Vs[jj * ${D}u + e]; }
+        ${unrolled(L, (r) => `o${r} = fma(${L.ty}(wd), Vs[kb + ${r}u], o${r} * corr);`, '\n        ')}
         m = mNew;
       }
     }
@@ -159,7 +201,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (!live) { return; }
   let oo = p.oOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u;
   let inv = select(0.0, 1.0 / l, l > 0.0);
-  for (var e = 0u; e < ${D}u; e++) { out[oo + e] = o[e] * inv; }
+  ${unrolled(L, (r) => lanesOfReg(L, `o${r}`, r, (e, v) => `out[oo + ${e}] = ${v} * inv;`), '\n  ')}
   // A query that sees no key keeps lse = LOWEST: the backward pass then gives it no gradient.
   lse[p.lseOff + bh * p.Tq + i] = select(LOWEST, m + log(l), l > 0.0);
 }`,
@@ -214,6 +256,7 @@ function dqSource(D: number): KernelSource {
   let s = dqSources.get(D);
   if (s) return s;
   const BK = tileRows(D);
+  const L = lanesOf(D);
   s = {
     name: `attentionBackwardDq_d${D}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
@@ -228,8 +271,8 @@ ${PARAMS}
 @group(0) @binding(6) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 ${MASKS}
-var<workgroup> Ks: array<f32, ${BK * D}>;
-var<workgroup> Vs: array<f32, ${BK * D}>;
+var<workgroup> Ks: array<${L.ty}, ${BK * L.n}>;
+var<workgroup> Vs: array<${L.ty}, ${BK * L.n}>;
 
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -241,45 +284,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let i = i0 + lid;
   let live = i < p.Tq;
   let n = p.B * p.nHead * p.Tq;
-  var qr: array<f32, ${D}>;
-  var dor: array<f32, ${D}>;
-  var acc: array<f32, ${D}>;
-  var L = LOWEST;
+  ${declare(L, 'q')}
+  ${declare(L, 'g')}
+  ${declare(L, 'a')}
+  var lse = LOWEST;
   var Di = 0.0;
   if (live) {
     let qo = p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u;
     let go = p.dOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u;
-    for (var e = 0u; e < ${D}u; e++) { qr[e] = q[qo + e]; dor[e] = dOut[go + e]; }
-    L = stats[p.lseOff + bh * p.Tq + i];
+    ${unrolled(L, (r) => `q${r} = ${load(L, 'q', 'qo', r)}; g${r} = ${load(L, 'dOut', 'go', r)};`)}
+    lse = stats[p.lseOff + bh * p.Tq + i];
     Di = stats[n + bh * p.Tq + i];
   }
   let end = keyEnd(i0);
   for (var j0 = 0u; j0 < end; j0 += ${BK}u) {
-    ${loadKvTile(BK, D)}
-    if (live && L > LOWEST) {
+    ${loadKvTile(BK, L)}
+    if (live && lse > LOWEST) {
       for (var jj = 0u; jj < ${BK}u; jj++) {
         let j = j0 + jj;
         if (j >= end || !visible(b, i, j)) { continue; }
+        let kb = jj * ${L.n}u;
         var s = 0.0;
         var dp = 0.0;
-        for (var e = 0u; e < ${D}u; e++) {
-          s = fma(qr[e], Ks[jj * ${D}u + e], s);
-          dp = fma(dor[e], Vs[jj * ${D}u + e], dp);
-        }
-        let pr = exp(s * p.scale - L);
+        ${dotInto(L, 's', (r) => `q${r}`, (r) => `Ks[kb + ${r}u]`)}
+        ${dotInto(L, 'dp', (r) => `g${r}`, (r) => `Vs[kb + ${r}u]`)}
+        let pr = exp(s * p.scale - lse);
         let ds = pr * (dp * dropFactor(b, h, i, j) - Di);
-        for (var e = 0u; e < ${D}u; e++) { acc[e] = fma(ds, Ks[jj * ${D}u + e], acc[e]); }
+        ${unrolled(L, (r) => `a${r} = fma(${L.ty}(ds), Ks[kb + ${r}u], a${r});`, '\n        ')}
       }
     }
     workgroupBarrier();
   }
   if (!live) { return; }
   let qo = p.dxOff + (b * p.Tq + i) * p.qs + h * ${D}u;
-  for (var e = 0u; e < ${D}u; e++) {
-    var x = p.scale * acc[e];
-    if (p.accumulate != 0u) { x += dq[qo + e]; }
-    dq[qo + e] = x;
-  }
+  ${unrolled(L, (r) => lanesOfReg(L, `a${r}`, r, (e, v) => `{ var x = p.scale * ${v}; if (p.accumulate != 0u) { x += dq[qo + ${e}]; } dq[qo + ${e}] = x; }`), '\n  ')}
 }`,
   };
   dqSources.set(D, s);
@@ -300,6 +338,7 @@ function dkvSource(D: number, shared: boolean): KernelSource {
   let s = dkvSources.get(key);
   if (s) return s;
   const BQ = tileRows(D);
+  const L = lanesOf(D);
   s = {
     name: `attentionBackwardDkv_d${D}${shared ? '_packed' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw'],
@@ -315,8 +354,8 @@ ${PARAMS}
 @group(0) @binding(7) var<storage, read_write> dvBuf: array<f32>;
 @group(0) @binding(8) var<uniform> p: Params;
 ${MASKS}
-var<workgroup> Qs: array<f32, ${BQ * D}>;
-var<workgroup> Gs: array<f32, ${BQ * D}>;
+var<workgroup> Qs: array<${L.ty}, ${BQ * L.n}>;
+var<workgroup> Gs: array<${L.ty}, ${BQ * L.n}>;
 var<workgroup> Ls: array<f32, ${BQ}>;
 var<workgroup> Ds: array<f32, ${BQ}>;
 
@@ -332,14 +371,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let j = wid.x * ${BLOCK}u + lid;
   let live = j < p.Tk;
   let n = p.B * p.nHead * p.Tq;
-  var kr: array<f32, ${D}>;
-  var vr: array<f32, ${D}>;
-  var dkr: array<f32, ${D}>;
-  var dvr: array<f32, ${D}>;
+  ${declare(L, 'kr')}
+  ${declare(L, 'vr')}
+  ${declare(L, 'dkr')}
+  ${declare(L, 'dvr')}
   var keyVisible = live;
   if (live) {
     let at = (b * p.Tk + j) * p.ks + g * ${D}u;
-    for (var e = 0u; e < ${D}u; e++) { kr[e] = k[p.kOff + at + e]; vr[e] = v[p.vOff + at + e]; }
+    ${unrolled(L, (r) => `kr${r} = ${load(L, 'k', 'p.kOff + at', r)}; vr${r} = ${load(L, 'v', 'p.vOff + at', r)};`)}
     if (p.hasPad != 0u && pad[p.padOff + b * p.Tk + j] != 0u) { keyVisible = false; }
   }
   // Causal: the first query that sees key j (for the block's first key) is j − (Tk − Tq).
@@ -349,13 +388,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var h = g * p.group; h < (g + 1u) * p.group; h++) {
     let bh = b * p.nHead + h;
     for (var i0 = iStart; i0 < p.Tq; i0 += ${BQ}u) {
-      for (var t = lid; t < ${BQ * D}u; t += ${BLOCK}u) {
-        let i = i0 + t / ${D}u;
-        var qv = 0.0;
-        var gv = 0.0;
+      for (var t = lid; t < ${BQ * L.n}u; t += ${BLOCK}u) {
+        let i = i0 + t / ${L.n}u;
+        let e = (t % ${L.n}u) * ${L.w}u;
+        var qv = ${L.ty}(0.0);
+        var gv = ${L.ty}(0.0);
         if (i < p.Tq) {
-          qv = q[p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u + t % ${D}u];
-          gv = dOut[p.dOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u + t % ${D}u];
+          qv = ${load(L, 'q', `p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u + e`, 0)};
+          gv = ${load(L, 'dOut', `p.dOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u + e`, 0)};
         }
         Qs[t] = qv;
         Gs[t] = gv;
@@ -374,20 +414,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           let i = i0 + ii;
           if (i >= p.Tq || Ls[ii] <= LOWEST) { continue; }
           if (p.causal != 0u && i32(j) > i32(i) + i32(p.Tk) - i32(p.Tq)) { continue; }
+          let qb = ii * ${L.n}u;
           var s = 0.0;
           var dp = 0.0;
-          for (var e = 0u; e < ${D}u; e++) {
-            s = fma(Qs[ii * ${D}u + e], kr[e], s);
-            dp = fma(Gs[ii * ${D}u + e], vr[e], dp);
-          }
+          ${dotInto(L, 's', (r) => `Qs[qb + ${r}u]`, (r) => `kr${r}`)}
+          ${dotInto(L, 'dp', (r) => `Gs[qb + ${r}u]`, (r) => `vr${r}`)}
           let pr = exp(s * p.scale - Ls[ii]);
           let m = dropFactor(b, h, i, j);
           let ds = pr * (dp * m - Ds[ii]);
           let pm = pr * m;
-          for (var e = 0u; e < ${D}u; e++) {
-            dkr[e] = fma(ds, Qs[ii * ${D}u + e], dkr[e]);
-            dvr[e] = fma(pm, Gs[ii * ${D}u + e], dvr[e]);
-          }
+          ${unrolled(L, (r) => `dkr${r} = fma(${L.ty}(ds), Qs[qb + ${r}u], dkr${r}); dvr${r} = fma(${L.ty}(pm), Gs[qb + ${r}u], dvr${r});`, '\n          ')}
         }
       }
       workgroupBarrier();
@@ -395,13 +431,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   if (!live) { return; }
   let at = (b * p.Tk + j) * p.ks + g * ${D}u;
-  for (var e = 0u; e < ${D}u; e++) {
-    let ko = p.dxOff + at + e;
-    var x = p.scale * dkr[e];
-    if (p.accumulate != 0u) { x += dk[ko]; }
-    dk[ko] = x;
-    writeDv(p.dvOff + at + e, dvr[e]);
-  }
+  ${unrolled(L, (r) => lanesOfReg(L, `dkr${r}`, r, (e, v) => `{ let ko = p.dxOff + at + ${e}; var x = p.scale * ${v}; if (p.accumulate != 0u) { x += dk[ko]; } dk[ko] = x; }`), '\n  ')}
+  ${unrolled(L, (r) => lanesOfReg(L, `dvr${r}`, r, (e, v) => `writeDv(p.dvOff + at + ${e}, ${v});`), '\n  ')}
 }`,
   };
   dkvSources.set(key, s);
