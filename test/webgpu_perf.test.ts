@@ -91,6 +91,7 @@ describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () 
   });
 
   it('consecutive dispatches share one pass, bind groups are reused, parameters go up in one write per submit; column sums agree with js', async () => {
+    ctx.submitEvery = 0; // this test counts what one explicit submit costs
     const rows = 37;
     const cols = 45;
     const x = rand(rows * cols);
@@ -119,6 +120,30 @@ describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () 
     const want = new Float32Array(cols);
     for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) want[j] = want[j]! + 2 * (x[r * cols + j]! ** 2 + x[r * cols + j]!);
     near(await ctx.read(out.buffer, 0, cols), want, 1e-5, 'column sums');
+    ctx.submitEvery = 32;
+  });
+
+  it('periodic submits: every submitEvery dispatches the recording goes to the GPU; a chain across them, with buffers released and reused mid-chain, agrees with js', async () => {
+    const n = 301;
+    const x = rand(n);
+    const gx = span(ctx.upload(x));
+    ctx.flush();
+    ctx.submitEvery = 2;
+    const before = { ...ctx.stats };
+    const t1 = span(ctx.buffer(n * 4), 0, n);
+    binary(ctx, 'mul', gx, [n], gx, [n], t1, [n]); // x²
+    const t2 = span(ctx.buffer(n * 4), 0, n);
+    binary(ctx, 'add', t1, [n], gx, [n], t2, [n]); // x² + x
+    ctx.release(t1.buffer);
+    const t3 = span(ctx.buffer(n * 4), 0, n);
+    binary(ctx, 'mul', t2, [n], t2, [n], t3, [n]); // (x² + x)²: the third dispatch, so a submit first, which frees t1's buffer
+    const t4 = span(ctx.buffer(n * 4), 0, n); // the pool may hand t1's buffer out again: the queue orders the reuse after the reads
+    binary(ctx, 'add', t3, [n], t2, [n], t4, [n]);
+    assert.equal(ctx.stats.submits - before.submits, 1, 'one submit while recording four dispatches');
+    const want = x.map((v) => (v * v + v) ** 2 + v * v + v);
+    near(await ctx.read(t4.buffer, 0, n), want, 1e-5, 'chain across submits');
+    ctx.submitEvery = 32;
+    for (const t of [gx, t2, t3, t4]) ctx.release(t.buffer);
   });
 
   it('the pool hands buffers out in the same order every step whatever order they were released in, so bind groups recur', () => {
@@ -144,6 +169,7 @@ describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () 
   });
 
   it('host operands go up through the staging ring: one write per submit, the same bind group every step, intact across a flush inside a call', async () => {
+    ctx.submitEvery = 0; // this test counts the writes of its own explicit submits
     const vocab = 11;
     const dim = 6;
     const w = rand(vocab * dim);
@@ -178,6 +204,7 @@ describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () 
     assert.equal(d('buffersCreated'), 0);
     assert.equal(d('writeBuffers'), 4, 'per submit: the uniform ring and the staging ring');
     await check(1);
+    ctx.submitEvery = 32;
     ctx.release(gw.buffer);
     for (const o of out) ctx.release(o.buffer);
   });

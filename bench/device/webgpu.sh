@@ -6,8 +6,9 @@
 # and G: dispatches, bind groups, buffers, writes, submits, encode ms, and GPU ms per kernel when
 # the adapter has timestamp-query), webgpu.jsonl (attn bench --backend webgpu, run with the
 # sweep's choice), webgpu_decode_tiled.jsonl (the decode again with ATTN_WEBGPU_SKINNY=0),
+# webgpu_one_submit.jsonl (train and decode again with ATTN_WEBGPU_SUBMIT_EVERY=0),
 # torch_cuda.jsonl (the PyTorch eager CUDA FP32 twins), and each part's stderr.
-# Each part has its own timeout; the whole stays under 5½ minutes. A part that fails or times out
+# Each part has its own timeout; the whole stays under 7 minutes. A part that fails or times out
 # leaves its partial lines and the others still run. ATTN_WEBGPU_GEMM set by the caller wins over
 # the sweep's choice.
 set -uo pipefail
@@ -48,11 +49,16 @@ timeout 90 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps
 echo "webgpu rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu.jsonl" | tee -a "$OUT/summary.txt"
 
-echo "== decode 124M with the skinny product off (ATTN_WEBGPU_SKINNY=0: the tiled GEMM at M = 1), the A/B of gemm_skinny.ts" | tee -a "$OUT/summary.txt"
+echo "== A/B of two host-side choices: decode 124M with the skinny product off (ATTN_WEBGPU_SKINNY=0: the tiled GEMM at M = 1)" | tee -a "$OUT/summary.txt"
 ATTN_WEBGPU_SKINNY=0 timeout 30 node dist/src/cli/main.js bench --backend webgpu --workloads decode --steps "$STEPS" --json \
   > "$OUT/webgpu_decode_tiled.jsonl" 2> "$OUT/webgpu_decode_tiled.stderr"
 echo "decode tiled rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_decode_tiled.jsonl" | tee -a "$OUT/summary.txt"
+echo "== ... and train M, G and decode with one submit per step or token (ATTN_WEBGPU_SUBMIT_EVERY=0: the GPU waits for the whole recording)" | tee -a "$OUT/summary.txt"
+ATTN_WEBGPU_SUBMIT_EVERY=0 timeout 90 node dist/src/cli/main.js bench --backend webgpu --config M,G --workloads train,decode --steps "$STEPS" --json \
+  > "$OUT/webgpu_one_submit.jsonl" 2> "$OUT/webgpu_one_submit.stderr"
+echo "one submit rc=$?" | tee -a "$OUT/summary.txt"
+cat "$OUT/webgpu_one_submit.jsonl" | tee -a "$OUT/summary.txt"
 
 echo "== PyTorch eager CUDA FP32 twins" | tee -a "$OUT/summary.txt"
 timeout 50 python3 bench/torch_cuda.py --steps "$STEPS" > "$OUT/torch_cuda.jsonl" 2> "$OUT/torch_cuda.stderr"

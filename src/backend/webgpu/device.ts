@@ -19,6 +19,11 @@ import { UserError } from '../../util/errors.js';
  *   the previous one's writes); a copy or a clear ends the pass. Nothing
  *   waits: `flush()` submits what was recorded, and `read()` is the one place
  *   that awaits (the loss at a log step, the logits row being sampled).
+ * - The GPU starts while the host still records: every `submitEvery`
+ *   dispatches (ATTN_WEBGPU_SUBMIT_EVERY, 32 by default; 0 = only at reads and
+ *   explicit flushes) what is recorded is submitted, so a step costs about
+ *   max(recording, GPU time) instead of their sum, as CUDA's asynchronous
+ *   launches do. The queue runs submits in order, so nothing else changes.
  * - Cheap dispatches, since a training step makes hundreds: every kernel's
  *   parameters go to one slot of a uniform ring (a host copy, uploaded with a
  *   single writeBuffer per submit, bound with a dynamic offset), so the bind
@@ -125,6 +130,15 @@ const RING_SLOTS = 4096;
 const MAX_BIND_GROUPS = 16384;
 /** Staging ring size in 4-byte elements (4 MiB): a call's host operands larger than what is left of it get a pooled buffer of their own. */
 const STAGE_ELEMENTS = 1 << 20;
+/** ATTN_WEBGPU_SUBMIT_EVERY: dispatches per submit while recording (0: submit only at reads and flushes). */
+function submitEveryFromEnv(): number {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTN_WEBGPU_SUBMIT_EVERY;
+  if (env === undefined || env === '') return 32;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 0) throw new UserError(`ATTN_WEBGPU_SUBMIT_EVERY: expected a whole number of dispatches (0 = off), got '${env}'`);
+  return n;
+}
+
 /** Timestamp pairs a profile records before it resolves them. */
 const MAX_QUERIES = 4096;
 
@@ -161,6 +175,9 @@ export class GpuContext {
   private encoder: GPUCommandEncoder | null = null;
   /** Compute passes recorded since the last flush. */
   private pending = 0;
+  /** Dispatches recorded since the last submit, and how many make a submit (0: none but reads and explicit flushes). */
+  private sinceSubmit = 0;
+  submitEvery = submitEveryFromEnv();
   private readonly free = new Map<string, GPUBuffer[]>();
   /** Released since the last flush: free again once that work is submitted. */
   private releasedSinceFlush: GPUBuffer[] = [];
@@ -581,6 +598,8 @@ export class GpuContext {
       throw new UserError(`${k.name}: ${gx}×${gy}×${gz} workgroups is over this device's maxComputeWorkgroupsPerDimension (${maxGroups})`);
     }
     const t0 = performance.now();
+    // Hand the GPU what is recorded so far (before this dispatch's parameters take a ring slot).
+    if (this.submitEvery > 0 && this.sinceSubmit >= this.submitEvery) this.flush();
     const { pipeline, layout } = this.compile(k);
     const bound = this.resolveAliases(k, buffers);
     const group = this.bindGroup(layout, bound);
@@ -593,6 +612,7 @@ export class GpuContext {
     pass.dispatchWorkgroups(gx, gy, gz);
     if (this.profile) this.endPass();
     this.pending++;
+    this.sinceSubmit++;
     this.stats.dispatches++;
     this.stats.encodeMs += performance.now() - t0;
   }
@@ -654,6 +674,7 @@ export class GpuContext {
       this.encoder = null;
     }
     this.pending = 0;
+    this.sinceSubmit = 0;
     for (const b of this.releasedSinceFlush) this.toFree(b);
     this.releasedSinceFlush = [];
     this.sortFree();

@@ -1,3 +1,4 @@
+import { UserError } from '../../../util/errors.js';
 import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
 import type { GpuGemmArgs } from './gemm.js';
 
@@ -41,7 +42,7 @@ function initialMaxRows(): number {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTN_WEBGPU_SKINNY;
   if (env === undefined || env === '') return SK_ROWS;
   const n = Number(env);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`ATTN_WEBGPU_SKINNY: expected a whole number of rows (0 = off), got '${env}'`);
+  if (!Number.isInteger(n) || n < 0) throw new UserError(`ATTN_WEBGPU_SKINNY: expected a whole number of rows (0 = off), got '${env}'`);
   return n;
 }
 
