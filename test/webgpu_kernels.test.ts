@@ -148,7 +148,8 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
   it('skinny GEMM (few rows · Bᵀ): row blocks, odd and aligned K, transposed A, offsets, batches, alpha, accumulate, bias', async () => {
     assert.ok(useSkinny({ M: 1, N: 768, transB: true }) && useSkinny({ M: SK_ROWS, N: 2, transB: true }), 'decode products take the skinny path');
     assert.ok(!useSkinny({ M: 1, N: 768, transB: false }) && !useSkinny({ M: SK_ROWS + 1, N: 768, transB: true }) && !useSkinny({ M: 1, N: 1, transB: true }));
-    const cases: [number, number, number][] = [[1, 2, 1], [1, 70, 768], [2, 33, 7], [3, 5, 130], [SK_ROWS, 9, 64], [11, 17, 36], [1, 3, 3072]];
+    // K sets the invocations per column (8 … 64, several columns to a workgroup when short); N not a multiple of the columns per workgroup.
+    const cases: [number, number, number][] = [[1, 2, 1], [1, 70, 768], [2, 33, 7], [3, 5, 130], [SK_ROWS, 9, 64], [11, 17, 36], [1, 3, 3072], [2, 70, 128], [1, 13, 256]];
     for (const [M, N, K] of cases) {
       // Aligned: 16-byte loads of B and A; then padded rows and odd offsets (scalar loads); then A transposed.
       for (const form of ['aligned', 'padded', 'transA'] as const) {

@@ -10,26 +10,28 @@ import type { GpuGemmArgs } from './gemm.js';
  * wastes 31 of its 32 rows, and a 768-wide output makes only 24 blocks, each
  * walking all of K alone with a barrier per K tile. A GPU with a hundred
  * cores then waits on a handful of them, and the product reads its weights at
- * a small fraction of the memory's bandwidth. Here every output column is
- * its own workgroup:
+ * a small fraction of the memory's bandwidth. Here every output column gets
+ * its own group of T invocations (T = 64, a whole workgroup, when K is long;
+ * down to 8 when it is short, so that no invocation idles, with 64/T columns
+ * per workgroup):
  *
- * - its SK_WG invocations split row n of B (contiguous along K: 16-byte loads
+ * - the T invocations split row n of B (contiguous along K: 16-byte loads
  *   when aligned, consecutive invocations on consecutive vec4s), so each
  *   weight is read once, coalesced, and a product of N columns spreads over
- *   N workgroups;
+ *   N groups;
  * - each weight read is multiplied with up to SK_ROWS rows of A, held in
  *   named accumulators (unrolled here, as in gemm.ts, so that they stay in
  *   registers);
- * - a tree in workgroup memory adds the partial sums of all rows at once, and
- *   invocation r stores row r: alpha, accumulate and bias as gemm.ts applies
- *   them.
+ * - a tree in workgroup memory adds each group's partial sums, all rows at
+ *   once, and the group's invocation r stores row r: alpha, accumulate and
+ *   bias as gemm.ts applies them.
  *
  * More than SK_ROWS rows run as row blocks (workgroup z is batch entry ×
  * row block), each reading B again. `gemm()` sends a product here when
  * `useSkinny` says so; the js GEMM is the reference, as for the tiled kernel.
  */
 
-/** Invocations per workgroup (one column of C). */
+/** Invocations per workgroup (one column of C, or 64/T columns of T invocations each). */
 const SK_WG = 64;
 /** Rows of op(A) a workgroup multiplies each weight with. */
 export const SK_ROWS = 8;
@@ -62,6 +64,8 @@ export function useSkinny(g: Pick<GpuGemmArgs, 'M' | 'N' | 'transB'>): boolean {
 interface Variant {
   /** Rows per workgroup (compile-time, 1 … SK_ROWS). */
   R: number;
+  /** Invocations per column: 8, 16, 32 or 64 (≥ R: its first R store the rows). */
+  T: number;
   transA: boolean;
   /** B (and K) line up on 16 bytes: B bound as vec4s, the loop walks K four at a time. */
   vecB: boolean;
@@ -72,7 +76,7 @@ interface Variant {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 function source(v: Variant): KernelSource {
-  const { R } = v;
+  const { R, T } = v;
   // Row r of this block, clamped into op(A) so that a partial last block reads real memory (its sums are never stored).
   const rows = range(R).map((r) => `let row${r} = min(m0 + ${r}u, p.M - 1u);`);
   // Element (m, k) of op(A), as a scalar.
@@ -81,12 +85,12 @@ function source(v: Variant): KernelSource {
   if (v.vecB) {
     const aVec = (r: number) =>
       v.vecA ? `A[aBase + row${r} * p.lda + k4]` : `vec4<f32>(${range(4).map((c) => aAt(`row${r}`, `4u * k4 + ${c}u`)).join(', ')})`;
-    loop = `for (var k4 = lid; k4 < p.K / 4u; k4 += ${SK_WG}u) {
+    loop = `for (var k4 = lane; k4 < p.K / 4u; k4 += ${T}u) {
     let w = B[bRow + k4];
     ${range(R).map((r) => `s${r} += dot(${aVec(r)}, w);`).join('\n    ')}
   }`;
   } else {
-    loop = `for (var k = lid; k < p.K; k += ${SK_WG}u) {
+    loop = `for (var k = lane; k < p.K; k += ${T}u) {
     let w = B[bRow + k];
     ${range(R).map((r) => `s${r} = fma(${aAt(`row${r}`, 'k')}, w, s${r});`).join('\n    ')}
   }`;
@@ -107,8 +111,11 @@ var<workgroup> red: array<f32, ${R * SK_WG}>;
 
 @compute @workgroup_size(${SK_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let n = wid.x + wid.y * nwg.x;
-  if (n >= p.N) { return; } // uniform across the workgroup: the barriers below are safe
+  let first = (wid.x + wid.y * nwg.x) * ${SK_WG / T}u;
+  if (first >= p.N) { return; } // uniform across the workgroup: the barriers below are safe
+  let lane = lid % ${T}u;
+  let live = first + lid / ${T}u < p.N;
+  let n = min(first + lid / ${T}u, p.N - 1u); // a column past N reads the last one's row; its sums are never stored
   let batch = wid.z / p.rowBlocks;
   let m0 = (wid.z % p.rowBlocks) * ${R}u;
   // Offsets, leading dimensions and strides are in units of each binding's element (vec4 when vectorised).
@@ -119,28 +126,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   ${loop}
   ${range(R).map((r) => `red[${r * SK_WG}u + lid] = s${r};`).join('\n  ')}
   workgroupBarrier();
-  for (var s = ${SK_WG / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
+  for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
+    if (lane < s) {
       ${range(R).map((r) => `red[${r * SK_WG}u + lid] += red[${r * SK_WG}u + lid + s];`).join('\n      ')}
     }
     workgroupBarrier();
   }
-  let m = m0 + lid;
-  if (lid < ${R}u && m < p.M) {
+  let m = m0 + lane;
+  if (live && lane < ${R}u && m < p.M) {
     let i = p.cOff + batch * p.strideC + m * p.ldc + n;
-    var x = p.alpha * red[lid * ${SK_WG}u];
+    var x = p.alpha * red[lane * ${SK_WG}u + lid - lane];
     if (p.accumulate != 0u) { x = C[i] + x; }
     if (p.hasBias != 0u) { x = x + bias[p.biasOff + n]; }
     C[i] = x;
   }
 }`;
-  return { name: `gemmSkinny_r${R}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}`, code, bindings: ['read', 'read', 'read', 'rw'] };
+  return { name: `gemmSkinny_r${R}_t${T}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}`, code, bindings: ['read', 'read', 'read', 'rw'] };
 }
 
 const sources = new Map<string, KernelSource>();
 
 function kernel(v: Variant): KernelSource {
-  const key = `${v.R}${v.transA}${v.vecB}${v.vecA}`;
+  const key = `${v.R},${v.T}${v.transA}${v.vecB}${v.vecA}`;
   let s = sources.get(key);
   if (!s) {
     s = source(v);
@@ -151,7 +158,7 @@ function kernel(v: Variant): KernelSource {
 
 const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
 
-/** Record C = alpha·op(A)·Bᵀ (+ C) (+ bias) with one workgroup per column of C (B stored [N, K]). */
+/** Record C = alpha·op(A)·Bᵀ (+ C) (+ bias) with a group of invocations per column of C (B stored [N, K]). */
 export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   const { M, N, K, batch } = g;
   if (!g.transB) throw new Error('gemmSkinny: B must be stored [N, K] (transB)');
@@ -162,12 +169,16 @@ export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   const vecA = vecB && !g.transA && g.a.size % 16 === 0 && aligned(g.aOffset, g.lda, g.strideA);
   const wa = vecA ? 4 : 1;
   const wb = vecB ? 4 : 1;
+  // Invocations per column: about two loads of B each when K is short, a whole workgroup when it is long.
+  const loads = vecB ? K / 4 : K;
+  const T = Math.min(SK_WG, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(loads / 2))))));
   // Columns fold onto a second grid dimension past the device's per-dimension limit (a 128 000-token vocabulary).
+  const groups = Math.ceil(N / (SK_WG / T));
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
-  const gy = Math.ceil(N / max);
-  const gx = Math.ceil(N / gy);
+  const gy = Math.ceil(groups / max);
+  const gx = Math.ceil(groups / gy);
   ctx.dispatch(
-    kernel({ R, transA: g.transA, vecB, vecA }),
+    kernel({ R, T, transA: g.transA, vecB, vecA }),
     [g.a, g.b, g.bias, g.c],
     [
       u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(g.ldc),
