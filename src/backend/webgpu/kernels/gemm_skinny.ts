@@ -1,5 +1,6 @@
 import { UserError } from '../../../util/errors.js';
 import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import { grid } from './grid.js';
 import type { GpuGemmArgs } from './gemm.js';
 
 /**
@@ -173,10 +174,7 @@ export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   const loads = vecB ? K / 4 : K;
   const T = Math.min(SK_WG, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(loads / 2))))));
   // Columns fold onto a second grid dimension past the device's per-dimension limit (a 128 000-token vocabulary).
-  const groups = Math.ceil(N / (SK_WG / T));
-  const max = ctx.limits.maxComputeWorkgroupsPerDimension;
-  const gy = Math.ceil(groups / max);
-  const gx = Math.ceil(groups / gy);
+  const [gx, gy] = grid(ctx, N, SK_WG / T);
   ctx.dispatch(
     kernel({ R, T, transA: g.transA, vecB, vecA }),
     [g.a, g.b, g.bias, g.c],
