@@ -16,7 +16,8 @@ import { dropoutBackward, dropoutForward } from '../src/backend/webgpu/kernels/d
 import { embeddingBackward, embeddingForward, embeddingLinks } from '../src/backend/webgpu/kernels/embedding.js';
 import { clipFactor, scaleByDevice, sumSquares } from '../src/backend/webgpu/kernels/grad_norm.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
-import { gemm } from '../src/backend/webgpu/kernels/gemm.js';
+import { chooseGemmConfig, gemm } from '../src/backend/webgpu/kernels/gemm.js';
+import { MAX_SPLITS, MIN_CHUNK, setSplitKTarget, splitFor } from '../src/backend/webgpu/kernels/gemm_split_k.js';
 import { gemmSkinny, SK_ROWS, useSkinny } from '../src/backend/webgpu/kernels/gemm_skinny.js';
 import { layerNormBackward, layerNormForward } from '../src/backend/webgpu/kernels/layernorm.js';
 import { rmsNormBackward, rmsNormForward } from '../src/backend/webgpu/kernels/rmsnorm.js';
@@ -76,6 +77,52 @@ function assertNear(got: ArrayLike<number>, want: ArrayLike<number>, rtol: numbe
   assert.ok(worst <= 1, `${what}: element ${at} is ${got[at]} vs ${want[at]} (rtol ${rtol}, atol ${atol})`);
 }
 
+/**
+ * gemm() against js on one shape and transpose pair, batch 2 with offsets,
+ * strides and alpha; the second and fourth transpose pairs use padded rows
+ * and offsets that break 16-byte alignment. `minSplits`: assert that the
+ * product is split along K into at least that many chunks.
+ */
+async function checkGemm(M: number, N: number, K: number, transA: boolean, transB: boolean, minSplits = 1): Promise<void> {
+  const pad = (transA ? 1 : 0) + (transB ? 0 : 1);
+  const lda = (transA ? M : K) + pad;
+  const ldb = (transB ? K : N) + pad;
+  const ldc = N + 3;
+  const batch = 2;
+  const aSize = (transA ? K : M) * lda;
+  const bSize = (transB ? N : K) * ldb;
+  const cSize = M * ldc;
+  const strideA = aSize + pad;
+  const strideB = transA ? 0 : bSize; // 0: both batch entries share B
+  const strideC = cSize + 1;
+  const aOffset = pad;
+  const bOffset = 2 * pad;
+  const cOffset = 1;
+  const a = rand(aOffset + strideA * batch);
+  const b = rand(bOffset + bSize * batch);
+  const c0 = rand(cOffset + strideC * batch);
+  const bias = rand(N + 2);
+  const accumulate = transB;
+  const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = {
+    transA, transB, M, N, K, aOffset, lda, bOffset, ldb, cOffset, ldc, alpha: 0.75, accumulate, batch, strideA, strideB, strideC,
+  };
+  if (minSplits > 1) {
+    const c = chooseGemmConfig(ctx, M, N, batch);
+    const splits = splitFor(Math.ceil(M / (c.WY * c.TM)) * Math.ceil(N / (c.WX * c.TN)) * batch, K, c.BK).splits;
+    assert.ok(splits >= minSplits, `${M}×${N}×${K}: ${splits} chunks, expected ≥ ${minSplits}`);
+  }
+  const want = c0.slice();
+  jsBackend.gemm({ ...args, a, b, c: want, bias: transA ? bias.subarray(2) : null });
+  const ga = ctx.upload(a);
+  const gb = ctx.upload(b);
+  const gc = ctx.upload(c0);
+  const gbias = ctx.upload(bias);
+  gemm(ctx, { ...args, a: ga, b: gb, c: gc, bias: transA ? gbias : null, biasOffset: 2 });
+  const got = await ctx.read(gc, 0, c0.length);
+  assertNear(got, want, 1e-5 * Math.sqrt(K), 1e-5 * Math.sqrt(K), `gemm ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+  for (const buf of [ga, gb, gc, gbias]) ctx.release(buf);
+}
+
 describe('GpuContext', { skip }, () => {
   it('pools buffers by size class, reusing them only after the work that used them is submitted', () => {
     const a = ctx.buffer(1000);
@@ -107,41 +154,27 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
         for (const transB of [false, true]) {
           // The 128×128-block kernel (M, N ≥ 512) is slow on SwiftShader: two of its four transposes.
           if (M >= 512 && transA !== transB) continue;
-          // The second and fourth combinations use padded rows and offsets that break 16-byte alignment.
-          const pad = (transA ? 1 : 0) + (transB ? 0 : 1);
-          const lda = (transA ? M : K) + pad;
-          const ldb = (transB ? K : N) + pad;
-          const ldc = N + 3;
-          const batch = 2;
-          const aSize = (transA ? K : M) * lda;
-          const bSize = (transB ? N : K) * ldb;
-          const cSize = M * ldc;
-          const strideA = aSize + pad;
-          const strideB = transA ? 0 : bSize; // 0: both batch entries share B
-          const strideC = cSize + 1;
-          const aOffset = pad;
-          const bOffset = 2 * pad;
-          const cOffset = 1;
-          const a = rand(aOffset + strideA * batch);
-          const b = rand(bOffset + bSize * batch);
-          const c0 = rand(cOffset + strideC * batch);
-          const bias = rand(N + 2);
-          const accumulate = transB;
-          const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = {
-            transA, transB, M, N, K, aOffset, lda, bOffset, ldb, cOffset, ldc, alpha: 0.75, accumulate, batch, strideA, strideB, strideC,
-          };
-          const want = c0.slice();
-          jsBackend.gemm({ ...args, a, b, c: want, bias: transA ? bias.subarray(2) : null });
-          const ga = ctx.upload(a);
-          const gb = ctx.upload(b);
-          const gc = ctx.upload(c0);
-          const gbias = ctx.upload(bias);
-          gemm(ctx, { ...args, a: ga, b: gb, c: gc, bias: transA ? gbias : null, biasOffset: 2 });
-          const got = await ctx.read(gc, 0, c0.length);
-          assertNear(got, want, 1e-5 * Math.sqrt(K), 1e-5 * Math.sqrt(K), `gemm ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
-          for (const buf of [ga, gb, gc, gbias]) ctx.release(buf);
+          await checkGemm(M, N, K, transA, transB);
         }
       }
+    }
+  });
+
+  it('GEMM split along K (few output blocks, long K): partial products summed in order, alpha, accumulate and bias applied once', async () => {
+    const was = setSplitKTarget(512);
+    try {
+      assert.deepEqual(splitFor(4, 1000, 16), { splits: 3, chunk: 336 }, 'chunks are whole K tiles; the last is shorter');
+      assert.deepEqual(splitFor(144, 4096, 16), { splits: 4, chunk: 1024 });
+      assert.deepEqual(splitFor(4, 1 << 20, 8), { splits: MAX_SPLITS, chunk: (1 << 20) / MAX_SPLITS });
+      assert.deepEqual(splitFor(600, 4096, 8), { splits: 1, chunk: 4096 }, 'enough blocks: no split');
+      assert.deepEqual(splitFor(4, 2 * MIN_CHUNK - 1, 8), { splits: 1, chunk: 2 * MIN_CHUNK - 1 }, 'K too short to split');
+      // K not a multiple of the K tile, of 4 (scalar loads along K), or long enough for many chunks; every transpose.
+      const cases: [number, number, number][] = [[40, 36, 1000], [33, 70, 777], [64, 64, 4100]];
+      for (const [M, N, K] of cases) {
+        for (const transA of [false, true]) for (const transB of [false, true]) await checkGemm(M, N, K, transA, transB, 2);
+      }
+    } finally {
+      setSplitKTarget(was);
     }
   });
 

@@ -6,6 +6,9 @@ import { GpuContext, span } from '../src/backend/webgpu/device.js';
 import { binary, reduceSumTo } from '../src/backend/webgpu/kernels/elementwise.js';
 import { embeddingForward } from '../src/backend/webgpu/kernels/embedding.js';
 import { CONFIGS, chooseGemmConfig, fits, gemmWith, parseGemmChoice, setGemmChoice } from '../src/backend/webgpu/kernels/gemm.js';
+import { setSplitKTarget } from '../src/backend/webgpu/kernels/gemm_split_k.js';
+import { sweepWebgpuGemm } from '../src/bench/webgpu_sweep.js';
+import type { Row } from '../src/bench/workloads.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -88,6 +91,31 @@ describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () 
     }
     assert.throws(() => setGemmChoice(parseGemmChoice('nope')), /unknown webgpu GEMM config 'nope'/);
     assert.throws(() => parseGemmChoice('a,b'), /expected NAME or LARGE,MEDIUM,SMALL/);
+  });
+
+  it('the GEMM sweep: a row per config and shape, the best of each shape, the choice, and split-K beside the unsplit product where the backend splits', async () => {
+    const rows: Row[] = [];
+    const was = setSplitKTarget(512);
+    try {
+      const shapes = [
+        { name: 'wide', M: 64, N: 32, K: 8, size: 'large' as const },
+        { name: 'dW', M: 32, N: 36, K: 600, transA: true, size: 'medium' as const },
+        { name: 'tiny', M: 8, N: 8, K: 8, size: 'small' as const },
+      ];
+      await sweepWebgpuGemm({ ctx, shapes, configs: [CONFIGS[CONFIGS.length - 1]!], runs: 1, minSeconds: 0 }, (r) => rows.push(r));
+    } finally {
+      setSplitKTarget(was);
+    }
+    const of = (w: string) => rows.filter((r) => r.workload === w);
+    assert.equal(of('gemm-sweep').length, 3);
+    assert.ok(of('gemm-sweep').every((r) => (r.gflops as number) > 0), JSON.stringify(rows));
+    assert.deepEqual(of('gemm-sweep-best').map((r) => r.shape), ['wide', 'dW', 'tiny']);
+    const split = of('gemm-sweep-splitk');
+    assert.equal(split.length, 1, 'only the long-K shape with two output blocks is split');
+    assert.equal(split[0]!.shape, 'dW');
+    assert.equal(split[0]!.splits, 2);
+    assert.ok((split[0]!.gflops as number) > 0 && (split[0]!.gflops_unsplit as number) > 0);
+    assert.equal(of('gemm-sweep-choice').length, 1);
   });
 
   it('consecutive dispatches share one pass, bind groups are reused, parameters go up in one write per submit; column sums agree with js', async () => {

@@ -2,7 +2,8 @@
 # The GPU check of issue #17, for a machine with an NVIDIA GPU (run from the repository root, with
 # node_modules/webgpu and dist/ present, python3 with CUDA torch). Writes JSON lines to $OUT/
 # (default ./bench-out): gemm_sweep.jsonl (every WGSL GEMM config on the square and training
-# shapes, and the ATTN_WEBGPU_GEMM value that picks the best), profile.jsonl (one train step of M
+# shapes, the ATTN_WEBGPU_GEMM value that picks the best, and split-K against the unsplit product
+# on the weight-gradient shapes), profile.jsonl (one train step of M
 # and G: dispatches, bind groups, buffers, writes, submits, encode ms, and GPU ms per kernel when
 # the adapter has timestamp-query), webgpu.jsonl (attn bench --backend webgpu, run with the
 # sweep's choice), webgpu_decode_tiled.jsonl (the decode again with ATTN_WEBGPU_SKINNY=0),
@@ -32,7 +33,7 @@ echo "== GEMM sweep: every config, square and training shapes" | tee -a "$OUT/su
 timeout 90 node dist/src/cli/main.js bench --backend webgpu --workloads gemm-sweep --json \
   > "$OUT/gemm_sweep.jsonl" 2> "$OUT/gemm_sweep.stderr"
 echo "gemm-sweep rc=$?" | tee -a "$OUT/summary.txt"
-grep -E '"gemm-sweep-(best|choice)"' "$OUT/gemm_sweep.jsonl" | tee -a "$OUT/summary.txt"
+grep -E '"gemm-sweep-(best|choice|splitk)"' "$OUT/gemm_sweep.jsonl" | tee -a "$OUT/summary.txt"
 # The sweep's best large,medium,small configs for the rest of the run (unless the caller chose).
 CHOICE=$(grep '"gemm-sweep-choice"' "$OUT/gemm_sweep.jsonl" | sed -E 's/.*"ATTN_WEBGPU_GEMM":"([^"]*)".*/\1/' | tail -1)
 if [ -z "${ATTN_WEBGPU_GEMM:-}" ] && [ -n "$CHOICE" ]; then export ATTN_WEBGPU_GEMM="$CHOICE"; fi

@@ -1,5 +1,5 @@
 import { GpuContext } from '../backend/webgpu/device.js';
-import { CONFIGS, type GemmConfig, fits, type GpuGemmArgs, gemmWith } from '../backend/webgpu/kernels/gemm.js';
+import { CONFIGS, type GemmConfig, fits, type GpuGemmArgs, gemmWith, planGemm } from '../backend/webgpu/kernels/gemm.js';
 import { Rng } from '../util/rng.js';
 import { median } from './configs.js';
 import type { Row } from './workloads.js';
@@ -12,7 +12,9 @@ import type { Row } from './workloads.js';
  * multiply (tokens × width × width, the MLP, the vocabulary head, and the
  * transposed forms of the backward). The last row per shape names the best
  * config, and the summary row gives the ATTN_WEBGPU_GEMM value that selects
- * the best large, medium and small configs on this GPU.
+ * the best large, medium and small configs on this GPU. Where the backend
+ * would split a shape's K (kernels/gemm_split_k.ts: the weight gradients), a
+ * `gemm-sweep-splitk` row has the chosen config with and without the split.
  */
 
 interface Shape {
@@ -34,6 +36,7 @@ export const SWEEP_SHAPES: readonly Shape[] = [
   { name: 'M.qkv', M: 4096, N: 1152, K: 384, transB: true, size: 'large' },
   { name: 'M.mlp_down.dW', M: 384, N: 1536, K: 4096, transA: true, size: 'medium' },
   { name: 'M.proj', M: 4096, N: 384, K: 384, transB: true, size: 'medium' },
+  { name: 'M.proj.dW', M: 384, N: 384, K: 4096, transA: true, size: 'small' },
   // config G: 4×256 = 1024 tokens, width 768, vocabulary 50 257
   { name: 'G.mlp_up', M: 1024, N: 3072, K: 768, transB: true, size: 'large' },
   { name: 'G.head', M: 1024, N: 50257, K: 768, transB: true, size: 'large' },
@@ -95,6 +98,17 @@ export async function sweepWebgpuGemm(o: { ctx?: GpuContext; shapes?: readonly S
         }
       }
       emit({ workload: 'gemm-sweep-best', backend: 'webgpu', shape: s.name, config: top[0], gflops: Number(top[1].toPrecision(4)) });
+      const plan = planGemm(ctx, s.M, s.N, s.K, 1);
+      if (plan.split.splits > 1) {
+        try {
+          const flop = 2 * s.M * s.N * s.K;
+          const split = await measureGflops(ctx, () => gemmWith(ctx, plan.config, args, plan.split), flop, o.runs ?? 3, o.minSeconds ?? 0.1);
+          const whole = await measureGflops(ctx, () => gemmWith(ctx, plan.config, args), flop, o.runs ?? 3, o.minSeconds ?? 0.1);
+          emit({ workload: 'gemm-sweep-splitk', backend: 'webgpu', shape: s.name, config: plan.config.name, splits: plan.split.splits, gflops: Number(split.toPrecision(4)), gflops_unsplit: Number(whole.toPrecision(4)) });
+        } catch (e) {
+          emit({ workload: 'gemm-sweep-splitk', backend: 'webgpu', shape: s.name, error: (e as Error).message.split('\n')[0] ?? 'error' });
+        }
+      }
       for (const buf of [a, b, c]) ctx.release(buf);
       ctx.flush();
     }

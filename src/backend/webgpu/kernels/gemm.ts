@@ -1,6 +1,7 @@
 import type { GemmArgs } from '../../backend.js';
 import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
 import { gemmSkinny, useSkinny } from './gemm_skinny.js';
+import { type KSplit, splitFor, splitTarget } from './gemm_split_k.js';
 
 /**
  * C = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), the whole GemmArgs
@@ -34,7 +35,9 @@ import { gemmSkinny, useSkinny } from './gemm_skinny.js';
  * (big tiles when there are enough of them to fill the GPU), and
  * ATTN_WEBGPU_GEMM (or setGemmChoice) overrides the choice with the best of
  * `attn bench webgpu-gemm --sweep` on a given GPU. A product of a few rows
- * by a matrix stored [N, K] (decoding) goes to gemm_skinny.ts instead.
+ * by a matrix stored [N, K] (decoding) goes to gemm_skinny.ts instead; one
+ * whose output has too few blocks for its long K is split along K
+ * (gemm_split_k.ts), workgroup z then counting batch entries × K chunks.
  */
 
 /** op(A)·op(B) with A, B, C (and the bias) in GPU buffers; offsets and strides in elements, as GemmArgs. */
@@ -200,7 +203,7 @@ function fetch(o: Operand, checked: boolean): string {
     const gr = `(${o.origin} + ${r})`;
     const gk = `(k0 + ${k})`;
     const index = o.alongK ? `${o.base} + ${gr} * ${o.ld} + ${gk} / ${w}u` : `${o.base} + ${gk} * ${o.ld} + ${gr} / ${w}u`;
-    const conds = [...(count % o.threads ? [`${e} < ${count}u`] : []), ...(checked ? [`${gr} < ${o.extent}`, `${gk} < p.K`] : [])];
+    const conds = [...(count % o.threads ? [`${e} < ${count}u`] : []), ...(checked ? [`${gr} < ${o.extent}`, `${gk} < kEnd`] : [])];
     const zero = o.vec ? 'vec4<f32>(0.0)' : '0.0';
     lines.push(conds.length ? `${o.src}r${l} = ${zero}; if (${conds.join(' && ')}) { ${o.src}r${l} = ${o.src}[${index}]; }` : `${o.src}r${l} = ${o.src}[${index}];`);
   }
@@ -251,6 +254,7 @@ struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
   aOff: u32, bOff: u32, cOff: u32, strideA: u32, strideB: u32, strideC: u32,
   biasOff: u32, hasBias: u32, accumulate: u32, alpha: f32,
+  splits: u32, kChunk: u32, splitStride: u32,
 }
 @group(0) @binding(0) var<storage, read> A: array<${v.vecA ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read> B: array<${v.vecB ? 'vec4<f32>' : 'f32'}>;
@@ -285,17 +289,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let col0 = wg.x * ${BN}u;
   let lx = lid.x;
   let ly = lid.y;
+  // Workgroup z is (batch entry, K chunk): split-K (gemm_split_k.ts) walks only K from kBegin to kEnd and stores the partial sum into its own slice of C.
+  let split = wg.z % p.splits;
+  let bz = wg.z / p.splits;
+  let kBegin = split * p.kChunk;
+  let kEnd = min(p.K, kBegin + p.kChunk);
   // A and B offsets are in units of their binding's element (vec4 when vectorised).
-  let aBase = p.aOff + wg.z * p.strideA;
-  let bBase = p.bOff + wg.z * p.strideB;
-  let cBase = p.cOff + wg.z * p.strideC;
+  let aBase = p.aOff + bz * p.strideA;
+  let bBase = p.bOff + bz * p.strideB;
+  let cBase = p.cOff + bz * p.strideC + split * p.splitStride;
   // Uniform across the workgroup: whether its whole block lies inside C (then loads need no row/column checks).
   let inside = row0 + ${BM}u <= p.M && col0 + ${BN}u <= p.N;
   ${accs.map((a) => `var ${a} = vec4<f32>(0.0);`).join(' ')}
   ${declareRegs(A)} ${declareRegs(B)}
-  let tiles = (p.K + ${BK - 1}u) / ${BK}u;
-  var k0 = 0u;
-  if (inside && ${BK}u <= p.K) {
+  let tiles = (kEnd - kBegin + ${BK - 1}u) / ${BK}u;
+  var k0 = kBegin;
+  if (inside && kBegin + ${BK}u <= kEnd) {
       ${fetch(A, false)}
       ${fetch(B, false)}
   } else {
@@ -309,10 +318,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let aHalf = (t % 2u) * ${aSize}u;
     let bHalf = (t % 2u) * ${bSize}u;
     let more = t + 1u < tiles;
-    k0 = (t + 1u) * ${BK}u;
+    k0 = kBegin + (t + 1u) * ${BK}u;
     // The next tile goes to registers now; its global loads overlap the multiplications below.
     if (more) {
-      if (inside && k0 + ${BK}u <= p.K) {
+      if (inside && k0 + ${BK}u <= kEnd) {
       ${fetch(A, false)}
       ${fetch(B, false)}
       } else {
@@ -352,14 +361,28 @@ function source(v: Variant): KernelSource {
 
 const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
 
-/** Record C = alpha·op(A)·op(B) (+ C) (+ bias): few rows times a [N, K] matrix in gemm_skinny.ts, else the tiled kernel with the config chosen for its shape. */
+/**
+ * Record C = alpha·op(A)·op(B) (+ C) (+ bias): few rows times a [N, K] matrix
+ * in gemm_skinny.ts, else the tiled kernel with the config chosen for its
+ * shape, its K split into chunks (gemm_split_k.ts) when the output has too
+ * few blocks to fill the GPU and K is long.
+ */
 export function gemm(ctx: GpuContext, g: GpuGemmArgs): void {
-  if (useSkinny(g)) gemmSkinny(ctx, g);
-  else gemmWith(ctx, chooseGemmConfig(ctx, g.M, g.N, g.batch), g);
+  if (useSkinny(g)) return gemmSkinny(ctx, g);
+  const { config, split } = planGemm(ctx, g.M, g.N, g.K, g.batch);
+  gemmWith(ctx, config, g, split);
 }
 
-/** Record the product with a given config (the sweep tries each). */
-export function gemmWith(ctx: GpuContext, c: GemmConfig, g: GpuGemmArgs): void {
+/** How the tiled kernel runs an M×N×K product (×batch): its config, and its K split when the output has too few blocks (and the partials fit a binding). */
+export function planGemm(ctx: GpuContext, M: number, N: number, K: number, batch: number): { config: GemmConfig; split: KSplit } {
+  const config = chooseGemmConfig(ctx, M, N, batch);
+  const split = splitFor(blocks(config, M, N, batch), K, config.BK);
+  if (split.splits > 1 && split.splits * M * N * batch * 4 > ctx.limits.maxStorageBufferBindingSize) return { config, split: { splits: 1, chunk: K } };
+  return { config, split };
+}
+
+/** Record the product with a given config (the sweep tries each), its K in `split.splits` chunks when given. */
+export function gemmWith(ctx: GpuContext, c: GemmConfig, g: GpuGemmArgs, split: KSplit = { splits: 1, chunk: g.K }): void {
   const { M, N, K, batch } = g;
   if (M === 0 || N === 0 || batch === 0) return;
   // Along which dimension each operand is contiguous decides whether 16-byte loads line up.
@@ -367,14 +390,22 @@ export function gemmWith(ctx: GpuContext, c: GemmConfig, g: GpuGemmArgs): void {
   const vecB = g.b.size % 16 === 0 && aligned(g.bOffset, g.ldb, g.strideB, g.transB ? K : N);
   const wa = vecA ? 4 : 1;
   const wb = vecB ? 4 : 1;
+  const { splits, chunk } = split;
+  // Split: the chunks' partial products, unscaled, into a scratch [splits, batch, M, N]; their sum writes C.
+  const parts = splits > 1 ? splitTarget(ctx, g, splits) : null;
+  const out = parts
+    ? { c: parts.scratch, cOffset: 0, ldc: N, strideC: M * N, splitStride: batch * M * N, bias: null, accumulate: false, alpha: 1 }
+    : { c: g.c, cOffset: g.cOffset, ldc: g.ldc, strideC: g.strideC, splitStride: 0, bias: g.bias, accumulate: g.accumulate, alpha: g.alpha };
   ctx.dispatch(
     source({ c, transA: g.transA, transB: g.transB, vecA, vecB }),
-    [g.a, g.b, g.bias, g.c],
+    [g.a, g.b, out.bias, out.c],
     [
-      u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(g.ldc),
-      u32(g.aOffset / wa), u32(g.bOffset / wb), u32(g.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(g.strideC),
-      u32(g.biasOffset ?? 0), u32(g.bias ? 1 : 0), u32(g.accumulate ? 1 : 0), f32(g.alpha),
+      u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(out.ldc),
+      u32(g.aOffset / wa), u32(g.bOffset / wb), u32(out.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(out.strideC),
+      u32(g.biasOffset ?? 0), u32(out.bias ? 1 : 0), u32(out.accumulate ? 1 : 0), f32(out.alpha),
+      u32(splits), u32(chunk), u32(out.splitStride),
     ],
-    [Math.ceil(N / (c.WX * c.TN)), Math.ceil(M / (c.WY * c.TM)), batch],
+    [Math.ceil(N / (c.WX * c.TN)), Math.ceil(M / (c.WY * c.TM)), batch * splits],
   );
+  parts?.finish();
 }

@@ -1,0 +1,116 @@
+import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import { FLAT_INDEX, grid, WG } from './grid.js';
+
+/**
+ * Split-K for products with a small output and a long K: the weight
+ * gradients of training (dW = dYᵀ·X is [out, in] summed over every token of
+ * the batch: config M's 384×384 projection gradient walks K = 4 096). Tiled
+ * by output blocks alone such a product makes a few dozen workgroups, each
+ * walking all of K, while a big GPU has over a hundred cores that each want
+ * several. Split-K cuts K into `splits` chunks: the tiled kernel (gemm.ts)
+ * runs every (block, chunk) pair as its own workgroup and stores each chunk's
+ * partial product, unscaled, in a scratch buffer [splits, batch, M, N]; then
+ * `sumSplits` adds the partials in chunk order (so results are the same run
+ * after run) and applies alpha, accumulation and the bias as the tiled
+ * kernel's own store does. cuBLAS does the same for these shapes.
+ *
+ * ATTN_WEBGPU_SPLITK sets the number of workgroups a product should reach
+ * (512 by default; 0 turns split-K off, for an A/B on a GPU).
+ */
+
+/** K per chunk at least (a chunk shorter than this costs more in partial sums than its parallelism gains). */
+export const MIN_CHUNK = 256;
+/** Chunks at most. */
+export const MAX_SPLITS = 16;
+
+function targetFromEnv(): number {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTN_WEBGPU_SPLITK;
+  if (env === undefined || env === '') return 512;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`ATTN_WEBGPU_SPLITK: expected a whole number of workgroups (0 = off), got '${env}'`);
+  return n;
+}
+
+let target: number | null = null;
+
+/** Workgroups a product should reach before split-K stops (0: never split). Returns the previous setting. */
+export function setSplitKTarget(n: number): number {
+  const was = target ?? targetFromEnv();
+  target = n;
+  return was;
+}
+
+/** How a product's K is cut: `splits` chunks of `chunk` (a multiple of the K tile `BK`); 1 chunk = no split. */
+export interface KSplit {
+  splits: number;
+  chunk: number;
+}
+
+/** The split for a product of `blocks` output blocks (batch included) over K, with K tiles of BK. */
+export function splitFor(blocks: number, K: number, BK: number): KSplit {
+  target ??= targetFromEnv();
+  const want = Math.min(Math.ceil(target / blocks), Math.floor(K / MIN_CHUNK), MAX_SPLITS);
+  if (want < 2) return { splits: 1, chunk: K };
+  const chunk = Math.ceil(K / want / BK) * BK;
+  return { splits: Math.ceil(K / chunk), chunk };
+}
+
+const SUM_SPLITS: KernelSource = {
+  name: 'gemmSplitSum',
+  bindings: ['read', 'read', 'rw'],
+  code: /* wgsl */ `
+struct Params { M: u32, N: u32, batch: u32, splits: u32, ldc: u32, cOff: u32, strideC: u32, biasOff: u32, hasBias: u32, accumulate: u32, alpha: f32 }
+@group(0) @binding(0) var<storage, read> part: array<f32>;
+@group(0) @binding(1) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+${FLAT_INDEX}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat(gid, nwg);
+  let mn = p.M * p.N;
+  let total = mn * p.batch;
+  if (i >= total) { return; }
+  var s = 0.0;
+  for (var k = 0u; k < p.splits; k++) { s = s + part[k * total + i]; }
+  let b = i / mn;
+  let r = (i % mn) / p.N;
+  let c = i % p.N;
+  let at = p.cOff + b * p.strideC + r * p.ldc + c;
+  var x = p.alpha * s;
+  if (p.accumulate != 0u) { x = C[at] + x; }
+  if (p.hasBias != 0u) { x = x + bias[p.biasOff + c]; }
+  C[at] = x;
+}
+`,
+};
+
+/** Where the partial products go, and how they become C: the scratch buffer and the recording of their sum. */
+export interface SplitTarget {
+  /** The scratch [splits, batch, M, N] the tiled kernel stores into. */
+  scratch: GPUBuffer;
+  /** Record C = alpha·Σ partials (+ C) (+ bias), then give the scratch back. */
+  finish: () => void;
+}
+
+/** A scratch for `splits` partial products of a [batch, M, N] output, and the sum that writes C. */
+export function splitTarget(
+  ctx: GpuContext,
+  g: { M: number; N: number; batch: number; c: GPUBuffer; cOffset: number; ldc: number; strideC: number; alpha: number; accumulate: boolean; bias?: GPUBuffer | null; biasOffset?: number },
+  splits: number,
+): SplitTarget {
+  const total = g.M * g.N * g.batch;
+  const scratch = ctx.buffer(splits * total * 4);
+  return {
+    scratch,
+    finish: () => {
+      ctx.dispatch(
+        SUM_SPLITS,
+        [scratch, g.bias, g.c],
+        [u32(g.M), u32(g.N), u32(g.batch), u32(splits), u32(g.ldc), u32(g.cOffset), u32(g.strideC), u32(g.biasOffset ?? 0), u32(g.bias ? 1 : 0), u32(g.accumulate ? 1 : 0), f32(g.alpha)],
+        grid(ctx, total),
+      );
+      ctx.release(scratch);
+    },
+  };
+}
