@@ -2,7 +2,8 @@
 import { attention, packedAttention, type AttentionOptions } from '../tensor/ops/attention.js';
 import { rope, type RopeOptions } from '../tensor/ops/rope.js';
 import { slice } from '../tensor/ops/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { isGradEnabled } from '../tensor/autograd.js';
+import { Tensor, viewStorage } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { Dropout } from './dropout.js';
 import { Linear } from './linear.js';
@@ -125,11 +126,21 @@ export abstract class AttentionLayer extends Module {
     return { nHead: this.nHead, nKvHead: this.nKvHead, causal: this.causal, keyPadding, dropout };
   }
 
-  /** [B, T, (nHead + 2·nKvHead)·D] → q, k, v. */
+  /**
+   * [B, T, (nHead + 2·nKvHead)·D] → q, k, v. One row outside a graph
+   * (decoding one token) needs no copies: each part is a contiguous run of
+   * the packed row, and a view of it serves, since q, k and v are only read
+   * (stored into the cache, attended with). That saves three kernel launches
+   * a layer on a device backend.
+   */
   private unpack(qkv: Tensor): [Tensor, Tensor, Tensor] {
-    const D = qkv.shape[2]! / (this.nHead + 2 * this.nKvHead);
+    const width = qkv.shape[2]!;
+    const D = width / (this.nHead + 2 * this.nKvHead);
     const [nq, nk] = [this.nHead * D, this.nKvHead * D];
-    return [slice(qkv, 2, 0, nq), slice(qkv, 2, nq, nq + nk), slice(qkv, 2, nq + nk, nq + 2 * nk)];
+    const parts: [number, number][] = [[0, nq], [nq, nq + nk], [nq + nk, nq + 2 * nk]];
+    const oneRow = qkv.size === width && !isGradEnabled();
+    const part = ([a, b]: [number, number]) => (oneRow ? new Tensor(viewStorage(qkv.storage, a, b - a), [...qkv.shape.slice(0, 2), b - a]) : slice(qkv, 2, a, b));
+    return [part(parts[0]!), part(parts[1]!), part(parts[2]!)];
   }
 }
 
