@@ -15,7 +15,7 @@ import { crossEntropyBackward, crossEntropyForward } from '../src/backend/webgpu
 import { dropoutBackward, dropoutForward } from '../src/backend/webgpu/kernels/dropout.js';
 import { embeddingBackward, embeddingForward, embeddingLinks } from '../src/backend/webgpu/kernels/embedding.js';
 import { clipFactor, scaleByDevice, sumSquares } from '../src/backend/webgpu/kernels/grad_norm.js';
-import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
+import { binary, columnChunks, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
 import { chooseGemmConfig, gemm } from '../src/backend/webgpu/kernels/gemm.js';
 import { MAX_SPLITS, MIN_CHUNK, setSplitKTarget, splitFor } from '../src/backend/webgpu/kernels/gemm_split_k.js';
 import { gemmSkinny, SK_ROWS, useSkinny } from '../src/backend/webgpu/kernels/gemm_skinny.js';
@@ -178,6 +178,21 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     }
   });
 
+  it('column sums (bias gradients) of many rows: chunks of rows summed in a second pass, added into dst at an offset', async () => {
+    assert.deepEqual(columnChunks(24, 4096), { chunks: 11, chunkRows: 384 }, 'a width-384 bias over 4 096 rows');
+    assert.deepEqual(columnChunks(24, 300), { chunks: 1, chunkRows: 300 }, 'too few rows to cut');
+    assert.deepEqual(columnChunks(300, 4096), { chunks: 1, chunkRows: 4096 }, 'enough blocks of columns');
+    for (const [rows, cols] of [[4100, 45], [1000, 384], [513, 3]] as const) {
+      const src = rand(rows * cols);
+      const dst0 = rand(cols);
+      const want = dst0.slice();
+      jsBackend.reduceSumTo(src, [rows, cols], want, [1, cols]);
+      const dst = up(dst0);
+      reduceSumTo(ctx, up(src), [rows, cols], dst, [1, cols]);
+      assertNear(await down(dst), want, 1e-5, 1e-5 * Math.sqrt(rows), `column sums ${rows}×${cols}`);
+    }
+  });
+
   it('skinny GEMM (few rows · Bᵀ): row blocks, odd and aligned K, transposed A, offsets, batches, alpha, accumulate, bias', async () => {
     assert.ok(useSkinny({ M: 1, N: 768, transB: true }) && useSkinny({ M: SK_ROWS, N: 2, transB: true }), 'decode products take the skinny path');
     assert.ok(!useSkinny({ M: 1, N: 768, transB: false }) && !useSkinny({ M: SK_ROWS + 1, N: 768, transB: true }) && !useSkinny({ M: 1, N: 1, transB: true }));
@@ -291,7 +306,9 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
   });
 
   it('LayerNorm and RMSNorm forward and backward, with and without weight and bias', async () => {
-    for (const [rows, cols] of [[7, 33], [3, 700]] as const) {
+    // 600 rows: LayerNorm's dWeight and dBias in chunks of rows (columnChunks), summed by a second pass.
+    assert.ok(columnChunks(Math.ceil(45 / 16), 600).chunks > 1);
+    for (const [rows, cols] of [[7, 33], [3, 700], [600, 45]] as const) {
       const x = rand(rows * cols, 2).map((v) => v + 1.5);
       const w = rand(cols);
       const b = rand(cols);

@@ -218,12 +218,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 };
 
-/** The common case, a bias gradient: src [rows, cols] summed over its rows into dst [cols], a workgroup per block of columns. */
+/**
+ * The common case, a bias gradient: src [rows, cols] summed over its rows
+ * into dst [cols] (added), a workgroup per block of columns and chunk of
+ * rows. With one chunk it adds into dst; with several (`partial`), chunk y
+ * writes its sums to row y of a scratch [chunks, cols], which a second run
+ * of the same kernel sums into dst.
+ */
 const COLUMN_SUM: KernelSource = {
   name: 'columnSum',
   bindings: ['read', 'rw'],
   code: /* wgsl */ `
-struct Params { rows: u32, cols: u32, srcOff: u32, dstOff: u32 }
+struct Params { rows: u32, cols: u32, srcOff: u32, dstOff: u32, chunkRows: u32, partial: u32 }
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -231,14 +237,45 @@ ${COLUMN_REDUCE}
 @compute @workgroup_size(${COL_X}, ${COL_Y})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let j = wid.x * ${COL_X}u + lid.x;
+  let r0 = wid.y * p.chunkRows;
+  let r1 = min(p.rows, r0 + p.chunkRows);
   var s = 0.0;
   if (j < p.cols) {
-    for (var r = lid.y; r < p.rows; r += ${COL_Y}u) { s += src[p.srcOff + r * p.cols + j]; }
+    for (var r = r0 + lid.y; r < r1; r += ${COL_Y}u) { s += src[p.srcOff + r * p.cols + j]; }
   }
   s = colReduce(s, lid);
-  if (lid.y == 0u && j < p.cols) { dst[p.dstOff + j] += s; }
+  if (lid.y == 0u && j < p.cols) {
+    if (p.partial != 0u) { dst[wid.y * p.cols + j] = s; } else { dst[p.dstOff + j] += s; }
+  }
 }`,
 };
+
+/** Workgroups a column sum should reach by cutting its rows into chunks (a width-384 bias has 24 blocks of columns; a big GPU has over a hundred cores). */
+const COLUMN_SUM_TARGET = 256;
+/** Rows per chunk at least (16 per lane). */
+const MIN_CHUNK_ROWS = 16 * COL_Y;
+
+/** How a column sum of `rows` rows in `blocks` blocks of columns is cut: `chunks` of `chunkRows` rows (a multiple of the lanes per column). */
+export function columnChunks(blocks: number, rows: number): { chunks: number; chunkRows: number } {
+  const want = Math.min(Math.ceil(COLUMN_SUM_TARGET / blocks), Math.floor(rows / MIN_CHUNK_ROWS));
+  if (want < 2) return { chunks: 1, chunkRows: rows };
+  const chunkRows = Math.ceil(rows / want / COL_Y) * COL_Y;
+  return { chunks: Math.ceil(rows / chunkRows), chunkRows };
+}
+
+/** dst[dstOffset + j] += Σ_r src[srcOffset + r·cols + j]: in one pass, or in chunks of rows and a second pass over their sums. */
+export function columnSum(ctx: GpuContext, src: GpuSpan, rows: number, cols: number, dst: GpuSpan): void {
+  const blocks = Math.ceil(cols / COL_X);
+  const { chunks, chunkRows } = columnChunks(blocks, rows);
+  if (chunks === 1) {
+    ctx.dispatch(COLUMN_SUM, [src.buffer, dst.buffer], [u32(rows), u32(cols), u32(src.offset), u32(dst.offset), u32(rows), u32(0)], [blocks]);
+    return;
+  }
+  const part = ctx.buffer(chunks * cols * 4);
+  ctx.dispatch(COLUMN_SUM, [src.buffer, part], [u32(rows), u32(cols), u32(src.offset), u32(0), u32(chunkRows), u32(1)], [blocks, chunks]);
+  ctx.dispatch(COLUMN_SUM, [part, dst.buffer], [u32(chunks), u32(cols), u32(0), u32(dst.offset), u32(chunks), u32(0)], [blocks]);
+  ctx.release(part);
+}
 
 /**
  * When the reduced dimensions are exactly the leading ones (dst [1, …, 1,
@@ -257,10 +294,7 @@ export function reduceSumTo(ctx: GpuContext, src: GpuSpan, srcShape: number[], d
   const n = dstShape.reduce((x, y) => x * y, 1);
   const total = srcShape.reduce((x, y) => x * y, 1);
   const cols = leadingReduction(srcShape, dstShape);
-  if (cols > 0 && total / cols > 1) {
-    ctx.dispatch(COLUMN_SUM, [src.buffer, dst.buffer], [u32(total / cols), u32(cols), u32(src.offset), u32(dst.offset)], [Math.ceil(cols / COL_X)]);
-    return;
-  }
+  if (cols > 0 && total / cols > 1) return columnSum(ctx, src, total / cols, cols, dst);
   ctx.dispatch(
     REDUCE_SUM_TO,
     [src.buffer, dst.buffer],

@@ -1,4 +1,5 @@
-import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { f32, type GpuContext, type GpuSpan, type KernelSource, span, u32 } from '../device.js';
+import { columnChunks, columnSum } from './elementwise.js';
 import { FLAT_INDEX, grid } from './grid.js';
 import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
 import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
@@ -10,12 +11,14 @@ import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
  * saved per row. Backward, with n = (x − mean)·s and g = dy·w:
  * dx = s·(g − mean(g) − n·mean(g·n)), one workgroup per row. dWeight and dBias
  * sum over rows, fused in one second kernel: a workgroup per block of columns
- * (column_sums.ts), deterministic (no float atomics in WGSL).
+ * (column_sums.ts), deterministic (no float atomics in WGSL); over many rows,
+ * a workgroup per block of columns and chunk of rows, whose sums a column
+ * sum (elementwise.ts) then adds up.
  */
 
 const LAYOUT = /* wgsl */ `
 struct Params { rows: u32, cols: u32, eps: f32, hasWeight: u32, hasBias: u32, accumulate: u32,
-  xOff: u32, wOff: u32, bOff: u32, outOff: u32, statOff: u32, dbOff: u32, dbInWeight: u32 }
+  xOff: u32, wOff: u32, bOff: u32, outOff: u32, statOff: u32, dbOff: u32, dbInWeight: u32, chunkRows: u32, chunks: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -64,7 +67,7 @@ export function layerNormForward(
     [x.buffer, weight?.buffer, bias?.buffer, out.buffer, mean.buffer, rstd.buffer],
     [
       u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(bias ? 1 : 0), u32(0),
-      u32(x.offset), u32(weight?.offset ?? 0), u32(bias?.offset ?? 0), u32(out.offset), u32(mean.offset), u32(0), u32(0),
+      u32(x.offset), u32(weight?.offset ?? 0), u32(bias?.offset ?? 0), u32(out.offset), u32(mean.offset), u32(0), u32(0), u32(rows), u32(0),
     ],
     grid(ctx, rows, 1),
   );
@@ -113,10 +116,12 @@ ${COLUMN_REDUCE}
 fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let j = wid.x * ${COL_X}u + lid.x;
   let inside = j < p.cols;
+  let r0 = wid.y * p.chunkRows;
+  let r1 = min(p.rows, r0 + p.chunkRows);
   var dw = 0.0;
   var db = 0.0;
   if (inside) {
-    for (var r = lid.y; r < p.rows; r += ${COL_Y}u) {
+    for (var r = r0 + lid.y; r < r1; r += ${COL_Y}u) {
       let g = dy[p.outOff + r * p.cols + j];
       dw += g * (x[p.xOff + r * p.cols + j] - mean[p.statOff + r]) * rstd[p.statOff + r];
       db += g;
@@ -124,6 +129,12 @@ fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   dw = colReduce(dw, lid);
   db = colReduce(db, lid);
+  // In chunks of rows (p.chunks > 0), binding 6 is a scratch [2, chunks, cols]: this chunk's dWeight sums, then its dBias sums.
+  if (lid.y == 0u && inside && p.chunks != 0u) {
+    dWeight[wid.y * p.cols + j] = dw;
+    dWeight[(p.chunks + wid.y) * p.cols + j] = db;
+    return;
+  }
   if (lid.y == 0u && inside) {
     if (p.hasWeight != 0u) { dWeight[p.wOff + j] += dw; }
     // An arena keeps dWeight and dBias in one buffer (one binding may not be written twice): then dBias is read through dWeight.
@@ -150,10 +161,23 @@ export function layerNormBackward(
   const hasWeight = weight !== null;
   const dbInWeight = dWeight !== null && dBias !== null && dWeight.buffer === dBias.buffer;
   const buffers = [x.buffer, weight?.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer, dWeight?.buffer, dbInWeight ? null : dBias?.buffer];
-  const params = (hw: boolean, hb: boolean) => [
+  const params = (hw: boolean, hb: boolean, chunkRows = rows, chunks = 0) => [
     u32(rows), u32(cols), f32(0), u32(hw ? 1 : 0), u32(hb ? 1 : 0), u32(accumulate ? 1 : 0),
     u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dx.offset), u32(dy.offset), u32(mean.offset), u32(dBias?.offset ?? 0), u32(dbInWeight ? 1 : 0),
+    u32(chunkRows), u32(chunks),
   ];
   ctx.dispatch(BACKWARD_ROWS, buffers, params(hasWeight, false), grid(ctx, rows, 1));
-  if (dWeight || dBias) ctx.dispatch(BACKWARD_COLS, buffers, params(dWeight !== null, dBias !== null), [Math.ceil(cols / COL_X)]);
+  if (!dWeight && !dBias) return;
+  const blocks = Math.ceil(cols / COL_X);
+  const { chunks, chunkRows } = columnChunks(blocks, rows);
+  if (chunks === 1) {
+    ctx.dispatch(BACKWARD_COLS, buffers, params(dWeight !== null, dBias !== null), [blocks]);
+    return;
+  }
+  // Many rows: each chunk's sums into a scratch, then a column sum of the chunks into dWeight and dBias (elementwise.ts).
+  const part = ctx.buffer(2 * chunks * cols * 4);
+  ctx.dispatch(BACKWARD_COLS, [x.buffer, weight?.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer, part, null], params(dWeight !== null, dBias !== null, chunkRows, chunks), [blocks, chunks]);
+  if (dWeight) columnSum(ctx, span(part, 0, chunks * cols), chunks, cols, dWeight);
+  if (dBias) columnSum(ctx, span(part, chunks * cols, chunks * cols), chunks, cols, dBias);
+  ctx.release(part);
 }
