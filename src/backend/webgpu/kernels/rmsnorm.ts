@@ -1,18 +1,21 @@
-import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
-import { FLAT_INDEX, grid, WG } from './grid.js';
+import { f32, type GpuContext, type GpuSpan, type KernelSource, span, u32 } from '../device.js';
+import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
+import { columnChunks, columnSum } from './elementwise.js';
+import { FLAT_INDEX, grid } from './grid.js';
 import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
 
 /**
  * RMSNorm (Llama) with js/rmsnorm.ts's formulas: s = 1/√(mean(x²) + eps),
  * out = x·s·w, s saved per row. Backward, with n = x·s and g = dy·w:
  * dx = s·(g − n·mean(g·n)), one workgroup per row; dWeight += Σ_rows dy·n in a
- * second kernel, one invocation per column walking the rows in order
- * (deterministic; WGSL has no float atomics).
+ * second kernel, a workgroup per block of columns (and, over many rows, per
+ * chunk of rows, whose sums `columnSum` adds up), as LayerNorm's
+ * (column_sums.ts; deterministic: WGSL has no float atomics).
  */
 
 const CODE = /* wgsl */ `
 struct Params { rows: u32, cols: u32, eps: f32, hasWeight: u32, accumulate: u32,
-  xOff: u32, wOff: u32, yOff: u32, dxOff: u32, statOff: u32 }
+  xOff: u32, wOff: u32, yOff: u32, dxOff: u32, statOff: u32, chunkRows: u32, chunks: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read_write> rstd: array<f32>;
@@ -54,13 +57,22 @@ fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 
-@compute @workgroup_size(${WG})
-fn cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let j = flat(gid, nwg);
-  if (j >= p.cols) { return; }
-  var dw = dWeight[p.wOff + j];
-  for (var r = 0u; r < p.rows; r++) { dw += y[p.yOff + r * p.cols + j] * x[p.xOff + r * p.cols + j] * rstd[p.statOff + r]; }
-  dWeight[p.wOff + j] = dw;
+${COLUMN_REDUCE}
+@compute @workgroup_size(${COL_X}, ${COL_Y})
+fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = wid.x * ${COL_X}u + lid.x;
+  let inside = j < p.cols;
+  let r0 = wid.y * p.chunkRows;
+  let r1 = min(p.rows, r0 + p.chunkRows);
+  var dw = 0.0;
+  if (inside) {
+    for (var r = r0 + lid.y; r < r1; r += ${COL_Y}u) { dw += y[p.yOff + r * p.cols + j] * x[p.xOff + r * p.cols + j] * rstd[p.statOff + r]; }
+  }
+  dw = colReduce(dw, lid);
+  // In chunks of rows (p.chunks > 0) binding 5 is a scratch [chunks, cols].
+  if (lid.y == 0u && inside) {
+    if (p.chunks != 0u) { dWeight[wid.y * p.cols + j] = dw; } else { dWeight[p.wOff + j] += dw; }
+  }
 }`;
 
 const BINDINGS = ['read', 'read', 'rw', 'rw', 'rw', 'rw'] as const;
@@ -73,7 +85,7 @@ export function rmsNormForward(ctx: GpuContext, x: GpuSpan, weight: GpuSpan | nu
   ctx.dispatch(
     FORWARD,
     [x.buffer, weight?.buffer, rstd.buffer, out.buffer, null, null],
-    [u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(0), u32(x.offset), u32(weight?.offset ?? 0), u32(out.offset), u32(0), u32(rstd.offset)],
+    [u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(0), u32(x.offset), u32(weight?.offset ?? 0), u32(out.offset), u32(0), u32(rstd.offset), u32(rows), u32(0)],
     grid(ctx, rows, 1),
   );
 }
@@ -86,10 +98,20 @@ export function rmsNormBackward(
   if (weight && dWeight && weight.offset !== dWeight.offset) throw new Error('webgpu rmsNormBackward: weight and dWeight must start at the same element');
   // dy is bound read-write only because forward's output shares its slot; backward never writes it.
   const buffers = [x.buffer, weight?.buffer, rstd.buffer, dy.buffer, dx.buffer, dWeight?.buffer];
-  const params = [
+  const params = (chunkRows = rows, chunks = 0) => [
     u32(rows), u32(cols), f32(0), u32(weight ? 1 : 0), u32(accumulate ? 1 : 0),
-    u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dy.offset), u32(dx.offset), u32(rstd.offset),
+    u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dy.offset), u32(dx.offset), u32(rstd.offset), u32(chunkRows), u32(chunks),
   ];
-  ctx.dispatch(BACKWARD_ROWS, buffers, params, grid(ctx, rows, 1));
-  if (dWeight) ctx.dispatch(BACKWARD_COLS, buffers, params, grid(ctx, cols));
+  ctx.dispatch(BACKWARD_ROWS, buffers, params(), grid(ctx, rows, 1));
+  if (!dWeight) return;
+  const blocks = Math.ceil(cols / COL_X);
+  const { chunks, chunkRows } = columnChunks(blocks, rows);
+  if (chunks === 1) {
+    ctx.dispatch(BACKWARD_COLS, buffers, params(), [blocks]);
+    return;
+  }
+  const part = ctx.buffer(chunks * cols * 4);
+  ctx.dispatch(BACKWARD_COLS, [x.buffer, weight?.buffer, rstd.buffer, dy.buffer, dx.buffer, part], params(chunkRows, chunks), [blocks, chunks]);
+  columnSum(ctx, span(part, 0, chunks * cols), chunks, cols, dWeight);
+  ctx.release(part);
 }
