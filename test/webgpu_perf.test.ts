@@ -6,7 +6,7 @@ import { GpuContext, span } from '../src/backend/webgpu/device.js';
 import { binary, reduceSumTo } from '../src/backend/webgpu/kernels/elementwise.js';
 import { embeddingForward } from '../src/backend/webgpu/kernels/embedding.js';
 import { CONFIGS, chooseGemmConfig, fits, gemmWith, parseGemmChoice, setGemmChoice } from '../src/backend/webgpu/kernels/gemm.js';
-import { setSplitKTarget } from '../src/backend/webgpu/kernels/gemm_split_k.js';
+import { setSplitK } from '../src/backend/webgpu/kernels/gemm_split_k.js';
 import { sweepWebgpuGemm } from '../src/bench/webgpu_sweep.js';
 import type { Row } from '../src/bench/workloads.js';
 import { UserError } from '../src/util/errors.js';
@@ -95,7 +95,7 @@ describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () 
 
   it('the GEMM sweep: a row per config and shape, the best of each shape, the choice, and split-K beside the unsplit product where the backend splits', async () => {
     const rows: Row[] = [];
-    const was = setSplitKTarget(512);
+    const was = setSplitK({ target: 512, minFlop: 0 });
     try {
       const shapes = [
         { name: 'wide', M: 64, N: 32, K: 8, size: 'large' as const },
@@ -104,7 +104,7 @@ describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () 
       ];
       await sweepWebgpuGemm({ ctx, shapes, configs: [CONFIGS[CONFIGS.length - 1]!], runs: 1, minSeconds: 0 }, (r) => rows.push(r));
     } finally {
-      setSplitKTarget(was);
+      setSplitK(was);
     }
     const of = (w: string) => rows.filter((r) => r.workload === w);
     assert.equal(of('gemm-sweep').length, 3);

@@ -254,10 +254,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 const COLUMN_SUM_TARGET = 256;
 /** Rows per chunk at least (16 per lane). */
 const MIN_CHUNK_ROWS = 16 * COL_Y;
+/** Elements a matrix needs before its rows are cut (config M's 4 096 × 384 has 1.6 M; S's 768 × 128, 98 k, is over in microseconds in one pass). */
+export const MIN_CHUNKED_ELEMENTS = 2 ** 19;
 
-/** How a column sum of `rows` rows in `blocks` blocks of columns is cut: `chunks` of `chunkRows` rows (a multiple of the lanes per column). */
-export function columnChunks(blocks: number, rows: number): { chunks: number; chunkRows: number } {
-  const want = Math.min(Math.ceil(COLUMN_SUM_TARGET / blocks), Math.floor(rows / MIN_CHUNK_ROWS));
+/** How a column sum of a [rows, cols] matrix is cut: `chunks` of `chunkRows` rows (a multiple of the lanes per column). */
+export function columnChunks(rows: number, cols: number): { chunks: number; chunkRows: number } {
+  const blocks = Math.ceil(cols / COL_X);
+  const want = rows * cols < MIN_CHUNKED_ELEMENTS ? 1 : Math.min(Math.ceil(COLUMN_SUM_TARGET / blocks), Math.floor(rows / MIN_CHUNK_ROWS));
   if (want < 2) return { chunks: 1, chunkRows: rows };
   const chunkRows = Math.ceil(rows / want / COL_Y) * COL_Y;
   return { chunks: Math.ceil(rows / chunkRows), chunkRows };
@@ -266,7 +269,7 @@ export function columnChunks(blocks: number, rows: number): { chunks: number; ch
 /** dst[dstOffset + j] += Σ_r src[srcOffset + r·cols + j]: in one pass, or in chunks of rows and a second pass over their sums. */
 export function columnSum(ctx: GpuContext, src: GpuSpan, rows: number, cols: number, dst: GpuSpan): void {
   const blocks = Math.ceil(cols / COL_X);
-  const { chunks, chunkRows } = columnChunks(blocks, rows);
+  const { chunks, chunkRows } = columnChunks(rows, cols);
   if (chunks === 1) {
     ctx.dispatch(COLUMN_SUM, [src.buffer, dst.buffer], [u32(rows), u32(cols), u32(src.offset), u32(dst.offset), u32(rows), u32(0)], [blocks]);
     return;

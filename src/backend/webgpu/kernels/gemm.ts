@@ -376,7 +376,7 @@ export function gemm(ctx: GpuContext, g: GpuGemmArgs): void {
 /** How the tiled kernel runs an M×N×K product (×batch): its config, and its K split when the output has too few blocks (and the partials fit a binding). */
 export function planGemm(ctx: GpuContext, M: number, N: number, K: number, batch: number): { config: GemmConfig; split: KSplit } {
   const config = chooseGemmConfig(ctx, M, N, batch);
-  const split = splitFor(blocks(config, M, N, batch), K, config.BK);
+  const split = splitFor(blocks(config, M, N, batch), K, config.BK, 2 * M * N * K * batch);
   if (split.splits > 1 && split.splits * M * N * batch * 4 > ctx.limits.maxStorageBufferBindingSize) return { config, split: { splits: 1, chunk: K } };
   return { config, split };
 }

@@ -14,6 +14,10 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
  * after run) and applies alpha, accumulation and the bias as the tiled
  * kernel's own store does. cuBLAS does the same for these shapes.
  *
+ * Only products of at least MIN_SPLIT_FLOP are split: a small one is over in
+ * microseconds however it is tiled, and the second kernel's launch (and its
+ * recording, on the host) would cost more than the split saves.
+ *
  * ATTN_WEBGPU_SPLITK sets the number of workgroups a product should reach
  * (512 by default; 0 turns split-K off, for an A/B on a GPU).
  */
@@ -22,6 +26,8 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
 export const MIN_CHUNK = 256;
 /** Chunks at most. */
 export const MAX_SPLITS = 16;
+/** Floating-point operations (2·M·N·K·batch) a product needs before it is split: config M's 384×384 weight gradient has 1.2 G, config S's 128×384 one 75 M. */
+export const MIN_SPLIT_FLOP = 2 ** 28;
 
 function targetFromEnv(): number {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTN_WEBGPU_SPLITK;
@@ -31,12 +37,18 @@ function targetFromEnv(): number {
   return n;
 }
 
-let target: number | null = null;
+/** When a product is split: the workgroups it should reach (0: never split), and the size it needs first. */
+export interface SplitKSettings {
+  target: number;
+  minFlop: number;
+}
 
-/** Workgroups a product should reach before split-K stops (0: never split). Returns the previous setting. */
-export function setSplitKTarget(n: number): number {
-  const was = target ?? targetFromEnv();
-  target = n;
+let settings: SplitKSettings | null = null;
+
+/** Change when products are split (tests split small ones). Returns the previous settings. */
+export function setSplitK(change: Partial<SplitKSettings>): SplitKSettings {
+  const was = (settings ??= { target: targetFromEnv(), minFlop: MIN_SPLIT_FLOP });
+  settings = { ...was, ...change };
   return was;
 }
 
@@ -46,9 +58,10 @@ export interface KSplit {
   chunk: number;
 }
 
-/** The split for a product of `blocks` output blocks (batch included) over K, with K tiles of BK. */
-export function splitFor(blocks: number, K: number, BK: number): KSplit {
-  target ??= targetFromEnv();
+/** The split for a product of `flop` operations in `blocks` output blocks (batch included) over K, with K tiles of BK. */
+export function splitFor(blocks: number, K: number, BK: number, flop: number): KSplit {
+  const { target, minFlop } = (settings ??= { target: targetFromEnv(), minFlop: MIN_SPLIT_FLOP });
+  if (target === 0 || flop < minFlop) return { splits: 1, chunk: K };
   const want = Math.min(Math.ceil(target / blocks), Math.floor(K / MIN_CHUNK), MAX_SPLITS);
   if (want < 2) return { splits: 1, chunk: K };
   const chunk = Math.ceil(K / want / BK) * BK;

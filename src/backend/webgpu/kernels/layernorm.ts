@@ -169,7 +169,7 @@ export function layerNormBackward(
   ctx.dispatch(BACKWARD_ROWS, buffers, params(hasWeight, false), grid(ctx, rows, 1));
   if (!dWeight && !dBias) return;
   const blocks = Math.ceil(cols / COL_X);
-  const { chunks, chunkRows } = columnChunks(blocks, rows);
+  const { chunks, chunkRows } = columnChunks(rows, cols);
   if (chunks === 1) {
     ctx.dispatch(BACKWARD_COLS, buffers, params(dWeight !== null, dBias !== null), [blocks]);
     return;

@@ -105,7 +105,7 @@ export function rmsNormBackward(
   ctx.dispatch(BACKWARD_ROWS, buffers, params(), grid(ctx, rows, 1));
   if (!dWeight) return;
   const blocks = Math.ceil(cols / COL_X);
-  const { chunks, chunkRows } = columnChunks(blocks, rows);
+  const { chunks, chunkRows } = columnChunks(rows, cols);
   if (chunks === 1) {
     ctx.dispatch(BACKWARD_COLS, buffers, params(), [blocks]);
     return;
