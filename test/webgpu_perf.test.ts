@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { GemmArgs } from '../src/backend/backend.js';
 import { jsBackend } from '../src/backend/js/index.js';
-import { GpuContext, span } from '../src/backend/webgpu/device.js';
+import { envCount, GpuContext, span } from '../src/backend/webgpu/device.js';
 import { binary, reduceSumTo } from '../src/backend/webgpu/kernels/elementwise.js';
 import { embeddingForward } from '../src/backend/webgpu/kernels/embedding.js';
 import { CONFIGS, chooseGemmConfig, fits, gemmWith, parseGemmChoice, setGemmChoice } from '../src/backend/webgpu/kernels/gemm.js';
@@ -59,6 +59,28 @@ async function checkProduct(config: (typeof CONFIGS)[number], M: number, N: numb
   near(await ctx.read(gc, 0, c0.length), want, 1e-5 * Math.sqrt(K), `${config.name} ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
   for (const x of [ga, gb, gc, gbias]) ctx.release(x);
 }
+
+describe('webgpu settings', () => {
+  it('ATTN_WEBGPU_* counts: unset or empty gives the default, a whole number is taken, anything else is a UserError naming the variable', () => {
+    const name = 'ATTN_WEBGPU_TEST_COUNT';
+    try {
+      delete process.env[name];
+      assert.equal(envCount(name, 32, 'dispatches'), 32);
+      process.env[name] = '';
+      assert.equal(envCount(name, 32, 'dispatches'), 32);
+      process.env[name] = '0';
+      assert.equal(envCount(name, 32, 'dispatches'), 0);
+      process.env[name] = '1024';
+      assert.equal(envCount(name, 32, 'dispatches'), 1024);
+      for (const bad of ['-1', '2.5', 'lots']) {
+        process.env[name] = bad;
+        assert.throws(() => envCount(name, 32, 'dispatches'), (e: Error) => e instanceof UserError && e.message === `${name}: expected a whole number of dispatches (0 = off), got '${bad}'`);
+      }
+    } finally {
+      delete process.env[name];
+    }
+  });
+});
 
 describe('webgpu speed work', { skip: maybe ? false : 'no WebGPU adapter' }, () => {
   it('every GEMM config agrees with js: odd shapes (scalar loads) and aligned ones (vec4 loads), all four transposes across the table', async () => {

@@ -10,14 +10,28 @@
  * partial sums meet in workgroup memory and lane 0 adds them in lane order.
  * The order of the additions is fixed, so the result does not change from
  * run to run (WGSL has no float atomics, and atomics would make it vary).
+ *
+ * Over many rows the rows are cut into chunks too (elementwise.ts's
+ * `columnChunks`): workgroup y walks the rows `rowChunk(wid.y)` gives, and a
+ * second pass adds the chunks' sums. A kernel using COLUMN_REDUCE has
+ * `rows` and `chunkRows` in its params (chunkRows = rows: one chunk).
  */
 
 export const COL_X = 16;
 export const COL_Y = 16;
 
-/** `colReduce(v, lid)`: the sum of v over the COL_Y lanes of column lid.x, valid in lane 0 (every invocation must call it: it has barriers). */
+/**
+ * `colReduce(v, lid)`: the sum of v over the COL_Y lanes of column lid.x,
+ * valid in lane 0 (every invocation must call it: it has barriers).
+ * `rowChunk(y)`: the first row of chunk y and the row after its last.
+ */
 export const COLUMN_REDUCE = /* wgsl */ `
 var<workgroup> colPart: array<f32, ${COL_X * COL_Y}>;
+
+fn rowChunk(y: u32) -> vec2<u32> {
+  let r0 = y * p.chunkRows;
+  return vec2<u32>(r0, min(p.rows, r0 + p.chunkRows));
+}
 
 fn colReduce(v: f32, lid: vec3<u32>) -> f32 {
   colPart[lid.y * ${COL_X}u + lid.x] = v;

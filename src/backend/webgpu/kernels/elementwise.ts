@@ -237,11 +237,10 @@ ${COLUMN_REDUCE}
 @compute @workgroup_size(${COL_X}, ${COL_Y})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let j = wid.x * ${COL_X}u + lid.x;
-  let r0 = wid.y * p.chunkRows;
-  let r1 = min(p.rows, r0 + p.chunkRows);
+  let rr = rowChunk(wid.y);
   var s = 0.0;
   if (j < p.cols) {
-    for (var r = r0 + lid.y; r < r1; r += ${COL_Y}u) { s += src[p.srcOff + r * p.cols + j]; }
+    for (var r = rr.x + lid.y; r < rr.y; r += ${COL_Y}u) { s += src[p.srcOff + r * p.cols + j]; }
   }
   s = colReduce(s, lid);
   if (lid.y == 0u && j < p.cols) {

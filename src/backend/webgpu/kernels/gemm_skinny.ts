@@ -1,5 +1,4 @@
-import { UserError } from '../../../util/errors.js';
-import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import { envCount, f32, type GpuContext, type KernelSource, u32 } from '../device.js';
 import { grid } from './grid.js';
 import type { GpuGemmArgs } from './gemm.js';
 
@@ -41,13 +40,7 @@ export const SK_ROWS = 8;
  * The most rows sent here instead of the tiled kernel: ATTN_WEBGPU_SKINNY
  * (0 turns the path off, for an A/B on a GPU), SK_ROWS by default.
  */
-function initialMaxRows(): number {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTN_WEBGPU_SKINNY;
-  if (env === undefined || env === '') return SK_ROWS;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 0) throw new UserError(`ATTN_WEBGPU_SKINNY: expected a whole number of rows (0 = off), got '${env}'`);
-  return n;
-}
+const initialMaxRows = () => envCount('ATTN_WEBGPU_SKINNY', SK_ROWS, 'rows');
 
 let maxRows: number | null = null;
 

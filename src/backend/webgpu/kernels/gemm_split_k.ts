@@ -1,4 +1,4 @@
-import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import { envCount, f32, type GpuContext, type KernelSource, u32 } from '../device.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 
 /**
@@ -29,13 +29,7 @@ export const MAX_SPLITS = 16;
 /** Floating-point operations (2·M·N·K·batch) a product needs before it is split: config M's 384×384 weight gradient has 1.2 G, config S's 128×384 one 75 M. */
 export const MIN_SPLIT_FLOP = 2 ** 28;
 
-function targetFromEnv(): number {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTN_WEBGPU_SPLITK;
-  if (env === undefined || env === '') return 512;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`ATTN_WEBGPU_SPLITK: expected a whole number of workgroups (0 = off), got '${env}'`);
-  return n;
-}
+const targetFromEnv = () => envCount('ATTN_WEBGPU_SPLITK', 512, 'workgroups');
 
 /** When a product is split: the workgroups it should reach (0: never split), and the size it needs first. */
 export interface SplitKSettings {

@@ -62,11 +62,10 @@ ${COLUMN_REDUCE}
 fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let j = wid.x * ${COL_X}u + lid.x;
   let inside = j < p.cols;
-  let r0 = wid.y * p.chunkRows;
-  let r1 = min(p.rows, r0 + p.chunkRows);
+  let rr = rowChunk(wid.y);
   var dw = 0.0;
   if (inside) {
-    for (var r = r0 + lid.y; r < r1; r += ${COL_Y}u) { dw += y[p.yOff + r * p.cols + j] * x[p.xOff + r * p.cols + j] * rstd[p.statOff + r]; }
+    for (var r = rr.x + lid.y; r < rr.y; r += ${COL_Y}u) { dw += y[p.yOff + r * p.cols + j] * x[p.xOff + r * p.cols + j] * rstd[p.statOff + r]; }
   }
   dw = colReduce(dw, lid);
   // In chunks of rows (p.chunks > 0) binding 5 is a scratch [chunks, cols].
