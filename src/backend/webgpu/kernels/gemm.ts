@@ -34,7 +34,7 @@ import { type KSplit, splitFor, splitTarget } from './gemm_split_k.js';
  * Several tile shapes are in CONFIGS; `chooseGemmConfig` picks one per shape
  * (big tiles when there are enough of them to fill the GPU), and
  * ATTN_WEBGPU_GEMM (or setGemmChoice) overrides the choice with the best of
- * `attn bench webgpu-gemm --sweep` on a given GPU. A product of a few rows
+ * `attn bench --backend webgpu --workloads gemm-sweep` on a given GPU. A product of a few rows
  * by a matrix stored [N, K] (decoding) goes to gemm_skinny.ts instead; one
  * whose output has too few blocks for its long K is split along K
  * (gemm_split_k.ts), workgroup z then counting batch entries × K chunks.

@@ -10,9 +10,9 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
  * several. Split-K cuts K into `splits` chunks: the tiled kernel (gemm.ts)
  * runs every (block, chunk) pair as its own workgroup and stores each chunk's
  * partial product, unscaled, in a scratch buffer [splits, batch, M, N]; then
- * `sumSplits` adds the partials in chunk order (so results are the same run
- * after run) and applies alpha, accumulation and the bias as the tiled
- * kernel's own store does. cuBLAS does the same for these shapes.
+ * a second kernel (SUM_SPLITS) adds the partials in chunk order (the same
+ * result run after run) and applies alpha, accumulation and the bias as the
+ * tiled kernel's own store does. cuBLAS does the same for these shapes.
  *
  * Only products of at least MIN_SPLIT_FLOP are split: a small one is over in
  * microseconds however it is tiled, and the second kernel's launch (and its
