@@ -183,8 +183,9 @@ export class GpuContext {
   private encoder: GPUCommandEncoder | null = null;
   /** Compute passes recorded since the last flush. */
   private pending = 0;
-  /** Dispatches recorded since the last submit, and how many make a submit (0: none but reads and explicit flushes). */
+  /** Dispatches recorded since the last submit. */
   private sinceSubmit = 0;
+  /** Dispatches that make a submit while recording (0: none but reads and explicit flushes). */
   submitEvery = submitEveryFromEnv();
   private readonly free = new Map<string, GPUBuffer[]>();
   /** Released since the last flush: free again once that work is submitted. */

@@ -2,6 +2,7 @@ import type { GemmArgs } from '../../backend.js';
 import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
 import { gemmSkinny, useSkinny } from './gemm_skinny.js';
 import { type KSplit, splitFor, splitTarget } from './gemm_split_k.js';
+import { aligned, variants } from './variants.js';
 
 /**
  * C = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), the whole GemmArgs
@@ -347,19 +348,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   return { name, code, bindings: ['read', 'read', 'read', 'rw'] };
 }
 
-const sources = new Map<string, KernelSource>();
-
-function source(v: Variant): KernelSource {
-  const key = `${v.c.name}${v.transA}${v.transB}${v.vecA}${v.vecB}`;
-  let s = sources.get(key);
-  if (!s) {
-    s = gemmSource(v);
-    sources.set(key, s);
-  }
-  return s;
-}
-
-const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+const source = variants((v: Variant) => `${v.c.name}${v.transA}${v.transB}${v.vecA}${v.vecB}`, gemmSource);
 
 /**
  * Record C = alpha·op(A)·op(B) (+ C) (+ bias): few rows times a [N, K] matrix

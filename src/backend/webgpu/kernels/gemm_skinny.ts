@@ -1,5 +1,6 @@
 import { envCount, f32, type GpuContext, type KernelSource, u32 } from '../device.js';
 import { grid } from './grid.js';
+import { aligned, variants } from './variants.js';
 import type { GpuGemmArgs } from './gemm.js';
 
 /**
@@ -138,19 +139,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   return { name: `gemmSkinny_r${R}_t${T}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}`, code, bindings: ['read', 'read', 'read', 'rw'] };
 }
 
-const sources = new Map<string, KernelSource>();
-
-function kernel(v: Variant): KernelSource {
-  const key = `${v.R},${v.T}${v.transA}${v.vecB}${v.vecA}`;
-  let s = sources.get(key);
-  if (!s) {
-    s = source(v);
-    sources.set(key, s);
-  }
-  return s;
-}
-
-const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+const kernel = variants((v: Variant) => `${v.R},${v.T}${v.transA}${v.vecB}${v.vecA}`, source);
 
 /** Record C = alpha·op(A)·Bᵀ (+ C) (+ bias) with a group of invocations per column of C (B stored [N, K]). */
 export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
