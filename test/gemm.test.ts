@@ -17,7 +17,15 @@ function naive(g: GemmArgs<Float32Array>): Float32Array {
           s += a * b;
         }
         const o = g.cOffset + p * g.strideC + i * g.ldc + j;
-        c[o] = (g.accumulate ? c[o]! + g.alpha * s : g.alpha * s) + (g.bias ? g.bias[j]! : 0);
+        let y = (g.accumulate ? c[o]! + g.alpha * s : g.alpha * s) + (g.bias ? g.bias[j]! : 0);
+        // The epilogue, written out: C = act(…) + addend.
+        const act = g.epilogue?.activation;
+        if (act === 'relu') y = Math.max(y, 0);
+        else if (act === 'gelu') y = 0.5 * y * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (y + 0.044715 * y ** 3)));
+        else if (act === 'silu') y = y / (1 + Math.exp(-y));
+        const add = g.epilogue?.addend;
+        if (add) y += add.data[add.offset + p * add.stride + i * add.ld + j]!;
+        c[o] = y;
       }
     }
   }
@@ -50,6 +58,10 @@ describe('js GEMM against the triple loop', () => {
                 batch, strideA: aRows * lda, strideB: shareB ? 0 : bRows * ldb, strideC: M * ldc,
                 bias: K === 7 ? rand(N) : null, // a fused bias on some shapes
               };
+              // An epilogue on some shapes: each activation, and an addend with rows of its own stride.
+              const activation = ([null, 'gelu', 'relu', 'silu'] as const)[(M + K) % 4];
+              const addend = (M + N) % 3 === 0 ? { data: rand(4 + batch * M * (N + 2)), offset: 4, ld: N + 2, stride: M * (N + 2) } : null;
+              if (activation || addend) g.epilogue = { activation, addend };
               const want = naive(g);
               gemm(g);
               assertClose(g.c, want, 1e-4, `M${M} N${N} K${K}`);

@@ -88,6 +88,8 @@ for (const isa of isas.length ? isas : ['none']) {
               strideB: 0,
               strideC: M * (N + 2),
               bias: transB ? rand(N) : null,
+              // The epilogue (done after the native product with native GELU/SiLU and addition) on some transposes.
+              epilogue: transA ? { activation: transB ? 'gelu' : 'silu', addend: { data: rand(2 + batch * M * N), offset: 2, ld: N, stride: M * N } } : null,
             };
             const c0 = rand(batch * M * (N + 2));
             const [cj, cn] = bothBackends((b) => {
@@ -97,6 +99,20 @@ for (const isa of isas.length ? isas : ['none']) {
             });
             assertClose(cn, cj, 1e-4 * Math.sqrt(K), `M${M} N${N} K${K} tA${transA} tB${transB}`);
           }
+        }
+      }
+    });
+
+    it('a Linear layer\'s product (the addon\'s linear) with a GELU, or a residual addend, stored by the epilogue', () => {
+      for (const [rows, K, N] of [[1, 64, 256], [5, 33, 70]] as const) {
+        const x = rand(rows * K), w = rand(N * K), bias = rand(N), skip = rand(rows * N);
+        for (const epilogue of [{ activation: 'gelu' as const }, { addend: { data: skip, offset: 0, ld: N, stride: 0 } }]) {
+          const [cj, cn] = bothBackends((b) => {
+            const c = new Float32Array(rows * N);
+            b.gemm({ transA: false, transB: true, M: rows, N, K, a: x, aOffset: 0, lda: K, b: w, bOffset: 0, ldb: K, c, cOffset: 0, ldc: N, alpha: 1, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0, bias, epilogue });
+            return c;
+          });
+          assertClose(cn, cj, 1e-4 * Math.sqrt(K), `${rows}×${N}×${K} ${Object.keys(epilogue)[0]}`);
         }
       }
     });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type { GemmArgs } from '../src/backend/backend.js';
+import type { EpilogueActivation, GemmArgs } from '../src/backend/backend.js';
 import { jsBackend } from '../src/backend/js/index.js';
 // The js reference functions themselves (the Backend entry points write the loss and Σg² into storage instead of returning them).
 import { sumSquares as jsSumSquares } from '../src/backend/js/adamw.js';
@@ -81,9 +81,11 @@ function assertNear(got: ArrayLike<number>, want: ArrayLike<number>, rtol: numbe
  * gemm() against js on one shape and transpose pair, batch 2 with offsets,
  * strides and alpha; the second and fourth transpose pairs use padded rows
  * and offsets that break 16-byte alignment. `minSplits`: assert that the
- * product is split along K into at least that many chunks.
+ * product is split along K into at least that many chunks. `activation`
+ * (null: none) and `withAddend`: the epilogue, the addend with rows and batch
+ * entries of its own stride.
  */
-async function checkGemm(M: number, N: number, K: number, transA: boolean, transB: boolean, minSplits = 1): Promise<void> {
+async function checkGemm(M: number, N: number, K: number, transA: boolean, transB: boolean, minSplits = 1, activation: EpilogueActivation | null = null, withAddend = false): Promise<void> {
   const pad = (transA ? 1 : 0) + (transB ? 0 : 1);
   const lda = (transA ? M : K) + pad;
   const ldb = (transB ? K : N) + pad;
@@ -103,7 +105,7 @@ async function checkGemm(M: number, N: number, K: number, transA: boolean, trans
   const c0 = rand(cOffset + strideC * batch);
   const bias = rand(N + 2);
   const accumulate = transB;
-  const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = {
+  const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias' | 'epilogue'> = {
     transA, transB, M, N, K, aOffset, lda, bOffset, ldb, cOffset, ldc, alpha: 0.75, accumulate, batch, strideA, strideB, strideC,
   };
   if (minSplits > 1) {
@@ -111,16 +113,20 @@ async function checkGemm(M: number, N: number, K: number, transA: boolean, trans
     const splits = splitFor(Math.ceil(M / (c.WY * c.TM)) * Math.ceil(N / (c.WX * c.TN)) * batch, K, c.BK, 2 * M * N * K * batch).splits;
     assert.ok(splits >= minSplits, `${M}×${N}×${K}: ${splits} chunks, expected ≥ ${minSplits}`);
   }
+  const addLayout = { offset: 3, ld: N + 5, stride: M * (N + 5) + 2 };
+  const add = rand(addLayout.offset + addLayout.stride * batch);
   const want = c0.slice();
-  jsBackend.gemm({ ...args, a, b, c: want, bias: transA ? bias.subarray(2) : null });
+  jsBackend.gemm({ ...args, a, b, c: want, bias: transA ? bias.subarray(2) : null, epilogue: { activation, addend: withAddend ? { ...addLayout, data: add } : null } });
   const ga = ctx.upload(a);
   const gb = ctx.upload(b);
   const gc = ctx.upload(c0);
   const gbias = ctx.upload(bias);
-  gemm(ctx, { ...args, a: ga, b: gb, c: gc, bias: transA ? gbias : null, biasOffset: 2 });
+  const gadd = ctx.upload(add);
+  gemm(ctx, { ...args, a: ga, b: gb, c: gc, bias: transA ? gbias : null, biasOffset: 2, activation, addend: withAddend ? { ...addLayout, buffer: gadd } : null });
   const got = await ctx.read(gc, 0, c0.length);
-  assertNear(got, want, 1e-5 * Math.sqrt(K), 1e-5 * Math.sqrt(K), `gemm ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
-  for (const buf of [ga, gb, gc, gbias]) ctx.release(buf);
+  const epi = `${activation ?? ''}${withAddend ? '+addend' : ''}`;
+  assertNear(got, want, 1e-5 * Math.sqrt(K), 1e-5 * Math.sqrt(K), `gemm ${M}×${N}×${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} ${epi}`);
+  for (const buf of [ga, gb, gc, gbias, gadd]) ctx.release(buf);
 }
 
 describe('GpuContext', { skip }, () => {
@@ -182,6 +188,20 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     }
   });
 
+  it('GEMM epilogue (activation after the bias, then an addend) in the tiled, split-K and skinny kernels', async () => {
+    const was = setSplitK({ target: 512, minFlop: 0 });
+    try {
+      // [M, N, K, transA, transB, minSplits]: tiled; split along K; skinny (few rows times B stored [N, K]).
+      const cases: [number, number, number, boolean, boolean, number][] = [[33, 70, 40, true, false, 1], [40, 36, 1000, false, true, 2], [3, 70, 130, false, true, 1], [1, 33, 768, true, true, 1]];
+      for (const [M, N, K, transA, transB, minSplits] of cases) {
+        assert.equal(useSkinny({ M, N, transB }), M <= SK_ROWS && transB, `${M}×${N}×${K}: the path under test`);
+        for (const activation of ['gelu', 'relu', 'silu', null] as const) await checkGemm(M, N, K, transA, transB, minSplits, activation, activation !== 'relu');
+      }
+    } finally {
+      setSplitK(was);
+    }
+  });
+
   it('column sums (bias gradients) of many rows: chunks of rows summed in a second pass, added into dst at an offset', async () => {
     assert.deepEqual(columnChunks(4096, 384), { chunks: 11, chunkRows: 384 }, 'a width-384 bias over 4 096 rows');
     assert.deepEqual(columnChunks(1500, 384), { chunks: 5, chunkRows: 304 });
@@ -225,7 +245,7 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
         const bias = rand(N + 2);
         const accumulate = form !== 'aligned';
         const withBias = form !== 'padded';
-        const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = {
+        const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias' | 'epilogue'> = {
           transA, transB: true, M, N, K, aOffset, lda, bOffset, ldb, cOffset, ldc, alpha: 0.75, accumulate, batch, strideA, strideB, strideC,
         };
         const want = c0.slice();

@@ -51,7 +51,7 @@ async function checkProduct(config: (typeof CONFIGS)[number], M: number, N: numb
   const b = rand(K * N);
   const c0 = rand(strideC * batch);
   const bias = rand(N);
-  const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> = { transA, transB, M, N, K, aOffset: 0, lda, bOffset: 0, ldb, cOffset: 0, ldc, alpha: 0.5, accumulate: true, batch, strideA, strideB: 0, strideC };
+  const args: Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias' | 'epilogue'> = { transA, transB, M, N, K, aOffset: 0, lda, bOffset: 0, ldb, cOffset: 0, ldc, alpha: 0.5, accumulate: true, batch, strideA, strideB: 0, strideC };
   const want = c0.slice();
   jsBackend.gemm({ ...args, a, b, c: want, bias });
   const [ga, gb, gc, gbias] = [ctx.upload(a), ctx.upload(b), ctx.upload(c0), ctx.upload(bias)];

@@ -34,7 +34,7 @@ import type { DeviceMemory, Storage } from './storage.js';
  *     typed arrays; a device backend uploads them itself.
  * Entry points a backend cannot run throw "not supported on NAME: X".
  */
-/** C = alpha·op(A)·op(B) (+ C when accumulate), for `batch` independent matrices. */
+/** C = alpha·op(A)·op(B) (+ C when accumulate) (+ bias), for `batch` independent matrices, then the epilogue. */
 export interface GemmArgs<F = Storage> {
   transA: boolean;
   transB: boolean;
@@ -66,6 +66,35 @@ export interface GemmArgs<F = Storage> {
    * in FP32 (wider in js); the bias and C stay FP32.
    */
   bf16?: boolean;
+  /** What is done to each element of C as it is stored, after the bias (absent: nothing). */
+  epilogue?: GemmEpilogue<F> | null;
+}
+
+/** Activations a GEMM can apply as it stores C (a feed-forward's up projection). */
+export type EpilogueActivation = Extract<UnaryOp, 'relu' | 'gelu' | 'silu'>;
+
+/**
+ * The last steps of a product, done as each element of C is stored instead of
+ * as passes of their own over C:
+ *
+ *   C = act(alpha·op(A)·op(B) (+ C) (+ bias)) (+ addend)
+ *
+ * A feed-forward's up projection stores GELU(x·Wᵀ + b), and a sublayer's
+ * output projection stores skip + y·Wᵀ + b, its residual connection. The
+ * activation is the js backend's unary op of the same name; the addend is a
+ * matrix shaped like C, which must not overlap C.
+ */
+export interface GemmEpilogue<F = Storage> {
+  activation?: EpilogueActivation | null;
+  addend?: GemmAddend<F> | null;
+}
+
+/** Element (r, c) of batch entry z is at data[offset + z·stride + r·ld + c]. */
+export interface GemmAddend<F = Storage> {
+  data: F;
+  offset: number;
+  ld: number;
+  stride: number;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { GemmArgs } from './backend.js';
+import type { EpilogueActivation, GemmArgs } from './backend.js';
 import type { Storage } from './storage.js';
 
 /**
@@ -43,11 +43,18 @@ export interface GemmOptions<F extends Storage = Storage> {
   bias?: F | null;
   /** Round A and B to bfloat16, sum in FP32 (mixed-precision training). */
   bf16?: boolean;
+  /** Applied to each element as C is stored, after the bias: C = act(…). */
+  activation?: EpilogueActivation | null;
+  /** A matrix shaped like C added last (a residual connection): C = … + addend. */
+  addend?: Matrix<F> | null;
 }
 
-/** C (M×N) = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), op(A) M×K and op(B) K×N. */
+/** C (M×N) = act(alpha·op(A)·op(B) (+ C when accumulating) (+ bias)) (+ addend), op(A) M×K and op(B) K×N. */
 export function gemmArgs<F extends Storage>(dims: { M: number; N: number; K: number }, c: Matrix<F>, a: Matrix<F>, b: Matrix<F>, o: GemmOptions<F> = {}): GemmArgs<F> {
   if (c.transposed) throw new Error('gemmArgs: the output C is written as stored, not transposed');
+  if (o.addend?.transposed) throw new Error('gemmArgs: the addend is read as stored, like C, not transposed');
+  const activation = o.activation ?? null;
+  const addend = o.addend ? { data: o.addend.data, offset: o.addend.offset, ld: o.addend.ld, stride: o.addend.stride } : null;
   return {
     transA: a.transposed,
     transB: b.transposed,
@@ -71,5 +78,6 @@ export function gemmArgs<F extends Storage>(dims: { M: number; N: number; K: num
     strideC: c.stride,
     bias: o.bias ?? null,
     ...(o.bf16 ? { bf16: true } : {}), // absent means FP32, as in records written before mixed precision
+    ...(activation || addend ? { epilogue: { activation, addend } } : {}),
   };
 }

@@ -1,8 +1,11 @@
 import { bf16Round } from './bf16.js';
 import type { GemmArgs } from '../backend.js';
+import { applyGemmEpilogue } from '../gemm_epilogue.js';
+import { binary, unary } from './elementwise.js';
 
 /**
- * Matrix multiply in plain TypeScript: C = alpha·op(A)·op(B) (+ C).
+ * Matrix multiply in plain TypeScript: C = alpha·op(A)·op(B) (+ C) (+ bias),
+ * then the epilogue (activation, addend) as passes over C.
  *
  * The arithmetic is the easy part; what decides the speed is how many
  * instructions V8 spends around each multiply-add. Three tricks, each measured:
@@ -60,6 +63,7 @@ export function gemm(g: GemmArgs<Float32Array>): void {
     }
     if (g.bias) addBias(g.c, cOff, g.ldc, M, N, g.bias);
   }
+  applyGemmEpilogue({ unary, binary }, g);
 }
 
 /** C[i][j] += bias[j]: the reference for the native kernel's fused bias. */

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
+import { applyGemmEpilogue } from '../gemm_epilogue.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
 import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes, type QuantizedMatrix } from '../quantized_matrix.js';
@@ -135,8 +136,11 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
   const b: Backend<Float32Array> = {
     ...jsBackend,
     name: 'native',
-    gemm: (g) =>
-      isPlainLinear(g) ? a.linear(g.a, g.b, g.bias ?? null, g.c, g.M, g.N, g.K) : a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC, g.bias ?? null, g.bf16 ?? false),
+    gemm: (g) => {
+      if (isPlainLinear(g)) a.linear(g.a, g.b, g.bias ?? null, g.c, g.M, g.N, g.K);
+      else a.gemm(g.transA, g.transB, g.M, g.N, g.K, g.a, g.aOffset, g.lda, g.b, g.bOffset, g.ldb, g.c, g.cOffset, g.ldc, g.alpha, g.accumulate, g.batch, g.strideA, g.strideB, g.strideC, g.bias ?? null, g.bf16 ?? false);
+      applyGemmEpilogue(b, g);
+    },
     binary: (op, x, xShape, y, yShape, out, outShape) => {
       // The additions of a training step (residuals, biases) natively; the rest in js.
       if (op === 'add' && x.length === out.length) {

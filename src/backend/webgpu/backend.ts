@@ -154,6 +154,8 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
         b: gpu(g.b, 'gemm').buffer, bOffset: g.b.offset + g.bOffset,
         c: gpu(g.c, 'gemm').buffer, cOffset: g.c.offset + g.cOffset,
         bias: g.bias ? gpu(g.bias, 'gemm').buffer : null, biasOffset: g.bias?.offset ?? 0,
+        activation: g.epilogue?.activation ?? null,
+        addend: g.epilogue?.addend ? { ...g.epilogue.addend, buffer: gpu(g.epilogue.addend.data, 'gemm').buffer, offset: g.epilogue.addend.data.offset + g.epilogue.addend.offset } : null,
       }),
     binary: (op, a, aShape, b, bShape, out, outShape) => binary(ctx, op, gpu(a, op), aShape, gpu(b, op), bShape, gpu(out, op), outShape),
     reduceSumTo: (src, srcShape, dst, dstShape) => reduceSumTo(ctx, gpu(src, 'reduceSumTo'), srcShape, gpu(dst, 'reduceSumTo'), dstShape),

@@ -21,10 +21,17 @@ export const MAX_RANK = 8;
 const UNARY_OPS: readonly UnaryOp[] = ['exp', 'log', 'relu', 'gelu', 'silu', 'tanh', 'neg', 'sqrt'];
 const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div'];
 
-/** tanh through a clamp: tanh(±10) is ±1 in f32, and some GPUs' tanh gives NaN where exp overflows. */
-const SAFE_TANH = /* wgsl */ `fn tanhSafe(x: f32) -> f32 { return tanh(clamp(x, -10.0, 10.0)); }
+/**
+ * The activations as WGSL functions, shared with the GEMM's epilogue
+ * (gemm_epilogue.ts). tanh goes through a clamp: tanh(±10) is ±1 in f32, and
+ * some GPUs' tanh gives NaN where exp overflows.
+ */
+export const ACTIVATIONS = /* wgsl */ `fn tanhSafe(x: f32) -> f32 { return tanh(clamp(x, -10.0, 10.0)); }
 const GELU_C: f32 = 0.7978845608028654; // √(2/π)
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }`;
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn relu(v: f32) -> f32 { return select(0.0, v, v > 0.0); }
+fn gelu(v: f32) -> f32 { return 0.5 * v * (1.0 + tanhSafe(GELU_C * (v + 0.044715 * v * v * v))); }
+fn silu(v: f32) -> f32 { return v * sigmoid(v); }`;
 
 const UNARY: KernelSource = {
   name: 'unary',
@@ -35,7 +42,7 @@ struct Params { n: u32, xOff: u32, outOff: u32, op: u32 }
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 ${FLAT_INDEX}
-${SAFE_TANH}
+${ACTIVATIONS}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat(gid, nwg);
@@ -45,9 +52,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   switch p.op {
     case 0u: { y = exp(v); }
     case 1u: { y = log(v); }
-    case 2u: { y = select(0.0, v, v > 0.0); }
-    case 3u: { y = 0.5 * v * (1.0 + tanhSafe(GELU_C * (v + 0.044715 * v * v * v))); }
-    case 4u: { y = v * sigmoid(v); }
+    case 2u: { y = relu(v); }
+    case 3u: { y = gelu(v); }
+    case 4u: { y = silu(v); }
     case 5u: { y = tanhSafe(v); }
     case 6u: { y = -v; }
     default: { y = sqrt(v); }
@@ -72,7 +79,7 @@ struct Params { n: u32, xOff: u32, yOff: u32, dyOff: u32, dxOff: u32, op: u32, a
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 ${FLAT_INDEX}
-${SAFE_TANH}
+${ACTIVATIONS}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat(gid, nwg);

@@ -1,12 +1,13 @@
 import type { GemmArgs } from '../../backend.js';
 import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings, epilogueParams, type GpuEpilogue } from './gemm_epilogue.js';
 import { gemmSkinny, useSkinny } from './gemm_skinny.js';
 import { type KSplit, splitFor, splitTarget } from './gemm_split_k.js';
 import { aligned, variants } from './variants.js';
 
 /**
- * C = alpha·op(A)·op(B) (+ C when accumulating) (+ bias), the whole GemmArgs
- * contract of backend.ts, on the GPU.
+ * C = act(alpha·op(A)·op(B) (+ C when accumulating) (+ bias)) (+ addend), the
+ * whole GemmArgs contract of backend.ts, on the GPU.
  *
  * The known-good shape of an FP32 GEMM on a big GPU, written out as WGSL:
  *
@@ -29,8 +30,9 @@ import { aligned, variants } from './variants.js';
  *   unchecked for tiles wholly inside the matrices; bounds checks run only in
  *   edge workgroups and the last K tile (a uniform branch: no divergence).
  * - NN, NT, TN and TT are compiled variants (only the copy-in differs), so
- *   nothing is transposed in memory. Workgroup z is the batch index; bias,
- *   alpha and accumulation are applied when C is stored.
+ *   nothing is transposed in memory. Workgroup z is the batch index; alpha,
+ *   accumulation and the epilogue (gemm_epilogue.ts: bias, activation,
+ *   addend) are applied when C is stored.
  *
  * Several tile shapes are in CONFIGS; `chooseGemmConfig` picks one per shape
  * (big tiles when there are enough of them to fill the GPU), and
@@ -41,14 +43,11 @@ import { aligned, variants } from './variants.js';
  * (gemm_split_k.ts), workgroup z then counting batch entries × K chunks.
  */
 
-/** op(A)·op(B) with A, B, C (and the bias) in GPU buffers; offsets and strides in elements, as GemmArgs. */
-export interface GpuGemmArgs extends Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias'> {
+/** op(A)·op(B) with A, B, C (and the bias and addend) in GPU buffers; offsets and strides in elements, as GemmArgs. */
+export interface GpuGemmArgs extends Omit<GemmArgs, 'a' | 'b' | 'c' | 'bias' | 'epilogue'>, GpuEpilogue {
   a: GPUBuffer;
   b: GPUBuffer;
   c: GPUBuffer;
-  bias?: GPUBuffer | null;
-  /** Element where the bias vector starts in its buffer (0 by default). */
-  biasOffset?: number;
 }
 
 /** One tile shape: WX×WY invocations, each computing TM×TN of C (multiples of 4); BK deep K tiles. */
@@ -248,40 +247,41 @@ function gemmSource(v: Variant): KernelSource {
     ...range(TM).flatMap((row) => range(TN / 4).map((j) => `c${row}_${j} = fma(vec4<f32>(a${row >> 2}[${row & 3}]), b${j}, c${row}_${j});`)),
   ].join('\n      ');
   const stores = range(TM).flatMap((row) =>
-    range(TN / 4).map((j) => `store4(row0 + 4u * (ly + ${(row >> 2) * WY}u) + ${row & 3}u, col0 + 4u * (lx + ${j * WX}u), c${row}_${j}, cBase);`),
+    range(TN / 4).map((j) => `store4(row0 + 4u * (ly + ${(row >> 2) * WY}u) + ${row & 3}u, col0 + 4u * (lx + ${j * WX}u), c${row}_${j}, cBase, bz);`),
   );
   const code = /* wgsl */ `
 struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
   aOff: u32, bOff: u32, cOff: u32, strideA: u32, strideB: u32, strideC: u32,
-  biasOff: u32, hasBias: u32, accumulate: u32, alpha: f32,
-  splits: u32, kChunk: u32, splitStride: u32,
+  accumulate: u32, alpha: f32, splits: u32, kChunk: u32, splitStride: u32,
+  ${EPILOGUE_FIELDS},
 }
 @group(0) @binding(0) var<storage, read> A: array<${v.vecA ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read> B: array<${v.vecB ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+${epilogueBindings(2)}
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
 
 // Two halves each: the tile being multiplied and the next one.
 var<workgroup> As: array<vec4<f32>, ${2 * aSize}>;
 var<workgroup> Bs: array<vec4<f32>, ${2 * bSize}>;
 
-fn store1(r: u32, c: u32, sum: f32, cBase: u32) {
+${EPILOGUE_FN}
+
+fn store1(r: u32, c: u32, sum: f32, cBase: u32, z: u32) {
   if (c >= p.N) { return; }
   let i = cBase + r * p.ldc + c;
   var x = p.alpha * sum;
   if (p.accumulate != 0u) { x = C[i] + x; }
-  if (p.hasBias != 0u) { x = x + bias[p.biasOff + c]; }
-  C[i] = x;
+  C[i] = epilogue(x, c, ${addendAt('z', 'r', 'c')});
 }
 
-fn store4(r: u32, c: u32, v: vec4<f32>, cBase: u32) {
+fn store4(r: u32, c: u32, v: vec4<f32>, cBase: u32, z: u32) {
   if (r >= p.M) { return; }
-  store1(r, c, v.x, cBase);
-  store1(r, c + 1u, v.y, cBase);
-  store1(r, c + 2u, v.z, cBase);
-  store1(r, c + 3u, v.w, cBase);
+  store1(r, c, v.x, cBase, z);
+  store1(r, c + 1u, v.y, cBase, z);
+  store1(r, c + 2u, v.z, cBase, z);
+  store1(r, c + 3u, v.w, cBase, z);
 }
 
 @compute @workgroup_size(${WX}, ${WY})
@@ -345,13 +345,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 }
 `;
   const name = `gemm_${v.c.name}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}${v.vecA ? '_va' : ''}${v.vecB ? '_vb' : ''}`;
-  return { name, code, bindings: ['read', 'read', 'read', 'rw'] };
+  return { name, code, bindings: ['read', 'read', 'read', 'read', 'rw'] };
 }
 
 const source = variants((v: Variant) => `${v.c.name}${v.transA}${v.transB}${v.vecA}${v.vecB}`, gemmSource);
 
 /**
- * Record C = alpha·op(A)·op(B) (+ C) (+ bias): few rows times a [N, K] matrix
+ * Record C = act(alpha·op(A)·op(B) (+ C) (+ bias)) (+ addend): few rows times a [N, K] matrix
  * in gemm_skinny.ts, else the tiled kernel with the config chosen for its
  * shape, its K split into chunks (gemm_split_k.ts) when the output has too
  * few blocks to fill the GPU and K is long.
@@ -380,19 +380,20 @@ export function gemmWith(ctx: GpuContext, c: GemmConfig, g: GpuGemmArgs, split: 
   const wa = vecA ? 4 : 1;
   const wb = vecB ? 4 : 1;
   const { splits, chunk } = split;
-  // Split: the chunks' partial products, unscaled, into a scratch [splits, batch, M, N]; their sum writes C.
+  // Split: the chunks' partial products, unscaled, into a scratch [splits, batch, M, N]; their sum writes C and does the epilogue.
   const parts = splits > 1 ? splitTarget(ctx, g, splits) : null;
+  const none: GpuEpilogue = {};
   const out = parts
-    ? { c: parts.scratch, cOffset: 0, ldc: N, strideC: M * N, splitStride: batch * M * N, bias: null, accumulate: false, alpha: 1 }
-    : { c: g.c, cOffset: g.cOffset, ldc: g.ldc, strideC: g.strideC, splitStride: 0, bias: g.bias, accumulate: g.accumulate, alpha: g.alpha };
+    ? { c: parts.scratch, cOffset: 0, ldc: N, strideC: M * N, splitStride: batch * M * N, epilogue: none, accumulate: false, alpha: 1 }
+    : { c: g.c, cOffset: g.cOffset, ldc: g.ldc, strideC: g.strideC, splitStride: 0, epilogue: g, accumulate: g.accumulate, alpha: g.alpha };
   ctx.dispatch(
     source({ c, transA: g.transA, transB: g.transB, vecA, vecB }),
-    [g.a, g.b, out.bias, out.c],
+    [g.a, g.b, out.epilogue.bias, out.epilogue.addend?.buffer, out.c],
     [
       u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(out.ldc),
       u32(g.aOffset / wa), u32(g.bOffset / wb), u32(out.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(out.strideC),
-      u32(g.biasOffset ?? 0), u32(out.bias ? 1 : 0), u32(out.accumulate ? 1 : 0), f32(out.alpha),
-      u32(splits), u32(chunk), u32(out.splitStride),
+      u32(out.accumulate ? 1 : 0), f32(out.alpha), u32(splits), u32(chunk), u32(out.splitStride),
+      ...epilogueParams(out.epilogue),
     ],
     [Math.ceil(N / (c.WX * c.TN)), Math.ceil(M / (c.WY * c.TM)), batch * splits],
   );

@@ -1,10 +1,11 @@
 import { envCount, f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings, epilogueParams } from './gemm_epilogue.js';
 import { grid } from './grid.js';
 import { aligned, variants } from './variants.js';
 import type { GpuGemmArgs } from './gemm.js';
 
 /**
- * C = alpha·op(A)·Bᵀ (+ C) (+ bias) when op(A) has only a few rows and B is
+ * C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) when op(A) has only a few rows and B is
  * stored [N, K] (transB): a layer's product while decoding, x[1, K]·Wᵀ.
  *
  * The tiled kernel (gemm.ts) is built for many rows: at M = 1 a 32×32 block
@@ -24,8 +25,8 @@ import type { GpuGemmArgs } from './gemm.js';
  *   named accumulators (unrolled here, as in gemm.ts, so that they stay in
  *   registers);
  * - a tree in workgroup memory adds each group's partial sums, all rows at
- *   once, and the group's invocation r stores row r: alpha, accumulate and
- *   bias as gemm.ts applies them.
+ *   once, and the group's invocation r stores row r: alpha, accumulation and
+ *   the epilogue (gemm_epilogue.ts) as gemm.ts applies them.
  *
  * More than SK_ROWS rows run as row blocks (workgroup z is batch entry ×
  * row block), each reading B again. `gemm()` sends a product here when
@@ -94,13 +95,14 @@ function source(v: Variant): KernelSource {
 struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
   aOff: u32, bOff: u32, cOff: u32, strideA: u32, strideB: u32, strideC: u32,
-  biasOff: u32, hasBias: u32, accumulate: u32, alpha: f32, rowBlocks: u32,
+  accumulate: u32, alpha: f32, rowBlocks: u32, ${EPILOGUE_FIELDS},
 }
 @group(0) @binding(0) var<storage, read> A: array<${v.vecA ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read> B: array<${v.vecB ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+${epilogueBindings(2)}
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+${EPILOGUE_FN}
 
 var<workgroup> red: array<f32, ${R * SK_WG}>;
 
@@ -132,16 +134,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i = p.cOff + batch * p.strideC + m * p.ldc + n;
     var x = p.alpha * red[lane * ${SK_WG}u + lid - lane];
     if (p.accumulate != 0u) { x = C[i] + x; }
-    if (p.hasBias != 0u) { x = x + bias[p.biasOff + n]; }
-    C[i] = x;
+    C[i] = epilogue(x, n, ${addendAt('batch', 'm', 'n')});
   }
 }`;
-  return { name: `gemmSkinny_r${R}_t${T}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}`, code, bindings: ['read', 'read', 'read', 'rw'] };
+  return { name: `gemmSkinny_r${R}_t${T}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}`, code, bindings: ['read', 'read', 'read', 'read', 'rw'] };
 }
 
 const kernel = variants((v: Variant) => `${v.R},${v.T}${v.transA}${v.vecB}${v.vecA}`, source);
 
-/** Record C = alpha·op(A)·Bᵀ (+ C) (+ bias) with a group of invocations per column of C (B stored [N, K]). */
+/** Record C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) with a group of invocations per column of C (B stored [N, K]). */
 export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   const { M, N, K, batch } = g;
   if (!g.transB) throw new Error('gemmSkinny: B must be stored [N, K] (transB)');
@@ -159,11 +160,11 @@ export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   const [gx, gy] = grid(ctx, N, SK_WG / T);
   ctx.dispatch(
     kernel({ R, T, transA: g.transA, vecB, vecA }),
-    [g.a, g.b, g.bias, g.c],
+    [g.a, g.b, g.bias, g.addend?.buffer, g.c],
     [
       u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(g.ldc),
       u32(g.aOffset / wa), u32(g.bOffset / wb), u32(g.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(g.strideC),
-      u32(g.biasOffset ?? 0), u32(g.bias ? 1 : 0), u32(g.accumulate ? 1 : 0), f32(g.alpha), u32(rowBlocks),
+      u32(g.accumulate ? 1 : 0), f32(g.alpha), u32(rowBlocks), ...epilogueParams(g),
     ],
     [gx, gy, batch * rowBlocks],
   );

@@ -1,4 +1,5 @@
 import { envCount, f32, type GpuContext, type KernelSource, u32 } from '../device.js';
+import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings, epilogueParams, type GpuEpilogue } from './gemm_epilogue.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 
 /**
@@ -11,8 +12,8 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
  * runs every (block, chunk) pair as its own workgroup and stores each chunk's
  * partial product, unscaled, in a scratch buffer [splits, batch, M, N]; then
  * a second kernel (SUM_SPLITS) adds the partials in chunk order (the same
- * result run after run) and applies alpha, accumulation and the bias as the
- * tiled kernel's own store does. cuBLAS does the same for these shapes.
+ * result run after run) and applies alpha, accumulation and the epilogue
+ * (gemm_epilogue.ts) as the tiled kernel's own store does. cuBLAS does the same for these shapes.
  *
  * Only products of at least MIN_SPLIT_FLOP are split: a small one is over in
  * microseconds however it is tiled, and the second kernel's launch (and its
@@ -64,14 +65,15 @@ export function splitFor(blocks: number, K: number, BK: number, flop: number): K
 
 const SUM_SPLITS: KernelSource = {
   name: 'gemmSplitSum',
-  bindings: ['read', 'read', 'rw'],
+  bindings: ['read', 'read', 'read', 'rw'],
   code: /* wgsl */ `
-struct Params { M: u32, N: u32, batch: u32, splits: u32, ldc: u32, cOff: u32, strideC: u32, biasOff: u32, hasBias: u32, accumulate: u32, alpha: f32 }
+struct Params { M: u32, N: u32, batch: u32, splits: u32, ldc: u32, cOff: u32, strideC: u32, accumulate: u32, alpha: f32, ${EPILOGUE_FIELDS} }
 @group(0) @binding(0) var<storage, read> part: array<f32>;
-@group(0) @binding(1) var<storage, read> bias: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+${epilogueBindings(1)}
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
 ${FLAT_INDEX}
+${EPILOGUE_FN}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat(gid, nwg);
@@ -86,8 +88,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let at = p.cOff + b * p.strideC + r * p.ldc + c;
   var x = p.alpha * s;
   if (p.accumulate != 0u) { x = C[at] + x; }
-  if (p.hasBias != 0u) { x = x + bias[p.biasOff + c]; }
-  C[at] = x;
+  C[at] = epilogue(x, c, ${addendAt('b', 'r', 'c')});
 }
 `,
 };
@@ -96,14 +97,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 export interface SplitTarget {
   /** The scratch [splits, batch, M, N] the tiled kernel stores into. */
   scratch: GPUBuffer;
-  /** Record C = alpha·Σ partials (+ C) (+ bias), then give the scratch back. */
+  /** Record C = act(alpha·Σ partials (+ C) (+ bias)) (+ addend), then give the scratch back. */
   finish: () => void;
 }
 
 /** A scratch for `splits` partial products of a [batch, M, N] output, and the sum that writes C. */
 export function splitTarget(
   ctx: GpuContext,
-  g: { M: number; N: number; batch: number; c: GPUBuffer; cOffset: number; ldc: number; strideC: number; alpha: number; accumulate: boolean; bias?: GPUBuffer | null; biasOffset?: number },
+  g: GpuEpilogue & { M: number; N: number; batch: number; c: GPUBuffer; cOffset: number; ldc: number; strideC: number; alpha: number; accumulate: boolean },
   splits: number,
 ): SplitTarget {
   const total = g.M * g.N * g.batch;
@@ -113,8 +114,8 @@ export function splitTarget(
     finish: () => {
       ctx.dispatch(
         SUM_SPLITS,
-        [scratch, g.bias, g.c],
-        [u32(g.M), u32(g.N), u32(g.batch), u32(splits), u32(g.ldc), u32(g.cOffset), u32(g.strideC), u32(g.biasOffset ?? 0), u32(g.bias ? 1 : 0), u32(g.accumulate ? 1 : 0), f32(g.alpha)],
+        [scratch, g.bias, g.addend?.buffer, g.c],
+        [u32(g.M), u32(g.N), u32(g.batch), u32(splits), u32(g.ldc), u32(g.cOffset), u32(g.strideC), u32(g.accumulate ? 1 : 0), f32(g.alpha), ...epilogueParams(g)],
         grid(ctx, total),
       );
       ctx.release(scratch);

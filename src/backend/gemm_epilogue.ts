@@ -1,0 +1,35 @@
+import type { Backend, GemmArgs } from './backend.js';
+
+/**
+ * A host backend's GEMM epilogue (backend.ts's GemmEpilogue), done after its
+ * product as passes over C with the backend's own element-wise kernels: the
+ * activation in place, then the addend. On a CPU these passes cost O(M·N)
+ * against the product's O(M·N·K); the GPU does them as it stores C
+ * (webgpu/kernels/gemm_epilogue.ts), where a pass of its own is a dispatch.
+ *
+ * C's rows are one span when ldc = N (and the batch entries too when
+ * strideC = M·N), so a layer's output is one call; otherwise row by row.
+ */
+export function applyGemmEpilogue(b: Pick<Backend<Float32Array>, 'unary' | 'binary'>, g: GemmArgs<Float32Array>): void {
+  const e = g.epilogue;
+  if (!e || (!e.activation && !e.addend)) return;
+  const { M, N } = g;
+  if (M === 0 || N === 0) return;
+  const act = e.activation ?? null;
+  const add = e.addend ?? null;
+  // Spans of C that are contiguous, with the addend's matching span: [cStart, addStart, rows].
+  const runs: [number, number, number][] = [];
+  const cWhole = g.ldc === N;
+  const addWhole = !add || add.ld === N;
+  for (let z = 0; z < g.batch; z++) {
+    const c0 = g.cOffset + z * g.strideC;
+    const a0 = add ? add.offset + z * add.stride : 0;
+    if (cWhole && addWhole) runs.push([c0, a0, M]);
+    else for (let r = 0; r < M; r++) runs.push([c0 + r * g.ldc, a0 + r * (add?.ld ?? 0), 1]);
+  }
+  for (const [c0, a0, rows] of runs) {
+    const c = g.c.subarray(c0, c0 + rows * N);
+    if (act) b.unary(act, c, c);
+    if (add) b.binary('add', c, [rows, N], add.data.subarray(a0, a0 + rows * N), [rows, N], c, [rows, N]);
+  }
+}
