@@ -15,7 +15,7 @@ import { addLoRA, loraParameters } from '../src/nn/lora.js';
 import { backward, noGrad } from '../src/tensor/autograd.js';
 import { fillPooled } from '../src/tensor/buffer_pool.js';
 import { activationLinear, type InputOnlyActivation } from '../src/tensor/ops/activation_linear.js';
-import { gelu, relu } from '../src/tensor/ops/elementwise.js';
+import { add, gelu, relu } from '../src/tensor/ops/elementwise.js';
 import { linear } from '../src/tensor/ops/linear.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/rng.js';
@@ -74,7 +74,12 @@ describe('activationLinear: activation and down projection as one op', () => {
       if (fused) loss = m.forward(ids, [1, 8], targets).loss!;
       else {
         // The composed path: each MLP's activation, then its c_proj, as two ops.
-        for (const blk of m.h) blk.mlp.forward = function (this: typeof blk.mlp, x: Tensor) { return this.c_proj.forward(gelu(this.c_fc.forward(x))); };
+        for (const blk of m.h) {
+          blk.mlp.forward = function (this: typeof blk.mlp, x: Tensor, skip: Tensor | null = null) {
+            const y = this.c_proj.forward(gelu(this.c_fc.forward(x)));
+            return skip ? add(skip, y) : y;
+          };
+        }
         loss = m.forward(ids, [1, 8], targets).loss!;
       }
       backward(loss);

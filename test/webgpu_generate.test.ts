@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { backend, setBackend } from '../src/backend/index.js';
 import { selectBackendAsync } from '../src/backend/select.js';
+import { openedWebGpu } from '../src/backend/webgpu/index.js';
+import { logitsCached } from '../src/generate/cached_forward.js';
 import { BatchDecoder, type GenerateOptions } from '../src/generate/engine.js';
+import { KVCache } from '../src/generate/kv_cache.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { moveToBackend } from '../src/nn/placement.js';
@@ -82,6 +85,25 @@ describe('generation on webgpu', { skip }, () => {
   it('an int8-quantized model (attn quantize): greedy tokens as js', async () => {
     const { js, gpu } = await bothBackends({ maxNewTokens: 4, greedy: true }, true);
     assert.deepEqual(gpu, js);
+  });
+
+  it('a decode token records 7 dispatches per block: the GELU and both residual additions are stored by the products', async () => {
+    await selectBackendAsync('webgpu');
+    try {
+      const perToken = (layers: number): number => {
+        const m = new GPT(parseGPTConfig({ ...CONFIG, n_layer: layers }), new Rng(3)).eval();
+        moveToBackend(m);
+        const cache = new KVCache(m.config, 1, 8);
+        logitsCached(m, Int32Array.of(1), [1, 1], cache);
+        const before = openedWebGpu()!.stats.dispatches;
+        logitsCached(m, Int32Array.of(2), [1, 1], cache);
+        return openedWebGpu()!.stats.dispatches - before;
+      };
+      // Layer norm, q·k·v, cached attention, output projection (+ x), layer norm, up projection (GELU), down projection (+ x).
+      assert.equal((perToken(3) - perToken(1)) / 2, 7);
+    } finally {
+      setBackend('js');
+    }
   });
 
   it('without the cache (the reference path): greedy tokens as js', async () => {

@@ -66,8 +66,8 @@ export class LlamaDecoderLayer extends Module {
   }
 
   forward(x: Tensor, call: AttentionCall = {}): Tensor {
-    x = residual(x, this.input_layernorm, 'pre', (h) => this.self_attn.forward(h, call));
-    return residual(x, this.post_attention_layernorm, 'pre', (h) => this.mlp.forward(h));
+    x = residual(x, this.input_layernorm, 'pre', (h, skip) => this.self_attn.forward(h, call, skip));
+    return residual(x, this.post_attention_layernorm, 'pre', (h, skip) => this.mlp.forward(h, skip));
   }
 }
 

@@ -9,6 +9,7 @@ import { Dropout } from './dropout.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import type { LinearLayer } from './quantized_linear.js';
+import { projectInto } from './residual.js';
 
 /**
  * Positions that enter attention by rotating queries and keys (RoPE) rather
@@ -102,8 +103,8 @@ export abstract class AttentionLayer extends Module {
   /** The projection that mixes the heads' outputs. */
   protected abstract get output(): LinearLayer;
 
-  /** x [B, T, C] → [B, T, C]. */
-  forward(x: Tensor, call: AttentionCall = {}): Tensor {
+  /** x [B, T, C] → [B, T, C]; given `skip` (the residual stream), skip + that (residual.ts's projectInto). */
+  forward(x: Tensor, call: AttentionCall = {}, skip: Tensor | null = null): Tensor {
     const memory = call.memory ?? null;
     if (memory && this.rotation) throw new Error('rotary positions apply to self-attention only');
     const o = this.options(call.keyPadding);
@@ -117,7 +118,7 @@ export abstract class AttentionLayer extends Module {
       if (this.rotation) [q, k] = [this.rotation.rotate(q, this.nHead, call.positions), this.rotation.rotate(k, this.nKvHead, call.positions)];
       y = (call.attend ?? attention)(q, k, v, o);
     }
-    return this.resid_dropout.forward(this.output.forward(y));
+    return projectInto(this.output, y, this.resid_dropout, skip);
   }
 
   /** The attention op's options for this layer (dropout only while training). */

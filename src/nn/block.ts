@@ -26,7 +26,7 @@ export class Block extends Module {
 
   /** call: positions for RoPE, and an `attend` that replaces the attention op (KV-cached generation). */
   forward(x: Tensor, call: AttentionCall = {}): Tensor {
-    x = residual(x, this.ln_1, 'pre', (h) => this.attn.forward(h, call));
-    return residual(x, this.ln_2, 'pre', (h) => this.mlp.forward(h));
+    x = residual(x, this.ln_1, 'pre', (h, skip) => this.attn.forward(h, call, skip));
+    return residual(x, this.ln_2, 'pre', (h, skip) => this.mlp.forward(h, skip));
   }
 }

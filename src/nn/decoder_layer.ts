@@ -51,8 +51,8 @@ export class DecoderLayer extends Module {
 
   /** x [B, Tt, C] (target so far), memory [B, Ts, C] (the encoder's output, the same for every layer). */
   forward(x: Tensor, memory: Tensor, masks: DecoderMasks = {}): Tensor {
-    x = residual(x, this.norm1, this.norm, (h) => this.self_attn.forward(h, { keyPadding: masks.tgtPadding, attend: masks.selfAttend }));
-    x = residual(x, this.norm2, this.norm, (h) => this.cross_attn.forward(h, { memory, keyPadding: masks.srcPadding, attend: masks.crossAttend }));
-    return residual(x, this.norm3, this.norm, (h) => this.ff.forward(h));
+    x = residual(x, this.norm1, this.norm, (h, skip) => this.self_attn.forward(h, { keyPadding: masks.tgtPadding, attend: masks.selfAttend }, skip));
+    x = residual(x, this.norm2, this.norm, (h, skip) => this.cross_attn.forward(h, { memory, keyPadding: masks.srcPadding, attend: masks.crossAttend }, skip));
+    return residual(x, this.norm3, this.norm, (h, skip) => this.ff.forward(h, skip));
   }
 }

@@ -12,4 +12,9 @@ export class Dropout extends Module {
   forward(x: Tensor): Tensor {
     return dropout(x, this.p, this.rng, this.training);
   }
+
+  /** Whether forward changes anything (training, with p > 0); otherwise it is the identity. */
+  get active(): boolean {
+    return this.training && this.p > 0;
+  }
 }

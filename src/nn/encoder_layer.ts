@@ -39,7 +39,7 @@ export class EncoderLayer extends Module {
    * attend replaces the attention op (eval/inspect/ reads or removes heads through it).
    */
   forward(x: Tensor, keyPadding?: Uint8Array, attend?: Attend): Tensor {
-    x = residual(x, this.norm1, this.norm, (h) => this.self_attn.forward(h, { keyPadding, attend }));
-    return residual(x, this.norm2, this.norm, (h) => this.ff.forward(h));
+    x = residual(x, this.norm1, this.norm, (h, skip) => this.self_attn.forward(h, { keyPadding, attend }, skip));
+    return residual(x, this.norm2, this.norm, (h, skip) => this.ff.forward(h, skip));
   }
 }

@@ -1,11 +1,12 @@
-import { gelu, mul, relu, silu } from '../tensor/ops/elementwise.js';
+import { add, gelu, mul, relu, silu } from '../tensor/ops/elementwise.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { swiglu } from '../tensor/ops/swiglu.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { Dropout } from './dropout.js';
-import { Linear } from './linear.js';
+import { forwardThen, Linear } from './linear.js';
 import { Module } from './module.js';
+import { projectInto } from './residual.js';
 import type { LinearLayer } from './quantized_linear.js';
 
 export type Activation = 'relu' | 'gelu' | 'silu';
@@ -49,16 +50,20 @@ export abstract class FeedForwardLayer extends Module {
 
   protected abstract get parts(): FeedForwardParts;
 
-  forward(x: Tensor): Tensor {
+  /** x [.., C] → [.., C]; given `skip` (the residual stream), skip + that (residual.ts's projectInto). */
+  forward(x: Tensor, skip: Tensor | null = null): Tensor {
     const { up, gate, down } = this.parts;
     // Training, ungated: activation and down projection as one op, which keeps the wide activation
     // for backward only when the down projection's weight trains (Linear.forwardActivated).
     if (!gate && !this.hidden_dropout && this.activation !== 'silu' && down instanceof Linear && isGradEnabled()) {
-      return this.dropout.forward(down.forwardActivated(up.forward(x), this.activation));
+      if (skip && !this.dropout.active) return down.forwardActivated(up.forward(x), this.activation, skip);
+      const y = this.dropout.forward(down.forwardActivated(up.forward(x), this.activation));
+      return skip ? add(skip, y) : y;
     }
-    let h = gate ? gated(gate.forward(x), up.forward(x), this.activation) : activate(up.forward(x), this.activation);
+    // Ungated, the up projection stores act(x·Wᵀ + b) (linear's epilogue; two ops where a gradient is recorded).
+    let h = gate ? gated(gate.forward(x), up.forward(x), this.activation) : forwardThen(up, x, { activation: this.activation });
     if (this.hidden_dropout) h = this.hidden_dropout.forward(h);
-    return this.dropout.forward(down.forward(h));
+    return projectInto(down, h, this.dropout, skip);
   }
 }
 

@@ -1,5 +1,5 @@
 import { activationLinear, type InputOnlyActivation } from '../tensor/ops/activation_linear.js';
-import { linear } from '../tensor/ops/linear.js';
+import { applyEpilogue, linear, type LinearEpilogue } from '../tensor/ops/linear.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { constantParameter, normalParameter } from './init.js';
@@ -23,16 +23,25 @@ export class Linear extends Module {
     this.bias = opts.bias ? constantParameter([outFeatures], 0) : null;
   }
 
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+  /** `then`: an activation or an addend (the residual stream) applied as the product stores y. A subclass must honour it (LoRALinear, PanelLinear do). */
+  forward(x: Tensor, then: LinearEpilogue = {}): Tensor {
+    return linear(x, this.weight, this.bias, then);
   }
 
   /**
-   * forward(act(u)) while training, as one op that keeps act(u) for the
-   * backward pass only when this layer's weight trains (a frozen down
+   * forward(act(u)) (+ addend) while training, as one op that keeps act(u)
+   * for the backward pass only when this layer's weight trains (a frozen down
    * projection under LoRA does not need it).
    */
-  forwardActivated(u: Tensor, act: InputOnlyActivation): Tensor {
-    return activationLinear(u, act, this.weight, this.bias);
+  forwardActivated(u: Tensor, act: InputOnlyActivation, addend: Tensor | null = null): Tensor {
+    return activationLinear(u, act, this.weight, this.bias, addend);
   }
+}
+
+/**
+ * layer(x) followed by `then`: folded into the product where the layer is a
+ * Linear, applied as ops of their own on any other layer (int8, GGUF blocks).
+ */
+export function forwardThen(layer: { forward(x: Tensor): Tensor }, x: Tensor, then: LinearEpilogue): Tensor {
+  return layer instanceof Linear ? layer.forward(x, then) : applyEpilogue(layer.forward(x), then);
 }

@@ -1,6 +1,6 @@
 import type { InputOnlyActivation } from '../tensor/ops/activation_linear.js';
 import { gelu, relu, silu } from '../tensor/ops/elementwise.js';
-import { linear } from '../tensor/ops/linear.js';
+import { applyEpilogue, linear, type LinearEpilogue } from '../tensor/ops/linear.js';
 import { loraLinear } from '../tensor/ops/lora_linear.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../util/errors.js';
@@ -66,16 +66,16 @@ export class LoRALinear extends Linear {
     this.training = base.training;
   }
 
-  override forward(x: Tensor): Tensor {
-    if (!this.enabled) return linear(x, this.weight, this.bias);
+  override forward(x: Tensor, then: LinearEpilogue = {}): Tensor {
+    if (!this.enabled) return linear(x, this.weight, this.bias, then);
     // One op (tensor/ops/lora_linear.ts): the adapter's product is added into the base's output as it
     // is computed, so no extra [rows, out] tensors are kept for backward.
-    return loraLinear(x, this.weight, this.bias, this.lora_dropout.forward(x), this.lora_A.weight, this.lora_B.weight, this.scaling);
+    return applyEpilogue(loraLinear(x, this.weight, this.bias, this.lora_dropout.forward(x), this.lora_A.weight, this.lora_B.weight, this.scaling), then);
   }
 
   /** The adapter reads its input (dA = s·gᵀ·u), so act(u) is kept: activation, then this layer. */
-  override forwardActivated(u: Tensor, act: InputOnlyActivation): Tensor {
-    return this.forward(act === 'gelu' ? gelu(u) : act === 'relu' ? relu(u) : silu(u));
+  override forwardActivated(u: Tensor, act: InputOnlyActivation, addend: Tensor | null = null): Tensor {
+    return this.forward(act === 'gelu' ? gelu(u) : act === 'relu' ? relu(u) : silu(u), { addend });
   }
 
   /** ΔW = scaling·B·A as a [out, in] matrix (what merging adds to the weight). */

@@ -2,6 +2,7 @@ import { backend } from '../backend/index.js';
 import { packPanels } from '../backend/panels.js';
 import { isHost } from '../backend/storage.js';
 import { isGradEnabled } from '../tensor/autograd.js';
+import { applyEpilogue, type LinearEpilogue } from '../tensor/ops/linear.js';
 import { linearPanels } from '../tensor/ops/linear_panels.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Linear } from './linear.js';
@@ -26,12 +27,12 @@ export class PanelLinear extends Linear {
     this.panels = packPanels(lin.weight.data, out, inF);
   }
 
-  override forward(x: Tensor): Tensor {
+  override forward(x: Tensor, then: LinearEpilogue = {}): Tensor {
     const K = this.weight.shape[1]!;
     if (x.size / K <= PANEL_ROWS && !isGradEnabled() && backend().linearPanels && isHost(x.storage)) {
-      return linearPanels(x, this.panels, this.weight.shape as [number, number], this.bias);
+      return applyEpilogue(linearPanels(x, this.panels, this.weight.shape as [number, number], this.bias), then);
     }
-    return super.forward(x);
+    return super.forward(x, then);
   }
 }
 

@@ -3,7 +3,8 @@ import type { UnaryOp } from '../../backend/backend.js';
 import { gemmArgs, mat, matT } from '../../backend/gemm_args.js';
 import { isGradEnabled, record } from '../autograd.js';
 import { matmulPrecision } from '../precision.js';
-import { Tensor, allocStorage, releaseStorage } from '../tensor.js';
+import { Tensor, allocStorage, releaseStorage, sameShape } from '../tensor.js';
+import { accumulateReduced } from './elementwise.js';
 
 /** Activations whose derivative reads only their input (so backward needs u, not act(u)). */
 export type InputOnlyActivation = Extract<UnaryOp, 'relu' | 'gelu' | 'silu'>;
@@ -11,7 +12,7 @@ export type InputOnlyActivation = Extract<UnaryOp, 'relu' | 'gelu' | 'silu'>;
 /**
  * A feed-forward's activation and down projection as one op (training):
  *
- *   y = act(u)·Wᵀ + b        u [rows, in] (the up projection's output), W [out, in]
+ *   y = act(u)·Wᵀ + b (+ addend)     u [rows, in] (the up projection's output), W [out, in]
  *
  * Composed as gelu then linear, h = act(u) would stay alive from the forward
  * pass to the backward one although only W's gradient reads it
@@ -21,9 +22,11 @@ export type InputOnlyActivation = Extract<UnaryOp, 'relu' | 'gelu' | 'silu'>;
  * With LoRA on c_attn and c_fc, GPT-2's c_proj is frozen, and a 124M model
  * at batch 4 × 256 no longer holds 12 × 12.6 MB of GELU outputs.
  *
- *   dh = dy·W    du = act'(u) ∘ dh    dW = dyᵀ·h    db = Σ dy
+ * The addend (the residual stream, in a block) is added as y is stored.
+ *
+ *   dh = dy·W    du = act'(u) ∘ dh    dW = dyᵀ·h    db = Σ dy    d(addend) = dy
  */
-export function activationLinear(u: Tensor, act: InputOnlyActivation, weight: Tensor, bias: Tensor | null): Tensor {
+export function activationLinear(u: Tensor, act: InputOnlyActivation, weight: Tensor, bias: Tensor | null, addend: Tensor | null = null): Tensor {
   const [outF, inF] = weight.shape as [number, number];
   if (u.shape[u.rank - 1] !== inF) throw new Error(`activationLinear: input [${u.shape}] does not match weight [${weight.shape}]`);
   const rows = u.size / inF;
@@ -33,11 +36,12 @@ export function activationLinear(u: Tensor, act: InputOnlyActivation, weight: Te
   const h = allocStorage(u.size, false);
   be.unary(act, u.storage, h);
   const out = Tensor.empty([...u.shape.slice(0, -1), outF]);
-  be.gemm(gemmArgs({ M: rows, N: outF, K: inF }, mat(out.storage, outF), mat(h, inF), matT(weight.storage, inF), { bias: bias?.storage ?? null, bf16 })); // y = h·Wᵀ + b
+  if (addend && !sameShape(addend.shape, out.shape)) throw new Error(`activationLinear: addend [${addend.shape}] is not the output's shape [${out.shape}]`);
+  be.gemm(gemmArgs({ M: rows, N: outF, K: inF }, mat(out.storage, outF), mat(h, inF), matT(weight.storage, inF), { bias: bias?.storage ?? null, bf16, addend: addend && mat(addend.storage, outF) })); // y = h·Wᵀ + b (+ addend)
   // Outside a graph (inference) h is an ordinary temporary, left to the caller's pool scope.
   const keepH = weight.requiresGrad;
   if (isGradEnabled() && !keepH) releaseStorage(h);
-  const inputs = bias ? [u, weight, bias] : [u, weight];
+  const inputs = [u, weight, ...(bias ? [bias] : []), ...(addend ? [addend] : [])];
   return record(out, inputs, 'activationLinear', () => {
     const dy = out.gradStorage!;
     if (u.requiresGrad) {
@@ -50,6 +54,7 @@ export function activationLinear(u: Tensor, act: InputOnlyActivation, weight: Te
     }
     if (weight.requiresGrad) be.gemm(gemmArgs({ M: outF, N: inF, K: rows }, mat(weight.ensureGradStorage(), inF), matT(dy, outF), mat(h, inF), { accumulate: true, bf16 })); // dW += dyᵀ·h
     if (bias?.requiresGrad) be.reduceSumTo(dy, [rows, outF], bias.ensureGradStorage(), [1, outF]);
+    if (addend) accumulateReduced(dy, out.shape, addend);
     if (keepH) releaseStorage(h);
   });
 }

@@ -22,7 +22,7 @@ function padTo(shape: Shape, rank: number): Shape {
 }
 
 /** The gradient w.r.t. a broadcast input is the output gradient summed over the broadcast axes. */
-function accumulateReduced(grad: Storage, outShape: Shape, t: Tensor): void {
+export function accumulateReduced(grad: Storage, outShape: Shape, t: Tensor): void {
   if (!t.requiresGrad) return;
   if (sameShape(t.shape, outShape)) {
     const sink = t.gradSink();
@@ -94,7 +94,7 @@ export function scale(x: Tensor, s: number): Tensor {
   return mul(x, Tensor.from([s]));
 }
 
-function unaryOp(op: UnaryOp, x: Tensor): Tensor {
+export function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const out = Tensor.empty(x.shape);
   backend().unary(op, x.storage, out.storage);
   return record(out, [x], op, () => {

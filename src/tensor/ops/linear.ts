@@ -1,27 +1,53 @@
 import { backend } from '../../backend/index.js';
 import { gemmArgs, mat, matT } from '../../backend/gemm_args.js';
-import { record } from '../autograd.js';
+import type { EpilogueActivation } from '../../backend/backend.js';
+import { isGradEnabled, record } from '../autograd.js';
 import { matmulPrecision } from '../precision.js';
-import { Tensor } from '../tensor.js';
+import { sameShape, Tensor } from '../tensor.js';
+import { accumulateReduced, add, unaryOp } from './elementwise.js';
+
+/** What a Linear layer's product may do as it stores y (backend.ts's GemmEpilogue). */
+export interface LinearEpilogue {
+  /** y = act(x·Wᵀ + b): a feed-forward's up projection. */
+  activation?: EpilogueActivation | null;
+  /** y = … + addend, a tensor of y's shape: a sublayer's residual connection. */
+  addend?: Tensor | null;
+}
+
+/** The epilogue as ops of their own on a layer's output y (layers whose product cannot store it: quantized, LoRA). */
+export function applyEpilogue(y: Tensor, then: LinearEpilogue): Tensor {
+  if (then.activation) y = unaryOp(then.activation, y);
+  return then.addend ? add(y, then.addend) : y;
+}
 
 /**
  * y = x·Wᵀ + b with W stored [out, in] as in PyTorch's nn.Linear. Every
  * leading axis of x is treated as rows, so a [B, T, C] activation is one
  * [B·T, C] matrix product rather than B small ones.
+ *
+ * `then` folds the next step into the product's store: an activation, or the
+ * residual stream added back (y = skip + x·Wᵀ + b, whose gradient passes dy to
+ * skip unchanged). An activation is folded only where no gradient is
+ * recorded, since its backward pass needs x·Wᵀ + b, which the fold never
+ * stores; in training it is the two ops it replaces.
  */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, then: LinearEpilogue = {}): Tensor {
   const inF = weight.shape[1]!;
   const outF = weight.shape[0]!;
   if (x.shape[x.rank - 1] !== inF) throw new Error(`linear: input [${x.shape}] does not match weight [${weight.shape}]`);
+  const activation = then.activation ?? null;
+  const addend = then.addend ?? null;
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  if (activation && isGradEnabled() && inputs.some((t) => t.requiresGrad)) return applyEpilogue(linear(x, weight, bias), then);
   const rows = x.size / inF;
   const out = Tensor.empty([...x.shape.slice(0, -1), outF]);
+  if (addend && !sameShape(addend.shape, out.shape)) throw new Error(`linear: addend [${addend.shape}] is not the output's shape [${out.shape}]`);
   const be = backend();
   // Mixed precision (precision.ts): all three products of this layer, forward and backward, in bf16.
   const bf16 = matmulPrecision() === 'bf16';
-  // y = x·Wᵀ + b
-  be.gemm(gemmArgs({ M: rows, N: outF, K: inF }, mat(out.storage, outF), mat(x.storage, inF), matT(weight.storage, inF), { bias: bias?.storage ?? null, bf16 }));
-  const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record(out, inputs, 'linear', () => {
+  // y = act(x·Wᵀ + b) + addend
+  be.gemm(gemmArgs({ M: rows, N: outF, K: inF }, mat(out.storage, outF), mat(x.storage, inF), matT(weight.storage, inF), { bias: bias?.storage ?? null, bf16, activation, addend: addend && mat(addend.storage, outF) }));
+  return record(out, addend ? [...inputs, addend] : inputs, 'linear', () => {
     const dy = out.gradStorage!;
     if (x.requiresGrad) {
       // dx = dy·W
@@ -33,5 +59,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
       be.gemm(gemmArgs({ M: outF, N: inF, K: rows }, mat(weight.ensureGradStorage(), inF), matT(dy, outF), mat(x.storage, inF), { accumulate: true, bf16 }));
     }
     if (bias?.requiresGrad) be.reduceSumTo(dy, [rows, outF], bias.ensureGradStorage(), [1, outF]);
+    // d(addend) = dy
+    if (addend) accumulateReduced(dy, out.shape, addend);
   });
 }
