@@ -5,7 +5,8 @@
 # shapes, the ATTN_WEBGPU_GEMM value that picks the best, and split-K against the unsplit product
 # on the weight-gradient shapes), profile.jsonl (one train step of M
 # and G: dispatches, bind groups, buffers, writes, submits, encode ms, and GPU ms per kernel when
-# the adapter has timestamp-query), webgpu.jsonl (attn bench --backend webgpu, run with the
+# the adapter has timestamp-query), profile_decode.jsonl (the same for one decode token of the 124M
+# shape, with its recording and wait ms), webgpu.jsonl (attn bench --backend webgpu, run with the
 # sweep's choice), webgpu_decode_tiled.jsonl (the decode again with ATTN_WEBGPU_SKINNY=0),
 # webgpu_one_submit.jsonl (train and decode again with ATTN_WEBGPU_SUBMIT_EVERY=0), attention.jsonl
 # (the fused attention kernels' GPU ms at config M's shape), torch_cuda.jsonl (the PyTorch eager
@@ -45,6 +46,12 @@ timeout 50 node dist/src/cli/main.js bench --backend webgpu --workloads profile 
 echo "profile rc=$?" | tee -a "$OUT/summary.txt"
 grep -E '"profile(-kernels)?"' "$OUT/profile.jsonl" | tee -a "$OUT/summary.txt"
 
+echo "== profile-decode: one decode token of the 124M shape, its recording and wait ms, GPU ms per kernel" | tee -a "$OUT/summary.txt"
+timeout 20 node dist/src/cli/main.js bench --backend webgpu --workloads profile-decode --json \
+  > "$OUT/profile_decode.jsonl" 2> "$OUT/profile_decode.stderr"
+echo "profile-decode rc=$?" | tee -a "$OUT/summary.txt"
+grep -E '"profile-decode(-kernel|-kernels)?"' "$OUT/profile_decode.jsonl" | tee -a "$OUT/summary.txt"
+
 echo "== attn bench --backend webgpu (train M, G; decode 124M; GEMM 1024-4096)" | tee -a "$OUT/summary.txt"
 timeout 90 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps "$STEPS" --json \
   > "$OUT/webgpu.jsonl" 2> "$OUT/webgpu.stderr"
@@ -62,7 +69,7 @@ ATTN_WEBGPU_SKINNY=0 timeout 30 node dist/src/cli/main.js bench --backend webgpu
 echo "decode tiled rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_decode_tiled.jsonl" | tee -a "$OUT/summary.txt"
 echo "== ... and train M, G and decode with one submit per step or token (ATTN_WEBGPU_SUBMIT_EVERY=0: the GPU waits for the whole recording)" | tee -a "$OUT/summary.txt"
-ATTN_WEBGPU_SUBMIT_EVERY=0 timeout 90 node dist/src/cli/main.js bench --backend webgpu --config M,G --workloads train,decode --steps "$STEPS" --json \
+ATTN_WEBGPU_SUBMIT_EVERY=0 timeout 70 node dist/src/cli/main.js bench --backend webgpu --config M,G --workloads train,decode --steps "$STEPS" --json \
   > "$OUT/webgpu_one_submit.jsonl" 2> "$OUT/webgpu_one_submit.stderr"
 echo "one submit rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_one_submit.jsonl" | tee -a "$OUT/summary.txt"

@@ -307,7 +307,8 @@ export interface Backend<F = Storage> {
   /**
    * Attention of new queries against a KV cache (generation): query t of row b
    * is at slot past + t and sees slots start[b] … past + t (left padding before
-   * start[b] is masked out).
+   * start[b] is masked out). Every element of out is written (zeros for a
+   * query that sees no slot), so out may start with any values.
    */
   attentionCached(q: F, kCache: F, vCache: F, out: F, start: Int32Array, d: KvAttentionDims): void;
 

@@ -13,7 +13,7 @@ import { trainStepAsync } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { median } from './configs.js';
 import { DECODE_CONFIGS } from './decode.js';
-import { profileTrainStep } from './webgpu_profile.js';
+import { profileDecodeToken, profileTrainStep } from './webgpu_profile.js';
 import { sweepWebgpuGemm } from './webgpu_sweep.js';
 import { trainBenchSetup, type Row } from './workloads.js';
 
@@ -46,6 +46,13 @@ export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSiz
       } catch (e) {
         emit({ workload: 'profile', config, backend: 'webgpu', error: (e as Error).message.split('\n')[0] ?? 'error' });
       }
+    }
+  }
+  if (kinds.includes('profile-decode')) {
+    try {
+      await profileDecodeToken(ctx, emit);
+    } catch (e) {
+      emit({ workload: 'profile-decode', config: '124M', backend: 'webgpu', error: (e as Error).message.split('\n')[0] ?? 'error' });
     }
   }
   if (kinds.includes('gemm-sweep')) await sweepWebgpuGemm({ ctx }, emit);

@@ -18,7 +18,8 @@ export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, kv: KVLayer, o:
   storeKeysValues(k, v, kv);
   if (isFirstUnpaddedPass(kv)) return noGrad(() => attention(q, k, v, { nHead: o.nHead, nKvHead: o.nKvHead, causal: true }));
   const headDim = C / o.nHead;
-  const out = Tensor.zeros(q.shape);
+  // attentionCached writes every element: no clear first (on a GPU, a clear ends the compute pass).
+  const out = Tensor.empty(q.shape);
   backend().attentionCached(q.storage, kv.k, kv.v, out.storage, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead: o.nHead, nKvHead: o.nKvHead ?? o.nHead, headDim, scale: 1 / Math.sqrt(headDim) });
   return out;
 }
