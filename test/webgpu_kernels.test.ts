@@ -555,6 +555,23 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     const outG = up(new Float32Array(q.length));
     attentionCached(ctx, up(q), up(kc), up(vc), outG, up(start), d);
     assertNear(await down(outG), out, 1e-4, 1e-5, 'attentionCached');
+    // With the new keys and values given (fresh): stored by the kernel at slots past, past + 1 (at an offset
+    // in their buffers), and attended to from there; every other slot of the caches untouched.
+    const W = d.nKvHead * d.headDim;
+    const [kNew, vNew] = [rand(d.B * d.Tq * W), rand(d.B * d.Tq * W)];
+    const [kcWant, vcWant] = [kc.slice(), vc.slice()];
+    const outFresh = new Float32Array(q.length);
+    jsBackend.attentionCached(q, kcWant, vcWant, outFresh, start, d, { k: kNew, v: vNew });
+    for (let b = 0; b < d.B; b++) assert.deepEqual(kcWant.subarray((b * d.cap + d.past) * W, (b * d.cap + d.past + d.Tq) * W), kNew.subarray(b * d.Tq * W, (b + 1) * d.Tq * W), 'js stores fresh keys');
+    const [kcG, vcG, outFreshG] = [up(kc), up(vc), up(new Float32Array(q.length))];
+    const at3 = (x: Float32Array) => {
+      const g = up(Float32Array.from([9, 9, 9, ...x]));
+      return span(g.buffer, g.offset + 3, x.length);
+    };
+    attentionCached(ctx, up(q), kcG, vcG, outFreshG, up(start), d, { k: at3(kNew), v: at3(vNew) });
+    assertNear(await down(outFreshG), outFresh, 1e-4, 1e-5, 'attentionCached with fresh keys and values');
+    assert.deepEqual(await down(kcG), kcWant, 'key cache');
+    assert.deepEqual(await down(vcG), vcWant, 'value cache');
 
     const [rows, K, N] = [2, 37, 5];
     const x = rand(rows * K);

@@ -153,6 +153,12 @@ export interface KvAttentionDims {
   scale: number;
 }
 
+/** The keys and values of the new positions, [B, Tq, nKvHead·headDim] each, for attentionCached to store. */
+export interface FreshKeysValues<F = Storage> {
+  k: F;
+  v: F;
+}
+
 /** One sequence of attentionCachedRagged: its single-row cache and where its new rows sit. */
 export interface RaggedKvSequence<F = Storage> {
   k: F;
@@ -308,9 +314,12 @@ export interface Backend<F = Storage> {
    * Attention of new queries against a KV cache (generation): query t of row b
    * is at slot past + t and sees slots start[b] … past + t (left padding before
    * start[b] is masked out). Every element of out is written (zeros for a
-   * query that sees no slot), so out may start with any values.
+   * query that sees no slot), so out may start with any values. Given
+   * `fresh`, the new positions' keys and values are first stored in the
+   * caches at slots past … past + Tq − 1 (a GPU does it in the same kernel:
+   * no copies of their own).
    */
-  attentionCached(q: F, kCache: F, vCache: F, out: F, start: Int32Array, d: KvAttentionDims): void;
+  attentionCached(q: F, kCache: F, vCache: F, out: F, start: Int32Array, d: KvAttentionDims, fresh?: FreshKeysValues<F> | null): void;
 
   /**
    * attentionCached for several sequences with caches of their own (a

@@ -11,17 +11,26 @@ import type { KVLayer } from './kv_cache.js';
  * to every cached position of its row up to itself. q is [B, Tq, nHead·D],
  * k and v [B, Tq, nKvHead·D] for the Tq new positions. Inference only (no
  * graph). A first pass without padding is plain causal attention and uses the
- * fused kernel; later passes (and padded prompts) read the cache.
+ * fused kernel; later passes (and padded prompts) read the cache, and the
+ * backend stores the new keys and values as part of the same call.
  */
 export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, kv: KVLayer, o: AttentionOptions): Tensor {
   const [B, Tq, C] = q.shape as [number, number, number];
-  storeKeysValues(k, v, kv);
-  if (isFirstUnpaddedPass(kv)) return noGrad(() => attention(q, k, v, { nHead: o.nHead, nKvHead: o.nKvHead, causal: true }));
+  if (isFirstUnpaddedPass(kv)) {
+    storeKeysValues(k, v, kv);
+    return noGrad(() => attention(q, k, v, { nHead: o.nHead, nKvHead: o.nKvHead, causal: true }));
+  }
+  checkRoom(kv, Tq);
   const headDim = C / o.nHead;
   // attentionCached writes every element: no clear first (on a GPU, a clear ends the compute pass).
   const out = Tensor.empty(q.shape);
-  backend().attentionCached(q.storage, kv.k, kv.v, out.storage, kv.start, { B, Tq, past: kv.past, cap: kv.cap, nHead: o.nHead, nKvHead: o.nKvHead ?? o.nHead, headDim, scale: 1 / Math.sqrt(headDim) });
+  const dims = { B, Tq, past: kv.past, cap: kv.cap, nHead: o.nHead, nKvHead: o.nKvHead ?? o.nHead, headDim, scale: 1 / Math.sqrt(headDim) };
+  backend().attentionCached(q.storage, kv.k, kv.v, out.storage, kv.start, dims, { k: k.storage, v: v.storage });
   return out;
+}
+
+function checkRoom(kv: KVLayer, Tq: number): void {
+  if (kv.past + Tq > kv.cap) throw new Error(`KV cache overflow: ${kv.past} + ${Tq} positions > capacity ${kv.cap}`);
 }
 
 /**
@@ -61,7 +70,7 @@ export function raggedCachedAttention(q: Tensor, k: Tensor, v: Tensor, offsets: 
  */
 export function storeKeysValues(k: Tensor, v: Tensor, kv: KVLayer): void {
   const [B, Tq, W] = k.shape as [number, number, number];
-  if (kv.past + Tq > kv.cap) throw new Error(`KV cache overflow: ${kv.past} + ${Tq} positions > capacity ${kv.cap}`);
+  checkRoom(kv, Tq);
   for (let b = 0; b < B; b++) {
     copyStorage(k.storage, b * Tq * W, kv.k, (b * kv.cap + kv.past) * W, Tq * W);
     copyStorage(v.storage, b * Tq * W, kv.v, (b * kv.cap + kv.past) * W, Tq * W);

@@ -1,4 +1,14 @@
-import type { KvAttentionDims, RaggedKvDims, RaggedKvSequence } from '../backend.js';
+import type { FreshKeysValues, KvAttentionDims, RaggedKvDims, RaggedKvSequence } from '../backend.js';
+
+/** Store the new positions' keys and values in the caches at slots past … past + Tq − 1 of each row. */
+export function storeFresh(kCache: Float32Array, vCache: Float32Array, fresh: FreshKeysValues<Float32Array>, d: KvAttentionDims): void {
+  const n = d.Tq * d.nKvHead * d.headDim;
+  for (let b = 0; b < d.B; b++) {
+    const at = (b * d.cap + d.past) * d.nKvHead * d.headDim;
+    kCache.set(fresh.k.subarray(b * n, (b + 1) * n), at);
+    vCache.set(fresh.v.subarray(b * n, (b + 1) * n), at);
+  }
+}
 
 /**
  * Attention of new queries against a KV cache, one query at a time: the
@@ -8,11 +18,13 @@ import type { KvAttentionDims, RaggedKvDims, RaggedKvSequence } from '../backend
  * grouped-query cache is nHead/nKvHead times smaller). Query t of row b
  * sits at cache slot past + t and sees slots start[b] … past + t: causal, and
  * blind to the left padding before start[b]. A query that sees nothing (a pad
- * position itself) outputs zeros.
+ * position itself) outputs zeros. `fresh`: the new positions' keys and
+ * values, stored in the caches first.
  */
 export function attentionCached(
-  q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, start: Int32Array, d: KvAttentionDims,
+  q: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, start: Int32Array, d: KvAttentionDims, fresh: FreshKeysValues<Float32Array> | null = null,
 ): void {
+  if (fresh) storeFresh(kCache, vCache, fresh, d);
   const { B, Tq, past, cap, nHead, nKvHead, headDim, scale } = d;
   const C = nHead * headDim;
   const Ckv = nKvHead * headDim;

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
 import { applyGemmEpilogue } from '../gemm_epilogue.js';
+import { storeFresh } from '../js/attention_cached.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
 import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes, type QuantizedMatrix } from '../quantized_matrix.js';
@@ -181,7 +182,10 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     },
     attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, d, acc) =>
       a.attentionBackward(q, k, v, out, saved as Float32Array, dOut, dq, dk, dv, ...dimsArgs(d), acc),
-    attentionCached: (q, kc, vc, out, start, d) => a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.nKvHead, d.headDim, d.scale),
+    attentionCached: (q, kc, vc, out, start, d, fresh) => {
+      if (fresh) storeFresh(kc, vc, fresh, d);
+      a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.nKvHead, d.headDim, d.scale);
+    },
     attentionCachedRagged: (q, out, seqs, d) => {
       const meta = new Int32Array(seqs.length * 5);
       seqs.forEach((s, i) => meta.set([s.cap, s.past, s.start, s.offset, s.Tq], i * 5));

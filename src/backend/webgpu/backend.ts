@@ -225,8 +225,10 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       if (dims.keyPadding) ctx.release(dims.keyPadding.buffer);
     },
     // Generation: the KV caches are device storage (generate/kv_cache.ts); only the row starts come from the host.
-    attentionCached: (q, kCache, vCache, out, start, d) =>
-      withInts(ctx, start, (s) => attentionCached(ctx, gpu(q, 'attentionCached'), gpu(kCache, 'attentionCached'), gpu(vCache, 'attentionCached'), gpu(out, 'attentionCached'), s, d)),
+    attentionCached: (q, kCache, vCache, out, start, d, fresh) =>
+      withInts(ctx, start, (s) =>
+        attentionCached(ctx, gpu(q, 'attentionCached'), gpu(kCache, 'attentionCached'), gpu(vCache, 'attentionCached'), gpu(out, 'attentionCached'), s, d,
+          fresh ? { k: gpu(fresh.k, 'attentionCached'), v: gpu(fresh.v, 'attentionCached') } : null)),
     attentionCachedRagged: (q, out, seqs, d) =>
       // One dispatch per sequence (each has its own cache), all recorded in the same command buffer.
       withInts(ctx, Int32Array.from(seqs, (s) => s.start), (starts) => {
