@@ -117,6 +117,19 @@ for (const isa of isas) {
         jsBackend.attentionCachedRagged(q, want, seqs, d);
         native!.attentionCachedRagged(q, got, seqs, d);
         assertClose(got, want, 2e-5, `H=${H}/${Hkv} pasts=${pasts.join(',')}`);
+        // With each sequence's new keys and values given (fresh): stored in its cache at slot past on, then attended to.
+        const W = Hkv * D;
+        const fresh = { k: rand(rows * W), v: rand(rows * W) };
+        const copies = () => seqs.map((s) => ({ ...s, k: s.k.slice(), v: s.v.slice() }));
+        const [js, nat] = [copies(), copies()];
+        const [wantF, gotF] = [new Float32Array(rows * C), new Float32Array(rows * C)];
+        jsBackend.attentionCachedRagged(q, wantF, js, d, fresh);
+        native!.attentionCachedRagged(q, gotF, nat, d, fresh);
+        js.forEach((s, i) => {
+          assert.deepEqual(s.k.subarray(s.past * W, (s.past + s.Tq) * W), fresh.k.subarray(s.offset * W, (s.offset + s.Tq) * W), `sequence ${i}: keys stored`);
+          assert.deepEqual(nat[i]!.v, s.v, `sequence ${i}: native stores the values as js`);
+        });
+        assertClose(gotF, wantF, 2e-5, `fresh H=${H}/${Hkv}`);
       }
     });
   });

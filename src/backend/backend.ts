@@ -324,9 +324,11 @@ export interface Backend<F = Storage> {
   /**
    * attentionCached for several sequences with caches of their own (a
    * continuous batch) in one call, so their heads share the threads: q and out
-   * are [rows, C] with sequence s at rows offset … offset + Tq − 1.
+   * are [rows, C] with sequence s at rows offset … offset + Tq − 1. Given
+   * `fresh` ([rows, nKvHead·headDim] each, rows as q's), each sequence's new
+   * keys and values are stored in its cache first, as attentionCached does.
    */
-  attentionCachedRagged(q: F, out: F, seqs: readonly RaggedKvSequence<F>[], d: RaggedKvDims): void;
+  attentionCachedRagged(q: F, out: F, seqs: readonly RaggedKvSequence<F>[], d: RaggedKvDims, fresh?: FreshKeysValues<F> | null): void;
 
   /**
    * attentionCachedRagged with every sequence's keys and values in one pool

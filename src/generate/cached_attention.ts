@@ -36,15 +36,16 @@ function checkRoom(kv: KVLayer, Tq: number): void {
 /**
  * The same for a continuous batch (generate/batch_step.ts): q, k, v are
  * [1, rows, ·], sequence s at rows offsets[s] … offsets[s+1] − 1, each with
- * its own single-row cache. The new keys and values are stored first; then
- * one backend call runs every sequence's heads together (they share the
- * threads). A newcomer's first pass is plain causal attention, as above, so
- * batched and single-request outputs stay identical.
+ * its own single-row cache. One backend call stores the new keys and values
+ * and runs every sequence's heads together (they share the threads). A
+ * newcomer's first pass is plain causal attention, as above, so batched and
+ * single-request outputs stay identical.
  */
 export function raggedCachedAttention(q: Tensor, k: Tensor, v: Tensor, offsets: Int32Array, layers: readonly KVLayer[], o: AttentionOptions): Tensor {
   const C = q.shape[2]!;
   const Ck = k.shape[2]!;
-  const out = Tensor.zeros(q.shape);
+  // Every row is written: a newcomer's by its first pass, the others by the backend.
+  const out = Tensor.empty(q.shape);
   const rows = (t: Tensor, s: number) => {
     const w = t.shape[2]!;
     return new Tensor(viewStorage(t.storage, offsets[s]! * w, (offsets[s + 1]! - offsets[s]!) * w), [1, offsets[s + 1]! - offsets[s]!, w]);
@@ -53,13 +54,14 @@ export function raggedCachedAttention(q: Tensor, k: Tensor, v: Tensor, offsets: 
   layers.forEach((layer, s) => {
     const [offset, Tq] = [offsets[s]!, offsets[s + 1]! - offsets[s]!];
     if (isFirstUnpaddedPass(layer)) return copyStorage(cachedAttention(rows(q, s), rows(k, s), rows(v, s), layer, o).storage, 0, out.storage, offset * C, Tq * C);
-    storeKeysValues(rows(k, s), rows(v, s), layer);
+    checkRoom(layer, Tq);
     cached.push({ k: layer.k, v: layer.v, cap: layer.cap, past: layer.past, start: layer.start[0]!, offset, Tq });
   });
   if (cached.length > 0) {
     const nKvHead = o.nKvHead ?? o.nHead;
     const headDim = Ck / nKvHead;
-    backend().attentionCachedRagged(q.storage, out.storage, cached, { nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim) });
+    // The backend stores each sequence's new keys and values (its rows of k and v) as part of the call.
+    backend().attentionCachedRagged(q.storage, out.storage, cached, { nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim) }, { k: k.storage, v: v.storage });
   }
   return out;
 }

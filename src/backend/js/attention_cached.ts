@@ -57,8 +57,18 @@ export function attentionCached(
   }
 }
 
+/** Each sequence's new keys and values (its rows of `fresh`) into its cache at slots past … past + Tq − 1. */
+export function storeFreshRagged(seqs: readonly RaggedKvSequence<Float32Array>[], d: RaggedKvDims, fresh: FreshKeysValues<Float32Array>): void {
+  const W = d.nKvHead * d.headDim;
+  for (const s of seqs) {
+    const rows = (x: Float32Array) => x.subarray(s.offset * W, (s.offset + s.Tq) * W);
+    storeFresh(s.k, s.v, { k: rows(fresh.k), v: rows(fresh.v) }, { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d, scale: 1 });
+  }
+}
+
 /** Several sequences, each with its own single-row cache: attentionCached on each one's rows. */
-export function attentionCachedRagged(q: Float32Array, out: Float32Array, seqs: readonly RaggedKvSequence<Float32Array>[], d: RaggedKvDims): void {
+export function attentionCachedRagged(q: Float32Array, out: Float32Array, seqs: readonly RaggedKvSequence<Float32Array>[], d: RaggedKvDims, fresh: FreshKeysValues<Float32Array> | null = null): void {
+  if (fresh) storeFreshRagged(seqs, d, fresh);
   const C = d.nHead * d.headDim;
   for (const s of seqs) {
     const rows = (a: Float32Array) => a.subarray(s.offset * C, (s.offset + s.Tq) * C);

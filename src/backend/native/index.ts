@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
 import { applyGemmEpilogue } from '../gemm_epilogue.js';
-import { storeFresh } from '../js/attention_cached.js';
+import { storeFresh, storeFreshRagged } from '../js/attention_cached.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
 import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes, type QuantizedMatrix } from '../quantized_matrix.js';
@@ -186,7 +186,8 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       if (fresh) storeFresh(kc, vc, fresh, d);
       a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.nKvHead, d.headDim, d.scale);
     },
-    attentionCachedRagged: (q, out, seqs, d) => {
+    attentionCachedRagged: (q, out, seqs, d, fresh) => {
+      if (fresh) storeFreshRagged(seqs, d, fresh);
       const meta = new Int32Array(seqs.length * 5);
       seqs.forEach((s, i) => meta.set([s.cap, s.past, s.start, s.offset, s.Tq], i * 5));
       a.attentionCachedRagged(q, out, seqs.map((s) => s.k), seqs.map((s) => s.v), meta, d.nHead, d.nKvHead, d.headDim, d.scale);

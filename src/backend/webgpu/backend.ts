@@ -229,14 +229,16 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       withInts(ctx, start, (s) =>
         attentionCached(ctx, gpu(q, 'attentionCached'), gpu(kCache, 'attentionCached'), gpu(vCache, 'attentionCached'), gpu(out, 'attentionCached'), s, d,
           fresh ? { k: gpu(fresh.k, 'attentionCached'), v: gpu(fresh.v, 'attentionCached') } : null)),
-    attentionCachedRagged: (q, out, seqs, d) =>
-      // One dispatch per sequence (each has its own cache), all recorded in the same command buffer.
+    attentionCachedRagged: (q, out, seqs, d, fresh) =>
+      // One dispatch per sequence (each has its own cache, and stores its new keys and values itself), all recorded in the same command buffer.
       withInts(ctx, Int32Array.from(seqs, (s) => s.start), (starts) => {
         const C = d.nHead * d.headDim;
+        const W = d.nKvHead * d.headDim;
         seqs.forEach((s, i) => {
-          const rows = (x: GpuArray) => arrayOf(x.buffer, x.offset + s.offset * C, s.Tq * C, false);
+          const rows = (x: GpuArray, width = C) => arrayOf(x.buffer, x.offset + s.offset * width, s.Tq * width, false);
+          const kv = fresh ? { k: rows(gpu(fresh.k, 'attentionCachedRagged'), W), v: rows(gpu(fresh.v, 'attentionCachedRagged'), W) } : null;
           attentionCached(ctx, rows(gpu(q, 'attentionCachedRagged')), gpu(s.k, 'attentionCachedRagged'), gpu(s.v, 'attentionCachedRagged'), rows(gpu(out, 'attentionCachedRagged')),
-            arrayOf(starts.buffer, starts.offset + i, 1, false), { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d });
+            arrayOf(starts.buffer, starts.offset + i, 1, false), { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d }, kv);
         });
       }),
     linearInt8: (x, rows, K, w, scale, bias, out, N) =>
