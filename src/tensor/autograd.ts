@@ -64,8 +64,9 @@ export function backward(root: Tensor, seed?: Float32Array, opts: BackwardOption
       t.gradFn.backward();
       // Every consumer of t came later in the forward pass and has already pushed its gradient
       // into t, so t's gradient is spent: recycle it now, not after the pass, so that the
-      // intermediate gradients of a whole network are never all alive at once.
-      releaseStorage(t.gradStorage);
+      // intermediate gradients of a whole network are never all alive at once. (Unless the
+      // backward pass handed it to an input as that input's gradient: then t holds none.)
+      if (t.gradStorage) releaseStorage(t.gradStorage);
       t.gradStorage = null;
     }
   }

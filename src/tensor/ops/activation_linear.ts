@@ -54,7 +54,7 @@ export function activationLinear(u: Tensor, act: InputOnlyActivation, weight: Te
     }
     if (weight.requiresGrad) be.gemm(gemmArgs({ M: outF, N: inF, K: rows }, mat(weight.ensureGradStorage(), inF), matT(dy, outF), mat(h, inF), { accumulate: true, bf16 })); // dW += dyᵀ·h
     if (bias?.requiresGrad) be.reduceSumTo(dy, [rows, outF], bias.ensureGradStorage(), [1, outF]);
-    if (addend) accumulateReduced(dy, out.shape, addend);
+    if (addend) accumulateReduced(dy, out.shape, addend, out); // the last use of dy
     if (keepH) releaseStorage(h);
   });
 }

@@ -21,10 +21,22 @@ function padTo(shape: Shape, rank: number): Shape {
   return [...new Array<number>(rank - shape.length).fill(1), ...shape];
 }
 
-/** The gradient w.r.t. a broadcast input is the output gradient summed over the broadcast axes. */
-export function accumulateReduced(grad: Storage, outShape: Shape, t: Tensor): void {
+/**
+ * The gradient w.r.t. a broadcast input is the output gradient summed over
+ * the broadcast axes. `from`: the op's output, whose gradient `grad` is, when
+ * this is the last use of it in the op's backward pass: a t with no gradient
+ * yet then takes that storage as its own instead of a copy (the output's
+ * gradient is spent once its op's backward pass is done; on a GPU, a copy
+ * ends the compute pass).
+ */
+export function accumulateReduced(grad: Storage, outShape: Shape, t: Tensor, from: Tensor | null = null): void {
   if (!t.requiresGrad) return;
   if (sameShape(t.shape, outShape)) {
+    if (from && from.gradStorage === grad && !t.gradStorage) {
+      t.gradStorage = grad;
+      from.gradStorage = null;
+      return;
+    }
     const sink = t.gradSink();
     if (sink.accumulate) backend().binary('add', sink.grad, outShape, grad, outShape, sink.grad, outShape);
     else copyStorage(grad, 0, sink.grad, 0, grad.length);
@@ -47,7 +59,7 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     switch (op) {
       case 'add':
         accumulateReduced(dy, shape, a);
-        accumulateReduced(dy, shape, b);
+        accumulateReduced(dy, shape, b, out); // the last use of dy
         break;
       case 'sub':
         accumulateReduced(dy, shape, a);

@@ -59,7 +59,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, th
       be.gemm(gemmArgs({ M: outF, N: inF, K: rows }, mat(weight.ensureGradStorage(), inF), matT(dy, outF), mat(x.storage, inF), { accumulate: true, bf16 }));
     }
     if (bias?.requiresGrad) be.reduceSumTo(dy, [rows, outF], bias.ensureGradStorage(), [1, outF]);
-    // d(addend) = dy
-    if (addend) accumulateReduced(dy, out.shape, addend);
+    // d(addend) = dy, the last use of dy: handed over when the addend has no gradient yet
+    if (addend) accumulateReduced(dy, out.shape, addend, out);
   });
 }

@@ -223,16 +223,17 @@ export function attentionForward(ctx: GpuContext, q: GpuSpan, k: GpuSpan, v: Gpu
   );
 }
 
-/** Dᵢ = dOᵢ·Oᵢ per (b, h, i), into stats after the copied lse (stats = [lse | D]). */
+/** stats = [lse | D]: each row's log-sum-exp copied, and Dᵢ = dOᵢ·Oᵢ per (b, h, i) (a copy command would end the compute pass). */
 const ROW_DOT: KernelSource = {
   name: 'attentionBackwardRowDot',
-  bindings: ['read', 'read', 'rw'],
+  bindings: ['read', 'read', 'read', 'rw'],
   code: /* wgsl */ `
-struct Dims { n: u32, Tq: u32, nHead: u32, D: u32, oOff: u32, dOff: u32, statsN: u32 }
+struct Dims { n: u32, Tq: u32, nHead: u32, D: u32, oOff: u32, dOff: u32, statsN: u32, lseOff: u32 }
 @group(0) @binding(0) var<storage, read> out: array<f32>;
 @group(0) @binding(1) var<storage, read> dOut: array<f32>;
-@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(3) var<uniform> p: Dims;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(4) var<uniform> p: Dims;
 ${FLAT_INDEX}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -245,6 +246,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let at = (b * p.Tq + i) * p.nHead * p.D + h * p.D;
   var s = 0.0;
   for (var e = 0u; e < p.D; e++) { s = fma(dOut[p.dOff + at + e], out[p.oOff + at + e], s); }
+  stats[r] = lse[p.lseOff + r];
   stats[p.statsN + r] = s;
 }`,
 };
@@ -452,8 +454,7 @@ export function attentionBackward(
   if (n === 0) return;
   // stats = [lse | D]: one binding for both, so that each kernel stays within 8 storage buffers.
   const stats = ctx.buffer(2 * n * 4);
-  ctx.copy(lse.buffer, lse.offset, stats, 0, n);
-  ctx.dispatch(ROW_DOT, [out.buffer, dOut.buffer, stats], [u32(n), u32(d.Tq), u32(d.nHead), u32(D), u32(out.offset), u32(dOut.offset), u32(n)], grid(ctx, n));
+  ctx.dispatch(ROW_DOT, [out.buffer, dOut.buffer, lse.buffer, stats], [u32(n), u32(d.Tq), u32(d.nHead), u32(D), u32(out.offset), u32(dOut.offset), u32(n), u32(lse.offset)], grid(ctx, n));
   const base = { q: q.offset, k: k.offset, v: v.offset, o: out.offset, d: dOut.offset, lse: 0 };
   const pad = d.keyPadding?.buffer;
   ctx.dispatch(
