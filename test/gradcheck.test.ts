@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { backward } from '../src/tensor/autograd.js';
 import { Rng } from '../src/util/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import {
@@ -9,6 +11,23 @@ import { gradCheck, randn } from './helpers.js';
 
 describe('finite-difference gradient checks for every op', () => {
   const rng = new Rng(42);
+
+  it('handed-over gradients (add, linear\'s addend) are each input\'s own: the same values, no shared storage', () => {
+    const a = randn([3, 4], rng);
+    const b = randn([3, 4], rng);
+    const w = randn([4, 4], rng);
+    // b reaches the loss three ways: as add's second input twice (the first time it takes the output's gradient), and as an addend.
+    const y = linear(add(add(a, b), b), w, null, { addend: b });
+    backward(y, Float32Array.from({ length: 12 }, (_, i) => i - 5));
+    assert.ok(a.grad!.buffer !== b.grad!.buffer || a.grad!.byteOffset !== b.grad!.byteOffset, 'a and b do not share a gradient');
+    const [ga, gb] = [a.grad!.slice(), b.grad!.slice()];
+    a.grad!.fill(7);
+    assert.deepEqual(b.grad!, gb, "writing a's gradient leaves b's alone");
+    // dL/db = 2·dL/dsum + dy, dL/da = dL/dsum.
+    for (let i = 0; i < 12; i++) assert.ok(Math.abs(gb[i]! - (2 * ga[i]! + (i - 5))) < 1e-4, `element ${i}`);
+    gradCheck(() => linear(add(add(a, b), b), w, null, { addend: b }), [a, b, w]);
+    gradCheck(() => add(a, a), [a]);
+  });
 
   it('matmul in all four transpose combinations', () => {
     for (const transA of [false, true]) {
