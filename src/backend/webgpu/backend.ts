@@ -217,8 +217,10 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     attentionForward: (q, k, v, out, d): AttentionSaved => {
       // Saved for the backward: each row's log-sum-exp (the weights are recomputed) and the padding flags on the device.
       const lse = scratch(d.B * d.nHead * d.Tq);
-      const padding = d.keyPadding ? ctx.upload(Uint32Array.from(d.keyPadding)) : null;
-      const dims: GpuAttentionDims = { ...d, keyPadding: padding && arrayOf(padding, 0, d.keyPadding!.length, true) };
+      const { keyPadding, ...rest } = d;
+      const padding = keyPadding ? ctx.upload(Uint32Array.from(keyPadding)) : null;
+      // keyPadding left out of the spread and added after it: an overridden field would leave V8 a dictionary-mode object.
+      const dims: GpuAttentionDims = { ...rest, keyPadding: padding && arrayOf(padding, 0, keyPadding!.length, true) };
       attentionForward(ctx, gpu(q, 'attention'), gpu(k, 'attention'), gpu(v, 'attention'), gpu(out, 'attention'), lse, dims);
       return { lse, dims };
     },
