@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setBackend } from '../src/backend/index.js';
 import { jsBackend } from '../src/backend/js/index.js';
+import { openedWebGpu } from '../src/backend/webgpu/index.js';
 import { quantizeMatrix } from '../src/backend/quantized_matrix.js';
 import { BatchDecoder } from '../src/generate/engine.js';
 import type { Llama } from '../src/models/llama.js';
@@ -53,6 +54,36 @@ describe('linearQuantized on webgpu against js', { skip }, () => {
       }
     });
   }
+
+  it('products of the same x quantize it once, and again once x is written', async () => {
+    const [rows, K, N] = [2, 64, 24];
+    const [w1, w2] = [quantizeMatrix('q8_0', rand(N * K), N, K), quantizeMatrix('q4_0', rand(N * K), N, K)];
+    const [x1, x2] = [rand(rows * K), rand(rows * K)];
+    const be = await webgpu();
+    try {
+      const dev = be.device!;
+      const ctx = openedWebGpu()!;
+      const x = dev.upload(x1);
+      const [o1, o2, o3] = [dev.alloc(rows * N, true), dev.alloc(rows * N, true), dev.alloc(rows * N, true)];
+      const d0 = ctx.stats.dispatches;
+      be.linearQuantized(x, rows, w1, null, o1);
+      be.linearQuantized(x, rows, w2, null, o2);
+      assert.equal(ctx.stats.dispatches - d0, 3, 'one quantize and two products');
+      dev.write(x, x2); // x changes: its quantized blocks are stale
+      be.linearQuantized(x, rows, w1, null, o3);
+      assert.equal(ctx.stats.dispatches - d0, 5, 'quantized again after the write');
+      const check = async (o: typeof o1, w: typeof w1, xs: Float32Array, what: string) => {
+        const want = new Float32Array(rows * N);
+        jsBackend.linearQuantized(xs, rows, w, null, want);
+        assertNear(await dev.read(o), want, 1e-5, 2e-3 * Math.max(...want.map(Math.abs)), what);
+      };
+      await check(o1, w1, x1, 'first product');
+      await check(o2, w2, x1, 'second product, the same quantized x');
+      await check(o3, w1, x2, 'after x was written');
+    } finally {
+      setBackend('js');
+    }
+  });
 
   it('q4_k is refused in one line naming what runs', async () => {
     // The kernel is never reached: any q4_k bytes do (a row of 256 values is one 144-byte block).

@@ -325,6 +325,24 @@ export class GpuContext {
     return buffer;
   }
 
+  /** Writes recorded into each buffer: dispatch outputs, copies, clears, queue writes. */
+  private readonly written = new WeakMap<GPUBuffer, number>();
+  /** Writes whose targets are not known (encode()): they count against every buffer. */
+  private opaqueWrites = 0;
+
+  private wrote(b: GPUBuffer): void {
+    this.written.set(b, (this.written.get(b) ?? 0) + 1);
+  }
+
+  /**
+   * A count that changes whenever work that may write `buffer` is recorded:
+   * a kernel may reuse what it derived from the buffer (quantized
+   * activations) while the count stays the same.
+   */
+  writes(buffer: GPUBuffer): number {
+    return (this.written.get(buffer) ?? 0) + this.opaqueWrites;
+  }
+
   /** A storage buffer of at least `bytes` bytes, contents undefined (a reused buffer keeps old values). */
   buffer(bytes: number): GPUBuffer {
     return this.take(bytes, STORAGE_USAGE);
@@ -335,6 +353,7 @@ export class GpuContext {
     const b = this.buffer(elements * 4);
     // Counted as pending work: a queue write into b must first submit this clear, or the clear would land after it.
     this.commands().clearBuffer(b);
+    this.wrote(b);
     this.stats.copies++;
     this.pending++;
     return b;
@@ -350,6 +369,7 @@ export class GpuContext {
   upload(data: Float32Array | Uint32Array | Int32Array): GPUBuffer {
     const b = this.buffer(data.byteLength);
     this.device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+    this.wrote(b);
     this.stats.writeBuffers++;
     return b;
   }
@@ -374,6 +394,7 @@ export class GpuContext {
     const offset = this.stageUsed;
     if (data instanceof Float32Array) this.stageF.set(data, offset);
     else this.stageI.set(data, offset); // Uint32 and Int32 share their bits
+    this.wrote(this.stage);
     // Offsets kept a multiple of 4 elements (16 bytes): vector loads stay aligned, and the ring's layout is the same every step.
     this.stageUsed += (n + 3) & ~3;
     this.stageOpen++;
@@ -393,12 +414,14 @@ export class GpuContext {
     this.check();
     if (this.pending > 0) this.flush();
     this.device.queue.writeBuffer(buffer, offset * 4, data.buffer, data.byteOffset, data.byteLength);
+    this.wrote(buffer);
     this.stats.writeBuffers++;
   }
 
   /** Copy `length` elements between buffers, in order with the recorded kernels. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, length: number): void {
     this.commands().copyBufferToBuffer(src, srcOffset * 4, dst, dstOffset * 4, length * 4);
+    this.wrote(dst);
     this.stats.copies++;
     this.pending++;
   }
@@ -581,6 +604,7 @@ export class GpuContext {
   /** Record custom work on the shared encoder (a kernel that needs several passes, a copy). */
   encode(f: (encoder: GPUCommandEncoder) => void): void {
     f(this.commands());
+    this.opaqueWrites++;
     this.stats.copies++;
     this.pending++;
   }
@@ -611,6 +635,7 @@ export class GpuContext {
     if (this.submitEvery > 0 && this.sinceSubmit >= this.submitEvery) this.flush();
     const { pipeline, layout } = this.compile(k);
     const bound = this.resolveAliases(k, buffers);
+    for (let i = 0; i < bound.length; i++) if (k.bindings[i] === 'rw') this.wrote(bound[i]!);
     const group = this.bindGroup(layout, bound);
     // A full query set is resolved by a submit, before this dispatch's parameters take a ring slot.
     if (this.profile && this.profile.names.length * 2 >= MAX_QUERIES) this.flush();

@@ -18,6 +18,10 @@ import { ROW_WG } from './workgroup_reduce.js';
  * output element (output_per_workgroup.ts: its invocations split the blocks).
  * WGSL's f32 division is not correctly rounded, so an activation quant can
  * differ from js's by one where x/d lies on a half: equal to js within that.
+ *
+ * The quantized activations of the last x are kept while nothing writes x
+ * (`ctx.writes`): q, k and v (and gate and up) read the same normed x, so
+ * each layer quantizes it once, not three times (and twice).
  */
 
 const QUANTIZE: KernelSource = {
@@ -101,15 +105,38 @@ export function linearQuantized(
   ctx: GpuContext, x: GpuSpan, rows: number, K: number, w: GPUBuffer, type: 'q8_0' | 'q4_0', N: number, bias: GpuSpan | null, out: GpuSpan,
 ): void {
   const blocks = K / 32;
-  const xq = ctx.buffer(Math.max(1, rows * K) * 4);
-  const xd = ctx.buffer(Math.max(1, rows * blocks) * 4);
-  ctx.dispatch(QUANTIZE, [x.buffer, xq, xd], [u32(rows * blocks), u32(x.offset)], grid(ctx, rows * blocks));
+  const { xq, xd } = quantizedActivations(ctx, x, rows * K);
   ctx.dispatch(
     PRODUCT,
     [xq, xd, w, bias?.buffer, out.buffer],
     [u32(rows), u32(N), u32(blocks), u32(type === 'q4_0' ? 1 : 0), u32(bias ? 1 : 0), u32(bias?.offset ?? 0), u32(out.offset)],
     grid(ctx, rows * N, 1),
   );
-  ctx.release(xq);
-  ctx.release(xd);
+}
+
+/** x's 8-bit blocks (quants xq, scales xd) as of the recorded work, and the count of x's writes they were made at. */
+interface Quantized {
+  x: GPUBuffer;
+  offset: number;
+  length: number;
+  writes: number;
+  xq: GPUBuffer;
+  xd: GPUBuffer;
+}
+
+const lastQuantized = new WeakMap<GpuContext, Quantized>();
+
+/** x's `n` values in 8-bit blocks: the last ones again if x is the same span and nothing has written it since, else quantized now. */
+function quantizedActivations(ctx: GpuContext, x: GpuSpan, n: number): Quantized {
+  const last = lastQuantized.get(ctx);
+  if (last && last.x === x.buffer && last.offset === x.offset && last.length === n && last.writes === ctx.writes(x.buffer)) return last;
+  if (last) {
+    ctx.release(last.xq);
+    ctx.release(last.xd);
+  }
+  const blocks = n / 32;
+  const q: Quantized = { x: x.buffer, offset: x.offset, length: n, writes: ctx.writes(x.buffer), xq: ctx.buffer(Math.max(1, n) * 4), xd: ctx.buffer(Math.max(1, blocks) * 4) };
+  ctx.dispatch(QUANTIZE, [x.buffer, q.xq, q.xd], [u32(blocks), u32(x.offset)], grid(ctx, blocks));
+  lastQuantized.set(ctx, q);
+  return q;
 }
