@@ -45,9 +45,16 @@ for (const isa of isas) {
         for (const bias of [null, rand(N)]) {
           const want = new Float32Array(rows * N);
           const got = new Float32Array(rows * N);
-          jsBackend.linearInt8(x, rows, K, w.data, w.scale, bias, want, N);
-          native!.linearInt8(x, rows, K, w.data, w.scale, bias, got, N);
+          // With a bias, an addend too (a residual connection added as the output is stored).
+          const addend = bias && rand(rows * N);
+          jsBackend.linearInt8(x, rows, K, w.data, w.scale, bias, want, N, addend);
+          native!.linearInt8(x, rows, K, w.data, w.scale, bias, got, N, addend);
           assertClose(got, want, 1e-4 * Math.sqrt(K), `rows=${rows} N=${N} K=${K}`);
+          if (addend) {
+            const without = new Float32Array(rows * N);
+            jsBackend.linearInt8(x, rows, K, w.data, w.scale, bias, without, N);
+            assertClose(want, without.map((v, i) => v + addend[i]!), 1e-5, 'js: the addend is added');
+          }
         }
         // And the js twin is the fp32 product with the dequantized weights.
         const deq = dequantizeRows(w, new Float32Array(N * K));

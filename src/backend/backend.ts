@@ -356,7 +356,8 @@ export interface Backend<F = Storage> {
   argmaxRows(x: F, rows: number, cols: number, out: F): void;
 
   /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
-  linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number): void;
+  /** `addend` (rows × N, like out): added as out is stored (a residual connection). */
+  linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number, addend?: F | null): void;
 
   /**
    * Optional: out[rows, N] = x[rows, K]·Wᵀ + bias with W fp32 in column panels
@@ -377,7 +378,8 @@ export interface Backend<F = Storage> {
   topRowsOf?(q: Float32Array, m: Float32Array, width: number, candidates: Int32Array, count: number, k: number, rows: Int32Array, scores: Float32Array): number;
 
   /** out[rows, N] = x[rows, K]·Wᵀ + bias, W block-quantized in ggml's layouts (q8_0, q4_0, q4_k, q6_k), read as stored. */
-  linearQuantized(x: F, rows: number, w: QuantizedMatrix, bias: F | null, out: F): void;
+  /** `addend` (rows × N, like out): added as out is stored (a residual connection). */
+  linearQuantized(x: F, rows: number, w: QuantizedMatrix, bias: F | null, out: F, addend?: F | null): void;
 
   /**
    * Fused log-softmax + negative log-likelihood. Writes each row's log-sum-exp

@@ -1,10 +1,11 @@
 import { dequantizeMatrix, quantizeMatrix, type QuantizedMatrix } from '../backend/quantized_matrix.js';
 import { embeddingQuantized } from '../tensor/ops/embedding_quantized.js';
+import type { LinearEpilogue } from '../tensor/ops/linear.js';
 import { linearQuantized } from '../tensor/ops/linear_quantized.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Embedding } from './embedding.js';
 import { withoutAllocation } from './init.js';
-import { Linear } from './linear.js';
+import { Linear, withAddend } from './linear.js';
 import { Module, Parameter } from './module.js';
 import { TiedLinear } from './tied_linear.js';
 
@@ -32,8 +33,14 @@ export class BlockQuantizedLinear extends Module {
     this.tiedHead = tied ? () => tied : null;
   }
 
-  forward(x: Tensor): Tensor {
-    return linearQuantized(x, this.matrix, this.bias);
+  /** `then`: an addend is added as the product stores its output; an activation is an op of its own. */
+  forward(x: Tensor, then: LinearEpilogue = {}): Tensor {
+    return withAddend(then, (addend) => linearQuantized(x, this.matrix, this.bias, addend));
+  }
+
+  /** forward(x, then) honours `then` (nn/linear.ts's forwardThen). */
+  get takesEpilogue(): true {
+    return true;
   }
 
   /** Bytes of the weight as stored. */

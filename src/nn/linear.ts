@@ -1,3 +1,4 @@
+import { isGradEnabled } from '../tensor/autograd.js';
 import { activationLinear, type InputOnlyActivation } from '../tensor/ops/activation_linear.js';
 import { applyEpilogue, linear, type LinearEpilogue } from '../tensor/ops/linear.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -28,6 +29,11 @@ export class Linear extends Module {
     return linear(x, this.weight, this.bias, then);
   }
 
+  /** forward(x, then) honours `then` (see forwardThen). */
+  get takesEpilogue(): true {
+    return true;
+  }
+
   /**
    * forward(act(u)) (+ addend) while training, as one op that keeps act(u)
    * for the backward pass only when this layer's weight trains (a frozen down
@@ -38,10 +44,27 @@ export class Linear extends Module {
   }
 }
 
+/** A layer whose forward takes `then` and honours it: Linear (and its subclasses), QuantizedLinear, BlockQuantizedLinear. */
+export interface TakesEpilogue {
+  readonly takesEpilogue: true;
+  forward(x: Tensor, then?: LinearEpilogue): Tensor;
+}
+
 /**
- * layer(x) followed by `then`: folded into the product where the layer is a
- * Linear, applied as ops of their own on any other layer (int8, GGUF blocks).
+ * layer(x) followed by `then`: the layer's own forward where it takes `then`
+ * (folding what its product can into the product), else ops of their own.
  */
 export function forwardThen(layer: { forward(x: Tensor): Tensor }, x: Tensor, then: LinearEpilogue): Tensor {
-  return layer instanceof Linear ? layer.forward(x, then) : applyEpilogue(layer.forward(x), then);
+  return (layer as Partial<TakesEpilogue>).takesEpilogue ? (layer as TakesEpilogue).forward(x, then) : applyEpilogue(layer.forward(x), then);
+}
+
+/**
+ * For a product that can add an addend but has no activation and records no
+ * gradient (the int8 and block-quantized ones): `product(addend)` with the
+ * addend folded in, else (an activation, or an addend that wants a gradient)
+ * the product then the epilogue as ops.
+ */
+export function withAddend(then: LinearEpilogue, product: (addend: Tensor | null) => Tensor): Tensor {
+  const fold = !then.activation && !(isGradEnabled() && then.addend?.requiresGrad);
+  return fold ? product(then.addend ?? null) : applyEpilogue(product(null), then);
 }

@@ -1,7 +1,8 @@
+import type { LinearEpilogue } from '../tensor/ops/linear.js';
 import { linearInt8, type Int8Weight } from '../tensor/ops/linear_int8.js';
 import { Tensor } from '../tensor/tensor.js';
 import { dequantizeBlocks, hasBlockQuantized } from './block_quantized.js';
-import { Linear } from './linear.js';
+import { Linear, withAddend } from './linear.js';
 import { Module, Parameter } from './module.js';
 import { TiedLinear } from './tied_linear.js';
 
@@ -76,11 +77,17 @@ export class QuantizedLinear extends Module {
     return new QuantizedLinear(quantizeRows(lin.weight.data, out, inF), lin.bias ? new Tensor(lin.bias.data, lin.bias.shape) : null);
   }
 
-  forward(x: Tensor): Tensor {
+  /** `then`: an addend is added as the int8 product stores its output; an activation is an op of its own. */
+  forward(x: Tensor, then: LinearEpilogue = {}): Tensor {
     switch (this.weight.format) {
       case 'int8-rows':
-        return linearInt8(x, this.weight, this.bias);
+        return withAddend(then, (addend) => linearInt8(x, this.weight, this.bias, addend));
     }
+  }
+
+  /** forward(x, then) honours `then` (nn/linear.ts's forwardThen). */
+  get takesEpilogue(): true {
+    return true;
   }
 
   /** Bytes of the weight as stored (values + scales). */

@@ -5,7 +5,7 @@
  * x is [rows, K]; y is [rows, N].
  */
 export function linearInt8(
-  x: Float32Array, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number,
+  x: Float32Array, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null, out: Float32Array, N: number, addend: Float32Array | null = null,
 ): void {
   for (let m = 0; m < rows; m++) {
     for (let n = 0; n < N; n++) {
@@ -13,7 +13,7 @@ export function linearInt8(
       const wo = n * K;
       const xo = m * K;
       for (let k = 0; k < K; k++) s += x[xo + k]! * w[wo + k]!;
-      out[m * N + n] = s * scale[n]! + (bias ? bias[n]! : 0);
+      out[m * N + n] = s * scale[n]! + (bias ? bias[n]! : 0) + (addend ? addend[m * N + n]! : 0);
     }
   }
 }

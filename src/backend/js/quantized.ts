@@ -33,7 +33,7 @@ export function quantizeActivations(x: Float32Array, rows: number, K: number): {
  * pair of blocks contributes d_w·d_x·Σ q_w·q_x (an integer sum).
  * q4_k / q6_k: each weight row is dequantized to floats and dotted with x.
  */
-export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatrix, bias: Float32Array | null, out: Float32Array): void {
+export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatrix, bias: Float32Array | null, out: Float32Array, addend: Float32Array | null = null): void {
   const { rows: N, cols: K, type } = w;
   if (type === 'q8_0' || type === 'q4_0') {
     const { q: xq, d: xd } = quantizeActivations(x, rows, K);
@@ -58,7 +58,7 @@ export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatri
           }
           sum += fr(halfToFloat(view.getUint16(p, true)) * xd[m * blocks + b]!) * isum;
         }
-        out[m * N + n] = sum + (bias ? bias[n]! : 0);
+        out[m * N + n] = sum + (bias ? bias[n]! : 0) + (addend ? addend[m * N + n]! : 0);
       }
     }
     return;
@@ -69,7 +69,7 @@ export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatri
     for (let m = 0; m < rows; m++) {
       let sum = 0;
       for (let k = 0; k < K; k++) sum += row[k]! * x[m * K + k]!;
-      out[m * N + n] = sum + (bias ? bias[n]! : 0);
+      out[m * N + n] = sum + (bias ? bias[n]! : 0) + (addend ? addend[m * N + n]! : 0);
     }
   }
 }

@@ -134,6 +134,8 @@ export function interleaveOnce(a: Addon, w: QuantizedMatrix): void {
 }
 
 export function createNativeBackend(a: Addon): Backend<Float32Array> {
+  // out[0 … n) += addend[0 … n): a decode product's residual connection, after the product.
+  const addInPlace = (out: Float32Array, addend: Float32Array, n: number) => a.add(out.subarray(0, n), addend.subarray(0, n), out.subarray(0, n));
   const b: Backend<Float32Array> = {
     ...jsBackend,
     name: 'native',
@@ -210,7 +212,10 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       const buffer = a.hugePageBuffer(length * Float32Array.BYTES_PER_ELEMENT);
       return buffer ? new Float32Array(buffer) : new Float32Array(length);
     },
-    linearInt8: (x, rows, K, w, scale, bias, out, N) => a.linearInt8(x, rows, K, w, scale, bias, out, N),
+    linearInt8: (x, rows, K, w, scale, bias, out, N, addend) => {
+      a.linearInt8(x, rows, K, w, scale, bias, out, N);
+      if (addend) addInPlace(out, addend, rows * N);
+    },
     linearPanels: (x, rows, K, panels, bias, out, N) => a.linearPanels(x, rows, K, panels, bias, out, N),
     topRows: (q, p, k, rows, scores) => {
       if (q.length !== p.width) throw new Error(`query of ${q.length} components for rows of ${p.width}`);
@@ -224,11 +229,12 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       for (let i = 0; i < count; i++) if (candidates[i]! < 0 || (candidates[i]! + 1) * width > m.length) throw new Error(`topRowsOf: row ${candidates[i]} is outside the matrix`);
       return a.topRowsOf(q, m, width, candidates, count, k, rows, scores);
     },
-    linearQuantized: (x, rows, w, bias, out) => {
+    linearQuantized: (x, rows, w, bias, out, addend) => {
       quantRowBytes(w.type, w.cols); // checks cols against the block size
       if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`linearQuantized: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
       interleaveOnce(a, w);
       a.linearQuantized(x, rows, GGML_TYPE[w.type], w.data, w.rows, w.cols, bias, out, w.layout === 'rows16' ? INTERLEAVE : 0);
+      if (addend) addInPlace(out, addend, rows * w.rows);
     },
     crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
       loss[0] = scale * a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore)[0];

@@ -248,13 +248,13 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
             arrayOf(starts.buffer, starts.offset + i, 1, false), { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d }, kv);
         });
       }),
-    linearInt8: (x, rows, K, w, scale, bias, out, N) =>
-      linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N),
+    linearInt8: (x, rows, K, w, scale, bias, out, N, addend) =>
+      linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N, addend ? gpu(addend, 'linearInt8') : null),
     argmaxRows: (x, rows, cols, out) => argmaxRows(ctx, gpu(x, 'argmaxRows'), rows, cols, gpu(out, 'argmaxRows')),
     attentionPaged: () => unsupported('attentionPaged'),
-    linearQuantized: (x, rows, w, bias, out) => {
+    linearQuantized: (x, rows, w, bias, out, addend) => {
       if (w.type !== 'q8_0' && w.type !== 'q4_0') unsupported(`linearQuantized of ${w.type} blocks (q8_0 and q4_0 run on webgpu)`);
-      linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'));
+      linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'), addend ? gpu(addend, 'linearQuantized') : null);
     },
     swigluForward: (g, u, out) => swigluForward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(out, 'swiglu')),
     swigluBackward: (g, u, dy, dg, du, accG, accU) =>

@@ -15,11 +15,13 @@ export interface Int8Weight {
  * y = x·Wᵀ + b with W int8 (weight-only quantization: activations stay fp32,
  * weights are widened on the fly). Inference only: it records no gradient.
  */
-export function linearInt8(x: Tensor, w: Int8Weight, bias: Tensor | null = null): Tensor {
+/** `addend` ([.., N], like the output): added as the output is stored (a residual connection). */
+export function linearInt8(x: Tensor, w: Int8Weight, bias: Tensor | null = null, addend: Tensor | null = null): Tensor {
   const [N, K] = w.shape;
   if (x.shape[x.rank - 1] !== K) throw new Error(`linearInt8: input [${x.shape}] does not match weight [${w.shape}]`);
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N]); // every element written
-  backend().linearInt8(x.storage, rows, K, w.data, w.scale, bias?.storage ?? null, out.storage, N);
+  if (addend && addend.size !== out.size) throw new Error(`linearInt8: addend [${addend.shape}] is not the output's shape [${out.shape}]`);
+  backend().linearInt8(x.storage, rows, K, w.data, w.scale, bias?.storage ?? null, out.storage, N, addend?.storage ?? null);
   return out;
 }

@@ -16,7 +16,7 @@ const INT8 = outputPerWorkgroup(
   'linearInt8',
   ['read', 'read', 'read'],
   /* wgsl */ `
-struct Params { rows: u32, K: u32, N: u32, hasBias: u32, xOff: u32, wByteOff: u32, sOff: u32, bOff: u32, oOff: u32 }
+struct Params { rows: u32, K: u32, N: u32, hasBias: u32, xOff: u32, wByteOff: u32, sOff: u32, bOff: u32, oOff: u32, hasAddend: u32, aOff: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> scale: array<f32>;`,
@@ -43,12 +43,12 @@ fn finish(n: u32, s: f32) -> f32 {
  */
 export function linearInt8(
   ctx: GpuContext, x: GpuSpan, rows: number, K: number, w: GPUBuffer, wByteOffset: number,
-  scale: GpuSpan, bias: GpuSpan | null, out: GpuSpan, N: number,
+  scale: GpuSpan, bias: GpuSpan | null, out: GpuSpan, N: number, addend: GpuSpan | null = null,
 ): void {
   ctx.dispatch(
     INT8,
-    [x.buffer, w, scale.buffer, bias?.buffer, out.buffer],
-    [u32(rows), u32(K), u32(N), u32(bias ? 1 : 0), u32(x.offset), u32(wByteOffset), u32(scale.offset), u32(bias?.offset ?? 0), u32(out.offset)],
+    [x.buffer, w, scale.buffer, bias?.buffer, addend?.buffer, out.buffer],
+    [u32(rows), u32(K), u32(N), u32(bias ? 1 : 0), u32(x.offset), u32(wByteOffset), u32(scale.offset), u32(bias?.offset ?? 0), u32(out.offset), u32(addend ? 1 : 0), u32(addend?.offset ?? 0)],
     grid(ctx, rows * N, 1),
   );
 }

@@ -3,28 +3,30 @@ import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
 
 /**
  * The skeleton the decode-time products share (int8.ts, linear_quantized.ts):
- * out[rows, N] = finish(n, Σ) + bias with ONE WORKGROUP PER OUTPUT ELEMENT.
+ * out[rows, N] = finish(n, Σ) + bias (+ addend, a residual connection) with
+ * ONE WORKGROUP PER OUTPUT ELEMENT.
  * At batch 1 there are only N outputs, too few for one invocation each to
  * fill a GPU, so each output's K-long dot product is split over the
  * workgroup's invocations and added by a tree (workgroup_reduce.ts).
  *
  * The kernel supplies its own bindings 0 … k−1 and its Params struct
- * (which must hold rows, N, hasBias, bOff and oOff), and two WGSL functions:
+ * (which must hold rows, N, hasBias, bOff, oOff, hasAddend and aOff), and two WGSL functions:
  *   fn partial(m: u32, n: u32, lid: u32) -> f32  — this invocation's share of out[m, n];
  *   fn finish(n: u32, s: f32) -> f32             — the whole sum, before the bias.
- * The skeleton adds the bias and out bindings (k and k + 1), the uniform
- * (k + 2), `byteAt` over a `w: array<u32>` of packed bytes, and main().
+ * The skeleton adds the bias, addend and out bindings (k, k + 1, k + 2), the
+ * uniform (k + 3), `byteAt` over a `w: array<u32>` of packed bytes, and main().
  */
 export function outputPerWorkgroup(name: string, inputs: readonly ('read' | 'rw')[], declarations: string, functions: string): KernelSource {
   const k = inputs.length;
   return {
     name,
-    bindings: [...inputs, 'read', 'rw'],
+    bindings: [...inputs, 'read', 'read', 'rw'],
     code: /* wgsl */ `
 ${declarations}
 @group(0) @binding(${k}) var<storage, read> bias: array<f32>;
-@group(0) @binding(${k + 1}) var<storage, read_write> out: array<f32>;
-@group(0) @binding(${k + 2}) var<uniform> p: Params;
+@group(0) @binding(${k + 1}) var<storage, read> addend: array<f32>;
+@group(0) @binding(${k + 2}) var<storage, read_write> out: array<f32>;
+@group(0) @binding(${k + 3}) var<uniform> p: Params;
 ${WORKGROUP_REDUCE}
 
 /** The byte at index i of the packed weights (four to a u32 word, as the host's bytes lie), unsigned. */
@@ -42,6 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (lid == 0u) {
     var y = finish(n, s);
     if (p.hasBias != 0u) { y += bias[p.bOff + n]; }
+    if (p.hasAddend != 0u) { y += addend[p.aOff + o]; }
     out[p.oOff + o] = y;
   }
 }`,
