@@ -45,15 +45,17 @@ for (const isa of isas) {
         for (const bias of [null, rand(N)]) {
           const want = new Float32Array(rows * N);
           const got = new Float32Array(rows * N);
-          // With a bias, an addend too (a residual connection added as the output is stored).
+          // With a bias, an epilogue too: GELU, then an addend (a residual connection), as the output is stored.
           const addend = bias && rand(rows * N);
-          jsBackend.linearInt8(x, rows, K, w.data, w.scale, bias, want, N, addend);
-          native!.linearInt8(x, rows, K, w.data, w.scale, bias, got, N, addend);
+          const epilogue = addend && { activation: 'gelu' as const, addend };
+          jsBackend.linearInt8(x, rows, K, w.data, w.scale, bias, want, N, epilogue);
+          native!.linearInt8(x, rows, K, w.data, w.scale, bias, got, N, epilogue);
           assertClose(got, want, 1e-4 * Math.sqrt(K), `rows=${rows} N=${N} K=${K}`);
           if (addend) {
             const without = new Float32Array(rows * N);
             jsBackend.linearInt8(x, rows, K, w.data, w.scale, bias, without, N);
-            assertClose(want, without.map((v, i) => v + addend[i]!), 1e-5, 'js: the addend is added');
+            const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+            assertClose(want, without.map((v, i) => gelu(v) + addend[i]!), 1e-5, 'js: GELU, then the addend');
           }
         }
         // And the js twin is the fp32 product with the dequantized weights.

@@ -164,10 +164,10 @@ describe('native block-quantized kernels agree with the js twin', { skip }, () =
             for (const bias of [null, rand(N)]) {
               const want = new Float32Array(rows * N);
               const got = new Float32Array(rows * N).fill(NaN);
-              // With a bias, an addend too (a residual connection added as the output is stored).
-              const addend = bias && rand(rows * N);
-              jsBackend.linearQuantized(x, rows, w, bias, want, addend);
-              native!.linearQuantized(x, rows, w, bias, got, addend);
+              // With a bias, an epilogue too: SiLU, then an addend (a residual connection), as the output is stored.
+              const epilogue = bias && { activation: 'silu' as const, addend: rand(rows * N) };
+              jsBackend.linearQuantized(x, rows, w, bias, want, epilogue);
+              native!.linearQuantized(x, rows, w, bias, got, epilogue);
               assertClose(got, want, 2e-4 * Math.sqrt(K), `${isa} t=${threads} ${type} rows=${rows} N=${N} K=${K}`);
             }
           }

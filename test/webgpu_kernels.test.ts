@@ -580,13 +580,13 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     const bias = rand(N);
     for (const withBias of [true, false]) {
       const want = new Float32Array(rows * N);
-      const addend = withBias ? rand(rows * N) : null; // with the bias, an addend too
-      jsBackend.linearInt8(x, rows, K, w, scale, withBias ? bias : null, want, N, addend);
+      const addend = withBias ? rand(rows * N) : null; // with the bias, an epilogue too: GELU, then an addend
+      jsBackend.linearInt8(x, rows, K, w, scale, withBias ? bias : null, want, N, addend && { activation: 'gelu', addend });
       // The int8 bytes as stored, after 8 bytes of something else, in whole u32 words.
       const bytes = new Int8Array(Math.ceil((w.length + 8) / 4) * 4);
       bytes.set(w, 8);
       const outI = up(new Float32Array(rows * N));
-      linearInt8(ctx, up(x), rows, K, ctx.upload(new Uint32Array(bytes.buffer)), 8, up(scale), withBias ? up(bias) : null, outI, N, addend && up(addend));
+      linearInt8(ctx, up(x), rows, K, ctx.upload(new Uint32Array(bytes.buffer)), 8, up(scale), withBias ? up(bias) : null, outI, N, addend && { activation: 'gelu', addend: up(addend) });
       assertNear(await down(outI), want, 1e-5, 1e-5, `linearInt8 bias ${withBias}`);
     }
   });

@@ -30,7 +30,7 @@ const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal())
 
 describe('linearQuantized on webgpu against js', { skip }, () => {
   for (const type of ['q8_0', 'q4_0'] as const) {
-    it(`${type}: rows × blocks, with a bias and an addend, from offset views`, async () => {
+    it(`${type}: rows × blocks, with a bias, a GELU and an addend, from offset views`, async () => {
       const [rows, K, N] = [3, 96, 37];
       const w = quantizeMatrix(type, rand(N * K), N, K);
       const x = rand(rows * K);
@@ -38,14 +38,14 @@ describe('linearQuantized on webgpu against js', { skip }, () => {
       const bias = rand(N);
       const addend = rand(rows * N);
       const want = new Float32Array(rows * N);
-      jsBackend.linearQuantized(x, rows, w, bias, want, addend);
+      jsBackend.linearQuantized(x, rows, w, bias, want, { activation: 'gelu', addend });
       const be = await webgpu();
       try {
         const dev = be.device!;
         const padded = new Float32Array(rows * K + 5);
         padded.set(x, 5);
         const out = dev.alloc(rows * N, true);
-        be.linearQuantized(dev.view(dev.upload(padded), 5, rows * K), rows, w, dev.upload(bias), out, dev.view(dev.upload(Float32Array.from([1, 2, ...addend])), 2, rows * N));
+        be.linearQuantized(dev.view(dev.upload(padded), 5, rows * K), rows, w, dev.upload(bias), out, { activation: 'gelu', addend: dev.view(dev.upload(Float32Array.from([1, 2, ...addend])), 2, rows * N) });
         const got = await dev.read(out);
         // Within one activation quant step of js: WGSL's f32 division is not correctly rounded (see the kernel's header).
         const scale = Math.max(...want.map(Math.abs));

@@ -89,6 +89,12 @@ export interface GemmEpilogue<F = Storage> {
   addend?: GemmAddend<F> | null;
 }
 
+/** The epilogue of a decode-time product (int8, block-quantized): out = act(x·Wᵀ + bias) (+ addend), the addend [rows, N] as out is laid out. */
+export interface ProductEpilogue<F = Storage> {
+  activation?: EpilogueActivation | null;
+  addend?: F | null;
+}
+
 /** Element (r, c) of batch entry z is at data[offset + z·stride + r·ld + c]. */
 export interface GemmAddend<F = Storage> {
   data: F;
@@ -356,8 +362,8 @@ export interface Backend<F = Storage> {
   argmaxRows(x: F, rows: number, cols: number, out: F): void;
 
   /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
-  /** `addend` (rows × N, like out): added as out is stored (a residual connection). */
-  linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number, addend?: F | null): void;
+  /** `epilogue`: an activation and an addend (rows × N, like out), applied as out is stored (see GemmEpilogue). */
+  linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number, epilogue?: ProductEpilogue<F> | null): void;
 
   /**
    * Optional: out[rows, N] = x[rows, K]·Wᵀ + bias with W fp32 in column panels
@@ -378,8 +384,8 @@ export interface Backend<F = Storage> {
   topRowsOf?(q: Float32Array, m: Float32Array, width: number, candidates: Int32Array, count: number, k: number, rows: Int32Array, scores: Float32Array): number;
 
   /** out[rows, N] = x[rows, K]·Wᵀ + bias, W block-quantized in ggml's layouts (q8_0, q4_0, q4_k, q6_k), read as stored. */
-  /** `addend` (rows × N, like out): added as out is stored (a residual connection). */
-  linearQuantized(x: F, rows: number, w: QuantizedMatrix, bias: F | null, out: F, addend?: F | null): void;
+  /** `epilogue`: an activation and an addend (rows × N, like out), applied as out is stored (see GemmEpilogue). */
+  linearQuantized(x: F, rows: number, w: QuantizedMatrix, bias: F | null, out: F, epilogue?: ProductEpilogue<F> | null): void;
 
   /**
    * Fused log-softmax + negative log-likelihood. Writes each row's log-sum-exp

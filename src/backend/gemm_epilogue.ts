@@ -1,4 +1,14 @@
-import type { Backend, GemmArgs } from './backend.js';
+import type { Backend, GemmArgs, ProductEpilogue } from './backend.js';
+
+type ElementWise = Pick<Backend<Float32Array>, 'unary' | 'binary'>;
+
+/** out = act(out) (+ addend), out and the addend's first out.length values laid out alike: a decode-time product's epilogue on a host backend. */
+export function applyRowsEpilogue(b: ElementWise, out: Float32Array, e: ProductEpilogue<Float32Array> | null | undefined): void {
+  if (!e) return;
+  const n = out.length;
+  if (e.activation) b.unary(e.activation, out, out);
+  if (e.addend) b.binary('add', out, [n], e.addend.subarray(0, n), [n], out, [n]);
+}
 
 /**
  * A host backend's GEMM epilogue (backend.ts's GemmEpilogue), done after its
@@ -10,7 +20,7 @@ import type { Backend, GemmArgs } from './backend.js';
  * C's rows are one span when ldc = N (and the batch entries too when
  * strideC = M·N), so a layer's output is one call; otherwise row by row.
  */
-export function applyGemmEpilogue(b: Pick<Backend<Float32Array>, 'unary' | 'binary'>, g: GemmArgs<Float32Array>): void {
+export function applyGemmEpilogue(b: ElementWise, g: GemmArgs<Float32Array>): void {
   const e = g.epilogue;
   if (!e || (!e.activation && !e.addend)) return;
   const { M, N } = g;
@@ -27,9 +37,5 @@ export function applyGemmEpilogue(b: Pick<Backend<Float32Array>, 'unary' | 'bina
     if (cWhole && addWhole) runs.push([c0, a0, M]);
     else for (let r = 0; r < M; r++) runs.push([c0 + r * g.ldc, a0 + r * (add?.ld ?? 0), 1]);
   }
-  for (const [c0, a0, rows] of runs) {
-    const c = g.c.subarray(c0, c0 + rows * N);
-    if (act) b.unary(act, c, c);
-    if (add) b.binary('add', c, [rows, N], add.data.subarray(a0, a0 + rows * N), [rows, N], c, [rows, N]);
-  }
+  for (const [c0, a0, rows] of runs) applyRowsEpilogue(b, g.c.subarray(c0, c0 + rows * N), { activation: act, addend: add && add.data.subarray(a0, a0 + rows * N) });
 }

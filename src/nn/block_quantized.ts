@@ -5,7 +5,7 @@ import { linearQuantized } from '../tensor/ops/linear_quantized.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Embedding } from './embedding.js';
 import { withoutAllocation } from './init.js';
-import { Linear, withAddend } from './linear.js';
+import { inferenceProduct, Linear } from './linear.js';
 import { Module, Parameter } from './module.js';
 import { TiedLinear } from './tied_linear.js';
 
@@ -33,9 +33,9 @@ export class BlockQuantizedLinear extends Module {
     this.tiedHead = tied ? () => tied : null;
   }
 
-  /** `then`: an addend is added as the product stores its output; an activation is an op of its own. */
+  /** `then`: an activation and an addend, applied as the product stores its output. */
   forward(x: Tensor, then: LinearEpilogue = {}): Tensor {
-    return withAddend(then, (addend) => linearQuantized(x, this.matrix, this.bias, addend));
+    return inferenceProduct(then, (t) => linearQuantized(x, this.matrix, this.bias, t));
   }
 
   /** forward(x, then) honours `then` (nn/linear.ts's forwardThen). */

@@ -59,12 +59,10 @@ export function forwardThen(layer: { forward(x: Tensor): Tensor }, x: Tensor, th
 }
 
 /**
- * For a product that can add an addend but has no activation and records no
- * gradient (the int8 and block-quantized ones): `product(addend)` with the
- * addend folded in, else (an activation, or an addend that wants a gradient)
- * the product then the epilogue as ops.
+ * For a product that records no gradient (the int8 and block-quantized
+ * ones): `product(then)`, the epilogue folded in, unless the addend wants a
+ * gradient (then the product, and the epilogue as ops that record it).
  */
-export function withAddend(then: LinearEpilogue, product: (addend: Tensor | null) => Tensor): Tensor {
-  const fold = !then.activation && !(isGradEnabled() && then.addend?.requiresGrad);
-  return fold ? product(then.addend ?? null) : applyEpilogue(product(null), then);
+export function inferenceProduct(then: LinearEpilogue, product: (then: LinearEpilogue) => Tensor): Tensor {
+  return isGradEnabled() && then.addend?.requiresGrad ? applyEpilogue(product({}), then) : product(then);
 }

@@ -2,7 +2,7 @@ import type { LinearEpilogue } from '../tensor/ops/linear.js';
 import { linearInt8, type Int8Weight } from '../tensor/ops/linear_int8.js';
 import { Tensor } from '../tensor/tensor.js';
 import { dequantizeBlocks, hasBlockQuantized } from './block_quantized.js';
-import { Linear, withAddend } from './linear.js';
+import { inferenceProduct, Linear } from './linear.js';
 import { Module, Parameter } from './module.js';
 import { TiedLinear } from './tied_linear.js';
 
@@ -77,11 +77,11 @@ export class QuantizedLinear extends Module {
     return new QuantizedLinear(quantizeRows(lin.weight.data, out, inF), lin.bias ? new Tensor(lin.bias.data, lin.bias.shape) : null);
   }
 
-  /** `then`: an addend is added as the int8 product stores its output; an activation is an op of its own. */
+  /** `then`: an activation and an addend, applied as the int8 product stores its output. */
   forward(x: Tensor, then: LinearEpilogue = {}): Tensor {
     switch (this.weight.format) {
       case 'int8-rows':
-        return withAddend(then, (addend) => linearInt8(x, this.weight, this.bias, addend));
+        return inferenceProduct(then, (t) => linearInt8(x, this.weight, this.bias, t));
     }
   }
 

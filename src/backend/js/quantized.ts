@@ -1,3 +1,6 @@
+import type { ProductEpilogue } from '../backend.js';
+import { applyRowsEpilogue } from '../gemm_epilogue.js';
+import { binary, unary } from './elementwise.js';
 import { dequantizeRow, halfToFloat, QUANT_BLOCKS, storedRow, type QuantizedMatrix } from '../quantized_matrix.js';
 
 const fr = Math.fround;
@@ -33,7 +36,12 @@ export function quantizeActivations(x: Float32Array, rows: number, K: number): {
  * pair of blocks contributes d_w·d_x·Σ q_w·q_x (an integer sum).
  * q4_k / q6_k: each weight row is dequantized to floats and dotted with x.
  */
-export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatrix, bias: Float32Array | null, out: Float32Array, addend: Float32Array | null = null): void {
+export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatrix, bias: Float32Array | null, out: Float32Array, epilogue: ProductEpilogue<Float32Array> | null = null): void {
+  productInto(x, rows, w, bias, out);
+  applyRowsEpilogue({ unary, binary }, out.subarray(0, rows * w.rows), epilogue);
+}
+
+function productInto(x: Float32Array, rows: number, w: QuantizedMatrix, bias: Float32Array | null, out: Float32Array): void {
   const { rows: N, cols: K, type } = w;
   if (type === 'q8_0' || type === 'q4_0') {
     const { q: xq, d: xd } = quantizeActivations(x, rows, K);
@@ -58,7 +66,7 @@ export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatri
           }
           sum += fr(halfToFloat(view.getUint16(p, true)) * xd[m * blocks + b]!) * isum;
         }
-        out[m * N + n] = sum + (bias ? bias[n]! : 0) + (addend ? addend[m * N + n]! : 0);
+        out[m * N + n] = sum + (bias ? bias[n]! : 0);
       }
     }
     return;
@@ -69,7 +77,7 @@ export function linearQuantized(x: Float32Array, rows: number, w: QuantizedMatri
     for (let m = 0; m < rows; m++) {
       let sum = 0;
       for (let k = 0; k < K; k++) sum += row[k]! * x[m * K + k]!;
-      out[m * N + n] = sum + (bias ? bias[n]! : 0) + (addend ? addend[m * N + n]! : 0);
+      out[m * N + n] = sum + (bias ? bias[n]! : 0);
     }
   }
 }

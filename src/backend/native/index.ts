@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
-import { applyGemmEpilogue } from '../gemm_epilogue.js';
+import { applyGemmEpilogue, applyRowsEpilogue } from '../gemm_epilogue.js';
 import { storeFresh, storeFreshRagged } from '../js/attention_cached.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
@@ -134,8 +134,6 @@ export function interleaveOnce(a: Addon, w: QuantizedMatrix): void {
 }
 
 export function createNativeBackend(a: Addon): Backend<Float32Array> {
-  // out[0 … n) += addend[0 … n): a decode product's residual connection, after the product.
-  const addInPlace = (out: Float32Array, addend: Float32Array, n: number) => a.add(out.subarray(0, n), addend.subarray(0, n), out.subarray(0, n));
   const b: Backend<Float32Array> = {
     ...jsBackend,
     name: 'native',
@@ -212,9 +210,9 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       const buffer = a.hugePageBuffer(length * Float32Array.BYTES_PER_ELEMENT);
       return buffer ? new Float32Array(buffer) : new Float32Array(length);
     },
-    linearInt8: (x, rows, K, w, scale, bias, out, N, addend) => {
+    linearInt8: (x, rows, K, w, scale, bias, out, N, epilogue) => {
       a.linearInt8(x, rows, K, w, scale, bias, out, N);
-      if (addend) addInPlace(out, addend, rows * N);
+      applyRowsEpilogue(b, out.subarray(0, rows * N), epilogue);
     },
     linearPanels: (x, rows, K, panels, bias, out, N) => a.linearPanels(x, rows, K, panels, bias, out, N),
     topRows: (q, p, k, rows, scores) => {
@@ -229,12 +227,12 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       for (let i = 0; i < count; i++) if (candidates[i]! < 0 || (candidates[i]! + 1) * width > m.length) throw new Error(`topRowsOf: row ${candidates[i]} is outside the matrix`);
       return a.topRowsOf(q, m, width, candidates, count, k, rows, scores);
     },
-    linearQuantized: (x, rows, w, bias, out, addend) => {
+    linearQuantized: (x, rows, w, bias, out, epilogue) => {
       quantRowBytes(w.type, w.cols); // checks cols against the block size
       if (w.data.length !== w.rows * quantRowBytes(w.type, w.cols)) throw new Error(`linearQuantized: ${w.data.length} bytes for a ${w.rows}×${w.cols} ${w.type} matrix`);
       interleaveOnce(a, w);
       a.linearQuantized(x, rows, GGML_TYPE[w.type], w.data, w.rows, w.cols, bias, out, w.layout === 'rows16' ? INTERLEAVE : 0);
-      if (addend) addInPlace(out, addend, rows * w.rows);
+      applyRowsEpilogue(b, out.subarray(0, rows * w.rows), epilogue);
     },
     crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
       loss[0] = scale * a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore)[0];

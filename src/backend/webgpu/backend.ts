@@ -1,11 +1,12 @@
 import { UserError } from '../../util/errors.js';
-import type { Backend } from '../backend.js';
+import type { Backend, ProductEpilogue } from '../backend.js';
 import { quantRowBytes, storedRow, type QuantizedMatrix } from '../quantized_matrix.js';
 import type { DeviceArray, DeviceMemory } from '../storage.js';
 import type { GpuContext } from './device.js';
 import { adamwStep } from './kernels/adamw.js';
 import { argmaxRows } from './kernels/argmax.js';
 import { attentionBackward, attentionForward, type GpuAttentionDims } from './kernels/attention.js';
+import type { GpuProductEpilogue } from './kernels/gemm_epilogue.js';
 import { attentionCached } from './kernels/attention_cached.js';
 import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
@@ -56,6 +57,10 @@ function gpu(x: GpuArray | Float32Array, what: string): GpuArray {
   if (x.backend !== WEBGPU) throw new Error(`webgpu ${what}: got storage of the ${String(x.backend)} backend`);
   return x;
 }
+
+/** A decode-time product's epilogue with its addend on the device. */
+const productEpilogueOf = (e: ProductEpilogue<GpuArray | Float32Array> | null | undefined, what: string): GpuProductEpilogue | null =>
+  e ? { activation: e.activation ?? null, addend: e.addend ? gpu(e.addend, what) : null } : null;
 
 function unsupported(what: string): never {
   throw new UserError(`not supported on webgpu: ${what} (no WebGPU kernel yet)`);
@@ -248,13 +253,13 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
             arrayOf(starts.buffer, starts.offset + i, 1, false), { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d }, kv);
         });
       }),
-    linearInt8: (x, rows, K, w, scale, bias, out, N, addend) =>
-      linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N, addend ? gpu(addend, 'linearInt8') : null),
+    linearInt8: (x, rows, K, w, scale, bias, out, N, epilogue) =>
+      linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N, productEpilogueOf(epilogue, 'linearInt8')),
     argmaxRows: (x, rows, cols, out) => argmaxRows(ctx, gpu(x, 'argmaxRows'), rows, cols, gpu(out, 'argmaxRows')),
     attentionPaged: () => unsupported('attentionPaged'),
-    linearQuantized: (x, rows, w, bias, out, addend) => {
+    linearQuantized: (x, rows, w, bias, out, epilogue) => {
       if (w.type !== 'q8_0' && w.type !== 'q4_0') unsupported(`linearQuantized of ${w.type} blocks (q8_0 and q4_0 run on webgpu)`);
-      linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'), addend ? gpu(addend, 'linearQuantized') : null);
+      linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'), productEpilogueOf(epilogue, 'linearQuantized'));
     },
     swigluForward: (g, u, out) => swigluForward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(out, 'swiglu')),
     swigluBackward: (g, u, dy, dg, du, accG, accU) =>

@@ -1,6 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { gemmArgs, mat, matT } from '../../backend/gemm_args.js';
-import type { EpilogueActivation } from '../../backend/backend.js';
+import type { EpilogueActivation, ProductEpilogue } from '../../backend/backend.js';
 import { isGradEnabled, record } from '../autograd.js';
 import { matmulPrecision } from '../precision.js';
 import { sameShape, Tensor } from '../tensor.js';
@@ -14,7 +14,17 @@ export interface LinearEpilogue {
   addend?: Tensor | null;
 }
 
-/** The epilogue as ops of their own on a layer's output y (layers whose product cannot store it: quantized, LoRA). */
+/**
+ * The backend's epilogue record of an inference-only product (int8, block-quantized: they record no
+ * gradient), checking the addend's shape; null when there is nothing to do.
+ */
+export function productEpilogue(op: string, out: Tensor, then: LinearEpilogue): ProductEpilogue | null {
+  const addend = then.addend ?? null;
+  if (addend && !sameShape(addend.shape, out.shape)) throw new Error(`${op}: addend [${addend.shape}] is not the output's shape [${out.shape}]`);
+  return then.activation || addend ? { activation: then.activation ?? null, addend: addend?.storage ?? null } : null;
+}
+
+/** The epilogue as ops of their own on a layer's output y (layers whose product cannot store it: LoRA's). */
 export function applyEpilogue(y: Tensor, then: LinearEpilogue): Tensor {
   if (then.activation) y = unaryOp(then.activation, y);
   return then.addend ? add(y, then.addend) : y;

@@ -1,5 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { Tensor } from '../tensor.js';
+import { type LinearEpilogue, productEpilogue } from './linear.js';
 
 /**
  * A weight matrix [N, K] quantized per output channel: row n is stored as
@@ -15,13 +16,12 @@ export interface Int8Weight {
  * y = x·Wᵀ + b with W int8 (weight-only quantization: activations stay fp32,
  * weights are widened on the fly). Inference only: it records no gradient.
  */
-/** `addend` ([.., N], like the output): added as the output is stored (a residual connection). */
-export function linearInt8(x: Tensor, w: Int8Weight, bias: Tensor | null = null, addend: Tensor | null = null): Tensor {
+/** `then`: an activation and an addend ([.., N], like the output) applied as the output is stored (linear.ts's LinearEpilogue). */
+export function linearInt8(x: Tensor, w: Int8Weight, bias: Tensor | null = null, then: LinearEpilogue = {}): Tensor {
   const [N, K] = w.shape;
   if (x.shape[x.rank - 1] !== K) throw new Error(`linearInt8: input [${x.shape}] does not match weight [${w.shape}]`);
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N]); // every element written
-  if (addend && addend.size !== out.size) throw new Error(`linearInt8: addend [${addend.shape}] is not the output's shape [${out.shape}]`);
-  backend().linearInt8(x.storage, rows, K, w.data, w.scale, bias?.storage ?? null, out.storage, N, addend?.storage ?? null);
+  backend().linearInt8(x.storage, rows, K, w.data, w.scale, bias?.storage ?? null, out.storage, N, productEpilogue('linearInt8', out, then));
   return out;
 }

@@ -1,5 +1,5 @@
 import type { EpilogueActivation } from '../../backend.js';
-import { type Param, u32 } from '../device.js';
+import { type GpuSpan, type Param, u32 } from '../device.js';
 import { ACTIVATIONS } from './elementwise.js';
 
 /**
@@ -31,6 +31,18 @@ export interface GpuEpilogue {
   biasOffset?: number;
   activation?: EpilogueActivation | null;
   addend?: GpuAddend | null;
+}
+
+/** A decode-time product's activation and addend (an addend span laid out as out, [rows, N]). */
+export interface GpuProductEpilogue {
+  activation?: EpilogueActivation | null;
+  addend?: GpuSpan | null;
+}
+
+/** The GpuEpilogue of an out [rows, N] product: its bias span, and the addend laid out as out. */
+export function productEpilogue(bias: GpuSpan | null, N: number, e: GpuProductEpilogue | null): GpuEpilogue {
+  const add = e?.addend;
+  return { bias: bias?.buffer ?? null, biasOffset: bias?.offset ?? 0, activation: e?.activation ?? null, addend: add ? { buffer: add.buffer, offset: add.offset, ld: N, stride: 0 } : null };
 }
 
 const ACTIVATION_CODE: Record<EpilogueActivation, number> = { relu: 1, gelu: 2, silu: 3 };

@@ -1,10 +1,11 @@
 import { type GpuContext, type GpuSpan, u32 } from '../device.js';
+import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, productEpilogue } from './gemm_epilogue.js';
 import { grid } from './grid.js';
 import { outputPerWorkgroup } from './output_per_workgroup.js';
 import { ROW_WG } from './workgroup_reduce.js';
 
 /**
- * out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias with W int8 [N, K] and one fp32
+ * out[rows, N] = act((x[rows, K]·Wᵀ)∘scale + bias) (+ addend) with W int8 [N, K] and one fp32
  * scale per output row (js/int8.ts): the decode-time product of an int8
  * model. The weights stay int8 on the GPU, four to a u32 word (the Int8Array's
  * bytes as they are), and are widened on the fly, so decoding reads a
@@ -16,7 +17,7 @@ const INT8 = outputPerWorkgroup(
   'linearInt8',
   ['read', 'read', 'read'],
   /* wgsl */ `
-struct Params { rows: u32, K: u32, N: u32, hasBias: u32, xOff: u32, wByteOff: u32, sOff: u32, bOff: u32, oOff: u32, hasAddend: u32, aOff: u32 }
+struct Params { rows: u32, K: u32, N: u32, xOff: u32, wByteOff: u32, sOff: u32, oOff: u32, ${EPILOGUE_FIELDS} }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> scale: array<f32>;`,
@@ -43,12 +44,13 @@ fn finish(n: u32, s: f32) -> f32 {
  */
 export function linearInt8(
   ctx: GpuContext, x: GpuSpan, rows: number, K: number, w: GPUBuffer, wByteOffset: number,
-  scale: GpuSpan, bias: GpuSpan | null, out: GpuSpan, N: number, addend: GpuSpan | null = null,
+  scale: GpuSpan, bias: GpuSpan | null, out: GpuSpan, N: number, epilogue: GpuProductEpilogue | null = null,
 ): void {
+  const e = productEpilogue(bias, N, epilogue);
   ctx.dispatch(
     INT8,
-    [x.buffer, w, scale.buffer, bias?.buffer, addend?.buffer, out.buffer],
-    [u32(rows), u32(K), u32(N), u32(bias ? 1 : 0), u32(x.offset), u32(wByteOffset), u32(scale.offset), u32(bias?.offset ?? 0), u32(out.offset), u32(addend ? 1 : 0), u32(addend?.offset ?? 0)],
+    [x.buffer, w, scale.buffer, e.bias, e.addend?.buffer, out.buffer],
+    [u32(rows), u32(K), u32(N), u32(x.offset), u32(wByteOffset), u32(scale.offset), u32(out.offset), ...epilogueParams(e)],
     grid(ctx, rows * N, 1),
   );
 }

@@ -1,10 +1,11 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, productEpilogue } from './gemm_epilogue.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 import { outputPerWorkgroup } from './output_per_workgroup.js';
 import { ROW_WG } from './workgroup_reduce.js';
 
 /**
- * out[rows, N] = x[rows, K]·Wᵀ + bias (+ addend) with W in ggml's q8_0 or q4_0 blocks
+ * out[rows, N] = act(x[rows, K]·Wᵀ + bias) (+ addend) with W in ggml's q8_0 or q4_0 blocks
  * (js/quantized.ts, the reference), read on the GPU as GGUF stores them:
  * each row is K/32 blocks of an f16 scale and 32 quants (q8_0: 32 int8 bytes;
  * q4_0: 16 bytes of two 4-bit quants, offset by 8). The bytes go up as they
@@ -61,7 +62,7 @@ const PRODUCT = outputPerWorkgroup(
   'linearQuantized',
   ['read', 'read', 'read'],
   /* wgsl */ `
-struct Params { rows: u32, N: u32, blocks: u32, q4: u32, hasBias: u32, bOff: u32, oOff: u32, hasAddend: u32, aOff: u32 }
+struct Params { rows: u32, N: u32, blocks: u32, q4: u32, oOff: u32, ${EPILOGUE_FIELDS} }
 @group(0) @binding(0) var<storage, read> xq: array<i32>;
 @group(0) @binding(1) var<storage, read> xd: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;`,
@@ -102,14 +103,15 @@ fn finish(n: u32, s: f32) -> f32 {
  * byte 0; `type` is q8_0 or q4_0 (K a multiple of 32).
  */
 export function linearQuantized(
-  ctx: GpuContext, x: GpuSpan, rows: number, K: number, w: GPUBuffer, type: 'q8_0' | 'q4_0', N: number, bias: GpuSpan | null, out: GpuSpan, addend: GpuSpan | null = null,
+  ctx: GpuContext, x: GpuSpan, rows: number, K: number, w: GPUBuffer, type: 'q8_0' | 'q4_0', N: number, bias: GpuSpan | null, out: GpuSpan, epilogue: GpuProductEpilogue | null = null,
 ): void {
+  const e = productEpilogue(bias, N, epilogue);
   const blocks = K / 32;
   const { xq, xd } = quantizedActivations(ctx, x, rows * K);
   ctx.dispatch(
     PRODUCT,
-    [xq, xd, w, bias?.buffer, addend?.buffer, out.buffer],
-    [u32(rows), u32(N), u32(blocks), u32(type === 'q4_0' ? 1 : 0), u32(bias ? 1 : 0), u32(bias?.offset ?? 0), u32(out.offset), u32(addend ? 1 : 0), u32(addend?.offset ?? 0)],
+    [xq, xd, w, e.bias, e.addend?.buffer, out.buffer],
+    [u32(rows), u32(N), u32(blocks), u32(type === 'q4_0' ? 1 : 0), u32(out.offset), ...epilogueParams(e)],
     grid(ctx, rows * N, 1),
   );
 }
