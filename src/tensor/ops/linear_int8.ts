@@ -15,8 +15,10 @@ export interface Int8Weight {
 /**
  * y = x·Wᵀ + b with W int8 (weight-only quantization: activations stay fp32,
  * weights are widened on the fly). Inference only: it records no gradient.
+ *
+ * `then`: an activation and an addend (shaped like the output), applied as
+ * the output is stored (linear.ts's LinearEpilogue).
  */
-/** `then`: an activation and an addend ([.., N], like the output) applied as the output is stored (linear.ts's LinearEpilogue). */
 export function linearInt8(x: Tensor, w: Int8Weight, bias: Tensor | null = null, then: LinearEpilogue = {}): Tensor {
   const [N, K] = w.shape;
   if (x.shape[x.rank - 1] !== K) throw new Error(`linearInt8: input [${x.shape}] does not match weight [${w.shape}]`);

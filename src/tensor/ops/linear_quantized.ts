@@ -8,8 +8,10 @@ export type { QuantizedMatrix } from '../../backend/quantized_matrix.js';
 /**
  * y = x·Wᵀ + b with W block-quantized (a GGUF tensor as stored: q8_0, q4_0,
  * q4_k, q6_k). Inference only: it records no gradient.
+ *
+ * `then`: an activation and an addend (shaped like the output), applied as
+ * the output is stored (linear.ts's LinearEpilogue).
  */
-/** `then`: an activation and an addend ([.., rows of W], like the output) applied as the output is stored (linear.ts's LinearEpilogue). */
 export function linearQuantized(x: Tensor, w: QuantizedMatrix, bias: Tensor | null = null, then: LinearEpilogue = {}): Tensor {
   const K = w.cols;
   if (x.shape[x.rank - 1] !== K) throw new Error(`linearQuantized: input [${x.shape}] does not match weight [${w.rows}, ${w.cols}]`);
