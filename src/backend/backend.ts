@@ -361,8 +361,10 @@ export interface Backend<F = Storage> {
    */
   argmaxRows(x: F, rows: number, cols: number, out: F): void;
 
-  /** out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row. */
-  /** `epilogue`: an activation and an addend (rows × N, like out), applied as out is stored (see GemmEpilogue). */
+  /**
+   * out[rows, N] = (x[rows, K]·Wᵀ)∘scale + bias, W int8 [N, K] with one scale per output row;
+   * `epilogue`: an activation and an addend (rows × N, like out), applied as out is stored (see GemmEpilogue).
+   */
   linearInt8(x: F, rows: number, K: number, w: Int8Array, scale: Float32Array, bias: F | null, out: F, N: number, epilogue?: ProductEpilogue<F> | null): void;
 
   /**
@@ -383,8 +385,10 @@ export interface Backend<F = Storage> {
   /** Optional: as topRows over `count` given rows of m [· × width] (row-major fp32): a two-stage search's rerank. */
   topRowsOf?(q: Float32Array, m: Float32Array, width: number, candidates: Int32Array, count: number, k: number, rows: Int32Array, scores: Float32Array): number;
 
-  /** out[rows, N] = x[rows, K]·Wᵀ + bias, W block-quantized in ggml's layouts (q8_0, q4_0, q4_k, q6_k), read as stored. */
-  /** `epilogue`: an activation and an addend (rows × N, like out), applied as out is stored (see GemmEpilogue). */
+  /**
+   * out[rows, N] = x[rows, K]·Wᵀ + bias, W block-quantized in ggml's layouts (q8_0, q4_0, q4_k, q6_k), read as stored;
+   * `epilogue`: an activation and an addend (rows × N, like out), applied as out is stored (see GemmEpilogue).
+   */
   linearQuantized(x: F, rows: number, w: QuantizedMatrix, bias: F | null, out: F, epilogue?: ProductEpilogue<F> | null): void;
 
   /**

@@ -25,17 +25,15 @@ export function applyGemmEpilogue(b: ElementWise, g: GemmArgs<Float32Array>): vo
   if (!e || (!e.activation && !e.addend)) return;
   const { M, N } = g;
   if (M === 0 || N === 0) return;
-  const act = e.activation ?? null;
   const add = e.addend ?? null;
-  // Spans of C that are contiguous, with the addend's matching span: [cStart, addStart, rows].
-  const runs: [number, number, number][] = [];
-  const cWhole = g.ldc === N;
-  const addWhole = !add || add.ld === N;
+  // A span of C's rows that is contiguous, with the addend's matching span.
+  const run = (c0: number, a0: number, rows: number) =>
+    applyRowsEpilogue(b, g.c.subarray(c0, c0 + rows * N), { activation: e.activation, addend: add && add.data.subarray(a0, a0 + rows * N) });
+  const whole = g.ldc === N && (!add || add.ld === N);
   for (let z = 0; z < g.batch; z++) {
     const c0 = g.cOffset + z * g.strideC;
     const a0 = add ? add.offset + z * add.stride : 0;
-    if (cWhole && addWhole) runs.push([c0, a0, M]);
-    else for (let r = 0; r < M; r++) runs.push([c0 + r * g.ldc, a0 + r * (add?.ld ?? 0), 1]);
+    if (whole) run(c0, a0, M);
+    else for (let r = 0; r < M; r++) run(c0 + r * g.ldc, a0 + r * (add?.ld ?? 0), 1);
   }
-  for (const [c0, a0, rows] of runs) applyRowsEpilogue(b, g.c.subarray(c0, c0 + rows * N), { activation: act, addend: add && add.data.subarray(a0, a0 + rows * N) });
 }

@@ -62,7 +62,7 @@ export function storeFreshRagged(seqs: readonly RaggedKvSequence<Float32Array>[]
   const W = d.nKvHead * d.headDim;
   for (const s of seqs) {
     const rows = (x: Float32Array) => x.subarray(s.offset * W, (s.offset + s.Tq) * W);
-    storeFresh(s.k, s.v, { k: rows(fresh.k), v: rows(fresh.v) }, { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d, scale: 1 });
+    storeFresh(s.k, s.v, { k: rows(fresh.k), v: rows(fresh.v) }, { B: 1, Tq: s.Tq, past: s.past, cap: s.cap, ...d });
   }
 }
 

@@ -59,7 +59,7 @@ function gpu(x: GpuArray | Float32Array, what: string): GpuArray {
 }
 
 /** A decode-time product's epilogue with its addend on the device. */
-const productEpilogueOf = (e: ProductEpilogue<GpuArray | Float32Array> | null | undefined, what: string): GpuProductEpilogue | null =>
+const deviceEpilogue = (e: ProductEpilogue<GpuArray | Float32Array> | null | undefined, what: string): GpuProductEpilogue | null =>
   e ? { activation: e.activation ?? null, addend: e.addend ? gpu(e.addend, what) : null } : null;
 
 function unsupported(what: string): never {
@@ -254,12 +254,12 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
         });
       }),
     linearInt8: (x, rows, K, w, scale, bias, out, N, epilogue) =>
-      linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N, productEpilogueOf(epilogue, 'linearInt8')),
+      linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N, deviceEpilogue(epilogue, 'linearInt8')),
     argmaxRows: (x, rows, cols, out) => argmaxRows(ctx, gpu(x, 'argmaxRows'), rows, cols, gpu(out, 'argmaxRows')),
     attentionPaged: () => unsupported('attentionPaged'),
     linearQuantized: (x, rows, w, bias, out, epilogue) => {
       if (w.type !== 'q8_0' && w.type !== 'q4_0') unsupported(`linearQuantized of ${w.type} blocks (q8_0 and q4_0 run on webgpu)`);
-      linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'), productEpilogueOf(epilogue, 'linearQuantized'));
+      linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'), deviceEpilogue(epilogue, 'linearQuantized'));
     },
     swigluForward: (g, u, out) => swigluForward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(out, 'swiglu')),
     swigluBackward: (g, u, dy, dg, du, accG, accU) =>

@@ -3,12 +3,13 @@ import { type GpuSpan, type Param, u32 } from '../device.js';
 import { ACTIVATIONS } from './elementwise.js';
 
 /**
- * What every GEMM kernel (gemm.ts, gemm_skinny.ts, and the split-K sum of
- * gemm_split_k.ts) does to an element of C as it stores it, after alpha and
- * accumulation: the bias, the activation, the addend (backend.ts's
- * GemmEpilogue). Done here, a feed-forward's GELU and a sublayer's residual
+ * What every product kernel (gemm.ts, gemm_skinny.ts, the split-K sum of
+ * gemm_split_k.ts, and the decode-time products of output_per_workgroup.ts)
+ * does to an element of C as it stores it, after alpha and accumulation: the
+ * bias, the activation, the addend (backend.ts's GemmEpilogue and
+ * ProductEpilogue). Done here, a feed-forward's GELU and a sublayer's residual
  * addition are not dispatches of their own: a GPT-2 block decoding one token
- * drops from eleven dispatches to eight.
+ * drops from ten dispatches to seven.
  *
  * Each kernel appends EPILOGUE_FIELDS to its Params struct (their values from
  * epilogueParams, in the same order), binds `bias` and `addend` (epilogueBindings)
@@ -40,7 +41,7 @@ export interface GpuProductEpilogue {
 }
 
 /** The GpuEpilogue of an out [rows, N] product: its bias span, and the addend laid out as out. */
-export function productEpilogue(bias: GpuSpan | null, N: number, e: GpuProductEpilogue | null): GpuEpilogue {
+export function rowsEpilogue(bias: GpuSpan | null, N: number, e: GpuProductEpilogue | null): GpuEpilogue {
   const add = e?.addend;
   return { bias: bias?.buffer ?? null, biasOffset: bias?.offset ?? 0, activation: e?.activation ?? null, addend: add ? { buffer: add.buffer, offset: add.offset, ld: N, stride: 0 } : null };
 }

@@ -1,5 +1,5 @@
 import { type GpuContext, type GpuSpan, u32 } from '../device.js';
-import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, productEpilogue } from './gemm_epilogue.js';
+import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
 import { grid } from './grid.js';
 import { outputPerWorkgroup } from './output_per_workgroup.js';
 import { ROW_WG } from './workgroup_reduce.js';
@@ -46,7 +46,7 @@ export function linearInt8(
   ctx: GpuContext, x: GpuSpan, rows: number, K: number, w: GPUBuffer, wByteOffset: number,
   scale: GpuSpan, bias: GpuSpan | null, out: GpuSpan, N: number, epilogue: GpuProductEpilogue | null = null,
 ): void {
-  const e = productEpilogue(bias, N, epilogue);
+  const e = rowsEpilogue(bias, N, epilogue);
   ctx.dispatch(
     INT8,
     [x.buffer, w, scale.buffer, e.bias, e.addend?.buffer, out.buffer],

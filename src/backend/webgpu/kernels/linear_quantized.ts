@@ -1,5 +1,5 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
-import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, productEpilogue } from './gemm_epilogue.js';
+import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 import { outputPerWorkgroup } from './output_per_workgroup.js';
 import { ROW_WG } from './workgroup_reduce.js';
@@ -105,7 +105,7 @@ fn finish(n: u32, s: f32) -> f32 {
 export function linearQuantized(
   ctx: GpuContext, x: GpuSpan, rows: number, K: number, w: GPUBuffer, type: 'q8_0' | 'q4_0', N: number, bias: GpuSpan | null, out: GpuSpan, epilogue: GpuProductEpilogue | null = null,
 ): void {
-  const e = productEpilogue(bias, N, epilogue);
+  const e = rowsEpilogue(bias, N, epilogue);
   const blocks = K / 32;
   const { xq, xd } = quantizedActivations(ctx, x, rows * K);
   ctx.dispatch(
