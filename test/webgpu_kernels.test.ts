@@ -22,6 +22,7 @@ import { gemmSkinny, SK_ROWS, useSkinny } from '../src/backend/webgpu/kernels/ge
 import { layerNormBackward, layerNormForward } from '../src/backend/webgpu/kernels/layernorm.js';
 import { rmsNormBackward, rmsNormForward } from '../src/backend/webgpu/kernels/rmsnorm.js';
 import { softmaxBackward, softmaxForward } from '../src/backend/webgpu/kernels/softmax.js';
+import { rowLanes } from '../src/backend/webgpu/kernels/workgroup_reduce.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -314,8 +315,13 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     assertNear(await down(sx), want, 1e-6, 0, 'scaleInPlace');
   });
 
-  it('softmax forward and backward (odd widths, a fully masked row)', async () => {
-    for (const [rows, cols] of [[3, 1], [5, 300], [2, 1000]] as const) {
+  it('row kernels size their lanes by width: 32 to 256 lanes, several rows to a workgroup', () => {
+    assert.deepEqual([1, 65, 128, 256, 257, 384, 768, 1024, 1025, 2048, 50257].map(rowLanes), [32, 32, 32, 32, 64, 64, 128, 128, 256, 256, 256]);
+  });
+
+  it('softmax forward and backward (odd widths, a fully masked row; 32, 64, 128 and 256 lanes)', async () => {
+    // Rows per workgroup: 8, 4, 2, 1; each case's last workgroup is part-filled.
+    for (const [rows, cols] of [[3, 1], [5, 300], [3, 1000], [9, 2500]] as const) {
       const x = rand(rows * cols, 3);
       x.fill(-Infinity, 0, cols); // row 0 sees nothing: zeros, not NaN
       const y = new Float32Array(rows * cols);
@@ -335,7 +341,8 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
   it('LayerNorm and RMSNorm forward and backward, with and without weight and bias', async () => {
     // 4 100 rows: the parameter gradients in chunks of rows (columnChunks), summed by a second pass.
     assert.ok(columnChunks(4100, 130).chunks > 1);
-    for (const [rows, cols] of [[7, 33], [3, 700], [4100, 130]] as const) {
+    // 32, 128, 64, 256 and 32 lanes (rowLanes), the last workgroup part-filled.
+    for (const [rows, cols] of [[7, 33], [3, 700], [9, 400], [5, 2100], [4100, 130]] as const) {
       const x = rand(rows * cols, 2).map((v) => v + 1.5);
       const w = rand(cols);
       const b = rand(cols);
@@ -441,21 +448,24 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
   });
 
   it('fused cross-entropy forward (loss sum and count kept on the device, ignore index) and backward', async () => {
-    const [rows, vocab, ignore] = [9, 301, -100];
-    const logits = rand(rows * vocab, 3);
-    const targets = Int32Array.from({ length: rows }, (_, r) => (r === 4 ? ignore : (r * 37) % vocab));
-    const lse = new Float32Array(rows);
-    const { sum, count } = jsCrossEntropyForward(logits, targets, lse, rows, vocab, ignore);
-    const [lg, tg, lseG, result] = [up(logits), up(targets), up(new Float32Array(rows)), up(new Float32Array(2))];
-    crossEntropyForward(ctx, lg, tg, lseG, result, rows, vocab, ignore);
-    assertNear(await down(lseG), lse, 1e-6, 1e-6, 'cross-entropy lse');
-    assertNear(await down(result), [sum, count], 1e-5, 1e-5, 'cross-entropy [sum, count]');
-    for (const accumulate of [true, false]) {
-      const d = rand(rows * vocab);
-      const dg = up(d);
-      jsCrossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, 0.125, accumulate);
-      crossEntropyBackward(ctx, lg, tg, lseG, dg, rows, vocab, ignore, 0.125, accumulate);
-      assertNear(await down(dg), d, 1e-5, 1e-6, `cross-entropy backward accumulate ${accumulate}`);
+    // 64, 32 and 256 lanes a row (rowLanes): 4, 8 and 1 rows a workgroup.
+    for (const [rows, vocab] of [[9, 301], [11, 40], [3, 5000]] as const) {
+      const ignore = -100;
+      const logits = rand(rows * vocab, 3);
+      const targets = Int32Array.from({ length: rows }, (_, r) => (r === 4 ? ignore : (r * 37) % vocab));
+      const lse = new Float32Array(rows);
+      const { sum, count } = jsCrossEntropyForward(logits, targets, lse, rows, vocab, ignore);
+      const [lg, tg, lseG, result] = [up(logits), up(targets), up(new Float32Array(rows)), up(new Float32Array(2))];
+      crossEntropyForward(ctx, lg, tg, lseG, result, rows, vocab, ignore);
+      assertNear(await down(lseG), lse, 1e-6, 1e-6, `cross-entropy lse ${rows}×${vocab}`);
+      assertNear(await down(result), [sum, count], 1e-5, 1e-5, `cross-entropy [sum, count] ${rows}×${vocab}`);
+      for (const accumulate of [true, false]) {
+        const d = rand(rows * vocab);
+        const dg = up(d);
+        jsCrossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, 0.125, accumulate);
+        crossEntropyBackward(ctx, lg, tg, lseG, dg, rows, vocab, ignore, 0.125, accumulate);
+        assertNear(await down(dg), d, 1e-5, 1e-6, `cross-entropy backward ${rows}×${vocab} accumulate ${accumulate}`);
+      }
     }
   });
 

@@ -72,21 +72,22 @@ describe('webgpu entry points of the model zoo against js', { skip }, () => {
     setBackend('js');
   });
 
-  it('l2Normalize forward and backward (a zero row stays finite)', async () => {
-    const [rows, D] = [5, 300]; // D over one workgroup's 256 invocations
-    const x = rand(rows * D);
-    x.fill(0, D, 2 * D);
-    const [dy, dx0] = [rand(rows * D), rand(rows * D)];
-    const [y, norms, dx] = [new Float32Array(rows * D), new Float32Array(rows), dx0.slice()];
-    jsBackend.l2NormalizeForward(x, y, norms, rows, D);
-    jsBackend.l2NormalizeBackward(y, norms, dy, dx, rows, D);
+  it('l2Normalize forward and backward (a zero row stays finite; 64 and 32 lanes a row)', async () => {
     const be = await gpu();
-    const [gy, gn, gdx] = [up(be, new Float32Array(rows * D)), up(be, new Float32Array(rows)), up(be, dx0)];
-    be.l2NormalizeForward(up(be, x), gy, gn, rows, D);
-    be.l2NormalizeBackward(gy, gn, up(be, dy), gdx, rows, D);
-    assertNear(await down(be, gy), y, 1e-5, 1e-7, 'y');
-    assertNear(await down(be, gn), norms, 1e-5, 0, 'norms');
-    assertNear(await down(be, gdx), dx, 1e-4, 1e-6, 'dx');
+    for (const [rows, D] of [[5, 300], [11, 48]] as const) {
+      const x = rand(rows * D);
+      x.fill(0, D, 2 * D);
+      const [dy, dx0] = [rand(rows * D), rand(rows * D)];
+      const [y, norms, dx] = [new Float32Array(rows * D), new Float32Array(rows), dx0.slice()];
+      jsBackend.l2NormalizeForward(x, y, norms, rows, D);
+      jsBackend.l2NormalizeBackward(y, norms, dy, dx, rows, D);
+      const [gy, gn, gdx] = [up(be, new Float32Array(rows * D)), up(be, new Float32Array(rows)), up(be, dx0)];
+      be.l2NormalizeForward(up(be, x), gy, gn, rows, D);
+      be.l2NormalizeBackward(gy, gn, up(be, dy), gdx, rows, D);
+      assertNear(await down(be, gy), y, 1e-5, 1e-7, `y ${rows}×${D}`);
+      assertNear(await down(be, gn), norms, 1e-5, 0, `norms ${rows}×${D}`);
+      assertNear(await down(be, gdx), dx, 1e-4, 1e-6, `dx ${rows}×${D}`);
+    }
     setBackend('js');
   });
 

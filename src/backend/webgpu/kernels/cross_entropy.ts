@@ -1,6 +1,7 @@
 import { f32, type GpuContext, type GpuSpan, i32, type KernelSource, u32 } from '../device.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
-import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
+import { variants } from './variants.js';
+import { laneReduce, ROW_WG, rowGroups, rowLanes, WORKGROUP_REDUCE } from './workgroup_reduce.js';
 
 /**
  * Cross-entropy fused with log-softmax (js/cross_entropy.ts): per row,
@@ -11,7 +12,7 @@ import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
  * workgroup, adds the rows' losses, so training reads back only when it logs.
  */
 
-const CODE = /* wgsl */ `
+const code = (lanes: number) => /* wgsl */ `
 struct Params { rows: u32, vocab: u32, ignoreIndex: i32, scale: f32, accumulate: u32, lOff: u32, tOff: u32, lseOff: u32, dOff: u32, hasDLoss: u32, dLossOff: u32 }
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
@@ -21,19 +22,21 @@ struct Params { rows: u32, vocab: u32, ignoreIndex: i32, scale: f32, accumulate:
 @group(0) @binding(5) var<uniform> p: Params;
 ${FLAT_INDEX}
 ${WORKGROUP_REDUCE}
+${laneReduce(lanes)}
 
 @compute @workgroup_size(${ROW_WG})
 fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = flatGroup(wid, nwg);
-  if (r >= p.rows) { return; }
+  let r = laneRow(wid, nwg, lid);
+  let inside = r < p.rows;
+  let width = select(0u, p.vocab, inside); // a row past the last reads nothing, but reduces with its workgroup
   let o = p.lOff + r * p.vocab;
   var m = -0x1.fffffep+127f;
-  for (var j = lid; j < p.vocab; j += ${ROW_WG}u) { m = max(m, logits[o + j]); }
-  m = reduceMax(m, lid);
+  for (var j = lid % LANES; j < width; j += LANES) { m = max(m, logits[o + j]); }
+  m = laneMax(m, lid);
   var s = 0.0;
-  for (var j = lid; j < p.vocab; j += ${ROW_WG}u) { s += exp(logits[o + j] - m); }
-  let l = m + log(reduceSum(s, lid));
-  if (lid == 0u) {
+  for (var j = lid % LANES; j < width; j += LANES) { s += exp(logits[o + j] - m); }
+  let l = m + log(laneSum(s, lid));
+  if (inside && lid % LANES == 0u) {
     lse[p.lseOff + r] = l;
     let t = targets[p.tOff + r];
     rowLoss[r] = select(l - logits[o + u32(t)], 0.0, t == p.ignoreIndex);
@@ -76,9 +79,9 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 }`;
 
 const BINDINGS = ['read', 'read', 'rw', 'rw', 'rw'] as const;
-const ROWS: KernelSource = { name: 'crossEntropyForward', entry: 'rows', code: CODE, bindings: BINDINGS };
-const TOTAL: KernelSource = { name: 'crossEntropyTotal', entry: 'total', code: CODE, bindings: BINDINGS };
-const BACKWARD: KernelSource = { name: 'crossEntropyBackward', entry: 'backward', code: CODE, bindings: BINDINGS };
+const rowsKernel = variants(String, (lanes: number): KernelSource => ({ name: `crossEntropyForward_l${lanes}`, entry: 'rows', code: code(lanes), bindings: BINDINGS }));
+const TOTAL: KernelSource = { name: 'crossEntropyTotal', entry: 'total', code: code(ROW_WG), bindings: BINDINGS };
+const BACKWARD: KernelSource = { name: 'crossEntropyBackward', entry: 'backward', code: code(ROW_WG), bindings: BINDINGS };
 
 /**
  * Each row's log-sum-exp into `lse`; `result` (2 elements) receives
@@ -90,7 +93,8 @@ export function crossEntropyForward(
   const rowLoss = ctx.buffer(Math.max(1, rows) * 4);
   const buffers = [logits.buffer, targets.buffer, lse.buffer, rowLoss, result.buffer];
   const params = [u32(rows), u32(vocab), i32(ignoreIndex), f32(0), u32(0), u32(logits.offset), u32(targets.offset), u32(lse.offset), u32(result.offset), u32(0), u32(0)];
-  ctx.dispatch(ROWS, buffers, params, grid(ctx, rows, 1));
+  const lanes = rowLanes(vocab);
+  ctx.dispatch(rowsKernel(lanes), buffers, params, rowGroups(ctx, rows, lanes));
   ctx.dispatch(TOTAL, buffers, params, [1]);
   ctx.release(rowLoss);
 }

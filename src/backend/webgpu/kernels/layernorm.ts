@@ -1,7 +1,8 @@
 import { f32, type GpuContext, type GpuSpan, type KernelSource, span, u32 } from '../device.js';
 import { columnChunks, columnSum } from './elementwise.js';
-import { FLAT_INDEX, grid } from './grid.js';
-import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
+import { FLAT_INDEX } from './grid.js';
+import { variants } from './variants.js';
+import { laneReduce, ROW_WG, rowGroups, rowLanes } from './workgroup_reduce.js';
 import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
 
 /**
@@ -9,7 +10,8 @@ import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
  * then the biased variance from a second pass over (x − mean) (not
  * E[x²] − mean², which cancels badly), s = 1/√(var + eps); mean and s are
  * saved per row. Backward, with n = (x − mean)·s and g = dy·w:
- * dx = s·(g − mean(g) − n·mean(g·n)), one workgroup per row. dWeight and dBias
+ * dx = s·(g − mean(g) − n·mean(g·n)). Each row has `rowLanes(cols)` invocations
+ * (workgroup_reduce.ts), several rows to a workgroup. dWeight and dBias
  * sum over rows, fused in one second kernel: a workgroup per block of columns
  * (column_sums.ts), deterministic (no float atomics in WGSL); over many rows,
  * a workgroup per block of columns and chunk of rows, whose sums a column
@@ -26,8 +28,8 @@ fn w(j: u32) -> f32 { if (p.hasWeight != 0u) { return weight[p.wOff + j]; } retu
 ${FLAT_INDEX}
 `;
 
-const FORWARD: KernelSource = {
-  name: 'layerNormForward',
+const forward = variants(String, (lanes: number): KernelSource => ({
+  name: `layerNormForward_l${lanes}`,
   bindings: ['read', 'read', 'read', 'rw', 'rw', 'rw'],
   code: /* wgsl */ `
 ${LAYOUT.replace('@binding(2) var<uniform>', '@binding(6) var<uniform>')}
@@ -35,26 +37,27 @@ ${LAYOUT.replace('@binding(2) var<uniform>', '@binding(6) var<uniform>')}
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
-${WORKGROUP_REDUCE}
+${laneReduce(lanes)}
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = flatGroup(wid, nwg);
-  if (r >= p.rows) { return; }
+  let r = laneRow(wid, nwg, lid);
+  let inside = r < p.rows;
+  let n = select(0u, p.cols, inside); // a row past the last reads nothing, but reduces with its workgroup
   let xo = p.xOff + r * p.cols;
   var s = 0.0;
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { s += x[xo + j]; }
-  let m = reduceSum(s, lid) / f32(p.cols);
+  for (var j = lid % LANES; j < n; j += LANES) { s += x[xo + j]; }
+  let m = laneSum(s, lid) / f32(p.cols);
   var v = 0.0;
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { let d = x[xo + j] - m; v += d * d; }
-  let rs = 1.0 / sqrt(reduceSum(v, lid) / f32(p.cols) + p.eps);
-  if (lid == 0u) { mean[p.statOff + r] = m; rstd[p.statOff + r] = rs; }
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) {
+  for (var j = lid % LANES; j < n; j += LANES) { let d = x[xo + j] - m; v += d * d; }
+  let rs = 1.0 / sqrt(laneSum(v, lid) / f32(p.cols) + p.eps);
+  if (inside && lid % LANES == 0u) { mean[p.statOff + r] = m; rstd[p.statOff + r] = rs; }
+  for (var j = lid % LANES; j < n; j += LANES) {
     var y = (x[xo + j] - m) * rs * w(j);
     if (p.hasBias != 0u) { y += bias[p.bOff + j]; }
     out[p.outOff + r * p.cols + j] = y;
   }
 }`,
-};
+}));
 
 /** out = (x − mean)·rstd·weight + bias per row of `cols`; mean and rstd (at element `statOffset` of their spans) receive each row's statistics. */
 export function layerNormForward(
@@ -62,19 +65,20 @@ export function layerNormForward(
   mean: GpuSpan, rstd: GpuSpan, rows: number, cols: number, eps: number,
 ): void {
   if (mean.offset !== rstd.offset) throw new Error('webgpu layerNormForward: mean and rstd must start at the same element of their buffers');
+  const lanes = rowLanes(cols);
   ctx.dispatch(
-    FORWARD,
+    forward(lanes),
     [x.buffer, weight?.buffer, bias?.buffer, out.buffer, mean.buffer, rstd.buffer],
     [
       u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(bias ? 1 : 0), u32(0),
       u32(x.offset), u32(weight?.offset ?? 0), u32(bias?.offset ?? 0), u32(out.offset), u32(mean.offset), u32(0), u32(0), u32(rows), u32(0),
     ],
-    grid(ctx, rows, 1),
+    rowGroups(ctx, rows, lanes),
   );
 }
 
-/** Backward: bindings 0 x, 1 weight, 2 mean, 3 rstd, 4 dy, 5 dx, 6 dWeight, 7 dBias; entry `rows` (dx) and `cols` (dWeight, dBias). */
-const BACKWARD_CODE = /* wgsl */ `
+/** Backward: bindings 0 x, 1 weight, 2 mean, 3 rstd, 4 dy, 5 dx, 6 dWeight, 7 dBias; entry `rows` (dx, rows of `lanes`) and `cols` (dWeight, dBias). */
+const backwardCode = (lanes: number) => /* wgsl */ `
 ${LAYOUT.replace('@binding(2) var<uniform>', '@binding(8) var<uniform>')}
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
 @group(0) @binding(3) var<storage, read> rstd: array<f32>;
@@ -82,26 +86,27 @@ ${LAYOUT.replace('@binding(2) var<uniform>', '@binding(8) var<uniform>')}
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dWeight: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dBias: array<f32>;
-${WORKGROUP_REDUCE}
+${laneReduce(lanes)}
 // p.outOff is dy's and dx's offset pair: dy at p.outOff, dx at p.bOff (the bias slot is free in backward).
 @compute @workgroup_size(${ROW_WG})
 fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = flatGroup(wid, nwg);
-  if (r >= p.rows) { return; }
+  let r = laneRow(wid, nwg, lid);
+  let inside = r < p.rows;
+  let width = select(0u, p.cols, inside); // a row past the last reads nothing, but reduces with its workgroup
   let o = r * p.cols;
-  let m = mean[p.statOff + r];
-  let s = rstd[p.statOff + r];
+  let m = select(0.0, mean[p.statOff + r], inside);
+  let s = select(0.0, rstd[p.statOff + r], inside);
   var gs = 0.0;
   var gns = 0.0;
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) {
+  for (var j = lid % LANES; j < width; j += LANES) {
     let n = (x[p.xOff + o + j] - m) * s;
     let g = dy[p.outOff + o + j] * w(j);
     gs += g;
     gns += g * n;
   }
-  let gMean = reduceSum(gs, lid) / f32(p.cols);
-  let gnMean = reduceSum(gns, lid) / f32(p.cols);
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) {
+  let gMean = laneSum(gs, lid) / f32(p.cols);
+  let gnMean = laneSum(gns, lid) / f32(p.cols);
+  for (var j = lid % LANES; j < width; j += LANES) {
     let n = (x[p.xOff + o + j] - m) * s;
     let g = dy[p.outOff + o + j] * w(j);
     var d = s * (g - gMean - n * gnMean);
@@ -143,8 +148,8 @@ fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }`;
 
 const BINDINGS = ['read', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw'] as const;
-const BACKWARD_ROWS: KernelSource = { name: 'layerNormBackward', entry: 'rows', code: BACKWARD_CODE, bindings: BINDINGS };
-const BACKWARD_COLS: KernelSource = { name: 'layerNormBackwardParams', entry: 'cols', code: BACKWARD_CODE, bindings: BINDINGS };
+const backwardRows = variants(String, (lanes: number): KernelSource => ({ name: `layerNormBackward_l${lanes}`, entry: 'rows', code: backwardCode(lanes), bindings: BINDINGS }));
+const BACKWARD_COLS: KernelSource = { name: 'layerNormBackwardParams', entry: 'cols', code: backwardCode(ROW_WG), bindings: BINDINGS };
 
 /**
  * dx += (or, accumulate false, =) the input gradient; dWeight and dBias always
@@ -165,7 +170,8 @@ export function layerNormBackward(
     u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dx.offset), u32(dy.offset), u32(mean.offset), u32(dBias?.offset ?? 0), u32(dbInWeight ? 1 : 0),
     u32(chunkRows), u32(chunks),
   ];
-  ctx.dispatch(BACKWARD_ROWS, buffers, params(hasWeight, false), grid(ctx, rows, 1));
+  const lanes = rowLanes(cols);
+  ctx.dispatch(backwardRows(lanes), buffers, params(hasWeight, false), rowGroups(ctx, rows, lanes));
   if (!dWeight && !dBias) return;
   const blocks = Math.ceil(cols / COL_X);
   const { chunks, chunkRows } = columnChunks(rows, cols);

@@ -1,19 +1,20 @@
 import { f32, type GpuContext, type GpuSpan, type KernelSource, span, u32 } from '../device.js';
 import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
 import { columnChunks, columnSum } from './elementwise.js';
-import { FLAT_INDEX, grid } from './grid.js';
-import { ROW_WG, WORKGROUP_REDUCE } from './workgroup_reduce.js';
+import { FLAT_INDEX } from './grid.js';
+import { variants } from './variants.js';
+import { laneReduce, ROW_WG, rowGroups, rowLanes } from './workgroup_reduce.js';
 
 /**
  * RMSNorm (Llama) with js/rmsnorm.ts's formulas: s = 1/√(mean(x²) + eps),
  * out = x·s·w, s saved per row. Backward, with n = x·s and g = dy·w:
- * dx = s·(g − n·mean(g·n)), one workgroup per row; dWeight += Σ_rows dy·n in a
+ * dx = s·(g − n·mean(g·n)), in rows of `rowLanes(cols)` invocations; dWeight += Σ_rows dy·n in a
  * second kernel, a workgroup per block of columns (and, over many rows, per
  * chunk of rows, whose sums `columnSum` adds up), as LayerNorm's
  * (column_sums.ts; deterministic: WGSL has no float atomics).
  */
 
-const CODE = /* wgsl */ `
+const code = (lanes: number) => /* wgsl */ `
 struct Params { rows: u32, cols: u32, eps: f32, hasWeight: u32, accumulate: u32,
   xOff: u32, wOff: u32, yOff: u32, dxOff: u32, statOff: u32, chunkRows: u32, chunks: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -24,31 +25,33 @@ struct Params { rows: u32, cols: u32, eps: f32, hasWeight: u32, accumulate: u32,
 @group(0) @binding(5) var<storage, read_write> dWeight: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 ${FLAT_INDEX}
-${WORKGROUP_REDUCE}
+${laneReduce(lanes)}
 fn w(j: u32) -> f32 { if (p.hasWeight != 0u) { return weight[p.wOff + j]; } return 1.0; }
 
 @compute @workgroup_size(${ROW_WG})
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = flatGroup(wid, nwg);
-  if (r >= p.rows) { return; }
+  let r = laneRow(wid, nwg, lid);
+  let inside = r < p.rows;
+  let width = select(0u, p.cols, inside); // a row past the last reads nothing, but reduces with its workgroup
   let xo = p.xOff + r * p.cols;
   var ss = 0.0;
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { ss += x[xo + j] * x[xo + j]; }
-  let s = 1.0 / sqrt(reduceSum(ss, lid) / f32(p.cols) + p.eps);
-  if (lid == 0u) { rstd[p.statOff + r] = s; }
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { y[p.yOff + r * p.cols + j] = x[xo + j] * s * w(j); }
+  for (var j = lid % LANES; j < width; j += LANES) { ss += x[xo + j] * x[xo + j]; }
+  let s = 1.0 / sqrt(laneSum(ss, lid) / f32(p.cols) + p.eps);
+  if (inside && lid % LANES == 0u) { rstd[p.statOff + r] = s; }
+  for (var j = lid % LANES; j < width; j += LANES) { y[p.yOff + r * p.cols + j] = x[xo + j] * s * w(j); }
 }
 
 @compute @workgroup_size(${ROW_WG})
 fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = flatGroup(wid, nwg);
-  if (r >= p.rows) { return; }
+  let r = laneRow(wid, nwg, lid);
+  let inside = r < p.rows;
+  let width = select(0u, p.cols, inside);
   let o = r * p.cols;
-  let s = rstd[p.statOff + r];
+  let s = select(0.0, rstd[p.statOff + r], inside);
   var gns = 0.0;
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) { gns += y[p.yOff + o + j] * w(j) * x[p.xOff + o + j] * s; }
-  let gnMean = reduceSum(gns, lid) / f32(p.cols);
-  for (var j = lid; j < p.cols; j += ${ROW_WG}u) {
+  for (var j = lid % LANES; j < width; j += LANES) { gns += y[p.yOff + o + j] * w(j) * x[p.xOff + o + j] * s; }
+  let gnMean = laneSum(gns, lid) / f32(p.cols);
+  for (var j = lid % LANES; j < width; j += LANES) {
     let n = x[p.xOff + o + j] * s;
     var d = s * (y[p.yOff + o + j] * w(j) - n * gnMean);
     let i = p.dxOff + o + j;
@@ -75,17 +78,18 @@ fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }`;
 
 const BINDINGS = ['read', 'read', 'rw', 'rw', 'rw', 'rw'] as const;
-const FORWARD: KernelSource = { name: 'rmsNormForward', entry: 'forward', code: CODE, bindings: BINDINGS };
-const BACKWARD_ROWS: KernelSource = { name: 'rmsNormBackward', entry: 'rows', code: CODE, bindings: BINDINGS };
-const BACKWARD_COLS: KernelSource = { name: 'rmsNormBackwardWeight', entry: 'cols', code: CODE, bindings: BINDINGS };
+const forward = variants(String, (lanes: number): KernelSource => ({ name: `rmsNormForward_l${lanes}`, entry: 'forward', code: code(lanes), bindings: BINDINGS }));
+const backwardRows = variants(String, (lanes: number): KernelSource => ({ name: `rmsNormBackward_l${lanes}`, entry: 'rows', code: code(lanes), bindings: BINDINGS }));
+const BACKWARD_COLS: KernelSource = { name: 'rmsNormBackwardWeight', entry: 'cols', code: code(ROW_WG), bindings: BINDINGS };
 
 /** out = w·x/√(mean(x²) + eps) per row; rstd receives each row's 1/√(mean(x²) + eps). */
 export function rmsNormForward(ctx: GpuContext, x: GpuSpan, weight: GpuSpan | null, out: GpuSpan, rstd: GpuSpan, rows: number, cols: number, eps: number): void {
+  const lanes = rowLanes(cols);
   ctx.dispatch(
-    FORWARD,
+    forward(lanes),
     [x.buffer, weight?.buffer, rstd.buffer, out.buffer, null, null],
     [u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(0), u32(x.offset), u32(weight?.offset ?? 0), u32(out.offset), u32(0), u32(rstd.offset), u32(rows), u32(0)],
-    grid(ctx, rows, 1),
+    rowGroups(ctx, rows, lanes),
   );
 }
 
@@ -101,7 +105,8 @@ export function rmsNormBackward(
     u32(rows), u32(cols), f32(0), u32(weight ? 1 : 0), u32(accumulate ? 1 : 0),
     u32(x.offset), u32(weight?.offset ?? dWeight?.offset ?? 0), u32(dy.offset), u32(dx.offset), u32(rstd.offset), u32(chunkRows), u32(chunks),
   ];
-  ctx.dispatch(BACKWARD_ROWS, buffers, params(), grid(ctx, rows, 1));
+  const lanes = rowLanes(cols);
+  ctx.dispatch(backwardRows(lanes), buffers, params(), rowGroups(ctx, rows, lanes));
   if (!dWeight) return;
   const blocks = Math.ceil(cols / COL_X);
   const { chunks, chunkRows } = columnChunks(rows, cols);
