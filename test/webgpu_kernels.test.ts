@@ -583,12 +583,12 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     assert.deepEqual(await down(kcG), kcWant, 'key cache');
     assert.deepEqual(await down(vcG), vcWant, 'value cache');
 
-    const [rows, K, N] = [2, 37, 5];
-    const x = rand(rows * K);
-    const w = Int8Array.from({ length: N * K }, () => rng.int(255) - 127);
-    const scale = rand(N, 0.01);
-    const bias = rand(N);
-    for (const withBias of [true, false]) {
+    // 32 lanes an output (8 outputs a workgroup, the second part-filled) and 128 (rowLanes).
+    for (const [rows, K, N, withBias] of [[2, 37, 5, true], [2, 37, 5, false], [3, 777, 5, true]] as const) {
+      const x = rand(rows * K);
+      const w = Int8Array.from({ length: N * K }, () => rng.int(255) - 127);
+      const scale = rand(N, 0.01);
+      const bias = rand(N);
       const want = new Float32Array(rows * N);
       const addend = withBias ? rand(rows * N) : null; // with the bias, an epilogue too: GELU, then an addend
       jsBackend.linearInt8(x, rows, K, w, scale, withBias ? bias : null, want, N, addend && { activation: 'gelu', addend });
@@ -597,7 +597,7 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
       bytes.set(w, 8);
       const outI = up(new Float32Array(rows * N));
       linearInt8(ctx, up(x), rows, K, ctx.upload(new Uint32Array(bytes.buffer)), 8, up(scale), withBias ? up(bias) : null, outI, N, addend && { activation: 'gelu', addend: up(addend) });
-      assertNear(await down(outI), want, 1e-5, 1e-5, `linearInt8 bias ${withBias}`);
+      assertNear(await down(outI), want, 1e-5, 1e-5, `linearInt8 ${rows}×${K}×${N} bias ${withBias}`);
     }
   });
 });

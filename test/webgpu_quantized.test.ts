@@ -30,8 +30,8 @@ const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal())
 
 describe('linearQuantized on webgpu against js', { skip }, () => {
   for (const type of ['q8_0', 'q4_0'] as const) {
-    it(`${type}: rows × blocks, with a bias, a GELU and an addend, from offset views`, async () => {
-      const [rows, K, N] = [3, 96, 37];
+    // 3 blocks: 32 lanes an output, 8 outputs a workgroup; 72 blocks: 128 lanes (rowLanes).
+    for (const [rows, K, N] of [[3, 96, 37], [2, 2304, 9]] as const) it(`${type}: ${rows} rows × ${K / 32} blocks, with a bias, a GELU and an addend, from offset views`, async () => {
       const w = quantizeMatrix(type, rand(N * K), N, K);
       const x = rand(rows * K);
       x[5] = 0.5; // a block holding exact halves once scaled is common in real activations; js and WGSL must round them alike

@@ -4,7 +4,7 @@ import { ACTIVATIONS } from './elementwise.js';
 
 /**
  * What every product kernel (gemm.ts, gemm_skinny.ts, the split-K sum of
- * gemm_split_k.ts, and the decode-time products of output_per_workgroup.ts)
+ * gemm_split_k.ts, and the decode-time products of output_lanes.ts)
  * does to an element of C as it stores it, after alpha and accumulation: the
  * bias, the activation, the addend (backend.ts's GemmEpilogue and
  * ProductEpilogue). Done here, a feed-forward's GELU and a sublayer's residual

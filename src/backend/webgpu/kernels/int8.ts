@@ -1,19 +1,18 @@
 import { type GpuContext, type GpuSpan, u32 } from '../device.js';
 import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
-import { grid } from './grid.js';
-import { outputPerWorkgroup } from './output_per_workgroup.js';
-import { ROW_WG } from './workgroup_reduce.js';
+import { outputLanes } from './output_lanes.js';
+import { rowGroups, rowLanes } from './workgroup_reduce.js';
 
 /**
  * out[rows, N] = act((x[rows, K]·Wᵀ)∘scale + bias) (+ addend) with W int8 [N, K] and one fp32
  * scale per output row (js/int8.ts): the decode-time product of an int8
  * model. The weights stay int8 on the GPU, four to a u32 word (the Int8Array's
  * bytes as they are), and are widened on the fly, so decoding reads a
- * quarter of the bytes of fp32 weights. One workgroup per output element
- * (output_per_workgroup.ts): its invocations split the K products.
+ * quarter of the bytes of fp32 weights. A group of lanes per output element
+ * (output_lanes.ts, about 8 products a lane) splits its K products.
  */
 
-const INT8 = outputPerWorkgroup(
+const int8Product = outputLanes(
   'linearInt8',
   ['read', 'read', 'read'],
   /* wgsl */ `
@@ -27,9 +26,9 @@ fn weight(i: u32) -> f32 {
   return f32(extractBits(i32(byteAt(i)), 0u, 8u));
 }
 
-fn partial(m: u32, n: u32, lid: u32) -> f32 {
+fn partial(m: u32, n: u32, lane: u32) -> f32 {
   var s = 0.0;
-  for (var k = lid; k < p.K; k += ${ROW_WG}u) { s = fma(x[p.xOff + m * p.K + k], weight(p.wByteOff + n * p.K + k), s); }
+  for (var k = lane; k < p.K; k += LANES) { s = fma(x[p.xOff + m * p.K + k], weight(p.wByteOff + n * p.K + k), s); }
   return s;
 }
 
@@ -47,10 +46,11 @@ export function linearInt8(
   scale: GpuSpan, bias: GpuSpan | null, out: GpuSpan, N: number, epilogue: GpuProductEpilogue | null = null,
 ): void {
   const e = rowsEpilogue(bias, N, epilogue);
+  const lanes = rowLanes(K);
   ctx.dispatch(
-    INT8,
+    int8Product(lanes),
     [x.buffer, w, scale.buffer, e.bias, e.addend?.buffer, out.buffer],
     [u32(rows), u32(K), u32(N), u32(x.offset), u32(wByteOffset), u32(scale.offset), u32(out.offset), ...epilogueParams(e)],
-    grid(ctx, rows * N, 1),
+    rowGroups(ctx, rows * N, lanes),
   );
 }

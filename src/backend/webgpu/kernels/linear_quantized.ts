@@ -1,8 +1,8 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
-import { outputPerWorkgroup } from './output_per_workgroup.js';
-import { ROW_WG } from './workgroup_reduce.js';
+import { outputLanes } from './output_lanes.js';
+import { rowGroups, rowLanes } from './workgroup_reduce.js';
 
 /**
  * out[rows, N] = act(x[rows, K]·Wᵀ + bias) (+ addend) with W in ggml's q8_0 or q4_0 blocks
@@ -15,8 +15,8 @@ import { ROW_WG } from './workgroup_reduce.js';
  * As llama.cpp and js do, the activations are first quantized to 8-bit
  * blocks (d = max|x|/127, q = round(x/d), halves away from zero), and each
  * pair of blocks adds d_w·d_x·Σ q_w·q_x, the Σ an exact integer sum. Two
- * kernels: one invocation per activation block, then one workgroup per
- * output element (output_per_workgroup.ts: its invocations split the blocks).
+ * kernels: one invocation per activation block, then a group of lanes per
+ * output element, a lane per block up to 256 (output_lanes.ts).
  * WGSL's f32 division is not correctly rounded, so an activation quant can
  * differ from js's by one where x/d lies on a half: equal to js within that.
  *
@@ -58,7 +58,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 };
 
-const PRODUCT = outputPerWorkgroup(
+const product = outputLanes(
   'linearQuantized',
   ['read', 'read', 'read'],
   /* wgsl */ `
@@ -81,11 +81,11 @@ fn blockDot(q: u32, xb: u32) -> i32 {
   return s;
 }
 
-/** Blocks lid, lid + ${ROW_WG}, …: each adds d_w·d_x·Σ q_w·q_x (d_w the block's f16 scale). */
-fn partial(m: u32, n: u32, lid: u32) -> f32 {
+/** Blocks lane, lane + LANES, …: each adds d_w·d_x·Σ q_w·q_x (d_w the block's f16 scale). */
+fn partial(m: u32, n: u32, lane: u32) -> f32 {
   let blockBytes = select(34u, 18u, p.q4 != 0u);
   var s = 0.0;
-  for (var b = lid; b < p.blocks; b += ${ROW_WG}u) {
+  for (var b = lane; b < p.blocks; b += LANES) {
     let at = (n * p.blocks + b) * blockBytes;
     let dw = unpack2x16float(byteAt(at) | (byteAt(at + 1u) << 8u)).x;
     s += dw * xd[m * p.blocks + b] * f32(blockDot(at + 2u, (m * p.blocks + b) * 32u));
@@ -108,11 +108,13 @@ export function linearQuantized(
   const e = rowsEpilogue(bias, N, epilogue);
   const blocks = K / 32;
   const { xq, xd } = quantizedActivations(ctx, x, rows * K);
+  // A lane per block (32 values) up to 256 lanes: rowLanes counts 8 values a lane.
+  const lanes = rowLanes(blocks * 8);
   ctx.dispatch(
-    PRODUCT,
+    product(lanes),
     [xq, xd, w, e.bias, e.addend?.buffer, out.buffer],
     [u32(rows), u32(N), u32(blocks), u32(type === 'q4_0' ? 1 : 0), u32(out.offset), ...epilogueParams(e)],
-    grid(ctx, rows * N, 1),
+    rowGroups(ctx, rows * N, lanes),
   );
 }
 
