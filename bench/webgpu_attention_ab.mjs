@@ -1,6 +1,8 @@
-// Times the WebGPU fused attention kernels (forward, and backward: dq, dk, dv) at one shape, and,
-// given another tree's compiled kernel module, that one beside it in the same process, in rounds
-// whose order alternates. Each timing records one call and waits for the GPU (ctx.sync).
+// Times the WebGPU fused attention kernels (forward, and backward: dq, dk, dv) at one shape: this
+// tree's with its default split over keys and queries ("this", kernels/attention.ts's
+// attentionSplit) and unsplit ("this_unsplit"), and, given another tree's compiled kernel module,
+// that one beside them in the same process, in rounds whose order alternates. Each timing records
+// one call and waits for the GPU (ctx.sync).
 //
 //   node bench/webgpu_attention_ab.mjs [B,H,T,D] [ROUNDS] [OTHER_TREE/dist/src/backend/webgpu/kernels/attention.js]
 //
@@ -11,8 +13,10 @@ import { resolve } from 'node:path';
 
 const here = new URL('../dist/src/backend/webgpu/', import.meta.url);
 const { GpuContext, span } = await import(new URL('device.js', here).href);
-const kernels = [['this', await import(new URL('kernels/attention.js', here).href)]];
-if (process.argv[4]) kernels.push(['other', await import(pathToFileURL(resolve(process.argv[4])).href)]);
+const mine = await import(new URL('kernels/attention.js', here).href);
+const kernels = [['this', mine, null], ['this_unsplit', mine, { target: 0 }]];
+if (process.argv[4]) kernels.push(['other', await import(pathToFileURL(resolve(process.argv[4])).href), null]);
+const defaults = mine.setAttentionSplit({});
 const [B, H, T, D] = (process.argv[2] ?? '16,6,256,64').split(',').map(Number);
 const rounds = Number(process.argv[3] ?? 5);
 
@@ -32,7 +36,8 @@ const time = async (f) => {
   return performance.now() - t0;
 };
 const times = Object.fromEntries(kernels.map(([name]) => [name, { fwd: [], bwd: [] }]));
-const once = async ([name, K], keep) => {
+const once = async ([name, K, split], keep) => {
+  K.setAttentionSplit?.({ ...defaults, ...split });
   const f = await time(() => K.attentionForward(ctx, q, k, v, out, lse, d));
   const b = await time(() => K.attentionBackward(ctx, lse, q, k, v, out, dO, dq, dk, dv, d, false));
   if (keep) times[name].fwd.push(f), times[name].bwd.push(b);
@@ -40,7 +45,8 @@ const once = async ([name, K], keep) => {
 for (const kk of kernels) await once(kk, false); // compile and warm up
 for (let r = 0; r < rounds; r++) for (const kk of r % 2 ? [...kernels].reverse() : kernels) await once(kk, true);
 const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const row = { shape: { B, H, T, D, causal: true }, rounds, adapter: ctx.adapterName };
+mine.setAttentionSplit(defaults);
+const row = { shape: { B, H, T, D, causal: true }, rounds, adapter: ctx.adapterName, splits: mine.attentionSplit(B * H * Math.ceil(T / 64) * 64, T, Math.min(32, Math.floor(2048 / D))).splits };
 for (const [name] of kernels) Object.assign(row, { [`${name}_fwd_ms`]: med(times[name].fwd), [`${name}_bwd_ms`]: med(times[name].bwd) });
 console.log(JSON.stringify(row));
 ctx.destroy();

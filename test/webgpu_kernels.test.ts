@@ -7,7 +7,7 @@ import { sumSquares as jsSumSquares } from '../src/backend/js/adamw.js';
 import { crossEntropyBackward as jsCrossEntropyBackward, crossEntropyForward as jsCrossEntropyForward } from '../src/backend/js/cross_entropy.js';
 import { GpuContext, type GpuSpan, span } from '../src/backend/webgpu/device.js';
 import type { AttentionDims } from '../src/backend/backend.js';
-import { attentionBackward, attentionForward } from '../src/backend/webgpu/kernels/attention.js';
+import { attentionBackward, attentionForward, attentionSplit, MAX_ATTENTION_SPLITS, setAttentionSplit } from '../src/backend/webgpu/kernels/attention.js';
 import { attentionCached } from '../src/backend/webgpu/kernels/attention_cached.js';
 import { linearInt8 } from '../src/backend/webgpu/kernels/int8.js';
 import { adamwStep } from '../src/backend/webgpu/kernels/adamw.js';
@@ -496,7 +496,9 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     }
   });
 
-  it('flash attention forward and backward: causal Tq≠Tk, key padding, grouped KV heads, packed strides, dropout, accumulate', async () => {
+  for (const split of [false, true]) it(`flash attention forward and backward${split ? ', split over keys and queries' : ''}: causal Tq≠Tk, key padding, grouped KV heads, packed strides, dropout, accumulate`, async () => {
+    // Split: every pass that walks more than one tile (32 rows at these head sizes) is cut into chunks of one tile.
+    const was = setAttentionSplit(split ? { target: 2 ** 30, minChunk: 1 } : { target: 0 });
     const cases: (Omit<AttentionDims, 'scale'> & { packed?: boolean; accumulate: boolean })[] = [
       { B: 2, Tq: 5, Tk: 5, nHead: 2, nKvHead: 2, headDim: 8, causal: true, accumulate: false },
       { B: 1, Tq: 3, Tk: 70, nHead: 4, nKvHead: 2, headDim: 16, causal: true, accumulate: true }, // decode-like: Tq < Tk, GQA
@@ -505,52 +507,76 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
       // Registers of one lane (headDim not a multiple of 4), and a GPT-2-sized head.
       { B: 1, Tq: 9, Tk: 9, nHead: 2, nKvHead: 1, headDim: 6, causal: true, accumulate: false, dropout: { p: 0.1, seed: 3 } },
       { B: 1, Tq: 70, Tk: 70, nHead: 2, nKvHead: 2, headDim: 64, causal: true, packed: true, accumulate: false },
+      // Padding and GQA over several chunks, not causal.
+      { B: 2, Tq: 100, Tk: 100, nHead: 4, nKvHead: 2, headDim: 16, causal: false, accumulate: true, keyPadding: Uint8Array.from({ length: 200 }, (_, i) => (i % 37 === 5 ? 1 : 0)) },
     ];
-    for (const c of cases) {
-      const d: AttentionDims = { ...c, scale: 1 / Math.sqrt(c.headDim) };
-      const C = d.nHead * d.headDim;
-      const Ckv = d.nKvHead * d.headDim;
-      if (c.packed) {
-        d.qStride = C + 2 * Ckv;
-        d.kvStride = C + 2 * Ckv;
-      }
-      const qs = d.qStride ?? C;
-      const ks = d.kvStride ?? Ckv;
-      // Packed: q, k and v are views at column offsets 0, C, C + Ckv of one [B·T, C + 2·Ckv] buffer.
-      const qkv = c.packed ? rand(d.B * d.Tq * qs) : null;
-      const q = qkv ?? rand(d.B * d.Tq * qs);
-      const k = qkv ? qkv.subarray(C) : rand(d.B * d.Tk * ks);
-      const v = qkv ? qkv.subarray(C + Ckv) : rand(d.B * d.Tk * ks);
-      const out = new Float32Array(d.B * d.Tq * C);
-      const saved = jsBackend.attentionForward(q, k, v, out, d);
-      const gd = { ...d, keyPadding: d.keyPadding ? up(Uint32Array.from(d.keyPadding)) : null };
-      const qkvG = qkv ? up(qkv) : null;
-      const qg = qkvG ?? up(q);
-      const kg = qkvG ? span(qkvG.buffer, qkvG.offset + C, k.length) : up(k);
-      const vg = qkvG ? span(qkvG.buffer, qkvG.offset + C + Ckv, v.length) : up(v);
-      const outG = up(new Float32Array(out.length));
-      const lse = up(new Float32Array(d.B * d.nHead * d.Tq));
-      attentionForward(ctx, qg, kg, vg, outG, lse, gd);
-      const tag = JSON.stringify({ ...c, keyPadding: !!c.keyPadding });
-      assertNear(await down(outG), out, 1e-4, 1e-5, `attention forward ${tag}`);
+    try {
+      for (const c of cases) {
+        const d: AttentionDims = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+        const C = d.nHead * d.headDim;
+        const Ckv = d.nKvHead * d.headDim;
+        if (c.packed) {
+          d.qStride = C + 2 * Ckv;
+          d.kvStride = C + 2 * Ckv;
+        }
+        const qs = d.qStride ?? C;
+        const ks = d.kvStride ?? Ckv;
+        // Packed: q, k and v are views at column offsets 0, C, C + Ckv of one [B·T, C + 2·Ckv] buffer.
+        const qkv = c.packed ? rand(d.B * d.Tq * qs) : null;
+        const q = qkv ?? rand(d.B * d.Tq * qs);
+        const k = qkv ? qkv.subarray(C) : rand(d.B * d.Tk * ks);
+        const v = qkv ? qkv.subarray(C + Ckv) : rand(d.B * d.Tk * ks);
+        const out = new Float32Array(d.B * d.Tq * C);
+        const saved = jsBackend.attentionForward(q, k, v, out, d);
+        const gd = { ...d, keyPadding: d.keyPadding ? up(Uint32Array.from(d.keyPadding)) : null };
+        const qkvG = qkv ? up(qkv) : null;
+        const qg = qkvG ?? up(q);
+        const kg = qkvG ? span(qkvG.buffer, qkvG.offset + C, k.length) : up(k);
+        const vg = qkvG ? span(qkvG.buffer, qkvG.offset + C + Ckv, v.length) : up(v);
+        const outG = up(new Float32Array(out.length));
+        const lse = up(new Float32Array(d.B * d.nHead * d.Tq));
+        const before = ctx.stats.dispatches;
+        attentionForward(ctx, qg, kg, vg, outG, lse, gd);
+        const tag = JSON.stringify({ ...c, keyPadding: !!c.keyPadding, split });
+        // A split forward is two dispatches: the chunks, then their combination.
+        assert.equal(ctx.stats.dispatches - before, split && d.Tk > 32 ? 2 : 1, `forward dispatches ${tag}`);
+        assertNear(await down(outG), out, 1e-4, 1e-5, `attention forward ${tag}`);
 
-      const dOut = rand(out.length);
-      const dqkv = c.packed ? rand(qkv!.length) : null;
-      const dq = dqkv ?? rand(q.length);
-      const dk = dqkv ? dqkv.subarray(C) : rand(k.length);
-      const dv = dqkv ? dqkv.subarray(C + Ckv) : rand(v.length);
-      const dqkvG = dqkv ? up(dqkv) : null;
-      const dqg = dqkvG ?? up(dq);
-      const dkg = dqkvG ? span(dqkvG.buffer, dqkvG.offset + C, dk.length) : up(dk);
-      const dvg = dqkvG ? span(dqkvG.buffer, dqkvG.offset + C + Ckv, dv.length) : up(dv);
-      jsBackend.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, d, c.accumulate);
-      attentionBackward(ctx, lse, qg, kg, vg, outG, up(dOut), dqg, dkg, dvg, gd, c.accumulate);
-      if (dqkvG) assertNear(await down(dqkvG), dqkv!, 1e-3, 1e-4, `attention backward dqkv ${tag}`);
-      else {
-        assertNear(await down(dqg), dq, 1e-3, 1e-4, `attention backward dq ${tag}`);
-        assertNear(await down(dkg), dk, 1e-3, 1e-4, `attention backward dk ${tag}`);
-        assertNear(await down(dvg), dv, 1e-3, 1e-4, `attention backward dv ${tag}`);
+        const dOut = rand(out.length);
+        const dqkv = c.packed ? rand(qkv!.length) : null;
+        const dq = dqkv ?? rand(q.length);
+        const dk = dqkv ? dqkv.subarray(C) : rand(k.length);
+        const dv = dqkv ? dqkv.subarray(C + Ckv) : rand(v.length);
+        const dqkvG = dqkv ? up(dqkv) : null;
+        const dqg = dqkvG ?? up(dq);
+        const dkg = dqkvG ? span(dqkvG.buffer, dqkvG.offset + C, dk.length) : up(dk);
+        const dvg = dqkvG ? span(dqkvG.buffer, dqkvG.offset + C + Ckv, dv.length) : up(dv);
+        jsBackend.attentionBackward(saved, q, k, v, out, dOut, dq, dk, dv, d, c.accumulate);
+        attentionBackward(ctx, lse, qg, kg, vg, outG, up(dOut), dqg, dkg, dvg, gd, c.accumulate);
+        if (dqkvG) assertNear(await down(dqkvG), dqkv!, 1e-3, 1e-4, `attention backward dqkv ${tag}`);
+        else {
+          assertNear(await down(dqg), dq, 1e-3, 1e-4, `attention backward dq ${tag}`);
+          assertNear(await down(dkg), dk, 1e-3, 1e-4, `attention backward dk ${tag}`);
+          assertNear(await down(dvg), dv, 1e-3, 1e-4, `attention backward dv ${tag}`);
+        }
       }
+    } finally {
+      setAttentionSplit(was);
+    }
+  });
+
+  it('attention passes split only where they have too few invocations for the walk', () => {
+    const was = setAttentionSplit({ target: 1 << 17, minChunk: 64 });
+    try {
+      assert.deepEqual(attentionSplit(16 * 6 * 256, 256, 32), { splits: 4, chunk: 64 }); // config M: 24 576 invocations walk 256 keys
+      assert.deepEqual(attentionSplit(12 * 64, 64, 32), { splits: 1, chunk: 64 }); // config S: too short a walk
+      assert.deepEqual(attentionSplit(4 * 12 * 1024, 1024, 32), { splits: 3, chunk: 352 }); // 124M at its full context
+      assert.deepEqual(attentionSplit(1 << 17, 4096, 32), { splits: 1, chunk: 4096 }); // enough invocations already
+      assert.deepEqual(attentionSplit(64, 100_000, 32), { splits: MAX_ATTENTION_SPLITS, chunk: 6272 });
+      setAttentionSplit({ target: 0 });
+      assert.deepEqual(attentionSplit(64, 4096, 32), { splits: 1, chunk: 4096 });
+    } finally {
+      setAttentionSplit(was);
     }
   });
 

@@ -1,7 +1,8 @@
 import type { AttentionDims } from '../../backend.js';
-import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { envCount, f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { DROP_BITS, dropThreshold } from './dropout.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
+import { splitTarget } from './gemm_split_k.js';
 
 /**
  * Fused ("flash") attention forward and backward for the whole AttentionDims
@@ -24,6 +25,17 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
  *   dkⱼ = scale·Σᵢ dsᵢⱼ·qᵢ, dvⱼ = Σᵢ pᵢⱼ·maskᵢⱼ·dOᵢ   (one invocation per key,
  *   looping over the query heads that share its KV head)
  * Every sum is owned by one invocation: deterministic, and no float atomics.
+ *
+ * Split over the walked axis (flash-decoding's split, for training): one
+ * invocation per query (or key) is B·nHead·T invocations — config M's
+ * 24 576, G's 12 288 — where a big GPU holds a quarter of a million at once.
+ * When a pass has too few (`attentionSplit`), its grid gets a third
+ * dimension: workgroup z walks only the z-th chunk of the keys (forward,
+ * dq) or of the queries (dk, dv) and stores a partial result in a scratch.
+ * The forward's partial outputs are each normalised by their own sum, with
+ * their own log-sum-exp, and a second kernel (COMBINE) weighs them by
+ * exp(lse_z − lse); the gradients' partials are plain sums, added in chunk
+ * order by split-K's sum (gemm_split_k.ts). Still deterministic.
  *
  * An invocation's rows of D values (its query, output, gradients) are held in
  * D/4 named vec4 registers (D/1 scalars when D is not a multiple of 4), and
@@ -50,6 +62,7 @@ struct Params {
   B: u32, Tq: u32, Tk: u32, nHead: u32, group: u32, qs: u32, ks: u32, causal: u32, scale: f32,
   hasPad: u32, hasDrop: u32, seed: u32, threshold: u32, keep: f32,
   qOff: u32, kOff: u32, vOff: u32, oOff: u32, dOff: u32, padOff: u32, lseOff: u32, dxOff: u32, dvOff: u32, accumulate: u32,
+  chunk: u32, zStride: u32, lseZ: u32, xs: u32,
 }`;
 
 /** WGSL helpers: whether query i of row b sees key j, and the dropout factor of weight (b, h, i, j). */
@@ -124,7 +137,20 @@ function loadKvTile(BK: number, L: Lanes): string {
     workgroupBarrier();`;
 }
 
-function params(d: GpuAttentionDims, offsets: { q: number; k: number; v: number; o: number; d: number; lse: number; dx: number; dv: number }, accumulate: boolean) {
+/**
+ * How a pass is split (see the header): workgroup z walks `chunk` keys or
+ * queries from z·chunk; `zStride` and `lseZ` are the elements between the
+ * partial results of consecutive z; `xs` is the row stride of the gradient
+ * stores (dq's, or dk's and dv's).
+ */
+interface Split {
+  chunk: number;
+  zStride: number;
+  lseZ: number;
+  xs: number;
+}
+
+function params(d: GpuAttentionDims, offsets: { q: number; k: number; v: number; o: number; d: number; lse: number; dx: number; dv: number }, accumulate: boolean, split: Split) {
   const C = d.nHead * d.headDim;
   const drop = d.dropout && d.dropout.p > 0 ? d.dropout : null;
   return [
@@ -133,6 +159,7 @@ function params(d: GpuAttentionDims, offsets: { q: number; k: number; v: number;
     u32(drop ? dropThreshold(drop.p) : 0), f32(drop ? 1 / (1 - drop.p) : 1),
     u32(offsets.q), u32(offsets.k), u32(offsets.v), u32(offsets.o), u32(offsets.d), u32(d.keyPadding?.offset ?? 0), u32(offsets.lse),
     u32(offsets.dx), u32(offsets.dv), u32(accumulate ? 1 : 0),
+    u32(split.chunk), u32(split.zStride), u32(split.lseZ), u32(split.xs),
   ];
 }
 
@@ -176,8 +203,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   var m = LOWEST;
   var l = 0.0;
-  let end = keyEnd(i0);
-  for (var j0 = 0u; j0 < end; j0 += ${BK}u) {
+  // This workgroup's chunk of the keys (all of them unless the pass is split).
+  let begin = wid.z * p.chunk;
+  let end = min(keyEnd(i0), begin + p.chunk);
+  for (var j0 = begin; j0 < end; j0 += ${BK}u) {
     ${loadKvTile(BK, L)}
     if (live) {
       for (var jj = 0u; jj < ${BK}u; jj++) {
@@ -199,28 +228,114 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
   }
   if (!live) { return; }
-  let oo = p.oOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u;
+  let oo = p.oOff + wid.z * p.zStride + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u;
   let inv = select(0.0, 1.0 / l, l > 0.0);
   ${unrolled(L, (r) => lanesOfReg(L, `o${r}`, r, (e, v) => `out[oo + ${e}] = ${v} * inv;`), '\n  ')}
-  // A query that sees no key keeps lse = LOWEST: the backward pass then gives it no gradient.
-  lse[p.lseOff + bh * p.Tq + i] = select(LOWEST, m + log(l), l > 0.0);
+  // A query that sees no key (in this chunk) keeps lse = LOWEST: the backward pass then gives it no gradient.
+  lse[p.lseOff + wid.z * p.lseZ + bh * p.Tq + i] = select(LOWEST, m + log(l), l > 0.0);
 }`,
   };
   forwardSources.set(D, s);
   return s;
 }
 
+/** Where a pass is split: the invocations it should reach (0: never split) and the fewest keys or queries a chunk walks. */
+export interface AttentionSplitSettings {
+  target: number;
+  minChunk: number;
+}
+
+/** Chunks at most. */
+export const MAX_ATTENTION_SPLITS = 16;
+
+let splitSettings: AttentionSplitSettings | null = null;
+const splitDefaults = (): AttentionSplitSettings => ({ target: envCount('ATTN_WEBGPU_ATTENTION_SPLIT', 1 << 17, 'invocations'), minChunk: 64 });
+
+/** Change when attention passes split (tests split small ones). Returns the previous settings. */
+export function setAttentionSplit(change: Partial<AttentionSplitSettings>): AttentionSplitSettings {
+  const was = (splitSettings ??= splitDefaults());
+  splitSettings = { ...was, ...change };
+  return was;
+}
+
+/**
+ * The chunks of a pass with `invocations` invocations (one per query or key,
+ * rounded up to whole workgroups) that each walk `T` keys or queries in
+ * tiles of `tile`: as many as bring the pass to the target, each at least
+ * minChunk long, at most MAX_ATTENTION_SPLITS. ATTN_WEBGPU_ATTENTION_SPLIT
+ * sets the target (2¹⁷ invocations by default; 0 never splits).
+ */
+export function attentionSplit(invocations: number, T: number, tile: number): { splits: number; chunk: number } {
+  const whole = { splits: 1, chunk: Math.max(tile, Math.ceil(T / tile) * tile) };
+  const { target, minChunk } = (splitSettings ??= splitDefaults());
+  if (target === 0 || invocations === 0) return whole;
+  const want = Math.min(Math.ceil(target / invocations), Math.floor(T / minChunk), MAX_ATTENTION_SPLITS);
+  if (want < 2) return whole;
+  const chunk = Math.ceil(T / want / tile) * tile;
+  return { splits: Math.ceil(T / chunk), chunk };
+}
+
+/** out = Σ_z exp(lse_z − lse)·o_z, lse = log Σ_z exp(lse_z): the split forward's partials (each normalised by its own sum) made one. */
+const COMBINE: KernelSource = {
+  name: 'attentionForwardCombine',
+  bindings: ['read', 'read', 'rw', 'rw'],
+  code: /* wgsl */ `
+struct Dims { rows: u32, Tq: u32, nHead: u32, D: u32, splits: u32, oOff: u32, lseOff: u32, zStride: u32, lseZ: u32 }
+@group(0) @binding(0) var<storage, read> part: array<f32>;   // [splits, B·Tq, nHead·D]
+@group(0) @binding(1) var<storage, read> partLse: array<f32>; // [splits, B·nHead·Tq]
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(4) var<uniform> p: Dims;
+${FLAT_INDEX}
+const LOWEST: f32 = -0x1.fffffep+127f;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let x = flat(gid, nwg); // (b·Tq + i)·nHead·D + h·D + e
+  let W = p.nHead * p.D;
+  if (x >= p.rows * W) { return; }
+  let row = x / W;
+  let h = (x % W) / p.D;
+  let r = ((row / p.Tq) * p.nHead + h) * p.Tq + row % p.Tq; // (b·nHead + h)·Tq + i
+  var m = LOWEST;
+  for (var z = 0u; z < p.splits; z++) { m = max(m, partLse[z * p.lseZ + r]); }
+  var total = LOWEST;
+  var o = 0.0;
+  if (m > LOWEST) {
+    var l = 0.0;
+    for (var z = 0u; z < p.splits; z++) { l += exp(partLse[z * p.lseZ + r] - m); }
+    total = m + log(l);
+    for (var z = 0u; z < p.splits; z++) { o = fma(exp(partLse[z * p.lseZ + r] - total), part[z * p.zStride + x], o); }
+  }
+  out[p.oOff + x] = o;
+  if (x % p.D == 0u) { lse[p.lseOff + r] = total; }
+}`,
+};
+
 /**
  * out [B, Tq, nHead·headDim] = attention of q against k, v; lse [B, nHead, Tq]
  * receives each query's log-sum-exp (what the backward pass needs).
  */
 export function attentionForward(ctx: GpuContext, q: GpuSpan, k: GpuSpan, v: GpuSpan, out: GpuSpan, lse: GpuSpan, d: GpuAttentionDims): void {
+  const blocks = Math.ceil(d.Tq / BLOCK);
+  const { splits, chunk } = attentionSplit(d.B * d.nHead * blocks * BLOCK, d.Tk, tileRows(d.headDim));
+  const buffers = (o: GPUBuffer, l: GPUBuffer) => [q.buffer, k.buffer, v.buffer, d.keyPadding?.buffer, o, l];
+  const offsets = { q: q.offset, k: k.offset, v: v.offset, d: 0, dx: 0, dv: 0 };
+  if (splits === 1) {
+    ctx.dispatch(forwardSource(d.headDim), buffers(out.buffer, lse.buffer), params(d, { ...offsets, o: out.offset, lse: lse.offset }, false, { chunk, zStride: 0, lseZ: 0, xs: 0 }), [blocks, d.B * d.nHead]);
+    return;
+  }
+  const n = d.B * d.Tq * d.nHead * d.headDim;
+  const rows = d.B * d.nHead * d.Tq;
+  const part = ctx.buffer(splits * n * 4);
+  const partLse = ctx.buffer(splits * rows * 4);
+  ctx.dispatch(forwardSource(d.headDim), buffers(part, partLse), params(d, { ...offsets, o: 0, lse: 0 }, false, { chunk, zStride: n, lseZ: rows, xs: 0 }), [blocks, d.B * d.nHead, splits]);
   ctx.dispatch(
-    forwardSource(d.headDim),
-    [q.buffer, k.buffer, v.buffer, d.keyPadding?.buffer, out.buffer, lse.buffer],
-    params(d, { q: q.offset, k: k.offset, v: v.offset, o: out.offset, d: 0, lse: lse.offset, dx: 0, dv: 0 }, false),
-    [Math.ceil(d.Tq / BLOCK), d.B * d.nHead],
+    COMBINE, [part, partLse, out.buffer, lse.buffer],
+    [u32(d.B * d.Tq), u32(d.Tq), u32(d.nHead), u32(d.headDim), u32(splits), u32(out.offset), u32(lse.offset), u32(n), u32(rows)],
+    grid(ctx, n),
   );
+  ctx.release(part);
+  ctx.release(partLse);
 }
 
 /** stats = [lse | D]: each row's log-sum-exp copied, and Dᵢ = dOᵢ·Oᵢ per (b, h, i) (a copy command would end the compute pass). */
@@ -298,8 +413,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     lse = stats[p.lseOff + bh * p.Tq + i];
     Di = stats[n + bh * p.Tq + i];
   }
-  let end = keyEnd(i0);
-  for (var j0 = 0u; j0 < end; j0 += ${BK}u) {
+  let begin = wid.z * p.chunk;
+  let end = min(keyEnd(i0), begin + p.chunk);
+  for (var j0 = begin; j0 < end; j0 += ${BK}u) {
     ${loadKvTile(BK, L)}
     if (live && lse > LOWEST) {
       for (var jj = 0u; jj < ${BK}u; jj++) {
@@ -318,7 +434,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
   }
   if (!live) { return; }
-  let qo = p.dxOff + (b * p.Tq + i) * p.qs + h * ${D}u;
+  let qo = p.dxOff + wid.z * p.zStride + (b * p.Tq + i) * p.xs + h * ${D}u;
   ${unrolled(L, (r) => lanesOfReg(L, `a${r}`, r, (e, v) => `{ var x = p.scale * ${v}; if (p.accumulate != 0u) { x += dq[qo + ${e}]; } dq[qo + ${e}] = x; }`), '\n  ')}
 }`,
   };
@@ -387,9 +503,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var iStart = 0u;
   if (p.causal != 0u) { iStart = u32(clamp(i32(wid.x * ${BLOCK}u) - (i32(p.Tk) - i32(p.Tq)), 0, i32(p.Tq))); }
   iStart = iStart - iStart % ${BQ}u;
+  // This workgroup's chunk of the queries (all of them unless the pass is split; chunk is a multiple of ${BQ}).
+  iStart = max(iStart, wid.z * p.chunk);
+  let iEnd = min(p.Tq, wid.z * p.chunk + p.chunk);
   for (var h = g * p.group; h < (g + 1u) * p.group; h++) {
     let bh = b * p.nHead + h;
-    for (var i0 = iStart; i0 < p.Tq; i0 += ${BQ}u) {
+    for (var i0 = iStart; i0 < iEnd; i0 += ${BQ}u) {
       for (var t = lid; t < ${BQ * L.n}u; t += ${BLOCK}u) {
         let i = i0 + t / ${L.n}u;
         let e = (t % ${L.n}u) * ${L.w}u;
@@ -432,7 +551,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   if (!live) { return; }
-  let at = (b * p.Tk + j) * p.ks + g * ${D}u;
+  let at = wid.z * p.zStride + (b * p.Tk + j) * p.xs + g * ${D}u;
   ${unrolled(L, (r) => lanesOfReg(L, `dkr${r}`, r, (e, v) => `{ let ko = p.dxOff + at + ${e}; var x = p.scale * ${v}; if (p.accumulate != 0u) { x += dk[ko]; } dk[ko] = x; }`), '\n  ')}
   ${unrolled(L, (r) => lanesOfReg(L, `dvr${r}`, r, (e, v) => `writeDv(p.dvOff + at + ${e}, ${v});`), '\n  ')}
 }`,
@@ -457,15 +576,44 @@ export function attentionBackward(
   ctx.dispatch(ROW_DOT, [out.buffer, dOut.buffer, lse.buffer, stats], [u32(n), u32(d.Tq), u32(d.nHead), u32(D), u32(out.offset), u32(dOut.offset), u32(n), u32(lse.offset)], grid(ctx, n));
   const base = { q: q.offset, k: k.offset, v: v.offset, o: out.offset, d: dOut.offset, lse: 0 };
   const pad = d.keyPadding?.buffer;
-  ctx.dispatch(
-    dqSource(D), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dq.buffer],
-    params(d, { ...base, dx: dq.offset, dv: 0 }, accumulate), [Math.ceil(d.Tq / BLOCK), d.B * d.nHead],
-  );
-  const shared = dk.buffer === dv.buffer;
-  ctx.dispatch(
-    dkvSource(D, shared), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dk.buffer, shared ? null : dv.buffer],
-    params(d, { ...base, dx: dk.offset, dv: dv.offset }, accumulate), [Math.ceil(d.Tk / BLOCK), d.B * d.nKvHead],
-  );
+  const C = d.nHead * D;
+  const KV = d.nKvHead * D;
+  // dq: one invocation per query, split over the keys it walks.
+  const qBlocks = Math.ceil(d.Tq / BLOCK);
+  const qs = attentionSplit(d.B * d.nHead * qBlocks * BLOCK, d.Tk, tileRows(D));
+  if (qs.splits === 1) {
+    ctx.dispatch(
+      dqSource(D), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dq.buffer],
+      params(d, { ...base, dx: dq.offset, dv: 0 }, accumulate, { chunk: qs.chunk, zStride: 0, lseZ: 0, xs: d.qStride ?? C }), [qBlocks, d.B * d.nHead],
+    );
+  } else {
+    // Partial dq sums [splits, B·Tq, nHead·D], added in order into dq (row stride qs) by split-K's sum.
+    const t = splitTarget(ctx, { M: d.B * d.Tq, N: C, batch: 1, c: dq.buffer, cOffset: dq.offset, ldc: d.qStride ?? C, strideC: 0, alpha: 1, accumulate }, qs.splits);
+    ctx.dispatch(
+      dqSource(D), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, t.scratch],
+      params(d, { ...base, dx: 0, dv: 0 }, false, { chunk: qs.chunk, zStride: d.B * d.Tq * C, lseZ: 0, xs: C }), [qBlocks, d.B * d.nHead, qs.splits],
+    );
+    t.finish();
+  }
+  // dk, dv: one invocation per key, split over the queries it walks (in each head of its group).
+  const kBlocks = Math.ceil(d.Tk / BLOCK);
+  const ks = attentionSplit(d.B * d.nKvHead * kBlocks * BLOCK, d.Tq, tileRows(D));
+  if (ks.splits === 1) {
+    const shared = dk.buffer === dv.buffer;
+    ctx.dispatch(
+      dkvSource(D, shared), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dk.buffer, shared ? null : dv.buffer],
+      params(d, { ...base, dx: dk.offset, dv: dv.offset }, accumulate, { chunk: ks.chunk, zStride: 0, lseZ: 0, xs: d.kvStride ?? KV }), [kBlocks, d.B * d.nKvHead],
+    );
+  } else {
+    const target = (g: GpuSpan) => splitTarget(ctx, { M: d.B * d.Tk, N: KV, batch: 1, c: g.buffer, cOffset: g.offset, ldc: d.kvStride ?? KV, strideC: 0, alpha: 1, accumulate }, ks.splits);
+    const [tk, tv] = [target(dk), target(dv)];
+    ctx.dispatch(
+      dkvSource(D, false), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, tk.scratch, tv.scratch],
+      params(d, { ...base, dx: 0, dv: 0 }, false, { chunk: ks.chunk, zStride: d.B * d.Tk * KV, lseZ: 0, xs: KV }), [kBlocks, d.B * d.nKvHead, ks.splits],
+    );
+    tk.finish();
+    tv.finish();
+  }
   ctx.release(stats);
 }
 
