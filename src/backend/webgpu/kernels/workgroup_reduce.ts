@@ -10,13 +10,14 @@ import { grid } from './grid.js';
  *
  * - `WORKGROUP_REDUCE`: the whole workgroup of ROW_WG invocations gives one
  *   result (reduceSum, reduceMax): the two-pass device reductions (gradient
- *   norm, loss sum) and the per-output decode products.
+ *   norm, the loss's sum over rows).
  * - `laneReduce(lanes)`: the workgroup holds ROW_WG / lanes rows of `lanes`
  *   invocations each, and each row gets its own result (laneSum, laneMax).
  *   The row kernels (norms, softmax, cross-entropy, l2-normalize) size their
- *   rows' lanes by width (`rowLanes`): a LayerNorm row of 128 values has 32
- *   lanes and shares its workgroup with 7 others, where it used to hold a
- *   workgroup of 256 alone, half of it idle, for 2 × 9 barriers.
+ *   rows' lanes by width (`rowLanes`), the decode products (output_lanes.ts)
+ *   each output's by the length of its dot product. A LayerNorm row of 128
+ *   values has 32 lanes and shares its workgroup with 7 others, where it used
+ *   to hold a workgroup of 256 alone, half of it idle, for 2 × 9 barriers.
  */
 
 /** Invocations per workgroup of the row kernels. */
