@@ -5,7 +5,9 @@
 // (the recording is what a GPU must hide behind its work). Each step is recorded while the device
 // is idle: a sync after each, outside the timing, and the children record a whole step before
 // submitting (ATTN_WEBGPU_SUBMIT_EVERY=0, unless set), since on SwiftShader the device's work
-// would take the recording's cores. Given other trees, runs this tree and each of them in their own processes, in rounds
+// would take the recording's cores. After each sync the child collects garbage (node
+// --expose-gc): Dawn's binding leaves garbage on every tick of a wait, and a wait of SwiftShader's
+// length would otherwise put a Mark-Compact into the next step's recording. Given other trees, runs this tree and each of them in their own processes, in rounds
 // whose order alternates, and prints one JSON line per run and a summary line with the medians.
 //
 //   node bench/webgpu_train_recording.mjs [M|G] [STEPS] [ROUNDS] [OTHER_TREE ...]
@@ -51,6 +53,7 @@ if (process.argv[2] === '--child') {
     ms.push(performance.now() - t0);
     dispatches = ctx.stats.dispatches - d0;
     await ctx.sync();
+    globalThis.gc();
   }
   console.log(JSON.stringify({ tree, layout, record_ms: Number(med(ms.slice(WARM)).toFixed(3)), dispatches, steps }));
   process.exit(0);
@@ -66,7 +69,7 @@ const runs = Object.fromEntries(trees.map((t) => [t, []]));
 for (let r = 0; r < rounds; r++) {
   for (const tree of r % 2 ? [...trees].reverse() : trees) {
     const env = { ATTN_WEBGPU_SUBMIT_EVERY: '0', ...process.env };
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', tree, layout, String(steps)], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', tree, layout, String(steps)], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'ignore'] });
     const row = JSON.parse(out.trim().split('\n').pop());
     runs[tree].push(row.record_ms);
     console.log(JSON.stringify({ round: r, ...row }));
