@@ -2,7 +2,7 @@ import type { AttentionDims } from '../../backend.js';
 import { envCount, f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { DROP_BITS, dropThreshold } from './dropout.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
-import { splitTarget } from './gemm_split_k.js';
+import { chunksToReach, splitTarget } from './gemm_split_k.js';
 
 /**
  * Fused ("flash") attention forward and backward for the whole AttentionDims
@@ -269,10 +269,7 @@ export function attentionSplit(invocations: number, T: number, tile: number): { 
   const whole = { splits: 1, chunk: Math.max(tile, Math.ceil(T / tile) * tile) };
   const { target, minChunk } = (splitSettings ??= splitDefaults());
   if (target === 0 || invocations === 0) return whole;
-  const want = Math.min(Math.ceil(target / invocations), Math.floor(T / minChunk), MAX_ATTENTION_SPLITS);
-  if (want < 2) return whole;
-  const chunk = Math.ceil(T / want / tile) * tile;
-  return { splits: Math.ceil(T / chunk), chunk };
+  return chunksToReach(invocations, target, T, minChunk, MAX_ATTENTION_SPLITS, tile) ?? whole;
 }
 
 /** out = Σ_z exp(lse_z − lse)·o_z, lse = log Σ_z exp(lse_z): the split forward's partials (each normalised by its own sum) made one. */

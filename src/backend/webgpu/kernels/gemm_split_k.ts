@@ -57,10 +57,20 @@ export interface KSplit {
 export function splitFor(blocks: number, K: number, BK: number, flop: number): KSplit {
   const { target, minFlop } = (settings ??= { target: targetFromEnv(), minFlop: MIN_SPLIT_FLOP });
   if (target === 0 || flop < minFlop) return { splits: 1, chunk: K };
-  const want = Math.min(Math.ceil(target / blocks), Math.floor(K / MIN_CHUNK), MAX_SPLITS);
-  if (want < 2) return { splits: 1, chunk: K };
-  const chunk = Math.ceil(K / want / BK) * BK;
-  return { splits: Math.ceil(K / chunk), chunk };
+  return chunksToReach(blocks, target, K, MIN_CHUNK, MAX_SPLITS, BK) ?? { splits: 1, chunk: K };
+}
+
+/**
+ * A walk of `length` cut into chunks (whole tiles of `tile`, each at least
+ * `minChunk` long, at most `maxSplits` of them) so that `have` parallel units
+ * become about `target`; null where that is fewer than 2 chunks. Split-K cuts
+ * K this way, attention.ts the keys or queries a pass walks.
+ */
+export function chunksToReach(have: number, target: number, length: number, minChunk: number, maxSplits: number, tile: number): KSplit | null {
+  const want = Math.min(Math.ceil(target / have), Math.floor(length / minChunk), maxSplits);
+  if (want < 2) return null;
+  const chunk = Math.ceil(length / want / tile) * tile;
+  return { splits: Math.ceil(length / chunk), chunk };
 }
 
 const SUM_SPLITS: KernelSource = {
