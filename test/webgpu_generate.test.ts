@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { backend, setBackend } from '../src/backend/index.js';
 import { selectBackendAsync } from '../src/backend/select.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
+import { setNormFoldRows } from '../src/backend/webgpu/kernels/norm_fold.js';
 import { logitsCached } from '../src/generate/cached_forward.js';
 import { BatchDecoder, type GenerateOptions } from '../src/generate/engine.js';
 import { KVCache } from '../src/generate/kv_cache.js';
@@ -87,20 +88,31 @@ describe('generation on webgpu', { skip }, () => {
     assert.deepEqual(gpu, js);
   });
 
-  it('a decode token records 7 dispatches per block: the GELU and both residual additions are stored by the products', async () => {
+  it('a decode token records 5 dispatches per block: the norms are folded into the products after them, the GELU and both residual additions stored by the products', async () => {
     await selectBackendAsync('webgpu');
     try {
-      const perToken = (layers: number): number => {
+      const perToken = (layers: number): { dispatches: number; deferred: number; run: number } => {
         const m = new GPT(parseGPTConfig({ ...CONFIG, n_layer: layers }), new Rng(3)).eval();
         moveToBackend(m);
         const cache = new KVCache(m.config, 1, 8);
         logitsCached(m, Int32Array.of(1), [1, 1], cache);
-        const before = openedWebGpu()!.stats.dispatches;
+        const before = { ...openedWebGpu()!.stats };
         logitsCached(m, Int32Array.of(2), [1, 1], cache);
-        return openedWebGpu()!.stats.dispatches - before;
+        const after = openedWebGpu()!.stats;
+        return { dispatches: after.dispatches - before.dispatches, deferred: after.deferred - before.deferred, run: after.deferredRun - before.deferredRun };
       };
-      // Layer norm, q·k·v, cached attention, output projection (+ x), layer norm, up projection (GELU), down projection (+ x).
-      assert.equal((perToken(3) - perToken(1)) / 2, 7);
+      // q·k·v (ln_1 folded in), cached attention, output projection (+ x), up projection (ln_2 folded in, GELU), down projection (+ x).
+      const [one, three] = [perToken(1), perToken(3)];
+      assert.equal((three.dispatches - one.dispatches) / 2, 5);
+      // Every norm of the token (two a block and ln_f) was deferred, and none had to be recorded after all.
+      assert.deepEqual([one.deferred, three.deferred, one.run, three.run], [3, 7, 0, 0]);
+      // Unfolded: each norm is a dispatch of its own.
+      setNormFoldRows(0);
+      try {
+        assert.equal((perToken(3).dispatches - perToken(1).dispatches) / 2, 7);
+      } finally {
+        setNormFoldRows(null);
+      }
     } finally {
       setBackend('js');
     }

@@ -8,11 +8,12 @@
 # the adapter has timestamp-query), profile_decode.jsonl (the same for one decode token of the 124M
 # shape, with its recording and wait ms), webgpu.jsonl (attn bench --backend webgpu, run with the
 # sweep's choice), webgpu_decode_tiled.jsonl (the decode again with ATTN_WEBGPU_SKINNY=0),
+# webgpu_decode_unfolded.jsonl (the decode again with ATTN_WEBGPU_NORM_FOLD=0),
 # webgpu_one_submit.jsonl (train and decode again with ATTN_WEBGPU_SUBMIT_EVERY=0), attention.jsonl
 # (the fused attention kernels' GPU ms at config M's and G's shapes, split over keys and queries
 # and not), torch_cuda.jsonl (the PyTorch eager
 # CUDA FP32 twins), and each part's stderr.
-# Each part has its own timeout (460 s in all); the whole stays under 8 minutes. A part that fails or times out
+# Each part has its own timeout (470 s in all); the whole stays under 8 minutes. A part that fails or times out
 # leaves its partial lines and the others still run. ATTN_WEBGPU_GEMM set by the caller wins over
 # the sweep's choice.
 set -uo pipefail
@@ -71,8 +72,13 @@ ATTN_WEBGPU_SKINNY=0 timeout 30 node dist/src/cli/main.js bench --backend webgpu
   > "$OUT/webgpu_decode_tiled.jsonl" 2> "$OUT/webgpu_decode_tiled.stderr"
 echo "decode tiled rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_decode_tiled.jsonl" | tee -a "$OUT/summary.txt"
+echo "== ... decode 124M with each norm its own dispatch (ATTN_WEBGPU_NORM_FOLD=0: not folded into the product after it)" | tee -a "$OUT/summary.txt"
+ATTN_WEBGPU_NORM_FOLD=0 timeout 20 node dist/src/cli/main.js bench --backend webgpu --workloads decode --steps "$STEPS" --json \
+  > "$OUT/webgpu_decode_unfolded.jsonl" 2> "$OUT/webgpu_decode_unfolded.stderr"
+echo "decode unfolded rc=$?" | tee -a "$OUT/summary.txt"
+cat "$OUT/webgpu_decode_unfolded.jsonl" | tee -a "$OUT/summary.txt"
 echo "== ... and train M, G and decode with one submit per step or token (ATTN_WEBGPU_SUBMIT_EVERY=0: the GPU waits for the whole recording)" | tee -a "$OUT/summary.txt"
-ATTN_WEBGPU_SUBMIT_EVERY=0 timeout 70 node dist/src/cli/main.js bench --backend webgpu --config M,G --workloads train,decode --steps "$STEPS" --json \
+ATTN_WEBGPU_SUBMIT_EVERY=0 timeout 60 node dist/src/cli/main.js bench --backend webgpu --config M,G --workloads train,decode --steps "$STEPS" --json \
   > "$OUT/webgpu_one_submit.jsonl" 2> "$OUT/webgpu_one_submit.stderr"
 echo "one submit rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_one_submit.jsonl" | tee -a "$OUT/summary.txt"

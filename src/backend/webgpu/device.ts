@@ -37,6 +37,11 @@ import { UserError } from '../../util/errors.js';
  *   bind groups made, buffers created, queue writes, submits, reads, and the
  *   milliseconds spent recording; and, with `profile` on a device that has
  *   `timestamp-query`, the GPU time of every dispatch by kernel name.
+ * - Deferred work (`defer`): a kernel may leave its work unrecorded until
+ *   something touches what it writes, so that a reader can fold it into its
+ *   own kernel instead (a decode step's norm into the product after it,
+ *   norm_fold.ts). Any recorded work that reads or writes one of its outputs,
+ *   or writes one of its inputs, records it first; released outputs drop it.
  * - Errors a user can cause (no adapter, a buffer over the device's limits, a
  *   lost device) become one-line `UserError`s naming the cause.
  */
@@ -108,7 +113,33 @@ export interface GpuStats {
   copies: number;
   /** Milliseconds of JavaScript spent in dispatch(): the host's share of a step. */
   encodeMs: number;
+  /** Works deferred (`defer`), and of those the ones recorded after all (something else touched their outputs). */
+  deferred: number;
+  deferredRun: number;
 }
+
+/**
+ * Work a kernel left for later (`GpuContext.defer`): it writes `outputs` from
+ * `inputs` when `run` records it. Readers that can compute what it would
+ * have written from its inputs themselves look it up (`deferredWriting`) and
+ * leave it pending.
+ */
+export interface DeferredWork {
+  readonly outputs: readonly GPUBuffer[];
+  readonly inputs: readonly (GPUBuffer | null)[];
+  /** Record the work now (through dispatch, like any kernel). */
+  readonly run: () => void;
+}
+
+/** A deferred work, pending. */
+interface Pending {
+  work: DeferredWork;
+  /** Its outputs released so far. */
+  released: Set<GPUBuffer>;
+}
+
+/** Deferred works pending at most: past this the oldest is recorded (works whose outputs are never released would pile up). */
+const MAX_DEFERRED = 256;
 
 /** A kernel's compiled pipeline and the layout of its bind group. */
 interface Compiled {
@@ -122,7 +153,7 @@ interface BindNode {
   next: Map<GPUBuffer, BindNode> | null;
 }
 
-const zeroStats = (): GpuStats => ({ dispatches: 0, passes: 0, bindGroupsCreated: 0, bindGroupsReused: 0, buffersCreated: 0, writeBuffers: 0, submits: 0, reads: 0, copies: 0, encodeMs: 0 });
+const zeroStats = (): GpuStats => ({ dispatches: 0, passes: 0, bindGroupsCreated: 0, bindGroupsReused: 0, buffersCreated: 0, writeBuffers: 0, submits: 0, reads: 0, copies: 0, encodeMs: 0, deferred: 0, deferredRun: 0 });
 
 /** Uniform ring size in slots: a submit is forced when a recording uses them all. */
 const RING_SLOTS = 4096;
@@ -343,6 +374,89 @@ export class GpuContext {
     return (this.written.get(buffer) ?? 0) + this.opaqueWrites;
   }
 
+  /**
+   * Deferred works not yet recorded, oldest first, and indexes by the
+   * buffers they write and read: a decode token leaves two norms a layer
+   * pending until its end, and every binding of every dispatch is looked up.
+   */
+  private readonly deferredWork = new Set<Pending>();
+  private readonly deferredByOutput = new Map<GPUBuffer, Pending>();
+  private readonly deferredByInput = new Map<GPUBuffer, Set<Pending>>();
+  /** Pending works with a released buffer: recorded at the next flush, after which the pool may hand the buffer out again. */
+  private readonly deferredAtFlush = new Set<Pending>();
+
+  /**
+   * Leave `work` unrecorded for now. Its outputs count as written (a reader
+   * that keeps what it derived from one sees the change). It is recorded
+   * first when later work reads or writes one of its outputs or writes one of
+   * its inputs, and before a read-back, an opaque `encode`, or a flush after
+   * one of its buffers was released (the pool may hand that buffer out
+   * again). Once all its outputs are released it is dropped, never recorded.
+   */
+  defer(work: DeferredWork): void {
+    // Work still pending on one of these outputs comes first (it may have other outputs someone reads).
+    for (const b of work.outputs) this.settle(b, true);
+    const d: Pending = { work, released: new Set() };
+    this.deferredWork.add(d);
+    for (const b of work.outputs) {
+      this.deferredByOutput.set(b, d);
+      this.wrote(b);
+    }
+    for (const b of work.inputs) {
+      if (!b) continue;
+      let set = this.deferredByInput.get(b);
+      if (!set) this.deferredByInput.set(b, (set = new Set()));
+      set.add(d);
+    }
+    this.stats.deferred++;
+    if (this.deferredWork.size > MAX_DEFERRED) this.runDeferred(this.deferredWork.values().next().value!);
+  }
+
+  /** The pending deferred work that writes `buffer`, if any: a reader may compute its values itself, from the work's inputs. */
+  deferredWriting(buffer: GPUBuffer): DeferredWork | null {
+    return this.deferredByOutput.get(buffer)?.work ?? null;
+  }
+
+  /** Forget a pending work (recorded now, or dropped). */
+  private undefer(d: Pending): boolean {
+    if (!this.deferredWork.delete(d)) return false;
+    for (const b of d.work.outputs) if (this.deferredByOutput.get(b) === d) this.deferredByOutput.delete(b);
+    for (const b of d.work.inputs) {
+      const set = b && this.deferredByInput.get(b);
+      if (set && set.delete(d) && set.size === 0) this.deferredByInput.delete(b!);
+    }
+    this.deferredAtFlush.delete(d);
+    return true;
+  }
+
+  private runDeferred(d: Pending): void {
+    if (!this.undefer(d)) return;
+    this.stats.deferredRun++;
+    d.work.run();
+  }
+
+  /** Record the deferred works that must come before work that reads `buffer` (or writes it, `writes`). */
+  private settle(buffer: GPUBuffer, writes: boolean): void {
+    const d = this.deferredByOutput.get(buffer);
+    if (d) this.runDeferred(d);
+    const readers = writes ? this.deferredByInput.get(buffer) : undefined;
+    if (readers) for (const r of [...readers]) this.runDeferred(r);
+  }
+
+  /** Note a released buffer in the deferred works: drop one whose outputs are all released (nobody will read them). */
+  private releasedDeferred(buffer: GPUBuffer): void {
+    const d = this.deferredByOutput.get(buffer);
+    if (d) {
+      d.released.add(buffer);
+      if (d.work.outputs.every((b) => d.released.has(b))) this.undefer(d);
+      else this.deferredAtFlush.add(d);
+    }
+    const readers = this.deferredByInput.get(buffer);
+    if (readers) {
+      for (const r of readers) this.deferredAtFlush.add(r);
+    }
+  }
+
   /** A storage buffer of at least `bytes` bytes, contents undefined (a reused buffer keeps old values). */
   buffer(bytes: number): GPUBuffer {
     return this.take(bytes, STORAGE_USAGE);
@@ -363,6 +477,7 @@ export class GpuContext {
   release(buffer: GPUBuffer): void {
     if (!this.poolKey.has(buffer)) throw new Error('GpuContext.release: not a pooled buffer');
     this.releasedSinceFlush.push(buffer);
+    if (this.deferredWork.size > 0) this.releasedDeferred(buffer);
   }
 
   /** A new storage buffer holding `data`. */
@@ -412,6 +527,7 @@ export class GpuContext {
    */
   write(buffer: GPUBuffer, offset: number, data: Float32Array | Uint32Array | Int32Array): void {
     this.check();
+    this.settle(buffer, true);
     if (this.pending > 0) this.flush();
     this.device.queue.writeBuffer(buffer, offset * 4, data.buffer, data.byteOffset, data.byteLength);
     this.wrote(buffer);
@@ -420,6 +536,8 @@ export class GpuContext {
 
   /** Copy `length` elements between buffers, in order with the recorded kernels. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, length: number): void {
+    this.settle(src, false);
+    this.settle(dst, true);
     this.commands().copyBufferToBuffer(src, srcOffset * 4, dst, dstOffset * 4, length * 4);
     this.wrote(dst);
     this.stats.copies++;
@@ -437,6 +555,7 @@ export class GpuContext {
   }
 
   private async readBytes(buffer: GPUBuffer, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
+    this.settle(buffer, false);
     const staging = this.take(bytes, READBACK_USAGE);
     // copyBufferToBuffer moves multiples of 4 bytes; our elements are 4 bytes.
     this.commands().copyBufferToBuffer(buffer, byteOffset, staging, 0, bytes);
@@ -603,6 +722,7 @@ export class GpuContext {
 
   /** Record custom work on the shared encoder (a kernel that needs several passes, a copy). */
   encode(f: (encoder: GPUCommandEncoder) => void): void {
+    for (const d of [...this.deferredWork]) this.runDeferred(d); // its reads and writes are not known
     f(this.commands());
     this.opaqueWrites++;
     this.stats.copies++;
@@ -629,6 +749,12 @@ export class GpuContext {
     if (gx === 0 || gy === 0 || gz === 0) return; // nothing to do
     if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
       throw new UserError(`${k.name}: ${gx}×${gy}×${gz} workgroups is over this device's maxComputeWorkgroupsPerDimension (${maxGroups})`);
+    }
+    if (this.deferredWork.size > 0) {
+      for (let i = 0; i < buffers.length; i++) {
+        const b = buffers[i];
+        if (b) this.settle(b, k.bindings[i] === 'rw');
+      }
     }
     const t0 = performance.now();
     // Hand the GPU what is recorded so far (before this dispatch's parameters take a ring slot).
@@ -686,6 +812,8 @@ export class GpuContext {
   /** Submit everything recorded; buffers released before now become reusable. */
   flush(): void {
     this.check();
+    // A released buffer is handed out again after this flush: work that still reads or writes one is recorded first.
+    if (this.deferredAtFlush.size > 0) for (const d of [...this.deferredAtFlush]) this.runDeferred(d);
     this.endPass();
     if (this.ringUsed > 0) {
       // The parameters of everything recorded, in one upload; the queue orders it after earlier submits and before this one.

@@ -3,6 +3,7 @@ import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings, epilogueParam
 import { grid } from './grid.js';
 import { aligned, variants } from './variants.js';
 import type { GpuGemmArgs } from './gemm.js';
+import { type FoldedNorm, NORM_FIELDS, normBuffers, normParams, normPrologue } from './norm_fold.js';
 
 /**
  * C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) when op(A) has only a few rows and B is
@@ -27,6 +28,10 @@ import type { GpuGemmArgs } from './gemm.js';
  * - a tree in workgroup memory adds each group's partial sums, all rows at
  *   once, and the group's invocation r stores row r: alpha, accumulation and
  *   the epilogue (gemm_epilogue.ts) as gemm.ts applies them.
+ *
+ * With `norm`, A holds a pending norm's input x and the kernel normalises
+ * each row as it reads it (norm_fold.ts): a decode step's LayerNorm or
+ * RMSNorm folded into the product after it, one dispatch fewer.
  *
  * More than SK_ROWS rows run as row blocks (workgroup z is batch entry ×
  * row block), each reading B again. `gemm()` sends a product here when
@@ -67,6 +72,8 @@ interface Variant {
   vecB: boolean;
   /** A's rows line up too (A not transposed): A bound as vec4s. */
   vecA: boolean;
+  /** A is x of a folded norm (not transposed): rows are normalised as they are read. */
+  norm: boolean;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -77,10 +84,13 @@ function source(v: Variant): KernelSource {
   const rows = range(R).map((r) => `let row${r} = min(m0 + ${r}u, p.M - 1u);`);
   // Element (m, k) of op(A), as a scalar.
   const aAt = (m: string, k: string) => (v.transA ? `A[aBase + (${k}) * p.lda + ${m}]` : `A[aBase + ${m} * p.lda + ${k}]`);
+  // Element (m, k) of A as the product reads it: normalised when a norm is folded in.
+  const aRead = (r: number, k: string) => (v.norm ? `normed(${r}u, ${k}, ${aAt(`row${r}`, k)})` : aAt(`row${r}`, k));
   let loop: string;
   if (v.vecB) {
-    const aVec = (r: number) =>
+    const raw = (r: number) =>
       v.vecA ? `A[aBase + row${r} * p.lda + k4]` : `vec4<f32>(${range(4).map((c) => aAt(`row${r}`, `4u * k4 + ${c}u`)).join(', ')})`;
+    const aVec = (r: number) => (v.norm ? `normed4(${r}u, 4u * k4, ${raw(r)})` : raw(r));
     loop = `for (var k4 = lane; k4 < p.K / 4u; k4 += ${T}u) {
     let w = B[bRow + k4];
     ${range(R).map((r) => `s${r} += dot(${aVec(r)}, w);`).join('\n    ')}
@@ -88,21 +98,22 @@ function source(v: Variant): KernelSource {
   } else {
     loop = `for (var k = lane; k < p.K; k += ${T}u) {
     let w = B[bRow + k];
-    ${range(R).map((r) => `s${r} = fma(${aAt(`row${r}`, 'k')}, w, s${r});`).join('\n    ')}
+    ${range(R).map((r) => `s${r} = fma(${aRead(r, 'k')}, w, s${r});`).join('\n    ')}
   }`;
   }
   const code = /* wgsl */ `
 struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
   aOff: u32, bOff: u32, cOff: u32, strideA: u32, strideB: u32, strideC: u32,
-  accumulate: u32, alpha: f32, rowBlocks: u32, ${EPILOGUE_FIELDS},
+  accumulate: u32, alpha: f32, rowBlocks: u32, ${EPILOGUE_FIELDS},${v.norm ? ` ${NORM_FIELDS},` : ''}
 }
 @group(0) @binding(0) var<storage, read> A: array<${v.vecA ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read> B: array<${v.vecB ? 'vec4<f32>' : 'f32'}>;
 ${epilogueBindings(2)}
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(${v.norm ? 7 : 5}) var<uniform> p: Params;
 ${EPILOGUE_FN}
+${v.norm ? normPrologue({ binding: 5, wg: SK_WG, rows: `${R}u`, rowAt: (r) => `min(m0 + ${r}, p.M - 1u)`, at: (row, k) => (v.vecA ? `A[aBase + (${row}) * p.lda + (${k}) / 4u][(${k}) % 4u]` : `A[aBase + (${row}) * p.lda + (${k})]`), cols: 'p.K', args: 'm0: u32, aBase: u32' }) : ''}
 
 var<workgroup> red: array<f32, ${R * SK_WG}>;
 
@@ -119,6 +130,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let aBase = p.aOff + batch * p.strideA;
   let bRow = p.bOff + batch * p.strideB + n * p.ldb;
   ${rows.join('\n  ')}
+  ${v.norm ? 'normStats(lid, m0, aBase);' : ''}
   ${range(R).map((r) => `var s${r} = 0.0;`).join(' ')}
   ${loop}
   ${range(R).map((r) => `red[${r * SK_WG}u + lid] = s${r};`).join('\n  ')}
@@ -137,20 +149,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     C[i] = epilogue(x, n, ${addendAt('batch', 'm', 'n')});
   }
 }`;
-  return { name: `gemmSkinny_r${R}_t${T}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}`, code, bindings: ['read', 'read', 'read', 'read', 'rw'] };
+  return {
+    name: `gemmSkinny_r${R}_t${T}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}${v.norm ? '_norm' : ''}`,
+    code,
+    bindings: v.norm ? ['read', 'read', 'read', 'read', 'rw', 'read', 'read'] : ['read', 'read', 'read', 'read', 'rw'],
+  };
 }
 
-const kernel = variants((v: Variant) => `${v.R},${v.T}${v.transA}${v.vecB}${v.vecA}`, source);
+const kernel = variants((v: Variant) => `${v.R},${v.T}${v.transA}${v.vecB}${v.vecA}${v.norm}`, source);
 
-/** Record C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) with a group of invocations per column of C (B stored [N, K]). */
-export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
+/**
+ * Record C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) with a group of
+ * invocations per column of C (B stored [N, K]). With `norm` (a pending norm
+ * whose output is A, found by `foldedNorm`), A is read from the norm's input.
+ */
+export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs, norm: FoldedNorm | null = null): void {
   const { M, N, K, batch } = g;
   if (!g.transB) throw new Error('gemmSkinny: B must be stored [N, K] (transB)');
+  if (norm && (g.transA || batch !== 1 || g.lda !== K || norm.rows !== M || norm.cols !== K)) throw new Error('gemmSkinny: a folded norm needs A to be its rows × K output');
+  const a = norm ? norm.x.buffer : g.a;
+  const aOffset = norm ? norm.x.offset : g.aOffset;
   if (M === 0 || N === 0 || batch === 0) return;
   const R = Math.min(M, SK_ROWS);
   const rowBlocks = Math.ceil(M / R);
   const vecB = g.b.size % 16 === 0 && aligned(g.bOffset, g.ldb, g.strideB, K);
-  const vecA = vecB && !g.transA && g.a.size % 16 === 0 && aligned(g.aOffset, g.lda, g.strideA);
+  const vecA = vecB && !g.transA && a.size % 16 === 0 && aligned(aOffset, g.lda, g.strideA);
   const wa = vecA ? 4 : 1;
   const wb = vecB ? 4 : 1;
   // Invocations per column: about two loads of B each when K is short, a whole workgroup when it is long.
@@ -159,12 +182,12 @@ export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   // Columns fold onto a second grid dimension past the device's per-dimension limit (a 128 000-token vocabulary).
   const [gx, gy] = grid(ctx, N, SK_WG / T);
   ctx.dispatch(
-    kernel({ R, T, transA: g.transA, vecB, vecA }),
-    [g.a, g.b, g.bias, g.addend?.buffer, g.c],
+    kernel({ R, T, transA: g.transA, vecB, vecA, norm: norm !== null }),
+    norm ? [a, g.b, g.bias, g.addend?.buffer, g.c, ...normBuffers(norm)] : [a, g.b, g.bias, g.addend?.buffer, g.c],
     [
       u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(g.ldc),
-      u32(g.aOffset / wa), u32(g.bOffset / wb), u32(g.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(g.strideC),
-      u32(g.accumulate ? 1 : 0), f32(g.alpha), u32(rowBlocks), ...epilogueParams(g),
+      u32(aOffset / wa), u32(g.bOffset / wb), u32(g.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(g.strideC),
+      u32(g.accumulate ? 1 : 0), f32(g.alpha), u32(rowBlocks), ...epilogueParams(g), ...(norm ? normParams(norm) : []),
     ],
     [gx, gy, batch * rowBlocks],
   );

@@ -1,5 +1,6 @@
 import { type GpuContext, type GpuSpan, u32 } from '../device.js';
-import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
+import { epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
+import { foldedNorm, normBuffers, normParams } from './norm_fold.js';
 import { outputLanes } from './output_lanes.js';
 import { rowGroups, rowLanes } from './workgroup_reduce.js';
 
@@ -15,12 +16,12 @@ import { rowGroups, rowLanes } from './workgroup_reduce.js';
 const int8Product = outputLanes(
   'linearInt8',
   ['read', 'read', 'read'],
+  'rows: u32, K: u32, N: u32, xOff: u32, wByteOff: u32, sOff: u32, oOff: u32',
   /* wgsl */ `
-struct Params { rows: u32, K: u32, N: u32, xOff: u32, wByteOff: u32, sOff: u32, oOff: u32, ${EPILOGUE_FIELDS} }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> scale: array<f32>;`,
-  /* wgsl */ `
+  (norm) => /* wgsl */ `
 /** The int8 at byte index i of the weights, sign-extended. */
 fn weight(i: u32) -> f32 {
   return f32(extractBits(i32(byteAt(i)), 0u, 8u));
@@ -28,13 +29,14 @@ fn weight(i: u32) -> f32 {
 
 fn partial(m: u32, n: u32, lane: u32) -> f32 {
   var s = 0.0;
-  for (var k = lane; k < p.K; k += LANES) { s = fma(x[p.xOff + m * p.K + k], weight(p.wByteOff + n * p.K + k), s); }
+  for (var k = lane; k < p.K; k += LANES) { s = fma(${norm ? 'normed(m, k, x[p.xOff + m * p.K + k])' : 'x[p.xOff + m * p.K + k]'}, weight(p.wByteOff + n * p.K + k), s); }
   return s;
 }
 
 fn finish(n: u32, s: f32) -> f32 {
   return s * scale[p.sOff + n];
 }`,
+  { at: (row, k) => `x[p.xOff + (${row}) * p.K + (${k})]`, cols: 'p.K' },
 );
 
 /**
@@ -47,10 +49,13 @@ export function linearInt8(
 ): void {
   const e = rowsEpilogue(bias, N, epilogue);
   const lanes = rowLanes(K);
+  // A decode step's norm left pending for this product: x's rows are normalised as they are read (norm_fold.ts).
+  const norm = foldedNorm(ctx, x.buffer, x.offset, rows, K);
+  const input = norm ? norm.x : x;
   ctx.dispatch(
-    int8Product(lanes),
-    [x.buffer, w, scale.buffer, e.bias, e.addend?.buffer, out.buffer],
-    [u32(rows), u32(K), u32(N), u32(x.offset), u32(wByteOffset), u32(scale.offset), u32(out.offset), ...epilogueParams(e)],
+    int8Product(lanes, norm !== null),
+    [input.buffer, w, scale.buffer, e.bias, e.addend?.buffer, out.buffer, ...(norm ? normBuffers(norm) : [])],
+    [u32(rows), u32(K), u32(N), u32(input.offset), u32(wByteOffset), u32(scale.offset), u32(out.offset), ...epilogueParams(e), ...(norm ? normParams(norm) : [])],
     rowGroups(ctx, rows * N, lanes),
   );
 }

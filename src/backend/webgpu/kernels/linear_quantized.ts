@@ -1,5 +1,7 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
-import { EPILOGUE_FIELDS, epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
+import { epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
+import { foldedNorm, MAX_FOLD_ROWS, NORM_FIELDS, normBuffers, normParams, normPrologue } from './norm_fold.js';
+import { variants } from './variants.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 import { outputLanes } from './output_lanes.js';
 import { rowGroups, rowLanes } from './workgroup_reduce.js';
@@ -25,16 +27,18 @@ import { rowGroups, rowLanes } from './workgroup_reduce.js';
  * each layer quantizes it once, not three times (and twice).
  */
 
-const QUANTIZE: KernelSource = {
-  name: 'quantizeActivations',
-  bindings: ['read', 'rw', 'rw'],
+/** One invocation per activation block; with `norm`, x holds a pending norm's input (norm_fold.ts) and is normalised as it is read. */
+const quantize = variants(String, (norm: boolean): KernelSource => ({
+  name: `quantizeActivations${norm ? '_norm' : ''}`,
+  bindings: norm ? ['read', 'rw', 'rw', 'read', 'read'] : ['read', 'rw', 'rw'],
   code: /* wgsl */ `
-struct Params { blocks: u32, xOff: u32 }
+struct Params { blocks: u32, xOff: u32, rows: u32, cols: u32, ${norm ? NORM_FIELDS : ''} }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> xq: array<i32>;
 @group(0) @binding(2) var<storage, read_write> xd: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(${norm ? 5 : 3}) var<uniform> p: Params;
 ${FLAT_INDEX}
+${norm ? normPrologue({ binding: 3, wg: WG, rows: `min(p.rows, ${MAX_FOLD_ROWS}u)`, rowAt: (r) => r, at: (row, k) => `x[p.xOff + (${row}) * p.cols + (${k})]`, cols: 'p.cols' }) : ''}
 
 /** Round half away from zero (js's roundf; WGSL's round() takes halves to even). */
 fn roundAway(v: f32) -> f32 {
@@ -44,29 +48,35 @@ fn roundAway(v: f32) -> f32 {
   return sign(v) * t;
 }
 
+/** Value j of block b (32 values from element o of x). */
+fn value(b: u32, o: u32, j: u32) -> f32 {
+  ${norm ? 'return normed(b * 32u / p.cols, (b * 32u) % p.cols + j, x[o + j]);' : 'return x[o + j];'}
+}
+
 @compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${norm ? 'normStats(lid);' : ''}
   let b = flat(gid, nwg);
   if (b >= p.blocks) { return; }
   let o = p.xOff + b * 32u;
   var amax = 0.0;
-  for (var j = 0u; j < 32u; j++) { amax = max(amax, abs(x[o + j])); }
+  for (var j = 0u; j < 32u; j++) { amax = max(amax, abs(value(b, o, j))); }
   let d = amax / 127.0;
   let id = select(0.0, 1.0 / d, d != 0.0);
   xd[b] = d;
-  for (var j = 0u; j < 32u; j++) { xq[b * 32u + j] = i32(roundAway(x[o + j] * id)); }
+  for (var j = 0u; j < 32u; j++) { xq[b * 32u + j] = i32(roundAway(value(b, o, j) * id)); }
 }`,
-};
+}));
 
 const product = outputLanes(
   'linearQuantized',
   ['read', 'read', 'read'],
+  'rows: u32, N: u32, blocks: u32, q4: u32, oOff: u32',
   /* wgsl */ `
-struct Params { rows: u32, N: u32, blocks: u32, q4: u32, oOff: u32, ${EPILOGUE_FIELDS} }
 @group(0) @binding(0) var<storage, read> xq: array<i32>;
 @group(0) @binding(1) var<storage, read> xd: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;`,
-  /* wgsl */ `
+  () => /* wgsl */ `
 /** Σ q_w·q_x of the weight block whose quants start at byte q and the activation block from xq[xb]: an exact integer sum. */
 fn blockDot(q: u32, xb: u32) -> i32 {
   var s = 0;
@@ -107,7 +117,7 @@ export function linearQuantized(
 ): void {
   const e = rowsEpilogue(bias, N, epilogue);
   const blocks = K / 32;
-  const { xq, xd } = quantizedActivations(ctx, x, rows * K);
+  const { xq, xd } = quantizedActivations(ctx, x, rows, K);
   // A lane per block (32 values) up to 256 lanes: rowLanes counts 8 values a lane.
   const lanes = rowLanes(blocks * 8);
   ctx.dispatch(
@@ -130,8 +140,14 @@ interface Quantized {
 
 const lastQuantized = new WeakMap<GpuContext, Quantized>();
 
-/** x's `n` values in 8-bit blocks: the last ones again if x is the same span and nothing has written it since, else quantized now. */
-function quantizedActivations(ctx: GpuContext, x: GpuSpan, n: number): Quantized {
+/**
+ * x's rows × cols values in 8-bit blocks: the last ones again if x is the
+ * same span and nothing has written it since, else quantized now — from the
+ * pending norm's input, normalised as it is read, when x is a decode step's
+ * norm left for the products to fold in (norm_fold.ts).
+ */
+function quantizedActivations(ctx: GpuContext, x: GpuSpan, rows: number, cols: number): Quantized {
+  const n = rows * cols;
   const last = lastQuantized.get(ctx);
   if (last && last.x === x.buffer && last.offset === x.offset && last.length === n && last.writes === ctx.writes(x.buffer)) return last;
   if (last) {
@@ -140,7 +156,14 @@ function quantizedActivations(ctx: GpuContext, x: GpuSpan, n: number): Quantized
   }
   const blocks = n / 32;
   const q: Quantized = { x: x.buffer, offset: x.offset, length: n, writes: ctx.writes(x.buffer), xq: ctx.buffer(Math.max(1, n) * 4), xd: ctx.buffer(Math.max(1, blocks) * 4) };
-  ctx.dispatch(QUANTIZE, [x.buffer, q.xq, q.xd], [u32(blocks), u32(x.offset)], grid(ctx, blocks));
+  const norm = foldedNorm(ctx, x.buffer, x.offset, rows, cols);
+  const input = norm ? norm.x : x;
+  ctx.dispatch(
+    quantize(norm !== null),
+    norm ? [input.buffer, q.xq, q.xd, ...normBuffers(norm)] : [input.buffer, q.xq, q.xd],
+    [u32(blocks), u32(input.offset), u32(rows), u32(cols), ...(norm ? normParams(norm) : [])],
+    grid(ctx, blocks),
+  );
   lastQuantized.set(ctx, q);
   return q;
 }

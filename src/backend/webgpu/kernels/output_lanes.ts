@@ -1,7 +1,8 @@
 import type { KernelSource } from '../device.js';
-import { addendAt, EPILOGUE_FN, epilogueBindings } from './gemm_epilogue.js';
+import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings } from './gemm_epilogue.js';
 import { FLAT_INDEX } from './grid.js';
 import { variants } from './variants.js';
+import { MAX_FOLD_ROWS, NORM_FIELDS, normPrologue } from './norm_fold.js';
 import { laneReduce, ROW_WG } from './workgroup_reduce.js';
 
 /**
@@ -15,36 +16,58 @@ import { laneReduce, ROW_WG } from './workgroup_reduce.js';
  * lanes by the length of the dot (`rowLanes`): a q8_0 row of 576 values is 18
  * blocks, which kept 18 of a whole workgroup's 256 invocations busy.
  *
- * The kernel supplies its own bindings 0 … k−1 and its Params struct
- * (which must hold rows, N, oOff and, last, gemm_epilogue.ts's EPILOGUE_FIELDS), and two WGSL functions:
+ * The kernel supplies its own bindings 0 … k−1, its fields of the Params
+ * struct (`params`, which must hold rows, N and oOff; gemm_epilogue.ts's
+ * EPILOGUE_FIELDS follow them), and two WGSL functions
+ * (`functions(norm)`: the variant that folds a norm, below, reads its input through `normed`):
  *   fn partial(m: u32, n: u32, lane: u32) -> f32 — this lane's share of out[m, n], every LANES-th term from `lane`;
  *   fn finish(n: u32, s: f32) -> f32             — the whole sum, before the bias.
  * The skeleton adds the bias, addend and out bindings (k, k + 1, k + 2), the
  * uniform (k + 3), `byteAt` over a `w: array<u32>` of packed bytes, LANES,
  * and main().
+ *
+ * `fold` (where the input is float rows) gives a second variant, `norm`, in
+ * which the input holds a pending norm's x (norm_fold.ts): the norm's weight
+ * and bias bind at k + 3 and k + 4, the uniform at k + 5, NORM_FIELDS join
+ * the Params, and main() first computes every row's statistics.
  */
-export function outputLanes(name: string, inputs: readonly ('read' | 'rw')[], declarations: string, functions: string): (lanes: number) => KernelSource {
+export function outputLanes(
+  name: string,
+  inputs: readonly ('read' | 'rw')[],
+  params: string,
+  declarations: string,
+  functions: (norm: boolean) => string,
+  fold: { at: (row: string, k: string) => string; cols: string } | null = null,
+): (lanes: number, norm?: boolean) => KernelSource {
   const k = inputs.length;
-  return variants(String, (lanes: number) => ({
-    name: `${name}_l${lanes}`,
-    bindings: [...inputs, 'read', 'read', 'rw'],
-    code: /* wgsl */ `
+  const make = variants(String, (key: string) => {
+    const [lanes, norm] = [Number(key.split(',')[0]), key.endsWith('n')];
+    if (norm && !fold) throw new Error(`${name}: no folded norm`);
+    // With a folded norm its weight and bias bindings follow out, and the uniform moves after them.
+    const uniform = norm ? k + 5 : k + 3;
+    return {
+      name: `${name}_l${lanes}${norm ? '_norm' : ''}`,
+      bindings: [...inputs, 'read', 'read', 'rw', ...(norm ? (['read', 'read'] as const) : [])],
+      code: /* wgsl */ `
+struct Params { ${params}, ${EPILOGUE_FIELDS}${norm ? `, ${NORM_FIELDS}` : ''} }
 ${declarations}
 ${epilogueBindings(k)}
 @group(0) @binding(${k + 2}) var<storage, read_write> out: array<f32>;
-@group(0) @binding(${k + 3}) var<uniform> p: Params;
+@group(0) @binding(${uniform}) var<uniform> p: Params;
 ${EPILOGUE_FN}
 ${FLAT_INDEX}
 ${laneReduce(lanes)}
+${norm ? normPrologue({ binding: k + 3, wg: ROW_WG, rows: `min(p.rows, ${MAX_FOLD_ROWS}u)`, rowAt: (r) => r, at: fold!.at, cols: fold!.cols }) : ''}
 
 /** The byte at index i of the packed weights (four to a u32 word, as the host's bytes lie), unsigned. */
 fn byteAt(i: u32) -> u32 {
   return extractBits(w[i >> 2u], (i & 3u) * 8u, 8u);
 }
-${functions}
+${functions(norm)}
 
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${norm ? 'normStats(lid);' : ''}
   let o = laneRow(wid, nwg, lid); // m·N + n
   let inside = o < p.rows * p.N;
   let n = o % p.N;
@@ -55,5 +78,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     out[p.oOff + o] = epilogue(finish(n, s), n, ${addendAt('0u', 'm', 'n')});
   }
 }`,
-  }));
+    } satisfies KernelSource;
+  });
+  return (lanes, norm = false) => make(`${lanes},${norm ? 'n' : ''}`);
 }

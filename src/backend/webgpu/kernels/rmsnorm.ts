@@ -2,6 +2,7 @@ import { f32, type GpuContext, type GpuSpan, type KernelSource, span, u32 } from
 import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
 import { columnChunks, columnSum } from './elementwise.js';
 import { FLAT_INDEX } from './grid.js';
+import { deferNorm } from './norm_fold.js';
 import { variants } from './variants.js';
 import { laneReduce, ROW_WG, rowGroups, rowLanes } from './workgroup_reduce.js';
 
@@ -85,12 +86,14 @@ const BACKWARD_COLS: KernelSource = { name: 'rmsNormBackwardWeight', entry: 'col
 /** out = w·x/√(mean(x²) + eps) per row; rstd receives each row's 1/√(mean(x²) + eps). */
 export function rmsNormForward(ctx: GpuContext, x: GpuSpan, weight: GpuSpan | null, out: GpuSpan, rstd: GpuSpan, rows: number, cols: number, eps: number): void {
   const lanes = rowLanes(cols);
-  ctx.dispatch(
+  const run = () => ctx.dispatch(
     forward(lanes),
     [x.buffer, weight?.buffer, rstd.buffer, out.buffer, null, null],
     [u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(0), u32(x.offset), u32(weight?.offset ?? 0), u32(out.offset), u32(0), u32(rstd.offset), u32(rows), u32(0)],
     rowGroups(ctx, rows, lanes),
   );
+  // A decode step's few rows: left for the product that reads them to fold in (norm_fold.ts).
+  if (!deferNorm(ctx, { kind: 'rms', x, weight, bias: null, eps, rows, cols, out }, [rstd], run)) run();
 }
 
 /** dx += (or, accumulate false, =) the input gradient; dWeight (laid out as weight, same offset) always accumulates. */
