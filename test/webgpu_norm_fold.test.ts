@@ -7,7 +7,7 @@ import { jsBackend } from '../src/backend/js/index.js';
 import { quantizeMatrix } from '../src/backend/quantized_matrix.js';
 import type { DeviceArray } from '../src/backend/storage.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
-import { setNormFoldRows } from '../src/backend/webgpu/kernels/norm_fold.js';
+import { MAX_FOLD_WORKGROUPS, setNormFoldRows } from '../src/backend/webgpu/kernels/norm_fold.js';
 import { layerNorm } from '../src/tensor/ops/layernorm.js';
 import { backward } from '../src/tensor/autograd.js';
 import { sum } from '../src/tensor/ops/reduce.js';
@@ -132,6 +132,29 @@ describe('norms folded into the decode products on webgpu, against js', { skip }
       }
     });
   }
+
+  it(`a reader of more than ${MAX_FOLD_WORKGROUPS} workgroups (a vocabulary head) leaves the norm its own dispatch`, async () => {
+    // K 64: 32 lanes an output, 8 outputs a workgroup, so 33 000 outputs take 4 125 workgroups.
+    const [rows, K, N] = [1, 64, 33000];
+    const n: Norm = { kind: 'layer', weight: true, bias: true };
+    const [x, w, b] = [rand(rows * K), rand(K), rand(K)];
+    const wq = Int8Array.from({ length: N * K }, (_, i) => (i * 7919) % 255 - 127);
+    const scale = new Float32Array(N).fill(0.01);
+    const want = new Float32Array(rows * N);
+    jsBackend.linearInt8(jsNorm(n, x, w, b, rows, K), rows, K, wq, scale, null, want, N);
+    const be = await webgpu();
+    try {
+      const dev = be.device!;
+      const out = dev.alloc(rows * N, false);
+      const s0 = stats();
+      be.linearInt8(gpuNorm(be, n, dev.upload(x), dev.upload(w), dev.upload(b), rows, K), rows, K, wq, scale, null, out, N);
+      assert.equal(stats().dispatches - s0.dispatches, 2, 'the norm, then the product');
+      assert.equal(stats().deferredRun - s0.deferredRun, 1);
+      assertNear(await dev.read(out), want, 1e-4, 1e-4, 'product of the recorded norm');
+    } finally {
+      setBackend('js');
+    }
+  });
 
   for (const type of ['q8_0', 'q4_0'] as const) {
     for (const n of NORMS) {

@@ -2,7 +2,6 @@ import type { GemmArgs } from '../../backend.js';
 import { f32, type GpuContext, type KernelSource, u32 } from '../device.js';
 import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings, epilogueParams, type GpuEpilogue } from './gemm_epilogue.js';
 import { gemmSkinny, useSkinny } from './gemm_skinny.js';
-import { foldedNorm } from './norm_fold.js';
 import { type KSplit, splitFor, splitTarget } from './gemm_split_k.js';
 import { aligned, variants } from './variants.js';
 
@@ -358,11 +357,7 @@ const source = variants((v: Variant) => `${v.c.name}${v.transA}${v.transB}${v.ve
  * few blocks to fill the GPU and K is long.
  */
 export function gemm(ctx: GpuContext, g: GpuGemmArgs): void {
-  if (useSkinny(g)) {
-    // A decode step's norm left pending for this product to fold in (norm_fold.ts).
-    const norm = !g.transA && g.batch === 1 && g.lda === g.K ? foldedNorm(ctx, g.a, g.aOffset, g.M, g.K) : null;
-    return gemmSkinny(ctx, g, norm);
-  }
+  if (useSkinny(g)) return gemmSkinny(ctx, g);
   const { config, split } = planGemm(ctx, g.M, g.N, g.K, g.batch);
   gemmWith(ctx, config, g, split);
 }

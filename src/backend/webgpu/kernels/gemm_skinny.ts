@@ -3,7 +3,7 @@ import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings, epilogueParam
 import { grid } from './grid.js';
 import { aligned, variants } from './variants.js';
 import type { GpuGemmArgs } from './gemm.js';
-import { type FoldedNorm, NORM_FIELDS, normBuffers, normParams, normPrologue } from './norm_fold.js';
+import { foldedNorm, NORM_FIELDS, normBuffers, normParams, normPrologue } from './norm_fold.js';
 
 /**
  * C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) when op(A) has only a few rows and B is
@@ -40,6 +40,16 @@ import { type FoldedNorm, NORM_FIELDS, normBuffers, normParams, normPrologue } f
 
 /** Invocations per workgroup (one column of C, or 64/T columns of T invocations each). */
 const SK_WG = 64;
+/**
+ * Invocations per workgroup that folds a norm (norm_fold.ts): each workgroup
+ * computes its rows' statistics before its columns' dot products, so it
+ * takes four times the columns, and that work is shared by four times the
+ * invocations.
+ */
+const SK_WG_NORM = 256;
+
+const workgroupSize = (norm: boolean) => (norm ? SK_WG_NORM : SK_WG);
+
 /** Rows of op(A) a workgroup multiplies each weight with. */
 export const SK_ROWS = 8;
 
@@ -80,6 +90,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 function source(v: Variant): KernelSource {
   const { R, T } = v;
+  const WG = workgroupSize(v.norm);
   // Row r of this block, clamped into op(A) so that a partial last block reads real memory (its sums are never stored).
   const rows = range(R).map((r) => `let row${r} = min(m0 + ${r}u, p.M - 1u);`);
   // Element (m, k) of op(A), as a scalar.
@@ -113,13 +124,13 @@ ${epilogueBindings(2)}
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 @group(0) @binding(${v.norm ? 7 : 5}) var<uniform> p: Params;
 ${EPILOGUE_FN}
-${v.norm ? normPrologue({ binding: 5, wg: SK_WG, rows: `${R}u`, rowAt: (r) => `min(m0 + ${r}, p.M - 1u)`, at: (row, k) => (v.vecA ? `A[aBase + (${row}) * p.lda + (${k}) / 4u][(${k}) % 4u]` : `A[aBase + (${row}) * p.lda + (${k})]`), cols: 'p.K', args: 'm0: u32, aBase: u32' }) : ''}
+${v.norm ? normPrologue({ binding: 5, wg: WG, rows: `${R}u`, rowAt: (r) => `min(m0 + ${r}, p.M - 1u)`, at: (row, k) => (v.vecA ? `A[aBase + (${row}) * p.lda + (${k}) / 4u][(${k}) % 4u]` : `A[aBase + (${row}) * p.lda + (${k})]`), cols: 'p.K', args: 'm0: u32, aBase: u32' }) : ''}
 
-var<workgroup> red: array<f32, ${R * SK_WG}>;
+var<workgroup> red: array<f32, ${R * WG}>;
 
-@compute @workgroup_size(${SK_WG})
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let first = (wid.x + wid.y * nwg.x) * ${SK_WG / T}u;
+  let first = (wid.x + wid.y * nwg.x) * ${WG / T}u;
   if (first >= p.N) { return; } // uniform across the workgroup: the barriers below are safe
   let lane = lid % ${T}u;
   let live = first + lid / ${T}u < p.N;
@@ -133,18 +144,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   ${v.norm ? 'normStats(lid, m0, aBase);' : ''}
   ${range(R).map((r) => `var s${r} = 0.0;`).join(' ')}
   ${loop}
-  ${range(R).map((r) => `red[${r * SK_WG}u + lid] = s${r};`).join('\n  ')}
+  ${range(R).map((r) => `red[${r * WG}u + lid] = s${r};`).join('\n  ')}
   workgroupBarrier();
   for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
     if (lane < s) {
-      ${range(R).map((r) => `red[${r * SK_WG}u + lid] += red[${r * SK_WG}u + lid + s];`).join('\n      ')}
+      ${range(R).map((r) => `red[${r * WG}u + lid] += red[${r * WG}u + lid + s];`).join('\n      ')}
     }
     workgroupBarrier();
   }
   let m = m0 + lane;
   if (live && lane < ${R}u && m < p.M) {
     let i = p.cOff + batch * p.strideC + m * p.ldc + n;
-    var x = p.alpha * red[lane * ${SK_WG}u + lid - lane];
+    var x = p.alpha * red[lane * ${WG}u + lid - lane];
     if (p.accumulate != 0u) { x = C[i] + x; }
     C[i] = epilogue(x, n, ${addendAt('batch', 'm', 'n')});
   }
@@ -160,27 +171,28 @@ const kernel = variants((v: Variant) => `${v.R},${v.T}${v.transA}${v.vecB}${v.ve
 
 /**
  * Record C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) with a group of
- * invocations per column of C (B stored [N, K]). With `norm` (a pending norm
- * whose output is A, found by `foldedNorm`), A is read from the norm's input.
+ * invocations per column of C (B stored [N, K]). When A is the output of a
+ * pending norm (a decode step's, norm_fold.ts), A is read from the norm's
+ * input and normalised as it is read.
  */
-export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs, norm: FoldedNorm | null = null): void {
+export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   const { M, N, K, batch } = g;
   if (!g.transB) throw new Error('gemmSkinny: B must be stored [N, K] (transB)');
-  if (norm && (g.transA || batch !== 1 || g.lda !== K || norm.rows !== M || norm.cols !== K)) throw new Error('gemmSkinny: a folded norm needs A to be its rows × K output');
-  const a = norm ? norm.x.buffer : g.a;
-  const aOffset = norm ? norm.x.offset : g.aOffset;
   if (M === 0 || N === 0 || batch === 0) return;
   const R = Math.min(M, SK_ROWS);
   const rowBlocks = Math.ceil(M / R);
   const vecB = g.b.size % 16 === 0 && aligned(g.bOffset, g.ldb, g.strideB, K);
-  const vecA = vecB && !g.transA && a.size % 16 === 0 && aligned(aOffset, g.lda, g.strideA);
-  const wa = vecA ? 4 : 1;
-  const wb = vecB ? 4 : 1;
   // Invocations per column: about two loads of B each when K is short, a whole workgroup when it is long.
   const loads = vecB ? K / 4 : K;
   const T = Math.min(SK_WG, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(loads / 2))))));
+  const norm = !g.transA && batch === 1 && g.lda === K ? foldedNorm(ctx, g.a, g.aOffset, M, K, Math.ceil(N / (SK_WG_NORM / T))) : null;
+  const a = norm ? norm.x.buffer : g.a;
+  const aOffset = norm ? norm.x.offset : g.aOffset;
+  const vecA = vecB && !g.transA && a.size % 16 === 0 && aligned(aOffset, g.lda, g.strideA);
+  const wa = vecA ? 4 : 1;
+  const wb = vecB ? 4 : 1;
   // Columns fold onto a second grid dimension past the device's per-dimension limit (a 128 000-token vocabulary).
-  const [gx, gy] = grid(ctx, N, SK_WG / T);
+  const [gx, gy] = grid(ctx, N, workgroupSize(norm !== null) / T);
   ctx.dispatch(
     kernel({ R, T, transA: g.transA, vecB, vecA, norm: norm !== null }),
     norm ? [a, g.b, g.bias, g.addend?.buffer, g.c, ...normBuffers(norm)] : [a, g.b, g.bias, g.addend?.buffer, g.c],

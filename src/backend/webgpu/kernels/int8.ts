@@ -50,12 +50,13 @@ export function linearInt8(
   const e = rowsEpilogue(bias, N, epilogue);
   const lanes = rowLanes(K);
   // A decode step's norm left pending for this product: x's rows are normalised as they are read (norm_fold.ts).
-  const norm = foldedNorm(ctx, x.buffer, x.offset, rows, K);
+  const groups = rowGroups(ctx, rows * N, lanes);
+  const norm = foldedNorm(ctx, x.buffer, x.offset, rows, K, groups[0] * groups[1]);
   const input = norm ? norm.x : x;
   ctx.dispatch(
     int8Product(lanes, norm !== null),
     [input.buffer, w, scale.buffer, e.bias, e.addend?.buffer, out.buffer, ...(norm ? normBuffers(norm) : [])],
     [u32(rows), u32(K), u32(N), u32(input.offset), u32(wByteOffset), u32(scale.offset), u32(out.offset), ...epilogueParams(e), ...(norm ? normParams(norm) : [])],
-    rowGroups(ctx, rows * N, lanes),
+    groups,
   );
 }

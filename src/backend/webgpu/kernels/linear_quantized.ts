@@ -156,13 +156,14 @@ function quantizedActivations(ctx: GpuContext, x: GpuSpan, rows: number, cols: n
   }
   const blocks = n / 32;
   const q: Quantized = { x: x.buffer, offset: x.offset, length: n, writes: ctx.writes(x.buffer), xq: ctx.buffer(Math.max(1, n) * 4), xd: ctx.buffer(Math.max(1, blocks) * 4) };
-  const norm = foldedNorm(ctx, x.buffer, x.offset, rows, cols);
+  const groups = grid(ctx, blocks);
+  const norm = foldedNorm(ctx, x.buffer, x.offset, rows, cols, groups[0] * groups[1]);
   const input = norm ? norm.x : x;
   ctx.dispatch(
     quantize(norm !== null),
     norm ? [input.buffer, q.xq, q.xd, ...normBuffers(norm)] : [input.buffer, q.xq, q.xd],
     [u32(blocks), u32(input.offset), u32(rows), u32(cols), ...(norm ? normParams(norm) : [])],
-    grid(ctx, blocks),
+    groups,
   );
   lastQuantized.set(ctx, q);
   return q;

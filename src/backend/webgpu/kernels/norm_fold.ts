@@ -20,7 +20,8 @@ import { envCount, f32, type DeferredWork, type GpuContext, type GpuSpan, type P
  * layernorm.ts and rmsnorm.ts (mean, then the variance from a second pass
  * over x − mean; RMSNorm's mean of squares), a handful of barriers over a
  * row of a few thousand values. Every reader of the norm recomputes those
- * statistics; at one row that is cheaper than a dispatch.
+ * statistics; at one row and a few thousand workgroups that is cheaper than
+ * a dispatch (`MAX_FOLD_WORKGROUPS`: wider readers leave the norm its own).
  *
  * Anything else that touches the normed rows (a read-back, an elementwise
  * kernel, a backward pass reading the saved mean and rstd) records the norm
@@ -74,8 +75,22 @@ export function deferNorm(ctx: GpuContext, norm: FoldedNorm, stats: readonly Gpu
   return true;
 }
 
-/** The pending norm whose output is exactly rows × cols values from element `offset` of `buffer`, or null. */
-export function foldedNorm(ctx: GpuContext, buffer: GPUBuffer, offset: number, rows: number, cols: number): FoldedNorm | null {
+/**
+ * Workgroups of a reader at most for it to fold a norm. Each of them
+ * recomputes the statistics (two passes over the rows) and reads the norm's
+ * weight and bias beside its operand: work that grows with the workgroups
+ * while the dispatch it saves does not. A vocabulary head (50 257 columns of
+ * 124M, 49 152 of SmolLM2) is past it, and its norm runs on its own.
+ */
+export const MAX_FOLD_WORKGROUPS = 4096;
+
+/**
+ * The pending norm whose output is exactly rows × cols values from element
+ * `offset` of `buffer`, for a reader of `workgroups` workgroups to fold in;
+ * null when there is none or the reader is too wide.
+ */
+export function foldedNorm(ctx: GpuContext, buffer: GPUBuffer, offset: number, rows: number, cols: number, workgroups: number): FoldedNorm | null {
+  if (workgroups > MAX_FOLD_WORKGROUPS) return null;
   const work = ctx.deferredWriting(buffer);
   const n = work ? norms.get(work) : undefined;
   if (!n || n.out.offset !== offset || n.rows !== rows || n.cols !== cols) return null;
