@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import { backend, setBackend } from '../src/backend/index.js';
 import { selectBackendAsync } from '../src/backend/select.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
-import { setNormFoldRows } from '../src/backend/webgpu/kernels/norm_fold.js';
+import { setFoldRows } from '../src/backend/webgpu/kernels/input_fold.js';
 import { logitsCached } from '../src/generate/cached_forward.js';
 import { BatchDecoder, type GenerateOptions } from '../src/generate/engine.js';
 import { KVCache } from '../src/generate/kv_cache.js';
@@ -107,11 +107,11 @@ describe('generation on webgpu', { skip }, () => {
       // Every norm of the token (two a block and ln_f) was deferred, and none had to be recorded after all.
       assert.deepEqual([one.deferred, three.deferred, one.run, three.run], [3, 7, 0, 0]);
       // Unfolded: each norm is a dispatch of its own.
-      setNormFoldRows(0);
+      setFoldRows(0);
       try {
         assert.equal((perToken(3).dispatches - perToken(1).dispatches) / 2, 7);
       } finally {
-        setNormFoldRows(null);
+        setFoldRows(null);
       }
     } finally {
       setBackend('js');

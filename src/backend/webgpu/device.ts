@@ -40,7 +40,7 @@ import { UserError } from '../../util/errors.js';
  * - Deferred work (`defer`): a kernel may leave its work unrecorded until
  *   something touches what it writes, so that a reader can fold it into its
  *   own kernel instead (a decode step's norm into the product after it,
- *   norm_fold.ts). Any recorded work that reads or writes one of its outputs,
+ *   input_fold.ts). Any recorded work that reads or writes one of its outputs,
  *   or writes one of its inputs, records it first; released outputs drop it.
  * - Errors a user can cause (no adapter, a buffer over the device's limits, a
  *   lost device) become one-line `UserError`s naming the cause.

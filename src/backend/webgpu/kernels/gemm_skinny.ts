@@ -3,7 +3,7 @@ import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings, epilogueParam
 import { grid } from './grid.js';
 import { aligned, variants } from './variants.js';
 import type { GpuGemmArgs } from './gemm.js';
-import { foldedNorm, NORM_FIELDS, normBuffers, normParams, normPrologue } from './norm_fold.js';
+import { FOLD_FIELDS, foldBuffers, foldedInput, foldParams, foldPrologue } from './input_fold.js';
 
 /**
  * C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) when op(A) has only a few rows and B is
@@ -29,9 +29,9 @@ import { foldedNorm, NORM_FIELDS, normBuffers, normParams, normPrologue } from '
  *   once, and the group's invocation r stores row r: alpha, accumulation and
  *   the epilogue (gemm_epilogue.ts) as gemm.ts applies them.
  *
- * With `norm`, A holds a pending norm's input x and the kernel normalises
- * each row as it reads it (norm_fold.ts): a decode step's LayerNorm or
- * RMSNorm folded into the product after it, one dispatch fewer.
+ * With `fold`, A holds the input of a pending producer of A (a decode step's
+ * LayerNorm, RMSNorm or SwiGLU product) and the kernel computes each value of
+ * A as it reads it (input_fold.ts): one dispatch fewer.
  *
  * More than SK_ROWS rows run as row blocks (workgroup z is batch entry ×
  * row block), each reading B again. `gemm()` sends a product here when
@@ -41,14 +41,14 @@ import { foldedNorm, NORM_FIELDS, normBuffers, normParams, normPrologue } from '
 /** Invocations per workgroup (one column of C, or 64/T columns of T invocations each). */
 const SK_WG = 64;
 /**
- * Invocations per workgroup that folds a norm (norm_fold.ts): each workgroup
- * computes its rows' statistics before its columns' dot products, so it
+ * Invocations per workgroup that folds a producer (input_fold.ts): each workgroup
+ * computes its rows' statistics (for a norm) before its columns' dot products, so it
  * takes four times the columns, and that work is shared by four times the
  * invocations.
  */
-const SK_WG_NORM = 256;
+const SK_WG_FOLD = 256;
 
-const workgroupSize = (norm: boolean) => (norm ? SK_WG_NORM : SK_WG);
+const workgroupSize = (fold: boolean) => (fold ? SK_WG_FOLD : SK_WG);
 
 /** Rows of op(A) a workgroup multiplies each weight with. */
 export const SK_ROWS = 8;
@@ -82,26 +82,26 @@ interface Variant {
   vecB: boolean;
   /** A's rows line up too (A not transposed): A bound as vec4s. */
   vecA: boolean;
-  /** A is x of a folded norm (not transposed): rows are normalised as they are read. */
-  norm: boolean;
+  /** A is the input of a folded producer (not transposed): each value is computed as it is read (input_fold.ts). */
+  fold: boolean;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 function source(v: Variant): KernelSource {
   const { R, T } = v;
-  const WG = workgroupSize(v.norm);
+  const WG = workgroupSize(v.fold);
   // Row r of this block, clamped into op(A) so that a partial last block reads real memory (its sums are never stored).
   const rows = range(R).map((r) => `let row${r} = min(m0 + ${r}u, p.M - 1u);`);
   // Element (m, k) of op(A), as a scalar.
   const aAt = (m: string, k: string) => (v.transA ? `A[aBase + (${k}) * p.lda + ${m}]` : `A[aBase + ${m} * p.lda + ${k}]`);
-  // Element (m, k) of A as the product reads it: normalised when a norm is folded in.
-  const aRead = (r: number, k: string) => (v.norm ? `normed(${r}u, ${k}, ${aAt(`row${r}`, k)})` : aAt(`row${r}`, k));
+  // Element (m, k) of A as the product reads it: computed from the producer's input when one is folded in.
+  const aRead = (r: number, k: string) => (v.fold ? `folded(${r}u, row${r}, ${k}, ${aAt(`row${r}`, k)})` : aAt(`row${r}`, k));
   let loop: string;
   if (v.vecB) {
     const raw = (r: number) =>
       v.vecA ? `A[aBase + row${r} * p.lda + k4]` : `vec4<f32>(${range(4).map((c) => aAt(`row${r}`, `4u * k4 + ${c}u`)).join(', ')})`;
-    const aVec = (r: number) => (v.norm ? `normed4(${r}u, 4u * k4, ${raw(r)})` : raw(r));
+    const aVec = (r: number) => (v.fold ? `folded4(${r}u, row${r}, 4u * k4, ${raw(r)})` : raw(r));
     loop = `for (var k4 = lane; k4 < p.K / 4u; k4 += ${T}u) {
     let w = B[bRow + k4];
     ${range(R).map((r) => `s${r} += dot(${aVec(r)}, w);`).join('\n    ')}
@@ -116,15 +116,15 @@ function source(v: Variant): KernelSource {
 struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
   aOff: u32, bOff: u32, cOff: u32, strideA: u32, strideB: u32, strideC: u32,
-  accumulate: u32, alpha: f32, rowBlocks: u32, ${EPILOGUE_FIELDS},${v.norm ? ` ${NORM_FIELDS},` : ''}
+  accumulate: u32, alpha: f32, rowBlocks: u32, ${EPILOGUE_FIELDS},${v.fold ? ` ${FOLD_FIELDS},` : ''}
 }
 @group(0) @binding(0) var<storage, read> A: array<${v.vecA ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read> B: array<${v.vecB ? 'vec4<f32>' : 'f32'}>;
 ${epilogueBindings(2)}
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
-@group(0) @binding(${v.norm ? 7 : 5}) var<uniform> p: Params;
+@group(0) @binding(${v.fold ? 7 : 5}) var<uniform> p: Params;
 ${EPILOGUE_FN}
-${v.norm ? normPrologue({ binding: 5, wg: WG, rows: `${R}u`, rowAt: (r) => `min(m0 + ${r}, p.M - 1u)`, at: (row, k) => (v.vecA ? `A[aBase + (${row}) * p.lda + (${k}) / 4u][(${k}) % 4u]` : `A[aBase + (${row}) * p.lda + (${k})]`), cols: 'p.K', args: 'm0: u32, aBase: u32' }) : ''}
+${v.fold ? foldPrologue({ binding: 5, wg: WG, rows: `${R}u`, rowAt: (r) => `min(m0 + ${r}, p.M - 1u)`, at: (row, k) => (v.vecA ? `A[aBase + (${row}) * p.lda + (${k}) / 4u][(${k}) % 4u]` : `A[aBase + (${row}) * p.lda + (${k})]`), cols: 'p.K', args: 'm0: u32, aBase: u32' }) : ''}
 
 var<workgroup> red: array<f32, ${R * WG}>;
 
@@ -141,7 +141,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let aBase = p.aOff + batch * p.strideA;
   let bRow = p.bOff + batch * p.strideB + n * p.ldb;
   ${rows.join('\n  ')}
-  ${v.norm ? 'normStats(lid, m0, aBase);' : ''}
+  ${v.fold ? 'foldStats(lid, m0, aBase);' : ''}
   ${range(R).map((r) => `var s${r} = 0.0;`).join(' ')}
   ${loop}
   ${range(R).map((r) => `red[${r * WG}u + lid] = s${r};`).join('\n  ')}
@@ -161,19 +161,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`;
   return {
-    name: `gemmSkinny_r${R}_t${T}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}${v.norm ? '_norm' : ''}`,
+    name: `gemmSkinny_r${R}_t${T}${v.transA ? '_T' : ''}${v.vecB ? '_vb' : ''}${v.vecA ? '_va' : ''}${v.fold ? '_fold' : ''}`,
     code,
-    bindings: v.norm ? ['read', 'read', 'read', 'read', 'rw', 'read', 'read'] : ['read', 'read', 'read', 'read', 'rw'],
+    bindings: v.fold ? ['read', 'read', 'read', 'read', 'rw', 'read', 'read'] : ['read', 'read', 'read', 'read', 'rw'],
   };
 }
 
-const kernel = variants((v: Variant) => `${v.R},${v.T}${v.transA}${v.vecB}${v.vecA}${v.norm}`, source);
+const kernel = variants((v: Variant) => `${v.R},${v.T}${v.transA}${v.vecB}${v.vecA}${v.fold}`, source);
 
 /**
  * Record C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) with a group of
  * invocations per column of C (B stored [N, K]). When A is the output of a
- * pending norm (a decode step's, norm_fold.ts), A is read from the norm's
- * input and normalised as it is read.
+ * pending producer (a decode step's norm or SwiGLU, input_fold.ts), A is
+ * computed from the producer's input as it is read.
  */
 export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   const { M, N, K, batch } = g;
@@ -185,21 +185,21 @@ export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   // Invocations per column: about two loads of B each when K is short, a whole workgroup when it is long.
   const loads = vecB ? K / 4 : K;
   const T = Math.min(SK_WG, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(loads / 2))))));
-  const norm = !g.transA && batch === 1 && g.lda === K ? foldedNorm(ctx, g.a, g.aOffset, M, K, Math.ceil(N / (SK_WG_NORM / T))) : null;
-  const a = norm ? norm.x.buffer : g.a;
-  const aOffset = norm ? norm.x.offset : g.aOffset;
+  const fold = !g.transA && batch === 1 && g.lda === K ? foldedInput(ctx, g.a, g.aOffset, M, K, Math.ceil(N / (SK_WG_FOLD / T))) : null;
+  const a = fold ? fold.input.buffer : g.a;
+  const aOffset = fold ? fold.input.offset : g.aOffset;
   const vecA = vecB && !g.transA && a.size % 16 === 0 && aligned(aOffset, g.lda, g.strideA);
   const wa = vecA ? 4 : 1;
   const wb = vecB ? 4 : 1;
   // Columns fold onto a second grid dimension past the device's per-dimension limit (a 128 000-token vocabulary).
-  const [gx, gy] = grid(ctx, N, workgroupSize(norm !== null) / T);
+  const [gx, gy] = grid(ctx, N, workgroupSize(fold !== null) / T);
   ctx.dispatch(
-    kernel({ R, T, transA: g.transA, vecB, vecA, norm: norm !== null }),
-    norm ? [a, g.b, g.bias, g.addend?.buffer, g.c, ...normBuffers(norm)] : [a, g.b, g.bias, g.addend?.buffer, g.c],
+    kernel({ R, T, transA: g.transA, vecB, vecA, fold: fold !== null }),
+    fold ? [a, g.b, g.bias, g.addend?.buffer, g.c, ...foldBuffers(fold)] : [a, g.b, g.bias, g.addend?.buffer, g.c],
     [
       u32(M), u32(N), u32(K), u32(g.lda / wa), u32(g.ldb / wb), u32(g.ldc),
       u32(aOffset / wa), u32(g.bOffset / wb), u32(g.cOffset), u32(g.strideA / wa), u32(g.strideB / wb), u32(g.strideC),
-      u32(g.accumulate ? 1 : 0), f32(g.alpha), u32(rowBlocks), ...epilogueParams(g), ...(norm ? normParams(norm) : []),
+      u32(g.accumulate ? 1 : 0), f32(g.alpha), u32(rowBlocks), ...epilogueParams(g), ...(fold ? foldParams(fold, K) : []),
     ],
     [gx, gy, batch * rowBlocks],
   );

@@ -1,6 +1,6 @@
 import { type GpuContext, type GpuSpan, u32 } from '../device.js';
 import { epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
-import { foldedNorm, normBuffers, normParams } from './norm_fold.js';
+import { foldBuffers, foldedInput, foldParams } from './input_fold.js';
 import { outputLanes } from './output_lanes.js';
 import { rowGroups, rowLanes } from './workgroup_reduce.js';
 
@@ -21,7 +21,7 @@ const int8Product = outputLanes(
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> scale: array<f32>;`,
-  (norm) => /* wgsl */ `
+  (fold) => /* wgsl */ `
 /** The int8 at byte index i of the weights, sign-extended. */
 fn weight(i: u32) -> f32 {
   return f32(extractBits(i32(byteAt(i)), 0u, 8u));
@@ -29,7 +29,7 @@ fn weight(i: u32) -> f32 {
 
 fn partial(m: u32, n: u32, lane: u32) -> f32 {
   var s = 0.0;
-  for (var k = lane; k < p.K; k += LANES) { s = fma(${norm ? 'normed(m, k, x[p.xOff + m * p.K + k])' : 'x[p.xOff + m * p.K + k]'}, weight(p.wByteOff + n * p.K + k), s); }
+  for (var k = lane; k < p.K; k += LANES) { s = fma(${fold ? 'folded(m, m, k, x[p.xOff + m * p.K + k])' : 'x[p.xOff + m * p.K + k]'}, weight(p.wByteOff + n * p.K + k), s); }
   return s;
 }
 
@@ -49,14 +49,14 @@ export function linearInt8(
 ): void {
   const e = rowsEpilogue(bias, N, epilogue);
   const lanes = rowLanes(K);
-  // A decode step's norm left pending for this product: x's rows are normalised as they are read (norm_fold.ts).
+  // A decode step's norm or SwiGLU left pending for this product: x is computed from its input as it is read (input_fold.ts).
   const groups = rowGroups(ctx, rows * N, lanes);
-  const norm = foldedNorm(ctx, x.buffer, x.offset, rows, K, groups[0] * groups[1]);
-  const input = norm ? norm.x : x;
+  const fold = foldedInput(ctx, x.buffer, x.offset, rows, K, groups[0] * groups[1]);
+  const input = fold ? fold.input : x;
   ctx.dispatch(
-    int8Product(lanes, norm !== null),
-    [input.buffer, w, scale.buffer, e.bias, e.addend?.buffer, out.buffer, ...(norm ? normBuffers(norm) : [])],
-    [u32(rows), u32(K), u32(N), u32(input.offset), u32(wByteOffset), u32(scale.offset), u32(out.offset), ...epilogueParams(e), ...(norm ? normParams(norm) : [])],
+    int8Product(lanes, fold !== null),
+    [input.buffer, w, scale.buffer, e.bias, e.addend?.buffer, out.buffer, ...(fold ? foldBuffers(fold) : [])],
+    [u32(rows), u32(K), u32(N), u32(input.offset), u32(wByteOffset), u32(scale.offset), u32(out.offset), ...epilogueParams(e), ...(fold ? foldParams(fold, K) : [])],
     groups,
   );
 }

@@ -4,7 +4,7 @@ import { FLAT_INDEX } from './grid.js';
 import { variants } from './variants.js';
 import { laneReduce, ROW_WG, rowGroups, rowLanes } from './workgroup_reduce.js';
 import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
-import { deferNorm } from './norm_fold.js';
+import { deferInput } from './input_fold.js';
 
 /**
  * LayerNorm forward and backward with js/layernorm.ts's formulas: the mean,
@@ -76,8 +76,8 @@ export function layerNormForward(
     ],
     rowGroups(ctx, rows, lanes),
   );
-  // A decode step's few rows: left for the product that reads them to fold in (norm_fold.ts).
-  if (!deferNorm(ctx, { kind: 'layer', x, weight, bias, eps, rows, cols, out }, [mean, rstd], run)) run();
+  // A decode step's few rows: left for the product that reads them to fold in (input_fold.ts).
+  if (!deferInput(ctx, { kind: 'layer', input: x, weight, bias, eps, rows, cols, out }, [mean, rstd], run)) run();
 }
 
 /** Backward: bindings 0 x, 1 weight, 2 mean, 3 rstd, 4 dy, 5 dx, 6 dWeight, 7 dBias; entry `rows` (dx, rows of `lanes`) and `cols` (dWeight, dBias). */

@@ -1,6 +1,6 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
-import { foldedNorm, MAX_FOLD_ROWS, NORM_FIELDS, normBuffers, normParams, normPrologue } from './norm_fold.js';
+import { FOLD_FIELDS, foldBuffers, foldedInput, foldParams, foldPrologue, MAX_FOLD_ROWS } from './input_fold.js';
 import { variants } from './variants.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 import { outputLanes } from './output_lanes.js';
@@ -27,18 +27,18 @@ import { rowGroups, rowLanes } from './workgroup_reduce.js';
  * each layer quantizes it once, not three times (and twice).
  */
 
-/** One invocation per activation block; with `norm`, x holds a pending norm's input (norm_fold.ts) and is normalised as it is read. */
-const quantize = variants(String, (norm: boolean): KernelSource => ({
-  name: `quantizeActivations${norm ? '_norm' : ''}`,
-  bindings: norm ? ['read', 'rw', 'rw', 'read', 'read'] : ['read', 'rw', 'rw'],
+/** One invocation per activation block; with `fold`, x holds a pending producer's input (input_fold.ts), from which each value is computed as it is read. */
+const quantize = variants(String, (fold: boolean): KernelSource => ({
+  name: `quantizeActivations${fold ? '_fold' : ''}`,
+  bindings: fold ? ['read', 'rw', 'rw', 'read', 'read'] : ['read', 'rw', 'rw'],
   code: /* wgsl */ `
-struct Params { blocks: u32, xOff: u32, rows: u32, cols: u32, ${norm ? NORM_FIELDS : ''} }
+struct Params { blocks: u32, xOff: u32, rows: u32, cols: u32, ${fold ? FOLD_FIELDS : ''} }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> xq: array<i32>;
 @group(0) @binding(2) var<storage, read_write> xd: array<f32>;
-@group(0) @binding(${norm ? 5 : 3}) var<uniform> p: Params;
+@group(0) @binding(${fold ? 5 : 3}) var<uniform> p: Params;
 ${FLAT_INDEX}
-${norm ? normPrologue({ binding: 3, wg: WG, rows: `min(p.rows, ${MAX_FOLD_ROWS}u)`, rowAt: (r) => r, at: (row, k) => `x[p.xOff + (${row}) * p.cols + (${k})]`, cols: 'p.cols' }) : ''}
+${fold ? foldPrologue({ binding: 3, wg: WG, rows: `min(p.rows, ${MAX_FOLD_ROWS}u)`, rowAt: (r) => r, at: (row, k) => `x[p.xOff + (${row}) * p.cols + (${k})]`, cols: 'p.cols' }) : ''}
 
 /** Round half away from zero (js's roundf; WGSL's round() takes halves to even). */
 fn roundAway(v: f32) -> f32 {
@@ -50,12 +50,12 @@ fn roundAway(v: f32) -> f32 {
 
 /** Value j of block b (32 values from element o of x). */
 fn value(b: u32, o: u32, j: u32) -> f32 {
-  ${norm ? 'return normed(b * 32u / p.cols, (b * 32u) % p.cols + j, x[o + j]);' : 'return x[o + j];'}
+  ${fold ? 'let row = b * 32u / p.cols;\n  return folded(row, row, (b * 32u) % p.cols + j, x[o + j]);' : 'return x[o + j];'}
 }
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${norm ? 'normStats(lid);' : ''}
+  ${fold ? 'foldStats(lid);' : ''}
   let b = flat(gid, nwg);
   if (b >= p.blocks) { return; }
   let o = p.xOff + b * 32u;
@@ -142,9 +142,9 @@ const lastQuantized = new WeakMap<GpuContext, Quantized>();
 
 /**
  * x's rows × cols values in 8-bit blocks: the last ones again if x is the
- * same span and nothing has written it since, else quantized now — from the
- * pending norm's input, normalised as it is read, when x is a decode step's
- * norm left for the products to fold in (norm_fold.ts).
+ * same span and nothing has written it since, else quantized now — computed
+ * from the pending producer's input as it is read, when x is a decode step's
+ * norm or SwiGLU left for its readers to fold in (input_fold.ts).
  */
 function quantizedActivations(ctx: GpuContext, x: GpuSpan, rows: number, cols: number): Quantized {
   const n = rows * cols;
@@ -157,12 +157,12 @@ function quantizedActivations(ctx: GpuContext, x: GpuSpan, rows: number, cols: n
   const blocks = n / 32;
   const q: Quantized = { x: x.buffer, offset: x.offset, length: n, writes: ctx.writes(x.buffer), xq: ctx.buffer(Math.max(1, n) * 4), xd: ctx.buffer(Math.max(1, blocks) * 4) };
   const groups = grid(ctx, blocks);
-  const norm = foldedNorm(ctx, x.buffer, x.offset, rows, cols, groups[0] * groups[1]);
-  const input = norm ? norm.x : x;
+  const fold = foldedInput(ctx, x.buffer, x.offset, rows, cols, groups[0] * groups[1]);
+  const input = fold ? fold.input : x;
   ctx.dispatch(
-    quantize(norm !== null),
-    norm ? [input.buffer, q.xq, q.xd, ...normBuffers(norm)] : [input.buffer, q.xq, q.xd],
-    [u32(blocks), u32(input.offset), u32(rows), u32(cols), ...(norm ? normParams(norm) : [])],
+    quantize(fold !== null),
+    fold ? [input.buffer, q.xq, q.xd, ...foldBuffers(fold)] : [input.buffer, q.xq, q.xd],
+    [u32(blocks), u32(input.offset), u32(rows), u32(cols), ...(fold ? foldParams(fold, cols) : [])],
     groups,
   );
   lastQuantized.set(ctx, q);

@@ -2,7 +2,7 @@ import type { KernelSource } from '../device.js';
 import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings } from './gemm_epilogue.js';
 import { FLAT_INDEX } from './grid.js';
 import { variants } from './variants.js';
-import { MAX_FOLD_ROWS, NORM_FIELDS, normPrologue } from './norm_fold.js';
+import { FOLD_FIELDS, foldPrologue, MAX_FOLD_ROWS } from './input_fold.js';
 import { laneReduce, ROW_WG } from './workgroup_reduce.js';
 
 /**
@@ -19,37 +19,37 @@ import { laneReduce, ROW_WG } from './workgroup_reduce.js';
  * The kernel supplies its own bindings 0 … k−1, its fields of the Params
  * struct (`params`, which must hold rows, N and oOff; gemm_epilogue.ts's
  * EPILOGUE_FIELDS follow them), and two WGSL functions
- * (`functions(norm)`: the variant that folds a norm, below, reads its input through `normed`):
+ * (`functions(fold)`: the variant that folds its input's producer, below, reads its input through `folded`):
  *   fn partial(m: u32, n: u32, lane: u32) -> f32 — this lane's share of out[m, n], every LANES-th term from `lane`;
  *   fn finish(n: u32, s: f32) -> f32             — the whole sum, before the bias.
  * The skeleton adds the bias, addend and out bindings (k, k + 1, k + 2), the
  * uniform (k + 3), `byteAt` over a `w: array<u32>` of packed bytes, LANES,
  * and main().
  *
- * `fold` (where the input is float rows) gives a second variant, `norm`, in
- * which the input holds a pending norm's x (norm_fold.ts): the norm's weight
- * and bias bind at k + 3 and k + 4, the uniform at k + 5, NORM_FIELDS join
- * the Params, and main() first computes every row's statistics.
+ * `fold` (where the input is float rows) gives a second variant, in which
+ * the input holds a pending producer's input (input_fold.ts: a norm, SwiGLU):
+ * the fold's buffers bind at k + 3 and k + 4, the uniform at k + 5,
+ * FOLD_FIELDS join the Params, and main() first calls foldStats.
  */
 export function outputLanes(
   name: string,
   inputs: readonly ('read' | 'rw')[],
   params: string,
   declarations: string,
-  functions: (norm: boolean) => string,
+  functions: (fold: boolean) => string,
   fold: { at: (row: string, k: string) => string; cols: string } | null = null,
-): (lanes: number, norm?: boolean) => KernelSource {
+): (lanes: number, fold?: boolean) => KernelSource {
   const k = inputs.length;
   const make = variants(String, (key: string) => {
-    const [lanes, norm] = [Number(key.split(',')[0]), key.endsWith('n')];
-    if (norm && !fold) throw new Error(`${name}: no folded norm`);
-    // With a folded norm its weight and bias bindings follow out, and the uniform moves after them.
-    const uniform = norm ? k + 5 : k + 3;
+    const [lanes, folds] = [Number(key.split(',')[0]), key.endsWith('f')];
+    if (folds && !fold) throw new Error(`${name}: cannot fold its input's producer`);
+    // Folding its input's producer, the fold's two bindings follow out, and the uniform moves after them.
+    const uniform = folds ? k + 5 : k + 3;
     return {
-      name: `${name}_l${lanes}${norm ? '_norm' : ''}`,
-      bindings: [...inputs, 'read', 'read', 'rw', ...(norm ? (['read', 'read'] as const) : [])],
+      name: `${name}_l${lanes}${folds ? '_fold' : ''}`,
+      bindings: [...inputs, 'read', 'read', 'rw', ...(folds ? (['read', 'read'] as const) : [])],
       code: /* wgsl */ `
-struct Params { ${params}, ${EPILOGUE_FIELDS}${norm ? `, ${NORM_FIELDS}` : ''} }
+struct Params { ${params}, ${EPILOGUE_FIELDS}${folds ? `, ${FOLD_FIELDS}` : ''} }
 ${declarations}
 ${epilogueBindings(k)}
 @group(0) @binding(${k + 2}) var<storage, read_write> out: array<f32>;
@@ -57,17 +57,17 @@ ${epilogueBindings(k)}
 ${EPILOGUE_FN}
 ${FLAT_INDEX}
 ${laneReduce(lanes)}
-${norm ? normPrologue({ binding: k + 3, wg: ROW_WG, rows: `min(p.rows, ${MAX_FOLD_ROWS}u)`, rowAt: (r) => r, at: fold!.at, cols: fold!.cols }) : ''}
+${folds ? foldPrologue({ binding: k + 3, wg: ROW_WG, rows: `min(p.rows, ${MAX_FOLD_ROWS}u)`, rowAt: (r) => r, at: fold!.at, cols: fold!.cols }) : ''}
 
 /** The byte at index i of the packed weights (four to a u32 word, as the host's bytes lie), unsigned. */
 fn byteAt(i: u32) -> u32 {
   return extractBits(w[i >> 2u], (i & 3u) * 8u, 8u);
 }
-${functions(norm)}
+${functions(folds)}
 
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${norm ? 'normStats(lid);' : ''}
+  ${folds ? 'foldStats(lid);' : ''}
   let o = laneRow(wid, nwg, lid); // m·N + n
   let inside = o < p.rows * p.N;
   let n = o % p.N;
@@ -80,5 +80,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`,
     } satisfies KernelSource;
   });
-  return (lanes, norm = false) => make(`${lanes},${norm ? 'n' : ''}`);
+  return (lanes, folds = false) => make(`${lanes},${folds ? 'f' : ''}`);
 }

@@ -2,7 +2,7 @@ import { f32, type GpuContext, type GpuSpan, type KernelSource, span, u32 } from
 import { COL_X, COL_Y, COLUMN_REDUCE } from './column_sums.js';
 import { columnChunks, columnSum } from './elementwise.js';
 import { FLAT_INDEX } from './grid.js';
-import { deferNorm } from './norm_fold.js';
+import { deferInput } from './input_fold.js';
 import { variants } from './variants.js';
 import { laneReduce, ROW_WG, rowGroups, rowLanes } from './workgroup_reduce.js';
 
@@ -92,8 +92,8 @@ export function rmsNormForward(ctx: GpuContext, x: GpuSpan, weight: GpuSpan | nu
     [u32(rows), u32(cols), f32(eps), u32(weight ? 1 : 0), u32(0), u32(x.offset), u32(weight?.offset ?? 0), u32(out.offset), u32(0), u32(rstd.offset), u32(rows), u32(0)],
     rowGroups(ctx, rows, lanes),
   );
-  // A decode step's few rows: left for the product that reads them to fold in (norm_fold.ts).
-  if (!deferNorm(ctx, { kind: 'rms', x, weight, bias: null, eps, rows, cols, out }, [rstd], run)) run();
+  // A decode step's few rows: left for the product that reads them to fold in (input_fold.ts).
+  if (!deferInput(ctx, { kind: 'rms', input: x, weight, bias: null, eps, rows, cols, out }, [rstd], run)) run();
 }
 
 /** dx += (or, accumulate false, =) the input gradient; dWeight (laid out as weight, same offset) always accumulates. */

@@ -1,5 +1,6 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
+import { deferInput } from './input_fold.js';
 
 /**
  * SwiGLU's gated product on the GPU (Llama's MLP), the formulas of
@@ -65,7 +66,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /** out = silu(gate) ∘ up. */
 export function swigluForward(ctx: GpuContext, gate: GpuSpan, up: GpuSpan, out: GpuSpan): void {
-  ctx.dispatch(FORWARD, [gate.buffer, up.buffer, out.buffer], [u32(out.length), u32(gate.offset), u32(up.offset), u32(out.offset)], grid(ctx, out.length));
+  const run = () => ctx.dispatch(FORWARD, [gate.buffer, up.buffer, out.buffer], [u32(out.length), u32(gate.offset), u32(up.offset), u32(out.offset)], grid(ctx, out.length));
+  // A decode step's few rows: left for the down projection that reads them to fold in (input_fold.ts).
+  if (!deferInput(ctx, { kind: 'swiglu', input: gate, up, length: out.length, out }, [], run)) run();
 }
 
 /** dGate (+)= dy ∘ up ∘ silu'(gate), dUp (+)= dy ∘ silu(gate); a null one is skipped. */

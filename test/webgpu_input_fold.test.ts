@@ -7,18 +7,23 @@ import { jsBackend } from '../src/backend/js/index.js';
 import { quantizeMatrix } from '../src/backend/quantized_matrix.js';
 import type { DeviceArray } from '../src/backend/storage.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
-import { MAX_FOLD_WORKGROUPS, setNormFoldRows } from '../src/backend/webgpu/kernels/norm_fold.js';
+import { MAX_FOLD_WORKGROUPS, setFoldRows } from '../src/backend/webgpu/kernels/input_fold.js';
 import { layerNorm } from '../src/tensor/ops/layernorm.js';
 import { backward } from '../src/tensor/autograd.js';
 import { sum } from '../src/tensor/ops/reduce.js';
 import { mul } from '../src/tensor/ops/elementwise.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/rng.js';
+import { logitsCached } from '../src/generate/cached_forward.js';
+import { KVCache } from '../src/generate/kv_cache.js';
+import { quantizeMatrices, useQuantizedMatrices } from '../src/nn/block_quantized.js';
+import { moveToBackend } from '../src/nn/placement.js';
+import { tinyLlama } from './llama_fixture.js';
 import { assertNear, readGrad, webgpu, webgpuSkip } from './webgpu_helpers.js';
 
 /*
  * A decode step's norm folded into the product that reads it
- * (kernels/norm_fold.ts): a LayerNorm or RMSNorm of at most 8 rows is
+ * (kernels/input_fold.ts): a LayerNorm or RMSNorm of at most 8 rows is
  * deferred, and the skinny fp32 product, the int8 product and the GGUF
  * activation quantizer normalise its input as they read it. Each is checked
  * against js's norm then product, with the dispatches counted (the norm's
@@ -188,6 +193,85 @@ describe('norms folded into the decode products on webgpu, against js', { skip }
   }
 });
 
+describe("SwiGLU's gated product folded into the down projection on webgpu, against js", { skip }, () => {
+  /** silu(gate)·up on js, and the same deferred on webgpu from gate and up (two views of one buffer, as a fused gate·up product stores them). */
+  const inputs = async (rows: number, K: number) => {
+    const [gate, up] = [rand(rows * K, 2), rand(rows * K)];
+    const h = new Float32Array(rows * K);
+    jsBackend.swigluForward(gate, up, h);
+    const be = await webgpu();
+    const dev = be.device!;
+    const both = dev.upload(Float32Array.from([...gate, ...up]));
+    const out = dev.alloc(rows * K, false);
+    made.push(out);
+    return { h, be, dev, gpuH: () => (be.swigluForward(dev.view(both, 0, rows * K), dev.view(both, rows * K, rows * K), out), out) };
+  };
+
+  for (const [rows, K, N] of [[1, 64, 37], [3, 67, 37], [8, 300, 20]] as const) {
+    it(`→ fp32 product, ${rows} × ${K} → ${N}: one dispatch`, async () => {
+      const { h, be, dev, gpuH } = await inputs(rows, K);
+      const W = rand(N * K);
+      const want = new Float32Array(rows * N);
+      jsBackend.gemm(gemmArgs({ M: rows, N, K }, mat(want, N), mat(h, K), matT(W, K)));
+      try {
+        const [gW, out] = [dev.upload(W), dev.alloc(rows * N, false)];
+        const s0 = stats();
+        be.gemm(gemmArgs({ M: rows, N, K }, mat(out, N), mat(gpuH(), K), matT(gW, K)));
+        assert.equal(stats().dispatches - s0.dispatches, 1, 'the product alone');
+        assertNear(await dev.read(out), want, 1e-4, 1e-4, 'folded product');
+      } finally {
+        setBackend('js');
+      }
+    });
+  }
+
+  it('→ int8 product with an addend: one dispatch', async () => {
+    const [rows, K, N] = [2, 96, 33];
+    const { h, be, dev, gpuH } = await inputs(rows, K);
+    const wq = Int8Array.from({ length: N * K }, () => Math.round(rng.normal() * 40));
+    const scale = new Float32Array(N).fill(0.02);
+    const addend = rand(rows * N);
+    const want = new Float32Array(rows * N);
+    jsBackend.linearInt8(h, rows, K, wq, scale, null, want, N, { addend });
+    try {
+      const out = dev.alloc(rows * N, false);
+      const gadd = dev.upload(addend);
+      const s0 = stats();
+      be.linearInt8(gpuH(), rows, K, wq, scale, null, out, N, { addend: gadd });
+      assert.equal(stats().dispatches - s0.dispatches, 1, 'the product alone');
+      assertNear(await dev.read(out), want, 1e-4, 1e-4, 'folded int8 product');
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  it('→ q4_0 product: quantized from gate and up', async () => {
+    const [rows, K, N] = [2, 128, 19];
+    const { h, be, dev, gpuH } = await inputs(rows, K);
+    const w = quantizeMatrix('q4_0', rand(N * K), N, K);
+    const want = new Float32Array(rows * N);
+    jsBackend.linearQuantized(h, rows, w, null, want);
+    try {
+      const out = dev.alloc(rows * N, false);
+      const s0 = stats();
+      be.linearQuantized(gpuH(), rows, w, null, out);
+      assert.equal(stats().dispatches - s0.dispatches, 2, 'the quantizer, then the product');
+      assertNear(await dev.read(out), want, 1e-5, 2e-3 * Math.max(...want.map(Math.abs)), 'folded q4_0 product');
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  it('read back instead: recorded first', async () => {
+    const { h, dev, gpuH } = await inputs(2, 40);
+    try {
+      assertNear(await dev.read(gpuH()), h, 1e-6, 1e-6, 'silu(gate)·up');
+    } finally {
+      setBackend('js');
+    }
+  });
+});
+
 describe('a deferred norm is recorded whenever something else touches it', { skip }, () => {
   const [rows, cols] = [2, 40];
   const n: Norm = { kind: 'layer', weight: true, bias: true };
@@ -308,9 +392,9 @@ describe('a deferred norm is recorded whenever something else touches it', { ski
     }
   });
 
-  it('ATTN_WEBGPU_NORM_FOLD=0 (setNormFoldRows(0)): every norm is its own dispatch', async () => {
+  it('ATTN_WEBGPU_NORM_FOLD=0 (setFoldRows(0)): every norm is its own dispatch', async () => {
     const be = await webgpu();
-    setNormFoldRows(0);
+    setFoldRows(0);
     try {
       const dev = be.device!;
       const s0 = stats();
@@ -318,7 +402,36 @@ describe('a deferred norm is recorded whenever something else touches it', { ski
       assert.equal(stats().dispatches - s0.dispatches, 1);
       assert.equal(stats().deferred - s0.deferred, 0);
     } finally {
-      setNormFoldRows(null);
+      setFoldRows(null);
+      setBackend('js');
+    }
+  });
+});
+
+describe('decode tokens of a Llama on webgpu', { skip }, () => {
+  it('a block records 10 dispatches (fp32) or 14 (q8_0): both RMSNorms and the SwiGLU are folded into the products after them', async () => {
+    await webgpu();
+    try {
+      const perBlock = (q8: boolean) => {
+        const count = (layers: number) => {
+          const m = tinyLlama({ n_layer: layers, n_embd: 64, head_dim: 16, intermediate_size: 128 });
+          if (q8) useQuantizedMatrices(m, quantizeMatrices(m, 'q8_0'));
+          moveToBackend(m);
+          const cache = new KVCache(m.config, 1, 8);
+          logitsCached(m, Int32Array.of(1), [1, 1], cache);
+          const s0 = stats();
+          logitsCached(m, Int32Array.of(2), [1, 1], cache);
+          return { dispatches: stats().dispatches - s0.dispatches, run: stats().deferredRun - s0.deferredRun };
+        };
+        const [one, three] = [count(1), count(3)];
+        assert.deepEqual([one.run, three.run], [0, 0], 'no deferred producer recorded after all');
+        return (three.dispatches - one.dispatches) / 2;
+      };
+      // q, k, v (the norm folded in), RoPE on q and k, cached attention, o (+ x), gate and up (the norm folded in), down (+ x, SwiGLU folded in).
+      assert.equal(perBlock(false), 10);
+      // The same with each input quantized once: the normed x twice, the attention's output, SwiGLU's.
+      assert.equal(perBlock(true), 14);
+    } finally {
       setBackend('js');
     }
   });
