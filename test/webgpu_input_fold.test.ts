@@ -9,6 +9,7 @@ import type { DeviceArray } from '../src/backend/storage.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
 import { MAX_FOLD_WORKGROUPS, setFoldRows } from '../src/backend/webgpu/kernels/input_fold.js';
 import { layerNorm } from '../src/tensor/ops/layernorm.js';
+import { ropeAngles } from '../src/tensor/ops/rope.js';
 import { backward } from '../src/tensor/autograd.js';
 import { sum } from '../src/tensor/ops/reduce.js';
 import { mul } from '../src/tensor/ops/elementwise.js';
@@ -408,8 +409,52 @@ describe('a deferred norm is recorded whenever something else touches it', { ski
   });
 });
 
+describe("RoPE's rotation of new queries and keys folded into the cached attention on webgpu, against js", { skip }, () => {
+  // Interleaved and rotate-half pairs; angles per slot (shared by the batch) and per row (left-padded batches).
+  for (const layout of ['interleaved', 'half'] as const) {
+    for (const perRow of [false, true]) {
+      it(`${layout} pairs, angles per ${perRow ? 'row' : 'slot'}: one dispatch, caches and output as js`, async () => {
+        const d = { B: 2, Tq: 2, past: 5, cap: 9, nHead: 4, nKvHead: 2, headDim: 8, scale: 0.3 };
+        const W = d.nKvHead * d.headDim;
+        const rows = d.B * d.Tq;
+        const positions = perRow ? [5, 6, 3, 4] : [5, 6];
+        const { cos, sin } = ropeAngles(positions, d.headDim, 10000, null);
+        const [q, k, v, kc, vc] = [rand(rows * d.nHead * d.headDim), rand(rows * W), rand(rows * W), rand(d.B * d.cap * W), rand(d.B * d.cap * W)];
+        const start = Int32Array.of(0, 2);
+        const rot = (x: Float32Array, nHead: number) => {
+          const out = new Float32Array(x.length);
+          jsBackend.rope(x, out, cos, sin, { B: d.B, T: d.Tq, nHead, headDim: d.headDim, layout }, 1, false);
+          return out;
+        };
+        const [kcWant, vcWant, want] = [kc.slice(), vc.slice(), new Float32Array(q.length)];
+        jsBackend.attentionCached(rot(q, d.nHead), kcWant, vcWant, want, start, d, { k: rot(k, d.nKvHead), v });
+        const be = await webgpu();
+        try {
+          const dev = be.device!;
+          const [gq, gk, gv, gkc, gvc, out] = [dev.upload(q), dev.upload(k), dev.upload(v), dev.upload(kc), dev.upload(vc), dev.alloc(q.length, false)];
+          const gRot = (x: DeviceArray, nHead: number) => {
+            const o = dev.alloc(x.length, false);
+            made.push(o);
+            be.rope(x, o, cos, sin, { B: d.B, T: d.Tq, nHead, headDim: d.headDim, layout }, 1, false);
+            return o;
+          };
+          const s0 = stats();
+          be.attentionCached(gRot(gq, d.nHead), gkc, gvc, out, start, d, { k: gRot(gk, d.nKvHead), v: gv });
+          assert.equal(stats().dispatches - s0.dispatches, 1, 'the attention alone');
+          assertNear(await dev.read(out), want, 1e-4, 1e-5, 'output');
+          assertNear(await dev.read(gkc), kcWant, 1e-5, 1e-6, 'key cache (rotated new keys)');
+          assert.deepEqual(await dev.read(gvc), vcWant, 'value cache');
+          assert.equal(stats().deferredRun - s0.deferredRun, 0);
+        } finally {
+          setBackend('js');
+        }
+      });
+    }
+  }
+});
+
 describe('decode tokens of a Llama on webgpu', { skip }, () => {
-  it('a block records 10 dispatches (fp32) or 14 (q8_0): both RMSNorms and the SwiGLU are folded into the products after them', async () => {
+  it('a block records 8 dispatches (fp32) or 12 (q8_0): both RMSNorms and the SwiGLU are folded into the products after them, RoPE into the attention', async () => {
     await webgpu();
     try {
       const perBlock = (q8: boolean) => {
@@ -427,10 +472,10 @@ describe('decode tokens of a Llama on webgpu', { skip }, () => {
         assert.deepEqual([one.run, three.run], [0, 0], 'no deferred producer recorded after all');
         return (three.dispatches - one.dispatches) / 2;
       };
-      // q, k, v (the norm folded in), RoPE on q and k, cached attention, o (+ x), gate and up (the norm folded in), down (+ x, SwiGLU folded in).
-      assert.equal(perBlock(false), 10);
+      // q, k, v (the norm folded in), cached attention (RoPE on q and k folded in), o (+ x), gate and up (the norm folded in), down (+ x, SwiGLU folded in).
+      assert.equal(perBlock(false), 8);
       // The same with each input quantized once: the normed x twice, the attention's output, SwiGLU's.
-      assert.equal(perBlock(true), 14);
+      assert.equal(perBlock(true), 12);
     } finally {
       setBackend('js');
     }

@@ -3,7 +3,7 @@ import { addendAt, EPILOGUE_FIELDS, EPILOGUE_FN, epilogueBindings, epilogueParam
 import { grid } from './grid.js';
 import { aligned, variants } from './variants.js';
 import type { GpuGemmArgs } from './gemm.js';
-import { FOLD_FIELDS, foldBuffers, foldedInput, foldParams, foldPrologue } from './input_fold.js';
+import { FOLD_FIELDS, foldBuffers, foldedProductInput, foldParams, foldPrologue } from './input_fold.js';
 
 /**
  * C = act(alpha·op(A)·Bᵀ (+ C) (+ bias)) (+ addend) when op(A) has only a few rows and B is
@@ -185,7 +185,7 @@ export function gemmSkinny(ctx: GpuContext, g: GpuGemmArgs): void {
   // Invocations per column: about two loads of B each when K is short, a whole workgroup when it is long.
   const loads = vecB ? K / 4 : K;
   const T = Math.min(SK_WG, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(loads / 2))))));
-  const fold = !g.transA && batch === 1 && g.lda === K ? foldedInput(ctx, g.a, g.aOffset, M, K, Math.ceil(N / (SK_WG_FOLD / T))) : null;
+  const fold = !g.transA && batch === 1 && g.lda === K ? foldedProductInput(ctx, g.a, g.aOffset, M, K, Math.ceil(N / (SK_WG_FOLD / T))) : null;
   const a = fold ? fold.input.buffer : g.a;
   const aOffset = fold ? fold.input.offset : g.aOffset;
   const vecA = vecB && !g.transA && a.size % 16 === 0 && aligned(aOffset, g.lda, g.strideA);

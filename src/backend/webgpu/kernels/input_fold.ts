@@ -1,3 +1,4 @@
+import type { RopeDims } from '../../backend.js';
 import { envCount, f32, type DeferredWork, type GpuContext, type GpuSpan, type Param, u32 } from '../device.js';
 
 /**
@@ -7,18 +8,22 @@ import { envCount, f32, type DeferredWork, type GpuContext, type GpuSpan, type P
  * Decoding one token, a pre-norm block runs norm → product twice (ln_1 then
  * the q·k·v product, ln_2 then the up projection; Llama's q, k, v and gate,
  * up read the same normed x), the model's last norm feeds the vocabulary
- * head, and Llama's feed-forward runs silu(gate) ∘ up → down. Each of those
+ * head, Llama rotates its new queries and keys (RoPE) before the cached
+ * attention, and its feed-forward runs silu(gate) ∘ up → down. Each of those
  * producers is a dispatch over a single row: a GPU spends about as long
  * launching it as running it, and the host about 10 µs recording it. 25 of
- * the 89 dispatches of a 124M GPT-2 token were norms.
+ * the 89 dispatches of a 124M GPT-2 token were norms; 5 of a Llama block's 13
+ * were norms, rotations and SwiGLU.
  *
- * So a LayerNorm or RMSNorm of at most `ATTN_WEBGPU_NORM_FOLD` rows (8) and
- * a SwiGLU product of as many rows are deferred (`GpuContext.defer`) instead
- * of recorded. A product that can fold one — the skinny fp32 product
- * (gemm_skinny.ts), the int8 product (int8.ts), the activation quantizer of
- * the GGUF products (linear_quantized.ts) — finds it (`foldedInput`), binds
+ * So a LayerNorm, RMSNorm, RoPE rotation or SwiGLU product of at most
+ * `ATTN_WEBGPU_NORM_FOLD` rows (8) is deferred (`GpuContext.defer`) instead
+ * of recorded. A reader that can fold one finds it (`foldedInput`), binds
  * the producer's inputs in place of its output, and computes each input
- * value as it reads it (`folded` below):
+ * value as it reads it. The cached attention (attention_cached.ts) rotates
+ * its queries and new keys itself. The products — the skinny fp32 product
+ * (gemm_skinny.ts), the int8 product (int8.ts), the activation quantizer of
+ * the GGUF products (linear_quantized.ts) — fold norms and SwiGLU
+ * (`foldedProductInput`, `folded` below):
  *
  * - a norm: the workgroup first computes its rows' mean and 1/σ with the
  *   formulas of layernorm.ts and rmsnorm.ts (the mean, then the variance
@@ -63,15 +68,20 @@ export const MAX_FOLD_WORKGROUPS = 4096;
 /** A SwiGLU product is deferred when it has at most this many values a row of the most rows folded (Llama 3 8B's is 14 336 wide). */
 const MAX_SWIGLU_WIDTH = 32768;
 
-/** out[rows, cols] = norm(input)·weight (+ bias), or out[length] = silu(input)·up (elementwise: any rows × cols of that length). */
+/**
+ * out[rows, cols] = norm(input)·weight (+ bias); out[length] = silu(input)·up
+ * (elementwise: any rows × cols of that length); out = RoPE(input) with the
+ * host's cos and sin tables (rope.ts), forward.
+ */
 export type FoldedInput =
   | { kind: 'layer' | 'rms'; input: GpuSpan; weight: GpuSpan | null; bias: GpuSpan | null; eps: number; rows: number; cols: number; out: GpuSpan }
-  | { kind: 'swiglu'; input: GpuSpan; up: GpuSpan; length: number; out: GpuSpan };
+  | { kind: 'swiglu'; input: GpuSpan; up: GpuSpan; length: number; out: GpuSpan }
+  | { kind: 'rope'; input: GpuSpan; cos: Float32Array; sin: Float32Array; dims: RopeDims; rows: number; cols: number; out: GpuSpan };
 
 const folds = new WeakMap<DeferredWork, FoldedInput>();
 
 /** The input spans a fold reads (the one bound in place of the output first). */
-const readsOf = (f: FoldedInput): (GpuSpan | null)[] => (f.kind === 'swiglu' ? [f.input, f.up] : [f.input, f.weight, f.bias]);
+const readsOf = (f: FoldedInput): (GpuSpan | null)[] => (f.kind === 'swiglu' ? [f.input, f.up] : f.kind === 'rope' ? [f.input] : [f.input, f.weight, f.bias]);
 
 /**
  * Defer `run` (the producer's own kernel, writing `f.out` and any saved
@@ -100,6 +110,7 @@ export function foldedInput(ctx: GpuContext, buffer: GPUBuffer, offset: number, 
   const f = work ? folds.get(work) : undefined;
   if (!f || f.out.offset !== offset) return null;
   if (f.kind === 'swiglu') return f.length === rows * cols && rows <= MAX_FOLD_ROWS ? f : null;
+  if (f.kind === 'rope') return f.rows === rows && f.cols === cols ? f : null;
   return f.rows === rows && f.cols === cols && workgroups <= MAX_FOLD_WORKGROUPS ? f : null;
 }
 
@@ -108,14 +119,23 @@ export const FOLD_FIELDS = 'fKind: u32, fEps: f32, fAOff: u32, fBOff: u32, fHasA
 
 const KIND = { layer: 1, rms: 2, swiglu: 3 } as const;
 
+/** A producer the products fold (RoPE is folded by the cached attention alone: attention_cached.ts). */
+export type ProductFold = Exclude<FoldedInput, { kind: 'rope' }>;
+
+/** The pending producer of a product's input, or null (as foldedInput; RoPE's rotation is left to record). */
+export function foldedProductInput(ctx: GpuContext, buffer: GPUBuffer, offset: number, rows: number, cols: number, workgroups: number): ProductFold | null {
+  const f = foldedInput(ctx, buffer, offset, rows, cols, workgroups);
+  return f && f.kind !== 'rope' ? f : null;
+}
+
 /** The values of FOLD_FIELDS, for a reader of rows of `cols` values. */
-export function foldParams(f: FoldedInput, cols: number): Param[] {
+export function foldParams(f: ProductFold, cols: number): Param[] {
   if (f.kind === 'swiglu') return [u32(KIND.swiglu), f32(0), u32(f.up.offset), u32(0), u32(1), u32(0), u32(cols)];
   return [u32(KIND[f.kind]), f32(f.eps), u32(f.weight?.offset ?? 0), u32(f.bias?.offset ?? 0), u32(f.weight ? 1 : 0), u32(f.bias ? 1 : 0), u32(cols)];
 }
 
 /** The buffers of the two bindings foldPrologue declares: a norm's weight and bias, or SwiGLU's up. */
-export const foldBuffers = (f: FoldedInput): [GPUBuffer | null, GPUBuffer | null] =>
+export const foldBuffers = (f: ProductFold): [GPUBuffer | null, GPUBuffer | null] =>
   f.kind === 'swiglu' ? [f.up.buffer, null] : [f.weight?.buffer ?? null, f.bias?.buffer ?? null];
 
 /**

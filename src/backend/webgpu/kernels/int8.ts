@@ -1,6 +1,6 @@
 import { type GpuContext, type GpuSpan, u32 } from '../device.js';
 import { epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
-import { foldBuffers, foldedInput, foldParams } from './input_fold.js';
+import { foldBuffers, foldedProductInput, foldParams } from './input_fold.js';
 import { outputLanes } from './output_lanes.js';
 import { rowGroups, rowLanes } from './workgroup_reduce.js';
 
@@ -51,7 +51,7 @@ export function linearInt8(
   const lanes = rowLanes(K);
   // A decode step's norm or SwiGLU left pending for this product: x is computed from its input as it is read (input_fold.ts).
   const groups = rowGroups(ctx, rows * N, lanes);
-  const fold = foldedInput(ctx, x.buffer, x.offset, rows, K, groups[0] * groups[1]);
+  const fold = foldedProductInput(ctx, x.buffer, x.offset, rows, K, groups[0] * groups[1]);
   const input = fold ? fold.input : x;
   ctx.dispatch(
     int8Product(lanes, fold !== null),

@@ -1,6 +1,6 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { epilogueParams, type GpuProductEpilogue, rowsEpilogue } from './gemm_epilogue.js';
-import { FOLD_FIELDS, foldBuffers, foldedInput, foldParams, foldPrologue, MAX_FOLD_ROWS } from './input_fold.js';
+import { FOLD_FIELDS, foldBuffers, foldedProductInput, foldParams, foldPrologue, MAX_FOLD_ROWS } from './input_fold.js';
 import { variants } from './variants.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
 import { outputLanes } from './output_lanes.js';
@@ -157,7 +157,7 @@ function quantizedActivations(ctx: GpuContext, x: GpuSpan, rows: number, cols: n
   const blocks = n / 32;
   const q: Quantized = { x: x.buffer, offset: x.offset, length: n, writes: ctx.writes(x.buffer), xq: ctx.buffer(Math.max(1, n) * 4), xd: ctx.buffer(Math.max(1, blocks) * 4) };
   const groups = grid(ctx, blocks);
-  const fold = foldedInput(ctx, x.buffer, x.offset, rows, cols, groups[0] * groups[1]);
+  const fold = foldedProductInput(ctx, x.buffer, x.offset, rows, cols, groups[0] * groups[1]);
   const input = fold ? fold.input : x;
   ctx.dispatch(
     quantize(fold !== null),

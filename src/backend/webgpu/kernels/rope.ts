@@ -1,6 +1,7 @@
 import type { RopeDims } from '../../backend.js';
 import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
+import { deferInput } from './input_fold.js';
 
 /**
  * Rotary position embedding on the GPU, the loop of js/rope.ts: one
@@ -43,14 +44,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 };
 
-/** out (+)= R(direction·angle)·x for each channel pair of every head of every row. */
+/**
+ * out (+)= R(direction·angle)·x for each channel pair of every head of every
+ * row. A decode step's rotation of its new queries or keys (at most 8 rows,
+ * forward, into a fresh output) is deferred instead: the cached attention
+ * that reads them rotates them itself (input_fold.ts, attention_cached.ts).
+ */
 export function rope(ctx: GpuContext, x: GpuSpan, out: GpuSpan, cos: Float32Array, sin: Float32Array, d: RopeDims, direction: 1 | -1, accumulate: boolean): void {
+  const run = () => record(ctx, x, out, cos, sin, d, direction, accumulate);
+  if (direction === 1 && !accumulate && deferInput(ctx, { kind: 'rope', input: x, out, cos, sin, dims: d, rows: d.B * d.T, cols: d.nHead * d.headDim }, [], run)) return;
+  run();
+}
+
+/** Whether a table of `cos` is one row of angles per position slot shared by the batch (else one per row). */
+export const sharedAngles = (cos: Float32Array, d: RopeDims) => cos.length === (d.T * d.headDim) / 2;
+
+function record(ctx: GpuContext, x: GpuSpan, out: GpuSpan, cos: Float32Array, sin: Float32Array, d: RopeDims, direction: 1 | -1, accumulate: boolean): void {
   const half = d.headDim / 2;
   const n = d.B * d.T * d.nHead * half;
   const run = (cs: GPUBuffer, cosOff: number, sinOff: number) =>
     ctx.dispatch(ROPE, [x.buffer, cs, out.buffer], [
       u32(n), u32(x.offset), u32(out.offset), u32(d.T), u32(d.nHead), u32(d.headDim), u32(half),
-      u32(cos.length === d.T * half ? 0 : 1), u32(d.layout === 'interleaved' ? 1 : 0), u32(accumulate ? 1 : 0), u32(sinOff), f32(direction), u32(cosOff),
+      u32(sharedAngles(cos, d) ? 0 : 1), u32(d.layout === 'interleaved' ? 1 : 0), u32(accumulate ? 1 : 0), u32(sinOff), f32(direction), u32(cosOff),
     ], grid(ctx, n));
   ctx.withStaged(cos, (c) =>
     ctx.withStaged(sin, (s) => {
