@@ -33,21 +33,23 @@ import { variants } from './variants.js';
 
 const LANES = 32;
 
-const HALF_OF = (D: number) => D / 2;
-
-/** WGSL: element e of a row of D values (from `at` in `buf`) rotated by the angles of table row `a` (cos at c0, sin at s0 of cs), rope.ts's pairs. */
-const rotated = (D: number) => /* wgsl */ `
+/**
+ * WGSL for a folded RoPE (rope.ts's pairs and formulas): `pairOf` gives an
+ * element's pair and the pair's two elements, `freshKey` an element of a new
+ * key row, rotated when the keys' rotation is folded in.
+ */
+const rotation = (D: number) => /* wgsl */ `
 fn pairOf(e: u32, inter: bool) -> vec3<u32> {
   // (pair i, its first element, its second element)
-  let i = select(e % ${HALF_OF(D)}u, e / 2u, inter);
-  return vec3<u32>(i, select(i, 2u * i, inter), select(i + ${HALF_OF(D)}u, 2u * i + 1u, inter));
+  let i = select(e % ${D / 2}u, e / 2u, inter);
+  return vec3<u32>(i, select(i, 2u * i, inter), select(i + ${D / 2}u, 2u * i + 1u, inter));
 }
 
-/** Element e of the new key row starting at kNew[at], rotated when the keys' RoPE is folded in (row: b·Tq + t). */
+/** Element e of the new key row starting at kNew[at] (row b·Tq + t), rotated when the keys' RoPE is folded in. */
 fn freshKey(at: u32, e: u32, row: u32, t: u32) -> f32 {
   if (p.kRope == 0u) { return kNew[at + e]; }
   let pr = pairOf(e, p.kInter != 0u);
-  let a = select(t, row, p.kPerRow != 0u) * ${HALF_OF(D)}u + pr.x;
+  let a = select(t, row, p.kPerRow != 0u) * ${D / 2}u + pr.x;
   let c = cs[p.kCos + a];
   let sn = cs[p.kSin + a];
   let x0 = kNew[at + pr.y];
@@ -73,7 +75,7 @@ struct Params { Tq: u32, past: u32, cap: u32, nHead: u32, group: u32, nKvHead: u
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 ${rope ? '@group(0) @binding(7) var<storage, read> cs: array<f32>; // the RoPE tables' : ''}
 @group(0) @binding(${rope ? 8 : 7}) var<uniform> p: Params;
-${rope ? rotated(D) : ''}
+${rope ? rotation(D) : ''}
 const LOWEST: f32 = -0x1.fffffep+127f;
 var<workgroup> Ms: array<f32, ${LANES}>;
 var<workgroup> Ls: array<f32, ${LANES}>;
@@ -93,10 +95,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${
     rope
       ? `if (p.qRope != 0u) {
-    let a = select(t, b * p.Tq + t, p.qPerRow != 0u) * ${HALF_OF(D)}u;
-    for (var i = 0u; i < ${HALF_OF(D)}u; i++) {
+    let a = select(t, b * p.Tq + t, p.qPerRow != 0u) * ${D / 2}u;
+    for (var i = 0u; i < ${D / 2}u; i++) {
       let i0 = select(i, 2u * i, p.qInter != 0u);
-      let i1 = select(i + ${HALF_OF(D)}u, 2u * i + 1u, p.qInter != 0u);
+      let i1 = select(i + ${D / 2}u, 2u * i + 1u, p.qInter != 0u);
       let c = cs[p.qCos + a + i];
       let sn = cs[p.qSin + a + i];
       let x0 = q[qo + i0];
@@ -193,12 +195,19 @@ export function attentionCached(ctx: GpuContext, q: GpuSpan, kCache: GpuSpan, vC
       [d.nHead, d.Tq, d.B],
     );
   if (!qRope && !kRope) return run(null, { qCos: 0, qSin: 0, kCos: 0, kSin: 0 });
-  // Both rotations' tables in one staged span: [q cos, q sin, k cos, k sin].
-  const parts = [qRope?.cos, qRope?.sin, kRope?.cos, kRope?.sin].map((t) => t ?? new Float32Array(0));
-  const table = new Float32Array(parts.reduce((n, t) => n + t.length, 0));
-  const at: number[] = [];
-  parts.reduce((o, t) => (at.push(o), table.set(t, o), o + t.length), 0);
-  ctx.withStaged(table, (t) => run(t, { qCos: at[0]!, qSin: at[1]!, kCos: at[2]!, kSin: at[3]! }));
+  // Both rotations' tables in one staged span: [q cos, q sin, k cos, k sin] (a rotation not folded has none).
+  const qn = qRope?.cos.length ?? 0;
+  const kn = kRope?.cos.length ?? 0;
+  const table = new Float32Array(2 * (qn + kn));
+  if (qRope) {
+    table.set(qRope.cos, 0);
+    table.set(qRope.sin, qn);
+  }
+  if (kRope) {
+    table.set(kRope.cos, 2 * qn);
+    table.set(kRope.sin, 2 * qn + kn);
+  }
+  ctx.withStaged(table, (t) => run(t, { qCos: 0, qSin: qn, kCos: 2 * qn, kSin: 2 * qn + kn }));
 }
 
 type RopeFold = Extract<FoldedInput, { kind: 'rope' }>;

@@ -40,8 +40,7 @@ export function outputLanes(
   fold: { at: (row: string, k: string) => string; cols: string } | null = null,
 ): (lanes: number, fold?: boolean) => KernelSource {
   const k = inputs.length;
-  const make = variants(String, (key: string) => {
-    const [lanes, folds] = [Number(key.split(',')[0]), key.endsWith('f')];
+  const make = variants((v: { lanes: number; folds: boolean }) => `${v.lanes},${v.folds}`, ({ lanes, folds }) => {
     if (folds && !fold) throw new Error(`${name}: cannot fold its input's producer`);
     // Folding its input's producer, the fold's two bindings follow out, and the uniform moves after them.
     const uniform = folds ? k + 5 : k + 3;
@@ -80,5 +79,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`,
     } satisfies KernelSource;
   });
-  return (lanes, folds = false) => make(`${lanes},${folds ? 'f' : ''}`);
+  return (lanes, folds = false) => make({ lanes, folds });
 }
