@@ -7,7 +7,7 @@ import { sumSquares as jsSumSquares } from '../src/backend/js/adamw.js';
 import { crossEntropyBackward as jsCrossEntropyBackward, crossEntropyForward as jsCrossEntropyForward } from '../src/backend/js/cross_entropy.js';
 import { GpuContext, type GpuSpan, span } from '../src/backend/webgpu/device.js';
 import type { AttentionDims } from '../src/backend/backend.js';
-import { attentionBackward, attentionForward, attentionSplit, MAX_ATTENTION_SPLITS, setAttentionSplit } from '../src/backend/webgpu/kernels/attention.js';
+import { attentionBackward, attentionForward, attentionLanes, attentionSplit, MAX_ATTENTION_SPLITS, setAttentionLanes, setAttentionSplit } from '../src/backend/webgpu/kernels/attention.js';
 import { attentionCached } from '../src/backend/webgpu/kernels/attention_cached.js';
 import { linearInt8 } from '../src/backend/webgpu/kernels/int8.js';
 import { adamwStep } from '../src/backend/webgpu/kernels/adamw.js';
@@ -496,9 +496,27 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     }
   });
 
-  for (const split of [false, true]) it(`flash attention forward and backward${split ? ', split over keys and queries' : ''}: causal Tq≠Tk, key padding, grouped KV heads, packed strides, dropout, accumulate`, async () => {
+  it('subgroups, where the adapter has them, hold aligned quads, and attention then gives a row four lanes', () => {
+    if (!ctx.device.features.has('subgroups')) return;
+    // SwiftShader and the GPUs attn is measured on lay invocations out in order; a device that does not simply keeps one lane.
+    assert.equal(ctx.subgroupQuads, true);
+    const was = setAttentionLanes(4);
+    try {
+      assert.equal(attentionLanes(ctx, 64), 4);
+      assert.equal(attentionLanes(ctx, 16), 4);
+      assert.equal(attentionLanes(ctx, 8), 1, 'a quarter of 8 is not whole vec4s');
+      assert.equal(attentionLanes(ctx, 6), 1);
+      setAttentionLanes(1);
+      assert.equal(attentionLanes(ctx, 64), 1);
+    } finally {
+      setAttentionLanes(was);
+    }
+  });
+
+  for (const split of [false, true]) for (const lanes of [1, 4] as const) it(`flash attention forward and backward, ${lanes} lane${lanes > 1 ? 's' : ''} a row${split ? ', split over keys and queries' : ''}: causal Tq≠Tk, key padding, grouped KV heads, packed strides, dropout, accumulate`, async () => {
     // Split: every pass that walks more than one tile (32 rows at these head sizes) is cut into chunks of one tile.
     const was = setAttentionSplit(split ? { target: 2 ** 30, minChunk: 1 } : { target: 0 });
+    const wasLanes = setAttentionLanes(lanes);
     const cases: (Omit<AttentionDims, 'scale'> & { packed?: boolean; accumulate: boolean })[] = [
       { B: 2, Tq: 5, Tk: 5, nHead: 2, nKvHead: 2, headDim: 8, causal: true, accumulate: false },
       { B: 1, Tq: 3, Tk: 70, nHead: 4, nKvHead: 2, headDim: 16, causal: true, accumulate: true }, // decode-like: Tq < Tk, GQA
@@ -537,7 +555,7 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
         const lse = up(new Float32Array(d.B * d.nHead * d.Tq));
         const before = ctx.stats.dispatches;
         attentionForward(ctx, qg, kg, vg, outG, lse, gd);
-        const tag = JSON.stringify({ ...c, keyPadding: !!c.keyPadding, split });
+        const tag = JSON.stringify({ ...c, keyPadding: !!c.keyPadding, split, lanes: attentionLanes(ctx, c.headDim) });
         // A split forward is two dispatches: the chunks, then their combination.
         assert.equal(ctx.stats.dispatches - before, split && d.Tk > 32 ? 2 : 1, `forward dispatches ${tag}`);
         assertNear(await down(outG), out, 1e-4, 1e-5, `attention forward ${tag}`);
@@ -562,6 +580,7 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
       }
     } finally {
       setAttentionSplit(was);
+      setAttentionLanes(wasLanes);
     }
   });
 

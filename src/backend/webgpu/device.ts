@@ -181,6 +181,24 @@ const submitEveryFromEnv = () => envCount('ATTN_WEBGPU_SUBMIT_EVERY', 32, 'dispa
 /** Timestamp pairs a profile records before it resolves them. */
 const MAX_QUERIES = 4096;
 
+/** The quad probe's workgroup (see GpuContext.subgroupQuads): 1 where an invocation reaches its quad's other three by shuffles. */
+const QUAD_PROBE_SIZE = 256;
+const QUAD_PROBE: KernelSource = {
+  name: 'subgroupQuadProbe',
+  bindings: ['rw'],
+  code: /* wgsl */ `
+enable subgroups;
+struct P { n: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<i32>;
+@group(0) @binding(1) var<uniform> p: P;
+@compute @workgroup_size(${QUAD_PROBE_SIZE})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) size: u32) {
+  let a = subgroupShuffleXor(lid, 1u);
+  let b = subgroupShuffleXor(lid, 2u);
+  out[min(lid, p.n - 1u)] = select(0, 1, size >= 4u && a == (lid ^ 1u) && b == (lid ^ 2u));
+}`,
+};
+
 const SWIFTSHADER_HINT = 'on a machine without a GPU set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (Debian chromium ships SwiftShader)';
 
 /** The GPU entry point: navigator.gpu in a browser, Dawn's through the optional `webgpu` package in Node. */
@@ -307,7 +325,8 @@ export class GpuContext {
     const requiredLimits: Record<string, number> = {};
     for (const k of want) requiredLimits[k] = adapter.limits[k];
     // Timestamps for the per-kernel profile, where the adapter offers them (it costs nothing unless used).
-    const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+    // Subgroups for the attention kernels' lanes (used only where the probe below passes).
+    const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
     let device: GPUDevice;
     try {
       device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
@@ -316,7 +335,36 @@ export class GpuContext {
     }
     const info = adapter.info;
     const name = info ? [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') : '';
-    return new GpuContext(device, name || 'unknown adapter', [gpu, adapter]);
+    const ctx = new GpuContext(device, name || 'unknown adapter', [gpu, adapter]);
+    ctx.subgroupQuads = await ctx.probeQuads();
+    return ctx;
+  }
+
+  /**
+   * Whether the device's subgroups hold aligned quads of consecutive
+   * invocations (local_invocation_index 4k … 4k + 3), so that
+   * `subgroupShuffleXor(x, 1u)` and `(x, 2u)` reach the other three of a
+   * quad: what kernels that give one row to four invocations rely on
+   * (attention.ts). WebGPU promises subgroups of at least 4 but not their
+   * layout, so it is tried once, on a workgroup of 256, at creation.
+   */
+  subgroupQuads = false;
+
+  private async probeQuads(): Promise<boolean> {
+    if (!this.device.features.has('subgroups')) return false;
+    this.device.pushErrorScope('validation');
+    let ok = false;
+    // Its own buffer, not the pool's: the pool's order stays what a caller's allocations make it.
+    const out = this.device.createBuffer({ size: QUAD_PROBE_SIZE * 4, usage: STORAGE_USAGE });
+    try {
+      this.dispatch(QUAD_PROBE, [out], [u32(QUAD_PROBE_SIZE)], [1]);
+      ok = (await this.readI32(out)).every((x) => x === 1);
+    } catch {
+      ok = false;
+    }
+    out.destroy();
+    const error = await this.device.popErrorScope();
+    return ok && error === null;
   }
 
   get limits(): GPUSupportedLimits {

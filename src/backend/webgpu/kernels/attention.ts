@@ -37,6 +37,16 @@ import { chunksToReach, splitTarget } from './gemm_split_k.js';
  * exp(lse_z − lse); the gradients' partials are plain sums, added in chunk
  * order by split-K's sum (gemm_split_k.ts). Still deterministic.
  *
+ * Lanes: where the device's subgroups hold aligned quads (GpuContext.
+ * subgroupQuads) and D is a multiple of 16, a query (forward, dq) or key
+ * (dk/dv) gets four invocations, each holding a quarter of its rows of D
+ * values; a dot product of two rows is four partial sums added by two
+ * subgroup shuffles, which leave the same bits in all four. One invocation
+ * per row held 2 (forward), 3 (dq) or 4 (dk/dv) rows of 64 floats at
+ * GPT-2's D = 64: up to 256 registers, more than an NVIDIA invocation has,
+ * and few invocations resident. ATTN_WEBGPU_ATTENTION_LANES=1 keeps one
+ * invocation per row.
+ *
  * An invocation's rows of D values (its query, output, gradients) are held in
  * D/4 named vec4 registers (D/1 scalars when D is not a multiple of 4), and
  * every loop over D is unrolled here in TypeScript, as gemm.ts does: an array
@@ -119,10 +129,10 @@ const dotInto = (L: Lanes, s: string, a: (i: number) => string, b: (i: number) =
 /** WGSL declaring the named registers `name`0 … of a row, zeroed. */
 const declare = (L: Lanes, name: string) => unrolled(L, (i) => `var ${name}${i} = ${L.ty}(0.0);`, ' ');
 
-/** WGSL: the workgroup copies keys j0 … j0 + BK − 1 of KV head g into Ks and Vs (zeros past Tk), a register's lanes per element. */
-function loadKvTile(BK: number, L: Lanes): string {
+/** WGSL: the workgroup (of `size` invocations) copies keys j0 … j0 + BK − 1 of KV head g into Ks and Vs (zeros past Tk), a register's lanes per element. */
+function loadKvTile(BK: number, L: Lanes, size: number): string {
   const D = L.n * L.w;
-  return /* wgsl */ `for (var t = lid; t < ${BK * L.n}u; t += ${BLOCK}u) {
+  return /* wgsl */ `for (var t = lid; t < ${BK * L.n}u; t += ${size}u) {
       let j = j0 + t / ${L.n}u;
       var kv = ${L.ty}(0.0);
       var vv = ${L.ty}(0.0);
@@ -150,6 +160,52 @@ interface Split {
   xs: number;
 }
 
+/**
+ * How a kernel shares each row among Q invocations (see the header): S is
+ * one invocation's slice of the row's registers, `wgsl` declares `slot` (the
+ * query or key of the workgroup) and `lane`, `at` is the slice's first
+ * element in a row of D and `reg` its first register in a shared tile's row.
+ */
+interface Share {
+  Q: 1 | 4;
+  S: Lanes;
+  size: number;
+  wgsl: string;
+  at: string;
+  reg: string;
+  /** WGSL ending a dot product's partial sums `x` (f32 or vec2) over the quad. */
+  sum: (x: string) => string;
+}
+
+function share(L: Lanes, Q: 1 | 4): Share {
+  if (Q === 1) return { Q, S: L, size: BLOCK, wgsl: 'let slot = lid;', at: '', reg: '', sum: () => '' };
+  return {
+    Q, S: { ...L, n: L.n / Q }, size: BLOCK * Q,
+    wgsl: `let slot = lid / ${Q}u;\n  let lane = lid % ${Q}u;`,
+    at: ` + lane * ${(L.n * L.w) / Q}u`,
+    reg: ` + lane * ${L.n / Q}u`,
+    sum: (x) => `${x} += subgroupShuffleXor(${x}, 1u); ${x} += subgroupShuffleXor(${x}, 2u);`,
+  };
+}
+
+/** WGSL before the rest of a kernel that shares rows: subgroups, whose calls sit where the analysis cannot see that a quad's four take one path. */
+const enableFor = (Q: 1 | 4) => (Q === 1 ? '' : 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n');
+
+let lanesSetting: number | null = null;
+
+/** Invocations per row where the device and D allow more than one: 4 (ATTN_WEBGPU_ATTENTION_LANES, the default), or 1 for any value under 4. Returns the previous setting. */
+export function setAttentionLanes(lanes: number): number {
+  const was = (lanesSetting ??= envCount('ATTN_WEBGPU_ATTENTION_LANES', 4, 'lanes'));
+  lanesSetting = lanes;
+  return was;
+}
+
+/** The lanes a kernel of head size D uses on this device. */
+export function attentionLanes(ctx: GpuContext, D: number): 1 | 4 {
+  const want = (lanesSetting ??= envCount('ATTN_WEBGPU_ATTENTION_LANES', 4, 'lanes'));
+  return want >= 4 && ctx.subgroupQuads && D % 16 === 0 ? 4 : 1;
+}
+
 function params(d: GpuAttentionDims, offsets: { q: number; k: number; v: number; o: number; d: number; lse: number; dx: number; dv: number }, accumulate: boolean, split: Split) {
   const C = d.nHead * d.headDim;
   const drop = d.dropout && d.dropout.p > 0 ? d.dropout : null;
@@ -163,17 +219,19 @@ function params(d: GpuAttentionDims, offsets: { q: number; k: number; v: number;
   ];
 }
 
-const forwardSources = new Map<number, KernelSource>();
+const forwardSources = new Map<string, KernelSource>();
 
-function forwardSource(D: number): KernelSource {
-  let s = forwardSources.get(D);
+function forwardSource(D: number, Q: 1 | 4): KernelSource {
+  const key = `${D}/${Q}`;
+  let s = forwardSources.get(key);
   if (s) return s;
   const BK = tileRows(D);
   const L = lanesOf(D);
+  const R = share(L, Q);
   s = {
-    name: `attentionForward_d${D}`,
+    name: `attentionForward_d${D}${Q > 1 ? `_x${Q}` : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
-    code: /* wgsl */ `
+    code: /* wgsl */ `${enableFor(Q)}
 ${PARAMS}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -186,20 +244,21 @@ ${MASKS}
 var<workgroup> Ks: array<${L.ty}, ${BK * L.n}>;
 var<workgroup> Vs: array<${L.ty}, ${BK * L.n}>;
 
-@compute @workgroup_size(${BLOCK})
+@compute @workgroup_size(${R.size})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${R.wgsl}
   let bh = wid.y;
   let b = bh / p.nHead;
   let h = bh % p.nHead;
   let g = h / p.group;
   let i0 = wid.x * ${BLOCK}u;
-  let i = i0 + lid;
+  let i = i0 + slot;
   let live = i < p.Tq;
-  ${declare(L, 'q')}
-  ${declare(L, 'o')}
+  ${declare(R.S, 'q')}
+  ${declare(R.S, 'o')}
   if (live) {
-    let qo = p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u;
-    ${unrolled(L, (r) => `q${r} = ${load(L, 'q', 'qo', r)};`)}
+    let qo = p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u${R.at};
+    ${unrolled(R.S, (r) => `q${r} = ${load(L, 'q', 'qo', r)};`)}
   }
   var m = LOWEST;
   var l = 0.0;
@@ -207,35 +266,37 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let begin = wid.z * p.chunk;
   let end = min(keyEnd(i0), begin + p.chunk);
   for (var j0 = begin; j0 < end; j0 += ${BK}u) {
-    ${loadKvTile(BK, L)}
+    ${loadKvTile(BK, L, R.size)}
     if (live) {
       for (var jj = 0u; jj < ${BK}u; jj++) {
         let j = j0 + jj;
         if (j >= end || !visible(b, i, j)) { continue; }
-        let kb = jj * ${L.n}u;
+        let kb = jj * ${L.n}u${R.reg};
         var s = 0.0;
-        ${dotInto(L, 's', (r) => `q${r}`, (r) => `Ks[kb + ${r}u]`)}
+        ${dotInto(R.S, 's', (r) => `q${r}`, (r) => `Ks[kb + ${r}u]`)}
+        ${R.sum('s')}
         s *= p.scale;
         let mNew = max(m, s);
         let corr = exp(m - mNew);
         let w = exp(s - mNew);
         l = l * corr + w;
         let wd = w * dropFactor(b, h, i, j);
-        ${unrolled(L, (r) => `o${r} = fma(${L.ty}(wd), Vs[kb + ${r}u], o${r} * corr);`, '\n        ')}
+        ${unrolled(R.S, (r) => `o${r} = fma(${L.ty}(wd), Vs[kb + ${r}u], o${r} * corr);`, '\n        ')}
         m = mNew;
       }
     }
     workgroupBarrier();
   }
   if (!live) { return; }
-  let oo = p.oOff + wid.z * p.zStride + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u;
+  let oo = p.oOff + wid.z * p.zStride + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u${R.at};
   let inv = select(0.0, 1.0 / l, l > 0.0);
-  ${unrolled(L, (r) => lanesOfReg(L, `o${r}`, r, (e, v) => `out[oo + ${e}] = ${v} * inv;`), '\n  ')}
+  ${unrolled(R.S, (r) => lanesOfReg(L, `o${r}`, r, (e, v) => `out[oo + ${e}] = ${v} * inv;`), '\n  ')}
   // A query that sees no key (in this chunk) keeps lse = LOWEST: the backward pass then gives it no gradient.
+  ${Q > 1 ? 'if (lane != 0u) { return; }' : ''}
   lse[p.lseOff + wid.z * p.lseZ + bh * p.Tq + i] = select(LOWEST, m + log(l), l > 0.0);
 }`,
   };
-  forwardSources.set(D, s);
+  forwardSources.set(key, s);
   return s;
 }
 
@@ -314,18 +375,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  */
 export function attentionForward(ctx: GpuContext, q: GpuSpan, k: GpuSpan, v: GpuSpan, out: GpuSpan, lse: GpuSpan, d: GpuAttentionDims): void {
   const blocks = Math.ceil(d.Tq / BLOCK);
-  const { splits, chunk } = attentionSplit(d.B * d.nHead * blocks * BLOCK, d.Tk, tileRows(d.headDim));
+  const Q = attentionLanes(ctx, d.headDim);
+  const kernel = forwardSource(d.headDim, Q);
+  const { splits, chunk } = attentionSplit(d.B * d.nHead * blocks * BLOCK * Q, d.Tk, tileRows(d.headDim));
   const buffers = (o: GPUBuffer, l: GPUBuffer) => [q.buffer, k.buffer, v.buffer, d.keyPadding?.buffer, o, l];
   const offsets = { q: q.offset, k: k.offset, v: v.offset, d: 0, dx: 0, dv: 0 };
   if (splits === 1) {
-    ctx.dispatch(forwardSource(d.headDim), buffers(out.buffer, lse.buffer), params(d, { ...offsets, o: out.offset, lse: lse.offset }, false, { chunk, zStride: 0, lseZ: 0, xs: 0 }), [blocks, d.B * d.nHead]);
+    ctx.dispatch(kernel, buffers(out.buffer, lse.buffer), params(d, { ...offsets, o: out.offset, lse: lse.offset }, false, { chunk, zStride: 0, lseZ: 0, xs: 0 }), [blocks, d.B * d.nHead]);
     return;
   }
   const n = d.B * d.Tq * d.nHead * d.headDim;
   const rows = d.B * d.nHead * d.Tq;
   const part = ctx.buffer(splits * n * 4);
   const partLse = ctx.buffer(splits * rows * 4);
-  ctx.dispatch(forwardSource(d.headDim), buffers(part, partLse), params(d, { ...offsets, o: 0, lse: 0 }, false, { chunk, zStride: n, lseZ: rows, xs: 0 }), [blocks, d.B * d.nHead, splits]);
+  ctx.dispatch(kernel, buffers(part, partLse), params(d, { ...offsets, o: 0, lse: 0 }, false, { chunk, zStride: n, lseZ: rows, xs: 0 }), [blocks, d.B * d.nHead, splits]);
   ctx.dispatch(
     COMBINE, [part, partLse, out.buffer, lse.buffer],
     [u32(d.B * d.Tq), u32(d.Tq), u32(d.nHead), u32(d.headDim), u32(splits), u32(out.offset), u32(lse.offset), u32(n), u32(rows)],
@@ -363,18 +426,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 };
 
-const dqSources = new Map<number, KernelSource>();
+const dqSources = new Map<string, KernelSource>();
 
-/** dq: one invocation per query, K/V tiles shared by the workgroup. Bindings: q k v dOut stats pad dq. */
-function dqSource(D: number): KernelSource {
-  let s = dqSources.get(D);
+/** dq: Q invocations per query, K/V tiles shared by the workgroup. Bindings: q k v dOut stats pad dq. */
+function dqSource(D: number, Q: 1 | 4): KernelSource {
+  const key = `${D}/${Q}`;
+  let s = dqSources.get(key);
   if (s) return s;
   const BK = tileRows(D);
   const L = lanesOf(D);
+  const R = share(L, Q);
   s = {
-    name: `attentionBackwardDq_d${D}`,
+    name: `attentionBackwardDq_d${D}${Q > 1 ? `_x${Q}` : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
-    code: /* wgsl */ `
+    code: /* wgsl */ `${enableFor(Q)}
 ${PARAMS}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -388,54 +453,55 @@ ${MASKS}
 var<workgroup> Ks: array<${L.ty}, ${BK * L.n}>;
 var<workgroup> Vs: array<${L.ty}, ${BK * L.n}>;
 
-@compute @workgroup_size(${BLOCK})
+@compute @workgroup_size(${R.size})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${R.wgsl}
   let bh = wid.y;
   let b = bh / p.nHead;
   let h = bh % p.nHead;
   let g = h / p.group;
   let i0 = wid.x * ${BLOCK}u;
-  let i = i0 + lid;
+  let i = i0 + slot;
   let live = i < p.Tq;
   let n = p.B * p.nHead * p.Tq;
-  ${declare(L, 'q')}
-  ${declare(L, 'g')}
-  ${declare(L, 'a')}
+  ${declare(R.S, 'q')}
+  ${declare(R.S, 'g')}
+  ${declare(R.S, 'a')}
   var lse = LOWEST;
   var Di = 0.0;
   if (live) {
-    let qo = p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u;
-    let go = p.dOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u;
-    ${unrolled(L, (r) => `q${r} = ${load(L, 'q', 'qo', r)}; g${r} = ${load(L, 'dOut', 'go', r)};`)}
+    let qo = p.qOff + (b * p.Tq + i) * p.qs + h * ${D}u${R.at};
+    let go = p.dOff + (b * p.Tq + i) * p.nHead * ${D}u + h * ${D}u${R.at};
+    ${unrolled(R.S, (r) => `q${r} = ${load(L, 'q', 'qo', r)}; g${r} = ${load(L, 'dOut', 'go', r)};`)}
     lse = stats[p.lseOff + bh * p.Tq + i];
     Di = stats[n + bh * p.Tq + i];
   }
   let begin = wid.z * p.chunk;
   let end = min(keyEnd(i0), begin + p.chunk);
   for (var j0 = begin; j0 < end; j0 += ${BK}u) {
-    ${loadKvTile(BK, L)}
+    ${loadKvTile(BK, L, R.size)}
     if (live && lse > LOWEST) {
       for (var jj = 0u; jj < ${BK}u; jj++) {
         let j = j0 + jj;
         if (j >= end || !visible(b, i, j)) { continue; }
-        let kb = jj * ${L.n}u;
-        var s = 0.0;
-        var dp = 0.0;
-        ${dotInto(L, 's', (r) => `q${r}`, (r) => `Ks[kb + ${r}u]`)}
-        ${dotInto(L, 'dp', (r) => `g${r}`, (r) => `Vs[kb + ${r}u]`)}
-        let pr = exp(s * p.scale - lse);
-        let ds = pr * (dp * dropFactor(b, h, i, j) - Di);
-        ${unrolled(L, (r) => `a${r} = fma(${L.ty}(ds), Ks[kb + ${r}u], a${r});`, '\n        ')}
+        let kb = jj * ${L.n}u${R.reg};
+        var sp = vec2<f32>(0.0); // the score and dO·v
+        ${dotInto(R.S, 'sp.x', (r) => `q${r}`, (r) => `Ks[kb + ${r}u]`)}
+        ${dotInto(R.S, 'sp.y', (r) => `g${r}`, (r) => `Vs[kb + ${r}u]`)}
+        ${R.sum('sp')}
+        let pr = exp(sp.x * p.scale - lse);
+        let ds = pr * (sp.y * dropFactor(b, h, i, j) - Di);
+        ${unrolled(R.S, (r) => `a${r} = fma(${L.ty}(ds), Ks[kb + ${r}u], a${r});`, '\n        ')}
       }
     }
     workgroupBarrier();
   }
   if (!live) { return; }
-  let qo = p.dxOff + wid.z * p.zStride + (b * p.Tq + i) * p.xs + h * ${D}u;
-  ${unrolled(L, (r) => lanesOfReg(L, `a${r}`, r, (e, v) => `{ var x = p.scale * ${v}; if (p.accumulate != 0u) { x += dq[qo + ${e}]; } dq[qo + ${e}] = x; }`), '\n  ')}
+  let qo = p.dxOff + wid.z * p.zStride + (b * p.Tq + i) * p.xs + h * ${D}u${R.at};
+  ${unrolled(R.S, (r) => lanesOfReg(L, `a${r}`, r, (e, v) => `{ var x = p.scale * ${v}; if (p.accumulate != 0u) { x += dq[qo + ${e}]; } dq[qo + ${e}] = x; }`), '\n  ')}
 }`,
   };
-  dqSources.set(D, s);
+  dqSources.set(key, s);
   return s;
 }
 
@@ -448,16 +514,17 @@ const dkvSources = new Map<string, KernelSource>();
  * bound once, since WebGPU forbids two writable bindings of one buffer.
  * Bindings: q k v dOut stats pad dk dv.
  */
-function dkvSource(D: number, shared: boolean): KernelSource {
-  const key = `${D}${shared}`;
+function dkvSource(D: number, shared: boolean, Q: 1 | 4): KernelSource {
+  const key = `${D}${shared}/${Q}`;
   let s = dkvSources.get(key);
   if (s) return s;
   const BQ = tileRows(D);
   const L = lanesOf(D);
+  const R = share(L, Q);
   s = {
-    name: `attentionBackwardDkv_d${D}${shared ? '_packed' : ''}`,
+    name: `attentionBackwardDkv_d${D}${shared ? '_packed' : ''}${Q > 1 ? `_x${Q}` : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw'],
-    code: /* wgsl */ `
+    code: /* wgsl */ `${enableFor(Q)}
 ${PARAMS}
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -478,22 +545,23 @@ fn writeDv(at: u32, x: f32) {
   ${shared ? 'if (p.accumulate != 0u) { dk[at] = dk[at] + x; } else { dk[at] = x; }' : 'if (p.accumulate != 0u) { dvBuf[at] = dvBuf[at] + x; } else { dvBuf[at] = x; }'}
 }
 
-@compute @workgroup_size(${BLOCK})
+@compute @workgroup_size(${R.size})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${R.wgsl}
   let nKv = p.nHead / p.group;
   let b = wid.y / nKv;
   let g = wid.y % nKv;
-  let j = wid.x * ${BLOCK}u + lid;
+  let j = wid.x * ${BLOCK}u + slot;
   let live = j < p.Tk;
   let n = p.B * p.nHead * p.Tq;
-  ${declare(L, 'kr')}
-  ${declare(L, 'vr')}
-  ${declare(L, 'dkr')}
-  ${declare(L, 'dvr')}
+  ${declare(R.S, 'kr')}
+  ${declare(R.S, 'vr')}
+  ${declare(R.S, 'dkr')}
+  ${declare(R.S, 'dvr')}
   var keyVisible = live;
   if (live) {
-    let at = (b * p.Tk + j) * p.ks + g * ${D}u;
-    ${unrolled(L, (r) => `kr${r} = ${load(L, 'k', 'p.kOff + at', r)}; vr${r} = ${load(L, 'v', 'p.vOff + at', r)};`)}
+    let at = (b * p.Tk + j) * p.ks + g * ${D}u${R.at};
+    ${unrolled(R.S, (r) => `kr${r} = ${load(L, 'k', 'p.kOff + at', r)}; vr${r} = ${load(L, 'v', 'p.vOff + at', r)};`)}
     if (p.hasPad != 0u && pad[p.padOff + b * p.Tk + j] != 0u) { keyVisible = false; }
   }
   // Causal: the first query that sees key j (for the block's first key) is j − (Tk − Tq).
@@ -506,7 +574,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var h = g * p.group; h < (g + 1u) * p.group; h++) {
     let bh = b * p.nHead + h;
     for (var i0 = iStart; i0 < iEnd; i0 += ${BQ}u) {
-      for (var t = lid; t < ${BQ * L.n}u; t += ${BLOCK}u) {
+      for (var t = lid; t < ${BQ * L.n}u; t += ${R.size}u) {
         let i = i0 + t / ${L.n}u;
         let e = (t % ${L.n}u) * ${L.w}u;
         var qv = ${L.ty}(0.0);
@@ -518,7 +586,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         Qs[t] = qv;
         Gs[t] = gv;
       }
-      for (var t = lid; t < ${BQ}u; t += ${BLOCK}u) {
+      for (var t = lid; t < ${BQ}u; t += ${R.size}u) {
         let i = i0 + t;
         var lv = LOWEST;
         var dv = 0.0;
@@ -532,25 +600,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           let i = i0 + ii;
           if (i >= p.Tq || Ls[ii] <= LOWEST) { continue; }
           if (p.causal != 0u && i32(j) > i32(i) + i32(p.Tk) - i32(p.Tq)) { continue; }
-          let qb = ii * ${L.n}u;
-          var s = 0.0;
-          var dp = 0.0;
-          ${dotInto(L, 's', (r) => `Qs[qb + ${r}u]`, (r) => `kr${r}`)}
-          ${dotInto(L, 'dp', (r) => `Gs[qb + ${r}u]`, (r) => `vr${r}`)}
-          let pr = exp(s * p.scale - Ls[ii]);
+          let qb = ii * ${L.n}u${R.reg};
+          var sp = vec2<f32>(0.0); // the score and dO·v
+          ${dotInto(R.S, 'sp.x', (r) => `Qs[qb + ${r}u]`, (r) => `kr${r}`)}
+          ${dotInto(R.S, 'sp.y', (r) => `Gs[qb + ${r}u]`, (r) => `vr${r}`)}
+          ${R.sum('sp')}
+          let pr = exp(sp.x * p.scale - Ls[ii]);
           let m = dropFactor(b, h, i, j);
-          let ds = pr * (dp * m - Ds[ii]);
+          let ds = pr * (sp.y * m - Ds[ii]);
           let pm = pr * m;
-          ${unrolled(L, (r) => `dkr${r} = fma(${L.ty}(ds), Qs[qb + ${r}u], dkr${r}); dvr${r} = fma(${L.ty}(pm), Gs[qb + ${r}u], dvr${r});`, '\n          ')}
+          ${unrolled(R.S, (r) => `dkr${r} = fma(${L.ty}(ds), Qs[qb + ${r}u], dkr${r}); dvr${r} = fma(${L.ty}(pm), Gs[qb + ${r}u], dvr${r});`, '\n          ')}
         }
       }
       workgroupBarrier();
     }
   }
   if (!live) { return; }
-  let at = wid.z * p.zStride + (b * p.Tk + j) * p.xs + g * ${D}u;
-  ${unrolled(L, (r) => lanesOfReg(L, `dkr${r}`, r, (e, v) => `{ let ko = p.dxOff + at + ${e}; var x = p.scale * ${v}; if (p.accumulate != 0u) { x += dk[ko]; } dk[ko] = x; }`), '\n  ')}
-  ${unrolled(L, (r) => lanesOfReg(L, `dvr${r}`, r, (e, v) => `writeDv(p.dvOff + at + ${e}, ${v});`), '\n  ')}
+  let at = wid.z * p.zStride + (b * p.Tk + j) * p.xs + g * ${D}u${R.at};
+  ${unrolled(R.S, (r) => lanesOfReg(L, `dkr${r}`, r, (e, v) => `{ let ko = p.dxOff + at + ${e}; var x = p.scale * ${v}; if (p.accumulate != 0u) { x += dk[ko]; } dk[ko] = x; }`), '\n  ')}
+  ${unrolled(R.S, (r) => lanesOfReg(L, `dvr${r}`, r, (e, v) => `writeDv(p.dvOff + at + ${e}, ${v});`), '\n  ')}
 }`,
   };
   dkvSources.set(key, s);
@@ -575,37 +643,38 @@ export function attentionBackward(
   const pad = d.keyPadding?.buffer;
   const C = d.nHead * D;
   const KV = d.nKvHead * D;
-  // dq: one invocation per query, split over the keys it walks.
+  // dq: Q invocations per query, split over the keys it walks.
+  const Q = attentionLanes(ctx, D);
   const qBlocks = Math.ceil(d.Tq / BLOCK);
-  const qs = attentionSplit(d.B * d.nHead * qBlocks * BLOCK, d.Tk, tileRows(D));
+  const qs = attentionSplit(d.B * d.nHead * qBlocks * BLOCK * Q, d.Tk, tileRows(D));
   if (qs.splits === 1) {
     ctx.dispatch(
-      dqSource(D), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dq.buffer],
+      dqSource(D, Q), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dq.buffer],
       params(d, { ...base, dx: dq.offset, dv: 0 }, accumulate, { chunk: qs.chunk, zStride: 0, lseZ: 0, xs: d.qStride ?? C }), [qBlocks, d.B * d.nHead],
     );
   } else {
     // Partial dq sums [splits, B·Tq, nHead·D], added in order into dq (row stride qs) by split-K's sum.
     const t = splitTarget(ctx, { M: d.B * d.Tq, N: C, batch: 1, c: dq.buffer, cOffset: dq.offset, ldc: d.qStride ?? C, strideC: 0, alpha: 1, accumulate }, qs.splits);
     ctx.dispatch(
-      dqSource(D), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, t.scratch],
+      dqSource(D, Q), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, t.scratch],
       params(d, { ...base, dx: 0, dv: 0 }, false, { chunk: qs.chunk, zStride: d.B * d.Tq * C, lseZ: 0, xs: C }), [qBlocks, d.B * d.nHead, qs.splits],
     );
     t.finish();
   }
-  // dk, dv: one invocation per key, split over the queries it walks (in each head of its group).
+  // dk, dv: Q invocations per key, split over the queries it walks (in each head of its group).
   const kBlocks = Math.ceil(d.Tk / BLOCK);
-  const ks = attentionSplit(d.B * d.nKvHead * kBlocks * BLOCK, d.Tq, tileRows(D));
+  const ks = attentionSplit(d.B * d.nKvHead * kBlocks * BLOCK * Q, d.Tq, tileRows(D));
   if (ks.splits === 1) {
     const shared = dk.buffer === dv.buffer;
     ctx.dispatch(
-      dkvSource(D, shared), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dk.buffer, shared ? null : dv.buffer],
+      dkvSource(D, shared, Q), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, dk.buffer, shared ? null : dv.buffer],
       params(d, { ...base, dx: dk.offset, dv: dv.offset }, accumulate, { chunk: ks.chunk, zStride: 0, lseZ: 0, xs: d.kvStride ?? KV }), [kBlocks, d.B * d.nKvHead],
     );
   } else {
     const target = (g: GpuSpan) => splitTarget(ctx, { M: d.B * d.Tk, N: KV, batch: 1, c: g.buffer, cOffset: g.offset, ldc: d.kvStride ?? KV, strideC: 0, alpha: 1, accumulate }, ks.splits);
     const [tk, tv] = [target(dk), target(dv)];
     ctx.dispatch(
-      dkvSource(D, false), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, tk.scratch, tv.scratch],
+      dkvSource(D, false, Q), [q.buffer, k.buffer, v.buffer, dOut.buffer, stats, pad, tk.scratch, tv.scratch],
       params(d, { ...base, dx: 0, dv: 0 }, false, { chunk: ks.chunk, zStride: d.B * d.Tk * KV, lseZ: 0, xs: KV }), [kBlocks, d.B * d.nKvHead, ks.splits],
     );
     tk.finish();
