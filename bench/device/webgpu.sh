@@ -10,8 +10,8 @@
 # sweep's choice), webgpu_decode_tiled.jsonl (the decode again with ATTN_WEBGPU_SKINNY=0),
 # webgpu_decode_unfolded.jsonl (the decode again with ATTN_WEBGPU_NORM_FOLD=0),
 # webgpu_one_submit.jsonl (train and decode again with ATTN_WEBGPU_SUBMIT_EVERY=0), attention.jsonl
-# (the fused attention kernels' GPU ms at config M's and G's shapes, split over keys and queries
-# and not), torch_cuda.jsonl (the PyTorch eager
+# (the fused attention kernels' GPU ms at config M's and G's shapes: the defaults, unsplit, and
+# one invocation a query or key instead of four), torch_cuda.jsonl (the PyTorch eager
 # CUDA FP32 twins), and each part's stderr.
 # Each part has its own timeout (470 s in all); the whole stays under 8 minutes. A part that fails or times out
 # leaves its partial lines and the others still run. ATTN_WEBGPU_GEMM set by the caller wins over
@@ -60,7 +60,7 @@ timeout 90 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps
 echo "webgpu rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu.jsonl" | tee -a "$OUT/summary.txt"
 
-echo "== the fused attention kernels at config M's and G's shapes (B 16, 6 heads / B 4, 12 heads; T 256, D 64), GPU ms, split and not" | tee -a "$OUT/summary.txt"
+echo "== the fused attention kernels at config M's and G's shapes (B 16, 6 heads / B 4, 12 heads; T 256, D 64), GPU ms: defaults, unsplit, one lane a row" | tee -a "$OUT/summary.txt"
 timeout 20 node bench/webgpu_attention_ab.mjs 16,6,256,64 5 > "$OUT/attention.jsonl" 2> "$OUT/attention.stderr"
 echo "attention M rc=$?" | tee -a "$OUT/summary.txt"
 timeout 20 node bench/webgpu_attention_ab.mjs 4,12,256,64 5 >> "$OUT/attention.jsonl" 2>> "$OUT/attention.stderr"
