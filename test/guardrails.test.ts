@@ -144,7 +144,7 @@ describe('guardrails: in the server', () => {
   it('refuses injections and blocked topics (400 content_policy_violation), limits requests per API key (429), and counts each decision', async () => {
     setBackend('js');
     const server = await startTiny({
-      apiKeys: ['key-a', 'key-b'],
+      apiKeys: ['key-a', 'key-b', 'key-c'],
       configInput: { guardrails: { blocked_topics: [{ name: 'weapons', terms: ['rifle'] }], rate_limit: { per_minute: 60, burst: 2 }, pii: { input: 'block' } } },
     });
     try {
@@ -154,9 +154,11 @@ describe('guardrails: in the server', () => {
       assert.equal(inj.status, 400);
       assert.equal(inj.json.error.code, 'content_policy_violation');
       assert.match(inj.json.error.message, /prompt-injection/);
+      assert.equal(inj.json.error.param, 'prompt', 'a completion\'s refusal names its prompt');
       const topic = await postJson(url, { model: 'tiny', prompt: 'Where can I buy a rifle', max_tokens: 2 }, as('key-a'));
       assert.equal(topic.status, 400);
       assert.match(topic.json.error.message, /blocked topic \(weapons\)/);
+      assert.equal(topic.json.error.param, 'prompt');
       // Two requests used key-a's burst of 2 (refusals count: they were requests).
       const ok = await postJson(url, { model: 'tiny', prompt: 'Hello', max_tokens: 2 }, as('key-b'));
       assert.equal(ok.status, 200);
@@ -167,9 +169,13 @@ describe('guardrails: in the server', () => {
       const pii = await postJson(url, { model: 'tiny', prompt: 'my card is 4111 1111 1111 1111', max_tokens: 2 }, as('key-b'));
       assert.equal(pii.status, 400);
       assert.match(pii.json.error.message, /personal data \(card\)/);
+      assert.equal(pii.json.error.param, 'prompt');
+      const chat = await postJson(`${server.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'Where can I buy a rifle' }], max_tokens: 2 }, as('key-c'));
+      assert.equal(chat.status, 400);
+      assert.equal(chat.json.error.param, 'messages', 'a chat\'s refusal names its messages');
       const metrics = await (await fetch(`${server.url}/metrics`, { headers: as('key-a') })).text();
       assert.match(metrics, /attn_guardrail_decisions_total\{check="injection",decision="block"\} 1/);
-      assert.match(metrics, /attn_guardrail_decisions_total\{check="topic",decision="block"\} 1/);
+      assert.match(metrics, /attn_guardrail_decisions_total\{check="topic",decision="block"\} 2/);
       assert.match(metrics, /attn_guardrail_decisions_total\{check="rate_limit",decision="block"\} 1/);
       assert.match(metrics, /attn_guardrail_decisions_total\{check="pii_input",decision="block"\} 1/);
       assert.match(metrics, /attn_stage_seconds_count\{stage="guardrails",task="default"\} [1-9]/);

@@ -108,6 +108,10 @@ describe('attn serve: vector stores and chat that retrieves', () => {
     assert.match(noContent.json.error.message, /filename/);
     const chat = await postJson(`${base}/chat/completions`, { model: 'lm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, attn_retrieval: { vector_store_id: 'gone' } });
     assert.equal(chat.status, 404);
+    const embedder = await postJson(`${base}/vector_stores`, { name: 'x', attn_embedder: 'lm' });
+    assert.equal(embedder.status, 400);
+    assert.equal(embedder.json.error.param, 'attn_embedder', 'the error names the request\'s field');
+    assert.match(embedder.json.error.message, /^Invalid 'attn_embedder': lm is not a served sentence embedder \(served: emb\)/);
   });
 
   it('chat completions retrieve from a named store, return their sources, and are timed and charged', async () => {

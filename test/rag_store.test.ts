@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runRagAsk, runRagEval, runRagQuery } from '../src/cli/rag.js';
+import { runRagAsk, runRagEval, runRagIndex, runRagQuery } from '../src/cli/rag.js';
 import { factCorpus } from '../src/data/fact_corpus.js';
 import { saveEmbedder } from '../src/io/embedder_dir.js';
 import { Embedder } from '../src/models/embedder.js';
@@ -18,6 +18,7 @@ import { openForIndexing, openRetriever } from '../src/rag/open_store.js';
 import { TextEmbedder } from '../src/rag/text_embedder.js';
 import { WordTokenizer } from '../src/tokenizers/word.js';
 import { Rng } from '../src/util/rng.js';
+import { UserError } from '../src/util/errors.js';
 import { writeDirAtomic } from '../src/io/atomic.js';
 import { modelFiles } from '../src/io/model_dir.js';
 import { tinyGPT, tinyTokenizer } from './serve_fixture.js';
@@ -178,6 +179,28 @@ describe('rag: indexing into LanceDB and searching it', () => {
     await assert.rejects(runRagEval({ store: storeDir, queries: join(work, 'q-empty.jsonl'), modes: ['bm25'] }), /holds no queries/);
     writeFileSync(join(work, 'q-bad.jsonl'), '{"query": "x"}\n');
     await assert.rejects(runRagEval({ store: storeDir, queries: join(work, 'q-bad.jsonl'), modes: ['bm25'] }), /q-bad.jsonl:1: "relevant"/);
+  });
+
+  it('indexing more into a store takes its recorded embedder and refuses another of the same dimension', async () => {
+    // Another model of the same shape: its vectors fit the store, but the store's queries embed with the recorded one.
+    const tok = embedder.tokenizer;
+    const other = new Embedder(parseEmbedderConfig({ vocab_size: embedder.model.config.vocab_size, d_model: 16, n_layer: 1, n_head: 2, max_len: 64, matryoshka_dims: [4, 8] }), new Rng(7)).eval();
+    saveEmbedder(join(work, 'emb-other'), other, tok);
+    await assert.rejects(openForIndexing(storeDir, TextEmbedder.load(join(work, 'emb-other'))), (e: Error) => e instanceof UserError && /^embedder .*emb-other is not the one store .*store was indexed with \(.*emb\); use that embedder or a new store$/.test(e.message));
+    await assert.rejects(runRagIndex([corpus], { store: storeDir, embedder: join(work, 'emb-other'), chunkTokens: 32, overlapTokens: 4, batch: 256, backend: 'js' }, () => {}), /is not the one store/);
+    // The same model copied elsewhere is the same embedder.
+    cpSync(embDir, join(work, 'emb-copy'), { recursive: true });
+    (await openForIndexing(storeDir, TextEmbedder.load(join(work, 'emb-copy')))).close();
+    // Without --embedder: the store's own (a file an earlier test wrote a fake hash for is indexed again; then every file is unchanged).
+    const flags = { store: storeDir, chunkTokens: 32, overlapTokens: 4, batch: 256, backend: 'js' };
+    const first = JSON.parse(await runRagIndex([corpus], flags, () => {}));
+    assert.equal(first.indexed + first.unchanged, 12);
+    const again = JSON.parse(await runRagIndex([corpus], flags, () => {}));
+    assert.deepEqual([again.indexed, again.unchanged], [0, 12]);
+    // A new store needs one named; the flag is not required by the parser, the message says when it is.
+    const index = ragCommand().commands.find((c) => c.name() === 'index')!;
+    index.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    await assert.rejects(index.parseAsync(['--store', join(work, 'new-store'), '--backend', 'js', corpus], { from: 'user' }), (e: Error) => e instanceof UserError && /store .*new-store is new: name the embedder to index it with \(--embedder DIR\)/.test(e.message));
   });
 
   it('attn rag eval --json: one line per mode with the issue\'s keys', async () => {

@@ -220,6 +220,23 @@ describe('serve: economics, cache, routing, observability', () => {
     assert.match(cli.stdout, /^summary\s+2\s+1\s+1\s+14\.000000\s+7\.000000\s+14\.000000$/m);
   });
 
+  it('a stream answers x-attn-model, x-attn-cache and x-attn-escalations too', async () => {
+    const stream = async (path: string, body: object) => {
+      const r = await fetch(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+      const text = await r.text();
+      assert.equal(r.status, 200, text);
+      assert.match(r.headers.get('content-type')!, /^text\/event-stream/);
+      assert.ok(text.endsWith('data: [DONE]\n\n'));
+      return [r.headers.get('x-attn-model'), r.headers.get('x-attn-cache'), r.headers.get('x-attn-escalations')];
+    };
+    const body = { model: 'small', prompt: 'The streamed question', max_tokens: 5, temperature: 0 };
+    assert.deepEqual(await stream('/v1/completions', body), ['small', 'miss', '0']);
+    assert.deepEqual(await stream('/v1/completions', body), ['small', 'hit', '0'], 'the second is served from the cache');
+    // "auto" with a json_object that fails its check: a stream stays on its first tier.
+    const chat = { model: 'auto', messages: [{ role: 'user', content: 'JSON in a stream' }], max_tokens: 5, temperature: 0.5, response_format: { type: 'json_object' } };
+    assert.deepEqual(await stream('/v1/chat/completions', chat), ['small', 'miss', '0']);
+  });
+
   it('exposes Prometheus metrics and echoes the W3C trace', async () => {
     const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
     const r = await fetch(`${s.url}/v1/models`, { headers: { traceparent: `00-${trace}-00f067aa0ba902b7-01` } });

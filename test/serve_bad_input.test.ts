@@ -38,7 +38,7 @@ const BAD: Record<string, unknown[]> = {
   repetition_penalty: [0, -1, 11],
 };
 const BAD_CHAT: Record<string, unknown[]> = {
-  messages: [null, [], 'hi', [{ role: 'robot', content: 'x' }], [{ role: 'user', content: 5 }], [{ content: 'x' }], [{ role: 'user', content: 'x'.repeat(100) }]],
+  messages: [null, [], 'hi', [{ role: 'robot', content: 'x' }], [{ role: 'user', content: 5 }], [{ content: 'x' }], [{ role: 'user', content: 'x'.repeat(100) }], [{ role: 'user' }], [{ role: 'system', content: null }]],
   max_completion_tokens: [0, -5, 'x'],
 };
 
@@ -104,6 +104,25 @@ describe('serve: bad input', () => {
     const r = await postJson(`${s.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'a' }, { role: 'robot', content: 'b' }] });
     assertClearError(r, 'role');
     assert.equal(r.json.error.param, 'messages[1].role');
+  });
+
+  it('a chat message without content: 400 naming messages[i].content (an assistant\'s with tool_calls may have none)', async () => {
+    const url = `${s.url}/v1/chat/completions`;
+    const missing = await postJson(url, { model: 'tiny', messages: [{ role: 'user' }] });
+    assertClearError(missing, 'no content');
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.error.param, 'messages[0].content');
+    assert.match(missing.json.error.message, /Missing required parameter: 'messages\[0\]\.content'/);
+    for (const role of ['user', 'system', 'tool']) {
+      const r = await postJson(url, { model: 'tiny', messages: [{ role: 'user', content: 'a' }, { role, content: null, ...(role === 'tool' ? { tool_call_id: 'call_1' } : {}) }] });
+      assertClearError(r, `${role} content null`);
+      assert.equal(r.status, 400, role);
+      assert.equal(r.json.error.param, 'messages[1].content');
+    }
+    const call = { id: 'call_1', type: 'function', function: { name: 'add', arguments: '{}' } };
+    // Past validation (the tiny model's 64-token context is then too short for the tool prompt: another 400).
+    const ok = await postJson(url, { model: 'tiny', messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: null, tool_calls: [call] }, { role: 'tool', tool_call_id: 'call_1', content: '3' }], max_tokens: 2 });
+    assert.equal(ok.json.error?.code, 'context_length_exceeded', JSON.stringify(ok.json));
   });
 
   it('wrong routes and methods', async () => {

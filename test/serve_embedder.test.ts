@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { saveEmbedder } from '../src/io/embedder_dir.js';
@@ -12,7 +14,7 @@ import { startServer, type AttnServer } from '../src/serve/server.js';
 import { WordTokenizer } from '../src/tokenizers/word.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose } from './helpers.js';
-import { silentLogger, tinyModelDir } from './serve_fixture.js';
+import { postJson, silentLogger, tinyModelDir } from './serve_fixture.js';
 
 describe('attn serve with a sentence embedder beside a language model', () => {
   const work = mkdtempSync(join(tmpdir(), 'attn-serve-emb-'));
@@ -52,6 +54,37 @@ describe('attn serve with a sentence embedder beside a language model', () => {
     await assert.rejects(client.embeddings.create({ model: 'emb', input: 'the fox', dimensions: 99 }), (e: { status?: number; message?: string }) => e.status === 400 && /dimensions/.test(e.message ?? ''));
     const c = await client.completions.create({ model: 'lm', prompt: 'ab', max_tokens: 3, temperature: 0 });
     assert.equal(c.usage?.completion_tokens, 3);
+  });
+
+  it('attn serve without --config starts beside a language model and alone, "auto" routing over language models only (docs/rag.md §7)', async () => {
+    const serve = async (models: string[], check: (url: string) => Promise<void>) => {
+      const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', ...models.flatMap((m) => ['--model', m]), '--port', '0', '--log-level', 'silent', '--backend', 'js'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((ok) => child.once('exit', ok));
+      const line = await Promise.race([new Promise<string>((ok) => createInterface({ input: child.stdout! }).once('line', ok)), exited.then((code) => `exited ${code}: ${stderr}`)]);
+      try {
+        const url = /(http:\/\/\S+)\/v1/.exec(line)?.[1];
+        assert.ok(url, line);
+        await check(url);
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    };
+    await serve([`lm=${lm.dir}`, `emb=${join(work, 'emb')}`], async (url) => {
+      const ids = ((await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id);
+      assert.deepEqual(ids.sort(), ['auto', 'emb', 'lm']);
+      const auto = await postJson(`${url}/v1/completions`, { model: 'auto', prompt: 'ab', max_tokens: 2, temperature: 0 });
+      assert.equal(auto.json.model, 'lm');
+    });
+    await serve([`emb=${join(work, 'emb')}`], async (url) => {
+      const ids = ((await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id);
+      assert.deepEqual(ids, ['emb']);
+      const r = await postJson(`${url}/v1/embeddings`, { model: 'emb', input: 'the red fox' });
+      assert.equal(r.status, 200);
+      assert.equal(r.json.data[0].embedding.length, 16);
+    });
   });
 
   it('keys the semantic cache when --embedder names it', async () => {

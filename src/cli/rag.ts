@@ -5,7 +5,7 @@ import { runRagDemo } from '../rag/demo.js';
 import { EVAL_MODES, evaluateModes, readQueries, scoreLine, type EvalMode } from '../rag/evaluate.js';
 import { buildGroundedPrompt } from '../rag/grounded_prompt.js';
 import { indexFiles } from '../rag/indexer.js';
-import { openForIndexing, openRetriever } from '../rag/open_store.js';
+import { openForIndexing, openRetriever, recordedEmbedder } from '../rag/open_store.js';
 import { SEARCH_MODES, type SearchMode } from '../rag/retriever.js';
 import { TextEmbedder } from '../rag/text_embedder.js';
 import { runRagBench } from '../rag/benchmark.js';
@@ -44,11 +44,13 @@ const hardNegativesFlag = (v: string): true | 'facts' => {
   throw new InvalidArgumentError(`must be "query" or "facts" (got ${v}).`);
 };
 
-interface IndexFlags { store: string; embedder: string; chunkTokens?: number; overlapTokens?: number; batch: number; ann?: boolean; backend?: string; threads?: number }
+interface IndexFlags { store: string; embedder?: string; chunkTokens?: number; overlapTokens?: number; batch: number; ann?: boolean; backend?: string; threads?: number }
 
 export async function runRagIndex(files: string[], o: IndexFlags, log: (s: string) => void = err): Promise<string> {
   useBackend(o);
-  const embedder = TextEmbedder.load(o.embedder);
+  const embedderDir = o.embedder ?? recordedEmbedder(o.store);
+  if (embedderDir === undefined) throw new UserError(`store ${o.store} is new: name the embedder to index it with (--embedder DIR)`);
+  const embedder = TextEmbedder.load(embedderDir);
   const maxTokens = o.chunkTokens ?? Math.min(256, embedder.maxLen);
   const overlapTokens = o.overlapTokens ?? Math.floor(maxTokens / 8);
   if (maxTokens < 8) throw new UserError(`--chunk-tokens must be at least 8 (got ${maxTokens})`);
@@ -130,7 +132,7 @@ export function ragCommand(): Command {
     .description('chunk, embed and store FILES… (text, Markdown, HTML; directories recursively); a changed file replaces its chunks, an unchanged one is skipped')
     .argument('<files...>', 'files and directories to index')
     .requiredOption('--store <dir>', 'the store directory (created when new)')
-    .requiredOption('--embedder <dir>', 'embedder directory (attn embed train); a new store records it')
+    .option('--embedder <dir>', 'embedder directory (attn embed train): required for a new store, which records it (default: the store\'s)')
     .option('--chunk-tokens <n>', 'most tokens per chunk (default: min(256, the embedder\'s max_len))', int)
     .option('--overlap-tokens <n>', 'tokens of a cut paragraph repeated in the next chunk (default: chunk-tokens / 8)', int)
     .option('--batch <n>', 'chunks embedded and committed together', int, 256)

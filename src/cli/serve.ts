@@ -3,13 +3,13 @@ import { pino } from 'pino';
 import { DEFAULT_BLOCK_TOKENS } from '../generate/paged_kv/paged_kv.js';
 import { UserError } from '../util/errors.js';
 import { apiKeysFrom } from '../serve/auth.js';
-import { loadServeConfig, parseServeConfig, type ServeConfig } from '../serve/config.js';
+import { defaultServeConfig, loadServeConfig, parseServeConfig, type ServeConfig } from '../serve/config.js';
 import { DEFAULT_LIMITS } from '../serve/context.js';
 import { formatReport } from '../serve/economics.js';
 import { printFleetReport } from '../serve/fleet_report.js';
 import type { LedgerReport } from '../serve/contracts.js';
 import { createLogger } from '../serve/logging.js';
-import { parseModelSpec } from '../serve/served_model.js';
+import { isEmbedderDir, parseModelSpec } from '../serve/served_model.js';
 import { startServer } from '../serve/server.js';
 import { useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int } from './flags.js';
@@ -49,9 +49,9 @@ interface ServeCliOptions {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** The config file (or the defaults over the served names), with --cache / --no-cache applied. */
+/** The config file (or the defaults, routing over the served language models), with --cache / --no-cache applied. */
 function serveConfig(o: ServeCliOptions, names: string[]): ServeConfig {
-  const config = o.config ? loadServeConfig(o.config) : parseServeConfig({ routing: { tiers: names } }, 'default serve config');
+  const config = o.config ? loadServeConfig(o.config) : defaultServeConfig(names);
   if (o.cache === false) return { ...config, cache: { ...config.cache, enabled: false } };
   if (typeof o.cache === 'string') return parseServeConfig({ ...config, cache: { ...config.cache, enabled: true, url: o.cache } }, '--cache');
   return config;
@@ -63,7 +63,8 @@ async function runServe(o: ServeCliOptions): Promise<void> {
   if (!o.model?.length) throw new UserError('attn serve needs at least one --model DIR (or --report to print a running server\'s costs)');
   if (o.port < 0 || o.port > 65535) throw new UserError(`--port must be 0–65535, got ${o.port}`);
   await useBackendAsync(o);
-  const names = o.model.map((m) => parseModelSpec(m).name);
+  // Sentence embedders serve /v1/embeddings only: "auto" routes over the language models.
+  const names = o.model.map(parseModelSpec).filter(({ dir }) => !isEmbedderDir(dir)).map(({ name }) => name);
   const logger = createLogger({ level: o.logLevel as pino.Level, logPrompts: o.logPrompts ?? false, destination: pino.destination(2) });
   const server = await startServer({
     models: o.model,

@@ -107,6 +107,13 @@ function chunkOf(row: Record<string, unknown>): Chunk {
 
 const floats = (v: unknown): Float32Array => (v as { toArray(): Float32Array }).toArray();
 
+/** The description of the store in `dir` (its dimensions and embedder), or undefined when there is none yet. */
+export function storeInfo(dir: string): StoreInfo | undefined {
+  if (!existsSync(join(dir, STORE_META))) return undefined;
+  const { dim, prefixDim, embedder } = readMeta(dir);
+  return { dim, prefixDim, embedder };
+}
+
 function readMeta(dir: string): MetaFile {
   const path = join(dir, STORE_META);
   let meta: MetaFile;

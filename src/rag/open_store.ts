@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { LanceDBStore } from './lancedb_store.js';
+import { UserError } from '../util/errors.js';
+import { LanceDBStore, storeInfo } from './lancedb_store.js';
 import type { StoreInfo } from './store.js';
 import { TextEmbedder } from './text_embedder.js';
 import { Retriever } from './retriever.js';
@@ -29,9 +30,32 @@ export async function openForIndexing(storeDir: string, embedder: TextEmbedder):
   const store = await LanceDBStore.openOrCreate(storeDir, info);
   try {
     embedder.checkStore(store.info, storeDir);
+    checkSameEmbedder(store.info.embedder, embedder, storeDir);
   } catch (e) {
     store.close();
     throw e;
   }
   return store;
+}
+
+/** The embedder directory a store records, or undefined for a store not made yet. */
+export function recordedEmbedder(storeDir: string): string | undefined {
+  return storeInfo(storeDir)?.embedder;
+}
+
+/**
+ * Refuse to add to a store with another embedder than the one it records: the
+ * store keeps that one for its queries, so vectors of another model (even of
+ * the same dimension) would be searched with the wrong one. The same model
+ * elsewhere (a copy, a link) is its own: its weights are compared.
+ */
+function checkSameEmbedder(recorded: string, embedder: TextEmbedder, storeDir: string): void {
+  if (resolve(recorded) === resolve(embedder.dir)) return;
+  let same = false;
+  try {
+    same = TextEmbedder.load(recorded).fingerprint() === embedder.fingerprint();
+  } catch {
+    // The recorded embedder is gone or broken: nothing shows this one is the same model.
+  }
+  if (!same) throw new UserError(`embedder ${embedder.dir} is not the one store ${storeDir} was indexed with (${recorded}); use that embedder or a new store`);
 }

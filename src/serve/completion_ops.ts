@@ -30,7 +30,7 @@ export async function beforeCompletion(ctx: ServeContext, st: RequestState, job:
   const tokens = promptTokens + (job.maxTokens ?? ctx.limits.defaultMaxTokens) * job.n * job.prompts.length;
   const r = ops.request(st);
   try {
-    r.reserved = await ops.guardrails.beforeGeneration(r.client, texts, tokens, r.decisions);
+    r.reserved = await ops.guardrails.beforeGeneration(r.client, texts, tokens, r.decisions, job.promptParam);
   } finally {
     ops.stage(st, 'guardrails', start, performance.now(), { 'attn.guardrails': JSON.stringify(r.decisions) });
   }

@@ -66,7 +66,8 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
   prepare(ctx, job, route[0]!, baseSeed);
   await beforeCompletion(ctx, st, job, route[0]!);
   const head: ResponseHead = { id: st.id, created: Math.floor(Date.now() / 1000), model: route[0]!.name };
-  const stream = job.stream ? new ChunkStream(res, dialect, head, job, st.id) : null;
+  // A stream's headers go out with its first text: its model is its first tier (it never escalates), and a cache hit is known by then.
+  const stream = job.stream ? new ChunkStream(res, dialect, head, job, st.id, () => responseHeaders(st.model ?? head.model, st.cached === true, 0)) : null;
   const redacting = redactingSink(ctx, st, stream);
   // Every finished attempt, in tier order: those before the answer failed their check but were paid for.
   const tried: Attempt[] = [];
@@ -108,7 +109,7 @@ export async function handleCompletion(ctx: ServeContext, st: RequestState, body
     stream.finish(a.choices, a.usage, extension);
     return 200;
   }
-  await sendJsonHeadFirst(res, 200, { ...completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), ...retrievalFields(st), ...extension }, responseHeaders(st, a), recorded);
+  await sendJsonHeadFirst(res, 200, { ...completionBody(dialect, { ...head, model: a.model }, a.choices, a.usage), ...retrievalFields(st), ...extension }, responseHeaders(a.model, a.cached, st.escalations ?? 0), recorded);
   return 200;
 }
 
@@ -142,6 +143,7 @@ async function attempt(ctx: ServeContext, job: CompletionJob, served: ServedMode
   if (lookup?.hit) {
     const r = lookup.hit;
     st.markFirstToken();
+    st.cached = true; // before the text: a stream's headers say "hit"
     sink?.text(0, r.text);
     return { model: served.name, choices: [{ text: r.text, finishReason: r.finish_reason }], usage: usageOf(promptTokens, r.usage.completion_tokens), cached: true, cacheKey: null };
   }
@@ -232,8 +234,8 @@ function account(ctx: ServeContext, st: RequestState, a: Attempt, escalated: Att
   if (st.ttftMs !== undefined) m.ttft.observe({ model: a.model }, st.ttftMs / 1000);
 }
 
-function responseHeaders(st: RequestState, a: Attempt): Record<string, string> {
-  return { 'x-attn-model': a.model, 'x-attn-cache': a.cached ? 'hit' : 'miss', 'x-attn-escalations': String(st.escalations ?? 0) };
+function responseHeaders(model: string, cached: boolean, escalations: number): Record<string, string> {
+  return { 'x-attn-model': model, 'x-attn-cache': cached ? 'hit' : 'miss', 'x-attn-escalations': String(escalations) };
 }
 
 /**
@@ -256,6 +258,8 @@ class ChunkStream implements StreamSink {
     private readonly head: ResponseHead,
     private readonly job: CompletionJob,
     private readonly requestId: string,
+    /** attn's response headers, asked for when the stream opens. */
+    private readonly headers: () => Record<string, string>,
   ) {
     this.sse = new SseWriter(res);
   }
@@ -283,7 +287,7 @@ class ChunkStream implements StreamSink {
   private open(): void {
     if (this.opened) return;
     this.opened = true;
-    this.sse.open();
+    this.sse.open(this.headers());
   }
 
   text(choice: number, piece: string): void {

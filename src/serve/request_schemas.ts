@@ -67,6 +67,11 @@ export const ChatMessageSchema = z.object({
   /** An assistant message's calls, and a tool message's answer to one (tools.ts). */
   tool_calls: z.array(ToolCallSchema).nullish(),
   tool_call_id: z.string().nullish(),
+}).superRefine((m, ctx) => {
+  // As OpenAI: every message has content, but an assistant's that makes tool calls.
+  if (m.content == null && !(m.role === 'assistant' && m.tool_calls?.length)) {
+    ctx.addIssue({ code: z.ZodIssueCode.invalid_type, expected: 'string', received: m.content === null ? 'null' : 'undefined', path: ['content'], message: `is required in a ${m.role} message${m.role === 'assistant' ? ' without tool_calls' : ''}: a string or an array of text parts` });
+  }
 });
 
 export const ChatRequestSchema = z.object({

@@ -117,7 +117,8 @@ function configuredDraft(dir: string, name: string, model: DecoderLM, tokenizer:
   return { model: draft.model, k };
 }
 
-function isEmbedderDir(dir: string): boolean {
+/** A sentence embedder's directory (config.json model_type "embedder"), not a language model's. */
+export function isEmbedderDir(dir: string): boolean {
   try {
     const path = join(dir, 'config.json');
     return existsSync(path) && (JSON.parse(readFileSync(path, 'utf8')) as { model_type?: unknown }).model_type === 'embedder';

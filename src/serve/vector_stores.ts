@@ -115,10 +115,10 @@ export class VectorStores {
   async createStore(name: string, embedderName: string | undefined): Promise<OpenStore> {
     if (!this.root) throw new ApiError(400, 'This server cannot create vector stores: start attn serve with --vector-store-root DIR', 'invalid_request_error', null, 'not_configured');
     const chosen = embedderName ?? this.embedders.keys().next().value;
-    if (chosen === undefined) throw invalidParam('embedder', 'No sentence embedder is served: start attn serve with --model NAME=DIR of one (attn embed train)');
+    if (chosen === undefined) throw invalidParam('attn_embedder', 'No sentence embedder is served: start attn serve with --model NAME=DIR of one (attn embed train)');
     const dir = this.embedderDirs.get(chosen);
     const served = this.embedders.get(chosen);
-    if (!served || !dir) throw invalidParam('embedder', `Invalid 'embedder': ${chosen} is not a served sentence embedder (served: ${[...this.embedders.keys()].join(', ') || 'none'})`);
+    if (!served || !dir) throw invalidParam('attn_embedder', `Invalid 'attn_embedder': ${chosen} is not a served sentence embedder (served: ${[...this.embedders.keys()].join(', ') || 'none'})`);
     const id = `vs_${randomBytes(12).toString('hex')}`;
     const storeDir = join(this.root, id);
     const store = await openForIndexing(storeDir, new TextEmbedder(served.model, served.tokenizer, dir));

@@ -63,8 +63,9 @@ export class Guardrails {
    * over its limit is refused before any work), then the prompt's content.
    * `tokens` is what the request may use (prompt + max_tokens × choices);
    * returns it as reserved from the token limit, to settle() afterwards.
+   * `param` is the request field a refusal names: "prompt" or "messages".
    */
-  async beforeGeneration(client: string, texts: readonly string[], tokens: number, d: Decisions): Promise<number> {
+  async beforeGeneration(client: string, texts: readonly string[], tokens: number, d: Decisions, param: string): Promise<number> {
     const c = this.config;
     if (c.rate_limit) {
       const r = await this.buckets.take(`req:${client}`, bucketOf(c.rate_limit), 1);
@@ -97,7 +98,7 @@ export class Guardrails {
       if (hit) d.injection_score = s.score.toFixed(2);
       if (hit && c.injection.action === 'block') {
         await this.settle(client, reserved, 0);
-        throw new ApiError(400, `The prompt was refused: it reads as a prompt-injection attempt (${s.matched.join(', ')})`, 'invalid_request_error', 'messages', 'content_policy_violation');
+        throw new ApiError(400, `The prompt was refused: it reads as a prompt-injection attempt (${s.matched.join(', ')})`, 'invalid_request_error', param, 'content_policy_violation');
       }
     }
     const topic = findBlockedTopic(text, this.topics);
@@ -107,7 +108,7 @@ export class Guardrails {
       if (t) d.topic = t.name;
       if (t?.action === 'block') {
         await this.settle(client, reserved, 0);
-        throw new ApiError(400, `The prompt was refused: it touches a blocked topic (${t.name})`, 'invalid_request_error', 'messages', 'content_policy_violation');
+        throw new ApiError(400, `The prompt was refused: it touches a blocked topic (${t.name})`, 'invalid_request_error', param, 'content_policy_violation');
       }
     }
     if (c.pii.input !== 'off') {
@@ -115,7 +116,7 @@ export class Guardrails {
       this.decide(d, 'pii_input', found.length === 0 ? 'pass' : c.pii.input === 'block' ? 'block' : 'log');
       if (found.length > 0 && c.pii.input === 'block') {
         await this.settle(client, reserved, 0);
-        throw new ApiError(400, `The prompt was refused: it contains personal data (${[...new Set(found.map((f) => f.kind))].join(', ')})`, 'invalid_request_error', 'messages', 'content_policy_violation');
+        throw new ApiError(400, `The prompt was refused: it contains personal data (${[...new Set(found.map((f) => f.kind))].join(', ')})`, 'invalid_request_error', param, 'content_policy_violation');
       }
     }
     return reserved;
