@@ -8,12 +8,12 @@ import { after, describe, it } from 'node:test';
 import type { ChatMessage } from '../src/chat/messages.js';
 import { ChatTemplate } from '../src/chat/template.js';
 import { generateText } from '../src/generate/stream.js';
-import { runChat } from '../src/cli/chat.js';
+import { escapeLine, runChat } from '../src/cli/chat.js';
 import { ChatSession } from '../src/generate/chat_session.js';
 import { loadModel } from '../src/io/model_dir.js';
 import { UserError } from '../src/util/errors.js';
 import { assertUserError, runAttn } from './helpers.js';
-import { CHATML_TEMPLATE, chatTokenizerFiles, END_OF_TEXT, IM_END, scriptedLlama, tinyLlama, writeHFLlamaDir } from './llama_fixture.js';
+import { CHARS, CHATML_TEMPLATE, chatTokenizerFiles, END_OF_TEXT, IM_END, scriptedLlama, tinyLlama, writeHFLlamaDir } from './llama_fixture.js';
 
 const work = mkdtempSync(join(tmpdir(), 'attn-llama-chat-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -161,5 +161,43 @@ describe('attn chat', () => {
     const help = runAttn(['chat', '--help'], work);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--system <text>[\s\S]*\/reset/);
+  });
+
+  it('a message longer than the context is refused with one line and the chat goes on (an empty reply line in a pipe)', () => {
+    const dir = scriptedDir('short-context', 'Ok', 64);
+    const r = chatCli(['--model', dir, '--temperature', '0', '--max-tokens', '4'], `${'x'.repeat(100)}\nhi\n`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '\nOk\n');
+    assert.match(r.stderr, /^error: the message does not fit the model's context of 64 tokens .*send a shorter one$/m);
+    assert.doesNotMatch(r.stderr, /attn: error|at .*\.js/);
+  });
+
+  it('in a pipe each reply is one line: newlines written as \\n, backslashes as \\\\', () => {
+    assert.equal(escapeLine('a\\b\nc\r'), 'a\\\\b\\nc\\r');
+    // A model that answers "A\" then a newline, over and over: A → \ → newline → A …, cut by --max-tokens.
+    const model = scriptedLlama('A\\');
+    const C = model.config.n_embd;
+    const head = (model.lm_head as { weight: { data: Float32Array } }).weight.data;
+    const slash = CHARS.indexOf('\\');
+    head[IM_END * C + slash] = 0;
+    head[CHARS.indexOf('\n') * C + slash] = 1;
+    const dir = join(work, 'multiline');
+    writeHFLlamaDir(dir, model, chatTokenizerFiles());
+    const r = chatCli(['--model', dir, '--temperature', '0', '--max-tokens', '7'], 'one\ntwo\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'A\\\\\\nA\\\\\\nA\n'.repeat(2));
+    assert.match(runAttn(['chat', '--help'], work).stdout, /newline in it is written as \\n/);
+  });
+
+  it('a char tokenizer that cannot encode ChatML fails at startup with one line', () => {
+    const text = join(work, 'plain.txt');
+    writeFileSync(text, 'hello world, the cat sat on the mat. '.repeat(40));
+    const model = join(work, 'char-gpt');
+    const t = runAttn(['train', '--data', text, '--n-layer', '1', '--n-head', '2', '--n-embd', '16', '--block-size', '16', '--max-iters', '1', '--out', model], work);
+    assert.equal(t.code, 0, t.stderr);
+    const r = chatCli(['--model', model, '--max-tokens', '2'], 'hello\n');
+    assertUserError(r, /tokenizer cannot encode its chat template \(ChatML's <\|im_start\|>.*character "<" is not in the tokenizer's vocabulary\); attn chat needs a model with a sub-word tokenizer/);
+    assert.equal(r.stdout, '');
+    assertUserError(chatCli(['--model', model, '--system', 'Ω'], 'hello\n'), /--system: character "Ω" is not in the tokenizer's vocabulary/);
   });
 });

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { Llama } from '../src/models/llama.js';
 import { parseLlamaConfig } from '../src/models/llama_config.js';
@@ -49,5 +51,32 @@ describe('attn plan for Llama-family configs', () => {
     assertUserError(runAttn(['plan', '--arch', 'llama', '--n-layer', '2', '--n-embd', '8', '--n-head', '4', '--n-kv-head', '3', '--intermediate-size', '8', '--vocab-size', '9', '--block-size', '4'], process.cwd()), /multiple of n_kv_head/);
     assertUserError(runAttn(['plan', '--arch', 'llama', '--n-layer', '2'], process.cwd()), /missing --n-head/);
     assertUserError(runAttn(['plan', '--arch', 'mamba', '--n-layer', '2'], process.cwd()), /--arch must be gpt or llama/);
+  });
+
+  it('CLI: --model on attn\'s own Llama, --arch llama with --model, --tokens budget and its validation', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attn-llama-plan-'));
+    try {
+      // What `attn train --arch llama` writes: "format": "attn", "model_type": "attn-llama".
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ format: 'attn', model_type: 'attn-llama', ...SMOL, rms_norm_eps: 1e-6, rope_theta: 10000, rope_scaling: null, dropout: 0 }));
+      const r = runAttn(['plan', '--model', dir], process.cwd());
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^Llama: 30 layers, 576 dims, 9 heads \/ 3 kv heads of 64/);
+      assert.doesNotMatch(r.stdout, /wpe|GPT/);
+      const j = runAttn(['plan', '--model', dir, '--arch', 'llama', '--json'], process.cwd());
+      assert.equal(j.code, 0, j.stderr);
+      assert.equal((JSON.parse(j.stdout) as { params: { total: number } }).params.total, 134515008);
+      const t = runAttn(['plan', '--model', dir, '--tokens', '1e9'], process.cwd());
+      assert.equal(t.code, 0, t.stderr);
+      assert.match(t.stdout, /Your budget: 1\.00B tokens/);
+      assert.match(t.stdout, /tokens per parameter\s+7\.43\s+under Chinchilla-optimal/);
+      const tj = JSON.parse(runAttn(['plan', '--model', dir, '--tokens', '1000', '--json'], process.cwd()).stdout) as { budget: { tokens: number; flops: number } };
+      assert.deepEqual([tj.budget.tokens, tj.budget.flops], [1000, 6 * 134515008 * 1000]);
+      assertUserError(runAttn(['plan', '--model', dir, '--tokens', '-5'], process.cwd()), /--tokens must be positive, got -5/);
+      assertUserError(runAttn(['plan', '--arch', 'llama', '--n-layer', '30', '--n-embd', '576', '--n-head', '9', '--intermediate-size', '1536', '--vocab-size', '49152', '--block-size', '2048', '--tokens', '0'], process.cwd()), /--tokens must be positive, got 0/);
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ format: 'attn', model_type: 'attn-gpt', n_layer: 1, n_head: 2, n_embd: 8, block_size: 4, vocab_size: 9, bias: false }));
+      assertUserError(runAttn(['plan', '--model', dir, '--arch', 'llama'], process.cwd()), /--arch llama: .* is not a Llama-family config/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -97,6 +97,17 @@ describe('point files', () => {
     const ply = join(root, 'noz.ply');
     writeFileSync(ply, 'ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nend_header\n1 2\n');
     assert.throws(() => readPointFile(ply), /noz.ply: the vertex element has no z property/);
+    assert.throws(() => readPointFile(root), (e) => e instanceof UserError && e.message === `${root} is a directory, not a point file (.xyz, .off, .ply)`);
+  });
+
+  it('a class folder without point files is not a class: one class left is one clear error', () => {
+    const dir = join(root, 'one-real-class');
+    mkdirSync(join(dir, 'cube'), { recursive: true });
+    mkdirSync(join(dir, 'sphere'));
+    for (let i = 0; i < 3; i++) writeFileSync(join(dir, 'cube', `${i}.xyz`), '0 0 0\n1 0 0\n0 1 0\n');
+    const d = loadPointCloudFolder(dir);
+    assert.deepEqual([d.train.classes, d.test.classes], [['cube'], ['cube']]);
+    assert.throws(() => runPointCloudTraining({ data: dir, out: join(root, 'never'), backend: 'js' }, {}, quiet), (e) => e instanceof UserError && /found 1 class \(cube\); a classifier needs at least 2/.test(e.message));
   });
 
   it('a folder of class subfolders is split into train and test', () => {
@@ -109,6 +120,7 @@ describe('point files', () => {
       for (let p = 0; p < c.length; p += 3) lines.push(`${c[p]} ${c[p + 1]} ${c[p + 2]}`);
       writeFileSync(join(dir, cls, `${i}.xyz`), lines.join('\n'));
     });
+    mkdirSync(join(dir, 'zzz-empty')); // an empty class folder is not a class
     const d = loadPointCloudFolder(dir, { heldOut: 0.25, seed: 0 });
     assert.deepEqual(d.train.classes, [...SHAPES].sort());
     assert.equal(d.train.clouds.length + d.test.clouds.length, 18);

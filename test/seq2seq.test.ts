@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Linear } from '../src/nn/linear.js';
 import { attentionText } from '../src/cli/attention_view.js';
+import { taskFrom } from '../src/cli/seq2seq.js';
 import type { Seq2SeqTask } from '../src/data/seq2seq_task.js';
 import { parsePairsTSV, type TranslationPair } from '../src/data/translation_pairs.js';
 import { crossAttentionMap, meanOverHeads } from '../src/generate/cross_attention.js';
@@ -210,6 +211,40 @@ describe('a tiny translation model', () => {
     const rows = lines.slice(5, 5 + 15);
     assert.ok(rows.every((l) => l.includes('│')), r.stdout);
     assert.ok(r.stdout.includes('\neins\n'));
+  });
+
+  it('seq2seq eval: the pairs file by its absolute path, --data, --beam and --limit checked, exact_match null without held-out pairs', () => {
+    const tsv = join(dir, 'pairs.tsv');
+    writeFileSync(tsv, pairs.map((p) => `${p.source}\t${p.target}`).join('\n') + '\n');
+    assert.deepEqual(taskFrom({ data: relative(process.cwd(), tsv) }).source, { data: resolve(tsv), reverse: false });
+    const evalCli = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [CLI, 'seq2seq', 'eval', '--model', join(dir, 'model'), ...args], { encoding: 'utf8', cwd: dir });
+      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    };
+    // The model was saved with the relative path tiny.tsv, which is not there.
+    const missing = evalCli();
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr.trim(), `attn: error: ${join(dir, 'model')} was trained on tiny.tsv, which does not exist (any more); give the pairs file with --data FILE`);
+    const ok = evalCli('--data', tsv); // "twenty-one" is the one held-out pair
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(JSON.parse(ok.stdout), { ...JSON.parse(ok.stdout), exact_match: 1, correct: 1, total: 1 });
+    const none = join(dir, 'none.tsv');
+    writeFileSync(none, pairs.filter((p) => p.source !== 'twenty-one').map((p) => `${p.source}\t${p.target}`).join('\n') + '\n');
+    const empty = evalCli('--data', none);
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.equal(JSON.parse(empty.stdout).exact_match, null);
+    assert.match(empty.stderr, /^note: no pair fell in the held-out split .*exact match is not measured$/m);
+    for (const [flag, v] of [['--beam', '0'], ['--limit', '0'], ['--limit', '-5']] as const) {
+      const r = evalCli('--data', tsv, flag, v);
+      assert.equal(r.code, 1, `${flag} ${v}`);
+      assert.equal(r.stderr.trim(), `attn: error: ${flag} must be ≥ 1, got ${v}`);
+    }
+    // A model of the built-in task has its own held-out pairs: --data is refused, not ignored.
+    const builtIn = join(dir, 'built-in');
+    saveSeq2Seq(builtIn, { model, tokenizer, task: { task: 'numbers-de', reverse: false } });
+    const r = spawnSync(process.execPath, [CLI, 'seq2seq', 'eval', '--model', builtIn, '--data', tsv], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^attn: error: --data: .* was trained on the built-in numbers-de task, which has its own held-out pairs; leave out --data\n$/);
   });
 
   it('clear errors: a pairs file with a bad line, a translation model given to sample, a GPT directory given to translate', () => {

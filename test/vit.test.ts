@@ -202,6 +202,13 @@ describe('image data', () => {
     writePngFolder(one, 4, 9);
     rmSync(join(one, 'right'), { recursive: true });
     assert.throws(() => runViTTraining({ data: one, out: join(root, 'never'), backend: 'js' }, tiny, quiet), /found 1 class \(left\); a classifier needs at least 2/);
+    // An empty class folder (or one without PNG files) is not a class.
+    mkdirSync(join(one, 'right'));
+    writeFileSync(join(one, 'right', 'notes.txt'), 'no images here');
+    assert.deepEqual(readImageFolder(one).classes, ['left']);
+    assert.throws(() => runViTTraining({ data: one, out: join(root, 'never'), backend: 'js' }, tiny, quiet), /found 1 class \(left\); a classifier needs at least 2/);
+    rmSync(join(one, 'left'), { recursive: true });
+    assert.throws(() => readImageFolder(one), (e) => e instanceof UserError && e.message === `${one}: no .png files in the class subfolders`);
     const empty = join(root, 'empty');
     mkdirSync(empty);
     assert.throws(() => loadImageDataset(empty), /found neither IDX files .* nor PNG class subfolders/);

@@ -62,9 +62,11 @@ export function describeBackend(b: Backend): string {
  * For bf16 training: a line saying that bf16 products will not run on
  * AVX-512 BF16 instructions here (and why), or null when they will. The
  * results are the same either way (operands rounded to bf16, FP32 sums);
- * only the speed-up is missing.
+ * only the speed-up is missing. The webgpu kernels do not round operands at
+ * all, so there bf16 is refused (UserError), as --optimizer muon is.
  */
 export function bf16Fallback(b: Backend): string | null {
+  if (b.name === 'webgpu') throw new UserError('--precision bf16 runs on host backends (js, native): the webgpu kernels do not round to bf16; use --precision fp32 on webgpu');
   if (b.name !== 'native') return `--precision bf16 on the ${b.name} backend rounds GEMM operands to bf16 in its FP32 kernels: same results, no speed-up`;
   const addon = loadAddon()!;
   if (addon.bf16Dot()) return null;

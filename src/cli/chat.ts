@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { ChatSession } from '../generate/chat_session.js';
 import { loadModel } from '../io/model_dir.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
@@ -32,6 +33,34 @@ export interface ChatIO {
 
 const HELP = '/reset clears the conversation, /exit (or Ctrl-D) quits';
 
+/** A reply as one line of a pipe: a newline written as `\n` (a carriage return as `\r`), a backslash as `\\`. */
+export function escapeLine(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+}
+
+/**
+ * Fail at startup, with one line, when the tokenizer cannot encode the
+ * --system message or the template's own markup (a char tokenizer trained
+ * on plain text has no "<" for ChatML's <|im_start|>).
+ */
+function checkEncodable(o: ChatCliOptions, session: ChatSession, tokenizer: Tokenizer): void {
+  if (o.system !== undefined) {
+    try {
+      tokenizer.encode(o.system, { allowedSpecial: 'all' });
+    } catch (e) {
+      if (e instanceof UserError) throw new UserError(`--system: ${e.message}`);
+      throw e;
+    }
+  }
+  try {
+    tokenizer.encode(session.template.render([...session.messages, { role: 'user', content: '' }], { addGenerationPrompt: true }), { allowedSpecial: 'all' });
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    const which = session.template.isDefault ? "ChatML's <|im_start|> … <|im_end|> markup" : 'its markup';
+    throw new UserError(`${o.model}'s tokenizer cannot encode its chat template (${which}: ${e.message}); attn chat needs a model with a sub-word tokenizer, or a chat template its tokenizer can encode`);
+  }
+}
+
 function checkFlags(o: ChatCliOptions): void {
   if (!(o.temperature >= 0)) throw new UserError('--temperature must be ≥ 0');
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new UserError('--top-p must be in (0, 1]');
@@ -59,8 +88,9 @@ export async function runChat(o: ChatCliOptions, io: ChatIO): Promise<void> {
     ...(o.topK !== undefined ? { topK: o.topK } : {}),
   });
   if (session.template.isDefault) io.note(`note: ${o.model} has no chat template (tokenizer_config.json's chat_template); using ChatML\n`);
-  // Render the conversation's start now, so that a template that cannot work fails before the first question.
+  // Render and encode the conversation's start now, so that a template that cannot work fails before the first question.
   session.template.render([...session.messages, { role: 'user', content: 'Hi' }], { addGenerationPrompt: true });
+  checkEncodable(o, session, tokenizer);
   if (io.terminal) io.note(`attn chat with ${o.model} (context ${model.config.block_size} tokens): ${HELP}\n`);
 
   const rl = createInterface({ input: io.input, ...(io.terminal ? { output: io.terminal.output, terminal: true, prompt: '> ' } : { terminal: false }) });
@@ -83,12 +113,22 @@ export async function runChat(o: ChatCliOptions, io: ChatIO): Promise<void> {
       } else if (line !== '') {
         replying = session.send(raw);
         interrupted = false;
-        for await (const piece of replying) {
-          io.write(piece);
-          if (interrupted) break; // leaving the loop ends the generator: the reply is not kept
+        let wrote = false;
+        try {
+          for await (const piece of replying) {
+            io.write(io.terminal ? piece : escapeLine(piece));
+            wrote = true;
+            if (interrupted) break; // leaving the loop ends the generator: the reply is not kept
+          }
+          io.write(interrupted ? ' (interrupted)\n' : '\n');
+        } catch (e) {
+          if (!(e instanceof UserError)) throw e;
+          // A message that cannot be sent (longer than the context, a character the tokenizer lacks) is refused; the chat goes on.
+          io.note(`error: ${e.message}\n`);
+          if (wrote || !io.terminal) io.write('\n'); // in a pipe an empty reply, so that replies stay one per message
+        } finally {
+          replying = null;
         }
-        replying = null;
-        io.write(interrupted ? ' (interrupted)\n' : '\n');
       }
       rl.prompt();
     }
@@ -99,7 +139,7 @@ export async function runChat(o: ChatCliOptions, io: ChatIO): Promise<void> {
 
 export function chatCommand(): Command {
   return withBackendFlags(new Command('chat'))
-    .description('talk with a model in the terminal: its own chat template (ChatML when it has none), replies streamed as they are generated, the conversation kept until /reset. Reads lines from a pipe too (one message per line, one reply per line out)')
+    .description('talk with a model in the terminal: its own chat template (ChatML when it has none), replies streamed as they are generated, the conversation kept until /reset. Reads lines from a pipe too (one message per line, one reply per line out, its newlines written as \\n and backslashes as \\\\)')
     .requiredOption('--model <dir>', 'model directory: a Hugging Face Llama, Qwen2 or Mistral chat model, or any attn model with a tokenizer')
     .option('--system <text>', 'system message that starts the conversation')
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', num, 0.7)
@@ -107,7 +147,12 @@ export function chatCommand(): Command {
     .option('--top-k <k>', 'sample only among the k most likely tokens', int)
     .option('--max-tokens <n>', 'most tokens in one reply', int, 256)
     .option('--seed <n>', 'random seed (reply n uses seed + n)', int, 1337)
-    .addHelpText('after', `\nIn the chat: ${HELP}. When the conversation outgrows the model's context, the oldest turns are dropped with a warning.`)
+    .addHelpText(
+      'after',
+      `\nIn the chat: ${HELP}. When the conversation outgrows the model's context, the oldest turns are dropped with a warning; ` +
+        'a message that cannot be sent (longer than the context) is refused with one line on stderr and the chat goes on (in a pipe its reply line is empty). ' +
+        'In a pipe each reply is one line: a newline in it is written as \\n, a backslash as \\\\.',
+    )
     .action((o: ChatCliOptions) =>
       runChat(o, {
         input: process.stdin,

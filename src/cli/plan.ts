@@ -7,7 +7,8 @@ import { parseGPTConfig } from '../models/gpt_config.js';
 import { formatPlan } from '../plan/format.js';
 import { PLAN_FORMULAS, planModel, type ModelPlan, type PlanConfig } from '../plan/plan.js';
 import { formatLlamaPlan, planLlama, type LlamaPlan, type LlamaPlanConfig } from '../plan/llama_plan.js';
-import { hfLlamaFamily, llamaConfigFromHF } from '../models/llama_config.js';
+import { hfLlamaFamily, llamaConfigFromHF, parseLlamaConfig } from '../models/llama_config.js';
+import { LLAMA_MODEL_TYPE } from '../io/model_dir.js';
 import { int, num } from './flags.js';
 
 export interface PlanCliOptions {
@@ -39,6 +40,7 @@ export function readPlanConfig(path: string): PlanConfig {
   const { raw: r, file } = readConfigJson(path);
   if (r.model_type === 'gpt2') return configFromHF(r, file);
   if (r.format === 'attn') {
+    if (r.model_type !== undefined && r.model_type !== 'attn-gpt') throw new UserError(`${file}: model_type "${String(r.model_type)}" is not attn's GPT (attn plans its own GPT and Llama configs)`);
     try {
       return parseGPTConfig(r, file);
     } catch (e) {
@@ -65,8 +67,8 @@ function readConfigJson(path: string): { raw: Record<string, unknown>; file: str
 }
 
 /**
- * A Llama-family plan (--arch llama, or --model with a Hugging Face Llama,
- * Qwen2 or Mistral config.json): the GPT's size flags plus --n-kv-head,
+ * A Llama-family plan (--arch llama, or --model with attn's own Llama or a
+ * Hugging Face Llama, Qwen2 or Mistral config.json): the GPT's size flags plus --n-kv-head,
  * --head-dim, --intermediate-size, --tie-word-embeddings, --attention-bias.
  */
 function runLlamaPlan(o: PlanCliOptions, fromFile: LlamaPlanConfig | null): LlamaPlan {
@@ -93,9 +95,10 @@ function runLlamaPlan(o: PlanCliOptions, fromFile: LlamaPlanConfig | null): Llam
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new UserError(`${flag} must be a positive integer, got ${String(v)}`);
   }
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UserError(`--batch-size must be a positive integer, got ${o.batchSize}`);
+  if (o.tokens !== undefined && !(o.tokens > 0)) throw new UserError(`--tokens must be positive, got ${o.tokens}`);
   if (!(o.bytes > 0)) throw new UserError(`--bytes must be positive, got ${o.bytes}`);
   try {
-    return planLlama(cfg as unknown as LlamaPlanConfig, { batchSize: o.batchSize, bytesPerValue: o.bytes });
+    return planLlama(cfg as unknown as LlamaPlanConfig, { batchSize: o.batchSize, bytesPerValue: o.bytes, ...(o.tokens !== undefined ? { tokens: o.tokens } : {}) });
   } catch (e) {
     throw new UserError((e as Error).message);
   }
@@ -107,6 +110,8 @@ export function runPlan(o: PlanCliOptions): ModelPlan | LlamaPlan {
   if (o.model) {
     const { raw, file } = readConfigJson(o.model);
     if (hfLlamaFamily(raw)) return runLlamaPlan(o, llamaConfigFromHF(raw, file));
+    if (raw.format === 'attn' && raw.model_type === LLAMA_MODEL_TYPE) return runLlamaPlan(o, parseLlamaConfig(raw, file));
+    if (o.arch === 'llama') throw new UserError(`--arch llama: ${file} is not a Llama-family config (leave out --arch to plan it as it is)`);
   }
   if (o.arch === 'llama') return runLlamaPlan(o, null);
   return runGPTPlan(o);
@@ -142,7 +147,7 @@ function runGPTPlan(o: PlanCliOptions): ModelPlan {
 export function planCommand(): Command {
   return new Command('plan')
     .description('parameters, FLOPs, memory, KV cache and Chinchilla-optimal tokens of a GPT or a Llama-family model, from its sizes alone')
-    .option('--model <dir>', 'read the sizes from a model directory\'s config.json (attn, Hugging Face GPT-2, Llama, Qwen2, Mistral); size flags override it')
+    .option('--model <dir>', 'read the sizes from a model directory\'s config.json (attn\'s GPT or Llama, Hugging Face GPT-2, Llama, Qwen2, Mistral); size flags override it')
     .option('--arch <gpt|llama>', 'the family to plan from flags: gpt (default) or llama (RMSNorm, SwiGLU, rotary, grouped-query attention)')
     .option('--n-kv-head <n>', 'llama: key/value heads (grouped-query attention; default --n-head)', int)
     .option('--head-dim <n>', 'llama: channels per head (default --n-embd / --n-head)', int)

@@ -1,11 +1,11 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { numbersTask, pairsTask, type Seq2SeqTask } from '../data/seq2seq_task.js';
+import { numbersTask, pairsTask, type Seq2SeqTask, type TaskSource } from '../data/seq2seq_task.js';
 import { parsePairsTSV } from '../data/translation_pairs.js';
 import { crossAttentionMap, meanOverHeads } from '../generate/cross_attention.js';
 import { translate } from '../generate/translate.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutFile, writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { loadSeq2Seq } from '../io/seq2seq_dir.js';
 import { exactMatch } from '../train/seq2seq_eval.js';
@@ -14,6 +14,7 @@ import { trainSeq2SeqAsync, type Seq2SeqSummary } from '../train/seq2seq_trainer
 import { attentionHtml, attentionText } from './attention_view.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
+import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
 import { readTextFile } from '../io/read_text.js';
 
@@ -40,19 +41,13 @@ const HYPER: Array<[string, keyof Seq2SeqOptionsInput, (v: string) => number, st
 
 const NUMBERS_TASK = 'numbers-de';
 
+/** The task to train or evaluate; a pairs file is remembered by its absolute path, so the model finds it from any directory. */
 export function taskFrom(source: { task?: string; data?: string; reverse?: boolean }): Seq2SeqTask {
   if (source.task !== undefined && source.data !== undefined) throw new UserError('--task and --data exclude each other');
-  if (source.data !== undefined) return pairsTask(parsePairsTSV(readTextFile(source.data), source.data), source.data, Boolean(source.reverse));
+  if (source.data !== undefined) return pairsTask(parsePairsTSV(readTextFile(source.data), source.data), resolve(source.data), Boolean(source.reverse));
   if (source.task === NUMBERS_TASK) return numbersTask(Boolean(source.reverse));
   if (source.task === undefined) throw new UserError(`seq2seq train needs --task ${NUMBERS_TASK} or --data PAIRS.tsv`);
   throw new UserError(`unknown task "${source.task}" (available: ${NUMBERS_TASK})`);
-}
-
-/** Refuse to replace a directory that is not a model: it may hold the user's files. */
-function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
-  }
 }
 
 const seconds = (t0: number): number => Math.round((performance.now() - t0) / 100) / 10;
@@ -102,23 +97,40 @@ export async function runSeq2SeqTrain(opts: Record<string, unknown>): Promise<Se
   });
 }
 
+/**
+ * What seq2seq eval reads: the model's own task, or the pairs file given with
+ * --data (only for a model trained on pairs: the built-in task has its own).
+ */
+function evalSource(dir: string, task: TaskSource, data: string | undefined): { task?: string; data?: string; reverse: boolean } {
+  if (!('data' in task)) {
+    if (data !== undefined) throw new UserError(`--data: ${dir} was trained on the built-in ${task.task} task, which has its own held-out pairs; leave out --data`);
+    return task;
+  }
+  if (data !== undefined) return { data, reverse: task.reverse };
+  if (!existsSync(task.data)) throw new UserError(`${dir} was trained on ${task.data}, which does not exist (any more); give the pairs file with --data FILE`);
+  return task;
+}
+
 function evalCommand(): Command {
   const cmd = new Command('eval')
     .description('exact match of a translation model on its held-out pairs (JSON on stdout)')
     .requiredOption('--model <dir>', 'model directory from attn seq2seq train')
-    .option('--limit <n>', 'held-out pairs to translate (default 2000)', int, 2000)
+    .option('--limit <n>', 'held-out pairs to translate', int, 2000)
     .option('--beam <n>', 'beam width (1 = greedy)', int, 1)
     .option('--length-penalty <a>', 'α of the GNMT length penalty ((5+len)/6)^α, with --beam > 1', num, 0.6)
     .option('--data <file>', 'the pairs file, if it has moved since training');
   withBackendFlags(cmd);
   cmd.action((opts: { model: string; limit: number; beam: number; lengthPenalty: number; data?: string; backend?: string; threads?: number }) => {
+    if (!(opts.limit >= 1)) throw new UserError(`--limit must be ≥ 1, got ${opts.limit}`);
+    if (!(opts.beam >= 1)) throw new UserError(`--beam must be ≥ 1, got ${opts.beam}`);
     useBackend(opts);
     const { model, tokenizer, task } = loadSeq2Seq(opts.model);
-    const t = taskFrom('data' in task ? { ...task, data: opts.data ?? task.data } : task);
+    const t = taskFrom(evalSource(opts.model, task, opts.data));
     const t0 = performance.now();
     const r = exactMatch(model, tokenizer, t.heldOut(opts.limit), { beamWidth: opts.beam, lengthPenalty: opts.lengthPenalty });
     for (const m of r.misses) process.stderr.write(`miss: ${m.source} → ${m.got} (expected ${m.expected})\n`);
-    process.stdout.write(JSON.stringify({ exact_match: r.accuracy, correct: r.correct, total: r.total, beam: opts.beam, seconds: seconds(t0) }) + '\n');
+    if (r.total === 0) process.stderr.write('note: no pair fell in the held-out split (1 in 10, by a hash of the source); exact match is not measured\n');
+    process.stdout.write(JSON.stringify({ exact_match: r.total ? r.accuracy : null, correct: r.correct, total: r.total, beam: opts.beam, seconds: seconds(t0) }) + '\n');
   });
   return cmd;
 }
@@ -144,6 +156,7 @@ export function translateCommand(): Command {
   withBackendFlags(cmd);
   cmd.action((texts: string[], opts: { model: string; beam: number; lengthPenalty: number; maxLength?: number; showAttention?: boolean; attentionHeads?: boolean; attentionHtml?: string; backend?: string; threads?: number }) => {
     if (opts.beam < 1) throw new UserError('--beam must be ≥ 1');
+    if (opts.attentionHtml) checkOutFile(opts.attentionHtml, '--attention-html'); // before the translations are printed
     useBackend(opts);
     const { model, tokenizer } = loadSeq2Seq(opts.model);
     const results = translate(model, tokenizer, texts, { beamWidth: opts.beam, lengthPenalty: opts.lengthPenalty, ...(opts.maxLength ? { maxLength: opts.maxLength } : {}) });

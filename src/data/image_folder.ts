@@ -31,16 +31,25 @@ export function classFolders(dir: string): string[] {
   return readdirSync(dir).filter((n) => !n.startsWith('.') && isDir(join(dir, n))).sort();
 }
 
+/** The class folders holding at least one file that `usable` accepts: an empty folder is not a class. */
+export function usableClassFolders(dir: string, usable: (file: string) => boolean): string[] {
+  return classFolders(dir).filter((n) => readdirSync(join(dir, n)).some(usable));
+}
+
+const isPng = (file: string): boolean => file.toLowerCase().endsWith('.png');
+
 /**
  * A folder of PNG images, one subfolder per class (`dir/cat/1.png`,
- * `dir/dog/7.png`, …). Every image must have the same size. The set is
- * grayscale when every file is, else RGB (gray files repeated over R, G, B);
- * alpha is dropped. `classes` fixes the class order (a test split must use
- * the training split's).
+ * `dir/dog/7.png`, …); a subfolder without PNG files is not a class. Every
+ * image must have the same size. The set is grayscale when every file is,
+ * else RGB (gray files repeated over R, G, B); alpha is dropped. `classes`
+ * fixes the class order (a test split must use the training split's).
  */
-export function readImageFolder(dir: string, classes: string[] = classFolders(dir)): ImageSet {
-  if (classes.length === 0) throw new UserError(`${dir}: no class subfolders (expected one folder of PNG images per class)`);
-  const found = classFolders(dir);
+export function readImageFolder(dir: string, classes: string[] = usableClassFolders(dir, isPng)): ImageSet {
+  if (classes.length === 0) {
+    throw new UserError(classFolders(dir).length ? `${dir}: no .png files in the class subfolders` : `${dir}: no class subfolders (expected one folder of PNG images per class)`);
+  }
+  const found = usableClassFolders(dir, isPng);
   const unknown = found.filter((c) => !classes.includes(c));
   if (unknown.length) throw new UserError(`${join(dir, unknown[0]!)}: class "${unknown[0]}" is not among the training classes (${classes.join(', ')})`);
   const images: Decoded[] = [];
@@ -48,7 +57,7 @@ export function readImageFolder(dir: string, classes: string[] = classFolders(di
   classes.forEach((name, label) => {
     const sub = join(dir, name);
     if (!found.includes(name)) return;
-    for (const file of readdirSync(sub).filter((f) => f.toLowerCase().endsWith('.png')).sort()) {
+    for (const file of readdirSync(sub).filter(isPng).sort()) {
       const img = decode(join(sub, file));
       const first = images[0];
       if (first && (img.width !== first.width || img.height !== first.height)) {

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { classFolders } from './image_folder.js';
+import { classFolders, usableClassFolders } from './image_folder.js';
 import { shuffled } from './image_set.js';
 import { checkCloud, sampleTriangles, type PointCloudDataset, type PointCloudSet } from './point_clouds.js';
 
@@ -114,6 +114,7 @@ function readPly(bytes: Buffer, path: string): Float32Array {
 /** Read one point file (.xyz, .off or .ply) as x, y, z triples; NaN, missing coordinates and malformed files are one-line errors. */
 export function readPointFile(path: string): Float32Array {
   if (!existsSync(path)) throw new UserError(`${path}: no such file`);
+  if (statSync(path).isDirectory()) throw new UserError(`${path} is a directory, not a point file (${POINT_FILE_EXTENSIONS.join(', ')})`);
   const ext = extname(path).toLowerCase();
   const bytes = readFileSync(path);
   const points = ext === '.xyz' ? readXyz(bytes.toString('utf8'), path)
@@ -125,17 +126,25 @@ export function readPointFile(path: string): Float32Array {
   return points;
 }
 
-/** A folder of point files, one subfolder per class; `classes` fixes the order (a test split uses the training split's). */
-export function readPointCloudFolder(dir: string, classes: string[] = classFolders(dir)): PointCloudSet {
-  if (classes.length === 0) throw new UserError(`${dir}: no class subfolders (expected one folder of ${POINT_FILE_EXTENSIONS.join('/')} files per class)`);
-  const unknown = classFolders(dir).filter((c) => !classes.includes(c));
+const isPointFile = (file: string): boolean => POINT_FILE_EXTENSIONS.includes(extname(file).toLowerCase());
+
+/**
+ * A folder of point files, one subfolder per class (a subfolder without point
+ * files is not a class); `classes` fixes the order (a test split uses the
+ * training split's).
+ */
+export function readPointCloudFolder(dir: string, classes: string[] = usableClassFolders(dir, isPointFile)): PointCloudSet {
+  if (classes.length === 0) {
+    throw new UserError(classFolders(dir).length ? `${dir}: no ${POINT_FILE_EXTENSIONS.join('/')} files in the class subfolders` : `${dir}: no class subfolders (expected one folder of ${POINT_FILE_EXTENSIONS.join('/')} files per class)`);
+  }
+  const unknown = usableClassFolders(dir, isPointFile).filter((c) => !classes.includes(c));
   if (unknown.length) throw new UserError(`${join(dir, unknown[0]!)}: class "${unknown[0]}" is not among the training classes (${classes.join(', ')})`);
   const set: PointCloudSet = { clouds: [], labels: new Int32Array(0), classes, names: [] };
   const labels: number[] = [];
   classes.forEach((name, label) => {
     const sub = join(dir, name);
     if (!existsSync(sub)) return;
-    for (const file of readdirSync(sub).filter((f) => POINT_FILE_EXTENSIONS.includes(extname(f).toLowerCase())).sort()) {
+    for (const file of readdirSync(sub).filter(isPointFile).sort()) {
       set.clouds.push(readPointFile(join(sub, file)));
       set.names.push(join(sub, file));
       labels.push(label);

@@ -54,6 +54,15 @@ export interface LlamaPlan {
     shrinkVsMultiHead: number;
   };
   chinchilla: { tokens: number; flops: number };
+  /** Present when a token budget was given. */
+  budget?: {
+    tokens: number;
+    tokensPerParameter: number;
+    /** 6·N·tokens. */
+    flops: number;
+    /** trainingPerToken · tokens. */
+    flopsWithAttention: number;
+  };
   formulas: Record<string, string>;
 }
 
@@ -66,7 +75,7 @@ export const LLAMA_PLAN_FORMULAS: Record<string, string> = {
   chinchilla: 'D ≈ 20·N tokens; compute C = 6·N·D',
 };
 
-export function planLlama(config: LlamaPlanConfig, opts: { batchSize?: number; bytesPerValue?: number } = {}): LlamaPlan {
+export function planLlama(config: LlamaPlanConfig, opts: { batchSize?: number; bytesPerValue?: number; tokens?: number } = {}): LlamaPlan {
   for (const k of ['n_layer', 'n_head', 'n_kv_head', 'n_embd', 'head_dim', 'intermediate_size', 'vocab_size', 'block_size'] as const) {
     const v = config[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${String(v)}`);
@@ -92,18 +101,23 @@ export function planLlama(config: LlamaPlanConfig, opts: { batchSize?: number; b
   const weights = total * bytes;
   const kvPerToken = 2 * L * g * e * bytes;
   const chinchillaTokens = CHINCHILLA_TOKENS_PER_PARAM * total;
-  return {
+  const trainingPerToken = 3 * forwardPerToken;
+  const plan: LlamaPlan = {
     arch: 'llama',
     config: { ...config },
     batchSize: B,
     bytesPerValue: bytes,
     params: { tokenEmbedding, attentionPerLayer, mlpPerLayer, normsPerLayer, layers, finalNorm: d, head, total, nonEmbedding: total - tokenEmbedding - head, matmul },
-    flops: { attentionForwardPerToken, forwardPerToken, trainingPerToken: 3 * forwardPerToken },
+    flops: { attentionForwardPerToken, forwardPerToken, trainingPerToken },
     memory: { weights, gradients: weights, adamw: 2 * weights, statesTotal: 4 * weights },
     kvCache: { bytesPerToken: kvPerToken, bytesFullContext: kvPerToken * T, bytesFullContextBatch: kvPerToken * T * B, shrinkVsMultiHead: h / g },
     chinchilla: { tokens: chinchillaTokens, flops: 6 * total * chinchillaTokens },
     formulas: LLAMA_PLAN_FORMULAS,
   };
+  if (opts.tokens !== undefined) {
+    plan.budget = { tokens: opts.tokens, tokensPerParameter: opts.tokens / total, flops: 6 * total * opts.tokens, flopsWithAttention: trainingPerToken * opts.tokens };
+  }
+  return plan;
 }
 
 const group = (n: number): string => n.toLocaleString('en-US');
@@ -140,6 +154,11 @@ export function formatLlamaPlan(p: LlamaPlan): string {
   head('Compute-optimal training (Chinchilla: ≈ 20 tokens per parameter)');
   row('tokens (20·N)', formatCount(p.chinchilla.tokens));
   row('compute (6·N·D)', formatFlops(p.chinchilla.flops));
+  if (p.budget) {
+    head(`Your budget: ${formatCount(p.budget.tokens)} tokens`);
+    row('tokens per parameter', p.budget.tokensPerParameter.toFixed(2), p.budget.tokensPerParameter < CHINCHILLA_TOKENS_PER_PARAM ? 'under Chinchilla-optimal' : 'at or past Chinchilla-optimal');
+    row('compute (6·N·tokens)', formatFlops(p.budget.flops), `${formatFlops(p.budget.flopsWithAttention)} counting attention`);
+  }
   rows.push('', 'Formulas: the "formulas" field of --json.');
   return rows.join('\n') + '\n';
 }

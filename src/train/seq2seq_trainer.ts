@@ -23,8 +23,8 @@ export type Seq2SeqEvents = TrainingEvents<{ params: number; vocabSize: number; 
 export interface Seq2SeqSummary {
   step: number;
   loss: number;
-  /** Exact match on the held-out pairs at the end (greedy decoding). */
-  exact_match: number;
+  /** Exact match on the held-out pairs at the end (greedy decoding); null when none were held out. */
+  exact_match: number | null;
   eval_pairs: number;
   tokens_per_s: number;
   seconds: number;
@@ -133,7 +133,7 @@ function seq2seqTrainingRun(run: Seq2SeqRun, events: Seq2SeqEvents): { loop: Tra
   };
   const summary = (result: LoopResult): Seq2SeqSummary => {
     const final = last! as Seq2SeqEvalInfo;
-    return { step: result.step, loss: result.loss, exact_match: final.accuracy, eval_pairs: final.total, tokens_per_s: result.seconds ? result.items / result.seconds : 0, seconds: result.seconds };
+    return { step: result.step, loss: result.loss, exact_match: final.total ? final.accuracy : null, eval_pairs: final.total, tokens_per_s: result.seconds ? result.items / result.seconds : 0, seconds: result.seconds };
   };
   return { loop, summary };
 }
