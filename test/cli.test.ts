@@ -190,3 +190,16 @@ describe('bad input gets one clear line and a non-zero exit', () => {
     assert.deepEqual(readFileSync(join(dir, 'model.safetensors')), before, 'checkpoint untouched');
   });
 });
+
+describe('attn --help', () => {
+  it('states each default once (commander adds "(default: …)" to an option with a default value)', () => {
+    for (const args of [['sft', '--help'], ['seq2seq', 'eval', '--help'], ['rag', 'index', '--help']]) {
+      const r = attn(args);
+      assert.equal(r.code, 0, r.stderr);
+      const text = r.stdout.replace(/\s+/g, ' ');
+      assert.match(text, /\(default: /, args.join(' '));
+      assert.doesNotMatch(text, /\(default:? ([^)]*)\) \(default: \1\)/, args.join(' '));
+    }
+    assert.match(attn(['sft', '--help']).stdout.replace(/\s+/g, ' '), /cut at line ends \(default: 96\)/);
+  });
+});

@@ -131,7 +131,7 @@ describe('attn train --init with a Llama-family model', () => {
     const out = join(work, 'ft-out');
     const r = attn(['train', '--init', src, '--data', 'ft.txt', '--out', out, '--max-iters', '3', '--block-size', '16', '--batch-size', '2', '--eval-iters', '1', '--warmup-iters', '1', '--arch', 'gpt']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /--init takes the model's family, sizes and tokenizer .*ignoring arch/);
+    assert.match(r.stderr, /--init takes the model's family, sizes and tokenizer .*ignoring --arch/);
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(config.model_type, 'attn-llama');
     assert.equal(config.n_kv_head, 2);

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { readPngFiles } from '../data/image_folder.js';
 import type { CaptionScores } from '../eval/caption_scores.js';
 import { captionAttention, writeCaptions } from '../generate/caption.js';
+import { checkOutFile } from '../io/atomic.js';
 import { writeAttentionHeatmap } from '../io/attention_heatmap_png.js';
 import { loadCaptioner } from '../io/captioner_dir.js';
 import { parseCaptionTrainOptions, type CaptionTrainOptions, type CaptionTrainOptionsInput } from '../train/caption_options.js';
@@ -88,6 +89,7 @@ export function runCaptionEval(o: { model: string; data: string; testImages?: nu
 
 /** Caption PNG files; with a heatmap path, draw the cross-attention of the first image's caption word by word. */
 export function runCaption(images: string[], o: { model: string; heatmap?: string; backend?: string; threads?: number }): Array<{ image: string; caption: string; words?: string[] }> {
+  if (o.heatmap) checkOutFile(o.heatmap, '--heatmap');
   useBackend(o);
   const model = loadCaptioner(o.model);
   const c = model.config.image;

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { evaluateRecall, reportDims } from '../eval/recall.js';
@@ -11,6 +11,7 @@ import { trainEmbedder, trainEmbedderAsync, type EmbedderEvents, type EmbedderRu
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { describeSpec, FABLES, loadPairs, type PairSpec } from './embed_pairs.js';
 import { int, num } from './flags.js';
+import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
 
 /** "32,64,128" → [32, 64, 128]. */
@@ -117,13 +118,6 @@ function withDataFlags(cmd: Command): Command {
     .option('--untitled-rate <r>', '--corpus: share of two-sentence queries left without the document\'s title words (its `#` heading) but otherwise whole (default 0; `attn rag demo` uses 0.75; docs/rag.md)', num)
     .option('--title-rate <r>', '--corpus: title-to-passage pairs added, as a share of --pairs: a document\'s `#` heading is the query, one of its passages the positive (default 0; `attn rag demo` uses 0.25; docs/rag.md)', num)
     .option('--same-passage-rate <r>', '--corpus: share of two-sentence queries whose two sentences come from one passage, both kept in the positive (default 0; `attn rag demo` uses 0.75; docs/rag.md)', num);
-}
-
-/** Refuse to replace a directory that is not a model directory: it may hold the user's files. */
-function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
-  }
 }
 
 function recallTable(recall: Map<number, number>, full: number, pairs: number): string {

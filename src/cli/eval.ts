@@ -20,6 +20,7 @@ export interface EvalCliOptions {
 
 /** Loss and perplexity of a model on a text; `split` picks attn train's 90/10 parts of its tokens. */
 export function runEval(o: EvalCliOptions): { loss: number; perplexity: number; tokens: number; split: string } {
+  if (o.batchSize < 1) throw new UserError('--batch-size must be ≥ 1');
   useBackend(o);
   const { model, tokenizer } = loadModel(o.model);
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer, so the text cannot be encoded`);

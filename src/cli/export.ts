@@ -1,7 +1,5 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { writeDirAtomic } from '../io/atomic.js';
+import { checkOutFile, writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { hfFiles } from '../io/hf_export.js';
 import { loadGPT, loadModel } from '../io/model_dir.js';
@@ -10,13 +8,7 @@ import { llamaToGGUF } from '../io/gguf_llama.js';
 import { dequantize } from '../nn/quantized_linear.js';
 import { gpt2ToGGUF, type GGUFExportType } from '../io/gguf_gpt2.js';
 import { writeGGUF } from '../io/gguf_write.js';
-
-/** Refuse to replace a directory that does not look like a model: it may hold the user's files. */
-export function checkOutDir(out: string, flag = '--out'): void {
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`${flag} ${out} exists and is not a model directory; choose another path`);
-  }
-}
+import { checkNotSource, checkOutDir } from './out_dir.js';
 
 const GGUF_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
 
@@ -25,7 +17,8 @@ export function runExport(o: { model: string; to: string; out: string; type?: st
   if (o.to === 'gguf') {
     const type = (o.type ?? 'f32') as GGUFExportType;
     if (!GGUF_TYPES.includes(type)) throw new UserError(`--type ${o.type}: GGUF export writes ${GGUF_TYPES.join(', ')}`);
-    if (existsSync(o.out) && statSync(o.out).isDirectory()) throw new UserError(`--out ${o.out} is a directory; give a file name (FILE.gguf)`);
+    checkOutFile(o.out, '--out');
+    checkNotSource(o.out, o.model);
     const { model, tokenizer } = loadModel(o.model);
     dequantize(model); // GGUF's own block types replace attn's int8 rows
     const { metadata, tensors, notes } = model instanceof Llama ? llamaToGGUF(model, tokenizer, type) : gpt2ToGGUF(model, tokenizer, type);
@@ -35,6 +28,7 @@ export function runExport(o: { model: string; to: string; out: string; type?: st
   if (o.to !== 'hf') throw new UserError(`--to ${o.to}: "hf" (Hugging Face GPT-2 layout) or "gguf" (llama.cpp)`);
   if (o.type !== undefined) throw new UserError('--type applies to --to gguf only');
   checkOutDir(o.out);
+  checkNotSource(o.out, o.model);
   const { model, tokenizer } = loadGPT(o.model, 'attn export --to hf (use --to gguf)');
   dequantize(model); // GPT-2's format holds fp32 matrices: an int8 model exports its dequantized weights
   const { files, notes } = hfFiles(model, tokenizer);

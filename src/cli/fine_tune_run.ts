@@ -1,7 +1,7 @@
 import { readTextFile } from '../io/read_text.js';
 import { useBackend, useBackendAsync } from './backend_flags.js';
 import { Progress } from './progress.js';
-import { checkOutDir } from './sft.js';
+import { checkOutDir } from './out_dir.js';
 
 /**
  * What `attn sft`, `attn reward train` and `attn dpo` do before they train:

@@ -5,6 +5,7 @@ import type { InspectableLM } from '../eval/inspect/decoder_parts.js';
 import { inspectDecoder, type InspectReport } from '../eval/inspect/inspect_decoder.js';
 import { inspectViT, type ViTInspectReport } from '../eval/inspect/inspect_vit.js';
 import { writeInspectReport } from '../eval/inspect/report_files.js';
+import { checkDirPath } from './out_dir.js';
 import { writeViTReport } from '../eval/inspect/vit_report_files.js';
 import { loadViT, VIT_MODEL_TYPE } from '../io/vit_dir.js';
 import { loadSeq2Seq, SEQ2SEQ_MODEL_TYPE } from '../io/seq2seq_dir.js';
@@ -218,6 +219,7 @@ export function inspectCommand(): Command {
     .option('--examples <n>', 'translation models, captioners, point-cloud classifiers and embedders: validation (test) examples (texts) for head removal, the lens and the probes', int, 32)
     .option('--task <name>', 'point-cloud classifiers: inspect on the generated test clouds of this task (shapes; regenerated from the training seed) instead of --data DIR')
     .action((o: InspectCliOptions) => {
+      checkDirPath(o.out); // before the work: the report's folder may not be a file
       const { report, files } = runInspect(o);
       process.stdout.write(summaryLines(report).join('\n') + '\n');
       process.stdout.write(`wrote ${files.length} files to ${o.out} (open ${join(o.out, 'index.html')})\n`);

@@ -6,7 +6,7 @@ import { loadAdapter } from '../io/peft.js';
 import { GPT } from '../models/gpt.js';
 import { mergeLoRA } from '../nn/lora.js';
 import { UserError } from '../util/errors.js';
-import { checkOutDir } from './export.js';
+import { checkOutDir, checkNotSource } from './out_dir.js';
 
 /**
  * Fold a LoRA adapter into its base and write the result as an ordinary
@@ -16,6 +16,7 @@ import { checkOutDir } from './export.js';
  */
 export function runMerge(o: { model: string; adapter: string; out: string }): { layers: number; layout: string } {
   checkOutDir(o.out);
+  checkNotSource(o.out, o.model);
   const loaded = loadModel(o.model);
   if (loaded.source === 'gguf') throw new UserError(`${o.model}: a GGUF model holds block-quantized weights; merge into an fp32 model directory (attn export turns one into GGUF afterwards)`);
   const adapter = loadAdapter(loaded.model, o.adapter);

@@ -10,7 +10,7 @@ import { evaluatePointClouds, predictPointClouds, tokenizeClouds, trainPointClou
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
-import { checkOutDir } from './out_dir.js';
+import { checkInDir, checkOutDir } from './out_dir.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from PointCloudTrainOptionsSchema. */
 const HYPER: Array<[string, keyof PointCloudTrainOptionsInput, (v: string) => number, string]> = [
@@ -42,7 +42,10 @@ const TASKS = ['shapes'];
 /** The data a command names: the generated task or a folder of point files (exactly one of the two). */
 export function pointData(o: { task?: string; data?: string }, options: PointCloudTrainOptions): PointCloudDataset {
   if (o.task !== undefined && o.data !== undefined) throw new UserError('give --task or --data, not both');
-  if (o.data !== undefined) return loadPointCloudFolder(o.data, { heldOut: options.heldOut, seed: options.seed });
+  if (o.data !== undefined) {
+    checkInDir(o.data);
+    return loadPointCloudFolder(o.data, { heldOut: options.heldOut, seed: options.seed });
+  }
   if (o.task === undefined) throw new UserError(`give --task (${TASKS.join(', ')}) or --data DIR (one subfolder of .xyz/.off/.ply files per class)`);
   if (!TASKS.includes(o.task)) throw new UserError(`--task ${o.task} is not a point-cloud task (known: ${TASKS.join(', ')})`);
   return shapesDataset(options.trainPerClass, options.testPerClass, options.seed);

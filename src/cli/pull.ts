@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { pullModel } from '../io/hf_pull.js';
-import { checkOutDir } from './export.js';
+import { checkOutDir } from './out_dir.js';
 
 export function pullCommand(): Command {
   return new Command('pull')

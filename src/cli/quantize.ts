@@ -3,11 +3,12 @@ import { writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { loadModel, modelFiles } from '../io/model_dir.js';
 import { isQuantized, quantize } from '../nn/quantized_linear.js';
-import { checkOutDir } from './export.js';
+import { checkOutDir, checkNotSource } from './out_dir.js';
 
 /** Quantize a model's matrices to int8 (per output channel) and save it as an attn model directory. */
 export function runQuantize(o: { model: string; out: string }): { params: number; bytes: number } {
   checkOutDir(o.out);
+  checkNotSource(o.out, o.model);
   const { model, tokenizer } = loadModel(o.model);
   if (isQuantized(model)) throw new UserError(`${o.model} is already quantized`);
   const params = model.numParameters();

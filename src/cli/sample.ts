@@ -50,16 +50,21 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
   checkFlags(o);
   const { backend } = await useBackendAsync(o);
   if (backend.device && o.draft !== undefined) throw new UserError('--draft: speculative decoding is not supported on webgpu yet; use --backend native or js');
-  const { model, tokenizer } = loadModel(o.model);
+  const { model, tokenizer, source } = loadModel(o.model);
   moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
+  if (!tokenizer && source === 'gguf') throw new UserError(`${o.model}: the GGUF file has no tokenizer in its metadata, so a text prompt cannot be encoded (export a model with a sub-word tokenizer, e.g. one trained with --tokenizer bpe)`);
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer (tokenizer.json, or vocab.json + merges.txt), so a text prompt cannot be encoded`);
   let prompt = o.prompt ?? startText(tokenizer);
+  let promptTokens: number;
   try {
     // A special token typed in the prompt (e.g. <|endoftext|>) means the token.
-    if (tokenizer.encode(prompt, { allowedSpecial: 'all' }).length === 0) prompt = tokenizer.decode([0]);
+    promptTokens = tokenizer.encode(prompt, { allowedSpecial: 'all' }).length;
+    if (promptTokens === 0) prompt = tokenizer.decode([0]);
   } catch (e) {
     throw new UserError(`--prompt: ${(e as Error).message}`);
   }
+  // Before anything is written: the prompt is echoed first.
+  if (o.strictContext && promptTokens >= model.config.block_size) throw new UserError(`--prompt has ${promptTokens} tokens but the model's context is ${model.config.block_size}; shorten it (or drop --strict-context to keep its end)`);
   const constrained = constraintOf(o, tokenizer, model.config.vocab_size);
   const speculative = o.draft === undefined ? undefined : loadDraft(o.draft, model, tokenizer, o.draftK ?? 4, o.draftAuto ?? false);
   // The verifying pass's k + 1 rows then cost about one decode step (nn/panel_linear.ts; the weights twice in memory).
@@ -142,6 +147,11 @@ function startText(tokenizer: Tokenizer): string {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/** --stop's escapes \n, \t and \\ (a shell passes "\n" as a backslash and an n); any other backslash stays. */
+export function unescapeStop(text: string): string {
+  return text.replace(/\\([nt\\])/g, (_, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : '\\'));
+}
+
 export function sampleCommand(): Command {
   return withBackendFlags(new Command('sample'), { webgpu: true })
     .description('generate text from a model directory (ours, or a Hugging Face GPT-2 or Llama-family one), streamed to stdout')
@@ -152,7 +162,7 @@ export function sampleCommand(): Command {
     .option('--top-k <k>', 'sample only among the k most likely tokens', int, 200)
     .option('--top-p <p>', 'nucleus sampling: smallest set of tokens with total probability ≥ p', num)
     .option('--repetition-penalty <x>', 'divide logits of tokens already seen by x (> 1 discourages repeats)', num)
-    .option('--stop <text>', 'stop when the generated text contains this (repeatable)', collect)
+    .option('--stop <text>', 'stop when the generated text contains this (repeatable); \\n, \\t and \\\\ mean a newline, a tab and a backslash', (v: string, prev?: string[]) => collect(unescapeStop(v), prev))
     .option('--seed <n>', 'random seed', int, 1337)
     .option('--greedy', 'always take the most likely token')
     .option('--no-cache', 'recompute the whole context every step instead of using the KV cache (slow; for checking)')

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { parseChatRows } from '../data/instructions_file.js';
@@ -61,13 +61,6 @@ export function loraFrom(opts: Record<string, unknown>): LoRASettings | undefine
   const r = opts.loraR as number;
   const targets = opts.loraTargets !== undefined ? String(opts.loraTargets).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
   return { r, alpha: (opts.loraAlpha as number | undefined) ?? 2 * r, ...(targets ? { targets } : {}), dropout: (opts.loraDropout as number | undefined) ?? 0 };
-}
-
-/** Refuse to replace a directory that is not a model directory: it may hold the user's files. */
-export function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
-  }
 }
 
 /** A progress line for a fine-tuning step, with the trainer's own figures appended. */
@@ -153,7 +146,7 @@ export function sftCommand(): Command {
     .option('--out <dir>', 'checkpoint directory', 'sft-out')
     .option('--resume <dir>', 'continue this checkpoint (writes back to it unless --out is given)')
     .option('--rehearse <file>', 'plain text learned beside the conversations, loss on every token (keeps what pretraining taught)')
-    .option('--rehearse-chars <n>', 'characters per rehearsal window, cut at line ends (default 96)', int, 96);
+    .option('--rehearse-chars <n>', 'characters per rehearsal window, cut at line ends', int, 96);
   withBackendFlags(cmd, { webgpu: true });
   withFineTuneFlags(cmd);
   withLoRAFlags(cmd);

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutFile, writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { BPETokenizer } from '../tokenizers/bpe.js';
 import { trainBPE } from '../tokenizers/bpe_train.js';
@@ -146,6 +146,7 @@ interface TrainTokenizerOptions {
 
 /** Learn a tokenizer from a text file and save it as our tokenizer.json. */
 export function runTokenizerTrain(o: TrainTokenizerOptions): Record<string, unknown> {
+  checkOutFile(o.out, '--out');
   const text = readTextFile(o.data);
   const t0 = performance.now();
   const tokenizer =

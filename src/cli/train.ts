@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { UserError } from '../util/errors.js';
@@ -11,6 +11,7 @@ import type { Backend } from '../backend/backend.js';
 import { openedWebGpu } from '../backend/webgpu/index.js';
 import { withBackendFlags, useBackend, useBackendAsync } from './backend_flags.js';
 import { int, num } from './flags.js';
+import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
 import { readTextFile } from '../io/read_text.js';
 import { loadModel } from '../io/model_dir.js';
@@ -56,12 +57,8 @@ export interface TrainCliResult {
   out: string;
 }
 
-/** Refuse to replace a directory that is not an attn checkpoint: it may hold the user's files. */
-function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`--out ${out} exists and is not an attn model directory; choose another path`);
-  }
-}
+/** The flag that sets an options key: nLayer → --n-layer. */
+const flagName = (key: string): string => '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 const BUILTIN = 'builtin:fables';
 
@@ -129,11 +126,13 @@ function cliRun(args: TrainCliArgs, raw: TrainOptionsInput, backend: Backend): {
   return {
     run: { text, dataPath, options, out: args.out, ...(args.resume ? { resume: args.resume } : {}), ...(args.init ? { init: args.init } : {}), ...(args.distillFrom ? { teacher: loadTeacher(args.distillFrom) } : {}) },
     events: {
-      onStart: (i) =>
+      onStart: (i) => {
         progress.line(
           `${i.resumedFrom ? `resuming from step ${i.resumedFrom}` : 'training'}: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ` +
             `${i.trainTokens} train / ${i.valTokens} val tokens, backend ${description}`,
-        ),
+        );
+        if (i.resumedFrom && i.resumedFrom >= i.maxIters) process.stderr.write(`note: the checkpoint is already at step ${i.resumedFrom} ≥ --max-iters ${i.maxIters}: nothing to train; pass a larger --max-iters to continue\n`);
+      },
       onStep: (s) => {
         progress.step(s);
         if (s.step === loseAt) openedWebGpu()?.device.destroy();
@@ -195,7 +194,7 @@ export function trainCommand(): Command {
     if (opts.precision) raw.precision = opts.precision;
     if (opts.optimizer) raw.optimizer = opts.optimizer;
     const muonFlags = (['muonLr', 'muonMomentum', 'muonNsSteps', 'muonWeightDecay'] as const).filter((k) => opts[k] !== undefined);
-    if (muonFlags.length && raw.optimizer !== 'muon') throw new UserError(`--${muonFlags[0]!.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} applies to --optimizer muon`);
+    if (muonFlags.length && raw.optimizer !== 'muon') throw new UserError(`${flagName(muonFlags[0]!)} applies to --optimizer muon`);
     // --time-limit 0: no clock (a preset compared at equal steps).
     if (raw.timeLimit === 0) delete raw.timeLimit;
     if (opts.recompute) raw.recompute = true;
@@ -203,13 +202,13 @@ export function trainCommand(): Command {
     if (raw.nKvHead !== undefined && raw.arch !== 'llama') throw new UserError('--n-kv-head applies to --arch llama');
     if (opts.init && opts.resume) throw new UserError('--init and --resume exclude each other: --resume continues its own run');
     if (opts.init) {
-      const ignored = ['nLayer', 'nHead', 'nEmbd', 'vocabSize', 'positions', 'arch', 'nKvHead'].filter((k) => raw[k] !== undefined);
-      if (opts.tokenizer || opts.bias || ignored.length) process.stderr.write(`note: --init takes the model's family, sizes and tokenizer from ${String(opts.init)}; ignoring ${[...ignored, ...(opts.tokenizer ? ['tokenizer'] : []), ...(opts.bias ? ['bias'] : [])].join(', ')}\n`);
+      const ignored = ['nLayer', 'nHead', 'nEmbd', 'vocabSize', 'positions', 'arch', 'nKvHead', 'tokenizer', 'bias'].filter((k) => raw[k] !== undefined);
+      if (ignored.length) process.stderr.write(`note: --init takes the model's family, sizes and tokenizer from ${String(opts.init)}; ignoring ${ignored.map(flagName).join(', ')}\n`);
     }
     if (opts.resume) {
       const ignored = Object.keys(raw).filter((k) => k !== 'maxIters');
       // (precision and recompute do not change what is learned, but a resumed run keeps its checkpoint's settings as a whole)
-      if (ignored.length) process.stderr.write(`note: on --resume only --max-iters applies; the checkpoint's settings are kept (ignoring ${ignored.join(', ')})\n`);
+      if (ignored.length) process.stderr.write(`note: on --resume only --max-iters applies; the checkpoint's settings are kept (ignoring ${ignored.map(flagName).join(', ')})\n`);
     }
     const out = cmd.getOptionValueSource('out') === 'cli' || !opts.resume ? (opts.out as string) : (opts.resume as string);
     const { summary } = await runTrainingAsync(

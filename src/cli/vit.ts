@@ -11,7 +11,7 @@ import { parseViTTrainOptions, type ViTTrainOptions, type ViTTrainOptionsInput }
 import { evaluateViT, predictViT, trainViT, trainViTAsync, type ViTRun, type ViTStepInfo, type ViTTrainEvents, type ViTTrainSummary } from '../train/vit_trainer.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
-import { checkOutDir } from './out_dir.js';
+import { checkInDir, checkOutDir } from './out_dir.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from ViTTrainOptionsSchema. */
 const HYPER: Array<[string, keyof ViTTrainOptionsInput, (v: string) => number, string]> = [
@@ -84,6 +84,7 @@ function parseOptions(raw: ViTTrainOptionsInput): ViTTrainOptions {
 function vitRun(args: ViTTrainArgs, raw: ViTTrainOptionsInput, log: (line: string) => void, description: string): { run: ViTRun; events: ViTTrainEvents } {
   const options = parseOptions(raw);
   checkOutDir(args.out);
+  checkInDir(args.data);
   const data = loadImageDataset(args.data, { heldOut: options.heldOut, seed: options.seed });
   const { train } = data;
   if (train.classes.length < 2) throw new UserError(`--data ${args.data}: found ${train.classes.length} class (${train.classes.join(', ')}); a classifier needs at least 2`);
@@ -132,6 +133,7 @@ function heldOutSplit(modelDir: string): { heldOut: number; seed: number } {
 /** The test images of `data` for the ViT in `modelDir` (the held-out split its training used), checked against its size and classes. */
 export function vitTestSet(model: ViT, modelDir: string, data: string): ImageSet {
   const c = model.config;
+  checkInDir(data);
   const { test } = loadImageDataset(data, heldOutSplit(modelDir));
   if (test.height !== c.image_height || test.width !== c.image_width || test.channels !== c.channels) {
     throw new UserError(`--data ${data}: images are ${test.width}×${test.height}×${test.channels} but the model takes ${c.image_width}×${c.image_height}×${c.channels}`);

@@ -1,5 +1,6 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { UserError } from '../util/errors.js';
 
 const MARKER = '.complete';
 
@@ -9,11 +10,26 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
 }
 
 /**
+ * Check that `path` can be written as one file: it is not a directory, and
+ * its directory exists (missing directories are not created for a file: a
+ * mistyped path should not leave new folders behind). The writers here check
+ * too; a command calls it first, with its flag, to fail before its work.
+ */
+export function checkOutFile(path: string, flag?: string): void {
+  const what = flag ? `${flag} ${path}` : path;
+  if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${what} is a directory; give a file name`);
+  const parent = dirname(resolve(path));
+  if (!existsSync(parent)) throw new UserError(`${what}: directory ${dirname(path)} does not exist; create it first`);
+  if (!statSync(parent).isDirectory()) throw new UserError(`${what}: ${dirname(path)} is not a directory`);
+}
+
+/**
  * writeFileAtomic for a file written piece by piece (one too large for one
  * buffer): `write` writes the temp file through its descriptor, then it is
  * fsynced and renamed over `path`.
  */
 export function writeFileAtomicWith(path: string, write: (fd: number) => void): void {
+  checkOutFile(path);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     const fd = openSync(tmp, 'w');

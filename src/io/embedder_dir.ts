@@ -1,13 +1,13 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Embedder } from '../models/embedder.js';
 import { parseEmbedderConfig, type EmbedderConfig } from '../models/embedder_config.js';
 import { loadDirTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import { Rng } from '../util/rng.js';
-import { recoverDir, writeDirAtomic } from './atomic.js';
+import { writeDirAtomic } from './atomic.js';
 import { UserError } from '../util/errors.js';
 import { checkConfigSizes } from './config_limits.js';
-import { MODEL_FORMAT } from './model_dir.js';
+import { MODEL_FORMAT, openModelDir } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
 import { withoutInit } from '../nn/init.js';
@@ -38,8 +38,7 @@ export function saveEmbedder(dir: string, model: Embedder, tokenizer: Tokenizer,
 
 /** Load what saveEmbedder wrote; every way it can be wrong is one clear UserError. */
 export function loadEmbedder(dir: string): LoadedEmbedder {
-  recoverDir(dir);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model directory ${dir} does not exist`);
+  openModelDir(dir);
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new UserError(`${dir} has no config.json: not a model directory`);
   const raw = readConfig(configPath);

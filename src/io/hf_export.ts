@@ -23,7 +23,7 @@ export function hfFiles(model: GPT, tokenizer: Tokenizer | null): { files: Recor
     'model.safetensors': serializeSafetensors(hfTensors(model), { format: 'pt' }),
   };
   if (tokenizer) {
-    const gpt2 = gpt2TokenizerFiles(tokenizer);
+    const gpt2 = gpt2TokenizerFiles(tokenizer, model.config.block_size);
     if (gpt2) Object.assign(files, gpt2);
     else {
       files[ATTN_TOKENIZER_FILE] = JSON.stringify(tokenizer.toJSON()) + '\n';
@@ -88,8 +88,9 @@ export function hfTensors(model: GPT): Map<string, TensorEntry> {
 /**
  * vocab.json + merges.txt, GPT-2's tokenizer files, for a byte-level BPE with
  * GPT-2's pre-splitting; null for tokenizers those files cannot express.
+ * `modelMaxLength` is the model's context (GPT-2's 1024 by default).
  */
-export function gpt2TokenizerFiles(tokenizer: Tokenizer): Record<string, string> | null {
+export function gpt2TokenizerFiles(tokenizer: Tokenizer, modelMaxLength = 1024): Record<string, string> | null {
   if (!(tokenizer instanceof BPETokenizer) || tokenizer.pattern !== 'gpt2') return null;
   const spell = (id: number) => bytesToUnicode(tokenizer.decodeBytes([id]));
   const vocab: Record<string, number> = {};
@@ -102,6 +103,6 @@ export function gpt2TokenizerFiles(tokenizer: Tokenizer): Record<string, string>
   return {
     'vocab.json': JSON.stringify(vocab) + '\n',
     'merges.txt': merges,
-    'tokenizer_config.json': JSON.stringify({ tokenizer_class: 'GPT2Tokenizer', model_max_length: 1024, add_prefix_space: false, ...special }, null, 2) + '\n',
+    'tokenizer_config.json': JSON.stringify({ tokenizer_class: 'GPT2Tokenizer', model_max_length: modelMaxLength, add_prefix_space: false, ...special }, null, 2) + '\n',
   };
 }

@@ -113,6 +113,16 @@ const OTHER_MODEL_KINDS: Record<string, { what: string; command: string }> = {
 };
 
 /**
+ * Finish an interrupted save of `dir` (recoverDir), then check that it is a
+ * directory: one clear UserError when it is missing or a file.
+ */
+export function openModelDir(dir: string): void {
+  recoverDir(dir);
+  if (!existsSync(dir)) throw new UserError(`model directory ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new UserError(`${dir} is a file, not a model directory`);
+}
+
+/**
  * Load a model directory: ours (config.json with "format": "attn") or a
  * Hugging Face GPT-2 one (config.json with "model_type": "gpt2", Conv1D
  * weights), or a GGUF file (FILE.gguf, architecture "gpt2": io/gguf_gpt2.ts).
@@ -120,8 +130,7 @@ const OTHER_MODEL_KINDS: Record<string, { what: string; command: string }> = {
  */
 export function loadModel(dir: string): LoadedModel {
   if (/\.gguf$/i.test(dir) && existsSync(dir) && statSync(dir).isFile()) return loadGGUFModel(dir);
-  recoverDir(dir);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model directory ${dir} does not exist`);
+  openModelDir(dir);
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new UserError(`${dir} has no config.json: not a model directory`);
   const raw = readJSON(configPath) as Record<string, unknown>;

@@ -1,13 +1,14 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskSource } from '../data/seq2seq_task.js';
 import { Transformer } from '../models/transformer.js';
 import { parseTransformerConfig, type TransformerConfig } from '../models/transformer_config.js';
 import { PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
-import { recoverDir, writeDirAtomic } from './atomic.js';
+import { writeDirAtomic } from './atomic.js';
 import { UserError } from '../util/errors.js';
 import { checkConfigSizes } from './config_limits.js';
+import { openModelDir } from './model_dir.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 import { loadModuleWeights } from './module_weights.js';
 import { withoutInit } from '../nn/init.js';
@@ -47,8 +48,7 @@ function readJSON(path: string): Record<string, unknown> {
 
 /** Load a directory written by saveSeq2Seq; any missing, extra or mis-shaped tensor is an error. */
 export function loadSeq2Seq(dir: string): Seq2SeqModel {
-  recoverDir(dir);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model directory ${dir} does not exist`);
+  openModelDir(dir);
   const raw = readJSON(join(dir, 'config.json'));
   if (raw.model_type !== SEQ2SEQ_MODEL_TYPE) {
     throw new UserError(`${dir} is not a translation model (model_type ${JSON.stringify(raw.model_type ?? null)}; expected "${SEQ2SEQ_MODEL_TYPE}" from attn seq2seq train)`);

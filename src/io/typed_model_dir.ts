@@ -1,11 +1,10 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withoutInit } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
 import { UserError } from '../util/errors.js';
-import { recoverDir } from './atomic.js';
 import { checkConfigSizes } from './config_limits.js';
-import { MODEL_FORMAT } from './model_dir.js';
+import { MODEL_FORMAT, openModelDir } from './model_dir.js';
 import { loadModuleWeights } from './module_weights.js';
 import { serializeSafetensors, type TensorEntry } from './safetensors.js';
 
@@ -31,8 +30,7 @@ export function typedModelFiles(modelType: string, config: object, model: Module
  * with its config's shape. The model comes back in eval mode.
  */
 export function loadTypedModel<M extends Module>(dir: string, modelType: string, kind: { name: string; trainCommand: string }, build: (raw: Record<string, unknown>, configPath: string) => M): M {
-  recoverDir(dir);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model directory ${dir} does not exist`);
+  openModelDir(dir);
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new UserError(`${dir} has no config.json: not a model directory`);
   let raw: Record<string, unknown>;
