@@ -329,7 +329,10 @@ export class GpuContext {
     const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
     let device: GPUDevice;
     try {
-      device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+      device = await adapter.requestDevice({ requiredLimits, requiredFeatures }).catch(() =>
+        // An adapter that lists subgroups but will not open a device with them: the device the backend had before.
+        adapter.requestDevice({ requiredLimits, requiredFeatures: requiredFeatures.filter((f) => f !== 'subgroups') }),
+      );
     } catch (e) {
       throw new UserError(`the WebGPU adapter refused a device (${(e as Error).message.split('\n')[0]})`);
     }
