@@ -15,18 +15,17 @@ describe('attn sample --json-schema / --json-object', () => {
   const schemaFile = join(work, 'schema.json');
   writeFileSync(schemaFile, JSON.stringify(SCHEMA));
 
-  it('prints the prompt, then one document valid under the schema', () => {
+  it('prints one document valid under the schema and nothing else (not the prompt)', () => {
     const validate = new Ajv({ strict: false }).compile(SCHEMA);
     for (const seed of ['1', '2', '3']) {
       const r = runAttn(['sample', '--model', dir, '--prompt', 'P:', '--json-schema', schemaFile, '--max-new-tokens', '60', '--temperature', '1.3', '--seed', seed, '--backend', 'js'], work);
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(r.stdout.startsWith('P:'));
-      const doc = JSON.parse(r.stdout.slice(2).trim());
+      const doc = JSON.parse(r.stdout);
       assert.ok(validate(doc), r.stdout);
     }
     const obj = runAttn(['sample', '--model', dir, '--prompt', 'P:', '--json-object', '--max-new-tokens', '30', '--backend', 'js'], work);
     assert.equal(obj.code, 0, obj.stderr);
-    const v = JSON.parse(obj.stdout.slice(2).trim());
+    const v = JSON.parse(obj.stdout);
     assert.ok(typeof v === 'object' && v !== null && !Array.isArray(v));
   });
 
@@ -39,5 +38,14 @@ describe('attn sample --json-schema / --json-object', () => {
     assertUserError(runAttn(['sample', '--model', dir, '--json-schema', bad], work), /invalid JSON/);
     assertUserError(runAttn(['sample', '--model', dir, '--json-schema', schemaFile, '--json-object'], work), /give one of them/);
     assertUserError(runAttn(['sample', '--model', dir, '--json-schema', schemaFile, '--max-new-tokens', '5'], work), /too few for the shortest document/);
+  });
+
+  it('a model whose vocabulary cannot write the document (a character model without "{") is one clear line', () => {
+    const text = join(work, 'plain.txt');
+    writeFileSync(text, 'the quick brown fox jumps over the lazy dog\n'.repeat(40));
+    const charModel = join(work, 'plain');
+    const t = runAttn(['train', '--data', text, '--out', charModel, '--n-layer', '1', '--n-head', '2', '--n-embd', '16', '--block-size', '16', '--batch-size', '2', '--max-iters', '1', '--eval-iters', '1', '--backend', 'js'], work);
+    assert.equal(t.code, 0, t.stderr);
+    assertUserError(runAttn(['sample', '--model', charModel, '--json-object', '--max-new-tokens', '20', '--backend', 'js'], work), /no token of the model's vocabulary can continue the document/);
   });
 });

@@ -79,7 +79,7 @@ describe('fleet: shared state in Redis', { skip }, () => {
       assert.equal(await gauge(), '0');
       const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.route === 'completions');
       assert.equal(logged.at(-1)!.shared_state, 'local');
-      assert.deepEqual(logged.at(-1)!.guardrails, { rate_limit: 'pass', token_budget: 'pass', injection: 'pass', pii_output: 'pass' });
+      assert.deepEqual(logged.at(-1)!.guardrails, { rate_limit: 'pass', token_budget: 'pass' }, 'only the checks the section names');
 
       await redis.start(); // empty: it kept nothing
       await until(() => s.context.ops!.shared!.client.isReady, 15_000, 'the client to reconnect');

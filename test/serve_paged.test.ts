@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { registerBackend, setBackend } from '../src/backend/index.js';
 import { createNativeBackend, loadAddon } from '../src/backend/native/index.js';
+import type { PagedKVStats } from '../src/generate/paged_kv/paged_kv.js';
 import { Scheduler, type SchedulerOptions } from '../src/serve/scheduler.js';
 import { Sequence, type FinishReason, type SequenceParams } from '../src/serve/sequence.js';
 import { Rng } from '../src/util/rng.js';
@@ -66,6 +67,17 @@ describe('serving from a paged KV cache', () => {
     assert.equal(got.scheduler.paged!.stats().used, 0, 'every block went back');
   });
 
+  it('the pool\'s reported state is refreshed once finished sequences give their blocks back (an idle server holds none)', async () => {
+    let last: PagedKVStats | null = null;
+    const scheduler = new Scheduler(tinyGPT(3, 128), { maxBatch: 4, maxQueue: 16, kvPool: { blockTokens: 4, blocks: 32 } }, { onKvPool: (kv) => (last = kv) });
+    const runs = shared.slice(0, 3).map((p, i) => submit(scheduler, p, { maxTokens: 6, seed: i, temperature: 0 }));
+    await Promise.all(runs.map((r) => r.reason));
+    await scheduler.drain();
+    const now = scheduler.paged!.stats();
+    assert.ok(now.used > 0 && now.used === now.cached, 'only the prefix cache holds blocks');
+    assert.deepEqual(last, now, 'the last report is the pool as it stands, not as the last step left it');
+  });
+
   it('a pool too small for one request answers 400 naming the limit; /metrics shows the pool', async () => {
     const server = await startTiny({ limits: { maxBodyBytes: 1 << 20, defaultMaxTokens: 16, maxTokensCap: 4096, maxBatch: 4, maxQueue: 16, requestTimeoutMs: 30_000, kvBlockTokens: 4, kvPoolBlocks: 6 } });
     try {
@@ -80,6 +92,9 @@ describe('serving from a paged KV cache', () => {
       const metrics = await (await fetch(`${server.url}/metrics`)).text();
       assert.match(metrics, /attn_kv_blocks\{model="tiny",state="free"\} \d+/);
       assert.match(metrics, /attn_kv_blocks\{model="tiny",state="cached"\} [1-9]/);
+      const gauge = (state: string) => Number(new RegExp(`attn_kv_blocks\\{model="tiny",state="${state}"\\} (\\d+)`).exec(metrics)![1]);
+      assert.equal(gauge('used'), gauge('cached'), 'idle: no sequence holds blocks, only the prefix cache');
+      assert.equal(gauge('used') + gauge('free'), 6);
       assert.match(metrics, /attn_kv_prefix_hits\{model="tiny"\} 1/);
       // Two full blocks and two slots of the third (the finished request listed its blocks with its output); the last prompt token re-runs.
       assert.match(metrics, /attn_kv_prefix_hit_tokens\{model="tiny"\} 10/);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fablesCorpus } from '../src/data/fables.js';
 import { loadTokenizerFile } from '../src/tokenizers/index.js';
@@ -45,6 +46,19 @@ describe('attn tokenizer train / attn tokenize', () => {
     const file = join(work, 'in.txt');
     writeFileSync(file, text);
     assert.deepEqual(JSON.parse(attn(['tokenize', '--tokenizer', tokFile, '--json', '--file', file]).stdout), ids);
+  });
+
+  it('ends quietly when the reader closes stdout early (| head): no EPIPE stack trace, exit 0', async () => {
+    const cli = resolve(process.cwd(), 'dist/src/cli/main.js');
+    for (const extra of [[], ['--json']]) {
+      const child = spawn(process.execPath, [cli, 'tokenize', '--tokenizer', tokFile, '--file', corpus, ...extra], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy(); // the reader is gone before the first write
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((done) => child.on('close', done));
+      assert.equal(stderr, '', extra.join(' '));
+      assert.equal(code, 0, extra.join(' '));
+    }
   });
 
   it('fails clearly on bad input', () => {

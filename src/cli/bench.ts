@@ -71,8 +71,9 @@ function runWorker(workload: string, arg: string, threads: number, backendName: 
 const metric = (r: Row): number => Number(r.tokens_per_s ?? r.gflops ?? 0);
 const best = (rows: Row[]): Row | undefined => rows.reduce<Row | undefined>((b, r) => (!b || metric(r) > metric(b) ? r : b), undefined);
 
-function describe(r: Row): string {
-  const what = r.workload === 'gemm' ? `gemm n=${r.n}` : r.workload === 'skinny' ? `x·Wᵀ ${r.rows}×768·768×2304` : r.workload === 'train' ? `train ${r.config}${r.precision === 'bf16' || r.recompute ? ` ${modeName(r)}` : ''}` : `${r.workload} ${r.config}${r.dtype === 'int8' ? ' int8' : ''}`;
+/** One result as a line; a training row names its mode when it is not the default fp32 one, or when `namedMode` (several modes side by side). */
+function describe(r: Row, namedMode = false): string {
+  const what = r.workload === 'gemm' ? `gemm n=${r.n}` : r.workload === 'skinny' ? `x·Wᵀ ${r.rows}×768·768×2304` : r.workload === 'train' ? `train ${r.config}${namedMode || r.precision === 'bf16' || r.recompute ? ` ${modeName(r)}` : ''}` : `${r.workload} ${r.config}${r.dtype === 'int8' ? ' int8' : ''}`;
   const value = r.gflops !== undefined ? `${Number(r.gflops).toFixed(1)} GFLOP/s` : `${Math.round(Number(r.tokens_per_s))} tok/s`;
   const rss = r.max_rss_mb !== undefined ? `, peak RSS ${Math.round(Number(r.max_rss_mb))} MB` : '';
   return `${what.padEnd(12)} ${value.padStart(16)} (${r.impl}, ${r.backend ? `${r.backend}, ` : ''}${r.threads} thread${r.threads === 1 ? '' : 's'}${rss})`;
@@ -122,7 +123,8 @@ async function runBench(o: BenchOptions): Promise<void> {
     theirs.forEach(emit);
     const a = best(mine)!;
     const p = best(theirs);
-    log(describe(a));
+    // Several training modes: each its own row (tokens/s, peak RSS), named; the reference is compared with the first.
+    for (const rows of byMode) log(describe(best(rows)!, byMode.length > 1));
     if (p) {
       log(describe(p));
       const ratio = metric(a) / metric(p);

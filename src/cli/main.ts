@@ -48,6 +48,13 @@ program.addCommand(planCommand().exitOverride().showHelpAfterError('(run with --
 program.addCommand(webCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
 program.addCommand(benchWorkerCommand(), { hidden: true });
 
+// A reader that stops early (`attn tokenize … | head`) closes stdout: whatever the command still
+// had to print has nowhere to go, so it ends there, quietly, instead of with an EPIPE stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 try {
   await program.parseAsync();
 } catch (e) {

@@ -63,13 +63,13 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
   } catch (e) {
     throw new UserError(`--prompt: ${(e as Error).message}`);
   }
-  // Before anything is written: the prompt is echoed first.
+  // Before anything is written: the prompt is echoed first (unless stdout is to be one JSON document).
   if (o.strictContext && promptTokens >= model.config.block_size) throw new UserError(`--prompt has ${promptTokens} tokens but the model's context is ${model.config.block_size}; shorten it (or drop --strict-context to keep its end)`);
   const constrained = constraintOf(o, tokenizer, model.config.vocab_size);
   const speculative = o.draft === undefined ? undefined : loadDraft(o.draft, model, tokenizer, o.draftK ?? 4, o.draftAuto ?? false);
   // The verifying pass's k + 1 rows then cost about one decode step (nn/panel_linear.ts; the weights twice in memory).
   if (speculative) packForDecoding(model);
-  write(prompt);
+  if (!constrained.constraint) write(prompt);
   const t0 = performance.now();
   const chunks = streamText(model, tokenizer, prompt, {
     maxNewTokens: o.maxNewTokens,
@@ -166,8 +166,8 @@ export function sampleCommand(): Command {
     .option('--seed <n>', 'random seed', int, 1337)
     .option('--greedy', 'always take the most likely token')
     .option('--no-cache', 'recompute the whole context every step instead of using the KV cache (slow; for checking)')
-    .option('--json-schema <file>', 'constrained decoding: the output is one JSON document valid under this JSON Schema (docs/structured_outputs.md)')
-    .option('--json-object', 'constrained decoding: the output is one JSON object')
+    .option('--json-schema <file>', 'constrained decoding: stdout is one JSON document valid under this JSON Schema, without the prompt (docs/structured_outputs.md)')
+    .option('--json-object', 'constrained decoding: stdout is one JSON object, without the prompt')
     .option('--draft <dir>', 'speculative decoding: a small model with the same tokenizer proposes tokens, this one checks them (same output distribution, faster; stops at the context\'s end)')
     .option('--draft-k <n>', 'speculative decoding: tokens the draft proposes per round', int, 4)
     .option('--draft-auto', 'speculative decoding: choose the tokens per round (at most --draft-k) from the running acceptance rate and the measured costs; greedy output is unchanged, a sampling seed no longer reproduces exactly')

@@ -158,7 +158,7 @@ export class BatchDecoder implements Decoder {
     const row = logits.subarray(b * V, (b + 1) * V);
     if (this.opts.repetitionPenalty !== undefined && this.opts.repetitionPenalty !== 1) penalizeRepeats(row, seq, this.opts.repetitionPenalty);
     const verdict = this.documents?.[b]?.mask(row, this.opts.maxNewTokens - this.generated[b]!);
-    if (verdict === 'stuck') throw new Error('constrained decoding: no token of the vocabulary can continue the document');
+    if (verdict === 'stuck') throw new UserError('constrained decoding: no token of the model\'s vocabulary can continue the document (its tokenizer may lack characters the schema needs, such as { or ")');
     if (verdict === 'finished') return 'finished';
     return sampleToken(row, this.opts, this.rngs[b]!);
   }

@@ -28,6 +28,7 @@ const BucketSchema = z
   })
   .strict();
 
+/** Each check runs only when its key is present (`"pii": {}` turns redaction on with the defaults below). */
 export const GuardrailsSchema = z
   .object({
     pii: z
@@ -41,7 +42,7 @@ export const GuardrailsSchema = z
         placeholder: z.string().min(1).max(64).default('[{KIND}]'),
       })
       .strict()
-      .default({}),
+      .optional(),
     injection: z
       .object({
         action: action.default('block'),
@@ -51,7 +52,7 @@ export const GuardrailsSchema = z
         patterns: z.array(z.object({ name: z.string().min(1), pattern: RegexSource, weight: z.number().gt(0).max(1) }).strict()).default([]),
       })
       .strict()
-      .default({}),
+      .optional(),
     blocked_topics: z
       .array(
         z

@@ -42,7 +42,7 @@ export interface SchedulerStats {
   onStep?(batch: number, ms: number): void;
   /** Called whenever the number of waiting sequences changes. */
   onQueue?(depth: number): void;
-  /** Called after every step when the scheduler pages its KV cache: the pool's state, and sequences preempted so far. */
+  /** Called when the scheduler pages its KV cache, after every step and after finished sequences give their blocks back: the pool's state, and sequences preempted so far. */
   onKvPool?(stats: PagedKVStats, preemptions: number): void;
 }
 
@@ -159,12 +159,14 @@ export class Scheduler {
   private sweep(): boolean {
     const before = this.waiting.length;
     this.waiting = this.waiting.filter((s) => !s.done);
+    let released = false;
     for (const s of this.running) {
       if (s.done && s.paged) {
         // What it wrote stays findable for a later request that continues it (the next turn of a chat).
         s.paged.publishPrefix(s.tokens);
         s.paged.free();
         s.paged = null;
+        released = true;
       }
       if (s.done && s.cache) {
         this.caches.give(s.cache);
@@ -177,6 +179,8 @@ export class Scheduler {
     }
     this.running = this.running.filter((s) => !s.done);
     if (this.waiting.length !== before) this.stats.onQueue?.(this.waiting.length);
+    // Else the last report would be the last step's: an idle server showing blocks that no sequence holds.
+    if (released) this.reportKvPool();
     return this.waiting.length + this.running.length > 0;
   }
 
@@ -241,10 +245,13 @@ export class Scheduler {
     });
     this.running.push(...joining);
     this.stats.onStep?.(rows.length, performance.now() - t0);
-    if (this.paged) {
-      this.paged.observe();
-      this.stats.onKvPool?.(this.paged.stats(), this.preemptions);
-    }
+    this.paged?.observe();
+    this.reportKvPool();
+  }
+
+  /** The pool's state to stats.onKvPool: after every step, and after finished sequences give their blocks back. */
+  private reportKvPool(): void {
+    if (this.paged) this.stats.onKvPool?.(this.paged.stats(), this.preemptions);
   }
 
   /**

@@ -12,13 +12,14 @@ import { compileTopics, findBlockedTopic, type CompiledTopic } from './topics.js
 
 /**
  * The guardrails around generation, configured in the serve config's
- * `guardrails` section. Before: rate limits and token budgets per API key,
- * the prompt-injection score, blocked topics, personal data in the prompt.
- * After: personal data redacted from the response (streams included),
- * blocked topics in the response. Every check records its decision as
- * attn_guardrail_decisions_total{check, decision} and in the request's log
- * line (`guardrails: {check: decision}`); a refusal is an OpenAI-style error
- * (400 content_policy_violation, 429 rate_limit_exceeded / insufficient_quota).
+ * `guardrails` section, each check only when its key is there. Before: rate
+ * limits and token budgets per API key, the prompt-injection score, blocked
+ * topics, personal data in the prompt. After: personal data redacted from
+ * the response (streams included), blocked topics in the response. Every
+ * check records its decision as attn_guardrail_decisions_total{check,
+ * decision} and in the request's log line (`guardrails: {check: decision}`);
+ * a refusal is an OpenAI-style error (400 content_policy_violation, 429
+ * rate_limit_exceeded / insufficient_quota).
  */
 
 /** Who a request is for limits and budgets: a digest of its API key (never the key itself), or "anonymous". */
@@ -44,12 +45,12 @@ export class Guardrails {
     shared: SharedState | null,
     private readonly metrics: OpsMetrics,
   ) {
-    this.patterns = [...DEFAULT_INJECTION_PATTERNS, ...config.injection.patterns.map((p) => ({ name: p.name, pattern: new RegExp(p.pattern, 'i'), weight: p.weight }))];
+    this.patterns = [...DEFAULT_INJECTION_PATTERNS, ...(config.injection?.patterns ?? []).map((p) => ({ name: p.name, pattern: new RegExp(p.pattern, 'i'), weight: p.weight }))];
     const compiled = compileTopics(config.blocked_topics);
     this.topics = compiled.map((t, i) => ({ ...t, action: config.blocked_topics[i]!.action, checkOutput: config.blocked_topics[i]!.check_output }));
     this.buckets = new SharedBuckets(shared);
     this.budgets = config.token_budget ? new SharedBudgets(shared, config.token_budget.period_seconds) : null;
-    this.kinds = config.pii.kinds;
+    this.kinds = config.pii?.kinds ?? [];
     if (config.rate_limit && bucketOf(config.rate_limit).capacity < 1) throw new UserError('guardrails.rate_limit: burst must be at least 1 request');
   }
 
@@ -91,7 +92,7 @@ export class Guardrails {
       reserved = tokens;
     }
     const text = texts.join('\n');
-    if (c.injection.action !== 'off') {
+    if (c.injection && c.injection.action !== 'off') {
       const s = injectionScore(text, this.patterns);
       const hit = s.score >= c.injection.threshold;
       this.decide(d, 'injection', hit ? (c.injection.action === 'block' ? 'block' : 'log') : 'pass');
@@ -111,7 +112,7 @@ export class Guardrails {
         throw new ApiError(400, `The prompt was refused: it touches a blocked topic (${t.name})`, 'invalid_request_error', param, 'content_policy_violation');
       }
     }
-    if (c.pii.input !== 'off') {
+    if (c.pii && c.pii.input !== 'off') {
       const found = findPII(text, this.kinds);
       this.decide(d, 'pii_input', found.length === 0 ? 'pass' : c.pii.input === 'block' ? 'block' : 'log');
       if (found.length > 0 && c.pii.input === 'block') {
@@ -130,20 +131,22 @@ export class Guardrails {
 
   /** A response's text with personal data replaced (when configured); the kinds found are added to `kinds`. */
   redactOutput(text: string, kinds: PiiKind[] = []): string {
-    if (!this.config.pii.redact_output) return text;
-    const r = redactPII(text, this.kinds, this.config.pii.placeholder);
+    const pii = this.config.pii;
+    if (!pii?.redact_output) return text;
+    const r = redactPII(text, this.kinds, pii.placeholder);
     kinds.push(...r.found.map((f) => f.kind));
     return r.text;
   }
 
   /** A redactor for one streamed choice, or null when output is not redacted. */
   streamRedactor(): StreamRedactor | null {
-    return this.config.pii.redact_output ? new StreamRedactor(this.kinds, this.config.pii.placeholder) : null;
+    const pii = this.config.pii;
+    return pii?.redact_output ? new StreamRedactor(this.kinds, pii.placeholder) : null;
   }
 
   /** One decision per response: what was redacted from all its choices. */
   countRedactions(kinds: readonly PiiKind[], d: Decisions): void {
-    if (!this.config.pii.redact_output) return;
+    if (!this.config.pii?.redact_output) return;
     for (const k of kinds) this.metrics.piiRedactions.inc({ kind: k });
     this.decide(d, 'pii_output', kinds.length > 0 ? 'redact' : 'pass');
   }
