@@ -2,6 +2,12 @@
 export * from './tensor/index.js';
 export { backend, setBackend, registerBackend, availableBackends, jsBackend } from './backend/index.js';
 export type { Backend, GemmArgs, AttentionDims, AdamWHyper, UnaryOp, BinaryOp } from './backend/backend.js';
+export { selectBackend, selectBackendAsync, type BackendChoice } from './backend/select.js';
+export { moveToBackend, withHostValues } from './nn/placement.js';
+export { setGemmChoice, parseGemmChoice, type GemmChoice } from './backend/webgpu/kernels/gemm.js';
+export { setSkinnyRows } from './backend/webgpu/kernels/gemm_skinny.js';
+export { setSplitK, type SplitKSettings } from './backend/webgpu/kernels/gemm_split_k.js';
+export { withScratch, withScratchStage } from './tensor/buffer_pool.js';
 export { Module, Parameter } from './nn/module.js';
 export { Linear } from './nn/linear.js';
 export { Embedding } from './nn/embedding.js';
@@ -19,9 +25,11 @@ export { LlamaConfigSchema, parseLlamaConfig, llamaConfigFromHF, type LlamaConfi
 export { GPTConfigSchema, parseGPTConfig, type GPTConfig, type GPTConfigInput } from './models/gpt_config.js';
 export {
   CharTokenizer, DigitsTokenizer, WordTokenizer, BPETokenizer, trainBPE, tokenizerFromJSON, loadTokenizerFile, loadDirTokenizer, buildTokenizer, streamDecoder,
-  bpeFromGPT2Files, bpeFromHFTokenizer, bpeFromRanks, PATTERNS,
+  bpeFromGPT2Files, bpeFromHFTokenizer, bpeFromRanks, PATTERNS, HFTokenizer,
   type Tokenizer, type EncodeOptions, type SpecialSet, type BPETrainOptions, type TokenizerKind,
 } from './tokenizers/index.js';
+export { ChatTemplate, DEFAULT_CHAT_TEMPLATE, type RenderOptions } from './chat/template.js';
+export { parseChatMessages, type ChatMessage } from './chat/messages.js';
 export { AdamW, type AdamWOptions } from './optim/adamw.js';
 export { Muon, newtonSchulz, isMuonParameter, type MuonOptions } from './optim/muon.js';
 export { learningRate, type ScheduleOptions } from './optim/schedule.js';
@@ -29,8 +37,9 @@ export { clipGradNorm } from './optim/clip.js';
 export { TokenDataset, type Batch } from './train/data.js';
 export { train, trainAsync, type TrainRun, type TrainEvents, type TrainSummary, type EvalInfo } from './train/trainer.js';
 export { runTraining, runTrainingAsync, DivergedError, type TrainingLoop, type TrainingEvents, type LoopStep, type LoopResult, type StepInfo } from './train/loop.js';
-export { trainStep, type Objective, type StepSettings, type StepResult } from './train/step.js';
+export { trainStep, trainStepAsync, type Objective, type StepSettings, type StepResult } from './train/step.js';
 export { nextTokenObjective } from './train/next_token.js';
+export { distillationObjective } from './train/distill.js';
 export { parseTrainOptions, TrainOptionsSchema, type TrainOptions, type TrainOptionsInput } from './train/options.js';
 export { estimateLoss } from './train/evaluate.js';
 export { saveCheckpoint, saveCheckpointAsync, loadCheckpoint, type TrainerState } from './train/checkpoint.js';
@@ -40,6 +49,8 @@ export { streamText, generateText, type TextGenerateOptions, type TextChunk } fr
 export { ChatSession, type ChatSessionOptions } from './generate/chat_session.js';
 export { KVCache, type KVLayer, type KVCacheShape } from './generate/kv_cache.js';
 export { forwardCached } from './generate/cached_forward.js';
+export { batchForward, type SequenceKV } from './generate/batch_step.js';
+export { setFusedDecode } from './generate/fused_decode.js';
 export { cachedAttention } from './generate/cached_attention.js';
 export { StopStrings } from './generate/stop_strings.js';
 export { sampleToken, tokenDistribution, sampleIndex, argmax, penalizeRepeats, checkSamplingOptions, type SamplingOptions } from './generate/sampling.js';
@@ -50,6 +61,9 @@ export type { GrammarNode } from './generate/constrained/json_grammar.js';
 export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';
 export { QuantizedLinear, quantize, dequantize, quantizeRows, dequantizeRows, isQuantized, type QuantizedWeight, type LinearLayer } from './nn/quantized_linear.js';
 export { TiedLinear } from './nn/tied_linear.js';
+export { BlockQuantizedLinear, QuantizedEmbedding, useQuantizedMatrices, quantizeMatrices } from './nn/block_quantized.js';
+export { PanelLinear, packForDecoding } from './nn/panel_linear.js';
+export { withoutAllocation } from './nn/init.js';
 export { LoRALinear, addLoRA, loraLayers, loraParameters, mergeLoRA, withoutLoRA, type LoRAOptions } from './nn/lora.js';
 export { LoRABank, MultiLoRALinear, AdapterRouting } from './nn/lora_bank.js';
 export { saveAdapter, loadAdapter, readAdapter, adapterFiles, type LoRAAdapter } from './io/peft.js';
@@ -63,6 +77,7 @@ export * from './io/safetensors.js';
 export { parseGGUF, readGGUF, ggufValue, tensorToFloat32, tensorAsQuantized, type GGUFFile, type GGUFTensor, type GGUFValue, type GGUFTensorType } from './io/gguf.js';
 export { serializeGGUF, writeGGUF, type GGUFTensorOut, type LazyGGUFTensorOut, type GGUFTensorSource } from './io/gguf_write.js';
 export { gpt2ToGGUF, loadGGUFGPT2, type GGUFExportType, type LoadedGGUFModel } from './io/gguf_gpt2.js';
+export { llamaToGGUF } from './io/gguf_llama.js';
 export { quantizeMatrix, dequantizeMatrix, dequantizeRow, QUANT_BLOCKS, type QuantizedMatrix, type QuantType } from './backend/quantized_matrix.js';
 export { linearQuantized } from './tensor/ops/linear_quantized.js';
 export { runReferenceCheck, type ReferenceReport, type GroupResult } from './reference/check.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -25,7 +25,7 @@ import { infoNCE, MASKED, matryoshkaInfoNCE } from '../src/train/contrastive.js'
 import { parseEmbedderOptions } from '../src/train/embedder_options.js';
 import { trainEmbedder } from '../src/train/embedder_trainer.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, gradCheck, randn, runAttn } from './helpers.js';
+import { assertClose, assertUserError, gradCheck, randn, runAttn } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'attn-embed-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -312,5 +312,21 @@ describe('attn embed CLI', () => {
       assert.match(r.stderr, pattern);
       assert.doesNotMatch(r.stderr, /\n\s+at /);
     }
+  });
+  it('training.json records --data by absolute path: eval works from another directory, and a moved file is named with the flags that give it again', () => {
+    const here = join(work, 'data-cwd');
+    mkdirSync(here);
+    writeFileSync(join(here, 'input.txt'), fablesCorpus(20_000));
+    const out = join(work, 'emb-data');
+    const t = runAttn(['embed', 'train', '--data', 'input.txt', '--out', out, '--pairs', '200', '--steps', '2', '--d-model', '16', '--heads', '2', '--layers', '1', '--eval-pairs', '10', '--backend', 'js'], here);
+    assert.equal(t.code, 0, t.stderr);
+    const e = attn(['eval', '--model', out, '--eval-pairs', '10']); // from another directory
+    assert.equal(e.code, 0, e.stderr);
+    renameSync(join(here, 'input.txt'), join(here, 'moved.txt'));
+    const gone = attn(['eval', '--model', out, '--eval-pairs', '10']);
+    assertUserError(gone, /training\.json: the training text .*input\.txt is not there; pass it as --data FILE --pairs 200 --data-seed 1 --passage-words 64 --window-words 24$/m);
+    const again = attn(['eval', '--model', out, '--eval-pairs', '10', '--data', join(here, 'moved.txt'), '--pairs', '200', '--data-seed', '1', '--passage-words', '64', '--window-words', '24']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, e.stdout, 'the same held-out pairs');
   });
 });

@@ -19,4 +19,20 @@ describe('package exports', () => {
     ];
     for (const name of names) assert.equal(typeof attn[name], 'function', name);
   });
+
+  it('the library calls the other docs name (backends, training, speculative decoding, tokenizers, LoRA, GGUF, quantized inference, WebGPU tuning)', async () => {
+    const attn = (await import('attn')) as Record<string, unknown>;
+    const names = [
+      'selectBackend', 'selectBackendAsync', 'trainStepAsync', 'moveToBackend', 'withHostValues', // docs/backends.md
+      'distillationObjective', 'packForDecoding', 'PanelLinear', // docs/speculative_decoding.md
+      'ChatTemplate', 'parseChatMessages', 'HFTokenizer', // docs/tokenizers.md
+      'batchForward', // docs/lora.md
+      'llamaToGGUF', 'withoutAllocation', // docs/gguf.md
+      'useQuantizedMatrices', 'quantizeMatrices', 'BlockQuantizedLinear', 'QuantizedEmbedding', 'setFusedDecode', 'withScratch', 'withScratchStage', // docs/quantized_inference.md
+      'setGemmChoice', 'parseGemmChoice', 'setSkinnyRows', 'setSplitK', // docs/webgpu_performance.md
+    ];
+    for (const name of names) assert.equal(typeof attn[name], 'function', name);
+    assert.equal(typeof (attn.ChatTemplate as { fromTokenizerConfig?: unknown }).fromTokenizerConfig, 'function');
+    assert.equal(typeof attn.DEFAULT_CHAT_TEMPLATE, 'string');
+  });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -172,6 +172,38 @@ describe('attn sft (CLI)', () => {
     const again = runAttn(['sft', '--resume', join(tmp, 'reh'), '--max-iters', '3', '--rehearse', join(tmp, 'other.txt'), ...common], tmp);
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /rehearsal text differs/);
+  });
+
+  it('--resume without --data and --rehearse takes the files sft.json records (absolute paths): the same weights as one straight run', () => {
+    const here = join(tmp, 'resume-cwd');
+    mkdirSync(here);
+    copyFileSync(data, join(here, 'sft.jsonl'));
+    writeFileSync(join(here, 'rehearse.txt'), 'The fox has a bone.\n1 + 2 = 3.\n'.repeat(20));
+    const flags = common.slice(2); // all but --data
+    const files = ['--data', 'sft.jsonl', '--rehearse', 'rehearse.txt', '--rehearse-chars', '40'];
+    const whole = runAttn(['sft', '--init', base, '--out', join(tmp, 'rwhole'), '--max-iters', '4', ...files, ...flags], here);
+    assert.equal(whole.code, 0, whole.stderr);
+    const half = join(tmp, 'rhalf');
+    const first = runAttn(['sft', '--init', base, '--out', half, '--max-iters', '2', ...files, ...flags], here);
+    assert.equal(first.code, 0, first.stderr);
+    const state = JSON.parse(readFileSync(join(half, 'sft.json'), 'utf8'));
+    assert.equal(state.data.path, join(here, 'sft.jsonl'));
+    assert.deepEqual([state.rehearsal.path, state.rehearsal.chars], [join(here, 'rehearse.txt'), 40]);
+    const second = runAttn(['sft', '--resume', half, '--max-iters', '4', ...flags], tmp); // another directory, no --data, no --rehearse
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /resuming from step 2/);
+    const a = readSafetensors(join(tmp, 'rwhole', 'model.safetensors')).tensors;
+    const b = readSafetensors(join(half, 'model.safetensors')).tensors;
+    for (const [name, t] of a) assertClose(b.get(name)!.data as Float32Array, t.data as Float32Array, 0, name);
+    // An older checkpoint: a relative path that is not there from here, or no path at all.
+    writeFileSync(join(half, 'sft.json'), JSON.stringify({ ...state, data: { ...state.data, path: 'moved.jsonl' } }));
+    assertUserError(runAttn(['sft', '--resume', half, '--max-iters', '5'], tmp), /the conversations file it was trained on, moved\.jsonl, is not there \(a path relative to where it was trained\); pass --data FILE\.jsonl/);
+    const { path: _, ...noPath } = state.data;
+    writeFileSync(join(half, 'sft.json'), JSON.stringify({ ...state, data: noPath }));
+    assertUserError(runAttn(['sft', '--resume', half, '--max-iters', '5'], tmp), /sft\.json does not record the conversations file; pass --data FILE\.jsonl/);
+    rmSync(join(here, 'rehearse.txt'));
+    writeFileSync(join(half, 'sft.json'), JSON.stringify(state));
+    assertUserError(runAttn(['sft', '--resume', half, '--max-iters', '5'], tmp), /the rehearsal text it was trained on, .*rehearse\.txt, is not there; pass --rehearse FILE/);
   });
 
   it('--lora-r trains adapters only: the base weights are unchanged and the adapter is saved in PEFT layout', () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { evaluateRecall, reportDims } from '../eval/recall.js';
@@ -9,7 +9,7 @@ import { distinctKeys } from '../data/positive_pairs.js';
 import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedder_options.js';
 import { trainEmbedder, trainEmbedderAsync, type EmbedderEvents, type EmbedderRun, type EmbedderSummary } from '../train/embedder_trainer.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
-import { describeSpec, FABLES, loadPairs, type PairSpec } from './embed_pairs.js';
+import { describeSpec, FABLES, loadPairs, recordedSpec, type PairSpec } from './embed_pairs.js';
 import { int, num } from './flags.js';
 import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
@@ -41,7 +41,7 @@ const HYPER: Array<[string, keyof EmbedderOptionsInput, (v: string) => unknown, 
   ['--batch-size <n>', 'batchSize', int, 'pairs per step; the others in a batch are the negatives (default 64)'],
   ['--steps <n>', 'steps', int, 'optimizer steps (default 1000)'],
   ['--lr <x>', 'lr', num, 'peak learning rate (default 1e-3)'],
-  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default 1e-4)'],
+  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default: --lr / 10)'],
   ['--warmup-steps <n>', 'warmupSteps', int, 'linear warm-up steps (default 50)'],
   ['--weight-decay <x>', 'weightDecay', num, 'AdamW weight decay on 2-D weights (default 0.01)'],
   ['--grad-clip <x>', 'gradClip', num, 'clip the global gradient norm; 0 disables (default 1)'],
@@ -163,7 +163,7 @@ function embedTraining(opts: Record<string, unknown>, log: (s: string) => void):
   const { train, heldOut } = loadPairs(spec);
   const progress = new Progress(options.logInterval, process.stderr);
   return {
-    run: { train, heldOut, pairs: spec, options, out },
+    run: { train, heldOut, pairs: recordedSpec(spec), options, out },
     events: (description) => ({
       onStart: (i) => progress.line(`training embedder: ${(i.params / 1e6).toFixed(2)}M parameters, vocab ${i.vocabSize}, ${i.trainPairs} train pairs / ${i.evalPairs} held out (${describeSpec(spec)}), prefixes ${i.dims.join(',')}, backend ${description}`),
       onStep: (s) => progress.step(s),
@@ -193,12 +193,23 @@ function trainingRecord(dir: string): TrainingRecord {
   throw new UserError(`${dir}/training.json does not record the training pairs; pass --data FILE or --task templates`);
 }
 
+/** The files a model's pairs were made from, refused with the flags that give them again when they are gone (the held-out split is rebuilt from them). */
+function checkRecordedFiles(dir: string, spec: PairSpec): void {
+  const where = join(dir, 'training.json');
+  if (spec.task === 'passages' && spec.file !== FABLES && !existsSync(spec.file)) {
+    throw new UserError(`${where}: the training text ${spec.file} is not there; pass it as --data FILE --pairs ${spec.pairs} --data-seed ${spec.seed} --passage-words ${spec.passageWords} --window-words ${spec.windowWords}`);
+  }
+  const gone = spec.task === 'corpus' ? spec.files.filter((f) => !existsSync(f)) : [];
+  if (gone.length) throw new UserError(`${where}: the training documents ${gone.join(', ')} are not there; pass them as --corpus PATHS… with the flags the model was trained with (its "pairs")`);
+}
+
 export function runEmbedEval(opts: Record<string, unknown>): string {
   useBackend(opts);
   const dir = String(opts.model);
   const { model, tokenizer } = loadEmbedder(dir);
   const given = Boolean(opts.data || opts.task || opts.corpus);
   const record = given ? null : trainingRecord(dir);
+  if (record) checkRecordedFiles(dir, record.pairs);
   const spec = record?.pairs ?? pairSpec(opts as unknown as DataFlags);
   const full = model.config.d_model;
   const dims = (opts.dims as number[] | undefined) ?? reportDims(full, model.config.matryoshka_dims);

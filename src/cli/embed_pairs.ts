@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { fablesCorpus } from '../data/fables.js';
 import { passagePairs } from '../data/passage_pairs.js';
 import { splitPairs, type PairSplit } from '../data/positive_pairs.js';
@@ -21,6 +22,13 @@ export type PairSpec =
 
 /** The built-in fables corpus stands in for a file named this. */
 export const FABLES = 'builtin:fables';
+
+/** The spec as training.json records it: its files as absolute paths, so `attn embed eval --model DIR` finds them from any directory. */
+export function recordedSpec(spec: PairSpec): PairSpec {
+  if (spec.task === 'passages') return spec.file === FABLES ? spec : { ...spec, file: resolve(spec.file) };
+  if (spec.task === 'corpus') return { ...spec, files: spec.files.map((f) => resolve(f)) };
+  return spec;
+}
 
 export function loadPairs(spec: PairSpec): PairSplit {
   if (spec.task === 'templates') return splitPairs(templatePairs(spec.pairs, spec.seed), HELD_OUT);

@@ -226,7 +226,13 @@ export function inspectCommand(): Command {
     });
 }
 
-const change = (v: number, base: number): string => `${v.toFixed(4)} (${v - base >= 0 ? '+' : ''}${(v - base).toFixed(4)})`;
+/** x to d decimals, without the sign of a value that rounds to zero (1 − cosine of equal vectors can be −1e-8). */
+const fixed = (x: number, d: number): string => {
+  const s = x.toFixed(d);
+  return /^-0\.0*$/.test(s) ? s.slice(1) : s;
+};
+
+const change = (v: number, base: number): string => `${fixed(v, 4)} (${v - base >= 0 ? '+' : ''}${fixed(v - base, 4)})`;
 
 /** The report's main numbers, for the terminal. */
 function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectReport | PointCloudInspectReport | EmbedderInspectReport): string[] {
@@ -234,7 +240,7 @@ function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectRe
   const r = report.removal;
   if ('kinds' in r) {
     const e = report as EncDecInspectReport;
-    lines.push(`validation loss ${r.baseline.toFixed(4)} (${e.examples} examples, seed ${e.seed})`);
+    lines.push(`validation loss ${fixed(r.baseline, 4)} (${e.examples} examples, seed ${e.seed})`);
     for (const kind of ATTENTION_KINDS) {
       lines.push(`loss without each ${kind} head (layer.head: loss, change):`);
       r.kinds[kind].loss.forEach((row, l) => lines.push('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${change(v, r.baseline)}`).join('   ')));
@@ -242,12 +248,12 @@ function summaryLines(report: InspectReport | ViTInspectReport | EncDecInspectRe
     lines.push(`costliest heads: ${r.costliest.map(([k, l, h]) => `${k} ${l + 1}.${h + 1}`).join(', ')}`);
   } else {
     const on = 'texts' in report ? `${report.texts} texts; 1 − cosine to the intact vectors` : 'clouds' in report ? `${report.clouds} test clouds` : 'kind' in report ? `${(report as ViTInspectReport).images} test images` : `${(report as InspectReport).windows} windows of ${(report as InspectReport).length} tokens`;
-    lines.push(`${'texts' in report ? 'vector change' : 'kind' in report ? 'test' : 'validation'} loss ${r.baseline.toFixed(4)} (${on}, seed ${report.seed})`);
+    lines.push(`${'texts' in report ? 'vector change' : 'kind' in report ? 'test' : 'validation'} loss ${fixed(r.baseline, 4)} (${on}, seed ${report.seed})`);
     lines.push('loss without each head (layer.head: loss, change):');
     r.loss.forEach((row, l) => lines.push('  ' + row.map((v, h) => `${l + 1}.${h + 1}: ${change(v, r.baseline)}`).join('   ')));
     lines.push(`costliest heads: ${r.costliest.map(([l, h]) => `${l + 1}.${h + 1}`).join(', ')}`);
   }
-  lines.push(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${x.loss.toFixed(3)}`).join(', ')}`);
+  lines.push(`logit lens loss by layer: ${report.lens.map((x) => `${x.name} ${fixed(x.loss, 3)}`).join(', ')}`);
   if ('kind' in report) lines.push(`${'kinds' in r ? 'top-1' : 'texts' in report ? 'finds its own text' : 'class token'} accuracy by layer: ${report.lens.map((x) => `${x.name} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')}`);
   return lines;
 }

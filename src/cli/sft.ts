@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { parseChatRows } from '../data/instructions_file.js';
 import { readTextFile } from '../io/read_text.js';
 import type { LoopStep } from '../train/loop.js';
 import { sft, sftAsync, SFT_STATE_FILE, type LoRASettings, type SftEvents, type SftRun, type SftState, type SftSummary } from '../train/sft.js';
-import { loadDecoder } from '../train/sft_checkpoint.js';
+import { loadDecoder, readTrainerState } from '../train/sft_checkpoint.js';
 import { heldOutSplit, promptKey } from '../train/sft_data.js';
 import { exactMatch } from '../train/sft_eval.js';
 import { parseFineTuneOptions, type FineTuneOptionsInput } from '../train/sft_options.js';
@@ -93,9 +93,31 @@ export async function runSftAsync(a: SftCliArgs, options: ReturnType<typeof pars
   return sftAsync(sftRun(a, options, r), sftEvents(a, r));
 }
 
+// The paths are recorded absolute, so that --resume finds the files from any directory.
 function sftRun(a: SftCliArgs, options: ReturnType<typeof parseFineTuneOptions>, r: { dataText: string; rows: ReturnType<typeof parseChatRows> }): SftRun {
-  return { rows: r.rows, dataPath: a.data, dataText: r.dataText, options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(a.lora ? { lora: a.lora } : {}),
-    ...(a.rehearse ? { rehearsal: { path: a.rehearse.path, text: readTextFile(a.rehearse.path), chars: a.rehearse.chars } } : {}) };
+  return { rows: r.rows, dataPath: resolve(a.data), dataText: r.dataText, options, out: a.out, ...(a.init ? { init: a.init } : {}), ...(a.resume ? { resume: a.resume } : {}), ...(a.lora ? { lora: a.lora } : {}),
+    ...(a.rehearse ? { rehearsal: { path: resolve(a.rehearse.path), text: readTextFile(a.rehearse.path), chars: a.rehearse.chars } } : {}) };
+}
+
+/** A file a checkpoint's sft.json records, for a --resume that does not name it (as `attn train --resume` takes its data). */
+function recordedFile(dir: string, path: unknown, what: string, flag: string): string {
+  if (typeof path !== 'string') throw new UserError(`${join(dir, SFT_STATE_FILE)} does not record the ${what}; pass ${flag}`);
+  if (!existsSync(path)) throw new UserError(`--resume ${dir}: the ${what} it was trained on, ${path}, is not there${isAbsolute(path) ? '' : ' (a path relative to where it was trained)'}; pass ${flag}`);
+  return path;
+}
+
+/**
+ * What `sft --resume` trains on: --data and --rehearse when given (a different
+ * file is refused by the trainer), else the files the checkpoint records, the
+ * rehearsal cut into the windows it was trained with.
+ */
+function resumeFiles(dir: string, opts: Record<string, unknown>, charsGiven: boolean): Pick<SftCliArgs, 'data' | 'rehearse'> {
+  const state = readTrainerState<Partial<SftState>>(dir, SFT_STATE_FILE, 'attn sft');
+  const data = (opts.data as string | undefined) ?? recordedFile(dir, state.data?.path, 'conversations file', '--data FILE.jsonl');
+  const recorded = state.rehearsal;
+  const chars = !charsGiven && recorded?.chars !== undefined ? recorded.chars : (opts.rehearseChars as number);
+  if (opts.rehearse) return { data, rehearse: { path: opts.rehearse as string, chars } };
+  return { data, ...(recorded ? { rehearse: { path: recordedFile(dir, recorded.path, 'rehearsal text', '--rehearse FILE'), chars } } : {}) };
 }
 
 function sftEvents(a: SftCliArgs, r: { description: string; progress: Progress; say(s: string): void }): SftEvents {
@@ -142,25 +164,27 @@ export function sftCommand(): Command {
     .enablePositionalOptions()
     .description('supervised fine-tuning on conversations (JSONL rows {"messages": [...]} or {"prompt", "completion"}): loss on assistant tokens only; `attn sft eval` scores exact-match replies')
     .option('--init <dir>', 'the model to fine-tune (ours, Hugging Face GPT-2 or Llama-family)')
-    .option('--data <file>', 'JSON Lines conversations')
+    .option('--data <file>', 'JSON Lines conversations (on --resume: the checkpoint\'s own unless given)')
     .option('--out <dir>', 'checkpoint directory', 'sft-out')
     .option('--resume <dir>', 'continue this checkpoint (writes back to it unless --out is given)')
-    .option('--rehearse <file>', 'plain text learned beside the conversations, loss on every token (keeps what pretraining taught)')
+    .option('--rehearse <file>', 'plain text learned beside the conversations, loss on every token (keeps what pretraining taught); on --resume: the checkpoint\'s own unless given')
     .option('--rehearse-chars <n>', 'characters per rehearsal window, cut at line ends', int, 96);
   withBackendFlags(cmd, { webgpu: true });
   withFineTuneFlags(cmd);
   withLoRAFlags(cmd);
   cmd.action(async (opts: Record<string, unknown>) => {
-    if (!opts.data) throw new UserError('sft needs --data FILE.jsonl');
+    if (!opts.data && !opts.resume) throw new UserError('sft needs --data FILE.jsonl (or --resume DIR)');
     if (!opts.init === !opts.resume) throw new UserError('sft needs --init DIR (a model to fine-tune) or --resume DIR (a checkpoint), not both');
     const options = fineTuneOptionsFrom(opts);
+    const files: Pick<SftCliArgs, 'data' | 'rehearse'> = opts.resume
+      ? resumeFiles(opts.resume as string, opts, cmd.getOptionValueSource('rehearseChars') === 'cli')
+      : { data: opts.data as string, ...(opts.rehearse ? { rehearse: { path: opts.rehearse as string, chars: opts.rehearseChars as number } } : {}) };
     const lora = opts.resume ? undefined : loraFrom(opts);
     const out = cmd.getOptionValueSource('out') === 'cli' || !opts.resume ? (opts.out as string) : (opts.resume as string);
     const summary = await runSftAsync(
       {
         ...(opts.init ? { init: opts.init as string } : {}), ...(opts.resume ? { resume: opts.resume as string } : {}),
-        data: opts.data as string, out, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}), ...(lora ? { lora } : {}),
-        ...(opts.rehearse ? { rehearse: { path: opts.rehearse as string, chars: opts.rehearseChars as number } } : {}),
+        ...files, out, backend: opts.backend as string, ...(opts.threads !== undefined ? { threads: opts.threads as number } : {}), ...(lora ? { lora } : {}),
       },
       options,
     );

@@ -30,7 +30,7 @@ const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, stri
   ['--grad-accum <n>', 'gradAccum', int, 'micro-batches per optimizer step (default 1)'],
   ['--max-iters <n>', 'maxIters', int, 'optimizer steps (default 2000)'],
   ['--lr <x>', 'lr', num, 'peak learning rate (default 1e-3)'],
-  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default 1e-4)'],
+  ['--min-lr <x>', 'minLr', num, 'learning rate at the end of the cosine decay (default: --lr / 10)'],
   ['--warmup-iters <n>', 'warmupIters', int, 'linear warm-up steps (default 100)'],
   ['--lr-decay-iters <n>', 'lrDecayIters', int, 'steps of cosine decay (default: --max-iters)'],
   ['--beta1 <x>', 'beta1', num, 'AdamW β1 (default 0.9)'],

@@ -20,7 +20,8 @@ export const EmbedderOptionsSchema = z
     batchSize: z.number().int().min(2).default(64),
     steps: z.number().int().nonnegative().default(1000),
     lr: z.number().positive().finite().default(1e-3),
-    minLr: z.number().nonnegative().finite().default(1e-4),
+    /** The end of the cosine decay; default lr / 10 (1e-4 at the default lr). */
+    minLr: z.number().nonnegative().finite().optional(),
     warmupSteps: z.number().int().nonnegative().default(50),
     weightDecay: z.number().nonnegative().default(0.01),
     gradClip: z.number().nonnegative().default(1.0),
@@ -53,11 +54,12 @@ export const EmbedderOptionsSchema = z
   .refine((o) => o.dModel % o.heads === 0, { message: 'd_model must be divisible by heads', path: ['dModel'] })
   .refine((o) => o.spaceTokens || o.tokenizer === 'word', { message: 'only the word tokenizer can leave out space tokens', path: ['spaceTokens'] })
   .refine((o) => !o.lowercase || o.tokenizer === 'word', { message: 'only the word tokenizer can fold case', path: ['lowercase'] })
-  .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
+  .refine((o) => o.minLr === undefined || o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
   .refine((o) => !o.matryoshka || o.matryoshka.every((d, i, a) => d <= o.dModel && (i === 0 || d > a[i - 1]!)), {
     message: 'prefix sizes must be ascending and at most --d-model',
     path: ['matryoshka'],
-  });
+  })
+  .transform((o) => ({ ...o, minLr: o.minLr ?? o.lr / 10 }));
 
 export type EmbedderOptions = z.infer<typeof EmbedderOptionsSchema>;
 

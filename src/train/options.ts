@@ -22,7 +22,8 @@ export const TrainOptionsSchema = z
     gradAccum: z.number().int().positive().default(1),
     maxIters: z.number().int().nonnegative().default(2000),
     lr: z.number().positive().finite().default(1e-3),
-    minLr: z.number().nonnegative().finite().default(1e-4),
+    /** The end of the cosine decay; default lr / 10 (nanoGPT's rule), so a smaller --lr brings it down too. */
+    minLr: z.number().nonnegative().finite().optional(),
     warmupIters: z.number().int().nonnegative().default(100),
     /** Steps over which the cosine decays; defaults to maxIters. */
     lrDecayIters: z.number().int().nonnegative().optional(),
@@ -69,9 +70,10 @@ export const TrainOptionsSchema = z
   })
   .refine((o) => o.nEmbd % o.nHead === 0, { message: 'n_embd must be divisible by n_head', path: ['nEmbd'] })
   .refine((o) => o.nKvHead === undefined || o.nHead % o.nKvHead === 0, { message: 'n_head must be a multiple of n_kv_head', path: ['nKvHead'] })
-  .refine((o) => o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
+  .refine((o) => o.minLr === undefined || o.minLr <= o.lr, { message: 'min_lr must not exceed lr', path: ['minLr'] })
   .refine((o) => o.ema === undefined || o.averageFrom === undefined, { message: 'choose one weight average: --ema or --average-from', path: ['ema'] })
-  .refine((o) => (o.tokenizer !== 'char' && o.tokenizer !== 'digits') || o.vocabSize === undefined, { message: 'applies to --tokenizer word and bpe only (a char or digits vocabulary is every character and number of the text)', path: ['vocabSize'] });
+  .refine((o) => (o.tokenizer !== 'char' && o.tokenizer !== 'digits') || o.vocabSize === undefined, { message: 'applies to --tokenizer word and bpe only (a char or digits vocabulary is every character and number of the text)', path: ['vocabSize'] })
+  .transform((o) => ({ ...o, minLr: o.minLr ?? o.lr / 10 }));
 
 export type TrainOptions = z.infer<typeof TrainOptionsSchema>;
 export type TrainOptionsInput = z.input<typeof TrainOptionsSchema>;

@@ -49,8 +49,8 @@ export interface SftState {
   options: FineTuneOptions;
   lora: LoRASettings | null;
   data: { path: string; sha256: string; rows: number };
-  /** Plain text rehearsed beside the rows (SftRun.rehearsal), if any. */
-  rehearsal?: { path: string; sha256: string; windows: number };
+  /** Plain text rehearsed beside the rows (SftRun.rehearsal), if any; `chars` per window (absent in checkpoints before it was recorded). */
+  rehearsal?: { path: string; sha256: string; windows: number; chars?: number };
   /** The held-out rows (1-based row numbers), so `attn sft eval` scores the same ones. */
   heldOut: number[];
   rng: { batch: { s: RngState; spare: number | null }; model: { s: RngState; spare: number | null } };
@@ -174,6 +174,9 @@ function sftTrainingRun(run: SftRun, events: SftEvents): { loop: TrainingLoop<Sf
     state = readTrainerState<SftState>(run.resume, SFT_STATE_FILE, 'attn sft');
     if (state.data.sha256 !== sha256(run.dataText)) throw new UserError(`--resume ${run.resume}: the data differs from the one this checkpoint was trained on (${state.data.path})`);
     if ((state.rehearsal?.sha256 ?? null) !== (run.rehearsal ? sha256(run.rehearsal.text) : null)) throw new UserError(`--resume ${run.resume}: the rehearsal text differs from the one this checkpoint was trained with (${state.rehearsal?.path ?? 'none'})`);
+    // Recorded where they are found now (older checkpoints kept the paths as typed).
+    state.data.path = run.dataPath;
+    if (state.rehearsal && run.rehearsal) state.rehearsal = { ...state.rehearsal, path: run.rehearsal.path, chars: run.rehearsal.chars };
     state.options = { ...state.options, maxIters: run.options.maxIters };
     ({ model, tokenizer } = loadDecoder(run.resume, '--resume', { keepAdapter: true }));
     model.rng.setState(state.rng.model);
@@ -188,7 +191,7 @@ function sftTrainingRun(run: SftRun, events: SftEvents): { loop: TrainingLoop<Sf
     state = {
       kind: 'sft', step: 0, options: run.options, lora: run.lora ?? null,
       data: { path: run.dataPath, sha256: sha256(run.dataText), rows: run.rows.length },
-      ...(run.rehearsal ? { rehearsal: { path: run.rehearsal.path, sha256: sha256(run.rehearsal.text), windows: 0 } } : {}),
+      ...(run.rehearsal ? { rehearsal: { path: run.rehearsal.path, sha256: sha256(run.rehearsal.text), windows: 0, chars: run.rehearsal.chars } } : {}),
       heldOut: split.val.map((i) => run.rows[i]!.row),
       rng: { batch: new Rng(run.options.seed + 100).getState(), model: model.rng.getState() },
       history: [], seconds: 0, tokens: 0,
