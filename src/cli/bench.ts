@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ import { readTextFile } from '../io/read_text.js';
 import { benchWebGpu } from '../bench/webgpu.js';
 import { envBackendChoice } from '../backend/select.js';
 import { useBackend } from './backend_flags.js';
-import { int } from './flags.js';
+import { int, posInt } from './flags.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -82,6 +82,7 @@ function describe(r: Row, namedMode = false): string {
 async function runBench(o: BenchOptions): Promise<void> {
   const configs = (o.config ?? 'S,M,G').split(',').map((c) => c.trim().toUpperCase());
   for (const c of configs) if (!BENCH_CONFIGS[c]) throw new UserError(`--config: unknown config "${c}" (S, M, G or L)`);
+  if (o.text !== undefined && !(existsSync(o.text) && statSync(o.text).isFile())) throw new UserError(`--text ${o.text}: no such file`);
   const trainModes = parseTrainModes(o.precision, o.recompute);
   const kinds = o.workloads.split(',').map((w) => w.trim());
   for (const k of kinds) if (!['train', 'gemm', 'skinny', 'tokenizers', 'decode', 'prefill', 'recipe', 'quant', 'llama', 'lora', 'structured', 'speculative', 'prefix', 'gemm-sweep', 'profile', 'profile-decode'].includes(k)) throw new UserError(`--workloads: unknown workload "${k}" (train, gemm, skinny, tokenizers, decode, prefill, recipe, quant, llama, lora, structured, speculative, prefix; webgpu only: gemm-sweep, profile, profile-decode)`);
@@ -327,14 +328,14 @@ export function benchCommand(): Command {
     .option('--text <file>', 'text for the tokenizer and recipe workloads (default: ../shared/data/tinyshakespeare.txt; tokenizers fall back to built-in fables)')
     .option('--threads <n>', 'run attn at this thread count only (default: 1 and all cores, best counts)', int)
     .addOption(new Option('--backend <name>', 'compute backend (webgpu: train M and G, 124M decode and GEMM on the GPU, in one process)').choices(['auto', 'js', 'native', 'webgpu']).default('auto'))
-    .option('--steps <n>', 'timed repetitions per workload (after warm-up)', int, 5)
+    .option('--steps <n>', 'timed repetitions per workload (after warm-up)', posInt, 5)
     .option('--json', 'one JSON line per measurement')
     .option('--no-torch', 'skip the PyTorch reference')
     .option('--seeds <list>', 'seeds for the recipe workload, e.g. 1337,1,2', '1337')
     .option('--llama-shapes <list>', `llama workload: shapes (${Object.keys(LLAMA_BENCH_SHAPES).join(', ')}; default all)`)
     .option('--llama-types <list>', `llama workload: GGUF types (${LLAMA_BENCH_TYPES.join(', ')}; default all)`)
     .option('--llama-cache <dir>', 'llama workload: keep the random-weight GGUF files in DIR and reuse them (the 1B F32 file is 4.4 GB); default a temporary folder, removed')
-    .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts); prefix workload: interleaved rounds per mode (medians; 3 or more for the A/B)', int, 1)
+    .option('--rounds <n>', 'llama workload: interleaved attn / llama.cpp rounds per thread count (best counts); prefix workload: interleaved rounds per mode (medians; 3 or more for the A/B)', posInt, 1)
     .option('--profile', 'llama workload: also time each op of one attn decode step and one 256-token prefill (every type)')
     .option('--bench-cache <dir>', 'speculative workload: where the trained target/draft pair is kept between runs', join(homedir(), '.cache', 'attn', 'bench'))
     .option('--target-width <list>', `speculative workload: the 12-layer targets to measure, by width, comma-separated (${Object.keys(SPECULATIVE_PAIRS).join(', ')}; 384: 85 MB of weights, a step bound by reading them; 128: 9.4 MB, a step mostly per-op overhead)`, targetWidths, ['384'])

@@ -10,7 +10,7 @@ import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedd
 import { trainEmbedder, trainEmbedderAsync, type EmbedderEvents, type EmbedderRun, type EmbedderSummary } from '../train/embedder_trainer.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { describeSpec, FABLES, loadPairs, recordedSpec, type PairSpec } from './embed_pairs.js';
-import { int, num } from './flags.js';
+import { int, natural, num, posInt, rate } from './flags.js';
 import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
 
@@ -107,17 +107,17 @@ function withDataFlags(cmd: Command): Command {
     .option('--data <file>', 'any UTF-8 text: two windows of the same passage are a positive pair')
     .option('--corpus <paths...>', 'your documents (files or directories, as `attn rag index` reads them): inverse cloze pairs, a sentence and the rest of its passage')
     .addOption(new Option('--task <name>', 'built-in pairs: paraphrase templates, or passages of the built-in fables').choices(['templates', 'fables']))
-    .option('--pairs <n>', 'pairs to generate (default 20000); 10% of meanings/passages are held out', int)
-    .option('--data-seed <n>', 'seed of the pair generator', int, 1)
-    .option('--passage-words <n>', 'words per passage (--data, --corpus, --task fables)', int, 64)
-    .option('--window-words <n>', 'words per window; two windows per pair (--data, --task fables)', int, 24)
+    .option('--pairs <n>', 'pairs to generate (default 20000); 10% of meanings/passages are held out', posInt)
+    .option('--data-seed <n>', 'seed of the pair generator', natural, 1)
+    .option('--passage-words <n>', 'words per passage (--data, --corpus, --task fables)', posInt, 64)
+    .option('--window-words <n>', 'words per window; two windows per pair (--data, --task fables)', posInt, 24)
     .addOption(new Option('--key-by <what>', '--corpus: passage (another passage of the same document is a negative, as in the paper; a tenth of the documents held out) or document (it is not, and only a tenth of the sentences are held out: the recipe `attn rag demo` uses, docs/rag.md)').choices(['passage', 'document']))
-    .option('--multi-fact-rate <r>', '--corpus: share of queries made of two sentences from two passages of one document (`attn rag demo` uses 0.5; docs/rag.md)', num)
-    .option('--keep-rate <r>', '--corpus: share of one-sentence pairs whose passage keeps the query sentence (default 0.1, as in the paper; `attn rag demo` uses 0.75)', num)
-    .option('--multi-keep-rate <r>', '--corpus: share of two-sentence pairs whose passage keeps the query\'s sentence from it (default 0; `attn rag demo` uses 0.75)', num)
-    .option('--untitled-rate <r>', '--corpus: share of two-sentence queries left without the document\'s title words (its `#` heading) but otherwise whole (default 0; `attn rag demo` uses 0.75; docs/rag.md)', num)
-    .option('--title-rate <r>', '--corpus: title-to-passage pairs added, as a share of --pairs: a document\'s `#` heading is the query, one of its passages the positive (default 0; `attn rag demo` uses 0.25; docs/rag.md)', num)
-    .option('--same-passage-rate <r>', '--corpus: share of two-sentence queries whose two sentences come from one passage, both kept in the positive (default 0; `attn rag demo` uses 0.75; docs/rag.md)', num);
+    .option('--multi-fact-rate <r>', '--corpus: share of queries made of two sentences from two passages of one document (`attn rag demo` uses 0.5; docs/rag.md)', rate)
+    .option('--keep-rate <r>', '--corpus: share of one-sentence pairs whose passage keeps the query sentence (default 0.1, as in the paper; `attn rag demo` uses 0.75)', rate)
+    .option('--multi-keep-rate <r>', '--corpus: share of two-sentence pairs whose passage keeps the query\'s sentence from it (default 0; `attn rag demo` uses 0.75)', rate)
+    .option('--untitled-rate <r>', '--corpus: share of two-sentence queries left without the document\'s title words (its `#` heading) but otherwise whole (default 0; `attn rag demo` uses 0.75; docs/rag.md)', rate)
+    .option('--title-rate <r>', '--corpus: title-to-passage pairs added, as a share of --pairs: a document\'s `#` heading is the query, one of its passages the positive (default 0; `attn rag demo` uses 0.25; docs/rag.md)', rate)
+    .option('--same-passage-rate <r>', '--corpus: share of two-sentence queries whose two sentences come from one passage, both kept in the positive (default 0; `attn rag demo` uses 0.75; docs/rag.md)', rate);
 }
 
 function recallTable(recall: Map<number, number>, full: number, pairs: number): string {

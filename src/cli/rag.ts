@@ -11,7 +11,8 @@ import { TextEmbedder } from '../rag/text_embedder.js';
 import { runRagBench } from '../rag/benchmark.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { int, natural, nonNeg, num, posInt, posNum, rate } from './flags.js';
+import { checkDirPath } from './out_dir.js';
 
 /**
  * `attn rag`: retrieval-augmented generation over your documents — index
@@ -29,13 +30,6 @@ const modes = (v: string): EvalMode[] => {
 const modeOption = () => new Option('--mode <mode>', 'bm25 (keywords), dense (meaning: Matryoshka prefix search, full-vector rerank) or hybrid (Reciprocal Rank Fusion of both)').choices([...SEARCH_MODES]).default('hybrid');
 
 const err = (s: string) => process.stderr.write(s);
-
-/** A share, 0 to 1. */
-const rate = (v: string): number => {
-  const r = num(v);
-  if (!(r >= 0 && r <= 1)) throw new InvalidArgumentError(`must be between 0 and 1 (got ${v}).`);
-  return r;
-};
 
 /** `--hard-negatives [by]`: "query" (the whole query) or "facts" (the query less its own town's name). */
 const hardNegativesFlag = (v: string): true | 'facts' => {
@@ -135,7 +129,7 @@ export function ragCommand(): Command {
     .option('--embedder <dir>', 'embedder directory (attn embed train): required for a new store, which records it (default: the store\'s)')
     .option('--chunk-tokens <n>', 'most tokens per chunk (default: min(256, the embedder\'s max_len))', int)
     .option('--overlap-tokens <n>', 'tokens of a cut paragraph repeated in the next chunk (default: chunk-tokens / 8)', int)
-    .option('--batch <n>', 'chunks embedded and committed together', int, 256)
+    .option('--batch <n>', 'chunks embedded and committed together', posInt, 256)
     .option('--ann', 'also build an HNSW index on the prefix vectors (stores of 4096+ chunks; the first dense stage then walks the graph instead of scanning; exact search otherwise)')
     .action(async (files: string[], o: IndexFlags) => {
       process.stdout.write(await runRagIndex(files, o));
@@ -147,10 +141,10 @@ export function ragCommand(): Command {
     .requiredOption('--store <dir>', 'the store directory')
     .option('--embedder <dir>', 'embedder to embed the question (default: the one the store was indexed with)')
     .addOption(modeOption())
-    .option('--k <n>', 'results to print', int, 5)
+    .option('--k <n>', 'results to print', posInt, 5)
     .option('--json', 'one JSON line per result')
-    .option('--rrf-k <n>', 'hybrid: RRF\'s k (default 60)', int)
-    .option('--dense-weight <w>', 'hybrid: the dense list\'s weight in the fusion, BM25\'s being 1 (default 1)', num)
+    .option('--rrf-k <n>', 'hybrid: RRF\'s k (default 60)', natural)
+    .option('--dense-weight <w>', 'hybrid: the dense list\'s weight in the fusion, BM25\'s being 1 (default 1)', nonNeg)
     .action(async (question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean; rrfK?: number; denseWeight?: number }) => {
       process.stdout.write(await runRagQuery(question, o));
     });
@@ -177,8 +171,8 @@ export function ragCommand(): Command {
     .option('--embedder <dir>', 'embedder for the queries (default: the store\'s)')
     .option('--modes <list>', 'modes to score, comma-separated: bm25, dense (Matryoshka two-stage), dense-exact (every full vector scored: the baseline of two-stage), hybrid', modes, [...EVAL_MODES])
     .option('--json', 'one JSON line per mode: {"mode", "recall@10", "mrr", "ndcg@10", "queries"}')
-    .option('--rrf-k <n>', 'hybrid: RRF\'s k (default 60)', int)
-    .option('--dense-weight <w>', 'hybrid: the dense list\'s weight in the fusion, BM25\'s being 1 (default 1)', num)
+    .option('--rrf-k <n>', 'hybrid: RRF\'s k (default 60)', natural)
+    .option('--dense-weight <w>', 'hybrid: the dense list\'s weight in the fusion, BM25\'s being 1 (default 1)', nonNeg)
     .action(async (o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean; rrfK?: number; denseWeight?: number }) => {
       process.stdout.write(await runRagEval(o));
     });
@@ -186,13 +180,13 @@ export function ragCommand(): Command {
   const demo = withBackendFlags(new Command('demo'))
     .description('offline end to end: generate documents about invented towns and questions with known answers, train a retriever on the documents (inverse cloze), index, and score each mode (JSON lines)')
     .requiredOption('--out <dir>', 'directory for the corpus, queries.jsonl, the embedder and the store')
-    .option('--towns <n>', 'documents to generate', int, 300)
-    .option('--questions-per-town <n>', 'questions per document', int, 2)
-    .option('--dev-questions-per-town <n>', 'development questions per document (about other facts than the test questions), on which the fusion\'s k and dense weight are chosen; 0: plain RRF, k = 60', int, 2)
-    .option('--steps <n>', 'retriever training steps', int, 1800)
-    .option('--pairs <n>', 'inverse cloze pairs', int, 20_000)
-    .option('--train-batch <n>', 'inverse cloze pairs per training step (each other\'s negatives)', int, 64)
-    .option('--seed <n>', 'seed of the corpus and the training', int, 1)
+    .option('--towns <n>', 'documents to generate (at least 2)', posInt, 300)
+    .option('--questions-per-town <n>', 'questions per document', posInt, 2)
+    .option('--dev-questions-per-town <n>', 'development questions per document (about other facts than the test questions), on which the fusion\'s k and dense weight are chosen; 0: plain RRF, k = 60', natural, 2)
+    .option('--steps <n>', 'retriever training steps', natural, 1800)
+    .option('--pairs <n>', 'inverse cloze pairs', posInt, 20_000)
+    .option('--train-batch <n>', 'inverse cloze pairs per training step (each other\'s negatives)', posInt, 64)
+    .option('--seed <n>', 'seed of the corpus and the training', natural, 1)
     .option('--multi-fact-rate <r>', 'share of inverse cloze queries made of two sentences from two passages of one document (0: one sentence each)', num, 0.5)
     .option('--keep-rate <r>', 'share of one-sentence inverse cloze pairs whose passage keeps the query sentence (the paper: 0.1)', rate, 0.75)
     .option('--multi-keep-rate <r>', 'share of two-sentence pairs whose passage keeps the query\'s sentence from it', rate, 0.75)
@@ -200,16 +194,18 @@ export function ragCommand(): Command {
     .option('--untitled-rate <r>', 'share of two-sentence inverse cloze queries left without their town\'s name (the document\'s heading) but otherwise whole', rate, 0.75)
     .option('--title-rate <r>', 'title-to-passage pairs added, as a share of --pairs: the document\'s heading (a town\'s name) is the query, one of its passages the positive', rate, 0.25)
     .option('--same-passage-rate <r>', 'share of two-sentence inverse cloze queries whose two sentences come from one passage (kept in the positive), not two', rate, 0.75)
-    .option('--lr <x>', 'the retriever\'s peak learning rate (warm-up, then cosine to a tenth of it)', num, 1e-3)
-    .option('--temperature <t>', 'the retriever\'s contrastive (InfoNCE) temperature', num, 0.1)
-    .option('--layers <n>', 'the retriever\'s encoder layers', int, 2)
-    .option('--d-model <n>', 'the retriever\'s width (and its vectors\' dimension)', int, 128)
+    .option('--lr <x>', 'the retriever\'s peak learning rate (warm-up, then cosine to a tenth of it)', posNum, 1e-3)
+    .option('--temperature <t>', 'the retriever\'s contrastive (InfoNCE) temperature', posNum, 0.1)
+    .option('--layers <n>', 'the retriever\'s encoder layers', posInt, 2)
+    .option('--d-model <n>', 'the retriever\'s width (and its vectors\' dimension)', posInt, 128)
     .addOption(new Option('--pooling <how>', 'the retriever\'s pooling: mean of its output vectors, or weighted by each token\'s inverse document frequency').choices(['mean', 'idf']).default('mean'))
-    .option('--train-seed <n>', 'seed of the retriever\'s initialisation and batches only (default: --seed); the corpus and the pairs stay those of --seed', int)
+    .option('--train-seed <n>', 'seed of the retriever\'s initialisation and batches only (default: --seed); the corpus and the pairs stay those of --seed', natural)
     .option('--no-lowercase', 'the retriever\'s word tokenizer keeps case, as before the tenth round (docs/rag.md); by default it folds text to lower case, learned and encoded alike')
     .option('--space-tokens', 'the retriever\'s word tokenizer makes tokens of white space, as before the seventh round (docs/rag.md): a 64-token window and chunk then hold about 32 words, not about 55')
     .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; trainBatch: number; seed: number; multiFactRate: number; keepRate: number; multiKeepRate: number; hardNegatives?: boolean | 'facts'; untitledRate: number; titleRate: number; samePassageRate: number; lr: number; temperature: number; layers: number; dModel: number; pooling: 'mean' | 'idf'; trainSeed?: number; lowercase: boolean; spaceTokens?: boolean; backend?: string; threads?: number }) => {
       useBackend(o);
+      checkDirPath(o.out); // before the corpus is written
+      if (o.towns < 2) throw new UserError('--towns: the corpus needs at least 2 towns');
       const r = await runRagDemo({
         hardNegatives: o.hardNegatives ?? false,
         // Multi-fact rate 0.5: dense nDCG@10 0.624 against 0.577 with one-sentence queries only, 0.590 at 0.8 (docs/rag.md).
@@ -245,14 +241,15 @@ export function ragCommand(): Command {
     .description('speed: indexing chunks/s, hybrid query latency over a large store (p50/p95, query embedding included), Matryoshka two-stage vs full-dimension exact search over the in-memory vector matrix, and the database\'s exact scan (JSON lines)')
     .requiredOption('--embedder <dir>', 'embedder directory (e.g. the one `attn rag demo` trained)')
     .option('--out <dir>', 'where to build the bench store (default: a temporary directory, removed after); a large store an earlier run built there with the same embedder and settings is reused')
-    .option('--chunks <n>', 'chunks in the large store', int, 100_000)
-    .option('--queries <n>', 'timed queries per measurement', int, 200)
+    .option('--chunks <n>', 'chunks in the large store', posInt, 100_000)
+    .option('--queries <n>', 'timed queries per measurement', posInt, 200)
     .option('--ann', 'build an HNSW index on the prefix column of the large store (used by stores too large for the in-memory search)')
-    .option('--labelled-towns <n>', 'towns in the large store whose questions (2 each) are scored; the rest are distractor towns (300 at --seed 1: the corpus `attn rag demo` trains on)', int, 300)
-    .option('--seed <n>', 'seed of the labelled towns (that of `attn rag demo`)', int, 1)
-    .option('--candidates <list>', 'two-stage candidate depths to measure, comma-separated', (s: string) => s.split(',').map((x) => int(x)), [50, 200])
+    .option('--labelled-towns <n>', 'towns in the large store whose questions (2 each) are scored; the rest are distractor towns (300 at --seed 1: the corpus `attn rag demo` trains on)', posInt, 300)
+    .option('--seed <n>', 'seed of the labelled towns (that of `attn rag demo`)', natural, 1)
+    .option('--candidates <list>', 'two-stage candidate depths to measure, comma-separated', (s: string) => s.split(',').map((x) => posInt(x)), [50, 200])
     .action(async (o: { embedder: string; out?: string; chunks: number; queries: number; ann?: boolean; labelledTowns: number; seed: number; candidates: number[]; backend?: string; threads?: number }) => {
       useBackend(o);
+      if (o.out !== undefined) checkDirPath(o.out);
       for await (const line of runRagBench({ embedder: o.embedder, out: o.out, chunks: o.chunks, queries: o.queries, ann: o.ann, labelledTowns: o.labelledTowns, seed: o.seed, candidates: o.candidates, log: err })) process.stdout.write(JSON.stringify(line) + '\n');
     });
 

@@ -1,6 +1,9 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { runReferenceCheck, TOLERANCE, type ReferenceReport } from '../reference/check.js';
 import { runLoRAReferenceCheck } from '../reference/lora_check.js';
+import { UserError } from '../util/errors.js';
 import { useBackendAsync, withBackendFlags } from './backend_flags.js';
 
 export function referenceCommand(): Command {
@@ -9,6 +12,9 @@ export function referenceCommand(): Command {
     .argument('<dir>', 'Hugging Face GPT-2, Llama or Qwen2 directory with expected.safetensors')
     .option('--lora <dir>', 'also check a PEFT LoRA adapter for DIR with its expected.safetensors: logits with the adapter, DPO log-probabilities, loss and adapter gradients, merged weights')
     .action(async (dir: string, opts: { backend?: string; threads?: number; lora?: string }) => {
+      if (opts.lora !== undefined && !existsSync(join(opts.lora, 'expected.safetensors'))) {
+        throw new UserError(`--lora ${opts.lora}: ${existsSync(opts.lora) && statSync(opts.lora).isDirectory() ? 'has no expected.safetensors' : 'is not a directory'} (give the adapter directory the reference numbers were made with)`);
+      }
       console.log(`backend: ${(await useBackendAsync(opts)).description}`);
       const reports: ReferenceReport[] = [await runReferenceCheck(dir)];
       if (opts.lora) reports.push(runLoRAReferenceCheck(dir, opts.lora));

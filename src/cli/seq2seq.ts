@@ -13,7 +13,7 @@ import { parseSeq2SeqOptions, type Seq2SeqOptionsInput } from '../train/seq2seq_
 import { trainSeq2SeqAsync, type Seq2SeqSummary } from '../train/seq2seq_trainer.js';
 import { attentionHtml, attentionText } from './attention_view.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { int, nonNeg, num, posInt } from './flags.js';
 import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
 import { readTextFile } from '../io/read_text.js';
@@ -117,7 +117,7 @@ function evalCommand(): Command {
     .requiredOption('--model <dir>', 'model directory from attn seq2seq train')
     .option('--limit <n>', 'held-out pairs to translate', int, 2000)
     .option('--beam <n>', 'beam width (1 = greedy)', int, 1)
-    .option('--length-penalty <a>', 'α of the GNMT length penalty ((5+len)/6)^α, with --beam > 1', num, 0.6)
+    .option('--length-penalty <a>', 'α of the GNMT length penalty ((5+len)/6)^α, with --beam > 1', nonNeg, 0.6)
     .option('--data <file>', 'the pairs file, if it has moved since training');
   withBackendFlags(cmd);
   cmd.action((opts: { model: string; limit: number; beam: number; lengthPenalty: number; data?: string; backend?: string; threads?: number }) => {
@@ -148,8 +148,8 @@ export function translateCommand(): Command {
     .argument('<text...>', 'texts to translate')
     .requiredOption('--model <dir>', 'model directory from attn seq2seq train')
     .option('--beam <n>', 'beam width (1 = greedy)', int, 4)
-    .option('--length-penalty <a>', 'α of the GNMT length penalty ((5+len)/6)^α; 0 ranks by log-probability', num, 0.6)
-    .option('--max-length <n>', 'most output tokens (default: the model\'s limit)', int)
+    .option('--length-penalty <a>', 'α of the GNMT length penalty ((5+len)/6)^α; 0 ranks by log-probability', nonNeg, 0.6)
+    .option('--max-length <n>', 'most output tokens (default: the model\'s limit)', posInt)
     .option('--show-attention', 'print the cross-attention of the last decoder layer as a text heat map (source tokens as columns)')
     .option('--attention-heads', 'with --show-attention or --attention-html: one map per head instead of their mean')
     .option('--attention-html <file>', 'write the cross-attention heat maps as a standalone HTML page');

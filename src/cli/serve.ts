@@ -12,7 +12,8 @@ import { createLogger } from '../serve/logging.js';
 import { isEmbedderDir, parseModelSpec } from '../serve/served_model.js';
 import { startServer } from '../serve/server.js';
 import { useBackendAsync, withBackendFlags } from './backend_flags.js';
-import { int } from './flags.js';
+import { int, natural } from './flags.js';
+import { checkDirPath } from './out_dir.js';
 
 interface ServeCliOptions {
   model?: string[];
@@ -62,6 +63,7 @@ async function runServe(o: ServeCliOptions): Promise<void> {
   if (o.report) return printReport(o);
   if (!o.model?.length) throw new UserError('attn serve needs at least one --model DIR (or --report to print a running server\'s costs)');
   if (o.port < 0 || o.port > 65535) throw new UserError(`--port must be 0–65535, got ${o.port}`);
+  if (o.vectorStoreRoot !== undefined) checkDirPath(o.vectorStoreRoot, '--vector-store-root');
   await useBackendAsync(o);
   // Sentence embedders serve /v1/embeddings only: "auto" routes over the language models.
   const names = o.model.map(parseModelSpec).filter(({ dir }) => !isEmbedderDir(dir)).map(({ name }) => name);
@@ -136,7 +138,7 @@ export function serveCommand(): Command {
     .option('--kv-pool-blocks <n>', 'KV cache blocks per model (default: --max-batch full contexts, at most 1 GiB; a request that cannot fit alone gets a 400 naming the limit)', int)
     .option('--no-paged-kv', 'a contiguous KV cache per request, sized for its longest possible length, instead of the shared block pool (no prefix sharing)')
     .option('--request-timeout <s>', 'seconds a request may run (504 after)', int, d.requestTimeoutMs / 1000)
-    .option('--shutdown-timeout <s>', 'on SIGTERM/SIGINT, seconds to let running requests finish before cancelling them', int, 10)
+    .option('--shutdown-timeout <s>', 'on SIGTERM/SIGINT, seconds to let running requests finish before cancelling them', natural, 10)
     .option('--log-prompts', 'include full prompts in the logs (off: they are user data)')
     .addOption(new Option('--log-level <level>', 'log level (JSON lines on stderr)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
     .option('--report', 'print the cost report of the server running at --url, then exit')

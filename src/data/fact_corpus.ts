@@ -1,4 +1,5 @@
 import { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
 
 /**
  * A corpus with known answers, for measuring retrieval offline: documents
@@ -144,7 +145,7 @@ function question(t: Town, fact: string, rng: Rng): FactQuestion {
  * the fusion's are chosen on these, never on the test questions.
  */
 export function factCorpus(o: { towns: number; questionsPerTown: number; seed: number; devQuestionsPerTown?: number }): { documents: FactDocument[]; questions: FactQuestion[]; dev: FactQuestion[] } {
-  if (o.towns < 2) throw new Error('the corpus needs at least 2 towns');
+  if (o.towns < 2) throw new UserError('the corpus needs at least 2 towns');
   const rng = new Rng(o.seed);
   const devRng = new Rng(o.seed + 7919);
   const all = towns(o.towns, rng);

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { natural, nonNeg, posInt, posNum, rate } from '../src/cli/flags.js';
+import { assertUserError, runAttn } from './helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'attn-cli-flags-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+describe('flags out of range are refused before any work, in one line', () => {
+  it('the range parsers', () => {
+    assert.equal(posInt('3'), 3);
+    assert.throws(() => posInt('0'), /must be ≥ 1/);
+    assert.equal(natural('0'), 0);
+    assert.throws(() => natural('-1'), /must be ≥ 0/);
+    assert.throws(() => posNum('0'), /must be > 0/);
+    assert.equal(nonNeg('0'), 0);
+    assert.throws(() => nonNeg('-0.5'), /must be ≥ 0/);
+    assert.equal(rate('1'), 1);
+    assert.throws(() => rate('1.5'), /between 0 and 1/);
+  });
+
+  it('commands that crashed, hung or went on with a bad value', () => {
+    const file = join(work, 'a-file');
+    writeFileSync(file, 'x');
+    const cases: [string[], RegExp][] = [
+      [['rag', 'demo', '--out', join(work, 'rd'), '--towns', '1'], /at least 2 towns/],
+      [['rag', 'demo', '--out', join(work, 'rd'), '--questions-per-town', '-1'], /must be ≥ 1/],
+      [['rag', 'demo', '--out', join(work, 'rd'), '--steps', '-1'], /must be ≥ 0/],
+      [['rag', 'demo', '--out', file], /is a file, not a directory/],
+      [['rag', 'bench', '--embedder', join(work, 'none'), '--queries', '0'], /must be ≥ 1/],
+      [['rag', 'query', '--store', join(work, 'none'), '--rrf-k', '-1', 'q'], /must be ≥ 0/],
+      [['rag', 'index', '--store', join(work, 'none'), '--batch', '0', file], /must be ≥ 1/],
+      [['embed', 'train', '--out', join(work, 'e'), '--pairs', '-1'], /must be ≥ 1/],
+      [['embed', 'train', '--out', join(work, 'e'), '--keep-rate', '-1'], /between 0 and 1/],
+      [['translate', '--model', join(work, 'none'), '--max-length', '0', 'a'], /must be ≥ 1/],
+      [['translate', '--model', join(work, 'none'), '--length-penalty', '-1', 'a'], /must be ≥ 0/],
+      [['serve', '--model', join(work, 'none'), '--shutdown-timeout', '-1'], /must be ≥ 0/],
+      [['serve', '--model', join(work, 'none'), '--vector-store-root', file], /--vector-store-root .* is a file/],
+      [['bench', '--steps', '0'], /must be ≥ 1/],
+      [['bench', '--config', 'S', '--text', join(work, 'missing.txt')], /--text .*: no such file/],
+      [['reference', join(work, 'none'), '--lora', file], /--lora .*: is not a directory/],
+    ];
+    for (const [args, pattern] of cases) assertUserError(runAttn(args, work), pattern);
+    assert.equal(existsSync(join(work, 'rd')), false, 'rag demo wrote nothing');
+  });
+});
