@@ -42,8 +42,14 @@ describe('flags out of range are refused before any work, in one line', () => {
       [['bench', '--steps', '0'], /must be ≥ 1/],
       [['bench', '--config', 'S', '--text', join(work, 'missing.txt')], /--text .*: no such file/],
       [['reference', join(work, 'none'), '--lora', file], /--lora .*: is not a directory/],
+      [['align', 'demo', '--quick', '--out', file], /is a file, not a directory/],
+      [['align', 'demo', '--quick', '--out', join(work, 'rd'), '--seed', '-1'], /must be ≥ 0/],
+      [['align', 'demo', '--quick', '--out', join(work, 'rd'), '--base', join(work, 'none')], /model directory .* does not exist/],
+      [['bench', 'serve', '--max-tokens', '0'], /must be ≥ 1/],
+      [['bench', 'serve', '--rss-every', '0'], /must be ≥ 1/],
+      [['bench', '--config', 'S', 'serve', '--duration', '1', '--warmup', '0', '--streams', '1', '--model', join(work, 'none')], /exited with code 1 before listening/],
     ];
     for (const [args, pattern] of cases) assertUserError(runAttn(args, work), pattern);
-    assert.equal(existsSync(join(work, 'rd')), false, 'rag demo wrote nothing');
+    assert.equal(existsSync(join(work, 'rd')), false, 'rag demo and align demo wrote nothing');
   });
 });

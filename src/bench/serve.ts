@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { UserError } from '../util/errors.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,7 +64,8 @@ function spawnServer(dir: string, o: ServeBenchOptions, maxBatch: number, adapte
   if (o.backend !== undefined) args.push('--backend', o.backend);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((ok, fail) => {
-    child.once('exit', (code) => fail(new Error(`attn serve exited with code ${code} before listening`)));
+    // The server printed why (its stderr is ours): one more line says what it means for the bench.
+    child.once('exit', (code) => fail(new UserError(`the bench's attn serve exited with code ${code} before listening`)));
     createInterface({ input: child.stdout! }).once('line', (line) => {
       const m = /(http:\/\/\S+)\/v1/.exec(line);
       if (m) ok({ child, url: m[1]! });

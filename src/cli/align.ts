@@ -7,7 +7,7 @@ import type { ChatMessage } from '../chat/messages.js';
 import { alignCorpus, CORPUS_LINE_SHARES, instructionRows, instructions, REFUSAL, type CorpusLineShares } from '../data/instructions.js';
 import { parseChatRows } from '../data/instructions_file.js';
 import { preferencePairs, preferenceRows, type PreferencePair } from '../data/preferences.js';
-import { loadModel } from '../io/model_dir.js';
+import { loadModel, openModelDir } from '../io/model_dir.js';
 import type { DecoderLM } from '../models/causal_lm.js';
 import { DPO_STATE_FILE, type DpoState } from '../train/dpo_trainer.js';
 import { SFT_STATE_FILE, type SftState } from '../train/sft.js';
@@ -19,7 +19,8 @@ import { parseFineTuneOptions } from '../train/sft_options.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { runDpo } from './dpo.js';
-import { int } from './flags.js';
+import { int, natural } from './flags.js';
+import { checkDirPath } from './out_dir.js';
 import { runRewardTrain } from './reward.js';
 import { runSft } from './sft.js';
 import { runTraining } from './train.js';
@@ -213,6 +214,9 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
   const seed = o.seed ?? 1337;
   const backend = { backend: o.backend ?? 'auto', ...(o.threads !== undefined ? { threads: o.threads } : {}) };
   const { description } = useBackend(backend);
+  // Before anything is written: where it goes, and the base it starts from.
+  checkDirPath(o.out);
+  if (o.base !== undefined) openModelDir(o.base);
   mkdirSync(o.out, { recursive: true });
   const path = (name: string): string => join(o.out, name);
   const quiet = { quiet: true };
@@ -315,7 +319,7 @@ export function alignCommand(): Command {
     .description('run the whole path offline on generated data (about 18 min from nothing on two idle cores with the native backend) and print one JSON line {"base_exact", "sft_exact", "sft_preferred", "dpo_preferred", "reward_accuracy", "seconds"}')
     .option('--out <dir>', 'where the data and every model are saved', 'attn-align')
     .option('--quick', 'tiny models and few steps: checks that every stage runs (seconds), not the goals')
-    .option('--seed <n>', 'random seed', int, 1337)
+    .option('--seed <n>', 'random seed', natural, 1337)
     .addOption(new Option('--tokenizer <kind>', "the base model's tokens (default: the recipe's)").choices(['char', 'digits', 'bpe']))
     .addOption(new Option('--positions <kind>', "the base model's positions (default: the recipe's)").choices(['learned', 'rope']))
     .option('--base <dir>', "start from this pretrained base (a previous run's OUT/base) instead of pretraining one")

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { benchServe } from '../bench/serve.js';
 import { UserError } from '../util/errors.js';
-import { int } from './flags.js';
+import { int, natural, posInt } from './flags.js';
 
 interface BenchServeCliOptions {
   streams: string;
@@ -30,14 +30,14 @@ export function benchServeCommand(): Command {
     )
     .option('--streams <list>', 'concurrent clients, one measurement each', '1,4,16,64')
     .option('--duration <s>', 'seconds per measurement', int, 20)
-    .option('--warmup <s>', 'seconds the clients run before each measurement starts', int, 10)
+    .option('--warmup <s>', 'seconds the clients run before each measurement starts', natural, 10)
     .option('--model <dir>', 'serve this model directory instead (its tokenizer must be the bench\'s: use --url for others)')
     .option('--url <url>', 'drive a server already running here instead of starting one')
     .option('--name <model>', 'with --url: the model name to request', 'bench')
-    .option('--prompt-tokens <n>', 'prompt length of each request', int, 16)
-    .option('--max-tokens <n>', 'tokens generated per request', int, 64)
-    .option('--adapters <n>', 'also serve n LoRA adapters (r 8 on c_attn, c_fc) over the model and measure each stream count spread over them, beside the base alone', int)
-    .option('--rss-every <s>', 'seconds between samples of the server\'s resident memory', int, 5)
+    .option('--prompt-tokens <n>', 'prompt length of each request', posInt, 16)
+    .option('--max-tokens <n>', 'tokens generated per request', posInt, 64)
+    .option('--adapters <n>', 'also serve n LoRA adapters (r 8 on c_attn, c_fc) over the model and measure each stream count spread over them, beside the base alone', posInt)
+    .option('--rss-every <s>', 'seconds between samples of the server\'s resident memory', posInt, 5)
     .action(async (_o: unknown, cmd: Command) => {
       const o = cmd.optsWithGlobals<BenchServeCliOptions>();
       const config = o.config ?? '124M';
