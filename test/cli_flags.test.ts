@@ -46,6 +46,7 @@ describe('flags out of range are refused before any work, in one line', () => {
       [['align', 'demo', '--quick', '--out', join(work, 'rd'), '--seed', '-1'], /must be ≥ 0/],
       [['align', 'demo', '--quick', '--out', join(work, 'rd'), '--base', join(work, 'none')], /model directory .* does not exist/],
       [['bench', 'serve', '--max-tokens', '0'], /must be ≥ 1/],
+      [['bench', 'fleet', '--kill-at', '-1'], /--kill-at must be inside the fleet run/],
       [['bench', 'serve', '--rss-every', '0'], /must be ≥ 1/],
       [['bench', '--config', 'S', 'serve', '--duration', '1', '--warmup', '0', '--streams', '1', '--model', join(work, 'none')], /exited with code 1 before listening/],
     ];

@@ -46,6 +46,8 @@ export function benchFleetCommand(): Command {
       if (o.replicas < 2) throw new UserError('--replicas must be at least 2 (one is killed)');
       if (o.clientThreads < 1) throw new UserError('--client-threads must be at least 1');
       if (o.duration < 2 || o.baseline < 2) throw new UserError('--duration and --baseline must be at least 2 seconds');
+      if (!(o.killAt > 0 && o.killAt < o.duration)) throw new UserError(`--kill-at must be inside the fleet run (0 < s < --duration ${o.duration}), got ${o.killAt}`);
+      if (o.clients < 1) throw new UserError('--clients must be at least 1');
       const row = await benchFleet({
         replicas: o.replicas,
         clients: o.clients,
