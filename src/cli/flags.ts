@@ -13,37 +13,20 @@ export function int(value: string): number {
   return n;
 }
 
+/** `parse`, then refused unless `ok`: the error says what the value `must be`. */
+const within = (parse: (value: string) => number, ok: (n: number) => boolean, mustBe: string) => (value: string): number => {
+  const n = parse(value);
+  if (!ok(n)) throw new InvalidArgumentError(`must be ${mustBe} (got ${value}).`);
+  return n;
+};
+
 /** A whole number of at least 1 (counts, sizes). */
-export function posInt(value: string): number {
-  const n = int(value);
-  if (n < 1) throw new InvalidArgumentError(`must be ≥ 1 (got ${value}).`);
-  return n;
-}
-
+export const posInt = within(int, (n) => n >= 1, '≥ 1');
 /** A whole number of at least 0 (seeds, offsets). */
-export function natural(value: string): number {
-  const n = int(value);
-  if (n < 0) throw new InvalidArgumentError(`must be ≥ 0 (got ${value}).`);
-  return n;
-}
-
+export const natural = within(int, (n) => n >= 0, '≥ 0');
 /** A number above 0 (weights, rates that cannot be zero). */
-export function posNum(value: string): number {
-  const n = num(value);
-  if (!(n > 0)) throw new InvalidArgumentError(`must be > 0 (got ${value}).`);
-  return n;
-}
-
+export const posNum = within(num, (n) => n > 0, '> 0');
 /** A number of at least 0. */
-export function nonNeg(value: string): number {
-  const n = num(value);
-  if (n < 0) throw new InvalidArgumentError(`must be ≥ 0 (got ${value}).`);
-  return n;
-}
-
+export const nonNeg = within(num, (n) => n >= 0, '≥ 0');
 /** A share, 0 to 1. */
-export function rate(value: string): number {
-  const r = num(value);
-  if (!(r >= 0 && r <= 1)) throw new InvalidArgumentError(`must be between 0 and 1 (got ${value}).`);
-  return r;
-}
+export const rate = within(num, (n) => n >= 0 && n <= 1, 'between 0 and 1');
