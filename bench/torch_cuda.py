@@ -1,6 +1,6 @@
 """PyTorch eager CUDA FP32 twins of `attn bench --backend webgpu`: the same shapes, timed the same way.
 
-Usage: python3 bench/torch_cuda.py [--workloads train:M,train:G,decode:124M,gemm:4096] [--steps K]
+Usage: python3 bench/torch_cuda.py [--workloads train:M,train:G,decode:124M,decode-ahead:124M,gemm:4096] [--steps K]
 Prints one JSON line per workload with the fields attn's rows have (workload,
 config, tokens_per_s, step_ms; gflops for gemm), backend "cuda". The model is
 torch_reference.py's nanoGPT-shaped GPT, moved to the GPU; TF32 is switched off
@@ -65,6 +65,31 @@ def decode(name, steps, prompt=16):
     return {"workload": "decode", "config": name, "dtype": "fp32", "tokens_per_s": 1 / dt, "step_ms": dt * 1000, "prompt": prompt}
 
 
+def decode_ahead(name, steps, prompt=16):
+    """decode's tokens with none of them read back until the end: each argmax stays on the GPU and feeds
+    the next step, so the host queues steps as fast as it can launch them. The twin of attn's decoding
+    queued ahead (ahead rows), and PyTorch eager's best case for a greedy loop; step_ms is the whole
+    loop's time over its tokens."""
+    c = DECODE[name]
+    torch.manual_seed(0)
+    model = GPT(c).to(DEV).eval()
+    idx = torch.randint(c["vocab"], (1, prompt), device=DEV)
+    times = []
+    for _ in range(3):
+        cache = [[None, None] for _ in model.h]
+        nxt = cached_forward(model, idx, cache, 0).argmax(-1).view(1, 1)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = []
+        for i in range(steps):
+            nxt = cached_forward(model, nxt, cache, prompt + i).argmax(-1).view(1, 1)
+            out.append(nxt)
+        torch.cat(out).tolist()
+        times.append((time.perf_counter() - t0) / steps)
+    dt = statistics.median(times)
+    return {"workload": "decode", "config": name, "dtype": "fp32", "ahead": "all", "tokens_per_s": 1 / dt, "step_ms": dt * 1000, "prompt": prompt}
+
+
 def gemm(n, reps):
     a = torch.rand(n, n, device=DEV)
     b = torch.rand(n, n, device=DEV)
@@ -83,7 +108,7 @@ def gemm(n, reps):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--workloads", default="train:M,train:G,decode:124M,gemm:1024,gemm:2048,gemm:4096")
+    p.add_argument("--workloads", default="train:M,train:G,decode:124M,decode-ahead:124M,gemm:1024,gemm:2048,gemm:4096")
     p.add_argument("--steps", type=int, default=10)
     a = p.parse_args()
     if not torch.cuda.is_available():
@@ -95,7 +120,14 @@ def main():
     for w in a.workloads.split(","):
         kind, arg = w.split(":")
         try:
-            row = train(arg, a.steps) if kind == "train" else decode(arg, a.steps * 8) if kind == "decode" else gemm(int(arg), max(3, a.steps))
+            if kind == "train":
+                row = train(arg, a.steps)
+            elif kind == "decode":
+                row = decode(arg, a.steps * 8)
+            elif kind == "decode-ahead":
+                row = decode_ahead(arg, a.steps * 8)
+            else:
+                row = gemm(int(arg), max(3, a.steps))
         except Exception as e:  # one failing workload must not hide the others
             row = {"workload": kind, "config": arg, "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
         row.update(impl="pytorch", backend="cuda", threads=1, torch=torch.__version__)

@@ -5,6 +5,7 @@ import { selectBackendAsync } from '../src/backend/select.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
 import { setFoldRows } from '../src/backend/webgpu/kernels/input_fold.js';
 import { logitsCached } from '../src/generate/cached_forward.js';
+import { decodeAhead, setDecodeAhead } from '../src/generate/decode_ahead.js';
 import { BatchDecoder, type GenerateOptions } from '../src/generate/engine.js';
 import { KVCache } from '../src/generate/kv_cache.js';
 import { GPT } from '../src/models/gpt.js';
@@ -30,8 +31,14 @@ const CONFIG = parseGPTConfig({ n_layer: 2, n_head: 4, n_embd: 32, block_size: 1
 /** Two prompts of different lengths (the shorter is left-padded); 7 + 12 tokens overflow the 16-slot context, so the window slides. */
 const PROMPTS = [[3, 1, 4], [1, 5, 9, 2, 6, 5, 3]];
 
+/**
+ * The test model: seed 3, its matrices scaled 4× so that greedy decoding
+ * wanders (at the usual init, a 2-layer model repeats one token, and a
+ * mistake in which token is fed back could go unseen).
+ */
 function model(int8 = false): GPT {
-  const m = new GPT(CONFIG, new Rng(11)).eval();
+  const m = new GPT(CONFIG, new Rng(3)).eval();
+  for (const p of m.parameters()) if (p.shape.length === 2) for (let i = 0; i < p.data.length; i++) p.data[i]! *= 4;
   if (int8) quantize(m);
   return m;
 }
@@ -73,8 +80,86 @@ describe('generation on webgpu', { skip }, () => {
   it('greedy: the same tokens as js, each step reading back one number per row', async () => {
     const { js, gpu, reads } = await bothBackends({ maxNewTokens: 12, greedy: true });
     assert.deepEqual(gpu, js);
+    assert.ok(new Set(js.flat()).size > 4, `a test that can tell: ${JSON.stringify(js)}`);
     assert.ok(reads.length >= 12, `${reads.length} reads`);
     assert.ok(reads.every((n) => n === PROMPTS.length), `reads of ${reads.join(', ')} floats; want ${PROMPTS.length} (the argmax of each row)`);
+  });
+
+  it('greedy queued 0, 1, 2 and 4 steps ahead of the reads: the same tokens as js at every depth, with the window sliding, stop tokens, and a row ended by finish()', async () => {
+    const plain = await bothBackends({ maxNewTokens: 12, greedy: true });
+    const stopAt = plain.js[0]![5]!; // row 0 stops before its sixth token
+    const cases: Array<{ opts: GenerateOptions; finishRow1After?: number }> = [
+      { opts: { maxNewTokens: 12, greedy: true } },
+      { opts: { maxNewTokens: 12, greedy: true, stopTokens: [stopAt] } },
+      { opts: { maxNewTokens: 12, greedy: true }, finishRow1After: 3 },
+      { opts: { maxNewTokens: 1, greedy: true } },
+    ];
+    const was = decodeAhead();
+    try {
+      for (const { opts, finishRow1After } of cases) {
+        const run = async (gpu: boolean, depth: number) => {
+          setBackend('js');
+          const m = model();
+          if (gpu) {
+            await selectBackendAsync('webgpu');
+            moveToBackend(m);
+          }
+          setDecodeAhead(depth);
+          try {
+            const dec = new BatchDecoder(m, PROMPTS, opts);
+            const out: number[][] = PROMPTS.map(() => []);
+            while (!dec.finished) {
+              (await dec.stepAsync()).forEach((id, b) => id !== null && out[b]!.push(id));
+              if (finishRow1After !== undefined && out[1]!.length === finishRow1After) dec.finish(1);
+            }
+            return out;
+          } finally {
+            setBackend('js');
+          }
+        };
+        const js = await run(false, 0);
+        for (const depth of [0, 1, 2, 4]) assert.deepEqual(await run(true, depth), js, `depth ${depth}, ${JSON.stringify(opts)}${finishRow1After ? ', row 1 finished' : ''}`);
+        if (opts.stopTokens) assert.ok(js[0]!.length === 5 && js[1]!.length > 5, `a test that can tell: ${JSON.stringify(js)}`);
+        if (opts.maxNewTokens > 4) assert.ok(new Set(js.flat()).size > 4, `a test that can tell: ${JSON.stringify(js)}`);
+      }
+    } finally {
+      setDecodeAhead(was);
+    }
+  });
+
+  it('queued ahead, the reads overlap: with depth d, d + 1 reads are in flight at once; with 0, one at a time', async () => {
+    const was = decodeAhead();
+    await selectBackendAsync('webgpu');
+    try {
+      const m = model();
+      moveToBackend(m);
+      const device = backend().device!;
+      const read = device.read.bind(device);
+      for (const depth of [0, 2]) {
+        setDecodeAhead(depth);
+        let inFlight = 0;
+        let most = 0;
+        device.read = async (s) => {
+          most = Math.max(most, ++inFlight);
+          try {
+            return await read(s);
+          } finally {
+            inFlight--;
+          }
+        };
+        try {
+          // One prompt short enough that the window never slides within 10 tokens.
+          const dec = new BatchDecoder(m, [[2, 7]], { maxNewTokens: 10, greedy: true });
+          while (!dec.finished) await dec.stepAsync();
+        } finally {
+          device.read = read;
+        }
+        assert.equal(most, depth + 1, `depth ${depth}`);
+      }
+    } finally {
+      setDecodeAhead(was);
+      setBackend('js');
+    }
   });
 
   it('sampled with a seed (temperature, top-k, top-p): the same tokens as js, reading back only the last scores rows', async () => {

@@ -412,6 +412,24 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     assert.deepEqual(await down(dWg), dW, 'embeddingBackward');
   });
 
+  it('embedding forward with stored ids (floats, as argmaxRows writes them): as js, the last row included', async () => {
+    const [vocab, dim, n] = [13, 35, 9];
+    const weight = rand(vocab * dim);
+    const ids = Float32Array.from({ length: n }, (_, i) => (i === 2 ? vocab - 1 : i === 5 ? 0 : rng.int(vocab)));
+    // Longer storage than n: only the first n ids are looked up.
+    const stored = Float32Array.from([...ids, 3, 3]);
+    const out = new Float32Array(n * dim);
+    jsBackend.embeddingForwardStored(weight, stored, n, out, dim);
+    const want = new Float32Array(n * dim);
+    jsBackend.embeddingForward(weight, Int32Array.from(ids), want, dim);
+    assert.deepEqual(out, want, 'js: stored ids as int ids');
+    const outG = up(new Float32Array(n * dim));
+    const idsG = up(stored);
+    embeddingForward(ctx, up(weight), { buffer: idsG.buffer, offset: idsG.offset, length: n }, outG, dim, true);
+    assert.deepEqual(await down(outG), want, 'embeddingForwardStored');
+    assert.throws(() => jsBackend.embeddingForwardStored(weight, Float32Array.of(vocab), 1, new Float32Array(dim), dim), /id 13 outside table of 13 rows/);
+  });
+
   it('embedding backward chains: each position links to the next of its token, first positions marked; 20 000 tokens bit-identical to js', async () => {
     const FIRST = 0x80000000;
     assert.deepEqual([...embeddingLinks(Int32Array.of(5, 2, 5, 5, 2, 9))], [2 + FIRST, 4 + FIRST, 3, 6, 6, 6 + FIRST]);

@@ -7,13 +7,15 @@
 # and G: dispatches, bind groups, buffers, writes, submits, encode ms, and GPU ms per kernel when
 # the adapter has timestamp-query), profile_decode.jsonl (the same for one decode token of the 124M
 # shape, with its recording and wait ms), webgpu.jsonl (attn bench --backend webgpu, run with the
-# sweep's choice), webgpu_decode_tiled.jsonl (the decode again with ATTN_WEBGPU_SKINNY=0),
+# sweep's choice; its decode rows with `ahead` are the decoder's steps queued that deep ahead of their
+# reads, with a digest of the tokens that must match the row without), webgpu_decode_tiled.jsonl (the decode again with ATTN_WEBGPU_SKINNY=0),
 # webgpu_decode_unfolded.jsonl (the decode again with ATTN_WEBGPU_NORM_FOLD=0),
 # webgpu_one_submit.jsonl (train and decode again with ATTN_WEBGPU_SUBMIT_EVERY=0), attention.jsonl
 # (the fused attention kernels' GPU ms at config M's and G's shapes: the defaults, unsplit, and
 # one invocation a query or key instead of four), torch_cuda.jsonl (the PyTorch eager
-# CUDA FP32 twins), and each part's stderr.
-# Each part has its own timeout (470 s in all); the whole stays under 8 minutes. A part that fails or times out
+# CUDA FP32 twins; decode-ahead: no token read back until the end), and each part's stderr.
+# The three A/B runs below set ATTN_DECODE_AHEAD=0: they compare with the row that reads every token.
+# Each part has its own timeout (485 s in all); the whole stays under 8 minutes. A part that fails or times out
 # leaves its partial lines and the others still run. ATTN_WEBGPU_GEMM set by the caller wins over
 # the sweep's choice.
 set -uo pipefail
@@ -54,8 +56,8 @@ timeout 20 node dist/src/cli/main.js bench --backend webgpu --workloads profile-
 echo "profile-decode rc=$?" | tee -a "$OUT/summary.txt"
 grep -E '"profile-decode(-kernel|-kernels)?"' "$OUT/profile_decode.jsonl" | tee -a "$OUT/summary.txt"
 
-echo "== attn bench --backend webgpu (train M, G; decode 124M; GEMM 1024-4096)" | tee -a "$OUT/summary.txt"
-timeout 90 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps "$STEPS" --json \
+echo "== attn bench --backend webgpu (train M, G; decode 124M, each token read back, then queued 1, 2, 4, 8 ahead; GEMM 1024-4096)" | tee -a "$OUT/summary.txt"
+timeout 105 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps "$STEPS" --json \
   > "$OUT/webgpu.jsonl" 2> "$OUT/webgpu.stderr"
 echo "webgpu rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu.jsonl" | tee -a "$OUT/summary.txt"
@@ -68,17 +70,17 @@ echo "attention G rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/attention.jsonl" | tee -a "$OUT/summary.txt"
 
 echo "== A/B of two host-side choices: decode 124M with the skinny product off (ATTN_WEBGPU_SKINNY=0: the tiled GEMM at M = 1)" | tee -a "$OUT/summary.txt"
-ATTN_WEBGPU_SKINNY=0 timeout 30 node dist/src/cli/main.js bench --backend webgpu --workloads decode --steps "$STEPS" --json \
+ATTN_DECODE_AHEAD=0 ATTN_WEBGPU_SKINNY=0 timeout 30 node dist/src/cli/main.js bench --backend webgpu --workloads decode --steps "$STEPS" --json \
   > "$OUT/webgpu_decode_tiled.jsonl" 2> "$OUT/webgpu_decode_tiled.stderr"
 echo "decode tiled rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_decode_tiled.jsonl" | tee -a "$OUT/summary.txt"
 echo "== ... decode 124M with each norm its own dispatch (ATTN_WEBGPU_NORM_FOLD=0: not folded into the product after it)" | tee -a "$OUT/summary.txt"
-ATTN_WEBGPU_NORM_FOLD=0 timeout 20 node dist/src/cli/main.js bench --backend webgpu --workloads decode --steps "$STEPS" --json \
+ATTN_DECODE_AHEAD=0 ATTN_WEBGPU_NORM_FOLD=0 timeout 20 node dist/src/cli/main.js bench --backend webgpu --workloads decode --steps "$STEPS" --json \
   > "$OUT/webgpu_decode_unfolded.jsonl" 2> "$OUT/webgpu_decode_unfolded.stderr"
 echo "decode unfolded rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_decode_unfolded.jsonl" | tee -a "$OUT/summary.txt"
 echo "== ... and train M, G and decode with one submit per step or token (ATTN_WEBGPU_SUBMIT_EVERY=0: the GPU waits for the whole recording)" | tee -a "$OUT/summary.txt"
-ATTN_WEBGPU_SUBMIT_EVERY=0 timeout 60 node dist/src/cli/main.js bench --backend webgpu --config M,G --workloads train,decode --steps "$STEPS" --json \
+ATTN_DECODE_AHEAD=0 ATTN_WEBGPU_SUBMIT_EVERY=0 timeout 60 node dist/src/cli/main.js bench --backend webgpu --config M,G --workloads train,decode --steps "$STEPS" --json \
   > "$OUT/webgpu_one_submit.jsonl" 2> "$OUT/webgpu_one_submit.stderr"
 echo "one submit rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_one_submit.jsonl" | tee -a "$OUT/summary.txt"

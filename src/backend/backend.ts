@@ -305,6 +305,13 @@ export interface Backend<F = Storage> {
 
   embeddingForward(weight: F, ids: Int32Array, out: F, dim: number): void;
   embeddingBackward(dOut: F, ids: Int32Array, dWeight: F, dim: number): void;
+  /**
+   * out[r] = weight[ids[r]] for r < n, the ids being floats in this backend's
+   * storage (as argmaxRows writes them): greedy decoding on a device feeds a
+   * step's picks to the next step without reading them back. Each id must be
+   * a row of weight.
+   */
+  embeddingForwardStored(weight: F, ids: F, n: number, out: F, dim: number): void;
 
   /**
    * Fused scaled-dot-product attention; out is [B, Tq, nHead·headDim]

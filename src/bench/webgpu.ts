@@ -3,6 +3,8 @@ import { gemmArgs, mat } from '../backend/gemm_args.js';
 import { selectBackendAsync } from '../backend/select.js';
 import { openedWebGpu } from '../backend/webgpu/index.js';
 import { argmaxRowsOf, logitsCached } from '../generate/cached_forward.js';
+import { decodeAhead, setDecodeAhead } from '../generate/decode_ahead.js';
+import { BatchDecoder } from '../generate/engine.js';
 import { KVCache } from '../generate/kv_cache.js';
 import { GPT } from '../models/gpt.js';
 import { parseGPTConfig } from '../models/gpt_config.js';
@@ -64,6 +66,16 @@ export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSiz
   if (kinds.includes('decode')) {
     await attempt({ workload: 'decode', config: '124M', dtype: 'fp32' }, () => benchWebGpuDecode(o.steps * 8, false));
     await attempt({ workload: 'decode', config: '124M', dtype: 'int8' }, () => benchWebGpuDecode(o.steps * 8, true));
+    // The same tokens through the decoder a user runs, its steps queued 1, 2, 4 and 8 deep ahead of their reads (generate/decode_ahead.ts).
+    if (decodeAhead() > 0) {
+      for (const int8 of [false, true]) {
+        try {
+          await benchWebGpuDecodeAhead(o.steps * 8, int8, [1, 2, 4, 8], (depth, r) => emit({ workload: 'decode', config: '124M', dtype: int8 ? 'int8' : 'fp32', ahead: depth, default: depth === decodeAhead(), ...r, backend: 'webgpu', threads: 1 }));
+        } catch (e) {
+          emit({ workload: 'decode', config: '124M', dtype: int8 ? 'int8' : 'fp32', ahead: decodeAhead(), backend: 'webgpu', error: (e as Error).message.split('\n')[0] ?? 'error' });
+        }
+      }
+    }
   }
   if (kinds.includes('gemm')) for (const n of o.gemmSizes) await attempt({ workload: 'gemm', n }, () => gemm(n, o.steps * 2));
 }
@@ -92,12 +104,8 @@ const PROMPT = 16;
  * however fast the GPU is.
  */
 export async function benchWebGpuDecode(steps: number, int8: boolean, config = '124M'): Promise<Row> {
-  const model = new GPT(parseGPTConfig(DECODE_CONFIGS[config]!), new Rng(1)).eval();
-  if (int8) quantize(model);
-  moveToBackend(model);
-  const rng = new Rng(2);
+  const { model, prompt } = decodeSetup(int8, config);
   const cache = new KVCache(model.config, 1, PROMPT + steps + 2);
-  const prompt = Int32Array.from({ length: PROMPT }, () => rng.int(model.config.vocab_size));
   const encodeTimes: number[] = [];
   const next = async (ids: Int32Array, T: number) => {
     const t0 = performance.now();
@@ -109,16 +117,69 @@ export async function benchWebGpuDecode(steps: number, int8: boolean, config = '
     return id;
   };
   let token = await next(prompt, PROMPT);
+  const tokens = [token];
   const times: number[] = [];
   encodeTimes.length = 0;
   for (let i = 0; i < steps + 2; i++) {
     const t0 = performance.now();
     token = await next(Int32Array.of(token), 1);
+    tokens.push(token);
     if (i >= 2) times.push(performance.now() - t0);
   }
   const ms = median(times);
   cache.dispose();
-  return { tokens_per_s: 1000 / ms, step_ms: ms, prompt: PROMPT, encode_ms: median(encodeTimes.slice(2)) };
+  return { tokens_per_s: 1000 / ms, step_ms: ms, prompt: PROMPT, encode_ms: median(encodeTimes.slice(2)), tokens: tokensDigest(tokens) };
+}
+
+/** The decode benches' model (weights from seed 1, int8 rows or fp32, on the device) and prompt. */
+function decodeSetup(int8: boolean, config: string): { model: GPT; prompt: Int32Array } {
+  const model = new GPT(parseGPTConfig(DECODE_CONFIGS[config]!), new Rng(1)).eval();
+  if (int8) quantize(model);
+  moveToBackend(model);
+  const rng = new Rng(2);
+  return { model, prompt: Int32Array.from({ length: PROMPT }, () => rng.int(model.config.vocab_size)) };
+}
+
+/** A short digest of a token sequence (FNV-1a over the ids, hex): two rows that generated the same tokens show the same digest. */
+function tokensDigest(ids: readonly number[]): string {
+  let h = 0x811c9dc5;
+  for (const id of ids) {
+    h ^= id;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `${ids.length}:${h.toString(16).padStart(8, '0')}`;
+}
+
+/**
+ * benchWebGpuDecode's tokens through BatchDecoder.stepAsync, the decoder that
+ * `attn sample` and the library run, its greedy steps queued `depth` deep
+ * (each depth in turn, one model), each fed the last one's picks on the
+ * device. A step's time is from one call to the next: in the steady state,
+ * one read awaited while the queued steps run. `tokens` matches
+ * benchWebGpuDecode's when the queued path picks the same tokens as the one
+ * that waits for every read.
+ */
+export async function benchWebGpuDecodeAhead(steps: number, int8: boolean, depths: readonly number[], emit: (depth: number, row: Row) => void, config = '124M'): Promise<void> {
+  const { model, prompt } = decodeSetup(int8, config);
+  const was = decodeAhead();
+  try {
+    for (const depth of depths) {
+      setDecodeAhead(depth);
+      const dec = new BatchDecoder(model, [prompt], { maxNewTokens: steps + 3, greedy: true });
+      const tokens: number[] = [];
+      const times: number[] = [];
+      for (let i = 0; !dec.finished; i++) {
+        const t0 = performance.now();
+        const [id] = await dec.stepAsync();
+        if (id !== null && id !== undefined) tokens.push(id);
+        if (i >= 3) times.push(performance.now() - t0); // the prefill and two warm-up tokens first, as benchWebGpuDecode
+      }
+      const ms = median(times);
+      emit(depth, { tokens_per_s: 1000 / ms, step_ms: ms, prompt: PROMPT, tokens: tokensDigest(tokens) });
+    }
+  } finally {
+    setDecodeAhead(was);
+  }
 }
 
 /**

@@ -3,6 +3,7 @@ import type { CausalLM } from '../models/causal_lm.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { reshape } from '../tensor/ops/shape.js';
+import type { TokenIds } from '../tensor/stored_ids.js';
 import { allocStorage, readStorage, releaseStorage, withDeviceScratch, type Tensor } from '../tensor/tensor.js';
 import { cachedAttention } from './cached_attention.js';
 import { fusedDecodeStep } from './fused_decode.js';
@@ -17,10 +18,10 @@ import type { KVCache } from './kv_cache.js';
  * fused path where it applies (fused_decode.ts): the same scores, each layer
  * one backend call.
  */
-export function forwardCached(model: CausalLM, ids: Int32Array, [B, T]: [number, number], cache: KVCache, into?: Float32Array): Tensor {
+export function forwardCached(model: CausalLM, ids: TokenIds, [B, T]: [number, number], cache: KVCache, into?: Float32Array): Tensor {
   if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
   if (B !== cache.batch) throw new Error(`${B} rows for a KV cache of ${cache.batch}`);
-  const fused = B === 1 && T === 1 ? fusedDecodeStep(model, ids[0]!, cache, into) : null;
+  const fused = B === 1 && T === 1 && ids instanceof Int32Array ? fusedDecodeStep(model, ids[0]!, cache, into) : null;
   if (fused) return fused;
   const positions = new Int32Array(B * T);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = cache.position(b, cache.length + t);
@@ -54,7 +55,7 @@ export function scoresCached(model: CausalLM, ids: Int32Array, shape: [number, n
  * back to the pools when it ends: a decode step then allocates nothing new.
  * The caller owns the scores' storage (releaseStorage when done).
  */
-export function logitsCached(model: CausalLM, ids: Int32Array, shape: [number, number], cache: KVCache): Tensor {
+export function logitsCached(model: CausalLM, ids: TokenIds, shape: [number, number], cache: KVCache): Tensor {
   return noGrad(() => withScratch(() => withDeviceScratch(() => forwardCached(model, ids, shape, cache), (t) => [t.storage])));
 }
 

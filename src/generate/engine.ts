@@ -5,6 +5,7 @@ import { Rng } from '../util/rng.js';
 import { backend } from '../backend/index.js';
 import { Tensor, copyStorage, releaseStorage, withDeviceScratch } from '../tensor/tensor.js';
 import { argmaxRowsOf, logitsCached, scoresCached } from './cached_forward.js';
+import { decodeAhead, dropPicks, pickGreedy, queueGreedyStep, type QueuedPicks } from './decode_ahead.js';
 import type { ConstrainedDocument, JsonConstraint } from './constrained/json_constraint.js';
 import { KVCache } from './kv_cache.js';
 import { checkSamplingOptions, penalizeRepeats, sampleToken, type SamplingOptions } from './sampling.js';
@@ -84,6 +85,8 @@ export class BatchDecoder implements Decoder {
   private started = false;
   /** One row's scores, rewritten by each fused decode step (nextLogits). */
   private scoresInto: Float32Array | undefined;
+  /** Greedy steps queued on the device whose tokens are still to be read, oldest first (stepAsync; decode_ahead.ts). */
+  private ahead: QueuedPicks[] = [];
 
   constructor(
     private readonly model: CausalLM,
@@ -111,6 +114,7 @@ export class BatchDecoder implements Decoder {
   /** End a row now (e.g. a stop string appeared in its text). */
   finish(row: number): void {
     this.done[row] = true;
+    if (this.finished) this.dropAhead();
   }
 
   /** Generate one token for every unfinished row; null for finished rows. */
@@ -133,6 +137,7 @@ export class BatchDecoder implements Decoder {
   async stepAsync(): Promise<Array<number | null>> {
     if (!backend().device) return this.step();
     if (this.finished) return this.sequences.map(() => null);
+    if (this.greedyOnDevice && this.cache && (this.ahead.length > 0 || (decodeAhead() > 0 && this.model.readsStoredIds?.()))) return this.stepAhead();
     const scores = this.nextLogitsOnDevice();
     try {
       if (this.greedyOnDevice) {
@@ -144,6 +149,48 @@ export class BatchDecoder implements Decoder {
     } finally {
       releaseStorage(scores.storage);
     }
+  }
+
+  /**
+   * stepAsync for greedy decoding with a cache, queued ahead (decode_ahead.ts):
+   * up to decodeAhead() more steps are recorded, each fed the last one's picks
+   * on the device, before the oldest step's tokens are awaited.
+   */
+  private async stepAhead(): Promise<Array<number | null>> {
+    const cache = this.cache!;
+    if (this.ahead.length === 0) this.ahead.push(pickGreedy(this.nextLogitsOnDevice()));
+    while (this.ahead.length <= decodeAhead() && this.mayQueue(this.ahead.length)) {
+      this.ahead.push(queueGreedyStep(this.model, this.ahead[this.ahead.length - 1]!, cache));
+    }
+    const picks = this.ahead.shift()!;
+    let ids: Int32Array;
+    try {
+      ids = await picks.read;
+    } catch (e) {
+      this.dropAhead();
+      throw e;
+    } finally {
+      dropPicks([picks]);
+    }
+    const out = this.choose((b) => ids[b]!);
+    if (this.finished) this.dropAhead();
+    return out;
+  }
+
+  /**
+   * Whether a step may be queued behind `queued` steps whose tokens are still
+   * to come: the cache has a slot for it without sliding its window (which
+   * needs the tokens on the host), and some row could still use its token.
+   */
+  private mayQueue(queued: number): boolean {
+    if (this.cache!.free < 1) return false;
+    return this.sequences.some((_, b) => !this.done[b] && this.generated[b]! + queued + 1 <= this.opts.maxNewTokens);
+  }
+
+  /** Forget the queued steps (the decoder is finished, or a read failed). */
+  private dropAhead(): void {
+    dropPicks(this.ahead);
+    this.ahead = [];
   }
 
   /** The argmax alone decides every token: no host edits of the scores. */

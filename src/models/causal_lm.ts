@@ -1,3 +1,4 @@
+import { Embedding } from '../nn/embedding.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { TiedLinear } from '../nn/tied_linear.js';
@@ -9,6 +10,7 @@ import { recomputed } from '../tensor/recompute.js';
 import { withScratchStage } from '../tensor/buffer_pool.js';
 import { isHost } from '../backend/storage.js';
 import { isGradEnabled } from '../tensor/autograd.js';
+import type { TokenIds } from '../tensor/stored_ids.js';
 import { Tensor, copyStorage } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 
@@ -60,8 +62,14 @@ export interface CausalLMConfig {
 export interface CausalLM extends Module {
   readonly config: CausalLMConfig;
   readonly rng: Rng;
-  /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
-  forward(ids: Int32Array, shape: [number, number], targets?: Int32Array, opts?: ForwardOptions): CausalLMOutput;
+  /**
+   * ids: B·T token ids (row-major), on the host or, for inference where
+   * readsStoredIds() says so, kept by the backend; targets, if given, the next
+   * token at each position.
+   */
+  forward(ids: TokenIds, shape: [number, number], targets?: Int32Array, opts?: ForwardOptions): CausalLMOutput;
+  /** Whether forward takes ids kept by the backend (StoredIds: a device's argmax picks), i.e. its token table is a plain float table. */
+  readsStoredIds?(): boolean;
   /** [B, vocab] scores for the token after each row's last position. */
   nextTokenLogits(ids: Int32Array, shape: [number, number]): Tensor;
   /** Recompute each block in the backward pass instead of storing its activations (DecoderLM). */
@@ -102,7 +110,7 @@ function selectRows(x: Tensor, rows: Int32Array): Tensor {
  * B·T; several sequences side by side in continuous batching) must each fit
  * the context; default 0 … T−1.
  */
-export function slotPositions(ids: Int32Array, [B, T]: [number, number], opts: ForwardOptions, blockSize: number): Int32Array {
+export function slotPositions(ids: TokenIds, [B, T]: [number, number], opts: ForwardOptions, blockSize: number): Int32Array {
   if (ids.length !== B * T) throw new Error(`expected ${B}×${T} ids, got ${ids.length}`);
   if (!opts.positions && T > blockSize) throw new Error(`sequence of ${T} tokens exceeds block_size ${blockSize}`);
   const positions = opts.positions ?? Int32Array.from({ length: T }, (_, i) => i);
@@ -156,10 +164,18 @@ export abstract class DecoderLM extends Module implements CausalLM {
   headChunkRows = DEFAULT_HEAD_CHUNK_ROWS;
 
   /** The final hidden states (after the last norm: what the head reads) of the positions `opts` selects. */
-  abstract hidden(ids: Int32Array, shape: [number, number], opts?: ForwardOptions): Tensor;
+  abstract hidden(ids: TokenIds, shape: [number, number], opts?: ForwardOptions): Tensor;
+
+  /** The token table the first layer looks ids up in. */
+  protected abstract tokenTable(): Module;
+
+  /** Whether forward takes ids kept by the backend: a float Embedding can look them up where they are; a block-quantized table dequantizes rows on the host. */
+  readsStoredIds(): boolean {
+    return this.tokenTable() instanceof Embedding;
+  }
 
   /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */
-  forward(ids: Int32Array, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): CausalLMOutput {
+  forward(ids: TokenIds, [B, T]: [number, number], targets?: Int32Array, opts: ForwardOptions = {}): CausalLMOutput {
     const h = this.hidden(ids, [B, T], opts);
     const head = this.lm_head;
     // Recomputing the blocks leaves the logits the largest thing alive: score the targets chunk by chunk instead (host backends).

@@ -3,10 +3,12 @@ import { Block } from '../nn/block.js';
 import { Dropout } from '../nn/dropout.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm } from '../nn/layernorm.js';
+import type { Module } from '../nn/module.js';
 import type { QuantizedLinear } from '../nn/quantized_linear.js';
 import { TiedLinear } from '../nn/tied_linear.js';
 import { add } from '../tensor/ops/elementwise.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
+import type { TokenIds } from '../tensor/stored_ids.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { GPTConfig } from './gpt_config.js';
@@ -51,12 +53,16 @@ export class GPT extends DecoderLM {
     this.lm_head = new TiedLinear(() => this.wte.weight);
   }
 
+  protected tokenTable(): Module {
+    return this.wte;
+  }
+
   /**
    * The final hidden states (after ln_f: what the head reads), [B, T, C], or
    * only the positions `last` / `rows` select. The one forward path: training,
    * sampling and cached generation (whose `attend` reads the KV cache) all come here.
    */
-  hidden(ids: Int32Array, [B, T]: [number, number], opts: ForwardOptions = {}): Tensor {
+  hidden(ids: TokenIds, [B, T]: [number, number], opts: ForwardOptions = {}): Tensor {
     const positions = slotPositions(ids, [B, T], opts, this.config.block_size);
     let x = this.drop.forward(this.embed(ids, [B, T], positions));
     this.h.forEach((block, i) => {
@@ -71,7 +77,7 @@ export class GPT extends DecoderLM {
    * Token vectors, plus position vectors when they are learned. positions has
    * T entries (the same "where am I" signal broadcast over the rows) or B·T.
    */
-  embed(ids: Int32Array, [B, T]: [number, number], positions: Int32Array): Tensor {
+  embed(ids: TokenIds, [B, T]: [number, number], positions: Int32Array): Tensor {
     const tokens = this.wte.forward(ids, [B, T]);
     if (!this.wpe) return tokens;
     return add(tokens, this.wpe.forward(positions, positions.length === T ? [1, T] : [B, T]));

@@ -7,6 +7,7 @@ import type { LinearLayer } from '../nn/quantized_linear.js';
 import { residual } from '../nn/residual.js';
 import { RMSNorm } from '../nn/rmsnorm.js';
 import { TiedLinear } from '../nn/tied_linear.js';
+import type { TokenIds } from '../tensor/stored_ids.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { DecoderLM, scoredPositions, slotPositions, type ForwardOptions } from './causal_lm.js';
@@ -111,8 +112,12 @@ export class Llama extends DecoderLM {
       : new Linear(config.n_embd, config.vocab_size, { bias: false, std: INIT_STD, rng });
   }
 
+  protected tokenTable(): Module {
+    return this.model.embed_tokens;
+  }
+
   /** The final hidden states (after the last RMSNorm), for the positions `opts` selects. */
-  hidden(ids: Int32Array, [B, T]: [number, number], opts: ForwardOptions = {}): Tensor {
+  hidden(ids: TokenIds, [B, T]: [number, number], opts: ForwardOptions = {}): Tensor {
     const positions = slotPositions(ids, [B, T], opts, this.config.block_size);
     let x = this.model.embed_tokens.forward(ids, [B, T]);
     this.model.layers.forEach((layer, i) => {

@@ -2,6 +2,7 @@ import { dequantizeMatrix, quantizeMatrix, type QuantizedMatrix } from '../backe
 import { embeddingQuantized } from '../tensor/ops/embedding_quantized.js';
 import type { LinearEpilogue } from '../tensor/ops/linear.js';
 import { linearQuantized } from '../tensor/ops/linear_quantized.js';
+import type { TokenIds } from '../tensor/stored_ids.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Embedding } from './embedding.js';
 import { withoutAllocation } from './init.js';
@@ -58,7 +59,8 @@ export class QuantizedEmbedding extends Module {
     this.matrix = matrix;
   }
 
-  forward(ids: Int32Array, shape: number[]): Tensor {
+  forward(ids: TokenIds, shape: number[]): Tensor {
+    if (!(ids instanceof Int32Array)) throw new Error('a block-quantized token table dequantizes its rows on the host: it needs the ids there (readsStoredIds() is false)');
     return embeddingQuantized(this.matrix, ids, shape);
   }
 }

@@ -1,4 +1,5 @@
 import { embedding } from '../tensor/ops/embedding.js';
+import type { TokenIds } from '../tensor/stored_ids.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { normalParameter } from './init.js';
@@ -13,7 +14,7 @@ export class Embedding extends Module {
     this.weight = normalParameter([count, dim], opts.std, opts.rng);
   }
 
-  forward(ids: Int32Array, shape: number[]): Tensor {
+  forward(ids: TokenIds, shape: number[]): Tensor {
     return embedding(this.weight, ids, shape);
   }
 }

@@ -6,6 +6,16 @@ export function embeddingForward(weight: Float32Array, ids: Int32Array, out: Flo
   }
 }
 
+/** Row lookup with the ids as floats (argmaxRows' picks): out[r] = weight[ids[r]] for r < n. */
+export function embeddingForwardStored(weight: Float32Array, ids: Float32Array, n: number, out: Float32Array, dim: number): void {
+  const rows = weight.length / dim;
+  for (let r = 0; r < n; r++) {
+    const id = ids[r]!;
+    if (!(Number.isInteger(id) && id >= 0 && id < rows)) throw new Error(`embedding: id ${id} outside table of ${rows} rows`);
+    out.set(weight.subarray(id * dim, id * dim + dim), r * dim);
+  }
+}
+
 /** Scatter-add: a token that appears several times collects every gradient. */
 export function embeddingBackward(dOut: Float32Array, ids: Int32Array, dWeight: Float32Array, dim: number): void {
   for (let r = 0; r < ids.length; r++) {

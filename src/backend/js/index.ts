@@ -7,7 +7,7 @@ import { attentionPaged } from './attention_paged.js';
 import { crossEntropyBackward, crossEntropyForward } from './cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './dropout.js';
 import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
-import { embeddingBackward, embeddingForward } from './embedding.js';
+import { embeddingBackward, embeddingForward, embeddingForwardStored } from './embedding.js';
 import { gemm } from './gemm.js';
 import { l2NormalizeBackward, l2NormalizeForward } from './l2_normalize.js';
 import { copyRows, permute } from './layout.js';
@@ -46,6 +46,7 @@ export const jsBackend: Backend<Float32Array> = {
   permute,
   copyRows,
   embeddingForward,
+  embeddingForwardStored,
   embeddingBackward,
   attentionForward,
   attentionBackward,

@@ -190,6 +190,10 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     permute: (src, shape, perm, dst, acc) => permute(ctx, gpu(src, 'permute'), shape, perm, gpu(dst, 'permute'), acc),
     copyRows: (src, dst, layout, acc) => copyRows(ctx, gpu(src, 'copyRows'), gpu(dst, 'copyRows'), layout, acc),
     embeddingForward: (w, ids, out, dim) => withInts(ctx, ids, (i) => embeddingForward(ctx, gpu(w, 'embedding'), i, gpu(out, 'embedding'), dim)),
+    embeddingForwardStored: (w, ids, n, out, dim) => {
+      const i = gpu(ids, 'embedding');
+      embeddingForward(ctx, gpu(w, 'embedding'), { buffer: i.buffer, offset: i.offset, length: n }, gpu(out, 'embedding'), dim, true);
+    },
     embeddingBackward: (dOut, ids, dW, dim) =>
       // The token chains are made on the host, where the ids are (O(N)), and go up beside them.
       withInts(ctx, ids, (i) => withInts(ctx, new Int32Array(embeddingLinks(ids).buffer), (links) => embeddingBackward(ctx, gpu(dOut, 'embedding'), i, links, gpu(dW, 'embedding'), dim))),

@@ -1,4 +1,5 @@
 /// <reference types="@webgpu/types" />
+import { envCount } from '../../util/env.js';
 import { UserError } from '../../util/errors.js';
 
 /**
@@ -161,19 +162,7 @@ const RING_SLOTS = 4096;
 const MAX_BIND_GROUPS = 16384;
 /** Staging ring size in 4-byte elements (4 MiB): a call's host operands larger than what is left of it get a pooled buffer of their own. */
 const STAGE_ELEMENTS = 1 << 20;
-/**
- * A whole-number setting from the environment (the backend's ATTN_WEBGPU_*
- * knobs, 0 = off), or `fallback` when unset; anything else is a UserError
- * naming the variable and its `unit`. Read through globalThis: a browser has
- * no process.
- */
-export function envCount(name: string, fallback: number, unit: string): number {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
-  if (env === undefined || env === '') return fallback;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 0) throw new UserError(`${name}: expected a whole number of ${unit} (0 = off), got '${env}'`);
-  return n;
-}
+export { envCount };
 
 /** ATTN_WEBGPU_SUBMIT_EVERY: dispatches per submit while recording (0: submit only at reads and flushes). */
 const submitEveryFromEnv = () => envCount('ATTN_WEBGPU_SUBMIT_EVERY', 32, 'dispatches');

@@ -20,13 +20,20 @@ import { FLAT_INDEX, grid, WG } from './grid.js';
  * others, was O(N²).)
  */
 
-const FORWARD: KernelSource = {
-  name: 'embeddingForward',
-  bindings: ['read', 'read', 'rw'],
-  code: /* wgsl */ `
-struct Params { n: u32, dim: u32, wOff: u32, idOff: u32, outOff: u32 }
+/**
+ * The lookup, with the ids as int32 (uploaded from the host) or as float32
+ * (argmaxRows' picks, already on the device: decoding queued ahead). A stored
+ * id is clamped to the table, since it was never checked on the host.
+ */
+function forwardKernel(ids: 'i32' | 'f32'): KernelSource {
+  const row = ids === 'i32' ? 'u32(ids[p.idOff + r])' : 'min(u32(ids[p.idOff + r]), p.rows - 1u)';
+  return {
+    name: ids === 'i32' ? 'embeddingForward' : 'embeddingForwardStored',
+    bindings: ['read', 'read', 'rw'],
+    code: /* wgsl */ `
+struct Params { n: u32, dim: u32, wOff: u32, idOff: u32, outOff: u32, rows: u32 }
 @group(0) @binding(0) var<storage, read> weight: array<f32>;
-@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(1) var<storage, read> ids: array<${ids}>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 ${FLAT_INDEX}
@@ -36,13 +43,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= p.n * p.dim) { return; }
   let r = i / p.dim;
   let c = i % p.dim;
-  out[p.outOff + i] = weight[p.wOff + u32(ids[p.idOff + r]) * p.dim + c];
+  out[p.outOff + i] = weight[p.wOff + ${row} * p.dim + c];
 }`,
-};
+  };
+}
 
-/** out[r] = weight[ids[r]] for each of the ids' rows of `dim` values. */
-export function embeddingForward(ctx: GpuContext, weight: GpuSpan, ids: GpuSpan, out: GpuSpan, dim: number): void {
-  ctx.dispatch(FORWARD, [weight.buffer, ids.buffer, out.buffer], [u32(ids.length), u32(dim), u32(weight.offset), u32(ids.offset), u32(out.offset)], grid(ctx, ids.length * dim));
+const FORWARD = forwardKernel('i32');
+const FORWARD_STORED = forwardKernel('f32');
+
+/** out[r] = weight[ids[r]] for each of the ids' rows of `dim` values (`stored`: the ids are floats, argmaxRows' picks). */
+export function embeddingForward(ctx: GpuContext, weight: GpuSpan, ids: GpuSpan, out: GpuSpan, dim: number, stored = false): void {
+  const rows = Math.floor(weight.length / dim);
+  ctx.dispatch(stored ? FORWARD_STORED : FORWARD, [weight.buffer, ids.buffer, out.buffer],
+    [u32(ids.length), u32(dim), u32(weight.offset), u32(ids.offset), u32(out.offset), u32(rows)], grid(ctx, ids.length * dim));
 }
 
 /** The link of position r: the next position with the same id (n if none), with this bit set when r is the id's first position. */
