@@ -1,6 +1,6 @@
 """PyTorch eager CUDA FP32 twins of `attn bench --backend webgpu`: the same shapes, timed the same way.
 
-Usage: python3 bench/torch_cuda.py [--workloads train:M,train:G,decode:124M,decode-ahead:124M,gemm:4096] [--steps K]
+Usage: python3 bench/torch_cuda.py [--workloads train:M,train:G,train-log10:M,decode:124M,decode-ahead:124M,gemm:4096] [--steps K]
 Prints one JSON line per workload with the fields attn's rows have (workload,
 config, tokens_per_s, step_ms; gflops for gemm), backend "cuda". The model is
 torch_reference.py's nanoGPT-shaped GPT, moved to the GPU; TF32 is switched off
@@ -23,7 +23,10 @@ DEV = "cuda"
 torch.set_default_device(DEV)  # torch_reference makes its position indices without a device
 
 
-def train(name, steps):
+def train(name, steps, read_every=1):
+    """Median step time. read_every 1: loss.item() every step, each step timed alone. read_every 10
+    (`train-log10`): loss.item() every 10th step, as nanoGPT and `attn train` read at their log
+    interval; a block of 10 steps timed, over 10 (median of max(3, steps // 2) blocks)."""
     c = CONFIGS[name]
     torch.manual_seed(0)
     model = GPT(c).to(DEV)
@@ -32,19 +35,37 @@ def train(name, steps):
     x = torch.randint(c["vocab"], (B, T), device=DEV)
     y = torch.randint(c["vocab"], (B, T), device=DEV)
     times = []
-    for i in range(steps + 2):  # two warm-up steps
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
+
+    def step():
         loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        loss.item()  # attn reads each step's loss back too
-        if i >= 2:
-            times.append(time.perf_counter() - t0)
+        return loss
+
+    if read_every == 1:
+        for i in range(steps + 2):  # two warm-up steps
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            step().item()  # attn reads each step's loss back too
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+    else:
+        for _ in range(2):
+            step().item()
+        for _ in range(max(3, steps // 2)):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for i in range(read_every):
+                loss = step()
+            loss.item()
+            times.append((time.perf_counter() - t0) / read_every)
     dt = statistics.median(times)
-    return {"workload": "train", "config": name, "tokens_per_s": B * T / dt, "step_ms": dt * 1000}
+    row = {"workload": "train", "config": name, "tokens_per_s": B * T / dt, "step_ms": dt * 1000}
+    if read_every != 1:
+        row["reads"] = read_every
+    return row
 
 
 def decode(name, steps, prompt=16):
@@ -108,7 +129,7 @@ def gemm(n, reps):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--workloads", default="train:M,train:G,decode:124M,decode-ahead:124M,gemm:1024,gemm:2048,gemm:4096")
+    p.add_argument("--workloads", default="train:M,train:G,train-log10:M,train-log10:G,decode:124M,decode-ahead:124M,gemm:1024,gemm:2048,gemm:4096")
     p.add_argument("--steps", type=int, default=10)
     a = p.parse_args()
     if not torch.cuda.is_available():
@@ -122,6 +143,8 @@ def main():
         try:
             if kind == "train":
                 row = train(arg, a.steps)
+            elif kind == "train-log10":
+                row = train(arg, a.steps, read_every=10)
             elif kind == "decode":
                 row = decode(arg, a.steps * 8)
             elif kind == "decode-ahead":

@@ -13,9 +13,10 @@
 # webgpu_one_submit.jsonl (train and decode again with ATTN_WEBGPU_SUBMIT_EVERY=0), attention.jsonl
 # (the fused attention kernels' GPU ms at config M's and G's shapes: the defaults, unsplit, and
 # one invocation a query or key instead of four), torch_cuda.jsonl (the PyTorch eager
-# CUDA FP32 twins; decode-ahead: no token read back until the end), and each part's stderr.
+# CUDA FP32 twins; train-log10: loss.item() every 10th step; decode-ahead: no token read back until
+# the end), and each part's stderr.
 # The three A/B runs below set ATTN_DECODE_AHEAD=0: they compare with the row that reads every token.
-# Each part has its own timeout (485 s in all); the whole stays under 8 minutes. A part that fails or times out
+# Each part has its own timeout (510 s in all); the whole stays under 9 minutes. A part that fails or times out
 # leaves its partial lines and the others still run. ATTN_WEBGPU_GEMM set by the caller wins over
 # the sweep's choice.
 set -uo pipefail
@@ -56,8 +57,8 @@ timeout 20 node dist/src/cli/main.js bench --backend webgpu --workloads profile-
 echo "profile-decode rc=$?" | tee -a "$OUT/summary.txt"
 grep -E '"profile-decode(-kernel|-kernels)?"' "$OUT/profile_decode.jsonl" | tee -a "$OUT/summary.txt"
 
-echo "== attn bench --backend webgpu (train M, G; decode 124M, each token read back, then queued 1, 2, 4, 8 ahead; GEMM 1024-4096)" | tee -a "$OUT/summary.txt"
-timeout 105 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps "$STEPS" --json \
+echo "== attn bench --backend webgpu (train M, G: each step's loss read, then as attn train runs, read every 10th; decode 124M, each token read back, then queued 1, 2, 4, 8 ahead; GEMM 1024-4096)" | tee -a "$OUT/summary.txt"
+timeout 120 node dist/src/cli/main.js bench --backend webgpu --config M,G --steps "$STEPS" --json \
   > "$OUT/webgpu.jsonl" 2> "$OUT/webgpu.stderr"
 echo "webgpu rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu.jsonl" | tee -a "$OUT/summary.txt"
@@ -86,6 +87,6 @@ echo "one submit rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_one_submit.jsonl" | tee -a "$OUT/summary.txt"
 
 echo "== PyTorch eager CUDA FP32 twins" | tee -a "$OUT/summary.txt"
-timeout 50 python3 bench/torch_cuda.py --steps "$STEPS" > "$OUT/torch_cuda.jsonl" 2> "$OUT/torch_cuda.stderr"
+timeout 60 python3 bench/torch_cuda.py --steps "$STEPS" > "$OUT/torch_cuda.jsonl" 2> "$OUT/torch_cuda.stderr"
 echo "torch_cuda rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/torch_cuda.jsonl" | tee -a "$OUT/summary.txt"

@@ -11,7 +11,7 @@ import { parseGPTConfig } from '../models/gpt_config.js';
 import { moveToBackend } from '../nn/placement.js';
 import { quantize } from '../nn/quantized_linear.js';
 import { releaseStorage, Tensor } from '../tensor/tensor.js';
-import { trainStepAsync } from '../train/step.js';
+import { queueTrainStep, trainStepAsync } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { median } from './configs.js';
 import { DECODE_CONFIGS } from './decode.js';
@@ -61,6 +61,7 @@ export async function benchWebGpu(o: { configs: string[]; steps: number; gemmSiz
   if (kinds.includes('train')) {
     for (const config of o.configs) {
       await attempt({ workload: 'train', config }, () => trainSteps(config, config === 'G' ? Math.max(3, o.steps >> 1) : o.steps));
+      await attempt({ workload: 'train', config, reads: READ_EVERY }, () => trainStepsAsRun(config, 3));
     }
   }
   if (kinds.includes('decode')) {
@@ -88,6 +89,33 @@ async function trainSteps(config: string, steps: number): Promise<Row> {
     const t0 = performance.now();
     loss = (await trainStepAsync(opt, objective, [batch], { lr: 1e-3, gradClip: 1 })).loss;
     if (i >= 2) times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  return { tokens_per_s: (n / ms) * 1000, step_ms: ms, params: model.numParameters(), loss };
+}
+
+/** `attn train`'s default --log-interval: the loop reads a step's loss back every this many steps. */
+const READ_EVERY = 10;
+
+/**
+ * Training as `attn train` runs it on a device (train/loop.ts): READ_EVERY − 1
+ * steps queued without reading their loss (queueTrainStep), then one that
+ * reads it, so the host records a step while the GPU runs the last one
+ * instead of waiting for a read each step. A step's time is a block's over
+ * READ_EVERY, the median of `blocks` blocks after two steps of warm-up.
+ * bench/torch_cuda.py's twin (`train-log10`) calls loss.item() as often.
+ */
+async function trainStepsAsRun(config: string, blocks: number): Promise<Row> {
+  const { model, opt, objective, batch, n } = trainBenchSetup(config);
+  const s = { lr: 1e-3, gradClip: 1 };
+  for (let i = 0; i < 2; i++) await trainStepAsync(opt, objective, [batch], s);
+  const times: number[] = [];
+  let loss = NaN;
+  for (let b = 0; b < blocks; b++) {
+    const t0 = performance.now();
+    for (let i = 1; i < READ_EVERY; i++) queueTrainStep(opt, objective, [batch], s);
+    loss = (await trainStepAsync(opt, objective, [batch], s)).loss;
+    times.push((performance.now() - t0) / READ_EVERY);
   }
   const ms = median(times);
   return { tokens_per_s: (n / ms) * 1000, step_ms: ms, params: model.numParameters(), loss };
