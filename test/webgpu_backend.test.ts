@@ -16,6 +16,8 @@ import { AdamW } from '../src/optim/adamw.js';
 import { backward } from '../src/tensor/autograd.js';
 import { crossEntropy } from '../src/tensor/ops/cross_entropy.js';
 import { gelu } from '../src/tensor/ops/elementwise.js';
+import { linear } from '../src/tensor/ops/linear.js';
+import { withPrecision } from '../src/tensor/precision.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { trainStep, trainStepAsync, type Objective } from '../src/train/step.js';
 import { UserError } from '../src/util/errors.js';
@@ -148,6 +150,18 @@ describe('webgpu backend', { skip }, () => {
     assert.throws(() => model.head.weight.data, /not supported on webgpu: tensor\.data .*await tensor\.read\(\)/);
     await openedWebGpu()!.sync();
     setBackend('js');
+  });
+
+  it('bf16 matrix products (withPrecision) are refused on webgpu in one line, not computed in FP32 unannounced', async () => {
+    await selectBackendAsync('webgpu');
+    try {
+      const x = Tensor.from(new Float32Array(6).fill(0.5), [2, 3]);
+      const w = Tensor.from(new Float32Array(12).fill(0.25), [4, 3]);
+      assert.throws(() => withPrecision('bf16', () => linear(x, w, null)), (e: unknown) => e instanceof UserError && /bf16 matrix products run on the host backends/.test(e.message));
+      assert.deepEqual([...(await linear(x, w, null).read())], Array(8).fill(0.375));
+    } finally {
+      setBackend('js');
+    }
   });
 
   it('an allocation over the device limit is one line naming the limit', async () => {

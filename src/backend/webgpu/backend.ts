@@ -155,6 +155,7 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     // Field by field, not { ...g, a: … }: a spread whose fields are then overridden leaves V8 a dictionary-mode
     // object, about 6 µs to build and slow to read (measured), on every product.
     gemm: (g) => {
+      if (g.bf16) throw new UserError('bf16 matrix products run on the host backends (js, native): the webgpu kernels do not round to bf16; use fp32 (precision \'fp32\') on webgpu');
       const add = g.epilogue?.addend;
       gemm(ctx, {
         transA: g.transA, transB: g.transB, M: g.M, N: g.N, K: g.K,
