@@ -203,6 +203,29 @@ describe('rag: indexing into LanceDB and searching it', () => {
     await assert.rejects(index.parseAsync(['--store', join(work, 'new-store'), '--backend', 'js', corpus], { from: 'user' }), (e: Error) => e instanceof UserError && /store .*new-store is new: name the embedder to index it with \(--embedder DIR\)/.test(e.message));
   });
 
+  it('an embedder retrained in place is refused by the store it indexed (its weights\' fingerprint is recorded); a store without one is still opened', async () => {
+    const dir = join(work, 'emb-retrained');
+    cpSync(embDir, dir, { recursive: true });
+    const store2 = join(work, 'store-retrained');
+    const s = await openForIndexing(store2, TextEmbedder.load(dir));
+    await indexFiles(s, TextEmbedder.load(dir), [corpus], { chunk: chunkOpts, batch: 64 });
+    s.close();
+    assert.equal(JSON.parse(readFileSync(join(store2, 'attn-store.json'), 'utf8')).embedderFingerprint, TextEmbedder.load(dir).fingerprint());
+    (await openRetriever(store2)).store.close();
+    // The same directory, other weights (as `attn embed train --out` over it would leave).
+    const other = new Embedder(parseEmbedderConfig({ vocab_size: embedder.model.config.vocab_size, d_model: 16, n_layer: 1, n_head: 2, max_len: 64, matryoshka_dims: [4, 8] }), new Rng(9)).eval();
+    saveEmbedder(dir, other, embedder.tokenizer);
+    const changed = (e: Error) => e instanceof UserError && /^embedder .*emb-retrained has changed since store .*store-retrained was indexed with it \(its weights' fingerprint is [0-9a-f]{16}, the store recorded [0-9a-f]{16}: retrained or replaced in place\?\); re-index into a new store, or restore the embedder it was made with$/.test(e.message);
+    await assert.rejects(openRetriever(store2), changed);
+    await assert.rejects(openForIndexing(store2, TextEmbedder.load(dir)), changed);
+    // A store described before fingerprints were recorded opens with the model at its path, as before.
+    const metaPath = join(store2, 'attn-store.json');
+    const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
+    delete meta.embedderFingerprint;
+    writeFileSync(metaPath, JSON.stringify(meta));
+    (await openRetriever(store2)).store.close();
+  });
+
   it('attn rag eval --json: one line per mode with the issue\'s keys', async () => {
     const q = join(work, 'queries.jsonl');
     writeFileSync(q, questions.map((x) => JSON.stringify({ query: x.query, relevant: [join(corpus, x.file)] })).join('\n'));

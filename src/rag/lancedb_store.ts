@@ -110,8 +110,12 @@ const floats = (v: unknown): Float32Array => (v as { toArray(): Float32Array }).
 /** The description of the store in `dir` (its dimensions and embedder), or undefined when there is none yet. */
 export function storeInfo(dir: string): StoreInfo | undefined {
   if (!existsSync(join(dir, STORE_META))) return undefined;
-  const { dim, prefixDim, embedder } = readMeta(dir);
-  return { dim, prefixDim, embedder };
+  return infoOf(readMeta(dir));
+}
+
+function infoOf(meta: MetaFile): StoreInfo {
+  const { dim, prefixDim, embedder, embedderFingerprint } = meta;
+  return { dim, prefixDim, embedder, ...(typeof embedderFingerprint === 'string' ? { embedderFingerprint } : {}) };
 }
 
 function readMeta(dir: string): MetaFile {
@@ -142,7 +146,7 @@ export class LanceDBStore implements RetrievalStore {
     try {
       const db = await (await lanceDB()).connect(dir);
       const table = await db.openTable(TABLE);
-      return new LanceDBStore(dir, { dim: meta.dim, prefixDim: meta.prefixDim, embedder: meta.embedder }, db, table);
+      return new LanceDBStore(dir, infoOf(meta), db, table);
     } catch (e) {
       throw new UserError(`store ${dir} cannot be opened: ${(e as Error).message.split('\n')[0]}`);
     }

@@ -7,8 +7,8 @@ import { Retriever } from './retriever.js';
 
 /**
  * Opening a store for search: the store, and the embedder that made its
- * vectors (the one recorded in it, unless another of the same dimension is
- * named). The one place that picks the implementation: a server-based store
+ * vectors (the one recorded in it, or one named: the same model elsewhere, as
+ * its weights' fingerprint shows where the store records one). The one place that picks the implementation: a server-based store
  * would be chosen here by the form of the STORE argument.
  */
 export async function openRetriever(storeDir: string, embedderDir?: string): Promise<Retriever> {
@@ -26,7 +26,7 @@ export async function openRetriever(storeDir: string, embedderDir?: string): Pro
 /** Open the store for indexing with `embedder`, creating it (with the embedder's dimensions) when new. */
 export async function openForIndexing(storeDir: string, embedder: TextEmbedder): Promise<LanceDBStore> {
   // The embedder's absolute path, so that the store opens from any working directory.
-  const info: StoreInfo = { dim: embedder.dim, prefixDim: embedder.prefixDim, embedder: resolve(embedder.dir) };
+  const info: StoreInfo = { dim: embedder.dim, prefixDim: embedder.prefixDim, embedder: resolve(embedder.dir), embedderFingerprint: embedder.fingerprint() };
   const store = await LanceDBStore.openOrCreate(storeDir, info);
   try {
     embedder.checkStore(store.info, storeDir);
@@ -47,10 +47,13 @@ export function recordedEmbedder(storeDir: string): string | undefined {
  * Refuse to add to a store with another embedder than the one it records: the
  * store keeps that one for its queries, so vectors of another model (even of
  * the same dimension) would be searched with the wrong one. The same model
- * elsewhere (a copy, a link) is its own: its weights are compared.
+ * elsewhere (a copy, a link) is its own: its weights are compared (checkStore
+ * compares them with the fingerprint the store records; a store made before
+ * fingerprints were recorded is compared with the model at its path).
  */
 function checkSameEmbedder(recorded: string, embedder: TextEmbedder, storeDir: string): void {
   if (resolve(recorded) === resolve(embedder.dir)) return;
+  if (storeInfo(storeDir)?.embedderFingerprint === embedder.fingerprint()) return;
   let same = false;
   try {
     same = TextEmbedder.load(recorded).fingerprint() === embedder.fingerprint();

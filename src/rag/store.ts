@@ -46,6 +46,12 @@ export interface StoreInfo {
   prefixDim: number;
   /** The embedder directory the store was indexed with (queries must be embedded by the same model). */
   embedder: string;
+  /**
+   * That embedder's fingerprint when the store was made (TextEmbedder.fingerprint:
+   * its config and weights), so that an embedder retrained in place is noticed.
+   * Absent in stores made before it was recorded.
+   */
+  embedderFingerprint?: string;
 }
 
 export interface IndexedFile {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import { loadEmbedder } from '../io/embedder_dir.js';
 import { normalizedPrefix, pooledEmbeddings } from '../models/embed_texts.js';
 import type { Embedder } from '../models/embedder.js';
@@ -130,6 +131,13 @@ export class TextEmbedder {
   checkStore(info: StoreInfo, store: string): void {
     if (info.dim !== this.dim) {
       throw new UserError(`embedder ${this.dir} gives ${this.dim}-dimensional vectors but store ${store} holds ${info.dim}-dimensional ones (it was indexed with ${info.embedder}); use that embedder or a new store`);
+    }
+    // The model itself, where the store recorded it: vectors of another model (or of this one retrained) are not comparable.
+    if (info.embedderFingerprint !== undefined && info.embedderFingerprint !== this.fingerprint()) {
+      if (resolve(this.dir) === resolve(info.embedder)) {
+        throw new UserError(`embedder ${this.dir} has changed since store ${store} was indexed with it (its weights' fingerprint is ${this.fingerprint()}, the store recorded ${info.embedderFingerprint}: retrained or replaced in place?); re-index into a new store, or restore the embedder it was made with`);
+      }
+      throw new UserError(`embedder ${this.dir} is not the one store ${store} was indexed with (${info.embedder}); use that embedder or a new store`);
     }
   }
 }
