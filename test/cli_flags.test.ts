@@ -53,4 +53,20 @@ describe('flags out of range are refused before any work, in one line', () => {
     for (const [args, pattern] of cases) assertUserError(runAttn(args, work), pattern);
     assert.equal(existsSync(join(work, 'rd')), false, 'rag demo and align demo wrote nothing');
   });
+
+  it('a parse error of any command, subcommands included, is one line naming the command to ask for help', () => {
+    const cases: [string[], string][] = [
+      [['train', '--n-layer', 'abc'], 'attn train'],
+      [['rag', 'index', '--batch', '2'], 'attn rag index'],
+      [['bench', 'fleet', '--bogus'], 'attn bench fleet'],
+      [['nonsense'], 'attn'],
+    ];
+    for (const [args, command] of cases) {
+      const r = runAttn(args, work);
+      assert.equal(r.code, 1, args.join(' '));
+      const lines = r.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, `one line: ${JSON.stringify(r.stderr)}`);
+      assert.match(lines[0]!, new RegExp(`^error: .* \\(run \`${command} --help\` for usage\\)$`));
+    }
+  });
 });

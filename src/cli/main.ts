@@ -47,6 +47,27 @@ for (const cmd of [trainCommand(), sampleCommand(), chatCommand(), tokenizeComma
 program.addCommand(planCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
 program.addCommand(webCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
 program.addCommand(benchWorkerCommand(), { hidden: true });
+oneLineErrors(program);
+
+/**
+ * Every command, subcommands included: a parse error (a bad flag value, an
+ * unknown option, a missing argument) is one line on stderr that ends with
+ * where to look, and it throws instead of exiting, so that the catch below
+ * sets the exit code.
+ */
+function oneLineErrors(cmd: Command): void {
+  cmd.exitOverride().showHelpAfterError(false).configureOutput({
+    outputError: (text, write) => write(`${text.trimEnd()} (run \`${commandPath(cmd)} --help\` for usage)\n`),
+  });
+  for (const sub of cmd.commands) oneLineErrors(sub);
+}
+
+/** A command as typed, e.g. `attn rag index`. */
+function commandPath(cmd: Command): string {
+  const words: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) words.unshift(c.name());
+  return words.join(' ');
+}
 
 // A reader that stops early (`attn tokenize … | head`) closes stdout: whatever the command still
 // had to print has nowhere to go, so it ends there, quietly, instead of with an EPIPE stack trace.
