@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { setBackend } from '../src/backend/index.js';
+import { backend, setBackend } from '../src/backend/index.js';
 import { selectBackendAsync } from '../src/backend/select.js';
 import { DeviceValuesError } from '../src/backend/storage.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
@@ -150,6 +150,34 @@ describe('webgpu backend', { skip }, () => {
     assert.throws(() => model.head.weight.data, /not supported on webgpu: tensor\.data .*await tensor\.read\(\)/);
     await openedWebGpu()!.sync();
     setBackend('js');
+  });
+
+  it('clipByNorm (a queued step\'s clipping): the norm, the factor and the clipped gradients as js, and no scaling at or under the limit', async () => {
+    const rng = new Rng(5);
+    const grads = [Float32Array.from({ length: 3000 }, () => rng.normal()), Float32Array.from({ length: 37 }, () => rng.normal())];
+    const sq = grads.reduce((s, g) => s + g.reduce((a, x) => a + x * x, 0), 0);
+    for (const maxNorm of [Math.sqrt(sq) / 3, Math.sqrt(sq) * 2]) {
+      setBackend('js');
+      const hostGrads = grads.map((g) => g.slice());
+      const hostStats = Float32Array.of(sq, 0, 0);
+      backend().clipByNorm(hostGrads, hostStats, maxNorm);
+      await selectBackendAsync('webgpu');
+      try {
+        const dev = backend().device!;
+        const devGrads = grads.map((g) => dev.upload(g));
+        const devStats = dev.upload(Float32Array.of(sq, 0, 0));
+        backend().clipByNorm(devGrads, devStats, maxNorm);
+        const stats = await dev.read(devStats);
+        assert.ok(Math.abs(stats[1]! - hostStats[1]!) <= 1e-5 * hostStats[1]! && Math.abs(stats[2]! - hostStats[2]!) <= 1e-6, `stats ${stats} vs ${hostStats}`);
+        if (maxNorm > Math.sqrt(sq)) assert.equal(hostStats[2], 1, 'no scaling under the limit');
+        for (const [i, g] of devGrads.entries()) {
+          const got = await dev.read(g);
+          for (let j = 0; j < got.length; j++) assert.ok(Math.abs(got[j]! - hostGrads[i]![j]!) <= 1e-6 + 1e-6 * Math.abs(hostGrads[i]![j]!), `gradient ${i}[${j}]`);
+        }
+      } finally {
+        setBackend('js');
+      }
+    }
   });
 
   it('bf16 matrix products (withPrecision) are refused on webgpu in one line, not computed in FP32 unannounced', async () => {

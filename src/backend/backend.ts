@@ -431,6 +431,13 @@ export interface Backend<F = Storage> {
    */
   sumSquares(xs: readonly F[], out: F): void;
   scaleInPlace(x: F, s: number): void;
+  /**
+   * Gradient clipping with the norm left where it is (a device step that reads
+   * nothing back): from stats[0] = Σg² (sumSquares), stats[1] = the norm and
+   * stats[2] = the factor, maxNorm/(norm + 1e-6) when norm > maxNorm and 1
+   * otherwise (optim/clip.ts's rule), and every gradient multiplied by it in place.
+   */
+  clipByNorm(grads: readonly F[], stats: F, maxNorm: number): void;
 
   /**
    * One Llama-family decoder layer for one new token (decoder_step.ts): x [C]

@@ -1,7 +1,7 @@
 import { backend } from '../backend/index.js';
 import { DeviceValuesError, isHost, type Storage } from '../backend/storage.js';
 import type { Parameter } from '../nn/module.js';
-import { allocStorage, releaseStorage, toBackend, viewStorage } from '../tensor/tensor.js';
+import { allocStorage } from '../tensor/tensor.js';
 
 /**
  * Rescale all gradients together so their global L2 norm is at most maxNorm:
@@ -33,28 +33,14 @@ export function clipToNorm(grads: readonly Storage[], norm: number, maxNorm: num
 
 /**
  * clipToNorm with the norm left where the backend keeps it (a device step
- * that reads nothing back): from Σg² in `sumSquares`, the factor
- * min(1, maxNorm/(√Σg² + 1e-6)) is computed by elementwise entry points into
- * a one-element storage, and every gradient is multiplied by it. The same
- * rule as clipToNorm's, except for norms within 1e-6 below maxNorm (scaled by
- * a factor within 1e-6 of 1 instead of left alone).
+ * that reads nothing back): `stats` holds Σg² and two more slots, where
+ * backend.clipByNorm writes the norm and the factor (clipToNorm's rule: on
+ * webgpu one invocation computes them, and one kernel per gradient array
+ * multiplies by the factor read on the device).
  */
-export function clipToNormQueued(grads: readonly Storage[], sumSquares: Storage, maxNorm: number): void {
+export function clipToNormQueued(grads: readonly Storage[], stats: Storage, maxNorm: number): void {
   if (!(maxNorm > 0)) return;
-  const be = backend();
-  const constants = toBackend(Float32Array.of(1e-6, maxNorm, 1));
-  const [eps, max, one] = [0, 1, 2].map((i) => viewStorage(constants, i, 1)) as [Storage, Storage, Storage];
-  const f = allocStorage(1, false);
-  const s = [1];
-  be.unary('sqrt', sumSquares, f); // the norm
-  be.binary('add', f, s, eps, s, f, s);
-  be.binary('div', max, s, f, s, f, s); // r = maxNorm/(norm + 1e-6)
-  be.binary('sub', one, s, f, s, f, s);
-  be.unary('relu', f, f);
-  be.binary('sub', one, s, f, s, f, s); // 1 − max(0, 1 − r) = min(1, r)
-  for (const g of grads) be.binary('mul', g, [g.length], f, s, g, [g.length]);
-  releaseStorage(f);
-  releaseStorage(constants);
+  backend().clipByNorm(grads, stats, maxNorm);
 }
 
 /**

@@ -84,7 +84,7 @@ export function queueTrainStep<B>(opt: AdamW, objective: Objective<B>, batches: 
   const device = backend().device;
   if (!device) throw new Error('queueTrainStep runs on a device backend (a host step reads its loss at once: trainStep)');
   const numbers = queueGradients(opt, objective, batches);
-  clipToNormQueued([opt.arena.grad], viewStorage(numbers, batches.length, 1), s.gradClip);
+  clipToNormQueued([opt.arena.grad], viewStorage(numbers, batches.length, 3), s.gradClip);
   opt.update(s.lr);
   releaseStorage(numbers);
   device.flush();
@@ -94,7 +94,9 @@ export function queueTrainStep<B>(opt: AdamW, objective: Objective<B>, batches: 
 /**
  * Zero the gradients, then forward and backward every micro-batch. Returns
  * the numbers the rest of the step depends on, in the backend's storage and
- * not yet read: each micro-batch's loss, then the squared global gradient norm.
+ * not yet read: each micro-batch's loss, then the squared global gradient
+ * norm, then two slots where a queued step's clipping writes the norm and its
+ * factor (clipToNormQueued).
  */
 function queueGradients<B>(opt: AdamW, objective: Objective<B>, batches: readonly B[]): Storage {
   if (batches.length === 0) throw new Error('trainStep needs at least one micro-batch');
@@ -102,7 +104,7 @@ function queueGradients<B>(opt: AdamW, objective: Objective<B>, batches: readonl
   opt.zeroGrad();
   // The same seed for every micro-batch: d(mean of n losses)/d(loss_i) = 1/n.
   const seed = Float32Array.of(1 / n);
-  const numbers = allocStorage(n + 1, false);
+  const numbers = allocStorage(n + 3, false);
   batches.forEach((batch, i) => {
     const loss = objective.loss(batch);
     copyStorage(loss.storage, 0, numbers, i, 1);

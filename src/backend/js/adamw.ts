@@ -31,6 +31,15 @@ export function sumSquares(x: Float32Array): number {
   return s;
 }
 
+/** Backend.clipByNorm on host arrays: the rule of optim/clip.ts's clipToNorm, with the norm and factor written beside Σg². */
+export function clipByNorm(grads: readonly Float32Array[], stats: Float32Array, maxNorm: number): void {
+  const norm = Math.sqrt(stats[0]!);
+  const factor = maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+  stats[1] = norm;
+  stats[2] = factor;
+  if (factor !== 1) for (const g of grads) scaleInPlace(g, factor);
+}
+
 export function scaleInPlace(x: Float32Array, s: number): void {
   for (let i = 0; i < x.length; i++) x[i] = x[i]! * s;
 }

@@ -1,5 +1,5 @@
 import type { Backend } from '../backend.js';
-import { adamwStep, scaleInPlace, sumSquares } from './adamw.js';
+import { adamwStep, clipByNorm, scaleInPlace, sumSquares } from './adamw.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import { argmaxRows } from './argmax.js';
 import { attentionCached, attentionCachedRagged } from './attention_cached.js';
@@ -71,6 +71,7 @@ export const jsBackend: Backend<Float32Array> = {
     out[0] = sq;
   },
   scaleInPlace,
+  clipByNorm,
   decoderLayerStep: (layer, x, kv, cos, sin) => decoderLayerStepWith(jsBackend, layer, x, kv, cos, sin),
   decoderLayersStep: (layers, x, kvs, cos, sin, head) => {
     layers.forEach((layer, i) => decoderLayerStepWith(jsBackend, layer, x, kvs[i]!, cos, sin));

@@ -12,7 +12,7 @@ import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entro
 import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from './kernels/elementwise.js';
 import { embeddingBackward, embeddingForward, embeddingLinks } from './kernels/embedding.js';
-import { sumSquares } from './kernels/grad_norm.js';
+import { clipFactor, scaleByDevice, sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
 import { linearInt8 } from './kernels/int8.js';
 import { linearQuantized } from './kernels/linear_quantized.js';
@@ -222,6 +222,13 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     sumSquares: (xs, out) => {
       if (xs.length === 0) deviceMemory(ctx).fill(out, 0);
       xs.forEach((x, i) => sumSquares(ctx, gpu(x, 'sumSquares'), gpu(out, 'sumSquares'), i > 0));
+    },
+    clipByNorm: (grads, stats, maxNorm) => {
+      // One invocation makes [Σg², norm, factor]; each gradient is scaled by the factor read on the device.
+      const st = gpu(stats, 'clipByNorm');
+      clipFactor(ctx, st, maxNorm);
+      const factor = { buffer: st.buffer, offset: st.offset + 2, length: 1 };
+      for (const g of grads) scaleByDevice(ctx, gpu(g, 'clipByNorm'), factor);
     },
 
     attentionForward: (q, k, v, out, d): AttentionSaved => {
