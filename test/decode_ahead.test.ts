@@ -4,7 +4,7 @@ import { backend } from '../src/backend/index.js';
 import { decodeAhead, setDecodeAhead } from '../src/generate/decode_ahead.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
-import { quantizeMatrices, useQuantizedMatrices } from '../src/nn/block_quantized.js';
+import { QuantizedEmbedding, quantizeMatrices, useQuantizedMatrices } from '../src/nn/block_quantized.js';
 import { Embedding } from '../src/nn/embedding.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { embedding } from '../src/tensor/ops/embedding.js';
@@ -41,14 +41,21 @@ describe('stored token ids', () => {
     assert.throws(() => backend().embeddingForwardStored(table.weight.data, Float32Array.of(1.5), 1, new Float32Array(5), 5), /id 1.5 outside/);
   });
 
-  it('a GPT or a Llama reads stored ids; a block-quantized token table (GGUF) does not, and says so if given them', () => {
+  it('a GPT and a Llama read stored ids, a block-quantized (GGUF) token table too: its rows as for host ids', () => {
     const gpt = new GPT(parseGPTConfig({ n_layer: 1, n_head: 2, n_embd: 32, block_size: 8, vocab_size: 11, bias: true, dropout: 0 }), new Rng(1));
     assert.equal(gpt.readsStoredIds(), true);
-    const llama = tinyLlama({ n_layer: 1, n_head: 4, n_kv_head: 2, n_embd: 32, head_dim: 8, intermediate_size: 64, vocab_size: 41, block_size: 16, tie_word_embeddings: false });
-    assert.equal(llama.readsStoredIds(), true);
-    useQuantizedMatrices(llama, quantizeMatrices(llama, 'q8_0'));
-    assert.equal(llama.readsStoredIds(), false);
-    assert.throws(() => noGrad(() => llama.forward(new StoredIds(Float32Array.of(1), 1), [1, 1])), /needs the ids there \(readsStoredIds\(\) is false\)/);
+    for (const type of ['q8_0', 'q4_0'] as const) {
+      const llama = tinyLlama({ n_layer: 1, n_head: 4, n_kv_head: 2, n_embd: 32, head_dim: 8, intermediate_size: 64, vocab_size: 41, block_size: 16, tie_word_embeddings: false });
+      assert.equal(llama.readsStoredIds(), true);
+      useQuantizedMatrices(llama, quantizeMatrices(llama, type));
+      assert.ok(llama.model.embed_tokens instanceof QuantizedEmbedding, 'the token table is quantized');
+      assert.equal(llama.readsStoredIds(), true);
+      const ids = Int32Array.of(40, 0, 7);
+      const want = noGrad(() => llama.model.embed_tokens.forward(ids, [1, 3]));
+      const got = noGrad(() => llama.model.embed_tokens.forward(new StoredIds(Float32Array.from(ids), 3), [1, 3]));
+      assert.deepEqual(got.data, want.data, type);
+      assert.throws(() => noGrad(() => llama.model.embed_tokens.forward(new StoredIds(Float32Array.of(41), 1), [1])), /id 41 outside table of 41 rows/);
+    }
   });
 
   it('setDecodeAhead takes a count of steps and returns the last one', () => {

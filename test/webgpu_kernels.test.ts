@@ -14,6 +14,8 @@ import { adamwStep } from '../src/backend/webgpu/kernels/adamw.js';
 import { crossEntropyBackward, crossEntropyForward } from '../src/backend/webgpu/kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from '../src/backend/webgpu/kernels/dropout.js';
 import { embeddingBackward, embeddingForward, embeddingLinks } from '../src/backend/webgpu/kernels/embedding.js';
+import { embeddingQuantizedStored } from '../src/backend/webgpu/kernels/embedding_quantized.js';
+import { dequantizeRow, quantizeMatrix, quantRowBytes, storedRow } from '../src/backend/quantized_matrix.js';
 import { clipFactor, scaleByDevice, sumSquares } from '../src/backend/webgpu/kernels/grad_norm.js';
 import { binary, columnChunks, MIN_CHUNKED_ELEMENTS, reduceSumTo, scaleInPlace, unary, unaryBackward } from '../src/backend/webgpu/kernels/elementwise.js';
 import { chooseGemmConfig, gemm } from '../src/backend/webgpu/kernels/gemm.js';
@@ -428,6 +430,26 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     embeddingForward(ctx, up(weight), { buffer: idsG.buffer, offset: idsG.offset, length: n }, outG, dim, true);
     assert.deepEqual(await down(outG), want, 'embeddingForwardStored');
     assert.throws(() => jsBackend.embeddingForwardStored(weight, Float32Array.of(vocab), 1, new Float32Array(dim), dim), /id 13 outside table of 13 rows/);
+  });
+
+  it('a q8_0 or q4_0 token table looked up by stored ids: bit-identical to js\'s dequantized rows', async () => {
+    const [vocab, cols, n] = [7, 96, 5];
+    for (const type of ['q8_0', 'q4_0'] as const) {
+      const table = quantizeMatrix(type, rand(vocab * cols), vocab, cols);
+      const ids = Float32Array.of(6, 0, 3, 3, 6, 2); // one more than n: only the first n are read
+      const want = new Float32Array(n * cols);
+      jsBackend.embeddingQuantizedStored(table, ids, n, want);
+      const bytes = new Uint8Array(Math.ceil((vocab * quantRowBytes(type, cols)) / 4) * 4);
+      for (let r = 0; r < vocab; r++) bytes.set(storedRow(table, r), r * quantRowBytes(type, cols));
+      const w = ctx.upload(new Uint32Array(bytes.buffer));
+      const idsG = up(ids);
+      const outG = up(new Float32Array(n * cols));
+      embeddingQuantizedStored(ctx, w, type, vocab, cols, { buffer: idsG.buffer, offset: idsG.offset, length: n }, outG);
+      assert.deepEqual(await down(outG), want, type);
+      const row6 = new Float32Array(cols);
+      dequantizeRow(table, 6, row6);
+      assert.deepEqual(want.subarray(0, cols), row6, `${type}: js's rows are dequantizeRow's`);
+    }
   });
 
   it('embedding backward chains: each position links to the next of its token, first positions marked; 20 000 tokens bit-identical to js', async () => {

@@ -312,6 +312,8 @@ export interface Backend<F = Storage> {
    * a row of weight.
    */
   embeddingForwardStored(weight: F, ids: F, n: number, out: F, dim: number): void;
+  /** As embeddingForwardStored for a block-quantized table (a GGUF token embedding): each row dequantized as it is read. */
+  embeddingQuantizedStored(table: QuantizedMatrix, ids: F, n: number, out: F): void;
 
   /**
    * Fused scaled-dot-product attention; out is [B, Tq, nHead·headDim]

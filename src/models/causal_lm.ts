@@ -1,3 +1,4 @@
+import { QuantizedEmbedding } from '../nn/block_quantized.js';
 import { Embedding } from '../nn/embedding.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
@@ -68,7 +69,7 @@ export interface CausalLM extends Module {
    * token at each position.
    */
   forward(ids: TokenIds, shape: [number, number], targets?: Int32Array, opts?: ForwardOptions): CausalLMOutput;
-  /** Whether forward takes ids kept by the backend (StoredIds: a device's argmax picks), i.e. its token table is a plain float table. */
+  /** Whether forward takes ids kept by the backend (StoredIds: a device's argmax picks): its token table is one that can look them up there. */
   readsStoredIds?(): boolean;
   /** [B, vocab] scores for the token after each row's last position. */
   nextTokenLogits(ids: Int32Array, shape: [number, number]): Tensor;
@@ -169,9 +170,10 @@ export abstract class DecoderLM extends Module implements CausalLM {
   /** The token table the first layer looks ids up in. */
   protected abstract tokenTable(): Module;
 
-  /** Whether forward takes ids kept by the backend: a float Embedding can look them up where they are; a block-quantized table dequantizes rows on the host. */
+  /** Whether forward takes ids kept by the backend: a float or block-quantized (GGUF) token table looks them up where they are. */
   readsStoredIds(): boolean {
-    return this.tokenTable() instanceof Embedding;
+    const table = this.tokenTable();
+    return table instanceof Embedding || table instanceof QuantizedEmbedding;
   }
 
   /** ids: B·T token ids (row-major); targets, if given, the next token at each position. */

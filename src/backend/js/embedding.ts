@@ -1,3 +1,5 @@
+import { dequantizeRow, type QuantizedMatrix } from '../quantized_matrix.js';
+
 /** Row lookup: out[r] = weight[ids[r]]. */
 export function embeddingForward(weight: Float32Array, ids: Int32Array, out: Float32Array, dim: number): void {
   for (let r = 0; r < ids.length; r++) {
@@ -13,6 +15,15 @@ export function embeddingForwardStored(weight: Float32Array, ids: Float32Array, 
     const id = ids[r]!;
     if (!(Number.isInteger(id) && id >= 0 && id < rows)) throw new Error(`embedding: id ${id} outside table of ${rows} rows`);
     out.set(weight.subarray(id * dim, id * dim + dim), r * dim);
+  }
+}
+
+/** embeddingForwardStored for a block-quantized table: each looked-up row dequantized (quantized_matrix.ts). */
+export function embeddingQuantizedStored(table: QuantizedMatrix, ids: Float32Array, n: number, out: Float32Array): void {
+  for (let r = 0; r < n; r++) {
+    const id = ids[r]!;
+    if (!(Number.isInteger(id) && id >= 0 && id < table.rows)) throw new Error(`embedding: id ${id} outside table of ${table.rows} rows`);
+    dequantizeRow(table, id, out, r * table.cols);
   }
 }
 

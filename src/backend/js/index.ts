@@ -7,7 +7,7 @@ import { attentionPaged } from './attention_paged.js';
 import { crossEntropyBackward, crossEntropyForward } from './cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './dropout.js';
 import { binary, reduceSumTo, unary, unaryBackward } from './elementwise.js';
-import { embeddingBackward, embeddingForward, embeddingForwardStored } from './embedding.js';
+import { embeddingBackward, embeddingForward, embeddingForwardStored, embeddingQuantizedStored } from './embedding.js';
 import { gemm } from './gemm.js';
 import { l2NormalizeBackward, l2NormalizeForward } from './l2_normalize.js';
 import { copyRows, permute } from './layout.js';
@@ -47,6 +47,7 @@ export const jsBackend: Backend<Float32Array> = {
   copyRows,
   embeddingForward,
   embeddingForwardStored,
+  embeddingQuantizedStored,
   embeddingBackward,
   attentionForward,
   attentionBackward,

@@ -15,6 +15,7 @@ import { embeddingBackward, embeddingForward, embeddingLinks } from './kernels/e
 import { clipFactor, scaleByDevice, sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
 import { linearInt8 } from './kernels/int8.js';
+import { embeddingQuantizedStored } from './kernels/embedding_quantized.js';
 import { linearQuantized } from './kernels/linear_quantized.js';
 import { l2NormalizeBackward, l2NormalizeForward } from './kernels/l2_normalize.js';
 import { copyRows, permute } from './kernels/layout.js';
@@ -272,6 +273,11 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     linearQuantized: (x, rows, w, bias, out, epilogue) => {
       if (w.type !== 'q8_0' && w.type !== 'q4_0') unsupported(`linearQuantized of ${w.type} blocks (q8_0 and q4_0 run on webgpu)`);
       linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'), deviceEpilogue(epilogue, 'linearQuantized'));
+    },
+    embeddingQuantizedStored: (table, ids, n, out) => {
+      if (table.type !== 'q8_0' && table.type !== 'q4_0') unsupported(`a ${table.type} token table looked up on the device (q8_0 and q4_0 run on webgpu)`);
+      const i = gpu(ids, 'embeddingQuantizedStored');
+      embeddingQuantizedStored(ctx, quantizedWeights.of(table).buffer, table.type, table.rows, table.cols, { buffer: i.buffer, offset: i.offset, length: n }, gpu(out, 'embeddingQuantizedStored'));
     },
     swigluForward: (g, u, out) => swigluForward(ctx, gpu(g, 'swiglu'), gpu(u, 'swiglu'), gpu(out, 'swiglu')),
     swigluBackward: (g, u, dy, dg, du, accG, accU) =>

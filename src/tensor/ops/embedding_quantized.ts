@@ -1,4 +1,6 @@
+import { backend } from '../../backend/index.js';
 import { dequantizeRow, type QuantizedMatrix } from '../../backend/quantized_matrix.js';
+import { StoredIds, type TokenIds } from '../stored_ids.js';
 import { Tensor, toBackend, type Shape } from '../tensor.js';
 
 /**
@@ -8,8 +10,14 @@ import { Tensor, toBackend, type Shape } from '../tensor.js';
  * The rows are dequantized on the host (a few per decoding step); on a device
  * backend they then go up in one upload.
  */
-export function embeddingQuantized(table: QuantizedMatrix, ids: Int32Array, idsShape: Shape = [ids.length]): Tensor {
+export function embeddingQuantized(table: QuantizedMatrix, ids: TokenIds, idsShape: Shape = [ids.length]): Tensor {
   const { rows: vocab, cols: dim } = table;
+  if (ids instanceof StoredIds) {
+    // Ids a device picked (decoding queued ahead): the rows are dequantized where the ids are.
+    const out = Tensor.empty([...idsShape, dim]);
+    backend().embeddingQuantizedStored(table, ids.storage, ids.length, out.storage);
+    return out;
+  }
   const rows = new Float32Array(ids.length * dim);
   ids.forEach((id, i) => {
     if (id < 0 || id >= vocab || !Number.isInteger(id)) throw new Error(`embedding: id ${id} outside table of ${vocab} rows`);
