@@ -31,9 +31,10 @@ import type { KVCache } from './kv_cache.js';
  * How many steps may be queued beyond the one being read (ATTN_DECODE_AHEAD;
  * 0 turns queuing off). The host waits only while the steps it has queued
  * take less time to record than a read takes to come back. On the H200 a
- * sync added about 10 ms (docs/webgpu.md), and a 124M step took 3–6 ms to
- * record, so the default is 4. `attn bench --backend webgpu` decodes at 1, 2,
- * 4 and 8.
+ * sync added about 10 ms (docs/webgpu.md), and a 124M step took 5.9 ms to
+ * record, before later passes cut its dispatches from 162 to 65: a few steps
+ * must be queued to cover a read, so the default is 4. `attn bench --backend
+ * webgpu` decodes at 1, 2, 4 and 8 to settle it.
  */
 let depth: number | null = null;
 
