@@ -5,6 +5,7 @@ import { loadModel, modelFiles } from '../io/model_dir.js';
 import { loadAdapter } from '../io/peft.js';
 import { GPT } from '../models/gpt.js';
 import { mergeLoRA } from '../nn/lora.js';
+import { isQuantized } from '../nn/quantized_linear.js';
 import { UserError } from '../util/errors.js';
 import { checkOutDir, checkNotSource } from './out_dir.js';
 
@@ -19,6 +20,8 @@ export function runMerge(o: { model: string; adapter: string; out: string }): { 
   checkNotSource(o.out, o.model);
   const loaded = loadModel(o.model);
   if (loaded.source === 'gguf') throw new UserError(`${o.model}: a GGUF model holds block-quantized weights; merge into an fp32 model directory (attn export turns one into GGUF afterwards)`);
+  // W + (alpha/r)·B·A needs the fp32 W: an int8 copy (attn quantize) would be refused as a LoRA target, with a message about training.
+  if (isQuantized(loaded.model)) throw new UserError(`${o.model} is int8-quantized (attn quantize): merge into the fp32 model it was made from, then quantize the merged model`);
   const adapter = loadAdapter(loaded.model, o.adapter);
   mergeLoRA(loaded.model);
   if (loaded.source === 'hf-gpt2' && loaded.model instanceof GPT) {

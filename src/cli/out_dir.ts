@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { UserError } from '../util/errors.js';
 
 /**
@@ -17,6 +17,8 @@ export function checkOutDir(out: string, flag = '--out'): void {
 
 /** A directory to write into (made, with its parents, if missing): neither it nor its nearest existing ancestor may be a file. */
 export function checkDirPath(out: string, flag = '--out'): void {
+  // "" is no path: the writers would make a temp folder in the working directory and fail at the rename, after the work.
+  if (out === '') throw new UserError(`${flag} is empty: give a directory`);
   if (existsSync(out)) {
     if (!statSync(out).isDirectory()) throw new UserError(`${flag} ${out} is a file, not a directory; choose another path`);
     return;
@@ -26,14 +28,40 @@ export function checkDirPath(out: string, flag = '--out'): void {
   if (existsSync(parent) && !statSync(parent).isDirectory()) throw new UserError(`${flag} ${out}: ${parent} is a file, not a directory; choose another path`);
 }
 
-/** Refuse an --out that is the --model being read: writing it would replace the source (and drop its training state). */
+/**
+ * Refuse an --out that is the --model being read (writing it would replace
+ * the source and drop its training state), that lies inside the model's
+ * directory (the next save of that model replaces the directory, and the
+ * output with it), or that holds the model (replacing --out deletes it).
+ */
 export function checkNotSource(out: string, model: string): void {
-  if (existsSync(out) && existsSync(model) && realpathSync(out) === realpathSync(model)) {
-    throw new UserError(`--out ${out} is the source model's ${statSync(model).isDirectory() ? 'directory' : 'file'}: write to another one`);
-  }
+  if (!existsSync(model)) return;
+  const what = statSync(model).isDirectory() ? 'directory' : 'file';
+  const source = realpathSync(model);
+  const target = realPathOf(out);
+  if (target === source) throw new UserError(`--out ${out} is the source model's ${what}: write to another one`);
+  if (what === 'directory' && target.startsWith(source + sep)) throw new UserError(`--out ${out} lies inside the source model's directory ${model}, which is replaced whole when that model is saved again: write elsewhere`);
+  if (source.startsWith(target + sep)) throw new UserError(`--out ${out} holds the source model ${model}, which writing it would delete: write elsewhere`);
+}
+
+/** The real path `p` will have: its nearest existing ancestor resolved through links, then the rest as given. */
+function realPathOf(p: string): string {
+  const full = resolve(p);
+  if (existsSync(full)) return realpathSync(full);
+  const parent = dirname(full);
+  return parent === full ? full : join(realPathOf(parent), basename(full));
 }
 
 /** A directory a command reads (--data DIR): say so when the path is a file, not "no such directory". */
 export function checkInDir(dir: string, flag = '--data'): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${flag} ${dir} is a file, not a directory`);
+}
+
+/**
+ * An --out file that exists is replaced only when it is what the command
+ * writes (`isOwn`: an earlier run's output); anything else may be the
+ * user's (a model's config.json, notes), as checkOutDir says of folders.
+ */
+export function checkReplaceableFile(path: string, isOwn: (path: string) => boolean, what: string, flag = '--out'): void {
+  if (existsSync(path) && statSync(path).isFile() && !isOwn(path)) throw new UserError(`${flag} ${path} exists and is not ${what}; choose another path`);
 }

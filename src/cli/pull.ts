@@ -12,16 +12,23 @@ export function pullCommand(): Command {
     .action(async (name: string, o: { out: string; revision: string; endpoint?: string }) => {
       checkOutDir(o.out);
       let last = 0;
-      const files = await pullModel({
-        name, out: o.out, revision: o.revision, ...(o.endpoint ? { endpoint: o.endpoint } : {}),
-        onProgress: (file, bytes, total) => {
-          const now = Date.now();
-          if (now - last < 500 && bytes !== total) return;
-          last = now;
-          process.stderr.write(`\r${file}: ${(bytes / 1e6).toFixed(1)}${total ? ` / ${(total / 1e6).toFixed(1)}` : ''} MB   `);
-        },
-      });
-      process.stderr.write('\n');
+      let drawn = false;
+      let files: string[];
+      try {
+        files = await pullModel({
+          name, out: o.out, revision: o.revision, ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
+          onProgress: (file, bytes, total) => {
+            const now = Date.now();
+            if (now - last < 500 && bytes !== total) return;
+            last = now;
+            drawn = true;
+            process.stderr.write(`\r${file}: ${(bytes / 1e6).toFixed(1)}${total ? ` / ${(total / 1e6).toFixed(1)}` : ''} MB   `);
+          },
+        });
+      } finally {
+        // End the progress line, so that an error is a line of its own.
+        if (drawn) process.stderr.write('\n');
+      }
       if (!files.some((f) => f === 'tokenizer.json' || f === 'vocab.json')) process.stderr.write(`note: ${name} has no tokenizer.json: attn can run the model on token ids, but not on text\n`);
       process.stdout.write(`wrote ${o.out}: ${files.join(', ')}\n`);
     });

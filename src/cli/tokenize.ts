@@ -1,5 +1,11 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { checkOutFile, writeFileAtomic } from '../io/atomic.js';
+import { readGGUF } from '../io/gguf.js';
+import { tokenizerFromGGUF } from '../io/gguf_tokenizer.js';
+import { ATTN_TOKENIZER_FILE, openModelDir } from '../io/model_dir.js';
+import { checkReplaceableFile } from './out_dir.js';
 import { UserError } from '../util/errors.js';
 import { BPETokenizer } from '../tokenizers/bpe.js';
 import { trainBPE } from '../tokenizers/bpe_train.js';
@@ -45,13 +51,28 @@ const escape = (s: string): string => s.replace(/[\u0000-\u001f\u007f|\\]/g, (c)
 
 function chooseTokenizer(o: { model?: string; tokenizer?: string }): Tokenizer {
   if (o.model && o.tokenizer) throw new UserError('give --model or --tokenizer, not both');
-  if (o.tokenizer) return loadTokenizerFile(o.tokenizer);
-  if (o.model) {
-    const t = loadDirTokenizer(o.model);
-    if (!t) throw new UserError(`${o.model} has no tokenizer (tokenizer.json, or vocab.json + merges.txt)`);
-    return t;
-  }
+  if (o.tokenizer) return isGGUFFile(o.tokenizer) ? ggufTokenizer(o.tokenizer) : loadTokenizerFile(o.tokenizer);
+  if (o.model) return modelTokenizer(o.model);
   throw new UserError('tokenize needs --model DIR or --tokenizer FILE');
+}
+
+/** A GGUF file is told by its name, as loadModel tells it. */
+const isGGUFFile = (path: string): boolean => /\.gguf$/i.test(path) && existsSync(path) && statSync(path).isFile();
+
+/** The tokenizer a model loads with: a GGUF file's own, or its directory's (attn_tokenizer.json too, which attn export --to hf writes beside a GPT-2 layout). */
+function modelTokenizer(model: string): Tokenizer {
+  if (isGGUFFile(model)) return ggufTokenizer(model);
+  openModelDir(model); // a missing directory, or a file, is named as such rather than "has no tokenizer"
+  const fallback = join(model, ATTN_TOKENIZER_FILE);
+  const t = loadDirTokenizer(model) ?? (existsSync(fallback) ? loadTokenizerFile(fallback) : null);
+  if (!t) throw new UserError(`${model} has no tokenizer (tokenizer.json, ${ATTN_TOKENIZER_FILE}, or vocab.json + merges.txt)`);
+  return t;
+}
+
+function ggufTokenizer(path: string): Tokenizer {
+  const t = tokenizerFromGGUF(readGGUF(path), path);
+  if (!t) throw new UserError(`${path} holds no tokenizer (no tokenizer.ggml.* metadata)`);
+  return t;
 }
 
 /** Ids written as a JSON array or separated by spaces/commas. */
@@ -84,6 +105,7 @@ export function runTokenize(o: TokenizeCliOptions, text: string | undefined, wri
     return;
   }
   if ((text === undefined) === (o.file === undefined)) throw new UserError('give the text to tokenize as an argument or with --file F (one of them)');
+  if (o.decode && o.json) throw new UserError('--json prints the ids of encoded text; --decode prints text: give one of them');
   const tokenizer = chooseTokenizer(o);
   const input = o.file !== undefined ? readTextFile(o.file) : text!;
   if (o.decode) {
@@ -113,7 +135,7 @@ function runTokenizeChat(o: TokenizeCliOptions, messagesFile: string, write: (s:
     raw = JSON.parse(readTextFile(messagesFile));
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`${messagesFile}: invalid JSON: ${(e as Error).message}`);
+    throw new UserError(`${messagesFile}: invalid JSON: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`); // one line: Node quotes the text around the fault
   }
   const messages = parseChatMessages(raw, messagesFile);
   const text = chatTemplateOf(tokenizer).render(messages, { addGenerationPrompt: true });
@@ -126,8 +148,8 @@ export function tokenizeCommand(): Command {
   return new Command('tokenize')
     .description('encode text and show its token ids and token boundaries ("|"; \\n is a newline, <e6 97> bytes of a cut character)')
     .argument('[text]', 'the text to encode')
-    .option('--model <dir>', 'use the tokenizer of this model directory')
-    .option('--tokenizer <path>', 'a tokenizer.json (attn\'s own or Hugging Face\'s), or a directory holding tokenizer.json + tokenizer_config.json')
+    .option('--model <dir>', 'use the tokenizer of this model directory (or GGUF file)')
+    .option('--tokenizer <path>', 'a tokenizer.json (attn\'s own or Hugging Face\'s), a directory holding tokenizer.json + tokenizer_config.json, or a GGUF file')
     .option('--file <f>', 'encode this UTF-8 file instead of the argument')
     .option('--json', 'print only the ids, as a JSON array (with --chat: {"text", "ids"})')
     .option('--decode', 'the input is token ids (a JSON array or separated by spaces): print their text')
@@ -147,6 +169,10 @@ interface TrainTokenizerOptions {
 /** Learn a tokenizer from a text file and save it as our tokenizer.json. */
 export function runTokenizerTrain(o: TrainTokenizerOptions): Record<string, unknown> {
   checkOutFile(o.out, '--out');
+  checkReplaceableFile(o.out, isTokenizerJSON, 'a tokenizer.json');
+  // A model's tokenizer must stay the one its embedding rows were trained for.
+  if (existsSync(join(dirname(o.out), 'config.json'))) throw new UserError(`--out ${o.out} is in a model directory, whose tokenizer must match its weights; write the tokenizer elsewhere`);
+  checkSpecialTokens(o.special);
   const text = readTextFile(o.data);
   const t0 = performance.now();
   const tokenizer =
@@ -156,6 +182,23 @@ export function runTokenizerTrain(o: TrainTokenizerOptions): Record<string, unkn
   const seconds = (performance.now() - t0) / 1000;
   writeFileAtomic(o.out, JSON.stringify(tokenizer.toJSON()) + '\n');
   return { type: tokenizer.type, vocab_size: tokenizer.vocabSize, seconds: Number(seconds.toFixed(3)), out: o.out };
+}
+
+/** An empty special token never ends the split of the text around specials (training runs out of memory); a repeated one would take two ids. */
+function checkSpecialTokens(special: string[]): void {
+  if (special.some((t) => t === '')) throw new UserError('--special: a special token cannot be empty');
+  const repeated = special.find((t, i) => special.indexOf(t) !== i);
+  if (repeated !== undefined) throw new UserError(`--special: ${JSON.stringify(repeated)} is given twice`);
+}
+
+/** An earlier tokenizer.json (attn's: "type"; Hugging Face's: "model"), which a new one may replace. */
+function isTokenizerJSON(path: string): boolean {
+  try {
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> | null;
+    return typeof raw === 'object' && raw !== null && (typeof raw.type === 'string' || typeof raw.model === 'object');
+  } catch {
+    return false;
+  }
 }
 
 export function tokenizerCommand(): Command {

@@ -17,6 +17,8 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
  */
 export function checkOutFile(path: string, flag?: string): void {
   const what = flag ? `${flag} ${path}` : path;
+  // An empty name passes the checks below (its "parent" is the working directory's) and fails at the rename, after the work.
+  if (path === '') throw new UserError(`${flag ?? 'the output file name'} is empty: give a file name`);
   if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${what} is a directory; give a file name`);
   const parent = dirname(resolve(path));
   if (!existsSync(parent)) throw new UserError(`${what}: directory ${dirname(path)} does not exist; create it first`);

@@ -1,7 +1,7 @@
 import { createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import { fsyncDir } from './atomic.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from './model_dir.js';
@@ -38,7 +38,8 @@ export interface PullOptions {
  */
 export async function pullModel(o: PullOptions): Promise<string[]> {
   if (!/^\w[\w.-]*(\/\w[\w.-]*)?$/.test(o.name)) throw new UserError(`"${o.name}" is not a Hugging Face repository name (like openai-community/gpt2)`);
-  const endpoint = (o.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  const endpoint = hubAddress(o.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT, o.endpoint !== undefined ? '--endpoint' : 'HF_ENDPOINT');
+  if (o.revision !== undefined && o.revision.trim() === '') throw new UserError('--revision is empty: give a branch, tag or commit (main)');
   const base = `${endpoint}/${o.name}/resolve/${encodeURIComponent(o.revision ?? 'main')}/`;
   const tmp = join(dirname(o.out), `${basename(o.out)}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
@@ -61,7 +62,7 @@ export async function pullModel(o: PullOptions): Promise<string[]> {
     }
     for (const file of TOKENIZER_FILES[family]) await fetchFile(file);
     fsyncDir(tmp);
-    loadModel(tmp); // refuses bad shapes, shards that disagree with the index and mismatched tokenizers before anything is replaced
+    loadDownloaded(tmp, o.name); // refuses bad shapes, shards that disagree with the index and mismatched tokenizers before anything is replaced
     if (existsSync(o.out)) rmSync(o.out, { recursive: true });
     renameSync(tmp, o.out);
     fsyncDir(dirname(o.out));
@@ -71,13 +72,35 @@ export async function pullModel(o: PullOptions): Promise<string[]> {
   }
 }
 
+/** The hub's address without trailing slashes; one that is not an http(s) URL is refused before anything is made. */
+function hubAddress(endpoint: string, from: string): string {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new UserError(`${from} ${endpoint}: not a URL (like https://huggingface.co)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UserError(`${from} ${endpoint}: attn fetches over http or https, not ${url.protocol.slice(0, -1)}`);
+  return endpoint.replace(/\/+$/, '');
+}
+
+/** Load the downloaded files as a model; its errors name the repository's files, not the temporary folder they are in. */
+function loadDownloaded(tmp: string, name: string): void {
+  try {
+    loadModel(tmp);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    throw new UserError(`${name}: ${e.message.split(tmp + sep).join('').split(tmp).join('the download')}`);
+  }
+}
+
 /** Which kind of repository config.json describes; any other architecture is refused here, before the weights. */
 function familyOf(path: string, name: string): 'gpt2' | 'llama' {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new UserError(`${name}: config.json is not valid JSON: ${(e as Error).message}`);
+    throw new UserError(`${name}: config.json is not valid JSON: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${name}: config.json is not a JSON object`);
   const config = raw as Record<string, unknown>;
@@ -98,7 +121,7 @@ async function weightFiles(fetchFile: (file: string) => Promise<boolean>, tmp: s
   try {
     index = JSON.parse(readFileSync(join(tmp, INDEX_FILE), 'utf8')) as { weight_map?: unknown };
   } catch (e) {
-    throw new UserError(`${name}: ${INDEX_FILE} is not valid JSON: ${(e as Error).message}`);
+    throw new UserError(`${name}: ${INDEX_FILE} is not valid JSON: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);
   }
   const map = index.weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new UserError(`${name}: ${INDEX_FILE} has no "weight_map" object`);
@@ -149,8 +172,9 @@ async function download(url: string, path: string, progress: (bytes: number, tot
       bytes += chunk.length;
       progress(bytes, total);
     });
-    res.on('error', reject);
-    file.on('error', reject);
+    // A connection reset mid-file ("aborted") or a full disk is the user's network or machine, not a bug: one line.
+    res.on('error', (e) => reject(new UserError(`${url}: connection lost after ${bytes}${total !== null ? ` of ${total}` : ''} bytes (${e.message})`)));
+    file.on('error', (e) => reject(new UserError(`cannot write ${basename(path)}: ${e.message}`)));
     file.on('finish', resolve);
     res.pipe(file);
   });

@@ -60,7 +60,8 @@ function readJSON(path: string): unknown {
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new UserError(`${path}: ${e instanceof SyntaxError ? 'invalid JSON: ' : ''}${(e as Error).message}`);
+    // One line: Node's SyntaxError quotes the text around the fault, newlines and all.
+    throw new UserError(`${path}: ${e instanceof SyntaxError ? 'invalid JSON: ' : ''}${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);
   }
 }
 

@@ -70,7 +70,7 @@ function readConfig(dir: string): Record<string, unknown> {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new UserError(`${path}: invalid JSON: ${(e as Error).message}`);
+    throw new UserError(`${path}: invalid JSON: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`); // one line: Node quotes the text around the fault
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${path}: expected a JSON object`);
   return raw as Record<string, unknown>;
