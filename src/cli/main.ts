@@ -83,7 +83,8 @@ try {
     // Commander has already printed its message (or the help/version text).
     process.exitCode = e.exitCode;
   } else if (e instanceof UserError) {
-    process.stderr.write(`attn: error: ${e.message}\n`);
+    // One line, whatever the message quotes (a JSON parser's excerpt of the text brings its newlines).
+    process.stderr.write(`attn: error: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
     process.exitCode = 1;
   } else {
     throw e;
