@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CharTokenizer, tokenizerFromJSON, WordTokenizer } from '../src/tokenizers/index.js';
+import { splitSpecial } from '../src/tokenizers/special.js';
 
 describe('character tokenizer', () => {
   it('round-trips text, including characters outside the BMP', () => {
@@ -116,5 +117,13 @@ describe('word tokenizer', () => {
     assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['a'] }, 'w.json'), /w.json: the first word must be <unk>/);
     assert.throws(() => tokenizerFromJSON({ type: 'word', words: ['<unk>', 'a', 'a'] }), /appears twice/);
     assert.throws(() => tokenizerFromJSON({ type: 'word', words: 'abc' }), /"words" must be an array/);
+  });
+});
+
+describe('special tokens', () => {
+  it('an empty special token is never matched: splitting ends (it looped forever)', () => {
+    const specials = new Map([['', 9], ['<|end|>', 10]]);
+    assert.deepEqual(splitSpecial('a<|end|>b', specials, { allowedSpecial: 'all' }), [{ text: 'a' }, { text: '<|end|>', special: 10 }, { text: 'b' }]);
+    assert.deepEqual(splitSpecial('ab', new Map([['', 9]]), { allowedSpecial: 'all' }), [{ text: 'ab' }]);
   });
 });

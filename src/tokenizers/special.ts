@@ -13,7 +13,8 @@ function toSet(s: SpecialSet | undefined, all: Iterable<string>, fallback: 'all'
 
 /** A regex that finds any of these strings, longest first so `<|a|>x` beats `<|a|>`. */
 function anyOf(tokens: Iterable<string>): RegExp | null {
-  const list = [...tokens].sort((a, b) => b.length - a.length);
+  // An empty token would match everywhere without moving on: the split would never end.
+  const list = [...tokens].filter((t) => t !== '').sort((a, b) => b.length - a.length);
   return list.length ? new RegExp(list.map(escapeRegex).join('|'), 'g') : null;
 }
 
