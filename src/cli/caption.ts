@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
 import { Command } from 'commander';
 import { readPngFiles } from '../data/image_folder.js';
 import type { CaptionScores } from '../eval/caption_scores.js';
@@ -10,10 +9,12 @@ import { loadCaptioner } from '../io/captioner_dir.js';
 import { parseCaptionTrainOptions, type CaptionTrainOptions, type CaptionTrainOptionsInput } from '../train/caption_options.js';
 import { evaluateCaptioner, loadCaptionData, trainCaptioner, type CaptionTrainSummary } from '../train/caption_trainer.js';
 import { imageBatch } from '../train/image_batch.js';
+import { checkModelFits } from '../train/training_memory.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
-import { checkOutDir } from './out_dir.js';
+import { int, natural, num } from './flags.js';
+import { checkInDir, checkOutDir } from './out_dir.js';
+import { trainedOptions as trainerOptions } from './trained_options.js';
 
 /** Where Debian's dataset-fashion-mnist package puts the IDX files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -49,7 +50,9 @@ export function runCaptionTraining(args: { data: string; out: string; backend?: 
   } catch (e) {
     throw new UserError((e as Error).message);
   }
+  checkModelFits(options);
   checkOutDir(args.out);
+  checkCaptionData(args.data);
   const { description } = useBackend(args);
   const data = loadCaptionData(args.data, options);
   if (data.train.images.height % options.patch !== 0 || data.train.images.width % options.patch !== 0) {
@@ -70,16 +73,20 @@ export function runCaptionTraining(args: { data: string; out: string; backend?: 
 
 /** The options the model was trained with, so evaluation rebuilds the same test canvases and captions. */
 export function trainedOptions(modelDir: string): CaptionTrainOptions {
-  try {
-    const t = JSON.parse(readFileSync(join(modelDir, 'trainer.json'), 'utf8')) as { options?: CaptionTrainOptionsInput };
-    return parseCaptionTrainOptions(t.options ?? {});
-  } catch {
-    return parseCaptionTrainOptions({});
+  return trainerOptions(modelDir, (raw) => parseCaptionTrainOptions(raw as CaptionTrainOptionsInput));
+}
+
+/** --data must be a folder; the default one missing means Fashion-MNIST is not installed, so say how to get it. */
+function checkCaptionData(dir: string): void {
+  checkInDir(dir);
+  if (dir === FASHION_MNIST_DIR && !existsSync(dir)) {
+    throw new UserError(`Fashion-MNIST is not installed at ${dir} (Debian: apt-get install dataset-fashion-mnist); or give --data DIR with its IDX files`);
   }
 }
 
 export function runCaptionEval(o: { model: string; data: string; testImages?: number; backend?: string; threads?: number }, show = 0): CaptionScores & { images: number; examples: Array<{ written: string; reference: string }> } {
   useBackend(o);
+  checkCaptionData(o.data);
   const model = loadCaptioner(o.model);
   const options = trainedOptions(o.model);
   const { test } = loadCaptionData(o.data, { trainImages: 1, testImages: o.testImages ?? options.testImages, seed: options.seed });
@@ -89,7 +96,13 @@ export function runCaptionEval(o: { model: string; data: string; testImages?: nu
 
 /** Caption PNG files; with a heatmap path, draw the cross-attention of the first image's caption word by word. */
 export function runCaption(images: string[], o: { model: string; heatmap?: string; backend?: string; threads?: number }): Array<{ image: string; caption: string; words?: string[] }> {
-  if (o.heatmap) checkOutFile(o.heatmap, '--heatmap');
+  // An empty --heatmap is refused by checkOutFile, not taken as "no heatmap".
+  if (o.heatmap !== undefined) checkOutFile(o.heatmap, '--heatmap');
+  if (o.heatmap !== undefined && existsSync(o.heatmap)) {
+    const target = realpathSync(o.heatmap);
+    const image = images.find((i) => existsSync(i) && realpathSync(i) === target);
+    if (image !== undefined) throw new UserError(`--heatmap ${o.heatmap} is the image ${image} being captioned: writing it would replace the picture; give another file name`);
+  }
   useBackend(o);
   const model = loadCaptioner(o.model);
   const c = model.config.image;
@@ -97,7 +110,7 @@ export function runCaption(images: string[], o: { model: string; heatmap?: strin
   const batch = imageBatch(model.encoder, set, Int32Array.from(images, (_, i) => i));
   const { ids, captions } = writeCaptions(model, batch);
   const out: Array<{ image: string; caption: string; words?: string[] }> = images.map((image, i) => ({ image, caption: captions[i]! }));
-  if (o.heatmap) {
+  if (o.heatmap !== undefined) {
     const first = imageBatch(model.encoder, set, [0]);
     const att = captionAttention(model, first, ids[0]!);
     const size = c.image_height * c.image_width;
@@ -141,8 +154,8 @@ export function captionCommand(): Command {
     .description('caption the test images and score the captions: class word, measured properties, BLEU-4')
     .requiredOption('--model <dir>', 'captioning model directory (from attn caption train)')
     .option('--data <dir>', 'Fashion-MNIST IDX files', FASHION_MNIST_DIR)
-    .option('--test-images <n>', 'caption the first N test images; 0 = all 10 000 (default: as in training)', int)
-    .option('--show <n>', 'print the first N captions beside their references', int, 5)
+    .option('--test-images <n>', 'caption the first N test images; 0 = all 10 000 (default: as in training)', natural)
+    .option('--show <n>', 'print the first N captions beside their references', natural, 5)
     .option('--json', 'end with one JSON line {"class_word_accuracy", "property_accuracy", "bleu4"}')
     .action((o: { model: string; data: string; testImages?: number; show: number; json?: boolean; backend?: string; threads?: number }) => {
       const r = runCaptionEval(o, o.show);

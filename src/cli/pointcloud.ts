@@ -1,16 +1,16 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadPointCloudFolder, readPointFile } from '../data/point_cloud_files.js';
-import { shapesDataset, type PointCloudDataset, type PointCloudSet } from '../data/point_clouds.js';
+import { SHAPES, shapesDataset, type PointCloudDataset, type PointCloudSet } from '../data/point_clouds.js';
 import { loadPointTransformer } from '../io/point_transformer_dir.js';
 import type { PointCloudTransformer } from '../models/point_transformer.js';
 import { parsePointCloudTrainOptions, type PointCloudTrainOptions, type PointCloudTrainOptionsInput } from '../train/point_cloud_options.js';
 import { evaluatePointClouds, predictPointClouds, tokenizeClouds, trainPointClouds, type PointCloudTrainSummary } from '../train/point_cloud_trainer.js';
+import { checkFitsInMemory, checkModelFits } from '../train/training_memory.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { checkInDir, checkOutDir } from './out_dir.js';
+import { trainedOptions as trainerOptions } from './trained_options.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from PointCloudTrainOptionsSchema. */
 const HYPER: Array<[string, keyof PointCloudTrainOptionsInput, (v: string) => number, string]> = [
@@ -48,7 +48,18 @@ export function pointData(o: { task?: string; data?: string }, options: PointClo
   }
   if (o.task === undefined) throw new UserError(`give --task (${TASKS.join(', ')}) or --data DIR (one subfolder of .xyz/.off/.ply files per class)`);
   if (!TASKS.includes(o.task)) throw new UserError(`--task ${o.task} is not a point-cloud task (known: ${TASKS.join(', ')})`);
+  checkFitsInMemory(shapesBytes(options), `--train-per-class ${options.trainPerClass}, --test-per-class ${options.testPerClass}: generating the clouds`);
   return shapesDataset(options.trainPerClass, options.testPerClass, options.seed);
+}
+
+/**
+ * Memory the generated task can take: every cloud (at most 1 024 points of
+ * x, y, z) and its patch tokens, in float32. Checked before generating, which
+ * for a huge --train-per-class would otherwise run for hours and then fail.
+ */
+function shapesBytes(o: PointCloudTrainOptions): number {
+  const clouds = SHAPES.length * (o.trainPerClass + o.testPerClass);
+  return clouds * 3 * 4 * (1024 + o.groups * (o.groupSize + 1)); // 1 024: shapeCloud's most points
 }
 
 export function runPointCloudTraining(args: { task?: string; data?: string; out: string; backend?: string; threads?: number }, raw: PointCloudTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): PointCloudTrainSummary {
@@ -58,6 +69,7 @@ export function runPointCloudTraining(args: { task?: string; data?: string; out:
   } catch (e) {
     throw new UserError((e as Error).message);
   }
+  checkModelFits(options);
   checkOutDir(args.out);
   const { description } = useBackend(args);
   const data = pointData(args, options);
@@ -74,12 +86,7 @@ export function runPointCloudTraining(args: { task?: string; data?: string; out:
 
 /** The options the model was trained with (trainer.json), so evaluation regenerates or splits the same test set. */
 export function trainedOptions(modelDir: string): PointCloudTrainOptions {
-  try {
-    const t = JSON.parse(readFileSync(join(modelDir, 'trainer.json'), 'utf8')) as { options?: PointCloudTrainOptionsInput };
-    return parsePointCloudTrainOptions(t.options ?? {});
-  } catch {
-    return parsePointCloudTrainOptions({});
-  }
+  return trainerOptions(modelDir, (raw) => parsePointCloudTrainOptions(raw as PointCloudTrainOptionsInput));
 }
 
 /** Relabel a set's classes into the model's order, by name. */

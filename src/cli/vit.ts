@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadImageDataset } from '../data/image_dataset.js';
 import { readPngFiles } from '../data/image_folder.js';
@@ -8,10 +6,12 @@ import { UserError } from '../util/errors.js';
 import { loadViT } from '../io/vit_dir.js';
 import type { ViT } from '../models/vit.js';
 import { parseViTTrainOptions, type ViTTrainOptions, type ViTTrainOptionsInput } from '../train/vit_options.js';
+import { checkModelFits } from '../train/training_memory.js';
 import { evaluateViT, predictViT, trainViT, trainViTAsync, type ViTRun, type ViTStepInfo, type ViTTrainEvents, type ViTTrainSummary } from '../train/vit_trainer.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int, num } from './flags.js';
 import { checkInDir, checkOutDir } from './out_dir.js';
+import { trainedOptions } from './trained_options.js';
 
 /** Flag table: [flag, options key, parser, help]. Defaults come from ViTTrainOptionsSchema. */
 const HYPER: Array<[string, keyof ViTTrainOptionsInput, (v: string) => number, string]> = [
@@ -72,12 +72,16 @@ export interface ViTTrainArgs {
   threads?: number;
 }
 
+/** The options, validated, and the model they size checked against this machine's memory. */
 function parseOptions(raw: ViTTrainOptionsInput): ViTTrainOptions {
+  let options: ViTTrainOptions;
   try {
-    return parseViTTrainOptions(raw);
+    options = parseViTTrainOptions(raw);
   } catch (e) {
     throw new UserError((e as Error).message);
   }
+  checkModelFits(options);
+  return options;
 }
 
 /** The run (data loaded and checked) and the progress lines, whichever backend trains. */
@@ -121,13 +125,8 @@ function alignClasses(set: ImageSet, model: ViT, source: string): ImageSet {
  * evaluation sees only images that training did not.
  */
 function heldOutSplit(modelDir: string): { heldOut: number; seed: number } {
-  const defaults = parseViTTrainOptions({});
-  try {
-    const t = JSON.parse(readFileSync(join(modelDir, 'trainer.json'), 'utf8')) as { options?: { heldOut?: number; seed?: number } };
-    return { heldOut: t.options?.heldOut ?? defaults.heldOut, seed: t.options?.seed ?? defaults.seed };
-  } catch {
-    return { heldOut: defaults.heldOut, seed: defaults.seed };
-  }
+  const { heldOut, seed } = trainedOptions(modelDir, (raw) => parseViTTrainOptions(raw as ViTTrainOptionsInput));
+  return { heldOut, seed };
 }
 
 /** The test images of `data` for the ViT in `modelDir` (the held-out split its training used), checked against its size and classes. */

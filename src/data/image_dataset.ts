@@ -34,6 +34,9 @@ export function loadImageDataset(dir: string, { heldOut = 0.1, seed = 0 }: { hel
     if (missing.length) throw new UserError(`--data ${dir}: IDX dataset is incomplete, missing ${missing.join(', ')} (expected train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])`);
     const train = readIdxImages(idx.trainImages!, idx.trainLabels!);
     const test = readIdxImages(idx.testImages!, idx.testLabels!);
+    // An empty split would be found out only after training: an empty test set scores NaN.
+    if (train.count === 0) throw new UserError(`${idx.trainImages}: no images (the training split is empty)`);
+    if (test.count === 0) throw new UserError(`${idx.testImages}: no images (the test split is empty; nothing to score the model on)`);
     if (test.height !== train.height || test.width !== train.width || test.channels !== train.channels) {
       throw new UserError(`${idx.testImages}: images are ${test.width}×${test.height}×${test.channels} but the training images are ${train.width}×${train.height}×${train.channels}`);
     }
@@ -59,5 +62,6 @@ export function loadImageDataset(dir: string, { heldOut = 0.1, seed = 0 }: { hel
   const all = readImageFolder(dir);
   if (all.count < 2) throw new UserError(`--data ${dir}: ${all.count} image; need at least 2 to hold some out for testing`);
   const { train, test } = splitHeldOut(all, heldOut, new Rng(seed));
+  if (train.count === 0) throw new UserError(`--data ${dir}: holding out ${Math.round(heldOut * 100)}% of ${all.count} images leaves none to train on; lower --held-out`);
   return { train, test, source: `PNG class folders, ${Math.round(heldOut * 100)}% held out for testing` };
 }

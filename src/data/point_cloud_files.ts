@@ -177,5 +177,6 @@ export function loadPointCloudFolder(dir: string, { heldOut = 0.2, seed = 0 }: {
   if (all.clouds.length < 2) throw new UserError(`--data ${dir}: ${all.clouds.length} cloud; need at least 2 to hold some out for testing`);
   const order = shuffled(all.clouds.length, new Rng(seed));
   const nTest = Math.max(1, Math.round(all.clouds.length * heldOut));
+  if (nTest >= all.clouds.length) throw new UserError(`--data ${dir}: holding out ${Math.round(heldOut * 100)}% of ${all.clouds.length} clouds leaves none to train on; lower --held-out`);
   return { train: cloudSubset(all, order.subarray(nTest)), test: cloudSubset(all, order.subarray(0, nTest)), source: `point files, ${Math.round(heldOut * 100)}% held out for testing` };
 }
