@@ -54,6 +54,14 @@ describe('flags out of range are refused before any work, in one line', () => {
     assert.equal(existsSync(join(work, 'rd')), false, 'rag demo and align demo wrote nothing');
   });
 
+  it('attn train: sizes the machine cannot hold are one line before any weight is allocated (was a RangeError stack)', () => {
+    const text = join(work, 'text.txt');
+    writeFileSync(text, 'hello world, this is some text.\n'.repeat(60));
+    assertUserError(runAttn(['train', '--data', text, '--out', join(work, 'big1'), '--n-embd', '1000000000', '--n-head', '1'], work), /one weight matrix would hold 4\.00e\+18 numbers, more than an array can/);
+    assertUserError(runAttn(['train', '--data', text, '--out', join(work, 'big2'), '--n-embd', '8192', '--n-layer', '64', '--n-head', '8'], work), /--n-embd 8192, --n-layer 64 .*needs about [\d.]+ GiB of memory, more than this machine's/);
+    assert.equal(existsSync(join(work, 'big1')) || existsSync(join(work, 'big2')), false);
+  });
+
   it('a parse error of any command, subcommands included, is one line naming the command to ask for help', () => {
     const cases: [string[], string][] = [
       [['train', '--n-layer', 'abc'], 'attn train'],

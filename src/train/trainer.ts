@@ -1,3 +1,4 @@
+import { checkDecoderFits } from './training_memory.js';
 import { createHash } from 'node:crypto';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
@@ -273,6 +274,7 @@ function startFrom(run: TrainRun, o: TrainOptions, model: CausalLM & { readonly 
 function freshSetup(run: TrainRun, events: TrainEvents): Setup {
   const o = run.options;
   const tokenizer = run.teacher?.tokenizer ?? buildTokenizer(o.tokenizer, run.text, o.vocabSize, events.onTokenizerProgress);
+  checkDecoderFits(o, tokenizer.vocabSize); // before a weight is allocated: one line, not a RangeError or a swapping machine
   if (o.arch === 'llama') return startFrom(run, o, new Llama(llamaConfig(o, tokenizer.vocabSize), new Rng(o.seed)), tokenizer);
   const config = parseGPTConfig({
     n_layer: o.nLayer, n_head: o.nHead, n_embd: o.nEmbd, block_size: o.blockSize,

@@ -70,3 +70,20 @@ export function checkModelFits(o: EncoderSizeFlags): void {
   }
   checkFitsInMemory(weights * TRAINING_BYTES_PER_WEIGHT, `${flags.join(', ')}: training about ${weights.toExponential(2)} weights (with their gradients and AdamW's moments)`);
 }
+
+/**
+ * The same check for `attn train`'s decoder (a GPT, or a Llama of the same
+ * widths): per layer attention's 4·d² and a feed-forward of about 8·d²
+ * (GPT: d→4d→d; Llama: three d×(8d/3) matrices), plus the token and position
+ * tables. `vocab` is known once the tokenizer is built.
+ */
+export function checkDecoderFits(o: { nLayer: number; nEmbd: number; blockSize: number }, vocab: number): void {
+  const d = o.nEmbd;
+  const weights = 12 * o.nLayer * d * d + (vocab + o.blockSize) * d;
+  const largestMatrix = d * Math.max(4 * d, vocab, o.blockSize);
+  const flags = `--n-embd ${d}, --n-layer ${o.nLayer} (vocabulary ${vocab}, --block-size ${o.blockSize})`;
+  if (largestMatrix >= MAX_ARRAY_ELEMENTS) {
+    throw new UserError(`${flags}: one weight matrix would hold ${largestMatrix.toExponential(2)} numbers, more than an array can (2^32); choose smaller sizes`);
+  }
+  checkFitsInMemory(weights * TRAINING_BYTES_PER_WEIGHT, `${flags}: training about ${weights.toExponential(2)} weights (with their gradients and AdamW's moments)`);
+}
