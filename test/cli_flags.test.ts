@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { natural, nonNeg, posInt, posNum, rate } from '../src/cli/flags.js';
+import { natural, nonNeg, posInt, posNum, rate, seed } from '../src/cli/flags.js';
 import { assertUserError, runAttn } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'attn-cli-flags-'));
@@ -11,6 +11,9 @@ after(() => rmSync(work, { recursive: true, force: true }));
 
 describe('flags out of range are refused before any work, in one line', () => {
   it('the range parsers', () => {
+    assert.equal(seed('4294967295'), 4294967295);
+    assert.throws(() => seed('4294967296'), /a whole number from 0 to 4294967295/);
+    assert.throws(() => seed('-1'), /a whole number from 0 to 4294967295/);
     assert.equal(posInt('3'), 3);
     assert.throws(() => posInt('0'), /must be ≥ 1/);
     assert.equal(natural('0'), 0);
@@ -43,7 +46,7 @@ describe('flags out of range are refused before any work, in one line', () => {
       [['bench', '--config', 'S', '--text', join(work, 'missing.txt')], /--text .*: no such file/],
       [['reference', join(work, 'none'), '--lora', file], /--lora .*: is not a directory/],
       [['align', 'demo', '--quick', '--out', file], /is a file, not a directory/],
-      [['align', 'demo', '--quick', '--out', join(work, 'rd'), '--seed', '-1'], /must be ≥ 0/],
+      [['align', 'demo', '--quick', '--out', join(work, 'rd'), '--seed', '-1'], /must be a whole number from 0 to 4294967295/],
       [['align', 'demo', '--quick', '--out', join(work, 'rd'), '--base', join(work, 'none')], /model directory .* does not exist/],
       [['bench', 'serve', '--max-tokens', '0'], /must be ≥ 1/],
       [['bench', 'fleet', '--kill-at', '-1'], /--kill-at must be inside the fleet run/],

@@ -189,7 +189,7 @@ describe('inspect', () => {
       writeFileSync(join(copy, 'trainer.json'), content);
       refused(() => runInspect(o), /give --data FILE: .* records no training text/);
     }
-    assertUserError(attn(['inspect', '--model', model, '--data', text, '--out', join(work, 'ins'), '--seed', '-1']), /must be ≥ 0/);
+    assertUserError(attn(['inspect', '--model', model, '--data', text, '--out', join(work, 'ins'), '--seed', '-1']), /must be a whole number from 0 to 4294967295/);
     assert.ok(!existsSync(join(work, 'ins')));
   });
 });

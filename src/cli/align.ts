@@ -19,7 +19,7 @@ import { parseFineTuneOptions } from '../train/sft_options.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
 import { runDpo } from './dpo.js';
-import { int, natural } from './flags.js';
+import { seed } from './flags.js';
 import { checkDirPath } from './out_dir.js';
 import { runRewardTrain } from './reward.js';
 import { runSft } from './sft.js';
@@ -319,7 +319,7 @@ export function alignCommand(): Command {
     .description('run the whole path offline on generated data (about 18 min from nothing on two idle cores with the native backend) and print one JSON line {"base_exact", "sft_exact", "sft_preferred", "dpo_preferred", "reward_accuracy", "seconds"}')
     .option('--out <dir>', 'where the data and every model are saved', 'attn-align')
     .option('--quick', 'tiny models and few steps: checks that every stage runs (seconds), not the goals')
-    .option('--seed <n>', 'random seed', natural, 1337)
+    .option('--seed <n>', 'random seed', seed, 1337)
     .addOption(new Option('--tokenizer <kind>', "the base model's tokens (default: the recipe's)").choices(['char', 'digits', 'bpe']))
     .addOption(new Option('--positions <kind>', "the base model's positions (default: the recipe's)").choices(['learned', 'rope']))
     .option('--base <dir>', "start from this pretrained base (a previous run's OUT/base) instead of pretraining one")

@@ -12,7 +12,7 @@ import { imageBatch } from '../train/image_batch.js';
 import { checkModelFits } from '../train/training_memory.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, natural, num } from './flags.js';
+import { int, natural, num, seed } from './flags.js';
 import { checkInDir, checkOutDir } from './out_dir.js';
 import { trainedOptions as trainerOptions } from './trained_options.js';
 
@@ -40,7 +40,7 @@ const HYPER: Array<[string, keyof CaptionTrainOptionsInput, (v: string) => numbe
   ['--train-images <n>', 'trainImages', int, 'use the first N training images; 0 = all 60 000 (default 0)'],
   ['--test-images <n>', 'testImages', int, 'caption the first N test images after each epoch; 0 = all 10 000 (default 2000)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines (default 50)'],
-  ['--seed <n>', 'seed', int, 'random seed for placement, initialisation and shuffling (default 1337)'],
+  ['--seed <n>', 'seed', seed, 'random seed for placement, initialisation and shuffling (default 1337)'],
 ];
 
 export function runCaptionTraining(args: { data: string; out: string; backend?: string; threads?: number }, raw: CaptionTrainOptionsInput, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): CaptionTrainSummary {

@@ -6,7 +6,7 @@ import { loadModel } from '../io/model_dir.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { int, num, seed } from './flags.js';
 
 export interface ChatCliOptions {
   model: string;
@@ -146,7 +146,7 @@ export function chatCommand(): Command {
     .option('--top-p <p>', 'nucleus sampling: smallest set of tokens with total probability ≥ p', num, 0.9)
     .option('--top-k <k>', 'sample only among the k most likely tokens', int)
     .option('--max-tokens <n>', 'most tokens in one reply', int, 256)
-    .option('--seed <n>', 'random seed (reply n uses seed + n)', int, 1337)
+    .option('--seed <n>', 'random seed (reply n uses seed + n)', seed, 1337)
     .addHelpText(
       'after',
       `\nIn the chat: ${HELP}. When the conversation outgrows the model's context, the oldest turns are dropped with a warning; ` +

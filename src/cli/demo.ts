@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { useBackend } from './backend_flags.js';
-import { int } from './flags.js';
+import { int, seed } from './flags.js';
 import { runSample } from './sample.js';
 import { runTraining } from './train.js';
 
@@ -20,7 +20,7 @@ export function demoCommand(): Command {
     .description('train a small GPT on the built-in fables corpus (no download) for about half a minute, then sample from it')
     .option('--out <dir>', 'where to save the model', 'attn-demo')
     .option('--max-iters <n>', 'training steps (default: 1500 on the native backend, 300 on js)', int)
-    .option('--seed <n>', 'random seed', int, 1337)
+    .option('--seed <n>', 'random seed', seed, 1337)
     .action(async (o: { out: string; maxIters?: number; seed: number }) => {
       const size = SIZES[useBackend({}).backend.name === 'native' ? 'native' : 'js'];
       const { summary, out } = runTraining(

@@ -10,7 +10,7 @@ import { heldOutSplit } from '../train/sft_data.js';
 import { UserError } from '../util/errors.js';
 import { envBackendChoice } from '../backend/select.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { num, seed } from './flags.js';
 import { startFineTuneRun } from './fine_tune_run.js';
 import { fineTuneOptionsFrom, loraFrom, stepInfo, withFineTuneFlags, withLoRAFlags } from './sft.js';
 
@@ -78,7 +78,7 @@ export function dpoCommand(): Command {
     .option('--ref <dir>', 'the reference model (default: the --init recorded in the model\'s dpo.json)')
     .option('--beta <x>', 'β (default: the run\'s, else 0.1)', num)
     .option('--all', 'every row, not only the held-out ones')
-    .option('--seed <n>', 'split seed when the model has no dpo.json (default 1337)', int)
+    .option('--seed <n>', 'split seed when the model has no dpo.json (default 1337)', seed)
     .action((o: { model: string; data: string; ref?: string; beta?: number; all?: boolean; seed?: number; backend?: string; threads?: number }) => {
       useBackend(o);
       const statePath = join(o.model, DPO_STATE_FILE);

@@ -10,7 +10,7 @@ import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedd
 import { trainEmbedder, trainEmbedderAsync, type EmbedderEvents, type EmbedderRun, type EmbedderSummary } from '../train/embedder_trainer.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { describeSpec, FABLES, loadPairs, recordedSpec, type PairSpec } from './embed_pairs.js';
-import { int, natural, num, posInt, rate } from './flags.js';
+import { int, natural, num, posInt, rate, seed } from './flags.js';
 import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
 
@@ -48,7 +48,7 @@ const HYPER: Array<[string, keyof EmbedderOptionsInput, (v: string) => unknown, 
   ['--eval-interval <n>', 'evalInterval', int, 'measure held-out recall@1 and checkpoint every n steps (default 250)'],
   ['--eval-pairs <n>', 'evalPairs', int, 'held-out pairs ranked by recall@1 (default 500)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 10)'],
-  ['--seed <n>', 'seed', int, 'random seed for initialisation and batches (default 1337)'],
+  ['--seed <n>', 'seed', seed, 'random seed for initialisation and batches (default 1337)'],
   ['--vocab-size <n>', 'vocabSize', int, 'tokenizer vocabulary (word: cap, default 4096; bpe: target, default 512)'],
 ];
 

@@ -7,7 +7,7 @@ import { compareRuns, markdownReport, parseRun } from '../serve/evals/report.js'
 import { runSuite } from '../serve/evals/run.js';
 import { loadSuite } from '../serve/evals/suite.js';
 import { UserError } from '../util/errors.js';
-import { int, num } from './flags.js';
+import { int, num, seed } from './flags.js';
 
 /** `attn evals run` and `attn evals pii`: quality measured against a suite, and the PII detector's recall and false alarms. */
 
@@ -115,7 +115,7 @@ export function evalsCommand(): Command {
     .command('pii')
     .description('recall and false alarms of the PII redaction guardrail on a generated set of texts with and without personal data')
     .option('--n <n>', 'texts to generate', int, 1000)
-    .option('--seed <n>', 'generator seed', int, 1)
+    .option('--seed <n>', 'generator seed', seed, 1)
     .option('--json', 'one JSON line')
     .action((o: { n: number; seed: number; json?: boolean }) => runPii(o));
   return evals;

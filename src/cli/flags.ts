@@ -22,8 +22,10 @@ const within = (parse: (value: string) => number, ok: (n: number) => boolean, mu
 
 /** A whole number of at least 1 (counts, sizes). */
 export const posInt = within(int, (n) => n >= 1, '≥ 1');
-/** A whole number of at least 0 (seeds, offsets). */
+/** A whole number of at least 0 (counts that may be zero, offsets). */
 export const natural = within(int, (n) => n >= 0, '≥ 0');
+/** A random seed: the generators take 32 bits (util/rng.ts), so a larger or negative one would act as another. */
+export const seed = within(int, (n) => n >= 0 && n <= 0xffffffff, 'a whole number from 0 to 4294967295');
 /** A number above 0 (weights, rates that cannot be zero). */
 export const posNum = within(num, (n) => n > 0, '> 0');
 /** A number of at least 0. */

@@ -25,7 +25,7 @@ import { loadModel } from '../io/model_dir.js';
 import { readTextFile } from '../io/read_text.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, natural } from './flags.js';
+import { int, seed } from './flags.js';
 import { vitTestSet } from './vit.js';
 import { alignClasses, pointData, trainedOptions as pointTrainedOptions } from './pointcloud.js';
 import { inspectPointCloud, type PointCloudInspectReport } from '../eval/inspect/inspect_point_cloud.js';
@@ -220,7 +220,7 @@ export function inspectCommand(): Command {
     .requiredOption('--model <dir>', 'model directory')
     .option('--data <file>', 'UTF-8 text to inspect on (default: the training text trainer.json names); its last tenth is the validation part. For a ViT: the image folder (as for attn vit eval), whose test images are used. For a point-cloud classifier: a folder of point files (as for attn pointcloud eval). For a sentence embedder: a text file, one text per line')
     .requiredOption('--out <dir>', 'directory for index.html, report.json and the PNGs')
-    .option('--seed <n>', 'seed for the choice of validation windows (same seed, same tables)', natural, 0)
+    .option('--seed <n>', 'seed for the choice of validation windows (same seed, same tables)', seed, 0)
     .option('--windows <n>', 'validation windows', int, 16)
     .option('--length <n>', 'tokens per window (default: the block size, at most 128)', int)
     .option('--map-length <n>', 'tokens shown in the attention maps', int, 24)

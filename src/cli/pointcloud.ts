@@ -8,7 +8,7 @@ import { evaluatePointClouds, predictPointClouds, tokenizeClouds, trainPointClou
 import { checkFitsInMemory, checkModelFits } from '../train/training_memory.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { int, num, seed } from './flags.js';
 import { checkInDir, checkOutDir } from './out_dir.js';
 import { trainedOptions as trainerOptions } from './trained_options.js';
 
@@ -34,7 +34,7 @@ const HYPER: Array<[string, keyof PointCloudTrainOptionsInput, (v: string) => nu
   ['--test-per-class <n>', 'testPerClass', int, '--task shapes: test clouds per shape (default 100)'],
   ['--held-out <f>', 'heldOut', num, 'test fraction of a folder without train/ and test/ (default 0.2)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines (default 20)'],
-  ['--seed <n>', 'seed', int, 'random seed for data, initialisation and shuffling (default 1337)'],
+  ['--seed <n>', 'seed', seed, 'random seed for data, initialisation and shuffling (default 1337)'],
 ];
 
 const TASKS = ['shapes'];

@@ -11,7 +11,7 @@ import { TextEmbedder } from '../rag/text_embedder.js';
 import { runRagBench } from '../rag/benchmark.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, natural, nonNeg, num, posInt, posNum, rate } from './flags.js';
+import { int, natural, nonNeg, num, posInt, posNum, rate, seed } from './flags.js';
 import { checkDirPath } from './out_dir.js';
 
 /**
@@ -159,7 +159,7 @@ export function ragCommand(): Command {
     .option('--k <n>', 'passages to retrieve (as many as fit the context go in the prompt)', int, 4)
     .option('--max-new-tokens <n>', 'tokens of the answer', int, 64)
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', num, 0)
-    .option('--seed <n>', 'random seed', int, 1337)
+    .option('--seed <n>', 'random seed', seed, 1337)
     .action(async (question: string, o: AskFlags) => {
       process.stdout.write(await runRagAsk(question, o));
     });
@@ -186,7 +186,7 @@ export function ragCommand(): Command {
     .option('--steps <n>', 'retriever training steps', natural, 1800)
     .option('--pairs <n>', 'inverse cloze pairs', posInt, 20_000)
     .option('--train-batch <n>', 'inverse cloze pairs per training step (each other\'s negatives)', posInt, 64)
-    .option('--seed <n>', 'seed of the corpus and the training', natural, 1)
+    .option('--seed <n>', 'seed of the corpus and the training', seed, 1)
     .option('--multi-fact-rate <r>', 'share of inverse cloze queries made of two sentences from two passages of one document (0: one sentence each)', num, 0.5)
     .option('--keep-rate <r>', 'share of one-sentence inverse cloze pairs whose passage keeps the query sentence (the paper: 0.1)', rate, 0.75)
     .option('--multi-keep-rate <r>', 'share of two-sentence pairs whose passage keeps the query\'s sentence from it', rate, 0.75)
@@ -245,7 +245,7 @@ export function ragCommand(): Command {
     .option('--queries <n>', 'timed queries per measurement', posInt, 200)
     .option('--ann', 'build an HNSW index on the prefix column of the large store (used by stores too large for the in-memory search)')
     .option('--labelled-towns <n>', 'towns in the large store whose questions (2 each) are scored; the rest are distractor towns (300 at --seed 1: the corpus `attn rag demo` trains on)', posInt, 300)
-    .option('--seed <n>', 'seed of the labelled towns (that of `attn rag demo`)', natural, 1)
+    .option('--seed <n>', 'seed of the labelled towns (that of `attn rag demo`)', seed, 1)
     .option('--candidates <list>', 'two-stage candidate depths to measure, comma-separated', (s: string) => s.split(',').map((x) => posInt(x)), [50, 200])
     .action(async (o: { embedder: string; out?: string; chunks: number; queries: number; ann?: boolean; labelledTowns: number; seed: number; candidates: number[]; backend?: string; threads?: number }) => {
       useBackend(o);

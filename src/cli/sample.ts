@@ -10,7 +10,7 @@ import { packForDecoding } from '../nn/panel_linear.js';
 import { moveToBackend } from '../nn/placement.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { useBackendAsync, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { int, num, seed } from './flags.js';
 
 export interface SampleCliOptions {
   model: string;
@@ -163,7 +163,7 @@ export function sampleCommand(): Command {
     .option('--top-p <p>', 'nucleus sampling: smallest set of tokens with total probability ≥ p', num)
     .option('--repetition-penalty <x>', 'divide logits of tokens already seen by x (> 1 discourages repeats)', num)
     .option('--stop <text>', 'stop when the generated text contains this (repeatable); \\n, \\t and \\\\ mean a newline, a tab and a backslash', (v: string, prev?: string[]) => collect(unescapeStop(v), prev))
-    .option('--seed <n>', 'random seed', int, 1337)
+    .option('--seed <n>', 'random seed', seed, 1337)
     .option('--greedy', 'always take the most likely token')
     .option('--no-cache', 'recompute the whole context every step instead of using the KV cache (slow; for checking)')
     .option('--json-schema <file>', 'constrained decoding: stdout is one JSON document valid under this JSON Schema, without the prompt (docs/structured_outputs.md)')

@@ -13,7 +13,7 @@ import { parseSeq2SeqOptions, type Seq2SeqOptionsInput } from '../train/seq2seq_
 import { trainSeq2SeqAsync, type Seq2SeqSummary } from '../train/seq2seq_trainer.js';
 import { attentionHtml, attentionText } from './attention_view.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
-import { int, nonNeg, num, posInt } from './flags.js';
+import { int, nonNeg, num, posInt, seed } from './flags.js';
 import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
 import { readTextFile } from '../io/read_text.js';
@@ -36,7 +36,7 @@ const HYPER: Array<[string, keyof Seq2SeqOptionsInput, (v: string) => number, st
   ['--eval-interval <n>', 'evalInterval', int, 'translate the held-out pairs and checkpoint every n steps (default 400)'],
   ['--eval-size <n>', 'evalSize', int, 'held-out pairs translated at each evaluation (default 500)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 25)'],
-  ['--seed <n>', 'seed', int, 'random seed for initialisation and batches (default 1337)'],
+  ['--seed <n>', 'seed', seed, 'random seed for initialisation and batches (default 1337)'],
 ];
 
 const NUMBERS_TASK = 'numbers-de';

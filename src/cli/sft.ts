@@ -11,7 +11,7 @@ import { exactMatch } from '../train/sft_eval.js';
 import { parseFineTuneOptions, type FineTuneOptionsInput } from '../train/sft_options.js';
 import { UserError } from '../util/errors.js';
 import { useBackend, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { int, num, seed } from './flags.js';
 import { startFineTuneRun, startFineTuneRunAsync } from './fine_tune_run.js';
 import type { Progress } from './progress.js';
 
@@ -28,7 +28,7 @@ export const FINE_TUNE_FLAGS: Array<[string, keyof FineTuneOptionsInput, (v: str
   ['--eval-interval <n>', 'evalInterval', int, 'evaluate and checkpoint every n steps (default 100)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines when not on a terminal (default 10)'],
   ['--val-fraction <x>', 'valFraction', num, 'fraction of rows held out for evaluation (default 0.1)'],
-  ['--seed <n>', 'seed', int, 'random seed for the split, batches and adapters (default 1337)'],
+  ['--seed <n>', 'seed', seed, 'random seed for the split, batches and adapters (default 1337)'],
 ];
 
 export function withFineTuneFlags(cmd: Command): Command {
@@ -197,7 +197,7 @@ export function sftCommand(): Command {
     .option('--all', 'score every row, not only the held-out ones')
     .option('--show <n>', 'print the first n replies with their verdict to stderr', int, 0)
     .option('--val-fraction <x>', 'held-out fraction when the model has no sft.json (default 0.1)', num)
-    .option('--seed <n>', 'split seed when the model has no sft.json (default 1337)', int)
+    .option('--seed <n>', 'split seed when the model has no sft.json (default 1337)', seed)
     .action(async (o: { model: string; data: string; all?: boolean; show: number; valFraction?: number; seed?: number; backend?: string; threads?: number }) => {
       const r = await runSftEval(o);
       process.stdout.write(JSON.stringify({ exact_match: r.exact, rows: r.rows }) + '\n');

@@ -10,7 +10,7 @@ import { bf16Fallback, describeBackend } from '../backend/select.js';
 import type { Backend } from '../backend/backend.js';
 import { openedWebGpu } from '../backend/webgpu/index.js';
 import { withBackendFlags, useBackend, useBackendAsync } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { int, num, seed } from './flags.js';
 import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
 import { readTextFile } from '../io/read_text.js';
@@ -48,7 +48,7 @@ const HYPER: Array<[string, keyof TrainOptionsInput, (v: string) => number, stri
   ['--time-limit <s>', 'timeLimit', num, 'stop in time to evaluate and save within this many seconds of the command\'s start; the learning-rate decay follows the clock; 0: no limit (e.g. to compare a preset at equal steps) (default: none)'],
   ['--ema <decay>', 'ema', num, 'evaluate and save an exponential moving average of the weights (e.g. 0.995: a horizon of ~200 steps) instead of the last weights; the checkpoint keeps the trained weights for --resume (default: none)'],
   ['--average-from <f>', 'averageFrom', num, 'evaluate and save the mean of the weights after every step from this share of the run on (e.g. 0.75) instead of the last weights (default: none)'],
-  ['--seed <n>', 'seed', int, 'random seed for initialisation, batches and dropout (default 1337)'],
+  ['--seed <n>', 'seed', seed, 'random seed for initialisation, batches and dropout (default 1337)'],
   ['--vocab-size <n>', 'vocabSize', int, 'tokenizer vocabulary: the cap for word (default 4096), the target for bpe (default 512)'],
 ];
 

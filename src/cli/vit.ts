@@ -9,7 +9,7 @@ import { parseViTTrainOptions, type ViTTrainOptions, type ViTTrainOptionsInput }
 import { checkModelFits } from '../train/training_memory.js';
 import { evaluateViT, predictViT, trainViT, trainViTAsync, type ViTRun, type ViTStepInfo, type ViTTrainEvents, type ViTTrainSummary } from '../train/vit_trainer.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
-import { int, num } from './flags.js';
+import { int, num, seed } from './flags.js';
 import { checkInDir, checkOutDir } from './out_dir.js';
 import { trainedOptions } from './trained_options.js';
 
@@ -31,7 +31,7 @@ const HYPER: Array<[string, keyof ViTTrainOptionsInput, (v: string) => number, s
   ['--dropout <p>', 'dropout', num, 'dropout probability (default 0)'],
   ['--held-out <f>', 'heldOut', num, 'test fraction of a PNG folder without train/ and test/ (default 0.1)'],
   ['--log-interval <n>', 'logInterval', int, 'steps between progress lines (default 50)'],
-  ['--seed <n>', 'seed', int, 'random seed for initialisation and shuffling (default 1337)'],
+  ['--seed <n>', 'seed', seed, 'random seed for initialisation and shuffling (default 1337)'],
 ];
 
 function formatSeconds(s: number): string {
