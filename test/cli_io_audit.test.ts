@@ -16,7 +16,7 @@ import { loadModel } from '../src/io/model_dir.js';
 import { saveAdapter } from '../src/io/peft.js';
 import { addLoRA } from '../src/nn/lora.js';
 import { UserError } from '../src/util/errors.js';
-import { assertUserError, runAttn, type CliResult } from './helpers.js';
+import { assertUserError, closeLocally, listenLocally, runAttn, type CliResult } from './helpers.js';
 
 // An audit of export, merge, quantize, pull, tokenize and inspect as a new user meets them: each wrong
 // path, file or flag is one `attn: error:` line and a non-zero exit, and nothing of the user's is lost.
@@ -216,14 +216,9 @@ describe('pull', () => {
       res.writeHead(404);
       res.end();
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const addr = server.address();
-    endpoint = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    endpoint = await listenLocally(server);
   });
-  after(() => {
-    server?.closeAllConnections();
-    server?.close();
-  });
+  after(() => closeLocally(server));
 
   /** The CLI, without blocking this process's event loop (the hub runs in it). */
   function pull(args: string[]): Promise<CliResult> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { backward } from '../src/tensor/autograd.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -103,4 +104,17 @@ export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, ato
   for (let i = 0; i < got.length; i++) {
     assert.ok(Math.abs(got[i]! - want[i]!) <= atol, `${msg} element ${i}: ${got[i]} vs ${want[i]} (atol ${atol})`);
   }
+}
+
+/** Start `server` on a free port of 127.0.0.1 (a stand-in Hugging Face hub for the pull tests); its base URL. */
+export async function listenLocally(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  return `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+}
+
+/** Stop a listenLocally server, its keep-alive sockets too (a client's would hold it open). */
+export function closeLocally(server: Server | undefined): void {
+  server?.closeAllConnections();
+  server?.close();
 }

@@ -24,7 +24,7 @@ import { CharTokenizer } from '../src/tokenizers/char.js';
 import { trainBPE } from '../src/tokenizers/bpe_train.js';
 import type { Tokenizer } from '../src/tokenizers/tokenizer.js';
 import { Rng } from '../src/util/rng.js';
-import { REFERENCE_DIR, assertClose, assertUserError, hasShared, referenceSkip, runAttn, torchMissing } from './helpers.js';
+import { assertClose, assertUserError, closeLocally, hasShared, listenLocally, REFERENCE_DIR, referenceSkip, runAttn, torchMissing } from './helpers.js';
 
 const CLI = resolve(process.cwd(), 'dist/src/cli/main.js');
 const work = mkdtempSync(join(tmpdir(), 'attn-hfio-'));
@@ -223,14 +223,9 @@ describe('attn pull from a local hub', () => {
       res.writeHead(200, { 'content-length': body.length });
       res.end(body);
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const addr = server.address();
-    endpoint = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    endpoint = await listenLocally(server);
   });
-  after(() => {
-    server?.closeAllConnections(); // the client's keep-alive sockets would hold the server open
-    server?.close();
-  });
+  after(() => closeLocally(server));
 
   it('downloads a GPT-2 directory that loads with the same logits', async () => {
     const out = join(work, 'pulled');

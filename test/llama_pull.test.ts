@@ -12,6 +12,7 @@ import { noGrad } from '../src/tensor/autograd.js';
 import { HFTokenizer } from '../src/tokenizers/hf/pipeline.js';
 import { UserError } from '../src/util/errors.js';
 import { chatTokenizerFiles, llamaTensors, tinyLlama, writeHFLlamaDir } from './llama_fixture.js';
+import { closeLocally, listenLocally } from './helpers.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 
 const work = mkdtempSync(join(tmpdir(), 'attn-llama-pull-'));
@@ -63,14 +64,9 @@ describe('attn pull of Llama-family repositories from a local hub', () => {
       res.writeHead(200, { 'content-length': body.length });
       res.end(body);
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const addr = server.address();
-    endpoint = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    endpoint = await listenLocally(server);
   });
-  after(() => {
-    server?.closeAllConnections();
-    server?.close();
-  });
+  after(() => closeLocally(server));
 
   it('a sharded repository: the index, every shard it names, the tokenizer and generation files; same logits', async () => {
     const out = join(work, 'pulled-sharded');
