@@ -62,7 +62,10 @@ describe('flags out of range are refused before any work, in one line', () => {
     writeFileSync(text, 'hello world, this is some text.\n'.repeat(60));
     assertUserError(runAttn(['train', '--data', text, '--out', join(work, 'big1'), '--n-embd', '1000000000', '--n-head', '1'], work), /one weight matrix would hold 4\.00e\+18 numbers, more than an array can/);
     assertUserError(runAttn(['train', '--data', text, '--out', join(work, 'big2'), '--n-embd', '8192', '--n-layer', '64', '--n-head', '8'], work), /--n-embd 8192, --n-layer 64 .*needs about [\d.]+ GiB of memory, more than this machine's/);
-    assert.equal(existsSync(join(work, 'big1')) || existsSync(join(work, 'big2')), false);
+    // Sizes that pass the checks but not the allocator (a batch of 10⁸ windows): one line too.
+    const r = runAttn(['train', '--data', text, '--out', join(work, 'big3'), '--n-embd', '64', '--n-head', '2', '--n-layer', '1', '--batch-size', '100000000', '--max-iters', '1'], work);
+    assertUserError(r, /^attn: error: out of memory: .*; choose a smaller batch, context or model$/m);
+    assert.equal(existsSync(join(work, 'big1')) || existsSync(join(work, 'big2')) || existsSync(join(work, 'big3')), false);
   });
 
   it('a parse error of any command, subcommands included, is one line naming the command to ask for help', () => {

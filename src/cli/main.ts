@@ -82,6 +82,10 @@ try {
   if (e instanceof CommanderError) {
     // Commander has already printed its message (or the help/version text).
     process.exitCode = e.exitCode;
+  } else if (e instanceof RangeError && /Array buffer allocation failed|Invalid typed array length/.test(e.message)) {
+    // Sizes that passed every check but not the allocator (a batch, a context, a model too large for this machine).
+    process.stderr.write(`attn: error: out of memory: ${e.message}; choose a smaller batch, context or model\n`);
+    process.exitCode = 1;
   } else if (e instanceof UserError) {
     // One line, whatever the message quotes (a JSON parser's excerpt of the text brings its newlines).
     process.stderr.write(`attn: error: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
