@@ -21,6 +21,7 @@ const { GPT } = await at('models/gpt.js');
 const { parseGPTConfig } = await at('models/gpt_config.js');
 const { moveToBackend } = await at('nn/placement.js');
 const { Rng } = await at('util/rng.js');
+const { tokensDigest } = await at('bench/webgpu.js');
 
 const tokens = Number(process.argv[2] ?? 200);
 const rounds = Number(process.argv[3] ?? 3);
@@ -44,9 +45,7 @@ async function run(depth) {
     ms.push(performance.now() - t0);
     if (id !== null) ids.push(id);
   }
-  let h = 0x811c9dc5;
-  for (const id of ids) h = Math.imul(h ^ id, 0x01000193) >>> 0;
-  return { depth, ms_per_token: Number(med(ms.slice(WARM)).toFixed(3)), tokens: `${ids.length}:${h.toString(16)}` };
+  return { depth, ms_per_token: Number(med(ms.slice(WARM)).toFixed(3)), tokens: tokensDigest(ids) };
 }
 
 const all = Object.fromEntries(depths.map((d) => [d, []]));

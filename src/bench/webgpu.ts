@@ -169,7 +169,7 @@ function decodeSetup(int8: boolean, config: string): { model: GPT; prompt: Int32
 }
 
 /** A short digest of a token sequence (FNV-1a over the ids, hex): two rows that generated the same tokens show the same digest. */
-function tokensDigest(ids: readonly number[]): string {
+export function tokensDigest(ids: readonly number[]): string {
   let h = 0x811c9dc5;
   for (const id of ids) {
     h ^= id;

@@ -96,13 +96,7 @@ export function runCaptionEval(o: { model: string; data: string; testImages?: nu
 
 /** Caption PNG files; with a heatmap path, draw the cross-attention of the first image's caption word by word. */
 export function runCaption(images: string[], o: { model: string; heatmap?: string; backend?: string; threads?: number }): Array<{ image: string; caption: string; words?: string[] }> {
-  // An empty --heatmap is refused by checkOutFile, not taken as "no heatmap".
-  if (o.heatmap !== undefined) checkOutFile(o.heatmap, '--heatmap');
-  if (o.heatmap !== undefined && existsSync(o.heatmap)) {
-    const target = realpathSync(o.heatmap);
-    const image = images.find((i) => existsSync(i) && realpathSync(i) === target);
-    if (image !== undefined) throw new UserError(`--heatmap ${o.heatmap} is the image ${image} being captioned: writing it would replace the picture; give another file name`);
-  }
+  if (o.heatmap !== undefined) checkHeatmapPath(o.heatmap, images);
   useBackend(o);
   const model = loadCaptioner(o.model);
   const c = model.config.image;
@@ -118,6 +112,15 @@ export function runCaption(images: string[], o: { model: string; heatmap?: strin
     out[0]!.words = att.words;
   }
   return out;
+}
+
+/** --heatmap: a file name (an empty one is refused by checkOutFile, not taken as "no heatmap"), and not one of the images being captioned. */
+function checkHeatmapPath(heatmap: string, images: readonly string[]): void {
+  checkOutFile(heatmap, '--heatmap');
+  if (!existsSync(heatmap)) return;
+  const target = realpathSync(heatmap);
+  const image = images.find((i) => existsSync(i) && realpathSync(i) === target);
+  if (image !== undefined) throw new UserError(`--heatmap ${heatmap} is the image ${image} being captioned: writing it would replace the picture; give another file name`);
 }
 
 export function captionCommand(): Command {

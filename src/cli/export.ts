@@ -1,4 +1,3 @@
-import { closeSync, openSync, readSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { checkOutFile, writeDirAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
@@ -8,6 +7,7 @@ import { Llama } from '../models/llama.js';
 import { llamaToGGUF } from '../io/gguf_llama.js';
 import { dequantize } from '../nn/quantized_linear.js';
 import { gpt2ToGGUF, type GGUFExportType } from '../io/gguf_gpt2.js';
+import { hasGGUFMagic } from '../io/gguf.js';
 import { writeGGUF } from '../io/gguf_write.js';
 import { checkNotSource, checkOutDir, checkReplaceableFile } from './out_dir.js';
 
@@ -20,7 +20,7 @@ export function runExport(o: { model: string; to: string; out: string; type?: st
     if (!GGUF_TYPES.includes(type)) throw new UserError(`--type ${o.type}: GGUF export writes ${GGUF_TYPES.join(', ')}`);
     checkOutFile(o.out, '--out');
     checkNotSource(o.out, o.model);
-    checkReplaceableFile(o.out, isGGUFFile, 'a GGUF file');
+    checkReplaceableFile(o.out, hasGGUFMagic, 'a GGUF file');
     const { model, tokenizer } = loadModel(o.model);
     dequantize(model); // GGUF's own block types replace attn's int8 rows
     const { metadata, tensors, notes } = model instanceof Llama ? llamaToGGUF(model, tokenizer, type) : gpt2ToGGUF(model, tokenizer, type);
@@ -36,22 +36,6 @@ export function runExport(o: { model: string; to: string; out: string; type?: st
   const { files, notes } = hfFiles(model, tokenizer);
   writeDirAtomic(o.out, files);
   return notes;
-}
-
-/** Whether a file starts with GGUF's magic: an earlier export, which a new one may replace. */
-function isGGUFFile(path: string): boolean {
-  const magic = Buffer.alloc(4);
-  try {
-    const fd = openSync(path, 'r');
-    try {
-      readSync(fd, magic, 0, 4, 0);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return false; // unreadable: not known to be an earlier export
-  }
-  return magic.toString('latin1') === 'GGUF';
 }
 
 export function exportCommand(): Command {

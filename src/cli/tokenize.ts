@@ -1,10 +1,10 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { checkOutFile, writeFileAtomic } from '../io/atomic.js';
 import { readGGUF } from '../io/gguf.js';
 import { tokenizerFromGGUF } from '../io/gguf_tokenizer.js';
-import { ATTN_TOKENIZER_FILE, openModelDir } from '../io/model_dir.js';
+import { ATTN_TOKENIZER_FILE, isGGUFPath, openModelDir } from '../io/model_dir.js';
 import { checkReplaceableFile } from './out_dir.js';
 import { UserError } from '../util/errors.js';
 import { BPETokenizer } from '../tokenizers/bpe.js';
@@ -51,17 +51,14 @@ const escape = (s: string): string => s.replace(/[\u0000-\u001f\u007f|\\]/g, (c)
 
 function chooseTokenizer(o: { model?: string; tokenizer?: string }): Tokenizer {
   if (o.model && o.tokenizer) throw new UserError('give --model or --tokenizer, not both');
-  if (o.tokenizer) return isGGUFFile(o.tokenizer) ? ggufTokenizer(o.tokenizer) : loadTokenizerFile(o.tokenizer);
+  if (o.tokenizer) return isGGUFPath(o.tokenizer) ? ggufTokenizer(o.tokenizer) : loadTokenizerFile(o.tokenizer);
   if (o.model) return modelTokenizer(o.model);
   throw new UserError('tokenize needs --model DIR or --tokenizer FILE');
 }
 
-/** A GGUF file is told by its name, as loadModel tells it. */
-const isGGUFFile = (path: string): boolean => /\.gguf$/i.test(path) && existsSync(path) && statSync(path).isFile();
-
 /** The tokenizer a model loads with: a GGUF file's own, or its directory's (attn_tokenizer.json too, which attn export --to hf writes beside a GPT-2 layout). */
 function modelTokenizer(model: string): Tokenizer {
-  if (isGGUFFile(model)) return ggufTokenizer(model);
+  if (isGGUFPath(model)) return ggufTokenizer(model);
   openModelDir(model); // a missing directory, or a file, is named as such rather than "has no tokenizer"
   const fallback = join(model, ATTN_TOKENIZER_FILE);
   const t = loadDirTokenizer(model) ?? (existsSync(fallback) ? loadTokenizerFile(fallback) : null);

@@ -140,6 +140,22 @@ interface GGUFLayout {
  * first bytes (all of it, or a prefix of a file of `fileSize` bytes: then
  * HeaderPastPrefix says a longer prefix is needed).
  */
+/** Whether a file starts with GGUF's magic (false when it cannot be read): an earlier export, which a new one may replace. */
+export function hasGGUFMagic(path: string): boolean {
+  const head = new Uint8Array(4);
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      if (readSync(fd, head, 0, 4, 0) < 4) return false;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+  return new DataView(head.buffer).getUint32(0, true) === GGUF_MAGIC;
+}
+
 function parseLayout(bytes: Uint8Array, source: string, fileSize = bytes.length): GGUFLayout {
   const c = new Cursor(bytes, source, fileSize);
   if (bytes.length < 4 || new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) !== GGUF_MAGIC) {

@@ -123,6 +123,11 @@ export function openModelDir(dir: string): void {
   if (!statSync(dir).isDirectory()) throw new UserError(`${dir} is a file, not a model directory`);
 }
 
+/** Whether a model path names a GGUF file (FILE.gguf, a file), which loads like a model directory. */
+export function isGGUFPath(path: string): boolean {
+  return /\.gguf$/i.test(path) && existsSync(path) && statSync(path).isFile();
+}
+
 /**
  * Load a model directory: ours (config.json with "format": "attn") or a
  * Hugging Face GPT-2 one (config.json with "model_type": "gpt2", Conv1D
@@ -130,7 +135,7 @@ export function openModelDir(dir: string): void {
  * Any missing, extra or mis-shaped tensor is an error.
  */
 export function loadModel(dir: string): LoadedModel {
-  if (/\.gguf$/i.test(dir) && existsSync(dir) && statSync(dir).isFile()) return loadGGUFModel(dir);
+  if (isGGUFPath(dir)) return loadGGUFModel(dir);
   openModelDir(dir);
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new UserError(`${dir} has no config.json: not a model directory`);

@@ -61,14 +61,18 @@ export function checkModelFits(o: EncoderSizeFlags): void {
   const ff = o.dFf ?? 2 * d;
   const h = o.pointHidden ?? 0;
   const weights = layerWeights(o) + 2 * (3 * h + h * d);
-  const largestMatrix = d * Math.max(d, ff, h);
   const flags = [`--d-model ${d}`, `--d-ff ${ff}`, `--layers ${o.layers}`];
   if (o.decoderLayers !== undefined) flags.push(`--decoder-layers ${o.decoderLayers}`);
   if (o.pointHidden !== undefined) flags.push(`--point-hidden ${h}`);
+  checkWeights(weights, d * Math.max(d, ff, h), flags.join(', '));
+}
+
+/** Refuse `weights` to train whose largest matrix (`largestMatrix` numbers) no array can hold, or whose training state exceeds the machine's memory; `flags` names the sizes. */
+function checkWeights(weights: number, largestMatrix: number, flags: string): void {
   if (largestMatrix >= MAX_ARRAY_ELEMENTS) {
-    throw new UserError(`${flags.join(', ')}: one weight matrix would hold ${largestMatrix.toExponential(2)} numbers, more than an array can (2^32); choose smaller sizes`);
+    throw new UserError(`${flags}: one weight matrix would hold ${largestMatrix.toExponential(2)} numbers, more than an array can (2^32); choose smaller sizes`);
   }
-  checkFitsInMemory(weights * TRAINING_BYTES_PER_WEIGHT, `${flags.join(', ')}: training about ${weights.toExponential(2)} weights (with their gradients and AdamW's moments)`);
+  checkFitsInMemory(weights * TRAINING_BYTES_PER_WEIGHT, `${flags}: training about ${weights.toExponential(2)} weights (with their gradients and AdamW's moments)`);
 }
 
 /**
@@ -80,10 +84,5 @@ export function checkModelFits(o: EncoderSizeFlags): void {
 export function checkDecoderFits(o: { nLayer: number; nEmbd: number; blockSize: number }, vocab: number): void {
   const d = o.nEmbd;
   const weights = 12 * o.nLayer * d * d + (vocab + o.blockSize) * d;
-  const largestMatrix = d * Math.max(4 * d, vocab, o.blockSize);
-  const flags = `--n-embd ${d}, --n-layer ${o.nLayer} (vocabulary ${vocab}, --block-size ${o.blockSize})`;
-  if (largestMatrix >= MAX_ARRAY_ELEMENTS) {
-    throw new UserError(`${flags}: one weight matrix would hold ${largestMatrix.toExponential(2)} numbers, more than an array can (2^32); choose smaller sizes`);
-  }
-  checkFitsInMemory(weights * TRAINING_BYTES_PER_WEIGHT, `${flags}: training about ${weights.toExponential(2)} weights (with their gradients and AdamW's moments)`);
+  checkWeights(weights, d * Math.max(4 * d, vocab, o.blockSize), `--n-embd ${d}, --n-layer ${o.nLayer} (vocabulary ${vocab}, --block-size ${o.blockSize})`);
 }
