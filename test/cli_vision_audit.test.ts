@@ -150,4 +150,14 @@ describe('attn vit, caption, pointcloud: bad input is one line', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(heat));
   });
+
+  it('--out holding a model of another kind is refused, and kept (a ViT was replaced by a language model)', () => {
+    const before = readFileSync(join(captionDir, 'model.safetensors'));
+    refused(['vit', 'train', '--data', pngs, '--out', captionDir, '--backend', 'js'], /^attn: error: --out .*captioner holds an image captioner, which writing a ViT image classifier there would replace; choose another path$/m);
+    refused(['pointcloud', 'train', '--task', 'shapes', '--out', captionDir, '--backend', 'js'], /holds an image captioner, which writing a point-cloud classifier there would replace/);
+    const text = join(work, 'text.txt');
+    writeFileSync(text, 'to be or not to be, that is the question. '.repeat(20));
+    refused(['train', '--data', text, '--out', pointDir, '--max-iters', '1'], /--out .*points holds a point-cloud classifier, which writing a language model there would replace/);
+    assert.deepEqual(readFileSync(join(captionDir, 'model.safetensors')), before, 'the captioner is untouched');
+  });
 });

@@ -51,7 +51,7 @@ export function runCaptionTraining(args: { data: string; out: string; backend?: 
     throw new UserError((e as Error).message);
   }
   checkModelFits(options);
-  checkOutDir(args.out);
+  checkOutDir(args.out, 'image-captioner');
   checkCaptionData(args.data);
   const { description } = useBackend(args);
   const data = loadCaptionData(args.data, options);

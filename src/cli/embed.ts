@@ -159,7 +159,7 @@ function embedTraining(opts: Record<string, unknown>, log: (s: string) => void):
   }
   const spec = pairSpec(opts as unknown as DataFlags);
   const out = String(opts.out);
-  checkOutDir(out);
+  checkOutDir(out, 'embedder');
   const { train, heldOut } = loadPairs(spec);
   const progress = new Progress(options.logInterval, process.stderr);
   return {

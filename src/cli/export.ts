@@ -29,7 +29,7 @@ export function runExport(o: { model: string; to: string; out: string; type?: st
   }
   if (o.to !== 'hf') throw new UserError(`--to ${o.to}: "hf" (Hugging Face GPT-2 layout) or "gguf" (llama.cpp)`);
   if (o.type !== undefined) throw new UserError('--type applies to --to gguf only');
-  checkOutDir(o.out);
+  checkOutDir(o.out, 'language-model');
   checkNotSource(o.out, o.model);
   const { model, tokenizer } = loadGPT(o.model, 'attn export --to hf (use --to gguf)');
   dequantize(model); // GPT-2's format holds fp32 matrices: an int8 model exports its dequantized weights

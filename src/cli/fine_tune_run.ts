@@ -31,7 +31,7 @@ export async function startFineTuneRunAsync<Row>(
 function readFineTuneRun<Row>(a: { data: string; out: string; quiet?: boolean }, logInterval: number, parseRows: (text: string, source: string) => Row[]) {
   const dataText = readTextFile(a.data);
   const rows = parseRows(dataText, a.data);
-  checkOutDir(a.out);
+  checkOutDir(a.out, 'language-model');
   const progress = new Progress(logInterval);
   const say = (s: string): void => {
     if (!a.quiet) progress.line(s);

@@ -16,7 +16,7 @@ import { checkOutDir, checkNotSource } from './out_dir.js';
  * Returns what was written, for the one line the command prints.
  */
 export function runMerge(o: { model: string; adapter: string; out: string }): { layers: number; layout: string } {
-  checkOutDir(o.out);
+  checkOutDir(o.out, 'language-model');
   checkNotSource(o.out, o.model);
   const loaded = loadModel(o.model);
   if (loaded.source === 'gguf') throw new UserError(`${o.model}: a GGUF model holds block-quantized weights; merge into an fp32 model directory (attn export turns one into GGUF afterwards)`);

@@ -1,17 +1,23 @@
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
+import { describeKind, modelKindOf, type ModelKind } from '../io/model_kinds.js';
 import { UserError } from '../util/errors.js';
 
 /**
  * Check a directory a command will write before any work is done: it must
- * not be a file, nor lie under one (missing parents are created), and an
- * existing directory that is not a model directory is refused: it may hold
- * the user's files.
+ * not be a file, nor lie under one (missing parents are created). An
+ * existing directory is replaced only when it holds a model of the `kind`
+ * the command writes (an earlier run's output): one that is not a model
+ * directory may hold the user's files, and one of another kind (a ViT where
+ * a language model is to go) is not what the user meant to lose.
  */
-export function checkOutDir(out: string, flag = '--out'): void {
+export function checkOutDir(out: string, kind: ModelKind, flag = '--out'): void {
   checkDirPath(out, flag);
-  if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, 'config.json'))) {
-    throw new UserError(`${flag} ${out} exists and is not an attn model directory; choose another path`);
+  if (!existsSync(out) || readdirSync(out).length === 0) return;
+  if (!existsSync(join(out, 'config.json'))) throw new UserError(`${flag} ${out} exists and is not an attn model directory; choose another path`);
+  const holds = modelKindOf(out);
+  if (holds !== null && holds !== kind) {
+    throw new UserError(`${flag} ${out} holds ${describeKind(holds)}, which writing ${describeKind(kind)} there would replace; choose another path`);
   }
 }
 

@@ -70,7 +70,7 @@ export function runPointCloudTraining(args: { task?: string; data?: string; out:
     throw new UserError((e as Error).message);
   }
   checkModelFits(options);
-  checkOutDir(args.out);
+  checkOutDir(args.out, 'point-cloud-transformer');
   const { description } = useBackend(args);
   const data = pointData(args, options);
   return trainPointClouds({ data, dataName: args.data ?? `task:${args.task}`, options, out: args.out }, {

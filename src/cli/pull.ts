@@ -10,7 +10,7 @@ export function pullCommand(): Command {
     .option('--revision <rev>', 'branch, tag or commit', 'main')
     .option('--endpoint <url>', 'hub address (default: $HF_ENDPOINT or https://huggingface.co)')
     .action(async (name: string, o: { out: string; revision: string; endpoint?: string }) => {
-      checkOutDir(o.out);
+      checkOutDir(o.out, 'language-model');
       let last = 0;
       let drawn = false;
       let files: string[];

@@ -7,7 +7,7 @@ import { checkOutDir, checkNotSource } from './out_dir.js';
 
 /** Quantize a model's matrices to int8 (per output channel) and save it as an attn model directory. */
 export function runQuantize(o: { model: string; out: string }): { params: number; bytes: number } {
-  checkOutDir(o.out);
+  checkOutDir(o.out, 'language-model');
   checkNotSource(o.out, o.model);
   const { model, tokenizer } = loadModel(o.model);
   if (isQuantized(model)) throw new UserError(`${o.model} is already quantized`);

@@ -82,7 +82,7 @@ export async function runSeq2SeqTrain(opts: Record<string, unknown>): Promise<Se
   const options = parseSeq2SeqOptions(raw as Seq2SeqOptionsInput);
   const task = taskFrom(opts as { task?: string; data?: string; reverse?: boolean });
   const out = opts.out as string;
-  checkOutDir(out);
+  checkOutDir(out, 'transformer-seq2seq');
   const { description } = await useBackendAsync(opts as { backend?: string; threads?: number });
   const progress = new Progress(options.logInterval);
   return trainSeq2SeqAsync({ task, options, out }, {

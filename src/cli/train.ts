@@ -115,7 +115,7 @@ function loseDeviceAfter(): number | null {
 function cliRun(args: TrainCliArgs, raw: TrainOptionsInput, backend: Backend): { run: TrainRun; events: TrainEvents } {
   const options = parse(raw);
   const { text, dataPath } = resolveText(args);
-  checkOutDir(args.out);
+  checkOutDir(args.out, 'language-model');
   const description = describeBackend(backend);
   const progress = new Progress(options.logInterval);
   if (options.precision === 'bf16') {

@@ -87,7 +87,7 @@ function parseOptions(raw: ViTTrainOptionsInput): ViTTrainOptions {
 /** The run (data loaded and checked) and the progress lines, whichever backend trains. */
 function vitRun(args: ViTTrainArgs, raw: ViTTrainOptionsInput, log: (line: string) => void, description: string): { run: ViTRun; events: ViTTrainEvents } {
   const options = parseOptions(raw);
-  checkOutDir(args.out);
+  checkOutDir(args.out, 'vit');
   checkInDir(args.data);
   const data = loadImageDataset(args.data, { heldOut: options.heldOut, seed: options.seed });
   const { train } = data;

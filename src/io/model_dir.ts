@@ -12,6 +12,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { recoverDir } from './atomic.js';
 import { UserError } from '../util/errors.js';
 import { checkConfigSizes } from './config_limits.js';
+import { OTHER_MODEL_KINDS } from './model_kinds.js';
 import { configFromHF, weightsFromHF } from './hf_gpt2.js';
 import { loadHFLlama } from './hf_llama.js';
 import { DecoderLM, type CausalLM } from '../models/causal_lm.js';
@@ -103,15 +104,6 @@ export function modelFiles(model: CausalLM, tokenizer: Tokenizer | null): Record
   if (tokenizer instanceof HFTokenizer && Object.keys(tokenizer.config).length > 0) files['tokenizer_config.json'] = JSON.stringify(tokenizer.config, null, 2) + '\n';
   return files;
 }
-
-/** attn's other architectures: loadModel names them instead of failing on their tensors. */
-const OTHER_MODEL_KINDS: Record<string, { what: string; command: string }> = {
-  'transformer-seq2seq': { what: 'an encoder–decoder (seq2seq) translation model', command: 'attn translate --model DIR TEXT' },
-  vit: { what: 'a ViT image classifier', command: 'attn vit eval --model DIR --data DIR' },
-  embedder: { what: 'a sentence embedder', command: 'attn embed --model DIR TEXT' },
-  'image-captioner': { what: 'an image captioner', command: 'attn caption --model DIR IMAGE.png' },
-  'point-cloud-transformer': { what: 'a point-cloud classifier', command: 'attn pointcloud predict --model DIR FILE' },
-};
 
 /**
  * Finish an interrupted save of `dir` (recoverDir), then check that it is a
