@@ -37,6 +37,7 @@ describe('attn pull of Llama-family repositories from a local hub', () => {
     const generation = JSON.stringify({ bos_token_id: 96, eos_token_id: [97, 98] });
     writeHFLlamaDir(repo('sharded'), tinyLlama(), { ...chatTokenizerFiles(), 'generation_config.json': generation }, 3);
     writeHFLlamaDir(repo('single'), tinyLlama({ tie_word_embeddings: false }, 9), chatTokenizerFiles());
+    writeHFLlamaDir(repo('slow'), tinyLlama({ tie_word_embeddings: false }, 9), chatTokenizerFiles());
     // config.json of an architecture attn does not run, with weights it must never fetch.
     writeHFLlamaDir(repo('phi'), tinyLlama());
     const cfg = JSON.parse(readFileSync(join(repo('phi'), 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -62,6 +63,8 @@ describe('attn pull of Llama-family repositories from a local hub', () => {
       }
       const body = readFileSync(path);
       res.writeHead(200, { 'content-length': body.length });
+      // me/slow's weights stop coming halfway: a download to interrupt.
+      if (m![1] === 'me/slow' && m![2] === 'model.safetensors') return void res.write(body.subarray(0, body.length >> 1));
       res.end(body);
     });
     endpoint = await listenLocally(server);
@@ -111,5 +114,31 @@ describe('attn pull of Llama-family repositories from a local hub', () => {
     for (const d of ['p-missing', 'p-stray', 'p-escape']) assert.ok(!existsSync(join(work, d)));
     assert.ok(!existsSync(join(work, 'evil.safetensors')));
     assert.ok(!readdirSync(work).some((f) => f.includes('.tmp-')));
+  });
+
+  it('Ctrl-C during a download removes its folder; what a killed pull left is removed by the next one', async () => {
+    const child = spawn(process.execPath, [CLI, 'pull', 'me/slow', '--out', 'pulled-slow', '--endpoint', endpoint], { cwd: work });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // Halfway: the weights file is begun in the temp folder (progress on stderr is throttled, so it is not the sign).
+    const begun = () => readdirSync(work).some((f) => f.startsWith('pulled-slow.tmp-') && existsSync(join(work, f, 'model.safetensors')));
+    for (let waited = 0; !begun(); waited += 20) {
+      assert.ok(waited < 60_000 && child.exitCode === null, `the download did not begin: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const tmp = readdirSync(work).filter((f) => f.startsWith('pulled-slow.tmp-'));
+    assert.equal(tmp.length, 1, 'the download is in its temp folder');
+    child.kill('SIGINT');
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
+    assert.equal(signal, 'SIGINT', `ended by the signal, as without the cleanup (code ${code}): ${stderr}`);
+    assert.ok(!readdirSync(work).some((f) => f.startsWith('pulled-slow')), 'nothing left of the interrupted pull');
+
+    // A pull killed outright (SIGKILL: no cleanup runs) left a temp folder, and a save swap its old copy.
+    const out = join(work, 'pulled-again');
+    const dead = 2147483646; // no process has this id
+    for (const stale of [`pulled-again.tmp-${dead}`, `pulled-again.old-${dead}`]) mkdirSync(join(work, stale, 'inside'), { recursive: true });
+    mkdirSync(join(work, `pulled-again.tmp-${process.pid}x`)); // not a temp name: kept
+    await pullModel({ name: 'me/single', out, endpoint });
+    assert.deepEqual(readdirSync(work).filter((f) => f.startsWith('pulled-again')).sort(), ['pulled-again', `pulled-again.tmp-${process.pid}x`]);
   });
 });

@@ -47,6 +47,7 @@ export function writeFileAtomicWith(path: string, write: (fd: number) => void): 
     throw err;
   }
   fsyncDir(dirname(path));
+  removeStaleSiblings(path);
 }
 
 /** Write and fsync: the bytes are on disk before anything is renamed over them. */
@@ -100,6 +101,7 @@ export function writeDirAtomic(dir: string, files: Record<string, Uint8Array | s
   renameSync(tmp, dir);
   fsyncDir(parent);
   rmSync(old, { recursive: true, force: true });
+  removeStaleSiblings(dir);
 }
 
 /**
@@ -110,8 +112,7 @@ export function recoverDir(dir: string): void {
   if (existsSync(dir)) return;
   const parent = dirname(dir);
   if (!existsSync(parent)) return;
-  const base = basename(dir);
-  const siblings = readdirSync(parent).filter((n) => n.startsWith(`${base}.tmp-`) || n.startsWith(`${base}.old-`));
+  const siblings = tempSiblings(dir);
   // Prefer a finished new checkpoint over the old one.
   siblings.sort((a, b) => Number(b.includes('.tmp-')) - Number(a.includes('.tmp-')));
   for (const name of siblings) {
@@ -120,5 +121,35 @@ export function recoverDir(dir: string): void {
       renameSync(candidate, dir);
       return;
     }
+  }
+}
+
+/** The names beside `path` that a write of it makes for a while: PATH.tmp-PID (the new one) and PATH.old-PID (the one it replaces). */
+function tempSiblings(path: string): string[] {
+  const base = basename(path);
+  return readdirSync(dirname(path)).filter((n) => /^\.(tmp|old)-\d+$/.test(n.slice(base.length)) && n.startsWith(base));
+}
+
+/**
+ * Once `path` is complete, remove what writes of it by processes that are
+ * gone left beside it (killed between writing a temp copy and renaming it:
+ * SIGKILL, a power cut, an interrupted download). A sibling of a process
+ * still running is its write in progress, and is left alone.
+ */
+export function removeStaleSiblings(path: string): void {
+  if (!existsSync(path)) return;
+  for (const name of tempSiblings(path)) {
+    const pid = Number(name.slice(name.lastIndexOf('-') + 1));
+    if (pid !== process.pid && !processRunning(pid)) rmSync(join(dirname(path), name), { recursive: true, force: true });
+  }
+}
+
+/** Whether a process with this id exists (one of another user's counts: it cannot be signalled, but it is there). */
+function processRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -2,7 +2,8 @@ import { createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, closeSyn
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { basename, dirname, join, sep } from 'node:path';
-import { fsyncDir } from './atomic.js';
+import { fsyncDir, removeStaleSiblings } from './atomic.js';
+import { removedIfInterrupted } from './interrupt_cleanup.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from './model_dir.js';
 import { HF_LLAMA_ARCHITECTURES, hfLlamaFamily } from '../models/llama_config.js';
@@ -44,6 +45,21 @@ export async function pullModel(o: PullOptions): Promise<string[]> {
   const tmp = join(dirname(o.out), `${basename(o.out)}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
+  const got = await removedIfInterrupted(tmp, () => downloadInto(tmp, base, endpoint, o));
+  try {
+    if (existsSync(o.out)) rmSync(o.out, { recursive: true });
+    renameSync(tmp, o.out);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  fsyncDir(dirname(o.out));
+  removeStaleSiblings(o.out); // an earlier pull killed mid-download left its folder
+  return got;
+}
+
+/** Fetch the repository's files into `tmp` and check them by loading them as a model; the folder is removed on failure. */
+async function downloadInto(tmp: string, base: string, endpoint: string, o: PullOptions): Promise<string[]> {
   const got: string[] = [];
   const fetchFile = async (file: string): Promise<boolean> => {
     const ok = await download(base + file, join(tmp, file), (n, total) => o.onProgress?.(file, n, total));
@@ -63,12 +79,10 @@ export async function pullModel(o: PullOptions): Promise<string[]> {
     for (const file of TOKENIZER_FILES[family]) await fetchFile(file);
     fsyncDir(tmp);
     loadDownloaded(tmp, o.name); // refuses bad shapes, shards that disagree with the index and mismatched tokenizers before anything is replaced
-    if (existsSync(o.out)) rmSync(o.out, { recursive: true });
-    renameSync(tmp, o.out);
-    fsyncDir(dirname(o.out));
     return got;
-  } finally {
+  } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
+    throw e;
   }
 }
 
