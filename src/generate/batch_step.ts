@@ -2,6 +2,7 @@ import type { CausalLM } from '../models/causal_lm.js';
 import { LoRABank } from '../nn/lora_bank.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withScratch } from '../tensor/buffer_pool.js';
+import { StoredIds } from '../tensor/stored_ids.js';
 import { withDeviceScratch, type Tensor } from '../tensor/tensor.js';
 import { raggedCachedAttention } from './cached_attention.js';
 import type { KVCache } from './kv_cache.js';
@@ -53,29 +54,44 @@ export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Arra
   return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, chunks, caches, adapters), (t) => [t.storage])));
 }
 
-/** The pass itself, shared by both (no graph is recorded: callers run it under noGrad). */
-function batchLogits(model: CausalLM, chunks: readonly Int32Array[], caches: readonly SequenceKV[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Tensor {
-  const S = chunks.length;
+/**
+ * batchForwardOnDevice for a decode step whose tokens are still on the
+ * device: `ids` holds one token per sequence, as the last step's argmax
+ * wrote them (StoredIds), so the step can be queued before they are read
+ * (the scheduler's greedy steps queued ahead; generate/decode_ahead.ts).
+ */
+export function batchDecodeStored(model: CausalLM, ids: StoredIds, caches: readonly KVCache[]): Tensor {
+  return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, ids, caches), (t) => [t.storage])));
+}
+
+/**
+ * The pass itself, shared by all three (no graph is recorded: callers run it
+ * under noGrad). `input` is each sequence's new tokens, or one stored token
+ * per sequence.
+ */
+function batchLogits(model: CausalLM, input: readonly Int32Array[] | StoredIds, caches: readonly SequenceKV[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Tensor {
+  const lengths = input instanceof StoredIds ? new Array<number>(input.length).fill(1) : input.map((chunk) => chunk.length);
+  const S = lengths.length;
   if (caches.length !== S) throw new Error(`batchForward: ${S} sequences but ${caches.length} caches`);
   const paged = caches.filter((c): c is PagedSequence => c instanceof PagedSequence);
   if (paged.length !== 0 && paged.length !== S) throw new Error('batchForward: caches must be all contiguous or all paged');
-  chunks.forEach((chunk, s) => {
+  lengths.forEach((n, s) => {
     const c = caches[s]!;
     if (!(c instanceof PagedSequence) && c.batch !== 1) throw new Error('batchForward: every sequence needs its own single-row KV cache');
     const free = c instanceof PagedSequence ? c.room : c.free;
-    if (chunk.length === 0 || free < chunk.length) throw new Error(`batchForward: sequence ${s} feeds ${chunk.length} tokens into a cache with ${free} free slots`);
+    if (n === 0 || free < n) throw new Error(`batchForward: sequence ${s} feeds ${n} tokens into a cache with ${free} free slots`);
   });
   if (adapters && adapters.length !== S) throw new Error(`batchForward: ${S} sequences but ${adapters.length} adapter ids`);
-  if (scored && (scored.length !== S || chunks.some((c, s) => !(scored[s]! >= 1 && scored[s]! <= c.length)))) throw new Error('batchForward: scored needs 1 … chunk length positions per sequence');
-  const offsets = rowOffsets(chunks);
+  if (scored && (scored.length !== S || lengths.some((n, s) => !(scored[s]! >= 1 && scored[s]! <= n)))) throw new Error('batchForward: scored needs 1 … chunk length positions per sequence');
+  const offsets = rowOffsets(lengths);
   const rows = offsets[S]!;
-  paged.forEach((seq, s) => seq.reserve(chunks[s]!.length));
-  const ids = new Int32Array(rows);
+  paged.forEach((seq, s) => seq.reserve(lengths[s]!));
   const positions = new Int32Array(rows);
-  chunks.forEach((chunk, s) => {
-    ids.set(chunk, offsets[s]);
-    for (let t = 0; t < chunk.length; t++) positions[offsets[s]! + t] = caches[s]!.position(0, caches[s]!.length + t);
+  lengths.forEach((n, s) => {
+    for (let t = 0; t < n; t++) positions[offsets[s]! + t] = caches[s]!.position(0, caches[s]!.length + t);
   });
+  const ids = input instanceof StoredIds ? input : new Int32Array(rows);
+  if (!(input instanceof StoredIds)) input.forEach((chunk, s) => (ids as Int32Array).set(chunk, offsets[s]));
   // Only each sequence's last new token is scored (its last scored[s], if given).
   const last = scored ? lastRows(offsets, scored) : Int32Array.from({ length: S }, (_, s) => offsets[s + 1]! - 1);
   const forward = () => model.forward(ids, [1, rows], undefined, {
@@ -89,7 +105,7 @@ function batchLogits(model: CausalLM, chunks: readonly Int32Array[], caches: rea
   const bank = adapters ? LoRABank.find(model) : null;
   if (adapters && !bank) throw new Error('batchForward: adapter ids given for a model with no adapters');
   const { logits } = bank ? bank.run(rowAdapters(adapters!, offsets), forward) : forward();
-  chunks.forEach((chunk, s) => caches[s]!.advance(chunk.length));
+  lengths.forEach((n, s) => caches[s]!.advance(n));
   return logits;
 }
 
@@ -113,8 +129,8 @@ function lastRows(offsets: Int32Array, scored: ArrayLike<number>): Int32Array {
 }
 
 /** offsets[s] = the first row of sequence s; offsets[S] = all rows. */
-function rowOffsets(chunks: readonly Int32Array[]): Int32Array {
-  const offsets = new Int32Array(chunks.length + 1);
-  chunks.forEach((c, s) => (offsets[s + 1] = offsets[s]! + c.length));
+function rowOffsets(lengths: readonly number[]): Int32Array {
+  const offsets = new Int32Array(lengths.length + 1);
+  lengths.forEach((n, s) => (offsets[s + 1] = offsets[s]! + n));
   return offsets;
 }

@@ -1,11 +1,13 @@
 import { backend } from '../backend/index.js';
-import { batchForward, batchForwardOnDevice } from '../generate/batch_step.js';
+import { batchDecodeStored, batchForward, batchForwardOnDevice } from '../generate/batch_step.js';
 import { argmaxRowsOf } from '../generate/cached_forward.js';
+import { decodeAhead, dropPicks, pickGreedy, type QueuedPicks } from '../generate/decode_ahead.js';
 import { KVPoolFullError } from '../generate/paged_kv/block_pool.js';
 import { PagedKV, type PagedKVOptions, type PagedKVStats } from '../generate/paged_kv/paged_kv.js';
 import { speculativeRound, SpeculativeStats, type SpeculativeRow } from '../generate/speculative.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { withScratch } from '../tensor/buffer_pool.js';
+import { StoredIds } from '../tensor/stored_ids.js';
 import { releaseStorage } from '../tensor/tensor.js';
 import { ApiError } from './errors.js';
 import { KVCachePool } from './kv_cache_pool.js';
@@ -72,6 +74,8 @@ export class Scheduler {
   readonly paged: PagedKV | null;
   /** Sequences sent back to the queue because the pool ran out while they decoded (their KV is recomputed on return). */
   preemptions = 0;
+  /** On a device: greedy steps of one batch queued ahead of their reads, oldest first (stepAhead). */
+  private ahead: { rows: Sequence[]; picks: QueuedPicks[] } | null = null;
 
   constructor(
     private readonly model: CausalLM,
@@ -144,12 +148,16 @@ export class Scheduler {
     this.looping = true;
     try {
       while (this.sweep() || this.chores.length > 0) {
-        if (backend().device) await this.stepOnDevice(this.admit());
+        if (this.ahead) await this.stepAhead();
+        else if (backend().device) await this.stepOnDevice(this.admit());
         else this.step(this.admit());
         this.chores.shift()?.();
         await nextTick();
       }
     } finally {
+      // Every sequence of a queued batch ended (cancelled, disconnected): its remaining steps are not read.
+      if (this.ahead) dropPicks(this.ahead.picks);
+      this.ahead = null;
       this.looping = false;
       for (const resolve of this.idle.splice(0)) resolve();
     }
@@ -299,18 +307,24 @@ export class Scheduler {
    * step() on a device backend: the batched pass is queued on the device and
    * the step waits for one read. When every sequence decodes greedily with
    * nothing editing its scores, that read is each sequence's token id, the
-   * argmax taken on the device; otherwise it is the sequences' last scores
-   * rows, sampled on the host as step() does. (No draft model, adapters or
-   * speculative rounds on a device yet: the step is a plain one.)
+   * argmax taken on the device, and the next steps are queued before it
+   * (stepAhead); otherwise it is the sequences' last scores rows, sampled on
+   * the host as step() does. (No draft model, adapters or speculative rounds
+   * on a device yet: the step is a plain one.)
    */
   private async stepOnDevice(joining: Sequence[]): Promise<void> {
     const decoding = this.running.filter((s) => !s.done);
     const rows = [...decoding, ...joining];
     if (rows.length === 0) return;
     const t0 = performance.now();
+    this.running.push(...joining);
     try {
       const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
       const scores = batchForwardOnDevice(this.model, chunks, rows.map((s) => s.cache!));
+      if (rows.every((s) => s.greedyAlone) && decodeAhead() > 0 && this.model.readsStoredIds?.()) {
+        this.ahead = { rows, picks: [pickGreedy(scores)] };
+        return await this.stepAhead(t0);
+      }
       try {
         if (rows.every((s) => s.greedyAlone)) {
           const ids = await argmaxRowsOf(scores);
@@ -326,8 +340,55 @@ export class Scheduler {
     } catch (e) {
       for (const s of rows) s.finish('error', e as Error);
     }
-    this.running.push(...joining);
     this.stats.onStep?.(rows.length, performance.now() - t0);
+  }
+
+  /**
+   * One step of a greedy batch queued ahead (generate/decode_ahead.ts): up to
+   * decodeAhead() more decode steps are recorded, each fed the last one's
+   * picks where they are, then the oldest step's tokens are awaited and
+   * taken. The batch is the same for all its queued steps, so no step is
+   * queued once a sequence of it has ended or a request waits for a place
+   * in the batch; the steps already queued are read out first, and then the
+   * batch changes between two steps as usual. A step is queued only while
+   * every sequence has room for it (its cache, its max_tokens).
+   */
+  private async stepAhead(t0 = performance.now()): Promise<void> {
+    const ahead = this.ahead!;
+    const { rows, picks } = ahead;
+    try {
+      while (picks.length <= decodeAhead() && this.mayQueue(rows, picks.length)) {
+        const last = picks[picks.length - 1]!;
+        picks.push(pickGreedy(batchDecodeStored(this.model, new StoredIds(last.ids, last.rows), rows.map((s) => s.cache!))));
+      }
+      const oldest = picks.shift()!;
+      let ids: Int32Array;
+      try {
+        ids = await oldest.read;
+      } finally {
+        dropPicks([oldest]);
+      }
+      // While steps remain queued, each cache is ahead of the tokens taken: take() must not judge the room left by it.
+      rows.forEach((s, b) => s.take(ids[b]!, picks.length > 0));
+    } catch (e) {
+      for (const s of rows) s.finish('error', e as Error);
+    }
+    if (picks.length === 0 || rows.every((s) => s.done)) {
+      dropPicks(picks);
+      this.ahead = null;
+    }
+    this.stats.onStep?.(rows.length, performance.now() - t0);
+  }
+
+  /**
+   * Whether a step may be queued for `rows` behind `queued` steps whose
+   * tokens are still to come: every sequence goes on and can use the step's
+   * token (its max_tokens, its cache), and no request is waiting for a place
+   * that a change of the batch could give it.
+   */
+  private mayQueue(rows: readonly Sequence[], queued: number): boolean {
+    if (this.waiting.some((s) => !s.done) && rows.length < this.opts.maxBatch) return false;
+    return rows.every((s) => !s.done && s.cache!.free >= 1 && s.generated + queued + 1 <= s.params.maxTokens);
   }
 
   /**
