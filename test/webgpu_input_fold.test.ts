@@ -454,7 +454,7 @@ describe("RoPE's rotation of new queries and keys folded into the cached attenti
 });
 
 describe('decode tokens of a Llama on webgpu', { skip }, () => {
-  it('a block records 8 dispatches (fp32) or 12 (q8_0): both RMSNorms and the SwiGLU are folded into the products after them, RoPE into the attention', async () => {
+  it('a block records 5 dispatches (fp32: q·k·v and gate·up each one product) or 12 (q8_0): both RMSNorms and the SwiGLU are folded into the products after them, RoPE into the attention', async () => {
     await webgpu();
     try {
       const perBlock = (q8: boolean) => {
@@ -472,9 +472,9 @@ describe('decode tokens of a Llama on webgpu', { skip }, () => {
         assert.deepEqual([one.run, three.run], [0, 0], 'no deferred producer recorded after all');
         return (three.dispatches - one.dispatches) / 2;
       };
-      // q, k, v (the norm folded in), cached attention (RoPE on q and k folded in), o (+ x), gate and up (the norm folded in), down (+ x, SwiGLU folded in).
-      assert.equal(perBlock(false), 8);
-      // The same with each input quantized once: the normed x twice, the attention's output, SwiGLU's.
+      // q·k·v (one product over the adjoining weights, the norm folded in), cached attention (RoPE on q and k folded in), o (+ x), gate·up (the norm folded in), down (+ x, SwiGLU folded in).
+      assert.equal(perBlock(false), 5);
+      // q8_0: q, k, v and gate, up each their own product (block-quantized layers are not joined), each input quantized once: the normed x twice, the attention's output, SwiGLU's.
       assert.equal(perBlock(true), 12);
     } finally {
       setBackend('js');

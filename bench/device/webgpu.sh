@@ -16,7 +16,8 @@
 # CUDA FP32 twins; train-log10: loss.item() every 10th step; decode-ahead: no token read back until
 # the end), and each part's stderr.
 # The three A/B runs below set ATTN_DECODE_AHEAD=0: they compare with the row that reads every token.
-# Each part has its own timeout (510 s in all); the whole stays under 9 minutes. A part that fails or times out
+# joined.jsonl (a Llama of SmolLM2-135M's size decoding with q·k·v and gate·up joined into one product
+# each, and not: nn/joined_linear.ts). Each part has its own timeout (530 s in all); the whole stays under 9 minutes. A part that fails or times out
 # leaves its partial lines and the others still run. ATTN_WEBGPU_GEMM set by the caller wins over
 # the sweep's choice.
 set -uo pipefail
@@ -85,6 +86,11 @@ ATTN_DECODE_AHEAD=0 ATTN_WEBGPU_SUBMIT_EVERY=0 timeout 60 node dist/src/cli/main
   > "$OUT/webgpu_one_submit.jsonl" 2> "$OUT/webgpu_one_submit.stderr"
 echo "one submit rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/webgpu_one_submit.jsonl" | tee -a "$OUT/summary.txt"
+
+echo "== Llama decode (SmolLM2-135M's size, random weights): q·k·v and gate·up joined into one product each, and not" | tee -a "$OUT/summary.txt"
+timeout 20 node bench/webgpu_joined_ab.mjs 64 3 576 49152 > "$OUT/joined.jsonl" 2> "$OUT/joined.stderr"
+echo "joined rc=$?" | tee -a "$OUT/summary.txt"
+cat "$OUT/joined.jsonl" | tee -a "$OUT/summary.txt"
 
 echo "== PyTorch eager CUDA FP32 twins" | tee -a "$OUT/summary.txt"
 timeout 60 python3 bench/torch_cuda.py --steps "$STEPS" > "$OUT/torch_cuda.jsonl" 2> "$OUT/torch_cuda.stderr"

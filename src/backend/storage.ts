@@ -44,6 +44,8 @@ export interface DeviceMemory<F> {
   fill(s: F, value: number): void;
   /** floats begin … begin + length of s, sharing its memory (a parameter inside an arena). */
   view(s: F, begin: number, length: number): F;
+  /** One storage over `parts` when they lie one after another in one allocation (a view sharing their memory), else null. */
+  adjoin(parts: readonly F[]): F | null;
   /** The values of s, once every queued command that writes it has run. */
   read(s: F): Promise<Float32Array>;
   /** Submit the queued commands without waiting for them (a step nobody reads: its freed memory becomes reusable). */

@@ -1,4 +1,5 @@
 import { AttentionLayer, ropeRotation, type AttentionCall, type Projected } from '../nn/attention.js';
+import { joinedLinear, type JoinsProjections } from '../nn/joined_linear.js';
 import { Embedding } from '../nn/embedding.js';
 import { GatedFeedForward } from '../nn/feed_forward.js';
 import { Linear } from '../nn/linear.js';
@@ -24,7 +25,7 @@ const INIT_STD = 0.02;
  * rotate_half layout, rope_theta, rope_scaling). The computation is the shared
  * AttentionLayer's; this class only names the projections as checkpoints do.
  */
-export class LlamaAttention extends AttentionLayer {
+export class LlamaAttention extends AttentionLayer implements JoinsProjections {
   q_proj: LinearLayer;
   k_proj: LinearLayer;
   v_proj: LinearLayer;
@@ -41,7 +42,14 @@ export class LlamaAttention extends AttentionLayer {
     this.o_proj = new Linear(q, c.n_embd, { bias: c.attention_out_bias, std: INIT_STD, rng });
   }
 
+  /** q_proj, k_proj and v_proj read the same x: on a device, one product when their weights adjoin (nn/joined_linear.ts). */
+  get joinable(): LinearLayer[][] {
+    return [[this.q_proj, this.k_proj, this.v_proj]];
+  }
+
   protected project(x: Tensor): Projected {
+    const qkv = joinedLinear([this.q_proj, this.k_proj, this.v_proj]);
+    if (qkv) return { qkv: qkv.forward(x) };
     return { q: this.q_proj.forward(x), k: this.k_proj.forward(x), v: this.v_proj.forward(x) };
   }
 

@@ -6,6 +6,7 @@ import { isGradEnabled } from '../tensor/autograd.js';
 import { Tensor, viewStorage } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { Dropout } from './dropout.js';
+import { joinedLinear, type JoinsProjections } from './joined_linear.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import type { LinearLayer } from './quantized_linear.js';
@@ -194,7 +195,7 @@ export interface MultiHeadAttentionConfig {
  * memory = x; in cross-attention x is the decoder's positions and memory the
  * encoder's output, so each target word can look back at every source word.
  */
-export class MultiHeadAttention extends AttentionLayer {
+export class MultiHeadAttention extends AttentionLayer implements JoinsProjections {
   q_proj: LinearLayer;
   k_proj: LinearLayer;
   v_proj: LinearLayer;
@@ -211,7 +212,14 @@ export class MultiHeadAttention extends AttentionLayer {
     this.out_proj = lin(cfg.d_model);
   }
 
+  /** In self-attention q_proj, k_proj and v_proj read the same x: on a device, one product when their weights adjoin (joined_linear.ts). */
+  get joinable(): LinearLayer[][] {
+    return [[this.q_proj, this.k_proj, this.v_proj]];
+  }
+
   protected project(x: Tensor, memory: Tensor | null): Projected {
+    const qkv = memory ? null : joinedLinear([this.q_proj, this.k_proj, this.v_proj]);
+    if (qkv) return { qkv: qkv.forward(x) };
     const m = memory ?? x;
     return { q: this.q_proj.forward(x), k: this.k_proj.forward(m), v: this.v_proj.forward(m) };
   }

@@ -1,9 +1,10 @@
 import { add, gelu, mul, relu, silu } from '../tensor/ops/elementwise.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { swiglu } from '../tensor/ops/swiglu.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor, viewStorage } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { Dropout } from './dropout.js';
+import { joinedLinear, type JoinsProjections } from './joined_linear.js';
 import { forwardThen, Linear } from './linear.js';
 import { Module } from './module.js';
 import { projectInto } from './residual.js';
@@ -61,9 +62,24 @@ export abstract class FeedForwardLayer extends Module {
       return skip ? add(skip, y) : y;
     }
     // Ungated, the up projection stores act(x·Wᵀ + b) (linear's epilogue; two ops where a gradient is recorded).
-    let h = gate ? gated(gate.forward(x), up.forward(x), this.activation) : forwardThen(up, x, { activation: this.activation });
+    let h = gate ? gated(...this.gateAndUp(x, gate, up), this.activation) : forwardThen(up, x, { activation: this.activation });
     if (this.hidden_dropout) h = this.hidden_dropout.forward(h);
     return projectInto(down, h, this.dropout, skip);
+  }
+
+  /**
+   * gate(x) and up(x). For one position on a device whose weights adjoin,
+   * one product [gate | up] whose halves are read in place (joined_linear.ts):
+   * a decode step's dispatch fewer. (More positions would need the halves
+   * copied out of their interleaved rows, so they run as two products.)
+   */
+  private gateAndUp(x: Tensor, gate: LinearLayer, up: LinearLayer): [Tensor, Tensor] {
+    const both = x.size === x.shape[x.rank - 1] ? joinedLinear([gate, up]) : null;
+    if (!both) return [gate.forward(x), up.forward(x)];
+    const gu = both.forward(x);
+    const width = gu.shape[gu.rank - 1]! / 2;
+    const shape = [...x.shape.slice(0, -1), width];
+    return [new Tensor(viewStorage(gu.storage, 0, width), shape), new Tensor(viewStorage(gu.storage, width, width), shape)];
   }
 }
 
@@ -128,7 +144,7 @@ export interface GatedFeedForwardConfig {
 }
 
 /** SwiGLU (Llama, Qwen, Mistral): down_proj(silu(gate_proj(x)) ∘ up_proj(x)). */
-export class GatedFeedForward extends FeedForwardLayer {
+export class GatedFeedForward extends FeedForwardLayer implements JoinsProjections {
   gate_proj: LinearLayer;
   up_proj: LinearLayer;
   down_proj: LinearLayer;
@@ -143,5 +159,10 @@ export class GatedFeedForward extends FeedForwardLayer {
 
   protected get parts(): FeedForwardParts {
     return { up: this.up_proj, gate: this.gate_proj, down: this.down_proj };
+  }
+
+  /** gate_proj and up_proj read the same x: on a device, one product for one position when their weights adjoin (joined_linear.ts). */
+  get joinable(): LinearLayer[][] {
+    return [[this.gate_proj, this.up_proj]];
   }
 }

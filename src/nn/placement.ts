@@ -1,16 +1,20 @@
 import { backend, setBackend } from '../backend/index.js';
 import { isHost, type Storage } from '../backend/storage.js';
 import { readStorage, toBackend, type Tensor } from '../tensor/tensor.js';
+import { placeJoined } from './joined_linear.js';
 import type { Module } from './module.js';
 
 /**
  * Where a model's parameters live. A model is built or loaded with host
  * arrays (initialisers and file readers fill typed arrays); on a device
  * backend, moveToBackend uploads them once, after which every op keeps its
- * values on the device. On a host backend it changes nothing. (An optimizer
+ * values on the device (projections that read one input end to end in one
+ * allocation: joined_linear.ts). On a host backend it changes nothing. (An optimizer
  * does the same for the parameters it is given: see ParameterArena.)
  */
 export function moveToBackend(module: Module): void {
+  // Projections that read one input go end to end first, so that they can run as one product (joined_linear.ts).
+  if (backend().device) placeJoined(module);
   for (const p of module.parameters()) {
     p.storage = toBackend(p.storage);
     if (p.gradStorage) p.gradStorage = toBackend(p.gradStorage);

@@ -205,6 +205,17 @@ export function viewStorage(s: Storage, begin: number, length: number): Storage 
   return isHost(s) ? s.subarray(begin, begin + length) : deviceOf(s).view(s, begin, length);
 }
 
+/**
+ * One storage over `parts` when they lie one after another in one device
+ * allocation (a view sharing their memory), else null; always null on a host
+ * backend, where nothing is gained by it (nn/joined_linear.ts).
+ */
+export function adjoinedStorage(parts: readonly Storage[]): Storage | null {
+  const device = backend().device;
+  if (!device || parts.some((s) => isHost(s) || (s as { backend: string }).backend !== backend().name)) return null;
+  return device.adjoin(parts);
+}
+
 export async function readStorage(s: Storage): Promise<Float32Array> {
   return isHost(s) ? s : deviceOf(s).read(s);
 }

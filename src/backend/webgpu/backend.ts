@@ -96,6 +96,12 @@ function deviceMemory(ctx: GpuContext): DeviceMemory<GpuArray> {
       if (begin < 0 || begin + length > s.length) throw new Error(`webgpu view ${begin}+${length} outside ${s.length} values`);
       return arrayOf(s.buffer, s.offset + begin, length, false);
     },
+    adjoin(parts) {
+      for (let i = 1; i < parts.length; i++) {
+        if (parts[i]!.buffer !== parts[0]!.buffer || parts[i]!.offset !== parts[i - 1]!.offset + parts[i - 1]!.length) return null;
+      }
+      return parts.length === 0 ? null : arrayOf(parts[0]!.buffer, parts[0]!.offset, parts.reduce((n, s) => n + s.length, 0), false);
+    },
     read: (s) => ctx.read(s.buffer, s.offset, s.length),
     flush: () => ctx.flush(),
     sync: () => ctx.sync(),
