@@ -1,3 +1,4 @@
+import { backend } from '../backend/index.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { linear, type LinearEpilogue } from '../tensor/ops/linear.js';
 import { adjoinedStorage, Tensor, toBackend, viewStorage } from '../tensor/tensor.js';
@@ -50,7 +51,7 @@ const joined = new WeakMap<LinearLayer, { parts: Tensor[]; weight: Tensor; bias:
  */
 export function joinedLinear(layers: readonly LinearLayer[]): { forward(x: Tensor, then?: LinearEpilogue): Tensor } | null {
   enabled ??= envCount('ATTN_JOIN_PROJECTIONS', 1, 'flag') !== 0;
-  if (!enabled || isGradEnabled() || layers.length < 2 || !layers.every((l): l is Linear => l.constructor === Linear)) return null;
+  if (!enabled || !backend().device || isGradEnabled() || layers.length < 2 || !layers.every((l): l is Linear => l.constructor === Linear)) return null;
   const K = layers[0]!.weight.shape[1]!;
   if (layers.some((l) => l.weight.shape[1] !== K)) return null;
   const withBias = layers[0]!.bias !== null;
