@@ -16,6 +16,7 @@ import { clipFactor, scaleByDevice, sumSquares } from './kernels/grad_norm.js';
 import { gemm } from './kernels/gemm.js';
 import { linearInt8 } from './kernels/int8.js';
 import { embeddingQuantizedStored } from './kernels/embedding_quantized.js';
+import { linearKQuant } from './kernels/linear_kquant.js';
 import { linearQuantized } from './kernels/linear_quantized.js';
 import { l2NormalizeBackward, l2NormalizeForward } from './kernels/l2_normalize.js';
 import { copyRows, permute } from './kernels/layout.js';
@@ -277,11 +278,12 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     argmaxRows: (x, rows, cols, out) => argmaxRows(ctx, gpu(x, 'argmaxRows'), rows, cols, gpu(out, 'argmaxRows')),
     attentionPaged: () => unsupported('attentionPaged'),
     linearQuantized: (x, rows, w, bias, out, epilogue) => {
-      if (w.type !== 'q8_0' && w.type !== 'q4_0') unsupported(`linearQuantized of ${w.type} blocks (q8_0 and q4_0 run on webgpu)`);
-      linearQuantized(ctx, gpu(x, 'linearQuantized'), rows, w.cols, quantizedWeights.of(w).buffer, w.type, w.rows, bias && deviceBias(bias), gpu(out, 'linearQuantized'), deviceEpilogue(epilogue, 'linearQuantized'));
+      const [input, weights, b, o, e] = [gpu(x, 'linearQuantized'), quantizedWeights.of(w).buffer, bias && deviceBias(bias), gpu(out, 'linearQuantized'), deviceEpilogue(epilogue, 'linearQuantized')];
+      // q8_0 and q4_0 multiply 8-bit activation blocks; the k-quants multiply x itself, as js does.
+      if (w.type === 'q8_0' || w.type === 'q4_0') linearQuantized(ctx, input, rows, w.cols, weights, w.type, w.rows, b, o, e);
+      else linearKQuant(ctx, input, rows, w.cols, weights, w.type, w.rows, b, o, e);
     },
     embeddingQuantizedStored: (table, ids, n, out) => {
-      if (table.type !== 'q8_0' && table.type !== 'q4_0') unsupported(`a ${table.type} token table looked up on the device (q8_0 and q4_0 run on webgpu)`);
       const i = gpu(ids, 'embeddingQuantizedStored');
       embeddingQuantizedStored(ctx, quantizedWeights.of(table).buffer, table.type, table.rows, table.cols, { buffer: i.buffer, offset: i.offset, length: n }, gpu(out, 'embeddingQuantizedStored'));
     },

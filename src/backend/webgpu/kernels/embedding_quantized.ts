@@ -1,5 +1,6 @@
 import { type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { FLAT_INDEX, grid, WG } from './grid.js';
+import { KQUANT_FUNCTIONS } from './linear_kquant.js';
 
 /**
  * Rows of a q8_0 or q4_0 token table looked up by ids kept on the device
@@ -47,7 +48,40 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 };
 
-/** out[r] = row ids[r] of the table in `w` (rows × cols, q8_0 or q4_0 blocks), dequantized, for the first `ids.length` ids. */
-export function embeddingQuantizedStored(ctx: GpuContext, w: GPUBuffer, type: 'q8_0' | 'q4_0', rows: number, cols: number, ids: GpuSpan, out: GpuSpan): void {
-  ctx.dispatch(LOOKUP, [w, ids.buffer, out.buffer], [u32(ids.length), u32(cols), u32(ids.offset), u32(out.offset), u32(rows), u32(type === 'q4_0' ? 1 : 0)], grid(ctx, ids.length * cols));
+/**
+ * The same for a q4_k or q6_k table (a Q4_K_M file's token table is often
+ * q6_k), each value dequantized as linear_kquant.ts's product reads it:
+ * d·sc rounded to f32, times the quant (less dmin·m for q4_k), as js.
+ */
+const LOOKUP_K: KernelSource = {
+  name: 'embeddingKQuantStored',
+  bindings: ['read', 'read', 'rw'],
+  code: /* wgsl */ `
+struct Params { n: u32, cols: u32, idOff: u32, outOff: u32, rows: u32, kind: u32 }
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> ids: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+${FLAT_INDEX}
+
+fn byteAt(i: u32) -> u32 {
+  return extractBits(w[i >> 2u], (i & 3u) * 8u, 8u);
+}
+${KQUANT_FUNCTIONS}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat(gid, nwg);
+  if (i >= p.n * p.cols) { return; }
+  let c = i % p.cols;
+  let row = min(u32(ids[p.idOff + i / p.cols]), p.rows - 1u); // an id never checked on the host stays in the table
+  out[p.outOff + i] = kValue(kRun(p.kind, row, p.cols / 256u, c / 32u), c % 32u);
+}`,
+};
+
+/** out[r] = row ids[r] of the table in `w` (rows × cols, in ggml's blocks of `type`), dequantized, for the first `ids.length` ids. */
+export function embeddingQuantizedStored(ctx: GpuContext, w: GPUBuffer, type: 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k', rows: number, cols: number, ids: GpuSpan, out: GpuSpan): void {
+  const kind = type === 'q4_0' || type === 'q6_k' ? 1 : 0;
+  const kernel = type === 'q4_k' || type === 'q6_k' ? LOOKUP_K : LOOKUP;
+  ctx.dispatch(kernel, [w, ids.buffer, out.buffer], [u32(ids.length), u32(cols), u32(ids.offset), u32(out.offset), u32(rows), u32(kind)], grid(ctx, ids.length * cols));
 }
