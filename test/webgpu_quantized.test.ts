@@ -176,18 +176,20 @@ describe('a block-quantized (GGUF-style) Llama decoding on webgpu', { skip }, ()
     });
   }
 
-  it('Q4_K_M\'s mix (q4_k matrices; v_proj, down_proj, the token table and the head q6_k): greedy KV-cached tokens as js, queued ahead (the table read on the device)', async () => {
-    // Widths of 256: a k-quant row is whole 256-value blocks.
-    const shape = { n_embd: 256, head_dim: 64, intermediate_size: 256 };
-    const model = tinyLlama({ n_layer: 2, n_head: 4, n_kv_head: 2, vocab_size: 41, block_size: 32, tie_word_embeddings: false, ...shape }, 23);
-    const matrices = new Map<string, QuantizedMatrix>();
-    for (const [name, p] of model.namedParameters()) {
-      if (p.rank !== 2) continue;
-      const type = /v_proj|down_proj|embed_tokens|lm_head/.test(name) ? 'q6_k' : 'q4_k';
-      matrices.set(name, kQuantMatrix(type, p.shape[0]!, p.shape[1]!));
-    }
-    const js = await greedy(matrices, false, shape);
-    assert.deepEqual(await greedy(matrices, true, shape), js);
-    assert.ok(new Set(js.flat()).size > 2, `a test that can tell: ${JSON.stringify(js)}`);
-  });
+  for (const tied of [false, true]) {
+    it(`Q4_K_M's mix (q4_k matrices; v_proj, down_proj and the token table q6_k, ${tied ? 'the head tied to it' : 'and the head'}): greedy KV-cached tokens as js, queued ahead (the table read on the device)`, async () => {
+      // Widths of 256: a k-quant row is whole 256-value blocks.
+      const shape = { n_embd: 256, head_dim: 64, intermediate_size: 256, tie_word_embeddings: tied };
+      const model = tinyLlama({ n_layer: 2, n_head: 4, n_kv_head: 2, vocab_size: 41, block_size: 32, ...shape }, 23);
+      const matrices = new Map<string, QuantizedMatrix>();
+      for (const [name, p] of model.namedParameters()) {
+        if (p.rank !== 2) continue;
+        const type = /v_proj|down_proj|embed_tokens|lm_head/.test(name) ? 'q6_k' : 'q4_k';
+        matrices.set(name, kQuantMatrix(type, p.shape[0]!, p.shape[1]!));
+      }
+      const js = await greedy(matrices, false, shape);
+      assert.deepEqual(await greedy(matrices, true, shape), js);
+      assert.ok(new Set(js.flat()).size > 2, `a test that can tell: ${JSON.stringify(js)}`);
+    });
+  }
 });
