@@ -13,7 +13,7 @@ import { parseGPTConfig } from '../src/models/gpt_config.js';
 import { moveToBackend } from '../src/nn/placement.js';
 import { quantize } from '../src/nn/quantized_linear.js';
 import { Rng } from '../src/util/rng.js';
-import { webgpuSkip } from './webgpu_helpers.js';
+import { mostReadsInFlight, webgpuSkip } from './webgpu_helpers.js';
 
 /*
  * KV-cached generation on the webgpu backend against js: the same model,
@@ -133,27 +133,13 @@ describe('generation on webgpu', { skip }, () => {
     try {
       const m = model();
       moveToBackend(m);
-      const device = backend().device!;
-      const read = device.read.bind(device);
       for (const depth of [0, 2]) {
         setDecodeAhead(depth);
-        let inFlight = 0;
-        let most = 0;
-        device.read = async (s) => {
-          most = Math.max(most, ++inFlight);
-          try {
-            return await read(s);
-          } finally {
-            inFlight--;
-          }
-        };
-        try {
+        const most = await mostReadsInFlight(async () => {
           // One prompt short enough that the window never slides within 10 tokens.
           const dec = new BatchDecoder(m, [[2, 7]], { maxNewTokens: 10, greedy: true });
           while (!dec.finished) await dec.stepAsync();
-        } finally {
-          device.read = read;
-        }
+        });
         assert.equal(most, depth + 1, `depth ${depth}`);
       }
     } finally {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Backend } from '../src/backend/backend.js';
-import { setBackend } from '../src/backend/index.js';
+import { backend, setBackend } from '../src/backend/index.js';
 import { selectBackendAsync } from '../src/backend/select.js';
 import type { DeviceArray } from '../src/backend/storage.js';
 import type { Module } from '../src/nn/module.js';
@@ -75,4 +75,29 @@ export async function sameStep(make: () => Module, loss: (m: Module) => Tensor, 
   } finally {
     setBackend('js');
   }
+}
+
+/**
+ * The most reads of the current device backend in flight at once while `run`
+ * runs (work queued ahead of its reads overlaps them: decode_ahead.ts).
+ */
+export async function mostReadsInFlight(run: () => Promise<void>): Promise<number> {
+  const device = backend().device!;
+  const read = device.read.bind(device);
+  let inFlight = 0;
+  let most = 0;
+  device.read = async (s) => {
+    most = Math.max(most, ++inFlight);
+    try {
+      return await read(s);
+    } finally {
+      inFlight--;
+    }
+  };
+  try {
+    await run();
+  } finally {
+    device.read = read;
+  }
+  return most;
 }

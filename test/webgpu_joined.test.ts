@@ -46,6 +46,26 @@ function dispatchesPerToken(m: Llama): number {
   return openedWebGpu()!.stats.dispatches - before;
 }
 
+/**
+ * `make()`'s logits (logits() above) on js, then on webgpu with a fresh
+ * model moved there; `onDevice` checks the device's model before its logits.
+ * Each step's logits must agree within rtol 1e-4.
+ */
+async function sameLogits(make: () => Llama, what: string, onDevice: (m: Llama) => void = () => {}): Promise<void> {
+  setBackend('js');
+  const want = await logits(make());
+  await webgpu();
+  try {
+    const m = make();
+    moveToBackend(m);
+    onDevice(m);
+    const got = await logits(m);
+    got.forEach((g, i) => assertNear(g, want[i]!, 1e-4, 1e-5, `${what}: ${i === 0 ? 'the prompt' : `decode step ${i}`}`));
+  } finally {
+    setBackend('js');
+  }
+}
+
 const variants: Array<[string, Partial<LlamaConfigInput>]> = [
   ['no biases (Llama)', {}],
   ['q, k, v and MLP biases (Qwen2 has the first)', { attention_bias: true, mlp_bias: true }],
@@ -54,32 +74,23 @@ const variants: Array<[string, Partial<LlamaConfigInput>]> = [
 describe('joined projections on webgpu', { skip }, () => {
   for (const [what, config] of variants) {
     it(`${what}: the prompt's and every decode step's logits as js (rtol 1e-4); 5 dispatches a layer, not 8`, async () => {
-      setBackend('js');
       const make = () => {
         const m = tinyLlama(config, 11);
         // Nonzero biases, so that a bias laid out or added wrongly shows.
         for (const [name, p] of m.namedParameters()) if (name.endsWith('.bias')) p.data.forEach((_, i) => (p.data[i] = 0.01 * ((i % 7) - 3)));
         return m;
       };
-      const want = await logits(make());
-      await webgpu();
-      try {
-        const m = make();
-        moveToBackend(m);
+      await sameLogits(make, what, (m) => {
         const layer = m.model.layers[0]!;
         assert.ok(noGrad(() => joinedLinear([layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj])), 'q, k, v adjoin after moveToBackend');
         assert.ok(noGrad(() => joinedLinear([layer.mlp.gate_proj, layer.mlp.up_proj])), 'gate, up adjoin');
         assert.equal(joinedLinear([layer.self_attn.q_proj, layer.self_attn.k_proj]), null, 'never while a gradient is recorded');
-        const got = await logits(m);
-        got.forEach((g, i) => assertNear(g, want[i]!, 1e-4, 1e-5, `${what}: ${i === 0 ? 'the prompt' : `decode step ${i}`}`));
         const [one, three] = [tinyLlama({ ...config, n_layer: 1 }), tinyLlama({ ...config, n_layer: 3 })];
         moveToBackend(one);
         moveToBackend(three);
         // q·k·v (the RMSNorm folded in), cached attention (RoPE inside), o_proj (+ x), gate·up (the norm folded in), down (SwiGLU folded in, + x).
         assert.equal((dispatchesPerToken(three) - dispatchesPerToken(one)) / 2, 5);
-      } finally {
-        setBackend('js');
-      }
+      });
     });
   }
 
@@ -114,23 +125,14 @@ describe('joined projections on webgpu', { skip }, () => {
   });
 
   it('an int8 model\'s projections are not plain Linear layers: each runs on its own, as js', async () => {
-    setBackend('js');
     const make = () => {
       const m = tinyLlama({}, 11);
       quantize(m);
       return m;
     };
-    const want = await logits(make());
-    await webgpu();
-    try {
-      const m = make();
-      moveToBackend(m);
+    await sameLogits(make, 'int8', (m) => {
       const layer = m.model.layers[0]!;
       assert.equal(noGrad(() => joinedLinear([layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj])), null);
-      const got = await logits(m);
-      got.forEach((g, i) => assertNear(g, want[i]!, 1e-4, 1e-5, `int8: step ${i}`));
-    } finally {
-      setBackend('js');
-    }
+    });
   });
 });

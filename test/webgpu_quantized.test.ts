@@ -36,24 +36,9 @@ describe('linearQuantized on webgpu against js', { skip }, () => {
       const w = quantizeMatrix(type, rand(N * K), N, K);
       const x = rand(rows * K);
       x[5] = 0.5; // a block holding exact halves once scaled is common in real activations; js and WGSL must round them alike
-      const bias = rand(N);
-      const addend = rand(rows * N);
-      const want = new Float32Array(rows * N);
-      jsBackend.linearQuantized(x, rows, w, bias, want, { activation: 'gelu', addend });
-      const be = await webgpu();
-      try {
-        const dev = be.device!;
-        const padded = new Float32Array(rows * K + 5);
-        padded.set(x, 5);
-        const out = dev.alloc(rows * N, true);
-        be.linearQuantized(dev.view(dev.upload(padded), 5, rows * K), rows, w, dev.upload(bias), out, { activation: 'gelu', addend: dev.view(dev.upload(Float32Array.from([1, 2, ...addend])), 2, rows * N) });
-        const got = await dev.read(out);
-        // Within one activation quant step of js: WGSL's f32 division is not correctly rounded (see the kernel's header).
-        const scale = Math.max(...want.map(Math.abs));
-        assertNear(got, want, 1e-5, 2e-3 * scale, type);
-      } finally {
-        setBackend('js');
-      }
+      const { got, want } = await productBothWays(w, x, rows);
+      // Within one activation quant step of js: WGSL's f32 division is not correctly rounded (see the kernel's header).
+      assertNear(got, want, 1e-5, 2e-3 * Math.max(...want.map(Math.abs)), type);
     });
   }
 
@@ -90,24 +75,9 @@ describe('linearQuantized on webgpu against js', { skip }, () => {
   for (const type of ['q4_k', 'q6_k'] as const) {
     // 8 runs of 32 values: 32 lanes an output; 72 runs: 128 lanes.
     for (const [rows, K, N] of [[3, 256, 37], [2, 2304, 9]] as const) it(`${type}: ${rows} rows × ${K / 256} blocks, with a bias, a GELU and an addend, from offset views`, async () => {
-      const w = kQuantMatrix(type, N, K);
-      const x = rand(rows * K);
-      const bias = rand(N);
-      const addend = rand(rows * N);
-      const want = new Float32Array(rows * N);
-      jsBackend.linearQuantized(x, rows, w, bias, want, { activation: 'gelu', addend });
-      const be = await webgpu();
-      try {
-        const dev = be.device!;
-        const padded = new Float32Array(rows * K + 5);
-        padded.set(x, 5);
-        const out = dev.alloc(rows * N, true);
-        be.linearQuantized(dev.view(dev.upload(padded), 5, rows * K), rows, w, dev.upload(bias), out, { activation: 'gelu', addend: dev.view(dev.upload(Float32Array.from([1, 2, ...addend])), 2, rows * N) });
-        // The weights dequantize as js's do; the sum runs in another order (f32 lanes and a tree, against js's one double sum).
-        assertNear(await dev.read(out), want, 1e-4, 1e-5 * K, type);
-      } finally {
-        setBackend('js');
-      }
+      const { got, want } = await productBothWays(kQuantMatrix(type, N, K), rand(rows * K), rows);
+      // The weights dequantize as js's do; the sum runs in another order (f32 lanes and a tree, against js's one double sum).
+      assertNear(got, want, 1e-4, 1e-5 * K, type);
     });
 
     it(`${type}: token rows looked up by ids on the device, dequantized as js (bit for bit)`, async () => {
@@ -127,6 +97,26 @@ describe('linearQuantized on webgpu against js', { skip }, () => {
     });
   }
 });
+
+/** x·Wᵀ + bias, GELU, + addend on js and on webgpu (the input, bias and addend uploaded as offset views). */
+async function productBothWays(w: QuantizedMatrix, x: Float32Array, rows: number): Promise<{ got: Float32Array; want: Float32Array }> {
+  const [N, K] = [w.rows, w.cols];
+  const bias = rand(N);
+  const addend = rand(rows * N);
+  const want = new Float32Array(rows * N);
+  jsBackend.linearQuantized(x, rows, w, bias, want, { activation: 'gelu', addend });
+  const be = await webgpu();
+  try {
+    const dev = be.device!;
+    const padded = new Float32Array(rows * K + 5);
+    padded.set(x, 5);
+    const out = dev.alloc(rows * N, true);
+    be.linearQuantized(dev.view(dev.upload(padded), 5, rows * K), rows, w, dev.upload(bias), out, { activation: 'gelu', addend: dev.view(dev.upload(Float32Array.from([1, 2, ...addend])), 2, rows * N) });
+    return { got: await dev.read(out), want };
+  } finally {
+    setBackend('js');
+  }
+}
 
 /**
  * An N × K matrix of random k-quant blocks whose scales keep the weights

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { backend, setBackend } from '../src/backend/index.js';
+import { setBackend } from '../src/backend/index.js';
 import { selectBackendAsync } from '../src/backend/select.js';
 import { decodeAhead, setDecodeAhead } from '../src/generate/decode_ahead.js';
 import { GPT } from '../src/models/gpt.js';
@@ -9,7 +9,7 @@ import { moveToBackend } from '../src/nn/placement.js';
 import { Scheduler } from '../src/serve/scheduler.js';
 import { Sequence, type FinishReason, type SequenceParams } from '../src/serve/sequence.js';
 import { Rng } from '../src/util/rng.js';
-import { webgpuSkip } from './webgpu_helpers.js';
+import { mostReadsInFlight, webgpuSkip } from './webgpu_helpers.js';
 
 /*
  * The server's continuous batching on webgpu against js: greedy requests
@@ -119,25 +119,11 @@ describe('continuous batching on webgpu', { skip }, () => {
     try {
       const m = model();
       moveToBackend(m);
-      const device = backend().device!;
-      const read = device.read.bind(device);
       for (const depth of [0, 2]) {
         setDecodeAhead(depth);
-        let inFlight = 0;
-        let most = 0;
-        device.read = async (s) => {
-          most = Math.max(most, ++inFlight);
-          try {
-            return await read(s);
-          } finally {
-            inFlight--;
-          }
-        };
-        try {
+        const most = await mostReadsInFlight(async () => {
           await serve(m, [{ prompt: [2, 7], maxTokens: 10 }, { prompt: [5], maxTokens: 10 }]);
-        } finally {
-          device.read = read;
-        }
+        });
         assert.equal(most, depth + 1, `depth ${depth}`);
       }
     } finally {
