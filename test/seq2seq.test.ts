@@ -53,6 +53,20 @@ describe('label smoothing', () => {
     assert.ok(Math.abs(a - b) < 1e-5, `${a} vs ${b}`);
   });
 
+  it('is −Σ q·log softmax with q = (1 − ε)·onehot + ε/V, averaged over the rows not ignored (the definition, in doubles)', () => {
+    const logits = randn([3, 7], rng);
+    const targets = Int32Array.from([6, 0, 2]);
+    const eps = 0.1;
+    let want = 0;
+    for (const r of [0, 2]) {
+      const z = Array.from(logits.data.subarray(r * 7, r * 7 + 7));
+      const lse = Math.log(z.reduce((s, v) => s + Math.exp(v), 0));
+      want += z.reduce((s, v, j) => s - ((j === targets[r] ? 1 - eps : 0) + eps / 7) * (v - lse), 0);
+    }
+    const got = labelSmoothedCrossEntropy(logits, targets, { smoothing: eps, ignoreIndex: 0 }).item();
+    assert.ok(Math.abs(got - want / 2) < 1e-5, `${got} vs ${want / 2}`);
+  });
+
   it('gradients match finite differences', () => {
     const logits = randn([4, 6], rng);
     gradCheck(() => labelSmoothedCrossEntropy(logits, Int32Array.from([2, 0, 5, 1]), { smoothing: 0.1, ignoreIndex: 0 }), [logits]);

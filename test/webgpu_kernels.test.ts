@@ -487,24 +487,25 @@ describe('WebGPU kernels agree with the js reference', { skip }, () => {
     }
   });
 
-  it('fused cross-entropy forward (loss sum and count kept on the device, ignore index) and backward', async () => {
+  it('fused cross-entropy forward (loss sum and count kept on the device, ignore index) and backward, plain and label-smoothed', async () => {
     // 64, 32 and 256 lanes a row (rowLanes): 4, 8 and 1 rows a workgroup.
-    for (const [rows, vocab] of [[9, 301], [11, 40], [3, 5000]] as const) {
+    for (const smoothing of [0, 0.1]) for (const [rows, vocab] of [[9, 301], [11, 40], [3, 5000]] as const) {
+      const what = `${rows}×${vocab}, smoothing ${smoothing}`;
       const ignore = -100;
       const logits = rand(rows * vocab, 3);
       const targets = Int32Array.from({ length: rows }, (_, r) => (r === 4 ? ignore : (r * 37) % vocab));
       const lse = new Float32Array(rows);
-      const { sum, count } = jsCrossEntropyForward(logits, targets, lse, rows, vocab, ignore);
+      const { sum, count } = jsCrossEntropyForward(logits, targets, lse, rows, vocab, ignore, smoothing);
       const [lg, tg, lseG, result] = [up(logits), up(targets), up(new Float32Array(rows)), up(new Float32Array(2))];
-      crossEntropyForward(ctx, lg, tg, lseG, result, rows, vocab, ignore);
-      assertNear(await down(lseG), lse, 1e-6, 1e-6, `cross-entropy lse ${rows}×${vocab}`);
-      assertNear(await down(result), [sum, count], 1e-5, 1e-5, `cross-entropy [sum, count] ${rows}×${vocab}`);
+      crossEntropyForward(ctx, lg, tg, lseG, result, rows, vocab, ignore, smoothing);
+      assertNear(await down(lseG), lse, 1e-6, 1e-6, `cross-entropy lse ${what}`);
+      assertNear(await down(result), [sum, count], 1e-5, 1e-5, `cross-entropy [sum, count] ${what}`);
       for (const accumulate of [true, false]) {
         const d = rand(rows * vocab);
         const dg = up(d);
-        jsCrossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, 0.125, accumulate);
-        crossEntropyBackward(ctx, lg, tg, lseG, dg, rows, vocab, ignore, 0.125, accumulate);
-        assertNear(await down(dg), d, 1e-5, 1e-6, `cross-entropy backward ${rows}×${vocab} accumulate ${accumulate}`);
+        jsCrossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, 0.125, accumulate, smoothing);
+        crossEntropyBackward(ctx, lg, tg, lseG, dg, rows, vocab, ignore, 0.125, accumulate, null, smoothing);
+        assertNear(await down(dg), d, 1e-5, 1e-6, `cross-entropy backward ${what}, accumulate ${accumulate}`);
       }
     }
   });

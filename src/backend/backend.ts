@@ -406,14 +406,17 @@ export interface Backend<F = Storage> {
    * (rows whose target equals ignoreIndex are skipped; the caller, who knows
    * the targets, passes 1/count to get the mean). The loss stays where the
    * backend keeps its values: a device backend does not wait to return it.
+   * With `smoothing` ε > 0 the target is smoothed (label smoothing): a row's
+   * loss is −Σ q·log softmax with q = (1 − ε)·onehot(target) + ε/V, that is
+   * (1 − ε)·(lse − z_t) + ε·(lse − mean z).
    */
-  crossEntropyForward(logits: F, targets: Int32Array, lse: F, loss: F, rows: number, vocab: number, ignoreIndex: number, scale: number): void;
+  crossEntropyForward(logits: F, targets: Int32Array, lse: F, loss: F, rows: number, vocab: number, ignoreIndex: number, scale: number, smoothing?: number): void;
   /**
-   * dLogits += dLoss[0] · scale · (softmax − onehot(target)) for counted rows;
-   * accumulate false overwrites (ignored rows become 0). dLoss is the loss's
-   * own one-element gradient, read by the kernel where it lies.
+   * dLogits += dLoss[0] · scale · (softmax − q) for counted rows, q the
+   * (smoothed) target; accumulate false overwrites (ignored rows become 0).
+   * dLoss is the loss's own one-element gradient, read by the kernel where it lies.
    */
-  crossEntropyBackward(logits: F, targets: Int32Array, lse: F, dLoss: F, dLogits: F, rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean): void;
+  crossEntropyBackward(logits: F, targets: Int32Array, lse: F, dLoss: F, dLogits: F, rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean, smoothing?: number): void;
 
   /**
    * mask[i] = 0 with probability p, else 1/(1−p); out = x·mask. The decisions

@@ -5,9 +5,7 @@ import type { Objective } from './step.js';
 import { Transformer } from '../models/transformer.js';
 import { parseTransformerConfig } from '../models/transformer_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { backend } from '../backend/index.js';
 import { onHost } from '../nn/placement.js';
-import { UserError } from '../util/errors.js';
 import { PAD, PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
 import { makeBatch, type Seq2SeqBatch } from '../models/seq2seq_batch.js';
@@ -68,13 +66,10 @@ export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2S
  * trainSeq2Seq on any backend. On a device backend (webgpu) the steps run on
  * the device (each step's loss read back); the held-out translation (greedy
  * decoding, token by token) and the checkpoint run on js over host copies of
- * the weights, read back once each time (onHost). Label smoothing has no
- * device kernel yet: on a device it is refused, --label-smoothing 0 trains.
+ * the weights, read back once each time (onHost). Label smoothing runs in
+ * the fused cross-entropy kernel, its loss kept on the device like the rest.
  */
 export async function trainSeq2SeqAsync(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Promise<Seq2SeqSummary> {
-  if (backend().device && run.options.labelSmoothing > 0) {
-    throw new UserError(`--label-smoothing ${run.options.labelSmoothing}: label-smoothed cross-entropy has no ${backend().name} kernel yet; pass --label-smoothing 0, or --backend js/native`);
-  }
   const t = seq2seqTrainingRun(run, events);
   return t.summary(await runTrainingAsync(t.loop));
 }

@@ -58,11 +58,11 @@ export const jsBackend: Backend<Float32Array> = {
   linearInt8,
   linearPanels: linearPanelsWith,
   linearQuantized,
-  crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
-    loss[0] = scale * crossEntropyForward(logits, targets, lse, rows, vocab, ignore).sum;
+  crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale, smoothing = 0) => {
+    loss[0] = scale * crossEntropyForward(logits, targets, lse, rows, vocab, ignore, smoothing).sum;
   },
-  crossEntropyBackward: (logits, targets, lse, dLoss, dLogits, rows, vocab, ignore, scale, acc) =>
-    crossEntropyBackward(logits, targets, lse, dLogits, rows, vocab, ignore, dLoss[0]! * scale, acc),
+  crossEntropyBackward: (logits, targets, lse, dLoss, dLogits, rows, vocab, ignore, scale, acc, smoothing = 0) =>
+    crossEntropyBackward(logits, targets, lse, dLogits, rows, vocab, ignore, dLoss[0]! * scale, acc, smoothing),
   dropoutForward,
   dropoutBackward,
   adamwStep,

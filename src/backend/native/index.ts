@@ -234,10 +234,15 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       a.linearQuantized(x, rows, GGML_TYPE[w.type], w.data, w.rows, w.cols, bias, out, w.layout === 'rows16' ? INTERLEAVE : 0);
       applyRowsEpilogue(b, out.subarray(0, rows * w.rows), epilogue);
     },
-    crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) => {
+    // Label smoothing (a translation model's loss) runs js's loops: the C++ kernels compute plain cross-entropy.
+    crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale, smoothing = 0) => {
+      if (smoothing > 0) return jsBackend.crossEntropyForward(logits, targets, lse, loss, rows, vocab, ignore, scale, smoothing);
       loss[0] = scale * a.crossEntropyForward(logits, targets, lse, rows, vocab, ignore)[0];
     },
-    crossEntropyBackward: (logits, targets, lse, dLoss, d, rows, vocab, ignore, scale, acc) => a.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, dLoss[0]! * scale, acc),
+    crossEntropyBackward: (logits, targets, lse, dLoss, d, rows, vocab, ignore, scale, acc, smoothing = 0) =>
+      smoothing > 0
+        ? jsBackend.crossEntropyBackward(logits, targets, lse, dLoss, d, rows, vocab, ignore, scale, acc, smoothing)
+        : a.crossEntropyBackward(logits, targets, lse, d, rows, vocab, ignore, dLoss[0]! * scale, acc),
     dropoutForward: (x, out, mask, p, seed) => a.dropoutForward(x, out, mask, p, seed),
     dropoutBackward: (dOut, mask, dx, acc) => a.dropoutBackward(dOut, mask, dx, acc),
     adamwStep: (p, g, m, v, h) => a.adamw(p, g, m, v, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.step),

@@ -206,22 +206,22 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     embeddingBackward: (dOut, ids, dW, dim) =>
       // The token chains are made on the host, where the ids are (O(N)), and go up beside them.
       withInts(ctx, ids, (i) => withInts(ctx, new Int32Array(embeddingLinks(ids).buffer), (links) => embeddingBackward(ctx, gpu(dOut, 'embedding'), i, links, gpu(dW, 'embedding'), dim))),
-    crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale) =>
+    crossEntropyForward: (logits, targets, lse, loss, rows, vocab, ignore, scale, smoothing = 0) =>
       withInts(ctx, targets, (t) => {
         // The kernel leaves [sum, count] on the device; the loss is scale·sum (the op passes 1/count).
         const result = scratch(2);
-        crossEntropyForward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), result, rows, vocab, ignore);
+        crossEntropyForward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), result, rows, vocab, ignore, smoothing);
         ctx.copy(result.buffer, 0, gpu(loss, 'crossEntropy').buffer, loss.offset, 1);
         scaleInPlace(ctx, loss, scale);
         ctx.release(result.buffer);
       }),
-    crossEntropyBackward: (logits, targets, lse, dLoss, dLogits, rows, vocab, ignore, scale, acc) =>
+    crossEntropyBackward: (logits, targets, lse, dLoss, dLogits, rows, vocab, ignore, scale, acc, smoothing = 0) =>
       withInts(ctx, targets, (t) => {
         // The loss's own gradient dLoss stays on the device: the kernel reads it there (from a copy if it shares dLogits' buffer).
         const own = gpu(dLoss, 'crossEntropy');
         const shared = own.buffer === gpu(dLogits, 'crossEntropy').buffer ? scratch(1) : null;
         if (shared) ctx.copy(own.buffer, own.offset, shared.buffer, 0, 1);
-        crossEntropyBackward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), dLogits, rows, vocab, ignore, scale, acc, shared ?? own);
+        crossEntropyBackward(ctx, gpu(logits, 'crossEntropy'), t, gpu(lse, 'crossEntropy'), dLogits, rows, vocab, ignore, scale, acc, shared ?? own, smoothing);
         if (shared) ctx.release(shared.buffer);
       }),
     dropoutForward: (x, out, mask, p, seed) => dropoutForward(ctx, gpu(x, 'dropout'), gpu(out, 'dropout'), gpu(mask, 'dropout'), p, seed),

@@ -10,10 +10,12 @@ import { laneReduce, ROW_WG, rowGroups, rowLanes, WORKGROUP_REDUCE } from './wor
  * index count for nothing. The forward leaves the summed loss and the number
  * of counted rows ON THE DEVICE (`result` = [sum, count]): a second pass, one
  * workgroup, adds the rows' losses, so training reads back only when it logs.
+ * With label smoothing ε the target is (1 − ε)·onehot + ε/V, as in js: the
+ * row's loss is (1 − ε)·(lse − z_t) + ε·(lse − mean z), its gradient softmax − q.
  */
 
 const code = (lanes: number) => /* wgsl */ `
-struct Params { rows: u32, vocab: u32, ignoreIndex: i32, scale: f32, accumulate: u32, lOff: u32, tOff: u32, lseOff: u32, dOff: u32, hasDLoss: u32, dLossOff: u32 }
+struct Params { rows: u32, vocab: u32, ignoreIndex: i32, scale: f32, accumulate: u32, lOff: u32, tOff: u32, lseOff: u32, dOff: u32, hasDLoss: u32, dLossOff: u32, smoothing: f32 }
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
@@ -34,12 +36,19 @@ fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var j = lid % LANES; j < width; j += LANES) { m = max(m, logits[o + j]); }
   m = laneMax(m, lid);
   var s = 0.0;
-  for (var j = lid % LANES; j < width; j += LANES) { s += exp(logits[o + j] - m); }
+  var z = 0.0;
+  for (var j = lid % LANES; j < width; j += LANES) {
+    s += exp(logits[o + j] - m);
+    z += logits[o + j];
+  }
   let l = m + log(laneSum(s, lid));
+  let zSum = laneSum(z, lid);
   if (inside && lid % LANES == 0u) {
     lse[p.lseOff + r] = l;
     let t = targets[p.tOff + r];
-    rowLoss[r] = select(l - logits[o + u32(t)], 0.0, t == p.ignoreIndex);
+    var loss = l - logits[o + u32(t)];
+    if (p.smoothing != 0.0) { loss = (1.0 - p.smoothing) * loss + p.smoothing * (l - zSum / f32(p.vocab)); }
+    rowLoss[r] = select(loss, 0.0, t == p.ignoreIndex);
   }
 }
 
@@ -71,8 +80,8 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     // The upstream gradient of the loss, read on the device (binding 3 in backward), times the op's scale.
     var scale = p.scale;
     if (p.hasDLoss != 0u) { scale *= rowLoss[p.dLossOff]; }
-    var g = scale * exp(logits[p.lOff + i] - lse[p.lseOff + r]);
-    if (u32(t) == j) { g -= scale; }
+    var g = scale * exp(logits[p.lOff + i] - lse[p.lseOff + r]) - scale * p.smoothing / f32(p.vocab);
+    if (u32(t) == j) { g -= scale * (1.0 - p.smoothing); }
     d += g;
   }
   dLogits[o] = d;
@@ -88,11 +97,11 @@ const BACKWARD: KernelSource = { name: 'crossEntropyBackward', entry: 'backward'
  * [summed loss, counted rows] (the js backend's return value), on the device.
  */
 export function crossEntropyForward(
-  ctx: GpuContext, logits: GpuSpan, targets: GpuSpan, lse: GpuSpan, result: GpuSpan, rows: number, vocab: number, ignoreIndex: number,
+  ctx: GpuContext, logits: GpuSpan, targets: GpuSpan, lse: GpuSpan, result: GpuSpan, rows: number, vocab: number, ignoreIndex: number, smoothing = 0,
 ): void {
   const rowLoss = ctx.buffer(Math.max(1, rows) * 4);
   const buffers = [logits.buffer, targets.buffer, lse.buffer, rowLoss, result.buffer];
-  const params = [u32(rows), u32(vocab), i32(ignoreIndex), f32(0), u32(0), u32(logits.offset), u32(targets.offset), u32(lse.offset), u32(result.offset), u32(0), u32(0)];
+  const params = [u32(rows), u32(vocab), i32(ignoreIndex), f32(0), u32(0), u32(logits.offset), u32(targets.offset), u32(lse.offset), u32(result.offset), u32(0), u32(0), f32(smoothing)];
   const lanes = rowLanes(vocab);
   ctx.dispatch(rowsKernel(lanes), buffers, params, rowGroups(ctx, rows, lanes));
   ctx.dispatch(TOTAL, buffers, params, [1]);
@@ -100,20 +109,20 @@ export function crossEntropyForward(
 }
 
 /**
- * dLogits (+)= scale·dLoss·(softmax − onehot(target)) for counted rows;
- * overwriting leaves ignored rows 0. dLoss (one element, the loss's own
- * gradient) is read on the device; without it the factor is 1.
+ * dLogits (+)= scale·dLoss·(softmax − q) for counted rows, q the target
+ * smoothed by ε; overwriting leaves ignored rows 0. dLoss (one element, the
+ * loss's own gradient) is read on the device; without it the factor is 1.
  */
 export function crossEntropyBackward(
   ctx: GpuContext, logits: GpuSpan, targets: GpuSpan, lse: GpuSpan, dLogits: GpuSpan,
-  rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean, dLoss: GpuSpan | null = null,
+  rows: number, vocab: number, ignoreIndex: number, scale: number, accumulate: boolean, dLoss: GpuSpan | null = null, smoothing = 0,
 ): void {
   ctx.dispatch(
     BACKWARD,
     [logits.buffer, targets.buffer, lse.buffer, dLoss?.buffer, dLogits.buffer],
     [
       u32(rows), u32(vocab), i32(ignoreIndex), f32(scale), u32(accumulate ? 1 : 0), u32(logits.offset), u32(targets.offset), u32(lse.offset), u32(dLogits.offset),
-      u32(dLoss ? 1 : 0), u32(dLoss?.offset ?? 0),
+      u32(dLoss ? 1 : 0), u32(dLoss?.offset ?? 0), f32(smoothing),
     ],
     grid(ctx, rows * vocab),
   );
