@@ -67,7 +67,7 @@ export { withoutAllocation } from './nn/init.js';
 export { LoRALinear, addLoRA, loraLayers, loraParameters, mergeLoRA, withoutLoRA, type LoRAOptions } from './nn/lora.js';
 export { LoRABank, MultiLoRALinear, AdapterRouting } from './nn/lora_bank.js';
 export { saveAdapter, loadAdapter, readAdapter, adapterFiles, type LoRAAdapter } from './io/peft.js';
-export { sequenceLogProbs, dpoLoss, responseMask, negLogSigmoid, type ResponseBatch, type DPOResult } from './train/dpo.js';
+export { sequenceLogProbs, dpoLoss, implicitRewards, preferenceAccuracy, responseMask, negLogSigmoid, type ResponseBatch, type DPOResult } from './train/dpo.js';
 export { hfFiles, hfConfig, hfTensors, gpt2TokenizerFiles } from './io/hf_export.js';
 export { pullModel, type PullOptions } from './io/hf_pull.js';
 export { loadModel, modelFiles, type LoadedModel } from './io/model_dir.js';

@@ -5,14 +5,13 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setBackend } from '../src/backend/index.js';
 import { runEmbedTrainAsync } from '../src/cli/embed.js';
-import { runDpo } from '../src/cli/dpo.js';
+import { dpoCommand, runDpoAsync } from '../src/cli/dpo.js';
 import { runSeq2SeqTrain } from '../src/cli/seq2seq.js';
 import { runSftAsync } from '../src/cli/sft.js';
 import { instructionRows, instructions } from '../src/data/instructions.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { parseFineTuneOptions } from '../src/train/sft_options.js';
 import { chatTokenizerFiles, tinyLlama, writeHFLlamaDir } from './llama_fixture.js';
-import { UserError } from '../src/util/errors.js';
 import { webgpuSkip } from './webgpu_helpers.js';
 
 /*
@@ -109,10 +108,43 @@ describe('attn sft and attn dpo on webgpu', { skip }, () => {
     }
   });
 
-  it('attn dpo --backend webgpu: refused in one line naming why', () => {
-    assert.throws(
-      () => runDpo({ init: base, data, out: join(work, 'dpo'), beta: 0.1, backend: 'webgpu' }, {}),
-      (e: unknown) => e instanceof UserError && /attn dpo does not run on webgpu yet: .*per-pair rewards/.test(e.message) && !e.message.includes('\n'),
-    );
+  it('attn dpo --backend webgpu --nll-weight 0.5 on the SFT model: each step\'s loss, accuracy and margin as js; the reference saved; dpo eval as js', async () => {
+    const prefs = join(work, 'prefs.jsonl');
+    writeFileSync(prefs, Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `Add ${i} and ${i + 1}.`, chosen: `${2 * i + 1}.`, rejected: `I do not know ${i}.` })).join('\n') + '\n');
+    const init = join(work, 'sft-webgpu');
+    const opts = { maxIters: 3, batchSize: 4, lr: 1e-2, minLr: 1e-2, warmupIters: 0, evalInterval: 3, logInterval: 1, valFraction: 0.25, loraR: 2 };
+    const run = (backend: string) => progressOf(() => runDpoAsync({ init, data: prefs, out: join(work, `dpo-${backend}`), beta: 0.1, nllWeight: 0.5, backend }, opts));
+    const js = await run('js');
+    const gpu = await run('webgpu');
+    assert.match(gpu.text, /backend webgpu/);
+    sameLosses(gpu.losses, js.losses, 3, 'dpo');
+    // The statistics come from the policy's log-probabilities read back without waiting: the same lines as js.
+    const stats = (text: string) => [...text.matchAll(/step (\d+): preference accuracy (\d+)%, reward margin (-?[\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2]), Number(m[3])]);
+    assert.equal(stats(js.text).length, 3);
+    assert.deepEqual(stats(gpu.text).map(([s, a]) => [s, a]), stats(js.text).map(([s, a]) => [s, a]), 'the same accuracy at each step');
+    stats(gpu.text).forEach(([s, , m], i) => assert.ok(Math.abs(m! - stats(js.text)[i]![2]!) <= 2e-3, `step ${s}: margin ${m} on webgpu, ${stats(js.text)[i]![2]} on js`));
+    const val = (text: string) => Number(/held-out DPO loss ([\d.]+)/.exec(text)![1]);
+    assert.ok(Math.abs(val(gpu.text) - val(js.text)) <= 1e-3 * val(js.text), `held-out loss ${val(gpu.text)} on webgpu, ${val(js.text)} on js`);
+    const ref = (dir: string) => readSafetensors(join(dir, 'dpo_reference.safetensors')).tensors.get('chosen')!.data as Float32Array;
+    ref(join(work, 'dpo-webgpu')).forEach((v, i) => assert.ok(Math.abs(v - ref(join(work, 'dpo-js'))[i]!) <= 1e-3 * Math.abs(v) + 1e-4, `reference log-probability ${i}`));
+    for (const f of ['adapter_model.safetensors', 'optimizer.safetensors', 'dpo.json']) assert.ok(existsSync(join(work, 'dpo-webgpu', f)), f);
+    // attn dpo eval --backend webgpu: the same numbers as on js.
+    const evaluate = async (backend: string) => {
+      let out = '';
+      const write = process.stdout.write;
+      process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
+      try {
+        await dpoCommand().exitOverride().parseAsync(['eval', '--model', join(work, 'dpo-webgpu'), '--data', prefs, '--all', '--backend', backend], { from: 'user' });
+      } finally {
+        process.stdout.write = write;
+        setBackend('js');
+      }
+      return JSON.parse(out) as Record<string, number>;
+    };
+    const [ej, eg] = [await evaluate('js'), await evaluate('webgpu')];
+    assert.equal(eg.rows, 12);
+    assert.equal(eg.preference_accuracy, ej.preference_accuracy);
+    for (const k of ['loss', 'reward_margin', 'chosen_reward', 'rejected_reward']) assert.ok(Math.abs(eg[k]! - ej[k]!) <= 1e-3 * Math.abs(ej[k]!) + 1e-4, `dpo eval ${k}: ${eg[k]} on webgpu, ${ej[k]} on js`);
+    assert.ok(ej.reward_margin !== 0, 'the policy moved from its reference (a test that can tell)');
   });
 });

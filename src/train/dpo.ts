@@ -20,7 +20,7 @@ import { abs } from '../tensor/ops/abs.js';
 import { add, exp, log, neg, scale, sub } from '../tensor/ops/elementwise.js';
 import { mean } from '../tensor/ops/reduce.js';
 import { concat, reshape, slice } from '../tensor/ops/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { allocStorage, copyStorage, Tensor } from '../tensor/tensor.js';
 
 /** B sequences of T tokens (right-padded), and which of their tokens are the response. */
 export interface ResponseBatch {
@@ -84,29 +84,48 @@ export interface DPOResult {
   chosenRewards: Tensor;
   /** β·(log π(r) − log ref(r)) per pair, [B]. */
   rejectedRewards: Tensor;
-  /** chosenRewards − rejectedRewards, [B]. */
+  /** chosenRewards − rejectedRewards, [B]; preferenceAccuracy(values) is the fraction ranked right. */
   margins: Tensor;
-  /** Scalar: the fraction of pairs whose chosen reward is above the rejected one. */
-  accuracy: Tensor;
 }
 
 /**
- * The DPO loss over B preference pairs. policy* carry gradients; ref* are
- * the frozen reference model's log-probabilities (computed once, no graph).
- * The statistics are copies, so they stay valid after a backward pass that
- * frees the activations.
+ * The implicit rewards of B pairs and their margins (chosen − rejected),
+ * [B] each, with the graph back to the policy's log-probabilities.
  */
-export function dpoLoss(policyChosen: Tensor, policyRejected: Tensor, refChosen: Tensor, refRejected: Tensor, beta: number): DPOResult {
+export function implicitRewards(policyChosen: Tensor, policyRejected: Tensor, refChosen: Tensor, refRejected: Tensor, beta: number): { chosen: Tensor; rejected: Tensor; margins: Tensor } {
   const B = policyChosen.size;
   for (const t of [policyRejected, refChosen, refRejected]) if (t.size !== B) throw new Error(`dpoLoss: log-probabilities of ${B} and ${t.size} pairs`);
   if (!(beta > 0)) throw new Error(`dpoLoss: beta must be positive, got ${beta}`);
   const chosen = scale(sub(policyChosen, refChosen.detach()), beta);
   const rejected = scale(sub(policyRejected, refRejected.detach()), beta);
-  const z = sub(chosen, rejected);
-  const loss = mean(negLogSigmoid(z));
-  const copy = (t: Tensor) => new Tensor(Float32Array.from(t.data), [B]);
-  const wins = Array.from(z.data).filter((m) => m > 0).length;
-  return { loss, chosenRewards: copy(chosen), rejectedRewards: copy(rejected), margins: copy(z), accuracy: Tensor.from([wins / B], []) };
+  return { chosen, rejected, margins: sub(chosen, rejected) };
+}
+
+/**
+ * The DPO loss over B preference pairs. policy* carry gradients; ref* are
+ * the frozen reference model's log-probabilities (computed once, no graph).
+ * The statistics are copies in the backend's storage, so they stay valid
+ * after a backward pass that frees the activations (on a device backend,
+ * `await t.read()` them).
+ */
+export function dpoLoss(policyChosen: Tensor, policyRejected: Tensor, refChosen: Tensor, refRejected: Tensor, beta: number): DPOResult {
+  const r = implicitRewards(policyChosen, policyRejected, refChosen, refRejected, beta);
+  const loss = mean(negLogSigmoid(r.margins));
+  return { loss, chosenRewards: valuesOf(r.chosen), rejectedRewards: valuesOf(r.rejected), margins: valuesOf(r.margins) };
+}
+
+/** The fraction of pairs whose chosen reward is above the rejected one (margin > 0; a tie counts as wrong). */
+export function preferenceAccuracy(margins: ArrayLike<number>): number {
+  let wins = 0;
+  for (let i = 0; i < margins.length; i++) if (margins[i]! > 0) wins++;
+  return margins.length ? wins / margins.length : NaN;
+}
+
+/** A copy of t's values, cut from the graph, where the backend keeps values. */
+function valuesOf(t: Tensor): Tensor {
+  const copy = allocStorage(t.size, false);
+  copyStorage(t.storage, 0, copy, 0, t.size);
+  return new Tensor(copy, [...t.shape]);
 }
 
 /**

@@ -9,7 +9,8 @@ import { AdamW } from '../optim/adamw.js';
 import { backend } from '../backend/index.js';
 import { withHostValues } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
-import { allocStorage, readStorage, releaseStorage, type Tensor } from '../tensor/tensor.js';
+import { allocStorage, readStorage, releaseStorage } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { Rng } from '../util/rng.js';
 import { epochBatches } from './epoch_batches.js';
 import { runTraining, runTrainingAsync, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
@@ -77,11 +78,12 @@ export function argmaxRows(logits: Float32Array, classes: number): Int32Array {
 const correct = (pred: Int32Array, labels: Int32Array): number => pred.reduce((n, p, i) => n + (p === labels[i] ? 1 : 0), 0);
 
 /**
- * Test-set evaluation as a generator: it yields each batch's [loss, logits]
- * tensors and is handed back their values, so one loop serves the host
- * (values at once) and a device backend (read back, awaited).
+ * Test-set evaluation as a generator (tensor/value_reads.ts): it yields each
+ * batch's [loss, logits] tensors and is handed back their values, so one
+ * loop serves the host (values at once) and a device backend (read back,
+ * awaited).
  */
-function* evaluation(model: ViT, set: ImageSet, batchSize: number): Generator<[Tensor, Tensor], { accuracy: number; loss: number }, Float32Array[]> {
+function* evaluation(model: ViT, set: ImageSet, batchSize: number): ValueReads<{ accuracy: number; loss: number }> {
   let right = 0;
   let lossSum = 0;
   for (let start = 0; start < set.count; start += batchSize) {
@@ -100,10 +102,7 @@ export function evaluateViT(model: ViT, set: ImageSet, batchSize = 500): { accur
   const wasTraining = model.training;
   model.eval();
   try {
-    const run = evaluation(model, set, batchSize);
-    let next = run.next();
-    while (!next.done) next = run.next(next.value.map((t) => t.data));
-    return next.value;
+    return valuesNow(evaluation(model, set, batchSize));
   } finally {
     model.train(wasTraining);
   }
@@ -114,10 +113,7 @@ export async function evaluateViTAsync(model: ViT, set: ImageSet, batchSize = 50
   const wasTraining = model.training;
   model.eval();
   try {
-    const run = evaluation(model, set, batchSize);
-    let next = run.next();
-    while (!next.done) next = run.next(await Promise.all(next.value.map((t) => t.read())));
-    return next.value;
+    return await valuesAwaited(evaluation(model, set, batchSize));
   } finally {
     model.train(wasTraining);
   }
