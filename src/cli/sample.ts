@@ -49,7 +49,9 @@ function checkFlags(o: SampleCliOptions): void {
 export async function runSample(o: SampleCliOptions, write: (s: string) => void, warn: (s: string) => void = () => {}): Promise<void> {
   checkFlags(o);
   const { backend } = await useBackendAsync(o);
-  if (backend.device && o.draft !== undefined) throw new UserError('--draft: speculative decoding is not supported on webgpu yet; use --backend native or js');
+  // On a device a speculative round is queued whole and read back once (generate/speculative_device.ts): greedy only.
+  const greedy = (o.greedy || o.temperature === 0) && (o.repetitionPenalty === undefined || o.repetitionPenalty === 1);
+  if (backend.device && o.draft !== undefined && !greedy) throw new UserError(`--draft on ${backend.name} decodes greedily only: add --temperature 0 (and no --repetition-penalty), or sample on --backend native or js`);
   const { model, tokenizer, source } = loadModel(o.model);
   moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
   if (!tokenizer && source === 'gguf') throw new UserError(`${o.model}: the GGUF file has no tokenizer in its metadata, so a text prompt cannot be encoded (export a model with a sub-word tokenizer, e.g. one trained with --tokenizer bpe)`);
@@ -67,8 +69,9 @@ export async function runSample(o: SampleCliOptions, write: (s: string) => void,
   if (o.strictContext && promptTokens >= model.config.block_size) throw new UserError(`--prompt has ${promptTokens} tokens but the model's context is ${model.config.block_size}; shorten it (or drop --strict-context to keep its end)`);
   const constrained = constraintOf(o, tokenizer, model.config.vocab_size);
   const speculative = o.draft === undefined ? undefined : loadDraft(o.draft, model, tokenizer, o.draftK ?? 4, o.draftAuto ?? false);
+  if (speculative && backend.device) moveToBackend(speculative.draft);
   // The verifying pass's k + 1 rows then cost about one decode step (nn/panel_linear.ts; the weights twice in memory).
-  if (speculative) packForDecoding(model);
+  else if (speculative) packForDecoding(model);
   if (!constrained.constraint) write(prompt);
   const t0 = performance.now();
   const chunks = streamText(model, tokenizer, prompt, {

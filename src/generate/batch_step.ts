@@ -2,7 +2,7 @@ import type { CausalLM } from '../models/causal_lm.js';
 import { LoRABank } from '../nn/lora_bank.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withScratch } from '../tensor/buffer_pool.js';
-import { StoredIds } from '../tensor/stored_ids.js';
+import type { StoredIds } from '../tensor/stored_ids.js';
 import { withDeviceScratch, type Tensor } from '../tensor/tensor.js';
 import { raggedCachedAttention } from './cached_attention.js';
 import type { KVCache } from './kv_cache.js';
@@ -55,22 +55,34 @@ export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Arra
 }
 
 /**
- * batchForwardOnDevice for a decode step whose tokens are still on the
- * device: `ids` holds one token per sequence, as the last step's argmax
- * wrote them (StoredIds), so the step can be queued before they are read
- * (the scheduler's greedy steps queued ahead; generate/decode_ahead.ts).
+ * batchForwardOnDevice for a pass whose tokens are still on the device, as
+ * argmax picks wrote them (StoredIds), so the pass can be queued before they
+ * are read: by default one token per sequence (a decode step: the
+ * scheduler's greedy steps queued ahead; generate/decode_ahead.ts), or
+ * `lengths[s]` tokens for sequence s, one after another in `ids`, of which
+ * the last `scored[s]` are scored (a speculative verifier checking drafts
+ * that are still on the device; generate/speculative_device.ts).
  */
-export function batchDecodeStored(model: CausalLM, ids: StoredIds, caches: readonly KVCache[]): Tensor {
-  return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, ids, caches), (t) => [t.storage])));
+export function batchDecodeStored(model: CausalLM, ids: StoredIds, caches: readonly KVCache[], opts: { lengths?: readonly number[]; scored?: ArrayLike<number> } = {}): Tensor {
+  const input = { ids, lengths: opts.lengths ?? new Array<number>(caches.length).fill(1) };
+  if (input.lengths.reduce((a, b) => a + b, 0) !== ids.length) throw new Error(`batchDecodeStored: ${ids.length} stored ids for ${input.lengths.join(' + ')} tokens`);
+  return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, input, caches, undefined, opts.scored), (t) => [t.storage])));
+}
+
+/** Token ids kept by the backend, `lengths[s]` of them for sequence s, one sequence after another. */
+interface StoredChunks {
+  ids: StoredIds;
+  lengths: readonly number[];
 }
 
 /**
  * The pass itself, shared by all three (no graph is recorded: callers run it
- * under noGrad). `input` is each sequence's new tokens, or one stored token
- * per sequence.
+ * under noGrad). `input` is each sequence's new tokens, on the host or kept
+ * by the backend.
  */
-function batchLogits(model: CausalLM, input: readonly Int32Array[] | StoredIds, caches: readonly SequenceKV[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Tensor {
-  const lengths = input instanceof StoredIds ? new Array<number>(input.length).fill(1) : input.map((chunk) => chunk.length);
+function batchLogits(model: CausalLM, input: readonly Int32Array[] | StoredChunks, caches: readonly SequenceKV[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Tensor {
+  const stored = Array.isArray(input) ? null : (input as StoredChunks);
+  const lengths = stored ? [...stored.lengths] : (input as readonly Int32Array[]).map((chunk) => chunk.length);
   const S = lengths.length;
   if (caches.length !== S) throw new Error(`batchForward: ${S} sequences but ${caches.length} caches`);
   const paged = caches.filter((c): c is PagedSequence => c instanceof PagedSequence);
@@ -90,8 +102,8 @@ function batchLogits(model: CausalLM, input: readonly Int32Array[] | StoredIds, 
   lengths.forEach((n, s) => {
     for (let t = 0; t < n; t++) positions[offsets[s]! + t] = caches[s]!.position(0, caches[s]!.length + t);
   });
-  const ids = input instanceof StoredIds ? input : new Int32Array(rows);
-  if (!(input instanceof StoredIds)) input.forEach((chunk, s) => (ids as Int32Array).set(chunk, offsets[s]));
+  const ids = stored ? stored.ids : new Int32Array(rows);
+  if (!stored) (input as readonly Int32Array[]).forEach((chunk, s) => (ids as Int32Array).set(chunk, offsets[s]));
   // Only each sequence's last new token is scored (its last scored[s], if given).
   const last = scored ? lastRows(offsets, scored) : Int32Array.from({ length: S }, (_, s) => offsets[s + 1]! - 1);
   const forward = () => model.forward(ids, [1, rows], undefined, {

@@ -1,3 +1,4 @@
+import { backend } from '../backend/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
@@ -6,6 +7,7 @@ import { batchForward } from './batch_step.js';
 import { checkedPrompts, type Decoder, type GenerateOptions } from './engine.js';
 import { DraftLength } from './draft_length.js';
 import { KVCache } from './kv_cache.js';
+import { speculativeRoundOnDevice } from './speculative_device.js';
 import { argmax, penalizeRepeats, sampleIndex, tokenDistribution, type SamplingOptions } from './sampling.js';
 
 /**
@@ -90,13 +92,13 @@ function distribution(logits: Float32Array, row: SpeculativeRow, context: () => 
  * the row needs neither distribution (two arrays of the vocabulary's size per
  * drafted token: 400 KB each for GPT-2's, per round, for the collector).
  */
-function plainGreedy(row: SpeculativeRow): boolean {
+export function plainGreedy(row: SpeculativeRow): boolean {
   const { greedy, temperature, repetitionPenalty } = row.sampling;
   return (greedy === true || temperature === 0) && (repetitionPenalty === undefined || repetitionPenalty === 1);
 }
 
 /** Drafted tokens a row can check this round: k, less what its budget and its two caches leave room for. */
-function draftCount(row: SpeculativeRow, k: number): number {
+export function draftCount(row: SpeculativeRow, k: number): number {
   const L = row.tokens.length;
   const targetRoom = row.target.free - (L - row.target.length); // after feeding the tokens it has not seen
   const draftRoom = row.draft.free - (L - row.draft.length) + 1; // the last draft is never fed to the draft
@@ -143,28 +145,35 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
   }
   let scoredRow = 0;
   return rows.map((row, i) => {
-    const L = row.tokens.length;
     // Row i's scores at its j-th checked position.
     const scores = (j: number) => logits.subarray((scoredRow + j) * V, (scoredRow + j + 1) * V);
-    const out = plainGreedy(row) ? checkGreedy(scores, drafts[i]!) : checkSampled(scores, drafts[i]!, q[i]!, row);
+    const out = plainGreedy(row) ? checkGreedy((j) => argmax(scores(j)), drafts[i]!) : checkSampled(scores, drafts[i]!, q[i]!, row);
     scoredRow += n[i]! + 1;
-    const kept = out.length - 1; // drafts kept; the last token is the target's own
-    // The caches keep the context up to the new last token: drop the refused drafts.
-    row.target.truncate(L + kept);
-    if (row.draft.length > L + kept) row.draft.truncate(L + kept);
-    row.tokens.push(...out);
-    if (stats) {
-      stats.rounds++;
-      stats.drafted += n[i]!;
-      stats.accepted += kept;
-      stats.emitted += out.length;
-      for (let j = 0; j < n[i]!; j++) {
-        stats.draftedAt[j] = (stats.draftedAt[j] ?? 0) + 1;
-        if (j < kept) stats.acceptedAt[j] = (stats.acceptedAt[j] ?? 0) + 1;
-      }
-    }
+    settleRound(row, n[i]!, out, stats);
     return out;
   });
+}
+
+/**
+ * The end of a row's round: it emits `out` (its kept drafts, then the
+ * target's own token), its caches are cut back to the context up to the new
+ * last token (the refused drafts dropped), and the totals count the round.
+ */
+export function settleRound(row: SpeculativeRow, drafted: number, out: readonly number[], stats?: SpeculativeStats): void {
+  const L = row.tokens.length;
+  const kept = out.length - 1; // drafts kept; the last token is the target's own
+  row.target.truncate(L + kept);
+  if (row.draft.length > L + kept) row.draft.truncate(L + kept);
+  row.tokens.push(...out);
+  if (!stats) return;
+  stats.rounds++;
+  stats.drafted += drafted;
+  stats.accepted += kept;
+  stats.emitted += out.length;
+  for (let j = 0; j < drafted; j++) {
+    stats.draftedAt[j] = (stats.draftedAt[j] ?? 0) + 1;
+    if (j < kept) stats.acceptedAt[j] = (stats.acceptedAt[j] ?? 0) + 1;
+  }
 }
 
 /**
@@ -191,11 +200,11 @@ function checkSampled(scores: (j: number) => Float32Array, d: readonly number[],
   return out;
 }
 
-/** The same rule when p and q are one-hot (plainGreedy): the target's argmax at each position, while the drafts agree with it. */
-function checkGreedy(scores: (j: number) => Float32Array, d: readonly number[]): number[] {
+/** The same rule when p and q are one-hot (plainGreedy): the target's argmax at each position (`pick(j)`), while the drafts agree with it. */
+export function checkGreedy(pick: (j: number) => number, d: readonly number[]): number[] {
   const out: number[] = [];
   for (let j = 0; j <= d.length; j++) {
-    out.push(argmax(scores(j)));
+    out.push(pick(j));
     if (out[j] !== d[j]) break; // a refused draft, or (j = d.length) the bonus token
   }
   return out;
@@ -281,20 +290,43 @@ export class SpeculativeDecoder implements Decoder {
   }
 
   step(): Array<number | null> {
+    const round = this.nextRound();
+    if (round) round.settle(speculativeRound(this.target, this.opts.draft, round.rows, round.k, this.stats));
+    return this.handOut();
+  }
+
+  /**
+   * step() on any backend. On a device a round is queued whole and waits
+   * once, for every pick (speculative_device.ts: greedy rows only).
+   */
+  async stepAsync(): Promise<Array<number | null>> {
+    if (!backend().device) return this.step();
+    const round = this.nextRound();
+    if (round) round.settle(await speculativeRoundOnDevice(this.target, this.opts.draft, round.rows, round.k, this.stats));
+    return this.handOut();
+  }
+
+  /** The rows that have no tokens left to hand out run a round: which, with how many drafts, and what to do with its tokens. */
+  private nextRound(): { rows: SpeculativeRow[]; k: number; settle(out: number[][]): void } | null {
     const refill = this.rows.flatMap((_, b) => (!this.done[b] && this.queued[b]!.length === 0 ? [b] : []));
-    if (refill.length > 0) {
-      for (const b of refill) this.rows[b]!.budget = this.opts.maxNewTokens - this.generated[b]!;
-      const rows = refill.map((b) => this.rows[b]!);
-      const before = { draft: this.stats.draftSeconds, target: this.stats.targetSeconds };
-      const k = this.draftLength?.next ?? this.k;
-      const planned = rows.map((r) => draftCount(r, k));
-      const out = speculativeRound(this.target, this.opts.draft, rows, k, this.stats);
+    if (refill.length === 0) return null;
+    for (const b of refill) this.rows[b]!.budget = this.opts.maxNewTokens - this.generated[b]!;
+    const rows = refill.map((b) => this.rows[b]!);
+    const before = { draft: this.stats.draftSeconds, target: this.stats.targetSeconds };
+    const k = this.draftLength?.next ?? this.k;
+    const planned = rows.map((r) => draftCount(r, k));
+    const settle = (out: number[][]) => {
       refill.forEach((b, i) => this.queued[b]!.push(...out[i]!));
       if (this.draftLength) {
         out.forEach((o, i) => this.draftLength!.observeRow(planned[i]!, o.length - 1));
         this.draftLength.observeTimes(Math.max(0, ...planned), this.stats.draftSeconds - before.draft, this.stats.targetSeconds - before.target);
       }
-    }
+    };
+    return { rows, k, settle };
+  }
+
+  /** Each unfinished row's next token from what its rounds emitted. */
+  private handOut(): Array<number | null> {
     return this.rows.map((row, b) => {
       if (this.done[b]) return null;
       const id = this.queued[b]!.shift()!;

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setBackend } from '../src/backend/index.js';
+import { selectBackendAsync } from '../src/backend/select.js';
+import { runSample } from '../src/cli/sample.js';
+import { generate } from '../src/generate/engine.js';
+import { SpeculativeDecoder, SpeculativeStats } from '../src/generate/speculative.js';
+import { writeDirAtomic } from '../src/io/atomic.js';
+import { modelFiles } from '../src/io/model_dir.js';
+import type { GPT } from '../src/models/gpt.js';
+import { moveToBackend } from '../src/nn/placement.js';
+import { UserError } from '../src/util/errors.js';
+import { nearDraft, tinyGPT, tinyTokenizer } from './serve_fixture.js';
+import { mostReadsInFlight, webgpuSkip } from './webgpu_helpers.js';
+
+/*
+ * Speculative decoding on webgpu (generate/speculative_device.ts): a round is
+ * queued whole — the draft's steps fed their own picks on the device, the
+ * target's verifying pass fed the drafts there — and read back once. The
+ * tokens must be the target's own greedy tokens on js, whatever the draft
+ * and k; all of a round's picks must be in flight together (one wait a
+ * round, not one a token). SwiftShader without a GPU; skips as
+ * webgpu_helpers.ts says.
+ */
+
+const skip = await webgpuSkip('WebGPU speculative decoding tests');
+const work = mkdtempSync(join(tmpdir(), 'attn-webgpu-spec-'));
+after(() => {
+  setBackend('js');
+  rmSync(work, { recursive: true, force: true });
+});
+
+const PROMPTS = [[40, 41, 50, 60, 70], [33], [80, 81, 5, 2, 70, 71]];
+
+/** Every row's tokens through SpeculativeDecoder.stepAsync (what streamText calls), on the current backend. */
+async function speculate(target: GPT, draft: GPT, prompts: number[][], k: number, stats: SpeculativeStats, maxNewTokens = 24): Promise<number[][]> {
+  const dec = new SpeculativeDecoder(target, prompts, { maxNewTokens, greedy: true, draft, k, stats });
+  const out: number[][] = prompts.map(() => []);
+  while (!dec.finished) (await dec.stepAsync()).forEach((id, b) => id !== null && out[b]!.push(id));
+  return out;
+}
+
+describe('speculative decoding on webgpu', { skip }, () => {
+  it('emits the target\'s own greedy tokens (js), for a perfect, a near and an unrelated draft, k 1 and 4, one row and three', async () => {
+    setBackend('js');
+    const want = PROMPTS.map((p) => [...generate(tinyGPT(3), p, { maxNewTokens: 24, greedy: true })]);
+    await selectBackendAsync('webgpu');
+    try {
+      const target = tinyGPT(3);
+      const drafts = { self: tinyGPT(3), near: nearDraft(tinyGPT(3), 0.02), unrelated: tinyGPT(11) };
+      moveToBackend(target);
+      for (const d of Object.values(drafts)) moveToBackend(d);
+      for (const [kind, draft] of Object.entries(drafts)) {
+        for (const k of [1, 4]) {
+          const stats = new SpeculativeStats();
+          const alone = [];
+          for (const p of PROMPTS) alone.push((await speculate(target, draft, [p], k, stats))[0]);
+          assert.deepEqual(alone, want, `${kind} draft, k ${k}, one row at a time`);
+          if (kind === 'self') {
+            assert.equal(stats.acceptanceRate, 1, 'the target as its own draft is always right');
+            assert.ok(stats.rounds <= Math.ceil((3 * 24) / (k + 1)) + 3, `${stats.rounds} rounds for 72 tokens at k ${k}`);
+          }
+          assert.deepEqual(await speculate(target, draft, PROMPTS, k, new SpeculativeStats()), want, `${kind} draft, k ${k}, three rows together`);
+        }
+      }
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  it('queues a round before reading it: its k drafts and the verdict are all in flight at once', async () => {
+    await selectBackendAsync('webgpu');
+    try {
+      const target = tinyGPT(3);
+      moveToBackend(target);
+      const k = 4;
+      const stats = new SpeculativeStats();
+      const most = await mostReadsInFlight(async () => void (await speculate(target, target, [PROMPTS[0]!], k, stats)));
+      assert.ok(most >= k + 1, `${most} reads in flight at most (want the ${k} drafts and the verdict together)`);
+      assert.equal(stats.emitted, 24);
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  it('refuses sampling with a draft in one line (a sampled draft needs the host\'s draw)', async () => {
+    await selectBackendAsync('webgpu');
+    try {
+      const target = tinyGPT(3);
+      moveToBackend(target);
+      const dec = new SpeculativeDecoder(target, [PROMPTS[0]!], { maxNewTokens: 4, temperature: 0.8, draft: target, k: 2 });
+      await assert.rejects(dec.stepAsync(), (e: unknown) => e instanceof UserError && /greedily only/.test(e.message) && !e.message.includes('\n'));
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  it('attn sample --draft --backend webgpu: the same text as js without a draft; sampling refused before the models load', async () => {
+    const targetDir = join(work, 'target');
+    const draftDir = join(work, 'draft');
+    writeDirAtomic(targetDir, modelFiles(tinyGPT(3), tinyTokenizer()));
+    writeDirAtomic(draftDir, modelFiles(nearDraft(tinyGPT(3), 0.02), tinyTokenizer()));
+    const sample = async (backend: string, flags: Record<string, unknown>) => {
+      let out = '';
+      try {
+        await runSample({ model: targetDir, prompt: 'The cat', maxNewTokens: 30, seed: 3, temperature: 0, backend, ...flags }, (s) => (out += s));
+      } finally {
+        setBackend('js');
+      }
+      return out;
+    };
+    const want = await sample('js', {});
+    assert.equal(await sample('webgpu', { draft: draftDir, draftK: 3 }), want);
+    await assert.rejects(sample('webgpu', { draft: draftDir, temperature: 0.8 }), (e: unknown) => e instanceof UserError && /--draft on webgpu decodes greedily only/.test(e.message));
+  });
+});
