@@ -61,12 +61,13 @@ export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Arra
  * scheduler's greedy steps queued ahead; generate/decode_ahead.ts), or
  * `lengths[s]` tokens for sequence s, one after another in `ids`, of which
  * the last `scored[s]` are scored (a speculative verifier checking drafts
- * that are still on the device; generate/speculative_device.ts).
+ * that are still on the device; generate/speculative_device.ts). `adapters`
+ * as batchForward's.
  */
-export function batchDecodeStored(model: CausalLM, ids: StoredIds, caches: readonly KVCache[], opts: { lengths?: readonly number[]; scored?: ArrayLike<number> } = {}): Tensor {
+export function batchDecodeStored(model: CausalLM, ids: StoredIds, caches: readonly KVCache[], opts: { lengths?: readonly number[]; scored?: ArrayLike<number>; adapters?: ArrayLike<number> } = {}): Tensor {
   const input = { ids, lengths: opts.lengths ?? new Array<number>(caches.length).fill(1) };
   if (input.lengths.reduce((a, b) => a + b, 0) !== ids.length) throw new Error(`batchDecodeStored: ${ids.length} stored ids for ${input.lengths.join(' + ')} tokens`);
-  return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, input, caches, undefined, opts.scored), (t) => [t.storage])));
+  return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, input, caches, opts.adapters, opts.scored), (t) => [t.storage])));
 }
 
 /** Token ids kept by the backend, `lengths[s]` of them for sequence s, one sequence after another. */

@@ -1,7 +1,8 @@
 import { backend } from '../backend/index.js';
 import { gemmArgs, mat, matT } from '../backend/gemm_args.js';
 import { isGradEnabled } from '../tensor/autograd.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { isHost, type Storage } from '../backend/storage.js';
+import { releaseStorage, toBackend, type Tensor } from '../tensor/tensor.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import { QuantizedLinear, type LinearLayer } from './quantized_linear.js';
@@ -40,6 +41,20 @@ export class AdapterRouting {
   /** Each adapter that appears, with its rows in order. */
   groups: Array<{ adapter: number; rows: Int32Array }> = [];
 
+  /** Each group's one-hot selection [n, rows] where a device keeps values (built on first use in a pass). */
+  private readonly selections = new Map<Int32Array, Storage>();
+
+  /** S [n, rows] with S[i][rows[i]] = 1: S·h gathers the group's rows of h, Sᵀ·d scatters d back to them. */
+  selection(group: { rows: Int32Array }): Storage {
+    let s = this.selections.get(group.rows);
+    if (!s) {
+      const values = new Float32Array(group.rows.length * this.rows);
+      group.rows.forEach((row, i) => (values[i * this.rows + row] = 1));
+      this.selections.set(group.rows, (s = toBackend(values)));
+    }
+    return s;
+  }
+
   set(rowAdapter: ArrayLike<number>): void {
     const byAdapter = new Map<number, number[]>();
     for (let i = 0; i < rowAdapter.length; i++) {
@@ -56,6 +71,9 @@ export class AdapterRouting {
   clear(): void {
     this.rows = 0;
     this.groups = [];
+    // The pass's work on them is recorded: a device hands them out again only after it is submitted.
+    for (const s of this.selections.values()) releaseStorage(s);
+    this.selections.clear();
   }
 }
 
@@ -84,6 +102,10 @@ export class MultiLoRALinear extends Module {
     const [outF, inF] = this.shape;
     const rows = x.size / inF;
     if (rows !== this.routing.rows) throw new Error(`adapter routing is set for ${this.routing.rows} rows but the layer sees ${rows}`);
+    if (!isHost(x.storage)) {
+      this.correctOnDevice(x, y, groups);
+      return y;
+    }
     const be = backend();
     for (const g of groups) {
       const { A, B, r, scaling } = this.adapters.get(g.adapter)!;
@@ -102,6 +124,49 @@ export class MultiLoRALinear extends Module {
     }
     return y;
   }
+
+  /**
+   * The same corrections where a device keeps x and y, with no values on the
+   * host: a group's rows are gathered and scattered back by products with
+   * its one-hot selection S [n, rows] (AdapterRouting.selection), so each
+   * group is four products on the device:
+   *
+   *   h = x·Aᵀ [rows, r],  h_g = s · S·h [n, r],  d = h_g·Bᵀ [n, out],  y += Sᵀ·d
+   */
+  private correctOnDevice(x: Tensor, y: Tensor, groups: AdapterRouting['groups']): void {
+    const be = backend();
+    const device = be.device!;
+    const [outF, inF] = this.shape;
+    const rows = this.routing.rows;
+    for (const g of groups) {
+      const { r, scaling } = this.adapters.get(g.adapter)!;
+      const { A, B } = this.onDevice(g.adapter);
+      const S = this.routing.selection(g);
+      const n = g.rows.length;
+      // Temporaries of this layer alone: taken from the device and given back here (not left to a scratch scope).
+      const h = device.alloc(rows * r, false);
+      const hg = device.alloc(n * r, false);
+      const d = device.alloc(n * outF, false);
+      be.gemm(gemmArgs({ M: rows, N: r, K: inF }, mat(h, r), mat(x.storage, inF), matT(A, inF)));
+      be.gemm(gemmArgs({ M: n, N: r, K: rows }, mat(hg, r), mat(S, rows), mat(h, r), { alpha: scaling }));
+      be.gemm(gemmArgs({ M: n, N: outF, K: r }, mat(d, outF), mat(hg, r), matT(B, r)));
+      be.gemm(gemmArgs({ M: rows, N: outF, K: n }, mat(y.storage, outF), matT(S, rows), mat(d, outF), { accumulate: true }));
+      for (const t of [h, hg, d]) device.release(t); // handed out again only after the work recorded on them is submitted
+    }
+  }
+
+  /** An adapter's A and B in the current backend's storage: uploaded to a device once, on first use. */
+  private onDevice(adapter: number): { A: Storage; B: Storage } {
+    const m = this.adapters.get(adapter)!;
+    let stored = this.stored.get(adapter);
+    if (!stored || stored.backend !== backend().name) {
+      stored = { backend: backend().name, A: toBackend(m.A), B: toBackend(m.B) };
+      this.stored.set(adapter, stored);
+    }
+    return stored;
+  }
+
+  private readonly stored = new Map<number, { backend: string; A: Storage; B: Storage }>();
 }
 
 /** [out, in] of a linear layer of any kind (fp32, int8, already holding adapters); null for anything else. */

@@ -75,7 +75,7 @@ export class Scheduler {
   /** Sequences sent back to the queue because the pool ran out while they decoded (their KV is recomputed on return). */
   preemptions = 0;
   /** On a device: greedy steps of one batch queued ahead of their reads, oldest first (stepAhead). */
-  private ahead: { rows: Sequence[]; picks: QueuedPicks[] } | null = null;
+  private ahead: { rows: Sequence[]; picks: QueuedPicks[]; adapters: number[] | undefined } | null = null;
 
   constructor(
     private readonly model: CausalLM,
@@ -243,8 +243,7 @@ export class Scheduler {
       const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.paged ? s.tokens.slice(s.paged.length) : s.tokens))];
       // The scores are read here and nowhere else: their array is recycled for the next step.
       withScratch(() => {
-        const adapters = rows.some((s) => s.params.adapter !== undefined) ? rows.map((s) => s.params.adapter ?? -1) : undefined;
-        const logits = batchForward(this.model, chunks, rows.map((s) => s.paged ?? s.cache!), adapters);
+        const logits = batchForward(this.model, chunks, rows.map((s) => s.paged ?? s.cache!), adaptersOf(rows));
         const V = this.model.config.vocab_size;
         rows.forEach((s, b) => s.accept(logits.subarray(b * V, (b + 1) * V)));
       });
@@ -309,8 +308,9 @@ export class Scheduler {
    * nothing editing its scores, that read is each sequence's token id, the
    * argmax taken on the device, and the next steps are queued before it
    * (stepAhead); otherwise it is the sequences' last scores rows, sampled on
-   * the host as step() does. (No draft model, adapters or speculative rounds
-   * on a device yet: the step is a plain one.)
+   * the host as step() does. Sequences of LoRA adapters run theirs on the
+   * device too (nn/lora_bank.ts). (No speculative rounds on a device yet:
+   * with a draft the step is a plain one.)
    */
   private async stepOnDevice(joining: Sequence[]): Promise<void> {
     const decoding = this.running.filter((s) => !s.done);
@@ -320,9 +320,10 @@ export class Scheduler {
     this.running.push(...joining);
     try {
       const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
-      const scores = batchForwardOnDevice(this.model, chunks, rows.map((s) => s.cache!));
+      const adapters = adaptersOf(rows);
+      const scores = batchForwardOnDevice(this.model, chunks, rows.map((s) => s.cache!), adapters);
       if (rows.every((s) => s.greedyAlone) && decodeAhead() > 0 && this.model.readsStoredIds?.()) {
-        this.ahead = { rows, picks: [pickGreedy(scores)] };
+        this.ahead = { rows, picks: [pickGreedy(scores)], adapters };
         return await this.stepAhead(t0);
       }
       try {
@@ -359,7 +360,7 @@ export class Scheduler {
     try {
       while (picks.length <= decodeAhead() && this.mayQueue(rows, picks.length)) {
         const last = picks[picks.length - 1]!;
-        picks.push(pickGreedy(batchDecodeStored(this.model, new StoredIds(last.ids, last.rows), rows.map((s) => s.cache!))));
+        picks.push(pickGreedy(batchDecodeStored(this.model, new StoredIds(last.ids, last.rows), rows.map((s) => s.cache!), ahead.adapters ? { adapters: ahead.adapters } : {})));
       }
       const oldest = picks.shift()!;
       let ids: Int32Array;
@@ -413,4 +414,9 @@ export class Scheduler {
       for (const s of rows) s.finish('error', e as Error);
     }
   }
+}
+
+/** Each sequence's LoRA adapter id (−1: the base alone), or undefined when none uses one (batchForward's `adapters`). */
+function adaptersOf(rows: readonly Sequence[]): number[] | undefined {
+  return rows.some((s) => s.params.adapter !== undefined) ? rows.map((s) => s.params.adapter ?? -1) : undefined;
 }
