@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -13,7 +13,8 @@ import { modelFiles } from '../src/io/model_dir.js';
 import type { GPT } from '../src/models/gpt.js';
 import { moveToBackend } from '../src/nn/placement.js';
 import { UserError } from '../src/util/errors.js';
-import { nearDraft, tinyGPT, tinyTokenizer } from './serve_fixture.js';
+import { startServer } from '../src/serve/server.js';
+import { nearDraft, postJson, silentLogger, tinyGPT, tinyTokenizer } from './serve_fixture.js';
 import { mostReadsInFlight, webgpuSkip } from './webgpu_helpers.js';
 
 /*
@@ -115,5 +116,38 @@ describe('speculative decoding on webgpu', { skip }, () => {
     const want = await sample('js', {});
     assert.equal(await sample('webgpu', { draft: draftDir, draftK: 3 }), want);
     await assert.rejects(sample('webgpu', { draft: draftDir, temperature: 0.8 }), (e: unknown) => e instanceof UserError && /--draft on webgpu decodes greedily only/.test(e.message));
+  });
+
+  it('attn serve on webgpu with a draft in config.json: greedy requests, together in one batch, answer as js without a draft; sampled ones take plain steps', async () => {
+    const dir = join(work, 'served');
+    writeDirAtomic(dir, modelFiles(tinyGPT(3), tinyTokenizer()));
+    const prompts = ['Hello there', 'The cat', 'abc'];
+    const ask = (url: string, prompt: string, extra: Record<string, unknown> = {}) =>
+      postJson(`${url}/v1/completions`, { model: 'served', prompt, max_tokens: 20, temperature: 0, ...extra });
+    setBackend('js');
+    const plain = await startServer({ models: [dir], port: 0, logger: silentLogger() });
+    const want = await Promise.all(prompts.map(async (p) => (await ask(plain.url, p)).json.choices[0].text as string));
+    const sampled = (await ask(plain.url, prompts[0]!, { temperature: 0.9, seed: 5 })).json.choices[0].text as string;
+    await plain.close();
+    writeDirAtomic(join(work, 'served-draft'), modelFiles(nearDraft(tinyGPT(3), 0.02), tinyTokenizer()));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), draft: '../served-draft', draft_k: 3 }));
+    await selectBackendAsync('webgpu');
+    const server = await startServer({ models: [dir], port: 0, logger: silentLogger() });
+    try {
+      const got = await Promise.all(prompts.map(async (p) => {
+        const r = await ask(server.url, p);
+        assert.equal(r.status, 200, JSON.stringify(r.json));
+        return r.json.choices[0].text as string;
+      }));
+      assert.deepEqual(got, want);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name}\\{model="served"\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      assert.ok(value('attn_speculative_drafted_tokens_total') > 0, 'the rounds ran on the device');
+      assert.equal(value('attn_speculative_emitted_tokens_total'), 60);
+      assert.equal((await ask(server.url, prompts[0]!, { temperature: 0.9, seed: 5 })).json.choices[0].text, sampled, 'a sampled request: plain steps, js\'s draws');
+    } finally {
+      await server.close();
+      setBackend('js');
+    }
   });
 });

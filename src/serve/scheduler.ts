@@ -5,6 +5,7 @@ import { decodeAhead, dropPicks, pickGreedy, type QueuedPicks } from '../generat
 import { KVPoolFullError } from '../generate/paged_kv/block_pool.js';
 import { PagedKV, type PagedKVOptions, type PagedKVStats } from '../generate/paged_kv/paged_kv.js';
 import { speculativeRound, SpeculativeStats, type SpeculativeRow } from '../generate/speculative.js';
+import { speculativeRoundOnDevice } from '../generate/speculative_device.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { StoredIds } from '../tensor/stored_ids.js';
@@ -309,8 +310,9 @@ export class Scheduler {
    * argmax taken on the device, and the next steps are queued before it
    * (stepAhead); otherwise it is the sequences' last scores rows, sampled on
    * the host as step() does. Sequences of LoRA adapters run theirs on the
-   * device too (nn/lora_bank.ts). (No speculative rounds on a device yet:
-   * with a draft the step is a plain one.)
+   * device too (nn/lora_bank.ts). With a draft, a step whose sequences all
+   * decode greedily is one speculative round, queued whole and read back
+   * once (generate/speculative_device.ts); otherwise it is a plain one.
    */
   private async stepOnDevice(joining: Sequence[]): Promise<void> {
     const decoding = this.running.filter((s) => !s.done);
@@ -319,6 +321,13 @@ export class Scheduler {
     const t0 = performance.now();
     this.running.push(...joining);
     try {
+      if (this.draft && rows.every((s) => s.plain && s.greedyAlone) && this.model.readsStoredIds?.() && this.draft.model.readsStoredIds?.()) {
+        // One speculative round, queued whole on the device and read back once (generate/speculative_device.ts).
+        const round = this.speculativeRows(rows);
+        this.tookRound(rows, await speculativeRoundOnDevice(this.model, this.draft.model, round.spec, this.draft.k, round.counts), round.counts);
+        this.stats.onStep?.(rows.length, performance.now() - t0);
+        return;
+      }
       const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
       const adapters = adaptersOf(rows);
       const scores = batchForwardOnDevice(this.model, chunks, rows.map((s) => s.cache!), adapters);
@@ -399,9 +408,18 @@ export class Scheduler {
    * make the whole step a plain one; the draft catches up later.
    */
   private speculate(rows: Sequence[], draft: DraftModel): void {
-    const spec: SpeculativeRow[] = rows.map((s) => ({ tokens: [...s.tokens], target: s.cache!, draft: s.draftCache!, sampling: s.params, rng: s.rng, budget: s.params.maxTokens - s.generated }));
-    const counts = new SpeculativeStats();
-    const out = speculativeRound(this.model, draft.model, spec, draft.k, counts);
+    const round = this.speculativeRows(rows);
+    this.tookRound(rows, speculativeRound(this.model, draft.model, round.spec, draft.k, round.counts), round.counts);
+  }
+
+  /** The sequences as a speculative round sees them (each with its caches, sampling and generator), and the round's totals. */
+  private speculativeRows(rows: readonly Sequence[]): { spec: SpeculativeRow[]; counts: SpeculativeStats } {
+    const spec = rows.map((s) => ({ tokens: [...s.tokens], target: s.cache!, draft: s.draftCache!, sampling: s.params, rng: s.rng, budget: s.params.maxTokens - s.generated }));
+    return { spec, counts: new SpeculativeStats() };
+  }
+
+  /** Each sequence takes its 1 … k + 1 tokens of the round; the totals go to the stats. */
+  private tookRound(rows: readonly Sequence[], out: number[][], counts: SpeculativeStats): void {
     rows.forEach((s, i) => out[i]!.forEach((id, j) => s.take(id, j + 1 < out[i]!.length)));
     this.stats.onSpeculative?.(rows.length, counts.drafted, counts.accepted, counts.emitted);
   }

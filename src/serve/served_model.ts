@@ -54,6 +54,7 @@ export function serveModel(name: string, model: DecoderLM, tokenizer: Tokenizer,
   if (tokenizer.vocabSize > model.config.vocab_size) throw new UserError(`model ${name}: its tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab_size}`);
   const chatTemplate = modelChatTemplate(tokenizer, name);
   moveToBackend(model); // on a device backend the weights go to the device once; nothing on host backends
+  if (draft) moveToBackend(draft.model);
   return {
     name,
     model,
