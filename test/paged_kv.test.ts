@@ -16,8 +16,8 @@ function write(pool: KVBlockPool, seq: PagedSequence, from: number, to: number, 
   for (let t = from; t < to; t++) {
     const o = seq.slotOffset(t);
     for (let l = 0; l < pool.k.length; l++) for (let e = 0; e < pool.width; e++) {
-      pool.k[l]![o + e] = tag + t + e / 100;
-      pool.v[l]![o + e] = -(tag + t) + e / 100;
+      (pool.k as Float32Array[])[l]![o + e] = tag + t + e / 100;
+      (pool.v as Float32Array[])[l]![o + e] = -(tag + t) + e / 100;
     }
   }
   seq.length = Math.max(seq.length, to);
@@ -27,7 +27,7 @@ describe('paged KV cache', () => {
   it('attention read through block tables equals attention over a contiguous cache', () => {
     const rng = new Rng(5);
     const pool = new KVBlockPool(shape, 4, 32);
-    for (const a of [...pool.k, ...pool.v]) for (let i = 0; i < a.length; i++) a[i] = rng.normal();
+    for (const a of [...(pool.k as Float32Array[]), ...(pool.v as Float32Array[])]) for (let i = 0; i < a.length; i++) a[i] = rng.normal();
     const [nHead, nKvHead, headDim] = [4, 2, 8];
     const d = { nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim), blockTokens: 4 };
     // Three sequences over shuffled blocks: a prefill, a decode step, a 3-token verify.
@@ -37,7 +37,7 @@ describe('paged KV cache', () => {
     const paged = seqs.map((s) => ({ ...s, offset: (offset += s.Tq) - s.Tq }));
     const q = Float32Array.from({ length: offset * nHead * headDim }, () => rng.normal());
     const out = new Float32Array(q.length);
-    attentionPaged(q, out, pool.k[0]!, pool.v[0]!, paged, d);
+    attentionPaged(q, out, (pool.k as Float32Array[])[0]!, (pool.v as Float32Array[])[0]!, paged, d);
     for (const s of paged) {
       const cap = s.past + s.Tq;
       const Ckv = nKvHead * headDim;
@@ -45,8 +45,8 @@ describe('paged KV cache', () => {
       const v = new Float32Array(cap * Ckv);
       for (let j = 0; j < cap; j++) {
         const o = pool.offset(s.table[Math.floor(j / 4)]!, j % 4);
-        k.set(pool.k[0]!.subarray(o, o + Ckv), j * Ckv);
-        v.set(pool.v[0]!.subarray(o, o + Ckv), j * Ckv);
+        k.set((pool.k as Float32Array[])[0]!.subarray(o, o + Ckv), j * Ckv);
+        v.set((pool.v as Float32Array[])[0]!.subarray(o, o + Ckv), j * Ckv);
       }
       const rows = (a: Float32Array) => a.subarray(s.offset * nHead * headDim, (s.offset + s.Tq) * nHead * headDim);
       const want = new Float32Array(s.Tq * nHead * headDim);
@@ -78,7 +78,7 @@ describe('paged KV cache', () => {
     assert.equal(pool.usedBlocks, used + 3, 'each newcomer stores one block of its own');
     for (const s of others) {
       assert.deepEqual(s.table.slice(0, 10), a.table.slice(0, 10));
-      assert.equal(pool.k[0]![s.slotOffset(39)], 1000 + 39, 'the shared slots hold the first prefill');
+      assert.equal((pool.k as Float32Array[])[0]![s.slotOffset(39)], 1000 + 39, 'the shared slots hold the first prefill');
     }
     // A prompt that differs inside the second block shares the first, and the one slot of the second before the difference.
     const c = new PagedSequence(pool, prefixes);
@@ -106,10 +106,10 @@ describe('paged KV cache', () => {
     b.reserve(promptB.length - 42);
     assert.notEqual(b.table[10], a.table[10], 'its first write copied the block');
     write(pool, b, 42, promptB.length, 5000);
-    for (const t of [40, 41]) assert.equal(pool.v[1]![b.slotOffset(t)], -(1000 + t), `slot ${t} came from the first prefill`);
+    for (const t of [40, 41]) assert.equal((pool.v as Float32Array[])[1]![b.slotOffset(t)], -(1000 + t), `slot ${t} came from the first prefill`);
     for (const t of [42, 43]) {
-      assert.equal(pool.k[0]![a.slotOffset(t)], 1000 + t, `the first sequence's slot ${t} is untouched`);
-      assert.equal(pool.k[0]![b.slotOffset(t)], 5000 + t);
+      assert.equal((pool.k as Float32Array[])[0]![a.slotOffset(t)], 1000 + t, `the first sequence's slot ${t} is untouched`);
+      assert.equal((pool.k as Float32Array[])[0]![b.slotOffset(t)], 5000 + t);
     }
     // Nothing agrees: no block is adopted, and none is retained.
     const used = pool.usedBlocks;
@@ -134,11 +134,11 @@ describe('paged KV cache', () => {
     assert.notEqual(b.table[1], a.table[1], 'b got its own copy of the half-full block');
     assert.equal(b.table[0], a.table[0], 'the full block stays shared');
     write(pool, b, 6, 7, 500);
-    for (const t of [4, 5]) assert.equal(pool.k[1]![b.slotOffset(t)], pool.k[1]![a.slotOffset(t)], `slot ${t} copied`);
+    for (const t of [4, 5]) assert.equal((pool.k as Float32Array[])[1]![b.slotOffset(t)], (pool.k as Float32Array[])[1]![a.slotOffset(t)], `slot ${t} copied`);
     a.reserve(1);
     write(pool, a, 6, 7, 100);
-    assert.equal(pool.k[0]![a.slotOffset(6)], 106);
-    assert.equal(pool.k[0]![b.slotOffset(6)], 506, 'the other sequence kept its own token');
+    assert.equal((pool.k as Float32Array[])[0]![a.slotOffset(6)], 106);
+    assert.equal((pool.k as Float32Array[])[0]![b.slotOffset(6)], 506, 'the other sequence kept its own token');
     a.free();
     b.free();
     assert.equal(pool.usedBlocks, 0, 'every block went back');

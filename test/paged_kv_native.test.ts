@@ -116,12 +116,12 @@ describe('native hugePageArray (the KV pool’s memory)', { skip }, () => {
     try {
       const pool = new KVBlockPool({ n_layer: 2, n_head: 2, n_embd: 8, block_size: 64 }, 4, 6);
       assert.equal(pool.k.length, 2);
-      for (const arr of [...pool.k, ...pool.v]) {
+      for (const arr of [...(pool.k as Float32Array[]), ...(pool.v as Float32Array[])]) {
         assert.equal(arr.length, 6 * 4 * 8);
         assert.ok(arr.every((x) => x === 0));
       }
-      pool.k[1]!.fill(7, pool.offset(2, 0), pool.offset(3, 0));
-      assert.equal(pool.k[0]![pool.offset(2, 0)], 0);
+      (pool.k as Float32Array[])[1]!.fill(7, pool.offset(2, 0), pool.offset(3, 0));
+      assert.equal((pool.k as Float32Array[])[0]![pool.offset(2, 0)], 0);
     } finally {
       setBackend(before);
     }

@@ -50,7 +50,7 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
  * other intermediate handed back to the pools. The caller releases the
  * scores' storage when done.
  */
-export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[], adapters?: ArrayLike<number>): Tensor {
+export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Array[], caches: readonly SequenceKV[], adapters?: ArrayLike<number>): Tensor {
   return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, chunks, caches, adapters), (t) => [t.storage])));
 }
 
@@ -64,7 +64,7 @@ export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Arra
  * that are still on the device; generate/speculative_device.ts). `adapters`
  * as batchForward's.
  */
-export function batchDecodeStored(model: CausalLM, ids: StoredIds, caches: readonly KVCache[], opts: { lengths?: readonly number[]; scored?: ArrayLike<number>; adapters?: ArrayLike<number> } = {}): Tensor {
+export function batchDecodeStored(model: CausalLM, ids: StoredIds, caches: readonly SequenceKV[], opts: { lengths?: readonly number[]; scored?: ArrayLike<number>; adapters?: ArrayLike<number> } = {}): Tensor {
   const input = { ids, lengths: opts.lengths ?? new Array<number>(caches.length).fill(1) };
   if (input.lengths.reduce((a, b) => a + b, 0) !== ids.length) throw new Error(`batchDecodeStored: ${ids.length} stored ids for ${input.lengths.join(' + ')} tokens`);
   return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, input, caches, opts.adapters, opts.scored), (t) => [t.storage])));

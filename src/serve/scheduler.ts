@@ -88,8 +88,7 @@ export class Scheduler {
     draft?.model.eval();
     this.caches = new KVCachePool(model.config, opts.maxBatch);
     this.draftCaches = draft ? new KVCachePool(draft.model.config, opts.maxBatch) : null;
-    // Paged attention has no device kernel yet: on webgpu each sequence keeps a contiguous device cache.
-    this.paged = opts.kvPool && !draft && !backend().device ? new PagedKV(model.config, opts.kvPool, opts.maxBatch) : null;
+    this.paged = opts.kvPool && !draft ? new PagedKV(model.config, opts.kvPool, opts.maxBatch) : null;
   }
 
   get queueDepth(): number {
@@ -315,7 +314,11 @@ export class Scheduler {
    * once (generate/speculative_device.ts); otherwise it is a plain one.
    */
   private async stepOnDevice(joining: Sequence[]): Promise<void> {
-    const decoding = this.running.filter((s) => !s.done);
+    let decoding = this.running.filter((s) => !s.done);
+    if (this.paged) {
+      joining = this.makeRoom(decoding, joining);
+      decoding = this.running.filter((s) => !s.done);
+    }
     const rows = [...decoding, ...joining];
     if (rows.length === 0) return;
     const t0 = performance.now();
@@ -328,9 +331,11 @@ export class Scheduler {
         this.stats.onStep?.(rows.length, performance.now() - t0);
         return;
       }
-      const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.tokens))];
+      const chunks = [...decoding.map((s) => Int32Array.of(s.last)), ...joining.map((s) => Int32Array.from(s.paged ? s.tokens.slice(s.paged.length) : s.tokens))];
       const adapters = adaptersOf(rows);
-      const scores = batchForwardOnDevice(this.model, chunks, rows.map((s) => s.cache!), adapters);
+      const scores = batchForwardOnDevice(this.model, chunks, rows.map((s) => s.paged ?? s.cache!), adapters);
+      // A newcomer's prompt blocks are there for the next request with the same prefix (their writes are queued first).
+      for (const s of joining) s.paged?.publishPrefix(s.tokens);
       if (rows.every((s) => s.greedyAlone) && decodeAhead() > 0 && this.model.readsStoredIds?.()) {
         this.ahead = { rows, picks: [pickGreedy(scores)], adapters };
         return await this.stepAhead(t0);
@@ -351,6 +356,8 @@ export class Scheduler {
       for (const s of rows) s.finish('error', e as Error);
     }
     this.stats.onStep?.(rows.length, performance.now() - t0);
+    this.paged?.observe();
+    this.reportKvPool();
   }
 
   /**
@@ -369,7 +376,7 @@ export class Scheduler {
     try {
       while (picks.length <= decodeAhead() && this.mayQueue(rows, picks.length)) {
         const last = picks[picks.length - 1]!;
-        picks.push(pickGreedy(batchDecodeStored(this.model, new StoredIds(last.ids, last.rows), rows.map((s) => s.cache!), ahead.adapters ? { adapters: ahead.adapters } : {})));
+        picks.push(pickGreedy(batchDecodeStored(this.model, new StoredIds(last.ids, last.rows), rows.map((s) => s.paged ?? s.cache!), ahead.adapters ? { adapters: ahead.adapters } : {})));
       }
       const oldest = picks.shift()!;
       let ids: Int32Array;
@@ -388,6 +395,7 @@ export class Scheduler {
       this.ahead = null;
     }
     this.stats.onStep?.(rows.length, performance.now() - t0);
+    this.paged?.observe();
   }
 
   /**
@@ -398,7 +406,9 @@ export class Scheduler {
    */
   private mayQueue(rows: readonly Sequence[], queued: number): boolean {
     if (this.waiting.some((s) => !s.done) && rows.length < this.opts.maxBatch) return false;
-    return rows.every((s) => !s.done && s.cache!.free >= 1 && s.generated + queued + 1 <= s.params.maxTokens);
+    // Paged: a step takes at most one new block a sequence; queued only while the pool has them free (no preemption mid-queue).
+    if (this.paged && this.paged.pool.freeBlocks < rows.length) return false;
+    return rows.every((s) => !s.done && s.cacheRoom >= 1 && s.generated + queued + 1 <= s.params.maxTokens);
   }
 
   /**

@@ -8,6 +8,7 @@ import { argmaxRows } from './kernels/argmax.js';
 import { attentionBackward, attentionForward, type GpuAttentionDims } from './kernels/attention.js';
 import type { GpuProductEpilogue } from './kernels/gemm_epilogue.js';
 import { attentionCached } from './kernels/attention_cached.js';
+import { attentionPaged, pagedInfo } from './kernels/attention_paged.js';
 import { crossEntropyBackward, crossEntropyForward } from './kernels/cross_entropy.js';
 import { dropoutBackward, dropoutForward } from './kernels/dropout.js';
 import { binary, reduceSumTo, scaleInPlace, unary, unaryBackward } from './kernels/elementwise.js';
@@ -63,10 +64,6 @@ function gpu(x: GpuArray | Float32Array, what: string): GpuArray {
 /** A decode-time product's epilogue with its addend on the device. */
 const deviceEpilogue = (e: ProductEpilogue<GpuArray | Float32Array> | null | undefined, what: string): GpuProductEpilogue | null =>
   e ? { activation: e.activation ?? null, addend: e.addend ? gpu(e.addend, what) : null } : null;
-
-function unsupported(what: string): never {
-  throw new UserError(`not supported on webgpu: ${what} (no WebGPU kernel yet)`);
-}
 
 /** The device memory: allocation through the context's pool, copies recorded in order with the kernels. */
 function deviceMemory(ctx: GpuContext): DeviceMemory<GpuArray> {
@@ -276,7 +273,11 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     linearInt8: (x, rows, K, w, scale, bias, out, N, epilogue) =>
       linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N, deviceEpilogue(epilogue, 'linearInt8')),
     argmaxRows: (x, rows, cols, out) => argmaxRows(ctx, gpu(x, 'argmaxRows'), rows, cols, gpu(out, 'argmaxRows')),
-    attentionPaged: () => unsupported('attentionPaged'),
+    attentionPaged: (q, out, kPool, vPool, seqs, d) => {
+      // One dispatch for every sequence: each query row finds its slots through its block table, staged with the rows.
+      const { info, rows } = pagedInfo(seqs);
+      withInts(ctx, info, (span) => attentionPaged(ctx, gpu(q, 'attentionPaged'), gpu(kPool, 'attentionPaged'), gpu(vPool, 'attentionPaged'), span, rows, gpu(out, 'attentionPaged'), d));
+    },
     linearQuantized: (x, rows, w, bias, out, epilogue) => {
       const [input, weights, b, o, e] = [gpu(x, 'linearQuantized'), quantizedWeights.of(w).buffer, bias && deviceBias(bias), gpu(out, 'linearQuantized'), deviceEpilogue(epilogue, 'linearQuantized')];
       // q8_0 and q4_0 multiply 8-bit activation blocks; the k-quants multiply x itself, as js does.

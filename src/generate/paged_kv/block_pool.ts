@@ -1,4 +1,6 @@
 import { backend } from '../../backend/index.js';
+import { isHost, type Storage } from '../../backend/storage.js';
+import { allocStorage, copyStorage, releaseStorage } from '../../tensor/tensor.js';
 import { UserError } from '../../util/errors.js';
 import type { KVCacheShape } from '../kv_cache.js';
 
@@ -15,8 +17,9 @@ export class KVPoolFullError extends UserError {}
  * the last holder releases it.
  */
 export class KVBlockPool {
-  readonly k: Float32Array[];
-  readonly v: Float32Array[];
+  /** Each layer's keys and values, in the backend's storage (host arrays, or device buffers on webgpu). */
+  readonly k: Storage[];
+  readonly v: Storage[];
   /** Floats per token per layer: nKvHead·headDim. */
   readonly width: number;
   private readonly refs: Int32Array;
@@ -35,8 +38,9 @@ export class KVBlockPool {
     // Zeroed, committed page by page as blocks are first written (resident memory follows the blocks
     // used) — in huge pages where the backend can: 4 KB page faults made a fresh pool's first writes
     // cost a fifth of a decode step (docs/paged_kv.md).
+    // On a device the pool is device memory, zeroed there, and its blocks are never read back.
     const b = backend();
-    const zeroed = () => b.hugePageArray?.(size) ?? new Float32Array(size);
+    const zeroed = (): Storage => (b.device ? allocStorage(size, true) : (b.hugePageArray?.(size) ?? new Float32Array(size)));
     this.k = Array.from({ length: config.n_layer }, zeroed);
     this.v = Array.from({ length: config.n_layer }, zeroed);
     this.refs = new Int32Array(blocks);
@@ -77,7 +81,18 @@ export class KVBlockPool {
   copy(from: number, to: number, tokens = this.blockTokens): void {
     const n = tokens * this.width;
     const [src, dst] = [from * this.blockTokens * this.width, to * this.blockTokens * this.width];
-    for (const a of [...this.k, ...this.v]) a.copyWithin(dst, src, src + n);
+    if (n === 0) return;
+    for (const a of [...this.k, ...this.v]) {
+      if (isHost(a)) {
+        a.copyWithin(dst, src, src + n);
+        continue;
+      }
+      // A device copies between two buffers, never within one: through a temporary.
+      const tmp = allocStorage(n, false);
+      copyStorage(a, src, tmp, 0, n);
+      copyStorage(tmp, 0, a, dst, n);
+      releaseStorage(tmp);
+    }
   }
 
   /** Offset of token slot `slot` of block `block` in a layer's array. */

@@ -2,7 +2,7 @@ import { backend } from '../../backend/index.js';
 import type { PagedKvSequence } from '../../backend/backend.js';
 import { attention, type AttentionOptions } from '../../tensor/ops/attention.js';
 import { noGrad } from '../../tensor/autograd.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { copyStorage, Tensor, viewStorage } from '../../tensor/tensor.js';
 import type { PagedSequence } from './paged_sequence.js';
 
 /**
@@ -21,7 +21,7 @@ export function pagedRaggedAttention(q: Tensor, k: Tensor, v: Tensor, offsets: I
   const out = Tensor.zeros(q.shape);
   const rows = (t: Tensor, s: number) => {
     const w = t.shape[2]!;
-    return new Tensor(t.data.subarray(offsets[s]! * w, offsets[s + 1]! * w), [1, offsets[s + 1]! - offsets[s]!, w]);
+    return new Tensor(viewStorage(t.storage, offsets[s]! * w, (offsets[s + 1]! - offsets[s]!) * w), [1, offsets[s + 1]! - offsets[s]!, w]);
   };
   const pool = seqs[0]?.pool;
   const paged: PagedKvSequence[] = [];
@@ -34,17 +34,20 @@ export function pagedRaggedAttention(q: Tensor, k: Tensor, v: Tensor, offsets: I
       const slot = seq.length + t;
       const run = Math.min(Tq - t, pool!.blockTokens - (slot % pool!.blockTokens));
       const at = seq.slotOffset(slot);
-      pool!.k[layer]!.set(k.data.subarray((offset + t) * W, (offset + t + run) * W), at);
-      pool!.v[layer]!.set(v.data.subarray((offset + t) * W, (offset + t + run) * W), at);
+      copyStorage(k.storage, (offset + t) * W, pool!.k[layer]!, at, run * W);
+      copyStorage(v.storage, (offset + t) * W, pool!.v[layer]!, at, run * W);
       t += run;
     }
-    if (seq.length === 0) return out.data.set(noGrad(() => attention(rows(q, s), rows(k, s), rows(v, s), { nHead: o.nHead, nKvHead: o.nKvHead, causal: true })).data, offset * C);
+    if (seq.length === 0) {
+      const own = noGrad(() => attention(rows(q, s), rows(k, s), rows(v, s), { nHead: o.nHead, nKvHead: o.nKvHead, causal: true }));
+      return copyStorage(own.storage, 0, out.storage, offset * C, Tq * C);
+    }
     paged.push({ table: seq.table, past: seq.length, offset, Tq });
   });
   if (paged.length > 0) {
     const nKvHead = o.nKvHead ?? o.nHead;
     const headDim = W / nKvHead;
-    backend().attentionPaged(q.data, out.data, pool!.k[layer]!, pool!.v[layer]!, paged, { nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim), blockTokens: pool!.blockTokens });
+    backend().attentionPaged(q.storage, out.storage, pool!.k[layer]!, pool!.v[layer]!, paged, { nHead: o.nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim), blockTokens: pool!.blockTokens });
   }
   return out;
 }

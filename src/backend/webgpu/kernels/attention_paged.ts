@@ -1,0 +1,117 @@
+import type { PagedKvDims, PagedKvSequence } from '../../backend.js';
+import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { variants } from './variants.js';
+
+/**
+ * Attention of new queries against a paged KV cache, as
+ * js/attention_paged.ts: kPool and vPool are one layer's [blocks,
+ * blockTokens, nKvHead·headDim] arrays of a KV block pool (paged_kv/), and
+ * sequence s's slot j lives in block table[j / blockTokens] at
+ * j % blockTokens. Query t of a sequence sees its slots 0 … past + t (their
+ * keys and values already written).
+ *
+ * The layout of attention_cached.ts's kernel: one workgroup per (query row,
+ * head), its 32 invocations each keeping an online softmax over the slots
+ * j ≡ lid (mod 32), merged through workgroup memory. What differs is where a
+ * slot is: each row's block table is read from `info`, staged with the
+ * call's other integers — per row (its q row, where its table starts in
+ * `info`, its last slot), then every sequence's table.
+ */
+
+const LANES = 32;
+
+const source = variants(
+  (v: { D: number }) => `${v.D}`,
+  ({ D }): KernelSource => ({
+    name: `attentionPaged_d${D}`,
+    bindings: ['read', 'read', 'read', 'read', 'rw'],
+    code: /* wgsl */ `
+struct Params { nHead: u32, group: u32, nKvHead: u32, scale: f32, blockTokens: u32, qOff: u32, kOff: u32, vOff: u32, oOff: u32, iOff: u32 }
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kPool: array<f32>;
+@group(0) @binding(2) var<storage, read> vPool: array<f32>;
+@group(0) @binding(3) var<storage, read> info: array<i32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+const LOWEST: f32 = -0x1.fffffep+127f;
+var<workgroup> Ms: array<f32, ${LANES}>;
+var<workgroup> Ls: array<f32, ${LANES}>;
+var<workgroup> Os: array<f32, ${LANES * D}>;
+
+@compute @workgroup_size(${LANES})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x;
+  let i = p.iOff + 3u * wid.y;
+  let row = u32(info[i]);
+  let table = p.iOff + u32(info[i + 1u]);
+  let last = u32(info[i + 2u]);
+  let C = p.nHead * ${D}u;
+  let Ckv = p.nKvHead * ${D}u;
+  let qo = p.qOff + row * C + h * ${D}u;
+  let g = (h / p.group) * ${D}u;
+  var qr: array<f32, ${D}>;
+  var o: array<f32, ${D}>;
+  for (var e = 0u; e < ${D}u; e++) { qr[e] = q[qo + e]; }
+  var m = LOWEST;
+  var l = 0.0;
+  for (var j = lid; j <= last; j += ${LANES}u) {
+    let block = u32(info[table + j / p.blockTokens]);
+    let ko = (block * p.blockTokens + j % p.blockTokens) * Ckv + g;
+    var s = 0.0;
+    for (var e = 0u; e < ${D}u; e++) { s = fma(qr[e], kPool[p.kOff + ko + e], s); }
+    s *= p.scale;
+    let mNew = max(m, s);
+    let corr = exp(m - mNew);
+    let w = exp(s - mNew);
+    l = l * corr + w;
+    for (var e = 0u; e < ${D}u; e++) { o[e] = o[e] * corr + w * vPool[p.vOff + ko + e]; }
+    m = mNew;
+  }
+  Ms[lid] = m;
+  Ls[lid] = l;
+  for (var e = 0u; e < ${D}u; e++) { Os[lid * ${D}u + e] = o[e]; }
+  workgroupBarrier();
+  var M = LOWEST;
+  for (var r = 0u; r < ${LANES}u; r++) { M = max(M, Ms[r]); }
+  var L = 0.0;
+  for (var r = 0u; r < ${LANES}u; r++) { if (Ls[r] > 0.0) { L += Ls[r] * exp(Ms[r] - M); } }
+  let oo = p.oOff + row * C + h * ${D}u;
+  for (var e = lid; e < ${D}u; e += ${LANES}u) {
+    var acc = 0.0;
+    for (var r = 0u; r < ${LANES}u; r++) { if (Ls[r] > 0.0) { acc += Os[r * ${D}u + e] * exp(Ms[r] - M); } }
+    out[oo + e] = select(0.0, acc / L, L > 0.0);
+  }
+}`,
+  }),
+);
+
+/**
+ * The integers a call stages for the kernel: for each query row of every
+ * sequence [its row in q, where its sequence's table starts, its last slot],
+ * then the tables themselves.
+ */
+export function pagedInfo(seqs: readonly PagedKvSequence[]): { info: Int32Array; rows: number } {
+  const rows = seqs.reduce((n, s) => n + s.Tq, 0);
+  const tables = seqs.reduce((n, s) => n + s.table.length, 0);
+  const info = new Int32Array(3 * rows + tables);
+  let r = 0;
+  let at = 3 * rows;
+  for (const s of seqs) {
+    for (let t = 0; t < s.Tq; t++, r++) info.set([s.offset + t, at, s.past + t], 3 * r);
+    for (let b = 0; b < s.table.length; b++) info[at + b] = s.table[b]!;
+    at += s.table.length;
+  }
+  return { info, rows };
+}
+
+/** out's rows of every sequence = attention of q's against its slots through its block table (`info`: pagedInfo's, staged). */
+export function attentionPaged(ctx: GpuContext, q: GpuSpan, kPool: GpuSpan, vPool: GpuSpan, info: GpuSpan, rows: number, out: GpuSpan, d: PagedKvDims): void {
+  const D = d.headDim;
+  if (D * LANES * 4 > ctx.limits.maxComputeWorkgroupStorageSize - 1024) throw new Error(`webgpu attentionPaged: headDim ${D} needs more workgroup memory than this device has`);
+  ctx.dispatch(
+    source({ D }),
+    [q.buffer, kPool.buffer, vPool.buffer, info.buffer, out.buffer],
+    [u32(d.nHead), u32(d.nHead / d.nKvHead), u32(d.nKvHead), f32(d.scale), u32(d.blockTokens), u32(q.offset), u32(kPool.offset), u32(vPool.offset), u32(out.offset), u32(info.offset)],
+    [d.nHead, rows],
+  );
+}

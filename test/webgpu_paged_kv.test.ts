@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { setBackend } from '../src/backend/index.js';
+import { attentionPaged } from '../src/backend/js/attention_paged.js';
+import { KVBlockPool } from '../src/generate/paged_kv/block_pool.js';
+import { copyStorage, readStorage, toBackend } from '../src/tensor/tensor.js';
+import { Rng } from '../src/util/rng.js';
+import { postJson, startTiny } from './serve_fixture.js';
+import { assertNear, webgpu, webgpuSkip } from './webgpu_helpers.js';
+
+/*
+ * The paged KV cache on webgpu: the attentionPaged kernel
+ * (kernels/attention_paged.ts) against js's, the block pool's device copy on
+ * write, and `attn serve` on webgpu paging its cache — the same answers as
+ * js's server, prompts sharing a prefix reusing its blocks. SwiftShader
+ * without a GPU; skips as webgpu_helpers.ts says.
+ */
+
+const skip = await webgpuSkip('WebGPU paged KV tests');
+after(() => setBackend('js'));
+
+const shape = { n_layer: 2, n_head: 4, n_kv_head: 2, n_embd: 32, block_size: 256 };
+
+describe('paged KV cache on webgpu', { skip }, () => {
+  it('attentionPaged: grouped KV heads, shuffled blocks, a prefill, a decode step and a verify together, as js', async () => {
+    const rng = new Rng(5);
+    const [nHead, nKvHead, headDim, blockTokens, blocks] = [4, 2, 8, 4, 32];
+    const width = nKvHead * headDim;
+    const kPool = Float32Array.from({ length: blocks * blockTokens * width }, () => rng.normal());
+    const vPool = Float32Array.from({ length: kPool.length }, () => rng.normal());
+    const d = { nHead, nKvHead, headDim, scale: 1 / Math.sqrt(headDim), blockTokens };
+    const order = Array.from({ length: blocks }, (_, i) => i).sort(() => rng.random() - 0.5);
+    const seqs = [{ past: 0, Tq: 7, table: order.slice(0, 2) }, { past: 12, Tq: 1, table: order.slice(2, 6) }, { past: 5, Tq: 3, table: order.slice(6, 8) }, { past: 40, Tq: 1, table: order.slice(8, 19) }];
+    let offset = 0;
+    const paged = seqs.map((s) => ({ ...s, offset: (offset += s.Tq) - s.Tq }));
+    const q = Float32Array.from({ length: offset * nHead * headDim }, () => rng.normal());
+    const want = new Float32Array(q.length);
+    attentionPaged(q, want, kPool, vPool, paged, d);
+    const be = await webgpu();
+    try {
+      const out = be.device!.alloc(q.length, true);
+      be.attentionPaged(be.device!.upload(q), out, be.device!.upload(kPool), be.device!.upload(vPool), paged, d);
+      assertNear(await be.device!.read(out), want, 1e-5, 1e-5, 'attentionPaged');
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  it('the block pool lives on the device; a copy on write copies the block\'s first slots of every layer, through a temporary', async () => {
+    await webgpu();
+    try {
+      const pool = new KVBlockPool(shape, 4, 8);
+      const rng = new Rng(9);
+      const host = [...pool.k, ...pool.v].map(() => Float32Array.from({ length: 8 * 4 * pool.width }, () => rng.normal()));
+      [...pool.k, ...pool.v].forEach((a, i) => {
+        assert.ok(!(a instanceof Float32Array), 'device storage');
+        copyStorage(toBackend(host[i]!), 0, a, 0, host[i]!.length);
+      });
+      pool.copy(2, 5, 3);
+      for (const [i, a] of [...pool.k, ...pool.v].entries()) {
+        const got = await readStorage(a);
+        const want = Float32Array.from(host[i]!);
+        want.copyWithin(pool.offset(5, 0), pool.offset(2, 0), pool.offset(2, 3));
+        assert.deepEqual(got, want, `array ${i}`);
+      }
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  it('attn serve on webgpu pages its KV cache: answers as js, a shared prefix reused from the pool', async () => {
+    const system = 'You are a helpful assistant who answers briefly and politely. ';
+    const prompts = [`${system}Hello`, `${system}The cat`, `${system}abc`, 'Zz'];
+    const ask = async (url: string) => {
+      const texts: string[] = [];
+      // One at a time first (the first prompt's blocks are then listed), then the rest together.
+      texts.push((await postJson(`${url}/v1/completions`, { model: 'tiny', prompt: prompts[0], max_tokens: 12, temperature: 0 })).json.choices[0].text);
+      const rest = await Promise.all(prompts.slice(1).map((p) => postJson(`${url}/v1/completions`, { model: 'tiny', prompt: p, max_tokens: 12, temperature: 0 })));
+      for (const r of rest) {
+        assert.equal(r.status, 200, JSON.stringify(r.json));
+        texts.push(r.json.choices[0].text);
+      }
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      return { texts, hits: Number(/^attn_kv_prefix_hit_tokens\{model="tiny"\} (\S+)$/m.exec(metrics)?.[1]) };
+    };
+    setBackend('js');
+    const jsServer = await startTiny({ cache: null, blockSize: 128, limits: { kvBlockTokens: 8 } });
+    const want = await ask(jsServer.url).finally(() => jsServer.close());
+    await webgpu();
+    const server = await startTiny({ cache: null, blockSize: 128, limits: { kvBlockTokens: 8 } });
+    try {
+      const got = await ask(server.url);
+      assert.deepEqual(got.texts, want.texts);
+      assert.ok(got.hits > 0 && got.hits === want.hits, `prefix tokens reused: ${got.hits} on webgpu, ${want.hits} on js`);
+    } finally {
+      await server.close();
+      setBackend('js');
+    }
+  });
+});
