@@ -22,7 +22,7 @@ after(() => setBackend('js'));
 const shape = { n_layer: 2, n_head: 4, n_kv_head: 2, n_embd: 32, block_size: 256 };
 
 describe('paged KV cache on webgpu', { skip }, () => {
-  it('attentionPaged: grouped KV heads, shuffled blocks, a prefill, a decode step and a verify together, as js', async () => {
+  it('attentionPaged: grouped KV heads, shuffled blocks, a prefill, a decode step and a verify together, with and without fresh keys and values, as js', async () => {
     const rng = new Rng(5);
     const [nHead, nKvHead, headDim, blockTokens, blocks] = [4, 2, 8, 4, 32];
     const width = nKvHead * headDim;
@@ -34,13 +34,25 @@ describe('paged KV cache on webgpu', { skip }, () => {
     let offset = 0;
     const paged = seqs.map((s) => ({ ...s, offset: (offset += s.Tq) - s.Tq }));
     const q = Float32Array.from({ length: offset * nHead * headDim }, () => rng.normal());
+    const fresh = { k: Float32Array.from({ length: offset * width }, () => rng.normal()), v: Float32Array.from({ length: offset * width }, () => rng.normal()) };
+    // Without fresh keys (the slots already written), and with them (the call stores each new row's first).
     const want = new Float32Array(q.length);
     attentionPaged(q, want, kPool, vPool, paged, d);
+    const [kAfter, vAfter] = [Float32Array.from(kPool), Float32Array.from(vPool)];
+    const wantFresh = new Float32Array(q.length);
+    attentionPaged(q, wantFresh, kAfter, vAfter, paged, d, fresh);
+    assert.ok(wantFresh.some((x, i) => Math.abs(x - want[i]!) > 1e-3), 'the fresh rows change the answer');
     const be = await webgpu();
     try {
-      const out = be.device!.alloc(q.length, true);
-      be.attentionPaged(be.device!.upload(q), out, be.device!.upload(kPool), be.device!.upload(vPool), paged, d);
-      assertNear(await be.device!.read(out), want, 1e-5, 1e-5, 'attentionPaged');
+      const dev = be.device!;
+      const out = dev.alloc(q.length, true);
+      const [kDev, vDev] = [dev.upload(kPool), dev.upload(vPool)];
+      be.attentionPaged(dev.upload(q), out, kDev, vDev, paged, d);
+      assertNear(await dev.read(out), want, 1e-5, 1e-5, 'attentionPaged');
+      be.attentionPaged(dev.upload(q), out, kDev, vDev, paged, d, { k: dev.upload(fresh.k), v: dev.upload(fresh.v) });
+      assertNear(await dev.read(out), wantFresh, 1e-5, 1e-5, 'attentionPaged with fresh keys and values');
+      assert.deepEqual(await dev.read(kDev), kAfter, 'the new keys stored in their slots');
+      assert.deepEqual(await dev.read(vDev), vAfter, 'the new values stored in their slots');
     } finally {
       setBackend('js');
     }

@@ -349,9 +349,11 @@ export interface Backend<F = Storage> {
    * attentionCachedRagged with every sequence's keys and values in one pool
    * of blocks (a paged KV cache, generate/paged_kv/): kPool and vPool are one
    * layer's [blocks, blockTokens, nKvHead·headDim]; query t of a sequence
-   * sees its slots 0 … past + t, read through its block table.
+   * sees its slots 0 … past + t, read through its block table. Given `fresh`
+   * ([rows, nKvHead·headDim] each, rows as q's), each new row's key and value
+   * are stored in its slot (past + t) first, as attentionCached does.
    */
-  attentionPaged(q: F, out: F, kPool: F, vPool: F, seqs: readonly PagedKvSequence[], d: PagedKvDims): void;
+  attentionPaged(q: F, out: F, kPool: F, vPool: F, seqs: readonly PagedKvSequence[], d: PagedKvDims, fresh?: FreshKeysValues<F> | null): void;
 
   /**
    * Optional: a zeroed host array of `length` floats for a large buffer that

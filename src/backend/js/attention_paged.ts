@@ -1,12 +1,15 @@
-import type { PagedKvDims, PagedKvSequence } from '../backend.js';
+import type { FreshKeysValues, PagedKvDims, PagedKvSequence } from '../backend.js';
 
 /**
  * attentionCached (attention_cached.ts) with the cache read through block
  * tables: kPool and vPool are one layer's [blocks, blockTokens,
  * nKvHead·headDim] arrays of a KV block pool. Query t of a sequence sees its
- * slots 0 … past + t. The reference for a native twin.
+ * slots 0 … past + t. Given `fresh`, each new row's key and value are
+ * stored in its slot first (storeFreshPaged). The reference for a native
+ * and a WGSL twin.
  */
-export function attentionPaged(q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array, seqs: readonly PagedKvSequence[], d: PagedKvDims): void {
+export function attentionPaged(q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array, seqs: readonly PagedKvSequence[], d: PagedKvDims, fresh: FreshKeysValues<Float32Array> | null = null): void {
+  if (fresh) storeFreshPaged(kPool, vPool, seqs, d, fresh);
   const { nHead, nKvHead, headDim, scale, blockTokens } = d;
   const C = nHead * headDim;
   const Ckv = nKvHead * headDim;
@@ -35,6 +38,20 @@ export function attentionPaged(q: Float32Array, out: Float32Array, kPool: Float3
           out[qo + e] = acc / sum;
         }
       }
+    }
+  }
+}
+
+/** Row t of each sequence's new keys and values (fresh, rows as q's) into its slot past + t, through its block table. */
+export function storeFreshPaged(kPool: Float32Array, vPool: Float32Array, seqs: readonly PagedKvSequence[], d: PagedKvDims, fresh: FreshKeysValues<Float32Array>): void {
+  const W = d.nKvHead * d.headDim;
+  for (const s of seqs) {
+    for (let t = 0; t < s.Tq; t++) {
+      const j = s.past + t;
+      const at = (s.table[Math.floor(j / d.blockTokens)]! * d.blockTokens + (j % d.blockTokens)) * W;
+      const from = (s.offset + t) * W;
+      kPool.set(fresh.k.subarray(from, from + W), at);
+      vPool.set(fresh.v.subarray(from, from + W), at);
     }
   }
 }

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { AttentionDims, Backend, GemmArgs } from '../backend.js';
 import { applyGemmEpilogue, applyRowsEpilogue } from '../gemm_epilogue.js';
 import { storeFresh, storeFreshRagged } from '../js/attention_cached.js';
+import { storeFreshPaged } from '../js/attention_paged.js';
 import { isSuffix } from '../js/elementwise.js';
 import { jsBackend } from '../js/index.js';
 import { canInterleave, GGML_TYPE, INTERLEAVE, quantRowBytes, type QuantizedMatrix } from '../quantized_matrix.js';
@@ -192,7 +193,8 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
       seqs.forEach((s, i) => meta.set([s.cap, s.past, s.start, s.offset, s.Tq], i * 5));
       a.attentionCachedRagged(q, out, seqs.map((s) => s.k), seqs.map((s) => s.v), meta, d.nHead, d.nKvHead, d.headDim, d.scale);
     },
-    attentionPaged: (q, out, kPool, vPool, seqs, d) => {
+    attentionPaged: (q, out, kPool, vPool, seqs, d, fresh) => {
+      if (fresh) storeFreshPaged(kPool, vPool, seqs, d, fresh);
       // Every block table in one array; meta per sequence: where its table starts, past, offset, Tq.
       const tables = new Int32Array(seqs.reduce((n, s) => n + s.table.length, 0));
       const meta = new Int32Array(seqs.length * 4);

@@ -273,10 +273,11 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
     linearInt8: (x, rows, K, w, scale, bias, out, N, epilogue) =>
       linearInt8(ctx, gpu(x, 'linearInt8'), rows, K, int8Weights.of(w).buffer, 0, floatConstants.of(scale), bias && deviceBias(bias), gpu(out, 'linearInt8'), N, deviceEpilogue(epilogue, 'linearInt8')),
     argmaxRows: (x, rows, cols, out) => argmaxRows(ctx, gpu(x, 'argmaxRows'), rows, cols, gpu(out, 'argmaxRows')),
-    attentionPaged: (q, out, kPool, vPool, seqs, d) => {
+    attentionPaged: (q, out, kPool, vPool, seqs, d, fresh) => {
       // One dispatch for every sequence: each query row finds its slots through its block table, staged with the rows.
       const { info, rows } = pagedInfo(seqs);
-      withInts(ctx, info, (span) => attentionPaged(ctx, gpu(q, 'attentionPaged'), gpu(kPool, 'attentionPaged'), gpu(vPool, 'attentionPaged'), span, rows, gpu(out, 'attentionPaged'), d));
+      const kv = fresh ? { k: gpu(fresh.k, 'attentionPaged'), v: gpu(fresh.v, 'attentionPaged') } : null;
+      withInts(ctx, info, (span) => attentionPaged(ctx, gpu(q, 'attentionPaged'), gpu(kPool, 'attentionPaged'), gpu(vPool, 'attentionPaged'), span, rows, gpu(out, 'attentionPaged'), d, kv));
     },
     linearQuantized: (x, rows, w, bias, out, epilogue) => {
       const [input, weights, b, o, e] = [gpu(x, 'linearQuantized'), quantizedWeights.of(w).buffer, bias && deviceBias(bias), gpu(out, 'linearQuantized'), deviceEpilogue(epilogue, 'linearQuantized')];
