@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDirAtomic } from '../src/io/atomic.js';
 import { modelFiles } from '../src/io/model_dir.js';
+import { saveAdapter } from '../src/io/peft.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
+import { addLoRA, loraLayers } from '../src/nn/lora.js';
 import { parseServeConfig, type ServeConfigInput } from '../src/serve/config.js';
 import { createLogger } from '../src/serve/logging.js';
 import { startServer, type AttnServer, type ServeOptions } from '../src/serve/server.js';
@@ -73,4 +75,13 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** An adapter for tinyGPT(3) with random (non-zero) B, saved in PEFT's layout. */
+export function makeAdapter(dir: string, seed: number, targets: string[]): void {
+  const m = tinyGPT(3);
+  addLoRA(m, { r: 4, alpha: 8, targets, rng: new Rng(seed) });
+  const rng = new Rng(seed + 100);
+  for (const [, l] of loraLayers(m)) for (let i = 0; i < l.lora_B.weight.size; i++) l.lora_B.weight.data[i] = rng.normal() * 0.5;
+  saveAdapter(m, dir);
 }

@@ -9,28 +9,17 @@ import { batchForward } from '../src/generate/batch_step.js';
 import { forwardCached } from '../src/generate/cached_forward.js';
 import { generate } from '../src/generate/engine.js';
 import { KVCache } from '../src/generate/kv_cache.js';
-import { loadAdapter, readAdapter, saveAdapter } from '../src/io/peft.js';
+import { loadAdapter, readAdapter } from '../src/io/peft.js';
 import { GPT } from '../src/models/gpt.js';
 import { parseGPTConfig } from '../src/models/gpt_config.js';
-import { addLoRA, loraLayers } from '../src/nn/lora.js';
 import { LoRABank } from '../src/nn/lora_bank.js';
 import { quantize } from '../src/nn/quantized_linear.js';
 import type { AttnServer } from '../src/serve/server.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { UserError } from '../src/util/errors.js';
-import { Rng } from '../src/util/rng.js';
 import { assertClose } from './helpers.js';
-import { silentLogger, startTiny, tinyGPT, tinyTokenizer } from './serve_fixture.js';
+import { makeAdapter, silentLogger, startTiny, tinyGPT, tinyTokenizer } from './serve_fixture.js';
 import { startServer } from '../src/serve/server.js';
-
-/** An adapter for tinyGPT(3) with random (non-zero) B, saved in PEFT's layout. */
-function makeAdapter(dir: string, seed: number, targets: string[]): void {
-  const m = tinyGPT(3);
-  addLoRA(m, { r: 4, alpha: 8, targets, rng: new Rng(seed) });
-  const rng = new Rng(seed + 100);
-  for (const [, l] of loraLayers(m)) for (let i = 0; i < l.lora_B.weight.size; i++) l.lora_B.weight.data[i] = rng.normal() * 0.5;
-  saveAdapter(m, dir);
-}
 
 /** The base with one adapter attached the training way (LoRALinear): the reference for served answers. */
 function withAdapter(dir: string | null): GPT {

@@ -8,13 +8,11 @@ import { selectBackendAsync } from '../src/backend/select.js';
 import { batchForward, batchForwardOnDevice } from '../src/generate/batch_step.js';
 import { generate } from '../src/generate/engine.js';
 import { KVCache } from '../src/generate/kv_cache.js';
-import { loadAdapter, readAdapter, saveAdapter } from '../src/io/peft.js';
-import { addLoRA, loraLayers } from '../src/nn/lora.js';
+import { loadAdapter, readAdapter } from '../src/io/peft.js';
 import { LoRABank } from '../src/nn/lora_bank.js';
 import { moveToBackend } from '../src/nn/placement.js';
 import { quantize } from '../src/nn/quantized_linear.js';
-import { Rng } from '../src/util/rng.js';
-import { startTiny, tinyGPT, tinyTokenizer } from './serve_fixture.js';
+import { makeAdapter, startTiny, tinyGPT, tinyTokenizer } from './serve_fixture.js';
 import { assertNear, webgpuSkip } from './webgpu_helpers.js';
 
 /*
@@ -34,14 +32,6 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-/** An adapter for tinyGPT(3) with random (non-zero) B, saved in PEFT's layout. */
-function makeAdapter(dir: string, seed: number, targets: string[]): void {
-  const m = tinyGPT(3);
-  addLoRA(m, { r: 4, alpha: 8, targets, rng: new Rng(seed) });
-  const rng = new Rng(seed + 100);
-  for (const [, l] of loraLayers(m)) for (let i = 0; i < l.lora_B.weight.size; i++) l.lora_B.weight.data[i] = rng.normal() * 0.5;
-  saveAdapter(m, dir);
-}
 const A1 = join(root, 'a1');
 const A2 = join(root, 'a2');
 makeAdapter(A1, 1, ['c_attn', 'c_fc']);

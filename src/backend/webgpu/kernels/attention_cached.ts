@@ -2,6 +2,7 @@ import type { KvAttentionDims } from '../../backend.js';
 import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
 import { type FoldedInput, foldedInput } from './input_fold.js';
 import { sharedAngles } from './rope.js';
+import { LANES, laneSoftmaxMerge, laneSoftmaxState, laneSoftmaxUpdate } from './lane_softmax.js';
 import { variants } from './variants.js';
 
 /**
@@ -14,7 +15,7 @@ import { variants } from './variants.js';
  * workgroup per (b, t, h) splits the keys among its 32 invocations: each keeps
  * an online softmax (max, sum, output) over its keys j ≡ lid (mod 32); then
  * the 32 partial results are merged through workgroup memory, rescaled to
- * the common maximum.
+ * the common maximum (lane_softmax.ts, shared with attention_paged.ts).
  *
  * Given the new positions' keys and values (`fresh`), the kernel stores them
  * in the caches itself: the first query head of each KV head's group writes
@@ -31,7 +32,6 @@ import { variants } from './variants.js';
  * layer go.
  */
 
-const LANES = 32;
 
 /**
  * WGSL for a folded RoPE (rope.ts's pairs and formulas): `pairOf` gives an
@@ -76,10 +76,7 @@ struct Params { Tq: u32, past: u32, cap: u32, nHead: u32, group: u32, nKvHead: u
 ${rope ? '@group(0) @binding(7) var<storage, read> cs: array<f32>; // the RoPE tables' : ''}
 @group(0) @binding(${rope ? 8 : 7}) var<uniform> p: Params;
 ${rope ? rotation(D) : ''}
-const LOWEST: f32 = -0x1.fffffep+127f;
-var<workgroup> Ms: array<f32, ${LANES}>;
-var<workgroup> Ls: array<f32, ${LANES}>;
-var<workgroup> Os: array<f32, ${LANES * D}>;
+${laneSoftmaxState(D)}
 
 @compute @workgroup_size(${LANES})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -135,31 +132,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var e = 0u; e < ${D}u; e++) { s = fma(qr[e], kCache[p.kOff + ko + e], s); }
     }
     s *= p.scale;
-    let mNew = max(m, s);
-    let corr = exp(m - mNew);
-    let w = exp(s - mNew);
-    l = l * corr + w;
-    if (isNew) {
-      for (var e = 0u; e < ${D}u; e++) { o[e] = o[e] * corr + w * vNew[p.vnOff + ko + e]; }
-    } else {
-      for (var e = 0u; e < ${D}u; e++) { o[e] = o[e] * corr + w * vCache[p.vOff + ko + e]; }
-    }
-    m = mNew;
+${laneSoftmaxUpdate(D, (e) => `vCache[p.vOff + ko + ${e}]`, { when: 'isNew', value: (e) => `vNew[p.vnOff + ko + ${e}]` })}
   }
-  Ms[lid] = m;
-  Ls[lid] = l;
-  for (var e = 0u; e < ${D}u; e++) { Os[lid * ${D}u + e] = o[e]; }
-  workgroupBarrier();
-  var M = LOWEST;
-  for (var r = 0u; r < ${LANES}u; r++) { M = max(M, Ms[r]); }
-  var L = 0.0;
-  for (var r = 0u; r < ${LANES}u; r++) { if (Ls[r] > 0.0) { L += Ls[r] * exp(Ms[r] - M); } }
   let oo = p.oOff + (b * p.Tq + t) * C + h * ${D}u;
-  for (var e = lid; e < ${D}u; e += ${LANES}u) {
-    var acc = 0.0;
-    for (var r = 0u; r < ${LANES}u; r++) { if (Ls[r] > 0.0) { acc += Os[r * ${D}u + e] * exp(Ms[r] - M); } }
-    out[oo + e] = select(0.0, acc / L, L > 0.0);
-  }
+${laneSoftmaxMerge(D, 'oo')}
 }`,
   }),
 );

@@ -1,5 +1,6 @@
 import type { PagedKvDims, PagedKvSequence } from '../../backend.js';
 import { f32, type GpuContext, type GpuSpan, type KernelSource, u32 } from '../device.js';
+import { LANES, laneSoftmaxMerge, laneSoftmaxState, laneSoftmaxUpdate } from './lane_softmax.js';
 import { variants } from './variants.js';
 
 /**
@@ -26,7 +27,6 @@ import { variants } from './variants.js';
  * pass) and no separate attention for a sequence with nothing cached yet.
  */
 
-const LANES = 32;
 /** Integers per query row in `info`: its q row, where its table starts, its last slot, its sequence's past and first row. */
 const INFO = 5;
 
@@ -46,10 +46,7 @@ struct Params { nHead: u32, group: u32, nKvHead: u32, scale: f32, blockTokens: u
 @group(0) @binding(5) var<storage, read_write> vPool: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
-const LOWEST: f32 = -0x1.fffffep+127f;
-var<workgroup> Ms: array<f32, ${LANES}>;
-var<workgroup> Ls: array<f32, ${LANES}>;
-var<workgroup> Os: array<f32, ${LANES * D}>;
+${laneSoftmaxState(D)}
 
 /** Where slot j of the table starting at info[table] lies in a pool array (before the kernel's offset), KV head offset g added. */
 fn slotAt(table: u32, j: u32, Ckv: u32, g: u32) -> u32 {
@@ -95,31 +92,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var e = 0u; e < ${D}u; e++) { s = fma(qr[e], kPool[p.kOff + ko + e], s); }
     }
     s *= p.scale;
-    let mNew = max(m, s);
-    let corr = exp(m - mNew);
-    let w = exp(s - mNew);
-    l = l * corr + w;
-    if (isNew) {
-      for (var e = 0u; e < ${D}u; e++) { o[e] = o[e] * corr + w * vNew[p.vnOff + ko + e]; }
-    } else {
-      for (var e = 0u; e < ${D}u; e++) { o[e] = o[e] * corr + w * vPool[p.vOff + ko + e]; }
-    }
-    m = mNew;
+${laneSoftmaxUpdate(D, (e) => `vPool[p.vOff + ko + ${e}]`, { when: 'isNew', value: (e) => `vNew[p.vnOff + ko + ${e}]` })}
   }
-  Ms[lid] = m;
-  Ls[lid] = l;
-  for (var e = 0u; e < ${D}u; e++) { Os[lid * ${D}u + e] = o[e]; }
-  workgroupBarrier();
-  var M = LOWEST;
-  for (var r = 0u; r < ${LANES}u; r++) { M = max(M, Ms[r]); }
-  var L = 0.0;
-  for (var r = 0u; r < ${LANES}u; r++) { if (Ls[r] > 0.0) { L += Ls[r] * exp(Ms[r] - M); } }
   let oo = p.oOff + row * C + h * ${D}u;
-  for (var e = lid; e < ${D}u; e += ${LANES}u) {
-    var acc = 0.0;
-    for (var r = 0u; r < ${LANES}u; r++) { if (Ls[r] > 0.0) { acc += Os[r * ${D}u + e] * exp(Ms[r] - M); } }
-    out[oo + e] = select(0.0, acc / L, L > 0.0);
-  }
+${laneSoftmaxMerge(D, 'oo')}
 }`,
   }),
 );
