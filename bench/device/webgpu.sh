@@ -17,7 +17,9 @@
 # the end), and each part's stderr.
 # The three A/B runs below set ATTN_DECODE_AHEAD=0: they compare with the row that reads every token.
 # joined.jsonl (a Llama of SmolLM2-135M's size decoding with q·k·v and gate·up joined into one product
-# each, and not: nn/joined_linear.ts). Each part has its own timeout (530 s in all); the whole stays under 9 minutes. A part that fails or times out
+# each, and not: nn/joined_linear.ts), speculative.jsonl (GPT 124M greedy decoding with a 2-layer
+# layer-skip draft, each round queued whole and read back once, against 4 steps queued ahead without:
+# generate/speculative_device.ts). Each part has its own timeout (570 s in all); the whole stays under 10 minutes. A part that fails or times out
 # leaves its partial lines and the others still run. ATTN_WEBGPU_GEMM set by the caller wins over
 # the sweep's choice.
 set -uo pipefail
@@ -91,6 +93,11 @@ echo "== Llama decode (SmolLM2-135M's size, random weights): q·k·v and gate·u
 timeout 20 node bench/webgpu_joined_ab.mjs 64 3 576 49152 > "$OUT/joined.jsonl" 2> "$OUT/joined.stderr"
 echo "joined rc=$?" | tee -a "$OUT/summary.txt"
 cat "$OUT/joined.jsonl" | tee -a "$OUT/summary.txt"
+
+echo "== GPT 124M decode (random weights), greedy: with a 2-layer layer-skip draft (each round queued whole, read back once) and without (4 steps queued ahead)" | tee -a "$OUT/summary.txt"
+timeout 40 node bench/webgpu_speculative_ab.mjs 128 3 4 2 > "$OUT/speculative.jsonl" 2> "$OUT/speculative.stderr"
+echo "speculative rc=$?" | tee -a "$OUT/summary.txt"
+cat "$OUT/speculative.jsonl" | tee -a "$OUT/summary.txt"
 
 echo "== PyTorch eager CUDA FP32 twins" | tee -a "$OUT/summary.txt"
 timeout 60 python3 bench/torch_cuda.py --steps "$STEPS" > "$OUT/torch_cuda.jsonl" 2> "$OUT/torch_cuda.stderr"
