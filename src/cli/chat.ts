@@ -5,7 +5,8 @@ import { ChatSession } from '../generate/chat_session.js';
 import { loadModel } from '../io/model_dir.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { useBackendAsync, withBackendFlags } from './backend_flags.js';
+import { moveToBackend } from '../nn/placement.js';
 import { int, num, seed } from './flags.js';
 
 export interface ChatCliOptions {
@@ -75,8 +76,9 @@ function checkFlags(o: ChatCliOptions): void {
  */
 export async function runChat(o: ChatCliOptions, io: ChatIO): Promise<void> {
   checkFlags(o);
-  useBackend(o);
+  await useBackendAsync(o);
   const { model, tokenizer } = loadModel(o.model);
+  moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): attn chat needs one to turn text into tokens`);
   const session = new ChatSession(model, tokenizer, {
     maxTokens: o.maxTokens,
@@ -138,7 +140,7 @@ export async function runChat(o: ChatCliOptions, io: ChatIO): Promise<void> {
 }
 
 export function chatCommand(): Command {
-  return withBackendFlags(new Command('chat'))
+  return withBackendFlags(new Command('chat'), { webgpu: true })
     .description('talk with a model in the terminal: its own chat template (ChatML when it has none), replies streamed as they are generated, the conversation kept until /reset. Reads lines from a pipe too (one message per line, one reply per line out, its newlines written as \\n and backslashes as \\\\)')
     .requiredOption('--model <dir>', 'model directory: a Hugging Face Llama, Qwen2 or Mistral chat model, or any attn model with a tokenizer')
     .option('--system <text>', 'system message that starts the conversation')

@@ -1,8 +1,9 @@
 import { Command, Option } from 'commander';
-import { perplexity } from '../eval/perplexity.js';
+import { perplexityAsync } from '../eval/perplexity.js';
+import { moveToBackend } from '../nn/placement.js';
 import { UserError } from '../util/errors.js';
 import { loadModel } from '../io/model_dir.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int } from './flags.js';
 import { readTextFile } from '../io/read_text.js';
 
@@ -18,11 +19,12 @@ export interface EvalCliOptions {
   threads?: number;
 }
 
-/** Loss and perplexity of a model on a text; `split` picks attn train's 90/10 parts of its tokens. */
-export function runEval(o: EvalCliOptions): { loss: number; perplexity: number; tokens: number; split: string } {
+/** Loss and perplexity of a model on a text; `split` picks attn train's 90/10 parts of its tokens. On any backend, webgpu included. */
+export async function runEval(o: EvalCliOptions): Promise<{ loss: number; perplexity: number; tokens: number; split: string }> {
   if (o.batchSize < 1) throw new UserError('--batch-size must be ≥ 1');
-  useBackend(o);
+  await useBackendAsync(o);
   const { model, tokenizer } = loadModel(o.model);
+  moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer, so the text cannot be encoded`);
   const text = readTextFile(o.data);
   let ids: Int32Array;
@@ -33,7 +35,7 @@ export function runEval(o: EvalCliOptions): { loss: number; perplexity: number; 
   }
   const cut = Math.floor(ids.length * 0.9); // the same split as attn train
   const part = o.split === 'train' ? ids.subarray(0, cut) : o.split === 'val' ? ids.subarray(cut) : ids;
-  const r = perplexity(model, part, {
+  const r = await perplexityAsync(model, part, {
     batchSize: o.batchSize,
     ...(o.window !== undefined ? { window: o.window } : {}),
     ...(o.stride !== undefined ? { stride: o.stride } : {}),
@@ -42,7 +44,7 @@ export function runEval(o: EvalCliOptions): { loss: number; perplexity: number; 
 }
 
 export function evalCommand(): Command {
-  return withBackendFlags(new Command('eval'))
+  return withBackendFlags(new Command('eval'), { webgpu: true })
     .description('loss and perplexity of a model on a text file')
     .requiredOption('--model <dir>', 'model directory (ours, quantized, or a Hugging Face GPT-2, Llama, Qwen2 or Mistral)')
     .requiredOption('--data <file>', 'UTF-8 text to score')
@@ -51,8 +53,8 @@ export function evalCommand(): Command {
     .option('--stride <n>', 'new tokens scored per window (default: the window; smaller = more context per token, slower)', int)
     .option('--batch-size <n>', 'windows per forward pass', int, 4)
     .option('--json', 'print one JSON line')
-    .action((o: EvalCliOptions) => {
-      const r = runEval(o);
+    .action(async (o: EvalCliOptions) => {
+      const r = await runEval(o);
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       else process.stdout.write(`loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  (${r.tokens} tokens, split ${r.split})\n`);
     });

@@ -1,6 +1,10 @@
 import { UserError } from '../util/errors.js';
 import type { CausalLM } from '../models/causal_lm.js';
+import { backend } from '../backend/index.js';
+import { inEvalMode } from '../nn/eval_mode.js';
 import { noGrad } from '../tensor/autograd.js';
+import { releaseStorage, withDeviceScratch } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 
 export interface PerplexityOptions {
   /** Tokens of context per window (default and maximum: block_size). */
@@ -27,9 +31,19 @@ export interface PerplexityResult {
 /**
  * Cross-entropy of a model on a token stream, each token predicted from the
  * tokens before it in its window. Every token after the first is scored
- * exactly once.
+ * exactly once. Host backends; perplexityAsync runs on any backend.
  */
 export function perplexity(model: CausalLM, ids: Int32Array, opts: PerplexityOptions = {}): PerplexityResult {
+  return inEvalMode(model, () => valuesNow(windowLosses(model, ids, opts)));
+}
+
+/** perplexity on any backend: on a device each batch of windows reads back one number, its loss. */
+export function perplexityAsync(model: CausalLM, ids: Int32Array, opts: PerplexityOptions = {}): Promise<PerplexityResult> {
+  return inEvalMode(model, () => valuesAwaited(windowLosses(model, ids, opts)));
+}
+
+/** The windows in batches, each batch's mean loss yielded to be read (tensor/value_reads.ts); returns the result. */
+function* windowLosses(model: CausalLM, ids: Int32Array, opts: PerplexityOptions): ValueReads<PerplexityResult> {
   const T = opts.window ?? model.config.block_size;
   const stride = opts.stride ?? T;
   const batch = opts.batchSize ?? 4;
@@ -37,29 +51,26 @@ export function perplexity(model: CausalLM, ids: Int32Array, opts: PerplexityOpt
   if (!(Number.isInteger(stride) && stride >= 1 && stride <= T)) throw new UserError(`stride must be an integer in 1 … ${T} (got ${stride})`);
   if (ids.length < 2) throw new UserError(`the text has ${ids.length} token${ids.length === 1 ? '' : 's'}; perplexity needs at least 2`);
   const windows = planWindows(ids.length, T, stride);
-  const wasTraining = model.training;
-  model.eval();
   let sum = 0;
   let count = 0;
-  try {
-    for (let w0 = 0; w0 < windows.length; w0 += batch) {
-      const group = windows.slice(w0, w0 + batch);
-      const len = Math.max(...group.map((w) => w.end - w.begin));
-      const x = new Int32Array(group.length * len);
-      const y = new Int32Array(group.length * len).fill(-1); // -1: not scored (padding, or context already scored)
-      group.forEach((w, g) => {
-        for (let t = 0; t < w.end - w.begin; t++) {
-          x[g * len + t] = ids[w.begin + t]!;
-          if (w.begin + t + 1 >= w.firstScored) y[g * len + t] = ids[w.begin + t + 1]!;
-        }
-      });
-      const n = y.reduce((c, v) => c + (v >= 0 ? 1 : 0), 0);
-      const loss = noGrad(() => model.forward(x, [group.length, len], y).loss!.item());
-      sum += loss * n;
-      count += n;
-    }
-  } finally {
-    model.train(wasTraining);
+  for (let w0 = 0; w0 < windows.length; w0 += batch) {
+    const group = windows.slice(w0, w0 + batch);
+    const len = Math.max(...group.map((w) => w.end - w.begin));
+    const x = new Int32Array(group.length * len);
+    const y = new Int32Array(group.length * len).fill(-1); // -1: not scored (padding, or context already scored)
+    group.forEach((w, g) => {
+      for (let t = 0; t < w.end - w.begin; t++) {
+        x[g * len + t] = ids[w.begin + t]!;
+        if (w.begin + t + 1 >= w.firstScored) y[g * len + t] = ids[w.begin + t + 1]!;
+      }
+    });
+    const n = y.reduce((c, v) => c + (v >= 0 ? 1 : 0), 0);
+    // On a device the pass is scratch: everything but the loss goes back to the pool at once.
+    const loss = withDeviceScratch(() => noGrad(() => model.forward(x, [group.length, len], y).loss!), (t) => [t.storage]);
+    const [value] = yield [loss];
+    if (backend().device) releaseStorage(loss.storage);
+    sum += value![0]! * n;
+    count += n;
   }
   const loss = sum / count;
   return { loss, perplexity: Math.exp(loss), tokens: count };

@@ -1,11 +1,13 @@
 import { chatTemplateOf, endOfTextIds, stopTokenIds } from '../chat/for_tokenizer.js';
 import type { ChatMessage } from '../chat/messages.js';
 import type { ChatTemplate } from '../chat/template.js';
+import { backend } from '../backend/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
+import { releaseStorage } from '../tensor/tensor.js';
 import { UserError } from '../util/errors.js';
 import { streamDecoder, type Tokenizer } from '../tokenizers/tokenizer.js';
 import { Rng } from '../util/rng.js';
-import { scoresCached } from './cached_forward.js';
+import { logitsCached, scoresCached } from './cached_forward.js';
 import { KVCache } from './kv_cache.js';
 import { checkSamplingOptions, penalizeRepeats, sampleToken, type SamplingOptions } from './sampling.js';
 import { StopStrings } from './stop_strings.js';
@@ -99,6 +101,21 @@ export class ChatSession {
    * the whole reply. Stops at a stop token (not emitted) or, for a template
    * whose end-of-turn marker is not one token here, at its text.
    */
+  /**
+   * The scores after feeding `feed` through the cache, on the host (a copy:
+   * sampling may edit it). On a device the pass is queued there and only the
+   * last position's row of scores comes back.
+   */
+  private async nextScores(feed: Int32Array, cache: KVCache): Promise<Float32Array> {
+    if (!backend().device) return scoresCached(this.model, feed, [1, feed.length], cache).slice();
+    const scores = logitsCached(this.model, feed, [1, feed.length], cache);
+    try {
+      return Float32Array.from(await scores.read());
+    } finally {
+      releaseStorage(scores.storage);
+    }
+  }
+
   private async *generate(ids: Int32Array, budget: number): AsyncGenerator<string, string> {
     const { system: _s, maxTokens: _m, template: _t, onWarning: _w, seed, ...sampling } = this.opts;
     const cache = (this.cache ??= new KVCache(this.model.config, 1, this.model.config.block_size));
@@ -118,7 +135,7 @@ export class ChatSession {
     this.model.eval();
     try {
       for (let n = 0; n < budget && !stops.stopped; n++) {
-        const logits = scoresCached(this.model, Int32Array.from(feed), [1, feed.length], cache).slice();
+        const logits = await this.nextScores(Int32Array.from(feed), cache);
         this.cached.push(...feed);
         if (sampling.repetitionPenalty !== undefined && sampling.repetitionPenalty !== 1) penalizeRepeats(logits, this.cached, sampling.repetitionPenalty);
         const id = sampleToken(logits, sampling, rng);

@@ -28,6 +28,7 @@ import type { DecoderLM } from '../models/causal_lm.js';
 import { padBatch } from '../models/pad_batch.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError } from '../io/safetensors.js';
 import { backend } from '../backend/index.js';
+import { inEvalMode } from '../nn/eval_mode.js';
 import { moveToBackend } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
 import { add, mul, scale, sub } from '../tensor/ops/elementwise.js';
@@ -138,23 +139,6 @@ function* pairLogProbReads(model: DecoderLM, pairs: readonly PreferenceExample[]
     if (backend().device) releaseStorage(all.storage);
   }
   return out;
-}
-
-/** Run `f` with the model in eval mode (no dropout), restoring its mode after, also when f's promise rejects. */
-function inEvalMode<T>(model: DecoderLM, f: () => T): T {
-  const wasTraining = model.training;
-  model.eval();
-  let async = false;
-  try {
-    const r = f();
-    if (r instanceof Promise) {
-      async = true;
-      return r.finally(() => model.train(wasTraining)) as T;
-    }
-    return r;
-  } finally {
-    if (!async) model.train(wasTraining);
-  }
 }
 
 /** The reference log-probabilities of every pair, by row number (no gradients). Host backends. */

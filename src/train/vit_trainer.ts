@@ -7,6 +7,7 @@ import { ViT } from '../models/vit.js';
 import { vitConfigFor, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { backend } from '../backend/index.js';
+import { inEvalMode } from '../nn/eval_mode.js';
 import { withHostValues } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
 import { allocStorage, readStorage, releaseStorage } from '../tensor/tensor.js';
@@ -99,24 +100,12 @@ function* evaluation(model: ViT, set: ImageSet, batchSize: number): ValueReads<{
 
 /** Test-set accuracy and mean loss, in batches, without a graph (host backends). */
 export function evaluateViT(model: ViT, set: ImageSet, batchSize = 500): { accuracy: number; loss: number } {
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    return valuesNow(evaluation(model, set, batchSize));
-  } finally {
-    model.train(wasTraining);
-  }
+  return inEvalMode(model, () => valuesNow(evaluation(model, set, batchSize)));
 }
 
 /** evaluateViT on any backend: a device backend's batches are read back as they finish. */
-export async function evaluateViTAsync(model: ViT, set: ImageSet, batchSize = 500): Promise<{ accuracy: number; loss: number }> {
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    return await valuesAwaited(evaluation(model, set, batchSize));
-  } finally {
-    model.train(wasTraining);
-  }
+export function evaluateViTAsync(model: ViT, set: ImageSet, batchSize = 500): Promise<{ accuracy: number; loss: number }> {
+  return inEvalMode(model, () => valuesAwaited(evaluation(model, set, batchSize)));
 }
 
 /** Class predictions (and softmax probabilities) for every image of a set. */
