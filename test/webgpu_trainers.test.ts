@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { setBackend } from '../src/backend/index.js';
 import { runEmbedTrainAsync } from '../src/cli/embed.js';
 import { dpoCommand, runDpoAsync } from '../src/cli/dpo.js';
+import { rewardCommand, runRewardTrainAsync } from '../src/cli/reward.js';
 import { runSeq2SeqTrain } from '../src/cli/seq2seq.js';
 import { runSftAsync } from '../src/cli/sft.js';
 import { instructionRows, instructions } from '../src/data/instructions.js';
@@ -78,7 +79,7 @@ describe('CLI trainers on webgpu: each step\'s loss as js', { skip }, () => {
   });
 });
 
-describe('attn sft and attn dpo on webgpu', { skip }, () => {
+describe('attn sft, attn reward train and attn dpo on webgpu', { skip }, () => {
   const data = join(work, 'sft.jsonl');
   const base = join(work, 'llama');
 
@@ -106,6 +107,44 @@ describe('attn sft and attn dpo on webgpu', { skip }, () => {
       const want = t.data as Float32Array;
       got.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) <= 1e-2 * Math.abs(want[i]!) + 1e-6, `${name}[${i}]: ${v} vs ${want[i]} (rtol 1e-2 after 3 Adam steps)`));
     }
+  });
+
+  it('attn reward train --backend webgpu with LoRA on the SFT model: each step\'s loss and the held-out ranking as js; reward score as js', async () => {
+    const prefs = join(work, 'reward_prefs.jsonl');
+    writeFileSync(prefs, Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `Name ${i}.`, chosen: `It is ${i}.`, rejected: `No idea about ${i} at all.` })).join('\n') + '\n');
+    const init = join(work, 'sft-webgpu');
+    const opts = { maxIters: 3, batchSize: 4, lr: 1e-2, minLr: 1e-2, warmupIters: 0, evalInterval: 3, logInterval: 1, valFraction: 0.25, loraR: 2 };
+    const run = (backend: string) => progressOf(() => runRewardTrainAsync({ init, data: prefs, out: join(work, `reward-${backend}`), backend }, opts));
+    const js = await run('js');
+    const gpu = await run('webgpu');
+    assert.match(gpu.text, /backend webgpu/);
+    sameLosses(gpu.losses, js.losses, 3, 'reward');
+    const val = (text: string) => /held-out loss ([\d.]+), accuracy ([\d.]+)%, mean margin (-?[\d.]+)/.exec(text)!.slice(1).map(Number);
+    const [vg, vj] = [val(gpu.text), val(js.text)];
+    assert.ok(Math.abs(vg[0]! - vj[0]!) <= 1e-3 * vj[0]!, `held-out loss ${vg[0]} on webgpu, ${vj[0]} on js`);
+    assert.equal(vg[1], vj[1], 'held-out accuracy');
+    for (const f of ['reward_head.safetensors', 'adapter_model.safetensors', 'optimizer.safetensors', 'reward.json']) assert.ok(existsSync(join(work, 'reward-webgpu', f)), f);
+    const head = (dir: string) => readSafetensors(join(dir, 'reward_head.safetensors')).tensors.get('score.weight')!.data as Float32Array;
+    head(join(work, 'reward-webgpu')).forEach((v, i) => assert.ok(Math.abs(v - head(join(work, 'reward-js'))[i]!) <= 1e-2 * Math.abs(v) + 1e-5, `score.weight[${i}] after 3 steps`));
+    // attn reward score --backend webgpu: each row's two scores as js.
+    const score = async (backend: string) => {
+      let out = '';
+      const write = process.stdout.write;
+      process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
+      try {
+        await rewardCommand().exitOverride().parseAsync(['score', '--model', join(work, 'reward-webgpu'), '--data', prefs, '--backend', backend], { from: 'user' });
+      } finally {
+        process.stdout.write = write;
+        setBackend('js');
+      }
+      return out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    };
+    const [sj, sg] = [await score('js'), await score('webgpu')];
+    assert.equal(sg.length, 13);
+    sg.slice(0, 12).forEach((r, i) => {
+      for (const k of ['chosen', 'rejected']) assert.ok(Math.abs(r[k]! - sj[i]![k]!) <= 1e-4 * Math.abs(sj[i]![k]!) + 1e-5, `row ${r.row} ${k}: ${r[k]} on webgpu, ${sj[i]![k]} on js`);
+    });
+    assert.deepEqual(sg[12], sj[12]);
   });
 
   it('attn dpo --backend webgpu --nll-weight 0.5 on the SFT model: each step\'s loss, accuracy and margin as js; the reference saved; dpo eval as js', async () => {

@@ -8,9 +8,8 @@
  * The last token is the one that has read the whole conversation (causal
  * attention: each position sees only what came before it). Rows are
  * right-padded, so "last" means each row's own length − 1; the vectors are
- * picked with a one-hot matrix product, which the autograd tape
- * differentiates like any other (the gradient flows back only into the
- * picked positions).
+ * looked up as rows of the [B·T, C] hidden states, as token embeddings are
+ * (the gradient flows back only into the picked positions).
  *
  * On disk: the body as an ordinary model directory (config.json,
  * model.safetensors, tokenizer.json) plus reward_head.safetensors
@@ -23,7 +22,7 @@ import { padBatch } from '../models/pad_batch.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { readSafetensors, serializeSafetensors, SafetensorsError } from '../io/safetensors.js';
-import { matmul } from '../tensor/ops/matmul.js';
+import { embedding } from '../tensor/ops/embedding.js';
 import { reshape } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -51,10 +50,9 @@ export class RewardModel extends Module {
     const { ids, B, T } = padBatch(seqs, this.body.config.block_size);
     const h = this.body.hidden(ids, [B, T]); // [B, T, C]
     const C = h.shape[2]!;
-    // pick[b, b·T + len_b − 1] = 1: row b of pick·H is sequence b's last real hidden state.
-    const pick = new Float32Array(B * B * T);
-    seqs.forEach((s, b) => (pick[b * B * T + b * T + Math.min(s.length, T) - 1] = 1));
-    const last = matmul(Tensor.from(pick, [B, B * T]), reshape(h, [B * T, C])); // [B, C]
+    // Row b·T + len_b − 1 of H [B·T, C] is sequence b's last real hidden state: looked up as a table's
+    // row (its gradient scattered back, nothing uploaded), on any backend.
+    const last = embedding(reshape(h, [B * T, C]), Int32Array.from(seqs, (s, b) => b * T + Math.min(s.length, T) - 1)); // [B, C]
     return reshape(this.score.forward(last), [B]);
   }
 

@@ -17,20 +17,24 @@
 import { createHash } from 'node:crypto';
 import { chatTemplateOf } from '../chat/for_tokenizer.js';
 import type { PreferenceRow } from '../data/preferences_file.js';
+import { backend } from '../backend/index.js';
+import { inEvalMode } from '../nn/eval_mode.js';
 import { loraParameters } from '../nn/lora.js';
+import { moveToBackend, withHostValues } from '../nn/placement.js';
 import type { Parameter } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { concat, reshape, slice } from '../tensor/ops/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { releaseStorage, withDeviceScratch, type Tensor } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 import { Rng, type RngState } from '../util/rng.js';
-import { runTraining, type LoopStep, type TrainingEvents } from './loop.js';
+import { runTraining, runTrainingAsync, type LoopResult, type LoopStep, type TrainingEvents, type TrainingLoop } from './loop.js';
 import { loadRewardModel, REWARD_HEAD_FILE, RewardModel } from './reward_model.js';
 import { applyLoRA, type LoRASettings } from './sft.js';
-import { loadDecoder, readTrainerState, restoreMoments, saveFineTuneCheckpoint } from './sft_checkpoint.js';
+import { loadDecoder, readTrainerState, restoreMoments, saveFineTuneCheckpoint, saveFineTuneCheckpointAsync } from './sft_checkpoint.js';
 import { encodePreference, heldOutSplit, preferenceTexts, type PreferenceExample } from './sft_data.js';
 import { fineTuneSchedule, type FineTuneOptions } from './sft_options.js';
 import { chatVocabulary, CHATML_MARKERS } from './sft_vocabulary.js';
@@ -92,26 +96,37 @@ export function bradleyTerryLoss(chosen: Tensor, rejected: Tensor): Tensor {
   return crossEntropy(logits, new Int32Array(n)); // target 0: the chosen reply
 }
 
-/** Loss, accuracy and mean margin over pairs (no gradients), `batch` pairs at a time. */
+/** Loss, accuracy and mean margin over pairs (no gradients), `batch` pairs at a time. Host backends. */
 export function rankPairs(model: RewardModel, pairs: readonly PreferenceExample[], batch = 16): Omit<RewardEval, 'step'> {
-  const wasTraining = model.training;
-  model.eval();
+  return inEvalMode(model, () => valuesNow(pairRanking(model, pairs, batch)));
+}
+
+/** rankPairs on any backend: a device reads back two scores a pair. */
+export function rankPairsAsync(model: RewardModel, pairs: readonly PreferenceExample[], batch = 16): Promise<Omit<RewardEval, 'step'>> {
+  return inEvalMode(model, () => valuesAwaited(pairRanking(model, pairs, batch)));
+}
+
+/**
+ * The ranking as a computation that yields each batch's scores to be read
+ * (tensor/value_reads.ts); the Bradley–Terry loss −log σ(m) of each margin is
+ * then computed on the host, in its overflow-safe form.
+ */
+function* pairRanking(model: RewardModel, pairs: readonly PreferenceExample[], batch: number): ValueReads<Omit<RewardEval, 'step'>> {
   let loss = 0;
   let right = 0;
   let margin = 0;
-  noGrad(() => {
-    for (let i = 0; i < pairs.length; i += batch) {
-      const part = pairs.slice(i, i + batch);
-      const { chosen, rejected } = pairScores(model, part);
-      loss += bradleyTerryLoss(chosen, rejected).item() * part.length;
-      part.forEach((_, j) => {
-        const m = chosen.data[j]! - rejected.data[j]!;
-        margin += m;
-        if (m > 0) right++;
-      });
-    }
-  });
-  model.train(wasTraining);
+  for (let i = 0; i < pairs.length; i += batch) {
+    const part = pairs.slice(i, i + batch);
+    const all = withDeviceScratch(() => noGrad(() => model.scores([...part.map((p) => p.chosen.ids), ...part.map((p) => p.rejected.ids)])), (t) => [t.storage]);
+    const [scores] = yield [all];
+    if (backend().device) releaseStorage(all.storage);
+    part.forEach((_, j) => {
+      const m = scores![j]! - scores![part.length + j]!;
+      loss += Math.max(-m, 0) + Math.log1p(Math.exp(-Math.abs(m)));
+      margin += m;
+      if (m > 0) right++;
+    });
+  }
   const n = Math.max(1, pairs.length);
   return { loss: loss / n, accuracy: right / n, margin: margin / n };
 }
@@ -129,8 +144,26 @@ export function encodePreferences(tokenizer: Tokenizer, rows: readonly Preferenc
   });
 }
 
-/** Train a reward model: a decoder (usually the SFT model) with a new scalar head. */
-export function trainRewardModel(run: RewardRun, events: RewardEvents = {}): { step: number; train_loss: number; val_loss: number; val_accuracy: number; seconds: number } {
+export interface RewardSummary { step: number; train_loss: number; val_loss: number; val_accuracy: number; seconds: number }
+
+/** Train a reward model: a decoder (usually the SFT model) with a new scalar head. Host backends; trainRewardModelAsync runs on any. */
+export function trainRewardModel(run: RewardRun, events: RewardEvents = {}): RewardSummary {
+  const t = rewardTrainingRun(run, events, false);
+  return t.summary(runTraining(t.loop));
+}
+
+/**
+ * trainRewardModel on any backend. On a device backend (webgpu) the body and
+ * the head are uploaded once and the steps run there, each step's loss read
+ * back; the held-out ranking reads two scores a pair; a checkpoint reads the
+ * weights and the Adam moments back once.
+ */
+export async function trainRewardModelAsync(run: RewardRun, events: RewardEvents = {}): Promise<RewardSummary> {
+  const t = rewardTrainingRun(run, events, true);
+  return t.summary(await runTrainingAsync(t.loop));
+}
+
+function rewardTrainingRun(run: RewardRun, events: RewardEvents, async: boolean): { loop: TrainingLoop<PreferenceExample[]>; summary(result: LoopResult): RewardSummary } {
   if (!run.init === !run.resume) throw new Error('trainRewardModel: exactly one of init and resume');
   let state: RewardState;
   let model: RewardModel;
@@ -170,6 +203,8 @@ export function trainRewardModel(run: RewardRun, events: RewardEvents = {}): { s
   const val = pairs.filter((p) => held.has(p.row));
   const batchRng = new Rng();
   batchRng.setState(state.rng.batch);
+  const onDevice = backend().device !== undefined;
+  moveToBackend(model); // the frozen body too (the optimizer uploads only what it trains); nothing on a host backend
   const lora = loraParameters(model.body);
   // With LoRA the body's adapters and the new head train; without, everything.
   const params: Array<[string, Parameter]> = lora.length
@@ -181,7 +216,7 @@ export function trainRewardModel(run: RewardRun, events: RewardEvents = {}): { s
 
   let last: RewardEval | null = null;
   model.train();
-  const result = runTraining({
+  const loop: TrainingLoop<PreferenceExample[]> = {
     opt,
     objective: {
       loss: (batch: PreferenceExample[]) => {
@@ -197,17 +232,23 @@ export function trainRewardModel(run: RewardRun, events: RewardEvents = {}): { s
     size: (b) => b.length,
     evalInterval: o.evalInterval,
     evaluate: (step) => {
-      last = { step, ...rankPairs(model, val) };
-      state.history.push({ step, val_loss: last.loss, val_accuracy: last.accuracy });
-      events.onEval?.(last);
-      return [last.loss];
+      const record = (r: Omit<RewardEval, 'step'>): number[] => {
+        last = { step, ...r };
+        state.history.push({ step, val_loss: last.loss, val_accuracy: last.accuracy });
+        events.onEval?.(last);
+        return [last.loss];
+      };
+      return async ? rankPairsAsync(model, val).then(record) : record(rankPairs(model, val));
     },
     checkpoint: run.out
       ? {
           dir: run.out,
           save: () => {
             state.rng = { batch: batchRng.getState(), model: model.body.rng.getState() };
-            saveFineTuneCheckpoint(run.out!, model.body, tokenizer, opt, REWARD_STATE_FILE, state, { [REWARD_HEAD_FILE]: model.headFile() });
+            if (!onDevice) return saveFineTuneCheckpoint(run.out!, model.body, tokenizer, opt, REWARD_STATE_FILE, state, { [REWARD_HEAD_FILE]: model.headFile() });
+            // The head's two tensors read back first; the body and the moments by saveFineTuneCheckpointAsync.
+            return withHostValues(model.score.parameters(), () => model.headFile()).then((head) =>
+              saveFineTuneCheckpointAsync(run.out!, model.body, tokenizer, opt, REWARD_STATE_FILE, state, { [REWARD_HEAD_FILE]: head }));
           },
         }
       : undefined,
@@ -218,7 +259,10 @@ export function trainRewardModel(run: RewardRun, events: RewardEvents = {}): { s
       state.seconds += p.seconds;
       events.onStep?.(p);
     },
-  });
-  const final = last as RewardEval | null;
-  return { step: result.step, train_loss: result.loss, val_loss: final?.loss ?? NaN, val_accuracy: final?.accuracy ?? NaN, seconds: state.seconds };
+  };
+  const summary = (result: LoopResult): RewardSummary => {
+    const final = last as RewardEval | null;
+    return { step: result.step, train_loss: result.loss, val_loss: final?.loss ?? NaN, val_accuracy: final?.accuracy ?? NaN, seconds: state.seconds };
+  };
+  return { loop, summary };
 }
