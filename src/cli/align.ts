@@ -17,13 +17,14 @@ import { chatReplies, exactMatch, replyBudget, replyOutcome, type ReplyCheck, ty
 import { chatVocabulary, CHATML_MARKERS } from '../train/sft_vocabulary.js';
 import { parseFineTuneOptions } from '../train/sft_options.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
-import { runDpo } from './dpo.js';
+import { moveToBackend } from '../nn/placement.js';
+import { useBackendAsync, withBackendFlags } from './backend_flags.js';
+import { runDpoAsync } from './dpo.js';
 import { seed } from './flags.js';
 import { checkDirPath } from './out_dir.js';
-import { runRewardTrain } from './reward.js';
-import { runSft } from './sft.js';
-import { runTraining } from './train.js';
+import { runRewardTrainAsync } from './reward.js';
+import { runSftAsync } from './sft.js';
+import { runTrainingAsync } from './train.js';
 
 /**
  * A second pretraining stage where look-up stories are most of the lines
@@ -199,6 +200,12 @@ export interface AlignDemoOptions {
   base?: string;
 }
 
+/** A loaded model moved to the current backend (a device: its weights uploaded once, for the evaluations that generate). */
+function onBackend<M extends { model: DecoderLM }>(loaded: M): M {
+  moveToBackend(loaded.model);
+  return loaded;
+}
+
 /**
  * The whole path from nothing: generated corpus → base model (attn train) →
  * SFT on generated instructions → preference pairs (the SFT model's own
@@ -213,7 +220,7 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
   const r = { ...recipe, base: { ...recipe.base, ...tokens, ...(o.positions ? { positions: o.positions } : {}) } };
   const seed = o.seed ?? 1337;
   const backend = { backend: o.backend ?? 'auto', ...(o.threads !== undefined ? { threads: o.threads } : {}) };
-  const { description } = useBackend(backend);
+  const { description } = await useBackendAsync(backend);
   // Before anything is written: where it goes, and the base it starts from.
   checkDirPath(o.out);
   if (o.base !== undefined) openModelDir(o.base);
@@ -228,14 +235,14 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
     // BPE tokens are about three characters each: three times the characters for as many tokens.
     writeFileSync(path('corpus.txt'), alignCorpus(r.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed, { queries: r.corpusQueries }));
     const first = r.lookups ? path('base_stage1') : basePath;
-    runTraining({ data: path('corpus.txt'), out: first, ...backend }, { ...r.base, seed, logInterval: 100_000 });
+    await runTrainingAsync({ data: path('corpus.txt'), out: first, ...backend }, { ...r.base, seed, logInterval: 100_000 });
     if (r.lookups) {
       const l = r.lookups;
       log(`   look-up stage: ${l.train.maxIters} steps on a corpus where look-up stories are ${l.stories} of the lines`);
       const mix = l.sums !== undefined ? { shares: lookupShares(l.stories, l.sums) } : { stories: l.stories };
       const text = alignCorpus(l.corpusChars * (r.base.tokenizer === 'bpe' ? 3 : 1), seed + 1, { queries: l.queries, ...mix });
       writeFileSync(path('corpus_lookups.txt'), linesIn(text, loadModel(first).tokenizer!));
-      runTraining({ data: path('corpus_lookups.txt'), out: basePath, init: first, ...backend }, { ...r.base, ...l.train, seed, logInterval: 100_000 });
+      await runTrainingAsync({ data: path('corpus_lookups.txt'), out: basePath, init: first, ...backend }, { ...r.base, ...l.train, seed, logInterval: 100_000 });
     }
   }
 
@@ -248,15 +255,15 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
     writeFileSync(path('rehearse.txt'), linesIn(text, loadModel(basePath).tokenizer!));
   }
   const rehearse = r.rehearse ? { rehearse: { path: path('rehearse.txt'), chars: r.rehearse.windowChars } } : {};
-  runSft({ init: basePath, data: path('sft.jsonl'), out: path('sft'), ...backend, ...quiet, ...rehearse }, parseFineTuneOptions(sftOpts));
+  await runSftAsync({ init: basePath, data: path('sft.jsonl'), out: path('sft'), ...backend, ...quiet, ...rehearse }, parseFineTuneOptions(sftOpts));
   const heldOut = heldOutRows(path('sft'), path('sft.jsonl'));
   const held = heldOut.rows.map((x) => x.messages);
-  const sft = loadDecoder(path('sft'), '--model');
+  const sft = onBackend(loadDecoder(path('sft'), '--model'));
   const sftChecks = (await exactMatch(sft.model, sft.tokenizer, held)).checks;
   // The base model measured the same way: its vocabulary grown for the chat markers as SFT grows it.
   const base = loadModel(basePath);
   const baseTemplate = chatTemplateOf(base.tokenizer!);
-  const baseChat = chatVocabulary(base.model, base.tokenizer!, held.map((m) => baseTemplate.render(m)), CHATML_MARKERS);
+  const baseChat = onBackend(chatVocabulary(base.model, base.tokenizer!, held.map((m) => baseTemplate.render(m)), CHATML_MARKERS));
   const baseChecks = (await exactMatch(baseChat.model, baseChat.tokenizer, held)).checks;
   const baseExact = rate(baseChecks.map((c) => c.ok));
   const sftExact = rate(sftChecks.map((c) => c.ok));
@@ -275,15 +282,15 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
   writeFileSync(path('prefs.jsonl'), preferenceRows(pairs));
 
   log('4/5 reward model (Bradley–Terry) on the pairs');
-  const rm = runRewardTrain({ init: path('sft'), data: path('prefs.jsonl'), out: path('reward'), ...backend, ...quiet }, { ...r.reward, seed, logInterval: 100_000 });
+  const rm = await runRewardTrainAsync({ init: path('sft'), data: path('prefs.jsonl'), out: path('reward'), ...backend, ...quiet }, { ...r.reward, seed, logInterval: 100_000 });
 
   log(`5/5 DPO (β ${r.beta}, NLL weight ${r.nllWeight}) from the SFT model`);
-  runDpo({ init: path('sft'), data: path('prefs.jsonl'), out: path('dpo'), beta: r.beta, nllWeight: r.nllWeight, ...backend, ...quiet }, { ...r.dpo, seed, logInterval: 100_000 });
+  await runDpoAsync({ init: path('sft'), data: path('prefs.jsonl'), out: path('dpo'), beta: r.beta, nllWeight: r.nllWeight, ...backend, ...quiet }, { ...r.dpo, seed, logInterval: 100_000 });
   const dpoState = JSON.parse(readFileSync(join(path('dpo'), DPO_STATE_FILE), 'utf8')) as DpoState;
   const heldRows = new Set(dpoState.heldOut);
   const heldPairs = pairs.filter((_, i) => heldRows.has(i + 1));
   const trainedPrompts = new Set(pairs.filter((_, i) => !heldRows.has(i + 1)).map((p) => p.prompt));
-  const dpoModel = loadDecoder(path('dpo'), '--model');
+  const dpoModel = onBackend(loadDecoder(path('dpo'), '--model'));
   const sftOk = await preferredReplies(sft.model, sft.tokenizer, heldPairs);
   const dpoOk = await preferredReplies(dpoModel.model, dpoModel.tokenizer, heldPairs);
   const scope = (inScope: boolean): { rows: number; sft: number; dpo: number } => {
@@ -315,7 +322,7 @@ export async function alignDemo(o: AlignDemoOptions, log: (s: string) => void): 
 
 export function alignCommand(): Command {
   const align = new Command('align').description('the alignment path: pretraining → SFT → reward model and DPO');
-  const demo = withBackendFlags(new Command('demo'))
+  const demo = withBackendFlags(new Command('demo'), { webgpu: true })
     .description('run the whole path offline on generated data (about 18 min from nothing on two idle cores with the native backend) and print one JSON line {"base_exact", "sft_exact", "sft_preferred", "dpo_preferred", "reward_accuracy", "seconds"}')
     .option('--out <dir>', 'where the data and every model are saved', 'attn-align')
     .option('--quick', 'tiny models and few steps: checks that every stage runs (seconds), not the goals')
