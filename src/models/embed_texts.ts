@@ -1,5 +1,9 @@
 import { UserError } from '../util/errors.js';
+import { backend } from '../backend/index.js';
+import { inEvalMode } from '../nn/eval_mode.js';
 import { noGrad } from '../tensor/autograd.js';
+import { releaseStorage, withDeviceScratch } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { Embedder } from './embedder.js';
 import { padBatch } from './pad_batch.js';
@@ -18,9 +22,20 @@ export function checkDim(model: Embedder, dim: number): void {
 /**
  * The un-normalised full embeddings of `texts`, [N·d_model] row-major, in
  * evaluation mode and without a graph. Texts longer than max_len are cut.
- * `encode` turns a text into ids (default: the tokenizer's encode).
+ * `encode` turns a text into ids (default: the tokenizer's encode). Host
+ * backends; pooledEmbeddingsAsync runs on any backend.
  */
 export function pooledEmbeddings(model: Embedder, tokenizer: Tokenizer, texts: readonly string[], encode: (text: string) => Int32Array = (t) => tokenizer.encode(t)): Float32Array {
+  return inEvalMode(model, () => valuesNow(embeddingReads(model, tokenizer, texts, encode)));
+}
+
+/** pooledEmbeddings on any backend: on a device each chunk's pass is scratch and only its vectors come back. */
+export function pooledEmbeddingsAsync(model: Embedder, tokenizer: Tokenizer, texts: readonly string[], encode: (text: string) => Int32Array = (t) => tokenizer.encode(t)): Promise<Float32Array> {
+  return inEvalMode(model, () => valuesAwaited(embeddingReads(model, tokenizer, texts, encode)));
+}
+
+/** The texts in chunks of CHUNK, each chunk's vectors yielded to be read (tensor/value_reads.ts). */
+function* embeddingReads(model: Embedder, tokenizer: Tokenizer, texts: readonly string[], encode: (text: string) => Int32Array): ValueReads<Float32Array> {
   if (texts.length === 0) throw new UserError('no texts to embed');
   const seqs = texts.map((t, i) => {
     const ids = encode(t);
@@ -29,17 +44,12 @@ export function pooledEmbeddings(model: Embedder, tokenizer: Tokenizer, texts: r
   });
   const C = model.config.d_model;
   const out = new Float32Array(texts.length * C);
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    noGrad(() => {
-      for (let s = 0; s < seqs.length; s += CHUNK) {
-        const b = padBatch(seqs.slice(s, s + CHUNK), model.config.max_len);
-        out.set(model.forward(b.ids, [b.B, b.T], b.padding).data, s * C);
-      }
-    });
-  } finally {
-    model.train(wasTraining);
+  for (let s = 0; s < seqs.length; s += CHUNK) {
+    const b = padBatch(seqs.slice(s, s + CHUNK), model.config.max_len);
+    const v = withDeviceScratch(() => noGrad(() => model.forward(b.ids, [b.B, b.T], b.padding)), (t) => [t.storage]);
+    const [values] = yield [v];
+    out.set(values!.subarray(0, b.B * C), s * C);
+    if (backend().device) releaseStorage(v.storage);
   }
   return out;
 }
@@ -62,5 +72,12 @@ export function normalizedPrefix(vectors: Float32Array, i: number, full: number,
 export function embedTexts(model: Embedder, tokenizer: Tokenizer, texts: readonly string[], dim: number = model.config.d_model): Float32Array[] {
   checkDim(model, dim);
   const pooled = pooledEmbeddings(model, tokenizer, texts);
+  return texts.map((_, i) => normalizedPrefix(pooled, i, model.config.d_model, dim));
+}
+
+/** embedTexts on any backend (a served embedder on webgpu). */
+export async function embedTextsAsync(model: Embedder, tokenizer: Tokenizer, texts: readonly string[], dim: number = model.config.d_model): Promise<Float32Array[]> {
+  checkDim(model, dim);
+  const pooled = await pooledEmbeddingsAsync(model, tokenizer, texts);
   return texts.map((_, i) => normalizedPrefix(pooled, i, model.config.d_model, dim));
 }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { embedTexts } from '../models/embed_texts.js';
+import { embedTextsAsync } from '../models/embed_texts.js';
 import type { ServeContext } from './context.js';
 import type { CachedResponse } from './contracts.js';
 import type { CompletionJob } from './completion_job.js';
-import { meanPooledEmbedding } from './pooled_embedding.js';
+import { meanPooledEmbeddingAsync } from './pooled_embedding.js';
 import type { RequestState } from './request_state.js';
 import { cacheThreshold } from './semantic_cache.js';
 import type { ServedEmbedder, ServedModel } from './served_model.js';
@@ -43,7 +43,7 @@ export function cacheable(ctx: ServeContext, job: CompletionJob): boolean {
  * prompt longer than its context keeps its end). null when the text cannot
  * be encoded: no cache for it.
  */
-function promptEmbedding(embedder: ServedModel | ServedEmbedder, text: string): Float32Array | null {
+function promptEmbedding(embedder: ServedModel | ServedEmbedder, text: string): Promise<Float32Array | null> | null {
   if ('scheduler' in embedder) {
     let ids: Int32Array;
     try {
@@ -51,13 +51,11 @@ function promptEmbedding(embedder: ServedModel | ServedEmbedder, text: string): 
     } catch {
       return null;
     }
-    return ids.length === 0 ? null : meanPooledEmbedding(embedder.model, ids.slice(-embedder.model.config.block_size));
+    return ids.length === 0 ? null : meanPooledEmbeddingAsync(embedder.model, ids.slice(-embedder.model.config.block_size));
   }
-  try {
-    return text.length === 0 ? null : embedTexts(embedder.model, embedder.tokenizer, [text])[0]!;
-  } catch {
-    return null;
-  }
+  if (text.length === 0) return null;
+  // An embedder that cannot encode the text (a character its tokenizer lacks): no cache for it.
+  return embedTextsAsync(embedder.model, embedder.tokenizer, [text]).then((v) => v[0]!, () => null);
 }
 
 /**

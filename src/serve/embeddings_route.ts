@@ -1,12 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import type { ServeContext } from './context.js';
 import { ApiError, invalidParam, modelNotFound } from './errors.js';
-import { meanPooledEmbedding } from './pooled_embedding.js';
+import { meanPooledEmbeddingAsync } from './pooled_embedding.js';
 import { sendJson } from './http_io.js';
 import { usageOf } from './openai_format.js';
 import { EmbeddingRequestSchema, type EmbeddingRequest } from './request_schemas.js';
 import type { RequestState } from './request_state.js';
-import { embedTexts } from '../models/embed_texts.js';
+import { embedTextsAsync } from '../models/embed_texts.js';
 import type { ServedEmbedder, ServedModel } from './served_model.js';
 import { validate } from './validation.js';
 
@@ -49,7 +49,7 @@ export async function handleEmbeddings(ctx: ServeContext, st: RequestState, body
   const r = validate(EmbeddingRequestSchema, body);
   st.prompt = r.input;
   const embedder = ctx.embedders.get(r.model);
-  if (embedder) return sendEmbeddings(ctx, st, r, res, embedder.name, embedderVectors(embedder, r));
+  if (embedder) return sendEmbeddings(ctx, st, r, res, embedder.name, await embedderVectors(embedder, r));
   const served = ctx.models.get(r.model);
   if (!served) throw modelNotFound(r.model);
   st.model = served.name;
@@ -60,7 +60,7 @@ export async function handleEmbeddings(ctx: ServeContext, st: RequestState, body
   const vectors: Array<{ v: Float32Array; tokens: number }> = [];
   for (const ids of encoded) {
     if (st.ended) throw new ApiError(499, 'The client closed the connection', 'invalid_request_error', null, 'client_closed');
-    vectors.push({ v: meanPooledEmbedding(served.model, ids), tokens: ids.length });
+    vectors.push({ v: await meanPooledEmbeddingAsync(served.model, ids), tokens: ids.length });
     await nextTick(); // let decode steps and other requests run between inputs
   }
   return sendEmbeddings(ctx, st, r, res, served.name, vectors);
@@ -71,7 +71,7 @@ export async function handleEmbeddings(ctx: ServeContext, st: RequestState, body
  * text's embedding, re-normalised (its Matryoshka prefixes are trained to
  * work alone; OpenAI's `dimensions` means the same shortening).
  */
-function embedderVectors(e: ServedEmbedder, r: EmbeddingRequest): Array<{ v: Float32Array; tokens: number }> {
+async function embedderVectors(e: ServedEmbedder, r: EmbeddingRequest): Promise<Array<{ v: Float32Array; tokens: number }>> {
   const full = e.model.config.d_model;
   const dim = r.dimensions ?? full;
   if (dim < 1 || dim > full) throw invalidParam('dimensions', `Invalid 'dimensions': model ${e.name} gives 1 … ${full} dimensions (got ${dim})`);
@@ -79,7 +79,7 @@ function embedderVectors(e: ServedEmbedder, r: EmbeddingRequest): Array<{ v: Flo
     if (typeof x !== 'string' || x.length === 0) throw invalidParam(inputs(r).length > 1 ? `input[${i}]` : 'input', `Invalid 'input': model ${e.name} embeds non-empty text, not token ids`);
     return x;
   });
-  const vs = embedTexts(e.model, e.tokenizer, texts, dim);
+  const vs = await embedTextsAsync(e.model, e.tokenizer, texts, dim);
   return vs.map((v, i) => ({ v, tokens: e.tokenizer.encode(texts[i]!).length }));
 }
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { PagedKVStats } from '../generate/paged_kv/paged_kv.js';
 import { UserError } from '../util/errors.js';
 import type { DecoderLM } from '../models/causal_lm.js';
+import { moveToBackend } from '../nn/placement.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { ApiKeys } from './auth.js';
 import { handleFeedback, handleHealth, handleLedger, handleMetrics, handleModel, handleModels } from './basic_routes.js';
@@ -95,6 +96,8 @@ const ROUTES: Record<string, Route> = {
 const TASK = /^[\w.:/-]{1,64}$/;
 
 function buildContext(opts: ServeOptions, models: Map<string, ServedModel>, embedders: Map<string, ServedEmbedder>, metrics: ServeMetrics, logger: Logger): ServeContext {
+  // Sentence embedders run where the language models do (on a device backend, uploaded once).
+  for (const e of embedders.values()) moveToBackend(e.model);
   const names = [...models.keys()];
   const config = opts.config ?? defaultServeConfig(names);
   checkConfigModels(config, names);
