@@ -5,7 +5,10 @@ import { attentionPaged } from '../src/backend/js/attention_paged.js';
 import { KVBlockPool } from '../src/generate/paged_kv/block_pool.js';
 import { copyStorage, readStorage, toBackend } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/rng.js';
-import { postJson, startTiny } from './serve_fixture.js';
+import { moveToBackend } from '../src/nn/placement.js';
+import { Scheduler, type SchedulerOptions } from '../src/serve/scheduler.js';
+import { Sequence, type FinishReason } from '../src/serve/sequence.js';
+import { postJson, startTiny, tinyGPT } from './serve_fixture.js';
 import { assertNear, webgpu, webgpuSkip } from './webgpu_helpers.js';
 
 /*
@@ -75,6 +78,37 @@ describe('paged KV cache on webgpu', { skip }, () => {
         want.copyWithin(pool.offset(5, 0), pool.offset(2, 0), pool.offset(2, 3));
         assert.deepEqual(got, want, `array ${i}`);
       }
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  it('a pool smaller than the tokens in flight on webgpu: requests wait or are recomputed (preempted), with js\'s tokens; every block comes back', async () => {
+    const rng = new Rng(31);
+    const prompts = Array.from({ length: 10 }, (_, i) => Array.from({ length: 20 + i }, () => rng.int(96)));
+    const serveAll = async (opts: SchedulerOptions) => {
+      const model = tinyGPT(3, 128);
+      moveToBackend(model);
+      const scheduler = new Scheduler(model, opts);
+      const runs = prompts.map((p, i) => {
+        const ids: number[] = [];
+        const reason = new Promise<FinishReason>((done) => scheduler.submit(new Sequence(p, { maxTokens: 24, seed: i, temperature: 0 }, { onToken: (id) => ids.push(id), onFinish: done })));
+        return { ids, reason };
+      });
+      const reasons = await Promise.all(runs.map((r) => r.reason));
+      await scheduler.drain();
+      return { ids: runs.map((r) => r.ids), reasons, scheduler };
+    };
+    setBackend('js');
+    const want = await serveAll({ maxBatch: 10, maxQueue: 64 });
+    await webgpu();
+    try {
+      // 12 blocks of 8 = 96 tokens: two requests at their longest (≤ 53 tokens) fit, ten do not.
+      const got = await serveAll({ maxBatch: 10, maxQueue: 64, kvPool: { blockTokens: 8, blocks: 12, prefixSharing: false } });
+      assert.deepEqual(got.reasons, prompts.map(() => 'length'));
+      assert.deepEqual(got.ids, want.ids);
+      assert.ok(got.scheduler.preemptions > 0, 'sequences that outgrew the pool went back to the queue and were recomputed');
+      assert.equal(got.scheduler.paged!.stats().used, 0, 'every block went back');
     } finally {
       setBackend('js');
     }
