@@ -12,7 +12,7 @@ import { writeDirAtomic } from '../src/io/atomic.js';
 import { modelFiles } from '../src/io/model_dir.js';
 import type { GPT } from '../src/models/gpt.js';
 import { moveToBackend } from '../src/nn/placement.js';
-import { UserError } from '../src/util/errors.js';
+import { quantize } from '../src/nn/quantized_linear.js';
 import { startServer } from '../src/serve/server.js';
 import { nearDraft, postJson, silentLogger, tinyGPT, tinyTokenizer } from './serve_fixture.js';
 import { mostReadsInFlight, webgpuSkip } from './webgpu_helpers.js';
@@ -23,8 +23,9 @@ import { mostReadsInFlight, webgpuSkip } from './webgpu_helpers.js';
  * target's verifying pass fed the drafts there — and read back once. The
  * tokens must be the target's own greedy tokens on js, whatever the draft
  * and k; all of a round's picks must be in flight together (one wait a
- * round, not one a token). SwiftShader without a GPU; skips as
- * webgpu_helpers.ts says.
+ * round, not one a token). Sampling with a draft reads each draft step
+ * back and draws on the host: js's tokens for the same seed. SwiftShader
+ * without a GPU; skips as webgpu_helpers.ts says.
  */
 
 const skip = await webgpuSkip('WebGPU speculative decoding tests');
@@ -87,19 +88,35 @@ describe('speculative decoding on webgpu', { skip }, () => {
     }
   });
 
-  it('refuses sampling with a draft in one line (a sampled draft needs the host\'s draw)', async () => {
-    await selectBackendAsync('webgpu');
-    try {
+  it('samples with a draft as js does (the same seed, the same tokens: each draft step read back, drawn on the host), an int8 model included', async () => {
+    const sampled = async (int8: boolean) => {
       const target = tinyGPT(3);
+      const draft = nearDraft(tinyGPT(3), 0.05);
+      if (int8) quantize(target);
       moveToBackend(target);
-      const dec = new SpeculativeDecoder(target, [PROMPTS[0]!], { maxNewTokens: 4, temperature: 0.8, draft: target, k: 2 });
-      await assert.rejects(dec.stepAsync(), (e: unknown) => e instanceof UserError && /greedily only/.test(e.message) && !e.message.includes('\n'));
-    } finally {
+      moveToBackend(draft);
+      const stats = new SpeculativeStats();
+      const dec = new SpeculativeDecoder(target, PROMPTS, { maxNewTokens: 16, temperature: 0.9, topK: 20, seed: 7, draft, k: 3, stats });
+      const out: number[][] = PROMPTS.map(() => []);
+      while (!dec.finished) (await dec.stepAsync()).forEach((id, b) => id !== null && out[b]!.push(id));
+      return { out, accepted: stats.accepted };
+    };
+    for (const int8 of [false, true]) {
       setBackend('js');
+      const want = await sampled(int8);
+      assert.ok(want.accepted > 0, 'the draft was right sometimes');
+      await selectBackendAsync('webgpu');
+      try {
+        const got = await sampled(int8);
+        assert.deepEqual(got.out, want.out, `int8 ${int8}`);
+        assert.equal(got.accepted, want.accepted);
+      } finally {
+        setBackend('js');
+      }
     }
   });
 
-  it('attn sample --draft --backend webgpu: the same text as js without a draft; sampling refused before the models load', async () => {
+  it('attn sample --draft --backend webgpu: greedy, the same text as js without a draft; sampled, the same text as js with it', async () => {
     const targetDir = join(work, 'target');
     const draftDir = join(work, 'draft');
     writeDirAtomic(targetDir, modelFiles(tinyGPT(3), tinyTokenizer()));
@@ -115,7 +132,8 @@ describe('speculative decoding on webgpu', { skip }, () => {
     };
     const want = await sample('js', {});
     assert.equal(await sample('webgpu', { draft: draftDir, draftK: 3 }), want);
-    await assert.rejects(sample('webgpu', { draft: draftDir, temperature: 0.8 }), (e: unknown) => e instanceof UserError && /--draft on webgpu decodes greedily only/.test(e.message));
+    const sampledWant = await sample('js', { draft: draftDir, draftK: 3, temperature: 0.8 });
+    assert.equal(await sample('webgpu', { draft: draftDir, draftK: 3, temperature: 0.8 }), sampledWant);
   });
 
   it('attn serve on webgpu with a draft in config.json: greedy requests, together in one batch, answer as js without a draft; sampled ones take plain steps', async () => {

@@ -49,9 +49,6 @@ function checkFlags(o: SampleCliOptions): void {
 export async function runSample(o: SampleCliOptions, write: (s: string) => void, warn: (s: string) => void = () => {}): Promise<void> {
   checkFlags(o);
   const { backend } = await useBackendAsync(o);
-  // On a device a speculative round is queued whole and read back once (generate/speculative_device.ts): greedy only.
-  const greedy = (o.greedy || o.temperature === 0) && (o.repetitionPenalty === undefined || o.repetitionPenalty === 1);
-  if (backend.device && o.draft !== undefined && !greedy) throw new UserError(`--draft on ${backend.name} decodes greedily only: add --temperature 0 (and no --repetition-penalty), or sample on --backend native or js`);
   const { model, tokenizer, source } = loadModel(o.model);
   moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
   if (!tokenizer && source === 'gguf') throw new UserError(`${o.model}: the GGUF file has no tokenizer in its metadata, so a text prompt cannot be encoded (export a model with a sub-word tokenizer, e.g. one trained with --tokenizer bpe)`);

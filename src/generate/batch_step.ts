@@ -50,8 +50,8 @@ export function batchForward(model: CausalLM, chunks: readonly Int32Array[], cac
  * other intermediate handed back to the pools. The caller releases the
  * scores' storage when done.
  */
-export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Array[], caches: readonly SequenceKV[], adapters?: ArrayLike<number>): Tensor {
-  return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, chunks, caches, adapters), (t) => [t.storage])));
+export function batchForwardOnDevice(model: CausalLM, chunks: readonly Int32Array[], caches: readonly SequenceKV[], adapters?: ArrayLike<number>, scored?: ArrayLike<number>): Tensor {
+  return noGrad(() => withScratch(() => withDeviceScratch(() => batchLogits(model, chunks, caches, adapters, scored), (t) => [t.storage])));
 }
 
 /**

@@ -3,11 +3,13 @@ import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { batchForward } from './batch_step.js';
+import { releaseStorage, Tensor } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
+import { batchForward, batchForwardOnDevice } from './batch_step.js';
 import { checkedPrompts, type Decoder, type GenerateOptions } from './engine.js';
 import { DraftLength } from './draft_length.js';
 import { KVCache } from './kv_cache.js';
-import { speculativeRoundOnDevice } from './speculative_device.js';
+import { readsOnDevice, speculativeRoundOnDevice } from './speculative_device.js';
 import { argmax, penalizeRepeats, sampleIndex, tokenDistribution, type SamplingOptions } from './sampling.js';
 
 /**
@@ -113,19 +115,50 @@ export function draftCount(row: SpeculativeRow, k: number): number {
  * each row's new tokens (1 … k + 1 of them; already appended to row.tokens).
  */
 export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readonly SpeculativeRow[], k: number, stats?: SpeculativeStats): number[][] {
+  return valuesNow(roundReads(target, draft, rows, k, stats));
+}
+
+/**
+ * speculativeRound on any backend. On a device a round of greedy rows is
+ * queued whole and read back once (speculative_device.ts); a round with
+ * sampled rows — or with a model whose token table cannot look ids up on
+ * the device (an int8 one) — reads each draft step's scores back before the
+ * next (the host picks each draft token) and the verifying pass's once.
+ */
+export function speculativeRoundAsync(target: CausalLM, draft: CausalLM, rows: readonly SpeculativeRow[], k: number, stats?: SpeculativeStats): Promise<number[][]> {
+  if (backend().device && rows.every(plainGreedy) && readsOnDevice(target, draft)) return speculativeRoundOnDevice(target, draft, rows, k, stats);
+  return valuesAwaited(roundReads(target, draft, rows, k, stats));
+}
+
+/**
+ * A batched pass's scores as a tensor to be read: on a host the array
+ * batchForward returns (its scratch recycled, the scores kept), on a device
+ * batchForwardOnDevice's, released by the round once read.
+ */
+function passScores(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[], scored?: ArrayLike<number>): Tensor {
+  if (backend().device) return batchForwardOnDevice(model, chunks, caches, undefined, scored);
+  const rows = scored ? Array.from(scored).reduce((a, b) => a + b, 0) : chunks.length;
+  return new Tensor(batchForward(model, chunks, caches, undefined, scored), [rows, model.config.vocab_size]);
+}
+
+/** The round as a computation that yields each pass's scores to be read (tensor/value_reads.ts). */
+function* roundReads(target: CausalLM, draft: CausalLM, rows: readonly SpeculativeRow[], k: number, stats?: SpeculativeStats): ValueReads<number[][]> {
   const n = rows.map((r) => draftCount(r, k));
   const drafts: number[][] = rows.map(() => []);
   const q: Float64Array[][] = rows.map(() => []);
   const V = target.config.vocab_size;
+  const spent = (t: Tensor) => backend().device && releaseStorage(t.storage);
   const t0 = performance.now();
   // The draft, one token at a time: its first pass also feeds what it has not seen yet.
   for (let j = 0; j < Math.max(0, ...n); j++) {
     const active = rows.flatMap((_, i) => (n[i]! > j ? [i] : []));
     const chunks = active.map((i) => (j === 0 ? Int32Array.from(rows[i]!.tokens.slice(rows[i]!.draft.length)) : Int32Array.of(drafts[i]![j - 1]!)));
-    const logits = batchForward(draft, chunks, active.map((i) => rows[i]!.draft));
+    const pass = passScores(draft, chunks, active.map((i) => rows[i]!.draft));
+    const [logits] = yield [pass];
+    spent(pass);
     active.forEach((i, a) => {
       const row = rows[i]!;
-      const scores = logits.subarray(a * V, (a + 1) * V);
+      const scores = logits!.subarray(a * V, (a + 1) * V);
       if (plainGreedy(row)) {
         drafts[i]!.push(argmax(scores));
         return;
@@ -138,7 +171,9 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
   const t1 = performance.now();
   // The target, once: every unseen token and every draft, scoring the last n + 1 positions.
   const chunks = rows.map((r, i) => Int32Array.from([...r.tokens.slice(r.target.length), ...drafts[i]!]));
-  const logits = batchForward(target, chunks, rows.map((r) => r.target), undefined, n.map((x) => x + 1));
+  const pass = passScores(target, chunks, rows.map((r) => r.target), n.map((x) => x + 1));
+  const [logits] = yield [pass];
+  spent(pass);
   if (stats) {
     stats.draftSeconds += (t1 - t0) / 1000;
     stats.targetSeconds += (performance.now() - t1) / 1000;
@@ -146,7 +181,7 @@ export function speculativeRound(target: CausalLM, draft: CausalLM, rows: readon
   let scoredRow = 0;
   return rows.map((row, i) => {
     // Row i's scores at its j-th checked position.
-    const scores = (j: number) => logits.subarray((scoredRow + j) * V, (scoredRow + j + 1) * V);
+    const scores = (j: number) => logits!.subarray((scoredRow + j) * V, (scoredRow + j + 1) * V);
     const out = plainGreedy(row) ? checkGreedy((j) => argmax(scores(j)), drafts[i]!) : checkSampled(scores, drafts[i]!, q[i]!, row);
     scoredRow += n[i]! + 1;
     settleRound(row, n[i]!, out, stats);
@@ -295,14 +330,11 @@ export class SpeculativeDecoder implements Decoder {
     return this.handOut();
   }
 
-  /**
-   * step() on any backend. On a device a round is queued whole and waits
-   * once, for every pick (speculative_device.ts: greedy rows only).
-   */
+  /** step() on any backend (speculativeRoundAsync: on a device a greedy round waits once, for every pick). */
   async stepAsync(): Promise<Array<number | null>> {
     if (!backend().device) return this.step();
     const round = this.nextRound();
-    if (round) round.settle(await speculativeRoundOnDevice(this.target, this.opts.draft, round.rows, round.k, this.stats));
+    if (round) round.settle(await speculativeRoundAsync(this.target, this.opts.draft, round.rows, round.k, this.stats));
     return this.handOut();
   }
 

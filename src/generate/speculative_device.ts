@@ -3,7 +3,6 @@ import type { Storage } from '../backend/storage.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { StoredIds } from '../tensor/stored_ids.js';
 import { allocStorage, copyStorage, releaseStorage, toBackend } from '../tensor/tensor.js';
-import { UserError } from '../util/errors.js';
 import { batchDecodeStored, batchForwardOnDevice } from './batch_step.js';
 import { dropPicks, pickGreedy, type QueuedPicks } from './decode_ahead.js';
 import { checkGreedy, draftCount, plainGreedy, settleRound, type SpeculativeRow, type SpeculativeStats } from './speculative.js';
@@ -30,7 +29,8 @@ import { checkGreedy, draftCount, plainGreedy, settleRound, type SpeculativeRow,
  * n + 1 — and the host keeps the drafts while the target agrees
  * (checkGreedy), exactly as the host round does: the tokens are the
  * target's own greedy tokens. Only greedy rows (plainGreedy): a sampled
- * draft token needs the host's random draw before the next draft step.
+ * draft token needs the host's random draw before the next draft step, so
+ * a sampled round reads each draft step back (speculativeRoundAsync).
  */
 export async function speculativeRoundOnDevice(target: CausalLM, draft: CausalLM, rows: readonly SpeculativeRow[], k: number, stats?: SpeculativeStats): Promise<number[][]> {
   if (!backend().device) throw new Error('speculativeRoundOnDevice runs on a device backend (speculativeRound on a host)');
@@ -65,12 +65,14 @@ export async function speculativeRoundOnDevice(target: CausalLM, draft: CausalLM
   });
 }
 
-/** What the device round needs: greedy rows, and models whose token tables look ids up on the device. */
+/** Whether both models' token tables look ids up where a device keeps them (float or GGUF block-quantized; not int8). */
+export function readsOnDevice(target: CausalLM, draft: CausalLM): boolean {
+  return target.readsStoredIds?.() === true && draft.readsStoredIds?.() === true;
+}
+
+/** What the device round needs: greedy rows, and models that read ids on the device (speculativeRoundAsync routes the others). */
 function checkOnDevice(target: CausalLM, draft: CausalLM, rows: readonly SpeculativeRow[]): void {
-  if (!rows.every(plainGreedy)) throw new UserError(`speculative decoding on ${backend().name} decodes greedily only (temperature 0, no repetition penalty): a sampled draft token needs the host's draw before the next draft step; drop the draft, or sample on --backend native or js`);
-  for (const [what, m] of [['model', target], ['draft', draft]] as const) {
-    if (!m.readsStoredIds?.()) throw new UserError(`speculative decoding on ${backend().name}: the ${what}'s token table cannot look ids up on the device (a float or GGUF block-quantized one can; an int8 one cannot)`);
-  }
+  if (!rows.every(plainGreedy) || !readsOnDevice(target, draft)) throw new Error('speculativeRoundOnDevice: greedy rows and models that read ids on the device only (speculativeRoundAsync reads the other rounds step by step)');
 }
 
 /** The row's n draft steps, each picked on the device and fed to the next where it lies; nothing is awaited. */

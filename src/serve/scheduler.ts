@@ -5,7 +5,7 @@ import { decodeAhead, dropPicks, pickGreedy, type QueuedPicks } from '../generat
 import { KVPoolFullError } from '../generate/paged_kv/block_pool.js';
 import { PagedKV, type PagedKVOptions, type PagedKVStats } from '../generate/paged_kv/paged_kv.js';
 import { speculativeRound, SpeculativeStats, type SpeculativeRow } from '../generate/speculative.js';
-import { speculativeRoundOnDevice } from '../generate/speculative_device.js';
+import { readsOnDevice, speculativeRoundOnDevice } from '../generate/speculative_device.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { withScratch } from '../tensor/buffer_pool.js';
 import { StoredIds } from '../tensor/stored_ids.js';
@@ -324,7 +324,7 @@ export class Scheduler {
     const t0 = performance.now();
     this.running.push(...joining);
     try {
-      if (this.draft && rows.every((s) => s.plain && s.greedyAlone) && this.model.readsStoredIds?.() && this.draft.model.readsStoredIds?.()) {
+      if (this.draft && rows.every((s) => s.plain && s.greedyAlone) && readsOnDevice(this.model, this.draft.model)) {
         // One speculative round, queued whole on the device and read back once (generate/speculative_device.ts).
         const round = this.speculativeRows(rows);
         this.tookRound(rows, await speculativeRoundOnDevice(this.model, this.draft.model, round.spec, this.draft.k, round.counts), round.counts);
