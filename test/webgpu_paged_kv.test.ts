@@ -137,7 +137,8 @@ describe('paged KV cache on webgpu', { skip }, () => {
     try {
       const got = await ask(server.url);
       assert.deepEqual(got.texts, want.texts);
-      assert.ok(got.hits > 0 && got.hits === want.hits, `prefix tokens reused: ${got.hits} on webgpu, ${want.hits} on js`);
+      // (How many depends on which requests share a step, as on js: each server must reuse the shared prompt's blocks.)
+      assert.ok(got.hits > 0 && want.hits > 0, `prefix tokens reused: ${got.hits} on webgpu, ${want.hits} on js`);
     } finally {
       await server.close();
       setBackend('js');
