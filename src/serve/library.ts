@@ -10,7 +10,7 @@ export { Scheduler, type SchedulerOptions, type SchedulerStats } from './schedul
 export { Sequence, type FinishReason, type SequenceEvents, type SequenceParams } from './sequence.js';
 export { TextGeneration, type TextResult } from './text_generation.js';
 export { CHAT_STOP_SEQUENCES, renderChat, type ChatMessage } from './chat_template.js';
-export { meanPooledEmbedding } from './pooled_embedding.js';
+export { meanPooledEmbedding, meanPooledEmbeddingAsync } from './pooled_embedding.js';
 export { loadServedModels, parseModelSpec, serveModel, type ServedModel } from './served_model.js';
 export { ApiError } from './errors.js';
 export { ApiKeys, apiKeysFrom } from './auth.js';
