@@ -1,9 +1,8 @@
 import { UserError } from '../util/errors.js';
 import type { CausalLM } from '../models/causal_lm.js';
-import { backend } from '../backend/index.js';
 import { inEvalMode } from '../nn/eval_mode.js';
 import { noGrad } from '../tensor/autograd.js';
-import { releaseStorage, withDeviceScratch } from '../tensor/tensor.js';
+import { withDeviceScratch } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 
 export interface PerplexityOptions {
@@ -68,7 +67,6 @@ function* windowLosses(model: CausalLM, ids: Int32Array, opts: PerplexityOptions
     // On a device the pass is scratch: everything but the loss goes back to the pool at once.
     const loss = withDeviceScratch(() => noGrad(() => model.forward(x, [group.length, len], y).loss!), (t) => [t.storage]);
     const [value] = yield [loss];
-    if (backend().device) releaseStorage(loss.storage);
     sum += value![0]! * n;
     count += n;
   }

@@ -3,7 +3,7 @@ import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { releaseStorage, Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { batchForward, batchForwardOnDevice } from './batch_step.js';
 import { checkedPrompts, type Decoder, type GenerateOptions } from './engine.js';
@@ -133,7 +133,7 @@ export function speculativeRoundAsync(target: CausalLM, draft: CausalLM, rows: r
 /**
  * A batched pass's scores as a tensor to be read: on a host the array
  * batchForward returns (its scratch recycled, the scores kept), on a device
- * batchForwardOnDevice's, released by the round once read.
+ * batchForwardOnDevice's, released by valuesAwaited once read.
  */
 function passScores(model: CausalLM, chunks: readonly Int32Array[], caches: readonly KVCache[], scored?: ArrayLike<number>): Tensor {
   if (backend().device) return batchForwardOnDevice(model, chunks, caches, undefined, scored);
@@ -147,7 +147,6 @@ function* roundReads(target: CausalLM, draft: CausalLM, rows: readonly Speculati
   const drafts: number[][] = rows.map(() => []);
   const q: Float64Array[][] = rows.map(() => []);
   const V = target.config.vocab_size;
-  const spent = (t: Tensor) => backend().device && releaseStorage(t.storage);
   const t0 = performance.now();
   // The draft, one token at a time: its first pass also feeds what it has not seen yet.
   for (let j = 0; j < Math.max(0, ...n); j++) {
@@ -155,7 +154,6 @@ function* roundReads(target: CausalLM, draft: CausalLM, rows: readonly Speculati
     const chunks = active.map((i) => (j === 0 ? Int32Array.from(rows[i]!.tokens.slice(rows[i]!.draft.length)) : Int32Array.of(drafts[i]![j - 1]!)));
     const pass = passScores(draft, chunks, active.map((i) => rows[i]!.draft));
     const [logits] = yield [pass];
-    spent(pass);
     active.forEach((i, a) => {
       const row = rows[i]!;
       const scores = logits!.subarray(a * V, (a + 1) * V);
@@ -173,7 +171,6 @@ function* roundReads(target: CausalLM, draft: CausalLM, rows: readonly Speculati
   const chunks = rows.map((r, i) => Int32Array.from([...r.tokens.slice(r.target.length), ...drafts[i]!]));
   const pass = passScores(target, chunks, rows.map((r) => r.target), n.map((x) => x + 1));
   const [logits] = yield [pass];
-  spent(pass);
   if (stats) {
     stats.draftSeconds += (t1 - t0) / 1000;
     stats.targetSeconds += (performance.now() - t1) / 1000;

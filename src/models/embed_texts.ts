@@ -1,8 +1,7 @@
 import { UserError } from '../util/errors.js';
-import { backend } from '../backend/index.js';
 import { inEvalMode } from '../nn/eval_mode.js';
 import { noGrad } from '../tensor/autograd.js';
-import { releaseStorage, withDeviceScratch } from '../tensor/tensor.js';
+import { withDeviceScratch } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { Embedder } from './embedder.js';
@@ -49,7 +48,6 @@ function* embeddingReads(model: Embedder, tokenizer: Tokenizer, texts: readonly 
     const v = withDeviceScratch(() => noGrad(() => model.forward(b.ids, [b.B, b.T], b.padding)), (t) => [t.storage]);
     const [values] = yield [v];
     out.set(values!.subarray(0, b.B * C), s * C);
-    if (backend().device) releaseStorage(v.storage);
   }
   return out;
 }

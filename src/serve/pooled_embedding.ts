@@ -1,7 +1,6 @@
 import type { DecoderLM } from '../models/causal_lm.js';
-import { backend } from '../backend/index.js';
 import { noGrad } from '../tensor/autograd.js';
-import { releaseStorage, withDeviceScratch } from '../tensor/tensor.js';
+import { withDeviceScratch } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 
 /**
@@ -27,7 +26,6 @@ function* pooled(model: DecoderLM, ids: Int32Array): ValueReads<Float32Array> {
   const C = model.config.n_embd;
   const h = withDeviceScratch(() => noGrad(() => model.hidden(ids, [1, T])), (t) => [t.storage]);
   const [hidden] = yield [h];
-  if (backend().device) releaseStorage(h.storage);
   const out = new Float32Array(C);
   for (let t = 0; t < T; t++) for (let c = 0; c < C; c++) out[c] = out[c]! + hidden![t * C + c]!;
   let norm = 0;

@@ -1,4 +1,5 @@
-import type { Tensor } from './tensor.js';
+import { isHost } from '../backend/storage.js';
+import { releaseStorage, type Tensor } from './tensor.js';
 
 /**
  * A computation that needs some tensors' values on the way — an evaluation
@@ -10,6 +11,12 @@ import type { Tensor } from './tensor.js';
  *     tensors of one yield are read together, in one wait).
  * So a trainer's evaluation is one function for both, not a synchronous one
  * and an asynchronous copy of it.
+ *
+ * The tensors a computation yields are the driver's once yielded: on a
+ * device their storage goes back to the pool as soon as it has been read
+ * (a pass's outputs kept past its scratch, withDeviceScratch), so the
+ * computation never releases them itself. On a host their arrays are the
+ * values handed back, and stay the computation's.
  */
 export type ValueReads<R> = Generator<readonly Tensor[], R, Float32Array[]>;
 
@@ -20,9 +27,14 @@ export function valuesNow<R>(reads: ValueReads<R>): R {
   return next.value;
 }
 
-/** Run `reads` on any backend, awaiting each yield's values. */
+/** Run `reads` on any backend, awaiting each yield's values (device storage released once read). */
 export async function valuesAwaited<R>(reads: ValueReads<R>): Promise<R> {
   let next = reads.next();
-  while (!next.done) next = reads.next(await Promise.all(next.value.map((t) => t.read())));
+  while (!next.done) {
+    const tensors = next.value;
+    const values = await Promise.all(tensors.map((t) => t.read()));
+    for (const t of tensors) if (!isHost(t.storage)) releaseStorage(t.storage);
+    next = reads.next(values);
+  }
   return next.value;
 }

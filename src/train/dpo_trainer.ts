@@ -136,7 +136,6 @@ function* pairLogProbReads(model: DecoderLM, pairs: readonly PreferenceExample[]
     const all = withDeviceScratch(() => noGrad(() => pairLogProbs(model, part).all), (t) => [t.storage]);
     const [values] = yield [all];
     part.forEach((p, j) => out.set(p.row, [values![j]!, values![part.length + j]!]));
-    if (backend().device) releaseStorage(all.storage);
   }
   return out;
 }

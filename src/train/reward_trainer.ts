@@ -26,7 +26,7 @@ import { AdamW } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { concat, reshape, slice } from '../tensor/ops/shape.js';
-import { releaseStorage, withDeviceScratch, type Tensor } from '../tensor/tensor.js';
+import { withDeviceScratch, type Tensor } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
@@ -119,7 +119,6 @@ function* pairRanking(model: RewardModel, pairs: readonly PreferenceExample[], b
     const part = pairs.slice(i, i + batch);
     const all = withDeviceScratch(() => noGrad(() => model.scores([...part.map((p) => p.chosen.ids), ...part.map((p) => p.rejected.ids)])), (t) => [t.storage]);
     const [scores] = yield [all];
-    if (backend().device) releaseStorage(all.storage);
     part.forEach((_, j) => {
       const m = scores![j]! - scores![part.length + j]!;
       loss += Math.max(-m, 0) + Math.log1p(Math.exp(-Math.abs(m)));
