@@ -13,7 +13,7 @@ import { epochBatches } from './epoch_batches.js';
 import { runTraining, type TrainingEvents } from './loop.js';
 import type { PointCloudTrainOptions } from './point_cloud_options.js';
 import type { Objective } from './step.js';
-import { argmaxRows } from './vit_trainer.js';
+import { argmaxRows, classPredictions, countMatches } from './class_scores.js';
 import { ProgressWindow } from './progress_window.js';
 
 export interface PointCloudStepInfo {
@@ -79,8 +79,6 @@ export function pointBatch(model: PointCloudTransformer, tokens: PointPatches[],
   return { patches: new Tensor(patches, [n, G, K, 3]), centres: new Tensor(centres, [n, G, 3]) };
 }
 
-const correct = (pred: Int32Array, labels: ArrayLike<number>): number => pred.reduce((n, p, i) => n + (p === labels[i] ? 1 : 0), 0);
-
 /** Accuracy and mean loss over tokenized clouds, in batches, without a graph. */
 export function evaluatePointClouds(model: PointCloudTransformer, tokens: PointPatches[], labels: Int32Array, batchSize = 128): { accuracy: number; loss: number } {
   const wasTraining = model.training;
@@ -94,7 +92,7 @@ export function evaluatePointClouds(model: PointCloudTransformer, tokens: PointP
       const { patches, centres } = pointBatch(model, tokens, idx);
       const { logits, loss } = model.forward(patches, centres, y);
       lossSum += loss!.item() * idx.length;
-      right += correct(argmaxRows(logits.data, model.config.num_classes), y);
+      right += countMatches(argmaxRows(logits.data, model.config.num_classes), y);
     }
   });
   model.train(wasTraining);
@@ -107,13 +105,7 @@ export function predictPointClouds(model: PointCloudTransformer, clouds: Float32
   const tokens = tokenizeClouds(model, { clouds, names, labels: new Int32Array(clouds.length), classes: model.config.labels });
   const { patches, centres } = pointBatch(model, tokens, Int32Array.from(clouds, (_, i) => i));
   const logits = noGrad(() => model.eval().forward(patches, centres).logits.data);
-  return clouds.map((_, r) => {
-    const row = Array.from(logits.subarray(r * k, (r + 1) * k));
-    const max = Math.max(...row);
-    const e = row.map((v) => Math.exp(v - max));
-    const z = e.reduce((a, b) => a + b, 0);
-    return { label: argmaxRows(Float32Array.from(row), k)[0]!, probabilities: e.map((v) => v / z) };
-  });
+  return classPredictions(logits, k);
 }
 
 export function pointModelFor(classes: string[], o: PointCloudTrainOptions): PointCloudTransformer {
@@ -155,7 +147,7 @@ export function trainPointClouds(run: { data: PointCloudDataset; dataName: strin
       const labels = Int32Array.from(idx, (i) => train.labels[i]!);
       const { patches, centres } = pointBatch(model, trainTokens, idx, o.rotate ? rng : undefined);
       const { logits, loss } = model.forward(patches, centres, labels);
-      window.right += correct(argmaxRows(logits.data, model.config.num_classes), labels);
+      window.countRight(logits, labels, model.config.num_classes);
       return loss!;
     },
   };

@@ -1,3 +1,6 @@
+import { backend } from '../backend/index.js';
+import { allocStorage, readStorage, releaseStorage, type Tensor } from '../tensor/tensor.js';
+import { argmaxRows, countMatches } from './class_scores.js';
 import type { LoopStep } from './loop.js';
 
 /** What a progress line reports: the mean over the steps since the last one. */
@@ -30,6 +33,26 @@ export class ProgressWindow {
     this.items += p.items;
     this.seconds += p.seconds;
     return p.step % this.logInterval === 0 || p.step === this.maxSteps;
+  }
+
+  /**
+   * A classifier's step: add the rows of `logits` [rows, classes] whose
+   * largest score is the label. On a host the scores are counted at once;
+   * on a device the device picks each row's class and the read is not
+   * awaited (the step stays queued): it resolves, in queue order, before the
+   * loss read that prints the progress line.
+   */
+  countRight(logits: Tensor, labels: ArrayLike<number>, classes: number): void {
+    if (backend().device === undefined) {
+      this.right += countMatches(argmaxRows(logits.data, classes), labels);
+      return;
+    }
+    const picked = allocStorage(labels.length, false);
+    backend().argmaxRows(logits.storage, labels.length, classes, picked);
+    void readStorage(picked).then((p) => {
+      this.right += countMatches(p, labels);
+      releaseStorage(picked);
+    });
   }
 
   /** The window's means; the window starts again. */

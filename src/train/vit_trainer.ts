@@ -10,7 +10,6 @@ import { backend } from '../backend/index.js';
 import { inEvalMode } from '../nn/eval_mode.js';
 import { withHostValues } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
-import { allocStorage, readStorage, releaseStorage } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { Rng } from '../util/rng.js';
 import { epochBatches } from './epoch_batches.js';
@@ -19,6 +18,7 @@ import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
 import { imageBatch } from './image_batch.js';
 import { ProgressWindow } from './progress_window.js';
+import { argmaxRows, classPredictions, countMatches } from './class_scores.js';
 
 export interface ViTStepInfo {
   step: number;
@@ -65,19 +65,6 @@ export function vitForData(train: ImageSet, o: ViTTrainOptions): ViT {
   return new ViT(vitConfigFor(train, o), new Rng(o.seed));
 }
 
-/** Index of the largest score in each row of [rows, classes] logits. */
-export function argmaxRows(logits: Float32Array, classes: number): Int32Array {
-  const out = new Int32Array(logits.length / classes);
-  for (let r = 0; r < out.length; r++) {
-    let best = 0;
-    for (let k = 1; k < classes; k++) if (logits[r * classes + k]! > logits[r * classes + best]!) best = k;
-    out[r] = best;
-  }
-  return out;
-}
-
-const correct = (pred: Int32Array, labels: Int32Array): number => pred.reduce((n, p, i) => n + (p === labels[i] ? 1 : 0), 0);
-
 /**
  * Test-set evaluation as a generator (tensor/value_reads.ts): it yields each
  * batch's [loss, logits] tensors and is handed back their values, so one
@@ -93,7 +80,7 @@ function* evaluation(model: ViT, set: ImageSet, batchSize: number): ValueReads<{
     const { logits, loss } = noGrad(() => model.forward(imageBatch(model, set, idx), labels));
     const [lossValue, logitValues] = yield [loss!, logits];
     lossSum += lossValue![0]! * idx.length;
-    right += correct(argmaxRows(logitValues!, model.config.num_classes), labels);
+    right += countMatches(argmaxRows(logitValues!, model.config.num_classes), labels);
   }
   return { accuracy: right / set.count, loss: lossSum / set.count };
 }
@@ -110,15 +97,8 @@ export function evaluateViTAsync(model: ViT, set: ImageSet, batchSize = 500): Pr
 
 /** Class predictions (and softmax probabilities) for every image of a set. */
 export function predictViT(model: ViT, set: ImageSet): Array<{ label: number; probabilities: number[] }> {
-  const k = model.config.num_classes;
   const logits = noGrad(() => model.eval().forward(imageBatch(model, set, Int32Array.from({ length: set.count }, (_, i) => i))).logits.data);
-  return Array.from({ length: set.count }, (_, r) => {
-    const row = logits.subarray(r * k, (r + 1) * k);
-    const max = Math.max(...row);
-    const e = Array.from(row, (v) => Math.exp(v - max));
-    const z = e.reduce((a, b) => a + b, 0);
-    return { label: argmaxRows(row, k)[0]!, probabilities: e.map((v) => v / z) };
-  });
+  return classPredictions(logits, model.config.num_classes);
 }
 
 /**
@@ -171,18 +151,7 @@ function vitTrainingRun(run: ViTRun, events: ViTTrainEvents, async: boolean): { 
   const objective: Objective<ImageBatch> = {
     loss: ({ idx, labels }) => {
       const { logits, loss } = model.forward(imageBatch(model, train, idx), labels);
-      const k = model.config.num_classes;
-      if (!onDevice) window.right += correct(argmaxRows(logits.data, k), labels);
-      else {
-        // The device picks each row's class; the read is not awaited (the step stays queued) and
-        // resolves, in queue order, before the loss read that prints the progress line.
-        const picked = allocStorage(idx.length, false);
-        backend().argmaxRows(logits.storage, idx.length, k, picked);
-        void readStorage(picked).then((p) => {
-          window.right += correct(Int32Array.from(p), labels);
-          releaseStorage(picked);
-        });
-      }
+      window.countRight(logits, labels, model.config.num_classes);
       return loss!;
     },
   };
