@@ -324,6 +324,13 @@ export interface Backend<F = Storage> {
   attentionForward(q: F, k: F, v: F, out: F, d: AttentionDims): AttentionSaved;
   /** dq, dk, dv += their gradients (accumulate), or = them. */
   attentionBackward(saved: AttentionSaved, q: F, k: F, v: F, out: F, dOut: F, dq: F, dk: F, dv: F, d: AttentionDims, accumulate: boolean): void;
+  /**
+   * Give back what attentionForward kept for a backward pass that will not
+   * run (a pass without gradients): host backends leave it to the garbage
+   * collector; a device returns its buffers to the pool, which it could
+   * not otherwise reuse.
+   */
+  attentionDiscard(saved: AttentionSaved): void;
 
   /**
    * Attention of new queries against a KV cache (generation): query t of row b

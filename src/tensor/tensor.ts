@@ -78,7 +78,7 @@ export class Tensor {
 
   /** Values from the host, in the current backend's storage (uploaded to a device backend). */
   static from(values: ArrayLike<number>, shape?: Shape, requiresGrad = false): Tensor {
-    return new Tensor(toBackend(Float32Array.from(values)), shape ?? [values.length], requiresGrad);
+    return new Tensor(uploadForPass(Float32Array.from(values)), shape ?? [values.length], requiresGrad);
   }
 
   get size(): number {
@@ -192,6 +192,18 @@ export function toBackend(values: Storage): Storage {
 export function fillStorage(s: Storage, value: number): void {
   if (isHost(s)) s.fill(value);
   else deviceOf(s).fill(s, value);
+}
+
+/**
+ * toBackend for values that live for one pass (a constant, a batch of
+ * inputs): inside withDeviceScratch the upload is that pass's scratch and
+ * goes back to the pool with it. (Not for values a module caches, such as a
+ * positions table: those outlive the pass.)
+ */
+export function uploadForPass(values: Float32Array): Storage {
+  const s = toBackend(values);
+  if (s !== values) deviceScratch?.push(s);
+  return s;
 }
 
 /** dst[dstOffset …] = src[srcOffset …], n values, in either kind of storage (both the same kind). */

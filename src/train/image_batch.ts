@@ -1,6 +1,6 @@
 import { normalizedBatch, type ImageSet } from '../data/image_set.js';
 import type { ViT } from '../models/vit.js';
-import { Tensor, toBackend } from '../tensor/tensor.js';
+import { Tensor, uploadForPass } from '../tensor/tensor.js';
 
 /**
  * Standardised images at `indices` as the model's input tensor [n, H, W, C]
@@ -10,5 +10,5 @@ import { Tensor, toBackend } from '../tensor/tensor.js';
 export function imageBatch(model: ViT, set: ImageSet, indices: ArrayLike<number>): Tensor {
   const c = model.config;
   // On a device backend the batch is uploaded once, here.
-  return new Tensor(toBackend(normalizedBatch(set, indices, c.pixel_mean, c.pixel_std)), [indices.length, set.height, set.width, set.channels]);
+  return new Tensor(uploadForPass(normalizedBatch(set, indices, c.pixel_mean, c.pixel_std)), [indices.length, set.height, set.width, set.channels]);
 }

@@ -51,6 +51,7 @@ export const jsBackend: Backend<Float32Array> = {
   embeddingBackward,
   attentionForward,
   attentionBackward,
+  attentionDiscard: () => {}, // the weights kept are a plain array: the garbage collector's
   attentionCached,
   attentionCachedRagged,
   attentionPaged,

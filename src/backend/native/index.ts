@@ -183,6 +183,7 @@ export function createNativeBackend(a: Addon): Backend<Float32Array> {
     },
     attentionBackward: (saved, q, k, v, out, dOut, dq, dk, dv, d, acc) =>
       a.attentionBackward(q, k, v, out, saved as Float32Array, dOut, dq, dk, dv, ...dimsArgs(d), acc),
+    attentionDiscard: () => {}, // the log-sum-exps are a plain array: the garbage collector's
     attentionCached: (q, kc, vc, out, start, d, fresh) => {
       if (fresh) storeFresh(kc, vc, fresh, d);
       a.attentionCached(q, kc, vc, out, start, d.B, d.Tq, d.past, d.cap, d.nHead, d.nKvHead, d.headDim, d.scale);

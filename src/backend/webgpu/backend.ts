@@ -253,6 +253,11 @@ export function createWebGpuBackend(ctx: GpuContext): Backend<GpuArray> {
       ctx.release(lse.buffer);
       if (dims.keyPadding) ctx.release(dims.keyPadding.buffer);
     },
+    attentionDiscard: (saved) => {
+      const { lse, dims } = saved as AttentionSaved;
+      ctx.release(lse.buffer);
+      if (dims.keyPadding) ctx.release(dims.keyPadding.buffer);
+    },
     // Generation: the KV caches are device storage (generate/kv_cache.ts); only the row starts come from the host.
     attentionCached: (q, kCache, vCache, out, start, d, fresh) =>
       withInts(ctx, start, (s) =>

@@ -1,4 +1,4 @@
-import type { AttentionDims } from '../../backend/backend.js';
+import type { AttentionDims, AttentionSaved, Backend } from '../../backend/backend.js';
 import { backend } from '../../backend/index.js';
 import { attentionWeights as weightsReference } from '../../backend/js/attention.js';
 import type { Rng } from '../../util/rng.js';
@@ -65,12 +65,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   const out = Tensor.empty([B, Tq, C]);
   const be = backend();
   const saved = be.attentionForward(q.storage, k.storage, v.storage, out.storage, d);
-  return record(out, [q, k, v], 'attention', () => {
+  return keptForBackward(be, saved, record(out, [q, k, v], 'attention', () => {
     // The kernel may overwrite fresh gradients only when q, k and v are three tensors (not x, x, x) without one yet.
     const fresh = q !== k && k !== v && q !== v && !q.gradStorage && !k.gradStorage && !v.gradStorage;
     const [dq, dk, dv] = [q, k, v].map((t) => (fresh ? t.gradSink().grad : t.ensureGradStorage())) as [Storage, Storage, Storage];
     be.attentionBackward(saved, q.storage, k.storage, v.storage, out.storage, out.gradStorage!, dq, dk, dv, d, !fresh);
-  });
+  }));
 }
 
 /**
@@ -92,10 +92,16 @@ export function packedAttention(qkv: Tensor, o: AttentionOptions): Tensor {
   const out = Tensor.empty([B, T, C]);
   const be = backend();
   const saved = be.attentionForward(...parts(qkv.storage), out.storage, d);
-  return record(out, [qkv], 'attention', () => {
+  return keptForBackward(be, saved, record(out, [qkv], 'attention', () => {
     const g = qkv.gradSink();
     be.attentionBackward(saved, ...parts(qkv.storage), out.storage, out.gradStorage!, ...parts(g.grad), d, g.accumulate);
-  });
+  }));
+}
+
+/** `out`, after giving back what the forward kept when no backward was recorded (a pass without gradients). */
+function keptForBackward(be: Backend, saved: AttentionSaved, out: Tensor): Tensor {
+  if (!out.gradFn) be.attentionDiscard(saved);
+  return out;
 }
 
 /**

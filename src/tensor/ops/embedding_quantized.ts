@@ -1,7 +1,7 @@
 import { backend } from '../../backend/index.js';
 import { dequantizeRow, type QuantizedMatrix } from '../../backend/quantized_matrix.js';
 import { StoredIds, type TokenIds } from '../stored_ids.js';
-import { Tensor, toBackend, type Shape } from '../tensor.js';
+import { Tensor, uploadForPass, type Shape } from '../tensor.js';
 
 /**
  * Look up one row of a block-quantized table [V, C] per id, dequantized as it
@@ -23,5 +23,5 @@ export function embeddingQuantized(table: QuantizedMatrix, ids: TokenIds, idsSha
     if (id < 0 || id >= vocab || !Number.isInteger(id)) throw new Error(`embedding: id ${id} outside table of ${vocab} rows`);
     dequantizeRow(table, id, rows, i * dim);
   });
-  return new Tensor(toBackend(rows), [...idsShape, dim]);
+  return new Tensor(uploadForPass(rows), [...idsShape, dim]);
 }

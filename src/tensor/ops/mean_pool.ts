@@ -1,7 +1,7 @@
 import { backend } from '../../backend/index.js';
 import { gemmArgs, mat, matT } from '../../backend/gemm_args.js';
 import { record } from '../autograd.js';
-import { Tensor, releaseStorage, toBackend } from '../tensor.js';
+import { Tensor, releaseStorage, uploadForPass } from '../tensor.js';
 
 /**
  * Masked mean over positions: x [B, T, C] → [B, C], each row the average of
@@ -19,7 +19,7 @@ export function meanPool(x: Tensor, padding?: Uint8Array, tokenWeights?: Float32
   const [B, T, C] = x.shape as [number, number, number];
   if (padding && padding.length !== B * T) throw new Error(`padding mask has ${padding.length} flags, expected ${B}×${T}`);
   if (tokenWeights && tokenWeights.length !== B * T) throw new Error(`token weights have ${tokenWeights.length} entries, expected ${B}×${T}`);
-  const weights = toBackend(poolWeights(padding, B, T, tokenWeights));
+  const weights = uploadForPass(poolWeights(padding, B, T, tokenWeights));
   const out = Tensor.empty([B, C]);
   const be = backend();
   // out[b] = w[b]·x[b]

@@ -1,6 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
-import { Tensor, allocStorage, releaseStorage, toBackend, type Shape } from '../tensor.js';
+import { Tensor, allocStorage, releaseStorage, uploadForPass, type Shape } from '../tensor.js';
 
 function normAxis(axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
@@ -25,13 +25,13 @@ export function mean(x: Tensor, axis?: number, keepDim = false): Tensor {
   const n = axis === undefined ? x.size : x.shape[normAxis(axis, x.rank)]!;
   const s = sum(x, axis, keepDim);
   const out = Tensor.zeros(s.shape);
-  backend().binary('mul', s.storage, s.shape, toBackend(Float32Array.of(1 / n)), s.shape.map(() => 1), out.storage, s.shape);
+  backend().binary('mul', s.storage, s.shape, uploadForPass(Float32Array.of(1 / n)), s.shape.map(() => 1), out.storage, s.shape);
   return record(out, [s], 'mean', () => {
     // ds += dout / n
     const g = s.ensureGradStorage();
     const be = backend();
     const dsN = allocStorage(g.length, false);
-    be.binary('mul', out.gradStorage!, s.shape, toBackend(Float32Array.of(1 / n)), s.shape.map(() => 1), dsN, s.shape);
+    be.binary('mul', out.gradStorage!, s.shape, uploadForPass(Float32Array.of(1 / n)), s.shape.map(() => 1), dsN, s.shape);
     be.binary('add', g, s.shape, dsN, s.shape, g, s.shape);
     releaseStorage(dsN);
   });
