@@ -4,15 +4,16 @@ import { Command, Option } from 'commander';
 import { numbersTask, pairsTask, type Seq2SeqTask, type TaskSource } from '../data/seq2seq_task.js';
 import { parsePairsTSV } from '../data/translation_pairs.js';
 import { crossAttentionMap, meanOverHeads } from '../generate/cross_attention.js';
-import { translate } from '../generate/translate.js';
+import { translateAsync } from '../generate/translate.js';
 import { checkOutFile, writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { loadSeq2Seq } from '../io/seq2seq_dir.js';
-import { exactMatch } from '../train/seq2seq_eval.js';
+import { exactMatchAsync } from '../train/seq2seq_eval.js';
+import { moveToBackend, onHost } from '../nn/placement.js';
 import { parseSeq2SeqOptions, type Seq2SeqOptionsInput } from '../train/seq2seq_options.js';
 import { trainSeq2SeqAsync, type Seq2SeqSummary } from '../train/seq2seq_trainer.js';
 import { attentionHtml, attentionText } from './attention_view.js';
-import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
+import { useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int, nonNeg, num, posInt, seed } from './flags.js';
 import { checkOutDir } from './out_dir.js';
 import { Progress } from './progress.js';
@@ -119,15 +120,16 @@ function evalCommand(): Command {
     .option('--beam <n>', 'beam width (1 = greedy)', int, 1)
     .option('--length-penalty <a>', 'α of the GNMT length penalty ((5+len)/6)^α, with --beam > 1', nonNeg, 0.6)
     .option('--data <file>', 'the pairs file, if it has moved since training');
-  withBackendFlags(cmd);
-  cmd.action((opts: { model: string; limit: number; beam: number; lengthPenalty: number; data?: string; backend?: string; threads?: number }) => {
+  withBackendFlags(cmd, { webgpu: true });
+  cmd.action(async (opts: { model: string; limit: number; beam: number; lengthPenalty: number; data?: string; backend?: string; threads?: number }) => {
     if (!(opts.limit >= 1)) throw new UserError(`--limit must be ≥ 1, got ${opts.limit}`);
     if (!(opts.beam >= 1)) throw new UserError(`--beam must be ≥ 1, got ${opts.beam}`);
-    useBackend(opts);
+    await useBackendAsync(opts);
     const { model, tokenizer, task } = loadSeq2Seq(opts.model);
     const t = taskFrom(evalSource(opts.model, task, opts.data));
+    moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
     const t0 = performance.now();
-    const r = exactMatch(model, tokenizer, t.heldOut(opts.limit), { beamWidth: opts.beam, lengthPenalty: opts.lengthPenalty });
+    const r = await exactMatchAsync(model, tokenizer, t.heldOut(opts.limit), { beamWidth: opts.beam, lengthPenalty: opts.lengthPenalty });
     for (const m of r.misses) process.stderr.write(`miss: ${m.source} → ${m.got} (expected ${m.expected})\n`);
     if (r.total === 0) process.stderr.write('note: no pair fell in the held-out split (1 in 10, by a hash of the source); exact match is not measured\n');
     process.stdout.write(JSON.stringify({ exact_match: r.total ? r.accuracy : null, correct: r.correct, total: r.total, beam: opts.beam, seconds: seconds(t0) }) + '\n');
@@ -153,24 +155,26 @@ export function translateCommand(): Command {
     .option('--show-attention', 'print the cross-attention of the last decoder layer as a text heat map (source tokens as columns)')
     .option('--attention-heads', 'with --show-attention or --attention-html: one map per head instead of their mean')
     .option('--attention-html <file>', 'write the cross-attention heat maps as a standalone HTML page');
-  withBackendFlags(cmd);
-  cmd.action((texts: string[], opts: { model: string; beam: number; lengthPenalty: number; maxLength?: number; showAttention?: boolean; attentionHeads?: boolean; attentionHtml?: string; backend?: string; threads?: number }) => {
+  withBackendFlags(cmd, { webgpu: true });
+  cmd.action(async (texts: string[], opts: { model: string; beam: number; lengthPenalty: number; maxLength?: number; showAttention?: boolean; attentionHeads?: boolean; attentionHtml?: string; backend?: string; threads?: number }) => {
     if (opts.beam < 1) throw new UserError('--beam must be ≥ 1');
     if (opts.attentionHtml) checkOutFile(opts.attentionHtml, '--attention-html'); // before the translations are printed
-    useBackend(opts);
+    await useBackendAsync(opts);
     const { model, tokenizer } = loadSeq2Seq(opts.model);
-    const results = translate(model, tokenizer, texts, { beamWidth: opts.beam, lengthPenalty: opts.lengthPenalty, ...(opts.maxLength ? { maxLength: opts.maxLength } : {}) });
+    moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
+    const results = await translateAsync(model, tokenizer, texts, { beamWidth: opts.beam, lengthPenalty: opts.lengthPenalty, ...(opts.maxLength ? { maxLength: opts.maxLength } : {}) });
     const pages: Parameters<typeof attentionHtml>[0] = [];
-    results.forEach((r, i) => {
+    for (const [i, r] of results.entries()) {
       process.stdout.write(r.text + (r.finished ? '' : '  [stopped at the length limit]') + '\n');
-      if (!opts.showAttention && !opts.attentionHtml) return;
-      const map = crossAttentionMap(model, tokenizer, texts[i]!, r.ids);
+      if (!opts.showAttention && !opts.attentionHtml) continue;
+      // The weights are for display, computed by the js reference's loops: on a device, over host copies of the weights.
+      const map = await onHost(model.parameters(), () => crossAttentionMap(model, tokenizer, texts[i]!, r.ids));
       const matrices = opts.attentionHeads ? map.heads.map((m, h) => ({ label: `head ${h}`, matrix: m })) : [{ label: `mean of ${map.heads.length} heads`, matrix: meanOverHeads(map) }];
       if (opts.showAttention) {
         for (const { label, matrix } of matrices) process.stdout.write(`\ncross-attention, last layer, ${label}:\n${attentionText(matrix, map.sourceTokens, map.targetTokens)}\n\n`);
       }
       pages.push({ title: `${texts[i]} → ${r.text}`, map, matrices });
-    });
+    }
     if (opts.attentionHtml) {
       writeFileAtomic(opts.attentionHtml, attentionHtml(pages));
       process.stderr.write(`wrote ${opts.attentionHtml}\n`);

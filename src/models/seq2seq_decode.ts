@@ -1,4 +1,6 @@
 import { noGrad } from '../tensor/autograd.js';
+import { withDeviceScratch } from '../tensor/tensor.js';
+import { valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { encodedRows, type Encoded, type Transformer } from './transformer.js';
 
 /**
@@ -8,6 +10,16 @@ import { encodedRows, type Encoded, type Transformer } from './transformer.js';
  * can be tested on hand-made distributions.
  */
 export type NextTokenLogProbs = (rows: Int32Array, prefixes: Int32Array, t: number) => Float32Array;
+
+/**
+ * NextTokenLogProbs for a model on any backend: a computation
+ * (tensor/value_reads.ts) that yields the tensors whose values it needs —
+ * a device's scores are read back, awaited — and returns the
+ * log-probabilities. The searches below are written once over it: driven
+ * by valuesNow on a host (greedyDecode, beamSearch), by valuesAwaited on a
+ * device (translateAsync).
+ */
+export type NextTokenReads = (rows: Int32Array, prefixes: Int32Array, t: number) => ValueReads<Float32Array>;
 
 export interface DecodeOptions {
   bos: number;
@@ -45,10 +57,15 @@ export function lengthPenalty(length: number, alpha: number): number {
 
 /** Pick the most likely token at every step, for all sources at once. */
 export function greedyDecode(next: NextTokenLogProbs, nSources: number, o: DecodeOptions): Hypothesis[] {
+  return valuesNow(greedyReads(hostReads(next), nSources, o));
+}
+
+/** greedyDecode over log-probabilities from any backend. */
+export function* greedyReads(next: NextTokenReads, nSources: number, o: DecodeOptions): ValueReads<Hypothesis[]> {
   const hyps: Hypothesis[] = Array.from({ length: nSources }, () => ({ tokens: [], logProb: 0, score: 0, finished: false }));
   let alive = Array.from({ length: nSources }, (_, i) => i);
   for (let t = 1; t <= o.maxLength && alive.length; t++) {
-    const lp = next(Int32Array.from(alive), prefixes(alive.map((i) => hyps[i]!.tokens), o.bos), t);
+    const lp = yield* next(Int32Array.from(alive), prefixes(alive.map((i) => hyps[i]!.tokens), o.bos), t);
     const V = lp.length / alive.length;
     alive = alive.filter((src, k) => {
       const row = lp.subarray(k * V, (k + 1) * V);
@@ -75,12 +92,17 @@ export function greedyDecode(next: NextTokenLogProbs, nSources: number, o: Decod
  * by length-penalised score. With beamWidth 1 this is exactly greedy decoding.
  */
 export function beamSearch(next: NextTokenLogProbs, source: number, o: BeamOptions): Hypothesis {
+  return valuesNow(beamReads(hostReads(next), source, o));
+}
+
+/** beamSearch over log-probabilities from any backend. */
+export function* beamReads(next: NextTokenReads, source: number, o: BeamOptions): ValueReads<Hypothesis> {
   const K = Math.max(1, Math.floor(o.beamWidth));
   let beam: Hypothesis[] = [{ tokens: [], logProb: 0, score: 0, finished: false }];
   const done: Hypothesis[] = [];
   const best = (hs: Hypothesis[]): Hypothesis => hs.reduce((a, h) => (h.score > a.score ? h : a));
   for (let t = 1; t <= o.maxLength && beam.length; t++) {
-    const lp = next(new Int32Array(beam.length).fill(source), prefixes(beam.map((h) => h.tokens), o.bos), t);
+    const lp = yield* next(new Int32Array(beam.length).fill(source), prefixes(beam.map((h) => h.tokens), o.bos), t);
     const V = lp.length / beam.length;
     const totals = lp.map((v, flat) => v + beam[Math.floor(flat / V)]!.logProb);
     const parents = beam;
@@ -98,13 +120,32 @@ export function beamSearch(next: NextTokenLogProbs, source: number, o: BeamOptio
   return best(done.length ? done : beam);
 }
 
-/** The NextTokenLogProbs of a trained Transformer for encoded sources (encode once, decode many). */
+/** The NextTokenLogProbs of a trained Transformer for encoded sources (encode once, decode many; host backends). */
 export function modelLogProbs(model: Transformer, enc: Encoded): NextTokenLogProbs {
-  return (rows, pre, t) =>
-    noGrad(() => {
-      const logits = model.decodeStep(encodedRows(enc, rows), { ids: pre, shape: [rows.length, t] });
-      return logSoftmaxRows(logits.data, model.config.vocab_size);
-    });
+  const reads = modelLogProbReads(model, enc);
+  return (rows, pre, t) => valuesNow(reads(rows, pre, t));
+}
+
+/**
+ * modelLogProbs on any backend. A step's pass is scratch on a device
+ * (everything but the scores goes back to the pool at once); the scores
+ * [n, vocab] are read back and normalised on the host, where the search
+ * ranks them.
+ */
+export function modelLogProbReads(model: Transformer, enc: Encoded): NextTokenReads {
+  return function* (rows, pre, t) {
+    const logits = withDeviceScratch(() => noGrad(() => model.decodeStep(encodedRows(enc, rows), { ids: pre, shape: [rows.length, t] })), (l) => [l.storage]);
+    const [z] = yield [logits];
+    return logSoftmaxRows(z!, model.config.vocab_size);
+  };
+}
+
+/** A host callback as a computation that reads nothing. */
+function hostReads(next: NextTokenLogProbs): NextTokenReads {
+  // eslint-disable-next-line require-yield
+  return function* (rows, pre, t) {
+    return next(rows, pre, t);
+  };
 }
 
 /** BOS then each token list, as one [n, t] row-major array (all lists the same length). */

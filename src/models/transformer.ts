@@ -10,6 +10,7 @@ import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { scale } from '../tensor/ops/elementwise.js';
 import { labelSmoothedCrossEntropy } from '../tensor/ops/label_smoothing.js';
 import { linear } from '../tensor/ops/linear.js';
+import { embedding } from '../tensor/ops/embedding.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
 
 import { attention, attentionWeights, type AttentionOptions } from '../tensor/ops/attention.js';
@@ -185,15 +186,16 @@ export class Transformer extends Module {
   }
 }
 
-/** The encoder output for a selection of rows (beam hypotheses share their source's memory). */
+/**
+ * The encoder output for a selection of rows (beam hypotheses share their
+ * source's memory): a lookup of whole rows, so it stays on the backend that
+ * holds the memory.
+ */
 export function encodedRows(enc: Encoded, rows: ArrayLike<number>): Encoded {
-  const [, Ts, C] = enc.memory.shape as [number, number, number];
-  const memory = new Tensor(new Float32Array(rows.length * Ts * C), [rows.length, Ts, C]);
-  const padding = enc.padding ? new Uint8Array(rows.length * Ts) : undefined;
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    memory.data.set(enc.memory.data.subarray(r * Ts * C, (r + 1) * Ts * C), i * Ts * C);
-    padding?.set(enc.padding!.subarray(r * Ts, (r + 1) * Ts), i * Ts);
-  }
+  const [B, Ts, C] = enc.memory.shape as [number, number, number];
+  const ids = Int32Array.from(rows);
+  const memory = reshape(embedding(reshape(enc.memory, [B, Ts * C]), ids, [ids.length]), [ids.length, Ts, C]);
+  const padding = enc.padding ? new Uint8Array(ids.length * Ts) : undefined;
+  ids.forEach((r, i) => padding?.set(enc.padding!.subarray(r * Ts, (r + 1) * Ts), i * Ts));
   return { memory, padding };
 }

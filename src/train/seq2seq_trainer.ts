@@ -6,10 +6,11 @@ import { Transformer } from '../models/transformer.js';
 import { parseTransformerConfig } from '../models/transformer_config.js';
 import { AdamW } from '../optim/adamw.js';
 import { onHost } from '../nn/placement.js';
+import { backend } from '../backend/index.js';
 import { PAD, PieceTokenizer } from '../tokenizers/piece.js';
 import { Rng } from '../util/rng.js';
 import { makeBatch, type Seq2SeqBatch } from '../models/seq2seq_batch.js';
-import { exactMatch, type ExactMatch } from './seq2seq_eval.js';
+import { exactMatch, exactMatchAsync, type ExactMatch } from './seq2seq_eval.js';
 import type { Seq2SeqOptions } from './seq2seq_options.js';
 
 export interface Seq2SeqEvalInfo extends ExactMatch {
@@ -64,9 +65,10 @@ export function trainSeq2Seq(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Seq2S
 
 /**
  * trainSeq2Seq on any backend. On a device backend (webgpu) the steps run on
- * the device (each step's loss read back); the held-out translation (greedy
- * decoding, token by token) and the checkpoint run on js over host copies of
- * the weights, read back once each time (onHost). Label smoothing runs in
+ * the device (each step's loss read back); so does the held-out translation
+ * (greedy decoding, each step's scores read back). The checkpoint is saved
+ * from host copies of the weights, read back once each time (onHost).
+ * Label smoothing runs in
  * the fused cross-entropy kernel, its loss kept on the device like the rest.
  */
 export async function trainSeq2SeqAsync(run: Seq2SeqRun, events: Seq2SeqEvents = {}): Promise<Seq2SeqSummary> {
@@ -107,8 +109,8 @@ function seq2seqTrainingRun(run: Seq2SeqRun, events: Seq2SeqEvents): { loop: Tra
         history.push({ step, loss, exact_match: last.accuracy });
         events.onEval?.(last);
       };
-      const measured = onHost(model.parameters(), () => exactMatch(model, tokenizer, heldOut));
-      return measured instanceof Promise ? measured.then(record) : record(measured);
+      // On a device the held-out pairs are translated there (the weights stay put).
+      return backend().device ? exactMatchAsync(model, tokenizer, heldOut).then(record) : record(exactMatch(model, tokenizer, heldOut));
     },
     checkpoint: run.out
       ? {
