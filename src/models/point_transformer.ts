@@ -7,7 +7,7 @@ import { Module, type Parameter } from '../nn/module.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { add, gelu } from '../tensor/ops/elementwise.js';
 import { maxPool } from '../tensor/ops/max_pool.js';
-import { concat, reshape, slice } from '../tensor/ops/shape.js';
+import { concat, repeatRows, reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { LayerAttend } from './causal_lm.js';
@@ -90,7 +90,7 @@ export class PointCloudTransformer extends Module {
     const perPoint = this.point_out.forward(gelu(this.point_in.forward(reshape(patches, [N * G, K, 3]))));
     const tokens = reshape(maxPool(perPoint), [N, G, D]);
     const where = this.pos_out.forward(gelu(this.pos_in.forward(centres)));
-    const cls = add(Tensor.zeros([N, 1, D]), add(this.cls_token, this.cls_pos));
+    const cls = repeatRows(add(this.cls_token, this.cls_pos), N);
     let x = this.drop.forward(concat([cls, add(tokens, where)], 1));
     const out = [x];
     this.blocks.forEach((block, l) => {

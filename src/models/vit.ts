@@ -6,7 +6,7 @@ import { Linear } from '../nn/linear.js';
 import { Module, type Parameter } from '../nn/module.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { add } from '../tensor/ops/elementwise.js';
-import { concat, reshape, slice } from '../tensor/ops/shape.js';
+import { concat, repeatRows, reshape, slice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { LayerAttend } from './causal_lm.js';
@@ -89,7 +89,7 @@ export class ViT extends Module {
     if (images.shape.join() !== [N, H, W, C].join()) throw new Error(`ViT expects images [N, ${H}, ${W}, ${C}], got [${images.shape}]`);
     const patches = this.patch_embed.forward(patchify(images, p)); // [N, P, D]
     // One learned class token per image (broadcast over the batch), in front of the patches.
-    const cls = add(Tensor.zeros([N, 1, D]), this.cls_token);
+    const cls = repeatRows(this.cls_token, N);
     let x = add(concat([cls, patches], 1), this.pos_embed);
     x = this.drop.forward(x);
     const out = [x];

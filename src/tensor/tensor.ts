@@ -196,14 +196,39 @@ export function fillStorage(s: Storage, value: number): void {
 
 /**
  * toBackend for values that live for one pass (a constant, a batch of
- * inputs): inside withDeviceScratch the upload is that pass's scratch and
- * goes back to the pool with it. (Not for values a module caches, such as a
- * positions table: those outlive the pass.)
+ * inputs): on a device the upload belongs to the innermost enclosing scope —
+ * withDeviceScratch (an inference pass), or withPassUploads (a training
+ * micro-batch, forward and backward) — and goes back to the pool with it.
+ * Not for values a module caches (a positions table): those outlive the
+ * pass, and go through toBackend.
  */
 export function uploadForPass(values: Float32Array): Storage {
   const s = toBackend(values);
-  if (s !== values) deviceScratch?.push(s);
+  if (s !== values) (deviceScratch ?? passUploads)?.push(s);
   return s;
+}
+
+/** Device uploads made by uploadForPass inside the innermost withPassUploads (outside any scratch), or null. */
+let passUploads: Storage[] | null = null;
+
+/**
+ * Run fn — the forward and backward of one training micro-batch — then give
+ * back the uploads its pass made (uploadForPass: the batch, constants). Once
+ * the backward is queued nothing reads them any more; the pool hands a
+ * buffer out again only after the work queued before its release. On a host
+ * backend it just runs fn.
+ */
+export function withPassUploads<T>(fn: () => T): T {
+  const device = backend().device;
+  if (!device) return fn();
+  const outer = passUploads;
+  const taken: Storage[] = (passUploads = []);
+  try {
+    return fn();
+  } finally {
+    passUploads = outer;
+    for (const s of taken) device.release(s);
+  }
 }
 
 /** dst[dstOffset …] = src[srcOffset …], n values, in either kind of storage (both the same kind). */

@@ -22,7 +22,7 @@ import { DeviceValuesError, isHost, type Storage } from '../backend/storage.js';
 import type { AdamW } from '../optim/adamw.js';
 import { clipToNorm, clipToNormQueued, squaredNorm } from '../optim/clip.js';
 import { backward } from '../tensor/autograd.js';
-import { allocStorage, copyStorage, readStorage, releaseStorage, viewStorage, type Tensor } from '../tensor/tensor.js';
+import { allocStorage, copyStorage, readStorage, releaseStorage, viewStorage, withPassUploads, type Tensor } from '../tensor/tensor.js';
 
 /** What a training run minimises: a batch in, a scalar loss out. */
 export interface Objective<B> {
@@ -105,11 +105,13 @@ function queueGradients<B>(opt: AdamW, objective: Objective<B>, batches: readonl
   // The same seed for every micro-batch: d(mean of n losses)/d(loss_i) = 1/n.
   const seed = Float32Array.of(1 / n);
   const numbers = allocStorage(n + 3, false);
-  batches.forEach((batch, i) => {
-    const loss = objective.loss(batch);
-    copyStorage(loss.storage, 0, numbers, i, 1);
-    backward(loss, seed, { freeActivations: true });
-  });
+  batches.forEach((batch, i) =>
+    // On a device the micro-batch's uploads (its inputs, constants) go back to the pool once its backward is queued.
+    withPassUploads(() => {
+      const loss = objective.loss(batch);
+      copyStorage(loss.storage, 0, numbers, i, 1);
+      backward(loss, seed, { freeActivations: true });
+    }));
   squaredNorm([opt.arena.grad], viewStorage(numbers, n, 1));
   return numbers;
 }

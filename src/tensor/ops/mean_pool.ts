@@ -1,7 +1,7 @@
 import { backend } from '../../backend/index.js';
 import { gemmArgs, mat, matT } from '../../backend/gemm_args.js';
 import { record } from '../autograd.js';
-import { Tensor, releaseStorage, uploadForPass } from '../tensor.js';
+import { Tensor, releaseStorage, toBackend } from '../tensor.js';
 
 /**
  * Masked mean over positions: x [B, T, C] → [B, C], each row the average of
@@ -19,17 +19,20 @@ export function meanPool(x: Tensor, padding?: Uint8Array, tokenWeights?: Float32
   const [B, T, C] = x.shape as [number, number, number];
   if (padding && padding.length !== B * T) throw new Error(`padding mask has ${padding.length} flags, expected ${B}×${T}`);
   if (tokenWeights && tokenWeights.length !== B * T) throw new Error(`token weights have ${tokenWeights.length} entries, expected ${B}×${T}`);
-  const weights = uploadForPass(poolWeights(padding, B, T, tokenWeights));
+  const weights = toBackend(poolWeights(padding, B, T, tokenWeights));
   const out = Tensor.empty([B, C]);
   const be = backend();
   // out[b] = w[b]·x[b]
   be.gemm(gemmArgs({ M: 1, N: C, K: T }, mat(out.storage, C, { stride: C }), mat(weights, T, { stride: T }), mat(x.storage, C, { stride: T * C }), { batch: B }));
-  return record(out, [x], 'meanPool', () => {
+  record(out, [x], 'meanPool', () => {
     const dx = x.gradSink();
     // dx[b] (+)= w[b]ᵀ·dy[b]
     be.gemm(gemmArgs({ M: T, N: C, K: 1 }, mat(dx.grad, C, { stride: T * C }), matT(weights, T, { stride: T }), mat(out.gradStorage!, C, { stride: C }), { batch: B, accumulate: dx.accumulate }));
     releaseStorage(weights);
   });
+  // The weights are kept for the backward; without one (no gradients) they are spent now.
+  if (!out.gradFn) releaseStorage(weights);
+  return out;
 }
 
 /**

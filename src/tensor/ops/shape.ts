@@ -1,5 +1,6 @@
 import { backend } from '../../backend/index.js';
 import { record } from '../autograd.js';
+import { accumulateReduced } from './elementwise.js';
 import type { Storage } from '../../backend/storage.js';
 import { Tensor, numel, type Shape } from '../tensor.js';
 
@@ -57,6 +58,18 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   return record(out, [x], 'slice', () => {
     copyAlongAxis(out.gradStorage!, shape, 0, x.ensureGradStorage(), x.shape, start, end - start, a, true);
   });
+}
+
+/**
+ * n copies of x [1, …] stacked along the first axis: [n, …] (one class token
+ * for every image of a batch). The gradient is the copies' gradients summed.
+ */
+export function repeatRows(x: Tensor, n: number): Tensor {
+  if (x.shape[0] !== 1) throw new Error(`repeatRows expects [1, …], got [${x.shape}]`);
+  const shape = [n, ...x.shape.slice(1)];
+  const out = Tensor.empty(shape);
+  backend().copyRows(x.storage, out.storage, { rows: n, cols: x.size, srcOffset: 0, srcStride: 0, dstOffset: 0, dstStride: x.size }, false);
+  return record(out, [x], 'repeatRows', () => accumulateReduced(out.gradStorage!, shape, x));
 }
 
 /** Join tensors along `axis`; all other dims must agree. */
