@@ -46,6 +46,8 @@ export interface LoopStep {
    * step read back (every readInterval steps; NaN before the first).
    */
   loss: number;
+  /** Whether `loss` is this step's own: always on a host backend; on a device, at the steps read back. */
+  read: boolean;
   lr: number;
   gradNorm: number;
   /** Tokens or examples in this step (the data source's `size`) and its wall time. */
@@ -215,7 +217,7 @@ function* loop<B>(l: TrainingLoop<B>, takeStep: TakeStep<B>): Generator<unknown,
     seconds += dt;
     items += n;
     const taken = step - step0;
-    l.onStep?.({ step, maxSteps: l.maxSteps, loss, lr, gradNorm, items: n, seconds: dt, itemsPerSecond: items / seconds, eta: ((l.maxSteps - step) * seconds) / taken });
+    l.onStep?.({ step, maxSteps: l.maxSteps, loss, read: r !== null, lr, gradNorm, items: n, seconds: dt, itemsPerSecond: items / seconds, eta: ((l.maxSteps - step) * seconds) / taken });
     if (evaluating) yield* evaluateAndSave(true);
   }
   if (evaluatedAt !== step) yield* evaluateAndSave(step0 === 0);

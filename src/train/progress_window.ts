@@ -22,14 +22,19 @@ export interface WindowMeans {
 export class ProgressWindow {
   right = 0;
   private loss = 0;
+  private lossItems = 0;
   private items = 0;
   private seconds = 0;
 
   constructor(private readonly logInterval: number, private readonly maxSteps: number) {}
 
   /** Add one step; true when a progress line is due (every logInterval steps, and at the last). */
-  add(p: Pick<LoopStep, 'step' | 'loss' | 'items' | 'seconds'>): boolean {
-    this.loss += p.loss * p.items;
+  add(p: Pick<LoopStep, 'step' | 'loss' | 'read' | 'items' | 'seconds'>): boolean {
+    // On a device only some steps' losses are read back: the mean is over those (at least the step that prints).
+    if (p.read) {
+      this.loss += p.loss * p.items;
+      this.lossItems += p.items;
+    }
     this.items += p.items;
     this.seconds += p.seconds;
     return p.step % this.logInterval === 0 || p.step === this.maxSteps;
@@ -57,8 +62,8 @@ export class ProgressWindow {
 
   /** The window's means; the window starts again. */
   take(): WindowMeans {
-    const means = { loss: this.loss / this.items, accuracy: this.right / this.items, itemsPerSecond: this.items / this.seconds };
-    this.loss = this.right = this.items = this.seconds = 0;
+    const means = { loss: this.loss / this.lossItems, accuracy: this.right / this.items, itemsPerSecond: this.items / this.seconds };
+    this.loss = this.lossItems = this.right = this.items = this.seconds = 0;
     return means;
   }
 }
