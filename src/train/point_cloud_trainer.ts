@@ -2,15 +2,19 @@ import { writeDirAtomic } from '../io/atomic.js';
 import { pointTransformerFiles } from '../io/point_transformer_dir.js';
 import { randomRotation, rotatePoints, type PointCloudDataset, type PointCloudSet } from '../data/point_clouds.js';
 import { pointPatches, type PointPatches } from '../models/point_patches.js';
-import { PointCloudTransformer } from '../models/point_transformer.js';
+import { PointCloudTransformer, type PointCloudOutput } from '../models/point_transformer.js';
 import { parsePointTransformerConfig, type PointTransformerConfig } from '../models/point_transformer_config.js';
 import { AdamW } from '../optim/adamw.js';
+import { backend } from '../backend/index.js';
+import { inEvalMode } from '../nn/eval_mode.js';
+import { withHostValues } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, uploadForPass, withDeviceScratch } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { epochBatches } from './epoch_batches.js';
-import { runTraining, type TrainingEvents } from './loop.js';
+import { runTraining, runTrainingAsync, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { PointCloudTrainOptions } from './point_cloud_options.js';
 import type { Objective } from './step.js';
 import { argmaxRows, classPredictions, countMatches } from './class_scores.js';
@@ -58,6 +62,9 @@ export function tokenizeClouds(model: PointCloudTransformer, set: PointCloudSet)
  * cloud is turned by a fresh random rotation: turning the tokens is the same
  * as turning the cloud and re-tokenizing it, because farthest points and
  * nearest neighbours depend only on distances, which a rotation keeps.
+ * On a device the upload is the pass's (uploadForPass): it goes back to the
+ * pool with the inference pass's scratch, or after a training micro-batch's
+ * backward.
  */
 export function pointBatch(model: PointCloudTransformer, tokens: PointPatches[], indices: ArrayLike<number>, rng?: Rng): { patches: Tensor; centres: Tensor } {
   const { num_groups: G, group_size: K } = model.config;
@@ -76,36 +83,66 @@ export function pointBatch(model: PointCloudTransformer, tokens: PointPatches[],
       rotatePoints(c, m);
     }
   }
-  return { patches: new Tensor(patches, [n, G, K, 3]), centres: new Tensor(centres, [n, G, 3]) };
+  return { patches: new Tensor(uploadForPass(patches), [n, G, K, 3]), centres: new Tensor(uploadForPass(centres), [n, G, 3]) };
 }
 
-/** Accuracy and mean loss over tokenized clouds, in batches, without a graph. */
-export function evaluatePointClouds(model: PointCloudTransformer, tokens: PointPatches[], labels: Int32Array, batchSize = 128): { accuracy: number; loss: number } {
-  const wasTraining = model.training;
-  model.eval();
+/**
+ * The class scores of the clouds at `indices` (and their mean loss, given
+ * labels), without a graph. On a device the pass is scratch: everything but
+ * the logits and the loss goes back to the pool at once.
+ */
+function scoreBatch(model: PointCloudTransformer, tokens: PointPatches[], indices: ArrayLike<number>, labels?: Int32Array): PointCloudOutput {
+  return withDeviceScratch(() => {
+    const batch = pointBatch(model, tokens, indices);
+    return noGrad(() => model.forward(batch.patches, batch.centres, labels));
+  }, (o) => [o.logits.storage, ...(o.loss ? [o.loss.storage] : [])]);
+}
+
+/**
+ * Evaluation over tokenized clouds as a generator (tensor/value_reads.ts):
+ * it yields each batch's [loss, logits] and is handed back their values, so
+ * one loop serves the host (values at once) and a device (read back, awaited).
+ */
+function* evaluation(model: PointCloudTransformer, tokens: PointPatches[], labels: Int32Array, batchSize: number): ValueReads<{ accuracy: number; loss: number }> {
   let right = 0;
   let lossSum = 0;
-  noGrad(() => {
-    for (let start = 0; start < tokens.length; start += batchSize) {
-      const idx = Int32Array.from({ length: Math.min(batchSize, tokens.length - start) }, (_, i) => start + i);
-      const y = labels.subarray(start, start + idx.length);
-      const { patches, centres } = pointBatch(model, tokens, idx);
-      const { logits, loss } = model.forward(patches, centres, y);
-      lossSum += loss!.item() * idx.length;
-      right += countMatches(argmaxRows(logits.data, model.config.num_classes), y);
-    }
-  });
-  model.train(wasTraining);
+  for (let start = 0; start < tokens.length; start += batchSize) {
+    const idx = Int32Array.from({ length: Math.min(batchSize, tokens.length - start) }, (_, i) => start + i);
+    const y = labels.subarray(start, start + idx.length);
+    const { logits, loss } = scoreBatch(model, tokens, idx, y);
+    const [lossValue, logitValues] = yield [loss!, logits];
+    lossSum += lossValue![0]! * idx.length;
+    right += countMatches(argmaxRows(logitValues!, model.config.num_classes), y);
+  }
   return { accuracy: right / tokens.length, loss: lossSum / tokens.length };
 }
 
-/** Class and softmax probabilities for each cloud. */
-export function predictPointClouds(model: PointCloudTransformer, clouds: Float32Array[], names: string[]): Array<{ label: number; probabilities: number[] }> {
-  const k = model.config.num_classes;
+/** Accuracy and mean loss over tokenized clouds, in batches, without a graph (host backends). */
+export function evaluatePointClouds(model: PointCloudTransformer, tokens: PointPatches[], labels: Int32Array, batchSize = 128): { accuracy: number; loss: number } {
+  return inEvalMode(model, () => valuesNow(evaluation(model, tokens, labels, batchSize)));
+}
+
+/** evaluatePointClouds on any backend: a device backend's batches are read back as they finish. */
+export function evaluatePointCloudsAsync(model: PointCloudTransformer, tokens: PointPatches[], labels: Int32Array, batchSize = 128): Promise<{ accuracy: number; loss: number }> {
+  return inEvalMode(model, () => valuesAwaited(evaluation(model, tokens, labels, batchSize)));
+}
+
+/** Every cloud tokenized and scored in one batch; the scores read once, then each cloud's class and softmax probabilities. */
+function* prediction(model: PointCloudTransformer, clouds: Float32Array[], names: string[]): ValueReads<Array<{ label: number; probabilities: number[] }>> {
   const tokens = tokenizeClouds(model, { clouds, names, labels: new Int32Array(clouds.length), classes: model.config.labels });
-  const { patches, centres } = pointBatch(model, tokens, Int32Array.from(clouds, (_, i) => i));
-  const logits = noGrad(() => model.eval().forward(patches, centres).logits.data);
-  return classPredictions(logits, k);
+  const { logits } = scoreBatch(model, tokens, Int32Array.from(clouds, (_, i) => i));
+  const [values] = yield [logits];
+  return classPredictions(values!, model.config.num_classes);
+}
+
+/** Class and softmax probabilities for each cloud (host backends). */
+export function predictPointClouds(model: PointCloudTransformer, clouds: Float32Array[], names: string[]): Array<{ label: number; probabilities: number[] }> {
+  return inEvalMode(model, () => valuesNow(prediction(model, clouds, names)));
+}
+
+/** predictPointClouds on any backend: on a device the scores are read back once. */
+export function predictPointCloudsAsync(model: PointCloudTransformer, clouds: Float32Array[], names: string[]): Promise<Array<{ label: number; probabilities: number[] }>> {
+  return inEvalMode(model, () => valuesAwaited(prediction(model, clouds, names)));
 }
 
 export function pointModelFor(classes: string[], o: PointCloudTrainOptions): PointCloudTransformer {
@@ -116,13 +153,40 @@ export function pointModelFor(classes: string[], o: PointCloudTrainOptions): Poi
   return new PointCloudTransformer(config, new Rng(o.seed));
 }
 
+/** What one training run is given: the data, its name for trainer.json, the options, and where to save (if anywhere). */
+export interface PointCloudRun {
+  data: PointCloudDataset;
+  dataName: string;
+  options: PointCloudTrainOptions;
+  out?: string;
+}
+
 /**
  * Train a point-cloud classifier: tokenize every cloud once, then shuffled
  * mini-batches each epoch (each cloud freshly rotated), cross-entropy,
  * AdamW with warm-up and cosine decay; after every epoch evaluate on the
- * test set and save the model atomically.
+ * test set and save the model atomically. Host backends;
+ * trainPointCloudsAsync trains on any backend.
  */
-export function trainPointClouds(run: { data: PointCloudDataset; dataName: string; options: PointCloudTrainOptions; out?: string }, events: PointCloudTrainEvents = {}): PointCloudTrainSummary {
+export function trainPointClouds(run: PointCloudRun, events: PointCloudTrainEvents = {}): PointCloudTrainSummary {
+  const t = pointCloudTrainingRun(run, events, false);
+  return t.summary(runTraining(t.loop));
+}
+
+/**
+ * trainPointClouds on any backend. On a device backend (webgpu) the weights
+ * and the optimizer state stay on the device; the loss is read back every log
+ * interval, each step's predictions as they finish (for the progress line's
+ * accuracy), an evaluation reads its losses and logits, a checkpoint the
+ * weights once. Tokenizing and rotating the clouds stay on the host.
+ */
+export async function trainPointCloudsAsync(run: PointCloudRun, events: PointCloudTrainEvents = {}): Promise<PointCloudTrainSummary> {
+  const t = pointCloudTrainingRun(run, events, true);
+  return t.summary(await runTrainingAsync(t.loop));
+}
+
+/** The loop of one run (for either driver), and how its result becomes the summary. */
+function pointCloudTrainingRun(run: PointCloudRun, events: PointCloudTrainEvents, async: boolean): { loop: TrainingLoop<Int32Array>; summary(result: LoopResult): PointCloudTrainSummary } {
   const t0 = performance.now();
   const o = run.options;
   const { train, test } = run.data;
@@ -142,6 +206,7 @@ export function trainPointClouds(run: { data: PointCloudDataset; dataName: strin
   const batchAt = epochBatches(train.clouds.length, o.batchSize, rng);
   const nextBatches = (step: number): Int32Array[] => [batchAt(step)];
   const window = new ProgressWindow(o.logInterval, maxSteps);
+  const onDevice = backend().device !== undefined;
   const objective: Objective<Int32Array> = {
     loss: (idx) => {
       const labels = Int32Array.from(idx, (i) => train.labels[i]!);
@@ -155,19 +220,35 @@ export function trainPointClouds(run: { data: PointCloudDataset; dataName: strin
   let last: PointCloudEvalInfo | null = null;
   const history: PointCloudEvalInfo[] = [];
   model.train();
-  const result = runTraining({
-    opt, objective, maxSteps, schedule, gradClip: o.gradClip, nextBatches,
+  const loop: TrainingLoop<Int32Array> = {
+    opt,
+    objective,
+    maxSteps,
+    schedule,
+    gradClip: o.gradClip,
+    nextBatches,
     size: (b) => b.length,
     evalInterval: stepsPerEpoch,
+    readInterval: o.logInterval,
     evaluate: (step) => {
-      const r = evaluatePointClouds(model, testTokens, test.labels);
-      last = { epoch: epochOf(step), step, testLoss: r.loss, testAccuracy: r.accuracy };
-      history.push(last);
-      events.onEval?.(last);
-      return [r.loss];
+      const record = (r: { accuracy: number; loss: number }): number[] => {
+        last = { epoch: epochOf(step), step, testLoss: r.loss, testAccuracy: r.accuracy };
+        history.push(last);
+        events.onEval?.(last);
+        return [r.loss];
+      };
+      return async ? evaluatePointCloudsAsync(model, testTokens, test.labels).then(record) : record(evaluatePointClouds(model, testTokens, test.labels));
     },
     checkpoint: run.out
-      ? { dir: run.out, save: (step) => writeDirAtomic(run.out!, { ...pointTransformerFiles(model), 'trainer.json': JSON.stringify({ data: run.dataName, options: o, step, epoch: epochOf(step), history }, null, 2) + '\n' }) }
+      ? {
+          dir: run.out,
+          save: (step) => {
+            const record = { data: run.dataName, options: o, step, epoch: epochOf(step), history };
+            const write = () => writeDirAtomic(run.out!, { ...pointTransformerFiles(model), 'trainer.json': JSON.stringify(record, null, 2) + '\n' });
+            // On a device backend the weights are read back once, all together, for the save.
+            return onDevice ? withHostValues(model.parameters(), write) : write();
+          },
+        }
       : undefined,
     onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
@@ -176,10 +257,13 @@ export function trainPointClouds(run: { data: PointCloudDataset; dataName: strin
         events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: w.loss, accuracy: w.accuracy, cloudsPerSecond: w.itemsPerSecond, eta: p.eta });
       }
     },
-  });
-  const final = last as PointCloudEvalInfo | null;
-  return {
-    epochs: final?.epoch ?? 0, steps: result.step, test_accuracy: final?.testAccuracy ?? NaN, test_loss: final?.testLoss ?? NaN,
-    train_seconds: result.seconds, seconds: (performance.now() - t0) / 1000, clouds_per_s: result.items / Math.max(result.seconds, 1e-9),
   };
+  const summary = (result: LoopResult): PointCloudTrainSummary => {
+    const final = last as PointCloudEvalInfo | null;
+    return {
+      epochs: final?.epoch ?? 0, steps: result.step, test_accuracy: final?.testAccuracy ?? NaN, test_loss: final?.testLoss ?? NaN,
+      train_seconds: result.seconds, seconds: (performance.now() - t0) / 1000, clouds_per_s: result.items / Math.max(result.seconds, 1e-9),
+    };
+  };
+  return { loop, summary };
 }
