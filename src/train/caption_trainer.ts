@@ -2,17 +2,23 @@ import { captionFashion, type CaptionedImages } from '../data/fashion_captions.j
 import { loadImageDataset } from '../data/image_dataset.js';
 import { subset, type ImageSet } from '../data/image_set.js';
 import { scoreCaptions, type CaptionScores } from '../eval/caption_scores.js';
-import { writeCaptions } from '../generate/caption.js';
+import { captionReads } from '../generate/caption.js';
 import { writeDirAtomic } from '../io/atomic.js';
 import { captionerFiles } from '../io/captioner_dir.js';
 import type { Captioner } from '../models/captioner.js';
 import type { CaptionerConfig } from '../models/captioner_config.js';
 import { AdamW } from '../optim/adamw.js';
+import { backend } from '../backend/index.js';
+import { isHost } from '../backend/storage.js';
+import { inEvalMode } from '../nn/eval_mode.js';
+import { withHostValues } from '../nn/placement.js';
+import { releaseStorage } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { CaptionTrainOptions } from './caption_options.js';
 import { epochBatches } from './epoch_batches.js';
-import { runTraining, type TrainingEvents } from './loop.js';
+import { runTraining, runTrainingAsync, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { Objective } from './step.js';
 import { imageBatch } from './image_batch.js';
 import { captionerFor, captionTokens } from './caption_setup.js';
@@ -66,25 +72,67 @@ export interface CaptionTrainSummary extends CaptionScores {
   images_per_s: number;
 }
 
-/** Write captions for every image of a set (greedy, in batches) and score them against the references. */
-export function evaluateCaptioner(model: Captioner, data: CaptionedImages, batchSize = 250): CaptionScores & { written: string[] } {
-  const wasTraining = model.training;
+/**
+ * The test-set evaluation as a generator (tensor/value_reads.ts): each batch
+ * of images is captioned greedily, the decoding yielding each step's picked
+ * words to be read, so one loop serves the host (values at once) and a
+ * device backend (read back, awaited). Then the captions are scored against
+ * the references.
+ */
+function* evaluation(model: Captioner, data: CaptionedImages, batchSize: number): ValueReads<CaptionScores & { written: string[] }> {
   const written: string[] = [];
   for (let start = 0; start < data.images.count; start += batchSize) {
     const idx = Int32Array.from({ length: Math.min(batchSize, data.images.count - start) }, (_, i) => start + i);
-    written.push(...writeCaptions(model, imageBatch(model.encoder, data.images, idx)).captions);
+    const images = imageBatch(model.encoder, data.images, idx);
+    written.push(...(yield* captionReads(model, images)).captions);
+    // A device's upload of the batch is spent once its patch vectors are made (a host batch stays the pool's business, as before).
+    if (!isHost(images.storage)) releaseStorage(images.storage);
   }
-  model.train(wasTraining);
   return { ...scoreCaptions(written, data.captions), written };
+}
+
+/** Write captions for every image of a set (greedy, in batches) and score them against the references (host backends). */
+export function evaluateCaptioner(model: Captioner, data: CaptionedImages, batchSize = 250): CaptionScores & { written: string[] } {
+  return inEvalMode(model, () => valuesNow(evaluation(model, data, batchSize)));
+}
+
+/** evaluateCaptioner on any backend: on a device each decoding step reads back only the words it picked. */
+export function evaluateCaptionerAsync(model: Captioner, data: CaptionedImages, batchSize = 250): Promise<CaptionScores & { written: string[] }> {
+  return inEvalMode(model, () => valuesAwaited(evaluation(model, data, batchSize)));
+}
+
+export interface CaptionRun {
+  data: CaptionData;
+  dataPath: string;
+  options: CaptionTrainOptions;
+  out?: string;
 }
 
 /**
  * Train the captioner: shuffled mini-batches each epoch, teacher-forced
  * caption cross-entropy (plus the ViT head's class loss), AdamW with warm-up
  * and cosine decay. After every epoch: write the test captions, score them,
- * save the model atomically.
+ * save the model atomically. Host backends; trainCaptionerAsync trains on
+ * any backend.
  */
-export function trainCaptioner(run: { data: CaptionData; dataPath: string; options: CaptionTrainOptions; out?: string }, events: CaptionTrainEvents = {}): CaptionTrainSummary {
+export function trainCaptioner(run: CaptionRun, events: CaptionTrainEvents = {}): CaptionTrainSummary {
+  const t = captionTrainingRun(run, events, false);
+  return t.summary(runTraining(t.loop));
+}
+
+/**
+ * trainCaptioner on any backend. On a device backend (webgpu) the weights
+ * and the optimizer state stay on the device; the loss is read back every
+ * log interval (and at evaluations), an evaluation reads the words each
+ * decoding step picks, a checkpoint the weights once.
+ */
+export async function trainCaptionerAsync(run: CaptionRun, events: CaptionTrainEvents = {}): Promise<CaptionTrainSummary> {
+  const t = captionTrainingRun(run, events, true);
+  return t.summary(await runTrainingAsync(t.loop));
+}
+
+/** The loop of one run (for either driver), and how its result becomes the summary. */
+function captionTrainingRun(run: CaptionRun, events: CaptionTrainEvents, async: boolean): { loop: TrainingLoop<Int32Array>; summary(result: LoopResult): CaptionTrainSummary } {
   const t0 = performance.now();
   const o = run.options;
   const { train, test } = run.data;
@@ -111,19 +159,30 @@ export function trainCaptioner(run: { data: CaptionData; dataPath: string; optio
   let last: CaptionEvalInfo | null = null;
   const history: CaptionEvalInfo[] = [];
   const window = new ProgressWindow(o.logInterval, maxSteps);
+  const onDevice = backend().device !== undefined;
   model.train();
-  const result = runTraining({
+  const loop: TrainingLoop<Int32Array> = {
     opt, objective, maxSteps, schedule, gradClip: o.gradClip, nextBatches,
     size: (b) => b.length,
     evalInterval: stepsPerEpoch,
+    readInterval: o.logInterval,
     evaluate: (step) => {
-      const { written: _, ...scores } = evaluateCaptioner(model, test);
-      last = { epoch: epochOf(step), step, ...scores };
-      history.push(last);
-      events.onEval?.(last);
+      const record = ({ written: _, ...scores }: CaptionScores & { written: string[] }): void => {
+        last = { epoch: epochOf(step), step, ...scores };
+        history.push(last);
+        events.onEval?.(last);
+      };
+      return async ? evaluateCaptionerAsync(model, test).then(record) : record(evaluateCaptioner(model, test));
     },
     checkpoint: run.out
-      ? { dir: run.out, save: (step) => writeDirAtomic(run.out!, { ...captionerFiles(model), 'trainer.json': JSON.stringify({ data: run.dataPath, options: o, step, epoch: epochOf(step), history }, null, 2) + '\n' }) }
+      ? {
+          dir: run.out,
+          save: (step) => {
+            const write = () => writeDirAtomic(run.out!, { ...captionerFiles(model), 'trainer.json': JSON.stringify({ data: run.dataPath, options: o, step, epoch: epochOf(step), history }, null, 2) + '\n' });
+            // On a device backend the weights are read back once, all together, for the save.
+            return onDevice ? withHostValues(model.parameters(), write) : write();
+          },
+        }
       : undefined,
     onCheckpoint: events.onCheckpoint,
     onStep: (p) => {
@@ -132,11 +191,14 @@ export function trainCaptioner(run: { data: CaptionData; dataPath: string; optio
         events.onStep?.({ step: p.step, maxSteps, epoch: epochOf(p.step), lr: p.lr, loss: w.loss, imagesPerSecond: w.itemsPerSecond, eta: p.eta });
       }
     },
-  });
-  const final = last as CaptionEvalInfo | null;
-  return {
-    epochs: final?.epoch ?? 0, steps: result.step,
-    class_word_accuracy: final?.class_word_accuracy ?? NaN, property_accuracy: final?.property_accuracy ?? NaN, bleu4: final?.bleu4 ?? NaN,
-    train_seconds: result.seconds, seconds: (performance.now() - t0) / 1000, images_per_s: result.items / Math.max(result.seconds, 1e-9),
   };
+  const summary = (result: LoopResult): CaptionTrainSummary => {
+    const final = last as CaptionEvalInfo | null;
+    return {
+      epochs: final?.epoch ?? 0, steps: result.step,
+      class_word_accuracy: final?.class_word_accuracy ?? NaN, property_accuracy: final?.property_accuracy ?? NaN, bleu4: final?.bleu4 ?? NaN,
+      train_seconds: result.seconds, seconds: (performance.now() - t0) / 1000, images_per_s: result.items / Math.max(result.seconds, 1e-9),
+    };
+  };
+  return { loop, summary };
 }
