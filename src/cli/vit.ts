@@ -7,7 +7,8 @@ import { loadViT } from '../io/vit_dir.js';
 import type { ViT } from '../models/vit.js';
 import { parseViTTrainOptions, type ViTTrainOptions, type ViTTrainOptionsInput } from '../train/vit_options.js';
 import { checkModelFits } from '../train/training_memory.js';
-import { evaluateViT, predictViT, trainViT, trainViTAsync, type ViTRun, type ViTStepInfo, type ViTTrainEvents, type ViTTrainSummary } from '../train/vit_trainer.js';
+import { evaluateViT, evaluateViTAsync, predictViTAsync, trainViT, trainViTAsync, type ViTRun, type ViTStepInfo, type ViTTrainEvents, type ViTTrainSummary } from '../train/vit_trainer.js';
+import { moveToBackend } from '../nn/placement.js';
 import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
 import { int, num, seed } from './flags.js';
 import { checkInDir, checkOutDir } from './out_dir.js';
@@ -148,6 +149,16 @@ export function runViTEval(o: { model: string; data: string; backend?: string; t
   return { ...r, images: test.count };
 }
 
+/** runViTEval on any backend, webgpu included (the weights uploaded once). */
+export async function runViTEvalAsync(o: { model: string; data: string; backend?: string; threads?: number }): Promise<{ accuracy: number; loss: number; images: number }> {
+  await useBackendAsync(o);
+  const model = loadViT(o.model);
+  const test = vitTestSet(model, o.model, o.data);
+  moveToBackend(model);
+  const r = await evaluateViTAsync(model, test);
+  return { ...r, images: test.count };
+}
+
 export function vitCommand(): Command {
   const vit = new Command('vit').description('Vision Transformer image classifier: train, evaluate, predict');
 
@@ -166,24 +177,25 @@ export function vitCommand(): Command {
     process.stdout.write(JSON.stringify(summary) + '\n');
   });
 
-  const evaluate = withBackendFlags(new Command('eval'))
+  const evaluate = withBackendFlags(new Command('eval'), { webgpu: true })
     .description('test-set accuracy of a ViT model')
     .requiredOption('--model <dir>', 'ViT model directory (from attn vit train)')
     .requiredOption('--data <dir>', 'dataset directory, as for train (its test split is scored)')
-    .action((o: { model: string; data: string; backend?: string; threads?: number }) => {
-      process.stdout.write(JSON.stringify(runViTEval(o)) + '\n');
+    .action(async (o: { model: string; data: string; backend?: string; threads?: number }) => {
+      process.stdout.write(JSON.stringify(await runViTEvalAsync(o)) + '\n');
     });
 
-  const predict = withBackendFlags(new Command('predict'))
+  const predict = withBackendFlags(new Command('predict'), { webgpu: true })
     .description('classify PNG images')
     .requiredOption('--model <dir>', 'ViT model directory (from attn vit train)')
     .argument('<images...>', 'PNG files of the model\'s image size')
-    .action((images: string[], o: { model: string; backend?: string; threads?: number }) => {
-      useBackend(o);
+    .action(async (images: string[], o: { model: string; backend?: string; threads?: number }) => {
+      await useBackendAsync(o);
       const model = loadViT(o.model);
       const c = model.config;
       const set = readPngFiles(images, { height: c.image_height, width: c.image_width, channels: c.channels });
-      predictViT(model, set).forEach((p, i) => {
+      moveToBackend(model);
+      (await predictViTAsync(model, set)).forEach((p, i) => {
         process.stdout.write(`${images[i]}\t${c.labels[p.label]}\t${p.probabilities[p.label]!.toFixed(3)}\n`);
       });
     });

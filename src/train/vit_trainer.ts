@@ -10,6 +10,7 @@ import { backend } from '../backend/index.js';
 import { inEvalMode } from '../nn/eval_mode.js';
 import { withHostValues } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
+import { withDeviceScratch } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { Rng } from '../util/rng.js';
 import { epochBatches } from './epoch_batches.js';
@@ -77,7 +78,8 @@ function* evaluation(model: ViT, set: ImageSet, batchSize: number): ValueReads<{
   for (let start = 0; start < set.count; start += batchSize) {
     const idx = Int32Array.from({ length: Math.min(batchSize, set.count - start) }, (_, i) => start + i);
     const labels = set.labels.subarray(start, start + idx.length);
-    const { logits, loss } = noGrad(() => model.forward(imageBatch(model, set, idx), labels));
+    // On a device the pass is scratch (the uploaded batch included): everything but the loss and the scores goes back to the pool at once.
+    const { logits, loss } = withDeviceScratch(() => noGrad(() => model.forward(imageBatch(model, set, idx), labels)), (o) => [o.logits.storage, o.loss!.storage]);
     const [lossValue, logitValues] = yield [loss!, logits];
     lossSum += lossValue![0]! * idx.length;
     right += countMatches(argmaxRows(logitValues!, model.config.num_classes), labels);
@@ -95,10 +97,22 @@ export function evaluateViTAsync(model: ViT, set: ImageSet, batchSize = 500): Pr
   return inEvalMode(model, () => valuesAwaited(evaluation(model, set, batchSize)));
 }
 
-/** Class predictions (and softmax probabilities) for every image of a set. */
+/** Class predictions (and softmax probabilities) for every image of a set (host backends). */
 export function predictViT(model: ViT, set: ImageSet): Array<{ label: number; probabilities: number[] }> {
-  const logits = noGrad(() => model.eval().forward(imageBatch(model, set, Int32Array.from({ length: set.count }, (_, i) => i))).logits.data);
-  return classPredictions(logits, model.config.num_classes);
+  return inEvalMode(model, () => valuesNow(prediction(model, set)));
+}
+
+/** predictViT on any backend: on a device the scores are read back once. */
+export function predictViTAsync(model: ViT, set: ImageSet): Promise<Array<{ label: number; probabilities: number[] }>> {
+  return inEvalMode(model, () => valuesAwaited(prediction(model, set)));
+}
+
+/** Every image scored in one pass (scratch on a device), the scores yielded to be read, then each image's class and probabilities. */
+function* prediction(model: ViT, set: ImageSet): ValueReads<Array<{ label: number; probabilities: number[] }>> {
+  const all = Int32Array.from({ length: set.count }, (_, i) => i);
+  const logits = withDeviceScratch(() => noGrad(() => model.forward(imageBatch(model, set, all)).logits), (l) => [l.storage]);
+  const [values] = yield [logits];
+  return classPredictions(values!, model.config.num_classes);
 }
 
 /**
