@@ -10,7 +10,8 @@ import { SEARCH_MODES, type SearchMode } from '../rag/retriever.js';
 import { TextEmbedder } from '../rag/text_embedder.js';
 import { runRagBench } from '../rag/benchmark.js';
 import { UserError } from '../util/errors.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { useBackend, useBackendAsync, withBackendFlags } from './backend_flags.js';
+import { moveToBackend } from '../nn/placement.js';
 import { int, natural, nonNeg, num, posInt, posNum, rate, seed } from './flags.js';
 import { checkDirPath } from './out_dir.js';
 
@@ -41,10 +42,10 @@ const hardNegativesFlag = (v: string): true | 'facts' => {
 interface IndexFlags { store: string; embedder?: string; chunkTokens?: number; overlapTokens?: number; batch: number; ann?: boolean; backend?: string; threads?: number }
 
 export async function runRagIndex(files: string[], o: IndexFlags, log: (s: string) => void = err): Promise<string> {
-  useBackend(o);
+  await useBackendAsync(o);
   const embedderDir = o.embedder ?? recordedEmbedder(o.store);
   if (embedderDir === undefined) throw new UserError(`store ${o.store} is new: name the embedder to index it with (--embedder DIR)`);
-  const embedder = TextEmbedder.load(embedderDir);
+  const embedder = TextEmbedder.loadOnBackend(embedderDir);
   const maxTokens = o.chunkTokens ?? Math.min(256, embedder.maxLen);
   const overlapTokens = o.overlapTokens ?? Math.floor(maxTokens / 8);
   if (maxTokens < 8) throw new UserError(`--chunk-tokens must be at least 8 (got ${maxTokens})`);
@@ -71,7 +72,8 @@ export async function runRagIndex(files: string[], o: IndexFlags, log: (s: strin
 
 const round = (x: number, d = 3) => Number(x.toFixed(d));
 
-export async function runRagQuery(question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean; rrfK?: number; denseWeight?: number }): Promise<string> {
+export async function runRagQuery(question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean; rrfK?: number; denseWeight?: number; backend?: string; threads?: number }): Promise<string> {
+  await useBackendAsync(o);
   const retriever = await openRetriever(o.store, o.embedder);
   try {
     const { results } = await retriever.search(question, { mode: o.mode, k: o.k, rrfK: o.rrfK, denseWeight: o.denseWeight });
@@ -87,9 +89,10 @@ export async function runRagQuery(question: string, o: { store: string; embedder
 interface AskFlags { store: string; model: string; embedder?: string; mode: SearchMode; k: number; maxNewTokens: number; temperature: number; seed: number; backend?: string; threads?: number }
 
 export async function runRagAsk(question: string, o: AskFlags): Promise<string> {
-  useBackend(o);
+  await useBackendAsync(o);
   const { model, tokenizer } = loadModel(o.model);
   if (!tokenizer) throw new UserError(`${o.model} has no tokenizer: a question cannot be encoded`);
+  moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
   const retriever = await openRetriever(o.store, o.embedder);
   try {
     const { results } = await retriever.search(question, { mode: o.mode, k: o.k });
@@ -105,8 +108,9 @@ export async function runRagAsk(question: string, o: AskFlags): Promise<string> 
   }
 }
 
-export async function runRagEval(o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean; rrfK?: number; denseWeight?: number }): Promise<string> {
+export async function runRagEval(o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean; rrfK?: number; denseWeight?: number; backend?: string; threads?: number }): Promise<string> {
   const queries = readQueries(o.queries);
+  await useBackendAsync(o);
   const retriever = await openRetriever(o.store, o.embedder);
   try {
     const scores = await evaluateModes(retriever, queries, o.modes, { rrfK: o.rrfK, denseWeight: o.denseWeight });
@@ -122,7 +126,7 @@ const finish = (c: Command): Command => c.exitOverride().showHelpAfterError('(ru
 export function ragCommand(): Command {
   const cmd = new Command('rag').description('retrieval-augmented generation: index documents in a LanceDB store, search (BM25, dense, hybrid), answer with sources, evaluate').addHelpText('after', '\nSee docs/rag.md.');
 
-  const index = withBackendFlags(new Command('index'))
+  const index = withBackendFlags(new Command('index'), { webgpu: true })
     .description('chunk, embed and store FILES… (text, Markdown, HTML; directories recursively); a changed file replaces its chunks, an unchanged one is skipped')
     .argument('<files...>', 'files and directories to index')
     .requiredOption('--store <dir>', 'the store directory (created when new)')
@@ -135,7 +139,7 @@ export function ragCommand(): Command {
       process.stdout.write(await runRagIndex(files, o));
     });
 
-  const query = new Command('query')
+  const query = withBackendFlags(new Command('query'), { webgpu: true })
     .description('print the chunks that best match QUESTION, with source and score')
     .argument('<question>', 'what to search for')
     .requiredOption('--store <dir>', 'the store directory')
@@ -145,11 +149,11 @@ export function ragCommand(): Command {
     .option('--json', 'one JSON line per result')
     .option('--rrf-k <n>', 'hybrid: RRF\'s k (default 60)', natural)
     .option('--dense-weight <w>', 'hybrid: the dense list\'s weight in the fusion, BM25\'s being 1 (default 1)', nonNeg)
-    .action(async (question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean; rrfK?: number; denseWeight?: number }) => {
+    .action(async (question: string, o: { store: string; embedder?: string; mode: SearchMode; k: number; json?: boolean; rrfK?: number; denseWeight?: number; backend?: string; threads?: number }) => {
       process.stdout.write(await runRagQuery(question, o));
     });
 
-  const ask = withBackendFlags(new Command('ask'))
+  const ask = withBackendFlags(new Command('ask'), { webgpu: true })
     .description('answer QUESTION with a language model from the retrieved passages, and list the sources it was given')
     .argument('<question>', 'the question')
     .requiredOption('--store <dir>', 'the store directory')
@@ -164,7 +168,7 @@ export function ragCommand(): Command {
       process.stdout.write(await runRagAsk(question, o));
     });
 
-  const evaluate = new Command('eval')
+  const evaluate = withBackendFlags(new Command('eval'), { webgpu: true })
     .description('recall@10, MRR and nDCG@10 per search mode on queries with known relevant chunks or sources')
     .requiredOption('--store <dir>', 'the store directory')
     .requiredOption('--queries <file>', 'JSON lines {"query": "…", "relevant": ["chunk id or source", …]}')
@@ -173,7 +177,7 @@ export function ragCommand(): Command {
     .option('--json', 'one JSON line per mode: {"mode", "recall@10", "mrr", "ndcg@10", "queries"}')
     .option('--rrf-k <n>', 'hybrid: RRF\'s k (default 60)', natural)
     .option('--dense-weight <w>', 'hybrid: the dense list\'s weight in the fusion, BM25\'s being 1 (default 1)', nonNeg)
-    .action(async (o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean; rrfK?: number; denseWeight?: number }) => {
+    .action(async (o: { store: string; queries: string; embedder?: string; modes: EvalMode[]; json?: boolean; rrfK?: number; denseWeight?: number; backend?: string; threads?: number }) => {
       process.stdout.write(await runRagEval(o));
     });
 

@@ -75,7 +75,7 @@ export async function indexDocuments(store: RetrievalStore, embedder: TextEmbedd
     pending = [];
     pendingChunks = 0;
     const all = batch.flatMap((p) => p.chunks);
-    const vectors = all.length > 0 ? embedder.embed(all.map((c) => c.text)) : [];
+    const vectors = all.length > 0 ? await embedder.embedAsync(all.map((c) => c.text)) : [];
     let at = 0;
     const writes = batch.map((p) => ({
       source: p.doc.source,

@@ -14,7 +14,7 @@ import { Retriever } from './retriever.js';
 export async function openRetriever(storeDir: string, embedderDir?: string): Promise<Retriever> {
   const store = await LanceDBStore.open(storeDir);
   try {
-    const embedder = TextEmbedder.load(embedderDir ?? store.info.embedder);
+    const embedder = TextEmbedder.loadOnBackend(embedderDir ?? store.info.embedder);
     embedder.checkStore(store.info, storeDir);
     return new Retriever(store, embedder);
   } catch (e) {

@@ -87,7 +87,7 @@ export class Retriever {
       hits = await timed('bm25Ms', () => this.store.keywordSearch(query, k));
     } else {
       const te = performance.now();
-      const q = this.embedder.embedQuery(query);
+      const q = await this.embedder.embedQueryAsync(query);
       timing.embedMs = performance.now() - te;
       if (mode === 'dense') {
         hits = await timed('denseMs', () => this.dense(q, k, depth, o.dense));

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { loadEmbedder } from '../io/embedder_dir.js';
-import { normalizedPrefix, pooledEmbeddings } from '../models/embed_texts.js';
+import { normalizedPrefix, pooledEmbeddings, pooledEmbeddingsAsync } from '../models/embed_texts.js';
+import { moveToBackend } from '../nn/placement.js';
 import type { Embedder } from '../models/embedder.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UNK } from '../tokenizers/word.js';
@@ -23,6 +24,18 @@ export class TextEmbedder {
   static load(dir: string): TextEmbedder {
     const { model, tokenizer } = loadEmbedder(dir);
     return new TextEmbedder(model, tokenizer, dir);
+  }
+
+  /**
+   * load on the current backend: the fingerprint taken from the weights as
+   * read from disk, then the weights uploaded once to a device backend
+   * (nothing on a host).
+   */
+  static loadOnBackend(dir: string): TextEmbedder {
+    const e = TextEmbedder.load(dir);
+    e.fingerprint();
+    moveToBackend(e.model);
+    return e;
   }
 
   get dim(): number {
@@ -52,16 +65,24 @@ export class TextEmbedder {
    * retrained) is not "unchanged".
    */
   fingerprint(): string {
-    if (this.print === undefined) {
-      const h = createHash('sha256');
-      h.update(JSON.stringify(this.model.config));
-      for (const [name, p] of this.model.namedParameters()) {
-        h.update(name);
-        h.update(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength));
-      }
-      this.print = h.digest('hex').slice(0, 16);
-    }
-    return this.print;
+    return (this.print ??= this.hash(this.model.namedParameters().map(([, p]) => p.data)));
+  }
+
+  /** Take the fingerprint now, from the weights wherever they are (read back from a device): fingerprint() then answers on any backend. */
+  async withFingerprint(): Promise<this> {
+    this.print ??= this.hash(await Promise.all(this.model.namedParameters().map(([, p]) => p.read())));
+    return this;
+  }
+
+  private hash(values: readonly Float32Array[]): string {
+    const h = createHash('sha256');
+    h.update(JSON.stringify(this.model.config));
+    this.model.namedParameters().forEach(([name], i) => {
+      const v = values[i]!;
+      h.update(name);
+      h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    });
+    return h.digest('hex').slice(0, 16);
   }
 
   /**
@@ -112,19 +133,38 @@ export class TextEmbedder {
    * sorted by length: similar lengths batch together and little is padding.
    */
   embed(texts: readonly string[]): Float32Array[] {
-    const encode = (t: string) => this.encodeKnownWords(t);
-    const lengths = texts.map((t) => t.length);
-    const order = texts.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]!);
-    const pooled = pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!), encode);
-    const out = new Array<Float32Array>(texts.length);
+    const order = byLength(texts);
+    return this.unitVectors(order, pooledEmbeddings(this.model, this.tokenizer, order.map((i) => texts[i]!), this.encoder));
+  }
+
+  /** embed on any backend: on a device each batch's pass runs there and only its vectors are read back. */
+  async embedAsync(texts: readonly string[]): Promise<Float32Array[]> {
+    const order = byLength(texts);
+    return this.unitVectors(order, await pooledEmbeddingsAsync(this.model, this.tokenizer, order.map((i) => texts[i]!), this.encoder));
+  }
+
+  embedQuery(query: string): Float32Array {
+    return this.embed([this.checkedQuery(query)])[0]!;
+  }
+
+  /** embedQuery on any backend. */
+  async embedQueryAsync(query: string): Promise<Float32Array> {
+    return (await this.embedAsync([this.checkedQuery(query)]))[0]!;
+  }
+
+  private readonly encoder = (t: string): Int32Array => this.encodeKnownWords(t);
+
+  /** The pooled vectors of the texts in `order`, unit length, back in the texts' order. */
+  private unitVectors(order: readonly number[], pooled: Float32Array): Float32Array[] {
+    const out = new Array<Float32Array>(order.length);
     order.forEach((i, j) => (out[i] = normalizedPrefix(pooled, j, this.dim, this.dim)));
     return out;
   }
 
-  embedQuery(query: string): Float32Array {
+  private checkedQuery(query: string): string {
     if (query.trim() === '') throw new UserError('the query is empty: give the question to search for');
     if (this.tokenizer.encode(query).length === 0) throw new UserError(`the query "${query}" has no tokens this embedder knows`);
-    return this.embed([query])[0]!;
+    return query;
   }
 
   /** Refuse a store whose vectors another kind of embedder made. */
@@ -140,4 +180,9 @@ export class TextEmbedder {
       throw new UserError(`embedder ${this.dir} is not the one store ${store} was indexed with (${info.embedder}); use that embedder or a new store`);
     }
   }
+}
+
+/** The texts' indices, shortest text first: batches of similar lengths pad little. */
+function byLength(texts: readonly string[]): number[] {
+  return texts.map((_, i) => i).sort((a, b) => texts[a]!.length - texts[b]!.length);
 }

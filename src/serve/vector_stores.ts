@@ -80,20 +80,21 @@ export class VectorStores {
     return vs;
   }
 
-  private embedderFor(dir: string): { embedder: TextEmbedder; name: string } {
+  /** A served embedder (its weights where the server keeps them: the fingerprint read from there), or one loaded for the store on the server's backend. */
+  private async embedderFor(dir: string): Promise<{ embedder: TextEmbedder; name: string }> {
     const abs = resolve(dir);
     for (const [name, d] of this.embedderDirs) {
       const served = this.embedders.get(name);
-      if (served && resolve(d) === abs) return { embedder: new TextEmbedder(served.model, served.tokenizer, d), name };
+      if (served && resolve(d) === abs) return { embedder: await new TextEmbedder(served.model, served.tokenizer, d).withFingerprint(), name };
     }
     let e = this.embedderCache.get(abs);
-    if (!e) this.embedderCache.set(abs, (e = TextEmbedder.load(abs)));
+    if (!e) this.embedderCache.set(abs, (e = TextEmbedder.loadOnBackend(abs)));
     return { embedder: e, name: abs };
   }
 
   private async add(id: string, name: string, dir: string): Promise<OpenStore> {
     const store = await LanceDBStore.open(dir);
-    const { embedder, name: embedderName } = this.embedderFor(store.info.embedder);
+    const { embedder, name: embedderName } = await this.embedderFor(store.info.embedder);
     embedder.checkStore(store.info, dir);
     const s: OpenStore = { id, name, dir, retriever: new Retriever(store, embedder), embedderName, createdAt: Math.floor(Date.now() / 1000) };
     this.open.set(id, s);
@@ -121,7 +122,7 @@ export class VectorStores {
     if (!served || !dir) throw invalidParam('attn_embedder', `Invalid 'attn_embedder': ${chosen} is not a served sentence embedder (served: ${[...this.embedders.keys()].join(', ') || 'none'})`);
     const id = `vs_${randomBytes(12).toString('hex')}`;
     const storeDir = join(this.root, id);
-    const store = await openForIndexing(storeDir, new TextEmbedder(served.model, served.tokenizer, dir));
+    const store = await openForIndexing(storeDir, await new TextEmbedder(served.model, served.tokenizer, dir).withFingerprint());
     store.close();
     return this.add(id, name, storeDir);
   }
