@@ -7,7 +7,7 @@ import { runEmbedEval, runEmbedTrain } from '../src/cli/embed.js';
 import { factCorpus } from '../src/data/fact_corpus.js';
 
 describe('attn embed train --corpus (inverse cloze task)', () => {
-  it('trains on the documents alone, records the corpus, and evaluates from the record', () => {
+  it('trains on the documents alone, records the corpus, and evaluates from the record', async () => {
     const work = mkdtempSync(join(tmpdir(), 'attn-ict-'));
     try {
       const corpus = join(work, 'docs');
@@ -20,7 +20,7 @@ describe('attn embed train --corpus (inverse cloze task)', () => {
       assert.ok(recall.size > 0);
       const record = JSON.parse(readFileSync(join(out, 'training.json'), 'utf8'));
       assert.deepEqual(record.pairs, { task: 'corpus', files: [corpus], pairs: 400, seed: 1, passageWords: 40 });
-      assert.match(runEmbedEval({ model: out }), /recall@1 \(\d+ held-out pairs/);
+      assert.match(await runEmbedEval({ model: out }), /recall@1 \(\d+ held-out pairs/);
       assert.throws(() => runEmbedTrain({ out: join(work, 'x'), corpus: [corpus], task: 'templates', dataSeed: 1, passageWords: 40, windowWords: 24 }), /give one of --data FILE, --corpus FILES… or --task/);
       assert.throws(() => runEmbedTrain({ out: join(work, 'y'), corpus: [join(work, 'missing')], dataSeed: 1, passageWords: 40, windowWords: 24 }), /missing: no such file or directory/);
       // --key-by document: recorded, so the evaluation rebuilds the same (by-sentence) split.
@@ -31,7 +31,7 @@ describe('attn embed train --corpus (inverse cloze task)', () => {
       const pairsRecord = JSON.parse(readFileSync(join(byDoc, 'training.json'), 'utf8')).pairs;
       assert.deepEqual([pairsRecord.keepRate, pairsRecord.multiKeepRate], [0.75, 0.75], '--keep-rate and --multi-keep-rate recorded');
       assert.deepEqual([pairsRecord.untitledRate, pairsRecord.titleRate, pairsRecord.samePassageRate], [0.5, 0.1, 0.75], '--untitled-rate, --title-rate and --same-passage-rate recorded');
-      assert.match(runEmbedEval({ model: byDoc }), /recall@1 \(\d+ held-out pairs/);
+      assert.match(await runEmbedEval({ model: byDoc }), /recall@1 \(\d+ held-out pairs/);
       assert.equal(JSON.parse(readFileSync(join(byDoc, 'training.json'), 'utf8')).options.spaceTokens, false, '--no-space-tokens');
       assert.equal(JSON.parse(readFileSync(join(byDoc, 'tokenizer.json'), 'utf8')).spaces, false);
       assert.throws(() => runEmbedTrain({ out: join(work, 'z'), task: 'templates', keyBy: 'document', dataSeed: 1, passageWords: 40, windowWords: 24 }), /--key-by applies to --corpus only/);

@@ -81,6 +81,21 @@ describe('retrieval on webgpu', { skip }, () => {
     assert.equal(ask('webgpu'), ask('js'));
   });
 
+  it('attn embed text and attn embed eval --backend webgpu give js\'s vectors (within 1e-5) and recall table', () => {
+    const texts = ['Who is the mayor of the town?', 'the river runs past the old mill'];
+    const vectors = (b: string) => runAttn(['embed', 'text', '--model', join(work, 'emb'), '--backend', b, ...texts], work);
+    const [want, got] = ['js', 'webgpu'].map(vectors).map((r) => {
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { embedding: number[] }).embedding);
+    });
+    got!.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - want![i]![j]!) <= 1e-5, `text ${i}, component ${j}: ${x} on webgpu, ${want![i]![j]} on js`)));
+    const table = (b: string) => runAttn(['embed', 'eval', '--model', join(work, 'emb'), '--corpus', join(work, 'corpus'), '--pairs', '200', '--eval-pairs', '12', '--backend', b], work);
+    const [jsTable, gpuTable] = ['js', 'webgpu'].map(table);
+    assert.equal(jsTable!.code, 0, jsTable!.stderr);
+    assert.equal(gpuTable!.code, 0, gpuTable!.stderr);
+    assert.equal(gpuTable!.stdout, jsTable!.stdout);
+  });
+
   it('a webgpu server searches its vector stores by meaning as a js server does (one opened at start-up, one created and filled through the API)', async () => {
     const store = join(work, 'served-store');
     rag('js', 'index', join(work, 'corpus'), '--store', store, '--embedder', join(work, 'emb'), '--chunk-tokens', '24');

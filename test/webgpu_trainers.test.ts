@@ -8,7 +8,7 @@ import { runEmbedTrainAsync } from '../src/cli/embed.js';
 import { dpoCommand, runDpoAsync } from '../src/cli/dpo.js';
 import { rewardCommand, runRewardTrainAsync } from '../src/cli/reward.js';
 import { runSeq2SeqTrain } from '../src/cli/seq2seq.js';
-import { runSftAsync } from '../src/cli/sft.js';
+import { runSftAsync, runSftEval } from '../src/cli/sft.js';
 import { instructionRows, instructions } from '../src/data/instructions.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { parseFineTuneOptions } from '../src/train/sft_options.js';
@@ -107,6 +107,17 @@ describe('attn sft, attn reward train and attn dpo on webgpu', { skip }, () => {
       const want = t.data as Float32Array;
       got.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) <= 1e-2 * Math.abs(want[i]!) + 1e-6, `${name}[${i}]: ${v} vs ${want[i]} (rtol 1e-2 after 3 Adam steps)`));
     }
+    // attn sft eval --backend webgpu: the greedy replies generated on the device score as js's.
+    // (--show 24: each reply printed with its verdict, compared too.)
+    const scored = async (backend: string) => {
+      let result: Awaited<ReturnType<typeof runSftEval>> | undefined;
+      const { text } = await progressOf(async () => (result = await runSftEval({ model: out, data, all: true, show: 24, backend })));
+      return { result: result!, replies: text.split('\n').filter((l) => /^(ok  |MISS)/.test(l)) };
+    };
+    const [evalJs, evalGpu] = [await scored('js'), await scored('webgpu')];
+    assert.equal(evalJs.result.rows, 24);
+    assert.equal(evalJs.replies.length, 24);
+    assert.deepEqual(evalGpu, evalJs);
   });
 
   it('attn reward train --backend webgpu with LoRA on the SFT model: each step\'s loss and the held-out ranking as js; reward score as js', async () => {

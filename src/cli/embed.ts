@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { evaluateRecall, reportDims } from '../eval/recall.js';
+import { evaluateRecallAsync, reportDims } from '../eval/recall.js';
+import { moveToBackend } from '../nn/placement.js';
 import { loadEmbedder } from '../io/embedder_dir.js';
 import { UserError } from '../util/errors.js';
-import { checkDim, embedTexts } from '../models/embed_texts.js';
+import { checkDim, embedTextsAsync } from '../models/embed_texts.js';
 import { distinctKeys } from '../data/positive_pairs.js';
 import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedder_options.js';
 import { trainEmbedder, trainEmbedderAsync, type EmbedderEvents, type EmbedderRun, type EmbedderSummary } from '../train/embedder_trainer.js';
@@ -203,8 +204,9 @@ function checkRecordedFiles(dir: string, spec: PairSpec): void {
   if (gone.length) throw new UserError(`${where}: the training documents ${gone.join(', ')} are not there; pass them as --corpus PATHS… with the flags the model was trained with (its "pairs")`);
 }
 
-export function runEmbedEval(opts: Record<string, unknown>): string {
-  useBackend(opts);
+/** attn embed eval on any backend, webgpu included (the weights uploaded once, only vectors read back). */
+export async function runEmbedEval(opts: Record<string, unknown>): Promise<string> {
+  await useBackendAsync(opts);
   const dir = String(opts.model);
   const { model, tokenizer } = loadEmbedder(dir);
   const given = Boolean(opts.data || opts.task || opts.corpus);
@@ -215,14 +217,16 @@ export function runEmbedEval(opts: Record<string, unknown>): string {
   const dims = (opts.dims as number[] | undefined) ?? reportDims(full, model.config.matryoshka_dims);
   for (const d of dims) checkDim(model, d);
   const pairs = distinctKeys(loadPairs(spec).heldOut, (opts.evalPairs as number | undefined) ?? record?.evalPairs ?? 500);
-  return recallTable(evaluateRecall(model, tokenizer, pairs, dims), full, pairs.length);
+  moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
+  return recallTable(await evaluateRecallAsync(model, tokenizer, pairs, dims), full, pairs.length);
 }
 
 const sig = (x: number): number => Number(x.toPrecision(7));
 
-export function runEmbedText(texts: string[], opts: { model: string; dim?: number; format?: string; backend?: string; threads?: number }): string {
+/** attn embed text on any backend, webgpu included. */
+export async function runEmbedText(texts: string[], opts: { model: string; dim?: number; format?: string; backend?: string; threads?: number }): Promise<string> {
   if (texts.length === 0) throw new UserError('give at least one TEXT to embed');
-  useBackend(opts);
+  await useBackendAsync(opts);
   const { model, tokenizer } = loadEmbedder(opts.model);
   const dim = opts.dim ?? model.config.d_model;
   if (opts.dim !== undefined) {
@@ -232,7 +236,8 @@ export function runEmbedText(texts: string[], opts: { model: string; dim?: numbe
       throw new UserError(`--dim ${opts.dim}: ${(e as Error).message}`);
     }
   }
-  const vectors = embedTexts(model, tokenizer, texts, dim);
+  moveToBackend(model);
+  const vectors = await embedTextsAsync(model, tokenizer, texts, dim);
   if (opts.format === 'tsv') return texts.map((t, i) => `${t.replace(/[\t\r\n]+/g, ' ')}\t${Array.from(vectors[i]!, sig).join('\t')}\n`).join('');
   return texts.map((t, i) => JSON.stringify({ text: t, dim, embedding: Array.from(vectors[i]!, sig) }) + '\n').join('');
 }
@@ -263,23 +268,23 @@ export function embedCommand(): Command {
     process.stdout.write(table);
   });
 
-  const evaluate = withBackendFlags(withDataFlags(new Command('eval')))
+  const evaluate = withBackendFlags(withDataFlags(new Command('eval')), { webgpu: true })
     .description('held-out recall@1 of an embedder at each prefix dimension (the pairs it was trained with unless --data/--task)')
     .requiredOption('--model <dir>', 'embedder directory')
     .option('--dims <list>', 'prefix dimensions to score (default: the trained prefixes and halvings of the full size)', dimList)
     .option('--eval-pairs <n>', 'held-out pairs to rank (default: as in training, else 500)', int)
-    .action((opts: Record<string, unknown>) => {
-      process.stdout.write(runEmbedEval(opts));
+    .action(async (opts: Record<string, unknown>) => {
+      process.stdout.write(await runEmbedEval(opts));
     });
 
-  const text = withBackendFlags(new Command('text'))
+  const text = withBackendFlags(new Command('text'), { webgpu: true })
     .description('print unit-length embeddings of TEXT… (JSON lines; or --format tsv)')
     .argument('[text...]', 'texts to embed')
     .requiredOption('--model <dir>', 'embedder directory')
     .option('--dim <n>', 'use the first N components, re-normalised (a Matryoshka prefix; default: all)', int)
     .addOption(new Option('--format <kind>', 'output format').choices(['jsonl', 'tsv']).default('jsonl'))
-    .action((texts: string[], opts: { model: string; dim?: number; format?: string; backend?: string; threads?: number }) => {
-      process.stdout.write(runEmbedText(texts, opts));
+    .action(async (texts: string[], opts: { model: string; dim?: number; format?: string; backend?: string; threads?: number }) => {
+      process.stdout.write(await runEmbedText(texts, opts));
     });
 
   cmd.addCommand(finish(train));

@@ -10,7 +10,8 @@ import { heldOutSplit, promptKey } from '../train/sft_data.js';
 import { exactMatch } from '../train/sft_eval.js';
 import { parseFineTuneOptions, type FineTuneOptionsInput } from '../train/sft_options.js';
 import { UserError } from '../util/errors.js';
-import { useBackend, withBackendFlags } from './backend_flags.js';
+import { useBackendAsync, withBackendFlags } from './backend_flags.js';
+import { moveToBackend } from '../nn/placement.js';
 import { int, num, seed } from './flags.js';
 import { startFineTuneRun, startFineTuneRunAsync } from './fine_tune_run.js';
 import type { Progress } from './progress.js';
@@ -150,9 +151,10 @@ function heldOutRows(model: string, rows: ReturnType<typeof parseChatRows>, all:
 }
 
 export async function runSftEval(a: { model: string; data: string; all?: boolean; show?: number; valFraction?: number; seed?: number; backend?: string; threads?: number }): Promise<{ exact: number; rows: number }> {
-  useBackend(a);
+  await useBackendAsync(a);
   const rows = parseChatRows(readTextFile(a.data), a.data);
   const { model, tokenizer } = loadDecoder(a.model, '--model');
+  moveToBackend(model); // a device backend: the weights uploaded once (nothing on host backends)
   const picked = heldOutRows(a.model, rows, Boolean(a.all), a.valFraction ?? 0.1, a.seed ?? 1337);
   const { rate, checks } = await exactMatch(model, tokenizer, picked.map((r) => r.messages));
   for (const c of checks.slice(0, a.show ?? 0)) process.stderr.write(`${c.ok ? 'ok  ' : 'MISS'} ${JSON.stringify(c.reply)}${c.ok ? '' : ` (expected ${JSON.stringify(c.expected)})`}\n`);
@@ -190,7 +192,7 @@ export function sftCommand(): Command {
     );
     process.stdout.write(JSON.stringify(summary) + '\n');
   });
-  const evaluate = withBackendFlags(new Command('eval'))
+  const evaluate = withBackendFlags(new Command('eval'), { webgpu: true })
     .description('exact-match rate of greedy replies to the last assistant turn of held-out rows (those `attn sft` held out, recorded in the model\'s sft.json)')
     .requiredOption('--model <dir>', 'the fine-tuned model')
     .requiredOption('--data <file>', 'JSON Lines conversations')

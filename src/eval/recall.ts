@@ -1,4 +1,4 @@
-import { normalizedPrefix, pooledEmbeddings } from '../models/embed_texts.js';
+import { normalizedPrefix, pooledEmbeddings, pooledEmbeddingsAsync } from '../models/embed_texts.js';
 import type { Embedder } from '../models/embedder.js';
 import type { Pair } from '../data/positive_pairs.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -34,6 +34,14 @@ export function evaluateRecall(model: Embedder, tokenizer: Tokenizer, pairs: rea
   const full = model.config.d_model;
   const a = pooledEmbeddings(model, tokenizer, pairs.map((p) => p.anchor));
   const p = pooledEmbeddings(model, tokenizer, pairs.map((p) => p.positive));
+  return new Map(dims.map((d) => [d, recallAtOne(a, p, pairs.length, full, d)]));
+}
+
+/** evaluateRecall on any backend: on a device the passes run there and only the vectors are read back. */
+export async function evaluateRecallAsync(model: Embedder, tokenizer: Tokenizer, pairs: readonly Pair[], dims: readonly number[]): Promise<Map<number, number>> {
+  const full = model.config.d_model;
+  const a = await pooledEmbeddingsAsync(model, tokenizer, pairs.map((p) => p.anchor));
+  const p = await pooledEmbeddingsAsync(model, tokenizer, pairs.map((p) => p.positive));
   return new Map(dims.map((d) => [d, recallAtOne(a, p, pairs.length, full, d)]));
 }
 

@@ -1,6 +1,6 @@
 import { distinctKeys, groupOf, type Pair } from '../data/positive_pairs.js';
 import { shuffled } from '../data/image_set.js';
-import { evaluateRecall, reportDims } from '../eval/recall.js';
+import { evaluateRecall, evaluateRecallAsync, reportDims } from '../eval/recall.js';
 import { saveEmbedder } from '../io/embedder_dir.js';
 import { UserError } from '../util/errors.js';
 import { Embedder } from '../models/embedder.js';
@@ -8,6 +8,7 @@ import { parseEmbedderConfig } from '../models/embedder_config.js';
 import { padBatch, type PaddedBatch } from '../models/pad_batch.js';
 import { AdamW } from '../optim/adamw.js';
 import { onHost } from '../nn/placement.js';
+import { backend } from '../backend/index.js';
 import { slice } from '../tensor/ops/shape.js';
 import { buildTokenizer, DEFAULT_VOCAB_SIZE } from '../tokenizers/index.js';
 import { WordTokenizer } from '../tokenizers/word.js';
@@ -61,8 +62,9 @@ export function trainEmbedder(run: EmbedderRun, events: EmbedderEvents = {}): Em
 /**
  * trainEmbedder on any backend. On a device backend (webgpu) the steps run
  * on the device (each step's loss is read back, for the evaluation lines'
- * mean loss); the recall evaluation and the checkpoint run on js over host
- * copies of the weights, read back once each time (onHost).
+ * mean loss), and so does the recall evaluation (only the vectors read
+ * back); the checkpoint is saved from host copies of the weights, read back
+ * once each time (onHost).
  */
 export async function trainEmbedderAsync(run: EmbedderRun, events: EmbedderEvents = {}): Promise<EmbedderSummary> {
   const t = embedderTrainingRun(run, events);
@@ -122,8 +124,8 @@ function embedderTrainingRun(run: EmbedderRun, events: EmbedderEvents): { loop: 
         history.push({ step, loss, recall: Object.fromEntries(recall) });
         events.onEval?.({ step, loss, recall });
       };
-      const measured = onHost(model.parameters(), () => evaluateRecall(model, tokenizer, evalSet, reported));
-      return measured instanceof Promise ? measured.then(record) : record(measured);
+      // On a device the held-out pairs are embedded there (the weights stay put).
+      return backend().device ? evaluateRecallAsync(model, tokenizer, evalSet, reported).then(record) : record(evaluateRecall(model, tokenizer, evalSet, reported));
     },
     checkpoint: run.out
       ? {
