@@ -181,7 +181,7 @@ export function ragCommand(): Command {
       process.stdout.write(await runRagEval(o));
     });
 
-  const demo = withBackendFlags(new Command('demo'))
+  const demo = withBackendFlags(new Command('demo'), { webgpu: true })
     .description('offline end to end: generate documents about invented towns and questions with known answers, train a retriever on the documents (inverse cloze), index, and score each mode (JSON lines)')
     .requiredOption('--out <dir>', 'directory for the corpus, queries.jsonl, the embedder and the store')
     .option('--towns <n>', 'documents to generate (at least 2)', posInt, 300)
@@ -207,8 +207,8 @@ export function ragCommand(): Command {
     .option('--no-lowercase', 'the retriever\'s word tokenizer keeps case, as before the tenth round (docs/rag.md); by default it folds text to lower case, learned and encoded alike')
     .option('--space-tokens', 'the retriever\'s word tokenizer makes tokens of white space, as before the seventh round (docs/rag.md): a 64-token window and chunk then hold about 32 words, not about 55')
     .action(async (o: { out: string; towns: number; questionsPerTown: number; devQuestionsPerTown: number; steps: number; pairs: number; trainBatch: number; seed: number; multiFactRate: number; keepRate: number; multiKeepRate: number; hardNegatives?: boolean | 'facts'; untitledRate: number; titleRate: number; samePassageRate: number; lr: number; temperature: number; layers: number; dModel: number; pooling: 'mean' | 'idf'; trainSeed?: number; lowercase: boolean; spaceTokens?: boolean; backend?: string; threads?: number }) => {
-      useBackend(o);
-      checkDirPath(o.out); // before the corpus is written
+      checkDirPath(o.out); // before the corpus is written (and a device opened)
+      await useBackendAsync(o);
       if (o.towns < 2) throw new UserError('--towns: the corpus needs at least 2 towns');
       const r = await runRagDemo({
         hardNegatives: o.hardNegatives ?? false,

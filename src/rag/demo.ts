@@ -4,7 +4,7 @@ import { factCorpus } from '../data/fact_corpus.js';
 import { inverseClozePairs, splitBySentence } from '../data/inverse_cloze.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { parseEmbedderOptions, type EmbedderOptionsInput } from '../train/embedder_options.js';
-import { trainEmbedder } from '../train/embedder_trainer.js';
+import { trainEmbedderAsync } from '../train/embedder_trainer.js';
 import { evaluateMode, evaluateModes, type EvalQuery, type FusionOptions, type ModeScores } from './evaluate.js';
 import { indexFiles, type IndexReport } from './indexer.js';
 import { openForIndexing } from './open_store.js';
@@ -92,13 +92,14 @@ export async function runRagDemo(o: DemoOptions): Promise<DemoResult> {
   // Keyed by document and split by sentence (inverse_cloze.ts): every document is trained on, and its passages are not each other's negatives.
   const pairs = splitBySentence(inverseClozePairs(documents.map((d) => d.text), { passageWords: o.passageWords, count: o.pairs, seed: o.seed, keyBy: 'document', multiFactRate: o.multiFactRate ?? 0, neighbours: o.neighbours ?? 1, describedRate: o.describedRate ?? 0, keepRate: o.keepRate ?? 0.1, multiKeepRate: o.multiKeepRate ?? 0, hardNegatives: o.hardNegatives ?? false, untitledRate: o.untitledRate ?? 0, titleRate: o.titleRate ?? 0, samePassageRate: o.samePassageRate ?? 0 }), 0.1);
   log(`training the retriever: ${pairs.train.length} inverse cloze pairs from the documents${o.hardNegatives ? ', each with a BM25-mined hard negative' : ''}, ${options.steps} steps\n`);
-  const summary = trainEmbedder({
+  // On a device backend (webgpu) the retriever trains there (trainEmbedderAsync runs on any backend).
+  const summary = await trainEmbedderAsync({
     train: pairs.train, heldOut: pairs.heldOut, options, out: embedderDir,
     pairs: { task: 'corpus', files: [corpusDir], pairs: o.pairs, seed: o.seed, passageWords: o.passageWords, keyBy: 'document', ...(o.multiFactRate ? { multiFactRate: o.multiFactRate } : {}), ...((o.neighbours ?? 1) > 1 ? { neighbours: o.neighbours } : {}), ...(o.describedRate ? { describedRate: o.describedRate } : {}), ...(o.keepRate !== undefined && o.keepRate !== 0.1 ? { keepRate: o.keepRate } : {}), ...(o.multiKeepRate ? { multiKeepRate: o.multiKeepRate } : {}), ...(o.hardNegatives ? { hardNegatives: o.hardNegatives } : {}), ...(o.untitledRate ? { untitledRate: o.untitledRate } : {}), ...(o.titleRate ? { titleRate: o.titleRate } : {}), ...(o.samePassageRate ? { samePassageRate: o.samePassageRate } : {}) },
   });
   log(`trained in ${summary.seconds.toFixed(1)} s; held-out recall@1 ${[...summary.recall].map(([d, r]) => `${d}:${r.toFixed(3)}`).join(' ')}\n`);
 
-  const embedder = TextEmbedder.load(embedderDir);
+  const embedder = TextEmbedder.loadOnBackend(embedderDir);
   const storeDir = join(o.out, 'store');
   const store = await openForIndexing(storeDir, embedder);
   try {
