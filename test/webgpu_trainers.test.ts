@@ -95,6 +95,9 @@ describe('attn sft, attn reward train and attn dpo on webgpu', { skip }, () => {
     assert.match(gpu.text, /backend webgpu/);
     assert.match(gpu.text, /LoRA adapters on 2 layers/);
     sameLosses(gpu.losses, js.losses, 3, 'sft');
+    // The held-out loss, computed on the device (one number read back a batch).
+    const held = (text: string) => Number(/held-out loss ([\d.]+)/.exec(text)![1]);
+    assert.ok(Math.abs(held(gpu.text) - held(js.text)) <= 1e-3 * held(js.text), `held-out loss ${held(gpu.text)} on webgpu, ${held(js.text)} on js`);
     const out = join(work, 'sft-webgpu');
     for (const f of ['adapter_model.safetensors', 'optimizer.safetensors', 'sft.json']) assert.ok(existsSync(join(out, f)), f);
     const before = readSafetensors(join(base, 'model.safetensors')).tensors;

@@ -21,8 +21,11 @@ import type { Parameter } from '../nn/module.js';
 import { addLoRA, loraLayers, loraParameters } from '../nn/lora.js';
 import { AdamW } from '../optim/adamw.js';
 import { backend } from '../backend/index.js';
-import { moveToBackend, onHost } from '../nn/placement.js';
+import { moveToBackend } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
+import { withDeviceScratch } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
+import { inEvalMode } from '../nn/eval_mode.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 import { Rng, type RngState } from '../util/rng.js';
@@ -120,18 +123,25 @@ export function sftObjective(model: DecoderLM): Objective<SftBatch> {
 
 /** Mean loss per learned token over all `batches` (no gradients). */
 export function sftLoss(model: DecoderLM, batches: readonly SftBatch[]): number {
-  const wasTraining = model.training;
-  model.eval();
+  return inEvalMode(model, () => valuesNow(heldOutLosses(model, batches)));
+}
+
+/** sftLoss on any backend: on a device each batch's pass is scratch and reads back one number, its loss. */
+export function sftLossAsync(model: DecoderLM, batches: readonly SftBatch[]): Promise<number> {
+  return inEvalMode(model, () => valuesAwaited(heldOutLosses(model, batches)));
+}
+
+/** Each batch's mean loss yielded to be read (tensor/value_reads.ts); the token-weighted mean returned. */
+function* heldOutLosses(model: DecoderLM, batches: readonly SftBatch[]): ValueReads<number> {
   let sum = 0;
   let tokens = 0;
-  noGrad(() => {
-    for (const b of batches) {
-      if (b.tokens === 0) continue;
-      sum += model.forward(b.x, [b.B, b.T], b.y).loss!.item() * b.tokens;
-      tokens += b.tokens;
-    }
-  });
-  model.train(wasTraining);
+  for (const b of batches) {
+    if (b.tokens === 0) continue;
+    const loss = withDeviceScratch(() => noGrad(() => model.forward(b.x, [b.B, b.T], b.y).loss!), (l) => [l.storage]);
+    const [value] = yield [loss];
+    sum += value![0]! * b.tokens;
+    tokens += b.tokens;
+  }
   return tokens ? sum / tokens : NaN;
 }
 
@@ -153,9 +163,8 @@ export function sft(run: SftRun, events: SftEvents = {}): SftSummary {
 /**
  * sft on any backend. On a device backend (webgpu) the whole model (the
  * frozen base too) is uploaded once and the steps run there, each step's
- * loss read back; the held-out loss runs on js over host copies of the
- * weights (onHost), and a checkpoint reads the weights and the Adam moments
- * back once.
+ * loss read back; so does the held-out loss (one number read back a
+ * batch), and a checkpoint reads the weights and the Adam moments back once.
  */
 export async function sftAsync(run: SftRun, events: SftEvents = {}): Promise<SftSummary> {
   const t = sftTrainingRun(run, events);
@@ -238,8 +247,8 @@ function sftTrainingRun(run: SftRun, events: SftEvents): { loop: TrainingLoop<Sf
         events.onEval?.(last);
         return [valLoss];
       };
-      const measured = onHost(model.parameters(), () => sftLoss(model, valBatches));
-      return measured instanceof Promise ? measured.then(record) : record(measured);
+      // On a device the held-out batches run there, one number read back a batch.
+      return backend().device ? sftLossAsync(model, valBatches).then(record) : record(sftLoss(model, valBatches));
     },
     checkpoint: run.out
       ? {
