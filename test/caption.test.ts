@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -10,19 +10,13 @@ import { captionFashion, captionVocabulary, decodeCaption, encodeCaption, FASHIO
 import { bleu4 } from '../src/eval/bleu.js';
 import { scoreCaptions } from '../src/eval/caption_scores.js';
 import { attentionHeatmapPng } from '../src/io/attention_heatmap_png.js';
-import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
+import { rect, writeFakeFashion } from './fake_fashion.js';
 
 const root = mkdtempSync(join(tmpdir(), 'attn-caption-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 const quiet = (): void => {};
 
-/** A grayscale image with a filled rectangle [x0, x1) × [y0, y1) of value v. */
-function rect(width: number, height: number, x0: number, x1: number, y0: number, y1: number, v: number): Uint8Array {
-  const px = new Uint8Array(width * height);
-  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) px[y * width + x] = v;
-  return px;
-}
 
 describe('caption data', () => {
   it('measures brightness, size and position on the picture', () => {
@@ -89,30 +83,6 @@ describe('attention heatmap PNG', () => {
     assert.deepEqual(at(16 + 9, 5), [166, 166, 166]); // panel 2, patch 5 (second row, third column)
   });
 });
-
-/** A Fashion-MNIST stand-in: class k is a bar 4 + 2k pixels wide, dark or bright at random. */
-function writeFakeFashion(dir: string, counts: { train: number; t10k: number }): void {
-  mkdirSync(dir, { recursive: true });
-  const rng = new Rng(4);
-  for (const [split, n] of Object.entries(counts)) {
-    const pixels = new Uint8Array(n * 28 * 28);
-    const labels = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      labels[i] = i % 10;
-      const w = 4 + 2 * labels[i]!;
-      pixels.set(rect(28, 28, 14 - w / 2, 14 + w / 2, 2, 26, rng.random() < 0.5 ? 90 : 230), i * 784);
-    }
-    const idx = (dims: number[], data: Uint8Array): Buffer => {
-      const header = Buffer.alloc(4 + 4 * dims.length);
-      header[2] = 8;
-      header[3] = dims.length;
-      dims.forEach((d, k) => header.writeUInt32BE(d, 4 + 4 * k));
-      return Buffer.concat([header, data]);
-    };
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([n, 28, 28], pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([n], labels));
-  }
-}
 
 describe('attn caption', () => {
   const data = join(root, 'fake-fashion');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -16,6 +16,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/rng.js';
 import { runAttn } from './helpers.js';
 import { assertNear, sameStep, webgpu, webgpuSkip } from './webgpu_helpers.js';
+import { writeFakeFashion } from './fake_fashion.js';
 
 /*
  * The image captioner on webgpu against js (the oracle): one training step
@@ -106,31 +107,6 @@ describe('the captioner on webgpu against js', { skip }, () => {
     }
   });
 });
-
-/** A Fashion-MNIST stand-in (as test/caption.test.ts makes one): class k is a bar 4 + 2k pixels wide, dark or bright at random. */
-function writeFakeFashion(dir: string, counts: { train: number; t10k: number }): void {
-  mkdirSync(dir, { recursive: true });
-  const r = new Rng(4);
-  for (const [split, n] of Object.entries(counts)) {
-    const pixels = new Uint8Array(n * 28 * 28);
-    const labels = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      labels[i] = i % 10;
-      const w = 4 + 2 * labels[i]!;
-      const v = r.random() < 0.5 ? 90 : 230;
-      for (let y = 2; y < 26; y++) pixels.fill(v, i * 784 + y * 28 + 14 - w / 2, i * 784 + y * 28 + 14 + w / 2);
-    }
-    const idx = (dims: number[], data: Uint8Array): Buffer => {
-      const header = Buffer.alloc(4 + 4 * dims.length);
-      header[2] = 8;
-      header[3] = dims.length;
-      dims.forEach((d, k) => header.writeUInt32BE(d, 4 + 4 * k));
-      return Buffer.concat([header, data]);
-    };
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([n, 28, 28], pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([n], labels));
-  }
-}
 
 describe('attn caption --backend webgpu', { skip }, () => {
   it("trains as js does (every step's loss, the scores after each epoch), then eval and a PNG's caption and heatmap are js's", () => {
