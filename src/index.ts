@@ -114,7 +114,7 @@ export { DecoderLayer, type DecoderMasks } from './nn/decoder_layer.js';
 export { labelSmoothedCrossEntropy } from './tensor/ops/label_smoothing.js';
 export { greedyDecode, greedyReads, beamSearch, beamReads, lengthPenalty, modelLogProbs, modelLogProbReads, type NextTokenLogProbs, type NextTokenReads, type Hypothesis, type BeamOptions } from './models/seq2seq_decode.js';
 export { translate, translateAsync } from './generate/translate.js';
-export { crossAttentionMap, meanOverHeads } from './generate/cross_attention.js';
+export { crossAttentionMap, crossAttentionMapAsync, meanOverHeads } from './generate/cross_attention.js';
 export { PieceTokenizer, PAD, BOS, EOS } from './tokenizers/piece.js';
 export { english, german, numberPieces, isHeldOut, heldOutNumbers, sampleTrainNumber } from './data/numbers_de.js';
 export { parsePairsTSV, splitTranslationPairs, reversePairs, type TranslationPair } from './data/translation_pairs.js';

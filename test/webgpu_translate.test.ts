@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { setBackend } from '../src/backend/index.js';
 import { openedWebGpu } from '../src/backend/webgpu/index.js';
 import type { Seq2SeqTask } from '../src/data/seq2seq_task.js';
+import { crossAttentionMap, crossAttentionMapAsync } from '../src/generate/cross_attention.js';
 import { translate, translateAsync, type Translation } from '../src/generate/translate.js';
 import { loadSeq2Seq } from '../src/io/seq2seq_dir.js';
 import { moveToBackend } from '../src/nn/placement.js';
@@ -13,7 +14,7 @@ import { exactMatch, exactMatchAsync } from '../src/train/seq2seq_eval.js';
 import { parseSeq2SeqOptions } from '../src/train/seq2seq_options.js';
 import { trainSeq2Seq } from '../src/train/seq2seq_trainer.js';
 import { runAttn } from './helpers.js';
-import { webgpu, webgpuSkip } from './webgpu_helpers.js';
+import { assertNear, webgpu, webgpuSkip } from './webgpu_helpers.js';
 
 /*
  * Translation on webgpu against js: a tiny encoder–decoder overfitted on
@@ -21,9 +22,10 @@ import { webgpu, webgpuSkip } from './webgpu_helpers.js';
  * (a batch of sources of different lengths: padding masks) and beam search
  * must pick exactly js's tokens, their log-probabilities within 1e-4 (the
  * scores are read back and normalised on the host; the kernels differ from
- * js only in summation order); exact match, `attn translate` (with its
- * attention map) and `attn seq2seq eval` print what js prints. SwiftShader
- * without a GPU; skips as webgpu_helpers.ts says.
+ * js only in summation order); the cross-attention map within 1e-5; exact
+ * match, `attn translate` (with its attention map) and `attn seq2seq eval`
+ * print what js prints. SwiftShader without a GPU; skips as
+ * webgpu_helpers.ts says.
  */
 
 const skip = await webgpuSkip('webgpu translation tests');
@@ -74,6 +76,7 @@ describe('translation on webgpu: js\'s tokens and scores', { skip }, () => {
     const greedy = translate(js.model, js.tokenizer, sources);
     const beams = sources.map((s) => translate(js.model, js.tokenizer, [s], { beamWidth: 3, lengthPenalty: 0.6 })[0]!);
     const match = exactMatch(js.model, js.tokenizer, pairs);
+    const map = crossAttentionMap(js.model, js.tokenizer, 'forty-two', greedy[5]!.ids);
     assert.equal(match.accuracy, 1, 'the model learned its pairs (a test that can tell a wrong token)');
 
     await webgpu();
@@ -84,6 +87,10 @@ describe('translation on webgpu: js\'s tokens and scores', { skip }, () => {
     for (const s of sources) gpuBeams.push((await translateAsync(gpu.model, gpu.tokenizer, [s], { beamWidth: 3, lengthPenalty: 0.6 }))[0]!);
     sameTranslations(gpuBeams, beams, 'beam 3');
     assert.deepEqual(await exactMatchAsync(gpu.model, gpu.tokenizer, pairs), match);
+    // The cross-attention map: the queries and keys read back, the weights from their values (atol 1e-5).
+    const gpuMap = await crossAttentionMapAsync(gpu.model, gpu.tokenizer, 'forty-two', greedy[5]!.ids);
+    assert.deepEqual(gpuMap.targetTokens, map.targetTokens);
+    assertNear(gpuMap.heads.flat(2), map.heads.flat(2), 0, 1e-5, 'cross-attention weights');
 
     // Each step's pass is scratch and the encoder's output is given back: the same work again takes every buffer from the pool.
     const created = openedWebGpu()!.stats.buffersCreated;

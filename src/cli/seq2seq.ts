@@ -3,13 +3,13 @@ import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { numbersTask, pairsTask, type Seq2SeqTask, type TaskSource } from '../data/seq2seq_task.js';
 import { parsePairsTSV } from '../data/translation_pairs.js';
-import { crossAttentionMap, meanOverHeads } from '../generate/cross_attention.js';
+import { crossAttentionMapAsync, meanOverHeads } from '../generate/cross_attention.js';
 import { translateAsync } from '../generate/translate.js';
 import { checkOutFile, writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { loadSeq2Seq } from '../io/seq2seq_dir.js';
 import { exactMatchAsync } from '../train/seq2seq_eval.js';
-import { moveToBackend, onHost } from '../nn/placement.js';
+import { moveToBackend } from '../nn/placement.js';
 import { parseSeq2SeqOptions, type Seq2SeqOptionsInput } from '../train/seq2seq_options.js';
 import { trainSeq2SeqAsync, type Seq2SeqSummary } from '../train/seq2seq_trainer.js';
 import { attentionHtml, attentionText } from './attention_view.js';
@@ -167,8 +167,7 @@ export function translateCommand(): Command {
     for (const [i, r] of results.entries()) {
       process.stdout.write(r.text + (r.finished ? '' : '  [stopped at the length limit]') + '\n');
       if (!opts.showAttention && !opts.attentionHtml) continue;
-      // The weights are for display, computed by the js reference's loops: on a device, over host copies of the weights.
-      const map = await onHost(model.parameters(), () => crossAttentionMap(model, tokenizer, texts[i]!, r.ids));
+      const map = await crossAttentionMapAsync(model, tokenizer, texts[i]!, r.ids);
       const matrices = opts.attentionHeads ? map.heads.map((m, h) => ({ label: `head ${h}`, matrix: m })) : [{ label: `mean of ${map.heads.length} heads`, matrix: meanOverHeads(map) }];
       if (opts.showAttention) {
         for (const { label, matrix } of matrices) process.stdout.write(`\ncross-attention, last layer, ${label}:\n${attentionText(matrix, map.sourceTokens, map.targetTokens)}\n\n`);

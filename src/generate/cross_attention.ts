@@ -1,5 +1,7 @@
 import type { Transformer } from '../models/transformer.js';
 import { noGrad } from '../tensor/autograd.js';
+import { withDeviceScratch } from '../tensor/tensor.js';
+import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { BOS, EOS, type PieceTokenizer } from '../tokenizers/piece.js';
 import { encodeSource, padRows } from '../models/seq2seq_batch.js';
 
@@ -20,12 +22,24 @@ export interface CrossAttentionMap {
  * attention: no position sees anything after it).
  */
 export function crossAttentionMap(model: Transformer, tokenizer: PieceTokenizer, source: string, targetIds: number[]): CrossAttentionMap {
+  return valuesNow(mapReads(model, tokenizer, source, targetIds));
+}
+
+/** crossAttentionMap on any backend: a device reads back the last layer's cross-attention queries and keys. */
+export function crossAttentionMapAsync(model: Transformer, tokenizer: PieceTokenizer, source: string, targetIds: number[]): Promise<CrossAttentionMap> {
+  return valuesAwaited(mapReads(model, tokenizer, source, targetIds));
+}
+
+/** The teacher-forced pass (scratch on a device), yielding the queries and keys to be read; the weights computed from their values. */
+function* mapReads(model: Transformer, tokenizer: PieceTokenizer, source: string, targetIds: number[]): ValueReads<CrossAttentionMap> {
   const src = encodeSource(tokenizer, source, model.config.max_length);
   const tgtIn = Int32Array.of(BOS, ...targetIds);
-  const w = noGrad(() => {
+  const [q, k] = withDeviceScratch(() => noGrad(() => {
     model.decode(model.encode(padRows([src])), padRows([tgtIn]), { keepWeights: true });
-    return model.crossAttention()!;
-  });
+    return model.crossQueriesKeys()!;
+  }), (qk) => qk.map((t) => t.storage));
+  const [qValues, kValues] = yield [q, k];
+  const w = model.crossAttention([qValues!, kValues!])!;
   const Tq = tgtIn.length;
   const Tk = src.length;
   const heads = Array.from({ length: model.config.n_head }, (_, h) =>

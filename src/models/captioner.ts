@@ -3,11 +3,12 @@ import { Embedding } from '../nn/embedding.js';
 import { LayerNorm } from '../nn/layernorm.js';
 import { Module } from '../nn/module.js';
 import { PositionalEncoding } from '../nn/positional.js';
-import { attention, attentionWeights, type AttentionOptions } from '../tensor/ops/attention.js';
+import { attention, type AttentionOptions } from '../tensor/ops/attention.js';
+import { AttentionProbe } from '../nn/attention_probe.js';
 import { crossEntropy } from '../tensor/ops/cross_entropy.js';
 import { add, scale } from '../tensor/ops/elementwise.js';
 import { linear } from '../tensor/ops/linear.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { LayerAttend } from './causal_lm.js';
 import type { CaptionerConfig } from './captioner_config.js';
@@ -35,13 +36,8 @@ export class Captioner extends Module {
   decoder: DecoderLayer[];
   norm: LayerNorm;
   readonly config: CaptionerConfig;
-  /**
-   * The last decoder layer's cross-attention queries and keys (and options)
-   * from the last decode with keepWeights. Kept rather than their weights:
-   * the weights are computed from host values (the js reference's loops),
-   * which a device backend has only after reading q and k back.
-   */
-  private lastCross: { q: Tensor; k: Tensor; o: AttentionOptions } | null = null;
+  /** The last decoder layer's cross-attention, kept by the last decode with keepWeights. */
+  private readonly crossProbe = new AttentionProbe();
 
   constructor(config: CaptionerConfig, rng: Rng = new Rng(1337)) {
     super();
@@ -82,10 +78,8 @@ export class Captioner extends Module {
   /** Scores [B, T, vocab] for the word after each position of tokens [B·T]; keepWeights keeps the last layer's cross-attention. */
   decode(memory: Tensor, tokens: Int32Array, opts: { keepWeights?: boolean } = {}): Tensor {
     const last = this.decoder.length - 1;
-    const cross = opts.keepWeights ? (l: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor => {
-      if (l === last) this.lastCross = { q, k, o };
-      return attention(q, k, v, o);
-    } : undefined;
+    const cross = opts.keepWeights ? (l: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor =>
+      (l === last ? this.crossProbe.attend : attention)(q, k, v, o) : undefined;
     return this.readOut(this.decoderStream(memory, tokens, { cross }).at(-1)!);
   }
 
@@ -115,25 +109,13 @@ export class Captioner extends Module {
     return linear(this.norm.forward(x), this.embed.weight);
   }
 
-  /**
-   * The last decoder layer's cross-attention queries [B, T, D] and keys
-   * [B, 1 + patches, D] from the last decode with keepWeights: what a device
-   * backend reads back for crossAttention.
-   */
+  /** The last decoder layer's cross-attention queries and keys from the last decode with keepWeights: what a device reads back for crossAttention. */
   crossQueriesKeys(): [Tensor, Tensor] | null {
-    return this.lastCross && [this.lastCross.q, this.lastCross.k];
+    return this.crossProbe.queriesKeys();
   }
 
-  /**
-   * The last decoder layer's cross-attention from the last decode with
-   * keepWeights: [B, heads, T, 1 + patches]. From the queries' and keys' host
-   * values; on a device backend, give their values read back
-   * (crossQueriesKeys).
-   */
+  /** The last decoder layer's cross-attention [B, heads, T, 1 + patches] from the last decode with keepWeights (on a device: given q's and k's values). */
   crossAttention(values?: readonly [Float32Array, Float32Array]): Float32Array | null {
-    const c = this.lastCross;
-    if (!c) return null;
-    const [q, k] = values ? [new Tensor(values[0], c.q.shape), new Tensor(values[1], c.k.shape)] : [c.q, c.k];
-    return attentionWeights(q, k, c.o);
+    return this.crossProbe.weights(values);
   }
 }

@@ -13,7 +13,8 @@ import { linear } from '../tensor/ops/linear.js';
 import { embedding } from '../tensor/ops/embedding.js';
 import { reshape, slice } from '../tensor/ops/shape.js';
 
-import { attention, attentionWeights, type AttentionOptions } from '../tensor/ops/attention.js';
+import { attention, type AttentionOptions } from '../tensor/ops/attention.js';
+import { AttentionProbe } from '../nn/attention_probe.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { LayerAttend } from './causal_lm.js';
@@ -60,8 +61,8 @@ export class Transformer extends Module {
   out_proj: Linear | null;
   readonly config: TransformerConfig;
   readonly rng: Rng;
-  /** The last decoder layer's cross-attention weights from the last decode with keepWeights. */
-  private lastCrossWeights: Float32Array | null = null;
+  /** The last decoder layer's cross-attention, kept by the last decode with keepWeights. */
+  private readonly crossProbe = new AttentionProbe();
 
   constructor(config: TransformerConfig, rng: Rng = new Rng(1337)) {
     super();
@@ -120,12 +121,10 @@ export class Transformer extends Module {
 
   /** Scores [B, Tt, vocab] for the token after each target position. keepWeights keeps cross-attention weights. */
   decode(enc: Encoded, tgt: Tokens, opts: { keepWeights?: boolean } = {}): Tensor {
-    // To keep the weights, the last layer's cross-attention runs through an `attend` that also computes them.
+    // To keep the weights, the last layer's cross-attention runs through a probe that keeps its queries and keys.
     const last = this.decoder.length - 1;
-    const cross = opts.keepWeights ? (l: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor => {
-      if (l === last) this.lastCrossWeights = attentionWeights(q, k, o);
-      return attention(q, k, v, o);
-    } : undefined;
+    const cross = opts.keepWeights ? (l: number, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor =>
+      (l === last ? this.crossProbe.attend : attention)(q, k, v, o) : undefined;
     return this.readOut(this.decoderStream(enc, tgt, { cross }).at(-1)!);
   }
 
@@ -169,9 +168,14 @@ export class Transformer extends Module {
     return reshape(T === 1 ? logits : slice(logits, 1, T - 1, T), [B, this.config.vocab_size]);
   }
 
-  /** The last decoder layer's cross-attention from the last decode with keepWeights: [B, heads, Tt, Ts]. */
-  crossAttention(): Float32Array | null {
-    return this.lastCrossWeights;
+  /** The last decoder layer's cross-attention queries and keys from the last decode with keepWeights: what a device reads back for crossAttention. */
+  crossQueriesKeys(): [Tensor, Tensor] | null {
+    return this.crossProbe.queriesKeys();
+  }
+
+  /** The last decoder layer's cross-attention [B, heads, Tt, Ts] from the last decode with keepWeights (on a device: given q's and k's values). */
+  crossAttention(values?: readonly [Float32Array, Float32Array]): Float32Array | null {
+    return this.crossProbe.weights(values);
   }
 
   /** Token vectors scaled by √d_model (the paper, §3.4), plus positions, then dropout. */
