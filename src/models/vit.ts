@@ -85,10 +85,10 @@ export class ViT extends Module {
    */
   stream(images: Tensor, attend?: LayerAttend): Tensor[] {
     const N = images.shape[0]!;
-    const { image_height: H, image_width: W, channels: C, patch_size: p, d_model: D } = this.config;
+    const { image_height: H, image_width: W, channels: C, patch_size: p } = this.config;
     if (images.shape.join() !== [N, H, W, C].join()) throw new Error(`ViT expects images [N, ${H}, ${W}, ${C}], got [${images.shape}]`);
     const patches = this.patch_embed.forward(patchify(images, p)); // [N, P, D]
-    // One learned class token per image (broadcast over the batch), in front of the patches.
+    // One learned class token per image (repeated over the batch), in front of the patches.
     const cls = repeatRows(this.cls_token, N);
     let x = add(concat([cls, patches], 1), this.pos_embed);
     x = this.drop.forward(x);

@@ -8,16 +8,15 @@ import { captionerFiles } from '../io/captioner_dir.js';
 import type { Captioner } from '../models/captioner.js';
 import type { CaptionerConfig } from '../models/captioner_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { backend } from '../backend/index.js';
 import { isHost } from '../backend/storage.js';
 import { inEvalMode } from '../nn/eval_mode.js';
-import { withHostValues } from '../nn/placement.js';
+import { onHost } from '../nn/placement.js';
 import { releaseStorage } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { CaptionTrainOptions } from './caption_options.js';
-import { epochBatches } from './epoch_batches.js';
+import { epochBatches, epochPlan } from './epoch_batches.js';
 import { runTraining, runTrainingAsync, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { Objective } from './step.js';
 import { imageBatch } from './image_batch.js';
@@ -139,11 +138,8 @@ function captionTrainingRun(run: CaptionRun, events: CaptionTrainEvents, async: 
   const model = captionerFor(train.images, train.captions, o);
   const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
   const n = train.images.count;
-  const stepsPerEpoch = Math.ceil(n / o.batchSize);
-  const maxSteps = Math.min(o.epochs * stepsPerEpoch, o.maxSteps ?? Infinity);
-  const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: Math.min(o.warmupSteps, Math.floor(maxSteps / 5)), decayIters: maxSteps };
+  const { stepsPerEpoch, maxSteps, schedule, epochOf } = epochPlan(n, o);
   const rng = new Rng(o.seed + 1);
-  const epochOf = (step: number): number => Math.max(1, Math.ceil(step / stepsPerEpoch));
   events.onStart?.({ params: model.numParameters(), train: n, test: test.images.count, maxSteps, config: model.config });
 
   const batchAt = epochBatches(n, o.batchSize, rng);
@@ -159,7 +155,6 @@ function captionTrainingRun(run: CaptionRun, events: CaptionTrainEvents, async: 
   let last: CaptionEvalInfo | null = null;
   const history: CaptionEvalInfo[] = [];
   const window = new ProgressWindow(o.logInterval, maxSteps);
-  const onDevice = backend().device !== undefined;
   model.train();
   const loop: TrainingLoop<Int32Array> = {
     opt, objective, maxSteps, schedule, gradClip: o.gradClip, nextBatches,
@@ -179,8 +174,8 @@ function captionTrainingRun(run: CaptionRun, events: CaptionTrainEvents, async: 
           dir: run.out,
           save: (step) => {
             const write = () => writeDirAtomic(run.out!, { ...captionerFiles(model), 'trainer.json': JSON.stringify({ data: run.dataPath, options: o, step, epoch: epochOf(step), history }, null, 2) + '\n' });
-            // On a device backend the weights are read back once, all together, for the save.
-            return onDevice ? withHostValues(model.parameters(), write) : write();
+            // On a device backend the weights are read back once, all together, for the save (on a host: at once).
+            return onHost(model.parameters(), write);
           },
         }
       : undefined,

@@ -5,15 +5,14 @@ import { pointPatches, type PointPatches } from '../models/point_patches.js';
 import { PointCloudTransformer, type PointCloudOutput } from '../models/point_transformer.js';
 import { parsePointTransformerConfig, type PointTransformerConfig } from '../models/point_transformer_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { backend } from '../backend/index.js';
 import { inEvalMode } from '../nn/eval_mode.js';
-import { withHostValues } from '../nn/placement.js';
+import { onHost } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor, uploadForPass, withDeviceScratch } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { epochBatches } from './epoch_batches.js';
+import { epochBatches, epochPlan } from './epoch_batches.js';
 import { runTraining, runTrainingAsync, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { PointCloudTrainOptions } from './point_cloud_options.js';
 import type { Objective } from './step.js';
@@ -196,17 +195,13 @@ function pointCloudTrainingRun(run: PointCloudRun, events: PointCloudTrainEvents
   const trainTokens = tokenizeClouds(model, train);
   const testTokens = tokenizeClouds(model, test);
   const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
-  const stepsPerEpoch = Math.ceil(train.clouds.length / o.batchSize);
-  const maxSteps = Math.min(o.epochs * stepsPerEpoch, o.maxSteps ?? Infinity);
-  const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: Math.min(o.warmupSteps, Math.floor(maxSteps / 5)), decayIters: maxSteps };
+  const { stepsPerEpoch, maxSteps, schedule, epochOf } = epochPlan(train.clouds.length, o);
   const rng = new Rng(o.seed + 1);
-  const epochOf = (step: number): number => Math.max(1, Math.ceil(step / stepsPerEpoch));
   events.onStart?.({ params: model.numParameters(), train: train.clouds.length, test: test.clouds.length, maxSteps, config: model.config });
 
   const batchAt = epochBatches(train.clouds.length, o.batchSize, rng);
   const nextBatches = (step: number): Int32Array[] => [batchAt(step)];
   const window = new ProgressWindow(o.logInterval, maxSteps);
-  const onDevice = backend().device !== undefined;
   const objective: Objective<Int32Array> = {
     loss: (idx) => {
       const labels = Int32Array.from(idx, (i) => train.labels[i]!);
@@ -245,8 +240,8 @@ function pointCloudTrainingRun(run: PointCloudRun, events: PointCloudTrainEvents
           save: (step) => {
             const record = { data: run.dataName, options: o, step, epoch: epochOf(step), history };
             const write = () => writeDirAtomic(run.out!, { ...pointTransformerFiles(model), 'trainer.json': JSON.stringify(record, null, 2) + '\n' });
-            // On a device backend the weights are read back once, all together, for the save.
-            return onDevice ? withHostValues(model.parameters(), write) : write();
+            // On a device backend the weights are read back once, all together, for the save (on a host: at once).
+            return onHost(model.parameters(), write);
           },
         }
       : undefined,

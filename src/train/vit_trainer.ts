@@ -6,14 +6,13 @@ import { imageSize, type ImageSet } from '../data/image_set.js';
 import { ViT } from '../models/vit.js';
 import { vitConfigFor, type ViTConfig } from '../models/vit_config.js';
 import { AdamW } from '../optim/adamw.js';
-import { backend } from '../backend/index.js';
 import { inEvalMode } from '../nn/eval_mode.js';
-import { withHostValues } from '../nn/placement.js';
+import { onHost } from '../nn/placement.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withDeviceScratch } from '../tensor/tensor.js';
 import { valuesAwaited, valuesNow, type ValueReads } from '../tensor/value_reads.js';
 import { Rng } from '../util/rng.js';
-import { epochBatches } from './epoch_batches.js';
+import { epochBatches, epochPlan } from './epoch_batches.js';
 import { runTraining, runTrainingAsync, type LoopResult, type TrainingEvents, type TrainingLoop } from './loop.js';
 import type { Objective } from './step.js';
 import type { ViTTrainOptions } from './vit_options.js';
@@ -146,11 +145,8 @@ function vitTrainingRun(run: ViTRun, events: ViTTrainEvents, async: boolean): { 
   if (imageSize(train) === 0 || train.count === 0) throw new UserError('no training images');
   const model = vitForData(train, o);
   const opt = new AdamW(model.namedParameters(), { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
-  const stepsPerEpoch = Math.ceil(train.count / o.batchSize);
-  const maxSteps = Math.min(o.epochs * stepsPerEpoch, o.maxSteps ?? Infinity);
-  const schedule = { lr: o.lr, minLr: o.minLr, warmupIters: Math.min(o.warmupSteps, Math.floor(maxSteps / 5)), decayIters: maxSteps };
+  const { stepsPerEpoch, maxSteps, schedule, epochOf } = epochPlan(train.count, o);
   const rng = new Rng(o.seed + 1);
-  const epochOf = (step: number): number => Math.max(1, Math.ceil(step / stepsPerEpoch));
   events.onStart?.({ params: model.numParameters(), train: train.count, test: test.count, maxSteps, config: model.config });
 
   // The data source: a fresh shuffle at the start of each epoch, then consecutive slices of it.
@@ -161,7 +157,6 @@ function vitTrainingRun(run: ViTRun, events: ViTTrainEvents, async: boolean): { 
   };
   // Cross-entropy of the class scores; counting the right answers on the way for the progress line.
   const window = new ProgressWindow(o.logInterval, maxSteps);
-  const onDevice = backend().device !== undefined;
   const objective: Objective<ImageBatch> = {
     loss: ({ idx, labels }) => {
       const { logits, loss } = model.forward(imageBatch(model, train, idx), labels);
@@ -199,8 +194,8 @@ function vitTrainingRun(run: ViTRun, events: ViTTrainEvents, async: boolean): { 
           save: (step) => {
             const record = { data: run.dataPath, options: o, step, epoch: epochOf(step), history, train_seconds: trainSeconds };
             const write = () => writeDirAtomic(run.out!, { ...vitFiles(model), 'trainer.json': JSON.stringify(record, null, 2) + '\n' });
-            // On a device backend the weights are read back once, all together, for the save.
-            return onDevice ? withHostValues(model.parameters(), write) : write();
+            // On a device backend the weights are read back once, all together, for the save (on a host: at once).
+            return onHost(model.parameters(), write);
           },
         }
       : undefined,
