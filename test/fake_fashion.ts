@@ -9,10 +9,10 @@ export function rect(width: number, height: number, x0: number, x1: number, y0: 
   return px;
 }
 
-/** A Fashion-MNIST stand-in: class k is a bar 4 + 2k pixels wide, dark or bright at random. */
-export function writeFakeFashion(dir: string, counts: { train: number; t10k: number }): void {
+/** A Fashion-MNIST stand-in (IDX files, `counts` images per split): class k is a bar 4 + 2k pixels wide, dark or bright at random. */
+export function writeFakeFashion(dir: string, counts: Record<string, number>, seed = 4): void {
   mkdirSync(dir, { recursive: true });
-  const rng = new Rng(4);
+  const rng = new Rng(seed);
   for (const [split, n] of Object.entries(counts)) {
     const pixels = new Uint8Array(n * 28 * 28);
     const labels = new Uint8Array(n);

@@ -5,32 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
 import { runCaptionTraining } from '../src/cli/caption.js';
-import { Rng } from '../src/util/rng.js';
+import { writeFakeFashion } from './fake_fashion.js';
 import { assertUserError, runAttn } from './helpers.js';
-
-/** Fashion-MNIST-shaped IDX files: a bright or dim bar whose width is the class. */
-function writeIdx(dir: string, counts: Record<string, number>): void {
-  mkdirSync(dir, { recursive: true });
-  const rng = new Rng(9);
-  const idx = (dims: number[], data: Uint8Array): Buffer => {
-    const header = Buffer.alloc(4 + 4 * dims.length);
-    header[2] = 8;
-    header[3] = dims.length;
-    dims.forEach((d, k) => header.writeUInt32BE(d, 4 + 4 * k));
-    return Buffer.concat([header, data]);
-  };
-  for (const [split, n] of Object.entries(counts)) {
-    const pixels = new Uint8Array(n * 784);
-    const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
-    for (let i = 0; i < n; i++) {
-      const w = 4 + 2 * labels[i]!;
-      const v = rng.random() < 0.5 ? 90 : 230;
-      for (let y = 2; y < 26; y++) pixels.fill(v, i * 784 + y * 28 + 14 - w / 2, i * 784 + y * 28 + 14 + w / 2);
-    }
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([n, 28, 28], pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([n], labels));
-  }
-}
 
 describe('attn inspect: a captioner (ViT patches as the source)', () => {
   let work: string;
@@ -40,7 +16,7 @@ describe('attn inspect: a captioner (ViT patches as the source)', () => {
     work = mkdtempSync(join(tmpdir(), 'attn-inspect-cap-'));
     data = join(work, 'fashion');
     model = join(work, 'model');
-    writeIdx(data, { train: 64, t10k: 40 });
+    writeFakeFashion(data, { train: 64, t10k: 40 }, 9);
     runCaptionTraining({ data, out: model, backend: 'js' }, { dModel: 16, layers: 1, decoderLayers: 1, heads: 2, epochs: 1, batchSize: 32, lr: 4e-3, warmupSteps: 1, testImages: 40, logInterval: 1000 }, () => {});
   });
   after(() => rmSync(work, { recursive: true, force: true }));
