@@ -18,7 +18,7 @@ import { crossEntropy } from '../src/tensor/ops/cross_entropy.js';
 import { gelu } from '../src/tensor/ops/elementwise.js';
 import { linear } from '../src/tensor/ops/linear.js';
 import { withPrecision } from '../src/tensor/precision.js';
-import { Tensor } from '../src/tensor/tensor.js';
+import { releaseStorage, Tensor } from '../src/tensor/tensor.js';
 import { trainStep, trainStepAsync, type Objective } from '../src/train/step.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
@@ -197,6 +197,20 @@ describe('webgpu backend', { skip }, () => {
     const limit = openedWebGpu()!.limits.maxBufferSize;
     assert.throws(() => Tensor.zeros([Math.ceil(limit / 4) + 1024]), (e: unknown) => e instanceof UserError && /over this device's max\w+Size \(\d+ bytes\)/.test(e.message) && !e.message.includes('\n'));
     setBackend('js');
+  });
+
+  it('storage given back twice is refused (two owners would overwrite each other), and taken again it can be given back once more', async () => {
+    await selectBackendAsync('webgpu');
+    try {
+      const t = Tensor.zeros([64]);
+      releaseStorage(t.storage);
+      assert.throws(() => releaseStorage(t.storage), /released twice/);
+      openedWebGpu()!.flush();
+      const again = Tensor.zeros([64]); // the pool hands the same buffer out
+      releaseStorage(again.storage);
+    } finally {
+      setBackend('js');
+    }
   });
 });
 

@@ -353,12 +353,8 @@ function dpoTrainingRun(setup: DpoSetup, ref: Map<number, [number, number]>, eve
         const pol = pairLogProbs(model, batch);
         const r = refTensors(ref, batch);
         let loss = implicitRewardLoss(pol.chosen, pol.rejected, r.chosen, r.rejected, beta);
-        const uploads = [r.chosen, r.rejected];
-        if (nllWeight > 0) {
-          const weights = chosenNllWeights(batch);
-          uploads.push(weights);
-          loss = add(loss, scale(chosenNll(pol.chosen, batch, weights), nllWeight));
-        }
+        // (The reference values and weights are uploads of this micro-batch's pass: the step gives them back after its backward.)
+        if (nllWeight > 0) loss = add(loss, scale(chosenNll(pol.chosen, batch, chosenNllWeights(batch)), nllWeight));
         // The step's statistics come from the policy's 2n log-probabilities, copied before backward frees them.
         const logProbs = allocStorage(2 * batch.length, false);
         copyStorage(pol.all.storage, 0, logProbs, 0, 2 * batch.length);
@@ -366,10 +362,10 @@ function dpoTrainingRun(setup: DpoSetup, ref: Map<number, [number, number]>, eve
         if (!onDevice) tally(byRow(logProbs as Float32Array));
         else {
           // Read without waiting (the step stays queued); it resolves, in queue order, before the loss read
-          // that prints the progress line. By then the step's backward has been recorded: its uploads can go.
+          // that prints the progress line.
           void readStorage(logProbs).then((v) => {
             tally(byRow(v));
-            for (const s of [logProbs, ...uploads.map((t) => t.storage)]) releaseStorage(s);
+            releaseStorage(logProbs);
           }, () => {} /* a lost device is reported by the loss read */);
         }
         return loss;

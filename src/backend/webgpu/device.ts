@@ -226,6 +226,8 @@ export class GpuContext {
   /** Dispatches that make a submit while recording (0: none but reads and explicit flushes). */
   submitEvery = submitEveryFromEnv();
   private readonly free = new Map<string, GPUBuffer[]>();
+  /** Buffers given back through release and not handed out since (the double-release check). */
+  private readonly given = new Set<GPUBuffer>();
   /** Released since the last flush: free again once that work is submitted. */
   private releasedSinceFlush: GPUBuffer[] = [];
   private readonly pipelines = new Map<string, GPUComputePipeline>();
@@ -388,7 +390,10 @@ export class GpuContext {
     const key = `${usage}:${size}`;
     const list = this.free.get(key);
     const reused = list?.pop();
-    if (reused) return reused;
+    if (reused) {
+      this.given.delete(reused);
+      return reused;
+    }
     const buffer = this.device.createBuffer({ size, usage });
     this.stats.buffersCreated++;
     this.poolKey.set(buffer, key);
@@ -516,6 +521,9 @@ export class GpuContext {
   /** Give a pooled buffer back. Work already recorded may still use it: it is handed out again only after the next flush. */
   release(buffer: GPUBuffer): void {
     if (!this.poolKey.has(buffer)) throw new Error('GpuContext.release: not a pooled buffer');
+    // Released twice, a buffer would be handed to two owners, each overwriting the other's values.
+    if (this.given.has(buffer)) throw new Error('GpuContext.release: a buffer released twice (its storage has two owners that each give it back)');
+    this.given.add(buffer);
     this.releasedSinceFlush.push(buffer);
     if (this.deferredWork.size > 0) this.releasedDeferred(buffer);
   }
@@ -972,6 +980,7 @@ export class GpuContext {
     for (const b of this.dummies) b.destroy();
     this.stage?.destroy();
     this.free.clear();
+    this.given.clear();
     this.device.destroy();
   }
 }
