@@ -281,6 +281,32 @@ describe('rag: indexing into LanceDB and searching it', () => {
   });
 });
 
+describe('rag: keyword search', () => {
+  const work = mkdtempSync(join(tmpdir(), 'attn-rag-bm25-'));
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  it('orders chunks whose BM25 scores tie by id, also where the tie straddles the k-th place (LanceDB gave ties in no fixed order)', async () => {
+    const store = await LanceDBStore.openOrCreate(join(work, 'store'), { dim: 2, prefixDim: 1, embedder: 'none' });
+    try {
+      // Twelve chunks with the same text (the same BM25 score), written in the reverse of their ids' order over two
+      // commits, among chunks that do not match; one chunk matches better than all of them.
+      const chunk = (name: string, text: string) => ({ id: `${name}#0`, source: name, fileHash: 'h', ordinal: 0, start: 0, end: text.length, tokens: 4, text, vector: Float32Array.of(1, 0) });
+      const tied = Array.from({ length: 12 }, (_, i) => `t${String(i).padStart(2, '0')}`);
+      const rows = [chunk('best', 'the old mill mill mill by the river'), ...tied.map((t) => chunk(t, 'the old mill by the river')), ...['a', 'b', 'c'].map((x) => chunk(x, `the ${x} lane`))];
+      const reversed = rows.slice().reverse();
+      for (const half of [reversed.slice(0, 8), reversed.slice(8)]) await store.replaceFiles(half.map((c) => ({ source: c.source, chunks: [c] })));
+      await store.optimize();
+      for (const k of [3, 6, 13, 20]) {
+        const hits = await store.keywordSearch('old mill', k);
+        assert.deepEqual(hits.map((h) => h.chunk.id), ['best#0', ...tied.map((t) => `${t}#0`)].slice(0, k), `k ${k}`);
+        assert.equal(new Set(hits.slice(1).map((h) => h.score)).size, 1, 'the twelve tie');
+      }
+    } finally {
+      store.close();
+    }
+  });
+});
+
 describe('rag: the HNSW index on the prefix column (--ann)', () => {
   const work = mkdtempSync(join(tmpdir(), 'attn-rag-ann-'));
   after(() => rmSync(work, { recursive: true, force: true }));

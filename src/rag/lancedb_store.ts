@@ -211,9 +211,20 @@ export class LanceDBStore implements RetrievalStore {
     return this.table.countRows();
   }
 
+  /**
+   * LanceDB returns chunks whose BM25 scores tie (the same words in chunks of
+   * one length) in no fixed order: one build of a store ranked three tied
+   * chunks 4, 5, 6 and another 6, 4, 5, which moved a hybrid score (the
+   * rank is what RRF uses). Ties are ordered by chunk id, and the search
+   * reaches past k until the tie at the k-th place is whole, so the same
+   * store and query give the same list every time.
+   */
   async keywordSearch(query: string, k: number): Promise<Hit[]> {
-    const rows = await this.table.search(query, 'fts', 'text').select([...CHUNK_COLUMNS, '_score']).limit(k).toArray();
-    return rows.map((r) => ({ chunk: chunkOf(r), score: r._score as number }));
+    for (let limit = k + 8; ; limit *= 2) {
+      const rows = await this.table.search(query, 'fts', 'text').select([...CHUNK_COLUMNS, '_score']).limit(limit).toArray();
+      const hits = rows.map((r) => ({ chunk: chunkOf(r), score: r._score as number })).sort((a, b) => b.score - a.score || (a.chunk.id < b.chunk.id ? -1 : a.chunk.id > b.chunk.id ? 1 : 0));
+      if (rows.length < limit || hits.length <= k || hits[limit - 1]!.score !== hits[k - 1]!.score) return hits.slice(0, k);
+    }
   }
 
   async prefixSearch(prefix: Float32Array, k: number): Promise<Hit[]> {
