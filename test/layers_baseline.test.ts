@@ -64,7 +64,9 @@ function seq2seqCase(norm: 'pre' | 'post', positions: 'sinusoidal' | 'rope'): Re
   const logits = noGrad(() => m.forward({ ids: src, shape: [2, 7] }, { ids: tgt, shape: [2, 6] }).logits);
   const cross = noGrad(() => {
     m.decode(m.encode({ ids: src, shape: [2, 7] }), { ids: tgt, shape: [2, 6] }, { keepWeights: true });
-    return m.crossAttention()!;
+    const w = m.crossAttention()!;
+    assert.equal(m.crossAttention(), null, 'the probe lets go of q and k once their weights are taken');
+    return w;
   });
   return { logits: digest(logits.data), cross: digest(cross) };
 }

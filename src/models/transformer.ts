@@ -173,7 +173,7 @@ export class Transformer extends Module {
     return this.crossProbe.queriesKeys();
   }
 
-  /** The last decoder layer's cross-attention [B, heads, Tt, Ts] from the last decode with keepWeights (on a device: given q's and k's values). */
+  /** The last decoder layer's cross-attention [B, heads, Tt, Ts] from the last decode with keepWeights (on a device: given q's and k's values); once per decode, then null. */
   crossAttention(values?: readonly [Float32Array, Float32Array]): Float32Array | null {
     return this.crossProbe.weights(values);
   }

@@ -8,7 +8,9 @@ import { Tensor } from '../tensor/tensor.js';
  * the js reference's loops over host values, which a device backend has
  * only once q and k are read back — `queriesKeys()` names the tensors to
  * read, `weights(values)` computes from what was read. On a host, `weights()`
- * reads them directly.
+ * reads them directly. The weights are computed once per pass: `weights`
+ * lets go of q and k (on a device their buffers go back to the pool when the
+ * pass's reads are done, so a second call would read freed memory).
  */
 export class AttentionProbe {
   private last: { q: Tensor; k: Tensor; o: AttentionOptions } | null = null;
@@ -24,10 +26,11 @@ export class AttentionProbe {
     return this.last && [this.last.q, this.last.k];
   }
 
-  /** The weights [B, heads, Tq, Tk] from the kept q and k (their host values, or the values given for them). */
+  /** The weights [B, heads, Tq, Tk] from the kept q and k (their host values, or the values given for them); null before a pass or after its weights were taken. */
   weights(values?: readonly [Float32Array, Float32Array]): Float32Array | null {
     const c = this.last;
     if (!c) return null;
+    this.last = null;
     const [q, k] = values ? [new Tensor(values[0], c.q.shape), new Tensor(values[1], c.k.shape)] : [c.q, c.k];
     return attentionWeights(q, k, c.o);
   }
