@@ -73,7 +73,9 @@ describe('retrieval on webgpu', { skip }, () => {
     const indexed = (['js', 'webgpu'] as const).map((b) => JSON.parse(rag(b, 'index', join(work, 'corpus'), '--store', stores[b], '--embedder', join(work, 'emb'), '--chunk-tokens', '24')) as { chunks: number });
     assert.equal(indexed[1]!.chunks, indexed[0]!.chunks);
     assert.ok(indexed[0]!.chunks > documents.length, 'documents cut into several chunks');
-    for (const q of queries.slice(0, 3)) {
+    // One query (each webgpu command starts Dawn and compiles its kernels: 5 s on SwiftShader); `rag eval` below scores all
+    // six on both backends. This one has three chunks tied in BM25, which LanceDB returned in no fixed order before.
+    for (const q of queries.slice(1, 2)) {
       for (const mode of ['dense', 'hybrid']) {
         const hits = (b: 'js' | 'webgpu') => rag(b, 'query', q.query, '--store', stores[b], '--mode', mode, '--k', '5', '--json').trim().split('\n').map((l) => JSON.parse(l) as Hit);
         sameHits(hits('webgpu'), hits('js'), `${mode} "${q.query}"`);
