@@ -1,9 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient } from 'redis';
 import { fleetReport } from '../serve/fleet_ledger.js';
-import type { RedisClient } from '../serve/shared_state.js';
+import { newRedisClient } from '../serve/redis.js';
 import { DECODE_CONFIGS } from './decode.js';
 import { clock, runClients, type RequestLog } from './fleet_clients.js';
 import { startNginx, startRedis, startReplica, type Replica } from './fleet_processes.js';
@@ -72,7 +71,7 @@ export async function benchFleet(o: FleetBenchOptions): Promise<Record<string, u
   const replicas: Replica[] = [];
   let single: Replica | null = null;
   let nginx: Awaited<ReturnType<typeof startNginx>> | null = null;
-  const client$ = createClient({ url: redis.url }) as unknown as RedisClient;
+  const client$ = await newRedisClient({ url: redis.url });
   try {
     const modelDir = o.modelDir ?? join(root, 'model');
     if (!o.modelDir) writeBenchModel(o.config, modelDir);

@@ -1,13 +1,13 @@
-import { createClient } from 'redis';
 import { UserError } from '../util/errors.js';
 import { formatReport } from './economics.js';
 import { fleetReport } from './fleet_ledger.js';
-import { withoutPassword, type RedisClient } from './shared_state.js';
+import { newRedisClient } from './redis.js';
+import { withoutPassword } from './shared_state.js';
 
 /** `attn serve --report --fleet URL`: the cost report of every replica together, read from the fleet's Redis. */
 export async function printFleetReport(url: string, namespace: string, json: boolean): Promise<void> {
   if (!/^rediss?:\/\//.test(url)) throw new UserError(`--fleet ${url}: must be a redis:// or rediss:// URL`);
-  const client = createClient({ url, socket: { connectTimeout: 2000, reconnectStrategy: false } });
+  const client = await newRedisClient({ url, socket: { connectTimeout: 2000, reconnectStrategy: false } });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -15,7 +15,7 @@ export async function printFleetReport(url: string, namespace: string, json: boo
     throw new UserError(`cannot connect to the fleet's Redis at ${withoutPassword(url)}: ${(e as Error).message || 'connection failed'}`);
   }
   try {
-    const report = await fleetReport(client as unknown as RedisClient, namespace);
+    const report = await fleetReport(client, namespace);
     if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else {
       process.stdout.write(formatReport(report));

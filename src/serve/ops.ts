@@ -49,11 +49,10 @@ export class Ops {
     const metrics = createOpsMetrics(registry);
     let shared: SharedState | null = null;
     if (config.fleet) {
-      shared = new SharedState({ url: config.fleet.redis_url, namespace: config.fleet.namespace, logger, onChange: (up) => metrics.sharedStateUp.set(up ? 1 : 0) });
-      await shared.ready();
+      shared = await SharedState.connect({ url: config.fleet.redis_url, namespace: config.fleet.namespace, logger, onChange: (up) => metrics.sharedStateUp.set(up ? 1 : 0) });
     }
     const guardrails = config.guardrails ? new Guardrails(config.guardrails, shared, metrics) : null;
-    const tracing = new Tracing(config.tracing, logger, metrics, taskLabel);
+    const tracing = await Tracing.create(config.tracing, logger, metrics, taskLabel);
     const judge = config.judge ? new LiveJudge(config.judge, ledger, metrics, taskLabel, logger) : null;
     return new Ops(metrics, shared, guardrails, tracing, judge, config.fleet?.replica ?? replica, logger);
   }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createClient } from 'redis';
 import { UserError } from '../util/errors.js';
 import type { CachedResponse, SemanticCache } from './contracts.js';
 import type { CacheSettings } from './config.js';
+import { newRedisClient, type RedisClient } from './redis.js';
 
 /**
  * Semantic cache: a prompt whose embedding is close enough (cosine) to a
@@ -121,8 +121,6 @@ export interface RedisCacheOptions {
   namespace: string;
 }
 
-type RedisClient = ReturnType<typeof createClient>;
-
 /**
  * Redis layout under namespace N:
  *   N:e:<id>        hash {model, emb (base64 of the unit Float32 vector), resp (JSON)}, PEXPIRE ttl
@@ -133,36 +131,46 @@ type RedisClient = ReturnType<typeof createClient>;
  * Several servers pointing at one Redis and namespace share the cache.
  */
 export class RedisSemanticCache implements SemanticCache {
-  private readonly client: RedisClient;
+  private connected: RedisClient | null = null;
   private connecting: Promise<unknown> | null = null;
   private lastError: Error | null = null;
 
-  constructor(private readonly opts: RedisCacheOptions) {
-    // Without the offline queue a command fails at once while Redis is away,
-    // instead of holding the request until it comes back. A first connection that fails is reported at once (a bad URL should stop
-    // start-up); once connected, a lost connection is retried with back-off.
-    let connected = false;
-    this.client = createClient({
-      url: opts.url,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: 2000, reconnectStrategy: (retries, cause) => (connected ? Math.min(50 * 2 ** retries, 2000) : cause) },
-    });
-    this.client.on('ready', () => {
-      connected = true;
-    });
-    // node-redis reconnects by itself; an unhandled 'error' event would kill the process.
-    this.client.on('error', (e: Error) => {
-      this.lastError = e;
-    });
-  }
+  constructor(private readonly opts: RedisCacheOptions) {}
 
   /** Connects (once); the server awaits this at start-up to fail fast on a bad URL. */
   async ready(): Promise<void> {
-    this.connecting ??= this.client.connect().catch((e: Error) => {
+    this.connecting ??= this.connect().catch((e: Error) => {
       this.connecting = null;
       throw new UserError(`cannot connect to the semantic cache at ${withoutPassword(this.opts.url)}: ${e.message || this.lastError?.message || 'connection failed'}`);
     });
     await this.connecting;
+  }
+
+  private async connect(): Promise<void> {
+    // Without the offline queue a command fails at once while Redis is away,
+    // instead of holding the request until it comes back. A first connection that fails is reported at once (a bad URL should stop
+    // start-up); once connected, a lost connection is retried with back-off.
+    let connected = false;
+    const client = await newRedisClient({
+      url: this.opts.url,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: 2000, reconnectStrategy: (retries, cause) => (connected ? Math.min(50 * 2 ** retries, 2000) : cause) },
+    });
+    client.on('ready', () => {
+      connected = true;
+    });
+    // node-redis reconnects by itself; an unhandled 'error' event would kill the process.
+    client.on('error', (e: Error) => {
+      this.lastError = e;
+    });
+    await client.connect();
+    this.connected = client;
+  }
+
+  /** The connected client (every use follows ready()). */
+  private get client(): RedisClient {
+    if (!this.connected) throw new Error('the semantic cache is used before ready()');
+    return this.connected;
   }
 
   private key(...parts: string[]): string {
@@ -249,7 +257,7 @@ export class RedisSemanticCache implements SemanticCache {
   }
 
   async close(): Promise<void> {
-    if (this.client.isOpen) await this.client.close();
+    if (this.connected?.isOpen) await this.connected.close();
   }
 
   /** Removes every key of this namespace (tests, and `attn serve` has no use for it). */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { createClient } from 'redis';
+import { newRedisClient, type RedisClient } from './redis.js';
 import { UserError } from '../util/errors.js';
 
 /**
@@ -12,7 +12,7 @@ import { UserError } from '../util/errors.js';
  * (each replica enforces them alone).
  */
 
-export type RedisClient = ReturnType<typeof createClient>;
+export type { RedisClient } from './redis.js';
 
 export interface SharedStateOptions {
   url: string;
@@ -23,29 +23,37 @@ export interface SharedStateOptions {
 }
 
 export class SharedState {
-  readonly client: RedisClient;
   readonly namespace: string;
   private up = true;
   private connecting: Promise<unknown> | null = null;
 
-  constructor(private readonly opts: SharedStateOptions) {
-    this.namespace = opts.namespace;
+  /** The shared state, connected: a wrong URL stops the server at start-up rather than leaving every replica alone. */
+  static async connect(opts: SharedStateOptions): Promise<SharedState> {
     let connected = false;
     // No offline queue: while Redis is away a command fails at once and the local form answers,
     // instead of the request waiting for a reconnection.
-    this.client = createClient({
+    const client = await newRedisClient({
       url: opts.url,
       disableOfflineQueue: true,
       socket: { connectTimeout: 2000, reconnectStrategy: (retries, cause) => (connected ? Math.min(50 * 2 ** retries, 1000) : cause) },
     });
-    this.client.on('ready', () => {
+    client.on('ready', () => {
       connected = true;
     });
-    this.client.on('error', () => {}); // reported through run(); an unhandled 'error' would kill the process
+    client.on('error', () => {}); // reported through run(); an unhandled 'error' would kill the process
+    const state = new SharedState(opts, client);
+    await state.ready();
+    return state;
   }
 
-  /** Connects at start-up: a wrong URL stops the server rather than leaving every replica alone. */
-  async ready(): Promise<void> {
+  private constructor(
+    private readonly opts: SharedStateOptions,
+    readonly client: RedisClient,
+  ) {
+    this.namespace = opts.namespace;
+  }
+
+  private async ready(): Promise<void> {
     this.connecting ??= this.client.connect().catch((e: Error) => {
       this.connecting = null;
       throw new UserError(`cannot connect to the fleet's Redis at ${withoutPassword(this.opts.url)}: ${e.message || 'connection failed'}`);
