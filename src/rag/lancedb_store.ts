@@ -224,7 +224,7 @@ export class LanceDBStore implements RetrievalStore {
     for (let limit = k + 8; ; limit *= 2) {
       const rows = await this.table.search(query, 'fts', 'text').select([...CHUNK_COLUMNS, '_score']).limit(limit).toArray();
       const hits = rows.map((r) => ({ chunk: chunkOf(r), score: r._score as number })).sort((a, b) => b.score - a.score || (a.chunk.id < b.chunk.id ? -1 : a.chunk.id > b.chunk.id ? 1 : 0));
-      if (rows.length < limit || hits.length <= k || hits[limit - 1]!.score !== hits[k - 1]!.score) return hits.slice(0, k);
+      if (rows.length < limit || hits[limit - 1]!.score !== hits[k - 1]!.score) return hits.slice(0, k);
     }
   }
 

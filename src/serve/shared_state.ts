@@ -25,7 +25,6 @@ export interface SharedStateOptions {
 export class SharedState {
   readonly namespace: string;
   private up = true;
-  private connecting: Promise<unknown> | null = null;
 
   /** The shared state, connected: a wrong URL stops the server at start-up rather than leaving every replica alone. */
   static async connect(opts: SharedStateOptions): Promise<SharedState> {
@@ -41,9 +40,10 @@ export class SharedState {
       connected = true;
     });
     client.on('error', () => {}); // reported through run(); an unhandled 'error' would kill the process
-    const state = new SharedState(opts, client);
-    await state.ready();
-    return state;
+    await client.connect().catch((e: Error) => {
+      throw new UserError(`cannot connect to the fleet's Redis at ${withoutPassword(opts.url)}: ${e.message || 'connection failed'}`);
+    });
+    return new SharedState(opts, client);
   }
 
   private constructor(
@@ -51,14 +51,6 @@ export class SharedState {
     readonly client: RedisClient,
   ) {
     this.namespace = opts.namespace;
-  }
-
-  private async ready(): Promise<void> {
-    this.connecting ??= this.client.connect().catch((e: Error) => {
-      this.connecting = null;
-      throw new UserError(`cannot connect to the fleet's Redis at ${withoutPassword(this.opts.url)}: ${e.message || 'connection failed'}`);
-    });
-    await this.connecting;
   }
 
   get shared(): boolean {
